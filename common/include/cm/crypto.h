@@ -1,0 +1,42 @@
+/* cm/crypto.h - small cryptographic helpers on OpenSSL: base64, HMAC, hashes, randomness,
+ * constant-time comparison. All return 0 or a negative errno. */
+#ifndef CM_CRYPTO_H
+#define CM_CRYPTO_H
+
+#include <stddef.h>
+
+struct cm_buf;
+
+enum cm_b64_variant {
+	CM_B64_STD, /* RFC 4648 section 4, with '=' padding */
+	CM_B64_URL, /* RFC 4648 section 5, no padding (JWT) */
+};
+
+/* Append the encoding of in to out. */
+int cm_crypto_b64_encode(struct cm_buf *out, const void *in, size_t n, enum cm_b64_variant v);
+
+/* Append the decoded bytes to out. Strict: characters outside the alphabet, wrong padding,
+ * or non-zero trailing bits give -EINVAL and append nothing. STD requires padding; URL accepts
+ * input with or without it. */
+int cm_crypto_b64_decode(struct cm_buf *out, const char *in, size_t n, enum cm_b64_variant v);
+
+#define CM_SHA1_LEN 20
+#define CM_SHA256_LEN 32
+
+int cm_crypto_hmac_sha1(const void *key, size_t keylen, const void *msg, size_t len,
+			unsigned char out[CM_SHA1_LEN]);
+int cm_crypto_hmac_sha256(const void *key, size_t keylen, const void *msg, size_t len,
+			  unsigned char out[CM_SHA256_LEN]);
+int cm_crypto_sha1(const void *msg, size_t len, unsigned char out[CM_SHA1_LEN]);
+int cm_crypto_sha256(const void *msg, size_t len, unsigned char out[CM_SHA256_LEN]);
+
+/* Fill buf with cryptographically secure random bytes. */
+int cm_crypto_random(void *buf, size_t n);
+
+/* Compare in time independent of the content: 1 when equal, 0 otherwise. */
+int cm_crypto_equal(const void *a, const void *b, size_t n);
+
+/* Lowercase hex of n bytes appended to out. */
+int cm_crypto_hex(struct cm_buf *out, const void *in, size_t n);
+
+#endif

@@ -1,0 +1,88 @@
+/* cm/tls.h - OpenSSL contexts that can be reloaded, and a transport-neutral TLS engine.
+ *
+ * struct cm_tls holds an SSL_CTX built from certificate/key/chain/CA files. cm_tls_reload()
+ * builds a fresh SSL_CTX from the same files and swaps it in only if it is complete; live
+ * connections keep the context they were made with (OpenSSL reference counts it), so a reload
+ * never drops a connection. Creating a connection and reloading may happen on different
+ * threads.
+ *
+ * struct cm_tls_conn drives one TLS session over memory BIOs: the caller feeds bytes read from
+ * the network, reads plaintext, writes plaintext, and sends what cm_tls_conn_take() returns. It
+ * knows nothing of sockets or event loops, so the same code serves libuv streams, STARTTLS
+ * upgrades and tests.
+ *
+ * Defaults: TLS 1.2 minimum, no compression, no renegotiation, server cipher preference.
+ */
+#ifndef CM_TLS_H
+#define CM_TLS_H
+
+#include <stddef.h>
+#include <sys/types.h>
+#include <time.h>
+#include <openssl/ssl.h>
+
+struct cm_tls;
+struct cm_tls_conn;
+
+struct cm_tls_config {
+	const char *cert_file;  /* PEM; server: required; client: optional (client certificate) */
+	const char *key_file;   /* PEM private key for cert_file */
+	const char *chain_file; /* optional PEM intermediates */
+	const char *ca_file;    /* optional PEM CAs to verify the peer; client default: system store */
+	const char *alpn;       /* optional, comma-separated protocols in preference order ("h2,http/1.1") */
+	int verify_peer;        /* client: verify the server (default should be 1); server: require a client certificate */
+};
+
+/* Build a context. err (errlen bytes) receives a one-line reason naming the file on failure.
+ * The config's strings are copied. 0, -EINVAL (bad files/mismatch), -ENOMEM. */
+int cm_tls_server_alloc(struct cm_tls **out, const struct cm_tls_config *cfg, char *err,
+			size_t errlen);
+int cm_tls_client_alloc(struct cm_tls **out, const struct cm_tls_config *cfg, char *err,
+			size_t errlen);
+
+/* Re-read the files. On failure the current context stays in use and err says why. */
+int cm_tls_reload(struct cm_tls *t, char *err, size_t errlen);
+
+/* notAfter of the certificate in use (0 when there is none). */
+time_t cm_tls_not_after(struct cm_tls *t);
+
+/* The current SSL_CTX with a reference taken for the caller (SSL_CTX_free() it). */
+SSL_CTX *cm_tls_ctx_get(struct cm_tls *t);
+
+void cm_tls_free(struct cm_tls *t); /* accepts NULL */
+
+/* Start a session on the current context. server_name: SNI and the name verified in the
+ * server's certificate (client side; may be NULL to skip name checks only when verify_peer=0). */
+int cm_tls_conn_alloc(struct cm_tls_conn **out, struct cm_tls *t, const char *server_name);
+void cm_tls_conn_free(struct cm_tls_conn *c); /* accepts NULL */
+
+/* Hand over bytes received from the peer. 0, -ENOMEM. */
+int cm_tls_conn_feed(struct cm_tls_conn *c, const void *data, size_t len);
+
+/* Progress the handshake / read plaintext into buf. Returns bytes read (> 0), 0 when more
+ * input is needed, -ECONNRESET when the peer closed the session cleanly, -EPROTO on a TLS failure
+ * (cm_tls_conn_error() says why). Call cm_tls_conn_take() afterwards: a read may produce output
+ * (handshake messages, alerts). */
+ssize_t cm_tls_conn_read(struct cm_tls_conn *c, void *buf, size_t len);
+
+/* Encrypt plaintext (queued until the handshake completes). 0, -EPROTO, -ENOMEM. */
+int cm_tls_conn_write(struct cm_tls_conn *c, const void *data, size_t len);
+
+/* Bytes waiting to be sent to the peer. */
+size_t cm_tls_conn_pending(struct cm_tls_conn *c);
+
+/* Move up to len pending bytes into buf; returns how many. */
+size_t cm_tls_conn_take(struct cm_tls_conn *c, void *buf, size_t len);
+
+/* Queue a close_notify alert. */
+void cm_tls_conn_shutdown(struct cm_tls_conn *c);
+
+int cm_tls_conn_established(const struct cm_tls_conn *c);
+/* Negotiated ALPN protocol ("" when none), borrowed until the connection is freed. */
+const char *cm_tls_conn_alpn(struct cm_tls_conn *c);
+/* Last error text, "" when none. */
+const char *cm_tls_conn_error(const struct cm_tls_conn *c);
+/* The underlying SSL object (borrowed) for what this API does not cover. */
+SSL *cm_tls_conn_ssl(struct cm_tls_conn *c);
+
+#endif
