@@ -12,7 +12,8 @@ enum cm_b64_variant {
 	CM_B64_URL, /* RFC 4648 section 5, no padding (JWT) */
 };
 
-/* Append the encoding of in to out. */
+/* Append the encoding of in to out. 0, -EINVAL (unknown variant), -ENOMEM, -ENOBUFS (out's
+ * limit); on failure out is unchanged. */
 int cm_crypto_b64_encode(struct cm_buf *out, const void *in, size_t n, enum cm_b64_variant v);
 
 /* Append the decoded bytes to out. Strict: characters outside the alphabet, wrong padding,
@@ -20,23 +21,25 @@ int cm_crypto_b64_encode(struct cm_buf *out, const void *in, size_t n, enum cm_b
  * input with or without it. */
 int cm_crypto_b64_decode(struct cm_buf *out, const char *in, size_t n, enum cm_b64_variant v);
 
-#define CM_SHA1_LEN 20
+#define CM_SHA1_LEN   20
 #define CM_SHA256_LEN 32
 
+/* HMAC (RFC 2104) and digests into out. An empty key or message may be NULL. 0, -EINVAL (NULL
+ * with a non-zero length, key over INT_MAX bytes), -EIO (OpenSSL failed). */
 int cm_crypto_hmac_sha1(const void *key, size_t keylen, const void *msg, size_t len,
-			unsigned char out[CM_SHA1_LEN]);
+                        unsigned char out[CM_SHA1_LEN]);
 int cm_crypto_hmac_sha256(const void *key, size_t keylen, const void *msg, size_t len,
-			  unsigned char out[CM_SHA256_LEN]);
+                          unsigned char out[CM_SHA256_LEN]);
 int cm_crypto_sha1(const void *msg, size_t len, unsigned char out[CM_SHA1_LEN]);
 int cm_crypto_sha256(const void *msg, size_t len, unsigned char out[CM_SHA256_LEN]);
 
-/* Fill buf with cryptographically secure random bytes. */
+/* Fill buf with cryptographically secure random bytes (OpenSSL's DRBG). 0 or -EIO. */
 int cm_crypto_random(void *buf, size_t n);
 
-/* Compare in time independent of the content: 1 when equal, 0 otherwise. */
+/* Compare in time independent of the content: 1 when equal, 0 otherwise. n == 0 is equal. */
 int cm_crypto_equal(const void *a, const void *b, size_t n);
 
-/* Lowercase hex of n bytes appended to out. */
+/* Lowercase hex of n bytes appended to out. 0, -ENOMEM, -ENOBUFS; out unchanged on failure. */
 int cm_crypto_hex(struct cm_buf *out, const void *in, size_t n);
 
 #endif

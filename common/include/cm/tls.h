@@ -25,47 +25,70 @@ struct cm_tls;
 struct cm_tls_conn;
 
 struct cm_tls_config {
-	const char *cert_file;  /* PEM; server: required; client: optional (client certificate) */
-	const char *key_file;   /* PEM private key for cert_file */
+	/* PEM, leaf first, intermediates may follow. Server: required; client: optional (a client
+	 * certificate). */
+	const char *cert_file;
+	/* PEM private key for cert_file, unencrypted (a daemon cannot prompt); NULL: read it from
+	 * cert_file. */
+	const char *key_file;
 	const char *chain_file; /* optional PEM intermediates */
-	const char *ca_file;    /* optional PEM CAs to verify the peer; client default: system store */
-	const char *alpn;       /* optional, comma-separated protocols in preference order ("h2,http/1.1") */
-	int verify_peer;        /* client: verify the server (default should be 1); server: require a client certificate */
+	const char *ca_file; /* optional PEM CAs to verify the peer; client default: system store */
+	/* Optional, comma-separated protocols in preference order ("h2,http/1.1"). Server: picks
+	 * the first of its own list that the client offers; when there is none the session goes on
+	 * without ALPN (cm_tls_conn_alpn() says "") and the application decides. Client: offers
+	 * the list. */
+	const char *alpn;
+	/* Client only: 1 turns verification of the server's chain and name OFF (tests, never
+	 * production). The zero value verifies against ca_file, else the system store. */
+	int insecure_no_verify;
+	/* Server only: require a client certificate that verifies against ca_file (else the system
+	 * store), as APNs-style certificate authentication does. */
+	int require_client_cert;
 };
 
-/* Build a context. err (errlen bytes) receives a one-line reason naming the file on failure.
- * The config's strings are copied. 0, -EINVAL (bad files/mismatch), -ENOMEM. */
+/* Build a context. err (errlen bytes; may be NULL) receives a one-line reason naming the file on
+ * failure, with OpenSSL's first queued error in parentheses, e.g.
+ * "/etc/x/key.pem: key does not match certificate /etc/x/cert.pem (error:...:key values mismatch)".
+ * The config's strings are copied. 0, -EINVAL (bad files/mismatch/ALPN list), -ENOMEM. */
 int cm_tls_server_alloc(struct cm_tls **out, const struct cm_tls_config *cfg, char *err,
-			size_t errlen);
+                        size_t errlen);
 int cm_tls_client_alloc(struct cm_tls **out, const struct cm_tls_config *cfg, char *err,
-			size_t errlen);
+                        size_t errlen);
 
-/* Re-read the files. On failure the current context stays in use and err says why. */
+/* Re-read the files. On failure the current context stays in use and err says why. Safe to call
+ * while other threads create connections. 0, -EINVAL, -ENOMEM. */
 int cm_tls_reload(struct cm_tls *t, char *err, size_t errlen);
 
 /* notAfter of the certificate in use (0 when there is none). */
 time_t cm_tls_not_after(struct cm_tls *t);
 
-/* The current SSL_CTX with a reference taken for the caller (SSL_CTX_free() it). */
+/* The current SSL_CTX with a reference taken for the caller (SSL_CTX_free() it). It stays valid,
+ * ALPN selection included, after a reload or cm_tls_free(). */
 SSL_CTX *cm_tls_ctx_get(struct cm_tls *t);
 
-void cm_tls_free(struct cm_tls *t); /* accepts NULL */
+void cm_tls_free(struct cm_tls *t); /* accepts NULL; live connections are not affected */
 
 /* Start a session on the current context. server_name: SNI and the name verified in the
- * server's certificate (client side; may be NULL to skip name checks only when verify_peer=0). */
+ * server's certificate (client side; may be NULL only with insecure_no_verify;
+ * an IP address literal is checked against IP SANs and not sent as SNI). Ignored on servers.
+ * A client's ClientHello is pending (cm_tls_conn_take()) as soon as this returns.
+ * 0, -EINVAL (no server_name while verifying, bad name), -ENOMEM, -EPROTO. */
 int cm_tls_conn_alloc(struct cm_tls_conn **out, struct cm_tls *t, const char *server_name);
 void cm_tls_conn_free(struct cm_tls_conn *c); /* accepts NULL */
 
-/* Hand over bytes received from the peer. 0, -ENOMEM. */
+/* Hand over bytes received from the peer. 0, -ENOMEM. The input is buffered without limit: the
+ * caller bounds it (stop reading the socket while plaintext is not being consumed). */
 int cm_tls_conn_feed(struct cm_tls_conn *c, const void *data, size_t len);
 
 /* Progress the handshake / read plaintext into buf. Returns bytes read (> 0), 0 when more
  * input is needed, -ECONNRESET when the peer closed the session cleanly, -EPROTO on a TLS failure
  * (cm_tls_conn_error() says why). Call cm_tls_conn_take() afterwards: a read may produce output
- * (handshake messages, alerts). */
+ * (handshake messages, alerts; after -EPROTO, send the alert before closing). Call it until it
+ * returns <= 0: one call returns at most one record's plaintext. Both errors are sticky. */
 ssize_t cm_tls_conn_read(struct cm_tls_conn *c, void *buf, size_t len);
 
-/* Encrypt plaintext (queued until the handshake completes). 0, -EPROTO, -ENOMEM. */
+/* Encrypt plaintext (queued until the handshake completes). 0, -EPROTO (the session failed or
+ * was shut down), -ENOMEM. Writing after the peer's close_notify is allowed (half close). */
 int cm_tls_conn_write(struct cm_tls_conn *c, const void *data, size_t len);
 
 /* Bytes waiting to be sent to the peer. */
@@ -74,7 +97,7 @@ size_t cm_tls_conn_pending(struct cm_tls_conn *c);
 /* Move up to len pending bytes into buf; returns how many. */
 size_t cm_tls_conn_take(struct cm_tls_conn *c, void *buf, size_t len);
 
-/* Queue a close_notify alert. */
+/* Queue a close_notify alert; a no-op before the handshake completes or after a failure. */
 void cm_tls_conn_shutdown(struct cm_tls_conn *c);
 
 int cm_tls_conn_established(const struct cm_tls_conn *c);

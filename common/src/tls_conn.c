@@ -1,0 +1,308 @@
+/* tls_conn.c - one TLS session driven over two memory BIOs, independent of any socket. */
+#include "tls_int.h"
+#include "cm/buf.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+
+struct cm_tls_conn {
+	SSL *ssl;             /* owned; owns both BIOs */
+	BIO *in;              /* borrowed from ssl: bytes from the peer, fed by the caller */
+	BIO *out;             /* borrowed from ssl: bytes for the peer, taken by the caller */
+	struct cm_buf queued; /* plaintext written before the handshake completed */
+	int established;
+	int failed; /* a TLS error happened: every later read or write says -EPROTO */
+	int closed; /* the peer's close_notify arrived */
+	char alpn[256];
+	char err[256];
+};
+
+/* Record why the session failed. A certificate verification failure is reported as such: the
+ * queued OpenSSL error would only say "certificate verify failed". */
+static void conn_set_error(struct cm_tls_conn *c, const char *what)
+{
+	long vr = SSL_get_verify_result(c->ssl);
+
+	/* Without SSL_VERIFY_PEER a bad chain does not stop the handshake: not the reason. */
+	if (vr != X509_V_OK && (SSL_get_verify_mode(c->ssl) & SSL_VERIFY_PEER)) {
+		const char *host = X509_VERIFY_PARAM_get0_host(SSL_get0_param(c->ssl), 0);
+
+		if (vr == X509_V_ERR_HOSTNAME_MISMATCH && host)
+			snprintf(c->err, sizeof(c->err),
+			         "certificate verify failed: %s (expected %s)",
+			         X509_verify_cert_error_string(vr), host);
+		else
+			snprintf(c->err, sizeof(c->err), "certificate verify failed: %s",
+			         X509_verify_cert_error_string(vr));
+		ERR_clear_error();
+		return;
+	}
+	cm_tls__errf(c->err, sizeof(c->err), "TLS %s failed", what);
+}
+
+/* Map an SSL_* failure to the header's convention. Would-block is not a failure. */
+static int conn_result(struct cm_tls_conn *c, int r, const char *what)
+{
+	switch (SSL_get_error(c->ssl, r)) {
+	case SSL_ERROR_WANT_READ:
+	case SSL_ERROR_WANT_WRITE: /* memory BIOs never push back; kept for completeness */
+		ERR_clear_error();
+		return 0;
+	case SSL_ERROR_ZERO_RETURN:
+		c->closed = 1;
+		ERR_clear_error();
+		return -ECONNRESET;
+	case SSL_ERROR_SYSCALL:
+		/* Memory BIOs have no errno: with nothing queued, the record stream just ended. */
+		if (!ERR_peek_error())
+			snprintf(c->err, sizeof(c->err), "TLS %s failed: unexpected end of stream",
+			         what);
+		else
+			conn_set_error(c, what);
+		c->failed = 1;
+		return -EPROTO;
+	default:
+		conn_set_error(c, what);
+		c->failed = 1;
+		return -EPROTO;
+	}
+}
+
+static int write_all(struct cm_tls_conn *c, const void *data, size_t len)
+{
+	const unsigned char *p = data;
+
+	while (len > 0) {
+		size_t chunk = len > INT_MAX ? INT_MAX : len, w = 0;
+		int r;
+
+		ERR_clear_error();
+		r = SSL_write_ex(c->ssl, p, chunk, &w);
+		if (r != 1) {
+			int rc = conn_result(c, r, "write");
+
+			/* Without partial writes and with memory BIOs a would-block cannot happen
+			 * here; treat it, like anything else unexpected, as a failure. */
+			if (rc == 0) {
+				snprintf(c->err, sizeof(c->err),
+				         "TLS write failed: unexpected would-block");
+				c->failed = 1;
+			}
+			return -EPROTO;
+		}
+		p += w;
+		len -= w;
+	}
+	return 0;
+}
+
+static int on_established(struct cm_tls_conn *c)
+{
+	const unsigned char *proto = NULL;
+	unsigned int plen = 0;
+	int rc = 0;
+
+	c->established = 1;
+	SSL_get0_alpn_selected(c->ssl, &proto, &plen);
+	if (proto && plen < sizeof(c->alpn)) {
+		memcpy(c->alpn, proto, plen);
+		c->alpn[plen] = '\0';
+	}
+	if (c->queued.len) {
+		rc = write_all(c, c->queued.data, c->queued.len);
+		cm_buf_free(&c->queued);
+	}
+	return rc;
+}
+
+/* Run the handshake as far as the input allows. 0 (done or waiting for input), -EPROTO. */
+static int handshake(struct cm_tls_conn *c)
+{
+	int r;
+
+	ERR_clear_error();
+	r = SSL_do_handshake(c->ssl);
+	if (r == 1)
+		return on_established(c);
+	return conn_result(c, r, "handshake");
+}
+
+/* A literal address is checked against the certificate's IP SANs and never sent as SNI
+ * (RFC 6066 section 3 allows only host names there). */
+static int set_peer_name(SSL *ssl, const char *name)
+{
+	unsigned char addr[16];
+
+	if (inet_pton(AF_INET, name, addr) == 1 || inet_pton(AF_INET6, name, addr) == 1)
+		return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name) == 1 ? 0 : -EINVAL;
+	if (strlen(name) > 255 || SSL_set_tlsext_host_name(ssl, name) != 1 ||
+	    SSL_set1_host(ssl, name) != 1)
+		return -EINVAL;
+	/* "*" only as a whole left-most label: no "f*o.example.com" (RFC 6125 6.4.3 allows it,
+	 * browsers and curl do not). */
+	SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+	return 0;
+}
+
+int cm_tls_conn_alloc(struct cm_tls_conn **out, struct cm_tls *t, const char *server_name)
+{
+	struct cm_tls_conn *c;
+	SSL_CTX *ctx;
+	int rc = -ENOMEM;
+
+	if (!out || !t)
+		return -EINVAL;
+	*out = NULL;
+	if (!t->server && t->verify_peer && (!server_name || !server_name[0]))
+		return -EINVAL; /* verifying a chain without a name proves nothing */
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	cm_buf_init(&c->queued, 0);
+	ctx = cm_tls_ctx_get(t);
+	ERR_clear_error();
+	c->ssl = SSL_new(ctx); /* takes its own reference */
+	SSL_CTX_free(ctx);
+	if (!c->ssl)
+		goto fail;
+	c->in = BIO_new(BIO_s_mem());
+	c->out = BIO_new(BIO_s_mem());
+	if (!c->in || !c->out) {
+		BIO_free(c->in);
+		BIO_free(c->out);
+		goto fail;
+	}
+	SSL_set_bio(c->ssl, c->in, c->out);
+	if (t->server) {
+		SSL_set_accept_state(c->ssl);
+	} else {
+		SSL_set_connect_state(c->ssl);
+		if (server_name && server_name[0] && (rc = set_peer_name(c->ssl, server_name)) != 0)
+			goto fail;
+		/* Produce the ClientHello now, so the caller can send it right after alloc. */
+		if (handshake(c) != 0) {
+			rc = -EPROTO;
+			goto fail;
+		}
+	}
+	*out = c;
+	return 0;
+fail:
+	ERR_clear_error();
+	cm_tls_conn_free(c);
+	return rc;
+}
+
+void cm_tls_conn_free(struct cm_tls_conn *c)
+{
+	if (!c)
+		return;
+	SSL_free(c->ssl);
+	cm_buf_free(&c->queued);
+	free(c);
+}
+
+int cm_tls_conn_feed(struct cm_tls_conn *c, const void *data, size_t len)
+{
+	const char *p = data;
+
+	while (len > 0) {
+		int chunk = len > INT_MAX ? INT_MAX : (int)len;
+
+		if (BIO_write(c->in, p, chunk) != chunk) {
+			ERR_clear_error();
+			return -ENOMEM;
+		}
+		p += chunk;
+		len -= (size_t)chunk;
+	}
+	return 0;
+}
+
+ssize_t cm_tls_conn_read(struct cm_tls_conn *c, void *buf, size_t len)
+{
+	size_t got = 0;
+	int r, rc;
+
+	if (c->failed)
+		return -EPROTO;
+	if (c->closed)
+		return -ECONNRESET;
+	if (!c->established) {
+		rc = handshake(c);
+		if (rc || !c->established)
+			return rc;
+	}
+	if (len == 0)
+		return 0;
+	if (len > SSIZE_MAX)
+		len = SSIZE_MAX;
+	ERR_clear_error();
+	r = SSL_read_ex(c->ssl, buf, len, &got);
+	if (r == 1)
+		return (ssize_t)got;
+	return conn_result(c, r, "read");
+}
+
+int cm_tls_conn_write(struct cm_tls_conn *c, const void *data, size_t len)
+{
+	if (c->failed)
+		return -EPROTO;
+	if (len == 0)
+		return 0;
+	if (!c->established)
+		return cm_buf_append(&c->queued, data, len);
+	return write_all(c, data, len);
+}
+
+size_t cm_tls_conn_pending(struct cm_tls_conn *c)
+{
+	return BIO_ctrl_pending(c->out);
+}
+
+size_t cm_tls_conn_take(struct cm_tls_conn *c, void *buf, size_t len)
+{
+	int n;
+
+	if (len == 0)
+		return 0;
+	n = BIO_read(c->out, buf, len > INT_MAX ? INT_MAX : (int)len);
+	return n > 0 ? (size_t)n : 0;
+}
+
+void cm_tls_conn_shutdown(struct cm_tls_conn *c)
+{
+	/* Before the handshake there is no session to close; the caller just drops the link. */
+	if (!c->established || c->failed)
+		return;
+	ERR_clear_error();
+	SSL_shutdown(c->ssl);
+	ERR_clear_error();
+}
+
+int cm_tls_conn_established(const struct cm_tls_conn *c)
+{
+	return c->established;
+}
+
+const char *cm_tls_conn_alpn(struct cm_tls_conn *c)
+{
+	return c->alpn;
+}
+
+const char *cm_tls_conn_error(const struct cm_tls_conn *c)
+{
+	return c->err;
+}
+
+SSL *cm_tls_conn_ssl(struct cm_tls_conn *c)
+{
+	return c->ssl;
+}
