@@ -92,6 +92,13 @@ else
 	count 0 1 systemd
 fi
 
+echo "== documentation matches the code"
+if step "config reference in docs/operations.md" "$logdir/docs.log" scripts/gen-docs.sh --check; then
+	count 1 0 docs
+else
+	count 0 1 docs
+fi
+
 echo "== code format"
 if step "clang-format" "$logdir/format.log" make --no-print-directory check-format; then
 	count 1 0 format
