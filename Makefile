@@ -143,7 +143,7 @@ $(OUT)/replay/%: $(OUT)/obj/tests/fuzz/%.o $(OUT)/obj/tests/fuzz/replay_main.o $
 # libFuzzer builds are separate: clang, its own objects, never mixed with the gcc objects.
 build/fuzz/%: tests/fuzz/%.c $(foreach m,$(MODULES),$(call mod_srcs,$(m)))
 	@mkdir -p $(@D)
-	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -DSUITE_VERSION='"$(VERSION)"' -Icommon/include \
+	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -DSUITE_VERSION='"$(VERSION)"' -I. -Icommon/include \
 	  $(foreach m,$(DAEMONS),-I$(m)/src) -Icommon/src $(PKG_CFLAGS) -g -O1 \
 	  -fsanitize=fuzzer,address,undefined $^ $(PKG_LIBS) -o $@
 

@@ -6,10 +6,17 @@
  * so worker threads update metrics without contention. A series lives as long as the registry.
  *
  * Names and label names must match the Prometheus rules ([a-zA-Z_:][a-zA-Z0-9_:]*, labels
- * without ':'); label values are escaped on output. Registering a name again with the same type
- * and help returns the same family; with another type it fails with -EEXIST.
+ * without ':' and not starting with "__"; "le" is reserved in histograms); label values are
+ * escaped on output. Counter names should end in _total (not enforced). Registering a name again
+ * with the same type and label names returns the same family (the first help text is kept); with
+ * another type, other label names or other histogram bounds it fails with -EEXIST.
  *
- * Labels are passed as NULL-terminated varargs: "key", "value", "key2", "value2", NULL.
+ * Labels are passed as NULL-terminated varargs: "key", "value", "key2", "value2", NULL (at most
+ * 16 pairs). The names may come in any order; they print in the order of the first registration.
+ * Families print in registration order, series in creation order.
+ *
+ * The update functions accept a NULL handle and do nothing, so code may keep running when a
+ * metric failed to register or there is no registry.
  */
 #ifndef CM_METRICS_H
 #define CM_METRICS_H
@@ -26,21 +33,25 @@ struct cm_histogram;
 int cm_metrics_alloc(struct cm_metrics **out);
 void cm_metrics_free(struct cm_metrics *m); /* accepts NULL */
 
-/* Find or create a series. 0, -EINVAL (bad name/label, odd label list), -EEXIST (type clash),
- * -ENOMEM. *out is borrowed: owned by the registry. */
+/* Find or create a series. 0, -EINVAL (bad name/label, odd or duplicate label list), -EEXIST
+ * (type, label names or bounds clash; or the series is computed by a _fn), -ENOMEM. *out is
+ * borrowed: owned by the registry, valid as long as it; NULL on failure. help may be NULL or ""
+ * (then no HELP line is printed). */
 int cm_metrics_counter(struct cm_metrics *m, struct cm_counter **out, const char *name,
-		       const char *help, ...) __attribute__((sentinel));
+                       const char *help, ...) __attribute__((sentinel));
 int cm_metrics_gauge(struct cm_metrics *m, struct cm_gauge **out, const char *name,
-		     const char *help, ...) __attribute__((sentinel));
-/* bounds: strictly increasing upper bounds (the +Inf bucket is implicit), copied. */
+                     const char *help, ...) __attribute__((sentinel));
+/* bounds: strictly increasing finite upper bounds (the +Inf bucket is implicit), copied; nbounds
+ * may be 0. An upper bound is inclusive: an observation equal to it counts in its bucket. */
 int cm_metrics_histogram(struct cm_metrics *m, struct cm_histogram **out, const char *name,
-			 const char *help, const double *bounds, size_t nbounds, ...)
-	__attribute__((sentinel));
+                         const char *help, const double *bounds, size_t nbounds, ...)
+    __attribute__((sentinel));
 
 /* A gauge computed at scrape time by fn(arg) (called with the registry lock held, from the
- * thread that renders; it must not register metrics). */
+ * thread that renders; it must not register metrics). arg is borrowed and must outlive the
+ * registry. -EEXIST if the series already exists. */
 int cm_metrics_gauge_fn(struct cm_metrics *m, const char *name, const char *help,
-			double (*fn)(void *arg), void *arg, ...) __attribute__((sentinel));
+                        double (*fn)(void *arg), void *arg, ...) __attribute__((sentinel));
 
 void cm_metrics_inc(struct cm_counter *c);
 void cm_metrics_add(struct cm_counter *c, uint64_t n);
@@ -52,11 +63,13 @@ double cm_metrics_gauge_value(const struct cm_gauge *g);
 
 void cm_metrics_observe(struct cm_histogram *h, double v);
 
-/* Register the standard process_* metrics (CPU seconds, resident memory, open fds, max fds,
- * start time), read from /proc at scrape time. */
+/* Register the standard process_* metrics (process_cpu_seconds_total, _resident_memory_bytes,
+ * _virtual_memory_bytes, _open_fds, _max_fds, _start_time_seconds), read from /proc at scrape
+ * time (NaN if /proc cannot be read). Once per registry: a second call gives -EEXIST. */
 int cm_metrics_add_process(struct cm_metrics *m);
 
-/* Append the whole registry in text exposition format. 0 or -ENOMEM/-ENOBUFS. */
+/* Append the whole registry in text exposition format. 0 or -ENOMEM/-ENOBUFS, and then out is
+ * left as it was. */
 int cm_metrics_render(struct cm_metrics *m, struct cm_buf *out);
 
 /* Common bucket bounds, in seconds, for request latency (0.1 ms .. 10 s). */
