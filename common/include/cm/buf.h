@@ -12,10 +12,10 @@
 #include <stddef.h>
 
 struct cm_buf {
-	char *data;    /* owned; always NUL-terminated when non-NULL */
-	size_t len;    /* bytes used, excluding the terminating NUL */
-	size_t cap;    /* bytes allocated */
-	size_t limit;  /* maximum len; 0 = unlimited */
+	char *data;   /* owned; always NUL-terminated when non-NULL */
+	size_t len;   /* bytes used, excluding the terminating NUL */
+	size_t cap;   /* bytes allocated */
+	size_t limit; /* maximum len; 0 = unlimited */
 };
 
 /* Initialise an empty buffer. limit 0 means no cap. Never fails (allocation is lazy). */
@@ -39,7 +39,7 @@ int cm_buf_puts(struct cm_buf *b, const char *s);
 /* Append printf-formatted text. 0, -ENOMEM, -ENOBUFS or -EINVAL (bad format). */
 int cm_buf_printf(struct cm_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int cm_buf_vprintf(struct cm_buf *b, const char *fmt, va_list ap)
-	__attribute__((format(printf, 2, 0)));
+    __attribute__((format(printf, 2, 0)));
 
 /* Append s as the inside of a JSON string (quotes not included): escapes ", \ and control
  * characters; bytes >= 0x80 are copied as they are (the caller passes UTF-8). */

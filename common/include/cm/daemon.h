@@ -53,45 +53,45 @@ extern const struct cm_cfg_schema cm_daemon_log_schema;
 extern const struct cm_cfg_schema cm_daemon_tls_schema;
 
 /* Define a static admin schema whose listen default is addr ("127.0.0.1:9641"). */
-#define CM_DAEMON_ADMIN_SCHEMA(var, addr)                                                           \
-	static const struct cm_cfg_field var##_fields[] = {                                         \
-		{.key = "enabled",                                                                  \
-		 .type = CM_CFG_BOOL,                                                               \
-		 .offset = offsetof(struct cm_daemon_admin_config, enabled),                        \
-		 .def = "true",                                                                     \
-		 .doc = "serve /health and /metrics over HTTP"},                                    \
-		{.key = "listen",                                                                   \
-		 .type = CM_CFG_ADDR,                                                               \
-		 .offset = offsetof(struct cm_daemon_admin_config, listen),                         \
-		 .def = addr,                                                                       \
-		 .doc = "address of the admin HTTP listener (keep it on loopback or a management "  \
-			"network)"},                                                                \
-	};                                                                                          \
-	static const struct cm_cfg_schema var = {                                                   \
-		.name = "admin",                                                                    \
-		.size = sizeof(struct cm_daemon_admin_config),                                      \
-		.fields = var##_fields,                                                             \
-		.nfields = sizeof(var##_fields) / sizeof(var##_fields[0]),                          \
+#define CM_DAEMON_ADMIN_SCHEMA(var, addr)                                                          \
+	static const struct cm_cfg_field var##_fields[] = {                                        \
+	    {.key = "enabled",                                                                     \
+	     .type = CM_CFG_BOOL,                                                                  \
+	     .offset = offsetof(struct cm_daemon_admin_config, enabled),                           \
+	     .def = "true",                                                                        \
+	     .doc = "serve /health and /metrics over HTTP"},                                       \
+	    {.key = "listen",                                                                      \
+	     .type = CM_CFG_ADDR,                                                                  \
+	     .offset = offsetof(struct cm_daemon_admin_config, listen),                            \
+	     .def = addr,                                                                          \
+	     .doc = "address of the admin HTTP listener (keep it on loopback or a management "     \
+	            "network)"},                                                                   \
+	};                                                                                         \
+	static const struct cm_cfg_schema var = {                                                  \
+	    .name = "admin",                                                                       \
+	    .size = sizeof(struct cm_daemon_admin_config),                                         \
+	    .fields = var##_fields,                                                                \
+	    .nfields = sizeof(var##_fields) / sizeof(var##_fields[0]),                             \
 	}
 
 /* The top-level keys every daemon has: log:, admin: and shutdown_timeout. cfgtype is the daemon's
  * configuration struct, which must have members log, admin and shutdown_timeout (uint64_t ms);
  * admin_schema is the schema made by CM_DAEMON_ADMIN_SCHEMA. */
-#define CM_DAEMON_BASE_FIELDS(cfgtype, admin_schema)                                                   \
-	{.key = "log",                                                                              \
-	 .type = CM_CFG_SECTION,                                                                    \
-	 .offset = offsetof(cfgtype, log),                                                             \
-	 .sub = &cm_daemon_log_schema,                                                              \
-	 .doc = "logging to stderr"},                                                               \
-		{.key = "admin",                                                                    \
-		 .type = CM_CFG_SECTION,                                                            \
-		 .offset = offsetof(cfgtype, admin),                                                   \
-		 .sub = &(admin_schema),                                                            \
-		 .doc = "admin HTTP listener"},                                                     \
-	{                                                                                           \
-		.key = "shutdown_timeout", .type = CM_CFG_DURATION,                                 \
-		.offset = offsetof(cfgtype, shutdown_timeout), .def = "10s", .min = 0,                 \
-		.max = 3600000, .doc = "how long SIGTERM waits for in-flight work before exiting"   \
+#define CM_DAEMON_BASE_FIELDS(cfgtype, admin_schema)                                               \
+	{.key = "log",                                                                             \
+	 .type = CM_CFG_SECTION,                                                                   \
+	 .offset = offsetof(cfgtype, log),                                                         \
+	 .sub = &cm_daemon_log_schema,                                                             \
+	 .doc = "logging to stderr"},                                                              \
+	    {.key = "admin",                                                                       \
+	     .type = CM_CFG_SECTION,                                                               \
+	     .offset = offsetof(cfgtype, admin),                                                   \
+	     .sub = &(admin_schema),                                                               \
+	     .doc = "admin HTTP listener"},                                                        \
+	{                                                                                          \
+		.key = "shutdown_timeout", .type = CM_CFG_DURATION,                                \
+		.offset = offsetof(cfgtype, shutdown_timeout), .def = "10s", .min = 0,             \
+		.max = 3600000, .doc = "how long SIGTERM waits for in-flight work before exiting"  \
 	}
 
 struct cm_daemon_spec {
@@ -100,7 +100,8 @@ struct cm_daemon_spec {
 	const struct cm_cfg_schema *schema;
 	size_t log_offset;   /* offsetof(config, log) */
 	size_t admin_offset; /* offsetof(config, admin) */
-	size_t drain_offset; /* offsetof(config, shutdown_timeout): a DURATION field (uint64_t ms) */
+	size_t
+	    drain_offset; /* offsetof(config, shutdown_timeout): a DURATION field (uint64_t ms) */
 
 	/* Start serving. cfg is the loaded configuration, owned by the framework and valid until
 	 * after free(). *state receives the daemon's own context. Return 0 or a negative errno
@@ -141,7 +142,7 @@ void cm_daemon_stopped(struct cm_daemon *d);
  * tls_certificate_expiry_timestamp_seconds{context=name} for it. *out stays NULL (and 0 is
  * returned) when the section names no certificate. The context is owned by the caller. */
 int cm_daemon_tls_open(struct cm_daemon *d, const char *name, const struct cm_daemon_tls_config *c,
-		       struct cm_tls **out);
+                       struct cm_tls **out);
 
 /* Re-read the files of a context made by cm_daemon_tls_open(), logging the outcome. */
 int cm_daemon_tls_reload(struct cm_daemon *d, const char *name, struct cm_tls *t);

@@ -42,9 +42,9 @@ const char *cm_log_level_name(enum cm_log_level level);
 /* Write one line. module names the subsystem ("admin", "cfg", ...). A trailing newline in fmt
  * is not needed. Never fails visibly: a failed write is counted, not reported. */
 void cm_log_write(enum cm_log_level level, const char *module, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 void cm_log_vwrite(enum cm_log_level level, const char *module, const char *fmt, va_list ap)
-	__attribute__((format(printf, 3, 0)));
+    __attribute__((format(printf, 3, 0)));
 
 #define CM_LOGE(mod, ...) cm_log_write(CM_LOG_ERROR, (mod), __VA_ARGS__)
 #define CM_LOGW(mod, ...) cm_log_write(CM_LOG_WARN, (mod), __VA_ARGS__)
