@@ -23,7 +23,7 @@ static const struct cm_daemon_log_config *log_cfg(const struct cm_daemon *d, con
 static const struct cm_daemon_admin_config *admin_cfg(const struct cm_daemon *d)
 {
 	return (const struct cm_daemon_admin_config *)((const char *)d->cfg +
-							d->spec->admin_offset);
+	                                               d->spec->admin_offset);
 }
 
 static uint64_t drain_ms(const struct cm_daemon *d)
@@ -114,7 +114,7 @@ static void on_drain_timeout(uv_timer_t *t)
 	struct cm_daemon *d = t->data;
 
 	CM_LOGW("daemon", "drain did not finish within %llu ms; exiting with work in flight",
-		(unsigned long long)drain_ms(d));
+	        (unsigned long long)drain_ms(d));
 	finish(d);
 }
 
@@ -127,7 +127,7 @@ static void begin_stop(struct cm_daemon *d, const char *why)
 	}
 	d->phase = PHASE_DRAINING;
 	CM_LOGI("daemon", "%s: stopping intake, draining (at most %llu ms)", why,
-		(unsigned long long)drain_ms(d));
+	        (unsigned long long)drain_ms(d));
 	cm_sd_stopping("draining");
 	uv_timer_start(&d->drain, on_drain_timeout, drain_ms(d), 0);
 	if (d->spec->stop && d->state)
@@ -150,7 +150,7 @@ static void reload(struct cm_daemon *d)
 	r = cm_daemon__load(d->spec, d->config_path, &newcfg);
 	if (r) {
 		CM_LOGE("daemon", "reload: the configuration has errors (listed above); "
-				  "keeping the one in force");
+		                  "keeping the one in force");
 	} else {
 		apply_log(d, newcfg);
 		if (d->spec->reload)
@@ -159,8 +159,8 @@ static void reload(struct cm_daemon *d)
 		free(newcfg);
 	}
 	cm_metrics_inc(r ? d->reload_failed : d->reload_ok);
-	CM_LOGI("daemon", "reload %s", r ? "failed (see above); the old material stays in use"
-					 : "done");
+	CM_LOGI("daemon", "reload %s",
+	        r ? "failed (see above); the old material stays in use" : "done");
 	cm_sd_ready(r ? "running (last reload failed)" : "running");
 }
 
@@ -242,15 +242,18 @@ static int init_metrics(struct cm_daemon *d)
 	int r = cm_metrics_alloc(&d->metrics);
 
 	r = r ? r : cm_metrics_add_process(d->metrics);
-	r = r ? r : cm_metrics_gauge(d->metrics, &info, "suite_build_info",
-				     "Version of the running daemon (always 1)", "daemon",
-				     d->spec->name, "version", SUITE_VERSION, NULL);
+	r = r ? r
+	      : cm_metrics_gauge(d->metrics, &info, "suite_build_info",
+	                         "Version of the running daemon (always 1)", "daemon",
+	                         d->spec->name, "version", SUITE_VERSION, NULL);
 	if (r == 0)
 		cm_metrics_set(info, 1);
-	r = r ? r : cm_metrics_counter(d->metrics, &d->reload_ok, "daemon_reloads_total",
-				       "SIGHUP reloads by result", "result", "ok", NULL);
-	r = r ? r : cm_metrics_counter(d->metrics, &d->reload_failed, "daemon_reloads_total",
-				       "SIGHUP reloads by result", "result", "failed", NULL);
+	r = r ? r
+	      : cm_metrics_counter(d->metrics, &d->reload_ok, "daemon_reloads_total",
+	                           "SIGHUP reloads by result", "result", "ok", NULL);
+	r = r ? r
+	      : cm_metrics_counter(d->metrics, &d->reload_failed, "daemon_reloads_total",
+	                           "SIGHUP reloads by result", "result", "failed", NULL);
 	return r;
 }
 
@@ -260,8 +263,10 @@ static void start_watchdog(struct cm_daemon *d)
 
 	if (cm_sd_watchdog_usec(&usec) != 0 || usec == 0)
 		return;
-	/* Ping at a third of the interval: a busy loop gets two more chances before systemd acts. */
-	uv_timer_start(&d->watchdog, on_watchdog, usec / 3000 ? usec / 3000 : 1, usec / 3000 ? usec / 3000 : 1);
+	/* Ping at a third of the interval: a busy loop gets two more chances before systemd acts.
+	 */
+	uv_timer_start(&d->watchdog, on_watchdog, usec / 3000 ? usec / 3000 : 1,
+	               usec / 3000 ? usec / 3000 : 1);
 	CM_LOGD("daemon", "systemd watchdog every %llu ms", (unsigned long long)(usec / 3000));
 }
 
@@ -288,7 +293,7 @@ int cm_daemon__run(struct cm_daemon *d)
 		d->phase = PHASE_RUNNING;
 		start_watchdog(d);
 		CM_LOGI("daemon", "%s %s ready (%s)", d->spec->name, SUITE_VERSION,
-			d->config_path ? d->config_path : "embedded default configuration");
+		        d->config_path ? d->config_path : "embedded default configuration");
 		cm_sd_ready("running");
 		uv_run(&d->loop, UV_RUN_DEFAULT);
 		d->exit_status = 0;

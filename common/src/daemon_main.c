@@ -14,21 +14,22 @@ enum { OPT_CHECK = 256, OPT_PRINT, OPT_REFERENCE };
 
 static void usage(const struct cm_daemon_spec *spec, FILE *f)
 {
-	fprintf(f,
-		"Usage: %s [-c FILE] [--check-config] [--print-config]\n"
-		"%s\n\n"
-		"  -c, --config FILE        read the configuration from FILE (default: the embedded\n"
-		"                           defaults, as if FILE were empty)\n"
-		"      --check-config       validate the configuration, print every error, exit\n"
-		"                           0 when it is valid and 2 when it is not\n"
-		"      --print-config       print the effective configuration (defaults filled in)\n"
-		"      --config-reference   print every configuration key as a Markdown table\n"
-		"  -V, --version            print the version and exit\n"
-		"  -h, --help               print this help and exit\n\n"
-		"Signals: SIGHUP reloads certificates and secrets (and log.level); SIGTERM or SIGINT\n"
-		"stops taking work, drains what is in flight and exits; a second one exits at once.\n"
-		"See %s(8).\n",
-		spec->name, spec->summary, spec->name);
+	fprintf(
+	    f,
+	    "Usage: %s [-c FILE] [--check-config] [--print-config]\n"
+	    "%s\n\n"
+	    "  -c, --config FILE        read the configuration from FILE (default: the embedded\n"
+	    "                           defaults, as if FILE were empty)\n"
+	    "      --check-config       validate the configuration, print every error, exit\n"
+	    "                           0 when it is valid and 2 when it is not\n"
+	    "      --print-config       print the effective configuration (defaults filled in)\n"
+	    "      --config-reference   print every configuration key as a Markdown table\n"
+	    "  -V, --version            print the version and exit\n"
+	    "  -h, --help               print this help and exit\n\n"
+	    "Signals: SIGHUP reloads certificates and secrets (and log.level); SIGTERM or SIGINT\n"
+	    "stops taking work, drains what is in flight and exits; a second one exits at once.\n"
+	    "See %s(8).\n",
+	    spec->name, spec->summary, spec->name);
 }
 
 static void print_errors(const struct cm_cfg_errors *errs)
@@ -39,7 +40,7 @@ static void print_errors(const struct cm_cfg_errors *errs)
 
 /* Load the configuration named on the command line (or the defaults) into a new struct. */
 static int load_config(const struct cm_daemon_spec *spec, const char *path, void **out,
-		       struct cm_cfg_errors *errs)
+                       struct cm_cfg_errors *errs)
 {
 	void *cfg = calloc(1, spec->schema->size);
 	int r;
@@ -47,7 +48,7 @@ static int load_config(const struct cm_daemon_spec *spec, const char *path, void
 	if (!cfg)
 		return -ENOMEM;
 	r = path ? cm_cfg_load_file(spec->schema, cfg, path, errs)
-		 : cm_cfg_load_defaults(spec->schema, cfg, errs);
+	         : cm_cfg_load_defaults(spec->schema, cfg, errs);
 	if (r) {
 		free(cfg);
 		return r;
@@ -57,7 +58,7 @@ static int load_config(const struct cm_daemon_spec *spec, const char *path, void
 }
 
 static int print_text(int (*fn)(const struct cm_cfg_schema *, const void *, struct cm_buf *),
-		      const struct cm_cfg_schema *schema, const void *cfg)
+                      const struct cm_cfg_schema *schema, const void *cfg)
 {
 	struct cm_buf b;
 	int r;
@@ -73,13 +74,13 @@ static int print_text(int (*fn)(const struct cm_cfg_schema *, const void *, stru
 int cm_daemon_main(const struct cm_daemon_spec *spec, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"config", required_argument, NULL, 'c'},
-		{"check-config", no_argument, NULL, OPT_CHECK},
-		{"print-config", no_argument, NULL, OPT_PRINT},
-		{"config-reference", no_argument, NULL, OPT_REFERENCE},
-		{"version", no_argument, NULL, 'V'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"config", required_argument, NULL, 'c'},
+	    {"check-config", no_argument, NULL, OPT_CHECK},
+	    {"print-config", no_argument, NULL, OPT_PRINT},
+	    {"config-reference", no_argument, NULL, OPT_REFERENCE},
+	    {"version", no_argument, NULL, 'V'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct cm_daemon d = {.spec = spec};
 	struct cm_cfg_errors errs;
@@ -102,7 +103,7 @@ int cm_daemon_main(const struct cm_daemon_spec *spec, int argc, char **argv)
 
 			cm_buf_init(&b, 0);
 			r = cm_buf_puts(&b, "| key | type | default | description |\n"
-					    "|---|---|---|---|\n");
+			                    "|---|---|---|---|\n");
 			r = r ? r : cm_cfg_describe(spec->schema, &b);
 			if (r == 0 && b.data)
 				fputs(b.data, stdout);
@@ -122,7 +123,7 @@ int cm_daemon_main(const struct cm_daemon_spec *spec, int argc, char **argv)
 	}
 	if (optind < argc) {
 		fprintf(stderr, "%s: unexpected argument '%s' (see --help)\n", spec->name,
-			argv[optind]);
+		        argv[optind]);
 		return 2;
 	}
 
@@ -132,7 +133,7 @@ int cm_daemon_main(const struct cm_daemon_spec *spec, int argc, char **argv)
 		print_errors(&errs);
 		if (errs.n == 0)
 			fprintf(stderr, "%s: cannot load the configuration: %s\n", spec->name,
-				strerror(-r));
+			        strerror(-r));
 		cm_cfg_errors_free(&errs);
 		return 2;
 	}

@@ -21,12 +21,12 @@ static void report(struct cm_daemon *d, const char *name, struct cm_tls *t)
 	if (gmtime_r(&na, &tm))
 		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%SZ", &tm);
 	if (cm_metrics_gauge(cm_daemon_metrics(d), &g, "tls_certificate_expiry_timestamp_seconds",
-			     "notAfter of the certificate in use, Unix time", "context", name,
-			     NULL) == 0)
+	                     "notAfter of the certificate in use, Unix time", "context", name,
+	                     NULL) == 0)
 		cm_metrics_set(g, (double)na);
 	if (na <= now)
 		CM_LOGE("tls", "%s: the certificate EXPIRED at %s; clients will refuse it", name,
-			when);
+		        when);
 	else if (na - now < EXPIRY_WARN_SECONDS)
 		CM_LOGW("tls", "%s: the certificate expires soon, at %s", name, when);
 	else
@@ -34,12 +34,12 @@ static void report(struct cm_daemon *d, const char *name, struct cm_tls *t)
 }
 
 int cm_daemon_tls_open(struct cm_daemon *d, const char *name, const struct cm_daemon_tls_config *c,
-		       struct cm_tls **out)
+                       struct cm_tls **out)
 {
 	struct cm_tls_config tc = {
-		.cert_file = c->certificate,
-		.key_file = c->key,
-		.chain_file = c->chain,
+	    .cert_file = c->certificate,
+	    .key_file = c->key,
+	    .chain_file = c->chain,
 	};
 	char err[512];
 	int r;
@@ -66,7 +66,7 @@ int cm_daemon_tls_reload(struct cm_daemon *d, const char *name, struct cm_tls *t
 	r = cm_tls_reload(t, err, sizeof(err));
 	if (r) {
 		CM_LOGE("tls", "%s: reload failed, keeping the previous certificate: %s", name,
-			err);
+		        err);
 		return r;
 	}
 	report(d, name, t);

@@ -24,10 +24,10 @@ static const struct {
 	const char *name;
 	enum cm_log_level level;
 } level_names[] = {
-	{"error", CM_LOG_ERROR},
-	{"warn", CM_LOG_WARN},
-	{"info", CM_LOG_INFO},
-	{"debug", CM_LOG_DEBUG},
+    {"error", CM_LOG_ERROR},
+    {"warn", CM_LOG_WARN},
+    {"info", CM_LOG_INFO},
+    {"debug", CM_LOG_DEBUG},
 };
 
 void cm_log_setup(const char *ident, enum cm_log_level level, enum cm_log_format format, int fd)
@@ -110,8 +110,9 @@ void cm_log_vwrite(enum cm_log_level level, const char *module, const char *fmt,
 	if (cm_buf_vprintf(&msg, fmt, ap) != 0) {
 		/* Out of memory or a huge message: say so rather than drop the line. */
 		cm_buf_free(&msg);
-		snprintf(stackbuf, sizeof(stackbuf), "<%d>%s: %s: (log message too long or no memory)\n",
-			 (int)level, logger.ident, module);
+		snprintf(stackbuf, sizeof(stackbuf),
+		         "<%d>%s: %s: (log message too long or no memory)\n", (int)level,
+		         logger.ident, module);
 		write_all(logger.fd, stackbuf, strlen(stackbuf));
 		return;
 	}
@@ -119,7 +120,7 @@ void cm_log_vwrite(enum cm_log_level level, const char *module, const char *fmt,
 	if (logger.format == CM_LOG_JSON) {
 		format_time(ts, sizeof(ts));
 		cm_buf_printf(&line, "{\"ts\":\"%s\",\"level\":\"%s\",\"daemon\":\"", ts,
-			      cm_log_level_name(level));
+		              cm_log_level_name(level));
 		cm_buf_json_escape(&line, logger.ident, strlen(logger.ident));
 		cm_buf_puts(&line, "\",\"module\":\"");
 		cm_buf_json_escape(&line, module, strlen(module));
@@ -131,7 +132,7 @@ void cm_log_vwrite(enum cm_log_level level, const char *module, const char *fmt,
 	} else {
 		format_time(ts, sizeof(ts));
 		cm_buf_printf(&line, "%s %-5s %s/%s: %s\n", ts, cm_log_level_name(level),
-			      logger.ident, module, msg.data ? msg.data : "");
+		              logger.ident, module, msg.data ? msg.data : "");
 	}
 	if (line.data)
 		write_all(logger.fd, line.data, line.len);

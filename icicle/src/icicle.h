@@ -18,9 +18,9 @@ struct icicle_config {
 extern const struct cm_cfg_schema icicle_config_schema;
 
 struct icicle {
-	struct cm_daemon *daemon;  /* borrowed */
+	struct cm_daemon *daemon;        /* borrowed */
 	const struct icicle_config *cfg; /* borrowed from the daemon framework */
-	struct cm_tls *tls;        /* owned; NULL when no certificate is configured */
+	struct cm_tls *tls;              /* owned; NULL when no certificate is configured */
 };
 
 #endif

@@ -38,15 +38,15 @@ static void icicle_free(void *state)
 }
 
 static const struct cm_daemon_spec icicle_spec = {
-	.name = "icicle",
-	.summary = "STUN/TURN server that relays call media between phones behind NAT.",
-	.schema = &icicle_config_schema,
-	.log_offset = offsetof(struct icicle_config, log),
-	.admin_offset = offsetof(struct icicle_config, admin),
-	.drain_offset = offsetof(struct icicle_config, shutdown_timeout),
-	.start = icicle_start,
-	.reload = icicle_reload,
-	.free = icicle_free,
+    .name = "icicle",
+    .summary = "STUN/TURN server that relays call media between phones behind NAT.",
+    .schema = &icicle_config_schema,
+    .log_offset = offsetof(struct icicle_config, log),
+    .admin_offset = offsetof(struct icicle_config, admin),
+    .drain_offset = offsetof(struct icicle_config, shutdown_timeout),
+    .start = icicle_start,
+    .reload = icicle_reload,
+    .free = icicle_free,
 };
 
 int main(int argc, char **argv)

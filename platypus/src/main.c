@@ -38,15 +38,16 @@ static void platypus_free(void *state)
 }
 
 static const struct cm_daemon_spec platypus_spec = {
-	.name = "platypus",
-	.summary = "push daemon: XEP-0357 app server and MongoosePush-compatible REST API for APNs and FCM.",
-	.schema = &platypus_config_schema,
-	.log_offset = offsetof(struct platypus_config, log),
-	.admin_offset = offsetof(struct platypus_config, admin),
-	.drain_offset = offsetof(struct platypus_config, shutdown_timeout),
-	.start = platypus_start,
-	.reload = platypus_reload,
-	.free = platypus_free,
+    .name = "platypus",
+    .summary =
+        "push daemon: XEP-0357 app server and MongoosePush-compatible REST API for APNs and FCM.",
+    .schema = &platypus_config_schema,
+    .log_offset = offsetof(struct platypus_config, log),
+    .admin_offset = offsetof(struct platypus_config, admin),
+    .drain_offset = offsetof(struct platypus_config, shutdown_timeout),
+    .start = platypus_start,
+    .reload = platypus_reload,
+    .free = platypus_free,
 };
 
 int main(int argc, char **argv)

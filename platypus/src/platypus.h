@@ -18,9 +18,9 @@ struct platypus_config {
 extern const struct cm_cfg_schema platypus_config_schema;
 
 struct platypus {
-	struct cm_daemon *daemon;  /* borrowed */
+	struct cm_daemon *daemon;          /* borrowed */
 	const struct platypus_config *cfg; /* borrowed from the daemon framework */
-	struct cm_tls *tls;        /* owned; NULL when no certificate is configured */
+	struct cm_tls *tls;                /* owned; NULL when no certificate is configured */
 };
 
 #endif

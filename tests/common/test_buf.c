@@ -120,9 +120,9 @@ static void test_alloc_failures(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_append_and_grow), cmocka_unit_test(test_limit),
-		cmocka_unit_test(test_printf),	      cmocka_unit_test(test_json_escape),
-		cmocka_unit_test(test_steal),	      cmocka_unit_test(test_alloc_failures),
+	    cmocka_unit_test(test_append_and_grow), cmocka_unit_test(test_limit),
+	    cmocka_unit_test(test_printf),          cmocka_unit_test(test_json_escape),
+	    cmocka_unit_test(test_steal),           cmocka_unit_test(test_alloc_failures),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

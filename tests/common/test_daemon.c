@@ -25,25 +25,30 @@ struct fake_config {
 CM_DAEMON_ADMIN_SCHEMA(fake_admin_schema, "127.0.0.1:0");
 
 static const struct cm_cfg_field fake_fields[] = {
-	CM_DAEMON_BASE_FIELDS(struct fake_config, fake_admin_schema),
-	{.key = "answer", .type = CM_CFG_INT, .offset = offsetof(struct fake_config, answer),
-	 .def = "42", .min = 0, .max = 100, .doc = "a test value"},
+    CM_DAEMON_BASE_FIELDS(struct fake_config, fake_admin_schema),
+    {.key = "answer",
+     .type = CM_CFG_INT,
+     .offset = offsetof(struct fake_config, answer),
+     .def = "42",
+     .min = 0,
+     .max = 100,
+     .doc = "a test value"},
 };
 
 static const struct cm_cfg_schema fake_schema = {
-	.name = "fake",
-	.size = sizeof(struct fake_config),
-	.fields = fake_fields,
-	.nfields = sizeof(fake_fields) / sizeof(fake_fields[0]),
+    .name = "fake",
+    .size = sizeof(struct fake_config),
+    .fields = fake_fields,
+    .nfields = sizeof(fake_fields) / sizeof(fake_fields[0]),
 };
 
 /* What the fake daemon saw; reset by each test. */
 static struct {
 	int started, reloads, stops, frees;
 	long long answer_at_start, answer_at_reload;
-	int fail_start;     /* start() returns -EADDRINUSE */
-	int never_drain;    /* stop() never calls cm_daemon_stopped() */
-	int signals[4];     /* raised one per timer tick, 0 ends the list */
+	int fail_start;      /* start() returns -EADDRINUSE */
+	int never_drain;     /* stop() never calls cm_daemon_stopped() */
+	int signals[4];      /* raised one per timer tick, 0 ends the list */
 	const char *rewrite; /* written over the config file before a SIGHUP is raised */
 	int next;
 	uv_timer_t tick, drain;
@@ -115,16 +120,16 @@ static void fake_free(void *state)
 }
 
 static const struct cm_daemon_spec fake_spec = {
-	.name = "faked",
-	.summary = "a daemon that exists only in this test",
-	.schema = &fake_schema,
-	.log_offset = offsetof(struct fake_config, log),
-	.admin_offset = offsetof(struct fake_config, admin),
-	.drain_offset = offsetof(struct fake_config, shutdown_timeout),
-	.start = fake_start,
-	.reload = fake_reload,
-	.stop = fake_stop,
-	.free = fake_free,
+    .name = "faked",
+    .summary = "a daemon that exists only in this test",
+    .schema = &fake_schema,
+    .log_offset = offsetof(struct fake_config, log),
+    .admin_offset = offsetof(struct fake_config, admin),
+    .drain_offset = offsetof(struct fake_config, shutdown_timeout),
+    .start = fake_start,
+    .reload = fake_reload,
+    .stop = fake_stop,
+    .free = fake_free,
 };
 
 static char config_path[64];
@@ -272,13 +277,13 @@ static void test_command_line(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_start_reload_stop),
-		cmocka_unit_test(test_reload_with_errors_keeps_running),
-		cmocka_unit_test(test_drain_timeout),
-		cmocka_unit_test(test_second_signal_exits_at_once),
-		cmocka_unit_test(test_start_failure),
-		cmocka_unit_test(test_config_errors),
-		cmocka_unit_test(test_command_line),
+	    cmocka_unit_test(test_start_reload_stop),
+	    cmocka_unit_test(test_reload_with_errors_keeps_running),
+	    cmocka_unit_test(test_drain_timeout),
+	    cmocka_unit_test(test_second_signal_exits_at_once),
+	    cmocka_unit_test(test_start_failure),
+	    cmocka_unit_test(test_config_errors),
+	    cmocka_unit_test(test_command_line),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

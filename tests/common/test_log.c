@@ -76,7 +76,8 @@ static void test_json(void **state)
 	close(fds[0]);
 	assert_true(n > 0);
 	out[n] = '\0';
-	assert_non_null(strstr(out, "\"level\":\"debug\",\"daemon\":\"testd\",\"module\":\"m\\\"x\""));
+	assert_non_null(
+	    strstr(out, "\"level\":\"debug\",\"daemon\":\"testd\",\"module\":\"m\\\"x\""));
 	assert_non_null(strstr(out, "\"msg\":\"quote \\\" backslash \\\\ newline \\n done\"}\n"));
 	assert_memory_equal(out, "{\"ts\":\"", 7);
 }
@@ -129,10 +130,10 @@ static void test_level_names(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_levels_text),
-		cmocka_unit_test(test_json),
-		cmocka_unit_test(test_journal_prefix),
-		cmocka_unit_test(test_level_names),
+	    cmocka_unit_test(test_levels_text),
+	    cmocka_unit_test(test_json),
+	    cmocka_unit_test(test_journal_prefix),
+	    cmocka_unit_test(test_level_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -114,9 +114,9 @@ static void test_no_socket_is_silent(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_messages, setup, teardown),
-		cmocka_unit_test(test_watchdog_interval),
-		cmocka_unit_test(test_no_socket_is_silent),
+	    cmocka_unit_test_setup_teardown(test_messages, setup, teardown),
+	    cmocka_unit_test(test_watchdog_interval),
+	    cmocka_unit_test(test_no_socket_is_silent),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

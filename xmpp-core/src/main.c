@@ -38,15 +38,15 @@ static void xc_free(void *state)
 }
 
 static const struct cm_daemon_spec xc_spec = {
-	.name = "xmpp-core",
-	.summary = "XMPP server for mobile clients: push, calls and TURN credentials.",
-	.schema = &xc_config_schema,
-	.log_offset = offsetof(struct xc_config, log),
-	.admin_offset = offsetof(struct xc_config, admin),
-	.drain_offset = offsetof(struct xc_config, shutdown_timeout),
-	.start = xc_start,
-	.reload = xc_reload,
-	.free = xc_free,
+    .name = "xmpp-core",
+    .summary = "XMPP server for mobile clients: push, calls and TURN credentials.",
+    .schema = &xc_config_schema,
+    .log_offset = offsetof(struct xc_config, log),
+    .admin_offset = offsetof(struct xc_config, admin),
+    .drain_offset = offsetof(struct xc_config, shutdown_timeout),
+    .start = xc_start,
+    .reload = xc_reload,
+    .free = xc_free,
 };
 
 int main(int argc, char **argv)

@@ -18,9 +18,9 @@ struct xc_config {
 extern const struct cm_cfg_schema xc_config_schema;
 
 struct xc {
-	struct cm_daemon *daemon;  /* borrowed */
+	struct cm_daemon *daemon;    /* borrowed */
 	const struct xc_config *cfg; /* borrowed from the daemon framework */
-	struct cm_tls *tls;        /* owned; NULL when no certificate is configured */
+	struct cm_tls *tls;          /* owned; NULL when no certificate is configured */
 };
 
 #endif
