@@ -1,5 +1,6 @@
-/* test_admin.c - unit tests for the admin HTTP server (cm/admin.h): the request parser on its
- * own, then a real server on a libuv loop thread spoken to by a blocking TCP client. */
+/* test_admin.c - unit tests for the admin HTTP server (cm/admin.h): a real server on a libuv
+ * loop thread spoken to by a blocking TCP client. Its HTTP/1 parser is cm_http's (http1.c),
+ * tested in test_http.c. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -23,322 +24,8 @@
 #include "cm/buf.h"
 #include "cm/metrics.h"
 #include "common/src/admin_int.h"
+#include "common/src/http_int.h"
 #include "tests/support/alloc.h"
-
-/* === the parser, without sockets ============================================================= */
-
-struct parsed {
-	int status; /* 0: a request; else the error's HTTP status */
-	char line[256];
-};
-
-/* Feed text in steps of `step` bytes and describe each outcome, one entry per request. */
-static int parse_all(const char *text, size_t len, size_t step, struct parsed *out, int max)
-{
-	struct cm_admin_http *p;
-	size_t off = 0;
-	int n = 0;
-
-	assert_int_equal(cm_admin__http_alloc(&p), 0);
-	while (off < len && n < max) {
-		size_t k = len - off < step ? len - off : step, used;
-		int r = cm_admin__http_feed(p, text + off, k, &used);
-
-		if (r < 0) {
-			out[n].status = cm_admin__http_error_status(r);
-			snprintf(out[n].line, sizeof(out[n].line), "error %d", r);
-			n++;
-			break;
-		}
-		off += used;
-		if (r == CM_ADMIN_HTTP_DONE) {
-			const struct cm_admin_request *q = cm_admin__http_request(p);
-
-			out[n].status = 0;
-			snprintf(out[n].line, sizeof(out[n].line), "%s %s ?%s [%.*s] ka=%d 10=%d",
-			         q->method, q->path, q->query, (int)q->body_len, q->body,
-			         cm_admin__http_keep_alive(p), cm_admin__http_is_10(p));
-			n++;
-			cm_admin__http_next(p);
-		}
-	}
-	cm_admin__http_free(p);
-	return n;
-}
-
-/* Every chunking of the input must give the same requests. */
-static int parse_check(const char *text, size_t len, struct parsed *out, int max)
-{
-	static const size_t steps[] = {1, 2, 3, 7, 64, 1000000};
-	struct parsed other[8];
-	int n = parse_all(text, len, steps[0], out, max);
-
-	for (size_t i = 1; i < sizeof(steps) / sizeof(steps[0]); i++) {
-		int m = parse_all(text, len, steps[i], other, 8);
-
-		assert_int_equal(m, n);
-		for (int j = 0; j < n; j++) {
-			assert_int_equal(other[j].status, out[j].status);
-			assert_string_equal(other[j].line, out[j].line);
-		}
-	}
-	return n;
-}
-
-#define PARSE(text, out) parse_check((text), sizeof(text) - 1, (out), 8)
-
-static void test_parse_requests(void **state)
-{
-	struct parsed r[8];
-
-	(void)state;
-	assert_int_equal(PARSE("GET /health HTTP/1.1\r\nHost: x\r\n\r\n", r), 1);
-	assert_string_equal(r[0].line, "GET /health ? [] ka=1 10=0");
-	assert_int_equal(PARSE("GET /a?b=c&d#frag HTTP/1.1\r\n\r\n", r), 1);
-	assert_string_equal(r[0].line, "GET /a ?b=c&d [] ka=1 10=0");
-	/* absolute form */
-	assert_int_equal(PARSE("GET http://host:1/p?q HTTP/1.1\r\n\r\n", r), 1);
-	assert_string_equal(r[0].line, "GET /p ?q [] ka=1 10=0");
-	/* HTTP/1.0: closes unless asked */
-	assert_int_equal(PARSE("GET / HTTP/1.0\r\n\r\n", r), 1);
-	assert_string_equal(r[0].line, "GET / ? [] ka=0 10=1");
-	assert_int_equal(PARSE("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", r), 1);
-	assert_string_equal(r[0].line, "GET / ? [] ka=1 10=1");
-	assert_int_equal(PARSE("GET / HTTP/1.1\r\nConnection: close\r\n\r\n", r), 1);
-	assert_string_equal(r[0].line, "GET / ? [] ka=0 10=0");
-	/* bodies: by length, chunked */
-	assert_int_equal(PARSE("POST /e HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello", r), 1);
-	assert_string_equal(r[0].line, "POST /e ? [hello] ka=1 10=0");
-	assert_int_equal(PARSE("POST /e HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
-	                       "3\r\nabc\r\n2;ext=1\r\nde\r\n0\r\nTrailer: x\r\n\r\n",
-	                       r),
-	                 1);
-	assert_string_equal(r[0].line, "POST /e ? [abcde] ka=1 10=0");
-	/* bare LF line ends are tolerated */
-	assert_int_equal(PARSE("GET /lf HTTP/1.1\nHost: x\n\n", r), 1);
-	assert_string_equal(r[0].line, "GET /lf ? [] ka=1 10=0");
-	/* pipelined, with a body in the middle */
-	assert_int_equal(
-	    PARSE("GET /1 HTTP/1.1\r\n\r\nPOST /2 HTTP/1.1\r\nContent-Length: 2\r\n\r\n"
-	          "hiHEAD /3 HTTP/1.1\r\n\r\n",
-	          r),
-	    3);
-	assert_string_equal(r[0].line, "GET /1 ? [] ka=1 10=0");
-	assert_string_equal(r[1].line, "POST /2 ? [hi] ka=1 10=0");
-	assert_string_equal(r[2].line, "HEAD /3 ? [] ka=1 10=0");
-	/* an upgrade is answered, but nothing after it is parsed as HTTP */
-	assert_int_equal(PARSE("GET / HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: x\r\n\r\n", r),
-	                 1);
-	assert_string_equal(r[0].line, "GET / ? [] ka=0 10=0");
-}
-
-static void test_parse_errors(void **state)
-{
-	struct parsed r[8];
-
-	(void)state;
-	assert_int_equal(PARSE("garbage\r\n\r\n", r), 1);
-	assert_int_equal(r[0].status, 400);
-	assert_int_equal(PARSE("FOO / HTTP/1.1\r\n\r\n", r), 1);
-	assert_int_equal(r[0].status, 400);
-	assert_int_equal(PARSE("GET / HTTP/1.1\r\nBad Header\r\n\r\n", r), 1);
-	assert_int_equal(r[0].status, 400);
-	assert_int_equal(PARSE("GET /a\0b HTTP/1.1\r\n\r\n", r), 1);
-	assert_int_equal(r[0].status, 400);
-	assert_int_equal(
-	    PARSE("GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", r), 1);
-	assert_int_equal(r[0].status, 400);
-	assert_int_equal(PARSE("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", r),
-	                 1);
-	assert_int_equal(r[0].status, 400);
-	/* HTTP/0.9 and 2.0 are not spoken here */
-	assert_int_equal(PARSE("GET /\r\n\r\n", r), 1);
-	assert_int_equal(r[0].status, 505);
-	assert_int_equal(PARSE("GET / HTTP/2.0\r\n\r\n", r), 1);
-	assert_int_equal(r[0].status, 505);
-	/* a good request, then a bad one: the first is still answered */
-	assert_int_equal(PARSE("GET /ok HTTP/1.1\r\n\r\nBAD\r\n\r\n", r), 2);
-	assert_int_equal(r[0].status, 0);
-	assert_int_equal(r[1].status, 400);
-	/* over the declared body limit: refused before reading it */
-	assert_int_equal(PARSE("POST / HTTP/1.1\r\nContent-Length: 65537\r\n\r\n", r), 1);
-	assert_int_equal(r[0].status, 413);
-}
-
-/* A request whose head is exactly n bytes. */
-static char *head_of(size_t n, size_t *len)
-{
-	const char *pre = "GET / HTTP/1.1\r\nX-Fill: ";
-	char *s = malloc(n + 1);
-	size_t pl = strlen(pre);
-
-	assert_non_null(s);
-	memcpy(s, pre, pl);
-	memset(s + pl, 'a', n - pl - 4);
-	memcpy(s + n - 4, "\r\n\r\n", 4);
-	s[n] = '\0';
-	*len = n;
-	return s;
-}
-
-static void test_parse_limits(void **state)
-{
-	struct parsed r[8];
-	size_t len;
-	char *s;
-	struct cm_buf b;
-
-	(void)state;
-	s = head_of(CM_ADMIN_HEAD_MAX, &len);
-	assert_int_equal(parse_check(s, len, r, 8), 1);
-	assert_int_equal(r[0].status, 0);
-	free(s);
-	s = head_of(CM_ADMIN_HEAD_MAX + 1, &len);
-	assert_int_equal(parse_check(s, len, r, 8), 1);
-	assert_int_equal(r[0].status, 431);
-	free(s);
-	/* a head that never ends is refused after the limit, not after all of it */
-	s = malloc(100000);
-	assert_non_null(s);
-	memset(s, 'a', 100000);
-	memcpy(s, "GET /", 5);
-	assert_int_equal(parse_all(s, 100000, 100000, r, 8), 1);
-	assert_int_equal(r[0].status, 431);
-	free(s);
-
-	/* body: 64 KiB is fine, one byte more is not, by length or chunked */
-	cm_buf_init(&b, 0);
-	assert_int_equal(
-	    cm_buf_printf(&b, "POST / HTTP/1.1\r\nContent-Length: %d\r\n\r\n", CM_ADMIN_BODY_MAX),
-	    0);
-	for (int i = 0; i < CM_ADMIN_BODY_MAX; i++)
-		assert_int_equal(cm_buf_append(&b, "x", 1), 0);
-	assert_int_equal(parse_all(b.data, b.len, 4096, r, 8), 1);
-	assert_int_equal(r[0].status, 0);
-	cm_buf_reset(&b);
-	assert_int_equal(cm_buf_puts(&b, "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"),
-	                 0);
-	for (int i = 0; i < 64; i++) {
-		assert_int_equal(cm_buf_puts(&b, "400\r\n"), 0);
-		for (int j = 0; j < 1024; j++)
-			assert_int_equal(cm_buf_append(&b, "y", 1), 0);
-		assert_int_equal(cm_buf_puts(&b, "\r\n"), 0);
-	}
-	len = b.len;
-	assert_int_equal(cm_buf_puts(&b, "0\r\n\r\n"), 0);
-	assert_int_equal(parse_all(b.data, b.len, 5000, r, 8), 1);
-	assert_int_equal(r[0].status, 0);
-	b.len = len;
-	assert_int_equal(cm_buf_puts(&b, "1\r\nz\r\n0\r\n\r\n"), 0);
-	assert_int_equal(parse_all(b.data, b.len, 5000, r, 8), 1);
-	assert_int_equal(r[0].status, 413);
-	cm_buf_free(&b);
-}
-
-static void test_parse_protocol(void **state)
-{
-	struct cm_admin_http *p;
-	const char *req = "GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n";
-	size_t used;
-
-	(void)state;
-	assert_int_equal(cm_admin__http_alloc(&p), 0);
-	assert_null(cm_admin__http_path(p));
-	assert_int_equal(cm_admin__http_feed(p, req, 0, &used), CM_ADMIN_HTTP_MORE);
-	assert_int_equal(used, 0);
-	assert_int_equal(cm_admin__http_feed(p, req, strlen(req), &used), CM_ADMIN_HTTP_DONE);
-	assert_int_equal(used, 19);
-	assert_string_equal(cm_admin__http_path(p), "/a");
-	/* the caller must answer first */
-	assert_int_equal(cm_admin__http_feed(p, req + used, strlen(req) - used, &used), -EINVAL);
-	cm_admin__http_next(p);
-	assert_null(cm_admin__http_request(p));
-	assert_int_equal(cm_admin__http_feed(p, req + 19, strlen(req) - 19, &used),
-	                 CM_ADMIN_HTTP_DONE);
-	assert_string_equal(cm_admin__http_request(p)->path, "/b");
-	cm_admin__http_next(p);
-	/* errors are final */
-	assert_int_equal(cm_admin__http_feed(p, "BAD\r\n", 5, &used), -EBADMSG);
-	assert_int_equal(cm_admin__http_feed(p, req, strlen(req), &used), -EBADMSG);
-	cm_admin__http_free(p);
-	cm_admin__http_free(NULL);
-
-	assert_int_equal(cm_admin__http_error_status(-EBADMSG), 400);
-	assert_int_equal(cm_admin__http_error_status(-EMSGSIZE), 431);
-	assert_int_equal(cm_admin__http_error_status(-EFBIG), 413);
-	assert_int_equal(cm_admin__http_error_status(-EPROTONOSUPPORT), 505);
-}
-
-static void test_format(void **state)
-{
-	struct cm_buf b;
-	struct cm_admin_reply r = {
-	    .status = 405, .content_type = "text/plain", .allow = "GET, HEAD", .close = 1};
-	struct cm_admin_reply h = {
-	    .status = 200, .content_type = "a/b", .keep_alive_10 = 1, .head = 1};
-	struct cm_admin_reply nc = {.status = 204, .content_type = "a/b"};
-
-	(void)state;
-	cm_buf_init(&b, 0);
-	assert_int_equal(cm_admin__http_format(&b, &r, "no\n", 3), 0);
-	assert_string_equal(b.data, "HTTP/1.1 405 Method Not Allowed\r\n"
-	                            "Content-Type: text/plain\r\n"
-	                            "Content-Length: 3\r\n"
-	                            "Allow: GET, HEAD\r\n"
-	                            "Connection: close\r\n"
-	                            "Cache-Control: no-store\r\n"
-	                            "\r\n"
-	                            "no\n");
-	cm_buf_reset(&b);
-	assert_int_equal(cm_admin__http_format(&b, &h, "body", 4), 0);
-	assert_string_equal(b.data, "HTTP/1.1 200 OK\r\n"
-	                            "Content-Type: a/b\r\n"
-	                            "Content-Length: 4\r\n"
-	                            "Connection: keep-alive\r\n"
-	                            "Cache-Control: no-store\r\n"
-	                            "\r\n");
-	cm_buf_reset(&b);
-	assert_int_equal(cm_admin__http_format(&b, &nc, "dropped", 7), 0);
-	assert_string_equal(b.data, "HTTP/1.1 204 No Content\r\n"
-	                            "Content-Type: a/b\r\n"
-	                            "Cache-Control: no-store\r\n"
-	                            "\r\n");
-	cm_buf_free(&b);
-}
-
-static int scenario_parse(void *arg)
-{
-	const char *req = "POST /x?y HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
-	                  "5\r\nhello\r\n40\r\n0123456789012345678901234567890123456789012345678901"
-	                  "234567890123\r\n0\r\n\r\n";
-	struct cm_admin_http *p;
-	size_t off = 0, used;
-	int r = 0;
-
-	(void)arg;
-	r = cm_admin__http_alloc(&p);
-	if (r)
-		return r;
-	/* small steps, so that the buffers grow several times */
-	while (off < strlen(req)) {
-		r = cm_admin__http_feed(p, req + off, 3, &used);
-		off += used;
-		if (r != CM_ADMIN_HTTP_MORE)
-			break;
-	}
-	if (r == CM_ADMIN_HTTP_DONE)
-		r = cm_admin__http_request(p)->body_len == 69 ? 0 : -EIO;
-	else if (r == CM_ADMIN_HTTP_MORE)
-		r = -EIO;
-	cm_admin__http_free(p);
-	return r;
-}
-
-static void test_alloc_parse(void **state)
-{
-	(void)state;
-	assert_true(test_alloc_sweep(scenario_parse, NULL, 200) > 3);
-}
 
 /* === a real server =========================================================================== */
 
@@ -1334,35 +1021,30 @@ static void test_alloc_lifecycle(void **state)
 	assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* Answer one request through an in-memory connection of the admin's HTTP server, as a socket
+ * would, with every allocation failing in turn. */
 struct respond_case {
 	struct cm_admin *a;
 	const char *req;
 	int want;
 };
 
-/* Parse and answer one request, as a connection would, with every allocation failing in turn. */
 static int scenario_respond(void *arg)
 {
 	struct respond_case *rc = arg;
-	struct cm_admin_http *p;
-	struct cm_buf out;
-	size_t used;
-	int r, close = 0, status = 0;
+	struct cm_http_conn *c;
+	int r, status = 0;
 
-	cm_buf_init(&out, 0);
-	r = cm_admin__http_alloc(&p);
+	r = cm_http__conn_mem_alloc(&c, rc->a->http);
 	if (r)
 		return r;
-	r = cm_admin__http_feed(p, rc->req, strlen(rc->req), &used);
-	if (r == CM_ADMIN_HTTP_DONE)
-		r = cm_admin__respond(rc->a, p, &out, &close);
-	else if (r >= 0)
-		r = -EIO;
+	cm_http__conn_mem_input(c, rc->req, strlen(rc->req));
 	/* a failure inside may turn into a 500: that is a failure reported, not swallowed */
-	if (r == 0 && (sscanf(out.data, "HTTP/1.1 %d", &status) != 1 || status != rc->want))
+	if (!c->out.data || sscanf(c->out.data, "HTTP/1.1 %d", &status) != 1)
 		r = -EIO;
-	cm_buf_free(&out);
-	cm_admin__http_free(p);
+	else if (status != rc->want)
+		r = -EIO;
+	cm_http__conn_mem_free(c);
 	return r;
 }
 
@@ -1399,12 +1081,6 @@ static void test_alloc_respond(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_parse_requests),
-	    cmocka_unit_test(test_parse_errors),
-	    cmocka_unit_test(test_parse_limits),
-	    cmocka_unit_test(test_parse_protocol),
-	    cmocka_unit_test(test_format),
-	    cmocka_unit_test(test_alloc_parse),
 	    cmocka_unit_test(test_health),
 	    cmocka_unit_test(test_metrics),
 	    cmocka_unit_test(test_not_found),

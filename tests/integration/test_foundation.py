@@ -308,7 +308,7 @@ class MakeRun(unittest.TestCase):
                 out, _ = proc.communicate(timeout=30)
                 self.assertEqual(proc.returncode, 0, out)
                 suite.assert_clean(self, out)
-                self.assertEqual(out.count("stopped"), 3, out)
+                self.assertEqual(out.count("/daemon: stopped\n"), 3, out)
                 for port in ports.values():
                     with socket.socket() as s:
                         self.assertNotEqual(s.connect_ex(("127.0.0.1", port)), 0)

@@ -1,4 +1,4 @@
-/* cm/admin.h - the small admin HTTP/1.1 server every daemon runs (libuv + http-parser).
+/* cm/admin.h - the small admin HTTP server every daemon runs (a thin layer on cm/http.h).
  *
  * Serves GET /health and GET /metrics out of the box, plus routes a daemon adds. It is meant for
  * loopback or a management network: requests are small (headers up to 8 KiB, no bodies beyond
@@ -14,6 +14,9 @@
  * Every request is counted in admin_requests_total{path,code}, where path is "/health",
  * "/metrics", an added route's path, or "other"; admin_connections and
  * admin_connections_rejected_total follow the connections.
+ *
+ * It is a cm_http server (cm/http.h) with metrics prefix "admin", so it also speaks HTTP/2 with
+ * prior knowledge; handlers here are synchronous and their answer is sent at once.
  *
  * Single-threaded: all calls from the loop's thread. The process must ignore SIGPIPE (the
  * daemons do), or a client that goes away mid-response kills it.

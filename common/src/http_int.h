@@ -1,0 +1,297 @@
+/* http_int.h - the HTTP server's internals (cm/http.h), shared by the http*.c files, the tests
+ * and the fuzz targets. Neither <http_parser.h> nor <nghttp2/nghttp2.h> is included here: http1.c
+ * and http2.c are their only users.
+ *
+ * Layers: http_server.c (listener, routes, metrics, the answers the server gives itself) ->
+ * http_conn.c (a connection: protocol detection, request queue, TLS and libuv I/O, limits) ->
+ * http1.c / http2.c (bytes <-> requests and responses) ; http_req.c (the request object). */
+#ifndef CM_HTTP_INT_H
+#define CM_HTTP_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "cm/buf.h"
+#include "cm/http.h"
+
+#define CM_HTTP_TEXT              "text/plain; charset=utf-8"
+#define CM_HTTP_DEF_HEADER_BYTES  (8 * 1024)
+#define CM_HTTP_DEF_BODY_BYTES    (64 * 1024)
+#define CM_HTTP_DEF_MAX_CONNS     64
+#define CM_HTTP_DEF_IDLE_MS       10000
+#define CM_HTTP_DEF_MAX_STREAMS   100
+#define CM_HTTP_DEF_MAX_IN_FLIGHT 16
+#define CM_HTTP_READ_SIZE         (16 * 1024)  /* one read; the most input handled per wakeup */
+#define CM_HTTP_WRITE_HIGH        (256 * 1024) /* unsent bytes before a connection stops reading */
+#define CM_HTTP_MAX_REQS_PER_WAKE 32           /* HTTP/1 requests parsed before yielding */
+#define CM_HTTP_METHOD_MAX        32
+#define CM_HTTP_H2_PREFACE        "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+#define CM_HTTP_H2_PREFACE_LEN    24
+
+struct cm_http_conn;
+struct cm_http_h1;
+struct cm_http_h2;
+struct cm_counter;
+struct cm_gauge;
+struct cm_tls_conn;
+
+/* --- requests (http_req.c) ------------------------------------------------------------------- */
+
+enum cm_http_req_state {
+	CM_HTTP_REQ_RECEIVING, /* owned by the connection, head or body still arriving */
+	CM_HTTP_REQ_READY,     /* complete, waiting to be dispatched (HTTP/2) */
+	CM_HTTP_REQ_HANDLER,   /* owned by the handler; the connection keeps it listed */
+	CM_HTTP_REQ_RESPONDED, /* answered; owned by the connection until sent */
+	CM_HTTP_REQ_DETACHED,  /* owned by the handler; the connection is gone */
+};
+
+struct http_route;
+
+struct cm_http_req {
+	struct cm_http_conn *c;          /* borrowed; NULL once detached */
+	struct cm_http_req *prev, *next; /* in c->reqs, in arrival order */
+	enum cm_http_req_state state;
+	int32_t stream_id; /* HTTP/2 stream; 0 for HTTP/1 */
+	int version;       /* 10, 11, 20 */
+	char method[CM_HTTP_METHOD_MAX + 1];
+	struct cm_buf target;            /* "path\0query\0"; owned */
+	const char *path, *query, *rest; /* into target (rest: into path) */
+	struct cm_buf hbuf;              /* header "name\0value\0" pairs, names lower-case; owned */
+	size_t nhdrs;
+	struct cm_http_header *hdrs;    /* built by cm_http__req_finish(); owned array into hbuf */
+	size_t head_bytes;              /* HTTP/2: decoded header bytes counted against the limit */
+	struct cm_buf body;             /* owned; NUL-terminated */
+	const struct http_route *route; /* borrowed from the server; NULL: none matched */
+	int err_status;                 /* nonzero: the server answers this error itself */
+	unsigned head : 1;              /* a HEAD request */
+	unsigned keep_alive : 1;        /* HTTP/1: the connection may stay open after it */
+	unsigned expect_continue : 1;   /* HTTP/1: "Expect: 100-continue" */
+	unsigned body_done : 1;         /* the whole request arrived */
+	unsigned close_after : 1;       /* HTTP/1: close the connection after this response */
+	unsigned counted : 1;           /* counted in PREFIX_requests_total */
+	cm_http_cancel_fn cancel;
+	void *cancel_arg; /* borrowed */
+	/* the response */
+	int status;
+	struct cm_buf rhdrs; /* "name\0value\0" pairs, content-type first; owned */
+	size_t nrhdrs;
+	struct cm_buf rbody; /* owned */
+	size_t roff;         /* HTTP/2: bytes of rbody handed to nghttp2 */
+};
+
+/* A new request for connection c (listed by the caller). 0, -ENOMEM. */
+int cm_http__req_alloc(struct cm_http_req **out, struct cm_http_conn *c, int version);
+void cm_http__req_free(struct cm_http_req *req); /* accepts NULL; must be unlisted */
+/* Append a header (name lower-cased). 0, -ENOMEM, -EBADMSG (NUL inside). */
+int cm_http__req_add_header(struct cm_http_req *req, const char *name, size_t nlen,
+                            const char *value, size_t vlen);
+/* Set path and query (copied). 0, -ENOMEM, -EBADMSG (NUL inside, empty path). */
+int cm_http__req_set_target(struct cm_http_req *req, const char *path, size_t plen,
+                            const char *query, size_t qlen);
+/* Build the header array once the head is complete. 0, -ENOMEM. */
+int cm_http__req_finish(struct cm_http_req *req);
+/* Store a response in req (state RESPONDED), without sending it. Copies everything. 0,
+ * -ENOMEM (then a bare response with that status is stored). */
+int cm_http__req_store(struct cm_http_req *req, int status, const char *content_type,
+                       const struct cm_http_header *headers, size_t nheaders, const void *body,
+                       size_t len);
+
+/* --- HTTP/1 (http1.c) ------------------------------------------------------------------------ */
+
+enum {
+	CM_HTTP1_MORE = 0, /* everything consumed, no complete request yet */
+	CM_HTTP1_DONE = 1, /* a request is complete (cm_http__h1_take()); *used bytes consumed */
+};
+
+int cm_http__h1_alloc(struct cm_http_h1 **out, struct cm_http_conn *c,
+                      const struct cm_http_limits *lim);
+void cm_http__h1_free(struct cm_http_h1 *p); /* accepts NULL */
+
+/* Feed len bytes. CM_HTTP1_MORE (*used = len), CM_HTTP1_DONE (*used <= len), or a negative
+ * errno: -EBADMSG (malformed), -EMSGSIZE (head over the limit), -EFBIG (body over the limit),
+ * -EPROTONOSUPPORT (not HTTP/1.x), -ENOMEM, or -EINVAL when called after DONE without
+ * cm_http__h1_take(). Errors are final. */
+int cm_http__h1_feed(struct cm_http_h1 *p, const char *data, size_t len, size_t *used);
+
+/* After DONE: the complete request, handed over to the caller; the parser is ready for the
+ * next one. */
+struct cm_http_req *cm_http__h1_take(struct cm_http_h1 *p);
+
+/* The request being received (head complete or not), or NULL; borrowed. */
+struct cm_http_req *cm_http__h1_partial(const struct cm_http_h1 *p);
+
+/* After an error: the request being received (or NULL), handed over to the caller. */
+struct cm_http_req *cm_http__h1_steal(struct cm_http_h1 *p);
+
+/* Nonzero when the head of the request being received is complete, it asked for
+ * "100-continue", and nothing of its body has arrived yet. */
+int cm_http__h1_wants_continue(const struct cm_http_h1 *p);
+
+/* The HTTP status that answers a cm_http__h1_feed() error. */
+int cm_http__h1_error_status(int err);
+
+/* Append req's stored response to out: status line, Content-Type, Content-Length (unless 1xx,
+ * 204, 304), the handler's headers, extra (nextra), "Connection: close" when close (or
+ * "keep-alive" to an HTTP/1.0 client that stays), then the body unless HEAD. 0, -ENOMEM. */
+int cm_http__h1_format(struct cm_buf *out, const struct cm_http_req *req, int close,
+                       const struct cm_http_header *extra, size_t nextra);
+
+/* --- HTTP/2 (http2.c) ------------------------------------------------------------------------ */
+
+/* A server session for c: SETTINGS (max concurrent streams, max header list size) are queued.
+ * 0, -ENOMEM. */
+int cm_http__h2_alloc(struct cm_http_h2 **out, struct cm_http_conn *c,
+                      const struct cm_http_limits *lim);
+void cm_http__h2_free(struct cm_http_h2 *h); /* accepts NULL; requests must be unlisted */
+
+/* Process input (starting with the client preface). Requests that complete become READY in
+ * c->reqs; streams closed by the client call cm_http__conn_stream_closed(). 0, -EPROTO (the
+ * session failed: send what is queued, then close), -ENOMEM. */
+int cm_http__h2_input(struct cm_http_h2 *h, const char *data, size_t len);
+
+/* Append queued frames to out until it holds at least high bytes or nothing is left. 0, -EPROTO,
+ * -ENOMEM. */
+int cm_http__h2_output(struct cm_http_h2 *h, struct cm_buf *out, size_t high);
+
+/* Submit req's stored response on its stream. 0, -ENOMEM, -EPROTO (stream gone). */
+int cm_http__h2_submit(struct cm_http_h2 *h, struct cm_http_req *req);
+
+/* Queue GOAWAY (NO_ERROR, last stream processed): no new streams, old ones finish. */
+void cm_http__h2_goaway(struct cm_http_h2 *h);
+
+/* Nonzero when the session has nothing left to read or write (closed by GOAWAY or error). */
+int cm_http__h2_finished(const struct cm_http_h2 *h);
+
+/* --- connections (http_conn.c) --------------------------------------------------------------- */
+
+enum cm_http_proto {
+	CM_HTTP_PROTO_DETECT, /* waiting for enough bytes to tell HTTP/1 from the HTTP/2 preface */
+	CM_HTTP_PROTO_H1,
+	CM_HTTP_PROTO_H2,
+};
+
+enum cm_http_conn_state {
+	CM_HTTP_CONN_OPEN,    /* reading requests */
+	CM_HTTP_CONN_LINGER,  /* last response queued; write side shut down once sent */
+	CM_HTTP_CONN_CLOSING, /* handles closing; freed by the last close callback */
+};
+
+struct cm_http_conn {
+	struct cm_http_server *srv; /* borrowed: the server lives until its last connection */
+	struct cm_http_conn *prev, *next;
+	enum cm_http_conn_state state;
+	enum cm_http_proto proto;
+	int mem; /* an in-memory connection (tests, fuzzing): no socket, output stays in out */
+	/* transport */
+	uv_tcp_t tcp;
+	uv_timer_t timer; /* idle timeout while open, linger timeout while closing */
+	uv_shutdown_t shutdown;
+	struct cm_tls_conn *tls; /* owned; NULL in cleartext */
+	int handles;             /* of tcp and timer, those not yet closed */
+	unsigned writes;         /* write requests in flight */
+	size_t write_bytes;      /* their total size */
+	unsigned reading : 1;
+	unsigned paused : 1;    /* input is held in pending; resumes when the cause clears */
+	unsigned eof : 1;       /* the peer closed its side */
+	unsigned shut_done : 1; /* our side is shut down */
+	unsigned draining : 1;  /* graceful stop: finish what was read, then close */
+	unsigned busy : 1;      /* requests or writes in flight: the idle timer is off */
+	unsigned in_io : 1;     /* inside input processing: responses are flushed at its end */
+	unsigned in_flush : 1;
+	unsigned h1_stop : 1;   /* HTTP/1: no more requests after the last one read */
+	unsigned h2_failed : 1; /* HTTP/2: the session failed; send its GOAWAY, then close */
+	/* engine */
+	struct cm_buf pending; /* plaintext input read but not processed yet; owned */
+	struct cm_buf out;     /* plaintext output not yet handed to the transport; owned */
+	struct cm_http_h1 *h1; /* owned, HTTP/1 */
+	struct cm_http_h2 *h2; /* owned, HTTP/2 */
+	struct cm_http_req *reqs, *reqs_tail; /* owned list (but see the request states) */
+	unsigned nreqs;
+	char rbuf[CM_HTTP_READ_SIZE];
+};
+
+/* An in-memory connection on srv (not listening needed): feed it with
+ * cm_http__conn_mem_input(); what it sends accumulates in c->out (the caller may consume it).
+ * 0, -ENOMEM. */
+int cm_http__conn_mem_alloc(struct cm_http_conn **out, struct cm_http_server *srv);
+/* Feed input. 0 while the connection is open, -ECONNRESET once it closed or lingers. */
+int cm_http__conn_mem_input(struct cm_http_conn *c, const char *data, size_t len);
+/* Process input held back (after the caller consumed c->out). Same returns. */
+int cm_http__conn_mem_resume(struct cm_http_conn *c);
+/* Close (requests in flight are detached) and free. Accepts NULL. */
+void cm_http__conn_mem_free(struct cm_http_conn *c);
+
+/* Accept a connection from the listener (http_server.c calls it). */
+void cm_http__conn_accept(struct cm_http_server *srv);
+/* Close now: requests in flight are detached and their cancel callbacks run. */
+void cm_http__conn_close(struct cm_http_conn *c);
+/* Graceful stop (see cm_http_server_stop_accepting()). */
+void cm_http__conn_drain(struct cm_http_conn *c);
+/* A handler answered req (state RESPONDED): send what can be sent. */
+void cm_http__conn_responded(struct cm_http_conn *c, struct cm_http_req *req);
+/* HTTP/2: the stream of req closed (client reset, or done). */
+void cm_http__conn_stream_closed(struct cm_http_conn *c, struct cm_http_req *req);
+/* Link / unlink a request in c->reqs. */
+void cm_http__conn_link(struct cm_http_conn *c, struct cm_http_req *req);
+void cm_http__conn_unlink(struct cm_http_conn *c, struct cm_http_req *req);
+
+/* --- the server (http_server.c) -------------------------------------------------------------- */
+
+struct http_route {
+	struct http_route *next;
+	char *path; /* owned */
+	size_t len;
+	unsigned flags;
+	char *methods; /* owned; NULL: any */
+	cm_http_handler h;
+	void *arg; /* borrowed */
+};
+
+struct cm_http_server {
+	uv_loop_t *loop;              /* borrowed */
+	struct cm_metrics *metrics;   /* borrowed; may be NULL */
+	struct cm_tls *tls;           /* borrowed; may be NULL */
+	struct cm_http_limits lim;    /* defaults filled in */
+	char *prefix;                 /* owned: metric name prefix */
+	const char *mod;              /* borrowed: log module */
+	struct cm_http_header *extra; /* owned copies, names lower-case */
+	size_t nextra;
+	struct http_route *routes; /* owned list; nodes live as long as the server */
+	struct cm_gauge *m_conns;
+	struct cm_counter *m_rejected;
+	char *m_requests_name; /* owned: PREFIX_requests_total */
+
+	uv_tcp_t listener;
+	uv_timer_t accept_retry;
+	int listening;
+	int stopping; /* stop_accepting() or close() called */
+	int closing;  /* close() called */
+	struct cm_http_conn *conns;
+	unsigned nconns;
+	unsigned handles; /* handles whose close callback is still to come */
+	void (*done)(void *arg);
+	void *done_arg;
+};
+
+/* Route a complete request (state READY or RECEIVING-complete) and run its handler, or answer
+ * it with the server's own response (404, 405, 500, or req->err_status). On return the request
+ * is HANDLER (the handler took it), RESPONDED, or freed if the connection went away meanwhile:
+ * callers re-check the connection. */
+void cm_http__dispatch(struct cm_http_conn *c, struct cm_http_req *req);
+
+/* Find the route for path: exact first, then the longest prefix; *rest gets what follows a
+ * prefix. NULL when none. */
+const struct http_route *cm_http__route_find(const struct cm_http_server *srv, const char *path,
+                                             const char **rest);
+
+/* Store the server's own answer to req: status with a short text body. 0, -ENOMEM. */
+int cm_http__answer_error(struct cm_http_req *req, int status);
+
+/* Count an answered request in PREFIX_requests_total. */
+void cm_http__count(struct cm_http_server *srv, const struct http_route *route, int status);
+
+/* Every handle the server owns counts until its close callback; the last one frees it. */
+void cm_http__server_handle_closed(struct cm_http_server *srv);
+
+#endif

@@ -1,0 +1,419 @@
+/* http_server.c - the HTTP server (cm/http.h): listener, routes, limits, metrics, and the
+ * answers the server gives itself (404, 405, 413, 500...). */
+#include "http_int.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cm/log.h"
+#include "cm/metrics.h"
+
+/* --- teardown -------------------------------------------------------------------------------- */
+
+static void server_free(struct cm_http_server *srv)
+{
+	struct http_route *r;
+
+	while ((r = srv->routes) != NULL) {
+		srv->routes = r->next;
+		free(r->path);
+		free(r->methods);
+		free(r);
+	}
+	for (size_t i = 0; i < srv->nextra; i++) {
+		free((char *)srv->extra[i].name);
+		free((char *)srv->extra[i].value);
+	}
+	free(srv->extra);
+	free(srv->prefix);
+	free(srv->m_requests_name);
+	free(srv);
+}
+
+void cm_http__server_handle_closed(struct cm_http_server *srv)
+{
+	void (*done)(void *arg);
+	void *arg;
+
+	if (--srv->handles > 0 || !srv->closing)
+		return;
+	done = srv->done;
+	arg = srv->done_arg;
+	server_free(srv);
+	if (done)
+		done(arg);
+}
+
+static void on_server_handle_closed(uv_handle_t *h)
+{
+	cm_http__server_handle_closed(h->data);
+}
+
+/* --- metrics --------------------------------------------------------------------------------- */
+
+static int metrics_init(struct cm_http_server *srv)
+{
+	char name[128], help[160];
+	int r;
+
+	if (!srv->metrics)
+		return 0;
+	snprintf(name, sizeof(name), "%s_connections", srv->prefix);
+	snprintf(help, sizeof(help), "Open connections to the %s HTTP server.", srv->prefix);
+	r = cm_metrics_gauge(srv->metrics, &srv->m_conns, name, help, NULL);
+	if (r)
+		return r;
+	snprintf(name, sizeof(name), "%s_connections_rejected_total", srv->prefix);
+	snprintf(help, sizeof(help), "%s connections closed at once: max_connections reached.",
+	         srv->prefix);
+	r = cm_metrics_counter(srv->metrics, &srv->m_rejected, name, help, NULL);
+	if (r)
+		return r;
+	snprintf(name, sizeof(name), "%s_requests_total", srv->prefix);
+	srv->m_requests_name = strdup(name);
+	return srv->m_requests_name ? 0 : -ENOMEM;
+}
+
+/* The path label only ever takes a route's path or "other", so a scanner walking random URLs
+ * cannot grow the registry; codes are three digits. */
+void cm_http__count(struct cm_http_server *srv, const struct http_route *route, int status)
+{
+	struct cm_counter *c;
+	char code[8], help[160];
+
+	if (!srv || !srv->metrics)
+		return;
+	snprintf(code, sizeof(code), "%d", status);
+	snprintf(help, sizeof(help), "Requests answered by the %s HTTP server, by path and status.",
+	         srv->prefix);
+	if (cm_metrics_counter(srv->metrics, &c, srv->m_requests_name, help, "path",
+	                       route ? route->path : "other", "code", code, NULL) == 0)
+		cm_metrics_inc(c);
+}
+
+/* --- routing --------------------------------------------------------------------------------- */
+
+const struct http_route *cm_http__route_find(const struct cm_http_server *srv, const char *path,
+                                             const char **rest)
+{
+	const struct http_route *best = NULL;
+
+	*rest = "";
+	if (!path)
+		return NULL;
+	for (const struct http_route *r = srv->routes; r; r = r->next) {
+		if (!(r->flags & CM_HTTP_PREFIX)) {
+			if (strcmp(r->path, path) == 0)
+				return r;
+			continue;
+		}
+		if (strncmp(r->path, path, r->len) == 0 && (!best || r->len > best->len))
+			best = r;
+	}
+	if (best)
+		*rest = path + best->len;
+	return best;
+}
+
+/* Is method one of the comma-separated list? */
+static int method_allowed(const char *list, const char *method)
+{
+	size_t n = strlen(method);
+
+	while (*list) {
+		size_t k;
+
+		while (*list == ' ' || *list == ',')
+			list++;
+		k = strcspn(list, ", ");
+		if (k == n && strncmp(list, method, n) == 0)
+			return 1;
+		list += k;
+	}
+	return 0;
+}
+
+static const char *error_text(int status)
+{
+	switch (status) {
+	case 400:
+		return "bad request\n";
+	case 404:
+		return "not found\n";
+	case 405:
+		return "method not allowed\n";
+	case 413:
+		return "request body too large\n";
+	case 431:
+		return "request header fields too large\n";
+	case 505:
+		return "HTTP version not supported\n";
+	default:
+		return "internal error\n";
+	}
+}
+
+int cm_http__answer_error(struct cm_http_req *req, int status)
+{
+	const char *text = error_text(status);
+
+	return cm_http__req_store(req, status, CM_HTTP_TEXT, NULL, 0, text, strlen(text));
+}
+
+/* Answer req with the server's own response and send it. */
+static void answer(struct cm_http_conn *c, struct cm_http_req *req, int status, const char *allow)
+{
+	const char *text = error_text(status);
+	struct cm_http_header h = {"Allow", allow};
+
+	cm_http__req_store(req, status, CM_HTTP_TEXT, &h, allow ? 1 : 0, text, strlen(text));
+	cm_http__count(c->srv, req->route, status);
+	req->counted = 1;
+	cm_http__conn_responded(c, req);
+}
+
+void cm_http__dispatch(struct cm_http_conn *c, struct cm_http_req *req)
+{
+	const struct http_route *route;
+	cm_http_handler h;
+	void *arg;
+	int r;
+
+	route = cm_http__route_find(c->srv, req->path, &req->rest);
+	req->route = route;
+	if (req->err_status) {
+		answer(c, req, req->err_status, NULL);
+		return;
+	}
+	if (!route) {
+		answer(c, req, 404, NULL);
+		return;
+	}
+	if (route->methods && !method_allowed(route->methods, req->method)) {
+		answer(c, req, 405, route->methods);
+		return;
+	}
+	/* copied: the handler may replace the route */
+	h = route->h;
+	arg = route->arg;
+	req->state = CM_HTTP_REQ_HANDLER;
+	r = h(arg, req);
+	if (r >= 0)
+		return; /* the handler owns req now */
+	CM_LOGW(c->srv->mod, "%s %s: handler failed: %d", req->method, route->path, r);
+	if (req->state == CM_HTTP_REQ_DETACHED) {
+		cm_http__req_free(req); /* the connection went away meanwhile */
+		return;
+	}
+	answer(req->c, req, 500, NULL);
+}
+
+/* --- public API ------------------------------------------------------------------------------ */
+
+static int copy_extra(struct cm_http_server *srv, const struct cm_http_config *cfg)
+{
+	if (cfg->nextra_headers == 0)
+		return 0;
+	srv->extra = calloc(cfg->nextra_headers, sizeof(*srv->extra));
+	if (!srv->extra)
+		return -ENOMEM;
+	for (size_t i = 0; i < cfg->nextra_headers; i++) {
+		char *n = strdup(cfg->extra_headers[i].name);
+		char *v = strdup(cfg->extra_headers[i].value);
+
+		if (!n || !v) {
+			free(n);
+			free(v);
+			return -ENOMEM;
+		}
+		for (char *p = n; *p; p++)
+			*p = (char)tolower((unsigned char)*p);
+		srv->extra[i] = (struct cm_http_header){n, v};
+		srv->nextra++;
+	}
+	return 0;
+}
+
+int cm_http_server_alloc(struct cm_http_server **out, uv_loop_t *loop, struct cm_metrics *metrics,
+                         const struct cm_http_config *cfg)
+{
+	struct cm_http_server *srv;
+	int r;
+
+	*out = NULL;
+	if (!loop || !cfg)
+		return -EINVAL;
+	srv = calloc(1, sizeof(*srv));
+	if (!srv)
+		return -ENOMEM;
+	srv->loop = loop;
+	srv->metrics = metrics;
+	srv->tls = cfg->tls;
+	srv->lim = cfg->limits;
+	if (!srv->lim.max_header_bytes)
+		srv->lim.max_header_bytes = CM_HTTP_DEF_HEADER_BYTES;
+	if (!srv->lim.max_body_bytes)
+		srv->lim.max_body_bytes = CM_HTTP_DEF_BODY_BYTES;
+	if (!srv->lim.max_connections)
+		srv->lim.max_connections = CM_HTTP_DEF_MAX_CONNS;
+	if (!srv->lim.idle_timeout_ms)
+		srv->lim.idle_timeout_ms = CM_HTTP_DEF_IDLE_MS;
+	if (!srv->lim.max_streams)
+		srv->lim.max_streams = CM_HTTP_DEF_MAX_STREAMS;
+	if (!srv->lim.max_in_flight)
+		srv->lim.max_in_flight = CM_HTTP_DEF_MAX_IN_FLIGHT;
+	srv->mod = cfg->log_module ? cfg->log_module : "http";
+	srv->prefix = strdup(cfg->metrics_prefix ? cfg->metrics_prefix : "http");
+	r = srv->prefix ? 0 : -ENOMEM;
+	r = r ? r : copy_extra(srv, cfg);
+	r = r ? r : metrics_init(srv);
+	/* Neither can fail for a TCP handle without an address family; from here on the server
+	 * owns handles and is released through cm_http_server_close(). */
+	r = r ? r : uv_tcp_init(loop, &srv->listener);
+	if (r) {
+		server_free(srv);
+		return r;
+	}
+	uv_timer_init(loop, &srv->accept_retry);
+	srv->listener.data = srv->accept_retry.data = srv;
+	srv->handles = 2;
+	*out = srv;
+	return 0;
+}
+
+int cm_http_route(struct cm_http_server *srv, const char *path, unsigned flags, const char *methods,
+                  cm_http_handler h, void *arg)
+{
+	struct http_route *r;
+	char *m = NULL;
+
+	if (!path || path[0] != '/' || !h || (flags & ~(unsigned)CM_HTTP_PREFIX))
+		return -EINVAL;
+	if (methods && !(m = strdup(methods)))
+		return -ENOMEM;
+	for (r = srv->routes; r; r = r->next) {
+		if (r->flags == flags && strcmp(r->path, path) == 0) {
+			free(r->methods);
+			r->methods = m;
+			r->h = h;
+			r->arg = arg;
+			return 0;
+		}
+	}
+	r = calloc(1, sizeof(*r));
+	if (!r || !(r->path = strdup(path))) {
+		free(r);
+		free(m);
+		return -ENOMEM;
+	}
+	r->len = strlen(path);
+	r->flags = flags;
+	r->methods = m;
+	r->h = h;
+	r->arg = arg;
+	/* appended: earlier routes keep their order (and their addresses) */
+	{
+		struct http_route **pp = &srv->routes;
+
+		while (*pp)
+			pp = &(*pp)->next;
+		*pp = r;
+	}
+	return 0;
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+	struct cm_http_server *srv = server->data;
+
+	if (status < 0) {
+		CM_LOGW(srv->mod, "accept: %s", uv_strerror(status));
+		return;
+	}
+	cm_http__conn_accept(srv);
+}
+
+int cm_http_server_listen(struct cm_http_server *srv, const struct sockaddr *addr)
+{
+	int r;
+
+	if (!addr || srv->stopping)
+		return -EINVAL;
+	if (srv->listening)
+		return -EALREADY;
+	r = uv_tcp_bind(&srv->listener, addr, 0);
+	/* some bind errors (EADDRINUSE) only surface at listen */
+	r = r ? r : uv_listen((uv_stream_t *)&srv->listener, 128, on_connection);
+	if (r)
+		return r;
+	srv->listening = 1;
+	return 0;
+}
+
+int cm_http_server_port(const struct cm_http_server *srv)
+{
+	struct sockaddr_storage ss;
+	int len = sizeof(ss);
+
+	if (!srv->listening || srv->stopping ||
+	    uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&ss, &len) != 0)
+		return 0;
+	if (ss.ss_family == AF_INET)
+		return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	if (ss.ss_family == AF_INET6)
+		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	return 0;
+}
+
+int cm_http_server_stopping(const struct cm_http_server *srv)
+{
+	return srv->stopping;
+}
+
+/* Close the listener and the accept retry timer (once). */
+static void stop_listening(struct cm_http_server *srv)
+{
+	if (srv->stopping)
+		return;
+	srv->stopping = 1;
+	uv_close((uv_handle_t *)&srv->listener, on_server_handle_closed);
+	uv_close((uv_handle_t *)&srv->accept_retry, on_server_handle_closed);
+}
+
+void cm_http_server_stop_accepting(struct cm_http_server *srv)
+{
+	struct cm_http_conn *c, *next;
+
+	if (srv->stopping)
+		return;
+	stop_listening(srv);
+	/* draining may close a connection (unlinking it), never another one */
+	for (c = srv->conns; c; c = next) {
+		next = c->next;
+		cm_http__conn_drain(c);
+	}
+}
+
+void cm_http_server_close(struct cm_http_server *srv, void (*done)(void *arg), void *arg)
+{
+	if (!srv) {
+		if (done)
+			done(arg);
+		return;
+	}
+	if (srv->closing)
+		return;
+	stop_listening(srv);
+	srv->closing = 1;
+	srv->done = done;
+	srv->done_arg = arg;
+	/* hold a count so a cancel callback's close of the last connection cannot free us here */
+	srv->handles++;
+	while (srv->conns)
+		cm_http__conn_close(srv->conns);
+	cm_http__server_handle_closed(srv);
+}
