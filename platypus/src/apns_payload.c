@@ -1,0 +1,190 @@
+/* apns_payload.c - an APNs request from a notification: JSON payload (jansson), headers, size
+ * limits, push-type and priority rules; and the meaning of APNs answers. */
+#include "apns.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cm/crypto.h"
+
+static int set_str(json_t *obj, const char *key, const char *val)
+{
+	if (!val)
+		return 0;
+	return json_object_set_new(obj, key, json_string(val)) ? -ENOMEM : 0;
+}
+
+static json_t *build_aps(const struct pp_notif *n)
+{
+	json_t *aps = json_object(), *alert = NULL;
+	const struct pp_alert *a = &n->alert;
+	int r = 0;
+
+	if (!aps)
+		return NULL;
+	if (n->has_alert) {
+		if (a->title || a->body) {
+			alert = json_object();
+			if (!alert || json_object_set_new(aps, "alert", alert))
+				goto fail;
+			r |= set_str(alert, "title", a->title);
+			r |= set_str(alert, "body", a->body);
+		}
+		r |= set_str(aps, "sound", a->sound);
+		r |= set_str(aps, "category", a->click_action);
+		r |= set_str(aps, "thread-id", a->tag);
+		if (a->badge >= 0)
+			r |=
+			    json_object_set_new(aps, "badge", json_integer(a->badge)) ? -ENOMEM : 0;
+		if (n->mutable_content)
+			r |= json_object_set_new(aps, "mutable-content", json_integer(1)) ? -ENOMEM
+			                                                                  : 0;
+	} else if (!n->voip) {
+		r |= json_object_set_new(aps, "content-available", json_integer(1)) ? -ENOMEM : 0;
+	}
+	if (r)
+		goto fail;
+	return aps;
+fail:
+	json_decref(aps);
+	return NULL;
+}
+
+static int uuid4(char out[37])
+{
+	unsigned char b[16];
+	char hex[33];
+
+	if (cm_crypto_random(b, sizeof(b)))
+		return -EIO;
+	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+	for (int i = 0; i < 16; i++)
+		snprintf(hex + 2 * i, 3, "%02x", b[i]);
+	snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
+	return 0;
+}
+
+int pp_apns_msg_build(struct pp_apns_msg *msg, const struct pp_notif *n, const char *default_topic,
+                      time_t now, char *err, size_t errlen)
+{
+	const char *topic = n->topic ? n->topic : default_topic;
+	json_t *root = NULL, *aps;
+	size_t limit, tlen;
+	int r = 0;
+
+	memset(msg, 0, sizeof(*msg));
+	if (!topic || !*topic) {
+		snprintf(err, errlen, "topic: none given and the app has no default topic");
+		return -EINVAL;
+	}
+	tlen = strlen(topic);
+	if (tlen > PP_TOPIC_MAX || strlen(n->token) > PP_APNS_TOKEN_MAX) {
+		snprintf(err, errlen, "topic or token too long");
+		return -EINVAL;
+	}
+	if (n->voip) {
+		msg->push_type = "voip";
+		/* VoIP pushes go to "<bundle>.voip"; accept a topic that already says so. */
+		if (tlen > 5 && !strcmp(topic + tlen - 5, ".voip"))
+			snprintf(msg->topic, sizeof(msg->topic), "%s", topic);
+		else
+			snprintf(msg->topic, sizeof(msg->topic), "%s.voip", topic);
+		snprintf(msg->priority, sizeof(msg->priority), "10");
+	} else if (pp_notif_silent(n)) {
+		/* APNs refuses background pushes with priority 10. */
+		msg->push_type = "background";
+		snprintf(msg->topic, sizeof(msg->topic), "%s", topic);
+		snprintf(msg->priority, sizeof(msg->priority), "5");
+	} else {
+		msg->push_type = "alert";
+		snprintf(msg->topic, sizeof(msg->topic), "%s", topic);
+		snprintf(msg->priority, sizeof(msg->priority), "%s",
+		         pp_notif_priority(n) == PP_PRIO_HIGH ? "10" : "5");
+	}
+	snprintf(msg->path, sizeof(msg->path), "/3/device/%s", n->token);
+	if (n->ttl == 0)
+		snprintf(msg->expiration, sizeof(msg->expiration), "0");
+	else if (n->ttl > 0)
+		snprintf(msg->expiration, sizeof(msg->expiration), "%lld", (long long)now + n->ttl);
+	if (n->collapse_id)
+		snprintf(msg->collapse_id, sizeof(msg->collapse_id), "%s", n->collapse_id);
+	if (uuid4(msg->apns_id))
+		return -EIO;
+
+	/* Custom keys first, then "aps" (validation refused a custom "aps"). */
+	root = n->data ? json_deep_copy(n->data) : json_object();
+	aps = build_aps(n);
+	if (!root || !aps || json_object_set_new(root, "aps", aps)) {
+		if (!root)
+			json_decref(aps);
+		r = -ENOMEM;
+		goto out;
+	}
+	msg->body = json_dumps(root, JSON_COMPACT);
+	if (!msg->body) {
+		r = -ENOMEM;
+		goto out;
+	}
+	msg->body_len = strlen(msg->body);
+	limit = n->voip ? PP_APNS_PAYLOAD_MAX_VOIP : PP_APNS_PAYLOAD_MAX;
+	if (msg->body_len > limit) {
+		snprintf(err, errlen, "payload: %zu bytes, over the APNs limit of %zu",
+		         msg->body_len, limit);
+		r = -EMSGSIZE;
+	}
+out:
+	json_decref(root);
+	if (r)
+		pp_apns_msg_free(msg);
+	return r;
+}
+
+void pp_apns_msg_free(struct pp_apns_msg *msg)
+{
+	if (!msg)
+		return;
+	free(msg->body);
+	msg->body = NULL;
+	msg->body_len = 0;
+}
+
+void pp_apns_result(struct pp_result *r, int status, const char *body, size_t len)
+{
+	const char *reason = NULL;
+	json_t *root = NULL;
+
+	if (body && len) {
+		root = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
+		if (json_is_object(root) && json_is_string(json_object_get(root, "reason")))
+			reason = json_string_value(json_object_get(root, "reason"));
+	}
+	r->status = status;
+	snprintf(r->reason, sizeof(r->reason), "%s", reason ? reason : "");
+	if (status == 200) {
+		r->outcome = PP_OUT_DELIVERED;
+		r->cause = PP_CAUSE_NONE;
+	} else if (status == 410) {
+		r->outcome = PP_OUT_DEAD;
+		r->cause = PP_CAUSE_UNREGISTERED;
+	} else if (status == 413) {
+		r->outcome = PP_OUT_REJECTED;
+		r->cause = PP_CAUSE_PAYLOAD_TOO_LARGE;
+	} else if (status == 403 || status == 401) {
+		r->outcome = PP_OUT_REJECTED;
+		r->cause = PP_CAUSE_AUTH;
+	} else if (status == 429) {
+		r->outcome = PP_OUT_FAILED;
+		r->cause = PP_CAUSE_THROTTLED;
+	} else if (status >= 500) {
+		r->outcome = PP_OUT_FAILED;
+		r->cause = PP_CAUSE_PROVIDER;
+	} else {
+		/* 400 and the rest: final, and unknown 400 reasons too. */
+		r->outcome = PP_OUT_REJECTED;
+		r->cause = PP_CAUSE_BAD_NOTIFICATION;
+	}
+	json_decref(root);
+}

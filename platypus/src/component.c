@@ -1,0 +1,755 @@
+/* component.c - the XEP-0114 connection to an XMPP server: connect, stream header, handshake,
+ * IQs in, replies out, reconnection with backoff, drain on stop. */
+#include "component.h"
+#include "dispatch.h"
+#include "notif.h"
+#include "pp_uv.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cm/buf.h"
+#include "cm/crypto.h"
+#include "cm/log.h"
+#include "cm/metrics.h"
+#include "cm/xml.h"
+
+#define NS_STANZAS "urn:ietf:params:xml:ns:xmpp-stanzas"
+#define NS_DISCO   "http://jabber.org/protocol/disco#info"
+#define NS_PING    "urn:xmpp:ping"
+#define NS_PUSH    "urn:xmpp:push:0"
+#define READ_CHUNK 16384
+/* A server that stops reading our replies gets cut off rather than grow our memory. */
+#define MAX_WRITE_QUEUE (4u << 20)
+
+enum conn_state { CONN_CONNECTING, CONN_HANDSHAKE, CONN_READY, CONN_CLOSING };
+
+struct conn {
+	struct pp_component *c; /* borrowed back-pointer; cleared when c lets go of the conn */
+	uv_tcp_t tcp;
+	uv_connect_t connect;
+	struct cm_xml_parser *xp;  /* owned */
+	struct cm_xml_node *scope; /* owned: our own stream header, for writing stanzas */
+	enum conn_state state;
+	unsigned gen;
+	char rbuf[READ_CHUNK]; /* the parser copies what it keeps before on_read returns */
+};
+
+/* An IQ handed to the dispatcher, waiting for its outcome. */
+struct pending {
+	struct pending *prev, *next;
+	struct pp_component *c;
+	unsigned gen; /* the connection it arrived on: replies never cross to a new stream */
+	char *id, *from, *to;
+};
+
+struct pp_component {
+	uv_loop_t *loop;
+	struct pp_dispatch *dispatch; /* borrowed */
+	struct sockaddr_storage server;
+	char *domain;
+	struct cm_buf secret, publish_secret;
+	uint64_t backoff_min, backoff_max, backoff;
+	uv_timer_t retry;
+	struct conn *conn; /* current connection or NULL */
+	unsigned gen;
+	struct pending *pending;
+	unsigned npending;
+	int stopping, freeing;
+	void (*drained)(void *arg);
+	void *drained_arg;
+	struct {
+		struct cm_gauge *connected;
+		struct cm_counter *connect_ok, *connect_failed, *publish, *disco, *ping, *other;
+		struct cm_counter *dropped;
+	} m;
+};
+
+static void conn_close(struct conn *k, const char *why);
+static void schedule_reconnect(struct pp_component *c);
+
+/* --- writing --------------------------------------------------------------------------------- */
+
+struct wreq {
+	uv_write_t req;
+	char data[];
+};
+
+static void on_written(uv_write_t *req, int status)
+{
+	(void)status; /* a failed write shows up as a read error or EOF too */
+	free(req);
+}
+
+static int conn_send(struct conn *k, const char *data, size_t len)
+{
+	struct wreq *w;
+	uv_buf_t b;
+	int r;
+
+	if (uv_stream_get_write_queue_size((uv_stream_t *)&k->tcp) > MAX_WRITE_QUEUE) {
+		conn_close(k, "the XMPP server does not read our replies");
+		return -ENOBUFS;
+	}
+	w = malloc(sizeof(*w) + len);
+	if (!w)
+		return -ENOMEM;
+	memcpy(w->data, data, len);
+	b = uv_buf_init(w->data, (unsigned)len);
+	r = uv_write(&w->req, (uv_stream_t *)&k->tcp, &b, 1, on_written);
+	if (r)
+		free(w);
+	return r;
+}
+
+static int conn_send_node(struct conn *k, const struct cm_xml_node *n)
+{
+	struct cm_buf b;
+	int r;
+
+	cm_buf_init(&b, 0);
+	r = cm_xml_write(&b, n, k->scope);
+	if (r == 0)
+		r = conn_send(k, b.data, b.len);
+	cm_buf_free(&b);
+	return r;
+}
+
+/* --- replies --------------------------------------------------------------------------------- */
+
+/* An IQ reply: result, or error with a type and a defined condition (and optional text). */
+static int build_reply(struct cm_xml_node **out, const char *id, const char *to, const char *from,
+                       const char *type, const char *condition, const char *text)
+{
+	struct cm_xml_node *iq = NULL, *err, *cond;
+	int r = cm_xml_node_new(&iq, "iq", CM_XML_NS_COMPONENT);
+
+	r = r ? r : cm_xml_node_set_attr(iq, "type", type ? "error" : "result");
+	if (r == 0 && id)
+		r = cm_xml_node_set_attr(iq, "id", id);
+	if (r == 0 && to)
+		r = cm_xml_node_set_attr(iq, "to", to);
+	if (r == 0 && from)
+		r = cm_xml_node_set_attr(iq, "from", from);
+	if (r == 0 && type) {
+		r = cm_xml_node_new_child(&err, iq, "error", NULL);
+		r = r ? r : cm_xml_node_set_attr(err, "type", type);
+		r = r ? r : cm_xml_node_new_child(&cond, err, condition, NS_STANZAS);
+		if (r == 0 && text && *text) {
+			struct cm_xml_node *t;
+
+			r = cm_xml_node_new_child(&t, err, "text", NS_STANZAS);
+			r = r ? r : cm_xml_node_add_text(t, text, strlen(text));
+		}
+	}
+	if (r) {
+		cm_xml_node_free(iq);
+		return r;
+	}
+	*out = iq;
+	return 0;
+}
+
+/* Answer the IQ `req` (to its sender, from its recipient). */
+static void reply(struct conn *k, const char *id, const char *req_from, const char *req_to,
+                  const char *type, const char *condition, const char *text)
+{
+	struct cm_xml_node *iq;
+
+	if (build_reply(&iq, id, req_from, req_to, type, condition, text) != 0) {
+		CM_LOGE("component", "cannot build a reply to IQ %s: out of memory", id ? id : "?");
+		return;
+	}
+	conn_send_node(k, iq);
+	cm_xml_node_free(iq);
+}
+
+/* --- pending publishes ----------------------------------------------------------------------- */
+
+static void pending_free(struct pending *p)
+{
+	free(p->id);
+	free(p->from);
+	free(p->to);
+	free(p);
+}
+
+static void maybe_drained(struct pp_component *c);
+
+static void pending_unlink(struct pending *p)
+{
+	struct pp_component *c = p->c;
+
+	if (p->prev)
+		p->prev->next = p->next;
+	else
+		c->pending = p->next;
+	if (p->next)
+		p->next->prev = p->prev;
+	c->npending--;
+}
+
+static void on_outcome(void *arg, const struct pp_result *r)
+{
+	struct pending *p = arg;
+	struct pp_component *c = p->c;
+	const char *type, *condition;
+
+	pending_unlink(p);
+	pp_result_xmpp(r, &type, &condition);
+	if (c->conn && c->conn->gen == p->gen && c->conn->state == CONN_READY) {
+		reply(c->conn, p->id, p->from, p->to, type, condition, type ? r->reason : NULL);
+	} else {
+		/* The stream this IQ came on is gone; the XMPP server times the IQ out itself. */
+		cm_metrics_inc(c->m.dropped);
+		CM_LOGW("component", "IQ %s from %s: %s, but its stream is gone; reply dropped",
+		        p->id ? p->id : "?", p->from ? p->from : "?", pp_outcome_name(r->outcome));
+	}
+	pending_free(p);
+	maybe_drained(c);
+}
+
+static int dup_attr(char **dst, const struct cm_xml_node *n, const char *name)
+{
+	const char *v = cm_xml_attr(n, name);
+
+	*dst = NULL;
+	if (!v)
+		return 0;
+	*dst = strdup(v);
+	return *dst ? 0 : -ENOMEM;
+}
+
+static void handle_publish(struct conn *k, const struct cm_xml_node *iq)
+{
+	struct pp_component *c = k->c;
+	const char *id = cm_xml_attr(iq, "id"), *from = cm_xml_attr(iq, "from");
+	const char *to = cm_xml_attr(iq, "to"), *secret = NULL;
+	struct pp_notif n;
+	struct pp_result res;
+	struct pending *p;
+	char err[256];
+	int r;
+
+	cm_metrics_inc(c->m.publish);
+	if (c->stopping) {
+		reply(k, id, from, to, "wait", "resource-constraint", "platypus is stopping");
+		return;
+	}
+	pp_notif_init(&n);
+	r = pp_push_parse(iq, &n, &secret, err, sizeof(err));
+	if (r == -ENOMEM) {
+		reply(k, id, from, to, "wait", "resource-constraint", "out of memory");
+		goto out;
+	}
+	if (r) {
+		CM_LOGD("component", "IQ %s from %s refused: %s", id ? id : "?", from ? from : "?",
+		        err);
+		reply(k, id, from, to, "modify", "bad-request", err);
+		goto out;
+	}
+	if (c->publish_secret.len &&
+	    (!secret || strlen(secret) != c->publish_secret.len ||
+	     !cm_crypto_equal(secret, c->publish_secret.data, c->publish_secret.len))) {
+		CM_LOGI("component", "IQ %s from %s: publish-options secret does not match",
+		        id ? id : "?", from ? from : "?");
+		reply(k, id, from, to, "auth", "forbidden", "secret does not match");
+		goto out;
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p || dup_attr(&p->id, iq, "id") || dup_attr(&p->from, iq, "from") ||
+	    dup_attr(&p->to, iq, "to")) {
+		if (p)
+			pending_free(p);
+		reply(k, id, from, to, "wait", "resource-constraint", "out of memory");
+		goto out;
+	}
+	p->c = c;
+	p->gen = k->gen;
+	r = pp_dispatch_submit(c->dispatch, &n, on_outcome, p, &res);
+	if (r) {
+		const char *type, *condition;
+
+		pending_free(p);
+		pp_result_xmpp(&res, &type, &condition);
+		reply(k, id, from, to, type ? type : "wait",
+		      type ? condition : "internal-server-error", res.reason);
+		goto out;
+	}
+	p->next = c->pending;
+	if (c->pending)
+		c->pending->prev = p;
+	c->pending = p;
+	c->npending++;
+out:
+	pp_notif_free(&n);
+}
+
+/* disco#info: what XEP-0357 says an app server is. */
+static void handle_disco(struct conn *k, const struct cm_xml_node *iq)
+{
+	struct cm_xml_node *res, *q, *e;
+	int r = build_reply(&res, cm_xml_attr(iq, "id"), cm_xml_attr(iq, "from"),
+	                    cm_xml_attr(iq, "to"), NULL, NULL, NULL);
+
+	if (r)
+		return;
+	r = cm_xml_node_new_child(&q, res, "query", NS_DISCO);
+	r = r ? r : cm_xml_node_new_child(&e, q, "identity", NULL);
+	r = r ? r : cm_xml_node_set_attr(e, "category", "pubsub");
+	r = r ? r : cm_xml_node_set_attr(e, "type", "push");
+	r = r ? r : cm_xml_node_set_attr(e, "name", "platypus");
+	r = r ? r : cm_xml_node_new_child(&e, q, "feature", NULL);
+	r = r ? r : cm_xml_node_set_attr(e, "var", NS_PUSH);
+	r = r ? r : cm_xml_node_new_child(&e, q, "feature", NULL);
+	r = r ? r : cm_xml_node_set_attr(e, "var", NS_DISCO);
+	r = r ? r : cm_xml_node_new_child(&e, q, "feature", NULL);
+	r = r ? r : cm_xml_node_set_attr(e, "var", NS_PING);
+	if (r == 0)
+		conn_send_node(k, res);
+	cm_xml_node_free(res);
+}
+
+static void handle_iq(struct conn *k, const struct cm_xml_node *iq)
+{
+	const char *type = cm_xml_attr(iq, "type");
+	const char *id = cm_xml_attr(iq, "id"), *from = cm_xml_attr(iq, "from");
+	const char *to = cm_xml_attr(iq, "to");
+
+	if (!type || (strcmp(type, "result") == 0 || strcmp(type, "error") == 0))
+		return; /* we send no IQs of our own: nothing to match */
+	if (strcmp(type, "set") == 0 && cm_xml_child(iq, "pubsub", NULL)) {
+		handle_publish(k, iq);
+	} else if (strcmp(type, "get") == 0 && cm_xml_child(iq, "query", NS_DISCO)) {
+		cm_metrics_inc(k->c->m.disco);
+		handle_disco(k, iq);
+	} else if (strcmp(type, "get") == 0 && cm_xml_child(iq, "ping", NS_PING)) {
+		cm_metrics_inc(k->c->m.ping);
+		reply(k, id, from, to, NULL, NULL, NULL);
+	} else {
+		cm_metrics_inc(k->c->m.other);
+		reply(k, id, from, to, "cancel", "service-unavailable", NULL);
+	}
+}
+
+/* --- the stream ------------------------------------------------------------------------------ */
+
+static int on_open(void *arg, const struct cm_xml_node *header)
+{
+	struct conn *k = arg;
+	struct pp_component *c = k->c;
+	const char *sid = cm_xml_attr(header, "id");
+	unsigned char digest[CM_SHA1_LEN];
+	struct cm_buf in, out;
+	int r;
+
+	if (!sid || !*sid) {
+		conn_close(k, "the server's stream header has no id");
+		return -EPROTO;
+	}
+	/* XEP-0114: <handshake>hex(SHA1(stream id + secret))</handshake> */
+	cm_buf_init(&in, 0);
+	cm_buf_init(&out, 0);
+	r = cm_buf_puts(&in, sid);
+	r = r ? r : cm_buf_append(&in, c->secret.data, c->secret.len);
+	r = r ? r : cm_crypto_sha1(in.data, in.len, digest);
+	r = r ? r : cm_buf_puts(&out, "<handshake>");
+	r = r ? r : cm_crypto_hex(&out, digest, sizeof(digest));
+	r = r ? r : cm_buf_puts(&out, "</handshake>");
+	r = r ? r : conn_send(k, out.data, out.len);
+	cm_buf_free(&in);
+	cm_buf_free(&out);
+	if (r)
+		return r;
+	k->state = CONN_HANDSHAKE;
+	return 0;
+}
+
+static int on_stanza(void *arg, struct cm_xml_node *st)
+{
+	struct conn *k = arg;
+	struct pp_component *c = k->c;
+	int r = 0;
+
+	if (strcmp(st->ns, CM_XML_NS_STREAM) == 0 && strcmp(st->name, "error") == 0) {
+		struct cm_xml_node *cond = st->children;
+
+		while (cond && cond->kind != CM_XML_ELEMENT)
+			cond = cond->next;
+		CM_LOGE("component", "stream error from the XMPP server: %s%s",
+		        cond ? cond->name : "(no condition)",
+		        k->state == CONN_HANDSHAKE ? " (wrong secret or domain?)" : "");
+		conn_close(k, NULL);
+		r = -ECONNRESET;
+	} else if (k->state == CONN_HANDSHAKE) {
+		if (strcmp(st->name, "handshake") != 0) {
+			conn_close(k, "expected <handshake/>");
+			r = -EPROTO;
+		} else {
+			k->state = CONN_READY;
+			c->backoff = c->backoff_min;
+			cm_metrics_inc(c->m.connect_ok);
+			cm_metrics_set(c->m.connected, 1);
+			CM_LOGI("component", "connected as %s", c->domain);
+		}
+	} else if (strcmp(st->name, "iq") == 0) {
+		handle_iq(k, st);
+	} else {
+		/* messages and presences to an app server carry nothing for us */
+		cm_metrics_inc(c->m.other);
+	}
+	cm_xml_node_free(st);
+	return r;
+}
+
+static int on_close(void *arg)
+{
+	struct conn *k = arg;
+
+	conn_close(k, "the XMPP server closed the stream");
+	return -ECONNRESET;
+}
+
+static void on_closed(uv_handle_t *h)
+{
+	struct conn *k = h->data;
+
+	cm_xml_parser_free(k->xp);
+	cm_xml_node_free(k->scope);
+	free(k);
+}
+
+/* Close k; when it is the current connection, forget it and plan the next one. why == NULL:
+ * already logged. */
+static void conn_close(struct conn *k, const char *why)
+{
+	struct pp_component *c = k->c;
+
+	if (k->state == CONN_CLOSING)
+		return;
+	if (why)
+		CM_LOGW("component", "connection to the XMPP server lost: %s", why);
+	if (k->state == CONN_READY)
+		cm_metrics_set(c->m.connected, 0);
+	else
+		cm_metrics_inc(c->m.connect_failed);
+	k->state = CONN_CLOSING;
+	pp_uv_close((uv_handle_t *)&k->tcp, on_closed);
+	if (c && c->conn == k) {
+		c->conn = NULL;
+		if (!c->stopping)
+			schedule_reconnect(c);
+		else
+			maybe_drained(c);
+	}
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+	struct conn *k = h->data;
+
+	(void)suggested;
+	*b = uv_buf_init(k->rbuf, sizeof(k->rbuf));
+}
+
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+	struct conn *k = s->data;
+	const char *cond, *detail = NULL;
+	int r;
+
+	if (n == 0 || k->state == CONN_CLOSING)
+		return;
+	if (n < 0) {
+		conn_close(k, n == UV_EOF ? "the XMPP server closed the connection"
+		                          : uv_strerror((int)n));
+		return;
+	}
+	r = cm_xml_parser_feed(k->xp, b->base, (size_t)n);
+	if (r == -EBADMSG || r == -ENOMEM) {
+		cond = cm_xml_parser_error(k->xp, &detail);
+		CM_LOGE("component", "bad XML from the XMPP server: %s: %s", cond ? cond : "?",
+		        detail ? detail : "");
+		conn_close(k, NULL);
+	} else if (r && k->state != CONN_CLOSING) {
+		conn_close(k, strerror(r < 0 ? -r : r));
+	}
+}
+
+static void on_connect(uv_connect_t *req, int status)
+{
+	struct conn *k = req->data;
+	struct cm_buf b;
+	int r;
+
+	if (k->state == CONN_CLOSING)
+		return;
+	if (status) {
+		conn_close(k, uv_strerror(status));
+		return;
+	}
+	cm_buf_init(&b, 0);
+	r = cm_buf_puts(&b, "<?xml version='1.0'?>");
+	r = r ? r : cm_xml_write_open(&b, k->scope, NULL);
+	r = r ? r : conn_send(k, b.data, b.len);
+	cm_buf_free(&b);
+	if (r == 0)
+		r = uv_read_start((uv_stream_t *)&k->tcp, on_alloc, on_read);
+	if (r)
+		conn_close(k, "cannot start the stream");
+}
+
+/* Our stream header: <stream:stream xmlns='jabber:component:accept' to='domain'>. */
+static int make_scope(struct cm_xml_node **out, const char *domain)
+{
+	struct cm_xml_node *h = NULL;
+	int r = cm_xml_node_new(&h, "stream:stream", CM_XML_NS_STREAM);
+
+	r = r ? r : cm_xml_node_declare_ns(h, NULL, CM_XML_NS_COMPONENT);
+	r = r ? r : cm_xml_node_set_attr(h, "to", domain);
+	if (r) {
+		cm_xml_node_free(h);
+		return r;
+	}
+	*out = h;
+	return 0;
+}
+
+static void connect_now(struct pp_component *c)
+{
+	struct cm_xml_parser_cfg pc = {
+	    .content_ns = CM_XML_NS_COMPONENT,
+	    .open_cb = on_open,
+	    .stanza_cb = on_stanza,
+	    .close_cb = on_close,
+	};
+	struct conn *k = calloc(1, sizeof(*k));
+	int r;
+
+	if (!k) {
+		schedule_reconnect(c);
+		return;
+	}
+	k->c = c;
+	k->gen = ++c->gen;
+	pc.arg = k;
+	r = cm_xml_parser_alloc(&k->xp, &pc);
+	r = r ? r : make_scope(&k->scope, c->domain);
+	if (r == 0)
+		r = uv_tcp_init(c->loop, &k->tcp);
+	if (r) {
+		cm_xml_parser_free(k->xp);
+		cm_xml_node_free(k->scope);
+		free(k);
+		schedule_reconnect(c);
+		return;
+	}
+	k->tcp.data = k;
+	k->connect.data = k;
+	k->state = CONN_CONNECTING;
+	c->conn = k;
+	uv_tcp_nodelay(&k->tcp, 1);
+	r = uv_tcp_connect(&k->connect, &k->tcp, (const struct sockaddr *)&c->server, on_connect);
+	if (r)
+		conn_close(k, uv_strerror(r));
+}
+
+static void on_retry(uv_timer_t *t)
+{
+	connect_now(t->data);
+}
+
+/* Exponential backoff with jitter, so that a restarted XMPP server is not hit by every app
+ * server at the same instant. */
+static void schedule_reconnect(struct pp_component *c)
+{
+	uint64_t delay = c->backoff;
+	unsigned rnd = 0;
+
+	cm_crypto_random(&rnd, sizeof(rnd));
+	delay = delay / 2 + (delay ? rnd % (delay / 2 + 1) : 0);
+	c->backoff = c->backoff * 2 > c->backoff_max ? c->backoff_max : c->backoff * 2;
+	CM_LOGI("component", "reconnecting in %llu ms", (unsigned long long)delay);
+	uv_timer_start(&c->retry, on_retry, delay, 0);
+}
+
+/* --- life cycle ------------------------------------------------------------------------------ */
+
+static int copy_secret(struct cm_buf *b, const unsigned char *s, size_t len)
+{
+	struct cm_buf nb;
+	int r;
+
+	cm_buf_init(&nb, 0);
+	r = len ? cm_buf_append(&nb, s, len) : 0;
+	if (r)
+		return r;
+	if (b->data)
+		memset(b->data, 0, b->cap);
+	cm_buf_free(b);
+	*b = nb;
+	return 0;
+}
+
+int pp_component_alloc(struct pp_component **out, uv_loop_t *loop, struct pp_dispatch *d,
+                       const struct pp_component_config *cfg)
+{
+	struct pp_component *c;
+	struct cm_metrics *m = cfg->metrics;
+	socklen_t len;
+	int r = 0;
+
+	if (!cfg->server || !cfg->domain || !*cfg->domain || !cfg->secret_len)
+		return -EINVAL;
+	len = cfg->server->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+	                                         : sizeof(struct sockaddr_in);
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->loop = loop;
+	c->dispatch = d;
+	memcpy(&c->server, cfg->server, len);
+	cm_buf_init(&c->secret, 0);
+	cm_buf_init(&c->publish_secret, 0);
+	c->backoff_min = cfg->reconnect_min_ms ? cfg->reconnect_min_ms : 500;
+	c->backoff_max = cfg->reconnect_max_ms ? cfg->reconnect_max_ms : 30000;
+	c->backoff = c->backoff_min;
+	c->domain = strdup(cfg->domain);
+	if (!c->domain ||
+	    pp_component_set_secrets(c, cfg->secret, cfg->secret_len, cfg->publish_secret,
+	                             cfg->publish_secret_len) != 0) {
+		free(c->domain);
+		cm_buf_free(&c->secret);
+		free(c);
+		return -ENOMEM;
+	}
+	if (m) {
+		r = cm_metrics_gauge(m, &c->m.connected, "platypus_component_connected",
+		                     "1 while the XEP-0114 stream is authenticated", NULL);
+		r = r ? r
+		      : cm_metrics_counter(m, &c->m.connect_ok, "platypus_component_connects_total",
+		                           "XEP-0114 connection attempts by result", "result", "ok",
+		                           NULL);
+		r = r ? r
+		      : cm_metrics_counter(
+		            m, &c->m.connect_failed, "platypus_component_connects_total",
+		            "XEP-0114 connection attempts by result", "result", "failed", NULL);
+		r = r ? r
+		      : cm_metrics_counter(m, &c->m.publish, "platypus_component_iqs_total",
+		                           "IQs received over XEP-0114 by kind", "kind", "publish",
+		                           NULL);
+		r = r ? r
+		      : cm_metrics_counter(m, &c->m.disco, "platypus_component_iqs_total",
+		                           "IQs received over XEP-0114 by kind", "kind", "disco",
+		                           NULL);
+		r = r ? r
+		      : cm_metrics_counter(m, &c->m.ping, "platypus_component_iqs_total",
+		                           "IQs received over XEP-0114 by kind", "kind", "ping",
+		                           NULL);
+		r = r ? r
+		      : cm_metrics_counter(m, &c->m.other, "platypus_component_iqs_total",
+		                           "IQs received over XEP-0114 by kind", "kind", "other",
+		                           NULL);
+		r = r ? r
+		      : cm_metrics_counter(m, &c->m.dropped,
+		                           "platypus_component_replies_dropped_total",
+		                           "Outcomes whose stream was gone before the reply", NULL);
+	}
+	uv_timer_init(loop, &c->retry);
+	c->retry.data = c;
+	*out = c;
+	if (r)
+		CM_LOGW("component", "some component metrics are missing: %s", strerror(-r));
+	connect_now(c);
+	return 0;
+}
+
+int pp_component_set_secrets(struct pp_component *c, const unsigned char *secret, size_t secret_len,
+                             const unsigned char *publish_secret, size_t publish_secret_len)
+{
+	struct cm_buf a, b;
+
+	cm_buf_init(&a, 0);
+	cm_buf_init(&b, 0);
+	if (copy_secret(&a, secret, secret_len) ||
+	    copy_secret(&b, publish_secret, publish_secret_len)) {
+		cm_buf_free(&a);
+		cm_buf_free(&b);
+		return -ENOMEM;
+	}
+	copy_secret(&c->secret, NULL, 0);
+	copy_secret(&c->publish_secret, NULL, 0);
+	c->secret = a;
+	c->publish_secret = b;
+	return 0;
+}
+
+int pp_component_connected(const struct pp_component *c)
+{
+	return c->conn && c->conn->state == CONN_READY;
+}
+
+static void maybe_drained(struct pp_component *c)
+{
+	void (*cb)(void *arg) = c->drained;
+
+	if (!c->stopping || c->npending)
+		return;
+	if (c->conn) {
+		/* everything answered: end the stream politely, then the connection */
+		if (c->conn->state == CONN_READY)
+			conn_send(c->conn, "</stream:stream>", 16);
+		conn_close(c->conn, NULL);
+		return; /* conn_close() calls back into here with c->conn cleared */
+	}
+	if (cb) {
+		c->drained = NULL;
+		cb(c->drained_arg);
+	}
+}
+
+void pp_component_stop(struct pp_component *c, void (*drained)(void *arg), void *arg)
+{
+	c->stopping = 1;
+	c->drained = drained;
+	c->drained_arg = arg;
+	uv_timer_stop(&c->retry);
+	maybe_drained(c);
+}
+
+static void on_retry_closed(uv_handle_t *h)
+{
+	struct pp_component *c = h->data;
+
+	copy_secret(&c->secret, NULL, 0);
+	copy_secret(&c->publish_secret, NULL, 0);
+	free(c->domain);
+	free(c);
+}
+
+void pp_component_free(struct pp_component *c)
+{
+	if (!c)
+		return;
+	c->stopping = 1;
+	c->drained = NULL;
+	/* Outcomes still owed hold a pointer to c: by contract the dispatcher has drained before
+	 * this. Should it not have, keep c alive (a leak) rather than let an outcome reach freed
+	 * memory, and say so. */
+	if (c->npending) {
+		CM_LOGE("component", "freed with %u outcomes still owed; keeping its memory",
+		        c->npending);
+		return;
+	}
+	if (c->conn) {
+		c->conn->c = NULL;
+		if (c->conn->state != CONN_CLOSING) {
+			c->conn->state = CONN_CLOSING;
+			pp_uv_close((uv_handle_t *)&c->conn->tcp, on_closed);
+		}
+		c->conn = NULL;
+	}
+	pp_uv_close((uv_handle_t *)&c->retry, on_retry_closed);
+}

@@ -1,0 +1,66 @@
+/* component.h - platypus as a XEP-0357 app server reached through the XEP-0114 component
+ * protocol: any XMPP server (Prosody, ejabberd, MongooseIM, xmpp-core) that has platypus
+ * configured as an external component sends it pubsub publish IQs carrying push
+ * notifications; platypus hands each to the dispatcher and answers the IQ with the outcome.
+ *
+ * Single-threaded: all calls from the loop's thread.
+ */
+#ifndef PP_COMPONENT_H
+#define PP_COMPONENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <uv.h>
+
+struct cm_metrics;
+struct cm_xml_node;
+struct pp_dispatch;
+struct pp_notif;
+struct pp_component;
+
+struct pp_component_config {
+	const struct sockaddr *server; /* the XMPP server's component port; copied */
+	const char *domain;            /* the component's JID, e.g. "push.example.com"; copied */
+	const unsigned char *secret;   /* the component secret (handshake); copied */
+	size_t secret_len;
+	/* Optional: when set, a publish must carry this value in its publish-options "secret"
+	 * field, else it is refused with auth/forbidden. Copied. */
+	const unsigned char *publish_secret;
+	size_t publish_secret_len;
+	uint64_t reconnect_min_ms;  /* 0: 500 ms */
+	uint64_t reconnect_max_ms;  /* 0: 30 s */
+	struct cm_metrics *metrics; /* borrowed, may be NULL */
+};
+
+/* Create the component and start connecting. d is borrowed and must outlive the component.
+ * 0, -EINVAL, -ENOMEM. */
+int pp_component_alloc(struct pp_component **out, uv_loop_t *loop, struct pp_dispatch *d,
+                       const struct pp_component_config *cfg);
+
+/* Replace the secrets (SIGHUP); the next handshake uses the new component secret. 0 or -ENOMEM
+ * (the old secrets stay). */
+int pp_component_set_secrets(struct pp_component *c, const unsigned char *secret, size_t secret_len,
+                             const unsigned char *publish_secret, size_t publish_secret_len);
+
+/* Nonzero while the stream is authenticated and serving. */
+int pp_component_connected(const struct pp_component *c);
+
+/* Stop: publishes that arrive now are refused with wait/resource-constraint, those in flight
+ * are answered, then the stream is closed and drained(arg) is called (maybe from within). */
+void pp_component_stop(struct pp_component *c, void (*drained)(void *arg), void *arg);
+
+/* Free after drained (or at any time before the loop is closed): handles are closed and the
+ * memory released from their close callbacks. Accepts NULL. */
+void pp_component_free(struct pp_component *c);
+
+/* --- the XEP-0357 mapping (component_push.c), separate so it can be tested alone ---------- */
+
+/* Read a pubsub publish IQ carrying a urn:xmpp:push:0 notification into n (initialised by the
+ * caller). *secret receives the publish-options "secret" value (borrowed from iq) or NULL.
+ * 0, or -EINVAL with a precise reason in err ("publish-options: service must be apns or fcm"),
+ * or -ENOENT when iq is not a push publish at all. */
+int pp_push_parse(const struct cm_xml_node *iq, struct pp_notif *n, const char **secret, char *err,
+                  size_t errlen);
+
+#endif

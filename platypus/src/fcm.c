@@ -1,0 +1,645 @@
+/* fcm.c - the FCM HTTP v1 client: libcurl multi driven by the libuv loop (uv_poll per socket,
+ * one uv_timer for curl's timeouts), HTTP/2 multiplexing, the OAuth2 token fetched before the
+ * sends that need it. The only file of platypus that includes libcurl. */
+#include "fcm.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <curl/curl.h>
+
+#include "cm/buf.h"
+#include "cm/log.h"
+#include "pp_uv.h"
+#include "cm/metrics.h"
+
+#define RESP_MAX        65536
+#define EXPIRE_SCAN_MAX 256
+#define TICK_MS         250
+
+enum kind { REQ_SEND, REQ_TOKEN };
+
+struct req {
+	struct req *prev, *next; /* in the queue or the in-flight list */
+	struct pp_fcm *f;
+	enum kind kind;
+	CURL *easy;               /* owned while in flight */
+	struct curl_slist *hdrs;  /* owned */
+	struct cm_buf body, resp; /* owned */
+	long long retry_after;
+	pp_attempt_cb cb;
+	void *arg;
+	uint64_t deadline;
+};
+
+struct list {
+	struct req *head, *tail;
+	unsigned n;
+};
+
+struct sockctx {
+	uv_poll_t poll; /* first: the close callback frees the struct through it */
+	curl_socket_t fd;
+	struct pp_fcm *f;
+	struct sockctx *prev, *next; /* in f->socks while curl uses the socket */
+};
+
+struct pp_fcm {
+	uv_loop_t *loop;
+	uv_timer_t ctimer; /* curl's */
+	uv_timer_t tick;   /* expiry of queued sends */
+	CURLM *multi;      /* owned */
+	struct pp_fcm_config cfg;
+	char *send_url;        /* owned */
+	char *ca_file;         /* owned, may be NULL */
+	struct list queue;     /* sends waiting for a token or room */
+	struct list inflight;  /* sends on the wire */
+	struct req *token_req; /* the token request on the wire, or NULL */
+	struct sockctx *socks; /* polled sockets */
+	unsigned token_failures;
+	uint64_t token_retry_at;
+	char token_error[160];
+	bool closing, torn_down;
+	int refs; /* handles whose close callback is still to come */
+	void (*done)(void *arg);
+	void *done_arg;
+	struct cm_counter *m_grants, *m_grant_fail;
+};
+
+static void pump(struct pp_fcm *f);
+static void check_done(struct pp_fcm *f);
+
+static void list_push(struct list *l, struct req *r)
+{
+	r->next = NULL;
+	r->prev = l->tail;
+	if (l->tail)
+		l->tail->next = r;
+	else
+		l->head = r;
+	l->tail = r;
+	l->n++;
+}
+
+static void list_remove(struct list *l, struct req *r)
+{
+	if (r->prev)
+		r->prev->next = r->next;
+	else
+		l->head = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	else
+		l->tail = r->prev;
+	r->prev = r->next = NULL;
+	l->n--;
+}
+
+static void req_free(struct req *r)
+{
+	if (r->easy)
+		curl_easy_cleanup(r->easy);
+	curl_slist_free_all(r->hdrs);
+	cm_buf_free(&r->body);
+	cm_buf_free(&r->resp);
+	free(r);
+}
+
+/* End a send: the callback may send again or close f. */
+static void send_finish(struct req *r, const struct pp_result *res)
+{
+	pp_attempt_cb cb = r->cb;
+	void *arg = r->arg;
+	long long ra = r->retry_after;
+
+	req_free(r);
+	cb(arg, res, ra);
+}
+
+static void send_fail(struct req *r, enum pp_outcome o, enum pp_cause c, const char *why)
+{
+	struct pp_result res;
+
+	memset(&res, 0, sizeof(res));
+	pp_result_set(&res, o, c, 0, why);
+	send_finish(r, &res);
+}
+
+/* --- curl on libuv ------------------------------------------------------------------------ */
+
+static void unref(struct pp_fcm *f)
+{
+	void (*done)(void *) = f->done;
+	void *arg = f->done_arg;
+
+	if (--f->refs > 0 || !f->torn_down)
+		return;
+	free(f->send_url);
+	free(f->ca_file);
+	free(f);
+	curl_global_cleanup();
+	if (done)
+		done(arg);
+}
+
+static void handle_closed(uv_handle_t *h)
+{
+	struct pp_fcm *f = h->data;
+
+	if (h->type == UV_POLL)
+		free(h); /* struct sockctx starts with its uv_poll_t */
+	unref(f);
+}
+
+static void poll_cb(uv_poll_t *h, int status, int events)
+{
+	struct sockctx *sc = (struct sockctx *)h;
+	struct pp_fcm *f = sc->f;
+	int flags = 0, running;
+
+	if (status < 0)
+		flags = CURL_CSELECT_ERR;
+	if (events & UV_READABLE)
+		flags |= CURL_CSELECT_IN;
+	if (events & UV_WRITABLE)
+		flags |= CURL_CSELECT_OUT;
+	curl_multi_socket_action(f->multi, sc->fd, flags, &running);
+	check_done(f);
+}
+
+static void sock_close(struct pp_fcm *f, struct sockctx *sc)
+{
+	if (sc->prev)
+		sc->prev->next = sc->next;
+	else
+		f->socks = sc->next;
+	if (sc->next)
+		sc->next->prev = sc->prev;
+	uv_poll_stop(&sc->poll);
+	pp_uv_close((uv_handle_t *)&sc->poll, handle_closed);
+}
+
+static int sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socketp)
+{
+	struct pp_fcm *f = userp;
+	struct sockctx *sc = socketp;
+	int ev = 0;
+
+	(void)e;
+	if (what == CURL_POLL_REMOVE) {
+		if (sc) {
+			sock_close(f, sc);
+			curl_multi_assign(f->multi, s, NULL);
+		}
+		return 0;
+	}
+	if (!sc) {
+		sc = calloc(1, sizeof(*sc));
+		if (!sc)
+			return -1;
+		sc->fd = s;
+		sc->f = f;
+		if (uv_poll_init_socket(f->loop, &sc->poll, s)) {
+			free(sc);
+			return -1;
+		}
+		sc->poll.data = f;
+		f->refs++;
+		sc->next = f->socks;
+		if (f->socks)
+			f->socks->prev = sc;
+		f->socks = sc;
+		curl_multi_assign(f->multi, s, sc);
+	}
+	if (what & CURL_POLL_IN)
+		ev |= UV_READABLE;
+	if (what & CURL_POLL_OUT)
+		ev |= UV_WRITABLE;
+	uv_poll_start(&sc->poll, ev, poll_cb);
+	return 0;
+}
+
+static void ctimer_cb(uv_timer_t *t)
+{
+	struct pp_fcm *f = t->data;
+	int running;
+
+	curl_multi_socket_action(f->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	check_done(f);
+}
+
+static int timer_cb(CURLM *m, long timeout_ms, void *userp)
+{
+	struct pp_fcm *f = userp;
+
+	(void)m;
+	if (timeout_ms < 0)
+		uv_timer_stop(&f->ctimer);
+	else
+		/* Never act from inside curl: a zero timeout runs on the next loop pass. */
+		uv_timer_start(&f->ctimer, ctimer_cb, (uint64_t)timeout_ms, 0);
+	return 0;
+}
+
+static size_t write_cb(char *p, size_t size, size_t n, void *userp)
+{
+	struct req *r = userp;
+
+	if (r->resp.len + n <= RESP_MAX)
+		cm_buf_append(&r->resp, p, n);
+	return n * size;
+}
+
+static size_t header_cb(char *p, size_t size, size_t n, void *userp)
+{
+	struct req *r = userp;
+	size_t len = n * size;
+
+	if (len > 12 && !strncasecmp(p, "retry-after:", 12)) {
+		long long v = 0;
+		size_t i = 12, digits = 0;
+
+		while (i < len && p[i] == ' ')
+			i++;
+		for (; i < len && p[i] >= '0' && p[i] <= '9' && digits < 9; i++, digits++)
+			v = v * 10 + (p[i] - '0');
+		r->retry_after = digits ? v : -1;
+	}
+	return len;
+}
+
+static int start(struct pp_fcm *f, struct req *r, const char *url)
+{
+	CURL *e = curl_easy_init();
+
+	if (!e)
+		return -ENOMEM;
+	r->easy = e;
+	r->retry_after = -1;
+	curl_easy_setopt(e, CURLOPT_URL, url);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https");
+	curl_easy_setopt(e, CURLOPT_POST, 1L);
+	curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body.data);
+	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)r->body.len);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->hdrs);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
+	curl_easy_setopt(e, CURLOPT_PRIVATE, r);
+	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+	curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)f->cfg.request_timeout_ms);
+	curl_easy_setopt(e, CURLOPT_USERAGENT, "platypus/" SUITE_VERSION);
+	if (f->ca_file)
+		curl_easy_setopt(e, CURLOPT_CAINFO, f->ca_file);
+	if (curl_multi_add_handle(f->multi, e) != CURLM_OK) {
+		curl_easy_cleanup(e);
+		r->easy = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* --- token -------------------------------------------------------------------------------- */
+
+static void fail_queue(struct pp_fcm *f, enum pp_outcome o, enum pp_cause c, const char *why)
+{
+	struct req *r;
+
+	while ((r = f->queue.head)) {
+		list_remove(&f->queue, r);
+		send_fail(r, o, c, why);
+		if (f->torn_down)
+			return;
+	}
+}
+
+static void token_start(struct pp_fcm *f)
+{
+	struct req *r;
+	int rc;
+
+	if (f->token_req || f->closing || uv_now(f->loop) < f->token_retry_at)
+		return;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return;
+	r->f = f;
+	r->kind = REQ_TOKEN;
+	cm_buf_init(&r->body, 0);
+	cm_buf_init(&r->resp, 0);
+	rc = pp_fcm_assertion_form(f->cfg.account, time(NULL), &r->body);
+	if (!rc) {
+		r->hdrs =
+		    curl_slist_append(NULL, "Content-Type: application/x-www-form-urlencoded");
+		rc = r->hdrs ? start(f, r, f->cfg.account->token_uri) : -ENOMEM;
+	}
+	if (rc) {
+		CM_LOGE("fcm", "%s: cannot request an access token: %s", f->cfg.name,
+		        strerror(-rc));
+		req_free(r);
+		return;
+	}
+	f->token_req = r;
+}
+
+static void token_done(struct pp_fcm *f, struct req *r, CURLcode cc, long status)
+{
+	char err[160] = "";
+	int rc;
+
+	f->token_req = NULL;
+	if (cc != CURLE_OK) {
+		snprintf(err, sizeof(err), "token endpoint: %s", curl_easy_strerror(cc));
+		rc = -EAGAIN;
+	} else
+		rc = pp_fcm_account_grant(f->cfg.account, (int)status, r->resp.data, r->resp.len,
+		                          time(NULL), err, sizeof(err));
+	req_free(r);
+	if (!rc) {
+		f->token_failures = 0;
+		cm_metrics_inc(f->m_grants);
+		CM_LOGD("fcm", "%s: access token granted", f->cfg.name);
+		return;
+	}
+	cm_metrics_inc(f->m_grant_fail);
+	f->token_failures++;
+	{
+		uint64_t d = 1000;
+
+		for (unsigned i = 1; i < f->token_failures && d < 60000; i++)
+			d *= 2;
+		f->token_retry_at = uv_now(f->loop) + (d > 60000 ? 60000 : d);
+	}
+	snprintf(f->token_error, sizeof(f->token_error), "%s", err);
+	CM_LOGW("fcm", "%s: %s", f->cfg.name, err);
+	if (rc == -EACCES || rc == -EBADMSG)
+		/* Google refused our credentials: nothing queued can go out. */
+		fail_queue(f, PP_OUT_REJECTED, PP_CAUSE_AUTH, "access token refused");
+}
+
+/* --- sends -------------------------------------------------------------------------------- */
+
+static void send_done(struct pp_fcm *f, struct req *r, CURLcode cc, long status)
+{
+	struct pp_result res;
+
+	memset(&res, 0, sizeof(res));
+	list_remove(&f->inflight, r);
+	if (cc != CURLE_OK) {
+		enum pp_cause c = PP_CAUSE_CONN_LOST;
+
+		if (cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST ||
+		    cc == CURLE_SSL_CONNECT_ERROR || cc == CURLE_PEER_FAILED_VERIFICATION)
+			c = PP_CAUSE_CONNECT;
+		else if (cc == CURLE_OPERATION_TIMEDOUT)
+			c = PP_CAUSE_TIMEOUT;
+		pp_result_set(&res, PP_OUT_FAILED, c, 0, curl_easy_strerror(cc));
+	} else {
+		pp_fcm_result(&res, (int)status, r->resp.data, r->resp.len);
+		if (res.cause == PP_CAUSE_AUTH && !strcmp(res.reason, "UNAUTHENTICATED"))
+			pp_fcm_account_forget(f->cfg.account);
+	}
+	res.attempts = 1;
+	send_finish(r, &res);
+}
+
+static void teardown(struct pp_fcm *f)
+{
+	struct req *r;
+
+	if (f->torn_down)
+		return;
+	while ((r = f->inflight.head)) {
+		list_remove(&f->inflight, r);
+		curl_multi_remove_handle(f->multi, r->easy);
+		send_fail(r, PP_OUT_FAILED, PP_CAUSE_SHUTDOWN, "shutting down");
+	}
+	if (f->token_req) {
+		curl_multi_remove_handle(f->multi, f->token_req->easy);
+		req_free(f->token_req);
+		f->token_req = NULL;
+	}
+	f->torn_down = true;
+	curl_multi_cleanup(f->multi);
+	f->multi = NULL;
+	/* Sockets curl did not report removed on cleanup. */
+	while (f->socks)
+		sock_close(f, f->socks);
+	f->refs += 2;
+	pp_uv_close((uv_handle_t *)&f->ctimer, handle_closed);
+	pp_uv_close((uv_handle_t *)&f->tick, handle_closed);
+}
+
+/* Collect finished transfers (outside curl's callbacks). */
+static void check_done(struct pp_fcm *f)
+{
+	CURLMsg *m;
+	int left;
+
+	while (!f->torn_down && (m = curl_multi_info_read(f->multi, &left))) {
+		struct req *r = NULL;
+		long status = 0;
+		CURLcode cc;
+
+		if (m->msg != CURLMSG_DONE)
+			continue;
+		cc = m->data.result;
+		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
+		curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE, &status);
+		curl_multi_remove_handle(f->multi, m->easy_handle);
+		if (r->kind == REQ_TOKEN)
+			token_done(f, r, cc, status);
+		else
+			send_done(f, r, cc, status);
+	}
+	if (f->torn_down)
+		return;
+	if (f->closing && !f->inflight.n && !f->queue.n)
+		teardown(f);
+	else
+		pump(f);
+}
+
+static int send_start(struct pp_fcm *f, struct req *r, const char *token)
+{
+	char auth[2200];
+
+	if (strlen(token) > 2048)
+		return -EINVAL;
+	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+	curl_slist_free_all(r->hdrs);
+	r->hdrs = curl_slist_append(NULL, auth);
+	if (r->hdrs)
+		r->hdrs =
+		    curl_slist_append(r->hdrs, "Content-Type: application/json; charset=UTF-8");
+	if (!r->hdrs)
+		return -ENOMEM;
+	return start(f, r, f->send_url);
+}
+
+static void pump(struct pp_fcm *f)
+{
+	const char *token;
+	struct req *r;
+	int rc;
+
+	if (f->torn_down || !f->queue.head)
+		return;
+	token = pp_fcm_access_token(f->cfg.account, time(NULL));
+	if (!token) {
+		token_start(f);
+		return;
+	}
+	while ((r = f->queue.head) && f->inflight.n < f->cfg.max_in_flight) {
+		list_remove(&f->queue, r);
+		rc = send_start(f, r, token);
+		if (rc) {
+			send_fail(r, PP_OUT_FAILED, PP_CAUSE_INTERNAL, "internal error");
+			if (f->torn_down)
+				return;
+			continue;
+		}
+		list_push(&f->inflight, r);
+	}
+}
+
+static void tick_cb(uv_timer_t *t)
+{
+	struct pp_fcm *f = t->data;
+	uint64_t now = uv_now(f->loop);
+	struct req *r = f->queue.head, *next;
+	unsigned scanned = 0;
+
+	while (r && scanned++ < EXPIRE_SCAN_MAX && !f->torn_down) {
+		next = r->next;
+		if (r->deadline <= now) {
+			list_remove(&f->queue, r);
+			send_fail(r, PP_OUT_FAILED,
+			          f->token_failures ? PP_CAUSE_CONNECT : PP_CAUSE_TIMEOUT,
+			          f->token_failures ? "no access token" : "no room in time");
+			next = f->queue.head;
+		}
+		r = next;
+	}
+	if (!f->torn_down)
+		pump(f);
+}
+
+int pp_fcm_alloc(struct pp_fcm **out, uv_loop_t *loop, const struct pp_fcm_config *cfg)
+{
+	struct pp_fcm *f;
+	const char *base = cfg->base_url ? cfg->base_url : "https://fcm.googleapis.com";
+	struct cm_buf url;
+
+	*out = NULL;
+	if (!cfg->name || !cfg->account || !cfg->account->project_id)
+		return -EINVAL;
+	if (curl_global_init(CURL_GLOBAL_DEFAULT))
+		return -ENOMEM;
+	f = calloc(1, sizeof(*f));
+	if (!f) {
+		curl_global_cleanup();
+		return -ENOMEM;
+	}
+	f->loop = loop;
+	f->cfg = *cfg;
+	if (!f->cfg.request_timeout_ms)
+		f->cfg.request_timeout_ms = 30000;
+	if (!f->cfg.max_in_flight)
+		f->cfg.max_in_flight = 1000;
+	cm_buf_init(&url, 0);
+	if (cm_buf_printf(&url, "%s/v1/projects/%s/messages:send", base,
+	                  cfg->account->project_id)) {
+		free(f);
+		curl_global_cleanup();
+		return -ENOMEM;
+	}
+	f->send_url = cm_buf_steal(&url);
+	f->ca_file = cfg->ca_file ? strdup(cfg->ca_file) : NULL;
+	f->multi = curl_multi_init();
+	if (!f->multi || (cfg->ca_file && !f->ca_file)) {
+		curl_multi_cleanup(f->multi);
+		free(f->ca_file);
+		free(f->send_url);
+		free(f);
+		curl_global_cleanup();
+		return -ENOMEM;
+	}
+	curl_multi_setopt(f->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
+	curl_multi_setopt(f->multi, CURLMOPT_SOCKETDATA, f);
+	curl_multi_setopt(f->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+	curl_multi_setopt(f->multi, CURLMOPT_TIMERDATA, f);
+	curl_multi_setopt(f->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+	curl_multi_setopt(f->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 4L);
+	uv_timer_init(loop, &f->ctimer);
+	uv_timer_init(loop, &f->tick);
+	f->ctimer.data = f->tick.data = f;
+	uv_timer_start(&f->tick, tick_cb, TICK_MS, TICK_MS);
+	if (cfg->metrics) {
+		cm_metrics_counter(cfg->metrics, &f->m_grants, "platypus_fcm_token_refreshes_total",
+		                   "OAuth2 access tokens obtained", "app", cfg->name, NULL);
+		cm_metrics_counter(cfg->metrics, &f->m_grant_fail,
+		                   "platypus_fcm_token_failures_total",
+		                   "OAuth2 token requests that failed", "app", cfg->name, NULL);
+	}
+	*out = f;
+	return 0;
+}
+
+int pp_fcm_send(void *fcm, const struct pp_notif *n, uint64_t deadline_ms, pp_attempt_cb cb,
+                void *arg, struct pp_result *now)
+{
+	struct pp_fcm *f = fcm;
+	struct req *r;
+
+	memset(now, 0, sizeof(*now));
+	if (f->closing) {
+		pp_result_set(now, PP_OUT_BUSY, PP_CAUSE_SHUTDOWN, 0, "shutting down");
+		return -ESHUTDOWN;
+	}
+	r = calloc(1, sizeof(*r));
+	if (!r) {
+		pp_result_set(now, PP_OUT_FAILED, PP_CAUSE_INTERNAL, 0, "out of memory");
+		return -ENOMEM;
+	}
+	r->f = f;
+	r->kind = REQ_SEND;
+	r->cb = cb;
+	r->arg = arg;
+	r->deadline = deadline_ms;
+	cm_buf_init(&r->body, 0);
+	cm_buf_init(&r->resp, 0);
+	if (pp_fcm_message(n, &r->body)) {
+		req_free(r);
+		pp_result_set(now, PP_OUT_FAILED, PP_CAUSE_INTERNAL, 0, "out of memory");
+		return -ENOMEM;
+	}
+	list_push(&f->queue, r);
+	pump(f);
+	return 0;
+}
+
+unsigned pp_fcm_pending(const struct pp_fcm *f)
+{
+	return f->queue.n + f->inflight.n;
+}
+
+void pp_fcm_close(struct pp_fcm *f, bool graceful, void (*done)(void *arg), void *arg)
+{
+	if (f->closing) {
+		/* Again, not graceful: cancel what is still in flight. */
+		if (!graceful && !f->torn_down)
+			teardown(f);
+		return;
+	}
+	f->closing = true;
+	f->done = done;
+	f->done_arg = arg;
+	fail_queue(f, PP_OUT_FAILED, PP_CAUSE_SHUTDOWN, "shutting down");
+	if (!graceful || !f->inflight.n)
+		teardown(f);
+}

@@ -1,0 +1,814 @@
+/* h2.c - HTTP/2 client connection (nghttp2) over TLS (cm_tls_conn) on a libuv TCP handle.
+ * The only file of platypus that includes nghttp2. */
+#include "h2.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <nghttp2/nghttp2.h>
+
+#include "cm/buf.h"
+#include "cm/log.h"
+#include "pp_uv.h"
+#include "cm/tls.h"
+
+#define RESP_BODY_MAX 65536
+#define WRITE_HIGH    (1u << 20) /* stop producing frames while this much waits in the socket */
+#define READ_BUF      65536
+#define PLAIN_BUF     16384
+#define MAX_REQ_HDRS  16
+
+enum state {
+	ST_RESOLVING,
+	ST_CONNECTING,
+	ST_HANDSHAKE, /* TCP up: TLS, then the server's SETTINGS */
+	ST_READY,
+	ST_CLOSING, /* handles are being closed */
+};
+
+struct h2_stream {
+	struct h2_stream *prev, *next;
+	int32_t id;
+	bool sent; /* HEADERS went out */
+	uint64_t deadline;
+	pp_h2_done_cb cb;
+	void *arg;
+	char *body; /* owned request body */
+	size_t body_len, body_off;
+	int status;
+	long long retry_after;
+	char apns_id[64];
+	struct cm_buf resp; /* owned */
+};
+
+struct pp_h2_conn {
+	uv_loop_t *loop;
+	uv_tcp_t tcp;
+	uv_timer_t timer;
+	uv_getaddrinfo_t gai;
+	uv_shutdown_t shut;
+	int handles_open; /* close callbacks still to come (+ a pending getaddrinfo) */
+	enum state st;
+	bool ever_ready;
+	bool goaway;   /* received: no new streams */
+	bool draining; /* graceful close asked */
+	bool dead;     /* failed/closed: no more calls into nghttp2 */
+	bool alpn_checked;
+	bool shutting; /* uv_shutdown in progress */
+	bool quiet;    /* alloc failed: no closed event */
+	int err;       /* first error */
+	int32_t goaway_last_id;
+	nghttp2_session *sess;   /* owned */
+	struct cm_tls_conn *tls; /* owned */
+	const struct pp_h2_events *ev;
+	void *arg;
+	struct pp_h2_config cfg; /* host/tls_name point into the strings below */
+	char host[256];
+	char tls_name[256];
+	char authority[300];
+	struct h2_stream *streams; /* owned list of open streams */
+	unsigned nstreams;
+	uint64_t connect_deadline;
+	uint64_t last_rx;
+	uint64_t ping_sent; /* 0: none outstanding */
+	bool in_recv;       /* inside nghttp2_session_mem_recv */
+	char rbuf[READ_BUF];
+};
+
+static void flush(struct pp_h2_conn *c);
+static void fail(struct pp_h2_conn *c, int err);
+
+static int map_uv(int e)
+{
+	return e; /* libuv codes are negative errno on Unix */
+}
+
+/* --- streams ------------------------------------------------------------------------------ */
+
+static void stream_unlink(struct pp_h2_conn *c, struct h2_stream *s)
+{
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		c->streams = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	s->prev = s->next = NULL;
+	c->nstreams--;
+}
+
+/* Complete a stream: unlink, call back, free. The callback may do anything to c. */
+static void stream_finish(struct pp_h2_conn *c, struct h2_stream *s, int err)
+{
+	struct pp_h2_resp r = {0};
+
+	stream_unlink(c, s);
+	if (!c->dead && c->sess && s->id > 0)
+		nghttp2_session_set_stream_user_data(c->sess, s->id, NULL);
+	if (!err) {
+		r.status = s->status;
+		r.body = s->resp.data ? s->resp.data : "";
+		r.body_len = s->resp.len;
+		r.apns_id = s->apns_id;
+		r.retry_after_s = s->retry_after;
+	}
+	s->cb(s->arg, err, err ? NULL : &r);
+	cm_buf_free(&s->resp);
+	free(s->body);
+	free(s);
+}
+
+/* What a request that will not be answered on this connection becomes. */
+static int lost_error(const struct pp_h2_conn *c, const struct h2_stream *s, int err)
+{
+	if (!s->sent || s->id <= 0 || (c->goaway && s->id > c->goaway_last_id))
+		return -EAGAIN;
+	return err;
+}
+
+/* --- closing ------------------------------------------------------------------------------ */
+
+/* Drop one of the references held by handles and requests; the last one, once the handles are
+ * closing, ends the connection. */
+static void unref(struct pp_h2_conn *c)
+{
+	if (--c->handles_open > 0 || c->st != ST_CLOSING)
+		return;
+	nghttp2_session_del(c->sess);
+	cm_tls_conn_free(c->tls);
+	if (!c->quiet)
+		c->ev->closed(c, c->err, c->ever_ready, c->arg);
+	free(c);
+}
+
+static void handle_closed(uv_handle_t *h)
+{
+	unref(h->data);
+}
+
+static void close_handles(struct pp_h2_conn *c)
+{
+	if (c->st == ST_CLOSING)
+		return;
+	c->st = ST_CLOSING;
+	/* Held until both close callbacks (and a pending resolution) have run. */
+	c->handles_open += 2;
+	pp_uv_close((uv_handle_t *)&c->timer, handle_closed);
+	pp_uv_close((uv_handle_t *)&c->tcp, handle_closed);
+}
+
+/* End the connection: every open stream completes (with -EAGAIN where the server cannot have
+ * processed it), then the handles close. Safe to call from any callback. */
+static void fail(struct pp_h2_conn *c, int err)
+{
+	if (c->dead)
+		return;
+	c->dead = true;
+	if (!c->err)
+		c->err = err;
+	while (c->streams)
+		stream_finish(c, c->streams, lost_error(c, c->streams, err ? err : -ECONNRESET));
+	if (c->st == ST_RESOLVING) {
+		/* The resolution's callback runs (cancelled) and closes the handles. */
+		uv_cancel((uv_req_t *)&c->gai);
+		return;
+	}
+	close_handles(c);
+}
+
+/* --- I/O ---------------------------------------------------------------------------------- */
+
+struct wreq {
+	uv_write_t req;
+	struct pp_h2_conn *c;
+	char data[];
+};
+
+static void write_done(uv_write_t *req, int status)
+{
+	struct wreq *w = (struct wreq *)req;
+	struct pp_h2_conn *c = w->c;
+
+	free(w);
+	if (status == UV_ECANCELED)
+		return;
+	if (status < 0) {
+		fail(c, map_uv(status));
+		return;
+	}
+	if (!c->dead)
+		flush(c);
+}
+
+static void shutdown_done(uv_shutdown_t *req, int status)
+{
+	struct pp_h2_conn *c = req->data;
+
+	(void)status;
+	if (c->st != ST_CLOSING)
+		fail(c, 0);
+	unref(c);
+}
+
+/* Move TLS output to the socket. */
+static int push_tls(struct pp_h2_conn *c)
+{
+	size_t n;
+	struct wreq *w;
+	uv_buf_t b;
+	int r;
+
+	while ((n = cm_tls_conn_pending(c->tls)) > 0) {
+		w = malloc(sizeof(*w) + n);
+		if (!w)
+			return -ENOMEM;
+		w->c = c;
+		n = cm_tls_conn_take(c->tls, w->data, n);
+		b = uv_buf_init(w->data, (unsigned)n);
+		r = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, write_done);
+		if (r) {
+			free(w);
+			return map_uv(r);
+		}
+	}
+	return 0;
+}
+
+/* Produce HTTP/2 frames and send them, unless the socket is backed up (write_done resumes). */
+static void flush(struct pp_h2_conn *c)
+{
+	const uint8_t *data;
+	ssize_t n;
+	int r;
+
+	/* Inside nghttp2_session_mem_recv: read_cb flushes when it is over. */
+	if (c->dead || c->st < ST_HANDSHAKE || c->in_recv)
+		return;
+	while (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) < WRITE_HIGH &&
+	       (n = nghttp2_session_mem_send(c->sess, &data)) != 0) {
+		if (n < 0) {
+			fail(c, -EPROTO);
+			return;
+		}
+		if (cm_tls_conn_write(c->tls, data, (size_t)n)) {
+			fail(c, -EPROTO);
+			return;
+		}
+		if (c->dead)
+			return;
+	}
+	r = push_tls(c);
+	if (r) {
+		fail(c, r);
+		return;
+	}
+	/* A graceful close ends once nothing is in flight and everything went out. */
+	if (c->draining && !c->nstreams && !c->shutting && !nghttp2_session_want_write(c->sess)) {
+		c->shutting = true;
+		nghttp2_session_terminate_session(c->sess, NGHTTP2_NO_ERROR);
+		while ((n = nghttp2_session_mem_send(c->sess, &data)) > 0)
+			cm_tls_conn_write(c->tls, data, (size_t)n);
+		cm_tls_conn_shutdown(c->tls);
+		push_tls(c);
+		c->shut.data = c;
+		if (uv_shutdown(&c->shut, (uv_stream_t *)&c->tcp, shutdown_done) == 0)
+			c->handles_open++;
+		else
+			fail(c, 0);
+	}
+}
+
+static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+	struct pp_h2_conn *c = h->data;
+
+	(void)hint;
+	*buf = uv_buf_init(c->rbuf, sizeof(c->rbuf));
+}
+
+static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+	struct pp_h2_conn *c = st->data;
+	unsigned char plain[PLAIN_BUF];
+	ssize_t n;
+
+	if (c->dead || nread == 0)
+		return;
+	if (nread < 0) {
+		fail(c, nread == UV_EOF ? -ECONNRESET : map_uv((int)nread));
+		return;
+	}
+	c->last_rx = uv_now(c->loop);
+	if (cm_tls_conn_feed(c->tls, buf->base, (size_t)nread)) {
+		fail(c, -ENOMEM);
+		return;
+	}
+	/* Bounded by what arrived: at most one read buffer of TLS records per wakeup. */
+	for (;;) {
+		n = cm_tls_conn_read(c->tls, plain, sizeof(plain));
+		if (n < 0) {
+			push_tls(c); /* the alert, if any */
+			if (n == -EPROTO)
+				CM_LOGW("h2", "%s: TLS: %s", c->authority,
+				        cm_tls_conn_error(c->tls));
+			fail(c, n == -ECONNRESET ? -ECONNRESET : -EPROTO);
+			return;
+		}
+		if (!c->alpn_checked && cm_tls_conn_established(c->tls)) {
+			c->alpn_checked = true;
+			if (strcmp(cm_tls_conn_alpn(c->tls), "h2")) {
+				CM_LOGW("h2", "%s: the server did not select ALPN h2",
+				        c->authority);
+				fail(c, -EPROTO);
+				return;
+			}
+		}
+		if (n == 0)
+			break;
+		c->in_recv = true;
+		ssize_t rv = nghttp2_session_mem_recv(c->sess, plain, (size_t)n);
+		c->in_recv = false;
+		if (c->dead)
+			return;
+		if (rv < 0) {
+			CM_LOGW("h2", "%s: HTTP/2: %s", c->authority, nghttp2_strerror((int)rv));
+			fail(c, -EPROTO);
+			return;
+		}
+	}
+	flush(c);
+	if (!c->dead && !nghttp2_session_want_read(c->sess) && !nghttp2_session_want_write(c->sess))
+		fail(c, c->goaway ? 0 : -ECONNRESET);
+}
+
+/* --- nghttp2 callbacks -------------------------------------------------------------------- */
+
+static int on_header(nghttp2_session *sess, const nghttp2_frame *frame, const uint8_t *name,
+                     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
+                     void *user)
+{
+	struct pp_h2_conn *c = user;
+	struct h2_stream *s;
+
+	(void)flags;
+	if (c->dead)
+		return NGHTTP2_ERR_CALLBACK_FAILURE;
+	if (frame->hd.type != NGHTTP2_HEADERS)
+		return 0;
+	s = nghttp2_session_get_stream_user_data(sess, frame->hd.stream_id);
+	if (!s)
+		return 0;
+	if (namelen == 7 && !memcmp(name, ":status", 7)) {
+		s->status = 0;
+		for (size_t i = 0; i < valuelen && i < 3; i++)
+			s->status = s->status * 10 +
+			            (value[i] >= '0' && value[i] <= '9' ? value[i] - '0' : 0);
+	} else if (namelen == 7 && !memcmp(name, "apns-id", 7)) {
+		snprintf(s->apns_id, sizeof(s->apns_id), "%.*s", (int)valuelen, value);
+	} else if (namelen == 11 && !memcmp(name, "retry-after", 11)) {
+		long long v = 0;
+		size_t i;
+
+		for (i = 0; i < valuelen && i < 9 && value[i] >= '0' && value[i] <= '9'; i++)
+			v = v * 10 + (value[i] - '0');
+		s->retry_after = (i == valuelen && i > 0) ? v : -1;
+	}
+	return 0;
+}
+
+static int on_data(nghttp2_session *sess, uint8_t flags, int32_t id, const uint8_t *data,
+                   size_t len, void *user)
+{
+	struct pp_h2_conn *c = user;
+	struct h2_stream *s;
+
+	(void)flags;
+	if (c->dead)
+		return NGHTTP2_ERR_CALLBACK_FAILURE;
+	s = nghttp2_session_get_stream_user_data(sess, id);
+	if (!s)
+		return 0;
+	/* Past the limit the rest is dropped: error bodies are small, the status says enough. */
+	if (s->resp.len + len <= RESP_BODY_MAX)
+		cm_buf_append(&s->resp, data, len);
+	return 0;
+}
+
+static int on_frame_recv(nghttp2_session *sess, const nghttp2_frame *f, void *user)
+{
+	struct pp_h2_conn *c = user;
+
+	(void)sess;
+	if (c->dead)
+		return NGHTTP2_ERR_CALLBACK_FAILURE;
+	switch (f->hd.type) {
+	case NGHTTP2_SETTINGS:
+		if (f->hd.flags & NGHTTP2_FLAG_ACK)
+			break;
+		if (c->st == ST_HANDSHAKE) {
+			c->st = ST_READY;
+			c->ever_ready = true;
+		}
+		if (c->ev->writable && pp_h2_capacity(c))
+			c->ev->writable(c, c->arg);
+		break;
+	case NGHTTP2_PING:
+		if (f->hd.flags & NGHTTP2_FLAG_ACK)
+			c->ping_sent = 0;
+		break;
+	case NGHTTP2_GOAWAY: {
+		char dbg[128];
+
+		c->goaway = true;
+		c->goaway_last_id = f->goaway.last_stream_id;
+		snprintf(dbg, sizeof(dbg), "%.*s", (int)f->goaway.opaque_data_len,
+		         f->goaway.opaque_data ? (const char *)f->goaway.opaque_data : "");
+		CM_LOGI("h2", "%s: GOAWAY error %u last stream %d %s", c->authority,
+		        f->goaway.error_code, f->goaway.last_stream_id, dbg);
+		if (c->ev->goaway)
+			c->ev->goaway(c, f->goaway.error_code, dbg, c->arg);
+		break;
+	}
+	default:
+		break;
+	}
+	return 0;
+}
+
+static int on_frame_send(nghttp2_session *sess, const nghttp2_frame *f, void *user)
+{
+	struct pp_h2_conn *c = user;
+	struct h2_stream *s;
+
+	if (c->dead)
+		return 0;
+	if (f->hd.type == NGHTTP2_HEADERS) {
+		s = nghttp2_session_get_stream_user_data(sess, f->hd.stream_id);
+		if (s)
+			s->sent = true;
+	}
+	return 0;
+}
+
+static int on_stream_close(nghttp2_session *sess, int32_t id, uint32_t error_code, void *user)
+{
+	struct pp_h2_conn *c = user;
+	struct h2_stream *s;
+	int err = 0;
+
+	if (c->dead)
+		return 0;
+	s = nghttp2_session_get_stream_user_data(sess, id);
+	if (!s)
+		return 0;
+	if (!s->status) {
+		/* Closed without an answer: refused (not processed) or reset. */
+		err =
+		    error_code == NGHTTP2_REFUSED_STREAM ? -EAGAIN : lost_error(c, s, -ECONNRESET);
+	}
+	stream_finish(c, s, err);
+	if (!c->dead && c->ev->writable && pp_h2_capacity(c))
+		c->ev->writable(c, c->arg);
+	return 0;
+}
+
+static ssize_t body_read(nghttp2_session *sess, int32_t id, uint8_t *buf, size_t len,
+                         uint32_t *flags, nghttp2_data_source *src, void *user)
+{
+	struct h2_stream *s = src->ptr;
+	size_t n = s->body_len - s->body_off;
+
+	(void)sess;
+	(void)id;
+	(void)user;
+	if (n > len)
+		n = len;
+	memcpy(buf, s->body + s->body_off, n);
+	s->body_off += n;
+	if (s->body_off == s->body_len)
+		*flags |= NGHTTP2_DATA_FLAG_EOF;
+	return (ssize_t)n;
+}
+
+/* --- connecting --------------------------------------------------------------------------- */
+
+static int session_open(struct pp_h2_conn *c)
+{
+	nghttp2_session_callbacks *cbs;
+	nghttp2_option *opt;
+	nghttp2_settings_entry iv[] = {
+	    {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+	    {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1 << 20},
+	};
+	int r;
+
+	if (nghttp2_session_callbacks_new(&cbs))
+		return -ENOMEM;
+	nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
+	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data);
+	nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
+	nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
+	nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+	if (nghttp2_option_new(&opt)) {
+		nghttp2_session_callbacks_del(cbs);
+		return -ENOMEM;
+	}
+	/* Until the server's SETTINGS say otherwise, one stream (APNs starts there anyway). */
+	nghttp2_option_set_peer_max_concurrent_streams(opt, 1);
+	r = nghttp2_session_client_new2(&c->sess, cbs, c, opt);
+	nghttp2_option_del(opt);
+	nghttp2_session_callbacks_del(cbs);
+	if (r)
+		return -ENOMEM;
+	if (nghttp2_submit_settings(c->sess, NGHTTP2_FLAG_NONE, iv, 2))
+		return -ENOMEM;
+	return 0;
+}
+
+static void connect_cb(uv_connect_t *req, int status)
+{
+	struct pp_h2_conn *c = req->data;
+	int r;
+
+	free(req);
+	if (status == UV_ECANCELED || c->dead)
+		return;
+	if (status < 0) {
+		CM_LOGW("h2", "%s: connect: %s", c->authority, uv_strerror(status));
+		fail(c, map_uv(status));
+		return;
+	}
+	c->st = ST_HANDSHAKE;
+	c->last_rx = uv_now(c->loop);
+	r = uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
+	if (!r)
+		r = session_open(c);
+	if (r) {
+		fail(c, r);
+		return;
+	}
+	flush(c); /* ClientHello, then the preface queued behind the handshake */
+}
+
+static void resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+	struct pp_h2_conn *c = req->data;
+	uv_connect_t *cr;
+	int r;
+
+	if (c->dead) {
+		uv_freeaddrinfo(res);
+		close_handles(c);
+		goto out;
+	}
+	if (status < 0 || !res) {
+		CM_LOGW("h2", "%s: cannot resolve: %s", c->authority, uv_strerror(status));
+		uv_freeaddrinfo(res);
+		c->st = ST_CONNECTING; /* so that fail() closes the handles */
+		fail(c, -EHOSTUNREACH);
+		goto out;
+	}
+	c->st = ST_CONNECTING;
+	cr = malloc(sizeof(*cr));
+	if (!cr) {
+		uv_freeaddrinfo(res);
+		fail(c, -ENOMEM);
+		goto out;
+	}
+	cr->data = c;
+	r = uv_tcp_connect(cr, &c->tcp, res->ai_addr, connect_cb);
+	uv_freeaddrinfo(res);
+	if (r) {
+		free(cr);
+		fail(c, map_uv(r));
+		goto out;
+	}
+	uv_tcp_nodelay(&c->tcp, 1);
+out:
+	unref(c); /* the resolution's reference */
+}
+
+static void tick(uv_timer_t *t)
+{
+	struct pp_h2_conn *c = t->data;
+	uint64_t now = uv_now(c->loop);
+	unsigned budget = 64;
+
+	if (c->dead)
+		return;
+	if (c->st != ST_READY) {
+		if (now >= c->connect_deadline) {
+			CM_LOGW("h2", "%s: not ready after %llu ms", c->authority,
+			        (unsigned long long)c->cfg.connect_timeout_ms);
+			fail(c, -ETIMEDOUT);
+		}
+		return;
+	}
+	if (c->ping_sent && now - c->ping_sent >= c->cfg.ping_timeout_ms) {
+		CM_LOGW("h2", "%s: PING unanswered", c->authority);
+		fail(c, -ETIMEDOUT);
+		return;
+	}
+	if (!c->ping_sent && now - c->last_rx >= c->cfg.ping_interval_ms)
+		pp_h2_ping(c);
+	/* Cancel requests past their deadline. The list is in submission order and every
+	 * request has the same timeout, so the expired ones are at the head. Bounded per tick. */
+	while (c->streams && c->streams->deadline <= now && budget--) {
+		struct h2_stream *s = c->streams;
+
+		if (s->id > 0)
+			nghttp2_submit_rst_stream(c->sess, NGHTTP2_FLAG_NONE, s->id,
+			                          NGHTTP2_CANCEL);
+		stream_finish(c, s, -ETIMEDOUT);
+		if (c->dead) /* the callback closed c */
+			return;
+	}
+	flush(c);
+}
+
+int pp_h2_conn_alloc(struct pp_h2_conn **out, uv_loop_t *loop, const struct pp_h2_config *cfg,
+                     const struct pp_h2_events *ev, void *arg)
+{
+	struct pp_h2_conn *c;
+	char port[8];
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_family = AF_UNSPEC};
+	int r;
+
+	*out = NULL;
+	if (!cfg->host || !*cfg->host || strlen(cfg->host) >= 256 || !cfg->tls || !ev ||
+	    !ev->closed || (cfg->tls_name && strlen(cfg->tls_name) >= 256))
+		return -EINVAL;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->loop = loop;
+	c->ev = ev;
+	c->arg = arg;
+	c->cfg = *cfg;
+	snprintf(c->host, sizeof(c->host), "%s", cfg->host);
+	snprintf(c->tls_name, sizeof(c->tls_name), "%s", cfg->tls_name ? cfg->tls_name : cfg->host);
+	c->cfg.host = c->host;
+	c->cfg.tls_name = c->tls_name;
+	if (cfg->port == 443)
+		snprintf(c->authority, sizeof(c->authority), "%s", c->host);
+	else if (strchr(c->host, ':'))
+		snprintf(c->authority, sizeof(c->authority), "[%s]:%u", c->host, cfg->port);
+	else
+		snprintf(c->authority, sizeof(c->authority), "%s:%u", c->host, cfg->port);
+	if (!c->cfg.max_streams)
+		c->cfg.max_streams = 1000;
+	if (!c->cfg.connect_timeout_ms)
+		c->cfg.connect_timeout_ms = 10000;
+	if (!c->cfg.request_timeout_ms)
+		c->cfg.request_timeout_ms = 30000;
+	if (!c->cfg.ping_interval_ms)
+		c->cfg.ping_interval_ms = 60000;
+	if (!c->cfg.ping_timeout_ms)
+		c->cfg.ping_timeout_ms = 10000;
+	if (!c->cfg.tick_ms)
+		c->cfg.tick_ms = 1000;
+	r = cm_tls_conn_alloc(&c->tls, cfg->tls, c->tls_name);
+	if (r) {
+		free(c);
+		return r;
+	}
+	uv_tcp_init(loop, &c->tcp);
+	uv_timer_init(loop, &c->timer);
+	c->tcp.data = c->timer.data = c->gai.data = c;
+	c->connect_deadline = uv_now(loop) + c->cfg.connect_timeout_ms;
+	uv_timer_start(&c->timer, tick, c->cfg.tick_ms, c->cfg.tick_ms);
+	snprintf(port, sizeof(port), "%u", cfg->port);
+	hints.ai_flags = AI_ADDRCONFIG;
+	r = uv_getaddrinfo(loop, &c->gai, resolved, c->host, port, &hints);
+	if (r) {
+		/* Nothing fired yet: close quietly, without the closed event; the memory goes
+		 * in the close callbacks. */
+		c->quiet = c->dead = true;
+		close_handles(c);
+		return map_uv(r);
+	}
+	c->handles_open = 1; /* the resolution */
+	*out = c;
+	return 0;
+}
+
+int pp_h2_submit(struct pp_h2_conn *c, const char *method, const char *path,
+                 const struct pp_h2_header *hdrs, size_t nhdrs, const void *body, size_t len,
+                 pp_h2_done_cb cb, void *arg)
+{
+	nghttp2_nv nv[4 + MAX_REQ_HDRS];
+	nghttp2_data_provider dp;
+	struct h2_stream *s;
+	size_t n = 0;
+	int32_t id;
+
+	if (!method || !path || !cb || nhdrs > MAX_REQ_HDRS)
+		return -EINVAL;
+	if (!pp_h2_capacity(c))
+		return -EAGAIN;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	if (len) {
+		s->body = malloc(len);
+		if (!s->body) {
+			free(s);
+			return -ENOMEM;
+		}
+		memcpy(s->body, body, len);
+		s->body_len = len;
+	}
+	s->cb = cb;
+	s->arg = arg;
+	s->retry_after = -1;
+	cm_buf_init(&s->resp, 0);
+	s->deadline = uv_now(c->loop) + c->cfg.request_timeout_ms;
+#define NV(n_, v_)                                                                                 \
+	(nghttp2_nv){(uint8_t *)(n_), (uint8_t *)(v_), strlen(n_), strlen(v_), NGHTTP2_NV_FLAG_NONE}
+	nv[n++] = NV(":method", method);
+	nv[n++] = NV(":scheme", "https");
+	nv[n++] = NV(":authority", c->authority);
+	nv[n++] = NV(":path", path);
+	for (size_t i = 0; i < nhdrs; i++)
+		nv[n++] = NV(hdrs[i].name, hdrs[i].value);
+#undef NV
+	dp.source.ptr = s;
+	dp.read_callback = body_read;
+	id = nghttp2_submit_request(c->sess, NULL, nv, n, len ? &dp : NULL, s);
+	if (id < 0) {
+		free(s->body);
+		free(s);
+		return id == NGHTTP2_ERR_NOMEM ? -ENOMEM : -EINVAL;
+	}
+	s->id = id;
+	/* Append: the list stays in submission order for the timeout scan. */
+	if (!c->streams)
+		c->streams = s;
+	else {
+		struct h2_stream *t = c->streams;
+
+		while (t->next)
+			t = t->next;
+		t->next = s;
+		s->prev = t;
+	}
+	c->nstreams++;
+	flush(c);
+	return 0;
+}
+
+unsigned pp_h2_capacity(const struct pp_h2_conn *c)
+{
+	uint32_t peer;
+	unsigned lim;
+
+	if (!pp_h2_usable(c))
+		return 0;
+	peer =
+	    nghttp2_session_get_remote_settings(c->sess, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+	lim = peer < c->cfg.max_streams ? peer : c->cfg.max_streams;
+	return lim > c->nstreams ? lim - c->nstreams : 0;
+}
+
+unsigned pp_h2_peer_max_streams(const struct pp_h2_conn *c)
+{
+	if (!c->sess)
+		return 1;
+	return nghttp2_session_get_remote_settings(c->sess,
+	                                           NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+}
+
+unsigned pp_h2_inflight(const struct pp_h2_conn *c)
+{
+	return c->nstreams;
+}
+
+bool pp_h2_usable(const struct pp_h2_conn *c)
+{
+	return c->st == ST_READY && !c->dead && !c->goaway && !c->draining;
+}
+
+void pp_h2_conn_close(struct pp_h2_conn *c, bool graceful)
+{
+	if (c->dead)
+		return;
+	if (graceful && !c->draining && c->st == ST_READY) {
+		c->draining = true;
+		flush(c);
+		return;
+	}
+	fail(c, -ECANCELED);
+}
+
+void pp_h2_ping(struct pp_h2_conn *c)
+{
+	if (c->dead || c->st != ST_READY)
+		return;
+	if (nghttp2_submit_ping(c->sess, NGHTTP2_FLAG_NONE, NULL) == 0) {
+		c->ping_sent = uv_now(c->loop);
+		if (!c->ping_sent)
+			c->ping_sent = 1;
+		flush(c);
+	}
+}

@@ -1,0 +1,141 @@
+/* rest.c - the MongoosePush v3 compatible REST API on the suite's HTTP server: each POST becomes
+ * a notification for the dispatcher and is answered when its outcome is known. */
+#include "rest.h"
+#include "dispatch.h"
+#include "notif.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cm/buf.h"
+#include "cm/http.h"
+#include "cm/log.h"
+
+#define JSON_TYPE "application/json"
+#define PREFIX    "/v3/notification/"
+
+struct pp_rest {
+	struct cm_http_server *srv; /* borrowed */
+	struct pp_dispatch *d;      /* borrowed */
+	pp_rest_health_fn health;
+	void *health_arg;
+};
+
+/* {"reason": reason[, "detail": detail]}: the API's error body; detail is ours, for developers. */
+static void respond_reason(struct cm_http_req *req, int status, const char *reason,
+                           const char *detail)
+{
+	struct cm_buf b;
+
+	cm_buf_init(&b, 0);
+	cm_buf_puts(&b, "{\"reason\":\"");
+	cm_buf_json_escape(&b, reason, strlen(reason));
+	if (detail && *detail) {
+		cm_buf_puts(&b, "\",\"detail\":\"");
+		cm_buf_json_escape(&b, detail, strlen(detail));
+	}
+	if (cm_buf_puts(&b, "\"}\n") != 0)
+		cm_http_respond(req, 500, NULL, NULL, 0);
+	else
+		cm_http_respond(req, status, JSON_TYPE, b.data, b.len);
+	cm_buf_free(&b);
+}
+
+static void respond_result(struct cm_http_req *req, const struct pp_result *r)
+{
+	const char *reason;
+	int status = pp_result_http(r, &reason);
+
+	if (!reason)
+		cm_http_respond(req, status, NULL, NULL, 0);
+	else
+		respond_reason(req, status, reason, r->reason);
+}
+
+/* The outcome of one notification; arg is the request (answering a request whose client has
+ * gone only frees it). */
+static void on_outcome(void *arg, const struct pp_result *r)
+{
+	respond_result(arg, r);
+}
+
+static int valid_device_id(const char *id)
+{
+	return *id && strchr(id, '/') == NULL;
+}
+
+static int on_notification(void *arg, struct cm_http_req *req)
+{
+	struct pp_rest *rest = arg;
+	const char *id = cm_http_req_rest(req);
+	struct pp_result res;
+	struct pp_notif n;
+	const char *body;
+	char err[256];
+	size_t len;
+	int r;
+
+	if (!valid_device_id(id)) {
+		respond_reason(req, 404, "invalid_request", "POST /v3/notification/{device_id}");
+		return 0;
+	}
+	body = cm_http_req_body(req, &len);
+	pp_notif_init(&n);
+	r = pp_notif_from_mongoosepush(&n, id, body, len, err, sizeof(err));
+	if (r == -ENOMEM) {
+		respond_reason(req, 503, "service_internal", "out of memory");
+	} else if (r) {
+		CM_LOGD("rest", "notification for %.16s... refused: %s", id, err);
+		respond_reason(req, 400, "invalid_request", err);
+	} else if (pp_dispatch_submit(rest->d, &n, on_outcome, req, &res) != 0) {
+		respond_result(req, &res);
+	}
+	pp_notif_free(&n);
+	return 0;
+}
+
+static int on_healthcheck(void *arg, struct cm_http_req *req)
+{
+	struct pp_rest *rest = arg;
+	struct cm_buf b;
+	int sick = 0;
+
+	cm_buf_init(&b, 0);
+	cm_buf_puts(&b, "{");
+	if (rest->health)
+		sick = rest->health(rest->health_arg, &b);
+	if (b.len > 1)
+		cm_buf_puts(&b, ",");
+	cm_buf_printf(&b, "\"status\":\"%s\"}\n", sick ? "unavailable" : "ok");
+	cm_http_respond(req, sick ? 503 : 200, JSON_TYPE, b.data, b.len);
+	cm_buf_free(&b);
+	return 0;
+}
+
+int pp_rest_alloc(struct pp_rest **out, struct cm_http_server *srv, struct pp_dispatch *d,
+                  pp_rest_health_fn health, void *health_arg)
+{
+	struct pp_rest *rest = calloc(1, sizeof(*rest));
+	int r;
+
+	if (!rest)
+		return -ENOMEM;
+	rest->srv = srv;
+	rest->d = d;
+	rest->health = health;
+	rest->health_arg = health_arg;
+	r = cm_http_route(srv, PREFIX, CM_HTTP_PREFIX, "POST", on_notification, rest);
+	r = r ? r : cm_http_route(srv, "/healthcheck", 0, "GET, HEAD", on_healthcheck, rest);
+	if (r) {
+		free(rest);
+		return r;
+	}
+	*out = rest;
+	return 0;
+}
+
+void pp_rest_free(struct pp_rest *rest)
+{
+	free(rest);
+}

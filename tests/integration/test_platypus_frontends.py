@@ -1,0 +1,272 @@
+"""platypus end to end through both front ends, to the strict APNs mock: the MongoosePush v3 REST
+API and the XEP-0357 app server over a XEP-0114 component stream (the XMPP server here is a small
+Python implementation of the component protocol's server side)."""
+
+import hashlib
+import http.client
+import json
+import os
+import signal
+import socket
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "mock"))
+import suite  # noqa: E402
+from mockproc import KEYS, Mock  # noqa: E402
+
+TOKEN = "0123456789abcdef" * 4
+DEAD = "dead" * 16
+TOPIC = "com.example.app"
+SECRET = "component-secret"
+
+
+def config(admin, rest, mock, component=None):
+    text = """log:
+  level: debug
+admin:
+  listen: 127.0.0.1:%d
+shutdown_timeout: 5s
+rest:
+  enabled: true
+  listen: 127.0.0.1:%d
+  tls: false
+apns:
+  - name: ios
+    mode: prod
+    topic: %s
+    key: %s/AuthKey_ABC123DEFG.p8
+    key_id: ABC123DEFG
+    team_id: DEF123GHIJ
+    host: 127.0.0.1
+    port: %d
+    ca_file: %s/ca.pem
+""" % (admin, rest, TOPIC, KEYS, mock.port, KEYS)
+    if component:
+        text += """component:
+  enabled: true
+  server: 127.0.0.1:%d
+  domain: push.example.com
+  secret: %s
+  reconnect_min: 100ms
+  reconnect_max: 500ms
+""" % component
+    return text
+
+
+def post(port, token, body, timeout=10):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        c.request("POST", "/v3/notification/" + token, body=json.dumps(body) if
+                  not isinstance(body, str) else body, headers={"content-type": "application/json"})
+        r = c.getresponse()
+        data = r.read().decode()
+        return r.status, (json.loads(data) if data.strip() else None)
+    finally:
+        c.close()
+
+
+class XmppServer:
+    """The server side of XEP-0114, enough to authenticate a component and exchange IQs."""
+
+    def __init__(self, secret):
+        self.secret = secret
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(1)
+        self.port = self.listener.getsockname()[1]
+        self.sock = None
+        self.buf = b""
+
+    def read_until(self, needle, timeout=10):
+        deadline = time.monotonic() + timeout
+        while needle not in self.buf:
+            self.sock.settimeout(max(deadline - time.monotonic(), 0.01))
+            data = self.sock.recv(65536)
+            if not data:
+                raise AssertionError("component closed the stream; got %r" % self.buf)
+            self.buf += data
+        head, _, self.buf = self.buf.partition(needle)
+        return head + needle
+
+    def accept(self, timeout=10):
+        self.listener.settimeout(timeout)
+        self.sock, _ = self.listener.accept()
+        self.buf = b""
+        header = self.read_until(b">", timeout)
+        while b"stream:stream" not in header:
+            header = self.read_until(b">", timeout)
+        assert b"jabber:component:accept" in header, header
+        self.sock.sendall(b"<?xml version='1.0'?><stream:stream xmlns:stream="
+                          b"'http://etherx.jabber.org/streams' xmlns='jabber:component:accept'"
+                          b" from='push.example.com' id='s1d'>")
+        got = self.read_until(b"</handshake>").decode()
+        want = hashlib.sha1(b"s1d" + self.secret.encode()).hexdigest()
+        assert "<handshake>%s</handshake>" % want in got, got
+        self.sock.sendall(b"<handshake/>")
+
+    def publish(self, iq_id, token, extra=""):
+        iq = ("<iq type='set' id='%s' from='romeo@example.com' to='push.example.com'>"
+              "<pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='n1'><item>"
+              "<notification xmlns='urn:xmpp:push:0'><x xmlns='jabber:x:data' type='submit'>"
+              "<field var='FORM_TYPE'><value>urn:xmpp:push:summary</value></field>"
+              "<field var='message-count'><value>2</value></field>"
+              "<field var='last-message-sender'><value>juliet@example.com</value></field>"
+              "<field var='last-message-body'><value>Wherefore art thou?</value></field>"
+              "</x></notification></item></publish><publish-options>"
+              "<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>"
+              "http://jabber.org/protocol/pubsub#publish-options</value></field>"
+              "<field var='device_id'><value>%s</value></field>"
+              "<field var='service'><value>apns</value></field>%s</x></publish-options>"
+              "</pubsub></iq>") % (iq_id, token, extra)
+        self.sock.sendall(iq.encode())
+
+    def reply(self, iq_id, timeout=10):
+        """The reply to one IQ (self-closed or not)."""
+        key = ("id='%s'" % iq_id).encode()
+        deadline = time.monotonic() + timeout
+        while key not in self.buf:
+            self.sock.settimeout(max(deadline - time.monotonic(), 0.01))
+            data = self.sock.recv(65536)
+            if not data:
+                raise AssertionError("stream closed waiting for %s: %r" % (iq_id, self.buf))
+            self.buf += data
+        start = self.buf.rfind(b"<iq", 0, self.buf.index(key))
+        end = self.buf.find(b"<iq", self.buf.index(key))
+        return self.buf[start:end if end >= 0 else len(self.buf)].decode()
+
+    def close(self):
+        if self.sock:
+            self.sock.close()
+        self.listener.close()
+
+
+class Frontends(unittest.TestCase):
+    def setUp(self):
+        self.tmp = suite.tempdir()
+        self.dir = self.tmp.name
+        self.mock = Mock("apns_mock.py", "--topics", TOPIC + "," + TOPIC + ".voip")
+        self.daemon = None
+        self.xmpp = None
+
+    def tearDown(self):
+        if self.daemon:
+            self.daemon.close()
+        if self.xmpp:
+            self.xmpp.close()
+        self.mock.stop()
+        self.tmp.cleanup()
+
+    def start(self, component=False):
+        self.admin, self.rest = suite.free_port(), suite.free_port()
+        comp = None
+        if component:
+            self.xmpp = XmppServer(SECRET)
+            secret = os.path.join(self.dir, "component.secret")
+            with open(secret, "w") as f:
+                f.write(SECRET + "\n")
+            comp = (self.xmpp.port, secret)
+        self.daemon = suite.Daemon("platypus", config(self.admin, self.rest, self.mock, comp),
+                                   self.dir)
+        suite.wait_http(self.admin, proc=self.daemon.proc)
+        if component:
+            self.xmpp.accept()
+
+    def stop(self):
+        self.assertEqual(self.daemon.stop(), 0)
+        suite.assert_clean(self, self.daemon.output())
+
+    def test_rest_delivers_and_maps_errors(self):
+        self.start()
+        status, body = post(self.rest, TOKEN, {"service": "apns", "alert": {
+            "title": "Juliet", "body": "Hi", "badge": 3}, "data": {"k": "v"}})
+        self.assertEqual((status, body), (200, None), self.daemon.output())
+        rec = self.mock.control.requests(wait=1)[-1]
+        self.assertEqual(rec["path"], "/3/device/" + TOKEN)
+        headers = dict(rec["headers"])
+        self.assertEqual(headers["apns-topic"], TOPIC)
+        self.assertEqual(headers["apns-push-type"], "alert")
+        self.assertTrue(rec["provider_token_valid"])
+        self.assertEqual(rec["json"]["aps"]["alert"]["title"], "Juliet")
+        self.assertEqual(rec["json"]["aps"]["badge"], 3)
+        self.assertEqual(rec["json"]["k"], "v")
+
+        self.mock.control.post("/dead", {"token": DEAD})
+        status, body = post(self.rest, DEAD, {"service": "apns", "alert": {"body": "x"}})
+        self.assertEqual((status, body["reason"]), (410, "unregistered"))
+
+        status, body = post(self.rest, TOKEN, "{not json")
+        self.assertEqual((status, body["reason"]), (400, "invalid_request"))
+        self.assertIn("not JSON", body["detail"])
+        status, body = post(self.rest, TOKEN, {"service": "fcm", "data": {"a": "b"}})
+        self.assertEqual((status, body["reason"]), (400, "no_matching_pool"))
+        status, body = post(self.rest, TOKEN, {"service": "apns", "alert": {
+            "title": "t" * 3000, "body": "b" * 3000}})
+        self.assertEqual((status, body["reason"]), (413, "payload_too_large"))
+
+        status, _, text = suite.http_get(self.rest, "/healthcheck")
+        self.assertEqual(status, 200)
+        self.assertEqual(json.loads(text)["status"], "ok")
+        metrics = suite.http_get(self.admin, "/metrics")[2]
+        self.assertEqual(suite.metric(metrics, "platypus_notifications_total",
+                                      {"outcome": "delivered"}), 1)
+        self.stop()
+
+    def test_component_publish(self):
+        self.start(component=True)
+        self.xmpp.publish("p1", TOKEN)
+        reply = self.xmpp.reply("p1")
+        self.assertIn("type='result'", reply)
+        self.assertIn("to='romeo@example.com'", reply)
+        rec = self.mock.control.requests(wait=1)[-1]
+        self.assertEqual(rec["device_token"], TOKEN)
+        self.assertEqual(rec["json"]["aps"]["alert"]["body"], "Wherefore art thou?")
+
+        self.mock.control.post("/dead", {"token": DEAD})
+        self.xmpp.publish("p2", DEAD)
+        reply = self.xmpp.reply("p2")
+        self.assertIn("type='cancel'", reply)
+        self.assertIn("<item-not-found", reply)
+
+        self.mock.control.post("/fail", {"status": 503, "count": 100})
+        self.xmpp.publish("p3", TOKEN, "<field var='priority'><value>high</value></field>")
+        reply = self.xmpp.reply("p3", timeout=30)
+        self.assertIn("type='wait'", reply)
+
+        self.xmpp.publish("p4", "nothex")
+        reply = self.xmpp.reply("p4")
+        self.assertIn("type='modify'", reply)
+        self.assertIn("<bad-request", reply)
+        metrics = suite.http_get(self.admin, "/metrics")[2]
+        self.assertEqual(suite.metric(metrics, "platypus_component_connected"), 1)
+        self.stop()
+
+    def test_component_reconnects(self):
+        self.start(component=True)
+        self.xmpp.sock.close()
+        self.xmpp.accept(timeout=10)
+        self.xmpp.publish("r1", TOKEN)
+        self.assertIn("type='result'", self.xmpp.reply("r1"))
+        self.stop()
+
+    def test_sigterm_answers_what_is_in_flight(self):
+        self.start()
+        self.mock.control.post("/stall", {"ms": 1000})
+        import threading
+        result = {}
+
+        def send():
+            result["r"] = post(self.rest, TOKEN, {"service": "apns", "alert": {"body": "x"}})
+        t = threading.Thread(target=send)
+        t.start()
+        self.mock.control.requests(wait=1, answered=0)
+        self.daemon.signal(signal.SIGTERM)
+        t.join(20)
+        self.assertEqual(result["r"][0], 200)
+        self.assertEqual(self.daemon.proc.wait(timeout=20), 0)
+
+
+if __name__ == "__main__":
+    unittest.main()
