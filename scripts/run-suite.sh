@@ -19,6 +19,11 @@ if [ ! -s "$run/credentials/tls.key" ]; then
 		-keyout "$run/credentials/tls.key" -out "$run/credentials/tls.crt" 2>/dev/null
 	chmod 0600 "$run/credentials/tls.key"
 fi
+if [ ! -s "$run/credentials/turn-secret" ]; then
+	# the TURN REST secret icicle checks credentials with (xmpp-core will issue them with it)
+	head -c 32 /dev/urandom | base64 >"$run/credentials/turn-secret"
+	chmod 0600 "$run/credentials/turn-secret"
+fi
 export CREDENTIALS_DIRECTORY="$run/credentials" STATE_DIRECTORY="$run/state"
 
 pids=""

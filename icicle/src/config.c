@@ -1,9 +1,359 @@
-/* config.c - icicle's configuration schema (config/icicle.yaml). */
+/* config.c - icicle's configuration schema (config/icicle.yaml) and the checks across keys. */
 #include "icicle.h"
 
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
 #include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cm/log.h"
 
 CM_DAEMON_ADMIN_SCHEMA(admin_schema, "127.0.0.1:9641");
+
+int icicle_parse_hostport(const char *text, struct sockaddr_storage *out, socklen_t *len)
+{
+	char host[INET6_ADDRSTRLEN + 1];
+	const char *colon, *h = text;
+	size_t hlen;
+	unsigned long port;
+	char *end;
+
+	memset(out, 0, sizeof(*out));
+	if (text[0] == '[') {
+		const char *rb = strchr(text, ']');
+
+		if (!rb || rb[1] != ':')
+			return -EINVAL;
+		h = text + 1;
+		hlen = (size_t)(rb - h);
+		colon = rb + 1;
+	} else {
+		colon = strrchr(text, ':');
+		if (!colon)
+			return -EINVAL;
+		hlen = (size_t)(colon - text);
+	}
+	if (hlen == 0 || hlen >= sizeof(host) || colon[1] < '0' || colon[1] > '9')
+		return -EINVAL;
+	memcpy(host, h, hlen);
+	host[hlen] = '\0';
+	port = strtoul(colon + 1, &end, 10);
+	if (*end != '\0' || port > 65535)
+		return -EINVAL;
+	if (text[0] != '[') {
+		struct sockaddr_in *in = (struct sockaddr_in *)out;
+
+		if (inet_pton(AF_INET, host, &in->sin_addr) != 1)
+			return -EINVAL;
+		in->sin_family = AF_INET;
+		in->sin_port = htons((uint16_t)port);
+		*len = sizeof(*in);
+	} else {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)out;
+
+		if (inet_pton(AF_INET6, host, &in6->sin6_addr) != 1)
+			return -EINVAL;
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons((uint16_t)port);
+		*len = sizeof(*in6);
+	}
+	return 0;
+}
+
+static void check_addrs(struct cm_cfg_check *chk, const char *key, const struct cm_cfg_strlist *l)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	size_t i;
+
+	for (i = 0; i < l->n; i++)
+		if (icicle_parse_hostport(l->v[i], &ss, &len) != 0)
+			cm_cfg_check_error(chk, key, "\"%s\" is not IP:PORT or [IPv6]:PORT",
+			                   l->v[i]);
+}
+
+static void validate_listen(void *obj, struct cm_cfg_check *chk)
+{
+	struct icicle_listen_config *c = obj;
+
+	check_addrs(chk, "udp", &c->udp);
+	check_addrs(chk, "tcp", &c->tcp);
+	check_addrs(chk, "tls", &c->tls);
+}
+
+static void check_ip(struct cm_cfg_check *chk, const char *key, const char *v, int af)
+{
+	unsigned char buf[16];
+
+	if (v && *v && inet_pton(af, v, buf) != 1)
+		cm_cfg_check_error(chk, key, "\"%s\" is not an %s address", v,
+		                   af == AF_INET ? "IPv4" : "IPv6");
+}
+
+static void validate_relay(void *obj, struct cm_cfg_check *chk)
+{
+	struct icicle_relay_config *c = obj;
+
+	check_ip(chk, "ipv4", c->ipv4, AF_INET);
+	check_ip(chk, "ipv6", c->ipv6, AF_INET6);
+	check_ip(chk, "external_ipv4", c->external_ipv4, AF_INET);
+	check_ip(chk, "external_ipv6", c->external_ipv6, AF_INET6);
+	if (c->min_port > c->max_port)
+		cm_cfg_check_error(chk, "min_port", "min_port (%lld) is above max_port (%lld)",
+		                   c->min_port, c->max_port);
+	if ((!c->ipv4 || !*c->ipv4) && (!c->ipv6 || !*c->ipv6))
+		cm_cfg_check_error(chk, "ipv4", "ipv4 and ipv6 are both empty: no relay possible");
+}
+
+static void check_cidrs(struct cm_cfg_check *chk, const char *key, const struct cm_cfg_strlist *l)
+{
+	struct icicle_cidr c;
+	size_t i;
+
+	for (i = 0; i < l->n; i++)
+		if (icicle_cidr_parse(l->v[i], &c) != 0)
+			cm_cfg_check_error(chk, key, "\"%s\" is not an address or ADDRESS/BITS",
+			                   l->v[i]);
+}
+
+static void validate_filter(void *obj, struct cm_cfg_check *chk)
+{
+	struct icicle_filter_config *c = obj;
+
+	check_cidrs(chk, "deny", &c->deny);
+	check_cidrs(chk, "allow", &c->allow);
+}
+
+static void validate_lifetimes(void *obj, struct cm_cfg_check *chk)
+{
+	struct icicle_lifetime_config *c = obj;
+
+	if (c->allocation_default > c->allocation_max)
+		cm_cfg_check_error(chk, "allocation_default", "is above allocation_max");
+}
+
+static void validate_top(void *obj, struct cm_cfg_check *chk)
+{
+	struct icicle_config *c = obj;
+
+	if (!c->realm || !*c->realm)
+		cm_cfg_check_error(chk, "realm", "must not be empty");
+	else if (strlen(c->realm) > 127)
+		cm_cfg_check_error(chk, "realm", "longer than 127 bytes");
+	if (c->software && strlen(c->software) > 127)
+		cm_cfg_check_error(chk, "software", "longer than 127 bytes");
+}
+
+static const struct cm_cfg_field listen_fields[] = {
+    {.key = "udp",
+     .type = CM_CFG_STRLIST,
+     .offset = offsetof(struct icicle_listen_config, udp),
+     .def = "[\"0.0.0.0:3478\"]",
+     .doc = "STUN/TURN over UDP: IP:PORT or [IPv6]:PORT, one socket per worker thread"},
+    {.key = "tcp",
+     .type = CM_CFG_STRLIST,
+     .offset = offsetof(struct icicle_listen_config, tcp),
+     .def = "[\"0.0.0.0:3478\"]",
+     .doc = "STUN/TURN over TCP (client transport; relays are UDP)"},
+    {.key = "tls",
+     .type = CM_CFG_STRLIST,
+     .offset = offsetof(struct icicle_listen_config, tls),
+     .def = "[\"0.0.0.0:5349\"]",
+     .doc = "STUN/TURN over TLS; opened only when tls.certificate is set"},
+};
+
+static const struct cm_cfg_schema listen_schema = {
+    .name = "listen",
+    .size = sizeof(struct icicle_listen_config),
+    .fields = listen_fields,
+    .nfields = sizeof(listen_fields) / sizeof(listen_fields[0]),
+    .validate = validate_listen,
+};
+
+static const struct cm_cfg_field auth_fields[] = {
+    {.key = "secret_file",
+     .type = CM_CFG_SECRET,
+     .offset = offsetof(struct icicle_auth_config, secret_file),
+     .flags = CM_CFG_RELOAD,
+     .doc = "TURN REST shared secrets, one per line: all are accepted, so a new one can be "
+            "added before the old one is removed"},
+    {.key = "users_file",
+     .type = CM_CFG_SECRET,
+     .offset = offsetof(struct icicle_auth_config, users_file),
+     .flags = CM_CFG_RELOAD,
+     .doc = "static users, one \"name:password\" per line"},
+    {.key = "nonce_lifetime",
+     .type = CM_CFG_DURATION,
+     .offset = offsetof(struct icicle_auth_config, nonce_lifetime),
+     .def = "10m",
+     .min = 1000,
+     .max = 86400000,
+     .doc = "how long a nonce stays valid before 438 Stale Nonce"},
+};
+
+static const struct cm_cfg_schema auth_schema = {
+    .name = "auth",
+    .size = sizeof(struct icicle_auth_config),
+    .fields = auth_fields,
+    .nfields = sizeof(auth_fields) / sizeof(auth_fields[0]),
+};
+
+static const struct cm_cfg_field relay_fields[] = {
+    {.key = "ipv4",
+     .type = CM_CFG_STRING,
+     .offset = offsetof(struct icicle_relay_config, ipv4),
+     .def = "0.0.0.0",
+     .doc = "bind address of IPv4 relay sockets (\"\" disables IPv4 relays)"},
+    {.key = "ipv6",
+     .type = CM_CFG_STRING,
+     .offset = offsetof(struct icicle_relay_config, ipv6),
+     .def = "",
+     .doc = "bind address of IPv6 relay sockets, e.g. \"::\" (\"\" disables IPv6 relays)"},
+    {.key = "external_ipv4",
+     .type = CM_CFG_STRING,
+     .offset = offsetof(struct icicle_relay_config, external_ipv4),
+     .def = "",
+     .doc = "public IPv4 address advertised in XOR-RELAYED-ADDRESS behind a 1:1 NAT"},
+    {.key = "external_ipv6",
+     .type = CM_CFG_STRING,
+     .offset = offsetof(struct icicle_relay_config, external_ipv6),
+     .def = "",
+     .doc = "public IPv6 address advertised in XOR-RELAYED-ADDRESS"},
+    {.key = "min_port",
+     .type = CM_CFG_INT,
+     .offset = offsetof(struct icicle_relay_config, min_port),
+     .def = "49152",
+     .min = 1024,
+     .max = 65535,
+     .doc = "lowest relay port"},
+    {.key = "max_port",
+     .type = CM_CFG_INT,
+     .offset = offsetof(struct icicle_relay_config, max_port),
+     .def = "65535",
+     .min = 1024,
+     .max = 65535,
+     .doc = "highest relay port"},
+};
+
+static const struct cm_cfg_schema relay_schema = {
+    .name = "relay",
+    .size = sizeof(struct icicle_relay_config),
+    .fields = relay_fields,
+    .nfields = sizeof(relay_fields) / sizeof(relay_fields[0]),
+    .validate = validate_relay,
+};
+
+static const struct cm_cfg_field filter_fields[] = {
+    {.key = "deny_defaults",
+     .type = CM_CFG_BOOL,
+     .offset = offsetof(struct icicle_filter_config, deny_defaults),
+     .def = "true",
+     .doc = "deny loopback, private, CGNAT, link-local (cloud metadata), multicast, reserved, "
+            "documentation and NAT64 ranges (docs/icicle.md lists them)"},
+    {.key = "deny",
+     .type = CM_CFG_STRLIST,
+     .offset = offsetof(struct icicle_filter_config, deny),
+     .def = "[]",
+     .doc = "more peer ranges to deny (ADDRESS/BITS)"},
+    {.key = "allow",
+     .type = CM_CFG_STRLIST,
+     .offset = offsetof(struct icicle_filter_config, allow),
+     .def = "[]",
+     .doc = "peer ranges to allow even when denied above (ADDRESS/BITS)"},
+};
+
+static const struct cm_cfg_schema filter_schema = {
+    .name = "filter",
+    .size = sizeof(struct icicle_filter_config),
+    .fields = filter_fields,
+    .nfields = sizeof(filter_fields) / sizeof(filter_fields[0]),
+    .validate = validate_filter,
+};
+
+static const struct cm_cfg_field quota_fields[] = {
+    {.key = "allocations_per_user",
+     .type = CM_CFG_INT,
+     .offset = offsetof(struct icicle_quota_config, allocations_per_user),
+     .def = "10",
+     .min = 0,
+     .max = 1000000,
+     .doc = "allocations one username may hold at once (486 beyond; 0 = no limit)"},
+    {.key = "allocations_total",
+     .type = CM_CFG_INT,
+     .offset = offsetof(struct icicle_quota_config, allocations_total),
+     .def = "20000",
+     .min = 0,
+     .max = 10000000,
+     .doc = "allocations the server holds at once (508 beyond; 0 = no limit)"},
+    {.key = "permissions_per_allocation",
+     .type = CM_CFG_INT,
+     .offset = offsetof(struct icicle_quota_config, permissions_per_allocation),
+     .def = "32",
+     .min = 1,
+     .max = 1024,
+     .doc = "peer addresses one allocation may have permissions for (508 beyond)"},
+    {.key = "channels_per_allocation",
+     .type = CM_CFG_INT,
+     .offset = offsetof(struct icicle_quota_config, channels_per_allocation),
+     .def = "32",
+     .min = 1,
+     .max = 16384,
+     .doc = "channels one allocation may bind (508 beyond)"},
+    {.key = "bandwidth_per_allocation",
+     .type = CM_CFG_SIZE,
+     .offset = offsetof(struct icicle_quota_config, bandwidth_per_allocation),
+     .def = "0",
+     .doc = "bytes per second relayed for one allocation, each direction (0 = no limit)"},
+    {.key = "unauthenticated_rate",
+     .type = CM_CFG_INT,
+     .offset = offsetof(struct icicle_quota_config, unauthenticated_rate),
+     .def = "20",
+     .min = 0,
+     .max = 1000000,
+     .doc = "requests per second answered without authentication per source address (Binding, "
+            "401s), per worker thread; 0 = no limit"},
+    {.key = "unauthenticated_burst",
+     .type = CM_CFG_INT,
+     .offset = offsetof(struct icicle_quota_config, unauthenticated_burst),
+     .def = "40",
+     .min = 1,
+     .max = 1000000,
+     .doc = "burst allowed above unauthenticated_rate"},
+};
+
+static const struct cm_cfg_schema quota_schema = {
+    .name = "quotas",
+    .size = sizeof(struct icicle_quota_config),
+    .fields = quota_fields,
+    .nfields = sizeof(quota_fields) / sizeof(quota_fields[0]),
+};
+
+static const struct cm_cfg_field lifetime_fields[] = {
+    {.key = "allocation_default",
+     .type = CM_CFG_DURATION,
+     .offset = offsetof(struct icicle_lifetime_config, allocation_default),
+     .def = "10m",
+     .min = 60000,
+     .max = 3600000,
+     .doc = "allocation lifetime when the client asks for none or less"},
+    {.key = "allocation_max",
+     .type = CM_CFG_DURATION,
+     .offset = offsetof(struct icicle_lifetime_config, allocation_max),
+     .def = "1h",
+     .min = 60000,
+     .max = 3600000,
+     .doc = "longest allocation lifetime granted"},
+};
+
+static const struct cm_cfg_schema lifetime_schema = {
+    .name = "lifetimes",
+    .size = sizeof(struct icicle_lifetime_config),
+    .fields = lifetime_fields,
+    .nfields = sizeof(lifetime_fields) / sizeof(lifetime_fields[0]),
+    .validate = validate_lifetimes,
+};
 
 static const struct cm_cfg_field fields[] = {
     CM_DAEMON_BASE_FIELDS(struct icicle_config, admin_schema),
@@ -12,6 +362,55 @@ static const struct cm_cfg_field fields[] = {
      .offset = offsetof(struct icicle_config, tls),
      .sub = &cm_daemon_tls_schema,
      .doc = "certificate for TURN over TLS (port 5349)"},
+    {.key = "listen",
+     .type = CM_CFG_SECTION,
+     .offset = offsetof(struct icicle_config, listen),
+     .sub = &listen_schema,
+     .doc = "client-facing listeners"},
+    {.key = "realm",
+     .type = CM_CFG_STRING,
+     .offset = offsetof(struct icicle_config, realm),
+     .def = "icicle",
+     .doc = "REALM of the long-term credentials (part of every key: changing it needs a "
+            "restart)"},
+    {.key = "auth",
+     .type = CM_CFG_SECTION,
+     .offset = offsetof(struct icicle_config, auth),
+     .sub = &auth_schema,
+     .doc = "credentials (re-read on SIGHUP)"},
+    {.key = "relay",
+     .type = CM_CFG_SECTION,
+     .offset = offsetof(struct icicle_config, relay),
+     .sub = &relay_schema,
+     .doc = "relay sockets"},
+    {.key = "filter",
+     .type = CM_CFG_SECTION,
+     .offset = offsetof(struct icicle_config, filter),
+     .sub = &filter_schema,
+     .doc = "which peers clients may relay to"},
+    {.key = "quotas",
+     .type = CM_CFG_SECTION,
+     .offset = offsetof(struct icicle_config, quotas),
+     .sub = &quota_schema,
+     .doc = "limits per user, per allocation and per source"},
+    {.key = "lifetimes",
+     .type = CM_CFG_SECTION,
+     .offset = offsetof(struct icicle_config, lifetimes),
+     .sub = &lifetime_schema,
+     .doc = "allocation lifetimes (permissions last 300 s, channels 600 s, per RFC 8656)"},
+    {.key = "threads",
+     .type = CM_CFG_INT,
+     .offset = offsetof(struct icicle_config, threads),
+     .def = "0",
+     .min = 0,
+     .max = 256,
+     .doc = "worker threads (0 = one per CPU)"},
+    {.key = "software",
+     .type = CM_CFG_STRING,
+     .offset = offsetof(struct icicle_config, software),
+     .def = "",
+     .doc = "SOFTWARE attribute sent in responses (\"\" = none, the default: no version "
+            "disclosure)"},
 };
 
 const struct cm_cfg_schema icicle_config_schema = {
@@ -19,4 +418,21 @@ const struct cm_cfg_schema icicle_config_schema = {
     .size = sizeof(struct icicle_config),
     .fields = fields,
     .nfields = sizeof(fields) / sizeof(fields[0]),
+    .validate = validate_top,
 };
+
+int icicle_creds_from_config(const struct icicle_config *cfg, struct icicle_creds **out)
+{
+	const struct cm_secret *s = &cfg->auth.secret_file, *u = &cfg->auth.users_file;
+	size_t bad = 0;
+	int rc;
+
+	rc = icicle_creds_alloc(out, s->data ? (const char *)s->data : NULL, s->len,
+	                        u->data ? (const char *)u->data : NULL, u->len, &bad);
+	if (rc == -EINVAL)
+		CM_LOGE("auth", "%s:%zu: expected \"name:password\"", u->path ? u->path : "users",
+		        bad);
+	else if (rc != 0)
+		CM_LOGE("auth", "loading credentials: %s", strerror(-rc));
+	return rc;
+}

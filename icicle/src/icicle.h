@@ -1,26 +1,125 @@
-/* icicle.h - icicle's configuration and daemon state (private to icicle). */
+/* icicle.h - icicle's configuration, daemon state and the types its modules share (private to
+ * icicle).
+ *
+ * Threads: the daemon's main loop runs the admin port and signals; each worker thread runs its
+ * own libuv loop with its own UDP sockets (SO_REUSEPORT), TCP/TLS listeners, allocations and relay
+ * sockets. Workers share only read-only configuration, the credentials snapshot (auth.h), the
+ * allocation counters (quota.h) and the metrics registry (atomics). */
 #ifndef ICICLE_H
 #define ICICLE_H
 
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
+#include <uv.h>
 
 #include "cm/daemon.h"
+#include "auth.h"
+#include "filter.h"
+#include "quota.h"
 
 struct cm_tls;
+
+struct icicle_listen_config {
+	struct cm_cfg_strlist udp; /* "IP:PORT" each */
+	struct cm_cfg_strlist tcp;
+	struct cm_cfg_strlist tls;
+};
+
+struct icicle_auth_config {
+	struct cm_secret secret_file; /* REST secrets, one per line */
+	struct cm_secret users_file;  /* "name:password" lines */
+	uint64_t nonce_lifetime;      /* ms */
+};
+
+struct icicle_relay_config {
+	char *ipv4;          /* bind address of IPv4 relay sockets; "" disables IPv4 relays */
+	char *ipv6;          /* bind address of IPv6 relay sockets; "" disables IPv6 relays */
+	char *external_ipv4; /* advertised instead of the bound/local address (NAT) */
+	char *external_ipv6;
+	long long min_port, max_port;
+};
+
+struct icicle_filter_config {
+	bool deny_defaults;
+	struct cm_cfg_strlist deny;
+	struct cm_cfg_strlist allow;
+};
+
+struct icicle_quota_config {
+	long long allocations_per_user;
+	long long allocations_total;
+	long long permissions_per_allocation;
+	long long channels_per_allocation;
+	uint64_t bandwidth_per_allocation; /* bytes/s, 0 = unlimited */
+	long long unauthenticated_rate;    /* requests/s per source, 0 = unlimited */
+	long long unauthenticated_burst;
+};
+
+struct icicle_lifetime_config {
+	uint64_t allocation_default; /* ms */
+	uint64_t allocation_max;
+};
 
 struct icicle_config {
 	struct cm_daemon_log_config log;
 	struct cm_daemon_admin_config admin;
 	uint64_t shutdown_timeout; /* ms */
 	struct cm_daemon_tls_config tls;
+	struct icicle_listen_config listen;
+	char *realm;
+	struct icicle_auth_config auth;
+	struct icicle_relay_config relay;
+	struct icicle_filter_config filter;
+	struct icicle_quota_config quotas;
+	struct icicle_lifetime_config lifetimes;
+	long long threads;
+	char *software;
 };
 
 extern const struct cm_cfg_schema icicle_config_schema;
+
+/* Parse "IP:PORT" / "[IPv6]:PORT" (port may be 0 only when allow_port0). 0 or -EINVAL. */
+int icicle_parse_hostport(const char *text, struct sockaddr_storage *out, socklen_t *len);
+
+struct icicle_metrics {
+	struct cm_gauge *allocations, *permissions, *channels;
+	struct cm_counter *pkts_c2p, *pkts_p2c, *bytes_c2p, *bytes_p2c;
+	struct cm_counter *auth_fail_unknown_user, *auth_fail_bad_integrity, *auth_fail_expired,
+	    *auth_fail_stale_nonce, *auth_fail_missing;
+	struct cm_counter *denied_peers;
+	struct cm_counter *quota_user, *quota_total, *quota_permissions, *quota_channels,
+	    *quota_bandwidth;
+	struct cm_counter *rate_limited;
+	struct cm_counter *requests_binding, *requests_allocate, *requests_refresh,
+	    *requests_createperm, *requests_chanbind, *requests_other;
+	struct cm_counter *malformed;
+	struct cm_counter *dropped;
+};
+
+/* Register every metric in m (NULL: all handles stay NULL, updates are no-ops). */
+int icicle_metrics_init(struct icicle_metrics *mt, struct cm_metrics *m);
+
+struct icicle_worker;
 
 struct icicle {
 	struct cm_daemon *daemon;        /* borrowed */
 	const struct icicle_config *cfg; /* borrowed from the daemon framework */
 	struct cm_tls *tls;              /* owned; NULL when no certificate is configured */
+	struct icicle_auth auth;
+	bool auth_ready;
+	struct icicle_quota quota;
+	bool quota_ready;
+	struct icicle_filter filter;
+	struct icicle_metrics metrics;
+	struct sockaddr_storage ext4, ext6; /* family 0 when not configured */
+	struct icicle_worker **workers;     /* owned */
+	size_t nworkers;
+	size_t nrunning; /* threads started */
 };
+
+/* Load the credentials named by cfg into a new snapshot; logs what is wrong. */
+int icicle_creds_from_config(const struct icicle_config *cfg, struct icicle_creds **out);
 
 #endif

@@ -1,30 +1,91 @@
-/* main.c - icicle, the STUN/TURN server of the suite: process entry point. */
-#include "icicle.h"
+/* main.c - icicle, the STUN/TURN server of the suite: process entry point, start, SIGHUP reload
+ * (certificates, REST secrets and users swapped without touching allocations) and stop. */
+#include "server.h"
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "cm/buf.h"
+#include "cm/log.h"
+#include "cm/metrics.h"
 #include "cm/tls.h"
 
 static int icicle_start(struct cm_daemon *d, const void *cfgp, void **state)
 {
 	const struct icicle_config *cfg = cfgp;
+	struct icicle_creds *creds = NULL;
+	const char *bad = NULL;
 	struct icicle *ic = calloc(1, sizeof(*ic));
+	int rc;
 
 	*state = ic;
 	if (!ic)
 		return -ENOMEM;
 	ic->daemon = d;
 	ic->cfg = cfg;
-	return cm_daemon_tls_open(d, "turns", &cfg->tls, &ic->tls);
+	rc = cm_daemon_tls_open(d, "turns", &cfg->tls, &ic->tls);
+	if (rc != 0)
+		return rc;
+	rc = icicle_metrics_init(&ic->metrics, cm_daemon_metrics(d));
+	if (rc != 0)
+		CM_LOGW("icicle", "some metrics could not be registered");
+	rc =
+	    icicle_filter_init(&ic->filter, cfg->filter.deny_defaults,
+	                       (const char *const *)cfg->filter.deny.v, cfg->filter.deny.n,
+	                       (const char *const *)cfg->filter.allow.v, cfg->filter.allow.n, &bad);
+	if (rc != 0) {
+		CM_LOGE("icicle", "filter: %s", bad ? bad : strerror(-rc));
+		return rc;
+	}
+	rc = icicle_creds_from_config(cfg, &creds);
+	if (rc != 0)
+		return rc;
+	if (icicle_creds_nsecrets(creds) == 0 && icicle_creds_nusers(creds) == 0)
+		CM_LOGW("auth",
+		        "no auth.secret_file and no auth.users_file: every Allocate will be "
+		        "refused (STUN Binding still works)");
+	rc = icicle_auth_init(&ic->auth, cfg->realm, (uint32_t)(cfg->auth.nonce_lifetime / 1000),
+	                      creds);
+	if (rc != 0) {
+		icicle_creds_unref(creds);
+		return rc;
+	}
+	ic->auth_ready = true;
+	rc = icicle_quota_init(&ic->quota, (uint64_t)cfg->quotas.allocations_per_user,
+	                       (uint64_t)cfg->quotas.allocations_total);
+	if (rc != 0)
+		return rc;
+	ic->quota_ready = true;
+	return icicle_workers_start(ic);
 }
 
 static int icicle_reload(struct cm_daemon *d, void *state, const void *newcfg)
 {
 	struct icicle *ic = state;
+	const struct icicle_config *nc = newcfg;
+	struct icicle_creds *creds = NULL;
+	int rc, rc2;
 
-	(void)newcfg; /* the certificate paths are those given at start */
-	return cm_daemon_tls_reload(d, "turns", ic->tls);
+	/* Listeners, relay, filter and quotas keep their start-up values; credentials and the
+	 * certificate are what may change under a running server. */
+	rc = icicle_creds_from_config(nc, &creds);
+	if (rc == 0) {
+		CM_LOGI("auth", "credentials reloaded: %zu secret(s), %zu user(s)",
+		        icicle_creds_nsecrets(creds), icicle_creds_nusers(creds));
+		icicle_auth_swap(&ic->auth, creds);
+	}
+	rc2 = ic->tls ? cm_daemon_tls_reload(d, "turns", ic->tls) : 0;
+	return rc != 0 ? rc : rc2;
+}
+
+static void icicle_stop(struct cm_daemon *d, void *state)
+{
+	struct icicle *ic = state;
+
+	/* Allocations are not handed over anywhere: closing the workers ends them. */
+	icicle_workers_stop(ic);
+	cm_daemon_stopped(d);
 }
 
 static void icicle_free(void *state)
@@ -33,8 +94,26 @@ static void icicle_free(void *state)
 
 	if (!ic)
 		return;
+	icicle_workers_free(ic);
+	if (ic->quota_ready)
+		icicle_quota_close(&ic->quota);
+	if (ic->auth_ready)
+		icicle_auth_close(&ic->auth);
+	icicle_filter_close(&ic->filter);
 	cm_tls_free(ic->tls);
 	free(ic);
+}
+
+static int icicle_health(void *state, struct cm_buf *details)
+{
+	struct icicle *ic = state;
+
+	if (!ic)
+		return 0;
+	(void)cm_buf_printf(
+	    details, "\"workers\":%zu,\"allocations\":%.0f", ic->nrunning,
+	    ic->metrics.allocations ? cm_metrics_gauge_value(ic->metrics.allocations) : 0.0);
+	return ic->nworkers > 0 && ic->nrunning < ic->nworkers;
 }
 
 static const struct cm_daemon_spec icicle_spec = {
@@ -46,7 +125,9 @@ static const struct cm_daemon_spec icicle_spec = {
     .drain_offset = offsetof(struct icicle_config, shutdown_timeout),
     .start = icicle_start,
     .reload = icicle_reload,
+    .stop = icicle_stop,
     .free = icicle_free,
+    .health = icicle_health,
 };
 
 int main(int argc, char **argv)

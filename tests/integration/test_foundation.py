@@ -114,6 +114,8 @@ class ConfigErrors(unittest.TestCase):
     def test_example_configs_are_valid(self):
         with suite.tempdir() as tmp:
             suite.make_cert(tmp)
+            with open(os.path.join(tmp, "turn-secret"), "w") as f:
+                f.write("not-a-real-secret\n")
             for d in suite.DAEMONS:
                 path = os.path.join(suite.TOP, "config", d + ".yaml")
                 r = suite.run([os.path.join(suite.BIN, d), "-c", path, "--check-config"],

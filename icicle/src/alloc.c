@@ -1,0 +1,577 @@
+/* alloc.c - the allocations of one worker: the 5-tuple table, relay sockets, permissions,
+ * channels and lifetimes on a timer wheel (one wheel entry per allocation, not one timer per
+ * object). */
+#include "server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cm/log.h"
+#include "cm/metrics.h"
+
+void icicle_ip16(const struct sockaddr *sa, uint8_t out[16])
+{
+	memset(out, 0, 16);
+	if (sa->sa_family == AF_INET) {
+		out[10] = out[11] = 0xff;
+		memcpy(out + 12, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+	} else if (sa->sa_family == AF_INET6) {
+		memcpy(out, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+	}
+}
+
+bool icicle_addr_equal(const struct sockaddr *a, const struct sockaddr *b)
+{
+	if (a->sa_family != b->sa_family)
+		return false;
+	if (a->sa_family == AF_INET) {
+		const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+
+		return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+	}
+	if (a->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+
+		return x->sin6_port == y->sin6_port &&
+		       memcmp(&x->sin6_addr, &y->sin6_addr, 16) == 0;
+	}
+	return false;
+}
+
+static size_t client_hash(const struct icicle_client *c, size_t mask)
+{
+	uint8_t ip[16];
+	uint64_t h = (uint64_t)(uintptr_t)c->udp * 0x9e3779b97f4a7c15ull;
+	uint16_t port = c->addr.ss_family == AF_INET
+	                    ? ((const struct sockaddr_in *)&c->addr)->sin_port
+	                    : ((const struct sockaddr_in6 *)&c->addr)->sin6_port;
+	size_t i;
+
+	icicle_ip16((const struct sockaddr *)&c->addr, ip);
+	for (i = 0; i < 16; i++)
+		h = (h ^ ip[i]) * 0x100000001b3ull;
+	h = (h ^ port) * 0x100000001b3ull;
+	return (size_t)(h ^ (h >> 29)) & mask;
+}
+
+int icicle_table_init(struct icicle_worker *w)
+{
+	w->tsize = 1024;
+	w->table = calloc(w->tsize, sizeof(*w->table));
+	return w->table ? 0 : -ENOMEM;
+}
+
+void icicle_table_close(struct icicle_worker *w)
+{
+	free(w->table);
+	w->table = NULL;
+	w->tsize = 0;
+}
+
+static void table_grow(struct icicle_worker *w)
+{
+	size_t nsize = w->tsize * 2, i;
+	struct icicle_alloc **nt = calloc(nsize, sizeof(*nt));
+
+	if (!nt)
+		return; /* keep the longer chains */
+	for (i = 0; i < w->tsize; i++) {
+		struct icicle_alloc *a = w->table[i], *next;
+
+		for (; a; a = next) {
+			size_t h = client_hash(&a->client, nsize - 1);
+
+			next = a->hnext;
+			a->hnext = nt[h];
+			nt[h] = a;
+		}
+	}
+	free(w->table);
+	w->table = nt;
+	w->tsize = nsize;
+}
+
+struct icicle_alloc *icicle_alloc_find(struct icicle_worker *w, const struct icicle_client *c)
+{
+	struct icicle_alloc *a;
+
+	if (c->tp != ICICLE_UDP)
+		return c->conn ? icicle_conn_alloc(c->conn) : NULL;
+	for (a = w->table[client_hash(c, w->tsize - 1)]; a; a = a->hnext)
+		if (a->client.udp == c->udp &&
+		    icicle_addr_equal((const struct sockaddr *)&a->client.addr,
+		                      (const struct sockaddr *)&c->addr))
+			return a;
+	return NULL;
+}
+
+static void table_remove(struct icicle_alloc *a)
+{
+	struct icicle_worker *w = a->w;
+	struct icicle_alloc **p = &w->table[client_hash(&a->client, w->tsize - 1)];
+
+	for (; *p; p = &(*p)->hnext)
+		if (*p == a) {
+			*p = a->hnext;
+			w->tcount--;
+			break;
+		}
+	a->in_table = false;
+}
+
+static void wheel_unlink(struct icicle_alloc *a)
+{
+	if (!a->in_wheel)
+		return;
+	if (a->wprev)
+		a->wprev->wnext = a->wnext;
+	else
+		a->w->wheel[a->wslot] = a->wnext;
+	if (a->wnext)
+		a->wnext->wprev = a->wprev;
+	a->wnext = a->wprev = NULL;
+	a->in_wheel = false;
+}
+
+/* Put a in the slot of loop time ms (rounded up to the next second). */
+static void wheel_link(struct icicle_alloc *a, uint64_t ms)
+{
+	struct icicle_worker *w = a->w;
+	uint64_t sec = (ms + 999) / 1000;
+
+	wheel_unlink(a);
+	if (sec < w->wheel_sec)
+		sec = w->wheel_sec;
+	if (sec - w->wheel_sec >= ICICLE_WHEEL_SLOTS)
+		sec = w->wheel_sec + ICICLE_WHEEL_SLOTS - 1;
+	a->wslot = (uint32_t)(sec % ICICLE_WHEEL_SLOTS);
+	a->wnext = w->wheel[a->wslot];
+	a->wprev = NULL;
+	if (a->wnext)
+		a->wnext->wprev = a;
+	w->wheel[a->wslot] = a;
+	a->in_wheel = true;
+}
+
+void icicle_alloc_reschedule(struct icicle_alloc *a)
+{
+	uint64_t due = a->expires;
+	size_t i;
+
+	for (i = 0; i < a->nperms; i++)
+		if (a->perms[i].expires < due)
+			due = a->perms[i].expires;
+	for (i = 0; i < a->nchans; i++) {
+		uint64_t e =
+		    a->chans[i].live ? a->chans[i].expires : a->chans[i].expires + ICICLE_PERM_MS;
+		if (e < due)
+			due = e;
+	}
+	wheel_link(a, due);
+}
+
+void icicle_alloc_set_expiry(struct icicle_alloc *a, uint32_t seconds)
+{
+	a->lifetime = seconds;
+	a->expires = uv_now(&a->w->loop) + (uint64_t)seconds * 1000;
+	icicle_alloc_reschedule(a);
+}
+
+/* Drop expired permissions and channels, keeping counts and gauges right. */
+static void sweep(struct icicle_alloc *a, uint64_t now)
+{
+	struct icicle_metrics *mt = &a->w->ic->metrics;
+	size_t i = 0;
+
+	while (i < a->nperms) {
+		if (a->perms[i].expires <= now) {
+			a->perms[i] = a->perms[--a->nperms];
+			cm_metrics_gauge_add(mt->permissions, -1);
+		} else {
+			i++;
+		}
+	}
+	i = 0;
+	while (i < a->nchans) {
+		struct icicle_chan *ch = &a->chans[i];
+
+		if (ch->live && ch->expires <= now) {
+			ch->live = false;
+			cm_metrics_gauge_add(mt->channels, -1);
+		}
+		/* RFC 8656 12: neither number nor peer may be rebound for 5 minutes */
+		if (!ch->live && ch->expires + ICICLE_PERM_MS <= now)
+			a->chans[i] = a->chans[--a->nchans];
+		else
+			i++;
+	}
+}
+
+void icicle_alloc_tick(struct icicle_worker *w)
+{
+	uint64_t now = uv_now(&w->loop), nowsec = now / 1000;
+	unsigned budget = ICICLE_WHEEL_SLOTS;
+
+	while (w->wheel_sec <= nowsec && budget-- > 0) {
+		uint32_t slot = (uint32_t)(w->wheel_sec % ICICLE_WHEEL_SLOTS);
+		struct icicle_alloc *a = w->wheel[slot], *next;
+
+		/* Entries re-linked during the pass go to later slots, never this one. */
+		w->wheel[slot] = NULL;
+		for (; a; a = next) {
+			next = a->wnext;
+			a->wnext = a->wprev = NULL;
+			a->in_wheel = false;
+			if (a->expires <= now) {
+				CM_LOGD("alloc", "allocation of %s expired", a->username);
+				icicle_alloc_destroy(a);
+				continue;
+			}
+			sweep(a, now);
+			w->wheel_sec++;
+			icicle_alloc_reschedule(a);
+			w->wheel_sec--;
+		}
+		w->wheel_sec++;
+	}
+}
+
+static uint32_t rnd(struct icicle_worker *w)
+{
+	/* xorshift: port choice needs spread, not secrecy (the kernel checks the bind) */
+	uint32_t x = w->rng;
+
+	x ^= x << 13;
+	x ^= x >> 17;
+	x ^= x << 5;
+	w->rng = x ? x : 0x6d2b79f5u;
+	return w->rng;
+}
+
+static int relay_open(struct icicle_worker *w, struct icicle_alloc *a, int idx, bool even, bool df)
+{
+	const struct icicle_config *cfg = w->ic->cfg;
+	struct icicle_relay_sock *r = &a->relay[idx];
+	const char *bindip = idx == 0 ? cfg->relay.ipv4 : cfg->relay.ipv6;
+	int af = idx == 0 ? AF_INET : AF_INET6;
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	uint32_t span = (uint32_t)(cfg->relay.max_port - cfg->relay.min_port + 1), tries;
+	int fd, rc = -EADDRINUSE, one = 1;
+
+	if (!bindip || !*bindip)
+		return -EAFNOSUPPORT;
+	fd = socket(af, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (af == AF_INET6)
+		(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (df && af == AF_INET) {
+		int v = IP_PMTUDISC_DO;
+
+		(void)setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &v, sizeof(v));
+	}
+	memset(&ss, 0, sizeof(ss));
+	if (af == AF_INET) {
+		struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+
+		in->sin_family = AF_INET;
+		(void)inet_pton(AF_INET, bindip, &in->sin_addr);
+		sl = sizeof(*in);
+	} else {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+
+		in6->sin6_family = AF_INET6;
+		(void)inet_pton(AF_INET6, bindip, &in6->sin6_addr);
+		sl = sizeof(*in6);
+	}
+	for (tries = 0; tries < 64; tries++) {
+		uint32_t port = (uint32_t)cfg->relay.min_port + rnd(w) % span;
+
+		if (even && (port & 1)) {
+			port = port + 1 <= (uint32_t)cfg->relay.max_port ? port + 1 : port - 1;
+			if (port < (uint32_t)cfg->relay.min_port)
+				break;
+		}
+		if (af == AF_INET)
+			((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
+		else
+			((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
+		if (bind(fd, (struct sockaddr *)&ss, sl) == 0) {
+			rc = 0;
+			break;
+		}
+		if (errno != EADDRINUSE && errno != EACCES) {
+			rc = -errno;
+			break;
+		}
+	}
+	if (rc != 0) {
+		close(fd);
+		return rc;
+	}
+	/* Advertised: the external address, else the bound one, else where the client came in. */
+	r->adv = ss;
+	{
+		const char *ext = idx == 0 ? cfg->relay.external_ipv4 : cfg->relay.external_ipv6;
+		uint8_t any[16] = {0}, ip[16];
+
+		icicle_ip16((struct sockaddr *)&ss, ip);
+		if (ext && *ext) {
+			if (af == AF_INET)
+				(void)inet_pton(AF_INET, ext,
+				                &((struct sockaddr_in *)&r->adv)->sin_addr);
+			else
+				(void)inet_pton(AF_INET6, ext,
+				                &((struct sockaddr_in6 *)&r->adv)->sin6_addr);
+		} else if ((af == AF_INET && memcmp(ip + 12, any, 4) == 0) ||
+		           (af == AF_INET6 && memcmp(ip, any, 16) == 0)) {
+			const struct sockaddr_storage *l = &a->client.local;
+
+			if (a->client.has_local && l->ss_family == af) {
+				if (af == AF_INET)
+					((struct sockaddr_in *)&r->adv)->sin_addr =
+					    ((const struct sockaddr_in *)l)->sin_addr;
+				else
+					((struct sockaddr_in6 *)&r->adv)->sin6_addr =
+					    ((const struct sockaddr_in6 *)l)->sin6_addr;
+			}
+		}
+	}
+	r->fd = fd;
+	r->a = a;
+	rc = uv_poll_init(&w->loop, &r->poll, fd);
+	if (rc != 0) {
+		close(fd);
+		r->fd = -1;
+		return rc;
+	}
+	r->poll.data = r;
+	r->polling = true;
+	w->handles++;
+	return uv_poll_start(&r->poll, UV_READABLE, icicle_relay_poll_cb);
+}
+
+static void alloc_free(struct icicle_alloc *a)
+{
+	free(a->username);
+	free(a->perms);
+	free(a->chans);
+	memset(a->key, 0, sizeof(a->key));
+	free(a);
+}
+
+static void relay_closed(uv_handle_t *h)
+{
+	struct icicle_relay_sock *r = h->data;
+	struct icicle_alloc *a = r->a;
+
+	a->w->handles--;
+	close(r->fd);
+	r->fd = -1;
+	if (--a->closing == 0)
+		alloc_free(a);
+}
+
+int icicle_alloc_create(struct icicle_worker *w, const struct icicle_client *c, const char *user,
+                        bool fam4, bool fam6, bool even, bool dont_fragment,
+                        struct icicle_alloc **out)
+{
+	const struct icicle_config *cfg = w->ic->cfg;
+	struct icicle_alloc *a;
+	int rc, i;
+
+	*out = NULL;
+	rc = icicle_quota_alloc_take(&w->ic->quota, user);
+	if (rc != 0)
+		return rc;
+	a = calloc(1, sizeof(*a));
+	if (!a) {
+		icicle_quota_alloc_release(&w->ic->quota, user);
+		return -ENOMEM;
+	}
+	a->w = w;
+	a->client = *c;
+	a->relay[0].fd = a->relay[1].fd = -1;
+	a->username = strdup(user);
+	a->perms = calloc((size_t)cfg->quotas.permissions_per_allocation, sizeof(*a->perms));
+	a->chans = calloc((size_t)cfg->quotas.channels_per_allocation, sizeof(*a->chans));
+	if (!a->username || !a->perms || !a->chans) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	for (i = 0; i < 2; i++) {
+		if (!(i == 0 ? fam4 : fam6))
+			continue;
+		rc = relay_open(w, a, i, even, dont_fragment);
+		if (rc != 0)
+			goto fail;
+	}
+	icicle_bucket_init(&a->bw_up, cfg->quotas.bandwidth_per_allocation, uv_now(&w->loop));
+	icicle_bucket_init(&a->bw_down, cfg->quotas.bandwidth_per_allocation, uv_now(&w->loop));
+	if (c->tp == ICICLE_UDP) {
+		size_t h;
+
+		if (w->tcount >= w->tsize)
+			table_grow(w);
+		h = client_hash(c, w->tsize - 1);
+		a->hnext = w->table[h];
+		w->table[h] = a;
+		w->tcount++;
+		a->in_table = true;
+	} else {
+		icicle_conn_set_alloc(c->conn, a);
+	}
+	w->nallocs++;
+	cm_metrics_gauge_add(w->ic->metrics.allocations, 1);
+	*out = a;
+	return 0;
+fail:
+	/* Nothing is visible yet: undo by hand. Relay sockets already polling need closing. */
+	icicle_quota_alloc_release(&w->ic->quota, user);
+	a->dead = true;
+	for (i = 0; i < 2; i++)
+		if (a->relay[i].polling) {
+			a->closing++;
+			uv_close((uv_handle_t *)&a->relay[i].poll, relay_closed);
+		} else if (a->relay[i].fd >= 0) {
+			close(a->relay[i].fd);
+		}
+	if (a->closing == 0)
+		alloc_free(a);
+	return rc;
+}
+
+void icicle_alloc_destroy(struct icicle_alloc *a)
+{
+	struct icicle_worker *w = a->w;
+	struct icicle_metrics *mt = &w->ic->metrics;
+	size_t i;
+	int r;
+
+	if (a->dead)
+		return;
+	a->dead = true;
+	wheel_unlink(a);
+	if (a->in_table)
+		table_remove(a);
+	else if (a->client.conn)
+		icicle_conn_set_alloc(a->client.conn, NULL);
+	icicle_quota_alloc_release(&w->ic->quota, a->username);
+	w->nallocs--;
+	cm_metrics_gauge_add(mt->allocations, -1);
+	cm_metrics_gauge_add(mt->permissions, -(double)a->nperms);
+	for (i = 0; i < a->nchans; i++)
+		if (a->chans[i].live)
+			cm_metrics_gauge_add(mt->channels, -1);
+	for (r = 0; r < 2; r++)
+		if (a->relay[r].polling) {
+			a->closing++;
+			uv_close((uv_handle_t *)&a->relay[r].poll, relay_closed);
+		}
+	if (a->closing == 0)
+		alloc_free(a);
+}
+
+void icicle_alloc_client_gone(struct icicle_worker *w, struct icicle_conn *conn)
+{
+	struct icicle_alloc *a = icicle_conn_alloc(conn);
+
+	(void)w;
+	if (a)
+		icicle_alloc_destroy(a);
+}
+
+struct icicle_perm *icicle_perm_find(struct icicle_alloc *a, const uint8_t ip[16], uint64_t now)
+{
+	size_t i;
+
+	for (i = 0; i < a->nperms; i++)
+		if (memcmp(a->perms[i].ip, ip, 16) == 0)
+			return a->perms[i].expires > now ? &a->perms[i] : NULL;
+	return NULL;
+}
+
+int icicle_perm_add(struct icicle_alloc *a, const uint8_t ip[16], uint64_t now)
+{
+	size_t i;
+
+	for (i = 0; i < a->nperms; i++)
+		if (memcmp(a->perms[i].ip, ip, 16) == 0) {
+			a->perms[i].expires = now + ICICLE_PERM_MS;
+			return 0;
+		}
+	if (a->nperms >= (size_t)a->w->ic->cfg->quotas.permissions_per_allocation) {
+		sweep(a, now);
+		if (a->nperms >= (size_t)a->w->ic->cfg->quotas.permissions_per_allocation)
+			return -EDQUOT;
+	}
+	memcpy(a->perms[a->nperms].ip, ip, 16);
+	a->perms[a->nperms].expires = now + ICICLE_PERM_MS;
+	a->nperms++;
+	cm_metrics_gauge_add(a->w->ic->metrics.permissions, 1);
+	return 0;
+}
+
+struct icicle_chan *icicle_chan_by_num(struct icicle_alloc *a, uint16_t num, uint64_t now)
+{
+	size_t i;
+
+	for (i = 0; i < a->nchans; i++)
+		if (a->chans[i].num == num)
+			return a->chans[i].live && a->chans[i].expires > now ? &a->chans[i] : NULL;
+	return NULL;
+}
+
+struct icicle_chan *icicle_chan_by_peer(struct icicle_alloc *a, const struct sockaddr *peer,
+                                        uint64_t now)
+{
+	size_t i;
+
+	for (i = 0; i < a->nchans; i++)
+		if (icicle_addr_equal((const struct sockaddr *)&a->chans[i].peer, peer))
+			return a->chans[i].live && a->chans[i].expires > now ? &a->chans[i] : NULL;
+	return NULL;
+}
+
+int icicle_chan_bind(struct icicle_alloc *a, uint16_t num, const struct sockaddr *peer,
+                     uint64_t now)
+{
+	size_t i, cap = (size_t)a->w->ic->cfg->quotas.channels_per_allocation;
+
+	for (i = 0; i < a->nchans; i++) {
+		struct icicle_chan *ch = &a->chans[i];
+		bool same_num = ch->num == num;
+		bool same_peer = icicle_addr_equal((const struct sockaddr *)&ch->peer, peer);
+
+		if (same_num && same_peer) {
+			if (!ch->live) {
+				ch->live = true;
+				cm_metrics_gauge_add(a->w->ic->metrics.channels, 1);
+			}
+			ch->expires = now + ICICLE_CHAN_MS;
+			return 0;
+		}
+		if (same_num || same_peer)
+			return -EINVAL;
+	}
+	if (a->nchans >= cap) {
+		sweep(a, now);
+		if (a->nchans >= cap)
+			return -EDQUOT;
+	}
+	a->chans[a->nchans].num = num;
+	a->chans[a->nchans].live = true;
+	memset(&a->chans[a->nchans].peer, 0, sizeof(a->chans[a->nchans].peer));
+	memcpy(&a->chans[a->nchans].peer, peer,
+	       peer->sa_family == AF_INET ? sizeof(struct sockaddr_in)
+	                                  : sizeof(struct sockaddr_in6));
+	a->chans[a->nchans].expires = now + ICICLE_CHAN_MS;
+	a->nchans++;
+	cm_metrics_gauge_add(a->w->ic->metrics.channels, 1);
+	return 0;
+}

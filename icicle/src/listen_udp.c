@@ -1,0 +1,197 @@
+/* listen_udp.c - one client-facing UDP socket of a worker (SO_REUSEPORT: every worker binds the
+ * same address and the kernel spreads clients by their address), polled in the worker's loop,
+ * read with recvmmsg. It learns the local address of each datagram (IP_PKTINFO) so that replies
+ * leave from the address the client used even when bound to 0.0.0.0. */
+#include "server.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cm/log.h"
+#include "cm/metrics.h"
+
+struct icicle_udp {
+	struct icicle_worker *w; /* borrowed */
+	int fd;                  /* owned; closed in the close callback */
+	uv_poll_t poll;
+	struct sockaddr_storage bound;
+	bool wildcard; /* bound to 0.0.0.0 / :: */
+};
+
+int icicle_udp_fd(const struct icicle_udp *u)
+{
+	return u->fd;
+}
+
+static void local_from_cmsg(struct msghdr *mh, struct icicle_client *c, const struct icicle_udp *u)
+{
+	struct cmsghdr *cm;
+
+	c->has_local = false;
+	for (cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm)) {
+		if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_PKTINFO) {
+			struct in_pktinfo pi;
+			struct sockaddr_in *in = (struct sockaddr_in *)&c->local;
+
+			memcpy(&pi, CMSG_DATA(cm), sizeof(pi));
+			memset(&c->local, 0, sizeof(c->local));
+			in->sin_family = AF_INET;
+			in->sin_addr = pi.ipi_addr;
+			in->sin_port = ((const struct sockaddr_in *)&u->bound)->sin_port;
+			c->has_local = true;
+		} else if (cm->cmsg_level == IPPROTO_IPV6 && cm->cmsg_type == IPV6_PKTINFO) {
+			struct in6_pktinfo pi;
+			struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&c->local;
+
+			memcpy(&pi, CMSG_DATA(cm), sizeof(pi));
+			memset(&c->local, 0, sizeof(c->local));
+			in6->sin6_family = AF_INET6;
+			in6->sin6_addr = pi.ipi6_addr;
+			in6->sin6_port = ((const struct sockaddr_in6 *)&u->bound)->sin6_port;
+			c->has_local = true;
+		}
+	}
+	if (!u->wildcard) {
+		c->local = u->bound;
+		c->has_local = true;
+	}
+}
+
+/* One datagram from a client. */
+static void dispatch(struct icicle_worker *w, struct icicle_client *c, uint8_t *p, size_t len)
+{
+	if (len >= 4 && (p[0] & 0xc0) == 0x40) {
+		struct icicle_alloc *a = icicle_alloc_find(w, c);
+
+		if (a)
+			icicle_relay_from_client_chdata(w, c, a, p, len);
+		return;
+	}
+	if (icicle_stun_check_header(p, len) != 0) {
+		cm_metrics_inc(w->ic->metrics.malformed);
+		return;
+	}
+	if (icicle_stun_type(ICICLE_M_SEND, ICICLE_C_INDICATION) == ((p[0] << 8) | p[1])) {
+		icicle_relay_send_ind(w, c, p, len);
+		return;
+	}
+	icicle_turn_handle(w, c, p, len);
+}
+
+static void udp_poll_cb(uv_poll_t *h, int status, int events)
+{
+	struct icicle_udp *u = h->data;
+	struct icicle_worker *w = u->w;
+	struct icicle_rx *rx = w->rx;
+	struct icicle_client c;
+	int round, n, i;
+
+	(void)events;
+	if (status < 0)
+		return;
+	memset(&c, 0, sizeof(c));
+	c.tp = ICICLE_UDP;
+	c.udp = u;
+	for (round = 0; round < ICICLE_RX_ROUNDS; round++) {
+		for (i = 0; i < ICICLE_BATCH; i++) {
+			rx->iov[i].iov_base = rx->buf[i];
+			rx->iov[i].iov_len = sizeof(rx->buf[i]);
+			memset(&rx->msg[i].msg_hdr, 0, sizeof(rx->msg[i].msg_hdr));
+			rx->msg[i].msg_hdr.msg_name = &rx->addr[i];
+			rx->msg[i].msg_hdr.msg_namelen = sizeof(rx->addr[i]);
+			rx->msg[i].msg_hdr.msg_iov = &rx->iov[i];
+			rx->msg[i].msg_hdr.msg_iovlen = 1;
+			rx->msg[i].msg_hdr.msg_control = rx->cmsg[i];
+			rx->msg[i].msg_hdr.msg_controllen = sizeof(rx->cmsg[i]);
+		}
+		n = recvmmsg(u->fd, rx->msg, ICICLE_BATCH, MSG_DONTWAIT, NULL);
+		if (n <= 0)
+			break;
+		for (i = 0; i < n; i++) {
+			struct msghdr *mh = &rx->msg[i].msg_hdr;
+
+			if (mh->msg_flags & MSG_TRUNC) {
+				cm_metrics_inc(w->ic->metrics.malformed);
+				continue;
+			}
+			memcpy(&c.addr, &rx->addr[i], sizeof(c.addr));
+			c.addrlen = mh->msg_namelen;
+			if (c.addr.ss_family != AF_INET && c.addr.ss_family != AF_INET6)
+				continue;
+			local_from_cmsg(mh, &c, u);
+			dispatch(w, &c, rx->buf[i], rx->msg[i].msg_len);
+		}
+		/* payloads queued by reference live in rx: send before reading again */
+		icicle_tx_flush(w);
+		if (n < ICICLE_BATCH)
+			break;
+	}
+}
+
+int icicle_udp_open(struct icicle_worker *w, const struct sockaddr *sa, socklen_t len,
+                    struct icicle_udp **out)
+{
+	struct icicle_udp *u;
+	int one = 1, rc, size = 4 << 20;
+	uint8_t any[16] = {0};
+
+	*out = NULL;
+	u = calloc(1, sizeof(*u));
+	if (!u)
+		return -ENOMEM;
+	u->w = w;
+	memcpy(&u->bound, sa, len);
+	u->fd = socket(sa->sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (u->fd < 0) {
+		rc = -errno;
+		free(u);
+		return rc;
+	}
+	(void)setsockopt(u->fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	(void)setsockopt(u->fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+	(void)setsockopt(u->fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+	if (sa->sa_family == AF_INET) {
+		(void)setsockopt(u->fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one));
+		u->wildcard = ((const struct sockaddr_in *)sa)->sin_addr.s_addr == 0;
+	} else {
+		(void)setsockopt(u->fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+		(void)setsockopt(u->fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof(one));
+		u->wildcard =
+		    memcmp(&((const struct sockaddr_in6 *)sa)->sin6_addr, any, sizeof(any)) == 0;
+	}
+	if (bind(u->fd, sa, len) != 0) {
+		rc = -errno;
+		close(u->fd);
+		free(u);
+		return rc;
+	}
+	rc = uv_poll_init(&w->loop, &u->poll, u->fd);
+	if (rc != 0) {
+		close(u->fd);
+		free(u);
+		return rc;
+	}
+	u->poll.data = u;
+	w->handles++;
+	rc = uv_poll_start(&u->poll, UV_READABLE, udp_poll_cb);
+	*out = u; /* even on failure: the handle must be closed through icicle_udp_close() */
+	return rc;
+}
+
+static void udp_closed(uv_handle_t *h)
+{
+	struct icicle_udp *u = h->data;
+
+	u->w->handles--;
+	close(u->fd);
+	free(u);
+}
+
+void icicle_udp_close(struct icicle_udp *u)
+{
+	if (u)
+		uv_close((uv_handle_t *)&u->poll, udp_closed);
+}

@@ -1,0 +1,208 @@
+/* quota.c - token buckets, allocation caps, unauthenticated rate limit (see quota.h). */
+#include "quota.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <netinet/in.h>
+
+#include "cm/crypto.h"
+
+void icicle_bucket_init(struct icicle_bucket *b, uint64_t burst, uint64_t now_ms)
+{
+	b->milli = burst * 1000;
+	b->last_ms = now_ms;
+}
+
+bool icicle_bucket_take(struct icicle_bucket *b, uint64_t rate, uint64_t burst, uint64_t cost,
+                        uint64_t now_ms)
+{
+	uint64_t cap = burst * 1000, elapsed;
+
+	if (rate == 0)
+		return true;
+	if (now_ms > b->last_ms) {
+		elapsed = now_ms - b->last_ms;
+		/* rate tokens/s = rate milli-tokens/ms; a long idle time just fills the bucket */
+		if (elapsed >= cap / rate + 1)
+			b->milli = cap;
+		else
+			b->milli =
+			    b->milli + elapsed * rate > cap ? cap : b->milli + elapsed * rate;
+		b->last_ms = now_ms;
+	}
+	if (b->milli < cost * 1000)
+		return false;
+	b->milli -= cost * 1000;
+	return true;
+}
+
+struct icicle_user_count {
+	struct icicle_user_count *next;
+	uint64_t n;
+	char name[]; /* NUL-terminated */
+};
+
+static size_t str_hash(const char *s)
+{
+	size_t h = 1469598103934665603ull;
+
+	while (*s)
+		h = (h ^ (unsigned char)*s++) * 1099511628211ull;
+	return h;
+}
+
+int icicle_quota_init(struct icicle_quota *q, uint64_t max_user, uint64_t max_total)
+{
+	memset(q, 0, sizeof(*q));
+	q->nslots = 1024;
+	q->slots = calloc(q->nslots, sizeof(*q->slots));
+	if (!q->slots)
+		return -ENOMEM;
+	q->max_user = max_user;
+	q->max_total = max_total;
+	pthread_mutex_init(&q->lock, NULL);
+	return 0;
+}
+
+void icicle_quota_close(struct icicle_quota *q)
+{
+	size_t i;
+
+	if (!q->slots)
+		return;
+	for (i = 0; i < q->nslots; i++) {
+		struct icicle_user_count *u = q->slots[i], *next;
+
+		for (; u; u = next) {
+			next = u->next;
+			free(u);
+		}
+	}
+	free(q->slots);
+	q->slots = NULL;
+	pthread_mutex_destroy(&q->lock);
+}
+
+static struct icicle_user_count **find(struct icicle_quota *q, const char *user)
+{
+	struct icicle_user_count **p = &q->slots[str_hash(user) % q->nslots];
+
+	while (*p && strcmp((*p)->name, user) != 0)
+		p = &(*p)->next;
+	return p;
+}
+
+int icicle_quota_alloc_take(struct icicle_quota *q, const char *user)
+{
+	struct icicle_user_count **p, *u;
+	int rc = 0;
+
+	pthread_mutex_lock(&q->lock);
+	if (q->max_total && q->total >= q->max_total) {
+		rc = -EUSERS;
+		goto out;
+	}
+	p = find(q, user);
+	u = *p;
+	if (u && q->max_user && u->n >= q->max_user) {
+		rc = -EDQUOT;
+		goto out;
+	}
+	if (!u) {
+		size_t len = strlen(user);
+
+		u = malloc(sizeof(*u) + len + 1);
+		if (!u) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		u->next = NULL;
+		u->n = 0;
+		memcpy(u->name, user, len + 1);
+		*p = u;
+	}
+	u->n++;
+	q->total++;
+out:
+	pthread_mutex_unlock(&q->lock);
+	return rc;
+}
+
+void icicle_quota_alloc_release(struct icicle_quota *q, const char *user)
+{
+	struct icicle_user_count **p, *u;
+
+	pthread_mutex_lock(&q->lock);
+	p = find(q, user);
+	u = *p;
+	if (u) {
+		if (q->total > 0)
+			q->total--;
+		if (--u->n == 0) {
+			*p = u->next;
+			free(u);
+		}
+	}
+	pthread_mutex_unlock(&q->lock);
+}
+
+uint64_t icicle_quota_user_count(struct icicle_quota *q, const char *user)
+{
+	struct icicle_user_count *u;
+	uint64_t n;
+
+	pthread_mutex_lock(&q->lock);
+	u = *find(q, user);
+	n = u ? u->n : 0;
+	pthread_mutex_unlock(&q->lock);
+	return n;
+}
+
+int icicle_ratelimit_init(struct icicle_ratelimit *r, uint64_t rate, uint64_t burst)
+{
+	memset(r, 0, sizeof(*r));
+	r->rate = rate;
+	r->burst = burst;
+	if (rate == 0)
+		return 0;
+	r->slots = calloc(ICICLE_RATE_SLOTS, sizeof(*r->slots));
+	if (!r->slots)
+		return -ENOMEM;
+	/* A per-process seed so an attacker cannot aim many sources at one slot on purpose. */
+	if (cm_crypto_random(&r->seed, sizeof(r->seed)) != 0)
+		r->seed = 0x9e3779b9u;
+	return 0;
+}
+
+void icicle_ratelimit_close(struct icicle_ratelimit *r)
+{
+	free(r->slots);
+	r->slots = NULL;
+}
+
+bool icicle_ratelimit_take(struct icicle_ratelimit *r, const struct sockaddr *src, uint64_t now_ms)
+{
+	struct icicle_rate_slot *s;
+	uint8_t a[16] = {0};
+	uint32_t h = r->seed;
+	size_t i;
+
+	if (r->rate == 0 || !r->slots)
+		return true;
+	if (src->sa_family == AF_INET) {
+		a[10] = a[11] = 0xff;
+		memcpy(a + 12, &((const struct sockaddr_in *)src)->sin_addr, 4);
+	} else if (src->sa_family == AF_INET6) {
+		/* One IPv6 customer usually has a /64: count it as one source. */
+		memcpy(a, &((const struct sockaddr_in6 *)src)->sin6_addr, 8);
+	}
+	for (i = 0; i < 16; i++)
+		h = (h ^ a[i]) * 16777619u;
+	s = &r->slots[h % ICICLE_RATE_SLOTS];
+	/* Sources that share a slot share its budget: letting one evict the other would let an
+	 * attacker reset a victim's bucket by alternating with a colliding address. */
+	if (s->b.last_ms == 0)
+		icicle_bucket_init(&s->b, r->burst, now_ms ? now_ms : 1);
+	return icicle_bucket_take(&s->b, r->rate, r->burst, 1, now_ms);
+}

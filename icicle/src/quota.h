@@ -1,0 +1,68 @@
+/* quota.h - token buckets, allocation caps and the per-source rate limit of unauthenticated
+ * requests.
+ *
+ * Token buckets are plain structs updated by one thread. The allocation counters (per user and
+ * in total) are shared by all workers behind one mutex: they change only when an allocation is
+ * made or dies, never per packet. The rate limiter is a fixed table per worker, so a flood of
+ * spoofed sources costs no memory: sources hashing to the same slot share its budget. */
+#ifndef ICICLE_QUOTA_H
+#define ICICLE_QUOTA_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+struct icicle_bucket {
+	uint64_t milli; /* tokens x 1000 */
+	uint64_t last_ms;
+};
+
+/* Start full at now_ms. */
+void icicle_bucket_init(struct icicle_bucket *b, uint64_t burst, uint64_t now_ms);
+
+/* Refill at rate tokens per second up to burst, then take cost tokens if there are enough.
+ * rate 0 means unlimited (always true). */
+bool icicle_bucket_take(struct icicle_bucket *b, uint64_t rate, uint64_t burst, uint64_t cost,
+                        uint64_t now_ms);
+
+struct icicle_user_count;
+
+struct icicle_quota {
+	pthread_mutex_t lock;
+	struct icicle_user_count **slots; /* owned: hash table of per-user counts */
+	size_t nslots;
+	uint64_t total;    /* allocations alive */
+	uint64_t max_user; /* 0 = unlimited */
+	uint64_t max_total;
+};
+
+int icicle_quota_init(struct icicle_quota *q, uint64_t max_user, uint64_t max_total);
+void icicle_quota_close(struct icicle_quota *q);
+
+/* Count an allocation for user. 0, -EDQUOT (the user's cap: 486), -EUSERS (the total cap: 508),
+ * -ENOMEM. */
+int icicle_quota_alloc_take(struct icicle_quota *q, const char *user);
+/* Undo one icicle_quota_alloc_take() that succeeded. */
+void icicle_quota_alloc_release(struct icicle_quota *q, const char *user);
+uint64_t icicle_quota_user_count(struct icicle_quota *q, const char *user);
+
+#define ICICLE_RATE_SLOTS 4096
+
+struct icicle_rate_slot {
+	struct icicle_bucket b;
+};
+
+struct icicle_ratelimit {
+	struct icicle_rate_slot *slots; /* owned: ICICLE_RATE_SLOTS */
+	uint64_t rate, burst;           /* per second; rate 0 disables */
+	uint32_t seed;
+};
+
+int icicle_ratelimit_init(struct icicle_ratelimit *r, uint64_t rate, uint64_t burst);
+void icicle_ratelimit_close(struct icicle_ratelimit *r);
+/* May one more unauthenticated request from src's IP address be answered at now_ms? */
+bool icicle_ratelimit_take(struct icicle_ratelimit *r, const struct sockaddr *src, uint64_t now_ms);
+
+#endif

@@ -1,0 +1,212 @@
+/* server.h - the types of one worker thread: listeners, allocations, the relay fast path and
+ * the batched transmit queue (private to icicle). Everything here is touched by its worker's
+ * thread only. */
+#ifndef ICICLE_SERVER_H
+#define ICICLE_SERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <uv.h>
+
+#include "attrs.h"
+#include "icicle.h"
+
+#define ICICLE_BATCH       32   /* datagrams per recvmmsg/sendmmsg */
+#define ICICLE_RX_ROUNDS   4    /* recvmmsg calls per wakeup of one socket (bounded work) */
+#define ICICLE_DGRAM_MAX   4096 /* largest datagram handled; larger ones are dropped */
+#define ICICLE_TX_INLINE   1024 /* header or whole control response of a queued datagram */
+#define ICICLE_WHEEL_SLOTS 4096 /* seconds; above the longest lifetime (3600 s) */
+#define ICICLE_PERM_MS     300000
+#define ICICLE_CHAN_MS     600000
+
+enum icicle_transport {
+	ICICLE_UDP = 0,
+	ICICLE_TCP = 1,
+	ICICLE_TLS = 2,
+};
+
+struct icicle_worker;
+struct icicle_udp;
+struct icicle_conn;
+
+/* Where a message came from and where its answers go. */
+struct icicle_client {
+	enum icicle_transport tp;
+	struct icicle_udp *udp;   /* UDP: the listener socket (borrowed) */
+	struct icicle_conn *conn; /* TCP/TLS: the connection (borrowed) */
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	struct sockaddr_storage local; /* the server address the client talks to */
+	bool has_local;
+};
+
+struct icicle_perm {
+	uint8_t ip[16];   /* IPv6 form, IPv4 as ::ffff:a.b.c.d */
+	uint64_t expires; /* loop ms */
+};
+
+struct icicle_chan {
+	uint16_t num;
+	bool live; /* counted in the channels gauge; false once expired (still reserved) */
+	struct sockaddr_storage peer;
+	uint64_t expires; /* loop ms; the binding may not be reused for 5 min after */
+};
+
+struct icicle_relay_sock {
+	int fd; /* owned, -1 when unused; closed in the poll handle's close callback */
+	uv_poll_t poll;
+	bool polling;
+	struct sockaddr_storage adv; /* XOR-RELAYED-ADDRESS */
+	struct icicle_alloc *a;      /* back pointer */
+};
+
+struct icicle_alloc {
+	struct icicle_worker *w; /* borrowed */
+	struct icicle_client client;
+	struct icicle_alloc *hnext; /* UDP 5-tuple hash chain */
+	struct icicle_alloc *wnext, *wprev;
+	uint32_t wslot;
+	bool in_wheel, in_table, dead;
+	int closing;                       /* relay handles still to close */
+	struct icicle_relay_sock relay[2]; /* [0] IPv4, [1] IPv6 */
+	char *username;                    /* owned */
+	uint8_t key[ICICLE_KEY_LEN];
+	uint64_t rest_expiry;      /* 0: static user */
+	uint8_t tid[12];           /* of the Allocate, to answer its retransmissions */
+	uint32_t lifetime;         /* seconds granted last */
+	uint64_t expires;          /* loop ms */
+	struct icicle_perm *perms; /* owned, quotas.permissions_per_allocation entries */
+	size_t nperms;
+	struct icicle_chan *chans; /* owned, quotas.channels_per_allocation entries */
+	size_t nchans;
+	struct icicle_bucket bw_up, bw_down;
+};
+
+/* One queued outgoing datagram: hdr (inline) followed by an optional borrowed payload that
+ * must stay valid until icicle_tx_flush() (the receive buffers do: every read path flushes before
+ * it reads again). */
+struct icicle_tx {
+	int fd;
+	struct sockaddr_storage dst;
+	socklen_t dstlen;
+	struct sockaddr_storage src; /* source address to use (IP_PKTINFO) when has_src */
+	bool has_src;
+	size_t hlen;
+	const uint8_t *payload;
+	size_t plen;
+	size_t pad; /* zero bytes after the payload (DATA attribute padding) */
+	uint8_t hdr[ICICLE_TX_INLINE];
+};
+
+struct icicle_rx {
+	uint8_t buf[ICICLE_BATCH][ICICLE_DGRAM_MAX];
+	struct sockaddr_storage addr[ICICLE_BATCH];
+	struct iovec iov[ICICLE_BATCH];
+	struct mmsghdr msg[ICICLE_BATCH];
+	uint8_t cmsg[ICICLE_BATCH][64];
+};
+
+struct icicle_worker {
+	struct icicle *ic; /* borrowed */
+	unsigned idx;
+	uv_loop_t loop;
+	bool loop_ready;
+	uv_thread_t thread;
+	uv_async_t stop_async;
+	uv_timer_t tick;
+	bool stopping;
+	struct icicle_udp **udp; /* owned */
+	size_t nudp;
+	struct icicle_tcp **tcp; /* owned: TCP and TLS listeners */
+	size_t ntcp;
+	struct icicle_conn *conns; /* owned list of live connections */
+	/* allocations of UDP clients by 5-tuple */
+	struct icicle_alloc **table; /* owned */
+	size_t tsize, tcount;
+	size_t nallocs; /* all transports */
+	struct icicle_alloc *wheel[ICICLE_WHEEL_SLOTS];
+	uint64_t wheel_sec; /* next second to expire */
+	struct icicle_ratelimit rl;
+	uint32_t rng;
+	struct icicle_tx tx[ICICLE_BATCH];
+	size_t ntx;
+	struct icicle_rx *rx; /* owned */
+	/* relay counters, added to the shared metrics once per batch */
+	uint64_t st_pkts_up, st_bytes_up, st_pkts_down, st_bytes_down, st_dropped, st_bw_dropped;
+	uint64_t handles; /* open handles, for the stop sequence */
+};
+
+/* worker.c */
+int icicle_workers_start(struct icicle *ic);
+void icicle_workers_stop(struct icicle *ic);
+void icicle_workers_free(struct icicle *ic);
+uint64_t icicle_wall_now(void);
+
+/* alloc.c: the allocation table, lifetimes and the timer wheel. */
+int icicle_table_init(struct icicle_worker *w);
+void icicle_table_close(struct icicle_worker *w);
+struct icicle_alloc *icicle_alloc_find(struct icicle_worker *w, const struct icicle_client *c);
+/* Make an allocation with relay sockets for the families asked (fam4/fam6), even port when
+ * even; user's allocation count is taken (quota.h). 0, -EDQUOT (486), -EUSERS (508),
+ * -EADDRINUSE (no port left: 508), -EAFNOSUPPORT (family not configured: 440), -ENOMEM. */
+int icicle_alloc_create(struct icicle_worker *w, const struct icicle_client *c, const char *user,
+                        bool fam4, bool fam6, bool even, bool dont_fragment,
+                        struct icicle_alloc **out);
+void icicle_alloc_set_expiry(struct icicle_alloc *a, uint32_t seconds);
+/* Re-arm the wheel for the earliest of the allocation's, its permissions' and channels' ends. */
+void icicle_alloc_reschedule(struct icicle_alloc *a);
+/* Tear down now (quota released, sockets closed, memory freed after the close callbacks). */
+void icicle_alloc_destroy(struct icicle_alloc *a);
+void icicle_alloc_tick(struct icicle_worker *w);
+void icicle_ip16(const struct sockaddr *sa, uint8_t out[16]);
+struct icicle_perm *icicle_perm_find(struct icicle_alloc *a, const uint8_t ip[16], uint64_t now);
+/* Install or refresh. 0 or -EDQUOT (table full). */
+int icicle_perm_add(struct icicle_alloc *a, const uint8_t ip[16], uint64_t now);
+struct icicle_chan *icicle_chan_by_num(struct icicle_alloc *a, uint16_t num, uint64_t now);
+struct icicle_chan *icicle_chan_by_peer(struct icicle_alloc *a, const struct sockaddr *peer,
+                                        uint64_t now);
+/* Bind or refresh. 0, -EINVAL (number or peer bound otherwise: 400), -EDQUOT. */
+int icicle_chan_bind(struct icicle_alloc *a, uint16_t num, const struct sockaddr *peer,
+                     uint64_t now);
+bool icicle_addr_equal(const struct sockaddr *a, const struct sockaddr *b);
+void icicle_alloc_client_gone(struct icicle_worker *w, struct icicle_conn *conn);
+
+/* turn.c: the control path. msg is writable (integrity checks rewrite the length in place). */
+void icicle_turn_handle(struct icicle_worker *w, const struct icicle_client *c, uint8_t *msg,
+                        size_t len);
+
+/* relay.c: the fast path and the transmit queue. */
+void icicle_relay_from_client_chdata(struct icicle_worker *w, const struct icicle_client *c,
+                                     struct icicle_alloc *a, const uint8_t *p, size_t len);
+void icicle_relay_send_ind(struct icicle_worker *w, const struct icicle_client *c,
+                           const uint8_t *msg, size_t len);
+void icicle_relay_poll_cb(uv_poll_t *h, int status, int events);
+struct icicle_tx *icicle_tx_get(struct icicle_worker *w);
+void icicle_tx_flush(struct icicle_worker *w);
+/* Send a complete message to a client (copied). */
+void icicle_client_send(struct icicle_worker *w, const struct icicle_client *c, const uint8_t *buf,
+                        size_t len);
+
+/* listen_udp.c */
+int icicle_udp_open(struct icicle_worker *w, const struct sockaddr *sa, socklen_t len,
+                    struct icicle_udp **out);
+void icicle_udp_close(struct icicle_udp *u);
+int icicle_udp_fd(const struct icicle_udp *u);
+
+/* listen_tcp.c (TCP and TLS) */
+int icicle_tcp_open(struct icicle_worker *w, const struct sockaddr *sa, socklen_t len, bool tls,
+                    struct icicle_tcp **out);
+void icicle_tcp_close(struct icicle_tcp *t);
+void icicle_conn_close_all(struct icicle_worker *w);
+/* Close connections idle for 30 s without an allocation (called from the worker's tick). */
+void icicle_conn_sweep(struct icicle_worker *w);
+/* Queue bytes (copied) on a connection; drops them when its queue is over the limit. */
+void icicle_conn_send(struct icicle_conn *c, const uint8_t *buf, size_t len);
+void icicle_conn_send3(struct icicle_conn *c, const uint8_t *hdr, size_t hlen,
+                       const uint8_t *payload, size_t plen, size_t pad);
+void icicle_conn_set_alloc(struct icicle_conn *c, struct icicle_alloc *a);
+struct icicle_alloc *icicle_conn_alloc(const struct icicle_conn *c);
+
+#endif

@@ -1,0 +1,122 @@
+/* test_quota.c - token buckets, allocation caps and the unauthenticated rate limit
+ * (icicle/src/quota.c). */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "icicle/src/quota.h"
+
+static void test_bucket_maths(void **state)
+{
+	struct icicle_bucket b;
+	int i;
+
+	(void)state;
+	icicle_bucket_init(&b, 10, 1000);
+	/* a full bucket gives its burst at once, then nothing */
+	for (i = 0; i < 10; i++)
+		assert_true(icicle_bucket_take(&b, 5, 10, 1, 1000));
+	assert_false(icicle_bucket_take(&b, 5, 10, 1, 1000));
+	/* 5 tokens/s: one token per 200 ms */
+	assert_false(icicle_bucket_take(&b, 5, 10, 1, 1199));
+	assert_true(icicle_bucket_take(&b, 5, 10, 1, 1200));
+	assert_false(icicle_bucket_take(&b, 5, 10, 1, 1200));
+	/* a long idle time fills it to the burst, not beyond */
+	assert_true(icicle_bucket_take(&b, 5, 10, 10, 100000));
+	assert_false(icicle_bucket_take(&b, 5, 10, 1, 100000));
+	/* costs larger than one (bytes) */
+	icicle_bucket_init(&b, 1000, 0);
+	assert_true(icicle_bucket_take(&b, 1000, 1000, 600, 0));
+	assert_false(icicle_bucket_take(&b, 1000, 1000, 600, 0));
+	assert_true(icicle_bucket_take(&b, 1000, 1000, 600, 200));
+	/* rate 0 is unlimited */
+	assert_true(icicle_bucket_take(&b, 0, 0, 1u << 30, 0));
+	/* time going backwards takes nothing away */
+	icicle_bucket_init(&b, 2, 5000);
+	assert_true(icicle_bucket_take(&b, 1, 2, 2, 4000));
+	assert_false(icicle_bucket_take(&b, 1, 2, 1, 4500));
+	/* huge values do not overflow */
+	icicle_bucket_init(&b, 1ull << 40, 0);
+	assert_true(icicle_bucket_take(&b, 1ull << 40, 1ull << 40, 1ull << 40, UINT64_MAX / 2));
+}
+
+static void test_alloc_caps(void **state)
+{
+	struct icicle_quota q;
+
+	(void)state;
+	assert_int_equal(icicle_quota_init(&q, 2, 3), 0);
+	assert_int_equal(icicle_quota_alloc_take(&q, "alice"), 0);
+	assert_int_equal(icicle_quota_alloc_take(&q, "alice"), 0);
+	assert_int_equal(icicle_quota_alloc_take(&q, "alice"), -EDQUOT);
+	assert_int_equal(icicle_quota_user_count(&q, "alice"), 2);
+	assert_int_equal(icicle_quota_alloc_take(&q, "bob"), 0);
+	assert_int_equal(icicle_quota_alloc_take(&q, "carol"), -EUSERS);
+	icicle_quota_alloc_release(&q, "alice");
+	assert_int_equal(icicle_quota_user_count(&q, "alice"), 1);
+	assert_int_equal(icicle_quota_alloc_take(&q, "carol"), 0);
+	icicle_quota_alloc_release(&q, "alice");
+	icicle_quota_alloc_release(&q, "bob");
+	icicle_quota_alloc_release(&q, "carol");
+	assert_int_equal(q.total, 0);
+	assert_int_equal(icicle_quota_user_count(&q, "alice"), 0);
+	icicle_quota_alloc_release(&q, "nobody"); /* harmless */
+	icicle_quota_close(&q);
+
+	/* 0 = unlimited */
+	assert_int_equal(icicle_quota_init(&q, 0, 0), 0);
+	for (int i = 0; i < 100; i++)
+		assert_int_equal(icicle_quota_alloc_take(&q, "u"), 0);
+	icicle_quota_close(&q); /* frees the counts still held */
+}
+
+static void test_ratelimit(void **state)
+{
+	struct icicle_ratelimit r;
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(1)};
+	struct sockaddr_in6 b = {.sin6_family = AF_INET6, .sin6_port = htons(1)};
+	int i, ok = 0;
+
+	(void)state;
+	inet_pton(AF_INET, "192.0.2.1", &a.sin_addr);
+	inet_pton(AF_INET6, "2001:db8::1", &b.sin6_addr);
+	assert_int_equal(icicle_ratelimit_init(&r, 10, 20), 0);
+	for (i = 0; i < 100; i++)
+		ok += icicle_ratelimit_take(&r, (struct sockaddr *)&a, 1000);
+	assert_int_equal(ok, 20);
+	/* another port of the same address shares the budget */
+	a.sin_port = htons(2);
+	assert_false(icicle_ratelimit_take(&r, (struct sockaddr *)&a, 1000));
+	/* refills with time */
+	assert_true(icicle_ratelimit_take(&r, (struct sockaddr *)&a, 1100));
+	/* an IPv6 /64 counts as one source */
+	for (i = 0, ok = 0; i < 30; i++) {
+		b.sin6_addr.s6_addr[15] = (uint8_t)i;
+		ok += icicle_ratelimit_take(&r, (struct sockaddr *)&b, 1000);
+	}
+	assert_int_equal(ok, 20);
+	icicle_ratelimit_close(&r);
+	/* disabled */
+	assert_int_equal(icicle_ratelimit_init(&r, 0, 1), 0);
+	for (i = 0; i < 100; i++)
+		assert_true(icicle_ratelimit_take(&r, (struct sockaddr *)&a, 1000));
+	icicle_ratelimit_close(&r);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_bucket_maths),
+	    cmocka_unit_test(test_alloc_caps),
+	    cmocka_unit_test(test_ratelimit),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
