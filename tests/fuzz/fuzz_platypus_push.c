@@ -44,10 +44,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static const char hdr[] = "<stream:stream xmlns:stream='http://etherx.jabber.org/streams' "
 	                          "xmlns='jabber:component:accept' id='x'>";
 	struct cm_xml_parser_cfg cfg = {
-		.content_ns = CM_XML_NS_COMPONENT,
-		.open_cb = on_open,
-		.stanza_cb = on_stanza,
-		.close_cb = on_close,
+	    .content_ns = CM_XML_NS_COMPONENT,
+	    .open_cb = on_open,
+	    .stanza_cb = on_stanza,
+	    .close_cb = on_close,
 	};
 	struct cm_xml_parser *p;
 
