@@ -113,6 +113,13 @@ static int on_healthcheck(void *arg, struct cm_http_req *req)
 	return 0;
 }
 
+static int on_openapi(void *arg, struct cm_http_req *req)
+{
+	(void)arg;
+	cm_http_respond(req, 200, JSON_TYPE, pp_rest_openapi, strlen(pp_rest_openapi));
+	return 0;
+}
+
 int pp_rest_alloc(struct pp_rest **out, struct cm_http_server *srv, struct pp_dispatch *d,
                   pp_rest_health_fn health, void *health_arg)
 {
@@ -127,6 +134,7 @@ int pp_rest_alloc(struct pp_rest **out, struct cm_http_server *srv, struct pp_di
 	rest->health_arg = health_arg;
 	r = cm_http_route(srv, PREFIX, CM_HTTP_PREFIX, "POST", on_notification, rest);
 	r = r ? r : cm_http_route(srv, "/healthcheck", 0, "GET, HEAD", on_healthcheck, rest);
+	r = r ? r : cm_http_route(srv, "/openapi.json", 0, "GET, HEAD", on_openapi, rest);
 	if (r) {
 		free(rest);
 		return r;

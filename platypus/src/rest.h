@@ -24,6 +24,9 @@ typedef int (*pp_rest_health_fn)(void *arg, struct cm_buf *out);
 int pp_rest_alloc(struct pp_rest **out, struct cm_http_server *srv, struct pp_dispatch *d,
                   pp_rest_health_fn health, void *health_arg);
 
+/* The OpenAPI 3 document of this API (docs/platypus-openapi.json), NUL-terminated. */
+extern const char pp_rest_openapi[];
+
 /* Free, once srv no longer routes to it (after cm_http_server_close()); requests in flight are
  * answered from the dispatcher's outcome without it. Accepts NULL. */
 void pp_rest_free(struct pp_rest *r);

@@ -209,6 +209,12 @@ class Frontends(unittest.TestCase):
         status, _, text = suite.http_get(self.rest, "/healthcheck")
         self.assertEqual(status, 200)
         self.assertEqual(json.loads(text)["status"], "ok")
+        status, headers, text = suite.http_get(self.rest, "/openapi.json")
+        self.assertEqual(status, 200)
+        self.assertIn("application/json", headers["Content-Type"])
+        with open(os.path.join(suite.TOP, "docs", "platypus-openapi.json")) as f:
+            self.assertEqual(text, f.read(), "docs/platypus-openapi.json differs from the served one")
+        self.assertIn("/v3/notification/{device_id}", json.loads(text)["paths"])
         metrics = suite.http_get(self.admin, "/metrics")[2]
         self.assertEqual(suite.metric(metrics, "platypus_notifications_total",
                                       {"outcome": "delivered"}), 1)
