@@ -34,12 +34,13 @@ static void report(struct cm_daemon *d, const char *name, struct cm_tls *t)
 }
 
 int cm_daemon_tls_open(struct cm_daemon *d, const char *name, const struct cm_daemon_tls_config *c,
-                       struct cm_tls **out)
+                       const char *alpn, struct cm_tls **out)
 {
 	struct cm_tls_config tc = {
 	    .cert_file = c->certificate,
 	    .key_file = c->key,
 	    .chain_file = c->chain,
+	    .alpn = alpn,
 	};
 	char err[512];
 	int r;

@@ -24,7 +24,7 @@ static int icicle_start(struct cm_daemon *d, const void *cfgp, void **state)
 		return -ENOMEM;
 	ic->daemon = d;
 	ic->cfg = cfg;
-	rc = cm_daemon_tls_open(d, "turns", &cfg->tls, &ic->tls);
+	rc = cm_daemon_tls_open(d, "turns", &cfg->tls, NULL, &ic->tls);
 	if (rc != 0)
 		return rc;
 	rc = icicle_metrics_init(&ic->metrics, cm_daemon_metrics(d));

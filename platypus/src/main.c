@@ -88,7 +88,7 @@ static int platypus_start(struct cm_daemon *d, const void *cfgp, void **state)
 	s->cfg = cfg;
 	uv_timer_init(cm_daemon_loop(d), &s->force);
 	s->force.data = s;
-	r = cm_daemon_tls_open(d, "rest", &cfg->tls, &s->tls);
+	r = cm_daemon_tls_open(d, "rest", &cfg->tls, "h2,http/1.1", &s->tls);
 	if (r)
 		return r;
 	dc.queue_max = (unsigned)cfg->dispatch.queue_max;

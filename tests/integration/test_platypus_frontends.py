@@ -220,6 +220,31 @@ class Frontends(unittest.TestCase):
                                       {"outcome": "delivered"}), 1)
         self.stop()
 
+    def test_rest_over_tls_and_http2(self):
+        import shutil
+        import subprocess
+        if not shutil.which("curl"):
+            self.skipTest("curl is not installed")
+        cert, key = suite.make_cert(self.dir)
+        self.admin, self.rest = suite.free_port(), suite.free_port()
+        text = config(self.admin, self.rest, self.mock).replace("  tls: false\n", "")
+        text += "tls:\n  certificate: %s\n  key: %s\n" % (cert, key)
+        self.daemon = suite.Daemon("platypus", text, self.dir)
+        suite.wait_http(self.admin, proc=self.daemon.proc)
+        for proto in ("--http2", "--http1.1"):
+            r = subprocess.run(["curl", "-sS", proto, "--cacert", cert, "-o", "/dev/null",
+                                "-w", "%{http_code} %{http_version}",
+                                "-H", "content-type: application/json", "--data",
+                                json.dumps({"service": "apns", "alert": {"body": "over TLS"}}),
+                                "https://localhost:%d/v3/notification/%s" % (self.rest, TOKEN)],
+                               capture_output=True, text=True, timeout=30)
+            want = "200 2" if proto == "--http2" else "200 1.1"
+            self.assertEqual(r.stdout, want, r.stderr + self.daemon.output())
+        bodies = [rec["json"]["aps"]["alert"]["body"] for rec in
+                  self.mock.control.requests(wait=2)]
+        self.assertEqual(bodies.count("over TLS"), 2)
+        self.stop()
+
     def test_component_publish(self):
         self.start(component=True)
         self.xmpp.publish("p1", TOKEN)

@@ -16,7 +16,7 @@ static int xc_start(struct cm_daemon *d, const void *cfgp, void **state)
 		return -ENOMEM;
 	s->daemon = d;
 	s->cfg = cfg;
-	return cm_daemon_tls_open(d, "c2s", &cfg->tls, &s->tls);
+	return cm_daemon_tls_open(d, "c2s", &cfg->tls, NULL, &s->tls);
 }
 
 static int xc_reload(struct cm_daemon *d, void *state, const void *newcfg)

@@ -140,9 +140,10 @@ void cm_daemon_stopped(struct cm_daemon *d);
 
 /* Build a server TLS context from a `tls:` section and register the metric
  * tls_certificate_expiry_timestamp_seconds{context=name} for it. *out stays NULL (and 0 is
- * returned) when the section names no certificate. The context is owned by the caller. */
+ * returned) when the section names no certificate. alpn (may be NULL) is the server's ALPN list in
+ * preference order ("h2,http/1.1"). The context is owned by the caller. */
 int cm_daemon_tls_open(struct cm_daemon *d, const char *name, const struct cm_daemon_tls_config *c,
-                       struct cm_tls **out);
+                       const char *alpn, struct cm_tls **out);
 
 /* Re-read the files of a context made by cm_daemon_tls_open(), logging the outcome. */
 int cm_daemon_tls_reload(struct cm_daemon *d, const char *name, struct cm_tls *t);
