@@ -1,6 +1,7 @@
 /* jwt.c - JSON Web Tokens (RFC 7519) signed with ES256 or RS256 on OpenSSL EVP; jansson checks
  * the JSON. */
 #include "cm/jwt.h"
+#include "ossl_int.h"
 #include "cm/buf.h"
 #include "cm/crypto.h"
 
@@ -40,40 +41,6 @@ static const char *alg_name(enum cm_jwt_alg alg)
 	return alg == CM_JWT_ES256 ? "ES256" : "RS256";
 }
 
-/* Write a one-line reason into err, followed by OpenSSL's first queued error when there is one,
- * and empty the queue so that it cannot be mistaken later for an error of another operation. */
-static void __attribute__((format(printf, 3, 4)))
-set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	unsigned long e = ERR_peek_error();
-	va_list ap;
-	size_t n;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-		n = strlen(err);
-		if (e && n + 1 < errlen) {
-			char reason[256];
-
-			ERR_error_string_n(e, reason, sizeof(reason));
-			snprintf(err + n, errlen - n, " (%s)", reason);
-		}
-	}
-	ERR_clear_error();
-}
-
-/* An encrypted PEM would otherwise make OpenSSL prompt on the terminal of a daemon. */
-static int no_passphrase(char *buf, int size, int rwflag, void *u)
-{
-	(void)buf;
-	(void)size;
-	(void)rwflag;
-	(void)u;
-	return -1;
-}
-
 static int is_p256(const EVP_PKEY *pkey)
 {
 	char group[64];
@@ -96,14 +63,14 @@ static int check_key_type(EVP_PKEY *pkey, enum cm_jwt_alg alg, char *err, size_t
 		char group[64] = "";
 
 		if (!EVP_PKEY_is_a(pkey, "EC")) {
-			set_err(err, errlen, "ES256 needs an EC P-256 key, not %s",
-			        EVP_PKEY_get0_type_name(pkey));
+			cm_ossl__errf(err, errlen, "ES256 needs an EC P-256 key, not %s",
+			              EVP_PKEY_get0_type_name(pkey));
 			return -EINVAL;
 		}
 		if (!is_p256(pkey)) {
 			EVP_PKEY_get_group_name(pkey, group, sizeof(group), NULL);
-			set_err(err, errlen, "ES256 needs an EC P-256 key, not curve %s",
-			        group[0] ? group : "(explicit parameters)");
+			cm_ossl__errf(err, errlen, "ES256 needs an EC P-256 key, not curve %s",
+			              group[0] ? group : "(explicit parameters)");
 			return -EINVAL;
 		}
 		return 0;
@@ -112,19 +79,20 @@ static int check_key_type(EVP_PKEY *pkey, enum cm_jwt_alg alg, char *err, size_t
 		int bits;
 
 		if (!EVP_PKEY_is_a(pkey, "RSA")) {
-			set_err(err, errlen, "RS256 needs an RSA key, not %s",
-			        EVP_PKEY_get0_type_name(pkey));
+			cm_ossl__errf(err, errlen, "RS256 needs an RSA key, not %s",
+			              EVP_PKEY_get0_type_name(pkey));
 			return -EINVAL;
 		}
 		bits = EVP_PKEY_get_bits(pkey);
 		if (bits < RSA_MIN_BITS || bits > RSA_MAX_BITS) {
-			set_err(err, errlen, "RS256 needs an RSA key of %d to %d bits, not %d",
-			        RSA_MIN_BITS, RSA_MAX_BITS, bits);
+			cm_ossl__errf(err, errlen,
+			              "RS256 needs an RSA key of %d to %d bits, not %d",
+			              RSA_MIN_BITS, RSA_MAX_BITS, bits);
 			return -EINVAL;
 		}
 		return 0;
 	}
-	set_err(err, errlen, "unknown JWT algorithm %d", (int)alg);
+	cm_ossl__errf(err, errlen, "unknown JWT algorithm %d", (int)alg);
 	return -EINVAL;
 }
 
@@ -142,7 +110,7 @@ static int key_wrap(struct cm_jwt_key **out, EVP_PKEY *pkey, enum cm_jwt_alg alg
 	k = calloc(1, sizeof(*k));
 	if (!k) {
 		EVP_PKEY_free(pkey);
-		set_err(err, errlen, "out of memory");
+		cm_ossl__errf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
 	k->pkey = pkey;
@@ -161,19 +129,19 @@ int cm_jwt_key_load(struct cm_jwt_key **out, enum cm_jwt_alg alg, const char *pe
 	if (err && errlen)
 		err[0] = '\0';
 	if (!out || !pem || len > INT_MAX) {
-		set_err(err, errlen, "invalid arguments");
+		cm_ossl__errf(err, errlen, "invalid arguments");
 		return -EINVAL;
 	}
 	*out = NULL;
 	bio = BIO_new_mem_buf(pem, (int)len);
 	if (!bio) {
-		set_err(err, errlen, "out of memory");
+		cm_ossl__errf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	pkey = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL);
+	pkey = PEM_read_bio_PrivateKey(bio, NULL, cm_ossl__no_passphrase, NULL);
 	BIO_free(bio);
 	if (!pkey) {
-		set_err(err, errlen, "no usable PEM private key");
+		cm_ossl__errf(err, errlen, "no usable PEM private key");
 		return -EINVAL;
 	}
 	ERR_clear_error();
@@ -189,16 +157,16 @@ int cm_jwt_pubkey_load(struct cm_jwt_key **out, enum cm_jwt_alg alg, const char 
 	if (err && errlen)
 		err[0] = '\0';
 	if (!out || !pem || len > INT_MAX) {
-		set_err(err, errlen, "invalid arguments");
+		cm_ossl__errf(err, errlen, "invalid arguments");
 		return -EINVAL;
 	}
 	*out = NULL;
 	bio = BIO_new_mem_buf(pem, (int)len);
 	if (!bio) {
-		set_err(err, errlen, "out of memory");
+		cm_ossl__errf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	pkey = PEM_read_bio_PUBKEY(bio, NULL, no_passphrase, NULL);
+	pkey = PEM_read_bio_PUBKEY(bio, NULL, cm_ossl__no_passphrase, NULL);
 	if (!pkey) {
 		X509 *cert;
 
@@ -208,10 +176,10 @@ int cm_jwt_pubkey_load(struct cm_jwt_key **out, enum cm_jwt_alg alg, const char 
 		BIO_free(bio);
 		bio = BIO_new_mem_buf(pem, (int)len);
 		if (!bio) {
-			set_err(err, errlen, "out of memory");
+			cm_ossl__errf(err, errlen, "out of memory");
 			return -ENOMEM;
 		}
-		cert = PEM_read_bio_X509(bio, NULL, no_passphrase, NULL);
+		cert = PEM_read_bio_X509(bio, NULL, cm_ossl__no_passphrase, NULL);
 		if (cert) {
 			pkey = X509_get_pubkey(cert);
 			X509_free(cert);
@@ -219,7 +187,7 @@ int cm_jwt_pubkey_load(struct cm_jwt_key **out, enum cm_jwt_alg alg, const char 
 	}
 	BIO_free(bio);
 	if (!pkey) {
-		set_err(err, errlen, "no usable PEM public key or certificate");
+		cm_ossl__errf(err, errlen, "no usable PEM public key or certificate");
 		return -EINVAL;
 	}
 	ERR_clear_error();

@@ -44,7 +44,7 @@ static void conn_set_error(struct cm_tls_conn *c, const char *what)
 		ERR_clear_error();
 		return;
 	}
-	cm_tls__errf(c->err, sizeof(c->err), "TLS %s failed", what);
+	cm_ossl__errf(c->err, sizeof(c->err), "TLS %s failed", what);
 }
 
 /* Map an SSL_* failure to the header's convention. Would-block is not a failure. */

@@ -38,37 +38,6 @@ static void alpn_index_init(void)
 	alpn_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, alpn_ex_free);
 }
 
-void cm_tls__errf(char *err, size_t errlen, const char *fmt, ...)
-{
-	unsigned long e = ERR_peek_error(); /* the oldest: usually the root cause */
-	va_list ap;
-	size_t n;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-		n = strlen(err);
-		if (e && n + 1 < errlen) {
-			char reason[256];
-
-			ERR_error_string_n(e, reason, sizeof(reason));
-			snprintf(err + n, errlen - n, " (%s)", reason);
-		}
-	}
-	ERR_clear_error();
-}
-
-/* An encrypted key would make OpenSSL prompt on the daemon's terminal; fail instead. */
-static int no_passphrase(char *buf, int size, int rwflag, void *u)
-{
-	(void)buf;
-	(void)size;
-	(void)rwflag;
-	(void)u;
-	return -1;
-}
-
 /* Choose from the client's list in the server's order of preference. No overlap is not fatal
  * (SSL_TLSEXT_ERR_NOACK): the session continues without ALPN and cm_tls_conn_alpn() says "",
  * so the application decides, e.g. falls back to HTTP/1.1 or closes. RFC 7301 allows a server
@@ -109,7 +78,7 @@ static int alpn_parse(struct cm_tls *t, const char *s, char *err, size_t errlen)
 	/* The wire form is never longer than the text plus one length byte. */
 	t->alpn = malloc(slen + 1);
 	if (!t->alpn) {
-		cm_tls__errf(err, errlen, "out of memory");
+		cm_ossl__errf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
 	for (;;) {
@@ -123,8 +92,8 @@ static int alpn_parse(struct cm_tls *t, const char *s, char *err, size_t errlen)
 			stop--;
 		len = (size_t)(stop - p);
 		if (len == 0 || len > 255) {
-			cm_tls__errf(err, errlen, "alpn \"%s\": protocol names are 1 to 255 bytes",
-			             s);
+			cm_ossl__errf(err, errlen, "alpn \"%s\": protocol names are 1 to 255 bytes",
+			              s);
 			return -EINVAL;
 		}
 		t->alpn[n++] = (unsigned char)len;
@@ -135,7 +104,7 @@ static int alpn_parse(struct cm_tls *t, const char *s, char *err, size_t errlen)
 		p = end + 1;
 	}
 	if (n > 65535) {
-		cm_tls__errf(err, errlen, "alpn: list too long");
+		cm_ossl__errf(err, errlen, "alpn: list too long");
 		return -EINVAL;
 	}
 	t->alpn_len = n;
@@ -151,26 +120,26 @@ static int setup_alpn(const struct cm_tls *t, SSL_CTX *ctx, char *err, size_t er
 	if (!t->server) {
 		/* SSL_CTX_set_alpn_protos returns 0 on success, unlike its neighbours. */
 		if (SSL_CTX_set_alpn_protos(ctx, t->alpn, (unsigned int)t->alpn_len) != 0) {
-			cm_tls__errf(err, errlen, "alpn: cannot configure");
+			cm_ossl__errf(err, errlen, "alpn: cannot configure");
 			return -ENOMEM;
 		}
 		return 0;
 	}
 	pthread_once(&alpn_once, alpn_index_init);
 	if (alpn_index < 0) {
-		cm_tls__errf(err, errlen, "alpn: no ex_data index");
+		cm_ossl__errf(err, errlen, "alpn: no ex_data index");
 		return -ENOMEM;
 	}
 	l = malloc(sizeof(*l) + t->alpn_len);
 	if (!l) {
-		cm_tls__errf(err, errlen, "out of memory");
+		cm_ossl__errf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
 	l->len = t->alpn_len;
 	memcpy(l->wire, t->alpn, t->alpn_len);
 	if (!SSL_CTX_set_ex_data(ctx, alpn_index, l)) {
 		free(l);
-		cm_tls__errf(err, errlen, "out of memory");
+		cm_ossl__errf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
 	SSL_CTX_set_alpn_select_cb(ctx, alpn_select, l);
@@ -185,21 +154,21 @@ static int load_chain(SSL_CTX *ctx, const char *file, char *err, size_t errlen)
 	int count = 0;
 
 	if (!bio) {
-		cm_tls__errf(err, errlen, "%s: cannot open chain file", file);
+		cm_ossl__errf(err, errlen, "%s: cannot open chain file", file);
 		return -EINVAL;
 	}
-	while ((x = PEM_read_bio_X509(bio, NULL, no_passphrase, NULL)) != NULL) {
+	while ((x = PEM_read_bio_X509(bio, NULL, cm_ossl__no_passphrase, NULL)) != NULL) {
 		if (!SSL_CTX_add0_chain_cert(ctx, x)) {
 			X509_free(x);
 			BIO_free(bio);
-			cm_tls__errf(err, errlen, "%s: cannot add chain certificate", file);
+			cm_ossl__errf(err, errlen, "%s: cannot add chain certificate", file);
 			return -EINVAL;
 		}
 		count++;
 	}
 	BIO_free(bio);
 	if (count == 0) {
-		cm_tls__errf(err, errlen, "%s: no certificate in chain file", file);
+		cm_ossl__errf(err, errlen, "%s: no certificate in chain file", file);
 		return -EINVAL;
 	}
 	ERR_clear_error(); /* the end of the file shows up as a "no start line" error */
@@ -216,7 +185,7 @@ static int load_cert_key(const struct cm_tls *t, SSL_CTX *ctx, char *err, size_t
 
 	/* The certificate file may carry its intermediates after the leaf. */
 	if (SSL_CTX_use_certificate_chain_file(ctx, t->cert_file) != 1) {
-		cm_tls__errf(err, errlen, "%s: cannot load certificate", t->cert_file);
+		cm_ossl__errf(err, errlen, "%s: cannot load certificate", t->cert_file);
 		return -EINVAL;
 	}
 	if (t->chain_file && (rc = load_chain(ctx, t->chain_file, err, errlen)) != 0)
@@ -226,28 +195,28 @@ static int load_cert_key(const struct cm_tls *t, SSL_CTX *ctx, char *err, size_t
 	 * and "does not match" get different messages. */
 	bio = BIO_new_file(keyf, "r");
 	if (!bio) {
-		cm_tls__errf(err, errlen, "%s: cannot open private key", keyf);
+		cm_ossl__errf(err, errlen, "%s: cannot open private key", keyf);
 		return -EINVAL;
 	}
-	pkey = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL);
+	pkey = PEM_read_bio_PrivateKey(bio, NULL, cm_ossl__no_passphrase, NULL);
 	BIO_free(bio);
 	if (!pkey) {
-		cm_tls__errf(err, errlen, "%s: no unencrypted PEM private key", keyf);
+		cm_ossl__errf(err, errlen, "%s: no unencrypted PEM private key", keyf);
 		return -EINVAL;
 	}
 	cert = SSL_CTX_get0_certificate(ctx);
 	if (!cert || X509_check_private_key(cert, pkey) != 1) {
-		cm_tls__errf(err, errlen, "%s: key does not match certificate %s", keyf,
-		             t->cert_file);
+		cm_ossl__errf(err, errlen, "%s: key does not match certificate %s", keyf,
+		              t->cert_file);
 		goto out;
 	}
 	if (SSL_CTX_use_PrivateKey(ctx, pkey) != 1) {
-		cm_tls__errf(err, errlen, "%s: cannot use private key", keyf);
+		cm_ossl__errf(err, errlen, "%s: cannot use private key", keyf);
 		goto out;
 	}
 	if (SSL_CTX_check_private_key(ctx) != 1) {
-		cm_tls__errf(err, errlen, "%s: key does not match certificate %s", keyf,
-		             t->cert_file);
+		cm_ossl__errf(err, errlen, "%s: key does not match certificate %s", keyf,
+		              t->cert_file);
 		goto out;
 	}
 	rc = 0;
@@ -264,11 +233,11 @@ static int setup_verify(const struct cm_tls *t, SSL_CTX *ctx, char *err, size_t 
 	}
 	if (t->ca_file) {
 		if (SSL_CTX_load_verify_locations(ctx, t->ca_file, NULL) != 1) {
-			cm_tls__errf(err, errlen, "%s: cannot load CA certificates", t->ca_file);
+			cm_ossl__errf(err, errlen, "%s: cannot load CA certificates", t->ca_file);
 			return -EINVAL;
 		}
 	} else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
-		cm_tls__errf(err, errlen, "cannot load the system's CA certificates");
+		cm_ossl__errf(err, errlen, "cannot load the system's CA certificates");
 		return -EINVAL;
 	}
 	if (!t->server) {
@@ -281,7 +250,7 @@ static int setup_verify(const struct cm_tls *t, SSL_CTX *ctx, char *err, size_t 
 		STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(t->ca_file);
 
 		if (!names) {
-			cm_tls__errf(err, errlen, "%s: cannot read CA names", t->ca_file);
+			cm_ossl__errf(err, errlen, "%s: cannot read CA names", t->ca_file);
 			return -EINVAL;
 		}
 		SSL_CTX_set_client_CA_list(ctx, names);
@@ -313,11 +282,11 @@ static int build_ctx(const struct cm_tls *t, SSL_CTX **out, time_t *not_after, c
 	ERR_clear_error();
 	ctx = SSL_CTX_new(t->server ? TLS_server_method() : TLS_client_method());
 	if (!ctx) {
-		cm_tls__errf(err, errlen, "cannot create an SSL context");
+		cm_ossl__errf(err, errlen, "cannot create an SSL context");
 		return -ENOMEM;
 	}
 	if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1) {
-		cm_tls__errf(err, errlen, "cannot set the minimum TLS version");
+		cm_ossl__errf(err, errlen, "cannot set the minimum TLS version");
 		rc = -EINVAL;
 		goto fail;
 	}
@@ -325,9 +294,9 @@ static int build_ctx(const struct cm_tls *t, SSL_CTX **out, time_t *not_after, c
 	                             SSL_OP_CIPHER_SERVER_PREFERENCE);
 	/* Idle XMPP and TURN sessions are the common case: give their buffers back. */
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
-	SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
+	SSL_CTX_set_default_passwd_cb(ctx, cm_ossl__no_passphrase);
 	if (t->server && SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1) != 1) {
-		cm_tls__errf(err, errlen, "cannot set the session id context");
+		cm_ossl__errf(err, errlen, "cannot set the session id context");
 		rc = -ENOMEM;
 		goto fail;
 	}
@@ -364,27 +333,27 @@ static int tls_alloc(struct cm_tls **out, const struct cm_tls_config *cfg, int s
 	if (err && errlen)
 		err[0] = '\0';
 	if (!out || !cfg) {
-		cm_tls__errf(err, errlen, "invalid arguments");
+		cm_ossl__errf(err, errlen, "invalid arguments");
 		return -EINVAL;
 	}
 	*out = NULL;
 	if (server && !cfg->cert_file) {
-		cm_tls__errf(err, errlen, "a TLS server needs a certificate (cert_file)");
+		cm_ossl__errf(err, errlen, "a TLS server needs a certificate (cert_file)");
 		return -EINVAL;
 	}
 	if (!cfg->cert_file && cfg->key_file) {
-		cm_tls__errf(err, errlen, "%s: private key given without a certificate",
-		             cfg->key_file);
+		cm_ossl__errf(err, errlen, "%s: private key given without a certificate",
+		              cfg->key_file);
 		return -EINVAL;
 	}
 	t = calloc(1, sizeof(*t));
 	if (!t) {
-		cm_tls__errf(err, errlen, "out of memory");
+		cm_ossl__errf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
 	if (pthread_mutex_init(&t->lock, NULL) != 0) {
 		free(t);
-		cm_tls__errf(err, errlen, "cannot create a mutex");
+		cm_ossl__errf(err, errlen, "cannot create a mutex");
 		return -ENOMEM;
 	}
 	t->server = server;
@@ -398,7 +367,7 @@ static int tls_alloc(struct cm_tls **out, const struct cm_tls_config *cfg, int s
 	if (!rc)
 		rc = dup_opt(&t->ca_file, cfg->ca_file);
 	if (rc)
-		cm_tls__errf(err, errlen, "out of memory");
+		cm_ossl__errf(err, errlen, "out of memory");
 	if (!rc && cfg->alpn)
 		rc = alpn_parse(t, cfg->alpn, err, errlen);
 	if (!rc)

@@ -2,6 +2,7 @@
 #ifndef CM_TLS_INT_H
 #define CM_TLS_INT_H
 
+#include "ossl_int.h"
 #include <pthread.h>
 #include <stddef.h>
 #include <time.h>
@@ -24,10 +25,5 @@ struct cm_tls {
 	unsigned char *alpn; /* owned; ALPN wire format (length-prefixed names), NULL when none */
 	size_t alpn_len;
 };
-
-/* Format a one-line error into err, followed by " (<OpenSSL's first queued error>)" when the
- * queue holds one, then empty the queue. err may be NULL or errlen 0. */
-void cm_tls__errf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 
 #endif
