@@ -15,7 +15,6 @@
 
 #define RESP_BODY_MAX 65536
 #define WRITE_HIGH    (1u << 20) /* stop producing frames while this much waits in the socket */
-#define RECORD_MAX    16000      /* frames gathered per TLS record (the TLS maximum is 16384) */
 #define READ_BUF      65536
 #define PLAIN_BUF     16384
 #define MAX_REQ_HDRS  16
@@ -62,7 +61,6 @@ struct pp_h2_conn {
 	int32_t goaway_last_id;
 	nghttp2_session *sess;   /* owned */
 	struct cm_tls_conn *tls; /* owned */
-	struct cm_buf out;       /* frames gathered for the next TLS record */
 	const struct pp_h2_events *ev;
 	void *arg;
 	struct pp_h2_config cfg; /* host/tls_name point into the strings below */
@@ -142,7 +140,6 @@ static void unref(struct pp_h2_conn *c)
 		return;
 	nghttp2_session_del(c->sess);
 	cm_tls_conn_free(c->tls);
-	cm_buf_free(&c->out);
 	if (!c->quiet)
 		c->ev->closed(c, c->err, c->ever_ready, c->arg);
 	free(c);
@@ -241,19 +238,6 @@ static int push_tls(struct pp_h2_conn *c)
 	return 0;
 }
 
-/* Encrypt what was gathered in c->out. false when the connection failed (fail() was called). */
-static bool write_out(struct pp_h2_conn *c)
-{
-	int r = cm_tls_conn_write(c->tls, c->out.data, c->out.len);
-
-	cm_buf_reset(&c->out);
-	if (r) {
-		fail(c, -EPROTO);
-		return false;
-	}
-	return !c->dead;
-}
-
 /* Produce HTTP/2 frames and send them, unless the socket is backed up (write_done resumes). */
 static void flush(struct pp_h2_conn *c)
 {
@@ -264,30 +248,19 @@ static void flush(struct pp_h2_conn *c)
 	/* Inside nghttp2_session_mem_recv: read_cb flushes when it is over. */
 	if (c->dead || c->st < ST_HANDSHAKE || c->in_recv)
 		return;
-	/* Frames are gathered into records of up to RECORD_MAX bytes: one TLS record (and one
-	 * socket write) per frame costs both ends far more than the frames themselves. */
 	while (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) < WRITE_HIGH &&
 	       (n = nghttp2_session_mem_send(c->sess, &data)) != 0) {
 		if (n < 0) {
 			fail(c, -EPROTO);
 			return;
 		}
-		if (c->out.len + (size_t)n > RECORD_MAX && c->out.len && !write_out(c))
-			return;
-		if ((size_t)n > RECORD_MAX) {
-			if (cm_tls_conn_write(c->tls, data, (size_t)n)) {
-				fail(c, -EPROTO);
-				return;
-			}
-		} else if (cm_buf_append(&c->out, data, (size_t)n)) {
-			fail(c, -ENOMEM);
+		if (cm_tls_conn_write(c->tls, data, (size_t)n)) {
+			fail(c, -EPROTO);
 			return;
 		}
 		if (c->dead)
 			return;
 	}
-	if (c->out.len && !write_out(c))
-		return;
 	r = push_tls(c);
 	if (r) {
 		fail(c, r);
@@ -698,7 +671,6 @@ int pp_h2_conn_alloc(struct pp_h2_conn **out, uv_loop_t *loop, const struct pp_h
 		c->cfg.ping_timeout_ms = 10000;
 	if (!c->cfg.tick_ms)
 		c->cfg.tick_ms = 1000;
-	cm_buf_init(&c->out, 0);
 	r = cm_tls_conn_alloc(&c->tls, cfg->tls, c->tls_name);
 	if (r) {
 		free(c);
