@@ -107,6 +107,20 @@ static void on_conn_handle_closed(uv_handle_t *h)
 	cm_http__server_handle_closed(srv);
 }
 
+/* Take c off the server's flush queue. */
+static void flush_unqueue(struct cm_http_conn *c)
+{
+	struct cm_http_conn **p = &c->srv->flushq;
+
+	if (!c->flush_queued)
+		return;
+	while (*p != c)
+		p = &(*p)->flush_next;
+	*p = c->flush_next;
+	c->flush_next = NULL;
+	c->flush_queued = 0;
+}
+
 void cm_http__conn_close(struct cm_http_conn *c)
 {
 	struct cm_http_server *srv = c->srv;
@@ -114,6 +128,7 @@ void cm_http__conn_close(struct cm_http_conn *c)
 	if (c->state == CM_HTTP_CONN_CLOSING)
 		return;
 	c->state = CM_HTTP_CONN_CLOSING;
+	flush_unqueue(c);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -371,6 +386,22 @@ static void conn_flush(struct cm_http_conn *c)
 		update_timer(c);
 }
 
+/* The server's flusher: send the answers of the queued connections, once per loop turn. */
+static void on_flusher(uv_prepare_t *p)
+{
+	struct cm_http_server *srv = p->data;
+	struct cm_http_conn *c;
+
+	uv_prepare_stop(&srv->flusher);
+	/* conn_flush may close connections (they leave the queue) but never queues one */
+	while ((c = srv->flushq) != NULL) {
+		srv->flushq = c->flush_next;
+		c->flush_next = NULL;
+		c->flush_queued = 0;
+		conn_flush(c);
+	}
+}
+
 void cm_http__conn_responded(struct cm_http_conn *c, struct cm_http_req *req)
 {
 	if (c->state == CM_HTTP_CONN_CLOSING) {
@@ -386,8 +417,19 @@ void cm_http__conn_responded(struct cm_http_conn *c, struct cm_http_req *req)
 		cm_http__conn_close(c);
 		return;
 	}
-	if (!c->in_io)
+	if (c->in_io)
+		return; /* after_input() sends it */
+	if (c->mem) {
 		conn_flush(c);
+		return;
+	}
+	if (!c->flush_queued) {
+		c->flush_queued = 1;
+		c->flush_next = c->srv->flushq;
+		c->srv->flushq = c;
+		if (!uv_is_active((uv_handle_t *)&c->srv->flusher))
+			uv_prepare_start(&c->srv->flusher, on_flusher);
+	}
 }
 
 void cm_http__conn_stream_closed(struct cm_http_conn *c, struct cm_http_req *req)

@@ -59,17 +59,17 @@ struct cm_http_req {
 	const char *path, *query, *rest; /* into target (rest: into path) */
 	struct cm_buf hbuf;              /* header "name\0value\0" pairs, names lower-case; owned */
 	size_t nhdrs;
-	struct cm_http_header *hdrs;    /* built by cm_http__req_finish(); owned array into hbuf */
-	size_t head_bytes;              /* HTTP/2: decoded header bytes counted against the limit */
-	struct cm_buf body;             /* owned; NUL-terminated */
-	const struct http_route *route; /* borrowed from the server; NULL: none matched */
-	int err_status;                 /* nonzero: the server answers this error itself */
-	unsigned head : 1;              /* a HEAD request */
-	unsigned keep_alive : 1;        /* HTTP/1: the connection may stay open after it */
-	unsigned expect_continue : 1;   /* HTTP/1: "Expect: 100-continue" */
-	unsigned body_done : 1;         /* the whole request arrived */
-	unsigned close_after : 1;       /* HTTP/1: close the connection after this response */
-	unsigned counted : 1;           /* counted in PREFIX_requests_total */
+	struct cm_http_header *hdrs;  /* built by cm_http__req_finish(); owned array into hbuf */
+	size_t head_bytes;            /* HTTP/2: decoded header bytes counted against the limit */
+	struct cm_buf body;           /* owned; NUL-terminated */
+	struct http_route *route;     /* borrowed from the server; NULL: none matched */
+	int err_status;               /* nonzero: the server answers this error itself */
+	unsigned head : 1;            /* a HEAD request */
+	unsigned keep_alive : 1;      /* HTTP/1: the connection may stay open after it */
+	unsigned expect_continue : 1; /* HTTP/1: "Expect: 100-continue" */
+	unsigned body_done : 1;       /* the whole request arrived */
+	unsigned close_after : 1;     /* HTTP/1: close the connection after this response */
+	unsigned counted : 1;         /* counted in PREFIX_requests_total */
 	cm_http_cancel_fn cancel;
 	void *cancel_arg; /* borrowed */
 	/* the response */
@@ -199,8 +199,10 @@ struct cm_http_conn {
 	unsigned busy : 1;      /* requests or writes in flight: the idle timer is off */
 	unsigned in_io : 1;     /* inside input processing: responses are flushed at its end */
 	unsigned in_flush : 1;
-	unsigned h1_stop : 1;   /* HTTP/1: no more requests after the last one read */
-	unsigned h2_failed : 1; /* HTTP/2: the session failed; send its GOAWAY, then close */
+	unsigned h1_stop : 1;      /* HTTP/1: no more requests after the last one read */
+	unsigned h2_failed : 1;    /* HTTP/2: the session failed; send its GOAWAY, then close */
+	unsigned flush_queued : 1; /* on srv->flushq: answers wait for the loop's next turn */
+	struct cm_http_conn *flush_next;
 	/* engine */
 	struct cm_buf pending; /* plaintext input read but not processed yet; owned */
 	struct cm_buf out;     /* plaintext output not yet handed to the transport; owned */
@@ -238,8 +240,17 @@ void cm_http__conn_unlink(struct cm_http_conn *c, struct cm_http_req *req);
 
 /* --- the server (http_server.c) -------------------------------------------------------------- */
 
+/* Counters of PREFIX_requests_total already looked up, by status: answering must not format
+ * labels and search the registry for every request. */
+#define HTTP_COUNT_CACHE 6
+struct http_count_cache {
+	int status[HTTP_COUNT_CACHE];
+	struct cm_counter *c[HTTP_COUNT_CACHE]; /* borrowed from the registry */
+};
+
 struct http_route {
 	struct http_route *next;
+	struct http_count_cache counts;
 	char *path; /* owned */
 	size_t len;
 	unsigned flags;
@@ -260,10 +271,15 @@ struct cm_http_server {
 	struct http_route *routes; /* owned list; nodes live as long as the server */
 	struct cm_gauge *m_conns;
 	struct cm_counter *m_rejected;
-	char *m_requests_name; /* owned: PREFIX_requests_total */
+	char *m_requests_name;                /* owned: PREFIX_requests_total */
+	struct http_count_cache other_counts; /* requests that matched no route */
 
 	uv_tcp_t listener;
 	uv_timer_t accept_retry;
+	/* Answers that complete outside input processing (a handler answering later) are sent
+	 * together once per loop turn, before the loop waits again: one write for many answers. */
+	uv_prepare_t flusher;
+	struct cm_http_conn *flushq; /* borrowed: connections with answers to send */
 	int listening;
 	int stopping; /* stop_accepting() or close() called */
 	int closing;  /* close() called */
@@ -282,14 +298,14 @@ void cm_http__dispatch(struct cm_http_conn *c, struct cm_http_req *req);
 
 /* Find the route for path: exact first, then the longest prefix; *rest gets what follows a
  * prefix. NULL when none. */
-const struct http_route *cm_http__route_find(const struct cm_http_server *srv, const char *path,
-                                             const char **rest);
+struct http_route *cm_http__route_find(struct cm_http_server *srv, const char *path,
+                                       const char **rest);
 
 /* Store the server's own answer to req: status with a short text body. 0, -ENOMEM. */
 int cm_http__answer_error(struct cm_http_req *req, int status);
 
 /* Count an answered request in PREFIX_requests_total. */
-void cm_http__count(struct cm_http_server *srv, const struct http_route *route, int status);
+void cm_http__count(struct cm_http_server *srv, struct http_route *route, int status);
 
 /* Every handle the server owns counts until its close callback; the last one frees it. */
 void cm_http__server_handle_closed(struct cm_http_server *srv);

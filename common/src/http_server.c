@@ -80,32 +80,46 @@ static int metrics_init(struct cm_http_server *srv)
 
 /* The path label only ever takes a route's path or "other", so a scanner walking random URLs
  * cannot grow the registry; codes are three digits. */
-void cm_http__count(struct cm_http_server *srv, const struct http_route *route, int status)
+void cm_http__count(struct cm_http_server *srv, struct http_route *route, int status)
 {
+	struct http_count_cache *cache;
 	struct cm_counter *c;
 	char code[8], help[160];
+	int i;
 
 	if (!srv || !srv->metrics)
 		return;
+	cache = route ? &route->counts : &srv->other_counts;
+	for (i = 0; i < HTTP_COUNT_CACHE && cache->c[i]; i++) {
+		if (cache->status[i] == status) {
+			cm_metrics_inc(cache->c[i]);
+			return;
+		}
+	}
 	snprintf(code, sizeof(code), "%d", status);
 	snprintf(help, sizeof(help), "Requests answered by the %s HTTP server, by path and status.",
 	         srv->prefix);
 	if (cm_metrics_counter(srv->metrics, &c, srv->m_requests_name, help, "path",
-	                       route ? route->path : "other", "code", code, NULL) == 0)
-		cm_metrics_inc(c);
+	                       route ? route->path : "other", "code", code, NULL) != 0)
+		return;
+	cm_metrics_inc(c);
+	if (i < HTTP_COUNT_CACHE) {
+		cache->status[i] = status;
+		cache->c[i] = c;
+	}
 }
 
 /* --- routing --------------------------------------------------------------------------------- */
 
-const struct http_route *cm_http__route_find(const struct cm_http_server *srv, const char *path,
-                                             const char **rest)
+struct http_route *cm_http__route_find(struct cm_http_server *srv, const char *path,
+                                       const char **rest)
 {
-	const struct http_route *best = NULL;
+	struct http_route *best = NULL;
 
 	*rest = "";
 	if (!path)
 		return NULL;
-	for (const struct http_route *r = srv->routes; r; r = r->next) {
+	for (struct http_route *r = srv->routes; r; r = r->next) {
 		if (!(r->flags & CM_HTTP_PREFIX)) {
 			if (strcmp(r->path, path) == 0)
 				return r;
@@ -178,7 +192,7 @@ static void answer(struct cm_http_conn *c, struct cm_http_req *req, int status, 
 
 void cm_http__dispatch(struct cm_http_conn *c, struct cm_http_req *req)
 {
-	const struct http_route *route;
+	struct http_route *route;
 	cm_http_handler h;
 	void *arg;
 	int r;
@@ -279,8 +293,9 @@ int cm_http_server_alloc(struct cm_http_server **out, uv_loop_t *loop, struct cm
 		return r;
 	}
 	uv_timer_init(loop, &srv->accept_retry);
-	srv->listener.data = srv->accept_retry.data = srv;
-	srv->handles = 2;
+	uv_prepare_init(loop, &srv->flusher);
+	srv->listener.data = srv->accept_retry.data = srv->flusher.data = srv;
+	srv->handles = 3;
 	*out = srv;
 	return 0;
 }
@@ -415,5 +430,6 @@ void cm_http_server_close(struct cm_http_server *srv, void (*done)(void *arg), v
 	srv->handles++;
 	while (srv->conns)
 		cm_http__conn_close(srv->conns);
+	uv_close((uv_handle_t *)&srv->flusher, on_server_handle_closed);
 	cm_http__server_handle_closed(srv);
 }
