@@ -54,16 +54,22 @@ fail:
 
 static int uuid4(char out[37])
 {
+	static const char digits[] = "0123456789abcdef";
 	unsigned char b[16];
-	char hex[33];
+	char *o = out;
 
 	if (cm_crypto_random(b, sizeof(b)))
 		return -EIO;
 	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
 	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-	for (int i = 0; i < 16; i++)
-		snprintf(hex + 2 * i, 3, "%02x", b[i]);
-	snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
+	/* 8-4-4-4-12 hex digits */
+	for (int i = 0; i < 16; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			*o++ = '-';
+		*o++ = digits[b[i] >> 4];
+		*o++ = digits[b[i] & 0x0f];
+	}
+	*o = '\0';
 	return 0;
 }
 

@@ -304,7 +304,8 @@ static void attempt_done(void *arg, const struct pp_result *r, long long retry_a
 	long long delay;
 
 	it->last = *r;
-	cm_crypto_random(&rnd, sizeof(rnd));
+	if (pp_retry_retryable(r)) /* the jitter; most results are final */
+		cm_crypto_random(&rnd, sizeof(rnd));
 	delay = d->stopping ? -1
 	                    : pp_retry_delay(&d->cfg.retry, r, it->attempts, retry_after_s,
 	                                     uv_now(d->loop), it->deadline, rnd);

@@ -15,6 +15,7 @@
 
 #define RESP_BODY_MAX 65536
 #define WRITE_HIGH    (1u << 20) /* stop producing frames while this much waits in the socket */
+#define RECORD_MAX    16000      /* frames gathered per TLS record (the TLS maximum is 16384) */
 #define READ_BUF      65536
 #define PLAIN_BUF     16384
 #define MAX_REQ_HDRS  16
@@ -46,6 +47,7 @@ struct pp_h2_conn {
 	uv_loop_t *loop;
 	uv_tcp_t tcp;
 	uv_timer_t timer;
+	uv_prepare_t flusher; /* sends what callers submitted, once per loop turn */
 	uv_getaddrinfo_t gai;
 	uv_shutdown_t shut;
 	int handles_open; /* close callbacks still to come (+ a pending getaddrinfo) */
@@ -61,6 +63,7 @@ struct pp_h2_conn {
 	int32_t goaway_last_id;
 	nghttp2_session *sess;   /* owned */
 	struct cm_tls_conn *tls; /* owned */
+	struct cm_buf out;       /* frames gathered for the next TLS record; owned */
 	const struct pp_h2_events *ev;
 	void *arg;
 	struct pp_h2_config cfg; /* host/tls_name point into the strings below */
@@ -140,6 +143,7 @@ static void unref(struct pp_h2_conn *c)
 		return;
 	nghttp2_session_del(c->sess);
 	cm_tls_conn_free(c->tls);
+	cm_buf_free(&c->out);
 	if (!c->quiet)
 		c->ev->closed(c, c->err, c->ever_ready, c->arg);
 	free(c);
@@ -155,8 +159,9 @@ static void close_handles(struct pp_h2_conn *c)
 	if (c->st == ST_CLOSING)
 		return;
 	c->st = ST_CLOSING;
-	/* Held until both close callbacks (and a pending resolution) have run. */
-	c->handles_open += 2;
+	/* Held until the close callbacks (and a pending resolution) have run. */
+	c->handles_open += 3;
+	pp_uv_close((uv_handle_t *)&c->flusher, handle_closed);
 	pp_uv_close((uv_handle_t *)&c->timer, handle_closed);
 	pp_uv_close((uv_handle_t *)&c->tcp, handle_closed);
 }
@@ -238,29 +243,63 @@ static int push_tls(struct pp_h2_conn *c)
 	return 0;
 }
 
-/* Produce HTTP/2 frames and send them, unless the socket is backed up (write_done resumes). */
+/* Encrypt the frames gathered in c->out as one record. false when the connection failed. */
+static bool seal_out(struct pp_h2_conn *c)
+{
+	int r = c->out.len ? cm_tls_conn_write(c->tls, c->out.data, c->out.len) : 0;
+
+	cm_buf_reset(&c->out);
+	if (r) {
+		fail(c, -EPROTO);
+		return false;
+	}
+	return !c->dead;
+}
+
+/* Take one chunk of frames from nghttp2 into c->out, sealing records as they fill up.
+ * 1: took some, 0: nothing to send, -1: the connection failed. */
+static int gather(struct pp_h2_conn *c)
+{
+	const uint8_t *data;
+	ssize_t n = nghttp2_session_mem_send(c->sess, &data);
+
+	if (n == 0)
+		return 0;
+	if (n < 0) {
+		fail(c, -EPROTO);
+		return -1;
+	}
+	if (c->out.len && c->out.len + (size_t)n > RECORD_MAX && !seal_out(c))
+		return -1;
+	if (cm_buf_append(&c->out, data, (size_t)n)) {
+		fail(c, -ENOMEM);
+		return -1;
+	}
+	return 1;
+}
+
+/* Produce HTTP/2 frames and send them, unless the socket is backed up (write_done resumes).
+ * Frames are gathered into records of up to RECORD_MAX bytes: a TLS record and a socket write
+ * per frame cost both ends far more than the frames themselves. */
 static void flush(struct pp_h2_conn *c)
 {
 	const uint8_t *data;
 	ssize_t n;
 	int r;
 
+	uv_prepare_stop(&c->flusher);
 	/* Inside nghttp2_session_mem_recv: read_cb flushes when it is over. */
 	if (c->dead || c->st < ST_HANDSHAKE || c->in_recv)
 		return;
-	while (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) < WRITE_HIGH &&
-	       (n = nghttp2_session_mem_send(c->sess, &data)) != 0) {
-		if (n < 0) {
-			fail(c, -EPROTO);
+	while (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) < WRITE_HIGH) {
+		r = gather(c);
+		if (r < 0)
 			return;
-		}
-		if (cm_tls_conn_write(c->tls, data, (size_t)n)) {
-			fail(c, -EPROTO);
-			return;
-		}
-		if (c->dead)
-			return;
+		if (r == 0)
+			break;
 	}
+	if (!seal_out(c))
+		return;
 	r = push_tls(c);
 	if (r) {
 		fail(c, r);
@@ -280,6 +319,19 @@ static void flush(struct pp_h2_conn *c)
 		else
 			fail(c, 0);
 	}
+}
+
+static void on_flusher(uv_prepare_t *p)
+{
+	flush(p->data);
+}
+
+/* Send what was submitted before the loop waits again: requests submitted together (a batch of
+ * notifications read from one socket) share TLS records and socket writes. */
+static void flush_soon(struct pp_h2_conn *c)
+{
+	if (!c->dead && !uv_is_active((uv_handle_t *)&c->flusher))
+		uv_prepare_start(&c->flusher, on_flusher);
 }
 
 static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
@@ -676,9 +728,11 @@ int pp_h2_conn_alloc(struct pp_h2_conn **out, uv_loop_t *loop, const struct pp_h
 		free(c);
 		return r;
 	}
+	cm_buf_init(&c->out, 0);
 	uv_tcp_init(loop, &c->tcp);
 	uv_timer_init(loop, &c->timer);
-	c->tcp.data = c->timer.data = c->gai.data = c;
+	uv_prepare_init(loop, &c->flusher);
+	c->tcp.data = c->timer.data = c->flusher.data = c->gai.data = c;
 	c->connect_deadline = uv_now(loop) + c->cfg.connect_timeout_ms;
 	uv_timer_start(&c->timer, tick, c->cfg.tick_ms, c->cfg.tick_ms);
 	snprintf(port, sizeof(port), "%u", cfg->port);
@@ -753,7 +807,7 @@ int pp_h2_submit(struct pp_h2_conn *c, const char *method, const char *path,
 		c->streams = s;
 	c->streams_tail = s;
 	c->nstreams++;
-	flush(c);
+	flush_soon(c);
 	return 0;
 }
 
