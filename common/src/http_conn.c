@@ -62,6 +62,7 @@ void cm_http__conn_unlink(struct cm_http_conn *c, struct cm_http_req *req)
 		c->reqs_tail = req->prev;
 	req->prev = req->next = NULL;
 	c->nreqs--;
+	c->unlinks++;
 }
 
 /* The client is gone: a request in a handler's hands is detached and its handler told; the
@@ -507,17 +508,24 @@ static void engine_h1(struct cm_http_conn *c, const char *data, size_t len)
 	}
 }
 
+/* Dispatch every complete request, oldest first. A handler may answer or drop other requests;
+ * the walk goes on after the dispatched one unless a request left the list meanwhile, in
+ * which case it starts over (requests already dispatched are no longer READY). */
 static void dispatch_ready(struct cm_http_conn *c)
 {
-	struct cm_http_req *req;
+	struct cm_http_req *req = c->reqs, *next;
+	unsigned unlinks;
 
-	do {
-		for (req = c->reqs; req; req = req->next)
-			if (req->state == CM_HTTP_REQ_READY)
-				break;
-		if (req)
-			cm_http__dispatch(c, req);
-	} while (req && c->state == CM_HTTP_CONN_OPEN);
+	while (req && c->state == CM_HTTP_CONN_OPEN) {
+		if (req->state != CM_HTTP_REQ_READY) {
+			req = req->next;
+			continue;
+		}
+		next = req->next;
+		unlinks = c->unlinks;
+		cm_http__dispatch(c, req);
+		req = c->unlinks == unlinks ? next : c->reqs;
+	}
 }
 
 static void engine(struct cm_http_conn *c, const char *data, size_t len)

@@ -210,6 +210,7 @@ struct cm_http_conn {
 	struct cm_http_h2 *h2; /* owned, HTTP/2 */
 	struct cm_http_req *reqs, *reqs_tail; /* owned list (but see the request states) */
 	unsigned nreqs;
+	unsigned unlinks; /* requests taken off the list so far: tells a walk to start over */
 	char rbuf[CM_HTTP_READ_SIZE];
 };
 
