@@ -28,8 +28,21 @@ struct pp_apns_msg {
 	char priority[4];                      /* "10", "5" */
 	char expiration[24];                   /* unix seconds; "" = header not sent */
 	char collapse_id[PP_COLLAPSE_MAX + 1]; /* "" = header not sent */
-	char apns_id[37];                      /* UUID, lower case */
+	char apns_id[37];                      /* UUID, lower case; set by pp_apns_id_next() */
 };
+
+/* apns-id values: UUIDs (version 4 layout) that are unique within the generator, without a
+ * trip to the random generator per notification. The first 66 bits are random per generator,
+ * the last 56 a counter from a random start: unique for 2^56 notifications; they need not be
+ * unpredictable (they only label a request for Apple's logs and ours). */
+struct pp_apns_idgen {
+	uint64_t hi, lo;
+};
+
+/* Seed g from the system's random generator. 0, -EIO. */
+int pp_apns_id_seed(struct pp_apns_idgen *g);
+/* The next id of g into out. */
+void pp_apns_id_next(struct pp_apns_idgen *g, char out[37]);
 
 /* Build the request for n (validated) at wall time now. default_topic (borrowed) is the app's
  * bundle id used when n has none. 0; -EINVAL (no topic at all; err says so); -EMSGSIZE (the

@@ -52,16 +52,33 @@ fail:
 	return NULL;
 }
 
-static int uuid4(char out[37])
+int pp_apns_id_seed(struct pp_apns_idgen *g)
+{
+	uint64_t r[2];
+
+	if (cm_crypto_random(r, sizeof(r)))
+		return -EIO;
+	g->hi = r[0];
+	g->lo = r[1];
+	return 0;
+}
+
+void pp_apns_id_next(struct pp_apns_idgen *g, char out[37])
 {
 	static const char digits[] = "0123456789abcdef";
+	uint64_t hi = g->hi, lo;
 	unsigned char b[16];
 	char *o = out;
 
-	if (cm_crypto_random(b, sizeof(b)))
-		return -EIO;
-	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
-	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+	/* the counter keeps the top byte of lo (and only it wraps in 2^56 calls) */
+	g->lo = (g->lo & 0xff00000000000000u) | ((g->lo + 1) & 0x00ffffffffffffffu);
+	lo = g->lo;
+	for (int i = 0; i < 8; i++) {
+		b[i] = (unsigned char)(hi >> (56 - 8 * i));
+		b[8 + i] = (unsigned char)(lo >> (56 - 8 * i));
+	}
+	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* version 4 */
+	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
 	/* 8-4-4-4-12 hex digits */
 	for (int i = 0; i < 16; i++) {
 		if (i == 4 || i == 6 || i == 8 || i == 10)
@@ -70,7 +87,6 @@ static int uuid4(char out[37])
 		*o++ = digits[b[i] & 0x0f];
 	}
 	*o = '\0';
-	return 0;
 }
 
 int pp_apns_msg_build(struct pp_apns_msg *msg, const struct pp_notif *n, const char *default_topic,
@@ -117,9 +133,6 @@ int pp_apns_msg_build(struct pp_apns_msg *msg, const struct pp_notif *n, const c
 		snprintf(msg->expiration, sizeof(msg->expiration), "%lld", (long long)now + n->ttl);
 	if (n->collapse_id)
 		snprintf(msg->collapse_id, sizeof(msg->collapse_id), "%s", n->collapse_id);
-	if (uuid4(msg->apns_id))
-		return -EIO;
-
 	/* Custom keys first, then "aps" (validation refused a custom "aps"). */
 	root = n->data ? json_deep_copy(n->data) : json_object();
 	aps = build_aps(n);

@@ -51,6 +51,7 @@ struct pp_apns_pool {
 	void *done_arg;
 	struct cm_gauge *m_conns;
 	struct cm_counter *m_connect_fail, *m_token_refresh, *m_moved;
+	struct pp_apns_idgen ids;
 };
 
 static void dispatch(struct pp_apns_pool *p);
@@ -429,6 +430,10 @@ int pp_apns_pool_alloc(struct pp_apns_pool **out, uv_loop_t *loop,
 		return -ENOMEM;
 	p->loop = loop;
 	p->cfg = *cfg;
+	if (pp_apns_id_seed(&p->ids)) {
+		free(p);
+		return -EIO;
+	}
 	if (!p->cfg.max_connections)
 		p->cfg.max_connections = 1;
 	if (!p->cfg.tick_ms)
@@ -492,6 +497,7 @@ int pp_apns_pool_send(struct pp_apns_pool *p, const struct pp_notif *n, uint64_t
 			now->outcome = PP_OUT_FAILED;
 		return r;
 	}
+	pp_apns_id_next(&p->ids, j->msg.apns_id);
 	j->p = p;
 	j->cb = cb;
 	j->arg = arg;

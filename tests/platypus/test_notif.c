@@ -270,8 +270,7 @@ static void test_apns_msg_alert(void **state)
 	assert_string_equal(m.priority, "10");
 	assert_string_equal(m.expiration, "1003600");
 	assert_string_equal(m.collapse_id, "chat-1");
-	assert_int_equal(strlen(m.apns_id), 36);
-	assert_int_equal(m.apns_id[14], '4');
+	assert_string_equal(m.apns_id, ""); /* the pool numbers the requests */
 	j = json_loadb(m.body, m.body_len, 0, NULL);
 	assert_non_null(j);
 	assert_string_equal(json_string_value(json_object_get(j, "from")), "alice@example.com");
@@ -426,6 +425,34 @@ static void verify_token(const char *tok, long long iat)
 	cm_buf_free(&claims);
 	cm_jwt_key_free(pub);
 	free(pem);
+}
+
+/* apns-id: UUIDs of version 4 layout, all different within a generator and between two. */
+static void test_apns_ids(void **state)
+{
+	struct pp_apns_idgen g1, g2;
+	char prev[37] = "", id[37], other[37];
+
+	(void)state;
+	assert_int_equal(pp_apns_id_seed(&g1), 0);
+	assert_int_equal(pp_apns_id_seed(&g2), 0);
+	/* the counter wraps within its 56 bits, leaving the random top byte alone */
+	g1.lo |= 0x00fffffffffffff0u;
+	for (int i = 0; i < 64; i++) {
+		pp_apns_id_next(&g1, id);
+		assert_int_equal(strlen(id), 36);
+		assert_true(id[8] == '-' && id[13] == '-' && id[18] == '-' && id[23] == '-');
+		assert_int_equal(id[14], '4');
+		assert_non_null(strchr("89ab", id[19]));
+		assert_int_equal(strspn(id, "0123456789abcdef-"), 36);
+		assert_string_not_equal(id, prev);
+		/* only the counter's 14 hex digits change */
+		if (*prev)
+			assert_memory_equal(id, prev, 21);
+		memcpy(prev, id, sizeof(prev));
+	}
+	pp_apns_id_next(&g2, other);
+	assert_memory_not_equal(other, id, 21);
 }
 
 static void test_token_schedule(void **state)
@@ -684,6 +711,7 @@ int main(void)
 	    cmocka_unit_test(test_apns_msg_silent_voip),
 	    cmocka_unit_test(test_apns_msg_size_limits),
 	    cmocka_unit_test(test_apns_result),
+	    cmocka_unit_test(test_apns_ids),
 	    cmocka_unit_test(test_token_schedule),
 	    cmocka_unit_test(test_token_rekey_waits_20_minutes),
 	    cmocka_unit_test(test_from_mongoosepush),
