@@ -34,6 +34,7 @@ struct conn {
 	struct cm_xml_node *scope; /* owned: our own stream header, for writing stanzas */
 	enum conn_state state;
 	unsigned gen;
+	struct cm_buf out;     /* owned: written once per loop turn (the component's flusher) */
 	char rbuf[READ_CHUNK]; /* the parser copies what it keeps before on_read returns */
 };
 
@@ -53,7 +54,9 @@ struct pp_component {
 	struct cm_buf secret, publish_secret;
 	uint64_t backoff_min, backoff_max, backoff;
 	uv_timer_t retry;
-	struct conn *conn; /* current connection or NULL */
+	uv_prepare_t flusher; /* writes the current connection's output before the loop waits */
+	int handles;          /* retry and flusher, until their close callbacks */
+	struct conn *conn;    /* current connection or NULL */
 	unsigned gen;
 	struct pending *pending;
 	unsigned npending;
@@ -74,34 +77,61 @@ static void schedule_reconnect(struct pp_component *c);
 
 struct wreq {
 	uv_write_t req;
-	char data[];
+	char *data; /* owned */
 };
 
 static void on_written(uv_write_t *req, int status)
 {
+	struct wreq *w = (struct wreq *)req;
+
 	(void)status; /* a failed write shows up as a read error or EOF too */
-	free(req);
+	free(w->data);
+	free(w);
 }
 
-static int conn_send(struct conn *k, const char *data, size_t len)
+/* Hand what k gathered to the socket. */
+static int conn_flush(struct conn *k)
 {
 	struct wreq *w;
 	uv_buf_t b;
 	int r;
 
-	if (uv_stream_get_write_queue_size((uv_stream_t *)&k->tcp) > MAX_WRITE_QUEUE) {
+	if (!k->out.len)
+		return 0;
+	w = malloc(sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	b = uv_buf_init(k->out.data, (unsigned)k->out.len);
+	w->data = cm_buf_steal(&k->out);
+	r = uv_write(&w->req, (uv_stream_t *)&k->tcp, &b, 1, on_written);
+	if (r) {
+		free(w->data);
+		free(w);
+	}
+	return r;
+}
+
+static void on_flusher(uv_prepare_t *p)
+{
+	struct pp_component *c = p->data;
+
+	uv_prepare_stop(p);
+	if (c->conn && c->conn->state != CONN_CLOSING && conn_flush(c->conn))
+		conn_close(c->conn, "cannot write to the XMPP server");
+}
+
+/* Queue data for k: replies to the IQs of one read leave in one write. */
+static int conn_send(struct conn *k, const char *data, size_t len)
+{
+	if (uv_stream_get_write_queue_size((uv_stream_t *)&k->tcp) + k->out.len > MAX_WRITE_QUEUE) {
 		conn_close(k, "the XMPP server does not read our replies");
 		return -ENOBUFS;
 	}
-	w = malloc(sizeof(*w) + len);
-	if (!w)
+	if (cm_buf_append(&k->out, data, len))
 		return -ENOMEM;
-	memcpy(w->data, data, len);
-	b = uv_buf_init(w->data, (unsigned)len);
-	r = uv_write(&w->req, (uv_stream_t *)&k->tcp, &b, 1, on_written);
-	if (r)
-		free(w);
-	return r;
+	if (k->c && !uv_is_active((uv_handle_t *)&k->c->flusher))
+		uv_prepare_start(&k->c->flusher, on_flusher);
+	return 0;
 }
 
 static int conn_send_node(struct conn *k, const struct cm_xml_node *n)
@@ -418,6 +448,7 @@ static void on_closed(uv_handle_t *h)
 
 	cm_xml_parser_free(k->xp);
 	cm_xml_node_free(k->scope);
+	cm_buf_free(&k->out);
 	free(k);
 }
 
@@ -436,6 +467,7 @@ static void conn_close(struct conn *k, const char *why)
 	else
 		cm_metrics_inc(c->m.connect_failed);
 	k->state = CONN_CLOSING;
+	conn_flush(k); /* what was said last (a closing stream tag) still goes out if it can */
 	pp_uv_close((uv_handle_t *)&k->tcp, on_closed);
 	if (c && c->conn == k) {
 		c->conn = NULL;
@@ -542,6 +574,7 @@ static void connect_now(struct pp_component *c)
 	if (r) {
 		cm_xml_parser_free(k->xp);
 		cm_xml_node_free(k->scope);
+		cm_buf_free(&k->out);
 		free(k);
 		schedule_reconnect(c);
 		return;
@@ -658,7 +691,9 @@ int pp_component_alloc(struct pp_component **out, uv_loop_t *loop, struct pp_dis
 		                           "Outcomes whose stream was gone before the reply", NULL);
 	}
 	uv_timer_init(loop, &c->retry);
-	c->retry.data = c;
+	uv_prepare_init(loop, &c->flusher);
+	c->retry.data = c->flusher.data = c;
+	c->handles = 2;
 	*out = c;
 	if (r)
 		CM_LOGW("component", "some component metrics are missing: %s", strerror(-r));
@@ -719,10 +754,12 @@ void pp_component_stop(struct pp_component *c, void (*drained)(void *arg), void 
 	maybe_drained(c);
 }
 
-static void on_retry_closed(uv_handle_t *h)
+static void on_handle_closed(uv_handle_t *h)
 {
 	struct pp_component *c = h->data;
 
+	if (--c->handles > 0)
+		return;
 	copy_secret(&c->secret, NULL, 0);
 	copy_secret(&c->publish_secret, NULL, 0);
 	free(c->domain);
@@ -751,5 +788,6 @@ void pp_component_free(struct pp_component *c)
 		}
 		c->conn = NULL;
 	}
-	pp_uv_close((uv_handle_t *)&c->retry, on_retry_closed);
+	pp_uv_close((uv_handle_t *)&c->flusher, on_handle_closed);
+	pp_uv_close((uv_handle_t *)&c->retry, on_handle_closed);
 }
