@@ -158,8 +158,11 @@ def main():
         lines.append(row("platypus-latency", f"h2load → platypus REST → mock at "
                          f"{a.lat_rate:,}/s", "the added latency is this row minus the "
                          "direct one"))
-        lines.append("| platypus, component inbound | | not measured yet (needs a XEP-0114 "
-                     "publisher: one more sender function in run.sh) | | | | | | | |")
+        lines.append(row("platypus-component", "component_send.py → platypus component → mock",
+                         "XEP-0114, XEP-0357 publish IQs, 2000 in flight (IQ → result)"))
+        lines.append(row("platypus-component-latency", "component_send.py → platypus component "
+                         f"→ mock at {a.lat_rate:,}/s", "paced IQs; the sender is Python, its "
+                         "own time is in the figures"))
     else:
         lines.append(f"| platypus (REST, component) | | {a.platypus} | | | | | | | |")
     lines += [
@@ -179,6 +182,13 @@ def main():
                   + (" — but platypus did not keep up with that rate, so this is queueing."
                      if (med(ok_runs("platypus-latency"), "rate") or 0) < 0.95 * a.lat_rate
                      else ".")]
+    if a.platypus == "measured" and ok_runs("platypus-component-latency") and ok_runs("latency"):
+        c50 = med(ok_runs("platypus-component-latency"), "p50_ms") - med(ok_runs("latency"),
+                                                                         "p50_ms")
+        c99 = med(ok_runs("platypus-component-latency"), "p99_ms") - med(ok_runs("latency"),
+                                                                         "p99_ms")
+        lines += ["", f"The same through the component at {a.lat_rate:,}/s: p50 {c50:+.2f} ms, "
+                  f"p99 {c99:+.2f} ms (an upper bound: the Python sender's own delays count)."]
     m = re.search(r"2xx (\d+)", a.mock_line)
     sent = sum(r.get("ok") or 0 for v in runs.values() for r in v)
     if m and int(m.group(1)) < sent:

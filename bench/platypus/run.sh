@@ -13,6 +13,8 @@
 #   platypus  h2load posting MongoosePush v3 REST notifications to build/bin/platypus, which
 #             delivers them to the same mock: measured once platypus answers the probe
 #             (bench_platypus below; the config it starts platypus with is platypus.yaml.in)
+#   component the same platypus as a XEP-0114 component: component_send.py plays the XMPP
+#             server and sends XEP-0357 publish IQs, at saturation and at a fixed rate
 #
 # QUICK=1: one short round of each (about a minute). KEEP=1: keep the work directory.
 # MOCK_ARGS: extra apns-mock options (e.g. "--latency-ms 20").
@@ -28,15 +30,17 @@ py=/usr/bin/python3
 QUICK=${QUICK:-0}
 
 if [ "$QUICK" = 1 ]; then
-	ROUNDS=1 CEIL_N=300000 LAT_S=5 AIOAPNS_N=5000 NODE_N=15000 PLAT_N=100000
+	ROUNDS=1 CEIL_N=300000 LAT_S=5 AIOAPNS_N=5000 NODE_N=15000 PLAT_N=100000 COMP_N=50000
 else
-	ROUNDS=3 CEIL_N=1000000 LAT_S=10 AIOAPNS_N=20000 NODE_N=60000 PLAT_N=500000
+	ROUNDS=3 CEIL_N=1000000 LAT_S=10 AIOAPNS_N=20000 NODE_N=60000 PLAT_N=500000 COMP_N=200000
 fi
 LAT_RATE=25000 # requests/s for the latency runs: half the issue's 50,000 target
 AIOAPNS_INFLIGHT=200 AIOAPNS_CONNS=10 # aioapns's default pool size
 NODE_INFLIGHT=100                     # node-apn needs 50-200 (docs/benchmarks.md)
 DEVICE=$(printf 'ab%.0s' $(seq 32))
 TOPIC=com.example.app
+COMP_SECRET=bench-component-secret
+comp_port=""
 
 work=$(mktemp -d /tmp/bench-platypus.XXXXXX)
 results=$work/results.jsonl
@@ -140,7 +144,7 @@ platypus_status="not measured yet"
 free_port() { $py -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 # bench_platypus: start build/bin/platypus on the bench config and probe it; when it delivers,
 # add its senders to the rounds (platypus keeps running through them: its CPU and RSS are
-# watched like the mock's). Adding the component inbound is one more sender function here.
+# watched like the mock's), REST and component inbound both.
 rest_h2load=()
 bench_platypus() {
 	local rest_port admin_port i code=""
@@ -151,9 +155,11 @@ bench_platypus() {
 	need curl "Debian package curl"
 	rest_port=$(free_port)
 	admin_port=$(free_port)
+	comp_port=$(free_port)
+	printf '%s' "$COMP_SECRET" >"$work/component.secret"
 	sed -e "s|@MOCK_PORT@|$mock_port|g" -e "s|@REST_PORT@|$rest_port|g" \
 		-e "s|@ADMIN_PORT@|$admin_port|g" -e "s|@KEYS@|$keys|g" -e "s|@WORK@|$work|g" \
-		"$here/platypus.yaml.in" >"$work/platypus.yaml"
+		-e "s|@COMP_PORT@|$comp_port|g" "$here/platypus.yaml.in" >"$work/platypus.yaml"
 	if ! "$bin/platypus" -c "$work/platypus.yaml" --check-config >"$work/platypus-check.log" 2>&1; then
 		platypus_status="not measured yet: build/bin/platypus --check-config refuses bench/platypus/platypus.yaml.in: $(head -n 1 "$work/platypus-check.log" | sed 's/^[^:]*:\([0-9]*:\)/line \1/' | head -c 120)"
 		return 0
@@ -179,7 +185,8 @@ bench_platypus() {
 	platypus_status=measured
 	rest_h2load=(-H 'content-type: application/json' -d "$work/rest.json"
 		"http://127.0.0.1:$rest_port/v3/notification/$DEVICE")
-	senders="$senders sender_platypus sender_platypus_latency"
+	senders="$senders sender_platypus sender_platypus_latency sender_component"
+	senders="$senders sender_component_latency"
 }
 sender_platypus() { # (d) REST inbound, at saturation
 	measure platypus -- h2load -t 1 -c 8 -m 100 -n "$PLAT_N" "${rest_h2load[@]}"
@@ -188,6 +195,16 @@ sender_platypus_latency() { # (d) at half the target rate: minus the direct late
 	measure platypus-latency --h2load-log "$work/h2load-plat.log" -- \
 		h2load -t 1 -c 4 -m 100 --rps $((LAT_RATE / 4)) -D "$LAT_S" \
 		--log-file="$work/h2load-plat.log" "${rest_h2load[@]}"
+}
+sender_component() { # (e) XEP-0114 inbound: platypus reconnects to each run's listener
+	measure platypus-component -- $py "$here/component_send.py" --port "$comp_port" \
+		--secret "$COMP_SECRET" --domain push.example.com --count "$COMP_N" --inflight 2000 \
+		--token "$DEVICE" --topic "$TOPIC"
+}
+sender_component_latency() { # (e) at half the target rate
+	measure platypus-component-latency -- $py "$here/component_send.py" --port "$comp_port" \
+		--secret "$COMP_SECRET" --domain push.example.com --count $((LAT_RATE * LAT_S)) \
+		--inflight 5000 --rate "$LAT_RATE" --token "$DEVICE" --topic "$TOPIC"
 }
 
 loadavg_before=$(cut -d' ' -f1-3 /proc/loadavg)
