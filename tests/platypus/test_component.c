@@ -567,10 +567,58 @@ static void test_mapping(void **state)
 	cm_xml_node_free(iq);
 }
 
+/* What Prosody 0.12's mod_cloud_notify really sends (captured from Debian's prosody 0.12.3 with
+ * push_notification_with_body and _with_sender): the summary form has type='form', typed fields
+ * and a field without a value; the publish-options are the client's form, stored verbatim. */
+static void test_prosody_publish(void **state)
+{
+	struct cm_xml_node *iq;
+	struct pp_notif n;
+	const char *secret;
+	char err[256];
+
+	(void)state;
+	iq = parse_one(
+	    "<iq id='51ee690aea24a48073c3e23c0275a92bb24020114d62231980eb55cb3302f5da' "
+	    "to='push.localhost' type='set' from='localhost'>"
+	    "<pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='alice-phone-node'>"
+	    "<item><notification xmlns='urn:xmpp:push:0'><x xmlns='jabber:x:data' type='form'>"
+	    "<field var='FORM_TYPE' type='hidden'><value>urn:xmpp:push:summary</value></field>"
+	    "<field var='message-count' type='text-single'><value>1</value></field>"
+	    "<field var='pending-subscription-count' type='text-single'/>"
+	    "<field var='last-message-sender' type='jid-single'><value>bob@localhost/desk</value>"
+	    "</field><field var='last-message-body' type='text-single'><value>hi &lt;&amp;&gt; "
+	    "there</value></field></x></notification></item></publish><publish-options>"
+	    "<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>"
+	    "http://jabber.org/protocol/pubsub#publish-options</value></field>"
+	    "<field var='device_id'><value>" TOKEN_OK "</value></field>"
+	    "<field var='service'><value>apns</value></field>"
+	    "<field var='mode'><value>prod</value></field>"
+	    "<field var='topic'><value>com.example.app</value></field></x></publish-options>"
+	    "</pubsub></iq>");
+	pp_notif_init(&n);
+	assert_int_equal(pp_push_parse(iq, &n, &secret, err, sizeof(err)), 0);
+	assert_int_equal(n.service, PP_SVC_APNS);
+	assert_int_equal(n.mode, PP_MODE_PROD);
+	assert_string_equal(n.token, TOKEN_OK);
+	assert_string_equal(n.topic, "com.example.app");
+	assert_true(n.has_alert);
+	assert_string_equal(n.alert.title, "bob@localhost/desk");
+	assert_string_equal(n.alert.body, "hi <&> there");
+	assert_false(n.voip);
+	assert_string_equal(json_string_value(json_object_get(n.data, "message-count")), "1");
+	/* a field without a value is left out of the data */
+	assert_null(json_object_get(n.data, "pending-subscription-count"));
+	assert_null(secret);
+	pp_notif_free(&n);
+	cm_xml_node_free(iq);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_mapping),
+	    cmocka_unit_test(test_prosody_publish),
 	    cmocka_unit_test(test_conversation),
 	    cmocka_unit_test(test_wrong_secret_then_reconnect),
 	};
