@@ -18,6 +18,7 @@
 #include "auth.h"
 #include "filter.h"
 #include "quota.h"
+#include "rsv.h"
 
 struct cm_tls;
 
@@ -111,6 +112,8 @@ struct icicle {
 	bool auth_ready;
 	struct icicle_quota quota;
 	bool quota_ready;
+	struct icicle_rsv rsv; /* EVEN-PORT R=1 reservations, shared by the workers */
+	bool rsv_ready;
 	struct icicle_filter filter;
 	struct icicle_metrics metrics;
 	struct sockaddr_storage ext4, ext6; /* family 0 when not configured */

@@ -82,6 +82,8 @@ struct icicle_alloc {
 	struct icicle_chan *chans; /* owned, quotas.channels_per_allocation entries */
 	size_t nchans;
 	struct icicle_bucket bw_up, bw_down;
+	bool has_rsv_token; /* EVEN-PORT R=1: the neighbour port is reserved under rsv_token */
+	uint64_t rsv_token;
 };
 
 /* One queued outgoing datagram: hdr (inline) followed by an optional borrowed payload that
@@ -148,12 +150,21 @@ uint64_t icicle_wall_now(void);
 int icicle_table_init(struct icicle_worker *w);
 void icicle_table_close(struct icicle_worker *w);
 struct icicle_alloc *icicle_alloc_find(struct icicle_worker *w, const struct icicle_client *c);
-/* Make an allocation with relay sockets for the families asked (fam4/fam6), even port when
- * even; user's allocation count is taken (quota.h). 0, -EDQUOT (486), -EUSERS (508),
- * -EADDRINUSE (no port left: 508), -EAFNOSUPPORT (family not configured: 440), -ENOMEM. */
+/* What an Allocate asks for. */
+struct icicle_alloc_req {
+	bool fam4, fam6;    /* relay families */
+	bool even;          /* EVEN-PORT: an even relay port */
+	bool reserve;       /* EVEN-PORT with R: also reserve the port above (one family only) */
+	bool dont_fragment; /* DONT-FRAGMENT */
+	bool has_token;     /* RESERVATION-TOKEN: take the reserved socket instead (fam* ignored) */
+	uint64_t token;
+};
+/* Make an allocation with the relay sockets rq asks for; user's allocation count is taken
+ * (quota.h); a reservation's token lands in a->rsv_token. 0, -EDQUOT (486), -EUSERS (508),
+ * -EADDRINUSE (no port left: 508), -ENOENT (unknown or expired token: 508), -EAFNOSUPPORT
+ * (family not configured: 440), -EINVAL, -ENOMEM. */
 int icicle_alloc_create(struct icicle_worker *w, const struct icicle_client *c, const char *user,
-                        bool fam4, bool fam6, bool even, bool dont_fragment,
-                        struct icicle_alloc **out);
+                        const struct icicle_alloc_req *rq, struct icicle_alloc **out);
 void icicle_alloc_set_expiry(struct icicle_alloc *a, uint32_t seconds);
 /* Re-arm the wheel for the earliest of the allocation's, its permissions' and channels' ends. */
 void icicle_alloc_reschedule(struct icicle_alloc *a);
@@ -172,6 +183,15 @@ int icicle_chan_bind(struct icicle_alloc *a, uint16_t num, const struct sockaddr
                      uint64_t now);
 bool icicle_addr_equal(const struct sockaddr *a, const struct sockaddr *b);
 void icicle_alloc_client_gone(struct icicle_worker *w, struct icicle_conn *conn);
+
+/* relay_port.c: relay sockets bound in the configured port range. */
+/* A socket of relay family idx (0 IPv4, 1 IPv6) bound to a free port, even when even; with pair
+ * an even port N and a second socket on N+1 in *fd_next. Sockets are the caller's. 0,
+ * -EADDRINUSE (no free port found), -EAFNOSUPPORT (family not configured), or -errno. */
+int icicle_relay_bind(struct icicle_worker *w, int idx, bool even, bool pair, bool df, int *fd,
+                      int *fd_next);
+/* Set DONT-FRAGMENT behaviour (IPv4 only) on a relay socket when df. */
+void icicle_relay_set_df(int fd, int af, bool df);
 
 /* turn.c: the control path. msg is writable (integrity checks rewrite the length in place). */
 void icicle_turn_handle(struct icicle_worker *w, const struct icicle_client *c, uint8_t *msg,

@@ -194,6 +194,8 @@ static void alloc_success(struct ctx *x, struct icicle_alloc *a)
 	r.xor_mapped = (const struct sockaddr *)&x->c->addr;
 	r.key = a->key;
 	r.keylen = ICICLE_KEY_LEN;
+	r.has_token = a->has_rsv_token;
+	r.token = a->rsv_token;
 	if (x->v6_refused || (x->req->extra.has_additional_family && a->relay[1].fd < 0)) {
 		r.addr_err_family = 0x02;
 		r.addr_err_code = 440;
@@ -207,6 +209,7 @@ static void do_allocate(struct ctx *x, struct icicle_alloc *a)
 	struct icicle *ic = x->w->ic;
 	struct icicle_req *req = x->req;
 	uint8_t key[ICICLE_KEY_LEN];
+	struct icicle_alloc_req rq = {0};
 	bool fam4 = true, fam6 = false;
 	int rc;
 
@@ -228,13 +231,13 @@ static void do_allocate(struct ctx *x, struct icicle_alloc *a)
 		send_error(x, 442, "Unsupported Transport Protocol", key);
 		return;
 	}
-	if (req->has_token && (req->has_even_port || req->has_req_family)) {
+	if (req->has_token &&
+	    (req->has_even_port || req->has_req_family || req->extra.has_additional_family)) {
 		send_error(x, 400, "Bad Request", key);
 		return;
 	}
-	if (req->has_token) {
-		/* Reservations (EVEN-PORT R=1) are not kept, so no token can be valid. */
-		send_error(x, 508, "Insufficient Capacity", key);
+	if (req->has_even_port && req->even_port_r && req->extra.has_additional_family) {
+		send_error(x, 400, "Bad Request", key); /* RFC 8656 7.2 step 5 */
 		return;
 	}
 	if (req->has_req_family && req->extra.has_additional_family) {
@@ -260,13 +263,20 @@ static void do_allocate(struct ctx *x, struct icicle_alloc *a)
 		fam6 = ic->cfg->relay.ipv6 && *ic->cfg->relay.ipv6;
 		x->v6_refused = !fam6;
 	}
-	if ((fam4 && (!ic->cfg->relay.ipv4 || !*ic->cfg->relay.ipv4)) ||
-	    (fam6 && !fam4 && (!ic->cfg->relay.ipv6 || !*ic->cfg->relay.ipv6))) {
+	if (!req->has_token &&
+	    ((fam4 && (!ic->cfg->relay.ipv4 || !*ic->cfg->relay.ipv4)) ||
+	     (fam6 && !fam4 && (!ic->cfg->relay.ipv6 || !*ic->cfg->relay.ipv6)))) {
 		send_error(x, 440, "Address Family not Supported", key);
 		return;
 	}
-	rc = icicle_alloc_create(x->w, x->c, req->username, fam4, fam6, req->has_even_port,
-	                         req->dont_fragment, &a);
+	rq.fam4 = fam4;
+	rq.fam6 = fam6;
+	rq.even = req->has_even_port;
+	rq.reserve = req->has_even_port && req->even_port_r;
+	rq.dont_fragment = req->dont_fragment;
+	rq.has_token = req->has_token;
+	rq.token = req->token;
+	rc = icicle_alloc_create(x->w, x->c, req->username, &rq, &a);
 	if (rc != 0) {
 		if (rc == -EDQUOT) {
 			cm_metrics_inc(ic->metrics.quota_user);
@@ -274,6 +284,8 @@ static void do_allocate(struct ctx *x, struct icicle_alloc *a)
 		} else {
 			if (rc == -EUSERS)
 				cm_metrics_inc(ic->metrics.quota_total);
+			else if (rc == -ENOENT)
+				CM_LOGD("turn", "unknown or expired RESERVATION-TOKEN");
 			else
 				CM_LOGW("turn", "cannot allocate a relay: %s", strerror(-rc));
 			send_error(x, rc == -EAFNOSUPPORT ? 440 : 508,

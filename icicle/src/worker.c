@@ -28,6 +28,8 @@ static void tick_cb(uv_timer_t *t)
 	struct icicle_worker *w = t->data;
 
 	icicle_alloc_tick(w);
+	if (w->idx == 0 && w->ic->rsv_ready)
+		(void)icicle_rsv_expire(&w->ic->rsv, uv_now(&w->loop));
 	if (uv_now(&w->loop) / 1000 % 5 == 0)
 		icicle_conn_sweep(w);
 }

@@ -405,6 +405,51 @@ class Security(unittest.TestCase):
         self.assertEqual(c.refresh(0).cls, turn.SUCCESS)
         self.assertEqual(c.refresh(600).code, 437)
 
+    def test_even_port_reservation(self):
+        self.start()
+        c = self.client()
+        m = c.allocate(extra=[(turn.EVEN_PORT, b"\x80")])
+        self.assertEqual(m.cls, turn.SUCCESS, m.code)
+        self.assertTrue(m.check_integrity(c.key))
+        port = m.addr(turn.XOR_RELAYED_ADDRESS)[1]
+        self.assertEqual(port % 2, 0)
+        token = m.get(turn.RESERVATION_TOKEN)
+        self.assertEqual(len(token), 8)
+        # a retransmission of that Allocate gets the same answer, token included
+        again = c.transact(turn.ALLOCATE, [(turn.REQUESTED_TRANSPORT, b"\x11\0\0\0"),
+                                           (turn.EVEN_PORT, b"\x80")], tid=m.tid)
+        self.assertEqual(again.get(turn.RESERVATION_TOKEN), token)
+        c2 = self.client(user="bob", password="builder")
+        # a token goes alone: not with EVEN-PORT, REQUESTED- or ADDITIONAL-ADDRESS-FAMILY
+        for extra in ((turn.EVEN_PORT, b"\0"), (turn.REQUESTED_ADDRESS_FAMILY, b"\x01\0\0\0"),
+                      (turn.ADDITIONAL_ADDRESS_FAMILY, b"\x02\0\0\0")):
+            m = c2.allocate(extra=[(turn.RESERVATION_TOKEN, token), extra])
+            self.assertEqual(m.code, 400, extra)
+        # EVEN-PORT with R and both families: 400
+        m = c2.allocate(extra=[(turn.EVEN_PORT, b"\x80"),
+                               (turn.ADDITIONAL_ADDRESS_FAMILY, b"\x02\0\0\0")])
+        self.assertEqual(m.code, 400)
+        # a token never issued: 508
+        bad = bytes(b ^ 0x5A for b in token)
+        self.assertEqual(c2.allocate(extra=[(turn.RESERVATION_TOKEN, bad)]).code, 508)
+        # the token gives the port above, once
+        m = c2.allocate(extra=[(turn.RESERVATION_TOKEN, token)])
+        self.assertEqual(m.cls, turn.SUCCESS, m.code)
+        self.assertEqual(m.addr(turn.XOR_RELAYED_ADDRESS), ("127.0.0.1", port + 1))
+        self.assertIsNone(m.get(turn.RESERVATION_TOKEN))
+        c3 = self.client(user="bob", password="builder")
+        self.assertEqual(c3.allocate(extra=[(turn.RESERVATION_TOKEN, token)]).code, 508)
+        # and the reserved port relays like any other
+        peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(peer.close)
+        peer.bind(("127.0.0.1", 0))
+        peer.settimeout(3)
+        self.assertEqual(c2.create_permission("127.0.0.1", peer.getsockname()[1]).cls,
+                         turn.SUCCESS)
+        c2.send_indication("127.0.0.1", peer.getsockname()[1], b"odd port")
+        data, src = peer.recvfrom(100)
+        self.assertEqual((data, src), (b"odd port", ("127.0.0.1", port + 1)))
+
     def test_relay_end_to_end_raw(self):
         self.start()
         peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
