@@ -304,7 +304,7 @@ static void alloc_free(struct icicle_alloc *a)
 	free(a->username);
 	free(a->perms);
 	free(a->chans);
-	memset(a->key, 0, sizeof(a->key));
+	memset(&a->keys, 0, sizeof(a->keys));
 	free(a);
 }
 

@@ -72,12 +72,12 @@ struct icicle_alloc {
 	int closing;                       /* relay handles still to close */
 	struct icicle_relay_sock relay[2]; /* [0] IPv4, [1] IPv6 */
 	char *username;                    /* owned */
-	uint8_t key[ICICLE_KEY_LEN];
-	uint64_t rest_expiry;      /* 0: static user */
-	uint8_t tid[12];           /* of the Allocate, to answer its retransmissions */
-	uint32_t lifetime;         /* seconds granted last */
-	uint64_t expires;          /* loop ms */
-	struct icicle_perm *perms; /* owned, quotas.permissions_per_allocation entries */
+	struct icicle_key keys;            /* the credential it was made with, both algorithms */
+	uint64_t rest_expiry;              /* 0: static user */
+	uint8_t tid[12];                   /* of the Allocate, to answer its retransmissions */
+	uint32_t lifetime;                 /* seconds granted last */
+	uint64_t expires;                  /* loop ms */
+	struct icicle_perm *perms;         /* owned, quotas.permissions_per_allocation entries */
 	size_t nperms;
 	struct icicle_chan *chans; /* owned, quotas.channels_per_allocation entries */
 	size_t nchans;

@@ -450,6 +450,51 @@ class Security(unittest.TestCase):
         data, src = peer.recvfrom(100)
         self.assertEqual((data, src), (b"odd port", ("127.0.0.1", port + 1)))
 
+    def test_rfc8489_password_algorithms_and_sha256_integrity(self):
+        self.start()
+        # the challenge: a nonce with the security-feature cookie, and the algorithms
+        c = self.client()
+        m = c.transact(turn.ALLOCATE, [(turn.REQUESTED_TRANSPORT, b"\x11\0\0\0")], auth=False)
+        self.assertEqual(m.code, 401)
+        self.assertTrue(m.get(turn.NONCE).startswith(b"obMatJos2AAAB"), m.get(turn.NONCE))
+        self.assertEqual(m.get(turn.PASSWORD_ALGORITHMS), b"\0\2\0\0\0\1\0\0")
+        # an RFC 8489 client: SHA-256 key, MESSAGE-INTEGRITY-SHA256, answered the same way
+        c = turn.Client("127.0.0.1", self.ic.port, username=USER, password=PASSWORD,
+                        pwalg=turn.SHA256, sha256=True)
+        self.addCleanup(c.close)
+        m = c.allocate()
+        self.assertEqual(m.cls, turn.SUCCESS, m.code)
+        self.assertEqual(c.key, turn.long_term_key(USER, "icicle.test", PASSWORD, turn.SHA256))
+        self.assertTrue(m.check_integrity(c.key, sha256=True))
+        self.assertIsNone(m.get(turn.MESSAGE_INTEGRITY))
+        self.assertEqual(c.create_permission("198.51.99.1").cls, turn.SUCCESS)
+        m = c.refresh(600)
+        self.assertEqual(m.cls, turn.SUCCESS, m.code)
+        self.assertTrue(m.check_integrity(c.key, sha256=True))
+        # the SHA-256 key with classic MESSAGE-INTEGRITY; MD5 chosen explicitly with SHA-256 MI
+        for alg, sha in ((turn.SHA256, False), (turn.MD5, True)):
+            user, pw = turn.rest_credentials(SECRET, "rfc8489")
+            c = turn.Client("127.0.0.1", self.ic.port, username=user, password=pw, pwalg=alg,
+                            sha256=sha)
+            self.addCleanup(c.close)
+            m = c.allocate()
+            self.assertEqual(m.cls, turn.SUCCESS, (alg, sha, m.code))
+            self.assertTrue(m.check_integrity(c.key, sha256=sha))
+        # a wrong password is still a 401
+        c = turn.Client("127.0.0.1", self.ic.port, username=USER, password="wrong",
+                        pwalg=turn.SHA256, sha256=True)
+        self.addCleanup(c.close)
+        self.assertEqual(c.allocate().code, 401)
+        # PASSWORD-ALGORITHM without the list, or with a list not the server's: 400
+        c = turn.Client("127.0.0.1", self.ic.port, username=USER, password=PASSWORD,
+                        pwalg=turn.SHA256, sha256=True)
+        self.addCleanup(c.close)
+        self.assertEqual(c.allocate().cls, turn.SUCCESS)
+        c.pwalgs = b"\0\2\0\0"  # SHA-256 alone: the offer was tampered with
+        self.assertEqual(c.refresh(600).code, 400)
+        c.pwalgs = None
+        self.assertEqual(c.refresh(600).code, 400)
+
     def test_relay_end_to_end_raw(self):
         self.start()
         peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
