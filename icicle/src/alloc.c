@@ -362,11 +362,12 @@ int icicle_alloc_create(struct icicle_worker *w, const struct icicle_client *c, 
                         const struct icicle_alloc_req *rq, struct icicle_alloc **out)
 {
 	const struct icicle_config *cfg = w->ic->cfg;
+	struct icicle_user_count *uc = NULL;
 	struct icicle_alloc *a;
 	int rc, i;
 
 	*out = NULL;
-	rc = icicle_quota_alloc_take(&w->ic->quota, user);
+	rc = icicle_quota_alloc_take(&w->ic->quota, user, &uc);
 	if (rc != 0)
 		return rc;
 	a = calloc(1, sizeof(*a));
@@ -375,6 +376,7 @@ int icicle_alloc_create(struct icicle_worker *w, const struct icicle_client *c, 
 		return -ENOMEM;
 	}
 	a->w = w;
+	a->quser = uc;
 	a->client = *c;
 	a->relay[0].fd = a->relay[1].fd = -1;
 	a->username = strdup(user);

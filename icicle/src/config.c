@@ -306,6 +306,12 @@ static const struct cm_cfg_field quota_fields[] = {
      .offset = offsetof(struct icicle_quota_config, bandwidth_per_allocation),
      .def = "0",
      .doc = "bytes per second relayed for one allocation, each direction (0 = no limit)"},
+    {.key = "bandwidth_per_user",
+     .type = CM_CFG_SIZE,
+     .offset = offsetof(struct icicle_quota_config, bandwidth_per_user),
+     .def = "0",
+     .doc = "bytes per second relayed for all allocations of one username together, each "
+            "direction, on top of bandwidth_per_allocation (0 = no limit)"},
     {.key = "unauthenticated_rate",
      .type = CM_CFG_INT,
      .offset = offsetof(struct icicle_quota_config, unauthenticated_rate),

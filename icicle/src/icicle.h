@@ -54,6 +54,7 @@ struct icicle_quota_config {
 	long long permissions_per_allocation;
 	long long channels_per_allocation;
 	uint64_t bandwidth_per_allocation; /* bytes/s, 0 = unlimited */
+	uint64_t bandwidth_per_user;       /* bytes/s over all of a user's allocations */
 	long long unauthenticated_rate;    /* requests/s per source, 0 = unlimited */
 	long long unauthenticated_burst;
 };
@@ -91,7 +92,7 @@ struct icicle_metrics {
 	    *auth_fail_stale_nonce, *auth_fail_missing;
 	struct cm_counter *denied_peers;
 	struct cm_counter *quota_user, *quota_total, *quota_permissions, *quota_channels,
-	    *quota_bandwidth;
+	    *quota_bandwidth, *quota_user_bandwidth;
 	struct cm_counter *rate_limited;
 	struct cm_counter *requests_binding, *requests_allocate, *requests_refresh,
 	    *requests_createperm, *requests_chanbind, *requests_other;

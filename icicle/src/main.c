@@ -53,7 +53,8 @@ static int icicle_start(struct cm_daemon *d, const void *cfgp, void **state)
 	}
 	ic->auth_ready = true;
 	rc = icicle_quota_init(&ic->quota, (uint64_t)cfg->quotas.allocations_per_user,
-	                       (uint64_t)cfg->quotas.allocations_total);
+	                       (uint64_t)cfg->quotas.allocations_total,
+	                       cfg->quotas.bandwidth_per_user);
 	if (rc != 0)
 		return rc;
 	ic->quota_ready = true;

@@ -50,6 +50,8 @@ int icicle_metrics_init(struct icicle_metrics *mt, struct cm_metrics *m)
 	                         NULL);
 	rc |= cm_metrics_counter(m, &mt->quota_bandwidth, q, qh, "quota",
 	                         "bandwidth_per_allocation", NULL);
+	rc |= cm_metrics_counter(m, &mt->quota_user_bandwidth, q, qh, "quota", "bandwidth_per_user",
+	                         NULL);
 	rc |= cm_metrics_counter(m, &mt->rate_limited, "icicle_rate_limited_total",
 	                         "unauthenticated requests dropped by the per-source rate limit",
 	                         NULL);

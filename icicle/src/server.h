@@ -82,6 +82,7 @@ struct icicle_alloc {
 	struct icicle_chan *chans; /* owned, quotas.channels_per_allocation entries */
 	size_t nchans;
 	struct icicle_bucket bw_up, bw_down;
+	struct icicle_user_count *quser; /* borrowed: the user's count and shared buckets */
 	bool has_rsv_token; /* EVEN-PORT R=1: the neighbour port is reserved under rsv_token */
 	uint64_t rsv_token;
 };
@@ -136,7 +137,8 @@ struct icicle_worker {
 	size_t ntx;
 	struct icicle_rx *rx; /* owned */
 	/* relay counters, added to the shared metrics once per batch */
-	uint64_t st_pkts_up, st_bytes_up, st_pkts_down, st_bytes_down, st_dropped, st_bw_dropped;
+	uint64_t st_pkts_up, st_bytes_up, st_pkts_down, st_bytes_down, st_dropped, st_bw_dropped,
+	    st_user_bw_dropped;
 	uint64_t handles; /* open handles, for the stop sequence */
 };
 

@@ -37,7 +37,7 @@ static int setup(void **state)
 	f->cfg.quotas.permissions_per_allocation = 2;
 	f->cfg.quotas.channels_per_allocation = 2;
 	f->ic.cfg = &f->cfg;
-	assert_int_equal(icicle_quota_init(&f->ic.quota, 1, 0), 0);
+	assert_int_equal(icicle_quota_init(&f->ic.quota, 1, 0, 0), 0);
 	assert_int_equal(icicle_rsv_init(&f->ic.rsv, 2, 0), 0);
 	f->w = calloc(1, sizeof(*f->w));
 	assert_non_null(f->w);

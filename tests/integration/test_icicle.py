@@ -556,6 +556,38 @@ class Security(unittest.TestCase):
         self.assertGreater(suite.metric(self.ic.metrics(), "icicle_quota_rejections_total",
                                         {"quota": "bandwidth_per_allocation"}), 0)
 
+    def test_bandwidth_per_user(self):
+        self.start(extra="quotas:\n  bandwidth_per_user: 1000\n")
+        peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(peer.close)
+        peer.bind(("127.0.0.1", 0))
+        peer.settimeout(0.5)
+        pport = peer.getsockname()[1]
+        # two allocations of one user share 1000 bytes/s; another user has its own budget
+        clients = [self.client(), self.client(), self.client(user="bob", password="builder")]
+        relays = []
+        for c in clients:
+            m = c.allocate()
+            self.assertEqual(m.cls, turn.SUCCESS)
+            relays.append(m.addr(turn.XOR_RELAYED_ADDRESS))
+            self.assertEqual(c.channel_bind(0x4000, "127.0.0.1", pport).cls, turn.SUCCESS)
+        for _ in range(10):
+            for c in clients:
+                c.send_channel(0x4000, b"x" * 200)
+        got = {}
+        try:
+            while True:
+                _, src = peer.recvfrom(1000)
+                got[src] = got.get(src, 0) + 1
+        except socket.timeout:
+            pass
+        alice = got.get(relays[0], 0) + got.get(relays[1], 0)
+        self.assertGreaterEqual(got.get(relays[2], 0), 4)
+        self.assertGreaterEqual(alice, 4)
+        self.assertLessEqual(alice, 7)
+        self.assertGreater(suite.metric(self.ic.metrics(), "icicle_quota_rejections_total",
+                                        {"quota": "bandwidth_per_user"}), 0)
+
     def test_ipv6_relays(self):
         self.start(ipv6=True)
         peer = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
