@@ -57,6 +57,7 @@ struct icicle_quota_config {
 	uint64_t bandwidth_per_user;       /* bytes/s over all of a user's allocations */
 	long long unauthenticated_rate;    /* requests/s per source, 0 = unlimited */
 	long long unauthenticated_burst;
+	long long connections_per_worker; /* TCP/TLS client connections, 0 = unlimited */
 };
 
 struct icicle_lifetime_config {
@@ -94,6 +95,7 @@ struct icicle_metrics {
 	struct cm_counter *quota_user, *quota_total, *quota_permissions, *quota_channels,
 	    *quota_bandwidth, *quota_user_bandwidth;
 	struct cm_counter *rate_limited;
+	struct cm_counter *conns_refused;
 	struct cm_counter *requests_binding, *requests_allocate, *requests_refresh,
 	    *requests_createperm, *requests_chanbind, *requests_other;
 	struct cm_counter *malformed;

@@ -130,8 +130,11 @@ struct icicle_worker {
 	size_t tsize, tcount;
 	size_t nallocs; /* all transports */
 	struct icicle_alloc *wheel[ICICLE_WHEEL_SLOTS];
-	uint64_t wheel_sec; /* next second to expire */
-	struct icicle_ratelimit rl;
+	uint64_t wheel_sec;         /* next second to expire */
+	struct icicle_ratelimit rl; /* unauthenticated answers to UDP sources */
+	struct icicle_ratelimit
+	    rl_stream; /* the same to TCP/TLS sources, apart from spoofable UDP */
+	size_t nconns; /* connections in conns */
 	uint32_t rng;
 	struct icicle_tx tx[ICICLE_BATCH];
 	size_t ntx;
@@ -222,6 +225,8 @@ int icicle_tcp_open(struct icicle_worker *w, const struct sockaddr *sa, socklen_
                     struct icicle_tcp **out);
 void icicle_tcp_close(struct icicle_tcp *t);
 void icicle_conn_close_all(struct icicle_worker *w);
+/* Close a connection now (its allocation with it); the memory goes in the close callback. */
+void icicle_conn_abort(struct icicle_conn *c);
 /* Close connections idle for 30 s without an allocation (called from the worker's tick). */
 void icicle_conn_sweep(struct icicle_worker *w);
 /* Queue bytes (copied) on a connection; drops them when its queue is over the limit. */

@@ -68,13 +68,18 @@ static void send_challenge(struct icicle_turn_ctx *x, uint16_t code)
 
 bool icicle_turn_unauth_ok(struct icicle_turn_ctx *x)
 {
-	/* Only UDP sources can be spoofed; TCP and TLS peers have completed a handshake, and
-	 * many clients behind one carrier NAT must not share a budget there. */
-	if (x->c->tp != ICICLE_UDP)
-		return true;
-	if (icicle_ratelimit_take(&x->w->rl, (const struct sockaddr *)&x->c->addr, x->now_ms))
+	bool udp = x->c->tp == ICICLE_UDP;
+
+	/* TCP and TLS sources have their own budgets: spoofed UDP in a victim's name must not
+	 * spend what the victim's real connections need. */
+	if (icicle_ratelimit_take(udp ? &x->w->rl : &x->w->rl_stream,
+	                          (const struct sockaddr *)&x->c->addr, x->now_ms))
 		return true;
 	cm_metrics_inc(x->w->ic->metrics.rate_limited);
+	/* A stream client waiting for an answer that never comes would hold its connection:
+	 * end it, it cost a handshake to open. */
+	if (!udp && x->c->conn)
+		icicle_conn_abort(x->c->conn);
 	return false;
 }
 

@@ -28,7 +28,8 @@ void icicle_turn_send(struct icicle_turn_ctx *x, struct icicle_resp *r, bool int
 void icicle_turn_error(struct icicle_turn_ctx *x, uint16_t code, const char *reason,
                        bool integrity);
 
-/* The unauthenticated budget of this source (UDP only); false, and counted, when it is spent. */
+/* The unauthenticated budget of this source; false, and counted, when it is spent (a TCP/TLS
+ * connection is then closed). */
 bool icicle_turn_unauth_ok(struct icicle_turn_ctx *x);
 
 /* Long-term authentication (RFC 8489 9.2.4, with PASSWORD-ALGORITHM and

@@ -135,6 +135,10 @@ static int worker_init(struct icicle *ic, struct icicle_worker *w, unsigned idx)
 	                           (uint64_t)cfg->quotas.unauthenticated_burst);
 	if (rc != 0)
 		return rc;
+	rc = icicle_ratelimit_init(&w->rl_stream, (uint64_t)cfg->quotas.unauthenticated_rate,
+	                           (uint64_t)cfg->quotas.unauthenticated_burst);
+	if (rc != 0)
+		return rc;
 	uv_timer_init(&w->loop, &w->tick);
 	w->tick.data = w;
 	w->handles++;
@@ -224,6 +228,7 @@ void icicle_workers_free(struct icicle *ic)
 				CM_LOGW("icicle", "worker %u: handles left open", w->idx);
 		}
 		icicle_ratelimit_close(&w->rl);
+		icicle_ratelimit_close(&w->rl_stream);
 		icicle_table_close(w);
 		free(w->udp);
 		free(w->tcp);

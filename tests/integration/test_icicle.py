@@ -671,6 +671,37 @@ class Security(unittest.TestCase):
         self.assertLessEqual(answers, 6)
         self.assertGreater(suite.metric(self.ic.metrics(), "icicle_rate_limited_total"), 0)
 
+    def test_tcp_connection_cap_and_rate_limit(self):
+        self.start(extra="quotas:\n  connections_per_worker: 2\n  unauthenticated_rate: 2\n"
+                   "  unauthenticated_burst: 5\n", threads=1)
+        a = self.client(transport="tcp")
+        b = self.client(transport="tcp")
+        self.assertEqual(a.binding().cls, turn.SUCCESS)
+        self.assertEqual(b.binding().cls, turn.SUCCESS)
+        # a third connection to the same worker is closed as soon as it is accepted
+        c = socket.create_connection(("127.0.0.1", self.ic.port), timeout=2)
+        self.addCleanup(c.close)
+        try:
+            self.assertEqual(c.recv(100), b"")
+        except ConnectionResetError:
+            pass
+        self.assertGreater(suite.metric(self.ic.metrics(), "icicle_connections_refused_total"), 0)
+        # the unauthenticated budget counts over TCP too: once spent, the connection ends
+        before = suite.metric(self.ic.metrics(), "icicle_rate_limited_total")
+        for _ in range(10):
+            data, _ = turn.build(turn.BINDING, turn.REQUEST, [])
+            a.send_raw(data)
+        answers = 0
+        with self.assertRaises((ConnectionError, OSError)):
+            while True:
+                turn.Message(a.recv_raw())
+                answers += 1
+        self.assertLessEqual(answers, 4)  # the burst of 5, less a's and b's first Binding
+        self.assertGreater(suite.metric(self.ic.metrics(), "icicle_rate_limited_total"), before)
+        # UDP sources have a budget of their own
+        u = self.client()
+        self.assertEqual(u.binding().cls, turn.SUCCESS)
+
     def test_sighup_rotates_secrets_without_dropping_allocations(self):
         ic = self.start()
         peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
