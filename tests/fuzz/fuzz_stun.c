@@ -43,6 +43,8 @@ static void datagram(const uint8_t *data, size_t size)
 			(void)icicle_xaddr_decode(a.val, a.len, copy, &ss);
 	}
 	(void)icicle_mi_check(copy, size, ICICLE_MI_SHA1, (const uint8_t *)"0123456789abcdef", 16);
+	(void)icicle_mi_check(copy, size, ICICLE_MI_SHA256, (const uint8_t *)"0123456789abcdef",
+	                      16);
 	if (memcmp(copy, data, size) != 0)
 		abort();
 	if (icicle_codec_decode(&req, copy, size) == 0) {
