@@ -240,77 +240,20 @@ void icicle_alloc_tick(struct icicle_worker *w)
 	}
 }
 
-static uint32_t rnd(struct icicle_worker *w)
-{
-	/* xorshift: port choice needs spread, not secrecy (the kernel checks the bind) */
-	uint32_t x = w->rng;
-
-	x ^= x << 13;
-	x ^= x >> 17;
-	x ^= x << 5;
-	w->rng = x ? x : 0x6d2b79f5u;
-	return w->rng;
-}
-
-static int relay_open(struct icicle_worker *w, struct icicle_alloc *a, int idx, bool even, bool df)
+/* Put the bound socket fd (ownership handed over, closed on failure) into relay slot idx of a:
+ * its advertised address, and polling in the worker's loop. */
+static int relay_open(struct icicle_worker *w, struct icicle_alloc *a, int idx, int fd)
 {
 	const struct icicle_config *cfg = w->ic->cfg;
 	struct icicle_relay_sock *r = &a->relay[idx];
-	const char *bindip = idx == 0 ? cfg->relay.ipv4 : cfg->relay.ipv6;
 	int af = idx == 0 ? AF_INET : AF_INET6;
 	struct sockaddr_storage ss;
-	socklen_t sl;
-	uint32_t span = (uint32_t)(cfg->relay.max_port - cfg->relay.min_port + 1), tries;
-	int fd, rc = -EADDRINUSE, one = 1;
+	socklen_t sl = sizeof(ss);
+	int rc;
 
-	if (!bindip || !*bindip)
-		return -EAFNOSUPPORT;
-	fd = socket(af, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	if (af == AF_INET6)
-		(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-	if (df && af == AF_INET) {
-		int v = IP_PMTUDISC_DO;
-
-		(void)setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &v, sizeof(v));
-	}
 	memset(&ss, 0, sizeof(ss));
-	if (af == AF_INET) {
-		struct sockaddr_in *in = (struct sockaddr_in *)&ss;
-
-		in->sin_family = AF_INET;
-		(void)inet_pton(AF_INET, bindip, &in->sin_addr);
-		sl = sizeof(*in);
-	} else {
-		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
-
-		in6->sin6_family = AF_INET6;
-		(void)inet_pton(AF_INET6, bindip, &in6->sin6_addr);
-		sl = sizeof(*in6);
-	}
-	for (tries = 0; tries < 64; tries++) {
-		uint32_t port = (uint32_t)cfg->relay.min_port + rnd(w) % span;
-
-		if (even && (port & 1)) {
-			port = port + 1 <= (uint32_t)cfg->relay.max_port ? port + 1 : port - 1;
-			if (port < (uint32_t)cfg->relay.min_port)
-				break;
-		}
-		if (af == AF_INET)
-			((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
-		else
-			((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
-		if (bind(fd, (struct sockaddr *)&ss, sl) == 0) {
-			rc = 0;
-			break;
-		}
-		if (errno != EADDRINUSE && errno != EACCES) {
-			rc = -errno;
-			break;
-		}
-	}
-	if (rc != 0) {
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0 || ss.ss_family != af) {
+		rc = ss.ss_family != af ? -EAFNOSUPPORT : -errno;
 		close(fd);
 		return rc;
 	}
@@ -361,7 +304,7 @@ static void alloc_free(struct icicle_alloc *a)
 	free(a->username);
 	free(a->perms);
 	free(a->chans);
-	memset(a->key, 0, sizeof(a->key));
+	memset(&a->keys, 0, sizeof(a->keys));
 	free(a);
 }
 
@@ -377,16 +320,54 @@ static void relay_closed(uv_handle_t *h)
 		alloc_free(a);
 }
 
+/* Open the relay sockets rq asks for into a (not yet visible). */
+static int relays_open(struct icicle_worker *w, struct icicle_alloc *a,
+                       const struct icicle_alloc_req *rq)
+{
+	uint64_t now = uv_now(&w->loop);
+	int i, rc, fd, next, af;
+
+	if (rq->has_token) {
+		rc = icicle_rsv_take(&w->ic->rsv, rq->token, now, &fd, &af);
+		if (rc != 0)
+			return rc;
+		icicle_relay_set_df(fd, af, rq->dont_fragment);
+		return relay_open(w, a, af == AF_INET ? 0 : 1, fd);
+	}
+	if (rq->reserve && rq->fam4 && rq->fam6)
+		return -EINVAL; /* one reserved neighbour per allocation */
+	for (i = 0; i < 2; i++) {
+		if (!(i == 0 ? rq->fam4 : rq->fam6))
+			continue;
+		rc = icicle_relay_bind(w, i, rq->even, rq->reserve, rq->dont_fragment, &fd,
+		                       rq->reserve ? &next : NULL);
+		if (rc != 0)
+			return rc;
+		rc = relay_open(w, a, i, fd);
+		if (rc == 0 && rq->reserve) {
+			rc = icicle_rsv_add(&w->ic->rsv, a->username, next,
+			                    i == 0 ? AF_INET : AF_INET6, now, &a->rsv_token);
+			a->has_rsv_token = rc == 0;
+		}
+		if (rc != 0) {
+			if (rq->reserve && !a->has_rsv_token)
+				close(next);
+			return rc;
+		}
+	}
+	return 0;
+}
+
 int icicle_alloc_create(struct icicle_worker *w, const struct icicle_client *c, const char *user,
-                        bool fam4, bool fam6, bool even, bool dont_fragment,
-                        struct icicle_alloc **out)
+                        const struct icicle_alloc_req *rq, struct icicle_alloc **out)
 {
 	const struct icicle_config *cfg = w->ic->cfg;
+	struct icicle_user_count *uc = NULL;
 	struct icicle_alloc *a;
 	int rc, i;
 
 	*out = NULL;
-	rc = icicle_quota_alloc_take(&w->ic->quota, user);
+	rc = icicle_quota_alloc_take(&w->ic->quota, user, &uc);
 	if (rc != 0)
 		return rc;
 	a = calloc(1, sizeof(*a));
@@ -395,6 +376,7 @@ int icicle_alloc_create(struct icicle_worker *w, const struct icicle_client *c, 
 		return -ENOMEM;
 	}
 	a->w = w;
+	a->quser = uc;
 	a->client = *c;
 	a->relay[0].fd = a->relay[1].fd = -1;
 	a->username = strdup(user);
@@ -404,13 +386,9 @@ int icicle_alloc_create(struct icicle_worker *w, const struct icicle_client *c, 
 		rc = -ENOMEM;
 		goto fail;
 	}
-	for (i = 0; i < 2; i++) {
-		if (!(i == 0 ? fam4 : fam6))
-			continue;
-		rc = relay_open(w, a, i, even, dont_fragment);
-		if (rc != 0)
-			goto fail;
-	}
+	rc = relays_open(w, a, rq);
+	if (rc != 0)
+		goto fail;
 	icicle_bucket_init(&a->bw_up, cfg->quotas.bandwidth_per_allocation, uv_now(&w->loop));
 	icicle_bucket_init(&a->bw_down, cfg->quotas.bandwidth_per_allocation, uv_now(&w->loop));
 	if (c->tp == ICICLE_UDP) {

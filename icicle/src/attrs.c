@@ -180,32 +180,6 @@ size_t icicle_xaddr_encode(uint8_t *out, size_t cap, uint16_t type, const struct
 	return 8 + alen;
 }
 
-int icicle_stun_check_mi(uint8_t *msg, size_t len, const uint8_t *key, size_t keylen)
-{
-	struct icicle_attr_iter it;
-	struct icicle_attr a;
-	unsigned char mac[CM_SHA1_LEN];
-	uint8_t saved[2];
-	int rc;
-
-	icicle_attr_iter_init(&it, msg, len);
-	while (icicle_attr_next(&it, &a)) {
-		if (a.type != ICICLE_A_MI)
-			continue;
-		if (a.len != CM_SHA1_LEN)
-			return -EBADMSG;
-		/* The length field covers everything up to and including MESSAGE-INTEGRITY. */
-		memcpy(saved, msg + 2, 2);
-		wr16(msg + 2, (uint16_t)(a.off + 4 + CM_SHA1_LEN - ICICLE_STUN_HDR_LEN));
-		rc = cm_crypto_hmac_sha1(key, keylen, msg, a.off, mac);
-		memcpy(msg + 2, saved, 2);
-		if (rc != 0)
-			return -EIO;
-		return cm_crypto_equal(mac, a.val, CM_SHA1_LEN) ? 0 : -EBADMSG;
-	}
-	return -ENOENT;
-}
-
 bool icicle_attr_known_extra(uint16_t type)
 {
 	switch (type) {
@@ -241,6 +215,23 @@ int icicle_attr_extra_parse(const uint8_t *msg, size_t len, struct icicle_attr_e
 			break;
 		case ICICLE_A_MI_SHA256:
 			x->has_mi_sha256 = true;
+			break;
+		case ICICLE_A_PASSWORD_ALG:
+			/* algorithm, parameters length, parameters (none for MD5 and SHA-256) */
+			if (a.len < 4 || rd16(a.val + 2) != a.len - 4)
+				return -EBADMSG;
+			if (!x->has_pwalg) {
+				x->has_pwalg = true;
+				x->pwalg = rd16(a.val);
+				x->pwalg_params = rd16(a.val + 2);
+			}
+			break;
+		case ICICLE_A_PASSWORD_ALGS:
+			if (!x->has_pwalgs) {
+				x->has_pwalgs = true;
+				x->pwalgs = a.val;
+				x->pwalgs_len = a.len;
+			}
 			break;
 		default:
 			break;

@@ -1,5 +1,5 @@
 /* attrs.h - STUN/TURN wire format helpers that need no allocation: header and ChannelData
- * framing, a bounds-checked attribute walker, XOR address coding, MESSAGE-INTEGRITY checks.
+ * framing, a bounds-checked attribute walker, XOR address coding (integrity: integrity.h).
  *
  * This is the one place where icicle parses STUN bytes itself: the relay fast path (Send and
  * Data indications, ChannelData), the TCP framer, and the RFC 8489 / RFC 8656 attributes libre
@@ -108,12 +108,6 @@ int icicle_xaddr_decode(const uint8_t *val, size_t len, const uint8_t *msg,
 size_t icicle_xaddr_encode(uint8_t *out, size_t cap, uint16_t type, const struct sockaddr *sa,
                            const uint8_t *msg);
 
-/* Verify MESSAGE-INTEGRITY (HMAC-SHA1, RFC 8489 section 14.5) with key, in constant time.
- * Attributes after it other than MESSAGE-INTEGRITY-SHA256 and FINGERPRINT are not covered and
- * ignored. The length field of msg is rewritten during the call and restored. 0, -ENOENT (no
- * MESSAGE-INTEGRITY), -EBADMSG (mismatch), -EIO. */
-int icicle_stun_check_mi(uint8_t *msg, size_t len, const uint8_t *key, size_t keylen);
-
 /* The attributes libre does not know that icicle understands: true for those. Used to take them
  * off the list of unknown comprehension-required attributes libre reports. */
 bool icicle_attr_known_extra(uint16_t type);
@@ -124,6 +118,11 @@ struct icicle_attr_extra {
 	uint8_t additional_family;
 	bool has_userhash;
 	bool has_mi_sha256;
+	bool has_pwalg; /* PASSWORD-ALGORITHM */
+	uint16_t pwalg, pwalg_params;
+	bool has_pwalgs;       /* PASSWORD-ALGORITHMS */
+	const uint8_t *pwalgs; /* borrowed: its value in the message */
+	size_t pwalgs_len;
 };
 
 /* Fill x from the raw message (header already checked). 0 or -EBADMSG (malformed extra). */

@@ -260,13 +260,15 @@ void icicle_nonce_make(const struct icicle_auth *a, const struct sockaddr *clien
 	size_t i;
 
 	nonce_mac(a, client, t, mac);
+	memcpy(out, ICICLE_NONCE_COOKIE, ICICLE_NONCE_COOKIE_LEN);
+	out += ICICLE_NONCE_COOKIE_LEN;
 	for (i = 0; i < 8; i++)
 		out[i] = hexd[(t >> (28 - 4 * i)) & 0xf];
 	for (i = 0; i < 16; i++) {
 		out[8 + 2 * i] = hexd[mac[i] >> 4];
 		out[9 + 2 * i] = hexd[mac[i] & 0xf];
 	}
-	out[ICICLE_NONCE_LEN] = '\0';
+	out[ICICLE_NONCE_LEN - ICICLE_NONCE_COOKIE_LEN] = '\0';
 }
 
 static int hexval(char c)
@@ -286,8 +288,10 @@ int icicle_nonce_check(const struct icicle_auth *a, const struct sockaddr *clien
 	size_t i;
 	int h, l;
 
-	if (!nonce || strlen(nonce) != ICICLE_NONCE_LEN)
+	if (!nonce || strlen(nonce) != ICICLE_NONCE_LEN ||
+	    memcmp(nonce, ICICLE_NONCE_COOKIE, ICICLE_NONCE_COOKIE_LEN) != 0)
 		return -EINVAL;
+	nonce += ICICLE_NONCE_COOKIE_LEN;
 	for (i = 0; i < 8; i++) {
 		if ((h = hexval(nonce[i])) < 0)
 			return -EINVAL;
@@ -324,8 +328,31 @@ uint64_t icicle_auth_rest_expiry(const char *username)
 	return v;
 }
 
+int icicle_auth_ltkey(const char *user, const char *realm, const char *pass, size_t passlen,
+                      struct icicle_key *out)
+{
+	char buf[2048];
+	size_t ul = strlen(user), rl = strlen(realm), n;
+	int rc;
+
+	if (ul + rl + passlen + 2 > sizeof(buf))
+		return -EINVAL;
+	rc = icicle_codec_ltkey(user, realm, pass, passlen, out->md5);
+	if (rc != 0)
+		return rc;
+	memcpy(buf, user, ul);
+	buf[ul] = ':';
+	memcpy(buf + ul + 1, realm, rl);
+	buf[ul + 1 + rl] = ':';
+	memcpy(buf + ul + 2 + rl, pass, passlen);
+	n = ul + rl + passlen + 2;
+	rc = cm_crypto_sha256(buf, n, out->sha256) != 0 ? -EIO : 0;
+	memset(buf, 0, sizeof(buf));
+	return rc;
+}
+
 int icicle_auth_keys(const struct icicle_creds *c, const char *username, const char *realm,
-                     uint64_t now, uint8_t keys[][ICICLE_KEY_LEN], size_t maxkeys)
+                     uint64_t now, struct icicle_key *keys, size_t maxkeys)
 {
 	struct icicle_user want, *u;
 	uint64_t expiry;
@@ -348,7 +375,7 @@ int icicle_auth_keys(const struct icicle_creds *c, const char *username, const c
 			cm_buf_reset(&pw);
 			if (cm_crypto_b64_encode(&pw, mac, sizeof(mac), CM_B64_STD) != 0)
 				continue;
-			if (icicle_codec_ltkey(username, realm, pw.data, pw.len, keys[n]) == 0)
+			if (icicle_auth_ltkey(username, realm, pw.data, pw.len, &keys[n]) == 0)
 				n++;
 		}
 		if (pw.data)
@@ -363,7 +390,7 @@ int icicle_auth_keys(const struct icicle_creds *c, const char *username, const c
 	u = bsearch(&want, c->users, c->nusers, sizeof(*c->users), user_cmp);
 	if (!u)
 		return -ENOENT;
-	if (icicle_codec_ltkey(username, realm, u->password, strlen(u->password), keys[0]) != 0)
+	if (icicle_auth_ltkey(username, realm, u->password, strlen(u->password), &keys[0]) != 0)
 		return -ENOENT;
 	return 1;
 }

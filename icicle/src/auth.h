@@ -5,9 +5,9 @@
  * builds a new snapshot and swaps the pointer under a mutex; workers take a reference for the
  * duration of one request, so a swap never waits for them and never frees what they use.
  *
- * The nonce costs the server no memory: it is the issue time followed by an HMAC-SHA256 (under a
- * random per-process key) of that time and the client's transport address, so it is valid only
- * for the address it was given to and only for nonce_lifetime seconds. */
+ * The nonce costs the server no memory: after the nonce cookie, it is the issue time followed by
+ * an HMAC-SHA256 (under a random per-process key) of that time and the client's transport address,
+ * so it is valid only for the address it was given to and only for nonce_lifetime seconds. */
 #ifndef ICICLE_AUTH_H
 #define ICICLE_AUTH_H
 
@@ -17,9 +17,28 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#define ICICLE_NONCE_LEN 40 /* 8 hex digits of time + 32 hex digits of MAC */
-#define ICICLE_KEY_LEN   16
-#define ICICLE_MAX_KEYS  8 /* REST secrets tried for one username */
+/* RFC 8489 9.2: a nonce that starts with the "nonce cookie" announces security features, here
+ * "password algorithms" (bit 0, counted from the right as in the RFC's test vectors: erratum
+ * 6290). Clients that know it may choose SHA-256 keys; others go on with MD5. */
+#define ICICLE_NONCE_COOKIE     "obMatJos2AAAB"
+#define ICICLE_NONCE_COOKIE_LEN 13
+#define ICICLE_NONCE_LEN        (ICICLE_NONCE_COOKIE_LEN + 40) /* + 8 hex time + 32 hex MAC */
+#define ICICLE_MAX_KEYS         8 /* REST secrets tried for one username */
+
+enum icicle_pwalg {
+	ICICLE_PWALG_MD5 = 0x0001, /* RFC 8489 18.5 */
+	ICICLE_PWALG_SHA256 = 0x0002,
+};
+
+/* The long-term key of one credential under each password algorithm (RFC 8489 9.2.2). */
+struct icicle_key {
+	uint8_t md5[16];    /* MD5(username ":" realm ":" password) */
+	uint8_t sha256[32]; /* SHA-256(username ":" realm ":" password) */
+};
+
+/* Both keys of a credential into out. 0, or -EINVAL when the three exceed 2 KiB. */
+int icicle_auth_ltkey(const char *user, const char *realm, const char *pass, size_t passlen,
+                      struct icicle_key *out);
 
 struct icicle_creds;
 
@@ -66,7 +85,7 @@ int icicle_nonce_check(const struct icicle_auth *a, const struct sockaddr *clien
  * "EXPIRY[:USER]" (expiry in Unix seconds), or the static user's key. Returns the number of keys
  * (>= 1) written to keys, -ENOENT (unknown user), -EKEYEXPIRED (REST username expired). */
 int icicle_auth_keys(const struct icicle_creds *c, const char *username, const char *realm,
-                     uint64_t now, uint8_t keys[][ICICLE_KEY_LEN], size_t maxkeys);
+                     uint64_t now, struct icicle_key *keys, size_t maxkeys);
 
 /* The expiry of a REST username, or 0 when it is not one. */
 uint64_t icicle_auth_rest_expiry(const char *username);

@@ -306,6 +306,12 @@ static const struct cm_cfg_field quota_fields[] = {
      .offset = offsetof(struct icicle_quota_config, bandwidth_per_allocation),
      .def = "0",
      .doc = "bytes per second relayed for one allocation, each direction (0 = no limit)"},
+    {.key = "bandwidth_per_user",
+     .type = CM_CFG_SIZE,
+     .offset = offsetof(struct icicle_quota_config, bandwidth_per_user),
+     .def = "0",
+     .doc = "bytes per second relayed for all allocations of one username together, each "
+            "direction, on top of bandwidth_per_allocation (0 = no limit)"},
     {.key = "unauthenticated_rate",
      .type = CM_CFG_INT,
      .offset = offsetof(struct icicle_quota_config, unauthenticated_rate),
@@ -313,7 +319,7 @@ static const struct cm_cfg_field quota_fields[] = {
      .min = 0,
      .max = 1000000,
      .doc = "requests per second answered without authentication per source address (Binding, "
-            "401s), per worker thread; 0 = no limit"},
+            "401s), per worker thread, UDP and TCP/TLS apart; 0 = no limit"},
     {.key = "unauthenticated_burst",
      .type = CM_CFG_INT,
      .offset = offsetof(struct icicle_quota_config, unauthenticated_burst),
@@ -321,6 +327,14 @@ static const struct cm_cfg_field quota_fields[] = {
      .min = 1,
      .max = 1000000,
      .doc = "burst allowed above unauthenticated_rate"},
+    {.key = "connections_per_worker",
+     .type = CM_CFG_INT,
+     .offset = offsetof(struct icicle_quota_config, connections_per_worker),
+     .def = "10000",
+     .min = 0,
+     .max = 1000000,
+     .doc = "TCP and TLS client connections one worker thread holds; connections beyond are "
+            "closed as soon as they are accepted (0 = no limit)"},
 };
 
 static const struct cm_cfg_schema quota_schema = {

@@ -18,6 +18,7 @@
 #include "auth.h"
 #include "filter.h"
 #include "quota.h"
+#include "rsv.h"
 
 struct cm_tls;
 
@@ -53,8 +54,10 @@ struct icicle_quota_config {
 	long long permissions_per_allocation;
 	long long channels_per_allocation;
 	uint64_t bandwidth_per_allocation; /* bytes/s, 0 = unlimited */
+	uint64_t bandwidth_per_user;       /* bytes/s over all of a user's allocations */
 	long long unauthenticated_rate;    /* requests/s per source, 0 = unlimited */
 	long long unauthenticated_burst;
+	long long connections_per_worker; /* TCP/TLS client connections, 0 = unlimited */
 };
 
 struct icicle_lifetime_config {
@@ -90,8 +93,9 @@ struct icicle_metrics {
 	    *auth_fail_stale_nonce, *auth_fail_missing;
 	struct cm_counter *denied_peers;
 	struct cm_counter *quota_user, *quota_total, *quota_permissions, *quota_channels,
-	    *quota_bandwidth;
+	    *quota_bandwidth, *quota_user_bandwidth;
 	struct cm_counter *rate_limited;
+	struct cm_counter *conns_refused;
 	struct cm_counter *requests_binding, *requests_allocate, *requests_refresh,
 	    *requests_createperm, *requests_chanbind, *requests_other;
 	struct cm_counter *malformed;
@@ -111,6 +115,8 @@ struct icicle {
 	bool auth_ready;
 	struct icicle_quota quota;
 	bool quota_ready;
+	struct icicle_rsv rsv; /* EVEN-PORT R=1 reservations, shared by the workers */
+	bool rsv_ready;
 	struct icicle_filter filter;
 	struct icicle_metrics metrics;
 	struct sockaddr_storage ext4, ext6; /* family 0 when not configured */

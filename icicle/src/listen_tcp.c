@@ -1,7 +1,8 @@
 /* listen_tcp.c - STUN/TURN over TCP and TLS (RFC 8656 client transports; relays stay UDP).
  * Each worker has its own listening socket per address (SO_REUSEPORT) and owns the connections
- * it accepts. The byte stream is cut into STUN messages and ChannelData frames (padded to 4
- * bytes) by icicle_frame_len(); TLS runs through cm_tls_conn's memory BIOs in between. */
+ * it accepts, up to quotas.connections_per_worker. The byte stream is cut into STUN messages and
+ * ChannelData frames (padded to 4 bytes) by icicle_frame_len(); TLS runs through cm_tls_conn's
+ * memory BIOs in between. */
 #include "server.h"
 
 #include <errno.h>
@@ -64,6 +65,7 @@ static void conn_close(struct icicle_conn *c)
 	c->closing = true;
 	if (c->alloc)
 		icicle_alloc_destroy(c->alloc);
+	w->nconns--;
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -71,6 +73,11 @@ static void conn_close(struct icicle_conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	uv_close((uv_handle_t *)&c->tcp, conn_closed);
+}
+
+void icicle_conn_abort(struct icicle_conn *c)
+{
+	conn_close(c);
 }
 
 void icicle_conn_close_all(struct icicle_worker *w)
@@ -318,6 +325,7 @@ static void accept_cb(uv_stream_t *server, int status)
 {
 	struct icicle_tcp *t = server->data;
 	struct icicle_worker *w = t->w;
+	size_t cap = (size_t)w->ic->cfg->quotas.connections_per_worker;
 	struct icicle_conn *c;
 	int len;
 
@@ -339,7 +347,20 @@ static void accept_cb(uv_stream_t *server, int status)
 	if (w->conns)
 		w->conns->prev = c;
 	w->conns = c;
+	w->nconns++;
 	if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+		conn_close(c);
+		return;
+	}
+	if (cap && w->nconns > cap) {
+		/* Over the cap: accepted only to be closed at once, with a reset (SO_LINGER 0) so
+		 * that the socket leaves no TIME_WAIT behind on this side. */
+		struct linger lg = {.l_onoff = 1, .l_linger = 0};
+		uv_os_fd_t fd;
+
+		if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
+			(void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+		cm_metrics_inc(w->ic->metrics.conns_refused);
 		conn_close(c);
 		return;
 	}

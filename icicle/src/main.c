@@ -53,10 +53,18 @@ static int icicle_start(struct cm_daemon *d, const void *cfgp, void **state)
 	}
 	ic->auth_ready = true;
 	rc = icicle_quota_init(&ic->quota, (uint64_t)cfg->quotas.allocations_per_user,
-	                       (uint64_t)cfg->quotas.allocations_total);
+	                       (uint64_t)cfg->quotas.allocations_total,
+	                       cfg->quotas.bandwidth_per_user);
 	if (rc != 0)
 		return rc;
 	ic->quota_ready = true;
+	/* Reservations hold ports: no more of them than allocations, and as many per user. */
+	rc = icicle_rsv_init(
+	    &ic->rsv, cfg->quotas.allocations_total ? (size_t)cfg->quotas.allocations_total : 65536,
+	    (uint64_t)cfg->quotas.allocations_per_user);
+	if (rc != 0)
+		return rc;
+	ic->rsv_ready = true;
 	return icicle_workers_start(ic);
 }
 
@@ -95,6 +103,8 @@ static void icicle_free(void *state)
 	if (!ic)
 		return;
 	icicle_workers_free(ic);
+	if (ic->rsv_ready)
+		icicle_rsv_close(&ic->rsv);
 	if (ic->quota_ready)
 		icicle_quota_close(&ic->quota);
 	if (ic->auth_ready)

@@ -50,8 +50,15 @@ int icicle_metrics_init(struct icicle_metrics *mt, struct cm_metrics *m)
 	                         NULL);
 	rc |= cm_metrics_counter(m, &mt->quota_bandwidth, q, qh, "quota",
 	                         "bandwidth_per_allocation", NULL);
+	rc |= cm_metrics_counter(m, &mt->quota_user_bandwidth, q, qh, "quota", "bandwidth_per_user",
+	                         NULL);
 	rc |= cm_metrics_counter(m, &mt->rate_limited, "icicle_rate_limited_total",
-	                         "unauthenticated requests dropped by the per-source rate limit",
+	                         "unauthenticated requests dropped by the per-source rate limit "
+	                         "(TCP/TLS: and their connection closed)",
+	                         NULL);
+	rc |= cm_metrics_counter(m, &mt->conns_refused, "icicle_connections_refused_total",
+	                         "TCP/TLS connections closed on accept: the worker held "
+	                         "quotas.connections_per_worker",
 	                         NULL);
 	rc |= cm_metrics_counter(m, &mt->requests_binding, reqs, reqh, "method", "binding", NULL);
 	rc |= cm_metrics_counter(m, &mt->requests_allocate, reqs, reqh, "method", "allocate", NULL);

@@ -40,8 +40,16 @@ bool icicle_bucket_take(struct icicle_bucket *b, uint64_t rate, uint64_t burst, 
 struct icicle_user_count {
 	struct icicle_user_count *next;
 	uint64_t n;
-	char name[]; /* NUL-terminated */
+	pthread_mutex_t bw_lock;    /* the buckets are used by every worker */
+	struct icicle_bucket bw[2]; /* enum icicle_dir */
+	char name[];                /* NUL-terminated */
 };
+
+static void user_free(struct icicle_user_count *u)
+{
+	pthread_mutex_destroy(&u->bw_lock);
+	free(u);
+}
 
 static size_t str_hash(const char *s)
 {
@@ -52,7 +60,8 @@ static size_t str_hash(const char *s)
 	return h;
 }
 
-int icicle_quota_init(struct icicle_quota *q, uint64_t max_user, uint64_t max_total)
+int icicle_quota_init(struct icicle_quota *q, uint64_t max_user, uint64_t max_total,
+                      uint64_t user_bw)
 {
 	memset(q, 0, sizeof(*q));
 	q->nslots = 1024;
@@ -61,6 +70,7 @@ int icicle_quota_init(struct icicle_quota *q, uint64_t max_user, uint64_t max_to
 		return -ENOMEM;
 	q->max_user = max_user;
 	q->max_total = max_total;
+	q->user_bw = user_bw;
 	pthread_mutex_init(&q->lock, NULL);
 	return 0;
 }
@@ -76,7 +86,7 @@ void icicle_quota_close(struct icicle_quota *q)
 
 		for (; u; u = next) {
 			next = u->next;
-			free(u);
+			user_free(u);
 		}
 	}
 	free(q->slots);
@@ -93,7 +103,7 @@ static struct icicle_user_count **find(struct icicle_quota *q, const char *user)
 	return p;
 }
 
-int icicle_quota_alloc_take(struct icicle_quota *q, const char *user)
+int icicle_quota_alloc_take(struct icicle_quota *q, const char *user, struct icicle_user_count **uc)
 {
 	struct icicle_user_count **p, *u;
 	int rc = 0;
@@ -119,11 +129,17 @@ int icicle_quota_alloc_take(struct icicle_quota *q, const char *user)
 		}
 		u->next = NULL;
 		u->n = 0;
+		pthread_mutex_init(&u->bw_lock, NULL);
+		/* full: the first datagram finds a long idle time behind it */
+		icicle_bucket_init(&u->bw[ICICLE_UP], q->user_bw, 0);
+		icicle_bucket_init(&u->bw[ICICLE_DOWN], q->user_bw, 0);
 		memcpy(u->name, user, len + 1);
 		*p = u;
 	}
 	u->n++;
 	q->total++;
+	if (uc)
+		*uc = u;
 out:
 	pthread_mutex_unlock(&q->lock);
 	return rc;
@@ -141,10 +157,23 @@ void icicle_quota_alloc_release(struct icicle_quota *q, const char *user)
 			q->total--;
 		if (--u->n == 0) {
 			*p = u->next;
-			free(u);
+			user_free(u);
 		}
 	}
 	pthread_mutex_unlock(&q->lock);
+}
+
+bool icicle_quota_user_bw_take(struct icicle_quota *q, struct icicle_user_count *uc,
+                               enum icicle_dir dir, uint64_t bytes, uint64_t now_ms)
+{
+	bool ok;
+
+	if (q->user_bw == 0 || !uc)
+		return true;
+	pthread_mutex_lock(&uc->bw_lock);
+	ok = icicle_bucket_take(&uc->bw[dir], q->user_bw, q->user_bw, bytes, now_ms);
+	pthread_mutex_unlock(&uc->bw_lock);
+	return ok;
 }
 
 uint64_t icicle_quota_user_count(struct icicle_quota *q, const char *user)

@@ -3,8 +3,10 @@
  *
  * Token buckets are plain structs updated by one thread. The allocation counters (per user and
  * in total) are shared by all workers behind one mutex: they change only when an allocation is
- * made or dies, never per packet. The rate limiter is a fixed table per worker, so a flood of
- * spoofed sources costs no memory: sources hashing to the same slot share its budget. */
+ * made or dies, never per packet. The per-user bandwidth buckets are shared too, each behind its
+ * user's own lock, and only consulted when a per-user limit is configured. The rate limiter is a
+ * fixed table per worker, so a flood of spoofed sources costs no memory: sources hashing to the
+ * same slot share its budget. */
 #ifndef ICICLE_QUOTA_H
 #define ICICLE_QUOTA_H
 
@@ -27,6 +29,7 @@ void icicle_bucket_init(struct icicle_bucket *b, uint64_t burst, uint64_t now_ms
 bool icicle_bucket_take(struct icicle_bucket *b, uint64_t rate, uint64_t burst, uint64_t cost,
                         uint64_t now_ms);
 
+/* One user with allocations: their count and the bandwidth buckets all of them share. */
 struct icicle_user_count;
 
 struct icicle_quota {
@@ -36,14 +39,30 @@ struct icicle_quota {
 	uint64_t total;    /* allocations alive */
 	uint64_t max_user; /* 0 = unlimited */
 	uint64_t max_total;
+	uint64_t user_bw; /* bytes/s relayed per user, each direction; 0 = unlimited */
 };
 
-int icicle_quota_init(struct icicle_quota *q, uint64_t max_user, uint64_t max_total);
+/* user_bw: see struct icicle_quota. 0 or -ENOMEM. */
+int icicle_quota_init(struct icicle_quota *q, uint64_t max_user, uint64_t max_total,
+                      uint64_t user_bw);
 void icicle_quota_close(struct icicle_quota *q);
 
 /* Count an allocation for user. 0, -EDQUOT (the user's cap: 486), -EUSERS (the total cap: 508),
- * -ENOMEM. */
-int icicle_quota_alloc_take(struct icicle_quota *q, const char *user);
+ * -ENOMEM. On success *uc (when not NULL) is the user's entry, valid until the matching
+ * icicle_quota_alloc_release(). */
+int icicle_quota_alloc_take(struct icicle_quota *q, const char *user,
+                            struct icicle_user_count **uc);
+
+enum icicle_dir {
+	ICICLE_UP = 0,   /* client to peer */
+	ICICLE_DOWN = 1, /* peer to client */
+};
+
+/* Take bytes from the bandwidth bucket of direction dir that all allocations of uc's user share
+ * (any worker thread: the bucket has its own lock, touched only when a limit is set). true when
+ * the datagram may pass. */
+bool icicle_quota_user_bw_take(struct icicle_quota *q, struct icicle_user_count *uc,
+                               enum icicle_dir dir, uint64_t bytes, uint64_t now_ms);
 /* Undo one icicle_quota_alloc_take() that succeeded. */
 void icicle_quota_alloc_release(struct icicle_quota *q, const char *user);
 uint64_t icicle_quota_user_count(struct icicle_quota *q, const char *user);

@@ -133,6 +133,10 @@ void icicle_tx_flush(struct icicle_worker *w)
 		cm_metrics_add(mt->quota_bandwidth, w->st_bw_dropped);
 		w->st_bw_dropped = 0;
 	}
+	if (w->st_user_bw_dropped) {
+		cm_metrics_add(mt->quota_user_bandwidth, w->st_user_bw_dropped);
+		w->st_user_bw_dropped = 0;
+	}
 }
 
 void icicle_client_send(struct icicle_worker *w, const struct icicle_client *c, const uint8_t *buf,
@@ -179,6 +183,12 @@ static void to_peer(struct icicle_worker *w, struct icicle_alloc *a, const struc
 	                        uv_now(&w->loop))) {
 		w->st_dropped++;
 		w->st_bw_dropped++;
+		return;
+	}
+	if (!icicle_quota_user_bw_take(&w->ic->quota, a->quser, ICICLE_UP, plen,
+	                               uv_now(&w->loop))) {
+		w->st_dropped++;
+		w->st_user_bw_dropped++;
 		return;
 	}
 	t = icicle_tx_get(w);
@@ -379,6 +389,12 @@ void icicle_relay_poll_cb(uv_poll_t *hd, int status, int events)
 			if (!icicle_bucket_take(&a->bw_down, rate, rate, len, now)) {
 				w->st_dropped++;
 				w->st_bw_dropped++;
+				continue;
+			}
+			if (!icicle_quota_user_bw_take(&w->ic->quota, a->quser, ICICLE_DOWN, len,
+			                               now)) {
+				w->st_dropped++;
+				w->st_user_bw_dropped++;
 				continue;
 			}
 			to_client(w, a, peer, rx->buf[i], len);

@@ -72,16 +72,19 @@ struct icicle_alloc {
 	int closing;                       /* relay handles still to close */
 	struct icicle_relay_sock relay[2]; /* [0] IPv4, [1] IPv6 */
 	char *username;                    /* owned */
-	uint8_t key[ICICLE_KEY_LEN];
-	uint64_t rest_expiry;      /* 0: static user */
-	uint8_t tid[12];           /* of the Allocate, to answer its retransmissions */
-	uint32_t lifetime;         /* seconds granted last */
-	uint64_t expires;          /* loop ms */
-	struct icicle_perm *perms; /* owned, quotas.permissions_per_allocation entries */
+	struct icicle_key keys;            /* the credential it was made with, both algorithms */
+	uint64_t rest_expiry;              /* 0: static user */
+	uint8_t tid[12];                   /* of the Allocate, to answer its retransmissions */
+	uint32_t lifetime;                 /* seconds granted last */
+	uint64_t expires;                  /* loop ms */
+	struct icicle_perm *perms;         /* owned, quotas.permissions_per_allocation entries */
 	size_t nperms;
 	struct icicle_chan *chans; /* owned, quotas.channels_per_allocation entries */
 	size_t nchans;
 	struct icicle_bucket bw_up, bw_down;
+	struct icicle_user_count *quser; /* borrowed: the user's count and shared buckets */
+	bool has_rsv_token; /* EVEN-PORT R=1: the neighbour port is reserved under rsv_token */
+	uint64_t rsv_token;
 };
 
 /* One queued outgoing datagram: hdr (inline) followed by an optional borrowed payload that
@@ -127,14 +130,18 @@ struct icicle_worker {
 	size_t tsize, tcount;
 	size_t nallocs; /* all transports */
 	struct icicle_alloc *wheel[ICICLE_WHEEL_SLOTS];
-	uint64_t wheel_sec; /* next second to expire */
-	struct icicle_ratelimit rl;
+	uint64_t wheel_sec;         /* next second to expire */
+	struct icicle_ratelimit rl; /* unauthenticated answers to UDP sources */
+	struct icicle_ratelimit
+	    rl_stream; /* the same to TCP/TLS sources, apart from spoofable UDP */
+	size_t nconns; /* connections in conns */
 	uint32_t rng;
 	struct icicle_tx tx[ICICLE_BATCH];
 	size_t ntx;
 	struct icicle_rx *rx; /* owned */
 	/* relay counters, added to the shared metrics once per batch */
-	uint64_t st_pkts_up, st_bytes_up, st_pkts_down, st_bytes_down, st_dropped, st_bw_dropped;
+	uint64_t st_pkts_up, st_bytes_up, st_pkts_down, st_bytes_down, st_dropped, st_bw_dropped,
+	    st_user_bw_dropped;
 	uint64_t handles; /* open handles, for the stop sequence */
 };
 
@@ -148,12 +155,21 @@ uint64_t icicle_wall_now(void);
 int icicle_table_init(struct icicle_worker *w);
 void icicle_table_close(struct icicle_worker *w);
 struct icicle_alloc *icicle_alloc_find(struct icicle_worker *w, const struct icicle_client *c);
-/* Make an allocation with relay sockets for the families asked (fam4/fam6), even port when
- * even; user's allocation count is taken (quota.h). 0, -EDQUOT (486), -EUSERS (508),
- * -EADDRINUSE (no port left: 508), -EAFNOSUPPORT (family not configured: 440), -ENOMEM. */
+/* What an Allocate asks for. */
+struct icicle_alloc_req {
+	bool fam4, fam6;    /* relay families */
+	bool even;          /* EVEN-PORT: an even relay port */
+	bool reserve;       /* EVEN-PORT with R: also reserve the port above (one family only) */
+	bool dont_fragment; /* DONT-FRAGMENT */
+	bool has_token;     /* RESERVATION-TOKEN: take the reserved socket instead (fam* ignored) */
+	uint64_t token;
+};
+/* Make an allocation with the relay sockets rq asks for; user's allocation count is taken
+ * (quota.h); a reservation's token lands in a->rsv_token. 0, -EDQUOT (486), -EUSERS (508),
+ * -EADDRINUSE (no port left: 508), -ENOENT (unknown or expired token: 508), -EAFNOSUPPORT
+ * (family not configured: 440), -EINVAL, -ENOMEM. */
 int icicle_alloc_create(struct icicle_worker *w, const struct icicle_client *c, const char *user,
-                        bool fam4, bool fam6, bool even, bool dont_fragment,
-                        struct icicle_alloc **out);
+                        const struct icicle_alloc_req *rq, struct icicle_alloc **out);
 void icicle_alloc_set_expiry(struct icicle_alloc *a, uint32_t seconds);
 /* Re-arm the wheel for the earliest of the allocation's, its permissions' and channels' ends. */
 void icicle_alloc_reschedule(struct icicle_alloc *a);
@@ -172,6 +188,15 @@ int icicle_chan_bind(struct icicle_alloc *a, uint16_t num, const struct sockaddr
                      uint64_t now);
 bool icicle_addr_equal(const struct sockaddr *a, const struct sockaddr *b);
 void icicle_alloc_client_gone(struct icicle_worker *w, struct icicle_conn *conn);
+
+/* relay_port.c: relay sockets bound in the configured port range. */
+/* A socket of relay family idx (0 IPv4, 1 IPv6) bound to a free port, even when even; with pair
+ * an even port N and a second socket on N+1 in *fd_next. Sockets are the caller's. 0,
+ * -EADDRINUSE (no free port found), -EAFNOSUPPORT (family not configured), or -errno. */
+int icicle_relay_bind(struct icicle_worker *w, int idx, bool even, bool pair, bool df, int *fd,
+                      int *fd_next);
+/* Set DONT-FRAGMENT behaviour (IPv4 only) on a relay socket when df. */
+void icicle_relay_set_df(int fd, int af, bool df);
 
 /* turn.c: the control path. msg is writable (integrity checks rewrite the length in place). */
 void icicle_turn_handle(struct icicle_worker *w, const struct icicle_client *c, uint8_t *msg,
@@ -200,6 +225,8 @@ int icicle_tcp_open(struct icicle_worker *w, const struct sockaddr *sa, socklen_
                     struct icicle_tcp **out);
 void icicle_tcp_close(struct icicle_tcp *t);
 void icicle_conn_close_all(struct icicle_worker *w);
+/* Close a connection now (its allocation with it); the memory goes in the close callback. */
+void icicle_conn_abort(struct icicle_conn *c);
 /* Close connections idle for 30 s without an allocation (called from the worker's tick). */
 void icicle_conn_sweep(struct icicle_worker *w);
 /* Queue bytes (copied) on a connection; drops them when its queue is over the limit. */

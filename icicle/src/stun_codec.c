@@ -2,6 +2,7 @@
 #include "stun_codec.h"
 
 #include "cm/crypto.h"
+#include "integrity.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -190,7 +191,7 @@ void icicle_codec_release(struct icicle_req *req)
 }
 
 /* CRC-32 (IEEE, as zlib's) for FINGERPRINT: libre's crc32() is zlib's, which the suite does not
- * link. Bitwise: it runs only for the rare responses finish_extra() completes. */
+ * link. Bitwise: it runs only for the responses finish_extra() completes. */
 static uint32_t crc32_ieee(const uint8_t *p, size_t n)
 {
 	uint32_t c = 0xffffffffu;
@@ -211,37 +212,60 @@ static void put16(uint8_t *p, size_t v)
 	p[1] = (uint8_t)v;
 }
 
-/* Append ADDRESS-ERROR-CODE, then MESSAGE-INTEGRITY and FINGERPRINT as asked, to the message
- * out[0..len) that libre encoded without them. Returns the new length or -ENOBUFS / -EIO. */
+/* Append attribute type with value v[0..n) (padded) at out + *len. -ENOBUFS when cap is short. */
+static int put_attr(uint8_t *out, size_t *len, size_t cap, uint16_t type, const uint8_t *v,
+                    size_t n)
+{
+	size_t padded = (n + 3) & ~(size_t)3;
+
+	if (n > 65535 || *len + 4 + padded > cap)
+		return -ENOBUFS;
+	put16(out + *len, type);
+	put16(out + *len + 2, n);
+	memcpy(out + *len + 4, v, n);
+	memset(out + *len + 4 + n, 0, padded - n);
+	*len += 4 + padded;
+	return 0;
+}
+
+/* Append what libre cannot encode (ADDRESS-ERROR-CODE, PASSWORD-ALGORITHMS), then the integrity
+ * attribute and FINGERPRINT as asked, to the message out[0..len) that libre encoded without
+ * them. Returns the new length or -ENOBUFS / -EIO. */
 static ssize_t finish_extra(const struct icicle_resp *r, uint8_t *out, size_t len, size_t cap)
 {
-	const char *reason = r->addr_err_reason ? r->addr_err_reason : "";
-	size_t rl = strlen(reason), alen = 4 + rl, need;
+	uint8_t aec[4 + 127];
+	ssize_t n;
 	uint32_t crc;
 
-	need = len + 4 + ((alen + 3) & ~(size_t)3) + (r->key ? 24 : 0) + (r->fingerprint ? 8 : 0);
-	if (rl > 127 || need > cap)
-		return -ENOBUFS;
-	put16(out + len, ICICLE_A_ADDRESS_ERROR);
-	put16(out + len + 2, alen);
-	out[len + 4] = r->addr_err_family;
-	out[len + 5] = 0;
-	out[len + 6] = (uint8_t)(r->addr_err_code / 100);
-	out[len + 7] = (uint8_t)(r->addr_err_code % 100);
-	memcpy(out + len + 8, reason, rl);
-	len += 4 + alen;
-	while (len & 3)
-		out[len++] = 0;
-	if (r->key) {
-		put16(out + 2, len + 24 - ICICLE_STUN_HDR_LEN);
-		if (cm_crypto_hmac_sha1(r->key, r->keylen, out, len, out + len + 4) != 0)
-			return -EIO;
-		put16(out + len, ICICLE_A_MI);
-		put16(out + len + 2, 20);
-		len += 24;
+	if (r->addr_err_family) {
+		const char *reason = r->addr_err_reason ? r->addr_err_reason : "";
+		size_t rl = strlen(reason);
+
+		if (rl > 127)
+			return -ENOBUFS;
+		aec[0] = r->addr_err_family;
+		aec[1] = 0;
+		aec[2] = (uint8_t)(r->addr_err_code / 100);
+		aec[3] = (uint8_t)(r->addr_err_code % 100);
+		memcpy(aec + 4, reason, rl);
+		if (put_attr(out, &len, cap, ICICLE_A_ADDRESS_ERROR, aec, 4 + rl) != 0)
+			return -ENOBUFS;
 	}
+	if (r->pwalgs &&
+	    put_attr(out, &len, cap, ICICLE_A_PASSWORD_ALGS, r->pwalgs, r->pwalgs_len) != 0)
+		return -ENOBUFS;
 	put16(out + 2, len - ICICLE_STUN_HDR_LEN);
+	if (r->key) {
+		n = icicle_mi_append(out, len, cap,
+		                     r->mi_sha256 ? ICICLE_MI_SHA256 : ICICLE_MI_SHA1, r->key,
+		                     r->keylen);
+		if (n < 0)
+			return n;
+		len = (size_t)n;
+	}
 	if (r->fingerprint) {
+		if (len + 8 > cap)
+			return -ENOBUFS;
 		put16(out + 2, len + 8 - ICICLE_STUN_HDR_LEN);
 		crc = crc32_ieee(out, len) ^ 0x5354554eu;
 		put16(out + len, ICICLE_A_FINGERPRINT);
@@ -285,7 +309,7 @@ ssize_t icicle_codec_encode(const struct icicle_resp *r, uint8_t *out, size_t ca
 		return -ENOMEM;
 	/* With an attribute libre does not know, integrity and fingerprint are added here after it
 	 * (finish_extra()); otherwise libre does everything. */
-	own_tail = r->addr_err_family != 0;
+	own_tail = r->addr_err_family != 0 || r->pwalgs || (r->key && r->mi_sha256);
 	err = stun_msg_encode(
 	    mb, r->method, (uint8_t)r->cls, r->tid, r->cls == ICICLE_C_ERROR ? &ec : NULL,
 	    own_tail ? NULL : r->key, r->keylen, own_tail ? false : r->fingerprint, 0x00, 10u,

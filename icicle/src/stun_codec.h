@@ -83,8 +83,12 @@ struct icicle_resp {
 	uint8_t addr_err_family;
 	uint16_t addr_err_code;
 	const char *addr_err_reason;
+	/* PASSWORD-ALGORITHMS value (RFC 8489 14.11), appended by the codec; NULL for none. */
+	const uint8_t *pwalgs;
+	size_t pwalgs_len;
 	const uint8_t *key; /* MESSAGE-INTEGRITY with this long-term key */
 	size_t keylen;
+	bool mi_sha256; /* MESSAGE-INTEGRITY-SHA256 instead (the client used it) */
 	bool fingerprint;
 };
 

@@ -28,6 +28,8 @@ static void tick_cb(uv_timer_t *t)
 	struct icicle_worker *w = t->data;
 
 	icicle_alloc_tick(w);
+	if (w->idx == 0 && w->ic->rsv_ready)
+		(void)icicle_rsv_expire(&w->ic->rsv, uv_now(&w->loop));
 	if (uv_now(&w->loop) / 1000 % 5 == 0)
 		icicle_conn_sweep(w);
 }
@@ -133,6 +135,10 @@ static int worker_init(struct icicle *ic, struct icicle_worker *w, unsigned idx)
 	                           (uint64_t)cfg->quotas.unauthenticated_burst);
 	if (rc != 0)
 		return rc;
+	rc = icicle_ratelimit_init(&w->rl_stream, (uint64_t)cfg->quotas.unauthenticated_rate,
+	                           (uint64_t)cfg->quotas.unauthenticated_burst);
+	if (rc != 0)
+		return rc;
 	uv_timer_init(&w->loop, &w->tick);
 	w->tick.data = w;
 	w->handles++;
@@ -222,6 +228,7 @@ void icicle_workers_free(struct icicle *ic)
 				CM_LOGW("icicle", "worker %u: handles left open", w->idx);
 		}
 		icicle_ratelimit_close(&w->rl);
+		icicle_ratelimit_close(&w->rl_stream);
 		icicle_table_close(w);
 		free(w->udp);
 		free(w->tcp);

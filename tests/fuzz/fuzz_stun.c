@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "icicle/src/attrs.h"
+#include "icicle/src/integrity.h"
 #include "icicle/src/frame.h"
 #include "icicle/src/stun_codec.h"
 
@@ -41,7 +42,9 @@ static void datagram(const uint8_t *data, size_t size)
 		if (a.type == ICICLE_A_XOR_PEER || a.type == ICICLE_A_XOR_MAPPED)
 			(void)icicle_xaddr_decode(a.val, a.len, copy, &ss);
 	}
-	(void)icicle_stun_check_mi(copy, size, (const uint8_t *)"0123456789abcdef", 16);
+	(void)icicle_mi_check(copy, size, ICICLE_MI_SHA1, (const uint8_t *)"0123456789abcdef", 16);
+	(void)icicle_mi_check(copy, size, ICICLE_MI_SHA256, (const uint8_t *)"0123456789abcdef",
+	                      16);
 	if (memcmp(copy, data, size) != 0)
 		abort();
 	if (icicle_codec_decode(&req, copy, size) == 0) {

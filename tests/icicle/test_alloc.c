@@ -37,7 +37,8 @@ static int setup(void **state)
 	f->cfg.quotas.permissions_per_allocation = 2;
 	f->cfg.quotas.channels_per_allocation = 2;
 	f->ic.cfg = &f->cfg;
-	assert_int_equal(icicle_quota_init(&f->ic.quota, 1, 0), 0);
+	assert_int_equal(icicle_quota_init(&f->ic.quota, 1, 0, 0), 0);
+	assert_int_equal(icicle_rsv_init(&f->ic.rsv, 2, 0), 0);
 	f->w = calloc(1, sizeof(*f->w));
 	assert_non_null(f->w);
 	f->w->ic = &f->ic;
@@ -73,6 +74,7 @@ static int teardown(void **state)
 	icicle_table_close(f->w);
 	assert_int_equal(f->ic.quota.total, 0);
 	icicle_quota_close(&f->ic.quota);
+	icicle_rsv_close(&f->ic.rsv);
 	free(f->w);
 	free(f);
 	return 0;
@@ -94,7 +96,9 @@ static void test_create_find_destroy(void **state)
 	const struct sockaddr_in *adv;
 
 	assert_null(icicle_alloc_find(f->w, &f->c));
-	assert_int_equal(icicle_alloc_create(f->w, &f->c, "alice", true, false, true, false, &a),
+	assert_int_equal(icicle_alloc_create(f->w, &f->c, "alice",
+	                                     &(struct icicle_alloc_req){.fam4 = true, .even = true},
+	                                     &a),
 	                 0);
 	icicle_alloc_set_expiry(a, 600);
 	assert_ptr_equal(icicle_alloc_find(f->w, &f->c), a);
@@ -106,12 +110,14 @@ static void test_create_find_destroy(void **state)
 	assert_int_equal(ntohs(adv->sin_port) % 2, 0); /* EVEN-PORT */
 	/* the per-user cap (1) */
 	((struct sockaddr_in *)&other.addr)->sin_port = htons(5001);
-	assert_int_equal(icicle_alloc_create(f->w, &other, "alice", true, false, false, false, &b),
+	assert_int_equal(icicle_alloc_create(f->w, &other, "alice",
+	                                     &(struct icicle_alloc_req){.fam4 = true}, &b),
 	                 -EDQUOT);
 	assert_null(icicle_alloc_find(f->w, &other));
 	/* no IPv6 relays configured */
-	assert_int_equal(icicle_alloc_create(f->w, &other, "bob", false, true, false, false, &b),
-	                 -EAFNOSUPPORT);
+	assert_int_equal(
+	    icicle_alloc_create(f->w, &other, "bob", &(struct icicle_alloc_req){.fam6 = true}, &b),
+	    -EAFNOSUPPORT);
 	icicle_alloc_destroy(a);
 	assert_null(icicle_alloc_find(f->w, &f->c));
 	assert_int_equal(f->w->nallocs, 0);
@@ -131,8 +137,9 @@ static void test_permissions(void **state)
 	icicle_ip16((struct sockaddr *)&p1, ip1);
 	icicle_ip16((struct sockaddr *)&p2, ip2);
 	icicle_ip16((struct sockaddr *)&p3, ip3);
-	assert_int_equal(icicle_alloc_create(f->w, &f->c, "alice", true, false, false, false, &a),
-	                 0);
+	assert_int_equal(
+	    icicle_alloc_create(f->w, &f->c, "alice", &(struct icicle_alloc_req){.fam4 = true}, &a),
+	    0);
 	icicle_alloc_set_expiry(a, 600);
 	assert_null(icicle_perm_find(a, ip1, now));
 	assert_int_equal(icicle_perm_add(a, ip1, now), 0);
@@ -157,8 +164,9 @@ static void test_channels(void **state)
 	peer(&p1, "198.51.99.1", 1000);
 	peer(&p2, "198.51.99.1", 1001); /* same address, other port: another peer */
 	peer(&p3, "198.51.99.3", 1000);
-	assert_int_equal(icicle_alloc_create(f->w, &f->c, "alice", true, false, false, false, &a),
-	                 0);
+	assert_int_equal(
+	    icicle_alloc_create(f->w, &f->c, "alice", &(struct icicle_alloc_req){.fam4 = true}, &a),
+	    0);
 	icicle_alloc_set_expiry(a, 600);
 	assert_int_equal(icicle_chan_bind(a, 0x4000, (struct sockaddr *)&p1, now), 0);
 	assert_int_equal(icicle_chan_bind(a, 0x4000, (struct sockaddr *)&p1, now + 10), 0);
@@ -182,8 +190,9 @@ static void test_wheel_expiry(void **state)
 	struct fixture *f = *state;
 	struct icicle_alloc *a = NULL;
 
-	assert_int_equal(icicle_alloc_create(f->w, &f->c, "alice", true, false, false, false, &a),
-	                 0);
+	assert_int_equal(
+	    icicle_alloc_create(f->w, &f->c, "alice", &(struct icicle_alloc_req){.fam4 = true}, &a),
+	    0);
 	icicle_alloc_set_expiry(a, 600);
 	icicle_alloc_tick(f->w);
 	assert_ptr_equal(icicle_alloc_find(f->w, &f->c), a); /* not yet */
@@ -210,8 +219,10 @@ static void test_many_allocations_grow_table(void **state)
 	for (i = 0; i < 300; i++) {
 		((struct sockaddr_in *)&c.addr)->sin_port = htons((uint16_t)(10000 + i));
 		snprintf(user, sizeof(user), "u%zu", i);
-		assert_int_equal(
-		    icicle_alloc_create(f->w, &c, user, true, false, false, false, &v[i]), 0);
+		assert_int_equal(icicle_alloc_create(f->w, &c, user,
+		                                     &(struct icicle_alloc_req){.fam4 = true},
+		                                     &v[i]),
+		                 0);
 		icicle_alloc_set_expiry(v[i], 60 + (uint32_t)i);
 	}
 	for (i = 0; i < 300; i++) {
@@ -223,6 +234,72 @@ static void test_many_allocations_grow_table(void **state)
 	assert_int_equal(f->w->nallocs, 0);
 }
 
+static uint16_t relay_port(const struct icicle_alloc *a, int idx)
+{
+	return ntohs(((const struct sockaddr_in *)&a->relay[idx].adv)->sin_port);
+}
+
+/* EVEN-PORT with R: an even port, the next one held under a token another client redeems. */
+static void test_reservation(void **state)
+{
+	struct fixture *f = *state;
+	struct icicle_alloc *a = NULL, *b = NULL, *c = NULL;
+	struct icicle_client other = f->c, third = f->c;
+	uint64_t token;
+
+	((struct sockaddr_in *)&other.addr)->sin_port = htons(5001);
+	((struct sockaddr_in *)&third.addr)->sin_port = htons(5002);
+	assert_int_equal(
+	    icicle_alloc_create(f->w, &f->c, "alice",
+	                        &(struct icicle_alloc_req){.fam4 = true, .reserve = true}, &a),
+	    0);
+	icicle_alloc_set_expiry(a, 600);
+	assert_true(a->has_rsv_token);
+	assert_int_equal(relay_port(a, 0) % 2, 0);
+	assert_int_equal(f->ic.rsv.n, 1);
+	token = a->rsv_token;
+	/* a token that was never issued */
+	assert_int_equal(icicle_alloc_create(
+	                     f->w, &other, "bob",
+	                     &(struct icicle_alloc_req){.has_token = true, .token = token ^ 1}, &b),
+	                 -ENOENT);
+	assert_int_equal(icicle_quota_user_count(&f->ic.quota, "bob"), 0);
+	/* the right one gives the port above, once */
+	assert_int_equal(
+	    icicle_alloc_create(f->w, &other, "bob",
+	                        &(struct icicle_alloc_req){.has_token = true, .token = token}, &b),
+	    0);
+	icicle_alloc_set_expiry(b, 600);
+	assert_false(b->has_rsv_token);
+	assert_int_equal(relay_port(b, 0), relay_port(a, 0) + 1);
+	assert_int_equal(f->ic.rsv.n, 0);
+	assert_int_equal(
+	    icicle_alloc_create(f->w, &third, "carol",
+	                        &(struct icicle_alloc_req){.has_token = true, .token = token}, &c),
+	    -ENOENT);
+	/* one reserved neighbour per allocation: not with both families */
+	assert_int_equal(
+	    icicle_alloc_create(
+	        f->w, &third, "carol",
+	        &(struct icicle_alloc_req){.fam4 = true, .fam6 = true, .reserve = true}, &c),
+	    -EINVAL);
+	icicle_alloc_destroy(a);
+	icicle_alloc_destroy(b);
+	/* a reservation whose allocation is gone expires on its own after 30 s */
+	assert_int_equal(
+	    icicle_alloc_create(f->w, &f->c, "alice",
+	                        &(struct icicle_alloc_req){.fam4 = true, .reserve = true}, &a),
+	    0);
+	token = a->rsv_token;
+	icicle_alloc_destroy(a);
+	assert_int_equal(icicle_rsv_expire(&f->ic.rsv, uv_now(&f->w->loop) + ICICLE_RSV_MS - 1), 0);
+	assert_int_equal(icicle_rsv_expire(&f->ic.rsv, uv_now(&f->w->loop) + ICICLE_RSV_MS), 1);
+	assert_int_equal(
+	    icicle_alloc_create(f->w, &other, "bob",
+	                        &(struct icicle_alloc_req){.has_token = true, .token = token}, &b),
+	    -ENOENT);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -231,6 +308,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_channels, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_wheel_expiry, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_many_allocations_grow_table, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_reservation, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

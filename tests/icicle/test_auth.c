@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -44,7 +45,8 @@ static struct icicle_creds *creds(const char *secrets, const char *users)
 static void test_rest_valid_expired_wrong(void **state)
 {
 	struct icicle_creds *c = creds("# current\ns3cret\n", NULL);
-	uint8_t keys[ICICLE_MAX_KEYS][16], want[16];
+	struct icicle_key keys[ICICLE_MAX_KEYS];
+	uint8_t want[16];
 	int n;
 
 	(void)state;
@@ -52,10 +54,10 @@ static void test_rest_valid_expired_wrong(void **state)
 	rest_key("s3cret", "1700000100:alice", "example.org", want);
 	n = icicle_auth_keys(c, "1700000100:alice", "example.org", NOW, keys, ICICLE_MAX_KEYS);
 	assert_int_equal(n, 1);
-	assert_memory_equal(keys[0], want, 16);
+	assert_memory_equal(keys[0].md5, want, 16);
 	/* the key of another secret differs: MESSAGE-INTEGRITY would not match */
 	rest_key("other", "1700000100:alice", "example.org", want);
-	assert_memory_not_equal(keys[0], want, 16);
+	assert_memory_not_equal(keys[0].md5, want, 16);
 	/* expired */
 	assert_int_equal(icicle_auth_keys(c, "1699999999:alice", "example.org", NOW, keys, 8),
 	                 -EKEYEXPIRED);
@@ -67,10 +69,30 @@ static void test_rest_valid_expired_wrong(void **state)
 	icicle_creds_unref(c);
 }
 
+/* RFC 8489 B.1's credentials (after OpaqueString): both keys of one credential. */
+static void test_ltkey_md5_sha256(void **state)
+{
+	static const char user[] = "\xe3\x83\x9e\xe3\x83\x88\xe3\x83\xaa\xe3\x83\x83"
+	                           "\xe3\x82\xaf\xe3\x82\xb9";
+	struct icicle_key k;
+	unsigned char want[CM_SHA256_LEN];
+	char buf[128];
+	int n;
+
+	(void)state;
+	assert_int_equal(icicle_auth_ltkey(user, "example.org", "TheMatrIX", 9, &k), 0);
+	n = snprintf(buf, sizeof(buf), "%s:example.org:TheMatrIX", user);
+	assert_int_equal(cm_crypto_sha256(buf, (size_t)n, want), 0);
+	assert_memory_equal(k.sha256, want, sizeof(want));
+	assert_int_equal(icicle_codec_ltkey(user, "example.org", "TheMatrIX", 9, want), 0);
+	assert_memory_equal(k.md5, want, 16);
+}
+
 static void test_rest_rotation(void **state)
 {
 	struct icicle_creds *c = creds("new-secret\r\n\n  old-secret  \n", NULL);
-	uint8_t keys[ICICLE_MAX_KEYS][16], k_new[16], k_old[16];
+	struct icicle_key keys[ICICLE_MAX_KEYS];
+	uint8_t k_new[16], k_old[16];
 	int n;
 
 	(void)state;
@@ -79,15 +101,16 @@ static void test_rest_rotation(void **state)
 	rest_key("old-secret", "1700000100:bob", "r", k_old);
 	n = icicle_auth_keys(c, "1700000100:bob", "r", NOW, keys, ICICLE_MAX_KEYS);
 	assert_int_equal(n, 2);
-	assert_memory_equal(keys[0], k_new, 16);
-	assert_memory_equal(keys[1], k_old, 16);
+	assert_memory_equal(keys[0].md5, k_new, 16);
+	assert_memory_equal(keys[1].md5, k_old, 16);
 	icicle_creds_unref(c);
 }
 
 static void test_static_users(void **state)
 {
 	struct icicle_creds *c = creds(NULL, "# users\nzed:z\nalice:wonder:land\n\nbob:builder\n");
-	uint8_t keys[ICICLE_MAX_KEYS][16], want[16];
+	struct icicle_key keys[ICICLE_MAX_KEYS];
+	uint8_t want[16];
 	struct icicle_creds *bad = NULL;
 	size_t line = 0;
 
@@ -95,7 +118,7 @@ static void test_static_users(void **state)
 	assert_int_equal(icicle_creds_nusers(c), 3);
 	assert_int_equal(icicle_auth_keys(c, "alice", "realm", NOW, keys, 8), 1);
 	assert_int_equal(icicle_codec_ltkey("alice", "realm", "wonder:land", 11, want), 0);
-	assert_memory_equal(keys[0], want, 16);
+	assert_memory_equal(keys[0].md5, want, 16);
 	assert_int_equal(icicle_auth_keys(c, "bob", "realm", NOW, keys, 8), 1);
 	assert_int_equal(icicle_auth_keys(c, "carol", "realm", NOW, keys, 8), -ENOENT);
 	/* no secrets: a REST-looking name is looked up as a static user */
@@ -122,6 +145,11 @@ static void test_nonce(void **state)
 	assert_int_equal(icicle_auth_init(&a, "realm", 600, NULL), 0);
 	icicle_nonce_make(&a, (struct sockaddr *)&c1, NOW, n);
 	assert_int_equal(strlen(n), ICICLE_NONCE_LEN);
+	/* RFC 8489 9.2: the nonce cookie, security features "password algorithms" (bit 0) */
+	assert_memory_equal(n, "obMatJos2AAAB", 13);
+	n[12] = 'A';
+	assert_int_equal(icicle_nonce_check(&a, (struct sockaddr *)&c1, n, NOW), -EINVAL);
+	n[12] = 'B';
 	assert_int_equal(icicle_nonce_check(&a, (struct sockaddr *)&c1, n, NOW), 0);
 	assert_int_equal(icicle_nonce_check(&a, (struct sockaddr *)&c1, n, NOW + 599), 0);
 	/* stale after its lifetime */
@@ -132,10 +160,10 @@ static void test_nonce(void **state)
 	c2.sin_port = htons(5001);
 	assert_int_equal(icicle_nonce_check(&a, (struct sockaddr *)&c2, n, NOW), -EINVAL);
 	/* tampering with the time or the MAC */
-	n[7] = n[7] == '0' ? '1' : '0';
+	n[ICICLE_NONCE_COOKIE_LEN + 7] = n[ICICLE_NONCE_COOKIE_LEN + 7] == '0' ? '1' : '0';
 	assert_int_equal(icicle_nonce_check(&a, (struct sockaddr *)&c1, n, NOW), -EINVAL);
 	icicle_nonce_make(&a, (struct sockaddr *)&c1, NOW, n);
-	n[39] = n[39] == 'a' ? 'b' : 'a';
+	n[ICICLE_NONCE_LEN - 1] = n[ICICLE_NONCE_LEN - 1] == 'a' ? 'b' : 'a';
 	assert_int_equal(icicle_nonce_check(&a, (struct sockaddr *)&c1, n, NOW), -EINVAL);
 	assert_int_equal(icicle_nonce_check(&a, (struct sockaddr *)&c1, "short", NOW), -EINVAL);
 	assert_int_equal(icicle_nonce_check(&a, (struct sockaddr *)&c1, NULL, NOW), -EINVAL);
@@ -153,7 +181,7 @@ static void test_swap_keeps_old_snapshot_alive(void **state)
 {
 	struct icicle_auth a;
 	struct icicle_creds *old, *cur;
-	uint8_t keys[ICICLE_MAX_KEYS][16];
+	struct icicle_key keys[ICICLE_MAX_KEYS];
 
 	(void)state;
 	assert_int_equal(icicle_auth_init(&a, "r", 600, creds("one\n", NULL)), 0);
@@ -200,6 +228,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_rest_valid_expired_wrong),
+	    cmocka_unit_test(test_ltkey_md5_sha256),
 	    cmocka_unit_test(test_rest_rotation),
 	    cmocka_unit_test(test_static_users),
 	    cmocka_unit_test(test_nonce),

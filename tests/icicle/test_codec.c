@@ -10,7 +10,9 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "cm/crypto.h"
 #include "icicle/src/attrs.h"
+#include "icicle/src/integrity.h"
 #include "icicle/src/stun_codec.h"
 
 /* RFC 5769 2.1: sample request, short-term credentials, with FINGERPRINT. */
@@ -68,9 +70,11 @@ static void test_rfc5769_request_short_term(void **state)
 	assert_true(req.has_mi);
 	assert_string_equal(req.username, "evtj:h6vY");
 	assert_int_equal(req.nunknown, 0); /* PRIORITY/ICE-CONTROLLED are known or optional */
-	assert_int_equal(
-	    icicle_stun_check_mi(m, sizeof(m), (const uint8_t *)short_pw, strlen(short_pw)), 0);
-	assert_int_equal(icicle_stun_check_mi(m, sizeof(m), (const uint8_t *)"wrong", 5), -EBADMSG);
+	assert_int_equal(icicle_mi_check(m, sizeof(m), ICICLE_MI_SHA1, (const uint8_t *)short_pw,
+	                                 strlen(short_pw)),
+	                 0);
+	assert_int_equal(icicle_mi_check(m, sizeof(m), ICICLE_MI_SHA1, (const uint8_t *)"wrong", 5),
+	                 -EBADMSG);
 	/* the check restores the length field it rewrites */
 	assert_memory_equal(m, req_2_1, sizeof(m));
 	icicle_codec_release(&req);
@@ -132,10 +136,12 @@ static void test_rfc5769_responses(void **state)
 	assert_int_equal(icicle_stun_check_header(m6, sizeof(m6)), 0);
 	check_mapped(m4, sizeof(m4), AF_INET, "192.0.2.1");
 	check_mapped(m6, sizeof(m6), AF_INET6, "2001:db8:1234:5678:11:2233:4455:6677");
-	assert_int_equal(
-	    icicle_stun_check_mi(m4, sizeof(m4), (const uint8_t *)short_pw, strlen(short_pw)), 0);
-	assert_int_equal(
-	    icicle_stun_check_mi(m6, sizeof(m6), (const uint8_t *)short_pw, strlen(short_pw)), 0);
+	assert_int_equal(icicle_mi_check(m4, sizeof(m4), ICICLE_MI_SHA1, (const uint8_t *)short_pw,
+	                                 strlen(short_pw)),
+	                 0);
+	assert_int_equal(icicle_mi_check(m6, sizeof(m6), ICICLE_MI_SHA1, (const uint8_t *)short_pw,
+	                                 strlen(short_pw)),
+	                 0);
 	/* libre decodes both, fingerprints included */
 	assert_int_equal(icicle_codec_decode(&r, m4, sizeof(m4)), 0);
 	assert_int_equal(r.cls, ICICLE_C_SUCCESS);
@@ -162,9 +168,9 @@ static void test_rfc5769_long_term(void **state)
 	assert_false(req.fingerprint);
 	/* password "The<U+00AD>M<U+00AA>tr<U+2168>" after SASLprep */
 	assert_int_equal(icicle_codec_ltkey(req.username, req.realm, "TheMatrIX", 9, key), 0);
-	assert_int_equal(icicle_stun_check_mi(m, sizeof(m), key, sizeof(key)), 0);
+	assert_int_equal(icicle_mi_check(m, sizeof(m), ICICLE_MI_SHA1, key, sizeof(key)), 0);
 	key[0] ^= 1;
-	assert_int_equal(icicle_stun_check_mi(m, sizeof(m), key, sizeof(key)), -EBADMSG);
+	assert_int_equal(icicle_mi_check(m, sizeof(m), ICICLE_MI_SHA1, key, sizeof(key)), -EBADMSG);
 	icicle_codec_release(&req);
 }
 
@@ -195,7 +201,7 @@ static void test_encode_roundtrip(void **state)
 	n = icicle_codec_encode(&r, out, sizeof(out));
 	assert_true(n > 0);
 	assert_int_equal(icicle_stun_check_header(out, (size_t)n), 0);
-	assert_int_equal(icicle_stun_check_mi(out, (size_t)n, key, sizeof(key)), 0);
+	assert_int_equal(icicle_mi_check(out, (size_t)n, ICICLE_MI_SHA1, key, sizeof(key)), 0);
 	assert_int_equal(icicle_codec_decode(&d, out, (size_t)n), 0);
 	assert_int_equal(d.method, ICICLE_M_ALLOCATE);
 	assert_int_equal(d.cls, ICICLE_C_SUCCESS);
@@ -206,6 +212,136 @@ static void test_encode_roundtrip(void **state)
 	icicle_codec_release(&d);
 	/* too small a buffer is refused, not overrun */
 	assert_int_equal(icicle_codec_encode(&r, out, 40), -ENOBUFS);
+}
+
+/* RFC 8489 B.1 (MESSAGE-INTEGRITY-SHA256, USERHASH, SHA-256 key) with its header length fixed to
+ * 136: the RFC's copy says 0x9c and its HMAC was computed over that wrong length. MAC recomputed
+ * independently (Python's hmac) over the corrected message. */
+static const uint8_t req_b1[] = {
+    0x00, 0x01, 0x00, 0x88, 0x21, 0x12, 0xa4, 0x42, 0x78, 0xad, 0x34, 0x33, 0xc6, 0xad, 0x72, 0xc0,
+    0x29, 0xda, 0x41, 0x2e, 0x00, 0x1e, 0x00, 0x20, 0x4a, 0x3c, 0xf3, 0x8f, 0xef, 0x69, 0x92, 0xbd,
+    0xa9, 0x52, 0xc6, 0x78, 0x04, 0x17, 0xda, 0x0f, 0x24, 0x81, 0x94, 0x15, 0x56, 0x9e, 0x60, 0xb2,
+    0x05, 0xc4, 0x6e, 0x41, 0x40, 0x7f, 0x17, 0x04, 0x00, 0x15, 0x00, 0x29, 0x6f, 0x62, 0x4d, 0x61,
+    0x74, 0x4a, 0x6f, 0x73, 0x32, 0x41, 0x41, 0x41, 0x43, 0x66, 0x2f, 0x2f, 0x34, 0x39, 0x39, 0x6b,
+    0x39, 0x35, 0x34, 0x64, 0x36, 0x4f, 0x4c, 0x33, 0x34, 0x6f, 0x4c, 0x39, 0x46, 0x53, 0x54, 0x76,
+    0x79, 0x36, 0x34, 0x73, 0x41, 0x00, 0x00, 0x00, 0x00, 0x14, 0x00, 0x0b, 0x65, 0x78, 0x61, 0x6d,
+    0x70, 0x6c, 0x65, 0x2e, 0x6f, 0x72, 0x67, 0x00, 0x00, 0x1c, 0x00, 0x20, 0x23, 0x41, 0x12, 0xfb,
+    0xd4, 0xe2, 0x7f, 0x98, 0x3e, 0xb4, 0x03, 0x28, 0x36, 0xf9, 0x98, 0x21, 0x6f, 0x5b, 0x23, 0xf8,
+    0xd9, 0x27, 0x75, 0x3f, 0xbc, 0x4f, 0x88, 0x2b, 0xfb, 0xdf, 0x0d, 0xec};
+
+static void test_mi_sha256(void **state)
+{
+	static const char cred[] = "\xe3\x83\x9e\xe3\x83\x88\xe3\x83\xaa\xe3\x83\x83\xe3\x82\xaf"
+	                           "\xe3\x82\xb9:example.org:TheMatrIX";
+	uint8_t m[sizeof(req_b1)], key[32];
+	struct icicle_req req;
+
+	(void)state;
+	assert_int_equal(cm_crypto_sha256(cred, strlen(cred), key), 0);
+	memcpy(m, req_b1, sizeof(m));
+	assert_int_equal(icicle_stun_check_header(m, sizeof(m)), 0);
+	assert_int_equal(icicle_mi_check(m, sizeof(m), ICICLE_MI_SHA256, key, sizeof(key)), 0);
+	assert_memory_equal(m, req_b1, sizeof(m)); /* the length field is restored */
+	assert_int_equal(icicle_mi_check(m, sizeof(m), ICICLE_MI_SHA1, key, sizeof(key)), -ENOENT);
+	key[31] ^= 1;
+	assert_int_equal(icicle_mi_check(m, sizeof(m), ICICLE_MI_SHA256, key, sizeof(key)),
+	                 -EBADMSG);
+	/* libre reports the attributes it does not know; icicle takes them off the list */
+	assert_int_equal(icicle_codec_decode(&req, m, sizeof(m)), 0);
+	assert_int_equal(req.nunknown, 0);
+	assert_true(req.extra.has_mi_sha256);
+	assert_true(req.extra.has_userhash);
+	assert_false(req.has_mi);
+	icicle_codec_release(&req);
+}
+
+/* A 401 with PASSWORD-ALGORITHMS, and a success signed with MESSAGE-INTEGRITY-SHA256. */
+static void test_encode_sha256_and_pwalgs(void **state)
+{
+	static const uint8_t tid[12] = {3, 1, 4, 1, 5, 9, 2, 6};
+	static const uint8_t algs[8] = {0, 2, 0, 0, 0, 1, 0, 0};
+	struct icicle_resp r = {0};
+	struct icicle_attr_iter it;
+	struct icicle_attr a;
+	struct icicle_attr_extra x;
+	struct icicle_req d;
+	uint8_t out[512], key[32];
+	ssize_t n;
+	bool seen = false;
+
+	(void)state;
+	r.method = ICICLE_M_ALLOCATE;
+	r.cls = ICICLE_C_ERROR;
+	r.tid = tid;
+	r.code = 401;
+	r.reason = "Unauthorized";
+	r.realm = "example.org";
+	r.nonce = "obMatJos2AAABxyz";
+	r.pwalgs = algs;
+	r.pwalgs_len = sizeof(algs);
+	r.fingerprint = true;
+	n = icicle_codec_encode(&r, out, sizeof(out));
+	assert_true(n > 0);
+	assert_int_equal(icicle_stun_check_header(out, (size_t)n), 0);
+	assert_int_equal(icicle_attr_extra_parse(out, (size_t)n, &x), 0);
+	assert_true(x.has_pwalgs);
+	assert_int_equal(x.pwalgs_len, sizeof(algs));
+	assert_memory_equal(x.pwalgs, algs, sizeof(algs));
+	assert_int_equal(icicle_codec_decode(&d, out, (size_t)n), 0);
+	assert_true(d.fingerprint);
+	assert_string_equal(d.nonce, "obMatJos2AAABxyz");
+	icicle_codec_release(&d);
+
+	memset(&r, 0, sizeof(r));
+	memset(key, 0x33, sizeof(key));
+	r.method = ICICLE_M_REFRESH;
+	r.cls = ICICLE_C_SUCCESS;
+	r.tid = tid;
+	r.has_lifetime = true;
+	r.lifetime = 60;
+	r.key = key;
+	r.keylen = sizeof(key);
+	r.mi_sha256 = true;
+	r.fingerprint = true;
+	n = icicle_codec_encode(&r, out, sizeof(out));
+	assert_true(n > 0);
+	assert_int_equal(icicle_stun_check_header(out, (size_t)n), 0);
+	assert_int_equal(icicle_mi_check(out, (size_t)n, ICICLE_MI_SHA256, key, sizeof(key)), 0);
+	assert_int_equal(icicle_mi_check(out, (size_t)n, ICICLE_MI_SHA1, key, sizeof(key)),
+	                 -ENOENT);
+	icicle_attr_iter_init(&it, out, (size_t)n);
+	while (icicle_attr_next(&it, &a))
+		seen |= a.type == ICICLE_A_MI_SHA256 && a.len == 32;
+	assert_true(seen);
+	assert_int_equal(icicle_codec_decode(&d, out, (size_t)n), 0);
+	assert_true(d.fingerprint);
+	icicle_codec_release(&d);
+	assert_int_equal(icicle_codec_encode(&r, out, 60), -ENOBUFS);
+}
+
+static void test_password_algorithm_parse(void **state)
+{
+	uint8_t m[20 + 8 + 12];
+	struct icicle_attr_extra x;
+
+	(void)state;
+	memset(m, 0, sizeof(m));
+	m[1] = 0x01;
+	m[3] = 20;
+	m[4] = 0x21, m[5] = 0x12, m[6] = 0xa4, m[7] = 0x42;
+	/* PASSWORD-ALGORITHM SHA-256 */
+	m[20] = 0x00, m[21] = 0x1d, m[23] = 4, m[25] = 2;
+	/* PASSWORD-ALGORITHMS MD5 */
+	m[28] = 0x80, m[29] = 0x02, m[31] = 4, m[33] = 1;
+	assert_int_equal(icicle_attr_extra_parse(m, 40, &x), 0);
+	assert_true(x.has_pwalg);
+	assert_int_equal(x.pwalg, 2);
+	assert_int_equal(x.pwalg_params, 0);
+	assert_true(x.has_pwalgs);
+	assert_int_equal(x.pwalgs_len, 4);
+	/* a parameters length that disagrees with the attribute's: malformed */
+	m[27] = 1;
+	assert_int_equal(icicle_attr_extra_parse(m, 40, &x), -EBADMSG);
 }
 
 static void test_address_error_code(void **state)
@@ -238,7 +374,7 @@ static void test_address_error_code(void **state)
 	assert_true(n > 0);
 	assert_int_equal(icicle_stun_check_header(out, (size_t)n), 0);
 	/* integrity covers the attribute libre does not know; libre checks the fingerprint */
-	assert_int_equal(icicle_stun_check_mi(out, (size_t)n, key, sizeof(key)), 0);
+	assert_int_equal(icicle_mi_check(out, (size_t)n, ICICLE_MI_SHA1, key, sizeof(key)), 0);
 	assert_int_equal(icicle_codec_decode(&d, out, (size_t)n), 0);
 	assert_true(d.fingerprint);
 	icicle_codec_release(&d);
@@ -353,6 +489,9 @@ int main(void)
 	    cmocka_unit_test(test_encode_roundtrip),
 	    cmocka_unit_test(test_error_with_unknown),
 	    cmocka_unit_test(test_address_error_code),
+	    cmocka_unit_test(test_mi_sha256),
+	    cmocka_unit_test(test_encode_sha256_and_pwalgs),
+	    cmocka_unit_test(test_password_algorithm_parse),
 	    cmocka_unit_test(test_unknown_required_reported),
 	    cmocka_unit_test(test_header_checks),
 	    cmocka_unit_test(test_attr_overrun),

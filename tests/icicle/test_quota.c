@@ -52,16 +52,16 @@ static void test_alloc_caps(void **state)
 	struct icicle_quota q;
 
 	(void)state;
-	assert_int_equal(icicle_quota_init(&q, 2, 3), 0);
-	assert_int_equal(icicle_quota_alloc_take(&q, "alice"), 0);
-	assert_int_equal(icicle_quota_alloc_take(&q, "alice"), 0);
-	assert_int_equal(icicle_quota_alloc_take(&q, "alice"), -EDQUOT);
+	assert_int_equal(icicle_quota_init(&q, 2, 3, 0), 0);
+	assert_int_equal(icicle_quota_alloc_take(&q, "alice", NULL), 0);
+	assert_int_equal(icicle_quota_alloc_take(&q, "alice", NULL), 0);
+	assert_int_equal(icicle_quota_alloc_take(&q, "alice", NULL), -EDQUOT);
 	assert_int_equal(icicle_quota_user_count(&q, "alice"), 2);
-	assert_int_equal(icicle_quota_alloc_take(&q, "bob"), 0);
-	assert_int_equal(icicle_quota_alloc_take(&q, "carol"), -EUSERS);
+	assert_int_equal(icicle_quota_alloc_take(&q, "bob", NULL), 0);
+	assert_int_equal(icicle_quota_alloc_take(&q, "carol", NULL), -EUSERS);
 	icicle_quota_alloc_release(&q, "alice");
 	assert_int_equal(icicle_quota_user_count(&q, "alice"), 1);
-	assert_int_equal(icicle_quota_alloc_take(&q, "carol"), 0);
+	assert_int_equal(icicle_quota_alloc_take(&q, "carol", NULL), 0);
 	icicle_quota_alloc_release(&q, "alice");
 	icicle_quota_alloc_release(&q, "bob");
 	icicle_quota_alloc_release(&q, "carol");
@@ -71,10 +71,47 @@ static void test_alloc_caps(void **state)
 	icicle_quota_close(&q);
 
 	/* 0 = unlimited */
-	assert_int_equal(icicle_quota_init(&q, 0, 0), 0);
+	assert_int_equal(icicle_quota_init(&q, 0, 0, 0), 0);
 	for (int i = 0; i < 100; i++)
-		assert_int_equal(icicle_quota_alloc_take(&q, "u"), 0);
+		assert_int_equal(icicle_quota_alloc_take(&q, "u", NULL), 0);
 	icicle_quota_close(&q); /* frees the counts still held */
+}
+
+/* One bucket per direction for all allocations of a user, whichever worker they live on. */
+static void test_user_bandwidth(void **state)
+{
+	struct icicle_quota q;
+	struct icicle_user_count *a1 = NULL, *a2 = NULL, *b = NULL;
+
+	(void)state;
+	assert_int_equal(icicle_quota_init(&q, 0, 0, 1000), 0);
+	assert_int_equal(icicle_quota_alloc_take(&q, "alice", &a1), 0);
+	assert_int_equal(icicle_quota_alloc_take(&q, "alice", &a2), 0);
+	assert_int_equal(icicle_quota_alloc_take(&q, "bob", &b), 0);
+	assert_ptr_equal(a1, a2);
+	assert_ptr_not_equal(a1, b);
+	/* 1000 bytes/s shared: what one allocation used, the other cannot */
+	assert_true(icicle_quota_user_bw_take(&q, a1, ICICLE_UP, 600, 10));
+	assert_false(icicle_quota_user_bw_take(&q, a2, ICICLE_UP, 600, 10));
+	/* each direction has its own bucket; other users theirs */
+	assert_true(icicle_quota_user_bw_take(&q, a2, ICICLE_DOWN, 600, 10));
+	assert_true(icicle_quota_user_bw_take(&q, b, ICICLE_UP, 1000, 10));
+	/* 500 ms later, 500 more */
+	assert_false(icicle_quota_user_bw_take(&q, a2, ICICLE_UP, 600, 209));
+	assert_true(icicle_quota_user_bw_take(&q, a2, ICICLE_UP, 600, 510));
+	/* the bucket lives as long as the user has an allocation */
+	icicle_quota_alloc_release(&q, "alice");
+	assert_false(icicle_quota_user_bw_take(&q, a2, ICICLE_UP, 600, 510));
+	icicle_quota_alloc_release(&q, "alice");
+	icicle_quota_alloc_release(&q, "bob");
+	icicle_quota_close(&q);
+
+	/* no limit configured: nothing is counted */
+	assert_int_equal(icicle_quota_init(&q, 0, 0, 0), 0);
+	assert_int_equal(icicle_quota_alloc_take(&q, "alice", &a1), 0);
+	assert_true(icicle_quota_user_bw_take(&q, a1, ICICLE_UP, 1u << 30, 0));
+	assert_true(icicle_quota_user_bw_take(&q, NULL, ICICLE_UP, 1u << 30, 0));
+	icicle_quota_close(&q);
 }
 
 static void test_ratelimit(void **state)
@@ -115,6 +152,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_bucket_maths),
 	    cmocka_unit_test(test_alloc_caps),
+	    cmocka_unit_test(test_user_bandwidth),
 	    cmocka_unit_test(test_ratelimit),
 	};
 

@@ -405,6 +405,96 @@ class Security(unittest.TestCase):
         self.assertEqual(c.refresh(0).cls, turn.SUCCESS)
         self.assertEqual(c.refresh(600).code, 437)
 
+    def test_even_port_reservation(self):
+        self.start()
+        c = self.client()
+        m = c.allocate(extra=[(turn.EVEN_PORT, b"\x80")])
+        self.assertEqual(m.cls, turn.SUCCESS, m.code)
+        self.assertTrue(m.check_integrity(c.key))
+        port = m.addr(turn.XOR_RELAYED_ADDRESS)[1]
+        self.assertEqual(port % 2, 0)
+        token = m.get(turn.RESERVATION_TOKEN)
+        self.assertEqual(len(token), 8)
+        # a retransmission of that Allocate gets the same answer, token included
+        again = c.transact(turn.ALLOCATE, [(turn.REQUESTED_TRANSPORT, b"\x11\0\0\0"),
+                                           (turn.EVEN_PORT, b"\x80")], tid=m.tid)
+        self.assertEqual(again.get(turn.RESERVATION_TOKEN), token)
+        c2 = self.client(user="bob", password="builder")
+        # a token goes alone: not with EVEN-PORT, REQUESTED- or ADDITIONAL-ADDRESS-FAMILY
+        for extra in ((turn.EVEN_PORT, b"\0"), (turn.REQUESTED_ADDRESS_FAMILY, b"\x01\0\0\0"),
+                      (turn.ADDITIONAL_ADDRESS_FAMILY, b"\x02\0\0\0")):
+            m = c2.allocate(extra=[(turn.RESERVATION_TOKEN, token), extra])
+            self.assertEqual(m.code, 400, extra)
+        # EVEN-PORT with R and both families: 400
+        m = c2.allocate(extra=[(turn.EVEN_PORT, b"\x80"),
+                               (turn.ADDITIONAL_ADDRESS_FAMILY, b"\x02\0\0\0")])
+        self.assertEqual(m.code, 400)
+        # a token never issued: 508
+        bad = bytes(b ^ 0x5A for b in token)
+        self.assertEqual(c2.allocate(extra=[(turn.RESERVATION_TOKEN, bad)]).code, 508)
+        # the token gives the port above, once
+        m = c2.allocate(extra=[(turn.RESERVATION_TOKEN, token)])
+        self.assertEqual(m.cls, turn.SUCCESS, m.code)
+        self.assertEqual(m.addr(turn.XOR_RELAYED_ADDRESS), ("127.0.0.1", port + 1))
+        self.assertIsNone(m.get(turn.RESERVATION_TOKEN))
+        c3 = self.client(user="bob", password="builder")
+        self.assertEqual(c3.allocate(extra=[(turn.RESERVATION_TOKEN, token)]).code, 508)
+        # and the reserved port relays like any other
+        peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(peer.close)
+        peer.bind(("127.0.0.1", 0))
+        peer.settimeout(3)
+        self.assertEqual(c2.create_permission("127.0.0.1", peer.getsockname()[1]).cls,
+                         turn.SUCCESS)
+        c2.send_indication("127.0.0.1", peer.getsockname()[1], b"odd port")
+        data, src = peer.recvfrom(100)
+        self.assertEqual((data, src), (b"odd port", ("127.0.0.1", port + 1)))
+
+    def test_rfc8489_password_algorithms_and_sha256_integrity(self):
+        self.start()
+        # the challenge: a nonce with the security-feature cookie, and the algorithms
+        c = self.client()
+        m = c.transact(turn.ALLOCATE, [(turn.REQUESTED_TRANSPORT, b"\x11\0\0\0")], auth=False)
+        self.assertEqual(m.code, 401)
+        self.assertTrue(m.get(turn.NONCE).startswith(b"obMatJos2AAAB"), m.get(turn.NONCE))
+        self.assertEqual(m.get(turn.PASSWORD_ALGORITHMS), b"\0\2\0\0\0\1\0\0")
+        # an RFC 8489 client: SHA-256 key, MESSAGE-INTEGRITY-SHA256, answered the same way
+        c = turn.Client("127.0.0.1", self.ic.port, username=USER, password=PASSWORD,
+                        pwalg=turn.SHA256, sha256=True)
+        self.addCleanup(c.close)
+        m = c.allocate()
+        self.assertEqual(m.cls, turn.SUCCESS, m.code)
+        self.assertEqual(c.key, turn.long_term_key(USER, "icicle.test", PASSWORD, turn.SHA256))
+        self.assertTrue(m.check_integrity(c.key, sha256=True))
+        self.assertIsNone(m.get(turn.MESSAGE_INTEGRITY))
+        self.assertEqual(c.create_permission("198.51.99.1").cls, turn.SUCCESS)
+        m = c.refresh(600)
+        self.assertEqual(m.cls, turn.SUCCESS, m.code)
+        self.assertTrue(m.check_integrity(c.key, sha256=True))
+        # the SHA-256 key with classic MESSAGE-INTEGRITY; MD5 chosen explicitly with SHA-256 MI
+        for alg, sha in ((turn.SHA256, False), (turn.MD5, True)):
+            user, pw = turn.rest_credentials(SECRET, "rfc8489")
+            c = turn.Client("127.0.0.1", self.ic.port, username=user, password=pw, pwalg=alg,
+                            sha256=sha)
+            self.addCleanup(c.close)
+            m = c.allocate()
+            self.assertEqual(m.cls, turn.SUCCESS, (alg, sha, m.code))
+            self.assertTrue(m.check_integrity(c.key, sha256=sha))
+        # a wrong password is still a 401
+        c = turn.Client("127.0.0.1", self.ic.port, username=USER, password="wrong",
+                        pwalg=turn.SHA256, sha256=True)
+        self.addCleanup(c.close)
+        self.assertEqual(c.allocate().code, 401)
+        # PASSWORD-ALGORITHM without the list, or with a list not the server's: 400
+        c = turn.Client("127.0.0.1", self.ic.port, username=USER, password=PASSWORD,
+                        pwalg=turn.SHA256, sha256=True)
+        self.addCleanup(c.close)
+        self.assertEqual(c.allocate().cls, turn.SUCCESS)
+        c.pwalgs = b"\0\2\0\0"  # SHA-256 alone: the offer was tampered with
+        self.assertEqual(c.refresh(600).code, 400)
+        c.pwalgs = None
+        self.assertEqual(c.refresh(600).code, 400)
+
     def test_relay_end_to_end_raw(self):
         self.start()
         peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -465,6 +555,38 @@ class Security(unittest.TestCase):
         self.assertLessEqual(got, 7)
         self.assertGreater(suite.metric(self.ic.metrics(), "icicle_quota_rejections_total",
                                         {"quota": "bandwidth_per_allocation"}), 0)
+
+    def test_bandwidth_per_user(self):
+        self.start(extra="quotas:\n  bandwidth_per_user: 1000\n")
+        peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(peer.close)
+        peer.bind(("127.0.0.1", 0))
+        peer.settimeout(0.5)
+        pport = peer.getsockname()[1]
+        # two allocations of one user share 1000 bytes/s; another user has its own budget
+        clients = [self.client(), self.client(), self.client(user="bob", password="builder")]
+        relays = []
+        for c in clients:
+            m = c.allocate()
+            self.assertEqual(m.cls, turn.SUCCESS)
+            relays.append(m.addr(turn.XOR_RELAYED_ADDRESS))
+            self.assertEqual(c.channel_bind(0x4000, "127.0.0.1", pport).cls, turn.SUCCESS)
+        for _ in range(10):
+            for c in clients:
+                c.send_channel(0x4000, b"x" * 200)
+        got = {}
+        try:
+            while True:
+                _, src = peer.recvfrom(1000)
+                got[src] = got.get(src, 0) + 1
+        except socket.timeout:
+            pass
+        alice = got.get(relays[0], 0) + got.get(relays[1], 0)
+        self.assertGreaterEqual(got.get(relays[2], 0), 4)
+        self.assertGreaterEqual(alice, 4)
+        self.assertLessEqual(alice, 7)
+        self.assertGreater(suite.metric(self.ic.metrics(), "icicle_quota_rejections_total",
+                                        {"quota": "bandwidth_per_user"}), 0)
 
     def test_ipv6_relays(self):
         self.start(ipv6=True)
@@ -548,6 +670,37 @@ class Security(unittest.TestCase):
         self.assertGreaterEqual(answers, 3)
         self.assertLessEqual(answers, 6)
         self.assertGreater(suite.metric(self.ic.metrics(), "icicle_rate_limited_total"), 0)
+
+    def test_tcp_connection_cap_and_rate_limit(self):
+        self.start(extra="quotas:\n  connections_per_worker: 2\n  unauthenticated_rate: 2\n"
+                   "  unauthenticated_burst: 5\n", threads=1)
+        a = self.client(transport="tcp")
+        b = self.client(transport="tcp")
+        self.assertEqual(a.binding().cls, turn.SUCCESS)
+        self.assertEqual(b.binding().cls, turn.SUCCESS)
+        # a third connection to the same worker is closed as soon as it is accepted
+        c = socket.create_connection(("127.0.0.1", self.ic.port), timeout=2)
+        self.addCleanup(c.close)
+        try:
+            self.assertEqual(c.recv(100), b"")
+        except ConnectionResetError:
+            pass
+        self.assertGreater(suite.metric(self.ic.metrics(), "icicle_connections_refused_total"), 0)
+        # the unauthenticated budget counts over TCP too: once spent, the connection ends
+        before = suite.metric(self.ic.metrics(), "icicle_rate_limited_total")
+        for _ in range(10):
+            data, _ = turn.build(turn.BINDING, turn.REQUEST, [])
+            a.send_raw(data)
+        answers = 0
+        with self.assertRaises((ConnectionError, OSError)):
+            while True:
+                turn.Message(a.recv_raw())
+                answers += 1
+        self.assertLessEqual(answers, 4)  # the burst of 5, less a's and b's first Binding
+        self.assertGreater(suite.metric(self.ic.metrics(), "icicle_rate_limited_total"), before)
+        # UDP sources have a budget of their own
+        u = self.client()
+        self.assertEqual(u.binding().cls, turn.SUCCESS)
 
     def test_sighup_rotates_secrets_without_dropping_allocations(self):
         ic = self.start()

@@ -21,6 +21,9 @@ USERNAME, MESSAGE_INTEGRITY, ERROR_CODE, UNKNOWN_ATTRIBUTES = 0x0006, 0x0008, 0x
 CHANNEL_NUMBER, LIFETIME, XOR_PEER_ADDRESS, DATA_ATTR = 0x000C, 0x000D, 0x0012, 0x0013
 REALM, NONCE, XOR_RELAYED_ADDRESS, REQUESTED_ADDRESS_FAMILY = 0x0014, 0x0015, 0x0016, 0x0017
 EVEN_PORT, REQUESTED_TRANSPORT, DONT_FRAGMENT, XOR_MAPPED_ADDRESS = 0x0018, 0x0019, 0x001A, 0x0020
+RESERVATION_TOKEN = 0x0022
+MESSAGE_INTEGRITY_SHA256, PASSWORD_ALGORITHM, PASSWORD_ALGORITHMS = 0x001C, 0x001D, 0x8002
+MD5, SHA256 = 1, 2  # PASSWORD-ALGORITHM values
 ADDITIONAL_ADDRESS_FAMILY, SOFTWARE, FINGERPRINT = 0x8000, 0x8022, 0x8028
 
 
@@ -62,14 +65,17 @@ def attr(t, v):
     return struct.pack("!HH", t, len(v)) + v + b"\0" * pad
 
 
-def build(method, cls, attrs, tid=None, key=None, fingerprint=False):
-    """A STUN message; attrs is a list of (type, bytes). key adds MESSAGE-INTEGRITY."""
+def build(method, cls, attrs, tid=None, key=None, fingerprint=False, sha256=False):
+    """A STUN message; attrs is a list of (type, bytes). key adds MESSAGE-INTEGRITY, or
+    MESSAGE-INTEGRITY-SHA256 with sha256."""
     tid = tid or os.urandom(12)
     body = b"".join(attr(t, v) for t, v in attrs)
     if key is not None:
-        hdr = struct.pack("!HHI", msg_type(method, cls), len(body) + 24, COOKIE) + tid
-        mac = hmac.new(key, hdr + body, hashlib.sha1).digest()
-        body += attr(MESSAGE_INTEGRITY, mac)
+        size, digest, t = (32, hashlib.sha256, MESSAGE_INTEGRITY_SHA256) if sha256 else \
+            (20, hashlib.sha1, MESSAGE_INTEGRITY)
+        hdr = struct.pack("!HHI", msg_type(method, cls), len(body) + 4 + size, COOKIE) + tid
+        mac = hmac.new(key, hdr + body, digest).digest()
+        body += attr(t, mac)
     if fingerprint:
         hdr = struct.pack("!HHI", msg_type(method, cls), len(body) + 8, COOKIE) + tid
         crc = (binascii.crc32(hdr + body) ^ 0x5354554E) & 0xFFFFFFFF
@@ -110,11 +116,13 @@ class Message:
         v = self.get(t)
         return None if v is None else parse_xor_addr(v, self.tid)
 
-    def check_integrity(self, key):
+    def check_integrity(self, key, sha256=False):
+        size, digest, t = (32, hashlib.sha256, MESSAGE_INTEGRITY_SHA256) if sha256 else \
+            (20, hashlib.sha1, MESSAGE_INTEGRITY)
         for at, v, off in self.attrs:
-            if at == MESSAGE_INTEGRITY:
-                hdr = self.raw[:2] + struct.pack("!H", off + 24 - 20) + self.raw[4:20]
-                mac = hmac.new(key, hdr + self.raw[20:off], hashlib.sha1).digest()
+            if at == t:
+                hdr = self.raw[:2] + struct.pack("!H", off + 4 + size - 20) + self.raw[4:20]
+                mac = hmac.new(key, hdr + self.raw[20:off], digest).digest()
                 return hmac.compare_digest(mac, v)
         return False
 
@@ -125,18 +133,25 @@ def rest_credentials(secret, user, lifetime=3600, now=None):
     return username, base64.b64encode(mac).decode()
 
 
-def long_term_key(username, realm, password):
-    return hashlib.md5(("%s:%s:%s" % (username, realm, password)).encode()).digest()
+def long_term_key(username, realm, password, alg=MD5):
+    h = hashlib.sha256 if alg == SHA256 else hashlib.md5
+    return h(("%s:%s:%s" % (username, realm, password)).encode()).digest()
 
 
 class Client:
     """One client transport (UDP socket or TCP connection) to the server."""
 
-    def __init__(self, host, port, transport="udp", username=None, password=None, timeout=3):
+    def __init__(self, host, port, transport="udp", username=None, password=None, timeout=3,
+                 pwalg=None, sha256=False):
+        """pwalg: send PASSWORD-ALGORITHM (MD5 or SHA256, echoing the server's list) and derive
+        the key with it; sha256: sign with MESSAGE-INTEGRITY-SHA256 (RFC 8489 clients)."""
         self.server = (host, port)
         self.transport = transport
         self.username = username
         self.password = password
+        self.pwalg = pwalg
+        self.sha256 = sha256
+        self.pwalgs = None
         self.realm = None
         self.nonce = None
         self.key = None
@@ -184,8 +199,13 @@ class Client:
         if auth and self.nonce is not None:
             a += [(USERNAME, self.username.encode()), (REALM, self.realm.encode()),
                   (NONCE, self.nonce.encode())]
+            if self.pwalg is not None:
+                a.append((PASSWORD_ALGORITHM, struct.pack("!HH", self.pwalg, 0)))
+                if self.pwalgs is not None:
+                    a.append((PASSWORD_ALGORITHMS, self.pwalgs))
             k = key or self.key
-        data, tid = build(method, REQUEST, a, tid=tid, key=k, fingerprint=fingerprint)
+        data, tid = build(method, REQUEST, a, tid=tid, key=k, fingerprint=fingerprint,
+                          sha256=self.sha256)
         self.send_raw(data)
         while True:
             raw = self.recv_raw()
@@ -211,7 +231,8 @@ class Client:
     def _challenge(self, m):
         self.realm = m.get(REALM).decode()
         self.nonce = m.get(NONCE).decode()
-        self.key = long_term_key(self.username, self.realm, self.password)
+        self.pwalgs = m.get(PASSWORD_ALGORITHMS)
+        self.key = long_term_key(self.username, self.realm, self.password, self.pwalg or MD5)
 
     def allocate(self, lifetime=None, extra=()):
         attrs = [(REQUESTED_TRANSPORT, bytes([17, 0, 0, 0]))]

@@ -1,0 +1,50 @@
+/* rsv.h - relay port reservations (RFC 8656 7.2: EVEN-PORT with the R bit, RESERVATION-TOKEN).
+ *
+ * An Allocate with EVEN-PORT(R=1) gets an even relay port N; the socket bound to N+1 is kept here,
+ * unpolled, for ICICLE_RSV_MS under a random 8-byte token. A later Allocate that carries the token
+ * takes that socket over. The table is shared by all workers behind one mutex, because the second
+ * Allocate usually comes from another source port and so lands on another worker; it changes only
+ * on such Allocates and on expiry, never per packet. */
+#ifndef ICICLE_RSV_H
+#define ICICLE_RSV_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define ICICLE_RSV_MS 30000 /* how long a reserved port is held (RFC 8656 suggests 30 s) */
+
+struct icicle_rsv_entry {
+	uint64_t token;
+	uint64_t user_hash; /* reservations are counted per user; hashes that collide share */
+	uint64_t expires;   /* monotonic ms */
+	int fd;             /* owned: the socket bound to the reserved port */
+	int af;
+};
+
+struct icicle_rsv {
+	pthread_mutex_t lock;
+	struct icicle_rsv_entry *v; /* owned, grown up to cap */
+	size_t n, size, cap;
+	uint64_t max_user; /* reservations one user may hold; 0 = no limit */
+};
+
+/* cap: the most reservations held at once; max_user: per user (0 = no limit). 0. */
+int icicle_rsv_init(struct icicle_rsv *r, size_t cap, uint64_t max_user);
+/* Close every socket still held and free the table. */
+void icicle_rsv_close(struct icicle_rsv *r);
+
+/* Hold fd (ownership handed over on success) for user until now_ms + ICICLE_RSV_MS under a fresh
+ * random token written to *token. 0, -EUSERS (table full), -EDQUOT (the user's limit), -ENOMEM,
+ * -EIO (no randomness). On failure fd stays the caller's. */
+int icicle_rsv_add(struct icicle_rsv *r, const char *user, int fd, int af, uint64_t now_ms,
+                   uint64_t *token);
+
+/* Take the socket reserved under token: 0 with *fd (now the caller's) and *af set, or -ENOENT
+ * (never issued, already taken or expired). */
+int icicle_rsv_take(struct icicle_rsv *r, uint64_t token, uint64_t now_ms, int *fd, int *af);
+
+/* Close reservations whose time is up; returns how many. */
+size_t icicle_rsv_expire(struct icicle_rsv *r, uint64_t now_ms);
+
+#endif
