@@ -29,6 +29,7 @@ struct http_reject {
 static void conn_flush(struct cm_http_conn *c);
 static void engine(struct cm_http_conn *c, const char *data, size_t len);
 static void feed(struct cm_http_conn *c, const char *data, size_t len);
+static void resume(struct cm_http_conn *c);
 
 static size_t unsent(const struct cm_http_conn *c)
 {
@@ -108,15 +109,21 @@ static void on_conn_handle_closed(uv_handle_t *h)
 	cm_http__server_handle_closed(srv);
 }
 
-/* Take c off the server's flush queue. */
+/* Take c off the server's flush queue (or the next turn's). */
 static void flush_unqueue(struct cm_http_conn *c)
 {
 	struct cm_http_conn **p = &c->srv->flushq;
 
+	c->nqueued = 0;
 	if (!c->flush_queued)
 		return;
-	while (*p != c)
+	while (*p && *p != c)
 		p = &(*p)->flush_next;
+	if (!*p) {
+		p = &c->srv->laterq;
+		while (*p != c)
+			p = &(*p)->flush_next;
+	}
 	*p = c->flush_next;
 	c->flush_next = NULL;
 	c->flush_queued = 0;
@@ -387,20 +394,47 @@ static void conn_flush(struct cm_http_conn *c)
 		update_timer(c);
 }
 
-/* The server's flusher: send the answers of the queued connections, once per loop turn. */
-static void on_flusher(uv_prepare_t *p)
+/* The server's flusher, once per loop turn: send the answers of the queued connections, and go
+ * on with the input of those that yielded. Resuming may queue a connection again (it yields
+ * again): that one waits for the next turn. */
+static void on_flusher(uv_idle_t *p)
 {
 	struct cm_http_server *srv = p->data;
 	struct cm_http_conn *c;
 
-	uv_prepare_stop(&srv->flusher);
-	/* conn_flush may close connections (they leave the queue) but never queues one */
+	uv_idle_stop(&srv->flusher);
+	srv->in_flusher = 1;
+	/* closing a connection takes it off the queue; one queued meanwhile goes on laterq */
 	while ((c = srv->flushq) != NULL) {
 		srv->flushq = c->flush_next;
 		c->flush_next = NULL;
 		c->flush_queued = 0;
-		conn_flush(c);
+		c->nqueued = 0;
+		if (c->yielded)
+			resume(c); /* may have resumed already (a write completed) */
+		if (c->state == CM_HTTP_CONN_OPEN)
+			conn_flush(c);
 	}
+	srv->in_flusher = 0;
+	srv->flushq = srv->laterq;
+	srv->laterq = NULL;
+	if (srv->flushq)
+		uv_idle_start(&srv->flusher, on_flusher);
+}
+
+/* Put c on the flush queue for the loop's next turn. */
+static void flush_queue(struct cm_http_conn *c)
+{
+	struct cm_http_server *srv = c->srv;
+	struct cm_http_conn **q = srv->in_flusher ? &srv->laterq : &srv->flushq;
+
+	if (c->flush_queued)
+		return;
+	c->flush_queued = 1;
+	c->flush_next = *q;
+	*q = c;
+	if (!srv->in_flusher && !uv_is_active((uv_handle_t *)&srv->flusher))
+		uv_idle_start(&srv->flusher, on_flusher);
 }
 
 void cm_http__conn_responded(struct cm_http_conn *c, struct cm_http_req *req)
@@ -424,13 +458,13 @@ void cm_http__conn_responded(struct cm_http_conn *c, struct cm_http_req *req)
 		conn_flush(c);
 		return;
 	}
-	if (!c->flush_queued) {
-		c->flush_queued = 1;
-		c->flush_next = c->srv->flushq;
-		c->srv->flushq = c;
-		if (!uv_is_active((uv_handle_t *)&c->srv->flusher))
-			uv_prepare_start(&c->srv->flusher, on_flusher);
+	/* a large batch of answers goes out in parts: the first need not wait for the last */
+	if (++c->nqueued >= CM_HTTP_FLUSH_BATCH) {
+		c->nqueued = 0;
+		conn_flush(c); /* c stays queued if it is (it may have yielded input) */
+		return;
 	}
+	flush_queue(c);
 }
 
 void cm_http__conn_stream_closed(struct cm_http_conn *c, struct cm_http_req *req)
@@ -511,10 +545,10 @@ static void engine_h1(struct cm_http_conn *c, const char *data, size_t len)
 /* Dispatch every complete request, oldest first. A handler may answer or drop other requests;
  * the walk goes on after the dispatched one unless a request left the list meanwhile, in
  * which case it starts over (requests already dispatched are no longer READY). */
-static void dispatch_ready(struct cm_http_conn *c)
+static unsigned dispatch_ready(struct cm_http_conn *c)
 {
 	struct cm_http_req *req = c->reqs, *next;
-	unsigned unlinks;
+	unsigned unlinks, n = 0;
 
 	while (req && c->state == CM_HTTP_CONN_OPEN) {
 		if (req->state != CM_HTTP_REQ_READY) {
@@ -524,28 +558,53 @@ static void dispatch_ready(struct cm_http_conn *c)
 		next = req->next;
 		unlinks = c->unlinks;
 		cm_http__dispatch(c, req);
+		n++;
 		req = c->unlinks == unlinks ? next : c->reqs;
+	}
+	return n;
+}
+
+/* HTTP/2 input goes to the session in slices; once a slice has made CM_HTTP_MAX_REQS_PER_WAKE
+ * requests, the rest waits for the loop's next turn, so that one client's burst does not hold
+ * up the answers other sockets have for the requests already dispatched. */
+static void engine_h2(struct cm_http_conn *c, const char *data, size_t len)
+{
+	unsigned n = 0;
+
+	while (len > 0 && c->state == CM_HTTP_CONN_OPEN && !c->h2_failed) {
+		size_t slice = len < CM_HTTP_H2_SLICE ? len : CM_HTTP_H2_SLICE;
+
+		if (unsent(c) > CM_HTTP_WRITE_HIGH) {
+			hold(c, data, len);
+			return;
+		}
+		if (n >= CM_HTTP_MAX_REQS_PER_WAKE && !c->mem) {
+			hold(c, data, len);
+			if (c->paused) {
+				c->yielded = 1;
+				flush_queue(c);
+			}
+			return;
+		}
+		if (cm_http__h2_input(c->h2, data, slice) != 0) {
+			if (c->state == CM_HTTP_CONN_OPEN) {
+				CM_LOGD(c->srv->mod, "HTTP/2 session failed");
+				c->h2_failed = 1;
+			}
+			return;
+		}
+		data += slice;
+		len -= slice;
+		n += dispatch_ready(c);
 	}
 }
 
 static void engine(struct cm_http_conn *c, const char *data, size_t len)
 {
-	if (c->proto == CM_HTTP_PROTO_H1) {
+	if (c->proto == CM_HTTP_PROTO_H1)
 		engine_h1(c, data, len);
-		return;
-	}
-	if (unsent(c) > CM_HTTP_WRITE_HIGH) {
-		hold(c, data, len);
-		return;
-	}
-	if (cm_http__h2_input(c->h2, data, len) != 0) {
-		if (c->state == CM_HTTP_CONN_OPEN) {
-			CM_LOGD(c->srv->mod, "HTTP/2 session failed");
-			c->h2_failed = 1;
-		}
-		return;
-	}
-	dispatch_ready(c);
+	else
+		engine_h2(c, data, len);
 }
 
 /* Pick the protocol: ALPN when TLS negotiated one, else whether the input starts with the
@@ -663,6 +722,7 @@ static void resume(struct cm_http_conn *c)
 	if (unsent(c) > CM_HTTP_WRITE_HIGH)
 		return;
 	c->paused = 0;
+	c->yielded = 0;
 	c->in_io = 1;
 	in = c->pending;
 	cm_buf_init(&c->pending, 0);

@@ -24,7 +24,9 @@
 #define CM_HTTP_DEF_MAX_IN_FLIGHT 16
 #define CM_HTTP_READ_SIZE         (16 * 1024)  /* one read; the most input handled per wakeup */
 #define CM_HTTP_WRITE_HIGH        (256 * 1024) /* unsent bytes before a connection stops reading */
-#define CM_HTTP_MAX_REQS_PER_WAKE 32           /* HTTP/1 requests parsed before yielding */
+#define CM_HTTP_FLUSH_BATCH       32   /* late answers gathered before they are sent anyway */
+#define CM_HTTP_H2_SLICE          2048 /* HTTP/2 input handed to the session at a time */
+#define CM_HTTP_MAX_REQS_PER_WAKE 32   /* requests parsed before yielding to other sockets */
 #define CM_HTTP_METHOD_MAX        32
 #define CM_HTTP_H2_PREFACE        "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 #define CM_HTTP_H2_PREFACE_LEN    24
@@ -202,6 +204,8 @@ struct cm_http_conn {
 	unsigned h1_stop : 1;      /* HTTP/1: no more requests after the last one read */
 	unsigned h2_failed : 1;    /* HTTP/2: the session failed; send its GOAWAY, then close */
 	unsigned flush_queued : 1; /* on srv->flushq: answers wait for the loop's next turn */
+	unsigned yielded : 1;      /* input held to let other sockets go first; resumes there */
+	unsigned nqueued;          /* answers waiting on srv->flushq */
 	struct cm_http_conn *flush_next;
 	/* engine */
 	struct cm_buf pending; /* plaintext input read but not processed yet; owned */
@@ -279,8 +283,10 @@ struct cm_http_server {
 	uv_timer_t accept_retry;
 	/* Answers that complete outside input processing (a handler answering later) are sent
 	 * together once per loop turn, before the loop waits again: one write for many answers. */
-	uv_prepare_t flusher;
+	uv_idle_t flusher;
 	struct cm_http_conn *flushq; /* borrowed: connections with answers to send */
+	struct cm_http_conn *laterq; /* borrowed: queued while the flusher runs */
+	int in_flusher;
 	int listening;
 	int stopping; /* stop_accepting() or close() called */
 	int closing;  /* close() called */

@@ -293,7 +293,7 @@ int cm_http_server_alloc(struct cm_http_server **out, uv_loop_t *loop, struct cm
 		return r;
 	}
 	uv_timer_init(loop, &srv->accept_retry);
-	uv_prepare_init(loop, &srv->flusher);
+	uv_idle_init(loop, &srv->flusher);
 	srv->listener.data = srv->accept_retry.data = srv->flusher.data = srv;
 	srv->handles = 3;
 	*out = srv;

@@ -19,6 +19,7 @@
 #define READ_BUF      65536
 #define PLAIN_BUF     16384
 #define MAX_REQ_HDRS  16
+#define FLUSH_BATCH   32 /* requests submitted in one turn that go out without waiting for more */
 
 enum state {
 	ST_RESOLVING,
@@ -73,6 +74,7 @@ struct pp_h2_conn {
 	struct h2_stream *streams;      /* owned list of open streams, oldest first */
 	struct h2_stream *streams_tail; /* the newest: appending must not walk the list */
 	unsigned nstreams;
+	unsigned unflushed; /* requests submitted since the last flush */
 	uint64_t connect_deadline;
 	uint64_t last_rx;
 	uint64_t ping_sent; /* 0: none outstanding */
@@ -288,6 +290,7 @@ static void flush(struct pp_h2_conn *c)
 	int r;
 
 	uv_prepare_stop(&c->flusher);
+	c->unflushed = 0;
 	/* Inside nghttp2_session_mem_recv: read_cb flushes when it is over. */
 	if (c->dead || c->st < ST_HANDSHAKE || c->in_recv)
 		return;
@@ -327,10 +330,17 @@ static void on_flusher(uv_prepare_t *p)
 }
 
 /* Send what was submitted before the loop waits again: requests submitted together (a batch of
- * notifications read from one socket) share TLS records and socket writes. */
+ * notifications read from one socket) share TLS records and socket writes. A large batch goes
+ * out in parts of FLUSH_BATCH, so that the server works on the first while we make the rest. */
 static void flush_soon(struct pp_h2_conn *c)
 {
-	if (!c->dead && !uv_is_active((uv_handle_t *)&c->flusher))
+	if (c->dead)
+		return;
+	if (++c->unflushed >= FLUSH_BATCH) {
+		flush(c);
+		return;
+	}
+	if (!uv_is_active((uv_handle_t *)&c->flusher))
 		uv_prepare_start(&c->flusher, on_flusher);
 }
 

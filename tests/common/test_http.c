@@ -1400,6 +1400,45 @@ static void test_h2_async(void **state)
 	assert_int_equal(f.cancels, 1);
 }
 
+/* A burst of requests in one write, more than the server handles before it lets other sockets
+ * go first, answered synchronously and late: every one is answered, in full. */
+static void test_h2_burst(void **state)
+{
+	enum { N = 60 };
+	struct fx f;
+	struct h2c h;
+	int idx[N];
+
+	(void)state;
+	fx_init(&f, NULL, 0);
+	h2c_open(&h, &f, NULL);
+	h2c_pump_for(&f, &h, 20); /* SETTINGS exchanged */
+	for (int i = 0; i < N; i++) {
+		char path[64];
+
+		snprintf(path, sizeof(path), i % 2 ? "/echo" : "/v3/notification/d%d", i);
+		idx[i] = h2c_request(&h, "POST", path, "{\"x\":1}", 7);
+	}
+	while (f.nheld < N / 2)
+		h2c_pump(&f, &h);
+	for (int i = 0; i < N / 2; i++)
+		answer_held(&f, i, 0);
+	for (int i = 0; i < N; i++) {
+		h2c_wait_closed(&f, &h, idx[i]);
+		assert_int_equal(h.st[idx[i]].status, 200);
+		if (i % 2) {
+			assert_non_null(strstr(h.st[idx[i]].body, "[{\"x\":1}]"));
+		} else {
+			char want[32];
+
+			snprintf(want, sizeof(want), "held %d", i / 2); /* held in arrival order */
+			assert_string_equal(h.st[idx[i]].body, want);
+		}
+	}
+	h2c_close(&h);
+	fx_done(&f, NULL);
+}
+
 /* Over max_streams: the extra streams are refused by the server. Over the body limit: 413. */
 static void test_h2_limits(void **state)
 {
@@ -1721,6 +1760,7 @@ int main(void)
 	    cmocka_unit_test(test_h2c_basic),
 	    cmocka_unit_test(test_h2_tls_basic),
 	    cmocka_unit_test(test_h2_async),
+	    cmocka_unit_test(test_h2_burst),
 	    cmocka_unit_test(test_h2_limits),
 	    cmocka_unit_test(test_h2_graceful),
 	    cmocka_unit_test(test_h2_disconnect),
