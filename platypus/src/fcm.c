@@ -13,6 +13,7 @@
 #include "cm/log.h"
 #include "pp_uv.h"
 #include "cm/metrics.h"
+#include "retry.h"
 
 #define RESP_MAX        65536
 #define EXPIRE_SCAN_MAX 256
@@ -257,14 +258,12 @@ static size_t header_cb(char *p, size_t size, size_t n, void *userp)
 	size_t len = n * size;
 
 	if (len > 12 && !strncasecmp(p, "retry-after:", 12)) {
-		long long v = 0;
-		size_t i = 12, digits = 0;
+		size_t end = len;
 
-		while (i < len && p[i] == ' ')
-			i++;
-		for (; i < len && p[i] >= '0' && p[i] <= '9' && digits < 9; i++, digits++)
-			v = v * 10 + (p[i] - '0');
-		r->retry_after = digits ? v : -1;
+		/* the line ends in CRLF; the parser skips the blanks around the value */
+		while (end > 12 && (p[end - 1] == '\r' || p[end - 1] == '\n'))
+			end--;
+		r->retry_after = pp_retry_after_parse(p + 12, end - 12, time(NULL));
 	}
 	return len;
 }

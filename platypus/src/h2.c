@@ -12,6 +12,7 @@
 #include "cm/log.h"
 #include "pp_uv.h"
 #include "cm/tls.h"
+#include "retry.h"
 
 #define RESP_BODY_MAX 65536
 #define WRITE_HIGH    (1u << 20) /* stop producing frames while this much waits in the socket */
@@ -422,12 +423,7 @@ static int on_header(nghttp2_session *sess, const nghttp2_frame *frame, const ui
 	} else if (namelen == 7 && !memcmp(name, "apns-id", 7)) {
 		snprintf(s->apns_id, sizeof(s->apns_id), "%.*s", (int)valuelen, value);
 	} else if (namelen == 11 && !memcmp(name, "retry-after", 11)) {
-		long long v = 0;
-		size_t i;
-
-		for (i = 0; i < valuelen && i < 9 && value[i] >= '0' && value[i] <= '9'; i++)
-			v = v * 10 + (value[i] - '0');
-		s->retry_after = (i == valuelen && i > 0) ? v : -1;
+		s->retry_after = pp_retry_after_parse((const char *)value, valuelen, time(NULL));
 	}
 	return 0;
 }

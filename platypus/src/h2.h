@@ -53,7 +53,8 @@ struct pp_h2_resp {
 	const char *body; /* NUL-terminated, at most 64 KiB kept */
 	size_t body_len;
 	const char *apns_id;     /* "apns-id" response header, "" when absent */
-	long long retry_after_s; /* "retry-after" in seconds, -1 when absent or not a number */
+	long long retry_after_s; /* "retry-after" (seconds or HTTP-date) as seconds from now,
+	                          * clamped; -1 when absent or unreadable */
 };
 
 /* err 0: answered (resp valid). -EAGAIN: the server did not process it (refused, above GOAWAY's

@@ -328,6 +328,51 @@ static void test_dead_token_and_errors(void **state)
 	fx_close(f);
 }
 
+/* Retry-After in each HTTP-date form reaches the caller as seconds from now; the mock sends the
+ * time 3 s after its answer (rounded up), so the value is 3 or 4 less the seconds the answer
+ * took to arrive and be read. Unreadable values are -1. */
+static void test_retry_after_forms(void **state)
+{
+	static const char *const rules[] = {
+	    "{\"status\":503,\"retry_after_date\":3}",
+	    "{\"status\":503,\"retry_after_date\":3,\"retry_after_form\":\"rfc850\"}",
+	    "{\"status\":429,\"retry_after_date\":3,\"retry_after_form\":\"asctime\"}",
+	};
+	struct fx *f = fx_open(NULL, true);
+	struct pp_apns_pool_config pc = {.token = &f->token};
+	struct pp_notif n;
+	struct outcome o;
+
+	(void)state;
+	fx_pool(f, &pc);
+	notif_alert(&n, TOKEN);
+	for (size_t i = 0; i < sizeof(rules) / sizeof(rules[0]); i++) {
+		time_t t0, t1;
+
+		assert_int_equal(mock_post(&f->mock, "/fail", rules[i]), 0);
+		t0 = time(NULL);
+		send_one(f, &n, &o, 3000);
+		t1 = time(NULL);
+		assert_int_equal(o.r.outcome, PP_OUT_FAILED);
+		assert_true(o.retry_after <= 4);
+		assert_true(o.retry_after >= 2 - (long long)(t1 - t0));
+		assert_true(o.retry_after >= 0);
+	}
+	/* a date in the past: retry now */
+	assert_int_equal(mock_post(&f->mock, "/fail", "{\"status\":503,\"retry_after_date\":-100}"),
+	                 0);
+	send_one(f, &n, &o, 3000);
+	assert_int_equal(o.retry_after, 0);
+	/* not a Retry-After value */
+	assert_int_equal(mock_post(&f->mock, "/fail", "{\"status\":503,\"retry_after\":\"soon\"}"),
+	                 0);
+	send_one(f, &n, &o, 3000);
+	assert_int_equal(o.r.outcome, PP_OUT_FAILED);
+	assert_int_equal(o.retry_after, -1);
+	pp_notif_free(&n);
+	fx_close(f);
+}
+
 /* GOAWAY after 3 requests: the rest move to a new connection; nothing is lost. */
 static void test_goaway_moves_streams(void **state)
 {
@@ -557,6 +602,7 @@ int main(void)
 	    cmocka_unit_test(test_delivered_with_all_headers),
 	    cmocka_unit_test(test_many_share_one_connection_and_token),
 	    cmocka_unit_test(test_dead_token_and_errors),
+	    cmocka_unit_test(test_retry_after_forms),
 	    cmocka_unit_test(test_goaway_moves_streams),
 	    cmocka_unit_test(test_dropped_connection),
 	    cmocka_unit_test(test_request_timeout),

@@ -411,6 +411,21 @@ static void test_send_through_mock(void **state)
 	assert_int_equal(g.r.outcome, PP_OUT_DELIVERED);
 	assert_int_equal(g.r.attempts, 2);
 
+	/* The same with Retry-After as an HTTP-date 2 s ahead (rounded up by the mock): the retry
+	 * waits until then. */
+	assert_int_equal(
+	    mock_post(&x->mock, "/fail", "{\"code\":\"QUOTA_EXCEEDED\",\"retry_after_date\":2}"),
+	    0);
+	fcm_notif(&n, FTOK);
+	{
+		uint64_t t0 = uv_hrtime();
+
+		submit_wait(x, &n, &g);
+		assert_true(uv_hrtime() - t0 >= 1900 * 1000000ull);
+	}
+	assert_int_equal(g.r.outcome, PP_OUT_DELIVERED);
+	assert_int_equal(g.r.attempts, 2);
+
 	/* The access token expires early: 401, a new grant, delivered. */
 	assert_int_equal(mock_post(&x->mock, "/expire", "{}"), 0);
 	fcm_notif(&n, FTOK);
