@@ -1,7 +1,8 @@
 /* h2.h - an HTTP/2 client connection over TLS on a libuv TCP handle: the transport of the APNs
  * provider API. The only user of nghttp2 in platypus is h2.c.
  *
- * A connection resolves its host, connects, runs TLS (ALPN "h2" required) through a
+ * A connection resolves its host, connects (trying the addresses in turn until one accepts, each
+ * with its share of the connect timeout), runs TLS (ALPN "h2" required) through a
  * cm_tls_conn, and becomes ready when the server's first SETTINGS frame has arrived. Requests
  * are multiplexed up to the server's SETTINGS_MAX_CONCURRENT_STREAMS (pp_h2_capacity() says how
  * many more fit; submitting beyond it is refused, never queued). Idle connections are kept alive

@@ -19,6 +19,7 @@
 #include "cm/tls.h"
 #include "platypus/src/apns.h"
 #include "platypus/src/notif.h"
+#include "tests/platypus/fake_resolver.h"
 #include "tests/platypus/mock_helper.h"
 
 #define KEYS  "tests/mock/keys/"
@@ -69,7 +70,7 @@ static void fx_pool(struct fx *f, struct pp_apns_pool_config *pc)
 	pc->name = "test";
 	pc->default_topic = pc->default_topic ? pc->default_topic : "com.example.app";
 	pc->tls = f->tls;
-	pc->host = "127.0.0.1";
+	pc->host = pc->host ? pc->host : "127.0.0.1";
 	pc->port = pc->port ? pc->port : (uint16_t)f->mock.port;
 	pc->metrics = f->metrics;
 	if (!pc->tick_ms)
@@ -551,6 +552,95 @@ static void test_connect_backoff(void **state)
 	fx_close(f);
 }
 
+/* The first addresses refuse (an IPv6 one, where the mock does not listen, and a closed IPv4
+ * port): the connection goes on to the next address and the notification is delivered, without
+ * a failed connection counted. */
+static void test_next_address_after_refusal(void **state)
+{
+	static const char *const addrs[] = {"::1",       "MOCK", "127.0.0.1", "1",
+	                                    "127.0.0.1", "MOCK", NULL};
+	struct fx *f = fx_open(NULL, true);
+	struct pp_apns_pool_config pc = {.token = &f->token, .host = "localhost"};
+	struct pp_notif n;
+	struct outcome o;
+
+	(void)state;
+	fake_addrs = addrs;
+	fake_calls = 0;
+	fx_pool(f, &pc);
+	notif_alert(&n, TOKEN);
+	send_one(f, &n, &o, 5000);
+	assert_int_equal(o.r.outcome, PP_OUT_DELIVERED);
+	assert_int_equal(fake_calls, 1);
+	assert_int_equal(metric(f, "platypus_apns_connect_failures_total{app=\"test\"}"), 0);
+	fake_addrs = NULL;
+	pp_notif_free(&n);
+	fx_close(f);
+}
+
+/* Every address refuses: one failed connection, the attempt ends as unable to connect. */
+static void test_all_addresses_refuse(void **state)
+{
+	static const char *const addrs[] = {"::1", "1", "127.0.0.1", "1", NULL};
+	struct fx *f = fx_open(NULL, true);
+	struct pp_apns_pool_config pc = {
+	    .token = &f->token, .host = "localhost", .backoff_min_ms = 5000};
+	struct pp_notif n;
+	struct outcome o;
+
+	(void)state;
+	fake_addrs = addrs;
+	fx_pool(f, &pc);
+	notif_alert(&n, TOKEN);
+	send_one(f, &n, &o, 1000);
+	assert_int_equal(o.r.outcome, PP_OUT_FAILED);
+	assert_int_equal(o.r.cause, PP_CAUSE_CONNECT);
+	assert_int_equal(metric(f, "platypus_apns_connect_failures_total{app=\"test\"}"), 1);
+	fake_addrs = NULL;
+	pp_notif_free(&n);
+	fx_close(f);
+}
+
+/* The first address never answers (a listener whose backlog is full drops the SYN): it gets
+ * half the connect timeout, the second the rest, and the notification is delivered. Without
+ * the sharing the whole timeout would go to the first, and the reconnect backoff (5 s) outlast
+ * the attempt's deadline. */
+static void test_silent_address_leaves_time_for_the_next(void **state)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	socklen_t sl = sizeof(sa);
+	int lfd = socket(AF_INET, SOCK_STREAM, 0), cfd = socket(AF_INET, SOCK_STREAM, 0);
+	char port[8];
+	const char *addrs[] = {"127.0.0.1", port, "127.0.0.1", "MOCK", NULL};
+	struct fx *f;
+	struct pp_apns_pool_config pc = {
+	    .host = "localhost", .connect_timeout_ms = 6000, .backoff_min_ms = 5000};
+	struct pp_notif n;
+	struct outcome o;
+
+	(void)state;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(lfd, 0), 0);
+	assert_int_equal(getsockname(lfd, (struct sockaddr *)&sa, &sl), 0);
+	/* fills the accept queue: the next SYNs are dropped */
+	assert_int_equal(connect(cfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	snprintf(port, sizeof(port), "%u", ntohs(sa.sin_port));
+	f = fx_open(NULL, true);
+	pc.token = &f->token;
+	fake_addrs = addrs;
+	fx_pool(f, &pc);
+	notif_alert(&n, TOKEN);
+	send_one(f, &n, &o, 8000);
+	assert_int_equal(o.r.outcome, PP_OUT_DELIVERED);
+	assert_int_equal(metric(f, "platypus_apns_connect_failures_total{app=\"test\"}"), 0);
+	fake_addrs = NULL;
+	pp_notif_free(&n);
+	fx_close(f);
+	close(cfd);
+	close(lfd);
+}
+
 static void test_certificate_auth(void **state)
 {
 	struct fx *f = fx_open(NULL, false);
@@ -608,6 +698,9 @@ int main(void)
 	    cmocka_unit_test(test_request_timeout),
 	    cmocka_unit_test(test_connect_backoff),
 	    cmocka_unit_test(test_close_graceful_then_forced),
+	    cmocka_unit_test(test_next_address_after_refusal),
+	    cmocka_unit_test(test_all_addresses_refuse),
+	    cmocka_unit_test(test_silent_address_leaves_time_for_the_next),
 	    cmocka_unit_test(test_certificate_auth),
 	    cmocka_unit_test(test_ping_keepalive),
 	};

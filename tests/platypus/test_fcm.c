@@ -18,6 +18,7 @@
 #include "cm/metrics.h"
 #include "platypus/src/dispatch.h"
 #include "platypus/src/fcm.h"
+#include "tests/platypus/fake_resolver.h"
 #include "tests/platypus/mock_helper.h"
 
 #define KEYS "tests/mock/keys/"
@@ -257,10 +258,15 @@ static void got_cb(void *arg, const struct pp_result *r)
 	g->r = *r;
 }
 
+/* The host of the send URL (the token endpoint stays the mock's 127.0.0.1), and the mock's
+ * certificate, which must name it. */
+static const char *ffx_host = "127.0.0.1";
+static const char *ffx_cert = KEYS "server.pem";
+
 static struct ffx *ffx_open(const char *key_override)
 {
 	struct ffx *x = calloc(1, sizeof(*x));
-	const char *args[] = {"--write-service-account", x->sa_path, NULL};
+	const char *args[] = {"--write-service-account", x->sa_path, "--cert", ffx_cert, NULL};
 	struct pp_fcm_config fc = {.name = "android", .ca_file = KEYS "ca.pem"};
 	struct pp_dispatch_config dc = {.retry = {.base_ms = 50, .max_ms = 200}};
 	struct pp_app_desc a = {.name = "android", .service = PP_SVC_FCM, .send = pp_fcm_send};
@@ -291,7 +297,7 @@ static struct ffx *ffx_open(const char *key_override)
 	free(json);
 	assert_int_equal(uv_loop_init(&x->loop), 0);
 	assert_int_equal(cm_metrics_alloc(&x->metrics), 0);
-	snprintf(base, sizeof(base), "https://127.0.0.1:%d", x->mock.port);
+	snprintf(base, sizeof(base), "https://%s:%d", ffx_host, x->mock.port);
 	fc.base_url = base;
 	fc.account = &x->account;
 	fc.metrics = x->metrics;
@@ -442,6 +448,35 @@ static void test_send_through_mock(void **state)
 	ffx_close(x);
 }
 
+/* A send host whose first addresses refuse (an IPv6 one, where the mock does not listen, and a
+ * closed port): libcurl goes on to the next one by itself. ("localhost" would not do: libcurl
+ * resolves it without asking the resolver, IPv4 first.) */
+static void test_next_address_after_refusal(void **state)
+{
+	static const char *const addrs[] = {"::1",       "MOCK", "127.0.0.1", "1",
+	                                    "127.0.0.1", "MOCK", NULL};
+	struct ffx *x;
+	struct pp_notif n;
+	struct got g;
+
+	(void)state;
+	ffx_host = fake_name = "mock.platypus.test";
+	ffx_cert = KEYS "server-alt.pem";
+	fake_addrs = addrs;
+	fake_calls = 0;
+	x = ffx_open(NULL);
+	fcm_notif(&n, FTOK);
+	submit_wait(x, &n, &g);
+	assert_int_equal(g.r.outcome, PP_OUT_DELIVERED);
+	assert_int_equal(g.r.attempts, 1);
+	assert_int_equal(fake_calls, 1);
+	ffx_close(x);
+	fake_addrs = NULL;
+	fake_name = "localhost";
+	ffx_host = "127.0.0.1";
+	ffx_cert = KEYS "server.pem";
+}
+
 /* A key Google does not know: the grant is refused, the send rejected as our configuration. */
 static void test_refused_grant(void **state)
 {
@@ -463,9 +498,13 @@ static void test_refused_grant(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_account_load),      cmocka_unit_test(test_assertion_and_grant),
-	    cmocka_unit_test(test_message_shape),     cmocka_unit_test(test_result_mapping),
-	    cmocka_unit_test(test_send_through_mock), cmocka_unit_test(test_refused_grant),
+	    cmocka_unit_test(test_account_load),
+	    cmocka_unit_test(test_assertion_and_grant),
+	    cmocka_unit_test(test_message_shape),
+	    cmocka_unit_test(test_result_mapping),
+	    cmocka_unit_test(test_send_through_mock),
+	    cmocka_unit_test(test_refused_grant),
+	    cmocka_unit_test(test_next_address_after_refusal),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
