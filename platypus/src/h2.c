@@ -41,6 +41,7 @@ struct h2_stream {
 	size_t body_len, body_off;
 	int status;
 	long long retry_after;
+	bool oom; /* the answer could not be kept: the stream ends with -ENOMEM */
 	char apns_id[64];
 	struct cm_buf resp; /* owned */
 };
@@ -447,8 +448,8 @@ static int on_data(nghttp2_session *sess, uint8_t flags, int32_t id, const uint8
 	if (!s)
 		return 0;
 	/* Past the limit the rest is dropped: error bodies are small, the status says enough. */
-	if (s->resp.len + len <= RESP_BODY_MAX)
-		cm_buf_append(&s->resp, data, len);
+	if (!s->oom && s->resp.len + len <= RESP_BODY_MAX && cm_buf_append(&s->resp, data, len))
+		s->oom = true;
 	return 0;
 }
 
@@ -523,6 +524,8 @@ static int on_stream_close(nghttp2_session *sess, int32_t id, uint32_t error_cod
 		/* Closed without an answer: refused (not processed) or reset. */
 		err =
 		    error_code == NGHTTP2_REFUSED_STREAM ? -EAGAIN : lost_error(c, s, -ECONNRESET);
+	} else if (s->oom) {
+		err = -ENOMEM; /* answered, but we could not keep what it said */
 	}
 	stream_finish(c, s, err);
 	if (!c->dead && c->ev->writable && pp_h2_capacity(c))

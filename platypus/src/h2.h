@@ -61,7 +61,8 @@ struct pp_h2_resp {
 /* err 0: answered (resp valid). -EAGAIN: the server did not process it (refused, above GOAWAY's
  * last stream, never sent): send it elsewhere. -ECONNRESET: the connection ended with the
  * request in flight (the server may have processed it). -ETIMEDOUT: no answer within
- * request_timeout_ms (the stream was cancelled). -ECANCELED: closed by pp_h2_conn_close(). */
+ * request_timeout_ms (the stream was cancelled). -ECANCELED: closed by pp_h2_conn_close().
+ * -ENOMEM: answered, but the answer could not be kept (the server did process it). */
 typedef void (*pp_h2_done_cb)(void *arg, int err, const struct pp_h2_resp *resp);
 
 struct pp_h2_events {

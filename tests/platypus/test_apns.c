@@ -18,9 +18,11 @@
 #include "cm/metrics.h"
 #include "cm/tls.h"
 #include "platypus/src/apns.h"
+#include "platypus/src/h2.h"
 #include "platypus/src/notif.h"
 #include "tests/platypus/fake_resolver.h"
 #include "tests/platypus/mock_helper.h"
+#include "tests/support/alloc.h"
 
 #define KEYS  "tests/mock/keys/"
 #define TOKEN "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
@@ -686,6 +688,164 @@ static void test_ping_keepalive(void **state)
 	fx_close(f);
 }
 
+/* --- allocation failures ------------------------------------------------------------------ */
+
+struct h2_setup {
+	bool ready, closed, ever_ready;
+	int err;
+};
+
+static void setup_writable(struct pp_h2_conn *c, void *arg)
+{
+	(void)c;
+	((struct h2_setup *)arg)->ready = true;
+}
+
+static void setup_closed(struct pp_h2_conn *c, int err, bool ever_ready, void *arg)
+{
+	struct h2_setup *x = arg;
+
+	(void)c;
+	x->closed = true;
+	x->err = err;
+	x->ever_ready = ever_ready;
+}
+
+/* Open an HTTP/2 connection to the mock (resolution, TCP, TLS, the SETTINGS exchange) and close
+ * it once ready. 0 when it got there and nothing failed on the way, else the error it ended
+ * with: a failure must end the connection with an error, never leave it hanging or half-open. */
+static int h2_setup_scenario(void *arg)
+{
+	struct fx *f = arg;
+	struct h2_setup x = {0};
+	struct pp_h2_events ev = {.writable = setup_writable, .closed = setup_closed};
+	struct pp_h2_config hc = {.host = "127.0.0.1",
+	                          .port = (uint16_t)f->mock.port,
+	                          .tls = f->tls,
+	                          .connect_timeout_ms = 5000,
+	                          .tick_ms = 20};
+	struct pp_h2_conn *c;
+	int r = pp_h2_conn_alloc(&c, &f->loop, &hc, &ev, &x);
+
+	if (r)
+		return r;
+	while (!x.ready && !x.closed)
+		uv_run(&f->loop, UV_RUN_ONCE);
+	if (!x.closed)
+		pp_h2_conn_close(c, false);
+	while (!x.closed)
+		uv_run(&f->loop, UV_RUN_ONCE);
+	/* a clean end: only our own close, after the connection was ready */
+	return x.ever_ready && x.err == -ECANCELED ? 0 : x.err ? x.err : -EIO;
+}
+
+static void test_alloc_h2_setup(void **state)
+{
+	struct fx *f = fx_open(NULL, true);
+
+	(void)state;
+	assert_int_equal(h2_setup_scenario(f), 0);
+	assert_true(test_alloc_sweep(h2_setup_scenario, f, 200) > 3);
+	fx_close(f);
+}
+
+static void pool_closed_flag(void *arg)
+{
+	*(bool *)arg = true;
+}
+
+/* One notification through a new pool to the mock's answer. 0: the answer's outcome (and
+ * reason, from the answer's body) with nothing failing on the way; -EAGAIN: that outcome, but a
+ * connection was lost to the failure (one that failed to open, counted and replaced, or the one
+ * that carried the answer, closed right after): a failure handled, not swallowed; else the
+ * attempt's error outcome. The pool must close, and every handle with it, whatever happened. */
+struct pool_case {
+	struct fx *f;
+	struct pp_notif n; /* made outside the sweep */
+	enum pp_outcome want;
+	const char *reason; /* the one APNs's answer gives */
+};
+
+static int pool_send_scenario(void *arg)
+{
+	struct pool_case *pcase = arg;
+	struct fx *f = pcase->f;
+	struct pp_apns_pool_config pc = {.name = "sweep",
+	                                 .default_topic = "com.example.app",
+	                                 .token = &f->token,
+	                                 .tls = f->tls,
+	                                 .host = "127.0.0.1",
+	                                 .port = (uint16_t)f->mock.port,
+	                                 .tick_ms = 20,
+	                                 .backoff_min_ms = 20,
+	                                 .backoff_max_ms = 40};
+	struct cm_metrics *m;
+	struct pp_apns_pool *p;
+	struct pp_result now;
+	struct outcome o = {0};
+	bool closed = false;
+	int r;
+
+	r = cm_metrics_alloc(&m);
+	if (r)
+		return r;
+	pc.metrics = m;
+	r = pp_apns_pool_alloc(&p, &f->loop, &pc);
+	if (r)
+		goto out_metrics;
+	r = pp_apns_pool_send(p, &pcase->n, uv_now(&f->loop) + 5000, done_cb, &o, &now);
+	if (r)
+		assert_int_not_equal(now.outcome, PP_OUT_DELIVERED);
+	while (!r && !o.done)
+		uv_run(&f->loop, UV_RUN_ONCE);
+	if (!r && o.r.outcome == pcase->want && !strcmp(o.r.reason, pcase->reason)) {
+		unsigned usable = 0;
+
+		uv_run(&f->loop, UV_RUN_NOWAIT);
+		pp_apns_pool_connections(p, &usable);
+		if (!usable)
+			r = -EAGAIN;
+	}
+	pp_apns_pool_close(p, false, pool_closed_flag, &closed);
+	while (!closed)
+		uv_run(&f->loop, UV_RUN_ONCE);
+	if (!r && (o.r.outcome != pcase->want || strcmp(o.r.reason, pcase->reason)))
+		r = -EIO;
+	if (!r) {
+		struct cm_buf b;
+
+		cm_buf_init(&b, 0);
+		if (cm_metrics_render(m, &b))
+			r = -ENOMEM;
+		else if (!strstr(b.data, "platypus_apns_connect_failures_total{app=\"sweep\"} 0"))
+			r = -EAGAIN;
+		cm_buf_free(&b);
+	}
+out_metrics:
+	cm_metrics_free(m);
+	return r;
+}
+
+static void test_alloc_pool_send(void **state)
+{
+	struct pool_case pcase = {.f = fx_open(NULL, true)};
+
+	(void)state;
+	notif_alert(&pcase.n, TOKEN);
+	pcase.want = PP_OUT_DELIVERED;
+	pcase.reason = "";
+	assert_int_equal(pool_send_scenario(&pcase), 0); /* the provider token is made here */
+	assert_true(test_alloc_sweep(pool_send_scenario, &pcase, 300) > 3);
+	/* an answer with a body to keep */
+	assert_int_equal(mock_post(&pcase.f->mock, "/dead", "{\"token\":\"" TOKEN "\"}"), 0);
+	pcase.want = PP_OUT_DEAD;
+	pcase.reason = "Unregistered";
+	assert_int_equal(pool_send_scenario(&pcase), 0);
+	assert_true(test_alloc_sweep(pool_send_scenario, &pcase, 300) > 3);
+	pp_notif_free(&pcase.n);
+	fx_close(pcase.f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -703,6 +863,8 @@ int main(void)
 	    cmocka_unit_test(test_silent_address_leaves_time_for_the_next),
 	    cmocka_unit_test(test_certificate_auth),
 	    cmocka_unit_test(test_ping_keepalive),
+	    cmocka_unit_test(test_alloc_h2_setup),
+	    cmocka_unit_test(test_alloc_pool_send),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
