@@ -215,16 +215,18 @@ static void connect_one(struct pp_apns_pool *p)
 	    .tick_ms = p->cfg.tick_ms,
 	};
 	struct pconn *pc = calloc(1, sizeof(*pc));
-	int r;
+	int r = pc ? 0 : -ENOMEM;
 
-	if (!pc)
-		return;
-	pc->p = p;
-	r = pp_h2_conn_alloc(&pc->h2, p->loop, &hc, &p->ev, pc);
+	if (pc) {
+		pc->p = p;
+		r = pp_h2_conn_alloc(&pc->h2, p->loop, &hc, &p->ev, pc);
+	}
 	if (r) {
+		/* A connection that failed to start: back off as from one that failed later. */
 		free(pc);
 		p->failures++;
 		p->next_connect = uv_now(p->loop) + backoff_ms(p);
+		cm_metrics_inc(p->m_connect_fail);
 		CM_LOGW("apns", "%s: cannot start a connection: %s", p->cfg.name, strerror(-r));
 		return;
 	}
@@ -303,8 +305,11 @@ static void job_done(void *arg, int err, const struct pp_h2_resp *resp)
 		         err == -ETIMEDOUT   ? PP_CAUSE_TIMEOUT
 		         : err == -ECANCELED ? PP_CAUSE_SHUTDOWN
 		         : err == -EAGAIN    ? PP_CAUSE_SHUTDOWN
+		         : err == -ENOMEM    ? PP_CAUSE_INTERNAL
 		                             : PP_CAUSE_CONN_LOST,
-		         err == -ETIMEDOUT ? "timeout" : "connection lost");
+		         err == -ETIMEDOUT ? "timeout"
+		         : err == -ENOMEM  ? "out of memory"
+		                           : "connection lost");
 		if (!p->closing)
 			dispatch(p);
 		return;
@@ -421,6 +426,7 @@ int pp_apns_pool_alloc(struct pp_apns_pool **out, uv_loop_t *loop,
                        const struct pp_apns_pool_config *cfg)
 {
 	struct pp_apns_pool *p;
+	int r;
 
 	*out = NULL;
 	if (!cfg->name || !cfg->host || !cfg->tls)
@@ -448,18 +454,28 @@ int pp_apns_pool_alloc(struct pp_apns_pool **out, uv_loop_t *loop,
 	p->ev.goaway = conn_goaway;
 	p->ev.closed = conn_closed;
 	if (cfg->metrics) {
-		cm_metrics_gauge(cfg->metrics, &p->m_conns, "platypus_apns_connections",
-		                 "open HTTP/2 connections to APNs", "app", cfg->name, NULL);
-		cm_metrics_counter(cfg->metrics, &p->m_connect_fail,
-		                   "platypus_apns_connect_failures_total",
-		                   "connections to APNs that failed before becoming ready", "app",
-		                   cfg->name, NULL);
-		cm_metrics_counter(cfg->metrics, &p->m_token_refresh,
-		                   "platypus_apns_token_refreshes_total",
-		                   "provider tokens made (ES256 JWT)", "app", cfg->name, NULL);
-		cm_metrics_counter(cfg->metrics, &p->m_moved, "platypus_apns_requests_moved_total",
-		                   "requests a connection did not process, sent on another", "app",
-		                   cfg->name, NULL);
+		/* The series stay with the registry whatever happens: nothing to undo. */
+		r = cm_metrics_gauge(cfg->metrics, &p->m_conns, "platypus_apns_connections",
+		                     "open HTTP/2 connections to APNs", "app", cfg->name, NULL);
+		r = r ? r
+		      : cm_metrics_counter(cfg->metrics, &p->m_connect_fail,
+		                           "platypus_apns_connect_failures_total",
+		                           "connections to APNs that failed before becoming ready",
+		                           "app", cfg->name, NULL);
+		r = r ? r
+		      : cm_metrics_counter(cfg->metrics, &p->m_token_refresh,
+		                           "platypus_apns_token_refreshes_total",
+		                           "provider tokens made (ES256 JWT)", "app", cfg->name,
+		                           NULL);
+		r = r ? r
+		      : cm_metrics_counter(cfg->metrics, &p->m_moved,
+		                           "platypus_apns_requests_moved_total",
+		                           "requests a connection did not process, sent on another",
+		                           "app", cfg->name, NULL);
+		if (r) {
+			free(p);
+			return r;
+		}
 	}
 	uv_timer_init(loop, &p->timer);
 	p->timer.data = p;

@@ -13,6 +13,7 @@
 #include "cm/log.h"
 #include "pp_uv.h"
 #include "cm/metrics.h"
+#include "retry.h"
 
 #define RESP_MAX        65536
 #define EXPIRE_SCAN_MAX 256
@@ -28,6 +29,7 @@ struct req {
 	struct curl_slist *hdrs;  /* owned */
 	struct cm_buf body, resp; /* owned */
 	long long retry_after;
+	bool oom; /* out of memory on its way (its answer, its socket): it cannot go on */
 	pp_attempt_cb cb;
 	void *arg;
 	uint64_t deadline;
@@ -57,6 +59,7 @@ struct pp_fcm {
 	struct list inflight;  /* sends on the wire */
 	struct req *token_req; /* the token request on the wire, or NULL */
 	struct sockctx *socks; /* polled sockets */
+	bool oom_pending;      /* a transfer is marked oom: check_done() ends it */
 	unsigned token_failures;
 	uint64_t token_retry_at;
 	char token_error[160];
@@ -186,7 +189,6 @@ static int sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socket
 	struct sockctx *sc = socketp;
 	int ev = 0;
 
-	(void)e;
 	if (what == CURL_POLL_REMOVE) {
 		if (sc) {
 			sock_close(f, sc);
@@ -196,14 +198,24 @@ static int sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socket
 	}
 	if (!sc) {
 		sc = calloc(1, sizeof(*sc));
-		if (!sc)
-			return -1;
+		if (sc && uv_poll_init_socket(f->loop, &sc->poll, s)) {
+			free(sc);
+			sc = NULL;
+		}
+		if (!sc) {
+			/* Not -1: that would leave the whole multi handle dead. This transfer
+			 * cannot be watched: check_done() ends it once curl has returned. */
+			struct req *r = NULL;
+
+			curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&r);
+			if (r) {
+				r->oom = true;
+				f->oom_pending = true;
+			}
+			return 0;
+		}
 		sc->fd = s;
 		sc->f = f;
-		if (uv_poll_init_socket(f->loop, &sc->poll, s)) {
-			free(sc);
-			return -1;
-		}
 		sc->poll.data = f;
 		f->refs++;
 		sc->next = f->socks;
@@ -245,10 +257,16 @@ static int timer_cb(CURLM *m, long timeout_ms, void *userp)
 static size_t write_cb(char *p, size_t size, size_t n, void *userp)
 {
 	struct req *r = userp;
+	size_t len = n * size;
 
-	if (r->resp.len + n <= RESP_MAX)
-		cm_buf_append(&r->resp, p, n);
-	return n * size;
+	/* Past the limit the rest is dropped: error bodies are small, the status says enough. An
+	 * answer that cannot be kept ends the transfer (CURLE_WRITE_ERROR): a 200 without its
+	 * body would lose the message name, an error without it its meaning. */
+	if (r->resp.len + len <= RESP_MAX && cm_buf_append(&r->resp, p, len)) {
+		r->oom = true;
+		return 0;
+	}
+	return len;
 }
 
 static size_t header_cb(char *p, size_t size, size_t n, void *userp)
@@ -257,14 +275,12 @@ static size_t header_cb(char *p, size_t size, size_t n, void *userp)
 	size_t len = n * size;
 
 	if (len > 12 && !strncasecmp(p, "retry-after:", 12)) {
-		long long v = 0;
-		size_t i = 12, digits = 0;
+		size_t end = len;
 
-		while (i < len && p[i] == ' ')
-			i++;
-		for (; i < len && p[i] >= '0' && p[i] <= '9' && digits < 9; i++, digits++)
-			v = v * 10 + (p[i] - '0');
-		r->retry_after = digits ? v : -1;
+		/* the line ends in CRLF; the parser skips the blanks around the value */
+		while (end > 12 && (p[end - 1] == '\r' || p[end - 1] == '\n'))
+			end--;
+		r->retry_after = pp_retry_after_parse(p + 12, end - 12, time(NULL));
 	}
 	return len;
 }
@@ -317,6 +333,8 @@ static void fail_queue(struct pp_fcm *f, enum pp_outcome o, enum pp_cause c, con
 	}
 }
 
+static void token_failed(struct pp_fcm *f, int rc, const char *err);
+
 static void token_start(struct pp_fcm *f)
 {
 	struct req *r;
@@ -325,8 +343,10 @@ static void token_start(struct pp_fcm *f)
 	if (f->token_req || f->closing || uv_now(f->loop) < f->token_retry_at)
 		return;
 	r = calloc(1, sizeof(*r));
-	if (!r)
+	if (!r) {
+		token_failed(f, -EAGAIN, "cannot request an access token: out of memory");
 		return;
+	}
 	r->f = f;
 	r->kind = REQ_TOKEN;
 	cm_buf_init(&r->body, 0);
@@ -338,9 +358,12 @@ static void token_start(struct pp_fcm *f)
 		rc = r->hdrs ? start(f, r, f->cfg.account->token_uri) : -ENOMEM;
 	}
 	if (rc) {
-		CM_LOGE("fcm", "%s: cannot request an access token: %s", f->cfg.name,
-		        strerror(-rc));
+		char err[160];
+
+		snprintf(err, sizeof(err), "cannot request an access token: %s", strerror(-rc));
 		req_free(r);
+		/* Our side failed (memory, signing): transient, tried again after the backoff. */
+		token_failed(f, -EAGAIN, err);
 		return;
 	}
 	f->token_req = r;
@@ -365,6 +388,13 @@ static void token_done(struct pp_fcm *f, struct req *r, CURLcode cc, long status
 		CM_LOGD("fcm", "%s: access token granted", f->cfg.name);
 		return;
 	}
+	token_failed(f, rc, err);
+}
+
+/* A token request failed (rc from pp_fcm_account_grant(), -EAGAIN for our own failures): count
+ * it, back off, and when Google refused our credentials fail what waits for a token. */
+static void token_failed(struct pp_fcm *f, int rc, const char *err)
+{
 	cm_metrics_inc(f->m_grant_fail);
 	f->token_failures++;
 	{
@@ -389,7 +419,9 @@ static void send_done(struct pp_fcm *f, struct req *r, CURLcode cc, long status)
 
 	memset(&res, 0, sizeof(res));
 	list_remove(&f->inflight, r);
-	if (cc != CURLE_OK) {
+	if (cc != CURLE_OK && r->oom) {
+		pp_result_set(&res, PP_OUT_FAILED, PP_CAUSE_INTERNAL, 0, "out of memory");
+	} else if (cc != CURLE_OK) {
 		enum pp_cause c = PP_CAUSE_CONN_LOST;
 
 		if (cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST ||
@@ -434,6 +466,33 @@ static void teardown(struct pp_fcm *f)
 	pp_uv_close((uv_handle_t *)&f->tick, handle_closed);
 }
 
+/* End the transfers marked oom (outside curl's callbacks): a send fails (internal), a token
+ * request counts as failed and is tried again after the backoff. */
+static void abort_oom(struct pp_fcm *f)
+{
+	struct req *r, *next;
+
+	f->oom_pending = false;
+	for (r = f->inflight.head; r; r = next) {
+		next = r->next;
+		if (!r->oom)
+			continue;
+		list_remove(&f->inflight, r);
+		curl_multi_remove_handle(f->multi, r->easy);
+		send_fail(r, PP_OUT_FAILED, PP_CAUSE_INTERNAL, "out of memory");
+		if (f->torn_down)
+			return;
+		next = f->inflight.head; /* the callback may have changed the list */
+	}
+	r = f->token_req;
+	if (r && r->oom) {
+		f->token_req = NULL;
+		curl_multi_remove_handle(f->multi, r->easy);
+		req_free(r);
+		token_failed(f, -EAGAIN, "token request: out of memory");
+	}
+}
+
 /* Collect finished transfers (outside curl's callbacks). */
 static void check_done(struct pp_fcm *f)
 {
@@ -456,6 +515,8 @@ static void check_done(struct pp_fcm *f)
 		else
 			send_done(f, r, cc, status);
 	}
+	if (!f->torn_down && f->oom_pending)
+		abort_oom(f);
 	if (f->torn_down)
 		return;
 	if (f->closing && !f->inflight.n && !f->queue.n)
@@ -552,7 +613,14 @@ int pp_fcm_alloc(struct pp_fcm **out, uv_loop_t *loop, const struct pp_fcm_confi
 	if (!f->cfg.max_in_flight)
 		f->cfg.max_in_flight = 1000;
 	cm_buf_init(&url, 0);
-	if (cm_buf_printf(&url, "%s/v1/projects/%s/messages:send", base,
+	/* The series stay with the registry whatever happens: nothing to undo. */
+	if ((cfg->metrics &&
+	     (cm_metrics_counter(cfg->metrics, &f->m_grants, "platypus_fcm_token_refreshes_total",
+	                         "OAuth2 access tokens obtained", "app", cfg->name, NULL) ||
+	      cm_metrics_counter(cfg->metrics, &f->m_grant_fail,
+	                         "platypus_fcm_token_failures_total",
+	                         "OAuth2 token requests that failed", "app", cfg->name, NULL))) ||
+	    cm_buf_printf(&url, "%s/v1/projects/%s/messages:send", base,
 	                  cfg->account->project_id)) {
 		free(f);
 		curl_global_cleanup();
@@ -579,13 +647,6 @@ int pp_fcm_alloc(struct pp_fcm **out, uv_loop_t *loop, const struct pp_fcm_confi
 	uv_timer_init(loop, &f->tick);
 	f->ctimer.data = f->tick.data = f;
 	uv_timer_start(&f->tick, tick_cb, TICK_MS, TICK_MS);
-	if (cfg->metrics) {
-		cm_metrics_counter(cfg->metrics, &f->m_grants, "platypus_fcm_token_refreshes_total",
-		                   "OAuth2 access tokens obtained", "app", cfg->name, NULL);
-		cm_metrics_counter(cfg->metrics, &f->m_grant_fail,
-		                   "platypus_fcm_token_failures_total",
-		                   "OAuth2 token requests that failed", "app", cfg->name, NULL);
-	}
 	*out = f;
 	return 0;
 }

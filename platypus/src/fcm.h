@@ -45,7 +45,7 @@ int pp_fcm_assertion_form(const struct pp_fcm_account *a, time_t now, struct cm_
 /* Take a token endpoint answer (status, JSON body). 200 with access_token and expires_in
  * caches the token until expires_in - PP_FCM_TOKEN_MARGIN (at least half its life): 0.
  * Otherwise -EACCES (Google refused the grant: our key or configuration; err has Google's
- * error and description), -EAGAIN (transient: 5xx, 429), -EBADMSG (malformed). */
+ * error and description), -EAGAIN (transient: 5xx, 429), -EBADMSG (malformed), -ENOMEM. */
 int pp_fcm_account_grant(struct pp_fcm_account *a, int status, const char *body, size_t len,
                          time_t now, char *err, size_t errlen);
 

@@ -155,6 +155,7 @@ int pp_fcm_account_grant(struct pp_fcm_account *a, int status, const char *body,
 	}
 	t = strdup(json_string_value(tok));
 	if (!t) {
+		snprintf(err, errlen, "token endpoint: out of memory for the access token");
 		r = -ENOMEM;
 		goto out;
 	}

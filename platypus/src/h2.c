@@ -2,6 +2,7 @@
  * The only file of platypus that includes nghttp2. */
 #include "h2.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #include "cm/log.h"
 #include "pp_uv.h"
 #include "cm/tls.h"
+#include "retry.h"
 
 #define RESP_BODY_MAX 65536
 #define WRITE_HIGH    (1u << 20) /* stop producing frames while this much waits in the socket */
@@ -40,6 +42,7 @@ struct h2_stream {
 	size_t body_len, body_off;
 	int status;
 	long long retry_after;
+	bool oom; /* the answer could not be kept: the stream ends with -ENOMEM */
 	char apns_id[64];
 	struct cm_buf resp; /* owned */
 };
@@ -76,6 +79,10 @@ struct pp_h2_conn {
 	unsigned nstreams;
 	unsigned unflushed; /* requests submitted since the last flush */
 	uint64_t connect_deadline;
+	struct addrinfo *addrs; /* owned: what the name resolved to, until connected */
+	struct addrinfo *addr;  /* the address being tried, in addrs */
+	uint64_t addr_deadline; /* when to give up on it for the next one */
+	char addr_name[64];     /* of addr, for logs: "192.0.2.1:443", "[2001:db8::1]:443" */
 	uint64_t last_rx;
 	uint64_t ping_sent; /* 0: none outstanding */
 	bool in_recv;       /* inside nghttp2_session_mem_recv */
@@ -144,6 +151,7 @@ static void unref(struct pp_h2_conn *c)
 	if (--c->handles_open > 0 || c->st != ST_CLOSING)
 		return;
 	nghttp2_session_del(c->sess);
+	uv_freeaddrinfo(c->addrs);
 	cm_tls_conn_free(c->tls);
 	cm_buf_free(&c->out);
 	if (!c->quiet)
@@ -432,12 +440,7 @@ static int on_header(nghttp2_session *sess, const nghttp2_frame *frame, const ui
 	} else if (namelen == 7 && !memcmp(name, "apns-id", 7)) {
 		snprintf(s->apns_id, sizeof(s->apns_id), "%.*s", (int)valuelen, value);
 	} else if (namelen == 11 && !memcmp(name, "retry-after", 11)) {
-		long long v = 0;
-		size_t i;
-
-		for (i = 0; i < valuelen && i < 9 && value[i] >= '0' && value[i] <= '9'; i++)
-			v = v * 10 + (value[i] - '0');
-		s->retry_after = (i == valuelen && i > 0) ? v : -1;
+		s->retry_after = pp_retry_after_parse((const char *)value, valuelen, time(NULL));
 	}
 	return 0;
 }
@@ -455,8 +458,8 @@ static int on_data(nghttp2_session *sess, uint8_t flags, int32_t id, const uint8
 	if (!s)
 		return 0;
 	/* Past the limit the rest is dropped: error bodies are small, the status says enough. */
-	if (s->resp.len + len <= RESP_BODY_MAX)
-		cm_buf_append(&s->resp, data, len);
+	if (!s->oom && s->resp.len + len <= RESP_BODY_MAX && cm_buf_append(&s->resp, data, len))
+		s->oom = true;
 	return 0;
 }
 
@@ -531,6 +534,8 @@ static int on_stream_close(nghttp2_session *sess, int32_t id, uint32_t error_cod
 		/* Closed without an answer: refused (not processed) or reset. */
 		err =
 		    error_code == NGHTTP2_REFUSED_STREAM ? -EAGAIN : lost_error(c, s, -ECONNRESET);
+	} else if (s->oom) {
+		err = -ENOMEM; /* answered, but we could not keep what it said */
 	}
 	stream_finish(c, s, err);
 	if (!c->dead && c->ev->writable && pp_h2_capacity(c))
@@ -591,6 +596,8 @@ static int session_open(struct pp_h2_conn *c)
 	return 0;
 }
 
+static void next_addr(struct pp_h2_conn *c, int err);
+
 static void connect_cb(uv_connect_t *req, int status)
 {
 	struct pp_h2_conn *c = req->data;
@@ -600,10 +607,12 @@ static void connect_cb(uv_connect_t *req, int status)
 	if (status == UV_ECANCELED || c->dead)
 		return;
 	if (status < 0) {
-		CM_LOGW("h2", "%s: connect: %s", c->authority, uv_strerror(status));
-		fail(c, map_uv(status));
+		next_addr(c, map_uv(status));
 		return;
 	}
+	/* Connected: the other addresses are not needed any more. */
+	uv_freeaddrinfo(c->addrs);
+	c->addrs = c->addr = NULL;
 	c->st = ST_HANDSHAKE;
 	c->last_rx = uv_now(c->loop);
 	r = uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
@@ -616,11 +625,88 @@ static void connect_cb(uv_connect_t *req, int status)
 	flush(c); /* ClientHello, then the preface queued behind the handshake */
 }
 
+static void addr_format(const struct sockaddr *sa, char *out, size_t len)
+{
+	char ip[INET6_ADDRSTRLEN] = "?";
+
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
+
+		uv_ip6_name(a, ip, sizeof(ip));
+		snprintf(out, len, "[%s]:%u", ip, ntohs(a->sin6_port));
+	} else if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
+
+		uv_ip4_name(a, ip, sizeof(ip));
+		snprintf(out, len, "%s:%u", ip, ntohs(a->sin_port));
+	} else
+		snprintf(out, len, "(family %d)", sa->sa_family);
+}
+
+/* Start connecting to c->addr. The time left is shared among the addresses still to try, so
+ * that one that never answers (a broken IPv6 route, a dead host) leaves time for the others. */
+static void connect_addr(struct pp_h2_conn *c)
+{
+	uint64_t now = uv_now(c->loop);
+	unsigned left = 0;
+	uv_connect_t *cr;
+	int r;
+
+	for (const struct addrinfo *a = c->addr; a; a = a->ai_next)
+		left++;
+	addr_format(c->addr->ai_addr, c->addr_name, sizeof(c->addr_name));
+	c->addr_deadline =
+	    now + (c->connect_deadline > now ? (c->connect_deadline - now) / left : 0);
+	cr = malloc(sizeof(*cr));
+	if (!cr) {
+		fail(c, -ENOMEM);
+		return;
+	}
+	cr->data = c;
+	r = uv_tcp_connect(cr, &c->tcp, c->addr->ai_addr, connect_cb);
+	if (r) {
+		free(cr);
+		next_addr(c, map_uv(r));
+		return;
+	}
+	uv_tcp_nodelay(&c->tcp, 1);
+}
+
+/* The socket of the failed address is closed: connect a fresh one to the next address. */
+static void addr_closed(uv_handle_t *h)
+{
+	struct pp_h2_conn *c = h->data;
+
+	if (c->st == ST_CLOSING) { /* failed meanwhile: this was the last reference to the socket */
+		unref(c);
+		return;
+	}
+	c->handles_open--;
+	uv_tcp_init(c->loop, &c->tcp);
+	c->tcp.data = c;
+	connect_addr(c);
+}
+
+/* Connecting to c->addr failed with err (or took its share of the time): log it and go on with
+ * the next address, or fail when none is left. A socket that failed to connect cannot try
+ * again (nor change address family): the next address gets a new one once it is closed. */
+static void next_addr(struct pp_h2_conn *c, int err)
+{
+	if (!c->addr->ai_next || uv_is_closing((uv_handle_t *)&c->tcp)) {
+		CM_LOGW("h2", "%s: connect to %s: %s", c->authority, c->addr_name, strerror(-err));
+		fail(c, err);
+		return;
+	}
+	CM_LOGW("h2", "%s: connect to %s: %s; trying the next address", c->authority, c->addr_name,
+	        strerror(-err));
+	c->addr = c->addr->ai_next;
+	c->handles_open++; /* until addr_closed */
+	uv_close((uv_handle_t *)&c->tcp, addr_closed);
+}
+
 static void resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 {
 	struct pp_h2_conn *c = req->data;
-	uv_connect_t *cr;
-	int r;
 
 	if (c->dead) {
 		uv_freeaddrinfo(res);
@@ -635,21 +721,8 @@ static void resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 		goto out;
 	}
 	c->st = ST_CONNECTING;
-	cr = malloc(sizeof(*cr));
-	if (!cr) {
-		uv_freeaddrinfo(res);
-		fail(c, -ENOMEM);
-		goto out;
-	}
-	cr->data = c;
-	r = uv_tcp_connect(cr, &c->tcp, res->ai_addr, connect_cb);
-	uv_freeaddrinfo(res);
-	if (r) {
-		free(cr);
-		fail(c, map_uv(r));
-		goto out;
-	}
-	uv_tcp_nodelay(&c->tcp, 1);
+	c->addrs = c->addr = res;
+	connect_addr(c);
 out:
 	unref(c); /* the resolution's reference */
 }
@@ -667,6 +740,9 @@ static void tick(uv_timer_t *t)
 			CM_LOGW("h2", "%s: not ready after %llu ms", c->authority,
 			        (unsigned long long)c->cfg.connect_timeout_ms);
 			fail(c, -ETIMEDOUT);
+		} else if (c->st == ST_CONNECTING && c->addr && c->addr->ai_next &&
+		           now >= c->addr_deadline && !uv_is_closing((uv_handle_t *)&c->tcp)) {
+			next_addr(c, -ETIMEDOUT);
 		}
 		return;
 	}

@@ -1,7 +1,8 @@
 /* h2.h - an HTTP/2 client connection over TLS on a libuv TCP handle: the transport of the APNs
  * provider API. The only user of nghttp2 in platypus is h2.c.
  *
- * A connection resolves its host, connects, runs TLS (ALPN "h2" required) through a
+ * A connection resolves its host, connects (trying the addresses in turn until one accepts, each
+ * with its share of the connect timeout), runs TLS (ALPN "h2" required) through a
  * cm_tls_conn, and becomes ready when the server's first SETTINGS frame has arrived. Requests
  * are multiplexed up to the server's SETTINGS_MAX_CONCURRENT_STREAMS (pp_h2_capacity() says how
  * many more fit; submitting beyond it is refused, never queued). Idle connections are kept alive
@@ -53,13 +54,15 @@ struct pp_h2_resp {
 	const char *body; /* NUL-terminated, at most 64 KiB kept */
 	size_t body_len;
 	const char *apns_id;     /* "apns-id" response header, "" when absent */
-	long long retry_after_s; /* "retry-after" in seconds, -1 when absent or not a number */
+	long long retry_after_s; /* "retry-after" (seconds or HTTP-date) as seconds from now,
+	                          * clamped; -1 when absent or unreadable */
 };
 
 /* err 0: answered (resp valid). -EAGAIN: the server did not process it (refused, above GOAWAY's
  * last stream, never sent): send it elsewhere. -ECONNRESET: the connection ended with the
  * request in flight (the server may have processed it). -ETIMEDOUT: no answer within
- * request_timeout_ms (the stream was cancelled). -ECANCELED: closed by pp_h2_conn_close(). */
+ * request_timeout_ms (the stream was cancelled). -ECANCELED: closed by pp_h2_conn_close().
+ * -ENOMEM: answered, but the answer could not be kept (the server did process it). */
 typedef void (*pp_h2_done_cb)(void *arg, int err, const struct pp_h2_resp *resp);
 
 struct pp_h2_events {

@@ -5,7 +5,9 @@
 #define PP_RETRY_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "notif.h"
 
@@ -24,5 +26,14 @@ bool pp_retry_retryable(const struct pp_result *r);
 long long pp_retry_delay(const struct pp_retry_policy *p, const struct pp_result *r,
                          unsigned attempts, long long retry_after_s, uint64_t now_ms,
                          uint64_t deadline_ms, uint32_t rnd);
+
+/* Longest Retry-After taken (s): longer than any notification may live. */
+#define PP_RETRY_AFTER_MAX (30LL * 86400)
+
+/* A Retry-After header value (RFC 9110 10.2.3; v need not be NUL-terminated, surrounding
+ * blanks are ignored) as seconds from wall time now: delta-seconds, or an HTTP-date in the
+ * IMF-fixdate, RFC 850 or asctime form. A date in the past gives 0; anything longer than
+ * PP_RETRY_AFTER_MAX gives that. -1 when v is not a Retry-After value. */
+long long pp_retry_after_parse(const char *v, size_t len, time_t now);
 
 #endif

@@ -1,8 +1,10 @@
 /* fuzz_platypus_provider.c - libFuzzer target: what platypus parses from the providers and from
  * its credentials files: APNs answers (pp_apns_result), FCM send answers (pp_fcm_result), OAuth2
- * token endpoint answers (pp_fcm_account_grant) and service-account JSON (pp_fcm_account_load).
+ * token endpoint answers (pp_fcm_account_grant), service-account JSON (pp_fcm_account_load) and
+ * Retry-After values of both (pp_retry_after_parse).
  *
- * Input: byte 0 picks the parser, byte 1 is the HTTP status class/offset, the rest is the body.
+ * Input: byte 0 picks the parser, byte 1 is the HTTP status class/offset (for Retry-After: the
+ * wall clock's offset), the rest is the body.
  * Results must be in range and NUL-terminated; anything else abort()s. */
 #include <errno.h>
 #include <stdint.h>
@@ -11,6 +13,7 @@
 
 #include "platypus/src/apns.h"
 #include "platypus/src/fcm.h"
+#include "platypus/src/retry.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -37,7 +40,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	body = (const char *)data + 2;
 	len = size - 2;
 	memset(&r, 0, sizeof(r));
-	switch (data[0] % 4) {
+	/* % 5: the committed seeds (bytes 0 to 3) keep their meaning. */
+	switch (data[0] % 5) {
 	case 0:
 		pp_apns_result(&r, status, body, len);
 		check(&r);
@@ -69,7 +73,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		pp_fcm_account_close(&a);
 		break;
 	}
-	default: {
+	case 4: {
+		/* Any value: -1 or 0..max, the same answer twice, and a later clock never asks
+		 * for a longer wait. */
+		time_t now = 1700000000 + (time_t)data[1] * 86400 * 100;
+		long long v = pp_retry_after_parse(body, len, now);
+		long long later = pp_retry_after_parse(body, len, now + 1);
+
+		if (v < -1 || v > PP_RETRY_AFTER_MAX || v != pp_retry_after_parse(body, len, now))
+			abort();
+		if ((v < 0) != (later < 0) || later > v)
+			abort();
+		break;
+	}
+	case 3: {
 		struct pp_fcm_account a;
 		char err[256];
 		int rc = pp_fcm_account_load(&a, body, len, err, sizeof(err));

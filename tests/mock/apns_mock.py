@@ -259,10 +259,8 @@ class App:
             raise Reject("DeviceTokenNotForTopic")
         rule = self.server.faults.take("fail", req, req.facts)
         if rule is not None:
-            hdrs = []
-            if rule.get("retry_after") is not None:
-                hdrs.append(("retry-after", str(rule["retry_after"])))
-            raise Reject(rule["reason"], rule["status"], hdrs, rule.get("timestamp"))
+            raise Reject(rule["reason"], rule["status"], mockcore.retry_after_headers(rule),
+                         rule.get("timestamp"))
         d = self.dead.get(device.lower())
         if d is not None:
             raise Reject(d["reason"], 410, [], d["timestamp"])
@@ -327,9 +325,9 @@ class App:
             status = STATUS_OF_REASON.get(reason)
         if reason is None or status is None:
             raise ValueError("a fail rule needs a known status or reason")
-        return {"status": int(status), "reason": reason, "count": body.get("count", 1),
-                "retry_after": body.get("retry_after"), "timestamp": body.get("timestamp"),
-                "match": body.get("match"), "connection": body.get("connection")}
+        return dict(mockcore.retry_after_rule(body), status=int(status), reason=reason,
+                    count=body.get("count", 1), timestamp=body.get("timestamp"),
+                    match=body.get("match"), connection=body.get("connection"))
 
     async def control(self, method, path, query, body):
         if method == "POST" and path == "/dead":

@@ -309,7 +309,7 @@ class App:
             return self.grant_error("invalid_grant", BAD_TIMES)
         rule = self.server.faults.take("fail", req, req.facts)
         if rule is not None:
-            hdrs = [("retry-after", str(rule["retry_after"]))] if rule.get("retry_after") is not None else []
+            hdrs = mockcore.retry_after_headers(rule)
             return json_response(rule["status"], {"error": rule.get("error") or "internal_failure",
                                                   "error_description": rule.get("message") or "scripted"},
                                  hdrs, rule.get("error") or "internal_failure")
@@ -359,7 +359,7 @@ class App:
                 return fcm_error("SENDER_ID_MISMATCH")
         rule = self.server.faults.take("fail", req, req.facts)
         if rule is not None:
-            hdrs = [("retry-after", str(rule["retry_after"]))] if rule.get("retry_after") is not None else []
+            hdrs = mockcore.retry_after_headers(rule)
             return fcm_error(rule["code"], rule.get("message"), None, hdrs)
         if token is not None and token in self.dead:
             return fcm_error("UNREGISTERED")
@@ -423,9 +423,9 @@ class App:
     # --- control
     def check_fail_rule(self, body):
         endpoint = body.get("endpoint", "send")
-        rule = {"count": body.get("count", 1), "retry_after": body.get("retry_after"),
-                "message": body.get("message"), "connection": body.get("connection"),
-                "match": dict(body.get("match") or {}, endpoint=endpoint)}
+        rule = dict(mockcore.retry_after_rule(body), count=body.get("count", 1),
+                    message=body.get("message"), connection=body.get("connection"),
+                    match=dict(body.get("match") or {}, endpoint=endpoint))
         if endpoint == "send":
             code = body.get("code") or body.get("reason")
             if code not in ERRORS:

@@ -9,7 +9,9 @@ how the answer travels, and records both."""
 import asyncio
 import base64
 import binascii
+import email.utils
 import json
+import math
 import os
 import signal
 import socket
@@ -86,6 +88,37 @@ def json_response(status, obj, headers=None, reason=None):
     body = json.dumps(obj, separators=(",", ":")).encode()
     return Response(status, [("content-type", "application/json; charset=UTF-8")] + list(headers or []),
                     body, reason)
+
+
+def retry_after_headers(rule):
+    """The retry-after header a fail rule asks for, as a header list: "retry_after" as given
+    (delta-seconds, or any text, sent verbatim), or "retry_after_date": that many seconds from
+    now (rounded up) as an HTTP-date, in "retry_after_form" "imf" (IMF-fixdate, the default),
+    "rfc850" or "asctime"."""
+    if rule.get("retry_after") is not None:
+        return [("retry-after", str(rule["retry_after"]))]
+    if rule.get("retry_after_date") is None:
+        return []
+    t = math.ceil(time.time() + float(rule["retry_after_date"]))
+    form = rule.get("retry_after_form") or "imf"
+    if form == "imf":
+        text = email.utils.formatdate(t, usegmt=True)
+    elif form == "rfc850":
+        text = time.strftime("%A, %d-%b-%y %H:%M:%S GMT", time.gmtime(t))
+    elif form == "asctime":
+        text = time.asctime(time.gmtime(t))
+    else:
+        raise ValueError("retry_after_form must be imf, rfc850 or asctime")
+    return [("retry-after", text)]
+
+
+def retry_after_rule(body):
+    """The Retry-After keys of a /fail body, checked."""
+    form = body.get("retry_after_form")
+    if form not in (None, "imf", "rfc850", "asctime"):
+        raise ValueError("retry_after_form must be imf, rfc850 or asctime")
+    return {"retry_after": body.get("retry_after"),
+            "retry_after_date": body.get("retry_after_date"), "retry_after_form": form}
 
 
 class Request:

@@ -18,8 +18,11 @@
 #include "cm/metrics.h"
 #include "cm/tls.h"
 #include "platypus/src/apns.h"
+#include "platypus/src/h2.h"
 #include "platypus/src/notif.h"
+#include "tests/platypus/fake_resolver.h"
 #include "tests/platypus/mock_helper.h"
+#include "tests/support/alloc.h"
 
 #define KEYS  "tests/mock/keys/"
 #define TOKEN "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
@@ -69,7 +72,7 @@ static void fx_pool(struct fx *f, struct pp_apns_pool_config *pc)
 	pc->name = "test";
 	pc->default_topic = pc->default_topic ? pc->default_topic : "com.example.app";
 	pc->tls = f->tls;
-	pc->host = "127.0.0.1";
+	pc->host = pc->host ? pc->host : "127.0.0.1";
 	pc->port = pc->port ? pc->port : (uint16_t)f->mock.port;
 	pc->metrics = f->metrics;
 	if (!pc->tick_ms)
@@ -328,6 +331,51 @@ static void test_dead_token_and_errors(void **state)
 	fx_close(f);
 }
 
+/* Retry-After in each HTTP-date form reaches the caller as seconds from now; the mock sends the
+ * time 3 s after its answer (rounded up), so the value is 3 or 4 less the seconds the answer
+ * took to arrive and be read. Unreadable values are -1. */
+static void test_retry_after_forms(void **state)
+{
+	static const char *const rules[] = {
+	    "{\"status\":503,\"retry_after_date\":3}",
+	    "{\"status\":503,\"retry_after_date\":3,\"retry_after_form\":\"rfc850\"}",
+	    "{\"status\":429,\"retry_after_date\":3,\"retry_after_form\":\"asctime\"}",
+	};
+	struct fx *f = fx_open(NULL, true);
+	struct pp_apns_pool_config pc = {.token = &f->token};
+	struct pp_notif n;
+	struct outcome o;
+
+	(void)state;
+	fx_pool(f, &pc);
+	notif_alert(&n, TOKEN);
+	for (size_t i = 0; i < sizeof(rules) / sizeof(rules[0]); i++) {
+		time_t t0, t1;
+
+		assert_int_equal(mock_post(&f->mock, "/fail", rules[i]), 0);
+		t0 = time(NULL);
+		send_one(f, &n, &o, 3000);
+		t1 = time(NULL);
+		assert_int_equal(o.r.outcome, PP_OUT_FAILED);
+		assert_true(o.retry_after <= 4);
+		assert_true(o.retry_after >= 2 - (long long)(t1 - t0));
+		assert_true(o.retry_after >= 0);
+	}
+	/* a date in the past: retry now */
+	assert_int_equal(mock_post(&f->mock, "/fail", "{\"status\":503,\"retry_after_date\":-100}"),
+	                 0);
+	send_one(f, &n, &o, 3000);
+	assert_int_equal(o.retry_after, 0);
+	/* not a Retry-After value */
+	assert_int_equal(mock_post(&f->mock, "/fail", "{\"status\":503,\"retry_after\":\"soon\"}"),
+	                 0);
+	send_one(f, &n, &o, 3000);
+	assert_int_equal(o.r.outcome, PP_OUT_FAILED);
+	assert_int_equal(o.retry_after, -1);
+	pp_notif_free(&n);
+	fx_close(f);
+}
+
 /* GOAWAY after 3 requests: the rest move to a new connection; nothing is lost. */
 static void test_goaway_moves_streams(void **state)
 {
@@ -506,6 +554,95 @@ static void test_connect_backoff(void **state)
 	fx_close(f);
 }
 
+/* The first addresses refuse (an IPv6 one, where the mock does not listen, and a closed IPv4
+ * port): the connection goes on to the next address and the notification is delivered, without
+ * a failed connection counted. */
+static void test_next_address_after_refusal(void **state)
+{
+	static const char *const addrs[] = {"::1",       "MOCK", "127.0.0.1", "1",
+	                                    "127.0.0.1", "MOCK", NULL};
+	struct fx *f = fx_open(NULL, true);
+	struct pp_apns_pool_config pc = {.token = &f->token, .host = "localhost"};
+	struct pp_notif n;
+	struct outcome o;
+
+	(void)state;
+	fake_addrs = addrs;
+	fake_calls = 0;
+	fx_pool(f, &pc);
+	notif_alert(&n, TOKEN);
+	send_one(f, &n, &o, 5000);
+	assert_int_equal(o.r.outcome, PP_OUT_DELIVERED);
+	assert_int_equal(fake_calls, 1);
+	assert_int_equal(metric(f, "platypus_apns_connect_failures_total{app=\"test\"}"), 0);
+	fake_addrs = NULL;
+	pp_notif_free(&n);
+	fx_close(f);
+}
+
+/* Every address refuses: one failed connection, the attempt ends as unable to connect. */
+static void test_all_addresses_refuse(void **state)
+{
+	static const char *const addrs[] = {"::1", "1", "127.0.0.1", "1", NULL};
+	struct fx *f = fx_open(NULL, true);
+	struct pp_apns_pool_config pc = {
+	    .token = &f->token, .host = "localhost", .backoff_min_ms = 5000};
+	struct pp_notif n;
+	struct outcome o;
+
+	(void)state;
+	fake_addrs = addrs;
+	fx_pool(f, &pc);
+	notif_alert(&n, TOKEN);
+	send_one(f, &n, &o, 1000);
+	assert_int_equal(o.r.outcome, PP_OUT_FAILED);
+	assert_int_equal(o.r.cause, PP_CAUSE_CONNECT);
+	assert_int_equal(metric(f, "platypus_apns_connect_failures_total{app=\"test\"}"), 1);
+	fake_addrs = NULL;
+	pp_notif_free(&n);
+	fx_close(f);
+}
+
+/* The first address never answers (a listener whose backlog is full drops the SYN): it gets
+ * half the connect timeout, the second the rest, and the notification is delivered. Without
+ * the sharing the whole timeout would go to the first, and the reconnect backoff (5 s) outlast
+ * the attempt's deadline. */
+static void test_silent_address_leaves_time_for_the_next(void **state)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	socklen_t sl = sizeof(sa);
+	int lfd = socket(AF_INET, SOCK_STREAM, 0), cfd = socket(AF_INET, SOCK_STREAM, 0);
+	char port[8];
+	const char *addrs[] = {"127.0.0.1", port, "127.0.0.1", "MOCK", NULL};
+	struct fx *f;
+	struct pp_apns_pool_config pc = {
+	    .host = "localhost", .connect_timeout_ms = 6000, .backoff_min_ms = 5000};
+	struct pp_notif n;
+	struct outcome o;
+
+	(void)state;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(lfd, 0), 0);
+	assert_int_equal(getsockname(lfd, (struct sockaddr *)&sa, &sl), 0);
+	/* fills the accept queue: the next SYNs are dropped */
+	assert_int_equal(connect(cfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	snprintf(port, sizeof(port), "%u", ntohs(sa.sin_port));
+	f = fx_open(NULL, true);
+	pc.token = &f->token;
+	fake_addrs = addrs;
+	fx_pool(f, &pc);
+	notif_alert(&n, TOKEN);
+	send_one(f, &n, &o, 8000);
+	assert_int_equal(o.r.outcome, PP_OUT_DELIVERED);
+	assert_int_equal(metric(f, "platypus_apns_connect_failures_total{app=\"test\"}"), 0);
+	fake_addrs = NULL;
+	pp_notif_free(&n);
+	fx_close(f);
+	close(cfd);
+	close(lfd);
+}
+
 static void test_certificate_auth(void **state)
 {
 	struct fx *f = fx_open(NULL, false);
@@ -551,19 +688,183 @@ static void test_ping_keepalive(void **state)
 	fx_close(f);
 }
 
+/* --- allocation failures ------------------------------------------------------------------ */
+
+struct h2_setup {
+	bool ready, closed, ever_ready;
+	int err;
+};
+
+static void setup_writable(struct pp_h2_conn *c, void *arg)
+{
+	(void)c;
+	((struct h2_setup *)arg)->ready = true;
+}
+
+static void setup_closed(struct pp_h2_conn *c, int err, bool ever_ready, void *arg)
+{
+	struct h2_setup *x = arg;
+
+	(void)c;
+	x->closed = true;
+	x->err = err;
+	x->ever_ready = ever_ready;
+}
+
+/* Open an HTTP/2 connection to the mock (resolution, TCP, TLS, the SETTINGS exchange) and close
+ * it once ready. 0 when it got there and nothing failed on the way, else the error it ended
+ * with: a failure must end the connection with an error, never leave it hanging or half-open. */
+static int h2_setup_scenario(void *arg)
+{
+	struct fx *f = arg;
+	struct h2_setup x = {0};
+	struct pp_h2_events ev = {.writable = setup_writable, .closed = setup_closed};
+	struct pp_h2_config hc = {.host = "127.0.0.1",
+	                          .port = (uint16_t)f->mock.port,
+	                          .tls = f->tls,
+	                          .connect_timeout_ms = 5000,
+	                          .tick_ms = 20};
+	struct pp_h2_conn *c;
+	int r = pp_h2_conn_alloc(&c, &f->loop, &hc, &ev, &x);
+
+	if (r)
+		return r;
+	while (!x.ready && !x.closed)
+		uv_run(&f->loop, UV_RUN_ONCE);
+	if (!x.closed)
+		pp_h2_conn_close(c, false);
+	while (!x.closed)
+		uv_run(&f->loop, UV_RUN_ONCE);
+	/* a clean end: only our own close, after the connection was ready */
+	return x.ever_ready && x.err == -ECANCELED ? 0 : x.err ? x.err : -EIO;
+}
+
+static void test_alloc_h2_setup(void **state)
+{
+	struct fx *f = fx_open(NULL, true);
+
+	(void)state;
+	assert_int_equal(h2_setup_scenario(f), 0);
+	assert_true(test_alloc_sweep(h2_setup_scenario, f, 200) > 3);
+	fx_close(f);
+}
+
+static void pool_closed_flag(void *arg)
+{
+	*(bool *)arg = true;
+}
+
+/* One notification through a new pool to the mock's answer. 0: the answer's outcome (and
+ * reason, from the answer's body) with nothing failing on the way; -EAGAIN: that outcome, but a
+ * connection was lost to the failure (one that failed to open, counted and replaced, or the one
+ * that carried the answer, closed right after): a failure handled, not swallowed; else the
+ * attempt's error outcome. The pool must close, and every handle with it, whatever happened. */
+struct pool_case {
+	struct fx *f;
+	struct pp_notif n; /* made outside the sweep */
+	enum pp_outcome want;
+	const char *reason; /* the one APNs's answer gives */
+};
+
+static int pool_send_scenario(void *arg)
+{
+	struct pool_case *pcase = arg;
+	struct fx *f = pcase->f;
+	struct pp_apns_pool_config pc = {.name = "sweep",
+	                                 .default_topic = "com.example.app",
+	                                 .token = &f->token,
+	                                 .tls = f->tls,
+	                                 .host = "127.0.0.1",
+	                                 .port = (uint16_t)f->mock.port,
+	                                 .tick_ms = 20,
+	                                 .backoff_min_ms = 20,
+	                                 .backoff_max_ms = 40};
+	struct cm_metrics *m;
+	struct pp_apns_pool *p;
+	struct pp_result now;
+	struct outcome o = {0};
+	bool closed = false;
+	int r;
+
+	r = cm_metrics_alloc(&m);
+	if (r)
+		return r;
+	pc.metrics = m;
+	r = pp_apns_pool_alloc(&p, &f->loop, &pc);
+	if (r)
+		goto out_metrics;
+	r = pp_apns_pool_send(p, &pcase->n, uv_now(&f->loop) + 5000, done_cb, &o, &now);
+	if (r)
+		assert_int_not_equal(now.outcome, PP_OUT_DELIVERED);
+	while (!r && !o.done)
+		uv_run(&f->loop, UV_RUN_ONCE);
+	if (!r && o.r.outcome == pcase->want && !strcmp(o.r.reason, pcase->reason)) {
+		unsigned usable = 0;
+
+		uv_run(&f->loop, UV_RUN_NOWAIT);
+		pp_apns_pool_connections(p, &usable);
+		if (!usable)
+			r = -EAGAIN;
+	}
+	pp_apns_pool_close(p, false, pool_closed_flag, &closed);
+	while (!closed)
+		uv_run(&f->loop, UV_RUN_ONCE);
+	if (!r && (o.r.outcome != pcase->want || strcmp(o.r.reason, pcase->reason)))
+		r = -EIO;
+	if (!r) {
+		struct cm_buf b;
+
+		cm_buf_init(&b, 0);
+		if (cm_metrics_render(m, &b))
+			r = -ENOMEM;
+		else if (!strstr(b.data, "platypus_apns_connect_failures_total{app=\"sweep\"} 0"))
+			r = -EAGAIN;
+		cm_buf_free(&b);
+	}
+out_metrics:
+	cm_metrics_free(m);
+	return r;
+}
+
+static void test_alloc_pool_send(void **state)
+{
+	struct pool_case pcase = {.f = fx_open(NULL, true)};
+
+	(void)state;
+	notif_alert(&pcase.n, TOKEN);
+	pcase.want = PP_OUT_DELIVERED;
+	pcase.reason = "";
+	assert_int_equal(pool_send_scenario(&pcase), 0); /* the provider token is made here */
+	assert_true(test_alloc_sweep(pool_send_scenario, &pcase, 300) > 3);
+	/* an answer with a body to keep */
+	assert_int_equal(mock_post(&pcase.f->mock, "/dead", "{\"token\":\"" TOKEN "\"}"), 0);
+	pcase.want = PP_OUT_DEAD;
+	pcase.reason = "Unregistered";
+	assert_int_equal(pool_send_scenario(&pcase), 0);
+	assert_true(test_alloc_sweep(pool_send_scenario, &pcase, 300) > 3);
+	pp_notif_free(&pcase.n);
+	fx_close(pcase.f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_delivered_with_all_headers),
 	    cmocka_unit_test(test_many_share_one_connection_and_token),
 	    cmocka_unit_test(test_dead_token_and_errors),
+	    cmocka_unit_test(test_retry_after_forms),
 	    cmocka_unit_test(test_goaway_moves_streams),
 	    cmocka_unit_test(test_dropped_connection),
 	    cmocka_unit_test(test_request_timeout),
 	    cmocka_unit_test(test_connect_backoff),
 	    cmocka_unit_test(test_close_graceful_then_forced),
+	    cmocka_unit_test(test_next_address_after_refusal),
+	    cmocka_unit_test(test_all_addresses_refuse),
+	    cmocka_unit_test(test_silent_address_leaves_time_for_the_next),
 	    cmocka_unit_test(test_certificate_auth),
 	    cmocka_unit_test(test_ping_keepalive),
+	    cmocka_unit_test(test_alloc_h2_setup),
+	    cmocka_unit_test(test_alloc_pool_send),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

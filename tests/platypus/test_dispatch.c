@@ -77,6 +77,68 @@ static void test_retry_policy(void **state)
 	assert_false(pp_retry_retryable(&r));
 }
 
+/* Retry-After: delta-seconds and the three HTTP-date forms (RFC 9110 5.6.7, 10.2.3). */
+static long long ra(const char *v, time_t now)
+{
+	return pp_retry_after_parse(v, strlen(v), now);
+}
+
+static void test_retry_after_parse(void **state)
+{
+	const time_t t = 784111777; /* Sun, 06 Nov 1994 08:49:37 GMT */
+
+	(void)state;
+	/* delta-seconds, blanks around it allowed */
+	assert_int_equal(ra("0", t), 0);
+	assert_int_equal(ra("120", t), 120);
+	assert_int_equal(ra(" \t7 ", t), 7);
+	assert_int_equal(ra("0000000000000000000000000005", t), 5);
+	/* huge values are clamped, never overflow */
+	assert_int_equal(ra("99999999999999999999999999999", t), PP_RETRY_AFTER_MAX);
+	assert_int_equal(ra("2592001", t), PP_RETRY_AFTER_MAX);
+	/* the same instant in all three forms, and 90 s later */
+	assert_int_equal(ra("Sun, 06 Nov 1994 08:49:37 GMT", t), 0);
+	assert_int_equal(ra("Sun, 06 Nov 1994 08:51:07 GMT", t), 90);
+	assert_int_equal(ra("Sunday, 06-Nov-94 08:51:07 GMT", t), 90);
+	assert_int_equal(ra("Sun Nov  6 08:51:07 1994", t), 90);
+	assert_int_equal(ra("Sun Nov 16 08:49:37 1994", t), 10 * 86400);
+	/* past dates: now */
+	assert_int_equal(ra("Sat, 05 Nov 1994 08:49:37 GMT", t), 0);
+	assert_int_equal(ra("Thu, 01 Jan 1970 00:00:00 GMT", t), 0);
+	/* far future: clamped */
+	assert_int_equal(ra("Fri, 31 Dec 9999 23:59:59 GMT", t), PP_RETRY_AFTER_MAX);
+	/* across a year end, a leap day, and a leap second */
+	assert_int_equal(ra("Thu, 01 Jan 2026 00:00:00 GMT", 1767225599), 1);
+	assert_int_equal(ra("Thu, 29 Feb 2024 00:00:00 GMT", 1709078400), 86400);
+	assert_int_equal(ra("Sat, 31 Dec 2016 23:59:60 GMT", 1483228799), 1);
+	/* RFC 850 two-digit years: at most 50 years ahead, else the century before */
+	assert_int_equal(ra("Thursday, 01-Jan-26 00:00:00 GMT", 1767225599), 1);
+	assert_int_equal(ra("Monday, 01-Jan-90 00:00:00 GMT", 1767225599), 0);
+	/* names are matched without regard to case, as most clients do */
+	assert_int_equal(ra("sun, 06 nov 1994 08:51:07 GMT", t), 90);
+	/* garbage */
+	assert_int_equal(ra("", t), -1);
+	assert_int_equal(ra("   ", t), -1);
+	assert_int_equal(ra("-5", t), -1);
+	assert_int_equal(ra("1.5", t), -1);
+	assert_int_equal(ra("12abc", t), -1);
+	assert_int_equal(ra("soon", t), -1);
+	assert_int_equal(ra("Sun, 06 Nov 1994 08:49:37", t), -1);      /* no GMT */
+	assert_int_equal(ra("Sun, 06 Nov 1994 08:49:37 UTC", t), -1);  /* not GMT */
+	assert_int_equal(ra("Sun, 6 Nov 1994 08:49:37 GMT", t), -1);   /* one-digit day */
+	assert_int_equal(ra("Sun, 31 Nov 1994 08:49:37 GMT", t), -1);  /* no such day */
+	assert_int_equal(ra("Mon, 29 Feb 2100 00:00:00 GMT", t), -1);  /* 2100 is no leap year */
+	assert_int_equal(ra("Sun, 06 Nov 1994 24:00:00 GMT", t), -1);  /* hour */
+	assert_int_equal(ra("Sun, 06 Nov 1994 08:60:00 GMT", t), -1);  /* minute */
+	assert_int_equal(ra("Sun, 06 Foo 1994 08:49:37 GMT", t), -1);  /* month */
+	assert_int_equal(ra("Sonday, 06-Nov-94 08:49:37 GMT", t), -1); /* weekday */
+	assert_int_equal(ra("Sun, 06 Nov 1994 08:49:37 GMT x", t), -1);
+	assert_int_equal(ra("Sun Nov 6 08:49:37 1994", t), -1); /* asctime pads with a blank */
+	/* not NUL-terminated: only len bytes count */
+	assert_int_equal(pp_retry_after_parse("42junk", 2, t), 42);
+	assert_int_equal(pp_retry_after_parse(NULL, 0, t), -1);
+}
+
 /* --- a fake provider ---------------------------------------------------------------------- */
 
 struct script {
@@ -595,15 +657,42 @@ static void test_e2e_killed_connection_loses_nothing(void **state)
 	e2e_close(e);
 }
 
+/* 429 with Retry-After as an HTTP-date 2 s ahead: the retry waits for that date (the mock
+ * rounds it up, so at least 2 s pass), then delivers. Only a lower bound: never fragile. */
+static void test_e2e_retry_after_date(void **state)
+{
+	struct e2e *e = e2e_open();
+	struct got g;
+	struct pp_notif n;
+	struct pp_result r;
+	uint64_t t0;
+
+	(void)state;
+	memset(&g, 0, sizeof(g));
+	assert_int_equal(mock_post(&e->mock, "/fail", "{\"status\":429,\"retry_after_date\":2}"),
+	                 0);
+	apns_notif(&n);
+	t0 = uv_hrtime();
+	assert_int_equal(pp_dispatch_submit(e->d, &n, got_cb, &g, &r), 0);
+	loop_until(&e->loop, &g.n, 1, 10000);
+	assert_int_equal(g.n, 1);
+	assert_int_equal(g.r.outcome, PP_OUT_DELIVERED);
+	assert_int_equal(g.r.attempts, 2);
+	assert_true(uv_hrtime() - t0 >= 1900 * 1000000ull);
+	e2e_close(e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_retry_policy),
+	    cmocka_unit_test(test_retry_after_parse),
 	    cmocka_unit_test(test_select_and_refuse),
 	    cmocka_unit_test(test_retries),
 	    cmocka_unit_test(test_expired),
 	    cmocka_unit_test(test_drain_waits),
 	    cmocka_unit_test(test_e2e_killed_connection_loses_nothing),
+	    cmocka_unit_test(test_e2e_retry_after_date),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

@@ -18,7 +18,9 @@
 #include "cm/metrics.h"
 #include "platypus/src/dispatch.h"
 #include "platypus/src/fcm.h"
+#include "tests/platypus/fake_resolver.h"
 #include "tests/platypus/mock_helper.h"
+#include "tests/support/alloc.h"
 
 #define KEYS "tests/mock/keys/"
 #define FTOK "fcm_token_ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789:abc-def_ghi"
@@ -257,10 +259,15 @@ static void got_cb(void *arg, const struct pp_result *r)
 	g->r = *r;
 }
 
+/* The host of the send URL (the token endpoint stays the mock's 127.0.0.1), and the mock's
+ * certificate, which must name it. */
+static const char *ffx_host = "127.0.0.1";
+static const char *ffx_cert = KEYS "server.pem";
+
 static struct ffx *ffx_open(const char *key_override)
 {
 	struct ffx *x = calloc(1, sizeof(*x));
-	const char *args[] = {"--write-service-account", x->sa_path, NULL};
+	const char *args[] = {"--write-service-account", x->sa_path, "--cert", ffx_cert, NULL};
 	struct pp_fcm_config fc = {.name = "android", .ca_file = KEYS "ca.pem"};
 	struct pp_dispatch_config dc = {.retry = {.base_ms = 50, .max_ms = 200}};
 	struct pp_app_desc a = {.name = "android", .service = PP_SVC_FCM, .send = pp_fcm_send};
@@ -291,7 +298,7 @@ static struct ffx *ffx_open(const char *key_override)
 	free(json);
 	assert_int_equal(uv_loop_init(&x->loop), 0);
 	assert_int_equal(cm_metrics_alloc(&x->metrics), 0);
-	snprintf(base, sizeof(base), "https://127.0.0.1:%d", x->mock.port);
+	snprintf(base, sizeof(base), "https://%s:%d", ffx_host, x->mock.port);
 	fc.base_url = base;
 	fc.account = &x->account;
 	fc.metrics = x->metrics;
@@ -411,6 +418,21 @@ static void test_send_through_mock(void **state)
 	assert_int_equal(g.r.outcome, PP_OUT_DELIVERED);
 	assert_int_equal(g.r.attempts, 2);
 
+	/* The same with Retry-After as an HTTP-date 2 s ahead (rounded up by the mock): the retry
+	 * waits until then. */
+	assert_int_equal(
+	    mock_post(&x->mock, "/fail", "{\"code\":\"QUOTA_EXCEEDED\",\"retry_after_date\":2}"),
+	    0);
+	fcm_notif(&n, FTOK);
+	{
+		uint64_t t0 = uv_hrtime();
+
+		submit_wait(x, &n, &g);
+		assert_true(uv_hrtime() - t0 >= 1900 * 1000000ull);
+	}
+	assert_int_equal(g.r.outcome, PP_OUT_DELIVERED);
+	assert_int_equal(g.r.attempts, 2);
+
 	/* The access token expires early: 401, a new grant, delivered. */
 	assert_int_equal(mock_post(&x->mock, "/expire", "{}"), 0);
 	fcm_notif(&n, FTOK);
@@ -425,6 +447,35 @@ static void test_send_through_mock(void **state)
 	assert_int_equal(g.r.outcome, PP_OUT_REJECTED);
 	assert_int_equal(g.r.attempts, 1);
 	ffx_close(x);
+}
+
+/* A send host whose first addresses refuse (an IPv6 one, where the mock does not listen, and a
+ * closed port): libcurl goes on to the next one by itself. ("localhost" would not do: libcurl
+ * resolves it without asking the resolver, IPv4 first.) */
+static void test_next_address_after_refusal(void **state)
+{
+	static const char *const addrs[] = {"::1",       "MOCK", "127.0.0.1", "1",
+	                                    "127.0.0.1", "MOCK", NULL};
+	struct ffx *x;
+	struct pp_notif n;
+	struct got g;
+
+	(void)state;
+	ffx_host = fake_name = "mock.platypus.test";
+	ffx_cert = KEYS "server-alt.pem";
+	fake_addrs = addrs;
+	fake_calls = 0;
+	x = ffx_open(NULL);
+	fcm_notif(&n, FTOK);
+	submit_wait(x, &n, &g);
+	assert_int_equal(g.r.outcome, PP_OUT_DELIVERED);
+	assert_int_equal(g.r.attempts, 1);
+	assert_int_equal(fake_calls, 1);
+	ffx_close(x);
+	fake_addrs = NULL;
+	fake_name = "localhost";
+	ffx_host = "127.0.0.1";
+	ffx_cert = KEYS "server.pem";
 }
 
 /* A key Google does not know: the grant is refused, the send rejected as our configuration. */
@@ -445,12 +496,171 @@ static void test_refused_grant(void **state)
 	ffx_close(x);
 }
 
+/* --- allocation failures ------------------------------------------------------------------ */
+
+static int message_scenario(void *arg)
+{
+	struct cm_buf b;
+	int r;
+
+	cm_buf_init(&b, 0);
+	r = pp_fcm_message(arg, &b);
+	if (!r && (!b.data || !strstr(b.data, "\"android\"")))
+		r = -EIO;
+	cm_buf_free(&b);
+	return r;
+}
+
+static void test_alloc_message(void **state)
+{
+	struct pp_notif n;
+
+	(void)state;
+	fcm_notif(&n, FTOK);
+	n.ttl = 60;
+	n.collapse_id = strdup("c");
+	n.alert.sound = strdup("ding");
+	n.alert.badge = 3;
+	assert_int_equal(message_scenario(&n), 0);
+	/* jansson's own allocations are not ours to fail: only the output buffer's are */
+	assert_true(test_alloc_sweep(message_scenario, &n, 500) > 1);
+	pp_notif_free(&n);
+}
+
+/* The OAuth2 steps that are ours: the signed assertion, then taking the grant. */
+static int oauth_scenario(void *arg)
+{
+	struct pp_fcm_account *a = arg;
+	struct cm_buf form;
+	char err[160];
+	int r;
+
+	cm_buf_init(&form, 0);
+	pp_fcm_account_forget(a);
+	r = pp_fcm_assertion_form(a, 1700000000, &form);
+	if (!r && (!form.data || !strstr(form.data, "&assertion=")))
+		r = -EIO;
+	if (!r)
+		r = pp_fcm_account_grant(a, 200, GRANT("ya29.sweep", 3599), 1700000000, err,
+		                         sizeof(err));
+	if (!r && (!pp_fcm_access_token(a, 1700000000) ||
+	           strcmp(pp_fcm_access_token(a, 1700000000), "ya29.sweep")))
+		r = -EIO;
+	/* on failure, no token is left cached */
+	if (r && pp_fcm_access_token(a, 1700000000))
+		r = 0;
+	cm_buf_free(&form);
+	return r;
+}
+
+static void test_alloc_oauth(void **state)
+{
+	struct pp_fcm_account a;
+	char err[256], *json;
+	size_t len;
+
+	(void)state;
+	json = slurp(KEYS "service-account.json", &len);
+	assert_int_equal(pp_fcm_account_load(&a, json, len, err, sizeof(err)), 0);
+	assert_int_equal(oauth_scenario(&a), 0);
+	assert_true(test_alloc_sweep(oauth_scenario, &a, 200) > 2);
+	pp_fcm_account_close(&a);
+	free(json);
+}
+
+/* The whole flow against the mock, from a client with no access token: client, token request,
+ * grant, send, answer, close. 0: delivered with nothing failing; -EAGAIN: delivered after a
+ * failed token request was counted and repeated (a failure handled); else the send's error
+ * outcome. The client must close, every handle with it, whatever happened. */
+struct flow_case {
+	struct ffx *x;
+	struct pp_notif n; /* made outside the sweep */
+};
+
+static void flow_closed(void *arg)
+{
+	*(bool *)arg = true;
+}
+
+static void flow_done(void *arg, const struct pp_result *r, long long retry_after)
+{
+	(void)retry_after;
+	*(struct pp_result *)arg = *r;
+}
+
+static int flow_scenario(void *arg)
+{
+	struct flow_case *fc = arg;
+	struct ffx *x = fc->x;
+	char base[64];
+	struct pp_fcm_config cfg = {
+	    .name = "sweep", .account = &x->account, .ca_file = KEYS "ca.pem", .base_url = base};
+	struct cm_metrics *m;
+	struct pp_fcm *fcm;
+	struct pp_result res = {0}, now;
+	bool closed = false;
+	int r;
+
+	snprintf(base, sizeof(base), "https://127.0.0.1:%d", x->mock.port);
+	pp_fcm_account_forget(&x->account);
+	r = cm_metrics_alloc(&m);
+	if (r)
+		return r;
+	cfg.metrics = m;
+	r = pp_fcm_alloc(&fcm, &x->loop, &cfg);
+	if (r)
+		goto out;
+	res.outcome = PP_OUT_COUNT; /* none yet */
+	r = pp_fcm_send(fcm, &fc->n, uv_now(&x->loop) + 5000, flow_done, &res, &now);
+	if (r)
+		assert_int_not_equal(now.outcome, PP_OUT_DELIVERED);
+	while (!r && res.outcome == PP_OUT_COUNT)
+		uv_run(&x->loop, UV_RUN_ONCE);
+	pp_fcm_close(fcm, false, flow_closed, &closed);
+	while (!closed)
+		uv_run(&x->loop, UV_RUN_ONCE);
+	if (!r && res.outcome != PP_OUT_DELIVERED)
+		r = -EIO;
+	if (!r) {
+		struct cm_buf b;
+
+		cm_buf_init(&b, 0);
+		if (cm_metrics_render(m, &b))
+			r = -ENOMEM;
+		else if (!strstr(b.data, "platypus_fcm_token_failures_total{app=\"sweep\"} 0"))
+			r = -EAGAIN;
+		cm_buf_free(&b);
+	}
+out:
+	cm_metrics_free(m);
+	return r;
+}
+
+static void test_alloc_send_flow(void **state)
+{
+	struct flow_case fc = {.x = ffx_open(NULL)};
+
+	(void)state;
+	fcm_notif(&fc.n, FTOK);
+	assert_int_equal(flow_scenario(&fc), 0);
+	assert_true(test_alloc_sweep(flow_scenario, &fc, 500) > 3);
+	pp_notif_free(&fc.n);
+	ffx_close(fc.x);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_account_load),      cmocka_unit_test(test_assertion_and_grant),
-	    cmocka_unit_test(test_message_shape),     cmocka_unit_test(test_result_mapping),
-	    cmocka_unit_test(test_send_through_mock), cmocka_unit_test(test_refused_grant),
+	    cmocka_unit_test(test_account_load),
+	    cmocka_unit_test(test_assertion_and_grant),
+	    cmocka_unit_test(test_message_shape),
+	    cmocka_unit_test(test_result_mapping),
+	    cmocka_unit_test(test_send_through_mock),
+	    cmocka_unit_test(test_refused_grant),
+	    cmocka_unit_test(test_next_address_after_refusal),
+	    cmocka_unit_test(test_alloc_message),
+	    cmocka_unit_test(test_alloc_oauth),
+	    cmocka_unit_test(test_alloc_send_flow),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

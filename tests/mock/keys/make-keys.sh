@@ -21,6 +21,17 @@ extendedKeyUsage=serverAuth
 subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1
 EXT
 
+# The same server key under a name only a test's own resolver knows (tests of hosts with several
+# addresses, where libcurl would resolve "localhost" by itself). Added later than the rest.
+openssl req -new -key server.key -subj "/CN=mock.platypus.test" -out server-alt.csr
+openssl x509 -req -in server-alt.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days $days \
+	-out server-alt.pem -extfile /dev/stdin <<EXT
+basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=serverAuth
+subjectAltName=DNS:mock.platypus.test,IP:127.0.0.1
+EXT
+
 # APNs client certificate (certificate auth), shaped like Apple's: the topic is the subject UID.
 openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
 	-subj "/UID=com.example.app/CN=Apple Push Services: com.example.app/OU=DEF123GHIJ/O=Example/C=US" \
@@ -71,4 +82,4 @@ with open("service-account.json", "w") as f:
     json.dump(sa, f, indent=2)
     f.write("\n")
 PY
-rm -f server.csr client.csr ca.srl
+rm -f server.csr server-alt.csr client.csr ca.srl
