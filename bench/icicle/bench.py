@@ -24,6 +24,9 @@ Knobs (environment):
   RETRY=1             a failing step is run once more before it counts as failed (transient
                       stalls from other work on the machine); 0 to disable
   BENCH_DOC=path      file to rewrite (default docs/benchmarks.md; "-" prints the section)
+  ICICLE_BASE=path    another icicle binary (an earlier build) measured in the same rotation;
+                      its medians and the ratio to it are logged, not written to the document.
+                      On this noisy machine, builds compare only within one run
 
 Run with /usr/bin/python3; only the standard library is used."""
 
@@ -66,6 +69,7 @@ CLIENT_THREADS = env_num("CLIENT_THREADS", 1)
 PIN = env_num("PIN", 0) == 1 and (os.cpu_count() or 1) >= 2
 RETRY = env_num("RETRY", 1)
 DOC = os.environ.get("BENCH_DOC") or os.path.join(TOP, "docs", "benchmarks.md")
+BASE = os.environ.get("ICICLE_BASE")
 LOSS_MAX = 0.1  # percent
 SECRET = "bench-secret-%d" % os.getpid()
 REALM = "bench.test"
@@ -196,6 +200,26 @@ quotas:
 threads: %d
 """ % (free_port(), self.port, REALM, self.secret_file, SERVER_THREADS))
         return [ICICLE, "-c", cfg]
+
+
+class IcicleBase(Icicle):
+    """The same configuration run by the ICICLE_BASE binary."""
+
+    def command(self):
+        return [os.path.abspath(BASE)] + super().command()[1:]
+
+
+def log_base(results):
+    """Log ICICLE_BASE's medians next to this build's, then drop them from results."""
+    base, new = results.pop("iciclebase", []), results.get("icicle", [])
+    if not base or not new:
+        return
+    for key, what, digits in (("relayed_pps", "relayed packets/s", 0),
+                              ("cpu_per_m", "CPU seconds per million packets", 2)):
+        b = median([r[key] for r in base])
+        n = median([r[key] for r in new])
+        log("%s: icicle %s, ICICLE_BASE %s, ratio %s" %
+            (what, fmt(n, digits), fmt(b, digits), fmt(n / b, 2) if n and b else "n/a"))
 
 
 def tool(server, args, timeout=60):
@@ -477,7 +501,7 @@ def main():
     with tempfile.TemporaryDirectory(prefix="icicle-bench-") as workdir:
         ok, why = icicle_can_relay(workdir)
         icicle_note = "not measured (%s)" % why
-        servers = [Coturn] + ([Icicle] if ok else [])
+        servers = [Coturn] + ([Icicle] if ok else []) + ([IcicleBase] if ok and BASE else [])
         log("servers: %s%s" % (", ".join(c.__name__.lower() for c in servers),
                                "" if ok else " (icicle: %s)" % why))
         results = {c.__name__.lower(): [] for c in servers}
@@ -491,6 +515,7 @@ def main():
                     continue
                 results[cls.__name__.lower()].append(r)
                 log("%s: %s" % (cls.__name__.lower(), json.dumps(r)))
+        log_base(results)
         if not results["coturn"]:
             log("coturn could not be measured")
             return 1

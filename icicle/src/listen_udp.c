@@ -1,7 +1,8 @@
 /* listen_udp.c - one client-facing UDP socket of a worker (SO_REUSEPORT: every worker binds the
  * same address and the kernel spreads clients by their address), polled in the worker's loop,
- * read with recvmmsg. It learns the local address of each datagram (IP_PKTINFO) so that replies
- * leave from the address the client used even when bound to 0.0.0.0. */
+ * read with recvmmsg into the worker's receive arena (batch.c). Bound to 0.0.0.0 or ::, it learns
+ * the local address of each datagram (IP_PKTINFO) so that replies leave from the address the
+ * client used. */
 #include "server.h"
 
 #include <errno.h>
@@ -26,6 +27,13 @@ int icicle_udp_fd(const struct icicle_udp *u)
 	return u->fd;
 }
 
+bool icicle_udp_wildcard(const struct icicle_udp *u)
+{
+	return u->wildcard;
+}
+
+/* The local address of a datagram received on a wildcard socket (the bound port with the
+ * address from IP_PKTINFO); a socket bound to one address always has that one. */
 static void local_from_cmsg(struct msghdr *mh, struct icicle_client *c, const struct icicle_udp *u)
 {
 	struct cmsghdr *cm;
@@ -53,10 +61,6 @@ static void local_from_cmsg(struct msghdr *mh, struct icicle_client *c, const st
 			in6->sin6_port = ((const struct sockaddr_in6 *)&u->bound)->sin6_port;
 			c->has_local = true;
 		}
-	}
-	if (!u->wildcard) {
-		c->local = u->bound;
-		c->has_local = true;
 	}
 }
 
@@ -87,7 +91,8 @@ static void udp_poll_cb(uv_poll_t *h, int status, int events)
 	struct icicle_worker *w = u->w;
 	struct icicle_rx *rx = w->rx;
 	struct icicle_client c;
-	int round, n, i;
+	bool more = true;
+	int round;
 
 	(void)events;
 	if (status < 0)
@@ -95,39 +100,33 @@ static void udp_poll_cb(uv_poll_t *h, int status, int events)
 	memset(&c, 0, sizeof(c));
 	c.tp = ICICLE_UDP;
 	c.udp = u;
-	for (round = 0; round < ICICLE_RX_ROUNDS; round++) {
-		for (i = 0; i < ICICLE_BATCH; i++) {
-			rx->iov[i].iov_base = rx->buf[i];
-			rx->iov[i].iov_len = sizeof(rx->buf[i]);
-			memset(&rx->msg[i].msg_hdr, 0, sizeof(rx->msg[i].msg_hdr));
-			rx->msg[i].msg_hdr.msg_name = &rx->addr[i];
-			rx->msg[i].msg_hdr.msg_namelen = sizeof(rx->addr[i]);
-			rx->msg[i].msg_hdr.msg_iov = &rx->iov[i];
-			rx->msg[i].msg_hdr.msg_iovlen = 1;
-			rx->msg[i].msg_hdr.msg_control = rx->cmsg[i];
-			rx->msg[i].msg_hdr.msg_controllen = sizeof(rx->cmsg[i]);
-		}
-		n = recvmmsg(u->fd, rx->msg, ICICLE_BATCH, MSG_DONTWAIT, NULL);
-		if (n <= 0)
-			break;
-		for (i = 0; i < n; i++) {
+	if (!u->wildcard) {
+		c.local = u->bound;
+		c.has_local = true;
+	}
+	/* Payloads queued by reference stay in their arena slots until the queue leaves at the
+	 * end of the loop pass (batch.c). */
+	for (round = 0; round < ICICLE_RX_ROUNDS && more; round++) {
+		size_t first, i, end;
+		int n = icicle_rx_read(w, u->fd, u->wildcard, &first, &more);
+
+		for (i = first, end = first + (size_t)n; i < end; i++) {
 			struct msghdr *mh = &rx->msg[i].msg_hdr;
 
 			if (mh->msg_flags & MSG_TRUNC) {
 				cm_metrics_inc(w->ic->metrics.malformed);
 				continue;
 			}
-			memcpy(&c.addr, &rx->addr[i], sizeof(c.addr));
 			c.addrlen = mh->msg_namelen;
+			if (c.addrlen > sizeof(c.addr))
+				continue;
+			memcpy(&c.addr, &rx->addr[i], c.addrlen);
 			if (c.addr.ss_family != AF_INET && c.addr.ss_family != AF_INET6)
 				continue;
-			local_from_cmsg(mh, &c, u);
+			if (u->wildcard)
+				local_from_cmsg(mh, &c, u);
 			dispatch(w, &c, rx->buf[i], rx->msg[i].msg_len);
 		}
-		/* payloads queued by reference live in rx: send before reading again */
-		icicle_tx_flush(w);
-		if (n < ICICLE_BATCH)
-			break;
 	}
 }
 
@@ -153,14 +152,17 @@ int icicle_udp_open(struct icicle_worker *w, const struct sockaddr *sa, socklen_
 	(void)setsockopt(u->fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
 	(void)setsockopt(u->fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
 	(void)setsockopt(u->fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+	/* Only a wildcard socket needs to learn each datagram's local address. */
 	if (sa->sa_family == AF_INET) {
-		(void)setsockopt(u->fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one));
 		u->wildcard = ((const struct sockaddr_in *)sa)->sin_addr.s_addr == 0;
+		if (u->wildcard)
+			(void)setsockopt(u->fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one));
 	} else {
 		(void)setsockopt(u->fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-		(void)setsockopt(u->fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof(one));
 		u->wildcard =
 		    memcmp(&((const struct sockaddr_in6 *)sa)->sin6_addr, any, sizeof(any)) == 0;
+		if (u->wildcard)
+			(void)setsockopt(u->fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof(one));
 	}
 	if (bind(u->fd, sa, len) != 0) {
 		rc = -errno;

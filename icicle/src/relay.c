@@ -1,7 +1,7 @@
 /* relay.c - the relay fast path: ChannelData and Send indications from clients to peers, peer
- * datagrams to clients as ChannelData or Data indications, and the batched transmit queue
- * (sendmmsg). Nothing here allocates memory per packet: datagrams are read into the worker's
- * receive buffers with recvmmsg and sent from there by reference. */
+ * datagrams to clients as ChannelData or Data indications. Nothing here allocates memory per
+ * packet: datagrams are read into the worker's receive arena with recvmmsg and queued for sending
+ * from there by reference (batch.c). */
 #include "server.h"
 
 #include <errno.h>
@@ -11,131 +11,16 @@
 
 #include "cm/metrics.h"
 
-static const uint8_t zeros[4];
-
-struct icicle_tx *icicle_tx_get(struct icicle_worker *w)
+/* Address a queued datagram to a UDP client. The source address is given (IP_PKTINFO) only when
+ * the listener is bound to a wildcard: otherwise the kernel uses the bound one anyway, and a
+ * given source costs a control message and a local-address lookup per datagram. */
+static void set_dst(struct icicle_tx *t, const struct icicle_client *c)
 {
-	struct icicle_tx *t;
-
-	if (w->ntx == ICICLE_BATCH)
-		icicle_tx_flush(w);
-	t = &w->tx[w->ntx++];
-	t->has_src = false;
-	t->hlen = 0;
-	t->payload = NULL;
-	t->plen = 0;
-	t->pad = 0;
-	return t;
-}
-
-static void set_src(struct msghdr *mh, uint8_t *cbuf, size_t cap, const struct icicle_tx *t)
-{
-	struct cmsghdr *cm;
-
-	mh->msg_control = cbuf;
-	mh->msg_controllen = cap;
-	cm = CMSG_FIRSTHDR(mh);
-	if (t->src.ss_family == AF_INET) {
-		struct in_pktinfo pi;
-
-		memset(&pi, 0, sizeof(pi));
-		pi.ipi_spec_dst = ((const struct sockaddr_in *)&t->src)->sin_addr;
-		cm->cmsg_level = IPPROTO_IP;
-		cm->cmsg_type = IP_PKTINFO;
-		cm->cmsg_len = CMSG_LEN(sizeof(pi));
-		memcpy(CMSG_DATA(cm), &pi, sizeof(pi));
-		mh->msg_controllen = CMSG_SPACE(sizeof(pi));
-	} else {
-		struct in6_pktinfo pi;
-
-		memset(&pi, 0, sizeof(pi));
-		pi.ipi6_addr = ((const struct sockaddr_in6 *)&t->src)->sin6_addr;
-		cm->cmsg_level = IPPROTO_IPV6;
-		cm->cmsg_type = IPV6_PKTINFO;
-		cm->cmsg_len = CMSG_LEN(sizeof(pi));
-		memcpy(CMSG_DATA(cm), &pi, sizeof(pi));
-		mh->msg_controllen = CMSG_SPACE(sizeof(pi));
-	}
-}
-
-void icicle_tx_flush(struct icicle_worker *w)
-{
-	struct mmsghdr mm[ICICLE_BATCH];
-	struct iovec iov[ICICLE_BATCH][3];
-	uint8_t cbuf[ICICLE_BATCH][64] __attribute__((aligned(8)));
-	struct icicle_metrics *mt = &w->ic->metrics;
-	size_t i = 0, j, start, run;
-
-	memset(mm, 0, sizeof(mm[0]) * w->ntx);
-	for (j = 0; j < w->ntx; j++) {
-		struct icicle_tx *t = &w->tx[j];
-		struct msghdr *mh = &mm[j].msg_hdr;
-		size_t k = 0;
-
-		if (t->hlen) {
-			iov[j][k].iov_base = t->hdr;
-			iov[j][k++].iov_len = t->hlen;
-		}
-		if (t->plen) {
-			iov[j][k].iov_base = (void *)(uintptr_t)t->payload;
-			iov[j][k++].iov_len = t->plen;
-		}
-		if (t->pad) {
-			iov[j][k].iov_base = (void *)(uintptr_t)zeros;
-			iov[j][k++].iov_len = t->pad;
-		}
-		mh->msg_name = &t->dst;
-		mh->msg_namelen = t->dstlen;
-		mh->msg_iov = iov[j];
-		mh->msg_iovlen = k;
-		if (t->has_src && (t->src.ss_family == t->dst.ss_family))
-			set_src(mh, cbuf[j], sizeof(cbuf[j]), t);
-	}
-	/* Runs of datagrams for the same socket go out in one sendmmsg. */
-	while (i < w->ntx) {
-		start = i;
-		while (i < w->ntx && w->tx[i].fd == w->tx[start].fd)
-			i++;
-		run = i - start;
-		while (run > 0) {
-			int n = sendmmsg(w->tx[start].fd, &mm[start], (unsigned)run, MSG_DONTWAIT);
-
-			if (n < 0) {
-				if (errno == EINTR)
-					continue;
-				/* EAGAIN (socket buffer full) or a per-destination error such as
-				 * ECONNREFUSED: drop this datagram and go on with the rest. */
-				w->st_dropped++;
-				start++;
-				run--;
-				continue;
-			}
-			start += (size_t)n;
-			run -= (size_t)n;
-		}
-	}
-	w->ntx = 0;
-	if (w->st_pkts_up) {
-		cm_metrics_add(mt->pkts_c2p, w->st_pkts_up);
-		cm_metrics_add(mt->bytes_c2p, w->st_bytes_up);
-		w->st_pkts_up = w->st_bytes_up = 0;
-	}
-	if (w->st_pkts_down) {
-		cm_metrics_add(mt->pkts_p2c, w->st_pkts_down);
-		cm_metrics_add(mt->bytes_p2c, w->st_bytes_down);
-		w->st_pkts_down = w->st_bytes_down = 0;
-	}
-	if (w->st_dropped) {
-		cm_metrics_add(mt->dropped, w->st_dropped);
-		w->st_dropped = 0;
-	}
-	if (w->st_bw_dropped) {
-		cm_metrics_add(mt->quota_bandwidth, w->st_bw_dropped);
-		w->st_bw_dropped = 0;
-	}
-	if (w->st_user_bw_dropped) {
-		cm_metrics_add(mt->quota_user_bandwidth, w->st_user_bw_dropped);
-		w->st_user_bw_dropped = 0;
+	memcpy(&t->dst, &c->addr, c->addrlen);
+	t->dstlen = c->addrlen;
+	if (c->has_local && icicle_udp_wildcard(c->udp)) {
+		t->src = c->local;
+		t->has_src = true;
 	}
 }
 
@@ -152,12 +37,7 @@ void icicle_client_send(struct icicle_worker *w, const struct icicle_client *c, 
 		return;
 	t = icicle_tx_get(w);
 	t->fd = icicle_udp_fd(c->udp);
-	t->dst = c->addr;
-	t->dstlen = c->addrlen;
-	if (c->has_local) {
-		t->src = c->local;
-		t->has_src = true;
-	}
+	set_dst(t, c);
 	memcpy(t->hdr, buf, len);
 	t->hlen = len;
 }
@@ -326,12 +206,7 @@ static void to_client(struct icicle_worker *w, struct icicle_alloc *a, const str
 	w->st_bytes_down += plen;
 	if (t) {
 		t->fd = icicle_udp_fd(a->client.udp);
-		t->dst = a->client.addr;
-		t->dstlen = a->client.addrlen;
-		if (a->client.has_local) {
-			t->src = a->client.local;
-			t->has_src = true;
-		}
+		set_dst(t, &a->client);
 		t->hlen = hlen;
 		t->payload = payload;
 		t->plen = plen;
@@ -354,25 +229,19 @@ void icicle_relay_poll_cb(uv_poll_t *hd, int status, int events)
 	struct icicle_rx *rx = w->rx;
 	uint64_t now = uv_now(&w->loop);
 	uint64_t rate = w->ic->cfg->quotas.bandwidth_per_allocation;
-	int round, n, i;
+	bool more = true;
+	int round;
 
 	(void)events;
 	if (status < 0 || a->dead)
 		return;
-	for (round = 0; round < ICICLE_RX_ROUNDS && !a->dead; round++) {
-		for (i = 0; i < ICICLE_BATCH; i++) {
-			rx->iov[i].iov_base = rx->buf[i];
-			rx->iov[i].iov_len = sizeof(rx->buf[i]);
-			memset(&rx->msg[i].msg_hdr, 0, sizeof(rx->msg[i].msg_hdr));
-			rx->msg[i].msg_hdr.msg_name = &rx->addr[i];
-			rx->msg[i].msg_hdr.msg_namelen = sizeof(rx->addr[i]);
-			rx->msg[i].msg_hdr.msg_iov = &rx->iov[i];
-			rx->msg[i].msg_hdr.msg_iovlen = 1;
-		}
-		n = recvmmsg(r->fd, rx->msg, ICICLE_BATCH, MSG_DONTWAIT, NULL);
-		if (n <= 0)
-			break;
-		for (i = 0; i < n && !a->dead; i++) {
+	/* What is queued leaves at the end of the loop pass (batch.c), together with the
+	 * datagrams of the other relay sockets read in the same pass. */
+	for (round = 0; round < ICICLE_RX_ROUNDS && more && !a->dead; round++) {
+		size_t first, i, end;
+		int n = icicle_rx_read(w, r->fd, false, &first, &more);
+
+		for (i = first, end = first + (size_t)n; i < end && !a->dead; i++) {
 			const struct sockaddr *peer = (const struct sockaddr *)&rx->addr[i];
 			size_t len = rx->msg[i].msg_len;
 			uint8_t ip[16];
@@ -399,8 +268,5 @@ void icicle_relay_poll_cb(uv_poll_t *hd, int status, int events)
 			}
 			to_client(w, a, peer, rx->buf[i], len);
 		}
-		icicle_tx_flush(w);
-		if (n < ICICLE_BATCH)
-			break;
 	}
 }

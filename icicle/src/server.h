@@ -13,7 +13,10 @@
 #include "attrs.h"
 #include "icicle.h"
 
-#define ICICLE_BATCH       32   /* datagrams per recvmmsg/sendmmsg */
+#define ICICLE_BATCH       32   /* datagrams per recvmmsg at most */
+#define ICICLE_RX_SLOTS    64   /* receive arena: slot 0 for streams, then datagrams */
+#define ICICLE_RX_FIRST    1    /* first datagram slot */
+#define ICICLE_TX_MAX      64   /* queued datagrams; at least one per datagram slot */
 #define ICICLE_RX_ROUNDS   4    /* recvmmsg calls per wakeup of one socket (bounded work) */
 #define ICICLE_DGRAM_MAX   4096 /* largest datagram handled; larger ones are dropped */
 #define ICICLE_TX_INLINE   1024 /* header or whole control response of a queued datagram */
@@ -88,8 +91,8 @@ struct icicle_alloc {
 };
 
 /* One queued outgoing datagram: hdr (inline) followed by an optional borrowed payload that
- * must stay valid until icicle_tx_flush() (the receive buffers do: every read path flushes before
- * it reads again). */
+ * must stay valid until icicle_tx_flush() (the receive arena's slots do: a slot is reused only
+ * once the queue is empty; stream readers flush before their buffer can change). */
 struct icicle_tx {
 	int fd;
 	struct sockaddr_storage dst;
@@ -103,12 +106,16 @@ struct icicle_tx {
 	uint8_t hdr[ICICLE_TX_INLINE];
 };
 
+/* The receive arena (batch.c). buf[0] is the TCP/TLS read buffer (listen_tcp.c: its reads are
+ * handled and flushed before the next one); datagrams go to slots ICICLE_RX_FIRST.. in order,
+ * and a slot is taken until the transmit queue has been flushed. */
 struct icicle_rx {
-	uint8_t buf[ICICLE_BATCH][ICICLE_DGRAM_MAX];
-	struct sockaddr_storage addr[ICICLE_BATCH];
-	struct iovec iov[ICICLE_BATCH];
-	struct mmsghdr msg[ICICLE_BATCH];
-	uint8_t cmsg[ICICLE_BATCH][64];
+	uint8_t buf[ICICLE_RX_SLOTS][ICICLE_DGRAM_MAX];
+	struct sockaddr_storage addr[ICICLE_RX_SLOTS];
+	struct iovec iov[ICICLE_RX_SLOTS];
+	struct mmsghdr msg[ICICLE_RX_SLOTS];
+	uint8_t cmsg[ICICLE_RX_SLOTS][64];
+	size_t used; /* slots taken: [0, used) */
 };
 
 struct icicle_worker {
@@ -136,9 +143,10 @@ struct icicle_worker {
 	    rl_stream; /* the same to TCP/TLS sources, apart from spoofable UDP */
 	size_t nconns; /* connections in conns */
 	uint32_t rng;
-	struct icicle_tx tx[ICICLE_BATCH];
+	struct icicle_tx tx[ICICLE_TX_MAX];
 	size_t ntx;
 	struct icicle_rx *rx; /* owned */
+	uv_check_t flush;     /* sends the queue after each loop pass's I/O */
 	/* relay counters, added to the shared metrics once per batch */
 	uint64_t st_pkts_up, st_bytes_up, st_pkts_down, st_bytes_down, st_dropped, st_bw_dropped,
 	    st_user_bw_dropped;
@@ -202,14 +210,27 @@ void icicle_relay_set_df(int fd, int af, bool df);
 void icicle_turn_handle(struct icicle_worker *w, const struct icicle_client *c, uint8_t *msg,
                         size_t len);
 
-/* relay.c: the fast path and the transmit queue. */
+/* batch.c: the receive arena and the transmit queue. */
+/* Allocate the arena and start the end-of-pass flush (a handle: close with icicle_batch_close,
+ * then free with icicle_batch_free once the loop has run the close callback). 0 or -errno. */
+int icicle_batch_init(struct icicle_worker *w);
+void icicle_batch_close(struct icicle_worker *w);
+void icicle_batch_free(struct icicle_worker *w);
+/* recvmmsg from fd into free arena slots (with IP_PKTINFO space when pktinfo): the number read
+ * (0 when nothing or on error), the first slot in *first, and *more when the call was filled and
+ * the socket may hold more. */
+int icicle_rx_read(struct icicle_worker *w, int fd, bool pktinfo, size_t *first, bool *more);
+/* A cleared queue entry (the queue is flushed first when full). */
+struct icicle_tx *icicle_tx_get(struct icicle_worker *w);
+/* Send everything queued and publish the relay counters. */
+void icicle_tx_flush(struct icicle_worker *w);
+
+/* relay.c: the fast path. */
 void icicle_relay_from_client_chdata(struct icicle_worker *w, const struct icicle_client *c,
                                      struct icicle_alloc *a, const uint8_t *p, size_t len);
 void icicle_relay_send_ind(struct icicle_worker *w, const struct icicle_client *c,
                            const uint8_t *msg, size_t len);
 void icicle_relay_poll_cb(uv_poll_t *h, int status, int events);
-struct icicle_tx *icicle_tx_get(struct icicle_worker *w);
-void icicle_tx_flush(struct icicle_worker *w);
 /* Send a complete message to a client (copied). */
 void icicle_client_send(struct icicle_worker *w, const struct icicle_client *c, const uint8_t *buf,
                         size_t len);
@@ -219,6 +240,8 @@ int icicle_udp_open(struct icicle_worker *w, const struct sockaddr *sa, socklen_
                     struct icicle_udp **out);
 void icicle_udp_close(struct icicle_udp *u);
 int icicle_udp_fd(const struct icicle_udp *u);
+/* Bound to 0.0.0.0 / ::: replies need their source address set (IP_PKTINFO). */
+bool icicle_udp_wildcard(const struct icicle_udp *u);
 
 /* listen_tcp.c (TCP and TLS) */
 int icicle_tcp_open(struct icicle_worker *w, const struct sockaddr *sa, socklen_t len, bool tls,

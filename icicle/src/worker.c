@@ -58,6 +58,7 @@ static void stop_cb(uv_async_t *as)
 	if (w->stopping)
 		return;
 	w->stopping = true;
+	icicle_batch_close(w); /* sends what is queued */
 	icicle_conn_close_all(w);
 	destroy_all_allocs(w);
 	for (i = 0; i < w->nudp; i++)
@@ -123,10 +124,9 @@ static int worker_init(struct icicle *ic, struct icicle_worker *w, unsigned idx)
 	w->wheel_sec = uv_now(&w->loop) / 1000;
 	if (cm_crypto_random(&w->rng, sizeof(w->rng)) != 0 || w->rng == 0)
 		w->rng = 0x9e3779b9u ^ idx;
-	w->rx = malloc(sizeof(*w->rx));
 	w->udp = calloc(cfg->listen.udp.n + 1, sizeof(*w->udp));
 	w->tcp = calloc(cfg->listen.tcp.n + cfg->listen.tls.n + 1, sizeof(*w->tcp));
-	if (!w->rx || !w->udp || !w->tcp)
+	if (!w->udp || !w->tcp)
 		return -ENOMEM;
 	rc = icicle_table_init(w);
 	if (rc != 0)
@@ -148,6 +148,9 @@ static int worker_init(struct icicle *ic, struct icicle_worker *w, unsigned idx)
 		return rc;
 	w->stop_async.data = w;
 	w->handles++;
+	rc = icicle_batch_init(w);
+	if (rc != 0)
+		return rc;
 	if ((rc = open_list(w, &cfg->listen.udp, 0)) != 0)
 		return rc;
 	if ((rc = open_list(w, &cfg->listen.tcp, 1)) != 0)
@@ -232,7 +235,7 @@ void icicle_workers_free(struct icicle *ic)
 		icicle_table_close(w);
 		free(w->udp);
 		free(w->tcp);
-		free(w->rx);
+		icicle_batch_free(w);
 		free(w);
 	}
 	free(ic->workers);
