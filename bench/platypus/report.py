@@ -206,7 +206,11 @@ def main():
         "budget to Apple's initial 1 and, when the server then raises the limit to 1000, its "
         "`DynamicBoundedSemaphore` caps the released slots at the old bound, so each connection "
         "keeps about one stream in flight: its throughput comes from its 10 connections. "
-        "node-apn is run with 100 sends in flight; far more breaks its HTTP/2 session.",
+        "node-apn is run with 100 sends in flight; far more breaks its HTTP/2 session. "
+        "h2load's --rps sends each connection's requests in bursts at its timer ticks, up to "
+        "the streams it may have open (-m 100 here): platypus, one event loop, works through a "
+        "burst in order, so most of its added p50 is the time to handle a whole burst (with "
+        "-m 10 the bursts, and that delay, are much smaller).",
         f"Mock at exit: `{a.mock_line}`." + mock_cost(runs.get("ceiling", [])),
         END,
     ]
