@@ -331,24 +331,7 @@ uint64_t icicle_auth_rest_expiry(const char *username)
 int icicle_auth_ltkey(const char *user, const char *realm, const char *pass, size_t passlen,
                       struct icicle_key *out)
 {
-	char buf[2048];
-	size_t ul = strlen(user), rl = strlen(realm), n;
-	int rc;
-
-	if (ul + rl + passlen + 2 > sizeof(buf))
-		return -EINVAL;
-	rc = icicle_codec_ltkey(user, realm, pass, passlen, out->md5);
-	if (rc != 0)
-		return rc;
-	memcpy(buf, user, ul);
-	buf[ul] = ':';
-	memcpy(buf + ul + 1, realm, rl);
-	buf[ul + 1 + rl] = ':';
-	memcpy(buf + ul + 2 + rl, pass, passlen);
-	n = ul + rl + passlen + 2;
-	rc = cm_crypto_sha256(buf, n, out->sha256) != 0 ? -EIO : 0;
-	memset(buf, 0, sizeof(buf));
-	return rc;
+	return icicle_codec_ltkeys(user, realm, pass, passlen, out->md5, out->sha256);
 }
 
 int icicle_auth_keys(const struct icicle_creds *c, const char *username, const char *realm,

@@ -337,11 +337,12 @@ out:
 	return n;
 }
 
-int icicle_codec_ltkey(const char *user, const char *realm, const char *pass, size_t passlen,
-                       uint8_t key[16])
+int icicle_codec_ltkeys(const char *user, const char *realm, const char *pass, size_t passlen,
+                        uint8_t md5_key[16], uint8_t sha256_key[32])
 {
 	char buf[2048];
 	size_t ul = strlen(user), rl = strlen(realm), n;
+	int rc = 0;
 
 	if (ul + rl + passlen + 2 > sizeof(buf))
 		return -EINVAL;
@@ -351,7 +352,15 @@ int icicle_codec_ltkey(const char *user, const char *realm, const char *pass, si
 	buf[ul + 1 + rl] = ':';
 	memcpy(buf + ul + 2 + rl, pass, passlen);
 	n = ul + rl + passlen + 2;
-	md5((const uint8_t *)buf, n, key);
+	md5((const uint8_t *)buf, n, md5_key);
+	if (sha256_key && cm_crypto_sha256(buf, n, sha256_key) != 0)
+		rc = -EIO;
 	memset(buf, 0, sizeof(buf));
-	return 0;
+	return rc;
+}
+
+int icicle_codec_ltkey(const char *user, const char *realm, const char *pass, size_t passlen,
+                       uint8_t key[16])
+{
+	return icicle_codec_ltkeys(user, realm, pass, passlen, key, NULL);
 }

@@ -99,5 +99,9 @@ ssize_t icicle_codec_encode(const struct icicle_resp *r, uint8_t *out, size_t ca
  * 0, or -EINVAL when the three together exceed 2 KiB. */
 int icicle_codec_ltkey(const char *user, const char *realm, const char *pass, size_t passlen,
                        uint8_t key[16]);
+/* Both long-term keys from one "username:realm:password": MD5 as above and, unless sha256_key
+ * is NULL, SHA-256 (RFC 8489 password algorithm SHA-256, 0x0002). 0, -EINVAL, -EIO. */
+int icicle_codec_ltkeys(const char *user, const char *realm, const char *pass, size_t passlen,
+                        uint8_t md5_key[16], uint8_t sha256_key[32]);
 
 #endif
