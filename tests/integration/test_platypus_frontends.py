@@ -15,7 +15,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "mock"))
 import suite  # noqa: E402
-from mockproc import KEYS, Mock  # noqa: E402
+from mockproc import Mock, apns_app_yaml  # noqa: E402
 
 TOKEN = "0123456789abcdef" * 4
 DEAD = "dead" * 16
@@ -34,16 +34,7 @@ rest:
   listen: 127.0.0.1:%d
   tls: false
 apns:
-  - name: ios
-    mode: prod
-    topic: %s
-    key: %s/AuthKey_ABC123DEFG.p8
-    key_id: ABC123DEFG
-    team_id: DEF123GHIJ
-    host: 127.0.0.1
-    port: %d
-    ca_file: %s/ca.pem
-""" % (admin, rest, TOPIC, KEYS, mock.port, KEYS)
+""" % (admin, rest) + apns_app_yaml(mock.port, TOPIC)
     if component:
         text += """component:
   enabled: true

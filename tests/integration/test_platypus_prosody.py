@@ -22,7 +22,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "mock"))
 import suite  # noqa: E402
-from mockproc import KEYS, Mock  # noqa: E402
+from mockproc import Mock, apns_app_yaml  # noqa: E402
 
 PROSODY = shutil.which("prosody") or ("/usr/bin/prosody" if os.path.exists("/usr/bin/prosody")
                                       else None)
@@ -84,16 +84,7 @@ admin:
   listen: 127.0.0.1:%d
 shutdown_timeout: 5s
 apns:
-  - name: ios
-    mode: prod
-    topic: %s
-    key: %s/AuthKey_ABC123DEFG.p8
-    key_id: ABC123DEFG
-    team_id: DEF123GHIJ
-    host: 127.0.0.1
-    port: %d
-    ca_file: %s/ca.pem
-dispatch:
+""" % admin + apns_app_yaml(mock.port, TOPIC) + """dispatch:
   max_attempts: 2
   backoff_min: 50ms
   backoff_max: 100ms
@@ -104,7 +95,7 @@ component:
   secret: %s
   reconnect_min: 100ms
   reconnect_max: 500ms
-""" % (admin, TOPIC, KEYS, mock.port, KEYS, component_port, PUSH, secret_file)
+""" % (component_port, PUSH, secret_file)
 
 
 def enable_xml(token, node=NODE):

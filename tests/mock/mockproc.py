@@ -10,6 +10,21 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 KEYS = os.path.join(HERE, "keys")
+
+
+def apns_app_yaml(port, topic, name="ios"):
+    """One entry of platypus's `apns:` list: a production app with token auth (the test team
+    key) whose provider is the mock listening on 127.0.0.1:port."""
+    return """  - name: %s
+    mode: prod
+    topic: %s
+    key: %s/AuthKey_ABC123DEFG.p8
+    key_id: ABC123DEFG
+    team_id: DEF123GHIJ
+    host: 127.0.0.1
+    port: %d
+    ca_file: %s/ca.pem
+""" % (name, topic, KEYS, port, KEYS)
 PYTHON = "/usr/bin/python3"
 
 sys.path.insert(0, HERE)
