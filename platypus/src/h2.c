@@ -1,93 +1,25 @@
-/* h2.c - HTTP/2 client connection (nghttp2) over TLS (cm_tls_conn) on a libuv TCP handle.
- * The only file of platypus that includes nghttp2. */
+/* h2.c - HTTP/2 client connection over TLS (cm_tls_conn) on a libuv TCP handle: connecting,
+ * I/O, streams and the API of h2.h. The nghttp2 session's callbacks are in h2_session.c; only
+ * these two files include nghttp2. */
 #include "h2.h"
+#include "h2_int.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <nghttp2/nghttp2.h>
 
 #include "cm/buf.h"
 #include "cm/log.h"
 #include "pp_uv.h"
 #include "cm/tls.h"
-#include "retry.h"
 
-#define RESP_BODY_MAX 65536
-#define WRITE_HIGH    (1u << 20) /* stop producing frames while this much waits in the socket */
-#define RECORD_MAX    16000      /* frames gathered per TLS record (the TLS maximum is 16384) */
-#define READ_BUF      65536
-#define PLAIN_BUF     16384
-#define MAX_REQ_HDRS  16
-#define FLUSH_BATCH   32 /* requests submitted in one turn that go out without waiting for more */
-
-enum state {
-	ST_RESOLVING,
-	ST_CONNECTING,
-	ST_HANDSHAKE, /* TCP up: TLS, then the server's SETTINGS */
-	ST_READY,
-	ST_CLOSING, /* handles are being closed */
-};
-
-struct h2_stream {
-	struct h2_stream *prev, *next;
-	int32_t id;
-	bool sent; /* HEADERS went out */
-	uint64_t deadline;
-	pp_h2_done_cb cb;
-	void *arg;
-	char *body; /* owned request body */
-	size_t body_len, body_off;
-	int status;
-	long long retry_after;
-	bool oom; /* the answer could not be kept: the stream ends with -ENOMEM */
-	char apns_id[64];
-	struct cm_buf resp; /* owned */
-};
-
-struct pp_h2_conn {
-	uv_loop_t *loop;
-	uv_tcp_t tcp;
-	uv_timer_t timer;
-	uv_prepare_t flusher; /* sends what callers submitted, once per loop turn */
-	uv_getaddrinfo_t gai;
-	uv_shutdown_t shut;
-	int handles_open; /* close callbacks still to come (+ a pending getaddrinfo) */
-	enum state st;
-	bool ever_ready;
-	bool goaway;   /* received: no new streams */
-	bool draining; /* graceful close asked */
-	bool dead;     /* failed/closed: no more calls into nghttp2 */
-	bool alpn_checked;
-	bool shutting; /* uv_shutdown in progress */
-	bool quiet;    /* alloc failed: no closed event */
-	int err;       /* first error */
-	int32_t goaway_last_id;
-	nghttp2_session *sess;   /* owned */
-	struct cm_tls_conn *tls; /* owned */
-	struct cm_buf out;       /* frames gathered for the next TLS record; owned */
-	const struct pp_h2_events *ev;
-	void *arg;
-	struct pp_h2_config cfg; /* host/tls_name point into the strings below */
-	char host[256];
-	char tls_name[256];
-	char authority[300];
-	struct h2_stream *streams;      /* owned list of open streams, oldest first */
-	struct h2_stream *streams_tail; /* the newest: appending must not walk the list */
-	unsigned nstreams;
-	unsigned unflushed; /* requests submitted since the last flush */
-	uint64_t connect_deadline;
-	struct addrinfo *addrs; /* owned: what the name resolved to, until connected */
-	struct addrinfo *addr;  /* the address being tried, in addrs */
-	uint64_t addr_deadline; /* when to give up on it for the next one */
-	char addr_name[64];     /* of addr, for logs: "192.0.2.1:443", "[2001:db8::1]:443" */
-	uint64_t last_rx;
-	uint64_t ping_sent; /* 0: none outstanding */
-	bool in_recv;       /* inside nghttp2_session_mem_recv */
-	char rbuf[READ_BUF];
-};
+#define WRITE_HIGH   (1u << 20) /* stop producing frames while this much waits in the socket */
+#define RECORD_MAX   16000      /* frames gathered per TLS record (the TLS maximum is 16384) */
+#define PLAIN_BUF    16384
+#define MAX_REQ_HDRS 16
+#define FLUSH_BATCH  32 /* requests submitted in one turn that go out without waiting for more */
 
 static void flush(struct pp_h2_conn *c);
 static void fail(struct pp_h2_conn *c, int err);
@@ -113,8 +45,7 @@ static void stream_unlink(struct pp_h2_conn *c, struct h2_stream *s)
 	c->nstreams--;
 }
 
-/* Complete a stream: unlink, call back, free. The callback may do anything to c. */
-static void stream_finish(struct pp_h2_conn *c, struct h2_stream *s, int err)
+void pp_h2__stream_finish(struct pp_h2_conn *c, struct h2_stream *s, int err)
 {
 	struct pp_h2_resp r = {0};
 
@@ -134,8 +65,7 @@ static void stream_finish(struct pp_h2_conn *c, struct h2_stream *s, int err)
 	free(s);
 }
 
-/* What a request that will not be answered on this connection becomes. */
-static int lost_error(const struct pp_h2_conn *c, const struct h2_stream *s, int err)
+int pp_h2__lost_error(const struct pp_h2_conn *c, const struct h2_stream *s, int err)
 {
 	if (!s->sent || s->id <= 0 || (c->goaway && s->id > c->goaway_last_id))
 		return -EAGAIN;
@@ -186,7 +116,8 @@ static void fail(struct pp_h2_conn *c, int err)
 	if (!c->err)
 		c->err = err;
 	while (c->streams)
-		stream_finish(c, c->streams, lost_error(c, c->streams, err ? err : -ECONNRESET));
+		pp_h2__stream_finish(c, c->streams,
+		                     pp_h2__lost_error(c, c->streams, err ? err : -ECONNRESET));
 	if (c->st == ST_RESOLVING) {
 		/* The resolution's callback runs (cancelled) and closes the handles. */
 		uv_cancel((uv_req_t *)&c->gai);
@@ -415,186 +346,7 @@ static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 		fail(c, c->goaway ? 0 : -ECONNRESET);
 }
 
-/* --- nghttp2 callbacks -------------------------------------------------------------------- */
-
-static int on_header(nghttp2_session *sess, const nghttp2_frame *frame, const uint8_t *name,
-                     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
-                     void *user)
-{
-	struct pp_h2_conn *c = user;
-	struct h2_stream *s;
-
-	(void)flags;
-	if (c->dead)
-		return NGHTTP2_ERR_CALLBACK_FAILURE;
-	if (frame->hd.type != NGHTTP2_HEADERS)
-		return 0;
-	s = nghttp2_session_get_stream_user_data(sess, frame->hd.stream_id);
-	if (!s)
-		return 0;
-	if (namelen == 7 && !memcmp(name, ":status", 7)) {
-		s->status = 0;
-		for (size_t i = 0; i < valuelen && i < 3; i++)
-			s->status = s->status * 10 +
-			            (value[i] >= '0' && value[i] <= '9' ? value[i] - '0' : 0);
-	} else if (namelen == 7 && !memcmp(name, "apns-id", 7)) {
-		snprintf(s->apns_id, sizeof(s->apns_id), "%.*s", (int)valuelen, value);
-	} else if (namelen == 11 && !memcmp(name, "retry-after", 11)) {
-		s->retry_after = pp_retry_after_parse((const char *)value, valuelen, time(NULL));
-	}
-	return 0;
-}
-
-static int on_data(nghttp2_session *sess, uint8_t flags, int32_t id, const uint8_t *data,
-                   size_t len, void *user)
-{
-	struct pp_h2_conn *c = user;
-	struct h2_stream *s;
-
-	(void)flags;
-	if (c->dead)
-		return NGHTTP2_ERR_CALLBACK_FAILURE;
-	s = nghttp2_session_get_stream_user_data(sess, id);
-	if (!s)
-		return 0;
-	/* Past the limit the rest is dropped: error bodies are small, the status says enough. */
-	if (!s->oom && s->resp.len + len <= RESP_BODY_MAX && cm_buf_append(&s->resp, data, len))
-		s->oom = true;
-	return 0;
-}
-
-static int on_frame_recv(nghttp2_session *sess, const nghttp2_frame *f, void *user)
-{
-	struct pp_h2_conn *c = user;
-
-	(void)sess;
-	if (c->dead)
-		return NGHTTP2_ERR_CALLBACK_FAILURE;
-	switch (f->hd.type) {
-	case NGHTTP2_SETTINGS:
-		if (f->hd.flags & NGHTTP2_FLAG_ACK)
-			break;
-		if (c->st == ST_HANDSHAKE) {
-			c->st = ST_READY;
-			c->ever_ready = true;
-		}
-		if (c->ev->writable && pp_h2_capacity(c))
-			c->ev->writable(c, c->arg);
-		break;
-	case NGHTTP2_PING:
-		if (f->hd.flags & NGHTTP2_FLAG_ACK)
-			c->ping_sent = 0;
-		break;
-	case NGHTTP2_GOAWAY: {
-		char dbg[128];
-
-		c->goaway = true;
-		c->goaway_last_id = f->goaway.last_stream_id;
-		snprintf(dbg, sizeof(dbg), "%.*s", (int)f->goaway.opaque_data_len,
-		         f->goaway.opaque_data ? (const char *)f->goaway.opaque_data : "");
-		CM_LOGI("h2", "%s: GOAWAY error %u last stream %d %s", c->authority,
-		        f->goaway.error_code, f->goaway.last_stream_id, dbg);
-		if (c->ev->goaway)
-			c->ev->goaway(c, f->goaway.error_code, dbg, c->arg);
-		break;
-	}
-	default:
-		break;
-	}
-	return 0;
-}
-
-static int on_frame_send(nghttp2_session *sess, const nghttp2_frame *f, void *user)
-{
-	struct pp_h2_conn *c = user;
-	struct h2_stream *s;
-
-	if (c->dead)
-		return 0;
-	if (f->hd.type == NGHTTP2_HEADERS) {
-		s = nghttp2_session_get_stream_user_data(sess, f->hd.stream_id);
-		if (s)
-			s->sent = true;
-	}
-	return 0;
-}
-
-static int on_stream_close(nghttp2_session *sess, int32_t id, uint32_t error_code, void *user)
-{
-	struct pp_h2_conn *c = user;
-	struct h2_stream *s;
-	int err = 0;
-
-	if (c->dead)
-		return 0;
-	s = nghttp2_session_get_stream_user_data(sess, id);
-	if (!s)
-		return 0;
-	if (!s->status) {
-		/* Closed without an answer: refused (not processed) or reset. */
-		err =
-		    error_code == NGHTTP2_REFUSED_STREAM ? -EAGAIN : lost_error(c, s, -ECONNRESET);
-	} else if (s->oom) {
-		err = -ENOMEM; /* answered, but we could not keep what it said */
-	}
-	stream_finish(c, s, err);
-	if (!c->dead && c->ev->writable && pp_h2_capacity(c))
-		c->ev->writable(c, c->arg);
-	return 0;
-}
-
-static ssize_t body_read(nghttp2_session *sess, int32_t id, uint8_t *buf, size_t len,
-                         uint32_t *flags, nghttp2_data_source *src, void *user)
-{
-	struct h2_stream *s = src->ptr;
-	size_t n = s->body_len - s->body_off;
-
-	(void)sess;
-	(void)id;
-	(void)user;
-	if (n > len)
-		n = len;
-	memcpy(buf, s->body + s->body_off, n);
-	s->body_off += n;
-	if (s->body_off == s->body_len)
-		*flags |= NGHTTP2_DATA_FLAG_EOF;
-	return (ssize_t)n;
-}
-
 /* --- connecting --------------------------------------------------------------------------- */
-
-static int session_open(struct pp_h2_conn *c)
-{
-	nghttp2_session_callbacks *cbs;
-	nghttp2_option *opt;
-	nghttp2_settings_entry iv[] = {
-	    {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
-	    {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1 << 20},
-	};
-	int r;
-
-	if (nghttp2_session_callbacks_new(&cbs))
-		return -ENOMEM;
-	nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
-	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data);
-	nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
-	nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
-	nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
-	if (nghttp2_option_new(&opt)) {
-		nghttp2_session_callbacks_del(cbs);
-		return -ENOMEM;
-	}
-	/* Until the server's SETTINGS say otherwise, one stream (APNs starts there anyway). */
-	nghttp2_option_set_peer_max_concurrent_streams(opt, 1);
-	r = nghttp2_session_client_new2(&c->sess, cbs, c, opt);
-	nghttp2_option_del(opt);
-	nghttp2_session_callbacks_del(cbs);
-	if (r)
-		return -ENOMEM;
-	if (nghttp2_submit_settings(c->sess, NGHTTP2_FLAG_NONE, iv, 2))
-		return -ENOMEM;
-	return 0;
-}
 
 static void next_addr(struct pp_h2_conn *c, int err);
 
@@ -617,7 +369,7 @@ static void connect_cb(uv_connect_t *req, int status)
 	c->last_rx = uv_now(c->loop);
 	r = uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
 	if (!r)
-		r = session_open(c);
+		r = pp_h2__session_open(c);
 	if (r) {
 		fail(c, r);
 		return;
@@ -761,7 +513,7 @@ static void tick(uv_timer_t *t)
 		if (s->id > 0)
 			nghttp2_submit_rst_stream(c->sess, NGHTTP2_FLAG_NONE, s->id,
 			                          NGHTTP2_CANCEL);
-		stream_finish(c, s, -ETIMEDOUT);
+		pp_h2__stream_finish(c, s, -ETIMEDOUT);
 		if (c->dead) /* the callback closed c */
 			return;
 	}
@@ -834,6 +586,24 @@ int pp_h2_conn_alloc(struct pp_h2_conn **out, uv_loop_t *loop, const struct pp_h
 	c->handles_open = 1; /* the resolution */
 	*out = c;
 	return 0;
+}
+
+static ssize_t body_read(nghttp2_session *sess, int32_t id, uint8_t *buf, size_t len,
+                         uint32_t *flags, nghttp2_data_source *src, void *user)
+{
+	struct h2_stream *s = src->ptr;
+	size_t n = s->body_len - s->body_off;
+
+	(void)sess;
+	(void)id;
+	(void)user;
+	if (n > len)
+		n = len;
+	memcpy(buf, s->body + s->body_off, n);
+	s->body_off += n;
+	if (s->body_off == s->body_len)
+		*flags |= NGHTTP2_DATA_FLAG_EOF;
+	return (ssize_t)n;
 }
 
 int pp_h2_submit(struct pp_h2_conn *c, const char *method, const char *path,
