@@ -218,6 +218,22 @@ static void fix_open(struct fix *f, struct cm_listener_config *lc)
 	}
 }
 
+/* Replace the fixture's listener by one with configuration lc (the TLS context exists now). */
+static void relisten(struct fix *f, struct cm_listener_config *lc)
+{
+	struct sockaddr_in sin;
+	struct sockaddr_storage ss;
+	socklen_t len;
+
+	if (f->ln)
+		cm_listener_close(f->ln, NULL, NULL);
+	uv_ip4_addr("127.0.0.1", 0, &sin);
+	lc->addr = (struct sockaddr *)&sin;
+	assert_int_equal(cm_listener_open(&f->ln, &f->l, lc, &lev, f), 0);
+	assert_int_equal(cm_listener_address(f->ln, &ss, &len), 0);
+	f->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
 static void fix_close(struct fix *f)
 {
 	for (int i = 0; i < 4; i++) {
@@ -253,28 +269,17 @@ static void connect_cli(struct fix *f, int i, struct cm_tls *tls)
 
 /* --- the cases ------------------------------------------------------------------------------- */
 
+static const int without_tls = 0, with_tls = 1;
+
 static void echo_roundtrip(int tls)
 {
 	struct fix f;
-	struct cm_listener_config lc = {.stream.tls = NULL};
+	struct cm_listener_config lc = {0};
 
-	if (tls)
-		lc.stream.tls = (struct cm_tls *)1; /* replaced below, once the context exists */
-	lc.stream.tls = NULL;
 	fix_open(&f, &lc);
 	if (tls) {
-		/* reopen with the server context */
-		struct sockaddr_in sin;
-		struct sockaddr_storage ss;
-		socklen_t len;
-
-		cm_listener_close(f.ln, NULL, NULL);
-		uv_ip4_addr("127.0.0.1", 0, &sin);
-		lc.addr = (struct sockaddr *)&sin;
 		lc.stream.tls = f.srv_tls;
-		assert_int_equal(cm_listener_open(&f.ln, &f.l, &lc, &lev, &f), 0);
-		assert_int_equal(cm_listener_address(f.ln, &ss, &len), 0);
-		f.port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+		relisten(&f, &lc);
 	}
 	connect_cli(&f, 0, tls ? f.cli_tls : NULL);
 	RUN_UNTIL(f.cli[0].connected && f.nsrv == 1);
@@ -304,16 +309,10 @@ static void echo_roundtrip(int tls)
 	fix_close(&f);
 }
 
-static void test_echo_plain(void **state)
+/* state: &with_tls or &without_tls */
+static void test_echo(void **state)
 {
-	(void)state;
-	echo_roundtrip(0);
-}
-
-static void test_echo_tls(void **state)
-{
-	(void)state;
-	echo_roundtrip(1);
+	echo_roundtrip(*(const int *)*state);
 }
 
 static void test_starttls(void **state)
@@ -347,20 +346,9 @@ static void test_handshake_deadline(void **state)
 
 	(void)state;
 	fix_open(&f, &lc);
-	cm_listener_close(f.ln, NULL, NULL);
-	{
-		struct sockaddr_in sin;
-		struct sockaddr_storage ss;
-		socklen_t len;
-
-		uv_ip4_addr("127.0.0.1", 0, &sin);
-		lc.addr = (struct sockaddr *)&sin;
-		lc.stream.tls = f.srv_tls;
-		lc.stream.handshake_ms = 200;
-		assert_int_equal(cm_listener_open(&f.ln, &f.l, &lc, &lev, &f), 0);
-		assert_int_equal(cm_listener_address(f.ln, &ss, &len), 0);
-		f.port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-	}
+	lc.stream.tls = f.srv_tls;
+	lc.stream.handshake_ms = 200;
+	relisten(&f, &lc);
 	connect_cli(&f, 0, NULL); /* plain TCP: no ClientHello ever */
 	f.cli[0].close_on_eof = 1;
 	RUN_UNTIL(f.nsrv == 1);
@@ -407,22 +395,11 @@ static void water_marks(int tls)
 	int r = 0, w0;
 
 	fix_open(&f, &lc);
-	cm_listener_close(f.ln, NULL, NULL);
-	{
-		struct sockaddr_in sin;
-		struct sockaddr_storage ss;
-		socklen_t len;
-
-		uv_ip4_addr("127.0.0.1", 0, &sin);
-		lc.addr = (struct sockaddr *)&sin;
-		lc.stream.tls = tls ? f.srv_tls : NULL;
-		lc.stream.high_water = 64 * 1024;
-		lc.stream.low_water = 16 * 1024;
-		lc.stream.max_unsent = 256 * 1024;
-		assert_int_equal(cm_listener_open(&f.ln, &f.l, &lc, &lev, &f), 0);
-		assert_int_equal(cm_listener_address(f.ln, &ss, &len), 0);
-		f.port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-	}
+	lc.stream.tls = tls ? f.srv_tls : NULL;
+	lc.stream.high_water = 64 * 1024;
+	lc.stream.low_water = 16 * 1024;
+	lc.stream.max_unsent = 256 * 1024;
+	relisten(&f, &lc);
 	memset(chunk, 'w', sizeof(chunk));
 	connect_cli(&f, 0, tls ? f.cli_tls : NULL);
 	RUN_UNTIL(f.cli[0].connected && f.nsrv == 1 && (!tls || f.srv[0].secured));
@@ -450,16 +427,10 @@ static void water_marks(int tls)
 	fix_close(&f);
 }
 
-static void test_water_marks_plain(void **state)
+/* state: &with_tls or &without_tls */
+static void test_water_marks(void **state)
 {
-	(void)state;
-	water_marks(0);
-}
-
-static void test_water_marks_tls(void **state)
-{
-	(void)state;
-	water_marks(1);
+	water_marks(*(const int *)*state);
 }
 
 /* Over TLS, a reader that pauses mid-read has plaintext left in the session; resuming hands it
@@ -472,19 +443,8 @@ static void test_pause_resume_tls(void **state)
 
 	(void)state;
 	fix_open(&f, &lc);
-	cm_listener_close(f.ln, NULL, NULL);
-	{
-		struct sockaddr_in sin;
-		struct sockaddr_storage ss;
-		socklen_t len;
-
-		uv_ip4_addr("127.0.0.1", 0, &sin);
-		lc.addr = (struct sockaddr *)&sin;
-		lc.stream.tls = f.srv_tls;
-		assert_int_equal(cm_listener_open(&f.ln, &f.l, &lc, &lev, &f), 0);
-		assert_int_equal(cm_listener_address(f.ln, &ss, &len), 0);
-		f.port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-	}
+	lc.stream.tls = f.srv_tls;
+	relisten(&f, &lc);
 	for (size_t i = 0; i < sizeof(data); i++)
 		data[i] = (char)('a' + i % 26);
 	connect_cli(&f, 0, f.cli_tls);
@@ -570,14 +530,7 @@ static void test_connect_failures(void **state)
 	cm_stream_close(f.cli[2].s, 0);
 	RUN_UNTIL(f.cli[2].closed);
 	assert_int_equal(f.cli[2].err, -ECANCELED);
-	/* the listener was closed: fix_close must not close it again */
-	{
-		struct sockaddr_in sin;
-
-		uv_ip4_addr("127.0.0.1", 0, &sin);
-		lc.addr = (struct sockaddr *)&sin;
-		assert_int_equal(cm_listener_open(&f.ln, &f.l, &lc, &lev, &f), 0);
-	}
+	relisten(&f, &lc); /* fix_close closes a listener */
 	fix_close(&f);
 }
 
@@ -614,12 +567,18 @@ static void test_listener_limits(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_echo_plain),       cmocka_unit_test(test_echo_tls),
-	    cmocka_unit_test(test_starttls),         cmocka_unit_test(test_handshake_deadline),
-	    cmocka_unit_test(test_protocol_timer),   cmocka_unit_test(test_water_marks_plain),
-	    cmocka_unit_test(test_water_marks_tls),  cmocka_unit_test(test_pause_resume_tls),
-	    cmocka_unit_test(test_close_delivers),   cmocka_unit_test(test_abort_resets),
-	    cmocka_unit_test(test_connect_failures), cmocka_unit_test(test_listener_limits),
+	    cmocka_unit_test_prestate(test_echo, (void *)&without_tls),
+	    cmocka_unit_test_prestate(test_echo, (void *)&with_tls),
+	    cmocka_unit_test(test_starttls),
+	    cmocka_unit_test(test_handshake_deadline),
+	    cmocka_unit_test(test_protocol_timer),
+	    cmocka_unit_test_prestate(test_water_marks, (void *)&without_tls),
+	    cmocka_unit_test_prestate(test_water_marks, (void *)&with_tls),
+	    cmocka_unit_test(test_pause_resume_tls),
+	    cmocka_unit_test(test_close_delivers),
+	    cmocka_unit_test(test_abort_resets),
+	    cmocka_unit_test(test_connect_failures),
+	    cmocka_unit_test(test_listener_limits),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
