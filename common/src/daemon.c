@@ -13,6 +13,8 @@
 #include <string.h>
 #include <arpa/inet.h>
 
+#define CLOSE_GUARD_MS 10000 /* how long the daemon's close() may take */
+
 static const enum cm_log_level level_of[] = {CM_LOG_ERROR, CM_LOG_WARN, CM_LOG_INFO, CM_LOG_DEBUG};
 
 static const struct cm_daemon_log_config *log_cfg(const struct cm_daemon *d, const void *cfg)
@@ -41,6 +43,25 @@ static void apply_log(const struct cm_daemon *d, const void *cfg)
 uv_loop_t *cm_daemon_loop(struct cm_daemon *d)
 {
 	return &d->loop;
+}
+
+struct cm_loop *cm_daemon_main_loop(struct cm_daemon *d)
+{
+	return &d->cl;
+}
+
+int cm_daemon_workers(struct cm_daemon *d, unsigned n, const struct cm_worker_ops *ops,
+                      struct cm_workers **out)
+{
+	int r;
+
+	*out = NULL;
+	if (d->workers)
+		return -EALREADY;
+	r = cm_workers_start(&d->workers, n, ops);
+	if (r == 0)
+		*out = d->workers;
+	return r;
 }
 
 struct cm_metrics *cm_daemon_metrics(struct cm_daemon *d)
@@ -185,13 +206,6 @@ static void on_watchdog(uv_timer_t *t)
 
 /* --- running --------------------------------------------------------------------------------- */
 
-static void close_walk_cb(uv_handle_t *h, void *arg)
-{
-	(void)arg;
-	if (!uv_is_closing(h))
-		uv_close(h, NULL);
-}
-
 static int open_admin(struct cm_daemon *d)
 {
 	const struct cm_daemon_admin_config *ac = admin_cfg(d);
@@ -221,13 +235,18 @@ static int init_handles(struct cm_daemon *d)
 
 	if (r)
 		return r;
+	r = cm_loop_init(&d->cl, &d->loop, 0);
+	if (r)
+		return r;
+	d->cl_ready = true;
 	uv_signal_init(&d->loop, &d->sig_term);
 	uv_signal_init(&d->loop, &d->sig_int);
 	uv_signal_init(&d->loop, &d->sig_hup);
 	uv_timer_init(&d->loop, &d->watchdog);
 	uv_timer_init(&d->loop, &d->drain);
+	uv_timer_init(&d->loop, &d->close_guard);
 	d->sig_term.data = d->sig_int.data = d->sig_hup.data = d;
-	d->watchdog.data = d->drain.data = d;
+	d->watchdog.data = d->drain.data = d->close_guard.data = d;
 	r = uv_signal_start(&d->sig_term, on_signal, SIGTERM);
 	r = r ? r : uv_signal_start(&d->sig_int, on_signal, SIGINT);
 	r = r ? r : uv_signal_start(&d->sig_hup, on_signal, SIGHUP);
@@ -270,6 +289,56 @@ static void start_watchdog(struct cm_daemon *d)
 	CM_LOGD("daemon", "systemd watchdog every %llu ms", (unsigned long long)(usec / 3000));
 }
 
+/* --- closing --------------------------------------------------------------------------------- */
+
+static void on_close_done(struct cm_daemon *d)
+{
+	d->close_done = true;
+	uv_timer_stop(&d->close_guard);
+	uv_stop(&d->loop);
+}
+
+static void on_close_guard(uv_timer_t *t)
+{
+	struct cm_daemon *d = t->data;
+
+	CM_LOGE("daemon", "the daemon's close did not finish within %llu ms",
+	        (unsigned long long)CLOSE_GUARD_MS);
+	uv_stop(&d->loop);
+}
+
+/* The daemon closes its handles while the loop still runs their callbacks. */
+static void close_daemon(struct cm_daemon *d)
+{
+	if (!d->state || !d->spec->close)
+		return;
+	d->close_done = false;
+	uv_timer_start(&d->close_guard, on_close_guard, CLOSE_GUARD_MS, 0);
+	d->spec->close(d, d->state, on_close_done);
+	if (!d->close_done)
+		uv_run(&d->loop, UV_RUN_DEFAULT);
+	uv_timer_stop(&d->close_guard);
+}
+
+static void close_if_open(uv_handle_t *h)
+{
+	if (h->loop && !uv_is_closing(h))
+		uv_close(h, NULL);
+}
+
+/* The framework's own handles; the loop then holds only what someone forgot. */
+static void close_own(struct cm_daemon *d)
+{
+	close_if_open((uv_handle_t *)&d->sig_term);
+	close_if_open((uv_handle_t *)&d->sig_int);
+	close_if_open((uv_handle_t *)&d->sig_hup);
+	close_if_open((uv_handle_t *)&d->watchdog);
+	close_if_open((uv_handle_t *)&d->drain);
+	close_if_open((uv_handle_t *)&d->close_guard);
+	if (d->cl_ready)
+		cm_loop_close(&d->cl, NULL);
+}
+
 int cm_daemon__run(struct cm_daemon *d)
 {
 	int r;
@@ -299,23 +368,27 @@ int cm_daemon__run(struct cm_daemon *d)
 		d->exit_status = 0;
 	} else {
 		d->exit_status = 1;
-		if (d->admin)
+		if (d->admin) {
 			cm_admin_close(d->admin, on_admin_closed, d);
+			uv_run(&d->loop, UV_RUN_DEFAULT); /* until on_admin_closed */
+		}
 	}
 
-	/* Close whatever is still open (our signal handles and timers, anything the daemon left),
-	 * then let the loop run the close callbacks so every handle is released. */
 	d->phase = PHASE_CLOSING;
-	uv_walk(&d->loop, close_walk_cb, NULL);
-	uv_run(&d->loop, UV_RUN_DEFAULT);
+	close_daemon(d);
+	/* a handle a worker left open is named in the log by the workers themselves */
+	cm_workers_free(d->workers);
+	d->workers = NULL;
 	if (d->spec->free)
 		d->spec->free(d->state);
 	d->state = NULL;
-	uv_walk(&d->loop, close_walk_cb, NULL);
-	uv_run(&d->loop, UV_RUN_DEFAULT);
+	close_own(d);
+	(void)cm_loop_report_leaks(&d->loop, d->spec->name);
 	r = uv_loop_close(&d->loop);
 	if (r)
 		CM_LOGW("daemon", "event loop closed with handles still open: %s", uv_strerror(r));
+	if (d->cl_ready)
+		cm_loop_free(&d->cl);
 	cm_metrics_free(d->metrics);
 	if (d->exit_status == 0)
 		CM_LOGI("daemon", "stopped");

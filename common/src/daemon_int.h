@@ -3,6 +3,7 @@
 #define CM_DAEMON_INT_H
 
 #include "cm/daemon.h"
+#include "cm/loop.h"
 
 struct cm_counter;
 struct cm_gauge;
@@ -20,11 +21,16 @@ struct cm_daemon {
 	void *cfg;                         /* owned: the configuration in force */
 	void *state;                       /* owned by the spec's start/free */
 	uv_loop_t loop;
+	struct cm_loop cl; /* the main loop's context */
+	bool cl_ready;
+	struct cm_workers *workers; /* owned; NULL when the daemon has none */
 	struct cm_metrics *metrics; /* owned */
 	struct cm_admin *admin;     /* owned; closes asynchronously */
 	uv_signal_t sig_term, sig_int, sig_hup;
 	uv_timer_t watchdog;
 	uv_timer_t drain;
+	uv_timer_t close_guard; /* bounds the spec's close() */
+	bool close_done;
 	enum daemon_phase phase;
 	int exit_status;
 	struct cm_counter *reload_ok, *reload_failed;

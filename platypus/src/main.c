@@ -149,7 +149,7 @@ static void maybe_stopped(struct platypus *s)
 
 	if (!s->drained || !s->closed)
 		return;
-	uv_timer_stop(&s->force); /* the framework closes the handle */
+	uv_timer_stop(&s->force);
 	pp_dispatch_free(s->dispatch);
 	s->dispatch = NULL;
 	s->http = NULL;
@@ -224,6 +224,22 @@ static int platypus_health(void *state, struct cm_buf *details)
 	return s->prov ? pp_providers_health(s->prov, details) : 0;
 }
 
+static void force_closed(uv_handle_t *h)
+{
+	struct platypus *s = h->data;
+
+	s->close_done(s->daemon);
+}
+
+static void platypus_close(struct cm_daemon *d, void *state, void (*done)(struct cm_daemon *d))
+{
+	struct platypus *s = state;
+
+	(void)d;
+	s->close_done = done;
+	uv_close((uv_handle_t *)&s->force, force_closed);
+}
+
 static void platypus_free(void *state)
 {
 	struct platypus *s = state;
@@ -251,6 +267,7 @@ static const struct cm_daemon_spec platypus_spec = {
     .start = platypus_start,
     .reload = platypus_reload,
     .stop = platypus_stop,
+    .close = platypus_close,
     .free = platypus_free,
     .health = platypus_health,
 };

@@ -101,6 +101,7 @@ struct platypus {
 	bool stopping;
 	bool drained, closed; /* the two halves of a stop */
 	uv_timer_t force;     /* ends a graceful stop before the framework's drain timeout */
+	void (*close_done)(struct cm_daemon *d); /* the framework's, during close */
 };
 
 /* providers.c: build every app's provider from the configuration and register it with the

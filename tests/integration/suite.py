@@ -17,8 +17,9 @@ TOP = os.environ.get("SUITE_TOP") or os.path.abspath(os.path.join(os.path.dirnam
 BIN = os.environ.get("SUITE_BIN") or os.path.join(TOP, "build", "bin")
 DAEMONS = ("xmpp-core", "platypus", "icicle")
 TLS_CONTEXT = {"xmpp-core": "c2s", "platypus": "rest", "icicle": "turns"}
+# A handle a daemon leaves open at exit is reported by the framework like a sanitizer would.
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
-                   "WARNING: AddressSanitizer")
+                   "WARNING: AddressSanitizer", "left open at exit")
 
 
 def free_port():

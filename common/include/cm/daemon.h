@@ -24,6 +24,9 @@
 
 struct cm_buf;
 struct cm_daemon;
+struct cm_loop;
+struct cm_workers;
+struct cm_worker_ops;
 struct cm_metrics;
 struct cm_admin;
 struct cm_tls;
@@ -118,8 +121,17 @@ struct cm_daemon_spec {
 	 * NULL (stops at once). */
 	void (*stop)(struct cm_daemon *d, void *state);
 
-	/* Release everything start() made (handles must be closed by now or in their close
-	 * callbacks, which the framework still runs). May be NULL. */
+	/* Close every libuv handle that start() and the daemon's work opened (listeners,
+	 * connections, timers), then call done(d): from the last close callback, or at once when
+	 * nothing was open. The loop runs meanwhile. Called once the drain is over (or timed out),
+	 * and after a failed start() when *state was set. Whoever opens a handle closes it: after
+	 * done, a handle of the daemon's still open is named in the log as a leak ("... left open
+	 * at exit"; the tests fail on that line) and only then closed, so that the process can end.
+	 * May be NULL when start() opens no handle. */
+	void (*close)(struct cm_daemon *d, void *state, void (*done)(struct cm_daemon *d));
+
+	/* Release the memory of everything start() made; every handle is closed by now. May be
+	 * NULL. */
 	void (*free)(void *state);
 
 	/* Append JSON members describing health; return nonzero when unhealthy. May be NULL. */
@@ -132,11 +144,20 @@ int cm_daemon_main(const struct cm_daemon_spec *spec, int argc, char **argv);
 
 /* Accessors for start()/reload()/stop(): borrowed pointers, valid until the daemon frees. */
 uv_loop_t *cm_daemon_loop(struct cm_daemon *d);
+/* The main loop's context (cm/loop.h): its mailbox, timer wheel and stream machinery. */
+struct cm_loop *cm_daemon_main_loop(struct cm_daemon *d);
 struct cm_metrics *cm_daemon_metrics(struct cm_daemon *d);
 struct cm_admin *cm_daemon_admin(struct cm_daemon *d); /* NULL when admin.enabled is false */
 
 /* stop() is over. */
 void cm_daemon_stopped(struct cm_daemon *d);
+
+/* Start n worker loops on their own threads (0: one per online CPU), for start(): ops->init
+ * runs here for each, ops->stop on each worker's thread after the spec's close() is done and
+ * before free(). The framework owns them (*out is borrowed); a handle a worker leaves open is
+ * reported like the main loop's. 0 or what cm_workers_start() returned. Once per daemon. */
+int cm_daemon_workers(struct cm_daemon *d, unsigned n, const struct cm_worker_ops *ops,
+                      struct cm_workers **out);
 
 /* Build a server TLS context from a `tls:` section and register the metric
  * tls_certificate_expiry_timestamp_seconds{context=name} for it. *out stays NULL (and 0 is
