@@ -114,8 +114,20 @@ $(OUT)/obj/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) -I$(firstword $(subst /, ,$<))/src $(ALL_CFLAGS) -c $< -o $@
 
+# Sources generated from files under docs/ (one source for what a daemon serves), by module.
+GEN_SRCS_platypus := build/gen/platypus_openapi.c
+GEN_SRCS    := $(GEN_SRCS_platypus)
+
+build/gen/platypus_openapi.c: docs/platypus-openapi.json scripts/embed.sh
+	@mkdir -p $(@D)
+	scripts/embed.sh pp_rest_openapi $< >$@.tmp && mv $@.tmp $@
+
+$(OUT)/obj/gen/%.o: build/gen/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
+
 define module_rules
-$(call mod_lib,$(1)): $(call mod_objs,$(1))
+$(call mod_lib,$(1)): $(call mod_objs,$(1)) $(patsubst build/gen/%.c,$(OUT)/obj/gen/%.o,$(GEN_SRCS_$(1)))
 	@mkdir -p $$(@D)
 	@rm -f $$@
 	$$(AR) rcs $$@ $$^
@@ -141,7 +153,7 @@ $(OUT)/replay/%: $(OUT)/obj/tests/fuzz/%.o $(OUT)/obj/tests/fuzz/replay_main.o $
 	$(CC) $(LDOPT) $(OPTFLAGS) $^ -Wl,--start-group $(ALL_LIBS) -Wl,--end-group $(PKG_LIBS) -o $@
 
 # libFuzzer builds are separate: clang, its own objects, never mixed with the gcc objects.
-build/fuzz/%: tests/fuzz/%.c $(foreach m,$(MODULES),$(call mod_srcs,$(m)))
+build/fuzz/%: tests/fuzz/%.c $(foreach m,$(MODULES),$(call mod_srcs,$(m))) $(GEN_SRCS)
 	@mkdir -p $(@D)
 	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -DSUITE_VERSION='"$(VERSION)"' -I. -Icommon/include \
 	  $(foreach m,$(DAEMONS),-I$(m)/src) -Icommon/src $(PKG_CFLAGS) -g -O1 \

@@ -24,7 +24,8 @@ typedef int (*pp_rest_health_fn)(void *arg, struct cm_buf *out);
 int pp_rest_alloc(struct pp_rest **out, struct cm_http_server *srv, struct pp_dispatch *d,
                   pp_rest_health_fn health, void *health_arg);
 
-/* The OpenAPI 3 document of this API (docs/platypus-openapi.json), NUL-terminated. */
+/* The OpenAPI 3 document of this API, NUL-terminated: docs/platypus-openapi.json, made into C by
+ * the build (scripts/embed.sh). */
 extern const char pp_rest_openapi[];
 
 /* Free, once srv no longer routes to it (after cm_http_server_close()); requests in flight are
