@@ -146,10 +146,10 @@ static int put_scalar(struct cm_buf *b, const struct cm_cfg_field *f, const void
 	case CM_CFG_BOOL:
 		return cm_buf_puts(b, *(const bool *)dst ? "true" : "false");
 	case CM_CFG_DURATION:
-		cfg_format_duration(*(const uint64_t *)dst, tmp);
+		cm_cfg__format_duration(*(const uint64_t *)dst, tmp);
 		return cm_buf_puts(b, tmp);
 	case CM_CFG_SIZE:
-		cfg_format_size(*(const uint64_t *)dst, tmp);
+		cm_cfg__format_size(*(const uint64_t *)dst, tmp);
 		return cm_buf_puts(b, tmp);
 	case CM_CFG_ENUM: {
 		int i = *(const int *)dst;
@@ -287,13 +287,13 @@ static int put_type(struct cm_buf *b, const struct cm_cfg_field *f)
 		if (!bounds)
 			break;
 		if (f->type == CM_CFG_DURATION) {
-			cfg_format_duration(f->min < 0 ? 0 : (uint64_t)f->min, lo);
-			cfg_format_duration((uint64_t)f->max, hi);
+			cm_cfg__format_duration(f->min < 0 ? 0 : (uint64_t)f->min, lo);
+			cm_cfg__format_duration((uint64_t)f->max, hi);
 		} else {
-			cfg_format_size(f->min < 0 ? 0 : (uint64_t)f->min, lo);
-			cfg_format_size((uint64_t)f->max, hi);
+			cm_cfg__format_size(f->min < 0 ? 0 : (uint64_t)f->min, lo);
+			cm_cfg__format_size((uint64_t)f->max, hi);
 		}
-		return cm_buf_printf(b, "%s (%s..%s)", cfg_type_name(f->type), lo, hi);
+		return cm_buf_printf(b, "%s (%s..%s)", cm_cfg__type_name(f->type), lo, hi);
 	case CM_CFG_ENUM:
 		err = cm_buf_puts(b, "one of");
 		for (size_t i = 0; !err && f->values && f->values[i]; i++) {
@@ -304,7 +304,7 @@ static int put_type(struct cm_buf *b, const struct cm_cfg_field *f)
 	default:
 		break;
 	}
-	return cm_buf_puts(b, cfg_type_name(f->type));
+	return cm_buf_puts(b, cm_cfg__type_name(f->type));
 }
 
 static int put_default(struct cm_buf *b, const struct cm_cfg_field *f)

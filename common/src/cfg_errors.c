@@ -59,7 +59,7 @@ static bool room(struct cfg_loader *ld)
 	return false;
 }
 
-void cfg_verror(struct cfg_loader *ld, unsigned long line, const char *fmt, va_list ap)
+void cm_cfg__verror(struct cfg_loader *ld, unsigned long line, const char *fmt, va_list ap)
 {
 	const char *path = ld->path.data ? ld->path.data : "";
 	struct cm_buf b;
@@ -84,16 +84,16 @@ void cfg_verror(struct cfg_loader *ld, unsigned long line, const char *fmt, va_l
 	push(ld, &b);
 }
 
-void cfg_error(struct cfg_loader *ld, unsigned long line, const char *fmt, ...)
+void cm_cfg__error(struct cfg_loader *ld, unsigned long line, const char *fmt, ...)
 {
 	va_list ap;
 
 	va_start(ap, fmt);
-	cfg_verror(ld, line, fmt, ap);
+	cm_cfg__verror(ld, line, fmt, ap);
 	va_end(ap);
 }
 
-void cfg_error_raw(struct cfg_loader *ld, const char *fmt, ...)
+void cm_cfg__error_raw(struct cfg_loader *ld, const char *fmt, ...)
 {
 	struct cm_buf b;
 	va_list ap;
@@ -115,7 +115,7 @@ void cfg_error_raw(struct cfg_loader *ld, const char *fmt, ...)
 	push(ld, &b);
 }
 
-size_t cfg_path_push_key(struct cfg_loader *ld, const char *key, size_t len)
+size_t cm_cfg__path_push_key(struct cfg_loader *ld, const char *key, size_t len)
 {
 	size_t mark = ld->path.len;
 	int err = 0;
@@ -133,23 +133,23 @@ size_t cfg_path_push_key(struct cfg_loader *ld, const char *key, size_t len)
 	}
 	if (err) {
 		ld->err = -ENOMEM;
-		cfg_path_pop(ld, mark);
+		cm_cfg__path_pop(ld, mark);
 	}
 	return mark;
 }
 
-size_t cfg_path_push_index(struct cfg_loader *ld, size_t i)
+size_t cm_cfg__path_push_index(struct cfg_loader *ld, size_t i)
 {
 	size_t mark = ld->path.len;
 
 	if (cm_buf_printf(&ld->path, "[%zu]", i)) {
 		ld->err = -ENOMEM;
-		cfg_path_pop(ld, mark);
+		cm_cfg__path_pop(ld, mark);
 	}
 	return mark;
 }
 
-void cfg_path_pop(struct cfg_loader *ld, size_t mark)
+void cm_cfg__path_pop(struct cfg_loader *ld, size_t mark)
 {
 	ld->path.len = mark;
 	if (ld->path.data)

@@ -1,5 +1,6 @@
 /* cfg_field.c - store one scalar value into a field of its type, with the message when it fails. */
 #include "cfg_int.h"
+#include "cm/err.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -8,7 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-const char *cfg_type_noun(enum cm_cfg_type t)
+const char *cm_cfg__type_noun(enum cm_cfg_type t)
 {
 	switch (t) {
 	case CM_CFG_STRING:
@@ -41,7 +42,7 @@ const char *cfg_type_noun(enum cm_cfg_type t)
 	return "a value";
 }
 
-const char *cfg_type_name(enum cm_cfg_type t)
+const char *cm_cfg__type_name(enum cm_cfg_type t)
 {
 	static const char *const names[] = {
 	    [CM_CFG_STRING] = "string",       [CM_CFG_INT] = "integer",
@@ -72,25 +73,25 @@ static const char *show(const char *s, char buf[208])
 	return buf;
 }
 
-int cfg_scalar_text(struct cfg_loader *ld, const struct cfg_node *val, const char *expected,
-                    char **out)
+int cm_cfg__scalar_text(struct cfg_loader *ld, const struct cfg_node *val, const char *expected,
+                        char **out)
 {
-	char why[CFG_WHY_MAX];
+	char why[CM_ERR_MAX];
 	int err;
 
-	if (val->kind != CFG_SCALAR || cfg_node_is_null(val)) {
-		cfg_error(ld, val->line, "expected %s", expected);
+	if (val->kind != CFG_SCALAR || cm_cfg__node_is_null(val)) {
+		cm_cfg__error(ld, val->line, "expected %s", expected);
 		return -1;
 	}
 	if (strlen(val->text) != val->len) {
-		cfg_error(ld, val->line, "NUL characters are not allowed");
+		cm_cfg__error(ld, val->line, "NUL characters are not allowed");
 		return -1;
 	}
-	err = cfg_expand(val->text, val->len, out, why);
+	err = cm_cfg__expand(val->text, val->len, out, why, sizeof(why));
 	if (err == -ENOMEM)
 		ld->err = err;
 	else if (err)
-		cfg_error(ld, val->line, "%s", why);
+		cm_cfg__error(ld, val->line, "%s", why);
 	return err ? -1 : 0;
 }
 
@@ -143,17 +144,17 @@ static void load_int(struct cfg_loader *ld, const struct cm_cfg_field *f, long l
 {
 	char shown[208];
 	long long v;
-	int err = cfg_parse_int(text, &v);
+	int err = cm_cfg__parse_int(text, &v);
 
 	if (err == -EINVAL)
-		cfg_error(ld, line, "expected an integer, got \"%s\"", show(text, shown));
+		cm_cfg__error(ld, line, "expected an integer, got \"%s\"", show(text, shown));
 	else if (err && f->max > f->min)
-		cfg_error(ld, line, "%s is out of range (%lld..%lld)", show(text, shown), f->min,
-		          f->max);
+		cm_cfg__error(ld, line, "%s is out of range (%lld..%lld)", show(text, shown),
+		              f->min, f->max);
 	else if (err)
-		cfg_error(ld, line, "%s is too large", show(text, shown));
+		cm_cfg__error(ld, line, "%s is too large", show(text, shown));
 	else if (out_of_range(f, v))
-		cfg_error(ld, line, "%lld is out of range (%lld..%lld)", v, f->min, f->max);
+		cm_cfg__error(ld, line, "%lld is out of range (%lld..%lld)", v, f->min, f->max);
 	else
 		*dst = v;
 }
@@ -163,24 +164,24 @@ static void load_amount(struct cfg_loader *ld, const struct cm_cfg_field *f, uin
                         const char *text, unsigned long line)
 {
 	bool dur = f->type == CM_CFG_DURATION;
-	void (*fmt)(uint64_t, char[32]) = dur ? cfg_format_duration : cfg_format_size;
+	void (*fmt)(uint64_t, char[32]) = dur ? cm_cfg__format_duration : cm_cfg__format_size;
 	char shown[208], lo[32], hi[32];
 	uint64_t v;
-	int err = dur ? cfg_parse_duration(text, &v) : cfg_parse_size(text, &v);
+	int err = dur ? cm_cfg__parse_duration(text, &v) : cm_cfg__parse_size(text, &v);
 
 	if (f->max > f->min) {
 		fmt(f->min < 0 ? 0 : (uint64_t)f->min, lo);
 		fmt((uint64_t)f->max, hi);
 	}
 	if (err == -EINVAL)
-		cfg_error(ld, line, "expected %s, got \"%s\"", cfg_type_noun(f->type),
-		          show(text, shown));
+		cm_cfg__error(ld, line, "expected %s, got \"%s\"", cm_cfg__type_noun(f->type),
+		              show(text, shown));
 	else if (err && f->max > f->min)
-		cfg_error(ld, line, "%s is out of range (%s..%s)", show(text, shown), lo, hi);
+		cm_cfg__error(ld, line, "%s is out of range (%s..%s)", show(text, shown), lo, hi);
 	else if (err)
-		cfg_error(ld, line, "%s is too large", show(text, shown));
+		cm_cfg__error(ld, line, "%s is too large", show(text, shown));
 	else if (out_of_range(f, (long long)v))
-		cfg_error(ld, line, "%s is out of range (%s..%s)", show(text, shown), lo, hi);
+		cm_cfg__error(ld, line, "%s is out of range (%s..%s)", show(text, shown), lo, hi);
 	else
 		*dst = v;
 }
@@ -196,7 +197,7 @@ static void load_enum(struct cfg_loader *ld, const struct cm_cfg_field *f, int *
 			return;
 		}
 	}
-	cfg_error(ld, line, "expected %s; got \"%s\"", names, show(text, shown));
+	cm_cfg__error(ld, line, "expected %s; got \"%s\"", names, show(text, shown));
 }
 
 /* Takes text over. */
@@ -204,11 +205,11 @@ static void load_addr(struct cfg_loader *ld, struct cm_cfg_addr *dst, char *text
                       unsigned long line)
 {
 	struct cm_cfg_addr a = {0};
-	const char *why = NULL;
+	char why[CM_ERR_MAX];
 	char shown[208];
 
-	if (cfg_parse_addr(text, &a, &why) != 0) {
-		cfg_error(ld, line, "invalid address \"%s\": %s", show(text, shown), why);
+	if (cm_cfg_parse_addr(text, &a, why, sizeof(why)) != 0) {
+		cm_cfg__error(ld, line, "invalid address \"%s\": %s", show(text, shown), why);
 		free(text);
 		return;
 	}
@@ -227,15 +228,15 @@ static void load_secret(struct cfg_loader *ld, struct cm_secret *s, char *text, 
 	if (err == -ENOMEM)
 		ld->err = err;
 	else if (err)
-		cfg_error(ld, line, "cannot read secret %s: %s", show(text, shown),
-		          secret_reason(err));
+		cm_cfg__error(ld, line, "cannot read secret %s: %s", show(text, shown),
+		              secret_reason(err));
 }
 
-void cfg_field_load_scalar(struct cfg_loader *ld, const struct cm_cfg_field *f, void *dst,
-                           const struct cfg_node *val)
+void cm_cfg__field_load_scalar(struct cfg_loader *ld, const struct cm_cfg_field *f, void *dst,
+                               const struct cfg_node *val)
 {
 	struct cm_buf names;
-	const char *expected = cfg_type_noun(f->type);
+	const char *expected = cm_cfg__type_noun(f->type);
 	const char *problem;
 	char shown[208];
 	char *text = NULL;
@@ -249,7 +250,7 @@ void cfg_field_load_scalar(struct cfg_loader *ld, const struct cm_cfg_field *f, 
 		}
 		expected = names.data;
 	}
-	if (cfg_scalar_text(ld, val, expected, &text))
+	if (cm_cfg__scalar_text(ld, val, expected, &text))
 		goto out;
 	switch (f->type) {
 	case CM_CFG_STRING:
@@ -260,7 +261,8 @@ void cfg_field_load_scalar(struct cfg_loader *ld, const struct cm_cfg_field *f, 
 	case CM_CFG_FILE:
 		problem = file_problem(text);
 		if (problem) {
-			cfg_error(ld, val->line, "cannot read %s: %s", show(text, shown), problem);
+			cm_cfg__error(ld, val->line, "cannot read %s: %s", show(text, shown),
+			              problem);
 			break;
 		}
 		*(char **)dst = text;
@@ -278,11 +280,11 @@ void cfg_field_load_scalar(struct cfg_loader *ld, const struct cm_cfg_field *f, 
 		load_int(ld, f, dst, text, val->line);
 		break;
 	case CM_CFG_BOOL:
-		if (cfg_parse_bool(text, &b) == 0)
+		if (cm_cfg__parse_bool(text, &b) == 0)
 			*(bool *)dst = b;
 		else
-			cfg_error(ld, val->line, "expected %s, got \"%s\"", expected,
-			          show(text, shown));
+			cm_cfg__error(ld, val->line, "expected %s, got \"%s\"", expected,
+			              show(text, shown));
 		break;
 	case CM_CFG_DURATION:
 	case CM_CFG_SIZE:
@@ -295,7 +297,7 @@ void cfg_field_load_scalar(struct cfg_loader *ld, const struct cm_cfg_field *f, 
 	case CM_CFG_SECTION:
 	case CM_CFG_LIST:
 		/* Containers are loaded by cfg_load.c; reaching here is a bug in the caller. */
-		cfg_error(ld, val->line, "expected %s", expected);
+		cm_cfg__error(ld, val->line, "expected %s", expected);
 		break;
 	}
 out:
@@ -303,7 +305,7 @@ out:
 	cm_buf_free(&names);
 }
 
-void cfg_field_free(const struct cm_cfg_field *f, void *dst)
+void cm_cfg__field_free(const struct cm_cfg_field *f, void *dst)
 {
 	switch (f->type) {
 	case CM_CFG_STRING:

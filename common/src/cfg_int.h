@@ -44,34 +44,30 @@ struct cfg_yaml_error {
 
 /* Parse text (len bytes, need not be NUL-terminated) into a tree. *root is NULL for an empty
  * stream. Returns 0, -EINVAL with err filled, or -ENOMEM. */
-int cfg_yaml_parse(const char *text, size_t len, struct cfg_node **root,
-                   struct cfg_yaml_error *err);
+int cm_cfg__yaml_parse(const char *text, size_t len, struct cfg_node **root,
+                       struct cfg_yaml_error *err);
 
 /* Free a tree. Accepts NULL. */
-void cfg_node_free(struct cfg_node *n);
+void cm_cfg__node_free(struct cfg_node *n);
 
 /* True for a plain scalar that YAML reads as null: empty, "~", "null", "Null", "NULL". */
-bool cfg_node_is_null(const struct cfg_node *n);
+bool cm_cfg__node_is_null(const struct cfg_node *n);
 
 /* --- scalar syntax (cfg_value.c) ------------------------------------------------------------- */
 
 /* Each parser returns 0, or -EINVAL (bad syntax) / -ERANGE (too large) and leaves *out alone. */
-int cfg_parse_int(const char *s, long long *out);
-int cfg_parse_bool(const char *s, bool *out);
-int cfg_parse_duration(const char *s, uint64_t *ms);
-int cfg_parse_size(const char *s, uint64_t *bytes);
-
-/* Parse a numeric "IP:PORT" or "[IPv6]:PORT" into a; a->text is left alone. On -EINVAL *why
- * points to a static explanation. */
-int cfg_parse_addr(const char *s, struct cm_cfg_addr *a, const char **why);
+int cm_cfg__parse_int(const char *s, long long *out);
+int cm_cfg__parse_bool(const char *s, bool *out);
+int cm_cfg__parse_duration(const char *s, uint64_t *ms);
+int cm_cfg__parse_size(const char *s, uint64_t *bytes);
 
 /* Expand ${NAME} and $$ in s (len bytes). *out receives a new string (caller frees). Returns 0,
- * -ENOMEM, or -EINVAL with the reason in why. */
-int cfg_expand(const char *s, size_t len, char **out, char why[CFG_WHY_MAX]);
+ * -ENOMEM, or -EINVAL with the reason in err (cm/err.h). */
+int cm_cfg__expand(const char *s, size_t len, char **out, char *err, size_t errlen);
 
 /* Write ms / bytes in the shortest exact unit ("90s", "5m", "64k"); buf needs 32 bytes. */
-void cfg_format_duration(uint64_t ms, char buf[32]);
-void cfg_format_size(uint64_t bytes, char buf[32]);
+void cm_cfg__format_duration(uint64_t ms, char buf[32]);
+void cm_cfg__format_size(uint64_t bytes, char buf[32]);
 
 /* --- loading (cfg_errors.c, cfg_load.c, cfg_field.c) ------------------------------------------ */
 
@@ -93,42 +89,42 @@ struct cm_cfg_check {
 };
 
 /* True when loading should unwind: out of memory or too many errors. */
-static inline bool cfg_stop(const struct cfg_loader *ld)
+static inline bool cm_cfg__stop(const struct cfg_loader *ld)
 {
 	return ld->err || ld->full;
 }
 
 /* Record "NAME:LINE: path: message" (or the <default> form while loading a default). */
-void cfg_error(struct cfg_loader *ld, unsigned long line, const char *fmt, ...)
+void cm_cfg__error(struct cfg_loader *ld, unsigned long line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-void cfg_verror(struct cfg_loader *ld, unsigned long line, const char *fmt, va_list ap)
+void cm_cfg__verror(struct cfg_loader *ld, unsigned long line, const char *fmt, va_list ap)
     __attribute__((format(printf, 3, 0)));
 
 /* Record a message with no key path and no line formatting applied ("NAME: ..."). */
-void cfg_error_raw(struct cfg_loader *ld, const char *fmt, ...)
+void cm_cfg__error_raw(struct cfg_loader *ld, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /* Extend the key path by ".key" (len bytes) or "[i]"; both return the length to restore with
- * cfg_path_pop(). On allocation failure ld->err is set and the path is left as it was. */
-size_t cfg_path_push_key(struct cfg_loader *ld, const char *key, size_t len);
-size_t cfg_path_push_index(struct cfg_loader *ld, size_t i);
-void cfg_path_pop(struct cfg_loader *ld, size_t mark);
+ * cm_cfg__path_pop(). On allocation failure ld->err is set and the path is left as it was. */
+size_t cm_cfg__path_push_key(struct cfg_loader *ld, const char *key, size_t len);
+size_t cm_cfg__path_push_index(struct cfg_loader *ld, size_t i);
+void cm_cfg__path_pop(struct cfg_loader *ld, size_t mark);
 
 /* Store the scalar val into the field at dst (string-like, number, bool, enum, addr, secret),
  * recording an error when it does not fit. val is a SCALAR or not; its line is used. */
-void cfg_field_load_scalar(struct cfg_loader *ld, const struct cm_cfg_field *f, void *dst,
-                           const struct cfg_node *val);
+void cm_cfg__field_load_scalar(struct cfg_loader *ld, const struct cm_cfg_field *f, void *dst,
+                               const struct cfg_node *val);
 
 /* Expand a scalar meant to be a string into *out (owned by the caller). Records "expected a
  * string"-style errors itself; returns 0, or -1 when an error was recorded or memory ran out. */
-int cfg_scalar_text(struct cfg_loader *ld, const struct cfg_node *val, const char *expected,
-                    char **out);
+int cm_cfg__scalar_text(struct cfg_loader *ld, const struct cfg_node *val, const char *expected,
+                        char **out);
 
 /* Free what a load stored in the field at dst (not the field's own memory). */
-void cfg_field_free(const struct cm_cfg_field *f, void *dst);
+void cm_cfg__field_free(const struct cm_cfg_field *f, void *dst);
 
 /* The words used for a type in messages ("an integer") and in the reference ("integer"). */
-const char *cfg_type_noun(enum cm_cfg_type t);
-const char *cfg_type_name(enum cm_cfg_type t);
+const char *cm_cfg__type_noun(enum cm_cfg_type t);
+const char *cm_cfg__type_name(enum cm_cfg_type t);
 
 #endif

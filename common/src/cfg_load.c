@@ -83,10 +83,10 @@ static void load_value(struct cfg_loader *ld, const struct cm_cfg_field *f, void
 static void load_strlist(struct cfg_loader *ld, struct cm_cfg_strlist *l,
                          const struct cfg_node *val)
 {
-	if (cfg_node_is_null(val))
+	if (cm_cfg__node_is_null(val))
 		return;
 	if (val->kind != CFG_SEQ) {
-		cfg_error(ld, val->line, "expected %s", cfg_type_noun(CM_CFG_STRLIST));
+		cm_cfg__error(ld, val->line, "expected %s", cm_cfg__type_noun(CM_CFG_STRLIST));
 		return;
 	}
 	if (val->n == 0)
@@ -97,12 +97,12 @@ static void load_strlist(struct cfg_loader *ld, struct cm_cfg_strlist *l,
 		return;
 	}
 	l->n = val->n;
-	for (size_t i = 0; i < val->n && !cfg_stop(ld); i++) {
-		size_t mark = cfg_path_push_index(ld, i);
+	for (size_t i = 0; i < val->n && !cm_cfg__stop(ld); i++) {
+		size_t mark = cm_cfg__path_push_index(ld, i);
 
 		if (!ld->err)
-			cfg_scalar_text(ld, val->kids[i], "a string", &l->v[i]);
-		cfg_path_pop(ld, mark);
+			cm_cfg__scalar_text(ld, val->kids[i], "a string", &l->v[i]);
+		cm_cfg__path_pop(ld, mark);
 	}
 }
 
@@ -111,10 +111,10 @@ static void load_list(struct cfg_loader *ld, const struct cm_cfg_field *f, struc
 {
 	size_t size = f->sub->size;
 
-	if (cfg_node_is_null(val))
+	if (cm_cfg__node_is_null(val))
 		return;
 	if (val->kind != CFG_SEQ) {
-		cfg_error(ld, val->line, "expected %s", cfg_type_noun(CM_CFG_LIST));
+		cm_cfg__error(ld, val->line, "expected %s", cm_cfg__type_noun(CM_CFG_LIST));
 		return;
 	}
 	if (val->n == 0)
@@ -126,17 +126,17 @@ static void load_list(struct cfg_loader *ld, const struct cm_cfg_field *f, struc
 	}
 	/* Count the items now: they are zeroed, so cm_cfg_free() copes with a partial load. */
 	l->n = val->n;
-	for (size_t i = 0; i < val->n && !cfg_stop(ld); i++) {
+	for (size_t i = 0; i < val->n && !cm_cfg__stop(ld); i++) {
 		const struct cfg_node *item = val->kids[i];
-		size_t mark = cfg_path_push_index(ld, i);
+		size_t mark = cm_cfg__path_push_index(ld, i);
 
 		if (ld->err)
 			break;
 		if (item->kind == CFG_MAP)
 			load_map(ld, f->sub, (char *)l->items + i * size, item, item->line);
 		else
-			cfg_error(ld, item->line, "expected a mapping");
-		cfg_path_pop(ld, mark);
+			cm_cfg__error(ld, item->line, "expected a mapping");
+		cm_cfg__path_pop(ld, mark);
 	}
 }
 
@@ -146,12 +146,12 @@ static void load_value(struct cfg_loader *ld, const struct cm_cfg_field *f, void
 	switch (f->type) {
 	case CM_CFG_SECTION:
 		/* "section:" with nothing under it (all children commented out) is an empty one. */
-		if (cfg_node_is_null(val))
+		if (cm_cfg__node_is_null(val))
 			load_map(ld, f->sub, dst, NULL, keyline);
 		else if (val->kind == CFG_MAP)
 			load_map(ld, f->sub, dst, val, keyline);
 		else
-			cfg_error(ld, val->line, "expected %s", cfg_type_noun(f->type));
+			cm_cfg__error(ld, val->line, "expected %s", cm_cfg__type_noun(f->type));
 		break;
 	case CM_CFG_LIST:
 		load_list(ld, f, dst, val);
@@ -160,7 +160,7 @@ static void load_value(struct cfg_loader *ld, const struct cm_cfg_field *f, void
 		load_strlist(ld, dst, val);
 		break;
 	default:
-		cfg_field_load_scalar(ld, f, dst, val);
+		cm_cfg__field_load_scalar(ld, f, dst, val);
 		break;
 	}
 }
@@ -175,15 +175,15 @@ static void load_default(struct cfg_loader *ld, const struct cm_cfg_field *f, vo
 	if (f->type == CM_CFG_STRLIST || f->type == CM_CFG_LIST) {
 		struct cfg_yaml_error yerr;
 		struct cfg_node *root = NULL;
-		int err = cfg_yaml_parse(f->def, strlen(f->def), &root, &yerr);
+		int err = cm_cfg__yaml_parse(f->def, strlen(f->def), &root, &yerr);
 
 		if (err == -ENOMEM)
 			ld->err = err;
 		else if (err)
-			cfg_error(ld, 0, "%s", yerr.msg);
+			cm_cfg__error(ld, 0, "%s", yerr.msg);
 		else if (root)
 			load_value(ld, f, dst, root, 0);
-		cfg_node_free(root);
+		cm_cfg__node_free(root);
 	} else if (f->type != CM_CFG_SECTION) {
 		struct cfg_node n = {
 		    .kind = CFG_SCALAR,
@@ -191,7 +191,7 @@ static void load_default(struct cfg_loader *ld, const struct cm_cfg_field *f, vo
 		    .len = strlen(f->def),
 		};
 
-		cfg_field_load_scalar(ld, f, dst, &n);
+		cm_cfg__field_load_scalar(ld, f, dst, &n);
 	}
 	ld->def = saved;
 }
@@ -212,11 +212,11 @@ static void load_map(struct cfg_loader *ld, const struct cm_cfg_schema *schema, 
 		}
 	}
 	/* Written keys first, in file order, so that messages follow the file. */
-	for (size_t i = 0; map && i + 1 < map->n && !cfg_stop(ld); i += 2) {
+	for (size_t i = 0; map && i + 1 < map->n && !cm_cfg__stop(ld); i += 2) {
 		const struct cfg_node *key = map->kids[i], *val = map->kids[i + 1];
 		size_t idx = 0;
 		const struct cm_cfg_field *f = find_field(schema, key, &idx);
-		size_t mark = cfg_path_push_key(ld, key->text, key->len);
+		size_t mark = cm_cfg__path_push_key(ld, key->text, key->len);
 		const char *hint;
 
 		if (ld->err)
@@ -224,37 +224,37 @@ static void load_map(struct cfg_loader *ld, const struct cm_cfg_schema *schema, 
 		if (!f) {
 			hint = suggest(schema, key);
 			if (hint)
-				cfg_error(ld, key->line, "unknown key (did you mean \"%s\"?)",
-				          hint);
+				cm_cfg__error(ld, key->line, "unknown key (did you mean \"%s\"?)",
+				              hint);
 			else
-				cfg_error(ld, key->line, "unknown key");
+				cm_cfg__error(ld, key->line, "unknown key");
 		} else if (seen[idx]) {
-			cfg_error(ld, key->line, "duplicate key");
+			cm_cfg__error(ld, key->line, "duplicate key");
 		} else {
 			seen[idx] = key;
 			load_value(ld, f, (char *)obj + f->offset, val, key->line);
 		}
-		cfg_path_pop(ld, mark);
+		cm_cfg__path_pop(ld, mark);
 	}
-	for (size_t i = 0; i < schema->nfields && !cfg_stop(ld); i++) {
+	for (size_t i = 0; i < schema->nfields && !cm_cfg__stop(ld); i++) {
 		const struct cm_cfg_field *f = &schema->fields[i];
 		size_t mark;
 
 		if (seen[i])
 			continue;
-		mark = cfg_path_push_key(ld, f->key, strlen(f->key));
+		mark = cm_cfg__path_push_key(ld, f->key, strlen(f->key));
 		if (ld->err)
 			break;
 		if (f->flags & CM_CFG_REQUIRED)
-			cfg_error(ld, line, "required");
+			cm_cfg__error(ld, line, "required");
 		else if (f->type == CM_CFG_SECTION)
 			load_map(ld, f->sub, (char *)obj + f->offset, NULL, line);
 		else if (f->def)
 			load_default(ld, f, (char *)obj + f->offset);
-		cfg_path_pop(ld, mark);
+		cm_cfg__path_pop(ld, mark);
 	}
 	/* Cross-field checks only make sense on fields that all loaded. */
-	if (!cfg_stop(ld) && ld->nerrs == before && schema->validate) {
+	if (!cm_cfg__stop(ld) && ld->nerrs == before && schema->validate) {
 		struct cm_cfg_check chk = {.ld = ld, .map = map, .line = line};
 
 		schema->validate(obj, &chk);
@@ -297,13 +297,13 @@ void cm_cfg_check_error(struct cm_cfg_check *chk, const char *key, const char *f
 	va_list ap;
 
 	if (key && *key) {
-		mark = cfg_path_push_key(ld, key, strlen(key));
+		mark = cm_cfg__path_push_key(ld, key, strlen(key));
 		line = key_line(chk->map, key, chk->line);
 	}
 	va_start(ap, fmt);
-	cfg_verror(ld, line, fmt, ap);
+	cm_cfg__verror(ld, line, fmt, ap);
 	va_end(ap);
-	cfg_path_pop(ld, mark);
+	cm_cfg__path_pop(ld, mark);
 }
 
 int cm_cfg_load_buffer(const struct cm_cfg_schema *schema, void *out, const char *name,
@@ -316,16 +316,16 @@ int cm_cfg_load_buffer(const struct cm_cfg_schema *schema, void *out, const char
 
 	memset(out, 0, schema->size);
 	cm_buf_init(&ld.path, 0);
-	err = cfg_yaml_parse(text, len, &root, &yerr);
+	err = cm_cfg__yaml_parse(text, len, &root, &yerr);
 	if (err == -ENOMEM)
 		return err;
 	if (err)
-		cfg_error(&ld, yerr.line, "%s", yerr.msg);
-	else if (root && root->kind != CFG_MAP && !cfg_node_is_null(root))
-		cfg_error(&ld, root->line, "expected a mapping at the top level");
+		cm_cfg__error(&ld, yerr.line, "%s", yerr.msg);
+	else if (root && root->kind != CFG_MAP && !cm_cfg__node_is_null(root))
+		cm_cfg__error(&ld, root->line, "expected a mapping at the top level");
 	else
 		load_map(&ld, schema, out, root && root->kind == CFG_MAP ? root : NULL, 1);
-	cfg_node_free(root);
+	cm_cfg__node_free(root);
 	cm_buf_free(&ld.path);
 	if (ld.err || ld.nerrs) {
 		cm_cfg_free(schema, out);
@@ -385,7 +385,7 @@ int cm_cfg_load_file(const struct cm_cfg_schema *schema, void *out, const char *
 		struct cfg_loader ld = {.name = path, .errs = errs};
 
 		cm_buf_free(&b);
-		cfg_error_raw(&ld, "cannot read: %s", strerror(-err));
+		cm_cfg__error_raw(&ld, "cannot read: %s", strerror(-err));
 		return ld.err ? ld.err : -EINVAL;
 	}
 	err = cm_cfg_load_buffer(schema, out, path, b.data, b.len, errs);
@@ -403,6 +403,6 @@ void cm_cfg_free(const struct cm_cfg_schema *schema, void *obj)
 	if (!schema || !obj)
 		return;
 	for (size_t i = 0; i < schema->nfields; i++)
-		cfg_field_free(&schema->fields[i], (char *)obj + schema->fields[i].offset);
+		cm_cfg__field_free(&schema->fields[i], (char *)obj + schema->fields[i].offset);
 	memset(obj, 0, schema->size);
 }

@@ -4,6 +4,7 @@
  * because a value that is read differently from what the operator meant is worse than an error.
  */
 #include "cfg_int.h"
+#include "cm/err.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -44,7 +45,7 @@ static int parse_digits(const char **p, uint64_t *out)
 	return 0;
 }
 
-int cfg_parse_int(const char *s, long long *out)
+int cm_cfg__parse_int(const char *s, long long *out)
 {
 	const char *p = s;
 	bool neg = false;
@@ -71,7 +72,7 @@ int cfg_parse_int(const char *s, long long *out)
 	return 0;
 }
 
-int cfg_parse_bool(const char *s, bool *out)
+int cm_cfg__parse_bool(const char *s, bool *out)
 {
 	static const char *const yes[] = {"true", "yes", "on"};
 	static const char *const no[] = {"false", "no", "off"};
@@ -98,7 +99,7 @@ static int scale(uint64_t v, uint64_t mult, uint64_t *out)
 	return 0;
 }
 
-int cfg_parse_duration(const char *s, uint64_t *ms)
+int cm_cfg__parse_duration(const char *s, uint64_t *ms)
 {
 	static const struct {
 		const char *unit;
@@ -119,7 +120,7 @@ int cfg_parse_duration(const char *s, uint64_t *ms)
 	return -EINVAL;
 }
 
-int cfg_parse_size(const char *s, uint64_t *bytes)
+int cm_cfg__parse_size(const char *s, uint64_t *bytes)
 {
 	const char *p = s;
 	uint64_t v, mult = 1;
@@ -159,7 +160,7 @@ static bool looks_like_name(const char *host)
 	return false;
 }
 
-int cfg_parse_addr(const char *s, struct cm_cfg_addr *a, const char **why)
+int cm_cfg_parse_addr(const char *s, struct cm_cfg_addr *a, char *err, size_t errlen)
 {
 	char host[INET6_ADDRSTRLEN + 1];
 	const char *colon, *hs;
@@ -172,8 +173,7 @@ int cfg_parse_addr(const char *s, struct cm_cfg_addr *a, const char **why)
 		const char *close = strchr(s, ']');
 
 		if (!close || close[1] != ':') {
-			*why = "expected [IPv6]:PORT";
-			return -EINVAL;
+			return cm_errf(err, errlen, -EINVAL, "expected [IPv6]:PORT");
 		}
 		hs = s + 1;
 		hlen = (size_t)(close - hs);
@@ -181,24 +181,22 @@ int cfg_parse_addr(const char *s, struct cm_cfg_addr *a, const char **why)
 	} else {
 		colon = strrchr(s, ':');
 		if (!colon) {
-			*why = "expected IP:PORT or [IPv6]:PORT";
-			return -EINVAL;
+			return cm_errf(err, errlen, -EINVAL, "expected IP:PORT or [IPv6]:PORT");
 		}
 		hs = s;
 		hlen = (size_t)(colon - s);
 		if (memchr(hs, ':', hlen)) {
-			*why = "an IPv6 address must be written in brackets, as [::1]:PORT";
-			return -EINVAL;
+			return cm_errf(
+			    err, errlen, -EINVAL,
+			    "an IPv6 address must be written in brackets, as [::1]:PORT");
 		}
 	}
 	p = colon + 1;
 	if (parse_digits(&p, &port) != 0 || *p != '\0' || port > 65535) {
-		*why = "the port must be a number from 0 to 65535";
-		return -EINVAL;
+		return cm_errf(err, errlen, -EINVAL, "the port must be a number from 0 to 65535");
 	}
 	if (hlen == 0 || hlen >= sizeof(host)) {
-		*why = "expected IP:PORT or [IPv6]:PORT";
-		return -EINVAL;
+		return cm_errf(err, errlen, -EINVAL, "expected IP:PORT or [IPv6]:PORT");
 	}
 	memcpy(host, hs, hlen);
 	host[hlen] = '\0';
@@ -207,8 +205,7 @@ int cfg_parse_addr(const char *s, struct cm_cfg_addr *a, const char **why)
 		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&a->sa;
 
 		if (inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1) {
-			*why = "not a valid IPv6 address";
-			return -EINVAL;
+			return cm_errf(err, errlen, -EINVAL, "not a valid IPv6 address");
 		}
 		sin6->sin6_family = AF_INET6;
 		sin6->sin6_port = htons((uint16_t)port);
@@ -218,10 +215,10 @@ int cfg_parse_addr(const char *s, struct cm_cfg_addr *a, const char **why)
 
 		if (inet_pton(AF_INET, host, &sin->sin_addr) != 1) {
 			/* Resolving at load time would make the file's meaning depend on DNS. */
-			*why = looks_like_name(host)
-			           ? "a numeric IP address is required, not a host name"
-			           : "not a valid IPv4 address";
-			return -EINVAL;
+			return cm_errf(err, errlen, -EINVAL, "%s",
+			               looks_like_name(host)
+			                   ? "a numeric IP address is required, not a host name"
+			                   : "not a valid IPv4 address");
 		}
 		sin->sin_family = AF_INET;
 		sin->sin_port = htons((uint16_t)port);
@@ -244,72 +241,72 @@ static bool name_ok(const char *n, size_t len)
 	return true;
 }
 
-int cfg_expand(const char *s, size_t len, char **out, char why[CFG_WHY_MAX])
+int cm_cfg__expand(const char *s, size_t len, char **out, char *err, size_t errlen)
 {
 	struct cm_buf b;
 	size_t i = 0;
-	int err;
+	int rc;
 
 	cm_buf_init(&b, 0);
 	/* Allocate even for "" so that the caller always gets a string. */
-	err = cm_buf_reserve(&b, len);
-	if (!err)
+	rc = cm_buf_reserve(&b, len);
+	if (!rc)
 		b.data[0] = '\0';
-	while (!err && i < len) {
+	while (!rc && i < len) {
 		const char *d = memchr(s + i, '$', len - i);
 		size_t run = d ? (size_t)(d - (s + i)) : len - i;
 		const char *close, *v;
 		char name[200];
 		size_t nlen;
 
-		err = cm_buf_append(&b, s + i, run);
+		rc = cm_buf_append(&b, s + i, run);
 		i += run;
-		if (err || !d)
+		if (rc || !d)
 			break;
 		if (i + 1 >= len || (s[i + 1] != '$' && s[i + 1] != '{')) {
 			/* A lone '$' is just a character: passwords and regexes contain them. */
-			err = cm_buf_append(&b, "$", 1);
+			rc = cm_buf_append(&b, "$", 1);
 			i++;
 			continue;
 		}
 		if (s[i + 1] == '$') {
-			err = cm_buf_append(&b, "$", 1);
+			rc = cm_buf_append(&b, "$", 1);
 			i += 2;
 			continue;
 		}
 		close = memchr(s + i + 2, '}', len - i - 2);
 		if (!close) {
-			snprintf(why, CFG_WHY_MAX, "unterminated ${ (write $$ for a literal $)");
-			err = -EINVAL;
+			rc = cm_errf(err, errlen, -EINVAL,
+			             "unterminated ${ (write $$ for a literal $)");
 			break;
 		}
 		nlen = (size_t)(close - (s + i + 2));
 		if (!name_ok(s + i + 2, nlen) || nlen >= sizeof(name)) {
-			snprintf(why, CFG_WHY_MAX, "invalid environment variable name \"%.*s\"",
-			         (int)(nlen > 64 ? 64 : nlen), s + i + 2);
-			err = -EINVAL;
+			rc = cm_errf(err, errlen, -EINVAL,
+			             "invalid environment variable name \"%.*s\"",
+			             (int)(nlen > 64 ? 64 : nlen), s + i + 2);
 			break;
 		}
 		memcpy(name, s + i + 2, nlen);
 		name[nlen] = '\0';
 		v = getenv(name);
 		if (!v) {
-			snprintf(why, CFG_WHY_MAX, "environment variable %s is not set", name);
-			err = -EINVAL;
+			rc = cm_errf(err, errlen, -EINVAL, "environment variable %s is not set",
+			             name);
 			break;
 		}
-		err = cm_buf_puts(&b, v);
+		rc = cm_buf_puts(&b, v);
 		i = (size_t)(close - s) + 1;
 	}
-	if (err) {
+	if (rc) {
 		cm_buf_free(&b);
-		return err == -EINVAL ? err : -ENOMEM;
+		return rc == -EINVAL ? rc : -ENOMEM;
 	}
 	*out = cm_buf_steal(&b);
 	return 0;
 }
 
-void cfg_format_duration(uint64_t ms, char buf[32])
+void cm_cfg__format_duration(uint64_t ms, char buf[32])
 {
 	static const struct {
 		uint64_t ms;
@@ -326,7 +323,7 @@ void cfg_format_duration(uint64_t ms, char buf[32])
 	snprintf(buf, 32, ms ? "%llums" : "%llus", (unsigned long long)ms);
 }
 
-void cfg_format_size(uint64_t bytes, char buf[32])
+void cm_cfg__format_size(uint64_t bytes, char buf[32])
 {
 	static const struct {
 		unsigned shift;

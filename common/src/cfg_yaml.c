@@ -21,19 +21,19 @@ struct builder {
 	struct cfg_yaml_error *err;
 };
 
-void cfg_node_free(struct cfg_node *n)
+void cm_cfg__node_free(struct cfg_node *n)
 {
 	if (!n)
 		return;
 	/* Recursion is bounded by CFG_MAX_DEPTH. */
 	for (size_t i = 0; i < n->n; i++)
-		cfg_node_free(n->kids[i]);
+		cm_cfg__node_free(n->kids[i]);
 	free(n->kids);
 	free(n->text);
 	free(n);
 }
 
-bool cfg_node_is_null(const struct cfg_node *n)
+bool cm_cfg__node_is_null(const struct cfg_node *n)
 {
 	if (!n || n->kind != CFG_SCALAR || !n->plain)
 		return false;
@@ -66,18 +66,18 @@ static int attach(struct builder *b, struct cfg_node *node, const yaml_mark_t *m
 	struct cfg_node *parent;
 
 	if (++b->nodes > CFG_MAX_NODES) {
-		cfg_node_free(node);
+		cm_cfg__node_free(node);
 		return fail(b, mark, "too many values (limit 100000)");
 	}
 	if (b->depth == 0) {
 		/* A second root cannot happen: documents after the first are refused. */
-		cfg_node_free(b->root);
+		cm_cfg__node_free(b->root);
 		b->root = node;
 		return 0;
 	}
 	parent = b->stack[b->depth - 1];
 	if (parent->kind == CFG_MAP && parent->n % 2 == 0 && node->kind != CFG_SCALAR) {
-		cfg_node_free(node);
+		cm_cfg__node_free(node);
 		return fail(b, mark, "mapping keys must be strings");
 	}
 	if (parent->n == parent->cap) {
@@ -85,7 +85,7 @@ static int attach(struct builder *b, struct cfg_node *node, const yaml_mark_t *m
 		struct cfg_node **k = realloc(parent->kids, ncap * sizeof(*k));
 
 		if (!k) {
-			cfg_node_free(node);
+			cm_cfg__node_free(node);
 			return -ENOMEM;
 		}
 		parent->kids = k;
@@ -176,7 +176,8 @@ static int on_event(struct builder *b, const yaml_event_t *ev)
 	}
 }
 
-int cfg_yaml_parse(const char *text, size_t len, struct cfg_node **root, struct cfg_yaml_error *err)
+int cm_cfg__yaml_parse(const char *text, size_t len, struct cfg_node **root,
+                       struct cfg_yaml_error *err)
 {
 	struct builder b = {.err = err};
 	yaml_parser_t p;
@@ -210,7 +211,7 @@ int cfg_yaml_parse(const char *text, size_t len, struct cfg_node **root, struct 
 	}
 	yaml_parser_delete(&p);
 	if (r < 0) {
-		cfg_node_free(b.root);
+		cm_cfg__node_free(b.root);
 		return r;
 	}
 	*root = b.root;

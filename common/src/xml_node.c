@@ -22,8 +22,8 @@ static char *put(char **pp, const char *s, size_t n)
 	return start;
 }
 
-struct cm_xml_node *xml_elem_alloc(const char *prefix, size_t plen, const char *name, size_t nlen,
-                                   const char *ns, size_t nslen)
+struct cm_xml_node *cm_xml__elem_alloc(const char *prefix, size_t plen, const char *name,
+                                       size_t nlen, const char *ns, size_t nslen)
 {
 	size_t size = sizeof(struct cm_xml_node) + nlen + 1 + nslen + 1 + (prefix ? plen + 1 : 0);
 	struct cm_xml_node *n = malloc(size);
@@ -62,13 +62,14 @@ static struct cm_xml_node *text_alloc2(const char *a, size_t alen, const char *b
 	return n;
 }
 
-struct cm_xml_node *xml_text_alloc(const char *text, size_t len)
+struct cm_xml_node *cm_xml__text_alloc(const char *text, size_t len)
 {
 	return text_alloc2(text, len, NULL, 0);
 }
 
-struct cm_xml_attr *xml_attr_alloc(const char *prefix, size_t plen, const char *name, size_t nlen,
-                                   const char *ns, size_t nslen, const char *value, size_t vlen)
+struct cm_xml_attr *cm_xml__attr_alloc(const char *prefix, size_t plen, const char *name,
+                                       size_t nlen, const char *ns, size_t nslen, const char *value,
+                                       size_t vlen)
 {
 	size_t size = sizeof(struct cm_xml_attr) + nlen + 1 + vlen + 1;
 	struct cm_xml_attr *a;
@@ -90,7 +91,7 @@ struct cm_xml_attr *xml_attr_alloc(const char *prefix, size_t plen, const char *
 	return a;
 }
 
-struct cm_xml_nsdecl *xml_nsdecl_alloc(const char *prefix, const char *uri)
+struct cm_xml_nsdecl *cm_xml__nsdecl_alloc(const char *prefix, const char *uri)
 {
 	size_t plen = prefix ? strlen(prefix) : 0, ulen = strlen(uri);
 	struct cm_xml_nsdecl *d = malloc(sizeof(*d) + ulen + 1 + (prefix ? plen + 1 : 0));
@@ -106,7 +107,7 @@ struct cm_xml_nsdecl *xml_nsdecl_alloc(const char *prefix, const char *uri)
 	return d;
 }
 
-void xml_append(struct cm_xml_node *parent, struct cm_xml_node *child)
+void cm_xml__append(struct cm_xml_node *parent, struct cm_xml_node *child)
 {
 	child->parent = parent;
 	child->next = NULL;
@@ -118,7 +119,7 @@ void xml_append(struct cm_xml_node *parent, struct cm_xml_node *child)
 	parent->last = child;
 }
 
-void xml_attrs_free(struct cm_xml_attr *a)
+void cm_xml__attrs_free(struct cm_xml_attr *a)
 {
 	while (a) {
 		struct cm_xml_attr *next = a->next;
@@ -128,7 +129,7 @@ void xml_attrs_free(struct cm_xml_attr *a)
 	}
 }
 
-void xml_nsdecls_free(struct cm_xml_nsdecl *d)
+void cm_xml__nsdecls_free(struct cm_xml_nsdecl *d)
 {
 	while (d) {
 		struct cm_xml_nsdecl *next = d->next;
@@ -181,8 +182,8 @@ void cm_xml_node_free(struct cm_xml_node *n)
 			else
 				up->last = NULL;
 		}
-		xml_attrs_free(cur->attrs);
-		xml_nsdecls_free(cur->nsdecls);
+		cm_xml__attrs_free(cur->attrs);
+		cm_xml__nsdecls_free(cur->nsdecls);
 		free(cur);
 		cur = up;
 	}
@@ -221,7 +222,7 @@ static size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *cp)
 	return len;
 }
 
-bool xml_chars_valid(const char *s, size_t n)
+bool cm_xml__chars_valid(const char *s, size_t n)
 {
 	const unsigned char *u = (const unsigned char *)s;
 
@@ -259,7 +260,7 @@ static bool ncname_valid(const char *s, size_t n)
 
 static bool str_valid(const char *s)
 {
-	return s && xml_chars_valid(s, strlen(s));
+	return s && cm_xml__chars_valid(s, strlen(s));
 }
 
 /* Split "prefix:local" (or "local") into its parts; false if either is not an NCName. */
@@ -311,7 +312,7 @@ static int elem_new(struct cm_xml_node **out, const char *name, const char *ns,
 	if (prefix && (!*ns || prefix_is(prefix, plen, "xmlns") ||
 	               (prefix_is(prefix, plen, "xml") != !strcmp(ns, CM_XML_NS_XML))))
 		return -EINVAL;
-	n = xml_elem_alloc(prefix, plen, local, llen, ns, strlen(ns));
+	n = cm_xml__elem_alloc(prefix, plen, local, llen, ns, strlen(ns));
 	if (!n)
 		return -ENOMEM;
 	*out = n;
@@ -337,7 +338,7 @@ int cm_xml_node_new_child(struct cm_xml_node **out, struct cm_xml_node *parent, 
 		err = elem_new(&n, name, parent->ns, parent->prefix);
 	if (err)
 		return err;
-	xml_append(parent, n);
+	cm_xml__append(parent, n);
 	if (out)
 		*out = n;
 	return 0;
@@ -350,7 +351,7 @@ int cm_xml_node_add_child(struct cm_xml_node *parent, struct cm_xml_node *child)
 	for (const struct cm_xml_node *a = parent; a; a = a->parent)
 		if (a == child)
 			return -EINVAL;
-	xml_append(parent, child);
+	cm_xml__append(parent, child);
 	return 0;
 }
 
@@ -359,16 +360,16 @@ int cm_xml_node_add_text(struct cm_xml_node *parent, const char *text, size_t le
 	struct cm_xml_node *old, *t;
 
 	if (!parent || parent->kind != CM_XML_ELEMENT || (len && !text) ||
-	    !xml_chars_valid(text, len))
+	    !cm_xml__chars_valid(text, len))
 		return -EINVAL;
 	if (len == 0)
 		return 0;
 	old = parent->last;
 	if (!old || old->kind != CM_XML_TEXT) {
-		t = xml_text_alloc(text, len);
+		t = cm_xml__text_alloc(text, len);
 		if (!t)
 			return -ENOMEM;
-		xml_append(parent, t);
+		cm_xml__append(parent, t);
 		return 0;
 	}
 	/* merge: a new node replaces the old one in place */
@@ -379,7 +380,7 @@ int cm_xml_node_add_text(struct cm_xml_node *parent, const char *text, size_t le
 		return -ENOMEM;
 	cm_xml_node_remove(old);
 	cm_xml_node_free(old);
-	xml_append(parent, t);
+	cm_xml__append(parent, t);
 	return 0;
 }
 
@@ -424,8 +425,8 @@ int cm_xml_node_set_attr_ns(struct cm_xml_node *n, const char *ns, const char *n
 	} else if (!strcmp(local, "xmlns")) {
 		return -EINVAL; /* declarations go through cm_xml_node_declare_ns() */
 	}
-	a = xml_attr_alloc(prefix, plen, local, llen, ns, ns ? strlen(ns) : 0, value,
-	                   strlen(value));
+	a = cm_xml__attr_alloc(prefix, plen, local, llen, ns, ns ? strlen(ns) : 0, value,
+	                       strlen(value));
 	if (!a)
 		return -ENOMEM;
 	attr_put(n, a);
@@ -480,7 +481,7 @@ int cm_xml_node_declare_ns(struct cm_xml_node *n, const char *prefix, const char
 	if (prefix && (!ncname_valid(prefix, strlen(prefix)) || !*uri || !strcmp(prefix, "xmlns") ||
 	               !strcmp(prefix, "xml")))
 		return -EINVAL;
-	d = xml_nsdecl_alloc(prefix, uri);
+	d = cm_xml__nsdecl_alloc(prefix, uri);
 	if (!d)
 		return -ENOMEM;
 	for (pp = &n->nsdecls; *pp; pp = &(*pp)->next) {
@@ -507,23 +508,23 @@ static struct cm_xml_node *copy_one(const struct cm_xml_node *n)
 	struct cm_xml_nsdecl **dp;
 
 	if (n->kind == CM_XML_TEXT)
-		return xml_text_alloc(n->text, n->text_len);
-	c = xml_elem_alloc(n->prefix, n->prefix ? strlen(n->prefix) : 0, n->name, strlen(n->name),
-	                   n->ns, strlen(n->ns));
+		return cm_xml__text_alloc(n->text, n->text_len);
+	c = cm_xml__elem_alloc(n->prefix, n->prefix ? strlen(n->prefix) : 0, n->name,
+	                       strlen(n->name), n->ns, strlen(n->ns));
 	if (!c)
 		return NULL;
 	ap = &c->attrs;
 	for (const struct cm_xml_attr *a = n->attrs; a; a = a->next) {
-		*ap = xml_attr_alloc(a->prefix, a->prefix ? strlen(a->prefix) : 0, a->name,
-		                     strlen(a->name), a->ns, a->ns ? strlen(a->ns) : 0, a->value,
-		                     strlen(a->value));
+		*ap = cm_xml__attr_alloc(a->prefix, a->prefix ? strlen(a->prefix) : 0, a->name,
+		                         strlen(a->name), a->ns, a->ns ? strlen(a->ns) : 0,
+		                         a->value, strlen(a->value));
 		if (!*ap)
 			goto fail;
 		ap = &(*ap)->next;
 	}
 	dp = &c->nsdecls;
 	for (const struct cm_xml_nsdecl *d = n->nsdecls; d; d = d->next) {
-		*dp = xml_nsdecl_alloc(d->prefix, d->uri);
+		*dp = cm_xml__nsdecl_alloc(d->prefix, d->uri);
 		if (!*dp)
 			goto fail;
 		dp = &(*dp)->next;
@@ -550,7 +551,7 @@ int cm_xml_node_copy(struct cm_xml_node **out, const struct cm_xml_node *n)
 
 			if (!c)
 				goto fail;
-			xml_append(dst, c);
+			cm_xml__append(dst, c);
 			src = src->children;
 			dst = c;
 			continue;
@@ -566,7 +567,7 @@ int cm_xml_node_copy(struct cm_xml_node **out, const struct cm_xml_node *n)
 
 			if (!c)
 				goto fail;
-			xml_append(dst->parent, c);
+			cm_xml__append(dst->parent, c);
 			src = src->next;
 			dst = c;
 		}

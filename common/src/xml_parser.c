@@ -212,12 +212,12 @@ static int flush_text(struct cm_xml_parser *p)
 	if (p->cur) {
 		if (count_node(p))
 			return -1;
-		t = xml_text_alloc(p->text.data, p->text.len);
+		t = cm_xml__text_alloc(p->text.data, p->text.len);
 		if (!t) {
 			fail_nomem(p);
 			return -1;
 		}
-		xml_append(p->cur, t);
+		cm_xml__append(p->cur, t);
 	}
 	/* one large body must not pin max_stanza bytes per idle connection */
 	if (p->text.cap > TEXT_KEEP)
@@ -243,7 +243,7 @@ static struct cm_xml_node *build_elem(struct cm_xml_parser *p, const XML_Char *n
 		return NULL;
 	}
 	split(name, &q);
-	n = xml_elem_alloc(q.prefix, q.plen, q.local, q.llen, q.ns ? q.ns : "", q.nslen);
+	n = cm_xml__elem_alloc(q.prefix, q.plen, q.local, q.llen, q.ns ? q.ns : "", q.nslen);
 	if (!n) {
 		fail_nomem(p);
 		return NULL;
@@ -257,8 +257,8 @@ static struct cm_xml_node *build_elem(struct cm_xml_parser *p, const XML_Char *n
 
 		split(a[0], &aq);
 		/* a namespaced attribute always has a prefix: a default namespace does not apply */
-		*tail = xml_attr_alloc(aq.prefix, aq.plen, aq.local, aq.llen, aq.ns, aq.nslen, a[1],
-		                       strlen(a[1]));
+		*tail = cm_xml__attr_alloc(aq.prefix, aq.plen, aq.local, aq.llen, aq.ns, aq.nslen,
+		                           a[1], strlen(a[1]));
 		if (!*tail) {
 			cm_xml_node_free(n);
 			fail_nomem(p);
@@ -335,7 +335,7 @@ static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **at
 	if (!n)
 		return;
 	if (p->cur)
-		xml_append(p->cur, n);
+		cm_xml__append(p->cur, n);
 	else
 		p->stanza = n;
 	p->cur = n;
@@ -410,7 +410,7 @@ static void XMLCALL on_nsdecl(void *ud, const XML_Char *prefix, const XML_Char *
 		     "element with more than %u attributes", p->cfg.max_attrs);
 		return;
 	}
-	d = xml_nsdecl_alloc(prefix, uri ? uri : "");
+	d = cm_xml__nsdecl_alloc(prefix, uri ? uri : "");
 	if (!d) {
 		fail_nomem(p);
 		return;
@@ -512,7 +512,7 @@ static void clear(struct cm_xml_parser *p)
 	cm_xml_node_free(p->header);
 	cm_xml_node_free(p->stanza);
 	cm_xml_node_free(p->done);
-	xml_nsdecls_free(p->decls);
+	cm_xml__nsdecls_free(p->decls);
 	p->header = p->stanza = p->cur = p->done = NULL;
 	p->decls = NULL;
 	p->ndecls = 0;

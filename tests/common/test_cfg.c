@@ -15,6 +15,7 @@
 
 #include "cm/buf.h"
 #include "cm/cfg.h"
+#include "cm/err.h"
 #include "common/src/cfg_int.h"
 #include "tests/support/alloc.h"
 
@@ -543,29 +544,29 @@ static void test_parse_int(void **state)
 	long long v = 0;
 
 	(void)state;
-	assert_int_equal(cfg_parse_int("0", &v), 0);
+	assert_int_equal(cm_cfg__parse_int("0", &v), 0);
 	assert_int_equal(v, 0);
-	assert_int_equal(cfg_parse_int("-12", &v), 0);
+	assert_int_equal(cm_cfg__parse_int("-12", &v), 0);
 	assert_int_equal(v, -12);
-	assert_int_equal(cfg_parse_int("+12", &v), 0);
+	assert_int_equal(cm_cfg__parse_int("+12", &v), 0);
 	assert_int_equal(v, 12);
-	assert_int_equal(cfg_parse_int("9223372036854775807", &v), 0);
+	assert_int_equal(cm_cfg__parse_int("9223372036854775807", &v), 0);
 	assert_true(v == INT64_MAX);
-	assert_int_equal(cfg_parse_int("-9223372036854775808", &v), 0);
+	assert_int_equal(cm_cfg__parse_int("-9223372036854775808", &v), 0);
 	assert_true(v == INT64_MIN);
-	assert_int_equal(cfg_parse_int("9223372036854775808", &v), -ERANGE);
-	assert_int_equal(cfg_parse_int("-9223372036854775809", &v), -ERANGE);
-	assert_int_equal(cfg_parse_int("99999999999999999999999", &v), -ERANGE);
-	assert_int_equal(cfg_parse_int("99999999999999999999999x", &v), -EINVAL);
-	assert_int_equal(cfg_parse_int("", &v), -EINVAL);
-	assert_int_equal(cfg_parse_int("-", &v), -EINVAL);
-	assert_int_equal(cfg_parse_int("12x", &v), -EINVAL);
-	assert_int_equal(cfg_parse_int(" 12", &v), -EINVAL);
-	assert_int_equal(cfg_parse_int("12 ", &v), -EINVAL);
-	assert_int_equal(cfg_parse_int("0x10", &v), -EINVAL);
-	assert_int_equal(cfg_parse_int("0640", &v), -EINVAL);
-	assert_int_equal(cfg_parse_int("1e3", &v), -EINVAL);
-	assert_int_equal(cfg_parse_int("1_000", &v), -EINVAL);
+	assert_int_equal(cm_cfg__parse_int("9223372036854775808", &v), -ERANGE);
+	assert_int_equal(cm_cfg__parse_int("-9223372036854775809", &v), -ERANGE);
+	assert_int_equal(cm_cfg__parse_int("99999999999999999999999", &v), -ERANGE);
+	assert_int_equal(cm_cfg__parse_int("99999999999999999999999x", &v), -EINVAL);
+	assert_int_equal(cm_cfg__parse_int("", &v), -EINVAL);
+	assert_int_equal(cm_cfg__parse_int("-", &v), -EINVAL);
+	assert_int_equal(cm_cfg__parse_int("12x", &v), -EINVAL);
+	assert_int_equal(cm_cfg__parse_int(" 12", &v), -EINVAL);
+	assert_int_equal(cm_cfg__parse_int("12 ", &v), -EINVAL);
+	assert_int_equal(cm_cfg__parse_int("0x10", &v), -EINVAL);
+	assert_int_equal(cm_cfg__parse_int("0640", &v), -EINVAL);
+	assert_int_equal(cm_cfg__parse_int("1e3", &v), -EINVAL);
+	assert_int_equal(cm_cfg__parse_int("1_000", &v), -EINVAL);
 	assert_true(v == INT64_MIN); /* failures leave the output alone */
 }
 
@@ -578,18 +579,18 @@ static void test_parse_bool(void **state)
 	(void)state;
 	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
 		b = false;
-		assert_int_equal(cfg_parse_bool(yes[i], &b), 0);
+		assert_int_equal(cm_cfg__parse_bool(yes[i], &b), 0);
 		assert_true(b);
 	}
 	for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++) {
 		b = true;
-		assert_int_equal(cfg_parse_bool(no[i], &b), 0);
+		assert_int_equal(cm_cfg__parse_bool(no[i], &b), 0);
 		assert_false(b);
 	}
-	assert_int_equal(cfg_parse_bool("1", &b), -EINVAL);
-	assert_int_equal(cfg_parse_bool("y", &b), -EINVAL);
-	assert_int_equal(cfg_parse_bool("", &b), -EINVAL);
-	assert_int_equal(cfg_parse_bool("truex", &b), -EINVAL);
+	assert_int_equal(cm_cfg__parse_bool("1", &b), -EINVAL);
+	assert_int_equal(cm_cfg__parse_bool("y", &b), -EINVAL);
+	assert_int_equal(cm_cfg__parse_bool("", &b), -EINVAL);
+	assert_int_equal(cm_cfg__parse_bool("truex", &b), -EINVAL);
 }
 
 static void test_parse_duration(void **state)
@@ -627,7 +628,7 @@ static void test_parse_duration(void **state)
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		uint64_t ms = 12345;
-		int err = cfg_parse_duration(cases[i].in, &ms);
+		int err = cm_cfg__parse_duration(cases[i].in, &ms);
 
 		print_message("duration \"%s\"\n", cases[i].in);
 		assert_int_equal(err, cases[i].err);
@@ -665,7 +666,7 @@ static void test_parse_size(void **state)
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		uint64_t n = 7;
-		int err = cfg_parse_size(cases[i].in, &n);
+		int err = cm_cfg__parse_size(cases[i].in, &n);
 
 		print_message("size \"%s\"\n", cases[i].in);
 		assert_int_equal(err, cases[i].err);
@@ -712,8 +713,8 @@ static void test_parse_addr(void **state)
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct cm_cfg_addr a = {0};
-		const char *why = NULL;
-		int err = cfg_parse_addr(cases[i].in, &a, &why);
+		char why[CM_ERR_MAX] = "";
+		int err = cm_cfg_parse_addr(cases[i].in, &a, why, sizeof(why));
 
 		print_message("addr \"%s\"\n", cases[i].in);
 		if (!cases[i].why) {
@@ -751,9 +752,9 @@ static void test_format(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		cfg_format_duration(cases[i].v, buf);
+		cm_cfg__format_duration(cases[i].v, buf);
 		assert_string_equal(buf, cases[i].dur);
-		cfg_format_size(cases[i].v, buf);
+		cm_cfg__format_size(cases[i].v, buf);
 		assert_string_equal(buf, cases[i].size);
 	}
 }

@@ -60,6 +60,11 @@ struct cm_cfg_addr {
 	uint16_t port;
 };
 
+/* Parse a numeric "IP:PORT" or "[IPv6]:PORT" into a (the CM_CFG_ADDR syntax, for lists of
+ * addresses kept as strings); a->text is left alone. 0, or -EINVAL with the reason in err
+ * (cm/err.h). */
+int cm_cfg_parse_addr(const char *s, struct cm_cfg_addr *a, char *err, size_t errlen);
+
 struct cm_cfg_strlist {
 	char **v; /* owned, each owned */
 	size_t n;
