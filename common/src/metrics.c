@@ -1,5 +1,6 @@
 /* metrics.c - the metrics registry: registration under a lock, lock-free updates (cm/metrics.h). */
 #include "metrics_int.h"
+#include "cm/err.h"
 
 #include <errno.h>
 #include <math.h>
@@ -135,14 +136,14 @@ static int valid_bounds(const double *bounds, size_t n)
 	return 1;
 }
 
-/* Collect the "key", "value", ..., NULL list and check it. */
-static int collect_labels(struct reg *r, va_list ap)
+/* Check the "key", "value", ..., NULL list kv and take it into r. */
+static int collect_labels(struct reg *r, const char *const *kv)
 {
 	const char *k;
 
 	r->nlabels = 0;
-	while ((k = va_arg(ap, const char *)) != NULL) {
-		const char *v = va_arg(ap, const char *);
+	while ((k = *kv++) != NULL) {
+		const char *v = *kv++;
 
 		if (!v || r->nlabels == CM_METRICS_MAX_LABELS)
 			return -EINVAL; /* odd list, or too many labels */
@@ -158,6 +159,17 @@ static int collect_labels(struct reg *r, va_list ap)
 		r->nlabels++;
 	}
 	return 0;
+}
+
+/* The varargs list as an array for collect_labels(); a list too long to be valid is cut so
+ * that collect_labels() refuses it. */
+static void va_labels(va_list ap, const char *kv[2 * CM_METRICS_MAX_LABELS + 3])
+{
+	size_t i = 0;
+
+	while (i < 2 * CM_METRICS_MAX_LABELS + 2 && (kv[i] = va_arg(ap, const char *)) != NULL)
+		i++;
+	kv[i] = NULL;
 }
 
 /* --- lookup and creation --------------------------------------------------------------------- */
@@ -407,8 +419,8 @@ out:
 	return err;
 }
 
-static int vregister(struct cm_metrics *m, struct reg *r, va_list ap,
-                     struct cm_metrics_series **out)
+static int do_register(struct cm_metrics *m, struct reg *r, const char *const *kv,
+                       struct cm_metrics_series **out)
 {
 	int err;
 
@@ -419,8 +431,17 @@ static int vregister(struct cm_metrics *m, struct reg *r, va_list ap,
 		return -EINVAL;
 	if (r->kind == CM_METRICS_KIND_FN && !r->fn.fn)
 		return -EINVAL;
-	err = collect_labels(r, ap);
+	err = collect_labels(r, kv);
 	return err ? err : lookup(m, r, out);
+}
+
+static int vregister(struct cm_metrics *m, struct reg *r, va_list ap,
+                     struct cm_metrics_series **out)
+{
+	const char *kv[2 * CM_METRICS_MAX_LABELS + 3];
+
+	va_labels(ap, kv);
+	return do_register(m, r, kv, out);
 }
 
 int cm_metrics_counter(struct cm_metrics *m, struct cm_counter **out, const char *name,
@@ -472,20 +493,25 @@ int cm_metrics_histogram(struct cm_metrics *m, struct cm_histogram **out, const 
 	return err;
 }
 
+/* A series computed at scrape time, of either type. */
+static int register_fn(struct cm_metrics *m, enum cm_metrics_type type, const char *name,
+                       const char *help, double (*fn)(void *arg), void *arg, va_list ap)
+{
+	struct reg r = {
+	    .type = type, .kind = CM_METRICS_KIND_FN, .name = name, .help = help, .fn = {fn, arg}};
+	struct cm_metrics_series *s;
+
+	return vregister(m, &r, ap, &s);
+}
+
 int cm_metrics_gauge_fn(struct cm_metrics *m, const char *name, const char *help,
                         double (*fn)(void *arg), void *arg, ...)
 {
-	struct reg r = {.type = CM_METRICS_GAUGE,
-	                .kind = CM_METRICS_KIND_FN,
-	                .name = name,
-	                .help = help,
-	                .fn = {fn, arg}};
-	struct cm_metrics_series *s;
 	va_list ap;
 	int err;
 
 	va_start(ap, arg);
-	err = vregister(m, &r, ap, &s);
+	err = register_fn(m, CM_METRICS_GAUGE, name, help, fn, arg, ap);
 	va_end(ap);
 	return err;
 }
@@ -493,19 +519,50 @@ int cm_metrics_gauge_fn(struct cm_metrics *m, const char *name, const char *help
 int cm_metrics__counter_fn(struct cm_metrics *m, const char *name, const char *help,
                            double (*fn)(void *arg), void *arg, ...)
 {
-	struct reg r = {.type = CM_METRICS_COUNTER,
-	                .kind = CM_METRICS_KIND_FN,
-	                .name = name,
-	                .help = help,
-	                .fn = {fn, arg}};
-	struct cm_metrics_series *s;
 	va_list ap;
 	int err;
 
 	va_start(ap, arg);
-	err = vregister(m, &r, ap, &s);
+	err = register_fn(m, CM_METRICS_COUNTER, name, help, fn, arg, ap);
 	va_end(ap);
 	return err;
+}
+
+int cm_metrics_register(struct cm_metrics *m, void *base, const struct cm_metric_def *defs,
+                        size_t n, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct cm_metric_def *d = &defs[i];
+		struct reg r = {.name = d->name, .help = d->help};
+		struct cm_metrics_series *s;
+		void **slot = (void **)((char *)base + d->offset);
+		int rc;
+
+		switch (d->type) {
+		case CM_METRIC_COUNTER:
+			r.type = CM_METRICS_COUNTER;
+			break;
+		case CM_METRIC_GAUGE:
+			r.type = CM_METRICS_GAUGE;
+			break;
+		case CM_METRIC_HISTOGRAM:
+			r.type = CM_METRICS_HISTOGRAM;
+			r.bounds = d->bounds;
+			r.nbounds = d->nbounds;
+			break;
+		}
+		rc = do_register(m, &r, d->labels, &s);
+		if (rc)
+			return cm_errf(
+			    err, errlen, rc, "metric %s: %s", d->name ? d->name : "(null)",
+			    rc == -EEXIST   ? "registered before with another type or labels"
+			    : rc == -EINVAL ? "invalid name, labels or bounds"
+			                    : strerror(-rc));
+		*slot = d->type == CM_METRIC_COUNTER ? (void *)&s->u.counter
+		        : d->type == CM_METRIC_GAUGE ? (void *)&s->u.gauge
+		                                     : (void *)&s->u.histogram;
+	}
+	return 0;
 }
 
 /* --- updates --------------------------------------------------------------------------------- */

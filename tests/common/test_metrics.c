@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "cm/buf.h"
+#include "cm/err.h"
 #include "cm/metrics.h"
 #include "common/src/metrics_int.h"
 #include "tests/support/alloc.h"
@@ -685,6 +686,53 @@ static void test_alloc_render(void **state)
 	cm_metrics_free(m);
 }
 
+/* A table registers every series, fills each handle, and names the metric that fails. */
+struct table_stats {
+	struct cm_counter *in, *out;
+	struct cm_gauge *open;
+	struct cm_histogram *lat;
+};
+
+static void test_register_table(void **state)
+{
+	static const double bounds[] = {0.001, 0.01};
+	static const struct cm_metric_def defs[] = {
+	    CM_METRIC_COUNTER_DEF(struct table_stats, in, "t_msgs_total", "Messages", "dir", "in"),
+	    CM_METRIC_COUNTER_DEF(struct table_stats, out, "t_msgs_total", "Messages", "dir",
+	                          "out"),
+	    CM_METRIC_GAUGE_DEF(struct table_stats, open, "t_open", "Open things", NULL),
+	    CM_METRIC_HISTOGRAM_DEF(struct table_stats, lat, "t_latency_seconds", "Latency", bounds,
+	                            2, NULL),
+	};
+	static const struct cm_metric_def bad[] = {
+	    CM_METRIC_GAUGE_DEF(struct table_stats, open, "t_msgs_total", "A clash", "dir", "in"),
+	};
+	struct table_stats st = {0};
+	struct cm_metrics *m;
+	struct cm_buf out;
+	char err[CM_ERR_MAX] = "";
+
+	(void)state;
+	assert_int_equal(cm_metrics_alloc(&m), 0);
+	assert_int_equal(cm_metrics_register(m, &st, defs, 4, err, sizeof(err)), 0);
+	assert_non_null(st.in);
+	assert_non_null(st.out);
+	assert_true(st.in != st.out);
+	cm_metrics_inc(st.out);
+	cm_metrics_set(st.open, 3);
+	cm_metrics_observe(st.lat, 0.005);
+	cm_buf_init(&out, 0);
+	assert_int_equal(cm_metrics_render(m, &out), 0);
+	assert_non_null(strstr(out.data, "t_msgs_total{dir=\"out\"} 1\n"));
+	assert_non_null(strstr(out.data, "t_open 3\n"));
+	assert_non_null(strstr(out.data, "t_latency_seconds_bucket{le=\"0.01\"} 1\n"));
+	cm_buf_free(&out);
+	assert_int_equal(cm_metrics_register(m, &st, bad, 1, err, sizeof(err)), -EEXIST);
+	assert_string_equal(err,
+	                    "metric t_msgs_total: registered before with another type or labels");
+	cm_metrics_free(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -697,7 +745,7 @@ int main(void)
 	    cmocka_unit_test(test_threads),         cmocka_unit_test(test_threads_register),
 	    cmocka_unit_test(test_process),         cmocka_unit_test(test_null_handles),
 	    cmocka_unit_test(test_render_limit),    cmocka_unit_test(test_alloc_registration),
-	    cmocka_unit_test(test_alloc_render),
+	    cmocka_unit_test(test_alloc_render),    cmocka_unit_test(test_register_table),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

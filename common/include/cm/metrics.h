@@ -53,6 +53,52 @@ int cm_metrics_histogram(struct cm_metrics *m, struct cm_histogram **out, const 
 int cm_metrics_gauge_fn(struct cm_metrics *m, const char *name, const char *help,
                         double (*fn)(void *arg), void *arg, ...) __attribute__((sentinel));
 
+/* --- registration from a table ----------------------------------------------------------------
+ * A module lists its metrics once, in a const table, and registers them all with one call that
+ * checks every result. Each entry names the member of the module's struct that receives the
+ * series handle:
+ *
+ *     static const struct cm_metric_def defs[] = {
+ *         CM_METRIC_COUNTER_DEF(struct stats, in, "x_stanzas_total", "Stanzas", "dir", "in"),
+ *         CM_METRIC_HISTOGRAM_DEF(struct stats, lat, "x_latency_seconds", "Latency",
+ *                                 cm_metrics_latency_buckets, 14),
+ *     };
+ *     r = cm_metrics_register(m, &st, defs, CM_ARRAY_LEN(defs), err, sizeof(err));
+ */
+#define CM_METRIC_DEF_MAX_LABELS 4
+
+enum cm_metric_def_type { CM_METRIC_COUNTER, CM_METRIC_GAUGE, CM_METRIC_HISTOGRAM };
+
+struct cm_metric_def {
+	enum cm_metric_def_type type;
+	size_t offset; /* of the struct cm_counter * / cm_gauge * / cm_histogram * to fill */
+	const char *name;
+	const char *help;
+	const char *labels[2 * CM_METRIC_DEF_MAX_LABELS + 1]; /* "key", "value", ..., NULL */
+	const double *bounds;                                 /* histograms */
+	size_t nbounds;
+};
+
+#define CM_METRIC_COUNTER_DEF(type, member, name, help, ...)                                       \
+	{                                                                                          \
+		CM_METRIC_COUNTER, offsetof(type, member), (name), (help), {__VA_ARGS__}, NULL, 0  \
+	}
+#define CM_METRIC_GAUGE_DEF(type, member, name, help, ...)                                         \
+	{                                                                                          \
+		CM_METRIC_GAUGE, offsetof(type, member), (name), (help), {__VA_ARGS__}, NULL, 0    \
+	}
+#define CM_METRIC_HISTOGRAM_DEF(type, member, name, help, bounds, nbounds, ...)                    \
+	{                                                                                          \
+		CM_METRIC_HISTOGRAM, offsetof(type, member), (name), (help), {__VA_ARGS__},        \
+		    (bounds), (nbounds)                                                            \
+	}
+
+/* Register defs[0..n) and store each handle at base + offset. 0, or the first failure (the
+ * registry's codes above) with the metric named in err (cm/err.h); the handles of the entries
+ * before it are set. */
+int cm_metrics_register(struct cm_metrics *m, void *base, const struct cm_metric_def *defs,
+                        size_t n, char *err, size_t errlen);
+
 void cm_metrics_inc(struct cm_counter *c);
 void cm_metrics_add(struct cm_counter *c, uint64_t n);
 uint64_t cm_metrics_counter_value(const struct cm_counter *c);
