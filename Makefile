@@ -31,9 +31,9 @@ else
 endif
 
 PKGS        := libuv libssl libcrypto yaml-0.1 libsystemd jansson libnghttp2 libcurl expat \
-               libre sqlite3
+               libre sqlite3 libidn
 PKG_CFLAGS   = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS     = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser -lm -lpthread
+PKG_LIBS     = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser -lwslay -lm -lpthread
 
 WARN        := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wconversion -Wno-sign-conversion \
                -Wstrict-prototypes -Wmissing-prototypes -Wvla -Wundef -Wpointer-arith \
