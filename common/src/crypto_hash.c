@@ -67,6 +67,34 @@ int cm_crypto_sha256(const void *msg, size_t len, unsigned char out[CM_SHA256_LE
 	return digest(EVP_sha256(), msg, len, out, CM_SHA256_LEN);
 }
 
+static int pbkdf2(const EVP_MD *md, const void *pass, size_t plen, const void *salt, size_t slen,
+                  unsigned iter, unsigned char *out, size_t outlen)
+{
+	static const unsigned char empty;
+
+	if (plen > INT_MAX || slen > INT_MAX || outlen > INT_MAX || iter == 0 || iter > INT_MAX ||
+	    (!pass && plen) || (!salt && slen))
+		return -EINVAL;
+	if (PKCS5_PBKDF2_HMAC(pass ? pass : (const void *)&empty, (int)plen, salt ? salt : &empty,
+	                      (int)slen, (int)iter, md, (int)outlen, out) != 1) {
+		ERR_clear_error();
+		return -EIO;
+	}
+	return 0;
+}
+
+int cm_crypto_pbkdf2_sha1(const void *pass, size_t plen, const void *salt, size_t slen,
+                          unsigned iter, unsigned char *out, size_t outlen)
+{
+	return pbkdf2(EVP_sha1(), pass, plen, salt, slen, iter, out, outlen);
+}
+
+int cm_crypto_pbkdf2_sha256(const void *pass, size_t plen, const void *salt, size_t slen,
+                            unsigned iter, unsigned char *out, size_t outlen)
+{
+	return pbkdf2(EVP_sha256(), pass, plen, salt, slen, iter, out, outlen);
+}
+
 int cm_crypto_random(void *buf, size_t n)
 {
 	unsigned char *p = buf;

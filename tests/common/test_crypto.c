@@ -403,6 +403,28 @@ static void test_random(void **state)
 	assert_int_equal(cm_crypto_random(a, 0), 0);
 }
 
+/* RFC 6070 (PBKDF2-HMAC-SHA1) and the RFC 7914 section 11 vector (PBKDF2-HMAC-SHA256). */
+static void test_pbkdf2(void **state)
+{
+	static const unsigned char sha1_4096[20] = {0x4b, 0x00, 0x79, 0x01, 0xb7, 0x65, 0x48,
+	                                            0x9a, 0xbe, 0xad, 0x49, 0xd9, 0x26, 0xf7,
+	                                            0x21, 0xd0, 0x65, 0xa4, 0x29, 0xc1};
+	static const unsigned char sha256_1[32] = {0x55, 0xac, 0x04, 0x6e, 0x56, 0xe3, 0x08, 0x9f,
+	                                           0xec, 0x16, 0x91, 0xc2, 0x25, 0x44, 0xb6, 0x05,
+	                                           0xf9, 0x41, 0x85, 0x21, 0x6d, 0xde, 0x04, 0x65,
+	                                           0xe6, 0x8b, 0x9d, 0x57, 0xc2, 0x0d, 0xac, 0xbc};
+	unsigned char out[32];
+
+	(void)state;
+	assert_int_equal(cm_crypto_pbkdf2_sha1("password", 8, "salt", 4, 4096, out, 20), 0);
+	assert_memory_equal(out, sha1_4096, 20);
+	assert_int_equal(cm_crypto_pbkdf2_sha256("passwd", 6, "salt", 4, 1, out, 32), 0);
+	assert_memory_equal(out, sha256_1, 32);
+	assert_int_equal(cm_crypto_pbkdf2_sha256("x", 1, "s", 1, 0, out, 32), -EINVAL);
+	assert_int_equal(cm_crypto_pbkdf2_sha256(NULL, 1, "s", 1, 1, out, 32), -EINVAL);
+	assert_int_equal(cm_crypto_pbkdf2_sha1(NULL, 0, NULL, 0, 1, out, 20), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -421,6 +443,7 @@ int main(void)
 	    cmocka_unit_test(test_equal),
 	    cmocka_unit_test(test_hex),
 	    cmocka_unit_test(test_random),
+	    cmocka_unit_test(test_pbkdf2),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

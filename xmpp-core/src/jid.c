@@ -194,6 +194,28 @@ int xc_jid_resourceprep(const char *in, size_t len, char **out, char *err, size_
 	return prep(RESOURCE, in, len, out, err, errlen);
 }
 
+int xc_jid_saslprep(const char *in, size_t len, char **out)
+{
+	char *buf;
+	int rc;
+
+	*out = NULL;
+	if (len > PART_INPUT_MAX || memchr(in, '\0', len) || !cm_utf8_valid(in, len))
+		return -EINVAL;
+	buf = malloc(PREP_BUF);
+	if (!buf)
+		return -ENOMEM;
+	memcpy(buf, in, len);
+	buf[len] = '\0';
+	rc = stringprep(buf, PREP_BUF, 0, stringprep_saslprep);
+	if (rc != STRINGPREP_OK || buf[0] == '\0') {
+		free(buf);
+		return rc == STRINGPREP_MALLOC_ERROR ? -ENOMEM : -EINVAL;
+	}
+	*out = buf;
+	return 0;
+}
+
 void xc_jid_free(struct xc_jid *j)
 {
 	free(j->s);

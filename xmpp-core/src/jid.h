@@ -3,9 +3,9 @@
  * A JID is held normalised, as one string "local@domain/resource" with the lengths of its parts,
  * so that comparing two JIDs, or their bare forms, is a memcmp and a JID can be used as a map
  * key as it is. Normalisation uses libidn's stringprep profiles (RFC 6122: Nodeprep for the
- * local part, Nameprep for the domain, Resourceprep for the resource); jid.c is libidn's only
- * user. Plain ASCII takes a short path whose result is the same (the tests compare both on
- * every ASCII string they try, and the fuzz target on whatever it finds).
+ * local part, Nameprep for the domain, Resourceprep for the resource; SASLprep for passwords);
+ * jid.c is libidn's only user. Plain ASCII takes a short path whose result is the same (the tests
+ * compare both on every ASCII string they try, and the fuzz target on whatever it finds).
  *
  * Limits: each part 1 to 1023 bytes after preparation; the domain may be an IPv4 address or an
  * IPv6 address in brackets; a final dot of the domain is dropped.
@@ -44,6 +44,10 @@ void xc_jid_free(struct xc_jid *j); /* j becomes empty; accepts an empty JID */
  * *out is a new string (caller frees). Same returns as xc_jid_parse(). */
 int xc_jid_nodeprep(const char *in, size_t len, char **out, char *err, size_t errlen);
 int xc_jid_resourceprep(const char *in, size_t len, char **out, char *err, size_t errlen);
+
+/* SASLprep (RFC 4013) of a password, for SCRAM and PLAIN. *out is a new string. 0, -EINVAL
+ * (not valid UTF-8, a prohibited character, empty once prepared), -ENOMEM. */
+int xc_jid_saslprep(const char *in, size_t len, char **out);
 
 static inline bool xc_jid_empty(const struct xc_jid *j)
 {

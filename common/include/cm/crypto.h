@@ -33,6 +33,13 @@ int cm_crypto_hmac_sha256(const void *key, size_t keylen, const void *msg, size_
 int cm_crypto_sha1(const void *msg, size_t len, unsigned char out[CM_SHA1_LEN]);
 int cm_crypto_sha256(const void *msg, size_t len, unsigned char out[CM_SHA256_LEN]);
 
+/* PBKDF2 (RFC 8018) with HMAC-SHA-1 or HMAC-SHA-256: outlen bytes of key from a password and a
+ * salt after iter iterations. 0, -EINVAL (iter 0, NULL with a length, over INT_MAX), -EIO. */
+int cm_crypto_pbkdf2_sha1(const void *pass, size_t plen, const void *salt, size_t slen,
+                          unsigned iter, unsigned char *out, size_t outlen);
+int cm_crypto_pbkdf2_sha256(const void *pass, size_t plen, const void *salt, size_t slen,
+                            unsigned iter, unsigned char *out, size_t outlen);
+
 /* Fill buf with cryptographically secure random bytes (OpenSSL's DRBG). 0 or -EIO. */
 int cm_crypto_random(void *buf, size_t n);
 
