@@ -279,7 +279,8 @@ static const struct cm_cfg_field quota_fields[] = {
      .def = "10",
      .min = 0,
      .max = 1000000,
-     .doc = "allocations one username may hold at once (486 beyond; 0 = no limit)"},
+     .doc = "allocations one user may hold at once (486 beyond; 0 = no limit); a TURN REST user "
+            "counts once for all its credentials (EXPIRY:USER counts as USER)"},
     {.key = "allocations_total",
      .type = CM_CFG_INT,
      .offset = offsetof(struct icicle_quota_config, allocations_total),
@@ -310,8 +311,9 @@ static const struct cm_cfg_field quota_fields[] = {
      .type = CM_CFG_SIZE,
      .offset = offsetof(struct icicle_quota_config, bandwidth_per_user),
      .def = "0",
-     .doc = "bytes per second relayed for all allocations of one username together, each "
-            "direction, on top of bandwidth_per_allocation (0 = no limit)"},
+     .doc = "bytes per second relayed for all allocations of one user together (counted as "
+            "allocations_per_user counts), each direction, on top of bandwidth_per_allocation "
+            "(0 = no limit)"},
     {.key = "unauthenticated_rate",
      .type = CM_CFG_INT,
      .offset = offsetof(struct icicle_quota_config, unauthenticated_rate),
