@@ -253,7 +253,8 @@ void icicle_tcp_close(struct icicle_tcp *t);
 void icicle_conn_close_all(struct icicle_worker *w);
 /* Close a connection now (its allocation with it); the memory goes in the close callback. */
 void icicle_conn_abort(struct icicle_conn *c);
-/* Close connections idle for 30 s without an allocation (called from the worker's tick). */
+/* Close connections that missed a deadline: TLS handshake, message, or 30 s idle without an
+ * allocation (called from the worker's tick, once a second). */
 void icicle_conn_sweep(struct icicle_worker *w);
 /* Queue bytes (copied) on a connection; drops them when its queue is over the limit. */
 void icicle_conn_send(struct icicle_conn *c, const uint8_t *buf, size_t len);
