@@ -195,7 +195,10 @@ static void close_walk_cb(uv_handle_t *h, void *arg)
 static int open_admin(struct cm_daemon *d)
 {
 	const struct cm_daemon_admin_config *ac = admin_cfg(d);
-	struct cm_admin_config c = {.daemon = d->spec->name, .version = SUITE_VERSION};
+	struct cm_admin_config c = {.daemon = d->spec->name,
+	                            .version = SUITE_VERSION,
+	                            .max_connections_per_source =
+	                                (unsigned)ac->connections_per_source};
 	int r;
 
 	if (!ac->enabled)

@@ -8,10 +8,12 @@
 
 #include "cm/log.h"
 #include "cm/metrics.h"
+#include "cm/srclimit.h"
 #include "cm/tls.h"
 
 #define LINGER_MAX_MS   2000 /* how long a closing connection may keep sending to us */
 #define ACCEPT_RETRY_MS 100
+#define LOG_EVERY_MS    10000 /* one line about refused connections per interval */
 
 struct http_write {
 	uv_write_t req;
@@ -146,6 +148,10 @@ void cm_http__conn_close(struct cm_http_conn *c)
 	c->prev = c->next = NULL;
 	srv->nconns--;
 	cm_metrics_gauge_add(srv->m_conns, -1);
+	if (c->counted) {
+		cm_srclimit_release(srv->per_source, (const struct sockaddr *)&c->peer);
+		c->counted = 0;
+	}
 	if (!c->mem) {
 		/* pending writes and the shutdown get their callbacks with UV_ECANCELED first */
 		uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
@@ -836,9 +842,28 @@ static void accept_later(struct cm_http_server *srv)
 	uv_timer_start(&srv->accept_retry, on_accept_retry, ACCEPT_RETRY_MS, 0);
 }
 
+/* Say that a connection from peer (NULL: unknown) was refused, at most once per LOG_EVERY_MS. */
+static void log_refused(struct cm_http_server *srv, const struct sockaddr *peer, const char *why,
+                        unsigned limit)
+{
+	uint64_t held;
+	char src[64] = "?";
+
+	if (!cm_log_limit_pass(&srv->log_refused, uv_now(srv->loop), LOG_EVERY_MS, &held))
+		return;
+	if (peer)
+		cm_srclimit_format(peer, src, sizeof(src));
+	CM_LOGW(srv->mod,
+	        "connection from %s refused: %s (%u) reached (%llu other refusal(s) since the last "
+	        "line)",
+	        src, why, limit, (unsigned long long)held);
+}
+
 static void reject(struct cm_http_server *srv)
 {
 	struct http_reject *rj = malloc(sizeof(*rj));
+	struct sockaddr_storage peer;
+	int len = sizeof(peer);
 
 	if (!rj) {
 		accept_later(srv);
@@ -850,10 +875,39 @@ static void reject(struct cm_http_server *srv)
 	srv->handles++;
 	if (uv_accept((uv_stream_t *)&srv->listener, (uv_stream_t *)&rj->tcp) == 0) {
 		cm_metrics_inc(srv->m_rejected);
-		CM_LOGD(srv->mod, "max_connections (%u) reached: connection closed",
-		        srv->lim.max_connections);
+		log_refused(srv,
+		            uv_tcp_getpeername(&rj->tcp, (struct sockaddr *)&peer, &len) == 0
+		                ? (const struct sockaddr *)&peer
+		                : NULL,
+		            "max_connections", srv->lim.max_connections);
 	}
 	uv_close((uv_handle_t *)&rj->tcp, on_reject_closed);
+}
+
+/* Count c under its source address; a source over its limit is refused with a reset (the
+ * connection closes at once). 0 when c may stay. */
+static int count_source(struct cm_http_conn *c)
+{
+	struct cm_http_server *srv = c->srv;
+	struct linger lg = {.l_onoff = 1, .l_linger = 0};
+	int len = sizeof(c->peer), r;
+	uv_os_fd_t fd;
+
+	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&c->peer, &len) != 0)
+		return -ENOTCONN; /* gone already */
+	r = cm_srclimit_take(srv->per_source, (const struct sockaddr *)&c->peer);
+	if (r == 0) {
+		c->counted = 1;
+		return 0;
+	}
+	if (r == -EDQUOT) {
+		cm_metrics_inc(srv->m_rejected_source);
+		log_refused(srv, (const struct sockaddr *)&c->peer, "connections_per_source",
+		            srv->lim.max_connections_per_source);
+		if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
+			(void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	}
+	return r;
 }
 
 /* Allocate a connection and link it into the server. */
@@ -904,6 +958,10 @@ void cm_http__conn_accept(struct cm_http_server *srv)
 	srv->handles += 2;
 	if (uv_accept((uv_stream_t *)&srv->listener, (uv_stream_t *)&c->tcp) != 0) {
 		cm_http__conn_close(c); /* a retry with nothing waiting */
+		return;
+	}
+	if (count_source(c) != 0) {
+		cm_http__conn_close(c);
 		return;
 	}
 	uv_tcp_nodelay(&c->tcp, 1);

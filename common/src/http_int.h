@@ -10,10 +10,12 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <uv.h>
 
 #include "cm/buf.h"
 #include "cm/http.h"
+#include "cm/log.h"
 
 #define CM_HTTP_TEXT              "text/plain; charset=utf-8"
 #define CM_HTTP_DEF_HEADER_BYTES  (8 * 1024)
@@ -34,6 +36,7 @@
 struct cm_http_conn;
 struct cm_http_h1;
 struct cm_http_h2;
+struct cm_srclimit;
 struct cm_counter;
 struct cm_gauge;
 struct cm_tls_conn;
@@ -201,12 +204,14 @@ struct cm_http_conn {
 	unsigned busy : 1;      /* requests or writes in flight: the idle timer is off */
 	unsigned in_io : 1;     /* inside input processing: responses are flushed at its end */
 	unsigned in_flush : 1;
+	unsigned counted : 1;      /* counted in srv->per_source under peer */
 	unsigned h1_stop : 1;      /* HTTP/1: no more requests after the last one read */
 	unsigned h2_failed : 1;    /* HTTP/2: the session failed; send its GOAWAY, then close */
 	unsigned flush_queued : 1; /* on srv->flushq: answers wait for the loop's next turn */
 	unsigned yielded : 1;      /* input held to let other sockets go first; resumes there */
 	unsigned nqueued;          /* answers waiting on srv->flushq */
 	struct cm_http_conn *flush_next;
+	struct sockaddr_storage peer; /* the client's address */
 	/* engine */
 	struct cm_buf pending; /* plaintext input read but not processed yet; owned */
 	struct cm_buf out;     /* plaintext output not yet handed to the transport; owned */
@@ -275,7 +280,9 @@ struct cm_http_server {
 	size_t nextra;
 	struct http_route *routes; /* owned list; nodes live as long as the server */
 	struct cm_gauge *m_conns;
-	struct cm_counter *m_rejected;
+	struct cm_counter *m_rejected, *m_rejected_source;
+	struct cm_srclimit *per_source; /* owned: connections per source address */
+	struct cm_log_limit log_refused;
 	char *m_requests_name;                /* owned: PREFIX_requests_total */
 	struct http_count_cache other_counts; /* requests that matched no route */
 

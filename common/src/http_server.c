@@ -11,6 +11,7 @@
 
 #include "cm/log.h"
 #include "cm/metrics.h"
+#include "cm/srclimit.h"
 
 /* --- teardown -------------------------------------------------------------------------------- */
 
@@ -29,6 +30,7 @@ static void server_free(struct cm_http_server *srv)
 		free((char *)srv->extra[i].value);
 	}
 	free(srv->extra);
+	cm_srclimit_free(srv->per_source);
 	free(srv->prefix);
 	free(srv->m_requests_name);
 	free(srv);
@@ -68,9 +70,13 @@ static int metrics_init(struct cm_http_server *srv)
 	if (r)
 		return r;
 	snprintf(name, sizeof(name), "%s_connections_rejected_total", srv->prefix);
-	snprintf(help, sizeof(help), "%s connections closed at once: max_connections reached.",
+	snprintf(help, sizeof(help), "%s connections closed at once, by the limit reached.",
 	         srv->prefix);
-	r = cm_metrics_counter(srv->metrics, &srv->m_rejected, name, help, NULL);
+	r = cm_metrics_counter(srv->metrics, &srv->m_rejected, name, help, "limit",
+	                       "max_connections", NULL);
+	r = r ? r
+	      : cm_metrics_counter(srv->metrics, &srv->m_rejected_source, name, help, "limit",
+	                           "connections_per_source", NULL);
 	if (r)
 		return r;
 	snprintf(name, sizeof(name), "%s_requests_total", srv->prefix);
@@ -280,10 +286,14 @@ int cm_http_server_alloc(struct cm_http_server **out, uv_loop_t *loop, struct cm
 		srv->lim.max_streams = CM_HTTP_DEF_MAX_STREAMS;
 	if (!srv->lim.max_in_flight)
 		srv->lim.max_in_flight = CM_HTTP_DEF_MAX_IN_FLIGHT;
+	if (!srv->lim.max_connections_per_source)
+		srv->lim.max_connections_per_source =
+		    srv->lim.max_connections >= 4 ? srv->lim.max_connections / 4 : 1;
 	srv->mod = cfg->log_module ? cfg->log_module : "http";
 	srv->prefix = strdup(cfg->metrics_prefix ? cfg->metrics_prefix : "http");
 	r = srv->prefix ? 0 : -ENOMEM;
 	r = r ? r : copy_extra(srv, cfg);
+	r = r ? r : cm_srclimit_alloc(&srv->per_source, srv->lim.max_connections_per_source);
 	r = r ? r : metrics_init(srv);
 	/* Neither can fail for a TCP handle without an address family; from here on the server
 	 * owns handles and is released through cm_http_server_close(). */

@@ -59,6 +59,7 @@ struct platypus_rest_config {
 	struct cm_cfg_addr listen;
 	bool tls; /* serve with the tls: certificate (false: cleartext, for a loopback sidecar) */
 	long long max_connections;
+	long long connections_per_source;
 	uint64_t max_body; /* bytes */
 };
 

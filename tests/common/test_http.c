@@ -1057,6 +1057,44 @@ static void test_h1_idle(void **state)
 	fx_done(&f, NULL);
 }
 
+/* One source address gets max_connections_per_source of the max_connections; a closed connection
+ * gives its place back. */
+static void test_source_cap(void **state)
+{
+	struct cm_http_limits lim = {.max_connections = 10, .max_connections_per_source = 2};
+	struct fx f;
+	struct client a, b, c;
+	char *text;
+
+	(void)state;
+	fx_init(&f, &lim, 0);
+	client_open(&a, &f, NULL);
+	client_open(&b, &f, NULL);
+	client_send(&a, "GET /echo HTTP/1.1\r\n\r\n");
+	expect_body(&f, &a, 200, "GET /echo ? rest= x=- v=11 []");
+	client_send(&b, "GET /echo HTTP/1.1\r\n\r\n");
+	expect_body(&f, &b, 200, "GET /echo ? rest= x=- v=11 []");
+	/* the third from the same address is closed on arrival, with nothing sent */
+	client_open(&c, &f, NULL);
+	client_wait(&f, &c, has_eof, NULL);
+	assert_int_equal(c.in.len, 0);
+	client_close(&c);
+	/* once one goes, there is room again */
+	client_close(&a);
+	pump_for(&f, &b, 50);
+	client_open(&c, &f, NULL);
+	client_send(&c, "GET /echo HTTP/1.1\r\n\r\n");
+	expect_body(&f, &c, 200, "GET /echo ? rest= x=- v=11 []");
+	client_close(&b);
+	client_close(&c);
+	fx_done(&f, &text);
+	assert_non_null(
+	    strstr(text, "rest_connections_rejected_total{limit=\"connections_per_source\"} 1\n"));
+	assert_non_null(
+	    strstr(text, "rest_connections_rejected_total{limit=\"max_connections\"} 0\n"));
+	free(text);
+}
+
 /* stop_accepting: the listener goes, keep-alive connections close after the answers in flight */
 static void test_h1_graceful(void **state)
 {
@@ -1742,31 +1780,19 @@ static void test_alloc_mem(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_parse_requests),
-	    cmocka_unit_test(test_parse_errors),
-	    cmocka_unit_test(test_parse_limits),
-	    cmocka_unit_test(test_parse_protocol),
-	    cmocka_unit_test(test_format),
-	    cmocka_unit_test(test_alloc_parse),
-	    cmocka_unit_test(test_h1_sync),
-	    cmocka_unit_test(test_h1_async_order),
-	    cmocka_unit_test(test_h1_disconnect),
-	    cmocka_unit_test(test_h1_continue),
-	    cmocka_unit_test(test_h1_limits),
-	    cmocka_unit_test(test_h1_backpressure),
-	    cmocka_unit_test(test_h1_idle),
-	    cmocka_unit_test(test_h1_graceful),
-	    cmocka_unit_test(test_h1_close_with_held),
-	    cmocka_unit_test(test_h2c_basic),
-	    cmocka_unit_test(test_h2_tls_basic),
-	    cmocka_unit_test(test_h2_async),
-	    cmocka_unit_test(test_h2_burst),
-	    cmocka_unit_test(test_h2_limits),
-	    cmocka_unit_test(test_h2_graceful),
-	    cmocka_unit_test(test_h2_disconnect),
-	    cmocka_unit_test(test_tls_h1),
-	    cmocka_unit_test(test_curl),
-	    cmocka_unit_test(test_alloc_mem),
+	    cmocka_unit_test(test_parse_requests), cmocka_unit_test(test_parse_errors),
+	    cmocka_unit_test(test_parse_limits),   cmocka_unit_test(test_parse_protocol),
+	    cmocka_unit_test(test_format),         cmocka_unit_test(test_alloc_parse),
+	    cmocka_unit_test(test_h1_sync),        cmocka_unit_test(test_h1_async_order),
+	    cmocka_unit_test(test_h1_disconnect),  cmocka_unit_test(test_h1_continue),
+	    cmocka_unit_test(test_h1_limits),      cmocka_unit_test(test_h1_backpressure),
+	    cmocka_unit_test(test_h1_idle),        cmocka_unit_test(test_source_cap),
+	    cmocka_unit_test(test_h1_graceful),    cmocka_unit_test(test_h1_close_with_held),
+	    cmocka_unit_test(test_h2c_basic),      cmocka_unit_test(test_h2_tls_basic),
+	    cmocka_unit_test(test_h2_async),       cmocka_unit_test(test_h2_burst),
+	    cmocka_unit_test(test_h2_limits),      cmocka_unit_test(test_h2_graceful),
+	    cmocka_unit_test(test_h2_disconnect),  cmocka_unit_test(test_tls_h1),
+	    cmocka_unit_test(test_curl),           cmocka_unit_test(test_alloc_mem),
 	};
 
 	/* a client that goes away while we write must give EPIPE, not kill the test */

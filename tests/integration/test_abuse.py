@@ -169,5 +169,90 @@ class IcicleSlowClients(unittest.TestCase):
         self.assertIn("connections_per_source", out)
 
 
+class Platypus:
+    """platypus with its REST API in cleartext on loopback and no apps: enough for the HTTP layer."""
+
+    def __init__(self, tmp, extra=""):
+        self.admin = suite.free_port()
+        self.rest = suite.free_port()
+        text = ("log:\n  level: info\nadmin:\n  listen: 127.0.0.1:%d\nshutdown_timeout: 5s\n"
+                "rest:\n  enabled: true\n  listen: 127.0.0.1:%d\n  tls: false\n%s"
+                % (self.admin, self.rest, extra))
+        self.daemon = suite.Daemon("platypus", text, tmp)
+        suite.wait_http(self.admin, proc=self.daemon.proc)
+        suite.wait_http(self.rest, "/healthcheck", proc=self.daemon.proc)
+
+    def metric(self, name, labels=None):
+        return suite.metric(suite.http_get(self.admin, "/metrics")[2], name, labels) or 0
+
+    def rss_kb(self):
+        with open("/proc/%d/status" % self.daemon.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+    def stop(self, testcase):
+        rc = self.daemon.stop()
+        out = self.daemon.output()
+        self.daemon.close()
+        suite.assert_clean(testcase, out)
+        testcase.assertEqual(rc, 0, out[-3000:])
+        return out
+
+
+class HttpConnectionSlots(unittest.TestCase):
+    """One address holding every connection slot of the REST API or of an admin port."""
+
+    def setUp(self):
+        self.tmpdir = suite.tempdir()
+        self.pp = Platypus(self.tmpdir.name)
+        self.socks = []
+
+    def tearDown(self):
+        for s in self.socks:
+            s.close()
+        self.pp.stop(self)
+        self.tmpdir.cleanup()
+
+    def flood(self, port, n, first=b""):
+        for _ in range(n):
+            s = connect_from(ATTACKER, port)
+            if s is not None:
+                self.socks.append(s)
+                if first:
+                    try:
+                        s.sendall(first)
+                    except OSError:
+                        pass
+        time.sleep(0.5)
+        return sum(1 for s in self.socks if not is_closed(s))
+
+    def test_rest_idle_connections(self):
+        # rest.max_connections is 1024; one address gets rest.connections_per_source (256)
+        held = self.flood(self.pp.rest, 1100)
+        self.assertLessEqual(held, 256)
+        self.assertLessEqual(self.pp.metric("platypus_rest_connections"), 256)
+        self.assertGreaterEqual(self.pp.metric("platypus_rest_connections_rejected_total",
+                                               {"limit": "connections_per_source"}), 800)
+        for _ in range(3):
+            seconds, (status, _, _) = timed(suite.http_get, self.pp.rest, "/healthcheck")
+            self.assertEqual(status, 200)
+            self.assertLess(seconds, 1.0)
+        out = self.pp.daemon.output()
+        self.assertLessEqual(out.count("refused"), 3, out[-3000:])
+
+    def test_admin_slow_connections(self):
+        # 64 admin connections at most; one address gets admin.connections_per_source (16)
+        held = self.flood(self.pp.admin, 80, b"GET /hea")
+        self.assertLessEqual(held, 16)
+        for _ in range(3):
+            seconds, (status, _, _) = timed(suite.http_get, self.pp.admin, "/health")
+            self.assertEqual(status, 200)
+            self.assertLess(seconds, 1.0)
+        self.assertGreaterEqual(self.pp.metric("admin_connections_rejected_total",
+                                               {"limit": "connections_per_source"}), 60)
+
+
 if __name__ == "__main__":
     unittest.main()

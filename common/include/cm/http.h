@@ -27,10 +27,18 @@
  * up to the limit (413 beyond: the stream is answered, then reset with NO_ERROR), responses with
  * content-length, PING, GOAWAY on cm_http_server_stop_accepting().
  *
+ * Connections: at most max_connections open, and at most max_connections_per_source from one
+ * source address (cm/srclimit.h: an IPv6 /64 is one source); one more is accepted and closed at
+ * once (per source: with a reset, so that a flood leaves no TIME_WAIT here), counted, and logged
+ * at most once per 10 s. A connection must send a complete request within idle_timeout_ms of
+ * going idle (of its accept, for the first, TLS handshake included): dribbled bytes do not
+ * extend it.
+ *
  * Metrics (when a registry is given), PREFIX being cfg.metrics_prefix:
  *   PREFIX_requests_total{path,code}  path = the route's path (a prefix route's prefix) or "other"
  *   PREFIX_connections                open connections (gauge)
- *   PREFIX_connections_rejected_total closed at once because max_connections was reached
+ *   PREFIX_connections_rejected_total{limit}  closed at once: limit = "max_connections" or
+ *                                     "connections_per_source"
  *
  * Single-threaded: every call from the loop's thread. The process must ignore SIGPIPE.
  */
@@ -57,6 +65,8 @@ struct cm_http_limits {
 	size_t max_header_bytes;  /* request line + headers (HTTP/2: HPACK-decoded size); 8 KiB */
 	size_t max_body_bytes;    /* request body; 64 KiB */
 	unsigned max_connections; /* beyond: accepted and closed at once; 64 */
+	/* the same for one source address; a quarter of max_connections (at least 1) */
+	unsigned max_connections_per_source;
 	uint64_t idle_timeout_ms; /* a connection with nothing in flight is closed after; 10000 */
 	unsigned max_streams;     /* HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS; 100 */
 	unsigned max_in_flight;   /* HTTP/1.1 pipelined requests held per connection; 16 */
