@@ -53,8 +53,38 @@ void cm_http__conn_link(struct cm_http_conn *c, struct cm_http_req *req)
 	c->nreqs++;
 }
 
+int cm_http__conn_hold(struct cm_http_conn *c, struct cm_http_req *req, size_t n)
+{
+	if (n > c->srv->lim.max_receiving_bytes - c->receiving)
+		return -ENOBUFS;
+	c->receiving += n;
+	req->held += n;
+	return 0;
+}
+
+void cm_http__conn_unhold(struct cm_http_conn *c, struct cm_http_req *req)
+{
+	c->receiving -= req->held;
+	req->held = 0;
+}
+
+void cm_http__conn_stream_refused(struct cm_http_conn *c)
+{
+	struct cm_http_server *srv = c->srv;
+	uint64_t held;
+
+	cm_metrics_inc(srv->m_streams_refused);
+	if (c->mem || !cm_log_limit_pass(&srv->log_streams, uv_now(srv->loop), LOG_EVERY_MS, &held))
+		return;
+	CM_LOGW(srv->mod,
+	        "HTTP/2 stream refused: its connection holds %zu bytes of unfinished requests "
+	        "(%llu other refusal(s) since the last line)",
+	        c->receiving, (unsigned long long)held);
+}
+
 void cm_http__conn_unlink(struct cm_http_conn *c, struct cm_http_req *req)
 {
+	cm_http__conn_unhold(c, req);
 	if (req->prev)
 		req->prev->next = req->next;
 	else
@@ -106,8 +136,10 @@ static void on_conn_handle_closed(uv_handle_t *h)
 	struct cm_http_conn *c = h->data;
 	struct cm_http_server *srv = c->srv;
 
-	if (--c->handles == 0)
+	if (--c->handles == 0) {
 		conn_free(c);
+		cm_http__server_conn_freed(srv);
+	}
 	cm_http__server_handle_closed(srv);
 }
 
@@ -177,8 +209,8 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	struct cm_http_conn *c = h->data;
 
 	(void)suggested;
-	/* Each read is handled before the callback returns, so one buffer per connection does. */
-	*buf = uv_buf_init(c->rbuf, sizeof(c->rbuf));
+	/* Each read is handled before the callback returns: the server's buffer (http_int.h). */
+	*buf = uv_buf_init(c->srv->rbuf, sizeof(c->srv->rbuf));
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
@@ -570,12 +602,14 @@ static unsigned dispatch_ready(struct cm_http_conn *c)
 	return n;
 }
 
-/* HTTP/2 input goes to the session in slices; once a slice has made CM_HTTP_MAX_REQS_PER_WAKE
+/* HTTP/2 input goes to the session in slices; once the slices have made CM_HTTP_MAX_REQS_PER_WAKE
  * requests, the rest waits for the loop's next turn, so that one client's burst does not hold
- * up the answers other sockets have for the requests already dispatched. */
+ * up the answers other sockets have for the requests already dispatched. Streams opened count
+ * as requests even when reset before they become one: a rapid-reset flood costs work too, and
+ * must not keep /health waiting behind it. */
 static void engine_h2(struct cm_http_conn *c, const char *data, size_t len)
 {
-	unsigned n = 0;
+	unsigned n = 0, opened, ready;
 
 	while (len > 0 && c->state == CM_HTTP_CONN_OPEN && !c->h2_failed) {
 		size_t slice = len < CM_HTTP_H2_SLICE ? len : CM_HTTP_H2_SLICE;
@@ -592,7 +626,7 @@ static void engine_h2(struct cm_http_conn *c, const char *data, size_t len)
 			}
 			return;
 		}
-		if (cm_http__h2_input(c->h2, data, slice) != 0) {
+		if (cm_http__h2_input(c->h2, data, slice, &opened) != 0) {
 			if (c->state == CM_HTTP_CONN_OPEN) {
 				CM_LOGD(c->srv->mod, "HTTP/2 session failed");
 				c->h2_failed = 1;
@@ -601,7 +635,8 @@ static void engine_h2(struct cm_http_conn *c, const char *data, size_t len)
 		}
 		data += slice;
 		len -= slice;
-		n += dispatch_ready(c);
+		ready = dispatch_ready(c);
+		n += ready > opened ? ready : opened;
 	}
 }
 
@@ -670,10 +705,10 @@ static void feed(struct cm_http_conn *c, const char *data, size_t len)
 static void tls_pump(struct cm_http_conn *c)
 {
 	while (c->state == CM_HTTP_CONN_OPEN && !c->paused && !c->h2_failed) {
-		ssize_t n = cm_tls_conn_read(c->tls, c->rbuf, sizeof(c->rbuf));
+		ssize_t n = cm_tls_conn_read(c->tls, c->srv->rbuf, sizeof(c->srv->rbuf));
 
 		if (n > 0) {
-			feed(c, c->rbuf, (size_t)n);
+			feed(c, c->srv->rbuf, (size_t)n);
 			continue;
 		}
 		if (n == -ECONNRESET) {

@@ -4,6 +4,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +56,26 @@ static void on_server_handle_closed(uv_handle_t *h)
 	cm_http__server_handle_closed(h->data);
 }
 
+/* --- memory after bursts --------------------------------------------------------------------- */
+
+static void on_trim(uv_timer_t *t)
+{
+	struct cm_http_server *srv = t->data;
+
+	srv->closed_recent = 0;
+	/* glibc returns whole free pages from anywhere in its heaps, not only from the top */
+	(void)malloc_trim(0);
+	CM_LOGD(srv->mod, "memory of closed connections given back");
+}
+
+void cm_http__server_conn_freed(struct cm_http_server *srv)
+{
+	if (srv->stopping || ++srv->closed_recent < CM_HTTP_TRIM_AFTER ||
+	    uv_is_active((uv_handle_t *)&srv->trim))
+		return;
+	uv_timer_start(&srv->trim, on_trim, CM_HTTP_TRIM_DELAY_MS, 0);
+}
+
 /* --- metrics --------------------------------------------------------------------------------- */
 
 static int metrics_init(struct cm_http_server *srv)
@@ -77,6 +98,13 @@ static int metrics_init(struct cm_http_server *srv)
 	r = r ? r
 	      : cm_metrics_counter(srv->metrics, &srv->m_rejected_source, name, help, "limit",
 	                           "connections_per_source", NULL);
+	if (r)
+		return r;
+	snprintf(name, sizeof(name), "%s_streams_refused_total", srv->prefix);
+	snprintf(help, sizeof(help),
+	         "%s HTTP/2 streams refused: their connection held max_receiving_bytes.",
+	         srv->prefix);
+	r = cm_metrics_counter(srv->metrics, &srv->m_streams_refused, name, help, NULL);
 	if (r)
 		return r;
 	snprintf(name, sizeof(name), "%s_requests_total", srv->prefix);
@@ -203,6 +231,7 @@ void cm_http__dispatch(struct cm_http_conn *c, struct cm_http_req *req)
 	void *arg;
 	int r;
 
+	cm_http__conn_unhold(c, req); /* arrived */
 	route = cm_http__route_find(c->srv, req->path, &req->rest);
 	req->route = route;
 	if (req->err_status) {
@@ -286,6 +315,10 @@ int cm_http_server_alloc(struct cm_http_server **out, uv_loop_t *loop, struct cm
 		srv->lim.max_streams = CM_HTTP_DEF_MAX_STREAMS;
 	if (!srv->lim.max_in_flight)
 		srv->lim.max_in_flight = CM_HTTP_DEF_MAX_IN_FLIGHT;
+	if (!srv->lim.max_receiving_bytes)
+		srv->lim.max_receiving_bytes = CM_HTTP_DEF_RECEIVING;
+	if (srv->lim.max_receiving_bytes < srv->lim.max_header_bytes + srv->lim.max_body_bytes)
+		srv->lim.max_receiving_bytes = srv->lim.max_header_bytes + srv->lim.max_body_bytes;
 	if (!srv->lim.max_connections_per_source)
 		srv->lim.max_connections_per_source =
 		    srv->lim.max_connections >= 4 ? srv->lim.max_connections / 4 : 1;
@@ -303,9 +336,10 @@ int cm_http_server_alloc(struct cm_http_server **out, uv_loop_t *loop, struct cm
 		return r;
 	}
 	uv_timer_init(loop, &srv->accept_retry);
+	uv_timer_init(loop, &srv->trim);
 	uv_idle_init(loop, &srv->flusher);
-	srv->listener.data = srv->accept_retry.data = srv->flusher.data = srv;
-	srv->handles = 3;
+	srv->listener.data = srv->accept_retry.data = srv->flusher.data = srv->trim.data = srv;
+	srv->handles = 4;
 	*out = srv;
 	return 0;
 }
@@ -407,6 +441,7 @@ static void stop_listening(struct cm_http_server *srv)
 	srv->stopping = 1;
 	uv_close((uv_handle_t *)&srv->listener, on_server_handle_closed);
 	uv_close((uv_handle_t *)&srv->accept_retry, on_server_handle_closed);
+	uv_close((uv_handle_t *)&srv->trim, on_server_handle_closed);
 }
 
 void cm_http_server_stop_accepting(struct cm_http_server *srv)

@@ -1517,6 +1517,82 @@ static void test_h2_limits(void **state)
 }
 
 /* Graceful stop on HTTP/2: GOAWAY, the streams in flight complete, then the connection ends. */
+static ssize_t c_never(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len, uint32_t *flags,
+                       nghttp2_data_source *src, void *ud)
+{
+	(void)s;
+	(void)id;
+	(void)buf;
+	(void)len;
+	(void)flags;
+	(void)src;
+	(void)ud;
+	return NGHTTP2_ERR_DEFERRED; /* a body that never comes */
+}
+
+/* A POST with a big header whose body never comes: its stream stays open, holding the head. */
+static int h2c_unfinished(struct h2c *h, size_t pad)
+{
+	static char value[4096];
+	nghttp2_nv nv[] = {
+	    {(uint8_t *)":method", (uint8_t *)"POST", 7, 4, 0},
+	    {(uint8_t *)":path", (uint8_t *)"/echo", 5, 5, 0},
+	    {(uint8_t *)":scheme", (uint8_t *)"http", 7, 4, 0},
+	    {(uint8_t *)":authority", (uint8_t *)"localhost", 10, 9, 0},
+	    {(uint8_t *)"x-pad", (uint8_t *)value, 5, pad, 0},
+	};
+	nghttp2_data_provider dp = {.read_callback = c_never};
+	int32_t id;
+
+	assert_true(pad <= sizeof(value) && h->n < MAX_HELD);
+	memset(value, 'p', pad);
+	id = nghttp2_submit_request(h->s, NULL, nv, 5, &dp, NULL);
+	assert_true(id > 0);
+	h->st[h->n].id = id;
+	return h->n++;
+}
+
+/* What one connection's unfinished requests hold is bounded: beyond max_receiving_bytes, new
+ * streams are refused (REFUSED_STREAM: safe to retry), and what reset streams held counts no
+ * more. */
+static void test_h2_receiving_budget(void **state)
+{
+	struct cm_http_limits lim = {
+	    .max_header_bytes = 2048, .max_body_bytes = 1024, .max_receiving_bytes = 8192};
+	struct fx f;
+	struct h2c h;
+	int s[6], ok;
+	char *text;
+
+	(void)state;
+	fx_init(&f, &lim, 0);
+	h2c_open(&h, &f, NULL);
+	h2c_pump_for(&f, &h, 20);
+	/* about 1.9 KB counted each: four fit in 8 KB, the fifth does not */
+	for (int i = 0; i < 5; i++)
+		s[i] = h2c_unfinished(&h, 1800);
+	h2c_wait_closed(&f, &h, s[4]);
+	assert_int_equal(h.st[s[4]].error, NGHTTP2_REFUSED_STREAM);
+	h2c_pump_for(&f, &h, 50);
+	for (int i = 0; i < 4; i++)
+		assert_false(h.st[s[i]].closed);
+	/* the client gives up on them: the room is back */
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(nghttp2_submit_rst_stream(h.s, NGHTTP2_FLAG_NONE, h.st[s[i]].id,
+		                                           NGHTTP2_CANCEL),
+		                 0);
+	h2c_pump_for(&f, &h, 50);
+	s[5] = h2c_unfinished(&h, 1800);
+	ok = h2c_request(&h, "POST", "/echo", "fine", 4);
+	h2c_wait_closed(&f, &h, ok);
+	assert_int_equal(h.st[ok].status, 200);
+	assert_false(h.st[s[5]].closed);
+	h2c_close(&h);
+	fx_done(&f, &text);
+	assert_non_null(strstr(text, "rest_streams_refused_total 1\n"));
+	free(text);
+}
+
 static void test_h2_graceful(void **state)
 {
 	struct fx f;
@@ -1790,9 +1866,10 @@ int main(void)
 	    cmocka_unit_test(test_h1_graceful),    cmocka_unit_test(test_h1_close_with_held),
 	    cmocka_unit_test(test_h2c_basic),      cmocka_unit_test(test_h2_tls_basic),
 	    cmocka_unit_test(test_h2_async),       cmocka_unit_test(test_h2_burst),
-	    cmocka_unit_test(test_h2_limits),      cmocka_unit_test(test_h2_graceful),
-	    cmocka_unit_test(test_h2_disconnect),  cmocka_unit_test(test_tls_h1),
-	    cmocka_unit_test(test_curl),           cmocka_unit_test(test_alloc_mem),
+	    cmocka_unit_test(test_h2_limits),      cmocka_unit_test(test_h2_receiving_budget),
+	    cmocka_unit_test(test_h2_graceful),    cmocka_unit_test(test_h2_disconnect),
+	    cmocka_unit_test(test_tls_h1),         cmocka_unit_test(test_curl),
+	    cmocka_unit_test(test_alloc_mem),
 	};
 
 	/* a client that goes away while we write must give EPIPE, not kill the test */

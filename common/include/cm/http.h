@@ -25,7 +25,10 @@
  *
  * HTTP/2 (nghttp2): SETTINGS_MAX_CONCURRENT_STREAMS from the limits, flow control, request bodies
  * up to the limit (413 beyond: the stream is answered, then reset with NO_ERROR), responses with
- * content-length, PING, GOAWAY on cm_http_server_stop_accepting().
+ * content-length, PING, GOAWAY on cm_http_server_stop_accepting(). A connection's memory is
+ * bounded whatever the client does: closed streams are not kept, and what its unfinished
+ * requests hold is capped by max_receiving_bytes. Once a burst of connections has closed, the
+ * memory they used is given back to the system (malloc_trim).
  *
  * Connections: at most max_connections open, and at most max_connections_per_source from one
  * source address (cm/srclimit.h: an IPv6 /64 is one source); one more is accepted and closed at
@@ -39,6 +42,7 @@
  *   PREFIX_connections                open connections (gauge)
  *   PREFIX_connections_rejected_total{limit}  closed at once: limit = "max_connections" or
  *                                     "connections_per_source"
+ *   PREFIX_streams_refused_total      HTTP/2 streams refused: max_receiving_bytes reached
  *
  * Single-threaded: every call from the loop's thread. The process must ignore SIGPIPE.
  */
@@ -69,7 +73,11 @@ struct cm_http_limits {
 	unsigned max_connections_per_source;
 	uint64_t idle_timeout_ms; /* a connection with nothing in flight is closed after; 10000 */
 	unsigned max_streams;     /* HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS; 100 */
-	unsigned max_in_flight;   /* HTTP/1.1 pipelined requests held per connection; 16 */
+	/* HTTP/2: heads and bodies of the requests one connection is still sending, all streams
+	 * together; a stream that would hold more is refused (RST_STREAM REFUSED_STREAM, safe to
+	 * retry). 1 MiB, and never less than max_header_bytes + max_body_bytes. */
+	size_t max_receiving_bytes;
+	unsigned max_in_flight; /* HTTP/1.1 pipelined requests held per connection; 16 */
 };
 
 struct cm_http_config {
