@@ -305,6 +305,8 @@ struct cm_http_server {
 	struct cm_log_limit log_refused, log_streams;
 	char *m_requests_name;                /* owned: PREFIX_requests_total */
 	struct http_count_cache other_counts; /* requests that matched no route */
+	cm_http_error_fn error_fn;            /* may be NULL: the server's own text */
+	void *error_arg;                      /* borrowed */
 
 	uv_tcp_t listener;
 	uv_timer_t accept_retry;
@@ -341,8 +343,9 @@ void cm_http__dispatch(struct cm_http_conn *c, struct cm_http_req *req);
 struct http_route *cm_http__route_find(struct cm_http_server *srv, const char *path,
                                        const char **rest);
 
-/* Store the server's own answer to req: status with a short text body. 0, -ENOMEM. */
-int cm_http__answer_error(struct cm_http_req *req, int status);
+/* Store the server's own answer to req: status with a short body (text, or what the server's
+ * error formatter makes of it). 0, -ENOMEM. */
+int cm_http__answer_error(struct cm_http_server *srv, struct cm_http_req *req, int status);
 
 /* Count an answered request in PREFIX_requests_total. */
 void cm_http__count(struct cm_http_server *srv, struct http_route *route, int status);

@@ -205,20 +205,42 @@ static const char *error_text(int status)
 	}
 }
 
-int cm_http__answer_error(struct cm_http_req *req, int status)
+/* The server's own answer, with an Allow header when allow is set (405). */
+static int store_error(struct cm_http_server *srv, struct cm_http_req *req, int status,
+                       const char *allow)
 {
-	const char *text = error_text(status);
+	const char *text = error_text(status), *type = NULL;
+	struct cm_http_header h = {"Allow", allow};
+	struct cm_buf body;
+	int r;
 
-	return cm_http__req_store(req, status, CM_HTTP_TEXT, NULL, 0, text, strlen(text));
+	cm_buf_init(&body, 0);
+	if (srv->error_fn)
+		type = srv->error_fn(srv->error_arg, req, status, &body);
+	if (type)
+		r = cm_http__req_store(req, status, type, &h, allow ? 1 : 0, body.data, body.len);
+	else
+		r = cm_http__req_store(req, status, CM_HTTP_TEXT, &h, allow ? 1 : 0, text,
+		                       strlen(text));
+	cm_buf_free(&body);
+	return r;
+}
+
+int cm_http__answer_error(struct cm_http_server *srv, struct cm_http_req *req, int status)
+{
+	return store_error(srv, req, status, NULL);
+}
+
+void cm_http_server_set_error_body(struct cm_http_server *srv, cm_http_error_fn fn, void *arg)
+{
+	srv->error_fn = fn;
+	srv->error_arg = arg;
 }
 
 /* Answer req with the server's own response and send it. */
 static void answer(struct cm_http_conn *c, struct cm_http_req *req, int status, const char *allow)
 {
-	const char *text = error_text(status);
-	struct cm_http_header h = {"Allow", allow};
-
-	cm_http__req_store(req, status, CM_HTTP_TEXT, &h, allow ? 1 : 0, text, strlen(text));
+	store_error(c->srv, req, status, allow);
 	cm_http__count(c->srv, req->route, status);
 	req->counted = 1;
 	cm_http__conn_responded(c, req);

@@ -1057,6 +1057,66 @@ static void test_h1_idle(void **state)
 	fx_done(&f, NULL);
 }
 
+/* The server's own answers in its user's format: status, method and path known to the
+ * formatter; NULL keeps the server's text. */
+static const char *error_json(void *arg, const struct cm_http_req *req, int status,
+                              struct cm_buf *out)
+{
+	int *calls = arg;
+
+	(*calls)++;
+	if (status == 505)
+		return NULL; /* keep the text */
+	if (cm_buf_printf(out, "{\"status\":%d,\"method\":\"%s\"}", status,
+	                  cm_http_req_method(req)) != 0)
+		return NULL;
+	return "application/json";
+}
+
+static void test_error_body(void **state)
+{
+	static struct response r;
+	struct cm_http_limits lim = {.max_header_bytes = 1024, .max_body_bytes = 100};
+	struct fx f;
+	struct client c;
+	char v[64];
+	int calls = 0;
+
+	(void)state;
+	fx_init(&f, &lim, 0);
+	cm_http_server_set_error_body(f.srv, error_json, &calls);
+	client_open(&c, &f, NULL);
+	client_send(&c, "GET /missing HTTP/1.1\r\n\r\n");
+	read_response(&f, &c, &r, 0);
+	assert_int_equal(r.status, 404);
+	assert_string_equal(hval(&r, "Content-Type", v, sizeof(v)), "application/json");
+	assert_string_equal(r.body, "{\"status\":404,\"method\":\"GET\"}");
+	client_send(&c, "POST /get HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
+	read_response(&f, &c, &r, 0);
+	assert_int_equal(r.status, 405);
+	assert_string_equal(hval(&r, "Allow", v, sizeof(v)), "GET, HEAD");
+	assert_string_equal(r.body, "{\"status\":405,\"method\":\"POST\"}");
+	/* handlers' own answers are theirs */
+	client_send(&c, "GET /echo HTTP/1.1\r\n\r\n");
+	expect_body(&f, &c, 200, "GET /echo ? rest= x=- v=11 []");
+	client_send(&c, "POST /echo HTTP/1.1\r\nContent-Length: 1000\r\n\r\n");
+	expect_body(&f, &c, 413, "{\"status\":413,\"method\":\"POST\"}");
+	client_wait(&f, &c, has_eof, NULL);
+	client_close(&c);
+	client_open(&c, &f, NULL);
+	client_send(&c, "GET / HTTP/2.0\r\n\r\n");
+	expect_body(&f, &c, 505, "HTTP version not supported\n");
+	client_close(&c);
+	/* cleared: the text again */
+	cm_http_server_set_error_body(f.srv, NULL, NULL);
+	client_open(&c, &f, NULL);
+	client_send(&c, "GET /missing HTTP/1.1\r\n\r\n");
+	expect_body(&f, &c, 404, "not found\n");
+	client_close(&c);
+	assert_int_equal(calls, 4);
+	fx_done(&f, NULL);
+}
+
 /* One source address gets max_connections_per_source of the max_connections; a closed connection
  * gives its place back. */
 static void test_source_cap(void **state)
@@ -1856,19 +1916,33 @@ static void test_alloc_mem(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_parse_requests), cmocka_unit_test(test_parse_errors),
-	    cmocka_unit_test(test_parse_limits),   cmocka_unit_test(test_parse_protocol),
-	    cmocka_unit_test(test_format),         cmocka_unit_test(test_alloc_parse),
-	    cmocka_unit_test(test_h1_sync),        cmocka_unit_test(test_h1_async_order),
-	    cmocka_unit_test(test_h1_disconnect),  cmocka_unit_test(test_h1_continue),
-	    cmocka_unit_test(test_h1_limits),      cmocka_unit_test(test_h1_backpressure),
-	    cmocka_unit_test(test_h1_idle),        cmocka_unit_test(test_source_cap),
-	    cmocka_unit_test(test_h1_graceful),    cmocka_unit_test(test_h1_close_with_held),
-	    cmocka_unit_test(test_h2c_basic),      cmocka_unit_test(test_h2_tls_basic),
-	    cmocka_unit_test(test_h2_async),       cmocka_unit_test(test_h2_burst),
-	    cmocka_unit_test(test_h2_limits),      cmocka_unit_test(test_h2_receiving_budget),
-	    cmocka_unit_test(test_h2_graceful),    cmocka_unit_test(test_h2_disconnect),
-	    cmocka_unit_test(test_tls_h1),         cmocka_unit_test(test_curl),
+	    cmocka_unit_test(test_parse_requests),
+	    cmocka_unit_test(test_parse_errors),
+	    cmocka_unit_test(test_parse_limits),
+	    cmocka_unit_test(test_parse_protocol),
+	    cmocka_unit_test(test_format),
+	    cmocka_unit_test(test_alloc_parse),
+	    cmocka_unit_test(test_h1_sync),
+	    cmocka_unit_test(test_h1_async_order),
+	    cmocka_unit_test(test_h1_disconnect),
+	    cmocka_unit_test(test_h1_continue),
+	    cmocka_unit_test(test_h1_limits),
+	    cmocka_unit_test(test_h1_backpressure),
+	    cmocka_unit_test(test_h1_idle),
+	    cmocka_unit_test(test_source_cap),
+	    cmocka_unit_test(test_error_body),
+	    cmocka_unit_test(test_h1_graceful),
+	    cmocka_unit_test(test_h1_close_with_held),
+	    cmocka_unit_test(test_h2c_basic),
+	    cmocka_unit_test(test_h2_tls_basic),
+	    cmocka_unit_test(test_h2_async),
+	    cmocka_unit_test(test_h2_burst),
+	    cmocka_unit_test(test_h2_limits),
+	    cmocka_unit_test(test_h2_receiving_budget),
+	    cmocka_unit_test(test_h2_graceful),
+	    cmocka_unit_test(test_h2_disconnect),
+	    cmocka_unit_test(test_tls_h1),
+	    cmocka_unit_test(test_curl),
 	    cmocka_unit_test(test_alloc_mem),
 	};
 

@@ -22,6 +22,8 @@
  * dropped), "Expect: 100-continue" (100 Continue once the request is next in line), chunked
  * request bodies. Malformed requests get 400, oversize heads 431, oversize bodies 413 (refused
  * before reading when the length is declared), other versions 505; the connection then closes.
+ * The bodies of the answers the server gives itself (those, and 404, 405, 500) are short text
+ * unless the server's user formats them (cm_http_server_set_error_body()).
  *
  * HTTP/2 (nghttp2): SETTINGS_MAX_CONCURRENT_STREAMS from the limits, flow control, request bodies
  * up to the limit (413 beyond: the stream is answered, then reset with NO_ERROR), responses with
@@ -54,6 +56,7 @@
 #include <sys/socket.h>
 #include <uv.h>
 
+struct cm_buf;
 struct cm_http_server;
 struct cm_http_req;
 struct cm_metrics;
@@ -122,6 +125,21 @@ enum {
  * 0, -EINVAL, -ENOMEM. */
 int cm_http_route(struct cm_http_server *srv, const char *path, unsigned flags, const char *methods,
                   cm_http_handler h, void *arg);
+
+/* Formats the body of an answer the server gives itself, without a handler: 400 (malformed
+ * request), 404 (no route), 405 (a method the route does not take; the Allow header is the
+ * server's), 413 (body over the limit), 431 (head over the limit), 500 (a handler failed, or an
+ * invalid status), 505 (HTTP version). Append the body to out and return its content type (a
+ * string that outlives the server), or NULL to keep the server's text (out is then ignored: do
+ * so when an append failed). req is what arrived of the request (cm_http_req_path() and
+ * cm_http_req_method() may say little of a malformed one); borrowed for the call, never to be
+ * answered here. */
+typedef const char *(*cm_http_error_fn)(void *arg, const struct cm_http_req *req, int status,
+                                        struct cm_buf *out);
+
+/* Set (fn NULL: clear) the formatter of the server's own answers; arg is borrowed. An API that
+ * answers errors in its own format (platypus's {"reason": ...}) answers these in it too. */
+void cm_http_server_set_error_body(struct cm_http_server *srv, cm_http_error_fn fn, void *arg);
 
 /* Bind and listen. 0, -EALREADY, -EINVAL (closing) or a libuv error (-EADDRINUSE, ...). */
 int cm_http_server_listen(struct cm_http_server *srv, const struct sockaddr *addr);
