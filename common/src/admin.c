@@ -104,6 +104,7 @@ int cm_admin_alloc(struct cm_admin **out, uv_loop_t *loop, struct cm_metrics *me
 	a->started_ns = uv_hrtime();
 	hc.limits.max_connections =
 	    cfg->max_connections ? cfg->max_connections : CM_ADMIN_DEFAULT_MAX_CONNECTIONS;
+	hc.limits.max_connections_per_source = cfg->max_connections_per_source;
 	hc.limits.idle_timeout_ms =
 	    cfg->idle_timeout_ms ? cfg->idle_timeout_ms : CM_ADMIN_DEFAULT_IDLE_MS;
 	r = cm_http_server_alloc(&a->http, loop, metrics, &hc);

@@ -14,6 +14,7 @@ struct cm_http_h2 {
 	nghttp2_session *s;     /* owned */
 	struct cm_http_conn *c; /* borrowed: owns this session */
 	size_t head_max, body_max;
+	unsigned opened; /* streams opened by the input being processed */
 };
 
 /* nghttp2's codes become errnos here, where they enter. */
@@ -36,6 +37,7 @@ static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *frame, void
 		return NGHTTP2_ERR_CALLBACK_FAILURE;
 	if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
 		return 0;
+	h->opened++;
 	if (cm_http__req_alloc(&req, h->c, 20) != 0)
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* resets the stream */
 	req->stream_id = frame->hd.stream_id;
@@ -45,6 +47,19 @@ static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *frame, void
 	}
 	cm_http__conn_link(h->c, req);
 	return 0;
+}
+
+/* The connection's unfinished requests hold too much: refuse req's stream (the client may retry
+ * it: nothing was done with it), and ignore what still comes for it. */
+static void refuse(struct cm_http_h2 *h, struct cm_http_req *req)
+{
+	if (req->refused)
+		return;
+	req->refused = 1;
+	cm_http__conn_stream_refused(h->c);
+	if (nghttp2_submit_rst_stream(h->s, NGHTTP2_FLAG_NONE, req->stream_id,
+	                              NGHTTP2_REFUSED_STREAM) != 0)
+		h->c->h2_failed = 1; /* out of memory: the connection goes */
 }
 
 static int on_header(nghttp2_session *s, const nghttp2_frame *frame, const uint8_t *name,
@@ -60,12 +75,16 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *frame, const uint8
 	if (h->c->state == CM_HTTP_CONN_CLOSING)
 		return NGHTTP2_ERR_CALLBACK_FAILURE;
 	if (!req || frame->hd.type != NGHTTP2_HEADERS ||
-	    frame->headers.cat != NGHTTP2_HCAT_REQUEST || req->err_status)
+	    frame->headers.cat != NGHTTP2_HCAT_REQUEST || req->err_status || req->refused)
 		return 0; /* trailers, or a request already refused: ignored */
 	/* RFC 7541's entry size: what an HPACK table would charge */
 	req->head_bytes += namelen + valuelen + 32;
 	if (req->head_bytes > h->head_max) {
 		req->err_status = 431;
+		return 0;
+	}
+	if (cm_http__conn_hold(h->c, req, namelen + valuelen + 32) != 0) {
+		refuse(h, req);
 		return 0;
 	}
 	if (namelen == 7 && memcmp(n, ":method", 7) == 0) {
@@ -119,12 +138,16 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id, const ui
 	(void)flags;
 	if (h->c->state == CM_HTTP_CONN_CLOSING)
 		return NGHTTP2_ERR_CALLBACK_FAILURE;
-	if (!req || req->state != CM_HTTP_REQ_RECEIVING || req->err_status)
-		return 0; /* answered early: the rest of the body is dropped */
+	if (!req || req->state != CM_HTTP_REQ_RECEIVING || req->err_status || req->refused)
+		return 0; /* answered early or refused: the rest of the body is dropped */
 	if (req->body.len + len > h->body_max) {
 		/* answer now; the stream is reset (NO_ERROR) once the answer is out */
 		req->err_status = 413;
 		req->state = CM_HTTP_REQ_READY;
+		return 0;
+	}
+	if (cm_http__conn_hold(h->c, req, len) != 0) {
+		refuse(h, req);
 		return 0;
 	}
 	if (cm_buf_append(&req->body, data, len) != 0)
@@ -146,7 +169,7 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame, void *u
 	req = stream_req(s, frame->hd.stream_id);
 	if (req && end)
 		req->body_done = 1; /* also for a request answered early */
-	if (!req || req->state != CM_HTTP_REQ_RECEIVING)
+	if (!req || req->state != CM_HTTP_REQ_RECEIVING || req->refused)
 		return 0;
 	if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
 		if (cm_http__req_finish(req) != 0)
@@ -222,7 +245,8 @@ int cm_http__h2_alloc(struct cm_http_h2 **out, struct cm_http_conn *c,
 {
 	struct cm_http_h2 *h = calloc(1, sizeof(*h));
 	nghttp2_session_callbacks *cb = NULL;
-	nghttp2_settings_entry iv[2];
+	nghttp2_option *opt = NULL;
+	nghttp2_settings_entry iv[3];
 	int r = -ENOMEM;
 
 	*out = NULL;
@@ -239,19 +263,29 @@ int cm_http__h2_alloc(struct cm_http_h2 **out, struct cm_http_conn *c,
 	nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
 	nghttp2_session_callbacks_set_on_frame_send_callback(cb, on_frame_send);
 	nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
-	if (nghttp2_session_server_new(&h->s, cb, h) != 0)
+	if (nghttp2_option_new(&opt) != 0)
+		goto out;
+	/* Closed streams are kept only for RFC 7540's priority tree, which we do not use: kept,
+	 * each stream a client opens and resets would cost memory until the connection ends
+	 * (a few hundred bytes each, up to max_streams of them: 290 KB per connection after 900
+	 * rapid resets). */
+	nghttp2_option_set_no_closed_streams(opt, 1);
+	if (nghttp2_session_server_new2(&h->s, cb, h, opt) != 0)
 		goto out;
 	iv[0] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, lim->max_streams};
 	/* advisory: the limit is enforced as headers arrive */
 	iv[1] = (nghttp2_settings_entry){
 	    NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE,
 	    (uint32_t)(lim->max_header_bytes > UINT32_MAX ? UINT32_MAX : lim->max_header_bytes)};
-	if (nghttp2_submit_settings(h->s, NGHTTP2_FLAG_NONE, iv, 2) != 0)
+	/* RFC 9218: no RFC 7540 priorities here, so no idle streams made by PRIORITY frames */
+	iv[2] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1};
+	if (nghttp2_submit_settings(h->s, NGHTTP2_FLAG_NONE, iv, 3) != 0)
 		goto out;
 	*out = h;
 	h = NULL;
 	r = 0;
 out:
+	nghttp2_option_del(opt);
 	nghttp2_session_callbacks_del(cb);
 	cm_http__h2_free(h);
 	return r;
@@ -265,10 +299,14 @@ void cm_http__h2_free(struct cm_http_h2 *h)
 	free(h);
 }
 
-int cm_http__h2_input(struct cm_http_h2 *h, const char *data, size_t len)
+int cm_http__h2_input(struct cm_http_h2 *h, const char *data, size_t len, unsigned *opened)
 {
-	ssize_t rv = nghttp2_session_mem_recv(h->s, (const uint8_t *)data, len);
+	ssize_t rv;
 
+	h->opened = 0;
+	rv = nghttp2_session_mem_recv(h->s, (const uint8_t *)data, len);
+	if (opened)
+		*opened = h->opened;
 	return rv < 0 ? h2_errno(rv) : 0;
 }
 

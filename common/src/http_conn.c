@@ -8,10 +8,12 @@
 
 #include "cm/log.h"
 #include "cm/metrics.h"
+#include "cm/srclimit.h"
 #include "cm/tls.h"
 
 #define LINGER_MAX_MS   2000 /* how long a closing connection may keep sending to us */
 #define ACCEPT_RETRY_MS 100
+#define LOG_EVERY_MS    10000 /* one line about refused connections per interval */
 
 struct http_write {
 	uv_write_t req;
@@ -51,8 +53,38 @@ void cm_http__conn_link(struct cm_http_conn *c, struct cm_http_req *req)
 	c->nreqs++;
 }
 
+int cm_http__conn_hold(struct cm_http_conn *c, struct cm_http_req *req, size_t n)
+{
+	if (n > c->srv->lim.max_receiving_bytes - c->receiving)
+		return -ENOBUFS;
+	c->receiving += n;
+	req->held += n;
+	return 0;
+}
+
+void cm_http__conn_unhold(struct cm_http_conn *c, struct cm_http_req *req)
+{
+	c->receiving -= req->held;
+	req->held = 0;
+}
+
+void cm_http__conn_stream_refused(struct cm_http_conn *c)
+{
+	struct cm_http_server *srv = c->srv;
+	uint64_t held;
+
+	cm_metrics_inc(srv->m_streams_refused);
+	if (c->mem || !cm_log_limit_pass(&srv->log_streams, uv_now(srv->loop), LOG_EVERY_MS, &held))
+		return;
+	CM_LOGW(srv->mod,
+	        "HTTP/2 stream refused: its connection holds %zu bytes of unfinished requests "
+	        "(%llu other refusal(s) since the last line)",
+	        c->receiving, (unsigned long long)held);
+}
+
 void cm_http__conn_unlink(struct cm_http_conn *c, struct cm_http_req *req)
 {
+	cm_http__conn_unhold(c, req);
 	if (req->prev)
 		req->prev->next = req->next;
 	else
@@ -104,8 +136,10 @@ static void on_conn_handle_closed(uv_handle_t *h)
 	struct cm_http_conn *c = h->data;
 	struct cm_http_server *srv = c->srv;
 
-	if (--c->handles == 0)
+	if (--c->handles == 0) {
 		conn_free(c);
+		cm_http__server_conn_freed(srv);
+	}
 	cm_http__server_handle_closed(srv);
 }
 
@@ -146,6 +180,10 @@ void cm_http__conn_close(struct cm_http_conn *c)
 	c->prev = c->next = NULL;
 	srv->nconns--;
 	cm_metrics_gauge_add(srv->m_conns, -1);
+	if (c->counted) {
+		cm_srclimit_release(srv->per_source, (const struct sockaddr *)&c->peer);
+		c->counted = 0;
+	}
 	if (!c->mem) {
 		/* pending writes and the shutdown get their callbacks with UV_ECANCELED first */
 		uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
@@ -171,8 +209,8 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	struct cm_http_conn *c = h->data;
 
 	(void)suggested;
-	/* Each read is handled before the callback returns, so one buffer per connection does. */
-	*buf = uv_buf_init(c->rbuf, sizeof(c->rbuf));
+	/* Each read is handled before the callback returns: the server's buffer (http_int.h). */
+	*buf = uv_buf_init(c->srv->rbuf, sizeof(c->srv->rbuf));
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
@@ -564,12 +602,14 @@ static unsigned dispatch_ready(struct cm_http_conn *c)
 	return n;
 }
 
-/* HTTP/2 input goes to the session in slices; once a slice has made CM_HTTP_MAX_REQS_PER_WAKE
+/* HTTP/2 input goes to the session in slices; once the slices have made CM_HTTP_MAX_REQS_PER_WAKE
  * requests, the rest waits for the loop's next turn, so that one client's burst does not hold
- * up the answers other sockets have for the requests already dispatched. */
+ * up the answers other sockets have for the requests already dispatched. Streams opened count
+ * as requests even when reset before they become one: a rapid-reset flood costs work too, and
+ * must not keep /health waiting behind it. */
 static void engine_h2(struct cm_http_conn *c, const char *data, size_t len)
 {
-	unsigned n = 0;
+	unsigned n = 0, opened, ready;
 
 	while (len > 0 && c->state == CM_HTTP_CONN_OPEN && !c->h2_failed) {
 		size_t slice = len < CM_HTTP_H2_SLICE ? len : CM_HTTP_H2_SLICE;
@@ -586,7 +626,7 @@ static void engine_h2(struct cm_http_conn *c, const char *data, size_t len)
 			}
 			return;
 		}
-		if (cm_http__h2_input(c->h2, data, slice) != 0) {
+		if (cm_http__h2_input(c->h2, data, slice, &opened) != 0) {
 			if (c->state == CM_HTTP_CONN_OPEN) {
 				CM_LOGD(c->srv->mod, "HTTP/2 session failed");
 				c->h2_failed = 1;
@@ -595,7 +635,8 @@ static void engine_h2(struct cm_http_conn *c, const char *data, size_t len)
 		}
 		data += slice;
 		len -= slice;
-		n += dispatch_ready(c);
+		ready = dispatch_ready(c);
+		n += ready > opened ? ready : opened;
 	}
 }
 
@@ -664,10 +705,10 @@ static void feed(struct cm_http_conn *c, const char *data, size_t len)
 static void tls_pump(struct cm_http_conn *c)
 {
 	while (c->state == CM_HTTP_CONN_OPEN && !c->paused && !c->h2_failed) {
-		ssize_t n = cm_tls_conn_read(c->tls, c->rbuf, sizeof(c->rbuf));
+		ssize_t n = cm_tls_conn_read(c->tls, c->srv->rbuf, sizeof(c->srv->rbuf));
 
 		if (n > 0) {
-			feed(c, c->rbuf, (size_t)n);
+			feed(c, c->srv->rbuf, (size_t)n);
 			continue;
 		}
 		if (n == -ECONNRESET) {
@@ -836,9 +877,28 @@ static void accept_later(struct cm_http_server *srv)
 	uv_timer_start(&srv->accept_retry, on_accept_retry, ACCEPT_RETRY_MS, 0);
 }
 
+/* Say that a connection from peer (NULL: unknown) was refused, at most once per LOG_EVERY_MS. */
+static void log_refused(struct cm_http_server *srv, const struct sockaddr *peer, const char *why,
+                        unsigned limit)
+{
+	uint64_t held;
+	char src[64] = "?";
+
+	if (!cm_log_limit_pass(&srv->log_refused, uv_now(srv->loop), LOG_EVERY_MS, &held))
+		return;
+	if (peer)
+		cm_srclimit_format(peer, src, sizeof(src));
+	CM_LOGW(srv->mod,
+	        "connection from %s refused: %s (%u) reached (%llu other refusal(s) since the last "
+	        "line)",
+	        src, why, limit, (unsigned long long)held);
+}
+
 static void reject(struct cm_http_server *srv)
 {
 	struct http_reject *rj = malloc(sizeof(*rj));
+	struct sockaddr_storage peer;
+	int len = sizeof(peer);
 
 	if (!rj) {
 		accept_later(srv);
@@ -850,10 +910,39 @@ static void reject(struct cm_http_server *srv)
 	srv->handles++;
 	if (uv_accept((uv_stream_t *)&srv->listener, (uv_stream_t *)&rj->tcp) == 0) {
 		cm_metrics_inc(srv->m_rejected);
-		CM_LOGD(srv->mod, "max_connections (%u) reached: connection closed",
-		        srv->lim.max_connections);
+		log_refused(srv,
+		            uv_tcp_getpeername(&rj->tcp, (struct sockaddr *)&peer, &len) == 0
+		                ? (const struct sockaddr *)&peer
+		                : NULL,
+		            "max_connections", srv->lim.max_connections);
 	}
 	uv_close((uv_handle_t *)&rj->tcp, on_reject_closed);
+}
+
+/* Count c under its source address; a source over its limit is refused with a reset (the
+ * connection closes at once). 0 when c may stay. */
+static int count_source(struct cm_http_conn *c)
+{
+	struct cm_http_server *srv = c->srv;
+	struct linger lg = {.l_onoff = 1, .l_linger = 0};
+	int len = sizeof(c->peer), r;
+	uv_os_fd_t fd;
+
+	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&c->peer, &len) != 0)
+		return -ENOTCONN; /* gone already */
+	r = cm_srclimit_take(srv->per_source, (const struct sockaddr *)&c->peer);
+	if (r == 0) {
+		c->counted = 1;
+		return 0;
+	}
+	if (r == -EDQUOT) {
+		cm_metrics_inc(srv->m_rejected_source);
+		log_refused(srv, (const struct sockaddr *)&c->peer, "connections_per_source",
+		            srv->lim.max_connections_per_source);
+		if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
+			(void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	}
+	return r;
 }
 
 /* Allocate a connection and link it into the server. */
@@ -904,6 +993,10 @@ void cm_http__conn_accept(struct cm_http_server *srv)
 	srv->handles += 2;
 	if (uv_accept((uv_stream_t *)&srv->listener, (uv_stream_t *)&c->tcp) != 0) {
 		cm_http__conn_close(c); /* a retry with nothing waiting */
+		return;
+	}
+	if (count_source(c) != 0) {
+		cm_http__conn_close(c);
 		return;
 	}
 	uv_tcp_nodelay(&c->tcp, 1);

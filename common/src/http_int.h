@@ -10,10 +10,12 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <uv.h>
 
 #include "cm/buf.h"
 #include "cm/http.h"
+#include "cm/log.h"
 
 #define CM_HTTP_TEXT              "text/plain; charset=utf-8"
 #define CM_HTTP_DEF_HEADER_BYTES  (8 * 1024)
@@ -22,18 +24,27 @@
 #define CM_HTTP_DEF_IDLE_MS       10000
 #define CM_HTTP_DEF_MAX_STREAMS   100
 #define CM_HTTP_DEF_MAX_IN_FLIGHT 16
+#define CM_HTTP_DEF_RECEIVING     (1024 * 1024)
 #define CM_HTTP_READ_SIZE         (16 * 1024)  /* one read; the most input handled per wakeup */
 #define CM_HTTP_WRITE_HIGH        (256 * 1024) /* unsent bytes before a connection stops reading */
 #define CM_HTTP_FLUSH_BATCH       32   /* late answers gathered before they are sent anyway */
 #define CM_HTTP_H2_SLICE          2048 /* HTTP/2 input handed to the session at a time */
-#define CM_HTTP_MAX_REQS_PER_WAKE 32   /* requests parsed before yielding to other sockets */
-#define CM_HTTP_METHOD_MAX        32
-#define CM_HTTP_H2_PREFACE        "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-#define CM_HTTP_H2_PREFACE_LEN    24
+#define CM_HTTP_MAX_REQS_PER_WAKE                                                                  \
+	32 /* requests (HTTP/2: streams opened, even if reset at once)                             \
+	    * parsed before yielding to other sockets */
+#define CM_HTTP_METHOD_MAX 32
+/* Memory given back to the system after bursts: once this many connections have closed, the
+ * heap is trimmed CM_HTTP_TRIM_DELAY_MS later (at most that often). glibc keeps what a burst of
+ * connections freed: 40 MB after a churn of HTTP/2 connections that nothing else would reuse. */
+#define CM_HTTP_TRIM_AFTER     64
+#define CM_HTTP_TRIM_DELAY_MS  1000
+#define CM_HTTP_H2_PREFACE     "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+#define CM_HTTP_H2_PREFACE_LEN 24
 
 struct cm_http_conn;
 struct cm_http_h1;
 struct cm_http_h2;
+struct cm_srclimit;
 struct cm_counter;
 struct cm_gauge;
 struct cm_tls_conn;
@@ -72,6 +83,8 @@ struct cm_http_req {
 	unsigned body_done : 1;       /* the whole request arrived */
 	unsigned close_after : 1;     /* HTTP/1: close the connection after this response */
 	unsigned counted : 1;         /* counted in PREFIX_requests_total */
+	unsigned refused : 1;         /* HTTP/2: refused for the connection's memory budget */
+	size_t held;                  /* bytes counted in c->receiving while it arrives */
 	cm_http_cancel_fn cancel;
 	void *cancel_arg; /* borrowed */
 	/* the response */
@@ -148,9 +161,10 @@ int cm_http__h2_alloc(struct cm_http_h2 **out, struct cm_http_conn *c,
 void cm_http__h2_free(struct cm_http_h2 *h); /* accepts NULL; requests must be unlisted */
 
 /* Process input (starting with the client preface). Requests that complete become READY in
- * c->reqs; streams closed by the client call cm_http__conn_stream_closed(). 0, -EPROTO (the
+ * c->reqs; streams closed by the client call cm_http__conn_stream_closed(). *opened (may be
+ * NULL) gets how many streams the input opened, those reset at once included. 0, -EPROTO (the
  * session failed: send what is queued, then close), -ENOMEM. */
-int cm_http__h2_input(struct cm_http_h2 *h, const char *data, size_t len);
+int cm_http__h2_input(struct cm_http_h2 *h, const char *data, size_t len, unsigned *opened);
 
 /* Append queued frames to out until it holds at least high bytes or nothing is left. 0, -EPROTO,
  * -ENOMEM. */
@@ -201,12 +215,14 @@ struct cm_http_conn {
 	unsigned busy : 1;      /* requests or writes in flight: the idle timer is off */
 	unsigned in_io : 1;     /* inside input processing: responses are flushed at its end */
 	unsigned in_flush : 1;
+	unsigned counted : 1;      /* counted in srv->per_source under peer */
 	unsigned h1_stop : 1;      /* HTTP/1: no more requests after the last one read */
 	unsigned h2_failed : 1;    /* HTTP/2: the session failed; send its GOAWAY, then close */
 	unsigned flush_queued : 1; /* on srv->flushq: answers wait for the loop's next turn */
 	unsigned yielded : 1;      /* input held to let other sockets go first; resumes there */
 	unsigned nqueued;          /* answers waiting on srv->flushq */
 	struct cm_http_conn *flush_next;
+	struct sockaddr_storage peer; /* the client's address */
 	/* engine */
 	struct cm_buf pending; /* plaintext input read but not processed yet; owned */
 	struct cm_buf out;     /* plaintext output not yet handed to the transport; owned */
@@ -214,8 +230,9 @@ struct cm_http_conn {
 	struct cm_http_h2 *h2; /* owned, HTTP/2 */
 	struct cm_http_req *reqs, *reqs_tail; /* owned list (but see the request states) */
 	unsigned nreqs;
+	size_t
+	    receiving; /* HTTP/2: bytes held by requests still arriving (lim.max_receiving_bytes) */
 	unsigned unlinks; /* requests taken off the list so far: tells a walk to start over */
-	char rbuf[CM_HTTP_READ_SIZE];
 };
 
 /* An in-memory connection on srv (not listening needed): feed it with
@@ -242,6 +259,14 @@ void cm_http__conn_stream_closed(struct cm_http_conn *c, struct cm_http_req *req
 /* Link / unlink a request in c->reqs. */
 void cm_http__conn_link(struct cm_http_conn *c, struct cm_http_req *req);
 void cm_http__conn_unlink(struct cm_http_conn *c, struct cm_http_req *req);
+/* Count n more bytes held by req (linked to c) while it arrives: 0, or -ENOBUFS when that would
+ * take the connection over lim.max_receiving_bytes (nothing counted; the caller refuses the
+ * stream). */
+int cm_http__conn_hold(struct cm_http_conn *c, struct cm_http_req *req, size_t n);
+/* req no longer arrives (dispatched, or leaving): what it held stops counting. */
+void cm_http__conn_unhold(struct cm_http_conn *c, struct cm_http_req *req);
+/* An HTTP/2 stream was refused for the memory budget: count it, say so now and then. */
+void cm_http__conn_stream_refused(struct cm_http_conn *c);
 
 /* --- the server (http_server.c) -------------------------------------------------------------- */
 
@@ -275,12 +300,18 @@ struct cm_http_server {
 	size_t nextra;
 	struct http_route *routes; /* owned list; nodes live as long as the server */
 	struct cm_gauge *m_conns;
-	struct cm_counter *m_rejected;
+	struct cm_counter *m_rejected, *m_rejected_source, *m_streams_refused;
+	struct cm_srclimit *per_source; /* owned: connections per source address */
+	struct cm_log_limit log_refused, log_streams;
 	char *m_requests_name;                /* owned: PREFIX_requests_total */
 	struct http_count_cache other_counts; /* requests that matched no route */
+	cm_http_error_fn error_fn;            /* may be NULL: the server's own text */
+	void *error_arg;                      /* borrowed */
 
 	uv_tcp_t listener;
 	uv_timer_t accept_retry;
+	uv_timer_t trim;        /* malloc_trim() once a burst of connections has gone */
+	unsigned closed_recent; /* connections freed since the last trim */
 	/* Answers that complete outside input processing (a handler answering later) are sent
 	 * together once per loop turn, before the loop waits again: one write for many answers. */
 	uv_idle_t flusher;
@@ -295,6 +326,10 @@ struct cm_http_server {
 	unsigned handles; /* handles whose close callback is still to come */
 	void (*done)(void *arg);
 	void *done_arg;
+	/* Every connection reads here (ciphertext, then plaintext out of TLS): a read is handled
+	 * to the end before the loop reads another socket, and what must wait is copied, so one
+	 * buffer per server does, not 16 KB resident per connection. */
+	char rbuf[CM_HTTP_READ_SIZE];
 };
 
 /* Route a complete request (state READY or RECEIVING-complete) and run its handler, or answer
@@ -308,13 +343,18 @@ void cm_http__dispatch(struct cm_http_conn *c, struct cm_http_req *req);
 struct http_route *cm_http__route_find(struct cm_http_server *srv, const char *path,
                                        const char **rest);
 
-/* Store the server's own answer to req: status with a short text body. 0, -ENOMEM. */
-int cm_http__answer_error(struct cm_http_req *req, int status);
+/* Store the server's own answer to req: status with a short body (text, or what the server's
+ * error formatter makes of it). 0, -ENOMEM. */
+int cm_http__answer_error(struct cm_http_server *srv, struct cm_http_req *req, int status);
 
 /* Count an answered request in PREFIX_requests_total. */
 void cm_http__count(struct cm_http_server *srv, struct http_route *route, int status);
 
 /* Every handle the server owns counts until its close callback; the last one frees it. */
 void cm_http__server_handle_closed(struct cm_http_server *srv);
+
+/* A connection's memory was freed: after a burst of them, give the heap back (see
+ * CM_HTTP_TRIM_AFTER). */
+void cm_http__server_conn_freed(struct cm_http_server *srv);
 
 #endif

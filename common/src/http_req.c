@@ -227,7 +227,7 @@ int cm_http_respond_headers(struct cm_http_req *req, int status, const char *con
 	}
 	if (status < 200 || status > 599) {
 		err = -EINVAL;
-		if (cm_http__answer_error(req, 500) != 0)
+		if (cm_http__answer_error(c->srv, req, 500) != 0)
 			err = -ENOMEM;
 	} else {
 		err = cm_http__req_store(req, status, content_type, headers, nheaders, body, len);

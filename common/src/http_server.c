@@ -4,6 +4,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 
 #include "cm/log.h"
 #include "cm/metrics.h"
+#include "cm/srclimit.h"
 
 /* --- teardown -------------------------------------------------------------------------------- */
 
@@ -29,6 +31,7 @@ static void server_free(struct cm_http_server *srv)
 		free((char *)srv->extra[i].value);
 	}
 	free(srv->extra);
+	cm_srclimit_free(srv->per_source);
 	free(srv->prefix);
 	free(srv->m_requests_name);
 	free(srv);
@@ -53,6 +56,26 @@ static void on_server_handle_closed(uv_handle_t *h)
 	cm_http__server_handle_closed(h->data);
 }
 
+/* --- memory after bursts --------------------------------------------------------------------- */
+
+static void on_trim(uv_timer_t *t)
+{
+	struct cm_http_server *srv = t->data;
+
+	srv->closed_recent = 0;
+	/* glibc returns whole free pages from anywhere in its heaps, not only from the top */
+	(void)malloc_trim(0);
+	CM_LOGD(srv->mod, "memory of closed connections given back");
+}
+
+void cm_http__server_conn_freed(struct cm_http_server *srv)
+{
+	if (srv->stopping || ++srv->closed_recent < CM_HTTP_TRIM_AFTER ||
+	    uv_is_active((uv_handle_t *)&srv->trim))
+		return;
+	uv_timer_start(&srv->trim, on_trim, CM_HTTP_TRIM_DELAY_MS, 0);
+}
+
 /* --- metrics --------------------------------------------------------------------------------- */
 
 static int metrics_init(struct cm_http_server *srv)
@@ -68,9 +91,20 @@ static int metrics_init(struct cm_http_server *srv)
 	if (r)
 		return r;
 	snprintf(name, sizeof(name), "%s_connections_rejected_total", srv->prefix);
-	snprintf(help, sizeof(help), "%s connections closed at once: max_connections reached.",
+	snprintf(help, sizeof(help), "%s connections closed at once, by the limit reached.",
 	         srv->prefix);
-	r = cm_metrics_counter(srv->metrics, &srv->m_rejected, name, help, NULL);
+	r = cm_metrics_counter(srv->metrics, &srv->m_rejected, name, help, "limit",
+	                       "max_connections", NULL);
+	r = r ? r
+	      : cm_metrics_counter(srv->metrics, &srv->m_rejected_source, name, help, "limit",
+	                           "connections_per_source", NULL);
+	if (r)
+		return r;
+	snprintf(name, sizeof(name), "%s_streams_refused_total", srv->prefix);
+	snprintf(help, sizeof(help),
+	         "%s HTTP/2 streams refused: their connection held max_receiving_bytes.",
+	         srv->prefix);
+	r = cm_metrics_counter(srv->metrics, &srv->m_streams_refused, name, help, NULL);
 	if (r)
 		return r;
 	snprintf(name, sizeof(name), "%s_requests_total", srv->prefix);
@@ -171,20 +205,42 @@ static const char *error_text(int status)
 	}
 }
 
-int cm_http__answer_error(struct cm_http_req *req, int status)
+/* The server's own answer, with an Allow header when allow is set (405). */
+static int store_error(struct cm_http_server *srv, struct cm_http_req *req, int status,
+                       const char *allow)
 {
-	const char *text = error_text(status);
+	const char *text = error_text(status), *type = NULL;
+	struct cm_http_header h = {"Allow", allow};
+	struct cm_buf body;
+	int r;
 
-	return cm_http__req_store(req, status, CM_HTTP_TEXT, NULL, 0, text, strlen(text));
+	cm_buf_init(&body, 0);
+	if (srv->error_fn)
+		type = srv->error_fn(srv->error_arg, req, status, &body);
+	if (type)
+		r = cm_http__req_store(req, status, type, &h, allow ? 1 : 0, body.data, body.len);
+	else
+		r = cm_http__req_store(req, status, CM_HTTP_TEXT, &h, allow ? 1 : 0, text,
+		                       strlen(text));
+	cm_buf_free(&body);
+	return r;
+}
+
+int cm_http__answer_error(struct cm_http_server *srv, struct cm_http_req *req, int status)
+{
+	return store_error(srv, req, status, NULL);
+}
+
+void cm_http_server_set_error_body(struct cm_http_server *srv, cm_http_error_fn fn, void *arg)
+{
+	srv->error_fn = fn;
+	srv->error_arg = arg;
 }
 
 /* Answer req with the server's own response and send it. */
 static void answer(struct cm_http_conn *c, struct cm_http_req *req, int status, const char *allow)
 {
-	const char *text = error_text(status);
-	struct cm_http_header h = {"Allow", allow};
-
-	cm_http__req_store(req, status, CM_HTTP_TEXT, &h, allow ? 1 : 0, text, strlen(text));
+	store_error(c->srv, req, status, allow);
 	cm_http__count(c->srv, req->route, status);
 	req->counted = 1;
 	cm_http__conn_responded(c, req);
@@ -197,6 +253,7 @@ void cm_http__dispatch(struct cm_http_conn *c, struct cm_http_req *req)
 	void *arg;
 	int r;
 
+	cm_http__conn_unhold(c, req); /* arrived */
 	route = cm_http__route_find(c->srv, req->path, &req->rest);
 	req->route = route;
 	if (req->err_status) {
@@ -280,10 +337,18 @@ int cm_http_server_alloc(struct cm_http_server **out, uv_loop_t *loop, struct cm
 		srv->lim.max_streams = CM_HTTP_DEF_MAX_STREAMS;
 	if (!srv->lim.max_in_flight)
 		srv->lim.max_in_flight = CM_HTTP_DEF_MAX_IN_FLIGHT;
+	if (!srv->lim.max_receiving_bytes)
+		srv->lim.max_receiving_bytes = CM_HTTP_DEF_RECEIVING;
+	if (srv->lim.max_receiving_bytes < srv->lim.max_header_bytes + srv->lim.max_body_bytes)
+		srv->lim.max_receiving_bytes = srv->lim.max_header_bytes + srv->lim.max_body_bytes;
+	if (!srv->lim.max_connections_per_source)
+		srv->lim.max_connections_per_source =
+		    srv->lim.max_connections >= 4 ? srv->lim.max_connections / 4 : 1;
 	srv->mod = cfg->log_module ? cfg->log_module : "http";
 	srv->prefix = strdup(cfg->metrics_prefix ? cfg->metrics_prefix : "http");
 	r = srv->prefix ? 0 : -ENOMEM;
 	r = r ? r : copy_extra(srv, cfg);
+	r = r ? r : cm_srclimit_alloc(&srv->per_source, srv->lim.max_connections_per_source);
 	r = r ? r : metrics_init(srv);
 	/* Neither can fail for a TCP handle without an address family; from here on the server
 	 * owns handles and is released through cm_http_server_close(). */
@@ -293,9 +358,10 @@ int cm_http_server_alloc(struct cm_http_server **out, uv_loop_t *loop, struct cm
 		return r;
 	}
 	uv_timer_init(loop, &srv->accept_retry);
+	uv_timer_init(loop, &srv->trim);
 	uv_idle_init(loop, &srv->flusher);
-	srv->listener.data = srv->accept_retry.data = srv->flusher.data = srv;
-	srv->handles = 3;
+	srv->listener.data = srv->accept_retry.data = srv->flusher.data = srv->trim.data = srv;
+	srv->handles = 4;
 	*out = srv;
 	return 0;
 }
@@ -397,6 +463,7 @@ static void stop_listening(struct cm_http_server *srv)
 	srv->stopping = 1;
 	uv_close((uv_handle_t *)&srv->listener, on_server_handle_closed);
 	uv_close((uv_handle_t *)&srv->accept_retry, on_server_handle_closed);
+	uv_close((uv_handle_t *)&srv->trim, on_server_handle_closed);
 }
 
 void cm_http_server_stop_accepting(struct cm_http_server *srv)

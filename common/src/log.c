@@ -49,6 +49,23 @@ int cm_log_enabled(enum cm_log_level level)
 	return (int)level <= atomic_load_explicit(&logger.level, memory_order_relaxed);
 }
 
+int cm_log_limit_pass(struct cm_log_limit *l, uint64_t now_ms, uint64_t interval_ms, uint64_t *held)
+{
+	uint_least64_t next = atomic_load_explicit(&l->next_ms, memory_order_relaxed);
+	uint64_t n;
+
+	/* of several threads arriving together, the one that moves next_ms on writes the line */
+	if (now_ms < next ||
+	    !atomic_compare_exchange_strong(&l->next_ms, &next, now_ms + interval_ms)) {
+		atomic_fetch_add_explicit(&l->held, 1, memory_order_relaxed);
+		return 0;
+	}
+	n = atomic_exchange_explicit(&l->held, 0, memory_order_relaxed);
+	if (held)
+		*held = n;
+	return 1;
+}
+
 int cm_log_level_parse(const char *s, enum cm_log_level *out)
 {
 	for (size_t i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++) {

@@ -302,6 +302,7 @@ static int relay_open(struct icicle_worker *w, struct icicle_alloc *a, int idx, 
 static void alloc_free(struct icicle_alloc *a)
 {
 	free(a->username);
+	free(a->quota_key);
 	free(a->perms);
 	free(a->chans);
 	memset(&a->keys, 0, sizeof(a->keys));
@@ -345,7 +346,7 @@ static int relays_open(struct icicle_worker *w, struct icicle_alloc *a,
 			return rc;
 		rc = relay_open(w, a, i, fd);
 		if (rc == 0 && rq->reserve) {
-			rc = icicle_rsv_add(&w->ic->rsv, a->username, next,
+			rc = icicle_rsv_add(&w->ic->rsv, a->quota_key, next,
 			                    i == 0 ? AF_INET : AF_INET6, now, &a->rsv_token);
 			a->has_rsv_token = rc == 0;
 		}
@@ -362,17 +363,18 @@ int icicle_alloc_create(struct icicle_worker *w, const struct icicle_client *c, 
                         const struct icicle_alloc_req *rq, struct icicle_alloc **out)
 {
 	const struct icicle_config *cfg = w->ic->cfg;
+	const char *qkey = rq->quota_key ? rq->quota_key : user;
 	struct icicle_user_count *uc = NULL;
 	struct icicle_alloc *a;
 	int rc, i;
 
 	*out = NULL;
-	rc = icicle_quota_alloc_take(&w->ic->quota, user, &uc);
+	rc = icicle_quota_alloc_take(&w->ic->quota, qkey, &uc);
 	if (rc != 0)
 		return rc;
 	a = calloc(1, sizeof(*a));
 	if (!a) {
-		icicle_quota_alloc_release(&w->ic->quota, user);
+		icicle_quota_alloc_release(&w->ic->quota, qkey);
 		return -ENOMEM;
 	}
 	a->w = w;
@@ -380,9 +382,10 @@ int icicle_alloc_create(struct icicle_worker *w, const struct icicle_client *c, 
 	a->client = *c;
 	a->relay[0].fd = a->relay[1].fd = -1;
 	a->username = strdup(user);
+	a->quota_key = strdup(qkey);
 	a->perms = calloc((size_t)cfg->quotas.permissions_per_allocation, sizeof(*a->perms));
 	a->chans = calloc((size_t)cfg->quotas.channels_per_allocation, sizeof(*a->chans));
-	if (!a->username || !a->perms || !a->chans) {
+	if (!a->username || !a->quota_key || !a->perms || !a->chans) {
 		rc = -ENOMEM;
 		goto fail;
 	}
@@ -410,7 +413,7 @@ int icicle_alloc_create(struct icicle_worker *w, const struct icicle_client *c, 
 	return 0;
 fail:
 	/* Nothing is visible yet: undo by hand. Relay sockets already polling need closing. */
-	icicle_quota_alloc_release(&w->ic->quota, user);
+	icicle_quota_alloc_release(&w->ic->quota, qkey);
 	a->dead = true;
 	for (i = 0; i < 2; i++)
 		if (a->relay[i].polling) {
@@ -439,7 +442,7 @@ void icicle_alloc_destroy(struct icicle_alloc *a)
 		table_remove(a);
 	else if (a->client.conn)
 		icicle_conn_set_alloc(a->client.conn, NULL);
-	icicle_quota_alloc_release(&w->ic->quota, a->username);
+	icicle_quota_alloc_release(&w->ic->quota, a->quota_key);
 	w->nallocs--;
 	cm_metrics_gauge_add(mt->allocations, -1);
 	cm_metrics_gauge_add(mt->permissions, -(double)a->nperms);

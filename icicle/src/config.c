@@ -279,7 +279,8 @@ static const struct cm_cfg_field quota_fields[] = {
      .def = "10",
      .min = 0,
      .max = 1000000,
-     .doc = "allocations one username may hold at once (486 beyond; 0 = no limit)"},
+     .doc = "allocations one user may hold at once (486 beyond; 0 = no limit); a TURN REST user "
+            "counts once for all its credentials (EXPIRY:USER counts as USER)"},
     {.key = "allocations_total",
      .type = CM_CFG_INT,
      .offset = offsetof(struct icicle_quota_config, allocations_total),
@@ -310,8 +311,9 @@ static const struct cm_cfg_field quota_fields[] = {
      .type = CM_CFG_SIZE,
      .offset = offsetof(struct icicle_quota_config, bandwidth_per_user),
      .def = "0",
-     .doc = "bytes per second relayed for all allocations of one username together, each "
-            "direction, on top of bandwidth_per_allocation (0 = no limit)"},
+     .doc = "bytes per second relayed for all allocations of one user together (counted as "
+            "allocations_per_user counts), each direction, on top of bandwidth_per_allocation "
+            "(0 = no limit)"},
     {.key = "unauthenticated_rate",
      .type = CM_CFG_INT,
      .offset = offsetof(struct icicle_quota_config, unauthenticated_rate),
@@ -335,6 +337,31 @@ static const struct cm_cfg_field quota_fields[] = {
      .max = 1000000,
      .doc = "TCP and TLS client connections one worker thread holds; connections beyond are "
             "closed as soon as they are accepted (0 = no limit)"},
+    {.key = "connections_per_source",
+     .type = CM_CFG_INT,
+     .offset = offsetof(struct icicle_quota_config, connections_per_source),
+     .def = "100",
+     .min = 0,
+     .max = 1000000,
+     .doc = "TCP and TLS client connections one source address (an IPv6 /64) holds, all worker "
+            "threads together; connections beyond are closed as soon as they are accepted (0 = "
+            "no limit)"},
+    {.key = "message_timeout",
+     .type = CM_CFG_DURATION,
+     .offset = offsetof(struct icicle_quota_config, message_timeout),
+     .def = "10s",
+     .min = 1000,
+     .max = 300000,
+     .doc = "TCP/TLS: once a client has sent part of a STUN message or ChannelData frame, it has "
+            "this long to send the rest, or its connection is closed"},
+    {.key = "tls_handshake_timeout",
+     .type = CM_CFG_DURATION,
+     .offset = offsetof(struct icicle_quota_config, tls_handshake_timeout),
+     .def = "10s",
+     .min = 1000,
+     .max = 300000,
+     .doc = "a TLS client has this long from connecting to finish its handshake, or its "
+            "connection is closed"},
 };
 
 static const struct cm_cfg_schema quota_schema = {
@@ -406,7 +433,7 @@ static const struct cm_cfg_field fields[] = {
      .type = CM_CFG_SECTION,
      .offset = offsetof(struct icicle_config, quotas),
      .sub = &quota_schema,
-     .doc = "limits per user, per allocation and per source"},
+     .doc = "limits per user, per allocation, per source and per connection"},
     {.key = "lifetimes",
      .type = CM_CFG_SECTION,
      .offset = offsetof(struct icicle_config, lifetimes),

@@ -47,6 +47,11 @@ int icicle_framer_feed(struct icicle_framer *f, const void *data, size_t n)
 	return 0;
 }
 
+size_t icicle_framer_pending(const struct icicle_framer *f)
+{
+	return f->len - f->off;
+}
+
 int icicle_framer_next(struct icicle_framer *f, uint8_t **p, size_t *len)
 {
 	uint8_t *s = f->buf + f->off;

@@ -21,6 +21,9 @@ void icicle_framer_close(struct icicle_framer *f);
  * frame's worth of unframed bytes: the peer is misbehaving), -ENOMEM. */
 int icicle_framer_feed(struct icicle_framer *f, const void *data, size_t n);
 
+/* Bytes received that are not yet a complete frame. */
+size_t icicle_framer_pending(const struct icicle_framer *f);
+
 /* The next complete frame: 1 with *p and *len set (ChannelData without its padding; *p stays valid
  * until the next feed), 0 when more bytes are needed, -EBADMSG when the stream is neither STUN
  * nor ChannelData (close the connection). */

@@ -15,6 +15,7 @@
 #include <uv.h>
 
 #include "cm/daemon.h"
+#include "cm/log.h"
 #include "auth.h"
 #include "filter.h"
 #include "quota.h"
@@ -58,6 +59,9 @@ struct icicle_quota_config {
 	long long unauthenticated_rate;    /* requests/s per source, 0 = unlimited */
 	long long unauthenticated_burst;
 	long long connections_per_worker; /* TCP/TLS client connections, 0 = unlimited */
+	long long connections_per_source; /* the same per source address, all workers together */
+	uint64_t message_timeout;         /* ms a started message has to complete (TCP/TLS) */
+	uint64_t tls_handshake_timeout;   /* ms from accept to a finished TLS handshake */
 };
 
 struct icicle_lifetime_config {
@@ -95,7 +99,9 @@ struct icicle_metrics {
 	struct cm_counter *quota_user, *quota_total, *quota_permissions, *quota_channels,
 	    *quota_bandwidth, *quota_user_bandwidth;
 	struct cm_counter *rate_limited;
-	struct cm_counter *conns_refused;
+	struct cm_counter *conns_refused, *conns_refused_source;
+	struct cm_counter *conns_timeout_message, *conns_timeout_handshake, *conns_timeout_idle;
+	struct cm_gauge *conns;
 	struct cm_counter *requests_binding, *requests_allocate, *requests_refresh,
 	    *requests_createperm, *requests_chanbind, *requests_other;
 	struct cm_counter *malformed;
@@ -106,6 +112,7 @@ struct icicle_metrics {
 int icicle_metrics_init(struct icicle_metrics *mt, struct cm_metrics *m);
 
 struct icicle_worker;
+struct cm_srclimit;
 
 struct icicle {
 	struct cm_daemon *daemon;        /* borrowed */
@@ -118,6 +125,8 @@ struct icicle {
 	struct icicle_rsv rsv; /* EVEN-PORT R=1 reservations, shared by the workers */
 	bool rsv_ready;
 	struct icicle_filter filter;
+	struct cm_srclimit *per_source; /* owned: TCP/TLS connections per source, all workers */
+	struct cm_log_limit log_refused, log_timeouts; /* lines about refused and cut connections */
 	struct icicle_metrics metrics;
 	struct sockaddr_storage ext4, ext6; /* family 0 when not configured */
 	struct icicle_worker **workers;     /* owned */

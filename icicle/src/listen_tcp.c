@@ -1,8 +1,16 @@
 /* listen_tcp.c - STUN/TURN over TCP and TLS (RFC 8656 client transports; relays stay UDP).
  * Each worker has its own listening socket per address (SO_REUSEPORT) and owns the connections
- * it accepts, up to quotas.connections_per_worker. The byte stream is cut into STUN messages and
- * ChannelData frames (padded to 4 bytes) by icicle_frame_len(); TLS runs through cm_tls_conn's
- * memory BIOs in between. */
+ * it accepts, up to quotas.connections_per_worker, and up to quotas.connections_per_source per
+ * source address across all workers (one shared cm_srclimit table). The byte stream is cut into
+ * STUN messages and ChannelData frames (padded to 4 bytes) by icicle_frame_len(); TLS runs
+ * through cm_tls_conn's memory BIOs in between.
+ *
+ * Deadlines, checked by the worker's sweep once a second, keep slow clients from holding a
+ * connection slot for nothing: the TLS handshake must finish within quotas.tls_handshake_timeout
+ * of the accept; once input has started a frame (or arrived without completing one), the frame
+ * must be complete within quotas.message_timeout; a connection without an allocation is closed
+ * CONN_IDLE_MS after its last complete frame. Only complete frames count as progress, so
+ * trickling bytes buys nothing. */
 #include "server.h"
 
 #include <errno.h>
@@ -13,11 +21,13 @@
 
 #include "cm/log.h"
 #include "cm/metrics.h"
+#include "cm/srclimit.h"
 #include "cm/tls.h"
 #include "frame.h"
 
 #define CONN_WQUEUE_MAX (1u << 20) /* bytes waiting for the socket before we drop */
 #define CONN_IDLE_MS    30000      /* a connection without allocation lives this long idle */
+#define LOG_EVERY_MS    10000      /* one line per reason and interval, whatever the flood */
 
 struct icicle_tcp {
 	struct icicle_worker *w; /* borrowed */
@@ -35,7 +45,12 @@ struct icicle_conn {
 	struct icicle_framer fr;    /* plaintext not yet framed */
 	struct icicle_alloc *alloc; /* borrowed: the allocation owns itself */
 	size_t queued;              /* bytes handed to uv_write and not yet written */
-	uint64_t last_read;         /* loop ms */
+	uint64_t accepted;          /* loop ms */
+	uint64_t last_msg;          /* loop ms of the last complete frame (accepted before one) */
+	uint64_t msg_start; /* loop ms since when input waits to complete a frame; 0: none waits */
+	uint64_t nframes;   /* complete frames so far */
+	bool hs_done;       /* the TLS handshake is over (plain TCP: from the start) */
+	bool counted;       /* counted in the per-source table */
 	bool closing;
 };
 
@@ -65,7 +80,10 @@ static void conn_close(struct icicle_conn *c)
 	c->closing = true;
 	if (c->alloc)
 		icicle_alloc_destroy(c->alloc);
+	if (c->counted)
+		cm_srclimit_release(w->ic->per_source, (const struct sockaddr *)&c->client.addr);
 	w->nconns--;
+	cm_metrics_gauge_add(w->ic->metrics.conns, -1);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -88,16 +106,41 @@ void icicle_conn_close_all(struct icicle_worker *w)
 
 void icicle_conn_sweep(struct icicle_worker *w)
 {
-	uint64_t now = uv_now(&w->loop);
+	const struct icicle_quota_config *q = &w->ic->cfg->quotas;
+	struct icicle_metrics *mt = &w->ic->metrics;
+	uint64_t now = uv_now(&w->loop), held;
 	struct icicle_conn *c = w->conns, *next;
+	unsigned msg = 0, hs = 0;
 
-	/* Connections that never allocated (or whose allocation ended) and have gone quiet hold
-	 * memory for nothing: an unauthenticated client may not park sockets here. */
 	for (; c; c = next) {
 		next = c->next;
-		if (!c->alloc && now - c->last_read > CONN_IDLE_MS)
+		if (!c->hs_done) {
+			if (q->tls_handshake_timeout &&
+			    now - c->accepted >= q->tls_handshake_timeout) {
+				hs++;
+				cm_metrics_inc(mt->conns_timeout_handshake);
+				conn_close(c);
+			}
+		} else if (c->msg_start && q->message_timeout &&
+		           now - c->msg_start >= q->message_timeout) {
+			msg++;
+			cm_metrics_inc(mt->conns_timeout_message);
 			conn_close(c);
+		} else if (!c->alloc && now - c->last_msg > CONN_IDLE_MS) {
+			/* Connections that never allocated (or whose allocation ended) and have
+			 * gone quiet hold memory for nothing: an unauthenticated client may not
+			 * park sockets here. */
+			cm_metrics_inc(mt->conns_timeout_idle);
+			conn_close(c);
+		}
 	}
+	if ((msg || hs) && cm_log_limit_pass(&w->ic->log_timeouts, now, LOG_EVERY_MS, &held))
+		CM_LOGI(
+		    "listen",
+		    "closed %u connection(s) that did not complete a message within "
+		    "quotas.message_timeout and %u that did not finish the TLS handshake within "
+		    "quotas.tls_handshake_timeout (%llu line(s) like this held back)",
+		    msg, hs, (unsigned long long)held);
 }
 
 void icicle_conn_set_alloc(struct icicle_conn *c, struct icicle_alloc *a)
@@ -246,6 +289,8 @@ static void frames(struct icicle_conn *c)
 	int rc;
 
 	while (!c->closing && (rc = icicle_framer_next(&c->fr, &p, &len)) != 0) {
+		if (rc > 0)
+			c->nframes++;
 		if (rc < 0 || ((p[0] & 0xc0) == 0 && icicle_stun_check_header(p, len) != 0)) {
 			cm_metrics_inc(w->ic->metrics.malformed);
 			conn_close(c);
@@ -285,10 +330,29 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	*buf = uv_buf_init((char *)c->w->rx->buf[0], (unsigned)sizeof(c->w->rx->buf[0]));
 }
 
+/* After a read: only complete frames are progress. A read that completed one stops the message
+ * clock (or restarts it for the part of the next frame already here); a read that completed
+ * none starts it unless it runs already, so that bytes trickled in one by one, or TLS records
+ * that never make a frame, run out of time. */
+static void note_input(struct icicle_conn *c, uint64_t frames_before)
+{
+	uint64_t now = uv_now(&c->w->loop);
+
+	if (c->closing)
+		return;
+	if (c->nframes != frames_before) {
+		c->last_msg = now;
+		c->msg_start = icicle_framer_pending(&c->fr) > 0 ? now : 0;
+	} else if (c->msg_start == 0) {
+		c->msg_start = now;
+	}
+}
+
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
 	struct icicle_conn *c = s->data;
 	uint8_t plain[ICICLE_DGRAM_MAX];
+	uint64_t before;
 
 	if (nread < 0) {
 		conn_close(c);
@@ -296,9 +360,10 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	}
 	if (nread == 0 || c->closing)
 		return;
-	c->last_read = uv_now(&c->w->loop);
+	before = c->nframes;
 	if (!c->tls) {
-		(void)feed(c, buf->base, (size_t)nread);
+		if (feed(c, buf->base, (size_t)nread) == 0)
+			note_input(c, before);
 		return;
 	}
 	if (cm_tls_conn_feed(c->tls, buf->base, (size_t)nread) != 0) {
@@ -319,15 +384,54 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 			return;
 	}
 	tls_flush(c);
+	if (c->closing)
+		return;
+	if (!c->hs_done) {
+		/* the handshake deadline applies until it is over; it is not a message */
+		if (!cm_tls_conn_established(c->tls))
+			return;
+		c->hs_done = true;
+		if (c->nframes == before) {
+			c->msg_start = icicle_framer_pending(&c->fr) > 0 ? uv_now(&c->w->loop) : 0;
+			return;
+		}
+	}
+	note_input(c, before);
+}
+
+/* Close a connection just accepted, with a reset (SO_LINGER 0) so that the socket leaves no
+ * TIME_WAIT behind on this side; count it, and say so at most once per LOG_EVERY_MS. */
+static void refuse(struct icicle_conn *c, struct cm_counter *counter, const char *why,
+                   long long limit)
+{
+	struct linger lg = {.l_onoff = 1, .l_linger = 0};
+	struct icicle *ic = c->w->ic;
+	uv_os_fd_t fd;
+	uint64_t held;
+	char src[64];
+
+	if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
+		(void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	cm_metrics_inc(counter);
+	if (cm_log_limit_pass(&ic->log_refused, uv_now(&c->w->loop), LOG_EVERY_MS, &held)) {
+		cm_srclimit_format((const struct sockaddr *)&c->client.addr, src, sizeof(src));
+		CM_LOGW(
+		    "listen",
+		    "connection from %s refused: %s (%lld) reached (%llu other refusal(s) since "
+		    "the last line)",
+		    src, why, limit, (unsigned long long)held);
+	}
+	conn_close(c);
 }
 
 static void accept_cb(uv_stream_t *server, int status)
 {
 	struct icicle_tcp *t = server->data;
 	struct icicle_worker *w = t->w;
-	size_t cap = (size_t)w->ic->cfg->quotas.connections_per_worker;
+	const struct icicle_quota_config *q = &w->ic->cfg->quotas;
+	size_t cap = (size_t)q->connections_per_worker;
 	struct icicle_conn *c;
-	int len;
+	int len, rc;
 
 	if (status < 0)
 		return;
@@ -335,7 +439,8 @@ static void accept_cb(uv_stream_t *server, int status)
 	if (!c)
 		return;
 	c->w = w;
-	c->last_read = uv_now(&w->loop);
+	c->accepted = c->last_msg = uv_now(&w->loop);
+	c->hs_done = !t->tls;
 	icicle_framer_init(&c->fr);
 	if (uv_tcp_init(&w->loop, &c->tcp) != 0) {
 		free(c);
@@ -348,19 +453,8 @@ static void accept_cb(uv_stream_t *server, int status)
 		w->conns->prev = c;
 	w->conns = c;
 	w->nconns++;
+	cm_metrics_gauge_add(w->ic->metrics.conns, 1);
 	if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
-		conn_close(c);
-		return;
-	}
-	if (cap && w->nconns > cap) {
-		/* Over the cap: accepted only to be closed at once, with a reset (SO_LINGER 0) so
-		 * that the socket leaves no TIME_WAIT behind on this side. */
-		struct linger lg = {.l_onoff = 1, .l_linger = 0};
-		uv_os_fd_t fd;
-
-		if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
-			(void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-		cm_metrics_inc(w->ic->metrics.conns_refused);
 		conn_close(c);
 		return;
 	}
@@ -372,6 +466,25 @@ static void accept_cb(uv_stream_t *server, int status)
 		return;
 	}
 	c->client.addrlen = (socklen_t)len;
+	/* Over a cap: accepted only to be closed at once. */
+	if (cap && w->nconns > cap) {
+		refuse(c, w->ic->metrics.conns_refused, "quotas.connections_per_worker",
+		       q->connections_per_worker);
+		return;
+	}
+	if (w->ic->per_source) {
+		rc = cm_srclimit_take(w->ic->per_source, (const struct sockaddr *)&c->client.addr);
+		if (rc == -EDQUOT) {
+			refuse(c, w->ic->metrics.conns_refused_source,
+			       "quotas.connections_per_source", q->connections_per_source);
+			return;
+		}
+		if (rc != 0) {
+			conn_close(c); /* out of memory: it cannot be counted, so it is not kept */
+			return;
+		}
+		c->counted = true;
+	}
 	len = sizeof(c->client.local);
 	if (uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&c->client.local, &len) == 0)
 		c->client.has_local = true;

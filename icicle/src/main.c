@@ -9,6 +9,7 @@
 #include "cm/buf.h"
 #include "cm/log.h"
 #include "cm/metrics.h"
+#include "cm/srclimit.h"
 #include "cm/tls.h"
 
 static int icicle_start(struct cm_daemon *d, const void *cfgp, void **state)
@@ -65,6 +66,9 @@ static int icicle_start(struct cm_daemon *d, const void *cfgp, void **state)
 	if (rc != 0)
 		return rc;
 	ic->rsv_ready = true;
+	rc = cm_srclimit_alloc(&ic->per_source, (unsigned)cfg->quotas.connections_per_source);
+	if (rc != 0)
+		return rc;
 	return icicle_workers_start(ic);
 }
 
@@ -103,6 +107,7 @@ static void icicle_free(void *state)
 	if (!ic)
 		return;
 	icicle_workers_free(ic);
+	cm_srclimit_free(ic->per_source);
 	if (ic->rsv_ready)
 		icicle_rsv_close(&ic->rsv);
 	if (ic->quota_ready)

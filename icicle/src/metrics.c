@@ -18,6 +18,11 @@ int icicle_metrics_init(struct icicle_metrics *mt, struct cm_metrics *m)
 	static const char *const pkh = "datagrams relayed, by direction";
 	static const char *const by = "icicle_relayed_bytes_total";
 	static const char *const byh = "payload bytes relayed, by direction";
+	static const char *const cr = "icicle_connections_refused_total";
+	static const char *const crh = "TCP/TLS connections closed on accept, by the limit reached";
+	static const char *const to = "icicle_connections_timed_out_total";
+	static const char *const toh = "TCP/TLS connections closed for missing a deadline: a "
+	                               "message, the TLS handshake, or idle without an allocation";
 	int rc = 0;
 
 	if (!m)
@@ -56,10 +61,17 @@ int icicle_metrics_init(struct icicle_metrics *mt, struct cm_metrics *m)
 	                         "unauthenticated requests dropped by the per-source rate limit "
 	                         "(TCP/TLS: and their connection closed)",
 	                         NULL);
-	rc |= cm_metrics_counter(m, &mt->conns_refused, "icicle_connections_refused_total",
-	                         "TCP/TLS connections closed on accept: the worker held "
-	                         "quotas.connections_per_worker",
+	rc |= cm_metrics_counter(m, &mt->conns_refused, cr, crh, "limit", "connections_per_worker",
 	                         NULL);
+	rc |= cm_metrics_counter(m, &mt->conns_refused_source, cr, crh, "limit",
+	                         "connections_per_source", NULL);
+	rc |=
+	    cm_metrics_counter(m, &mt->conns_timeout_message, to, toh, "deadline", "message", NULL);
+	rc |= cm_metrics_counter(m, &mt->conns_timeout_handshake, to, toh, "deadline",
+	                         "tls_handshake", NULL);
+	rc |= cm_metrics_counter(m, &mt->conns_timeout_idle, to, toh, "deadline", "idle", NULL);
+	rc |= cm_metrics_gauge(m, &mt->conns, "icicle_connections",
+	                       "TCP/TLS client connections open", NULL);
 	rc |= cm_metrics_counter(m, &mt->requests_binding, reqs, reqh, "method", "binding", NULL);
 	rc |= cm_metrics_counter(m, &mt->requests_allocate, reqs, reqh, "method", "allocate", NULL);
 	rc |= cm_metrics_counter(m, &mt->requests_refresh, reqs, reqh, "method", "refresh", NULL);

@@ -37,6 +37,12 @@ bool icicle_bucket_take(struct icicle_bucket *b, uint64_t rate, uint64_t burst, 
 	return true;
 }
 
+const char *icicle_quota_key(const char *username, bool rest)
+{
+	/* the expiry is digits up to the first colon (icicle_auth_rest_expiry() checked that) */
+	return rest ? username + strcspn(username, ":") : username;
+}
+
 struct icicle_user_count {
 	struct icicle_user_count *next;
 	uint64_t n;

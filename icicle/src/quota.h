@@ -29,6 +29,15 @@ void icicle_bucket_init(struct icicle_bucket *b, uint64_t burst, uint64_t now_ms
 bool icicle_bucket_take(struct icicle_bucket *b, uint64_t rate, uint64_t burst, uint64_t cost,
                         uint64_t now_ms);
 
+/* The name a credential is counted under by the per-user quotas (allocations_per_user,
+ * bandwidth_per_user, port reservations). rest: username is a TURN REST username "EXPIRY:USER"
+ * (checked against the REST secrets). Such a username counts as its user: the key is ":USER", so
+ * credentials minted at different times for one user share that user's quotas, and the colon
+ * keeps it apart from every static user (their names cannot contain one). A REST username
+ * without a user part ("EXPIRY") gives "": all of those share one quota. Any other username is
+ * its own key. Returns a pointer into username. */
+const char *icicle_quota_key(const char *username, bool rest);
+
 /* One user with allocations: their count and the bandwidth buckets all of them share. */
 struct icicle_user_count;
 

@@ -34,9 +34,10 @@ int icicle_rsv_init(struct icicle_rsv *r, size_t cap, uint64_t max_user);
 /* Close every socket still held and free the table. */
 void icicle_rsv_close(struct icicle_rsv *r);
 
-/* Hold fd (ownership handed over on success) for user until now_ms + ICICLE_RSV_MS under a fresh
- * random token written to *token. 0, -EUSERS (table full), -EDQUOT (the user's limit), -ENOMEM,
- * -EIO (no randomness). On failure fd stays the caller's. */
+/* Hold fd (ownership handed over on success) for user (the quota key of the allocation's
+ * credential: icicle_quota_key()) until now_ms + ICICLE_RSV_MS under a fresh random token written
+ * to *token. 0, -EUSERS (table full), -EDQUOT (the user's limit), -ENOMEM, -EIO (no randomness). On
+ * failure fd stays the caller's. */
 int icicle_rsv_add(struct icicle_rsv *r, const char *user, int fd, int af, uint64_t now_ms,
                    uint64_t *token);
 

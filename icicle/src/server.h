@@ -75,6 +75,7 @@ struct icicle_alloc {
 	int closing;                       /* relay handles still to close */
 	struct icicle_relay_sock relay[2]; /* [0] IPv4, [1] IPv6 */
 	char *username;                    /* owned */
+	char *quota_key;                   /* owned: what the per-user quotas count it under */
 	struct icicle_key keys;            /* the credential it was made with, both algorithms */
 	uint64_t rest_expiry;              /* 0: static user */
 	uint8_t tid[12];                   /* of the Allocate, to answer its retransmissions */
@@ -171,11 +172,13 @@ struct icicle_alloc_req {
 	bool dont_fragment; /* DONT-FRAGMENT */
 	bool has_token;     /* RESERVATION-TOKEN: take the reserved socket instead (fam* ignored) */
 	uint64_t token;
+	const char *quota_key; /* borrowed: the user the quotas count (icicle_quota_key());
+	                        * NULL: the username itself */
 };
-/* Make an allocation with the relay sockets rq asks for; user's allocation count is taken
- * (quota.h); a reservation's token lands in a->rsv_token. 0, -EDQUOT (486), -EUSERS (508),
- * -EADDRINUSE (no port left: 508), -ENOENT (unknown or expired token: 508), -EAFNOSUPPORT
- * (family not configured: 440), -EINVAL, -ENOMEM. */
+/* Make an allocation for username user with the relay sockets rq asks for; the allocation
+ * count of rq->quota_key is taken (quota.h); a reservation's token lands in a->rsv_token. 0,
+ * -EDQUOT (486), -EUSERS (508), -EADDRINUSE (no port left: 508), -ENOENT (unknown or expired token:
+ * 508), -EAFNOSUPPORT (family not configured: 440), -EINVAL, -ENOMEM. */
 int icicle_alloc_create(struct icicle_worker *w, const struct icicle_client *c, const char *user,
                         const struct icicle_alloc_req *rq, struct icicle_alloc **out);
 void icicle_alloc_set_expiry(struct icicle_alloc *a, uint32_t seconds);
@@ -250,7 +253,8 @@ void icicle_tcp_close(struct icicle_tcp *t);
 void icicle_conn_close_all(struct icicle_worker *w);
 /* Close a connection now (its allocation with it); the memory goes in the close callback. */
 void icicle_conn_abort(struct icicle_conn *c);
-/* Close connections idle for 30 s without an allocation (called from the worker's tick). */
+/* Close connections that missed a deadline: TLS handshake, message, or 30 s idle without an
+ * allocation (called from the worker's tick, once a second). */
 void icicle_conn_sweep(struct icicle_worker *w);
 /* Queue bytes (copied) on a connection; drops them when its queue is over the limit. */
 void icicle_conn_send(struct icicle_conn *c, const uint8_t *buf, size_t len);

@@ -53,7 +53,7 @@ static void do_allocate(struct icicle_turn_ctx *x, struct icicle_alloc *a)
 	struct icicle *ic = x->w->ic;
 	struct icicle_req *req = x->req;
 	struct icicle_alloc_req rq = {0};
-	bool fam4 = true, fam6 = false;
+	bool fam4 = true, fam6 = false, rest;
 	int rc;
 
 	cm_metrics_inc(ic->metrics.requests_allocate);
@@ -119,6 +119,16 @@ static void do_allocate(struct icicle_turn_ctx *x, struct icicle_alloc *a)
 	rq.dont_fragment = req->dont_fragment;
 	rq.has_token = req->has_token;
 	rq.token = req->token;
+	{
+		struct icicle_creds *creds = icicle_auth_get(&ic->auth);
+
+		/* A static user whose name looks like a REST one is neither expired nor counted as
+		 * a REST user: without REST secrets, usernames are static ones (auth.c). */
+		rest = icicle_auth_rest_expiry(req->username) != 0 && creds &&
+		       icicle_creds_nsecrets(creds) > 0;
+		icicle_creds_unref(creds);
+	}
+	rq.quota_key = icicle_quota_key(req->username, rest);
 	rc = icicle_alloc_create(x->w, x->c, req->username, &rq, &a);
 	if (rc != 0) {
 		if (rc == -EDQUOT) {
@@ -140,15 +150,7 @@ static void do_allocate(struct icicle_turn_ctx *x, struct icicle_alloc *a)
 	}
 	a->keys = x->keys;
 	memcpy(a->tid, req->tid, sizeof(a->tid));
-	a->rest_expiry = icicle_auth_rest_expiry(req->username);
-	{
-		struct icicle_creds *creds = icicle_auth_get(&ic->auth);
-
-		/* A static user whose name looks like a REST one must not expire. */
-		if (!creds || icicle_creds_nsecrets(creds) == 0)
-			a->rest_expiry = 0;
-		icicle_creds_unref(creds);
-	}
+	a->rest_expiry = rest ? icicle_auth_rest_expiry(req->username) : 0;
 	icicle_alloc_set_expiry(a, grant_lifetime(ic->cfg, req, true));
 	CM_LOGD("turn", "allocation for \"%s\", lifetime %u s", a->username, a->lifetime);
 	alloc_success(x, a);

@@ -30,8 +30,8 @@ static void tick_cb(uv_timer_t *t)
 	icicle_alloc_tick(w);
 	if (w->idx == 0 && w->ic->rsv_ready)
 		(void)icicle_rsv_expire(&w->ic->rsv, uv_now(&w->loop));
-	if (uv_now(&w->loop) / 1000 % 5 == 0)
-		icicle_conn_sweep(w);
+	/* every second: the connection deadlines are counted in seconds */
+	icicle_conn_sweep(w);
 }
 
 static void handle_closed(uv_handle_t *h)

@@ -284,6 +284,14 @@ static const struct cm_cfg_field rest_fields[] = {
      .min = 1,
      .max = 1000000,
      .doc = "open connections at once; more are closed on arrival"},
+    {.key = "connections_per_source",
+     .type = CM_CFG_INT,
+     .offset = REST(connections_per_source),
+     .def = "256",
+     .min = 1,
+     .max = 1000000,
+     .doc = "open connections one source address (an IPv6 /64) may hold; more are closed on "
+            "arrival, so that one client cannot take every connection"},
     {.key = "max_body",
      .type = CM_CFG_SIZE,
      .offset = REST(max_body),
@@ -291,6 +299,15 @@ static const struct cm_cfg_field rest_fields[] = {
      .min = 1024,
      .max = 16777216,
      .doc = "largest request body (413 beyond)"},
+    {.key = "max_unfinished",
+     .type = CM_CFG_SIZE,
+     .offset = REST(max_unfinished),
+     .def = "1M",
+     .min = 65536,
+     .max = 1073741824,
+     .doc = "request heads and bodies one connection may hold while they still arrive (HTTP/2: "
+            "all its streams together); a stream beyond is refused (REFUSED_STREAM, safe to "
+            "retry); never less than max_body + 8k"},
 };
 
 static const struct cm_cfg_schema rest_schema = {

@@ -25,7 +25,9 @@ static int open_rest(struct platypus *s, const struct platypus_config *cfg)
 {
 	struct cm_http_config hc = {
 	    .limits = {.max_connections = (unsigned)cfg->rest.max_connections,
+	               .max_connections_per_source = (unsigned)cfg->rest.connections_per_source,
 	               .max_body_bytes = cfg->rest.max_body,
+	               .max_receiving_bytes = cfg->rest.max_unfinished,
 	               .max_streams = 1000},
 	    .tls = cfg->rest.tls ? s->tls : NULL,
 	    .metrics_prefix = "platypus_rest",

@@ -59,7 +59,9 @@ struct platypus_rest_config {
 	struct cm_cfg_addr listen;
 	bool tls; /* serve with the tls: certificate (false: cleartext, for a loopback sidecar) */
 	long long max_connections;
-	uint64_t max_body; /* bytes */
+	long long connections_per_source;
+	uint64_t max_body;       /* bytes */
+	uint64_t max_unfinished; /* bytes of requests still arriving on one connection */
 };
 
 /* `component:` - the XEP-0357 app server over a XEP-0114 component stream. */

@@ -22,20 +22,26 @@ struct pp_rest {
 	void *health_arg;
 };
 
-/* {"reason": reason[, "detail": detail]}: the API's error body; detail is ours, for developers. */
+/* {"reason": reason[, "detail": detail]}: the API's error body; detail is ours, for developers.
+ * 0, or nonzero when out of memory. */
+static int reason_json(struct cm_buf *b, const char *reason, const char *detail)
+{
+	cm_buf_puts(b, "{\"reason\":\"");
+	cm_buf_json_escape(b, reason, strlen(reason));
+	if (detail && *detail) {
+		cm_buf_puts(b, "\",\"detail\":\"");
+		cm_buf_json_escape(b, detail, strlen(detail));
+	}
+	return cm_buf_puts(b, "\"}\n");
+}
+
 static void respond_reason(struct cm_http_req *req, int status, const char *reason,
                            const char *detail)
 {
 	struct cm_buf b;
 
 	cm_buf_init(&b, 0);
-	cm_buf_puts(&b, "{\"reason\":\"");
-	cm_buf_json_escape(&b, reason, strlen(reason));
-	if (detail && *detail) {
-		cm_buf_puts(&b, "\",\"detail\":\"");
-		cm_buf_json_escape(&b, detail, strlen(detail));
-	}
-	if (cm_buf_puts(&b, "\"}\n") != 0)
+	if (reason_json(&b, reason, detail) != 0)
 		cm_http_respond(req, 500, NULL, NULL, 0);
 	else
 		cm_http_respond(req, status, JSON_TYPE, b.data, b.len);
@@ -58,6 +64,43 @@ static void respond_result(struct cm_http_req *req, const struct pp_result *r)
 static void on_outcome(void *arg, const struct pp_result *r)
 {
 	respond_result(arg, r);
+}
+
+/* The HTTP server's own answers in the API's error format, with reasons from MongoosePush's
+ * list (clients know no others; docs/platypus.md has the table) and the detail saying which. */
+static const char *http_error(void *arg, const struct cm_http_req *req, int status,
+                              struct cm_buf *out)
+{
+	const char *reason = "invalid_request", *detail;
+
+	(void)arg;
+	(void)req;
+	switch (status) {
+	case 400:
+		detail = "malformed HTTP request";
+		break;
+	case 404:
+		detail = "no such path: the API is POST /v3/notification/{device_id}";
+		break;
+	case 405:
+		detail = "method not allowed here (the Allow header lists those that are)";
+		break;
+	case 413:
+		reason = "payload_too_large";
+		detail = "request body larger than rest.max_body";
+		break;
+	case 431:
+		detail = "request header fields larger than 8 KiB";
+		break;
+	case 505:
+		detail = "HTTP version not supported";
+		break;
+	default:
+		reason = "unspecified";
+		detail = "internal error";
+		break;
+	}
+	return reason_json(out, reason, detail) == 0 ? JSON_TYPE : NULL;
 }
 
 static int valid_device_id(const char *id)
@@ -139,6 +182,7 @@ int pp_rest_alloc(struct pp_rest **out, struct cm_http_server *srv, struct pp_di
 		free(rest);
 		return r;
 	}
+	cm_http_server_set_error_body(srv, http_error, NULL);
 	*out = rest;
 	return 0;
 }

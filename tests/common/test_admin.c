@@ -135,6 +135,7 @@ static struct fx *fx_start_cfg(unsigned max_conns, uint64_t idle_ms, int with_me
 	struct cm_admin_config cfg = {.daemon = "testd",
 	                              .version = "1.2.3",
 	                              .max_connections = max_conns,
+	                              .max_connections_per_source = max_conns,
 	                              .idle_timeout_ms = idle_ms};
 	struct sockaddr_in sin;
 	struct fx *f = calloc(1, sizeof(*f));
@@ -406,7 +407,10 @@ static void test_metrics(void **state)
 	assert_non_null(p);
 	n = atoi(p + strlen("# TYPE admin_connections gauge\nadmin_connections "));
 	assert_true(n == 1 || n == 2);
-	assert_non_null(strstr(r.body, "admin_connections_rejected_total 0\n"));
+	assert_non_null(
+	    strstr(r.body, "admin_connections_rejected_total{limit=\"max_connections\"} 0\n"));
+	assert_non_null(strstr(
+	    r.body, "admin_connections_rejected_total{limit=\"connections_per_source\"} 0\n"));
 	assert_non_null(strstr(r.body, "admin_requests_total{path=\"other\",code=\"404\"} 1\n"));
 	response_free(&r);
 	fx_stop(f, NULL);
@@ -798,7 +802,8 @@ static void test_max_connections(void **state)
 	client_send(&c1, "GET /metrics HTTP/1.1\r\n\r\n");
 	read_response(&c1, &r, 0);
 	assert_non_null(strstr(r.body, "admin_connections 2\n"));
-	assert_non_null(strstr(r.body, "admin_connections_rejected_total 1\n"));
+	assert_non_null(
+	    strstr(r.body, "admin_connections_rejected_total{limit=\"max_connections\"} 1\n"));
 	response_free(&r);
 	/* a slot frees up once the server has seen a client go */
 	client_close(&c2);

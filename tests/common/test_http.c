@@ -1057,6 +1057,104 @@ static void test_h1_idle(void **state)
 	fx_done(&f, NULL);
 }
 
+/* The server's own answers in its user's format: status, method and path known to the
+ * formatter; NULL keeps the server's text. */
+static const char *error_json(void *arg, const struct cm_http_req *req, int status,
+                              struct cm_buf *out)
+{
+	int *calls = arg;
+
+	(*calls)++;
+	if (status == 505)
+		return NULL; /* keep the text */
+	if (cm_buf_printf(out, "{\"status\":%d,\"method\":\"%s\"}", status,
+	                  cm_http_req_method(req)) != 0)
+		return NULL;
+	return "application/json";
+}
+
+static void test_error_body(void **state)
+{
+	static struct response r;
+	struct cm_http_limits lim = {.max_header_bytes = 1024, .max_body_bytes = 100};
+	struct fx f;
+	struct client c;
+	char v[64];
+	int calls = 0;
+
+	(void)state;
+	fx_init(&f, &lim, 0);
+	cm_http_server_set_error_body(f.srv, error_json, &calls);
+	client_open(&c, &f, NULL);
+	client_send(&c, "GET /missing HTTP/1.1\r\n\r\n");
+	read_response(&f, &c, &r, 0);
+	assert_int_equal(r.status, 404);
+	assert_string_equal(hval(&r, "Content-Type", v, sizeof(v)), "application/json");
+	assert_string_equal(r.body, "{\"status\":404,\"method\":\"GET\"}");
+	client_send(&c, "POST /get HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
+	read_response(&f, &c, &r, 0);
+	assert_int_equal(r.status, 405);
+	assert_string_equal(hval(&r, "Allow", v, sizeof(v)), "GET, HEAD");
+	assert_string_equal(r.body, "{\"status\":405,\"method\":\"POST\"}");
+	/* handlers' own answers are theirs */
+	client_send(&c, "GET /echo HTTP/1.1\r\n\r\n");
+	expect_body(&f, &c, 200, "GET /echo ? rest= x=- v=11 []");
+	client_send(&c, "POST /echo HTTP/1.1\r\nContent-Length: 1000\r\n\r\n");
+	expect_body(&f, &c, 413, "{\"status\":413,\"method\":\"POST\"}");
+	client_wait(&f, &c, has_eof, NULL);
+	client_close(&c);
+	client_open(&c, &f, NULL);
+	client_send(&c, "GET / HTTP/2.0\r\n\r\n");
+	expect_body(&f, &c, 505, "HTTP version not supported\n");
+	client_close(&c);
+	/* cleared: the text again */
+	cm_http_server_set_error_body(f.srv, NULL, NULL);
+	client_open(&c, &f, NULL);
+	client_send(&c, "GET /missing HTTP/1.1\r\n\r\n");
+	expect_body(&f, &c, 404, "not found\n");
+	client_close(&c);
+	assert_int_equal(calls, 4);
+	fx_done(&f, NULL);
+}
+
+/* One source address gets max_connections_per_source of the max_connections; a closed connection
+ * gives its place back. */
+static void test_source_cap(void **state)
+{
+	struct cm_http_limits lim = {.max_connections = 10, .max_connections_per_source = 2};
+	struct fx f;
+	struct client a, b, c;
+	char *text;
+
+	(void)state;
+	fx_init(&f, &lim, 0);
+	client_open(&a, &f, NULL);
+	client_open(&b, &f, NULL);
+	client_send(&a, "GET /echo HTTP/1.1\r\n\r\n");
+	expect_body(&f, &a, 200, "GET /echo ? rest= x=- v=11 []");
+	client_send(&b, "GET /echo HTTP/1.1\r\n\r\n");
+	expect_body(&f, &b, 200, "GET /echo ? rest= x=- v=11 []");
+	/* the third from the same address is closed on arrival, with nothing sent */
+	client_open(&c, &f, NULL);
+	client_wait(&f, &c, has_eof, NULL);
+	assert_int_equal(c.in.len, 0);
+	client_close(&c);
+	/* once one goes, there is room again */
+	client_close(&a);
+	pump_for(&f, &b, 50);
+	client_open(&c, &f, NULL);
+	client_send(&c, "GET /echo HTTP/1.1\r\n\r\n");
+	expect_body(&f, &c, 200, "GET /echo ? rest= x=- v=11 []");
+	client_close(&b);
+	client_close(&c);
+	fx_done(&f, &text);
+	assert_non_null(
+	    strstr(text, "rest_connections_rejected_total{limit=\"connections_per_source\"} 1\n"));
+	assert_non_null(
+	    strstr(text, "rest_connections_rejected_total{limit=\"max_connections\"} 0\n"));
+	free(text);
+}
+
 /* stop_accepting: the listener goes, keep-alive connections close after the answers in flight */
 static void test_h1_graceful(void **state)
 {
@@ -1479,6 +1577,82 @@ static void test_h2_limits(void **state)
 }
 
 /* Graceful stop on HTTP/2: GOAWAY, the streams in flight complete, then the connection ends. */
+static ssize_t c_never(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len, uint32_t *flags,
+                       nghttp2_data_source *src, void *ud)
+{
+	(void)s;
+	(void)id;
+	(void)buf;
+	(void)len;
+	(void)flags;
+	(void)src;
+	(void)ud;
+	return NGHTTP2_ERR_DEFERRED; /* a body that never comes */
+}
+
+/* A POST with a big header whose body never comes: its stream stays open, holding the head. */
+static int h2c_unfinished(struct h2c *h, size_t pad)
+{
+	static char value[4096];
+	nghttp2_nv nv[] = {
+	    {(uint8_t *)":method", (uint8_t *)"POST", 7, 4, 0},
+	    {(uint8_t *)":path", (uint8_t *)"/echo", 5, 5, 0},
+	    {(uint8_t *)":scheme", (uint8_t *)"http", 7, 4, 0},
+	    {(uint8_t *)":authority", (uint8_t *)"localhost", 10, 9, 0},
+	    {(uint8_t *)"x-pad", (uint8_t *)value, 5, pad, 0},
+	};
+	nghttp2_data_provider dp = {.read_callback = c_never};
+	int32_t id;
+
+	assert_true(pad <= sizeof(value) && h->n < MAX_HELD);
+	memset(value, 'p', pad);
+	id = nghttp2_submit_request(h->s, NULL, nv, 5, &dp, NULL);
+	assert_true(id > 0);
+	h->st[h->n].id = id;
+	return h->n++;
+}
+
+/* What one connection's unfinished requests hold is bounded: beyond max_receiving_bytes, new
+ * streams are refused (REFUSED_STREAM: safe to retry), and what reset streams held counts no
+ * more. */
+static void test_h2_receiving_budget(void **state)
+{
+	struct cm_http_limits lim = {
+	    .max_header_bytes = 2048, .max_body_bytes = 1024, .max_receiving_bytes = 8192};
+	struct fx f;
+	struct h2c h;
+	int s[6], ok;
+	char *text;
+
+	(void)state;
+	fx_init(&f, &lim, 0);
+	h2c_open(&h, &f, NULL);
+	h2c_pump_for(&f, &h, 20);
+	/* about 1.9 KB counted each: four fit in 8 KB, the fifth does not */
+	for (int i = 0; i < 5; i++)
+		s[i] = h2c_unfinished(&h, 1800);
+	h2c_wait_closed(&f, &h, s[4]);
+	assert_int_equal(h.st[s[4]].error, NGHTTP2_REFUSED_STREAM);
+	h2c_pump_for(&f, &h, 50);
+	for (int i = 0; i < 4; i++)
+		assert_false(h.st[s[i]].closed);
+	/* the client gives up on them: the room is back */
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(nghttp2_submit_rst_stream(h.s, NGHTTP2_FLAG_NONE, h.st[s[i]].id,
+		                                           NGHTTP2_CANCEL),
+		                 0);
+	h2c_pump_for(&f, &h, 50);
+	s[5] = h2c_unfinished(&h, 1800);
+	ok = h2c_request(&h, "POST", "/echo", "fine", 4);
+	h2c_wait_closed(&f, &h, ok);
+	assert_int_equal(h.st[ok].status, 200);
+	assert_false(h.st[s[5]].closed);
+	h2c_close(&h);
+	fx_done(&f, &text);
+	assert_non_null(strstr(text, "rest_streams_refused_total 1\n"));
+	free(text);
+}
+
 static void test_h2_graceful(void **state)
 {
 	struct fx f;
@@ -1755,6 +1929,8 @@ int main(void)
 	    cmocka_unit_test(test_h1_limits),
 	    cmocka_unit_test(test_h1_backpressure),
 	    cmocka_unit_test(test_h1_idle),
+	    cmocka_unit_test(test_source_cap),
+	    cmocka_unit_test(test_error_body),
 	    cmocka_unit_test(test_h1_graceful),
 	    cmocka_unit_test(test_h1_close_with_held),
 	    cmocka_unit_test(test_h2c_basic),
@@ -1762,6 +1938,7 @@ int main(void)
 	    cmocka_unit_test(test_h2_async),
 	    cmocka_unit_test(test_h2_burst),
 	    cmocka_unit_test(test_h2_limits),
+	    cmocka_unit_test(test_h2_receiving_budget),
 	    cmocka_unit_test(test_h2_graceful),
 	    cmocka_unit_test(test_h2_disconnect),
 	    cmocka_unit_test(test_tls_h1),

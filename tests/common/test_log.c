@@ -127,13 +127,33 @@ static void test_level_names(void **state)
 	assert_true(cm_log_enabled(CM_LOG_DEBUG));
 }
 
+/* At most one line per interval; the next one says how many were held back. */
+static void test_limit(void **state)
+{
+	struct cm_log_limit l = {0};
+	uint64_t held = 99;
+
+	(void)state;
+	assert_true(cm_log_limit_pass(&l, 1000, 10000, &held));
+	assert_int_equal(held, 0);
+	for (int i = 0; i < 500; i++)
+		assert_false(cm_log_limit_pass(&l, 1000 + (uint64_t)i * 10, 10000, &held));
+	assert_false(cm_log_limit_pass(&l, 10999, 10000, NULL));
+	assert_true(cm_log_limit_pass(&l, 11000, 10000, &held));
+	assert_int_equal(held, 501);
+	assert_false(cm_log_limit_pass(&l, 11001, 10000, &held));
+	/* a long quiet time: the next line passes at once and held nothing back but the one */
+	assert_true(cm_log_limit_pass(&l, 100000, 10000, &held));
+	assert_int_equal(held, 1);
+	assert_true(cm_log_limit_pass(&l, 200000, 10000, NULL));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_levels_text),
-	    cmocka_unit_test(test_json),
-	    cmocka_unit_test(test_journal_prefix),
-	    cmocka_unit_test(test_level_names),
+	    cmocka_unit_test(test_levels_text),    cmocka_unit_test(test_json),
+	    cmocka_unit_test(test_journal_prefix), cmocka_unit_test(test_level_names),
+	    cmocka_unit_test(test_limit),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,7 @@
 /* fuzz_http2.c - libFuzzer target: an HTTP/2 connection of the HTTP server (cm/http.h): the
- * nghttp2 session adapter, stream requests, early answers (413, 431), resets and dispatch,
- * through an in-memory connection.
+ * nghttp2 session adapter, stream requests, early answers (413, 431), resets (rapid resets
+ * among them), streams refused for the connection's memory budget, and dispatch, through an
+ * in-memory connection.
  *
  * The input is what a client sends after the connection preface (which the target adds). It is
  * fed in pseudo-random pieces; some routes answer at once, some hold the request and answer it
@@ -79,9 +80,11 @@ static struct cm_http_server *get_server(void)
 {
 	static uv_loop_t loop;
 	static struct cm_metrics *metrics;
-	struct cm_http_config cfg = {
-	    .metrics_prefix = "fuzz2",
-	    .limits = {.max_streams = 8, .max_body_bytes = 1000, .max_header_bytes = 2000}};
+	struct cm_http_config cfg = {.metrics_prefix = "fuzz2",
+	                             .limits = {.max_streams = 8,
+	                                        .max_body_bytes = 1000,
+	                                        .max_header_bytes = 2000,
+	                                        .max_receiving_bytes = 6000}};
 
 	if (server)
 		return server;

@@ -1,6 +1,7 @@
-/* test_listen_tcp.c - TCP client connections of one worker (icicle/src/listen_tcp.c): the cap on
- * connections per worker, and the unauthenticated rate limit that ends a stream client's
- * connection once its source has spent its budget. A real loop, a real listener on loopback. */
+/* test_listen_tcp.c - TCP client connections of one worker (icicle/src/listen_tcp.c): the caps on
+ * connections per worker and per source, the message deadline, and the unauthenticated rate
+ * limit that ends a stream client's connection once its source has spent its budget. A real
+ * loop, a real listener on loopback. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -15,6 +16,7 @@
 #include <cmocka.h>
 
 #include "cm/metrics.h"
+#include "cm/srclimit.h"
 #include "icicle/src/server.h"
 
 struct fixture {
@@ -76,6 +78,7 @@ static int teardown(void **state)
 	icicle_table_close(f->w);
 	free(f->w->rx);
 	free(f->w);
+	cm_srclimit_free(f->ic.per_source);
 	cm_metrics_free(f->m);
 	free(f);
 	return 0;
@@ -174,11 +177,95 @@ static void test_stream_rate_limit(void **state)
 	assert_true(icicle_ratelimit_take(&f->w->rl, (struct sockaddr *)&f->addr, 0));
 }
 
+/* One source address holds at most connections_per_source, whatever the worker's room. */
+static void test_source_cap(void **state)
+{
+	struct fixture *f = *state;
+	int a, b, c, closed;
+
+	f->cfg.quotas.connections_per_worker = 10;
+	f->cfg.quotas.connections_per_source = 2;
+	assert_int_equal(cm_srclimit_alloc(&f->ic.per_source, 2), 0);
+	a = connect_to(f);
+	b = connect_to(f);
+	spin(f);
+	assert_int_equal(f->w->nconns, 2);
+	c = connect_to(f);
+	spin(f);
+	assert_int_equal(drain(c, &closed), 0);
+	assert_true(closed);
+	assert_int_equal(f->w->nconns, 2);
+	assert_int_equal(cm_metrics_counter_value(f->ic.metrics.conns_refused_source), 1);
+	assert_int_equal(cm_metrics_counter_value(f->ic.metrics.conns_refused), 0);
+	assert_int_equal(cm_metrics_gauge_value(f->ic.metrics.conns), 2);
+	/* a closed connection gives its place back */
+	close(a);
+	spin(f);
+	assert_int_equal(cm_srclimit_count(f->ic.per_source, (struct sockaddr *)&f->addr), 1);
+	close(c);
+	c = connect_to(f);
+	spin(f);
+	assert_int_equal(f->w->nconns, 2);
+	assert_int_equal(cm_metrics_counter_value(f->ic.metrics.conns_refused_source), 1);
+	close(b);
+	close(c);
+}
+
+/* Let the sweep see a later time. */
+static void sweep_after(struct fixture *f, unsigned ms)
+{
+	usleep(ms * 1000);
+	uv_update_time(&f->w->loop);
+	icicle_conn_sweep(f->w);
+	spin(f);
+}
+
+/* Only complete frames are progress: bytes trickled in never reset the message deadline. */
+static void test_message_deadline(void **state)
+{
+	static const uint8_t binding[20] = {0x00, 0x01, 0x00, 0x00, 0x21, 0x12,
+	                                    0xa4, 0x42, 1,    2,    3};
+	struct fixture *f = *state;
+	int slow, fast, i, closed;
+
+	f->cfg.quotas.message_timeout = 300;
+	slow = connect_to(f);
+	fast = connect_to(f);
+	spin(f);
+	/* a connection that has sent nothing has no message to finish */
+	sweep_after(f, 350);
+	assert_int_equal(f->w->nconns, 2);
+	for (i = 0; i < 5; i++) {
+		(void)send(slow, binding + i, 1, MSG_NOSIGNAL); /* fails once the server is gone */
+		spin(f);
+		sweep_after(f, 100);
+	}
+	/* a second and more of one byte now and then: over the 300 ms deadline, cut */
+	assert_int_equal(drain(slow, &closed), 0);
+	assert_true(closed);
+	assert_int_equal(cm_metrics_counter_value(f->ic.metrics.conns_timeout_message), 1);
+	/* a complete message in two parts within the deadline is fine, and then the clock stops */
+	assert_int_equal(send(fast, binding, 10, 0), 10);
+	spin(f);
+	sweep_after(f, 100);
+	assert_int_equal(send(fast, binding + 10, 10, 0), 10);
+	spin(f);
+	sweep_after(f, 400);
+	assert_int_equal(f->w->nconns, 1);
+	assert_int_equal(drain(fast, &closed), 20 + 12);
+	assert_false(closed);
+	assert_int_equal(cm_metrics_counter_value(f->ic.metrics.conns_timeout_message), 1);
+	close(slow);
+	close(fast);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_connection_cap, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_stream_rate_limit, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_source_cap, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_message_deadline, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

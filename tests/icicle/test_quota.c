@@ -77,6 +77,44 @@ static void test_alloc_caps(void **state)
 	icicle_quota_close(&q); /* frees the counts still held */
 }
 
+/* A TURN REST user is one user to the quotas whatever the expiry of the credential. */
+static void test_quota_key(void **state)
+{
+	struct icicle_quota q;
+	const char *creds[] = {"1700000000:mallory", "1700000001:mallory", "1700003600:mallory"};
+	struct icicle_user_count *uc[3] = {NULL};
+	int i;
+
+	(void)state;
+	assert_string_equal(icicle_quota_key("1700000000:mallory", true), ":mallory");
+	/* everything after the first colon is the user */
+	assert_string_equal(icicle_quota_key("1700000000:a:b", true), ":a:b");
+	/* no user part: one shared anonymous key */
+	assert_string_equal(icicle_quota_key("1700000000", true), "");
+	/* static users are their own key; a static name never holds a colon */
+	assert_string_equal(icicle_quota_key("mallory", false), "mallory");
+	assert_string_equal(icicle_quota_key("1700000000:mallory", false), "1700000000:mallory");
+
+	assert_int_equal(icicle_quota_init(&q, 2, 0, 1000), 0);
+	for (i = 0; i < 2; i++)
+		assert_int_equal(
+		    icicle_quota_alloc_take(&q, icicle_quota_key(creds[i], true), &uc[i]), 0);
+	/* a third credential of the same user is over the cap, however fresh */
+	assert_int_equal(icicle_quota_alloc_take(&q, icicle_quota_key(creds[2], true), &uc[2]),
+	                 -EDQUOT);
+	/* and the bandwidth bucket is the user's, shared by both credentials */
+	assert_ptr_equal(uc[0], uc[1]);
+	assert_true(icicle_quota_user_bw_take(&q, uc[0], ICICLE_UP, 600, 10));
+	assert_false(icicle_quota_user_bw_take(&q, uc[1], ICICLE_UP, 600, 10));
+	/* the static user "mallory" is somebody else */
+	assert_int_equal(icicle_quota_alloc_take(&q, icicle_quota_key("mallory", false), NULL), 0);
+	assert_int_equal(icicle_quota_user_count(&q, ":mallory"), 2);
+	assert_int_equal(icicle_quota_user_count(&q, "mallory"), 1);
+	icicle_quota_alloc_release(&q, icicle_quota_key(creds[0], true));
+	assert_int_equal(icicle_quota_alloc_take(&q, icicle_quota_key(creds[2], true), NULL), 0);
+	icicle_quota_close(&q);
+}
+
 /* One bucket per direction for all allocations of a user, whichever worker they live on. */
 static void test_user_bandwidth(void **state)
 {
@@ -150,9 +188,8 @@ static void test_ratelimit(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_bucket_maths),
-	    cmocka_unit_test(test_alloc_caps),
-	    cmocka_unit_test(test_user_bandwidth),
+	    cmocka_unit_test(test_bucket_maths), cmocka_unit_test(test_alloc_caps),
+	    cmocka_unit_test(test_quota_key),    cmocka_unit_test(test_user_bandwidth),
 	    cmocka_unit_test(test_ratelimit),
 	};
 

@@ -3,6 +3,9 @@ on loopback, driven by real clients (coturn's turnutils_stunclient / turnutils_u
 turnutils_peer, python3-aioice) and by a raw TURN client (turn.py) for the security cases."""
 
 import asyncio
+import base64
+import hashlib
+import hmac
 import os
 import random
 import re
@@ -371,6 +374,42 @@ class Security(unittest.TestCase):
         self.assertGreater(suite.metric(text, "icicle_quota_rejections_total",
                                         {"quota": "allocations_per_user"}), 0)
 
+    def test_quotas_count_the_user_of_rest_credentials(self):
+        # A REST username is EXPIRY:USER; credentials minted at different times for one user are
+        # one user to the quotas, or a user could take every relay port with fresh credentials.
+        self.start(extra="quotas:\n  allocations_per_user: 2\n")
+        now = int(time.time())
+        creds = [turn.rest_credentials(SECRET, "mallory", now=now + i) for i in range(4)]
+        mallory = [self.client(user=user, password=pw) for user, pw in creds]
+        codes = []
+        for c in mallory:
+            m = c.allocate()
+            codes.append(m.code if m.cls == turn.ERROR else "ok")
+        self.assertEqual(codes, ["ok", "ok", 486, 486])
+        # other REST users, and a static user of the same name, have quotas of their own
+        user, pw = turn.rest_credentials(SECRET, "bob")
+        self.assertEqual(self.client(user=user, password=pw).allocate().cls, turn.SUCCESS)
+        user, pw = turn.rest_credentials(SECRET, USER)
+        self.assertEqual(self.client(user=user, password=pw).allocate().cls, turn.SUCCESS)
+        self.assertEqual(self.client().allocate().cls, turn.SUCCESS)
+        self.assertEqual(self.client().allocate().cls, turn.SUCCESS)
+        self.assertEqual(self.client().allocate().code, 486)
+        # usernames without a user part ("EXPIRY") all count as one anonymous user
+        codes = []
+        for i in range(3):
+            username = str(now + 3600 + i)
+            pw = base64.b64encode(hmac.new(SECRET.encode(), username.encode(),
+                                           hashlib.sha1).digest()).decode()
+            m = self.client(user=username, password=pw).allocate()
+            codes.append(m.code if m.cls == turn.ERROR else "ok")
+        self.assertEqual(codes, ["ok", "ok", 486])
+        # once one of mallory's allocations ends, another credential of hers takes its place
+        self.assertEqual(mallory[0].refresh(0).cls, turn.SUCCESS)
+        self.assertEqual(mallory[2].allocate().cls, turn.SUCCESS)
+        self.assertEqual(mallory[3].allocate().code, 486)
+        self.assertGreater(suite.metric(self.ic.metrics(), "icicle_quota_rejections_total",
+                                        {"quota": "allocations_per_user"}), 0)
+
     def test_allocation_errors(self):
         self.start()
         c = self.client()
@@ -588,6 +627,40 @@ class Security(unittest.TestCase):
         self.assertGreater(suite.metric(self.ic.metrics(), "icicle_quota_rejections_total",
                                         {"quota": "bandwidth_per_user"}), 0)
 
+    def test_bandwidth_per_user_across_rest_credentials(self):
+        # bandwidth_per_user is keyed like the allocation quota: two credentials of one REST user
+        # share one budget
+        self.start(extra="quotas:\n  bandwidth_per_user: 1000\n")
+        peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(peer.close)
+        peer.bind(("127.0.0.1", 0))
+        peer.settimeout(0.5)
+        pport = peer.getsockname()[1]
+        now = int(time.time())
+        clients = []
+        for i in range(2):
+            user, pw = turn.rest_credentials(SECRET, "mallory", now=now + i)
+            clients.append(self.client(user=user, password=pw))
+        relays = []
+        for c in clients:
+            m = c.allocate()
+            self.assertEqual(m.cls, turn.SUCCESS)
+            relays.append(m.addr(turn.XOR_RELAYED_ADDRESS))
+            self.assertEqual(c.channel_bind(0x4000, "127.0.0.1", pport).cls, turn.SUCCESS)
+        for _ in range(10):
+            for c in clients:
+                c.send_channel(0x4000, b"x" * 200)
+        got = 0
+        try:
+            while True:
+                peer.recvfrom(1000)
+                got += 1
+        except socket.timeout:
+            pass
+        # one bucket of 1000 bytes for both: about five datagrams of 200, not ten
+        self.assertGreaterEqual(got, 4)
+        self.assertLessEqual(got, 7)
+
     def test_ipv6_relays(self):
         self.start(ipv6=True)
         peer = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
@@ -686,7 +759,8 @@ class Security(unittest.TestCase):
             self.assertEqual(c.recv(100), b"")
         except ConnectionResetError:
             pass
-        self.assertGreater(suite.metric(self.ic.metrics(), "icicle_connections_refused_total"), 0)
+        self.assertGreater(suite.metric(self.ic.metrics(), "icicle_connections_refused_total",
+                                        {"limit": "connections_per_worker"}), 0)
         # the unauthenticated budget counts over TCP too: once spent, the connection ends
         before = suite.metric(self.ic.metrics(), "icicle_rate_limited_total")
         # in one write: the server may end the connection before a tenth separate send

@@ -2,7 +2,8 @@
  *
  * Serves GET /health and GET /metrics out of the box, plus routes a daemon adds. It is meant for
  * loopback or a management network: requests are small (headers up to 8 KiB, no bodies beyond
- * 64 KiB), connections are capped and idle ones closed, and every response carries
+ * 64 KiB), connections are capped (in all and per source address) and idle ones closed, and
+ * every response carries
  * Content-Length and closes nothing the client kept alive unless asked. Anything it cannot parse
  * gets 400; unknown paths 404; other methods than GET/HEAD on the built-in routes 405.
  *
@@ -13,7 +14,7 @@
  *
  * Every request is counted in admin_requests_total{path,code}, where path is "/health",
  * "/metrics", an added route's path, or "other"; admin_connections and
- * admin_connections_rejected_total follow the connections.
+ * admin_connections_rejected_total{limit} follow the connections.
  *
  * It is a cm_http server (cm/http.h) with metrics prefix "admin", so it also speaks HTTP/2 with
  * prior knowledge; handlers here are synchronous and their answer is sent at once.
@@ -57,10 +58,11 @@ typedef int (*cm_admin_handler)(void *arg, const struct cm_admin_request *req,
 typedef int (*cm_admin_health_fn)(void *arg, struct cm_buf *details);
 
 struct cm_admin_config {
-	const char *daemon;       /* name shown in /health, borrowed */
-	const char *version;      /* borrowed */
-	unsigned max_connections; /* 0 = default 64 */
-	uint64_t idle_timeout_ms; /* 0 = default 10000 */
+	const char *daemon;                  /* name shown in /health, borrowed */
+	const char *version;                 /* borrowed */
+	unsigned max_connections;            /* 0 = default 64 */
+	unsigned max_connections_per_source; /* one source address; 0 = a quarter of the above */
+	uint64_t idle_timeout_ms;            /* 0 = default 10000 */
 };
 
 /* Create a server on loop. metrics is borrowed (may be NULL: then /metrics is 404) and must

@@ -41,6 +41,7 @@ struct cm_daemon_log_config {
 struct cm_daemon_admin_config {
 	bool enabled;
 	struct cm_cfg_addr listen;
+	long long connections_per_source;
 };
 
 /* A `tls:` section: certificate, key and optional chain; all absent means no TLS context. */
@@ -69,6 +70,15 @@ extern const struct cm_cfg_schema cm_daemon_tls_schema;
 	     .def = addr,                                                                          \
 	     .doc = "address of the admin HTTP listener (keep it on loopback or a management "     \
 	            "network)"},                                                                   \
+	    {.key = "connections_per_source",                                                      \
+	     .type = CM_CFG_INT,                                                                   \
+	     .offset = offsetof(struct cm_daemon_admin_config, connections_per_source),            \
+	     .def = "16",                                                                          \
+	     .min = 1,                                                                             \
+	     .max = 64,                                                                            \
+	     .doc = "admin connections one source address (an IPv6 /64) may hold, of the 64 the "  \
+	            "listener serves; more are closed on arrival, so that /health stays reachable" \
+	            " for the others"},                                                            \
 	};                                                                                         \
 	static const struct cm_cfg_schema var = {                                                  \
 	    .name = "admin",                                                                       \

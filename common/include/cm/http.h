@@ -22,15 +22,29 @@
  * dropped), "Expect: 100-continue" (100 Continue once the request is next in line), chunked
  * request bodies. Malformed requests get 400, oversize heads 431, oversize bodies 413 (refused
  * before reading when the length is declared), other versions 505; the connection then closes.
+ * The bodies of the answers the server gives itself (those, and 404, 405, 500) are short text
+ * unless the server's user formats them (cm_http_server_set_error_body()).
  *
  * HTTP/2 (nghttp2): SETTINGS_MAX_CONCURRENT_STREAMS from the limits, flow control, request bodies
  * up to the limit (413 beyond: the stream is answered, then reset with NO_ERROR), responses with
- * content-length, PING, GOAWAY on cm_http_server_stop_accepting().
+ * content-length, PING, GOAWAY on cm_http_server_stop_accepting(). A connection's memory is
+ * bounded whatever the client does: closed streams are not kept, and what its unfinished
+ * requests hold is capped by max_receiving_bytes. Once a burst of connections has closed, the
+ * memory they used is given back to the system (malloc_trim).
+ *
+ * Connections: at most max_connections open, and at most max_connections_per_source from one
+ * source address (cm/srclimit.h: an IPv6 /64 is one source); one more is accepted and closed at
+ * once (per source: with a reset, so that a flood leaves no TIME_WAIT here), counted, and logged
+ * at most once per 10 s. A connection must send a complete request within idle_timeout_ms of
+ * going idle (of its accept, for the first, TLS handshake included): dribbled bytes do not
+ * extend it.
  *
  * Metrics (when a registry is given), PREFIX being cfg.metrics_prefix:
  *   PREFIX_requests_total{path,code}  path = the route's path (a prefix route's prefix) or "other"
  *   PREFIX_connections                open connections (gauge)
- *   PREFIX_connections_rejected_total closed at once because max_connections was reached
+ *   PREFIX_connections_rejected_total{limit}  closed at once: limit = "max_connections" or
+ *                                     "connections_per_source"
+ *   PREFIX_streams_refused_total      HTTP/2 streams refused: max_receiving_bytes reached
  *
  * Single-threaded: every call from the loop's thread. The process must ignore SIGPIPE.
  */
@@ -42,6 +56,7 @@
 #include <sys/socket.h>
 #include <uv.h>
 
+struct cm_buf;
 struct cm_http_server;
 struct cm_http_req;
 struct cm_metrics;
@@ -57,9 +72,15 @@ struct cm_http_limits {
 	size_t max_header_bytes;  /* request line + headers (HTTP/2: HPACK-decoded size); 8 KiB */
 	size_t max_body_bytes;    /* request body; 64 KiB */
 	unsigned max_connections; /* beyond: accepted and closed at once; 64 */
+	/* the same for one source address; a quarter of max_connections (at least 1) */
+	unsigned max_connections_per_source;
 	uint64_t idle_timeout_ms; /* a connection with nothing in flight is closed after; 10000 */
 	unsigned max_streams;     /* HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS; 100 */
-	unsigned max_in_flight;   /* HTTP/1.1 pipelined requests held per connection; 16 */
+	/* HTTP/2: heads and bodies of the requests one connection is still sending, all streams
+	 * together; a stream that would hold more is refused (RST_STREAM REFUSED_STREAM, safe to
+	 * retry). 1 MiB, and never less than max_header_bytes + max_body_bytes. */
+	size_t max_receiving_bytes;
+	unsigned max_in_flight; /* HTTP/1.1 pipelined requests held per connection; 16 */
 };
 
 struct cm_http_config {
@@ -104,6 +125,21 @@ enum {
  * 0, -EINVAL, -ENOMEM. */
 int cm_http_route(struct cm_http_server *srv, const char *path, unsigned flags, const char *methods,
                   cm_http_handler h, void *arg);
+
+/* Formats the body of an answer the server gives itself, without a handler: 400 (malformed
+ * request), 404 (no route), 405 (a method the route does not take; the Allow header is the
+ * server's), 413 (body over the limit), 431 (head over the limit), 500 (a handler failed, or an
+ * invalid status), 505 (HTTP version). Append the body to out and return its content type (a
+ * string that outlives the server), or NULL to keep the server's text (out is then ignored: do
+ * so when an append failed). req is what arrived of the request (cm_http_req_path() and
+ * cm_http_req_method() may say little of a malformed one); borrowed for the call, never to be
+ * answered here. */
+typedef const char *(*cm_http_error_fn)(void *arg, const struct cm_http_req *req, int status,
+                                        struct cm_buf *out);
+
+/* Set (fn NULL: clear) the formatter of the server's own answers; arg is borrowed. An API that
+ * answers errors in its own format (platypus's {"reason": ...}) answers these in it too. */
+void cm_http_server_set_error_body(struct cm_http_server *srv, cm_http_error_fn fn, void *arg);
 
 /* Bind and listen. 0, -EALREADY, -EINVAL (closing) or a libuv error (-EADDRINUSE, ...). */
 int cm_http_server_listen(struct cm_http_server *srv, const struct sockaddr *addr);

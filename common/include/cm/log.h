@@ -12,6 +12,8 @@
 #define CM_LOG_H
 
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
 
 enum cm_log_level {
 	CM_LOG_ERROR = 3, /* values are syslog priorities */
@@ -45,6 +47,20 @@ void cm_log_write(enum cm_log_level level, const char *module, const char *fmt, 
     __attribute__((format(printf, 3, 4)));
 void cm_log_vwrite(enum cm_log_level level, const char *module, const char *fmt, va_list ap)
     __attribute__((format(printf, 3, 0)));
+
+/* One place that logs at most one line per interval however often it is reached, so that an
+ * attack (a flood of refused connections, say) cannot flood the logs. Zero-initialised; may be
+ * shared by threads. */
+struct cm_log_limit {
+	atomic_uint_least64_t next_ms; /* when the next line may be written */
+	atomic_uint_least64_t held;    /* lines held back since the last one written */
+};
+
+/* Nonzero when a line may be written at now_ms (any monotonic clock in ms: uv_now() of any
+ * loop); *held (may be NULL) then gets how many were held back since the previous line, to be
+ * said in this one. Zero when the line is to be held back (it is counted). */
+int cm_log_limit_pass(struct cm_log_limit *l, uint64_t now_ms, uint64_t interval_ms,
+                      uint64_t *held);
 
 #define CM_LOGE(mod, ...) cm_log_write(CM_LOG_ERROR, (mod), __VA_ARGS__)
 #define CM_LOGW(mod, ...) cm_log_write(CM_LOG_WARN, (mod), __VA_ARGS__)
