@@ -1,0 +1,252 @@
+/* store.c - the store's thread, its queue and group commits (store.h). */
+#include "store.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <uv.h>
+
+#include "cm/err.h"
+#include "cm/log.h"
+
+#define DEF_BATCH 256
+
+struct xc_store {
+	const struct xc_store_backend *be;
+	void *db; /* the backend's; touched by the thread only once started */
+	unsigned batch_max;
+	uv_thread_t thread;
+	uv_mutex_t lock;
+	uv_cond_t wake;
+	struct cm_list queue; /* under lock */
+	size_t depth;         /* under lock */
+	bool stopping;        /* under lock */
+	bool started;
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* --- requests --------------------------------------------------------------------------------- */
+
+struct xc_store_req *xc_store_req_new(enum xc_store_op op, struct cm_loop *loop,
+                                      void (*done)(struct xc_store_req *r), void *arg)
+{
+	struct xc_store_req *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return NULL;
+	r->op = op;
+	r->loop = loop;
+	r->done = done;
+	r->arg = arg;
+	cm_list_init(&r->link);
+	return r;
+}
+
+static void item_free(struct xc_roster_item *it)
+{
+	free(it->contact);
+	free(it->name);
+	for (size_t i = 0; i < it->ngroups; i++)
+		free(it->groups[i]);
+	free(it->groups);
+	memset(it, 0, sizeof(*it));
+}
+
+void xc_store_req_free(struct xc_store_req *r)
+{
+	if (!r)
+		return;
+	free(r->user);
+	free(r->key);
+	free(r->stanza);
+	item_free(&r->item);
+	for (size_t i = 0; i < r->njids; i++)
+		free(r->jids[i]);
+	free(r->jids);
+	for (size_t i = 0; i < r->nitems; i++)
+		item_free(&r->items[i]);
+	free(r->items);
+	for (size_t i = 0; i < r->nmsgs; i++)
+		free(r->msgs[i].stanza);
+	free(r->msgs);
+	free(r);
+}
+
+int xc_store_req_set(char **field, const char *s)
+{
+	char *d = s ? strdup(s) : NULL;
+
+	if (s && !d)
+		return -ENOMEM;
+	free(*field);
+	*field = d;
+	return 0;
+}
+
+/* --- the thread ------------------------------------------------------------------------------ */
+
+static void deliver(struct cm_loop *l, struct cm_msg *m)
+{
+	struct xc_store_req *r = cm_list_entry(m, struct xc_store_req, msg);
+
+	(void)l;
+	r->done(r);
+}
+
+static void hand_back(struct xc_store_req *r)
+{
+	r->msg.fn = deliver;
+	if (cm_loop_post(r->loop, &r->msg) != 0)
+		xc_store_req_free(r); /* its loop is gone: nobody to tell */
+}
+
+/* Run one batch in one transaction. A failure of the database fails the whole batch. */
+static void run_batch(struct xc_store *st, struct cm_list *batch)
+{
+	const struct xc_store_backend *be = st->be;
+	struct cm_list *n;
+	int rc = be->begin(st->db);
+
+	cm_list_foreach(n, batch)
+	{
+		struct xc_store_req *r = cm_list_entry(n, struct xc_store_req, link);
+
+		if (rc)
+			break;
+		r->err = 0;
+		rc = be->run(st->db, r);
+	}
+	if (!rc)
+		rc = be->commit(st->db);
+	if (rc) {
+		be->rollback(st->db);
+		CM_LOGE("store", "a transaction of %s failed (%s): its requests fail", be->name,
+		        strerror(-rc));
+		cm_list_foreach(n, batch)
+		{
+			cm_list_entry(n, struct xc_store_req, link)->err = -EIO;
+		}
+	}
+	while ((n = cm_list_pop(batch)) != NULL)
+		hand_back(cm_list_entry(n, struct xc_store_req, link));
+}
+
+static void thread_main(void *arg)
+{
+	struct xc_store *st = arg;
+	struct cm_list batch;
+
+	cm_list_init(&batch);
+	for (;;) {
+		unsigned n = 0;
+		struct cm_list *node;
+
+		uv_mutex_lock(&st->lock);
+		while (cm_list_empty(&st->queue) && !st->stopping)
+			uv_cond_wait(&st->wake, &st->lock);
+		if (cm_list_empty(&st->queue)) {
+			uv_mutex_unlock(&st->lock);
+			break; /* stopping, and everything ran */
+		}
+		while (n < st->batch_max && (node = cm_list_pop(&st->queue)) != NULL) {
+			cm_list_insert_tail(&batch, node);
+			n++;
+		}
+		st->depth -= n;
+		uv_mutex_unlock(&st->lock);
+		run_batch(st, &batch);
+	}
+}
+
+int xc_store_open(struct xc_store **out, const struct xc_store_config *cfg, char *err,
+                  size_t errlen)
+{
+	struct xc_store *st;
+	int rc;
+
+	*out = NULL;
+	if (!cfg->backend)
+		return cm_errf(err, errlen, -EINVAL, "no storage backend");
+	st = calloc(1, sizeof(*st));
+	if (!st)
+		return -ENOMEM;
+	st->be = cfg->backend;
+	st->batch_max = cfg->batch_max ? cfg->batch_max : DEF_BATCH;
+	cm_list_init(&st->queue);
+	rc = st->be->open(&st->db, cfg->where, err, errlen);
+	if (rc) {
+		free(st);
+		return rc;
+	}
+	if (uv_mutex_init(&st->lock) != 0) {
+		st->be->close(st->db);
+		free(st);
+		return -ENOMEM;
+	}
+	if (uv_cond_init(&st->wake) != 0) {
+		uv_mutex_destroy(&st->lock);
+		st->be->close(st->db);
+		free(st);
+		return -ENOMEM;
+	}
+	rc = uv_thread_create(&st->thread, thread_main, st);
+	if (rc) {
+		xc_store_close(st);
+		return cm_errf(err, errlen, rc, "cannot start the store's thread: %s",
+		               uv_strerror(rc));
+	}
+	st->started = true;
+	*out = st;
+	return 0;
+}
+
+int xc_store_submit(struct xc_store *st, struct xc_store_req *r)
+{
+	int rc = 0;
+
+	r->queued_ns = now_ns();
+	uv_mutex_lock(&st->lock);
+	if (st->stopping) {
+		rc = -ESHUTDOWN;
+	} else {
+		cm_list_insert_tail(&st->queue, &r->link);
+		st->depth++;
+		uv_cond_signal(&st->wake);
+	}
+	uv_mutex_unlock(&st->lock);
+	return rc;
+}
+
+size_t xc_store_depth(struct xc_store *st)
+{
+	size_t d;
+
+	uv_mutex_lock(&st->lock);
+	d = st->depth;
+	uv_mutex_unlock(&st->lock);
+	return d;
+}
+
+void xc_store_close(struct xc_store *st)
+{
+	if (!st)
+		return;
+	uv_mutex_lock(&st->lock);
+	st->stopping = true;
+	uv_cond_signal(&st->wake);
+	uv_mutex_unlock(&st->lock);
+	if (st->started)
+		uv_thread_join(&st->thread);
+	st->be->close(st->db);
+	uv_cond_destroy(&st->wake);
+	uv_mutex_destroy(&st->lock);
+	free(st);
+}

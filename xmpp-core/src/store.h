@@ -1,0 +1,140 @@
+/* store.h - xmpp-core's storage: accounts, rosters, offline messages and block lists, behind
+ * one interface so that the protocol modules never see the database.
+ *
+ * Storage never blocks an event loop. A module fills a request (struct xc_store_req), submits
+ * it, and gets it back on its own loop, in its done callback, with the result. The requests run
+ * on the store's thread in the order submitted; those that arrive together run in one
+ * transaction (a group commit: one fsync for many writes), so durability does not cost a disk
+ * flush per stanza. A request is acknowledged (done runs) only after its transaction has
+ * committed: a message stored offline is on disk before the sender hears it was accepted.
+ *
+ * The embedded backend is SQLite (store_sqlite.c, the only file that includes sqlite3.h), in WAL
+ * mode; a backend is a table of functions (struct xc_store_backend), which is where PostgreSQL
+ * will plug in.
+ *
+ * Users are bare JIDs ("user@host"), normalised by the caller. Strings in requests are owned by
+ * the request (xc_store_req_free() releases them, and the results).
+ */
+#ifndef XC_STORE_H
+#define XC_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cm/list.h"
+#include "cm/loop.h"
+#include "scram.h"
+#include "subscription.h"
+
+struct xc_store;
+struct xc_store_req;
+
+enum xc_store_op {
+	XC_STORE_ACCOUNT_GET,       /* user -> found, creds */
+	XC_STORE_ACCOUNT_CREATE,    /* user, creds -> -EEXIST when taken */
+	XC_STORE_ACCOUNT_SET_CREDS, /* user, creds -> -ENOENT */
+	XC_STORE_ACCOUNT_DELETE,    /* user -> -ENOENT; the user's roster, offline messages and
+	                             * block list go with the account */
+	XC_STORE_ACCOUNT_LIST,      /* key: a host -> jids (the users of that host), sorted */
+	XC_STORE_ROSTER_GET,        /* user -> version, items (listed and pending-in) */
+	XC_STORE_ROSTER_PUT,        /* user, item -> version (the roster's new version) */
+	XC_STORE_ROSTER_DELETE,     /* user, key (contact) -> version; -ENOENT */
+	XC_STORE_OFFLINE_PUT,       /* user, stanza, stamp, limit -> -EDQUOT when full */
+	XC_STORE_OFFLINE_TAKE,      /* user -> msgs (oldest first), which are deleted */
+	XC_STORE_OFFLINE_COUNT,     /* user -> count */
+	XC_STORE_BLOCK_GET,         /* user -> jids */
+	XC_STORE_BLOCK_ADD,         /* user, jids */
+	XC_STORE_BLOCK_REMOVE,      /* user, jids (none: all) */
+	XC_STORE_NOPS,
+};
+
+struct xc_roster_item {
+	char *contact; /* bare JID */
+	char *name;    /* may be NULL */
+	char **groups; /* ngroups strings */
+	size_t ngroups;
+	struct xc_sub_state st;
+};
+
+struct xc_offline_msg {
+	int64_t stamp_ms; /* when it was stored (Unix ms), for the delay (XEP-0203) */
+	char *stanza;     /* the stanza as XML text */
+};
+
+struct xc_store_req {
+	/* set by the submitter */
+	enum xc_store_op op;
+	struct cm_loop *loop;                 /* borrowed: where done runs */
+	void (*done)(struct xc_store_req *r); /* owns r from then on */
+	void *arg;                            /* borrowed */
+	char *user;                           /* owned */
+	char *key;                            /* owned */
+	struct xc_scram_creds creds[XC_SCRAM_NHASH];
+	struct xc_roster_item item; /* owned strings */
+	char *stanza;               /* owned */
+	int64_t stamp_ms;
+	unsigned limit;
+	char **jids; /* owned: input (block add/remove) or output (block get, account list) */
+	size_t njids;
+	/* results */
+	int err; /* 0 or a negative errno */
+	bool found;
+	uint64_t version;
+	struct xc_roster_item *items; /* owned array */
+	size_t nitems;
+	struct xc_offline_msg *msgs; /* owned array */
+	size_t nmsgs;
+	uint64_t count;
+	uint64_t queued_ns; /* for the latency metric */
+	/* the store's */
+	struct cm_list link;
+	struct cm_msg msg;
+};
+
+/* A new request for op, whose done runs on loop. NULL on allocation failure. */
+struct xc_store_req *xc_store_req_new(enum xc_store_op op, struct cm_loop *loop,
+                                      void (*done)(struct xc_store_req *r), void *arg);
+/* Release a request and everything it owns. Accepts NULL. */
+void xc_store_req_free(struct xc_store_req *r);
+/* Copy s into *field (freeing what was there). 0 or -ENOMEM. */
+int xc_store_req_set(char **field, const char *s);
+
+/* A backend: a database behind the store's thread. Each function runs on that thread. */
+struct xc_store_backend {
+	const char *name;
+	int (*open)(void **db, const char *where, char *err, size_t errlen);
+	void (*close)(void *db);
+	int (*begin)(void *db);
+	int (*commit)(void *db);
+	void (*rollback)(void *db);
+	/* Run r (fills its results and r->err; a failed request does not abort the transaction
+	 * unless the return is nonzero: the database itself failed). */
+	int (*run)(void *db, struct xc_store_req *r);
+};
+
+extern const struct xc_store_backend xc_store_sqlite;
+
+struct xc_store_config {
+	const struct xc_store_backend *backend;
+	const char *where;  /* SQLite: the database file */
+	unsigned batch_max; /* requests per transaction at most; 0: 256 */
+};
+
+/* Open the database (creating the schema) and start the store's thread. 0, or a negative
+ * errno with err saying why (cm/err.h). */
+int xc_store_open(struct xc_store **out, const struct xc_store_config *cfg, char *err,
+                  size_t errlen);
+
+/* Queue r. Its done runs on r->loop, once (r->err says how it went). 0, or -ESHUTDOWN when the
+ * store is closing (r stays the caller's). Any thread. */
+int xc_store_submit(struct xc_store *st, struct xc_store_req *r);
+
+/* Run what is queued, stop the thread and close the database. Requests still queued complete
+ * first; a request whose loop has closed is freed without its done. Accepts NULL. */
+void xc_store_close(struct xc_store *st);
+
+/* Requests queued and not yet run (for metrics). */
+size_t xc_store_depth(struct xc_store *st);
+
+#endif

@@ -1,0 +1,734 @@
+/* store_sqlite.c - the SQLite backend of the store (store.h); the only file that includes
+ * sqlite3.h. Runs on the store's thread only.
+ *
+ * WAL journal, synchronous=NORMAL would lose the last transactions on power loss: FULL is used,
+ * since a transaction covers a whole batch (the group commit pays the fsync once). Each request
+ * runs inside a savepoint, so that one refused request (a name taken, a full offline queue)
+ * leaves the rest of the batch alone. */
+#include "store.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sqlite3.h>
+
+#include "cm/err.h"
+
+#define SCHEMA_VERSION 1
+
+static const char schema[] =
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS accounts ("
+    "  host TEXT NOT NULL, user TEXT NOT NULL, creds BLOB NOT NULL, created INTEGER NOT NULL,"
+    "  PRIMARY KEY (host, user));"
+    "CREATE TABLE IF NOT EXISTS roster ("
+    "  owner TEXT NOT NULL, contact TEXT NOT NULL, name TEXT, groups TEXT NOT NULL,"
+    "  sub INTEGER NOT NULL, ask INTEGER NOT NULL, pending_in INTEGER NOT NULL,"
+    "  approved INTEGER NOT NULL, listed INTEGER NOT NULL, PRIMARY KEY (owner, contact));"
+    "CREATE TABLE IF NOT EXISTS roster_version ("
+    "  owner TEXT PRIMARY KEY, version INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS offline ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT, owner TEXT NOT NULL, stamp INTEGER NOT NULL,"
+    "  stanza TEXT NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS offline_owner ON offline (owner, id);"
+    "CREATE TABLE IF NOT EXISTS blocklist ("
+    "  owner TEXT NOT NULL, jid TEXT NOT NULL, PRIMARY KEY (owner, jid));";
+
+enum stmt {
+	S_ACC_GET,
+	S_ACC_INSERT,
+	S_ACC_UPDATE,
+	S_ACC_DELETE,
+	S_ACC_LIST,
+	S_ROSTER_ALL,
+	S_ROSTER_PUT,
+	S_ROSTER_DEL,
+	S_ROSTER_DEL_ALL,
+	S_VER_GET,
+	S_VER_BUMP,
+	S_VER_DEL,
+	S_OFF_COUNT,
+	S_OFF_PUT,
+	S_OFF_ALL,
+	S_OFF_DEL_ALL,
+	S_BLOCK_ALL,
+	S_BLOCK_ADD,
+	S_BLOCK_DEL,
+	S_BLOCK_DEL_ALL,
+	S_SAVE,
+	S_RELEASE,
+	S_ROLLBACK_TO,
+	S_NSTMT,
+};
+
+static const char *const sql[S_NSTMT] = {
+    [S_ACC_GET] = "SELECT creds FROM accounts WHERE host = ?1 AND user = ?2",
+    [S_ACC_INSERT] = "INSERT OR IGNORE INTO accounts (host, user, creds, created) "
+                     "VALUES (?1, ?2, ?3, strftime('%s','now'))",
+    [S_ACC_UPDATE] = "UPDATE accounts SET creds = ?3 WHERE host = ?1 AND user = ?2",
+    [S_ACC_DELETE] = "DELETE FROM accounts WHERE host = ?1 AND user = ?2",
+    [S_ACC_LIST] = "SELECT user FROM accounts WHERE host = ?1 ORDER BY user",
+    [S_ROSTER_ALL] = "SELECT contact, name, groups, sub, ask, pending_in, approved, listed "
+                     "FROM roster WHERE owner = ?1 ORDER BY contact",
+    [S_ROSTER_PUT] = "INSERT OR REPLACE INTO roster (owner, contact, name, groups, sub, ask, "
+                     "pending_in, approved, listed) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    [S_ROSTER_DEL] = "DELETE FROM roster WHERE owner = ?1 AND contact = ?2",
+    [S_ROSTER_DEL_ALL] = "DELETE FROM roster WHERE owner = ?1",
+    [S_VER_GET] = "SELECT version FROM roster_version WHERE owner = ?1",
+    [S_VER_BUMP] = "INSERT INTO roster_version (owner, version) VALUES (?1, 1) "
+                   "ON CONFLICT (owner) DO UPDATE SET version = version + 1",
+    [S_VER_DEL] = "DELETE FROM roster_version WHERE owner = ?1",
+    [S_OFF_COUNT] = "SELECT count(*) FROM offline WHERE owner = ?1",
+    [S_OFF_PUT] = "INSERT INTO offline (owner, stamp, stanza) VALUES (?1, ?2, ?3)",
+    [S_OFF_ALL] = "SELECT stamp, stanza FROM offline WHERE owner = ?1 ORDER BY id",
+    [S_OFF_DEL_ALL] = "DELETE FROM offline WHERE owner = ?1",
+    [S_BLOCK_ALL] = "SELECT jid FROM blocklist WHERE owner = ?1 ORDER BY jid",
+    [S_BLOCK_ADD] = "INSERT OR IGNORE INTO blocklist (owner, jid) VALUES (?1, ?2)",
+    [S_BLOCK_DEL] = "DELETE FROM blocklist WHERE owner = ?1 AND jid = ?2",
+    [S_BLOCK_DEL_ALL] = "DELETE FROM blocklist WHERE owner = ?1",
+    [S_SAVE] = "SAVEPOINT req",
+    [S_RELEASE] = "RELEASE req",
+    [S_ROLLBACK_TO] = "ROLLBACK TO req",
+};
+
+struct sq {
+	sqlite3 *db;
+	sqlite3_stmt *st[S_NSTMT];
+};
+
+/* A code of SQLite as a negative errno: the database failed. */
+static int db_fail(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_NOMEM:
+		return -ENOMEM;
+	case SQLITE_FULL:
+		return -ENOSPC;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return -EBUSY;
+	default:
+		return -EIO;
+	}
+}
+
+static sqlite3_stmt *prep(struct sq *q, enum stmt s)
+{
+	sqlite3_stmt *p = q->st[s];
+
+	sqlite3_reset(p);
+	sqlite3_clear_bindings(p);
+	return p;
+}
+
+static int bind_text(sqlite3_stmt *p, int i, const char *s)
+{
+	return sqlite3_bind_text(p, i, s, -1, SQLITE_STATIC);
+}
+
+/* Step a statement that returns no rows. 0 or the database failure. */
+static int exec1(sqlite3_stmt *p)
+{
+	int rc = sqlite3_step(p);
+
+	return rc == SQLITE_DONE ? 0 : db_fail(rc);
+}
+
+static char *col_dup(sqlite3_stmt *p, int i)
+{
+	const unsigned char *t = sqlite3_column_text(p, i);
+
+	return t ? strdup((const char *)t) : NULL;
+}
+
+/* --- credentials are stored as one blob per account: for each hash, iter (4 bytes, big
+ * endian), salt length, salt, StoredKey, ServerKey ----------------------------------------------
+ */
+
+static size_t creds_pack(const struct xc_scram_creds c[XC_SCRAM_NHASH], unsigned char *out)
+{
+	size_t n = 0;
+
+	for (int h = 0; h < XC_SCRAM_NHASH; h++) {
+		size_t kl = xc_scram_key_len((enum xc_scram_hash)h);
+
+		out[n++] = (unsigned char)(c[h].iter >> 24);
+		out[n++] = (unsigned char)(c[h].iter >> 16);
+		out[n++] = (unsigned char)(c[h].iter >> 8);
+		out[n++] = (unsigned char)c[h].iter;
+		out[n++] = c[h].salt_len;
+		memcpy(out + n, c[h].salt, c[h].salt_len);
+		n += c[h].salt_len;
+		memcpy(out + n, c[h].stored_key, kl);
+		n += kl;
+		memcpy(out + n, c[h].server_key, kl);
+		n += kl;
+	}
+	return n;
+}
+
+static int creds_unpack(const unsigned char *in, size_t len, struct xc_scram_creds *c)
+{
+	size_t n = 0;
+
+	for (int h = 0; h < XC_SCRAM_NHASH; h++) {
+		size_t kl = xc_scram_key_len((enum xc_scram_hash)h);
+
+		if (len - n < 5)
+			return -EIO;
+		c[h].iter = (uint32_t)in[n] << 24 | (uint32_t)in[n + 1] << 16 |
+		            (uint32_t)in[n + 2] << 8 | in[n + 3];
+		c[h].salt_len = in[n + 4];
+		n += 5;
+		if (c[h].salt_len > XC_SCRAM_SALT_MAX || len - n < c[h].salt_len + 2 * kl)
+			return -EIO;
+		memcpy(c[h].salt, in + n, c[h].salt_len);
+		n += c[h].salt_len;
+		memcpy(c[h].stored_key, in + n, kl);
+		n += kl;
+		memcpy(c[h].server_key, in + n, kl);
+		n += kl;
+	}
+	return n == len ? 0 : -EIO;
+}
+
+/* "user@host" into its parts, in buf. */
+static int split_user(const char *jid, char *buf, size_t len, const char **user, const char **host)
+{
+	char *at;
+
+	if (!jid || strlen(jid) >= len)
+		return -EINVAL;
+	strcpy(buf, jid);
+	at = strchr(buf, '@');
+	if (!at)
+		return -EINVAL;
+	*at = '\0';
+	*user = buf;
+	*host = at + 1;
+	return 0;
+}
+
+/* --- the operations --------------------------------------------------------------------------
+ * Each returns 0 (r->err says how the request went) or a database failure. */
+
+static int account_get(struct sq *q, struct xc_store_req *r)
+{
+	char buf[2100];
+	const char *u, *h;
+	sqlite3_stmt *p;
+	int rc;
+
+	if (split_user(r->user, buf, sizeof(buf), &u, &h)) {
+		r->err = -EINVAL;
+		return 0;
+	}
+	p = prep(q, S_ACC_GET);
+	bind_text(p, 1, h);
+	bind_text(p, 2, u);
+	rc = sqlite3_step(p);
+	if (rc == SQLITE_DONE)
+		return 0;
+	if (rc != SQLITE_ROW)
+		return db_fail(rc);
+	r->found = true;
+	if (creds_unpack(sqlite3_column_blob(p, 0), (size_t)sqlite3_column_bytes(p, 0), r->creds))
+		return -EIO; /* a damaged row */
+	return 0;
+}
+
+static int account_write(struct sq *q, struct xc_store_req *r, enum stmt s)
+{
+	unsigned char blob[2 * (5 + XC_SCRAM_SALT_MAX + 2 * XC_SCRAM_KEY_MAX)];
+	char buf[2100];
+	const char *u, *h;
+	size_t n = creds_pack(r->creds, blob);
+	sqlite3_stmt *p;
+	int rc;
+
+	if (split_user(r->user, buf, sizeof(buf), &u, &h)) {
+		r->err = -EINVAL;
+		return 0;
+	}
+	p = prep(q, s);
+	bind_text(p, 1, h);
+	bind_text(p, 2, u);
+	sqlite3_bind_blob(p, 3, blob, (int)n, SQLITE_STATIC);
+	rc = exec1(p);
+	if (!rc && sqlite3_changes(q->db) == 0)
+		r->err = s == S_ACC_INSERT ? -EEXIST : -ENOENT;
+	return rc;
+}
+
+static int delete_owned(struct sq *q, const char *owner)
+{
+	static const enum stmt all[] = {S_ROSTER_DEL_ALL, S_VER_DEL, S_OFF_DEL_ALL,
+	                                S_BLOCK_DEL_ALL};
+	int rc = 0;
+
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]) && !rc; i++) {
+		sqlite3_stmt *p = prep(q, all[i]);
+
+		bind_text(p, 1, owner);
+		rc = exec1(p);
+	}
+	return rc;
+}
+
+static int account_delete(struct sq *q, struct xc_store_req *r)
+{
+	char buf[2100];
+	const char *u, *h;
+	sqlite3_stmt *p;
+	int rc;
+
+	if (split_user(r->user, buf, sizeof(buf), &u, &h)) {
+		r->err = -EINVAL;
+		return 0;
+	}
+	p = prep(q, S_ACC_DELETE);
+	bind_text(p, 1, h);
+	bind_text(p, 2, u);
+	rc = exec1(p);
+	if (rc)
+		return rc;
+	if (sqlite3_changes(q->db) == 0) {
+		r->err = -ENOENT;
+		return 0;
+	}
+	return delete_owned(q, r->user);
+}
+
+/* Rows of one text column into r->jids. */
+static int collect_jids(struct sq *q, sqlite3_stmt *p, struct xc_store_req *r)
+{
+	size_t cap = 0;
+	int rc;
+
+	(void)q;
+	while ((rc = sqlite3_step(p)) == SQLITE_ROW) {
+		char *s;
+
+		if (r->njids == cap) {
+			size_t ncap = cap ? cap * 2 : 16;
+			char **nj = realloc(r->jids, ncap * sizeof(*nj));
+
+			if (!nj)
+				return -ENOMEM;
+			r->jids = nj;
+			cap = ncap;
+		}
+		s = col_dup(p, 0);
+		if (!s)
+			return -ENOMEM;
+		r->jids[r->njids++] = s;
+	}
+	return rc == SQLITE_DONE ? 0 : db_fail(rc);
+}
+
+static int account_list(struct sq *q, struct xc_store_req *r)
+{
+	sqlite3_stmt *p = prep(q, S_ACC_LIST);
+
+	bind_text(p, 1, r->key);
+	return collect_jids(q, p, r);
+}
+
+static int version_get(struct sq *q, const char *owner, uint64_t *v)
+{
+	sqlite3_stmt *p = prep(q, S_VER_GET);
+	int rc;
+
+	bind_text(p, 1, owner);
+	rc = sqlite3_step(p);
+	*v = rc == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(p, 0) : 0;
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db_fail(rc);
+}
+
+static int version_bump(struct sq *q, struct xc_store_req *r)
+{
+	sqlite3_stmt *p = prep(q, S_VER_BUMP);
+	int rc;
+
+	bind_text(p, 1, r->user);
+	rc = exec1(p);
+	return rc ? rc : version_get(q, r->user, &r->version);
+}
+
+/* Groups are kept as one text, each name followed by a newline (a name cannot hold one: it comes
+ * from XML character data, which the roster module checks). */
+static int groups_split(const char *s, struct xc_roster_item *it)
+{
+	size_t n = 0;
+
+	for (const char *p = s; *p; p++)
+		n += *p == '\n';
+	if (!n)
+		return 0;
+	it->groups = calloc(n, sizeof(*it->groups));
+	if (!it->groups)
+		return -ENOMEM;
+	for (const char *p = s; *p;) {
+		const char *nl = strchr(p, '\n');
+		char *g = malloc((size_t)(nl - p) + 1);
+
+		if (!g)
+			return -ENOMEM;
+		memcpy(g, p, (size_t)(nl - p));
+		g[nl - p] = '\0';
+		it->groups[it->ngroups++] = g;
+		p = nl + 1;
+	}
+	return 0;
+}
+
+static int roster_get(struct sq *q, struct xc_store_req *r)
+{
+	sqlite3_stmt *p;
+	size_t cap = 0;
+	int rc = version_get(q, r->user, &r->version);
+
+	if (rc)
+		return rc;
+	p = prep(q, S_ROSTER_ALL);
+	bind_text(p, 1, r->user);
+	while ((rc = sqlite3_step(p)) == SQLITE_ROW) {
+		struct xc_roster_item *it;
+
+		if (r->nitems == cap) {
+			size_t ncap = cap ? cap * 2 : 16;
+			struct xc_roster_item *ni = realloc(r->items, ncap * sizeof(*ni));
+
+			if (!ni)
+				return -ENOMEM;
+			r->items = ni;
+			cap = ncap;
+		}
+		it = &r->items[r->nitems++];
+		memset(it, 0, sizeof(*it));
+		it->contact = col_dup(p, 0);
+		it->name = col_dup(p, 1);
+		if (!it->contact || (sqlite3_column_type(p, 1) != SQLITE_NULL && !it->name))
+			return -ENOMEM;
+		if (groups_split((const char *)sqlite3_column_text(p, 2), it))
+			return -ENOMEM;
+		it->st.sub = (enum xc_sub)(sqlite3_column_int(p, 3) & 3);
+		it->st.out = sqlite3_column_int(p, 4) != 0;
+		it->st.in = sqlite3_column_int(p, 5) != 0;
+		it->st.approved = sqlite3_column_int(p, 6) != 0;
+		it->st.listed = sqlite3_column_int(p, 7) != 0;
+	}
+	return rc == SQLITE_DONE ? 0 : db_fail(rc);
+}
+
+static int roster_put(struct sq *q, struct xc_store_req *r)
+{
+	const struct xc_roster_item *it = &r->item;
+	size_t glen = 0, off = 0;
+	sqlite3_stmt *p;
+	char *groups;
+	int rc;
+
+	if (!it->contact) {
+		r->err = -EINVAL;
+		return 0;
+	}
+	for (size_t i = 0; i < it->ngroups; i++)
+		glen += strlen(it->groups[i]) + 1;
+	groups = malloc(glen + 1);
+	if (!groups)
+		return -ENOMEM;
+	for (size_t i = 0; i < it->ngroups; i++) {
+		size_t l = strlen(it->groups[i]);
+
+		memcpy(groups + off, it->groups[i], l);
+		groups[off + l] = '\n';
+		off += l + 1;
+	}
+	groups[off] = '\0';
+	p = prep(q, S_ROSTER_PUT);
+	bind_text(p, 1, r->user);
+	bind_text(p, 2, it->contact);
+	if (it->name)
+		bind_text(p, 3, it->name);
+	bind_text(p, 4, groups);
+	sqlite3_bind_int(p, 5, (int)it->st.sub);
+	sqlite3_bind_int(p, 6, it->st.out);
+	sqlite3_bind_int(p, 7, it->st.in);
+	sqlite3_bind_int(p, 8, it->st.approved);
+	sqlite3_bind_int(p, 9, it->st.listed);
+	rc = exec1(p);
+	free(groups);
+	return rc ? rc : version_bump(q, r);
+}
+
+static int roster_delete(struct sq *q, struct xc_store_req *r)
+{
+	sqlite3_stmt *p = prep(q, S_ROSTER_DEL);
+	int rc;
+
+	bind_text(p, 1, r->user);
+	bind_text(p, 2, r->key);
+	rc = exec1(p);
+	if (rc)
+		return rc;
+	if (sqlite3_changes(q->db) == 0) {
+		r->err = -ENOENT;
+		return 0;
+	}
+	return version_bump(q, r);
+}
+
+static int offline_count(struct sq *q, const char *owner, uint64_t *n)
+{
+	sqlite3_stmt *p = prep(q, S_OFF_COUNT);
+	int rc;
+
+	bind_text(p, 1, owner);
+	rc = sqlite3_step(p);
+	if (rc != SQLITE_ROW)
+		return db_fail(rc);
+	*n = (uint64_t)sqlite3_column_int64(p, 0);
+	return 0;
+}
+
+static int offline_put(struct sq *q, struct xc_store_req *r)
+{
+	sqlite3_stmt *p;
+	int rc = offline_count(q, r->user, &r->count);
+
+	if (rc)
+		return rc;
+	if (r->limit && r->count >= r->limit) {
+		r->err = -EDQUOT;
+		return 0;
+	}
+	p = prep(q, S_OFF_PUT);
+	bind_text(p, 1, r->user);
+	sqlite3_bind_int64(p, 2, r->stamp_ms);
+	bind_text(p, 3, r->stanza ? r->stanza : "");
+	rc = exec1(p);
+	if (!rc)
+		r->count++;
+	return rc;
+}
+
+static int offline_take(struct sq *q, struct xc_store_req *r)
+{
+	sqlite3_stmt *p = prep(q, S_OFF_ALL);
+	size_t cap = 0;
+	int rc;
+
+	bind_text(p, 1, r->user);
+	while ((rc = sqlite3_step(p)) == SQLITE_ROW) {
+		if (r->nmsgs == cap) {
+			size_t ncap = cap ? cap * 2 : 16;
+			struct xc_offline_msg *nm = realloc(r->msgs, ncap * sizeof(*nm));
+
+			if (!nm)
+				return -ENOMEM;
+			r->msgs = nm;
+			cap = ncap;
+		}
+		r->msgs[r->nmsgs].stamp_ms = sqlite3_column_int64(p, 0);
+		r->msgs[r->nmsgs].stanza = col_dup(p, 1);
+		if (!r->msgs[r->nmsgs].stanza)
+			return -ENOMEM;
+		r->nmsgs++;
+	}
+	if (rc != SQLITE_DONE)
+		return db_fail(rc);
+	p = prep(q, S_OFF_DEL_ALL);
+	bind_text(p, 1, r->user);
+	return exec1(p);
+}
+
+static int block_change(struct sq *q, struct xc_store_req *r, enum stmt one, bool all_if_none)
+{
+	int rc = 0;
+
+	if (all_if_none && r->njids == 0) {
+		sqlite3_stmt *p = prep(q, S_BLOCK_DEL_ALL);
+
+		bind_text(p, 1, r->user);
+		return exec1(p);
+	}
+	for (size_t i = 0; i < r->njids && !rc; i++) {
+		sqlite3_stmt *p = prep(q, one);
+
+		bind_text(p, 1, r->user);
+		bind_text(p, 2, r->jids[i]);
+		rc = exec1(p);
+	}
+	return rc;
+}
+
+static int dispatch(struct sq *q, struct xc_store_req *r)
+{
+	sqlite3_stmt *p;
+
+	switch (r->op) {
+	case XC_STORE_ACCOUNT_GET:
+		return account_get(q, r);
+	case XC_STORE_ACCOUNT_CREATE:
+		return account_write(q, r, S_ACC_INSERT);
+	case XC_STORE_ACCOUNT_SET_CREDS:
+		return account_write(q, r, S_ACC_UPDATE);
+	case XC_STORE_ACCOUNT_DELETE:
+		return account_delete(q, r);
+	case XC_STORE_ACCOUNT_LIST:
+		return account_list(q, r);
+	case XC_STORE_ROSTER_GET:
+		return roster_get(q, r);
+	case XC_STORE_ROSTER_PUT:
+		return roster_put(q, r);
+	case XC_STORE_ROSTER_DELETE:
+		return roster_delete(q, r);
+	case XC_STORE_OFFLINE_PUT:
+		return offline_put(q, r);
+	case XC_STORE_OFFLINE_TAKE:
+		return offline_take(q, r);
+	case XC_STORE_OFFLINE_COUNT:
+		return offline_count(q, r->user, &r->count);
+	case XC_STORE_BLOCK_GET:
+		p = prep(q, S_BLOCK_ALL);
+		bind_text(p, 1, r->user);
+		return collect_jids(q, p, r);
+	case XC_STORE_BLOCK_ADD:
+		return block_change(q, r, S_BLOCK_ADD, false);
+	case XC_STORE_BLOCK_REMOVE:
+		return block_change(q, r, S_BLOCK_DEL, true);
+	case XC_STORE_NOPS:
+		break;
+	}
+	r->err = -EINVAL;
+	return 0;
+}
+
+/* --- the backend ------------------------------------------------------------------------------ */
+
+static int sq_run(void *db, struct xc_store_req *r)
+{
+	struct sq *q = db;
+	int rc = exec1(prep(q, S_SAVE));
+
+	if (rc)
+		return rc;
+	if (!r->user && r->op != XC_STORE_ACCOUNT_LIST) {
+		r->err = -EINVAL;
+	} else {
+		rc = dispatch(q, r);
+		/* results built halfway are freed with the request; a refusal undoes its writes */
+		if (rc == -ENOMEM) {
+			r->err = -ENOMEM;
+			rc = 0;
+		}
+	}
+	if (rc)
+		return rc;
+	if (r->err && (rc = exec1(prep(q, S_ROLLBACK_TO))) != 0)
+		return rc;
+	return exec1(prep(q, S_RELEASE));
+}
+
+static int sq_exec(struct sq *q, const char *s)
+{
+	int rc = sqlite3_exec(q->db, s, NULL, NULL, NULL);
+
+	return rc == SQLITE_OK ? 0 : db_fail(rc);
+}
+
+static int sq_begin(void *db)
+{
+	return sq_exec(db, "BEGIN IMMEDIATE");
+}
+
+static int sq_commit(void *db)
+{
+	return sq_exec(db, "COMMIT");
+}
+
+static void sq_rollback(void *db)
+{
+	struct sq *q = db;
+
+	if (!sqlite3_get_autocommit(q->db))
+		(void)sq_exec(q, "ROLLBACK");
+}
+
+static void sq_close(void *db)
+{
+	struct sq *q = db;
+
+	if (!q)
+		return;
+	for (int i = 0; i < S_NSTMT; i++)
+		sqlite3_finalize(q->st[i]);
+	sqlite3_close(q->db);
+	free(q);
+}
+
+static int sq_open(void **out, const char *where, char *err, size_t errlen)
+{
+	struct sq *q;
+	int rc, version = 0;
+	sqlite3_stmt *p;
+
+	*out = NULL;
+	if (!where || !*where)
+		return cm_errf(err, errlen, -EINVAL, "no database file");
+	q = calloc(1, sizeof(*q));
+	if (!q)
+		return -ENOMEM;
+	/* one connection, used by one thread: no mutexes inside SQLite */
+	rc = sqlite3_open_v2(
+	    where, &q->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		rc = cm_errf(err, errlen, -EIO, "%s: %s", where,
+		             q->db ? sqlite3_errmsg(q->db) : sqlite3_errstr(rc));
+		sq_close(q);
+		return rc;
+	}
+	sqlite3_busy_timeout(q->db, 5000);
+	rc = sq_exec(q, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; "
+	                "PRAGMA foreign_keys=ON;");
+	rc = rc ? rc : sq_exec(q, schema);
+	if (rc)
+		rc = cm_errf(err, errlen, rc, "%s: %s", where, sqlite3_errmsg(q->db));
+	if (!rc && sqlite3_prepare_v2(q->db, "SELECT value FROM meta WHERE key = 'schema'", -1, &p,
+	                              NULL) == SQLITE_OK) {
+		if (sqlite3_step(p) == SQLITE_ROW)
+			version = sqlite3_column_int(p, 0);
+		sqlite3_finalize(p);
+	}
+	if (!rc && version == 0) {
+		/* a new database */
+		rc = sq_exec(q, "INSERT INTO meta (key, value) VALUES ('schema', 1)");
+		if (rc)
+			rc = cm_errf(err, errlen, rc, "%s: %s", where, sqlite3_errmsg(q->db));
+	} else if (!rc && version != SCHEMA_VERSION) {
+		rc = cm_errf(err, errlen, -EINVAL, "%s: schema version %d, this build knows %d",
+		             where, version, SCHEMA_VERSION);
+	}
+	for (int i = 0; i < S_NSTMT && !rc; i++)
+		if (sqlite3_prepare_v3(q->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &q->st[i],
+		                       NULL) != SQLITE_OK)
+			rc = cm_errf(err, errlen, -EIO, "%s: %s", where, sqlite3_errmsg(q->db));
+	if (rc) {
+		sq_close(q);
+		return rc;
+	}
+	*out = q;
+	return 0;
+}
+
+const struct xc_store_backend xc_store_sqlite = {
+    .name = "sqlite",
+    .open = sq_open,
+    .close = sq_close,
+    .begin = sq_begin,
+    .commit = sq_commit,
+    .rollback = sq_rollback,
+    .run = sq_run,
+};
