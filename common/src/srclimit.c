@@ -11,9 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cm/crypto.h"
-
-#define FIRST_BUCKETS 64
+#include "cm/list.h"
+#include "cm/map.h"
 
 /* A source in IPv6 form: IPv4 as ::ffff:a.b.c.d, IPv6 as its /64 with the rest zero. The two
  * never meet: a /64 key has zeros where the IPv4 form has 0xffff. */
@@ -22,18 +21,15 @@ struct src_key {
 };
 
 struct src_entry {
-	struct src_entry *next;
+	struct cm_map_node node;
 	struct src_key key;
 	unsigned n;
 };
 
 struct cm_srclimit {
 	pthread_mutex_t lock;
-	unsigned max;              /* per source; 0: nothing is counted */
-	struct src_entry **bucket; /* owned, nbuckets chains of owned entries */
-	size_t nbuckets;           /* a power of two */
-	size_t nsources;
-	uint64_t seed;
+	unsigned max;          /* per source; 0: nothing is counted */
+	struct cm_map sources; /* of owned struct src_entry */
 };
 
 /* false for families that are not counted */
@@ -57,69 +53,31 @@ static bool make_key(const struct sockaddr *sa, struct src_key *k)
 	return false;
 }
 
-static size_t key_hash(const struct cm_srclimit *t, const struct src_key *k)
+static struct src_entry *find(struct cm_srclimit *t, const struct src_key *k, uint64_t h)
 {
-	uint64_t h = t->seed ^ 1469598103934665603ull;
+	for (struct cm_map_node *n = cm_map_first(&t->sources, h); n; n = cm_map_next(n)) {
+		struct src_entry *e = cm_list_entry(n, struct src_entry, node);
 
-	for (size_t i = 0; i < sizeof(k->b); i++)
-		h = (h ^ k->b[i]) * 1099511628211ull;
-	/* spread the high bits down: the bucket index takes the low ones */
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdull;
-	h ^= h >> 33;
-	return (size_t)h & (t->nbuckets - 1);
-}
-
-static struct src_entry **find(struct cm_srclimit *t, const struct src_key *k)
-{
-	struct src_entry **p = &t->bucket[key_hash(t, k)];
-
-	while (*p && memcmp((*p)->key.b, k->b, sizeof(k->b)) != 0)
-		p = &(*p)->next;
-	return p;
-}
-
-/* Double the buckets when the chains grow long; a failure only leaves them long. */
-static void grow(struct cm_srclimit *t)
-{
-	size_t n = t->nbuckets * 2, old = t->nbuckets;
-	struct src_entry **b = calloc(n, sizeof(*b)), **ob = t->bucket;
-
-	if (!b)
-		return;
-	t->bucket = b;
-	t->nbuckets = n;
-	for (size_t i = 0; i < old; i++) {
-		struct src_entry *e = ob[i], *next;
-
-		for (; e; e = next) {
-			size_t h = key_hash(t, &e->key);
-
-			next = e->next;
-			e->next = b[h];
-			b[h] = e;
-		}
+		if (memcmp(e->key.b, k->b, sizeof(k->b)) == 0)
+			return e;
 	}
-	free(ob);
+	return NULL;
 }
 
 int cm_srclimit_alloc(struct cm_srclimit **out, unsigned max_per_source)
 {
 	struct cm_srclimit *t = calloc(1, sizeof(*t));
+	int r;
 
 	*out = NULL;
 	if (!t)
 		return -ENOMEM;
 	t->max = max_per_source;
-	t->nbuckets = FIRST_BUCKETS;
-	t->bucket = calloc(t->nbuckets, sizeof(*t->bucket));
-	if (!t->bucket) {
+	r = cm_map_init(&t->sources, 64);
+	if (r) {
 		free(t);
-		return -ENOMEM;
+		return r == -EIO ? -ENOMEM : r;
 	}
-	/* without randomness the table still works; only its chains become predictable */
-	if (cm_crypto_random(&t->seed, sizeof(t->seed)) != 0)
-		t->seed = (uint64_t)(uintptr_t)t;
 	pthread_mutex_init(&t->lock, NULL);
 	*out = t;
 	return 0;
@@ -127,32 +85,31 @@ int cm_srclimit_alloc(struct cm_srclimit **out, unsigned max_per_source)
 
 void cm_srclimit_free(struct cm_srclimit *t)
 {
+	struct cm_map_iter it;
+	struct cm_map_node *n;
+
 	if (!t)
 		return;
-	for (size_t i = 0; i < t->nbuckets; i++) {
-		struct src_entry *e = t->bucket[i], *next;
-
-		for (; e; e = next) {
-			next = e->next;
-			free(e);
-		}
-	}
-	free(t->bucket);
+	cm_map_iter_init(&it, &t->sources);
+	while ((n = cm_map_iter_next(&it)) != NULL)
+		free(cm_list_entry(n, struct src_entry, node));
+	cm_map_close(&t->sources);
 	pthread_mutex_destroy(&t->lock);
 	free(t);
 }
 
 int cm_srclimit_take(struct cm_srclimit *t, const struct sockaddr *sa)
 {
-	struct src_entry **p, *e;
+	struct src_entry *e;
 	struct src_key k;
+	uint64_t h;
 	int r = 0;
 
 	if (t->max == 0 || !make_key(sa, &k))
 		return 0;
+	h = cm_map_hash(&t->sources, k.b, sizeof(k.b));
 	pthread_mutex_lock(&t->lock);
-	p = find(t, &k);
-	e = *p;
+	e = find(t, &k, h);
 	if (e && e->n >= t->max) {
 		r = -EDQUOT;
 		goto out;
@@ -164,9 +121,7 @@ int cm_srclimit_take(struct cm_srclimit *t, const struct sockaddr *sa)
 			goto out;
 		}
 		e->key = k;
-		*p = e;
-		if (++t->nsources > t->nbuckets)
-			grow(t);
+		cm_map_insert(&t->sources, &e->node, h);
 	}
 	e->n++;
 out:
@@ -176,18 +131,18 @@ out:
 
 void cm_srclimit_release(struct cm_srclimit *t, const struct sockaddr *sa)
 {
-	struct src_entry **p, *e;
+	struct src_entry *e;
 	struct src_key k;
+	uint64_t h;
 
 	if (t->max == 0 || !make_key(sa, &k))
 		return;
+	h = cm_map_hash(&t->sources, k.b, sizeof(k.b));
 	pthread_mutex_lock(&t->lock);
-	p = find(t, &k);
-	e = *p;
+	e = find(t, &k, h);
 	if (e && --e->n == 0) {
-		*p = e->next;
+		cm_map_remove(&t->sources, &e->node);
 		free(e);
-		t->nsources--;
 	}
 	pthread_mutex_unlock(&t->lock);
 }
@@ -201,7 +156,7 @@ unsigned cm_srclimit_count(struct cm_srclimit *t, const struct sockaddr *sa)
 	if (t->max == 0 || !make_key(sa, &k))
 		return 0;
 	pthread_mutex_lock(&t->lock);
-	e = *find(t, &k);
+	e = find(t, &k, cm_map_hash(&t->sources, k.b, sizeof(k.b)));
 	n = e ? e->n : 0;
 	pthread_mutex_unlock(&t->lock);
 	return n;
@@ -212,7 +167,7 @@ size_t cm_srclimit_sources(struct cm_srclimit *t)
 	size_t n;
 
 	pthread_mutex_lock(&t->lock);
-	n = t->nsources;
+	n = cm_map_count(&t->sources);
 	pthread_mutex_unlock(&t->lock);
 	return n;
 }
