@@ -209,10 +209,11 @@ static void on_watchdog(uv_timer_t *t)
 static int open_admin(struct cm_daemon *d)
 {
 	const struct cm_daemon_admin_config *ac = admin_cfg(d);
-	struct cm_admin_config c = {.daemon = d->spec->name,
-	                            .version = SUITE_VERSION,
-	                            .max_connections_per_source =
-	                                (unsigned)ac->connections_per_source};
+	struct cm_admin_config c = {
+	    .daemon = d->spec->name,
+	    .version = SUITE_VERSION,
+	    .limits = {.max_connections_per_source = (unsigned)ac->connections_per_source},
+	};
 	int r;
 
 	if (!ac->enabled)

@@ -1,41 +1,44 @@
-/* http_conn.c - one HTTP connection: TLS and libuv I/O, protocol detection, the HTTP/1 request
- * queue (answered in order), HTTP/2 dispatch, back-pressure, idle and linger timers. */
+/* http_conn.c - one HTTP connection on a cm_stream: protocol detection, the HTTP/1 request
+ * queue (answered in order), HTTP/2 dispatch, back-pressure and the idle timer. The stream does
+ * the I/O, TLS, lingering on close and the deadlines of the handshake. */
 #include "http_int.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cm/listener.h"
 #include "cm/log.h"
 #include "cm/metrics.h"
 #include "cm/srclimit.h"
-#include "cm/tls.h"
+#include "cm/stream.h"
 
-#define LINGER_MAX_MS   2000 /* how long a closing connection may keep sending to us */
-#define ACCEPT_RETRY_MS 100
-#define LOG_EVERY_MS    10000 /* one line about refused connections per interval */
-
-struct http_write {
-	uv_write_t req;
-	struct cm_http_conn *c;
-	char *data; /* owned */
-	size_t len;
-};
-
-/* A connection over max_connections: accepted only to be closed. */
-struct http_reject {
-	uv_tcp_t tcp;
-	struct cm_http_server *srv;
-};
+#define LINGER_MAX_MS 2000  /* how long a closing connection may keep sending to us */
+#define LOG_EVERY_MS  10000 /* one line about refused connections per interval */
 
 static void conn_flush(struct cm_http_conn *c);
 static void engine(struct cm_http_conn *c, const char *data, size_t len);
 static void feed(struct cm_http_conn *c, const char *data, size_t len);
 static void resume(struct cm_http_conn *c);
+static void flush_queue(struct cm_http_conn *c);
 
 static size_t unsent(const struct cm_http_conn *c)
 {
-	return c->write_bytes + c->out.len;
+	return c->out.len + (c->s ? cm_stream_unsent(c->s) : 0);
+}
+
+static struct cm_http_req *req_first(const struct cm_http_conn *c)
+{
+	struct cm_list *n = cm_list_first(&c->reqs);
+
+	return n ? cm_list_entry(n, struct cm_http_req, link) : NULL;
+}
+
+static struct cm_http_req *req_next(const struct cm_http_conn *c, const struct cm_http_req *r)
+{
+	struct cm_list *n = cm_list_next(&c->reqs, &r->link);
+
+	return n ? cm_list_entry(n, struct cm_http_req, link) : NULL;
 }
 
 /* --- the request list ------------------------------------------------------------------------ */
@@ -43,13 +46,7 @@ static size_t unsent(const struct cm_http_conn *c)
 void cm_http__conn_link(struct cm_http_conn *c, struct cm_http_req *req)
 {
 	req->c = c;
-	req->next = NULL;
-	req->prev = c->reqs_tail;
-	if (c->reqs_tail)
-		c->reqs_tail->next = req;
-	else
-		c->reqs = req;
-	c->reqs_tail = req;
+	cm_list_insert_tail(&c->reqs, &req->link);
 	c->nreqs++;
 }
 
@@ -85,15 +82,7 @@ void cm_http__conn_stream_refused(struct cm_http_conn *c)
 void cm_http__conn_unlink(struct cm_http_conn *c, struct cm_http_req *req)
 {
 	cm_http__conn_unhold(c, req);
-	if (req->prev)
-		req->prev->next = req->next;
-	else
-		c->reqs = req->next;
-	if (req->next)
-		req->next->prev = req->prev;
-	else
-		c->reqs_tail = req->prev;
-	req->prev = req->next = NULL;
+	cm_list_remove(&req->link);
 	c->nreqs--;
 	c->unlinks++;
 }
@@ -115,8 +104,10 @@ static void release_req(struct cm_http_conn *c, struct cm_http_req *req)
 
 static void release_all(struct cm_http_conn *c)
 {
-	while (c->reqs)
-		release_req(c, c->reqs);
+	struct cm_http_req *r;
+
+	while ((r = req_first(c)) != NULL)
+		release_req(c, r);
 }
 
 /* --- teardown -------------------------------------------------------------------------------- */
@@ -125,42 +116,32 @@ static void conn_free(struct cm_http_conn *c)
 {
 	cm_http__h1_free(c->h1);
 	cm_http__h2_free(c->h2);
-	cm_tls_conn_free(c->tls);
 	cm_buf_free(&c->pending);
 	cm_buf_free(&c->out);
 	free(c);
 }
 
-static void on_conn_handle_closed(uv_handle_t *h)
+/* The stream is gone (after cm_http__conn_close() or a failure of its own). */
+static void on_stream_closed(struct cm_stream *s, int err)
 {
-	struct cm_http_conn *c = h->data;
+	struct cm_http_conn *c = cm_stream_data(s);
 	struct cm_http_server *srv = c->srv;
 
-	if (--c->handles == 0) {
-		conn_free(c);
-		cm_http__server_conn_freed(srv);
-	}
+	if (err && err != -ECONNRESET && err != -ETIMEDOUT)
+		CM_LOGD(srv->mod, "%s: connection failed: %s", cm_stream_peer_name(s),
+		        strerror(-err));
+	c->s = NULL;
+	cm_http__conn_close(c); /* when the stream failed by itself */
+	conn_free(c);
+	cm_http__server_conn_freed(srv);
 	cm_http__server_handle_closed(srv);
 }
 
 /* Take c off the server's flush queue (or the next turn's). */
 static void flush_unqueue(struct cm_http_conn *c)
 {
-	struct cm_http_conn **p = &c->srv->flushq;
-
 	c->nqueued = 0;
-	if (!c->flush_queued)
-		return;
-	while (*p && *p != c)
-		p = &(*p)->flush_next;
-	if (!*p) {
-		p = &c->srv->laterq;
-		while (*p != c)
-			p = &(*p)->flush_next;
-	}
-	*p = c->flush_next;
-	c->flush_next = NULL;
-	c->flush_queued = 0;
+	cm_list_remove(&c->flush_link);
 }
 
 void cm_http__conn_close(struct cm_http_conn *c)
@@ -171,156 +152,60 @@ void cm_http__conn_close(struct cm_http_conn *c)
 		return;
 	c->state = CM_HTTP_CONN_CLOSING;
 	flush_unqueue(c);
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		srv->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
-	c->prev = c->next = NULL;
+	cm_list_remove(&c->link);
 	srv->nconns--;
 	cm_metrics_gauge_add(srv->m_conns, -1);
-	if (c->counted) {
-		cm_srclimit_release(srv->per_source, (const struct sockaddr *)&c->peer);
-		c->counted = 0;
-	}
-	if (!c->mem) {
-		/* pending writes and the shutdown get their callbacks with UV_ECANCELED first */
-		uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
-		uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
-	}
+	if (c->s)
+		cm_stream_abort(c->s, 0, false); /* its closed event frees c */
 	/* last: the cancel callbacks may close more, the server included */
 	release_all(c);
 }
 
 /* --- transport ------------------------------------------------------------------------------- */
 
-static void on_timer(uv_timer_t *t)
+static void on_timeout(struct cm_stream *s)
 {
-	struct cm_http_conn *c = t->data;
+	struct cm_http_conn *c = cm_stream_data(s);
 
-	if (c->state == CM_HTTP_CONN_OPEN)
-		CM_LOGD(c->srv->mod, "closing an idle connection");
+	CM_LOGD(c->srv->mod, "%s: closing an idle connection", cm_stream_peer_name(s));
 	cm_http__conn_close(c);
 }
 
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-	struct cm_http_conn *c = h->data;
-
-	(void)suggested;
-	/* Each read is handled before the callback returns: the server's buffer (http_int.h). */
-	*buf = uv_buf_init(c->srv->rbuf, sizeof(c->srv->rbuf));
-}
-
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
-
 static void read_start(struct cm_http_conn *c)
 {
-	if (c->reading || c->mem || c->eof)
-		return;
-	if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
-		cm_http__conn_close(c);
-		return;
-	}
-	c->reading = 1;
+	if (c->s && !c->eof)
+		cm_stream_resume(c->s);
 }
 
 static void read_stop(struct cm_http_conn *c)
 {
-	if (!c->reading)
-		return;
-	uv_read_stop((uv_stream_t *)&c->tcp);
-	c->reading = 0;
+	if (c->s)
+		cm_stream_pause(c->s);
 }
 
-static void on_write(uv_write_t *req, int status);
-
-/* Queue len bytes of data (taken over). 0, or nonzero when the connection was closed. */
-static int write_raw(struct cm_http_conn *c, char *data, size_t len)
+/* Hand c->out to the stream, which sends it at the end of the loop's turn. 0, or nonzero when
+ * the connection was closed. */
+static int transport_send(struct cm_http_conn *c)
 {
-	struct http_write *w = malloc(sizeof(*w));
-	uv_buf_t b;
 	int r;
 
-	if (!w) {
-		free(data);
-		cm_http__conn_close(c);
-		return -ENOMEM;
-	}
-	w->c = c;
-	w->len = len;
-	w->data = data;
-	w->req.data = w;
-	b = uv_buf_init(w->data, (unsigned)w->len);
-	r = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+	if (c->mem || !c->s || c->state == CM_HTTP_CONN_CLOSING || c->out.len == 0)
+		return 0;
+	r = cm_stream_write(c->s, c->out.data, c->out.len);
+	cm_buf_reset(&c->out);
 	if (r) {
-		free(w->data);
-		free(w);
 		cm_http__conn_close(c);
 		return r;
 	}
-	c->writes++;
-	c->write_bytes += len;
 	return 0;
 }
 
-/* Hand c->out to the socket, through TLS when there is one. 0, or nonzero when closed. */
-static int transport_send(struct cm_http_conn *c)
-{
-	size_t n;
-	char *data;
-
-	if (c->mem || c->state == CM_HTTP_CONN_CLOSING)
-		return 0;
-	if (!c->tls) {
-		if (c->out.len == 0)
-			return 0;
-		n = c->out.len;
-		return write_raw(c, cm_buf_steal(&c->out), n);
-	}
-	if (c->out.len) {
-		int r = cm_tls_conn_write(c->tls, c->out.data, c->out.len);
-
-		cm_buf_reset(&c->out);
-		if (r) {
-			cm_http__conn_close(c);
-			return r;
-		}
-	}
-	n = cm_tls_conn_pending(c->tls);
-	if (n == 0)
-		return 0;
-	data = malloc(n);
-	if (!data) {
-		cm_http__conn_close(c);
-		return -ENOMEM;
-	}
-	n = cm_tls_conn_take(c->tls, data, n);
-	return write_raw(c, data, n);
-}
-
-static void on_shutdown(uv_shutdown_t *req, int status)
-{
-	struct cm_http_conn *c = req->data;
-
-	if (c->state == CM_HTTP_CONN_CLOSING)
-		return;
-	c->shut_done = 1;
-	if (status < 0 || c->eof)
-		cm_http__conn_close(c);
-}
-
-/* Close gracefully after the responses already queued: shut our side down once they are sent,
- * and read (discarding) until the peer closes too. Closing at once could make the kernel answer
- * unread input with a reset, and the client would lose the response it is owed (a 413 sent
- * while it is still uploading, say). The linger timer bounds the wait. Requests still in a
- * handler's hands are detached. */
+/* Close gracefully after the responses already queued: the stream sends them, shuts our side
+ * down and reads (discarding) until the peer closes too. Closing at once could make the kernel
+ * answer unread input with a reset, and the client would lose the response it is owed (a 413
+ * sent while it is still uploading, say). Requests still in a handler's hands are detached. */
 static void linger(struct cm_http_conn *c)
 {
-	uint64_t idle = c->srv->lim.idle_timeout_ms;
-	uint64_t ms = idle < LINGER_MAX_MS ? idle : LINGER_MAX_MS;
-
 	if (c->state != CM_HTTP_CONN_OPEN)
 		return;
 	c->state = CM_HTTP_CONN_LINGER;
@@ -329,35 +214,24 @@ static void linger(struct cm_http_conn *c)
 	release_all(c);
 	if (c->state == CM_HTTP_CONN_CLOSING || c->mem)
 		return;
-	if (c->tls) {
-		cm_tls_conn_shutdown(c->tls);
-		if (transport_send(c) != 0)
-			return;
-	}
-	c->shutdown.data = c;
-	if (uv_shutdown(&c->shutdown, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
-		cm_http__conn_close(c);
-		return;
-	}
-	uv_timer_start(&c->timer, on_timer, ms, 0);
-	if (!c->eof)
-		read_start(c);
+	if (transport_send(c) == 0 && c->s)
+		cm_stream_close(c->s, 0);
 }
 
 /* The idle timer runs only while nothing is in flight: a slow handler is not an idle client,
  * and a client that dribbles a request in is timed from the moment the connection went idle. */
 static void update_timer(struct cm_http_conn *c)
 {
-	int busy = c->writes > 0;
+	int busy = 0;
 
-	if (c->mem || c->state != CM_HTTP_CONN_OPEN)
+	if (c->mem || !c->s || c->state != CM_HTTP_CONN_OPEN)
 		return;
-	for (struct cm_http_req *r = c->reqs; r && !busy; r = r->next)
+	for (struct cm_http_req *r = req_first(c); r && !busy; r = req_next(c, r))
 		busy = r->state == CM_HTTP_REQ_HANDLER || r->state == CM_HTTP_REQ_RESPONDED;
 	if (busy && !c->busy)
-		uv_timer_stop(&c->timer);
+		cm_stream_timer(c->s, 0);
 	else if (!busy && c->busy)
-		uv_timer_start(&c->timer, on_timer, c->srv->lim.idle_timeout_ms, 0);
+		cm_stream_timer(c->s, c->srv->lim.idle_timeout_ms);
 	c->busy = busy ? 1u : 0u;
 }
 
@@ -365,7 +239,7 @@ static void update_timer(struct cm_http_conn *c)
 
 static int any_in_handler(const struct cm_http_conn *c)
 {
-	for (const struct cm_http_req *r = c->reqs; r; r = r->next)
+	for (const struct cm_http_req *r = req_first(c); r; r = req_next(c, r))
 		if (r->state == CM_HTTP_REQ_HANDLER)
 			return 1;
 	return 0;
@@ -378,10 +252,11 @@ static int flush_h1(struct cm_http_conn *c)
 	struct cm_http_server *srv = c->srv;
 	struct cm_http_req *partial;
 
-	while (c->reqs && c->reqs->state == CM_HTTP_REQ_RESPONDED) {
-		struct cm_http_req *req = c->reqs;
+	struct cm_http_req *req;
+
+	while ((req = req_first(c)) != NULL && req->state == CM_HTTP_REQ_RESPONDED) {
 		int close = req->close_after || !req->keep_alive || srv->closing ||
-		            (c->draining && !req->next);
+		            (c->draining && !req_next(c, req));
 
 		if (cm_http__h1_format(&c->out, req, close, srv->extra, srv->nextra) != 0) {
 			cm_http__conn_close(c);
@@ -394,7 +269,7 @@ static int flush_h1(struct cm_http_conn *c)
 	}
 	/* Expect: 100-continue is answered once the request is next in line */
 	partial = c->h1 ? cm_http__h1_partial(c->h1) : NULL;
-	if (!c->reqs && c->h1 && cm_http__h1_wants_continue(c->h1)) {
+	if (!req_first(c) && c->h1 && cm_http__h1_wants_continue(c->h1)) {
 		if (cm_buf_puts(&c->out, "HTTP/1.1 100 Continue\r\n\r\n") != 0) {
 			cm_http__conn_close(c);
 			return 0;
@@ -402,7 +277,7 @@ static int flush_h1(struct cm_http_conn *c)
 		partial->expect_continue = 0;
 	}
 	/* a client that half-closed is answered, then the connection closes */
-	return !c->reqs && (c->eof || c->draining);
+	return !req_first(c) && (c->eof || c->draining);
 }
 
 /* Produce what the protocol has to send and hand it to the transport; close when done. Never
@@ -432,31 +307,31 @@ static void conn_flush(struct cm_http_conn *c)
 		update_timer(c);
 }
 
-/* The server's flusher, once per loop turn: send the answers of the queued connections, and go
- * on with the input of those that yielded. Resuming may queue a connection again (it yields
- * again): that one waits for the next turn. */
+/* The server's flusher, once per loop turn: produce the answers of the queued connections (the
+ * streams send them at the end of the turn), and go on with the input of those that yielded.
+ * Resuming may queue a connection again (it yields again): that one waits for the next turn. */
 static void on_flusher(uv_idle_t *p)
 {
 	struct cm_http_server *srv = p->data;
-	struct cm_http_conn *c;
+	struct cm_list work, *n;
 
 	uv_idle_stop(&srv->flusher);
-	srv->in_flusher = 1;
-	/* closing a connection takes it off the queue; one queued meanwhile goes on laterq */
-	while ((c = srv->flushq) != NULL) {
-		srv->flushq = c->flush_next;
-		c->flush_next = NULL;
-		c->flush_queued = 0;
+	cm_list_init(&work);
+	cm_list_move(&work, &srv->flushq);
+	/* closing a connection takes it off the list it is on */
+	while ((n = cm_list_pop(&work)) != NULL) {
+		struct cm_http_conn *c = cm_list_entry(n, struct cm_http_conn, flush_link);
+
 		c->nqueued = 0;
 		if (c->yielded)
-			resume(c); /* may have resumed already (a write completed) */
+			resume(c); /* may have resumed already (output drained) */
 		if (c->state == CM_HTTP_CONN_OPEN)
 			conn_flush(c);
+		/* answers sent free slots of max_in_flight: held input may go on */
+		if (c->state == CM_HTTP_CONN_OPEN)
+			resume(c);
 	}
-	srv->in_flusher = 0;
-	srv->flushq = srv->laterq;
-	srv->laterq = NULL;
-	if (srv->flushq)
+	if (!cm_list_empty(&srv->flushq))
 		uv_idle_start(&srv->flusher, on_flusher);
 }
 
@@ -464,14 +339,11 @@ static void on_flusher(uv_idle_t *p)
 static void flush_queue(struct cm_http_conn *c)
 {
 	struct cm_http_server *srv = c->srv;
-	struct cm_http_conn **q = srv->in_flusher ? &srv->laterq : &srv->flushq;
 
-	if (c->flush_queued)
+	if (cm_list_linked(&c->flush_link))
 		return;
-	c->flush_queued = 1;
-	c->flush_next = *q;
-	*q = c;
-	if (!srv->in_flusher && !uv_is_active((uv_handle_t *)&srv->flusher))
+	cm_list_insert_tail(&srv->flushq, &c->flush_link);
+	if (!uv_is_active((uv_handle_t *)&srv->flusher))
 		uv_idle_start(&srv->flusher, on_flusher);
 }
 
@@ -585,19 +457,19 @@ static void engine_h1(struct cm_http_conn *c, const char *data, size_t len)
  * which case it starts over (requests already dispatched are no longer READY). */
 static unsigned dispatch_ready(struct cm_http_conn *c)
 {
-	struct cm_http_req *req = c->reqs, *next;
+	struct cm_http_req *req = req_first(c), *next;
 	unsigned unlinks, n = 0;
 
 	while (req && c->state == CM_HTTP_CONN_OPEN) {
 		if (req->state != CM_HTTP_REQ_READY) {
-			req = req->next;
+			req = req_next(c, req);
 			continue;
 		}
-		next = req->next;
+		next = req_next(c, req);
 		unlinks = c->unlinks;
 		cm_http__dispatch(c, req);
 		n++;
-		req = c->unlinks == unlinks ? next : c->reqs;
+		req = c->unlinks == unlinks ? next : req_first(c);
 	}
 	return n;
 }
@@ -652,7 +524,7 @@ static void engine(struct cm_http_conn *c, const char *data, size_t len)
  * HTTP/2 preface. 1 when decided, 0 when more bytes are needed. */
 static int detect(struct cm_http_conn *c)
 {
-	const char *alpn = c->tls ? cm_tls_conn_alpn(c->tls) : "";
+	const char *alpn = c->s ? cm_stream_alpn(c->s) : "";
 	size_t n =
 	    c->pending.len < CM_HTTP_H2_PREFACE_LEN ? c->pending.len : CM_HTTP_H2_PREFACE_LEN;
 	int h2;
@@ -701,28 +573,6 @@ static void feed(struct cm_http_conn *c, const char *data, size_t len)
 	cm_buf_free(&in);
 }
 
-/* Pull plaintext out of the TLS engine until it needs more input or the connection pauses. */
-static void tls_pump(struct cm_http_conn *c)
-{
-	while (c->state == CM_HTTP_CONN_OPEN && !c->paused && !c->h2_failed) {
-		ssize_t n = cm_tls_conn_read(c->tls, c->srv->rbuf, sizeof(c->srv->rbuf));
-
-		if (n > 0) {
-			feed(c, c->srv->rbuf, (size_t)n);
-			continue;
-		}
-		if (n == -ECONNRESET) {
-			c->eof = 1; /* close_notify: the client sends no more */
-		} else if (n < 0) {
-			CM_LOGD(c->srv->mod, "TLS: %s", cm_tls_conn_error(c->tls));
-			/* send the alert, then close */
-			if (transport_send(c) == 0)
-				linger(c);
-		}
-		break;
-	}
-}
-
 /* After input was processed: send, and decide whether to read on. */
 static void after_input(struct cm_http_conn *c)
 {
@@ -750,6 +600,12 @@ static void after_input(struct cm_http_conn *c)
 		read_stop(c);
 	else
 		read_start(c);
+	/* Input held back goes on at the next turn if its cause is gone by then (answers sent,
+	 * other sockets served); otherwise the answer or the drained output that clears it does. */
+	if (c->paused && !c->mem) {
+		c->yielded = 1;
+		flush_queue(c);
+	}
 }
 
 static void resume(struct cm_http_conn *c)
@@ -769,70 +625,53 @@ static void resume(struct cm_http_conn *c)
 	cm_buf_init(&c->pending, 0);
 	engine(c, in.data, in.len);
 	cm_buf_free(&in);
-	if (c->tls)
-		tls_pump(c);
-	after_input(c);
+	after_input(c); /* reading resumes: what TLS holds comes next, at the turn's end */
 }
 
-static void on_write(uv_write_t *req, int status)
+/* Output the socket had not taken has gone down: go on with HTTP/2 frames held back, then with
+ * held input. Progress with a slow reader counts as activity. */
+static void on_writable(struct cm_stream *s)
 {
-	struct http_write *w = req->data;
-	struct cm_http_conn *c = w->c;
+	struct cm_http_conn *c = cm_stream_data(s);
 
-	c->writes--;
-	c->write_bytes -= w->len;
-	free(w->data);
-	free(w);
-	if (c->state == CM_HTTP_CONN_CLOSING)
+	if (c->state != CM_HTTP_CONN_OPEN)
 		return;
-	if (status < 0) {
-		CM_LOGD(c->srv->mod, "write failed: %s", uv_strerror(status));
-		cm_http__conn_close(c);
-		return;
-	}
-	if (c->state != CM_HTTP_CONN_OPEN || c->writes > 0)
-		return;
-	conn_flush(c); /* HTTP/2 frames held back by the high-water mark */
+	if (!c->busy)
+		cm_stream_timer(s, c->srv->lim.idle_timeout_ms);
+	conn_flush(c);
 	resume(c);
 }
 
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+static void on_read(struct cm_stream *s, const char *data, size_t len)
 {
-	struct cm_http_conn *c = s->data;
+	struct cm_http_conn *c = cm_stream_data(s);
 
-	if (nread == 0 || c->state == CM_HTTP_CONN_CLOSING)
+	if (c->state != CM_HTTP_CONN_OPEN)
 		return;
-	if (nread < 0 && nread != UV_EOF) {
-		CM_LOGD(c->srv->mod, "read failed: %s", uv_strerror((int)nread));
-		cm_http__conn_close(c);
-		return;
-	}
-	if (nread < 0) {
-		c->eof = 1;
-		read_stop(c);
-		if (c->state == CM_HTTP_CONN_LINGER) {
-			if (c->shut_done)
-				cm_http__conn_close(c);
-			return;
-		}
-		c->in_io = 1;
-		after_input(c);
-		return;
-	}
-	if (c->state == CM_HTTP_CONN_LINGER)
-		return; /* the peer is still sending; we no longer care */
 	c->in_io = 1;
-	if (c->tls) {
-		if (cm_tls_conn_feed(c->tls, buf->base, (size_t)nread) != 0) {
-			cm_http__conn_close(c);
-			return;
-		}
-		tls_pump(c);
-	} else {
-		feed(c, buf->base, (size_t)nread);
-	}
+	feed(c, data, len);
 	after_input(c);
 }
+
+/* The client sends no more (FIN or close_notify). */
+static void on_eof(struct cm_stream *s)
+{
+	struct cm_http_conn *c = cm_stream_data(s);
+
+	c->eof = 1;
+	if (c->state != CM_HTTP_CONN_OPEN)
+		return;
+	c->in_io = 1;
+	after_input(c);
+}
+
+static const struct cm_stream_events stream_events = {
+    .read = on_read,
+    .eof = on_eof,
+    .writable = on_writable,
+    .timeout = on_timeout,
+    .closed = on_stream_closed,
+};
 
 /* --- graceful stop --------------------------------------------------------------------------- */
 
@@ -853,28 +692,26 @@ void cm_http__conn_drain(struct cm_http_conn *c)
 
 /* --- accepting ------------------------------------------------------------------------------- */
 
-static void on_reject_closed(uv_handle_t *h)
+/* Allocate a connection and link it into the server. */
+static int conn_new(struct cm_http_conn **out, struct cm_http_server *srv, int mem)
 {
-	struct http_reject *rj = h->data;
-	struct cm_http_server *srv = rj->srv;
+	struct cm_http_conn *c = calloc(1, sizeof(*c));
 
-	free(rj);
-	cm_http__server_handle_closed(srv);
-}
-
-static void on_accept_retry(uv_timer_t *t)
-{
-	cm_http__conn_accept(t->data);
-}
-
-/* libuv stops watching the listener until the pending connection is accepted, so an accept that
- * cannot allocate must be retried later or the server would go deaf. */
-static void accept_later(struct cm_http_server *srv)
-{
-	if (uv_is_active((uv_handle_t *)&srv->accept_retry))
-		return;
-	CM_LOGW(srv->mod, "out of memory accepting a connection; retrying");
-	uv_timer_start(&srv->accept_retry, on_accept_retry, ACCEPT_RETRY_MS, 0);
+	*out = NULL;
+	if (!c)
+		return -ENOMEM;
+	c->srv = srv;
+	c->mem = mem;
+	cm_buf_init(&c->pending, 0);
+	cm_buf_init(&c->out, 0);
+	cm_list_init(&c->reqs);
+	cm_list_init(&c->flush_link);
+	/* linked first, so that cm_http__conn_close() has a consistent list to unlink from */
+	cm_list_insert_head(&srv->conns, &c->link);
+	srv->nconns++;
+	cm_metrics_gauge_add(srv->m_conns, 1);
+	*out = c;
+	return 0;
 }
 
 /* Say that a connection from peer (NULL: unknown) was refused, at most once per LOG_EVERY_MS. */
@@ -894,114 +731,31 @@ static void log_refused(struct cm_http_server *srv, const struct sockaddr *peer,
 	        src, why, limit, (unsigned long long)held);
 }
 
-static void reject(struct cm_http_server *srv)
+void cm_http__conn_refused(struct cm_http_server *srv, int per_source, const struct sockaddr *peer)
 {
-	struct http_reject *rj = malloc(sizeof(*rj));
-	struct sockaddr_storage peer;
-	int len = sizeof(peer);
-
-	if (!rj) {
-		accept_later(srv);
-		return;
-	}
-	rj->srv = srv;
-	uv_tcp_init(srv->loop, &rj->tcp);
-	rj->tcp.data = rj;
-	srv->handles++;
-	if (uv_accept((uv_stream_t *)&srv->listener, (uv_stream_t *)&rj->tcp) == 0) {
-		cm_metrics_inc(srv->m_rejected);
-		log_refused(srv,
-		            uv_tcp_getpeername(&rj->tcp, (struct sockaddr *)&peer, &len) == 0
-		                ? (const struct sockaddr *)&peer
-		                : NULL,
-		            "max_connections", srv->lim.max_connections);
-	}
-	uv_close((uv_handle_t *)&rj->tcp, on_reject_closed);
-}
-
-/* Count c under its source address; a source over its limit is refused with a reset (the
- * connection closes at once). 0 when c may stay. */
-static int count_source(struct cm_http_conn *c)
-{
-	struct cm_http_server *srv = c->srv;
-	struct linger lg = {.l_onoff = 1, .l_linger = 0};
-	int len = sizeof(c->peer), r;
-	uv_os_fd_t fd;
-
-	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&c->peer, &len) != 0)
-		return -ENOTCONN; /* gone already */
-	r = cm_srclimit_take(srv->per_source, (const struct sockaddr *)&c->peer);
-	if (r == 0) {
-		c->counted = 1;
-		return 0;
-	}
-	if (r == -EDQUOT) {
+	if (per_source) {
 		cm_metrics_inc(srv->m_rejected_source);
-		log_refused(srv, (const struct sockaddr *)&c->peer, "connections_per_source",
+		log_refused(srv, peer, "connections_per_source",
 		            srv->lim.max_connections_per_source);
-		if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
-			(void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	} else {
+		cm_metrics_inc(srv->m_rejected);
+		log_refused(srv, peer, "max_connections", srv->lim.max_connections);
 	}
-	return r;
 }
 
-/* Allocate a connection and link it into the server. */
-static int conn_new(struct cm_http_conn **out, struct cm_http_server *srv, int mem)
-{
-	struct cm_http_conn *c = calloc(1, sizeof(*c));
-
-	*out = NULL;
-	if (!c)
-		return -ENOMEM;
-	if (!mem && srv->tls && cm_tls_conn_alloc(&c->tls, srv->tls, NULL) != 0) {
-		free(c);
-		return -ENOMEM;
-	}
-	c->srv = srv;
-	c->mem = mem;
-	cm_buf_init(&c->pending, 0);
-	cm_buf_init(&c->out, 0);
-	/* linked first, so that cm_http__conn_close() has a consistent list to unlink from */
-	c->next = srv->conns;
-	if (srv->conns)
-		srv->conns->prev = c;
-	srv->conns = c;
-	srv->nconns++;
-	cm_metrics_gauge_add(srv->m_conns, 1);
-	*out = c;
-	return 0;
-}
-
-void cm_http__conn_accept(struct cm_http_server *srv)
+void cm_http__conn_accept(struct cm_http_server *srv, struct cm_stream *s)
 {
 	struct cm_http_conn *c;
 
-	if (srv->stopping)
-		return;
-	if (srv->nconns >= srv->lim.max_connections) {
-		reject(srv);
+	if (srv->stopping || conn_new(&c, srv, 0) != 0) {
+		cm_stream_abort(s, -ENOMEM, true);
 		return;
 	}
-	if (conn_new(&c, srv, 0) != 0) {
-		accept_later(srv);
-		return;
-	}
-	uv_tcp_init(srv->loop, &c->tcp);
-	uv_timer_init(srv->loop, &c->timer);
-	c->tcp.data = c->timer.data = c;
-	c->handles = 2;
-	srv->handles += 2;
-	if (uv_accept((uv_stream_t *)&srv->listener, (uv_stream_t *)&c->tcp) != 0) {
-		cm_http__conn_close(c); /* a retry with nothing waiting */
-		return;
-	}
-	if (count_source(c) != 0) {
-		cm_http__conn_close(c);
-		return;
-	}
-	uv_tcp_nodelay(&c->tcp, 1);
-	uv_timer_start(&c->timer, on_timer, srv->lim.idle_timeout_ms, 0);
-	read_start(c);
+	c->s = s;
+	srv->handles++; /* until the stream's closed event */
+	cm_stream_start(s, &stream_events, c);
+	/* the first request, TLS handshake included, must come within the idle timeout */
+	cm_stream_timer(s, srv->lim.idle_timeout_ms);
 }
 
 /* --- in-memory connections ------------------------------------------------------------------- */

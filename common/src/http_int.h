@@ -15,6 +15,7 @@
 
 #include "cm/buf.h"
 #include "cm/http.h"
+#include "cm/list.h"
 #include "cm/log.h"
 
 #define CM_HTTP_TEXT              "text/plain; charset=utf-8"
@@ -25,7 +26,6 @@
 #define CM_HTTP_DEF_MAX_STREAMS   100
 #define CM_HTTP_DEF_MAX_IN_FLIGHT 16
 #define CM_HTTP_DEF_RECEIVING     (1024 * 1024)
-#define CM_HTTP_READ_SIZE         (16 * 1024)  /* one read; the most input handled per wakeup */
 #define CM_HTTP_WRITE_HIGH        (256 * 1024) /* unsent bytes before a connection stops reading */
 #define CM_HTTP_FLUSH_BATCH       32   /* late answers gathered before they are sent anyway */
 #define CM_HTTP_H2_SLICE          2048 /* HTTP/2 input handed to the session at a time */
@@ -62,8 +62,8 @@ enum cm_http_req_state {
 struct http_route;
 
 struct cm_http_req {
-	struct cm_http_conn *c;          /* borrowed; NULL once detached */
-	struct cm_http_req *prev, *next; /* in c->reqs, in arrival order */
+	struct cm_http_conn *c; /* borrowed; NULL once detached */
+	struct cm_list link;    /* in c->reqs, in arrival order */
 	enum cm_http_req_state state;
 	int32_t stream_id; /* HTTP/2 stream; 0 for HTTP/1 */
 	int version;       /* 10, 11, 20 */
@@ -195,43 +195,30 @@ enum cm_http_conn_state {
 
 struct cm_http_conn {
 	struct cm_http_server *srv; /* borrowed: the server lives until its last connection */
-	struct cm_http_conn *prev, *next;
+	struct cm_list link;        /* in srv->conns */
 	enum cm_http_conn_state state;
 	enum cm_http_proto proto;
-	int mem; /* an in-memory connection (tests, fuzzing): no socket, output stays in out */
-	/* transport */
-	uv_tcp_t tcp;
-	uv_timer_t timer; /* idle timeout while open, linger timeout while closing */
-	uv_shutdown_t shutdown;
-	struct cm_tls_conn *tls; /* owned; NULL in cleartext */
-	int handles;             /* of tcp and timer, those not yet closed */
-	unsigned writes;         /* write requests in flight */
-	size_t write_bytes;      /* their total size */
-	unsigned reading : 1;
-	unsigned paused : 1;    /* input is held in pending; resumes when the cause clears */
-	unsigned eof : 1;       /* the peer closed its side */
-	unsigned shut_done : 1; /* our side is shut down */
-	unsigned draining : 1;  /* graceful stop: finish what was read, then close */
-	unsigned busy : 1;      /* requests or writes in flight: the idle timer is off */
-	unsigned in_io : 1;     /* inside input processing: responses are flushed at its end */
+	int mem; /* an in-memory connection (tests, fuzzing): no stream, output stays in out */
+	struct cm_stream *s; /* the transport; NULL for in-memory connections and once it closed */
+	unsigned paused : 1; /* input is held in pending; resumes when the cause clears */
+	unsigned eof : 1;    /* the peer closed its side */
+	unsigned draining : 1; /* graceful stop: finish what was read, then close */
+	unsigned busy : 1;     /* requests in flight: the idle timer is off */
+	unsigned in_io : 1;    /* inside input processing: responses are flushed at its end */
 	unsigned in_flush : 1;
-	unsigned counted : 1;      /* counted in srv->per_source under peer */
 	unsigned h1_stop : 1;      /* HTTP/1: no more requests after the last one read */
 	unsigned h2_failed : 1;    /* HTTP/2: the session failed; send its GOAWAY, then close */
-	unsigned flush_queued : 1; /* on srv->flushq: answers wait for the loop's next turn */
 	unsigned yielded : 1;      /* input held to let other sockets go first; resumes there */
 	unsigned nqueued;          /* answers waiting on srv->flushq */
-	struct cm_http_conn *flush_next;
-	struct sockaddr_storage peer; /* the client's address */
+	struct cm_list flush_link; /* on srv->flushq: answers wait for the loop's next turn */
 	/* engine */
 	struct cm_buf pending; /* plaintext input read but not processed yet; owned */
 	struct cm_buf out;     /* plaintext output not yet handed to the transport; owned */
 	struct cm_http_h1 *h1; /* owned, HTTP/1 */
 	struct cm_http_h2 *h2; /* owned, HTTP/2 */
-	struct cm_http_req *reqs, *reqs_tail; /* owned list (but see the request states) */
+	struct cm_list reqs;   /* owned requests (but see their states), in arrival order */
 	unsigned nreqs;
-	size_t
-	    receiving; /* HTTP/2: bytes held by requests still arriving (lim.max_receiving_bytes) */
+	size_t receiving; /* HTTP/2: bytes held by requests still arriving (max_receiving_bytes) */
 	unsigned unlinks; /* requests taken off the list so far: tells a walk to start over */
 };
 
@@ -246,8 +233,12 @@ int cm_http__conn_mem_resume(struct cm_http_conn *c);
 /* Close (requests in flight are detached) and free. Accepts NULL. */
 void cm_http__conn_mem_free(struct cm_http_conn *c);
 
-/* Accept a connection from the listener (http_server.c calls it). */
-void cm_http__conn_accept(struct cm_http_server *srv);
+struct cm_stream;
+
+/* A connection the listener accepted (http_server.c calls it): it becomes c's. */
+void cm_http__conn_accept(struct cm_http_server *srv, struct cm_stream *s);
+/* The listener refused a connection (per source or over max_connections): count and log it. */
+void cm_http__conn_refused(struct cm_http_server *srv, int per_source, const struct sockaddr *peer);
 /* Close now: requests in flight are detached and their cancel callbacks run. */
 void cm_http__conn_close(struct cm_http_conn *c);
 /* Graceful stop (see cm_http_server_stop_accepting()). */
@@ -308,28 +299,23 @@ struct cm_http_server {
 	cm_http_error_fn error_fn;            /* may be NULL: the server's own text */
 	void *error_arg;                      /* borrowed */
 
-	uv_tcp_t listener;
-	uv_timer_t accept_retry;
+	struct cm_listener *ln; /* owned; NULL until listening; closes asynchronously */
 	uv_timer_t trim;        /* malloc_trim() once a burst of connections has gone */
 	unsigned closed_recent; /* connections freed since the last trim */
-	/* Answers that complete outside input processing (a handler answering later) are sent
-	 * together once per loop turn, before the loop waits again: one write for many answers. */
+	/* Answers that complete outside input processing (a handler answering later) are produced
+	 * together once per loop turn, before the loop waits again; the streams then send them in
+	 * one write each. */
 	uv_idle_t flusher;
-	struct cm_http_conn *flushq; /* borrowed: connections with answers to send */
-	struct cm_http_conn *laterq; /* borrowed: queued while the flusher runs */
-	int in_flusher;
-	int listening;
-	int stopping; /* stop_accepting() or close() called */
-	int closing;  /* close() called */
-	struct cm_http_conn *conns;
+	struct cm_list flushq; /* of struct cm_http_conn (flush_link): answers to produce */
+	int stopping;          /* stop_accepting() or close() called */
+	int closing;           /* close() called */
+	struct cm_list conns;  /* of struct cm_http_conn (link) */
 	unsigned nconns;
-	unsigned handles; /* handles whose close callback is still to come */
+	/* Things whose end is still to come: the listener, the trim timer, the flusher, and each
+	 * connection's stream; the last one frees the server. */
+	unsigned handles;
 	void (*done)(void *arg);
 	void *done_arg;
-	/* Every connection reads here (ciphertext, then plaintext out of TLS): a read is handled
-	 * to the end before the loop reads another socket, and what must wait is copied, so one
-	 * buffer per server does, not 16 KB resident per connection. */
-	char rbuf[CM_HTTP_READ_SIZE];
 };
 
 /* Route a complete request (state READY or RECEIVING-complete) and run its handler, or answer

@@ -10,7 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cm/listener.h"
 #include "cm/log.h"
+#include "cm/loop.h"
 #include "cm/metrics.h"
 #include "cm/srclimit.h"
 
@@ -316,7 +318,8 @@ int cm_http_server_alloc(struct cm_http_server **out, uv_loop_t *loop, struct cm
 	int r;
 
 	*out = NULL;
-	if (!loop || !cfg)
+	/* connections are cm_streams: the loop must have its context (cm/loop.h) */
+	if (!loop || !cfg || !cm_loop_of(loop))
 		return -EINVAL;
 	srv = calloc(1, sizeof(*srv));
 	if (!srv)
@@ -350,18 +353,17 @@ int cm_http_server_alloc(struct cm_http_server **out, uv_loop_t *loop, struct cm
 	r = r ? r : copy_extra(srv, cfg);
 	r = r ? r : cm_srclimit_alloc(&srv->per_source, srv->lim.max_connections_per_source);
 	r = r ? r : metrics_init(srv);
-	/* Neither can fail for a TCP handle without an address family; from here on the server
-	 * owns handles and is released through cm_http_server_close(). */
-	r = r ? r : uv_tcp_init(loop, &srv->listener);
 	if (r) {
 		server_free(srv);
 		return r;
 	}
-	uv_timer_init(loop, &srv->accept_retry);
+	/* from here on the server owns handles and is released through cm_http_server_close() */
+	cm_list_init(&srv->conns);
+	cm_list_init(&srv->flushq);
 	uv_timer_init(loop, &srv->trim);
 	uv_idle_init(loop, &srv->flusher);
-	srv->listener.data = srv->accept_retry.data = srv->flusher.data = srv->trim.data = srv;
-	srv->handles = 4;
+	srv->flusher.data = srv->trim.data = srv;
+	srv->handles = 2;
 	*out = srv;
 	return 0;
 }
@@ -407,41 +409,76 @@ int cm_http_route(struct cm_http_server *srv, const char *path, unsigned flags, 
 	return 0;
 }
 
-static void on_connection(uv_stream_t *server, int status)
+static void on_accept(struct cm_listener *ln, struct cm_stream *s)
 {
-	struct cm_http_server *srv = server->data;
+	cm_http__conn_accept(cm_listener_data(ln), s);
+}
 
-	if (status < 0) {
-		CM_LOGW(srv->mod, "accept: %s", uv_strerror(status));
-		return;
-	}
-	cm_http__conn_accept(srv);
+static void on_refused(struct cm_listener *ln, enum cm_listener_refusal why,
+                       const struct sockaddr *peer)
+{
+	cm_http__conn_refused(cm_listener_data(ln), why == CM_LISTENER_REFUSED_SOURCE, peer);
+}
+
+static const struct cm_listener_events listener_events = {
+    .accept = on_accept,
+    .refused = on_refused,
+};
+
+static int admit(void *arg, const struct sockaddr *peer)
+{
+	return cm_srclimit_take(arg, peer);
+}
+
+static void release(void *arg, const struct sockaddr *peer)
+{
+	cm_srclimit_release(arg, peer);
 }
 
 int cm_http_server_listen(struct cm_http_server *srv, const struct sockaddr *addr)
 {
+	struct cm_listener_config lc = {
+	    .addr = addr,
+	    .addrlen = addr && addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+	                                                   : sizeof(struct sockaddr_in),
+	    .backlog = 128,
+	    .max_conns = srv->lim.max_connections,
+	    .stream =
+	        {
+	            .tls = srv->tls,
+	            .handshake_ms = srv->lim.idle_timeout_ms,
+	            .linger_ms = srv->lim.idle_timeout_ms < 2000 ? srv->lim.idle_timeout_ms : 2000,
+	            .high_water = CM_HTTP_WRITE_HIGH,
+	            .low_water = CM_HTTP_WRITE_HIGH / 4,
+	            /* HTTP bounds its own output (the high-water mark stops it producing): no
+	             * answer is refused for its size */
+	            .max_unsent = (size_t)1 << 30,
+	            .nodelay = true,
+	            .log_mod = srv->mod,
+	        },
+	    .source_admit = admit,
+	    .source_release = release,
+	    .source_arg = srv->per_source,
+	};
 	int r;
 
 	if (!addr || srv->stopping)
 		return -EINVAL;
-	if (srv->listening)
+	if (srv->ln)
 		return -EALREADY;
-	r = uv_tcp_bind(&srv->listener, addr, 0);
-	/* some bind errors (EADDRINUSE) only surface at listen */
-	r = r ? r : uv_listen((uv_stream_t *)&srv->listener, 128, on_connection);
+	r = cm_listener_open(&srv->ln, cm_loop_of(srv->loop), &lc, &listener_events, srv);
 	if (r)
 		return r;
-	srv->listening = 1;
+	srv->handles++; /* until the listener's close */
 	return 0;
 }
 
 int cm_http_server_port(const struct cm_http_server *srv)
 {
 	struct sockaddr_storage ss;
-	int len = sizeof(ss);
+	socklen_t len;
 
-	if (!srv->listening || srv->stopping ||
-	    uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&ss, &len) != 0)
+	if (!srv->ln || srv->stopping || cm_listener_address(srv->ln, &ss, &len) != 0)
 		return 0;
 	if (ss.ss_family == AF_INET)
 		return ntohs(((struct sockaddr_in *)&ss)->sin_port);
@@ -455,28 +492,35 @@ int cm_http_server_stopping(const struct cm_http_server *srv)
 	return srv->stopping;
 }
 
-/* Close the listener and the accept retry timer (once). */
+static void on_listener_closed(void *arg)
+{
+	cm_http__server_handle_closed(arg);
+}
+
+/* Close the listener and the trim timer (once). */
 static void stop_listening(struct cm_http_server *srv)
 {
 	if (srv->stopping)
 		return;
 	srv->stopping = 1;
-	uv_close((uv_handle_t *)&srv->listener, on_server_handle_closed);
-	uv_close((uv_handle_t *)&srv->accept_retry, on_server_handle_closed);
+	if (srv->ln) {
+		cm_listener_close(srv->ln, on_listener_closed, srv);
+		srv->ln = NULL;
+	}
 	uv_close((uv_handle_t *)&srv->trim, on_server_handle_closed);
 }
 
 void cm_http_server_stop_accepting(struct cm_http_server *srv)
 {
-	struct cm_http_conn *c, *next;
+	struct cm_list *n, *next;
 
 	if (srv->stopping)
 		return;
 	stop_listening(srv);
 	/* draining may close a connection (unlinking it), never another one */
-	for (c = srv->conns; c; c = next) {
-		next = c->next;
-		cm_http__conn_drain(c);
+	cm_list_foreach_safe(n, next, &srv->conns)
+	{
+		cm_http__conn_drain(cm_list_entry(n, struct cm_http_conn, link));
 	}
 }
 
@@ -495,8 +539,9 @@ void cm_http_server_close(struct cm_http_server *srv, void (*done)(void *arg), v
 	srv->done_arg = arg;
 	/* hold a count so a cancel callback's close of the last connection cannot free us here */
 	srv->handles++;
-	while (srv->conns)
-		cm_http__conn_close(srv->conns);
+	while (!cm_list_empty(&srv->conns))
+		cm_http__conn_close(
+		    cm_list_entry(cm_list_first(&srv->conns), struct cm_http_conn, link));
 	uv_close((uv_handle_t *)&srv->flusher, on_server_handle_closed);
 	cm_http__server_handle_closed(srv);
 }

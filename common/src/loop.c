@@ -179,6 +179,7 @@ int cm_loop_init(struct cm_loop *l, uv_loop_t *uv, unsigned index)
 	uv_prepare_init(uv, &l->flush_prepare);
 	uv_check_init(uv, &l->flush_check);
 	l->wake.data = l->wheel_timer.data = l->flush_prepare.data = l->flush_check.data = l;
+	uv_unref((uv_handle_t *)&l->wake);
 	uv->data = l;
 	return 0;
 fail:
@@ -214,6 +215,14 @@ void cm_loop_close(struct cm_loop *l, void (*done)(struct cm_loop *l))
 	uv_close((uv_handle_t *)&l->wheel_timer, on_closed);
 	uv_close((uv_handle_t *)&l->flush_prepare, on_closed);
 	uv_close((uv_handle_t *)&l->flush_check, on_closed);
+}
+
+void cm_loop_keep_alive(struct cm_loop *l, bool on)
+{
+	if (on)
+		uv_ref((uv_handle_t *)&l->wake);
+	else
+		uv_unref((uv_handle_t *)&l->wake);
 }
 
 void cm_loop_free(struct cm_loop *l)

@@ -123,6 +123,7 @@ int cm_workers_start(struct cm_workers **out, unsigned n, const struct cm_worker
 		if (rc)
 			break;
 		w->l_ready = true;
+		cm_loop_keep_alive(&w->l, true); /* a worker waits for its messages */
 		w->inited = true;
 		if (ops->init)
 			rc = ops->init(&w->l, ops->arg);

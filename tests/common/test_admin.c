@@ -21,6 +21,7 @@
 #include <cmocka.h>
 
 #include "cm/admin.h"
+#include "cm/loop.h"
 #include "cm/buf.h"
 #include "cm/metrics.h"
 #include "common/src/admin_int.h"
@@ -31,7 +32,8 @@
 
 struct fx {
 	uv_loop_t loop;
-	uv_async_t wake; /* asks the loop thread to close the server */
+	struct cm_loop cl; /* the loop's context: connections are cm_streams */
+	uv_async_t wake;   /* asks the loop thread to close the server */
 	pthread_t thread;
 	struct cm_metrics *metrics;
 	struct cm_admin *admin; /* NULL once a handler closed it */
@@ -51,8 +53,10 @@ static void on_wake(uv_async_t *h)
 {
 	struct fx *f = h->data;
 
-	if (f->admin)
+	if (f->admin) {
 		cm_admin_close(f->admin, on_closed, f);
+		cm_loop_close(&f->cl, NULL);
+	}
 	f->admin = NULL;
 	uv_close((uv_handle_t *)h, NULL);
 }
@@ -75,86 +79,106 @@ static int health(void *arg, struct cm_buf *details)
 	return atomic_load(&f->sick);
 }
 
-static int h_echo(void *arg, const struct cm_admin_request *req, struct cm_admin_response *resp)
+static int h_echo(void *arg, struct cm_http_req *req)
 {
+	struct cm_buf b;
+	size_t blen;
+	const char *body = cm_http_req_body(req, &blen);
+	int r;
+
 	(void)arg;
-	return cm_buf_printf(&resp->body, "%s %s ?%s [%.*s]", req->method, req->path, req->query,
-	                     (int)req->body_len, req->body);
+	cm_buf_init(&b, 0);
+	r = cm_buf_printf(&b, "%s %s ?%s [%.*s]", cm_http_req_method(req), cm_http_req_path(req),
+	                  cm_http_req_query(req), (int)blen, body);
+	if (r) {
+		cm_buf_free(&b);
+		return r; /* the server answers 500 */
+	}
+	cm_http_respond(req, 200, NULL, b.data, b.len);
+	cm_buf_free(&b);
+	return 0;
 }
 
-static int h_fail(void *arg, const struct cm_admin_request *req, struct cm_admin_response *resp)
+static int h_fail(void *arg, struct cm_http_req *req)
 {
 	(void)arg;
 	(void)req;
-	cm_buf_puts(&resp->body, "half-written");
 	return -EIO;
 }
 
-static int h_created(void *arg, const struct cm_admin_request *req, struct cm_admin_response *resp)
+static int h_created(void *arg, struct cm_http_req *req)
 {
 	(void)arg;
-	(void)req;
-	resp->status = 201;
-	resp->content_type = "application/json";
-	return cm_buf_puts(&resp->body, "{}");
-}
-
-static int h_weird(void *arg, const struct cm_admin_request *req, struct cm_admin_response *resp)
-{
-	(void)arg;
-	(void)req;
-	resp->status = 99;
+	cm_http_respond(req, 201, "application/json", "{}", 2);
 	return 0;
 }
 
-static int h_big(void *arg, const struct cm_admin_request *req, struct cm_admin_response *resp)
+static int h_weird(void *arg, struct cm_http_req *req)
 {
+	(void)arg;
+	cm_http_respond(req, 99, NULL, NULL, 0); /* not a status: answered 500 */
+	return 0;
+}
+
+static int h_big(void *arg, struct cm_http_req *req)
+{
+	struct cm_buf b;
 	int r = 0;
 
 	(void)arg;
-	(void)req;
+	cm_buf_init(&b, 0);
 	/* 300 KiB: over the write high-water mark in one response */
 	for (int i = 0; i < 300 && !r; i++)
-		r = cm_buf_printf(&resp->body, "%01023d\n", i);
+		r = cm_buf_printf(&b, "%01023d\n", i);
+	if (!r)
+		cm_http_respond(req, 200, NULL, b.data, b.len);
+	cm_buf_free(&b);
 	return r;
 }
 
-static int h_quit(void *arg, const struct cm_admin_request *req, struct cm_admin_response *resp)
+static int h_quit(void *arg, struct cm_http_req *req)
 {
 	struct fx *f = arg;
 
-	(void)req;
-	(void)resp;
 	cm_admin_close(f->admin, on_closed, f);
 	f->admin = NULL;
+	cm_loop_close(&f->cl, NULL);
+	/* the server is closing: the answer only releases the request */
+	cm_http_respond(req, 200, NULL, NULL, 0);
 	return 0;
+}
+
+static int route(struct cm_admin *a, const char *path, cm_http_handler h, void *arg)
+{
+	return cm_http_route(cm_admin_http(a), path, 0, NULL, h, arg);
 }
 
 static struct fx *fx_start_cfg(unsigned max_conns, uint64_t idle_ms, int with_metrics)
 {
 	struct cm_admin_config cfg = {.daemon = "testd",
 	                              .version = "1.2.3",
-	                              .max_connections = max_conns,
-	                              .max_connections_per_source = max_conns,
-	                              .idle_timeout_ms = idle_ms};
+	                              .limits = {.max_connections = max_conns,
+	                                         .max_connections_per_source = max_conns,
+	                                         .idle_timeout_ms = idle_ms}};
 	struct sockaddr_in sin;
 	struct fx *f = calloc(1, sizeof(*f));
 
 	assert_non_null(f);
 	assert_int_equal(uv_loop_init(&f->loop), 0);
+	assert_int_equal(cm_loop_init(&f->cl, &f->loop, 0), 0);
 	if (with_metrics)
 		assert_int_equal(cm_metrics_alloc(&f->metrics), 0);
 	assert_int_equal(cm_admin_alloc(&f->admin, &f->loop, f->metrics, &cfg), 0);
 	assert_int_equal(cm_admin_port(f->admin), 0);
 	cm_admin_set_health(f->admin, health, f);
-	assert_int_equal(cm_admin_route(f->admin, "/echo", h_fail, f), 0);
-	assert_int_equal(cm_admin_route(f->admin, "/echo", h_echo, f), 0); /* replaces */
-	assert_int_equal(cm_admin_route(f->admin, "/fail", h_fail, f), 0);
-	assert_int_equal(cm_admin_route(f->admin, "/created", h_created, f), 0);
-	assert_int_equal(cm_admin_route(f->admin, "/big", h_big, f), 0);
-	assert_int_equal(cm_admin_route(f->admin, "/weird", h_weird, f), 0);
-	assert_int_equal(cm_admin_route(f->admin, "/quit", h_quit, f), 0);
-	assert_int_equal(cm_admin_route(f->admin, "relative", h_echo, f), -EINVAL);
+	assert_int_equal(route(f->admin, "/echo", h_fail, f), 0);
+	assert_int_equal(route(f->admin, "/echo", h_echo, f), 0); /* replaces */
+	assert_int_equal(route(f->admin, "/fail", h_fail, f), 0);
+	assert_int_equal(route(f->admin, "/created", h_created, f), 0);
+	assert_int_equal(route(f->admin, "/big", h_big, f), 0);
+	assert_int_equal(route(f->admin, "/weird", h_weird, f), 0);
+	assert_int_equal(route(f->admin, "/quit", h_quit, f), 0);
+	assert_int_equal(route(f->admin, "relative", h_echo, f), -EINVAL);
 	uv_ip4_addr("127.0.0.1", 0, &sin);
 	assert_int_equal(cm_admin_listen(f->admin, (struct sockaddr *)&sin), 0);
 	assert_int_equal(cm_admin_listen(f->admin, (struct sockaddr *)&sin), -EALREADY);
@@ -179,6 +203,7 @@ static void fx_stop(struct fx *f, char **metrics_text)
 	pthread_join(f->thread, NULL);
 	assert_int_equal(atomic_load(&f->done), 1);
 	assert_int_equal(uv_loop_close(&f->loop), 0);
+	cm_loop_free(&f->cl);
 	if (metrics_text) {
 		struct cm_buf b;
 
@@ -904,21 +929,37 @@ static ssize_t pump_until_readable(uv_loop_t *loop, int fd, char *buf, size_t n)
 	return -1;
 }
 
+/* A loop with its cm_loop context for the tests below, and the end of both. */
+static void loop_open(uv_loop_t *loop, struct cm_loop *cl)
+{
+	assert_int_equal(uv_loop_init(loop), 0);
+	assert_int_equal(cm_loop_init(cl, loop, 0), 0);
+}
+
+static void loop_end(uv_loop_t *loop, struct cm_loop *cl)
+{
+	cm_loop_close(cl, NULL);
+	assert_int_equal(uv_run(loop, UV_RUN_DEFAULT), 0);
+	cm_loop_free(cl);
+	assert_int_equal(uv_loop_close(loop), 0);
+}
+
 /* An accept that cannot allocate is retried, for a served and for a rejected connection alike:
  * libuv stops watching the listener until the connection is taken. */
 static void test_accept_retry(void **state)
 {
 	uv_loop_t loop;
 	struct cm_admin *a;
-	struct cm_admin_config cfg = {.daemon = "d", .version = "v", .max_connections = 1};
+	struct cm_admin_config cfg = {.daemon = "d", .version = "v", .limits.max_connections = 1};
 	struct sockaddr_in sin;
 	struct client c1, c2;
 	char buf[512];
 	ssize_t n;
 	int done = 0;
+	struct cm_loop cl;
 
 	(void)state;
-	assert_int_equal(uv_loop_init(&loop), 0);
+	loop_open(&loop, &cl);
 	assert_int_equal(cm_admin_alloc(&a, &loop, NULL, &cfg), 0);
 	uv_ip4_addr("127.0.0.1", 0, &sin);
 	assert_int_equal(cm_admin_listen(a, (struct sockaddr *)&sin), 0);
@@ -944,9 +985,8 @@ static void test_accept_retry(void **state)
 	client_close(&c1);
 	client_close(&c2);
 	cm_admin_close(a, noop_done, &done);
-	assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+	loop_end(&loop, &cl);
 	assert_int_equal(done, 1);
-	assert_int_equal(uv_loop_close(&loop), 0);
 }
 
 static void test_listen_errors(void **state)
@@ -957,9 +997,10 @@ static void test_listen_errors(void **state)
 	struct sockaddr_in sin;
 	struct sockaddr_in6 sin6;
 	int done = 0, r;
+	struct cm_loop cl;
 
 	(void)state;
-	assert_int_equal(uv_loop_init(&loop), 0);
+	loop_open(&loop, &cl);
 	assert_int_equal(cm_admin_alloc(&a, &loop, NULL, &cfg), 0);
 	assert_int_equal(cm_admin_alloc(&b, &loop, NULL, &cfg), 0);
 	uv_ip4_addr("127.0.0.1", 0, &sin);
@@ -985,9 +1026,8 @@ static void test_listen_errors(void **state)
 	else
 		assert_true(r == -EADDRNOTAVAIL || r == -EAFNOSUPPORT);
 	cm_admin_close(a, noop_done, &done);
-	assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+	loop_end(&loop, &cl);
 	assert_int_equal(done, 5);
-	assert_int_equal(uv_loop_close(&loop), 0);
 }
 
 /* The whole life of a server that never serves, with every allocation failing in turn. */
@@ -1004,9 +1044,9 @@ static int scenario_lifecycle(void *arg)
 		return r;
 	r = cm_admin_alloc(&a, loop, m, &cfg);
 	if (r == 0) {
-		r = cm_admin_route(a, "/a", h_echo, NULL);
-		r = r ? r : cm_admin_route(a, "/b", h_echo, NULL);
-		r = r ? r : cm_admin_route(a, "/a", h_fail, NULL);
+		r = route(a, "/a", h_echo, NULL);
+		r = r ? r : route(a, "/b", h_echo, NULL);
+		r = r ? r : route(a, "/a", h_fail, NULL);
 		cm_admin_close(a, noop_done, &done);
 		uv_run(loop, UV_RUN_DEFAULT);
 		if (done != 1)
@@ -1019,11 +1059,12 @@ static int scenario_lifecycle(void *arg)
 static void test_alloc_lifecycle(void **state)
 {
 	uv_loop_t loop;
+	struct cm_loop cl;
 
 	(void)state;
-	assert_int_equal(uv_loop_init(&loop), 0);
+	loop_open(&loop, &cl);
 	assert_true(test_alloc_sweep(scenario_lifecycle, &loop, 100) > 3);
-	assert_int_equal(uv_loop_close(&loop), 0);
+	loop_end(&loop, &cl);
 }
 
 /* Answer one request through an in-memory connection of the admin's HTTP server, as a socket
@@ -1060,14 +1101,15 @@ static void test_alloc_respond(void **state)
 	struct cm_admin_config cfg = {.daemon = "d", .version = "v"};
 	struct respond_case rc = {.want = 200};
 	int done = 0;
+	struct cm_loop cl;
 
 	(void)state;
-	assert_int_equal(uv_loop_init(&loop), 0);
+	loop_open(&loop, &cl);
 	assert_int_equal(cm_metrics_alloc(&m), 0);
 	assert_int_equal(cm_metrics_add_process(m), 0);
 	assert_int_equal(cm_admin_alloc(&rc.a, &loop, m, &cfg), 0);
 	cm_admin_set_health(rc.a, health, &(struct fx){0});
-	assert_int_equal(cm_admin_route(rc.a, "/echo", h_echo, NULL), 0);
+	assert_int_equal(route(rc.a, "/echo", h_echo, NULL), 0);
 	const char *reqs[] = {"GET /health HTTP/1.1\r\n\r\n", "GET /metrics HTTP/1.1\r\n\r\n",
 	                      "POST /echo HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc"};
 	for (size_t i = 0; i < 3; i++) {
@@ -1077,9 +1119,8 @@ static void test_alloc_respond(void **state)
 		assert_true(test_alloc_sweep(scenario_respond, &rc, 200) > 2);
 	}
 	cm_admin_close(rc.a, noop_done, &done);
-	assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+	loop_end(&loop, &cl);
 	assert_int_equal(done, 1);
-	assert_int_equal(uv_loop_close(&loop), 0);
 	cm_metrics_free(m);
 }
 

@@ -25,6 +25,7 @@
 
 #include "cm/buf.h"
 #include "cm/http.h"
+#include "cm/loop.h"
 #include "cm/metrics.h"
 #include "cm/tls.h"
 #include "common/src/http_int.h"
@@ -386,6 +387,7 @@ static void test_alloc_parse(void **state)
 
 struct fx {
 	uv_loop_t loop;
+	struct cm_loop cl; /* the loop's context: connections are cm_streams */
 	struct cm_metrics *metrics;
 	struct cm_tls *tls;
 	struct cm_http_server *srv;
@@ -486,6 +488,7 @@ static void fx_init(struct fx *f, const struct cm_http_limits *lim, int tls)
 	if (lim)
 		cfg.limits = *lim;
 	assert_int_equal(uv_loop_init(&f->loop), 0);
+	assert_int_equal(cm_loop_init(&f->cl, &f->loop, 0), 0);
 	assert_int_equal(cm_metrics_alloc(&f->metrics), 0);
 	if (tls) {
 		struct cm_tls_config tc = {.cert_file = TLSDIR "server.pem",
@@ -524,9 +527,11 @@ static void fx_done(struct fx *f, char **text)
 		if (f->held[i])
 			cm_http_respond(f->held[i], 200, NULL, NULL, 0);
 	cm_http_server_close(f->srv, on_closed, f);
+	cm_loop_close(&f->cl, NULL);
 	assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
 	assert_int_equal(f->closed, 1);
 	assert_int_equal(uv_loop_close(&f->loop), 0);
+	cm_loop_free(&f->cl);
 	if (text) {
 		struct cm_buf b;
 
@@ -1201,11 +1206,13 @@ static void test_h1_close_with_held(void **state)
 		client_pump(&f, &c);
 	cm_http_server_close(f.srv, on_closed, &f);
 	assert_int_equal(f.cancels, 1);
+	cm_loop_close(&f.cl, NULL);
 	assert_int_equal(uv_run(&f.loop, UV_RUN_DEFAULT), 0);
 	assert_int_equal(f.closed, 1);
 	/* the server is gone; the late answer only frees */
 	answer_held(&f, 0, -ECONNRESET);
 	assert_int_equal(uv_loop_close(&f.loop), 0);
+	cm_loop_free(&f.cl);
 	cm_metrics_free(f.metrics);
 	client_close(&c);
 }
@@ -1856,6 +1863,7 @@ static int scenario_mem(void *arg)
 {
 	struct mem_case *mc = arg;
 	uv_loop_t loop;
+	struct cm_loop cl;
 	struct cm_http_server *srv;
 	struct cm_http_conn *c = NULL;
 	struct cm_http_config cfg = {0};
@@ -1865,8 +1873,16 @@ static int scenario_mem(void *arg)
 	memset(&f, 0, sizeof(f));
 	if (uv_loop_init(&loop) != 0)
 		return -EIO;
+	r = cm_loop_init(&cl, &loop, 0);
+	if (r) {
+		uv_loop_close(&loop);
+		return r;
+	}
 	r = cm_http_server_alloc(&srv, &loop, NULL, &cfg);
 	if (r) {
+		cm_loop_close(&cl, NULL);
+		uv_run(&loop, UV_RUN_DEFAULT);
+		cm_loop_free(&cl);
 		uv_loop_close(&loop);
 		return r;
 	}
@@ -1888,7 +1904,9 @@ static int scenario_mem(void *arg)
 	}
 	cm_http__conn_mem_free(c);
 	cm_http_server_close(srv, noop_closed_cb, &done);
+	cm_loop_close(&cl, NULL);
 	uv_run(&loop, UV_RUN_DEFAULT);
+	cm_loop_free(&cl);
 	uv_loop_close(&loop);
 	return r;
 }

@@ -73,6 +73,7 @@ static void test_mailbox_threads(void **state)
 	assert_int_equal(uv_loop_init(&f.uv), 0);
 	assert_int_equal(cm_loop_init(&f.l, &f.uv, 0), 0);
 	assert_ptr_equal(cm_loop_of(&f.uv), &f.l);
+	cm_loop_keep_alive(&f.l, true); /* the loop waits for the producers */
 	for (int i = 0; i < PRODUCERS; i++)
 		assert_int_equal(uv_thread_create(&f.th[i], producer, (void *)(intptr_t)i), 0);
 	/* the loop runs until the last message closes the context */
@@ -252,6 +253,7 @@ static void test_workers(void **state)
 	ops.arg = &st;
 	assert_int_equal(uv_loop_init(&uv), 0);
 	assert_int_equal(cm_loop_init(&main, &uv, 0), 0);
+	cm_loop_keep_alive(&main, true); /* waits for the pongs */
 	st.main = &main;
 	assert_int_equal(cm_workers_start(&ws, 3, &ops), 0);
 	assert_int_equal(cm_workers_count(ws), 3);

@@ -18,6 +18,7 @@
 #include "cm/buf.h"
 #include "cm/http.h"
 #include "cm/log.h"
+#include "cm/loop.h"
 #include "cm/metrics.h"
 #include "common/src/http_int.h"
 
@@ -79,6 +80,7 @@ static int h_fail(void *arg, struct cm_http_req *req)
 static struct cm_http_server *get_server(void)
 {
 	static uv_loop_t loop;
+	static struct cm_loop cl; /* the server's connections would be cm_streams */
 	static struct cm_metrics *metrics;
 	struct cm_http_config cfg = {.metrics_prefix = "fuzz2",
 	                             .limits = {.max_streams = 8,
@@ -89,7 +91,8 @@ static struct cm_http_server *get_server(void)
 	if (server)
 		return server;
 	cm_log_set_level(CM_LOG_ERROR);
-	if (uv_loop_init(&loop) != 0 || cm_metrics_alloc(&metrics) != 0)
+	if (uv_loop_init(&loop) != 0 || cm_loop_init(&cl, &loop, 0) != 0 ||
+	    cm_metrics_alloc(&metrics) != 0)
 		abort();
 	if (cm_http_server_alloc(&server, &loop, metrics, &cfg) != 0)
 		abort();

@@ -9,8 +9,10 @@
  *     the turn and the read buffers (each read is handled before the next one, so one buffer
  *     serves every connection of the loop).
  * The uv_loop_t's data pointer is set to the cm_loop, so code given a uv_loop_t finds it with
- * cm_loop_of(). Everything but cm_loop_post() belongs to the loop's thread. The mailbox keeps
- * the loop running until cm_loop_close().
+ * cm_loop_of(). Everything but cm_loop_post() belongs to the loop's thread. Like an unreferenced
+ * handle, the context does not keep uv_run() going by itself (a loop whose work is done runs
+ * dry, its context still open), unless cm_loop_keep_alive() says so: a worker's loop waits for
+ * its messages that way until it is stopped.
  *
  * struct cm_workers runs N loops on N threads. Each worker's resources are opened by an init
  * callback on the calling thread before the threads start (so that a port in use fails start-up
@@ -83,6 +85,9 @@ void cm_loop_close(struct cm_loop *l, void (*done)(struct cm_loop *l));
 
 /* Free what cm_loop_init() allocated, once the close is over (done ran, or the loop ran dry). */
 void cm_loop_free(struct cm_loop *l);
+
+/* Whether the mailbox alone keeps uv_run() going (off after init). */
+void cm_loop_keep_alive(struct cm_loop *l, bool on);
 
 static inline struct cm_loop *cm_loop_of(uv_loop_t *uv)
 {
