@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cm/buf.h"
 #include "cm/crypto.h"
@@ -23,6 +24,8 @@
 #define READ_CHUNK 16384
 /* A server that stops reading our replies gets cut off rather than grow our memory. */
 #define MAX_WRITE_QUEUE (4u << 20)
+/* Refused publishes are logged once per this long at most: any user can send them. */
+#define FORBIDDEN_LOG_MS 60000
 
 enum conn_state { CONN_CONNECTING, CONN_HANDSHAKE, CONN_READY, CONN_CLOSING };
 
@@ -51,6 +54,8 @@ struct pp_component {
 	struct pp_dispatch *dispatch; /* borrowed */
 	struct sockaddr_storage server;
 	char *domain;
+	char **xmpp_domains; /* owned, each owned: who may publish (see component.h) */
+	size_t nxmpp_domains;
 	struct cm_buf secret, publish_secret;
 	uint64_t backoff_min, backoff_max, backoff;
 	uv_timer_t retry;
@@ -63,10 +68,13 @@ struct pp_component {
 	int stopping, freeing;
 	void (*drained)(void *arg);
 	void *drained_arg;
+	uint64_t forbidden_logged_at; /* uv_now of the last "publish refused" warning, 0: none */
+	unsigned forbidden_quiet;     /* refusals since then, not logged */
 	struct {
 		struct cm_gauge *connected;
 		struct cm_counter *connect_ok, *connect_failed, *publish, *disco, *ping, *other;
 		struct cm_counter *dropped;
+		struct cm_counter *forbidden_full_jid, *forbidden_domain, *forbidden_secret;
 	} m;
 };
 
@@ -252,11 +260,85 @@ static int dup_attr(char **dst, const struct cm_xml_node *n, const char *name)
 	return *dst ? 0 : -ENOMEM;
 }
 
+/* --- who may publish ------------------------------------------------------------------------ */
+
+/* The domainpart of jid ([localpart@]domainpart[/resourcepart]): *len bytes at the result. */
+static const char *jid_domain(const char *jid, size_t *len)
+{
+	size_t end = strcspn(jid, "/");
+	const char *at = memchr(jid, '@', end);
+	const char *d = at ? at + 1 : jid;
+
+	*len = end - (size_t)(d - jid);
+	return d;
+}
+
+/* Domains compare without regard to ASCII case (RFC 7622 3.2 leaves the rest to IDNA). */
+static bool domain_is(const char *d, size_t len, const char *want)
+{
+	return strlen(want) == len && strncasecmp(d, want, len) == 0;
+}
+
+/* Why a publish from `from` must be refused, or NULL. XMPP servers publish from their own
+ * domain (Prosody) or from the user's bare JID (ejabberd, MongooseIM); a client's stanzas
+ * always carry its full JID, stamped by its server (RFC 6120 8.1.2.1), so a publish from a
+ * full JID is a user talking to the app server directly. *metric gets the counter to raise. */
+static const char *publish_forbidden(struct pp_component *c, const char *from,
+                                     struct cm_counter **metric)
+{
+	const char *d;
+	size_t len;
+
+	*metric = c->m.forbidden_domain;
+	if (!from || !*from)
+		return "a publish must say whom it is from";
+	if (strchr(from, '/')) {
+		*metric = c->m.forbidden_full_jid;
+		return "publishes come from the XMPP server, not from a client's full JID";
+	}
+	d = jid_domain(from, &len);
+	for (size_t i = 0; i < c->nxmpp_domains; i++)
+		if (domain_is(d, len, c->xmpp_domains[i]))
+			return NULL;
+	return "not a domain of the XMPP server this app server serves";
+}
+
+/* Refuse a publish with auth/forbidden, count it, and log it (at most once a minute, saying how
+ * many went unlogged: a user can send them as fast as her server lets her). */
+static void refuse_publish(struct conn *k, const char *id, const char *from, const char *to,
+                           struct cm_counter *metric, const char *why)
+{
+	struct pp_component *c = k->c;
+	uint64_t now = uv_now(c->loop);
+
+	cm_metrics_inc(metric);
+	if (c->forbidden_logged_at && now - c->forbidden_logged_at < FORBIDDEN_LOG_MS) {
+		c->forbidden_quiet++;
+		CM_LOGD("component", "IQ %s from %s refused: %s", id ? id : "?", from ? from : "?",
+		        why);
+	} else {
+		char more[160] = "";
+
+		if (c->forbidden_quiet)
+			snprintf(more, sizeof(more),
+			         "; %u more refused since the last such line (see "
+			         "platypus_component_publishes_forbidden_total)",
+			         c->forbidden_quiet);
+		CM_LOGW("component", "publish %s from %s refused (auth/forbidden): %s%s",
+		        id ? id : "?", from ? from : "?", why, more);
+		c->forbidden_logged_at = now ? now : 1;
+		c->forbidden_quiet = 0;
+	}
+	reply(k, id, from, to, "auth", "forbidden", why);
+}
+
 static void handle_publish(struct conn *k, const struct cm_xml_node *iq)
 {
 	struct pp_component *c = k->c;
 	const char *id = cm_xml_attr(iq, "id"), *from = cm_xml_attr(iq, "from");
 	const char *to = cm_xml_attr(iq, "to"), *secret = NULL;
+	struct cm_counter *forbidden_metric;
+	const char *forbidden;
 	struct pp_notif n;
 	struct pp_result res;
 	struct pending *p;
@@ -264,6 +346,11 @@ static void handle_publish(struct conn *k, const struct cm_xml_node *iq)
 	int r;
 
 	cm_metrics_inc(c->m.publish);
+	forbidden = publish_forbidden(c, from, &forbidden_metric);
+	if (forbidden) {
+		refuse_publish(k, id, from, to, forbidden_metric, forbidden);
+		return;
+	}
 	if (c->stopping) {
 		reply(k, id, from, to, "wait", "resource-constraint", "platypus is stopping");
 		return;
@@ -283,9 +370,8 @@ static void handle_publish(struct conn *k, const struct cm_xml_node *iq)
 	if (c->publish_secret.len &&
 	    (!secret || strlen(secret) != c->publish_secret.len ||
 	     !cm_crypto_equal(secret, c->publish_secret.data, c->publish_secret.len))) {
-		CM_LOGI("component", "IQ %s from %s: publish-options secret does not match",
-		        id ? id : "?", from ? from : "?");
-		reply(k, id, from, to, "auth", "forbidden", "secret does not match");
+		refuse_publish(k, id, from, to, c->m.forbidden_secret,
+		               "publish-options secret does not match");
 		goto out;
 	}
 	p = calloc(1, sizeof(*p));
@@ -626,6 +712,35 @@ static int copy_secret(struct cm_buf *b, const unsigned char *s, size_t len)
 	return 0;
 }
 
+static void free_domains(struct pp_component *c)
+{
+	for (size_t i = 0; i < c->nxmpp_domains; i++)
+		free(c->xmpp_domains[i]);
+	free(c->xmpp_domains);
+	c->xmpp_domains = NULL;
+	c->nxmpp_domains = 0;
+}
+
+/* c->xmpp_domains from the configuration, or the parent of c->domain. 0, -EINVAL, -ENOMEM. */
+static int copy_domains(struct pp_component *c, const struct pp_component_config *cfg)
+{
+	const char *parent = strchr(c->domain, '.');
+	size_t n = cfg->xmpp_domains ? cfg->nxmpp_domains : 0;
+
+	if (!n && (!parent || !parent[1]))
+		return -EINVAL;
+	c->xmpp_domains = calloc(n ? n : 1, sizeof(char *));
+	if (!c->xmpp_domains)
+		return -ENOMEM;
+	for (size_t i = 0; i < (n ? n : 1); i++) {
+		c->xmpp_domains[i] = strdup(n ? cfg->xmpp_domains[i] : parent + 1);
+		if (!c->xmpp_domains[i])
+			return -ENOMEM;
+		c->nxmpp_domains++;
+	}
+	return 0;
+}
+
 int pp_component_alloc(struct pp_component **out, uv_loop_t *loop, struct pp_dispatch *d,
                        const struct pp_component_config *cfg)
 {
@@ -650,13 +765,16 @@ int pp_component_alloc(struct pp_component **out, uv_loop_t *loop, struct pp_dis
 	c->backoff_max = cfg->reconnect_max_ms ? cfg->reconnect_max_ms : 30000;
 	c->backoff = c->backoff_min;
 	c->domain = strdup(cfg->domain);
-	if (!c->domain ||
-	    pp_component_set_secrets(c, cfg->secret, cfg->secret_len, cfg->publish_secret,
-	                             cfg->publish_secret_len) != 0) {
+	r = c->domain ? copy_domains(c, cfg) : -ENOMEM;
+	if (r == 0 && pp_component_set_secrets(c, cfg->secret, cfg->secret_len, cfg->publish_secret,
+	                                       cfg->publish_secret_len) != 0)
+		r = -ENOMEM;
+	if (r) {
+		free_domains(c);
 		free(c->domain);
 		cm_buf_free(&c->secret);
 		free(c);
-		return -ENOMEM;
+		return r;
 	}
 	if (m) {
 		r = cm_metrics_gauge(m, &c->m.connected, "platypus_component_connected",
@@ -685,6 +803,14 @@ int pp_component_alloc(struct pp_component **out, uv_loop_t *loop, struct pp_dis
 		      : cm_metrics_counter(m, &c->m.other, "platypus_component_iqs_total",
 		                           "IQs received over XEP-0114 by kind", "kind", "other",
 		                           NULL);
+#define FORBIDDEN(var, why)                                                                        \
+	cm_metrics_counter(m, &c->m.var, "platypus_component_publishes_forbidden_total",           \
+	                   "publishes refused with auth/forbidden, by reason", "reason", why,      \
+	                   NULL)
+		r = r ? r : FORBIDDEN(forbidden_full_jid, "full_jid");
+		r = r ? r : FORBIDDEN(forbidden_domain, "domain");
+		r = r ? r : FORBIDDEN(forbidden_secret, "secret");
+#undef FORBIDDEN
 		r = r ? r
 		      : cm_metrics_counter(m, &c->m.dropped,
 		                           "platypus_component_replies_dropped_total",
@@ -762,6 +888,7 @@ static void on_handle_closed(uv_handle_t *h)
 		return;
 	copy_secret(&c->secret, NULL, 0);
 	copy_secret(&c->publish_secret, NULL, 0);
+	free_domains(c);
 	free(c->domain);
 	free(c);
 }

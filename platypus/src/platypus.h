@@ -67,8 +67,9 @@ struct platypus_component_config {
 	bool enabled;
 	struct cm_cfg_addr server;
 	char *domain;
-	struct cm_secret secret;         /* the component secret shared with the XMPP server */
-	struct cm_secret publish_secret; /* optional: publish-options "secret" must match */
+	struct cm_secret secret;            /* the component secret shared with the XMPP server */
+	struct cm_secret publish_secret;    /* optional: publish-options "secret" must match */
+	struct cm_cfg_strlist xmpp_domains; /* publishes come from these; empty: domain's parent */
 	uint64_t reconnect_min, reconnect_max; /* ms */
 };
 

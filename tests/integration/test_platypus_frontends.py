@@ -84,6 +84,8 @@ class XmppServer:
 
     def accept(self, timeout=10):
         self.listener.settimeout(timeout)
+        if self.sock:
+            self.sock.close()
         self.sock, _ = self.listener.accept()
         self.buf = b""
         header = self.read_until(b">", timeout)
@@ -98,20 +100,21 @@ class XmppServer:
         assert "<handshake>%s</handshake>" % want in got, got
         self.sock.sendall(b"<handshake/>")
 
-    def publish(self, iq_id, token, extra=""):
-        iq = ("<iq type='set' id='%s' from='romeo@example.com' to='push.example.com'>"
+    def publish(self, iq_id, token, extra="", frm="romeo@example.com", to="push.example.com",
+                body="Wherefore art thou?"):
+        iq = ("<iq type='set' id='%s' from='%s' to='%s'>"
               "<pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='n1'><item>"
               "<notification xmlns='urn:xmpp:push:0'><x xmlns='jabber:x:data' type='submit'>"
               "<field var='FORM_TYPE'><value>urn:xmpp:push:summary</value></field>"
               "<field var='message-count'><value>2</value></field>"
               "<field var='last-message-sender'><value>juliet@example.com</value></field>"
-              "<field var='last-message-body'><value>Wherefore art thou?</value></field>"
+              "<field var='last-message-body'><value>%s</value></field>"
               "</x></notification></item></publish><publish-options>"
               "<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>"
               "http://jabber.org/protocol/pubsub#publish-options</value></field>"
               "<field var='device_id'><value>%s</value></field>"
               "<field var='service'><value>apns</value></field>%s</x></publish-options>"
-              "</pubsub></iq>") % (iq_id, token, extra)
+              "</pubsub></iq>") % (iq_id, frm, to, body, token, extra)
         self.sock.sendall(iq.encode())
 
     def reply(self, iq_id, timeout=10):
@@ -263,6 +266,38 @@ class Frontends(unittest.TestCase):
         self.assertIn("<bad-request", reply)
         metrics = suite.http_get(self.admin, "/metrics")[2]
         self.assertEqual(suite.metric(metrics, "platypus_component_connected"), 1)
+        self.stop()
+
+    def test_component_publishes_only_from_the_xmpp_server(self):
+        """A user who sends a publish to the app server herself (her server stamps her full
+        JID on it) or one from a domain the XMPP server does not serve is refused: no alert of
+        her choosing reaches a token of her choosing."""
+        self.start(component=True)
+        self.xmpp.publish("u1", TOKEN, frm="mallory@example.com/phone", body="pay me")
+        reply = self.xmpp.reply("u1")
+        self.assertIn("type='auth'", reply)
+        self.assertIn("<forbidden", reply)
+        self.xmpp.publish("u2", TOKEN, frm="mallory@evil.example", body="pay me")
+        reply = self.xmpp.reply("u2")
+        self.assertIn("type='auth'", reply)
+        self.assertIn("<forbidden", reply)
+        self.xmpp.publish("u3", TOKEN, frm="example.com/x", body="pay me")
+        self.assertIn("<forbidden", self.xmpp.reply("u3"))
+        self.xmpp.publish("u4", TOKEN, frm="evil.example", body="pay me")
+        self.assertIn("<forbidden", self.xmpp.reply("u4"))
+        # What servers send: Prosody publishes from its domain, ejabberd from the user's bare
+        # JID; domains compare without regard to case.
+        self.xmpp.publish("s1", TOKEN, frm="example.com", body="from the server")
+        self.assertIn("type='result'", self.xmpp.reply("s1"))
+        self.xmpp.publish("s2", TOKEN, frm="Romeo@Example.COM", body="from a bare JID")
+        self.assertIn("type='result'", self.xmpp.reply("s2"))
+        bodies = [r["json"]["aps"]["alert"]["body"] for r in self.mock.control.requests(wait=2)]
+        self.assertEqual(bodies, ["from the server", "from a bare JID"])
+        metrics = suite.http_get(self.admin, "/metrics")[2]
+        self.assertEqual(suite.metric(metrics, "platypus_component_publishes_forbidden_total",
+                                      {"reason": "full_jid"}), 2)
+        self.assertEqual(suite.metric(metrics, "platypus_component_publishes_forbidden_total",
+                                      {"reason": "domain"}), 2)
         self.stop()
 
     def test_component_reconnects(self):
