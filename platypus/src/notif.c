@@ -132,6 +132,19 @@ __attribute__((format(printf, 3, 4))) static int bad(char *err, size_t errlen, c
 	return -EINVAL;
 }
 
+int pp_quote_len(const char *s)
+{
+	size_t len = strlen(s);
+
+	if (len <= PP_QUOTE_MAX)
+		return (int)len;
+	len = PP_QUOTE_MAX;
+	/* Back to the start of the character the cut falls in. */
+	while (len > 0 && ((unsigned char)s[len] & 0xc0) == 0x80)
+		len--;
+	return (int)len;
+}
+
 /* Length of a valid UTF-8 string without control characters other than tab/newline, or -1. */
 static long utf8_text_len(const char *s)
 {
@@ -264,9 +277,10 @@ static int check_data(const struct pp_notif *n, char *err, size_t errlen)
 		    (!strcmp(key, "from") || !strcmp(key, "notification") ||
 		     !strcmp(key, "message_type") || !strncmp(key, "google.", 7) ||
 		     !strncmp(key, "gcm.", 4)))
-			return bad(err, errlen, "data.%s: reserved by FCM", key);
+			return bad(err, errlen, "data.%.*s%s: reserved by FCM", PP_QUOTE(key));
 		if (n->service == PP_SVC_FCM && json_is_null(v))
-			return bad(err, errlen, "data.%s: FCM data values cannot be null", key);
+			return bad(err, errlen, "data.%.*s%s: FCM data values cannot be null",
+			           PP_QUOTE(key));
 	}
 	return 0;
 }

@@ -8,10 +8,21 @@
 void pp_result_set(struct pp_result *r, enum pp_outcome o, enum pp_cause c, int status,
                    const char *reason)
 {
+	size_t len = reason ? strlen(reason) : 0;
+
 	r->outcome = o;
 	r->cause = c;
 	r->status = status;
-	snprintf(r->reason, sizeof(r->reason), "%s", reason ? reason : "");
+	if (len >= sizeof(r->reason)) {
+		/* Only a provider's text can be this long: keep whole characters, so that the
+		 * reason still goes into JSON and XML. */
+		len = sizeof(r->reason) - 1;
+		while (len > 0 && ((unsigned char)reason[len] & 0xc0) == 0x80)
+			len--;
+	}
+	if (len)
+		memcpy(r->reason, reason, len);
+	r->reason[len] = '\0';
 }
 
 const char *pp_outcome_name(enum pp_outcome o)
