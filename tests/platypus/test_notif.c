@@ -106,11 +106,37 @@ static void test_validate_fields(void **state)
 	free(n.alert.body);
 	n.alert.body = strdup("bad \xc3\x28 utf8");
 	assert_int_equal(validate(&n, err), -EINVAL);
-	assert_string_equal(err, "alert.body: not valid UTF-8 text");
+	assert_string_equal(err, "alert.body: not valid UTF-8 (at byte 4)");
 	free(n.alert.body);
 	n.alert.body = strdup("overlong \xc0\xaf");
 	assert_int_equal(validate(&n, err), -EINVAL);
+	assert_string_equal(err, "alert.body: not valid UTF-8 (at byte 9)");
 	free(n.alert.body);
+	/* Valid UTF-8 with a control character: say so, and where. */
+	n.alert.body = strdup("line\x01two");
+	assert_int_equal(validate(&n, err), -EINVAL);
+	assert_string_equal(err, "alert.body: control character U+0001 at byte 4 (of the control "
+	                         "characters only tab, line feed and carriage return are allowed)");
+	free(n.alert.body);
+	n.alert.body = strdup("tab\tline\nreturn\r\xc3\xa9");
+	assert_int_equal(validate(&n, err), 0);
+	free(n.alert.body);
+	n.alert.body = NULL;
+	free(n.alert.title);
+	n.alert.title = strdup("\x1b[31m");
+	assert_int_equal(validate(&n, err), -EINVAL);
+	assert_memory_equal(err, "alert.title: control character U+001B at byte 0 ", 47);
+	free(n.alert.title);
+	n.alert.title = NULL;
+	n.data = json_pack("{s:s}", "a\x02", "x");
+	assert_int_equal(validate(&n, err), -EINVAL);
+	assert_string_equal(err, "data: a key has control character U+0002 at byte 1");
+	json_decref(n.data);
+	n.data = json_pack("{s:s}", "", "x");
+	assert_int_equal(validate(&n, err), -EINVAL);
+	assert_string_equal(err, "data: a key is empty");
+	json_decref(n.data);
+	n.data = NULL;
 	n.alert.body = NULL;
 	n.data = json_pack("{s:i}", "aps", 1);
 	assert_int_equal(validate(&n, err), -EINVAL);
@@ -579,6 +605,13 @@ static void test_from_mongoosepush(void **state)
 	assert_int_equal(n.alert.badge, 4);
 	assert_false(n.voip);
 	assert_int_equal(pp_notif_validate(&n, err, sizeof(err)), 0);
+	pp_notif_free(&n);
+
+	/* "\u0001" is valid JSON for valid UTF-8: validation says what is wrong with it. */
+	assert_int_equal(mp(&n, "{\"service\":\"apns\",\"alert\":{\"body\":\"hi\\u0001\"}}", err),
+	                 0);
+	assert_int_equal(pp_notif_validate(&n, err, sizeof(err)), -EINVAL);
+	assert_memory_equal(err, "alert.body: control character U+0001 at byte 2 ", 47);
 	pp_notif_free(&n);
 
 	/* data alone: silent; a .voip topic: a call. */
