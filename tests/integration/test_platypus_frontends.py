@@ -15,7 +15,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "mock"))
 import suite  # noqa: E402
-from mockproc import Mock, apns_app_yaml  # noqa: E402
+from mockproc import KEYS, Mock, apns_app_yaml  # noqa: E402
 
 TOKEN = "0123456789abcdef" * 4
 DEAD = "dead" * 16
@@ -23,7 +23,7 @@ TOPIC = "com.example.app"
 SECRET = "component-secret"
 
 
-def config(admin, rest, mock, component=None):
+def config(admin, rest, mock, component=None, fcm=None):
     text = """log:
   level: debug
 admin:
@@ -35,6 +35,13 @@ rest:
   tls: false
 apns:
 """ % (admin, rest) + apns_app_yaml(mock.port, TOPIC)
+    if fcm:
+        text += """fcm:
+  - name: android
+    service_account: %s
+    base_url: https://127.0.0.1:%d
+    ca_file: %s/ca.pem
+""" % (fcm[1], fcm[0].port, KEYS)
     if component:
         text += """component:
   enabled: true
@@ -153,7 +160,7 @@ class Frontends(unittest.TestCase):
         self.mock.stop()
         self.tmp.cleanup()
 
-    def start(self, component=False):
+    def start(self, component=False, fcm=None):
         self.admin, self.rest = suite.free_port(), suite.free_port()
         comp = None
         if component:
@@ -162,8 +169,8 @@ class Frontends(unittest.TestCase):
             with open(secret, "w") as f:
                 f.write(SECRET + "\n")
             comp = (self.xmpp.port, secret)
-        self.daemon = suite.Daemon("platypus", config(self.admin, self.rest, self.mock, comp),
-                                   self.dir)
+        self.daemon = suite.Daemon("platypus", config(self.admin, self.rest, self.mock, comp,
+                                                      fcm), self.dir)
         suite.wait_http(self.admin, proc=self.daemon.proc)
         if component:
             self.xmpp.accept()
@@ -212,6 +219,37 @@ class Frontends(unittest.TestCase):
         metrics = suite.http_get(self.admin, "/metrics")[2]
         self.assertEqual(suite.metric(metrics, "platypus_notifications_total",
                                       {"outcome": "delivered"}), 1)
+        self.stop()
+
+    def test_rest_decodes_percent_encoded_device_ids(self):
+        """MongoosePush decodes the device id of the path: FCM tokens have ':' in them, which
+        clients percent-encode."""
+        sa = os.path.join(self.dir, "service-account.json")
+        fcm = Mock("fcm_mock.py", "--write-service-account", sa)
+        self.addCleanup(fcm.stop)
+        self.start(fcm=(fcm, sa))
+        token = "cZ1xY2z3:APA91bH-abc_def0123456789ABCDEFGHIJKLMNOP"
+        alert = {"service": "fcm", "alert": {"title": "Juliet", "body": "Hi"}}
+        for path in (token.replace(":", "%3A"), token.replace(":", "%3a"), token):
+            status, body = post(self.rest, path, alert)
+            self.assertEqual((status, body), (200, None), self.daemon.output())
+        sends = [r for r in fcm.control.requests(wait=4) if r["path"].endswith(":send")]
+        self.assertEqual([r["fcm_token"] for r in sends], [token] * 3)
+        # %41 is 'A' and %2D '-': any byte may be encoded, APNs tokens too
+        status, body = post(self.rest, "%30%31" + TOKEN[2:], {"service": "apns",
+                                                               "alert": {"body": "x"}})
+        self.assertEqual((status, body), (200, None))
+        for bad, detail in (("abc%zz" + token, "%zz"), (token + "%3", "%3"),
+                            (token + "%00", "%00")):
+            status, body = post(self.rest, bad, alert)
+            self.assertEqual((status, body["reason"]), (400, "invalid_request"), bad)
+            self.assertIn(detail, body["detail"])
+        # a decoded '/' is just a character FCM tokens do not have
+        status, body = post(self.rest, "ab%2Fcd" + token, alert)
+        self.assertEqual((status, body["reason"]), (400, "invalid_request"))
+        self.assertIn("found '/' at 2", body["detail"])
+        self.assertEqual(len([r for r in fcm.control.requests() if r["path"].endswith(":send")]),
+                         3)
         self.stop()
 
     def test_rest_over_tls_and_http2(self):
