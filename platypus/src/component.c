@@ -18,6 +18,7 @@
 #include "cm/xml.h"
 
 #define NS_STANZAS "urn:ietf:params:xml:ns:xmpp-stanzas"
+#define NS_STREAMS "urn:ietf:params:xml:ns:xmpp-streams"
 #define NS_DISCO   "http://jabber.org/protocol/disco#info"
 #define NS_PING    "urn:xmpp:ping"
 #define NS_PUSH    "urn:xmpp:push:0"
@@ -73,7 +74,7 @@ struct pp_component {
 	struct {
 		struct cm_gauge *connected;
 		struct cm_counter *connect_ok, *connect_failed, *publish, *disco, *ping, *other;
-		struct cm_counter *dropped;
+		struct cm_counter *misaddressed, *dropped;
 		struct cm_counter *forbidden_full_jid, *forbidden_domain, *forbidden_secret;
 	} m;
 };
@@ -190,12 +191,15 @@ static int build_reply(struct cm_xml_node **out, const char *id, const char *to,
 	return 0;
 }
 
-/* Answer the IQ `req` (to its sender, from its recipient). */
+/* Answer the IQ `req` (to its sender, from its recipient: an address of ours, checked by
+ * handle_iq(); the component's domain when the request named none). */
 static void reply(struct conn *k, const char *id, const char *req_from, const char *req_to,
                   const char *type, const char *condition, const char *text)
 {
 	struct cm_xml_node *iq;
 
+	if (!req_to && k->c)
+		req_to = k->c->domain;
 	if (build_reply(&iq, id, req_from, req_to, type, condition, text) != 0) {
 		CM_LOGE("component", "cannot build a reply to IQ %s: out of memory", id ? id : "?");
 		return;
@@ -277,6 +281,17 @@ static const char *jid_domain(const char *jid, size_t *len)
 static bool domain_is(const char *d, size_t len, const char *want)
 {
 	return strlen(want) == len && strncasecmp(d, want, len) == 0;
+}
+
+static bool addressed_to_us(const struct pp_component *c, const char *to)
+{
+	size_t len;
+	const char *d;
+
+	if (!to)
+		return true; /* the XMPP server routed it to us */
+	d = jid_domain(to, &len);
+	return domain_is(d, len, c->domain);
 }
 
 /* Why a publish from `from` must be refused, or NULL. XMPP servers publish from their own
@@ -428,14 +443,47 @@ static void handle_disco(struct conn *k, const struct cm_xml_node *iq)
 	cm_xml_node_free(res);
 }
 
+static unsigned element_children(const struct cm_xml_node *n)
+{
+	unsigned count = 0;
+
+	for (const struct cm_xml_node *ch = n->children; ch; ch = ch->next)
+		count += ch->kind == CM_XML_ELEMENT;
+	return count;
+}
+
 static void handle_iq(struct conn *k, const struct cm_xml_node *iq)
 {
+	struct pp_component *c = k->c;
 	const char *type = cm_xml_attr(iq, "type");
 	const char *id = cm_xml_attr(iq, "id"), *from = cm_xml_attr(iq, "from");
 	const char *to = cm_xml_attr(iq, "to");
 
-	if (!type || (strcmp(type, "result") == 0 || strcmp(type, "error") == 0))
+	if (type && (strcmp(type, "result") == 0 || strcmp(type, "error") == 0))
 		return; /* we send no IQs of our own: nothing to match */
+	if (!addressed_to_us(c, to)) {
+		char text[160];
+
+		/* Not ours to answer for, nor to answer from: the reply comes from our domain, and
+		 * a publish here would reach a provider on another app server's behalf. */
+		cm_metrics_inc(c->m.misaddressed);
+		snprintf(text, sizeof(text), "this app server is %.100s", c->domain);
+		reply(k, id, from, NULL, "cancel", "item-not-found", text);
+		return;
+	}
+	if (!type || (strcmp(type, "get") != 0 && strcmp(type, "set") != 0)) {
+		cm_metrics_inc(c->m.other);
+		reply(k, id, from, to, "modify", "bad-request",
+		      "an IQ's type is get, set, result or error");
+		return;
+	}
+	if (element_children(iq) != 1) {
+		/* RFC 6120 8.2.3: exactly one payload, whose namespace says what is asked. */
+		cm_metrics_inc(c->m.other);
+		reply(k, id, from, to, "modify", "bad-request",
+		      "an IQ get or set carries exactly one child element");
+		return;
+	}
 	if (strcmp(type, "set") == 0 && cm_xml_child(iq, "pubsub", NULL)) {
 		handle_publish(k, iq);
 	} else if (strcmp(type, "get") == 0 && cm_xml_child(iq, "query", NS_DISCO)) {
@@ -451,6 +499,24 @@ static void handle_iq(struct conn *k, const struct cm_xml_node *iq)
 }
 
 /* --- the stream ------------------------------------------------------------------------------ */
+
+/* RFC 6120 4.9: say why before closing: <stream:error> with the condition (and a text), then
+ * the end of our stream. conn_close() writes what is queued before it closes. */
+static void conn_stream_error(struct conn *k, const char *condition, const char *text)
+{
+	struct cm_xml_node *e = NULL, *n, *t;
+	int r = cm_xml_node_new(&e, "stream:error", CM_XML_NS_STREAM);
+
+	r = r ? r : cm_xml_node_new_child(&n, e, condition, NS_STREAMS);
+	if (r == 0 && text && *text && cm_xml_node_new_child(&t, e, "text", NS_STREAMS) == 0 &&
+	    cm_xml_node_add_text(t, text, strlen(text)) != 0)
+		cm_xml_node_free(t); /* the condition alone says enough */
+	if (r == 0)
+		r = conn_send_node(k, e);
+	cm_xml_node_free(e);
+	if (r == 0)
+		conn_send(k, "</stream:stream>", 16);
+}
 
 static int on_open(void *arg, const struct cm_xml_node *header)
 {
@@ -590,6 +656,9 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 		cond = cm_xml_parser_error(k->xp, &detail);
 		CM_LOGE("component", "bad XML from the XMPP server: %s: %s", cond ? cond : "?",
 		        detail ? detail : "");
+		if (k->state != CONN_CLOSING)
+			conn_stream_error(k, cond ? cond : cm_xml_err_internal_server_error,
+			                  detail);
 		conn_close(k, NULL);
 	} else if (r && k->state != CONN_CLOSING) {
 		conn_close(k, strerror(r < 0 ? -r : r));
@@ -803,6 +872,10 @@ int pp_component_alloc(struct pp_component **out, uv_loop_t *loop, struct pp_dis
 		      : cm_metrics_counter(m, &c->m.other, "platypus_component_iqs_total",
 		                           "IQs received over XEP-0114 by kind", "kind", "other",
 		                           NULL);
+		r = r ? r
+		      : cm_metrics_counter(m, &c->m.misaddressed, "platypus_component_iqs_total",
+		                           "IQs received over XEP-0114 by kind", "kind",
+		                           "misaddressed", NULL);
 #define FORBIDDEN(var, why)                                                                        \
 	cm_metrics_counter(m, &c->m.var, "platypus_component_publishes_forbidden_total",           \
 	                   "publishes refused with auth/forbidden, by reason", "reason", why,      \

@@ -124,6 +124,22 @@ class XmppServer:
               "</pubsub></iq>") % (iq_id, frm, to, body, token, extra)
         self.sock.sendall(iq.encode())
 
+    def send(self, text):
+        self.sock.sendall(text.encode())
+
+    def until_closed(self, timeout=10):
+        """Everything the component sends until it closes the connection."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.sock.settimeout(max(deadline - time.monotonic(), 0.01))
+            try:
+                data = self.sock.recv(65536)
+            except ConnectionResetError:
+                data = b""
+            if not data:
+                return self.buf.decode()
+            self.buf += data
+
     def reply(self, iq_id, timeout=10):
         """The reply to one IQ (self-closed or not)."""
         key = ("id='%s'" % iq_id).encode()
@@ -336,6 +352,40 @@ class Frontends(unittest.TestCase):
                                       {"reason": "full_jid"}), 2)
         self.assertEqual(suite.metric(metrics, "platypus_component_publishes_forbidden_total",
                                       {"reason": "domain"}), 2)
+        self.stop()
+
+    def test_component_stream_rules(self):
+        """RFC 6120: an IQ get/set carries exactly one child; a stanza for another domain is not
+        ours to answer for; bad XML ends the stream with a stream error, not a bare close."""
+        self.start(component=True)
+        self.xmpp.send("<iq type='get' id='c2' from='romeo@example.com/a' to='push.example.com'>"
+                       "<ping xmlns='urn:xmpp:ping'/><query xmlns='jabber:iq:version'/></iq>")
+        reply = self.xmpp.reply("c2")
+        self.assertIn("type='modify'", reply)
+        self.assertIn("<bad-request", reply)
+        self.xmpp.send("<iq type='get' id='c0' from='romeo@example.com/a' "
+                       "to='push.example.com'/>")
+        self.assertIn("<bad-request", self.xmpp.reply("c0"))
+
+        self.xmpp.publish("o1", TOKEN, to="push.other.example")
+        reply = self.xmpp.reply("o1")
+        self.assertIn("type='cancel'", reply)
+        self.assertIn("<item-not-found", reply)
+        self.assertIn("from='push.example.com'", reply)
+        self.assertNotIn("push.other.example", reply)
+        self.xmpp.publish("o2", TOKEN, to="node@push.example.com/r")
+        self.assertIn("type='result'", self.xmpp.reply("o2"))
+        self.assertEqual(len(self.mock.control.requests(wait=1)), 1)
+
+        self.xmpp.send("<message to='push.example.com'><body>x</bod></message>")
+        rest = self.xmpp.until_closed()
+        self.assertIn("<stream:error><not-well-formed xmlns='urn:ietf:params:xml:ns:xmpp-streams'",
+                      rest)
+        self.assertTrue(rest.rstrip().endswith("</stream:stream>"), rest)
+        # and it comes back
+        self.xmpp.accept(timeout=10)
+        self.xmpp.publish("r1", TOKEN)
+        self.assertIn("type='result'", self.xmpp.reply("r1"))
         self.stop()
 
     def test_component_reconnects(self):
