@@ -271,6 +271,13 @@ class MockAPNsTest(unittest.TestCase):
         self.ctl.post("/fail", {"status": 503, "match": {"token": "e" * 64}})
         self.assertEqual(c.request(PATH, self.headers(), ALERT).status, 200)
         self.assertReject(c.request("/3/device/" + "e" * 64, self.headers(), ALERT), 503, "ServiceUnavailable")
+        # Refused provider tokens as long as asked ("count": null), counted per status.
+        self.ctl.post("/reset")
+        self.ctl.post("/fail", {"reason": "InvalidProviderToken", "count": None})
+        for _ in range(3):
+            self.assertReject(c.request(PATH, self.headers(), ALERT), 403, "InvalidProviderToken")
+        self.assertEqual(self.ctl.get("/counters")["counters"],
+                         {"send": {"requests": 3, "status": {"403": 3}}})
 
     def test_goaway_after_k_streams(self):
         c = self.client()
