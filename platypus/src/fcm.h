@@ -90,6 +90,13 @@ int pp_fcm_send(void *fcm, const struct pp_notif *n, uint64_t deadline_ms, pp_at
 
 unsigned pp_fcm_pending(const struct pp_fcm *f);
 
+/* False while FCM or Google refuse the app's credentials (creds.h): its notifications fail at
+ * once. */
+bool pp_fcm_credentials_ok(const struct pp_fcm *f);
+
+/* The service account was replaced (SIGHUP): try it at once, refused or not. */
+void pp_fcm_credentials_changed(struct pp_fcm *f);
+
 /* Stop: queued attempts end now (shutdown); in flight ones finish (graceful) or are
  * cancelled. done(arg) once everything is released; f is freed right after. Called again with
  * graceful false during a graceful close, it cancels what is in flight. */

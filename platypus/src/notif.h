@@ -148,7 +148,8 @@ struct pp_result {
 	int status;                 /* the provider's last HTTP status, 0 when none */
 	char reason[PP_REASON_MAX]; /* the provider's reason ("BadDeviceToken"), or ours, whole */
 	char id[64];                /* apns-id echoed by APNs, or FCM's message name (truncated) */
-	unsigned attempts;          /* requests sent to the provider */
+	unsigned attempts;          /* requests sent to the provider (a provider sets those of one
+	                               attempt: 2 when it resent after a refused token) */
 };
 
 /* The end of one attempt at a provider (APNs pool, FCM client): r is borrowed for the call;

@@ -121,7 +121,8 @@ void pp_providers_close(struct pp_providers *p, bool graceful, void (*done)(void
  * NULL. */
 void pp_providers_free(struct pp_providers *p);
 
-/* Health: append JSON members describing each pool; nonzero when no app can deliver. */
+/* Health: append JSON members describing each pool (connections, pending, credentials "ok" or
+ * "refused"); nonzero when no app can deliver (every app's credentials refused). */
 int pp_providers_health(struct pp_providers *p, struct cm_buf *out);
 
 #endif

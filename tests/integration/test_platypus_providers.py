@@ -85,9 +85,10 @@ class PlatypusProviders(unittest.TestCase):
         status, h = suite.health(self.admin)
         self.assertEqual(status, 200)
         self.assertEqual(h["apps"]["ios"], {"service": "apns", "connections": 0, "usable": 0,
-                                            "pending": 0})
+                                            "pending": 0, "credentials": "ok"})
         self.assertEqual(h["apps"]["ios-cert"]["service"], "apns")
-        self.assertEqual(h["apps"]["android"], {"service": "fcm", "pending": 0})
+        self.assertEqual(h["apps"]["android"], {"service": "fcm", "pending": 0,
+                                                "credentials": "ok"})
         _, _, text = suite.http_get(self.admin, "/metrics")
         self.assertEqual(suite.metric(text, "platypus_queue_depth"), 0)
         self.assertEqual(suite.metric(text, "platypus_notifications_total",

@@ -70,9 +70,12 @@ static void test_retry_policy(void **state)
 	assert_false(pp_retry_retryable(&r));
 	r = res(PP_OUT_REJECTED, PP_CAUSE_AUTH, "InvalidProviderToken");
 	assert_false(pp_retry_retryable(&r));
+	/* A refused token: the provider remade it and resent once itself; final here. */
 	r = res(PP_OUT_REJECTED, PP_CAUSE_AUTH, "ExpiredProviderToken");
-	assert_true(pp_retry_retryable(&r));
-	assert_int_equal(pp_retry_delay(&p, &r, 1, -1, 0, 1000, 7), 0);
+	assert_false(pp_retry_retryable(&r));
+	r = res(PP_OUT_REJECTED, PP_CAUSE_AUTH, "UNAUTHENTICATED");
+	assert_false(pp_retry_retryable(&r));
+	assert_int_equal(pp_retry_delay(&p, &r, 1, -1, 0, 1000, 7), -1);
 	r = res(PP_OUT_DELIVERED, PP_CAUSE_NONE, "");
 	assert_false(pp_retry_retryable(&r));
 }

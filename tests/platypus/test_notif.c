@@ -510,10 +510,18 @@ static void test_token_schedule(void **state)
 	assert_true(refreshed);
 	verify_token(tok, 1000000 + 1200);
 	assert_int_equal(t.generated, 2);
-	/* ExpiredProviderToken: remade at once. */
-	pp_apns_token_expired(&t);
+	/* A refused token (ExpiredProviderToken, InvalidProviderToken): remade at once, marked
+	 * remade until a request made with it is accepted. */
+	assert_false(t.remade);
+	pp_apns_token_refused(&t);
 	tok = pp_apns_token_get(&t, 1000000 + 1201, &refreshed);
 	assert_true(refreshed);
+	assert_true(t.remade);
+	assert_int_equal(t.generated, 3);
+	pp_apns_token_accepted(&t, 2); /* an answer to a request with the old token */
+	assert_true(t.remade);
+	pp_apns_token_accepted(&t, 3);
+	assert_false(t.remade);
 	/* The clock went back: assume the worst and remake. */
 	tok = pp_apns_token_get(&t, 1000, &refreshed);
 	assert_true(refreshed);
