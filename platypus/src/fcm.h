@@ -61,9 +61,9 @@ void pp_fcm_account_forget(struct pp_fcm_account *a);
 int pp_fcm_message(const struct pp_notif *n, struct cm_buf *out);
 
 /* Map a send answer (HTTP status, Google's error JSON) to a result: 200 delivered (r->id =
- * message name); UNREGISTERED dead; INVALID_ARGUMENT and SENDER_ID_MISMATCH rejected (bad
- * notification); 401 without an FCM error code rejected with reason UNAUTHENTICATED (the access
- * token: retried after a new grant); THIRD_PARTY_AUTH_ERROR rejected (auth); QUOTA_EXCEEDED
+ * message name); UNREGISTERED dead; INVALID_ARGUMENT rejected (bad notification); 401 without
+ * an FCM error code rejected with reason UNAUTHENTICATED (the access token: sent again after a
+ * new grant); THIRD_PARTY_AUTH_ERROR and SENDER_ID_MISMATCH rejected (auth); QUOTA_EXCEEDED
  * failed (throttled); UNAVAILABLE, INTERNAL and 5xx failed (provider). */
 void pp_fcm_result(struct pp_result *r, int status, const char *body, size_t len);
 

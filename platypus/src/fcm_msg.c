@@ -145,10 +145,13 @@ void pp_fcm_result(struct pp_result *r, int status, const char *body, size_t len
 	} else if (code && (!strcmp(code, "UNAVAILABLE") || !strcmp(code, "INTERNAL"))) {
 		o = PP_OUT_FAILED;
 		c = PP_CAUSE_PROVIDER;
-	} else if (code && !strcmp(code, "THIRD_PARTY_AUTH_ERROR")) {
+	} else if (code && (!strcmp(code, "THIRD_PARTY_AUTH_ERROR") ||
+	                    !strcmp(code, "SENDER_ID_MISMATCH"))) {
+		/* The app's APNs key at Firebase, or a token of another project than our
+		 * credentials': not the registration's fault when every token says so. */
 		o = PP_OUT_REJECTED;
 		c = PP_CAUSE_AUTH;
-	} else if (code) { /* INVALID_ARGUMENT, SENDER_ID_MISMATCH, and unknown codes */
+	} else if (code) { /* INVALID_ARGUMENT, and unknown codes */
 		o = status >= 500 ? PP_OUT_FAILED : PP_OUT_REJECTED;
 		c = status >= 500 ? PP_CAUSE_PROVIDER : PP_CAUSE_BAD_NOTIFICATION;
 	} else if (status == 401) {

@@ -130,8 +130,10 @@ enum pp_cause {
 	PP_CAUSE_NO_POOL,           /* no app matches service/mode/topic/tags */
 	PP_CAUSE_PAYLOAD_TOO_LARGE, /* over the provider's limit (ours or its 413) */
 	PP_CAUSE_BAD_NOTIFICATION,  /* the provider said 400 (bad token, topic, ...) */
+	PP_CAUSE_CONFIG,            /* the provider says our request is malformed: our configuration
+	                               (an app's topic) or our bug, not the device's */
 	PP_CAUSE_UNREGISTERED,      /* dead token */
-	PP_CAUSE_AUTH,              /* 401/403: our credentials or configuration */
+	PP_CAUSE_AUTH,              /* 401/403: our credentials, or the token's project (FCM) */
 	PP_CAUSE_THROTTLED,         /* 429 */
 	PP_CAUSE_PROVIDER,          /* 5xx */
 	PP_CAUSE_CONNECT,           /* could not connect to the provider */
@@ -163,7 +165,8 @@ void pp_result_set(struct pp_result *r, enum pp_outcome o, enum pp_cause c, int 
 
 const char *pp_outcome_name(enum pp_outcome o);
 
-/* MongoosePush v3: HTTP status and the "reason" of the body (NULL for 200). */
+/* MongoosePush v3: HTTP status and the "reason" of the body (NULL for 200), as MongoosePush
+ * answers for the same provider refusal (docs/platypus.md lists where platypus differs). */
 int pp_result_http(const struct pp_result *r, const char **reason);
 
 /* XEP-0357 IQ reply: *type is NULL for a result, else "cancel", "wait", "modify" or "auth",

@@ -125,6 +125,8 @@ class Credentials(unittest.TestCase):
         # While refused: at once, without a send (at most one check if its time has come).
         answers, took = self.burst("fcm")
         self.assertEqual({a[0] for a in answers}, {503}, answers)
+        self.assertEqual({a[1]["reason"] for a in answers}, {"service_internal"})
+        self.assertIn("FCM refuses our credentials", answers[-1][1]["detail"])
         after = self.counters(self.fcm)
         self.assertLessEqual(after["token"] - c["token"], 1, after)
         self.assertLessEqual(after["send"] - c["send"], 1, after)

@@ -268,6 +268,39 @@ class Frontends(unittest.TestCase):
                          3)
         self.stop()
 
+    def test_rest_errors_as_mongoosepush_v3(self):
+        """Provider refusals answer what MongoosePush v3 answers for them (its FCM and APNs
+        error handlers and response encoder), with platypus's detail as an extra field."""
+        sa = os.path.join(self.dir, "service-account.json")
+        fcm = Mock("fcm_mock.py", "--write-service-account", sa)
+        self.addCleanup(fcm.stop)
+        self.start(fcm=(fcm, sa))
+        token = "cZ1xY2z3:APA91bH-abc_def0123456789ABCDEFGHIJKLMNOP"
+        alert = {"service": "fcm", "alert": {"title": "Juliet", "body": "Hi"}}
+        for code, status, reason in (("INVALID_ARGUMENT", 400, "invalid_request"),
+                                     ("SENDER_ID_MISMATCH", 503, "service_internal"),
+                                     ("THIRD_PARTY_AUTH_ERROR", 503, "service_internal"),
+                                     ("UNREGISTERED", 410, "unregistered")):
+            fcm.control.post("/fail", {"code": code})
+            got, body = post(self.rest, token, alert)
+            self.assertEqual((got, body["reason"], body["detail"]), (status, reason, code))
+        fcm.control.post("/register", {"token": token, "project": "another-project"})
+        got, body = post(self.rest, token, alert)
+        self.assertEqual((got, body["reason"]), (503, "service_internal"))
+
+        apns_alert = {"service": "apns", "alert": {"title": "Juliet", "body": "Hi"}}
+        for apns_reason, status, reason in (("BadDeviceToken", 400, "invalid_request"),
+                                            ("DeviceTokenNotForTopic", 400, "invalid_request"),
+                                            ("BadTopic", 503, "internal_config"),
+                                            ("MissingTopic", 503, "internal_config"),
+                                            ("BadCertificate", 503, "service_internal"),
+                                            ("TooManyProviderTokenUpdates", 429,
+                                             "too_many_requests")):
+            self.mock.control.post("/fail", {"reason": apns_reason})
+            got, body = post(self.rest, TOKEN, apns_alert)
+            self.assertEqual((got, body["reason"], body["detail"]), (status, reason, apns_reason))
+        self.stop()
+
     def test_rest_over_tls_and_http2(self):
         import shutil
         import subprocess

@@ -217,8 +217,8 @@ static void test_result_mapping(void **state)
 	             "UNREGISTERED");
 	check_result(400, FCMERR(400, "INVALID_ARGUMENT"), PP_OUT_REJECTED,
 	             PP_CAUSE_BAD_NOTIFICATION, "INVALID_ARGUMENT");
-	check_result(403, FCMERR(403, "SENDER_ID_MISMATCH"), PP_OUT_REJECTED,
-	             PP_CAUSE_BAD_NOTIFICATION, "SENDER_ID_MISMATCH");
+	check_result(403, FCMERR(403, "SENDER_ID_MISMATCH"), PP_OUT_REJECTED, PP_CAUSE_AUTH,
+	             "SENDER_ID_MISMATCH");
 	check_result(429, FCMERR(429, "QUOTA_EXCEEDED"), PP_OUT_FAILED, PP_CAUSE_THROTTLED,
 	             "QUOTA_EXCEEDED");
 	check_result(503, FCMERR(503, "UNAVAILABLE"), PP_OUT_FAILED, PP_CAUSE_PROVIDER,
@@ -493,7 +493,7 @@ static void test_refused_grant(void **state)
 	assert_int_equal(g.r.outcome, PP_OUT_REJECTED);
 	assert_int_equal(g.r.cause, PP_CAUSE_AUTH);
 	assert_int_equal(pp_result_http(&g.r, &reason), 503);
-	assert_string_equal(reason, "internal_config");
+	assert_string_equal(reason, "service_internal");
 	ffx_close(x);
 }
 

@@ -227,11 +227,13 @@ static void test_outcome_mapping(void **state)
 	     "bad-request"},
 	    {PP_OUT_REJECTED, PP_CAUSE_NO_POOL, 400, "no_matching_pool", "cancel",
 	     "item-not-found"},
-	    {PP_OUT_REJECTED, PP_CAUSE_BAD_NOTIFICATION, 400, "invalid_notification", "modify",
+	    {PP_OUT_REJECTED, PP_CAUSE_BAD_NOTIFICATION, 400, "invalid_request", "modify",
 	     "bad-request"},
+	    {PP_OUT_REJECTED, PP_CAUSE_CONFIG, 503, "internal_config", "wait",
+	     "internal-server-error"},
 	    {PP_OUT_REJECTED, PP_CAUSE_PAYLOAD_TOO_LARGE, 413, "payload_too_large", "modify",
 	     "bad-request"},
-	    {PP_OUT_REJECTED, PP_CAUSE_AUTH, 503, "internal_config", "wait",
+	    {PP_OUT_REJECTED, PP_CAUSE_AUTH, 503, "service_internal", "wait",
 	     "internal-server-error"},
 	    {PP_OUT_FAILED, PP_CAUSE_THROTTLED, 429, "too_many_requests", "wait",
 	     "resource-constraint"},
@@ -417,8 +419,12 @@ static void test_apns_result(void **state)
 	assert_string_equal(r.reason, "Unregistered");
 	pp_apns_result(&r, 400, b400, strlen(b400));
 	assert_int_equal(r.outcome, PP_OUT_REJECTED);
-	assert_int_equal(r.cause, PP_CAUSE_BAD_NOTIFICATION);
+	assert_int_equal(r.cause, PP_CAUSE_CONFIG); /* our request, not the device */
 	assert_string_equal(r.reason, "BadTopic");
+	pp_apns_result(&r, 400, "{\"reason\":\"BadDeviceToken\"}", 27);
+	assert_int_equal(r.cause, PP_CAUSE_BAD_NOTIFICATION);
+	pp_apns_result(&r, 400, "{\"reason\":\"SomethingNew\"}", 25);
+	assert_int_equal(r.cause, PP_CAUSE_BAD_NOTIFICATION);
 	pp_apns_result(&r, 413, "{", 1);
 	assert_int_equal(r.cause, PP_CAUSE_PAYLOAD_TOO_LARGE);
 	assert_string_equal(r.reason, "");
