@@ -55,9 +55,11 @@ const char *pp_fcm_access_token(const struct pp_fcm_account *a, time_t now);
 /* Forget the access token (the send endpoint said 401). */
 void pp_fcm_account_forget(struct pp_fcm_account *a);
 
-/* The v1 request body for n (validated): {"message": {token, notification, android: {priority,
- * ttl, collapse_key, notification, data}}} with every data value a string. Appended to out.
- * 0, -ENOMEM. */
+/* The v1 request body for n (validated): {"message": {token, notification {title, body}, data
+ * (every value a string), android {priority, ttl, collapse_key, notification (only when the
+ * alert has display options)}, apns (only for what iOS apps need beyond that: badge, sound,
+ * category, thread-id, mutable-content; a background push for a silent one)}}, data at the
+ * top so that the tokens of iOS and web apps get it too. Appended to out. 0, -ENOMEM. */
 int pp_fcm_message(const struct pp_notif *n, struct cm_buf *out);
 
 /* Map a send answer (HTTP status, Google's error JSON) to a result: 200 delivered (r->id =

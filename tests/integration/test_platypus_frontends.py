@@ -268,6 +268,47 @@ class Frontends(unittest.TestCase):
                          3)
         self.stop()
 
+    def test_rest_fcm_message_for_every_platform(self):
+        """An FCM token may belong to an Android, iOS or web app: data goes in message.data
+        (android.data reaches Android only), title and body in message.notification, and
+        android.notification or apns only when there is something to put in them."""
+        sa = os.path.join(self.dir, "service-account.json")
+        fcm = Mock("fcm_mock.py", "--write-service-account", sa)
+        self.addCleanup(fcm.stop)
+        self.start(fcm=(fcm, sa))
+        token = "cZ1xY2z3:APA91bH-abc_def0123456789ABCDEFGHIJKLMNOP"
+
+        def sent(body):
+            status, answer = post(self.rest, token, dict(body, service="fcm"))
+            self.assertEqual((status, answer), (200, None), self.daemon.output())
+            return [r for r in fcm.control.requests(answered=True)
+                    if r["path"].endswith(":send")][-1]["json"]["message"]
+
+        m = sent({"alert": {"title": "Juliet", "body": "Hi"}, "data": {"k": "v", "n": 3}})
+        self.assertEqual(m["notification"], {"title": "Juliet", "body": "Hi"})
+        self.assertEqual(m["data"], {"k": "v", "n": "3"})
+        self.assertEqual(m["android"], {"priority": "HIGH"})
+        self.assertNotIn("apns", m)
+        self.assertNotIn("webpush", m)
+
+        m = sent({"alert": {"title": "Juliet", "body": "Hi", "badge": 4, "sound": "ding",
+                            "tag": "chat-1"}, "mutable_content": True})
+        self.assertEqual(m["android"]["notification"], {"tag": "chat-1", "sound": "ding",
+                                                        "notification_count": 4})
+        self.assertEqual(m["apns"], {"payload": {"aps": {"badge": 4, "sound": "ding",
+                                                         "thread-id": "chat-1",
+                                                         "mutable-content": 1}}})
+        self.assertNotIn("data", m)
+
+        m = sent({"data": {"k": "v"}})
+        self.assertNotIn("notification", m)
+        self.assertEqual(m["data"], {"k": "v"})
+        self.assertEqual(m["android"], {"priority": "NORMAL"})
+        self.assertEqual(m["apns"], {"payload": {"aps": {"content-available": 1}},
+                                     "headers": {"apns-push-type": "background",
+                                                 "apns-priority": "5"}})
+        self.stop()
+
     def test_rest_errors_as_mongoosepush_v3(self):
         """Provider refusals answer what MongoosePush v3 answers for them (its FCM and APNs
         error handlers and response encoder), with platypus's detail as an extra field."""

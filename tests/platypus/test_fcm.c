@@ -163,26 +163,54 @@ static void test_message_shape(void **state)
 	n.collapse_id = strdup("c");
 	n.data = json_pack("{s:s,s:i,s:b,s:{s:i}}", "s", "v", "i", 7, "b", 1, "o", "x", 1);
 	cm_buf_init(&b, 0);
+	/* Title and body in message.notification, data in message.data (for the tokens of iOS
+	 * and web apps too), Android's display options in android.notification, the badge and
+	 * thread for iOS apps in apns. */
 	assert_int_equal(pp_fcm_message(&n, &b), 0);
 	assert_string_equal(
 	    b.data, "{\"message\":{\"token\":\"" FTOK "\",\"notification\":{\"title\":\"T\","
-	            "\"body\":\"B\"},\"android\":{\"notification\":{\"tag\":\"g\","
+	            "\"body\":\"B\"},\"data\":{\"s\":\"v\",\"i\":\"7\",\"b\":\"true\","
+	            "\"o\":\"{\\\"x\\\":1}\"},\"android\":{\"notification\":{\"tag\":\"g\","
 	            "\"notification_count\":2},\"priority\":\"HIGH\",\"ttl\":\"3600s\","
-	            "\"collapse_key\":\"c\",\"data\":{\"s\":\"v\",\"i\":\"7\",\"b\":\"true\","
-	            "\"o\":\"{\\\"x\\\":1}\"}}}}");
+	            "\"collapse_key\":\"c\"},\"apns\":{\"payload\":{\"aps\":{\"badge\":2,"
+	            "\"thread-id\":\"g\"}}}}}");
 	cm_buf_reset(&b);
-	/* Silent: NORMAL, no notification. A call: HIGH, data only. */
+	/* An alert with nothing for Android to display differently: no empty objects. */
+	free(n.alert.tag);
+	n.alert.tag = NULL;
+	n.alert.badge = -1;
+	json_decref(n.data);
+	n.data = NULL;
+	assert_int_equal(pp_fcm_message(&n, &b), 0);
+	assert_string_equal(b.data, "{\"message\":{\"token\":\"" FTOK "\",\"notification\":{"
+	                            "\"title\":\"T\",\"body\":\"B\"},\"android\":{\"priority\":"
+	                            "\"HIGH\",\"ttl\":\"3600s\",\"collapse_key\":\"c\"}}}");
+	cm_buf_reset(&b);
+	n.mutable_content = true;
+	assert_int_equal(pp_fcm_message(&n, &b), 0);
+	assert_non_null(
+	    strstr(b.data, ",\"apns\":{\"payload\":{\"aps\":{\"mutable-content\":1}}}"));
+	cm_buf_reset(&b);
+	/* Silent: NORMAL, no notification; iOS apps get it as a background push. */
+	n.mutable_content = false;
 	n.has_alert = false;
 	n.ttl = -1;
+	n.data = json_pack("{s:s}", "k", "v");
 	assert_int_equal(pp_fcm_message(&n, &b), 0);
 	assert_null(strstr(b.data, "notification"));
+	assert_non_null(strstr(b.data, "\"data\":{\"k\":\"v\"}"));
 	assert_non_null(strstr(b.data, "\"priority\":\"NORMAL\""));
 	assert_null(strstr(b.data, "ttl"));
+	assert_non_null(strstr(b.data, "\"apns\":{\"payload\":{\"aps\":{\"content-available\":1}},"
+	                               "\"headers\":{\"apns-push-type\":\"background\","
+	                               "\"apns-priority\":\"5\"}}"));
 	cm_buf_reset(&b);
+	/* A call: HIGH, data only, nothing for APNs (FCM cannot make a VoIP push). */
 	n.has_alert = true;
 	n.voip = true;
 	assert_int_equal(pp_fcm_message(&n, &b), 0);
 	assert_null(strstr(b.data, "notification"));
+	assert_null(strstr(b.data, "apns"));
 	assert_non_null(strstr(b.data, "\"priority\":\"HIGH\""));
 	cm_buf_free(&b);
 	pp_notif_free(&n);
@@ -394,10 +422,7 @@ static void test_send_through_mock(void **state)
 	assert_true(json_is_true(json_object_get(e, "access_token_valid")));
 	assert_string_equal(
 	    json_string_value(json_object_get(
-	        json_object_get(
-	            json_object_get(json_object_get(json_object_get(e, "json"), "message"),
-	                            "android"),
-	            "data"),
+	        json_object_get(json_object_get(json_object_get(e, "json"), "message"), "data"),
 	        "n")),
 	    "3");
 	json_decref(rec);
