@@ -43,7 +43,8 @@ void pp_fcm_account_close(struct pp_fcm_account *a);
 int pp_fcm_assertion_form(const struct pp_fcm_account *a, time_t now, struct cm_buf *out);
 
 /* Take a token endpoint answer (status, JSON body). 200 with access_token and expires_in
- * caches the token until expires_in - PP_FCM_TOKEN_MARGIN (at least half its life): 0.
+ * caches the token until expires_in - PP_FCM_TOKEN_MARGIN, or for half its life (rounded up)
+ * when expires_in is 2 * PP_FCM_TOKEN_MARGIN (600 s) or less: 0.
  * Otherwise -EACCES (Google refused the grant: our key or configuration; err has Google's
  * error and description), -EAGAIN (transient: 5xx, 429), -EBADMSG (malformed), -ENOMEM. */
 int pp_fcm_account_grant(struct pp_fcm_account *a, int status, const char *body, size_t len,

@@ -119,10 +119,22 @@ static void test_assertion_and_grant(void **state)
 	    pp_fcm_account_grant(&a, 200, GRANT("ya29.x", 3599), 1000, err, sizeof(err)), 0);
 	assert_string_equal(pp_fcm_access_token(&a, 1000 + 3299 - 1), "ya29.x");
 	assert_null(pp_fcm_access_token(&a, 1000 + 3299));
-	/* A short life: half of it. */
+	/* A short life (600 s or less): half of it, at least a second. */
 	assert_int_equal(pp_fcm_account_grant(&a, 200, GRANT("ya29.y", 60), 1000, err, sizeof(err)),
 	                 0);
+	assert_non_null(pp_fcm_access_token(&a, 1029));
 	assert_null(pp_fcm_access_token(&a, 1030));
+	assert_int_equal(
+	    pp_fcm_account_grant(&a, 200, GRANT("ya29.y", 600), 1000, err, sizeof(err)), 0);
+	assert_non_null(pp_fcm_access_token(&a, 1299));
+	assert_null(pp_fcm_access_token(&a, 1300));
+	assert_int_equal(
+	    pp_fcm_account_grant(&a, 200, GRANT("ya29.y", 601), 1000, err, sizeof(err)), 0);
+	assert_null(pp_fcm_access_token(&a, 1301)); /* 601 - 300 */
+	assert_int_equal(pp_fcm_account_grant(&a, 200, GRANT("ya29.y", 1), 1000, err, sizeof(err)),
+	                 0);
+	assert_non_null(pp_fcm_access_token(&a, 1000));
+	assert_null(pp_fcm_access_token(&a, 1001));
 	pp_fcm_account_forget(&a);
 	assert_null(pp_fcm_access_token(&a, 1000));
 	/* Refusals. */
@@ -136,7 +148,7 @@ static void test_assertion_and_grant(void **state)
 	assert_int_equal(
 	    pp_fcm_account_grant(&a, 200, STR("{\"access_token\":\"\"}"), 1000, err, sizeof(err)),
 	    -EBADMSG);
-	assert_int_equal(a.grants, 2);
+	assert_int_equal(a.grants, 5);
 	cm_buf_free(&form);
 	cm_buf_free(&claims);
 	cm_jwt_key_free(pub);
