@@ -74,7 +74,10 @@ struct pp_apns_token {
 	struct cm_buf *jwt; /* owned: current token, NULL before the first */
 	time_t iat;         /* of the current token */
 	bool stale;         /* a new token is wanted as soon as the 20-minute rule allows */
-	uint64_t generated; /* tokens made so far */
+	bool refusal_next;  /* the next token replaces one APNs refused */
+	bool remade;        /* the current token replaced one APNs refused, and none of its
+	                       requests has been accepted yet */
+	uint64_t generated; /* tokens made so far: the current one's number */
 };
 
 /* Load the .p8 key (PEM). key_id and team_id are Apple's 10-character ids. refresh_s is
@@ -89,8 +92,15 @@ void pp_apns_token_close(struct pp_apns_token *t);
  * call made a new token. */
 const char *pp_apns_token_get(struct pp_apns_token *t, time_t now, bool *refreshed);
 
-/* APNs said ExpiredProviderToken: make a new token on the next get, whatever its age. */
-void pp_apns_token_expired(struct pp_apns_token *t);
+/* APNs refused the current token (ExpiredProviderToken, InvalidProviderToken): forget it, so
+ * that the next get makes a new one whatever the age (a refused token never counted as the
+ * connection's token, so the 20-minute rule does not stand in the way); that one is marked
+ * remade. */
+void pp_apns_token_refused(struct pp_apns_token *t);
+
+/* APNs accepted a request made with token number gen: when it is the current one, it is no
+ * longer a remade token on probation. */
+void pp_apns_token_accepted(struct pp_apns_token *t, uint64_t gen);
 
 /* SIGHUP: a new key (PEM). When it differs, the token is marked stale (replaced as soon as the
  * 20-minute rule allows). 0, -EINVAL (the old key stays), -ENOMEM. */
@@ -141,6 +151,14 @@ int pp_apns_send(void *pool, const struct pp_notif *n, uint64_t deadline_ms, pp_
 
 /* Attempts queued or in flight. */
 unsigned pp_apns_pool_pending(const struct pp_apns_pool *p);
+
+/* False while APNs refuses the app's provider token (creds.h): its notifications fail at once.
+ * A refused token is remade once for all the requests waiting, each of which is sent once more;
+ * a remade token refused too marks the credentials refused. */
+bool pp_apns_pool_credentials_ok(const struct pp_apns_pool *p);
+
+/* The key was replaced (SIGHUP): try it at once, refused or not. */
+void pp_apns_pool_credentials_changed(struct pp_apns_pool *p);
 
 /* Live connections, and how many of them can take requests. */
 unsigned pp_apns_pool_connections(const struct pp_apns_pool *p, unsigned *usable);

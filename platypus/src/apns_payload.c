@@ -201,9 +201,19 @@ void pp_apns_result(struct pp_result *r, int status, const char *body, size_t le
 		r->outcome = PP_OUT_FAILED;
 		r->cause = PP_CAUSE_PROVIDER;
 	} else {
-		/* 400 and the rest: final, and unknown 400 reasons too. */
+		/* 400 and the rest: final, and unknown 400 reasons too. The reasons that blame our
+		 * request rather than the device are our configuration (MongoosePush's
+		 * internal_config list). */
+		static const char *const config[] = {
+		    "BadMessageId",       "BadPriority",      "BadTopic", "DuplicateHeaders",
+		    "MissingDeviceToken", "MethodNotAllowed", "BadPath",  "MissingTopic",
+		};
+
 		r->outcome = PP_OUT_REJECTED;
 		r->cause = PP_CAUSE_BAD_NOTIFICATION;
+		for (size_t i = 0; reason && i < sizeof(config) / sizeof(config[0]); i++)
+			if (!strcmp(reason, config[i]))
+				r->cause = PP_CAUSE_CONFIG;
 	}
 	json_decref(root);
 }

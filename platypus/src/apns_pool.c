@@ -1,6 +1,8 @@
 /* apns_pool.c - persistent HTTP/2 connections to APNs for one app: queueing, stream limits,
- * provider-token headers, moving unanswered requests, reconnect with backoff. */
+ * provider-token headers, one new token and one resend after a refused token, fail-fast while
+ * the token is refused (creds.c), moving unanswered requests, reconnect with backoff. */
 #include "apns.h"
+#include "creds.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -23,6 +25,10 @@ struct job {
 	uint64_t deadline;
 	pp_apns_done_cb cb;
 	void *arg;
+	uint64_t token_gen; /* the provider token it went with (token->generated) */
+	bool auth_retried;  /* sent again after a refused token already: never twice */
+	bool check;         /* the notification that checks a refused token */
+	unsigned sent;      /* requests made for it */
 };
 
 struct pconn {
@@ -49,6 +55,7 @@ struct pp_apns_pool {
 	bool closing;
 	void (*done)(void *arg);
 	void *done_arg;
+	struct pp_creds creds; /* a refused provider token: fail fast, check with backoff */
 	struct cm_gauge *m_conns;
 	struct cm_counter *m_connect_fail, *m_token_refresh, *m_moved;
 	struct pp_apns_idgen ids;
@@ -99,8 +106,13 @@ static void q_remove(struct pp_apns_pool *p, struct job *j)
 /* End an attempt: the callback may send again or close the pool. */
 static void job_finish(struct job *j, const struct pp_result *r, long long retry_after)
 {
+	struct pp_result out = *r;
+
+	if (j->check)
+		pp_creds_check_ended(&j->p->creds); /* unless its answer said something */
+	out.attempts = j->sent;
 	pp_apns_msg_free(&j->msg);
-	j->cb(j->arg, r, retry_after);
+	j->cb(j->arg, &out, retry_after);
 	free(j);
 }
 
@@ -283,6 +295,30 @@ static void maybe_connect(struct pp_apns_pool *p)
 
 /* --- requests ----------------------------------------------------------------------------- */
 
+/* APNs refused the provider token j went with (ExpiredProviderToken, InvalidProviderToken). The
+ * first refusal of the current token has a new one made (one for the team, whoever waits) and
+ * j goes once more with it; a refusal of a token made right after such a refusal (or of the
+ * check) means the key itself is refused. true: j is queued again. */
+static bool token_refused(struct pp_apns_pool *p, struct job *j, const char *reason)
+{
+	struct pp_apns_token *t = p->cfg.token;
+	bool current = j->token_gen == t->generated;
+	char why[PP_REASON_MAX + 40];
+
+	if (j->check || (current && t->remade)) {
+		snprintf(why, sizeof(why), "%s, for a new provider token too", reason);
+		pp_creds_refused(&p->creds, why, j->check);
+		return false;
+	}
+	if (j->auth_retried || p->creds.refused)
+		return false;
+	if (current && t->jwt)
+		pp_apns_token_refused(t);
+	j->auth_retried = true;
+	q_push_head(p, j);
+	return true;
+}
+
 static void job_done(void *arg, int err, const struct pp_h2_resp *resp)
 {
 	struct job *j = arg;
@@ -315,18 +351,26 @@ static void job_done(void *arg, int err, const struct pp_h2_resp *resp)
 		return;
 	}
 	pp_apns_result(&r, resp->status, resp->body, resp->body_len);
-	r.attempts = 1;
 	snprintf(r.id, sizeof(r.id), "%s", *resp->apns_id ? resp->apns_id : j->msg.apns_id);
 	/* Any answer but an authentication refusal means the provider token was accepted: the
 	 * server's stream limit applies from now on. */
 	if (pc && resp->status != 403 && strcmp(r.reason, "TooManyProviderTokenUpdates"))
 		pc->authenticated = true;
-	/* Expired: a new token at once. Invalid: maybe a rotated key; a new token once the
-	 * 20-minute rule allows is the only cure that does not hammer the server. */
-	if (resp->status == 403 && p->cfg.token && !strcmp(r.reason, "ExpiredProviderToken"))
-		pp_apns_token_expired(p->cfg.token);
-	else if (resp->status == 403 && p->cfg.token && !strcmp(r.reason, "InvalidProviderToken"))
-		p->cfg.token->stale = true;
+	if (resp->status == 403 && p->cfg.token &&
+	    (!strcmp(r.reason, "ExpiredProviderToken") ||
+	     !strcmp(r.reason, "InvalidProviderToken"))) {
+		if (token_refused(p, j, r.reason)) {
+			dispatch(p);
+			return;
+		}
+	} else if (resp->status != 403 && resp->status < 500 &&
+	           strcmp(r.reason, "TooManyProviderTokenUpdates") &&
+	           (!p->cfg.token || j->token_gen == p->cfg.token->generated)) {
+		/* APNs took the current token (or certificate), whatever it thought of the rest. */
+		if (p->cfg.token)
+			pp_apns_token_accepted(p->cfg.token, j->token_gen);
+		pp_creds_accepted(&p->creds);
+	}
 	job_finish(j, &r, resp->retry_after_s);
 	if (!p->closing)
 		dispatch(p);
@@ -349,6 +393,7 @@ static int submit(struct pp_apns_pool *p, struct pconn *pc, struct job *j)
 			cm_metrics_inc(p->m_token_refresh);
 		snprintf(auth, sizeof(auth), "bearer %s", tok);
 		h[n++] = (struct pp_h2_header){"authorization", auth};
+		j->token_gen = p->cfg.token->generated;
 	}
 	h[n++] = (struct pp_h2_header){"apns-topic", j->msg.topic};
 	h[n++] = (struct pp_h2_header){"apns-push-type", j->msg.push_type};
@@ -366,8 +411,38 @@ static int submit(struct pp_apns_pool *p, struct pconn *pc, struct job *j)
 	if (r) {
 		j->conn = NULL;
 		p->ninflight--;
-	}
+	} else
+		j->sent++;
 	return r;
+}
+
+/* While APNs refuses our provider token: queued notifications fail at once, except one let
+ * through after the backoff as the check, with a new token. */
+static void refused_jobs(struct pp_apns_pool *p)
+{
+	struct job *check = NULL, *j;
+	struct pp_result r;
+
+	if (p->qhead && p->qhead->check) {
+		check = p->qhead; /* waiting for a connection, or moved back */
+		q_remove(p, check);
+	} else if (p->qhead && pp_creds_check_due(&p->creds)) {
+		check = p->qhead;
+		q_remove(p, check);
+		check->check = true;
+		if (p->cfg.token)
+			pp_apns_token_refused(p->cfg.token);
+	}
+	pp_creds_fail_result(&p->creds, &r);
+	while ((j = p->qhead) && !p->closing) {
+		q_remove(p, j);
+		snprintf(r.id, sizeof(r.id), "%s", j->msg.apns_id);
+		job_finish(j, &r, -1);
+	}
+	if (check && p->closing)
+		job_fail(check, PP_OUT_FAILED, PP_CAUSE_SHUTDOWN, "shutting down");
+	else if (check)
+		q_push_head(p, check);
 }
 
 static void dispatch(struct pp_apns_pool *p)
@@ -380,6 +455,8 @@ static void dispatch(struct pp_apns_pool *p)
 	if (p->dispatching || p->closing)
 		return;
 	p->dispatching = true;
+	if (p->creds.refused)
+		refused_jobs(p);
 	while (p->qhead && (pc = pick(p))) {
 		j = p->qhead;
 		q_remove(p, j);
@@ -453,6 +530,10 @@ int pp_apns_pool_alloc(struct pp_apns_pool **out, uv_loop_t *loop,
 	p->ev.writable = conn_writable;
 	p->ev.goaway = conn_goaway;
 	p->ev.closed = conn_closed;
+	if (pp_creds_init(&p->creds, loop, "apns", cfg->name, cfg->metrics)) {
+		free(p);
+		return -ENOMEM;
+	}
 	if (cfg->metrics) {
 		/* The series stay with the registry whatever happens: nothing to undo. */
 		r = cm_metrics_gauge(cfg->metrics, &p->m_conns, "platypus_apns_connections",
@@ -519,7 +600,11 @@ int pp_apns_pool_send(struct pp_apns_pool *p, const struct pp_notif *n, uint64_t
 	j->arg = arg;
 	j->deadline = deadline_ms;
 	q_push_tail(p, j);
-	dispatch(p);
+	if (p->creds.refused)
+		/* It fails at once, but never from within this call: on the next tick, now. */
+		uv_timer_start(&p->timer, tick, 0, p->cfg.tick_ms);
+	else
+		dispatch(p);
 	return 0;
 }
 
@@ -532,6 +617,20 @@ int pp_apns_send(void *pool, const struct pp_notif *n, uint64_t deadline_ms, pp_
 unsigned pp_apns_pool_pending(const struct pp_apns_pool *p)
 {
 	return p->nqueued + p->ninflight;
+}
+
+bool pp_apns_pool_credentials_ok(const struct pp_apns_pool *p)
+{
+	return !p->creds.refused;
+}
+
+void pp_apns_pool_credentials_changed(struct pp_apns_pool *p)
+{
+	pp_creds_reset(&p->creds);
+	for (struct job *j = p->qhead; j; j = j->next)
+		j->check = false;
+	if (!p->closing)
+		uv_timer_start(&p->timer, tick, 0, p->cfg.tick_ms);
 }
 
 unsigned pp_apns_pool_connections(const struct pp_apns_pool *p, unsigned *usable)

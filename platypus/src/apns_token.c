@@ -88,6 +88,8 @@ static int make(struct pp_apns_token *t, time_t now)
 	t->jwt = b;
 	t->iat = now;
 	t->stale = false;
+	t->remade = t->refusal_next;
+	t->refusal_next = false;
 	t->generated++;
 	return 0;
 }
@@ -117,7 +119,7 @@ const char *pp_apns_token_get(struct pp_apns_token *t, time_t now, bool *refresh
 	return t->jwt->data;
 }
 
-void pp_apns_token_expired(struct pp_apns_token *t)
+void pp_apns_token_refused(struct pp_apns_token *t)
 {
 	/* Forget it: the next get makes a new one whatever the age. */
 	if (t->jwt) {
@@ -125,6 +127,13 @@ void pp_apns_token_expired(struct pp_apns_token *t)
 		free(t->jwt);
 		t->jwt = NULL;
 	}
+	t->refusal_next = true;
+}
+
+void pp_apns_token_accepted(struct pp_apns_token *t, uint64_t gen)
+{
+	if (gen == t->generated)
+		t->remade = false;
 }
 
 int pp_apns_token_rekey(struct pp_apns_token *t, const char *pem, size_t len, char *err,

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cm/buf.h"
 #include "cm/crypto.h"
@@ -17,12 +18,15 @@
 #include "cm/xml.h"
 
 #define NS_STANZAS "urn:ietf:params:xml:ns:xmpp-stanzas"
+#define NS_STREAMS "urn:ietf:params:xml:ns:xmpp-streams"
 #define NS_DISCO   "http://jabber.org/protocol/disco#info"
 #define NS_PING    "urn:xmpp:ping"
 #define NS_PUSH    "urn:xmpp:push:0"
 #define READ_CHUNK 16384
 /* A server that stops reading our replies gets cut off rather than grow our memory. */
 #define MAX_WRITE_QUEUE (4u << 20)
+/* Refused publishes are logged once per this long at most: any user can send them. */
+#define FORBIDDEN_LOG_MS 60000
 
 enum conn_state { CONN_CONNECTING, CONN_HANDSHAKE, CONN_READY, CONN_CLOSING };
 
@@ -51,6 +55,8 @@ struct pp_component {
 	struct pp_dispatch *dispatch; /* borrowed */
 	struct sockaddr_storage server;
 	char *domain;
+	char **xmpp_domains; /* owned, each owned: who may publish (see component.h) */
+	size_t nxmpp_domains;
 	struct cm_buf secret, publish_secret;
 	uint64_t backoff_min, backoff_max, backoff;
 	uv_timer_t retry;
@@ -63,10 +69,13 @@ struct pp_component {
 	int stopping, freeing;
 	void (*drained)(void *arg);
 	void *drained_arg;
+	uint64_t forbidden_logged_at; /* uv_now of the last "publish refused" warning, 0: none */
+	unsigned forbidden_quiet;     /* refusals since then, not logged */
 	struct {
 		struct cm_gauge *connected;
 		struct cm_counter *connect_ok, *connect_failed, *publish, *disco, *ping, *other;
-		struct cm_counter *dropped;
+		struct cm_counter *misaddressed, *dropped;
+		struct cm_counter *forbidden_full_jid, *forbidden_domain, *forbidden_secret;
 	} m;
 };
 
@@ -182,12 +191,15 @@ static int build_reply(struct cm_xml_node **out, const char *id, const char *to,
 	return 0;
 }
 
-/* Answer the IQ `req` (to its sender, from its recipient). */
+/* Answer the IQ `req` (to its sender, from its recipient: an address of ours, checked by
+ * handle_iq(); the component's domain when the request named none). */
 static void reply(struct conn *k, const char *id, const char *req_from, const char *req_to,
                   const char *type, const char *condition, const char *text)
 {
 	struct cm_xml_node *iq;
 
+	if (!req_to && k->c)
+		req_to = k->c->domain;
 	if (build_reply(&iq, id, req_from, req_to, type, condition, text) != 0) {
 		CM_LOGE("component", "cannot build a reply to IQ %s: out of memory", id ? id : "?");
 		return;
@@ -252,11 +264,96 @@ static int dup_attr(char **dst, const struct cm_xml_node *n, const char *name)
 	return *dst ? 0 : -ENOMEM;
 }
 
+/* --- who may publish ------------------------------------------------------------------------ */
+
+/* The domainpart of jid ([localpart@]domainpart[/resourcepart]): *len bytes at the result. */
+static const char *jid_domain(const char *jid, size_t *len)
+{
+	size_t end = strcspn(jid, "/");
+	const char *at = memchr(jid, '@', end);
+	const char *d = at ? at + 1 : jid;
+
+	*len = end - (size_t)(d - jid);
+	return d;
+}
+
+/* Domains compare without regard to ASCII case (RFC 7622 3.2 leaves the rest to IDNA). */
+static bool domain_is(const char *d, size_t len, const char *want)
+{
+	return strlen(want) == len && strncasecmp(d, want, len) == 0;
+}
+
+static bool addressed_to_us(const struct pp_component *c, const char *to)
+{
+	size_t len;
+	const char *d;
+
+	if (!to)
+		return true; /* the XMPP server routed it to us */
+	d = jid_domain(to, &len);
+	return domain_is(d, len, c->domain);
+}
+
+/* Why a publish from `from` must be refused, or NULL. XMPP servers publish from their own
+ * domain (Prosody) or from the user's bare JID (ejabberd, MongooseIM); a client's stanzas
+ * always carry its full JID, stamped by its server (RFC 6120 8.1.2.1), so a publish from a
+ * full JID is a user talking to the app server directly. *metric gets the counter to raise. */
+static const char *publish_forbidden(struct pp_component *c, const char *from,
+                                     struct cm_counter **metric)
+{
+	const char *d;
+	size_t len;
+
+	*metric = c->m.forbidden_domain;
+	if (!from || !*from)
+		return "a publish must say whom it is from";
+	if (strchr(from, '/')) {
+		*metric = c->m.forbidden_full_jid;
+		return "publishes come from the XMPP server, not from a client's full JID";
+	}
+	d = jid_domain(from, &len);
+	for (size_t i = 0; i < c->nxmpp_domains; i++)
+		if (domain_is(d, len, c->xmpp_domains[i]))
+			return NULL;
+	return "not a domain of the XMPP server this app server serves";
+}
+
+/* Refuse a publish with auth/forbidden, count it, and log it (at most once a minute, saying how
+ * many went unlogged: a user can send them as fast as her server lets her). */
+static void refuse_publish(struct conn *k, const char *id, const char *from, const char *to,
+                           struct cm_counter *metric, const char *why)
+{
+	struct pp_component *c = k->c;
+	uint64_t now = uv_now(c->loop);
+
+	cm_metrics_inc(metric);
+	if (c->forbidden_logged_at && now - c->forbidden_logged_at < FORBIDDEN_LOG_MS) {
+		c->forbidden_quiet++;
+		CM_LOGD("component", "IQ %s from %s refused: %s", id ? id : "?", from ? from : "?",
+		        why);
+	} else {
+		char more[160] = "";
+
+		if (c->forbidden_quiet)
+			snprintf(more, sizeof(more),
+			         "; %u more refused since the last such line (see "
+			         "platypus_component_publishes_forbidden_total)",
+			         c->forbidden_quiet);
+		CM_LOGW("component", "publish %s from %s refused (auth/forbidden): %s%s",
+		        id ? id : "?", from ? from : "?", why, more);
+		c->forbidden_logged_at = now ? now : 1;
+		c->forbidden_quiet = 0;
+	}
+	reply(k, id, from, to, "auth", "forbidden", why);
+}
+
 static void handle_publish(struct conn *k, const struct cm_xml_node *iq)
 {
 	struct pp_component *c = k->c;
 	const char *id = cm_xml_attr(iq, "id"), *from = cm_xml_attr(iq, "from");
 	const char *to = cm_xml_attr(iq, "to"), *secret = NULL;
+	struct cm_counter *forbidden_metric;
+	const char *forbidden;
 	struct pp_notif n;
 	struct pp_result res;
 	struct pending *p;
@@ -264,6 +361,11 @@ static void handle_publish(struct conn *k, const struct cm_xml_node *iq)
 	int r;
 
 	cm_metrics_inc(c->m.publish);
+	forbidden = publish_forbidden(c, from, &forbidden_metric);
+	if (forbidden) {
+		refuse_publish(k, id, from, to, forbidden_metric, forbidden);
+		return;
+	}
 	if (c->stopping) {
 		reply(k, id, from, to, "wait", "resource-constraint", "platypus is stopping");
 		return;
@@ -283,9 +385,8 @@ static void handle_publish(struct conn *k, const struct cm_xml_node *iq)
 	if (c->publish_secret.len &&
 	    (!secret || strlen(secret) != c->publish_secret.len ||
 	     !cm_crypto_equal(secret, c->publish_secret.data, c->publish_secret.len))) {
-		CM_LOGI("component", "IQ %s from %s: publish-options secret does not match",
-		        id ? id : "?", from ? from : "?");
-		reply(k, id, from, to, "auth", "forbidden", "secret does not match");
+		refuse_publish(k, id, from, to, c->m.forbidden_secret,
+		               "publish-options secret does not match");
 		goto out;
 	}
 	p = calloc(1, sizeof(*p));
@@ -342,14 +443,47 @@ static void handle_disco(struct conn *k, const struct cm_xml_node *iq)
 	cm_xml_node_free(res);
 }
 
+static unsigned element_children(const struct cm_xml_node *n)
+{
+	unsigned count = 0;
+
+	for (const struct cm_xml_node *ch = n->children; ch; ch = ch->next)
+		count += ch->kind == CM_XML_ELEMENT;
+	return count;
+}
+
 static void handle_iq(struct conn *k, const struct cm_xml_node *iq)
 {
+	struct pp_component *c = k->c;
 	const char *type = cm_xml_attr(iq, "type");
 	const char *id = cm_xml_attr(iq, "id"), *from = cm_xml_attr(iq, "from");
 	const char *to = cm_xml_attr(iq, "to");
 
-	if (!type || (strcmp(type, "result") == 0 || strcmp(type, "error") == 0))
+	if (type && (strcmp(type, "result") == 0 || strcmp(type, "error") == 0))
 		return; /* we send no IQs of our own: nothing to match */
+	if (!addressed_to_us(c, to)) {
+		char text[160];
+
+		/* Not ours to answer for, nor to answer from: the reply comes from our domain, and
+		 * a publish here would reach a provider on another app server's behalf. */
+		cm_metrics_inc(c->m.misaddressed);
+		snprintf(text, sizeof(text), "this app server is %.100s", c->domain);
+		reply(k, id, from, NULL, "cancel", "item-not-found", text);
+		return;
+	}
+	if (!type || (strcmp(type, "get") != 0 && strcmp(type, "set") != 0)) {
+		cm_metrics_inc(c->m.other);
+		reply(k, id, from, to, "modify", "bad-request",
+		      "an IQ's type is get, set, result or error");
+		return;
+	}
+	if (element_children(iq) != 1) {
+		/* RFC 6120 8.2.3: exactly one payload, whose namespace says what is asked. */
+		cm_metrics_inc(c->m.other);
+		reply(k, id, from, to, "modify", "bad-request",
+		      "an IQ get or set carries exactly one child element");
+		return;
+	}
 	if (strcmp(type, "set") == 0 && cm_xml_child(iq, "pubsub", NULL)) {
 		handle_publish(k, iq);
 	} else if (strcmp(type, "get") == 0 && cm_xml_child(iq, "query", NS_DISCO)) {
@@ -365,6 +499,24 @@ static void handle_iq(struct conn *k, const struct cm_xml_node *iq)
 }
 
 /* --- the stream ------------------------------------------------------------------------------ */
+
+/* RFC 6120 4.9: say why before closing: <stream:error> with the condition (and a text), then
+ * the end of our stream. conn_close() writes what is queued before it closes. */
+static void conn_stream_error(struct conn *k, const char *condition, const char *text)
+{
+	struct cm_xml_node *e = NULL, *n, *t;
+	int r = cm_xml_node_new(&e, "stream:error", CM_XML_NS_STREAM);
+
+	r = r ? r : cm_xml_node_new_child(&n, e, condition, NS_STREAMS);
+	if (r == 0 && text && *text && cm_xml_node_new_child(&t, e, "text", NS_STREAMS) == 0 &&
+	    cm_xml_node_add_text(t, text, strlen(text)) != 0)
+		cm_xml_node_free(t); /* the condition alone says enough */
+	if (r == 0)
+		r = conn_send_node(k, e);
+	cm_xml_node_free(e);
+	if (r == 0)
+		conn_send(k, "</stream:stream>", 16);
+}
 
 static int on_open(void *arg, const struct cm_xml_node *header)
 {
@@ -504,6 +656,9 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 		cond = cm_xml_parser_error(k->xp, &detail);
 		CM_LOGE("component", "bad XML from the XMPP server: %s: %s", cond ? cond : "?",
 		        detail ? detail : "");
+		if (k->state != CONN_CLOSING)
+			conn_stream_error(k, cond ? cond : cm_xml_err_internal_server_error,
+			                  detail);
 		conn_close(k, NULL);
 	} else if (r && k->state != CONN_CLOSING) {
 		conn_close(k, strerror(r < 0 ? -r : r));
@@ -626,6 +781,35 @@ static int copy_secret(struct cm_buf *b, const unsigned char *s, size_t len)
 	return 0;
 }
 
+static void free_domains(struct pp_component *c)
+{
+	for (size_t i = 0; i < c->nxmpp_domains; i++)
+		free(c->xmpp_domains[i]);
+	free(c->xmpp_domains);
+	c->xmpp_domains = NULL;
+	c->nxmpp_domains = 0;
+}
+
+/* c->xmpp_domains from the configuration, or the parent of c->domain. 0, -EINVAL, -ENOMEM. */
+static int copy_domains(struct pp_component *c, const struct pp_component_config *cfg)
+{
+	const char *parent = strchr(c->domain, '.');
+	size_t n = cfg->xmpp_domains ? cfg->nxmpp_domains : 0;
+
+	if (!n && (!parent || !parent[1]))
+		return -EINVAL;
+	c->xmpp_domains = calloc(n ? n : 1, sizeof(char *));
+	if (!c->xmpp_domains)
+		return -ENOMEM;
+	for (size_t i = 0; i < (n ? n : 1); i++) {
+		c->xmpp_domains[i] = strdup(n ? cfg->xmpp_domains[i] : parent + 1);
+		if (!c->xmpp_domains[i])
+			return -ENOMEM;
+		c->nxmpp_domains++;
+	}
+	return 0;
+}
+
 int pp_component_alloc(struct pp_component **out, uv_loop_t *loop, struct pp_dispatch *d,
                        const struct pp_component_config *cfg)
 {
@@ -650,13 +834,16 @@ int pp_component_alloc(struct pp_component **out, uv_loop_t *loop, struct pp_dis
 	c->backoff_max = cfg->reconnect_max_ms ? cfg->reconnect_max_ms : 30000;
 	c->backoff = c->backoff_min;
 	c->domain = strdup(cfg->domain);
-	if (!c->domain ||
-	    pp_component_set_secrets(c, cfg->secret, cfg->secret_len, cfg->publish_secret,
-	                             cfg->publish_secret_len) != 0) {
+	r = c->domain ? copy_domains(c, cfg) : -ENOMEM;
+	if (r == 0 && pp_component_set_secrets(c, cfg->secret, cfg->secret_len, cfg->publish_secret,
+	                                       cfg->publish_secret_len) != 0)
+		r = -ENOMEM;
+	if (r) {
+		free_domains(c);
 		free(c->domain);
 		cm_buf_free(&c->secret);
 		free(c);
-		return -ENOMEM;
+		return r;
 	}
 	if (m) {
 		r = cm_metrics_gauge(m, &c->m.connected, "platypus_component_connected",
@@ -685,6 +872,18 @@ int pp_component_alloc(struct pp_component **out, uv_loop_t *loop, struct pp_dis
 		      : cm_metrics_counter(m, &c->m.other, "platypus_component_iqs_total",
 		                           "IQs received over XEP-0114 by kind", "kind", "other",
 		                           NULL);
+		r = r ? r
+		      : cm_metrics_counter(m, &c->m.misaddressed, "platypus_component_iqs_total",
+		                           "IQs received over XEP-0114 by kind", "kind",
+		                           "misaddressed", NULL);
+#define FORBIDDEN(var, why)                                                                        \
+	cm_metrics_counter(m, &c->m.var, "platypus_component_publishes_forbidden_total",           \
+	                   "publishes refused with auth/forbidden, by reason", "reason", why,      \
+	                   NULL)
+		r = r ? r : FORBIDDEN(forbidden_full_jid, "full_jid");
+		r = r ? r : FORBIDDEN(forbidden_domain, "domain");
+		r = r ? r : FORBIDDEN(forbidden_secret, "secret");
+#undef FORBIDDEN
 		r = r ? r
 		      : cm_metrics_counter(m, &c->m.dropped,
 		                           "platypus_component_replies_dropped_total",
@@ -762,6 +961,7 @@ static void on_handle_closed(uv_handle_t *h)
 		return;
 	copy_secret(&c->secret, NULL, 0);
 	copy_secret(&c->publish_secret, NULL, 0);
+	free_domains(c);
 	free(c->domain);
 	free(c);
 }

@@ -28,13 +28,20 @@ struct pp_component_config {
 	 * field, else it is refused with auth/forbidden. Copied. */
 	const unsigned char *publish_secret;
 	size_t publish_secret_len;
+	/* The XMPP server's domains (copied): a publish is taken only from one of them or from
+	 * the bare JID of one of their users, the addresses servers publish from. A client's
+	 * stanza carries its full JID (its server stamps it), so users cannot publish themselves.
+	 * NULL or none: domain without its first label ("example.com" for "push.example.com"). */
+	const char *const *xmpp_domains;
+	size_t nxmpp_domains;
 	uint64_t reconnect_min_ms;  /* 0: 500 ms */
 	uint64_t reconnect_max_ms;  /* 0: 30 s */
 	struct cm_metrics *metrics; /* borrowed, may be NULL */
 };
 
 /* Create the component and start connecting. d is borrowed and must outlive the component.
- * 0, -EINVAL, -ENOMEM. */
+ * 0, -EINVAL (no server, domain or secret; no xmpp_domains and a domain without a parent),
+ * -ENOMEM. */
 int pp_component_alloc(struct pp_component **out, uv_loop_t *loop, struct pp_dispatch *d,
                        const struct pp_component_config *cfg);
 

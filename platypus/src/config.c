@@ -343,6 +343,12 @@ static const struct cm_cfg_field component_fields[] = {
      .offset = COMP(publish_secret),
      .flags = CM_CFG_RELOAD,
      .doc = "optional file: publishes must carry this publish-options secret"},
+    {.key = "xmpp_domains",
+     .type = CM_CFG_STRLIST,
+     .offset = COMP(xmpp_domains),
+     .def = "[]",
+     .doc = "the XMPP server's domains: only they and their users' bare JIDs may publish; [] = "
+            "component.domain without its first label (example.com for push.example.com)"},
     {.key = "reconnect_min",
      .type = CM_CFG_DURATION,
      .offset = COMP(reconnect_min),
@@ -369,6 +375,17 @@ static void validate_component(void *obj, struct cm_cfg_check *chk)
 		cm_cfg_check_error(chk, "domain", "required when the component is enabled");
 	if (!c->secret.path)
 		cm_cfg_check_error(chk, "secret", "required when the component is enabled");
+	if (!c->xmpp_domains.n && c->domain && !strchr(c->domain, '.'))
+		cm_cfg_check_error(chk, "xmpp_domains",
+		                   "required when component.domain (%s) has no parent domain",
+		                   c->domain);
+	for (size_t i = 0; i < c->xmpp_domains.n; i++) {
+		const char *d = c->xmpp_domains.v[i];
+
+		if (!*d || strpbrk(d, "@/ \t"))
+			cm_cfg_check_error(chk, "xmpp_domains",
+			                   "\"%s\" is not a domain (no localpart, no resource)", d);
+	}
 }
 
 static const struct cm_cfg_schema component_schema = {

@@ -39,6 +39,7 @@ struct item {
 	uint64_t deadline; /* no attempt starts after it */
 	bool ttl_bound;    /* the deadline is the notification's TTL */
 	unsigned attempts;
+	unsigned resent;   /* requests a provider repeated within an attempt (a refused token) */
 	uint64_t retry_at; /* while in the retry list */
 	struct pp_result last;
 };
@@ -237,7 +238,7 @@ static void finish(struct item *it, const struct pp_result *r)
 	struct pp_result fin = *r;
 	double secs = (double)(uv_now(d->loop) - it->accepted) / 1000.0;
 
-	fin.attempts = it->attempts;
+	fin.attempts = it->attempts + it->resent;
 	/* A transient failure that ran into the notification's TTL is an expiry. */
 	if (fin.outcome == PP_OUT_FAILED && it->ttl_bound && uv_now(d->loop) >= it->deadline)
 		fin.outcome = PP_OUT_EXPIRED;
@@ -304,6 +305,8 @@ static void attempt_done(void *arg, const struct pp_result *r, long long retry_a
 	long long delay;
 
 	it->last = *r;
+	if (r->attempts > 1)
+		it->resent += r->attempts - 1;
 	if (pp_retry_retryable(r)) /* the jitter; most results are final */
 		cm_crypto_random(&rnd, sizeof(rnd));
 	delay = d->stopping ? -1

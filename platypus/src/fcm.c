@@ -1,7 +1,9 @@
 /* fcm.c - the FCM HTTP v1 client: libcurl multi driven by the libuv loop (uv_poll per socket,
  * one uv_timer for curl's timeouts), HTTP/2 multiplexing, the OAuth2 token fetched before the
- * sends that need it. The only file of platypus that includes libcurl. */
+ * sends that need it, one new token and one resend after a 401, fail-fast while the credentials
+ * are refused (creds.c). The only file of platypus that includes libcurl. */
 #include "fcm.h"
+#include "creds.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -33,6 +35,10 @@ struct req {
 	pp_attempt_cb cb;
 	void *arg;
 	uint64_t deadline;
+	uint64_t token_gen; /* the grant (account->grants) of the access token it went with */
+	bool auth_retried;  /* sent again after a 401 already: never twice */
+	bool check;         /* the notification that checks refused credentials */
+	unsigned sent;      /* requests made for it */
 };
 
 struct list {
@@ -63,6 +69,10 @@ struct pp_fcm {
 	unsigned token_failures;
 	uint64_t token_retry_at;
 	char token_error[160];
+	bool grant_for_401;    /* the grant under way replaces a token FCM refused */
+	bool token_after_401;  /* the current access token replaced one FCM refused */
+	struct pp_creds creds; /* refused credentials: fail fast, check with backoff */
+	struct req *check_req; /* the check, waiting for its access token */
 	bool closing, torn_down;
 	int refs; /* handles whose close callback is still to come */
 	void (*done)(void *arg);
@@ -82,6 +92,18 @@ static void list_push(struct list *l, struct req *r)
 	else
 		l->head = r;
 	l->tail = r;
+	l->n++;
+}
+
+static void list_push_head(struct list *l, struct req *r)
+{
+	r->prev = NULL;
+	r->next = l->head;
+	if (l->head)
+		l->head->prev = r;
+	else
+		l->tail = r;
+	l->head = r;
 	l->n++;
 }
 
@@ -115,9 +137,20 @@ static void send_finish(struct req *r, const struct pp_result *res)
 	pp_attempt_cb cb = r->cb;
 	void *arg = r->arg;
 	long long ra = r->retry_after;
+	struct pp_result out = *res;
 
+	out.attempts = r->sent;
 	req_free(r);
-	cb(arg, res, ra);
+	cb(arg, &out, ra);
+}
+
+/* End r as the credentials being refused say. */
+static void send_refused(struct pp_fcm *f, struct req *r)
+{
+	struct pp_result res;
+
+	pp_creds_fail_result(&f->creds, &res);
+	send_finish(r, &res);
 }
 
 static void send_fail(struct req *r, enum pp_outcome o, enum pp_cause c, const char *why)
@@ -384,17 +417,23 @@ static void token_done(struct pp_fcm *f, struct req *r, CURLcode cc, long status
 	req_free(r);
 	if (!rc) {
 		f->token_failures = 0;
+		f->token_after_401 = f->grant_for_401;
+		f->grant_for_401 = false;
 		cm_metrics_inc(f->m_grants);
 		CM_LOGD("fcm", "%s: access token granted", f->cfg.name);
 		return;
 	}
+	f->grant_for_401 = false;
 	token_failed(f, rc, err);
 }
 
 /* A token request failed (rc from pp_fcm_account_grant(), -EAGAIN for our own failures): count
- * it, back off, and when Google refused our credentials fail what waits for a token. */
+ * it and back off. When Google refused our credentials they are refused: what waits for a token
+ * fails (the check at once, the queue on the next pump). */
 static void token_failed(struct pp_fcm *f, int rc, const char *err)
 {
+	struct req *r = f->check_req;
+
 	cm_metrics_inc(f->m_grant_fail);
 	f->token_failures++;
 	{
@@ -405,13 +444,46 @@ static void token_failed(struct pp_fcm *f, int rc, const char *err)
 		f->token_retry_at = uv_now(f->loop) + (d > 60000 ? 60000 : d);
 	}
 	snprintf(f->token_error, sizeof(f->token_error), "%s", err);
-	CM_LOGW("fcm", "%s: %s", f->cfg.name, err);
-	if (rc == -EACCES || rc == -EBADMSG)
-		/* Google refused our credentials: nothing queued can go out. */
-		fail_queue(f, PP_OUT_REJECTED, PP_CAUSE_AUTH, "access token refused");
+	if (rc != -EACCES && rc != -EBADMSG) {
+		CM_LOGW("fcm", "%s: %s", f->cfg.name, err);
+		return;
+	}
+	pp_creds_refused(&f->creds, err, f->creds.checking);
+	if (r) {
+		f->check_req = NULL;
+		send_refused(f, r);
+	}
 }
 
 /* --- sends -------------------------------------------------------------------------------- */
+
+/* FCM refused the access token r went with (401 UNAUTHENTICATED). The first refusal of the
+ * current token drops it, so that one new grant serves every send waiting for it, and r goes
+ * once more with the new token; a refusal of a token granted right after such a refusal (or of
+ * the check) means the credentials themselves are refused. true: r is queued again. */
+static bool unauthenticated(struct pp_fcm *f, struct req *r)
+{
+	struct pp_fcm_account *a = f->cfg.account;
+	bool current = r->token_gen == a->grants;
+
+	if (r->check || (current && f->token_after_401)) {
+		pp_creds_refused(&f->creds, "401 UNAUTHENTICATED for a newly granted access token",
+		                 r->check);
+		return false;
+	}
+	if (r->auth_retried || f->creds.refused)
+		return false;
+	if (current && a->access_token) {
+		pp_fcm_account_forget(a);
+		f->grant_for_401 = true;
+	}
+	r->auth_retried = true;
+	curl_easy_cleanup(r->easy);
+	r->easy = NULL;
+	cm_buf_reset(&r->resp);
+	list_push_head(&f->queue, r);
+	return true;
+}
 
 static void send_done(struct pp_fcm *f, struct req *r, CURLcode cc, long status)
 {
@@ -432,10 +504,18 @@ static void send_done(struct pp_fcm *f, struct req *r, CURLcode cc, long status)
 		pp_result_set(&res, PP_OUT_FAILED, c, 0, curl_easy_strerror(cc));
 	} else {
 		pp_fcm_result(&res, (int)status, r->resp.data, r->resp.len);
-		if (res.cause == PP_CAUSE_AUTH && !strcmp(res.reason, "UNAUTHENTICATED"))
-			pp_fcm_account_forget(f->cfg.account);
+		if (res.cause == PP_CAUSE_AUTH && !strcmp(res.reason, "UNAUTHENTICATED")) {
+			if (unauthenticated(f, r))
+				return;
+		} else if (status != 401 && status < 500 &&
+		           r->token_gen == f->cfg.account->grants) {
+			/* FCM took the access token, whatever it thought of the message. */
+			f->token_after_401 = false;
+			pp_creds_accepted(&f->creds);
+		}
 	}
-	res.attempts = 1;
+	if (r->check)
+		pp_creds_check_ended(&f->creds); /* no word on the credentials */
 	send_finish(r, &res);
 }
 
@@ -519,7 +599,7 @@ static void check_done(struct pp_fcm *f)
 		abort_oom(f);
 	if (f->torn_down)
 		return;
-	if (f->closing && !f->inflight.n && !f->queue.n)
+	if (f->closing && !f->inflight.n && !f->queue.n && !f->check_req)
 		teardown(f);
 	else
 		pump(f);
@@ -531,6 +611,8 @@ static int send_start(struct pp_fcm *f, struct req *r, const char *token)
 
 	if (strlen(token) > 2048)
 		return -EINVAL;
+	r->token_gen = f->cfg.account->grants;
+	r->sent++;
 	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
 	curl_slist_free_all(r->hdrs);
 	r->hdrs = curl_slist_append(NULL, auth);
@@ -542,13 +624,57 @@ static int send_start(struct pp_fcm *f, struct req *r, const char *token)
 	return start(f, r, f->send_url);
 }
 
+/* While our credentials are refused: what waits fails at once, except one notification let
+ * through after the backoff as the check, with a new access token. */
+static void refused_pump(struct pp_fcm *f)
+{
+	const char *token;
+	struct req *r;
+
+	if (!f->check_req && f->queue.head && pp_creds_check_due(&f->creds)) {
+		r = f->queue.head;
+		list_remove(&f->queue, r);
+		r->check = true;
+		f->check_req = r;
+		pp_fcm_account_forget(f->cfg.account);
+		f->token_retry_at = 0;
+	}
+	while ((r = f->queue.head)) {
+		list_remove(&f->queue, r);
+		send_refused(f, r);
+		if (f->torn_down)
+			return;
+	}
+	r = f->check_req;
+	if (!r)
+		return;
+	token = pp_fcm_access_token(f->cfg.account, time(NULL));
+	if (!token) {
+		token_start(f);
+		return;
+	}
+	f->check_req = NULL;
+	if (send_start(f, r, token)) {
+		pp_creds_check_ended(&f->creds);
+		send_fail(r, PP_OUT_FAILED, PP_CAUSE_INTERNAL, "internal error");
+		return;
+	}
+	list_push(&f->inflight, r);
+}
+
 static void pump(struct pp_fcm *f)
 {
 	const char *token;
 	struct req *r;
 	int rc;
 
-	if (f->torn_down || !f->queue.head)
+	if (f->torn_down)
+		return;
+	if (f->creds.refused) {
+		refused_pump(f);
+		return;
+	}
+	if (!f->queue.head)
 		return;
 	token = pp_fcm_access_token(f->cfg.account, time(NULL));
 	if (!token) {
@@ -586,6 +712,12 @@ static void tick_cb(uv_timer_t *t)
 		}
 		r = next;
 	}
+	r = f->check_req;
+	if (r && !f->torn_down && r->deadline <= now) {
+		f->check_req = NULL;
+		pp_creds_check_ended(&f->creds);
+		send_fail(r, PP_OUT_FAILED, PP_CAUSE_CONNECT, "no access token");
+	}
 	if (!f->torn_down)
 		pump(f);
 }
@@ -620,6 +752,7 @@ int pp_fcm_alloc(struct pp_fcm **out, uv_loop_t *loop, const struct pp_fcm_confi
 	      cm_metrics_counter(cfg->metrics, &f->m_grant_fail,
 	                         "platypus_fcm_token_failures_total",
 	                         "OAuth2 token requests that failed", "app", cfg->name, NULL))) ||
+	    pp_creds_init(&f->creds, loop, "fcm", cfg->name, cfg->metrics) ||
 	    cm_buf_printf(&url, "%s/v1/projects/%s/messages:send", base,
 	                  cfg->account->project_id)) {
 		free(f);
@@ -680,13 +813,39 @@ int pp_fcm_send(void *fcm, const struct pp_notif *n, uint64_t deadline_ms, pp_at
 		return -ENOMEM;
 	}
 	list_push(&f->queue, r);
-	pump(f);
+	if (f->creds.refused)
+		/* It fails at once, but never from within this call: on the next tick, now. */
+		uv_timer_start(&f->tick, tick_cb, 0, TICK_MS);
+	else
+		pump(f);
 	return 0;
 }
 
 unsigned pp_fcm_pending(const struct pp_fcm *f)
 {
-	return f->queue.n + f->inflight.n;
+	return f->queue.n + f->inflight.n + (f->check_req ? 1 : 0);
+}
+
+bool pp_fcm_credentials_ok(const struct pp_fcm *f)
+{
+	return !f->creds.refused;
+}
+
+void pp_fcm_credentials_changed(struct pp_fcm *f)
+{
+	struct req *r = f->check_req;
+
+	pp_creds_reset(&f->creds);
+	f->token_after_401 = f->grant_for_401 = false;
+	f->token_failures = 0;
+	f->token_retry_at = 0;
+	if (r) {
+		f->check_req = NULL;
+		r->check = false;
+		list_push_head(&f->queue, r);
+	}
+	if (!f->closing)
+		uv_timer_start(&f->tick, tick_cb, 0, TICK_MS);
 }
 
 void pp_fcm_close(struct pp_fcm *f, bool graceful, void (*done)(void *arg), void *arg)
@@ -700,6 +859,14 @@ void pp_fcm_close(struct pp_fcm *f, bool graceful, void (*done)(void *arg), void
 	f->closing = true;
 	f->done = done;
 	f->done_arg = arg;
+	if (f->check_req) {
+		struct req *r = f->check_req;
+
+		f->check_req = NULL;
+		send_fail(r, PP_OUT_FAILED, PP_CAUSE_SHUTDOWN, "shutting down");
+		if (f->torn_down)
+			return;
+	}
 	fail_queue(f, PP_OUT_FAILED, PP_CAUSE_SHUTDOWN, "shutting down");
 	if (!graceful || !f->inflight.n)
 		teardown(f);

@@ -43,7 +43,8 @@ void pp_fcm_account_close(struct pp_fcm_account *a);
 int pp_fcm_assertion_form(const struct pp_fcm_account *a, time_t now, struct cm_buf *out);
 
 /* Take a token endpoint answer (status, JSON body). 200 with access_token and expires_in
- * caches the token until expires_in - PP_FCM_TOKEN_MARGIN (at least half its life): 0.
+ * caches the token until expires_in - PP_FCM_TOKEN_MARGIN, or for half its life (rounded up)
+ * when expires_in is 2 * PP_FCM_TOKEN_MARGIN (600 s) or less: 0.
  * Otherwise -EACCES (Google refused the grant: our key or configuration; err has Google's
  * error and description), -EAGAIN (transient: 5xx, 429), -EBADMSG (malformed), -ENOMEM. */
 int pp_fcm_account_grant(struct pp_fcm_account *a, int status, const char *body, size_t len,
@@ -55,15 +56,17 @@ const char *pp_fcm_access_token(const struct pp_fcm_account *a, time_t now);
 /* Forget the access token (the send endpoint said 401). */
 void pp_fcm_account_forget(struct pp_fcm_account *a);
 
-/* The v1 request body for n (validated): {"message": {token, notification, android: {priority,
- * ttl, collapse_key, notification, data}}} with every data value a string. Appended to out.
- * 0, -ENOMEM. */
+/* The v1 request body for n (validated): {"message": {token, notification {title, body}, data
+ * (every value a string), android {priority, ttl, collapse_key, notification (only when the
+ * alert has display options)}, apns (only for what iOS apps need beyond that: badge, sound,
+ * category, thread-id, mutable-content; a background push for a silent one)}}, data at the
+ * top so that the tokens of iOS and web apps get it too. Appended to out. 0, -ENOMEM. */
 int pp_fcm_message(const struct pp_notif *n, struct cm_buf *out);
 
 /* Map a send answer (HTTP status, Google's error JSON) to a result: 200 delivered (r->id =
- * message name); UNREGISTERED dead; INVALID_ARGUMENT and SENDER_ID_MISMATCH rejected (bad
- * notification); 401 without an FCM error code rejected with reason UNAUTHENTICATED (the access
- * token: retried after a new grant); THIRD_PARTY_AUTH_ERROR rejected (auth); QUOTA_EXCEEDED
+ * message name); UNREGISTERED dead; INVALID_ARGUMENT rejected (bad notification); 401 without
+ * an FCM error code rejected with reason UNAUTHENTICATED (the access token: sent again after a
+ * new grant); THIRD_PARTY_AUTH_ERROR and SENDER_ID_MISMATCH rejected (auth); QUOTA_EXCEEDED
  * failed (throttled); UNAVAILABLE, INTERNAL and 5xx failed (provider). */
 void pp_fcm_result(struct pp_result *r, int status, const char *body, size_t len);
 
@@ -89,6 +92,13 @@ int pp_fcm_send(void *fcm, const struct pp_notif *n, uint64_t deadline_ms, pp_at
                 void *arg, struct pp_result *now);
 
 unsigned pp_fcm_pending(const struct pp_fcm *f);
+
+/* False while FCM or Google refuse the app's credentials (creds.h): its notifications fail at
+ * once. */
+bool pp_fcm_credentials_ok(const struct pp_fcm *f);
+
+/* The service account was replaced (SIGHUP): try it at once, refused or not. */
+void pp_fcm_credentials_changed(struct pp_fcm *f);
 
 /* Stop: queued attempts end now (shutdown); in flight ones finish (graceful) or are
  * cancelled. done(arg) once everything is released; f is freed right after. Called again with

@@ -164,8 +164,9 @@ int pp_fcm_account_grant(struct pp_fcm_account *a, int status, const char *body,
 	life = json_integer_value(exp);
 	if (life > 86400)
 		life = 86400;
-	/* Short lives (tests, odd servers): half of it, and at least the second it was granted
-	 * in, or a queue waiting for a token would ask for one again and again. */
+	/* Short lives (600 s or less: tests, odd servers): the margin would leave nothing, so half
+	 * of it, and at least the second it was granted in, or a queue waiting for a token would
+	 * ask for one again and again. */
 	a->expires =
 	    now + (life > 2 * PP_FCM_TOKEN_MARGIN ? life - PP_FCM_TOKEN_MARGIN : (life + 1) / 2);
 	a->grants++;

@@ -43,12 +43,82 @@ static json_t *stringify(const json_t *data)
 	return out;
 }
 
+/* The alert's Android display options: {click_action, tag, sound, notification_count}, or NULL
+ * when it has none (no empty object: FCM would take it for a wish). -ENOMEM in *r. */
+static json_t *android_notification(const struct pp_alert *a, int *r)
+{
+	json_t *an;
+
+	if (!a->click_action && !a->tag && !a->sound && a->badge < 0)
+		return NULL;
+	an = json_object();
+	if (!an || set_str(an, "click_action", a->click_action) || set_str(an, "tag", a->tag) ||
+	    set_str(an, "sound", a->sound) ||
+	    (a->badge >= 0 &&
+	     json_object_set_new(an, "notification_count", json_integer(a->badge)))) {
+		json_decref(an);
+		*r = -ENOMEM;
+		return NULL;
+	}
+	return an;
+}
+
+/* The apns block, for tokens of iOS apps, only when the notification asks for something FCM
+ * does not derive from message.notification: the badge, sound, category (click_action), thread
+ * (tag) or mutable-content of an alert; or, for a silent push, a background push (priority 5,
+ * content-available), without which iOS does not wake the app. NULL otherwise. -ENOMEM in *r. */
+static json_t *apns_block(const struct pp_notif *n, int *r)
+{
+	const struct pp_alert *a = &n->alert;
+	json_t *apns, *payload, *aps, *headers;
+	bool silent = pp_notif_silent(n), bad;
+
+	if (!silent && (n->voip || (!a->click_action && !a->tag && !a->sound && a->badge < 0 &&
+	                            !n->mutable_content)))
+		return NULL;
+	/* json_object_set_new() takes the value even when it fails. */
+	apns = json_object();
+	payload = json_object();
+	aps = json_object();
+	if (!apns || !payload || !aps) {
+		json_decref(apns);
+		json_decref(payload);
+		json_decref(aps);
+		*r = -ENOMEM;
+		return NULL;
+	}
+	bad = json_object_set_new(payload, "aps", aps) != 0;
+	if (bad)
+		json_decref(payload);
+	bad = bad || json_object_set_new(apns, "payload", payload);
+	if (!bad && silent) {
+		headers = json_object();
+		bad = !headers || json_object_set_new(apns, "headers", headers) ||
+		      set_str(headers, "apns-push-type", "background") ||
+		      set_str(headers, "apns-priority", "5") ||
+		      json_object_set_new(aps, "content-available", json_integer(1));
+	} else if (!bad) {
+		bad =
+		    (a->badge >= 0 && json_object_set_new(aps, "badge", json_integer(a->badge))) ||
+		    set_str(aps, "sound", a->sound) || set_str(aps, "category", a->click_action) ||
+		    set_str(aps, "thread-id", a->tag) ||
+		    (n->mutable_content &&
+		     json_object_set_new(aps, "mutable-content", json_integer(1)));
+	}
+	if (bad) {
+		json_decref(apns);
+		*r = -ENOMEM;
+		return NULL;
+	}
+	return apns;
+}
+
 int pp_fcm_message(const struct pp_notif *n, struct cm_buf *out)
 {
-	json_t *root = json_object(), *msg = json_object(), *android = json_object();
+	json_t *root = json_object(), *msg = json_object(), *android = json_object(), *part;
 	const struct pp_alert *a = &n->alert;
 	char ttl[32], *txt = NULL;
-	int r = -ENOMEM;
+	int r = -ENOMEM, fail = 0;
 
 	if (!root || !msg || !android)
 		goto out;
@@ -56,20 +126,20 @@ int pp_fcm_message(const struct pp_notif *n, struct cm_buf *out)
 		goto out;
 	/* A call is a data message: the app must run its code, not show a banner. */
 	if (n->has_alert && !n->voip) {
-		json_t *nn = json_object(), *an = json_object();
+		json_t *nn = json_object();
 
-		if (!nn || !an || json_object_set_new(msg, "notification", nn)) {
-			json_decref(nn);
-			json_decref(an);
+		if (!nn || json_object_set_new(msg, "notification", nn) ||
+		    set_str(nn, "title", a->title) || set_str(nn, "body", a->body))
 			goto out;
-		}
-		if (set_str(nn, "title", a->title) || set_str(nn, "body", a->body) ||
-		    json_object_set_new(android, "notification", an) ||
-		    set_str(an, "click_action", a->click_action) || set_str(an, "tag", a->tag) ||
-		    set_str(an, "sound", a->sound))
+		part = android_notification(a, &fail);
+		if (fail || (part && json_object_set_new(android, "notification", part)))
 			goto out;
-		if (a->badge >= 0 &&
-		    json_object_set_new(an, "notification_count", json_integer(a->badge)))
+	}
+	/* Data for every platform: android.data would reach Android apps only. */
+	if (n->data && json_object_size(n->data)) {
+		json_t *d = stringify(n->data);
+
+		if (!d || json_object_set_new(msg, "data", d))
 			goto out;
 	}
 	if (set_str(android, "priority", pp_notif_priority(n) == PP_PRIO_HIGH ? "HIGH" : "NORMAL"))
@@ -81,13 +151,10 @@ int pp_fcm_message(const struct pp_notif *n, struct cm_buf *out)
 	}
 	if (set_str(android, "collapse_key", n->collapse_id))
 		goto out;
-	if (n->data && json_object_size(n->data)) {
-		json_t *d = stringify(n->data);
-
-		if (!d || json_object_set_new(android, "data", d))
-			goto out;
-	}
 	if (json_object_set(msg, "android", android))
+		goto out;
+	part = apns_block(n, &fail);
+	if (fail || (part && json_object_set_new(msg, "apns", part)))
 		goto out;
 	txt = json_dumps(root, JSON_COMPACT);
 	if (!txt)
@@ -145,10 +212,13 @@ void pp_fcm_result(struct pp_result *r, int status, const char *body, size_t len
 	} else if (code && (!strcmp(code, "UNAVAILABLE") || !strcmp(code, "INTERNAL"))) {
 		o = PP_OUT_FAILED;
 		c = PP_CAUSE_PROVIDER;
-	} else if (code && !strcmp(code, "THIRD_PARTY_AUTH_ERROR")) {
+	} else if (code && (!strcmp(code, "THIRD_PARTY_AUTH_ERROR") ||
+	                    !strcmp(code, "SENDER_ID_MISMATCH"))) {
+		/* The app's APNs key at Firebase, or a token of another project than our
+		 * credentials': not the registration's fault when every token says so. */
 		o = PP_OUT_REJECTED;
 		c = PP_CAUSE_AUTH;
-	} else if (code) { /* INVALID_ARGUMENT, SENDER_ID_MISMATCH, and unknown codes */
+	} else if (code) { /* INVALID_ARGUMENT, and unknown codes */
 		o = status >= 500 ? PP_OUT_FAILED : PP_OUT_REJECTED;
 		c = status >= 500 ? PP_CAUSE_PROVIDER : PP_CAUSE_BAD_NOTIFICATION;
 	} else if (status == 401) {

@@ -60,6 +60,8 @@ static int open_component(struct platypus *s, const struct platypus_config *cfg)
 	    .secret_len = c->secret.len,
 	    .publish_secret = c->publish_secret.data,
 	    .publish_secret_len = c->publish_secret.len,
+	    .xmpp_domains = (const char *const *)c->xmpp_domains.v,
+	    .nxmpp_domains = c->xmpp_domains.n,
 	    .reconnect_min_ms = c->reconnect_min,
 	    .reconnect_max_ms = c->reconnect_max,
 	    .metrics = cm_daemon_metrics(s->daemon),
@@ -72,7 +74,10 @@ static int open_component(struct platypus *s, const struct platypus_config *cfg)
 	if (r)
 		CM_LOGE("component", "cannot start the component: %s", strerror(-r));
 	else
-		CM_LOGI("component", "XEP-0357 app server %s via %s", c->domain, c->server.text);
+		CM_LOGI("component", "XEP-0357 app server %s via %s, publishes from %s%s",
+		        c->domain, c->server.text,
+		        c->xmpp_domains.n ? c->xmpp_domains.v[0] : strchr(c->domain, '.') + 1,
+		        c->xmpp_domains.n > 1 ? " and the other xmpp_domains" : "");
 	return r;
 }
 

@@ -132,8 +132,28 @@ __attribute__((format(printf, 3, 4))) static int bad(char *err, size_t errlen, c
 	return -EINVAL;
 }
 
-/* Length of a valid UTF-8 string without control characters other than tab/newline, or -1. */
-static long utf8_text_len(const char *s)
+int pp_quote_len(const char *s)
+{
+	size_t len = strlen(s);
+
+	if (len <= PP_QUOTE_MAX)
+		return (int)len;
+	len = PP_QUOTE_MAX;
+	/* Back to the start of the character the cut falls in. */
+	while (len > 0 && ((unsigned char)s[len] & 0xc0) == 0x80)
+		len--;
+	return (int)len;
+}
+
+/* What is wrong with a text, when something is. */
+struct text_fault {
+	size_t at; /* byte offset */
+	long ctrl; /* the control character found there, or -1: the bytes are not UTF-8 */
+};
+
+/* Length of s when it is valid UTF-8 without control characters other than tab, line feed
+ * and carriage return; else -1 with *f saying what and where. */
+static long utf8_text_len(const char *s, struct text_fault *f)
 {
 	const unsigned char *p = (const unsigned char *)s;
 	size_t i = 0;
@@ -144,11 +164,14 @@ static long utf8_text_len(const char *s)
 		unsigned long cp;
 
 		if (c < 0x80) {
-			if (c < 0x20 && c != '\t' && c != '\n' && c != '\r')
+			if (c < 0x20 && c != '\t' && c != '\n' && c != '\r') {
+				*f = (struct text_fault){i, c};
 				return -1;
+			}
 			i++;
 			continue;
 		}
+		*f = (struct text_fault){i, -1};
 		if ((c & 0xe0) == 0xc0) {
 			n = 1;
 			cp = c & 0x1f;
@@ -174,15 +197,27 @@ static long utf8_text_len(const char *s)
 	return (long)i;
 }
 
+/* "field: what is wrong" for a text utf8_text_len() refused. */
+static int bad_text(char *err, size_t errlen, const char *field, const struct text_fault *f)
+{
+	if (f->ctrl < 0)
+		return bad(err, errlen, "%s: not valid UTF-8 (at byte %zu)", field, f->at);
+	return bad(err, errlen,
+	           "%s: control character U+%04lX at byte %zu (of the control characters only "
+	           "tab, line feed and carriage return are allowed)",
+	           field, f->ctrl, f->at);
+}
+
 static int check_text(const char *field, const char *s, size_t max, char *err, size_t errlen)
 {
+	struct text_fault f;
 	long len;
 
 	if (!s)
 		return 0;
-	len = utf8_text_len(s);
+	len = utf8_text_len(s, &f);
 	if (len < 0)
-		return bad(err, errlen, "%s: not valid UTF-8 text", field);
+		return bad_text(err, errlen, field, &f);
 	if ((size_t)len > max)
 		return bad(err, errlen, "%s: %ld bytes, at most %zu allowed", field, len, max);
 	return 0;
@@ -256,17 +291,26 @@ static int check_data(const struct pp_notif *n, char *err, size_t errlen)
 		return bad(err, errlen, "data: must be a JSON object");
 	json_object_foreach(n->data, key, v)
 	{
-		if (utf8_text_len(key) <= 0)
-			return bad(err, errlen, "data: a key is empty or not valid UTF-8");
+		struct text_fault f;
+
+		if (!*key)
+			return bad(err, errlen, "data: a key is empty");
+		if (utf8_text_len(key, &f) < 0)
+			return f.ctrl < 0
+			           ? bad(err, errlen, "data: a key is not valid UTF-8")
+			           : bad(err, errlen,
+			                 "data: a key has control character U+%04lX at byte %zu",
+			                 f.ctrl, f.at);
 		if (n->service == PP_SVC_APNS && !strcmp(key, "aps"))
 			return bad(err, errlen, "data.aps: reserved by APNs");
 		if (n->service == PP_SVC_FCM &&
 		    (!strcmp(key, "from") || !strcmp(key, "notification") ||
 		     !strcmp(key, "message_type") || !strncmp(key, "google.", 7) ||
 		     !strncmp(key, "gcm.", 4)))
-			return bad(err, errlen, "data.%s: reserved by FCM", key);
+			return bad(err, errlen, "data.%.*s%s: reserved by FCM", PP_QUOTE(key));
 		if (n->service == PP_SVC_FCM && json_is_null(v))
-			return bad(err, errlen, "data.%s: FCM data values cannot be null", key);
+			return bad(err, errlen, "data.%.*s%s: FCM data values cannot be null",
+			           PP_QUOTE(key));
 	}
 	return 0;
 }

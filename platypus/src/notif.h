@@ -22,6 +22,10 @@ enum pp_prio { PP_PRIO_DEFAULT, PP_PRIO_NORMAL, PP_PRIO_HIGH };
 #define PP_TOPIC_MAX       255
 #define PP_TTL_MAX         2419200 /* 28 days: FCM's maximum */
 #define PP_ALERT_FIELD_MAX 4096
+/* Room for a reason: every message platypus composes fits whole (client-supplied names in it
+ * are quoted to at most PP_QUOTE_MAX bytes, see pp_quote_len()). */
+#define PP_REASON_MAX 256
+#define PP_QUOTE_MAX  64
 
 struct pp_alert {
 	char *title;        /* owned, may be NULL */
@@ -58,6 +62,12 @@ void pp_notif_free(struct pp_notif *n);
 
 /* Deep copy of src into dst (dst is initialised first). 0 or -ENOMEM (dst then empty). */
 int pp_notif_copy(struct pp_notif *dst, const struct pp_notif *src);
+
+/* How many bytes of s a message quotes: all of it up to PP_QUOTE_MAX, else the longest prefix
+ * that ends on a UTF-8 character boundary. PP_QUOTE(s) gives the arguments of "%.*s%s" for a
+ * name a client chose (data keys, form fields): "..." follows a name that was cut. */
+int pp_quote_len(const char *s);
+#define PP_QUOTE(s) pp_quote_len(s), (s), (strlen(s) > PP_QUOTE_MAX ? "..." : "")
 
 /* Check n against the rules of its service. On failure err (errlen bytes) gets a precise
  * reason naming the field ("token: 63 hex digits, APNs needs 64 to 200") and -EINVAL is
@@ -120,8 +130,10 @@ enum pp_cause {
 	PP_CAUSE_NO_POOL,           /* no app matches service/mode/topic/tags */
 	PP_CAUSE_PAYLOAD_TOO_LARGE, /* over the provider's limit (ours or its 413) */
 	PP_CAUSE_BAD_NOTIFICATION,  /* the provider said 400 (bad token, topic, ...) */
+	PP_CAUSE_CONFIG,            /* the provider says our request is malformed: our configuration
+	                               (an app's topic) or our bug, not the device's */
 	PP_CAUSE_UNREGISTERED,      /* dead token */
-	PP_CAUSE_AUTH,              /* 401/403: our credentials or configuration */
+	PP_CAUSE_AUTH,              /* 401/403: our credentials, or the token's project (FCM) */
 	PP_CAUSE_THROTTLED,         /* 429 */
 	PP_CAUSE_PROVIDER,          /* 5xx */
 	PP_CAUSE_CONNECT,           /* could not connect to the provider */
@@ -135,23 +147,26 @@ enum pp_cause {
 struct pp_result {
 	enum pp_outcome outcome;
 	enum pp_cause cause;
-	int status;        /* the provider's last HTTP status, 0 when none */
-	char reason[64];   /* the provider's reason ("BadDeviceToken", "UNREGISTERED"), or ours */
-	char id[64];       /* apns-id echoed by APNs, or FCM's message name (truncated) */
-	unsigned attempts; /* requests sent to the provider */
+	int status;                 /* the provider's last HTTP status, 0 when none */
+	char reason[PP_REASON_MAX]; /* the provider's reason ("BadDeviceToken"), or ours, whole */
+	char id[64];                /* apns-id echoed by APNs, or FCM's message name (truncated) */
+	unsigned attempts;          /* requests sent to the provider (a provider sets those of one
+	                               attempt: 2 when it resent after a refused token) */
 };
 
 /* The end of one attempt at a provider (APNs pool, FCM client): r is borrowed for the call;
  * retry_after_s is the provider's Retry-After in seconds, or -1. */
 typedef void (*pp_attempt_cb)(void *arg, const struct pp_result *r, long long retry_after_s);
 
-/* Fill r for an outcome and cause with an optional reason (copied, truncated). */
+/* Fill r for an outcome and cause with an optional reason (copied; one longer than r->reason,
+ * which only a provider could send, is cut at a UTF-8 character boundary). */
 void pp_result_set(struct pp_result *r, enum pp_outcome o, enum pp_cause c, int status,
                    const char *reason);
 
 const char *pp_outcome_name(enum pp_outcome o);
 
-/* MongoosePush v3: HTTP status and the "reason" of the body (NULL for 200). */
+/* MongoosePush v3: HTTP status and the "reason" of the body (NULL for 200), as MongoosePush
+ * answers for the same provider refusal (docs/platypus.md lists where platypus differs). */
 int pp_result_http(const struct pp_result *r, const char **reason);
 
 /* XEP-0357 IQ reply: *type is NULL for a result, else "cancel", "wait", "modify" or "auth",

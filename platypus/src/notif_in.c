@@ -275,7 +275,7 @@ int pp_notif_from_push_form(struct pp_notif *n, const struct pp_field *opts, siz
 			continue;
 		s = json_string(summary[i].value);
 		if (!s) {
-			r = bad(err, errlen, "%s: not valid UTF-8", summary[i].var);
+			r = bad(err, errlen, "%.*s%s: not valid UTF-8", PP_QUOTE(summary[i].var));
 			goto out;
 		}
 		if (json_object_set_new(n->data, summary[i].var, s)) {

@@ -8,10 +8,21 @@
 void pp_result_set(struct pp_result *r, enum pp_outcome o, enum pp_cause c, int status,
                    const char *reason)
 {
+	size_t len = reason ? strlen(reason) : 0;
+
 	r->outcome = o;
 	r->cause = c;
 	r->status = status;
-	snprintf(r->reason, sizeof(r->reason), "%s", reason ? reason : "");
+	if (len >= sizeof(r->reason)) {
+		/* Only a provider's text can be this long: keep whole characters, so that the
+		 * reason still goes into JSON and XML. */
+		len = sizeof(r->reason) - 1;
+		while (len > 0 && ((unsigned char)reason[len] & 0xc0) == 0x80)
+			len--;
+	}
+	if (len)
+		memcpy(r->reason, reason, len);
+	r->reason[len] = '\0';
 }
 
 const char *pp_outcome_name(enum pp_outcome o)
@@ -40,23 +51,23 @@ int pp_result_http(const struct pp_result *r, const char **reason)
 	}
 	switch (r->cause) {
 	case PP_CAUSE_INVALID_REQUEST:
+	case PP_CAUSE_BAD_NOTIFICATION:
+		/* MongoosePush: our checks and the providers' refusals of the notification alike.
+		 */
 		*reason = "invalid_request";
 		return 400;
 	case PP_CAUSE_NO_POOL:
 		*reason = "no_matching_pool";
 		return 400;
-	case PP_CAUSE_BAD_NOTIFICATION:
-		*reason = "invalid_notification";
-		return 400;
+	case PP_CAUSE_CONFIG:
+		*reason = "internal_config";
+		return 503;
 	case PP_CAUSE_PAYLOAD_TOO_LARGE:
 		*reason = "payload_too_large";
 		return 413;
 	case PP_CAUSE_THROTTLED:
 		*reason = "too_many_requests";
 		return 429;
-	case PP_CAUSE_AUTH:
-		*reason = "internal_config";
-		return 503;
 	case PP_CAUSE_CONNECT:
 		*reason = "unable_to_connect";
 		return 503;
@@ -64,6 +75,7 @@ int pp_result_http(const struct pp_result *r, const char **reason)
 	case PP_CAUSE_TIMEOUT:
 		*reason = "connection_lost";
 		return 503;
+	case PP_CAUSE_AUTH: /* MongoosePush answers its "auth" errors so */
 	case PP_CAUSE_PROVIDER:
 	case PP_CAUSE_SHUTDOWN:
 		*reason = "service_internal";
@@ -115,8 +127,8 @@ void pp_result_xmpp(const struct pp_result *r, const char **type, const char **c
 		*condition = "remote-server-timeout";
 		return;
 	default:
-		/* Our configuration (AUTH), the provider's 5xx, expiry: transient from the
-		 * user's point of view, so the registration must survive (wait). */
+		/* Our credentials or configuration (AUTH, CONFIG), the provider's 5xx, expiry:
+		 * nothing wrong with the registration, which must survive (wait). */
 		*type = "wait";
 		*condition = "internal-server-error";
 		return;

@@ -69,8 +69,9 @@ struct platypus_component_config {
 	bool enabled;
 	struct cm_cfg_addr server;
 	char *domain;
-	struct cm_secret secret;         /* the component secret shared with the XMPP server */
-	struct cm_secret publish_secret; /* optional: publish-options "secret" must match */
+	struct cm_secret secret;            /* the component secret shared with the XMPP server */
+	struct cm_secret publish_secret;    /* optional: publish-options "secret" must match */
+	struct cm_cfg_strlist xmpp_domains; /* publishes come from these; empty: domain's parent */
 	uint64_t reconnect_min, reconnect_max; /* ms */
 };
 
@@ -123,7 +124,8 @@ void pp_providers_close(struct pp_providers *p, bool graceful, void (*done)(void
  * NULL. */
 void pp_providers_free(struct pp_providers *p);
 
-/* Health: append JSON members describing each pool; nonzero when no app can deliver. */
+/* Health: append JSON members describing each pool (connections, pending, credentials "ok" or
+ * "refused"); nonzero when no app can deliver (every app's credentials refused). */
 int pp_providers_health(struct pp_providers *p, struct cm_buf *out);
 
 #endif

@@ -222,13 +222,23 @@ int pp_providers_reload(struct pp_providers *p, const struct platypus_config *ne
 			if (strcmp(na[k].name, app->cfg->name))
 				continue;
 			if (app->slot && na[k].key.data) {
-				r = pp_apns_token_rekey(&app->slot->token,
-				                        (const char *)na[k].key.data, na[k].key.len,
-				                        err, sizeof(err));
+				struct pp_apns_token *t = &app->slot->token;
+				unsigned char before[sizeof(t->pem_sha256)];
+
+				memcpy(before, t->pem_sha256, sizeof(before));
+				r = pp_apns_token_rekey(t, (const char *)na[k].key.data,
+				                        na[k].key.len, err, sizeof(err));
 				if (r) {
 					CM_LOGE("apns", "%s: reload: %s (the old key stays)",
 					        app->cfg->name, err);
 					rc = r;
+				} else if (memcmp(before, t->pem_sha256, sizeof(before)) &&
+				           app->pool) {
+					/* A token APNs refuses is worth nothing: the new key signs
+					 * the next one at once. */
+					if (!pp_apns_pool_credentials_ok(app->pool))
+						pp_apns_token_refused(t);
+					pp_apns_pool_credentials_changed(app->pool);
 				}
 			}
 			/* Certificate, key and CA files are re-read from the paths given at start.
@@ -271,10 +281,14 @@ int pp_providers_reload(struct pp_providers *p, const struct platypus_config *ne
 				continue;
 			}
 			/* Swap in place: the client holds a pointer to the account. The access
-			 * token of the old key is dropped; the next send asks for a new one. */
+			 * token of the old key is dropped; the next send asks for a new one. The
+			 * count of grants goes on: it numbers the access tokens. */
+			acc.grants = app->account.grants;
 			pp_fcm_account_close(&app->account);
 			app->account = acc;
 			memcpy(app->sa_sha, sha, sizeof(sha));
+			if (app->client)
+				pp_fcm_credentials_changed(app->client);
 			CM_LOGI("fcm", "%s: service account reloaded", app->cfg->name);
 		}
 	}
@@ -375,29 +389,39 @@ static void json_name(struct cm_buf *out, const char *name, bool first)
 int pp_providers_health(struct pp_providers *p, struct cm_buf *out)
 {
 	bool first = true;
+	size_t refused = 0;
 
 	cm_buf_puts(out, "\"apps\":{");
 	for (size_t i = 0; i < p->napns; i++) {
 		unsigned usable = 0, n = 0, pending = 0;
+		bool ok = true;
 
 		if (p->apns[i].pool) {
 			n = pp_apns_pool_connections(p->apns[i].pool, &usable);
 			pending = pp_apns_pool_pending(p->apns[i].pool);
+			ok = pp_apns_pool_credentials_ok(p->apns[i].pool);
 		}
+		refused += !ok;
 		json_name(out, p->apns[i].cfg->name, first);
 		cm_buf_printf(out,
 		              "{\"service\":\"apns\",\"connections\":%u,\"usable\":%u,"
-		              "\"pending\":%u}",
-		              n, usable, pending);
+		              "\"pending\":%u,\"credentials\":\"%s\"}",
+		              n, usable, pending, ok ? "ok" : "refused");
 		first = false;
 	}
 	for (size_t i = 0; i < p->nfcm; i++) {
+		bool ok = !p->fcm[i].client || pp_fcm_credentials_ok(p->fcm[i].client);
+
+		refused += !ok;
 		json_name(out, p->fcm[i].cfg->name, first);
-		cm_buf_printf(out, "{\"service\":\"fcm\",\"pending\":%u}",
-		              p->fcm[i].client ? pp_fcm_pending(p->fcm[i].client) : 0);
+		cm_buf_printf(out, "{\"service\":\"fcm\",\"pending\":%u,\"credentials\":\"%s\"}",
+		              p->fcm[i].client ? pp_fcm_pending(p->fcm[i].client) : 0,
+		              ok ? "ok" : "refused");
 		first = false;
 	}
 	cm_buf_puts(out, "}");
-	/* A pool connects on demand: no connection yet is not a fault. */
-	return 0;
+	/* A pool connects on demand: no connection yet is not a fault. Unhealthy when no app can
+	 * deliver because every one has its credentials refused (as MongoosePush answers 503
+	 * only when every pool is down). */
+	return refused && refused == p->napns + p->nfcm;
 }

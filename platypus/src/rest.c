@@ -5,6 +5,7 @@
 #include "notif.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -108,19 +109,69 @@ static int valid_device_id(const char *id)
 	return *id && strchr(id, '/') == NULL;
 }
 
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* The device id of the path percent-decoded into out (at least strlen(raw) + 1 bytes), as
+ * MongoosePush does: FCM tokens hold ':', which clients encode as %3A. 0, or -EINVAL with err
+ * naming the escape that is not one (or that would put a NUL in the token). */
+static int decode_device_id(const char *raw, char *out, char *err, size_t errlen)
+{
+	size_t i, o = 0;
+
+	for (i = 0; raw[i]; i++) {
+		int hi, lo;
+
+		if (raw[i] != '%') {
+			out[o++] = raw[i];
+			continue;
+		}
+		hi = raw[i + 1] ? hexval(raw[i + 1]) : -1;
+		lo = hi >= 0 && raw[i + 2] ? hexval(raw[i + 2]) : -1;
+		if (hi < 0 || lo < 0 || (hi | lo) == 0) {
+			snprintf(err, errlen,
+			         "device_id: \"%.3s\" at %zu is not a percent-encoded character",
+			         raw + i, i);
+			return -EINVAL;
+		}
+		out[o++] = (char)(hi << 4 | lo);
+		i += 2;
+	}
+	out[o] = '\0';
+	return 0;
+}
+
 static int on_notification(void *arg, struct cm_http_req *req)
 {
 	struct pp_rest *rest = arg;
-	const char *id = cm_http_req_rest(req);
+	const char *raw = cm_http_req_rest(req);
 	struct pp_result res;
 	struct pp_notif n;
 	const char *body;
-	char err[256];
+	char err[256], *id;
 	size_t len;
 	int r;
 
-	if (!valid_device_id(id)) {
+	if (!valid_device_id(raw)) {
 		respond_reason(req, 404, "invalid_request", "POST /v3/notification/{device_id}");
+		return 0;
+	}
+	id = malloc(strlen(raw) + 1);
+	if (!id) {
+		respond_reason(req, 503, "service_internal", "out of memory");
+		return 0;
+	}
+	if (decode_device_id(raw, id, err, sizeof(err))) {
+		respond_reason(req, 400, "invalid_request", err);
+		free(id);
 		return 0;
 	}
 	body = cm_http_req_body(req, &len);
@@ -135,6 +186,7 @@ static int on_notification(void *arg, struct cm_http_req *req)
 		respond_result(req, &res);
 	}
 	pp_notif_free(&n);
+	free(id);
 	return 0;
 }
 

@@ -18,10 +18,8 @@ bool pp_retry_retryable(const struct pp_result *r)
 	case PP_CAUSE_TIMEOUT:
 		return true;
 	case PP_CAUSE_AUTH:
-		/* The token was too old: it has been remade, so once more is worth it. FCM's
-		 * 401 (an access token that expired early) is the same story. */
-		return !strcmp(r->reason, "ExpiredProviderToken") ||
-		       !strcmp(r->reason, "UNAUTHENTICATED");
+		/* A refused token was remade and tried once more by the provider itself (one new
+		 * token for all waiting, see creds.h); what comes back here is final. */
 	default:
 		return false;
 	}
@@ -37,16 +35,12 @@ long long pp_retry_delay(const struct pp_retry_policy *p, const struct pp_result
 
 	if (!pp_retry_retryable(r) || attempts >= max_attempts)
 		return -1;
-	if (r->cause == PP_CAUSE_AUTH)
-		d = 0; /* a fresh token is ready now */
-	else {
-		for (unsigned i = 1; i < attempts && d < cap; i++)
-			d *= 2;
-		if (d > cap)
-			d = cap;
-		half = d / 2;
-		d = half + (half ? rnd % (half + 1) : 0);
-	}
+	for (unsigned i = 1; i < attempts && d < cap; i++)
+		d *= 2;
+	if (d > cap)
+		d = cap;
+	half = d / 2;
+	d = half + (half ? rnd % (half + 1) : 0);
 	if (retry_after_s >= 0 && (uint64_t)retry_after_s * 1000 > d)
 		d = (uint64_t)retry_after_s * 1000;
 	if (now_ms + d >= deadline_ms)

@@ -1,6 +1,7 @@
 /* retry.h - when to try a failed attempt again: 429 and 5xx and lost connections, with
  * exponential backoff and jitter, honouring Retry-After, never beyond the deadline (the
- * notification's TTL or the retry window); never for final answers (400, 403, 410, 413). */
+ * notification's TTL or the retry window); never for final answers (400, 403, 410, 413), nor
+ * for refused credentials (the providers resend once with a new token themselves). */
 #ifndef PP_RETRY_H
 #define PP_RETRY_H
 

@@ -43,19 +43,25 @@ static void check_apns(const struct pp_notif *n)
 static void check_fcm(const struct pp_notif *n)
 {
 	struct cm_buf b;
-	json_t *j, *d, *v;
+	json_t *j, *d, *v, *an;
 	const char *k;
 
 	cm_buf_init(&b, 0);
 	if (pp_fcm_message(n, &b))
 		abort();
 	j = json_loads(b.data, 0, NULL);
-	d = json_object_get(json_object_get(json_object_get(j, "message"), "android"), "data");
+	d = json_object_get(json_object_get(j, "message"), "data");
 	json_object_foreach(d, k, v)
 	{
 		if (!json_is_string(v))
 			abort();
 	}
+	/* No empty objects (FCM takes them as wishes), no data hidden from iOS and web apps. */
+	an = json_object_get(json_object_get(json_object_get(j, "message"), "android"),
+	                     "notification");
+	if ((an && !json_object_size(an)) ||
+	    json_object_get(json_object_get(json_object_get(j, "message"), "android"), "data"))
+		abort();
 	if (!json_is_object(j))
 		abort();
 	json_decref(j);

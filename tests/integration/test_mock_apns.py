@@ -42,7 +42,8 @@ class MockAPNsTest(unittest.TestCase):
 
     def setUp(self):
         self.ctl.post("/reset")
-        self.ctl.post("/settings", {"max_concurrent_streams": 1000, "token_update_window": 1200})
+        self.ctl.post("/settings", {"max_concurrent_streams": 1000, "token_update_window": 1200,
+                                    "revoked_key_ids": []})
         self.token = es256_jwt(self.key, KID, TEAM)
 
     def client(self, **kw):
@@ -271,6 +272,23 @@ class MockAPNsTest(unittest.TestCase):
         self.ctl.post("/fail", {"status": 503, "match": {"token": "e" * 64}})
         self.assertEqual(c.request(PATH, self.headers(), ALERT).status, 200)
         self.assertReject(c.request("/3/device/" + "e" * 64, self.headers(), ALERT), 503, "ServiceUnavailable")
+        # Refused provider tokens as long as asked ("count": null), counted per status.
+        self.ctl.post("/reset")
+        self.ctl.post("/fail", {"reason": "InvalidProviderToken", "count": None})
+        for _ in range(3):
+            self.assertReject(c.request(PATH, self.headers(), ALERT), 403, "InvalidProviderToken")
+        self.assertEqual(self.ctl.get("/counters")["counters"],
+                         {"send": {"requests": 3, "status": {"403": 3}}})
+
+    def test_revoked_key(self):
+        """A key Apple revoked: every token it signs is InvalidProviderToken, and, refused, it
+        never becomes the connection's token (a new one is no TooManyProviderTokenUpdates)."""
+        c = self.client()
+        self.ctl.post("/settings", {"revoked_key_ids": [KID]})
+        self.assertReject(c.request(PATH, self.headers(), ALERT), 403, "InvalidProviderToken")
+        self.ctl.post("/settings", {"revoked_key_ids": []})
+        self.token = es256_jwt(self.key, KID, TEAM, iat=int(time.time()) - 1)
+        self.assertEqual(c.request(PATH, self.headers(), ALERT).status, 200)
 
     def test_goaway_after_k_streams(self):
         c = self.client()

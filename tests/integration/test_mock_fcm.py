@@ -262,6 +262,29 @@ class MockFCMTest(unittest.TestCase):
         self.assertEqual(self.grant()[0], 503)
         self.assertEqual(self.grant()[0], 200)
 
+    def test_refuse_every_access_token_and_count(self):
+        """Revoked credentials as FCM answers them: every send 401 (no FcmError), while grants
+        still succeed; /counters counts requests and statuses per endpoint."""
+        self.token = self.access_token()
+        c = self.client()
+        self.assertEqual(self.send(c, self.msg()).status, 200)
+        self.ctl.post("/fail", {"code": "UNAUTHENTICATED", "count": None})
+        for _ in range(3):
+            r = self.send(c, self.msg())
+            self.assertFcmError(r, 401, "UNAUTHENTICATED")
+            self.assertIn("invalid_token", r.header("www-authenticate"))
+        self.token = self.access_token()
+        self.assertFcmError(self.send(c, self.msg()), 401, "UNAUTHENTICATED")
+        # invalid requests still get their own error first
+        self.assertFcmError(self.send(c, self.msg(token="short")), 400, "INVALID_ARGUMENT",
+                            "INVALID_ARGUMENT")
+        counters = self.ctl.get("/counters")["counters"]
+        self.assertEqual(counters["token"], {"requests": 2, "status": {"200": 2}})
+        self.assertEqual(counters["send"], {"requests": 6, "status": {"200": 1, "401": 4,
+                                                                     "400": 1}})
+        self.ctl.post("/reset")
+        self.assertEqual(self.ctl.get("/counters")["counters"], {})
+
     def test_goaway_h2_and_close_http11(self):
         self.token = self.access_token()
         c = self.client()

@@ -85,9 +85,10 @@ class PlatypusProviders(unittest.TestCase):
         status, h = suite.health(self.admin)
         self.assertEqual(status, 200)
         self.assertEqual(h["apps"]["ios"], {"service": "apns", "connections": 0, "usable": 0,
-                                            "pending": 0})
+                                            "pending": 0, "credentials": "ok"})
         self.assertEqual(h["apps"]["ios-cert"]["service"], "apns")
-        self.assertEqual(h["apps"]["android"], {"service": "fcm", "pending": 0})
+        self.assertEqual(h["apps"]["android"], {"service": "fcm", "pending": 0,
+                                                "credentials": "ok"})
         _, _, text = suite.http_get(self.admin, "/metrics")
         self.assertEqual(suite.metric(text, "platypus_queue_depth"), 0)
         self.assertEqual(suite.metric(text, "platypus_notifications_total",
@@ -158,6 +159,23 @@ fcm:
 """ % (KEYS, self.dir))
         self.assertNotEqual(r.returncode, 0)
         self.assertIn('app name "both" is used twice', r.stderr + r.stdout)
+        # Who may publish: the XMPP server's domains, by default the component's parent.
+        secret = os.path.join(self.dir, "component.secret")
+        with open(secret, "w") as f:
+            f.write("s\n")
+        r = self.check_config("component:\n  enabled: true\n  domain: push\n  secret: %s\n"
+                              % secret)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("xmpp_domains: required when component.domain (push) has no parent "
+                      "domain", r.stderr + r.stdout)
+        r = self.check_config("component:\n  enabled: true\n  domain: push\n  secret: %s\n"
+                              "  xmpp_domains: [chat.example.org, alice@example.org]\n" % secret)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn('"alice@example.org" is not a domain', r.stderr + r.stdout)
+        self.assertNotIn("chat.example.org\" is not", r.stderr + r.stdout)
+        r = self.check_config("component:\n  enabled: true\n  domain: push\n  secret: %s\n"
+                              "  xmpp_domains: [chat.example.org]\n" % secret)
+        self.assertEqual(r.returncode, 0, r.stderr + r.stdout)
 
     def test_bad_key_fails_start_cleanly(self):
         with open(os.path.join(self.dir, "AuthKey.p8"), "w") as f:

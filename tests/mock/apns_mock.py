@@ -84,6 +84,7 @@ class App:
         self.token_window = args.token_update_window
         self.token_max_age = args.token_max_age
         self.team_tokens = {}   # team -> (token, first seen) for --token-update-scope team
+        self.revoked = set()    # key ids Apple no longer honours (/settings revoked_key_ids)
         self.reset()
 
     def reset(self):
@@ -277,6 +278,8 @@ class App:
             raise Reject("InvalidProviderToken")
         if header.get("alg") != "ES256" or header.get("kid") != self.key_id:
             raise Reject("InvalidProviderToken")
+        if header.get("kid") in self.revoked:
+            raise Reject("InvalidProviderToken")
         if len(sig) != 64:  # JWS ES256 is raw r||s, not DER
             raise Reject("InvalidProviderToken")
         r = int.from_bytes(sig[:32], "big")
@@ -358,6 +361,8 @@ class App:
                 self.token_max_age = float(body["token_max_age"])
             if "topics" in body:
                 self.topics = list(body["topics"])
+            if "revoked_key_ids" in body:
+                self.revoked = set(body["revoked_key_ids"])
             return 200, self.info()
         if method == "GET" and path == "/info":
             return 200, self.info()
@@ -367,7 +372,8 @@ class App:
         return {"service": "apns", "port": self.server.port, "control_port": self.server.control_port,
                 "key_id": self.key_id, "team_id": self.team_id, "topics": self.topics,
                 "max_concurrent_streams": self.max_streams,
-                "token_update_window": self.token_window, "token_max_age": self.token_max_age}
+                "token_update_window": self.token_window, "token_max_age": self.token_max_age,
+                "revoked_key_ids": sorted(self.revoked)}
 
 
 def parse_args(argv):

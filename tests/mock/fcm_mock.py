@@ -334,10 +334,7 @@ class App:
         exp = self.access.get(tok.strip()) if scheme.lower() == "bearer" else None
         if exp is None or exp <= time.time():
             extra["access_token_valid"] = False
-            return json_response(401, {"error": {"code": 401, "message": UNAUTH_INVALID,
-                                                 "status": "UNAUTHENTICATED"}},
-                                 [("www-authenticate", 'Bearer realm="https://accounts.google.com/", '
-                                   'error="invalid_token"')], "UNAUTHENTICATED")
+            return self.unauthenticated()
         extra["access_token_valid"] = True
         if project != self.project:
             return fcm_error("SENDER_ID_MISMATCH")
@@ -358,6 +355,10 @@ class App:
             if other is not None and other != self.project:
                 return fcm_error("SENDER_ID_MISMATCH")
         rule = self.server.faults.take("fail", req, req.facts)
+        if rule is not None and rule["code"] == "UNAUTHENTICATED":
+            # As Google refuses an access token it no longer honours (revoked credentials, a
+            # disabled service account): 401 without an FcmError, whatever the token.
+            return self.unauthenticated()
         if rule is not None:
             hdrs = mockcore.retry_after_headers(rule)
             return fcm_error(rule["code"], rule.get("message"), None, hdrs)
@@ -368,6 +369,13 @@ class App:
         else:
             name = "projects/%s/messages/0:%d%%%s" % (self.project, now_ms(), secrets.token_hex(8))
         return json_response(200, {"name": name})
+
+    @staticmethod
+    def unauthenticated():
+        return json_response(401, {"error": {"code": 401, "message": UNAUTH_INVALID,
+                                             "status": "UNAUTHENTICATED"}},
+                             [("www-authenticate", 'Bearer realm="https://accounts.google.com/", '
+                               'error="invalid_token"')], "UNAUTHENTICATED")
 
     def validate(self, req):
         ctype = (req.header("content-type") or "").split(";")[0].strip().lower()
@@ -428,10 +436,10 @@ class App:
                     match=dict(body.get("match") or {}, endpoint=endpoint))
         if endpoint == "send":
             code = body.get("code") or body.get("reason")
-            if code not in ERRORS:
-                raise ValueError("code must be one of %s" % ", ".join(ERRORS))
+            if code not in ERRORS and code != "UNAUTHENTICATED":
+                raise ValueError("code must be one of %s, UNAUTHENTICATED" % ", ".join(ERRORS))
             rule["code"] = code
-            rule["status"] = ERRORS[code][0]
+            rule["status"] = ERRORS[code][0] if code in ERRORS else 401
         elif endpoint == "token":
             rule["status"] = int(body.get("status", 400))
             rule["error"] = body.get("error", "invalid_grant")

@@ -154,6 +154,18 @@ class Recorder:
         self.seq = 0
         self.waiters = []
         self.limit = limit  # oldest records dropped beyond this (long benchmark runs)
+        self.counters = {}  # endpoint -> {"requests": n, "status": {"401": n, ...}}, never trimmed
+
+    @staticmethod
+    def endpoint(req):
+        return (getattr(req, "facts", None) or {}).get("endpoint") or "send"
+
+    def count(self, req, status=None):
+        c = self.counters.setdefault(self.endpoint(req), {"requests": 0, "status": {}})
+        if status is None:
+            c["requests"] += 1
+        else:
+            c["status"][str(status)] = c["status"].get(str(status), 0) + 1
 
     def add(self, req, extra):
         self.seq += 1
@@ -179,6 +191,7 @@ class Recorder:
             except ValueError:
                 pass
         rec.update(extra)
+        self.count(req)
         self.items.append(rec)
         if len(self.items) > self.limit:
             del self.items[:len(self.items) - self.limit]
@@ -186,7 +199,9 @@ class Recorder:
         self._wake()
         return rec
 
-    def answered(self, rec, resp, outcome="answered"):
+    def answered(self, rec, resp, outcome="answered", req=None):
+        if req is not None:
+            self.count(req, resp.status)
         rec["status"] = resp.status
         rec["reason"] = resp.reason
         rec["response_headers"] = [[k, v] for k, v in resp.headers]
@@ -822,7 +837,7 @@ class Server:
 
     def send(self, proto, req, resp):
         if proto.respond(req, resp):
-            self.recorder.answered(req.record, resp)
+            self.recorder.answered(req.record, resp, req=req)
             self.app.answered(req, resp)
         else:
             self.recorder.mark(req.record, "lost_stream_gone")
@@ -856,12 +871,15 @@ class Server:
             if want:
                 await self.recorder.wait(lambda: len(items()) >= want, timeout)
             return 200, {"requests": items(), "last_seq": self.recorder.seq}
+        if method == "GET" and path == "/counters":
+            return 200, {"counters": self.recorder.counters}
         if method == "GET" and path == "/connections":
             conns = [p.conn.info() for p in self.connections.values() if p.conn is not None]
             closed = [c.info() for c in self.closed_conns]
             return 200, {"open": conns, "closed": closed}
         if method == "POST" and path == "/reset":
             self.recorder.items.clear()
+            self.recorder.counters = {}
             self.faults.reset()
             self.release_all()
             self.app.reset()

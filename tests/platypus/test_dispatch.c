@@ -70,9 +70,12 @@ static void test_retry_policy(void **state)
 	assert_false(pp_retry_retryable(&r));
 	r = res(PP_OUT_REJECTED, PP_CAUSE_AUTH, "InvalidProviderToken");
 	assert_false(pp_retry_retryable(&r));
+	/* A refused token: the provider remade it and resent once itself; final here. */
 	r = res(PP_OUT_REJECTED, PP_CAUSE_AUTH, "ExpiredProviderToken");
-	assert_true(pp_retry_retryable(&r));
-	assert_int_equal(pp_retry_delay(&p, &r, 1, -1, 0, 1000, 7), 0);
+	assert_false(pp_retry_retryable(&r));
+	r = res(PP_OUT_REJECTED, PP_CAUSE_AUTH, "UNAUTHENTICATED");
+	assert_false(pp_retry_retryable(&r));
+	assert_int_equal(pp_retry_delay(&p, &r, 1, -1, 0, 1000, 7), -1);
 	r = res(PP_OUT_DELIVERED, PP_CAUSE_NONE, "");
 	assert_false(pp_retry_retryable(&r));
 }
@@ -412,6 +415,52 @@ static void test_select_and_refuse(void **state)
 	dfx_close(x);
 }
 
+/* Reasons come back whole (they were once cut at 63 bytes, losing the position of a bad
+ * character); a client's long name is quoted to PP_QUOTE_MAX bytes, cut before a character
+ * rather than in it. */
+static void test_reasons_are_whole(void **state)
+{
+	struct dfx *x = dfx_open(4, 0);
+	struct pp_notif n;
+	struct pp_result r;
+	struct got g = {0};
+	char key[128];
+
+	(void)state;
+	pp_notif_init(&n);
+	n.service = PP_SVC_FCM;
+	n.token = strdup("cZ1xY2z3%3AAPA91bH-abc_def0123456789");
+	n.data = json_pack("{s:s}", "k", "v");
+	assert_int_equal(pp_dispatch_submit(x->d, &n, got_cb, &g, &r), -EINVAL);
+	assert_string_equal(r.reason,
+	                    "token: FCM registration tokens use [A-Za-z0-9_:-], found '%' at 8");
+
+	/* "google." and 56 'a' make 63 bytes; then a 2-byte character across the 64th */
+	snprintf(key, sizeof(key), "google.%056d\xc3\xa9%s", 0, "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbb");
+	memset(key + 7, 'a', 56);
+	free(n.token);
+	n.token = strdup("cZ1xY2z3:APA91bH-abc_def0123456789");
+	json_object_set_new(n.data, key, json_string("v"));
+	assert_int_equal(pp_dispatch_submit(x->d, &n, got_cb, &g, &r), -EINVAL);
+	assert_string_equal(r.reason,
+	                    "data.google.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	                    "aaaaaaa...: reserved by FCM");
+
+	/* a provider's reason longer than the room: cut on a character boundary too */
+	{
+		char longer[PP_REASON_MAX + 8];
+
+		memset(longer, 'r', sizeof(longer));
+		memcpy(longer + PP_REASON_MAX - 2, "\xe2\x82\xac", 3); /* bytes 254..256 */
+		longer[sizeof(longer) - 1] = '\0';
+		pp_result_set(&r, PP_OUT_REJECTED, PP_CAUSE_BAD_NOTIFICATION, 400, longer);
+		assert_int_equal(strlen(r.reason), PP_REASON_MAX - 2);
+	}
+	pp_notif_free(&n);
+	assert_int_equal(g.n, 0);
+	dfx_close(x);
+}
+
 static void test_retries(void **state)
 {
 	struct dfx *x = dfx_open(10, 5000);
@@ -688,6 +737,7 @@ int main(void)
 	    cmocka_unit_test(test_retry_policy),
 	    cmocka_unit_test(test_retry_after_parse),
 	    cmocka_unit_test(test_select_and_refuse),
+	    cmocka_unit_test(test_reasons_are_whole),
 	    cmocka_unit_test(test_retries),
 	    cmocka_unit_test(test_expired),
 	    cmocka_unit_test(test_drain_waits),

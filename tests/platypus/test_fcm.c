@@ -119,10 +119,22 @@ static void test_assertion_and_grant(void **state)
 	    pp_fcm_account_grant(&a, 200, GRANT("ya29.x", 3599), 1000, err, sizeof(err)), 0);
 	assert_string_equal(pp_fcm_access_token(&a, 1000 + 3299 - 1), "ya29.x");
 	assert_null(pp_fcm_access_token(&a, 1000 + 3299));
-	/* A short life: half of it. */
+	/* A short life (600 s or less): half of it, at least a second. */
 	assert_int_equal(pp_fcm_account_grant(&a, 200, GRANT("ya29.y", 60), 1000, err, sizeof(err)),
 	                 0);
+	assert_non_null(pp_fcm_access_token(&a, 1029));
 	assert_null(pp_fcm_access_token(&a, 1030));
+	assert_int_equal(
+	    pp_fcm_account_grant(&a, 200, GRANT("ya29.y", 600), 1000, err, sizeof(err)), 0);
+	assert_non_null(pp_fcm_access_token(&a, 1299));
+	assert_null(pp_fcm_access_token(&a, 1300));
+	assert_int_equal(
+	    pp_fcm_account_grant(&a, 200, GRANT("ya29.y", 601), 1000, err, sizeof(err)), 0);
+	assert_null(pp_fcm_access_token(&a, 1301)); /* 601 - 300 */
+	assert_int_equal(pp_fcm_account_grant(&a, 200, GRANT("ya29.y", 1), 1000, err, sizeof(err)),
+	                 0);
+	assert_non_null(pp_fcm_access_token(&a, 1000));
+	assert_null(pp_fcm_access_token(&a, 1001));
 	pp_fcm_account_forget(&a);
 	assert_null(pp_fcm_access_token(&a, 1000));
 	/* Refusals. */
@@ -136,7 +148,7 @@ static void test_assertion_and_grant(void **state)
 	assert_int_equal(
 	    pp_fcm_account_grant(&a, 200, STR("{\"access_token\":\"\"}"), 1000, err, sizeof(err)),
 	    -EBADMSG);
-	assert_int_equal(a.grants, 2);
+	assert_int_equal(a.grants, 5);
 	cm_buf_free(&form);
 	cm_buf_free(&claims);
 	cm_jwt_key_free(pub);
@@ -163,26 +175,54 @@ static void test_message_shape(void **state)
 	n.collapse_id = strdup("c");
 	n.data = json_pack("{s:s,s:i,s:b,s:{s:i}}", "s", "v", "i", 7, "b", 1, "o", "x", 1);
 	cm_buf_init(&b, 0);
+	/* Title and body in message.notification, data in message.data (for the tokens of iOS
+	 * and web apps too), Android's display options in android.notification, the badge and
+	 * thread for iOS apps in apns. */
 	assert_int_equal(pp_fcm_message(&n, &b), 0);
 	assert_string_equal(
 	    b.data, "{\"message\":{\"token\":\"" FTOK "\",\"notification\":{\"title\":\"T\","
-	            "\"body\":\"B\"},\"android\":{\"notification\":{\"tag\":\"g\","
+	            "\"body\":\"B\"},\"data\":{\"s\":\"v\",\"i\":\"7\",\"b\":\"true\","
+	            "\"o\":\"{\\\"x\\\":1}\"},\"android\":{\"notification\":{\"tag\":\"g\","
 	            "\"notification_count\":2},\"priority\":\"HIGH\",\"ttl\":\"3600s\","
-	            "\"collapse_key\":\"c\",\"data\":{\"s\":\"v\",\"i\":\"7\",\"b\":\"true\","
-	            "\"o\":\"{\\\"x\\\":1}\"}}}}");
+	            "\"collapse_key\":\"c\"},\"apns\":{\"payload\":{\"aps\":{\"badge\":2,"
+	            "\"thread-id\":\"g\"}}}}}");
 	cm_buf_reset(&b);
-	/* Silent: NORMAL, no notification. A call: HIGH, data only. */
+	/* An alert with nothing for Android to display differently: no empty objects. */
+	free(n.alert.tag);
+	n.alert.tag = NULL;
+	n.alert.badge = -1;
+	json_decref(n.data);
+	n.data = NULL;
+	assert_int_equal(pp_fcm_message(&n, &b), 0);
+	assert_string_equal(b.data, "{\"message\":{\"token\":\"" FTOK "\",\"notification\":{"
+	                            "\"title\":\"T\",\"body\":\"B\"},\"android\":{\"priority\":"
+	                            "\"HIGH\",\"ttl\":\"3600s\",\"collapse_key\":\"c\"}}}");
+	cm_buf_reset(&b);
+	n.mutable_content = true;
+	assert_int_equal(pp_fcm_message(&n, &b), 0);
+	assert_non_null(
+	    strstr(b.data, ",\"apns\":{\"payload\":{\"aps\":{\"mutable-content\":1}}}"));
+	cm_buf_reset(&b);
+	/* Silent: NORMAL, no notification; iOS apps get it as a background push. */
+	n.mutable_content = false;
 	n.has_alert = false;
 	n.ttl = -1;
+	n.data = json_pack("{s:s}", "k", "v");
 	assert_int_equal(pp_fcm_message(&n, &b), 0);
 	assert_null(strstr(b.data, "notification"));
+	assert_non_null(strstr(b.data, "\"data\":{\"k\":\"v\"}"));
 	assert_non_null(strstr(b.data, "\"priority\":\"NORMAL\""));
 	assert_null(strstr(b.data, "ttl"));
+	assert_non_null(strstr(b.data, "\"apns\":{\"payload\":{\"aps\":{\"content-available\":1}},"
+	                               "\"headers\":{\"apns-push-type\":\"background\","
+	                               "\"apns-priority\":\"5\"}}"));
 	cm_buf_reset(&b);
+	/* A call: HIGH, data only, nothing for APNs (FCM cannot make a VoIP push). */
 	n.has_alert = true;
 	n.voip = true;
 	assert_int_equal(pp_fcm_message(&n, &b), 0);
 	assert_null(strstr(b.data, "notification"));
+	assert_null(strstr(b.data, "apns"));
 	assert_non_null(strstr(b.data, "\"priority\":\"HIGH\""));
 	cm_buf_free(&b);
 	pp_notif_free(&n);
@@ -217,8 +257,8 @@ static void test_result_mapping(void **state)
 	             "UNREGISTERED");
 	check_result(400, FCMERR(400, "INVALID_ARGUMENT"), PP_OUT_REJECTED,
 	             PP_CAUSE_BAD_NOTIFICATION, "INVALID_ARGUMENT");
-	check_result(403, FCMERR(403, "SENDER_ID_MISMATCH"), PP_OUT_REJECTED,
-	             PP_CAUSE_BAD_NOTIFICATION, "SENDER_ID_MISMATCH");
+	check_result(403, FCMERR(403, "SENDER_ID_MISMATCH"), PP_OUT_REJECTED, PP_CAUSE_AUTH,
+	             "SENDER_ID_MISMATCH");
 	check_result(429, FCMERR(429, "QUOTA_EXCEEDED"), PP_OUT_FAILED, PP_CAUSE_THROTTLED,
 	             "QUOTA_EXCEEDED");
 	check_result(503, FCMERR(503, "UNAVAILABLE"), PP_OUT_FAILED, PP_CAUSE_PROVIDER,
@@ -394,10 +434,7 @@ static void test_send_through_mock(void **state)
 	assert_true(json_is_true(json_object_get(e, "access_token_valid")));
 	assert_string_equal(
 	    json_string_value(json_object_get(
-	        json_object_get(
-	            json_object_get(json_object_get(json_object_get(e, "json"), "message"),
-	                            "android"),
-	            "data"),
+	        json_object_get(json_object_get(json_object_get(e, "json"), "message"), "data"),
 	        "n")),
 	    "3");
 	json_decref(rec);
@@ -493,7 +530,7 @@ static void test_refused_grant(void **state)
 	assert_int_equal(g.r.outcome, PP_OUT_REJECTED);
 	assert_int_equal(g.r.cause, PP_CAUSE_AUTH);
 	assert_int_equal(pp_result_http(&g.r, &reason), 503);
-	assert_string_equal(reason, "internal_config");
+	assert_string_equal(reason, "service_internal");
 	ffx_close(x);
 }
 

@@ -106,11 +106,37 @@ static void test_validate_fields(void **state)
 	free(n.alert.body);
 	n.alert.body = strdup("bad \xc3\x28 utf8");
 	assert_int_equal(validate(&n, err), -EINVAL);
-	assert_string_equal(err, "alert.body: not valid UTF-8 text");
+	assert_string_equal(err, "alert.body: not valid UTF-8 (at byte 4)");
 	free(n.alert.body);
 	n.alert.body = strdup("overlong \xc0\xaf");
 	assert_int_equal(validate(&n, err), -EINVAL);
+	assert_string_equal(err, "alert.body: not valid UTF-8 (at byte 9)");
 	free(n.alert.body);
+	/* Valid UTF-8 with a control character: say so, and where. */
+	n.alert.body = strdup("line\x01two");
+	assert_int_equal(validate(&n, err), -EINVAL);
+	assert_string_equal(err, "alert.body: control character U+0001 at byte 4 (of the control "
+	                         "characters only tab, line feed and carriage return are allowed)");
+	free(n.alert.body);
+	n.alert.body = strdup("tab\tline\nreturn\r\xc3\xa9");
+	assert_int_equal(validate(&n, err), 0);
+	free(n.alert.body);
+	n.alert.body = NULL;
+	free(n.alert.title);
+	n.alert.title = strdup("\x1b[31m");
+	assert_int_equal(validate(&n, err), -EINVAL);
+	assert_memory_equal(err, "alert.title: control character U+001B at byte 0 ", 47);
+	free(n.alert.title);
+	n.alert.title = NULL;
+	n.data = json_pack("{s:s}", "a\x02", "x");
+	assert_int_equal(validate(&n, err), -EINVAL);
+	assert_string_equal(err, "data: a key has control character U+0002 at byte 1");
+	json_decref(n.data);
+	n.data = json_pack("{s:s}", "", "x");
+	assert_int_equal(validate(&n, err), -EINVAL);
+	assert_string_equal(err, "data: a key is empty");
+	json_decref(n.data);
+	n.data = NULL;
 	n.alert.body = NULL;
 	n.data = json_pack("{s:i}", "aps", 1);
 	assert_int_equal(validate(&n, err), -EINVAL);
@@ -201,11 +227,13 @@ static void test_outcome_mapping(void **state)
 	     "bad-request"},
 	    {PP_OUT_REJECTED, PP_CAUSE_NO_POOL, 400, "no_matching_pool", "cancel",
 	     "item-not-found"},
-	    {PP_OUT_REJECTED, PP_CAUSE_BAD_NOTIFICATION, 400, "invalid_notification", "modify",
+	    {PP_OUT_REJECTED, PP_CAUSE_BAD_NOTIFICATION, 400, "invalid_request", "modify",
 	     "bad-request"},
+	    {PP_OUT_REJECTED, PP_CAUSE_CONFIG, 503, "internal_config", "wait",
+	     "internal-server-error"},
 	    {PP_OUT_REJECTED, PP_CAUSE_PAYLOAD_TOO_LARGE, 413, "payload_too_large", "modify",
 	     "bad-request"},
-	    {PP_OUT_REJECTED, PP_CAUSE_AUTH, 503, "internal_config", "wait",
+	    {PP_OUT_REJECTED, PP_CAUSE_AUTH, 503, "service_internal", "wait",
 	     "internal-server-error"},
 	    {PP_OUT_FAILED, PP_CAUSE_THROTTLED, 429, "too_many_requests", "wait",
 	     "resource-constraint"},
@@ -391,8 +419,12 @@ static void test_apns_result(void **state)
 	assert_string_equal(r.reason, "Unregistered");
 	pp_apns_result(&r, 400, b400, strlen(b400));
 	assert_int_equal(r.outcome, PP_OUT_REJECTED);
-	assert_int_equal(r.cause, PP_CAUSE_BAD_NOTIFICATION);
+	assert_int_equal(r.cause, PP_CAUSE_CONFIG); /* our request, not the device */
 	assert_string_equal(r.reason, "BadTopic");
+	pp_apns_result(&r, 400, "{\"reason\":\"BadDeviceToken\"}", 27);
+	assert_int_equal(r.cause, PP_CAUSE_BAD_NOTIFICATION);
+	pp_apns_result(&r, 400, "{\"reason\":\"SomethingNew\"}", 25);
+	assert_int_equal(r.cause, PP_CAUSE_BAD_NOTIFICATION);
 	pp_apns_result(&r, 413, "{", 1);
 	assert_int_equal(r.cause, PP_CAUSE_PAYLOAD_TOO_LARGE);
 	assert_string_equal(r.reason, "");
@@ -484,10 +516,18 @@ static void test_token_schedule(void **state)
 	assert_true(refreshed);
 	verify_token(tok, 1000000 + 1200);
 	assert_int_equal(t.generated, 2);
-	/* ExpiredProviderToken: remade at once. */
-	pp_apns_token_expired(&t);
+	/* A refused token (ExpiredProviderToken, InvalidProviderToken): remade at once, marked
+	 * remade until a request made with it is accepted. */
+	assert_false(t.remade);
+	pp_apns_token_refused(&t);
 	tok = pp_apns_token_get(&t, 1000000 + 1201, &refreshed);
 	assert_true(refreshed);
+	assert_true(t.remade);
+	assert_int_equal(t.generated, 3);
+	pp_apns_token_accepted(&t, 2); /* an answer to a request with the old token */
+	assert_true(t.remade);
+	pp_apns_token_accepted(&t, 3);
+	assert_false(t.remade);
 	/* The clock went back: assume the worst and remake. */
 	tok = pp_apns_token_get(&t, 1000, &refreshed);
 	assert_true(refreshed);
@@ -579,6 +619,13 @@ static void test_from_mongoosepush(void **state)
 	assert_int_equal(n.alert.badge, 4);
 	assert_false(n.voip);
 	assert_int_equal(pp_notif_validate(&n, err, sizeof(err)), 0);
+	pp_notif_free(&n);
+
+	/* "\u0001" is valid JSON for valid UTF-8: validation says what is wrong with it. */
+	assert_int_equal(mp(&n, "{\"service\":\"apns\",\"alert\":{\"body\":\"hi\\u0001\"}}", err),
+	                 0);
+	assert_int_equal(pp_notif_validate(&n, err, sizeof(err)), -EINVAL);
+	assert_memory_equal(err, "alert.body: control character U+0001 at byte 2 ", 47);
 	pp_notif_free(&n);
 
 	/* data alone: silent; a .voip topic: a call. */
