@@ -302,6 +302,47 @@ const char *cm_tls_conn_error(const struct cm_tls_conn *c)
 	return c->err;
 }
 
+int cm_tls_conn_channel_binding(struct cm_tls_conn *c, const char **type, unsigned char *out,
+                                size_t *len)
+{
+	static const char label[] = "EXPORTER-Channel-Binding";
+	const EVP_MD *md = NULL;
+	unsigned int n = 0;
+	X509 *cert;
+	int md_nid, pk_nid;
+
+	if (!c->established || c->failed)
+		return -EAGAIN;
+	if (SSL_version(c->ssl) >= TLS1_3_VERSION) {
+		*type = "tls-exporter";
+		if (SSL_export_keying_material(c->ssl, out, 32, label, sizeof(label) - 1, NULL, 0,
+		                               0) != 1) {
+			ERR_clear_error();
+			return -EIO;
+		}
+		*len = 32;
+		return 0;
+	}
+	/* the server's own certificate, or the peer's when we are the client */
+	cert =
+	    SSL_is_server(c->ssl) ? SSL_get_certificate(c->ssl) : SSL_get0_peer_certificate(c->ssl);
+	if (!cert || !OBJ_find_sigid_algs(X509_get_signature_nid(cert), &md_nid, &pk_nid))
+		return -ENOTSUP;
+	if (md_nid == NID_md5 || md_nid == NID_sha1)
+		md = EVP_sha256();
+	else
+		md = EVP_get_digestbynid(md_nid);
+	if (!md || EVP_MD_get_size(md) > 64)
+		return -ENOTSUP;
+	if (X509_digest(cert, md, out, &n) != 1) {
+		ERR_clear_error();
+		return -EIO;
+	}
+	*type = "tls-server-end-point";
+	*len = n;
+	return 0;
+}
+
 SSL *cm_tls_conn_ssl(struct cm_tls_conn *c)
 {
 	return c->ssl;
