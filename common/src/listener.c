@@ -39,12 +39,12 @@ static void maybe_free(struct cm_listener *ln)
 		free(ln);
 }
 
+/* The stream closed, or moved to another loop (its per-source count goes with it). */
 static void on_stream_gone(struct cm_stream *s, void *arg)
 {
 	struct cm_listener *ln = arg;
 
-	if (ln->cfg.source_release && s->peerlen)
-		ln->cfg.source_release(ln->cfg.source_arg, (const struct sockaddr *)&s->peer);
+	(void)s;
 	ln->count--;
 	maybe_free(ln);
 }
@@ -94,6 +94,10 @@ static void accept_one(struct cm_listener *ln)
 	ln->count++;
 	s->release = on_stream_gone;
 	s->release_arg = ln;
+	if (ln->cfg.source_admit && ln->cfg.source_release && s->peerlen) {
+		s->src_release = ln->cfg.source_release;
+		s->src_arg = ln->cfg.source_arg;
+	}
 	ln->ev->accept(ln, s);
 }
 

@@ -179,6 +179,8 @@ void cm_stream__unref(struct cm_stream *s)
 	cm_stream__connect_free(s);
 	if (s->release)
 		s->release(s, s->release_arg);
+	if (s->src_release)
+		s->src_release(s->src_arg, (const struct sockaddr *)&s->peer);
 	if (s->ev)
 		s->ev->closed(s, s->err);
 	cm_tls_conn_free(s->tls);
@@ -556,6 +558,12 @@ void cm_stream_pause(struct cm_stream *s)
 {
 	s->paused = true;
 	read_stop(s);
+}
+
+void cm_stream__pump_soon(struct cm_stream *s)
+{
+	s->want_pump = true;
+	enqueue(s);
 }
 
 void cm_stream_resume(struct cm_stream *s)

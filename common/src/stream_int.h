@@ -62,9 +62,26 @@ struct cm_stream {
 	struct sockaddr_storage peer;
 	socklen_t peerlen;
 	char peer_name[64];
-	/* the listener that accepted it: told when the stream is gone */
+	/* the listener that accepted it: told when the stream is gone, or leaves its loop */
 	void (*release)(struct cm_stream *s, void *arg);
 	void *release_arg;
+	/* the per-source count, which follows the connection to another loop (thread-safe) */
+	void (*src_release)(void *arg, const struct sockaddr *peer);
+	void *src_arg;
+};
+
+/* A stream between two loops (cm_stream_export / cm_stream_import). */
+struct cm_stream_parcel {
+	int fd;                  /* owned: a duplicate of the socket */
+	struct cm_tls_conn *tls; /* owned */
+	bool secured;
+	struct cm_stream_opts o; /* server_name points into the stream's own copy */
+	char *server_name;       /* owned */
+	struct sockaddr_storage peer;
+	socklen_t peerlen;
+	char peer_name[64];
+	void (*src_release)(void *arg, const struct sockaddr *peer);
+	void *src_arg;
 };
 
 /* The loop's end-of-turn work for streams (the prepare and check handles of cm_loop). */
@@ -79,6 +96,8 @@ void cm_stream__read_start(struct cm_stream *s);
 void cm_stream__connected(struct cm_stream *s);
 void cm_stream__unref(struct cm_stream *s);
 void cm_stream__sys_timer(struct cm_stream *s, uint64_t ms);
+/* Hand over TLS plaintext at the end of the turn (as after a resume). */
+void cm_stream__pump_soon(struct cm_stream *s);
 /* stream_connect.c for stream.c */
 void cm_stream__connect_timeout(struct cm_stream *s);
 void cm_stream__connect_free(struct cm_stream *s);

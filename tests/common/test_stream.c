@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 #include <uv.h>
 
@@ -564,6 +565,63 @@ static void test_listener_limits(void **state)
 	fix_close(&f);
 }
 
+/* A server stream moves to another loop mid-conversation: TLS goes on where it was, the
+ * connection still counts against its source until it closes over there. */
+static void test_move_to_another_loop(void **state)
+{
+	struct fix f;
+	struct cm_listener_config lc = {0};
+	uv_loop_t uv2;
+	struct cm_loop l2;
+	struct cm_stream_parcel *parcel;
+	struct cm_stream *moved;
+
+	(void)state;
+	fix_open(&f, &lc);
+	lc.stream.tls = f.srv_tls;
+	relisten(&f, &lc);
+	assert_int_equal(uv_loop_init(&uv2), 0);
+	assert_int_equal(cm_loop_init(&l2, &uv2, 1), 0);
+	connect_cli(&f, 0, f.cli_tls);
+	RUN_UNTIL(f.cli[0].connected && f.nsrv == 1 && f.srv[0].secured);
+	f.srv[0].echo = 1;
+	assert_int_equal(cm_stream_write(f.cli[0].s, "one", 3), 0);
+	RUN_UNTIL(f.cli[0].in.len == 3);
+	/* the client sends on while the server stream travels */
+	assert_int_equal(cm_stream_write(f.cli[0].s, "two", 3), 0);
+	assert_int_equal(cm_stream_export(f.srv[0].s, &parcel), 0);
+	assert_int_equal(f.admitted - f.released, 1);
+	f.srv[0].s = NULL;
+	assert_int_equal(cm_stream_import(&moved, &l2, parcel, &events, &f.srv[0]), 0);
+	f.srv[0].s = moved;
+	assert_ptr_equal(cm_stream_loop(moved), &l2);
+	assert_true(cm_stream_secured(moved));
+	for (int i = 0; i < 2000 && f.cli[0].in.len < 6; i++) {
+		uv_run(&f.uv, UV_RUN_NOWAIT);
+		uv_run(&uv2, UV_RUN_NOWAIT);
+		usleep(1000);
+	}
+	assert_string_equal(f.cli[0].in.data, "onetwo");
+	assert_string_equal(f.srv[0].in.data, "onetwo");
+	assert_int_equal(f.srv[0].closed, 0); /* no closed event for the move */
+	cm_stream_close(moved, 0);
+	f.cli[0].close_on_eof = 1;
+	for (int i = 0; i < 2000 && !(f.srv[0].closed && f.cli[0].closed); i++) {
+		uv_run(&f.uv, UV_RUN_NOWAIT);
+		uv_run(&uv2, UV_RUN_NOWAIT);
+		usleep(1000);
+	}
+	assert_int_equal(f.srv[0].closed, 1);
+	assert_int_equal(f.srv[0].err, 0);
+	assert_int_equal(f.admitted, f.released);
+	assert_int_equal(cm_listener_count(f.ln), 0);
+	cm_loop_close(&l2, NULL);
+	assert_int_equal(uv_run(&uv2, UV_RUN_DEFAULT), 0);
+	cm_loop_free(&l2);
+	assert_int_equal(uv_loop_close(&uv2), 0);
+	fix_close(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -579,6 +637,7 @@ int main(void)
 	    cmocka_unit_test(test_abort_resets),
 	    cmocka_unit_test(test_connect_failures),
 	    cmocka_unit_test(test_listener_limits),
+	    cmocka_unit_test(test_move_to_another_loop),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -126,6 +126,29 @@ void cm_stream_close(struct cm_stream *s, int err);
 /* Close at once: queued output is dropped; rst sends a TCP reset (SO_LINGER 0) instead of FIN. */
 void cm_stream_abort(struct cm_stream *s, int err, bool rst);
 
+/* --- moving a stream to another loop ---------------------------------------------------------
+ * A connection accepted on one loop can be handed to another (xmpp-core moves a client to the
+ * loop that owns its user once it has authenticated): the socket, the TLS session and what the
+ * peer has sent and TLS holds go over; the protocol's own state is the caller's to send along
+ * (in the same cm_msg, typically). The stream must be open, past its TLS handshake, with nothing
+ * left to send: export flushes first and answers -EAGAIN while output is still on its way (try
+ * again from the writable event). */
+struct cm_stream_parcel;
+
+/* On s's loop: take the connection out of s into *out; s is closed without its closed event
+ * (and without a TCP close: the socket lives on in the parcel). 0, -EAGAIN (output still
+ * unsent), -EINVAL (closing, connecting, or TLS still in its handshake), -EMFILE, -ENOMEM. */
+int cm_stream_export(struct cm_stream *s, struct cm_stream_parcel **out);
+
+/* On the destination loop l: a stream carrying the parcel's connection, reading at once (input
+ * TLS already holds comes at the end of the turn), with events ev and data. The parcel is
+ * consumed, even on failure (the connection is then closed). 0, -ENOMEM, or a libuv error. */
+int cm_stream_import(struct cm_stream **out, struct cm_loop *l, struct cm_stream_parcel *p,
+                     const struct cm_stream_events *ev, void *data);
+
+/* Drop a parcel that will not be imported: the connection is closed. Accepts NULL. */
+void cm_stream_parcel_free(struct cm_stream_parcel *p);
+
 /* --- what a protocol asks of its stream --------------------------------------------------------
  */
 void *cm_stream_data(const struct cm_stream *s);
