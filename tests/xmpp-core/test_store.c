@@ -51,6 +51,7 @@ static void fix_open(struct fix *f)
 	snprintf(f->path, sizeof(f->path), "%s/xmpp.db", f->dir);
 	assert_int_equal(uv_loop_init(&f->uv), 0);
 	assert_int_equal(cm_loop_init(&f->l, &f->uv, 0), 0);
+	cm_loop_keep_alive(&f->l, true); /* the loop waits for the store's answers */
 	c.where = f->path;
 	if (xc_store_open(&f->st, &c, err, sizeof(err)) != 0)
 		fail_msg("open: %s", err);
