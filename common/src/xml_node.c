@@ -140,6 +140,19 @@ void cm_xml__nsdecls_free(struct cm_xml_nsdecl *d)
 	}
 }
 
+void cm_xml_node_rename_ns(struct cm_xml_node *n, const char *from, const char *to)
+{
+	if (!n || n->kind != CM_XML_ELEMENT)
+		return;
+	if (strcmp(n->ns, from) == 0)
+		n->ns = to;
+	for (struct cm_xml_nsdecl *d = n->nsdecls; d; d = d->next)
+		if (strcmp(d->uri, from) == 0)
+			d->uri = to;
+	for (struct cm_xml_node *c = n->children; c; c = c->next)
+		cm_xml_node_rename_ns(c, from, to);
+}
+
 void cm_xml_node_remove(struct cm_xml_node *n)
 {
 	struct cm_xml_node *parent;

@@ -120,6 +120,11 @@ int cm_xml_node_remove_attr(struct cm_xml_node *n, const char *name);
  * -ENOMEM. */
 int cm_xml_node_declare_ns(struct cm_xml_node *n, const char *prefix, const char *uri);
 
+/* Move n and every element of its subtree in namespace from into namespace to (declarations of
+ * from follow), as a server does between the component and client namespaces (XEP-0114).
+ * to must outlive the tree: a string constant. */
+void cm_xml_node_rename_ns(struct cm_xml_node *n, const char *from, const char *to);
+
 /* Detach n from its parent; the caller then owns it. Harmless on a root. */
 void cm_xml_node_remove(struct cm_xml_node *n);
 
