@@ -178,10 +178,14 @@ static void test_roster_and_delete_cascade(void **state)
 	(void)state;
 	fix_open(&f);
 	assert_int_equal(run_err(&f, req(&f, XC_STORE_ACCOUNT_CREATE, "juliet@example.com")), 0);
+	r = run(&f, req(&f, XC_STORE_ROSTER_GET, "nobody@example.com"));
+	assert_false(r->found);
+	xc_store_req_free(r);
 	put_item(&f, "juliet@example.com", "romeo@example.net", "Romeo", XC_SUB_BOTH, 1);
 	put_item(&f, "juliet@example.com", "nurse@example.com", NULL, XC_SUB_FROM, 2);
 	put_item(&f, "juliet@example.com", "romeo@example.net", "R.", XC_SUB_TO, 3); /* replaced */
 	r = run(&f, req(&f, XC_STORE_ROSTER_GET, "juliet@example.com"));
+	assert_true(r->found);
 	assert_int_equal(r->version, 3);
 	assert_int_equal(r->nitems, 2);
 	assert_string_equal(r->items[0].contact, "nurse@example.com");
@@ -226,6 +230,11 @@ static void test_offline_and_blocks(void **state)
 
 	(void)state;
 	fix_open(&f);
+	/* no account, no offline messages */
+	r = req(&f, XC_STORE_OFFLINE_PUT, "romeo@example.net");
+	assert_int_equal(xc_store_req_set(&r->stanza, "<message/>"), 0);
+	assert_int_equal(run_err(&f, r), -ENOENT);
+	assert_int_equal(run_err(&f, req(&f, XC_STORE_ACCOUNT_CREATE, "romeo@example.net")), 0);
 	for (int i = 0; i < 4; i++) {
 		r = req(&f, XC_STORE_OFFLINE_PUT, "romeo@example.net");
 		snprintf(body, sizeof(body), "<message id='%d'/>", i);

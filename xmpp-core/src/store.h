@@ -37,10 +37,11 @@ enum xc_store_op {
 	XC_STORE_ACCOUNT_DELETE,    /* user -> -ENOENT; the user's roster, offline messages and
 	                             * block list go with the account */
 	XC_STORE_ACCOUNT_LIST,      /* key: a host -> jids (the users of that host), sorted */
-	XC_STORE_ROSTER_GET,        /* user -> version, items (listed and pending-in) */
+	XC_STORE_ROSTER_GET,        /* user -> found (the account exists), version, items */
 	XC_STORE_ROSTER_PUT,        /* user, item -> version (the roster's new version) */
 	XC_STORE_ROSTER_DELETE,     /* user, key (contact) -> version; -ENOENT */
-	XC_STORE_OFFLINE_PUT,       /* user, stanza, stamp, limit -> -EDQUOT when full */
+	XC_STORE_OFFLINE_PUT,       /* user, stanza, stamp, limit -> -EDQUOT when full, -ENOENT
+	                             * when there is no such account */
 	XC_STORE_OFFLINE_TAKE,      /* user -> msgs (oldest first), which are deleted */
 	XC_STORE_OFFLINE_COUNT,     /* user -> count */
 	XC_STORE_BLOCK_GET,         /* user -> jids */

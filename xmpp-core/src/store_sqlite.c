@@ -383,12 +383,32 @@ static int groups_split(const char *s, struct xc_roster_item *it)
 	return 0;
 }
 
+/* Whether the account of a bare JID exists. 0 (*yes set) or a database failure. */
+static int account_exists(struct sq *q, const char *jid, bool *yes)
+{
+	char buf[2100];
+	const char *u, *h;
+	sqlite3_stmt *p;
+	int rc;
+
+	*yes = false;
+	if (split_user(jid, buf, sizeof(buf), &u, &h))
+		return 0;
+	p = prep(q, S_ACC_GET);
+	bind_text(p, 1, h);
+	bind_text(p, 2, u);
+	rc = sqlite3_step(p);
+	*yes = rc == SQLITE_ROW;
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db_fail(rc);
+}
+
 static int roster_get(struct sq *q, struct xc_store_req *r)
 {
 	sqlite3_stmt *p;
 	size_t cap = 0;
-	int rc = version_get(q, r->user, &r->version);
+	int rc = account_exists(q, r->user, &r->found);
 
+	rc = rc ? rc : version_get(q, r->user, &r->version);
 	if (rc)
 		return rc;
 	p = prep(q, S_ROSTER_ALL);
@@ -496,8 +516,16 @@ static int offline_count(struct sq *q, const char *owner, uint64_t *n)
 static int offline_put(struct sq *q, struct xc_store_req *r)
 {
 	sqlite3_stmt *p;
-	int rc = offline_count(q, r->user, &r->count);
+	bool exists;
+	int rc = account_exists(q, r->user, &exists);
 
+	if (rc)
+		return rc;
+	if (!exists) {
+		r->err = -ENOENT;
+		return 0;
+	}
+	rc = offline_count(q, r->user, &r->count);
 	if (rc)
 		return rc;
 	if (r->limit && r->count >= r->limit) {
