@@ -120,6 +120,12 @@ int cm_crypto_equal(const void *a, const void *b, size_t n)
 	return CRYPTO_memcmp(a, b, n) == 0;
 }
 
+void cm_crypto_wipe(void *p, size_t n)
+{
+	if (p && n)
+		OPENSSL_cleanse(p, n);
+}
+
 int cm_crypto_hex(struct cm_buf *out, const void *in, size_t n)
 {
 	static const char digits[] = "0123456789abcdef";

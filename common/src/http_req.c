@@ -247,3 +247,39 @@ int cm_http_respond(struct cm_http_req *req, int status, const char *content_typ
 {
 	return cm_http_respond_headers(req, status, content_type, NULL, 0, body, len);
 }
+
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+long cm_http_unescape(const char *in, char *out, size_t *bad)
+{
+	size_t i, o = 0;
+
+	for (i = 0; in[i]; i++) {
+		int hi, lo;
+
+		if (in[i] != '%') {
+			out[o++] = in[i];
+			continue;
+		}
+		hi = hex_digit(in[i + 1]);
+		lo = hi >= 0 ? hex_digit(in[i + 2]) : -1;
+		if (hi < 0 || lo < 0 || (hi | lo) == 0) {
+			if (bad)
+				*bad = i;
+			return -1;
+		}
+		out[o++] = (char)(hi << 4 | lo);
+		i += 2;
+	}
+	out[o] = '\0';
+	return (long)o;
+}

@@ -425,6 +425,17 @@ static void test_pbkdf2(void **state)
 	assert_int_equal(cm_crypto_pbkdf2_sha1(NULL, 0, NULL, 0, 1, out, 20), 0);
 }
 
+static void test_wipe(void **state)
+{
+	(void)state;
+	char secret[] = "hunter2";
+
+	cm_crypto_wipe(secret, sizeof(secret));
+	for (size_t i = 0; i < sizeof(secret); i++)
+		assert_int_equal(secret[i], 0);
+	cm_crypto_wipe(NULL, 5); /* harmless */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -444,6 +455,7 @@ int main(void)
 	    cmocka_unit_test(test_hex),
 	    cmocka_unit_test(test_random),
 	    cmocka_unit_test(test_pbkdf2),
+	    cmocka_unit_test(test_wipe),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

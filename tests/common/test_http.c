@@ -1931,36 +1931,46 @@ static void test_alloc_mem(void **state)
 	assert_true(test_alloc_sweep(scenario_mem, &c2, 300) > 3);
 }
 
+static void test_unescape(void **state)
+{
+	(void)state;
+	char buf[64];
+	size_t bad = 99;
+
+	strcpy(buf, "alice%40example.com%2Fphone");
+	assert_int_equal(cm_http_unescape(buf, buf, NULL), 23);
+	assert_string_equal(buf, "alice@example.com/phone");
+	strcpy(buf, "plain");
+	assert_int_equal(cm_http_unescape(buf, buf, &bad), 5);
+	assert_int_equal(cm_http_unescape("%e2%82%AC", buf, NULL), 3);
+	assert_string_equal(buf, "\xe2\x82\xac");
+	/* not escapes, and the NUL that would cut a name short */
+	assert_int_equal(cm_http_unescape("ab%4", buf, &bad), -1);
+	assert_int_equal(bad, 2);
+	assert_int_equal(cm_http_unescape("%zz", buf, &bad), -1);
+	assert_int_equal(bad, 0);
+	assert_int_equal(cm_http_unescape("x%00y", buf, &bad), -1);
+	assert_int_equal(bad, 1);
+	assert_int_equal(cm_http_unescape("%", buf, &bad), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_parse_requests),
-	    cmocka_unit_test(test_parse_errors),
-	    cmocka_unit_test(test_parse_limits),
-	    cmocka_unit_test(test_parse_protocol),
-	    cmocka_unit_test(test_format),
-	    cmocka_unit_test(test_alloc_parse),
-	    cmocka_unit_test(test_h1_sync),
-	    cmocka_unit_test(test_h1_async_order),
-	    cmocka_unit_test(test_h1_disconnect),
-	    cmocka_unit_test(test_h1_continue),
-	    cmocka_unit_test(test_h1_limits),
-	    cmocka_unit_test(test_h1_backpressure),
-	    cmocka_unit_test(test_h1_idle),
-	    cmocka_unit_test(test_source_cap),
-	    cmocka_unit_test(test_error_body),
-	    cmocka_unit_test(test_h1_graceful),
-	    cmocka_unit_test(test_h1_close_with_held),
-	    cmocka_unit_test(test_h2c_basic),
-	    cmocka_unit_test(test_h2_tls_basic),
-	    cmocka_unit_test(test_h2_async),
-	    cmocka_unit_test(test_h2_burst),
-	    cmocka_unit_test(test_h2_limits),
-	    cmocka_unit_test(test_h2_receiving_budget),
-	    cmocka_unit_test(test_h2_graceful),
-	    cmocka_unit_test(test_h2_disconnect),
-	    cmocka_unit_test(test_tls_h1),
-	    cmocka_unit_test(test_curl),
+	    cmocka_unit_test(test_unescape),        cmocka_unit_test(test_parse_requests),
+	    cmocka_unit_test(test_parse_errors),    cmocka_unit_test(test_parse_limits),
+	    cmocka_unit_test(test_parse_protocol),  cmocka_unit_test(test_format),
+	    cmocka_unit_test(test_alloc_parse),     cmocka_unit_test(test_h1_sync),
+	    cmocka_unit_test(test_h1_async_order),  cmocka_unit_test(test_h1_disconnect),
+	    cmocka_unit_test(test_h1_continue),     cmocka_unit_test(test_h1_limits),
+	    cmocka_unit_test(test_h1_backpressure), cmocka_unit_test(test_h1_idle),
+	    cmocka_unit_test(test_source_cap),      cmocka_unit_test(test_error_body),
+	    cmocka_unit_test(test_h1_graceful),     cmocka_unit_test(test_h1_close_with_held),
+	    cmocka_unit_test(test_h2c_basic),       cmocka_unit_test(test_h2_tls_basic),
+	    cmocka_unit_test(test_h2_async),        cmocka_unit_test(test_h2_burst),
+	    cmocka_unit_test(test_h2_limits),       cmocka_unit_test(test_h2_receiving_budget),
+	    cmocka_unit_test(test_h2_graceful),     cmocka_unit_test(test_h2_disconnect),
+	    cmocka_unit_test(test_tls_h1),          cmocka_unit_test(test_curl),
 	    cmocka_unit_test(test_alloc_mem),
 	};
 

@@ -1078,9 +1078,34 @@ static void test_alloc_failures(void **state)
 	assert_true(test_alloc_sweep(build_scenario, NULL, 1000) > 1);
 }
 
+/* A stanza moves from a component's namespace to the client's: its own elements follow, a
+ * payload in another namespace stays where it is. */
+static void test_rename_ns(void **state)
+{
+	struct cm_xml_node *msg, *body, *x;
+	struct cm_buf b;
+
+	(void)state;
+	assert_int_equal(cm_xml_node_new(&msg, "message", CM_XML_NS_COMPONENT), 0);
+	assert_int_equal(cm_xml_node_new_child(&body, msg, "body", CM_XML_NS_COMPONENT), 0);
+	assert_int_equal(cm_xml_node_new_child(&x, msg, "x", "urn:example:other"), 0);
+	cm_xml_node_rename_ns(msg, CM_XML_NS_COMPONENT, CM_XML_NS_CLIENT);
+	assert_string_equal(msg->ns, CM_XML_NS_CLIENT);
+	assert_string_equal(body->ns, CM_XML_NS_CLIENT);
+	assert_string_equal(x->ns, "urn:example:other");
+	cm_buf_init(&b, 0);
+	assert_int_equal(cm_xml_write(&b, msg, NULL), 0);
+	assert_non_null(strstr(b.data, "jabber:client"));
+	assert_null(strstr(b.data, "jabber:component:accept"));
+	cm_buf_free(&b);
+	cm_xml_node_rename_ns(NULL, "a", "b"); /* harmless */
+	cm_xml_node_free(msg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_rename_ns),
 	    cmocka_unit_test(test_exchange),
 	    cmocka_unit_test(test_server_side),
 	    cmocka_unit_test(test_split_every_byte),

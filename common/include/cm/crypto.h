@@ -46,6 +46,9 @@ int cm_crypto_random(void *buf, size_t n);
 /* Compare in time independent of the content: 1 when equal, 0 otherwise. n == 0 is equal. */
 int cm_crypto_equal(const void *a, const void *b, size_t n);
 
+/* Overwrite n bytes of secret (a password, a key) with zeros in a way the compiler keeps. */
+void cm_crypto_wipe(void *p, size_t n);
+
 /* Lowercase hex of n bytes appended to out. 0, -ENOMEM, -ENOBUFS; out unchanged on failure. */
 int cm_crypto_hex(struct cm_buf *out, const void *in, size_t n);
 

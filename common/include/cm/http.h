@@ -174,6 +174,12 @@ const char *cm_http_req_header(const struct cm_http_req *req, const char *name);
 const struct cm_http_header *cm_http_req_header_at(const struct cm_http_req *req, size_t i);
 /* The body, NUL-terminated ("" when none); *len gets its length (may be NULL). */
 const char *cm_http_req_body(const struct cm_http_req *req, size_t *len);
+/* Percent-decode (RFC 3986 2.1) the NUL-terminated in into out, which has room for strlen(in) + 1
+ * bytes and may be in itself. A '%' not followed by two hex digits, and "%00" (no NUL may hide
+ * in a decoded name), are refused. The decoded length, or -1 with *bad (may be NULL) set to the
+ * offset of the faulty escape. */
+long cm_http_unescape(const char *in, char *out, size_t *bad);
+
 /* 10, 11 or 20 for HTTP/1.0, 1.1, 2. */
 int cm_http_req_version(const struct cm_http_req *req);
 /* Nonzero while the client can still receive the response. */
