@@ -143,8 +143,8 @@ static void test_accounts(void **state)
 	assert_int_equal(xc_store_req_set(&r->key, "example.com"), 0);
 	r = run(&f, r);
 	assert_int_equal(r->njids, 2);
-	assert_string_equal(r->jids[0], "juliet");
-	assert_string_equal(r->jids[1], "romeo");
+	assert_string_equal(r->jids[0], "juliet@example.com");
+	assert_string_equal(r->jids[1], "romeo@example.com");
 	xc_store_req_free(r);
 	assert_int_equal(run_err(&f, req(&f, XC_STORE_ACCOUNT_SET_CREDS, "ghost@example.com")),
 	                 -ENOENT);

@@ -2,8 +2,286 @@
 #include "xc.h"
 
 #include <stddef.h>
+#include <string.h>
+
+#include "cm/err.h"
+#include "jid.h"
 
 CM_DAEMON_ADMIN_SCHEMA(admin_schema, "127.0.0.1:5280");
+
+static const char *const conflict_values[] = {"kick_old", "refuse", "rename", NULL};
+
+static void check_addrs(struct cm_cfg_check *chk, const char *key, const struct cm_cfg_strlist *l)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		struct cm_cfg_addr a = {0};
+		char err[CM_ERR_MAX];
+
+		if (cm_cfg_parse_addr(l->v[i], &a, err, sizeof(err)) != 0)
+			cm_cfg_check_error(chk, key, "\"%s\": %s", l->v[i], err);
+	}
+}
+
+static void c2s_validate(void *obj, struct cm_cfg_check *chk)
+{
+	const struct xc_c2s_config *c = obj;
+
+	check_addrs(chk, "listen", &c->listen);
+	check_addrs(chk, "tls_listen", &c->tls_listen);
+}
+
+static const struct cm_cfg_field c2s_fields[] = {
+    {.key = "listen",
+     .type = CM_CFG_STRLIST,
+     .offset = offsetof(struct xc_c2s_config, listen),
+     .def = "[\"127.0.0.1:5222\"]",
+     .doc = "client listeners (STARTTLS), IP:PORT each"},
+    {.key = "tls_listen",
+     .type = CM_CFG_STRLIST,
+     .offset = offsetof(struct xc_c2s_config, tls_listen),
+     .def = "[\"127.0.0.1:5223\"]",
+     .doc = "client listeners with TLS from the first byte (XEP-0368, ALPN xmpp-client)"},
+    {.key = "require_tls",
+     .type = CM_CFG_BOOL,
+     .offset = offsetof(struct xc_c2s_config, require_tls),
+     .def = "true",
+     .doc = "refuse to authenticate a client before STARTTLS"},
+    {.key = "plain_cleartext",
+     .type = CM_CFG_BOOL,
+     .offset = offsetof(struct xc_c2s_config, plain_cleartext),
+     .def = "false",
+     .doc = "offer SASL PLAIN without TLS (load tests on loopback only: passwords in clear)"},
+    {.key = "max_stanza",
+     .type = CM_CFG_SIZE,
+     .offset = offsetof(struct xc_c2s_config, max_stanza),
+     .def = "256k",
+     .min = 4096,
+     .max = 16 << 20,
+     .doc = "largest stanza (and stream header) a client may send"},
+    {.key = "max_connections",
+     .type = CM_CFG_INT,
+     .offset = offsetof(struct xc_c2s_config, max_connections),
+     .def = "20000",
+     .min = 1,
+     .max = 1000000,
+     .doc = "client connections per worker"},
+    {.key = "connections_per_source",
+     .type = CM_CFG_INT,
+     .offset = offsetof(struct xc_c2s_config, connections_per_source),
+     .def = "100",
+     .min = 0,
+     .max = 1000000,
+     .doc = "client connections from one source address (an IPv6 /64); 0: no cap"},
+    {.key = "login_timeout",
+     .type = CM_CFG_DURATION,
+     .offset = offsetof(struct xc_c2s_config, login_timeout),
+     .def = "30s",
+     .min = 1000,
+     .max = 600000,
+     .doc = "from connection to a bound session, TLS and authentication included"},
+    {.key = "idle_timeout",
+     .type = CM_CFG_DURATION,
+     .offset = offsetof(struct xc_c2s_config, idle_timeout),
+     .def = "5m",
+     .min = 1000,
+     .max = 86400000,
+     .doc = "a session that sends nothing (not even whitespace) for this long is pinged, "
+            "then closed"},
+    {.key = "rate",
+     .type = CM_CFG_SIZE,
+     .offset = offsetof(struct xc_c2s_config, rate),
+     .def = "64k",
+     .doc = "bytes per second a client may send, on average (0: unlimited)"},
+    {.key = "max_queued",
+     .type = CM_CFG_SIZE,
+     .offset = offsetof(struct xc_c2s_config, max_queued),
+     .def = "1M",
+     .min = 65536,
+     .max = 1 << 30,
+     .doc = "bytes waiting for a client that does not read, before its stream is closed"},
+    {.key = "resource_conflict",
+     .type = CM_CFG_ENUM,
+     .offset = offsetof(struct xc_c2s_config, resource_conflict),
+     .def = "kick_old",
+     .values = conflict_values,
+     .doc = "a bind for a resource in use: kick_old (the new session wins), refuse, rename"},
+};
+
+static const struct cm_cfg_schema c2s_schema = {
+    .name = "c2s",
+    .size = sizeof(struct xc_c2s_config),
+    .fields = c2s_fields,
+    .nfields = sizeof(c2s_fields) / sizeof(c2s_fields[0]),
+    .validate = c2s_validate,
+};
+
+static const struct cm_cfg_field auth_fields[] = {
+    {.key = "scram_iterations",
+     .type = CM_CFG_INT,
+     .offset = offsetof(struct xc_auth_config, scram_iterations),
+     .def = "4096",
+     .min = 4096,
+     .max = 10000000,
+     .doc = "PBKDF2 iterations for new passwords (clients pay them, not the server)"},
+    {.key = "failures_per_ip",
+     .type = CM_CFG_INT,
+     .offset = offsetof(struct xc_auth_config, failures_per_ip),
+     .def = "20",
+     .min = 1,
+     .max = 100000,
+     .doc = "failed logins per minute from one address before it must wait"},
+    {.key = "failures_per_user",
+     .type = CM_CFG_INT,
+     .offset = offsetof(struct xc_auth_config, failures_per_user),
+     .def = "10",
+     .min = 1,
+     .max = 100000,
+     .doc = "failed logins per minute for one account before it must wait"},
+};
+
+static const struct cm_cfg_schema auth_schema = {
+    .name = "auth",
+    .size = sizeof(struct xc_auth_config),
+    .fields = auth_fields,
+    .nfields = sizeof(auth_fields) / sizeof(auth_fields[0]),
+};
+
+static const struct cm_cfg_field storage_fields[] = {
+    {.key = "path",
+     .type = CM_CFG_PATH,
+     .offset = offsetof(struct xc_storage_config, path),
+     .def = "/var/lib/xmpp-core/xmpp-core.db",
+     .doc = "the SQLite database (accounts, rosters, offline messages)"},
+};
+
+static const struct cm_cfg_schema storage_schema = {
+    .name = "storage",
+    .size = sizeof(struct xc_storage_config),
+    .fields = storage_fields,
+    .nfields = 1,
+};
+
+static const struct cm_cfg_field offline_fields[] = {
+    {.key = "max_per_user",
+     .type = CM_CFG_INT,
+     .offset = offsetof(struct xc_offline_config, max_per_user),
+     .def = "1000",
+     .min = 0,
+     .max = 1000000,
+     .doc = "messages kept for a user who is away; beyond, senders get resource-constraint"},
+};
+
+static const struct cm_cfg_schema offline_schema = {
+    .name = "offline",
+    .size = sizeof(struct xc_offline_config),
+    .fields = offline_fields,
+    .nfields = 1,
+};
+
+static const struct cm_cfg_field register_fields[] = {
+    {.key = "enabled",
+     .type = CM_CFG_BOOL,
+     .offset = offsetof(struct xc_register_config, enabled),
+     .def = "false",
+     .doc = "in-band registration (XEP-0077) of new accounts"},
+    {.key = "per_ip_per_hour",
+     .type = CM_CFG_INT,
+     .offset = offsetof(struct xc_register_config, per_ip_per_hour),
+     .def = "5",
+     .min = 1,
+     .max = 100000,
+     .doc = "accounts one address may register per hour"},
+};
+
+static const struct cm_cfg_schema register_schema = {
+    .name = "registration",
+    .size = sizeof(struct xc_register_config),
+    .fields = register_fields,
+    .nfields = sizeof(register_fields) / sizeof(register_fields[0]),
+};
+
+static void component_validate(void *obj, struct cm_cfg_check *chk)
+{
+	const struct xc_component_config *c = obj;
+	char err[CM_ERR_MAX];
+	struct xc_jid j;
+
+	if (!c->domain)
+		return;
+	if (xc_jid_parse(&j, c->domain, strlen(c->domain), err, sizeof(err)) != 0 || j.llen ||
+	    j.rlen)
+		cm_cfg_check_error(chk, "domain", "\"%s\" is not a domain", c->domain);
+	xc_jid_free(&j);
+}
+
+static const struct cm_cfg_field component_fields[] = {
+    {.key = "domain",
+     .type = CM_CFG_STRING,
+     .offset = offsetof(struct xc_component_config, domain),
+     .flags = CM_CFG_REQUIRED,
+     .doc = "the component's domain (push.example.com)"},
+    {.key = "secret",
+     .type = CM_CFG_SECRET,
+     .offset = offsetof(struct xc_component_config, secret),
+     .flags = CM_CFG_REQUIRED | CM_CFG_RELOAD,
+     .doc = "file holding the handshake secret shared with the component"},
+};
+
+static const struct cm_cfg_schema component_schema = {
+    .name = "component",
+    .size = sizeof(struct xc_component_config),
+    .fields = component_fields,
+    .nfields = sizeof(component_fields) / sizeof(component_fields[0]),
+    .validate = component_validate,
+};
+
+static void components_validate(void *obj, struct cm_cfg_check *chk)
+{
+	check_addrs(chk, "listen", &((const struct xc_components_config *)obj)->listen);
+}
+
+static const struct cm_cfg_field components_fields[] = {
+    {.key = "listen",
+     .type = CM_CFG_STRLIST,
+     .offset = offsetof(struct xc_components_config, listen),
+     .def = "[\"127.0.0.1:5347\"]",
+     .doc = "XEP-0114 component listeners, IP:PORT each (keep them on loopback or a private "
+            "network)"},
+    {.key = "list",
+     .type = CM_CFG_LIST,
+     .offset = offsetof(struct xc_components_config, list),
+     .sub = &component_schema,
+     .doc = "the components allowed to connect"},
+};
+
+static const struct cm_cfg_schema components_schema = {
+    .name = "components",
+    .size = sizeof(struct xc_components_config),
+    .fields = components_fields,
+    .nfields = sizeof(components_fields) / sizeof(components_fields[0]),
+    .validate = components_validate,
+};
+
+static void top_validate(void *obj, struct cm_cfg_check *chk)
+{
+	const struct xc_config *c = obj;
+	char err[CM_ERR_MAX];
+
+	if (c->hosts.n == 0)
+		cm_cfg_check_error(chk, "hosts", "at least one host is needed");
+	for (size_t i = 0; i < c->hosts.n; i++) {
+		struct xc_jid j;
+
+		if (xc_jid_parse(&j, c->hosts.v[i], strlen(c->hosts.v[i]), err, sizeof(err)) != 0 ||
+		    j.llen || j.rlen || strcmp(j.s, c->hosts.v[i]) != 0)
+			cm_cfg_check_error(
+			    chk, "hosts",
+			    "\"%s\" is not a domain in its normal form (lower case, no "
+			    "final dot)",
+			    c->hosts.v[i]);
+		xc_jid_free(&j);
+	}
+}
 
 static const struct cm_cfg_field fields[] = {
     CM_DAEMON_BASE_FIELDS(struct xc_config, admin_schema),
@@ -12,6 +290,59 @@ static const struct cm_cfg_field fields[] = {
      .offset = offsetof(struct xc_config, tls),
      .sub = &cm_daemon_tls_schema,
      .doc = "certificate for client connections (STARTTLS on 5222, direct TLS on 5223)"},
+    {.key = "hosts",
+     .type = CM_CFG_STRLIST,
+     .offset = offsetof(struct xc_config, hosts),
+     .def = "[localhost]",
+     .doc = "the domains served (user@HOST)"},
+    {.key = "workers",
+     .type = CM_CFG_INT,
+     .offset = offsetof(struct xc_config, workers),
+     .def = "0",
+     .min = 0,
+     .max = 256,
+     .doc = "event loops serving clients (0: one per CPU)"},
+    {.key = "c2s",
+     .type = CM_CFG_SECTION,
+     .offset = offsetof(struct xc_config, c2s),
+     .sub = &c2s_schema,
+     .doc = "client connections"},
+    {.key = "auth",
+     .type = CM_CFG_SECTION,
+     .offset = offsetof(struct xc_config, auth),
+     .sub = &auth_schema,
+     .doc = "authentication"},
+    {.key = "storage",
+     .type = CM_CFG_SECTION,
+     .offset = offsetof(struct xc_config, storage),
+     .sub = &storage_schema,
+     .doc = "where accounts and messages are kept"},
+    {.key = "offline",
+     .type = CM_CFG_SECTION,
+     .offset = offsetof(struct xc_config, offline),
+     .sub = &offline_schema,
+     .doc = "messages for users who are away (XEP-0160)"},
+    {.key = "registration",
+     .type = CM_CFG_SECTION,
+     .offset = offsetof(struct xc_config, registration),
+     .sub = &register_schema,
+     .doc = "in-band registration"},
+    {.key = "components",
+     .type = CM_CFG_SECTION,
+     .offset = offsetof(struct xc_config, components),
+     .sub = &components_schema,
+     .doc = "external components (XEP-0114), platypus among them"},
+    {.key = "hide_version",
+     .type = CM_CFG_BOOL,
+     .offset = offsetof(struct xc_config, hide_version),
+     .def = "false",
+     .doc = "answer XEP-0092 version queries without the version"},
+    {.key = "api_token",
+     .type = CM_CFG_SECRET,
+     .offset = offsetof(struct xc_config, api_token),
+     .flags = CM_CFG_RELOAD,
+     .doc = "file holding the bearer token of the account and session API on the admin port "
+            "(what xmppctl uses); unset: that API is off"},
 };
 
 const struct cm_cfg_schema xc_config_schema = {
@@ -19,4 +350,5 @@ const struct cm_cfg_schema xc_config_schema = {
     .size = sizeof(struct xc_config),
     .fields = fields,
     .nfields = sizeof(fields) / sizeof(fields[0]),
+    .validate = top_validate,
 };

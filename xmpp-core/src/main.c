@@ -1,40 +1,75 @@
 /* main.c - xmpp-core, the XMPP server that phones connect to: process entry point. */
 #include "xc.h"
 
-#include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 
-#include "cm/tls.h"
+#include "admin_api.h"
+#include "cm/daemon.h"
+#include "server.h"
 
-static int xc_start(struct cm_daemon *d, const void *cfgp, void **state)
+static int xc_start(struct cm_daemon *d, const void *cfg, void **state)
 {
-	const struct xc_config *cfg = cfgp;
-	struct xc *s = calloc(1, sizeof(*s));
+	struct xc_server *srv = NULL;
+	int r = xc_server_start(&srv, d, cfg);
 
-	*state = s;
-	if (!s)
-		return -ENOMEM;
-	s->daemon = d;
-	s->cfg = cfg;
-	return cm_daemon_tls_open(d, "c2s", &cfg->tls, NULL, &s->tls);
+	*state = srv;
+	return r;
 }
 
 static int xc_reload(struct cm_daemon *d, void *state, const void *newcfg)
 {
-	struct xc *s = state;
+	struct xc_server *srv = state;
+	const struct xc_config *cfg = newcfg;
+	int r = srv->tls ? cm_daemon_tls_reload(d, "c2s", srv->tls) : 0;
 
-	(void)newcfg; /* the certificate paths are those given at start */
-	return cm_daemon_tls_reload(d, "c2s", s->tls);
+	/* the certificate paths are those given at start; the API token is read again */
+	if (srv->api) {
+		int r2 = xc_admin_api_set_token(srv->api, cfg->api_token.data, cfg->api_token.len);
+
+		r = r ? r : r2;
+	}
+	return r;
+}
+
+static void xc_stop(struct cm_daemon *d, void *state)
+{
+	(void)d;
+	xc_server_stop(state);
+}
+
+struct close_wait {
+	struct cm_daemon *d;
+	void (*done)(struct cm_daemon *d);
+};
+
+static void api_closed(void *arg)
+{
+	struct close_wait *w = arg;
+
+	w->done(w->d);
+	free(w);
+}
+
+/* The shards' handles belong to the workers, which close them in their own stop; what is left
+ * here is the API's operations in flight, which need the workers still. */
+static void xc_close(struct cm_daemon *d, void *state, void (*done)(struct cm_daemon *d))
+{
+	struct xc_server *srv = state;
+	struct close_wait *w = srv ? malloc(sizeof(*w)) : NULL;
+
+	if (!w) {
+		done(d);
+		return;
+	}
+	w->d = d;
+	w->done = done;
+	xc_admin_api_close(srv->api, api_closed, w);
 }
 
 static void xc_free(void *state)
 {
-	struct xc *s = state;
-
-	if (!s)
-		return;
-	cm_tls_free(s->tls);
-	free(s);
+	xc_server_free(state);
 }
 
 static const struct cm_daemon_spec xc_spec = {
@@ -46,6 +81,8 @@ static const struct cm_daemon_spec xc_spec = {
     .drain_offset = offsetof(struct xc_config, shutdown_timeout),
     .start = xc_start,
     .reload = xc_reload,
+    .stop = xc_stop,
+    .close = xc_close,
     .free = xc_free,
 };
 

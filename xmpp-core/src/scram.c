@@ -247,7 +247,8 @@ int xc_scram_client_first(struct xc_scram *s, const char *msg, size_t len, char 
 			            "channel binding asked for with a mechanism without it");
 		if (!s->cb.type || strlen(s->cb.type) != (size_t)(comma - p - 2) ||
 		    memcmp(p + 2, s->cb.type, (size_t)(comma - p - 2)) != 0)
-			return fail(s, err, errlen, -EPROTO, "unsupported channel binding type");
+			return fail(s, err, errlen, -EOPNOTSUPP,
+			            "unsupported channel binding type");
 		p = comma + 1;
 	} else if (end - p >= 2 && (p[0] == 'n' || p[0] == 'y') && p[1] == ',') {
 		if (s->plus)

@@ -14,7 +14,9 @@
  * Channel binding: for the -PLUS mechanisms the client must bind to the type the connection
  * offers (tls-exporter on TLS 1.3, tls-server-end-point otherwise) and send its data; for the
  * plain mechanisms, a client that says "y" (it could bind, but believes the server cannot) while
- * the server offered -PLUS is a downgrade and fails.
+ * the server offered -PLUS is a downgrade and fails - unless the caller knows better (plus_offered
+ * false): a client whose only channel binding type the server lacks (tls-unique on TLS 1.3) says
+ * "y" honestly after its -PLUS attempt was refused.
  */
 #ifndef XC_SCRAM_H
 #define XC_SCRAM_H
@@ -97,8 +99,9 @@ void xc_scram_init(struct xc_scram *s, enum xc_scram_hash h, bool plus, bool plu
                    const struct xc_scram_cb *cb);
 void xc_scram_free(struct xc_scram *s);
 
-/* Take client-first-message. 0 (xc_scram->user is set), -EPROTO (malformed, or channel binding
- * not acceptable: err says which), -ENOMEM. */
+/* Take client-first-message. 0 (xc_scram->user is set), -EOPNOTSUPP (a channel binding type the
+ * connection does not offer), -EPROTO (malformed, or channel binding not acceptable: err says
+ * which), -ENOMEM. */
 int xc_scram_client_first(struct xc_scram *s, const char *msg, size_t len, char *err,
                           size_t errlen);
 

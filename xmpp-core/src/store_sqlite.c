@@ -68,7 +68,7 @@ static const char *const sql[S_NSTMT] = {
                      "VALUES (?1, ?2, ?3, strftime('%s','now'))",
     [S_ACC_UPDATE] = "UPDATE accounts SET creds = ?3 WHERE host = ?1 AND user = ?2",
     [S_ACC_DELETE] = "DELETE FROM accounts WHERE host = ?1 AND user = ?2",
-    [S_ACC_LIST] = "SELECT user FROM accounts WHERE host = ?1 ORDER BY user",
+    [S_ACC_LIST] = "SELECT user || '@' || host FROM accounts WHERE host = ?1 ORDER BY user",
     [S_ROSTER_ALL] = "SELECT contact, name, groups, sub, ask, pending_in, approved, listed "
                      "FROM roster WHERE owner = ?1 ORDER BY contact",
     [S_ROSTER_PUT] = "INSERT OR REPLACE INTO roster (owner, contact, name, groups, sub, ask, "

@@ -1,26 +1,80 @@
-/* xc.h - xmpp-core's configuration and daemon state (private to xmpp-core). */
+/* xc.h - xmpp-core's configuration (private to xmpp-core). */
 #ifndef XC_H
 #define XC_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
+#include "cm/cfg.h"
 #include "cm/daemon.h"
 
-struct cm_tls;
+enum xc_conflict {
+	XC_CONFLICT_KICK_OLD, /* a bind for a resource in use closes the old session (conflict) */
+	XC_CONFLICT_REFUSE,   /* ... is refused (conflict) */
+	XC_CONFLICT_RENAME,   /* ... gets a server-generated resource instead */
+};
+
+struct xc_c2s_config {
+	struct cm_cfg_strlist listen;     /* "IP:PORT": STARTTLS listeners */
+	struct cm_cfg_strlist tls_listen; /* "IP:PORT": direct TLS listeners (XEP-0368) */
+	bool require_tls;                 /* no SASL before STARTTLS */
+	bool plain_cleartext;             /* PLAIN allowed without TLS (load tests only) */
+	uint64_t max_stanza;              /* bytes */
+	long long max_connections;        /* per worker */
+	long long connections_per_source; /* per source address, all workers */
+	uint64_t login_timeout;           /* ms from connect to a bound session */
+	uint64_t idle_timeout;            /* ms without input before a whitespace ping is due */
+	uint64_t rate;                    /* bytes/s a client may send (0: no shaper) */
+	uint64_t max_queued;              /* bytes waiting for a slow reader before it is cut */
+	int resource_conflict;            /* enum xc_conflict */
+};
+
+struct xc_auth_config {
+	long long scram_iterations;
+	long long failures_per_ip; /* failed logins from one address per minute */
+	long long failures_per_user;
+};
+
+struct xc_storage_config {
+	char *path; /* the SQLite database */
+};
+
+struct xc_offline_config {
+	long long max_per_user;
+};
+
+struct xc_register_config {
+	bool enabled;
+	long long per_ip_per_hour;
+};
+
+struct xc_component_config {
+	char *domain;
+	struct cm_secret secret;
+};
+
+struct xc_components_config {
+	struct cm_cfg_strlist listen; /* "IP:PORT" of the XEP-0114 listener; empty: none */
+	struct cm_cfg_list list;      /* of struct xc_component_config */
+};
 
 struct xc_config {
 	struct cm_daemon_log_config log;
 	struct cm_daemon_admin_config admin;
 	uint64_t shutdown_timeout; /* ms */
 	struct cm_daemon_tls_config tls;
+	struct cm_cfg_strlist hosts;
+	long long workers; /* 0: one per CPU */
+	struct xc_c2s_config c2s;
+	struct xc_auth_config auth;
+	struct xc_storage_config storage;
+	struct xc_offline_config offline;
+	struct xc_register_config registration;
+	struct xc_components_config components;
+	bool hide_version;
+	struct cm_secret api_token; /* the admin API's bearer token (xmppctl); unset: API off */
 };
 
 extern const struct cm_cfg_schema xc_config_schema;
-
-struct xc {
-	struct cm_daemon *daemon;    /* borrowed */
-	const struct xc_config *cfg; /* borrowed from the daemon framework */
-	struct cm_tls *tls;          /* owned; NULL when no certificate is configured */
-};
 
 #endif

@@ -1,0 +1,789 @@
+/* admin_api.c - accounts and sessions over the admin port, for xmppctl (admin_api.h).
+ *
+ * An operation (struct op) lives from the request to its answer. Those that need the store
+ * submit a request whose answer comes back on the main loop; those that need the sessions go
+ * round the shards by message (struct tour): each shard adds its part and passes the message on,
+ * the last one posts it back to the main loop. Nothing is shared between threads but the message
+ * itself, which one thread holds at a time.
+ */
+#include "admin_api.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "c2s.h"
+#include "cm/buf.h"
+#include "cm/crypto.h"
+#include "cm/daemon.h"
+#include "cm/err.h"
+#include "cm/http.h"
+#include "cm/log.h"
+#include "cm/stream.h"
+#include "scram.h"
+#include "server.h"
+#include "session.h"
+#include "store.h"
+
+#define API_PREFIX   "/api/v1/"
+#define PASSWORD_MAX 1023 /* bytes; SASLprep'd passwords longer than this are refused */
+
+struct xc_admin_api {
+	struct xc_server *srv; /* borrowed */
+	unsigned char *token;  /* owned, NULL: the API is off */
+	size_t token_len;
+	unsigned inflight;         /* operations not yet answered */
+	void (*closed)(void *arg); /* xc_admin_api_close()'s */
+	void *closed_arg;
+};
+
+/* --- answers ------------------------------------------------------------------------------------
+ */
+
+static void respond_json(struct cm_http_req *req, int status, json_t *body)
+{
+	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+
+	if (body && !text)
+		cm_http_respond(req, 500, NULL, NULL, 0);
+	else
+		cm_http_respond(req, status, text ? "application/json" : NULL, text,
+		                text ? strlen(text) : 0);
+	free(text);
+	json_decref(body);
+}
+
+static void respond_error(struct cm_http_req *req, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void respond_error(struct cm_http_req *req, int status, const char *fmt, ...)
+{
+	char msg[CM_ERR_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	respond_json(req, status, json_pack("{ss}", "error", msg));
+}
+
+/* --- operations in flight -----------------------------------------------------------------------
+ */
+
+enum op_kind {
+	OP_REGISTER,
+	OP_PASSWORD,
+	OP_UNREGISTER,
+	OP_LIST,
+	OP_SESSIONS,
+	OP_KICK,
+	OP_STATS,
+};
+
+struct op {
+	struct xc_admin_api *api; /* borrowed: outlives every op (xc_admin_api_close waits) */
+	struct cm_http_req *req;  /* owned until answered */
+	enum op_kind kind;
+	char *jid;        /* owned: the account or session concerned */
+	const char *host; /* borrowed from the configuration (OP_LIST, OP_STATS) */
+	size_t host_idx;  /* OP_STATS: the host being counted */
+	json_t *result;   /* owned: what is being gathered */
+};
+
+static struct op *op_new(struct xc_admin_api *a, struct cm_http_req *req, enum op_kind kind)
+{
+	struct op *o = calloc(1, sizeof(*o));
+
+	if (!o)
+		return NULL;
+	o->api = a;
+	o->req = req;
+	o->kind = kind;
+	a->inflight++;
+	return o;
+}
+
+/* The op has answered: release it, and finish a close that waited for it. */
+static void op_done(struct op *o)
+{
+	struct xc_admin_api *a = o->api;
+
+	json_decref(o->result);
+	free(o->jid);
+	free(o);
+	if (--a->inflight == 0 && a->closed) {
+		void (*fn)(void *) = a->closed;
+
+		a->closed = NULL;
+		fn(a->closed_arg);
+	}
+}
+
+static void op_fail(struct op *o, int status, const char *msg)
+{
+	respond_error(o->req, status, "%s", msg);
+	op_done(o);
+}
+
+/* --- the tour of the shards ---------------------------------------------------------------------
+ */
+
+/* One message goes from shard to shard, then home to the main loop. */
+struct tour {
+	struct cm_msg m;
+	struct op *o;
+	unsigned next;     /* the shard to visit next; nshards: back home */
+	struct xc_jid who; /* OP_KICK: the JID to kick (bare: every session) */
+	json_t *sessions;  /* OP_SESSIONS: the list being built */
+	unsigned kicked;   /* OP_KICK */
+	unsigned total;    /* OP_STATS: sessions counted */
+	const char *cond;  /* OP_KICK: the stream error condition (a constant) */
+	const char *text;  /* OP_KICK: its text (a constant) */
+};
+
+static void tour_step(struct cm_loop *l, struct cm_msg *m);
+static void tour_home(struct cm_loop *l, struct cm_msg *m);
+
+static void tour_post(struct tour *t)
+{
+	struct xc_server *srv = t->o->api->srv;
+
+	for (;;) {
+		if (t->next >= srv->nshards) {
+			t->m.fn = tour_home;
+			if (cm_loop_post(cm_daemon_main_loop(srv->daemon), &t->m) != 0)
+				CM_LOGE("api", "the main loop is gone: an answer is lost");
+			return;
+		}
+		t->m.fn = tour_step;
+		if (cm_loop_post(srv->shards[t->next++]->loop, &t->m) == 0)
+			return;
+		/* that shard is closing: it has nothing to say */
+	}
+}
+
+static void session_json(struct tour *t, struct xc_c2s *c)
+{
+	json_t *s = json_pack("{ss ss sb sI}", "jid", c->jid.s, "address",
+	                      c->s ? cm_stream_peer_name(c->s) : "", "tls",
+	                      c->s && cm_stream_secured(c->s), "since", (json_int_t)c->since);
+
+	if (s)
+		json_array_append_new(t->sessions, s);
+}
+
+static void tour_step(struct cm_loop *l, struct cm_msg *m)
+{
+	struct tour *t = cm_list_entry(m, struct tour, m);
+	struct xc_shard *sh = l->data;
+	struct cm_list *n;
+
+	if (sh && !cm_loop_stopping(l)) {
+		switch (t->o->kind) {
+		case OP_SESSIONS:
+		case OP_STATS:
+			cm_list_foreach(n, &sh->conns)
+			{
+				struct xc_c2s *c = cm_list_entry(n, struct xc_c2s, link);
+
+				if (c->st != XC_C2S_BOUND)
+					continue;
+				t->total++;
+				if (t->sessions)
+					session_json(t, c);
+			}
+			break;
+		case OP_KICK:
+			t->kicked += xc_session_kick(sh, &t->who, t->cond, t->text);
+			break;
+		default:
+			break;
+		}
+	}
+	tour_post(t);
+}
+
+static void tour_free(struct tour *t)
+{
+	xc_jid_free(&t->who);
+	json_decref(t->sessions);
+	free(t);
+}
+
+static void stats_next_host(struct op *o);
+
+static void tour_home(struct cm_loop *l, struct cm_msg *m)
+{
+	struct tour *t = cm_list_entry(m, struct tour, m);
+	struct op *o = t->o;
+
+	(void)l;
+	switch (o->kind) {
+	case OP_SESSIONS:
+		respond_json(o->req, 200, json_pack("{sO}", "sessions", t->sessions));
+		op_done(o);
+		break;
+	case OP_KICK:
+		respond_json(o->req, 200, json_pack("{ss si}", "jid", o->jid, "kicked", t->kicked));
+		op_done(o);
+		break;
+	case OP_UNREGISTER:
+		/* the account is gone; so are its sessions now */
+		cm_http_respond(o->req, 204, NULL, NULL, 0);
+		op_done(o);
+		break;
+	case OP_STATS:
+		json_object_set_new(o->result, "sessions", json_integer(t->total));
+		stats_next_host(o);
+		break;
+	default:
+		break;
+	}
+	tour_free(t);
+}
+
+/* Start a tour for o. For a kick, jid says whom. 0 or a negative errno (o untouched). */
+static int tour_start(struct op *o, const char *jid, const char *cond, const char *text)
+{
+	struct tour *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return -ENOMEM;
+	t->o = o;
+	t->cond = cond;
+	t->text = text;
+	if (jid && xc_jid_parse(&t->who, jid, strlen(jid), NULL, 0) != 0) {
+		free(t);
+		return -EINVAL;
+	}
+	if (o->kind == OP_SESSIONS && !(t->sessions = json_array())) {
+		tour_free(t);
+		return -ENOMEM;
+	}
+	tour_post(t);
+	return 0;
+}
+
+/* --- the store ----------------------------------------------------------------------------------
+ */
+
+static void on_stored(struct xc_store_req *r);
+
+/* Queue r; on failure it stays the caller's. */
+static int submit(struct op *o, struct xc_store_req *r)
+{
+	return xc_store_submit(o->api->srv->store, r);
+}
+
+static struct xc_store_req *store_req(struct op *o, enum xc_store_op op, const char *user)
+{
+	struct xc_store_req *r =
+	    xc_store_req_new(op, cm_daemon_main_loop(o->api->srv->daemon), on_stored, o);
+
+	if (r && user && xc_store_req_set(&r->user, user) != 0) {
+		xc_store_req_free(r);
+		return NULL;
+	}
+	return r;
+}
+
+static void stats_next_host(struct op *o)
+{
+	const struct cm_cfg_strlist *hosts = &o->api->srv->cfg->hosts;
+	struct xc_store_req *r;
+
+	if (o->host_idx >= hosts->n) {
+		respond_json(o->req, 200, json_incref(o->result));
+		op_done(o);
+		return;
+	}
+	o->host = hosts->v[o->host_idx++];
+	r = store_req(o, XC_STORE_ACCOUNT_LIST, NULL);
+	if (!r || xc_store_req_set(&r->key, o->host) != 0 || submit(o, r) != 0) {
+		xc_store_req_free(r);
+		op_fail(o, 503, "the store is not available");
+	}
+}
+
+static void on_stored(struct xc_store_req *r)
+{
+	struct op *o = r->arg;
+	json_t *list;
+
+	switch (o->kind) {
+	case OP_REGISTER:
+		if (r->err == -EEXIST)
+			op_fail(o, 409, "the account exists already");
+		else if (r->err)
+			op_fail(o, 500, "the store failed");
+		else {
+			CM_LOGI("api", "account %s registered", o->jid);
+			respond_json(o->req, 201, json_pack("{ss}", "jid", o->jid));
+			op_done(o);
+		}
+		break;
+	case OP_PASSWORD:
+		if (r->err == -ENOENT)
+			op_fail(o, 404, "no such account");
+		else if (r->err)
+			op_fail(o, 500, "the store failed");
+		else {
+			CM_LOGI("api", "password of %s changed", o->jid);
+			cm_http_respond(o->req, 204, NULL, NULL, 0);
+			op_done(o);
+		}
+		break;
+	case OP_UNREGISTER:
+		if (r->err == -ENOENT)
+			op_fail(o, 404, "no such account");
+		else if (r->err)
+			op_fail(o, 500, "the store failed");
+		else {
+			CM_LOGI("api", "account %s deleted", o->jid);
+			if (tour_start(o, o->jid, "not-authorized", "the account was deleted") !=
+			    0) {
+				cm_http_respond(o->req, 204, NULL, NULL, 0);
+				op_done(o);
+			}
+		}
+		break;
+	case OP_LIST:
+		if (r->err) {
+			op_fail(o, 500, "the store failed");
+			break;
+		}
+		list = json_array();
+		for (size_t i = 0; list && i < r->njids; i++)
+			json_array_append_new(list, json_string(r->jids[i]));
+		respond_json(o->req, 200, json_pack("{ss so}", "host", o->host, "accounts", list));
+		op_done(o);
+		break;
+	case OP_STATS:
+		if (r->err) {
+			op_fail(o, 500, "the store failed");
+			break;
+		}
+		json_object_set_new(json_object_get(o->result, "accounts"), o->host,
+		                    json_integer((json_int_t)r->njids));
+		stats_next_host(o);
+		break;
+	default:
+		break;
+	}
+	xc_store_req_free(r);
+}
+
+/* --- input --------------------------------------------------------------------------------------
+ */
+
+static bool authorized(struct xc_admin_api *a, struct cm_http_req *req)
+{
+	const char *h = cm_http_req_header(req, "authorization");
+	size_t n;
+
+	if (!a->token) {
+		respond_error(req, 403,
+		              "the API is off: api_token is not set in the configuration");
+		return false;
+	}
+	if (!h || strncasecmp(h, "Bearer ", 7) != 0) {
+		respond_error(req, 401, "Authorization: Bearer <api_token> is required");
+		return false;
+	}
+	h += 7;
+	n = strlen(h);
+	if (n != a->token_len || !cm_crypto_equal(h, a->token, n)) {
+		CM_LOGW("api", "a request with a wrong token was refused");
+		respond_error(req, 401, "wrong token");
+		return false;
+	}
+	return true;
+}
+
+/* The local account a JID names, normalised into *out ("user@host"). Answers the request and
+ * returns false when it names none. */
+static bool account_jid(struct xc_admin_api *a, struct cm_http_req *req, const char *in, size_t len,
+                        char **out)
+{
+	char err[CM_ERR_MAX];
+	struct xc_jid j;
+
+	if (xc_jid_parse(&j, in, len, err, sizeof(err)) != 0) {
+		respond_error(req, 400, "not a JID: %s", err);
+		return false;
+	}
+	if (!j.llen || j.rlen) {
+		xc_jid_free(&j);
+		respond_error(req, 400, "an account is user@host, without a resource");
+		return false;
+	}
+	if (!xc_local_host(a->srv, xc_jid_domain(&j), j.dlen)) {
+		respond_error(req, 400, "%s is not one of the hosts served", xc_jid_domain(&j));
+		xc_jid_free(&j);
+		return false;
+	}
+	*out = strdup(j.s);
+	xc_jid_free(&j);
+	if (!*out) {
+		respond_error(req, 500, "out of memory");
+		return false;
+	}
+	return true;
+}
+
+/* The password member of a JSON body into *out (freed by the caller), SASLprep'd and turned into
+ * keys later. Answers the request and returns false when there is none that is usable. */
+static bool body_password(struct cm_http_req *req, json_t *body, char **out)
+{
+	json_t *p = json_object_get(body, "password");
+	const char *s = json_string_value(p);
+
+	if (!s) {
+		respond_error(req, 400, "\"password\" (a string) is required");
+		return false;
+	}
+	if (!*s || json_string_length(p) > PASSWORD_MAX || strlen(s) != json_string_length(p)) {
+		respond_error(req, 400, "the password must be 1 to %d bytes, without NUL",
+		              PASSWORD_MAX);
+		return false;
+	}
+	*out = strdup(s);
+	if (!*out) {
+		respond_error(req, 500, "out of memory");
+		return false;
+	}
+	return true;
+}
+
+static json_t *body_json(struct cm_http_req *req)
+{
+	size_t len;
+	const char *text = cm_http_req_body(req, &len);
+	json_error_t e;
+	json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES, &e);
+
+	if (!j || !json_is_object(j)) {
+		respond_error(req, 400, "the body must be a JSON object%s%s", j ? "" : ": ",
+		              j ? "" : e.text);
+		json_decref(j);
+		return NULL;
+	}
+	return j;
+}
+
+/* SCRAM keys for password, for every hash (the password is not kept). */
+static int make_creds(struct xc_admin_api *a, const char *password,
+                      struct xc_scram_creds creds[XC_SCRAM_NHASH])
+{
+	uint32_t iter = (uint32_t)a->srv->cfg->auth.scram_iterations;
+
+	for (int h = 0; h < XC_SCRAM_NHASH; h++) {
+		int r = xc_scram_creds_make((enum xc_scram_hash)h, password, strlen(password), iter,
+		                            NULL, 0, &creds[h]);
+
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+/* --- routes -------------------------------------------------------------------------------------
+ */
+
+/* POST accounts {"jid","password"}; GET accounts?host= */
+static void accounts_root(struct xc_admin_api *a, struct cm_http_req *req)
+{
+	const char *method = cm_http_req_method(req);
+	struct xc_store_req *r;
+	struct op *o;
+	json_t *body;
+	char *jid = NULL, *pw = NULL;
+	const char *s;
+	int rc = 0;
+
+	if (strcmp(method, "GET") == 0) {
+		const char *q = cm_http_req_query(req);
+		const char *host = NULL;
+		char name[256];
+		size_t n = strcspn(q + (strncmp(q, "host=", 5) == 0 ? 5 : 0), "&");
+		long l;
+
+		if (strncmp(q, "host=", 5) == 0 && n < sizeof(name)) {
+			memcpy(name, q + 5, n);
+			name[n] = '\0';
+			l = cm_http_unescape(name, name, NULL);
+			host = l > 0 ? xc_local_host(a->srv, name, (size_t)l) : NULL;
+		} else if (!*q && a->srv->cfg->hosts.n == 1)
+			host = a->srv->cfg->hosts.v[0];
+		if (!host) {
+			respond_error(req, 400, "?host= must name one of the hosts served");
+			return;
+		}
+		o = op_new(a, req, OP_LIST);
+		r = o ? store_req(o, XC_STORE_ACCOUNT_LIST, NULL) : NULL;
+		if (o)
+			o->host = host;
+		if (!r || xc_store_req_set(&r->key, host) != 0 || submit(o, r) != 0) {
+			xc_store_req_free(r);
+			if (o)
+				op_fail(o, 503, "the store is not available");
+			else
+				respond_error(req, 500, "out of memory");
+		}
+		return;
+	}
+	body = body_json(req);
+	if (!body)
+		return;
+	s = json_string_value(json_object_get(body, "jid"));
+	if (!s) {
+		json_decref(body);
+		respond_error(req, 400, "\"jid\" (a string) is required");
+		return;
+	}
+	if (!account_jid(a, req, s, strlen(s), &jid) || !body_password(req, body, &pw)) {
+		json_decref(body);
+		free(jid);
+		return;
+	}
+	json_decref(body);
+	o = op_new(a, req, OP_REGISTER);
+	r = o ? store_req(o, XC_STORE_ACCOUNT_CREATE, jid) : NULL;
+	if (!r || (rc = make_creds(a, pw, r->creds)) != 0 || submit(o, r) != 0) {
+		xc_store_req_free(r);
+		if (o) {
+			o->jid = jid;
+			op_fail(o, rc == -EINVAL ? 400 : 503,
+			        rc == -EINVAL ? "the password has characters SASLprep prohibits"
+			                      : "the store is not available");
+		} else {
+			free(jid);
+			respond_error(req, 500, "out of memory");
+		}
+		cm_crypto_wipe(pw, strlen(pw));
+		free(pw);
+		return;
+	}
+	cm_crypto_wipe(pw, strlen(pw));
+	free(pw);
+	o->jid = jid;
+}
+
+/* accounts/JID (DELETE) and accounts/JID/password (PUT) */
+static void account_one(struct xc_admin_api *a, struct cm_http_req *req, const char *rest)
+{
+	const char *method = cm_http_req_method(req);
+	size_t n = strlen(rest);
+	long l;
+	bool pw_route = n > 9 && strcmp(rest + n - 9, "/password") == 0;
+	char *raw = strndup(rest, pw_route ? n - 9 : n), *jid = NULL, *pw = NULL;
+	struct xc_store_req *r = NULL;
+	struct op *o;
+	json_t *body = NULL;
+	int rc = 0;
+
+	if (!raw) {
+		respond_error(req, 500, "out of memory");
+		return;
+	}
+	if ((l = cm_http_unescape(raw, raw, NULL)) < 0) {
+		free(raw);
+		respond_error(req, 400, "the JID in the path is not correctly percent-encoded");
+		return;
+	}
+	if ((pw_route && strcmp(method, "PUT") != 0) ||
+	    (!pw_route && strcmp(method, "DELETE") != 0)) {
+		free(raw);
+		respond_error(req, 405, "%s/password takes PUT; an account takes DELETE",
+		              "accounts/JID");
+		return;
+	}
+	if (!account_jid(a, req, raw, (size_t)l, &jid)) {
+		free(raw);
+		return;
+	}
+	free(raw);
+	if (pw_route && (!(body = body_json(req)) || !body_password(req, body, &pw))) {
+		json_decref(body);
+		free(jid);
+		return;
+	}
+	json_decref(body);
+	o = op_new(a, req, pw_route ? OP_PASSWORD : OP_UNREGISTER);
+	if (o)
+		o->jid = jid;
+	r = o ? store_req(o, pw_route ? XC_STORE_ACCOUNT_SET_CREDS : XC_STORE_ACCOUNT_DELETE, jid)
+	      : NULL;
+	if (!r || (pw && (rc = make_creds(a, pw, r->creds)) != 0) || submit(o, r) != 0) {
+		xc_store_req_free(r);
+		if (o)
+			op_fail(o, rc == -EINVAL ? 400 : 503,
+			        rc == -EINVAL ? "the password has characters SASLprep prohibits"
+			                      : "the store is not available");
+		else {
+			free(jid);
+			respond_error(req, 500, "out of memory");
+		}
+	}
+	if (pw) {
+		cm_crypto_wipe(pw, strlen(pw));
+		free(pw);
+	}
+}
+
+/* GET sessions; DELETE sessions/JID (bare: every session of the account) */
+static void sessions(struct xc_admin_api *a, struct cm_http_req *req, const char *rest)
+{
+	const char *method = cm_http_req_method(req);
+	char *raw = NULL;
+	char err[CM_ERR_MAX];
+	struct xc_jid j = {0};
+	struct op *o;
+	long len;
+
+	if (!*rest) {
+		if (strcmp(method, "GET") != 0) {
+			respond_error(req, 405, "sessions takes GET");
+			return;
+		}
+		o = op_new(a, req, OP_SESSIONS);
+		if (!o || tour_start(o, NULL, NULL, NULL) != 0) {
+			if (o)
+				op_fail(o, 500, "out of memory");
+			else
+				respond_error(req, 500, "out of memory");
+		}
+		return;
+	}
+	if (strcmp(method, "DELETE") != 0) {
+		respond_error(req, 405, "sessions/JID takes DELETE");
+		return;
+	}
+	raw = strdup(rest + 1);
+	if (!raw || (len = cm_http_unescape(raw, raw, NULL)) < 0) {
+		free(raw);
+		respond_error(req, 400, "the JID in the path is not correctly percent-encoded");
+		return;
+	}
+	if (xc_jid_parse(&j, raw, (size_t)len, err, sizeof(err)) != 0 || !j.llen ||
+	    !xc_local_host(a->srv, xc_jid_domain(&j), j.dlen)) {
+		free(raw);
+		xc_jid_free(&j);
+		respond_error(req, 400, "not a JID of an account here");
+		return;
+	}
+	free(raw);
+	o = op_new(a, req, OP_KICK);
+	if (o)
+		o->jid = strdup(j.s);
+	if (!o || !o->jid ||
+	    tour_start(o, j.s, "policy-violation", "the administrator closed this session") != 0) {
+		if (o)
+			op_fail(o, 500, "out of memory");
+		else
+			respond_error(req, 500, "out of memory");
+	}
+	xc_jid_free(&j);
+}
+
+static void stats(struct xc_admin_api *a, struct cm_http_req *req)
+{
+	struct op *o;
+
+	if (strcmp(cm_http_req_method(req), "GET") != 0) {
+		respond_error(req, 405, "stats takes GET");
+		return;
+	}
+	o = op_new(a, req, OP_STATS);
+	if (o)
+		o->result = json_pack("{so sI}", "accounts", json_object(), "shards",
+		                      (json_int_t)a->srv->nshards);
+	if (!o || !o->result || tour_start(o, NULL, NULL, NULL) != 0) {
+		if (o)
+			op_fail(o, 500, "out of memory");
+		else
+			respond_error(req, 500, "out of memory");
+	}
+}
+
+static int on_request(void *arg, struct cm_http_req *req)
+{
+	struct xc_admin_api *a = arg;
+	const char *rest = cm_http_req_rest(req);
+
+	if (!authorized(a, req))
+		return 0;
+	if (a->srv->stopping)
+		respond_error(req, 503, "the server is stopping");
+	else if (strcmp(rest, "accounts") == 0)
+		accounts_root(a, req);
+	else if (strncmp(rest, "accounts/", 9) == 0 && rest[9])
+		account_one(a, req, rest + 9);
+	else if (strcmp(rest, "sessions") == 0 || strncmp(rest, "sessions/", 9) == 0)
+		sessions(a, req, rest + 8);
+	else if (strcmp(rest, "stats") == 0)
+		stats(a, req);
+	else
+		respond_error(req, 404, "no such route: see xmppctl(8) or docs/xmpp-core-api.json");
+	return 0;
+}
+
+/* --- life ---------------------------------------------------------------------------------------
+ */
+
+int xc_admin_api_set_token(struct xc_admin_api *a, const unsigned char *token, size_t len)
+{
+	unsigned char *copy = NULL;
+
+	if (token && len) {
+		copy = malloc(len);
+		if (!copy)
+			return -ENOMEM;
+		memcpy(copy, token, len);
+	}
+	if (a->token) {
+		cm_crypto_wipe(a->token, a->token_len);
+		free(a->token);
+	}
+	a->token = copy;
+	a->token_len = copy ? len : 0;
+	return 0;
+}
+
+int xc_admin_api_alloc(struct xc_admin_api **out, struct cm_http_server *http,
+                       struct xc_server *srv, const unsigned char *token, size_t len)
+{
+	struct xc_admin_api *a = calloc(1, sizeof(*a));
+	int r;
+
+	*out = a;
+	if (!a)
+		return -ENOMEM;
+	a->srv = srv;
+	r = xc_admin_api_set_token(a, token, len);
+	if (r)
+		return r;
+	return cm_http_route(http, API_PREFIX, CM_HTTP_PREFIX, "GET, POST, PUT, DELETE", on_request,
+	                     a);
+}
+
+void xc_admin_api_close(struct xc_admin_api *a, void (*done)(void *arg), void *arg)
+{
+	if (!a || a->inflight == 0) {
+		done(arg);
+		return;
+	}
+	a->closed = done;
+	a->closed_arg = arg;
+}
+
+void xc_admin_api_free(struct xc_admin_api *a)
+{
+	if (!a)
+		return;
+	xc_admin_api_set_token(a, NULL, 0);
+	free(a);
+}

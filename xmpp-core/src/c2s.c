@@ -1,0 +1,656 @@
+/* c2s.c - client streams (c2s.h): header and features, STARTTLS, the SASL elements, the move to
+ * the user's home shard, binding, the shaper, keepalive and stream errors. */
+#include "c2s.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cm/buf.h"
+#include "cm/crypto.h"
+#include "cm/log.h"
+#include "cm/metrics.h"
+#include "cm/stream.h"
+#include "cm/tls.h"
+#include "router.h"
+#include "sasl.h"
+#include "server.h"
+#include "session.h"
+#include "stanza.h"
+
+#define NS_TLS     "urn:ietf:params:xml:ns:xmpp-tls"
+#define NS_SASL    "urn:ietf:params:xml:ns:xmpp-sasl"
+#define NS_BIND    "urn:ietf:params:xml:ns:xmpp-bind"
+#define NS_SESSION "urn:ietf:params:xml:ns:xmpp-session"
+#define NS_PING    "urn:xmpp:ping"
+#define STOP       (-EINTR) /* a parser callback asks feed to stop: the rest of the input goes */
+
+static const struct cm_stream_events events;
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static const struct xc_config *cfg_of(const struct xc_c2s *c)
+{
+	return c->sh->srv->cfg;
+}
+
+/* --- output ------------------------------------------------------------------------------- */
+
+int xc_c2s_send_raw(struct xc_c2s *c, const char *xml, size_t len)
+{
+	int r;
+
+	if (!c->s || c->st == XC_C2S_CLOSING)
+		return -ESHUTDOWN;
+	r = cm_stream_write(c->s, xml, len);
+	if (r == -ENOBUFS) {
+		/* a client that does not read is cut, not buffered without end */
+		cm_metrics_inc(c->sh->srv->m.slow_readers_cut);
+		CM_LOGI("c2s", "%s: does not read what it is sent; closing",
+		        c->jid.s ? c->jid.s : cm_stream_peer_name(c->s));
+		c->st = XC_C2S_CLOSING;
+		cm_stream_abort(c->s, -ENOBUFS, false);
+	}
+	return r;
+}
+
+int xc_c2s_send(struct xc_c2s *c, const struct cm_xml_node *stanza)
+{
+	struct cm_buf b;
+	int r;
+
+	cm_buf_init(&b, 0);
+	r = cm_xml_write(&b, stanza, c->sh->srv->scope);
+	if (!r)
+		r = xc_c2s_send_raw(c, b.data, b.len);
+	cm_buf_free(&b);
+	return r;
+}
+
+/* Our <stream:stream>, once per stream. */
+static int send_header(struct xc_c2s *c)
+{
+	char buf[512];
+	int n;
+
+	if (c->header_sent)
+		return 0;
+	c->header_sent = true;
+	xc_new_id(c->sh->srv, c->id);
+	n = snprintf(buf, sizeof(buf),
+	             "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+	             "xmlns:stream='http://etherx.jabber.org/streams' id='%s' from='%s' "
+	             "version='1.0' xml:lang='en'>",
+	             c->id, c->host ? c->host : cfg_of(c)->hosts.v[0]);
+	return xc_c2s_send_raw(c, buf, (size_t)n);
+}
+
+void xc_c2s_stream_error(struct xc_c2s *c, const char *condition, const char *text)
+{
+	struct cm_buf b;
+
+	if (c->st == XC_C2S_CLOSING || !c->s)
+		return;
+	cm_metrics_inc(c->sh->srv->m.stream_errors);
+	CM_LOGD("c2s", "%s: stream error %s%s%s", c->jid.s ? c->jid.s : cm_stream_peer_name(c->s),
+	        condition, text ? ": " : "", text ? text : "");
+	send_header(c);
+	cm_buf_init(&b, 0);
+	if (cm_buf_printf(&b, "<stream:error><%s xmlns='%s'/>", condition, XC_NS_STREAMS) == 0 &&
+	    (!text || (cm_buf_printf(&b, "<text xmlns='%s'>", XC_NS_STREAMS) == 0 &&
+	               cm_xml_escape_text(&b, text, strlen(text)) == 0 &&
+	               cm_buf_puts(&b, "</text>") == 0)) &&
+	    cm_buf_puts(&b, "</stream:error></stream:stream>") == 0)
+		xc_c2s_send_raw(c, b.data, b.len);
+	cm_buf_free(&b);
+	if (c->st != XC_C2S_CLOSING && c->s) {
+		c->st = XC_C2S_CLOSING;
+		cm_stream_close(c->s, 0);
+	}
+}
+
+/* --- features ------------------------------------------------------------------------------ */
+
+static void send_features(struct xc_c2s *c)
+{
+	struct cm_xml_node *f = NULL, *n, *x;
+	bool secure = cm_stream_secured(c->s);
+	int r = cm_xml_node_new(&f, "stream:features", CM_XML_NS_STREAM);
+
+	if (!r && c->st == XC_C2S_AUTHED) {
+		r = cm_xml_node_new_child(NULL, f, "bind", NS_BIND);
+		r = r ? r : cm_xml_node_new_child(&n, f, "session", NS_SESSION);
+		r = r ? r : cm_xml_node_new_child(NULL, n, "optional", NULL);
+	} else if (!r) {
+		if (!secure && c->sh->srv->tls) {
+			r = cm_xml_node_new_child(&n, f, "starttls", NS_TLS);
+			if (!r && cfg_of(c)->c2s.require_tls)
+				r = cm_xml_node_new_child(&x, n, "required", NULL);
+		}
+		if (!r && (secure || !cfg_of(c)->c2s.require_tls || !c->sh->srv->tls))
+			r = xc_sasl_features(c, f);
+	}
+	if (!r)
+		r = xc_c2s_send(c, f);
+	cm_xml_node_free(f);
+	if (r == -ENOMEM)
+		xc_c2s_stream_error(c, "internal-server-error", NULL);
+}
+
+/* --- the stream header ---------------------------------------------------------------------- */
+
+static int on_open(void *arg, const struct cm_xml_node *h)
+{
+	struct xc_c2s *c = arg;
+	const char *to = cm_xml_attr(h, "to"), *version = cm_xml_attr(h, "version");
+	const char *host = to ? xc_local_host(c->sh->srv, to, strlen(to)) : NULL;
+
+	if (c->host && host && host != c->host) {
+		/* a restarted stream must be for the same host */
+		xc_c2s_stream_error(c, "host-unknown", "the stream changed its host");
+		return STOP;
+	}
+	if (!c->host)
+		c->host = host;
+	if (!host) {
+		xc_c2s_stream_error(c, "host-unknown", to ? NULL : "no 'to' in the stream header");
+		return STOP;
+	}
+	if (!version || strncmp(version, "1.", 2) != 0) {
+		xc_c2s_stream_error(c, "unsupported-version", "XMPP 1.0 streams only");
+		return STOP;
+	}
+	if (send_header(c) != 0)
+		return STOP;
+	if (c->st == XC_C2S_HEADER)
+		c->st = XC_C2S_OPEN;
+	send_features(c);
+	return 0;
+}
+
+static int on_close(void *arg)
+{
+	struct xc_c2s *c = arg;
+
+	/* the client ends its stream: end ours, then the connection */
+	if (c->st != XC_C2S_CLOSING && c->s) {
+		xc_c2s_send_raw(c, "</stream:stream>", 16);
+		c->st = XC_C2S_CLOSING;
+		cm_stream_close(c->s, 0);
+	}
+	return STOP;
+}
+
+static void on_parse_error(void *arg, const char *condition, const char *detail)
+{
+	xc_c2s_stream_error(arg, condition, detail);
+}
+
+/* --- STARTTLS and SASL ----------------------------------------------------------------------- */
+
+static int starttls(struct xc_c2s *c, const struct cm_xml_node *st)
+{
+	int r;
+
+	static const char failure[] = "<failure xmlns='" NS_TLS "'/></stream:stream>";
+	static const char proceed[] = "<proceed xmlns='" NS_TLS "'/>";
+
+	if (strcmp(st->name, "starttls") != 0 || cm_stream_is_tls(c->s) || !c->sh->srv->tls) {
+		xc_c2s_send_raw(c, failure, sizeof(failure) - 1);
+		c->st = XC_C2S_CLOSING;
+		cm_stream_close(c->s, 0);
+		return STOP;
+	}
+	xc_c2s_send_raw(c, proceed, sizeof(proceed) - 1);
+	r = cm_stream_starttls(c->s, c->sh->srv->tls, NULL);
+	if (r) {
+		c->st = XC_C2S_CLOSING;
+		cm_stream_abort(c->s, r, false);
+		return STOP;
+	}
+	/* a new stream over TLS; what followed <starttls/> in clear is dropped (RFC 6120 5.4.3.3)
+	 */
+	c->st = XC_C2S_HEADER;
+	c->header_sent = false;
+	c->starttls_pending = true;
+	return STOP;
+}
+
+static int sasl_element(struct xc_c2s *c, const struct cm_xml_node *st)
+{
+	if (cfg_of(c)->c2s.require_tls && c->sh->srv->tls && !cm_stream_secured(c->s)) {
+		xc_c2s__sasl_failure(c, "encryption-required", NULL);
+		return 0;
+	}
+	if (strcmp(st->name, "auth") == 0)
+		xc_sasl_auth(c, st);
+	else if (strcmp(st->name, "response") == 0)
+		xc_sasl_response(c, st);
+	else if (strcmp(st->name, "abort") == 0)
+		xc_sasl_abort(c);
+	else
+		xc_c2s_stream_error(c, "unsupported-stanza-type", NULL);
+	/* after <success/> the stream restarts: nothing more of this input is parsed here */
+	return c->st == XC_C2S_OPEN ? 0 : STOP;
+}
+
+static void send_sasl(struct xc_c2s *c, const char *name, const void *data, size_t len,
+                      bool empty_as_eq)
+{
+	struct cm_buf b;
+
+	cm_buf_init(&b, 0);
+	if (cm_buf_printf(&b, "<%s xmlns='%s'>", name, NS_SASL) == 0 &&
+	    (len ? cm_crypto_b64_encode(&b, data, len, CM_B64_STD)
+	         : (empty_as_eq ? cm_buf_puts(&b, "=") : 0)) == 0 &&
+	    cm_buf_printf(&b, "</%s>", name) == 0)
+		xc_c2s_send_raw(c, b.data, b.len);
+	cm_buf_free(&b);
+}
+
+void xc_c2s__sasl_challenge(struct xc_c2s *c, const void *data, size_t len)
+{
+	send_sasl(c, "challenge", data, len, false);
+}
+
+void xc_c2s__sasl_failure(struct xc_c2s *c, const char *condition, const char *text)
+{
+	char buf[256];
+	int n;
+
+	(void)text;
+	n = snprintf(buf, sizeof(buf), "<failure xmlns='%s'><%s/></failure>", NS_SASL, condition);
+	xc_c2s_send_raw(c, buf, (size_t)n);
+}
+
+static void post_move(struct xc_c2s *c);
+
+void xc_c2s__sasl_success(struct xc_c2s *c, const char *user, const void *data, size_t len)
+{
+	send_sasl(c, "success", data, len, false);
+	/* the client restarts its stream (RFC 6120 6.4.6); never called from inside the parser */
+	if (cm_xml_parser_reset(c->xp) != 0) {
+		free((char *)user);
+		xc_c2s_stream_error(c, "internal-server-error", NULL);
+		return;
+	}
+	free(c->user);
+	c->user = (char *)user;
+	xc_sasl_free(c->sasl);
+	c->sasl = NULL;
+	c->st = XC_C2S_AUTHED;
+	c->header_sent = false;
+	CM_LOGD("c2s", "%s: authenticated as %s@%s", cm_stream_peer_name(c->s), c->user, c->host);
+	post_move(c);
+}
+
+/* --- moving to the user's home shard -----------------------------------------------------------
+ */
+
+struct move_msg {
+	struct cm_msg m;
+	struct xc_c2s *c;
+	struct cm_stream_parcel *parcel;
+};
+
+static void conn_free(struct xc_c2s *c);
+
+static void on_moved(struct cm_loop *l, struct cm_msg *m)
+{
+	struct move_msg *mm = cm_list_entry(m, struct move_msg, m);
+	struct xc_c2s *c = mm->c;
+	struct xc_shard *sh = l->data;
+	int r;
+
+	c->sh = sh;
+	cm_list_insert_tail(&sh->conns, &c->link);
+	if (sh->stopping || cm_loop_stopping(l)) {
+		cm_stream_parcel_free(mm->parcel);
+		free(mm);
+		conn_free(c);
+		return;
+	}
+	r = cm_stream_import(&c->s, l, mm->parcel, &events, c);
+	free(mm);
+	if (r) {
+		CM_LOGW("c2s", "%s@%s: cannot continue on shard %u: %s", c->user, c->host, sh->idx,
+		        strerror(-r));
+		conn_free(c);
+		return;
+	}
+	cm_stream_timer(c->s, cfg_of(c)->c2s.login_timeout);
+}
+
+/* After <success/>: go home (or stay, when this is home). */
+static void post_move(struct xc_c2s *c)
+{
+	struct xc_server *srv = c->sh->srv;
+	char bare[XC_JID_PART_MAX * 2 + 2];
+	int n = snprintf(bare, sizeof(bare), "%s@%s", c->user, c->host);
+	unsigned home = xc_home(srv, bare, (size_t)n);
+	struct move_msg *mm;
+	int r;
+
+	if (home == c->sh->idx)
+		return;
+	mm = calloc(1, sizeof(*mm));
+	if (!mm) {
+		xc_c2s_stream_error(c, "internal-server-error", NULL);
+		return;
+	}
+	r = cm_stream_export(c->s, &mm->parcel);
+	if (r == -EAGAIN) {
+		/* the <success/> is still on its way: the writable event tries again */
+		free(mm);
+		return;
+	}
+	if (r) {
+		free(mm);
+		xc_c2s_stream_error(c, "internal-server-error", NULL);
+		return;
+	}
+	c->s = NULL;
+	cm_list_remove(&c->link);
+	mm->c = c;
+	mm->m.fn = on_moved;
+	if (cm_loop_post(srv->shards[home]->loop, &mm->m) != 0) {
+		cm_stream_parcel_free(mm->parcel);
+		free(mm);
+		cm_list_insert_tail(&c->sh->conns, &c->link);
+		conn_free(c);
+	}
+}
+
+/* --- stanzas --------------------------------------------------------------------------------- */
+
+static void bad_iq(struct xc_c2s *c, const struct cm_xml_node *iq, const char *cond)
+{
+	struct cm_xml_node *e = xc_stanza_error(iq, "modify", cond, NULL, c->host);
+
+	if (e) {
+		xc_c2s_send(c, e);
+		cm_xml_node_free(e);
+	}
+}
+
+/* AUTHED: only <iq/> to bind (and the legacy session). */
+static int authed_stanza(struct xc_c2s *c, struct cm_xml_node *st)
+{
+	const char *type = cm_xml_attr(st, "type");
+	struct cm_xml_node *q = st->children;
+
+	if (xc_stanza_kind(st) != XC_IQ || !type || strcmp(type, "set") != 0 || !q ||
+	    !cm_xml_child(st, "bind", NS_BIND)) {
+		if (xc_stanza_kind(st) == XC_IQ && cm_xml_child(st, "session", NS_SESSION)) {
+			bad_iq(c, st, "not-allowed"); /* before a resource is bound */
+			return 0;
+		}
+		xc_c2s_stream_error(c, "not-authorized", "bind a resource first");
+		return STOP;
+	}
+	xc_session_bind(c, st);
+	return 0;
+}
+
+/* BOUND: the stanza goes to the router with the session's full JID stamped on it. */
+static int bound_stanza(struct xc_c2s *c, struct cm_xml_node *st)
+{
+	enum xc_kind kind = xc_stanza_kind(st);
+	const char *from = cm_xml_attr(st, "from");
+
+	if (kind == XC_OTHER) {
+		xc_c2s_stream_error(c, "unsupported-stanza-type", st->name);
+		return STOP;
+	}
+	/* RFC 6120 8.1.2.1: a 'from' that is not the session's own is a stream error */
+	if (from) {
+		struct xc_jid f;
+		bool ok = xc_jid_parse(&f, from, strlen(from), NULL, 0) == 0 &&
+		          (xc_jid_equal(&f, &c->jid) ||
+		           (xc_jid_is_bare(&f) && xc_jid_bare_equal(&f, &c->jid)));
+
+		xc_jid_free(&f);
+		if (!ok) {
+			xc_c2s_stream_error(c, "invalid-from", NULL);
+			return STOP;
+		}
+	}
+	if (cm_xml_node_set_attr(st, "from", c->jid.s) != 0) {
+		xc_c2s_stream_error(c, "internal-server-error", NULL);
+		return STOP;
+	}
+	cm_metrics_inc(kind == XC_MESSAGE    ? c->sh->srv->m.in_message
+	               : kind == XC_PRESENCE ? c->sh->srv->m.in_presence
+	                                     : c->sh->srv->m.in_iq);
+	xc_session_from_client(c, st);
+	return 0;
+}
+
+static int on_stanza(void *arg, struct cm_xml_node *st)
+{
+	struct xc_c2s *c = arg;
+	int r = 0;
+
+	switch (c->st) {
+	case XC_C2S_OPEN:
+		if (strcmp(st->ns, NS_TLS) == 0)
+			r = starttls(c, st);
+		else if (strcmp(st->ns, NS_SASL) == 0)
+			r = sasl_element(c, st);
+		else {
+			xc_c2s_stream_error(c, "not-authorized", "authenticate first");
+			r = STOP;
+		}
+		cm_xml_node_free(st);
+		return r;
+	case XC_C2S_AUTHED:
+		r = authed_stanza(c, st);
+		cm_xml_node_free(st);
+		return r;
+	case XC_C2S_BOUND:
+		/* an answer to our keepalive ping is only a sign of life */
+		if (xc_stanza_kind(st) == XC_IQ && cm_xml_attr(st, "id") &&
+		    strncmp(cm_xml_attr(st, "id"), "ka-", 3) == 0 && cm_xml_attr(st, "type") &&
+		    (strcmp(cm_xml_attr(st, "type"), "result") == 0 ||
+		     strcmp(cm_xml_attr(st, "type"), "error") == 0)) {
+			cm_xml_node_free(st);
+			return 0;
+		}
+		return bound_stanza(c, st); /* takes st */
+	default:
+		cm_xml_node_free(st);
+		return STOP;
+	}
+}
+
+/* --- the connection ----------------------------------------------------------------------------
+ */
+
+static void conn_free(struct xc_c2s *c)
+{
+	struct xc_shard *sh = c->sh;
+	struct xc_server *srv = sh->srv;
+
+	cm_list_remove(&c->link);
+	if (c->st == XC_C2S_BOUND || c->u)
+		xc_session_unbind(c);
+	xc_sasl_free(c->sasl);
+	cm_xml_parser_free(c->xp);
+	cm_xml_node_free(c->presence);
+	xc_jid_free(&c->jid);
+	free(c->user);
+	free(c);
+	cm_metrics_gauge_add(srv->m.connections, -1);
+	xc_shard_conn_gone(sh);
+}
+
+static void on_closed(struct cm_stream *s, int err)
+{
+	struct xc_c2s *c = cm_stream_data(s);
+
+	(void)err;
+	c->s = NULL;
+	c->st = XC_C2S_CLOSING;
+	conn_free(c);
+}
+
+/* Feed what arrived to the parser, stopping where a callback asked to. */
+static void on_read(struct cm_stream *s, const char *data, size_t len)
+{
+	struct xc_c2s *c = cm_stream_data(s);
+	const struct xc_c2s_config *cc = &cfg_of(c)->c2s;
+	int r;
+
+	if (c->st == XC_C2S_CLOSING)
+		return;
+	c->pings_out = 0;
+	c->read_ns = mono_ns();
+	if (c->st == XC_C2S_BOUND)
+		cm_stream_timer(s, cc->idle_timeout);
+	/* the shaper: a client sending faster than c2s.rate is read more slowly */
+	if (cc->rate) {
+		uint64_t now = uv_now(c->sh->loop->uv), burst = cc->rate * 2;
+
+		c->tokens += (now - c->tokens_at) * cc->rate / 1000;
+		if (c->tokens > burst)
+			c->tokens = burst;
+		c->tokens_at = now;
+		c->tokens = c->tokens > len ? c->tokens - len : 0;
+		if (c->tokens == 0 && c->st == XC_C2S_BOUND) {
+			c->shaped = true;
+			cm_stream_pause(s);
+			cm_stream_timer(s, len * 1000 / cc->rate + 1);
+		}
+	}
+	r = cm_xml_parser_feed(c->xp, data, len);
+	if (r == STOP && c->st != XC_C2S_CLOSING) {
+		/* a restart (STARTTLS, SASL): the next bytes begin a new stream */
+		if (cm_xml_parser_reset(c->xp) != 0)
+			xc_c2s_stream_error(c, "internal-server-error", NULL);
+	} else if (r == -EBADMSG || r == -ENOMEM) {
+		/* on_parse_error() sent the stream error */
+		if (c->st != XC_C2S_CLOSING)
+			xc_c2s_stream_error(c, "internal-server-error", NULL);
+	}
+}
+
+static void on_eof(struct cm_stream *s)
+{
+	struct xc_c2s *c = cm_stream_data(s);
+
+	c->st = XC_C2S_CLOSING;
+	cm_stream_close(s, -ECONNRESET);
+}
+
+static void on_secured(struct cm_stream *s)
+{
+	struct xc_c2s *c = cm_stream_data(s);
+
+	c->starttls_pending = false;
+}
+
+static void on_writable(struct cm_stream *s)
+{
+	struct xc_c2s *c = cm_stream_data(s);
+
+	if (c->st == XC_C2S_AUTHED && c->user && !c->u)
+		post_move(c); /* the move waited for the <success/> to be sent */
+}
+
+static void on_timeout(struct cm_stream *s)
+{
+	struct xc_c2s *c = cm_stream_data(s);
+	const struct xc_c2s_config *cc = &cfg_of(c)->c2s;
+	char buf[128];
+	int n;
+
+	if (c->st != XC_C2S_BOUND) {
+		xc_c2s_stream_error(c, "connection-timeout", "no session in time");
+		return;
+	}
+	if (c->shaped) {
+		/* the shaper's pause is over */
+		c->shaped = false;
+		cm_stream_resume(s);
+		cm_stream_timer(s, cc->idle_timeout);
+		return;
+	}
+	if (c->pings_out) {
+		xc_c2s_stream_error(c, "connection-timeout", "no answer to a ping");
+		return;
+	}
+	/* quiet for idle_timeout: ask (XEP-0199); an answer or anything else counts */
+	c->pings_out++;
+	n = snprintf(buf, sizeof(buf),
+	             "<iq type='get' id='ka-%s' to='%s'><ping xmlns='" NS_PING "'/></iq>", c->id,
+	             c->jid.s);
+	xc_c2s_send_raw(c, buf, (size_t)n);
+	cm_stream_timer(s, cc->idle_timeout);
+}
+
+static const struct cm_stream_events events = {
+    .read = on_read,
+    .eof = on_eof,
+    .secured = on_secured,
+    .writable = on_writable,
+    .timeout = on_timeout,
+    .closed = on_closed,
+};
+
+void xc_c2s_accept(struct xc_shard *sh, struct cm_stream *s, bool direct_tls)
+{
+	const struct xc_c2s_config *cc = &sh->srv->cfg->c2s;
+	struct cm_xml_parser_cfg pc = {
+	    .max_stanza = cc->max_stanza,
+	    .content_ns = CM_XML_NS_CLIENT,
+	    .open_cb = on_open,
+	    .stanza_cb = on_stanza,
+	    .close_cb = on_close,
+	    .error_cb = on_parse_error,
+	};
+	struct xc_c2s *c = calloc(1, sizeof(*c));
+
+	if (!c) {
+		cm_stream_abort(s, -ENOMEM, true);
+		return;
+	}
+	pc.arg = c;
+	if (cm_xml_parser_alloc(&c->xp, &pc) != 0) {
+		free(c);
+		cm_stream_abort(s, -ENOMEM, true);
+		return;
+	}
+	c->sh = sh;
+	c->s = s;
+	c->direct_tls = direct_tls;
+	c->tokens = cc->rate * 2;
+	c->tokens_at = uv_now(sh->loop->uv);
+	cm_list_init(&c->user_link);
+	cm_list_insert_tail(&sh->conns, &c->link);
+	cm_metrics_gauge_add(sh->srv->m.connections, 1);
+	cm_stream_start(s, &events, c);
+	cm_stream_timer(s, cc->login_timeout);
+}
+
+void xc_c2s_close_all(struct xc_shard *sh, bool now)
+{
+	struct cm_list *n, *next;
+
+	cm_list_foreach_safe(n, next, &sh->conns)
+	{
+		struct xc_c2s *c = cm_list_entry(n, struct xc_c2s, link);
+
+		if (c->s && c->st != XC_C2S_CLOSING)
+			xc_c2s_stream_error(c, "system-shutdown", NULL);
+		if (c->s && now)
+			cm_stream_abort(c->s, -ESHUTDOWN, false);
+	}
+}

@@ -1,0 +1,91 @@
+/* c2s.h - a client's connection: the XML stream over a cm_stream, from the stream header through
+ * STARTTLS, SASL and resource binding to a session that sends and receives stanzas.
+ *
+ * States: HEADER (waiting for <stream:stream>) -> OPEN (features sent: STARTTLS or SASL) ->
+ * AUTHED (SASL succeeded; the connection moves to its user's home shard, then waits for the
+ * restarted stream) -> BOUND (a resource is bound: a session of its user) -> CLOSING.
+ * Every protocol error ends in a stream error with its RFC 6120 condition; the connection closes
+ * after it, and other connections never notice.
+ */
+#ifndef XC_C2S_H
+#define XC_C2S_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cm/list.h"
+#include "cm/xml.h"
+#include "jid.h"
+
+struct cm_stream;
+struct cm_xml_parser;
+struct xc_shard;
+struct xc_sasl;
+struct xc_user;
+
+enum xc_c2s_state {
+	XC_C2S_HEADER,
+	XC_C2S_OPEN,
+	XC_C2S_AUTHED,
+	XC_C2S_BOUND,
+	XC_C2S_CLOSING,
+};
+
+struct xc_c2s {
+	struct xc_shard *sh;      /* borrowed: the shard it lives on now */
+	struct cm_list link;      /* in sh->conns */
+	struct cm_stream *s;      /* the transport (NULL while moving between shards) */
+	struct cm_xml_parser *xp; /* owned */
+	enum xc_c2s_state st;
+	bool header_sent;             /* our <stream:stream> went out */
+	bool direct_tls;              /* accepted on a TLS listener */
+	bool starttls_pending;        /* <proceed/> sent, TLS to start */
+	const char *host;             /* borrowed from the configuration: the 'to' of the stream */
+	char id[17];                  /* the stream id */
+	struct xc_sasl *sasl;         /* owned: the exchange under way */
+	char *user;                   /* owned: the authenticated local part */
+	struct xc_jid jid;            /* owned: the full JID once bound */
+	struct xc_user *u;            /* borrowed once bound: its user on the home shard */
+	struct cm_list user_link;     /* in u->sessions */
+	int64_t since;                /* Unix seconds when the resource was bound */
+	int priority;                 /* of the last available presence */
+	bool available;               /* sent available presence, not unavailable since */
+	bool interested;              /* asked for its roster: gets roster pushes */
+	struct cm_xml_node *presence; /* owned: its last available presence, for probes */
+	/* the shaper: bytes the client may still send now, refilled at c2s.rate */
+	uint64_t tokens;
+	uint64_t tokens_at; /* loop ms of the last refill */
+	bool shaped;        /* reading paused by the shaper */
+	uint64_t read_ns;   /* when the current input was read (monotonic), for latency */
+	int pings_out;      /* whitespace-keepalive probes unanswered */
+};
+
+/* listen.c: open the c2s listeners of a shard (on the main thread, before workers start). */
+int xc_c2s_listen(struct xc_shard *sh);
+
+/* Take a connection a listener accepted. */
+struct cm_stream;
+void xc_c2s_accept(struct xc_shard *sh, struct cm_stream *s, bool direct_tls);
+
+/* Send a stanza (not consumed) on a bound or authenticated stream. A client that does not read
+ * what it is sent beyond c2s.max_queued is cut with a policy-violation stream error. 0, or a
+ * negative errno when the connection is closing. */
+int xc_c2s_send(struct xc_c2s *c, const struct cm_xml_node *stanza);
+
+/* Write raw XML (a header, a whitespace ping) as it is. */
+int xc_c2s_send_raw(struct xc_c2s *c, const char *xml, size_t len);
+
+/* End the stream with an RFC 6120 stream error (condition: "conflict", "policy-violation"...;
+ * text may be NULL) and close the connection. */
+void xc_c2s_stream_error(struct xc_c2s *c, const char *condition, const char *text);
+
+/* End every stream of the shard with system-shutdown (the daemon stops): gracefully, or at once
+ * when now is true. */
+void xc_c2s_close_all(struct xc_shard *sh, bool now);
+
+/* sasl.c drives the exchange; these are what it tells the connection. */
+void xc_c2s__sasl_success(struct xc_c2s *c, const char *user, const void *data, size_t len);
+void xc_c2s__sasl_failure(struct xc_c2s *c, const char *condition, const char *text);
+void xc_c2s__sasl_challenge(struct xc_c2s *c, const void *data, size_t len);
+
+#endif

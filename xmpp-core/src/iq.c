@@ -1,0 +1,211 @@
+/* iq.c - IQs the server answers (iq.h): service discovery (XEP-0030) with entity capabilities
+ * (XEP-0115) of the server, ping (XEP-0199), software version (XEP-0092), the roster and the
+ * legacy session for the account. */
+#include "iq.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "c2s.h"
+#include "cm/log.h"
+#include "roster.h"
+#include "router.h"
+#include "server.h"
+#include "session.h"
+#include "stanza.h"
+#include "user.h"
+
+#define NS_DISCO_INFO  "http://jabber.org/protocol/disco#info"
+#define NS_DISCO_ITEMS "http://jabber.org/protocol/disco#items"
+#define NS_PING        "urn:xmpp:ping"
+#define NS_VERSION     "jabber:iq:version"
+#define NS_ROSTER      "jabber:iq:roster"
+#define NS_SESSION     "urn:ietf:params:xml:ns:xmpp-session"
+
+/* What the server itself supports (disco#info of the domain), sorted as XEP-0115 wants. */
+static const char *const server_features[] = {
+    NS_DISCO_INFO,
+    NS_DISCO_ITEMS,
+    "jabber:iq:roster",
+    "jabber:iq:version",
+    "urn:ietf:params:xml:ns:xmpp-session",
+    NS_PING,
+};
+
+/* What the server does for an account (disco#info of a bare JID). */
+static const char *const account_features[] = {
+    NS_DISCO_INFO,
+    NS_DISCO_ITEMS,
+};
+
+static void reply(struct xc_shard *sh, const struct cm_xml_node *iq, struct cm_xml_node *child)
+{
+	struct cm_xml_node *res = xc_iq_result(iq, child);
+
+	if (res)
+		xc_route(sh, res);
+}
+
+static void refuse(struct xc_shard *sh, struct cm_xml_node *iq, const char *etype, const char *cond)
+{
+	xc_bounce(sh, iq, etype, cond);
+}
+
+/* <query xmlns=disco#info> with one identity and the features. */
+static struct cm_xml_node *disco_info(const char *category, const char *type, const char *name,
+                                      const char *const *features, size_t n, const char *node)
+{
+	struct cm_xml_node *q = NULL, *id, *f;
+	int r = cm_xml_node_new(&q, "query", NS_DISCO_INFO);
+
+	r = r ? r : (node ? cm_xml_node_set_attr(q, "node", node) : 0);
+	r = r ? r : cm_xml_node_new_child(&id, q, "identity", NULL);
+	r = r ? r : cm_xml_node_set_attr(id, "category", category);
+	r = r ? r : cm_xml_node_set_attr(id, "type", type);
+	r = r ? r : (name ? cm_xml_node_set_attr(id, "name", name) : 0);
+	for (size_t i = 0; i < n && !r; i++) {
+		r = cm_xml_node_new_child(&f, q, "feature", NULL);
+		r = r ? r : cm_xml_node_set_attr(f, "var", features[i]);
+	}
+	if (r) {
+		cm_xml_node_free(q);
+		return NULL;
+	}
+	return q;
+}
+
+static const struct cm_xml_node *only_child(const struct cm_xml_node *iq)
+{
+	const struct cm_xml_node *c = NULL;
+
+	for (const struct cm_xml_node *n = iq->children; n; n = n->next) {
+		if (n->kind != CM_XML_ELEMENT)
+			continue;
+		if (c)
+			return NULL; /* RFC 6120 8.2.3: exactly one */
+		c = n;
+	}
+	return c;
+}
+
+/* Checks common to every IQ the server answers; false when it was answered already. */
+static bool valid_request(struct xc_shard *sh, struct cm_xml_node *iq, const char **type,
+                          const struct cm_xml_node **q)
+{
+	*type = cm_xml_attr(iq, "type");
+	if (!*type || !cm_xml_attr(iq, "id")) {
+		refuse(sh, iq, "modify", "bad-request");
+		return false;
+	}
+	if (strcmp(*type, "result") == 0 || strcmp(*type, "error") == 0)
+		return false; /* answers to the server's own pings and pushes */
+	if (strcmp(*type, "get") != 0 && strcmp(*type, "set") != 0) {
+		refuse(sh, iq, "modify", "bad-request");
+		return false;
+	}
+	*q = only_child(iq);
+	if (!*q) {
+		refuse(sh, iq, "modify", "bad-request");
+		return false;
+	}
+	return true;
+}
+
+void xc_iq_server(struct xc_shard *sh, const struct xc_jid *to, struct cm_xml_node *iq)
+{
+	const struct xc_config *cfg = sh->srv->cfg;
+	const struct cm_xml_node *q;
+	const char *type;
+
+	(void)to;
+	if (!valid_request(sh, iq, &type, &q))
+		goto out;
+	if (strcmp(type, "get") == 0 && strcmp(q->ns, NS_DISCO_INFO) == 0) {
+		reply(sh, iq,
+		      disco_info("server", "im", "xmpp-core", server_features,
+		                 sizeof(server_features) / sizeof(server_features[0]),
+		                 cm_xml_attr(q, "node")));
+	} else if (strcmp(type, "get") == 0 && strcmp(q->ns, NS_DISCO_ITEMS) == 0) {
+		struct cm_xml_node *items = NULL, *it;
+		int r = cm_xml_node_new(&items, "query", NS_DISCO_ITEMS);
+
+		/* the components are items of the server */
+		for (size_t i = 0; !r && i < cfg->components.list.n; i++) {
+			const struct xc_component_config *cc =
+			    (const struct xc_component_config *)cfg->components.list.items + i;
+
+			r = cm_xml_node_new_child(&it, items, "item", NULL);
+			r = r ? r : cm_xml_node_set_attr(it, "jid", cc->domain);
+		}
+		if (r)
+			cm_xml_node_free(items);
+		else
+			reply(sh, iq, items);
+	} else if (strcmp(type, "get") == 0 && strcmp(q->ns, NS_PING) == 0 &&
+	           strcmp(q->name, "ping") == 0) {
+		reply(sh, iq, NULL);
+	} else if (strcmp(type, "get") == 0 && strcmp(q->ns, NS_VERSION) == 0) {
+		struct cm_xml_node *v = NULL, *n;
+		int r = cm_xml_node_new(&v, "query", NS_VERSION);
+
+		r = r ? r : cm_xml_node_new_child(&n, v, "name", NULL);
+		r = r ? r : cm_xml_node_add_text(n, "xmpp-core", 9);
+		if (!r && !cfg->hide_version) {
+			r = cm_xml_node_new_child(&n, v, "version", NULL);
+			r = r ? r : cm_xml_node_add_text(n, SUITE_VERSION, strlen(SUITE_VERSION));
+		}
+		if (r)
+			cm_xml_node_free(v);
+		else
+			reply(sh, iq, v);
+	} else if (strcmp(type, "set") == 0 && strcmp(q->ns, NS_SESSION) == 0) {
+		reply(sh, iq, NULL); /* RFC 3921's session: nothing left to do */
+	} else {
+		refuse(sh, iq, "cancel", "service-unavailable");
+	}
+out:
+	cm_xml_node_free(iq);
+}
+
+void xc_iq_account(struct xc_shard *sh, const struct xc_jid *to, struct cm_xml_node *iq)
+{
+	const struct cm_xml_node *q;
+	const char *type;
+	struct xc_jid from = {0};
+	struct xc_c2s *own = NULL;
+
+	if (!valid_request(sh, iq, &type, &q)) {
+		cm_xml_node_free(iq);
+		return;
+	}
+	/* from one of the account's own sessions? */
+	if (xc_stanza_jid(iq, "from", &from) == 0 && xc_jid_bare_equal(&from, to))
+		own = xc_session_find(sh, &from);
+	xc_jid_free(&from);
+	if (strcmp(q->ns, NS_ROSTER) == 0 && strcmp(q->name, "query") == 0) {
+		if (!own)
+			refuse(sh, iq, "auth", "forbidden"); /* nobody else's business */
+		else {
+			xc_roster_iq(sh, own, iq); /* takes iq */
+			return;
+		}
+	} else if (strcmp(type, "set") == 0 && strcmp(q->ns, NS_SESSION) == 0 && own) {
+		reply(sh, iq, NULL);
+	} else if (strcmp(type, "get") == 0 && strcmp(q->ns, NS_DISCO_INFO) == 0) {
+		reply(sh, iq,
+		      disco_info("account", "registered", NULL, account_features,
+		                 sizeof(account_features) / sizeof(account_features[0]),
+		                 cm_xml_attr(q, "node")));
+	} else if (strcmp(type, "get") == 0 && strcmp(q->ns, NS_DISCO_ITEMS) == 0) {
+		struct cm_xml_node *items;
+
+		if (cm_xml_node_new(&items, "query", NS_DISCO_ITEMS) == 0)
+			reply(sh, iq, items);
+	} else if (strcmp(type, "get") == 0 && strcmp(q->ns, NS_PING) == 0) {
+		reply(sh, iq, NULL);
+	} else {
+		refuse(sh, iq, "cancel", "service-unavailable");
+	}
+	cm_xml_node_free(iq);
+}

@@ -1,0 +1,19 @@
+/* iq.h - IQs the server answers itself: to the server (disco, ping, version), for a user's own
+ * account (roster, disco of the account, blocking, the legacy session), and to other accounts
+ * (disco of an account, ping). Unknown ones get service-unavailable (RFC 6120 8.4). */
+#ifndef XC_IQ_H
+#define XC_IQ_H
+
+#include "cm/xml.h"
+#include "jid.h"
+
+struct xc_shard;
+struct xc_c2s;
+
+/* An IQ to the server's domain to. Takes iq. */
+void xc_iq_server(struct xc_shard *sh, const struct xc_jid *to, struct cm_xml_node *iq);
+
+/* An IQ to the bare JID to of a local user, on its home shard. Takes iq. */
+void xc_iq_account(struct xc_shard *sh, const struct xc_jid *to, struct cm_xml_node *iq);
+
+#endif

@@ -1,0 +1,268 @@
+/* router.c - routing stanzas between sessions, shards, components and the server (router.h). */
+#include "router.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "c2s.h"
+#include "cm/log.h"
+#include "cm/metrics.h"
+#include "component.h"
+#include "iq.h"
+#include "offline.h"
+#include "presence.h"
+#include "server.h"
+#include "session.h"
+#include "stanza.h"
+#include "user.h"
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void xc_bounce(struct xc_shard *sh, const struct cm_xml_node *st, const char *etype,
+               const char *condition)
+{
+	struct cm_xml_node *e;
+	const char *to = cm_xml_attr(st, "to");
+	const char *fallback = sh->srv->cfg->hosts.v[0];
+	struct xc_jid j;
+
+	/* an error from the domain part when the stanza's 'to' cannot be used */
+	if (to && xc_jid_parse(&j, to, strlen(to), NULL, 0) != 0) {
+		e = xc_stanza_error(st, etype, condition, NULL, fallback);
+		if (e)
+			cm_xml_node_set_attr(e, "from", fallback);
+	} else {
+		if (to)
+			xc_jid_free(&j);
+		e = xc_stanza_error(st, etype, condition, NULL, fallback);
+	}
+	if (e)
+		xc_route(sh, e);
+}
+
+/* --- delivery on the home shard ------------------------------------------------------------------
+ */
+
+static void send_to(struct xc_shard *sh, struct xc_c2s *c, const struct cm_xml_node *st)
+{
+	enum xc_kind kind = xc_stanza_kind(st);
+
+	xc_c2s_send(c, st);
+	cm_metrics_inc(kind == XC_MESSAGE    ? sh->srv->m.out_message
+	               : kind == XC_PRESENCE ? sh->srv->m.out_presence
+	                                     : sh->srv->m.out_iq);
+}
+
+/* The available sessions a message to the bare JID goes to: those of the highest non-negative
+ * priority (RFC 6121 8.5.2.1.1). 0 when none. */
+static int best_priority(struct xc_user *u, int *best)
+{
+	struct xc_c2s *c;
+	int n = 0;
+
+	*best = -129;
+	xc_user_foreach_session(u, c)
+	{
+		if (!c->available || c->priority < 0)
+			continue;
+		if (c->priority > *best) {
+			*best = c->priority;
+			n = 0;
+		}
+		if (c->priority == *best)
+			n++;
+	}
+	return n;
+}
+
+static void deliver_message_bare(struct xc_shard *sh, struct xc_user *u, struct cm_xml_node *st)
+{
+	const char *type = xc_stanza_type(st);
+	struct xc_c2s *c;
+	int best, n = u ? best_priority(u, &best) : 0;
+
+	if (strcmp(type, "error") == 0 && n == 0) {
+		cm_xml_node_free(st);
+		return;
+	}
+	if (strcmp(type, "groupchat") == 0) {
+		xc_bounce(sh, st, "cancel", "service-unavailable");
+		cm_xml_node_free(st);
+		return;
+	}
+	if (strcmp(type, "headline") == 0) {
+		/* to every available resource of non-negative priority; none: dropped */
+		if (u)
+			xc_user_foreach_session(u, c) if (c->available && c->priority >= 0)
+			    send_to(sh, c, st);
+		cm_xml_node_free(st);
+		return;
+	}
+	if (n == 0) {
+		/* normal, chat (and error): nobody to take it now */
+		xc_offline_store(sh, st); /* takes st */
+		return;
+	}
+	xc_user_foreach_session(u, c) if (c->available && c->priority == best) send_to(sh, c, st);
+	cm_xml_node_free(st);
+}
+
+void xc_deliver(struct xc_shard *sh, struct cm_xml_node *st, const struct xc_jid *to)
+{
+	enum xc_kind kind = xc_stanza_kind(st);
+	struct xc_user *u = xc_user_find(sh, to);
+	const char *type = xc_stanza_type(st);
+	struct xc_c2s *c = NULL;
+
+	if (kind == XC_PRESENCE) {
+		xc_presence_inbound(sh, to, st); /* bare or full: the presence module's rules */
+		return;
+	}
+	if (!xc_jid_is_bare(to)) {
+		c = u ? xc_session_find(sh, to) : NULL;
+		if (c) {
+			send_to(sh, c, st);
+			cm_xml_node_free(st);
+			return;
+		}
+		/* no such resource (RFC 6121 8.5.3.2) */
+		if (kind == XC_MESSAGE &&
+		    (strcmp(type, "normal") == 0 || strcmp(type, "chat") == 0 ||
+		     strcmp(type, "headline") == 0)) {
+			deliver_message_bare(sh, u, st);
+			return;
+		}
+		if (kind == XC_IQ)
+			xc_bounce(sh, st, "cancel", "service-unavailable");
+		cm_xml_node_free(st);
+		return;
+	}
+	switch (kind) {
+	case XC_MESSAGE:
+		deliver_message_bare(sh, u, st);
+		break;
+	case XC_PRESENCE:
+		xc_presence_inbound(sh, to, st);
+		break;
+	case XC_IQ:
+		xc_iq_account(sh, to, st); /* the server answers for the account */
+		break;
+	default:
+		cm_xml_node_free(st);
+	}
+}
+
+/* --- between shards ----------------------------------------------------------------------------
+ */
+
+static void on_route_msg(struct cm_loop *l, struct cm_msg *m)
+{
+	struct xc_route_msg *rm = cm_list_entry(m, struct xc_route_msg, m);
+	struct xc_shard *sh = l->data;
+	struct cm_xml_node *st = rm->stanza;
+	struct xc_jid to;
+
+	free(rm);
+	if (cm_loop_stopping(l) || xc_stanza_jid(st, "to", &to) != 0) {
+		cm_xml_node_free(st);
+		return;
+	}
+	if (!xc_jid_empty(&to) && xc_local_host(sh->srv, xc_jid_domain(&to), to.dlen))
+		xc_deliver(sh, st, &to);
+	else
+		xc_component_deliver(sh, st, &to);
+	xc_jid_free(&to);
+}
+
+static void post(struct xc_shard *sh, unsigned target, struct cm_xml_node *st)
+{
+	struct xc_route_msg *rm = malloc(sizeof(*rm));
+
+	if (!rm) {
+		xc_bounce(sh, st, "wait", "resource-constraint");
+		cm_xml_node_free(st);
+		return;
+	}
+	rm->stanza = st;
+	rm->read_ns = mono_ns();
+	rm->m.fn = on_route_msg;
+	if (cm_loop_post(sh->srv->shards[target]->loop, &rm->m) != 0) {
+		free(rm);
+		cm_xml_node_free(st); /* the server is stopping */
+	}
+}
+
+void xc_route(struct xc_shard *sh, struct cm_xml_node *st)
+{
+	struct xc_server *srv = sh->srv;
+	struct xc_jid to, from;
+	const char *host;
+	unsigned home;
+
+	if (xc_stanza_jid(st, "to", &to) != 0) {
+		xc_bounce(sh, st, "modify", "jid-malformed");
+		cm_xml_node_free(st);
+		return;
+	}
+	if (xc_jid_empty(&to)) {
+		/* RFC 6120 10.3: no 'to' means the sender's own account */
+		if (xc_stanza_jid(st, "from", &from) != 0 || xc_jid_empty(&from)) {
+			xc_jid_free(&from);
+			cm_xml_node_free(st);
+			return;
+		}
+		if (xc_stanza_kind(st) == XC_PRESENCE) {
+			xc_presence_broadcast(sh, &from, st); /* takes st */
+			xc_jid_free(&from);
+			return;
+		}
+		if (xc_jid_copy(&to, &from, true) != 0) {
+			xc_jid_free(&from);
+			cm_xml_node_free(st);
+			return;
+		}
+		xc_jid_free(&from);
+	}
+	host = xc_local_host(srv, xc_jid_domain(&to), to.dlen);
+	if (host && !to.llen) {
+		/* the server itself */
+		if (to.rlen == 0 && xc_stanza_kind(st) == XC_IQ)
+			xc_iq_server(sh, &to, st); /* takes st */
+		else if (xc_stanza_kind(st) == XC_IQ) {
+			xc_bounce(sh, st, "cancel", "service-unavailable");
+			cm_xml_node_free(st);
+		} else
+			cm_xml_node_free(st);
+		xc_jid_free(&to);
+		return;
+	}
+	if (host) {
+		home = xc_home(srv, to.s, xc_jid_bare_len(&to));
+		if (home == sh->idx)
+			xc_deliver(sh, st, &to);
+		else
+			post(sh, home, st);
+		xc_jid_free(&to);
+		return;
+	}
+	if (xc_component_known(srv, xc_jid_domain(&to), to.dlen)) {
+		if (sh->idx == 0)
+			xc_component_deliver(sh, st, &to);
+		else
+			post(sh, 0, st);
+		xc_jid_free(&to);
+		return;
+	}
+	/* no server-to-server links yet */
+	xc_bounce(sh, st, "cancel", "remote-server-not-found");
+	cm_xml_node_free(st);
+	xc_jid_free(&to);
+}

@@ -1,0 +1,478 @@
+/* server.c - the server and its shards: start, the workers' share of listeners, stop (server.h). */
+#include "server.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "admin_api.h"
+#include "c2s.h"
+#include "cm/admin.h"
+#include "cm/err.h"
+#include "cm/crypto.h"
+#include "cm/daemon.h"
+#include "cm/listener.h"
+#include "cm/log.h"
+#include "cm/metrics.h"
+#include "cm/srclimit.h"
+#include "cm/stream.h"
+#include "cm/tls.h"
+#include "component.h"
+#include "sasl.h"
+#include "store.h"
+#include "throttle.h"
+#include "user.h"
+
+unsigned xc_home(const struct xc_server *srv, const char *bare, size_t len)
+{
+	return (unsigned)(cm_hash(srv->home_key, bare, len) % srv->nshards);
+}
+
+const char *xc_local_host(const struct xc_server *srv, const char *domain, size_t len)
+{
+	const struct cm_cfg_strlist *h = &srv->cfg->hosts;
+
+	for (size_t i = 0; i < h->n; i++)
+		if (strlen(h->v[i]) == len && memcmp(h->v[i], domain, len) == 0)
+			return h->v[i];
+	return NULL;
+}
+
+void xc_new_id(struct xc_server *srv, char out[17])
+{
+	static const char digits[] = "0123456789abcdefghijklmnopqrstuv";
+	uint64_t v = atomic_fetch_add(&srv->next_id, 1);
+
+	/* a random start makes ids unguessable across restarts; the counter keeps them unique */
+	for (int i = 15; i >= 0; i--) {
+		out[i] = digits[v & 31];
+		v >>= 5;
+	}
+	out[16] = '\0';
+}
+
+/* --- metrics ------------------------------------------------------------------------------------
+ */
+
+static const double route_buckets[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                                       0.01,   0.025,   0.05,   0.1,   0.25,   1};
+
+#define M(member) offsetof(struct xc_metrics, member)
+static const struct cm_metric_def metric_defs[] = {
+    CM_METRIC_GAUGE_DEF(struct xc_metrics, sessions, "xmpp_sessions", "Bound client sessions.",
+                        "listener", "c2s"),
+    CM_METRIC_GAUGE_DEF(struct xc_metrics, connections, "xmpp_connections",
+                        "Client connections, bound or not.", "listener", "c2s"),
+    CM_METRIC_COUNTER_DEF(struct xc_metrics, logins_ok[XC_SASL_PLAIN], "xmpp_logins_total",
+                          "Logins by mechanism and result.", "mechanism", "PLAIN", "result", "ok"),
+    CM_METRIC_COUNTER_DEF(struct xc_metrics, logins_ok[XC_SASL_SCRAM_SHA1], "xmpp_logins_total",
+                          "Logins by mechanism and result.", "mechanism", "SCRAM-SHA-1", "result",
+                          "ok"),
+    CM_METRIC_COUNTER_DEF(struct xc_metrics, logins_ok[XC_SASL_SCRAM_SHA256], "xmpp_logins_total",
+                          "Logins by mechanism and result.", "mechanism", "SCRAM-SHA-256", "result",
+                          "ok"),
+    CM_METRIC_COUNTER_DEF(struct xc_metrics, logins_fail[XC_SASL_PLAIN], "xmpp_logins_total",
+                          "Logins by mechanism and result.", "mechanism", "PLAIN", "result",
+                          "failed"),
+    CM_METRIC_COUNTER_DEF(struct xc_metrics, logins_fail[XC_SASL_SCRAM_SHA1], "xmpp_logins_total",
+                          "Logins by mechanism and result.", "mechanism", "SCRAM-SHA-1", "result",
+                          "failed"),
+    CM_METRIC_COUNTER_DEF(struct xc_metrics, logins_fail[XC_SASL_SCRAM_SHA256], "xmpp_logins_total",
+                          "Logins by mechanism and result.", "mechanism", "SCRAM-SHA-256", "result",
+                          "failed"),
+    CM_METRIC_COUNTER_DEF(struct xc_metrics, auth_throttled, "xmpp_logins_throttled_total",
+                          "Logins refused at once: too many failures from the address or for "
+                          "the account.",
+                          NULL),
+    CM_METRIC_COUNTER_DEF(struct xc_metrics, in_message, "xmpp_stanzas_total",
+                          "Stanzas by direction and kind.", "direction", "in", "kind", "message"),
+    CM_METRIC_COUNTER_DEF(struct xc_metrics, in_presence, "xmpp_stanzas_total",
+                          "Stanzas by direction and kind.", "direction", "in", "kind", "presence"),
+    CM_METRIC_COUNTER_DEF(struct xc_metrics, in_iq, "xmpp_stanzas_total",
+                          "Stanzas by direction and kind.", "direction", "in", "kind", "iq"),
+    CM_METRIC_COUNTER_DEF(struct xc_metrics, out_message, "xmpp_stanzas_total",
+                          "Stanzas by direction and kind.", "direction", "out", "kind", "message"),
+    CM_METRIC_COUNTER_DEF(struct xc_metrics, out_presence, "xmpp_stanzas_total",
+                          "Stanzas by direction and kind.", "direction", "out", "kind", "presence"),
+    CM_METRIC_COUNTER_DEF(struct xc_metrics, out_iq, "xmpp_stanzas_total",
+                          "Stanzas by direction and kind.", "direction", "out", "kind", "iq"),
+    CM_METRIC_COUNTER_DEF(struct xc_metrics, stream_errors, "xmpp_stream_errors_total",
+                          "Client streams ended with a stream error.", NULL),
+    CM_METRIC_COUNTER_DEF(struct xc_metrics, offline_stored, "xmpp_offline_messages_total",
+                          "Offline messages by what happened to them.", "result", "stored"),
+    CM_METRIC_COUNTER_DEF(struct xc_metrics, offline_refused, "xmpp_offline_messages_total",
+                          "Offline messages by what happened to them.", "result", "refused"),
+    CM_METRIC_COUNTER_DEF(struct xc_metrics, offline_delivered, "xmpp_offline_messages_total",
+                          "Offline messages by what happened to them.", "result", "delivered"),
+    CM_METRIC_COUNTER_DEF(struct xc_metrics, slow_readers_cut, "xmpp_slow_readers_cut_total",
+                          "Client streams closed because the client did not read what it was "
+                          "sent.",
+                          NULL),
+    CM_METRIC_HISTOGRAM_DEF(struct xc_metrics, route_latency, "xmpp_route_latency_seconds",
+                            "From a stanza read to its delivery on another shard.", route_buckets,
+                            sizeof(route_buckets) / sizeof(route_buckets[0]), NULL),
+};
+#undef M
+
+/* --- shards on the worker loops ------------------------------------------------------------------
+ */
+
+static void on_c2s_accept(struct cm_listener *ln, struct cm_stream *s)
+{
+	struct xc_listener_ctx *lx = cm_listener_data(ln);
+
+	xc_c2s_accept(lx->sh, s, lx->direct_tls);
+}
+
+static void on_c2s_refused(struct cm_listener *ln, enum cm_listener_refusal why,
+                           const struct sockaddr *peer)
+{
+	struct xc_listener_ctx *lx = cm_listener_data(ln);
+	char src[48];
+	uint64_t held;
+
+	if (!cm_log_limit_pass(&lx->sh->log_refused, uv_now(lx->sh->loop->uv), 10000, &held))
+		return;
+	cm_srclimit_format(peer, src, sizeof(src));
+	CM_LOGW("c2s", "connection from %s refused: %s (%" PRIu64 " more since the last line)", src,
+	        why == CM_LISTENER_REFUSED_CAP ? "c2s.max_connections reached"
+	                                       : "c2s.connections_per_source reached",
+	        held);
+}
+
+static const struct cm_listener_events c2s_events = {
+    .accept = on_c2s_accept,
+    .refused = on_c2s_refused,
+};
+
+static int admit(void *arg, const struct sockaddr *peer)
+{
+	return cm_srclimit_take(arg, peer);
+}
+
+static void release(void *arg, const struct sockaddr *peer)
+{
+	cm_srclimit_release(arg, peer);
+}
+
+static int listen_list(struct xc_shard *sh, const struct cm_cfg_strlist *l, bool tls)
+{
+	const struct xc_config *cfg = sh->srv->cfg;
+
+	for (size_t i = 0; i < l->n; i++) {
+		struct cm_cfg_addr a = {0};
+		struct xc_listener_ctx *lx = &sh->lctx[sh->nlisteners];
+		struct cm_listener_config lc = {
+		    .reuseport = true,
+		    .max_conns = (unsigned)cfg->c2s.max_connections,
+		    .stream = {.tls = tls ? sh->srv->tls : NULL,
+		               .handshake_ms = cfg->c2s.login_timeout,
+		               .high_water = 64 * 1024,
+		               .max_unsent = cfg->c2s.max_queued,
+		               .nodelay = true,
+		               .log_mod = "c2s"},
+		    .source_admit = admit,
+		    .source_release = release,
+		    .source_arg = sh->srv->per_source,
+		};
+		int r;
+
+		if (cm_cfg_parse_addr(l->v[i], &a, NULL, 0) != 0)
+			return -EINVAL;
+		lc.addr = (struct sockaddr *)&a.sa;
+		lc.addrlen = a.salen;
+		lx->sh = sh;
+		lx->direct_tls = tls;
+		r = cm_listener_open(&sh->listeners[sh->nlisteners], sh->loop, &lc, &c2s_events,
+		                     lx);
+		if (r) {
+			CM_LOGE("c2s", "listen %s: %s", l->v[i], uv_strerror(r));
+			return r;
+		}
+		sh->nlisteners++;
+	}
+	return 0;
+}
+
+static int worker_init(struct cm_loop *l, void *arg)
+{
+	struct xc_server *srv = arg;
+	const struct xc_config *cfg = srv->cfg;
+	struct xc_shard *sh = srv->shards[l->index - 1];
+	size_t n = cfg->c2s.listen.n + (srv->tls ? cfg->c2s.tls_listen.n : 0);
+	int r;
+
+	sh->loop = l;
+	l->data = sh;
+	sh->listeners = calloc(n + 1, sizeof(*sh->listeners));
+	sh->lctx = calloc(n + 1, sizeof(*sh->lctx));
+	if (!sh->listeners || !sh->lctx)
+		return -ENOMEM;
+	r = listen_list(sh, &cfg->c2s.listen, false);
+	if (!r && srv->tls)
+		r = listen_list(sh, &cfg->c2s.tls_listen, true);
+	if (!r && sh->idx == 0)
+		r = xc_component_listen(sh);
+	return r;
+}
+
+/* The message that tells the main loop the drain is over. It holds the daemon, not the server:
+ * it may run after the server is freed (cm_daemon_stopped() is then a no-op). */
+struct drained_msg {
+	struct cm_msg m;
+	struct cm_daemon *d;
+};
+
+static void on_drained(struct cm_loop *l, struct cm_msg *m)
+{
+	struct drained_msg *dm = cm_list_entry(m, struct drained_msg, m);
+
+	(void)l;
+	cm_daemon_stopped(dm->d);
+	free(dm);
+}
+
+static void post_drained(struct cm_daemon *d)
+{
+	struct drained_msg *dm = calloc(1, sizeof(*dm));
+
+	if (!dm)
+		return; /* the drain timeout ends the wait */
+	dm->d = d;
+	dm->m.fn = on_drained;
+	if (cm_loop_post(cm_daemon_main_loop(d), &dm->m) != 0)
+		free(dm);
+}
+
+/* On the worker's thread: the drain has reached this shard, or the shard had nothing left. */
+static void shard_drained(struct xc_shard *sh)
+{
+	struct xc_server *srv = sh->srv;
+
+	if (sh->drained)
+		return;
+	sh->drained = true;
+	if (atomic_fetch_sub(&srv->draining, 1) == 1)
+		post_drained(srv->daemon);
+}
+
+void xc_shard_conn_gone(struct xc_shard *sh)
+{
+	if (sh->stopping && cm_list_empty(&sh->conns) && cm_list_empty(&sh->comps))
+		shard_drained(sh);
+}
+
+/* On the worker's thread: stop listening and tell every connection to go (gracefully). */
+static void shard_drain(struct xc_shard *sh)
+{
+	if (sh->stopping)
+		return;
+	sh->stopping = true;
+	for (size_t i = 0; i < sh->nlisteners; i++)
+		cm_listener_close(sh->listeners[i], NULL, NULL);
+	sh->nlisteners = 0;
+	xc_c2s_close_all(sh, false);
+	if (sh->idx == 0)
+		xc_component_close_all(sh, false);
+	xc_shard_conn_gone(sh);
+}
+
+/* The worker stops: whatever is still open goes at once. */
+static void worker_stop(struct cm_loop *l, void *arg)
+{
+	struct xc_shard *sh = l->data;
+
+	(void)arg;
+	if (!sh)
+		return;
+	sh->drained = true; /* past the drain: nobody waits for it any more */
+	shard_drain(sh);
+	xc_c2s_close_all(sh, true);
+	if (sh->idx == 0)
+		xc_component_close_all(sh, true);
+}
+
+/* --- start and stop ----------------------------------------------------------------------------
+ */
+
+static int make_scope(struct xc_server *srv)
+{
+	int r = cm_xml_node_new(&srv->scope, "stream:stream", CM_XML_NS_STREAM);
+
+	return r ? r : cm_xml_node_declare_ns(srv->scope, NULL, CM_XML_NS_CLIENT);
+}
+
+/* The account API on the admin port, when there is one. */
+static int start_api(struct xc_server *srv)
+{
+	struct cm_admin *adm = cm_daemon_admin(srv->daemon);
+	const struct cm_secret *t = &srv->cfg->api_token;
+
+	if (!adm) {
+		CM_LOGI("api", "admin.enabled is false: no account API (xmppctl cannot be used)");
+		return 0;
+	}
+	if (!t->data)
+		CM_LOGW("api",
+		        "api_token is not set: the account API is off (xmppctl cannot be used)");
+	return xc_admin_api_alloc(&srv->api, cm_admin_http(adm), srv, t->data, t->len);
+}
+
+int xc_server_start(struct xc_server **out, struct cm_daemon *d, const struct xc_config *cfg)
+{
+	struct xc_store_config sc = {.backend = &xc_store_sqlite, .where = cfg->storage.path};
+	struct cm_worker_ops ops = {.init = worker_init, .stop = worker_stop};
+	struct xc_server *srv = calloc(1, sizeof(*srv));
+	char err[CM_ERR_MAX];
+	uint64_t seed = 0;
+	long n;
+	int r;
+
+	*out = srv;
+	if (!srv)
+		return -ENOMEM;
+	srv->daemon = d;
+	srv->cfg = cfg;
+	r = cm_daemon_tls_open(d, "c2s", &cfg->tls, "xmpp-client", &srv->tls);
+	if (r)
+		return r;
+	if (!srv->tls)
+		CM_LOGW("c2s", "no tls.certificate: clients connect without TLS (tests only)");
+	r = cm_crypto_random(srv->home_key, sizeof(srv->home_key));
+	r = r ? r : cm_crypto_random(srv->decoy_secret, sizeof(srv->decoy_secret));
+	r = r ? r : cm_crypto_random(&seed, sizeof(seed));
+	if (r)
+		return r;
+	atomic_init(&srv->next_id, seed >> 1);
+	r = cm_metrics_register(cm_daemon_metrics(d), &srv->m, metric_defs,
+	                        sizeof(metric_defs) / sizeof(metric_defs[0]), err, sizeof(err));
+	if (r) {
+		CM_LOGE("xmpp", "%s", err);
+		return r;
+	}
+	r = cm_srclimit_alloc(&srv->per_source, (unsigned)cfg->c2s.connections_per_source);
+	r = r ? r : xc_throttle_alloc(&srv->throttle);
+	r = r ? r : make_scope(srv);
+	if (r)
+		return r;
+	r = xc_store_open(&srv->store, &sc, err, sizeof(err));
+	if (r) {
+		CM_LOGE("store", "cannot open the store: %s", err);
+		return r;
+	}
+	CM_LOGI("store", "accounts and messages in %s", cfg->storage.path);
+	n = cfg->workers > 0 ? cfg->workers : sysconf(_SC_NPROCESSORS_ONLN);
+	srv->nshards = n > 0 ? (unsigned)n : 1;
+	srv->shards = calloc(srv->nshards, sizeof(*srv->shards));
+	if (!srv->shards)
+		return -ENOMEM;
+	for (unsigned i = 0; i < srv->nshards; i++) {
+		struct xc_shard *sh = calloc(1, sizeof(*sh));
+
+		if (!sh)
+			return -ENOMEM;
+		sh->srv = srv;
+		sh->idx = i;
+		cm_list_init(&sh->conns);
+		cm_list_init(&sh->comps);
+		srv->shards[i] = sh;
+		r = cm_map_init(&sh->users, 1024);
+		if (r)
+			return r;
+	}
+	ops.arg = srv;
+	r = cm_daemon_workers(d, srv->nshards, &ops, &srv->workers);
+	if (r)
+		return r;
+	for (size_t i = 0; i < cfg->c2s.listen.n; i++)
+		CM_LOGI("c2s", "clients on %s (STARTTLS%s)", cfg->c2s.listen.v[i],
+		        cfg->c2s.require_tls ? " required" : "");
+	for (size_t i = 0; srv->tls && i < cfg->c2s.tls_listen.n; i++)
+		CM_LOGI("c2s", "clients on %s (direct TLS)", cfg->c2s.tls_listen.v[i]);
+	CM_LOGI("xmpp", "serving %zu host(s) on %u worker(s)", cfg->hosts.n, srv->nshards);
+	return start_api(srv);
+}
+
+/* --- stopping ----------------------------------------------------------------------------------
+ */
+
+struct drain_msg {
+	struct cm_msg m;
+	struct xc_shard *sh;
+};
+
+static void on_drain_msg(struct cm_loop *l, struct cm_msg *m)
+{
+	struct drain_msg *dm = cm_list_entry(m, struct drain_msg, m);
+
+	(void)l;
+	shard_drain(dm->sh);
+	free(dm);
+}
+
+void xc_server_stop(struct xc_server *srv)
+{
+	srv->stopping = true;
+	if (!srv->workers) {
+		cm_daemon_stopped(srv->daemon);
+		return;
+	}
+	atomic_store(&srv->draining, srv->nshards);
+	for (unsigned i = 0; i < srv->nshards; i++) {
+		struct drain_msg *dm = calloc(1, sizeof(*dm));
+
+		if (dm) {
+			dm->sh = srv->shards[i];
+			dm->m.fn = on_drain_msg;
+			if (cm_loop_post(srv->shards[i]->loop, &dm->m) == 0)
+				continue;
+			free(dm);
+		}
+		/* the worker's own stop closes that shard; the drain timeout ends the wait */
+	}
+}
+
+static void shard_free(struct xc_shard *sh)
+{
+	struct cm_map_iter it;
+	struct cm_map_node *n;
+
+	if (!sh)
+		return;
+	/* users still held by store answers that will never come */
+	cm_map_iter_init(&it, &sh->users);
+	while ((n = cm_map_iter_next(&it)) != NULL) {
+		struct xc_user *u = cm_list_entry(n, struct xc_user, node);
+
+		u->busy = 0;
+		cm_list_init(&u->waiting);
+		cm_list_init(&u->sessions);
+		u->rstate = XC_ROSTER_NONE;
+		xc_user_put(sh, u);
+	}
+	cm_map_close(&sh->users);
+	free(sh->listeners);
+	free(sh->lctx);
+	free(sh->comp_listeners);
+	free(sh);
+}
+
+void xc_server_free(struct xc_server *srv)
+{
+	if (!srv)
+		return;
+	/* the workers are stopped by now: nothing submits to the store any more */
+	xc_store_close(srv->store);
+	for (unsigned i = 0; srv->shards && i < srv->nshards; i++)
+		shard_free(srv->shards[i]);
+	free(srv->shards);
+	cm_srclimit_free(srv->per_source);
+	xc_throttle_free(srv->throttle);
+	cm_xml_node_free(srv->scope);
+	cm_tls_free(srv->tls);
+	xc_admin_api_free(srv->api);
+	free(srv);
+}

@@ -1,0 +1,137 @@
+/* server.h - xmpp-core's runtime: the server (shared, read-only once started) and its shards.
+ *
+ * How the work is divided. Every worker loop is a shard. A user belongs to one shard, its home,
+ * chosen by a keyed hash of the bare JID (xc_home()): every session of the user, its roster and
+ * its presence live there, so everything about one user happens on one thread, without locks.
+ * A client connects to whichever worker the kernel hands it to (SO_REUSEPORT), runs TLS and SASL
+ * there, and once authenticated its connection moves to its home shard (cm_stream_export /
+ * import) before it binds a resource. A stanza for another user is posted to that user's home
+ * (struct xc_route_msg on the shard's cm_loop mailbox): one hop, and none when both users share
+ * a shard. Components (XEP-0114) live on shard 0.
+ *
+ * What is shared between shards is read-only after start (configuration, hosts, TLS contexts,
+ * the keys), thread-safe by construction (the store, cm_srclimit, metrics), or guarded by a
+ * mutex on a path that is not hot (login failure counts).
+ */
+#ifndef XC_SERVER_H
+#define XC_SERVER_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "cm/list.h"
+#include "cm/log.h"
+#include "cm/loop.h"
+#include "cm/map.h"
+#include "cm/xml.h"
+#include "jid.h"
+#include "xc.h"
+
+struct cm_daemon;
+struct cm_listener;
+struct cm_metrics;
+struct cm_srclimit;
+struct cm_tls;
+struct cm_workers;
+struct xc_store;
+struct xc_throttle;
+struct xc_shard;
+struct xc_c2s;
+struct xc_comp;
+struct xc_admin_api;
+
+/* Counters and gauges, registered once (xc_metrics_init), updated from any shard. */
+struct xc_metrics {
+	struct cm_gauge *sessions;                        /* bound c2s sessions */
+	struct cm_gauge *connections;                     /* c2s connections, bound or not */
+	struct cm_counter *logins_ok[4], *logins_fail[4]; /* by mechanism (xc_sasl_mech) */
+	struct cm_counter *auth_throttled;
+	struct cm_counter *in_message, *in_presence, *in_iq;
+	struct cm_counter *out_message, *out_presence, *out_iq;
+	struct cm_counter *stream_errors;
+	struct cm_counter *offline_stored, *offline_refused, *offline_delivered;
+	struct cm_counter *slow_readers_cut;
+	struct cm_histogram *route_latency; /* seconds from a stanza read to its delivery */
+	struct cm_histogram *store_latency; /* seconds a store request took, queue included */
+};
+
+struct xc_server {
+	struct cm_daemon *daemon;    /* borrowed */
+	const struct xc_config *cfg; /* borrowed from the framework */
+	struct cm_tls *tls;          /* owned; NULL without a certificate (then no TLS at all) */
+	struct xc_store *store;      /* owned */
+	struct cm_workers *workers;  /* borrowed: the framework owns them */
+	struct xc_shard **shards;    /* owned array of nshards */
+	unsigned nshards;
+	uint64_t home_key[2];           /* keys xc_home() */
+	unsigned char decoy_secret[32]; /* salts for SCRAM answers about unknown users */
+	struct cm_srclimit *per_source; /* owned: c2s connections per source address */
+	struct xc_throttle *throttle;   /* owned: failed logins per address and per account */
+	struct cm_xml_node *scope;      /* owned: <stream:stream xmlns='jabber:client'>, the scope
+	                                 * stanzas are written in */
+	struct xc_admin_api *api;       /* owned: accounts and sessions on the admin port */
+	struct xc_metrics m;
+	atomic_uint_fast64_t next_id; /* stream ids and generated resources */
+	bool stopping;
+	atomic_uint draining; /* the drain (xc_server_stop): shards with connections left */
+};
+
+/* What a listener's callbacks need to know. */
+struct xc_listener_ctx {
+	struct xc_shard *sh;
+	bool direct_tls;
+};
+
+/* One worker loop's share of the work. Everything in it belongs to that loop's thread. */
+struct xc_shard {
+	struct xc_server *srv; /* borrowed */
+	struct cm_loop *loop;  /* borrowed: the worker's */
+	unsigned idx;
+	struct cm_listener **listeners; /* owned: c2s listeners on this loop */
+	struct xc_listener_ctx *lctx;   /* owned: one per listener */
+	size_t nlisteners;
+	struct cm_log_limit log_refused; /* refused connections are logged at most every 10 s */
+	struct cm_list conns;            /* of struct xc_c2s (link): every client connection here */
+	struct cm_map users;             /* of struct xc_user (node): users whose home this is */
+	struct cm_list comps;            /* of struct xc_comp: component connections (shard 0) */
+	struct cm_listener **comp_listeners; /* owned (shard 0) */
+	size_t ncomp_listeners;
+	bool stopping; /* draining: no new connections, the open ones are told to go */
+	bool drained;  /* every connection of the shard is gone (counted in srv->draining) */
+};
+
+/* Start the server: open the store, start the workers with their listeners. On failure, what
+ * was made is in *out for xc_server_free(). 0 or a negative errno (logged). */
+int xc_server_start(struct xc_server **out, struct cm_daemon *d, const struct xc_config *cfg);
+
+/* Stop taking connections and end every stream with system-shutdown; cm_daemon_stopped() follows
+ * on the main loop once every connection has closed (the daemon's drain timeout bounds the
+ * wait). */
+void xc_server_stop(struct xc_server *srv);
+
+/* A shard's connection went away: when the shard is draining and it was the last, count the
+ * shard as drained. On the shard's thread. */
+void xc_shard_conn_gone(struct xc_shard *sh);
+
+/* After the workers stopped. Accepts NULL. */
+void xc_server_free(struct xc_server *srv);
+
+/* The shard that owns bare (a bare JID's string and length). */
+unsigned xc_home(const struct xc_server *srv, const char *bare, size_t len);
+
+/* Whether domain is one the server serves; the server's own spelling of it (borrowed) or NULL. */
+const char *xc_local_host(const struct xc_server *srv, const char *domain, size_t len);
+
+/* A fresh identifier (stream ids, generated resources): 16 characters, unique per process. */
+void xc_new_id(struct xc_server *srv, char out[17]);
+
+/* A stanza posted to another shard (router.c): ownership of the tree goes with it. */
+struct xc_route_msg {
+	struct cm_msg m;
+	struct cm_xml_node *stanza; /* owned */
+	uint64_t read_ns;           /* when it was read, for the latency metric */
+};
+
+#endif

@@ -1,0 +1,231 @@
+/* session.c - binding, the sessions of a user, what a session sends (session.h). */
+#include "session.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "c2s.h"
+#include "cm/log.h"
+#include "cm/metrics.h"
+#include "cm/stream.h"
+#include "iq.h"
+#include "presence.h"
+#include "router.h"
+#include "server.h"
+#include "stanza.h"
+#include "user.h"
+
+#define NS_BIND    "urn:ietf:params:xml:ns:xmpp-bind"
+#define NS_SESSION "urn:ietf:params:xml:ns:xmpp-session"
+
+struct xc_c2s *xc_session_find(struct xc_shard *sh, const struct xc_jid *jid)
+{
+	struct xc_user *u = xc_user_find(sh, jid);
+	struct xc_c2s *c;
+
+	if (!u || xc_jid_is_bare(jid))
+		return NULL;
+	xc_user_foreach_session(u, c) if (xc_jid_equal(&c->jid, jid)) return c;
+	return NULL;
+}
+
+unsigned xc_session_kick(struct xc_shard *sh, const struct xc_jid *jid, const char *condition,
+                         const char *text)
+{
+	struct xc_user *u = xc_user_find(sh, jid);
+	unsigned n = 0;
+	struct cm_list *p, *next;
+
+	if (!u)
+		return 0;
+	/* ending a stream unbinds it, which may free u: walk with care and stop when it is gone */
+	cm_list_foreach_safe(p, next, &u->sessions)
+	{
+		struct xc_c2s *c = cm_list_entry(p, struct xc_c2s, user_link);
+		bool last = next == &u->sessions;
+
+		if (!xc_jid_is_bare(jid) && !xc_jid_equal(&c->jid, jid))
+			continue;
+		xc_c2s_stream_error(c, condition, text);
+		xc_session_unbind(c);
+		n++;
+		if (last)
+			break;
+	}
+	return n;
+}
+
+static struct xc_c2s *by_resource(struct xc_user *u, const char *res)
+{
+	struct xc_c2s *c;
+
+	xc_user_foreach_session(u, c)
+	{
+		const char *r = xc_jid_resource(&c->jid);
+
+		if (r && strcmp(r, res) == 0)
+			return c;
+	}
+	return NULL;
+}
+
+static void bind_error(struct xc_c2s *c, const struct cm_xml_node *iq, const char *etype,
+                       const char *cond)
+{
+	struct cm_xml_node *e = xc_stanza_error(iq, etype, cond, NULL, c->host);
+
+	if (e) {
+		cm_xml_node_remove_attr(e, "from");
+		xc_c2s_send(c, e);
+		cm_xml_node_free(e);
+	}
+}
+
+void xc_session_bind(struct xc_c2s *c, const struct cm_xml_node *iq)
+{
+	struct xc_shard *sh = c->sh;
+	const struct cm_xml_node *b = cm_xml_child(iq, "bind", NS_BIND);
+	const struct cm_xml_node *rn = cm_xml_child(b, "resource", NULL);
+	const char *asked = rn ? cm_xml_text(rn) : NULL;
+	char *res = NULL, gen[17];
+	struct cm_xml_node *result = NULL, *bn, *jn;
+	struct xc_c2s *old;
+	struct xc_user *u;
+	int r;
+
+	if (!cm_xml_attr(iq, "id")) {
+		bind_error(c, iq, "modify", "bad-request");
+		return;
+	}
+	if (asked && *asked) {
+		if (xc_jid_resourceprep(asked, strlen(asked), &res, NULL, 0) != 0) {
+			bind_error(c, iq, "modify", "bad-request");
+			return;
+		}
+	}
+	if (xc_jid_make(&c->jid, c->user, c->host, res ? res : "x", NULL, 0) != 0) {
+		free(res);
+		bind_error(c, iq, "modify", "bad-request");
+		return;
+	}
+	u = xc_user_get(sh, &c->jid);
+	if (!u) {
+		free(res);
+		xc_jid_free(&c->jid);
+		bind_error(c, iq, "wait", "resource-constraint");
+		return;
+	}
+	/* RFC 6120 7.7.2.2: a resource in use */
+	old = res ? by_resource(u, res) : NULL;
+	if (old) {
+		switch (sh->srv->cfg->c2s.resource_conflict) {
+		case XC_CONFLICT_REFUSE:
+			free(res);
+			xc_jid_free(&c->jid);
+			xc_user_put(sh, u);
+			bind_error(c, iq, "cancel", "conflict");
+			return;
+		case XC_CONFLICT_KICK_OLD:
+			xc_c2s_stream_error(old, "conflict", "replaced by a new session");
+			xc_session_unbind(old);
+			break;
+		default: /* rename */
+			free(res);
+			res = NULL;
+			break;
+		}
+	}
+	if (!res) {
+		xc_new_id(sh->srv, gen);
+		xc_jid_free(&c->jid);
+		if (xc_jid_make(&c->jid, c->user, c->host, gen, NULL, 0) != 0) {
+			xc_user_put(sh, u);
+			bind_error(c, iq, "wait", "resource-constraint");
+			return;
+		}
+	} else if (strcmp(xc_jid_resource(&c->jid), res) != 0) {
+		xc_jid_free(&c->jid);
+		r = xc_jid_make(&c->jid, c->user, c->host, res, NULL, 0);
+		if (r) {
+			free(res);
+			xc_user_put(sh, u);
+			bind_error(c, iq, "modify", "bad-request");
+			return;
+		}
+	}
+	free(res);
+	r = cm_xml_node_new(&result, "iq", CM_XML_NS_CLIENT);
+	r = r ? r : cm_xml_node_set_attr(result, "type", "result");
+	r = r ? r : cm_xml_node_set_attr(result, "id", cm_xml_attr(iq, "id"));
+	r = r ? r : cm_xml_node_new_child(&bn, result, "bind", NS_BIND);
+	r = r ? r : cm_xml_node_new_child(&jn, bn, "jid", NULL);
+	r = r ? r : cm_xml_node_add_text(jn, c->jid.s, strlen(c->jid.s));
+	if (r) {
+		cm_xml_node_free(result);
+		xc_jid_free(&c->jid);
+		xc_user_put(sh, u);
+		bind_error(c, iq, "wait", "resource-constraint");
+		return;
+	}
+	c->u = u;
+	c->st = XC_C2S_BOUND;
+	c->since = (int64_t)time(NULL);
+	cm_list_insert_tail(&u->sessions, &c->user_link);
+	cm_metrics_gauge_add(sh->srv->m.sessions, 1);
+	xc_c2s_send(c, result);
+	cm_xml_node_free(result);
+	cm_stream_timer(c->s, sh->srv->cfg->c2s.idle_timeout);
+	CM_LOGD("c2s", "%s: session of %s", cm_stream_peer_name(c->s), c->jid.s);
+}
+
+void xc_session_unbind(struct xc_c2s *c)
+{
+	struct xc_shard *sh = c->sh;
+	struct xc_user *u = c->u;
+
+	if (!u)
+		return;
+	xc_presence_gone(sh, c);
+	cm_list_remove(&c->user_link);
+	c->u = NULL;
+	cm_metrics_gauge_add(sh->srv->m.sessions, -1);
+	xc_user_put(sh, u);
+}
+
+void xc_session_from_client(struct xc_c2s *c, struct cm_xml_node *st)
+{
+	struct xc_shard *sh = c->sh;
+	enum xc_kind kind = xc_stanza_kind(st);
+	const char *type = cm_xml_attr(st, "type");
+
+	if (kind == XC_IQ) {
+		/* RFC 6120 8.2.3: an id; get and set carry exactly one child */
+		if (!cm_xml_attr(st, "id") || !type ||
+		    (strcmp(type, "get") && strcmp(type, "set") && strcmp(type, "result") &&
+		     strcmp(type, "error"))) {
+			xc_bounce(sh, st, "modify", "bad-request");
+			cm_xml_node_free(st);
+			return;
+		}
+		/* the legacy session, for clients that still ask */
+		if (!cm_xml_attr(st, "to") && strcmp(type, "set") == 0 &&
+		    cm_xml_child(st, "session", NS_SESSION)) {
+			struct cm_xml_node *res = xc_iq_result(st, NULL);
+
+			if (res) {
+				xc_c2s_send(c, res);
+				cm_xml_node_free(res);
+			}
+			cm_xml_node_free(st);
+			return;
+		}
+	}
+	if (kind == XC_PRESENCE && cm_xml_attr(st, "to")) {
+		xc_presence_outbound(sh, c, st);
+		return;
+	}
+	xc_route(sh, st);
+}

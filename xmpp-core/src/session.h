@@ -1,0 +1,36 @@
+/* session.h - sessions: binding a resource (RFC 6120 7), the user's sessions on its home shard,
+ * and the stanzas a session sends.
+ *
+ * A bound connection is a session of its user (struct xc_user, on the home shard). Binding picks
+ * the resource (the client's, Resourceprep'd, or a generated one) and settles a conflict with a
+ * session already holding it as configured (c2s.resource_conflict). What the client sends then
+ * goes to the router, except what concerns the session itself (the legacy session IQ). */
+#ifndef XC_SESSION_H
+#define XC_SESSION_H
+
+#include "cm/xml.h"
+
+struct xc_c2s;
+struct xc_jid;
+struct xc_shard;
+struct xc_user;
+
+/* The client's bind IQ (state AUTHED, on the user's home shard). Answers it. */
+void xc_session_bind(struct xc_c2s *c, const struct cm_xml_node *iq);
+
+/* The connection is going away: leave the user's sessions (unavailable presence goes out if
+ * the session was available). */
+void xc_session_unbind(struct xc_c2s *c);
+
+/* A stanza from bound client c, 'from' stamped. Takes st. */
+void xc_session_from_client(struct xc_c2s *c, struct cm_xml_node *st);
+
+/* End the sessions of jid (bare: all of the account's) on its home shard with a stream error
+ * (condition and text, constants). Returns how many were ended. */
+unsigned xc_session_kick(struct xc_shard *sh, const struct xc_jid *jid, const char *condition,
+                         const char *text);
+
+/* The session of full JID jid on this shard (its home), or NULL. */
+struct xc_c2s *xc_session_find(struct xc_shard *sh, const struct xc_jid *jid);
+
+#endif
