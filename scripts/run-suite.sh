@@ -24,7 +24,45 @@ if [ ! -s "$run/credentials/turn-secret" ]; then
 	head -c 32 /dev/urandom | base64 >"$run/credentials/turn-secret"
 	chmod 0600 "$run/credentials/turn-secret"
 fi
+for f in api.token push-component.secret; do
+	# xmppctl's token for xmpp-core's admin API; the secret platypus shares with xmpp-core
+	if [ ! -s "$run/credentials/$f" ]; then
+		head -c 32 /dev/urandom | base64 >"$run/credentials/$f"
+		chmod 0600 "$run/credentials/$f"
+	fi
+done
 export CREDENTIALS_DIRECTORY="$run/credentials" STATE_DIRECTORY="$run/state"
+export XMPPCTL_URL=http://127.0.0.1:5280 XMPPCTL_TOKEN_FILE="$run/credentials/api.token"
+
+# Two demo accounts, made once; their passwords stay in build/run/credentials/demo-accounts.
+demo_accounts() {
+	i=0
+	until curl -sf -o /dev/null http://127.0.0.1:5280/health; do
+		i=$((i + 1))
+		[ $i -lt 100 ] || { echo "run: xmpp-core did not come up" >&2; return 1; }
+		sleep 0.1
+	done
+	accounts="$run/credentials/demo-accounts"
+	if [ ! -s "$accounts" ]; then
+		: >"$accounts.new"
+		chmod 0600 "$accounts.new"
+		for u in alice bob; do
+			pw=$(head -c 12 /dev/urandom | base64 | tr -d '/+=')
+			printf '%s@localhost %s\n' "$u" "$pw" >>"$accounts.new"
+		done
+		mv "$accounts.new" "$accounts"
+	fi
+	# (again) register those the database lacks: it may have been removed since
+	known=$("$bin/xmppctl" accounts localhost) || return 1
+	while read -r jid pw; do
+		echo "$known" | grep -qx "$jid" ||
+			printf '%s\n' "$pw" | "$bin/xmppctl" register "$jid" >/dev/null || return 1
+	done <"$accounts"
+	echo "run: demo accounts (JID password), also in $accounts:"
+	sed 's/^/run:   /' "$accounts"
+	echo "run: log in with any XMPP client on 127.0.0.1:5222 (STARTTLS) or 5223 (direct TLS);"
+	echo "run: the certificate is self-signed ($run/credentials/tls.crt)."
+}
 
 pids=""
 stop() {
@@ -46,6 +84,7 @@ for d in $daemons; do
 done
 echo "run: suite started (pids$pids); admin: http://127.0.0.1:5280/health (xmpp-core)," \
 	"http://127.0.0.1:9642/health (platypus), http://127.0.0.1:9641/health (icicle)."
+demo_accounts || stop
 echo "run: press Ctrl-C to stop."
 
 # Wait until any daemon exits, then stop the rest.

@@ -23,6 +23,16 @@ def config(port, cert=None, key=None, extra=""):
     return text + extra
 
 
+def own_ports(name, tmp):
+    """What a daemon needs besides the admin port to start beside others: its own ports and
+    state directory."""
+    if name != "xmpp-core":
+        return ""
+    return ("storage:\n  path: %s/xmpp-core.db\nc2s:\n  listen: [\"127.0.0.1:%d\"]\n"
+            "  tls_listen: [\"127.0.0.1:%d\"]\ncomponents:\n  listen: [\"127.0.0.1:%d\"]\n"
+            % (tmp, suite.free_port(), suite.free_port(), suite.free_port()))
+
+
 class CommandLine(unittest.TestCase):
     def test_version_and_help(self):
         for d in suite.DAEMONS:
@@ -114,12 +124,13 @@ class ConfigErrors(unittest.TestCase):
     def test_example_configs_are_valid(self):
         with suite.tempdir() as tmp:
             suite.make_cert(tmp)
-            with open(os.path.join(tmp, "turn-secret"), "w") as f:
-                f.write("not-a-real-secret\n")
+            for secret in ("turn-secret", "api.token", "push-component.secret"):
+                with open(os.path.join(tmp, secret), "w") as f:
+                    f.write("not-a-real-secret\n")
             for d in suite.DAEMONS:
                 path = os.path.join(suite.TOP, "config", d + ".yaml")
                 r = suite.run([os.path.join(suite.BIN, d), "-c", path, "--check-config"],
-                              env={"CREDENTIALS_DIRECTORY": tmp})
+                              env={"CREDENTIALS_DIRECTORY": tmp, "STATE_DIRECTORY": tmp})
                 self.assertEqual(r.returncode, 0, r.stderr)
 
 
@@ -131,7 +142,8 @@ class Lifecycle(unittest.TestCase):
             cert, key = suite.make_cert(tmp, days=30)
             port = suite.free_port()
             notify = suite.Notify(tmp)
-            d = suite.Daemon(name, config(port, cert, key), tmp, notify=notify)
+            d = suite.Daemon(name, config(port, cert, key, own_ports(name, tmp)), tmp,
+                             notify=notify)
             try:
                 notify.wait_for("READY=1")
                 status, h = suite.health(port)
@@ -306,6 +318,24 @@ class MakeRun(unittest.TestCase):
                     self.assertEqual(status, 200)
                     self.assertEqual(json.loads(body)["daemon"], name)
                 self.assertTrue(os.path.exists(os.path.join(tmp, "credentials", "tls.key")))
+                # the demo accounts: made, written down, and known to xmpp-core
+                accounts = os.path.join(tmp, "credentials", "demo-accounts")
+                deadline = time.monotonic() + 30
+                while not os.path.exists(accounts) and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                with open(accounts) as f:
+                    jids = [line.split()[0] for line in f]
+                self.assertEqual(jids, ["alice@localhost", "bob@localhost"])
+                self.assertEqual(os.stat(accounts).st_mode & 0o077, 0)
+                while True:
+                    listed = suite.run([os.path.join(suite.BIN, "xmppctl"), "-t",
+                                        os.path.join(tmp, "credentials", "api.token"),
+                                        "accounts"], env={"XMPPCTL_URL": "http://127.0.0.1:5280"})
+                    self.assertEqual(listed.returncode, 0, listed.stderr)
+                    if listed.stdout.split() == jids or time.monotonic() > deadline:
+                        break
+                    time.sleep(0.1)
+                self.assertEqual(listed.stdout.split(), jids)
                 os.killpg(proc.pid, signal.SIGINT)
                 out, _ = proc.communicate(timeout=30)
                 self.assertEqual(proc.returncode, 0, out)
@@ -316,8 +346,13 @@ class MakeRun(unittest.TestCase):
                         self.assertNotEqual(s.connect_ex(("127.0.0.1", port)), 0)
             finally:
                 if proc.poll() is None:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
+                    # the daemons run in sessions of their own: only the script can stop them
+                    os.killpg(proc.pid, signal.SIGINT)
+                    try:
+                        proc.communicate(timeout=30)
+                    except subprocess.TimeoutExpired:
+                        os.killpg(proc.pid, signal.SIGKILL)
+                        proc.wait()
 
 
 if __name__ == "__main__":

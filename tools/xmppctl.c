@@ -1,0 +1,431 @@
+/* xmppctl.c - manage xmpp-core's accounts and sessions through its admin API (xmppctl(8)).
+ *
+ * It talks to the running server over HTTP on the admin port (loopback by default), with the
+ * bearer token from the api_token file; it never opens the database itself. Passwords are read
+ * from a file or standard input, never from the command line.
+ */
+#include <curl/curl.h>
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cm/buf.h"
+#include "cm/crypto.h"
+
+#define DEFAULT_URL   "http://127.0.0.1:5280"
+#define DEFAULT_TOKEN "/etc/xmpp-core/api.token"
+#define LINE_MAX_PW   1024
+
+enum {
+	EXIT_REFUSED = 1, /* the server said no */
+	EXIT_USAGE = 2,
+	EXIT_UNREACHABLE = 3,
+};
+
+struct ctl {
+	const char *url;
+	const char *token_file;
+	const char *password_file;
+	char token[512];
+	bool json;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+	        "Usage: xmppctl [OPTIONS] COMMAND [ARGS]\n"
+	        "Manage the accounts and sessions of a running xmpp-core.\n"
+	        "\n"
+	        "Commands:\n"
+	        "  register JID      create an account (password from --password-file or stdin)\n"
+	        "  unregister JID    delete an account, its roster and offline messages; its\n"
+	        "                    sessions are closed\n"
+	        "  passwd JID        set a new password (from --password-file or stdin)\n"
+	        "  accounts [HOST]   list the accounts of HOST (needed when several are served)\n"
+	        "  sessions          list the connected sessions\n"
+	        "  kick JID          close the sessions of JID (bare) or that one (full)\n"
+	        "  stats             accounts per host and sessions\n"
+	        "\n"
+	        "Options:\n"
+	        "  -u, --url URL            the admin port (default: $XMPPCTL_URL or " DEFAULT_URL
+	        ")\n"
+	        "  -t, --token-file FILE    the api_token file (default: $XMPPCTL_TOKEN_FILE or\n"
+	        "                           " DEFAULT_TOKEN ")\n"
+	        "  -p, --password-file FILE read the password from FILE (first line)\n"
+	        "      --json               print the server's JSON answer as it is\n"
+	        "  -h, --help               print this help and exit\n"
+	        "  -V, --version            print the version and exit\n"
+	        "\n"
+	        "Exit status: 0 done, 1 refused by the server, 2 usage, 3 server unreachable.\n"
+	        "See xmppctl(8).\n");
+}
+
+/* The first line of f, without its newline, into buf. 0, or -1 when there is none. */
+static int read_line(FILE *f, char *buf, size_t size)
+{
+	size_t n;
+
+	if (!fgets(buf, (int)size, f))
+		return -1;
+	n = strcspn(buf, "\r\n");
+	if (n == size - 1 && buf[n] == '\0') {
+		cm_crypto_wipe(buf, size);
+		return -1; /* too long: refuse rather than cut */
+	}
+	buf[n] = '\0';
+	return 0;
+}
+
+static int load_token(struct ctl *c)
+{
+	FILE *f = fopen(c->token_file, "r");
+	int r;
+
+	if (!f) {
+		fprintf(stderr, "xmppctl: cannot read the token file %s: %s\n", c->token_file,
+		        strerror(errno));
+		return -1;
+	}
+	r = read_line(f, c->token, sizeof(c->token));
+	fclose(f);
+	if (r || !c->token[0]) {
+		fprintf(stderr, "xmppctl: %s holds no token on its first line\n", c->token_file);
+		return -1;
+	}
+	return 0;
+}
+
+/* The password, from --password-file or standard input (without echo on a terminal). */
+static int read_password(const struct ctl *c, char *pw, size_t size)
+{
+	struct termios old, quiet;
+	bool tty = false;
+	FILE *f = stdin;
+	int r;
+
+	if (c->password_file) {
+		f = fopen(c->password_file, "r");
+		if (!f) {
+			fprintf(stderr, "xmppctl: cannot read %s: %s\n", c->password_file,
+			        strerror(errno));
+			return -1;
+		}
+	} else if (isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &old) == 0) {
+		tty = true;
+		quiet = old;
+		quiet.c_lflag &= ~(tcflag_t)ECHO;
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+		fprintf(stderr, "Password: ");
+	}
+	r = read_line(f, pw, size);
+	if (tty) {
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+		fputc('\n', stderr);
+	}
+	if (f != stdin)
+		fclose(f);
+	if (r || !pw[0]) {
+		fprintf(stderr, "xmppctl: no password given (or longer than %d bytes)\n",
+		        LINE_MAX_PW - 2);
+		return -1;
+	}
+	return 0;
+}
+
+static size_t on_body(char *data, size_t size, size_t n, void *arg)
+{
+	return cm_buf_append(arg, data, size * n) == 0 ? size * n : 0;
+}
+
+/* Percent-encode a JID for a path segment. */
+static int path_escape(struct cm_buf *b, const char *s)
+{
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+		int r = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		                (ch >= '0' && ch <= '9') || strchr("-._~@", ch)
+		            ? cm_buf_append(b, s, 1)
+		            : cm_buf_printf(b, "%%%02X", ch);
+
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+/* One request; *answer gets the parsed JSON body (NULL when empty). Returns the HTTP status, or
+ * -1 when the server could not be reached (said on stderr). */
+static long call(const struct ctl *c, const char *method, const char *path, const char *body,
+                 json_t **answer)
+{
+	CURL *h = curl_easy_init();
+	struct curl_slist *hdr = NULL;
+	struct cm_buf url, auth, out;
+	long status = -1;
+	CURLcode rc;
+
+	*answer = NULL;
+	cm_buf_init(&url, 0);
+	cm_buf_init(&auth, 0);
+	cm_buf_init(&out, 1 << 24);
+	if (!h || cm_buf_printf(&url, "%s/api/v1/%s", c->url, path) ||
+	    cm_buf_printf(&auth, "Authorization: Bearer %s", c->token)) {
+		fprintf(stderr, "xmppctl: out of memory\n");
+		goto done;
+	}
+	hdr = curl_slist_append(hdr, auth.data);
+	if (body)
+		hdr = curl_slist_append(hdr, "Content-Type: application/json");
+	curl_easy_setopt(h, CURLOPT_URL, url.data);
+	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &out);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT, 60L);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	if (body) {
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+	}
+	rc = curl_easy_perform(h);
+	if (rc != CURLE_OK) {
+		fprintf(stderr,
+		        "xmppctl: %s: %s (is xmpp-core running, with admin.listen there?)\n",
+		        c->url, curl_easy_strerror(rc));
+		goto done;
+	}
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+	if (out.len)
+		*answer = json_loadb(out.data, out.len, 0, NULL);
+	if (out.len && !*answer) {
+		fprintf(stderr, "xmppctl: the server's answer (HTTP %ld) is not JSON: %.200s\n",
+		        status, out.data);
+		status = -1;
+	}
+done:
+	curl_slist_free_all(hdr);
+	curl_easy_cleanup(h);
+	cm_crypto_wipe(auth.data, auth.len);
+	cm_buf_free(&url);
+	cm_buf_free(&auth);
+	cm_buf_free(&out);
+	return status;
+}
+
+/* Say what the server refused; the exit status. */
+static int refused(long status, json_t *answer)
+{
+	const char *why = json_string_value(json_object_get(answer, "error"));
+
+	if (status < 0)
+		return EXIT_UNREACHABLE;
+	fprintf(stderr, "xmppctl: %s (HTTP %ld)\n", why ? why : "refused", status);
+	return EXIT_REFUSED;
+}
+
+static int print_json(json_t *j)
+{
+	char *s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
+
+	if (s)
+		puts(s);
+	free(s);
+	return 0;
+}
+
+/* register and passwd */
+static int set_password(struct ctl *c, const char *jid, bool create)
+{
+	char pw[LINE_MAX_PW];
+	struct cm_buf path;
+	json_t *req, *answer;
+	char *body;
+	long st;
+	int r = 0;
+
+	if (read_password(c, pw, sizeof(pw)) != 0)
+		return EXIT_USAGE;
+	req = create ? json_pack("{ss ss}", "jid", jid, "password", pw)
+	             : json_pack("{ss}", "password", pw);
+	cm_crypto_wipe(pw, sizeof(pw));
+	body = req ? json_dumps(req, JSON_COMPACT) : NULL;
+	json_decref(req);
+	cm_buf_init(&path, 0);
+	if (!body || (create ? cm_buf_puts(&path, "accounts")
+	                     : (cm_buf_puts(&path, "accounts/") || path_escape(&path, jid) ||
+	                        cm_buf_puts(&path, "/password")))) {
+		fprintf(stderr, "xmppctl: out of memory\n");
+		free(body);
+		cm_buf_free(&path);
+		return EXIT_REFUSED;
+	}
+	st = call(c, create ? "POST" : "PUT", path.data, body, &answer);
+	cm_crypto_wipe(body, strlen(body));
+	free(body);
+	cm_buf_free(&path);
+	if (st == 201 || st == 204)
+		printf(create ? "%s registered\n" : "password of %s changed\n", jid);
+	else
+		r = refused(st, answer);
+	json_decref(answer);
+	return r;
+}
+
+/* unregister and kick: DELETE on a JID */
+static int delete_jid(struct ctl *c, const char *what, const char *jid)
+{
+	struct cm_buf path;
+	json_t *answer;
+	long st;
+	int r = 0;
+
+	cm_buf_init(&path, 0);
+	if (cm_buf_printf(&path, "%s/", what) || path_escape(&path, jid)) {
+		cm_buf_free(&path);
+		return EXIT_REFUSED;
+	}
+	st = call(c, "DELETE", path.data, NULL, &answer);
+	cm_buf_free(&path);
+	if (st == 204)
+		printf("%s unregistered\n", jid);
+	else if (st == 200 && c->json)
+		print_json(answer);
+	else if (st == 200)
+		printf("%lld session(s) of %s closed\n",
+		       (long long)json_integer_value(json_object_get(answer, "kicked")), jid);
+	else
+		r = refused(st, answer);
+	json_decref(answer);
+	return r;
+}
+
+static int get(struct ctl *c, const char *path, const char *cmd)
+{
+	json_t *answer, *v;
+	const char *k;
+	size_t i;
+	long st = call(c, "GET", path, NULL, &answer);
+	int r = 0;
+
+	if (st != 200) {
+		r = refused(st, answer);
+	} else if (c->json) {
+		print_json(answer);
+	} else if (strcmp(cmd, "accounts") == 0) {
+		json_array_foreach(json_object_get(answer, "accounts"), i, v)
+		    puts(json_string_value(v));
+	} else if (strcmp(cmd, "sessions") == 0) {
+		json_array_foreach(json_object_get(answer, "sessions"), i, v)
+		{
+			time_t since = (time_t)json_integer_value(json_object_get(v, "since"));
+			char when[32];
+
+			strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime(&since));
+			printf("%s\t%s\t%s\t%s\n", json_string_value(json_object_get(v, "jid")),
+			       json_string_value(json_object_get(v, "address")),
+			       json_is_true(json_object_get(v, "tls")) ? "tls" : "plain", when);
+		}
+	} else {
+		printf("sessions\t%lld\n",
+		       (long long)json_integer_value(json_object_get(answer, "sessions")));
+		json_object_foreach(json_object_get(answer, "accounts"), k, v)
+		    printf("accounts\t%s\t%lld\n", k, (long long)json_integer_value(v));
+	}
+	json_decref(answer);
+	return r;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"url", required_argument, NULL, 'u'},
+	    {"token-file", required_argument, NULL, 't'},
+	    {"password-file", required_argument, NULL, 'p'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {NULL, 0, NULL, 0},
+	};
+	struct ctl c = {
+	    .url = getenv("XMPPCTL_URL") ? getenv("XMPPCTL_URL") : DEFAULT_URL,
+	    .token_file =
+	        getenv("XMPPCTL_TOKEN_FILE") ? getenv("XMPPCTL_TOKEN_FILE") : DEFAULT_TOKEN,
+	};
+	const char *cmd, *arg;
+	struct cm_buf path;
+	int o, r, nargs;
+
+	while ((o = getopt_long(argc, argv, "u:t:p:hV", opts, NULL)) != -1) {
+		switch (o) {
+		case 'u':
+			c.url = optarg;
+			break;
+		case 't':
+			c.token_file = optarg;
+			break;
+		case 'p':
+			c.password_file = optarg;
+			break;
+		case 'j':
+			c.json = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("xmppctl %s\n", SUITE_VERSION);
+			return 0;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	cmd = argv[optind];
+	arg = optind + 1 < argc ? argv[optind + 1] : NULL;
+	nargs = argc - optind - 1;
+	if (nargs > 1 ||
+	    (!arg && (!strcmp(cmd, "register") || !strcmp(cmd, "unregister") ||
+	              !strcmp(cmd, "passwd") || !strcmp(cmd, "kick"))) ||
+	    (arg && (!strcmp(cmd, "sessions") || !strcmp(cmd, "stats")))) {
+		fprintf(stderr, "xmppctl: wrong arguments for %s (see --help)\n", cmd);
+		return EXIT_USAGE;
+	}
+	if (load_token(&c) != 0)
+		return EXIT_USAGE;
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		return EXIT_UNREACHABLE;
+	if (!strcmp(cmd, "register") || !strcmp(cmd, "passwd")) {
+		r = set_password(&c, arg, cmd[0] == 'r');
+	} else if (!strcmp(cmd, "unregister")) {
+		r = delete_jid(&c, "accounts", arg);
+	} else if (!strcmp(cmd, "kick")) {
+		r = delete_jid(&c, "sessions", arg);
+	} else if (!strcmp(cmd, "accounts")) {
+		cm_buf_init(&path, 0);
+		r = cm_buf_puts(&path, "accounts");
+		if (!r && arg)
+			r = cm_buf_puts(&path, "?host=") || path_escape(&path, arg);
+		r = r ? EXIT_REFUSED : get(&c, path.data, cmd);
+		cm_buf_free(&path);
+	} else if (!strcmp(cmd, "sessions") || !strcmp(cmd, "stats")) {
+		r = get(&c, cmd, cmd);
+	} else {
+		fprintf(stderr, "xmppctl: unknown command \"%s\" (see --help)\n", cmd);
+		r = EXIT_USAGE;
+	}
+	cm_crypto_wipe(c.token, sizeof(c.token));
+	curl_global_cleanup();
+	return r;
+}
