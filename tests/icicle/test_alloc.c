@@ -256,7 +256,7 @@ static void test_reservation(void **state)
 	icicle_alloc_set_expiry(a, 600);
 	assert_true(a->has_rsv_token);
 	assert_int_equal(relay_port(a, 0) % 2, 0);
-	assert_int_equal(f->ic.rsv.n, 1);
+	assert_int_equal(icicle_rsv_count(&f->ic.rsv), 1);
 	token = a->rsv_token;
 	/* a token that was never issued */
 	assert_int_equal(icicle_alloc_create(
@@ -272,7 +272,7 @@ static void test_reservation(void **state)
 	icicle_alloc_set_expiry(b, 600);
 	assert_false(b->has_rsv_token);
 	assert_int_equal(relay_port(b, 0), relay_port(a, 0) + 1);
-	assert_int_equal(f->ic.rsv.n, 0);
+	assert_int_equal(icicle_rsv_count(&f->ic.rsv), 0);
 	assert_int_equal(
 	    icicle_alloc_create(f->w, &third, "carol",
 	                        &(struct icicle_alloc_req){.has_token = true, .token = token}, &c),
