@@ -87,9 +87,6 @@ struct icicle_config {
 
 extern const struct cm_cfg_schema icicle_config_schema;
 
-/* Parse "IP:PORT" / "[IPv6]:PORT" (port may be 0 only when allow_port0). 0 or -EINVAL. */
-int icicle_parse_hostport(const char *text, struct sockaddr_storage *out, socklen_t *len);
-
 struct icicle_metrics {
 	struct cm_gauge *allocations, *permissions, *channels;
 	struct cm_counter *pkts_c2p, *pkts_p2c, *bytes_c2p, *bytes_p2c;
@@ -108,8 +105,9 @@ struct icicle_metrics {
 	struct cm_counter *dropped;
 };
 
-/* Register every metric in m (NULL: all handles stay NULL, updates are no-ops). */
-int icicle_metrics_init(struct icicle_metrics *mt, struct cm_metrics *m);
+/* Register every metric in m (NULL: all handles stay NULL, updates are no-ops). 0, or the
+ * registry's error with the metric named in err (cm/err.h). */
+int icicle_metrics_init(struct icicle_metrics *mt, struct cm_metrics *m, char *err, size_t errlen);
 
 struct icicle_worker;
 struct cm_srclimit;
@@ -134,7 +132,9 @@ struct icicle {
 	size_t nrunning; /* threads started */
 };
 
-/* Load the credentials named by cfg into a new snapshot; logs what is wrong. */
-int icicle_creds_from_config(const struct icicle_config *cfg, struct icicle_creds **out);
+/* Load the credentials named by cfg into a new snapshot. 0, or a negative errno with the reason
+ * (the file and line) in err (cm/err.h). */
+int icicle_creds_from_config(const struct icicle_config *cfg, struct icicle_creds **out, char *err,
+                             size_t errlen);
 
 #endif

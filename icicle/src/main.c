@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cm/buf.h"
+#include "cm/err.h"
 #include "cm/log.h"
 #include "cm/metrics.h"
 #include "cm/srclimit.h"
@@ -16,7 +17,7 @@ static int icicle_start(struct cm_daemon *d, const void *cfgp, void **state)
 {
 	const struct icicle_config *cfg = cfgp;
 	struct icicle_creds *creds = NULL;
-	const char *bad = NULL;
+	char err[CM_ERR_MAX];
 	struct icicle *ic = calloc(1, sizeof(*ic));
 	int rc;
 
@@ -28,20 +29,24 @@ static int icicle_start(struct cm_daemon *d, const void *cfgp, void **state)
 	rc = cm_daemon_tls_open(d, "turns", &cfg->tls, NULL, &ic->tls);
 	if (rc != 0)
 		return rc;
-	rc = icicle_metrics_init(&ic->metrics, cm_daemon_metrics(d));
-	if (rc != 0)
-		CM_LOGW("icicle", "some metrics could not be registered");
-	rc =
-	    icicle_filter_init(&ic->filter, cfg->filter.deny_defaults,
-	                       (const char *const *)cfg->filter.deny.v, cfg->filter.deny.n,
-	                       (const char *const *)cfg->filter.allow.v, cfg->filter.allow.n, &bad);
+	rc = icicle_metrics_init(&ic->metrics, cm_daemon_metrics(d), err, sizeof(err));
 	if (rc != 0) {
-		CM_LOGE("icicle", "filter: %s", bad ? bad : strerror(-rc));
+		CM_LOGE("icicle", "%s", err);
 		return rc;
 	}
-	rc = icicle_creds_from_config(cfg, &creds);
-	if (rc != 0)
+	rc = icicle_filter_init(&ic->filter, cfg->filter.deny_defaults,
+	                        (const char *const *)cfg->filter.deny.v, cfg->filter.deny.n,
+	                        (const char *const *)cfg->filter.allow.v, cfg->filter.allow.n, err,
+	                        sizeof(err));
+	if (rc != 0) {
+		CM_LOGE("icicle", "filter: %s", err);
 		return rc;
+	}
+	rc = icicle_creds_from_config(cfg, &creds, err, sizeof(err));
+	if (rc != 0) {
+		CM_LOGE("auth", "%s", err);
+		return rc;
+	}
 	if (icicle_creds_nsecrets(creds) == 0 && icicle_creds_nusers(creds) == 0)
 		CM_LOGW("auth",
 		        "no auth.secret_file and no auth.users_file: every Allocate will be "
@@ -77,15 +82,18 @@ static int icicle_reload(struct cm_daemon *d, void *state, const void *newcfg)
 	struct icicle *ic = state;
 	const struct icicle_config *nc = newcfg;
 	struct icicle_creds *creds = NULL;
+	char err[CM_ERR_MAX];
 	int rc, rc2;
 
 	/* Listeners, relay, filter and quotas keep their start-up values; credentials and the
 	 * certificate are what may change under a running server. */
-	rc = icicle_creds_from_config(nc, &creds);
+	rc = icicle_creds_from_config(nc, &creds, err, sizeof(err));
 	if (rc == 0) {
 		CM_LOGI("auth", "credentials reloaded: %zu secret(s), %zu user(s)",
 		        icicle_creds_nsecrets(creds), icicle_creds_nusers(creds));
 		icicle_auth_swap(&ic->auth, creds);
+	} else {
+		CM_LOGE("auth", "%s", err);
 	}
 	rc2 = ic->tls ? cm_daemon_tls_reload(d, "turns", ic->tls) : 0;
 	return rc != 0 ? rc : rc2;

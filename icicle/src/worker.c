@@ -13,6 +13,7 @@
 
 #include "cm/log.h"
 #include "cm/crypto.h"
+#include "cm/err.h"
 #include "cm/tls.h"
 
 uint64_t icicle_wall_now(void)
@@ -82,11 +83,17 @@ static int open_list(struct icicle_worker *w, const struct cm_cfg_strlist *l, in
 	int rc;
 
 	for (i = 0; i < l->n; i++) {
+		struct cm_cfg_addr a;
+		char why[CM_ERR_MAX];
 		struct sockaddr_storage ss;
 		socklen_t len;
 
-		if (icicle_parse_hostport(l->v[i], &ss, &len) != 0)
+		if (cm_cfg_parse_addr(l->v[i], &a, why, sizeof(why)) != 0) {
+			CM_LOGE("listen", "%s: %s", l->v[i], why);
 			return -EINVAL;
+		}
+		ss = a.sa;
+		len = a.salen;
 		if (kind == 0) {
 			rc = icicle_udp_open(w, (struct sockaddr *)&ss, len, &w->udp[w->nudp]);
 			if (w->udp[w->nudp])

@@ -54,7 +54,7 @@ static int setup(void **state)
 	assert_non_null(f);
 	f->ic.cfg = &f->cfg;
 	assert_int_equal(cm_metrics_alloc(&f->m), 0);
-	assert_int_equal(icicle_metrics_init(&f->ic.metrics, f->m), 0);
+	assert_int_equal(icicle_metrics_init(&f->ic.metrics, f->m, NULL, 0), 0);
 	f->w = calloc(1, sizeof(*f->w));
 	assert_non_null(f->w);
 	f->w->ic = &f->ic;
