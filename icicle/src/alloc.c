@@ -49,20 +49,30 @@ static uint64_t now_ms(const struct icicle_alloc_table *t)
 }
 
 /* --- the table of UDP clients -----------------------------------------------------------------
- * The key is the client's address and port; the listener socket is compared, not hashed: a
- * client talking to two of a worker's addresses is rare, and its two entries then share a chain.
+ * The key is the client's address and port, as short as the family allows (the hash is paid per
+ * relayed datagram); the listener socket is compared, not hashed: a client talking to two of a
+ * worker's addresses is rare, and its two entries then share a chain.
  */
 
 static uint64_t client_hash(const struct icicle_alloc_table *t, const struct icicle_client *c)
 {
 	uint8_t key[18];
-	const struct sockaddr *sa = (const struct sockaddr *)&c->addr;
-	uint16_t port = sa->sa_family == AF_INET ? ((const struct sockaddr_in *)sa)->sin_port
-	                                         : ((const struct sockaddr_in6 *)sa)->sin6_port;
+	size_t len;
 
-	icicle_ip16(sa, key);
-	memcpy(key + 16, &port, 2);
-	return cm_map_hash(&t->udp, key, sizeof(key));
+	if (c->addr.ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)&c->addr;
+
+		memcpy(key, &in->sin_addr, 4);
+		memcpy(key + 4, &in->sin_port, 2);
+		len = 6;
+	} else {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&c->addr;
+
+		memcpy(key, &in6->sin6_addr, 16);
+		memcpy(key + 16, &in6->sin6_port, 2);
+		len = 18;
+	}
+	return cm_map_hash(&t->udp, key, len);
 }
 
 int icicle_alloc_table_init(struct icicle_alloc_table *t, struct cm_loop *l,
@@ -418,6 +428,8 @@ int icicle_alloc_bw_take(struct icicle_alloc *a, enum icicle_dir dir, uint64_t b
 {
 	uint64_t rate = a->t->cfg.lim.bandwidth;
 
+	if (rate == 0 && a->t->cfg.quota->user_bw == 0)
+		return 0; /* no limit configured: the usual case, once per relayed datagram */
 	if (!icicle_bucket_take(&a->bw[dir], rate, rate, bytes, now_ms))
 		return -EDQUOT;
 	if (!icicle_quota_user_bw_take(a->t->cfg.quota, a->quser, dir, bytes, now_ms))
