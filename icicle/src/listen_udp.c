@@ -131,7 +131,7 @@ int icicle_udp_open(struct icicle_udp **out, struct cm_loop *l, const struct soc
 	if (u->fd < 0) {
 		rc = -errno;
 		free(u);
-		return cm_errf(err, errlen, rc, "udp %s: %s", name, strerror(-rc));
+		return cm_errf(err, errlen, rc, "udp %s: %s", name, uv_strerror(rc));
 	}
 	(void)setsockopt(u->fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
 	(void)setsockopt(u->fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
@@ -166,7 +166,7 @@ int icicle_udp_open(struct icicle_udp **out, struct cm_loop *l, const struct soc
 fail:
 	close(u->fd);
 	free(u);
-	return cm_errf(err, errlen, rc, "udp %s: %s", name, strerror(-rc));
+	return cm_errf(err, errlen, rc, "udp %s: %s", name, uv_strerror(rc));
 }
 
 static void udp_closed(uv_handle_t *h)

@@ -68,7 +68,8 @@ static void alloc_limits(const struct icicle_config *cfg, struct icicle_alloc_li
 	lim->max_port = (uint16_t)cfg->relay.max_port;
 }
 
-/* Open a socket for every address of list l: UDP, or TCP/TLS listeners. */
+/* Open a socket for every address of list l: UDP ("udp"), or TCP/TLS listeners ("tcp",
+ * "tls"). What fails is logged. */
 static int open_list(struct icicle_worker *w, const struct cm_cfg_strlist *l, const char *kind)
 {
 	const struct icicle_udp_config uc = {
@@ -77,25 +78,28 @@ static int open_list(struct icicle_worker *w, const struct cm_cfg_strlist *l, co
 	    .message = on_message,
 	    .arg = w,
 	};
-	char err[CM_ERR_MAX];
+	bool udp = strcmp(kind, "udp") == 0;
+	char err[CM_ERR_MAX], why[CM_ERR_MAX];
 	struct cm_cfg_addr a;
 	size_t i;
 	int rc;
 
 	for (i = 0; i < l->n; i++) {
-		/* the configuration was checked: the address parses */
-		rc = cm_cfg_parse_addr(l->v[i], &a, err, sizeof(err));
-		if (rc == 0 && strcmp(kind, "udp") == 0)
+		/* checked with the configuration: the address parses */
+		rc = cm_cfg_parse_addr(l->v[i], &a, why, sizeof(why));
+		if (rc != 0)
+			cm_errf(err, sizeof(err), rc, "%s %s: %s", kind, l->v[i], why);
+		else if (udp)
 			rc = icicle_udp_open(&w->udp[w->nudp], w->loop, (struct sockaddr *)&a.sa,
 			                     a.salen, &uc, err, sizeof(err));
-		else if (rc == 0)
+		else
 			rc = icicle_streams_listen(&w->streams, (struct sockaddr *)&a.sa, a.salen,
 			                           strcmp(kind, "tls") == 0, err, sizeof(err));
 		if (rc != 0) {
 			CM_LOGE("listen", "%s", err);
 			return rc;
 		}
-		if (strcmp(kind, "udp") == 0)
+		if (udp)
 			w->nudp++;
 	}
 	return 0;
