@@ -34,9 +34,8 @@
 
 #define CONN_MAX_UNSENT (1u << 20) /* bytes waiting for the socket before we drop */
 #define LOG_EVERY_MS    10000      /* one line per reason and interval, whatever the flood */
-#define FEED_MAX                                                                                   \
-	ICICLE_DGRAM_MAX /* plaintext handed to the framer at a time: it holds                     \
-	                  * one frame, not a 64 KiB read */
+/* Plaintext handed to the framer at a time: its buffer is sized for a frame, not a 64 KiB read. */
+#define FEED_MAX ICICLE_DGRAM_MAX
 
 enum refusal {
 	REFUSED_WORKER = 1, /* the worker holds max_conns */
