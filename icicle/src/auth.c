@@ -10,6 +10,7 @@
 
 #include "cm/buf.h"
 #include "cm/crypto.h"
+#include "cm/err.h"
 #include "stun_codec.h"
 
 struct icicle_user {
@@ -112,7 +113,7 @@ static int add_user(struct icicle_creds *c, const char *s, size_t n)
 }
 
 int icicle_creds_alloc(struct icicle_creds **out, const char *secrets, size_t secretslen,
-                       const char *users, size_t userslen, size_t *bad_line)
+                       const char *users, size_t userslen, char *err, size_t errlen)
 {
 	struct icicle_creds *c;
 	const char *line;
@@ -120,15 +121,15 @@ int icicle_creds_alloc(struct icicle_creds **out, const char *secrets, size_t se
 	int rc = 0;
 
 	*out = NULL;
-	if (bad_line)
-		*bad_line = 0;
 	c = calloc(1, sizeof(*c));
 	if (!c)
-		return -ENOMEM;
+		return cm_errf(err, errlen, -ENOMEM, "out of memory");
 	atomic_init(&c->refs, 1);
 	while (secrets && next_line(secrets, secretslen, &pos, &line, &n))
-		if (n > 0 && line[0] != '#' && (rc = add_secret(c, line, n)) != 0)
+		if (n > 0 && line[0] != '#' && (rc = add_secret(c, line, n)) != 0) {
+			cm_errf(err, errlen, rc, "out of memory");
 			goto out;
+		}
 	pos = 0;
 	while (users && next_line(users, userslen, &pos, &line, &n)) {
 		lineno++;
@@ -136,8 +137,8 @@ int icicle_creds_alloc(struct icicle_creds **out, const char *secrets, size_t se
 			continue;
 		rc = add_user(c, line, n);
 		if (rc != 0) {
-			if (bad_line)
-				*bad_line = lineno;
+			cm_errf(err, errlen, rc, "line %zu: %s", lineno,
+			        rc == -EINVAL ? "expected \"name:password\"" : "out of memory");
 			goto out;
 		}
 	}

@@ -44,9 +44,9 @@ struct icicle_creds;
 
 /* Build a snapshot. secrets: text with one secret per line ('#' comments and blank lines
  * ignored), may be NULL. users: lines "name:password", may be NULL. The texts are copied.
- * 0, -EINVAL (a malformed users line; *bad_line says which), -ENOMEM. */
+ * 0, -EINVAL (a malformed users line, named in err: "line 3: ..."), -ENOMEM (cm/err.h). */
 int icicle_creds_alloc(struct icicle_creds **out, const char *secrets, size_t secretslen,
-                       const char *users, size_t userslen, size_t *bad_line);
+                       const char *users, size_t userslen, char *err, size_t errlen);
 void icicle_creds_ref(struct icicle_creds *c);
 void icicle_creds_unref(struct icicle_creds *c); /* accepts NULL; frees (wiping) at zero */
 size_t icicle_creds_nsecrets(const struct icicle_creds *c);

@@ -1,12 +1,7 @@
-/* batch.c - the worker's receive arena and transmit queue. Datagrams are read with recvmmsg into
- * the arena's slots; what they cause to be sent is queued (payloads by reference into the slots)
- * and leaves once per loop pass, from a check handle that runs after the pass's I/O callbacks, in
- * one sendmmsg per run of datagrams for the same socket. So the peer datagrams of many relay
- * sockets read in one pass go to the client socket in one system call instead of one each.
- * A slot stays taken until the queue is flushed; the queue is flushed early when the arena or the
- * queue is full. Relay sockets are closed in close callbacks, which libuv runs after the check
- * handles of the same pass: nothing queued can outlive the socket it is queued on. */
-#include "server.h"
+/* batch.c - the worker's receive arena and transmit queue (see batch.h). Relay sockets are
+ * closed in close callbacks, which libuv runs after the check handles of the same pass: nothing
+ * queued can outlive the socket it is queued on. */
+#include "batch.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -14,20 +9,24 @@
 #include <string.h>
 
 #include "cm/metrics.h"
+#include "icicle.h"
 
 static const uint8_t zeros[4];
 
 static void flush_cb(uv_check_t *h)
 {
-	icicle_tx_flush(h->data);
+	icicle_batch_flush(h->data);
 }
 
-int icicle_batch_init(struct icicle_worker *w)
+int icicle_batch_init(struct icicle_batch *b, uv_loop_t *uv, const struct icicle_metrics *mt)
 {
-	struct icicle_rx *rx = malloc(sizeof(*rx));
+	struct icicle_rx *rx;
 	size_t i;
 	int rc;
 
+	memset(b, 0, sizeof(*b));
+	b->mt = mt;
+	rx = malloc(sizeof(*rx));
 	if (!rx)
 		return -ENOMEM;
 	memset(rx->msg, 0, sizeof(rx->msg));
@@ -38,49 +37,43 @@ int icicle_batch_init(struct icicle_worker *w)
 		rx->msg[i].msg_hdr.msg_iov = &rx->iov[i];
 		rx->msg[i].msg_hdr.msg_iovlen = 1;
 	}
-	rx->used = ICICLE_RX_FIRST;
-	w->rx = rx;
-	rc = uv_check_init(&w->loop, &w->flush);
+	rx->used = 0;
+	b->rx = rx;
+	rc = uv_check_init(uv, &b->flush);
 	if (rc != 0)
 		return rc;
-	w->flush.data = w;
-	w->handles++;
-	return uv_check_start(&w->flush, flush_cb);
+	b->flush.data = b;
+	b->open = true;
+	return uv_check_start(&b->flush, flush_cb);
 }
 
-static void flush_closed(uv_handle_t *h)
+void icicle_batch_close(struct icicle_batch *b)
 {
-	struct icicle_worker *w = h->data;
-
-	w->handles--;
+	if (!b->open)
+		return;
+	b->open = false;
+	icicle_batch_flush(b);
+	uv_close((uv_handle_t *)&b->flush, NULL);
 }
 
-void icicle_batch_close(struct icicle_worker *w)
+void icicle_batch_free(struct icicle_batch *b)
 {
-	if (w->flush.data && !uv_is_closing((uv_handle_t *)&w->flush)) {
-		icicle_tx_flush(w);
-		uv_close((uv_handle_t *)&w->flush, flush_closed);
-	}
+	free(b->rx);
+	b->rx = NULL;
 }
 
-void icicle_batch_free(struct icicle_worker *w)
+int icicle_batch_read(struct icicle_batch *b, int fd, bool pktinfo, size_t *first, bool *more)
 {
-	free(w->rx);
-	w->rx = NULL;
-}
-
-int icicle_rx_read(struct icicle_worker *w, int fd, bool pktinfo, size_t *first, bool *more)
-{
-	struct icicle_rx *rx = w->rx;
+	struct icicle_rx *rx = b->rx;
 	size_t i, room;
 	int n;
 
 	*more = false;
-	if (w->ntx == 0)
-		rx->used = ICICLE_RX_FIRST; /* nothing queued refers to a slot */
+	if (b->ntx == 0)
+		rx->used = 0; /* nothing queued refers to a slot */
 	if (rx->used == ICICLE_RX_SLOTS) {
-		icicle_tx_flush(w);
-		rx->used = ICICLE_RX_FIRST;
+		icicle_batch_flush(b);
+		rx->used = 0;
 	}
 	room = ICICLE_RX_SLOTS - rx->used;
 	if (room > ICICLE_BATCH)
@@ -102,13 +95,13 @@ int icicle_rx_read(struct icicle_worker *w, int fd, bool pktinfo, size_t *first,
 	return n;
 }
 
-struct icicle_tx *icicle_tx_get(struct icicle_worker *w)
+struct icicle_tx *icicle_batch_tx(struct icicle_batch *b)
 {
 	struct icicle_tx *t;
 
-	if (w->ntx == ICICLE_TX_MAX)
-		icicle_tx_flush(w);
-	t = &w->tx[w->ntx++];
+	if (b->ntx == ICICLE_TX_MAX)
+		icicle_batch_flush(b);
+	t = &b->tx[b->ntx++];
 	t->has_src = false;
 	t->hlen = 0;
 	t->payload = NULL;
@@ -147,37 +140,37 @@ static void set_src(struct msghdr *mh, uint8_t *cbuf, size_t cap, const struct i
 	}
 }
 
-/* Fold the worker's relay counters into the shared metrics. */
-static void publish(struct icicle_worker *w)
+/* Fold the counters into the shared metrics. */
+static void publish(struct icicle_batch *b)
 {
-	struct icicle_metrics *mt = &w->ic->metrics;
+	const struct icicle_metrics *mt = b->mt;
 
-	if (w->st_pkts_up) {
-		cm_metrics_add(mt->pkts_c2p, w->st_pkts_up);
-		cm_metrics_add(mt->bytes_c2p, w->st_bytes_up);
-		w->st_pkts_up = w->st_bytes_up = 0;
+	if (b->pkts[ICICLE_UP]) {
+		cm_metrics_add(mt->pkts_c2p, b->pkts[ICICLE_UP]);
+		cm_metrics_add(mt->bytes_c2p, b->bytes[ICICLE_UP]);
+		b->pkts[ICICLE_UP] = b->bytes[ICICLE_UP] = 0;
 	}
-	if (w->st_pkts_down) {
-		cm_metrics_add(mt->pkts_p2c, w->st_pkts_down);
-		cm_metrics_add(mt->bytes_p2c, w->st_bytes_down);
-		w->st_pkts_down = w->st_bytes_down = 0;
+	if (b->pkts[ICICLE_DOWN]) {
+		cm_metrics_add(mt->pkts_p2c, b->pkts[ICICLE_DOWN]);
+		cm_metrics_add(mt->bytes_p2c, b->bytes[ICICLE_DOWN]);
+		b->pkts[ICICLE_DOWN] = b->bytes[ICICLE_DOWN] = 0;
 	}
-	if (w->st_dropped) {
-		cm_metrics_add(mt->dropped, w->st_dropped);
-		w->st_dropped = 0;
+	if (b->dropped) {
+		cm_metrics_add(mt->dropped, b->dropped);
+		b->dropped = 0;
 	}
-	if (w->st_bw_dropped) {
-		cm_metrics_add(mt->quota_bandwidth, w->st_bw_dropped);
-		w->st_bw_dropped = 0;
+	if (b->bw_dropped) {
+		cm_metrics_add(mt->quota_bandwidth, b->bw_dropped);
+		b->bw_dropped = 0;
 	}
-	if (w->st_user_bw_dropped) {
-		cm_metrics_add(mt->quota_user_bandwidth, w->st_user_bw_dropped);
-		w->st_user_bw_dropped = 0;
+	if (b->user_bw_dropped) {
+		cm_metrics_add(mt->quota_user_bandwidth, b->user_bw_dropped);
+		b->user_bw_dropped = 0;
 	}
 }
 
-/* Send mm[start, start + run) on fd: what the socket refuses is dropped and counted. */
-static void send_run(struct icicle_worker *w, int fd, struct mmsghdr *mm, size_t run)
+/* Send mm[0, run) on fd: what the socket refuses is dropped and counted. */
+static void send_run(struct icicle_batch *b, int fd, struct mmsghdr *mm, size_t run)
 {
 	while (run > 0) {
 		int n = sendmmsg(fd, mm, (unsigned)run, MSG_DONTWAIT);
@@ -187,7 +180,7 @@ static void send_run(struct icicle_worker *w, int fd, struct mmsghdr *mm, size_t
 				continue;
 			/* EAGAIN (socket buffer full) or a per-destination error such as
 			 * ECONNREFUSED: drop this datagram and go on with the rest. */
-			w->st_dropped++;
+			icicle_batch_dropped(b, ICICLE_DROP);
 			mm++;
 			run--;
 			continue;
@@ -197,20 +190,20 @@ static void send_run(struct icicle_worker *w, int fd, struct mmsghdr *mm, size_t
 	}
 }
 
-void icicle_tx_flush(struct icicle_worker *w)
+void icicle_batch_flush(struct icicle_batch *b)
 {
 	struct mmsghdr mm[ICICLE_TX_MAX];
 	struct iovec iov[ICICLE_TX_MAX][3];
 	uint8_t cbuf[ICICLE_TX_MAX][64] __attribute__((aligned(8)));
 	size_t i = 0, j, start;
 
-	if (w->ntx == 0) {
-		publish(w);
+	if (b->ntx == 0) {
+		publish(b);
 		return;
 	}
-	memset(mm, 0, sizeof(mm[0]) * w->ntx);
-	for (j = 0; j < w->ntx; j++) {
-		struct icicle_tx *t = &w->tx[j];
+	memset(mm, 0, sizeof(mm[0]) * b->ntx);
+	for (j = 0; j < b->ntx; j++) {
+		struct icicle_tx *t = &b->tx[j];
 		struct msghdr *mh = &mm[j].msg_hdr;
 		size_t k = 0;
 
@@ -234,12 +227,12 @@ void icicle_tx_flush(struct icicle_worker *w)
 			set_src(mh, cbuf[j], sizeof(cbuf[j]), t);
 	}
 	/* Runs of datagrams for the same socket go out in one sendmmsg. */
-	while (i < w->ntx) {
+	while (i < b->ntx) {
 		start = i;
-		while (i < w->ntx && w->tx[i].fd == w->tx[start].fd)
+		while (i < b->ntx && b->tx[i].fd == b->tx[start].fd)
 			i++;
-		send_run(w, w->tx[start].fd, &mm[start], i - start);
+		send_run(b, b->tx[start].fd, &mm[start], i - start);
 	}
-	w->ntx = 0;
-	publish(w);
+	b->ntx = 0;
+	publish(b);
 }

@@ -5,73 +5,21 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <stddef.h>
-#include <stdlib.h>
 #include <string.h>
 
-#include "cm/log.h"
+#include "cm/err.h"
 
 CM_DAEMON_ADMIN_SCHEMA(admin_schema, "127.0.0.1:9641");
 
-int icicle_parse_hostport(const char *text, struct sockaddr_storage *out, socklen_t *len)
-{
-	char host[INET6_ADDRSTRLEN + 1];
-	const char *colon, *h = text;
-	size_t hlen;
-	unsigned long port;
-	char *end;
-
-	memset(out, 0, sizeof(*out));
-	if (text[0] == '[') {
-		const char *rb = strchr(text, ']');
-
-		if (!rb || rb[1] != ':')
-			return -EINVAL;
-		h = text + 1;
-		hlen = (size_t)(rb - h);
-		colon = rb + 1;
-	} else {
-		colon = strrchr(text, ':');
-		if (!colon)
-			return -EINVAL;
-		hlen = (size_t)(colon - text);
-	}
-	if (hlen == 0 || hlen >= sizeof(host) || colon[1] < '0' || colon[1] > '9')
-		return -EINVAL;
-	memcpy(host, h, hlen);
-	host[hlen] = '\0';
-	port = strtoul(colon + 1, &end, 10);
-	if (*end != '\0' || port > 65535)
-		return -EINVAL;
-	if (text[0] != '[') {
-		struct sockaddr_in *in = (struct sockaddr_in *)out;
-
-		if (inet_pton(AF_INET, host, &in->sin_addr) != 1)
-			return -EINVAL;
-		in->sin_family = AF_INET;
-		in->sin_port = htons((uint16_t)port);
-		*len = sizeof(*in);
-	} else {
-		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)out;
-
-		if (inet_pton(AF_INET6, host, &in6->sin6_addr) != 1)
-			return -EINVAL;
-		in6->sin6_family = AF_INET6;
-		in6->sin6_port = htons((uint16_t)port);
-		*len = sizeof(*in6);
-	}
-	return 0;
-}
-
 static void check_addrs(struct cm_cfg_check *chk, const char *key, const struct cm_cfg_strlist *l)
 {
-	struct sockaddr_storage ss;
-	socklen_t len;
+	struct cm_cfg_addr a;
+	char why[CM_ERR_MAX];
 	size_t i;
 
 	for (i = 0; i < l->n; i++)
-		if (icicle_parse_hostport(l->v[i], &ss, &len) != 0)
-			cm_cfg_check_error(chk, key, "\"%s\" is not IP:PORT or [IPv6]:PORT",
-			                   l->v[i]);
+		if (cm_cfg_parse_addr(l->v[i], &a, why, sizeof(why)) != 0)
+			cm_cfg_check_error(chk, key, "\"%s\": %s", l->v[i], why);
 }
 
 static void validate_listen(void *obj, struct cm_cfg_check *chk)
@@ -462,18 +410,19 @@ const struct cm_cfg_schema icicle_config_schema = {
     .validate = validate_top,
 };
 
-int icicle_creds_from_config(const struct icicle_config *cfg, struct icicle_creds **out)
+int icicle_creds_from_config(const struct icicle_config *cfg, struct icicle_creds **out, char *err,
+                             size_t errlen)
 {
 	const struct cm_secret *s = &cfg->auth.secret_file, *u = &cfg->auth.users_file;
-	size_t bad = 0;
+	char why[CM_ERR_MAX];
 	int rc;
 
 	rc = icicle_creds_alloc(out, s->data ? (const char *)s->data : NULL, s->len,
-	                        u->data ? (const char *)u->data : NULL, u->len, &bad);
+	                        u->data ? (const char *)u->data : NULL, u->len, why, sizeof(why));
 	if (rc == -EINVAL)
-		CM_LOGE("auth", "%s:%zu: expected \"name:password\"", u->path ? u->path : "users",
-		        bad);
-	else if (rc != 0)
-		CM_LOGE("auth", "loading credentials: %s", strerror(-rc));
-	return rc;
+		return cm_errf(err, errlen, rc, "%s: %s", u->path ? u->path : "auth.users_file",
+		               why);
+	if (rc != 0)
+		return cm_errf(err, errlen, rc, "loading credentials: %s", why);
+	return 0;
 }

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <netinet/in.h>
 
+#include "cm/err.h"
+
 /* PROTOCOLS.md's list (eturnal's recommended set) plus ::/96, the deprecated IPv4-compatible
  * form, which some stacks still route as IPv4. */
 const char *const icicle_filter_default_deny[] = {
@@ -73,7 +75,7 @@ int icicle_cidr_parse(const char *text, struct icicle_cidr *c)
 }
 
 static int add_list(struct icicle_cidr **v, size_t *n, const char *const *texts, size_t count,
-                    const char **bad)
+                    char *err, size_t errlen)
 {
 	struct icicle_cidr *nv;
 	size_t i;
@@ -82,21 +84,20 @@ static int add_list(struct icicle_cidr **v, size_t *n, const char *const *texts,
 		return 0;
 	nv = realloc(*v, (*n + count) * sizeof(*nv));
 	if (!nv)
-		return -ENOMEM;
+		return cm_errf(err, errlen, -ENOMEM, "out of memory");
 	*v = nv;
 	for (i = 0; i < count; i++) {
-		if (icicle_cidr_parse(texts[i], &nv[*n]) != 0) {
-			if (bad)
-				*bad = texts[i];
-			return -EINVAL;
-		}
+		if (icicle_cidr_parse(texts[i], &nv[*n]) != 0)
+			return cm_errf(err, errlen, -EINVAL,
+			               "\"%s\" is not an address or ADDRESS/BITS", texts[i]);
 		(*n)++;
 	}
 	return 0;
 }
 
 int icicle_filter_init(struct icicle_filter *f, bool with_defaults, const char *const *deny,
-                       size_t ndeny, const char *const *allow, size_t nallow, const char **bad)
+                       size_t ndeny, const char *const *allow, size_t nallow, char *err,
+                       size_t errlen)
 {
 	size_t ndef = 0;
 	int rc;
@@ -104,12 +105,12 @@ int icicle_filter_init(struct icicle_filter *f, bool with_defaults, const char *
 	memset(f, 0, sizeof(*f));
 	while (icicle_filter_default_deny[ndef])
 		ndef++;
-	if (with_defaults &&
-	    (rc = add_list(&f->deny, &f->ndeny, icicle_filter_default_deny, ndef, bad)) != 0)
+	if (with_defaults && (rc = add_list(&f->deny, &f->ndeny, icicle_filter_default_deny, ndef,
+	                                    err, errlen)) != 0)
 		goto fail;
-	if ((rc = add_list(&f->deny, &f->ndeny, deny, ndeny, bad)) != 0)
+	if ((rc = add_list(&f->deny, &f->ndeny, deny, ndeny, err, errlen)) != 0)
 		goto fail;
-	if ((rc = add_list(&f->allow, &f->nallow, allow, nallow, bad)) != 0)
+	if ((rc = add_list(&f->allow, &f->nallow, allow, nallow, err, errlen)) != 0)
 		goto fail;
 	return 0;
 fail:

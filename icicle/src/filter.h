@@ -31,10 +31,11 @@ extern const char *const icicle_filter_default_deny[];
 /* Parse "ADDR/BITS" or "ADDR" (a host) into c. 0 or -EINVAL. */
 int icicle_cidr_parse(const char *text, struct icicle_cidr *c);
 
-/* Build a filter. with_defaults adds icicle_filter_default_deny to deny. On -EINVAL *bad is the
- * text that did not parse (borrowed from the arguments). 0, -EINVAL, -ENOMEM. */
+/* Build a filter. with_defaults adds icicle_filter_default_deny to deny. 0, -EINVAL (an entry that
+ * does not parse, named in err), -ENOMEM (cm/err.h). */
 int icicle_filter_init(struct icicle_filter *f, bool with_defaults, const char *const *deny,
-                       size_t ndeny, const char *const *allow, size_t nallow, const char **bad);
+                       size_t ndeny, const char *const *allow, size_t nallow, char *err,
+                       size_t errlen);
 void icicle_filter_close(struct icicle_filter *f);
 
 /* May a client relay to sa? (Port 0 never.) */

@@ -1,10 +1,11 @@
-/* icicle.h - icicle's configuration, daemon state and the types its modules share (private to
- * icicle).
+/* icicle.h - icicle's configuration, metrics and daemon state (private to icicle).
  *
- * Threads: the daemon's main loop runs the admin port and signals; each worker thread runs its
- * own libuv loop with its own UDP sockets (SO_REUSEPORT), TCP/TLS listeners, allocations and relay
- * sockets. Workers share only read-only configuration, the credentials snapshot (auth.h), the
- * allocation counters (quota.h) and the metrics registry (atomics). */
+ * Threads: the daemon's main loop runs the admin port, signals and the expiry of port
+ * reservations; each worker (worker.h) runs a loop of the framework's with its own UDP sockets
+ * (SO_REUSEPORT), TCP/TLS listeners, allocations and relay sockets. Workers share only read-only
+ * configuration, the credentials snapshot (auth.h), the allocation counters (quota.h), the port
+ * reservations (rsv.h), the connection counts per source (cm_srclimit) and the metrics registry
+ * (atomics). */
 #ifndef ICICLE_H
 #define ICICLE_H
 
@@ -15,6 +16,7 @@
 #include <uv.h>
 
 #include "cm/daemon.h"
+#include "cm/list.h"
 #include "cm/log.h"
 #include "auth.h"
 #include "filter.h"
@@ -87,9 +89,6 @@ struct icicle_config {
 
 extern const struct cm_cfg_schema icicle_config_schema;
 
-/* Parse "IP:PORT" / "[IPv6]:PORT" (port may be 0 only when allow_port0). 0 or -EINVAL. */
-int icicle_parse_hostport(const char *text, struct sockaddr_storage *out, socklen_t *len);
-
 struct icicle_metrics {
 	struct cm_gauge *allocations, *permissions, *channels;
 	struct cm_counter *pkts_c2p, *pkts_p2c, *bytes_c2p, *bytes_p2c;
@@ -108,11 +107,12 @@ struct icicle_metrics {
 	struct cm_counter *dropped;
 };
 
-/* Register every metric in m (NULL: all handles stay NULL, updates are no-ops). */
-int icicle_metrics_init(struct icicle_metrics *mt, struct cm_metrics *m);
+/* Register every metric in m (NULL: all handles stay NULL, updates are no-ops). 0, or the
+ * registry's error with the metric named in err (cm/err.h). */
+int icicle_metrics_init(struct icicle_metrics *mt, struct cm_metrics *m, char *err, size_t errlen);
 
-struct icicle_worker;
 struct cm_srclimit;
+struct cm_workers;
 
 struct icicle {
 	struct cm_daemon *daemon;        /* borrowed */
@@ -121,20 +121,21 @@ struct icicle {
 	struct icicle_auth auth;
 	bool auth_ready;
 	struct icicle_quota quota;
-	bool quota_ready;
 	struct icicle_rsv rsv; /* EVEN-PORT R=1 reservations, shared by the workers */
-	bool rsv_ready;
 	struct icicle_filter filter;
 	struct cm_srclimit *per_source; /* owned: TCP/TLS connections per source, all workers */
 	struct cm_log_limit log_refused, log_timeouts; /* lines about refused and cut connections */
 	struct icicle_metrics metrics;
-	struct sockaddr_storage ext4, ext6; /* family 0 when not configured */
-	struct icicle_worker **workers;     /* owned */
-	size_t nworkers;
-	size_t nrunning; /* threads started */
+	struct cm_workers *workers; /* borrowed: the framework owns the threads and loops */
+	struct cm_list worker_list; /* struct icicle_worker (worker.h), owned */
+	uv_timer_t rsv_timer;       /* on the main loop: reservations expire on time */
+	bool rsv_timer_open;
+	void (*close_done)(struct cm_daemon *d);
 };
 
-/* Load the credentials named by cfg into a new snapshot; logs what is wrong. */
-int icicle_creds_from_config(const struct icicle_config *cfg, struct icicle_creds **out);
+/* Load the credentials named by cfg into a new snapshot. 0, or a negative errno with the reason
+ * (the file and line) in err (cm/err.h). */
+int icicle_creds_from_config(const struct icicle_config *cfg, struct icicle_creds **out, char *err,
+                             size_t errlen);
 
 #endif

@@ -1,151 +1,448 @@
-/* listen_tcp.c - STUN/TURN over TCP and TLS (RFC 8656 client transports; relays stay UDP).
- * Each worker has its own listening socket per address (SO_REUSEPORT) and owns the connections
- * it accepts, up to quotas.connections_per_worker, and up to quotas.connections_per_source per
- * source address across all workers (one shared cm_srclimit table). The byte stream is cut into
- * STUN messages and ChannelData frames (padded to 4 bytes) by icicle_frame_len(); TLS runs
- * through cm_tls_conn's memory BIOs in between.
+/* listen_tcp.c - STUN/TURN over TCP and TLS (RFC 8656 client transports; relays stay UDP) on
+ * cm_listener and cm_stream: the stream does the socket, TLS, output queue and error handling;
+ * this file cuts its plaintext into STUN messages and ChannelData frames (icicle_framer), keeps
+ * the deadlines, and admits connections.
  *
- * Deadlines, checked by the worker's sweep once a second, keep slow clients from holding a
- * connection slot for nothing: the TLS handshake must finish within quotas.tls_handshake_timeout
- * of the accept; once input has started a frame (or arrived without completing one), the frame
- * must be complete within quotas.message_timeout; a connection without an allocation is closed
- * CONN_IDLE_MS after its last complete frame. Only complete frames count as progress, so
- * trickling bytes buys nothing. */
-#include "server.h"
+ * Admission: one cap for all the listeners of a worker (TCP and TLS together), and one per source
+ * address over all workers (a cm_srclimit table they share). Both are checked in the listeners'
+ * admission hook, so that the count of a worker is kept in one place whatever the number of its
+ * listeners; a refused connection is reset at once by the listener, counted and logged here (one
+ * line per LOG_EVERY_MS).
+ *
+ * Deadlines, on the stream's timer (the loop's wheel), keep slow clients from holding a slot for
+ * nothing: the TLS handshake must finish within its deadline (the stream's own); once input has
+ * started a frame, or arrived without completing one, the frame must be complete within
+ * message_ms; a connection without an allocation is closed idle_ms after its last complete frame
+ * (or its accept). Only complete frames count as progress, so trickling bytes buys nothing. */
+#include "listen_int.h"
 
 #include <errno.h>
-#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
+#include "alloc.h"
+#include "batch.h"
+#include "cm/err.h"
+#include "cm/listener.h"
 #include "cm/log.h"
+#include "cm/loop.h"
 #include "cm/metrics.h"
 #include "cm/srclimit.h"
-#include "cm/tls.h"
+#include "cm/stream.h"
 #include "frame.h"
+#include "icicle.h"
 
-#define CONN_WQUEUE_MAX (1u << 20) /* bytes waiting for the socket before we drop */
-#define CONN_IDLE_MS    30000      /* a connection without allocation lives this long idle */
+#define CONN_MAX_UNSENT (1u << 20) /* bytes waiting for the socket before we drop */
 #define LOG_EVERY_MS    10000      /* one line per reason and interval, whatever the flood */
+/* Plaintext handed to the framer at a time: its buffer is sized for a frame, not a 64 KiB read. */
+#define FEED_MAX ICICLE_DGRAM_MAX
 
-struct icicle_tcp {
-	struct icicle_worker *w; /* borrowed */
-	uv_tcp_t tcp;
-	bool tls;
-	struct sockaddr_storage bound;
+enum refusal {
+	REFUSED_WORKER = 1, /* the worker holds max_conns */
+	REFUSED_SOURCE,     /* the source holds its share */
+	REFUSED_MEMORY,     /* the source could not be counted: not kept, not counted */
 };
 
 struct icicle_conn {
-	struct icicle_worker *w; /* borrowed */
-	uv_tcp_t tcp;
-	struct icicle_conn *next, *prev; /* the worker's list */
+	struct icicle_streams *st; /* borrowed */
+	struct cm_stream *s;       /* the stream owns itself; valid until its closed event */
+	struct cm_list link;       /* in st->conns */
 	struct icicle_client client;
-	struct cm_tls_conn *tls;    /* owned; NULL for plain TCP */
 	struct icicle_framer fr;    /* plaintext not yet framed */
 	struct icicle_alloc *alloc; /* borrowed: the allocation owns itself */
-	size_t queued;              /* bytes handed to uv_write and not yet written */
-	uint64_t accepted;          /* loop ms */
 	uint64_t last_msg;          /* loop ms of the last complete frame (accepted before one) */
 	uint64_t msg_start; /* loop ms since when input waits to complete a frame; 0: none waits */
+	uint64_t due;       /* loop ms the stream's timer is armed for; UINT64_MAX: not armed */
 	uint64_t nframes;   /* complete frames so far */
-	bool hs_done;       /* the TLS handshake is over (plain TCP: from the start) */
-	bool counted;       /* counted in the per-source table */
-	bool closing;
+	bool cut;           /* closed on purpose (deadline, rate limit, stop) */
 };
 
-struct wreq {
-	uv_write_t req;
-	struct icicle_conn *c;
-	size_t len;
-	uint8_t data[];
-};
-
-static void conn_closed(uv_handle_t *h)
+static uint64_t now_ms(const struct icicle_streams *st)
 {
-	struct icicle_conn *c = h->data;
+	return uv_now(st->loop->uv);
+}
 
-	c->w->handles--;
-	cm_tls_conn_free(c->tls);
+/* --- admission --------------------------------------------------------------------------------
+ */
+
+static int admit(void *arg, const struct sockaddr *peer)
+{
+	struct icicle_streams *st = arg;
+	int rc;
+
+	if (st->cfg.max_conns && st->nconns >= st->cfg.max_conns) {
+		st->refusal = REFUSED_WORKER;
+		return -EUSERS;
+	}
+	if (st->cfg.per_source) {
+		rc = cm_srclimit_take(st->cfg.per_source, peer);
+		if (rc != 0) {
+			st->refusal = rc == -EDQUOT ? REFUSED_SOURCE : REFUSED_MEMORY;
+			return rc;
+		}
+	}
+	st->nconns++;
+	cm_metrics_gauge_add(st->cfg.mt->conns, 1);
+	return 0;
+}
+
+static void release(void *arg, const struct sockaddr *peer)
+{
+	struct icicle_streams *st = arg;
+
+	if (st->cfg.per_source)
+		cm_srclimit_release(st->cfg.per_source, peer);
+	st->nconns--;
+	cm_metrics_gauge_add(st->cfg.mt->conns, -1);
+}
+
+/* The listener has reset a connection admit() refused: count it, and say so at most once per
+ * LOG_EVERY_MS. */
+static void on_refused(struct cm_listener *ln, enum cm_listener_refusal why,
+                       const struct sockaddr *peer)
+{
+	struct icicle_streams *st = cm_listener_data(ln);
+	const char *limit = "quotas.connections_per_worker";
+	struct cm_counter *counter = st->cfg.mt->conns_refused;
+	unsigned value = st->cfg.max_conns;
+	uint64_t held;
+	char src[64];
+
+	(void)why; /* always the admission hook: the listeners have no cap of their own */
+	if (st->refusal == REFUSED_MEMORY)
+		return;
+	if (st->refusal == REFUSED_SOURCE) {
+		limit = "quotas.connections_per_source";
+		counter = st->cfg.mt->conns_refused_source;
+		value = st->cfg.max_per_source;
+	}
+	cm_metrics_inc(counter);
+	if (cm_log_limit_pass(st->cfg.log_refused, now_ms(st), LOG_EVERY_MS, &held)) {
+		cm_srclimit_format(peer, src, sizeof(src));
+		CM_LOGW("listen",
+		        "connection from %s refused: %s (%u) reached (%llu other refusal(s) since "
+		        "the last line)",
+		        src, limit, value, (unsigned long long)held);
+	}
+}
+
+/* --- deadlines --------------------------------------------------------------------------------
+ */
+
+/* Arm the stream's timer for the first deadline that applies now. */
+static void arm(struct icicle_conn *c)
+{
+	const struct icicle_streams_config *cfg = &c->st->cfg;
+	uint64_t due = UINT64_MAX, now;
+
+	if (cm_stream_is_tls(c->s) && !cm_stream_secured(c->s))
+		return; /* the handshake deadline applies until it is over; it is the stream's */
+	if (c->msg_start && cfg->message_ms)
+		due = c->msg_start + cfg->message_ms;
+	if (!c->alloc && cfg->idle_ms && c->last_msg + cfg->idle_ms < due)
+		due = c->last_msg + cfg->idle_ms;
+	if (due == c->due)
+		return;
+	c->due = due;
+	now = now_ms(c->st);
+	cm_stream_timer(c->s, due == UINT64_MAX ? 0 : due > now ? due - now : 1);
+}
+
+/* The connection's allocation ends with it. */
+static void conn_end(struct icicle_conn *c)
+{
+	struct icicle_alloc *a = c->alloc;
+
+	c->alloc = NULL;
+	if (a)
+		icicle_alloc_destroy(a);
+}
+
+/* Close a connection that missed a deadline, counted under counter; why (NULL: no line) is said
+ * in one line per LOG_EVERY_MS. */
+static void cut(struct icicle_conn *c, struct cm_counter *counter, const char *why)
+{
+	uint64_t held;
+
+	c->cut = true;
+	cm_metrics_inc(counter);
+	if (why && cm_log_limit_pass(c->st->cfg.log_timeouts, now_ms(c->st), LOG_EVERY_MS, &held))
+		CM_LOGI("listen",
+		        "closed the connection of %s: it did not %s (%llu line(s) like this held "
+		        "back)",
+		        cm_stream_peer_name(c->s), why, (unsigned long long)held);
+	conn_end(c);
+	cm_stream_abort(c->s, -ETIMEDOUT, false);
+}
+
+static void on_timeout(struct cm_stream *s)
+{
+	struct icicle_conn *c = cm_stream_data(s);
+	const struct icicle_streams_config *cfg = &c->st->cfg;
+	uint64_t now = now_ms(c->st);
+
+	c->due = UINT64_MAX;
+	if (c->msg_start && cfg->message_ms && now >= c->msg_start + cfg->message_ms)
+		cut(c, cfg->mt->conns_timeout_message,
+		    "complete a message within quotas.message_timeout");
+	else if (!c->alloc && cfg->idle_ms && now >= c->last_msg + cfg->idle_ms)
+		/* Connections that never allocated (or whose allocation ended) and have gone
+		 * quiet hold memory for nothing: an unauthenticated client may not park sockets
+		 * here. */
+		cut(c, cfg->mt->conns_timeout_idle, NULL);
+	else
+		arm(c);
+}
+
+static void on_secured(struct cm_stream *s)
+{
+	arm(cm_stream_data(s));
+}
+
+/* --- input ------------------------------------------------------------------------------------
+ */
+
+/* Hand every complete frame buffered to the message handler; then send what the relay queued by
+ * reference into the framer's buffer before it can move. */
+static void frames(struct icicle_conn *c)
+{
+	const struct icicle_streams_config *cfg = &c->st->cfg;
+	uint8_t *p;
+	size_t len;
+	int rc;
+
+	while (!cm_stream_closing(c->s) && (rc = icicle_framer_next(&c->fr, &p, &len)) != 0) {
+		if (rc < 0) {
+			cm_metrics_inc(cfg->mt->malformed);
+			conn_end(c);
+			cm_stream_abort(c->s, -EPROTO, false);
+			break;
+		}
+		c->nframes++;
+		if (cfg->message(cfg->arg, &c->client, p, len) != 0) {
+			conn_end(c);
+			cm_stream_abort(c->s, -EPROTO, false);
+			break;
+		}
+	}
+	icicle_batch_flush(cfg->batch);
+}
+
+/* After a read: only complete frames are progress. A read that completed one stops the message
+ * clock (or restarts it for the part of the next frame already here); a read that completed
+ * none starts it unless it runs already, so that bytes trickled in one by one run out of time. */
+static void note_input(struct icicle_conn *c, uint64_t frames_before)
+{
+	uint64_t now = now_ms(c->st);
+
+	if (c->nframes != frames_before) {
+		c->last_msg = now;
+		c->msg_start = icicle_framer_pending(&c->fr) > 0 ? now : 0;
+	} else if (c->msg_start == 0) {
+		c->msg_start = now;
+	}
+	arm(c);
+}
+
+static void on_read(struct cm_stream *s, const char *data, size_t len)
+{
+	struct icicle_conn *c = cm_stream_data(s);
+	uint64_t before = c->nframes;
+
+	while (len > 0 && !cm_stream_closing(s)) {
+		size_t n = len < FEED_MAX ? len : FEED_MAX;
+
+		if (icicle_framer_feed(&c->fr, data, n) != 0) {
+			conn_end(c);
+			cm_stream_abort(s, -EPROTO, false);
+			return;
+		}
+		data += n;
+		len -= n;
+		frames(c);
+	}
+	if (!cm_stream_closing(s))
+		note_input(c, before);
+}
+
+static void on_eof(struct cm_stream *s)
+{
+	struct icicle_conn *c = cm_stream_data(s);
+
+	conn_end(c);
+	cm_stream_close(s, -ECONNRESET);
+}
+
+static void on_closed(struct cm_stream *s, int err)
+{
+	struct icicle_conn *c = cm_stream_data(s);
+	const struct icicle_streams_config *cfg = &c->st->cfg;
+	uint64_t held;
+
+	/* The only deadline of the stream's own a server stream has is the TLS handshake's. */
+	if (!c->cut && err == -ETIMEDOUT && cm_stream_is_tls(s) && !cm_stream_secured(s)) {
+		cm_metrics_inc(cfg->mt->conns_timeout_handshake);
+		if (cm_log_limit_pass(cfg->log_timeouts, now_ms(c->st), LOG_EVERY_MS, &held))
+			CM_LOGI("listen",
+			        "closed the connection of %s: it did not finish the TLS handshake "
+			        "within quotas.tls_handshake_timeout (%llu line(s) like this held "
+			        "back)",
+			        cm_stream_peer_name(s), (unsigned long long)held);
+	}
+	conn_end(c);
+	cm_list_remove(&c->link);
 	icicle_framer_close(&c->fr);
 	free(c);
 }
 
-static void conn_close(struct icicle_conn *c)
-{
-	struct icicle_worker *w = c->w;
+static const struct cm_stream_events conn_events = {
+    .read = on_read,
+    .eof = on_eof,
+    .secured = on_secured,
+    .timeout = on_timeout,
+    .closed = on_closed,
+};
 
-	if (c->closing)
+static void on_accept(struct cm_listener *ln, struct cm_stream *s)
+{
+	struct icicle_streams *st = cm_listener_data(ln);
+	struct icicle_conn *c = calloc(1, sizeof(*c));
+	socklen_t len;
+
+	if (!c) {
+		cm_stream_abort(s, -ENOMEM, true);
 		return;
-	c->closing = true;
-	if (c->alloc)
-		icicle_alloc_destroy(c->alloc);
-	if (c->counted)
-		cm_srclimit_release(w->ic->per_source, (const struct sockaddr *)&c->client.addr);
-	w->nconns--;
-	cm_metrics_gauge_add(w->ic->metrics.conns, -1);
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		w->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
-	uv_close((uv_handle_t *)&c->tcp, conn_closed);
-}
-
-void icicle_conn_abort(struct icicle_conn *c)
-{
-	conn_close(c);
-}
-
-void icicle_conn_close_all(struct icicle_worker *w)
-{
-	while (w->conns)
-		conn_close(w->conns);
-}
-
-void icicle_conn_sweep(struct icicle_worker *w)
-{
-	const struct icicle_quota_config *q = &w->ic->cfg->quotas;
-	struct icicle_metrics *mt = &w->ic->metrics;
-	uint64_t now = uv_now(&w->loop), held;
-	struct icicle_conn *c = w->conns, *next;
-	unsigned msg = 0, hs = 0;
-
-	for (; c; c = next) {
-		next = c->next;
-		if (!c->hs_done) {
-			if (q->tls_handshake_timeout &&
-			    now - c->accepted >= q->tls_handshake_timeout) {
-				hs++;
-				cm_metrics_inc(mt->conns_timeout_handshake);
-				conn_close(c);
-			}
-		} else if (c->msg_start && q->message_timeout &&
-		           now - c->msg_start >= q->message_timeout) {
-			msg++;
-			cm_metrics_inc(mt->conns_timeout_message);
-			conn_close(c);
-		} else if (!c->alloc && now - c->last_msg > CONN_IDLE_MS) {
-			/* Connections that never allocated (or whose allocation ended) and have
-			 * gone quiet hold memory for nothing: an unauthenticated client may not
-			 * park sockets here. */
-			cm_metrics_inc(mt->conns_timeout_idle);
-			conn_close(c);
-		}
 	}
-	if ((msg || hs) && cm_log_limit_pass(&w->ic->log_timeouts, now, LOG_EVERY_MS, &held))
-		CM_LOGI(
-		    "listen",
-		    "closed %u connection(s) that did not complete a message within "
-		    "quotas.message_timeout and %u that did not finish the TLS handshake within "
-		    "quotas.tls_handshake_timeout (%llu line(s) like this held back)",
-		    msg, hs, (unsigned long long)held);
+	c->st = st;
+	c->s = s;
+	cm_list_init(&c->link);
+	icicle_framer_init(&c->fr);
+	c->client.tp = cm_stream_is_tls(s) ? ICICLE_TLS : ICICLE_TCP;
+	c->client.conn = c;
+	if (cm_stream_peer(s, &c->client.addr, &len) != 0) {
+		free(c);
+		cm_stream_abort(s, -ENOTCONN, false); /* the peer is gone already */
+		return;
+	}
+	c->client.addrlen = len;
+	if (cm_stream_local(s, &c->client.local, &len) == 0)
+		c->client.has_local = true;
+	c->last_msg = now_ms(st);
+	c->due = UINT64_MAX;
+	cm_list_insert_tail(&st->conns, &c->link);
+	cm_stream_start(s, &conn_events, c);
+	arm(c);
+}
+
+static const struct cm_listener_events listener_events = {
+    .accept = on_accept,
+    .refused = on_refused,
+};
+
+/* --- the worker's listeners -------------------------------------------------------------------
+ */
+
+void icicle_streams_init(struct icicle_streams *st, struct cm_loop *l,
+                         const struct icicle_streams_config *cfg)
+{
+	memset(st, 0, sizeof(*st));
+	st->cfg = *cfg;
+	st->loop = l;
+	cm_list_init(&st->conns);
+}
+
+int icicle_streams_listen(struct icicle_streams *st, const struct sockaddr *sa, socklen_t len,
+                          bool tls, char *err, size_t errlen)
+{
+	struct cm_listener_config lc = {
+	    .addr = sa,
+	    .addrlen = len,
+	    .reuseport = true,
+	    .stream =
+	        {
+	            .tls = tls ? st->cfg.tls : NULL,
+	            .handshake_ms = st->cfg.handshake_ms,
+	            .max_unsent = CONN_MAX_UNSENT,
+	            .nodelay = true,
+	            .log_mod = "listen",
+	        },
+	    .source_admit = admit,
+	    .source_release = release,
+	    .source_arg = st,
+	};
+	const char *kind = tls ? "tls" : "tcp";
+	struct cm_listener *ln;
+	char name[64];
+	int rc;
+
+	cm_stream_addr_format(sa, name, sizeof(name));
+	if (tls && !st->cfg.tls)
+		return cm_errf(err, errlen, -EINVAL, "tls %s: no certificate", name);
+	if (st->nln == st->lncap) {
+		size_t ncap = st->lncap ? 2 * st->lncap : 4;
+		struct cm_listener **v = realloc(st->ln, ncap * sizeof(*v));
+
+		if (!v)
+			return cm_errf(err, errlen, -ENOMEM, "%s %s: out of memory", kind, name);
+		st->ln = v;
+		st->lncap = ncap;
+	}
+	rc = cm_listener_open(&ln, st->loop, &lc, &listener_events, st);
+	if (rc != 0)
+		return cm_errf(err, errlen, rc, "%s %s: %s", kind, name, uv_strerror(rc));
+	st->ln[st->nln++] = ln;
+	return 0;
+}
+
+void icicle_streams_close(struct icicle_streams *st)
+{
+	struct cm_list *n;
+	size_t i;
+
+	if (st->closing)
+		return;
+	st->closing = true;
+	for (i = 0; i < st->nln; i++)
+		cm_listener_close(st->ln[i], NULL, NULL);
+	st->nln = 0;
+	/* each connection leaves the list in its closed event, from a close callback */
+	cm_list_foreach(n, &st->conns)
+	{
+		struct icicle_conn *c = cm_list_entry(n, struct icicle_conn, link);
+
+		c->cut = true;
+		conn_end(c);
+		cm_stream_abort(c->s, 0, false);
+	}
+}
+
+void icicle_streams_free(struct icicle_streams *st)
+{
+	free(st->ln);
+	st->ln = NULL;
+	st->nln = st->lncap = 0;
+}
+
+unsigned icicle_streams_count(const struct icicle_streams *st)
+{
+	return st->nconns;
+}
+
+/* --- a connection -----------------------------------------------------------------------------
+ */
+
+void icicle_conn_close(struct icicle_conn *c)
+{
+	c->cut = true;
+	conn_end(c);
+	cm_stream_close(c->s, 0);
 }
 
 void icicle_conn_set_alloc(struct icicle_conn *c, struct icicle_alloc *a)
 {
 	c->alloc = a;
+	if (!cm_stream_closing(c->s))
+		arm(c);
 }
 
 struct icicle_alloc *icicle_conn_alloc(const struct icicle_conn *c)
@@ -153,404 +450,32 @@ struct icicle_alloc *icicle_conn_alloc(const struct icicle_conn *c)
 	return c->alloc;
 }
 
-static void write_cb(uv_write_t *req, int status)
+void icicle_conn__send(struct icicle_conn *c, struct icicle_batch *b, const uint8_t *hdr,
+                       size_t hlen, const uint8_t *payload, size_t plen, size_t pad)
 {
-	struct wreq *wr = (struct wreq *)req;
-	struct icicle_conn *c = wr->c;
+	uint8_t frame[ICICLE_TX_INLINE + ICICLE_DGRAM_MAX + 4];
+	const uint8_t *out = hdr;
+	int rc;
 
-	c->queued -= wr->len;
-	free(wr);
-	if (status < 0)
-		conn_close(c);
-}
-
-/* Write raw bytes (already encrypted for TLS) to the socket: try at once, queue the rest. */
-static void raw_write(struct icicle_conn *c, const uv_buf_t *bufs, unsigned nbufs)
-{
-	size_t total = 0, done, off = 0;
-	struct wreq *wr;
-	uv_buf_t b;
-	unsigned i;
-	int n;
-
-	for (i = 0; i < nbufs; i++)
-		total += bufs[i].len;
-	if (total == 0 || c->closing)
-		return;
-	if (c->queued == 0) {
-		n = uv_try_write((uv_stream_t *)&c->tcp, bufs, nbufs);
-		if (n < 0 && n != UV_EAGAIN) {
-			conn_close(c);
-			return;
-		}
-		done = n > 0 ? (size_t)n : 0;
-		if (done == total)
-			return;
-	} else {
-		done = 0;
-	}
-	if (c->queued + total - done > CONN_WQUEUE_MAX) {
-		c->w->st_dropped++;
-		if (done == 0)
-			return;
-		/* part of a frame is out: the stream cannot be resynchronised */
-		conn_close(c);
+	if (hlen > ICICLE_TX_INLINE || plen > ICICLE_DGRAM_MAX || pad > 3) {
+		icicle_batch_dropped(b, ICICLE_DROP);
 		return;
 	}
-	wr = malloc(sizeof(*wr) + total - done);
-	if (!wr) {
-		conn_close(c);
-		return;
-	}
-	for (i = 0; i < nbufs; i++) {
-		size_t skip = done > bufs[i].len ? bufs[i].len : done;
-
-		done -= skip;
-		memcpy(wr->data + off, bufs[i].base + skip, bufs[i].len - skip);
-		off += bufs[i].len - skip;
-	}
-	wr->c = c;
-	wr->len = off;
-	b = uv_buf_init((char *)wr->data, (unsigned)off);
-	if (uv_write(&wr->req, (uv_stream_t *)&c->tcp, &b, 1, write_cb) != 0) {
-		free(wr);
-		conn_close(c);
-		return;
-	}
-	c->queued += off;
-}
-
-static void tls_flush(struct icicle_conn *c)
-{
-	uint8_t buf[16384];
-	size_t n;
-	uv_buf_t b;
-
-	while ((n = cm_tls_conn_take(c->tls, buf, sizeof(buf))) > 0) {
-		b = uv_buf_init((char *)buf, (unsigned)n);
-		raw_write(c, &b, 1);
-		if (c->closing)
-			return;
-	}
-}
-
-void icicle_conn_send3(struct icicle_conn *c, const uint8_t *hdr, size_t hlen,
-                       const uint8_t *payload, size_t plen, size_t pad)
-{
-	static const uint8_t zeros[4];
-	uv_buf_t b[3];
-	unsigned n = 0;
-
-	if (c->closing)
-		return;
-	if (c->tls) {
-		if (c->queued > CONN_WQUEUE_MAX) {
-			c->w->st_dropped++;
-			return;
-		}
-		uint8_t frame[ICICLE_TX_INLINE + ICICLE_DGRAM_MAX + 4];
-
-		/* One record per frame: clients (coturn's among them) read a record at a time. */
-		if (hlen > ICICLE_TX_INLINE || plen > ICICLE_DGRAM_MAX || pad > 3) {
-			c->w->st_dropped++;
-			return;
-		}
+	/* One write per frame: over the queue limit the whole frame is refused, never a part. */
+	if (plen || pad) {
 		memcpy(frame, hdr, hlen);
 		if (plen)
 			memcpy(frame + hlen, payload, plen);
 		memset(frame + hlen + plen, 0, pad);
-		if (cm_tls_conn_write(c->tls, frame, hlen + plen + pad) != 0) {
-			conn_close(c);
-			return;
-		}
-		tls_flush(c);
+		out = frame;
+	}
+	rc = cm_stream_write(c->s, out, hlen + plen + pad);
+	if (rc == -ENOBUFS) {
+		icicle_batch_dropped(b, ICICLE_DROP);
 		return;
 	}
-	b[n++] = uv_buf_init((char *)(uintptr_t)hdr, (unsigned)hlen);
-	if (plen)
-		b[n++] = uv_buf_init((char *)(uintptr_t)payload, (unsigned)plen);
-	if (pad)
-		b[n++] = uv_buf_init((char *)(uintptr_t)zeros, (unsigned)pad);
-	raw_write(c, b, n);
-}
-
-void icicle_conn_send(struct icicle_conn *c, const uint8_t *buf, size_t len)
-{
-	icicle_conn_send3(c, buf, len, NULL, 0, 0);
-}
-
-/* Handle every complete frame buffered; then send what the relay queued by reference into the
- * framer's buffer before it can move. */
-static void frames(struct icicle_conn *c)
-{
-	struct icicle_worker *w = c->w;
-	uint8_t *p;
-	size_t len;
-	int rc;
-
-	while (!c->closing && (rc = icicle_framer_next(&c->fr, &p, &len)) != 0) {
-		if (rc > 0)
-			c->nframes++;
-		if (rc < 0 || ((p[0] & 0xc0) == 0 && icicle_stun_check_header(p, len) != 0)) {
-			cm_metrics_inc(w->ic->metrics.malformed);
-			conn_close(c);
-			break;
-		}
-		if ((p[0] & 0xc0) == 0x40) {
-			if (c->alloc)
-				icicle_relay_from_client_chdata(w, &c->client, c->alloc, p, len);
-		} else if (icicle_stun_type(ICICLE_M_SEND, ICICLE_C_INDICATION) ==
-		           ((p[0] << 8) | p[1])) {
-			icicle_relay_send_ind(w, &c->client, p, len);
-		} else {
-			icicle_turn_handle(w, &c->client, p, len);
-		}
-	}
-	icicle_tx_flush(w);
-}
-
-static int feed(struct icicle_conn *c, const void *p, size_t n)
-{
-	int rc = icicle_framer_feed(&c->fr, p, n);
-
-	if (rc != 0) {
-		conn_close(c);
-		return rc;
-	}
-	frames(c);
-	return 0;
-}
-
-static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-	struct icicle_conn *c = h->data;
-
-	(void)suggested;
-	/* one worker-wide buffer: reads are handled to the end before the next one */
-	*buf = uv_buf_init((char *)c->w->rx->buf[0], (unsigned)sizeof(c->w->rx->buf[0]));
-}
-
-/* After a read: only complete frames are progress. A read that completed one stops the message
- * clock (or restarts it for the part of the next frame already here); a read that completed
- * none starts it unless it runs already, so that bytes trickled in one by one, or TLS records
- * that never make a frame, run out of time. */
-static void note_input(struct icicle_conn *c, uint64_t frames_before)
-{
-	uint64_t now = uv_now(&c->w->loop);
-
-	if (c->closing)
-		return;
-	if (c->nframes != frames_before) {
-		c->last_msg = now;
-		c->msg_start = icicle_framer_pending(&c->fr) > 0 ? now : 0;
-	} else if (c->msg_start == 0) {
-		c->msg_start = now;
-	}
-}
-
-static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
-{
-	struct icicle_conn *c = s->data;
-	uint8_t plain[ICICLE_DGRAM_MAX];
-	uint64_t before;
-
-	if (nread < 0) {
-		conn_close(c);
-		return;
-	}
-	if (nread == 0 || c->closing)
-		return;
-	before = c->nframes;
-	if (!c->tls) {
-		if (feed(c, buf->base, (size_t)nread) == 0)
-			note_input(c, before);
-		return;
-	}
-	if (cm_tls_conn_feed(c->tls, buf->base, (size_t)nread) != 0) {
-		conn_close(c);
-		return;
-	}
-	for (;;) {
-		ssize_t n = cm_tls_conn_read(c->tls, plain, sizeof(plain));
-
-		if (n < 0) {
-			tls_flush(c);
-			conn_close(c);
-			return;
-		}
-		if (n == 0)
-			break;
-		if (feed(c, plain, (size_t)n) != 0 || c->closing)
-			return;
-	}
-	tls_flush(c);
-	if (c->closing)
-		return;
-	if (!c->hs_done) {
-		/* the handshake deadline applies until it is over; it is not a message */
-		if (!cm_tls_conn_established(c->tls))
-			return;
-		c->hs_done = true;
-		if (c->nframes == before) {
-			c->msg_start = icicle_framer_pending(&c->fr) > 0 ? uv_now(&c->w->loop) : 0;
-			return;
-		}
-	}
-	note_input(c, before);
-}
-
-/* Close a connection just accepted, with a reset (SO_LINGER 0) so that the socket leaves no
- * TIME_WAIT behind on this side; count it, and say so at most once per LOG_EVERY_MS. */
-static void refuse(struct icicle_conn *c, struct cm_counter *counter, const char *why,
-                   long long limit)
-{
-	struct linger lg = {.l_onoff = 1, .l_linger = 0};
-	struct icicle *ic = c->w->ic;
-	uv_os_fd_t fd;
-	uint64_t held;
-	char src[64];
-
-	if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
-		(void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-	cm_metrics_inc(counter);
-	if (cm_log_limit_pass(&ic->log_refused, uv_now(&c->w->loop), LOG_EVERY_MS, &held)) {
-		cm_srclimit_format((const struct sockaddr *)&c->client.addr, src, sizeof(src));
-		CM_LOGW(
-		    "listen",
-		    "connection from %s refused: %s (%lld) reached (%llu other refusal(s) since "
-		    "the last line)",
-		    src, why, limit, (unsigned long long)held);
-	}
-	conn_close(c);
-}
-
-static void accept_cb(uv_stream_t *server, int status)
-{
-	struct icicle_tcp *t = server->data;
-	struct icicle_worker *w = t->w;
-	const struct icicle_quota_config *q = &w->ic->cfg->quotas;
-	size_t cap = (size_t)q->connections_per_worker;
-	struct icicle_conn *c;
-	int len, rc;
-
-	if (status < 0)
-		return;
-	c = calloc(1, sizeof(*c));
-	if (!c)
-		return;
-	c->w = w;
-	c->accepted = c->last_msg = uv_now(&w->loop);
-	c->hs_done = !t->tls;
-	icicle_framer_init(&c->fr);
-	if (uv_tcp_init(&w->loop, &c->tcp) != 0) {
-		free(c);
-		return;
-	}
-	c->tcp.data = c;
-	w->handles++;
-	c->next = w->conns;
-	if (w->conns)
-		w->conns->prev = c;
-	w->conns = c;
-	w->nconns++;
-	cm_metrics_gauge_add(w->ic->metrics.conns, 1);
-	if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
-		conn_close(c);
-		return;
-	}
-	c->client.tp = t->tls ? ICICLE_TLS : ICICLE_TCP;
-	c->client.conn = c;
-	len = sizeof(c->client.addr);
-	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&c->client.addr, &len) != 0) {
-		conn_close(c);
-		return;
-	}
-	c->client.addrlen = (socklen_t)len;
-	/* Over a cap: accepted only to be closed at once. */
-	if (cap && w->nconns > cap) {
-		refuse(c, w->ic->metrics.conns_refused, "quotas.connections_per_worker",
-		       q->connections_per_worker);
-		return;
-	}
-	if (w->ic->per_source) {
-		rc = cm_srclimit_take(w->ic->per_source, (const struct sockaddr *)&c->client.addr);
-		if (rc == -EDQUOT) {
-			refuse(c, w->ic->metrics.conns_refused_source,
-			       "quotas.connections_per_source", q->connections_per_source);
-			return;
-		}
-		if (rc != 0) {
-			conn_close(c); /* out of memory: it cannot be counted, so it is not kept */
-			return;
-		}
-		c->counted = true;
-	}
-	len = sizeof(c->client.local);
-	if (uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&c->client.local, &len) == 0)
-		c->client.has_local = true;
-	(void)uv_tcp_nodelay(&c->tcp, 1);
-	if (t->tls && cm_tls_conn_alloc(&c->tls, w->ic->tls, NULL) != 0) {
-		conn_close(c);
-		return;
-	}
-	if (uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb) != 0)
-		conn_close(c);
-}
-
-static void tcp_closed(uv_handle_t *h)
-{
-	struct icicle_tcp *t = h->data;
-
-	t->w->handles--;
-	free(t);
-}
-
-void icicle_tcp_close(struct icicle_tcp *t)
-{
-	if (t)
-		uv_close((uv_handle_t *)&t->tcp, tcp_closed);
-}
-
-int icicle_tcp_open(struct icicle_worker *w, const struct sockaddr *sa, socklen_t len, bool tls,
-                    struct icicle_tcp **out)
-{
-	struct icicle_tcp *t;
-	int fd, one = 1, rc;
-
-	*out = NULL;
-	fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
-	if (sa->sa_family == AF_INET6)
-		(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-	if (bind(fd, sa, len) != 0) {
-		rc = -errno;
-		close(fd);
-		return rc;
-	}
-	t = calloc(1, sizeof(*t));
-	if (!t) {
-		close(fd);
-		return -ENOMEM;
-	}
-	t->w = w;
-	t->tls = tls;
-	memcpy(&t->bound, sa, len);
-	rc = uv_tcp_init(&w->loop, &t->tcp);
-	if (rc != 0) {
-		close(fd);
-		free(t);
-		return rc;
-	}
-	t->tcp.data = t;
-	w->handles++;
-	*out = t; /* from here on, icicle_tcp_close() releases it */
-	rc = uv_tcp_open(&t->tcp, fd);
-	if (rc != 0) {
-		close(fd);
-		return rc;
-	}
-	return uv_listen((uv_stream_t *)&t->tcp, 511, accept_cb);
+	/* One TLS record per frame: clients (coturn's among them) read a record at a time and
+	 * take it for one message. Plain TCP output is gathered until the end of the loop turn. */
+	if (rc == 0 && cm_stream_is_tls(c->s))
+		cm_stream_flush(c->s);
 }

@@ -1,9 +1,9 @@
 /* listen_udp.c - one client-facing UDP socket of a worker (SO_REUSEPORT: every worker binds the
  * same address and the kernel spreads clients by their address), polled in the worker's loop,
- * read with recvmmsg into the worker's receive arena (batch.c). Bound to 0.0.0.0 or ::, it learns
- * the local address of each datagram (IP_PKTINFO) so that replies leave from the address the
- * client used. */
-#include "server.h"
+ * read with recvmmsg into the worker's receive arena (batch.h). Bound to 0.0.0.0 or ::, it
+ * learns the local address of each datagram (IP_PKTINFO) so that replies leave from the address
+ * the client used. */
+#include "listen.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -11,12 +11,16 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cm/log.h"
+#include "batch.h"
+#include "cm/err.h"
+#include "cm/loop.h"
 #include "cm/metrics.h"
+#include "cm/stream.h"
+#include "icicle.h"
 
 struct icicle_udp {
-	struct icicle_worker *w; /* borrowed */
-	int fd;                  /* owned; closed in the close callback */
+	struct icicle_udp_config cfg;
+	int fd; /* owned; closed in the close callback */
 	uv_poll_t poll;
 	struct sockaddr_storage bound;
 	bool wildcard; /* bound to 0.0.0.0 / :: */
@@ -64,32 +68,10 @@ static void local_from_cmsg(struct msghdr *mh, struct icicle_client *c, const st
 	}
 }
 
-/* One datagram from a client. */
-static void dispatch(struct icicle_worker *w, struct icicle_client *c, uint8_t *p, size_t len)
-{
-	if (len >= 4 && (p[0] & 0xc0) == 0x40) {
-		struct icicle_alloc *a = icicle_alloc_find(w, c);
-
-		if (a)
-			icicle_relay_from_client_chdata(w, c, a, p, len);
-		return;
-	}
-	if (icicle_stun_check_header(p, len) != 0) {
-		cm_metrics_inc(w->ic->metrics.malformed);
-		return;
-	}
-	if (icicle_stun_type(ICICLE_M_SEND, ICICLE_C_INDICATION) == ((p[0] << 8) | p[1])) {
-		icicle_relay_send_ind(w, c, p, len);
-		return;
-	}
-	icicle_turn_handle(w, c, p, len);
-}
-
 static void udp_poll_cb(uv_poll_t *h, int status, int events)
 {
 	struct icicle_udp *u = h->data;
-	struct icicle_worker *w = u->w;
-	struct icicle_rx *rx = w->rx;
+	struct icicle_rx *rx = u->cfg.batch->rx;
 	struct icicle_client c;
 	bool more = true;
 	int round;
@@ -105,16 +87,16 @@ static void udp_poll_cb(uv_poll_t *h, int status, int events)
 		c.has_local = true;
 	}
 	/* Payloads queued by reference stay in their arena slots until the queue leaves at the
-	 * end of the loop pass (batch.c). */
+	 * end of the loop pass (batch.h). */
 	for (round = 0; round < ICICLE_RX_ROUNDS && more; round++) {
 		size_t first, i, end;
-		int n = icicle_rx_read(w, u->fd, u->wildcard, &first, &more);
+		int n = icicle_batch_read(u->cfg.batch, u->fd, u->wildcard, &first, &more);
 
 		for (i = first, end = first + (size_t)n; i < end; i++) {
 			struct msghdr *mh = &rx->msg[i].msg_hdr;
 
 			if (mh->msg_flags & MSG_TRUNC) {
-				cm_metrics_inc(w->ic->metrics.malformed);
+				cm_metrics_inc(u->cfg.mt->malformed);
 				continue;
 			}
 			c.addrlen = mh->msg_namelen;
@@ -125,29 +107,31 @@ static void udp_poll_cb(uv_poll_t *h, int status, int events)
 				continue;
 			if (u->wildcard)
 				local_from_cmsg(mh, &c, u);
-			dispatch(w, &c, rx->buf[i], rx->msg[i].msg_len);
+			(void)u->cfg.message(u->cfg.arg, &c, rx->buf[i], rx->msg[i].msg_len);
 		}
 	}
 }
 
-int icicle_udp_open(struct icicle_worker *w, const struct sockaddr *sa, socklen_t len,
-                    struct icicle_udp **out)
+int icicle_udp_open(struct icicle_udp **out, struct cm_loop *l, const struct sockaddr *sa,
+                    socklen_t len, const struct icicle_udp_config *cfg, char *err, size_t errlen)
 {
 	struct icicle_udp *u;
 	int one = 1, rc, size = 4 << 20;
 	uint8_t any[16] = {0};
+	char name[64];
 
 	*out = NULL;
+	cm_stream_addr_format(sa, name, sizeof(name));
 	u = calloc(1, sizeof(*u));
 	if (!u)
-		return -ENOMEM;
-	u->w = w;
+		return cm_errf(err, errlen, -ENOMEM, "udp %s: out of memory", name);
+	u->cfg = *cfg;
 	memcpy(&u->bound, sa, len);
 	u->fd = socket(sa->sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (u->fd < 0) {
 		rc = -errno;
 		free(u);
-		return rc;
+		return cm_errf(err, errlen, rc, "udp %s: %s", name, uv_strerror(rc));
 	}
 	(void)setsockopt(u->fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
 	(void)setsockopt(u->fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
@@ -166,28 +150,29 @@ int icicle_udp_open(struct icicle_worker *w, const struct sockaddr *sa, socklen_
 	}
 	if (bind(u->fd, sa, len) != 0) {
 		rc = -errno;
-		close(u->fd);
-		free(u);
-		return rc;
+		goto fail;
 	}
-	rc = uv_poll_init(&w->loop, &u->poll, u->fd);
-	if (rc != 0) {
-		close(u->fd);
-		free(u);
-		return rc;
-	}
+	rc = uv_poll_init(l->uv, &u->poll, u->fd);
+	if (rc != 0)
+		goto fail;
 	u->poll.data = u;
-	w->handles++;
 	rc = uv_poll_start(&u->poll, UV_READABLE, udp_poll_cb);
-	*out = u; /* even on failure: the handle must be closed through icicle_udp_close() */
-	return rc;
+	if (rc != 0) {
+		icicle_udp_close(u);
+		return cm_errf(err, errlen, rc, "udp %s: %s", name, uv_strerror(rc));
+	}
+	*out = u;
+	return 0;
+fail:
+	close(u->fd);
+	free(u);
+	return cm_errf(err, errlen, rc, "udp %s: %s", name, uv_strerror(rc));
 }
 
 static void udp_closed(uv_handle_t *h)
 {
 	struct icicle_udp *u = h->data;
 
-	u->w->handles--;
 	close(u->fd);
 	free(u);
 }

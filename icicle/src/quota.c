@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 
 #include "cm/crypto.h"
+#include "cm/list.h"
 
 void icicle_bucket_init(struct icicle_bucket *b, uint64_t burst, uint64_t now_ms)
 {
@@ -44,7 +45,7 @@ const char *icicle_quota_key(const char *username, bool rest)
 }
 
 struct icicle_user_count {
-	struct icicle_user_count *next;
+	struct cm_map_node node; /* in q->users */
 	uint64_t n;
 	pthread_mutex_t bw_lock;    /* the buckets are used by every worker */
 	struct icicle_bucket bw[2]; /* enum icicle_dir */
@@ -57,61 +58,59 @@ static void user_free(struct icicle_user_count *u)
 	free(u);
 }
 
-static size_t str_hash(const char *s)
-{
-	size_t h = 1469598103934665603ull;
-
-	while (*s)
-		h = (h ^ (unsigned char)*s++) * 1099511628211ull;
-	return h;
-}
-
 int icicle_quota_init(struct icicle_quota *q, uint64_t max_user, uint64_t max_total,
                       uint64_t user_bw)
 {
+	int rc;
+
 	memset(q, 0, sizeof(*q));
-	q->nslots = 1024;
-	q->slots = calloc(q->nslots, sizeof(*q->slots));
-	if (!q->slots)
-		return -ENOMEM;
+	rc = cm_map_init(&q->users, 64);
+	if (rc != 0)
+		return rc;
 	q->max_user = max_user;
 	q->max_total = max_total;
 	q->user_bw = user_bw;
 	pthread_mutex_init(&q->lock, NULL);
+	q->ready = true;
 	return 0;
 }
 
 void icicle_quota_close(struct icicle_quota *q)
 {
-	size_t i;
+	struct cm_map_iter it;
+	struct cm_map_node *n;
 
-	if (!q->slots)
+	if (!q->ready)
 		return;
-	for (i = 0; i < q->nslots; i++) {
-		struct icicle_user_count *u = q->slots[i], *next;
-
-		for (; u; u = next) {
-			next = u->next;
-			user_free(u);
-		}
+	cm_map_iter_init(&it, &q->users);
+	while ((n = cm_map_iter_next(&it)) != NULL) {
+		cm_map_remove(&q->users, n);
+		user_free(cm_list_entry(n, struct icicle_user_count, node));
 	}
-	free(q->slots);
-	q->slots = NULL;
+	cm_map_close(&q->users);
 	pthread_mutex_destroy(&q->lock);
+	q->ready = false;
 }
 
-static struct icicle_user_count **find(struct icicle_quota *q, const char *user)
+/* The entry of user, or NULL; *hash gets the user's hash either way. Under q->lock. */
+static struct icicle_user_count *find(struct icicle_quota *q, const char *user, uint64_t *hash)
 {
-	struct icicle_user_count **p = &q->slots[str_hash(user) % q->nslots];
+	struct cm_map_node *n;
 
-	while (*p && strcmp((*p)->name, user) != 0)
-		p = &(*p)->next;
-	return p;
+	*hash = cm_map_hash(&q->users, user, strlen(user));
+	for (n = cm_map_first(&q->users, *hash); n; n = cm_map_next(n)) {
+		struct icicle_user_count *u = cm_list_entry(n, struct icicle_user_count, node);
+
+		if (strcmp(u->name, user) == 0)
+			return u;
+	}
+	return NULL;
 }
 
 int icicle_quota_alloc_take(struct icicle_quota *q, const char *user, struct icicle_user_count **uc)
 {
-	struct icicle_user_count **p, *u;
+	struct icicle_user_count *u;
+	uint64_t h;
 	int rc = 0;
 
 	pthread_mutex_lock(&q->lock);
@@ -119,8 +118,7 @@ int icicle_quota_alloc_take(struct icicle_quota *q, const char *user, struct ici
 		rc = -EUSERS;
 		goto out;
 	}
-	p = find(q, user);
-	u = *p;
+	u = find(q, user, &h);
 	if (u && q->max_user && u->n >= q->max_user) {
 		rc = -EDQUOT;
 		goto out;
@@ -133,14 +131,13 @@ int icicle_quota_alloc_take(struct icicle_quota *q, const char *user, struct ici
 			rc = -ENOMEM;
 			goto out;
 		}
-		u->next = NULL;
 		u->n = 0;
 		pthread_mutex_init(&u->bw_lock, NULL);
 		/* full: the first datagram finds a long idle time behind it */
 		icicle_bucket_init(&u->bw[ICICLE_UP], q->user_bw, 0);
 		icicle_bucket_init(&u->bw[ICICLE_DOWN], q->user_bw, 0);
 		memcpy(u->name, user, len + 1);
-		*p = u;
+		cm_map_insert(&q->users, &u->node, h);
 	}
 	u->n++;
 	q->total++;
@@ -153,16 +150,16 @@ out:
 
 void icicle_quota_alloc_release(struct icicle_quota *q, const char *user)
 {
-	struct icicle_user_count **p, *u;
+	struct icicle_user_count *u;
+	uint64_t h;
 
 	pthread_mutex_lock(&q->lock);
-	p = find(q, user);
-	u = *p;
+	u = find(q, user, &h);
 	if (u) {
 		if (q->total > 0)
 			q->total--;
 		if (--u->n == 0) {
-			*p = u->next;
+			cm_map_remove(&q->users, &u->node);
 			user_free(u);
 		}
 	}
@@ -185,10 +182,10 @@ bool icicle_quota_user_bw_take(struct icicle_quota *q, struct icicle_user_count 
 uint64_t icicle_quota_user_count(struct icicle_quota *q, const char *user)
 {
 	struct icicle_user_count *u;
-	uint64_t n;
+	uint64_t n, h;
 
 	pthread_mutex_lock(&q->lock);
-	u = *find(q, user);
+	u = find(q, user, &h);
 	n = u ? u->n : 0;
 	pthread_mutex_unlock(&q->lock);
 	return n;
@@ -204,9 +201,11 @@ int icicle_ratelimit_init(struct icicle_ratelimit *r, uint64_t rate, uint64_t bu
 	r->slots = calloc(ICICLE_RATE_SLOTS, sizeof(*r->slots));
 	if (!r->slots)
 		return -ENOMEM;
-	/* A per-process seed so an attacker cannot aim many sources at one slot on purpose. */
-	if (cm_crypto_random(&r->seed, sizeof(r->seed)) != 0)
-		r->seed = 0x9e3779b9u;
+	/* A random key per table, so that nobody can aim many sources at one slot on purpose. */
+	if (cm_crypto_random(r->key, sizeof(r->key)) != 0) {
+		icicle_ratelimit_close(r);
+		return -EIO;
+	}
 	return 0;
 }
 
@@ -220,8 +219,6 @@ bool icicle_ratelimit_take(struct icicle_ratelimit *r, const struct sockaddr *sr
 {
 	struct icicle_rate_slot *s;
 	uint8_t a[16] = {0};
-	uint32_t h = r->seed;
-	size_t i;
 
 	if (r->rate == 0 || !r->slots)
 		return true;
@@ -232,9 +229,7 @@ bool icicle_ratelimit_take(struct icicle_ratelimit *r, const struct sockaddr *sr
 		/* One IPv6 customer usually has a /64: count it as one source. */
 		memcpy(a, &((const struct sockaddr_in6 *)src)->sin6_addr, 8);
 	}
-	for (i = 0; i < 16; i++)
-		h = (h ^ a[i]) * 16777619u;
-	s = &r->slots[h % ICICLE_RATE_SLOTS];
+	s = &r->slots[cm_hash(r->key, a, sizeof(a)) % ICICLE_RATE_SLOTS];
 	/* Sources that share a slot share its budget: letting one evict the other would let an
 	 * attacker reset a victim's bucket by alternating with a colliding address. */
 	if (s->b.last_ms == 0)

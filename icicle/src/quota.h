@@ -3,10 +3,11 @@
  *
  * Token buckets are plain structs updated by one thread. The allocation counters (per user and
  * in total) are shared by all workers behind one mutex: they change only when an allocation is
- * made or dies, never per packet. The per-user bandwidth buckets are shared too, each behind its
+ * made or dies, never per packet; users are found in a cm_map (keyed SipHash, so that user names
+ * cannot be chosen to collide). The per-user bandwidth buckets are shared too, each behind its
  * user's own lock, and only consulted when a per-user limit is configured. The rate limiter is a
- * fixed table per worker, so a flood of spoofed sources costs no memory: sources hashing to the
- * same slot share its budget. */
+ * fixed table per worker, so a flood of spoofed sources costs no memory: sources hashing (keyed,
+ * cm_hash) to the same slot share its budget. */
 #ifndef ICICLE_QUOTA_H
 #define ICICLE_QUOTA_H
 
@@ -15,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+
+#include "cm/map.h"
 
 struct icicle_bucket {
 	uint64_t milli; /* tokens x 1000 */
@@ -43,18 +46,18 @@ struct icicle_user_count;
 
 struct icicle_quota {
 	pthread_mutex_t lock;
-	struct icicle_user_count **slots; /* owned: hash table of per-user counts */
-	size_t nslots;
+	struct cm_map users; /* struct icicle_user_count by name, owned */
+	bool ready;
 	uint64_t total;    /* allocations alive */
 	uint64_t max_user; /* 0 = unlimited */
 	uint64_t max_total;
 	uint64_t user_bw; /* bytes/s relayed per user, each direction; 0 = unlimited */
 };
 
-/* user_bw: see struct icicle_quota. 0 or -ENOMEM. */
+/* user_bw: see struct icicle_quota. 0, -ENOMEM or -EIO (no randomness for the table's key). */
 int icicle_quota_init(struct icicle_quota *q, uint64_t max_user, uint64_t max_total,
                       uint64_t user_bw);
-void icicle_quota_close(struct icicle_quota *q);
+void icicle_quota_close(struct icicle_quota *q); /* frees the counts still held; idempotent */
 
 /* Count an allocation for user. 0, -EDQUOT (the user's cap: 486), -EUSERS (the total cap: 508),
  * -ENOMEM. On success *uc (when not NULL) is the user's entry, valid until the matching
@@ -85,9 +88,10 @@ struct icicle_rate_slot {
 struct icicle_ratelimit {
 	struct icicle_rate_slot *slots; /* owned: ICICLE_RATE_SLOTS */
 	uint64_t rate, burst;           /* per second; rate 0 disables */
-	uint32_t seed;
+	uint64_t key[2];                /* of the slot hash, random per table */
 };
 
+/* 0, -ENOMEM, -EIO (no randomness). */
 int icicle_ratelimit_init(struct icicle_ratelimit *r, uint64_t rate, uint64_t burst);
 void icicle_ratelimit_close(struct icicle_ratelimit *r);
 /* May one more unauthenticated request from src's IP address be answered at now_ms? */

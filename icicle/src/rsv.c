@@ -8,75 +8,114 @@
 
 #include "cm/crypto.h"
 
+struct entry {
+	struct cm_map_node by_token; /* in r->tokens */
+	struct cm_map_node by_user;  /* in r->users */
+	struct cm_list link;         /* in r->entries */
+	uint64_t token;
+	uint64_t expires; /* monotonic ms */
+	int fd;           /* owned: the socket bound to the reserved port */
+	int af;
+	char user[]; /* NUL-terminated */
+};
+
 int icicle_rsv_init(struct icicle_rsv *r, size_t cap, uint64_t max_user)
 {
+	int rc;
+
 	memset(r, 0, sizeof(*r));
+	rc = cm_map_init(&r->tokens, 16);
+	if (rc != 0)
+		return rc;
+	rc = cm_map_init(&r->users, 16);
+	if (rc != 0) {
+		cm_map_close(&r->tokens);
+		return rc;
+	}
+	cm_list_init(&r->entries);
 	r->cap = cap;
 	r->max_user = max_user;
 	pthread_mutex_init(&r->lock, NULL);
+	r->ready = true;
 	return 0;
+}
+
+/* Forget e, closing its socket when close_fd. */
+static void drop(struct icicle_rsv *r, struct entry *e, bool close_fd)
+{
+	cm_map_remove(&r->tokens, &e->by_token);
+	cm_map_remove(&r->users, &e->by_user);
+	cm_list_remove(&e->link);
+	if (close_fd)
+		close(e->fd);
+	free(e);
 }
 
 void icicle_rsv_close(struct icicle_rsv *r)
 {
-	size_t i;
+	struct cm_list *n;
 
-	for (i = 0; i < r->n; i++)
-		close(r->v[i].fd);
-	free(r->v);
-	r->v = NULL;
-	r->n = r->size = 0;
+	if (!r->ready)
+		return;
+	while ((n = cm_list_first(&r->entries)) != NULL)
+		drop(r, cm_list_entry(n, struct entry, link), true);
+	cm_map_close(&r->tokens);
+	cm_map_close(&r->users);
 	pthread_mutex_destroy(&r->lock);
-}
-
-static uint64_t user_hash(const char *s)
-{
-	uint64_t h = 1469598103934665603ull;
-
-	while (*s)
-		h = (h ^ (unsigned char)*s++) * 1099511628211ull;
-	return h;
-}
-
-/* Drop entry i (its socket closed when close_fd); the last entry takes its place. */
-static void drop(struct icicle_rsv *r, size_t i, int close_fd)
-{
-	if (close_fd)
-		close(r->v[i].fd);
-	r->v[i] = r->v[--r->n];
+	r->ready = false;
 }
 
 static size_t expire_locked(struct icicle_rsv *r, uint64_t now_ms)
 {
-	size_t i = 0, n = 0;
+	struct cm_list *n;
+	size_t count = 0;
 
-	while (i < r->n) {
-		if (r->v[i].expires <= now_ms) {
-			drop(r, i, 1);
-			n++;
-		} else {
-			i++;
-		}
+	/* Oldest first, and every reservation lives as long: stop at the first one still due.
+	 * (The workers' clocks may disagree by a few ms, so a later entry can be due a little
+	 * earlier; it goes on the next pass, and take() checks the time itself.) */
+	while ((n = cm_list_first(&r->entries)) != NULL) {
+		struct entry *e = cm_list_entry(n, struct entry, link);
+
+		if (e->expires > now_ms)
+			break;
+		drop(r, e, true);
+		count++;
 	}
-	return n;
+	return count;
+}
+
+static struct entry *by_token(struct icicle_rsv *r, uint64_t token)
+{
+	struct cm_map_node *n;
+
+	for (n = cm_map_first(&r->tokens, cm_map_hash(&r->tokens, &token, sizeof(token))); n;
+	     n = cm_map_next(n)) {
+		struct entry *e = cm_list_entry(n, struct entry, by_token);
+
+		if (e->token == token)
+			return e;
+	}
+	return NULL;
 }
 
 int icicle_rsv_add(struct icicle_rsv *r, const char *user, int fd, int af, uint64_t now_ms,
                    uint64_t *token)
 {
-	uint64_t uh = user_hash(user), t = 0, mine = 0;
-	struct icicle_rsv_entry *e;
-	size_t i;
+	size_t len = strlen(user);
+	uint64_t uh, t = 0, mine = 0;
+	struct cm_map_node *n;
+	struct entry *e;
 	int rc = 0, tries;
 
 	pthread_mutex_lock(&r->lock);
 	expire_locked(r, now_ms);
-	if (r->n >= r->cap) {
+	if (cm_map_count(&r->tokens) >= r->cap) {
 		rc = -EUSERS;
 		goto out;
 	}
-	for (i = 0; i < r->n; i++)
-		mine += r->v[i].user_hash == uh;
+	uh = cm_map_hash(&r->users, user, len);
+	for (n = cm_map_first(&r->users, uh); n; n = cm_map_next(n))
+		mine += strcmp(cm_list_entry(n, struct entry, by_user)->user, user) == 0;
 	if (r->max_user && mine >= r->max_user) {
 		rc = -EDQUOT;
 		goto out;
@@ -88,28 +127,22 @@ int icicle_rsv_add(struct icicle_rsv *r, const char *user, int fd, int af, uint6
 			rc = -EIO;
 			goto out;
 		}
-		for (i = 0; i < r->n && r->v[i].token != t; i++)
-			;
-		if (i == r->n)
+		if (!by_token(r, t))
 			break;
 	}
-	if (r->n == r->size) {
-		size_t nsize = r->size ? r->size * 2 : 16;
-
-		e = realloc(r->v, nsize * sizeof(*e));
-		if (!e) {
-			rc = -ENOMEM;
-			goto out;
-		}
-		r->v = e;
-		r->size = nsize;
+	e = malloc(sizeof(*e) + len + 1);
+	if (!e) {
+		rc = -ENOMEM;
+		goto out;
 	}
-	e = &r->v[r->n++];
 	e->token = t;
-	e->user_hash = uh;
 	e->expires = now_ms + ICICLE_RSV_MS;
 	e->fd = fd;
 	e->af = af;
+	memcpy(e->user, user, len + 1);
+	cm_map_insert(&r->tokens, &e->by_token, cm_map_hash(&r->tokens, &t, sizeof(t)));
+	cm_map_insert(&r->users, &e->by_user, uh);
+	cm_list_insert_tail(&r->entries, &e->link);
 	*token = t;
 out:
 	pthread_mutex_unlock(&r->lock);
@@ -118,19 +151,22 @@ out:
 
 int icicle_rsv_take(struct icicle_rsv *r, uint64_t token, uint64_t now_ms, int *fd, int *af)
 {
-	size_t i;
+	struct entry *e;
 	int rc = -ENOENT;
 
 	pthread_mutex_lock(&r->lock);
 	expire_locked(r, now_ms);
-	for (i = 0; i < r->n; i++)
-		if (r->v[i].token == token) {
-			*fd = r->v[i].fd;
-			*af = r->v[i].af;
-			drop(r, i, 0);
-			rc = 0;
-			break;
-		}
+	e = by_token(r, token);
+	if (e && e->expires <= now_ms) {
+		drop(r, e, true);
+		e = NULL;
+	}
+	if (e) {
+		*fd = e->fd;
+		*af = e->af;
+		drop(r, e, false);
+		rc = 0;
+	}
 	pthread_mutex_unlock(&r->lock);
 	return rc;
 }
@@ -141,6 +177,16 @@ size_t icicle_rsv_expire(struct icicle_rsv *r, uint64_t now_ms)
 
 	pthread_mutex_lock(&r->lock);
 	n = expire_locked(r, now_ms);
+	pthread_mutex_unlock(&r->lock);
+	return n;
+}
+
+size_t icicle_rsv_count(struct icicle_rsv *r)
+{
+	size_t n;
+
+	pthread_mutex_lock(&r->lock);
+	n = cm_map_count(&r->tokens);
 	pthread_mutex_unlock(&r->lock);
 	return n;
 }

@@ -4,34 +4,38 @@
  * unpolled, for ICICLE_RSV_MS under a random 8-byte token. A later Allocate that carries the token
  * takes that socket over. The table is shared by all workers behind one mutex, because the second
  * Allocate usually comes from another source port and so lands on another worker; it changes only
- * on such Allocates and on expiry, never per packet. */
+ * on such Allocates and on expiry, never per packet.
+ *
+ * Reservations are found by token and by user in two cm_maps (keyed SipHash: tokens and user
+ * names come from clients), and kept oldest first in a cm_list: they all live ICICLE_RSV_MS, so
+ * expiry takes from the front. */
 #ifndef ICICLE_RSV_H
 #define ICICLE_RSV_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#define ICICLE_RSV_MS 30000 /* how long a reserved port is held (RFC 8656 suggests 30 s) */
+#include "cm/list.h"
+#include "cm/map.h"
 
-struct icicle_rsv_entry {
-	uint64_t token;
-	uint64_t user_hash; /* reservations are counted per user; hashes that collide share */
-	uint64_t expires;   /* monotonic ms */
-	int fd;             /* owned: the socket bound to the reserved port */
-	int af;
-};
+#define ICICLE_RSV_MS 30000 /* how long a reserved port is held (RFC 8656 suggests 30 s) */
 
 struct icicle_rsv {
 	pthread_mutex_t lock;
-	struct icicle_rsv_entry *v; /* owned, grown up to cap */
-	size_t n, size, cap;
+	struct cm_map tokens;   /* reservations by token (owned entries) */
+	struct cm_map users;    /* the same by user, to count a user's reservations */
+	struct cm_list entries; /* the same, oldest first */
+	size_t cap;
 	uint64_t max_user; /* reservations one user may hold; 0 = no limit */
+	bool ready;
 };
 
-/* cap: the most reservations held at once; max_user: per user (0 = no limit). 0. */
+/* cap: the most reservations held at once; max_user: per user (0 = no limit). 0, -ENOMEM, -EIO
+ * (no randomness for the tables' keys). */
 int icicle_rsv_init(struct icicle_rsv *r, size_t cap, uint64_t max_user);
-/* Close every socket still held and free the table. */
+/* Close every socket still held and free the table. Idempotent. */
 void icicle_rsv_close(struct icicle_rsv *r);
 
 /* Hold fd (ownership handed over on success) for user (the quota key of the allocation's
@@ -47,5 +51,8 @@ int icicle_rsv_take(struct icicle_rsv *r, uint64_t token, uint64_t now_ms, int *
 
 /* Close reservations whose time is up; returns how many. */
 size_t icicle_rsv_expire(struct icicle_rsv *r, uint64_t now_ms);
+
+/* Reservations held now. */
+size_t icicle_rsv_count(struct icicle_rsv *r);
 
 #endif

@@ -9,15 +9,17 @@
 
 #include "cm/log.h"
 #include "cm/metrics.h"
+#include "batch.h"
+#include "icicle.h"
 #include "integrity.h"
 
 /* PASSWORD-ALGORITHMS offered with every nonce: SHA-256 first (clients take the first they
  * know), then MD5, both without parameters. */
 static const uint8_t pwalgs[8] = {0x00, 0x02, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00};
 
-void icicle_turn_send(struct icicle_turn_ctx *x, struct icicle_resp *r, bool integrity)
+void icicle_turn__send(struct icicle_turn_ctx *x, struct icicle_resp *r, bool integrity)
 {
-	const struct icicle_config *cfg = x->w->ic->cfg;
+	const struct icicle_turn_config *cfg = &x->t->cfg;
 	uint8_t buf[1024];
 	ssize_t n;
 
@@ -35,10 +37,11 @@ void icicle_turn_send(struct icicle_turn_ctx *x, struct icicle_resp *r, bool int
 		CM_LOGW("turn", "cannot encode a response: %s", strerror((int)-n));
 		return;
 	}
-	icicle_client_send(x->w, x->c, buf, (size_t)n);
+	icicle_client_send(cfg->batch, x->c, buf, (size_t)n);
 }
 
-void icicle_turn_error(struct icicle_turn_ctx *x, uint16_t code, const char *reason, bool integrity)
+void icicle_turn__error(struct icicle_turn_ctx *x, uint16_t code, const char *reason,
+                        bool integrity)
 {
 	struct icicle_resp r = {0};
 
@@ -46,7 +49,7 @@ void icicle_turn_error(struct icicle_turn_ctx *x, uint16_t code, const char *rea
 	r.cls = ICICLE_C_ERROR;
 	r.code = code;
 	r.reason = reason;
-	icicle_turn_send(x, &r, integrity);
+	icicle_turn__send(x, &r, integrity);
 }
 
 /* 401 or 438 with REALM, a fresh NONCE and the PASSWORD-ALGORITHMS it stands for. */
@@ -55,31 +58,31 @@ static void send_challenge(struct icicle_turn_ctx *x, uint16_t code)
 	struct icicle_resp r = {0};
 	char nonce[ICICLE_NONCE_LEN + 1];
 
-	icicle_nonce_make(&x->w->ic->auth, (const struct sockaddr *)&x->c->addr, x->wall, nonce);
+	icicle_nonce_make(x->t->cfg.auth, (const struct sockaddr *)&x->c->addr, x->wall, nonce);
 	r.cls = ICICLE_C_ERROR;
 	r.code = code;
 	r.reason = code == 438 ? "Stale Nonce" : "Unauthorized";
-	r.realm = x->w->ic->cfg->realm;
+	r.realm = x->t->cfg.realm;
 	r.nonce = nonce;
 	r.pwalgs = pwalgs;
 	r.pwalgs_len = sizeof(pwalgs);
-	icicle_turn_send(x, &r, false);
+	icicle_turn__send(x, &r, false);
 }
 
-bool icicle_turn_unauth_ok(struct icicle_turn_ctx *x)
+bool icicle_turn__unauth_ok(struct icicle_turn_ctx *x)
 {
 	bool udp = x->c->tp == ICICLE_UDP;
 
 	/* TCP and TLS sources have their own budgets: spoofed UDP in a victim's name must not
 	 * spend what the victim's real connections need. */
-	if (icicle_ratelimit_take(udp ? &x->w->rl : &x->w->rl_stream,
+	if (icicle_ratelimit_take(udp ? &x->t->rl : &x->t->rl_stream,
 	                          (const struct sockaddr *)&x->c->addr, x->now_ms))
 		return true;
-	cm_metrics_inc(x->w->ic->metrics.rate_limited);
+	cm_metrics_inc(x->t->cfg.mt->rate_limited);
 	/* A stream client waiting for an answer that never comes would hold its connection:
 	 * end it, it cost a handshake to open. */
 	if (!udp && x->c->conn)
-		icicle_conn_abort(x->c->conn);
+		icicle_conn_close(x->c->conn);
 	return false;
 }
 
@@ -98,8 +101,8 @@ static int password_alg(struct icicle_turn_ctx *x)
 	    memcmp(e->pwalgs, pwalgs, sizeof(pwalgs)) == 0 && e->pwalg_params == 0 &&
 	    (e->pwalg == ICICLE_PWALG_MD5 || e->pwalg == ICICLE_PWALG_SHA256))
 		return e->pwalg;
-	if (icicle_turn_unauth_ok(x))
-		icicle_turn_error(x, 400, "Bad Request", false);
+	if (icicle_turn__unauth_ok(x))
+		icicle_turn__error(x, 400, "Bad Request", false);
 	return 0;
 }
 
@@ -109,9 +112,10 @@ static const uint8_t *alg_key(const struct icicle_key *k, int alg, size_t *len)
 	return alg == ICICLE_PWALG_SHA256 ? k->sha256 : k->md5;
 }
 
-bool icicle_turn_auth(struct icicle_turn_ctx *x, const struct icicle_alloc *a)
+bool icicle_turn__auth(struct icicle_turn_ctx *x, const struct icicle_alloc *a)
 {
-	struct icicle *ic = x->w->ic;
+	const struct icicle_turn_config *cfg = &x->t->cfg;
+	const struct icicle_metrics *mt = cfg->mt;
 	struct icicle_req *req = x->req;
 	uint8_t *raw = (uint8_t *)(uintptr_t)req->raw;
 	enum icicle_mi_kind kind = req->extra.has_mi_sha256 ? ICICLE_MI_SHA256 : ICICLE_MI_SHA1;
@@ -122,14 +126,14 @@ bool icicle_turn_auth(struct icicle_turn_ctx *x, const struct icicle_alloc *a)
 	int n, i, rc, alg;
 
 	if (!req->has_mi && !req->extra.has_mi_sha256) {
-		cm_metrics_inc(ic->metrics.auth_fail_missing);
-		if (icicle_turn_unauth_ok(x))
+		cm_metrics_inc(mt->auth_fail_missing);
+		if (icicle_turn__unauth_ok(x))
 			send_challenge(x, 401);
 		return false;
 	}
 	if (!req->username || !req->realm || !req->nonce) {
-		if (icicle_turn_unauth_ok(x))
-			icicle_turn_error(x, 400, "Bad Request", false);
+		if (icicle_turn__unauth_ok(x))
+			icicle_turn__error(x, 400, "Bad Request", false);
 		return false;
 	}
 	alg = password_alg(x);
@@ -144,31 +148,31 @@ bool icicle_turn_auth(struct icicle_turn_ctx *x, const struct icicle_alloc *a)
 				x->keys = a->keys;
 				x->key = alg_key(&x->keys, alg, &x->keylen);
 				x->mi_sha256 = kind == ICICLE_MI_SHA256;
-				icicle_turn_error(x, 441, "Wrong Credentials", true);
-			} else if (icicle_turn_unauth_ok(x)) {
+				icicle_turn__error(x, 441, "Wrong Credentials", true);
+			} else if (icicle_turn__unauth_ok(x)) {
 				send_challenge(x, 401);
 			}
 			return false;
 		}
 		if (a->rest_expiry && a->rest_expiry < x->wall) {
-			cm_metrics_inc(ic->metrics.auth_fail_expired);
-			if (icicle_turn_unauth_ok(x))
+			cm_metrics_inc(mt->auth_fail_expired);
+			if (icicle_turn__unauth_ok(x))
 				send_challenge(x, 401);
 			return false;
 		}
 		keys[0] = a->keys;
 		n = 1;
 	} else {
-		creds = icicle_auth_get(&ic->auth);
-		n = icicle_auth_keys(creds, req->username, ic->cfg->realm, x->wall, keys,
+		creds = icicle_auth_get(cfg->auth);
+		n = icicle_auth_keys(creds, req->username, cfg->realm, x->wall, keys,
 		                     ICICLE_MAX_KEYS);
 		icicle_creds_unref(creds);
 		if (n < 0) {
-			cm_metrics_inc(n == -EKEYEXPIRED ? ic->metrics.auth_fail_expired
-			                                 : ic->metrics.auth_fail_unknown_user);
+			cm_metrics_inc(n == -EKEYEXPIRED ? mt->auth_fail_expired
+			                                 : mt->auth_fail_unknown_user);
 			CM_LOGD("turn", "auth failed for \"%s\": %s", req->username,
 			        n == -EKEYEXPIRED ? "expired" : "unknown user");
-			if (icicle_turn_unauth_ok(x))
+			if (icicle_turn__unauth_ok(x))
 				send_challenge(x, 401);
 			return false;
 		}
@@ -183,18 +187,18 @@ bool icicle_turn_auth(struct icicle_turn_ctx *x, const struct icicle_alloc *a)
 	}
 	memset(keys, 0, sizeof(keys));
 	if (rc != 0) {
-		cm_metrics_inc(ic->metrics.auth_fail_bad_integrity);
+		cm_metrics_inc(mt->auth_fail_bad_integrity);
 		CM_LOGD("turn", "bad MESSAGE-INTEGRITY%s from \"%s\"",
 		        kind == ICICLE_MI_SHA256 ? "-SHA256" : "", req->username);
-		if (icicle_turn_unauth_ok(x))
+		if (icicle_turn__unauth_ok(x))
 			send_challenge(x, 401);
 		return false;
 	}
-	rc = icicle_nonce_check(&ic->auth, (const struct sockaddr *)&x->c->addr, req->nonce,
+	rc = icicle_nonce_check(cfg->auth, (const struct sockaddr *)&x->c->addr, req->nonce,
 	                        x->wall);
 	if (rc != 0) {
-		cm_metrics_inc(ic->metrics.auth_fail_stale_nonce);
-		if (icicle_turn_unauth_ok(x))
+		cm_metrics_inc(mt->auth_fail_stale_nonce);
+		if (icicle_turn__unauth_ok(x))
 			send_challenge(x, 438);
 		return false;
 	}

@@ -1,244 +1,214 @@
-/* worker.c - worker threads: each has its own libuv loop, its own client sockets (SO_REUSEPORT),
- * its allocations and a one-second tick for lifetimes. Sockets are opened on the main thread
- * before the threads start, so that a port already in use fails start-up with a clear message;
- * from then on only the worker touches its loop. Stop: an async wake-up closes every handle and
- * the loop runs dry; the main thread joins. */
-#include "server.h"
+/* worker.c - the framework's worker callbacks for icicle (see worker.h): a worker's modules
+ * are made and wired together here, its sockets opened, and every message a client sends is
+ * routed to the relay or the control path. */
+#include "worker.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
+#include "attrs.h"
+#include "cm/err.h"
 #include "cm/log.h"
-#include "cm/crypto.h"
-#include "cm/tls.h"
+#include "cm/loop.h"
+#include "cm/metrics.h"
+#include "icicle.h"
 
-uint64_t icicle_wall_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec;
-}
-
-static void tick_cb(uv_timer_t *t)
-{
-	struct icicle_worker *w = t->data;
-
-	icicle_alloc_tick(w);
-	if (w->idx == 0 && w->ic->rsv_ready)
-		(void)icicle_rsv_expire(&w->ic->rsv, uv_now(&w->loop));
-	/* every second: the connection deadlines are counted in seconds */
-	icicle_conn_sweep(w);
-}
-
-static void handle_closed(uv_handle_t *h)
-{
-	struct icicle_worker *w = h->data;
-
-	w->handles--;
-}
-
-static void destroy_all_allocs(struct icicle_worker *w)
-{
-	size_t i;
-
-	for (i = 0; i < ICICLE_WHEEL_SLOTS; i++)
-		while (w->wheel[i])
-			icicle_alloc_destroy(w->wheel[i]);
-}
-
-static void stop_cb(uv_async_t *as)
-{
-	struct icicle_worker *w = as->data;
-	size_t i;
-
-	if (w->stopping)
-		return;
-	w->stopping = true;
-	icicle_batch_close(w); /* sends what is queued */
-	icicle_conn_close_all(w);
-	destroy_all_allocs(w);
-	for (i = 0; i < w->nudp; i++)
-		icicle_udp_close(w->udp[i]);
-	for (i = 0; i < w->ntcp; i++)
-		icicle_tcp_close(w->tcp[i]);
-	uv_close((uv_handle_t *)&w->tick, handle_closed);
-	uv_close((uv_handle_t *)&w->stop_async, handle_closed);
-}
-
-static void worker_main(void *arg)
+/* One message from a client, whatever its transport: ChannelData and Send indications go to the
+ * relay, everything else that is STUN to the control path. */
+static int on_message(void *arg, const struct icicle_client *c, uint8_t *p, size_t len)
 {
 	struct icicle_worker *w = arg;
 
-	uv_run(&w->loop, UV_RUN_DEFAULT);
+	if (len >= 4 && (p[0] & 0xc0) == 0x40) {
+		struct icicle_alloc *a = icicle_alloc_find(&w->allocs, c);
+
+		if (a)
+			icicle_relay_chdata(&w->relay, a, p, len);
+		return 0;
+	}
+	if (icicle_stun_check_header(p, len) != 0) {
+		cm_metrics_inc(w->ic->metrics.malformed);
+		return -EBADMSG;
+	}
+	if (icicle_stun_type(ICICLE_M_SEND, ICICLE_C_INDICATION) == ((p[0] << 8) | p[1])) {
+		icicle_relay_send_ind(&w->relay, c, p, len);
+		return 0;
+	}
+	icicle_turn_handle(&w->turn, c, p, len);
+	return 0;
 }
 
-static int open_list(struct icicle_worker *w, const struct cm_cfg_strlist *l, int kind)
+/* An address of relay.ipv4 / relay.ipv6 / relay.external_* ("" leaves family 0). */
+static void relay_addr(const char *text, int af, struct sockaddr_storage *out)
 {
+	memset(out, 0, sizeof(*out));
+	if (!text || !*text)
+		return;
+	if (af == AF_INET && inet_pton(AF_INET, text, &((struct sockaddr_in *)out)->sin_addr) == 1)
+		out->ss_family = AF_INET;
+	else if (af == AF_INET6 &&
+	         inet_pton(AF_INET6, text, &((struct sockaddr_in6 *)out)->sin6_addr) == 1)
+		out->ss_family = AF_INET6;
+}
+
+static void alloc_limits(const struct icicle_config *cfg, struct icicle_alloc_limits *lim)
+{
+	memset(lim, 0, sizeof(*lim));
+	lim->perms = (size_t)cfg->quotas.permissions_per_allocation;
+	lim->chans = (size_t)cfg->quotas.channels_per_allocation;
+	lim->bandwidth = cfg->quotas.bandwidth_per_allocation;
+	relay_addr(cfg->relay.ipv4, AF_INET, &lim->bind[0]);
+	relay_addr(cfg->relay.ipv6, AF_INET6, &lim->bind[1]);
+	relay_addr(cfg->relay.external_ipv4, AF_INET, &lim->external[0]);
+	relay_addr(cfg->relay.external_ipv6, AF_INET6, &lim->external[1]);
+	lim->min_port = (uint16_t)cfg->relay.min_port;
+	lim->max_port = (uint16_t)cfg->relay.max_port;
+}
+
+/* Open a socket for every address of list l: UDP ("udp"), or TCP/TLS listeners ("tcp",
+ * "tls"). What fails is logged. */
+static int open_list(struct icicle_worker *w, const struct cm_cfg_strlist *l, const char *kind)
+{
+	const struct icicle_udp_config uc = {
+	    .batch = &w->batch,
+	    .mt = &w->ic->metrics,
+	    .message = on_message,
+	    .arg = w,
+	};
+	bool udp = strcmp(kind, "udp") == 0;
+	char err[CM_ERR_MAX], why[CM_ERR_MAX];
+	struct cm_cfg_addr a;
 	size_t i;
 	int rc;
 
 	for (i = 0; i < l->n; i++) {
-		struct sockaddr_storage ss;
-		socklen_t len;
-
-		if (icicle_parse_hostport(l->v[i], &ss, &len) != 0)
-			return -EINVAL;
-		if (kind == 0) {
-			rc = icicle_udp_open(w, (struct sockaddr *)&ss, len, &w->udp[w->nudp]);
-			if (w->udp[w->nudp])
-				w->nudp++;
-		} else {
-			rc = icicle_tcp_open(w, (struct sockaddr *)&ss, len, kind == 2,
-			                     &w->tcp[w->ntcp]);
-			if (w->tcp[w->ntcp])
-				w->ntcp++;
-		}
-		if (rc != 0) {
-			CM_LOGE("listen", "%s %s: %s",
-			        kind == 0   ? "udp"
-			        : kind == 1 ? "tcp"
-			                    : "tls",
-			        l->v[i], uv_strerror(rc));
-			return rc;
-		}
-	}
-	return 0;
-}
-
-static int worker_init(struct icicle *ic, struct icicle_worker *w, unsigned idx)
-{
-	const struct icicle_config *cfg = ic->cfg;
-	bool tls = ic->tls != NULL;
-	int rc;
-
-	w->ic = ic;
-	w->idx = idx;
-	rc = uv_loop_init(&w->loop);
-	if (rc != 0)
-		return rc;
-	w->loop_ready = true;
-	w->wheel_sec = uv_now(&w->loop) / 1000;
-	if (cm_crypto_random(&w->rng, sizeof(w->rng)) != 0 || w->rng == 0)
-		w->rng = 0x9e3779b9u ^ idx;
-	w->udp = calloc(cfg->listen.udp.n + 1, sizeof(*w->udp));
-	w->tcp = calloc(cfg->listen.tcp.n + cfg->listen.tls.n + 1, sizeof(*w->tcp));
-	if (!w->udp || !w->tcp)
-		return -ENOMEM;
-	rc = icicle_table_init(w);
-	if (rc != 0)
-		return rc;
-	rc = icicle_ratelimit_init(&w->rl, (uint64_t)cfg->quotas.unauthenticated_rate,
-	                           (uint64_t)cfg->quotas.unauthenticated_burst);
-	if (rc != 0)
-		return rc;
-	rc = icicle_ratelimit_init(&w->rl_stream, (uint64_t)cfg->quotas.unauthenticated_rate,
-	                           (uint64_t)cfg->quotas.unauthenticated_burst);
-	if (rc != 0)
-		return rc;
-	uv_timer_init(&w->loop, &w->tick);
-	w->tick.data = w;
-	w->handles++;
-	uv_timer_start(&w->tick, tick_cb, 1000, 1000);
-	rc = uv_async_init(&w->loop, &w->stop_async, stop_cb);
-	if (rc != 0)
-		return rc;
-	w->stop_async.data = w;
-	w->handles++;
-	rc = icicle_batch_init(w);
-	if (rc != 0)
-		return rc;
-	if ((rc = open_list(w, &cfg->listen.udp, 0)) != 0)
-		return rc;
-	if ((rc = open_list(w, &cfg->listen.tcp, 1)) != 0)
-		return rc;
-	if (tls && (rc = open_list(w, &cfg->listen.tls, 2)) != 0)
-		return rc;
-	return 0;
-}
-
-int icicle_workers_start(struct icicle *ic)
-{
-	long long n = ic->cfg->threads;
-	size_t i;
-	int rc;
-
-	if (n <= 0) {
-		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-
-		n = cpus > 0 ? cpus : 1;
-	}
-	ic->workers = calloc((size_t)n, sizeof(*ic->workers));
-	if (!ic->workers)
-		return -ENOMEM;
-	ic->nworkers = (size_t)n;
-	for (i = 0; i < ic->nworkers; i++) {
-		ic->workers[i] = calloc(1, sizeof(*ic->workers[i]));
-		if (!ic->workers[i])
-			return -ENOMEM;
-		rc = worker_init(ic, ic->workers[i], (unsigned)i);
+		/* checked with the configuration: the address parses */
+		rc = cm_cfg_parse_addr(l->v[i], &a, why, sizeof(why));
 		if (rc != 0)
-			return rc;
-	}
-	if (!ic->tls && ic->cfg->listen.tls.n > 0)
-		CM_LOGI("listen", "no tls.certificate: TURN over TLS is off");
-	for (i = 0; i < ic->nworkers; i++) {
-		rc = uv_thread_create(&ic->workers[i]->thread, worker_main, ic->workers[i]);
+			cm_errf(err, sizeof(err), rc, "%s %s: %s", kind, l->v[i], why);
+		else if (udp)
+			rc = icicle_udp_open(&w->udp[w->nudp], w->loop, (struct sockaddr *)&a.sa,
+			                     a.salen, &uc, err, sizeof(err));
+		else
+			rc = icicle_streams_listen(&w->streams, (struct sockaddr *)&a.sa, a.salen,
+			                           strcmp(kind, "tls") == 0, err, sizeof(err));
 		if (rc != 0) {
-			CM_LOGE("icicle", "cannot start worker thread: %s", uv_strerror(rc));
+			CM_LOGE("listen", "%s", err);
 			return rc;
 		}
-		ic->nrunning++;
+		if (udp)
+			w->nudp++;
 	}
-	CM_LOGI("icicle", "%zu worker thread(s) serving", ic->nworkers);
 	return 0;
 }
 
-void icicle_workers_stop(struct icicle *ic)
+int icicle_worker_init(struct cm_loop *l, void *arg)
 {
-	size_t i;
+	struct icicle *ic = arg;
+	const struct icicle_config *cfg = ic->cfg;
+	struct icicle_alloc_table_config ac = {
+	    .quota = &ic->quota,
+	    .rsv = &ic->rsv,
+	    .mt = &ic->metrics,
+	    .readable = icicle_relay_readable,
+	};
+	struct icicle_turn_config tc = {
+	    .realm = cfg->realm,
+	    .software = cfg->software,
+	    .lifetime_default = (uint32_t)(cfg->lifetimes.allocation_default / 1000),
+	    .lifetime_max = (uint32_t)(cfg->lifetimes.allocation_max / 1000),
+	    .relay4 = cfg->relay.ipv4 && *cfg->relay.ipv4,
+	    .relay6 = cfg->relay.ipv6 && *cfg->relay.ipv6,
+	    .unauth_rate = (uint64_t)cfg->quotas.unauthenticated_rate,
+	    .unauth_burst = (uint64_t)cfg->quotas.unauthenticated_burst,
+	    .auth = &ic->auth,
+	    .filter = &ic->filter,
+	    .mt = &ic->metrics,
+	};
+	struct icicle_streams_config sc = {
+	    .max_conns = (unsigned)cfg->quotas.connections_per_worker,
+	    .per_source = ic->per_source,
+	    .max_per_source = (unsigned)cfg->quotas.connections_per_source,
+	    .message_ms = cfg->quotas.message_timeout,
+	    .handshake_ms = cfg->quotas.tls_handshake_timeout,
+	    .idle_ms = ICICLE_CONN_IDLE_MS,
+	    .tls = ic->tls,
+	    .log_refused = &ic->log_refused,
+	    .log_timeouts = &ic->log_timeouts,
+	    .mt = &ic->metrics,
+	    .message = on_message,
+	};
+	struct icicle_worker *w = calloc(1, sizeof(*w));
+	int rc;
 
-	for (i = 0; i < ic->nrunning; i++)
-		uv_async_send(&ic->workers[i]->stop_async);
-	for (i = 0; i < ic->nrunning; i++)
-		uv_thread_join(&ic->workers[i]->thread);
-	ic->nrunning = 0;
+	if (!w) {
+		CM_LOGE("icicle", "worker %u: out of memory", l->index);
+		return -ENOMEM;
+	}
+	w->ic = ic;
+	w->loop = l;
+	l->data = w;
+	cm_list_insert_tail(&ic->worker_list, &w->link);
+	sc.batch = &w->batch;
+	sc.arg = w;
+	icicle_streams_init(&w->streams, l, &sc);
+	w->udp = calloc(cfg->listen.udp.n + 1, sizeof(*w->udp));
+	if (!w->udp) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	rc = icicle_batch_init(&w->batch, l->uv, &ic->metrics);
+	if (rc != 0)
+		goto fail;
+	alloc_limits(cfg, &ac.lim);
+	ac.arg = &w->relay;
+	rc = icicle_alloc_table_init(&w->allocs, l, &ac);
+	if (rc != 0)
+		goto fail;
+	icicle_relay_init(&w->relay, &w->batch, &w->allocs, &ic->filter, &ic->metrics);
+	tc.allocs = &w->allocs;
+	tc.batch = &w->batch;
+	rc = icicle_turn_init(&w->turn, l, &tc);
+	if (rc != 0)
+		goto fail;
+	rc = open_list(w, &cfg->listen.udp, "udp");
+	if (rc == 0)
+		rc = open_list(w, &cfg->listen.tcp, "tcp");
+	if (rc == 0 && ic->tls)
+		rc = open_list(w, &cfg->listen.tls, "tls");
+	return rc;
+fail:
+	CM_LOGE("icicle", "worker %u: %s", l->index, uv_strerror(rc));
+	return rc;
 }
 
-void icicle_workers_free(struct icicle *ic)
+void icicle_worker_stop(struct cm_loop *l, void *arg)
 {
+	struct icicle_worker *w = l->data;
 	size_t i;
 
-	icicle_workers_stop(ic);
-	for (i = 0; ic->workers && i < ic->nworkers; i++) {
-		struct icicle_worker *w = ic->workers[i];
+	(void)arg;
+	if (!w)
+		return;
+	icicle_batch_close(&w->batch); /* sends what is queued */
+	icicle_streams_close(&w->streams);
+	icicle_alloc_table_close(&w->allocs);
+	for (i = 0; i < w->nudp; i++)
+		icicle_udp_close(w->udp[i]);
+	w->nudp = 0;
+}
 
-		if (!w)
-			continue;
-		if (w->loop_ready) {
-			/* Workers that never ran (start failed): close here, on this thread. */
-			if (!w->stopping && w->stop_async.data)
-				stop_cb(&w->stop_async);
-			else if (!w->stopping && w->tick.data) {
-				w->stopping = true;
-				uv_close((uv_handle_t *)&w->tick, handle_closed);
-			}
-			uv_run(&w->loop, UV_RUN_DEFAULT);
-			if (uv_loop_close(&w->loop) != 0)
-				CM_LOGW("icicle", "worker %u: handles left open", w->idx);
-		}
-		icicle_ratelimit_close(&w->rl);
-		icicle_ratelimit_close(&w->rl_stream);
-		icicle_table_close(w);
-		free(w->udp);
-		free(w->tcp);
-		icicle_batch_free(w);
-		free(w);
-	}
-	free(ic->workers);
-	ic->workers = NULL;
-	ic->nworkers = 0;
+void icicle_worker_free(struct icicle_worker *w)
+{
+	if (!w)
+		return;
+	cm_list_remove(&w->link);
+	icicle_turn_close(&w->turn);
+	icicle_streams_free(&w->streams);
+	icicle_batch_free(&w->batch);
+	free(w->udp);
+	free(w);
 }

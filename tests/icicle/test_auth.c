@@ -13,6 +13,7 @@
 
 #include "cm/buf.h"
 #include "cm/crypto.h"
+#include "cm/err.h"
 #include "icicle/src/auth.h"
 #include "icicle/src/stun_codec.h"
 #include "tests/support/alloc.h"
@@ -37,7 +38,7 @@ static struct icicle_creds *creds(const char *secrets, const char *users)
 	struct icicle_creds *c = NULL;
 
 	assert_int_equal(icicle_creds_alloc(&c, secrets, secrets ? strlen(secrets) : 0, users,
-	                                    users ? strlen(users) : 0, NULL),
+	                                    users ? strlen(users) : 0, NULL, 0),
 	                 0);
 	return c;
 }
@@ -112,7 +113,7 @@ static void test_static_users(void **state)
 	struct icicle_key keys[ICICLE_MAX_KEYS];
 	uint8_t want[16];
 	struct icicle_creds *bad = NULL;
-	size_t line = 0;
+	char err[CM_ERR_MAX] = "";
 
 	(void)state;
 	assert_int_equal(icicle_creds_nusers(c), 3);
@@ -125,9 +126,10 @@ static void test_static_users(void **state)
 	assert_int_equal(icicle_auth_keys(c, "1700000100:alice", "realm", NOW, keys, 8), -ENOENT);
 	icicle_creds_unref(c);
 
-	assert_int_equal(icicle_creds_alloc(&bad, NULL, 0, "ok:1\nnocolon\n", 13, &line), -EINVAL);
+	assert_int_equal(icicle_creds_alloc(&bad, NULL, 0, "ok:1\nnocolon\n", 13, err, sizeof(err)),
+	                 -EINVAL);
 	assert_null(bad);
-	assert_int_equal(line, 2);
+	assert_string_equal(err, "line 2: expected \"name:password\"");
 }
 
 static void test_nonce(void **state)
@@ -202,7 +204,7 @@ static int alloc_scenario(void *arg)
 	int rc;
 
 	(void)arg;
-	rc = icicle_creds_alloc(&c, "a\nb\n", 4, "x:1\ny:2\n", 8, NULL);
+	rc = icicle_creds_alloc(&c, "a\nb\n", 4, "x:1\ny:2\n", 8, NULL, 0);
 	icicle_creds_unref(c);
 	return rc;
 }

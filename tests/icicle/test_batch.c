@@ -1,7 +1,7 @@
 /* test_batch.c - the worker's receive arena and transmit queue (icicle/src/batch.c): a datagram's
  * slot is not reused while something queued may point into it, a full arena sends the queue
- * before reading on, and the queue leaves by itself at the end of a loop pass. Real UDP sockets
- * on loopback, a real libuv loop. */
+ * before reading on, the queue leaves by itself at the end of a loop pass, and the relay's counts
+ * are published once per flush. Real UDP sockets on loopback, a real libuv loop. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -17,13 +17,14 @@
 #include <cmocka.h>
 
 #include "cm/metrics.h"
-#include "icicle/src/server.h"
+#include "icicle/src/batch.h"
+#include "icicle/src/icicle.h"
 
 struct fixture {
-	struct icicle ic;
-	struct icicle_config cfg;
+	uv_loop_t uv;
 	struct cm_metrics *m;
-	struct icicle_worker *w;
+	struct icicle_metrics mt;
+	struct icicle_batch b;
 	int srv;  /* read through the arena; also sends the queue */
 	int cli;  /* sends to srv */
 	int sink; /* receives what the queue sends */
@@ -52,14 +53,10 @@ static int setup(void **state)
 	struct sockaddr_in unused;
 
 	assert_non_null(f);
-	f->ic.cfg = &f->cfg;
 	assert_int_equal(cm_metrics_alloc(&f->m), 0);
-	assert_int_equal(icicle_metrics_init(&f->ic.metrics, f->m), 0);
-	f->w = calloc(1, sizeof(*f->w));
-	assert_non_null(f->w);
-	f->w->ic = &f->ic;
-	assert_int_equal(uv_loop_init(&f->w->loop), 0);
-	assert_int_equal(icicle_batch_init(f->w), 0);
+	assert_int_equal(icicle_metrics_init(&f->mt, f->m, NULL, 0), 0);
+	assert_int_equal(uv_loop_init(&f->uv), 0);
+	assert_int_equal(icicle_batch_init(&f->b, &f->uv, &f->mt), 0);
 	f->srv = udp_socket(&f->srv_addr);
 	f->cli = udp_socket(&unused);
 	f->sink = udp_socket(&f->sink_addr);
@@ -71,15 +68,13 @@ static int teardown(void **state)
 {
 	struct fixture *f = *state;
 
-	icicle_batch_close(f->w);
-	uv_run(&f->w->loop, UV_RUN_DEFAULT);
-	assert_int_equal(uv_loop_close(&f->w->loop), 0);
-	assert_int_equal(f->w->handles, 0);
-	icicle_batch_free(f->w);
+	icicle_batch_close(&f->b);
+	uv_run(&f->uv, UV_RUN_DEFAULT);
+	assert_int_equal(uv_loop_close(&f->uv), 0);
+	icicle_batch_free(&f->b);
 	close(f->srv);
 	close(f->cli);
 	close(f->sink);
-	free(f->w);
 	cm_metrics_free(f->m);
 	free(f);
 	return 0;
@@ -99,15 +94,15 @@ static void send_to_srv(struct fixture *f, char tag, unsigned n)
 /* Queue slot's datagram (by reference) from srv to sink, behind an optional header. */
 static void queue_slot(struct fixture *f, size_t slot, const char *hdr, size_t pad)
 {
-	struct icicle_tx *t = icicle_tx_get(f->w);
+	struct icicle_tx *t = icicle_batch_tx(&f->b);
 
 	t->fd = f->srv;
 	memcpy(&t->dst, &f->sink_addr, sizeof(f->sink_addr));
 	t->dstlen = sizeof(f->sink_addr);
 	t->hlen = strlen(hdr);
 	memcpy(t->hdr, hdr, t->hlen);
-	t->payload = f->w->rx->buf[slot];
-	t->plen = f->w->rx->msg[slot].msg_len;
+	t->payload = f->b.rx->buf[slot];
+	t->plen = f->b.rx->msg[slot].msg_len;
 	t->pad = pad;
 }
 
@@ -135,32 +130,32 @@ static void test_slots_kept_while_queued(void **state)
 
 	send_to_srv(f, 'a', 1);
 	send_to_srv(f, 'a', 2);
-	assert_int_equal(icicle_rx_read(f->w, f->srv, false, &first, &more), 2);
-	assert_int_equal(first, ICICLE_RX_FIRST);
+	assert_int_equal(icicle_batch_read(&f->b, f->srv, false, &first, &more), 2);
+	assert_int_equal(first, 0);
 	assert_false(more);
-	assert_memory_equal(f->w->rx->buf[first + 1], "a2", 2);
+	assert_memory_equal(f->b.rx->buf[first + 1], "a2", 2);
 	queue_slot(f, first, "", 0);
 	/* a2 is still referenced: the next datagrams go after it */
 	send_to_srv(f, 'b', 1);
-	assert_int_equal(icicle_rx_read(f->w, f->srv, false, &first, &more), 1);
-	assert_int_equal(first, ICICLE_RX_FIRST + 2);
+	assert_int_equal(icicle_batch_read(&f->b, f->srv, false, &first, &more), 1);
+	assert_int_equal(first, 2);
 	expect_sink_empty(f);
-	icicle_tx_flush(f->w);
+	icicle_batch_flush(&f->b);
 	expect_at_sink(f, "a1", 2);
 	/* nothing queued: the arena starts over */
 	send_to_srv(f, 'c', 1);
-	assert_int_equal(icicle_rx_read(f->w, f->srv, false, &first, &more), 1);
-	assert_int_equal(first, ICICLE_RX_FIRST);
-	assert_memory_equal(f->w->rx->buf[first], "c1", 2);
+	assert_int_equal(icicle_batch_read(&f->b, f->srv, false, &first, &more), 1);
+	assert_int_equal(first, 0);
+	assert_memory_equal(f->b.rx->buf[first], "c1", 2);
 	/* nothing to read is not an error */
-	assert_int_equal(icicle_rx_read(f->w, f->srv, false, &first, &more), 0);
+	assert_int_equal(icicle_batch_read(&f->b, f->srv, false, &first, &more), 0);
 	assert_false(more);
 }
 
 static void test_full_arena_sends_queue_first(void **state)
 {
 	struct fixture *f = *state;
-	unsigned n = ICICLE_RX_SLOTS - ICICLE_RX_FIRST, i, got = 0;
+	unsigned n = ICICLE_RX_SLOTS, i, got = 0;
 	size_t first;
 	bool more = true;
 	char want[16];
@@ -169,10 +164,10 @@ static void test_full_arena_sends_queue_first(void **state)
 		send_to_srv(f, 'd', i);
 	/* every datagram queued by reference, as the relay does */
 	while (got < n) {
-		int k = icicle_rx_read(f->w, f->srv, false, &first, &more);
+		int k = icicle_batch_read(&f->b, f->srv, false, &first, &more);
 
 		assert_true(k > 0);
-		assert_int_equal(first, ICICLE_RX_FIRST + got);
+		assert_int_equal(first, got);
 		for (i = 0; i < (unsigned)k; i++)
 			queue_slot(f, first + i, "", 0);
 		got += (unsigned)k;
@@ -180,8 +175,8 @@ static void test_full_arena_sends_queue_first(void **state)
 	assert_true(more);
 	expect_sink_empty(f);
 	/* the arena is full: the queue leaves before the last datagram overwrites a slot */
-	assert_int_equal(icicle_rx_read(f->w, f->srv, false, &first, &more), 1);
-	assert_int_equal(first, ICICLE_RX_FIRST);
+	assert_int_equal(icicle_batch_read(&f->b, f->srv, false, &first, &more), 1);
+	assert_int_equal(first, 0);
 	for (i = 0; i < n; i++) {
 		int len = snprintf(want, sizeof(want), "d%u", i);
 
@@ -197,15 +192,41 @@ static void test_queue_leaves_after_loop_pass(void **state)
 	bool more;
 
 	send_to_srv(f, 'e', 7);
-	assert_int_equal(icicle_rx_read(f->w, f->srv, false, &first, &more), 1);
+	assert_int_equal(icicle_batch_read(&f->b, f->srv, false, &first, &more), 1);
 	/* header, the payload by reference and two bytes of padding */
 	queue_slot(f, first, "HDR:", 2);
 	queue_slot(f, first, "", 0);
 	expect_sink_empty(f);
-	uv_run(&f->w->loop, UV_RUN_NOWAIT);
-	assert_int_equal(f->w->ntx, 0);
+	uv_run(&f->uv, UV_RUN_NOWAIT);
+	assert_int_equal(f->b.ntx, 0);
 	expect_at_sink(f, "HDR:e7\0\0", 8);
 	expect_at_sink(f, "e7", 2);
+}
+
+/* The relay's counts are kept in the batch and published once per flush. */
+static void test_counters_published_at_flush(void **state)
+{
+	struct fixture *f = *state;
+
+	icicle_batch_relayed(&f->b, ICICLE_UP, 100);
+	icicle_batch_relayed(&f->b, ICICLE_UP, 60);
+	icicle_batch_relayed(&f->b, ICICLE_DOWN, 10);
+	icicle_batch_dropped(&f->b, ICICLE_DROP);
+	icicle_batch_dropped(&f->b, ICICLE_DROP_BW_ALLOC);
+	icicle_batch_dropped(&f->b, ICICLE_DROP_BW_USER);
+	assert_int_equal(cm_metrics_counter_value(f->mt.pkts_c2p), 0);
+	icicle_batch_flush(&f->b);
+	assert_int_equal(cm_metrics_counter_value(f->mt.pkts_c2p), 2);
+	assert_int_equal(cm_metrics_counter_value(f->mt.bytes_c2p), 160);
+	assert_int_equal(cm_metrics_counter_value(f->mt.pkts_p2c), 1);
+	assert_int_equal(cm_metrics_counter_value(f->mt.bytes_p2c), 10);
+	assert_int_equal(cm_metrics_counter_value(f->mt.dropped), 3);
+	assert_int_equal(cm_metrics_counter_value(f->mt.quota_bandwidth), 1);
+	assert_int_equal(cm_metrics_counter_value(f->mt.quota_user_bandwidth), 1);
+	/* counted once */
+	icicle_batch_flush(&f->b);
+	assert_int_equal(cm_metrics_counter_value(f->mt.pkts_c2p), 2);
+	assert_int_equal(cm_metrics_counter_value(f->mt.dropped), 3);
 }
 
 int main(void)
@@ -214,6 +235,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_slots_kept_while_queued, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_full_arena_sends_queue_first, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_queue_leaves_after_loop_pass, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_counters_published_at_flush, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -45,7 +46,7 @@ static void test_add_take(void **state)
 	/* once only */
 	assert_int_equal(icicle_rsv_take(&r, t2, 1000, &fd, &af), -ENOENT);
 	close(fd2);
-	assert_int_equal(r.n, 1);
+	assert_int_equal(icicle_rsv_count(&r), 1);
 	icicle_rsv_close(&r); /* closes what it still holds */
 	assert_false(is_open(fd1));
 }
@@ -97,12 +98,57 @@ static void test_caps(void **state)
 		assert_false(is_open(fds[i]));
 }
 
+/* Many reservations at once: each found by its token, counted by its user, and expired in the
+ * order they were made. */
+static void test_many(void **state)
+{
+	struct icicle_rsv r;
+	uint64_t tokens[300];
+	int fds[300], fd, af, i;
+	char user[16];
+
+	(void)state;
+	assert_int_equal(icicle_rsv_init(&r, 300, 2), 0);
+	for (i = 0; i < 300; i++) {
+		fds[i] = sock();
+		snprintf(user, sizeof(user), "u%d", i / 2);
+		assert_int_equal(icicle_rsv_add(&r, user, fds[i], AF_INET, (uint64_t)i, &tokens[i]),
+		                 0);
+	}
+	assert_int_equal(icicle_rsv_count(&r), 300);
+	/* the table is full */
+	fd = sock();
+	assert_int_equal(icicle_rsv_add(&r, "u200", fd, AF_INET, 300, &tokens[0]), -EUSERS);
+	close(fd);
+	for (i = 0; i < 300; i += 3) {
+		assert_int_equal(icicle_rsv_take(&r, tokens[i], 300, &fd, &af), 0);
+		assert_int_equal(fd, fds[i]);
+		close(fd);
+	}
+	/* room in the table again, but not for u2 (4 and 5 are still held) */
+	fd = sock();
+	assert_int_equal(icicle_rsv_add(&r, "u2", fd, AF_INET, 300, &tokens[0]), -EDQUOT);
+	close(fd);
+	/* made at 0..299 ms: at ICICLE_RSV_MS + 149 the first 150 are due (less those taken) */
+	assert_int_equal(icicle_rsv_expire(&r, ICICLE_RSV_MS + 149), 100);
+	for (i = 0; i < 150; i++)
+		if (i % 3 != 0)
+			assert_false(is_open(fds[i]));
+	assert_true(is_open(fds[151]));
+	assert_int_equal(icicle_rsv_count(&r), 100);
+	icicle_rsv_close(&r);
+	for (i = 150; i < 300; i++)
+		if (i % 3 != 0)
+			assert_false(is_open(fds[i]));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_add_take),
 	    cmocka_unit_test(test_expiry),
 	    cmocka_unit_test(test_caps),
+	    cmocka_unit_test(test_many),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,8 +1,7 @@
-/* relay_port.c - relay sockets bound to a port of the configured range: any port, an even one
+/* alloc_port.c - relay sockets bound to a port of the configured range: any port, an even one
  * (EVEN-PORT), or an even one with the next one held too (EVEN-PORT with the R bit). */
-#include "server.h"
+#include "alloc_int.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <string.h>
@@ -10,16 +9,16 @@
 
 #define BIND_TRIES 64
 
-static uint32_t rnd(struct icicle_worker *w)
+static uint32_t rnd(struct icicle_alloc_table *t)
 {
 	/* xorshift: port choice needs spread, not secrecy (the kernel checks the bind) */
-	uint32_t x = w->rng;
+	uint32_t x = t->rng;
 
 	x ^= x << 13;
 	x ^= x >> 17;
 	x ^= x << 5;
-	w->rng = x ? x : 0x6d2b79f5u;
-	return w->rng;
+	t->rng = x ? x : 0x6d2b79f5u;
+	return t->rng;
 }
 
 /* A socket of family af bound to ss with port; the fd, or a negative errno. */
@@ -32,7 +31,7 @@ static int bind_one(int af, struct sockaddr_storage *ss, socklen_t sl, uint32_t 
 		return -errno;
 	if (af == AF_INET6)
 		(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-	icicle_relay_set_df(fd, af, df);
+	icicle_alloc__set_df(fd, af, df);
 	if (af == AF_INET)
 		((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
 	else
@@ -44,7 +43,7 @@ static int bind_one(int af, struct sockaddr_storage *ss, socklen_t sl, uint32_t 
 	return rc;
 }
 
-void icicle_relay_set_df(int fd, int af, bool df)
+void icicle_alloc__set_df(int fd, int af, bool df)
 {
 	if (df && af == AF_INET) {
 		int v = IP_PMTUDISC_DO;
@@ -53,36 +52,25 @@ void icicle_relay_set_df(int fd, int af, bool df)
 	}
 }
 
-int icicle_relay_bind(struct icicle_worker *w, int idx, bool even, bool pair, bool df, int *fd,
-                      int *fd_next)
+int icicle_alloc__bind(struct icicle_alloc_table *t, int idx, bool even, bool pair, bool df,
+                       int *fd, int *fd_next)
 {
-	const struct icicle_config *cfg = w->ic->cfg;
-	const char *bindip = idx == 0 ? cfg->relay.ipv4 : cfg->relay.ipv6;
+	const struct icicle_alloc_limits *lim = &t->cfg.lim;
 	int af = idx == 0 ? AF_INET : AF_INET6;
-	uint32_t lo = (uint32_t)cfg->relay.min_port, hi = (uint32_t)cfg->relay.max_port;
+	uint32_t lo = lim->min_port, hi = lim->max_port;
 	uint32_t span = hi - lo + 1, tries, port;
-	struct sockaddr_storage ss;
-	socklen_t sl;
+	struct sockaddr_storage ss = lim->bind[idx];
+	socklen_t sl = af == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
 	int a, b;
 
 	*fd = -1;
 	if (fd_next)
 		*fd_next = -1;
-	if (!bindip || !*bindip)
+	if (ss.ss_family != af)
 		return -EAFNOSUPPORT;
-	memset(&ss, 0, sizeof(ss));
-	if (af == AF_INET) {
-		ss.ss_family = AF_INET;
-		(void)inet_pton(AF_INET, bindip, &((struct sockaddr_in *)&ss)->sin_addr);
-		sl = sizeof(struct sockaddr_in);
-	} else {
-		ss.ss_family = AF_INET6;
-		(void)inet_pton(AF_INET6, bindip, &((struct sockaddr_in6 *)&ss)->sin6_addr);
-		sl = sizeof(struct sockaddr_in6);
-	}
 	even = even || pair;
 	for (tries = 0; tries < BIND_TRIES; tries++) {
-		port = lo + rnd(w) % span;
+		port = lo + rnd(t) % span;
 		if (even) {
 			port &= ~1u;
 			if (port < lo)
