@@ -302,7 +302,7 @@ const char *cm_tls_conn_error(const struct cm_tls_conn *c)
 	return c->err;
 }
 
-int cm_tls_conn_channel_binding(struct cm_tls_conn *c, const char **type, unsigned char *out,
+int cm_tls_conn_channel_binding(struct cm_tls_conn *c, const char *type, unsigned char *out,
                                 size_t *len)
 {
 	static const char label[] = "EXPORTER-Channel-Binding";
@@ -313,8 +313,9 @@ int cm_tls_conn_channel_binding(struct cm_tls_conn *c, const char **type, unsign
 
 	if (!c->established || c->failed)
 		return -EAGAIN;
-	if (SSL_version(c->ssl) >= TLS1_3_VERSION) {
-		*type = "tls-exporter";
+	if (strcmp(type, "tls-exporter") == 0) {
+		if (SSL_version(c->ssl) < TLS1_3_VERSION)
+			return -ENOTSUP;
 		if (SSL_export_keying_material(c->ssl, out, 32, label, sizeof(label) - 1, NULL, 0,
 		                               0) != 1) {
 			ERR_clear_error();
@@ -323,6 +324,8 @@ int cm_tls_conn_channel_binding(struct cm_tls_conn *c, const char **type, unsign
 		*len = 32;
 		return 0;
 	}
+	if (strcmp(type, "tls-server-end-point") != 0)
+		return -ENOTSUP;
 	/* the server's own certificate, or the peer's when we are the client */
 	cert =
 	    SSL_is_server(c->ssl) ? SSL_get_certificate(c->ssl) : SSL_get0_peer_certificate(c->ssl);
@@ -338,7 +341,6 @@ int cm_tls_conn_channel_binding(struct cm_tls_conn *c, const char **type, unsign
 		ERR_clear_error();
 		return -EIO;
 	}
-	*type = "tls-server-end-point";
 	*len = n;
 	return 0;
 }

@@ -42,7 +42,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	h = (data[0] & 1) ? XC_SCRAM_SHA256 : XC_SCRAM_SHA1;
 	memset(cb.data, 0x5a, sizeof(cb.data));
-	xc_scram_init(&s, h, data[0] & 2, data[0] & 4, (data[0] & 8) ? &cb : NULL);
+	xc_scram_init(&s, h, data[0] & 2, data[0] & 4, (data[0] & 8) ? &cb : NULL, 1);
 	data++;
 	size--;
 	nul = memchr(data, 0, size);

@@ -67,7 +67,7 @@ static int run_vector(const struct vector *v, const char *password)
 	creds_for(v, "pencil", &c);
 	if (strcmp(password, "pencil") != 0)
 		creds_for(v, password, &c);
-	xc_scram_init(&s, v->h, false, false, NULL);
+	xc_scram_init(&s, v->h, false, false, NULL, 0);
 	cm_buf_init(&out, 0);
 	assert_int_equal(xc_scram_client_first(&s, v->cfirst, strlen(v->cfirst), err, sizeof(err)),
 	                 0);
@@ -141,7 +141,7 @@ static int exchange(enum xc_scram_hash h, bool plus, bool offered, const struct 
 	int rc;
 
 	assert_int_equal(xc_scram_creds_make(h, "secret", 6, 50, NULL, 0, &c), 0);
-	xc_scram_init(&s, h, plus, offered, cb);
+	xc_scram_init(&s, h, plus, offered, cb, 2);
 	snprintf(first, sizeof(first), "%sn=Alice,r=abcdef", gs2);
 	rc = xc_scram_client_first(&s, first, strlen(first), err, CM_ERR_MAX);
 	if (rc) {
@@ -193,42 +193,48 @@ static int exchange(enum xc_scram_hash h, bool plus, bool offered, const struct 
 
 static void test_channel_binding(void **state)
 {
-	struct xc_scram_cb exp = {.type = "tls-exporter", .len = 32};
-	struct xc_scram_cb tse = {.type = "tls-server-end-point", .len = 32};
+	/* the connection offers both types; the client may bind to either */
+	struct xc_scram_cb both[2] = {{.type = "tls-exporter", .len = 32},
+	                              {.type = "tls-server-end-point", .len = 32}};
+	struct xc_scram_cb *exp = &both[0], *tse = &both[1];
 	unsigned char other[32];
 	char err[CM_ERR_MAX];
 
 	(void)state;
-	memset(exp.data, 0xab, 32);
-	memset(tse.data, 0xcd, 32);
+	memset(exp->data, 0xab, 32);
+	memset(tse->data, 0xcd, 32);
 	memset(other, 0x11, 32);
 	/* -PLUS with the right type and data, for both hashes and both types */
 	assert_int_equal(
-	    exchange(XC_SCRAM_SHA256, true, true, &exp, "p=tls-exporter,,", exp.data, 32, err), 0);
-	assert_int_equal(exchange(XC_SCRAM_SHA1, true, true, &tse, "p=tls-server-end-point,,",
-	                          tse.data, 32, err),
+	    exchange(XC_SCRAM_SHA256, true, true, both, "p=tls-exporter,,", exp->data, 32, err), 0);
+	assert_int_equal(exchange(XC_SCRAM_SHA1, true, true, both, "p=tls-server-end-point,,",
+	                          tse->data, 32, err),
 	                 0);
 	/* wrong data: a man in the middle */
 	assert_int_equal(
-	    exchange(XC_SCRAM_SHA256, true, true, &exp, "p=tls-exporter,,", other, 32, err),
+	    exchange(XC_SCRAM_SHA256, true, true, both, "p=tls-exporter,,", other, 32, err),
 	    -EPROTO);
 	assert_string_equal(err, "channel bindings do not match");
 	/* a type the connection does not offer */
 	assert_int_equal(
-	    exchange(XC_SCRAM_SHA256, true, true, &exp, "p=tls-unique,,", exp.data, 32, err),
-	    -EPROTO);
+	    exchange(XC_SCRAM_SHA256, true, true, both, "p=tls-unique,,", exp->data, 32, err),
+	    -EOPNOTSUPP);
 	assert_string_equal(err, "unsupported channel binding type");
+	/* the data of the other type than the one named */
+	assert_int_equal(exchange(XC_SCRAM_SHA256, true, true, both, "p=tls-server-end-point,,",
+	                          exp->data, 32, err),
+	                 -EPROTO);
 	/* -PLUS chosen, no binding asked for */
-	assert_int_equal(exchange(XC_SCRAM_SHA256, true, true, &exp, "n,,", NULL, 0, err), -EPROTO);
+	assert_int_equal(exchange(XC_SCRAM_SHA256, true, true, both, "n,,", NULL, 0, err), -EPROTO);
 	/* plain mechanism: "n" is fine, "y" is a downgrade when -PLUS was offered, else fine */
-	assert_int_equal(exchange(XC_SCRAM_SHA256, false, true, &exp, "n,,", NULL, 0, err), 0);
-	assert_int_equal(exchange(XC_SCRAM_SHA256, false, true, &exp, "y,,", NULL, 0, err),
+	assert_int_equal(exchange(XC_SCRAM_SHA256, false, true, both, "n,,", NULL, 0, err), 0);
+	assert_int_equal(exchange(XC_SCRAM_SHA256, false, true, both, "y,,", NULL, 0, err),
 	                 -EPROTO);
 	assert_string_equal(err, "the client thinks we cannot bind channels: a downgrade");
 	assert_int_equal(exchange(XC_SCRAM_SHA256, false, false, NULL, "y,,", NULL, 0, err), 0);
 	/* binding asked for on a plain mechanism */
 	assert_int_equal(
-	    exchange(XC_SCRAM_SHA256, false, true, &exp, "p=tls-exporter,,", exp.data, 32, err),
+	    exchange(XC_SCRAM_SHA256, false, true, both, "p=tls-exporter,,", exp->data, 32, err),
 	    -EPROTO);
 	/* an authzid is taken and decoded */
 	assert_int_equal(
@@ -262,7 +268,7 @@ static void test_malformed(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(firsts) / sizeof(firsts[0]); i++) {
-		xc_scram_init(&s, XC_SCRAM_SHA256, false, false, NULL);
+		xc_scram_init(&s, XC_SCRAM_SHA256, false, false, NULL, 0);
 		err[0] = '\0';
 		if (xc_scram_client_first(&s, firsts[i], strlen(firsts[i]), err, sizeof(err)) ==
 		    0) {
@@ -275,7 +281,7 @@ static void test_malformed(void **state)
 		xc_scram_free(&s);
 	}
 	/* an authorisation identity, decoded */
-	xc_scram_init(&s, XC_SCRAM_SHA256, false, false, NULL);
+	xc_scram_init(&s, XC_SCRAM_SHA256, false, false, NULL, 0);
 	assert_int_equal(xc_scram_client_first(&s, "n,a=al=2Cice=3D,n=u,r=x", 23, err, sizeof(err)),
 	                 0);
 	assert_string_equal(s.authzid, "al,ice=");
@@ -292,7 +298,7 @@ static void test_malformed(void **state)
 	    "c=eSws,r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,p=v0X8v3Bz2T0CJGbJQyF0X+HI4Ts=",
 	};
 	for (size_t i = 0; i < sizeof(finals) / sizeof(finals[0]); i++) {
-		xc_scram_init(&s, XC_SCRAM_SHA1, false, false, NULL);
+		xc_scram_init(&s, XC_SCRAM_SHA1, false, false, NULL, 0);
 		assert_int_equal(xc_scram_client_first(&s, rfc5802.cfirst, strlen(rfc5802.cfirst),
 		                                       err, sizeof(err)),
 		                 0);
@@ -321,7 +327,7 @@ static int sweep_exchange(void *arg)
 	rc = xc_scram_creds_make(XC_SCRAM_SHA256, "pencil", 6, 10, NULL, 0, &c);
 	if (rc)
 		return rc;
-	xc_scram_init(&s, XC_SCRAM_SHA256, false, false, NULL);
+	xc_scram_init(&s, XC_SCRAM_SHA256, false, false, NULL, 0);
 	cm_buf_init(&out, 0);
 	rc = xc_scram_client_first(&s, rfc7677.cfirst, strlen(rfc7677.cfirst), err, sizeof(err));
 	rc = rc ? rc : xc_scram_server_first(&s, &c, NULL, &out);

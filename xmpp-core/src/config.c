@@ -137,6 +137,13 @@ static const struct cm_cfg_field auth_fields[] = {
      .min = 1,
      .max = 100000,
      .doc = "failed logins per minute for one account before it must wait"},
+    {.key = "strict_channel_binding",
+     .type = CM_CFG_BOOL,
+     .offset = offsetof(struct xc_auth_config, strict_channel_binding),
+     .def = "false",
+     .doc = "refuse a SCRAM client that says it could bind to the TLS channel but believes the "
+            "server cannot (gs2 flag y) while -PLUS is offered, as RFC 5802 asks; off because "
+            "clients that only know tls-unique say so on TLS 1.3"},
 };
 
 static const struct cm_cfg_schema auth_schema = {

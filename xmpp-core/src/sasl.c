@@ -48,13 +48,20 @@ static bool secure(const struct xc_c2s *c)
 	return c->s && cm_stream_secured(c->s);
 }
 
-/* What the connection can bind to, if anything. */
-static bool channel_binding(const struct xc_c2s *c, struct xc_scram_cb *cb)
+/* What the connection can bind to: the number of types put in cb (0 without TLS). */
+static size_t channel_bindings(const struct xc_c2s *c, struct xc_scram_cb cb[XC_SCRAM_CB_MAX])
 {
+	static const char *const types[XC_SCRAM_CB_MAX] = {"tls-exporter", "tls-server-end-point"};
 	struct cm_tls_conn *t = c->s ? cm_stream_tls(c->s) : NULL;
+	size_t n = 0;
 
-	memset(cb, 0, sizeof(*cb));
-	return t && cm_tls_conn_channel_binding(t, &cb->type, cb->data, &cb->len) == 0;
+	memset(cb, 0, XC_SCRAM_CB_MAX * sizeof(*cb));
+	for (size_t i = 0; t && i < XC_SCRAM_CB_MAX; i++) {
+		cb[n].type = types[i];
+		if (cm_tls_conn_channel_binding(t, types[i], cb[n].data, &cb[n].len) == 0)
+			n++;
+	}
+	return n;
 }
 
 static bool plain_allowed(const struct xc_c2s *c)
@@ -64,9 +71,10 @@ static bool plain_allowed(const struct xc_c2s *c)
 
 int xc_sasl_features(struct xc_c2s *c, struct cm_xml_node *features)
 {
-	struct xc_scram_cb cb;
+	struct xc_scram_cb cb[XC_SCRAM_CB_MAX];
 	struct cm_xml_node *mechs, *m, *cbs;
-	bool plus = channel_binding(c, &cb);
+	size_t ncb = channel_bindings(c, cb);
+	bool plus = ncb > 0;
 	const char *names[6];
 	size_t n = 0;
 	int r;
@@ -84,10 +92,12 @@ int xc_sasl_features(struct xc_c2s *c, struct cm_xml_node *features)
 		r = cm_xml_node_new_child(&m, mechs, "mechanism", NULL);
 		r = r ? r : cm_xml_node_add_text(m, names[i], strlen(names[i]));
 	}
-	if (!r && plus) {
+	/* XEP-0440: which types, so that a client knows before it tries */
+	if (!r && plus)
 		r = cm_xml_node_new_child(&cbs, features, "sasl-channel-binding", NS_SASL_CB);
-		r = r ? r : cm_xml_node_new_child(&m, cbs, "channel-binding", NULL);
-		r = r ? r : cm_xml_node_set_attr(m, "type", cb.type);
+	for (size_t i = 0; i < ncb && !r; i++) {
+		r = cm_xml_node_new_child(&m, cbs, "channel-binding", NULL);
+		r = r ? r : cm_xml_node_set_attr(m, "type", cb[i].type);
 	}
 	return r;
 }
@@ -396,8 +406,9 @@ void xc_sasl_auth(struct xc_c2s *c, const struct cm_xml_node *auth)
 {
 	const char *mech = cm_xml_attr(auth, "mechanism");
 	struct xc_sasl *s = sasl_new(c);
-	struct xc_scram_cb cb;
-	bool has_cb, plus = false;
+	struct xc_scram_cb cb[XC_SCRAM_CB_MAX];
+	size_t ncb;
+	bool has_cb, plus = false, strict;
 	struct cm_buf in;
 	const char *t;
 
@@ -410,7 +421,8 @@ void xc_sasl_auth(struct xc_c2s *c, const struct cm_xml_node *auth)
 	}
 	if (!mech)
 		mech = "";
-	has_cb = channel_binding(c, &cb);
+	ncb = channel_bindings(c, cb);
+	has_cb = ncb > 0;
 	if (strcmp(mech, "PLAIN") == 0 && plain_allowed(c)) {
 		s->mech = XC_SASL_PLAIN;
 	} else if (strcmp(mech, "SCRAM-SHA-256") == 0 || strcmp(mech, "SCRAM-SHA-1") == 0 ||
@@ -419,10 +431,15 @@ void xc_sasl_auth(struct xc_c2s *c, const struct cm_xml_node *auth)
 		plus = strstr(mech, "-PLUS") != NULL;
 		s->mech = strncmp(mech, "SCRAM-SHA-256", 13) == 0 ? XC_SASL_SCRAM_SHA256
 		                                                  : XC_SASL_SCRAM_SHA1;
-		/* after a -PLUS attempt with a type we lack, "y" is the client's honest fallback */
+		/* "y" (the client could bind but thinks we cannot) after we offered -PLUS: a
+		 * downgrade by RFC 5802, but also what clients that know only tls-unique say on
+		 * TLS 1.3 (slixmpp), so refused only when auth.strict_channel_binding is on, and
+		 * never after the client's -PLUS attempt with a type we lack (its honest fallback)
+		 */
+		strict = srv_of(c)->cfg->auth.strict_channel_binding && !s->cb_refused;
 		xc_scram_init(&s->scram,
 		              s->mech == XC_SASL_SCRAM_SHA1 ? XC_SCRAM_SHA1 : XC_SCRAM_SHA256, plus,
-		              has_cb && !s->cb_refused, has_cb ? &cb : NULL);
+		              has_cb && strict, cb, ncb);
 	} else {
 		s->mech = XC_SASL_PLAIN;
 		reset(s);

@@ -132,14 +132,15 @@ void xc_scram_decoy(enum xc_scram_hash h, const unsigned char *secret, size_t se
 /* --- the exchange ----------------------------------------------------------------------------- */
 
 void xc_scram_init(struct xc_scram *s, enum xc_scram_hash h, bool plus, bool plus_offered,
-                   const struct xc_scram_cb *cb)
+                   const struct xc_scram_cb *cb, size_t ncb)
 {
 	memset(s, 0, sizeof(*s));
 	s->h = h;
 	s->plus = plus;
 	s->plus_offered = plus_offered;
-	if (cb)
-		s->cb = *cb;
+	s->ncb = cb ? (ncb < XC_SCRAM_CB_MAX ? ncb : XC_SCRAM_CB_MAX) : 0;
+	if (s->ncb)
+		memcpy(s->cb, cb, s->ncb * sizeof(*cb));
 	s->st = XC_SCRAM_WANT_FIRST;
 }
 
@@ -245,8 +246,14 @@ int xc_scram_client_first(struct xc_scram *s, const char *msg, size_t len, char 
 		if (!s->plus)
 			return fail(s, err, errlen, -EPROTO,
 			            "channel binding asked for with a mechanism without it");
-		if (!s->cb.type || strlen(s->cb.type) != (size_t)(comma - p - 2) ||
-		    memcmp(p + 2, s->cb.type, (size_t)(comma - p - 2)) != 0)
+		for (s->cb_used = 0; s->cb_used < s->ncb; s->cb_used++) {
+			const char *t = s->cb[s->cb_used].type;
+
+			if (strlen(t) == (size_t)(comma - p - 2) &&
+			    memcmp(p + 2, t, (size_t)(comma - p - 2)) == 0)
+				break;
+		}
+		if (s->cb_used == s->ncb)
 			return fail(s, err, errlen, -EOPNOTSUPP,
 			            "unsupported channel binding type");
 		p = comma + 1;
@@ -357,7 +364,8 @@ static bool binding_matches(const struct xc_scram *s, const char *v, size_t n)
 	cm_buf_init(&want, 0);
 	cm_buf_init(&got, 0);
 	ok = cm_buf_puts(&want, s->gs2) == 0 &&
-	     (!s->plus || cm_buf_append(&want, s->cb.data, s->cb.len) == 0) &&
+	     (!s->plus ||
+	      cm_buf_append(&want, s->cb[s->cb_used].data, s->cb[s->cb_used].len) == 0) &&
 	     cm_crypto_b64_decode(&got, v, n, CM_B64_STD) == 0 && got.len == want.len &&
 	     cm_crypto_equal(got.data, want.data, want.len);
 	cm_buf_free(&want);

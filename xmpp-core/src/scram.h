@@ -11,8 +11,9 @@
  * An unknown user is answered like a known one, from decoy credentials derived from a server
  * secret (xc_scram_decoy()), so that the exchange does not tell whether an account exists.
  *
- * Channel binding: for the -PLUS mechanisms the client must bind to the type the connection
- * offers (tls-exporter on TLS 1.3, tls-server-end-point otherwise) and send its data; for the
+ * Channel binding: for the -PLUS mechanisms the client must bind to one of the types the
+ * connection offers (tls-exporter on TLS 1.3, and tls-server-end-point always) and send its
+ * data; for the
  * plain mechanisms, a client that says "y" (it could bind, but believes the server cannot) while
  * the server offered -PLUS is a downgrade and fails - unless the caller knows better (plus_offered
  * false): a client whose only channel binding type the server lacks (tls-unique on TLS 1.3) says
@@ -64,12 +65,14 @@ int xc_scram_creds_check(enum xc_scram_hash h, const struct xc_scram_creds *c, c
 void xc_scram_decoy(enum xc_scram_hash h, const unsigned char *secret, size_t secret_len,
                     const char *user, uint32_t iter, struct xc_scram_creds *out);
 
-/* What the connection can bind to. */
+/* One channel binding type the connection offers, and its data. */
 struct xc_scram_cb {
-	const char *type; /* "tls-exporter", "tls-server-end-point"; NULL: nothing (no TLS) */
+	const char *type; /* "tls-exporter", "tls-server-end-point" */
 	unsigned char data[64];
 	size_t len;
 };
+
+#define XC_SCRAM_CB_MAX 2
 
 enum xc_scram_state {
 	XC_SCRAM_WANT_FIRST,
@@ -82,9 +85,11 @@ enum xc_scram_state {
 struct xc_scram {
 	enum xc_scram_hash h;
 	enum xc_scram_state st;
-	bool plus;         /* the -PLUS mechanism was chosen */
-	bool plus_offered; /* the server advertised -PLUS mechanisms */
-	struct xc_scram_cb cb;
+	bool plus;                              /* the -PLUS mechanism was chosen */
+	bool plus_offered;                      /* the server advertised -PLUS mechanisms */
+	struct xc_scram_cb cb[XC_SCRAM_CB_MAX]; /* what the connection offers */
+	size_t ncb;
+	size_t cb_used;     /* the type the client chose (-PLUS) */
 	char *user;         /* owned: the user name, Nodeprep'd */
 	char *authzid;      /* owned: the authorisation identity asked for, or NULL */
 	char *gs2;          /* owned: the gs2 header as the client sent it */
@@ -94,9 +99,10 @@ struct xc_scram {
 	struct xc_scram_creds creds;
 };
 
-/* Start an exchange for mechanism h (plus: its -PLUS form). cb is copied (NULL: none). */
+/* Start an exchange for mechanism h (plus: its -PLUS form). The ncb (at most XC_SCRAM_CB_MAX)
+ * types in cb are copied (none: no TLS). */
 void xc_scram_init(struct xc_scram *s, enum xc_scram_hash h, bool plus, bool plus_offered,
-                   const struct xc_scram_cb *cb);
+                   const struct xc_scram_cb *cb, size_t ncb);
 void xc_scram_free(struct xc_scram *s);
 
 /* Take client-first-message. 0 (xc_scram->user is set), -EOPNOTSUPP (a channel binding type the

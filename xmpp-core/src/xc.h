@@ -33,6 +33,7 @@ struct xc_auth_config {
 	long long scram_iterations;
 	long long failures_per_ip; /* failed logins from one address per minute */
 	long long failures_per_user;
+	bool strict_channel_binding; /* refuse "y" when -PLUS was offered (RFC 5802) */
 };
 
 struct xc_storage_config {

@@ -106,12 +106,13 @@ const char *cm_tls_conn_alpn(struct cm_tls_conn *c);
 /* Last error text, "" when none. */
 const char *cm_tls_conn_error(const struct cm_tls_conn *c);
 
-/* Channel binding for SCRAM-*-PLUS, once the handshake is done: on TLS 1.3 "tls-exporter"
- * (RFC 9266: 32 bytes exported under the label EXPORTER-Channel-Binding), otherwise
+/* Channel binding data of type for SCRAM-*-PLUS, once the handshake is done: "tls-exporter"
+ * (RFC 9266: 32 bytes exported under the label EXPORTER-Channel-Binding; TLS 1.3 only) or
  * "tls-server-end-point" (RFC 5929: the hash of the server's certificate, SHA-256 when its
- * signature used MD5 or SHA-1). *type is a static string; out gets *len bytes (at most 64).
- * 0, -EAGAIN (no handshake yet), -ENOTSUP (no certificate or hash to bind to), -EIO. */
-int cm_tls_conn_channel_binding(struct cm_tls_conn *c, const char **type, unsigned char *out,
+ * signature used MD5 or SHA-1). out gets *len bytes (at most 64). 0, -EAGAIN (no handshake
+ * yet), -ENOTSUP (a type this connection cannot give: tls-exporter before TLS 1.3, no
+ * certificate or hash to bind to, an unknown type), -EIO. */
+int cm_tls_conn_channel_binding(struct cm_tls_conn *c, const char *type, unsigned char *out,
                                 size_t *len);
 /* The underlying SSL object (borrowed) for what this API does not cover. */
 SSL *cm_tls_conn_ssl(struct cm_tls_conn *c);
