@@ -197,6 +197,7 @@ static void tour_step(struct cm_loop *l, struct cm_msg *m)
 			}
 			break;
 		case OP_KICK:
+		case OP_UNREGISTER:
 			t->kicked += xc_session_kick(sh, &t->who, t->cond, t->text);
 			break;
 		default:

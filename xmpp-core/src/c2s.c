@@ -496,7 +496,8 @@ static void on_closed(struct cm_stream *s, int err)
 {
 	struct xc_c2s *c = cm_stream_data(s);
 
-	(void)err;
+	CM_LOGD("c2s", "%s: closed%s%s", c->jid.s ? c->jid.s : cm_stream_peer_name(s),
+	        err ? ": " : "", err ? strerror(-err) : "");
 	c->s = NULL;
 	c->st = XC_C2S_CLOSING;
 	conn_free(c);

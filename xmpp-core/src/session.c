@@ -129,8 +129,11 @@ void xc_session_bind(struct xc_c2s *c, const struct cm_xml_node *iq)
 			bind_error(c, iq, "cancel", "conflict");
 			return;
 		case XC_CONFLICT_KICK_OLD:
+			/* the old session may be the user's last: keep u while it goes */
+			u->busy++;
 			xc_c2s_stream_error(old, "conflict", "replaced by a new session");
 			xc_session_unbind(old);
+			u->busy--;
 			break;
 		default: /* rename */
 			free(res);

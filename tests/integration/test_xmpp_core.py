@@ -1,0 +1,451 @@
+"""xmpp-core with a real client (slixmpp): logging in every way a client may, rosters and
+subscriptions, presence, messages online and offline, the IQs the server answers, and the admin
+API that xmppctl uses."""
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+import suite  # noqa: E402
+import xmpp  # noqa: E402
+from xmpp import login, logout, run  # noqa: E402
+
+PW = "correct horse"
+
+
+class XmppTest(unittest.TestCase):
+    extra = ""
+
+    def setUp(self):
+        self.tmpdir = suite.tempdir()
+        self.tmp = self.tmpdir.name
+        self.srv = xmpp.Server(self.tmp, self.extra)
+
+    def tearDown(self):
+        try:
+            if self.srv.daemon.proc.poll() is None:
+                self.assertEqual(self.srv.stop(), 0, self.srv.output())
+            suite.assert_clean(self, self.srv.output())
+        finally:
+            self.srv.close()
+            self.tmpdir.cleanup()
+
+
+class Login(XmppTest):
+    extra = "auth:\n  failures_per_user: 3\n  failures_per_ip: 1000\n"
+
+    def test_each_mechanism_over_starttls(self):
+        jid = self.srv.register("alice", PW)
+
+        async def go():
+            for mech in ("SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN"):
+                c = await login(self.srv, jid + "/" + mech, PW, mech=mech, presence=False)
+                self.assertEqual(str(c.boundjid), jid + "/" + mech)
+                self.assertTrue(c.is_connected())
+                await logout(c)
+        run(go())
+        for mech in ("SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN"):
+            self.assertEqual(self.srv.metric("xmpp_logins_total",
+                                             {"mechanism": mech, "result": "ok"}), 1, mech)
+
+    def test_direct_tls(self):
+        jid = self.srv.register("alice", PW)
+
+        async def go():
+            c = await login(self.srv, jid, PW, direct_tls=True)
+            self.assertTrue(str(c.boundjid).startswith(jid + "/"))
+            await logout(c)
+        run(go())
+
+    def test_server_generated_resource_and_second_host(self):
+        jid = self.srv.register("carol", PW, host="example.org")
+
+        async def go():
+            c = await login(self.srv, jid, PW)
+            res = c.boundjid.resource
+            self.assertEqual(c.boundjid.bare, "carol@example.org")
+            self.assertGreaterEqual(len(res), 8)
+            await logout(c)
+        run(go())
+
+    def test_wrong_password_then_throttled(self):
+        jid = self.srv.register("alice", PW)
+
+        async def attempt(password):
+            c = xmpp.Client(jid, password, self.srv, mech="SCRAM-SHA-256")
+            c.connect(("127.0.0.1", self.srv.c2s))
+            ok = await asyncio.wait_for(c.started, 15)
+            await logout(c)
+            return ok
+
+        async def go():
+            for _ in range(3):
+                self.assertFalse(await attempt("wrong"))
+            # the account has had its failures: even the right password waits now
+            self.assertFalse(await attempt(PW))
+        run(go())
+        self.assertGreaterEqual(self.srv.metric("xmpp_logins_throttled_total"), 1)
+        self.assertGreaterEqual(self.srv.metric("xmpp_logins_total",
+                                                {"mechanism": "SCRAM-SHA-256",
+                                                 "result": "failed"}), 3)
+
+    def test_unknown_user_is_answered_like_a_known_one(self):
+        # SCRAM: the server-first message for nobody looks like one for a real account
+        r = xmpp.Raw(self.srv)
+        try:
+            r.open()
+            r.starttls()
+            r.open()
+            import base64
+            first = base64.b64encode(b"n,,n=nobody,r=abcdefghijklmnop").decode()
+            r.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' "
+                   "mechanism='SCRAM-SHA-256'>%s</auth>" % first)
+            out = r.until("</challenge>")
+            chal = base64.b64decode(out.split("<challenge")[1].split(">")[1].split("<")[0])
+            self.assertRegex(chal.decode(), r"^r=abcdefghijklmnop[^,]+,s=[^,]+,i=4096$")
+        finally:
+            r.close()
+
+    def test_starttls_required_before_auth(self):
+        r = xmpp.Raw(self.srv)
+        try:
+            features = r.open()
+            self.assertIn("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/>",
+                          features)
+            self.assertNotIn("<mechanisms", features)
+            r.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>"
+                   "AGFsaWNlAHB3</auth>")
+            out = r.until("</failure>")
+            self.assertIn("encryption-required", out)
+        finally:
+            r.close()
+
+    def test_plain_is_not_offered_in_cleartext(self):
+        # with require_tls off, SCRAM may be used in the clear, never PLAIN
+        srv2 = xmpp.Server(os.path.join(self.tmp), "c2s:\n  require_tls: false\n",
+                           name="xmpp-core")
+        try:
+            r = xmpp.Raw(srv2)
+            features = r.open()
+            self.assertIn("SCRAM-SHA-256", features)
+            self.assertNotIn("<mechanism>PLAIN</mechanism>", features)
+            r.close()
+        finally:
+            srv2.stop()
+            srv2.close()
+
+    def test_resource_conflict_kicks_the_old_session(self):
+        jid = self.srv.register("alice", PW)
+
+        async def go():
+            a = await login(self.srv, jid + "/phone", PW)
+            b = await login(self.srv, jid + "/phone", PW)
+            await asyncio.wait_for(a.ended, 10)
+            self.assertTrue(b.is_connected())
+            await logout(b)
+        run(go())
+
+
+class Roster(XmppTest):
+    def test_mutual_subscription(self):
+        alice = self.srv.register("alice", PW)
+        bob = self.srv.register("bob", PW)
+
+        async def go():
+            a = await login(self.srv, alice + "/a", PW)
+            b = await login(self.srv, bob + "/b", PW)
+            # slixmpp answers a subscription request by approving it and asking back
+            a.send_presence(pto=bob, ptype="subscribe")
+            for _ in range(100):
+                if (a.client_roster[bob]["subscription"] == "both" and
+                        b.client_roster[alice]["subscription"] == "both"):
+                    break
+                await asyncio.sleep(0.05)
+            self.assertEqual(a.client_roster[bob]["subscription"], "both")
+            self.assertEqual(b.client_roster[alice]["subscription"], "both")
+            # presence now flows both ways: bob changes his status, alice sees it
+            b.send_presence(pstatus="in a meeting", pshow="dnd")
+            while True:
+                p = await a.next_presence()
+                if p["from"].bare == bob and p["status"] == "in a meeting":
+                    break
+            self.assertEqual(p["show"], "dnd")
+            # bob goes away: alice gets his unavailable presence
+            await logout(b)
+            p = await a.next_presence("unavailable")
+            self.assertEqual(p["from"].bare, bob)
+            await logout(a)
+
+            # the roster is kept: a new session of alice gets bob with subscription both
+            a = await login(self.srv, alice + "/a2", PW)
+            self.assertEqual(a.client_roster[bob]["subscription"], "both")
+            await logout(a)
+        run(go())
+
+    def test_subscription_request_waits_for_an_offline_contact(self):
+        alice = self.srv.register("alice", PW)
+        bob = self.srv.register("bob", PW)
+
+        async def go():
+            a = await login(self.srv, alice + "/a", PW)
+            a.send_presence(pto=bob, ptype="subscribe")
+            await asyncio.sleep(0.5)
+            self.assertEqual(a.client_roster[bob]["pending_out"], True)
+            # bob logs in later and is asked then
+            b = xmpp.Client(bob + "/b", PW, self.srv)
+            b.roster.auto_authorize = None  # neither approve nor refuse
+            b.roster.auto_subscribe = False
+            got = asyncio.get_event_loop().create_future()
+            b.add_event_handler("presence_subscribe",
+                                lambda p: got.done() or got.set_result(p))
+            b.connect(("127.0.0.1", self.srv.c2s))
+            self.assertTrue(await asyncio.wait_for(b.started, 15))
+            await b.get_roster()
+            b.send_presence()
+            p = await asyncio.wait_for(got, 10)
+            self.assertEqual(p["from"].bare, alice)
+            await logout(a, b)
+        run(go())
+
+    def test_roster_set_push_and_remove(self):
+        alice = self.srv.register("alice", PW)
+
+        async def go():
+            a1 = await login(self.srv, alice + "/one", PW)
+            a2 = await login(self.srv, alice + "/two", PW)
+            await a1.update_roster("friend@example.org", name="Friend", groups=["Pals"])
+            for _ in range(100):
+                if "friend@example.org" in a2.client_roster:
+                    break
+                await asyncio.sleep(0.05)
+            item = a2.client_roster["friend@example.org"]
+            self.assertEqual(item["name"], "Friend")
+            self.assertEqual(item["groups"], ["Pals"])
+            self.assertEqual(item["subscription"], "none")
+            await a1.del_roster_item("friend@example.org")
+            for _ in range(100):
+                if "friend@example.org" not in a2.client_roster.keys():
+                    break
+                await asyncio.sleep(0.05)
+            self.assertNotIn("friend@example.org", a2.client_roster.keys())
+            await logout(a1, a2)
+        run(go())
+
+
+class Messages(XmppTest):
+    extra = "offline:\n  max_per_user: 3\n"
+
+    def test_online_to_bare_and_full(self):
+        alice = self.srv.register("alice", PW)
+        bob = self.srv.register("bob", PW)
+
+        async def go():
+            a = await login(self.srv, alice + "/a", PW)
+            b1 = await login(self.srv, bob + "/low", PW, presence=False)
+            b1.send_presence(ppriority=1)
+            b2 = await login(self.srv, bob + "/high", PW, presence=False)
+            b2.send_presence(ppriority=5)
+            await asyncio.sleep(0.3)
+            a.send_message(mto=bob, mbody="to the bare JID", mtype="chat")
+            m = await b2.next_message()
+            self.assertEqual(m["body"], "to the bare JID")
+            self.assertEqual(str(m["from"]), alice + "/a")
+            a.send_message(mto=bob + "/low", mbody="to the full JID", mtype="chat")
+            m = await b1.next_message()
+            self.assertEqual(m["body"], "to the full JID")
+            self.assertTrue(b2.messages.empty())
+            # a headline to the bare JID reaches every available resource
+            a.send_message(mto=bob, mbody="news", mtype="headline")
+            self.assertEqual((await b1.next_message())["body"], "news")
+            self.assertEqual((await b2.next_message())["body"], "news")
+            await logout(a, b1, b2)
+        run(go())
+
+    def test_offline_storage_with_delay_and_cap(self):
+        alice = self.srv.register("alice", PW)
+        bob = self.srv.register("bob", PW)
+
+        async def go():
+            a = await login(self.srv, alice + "/a", PW)
+            for i in range(3):
+                a.send_message(mto=bob, mbody="while you were away %d" % i, mtype="chat")
+            # the fourth is over the cap: the sender hears so, nothing is dropped silently
+            a.send_message(mto=bob, mbody="one too many", mtype="chat")
+            m = await a.next_message(body=False)
+            self.assertEqual(m["type"], "error")
+            self.assertEqual(m["error"]["condition"], "resource-constraint")
+            b = await login(self.srv, bob + "/b", PW)
+            got = [await b.next_message() for _ in range(3)]
+            self.assertEqual([m["body"] for m in got],
+                             ["while you were away %d" % i for i in range(3)])
+            for m in got:
+                self.assertEqual(str(m["from"]), alice + "/a")
+                self.assertTrue(m["delay"]["stamp"])
+                self.assertEqual(m["delay"]["from"], "localhost")
+            await logout(a, b)
+        run(go())
+        self.assertEqual(self.srv.metric("xmpp_offline_messages_total", {"result": "stored"}), 3)
+        self.assertEqual(self.srv.metric("xmpp_offline_messages_total",
+                                         {"result": "delivered"}), 3)
+        self.assertEqual(self.srv.metric("xmpp_offline_messages_total", {"result": "refused"}), 1)
+
+    def test_to_nobody_bounces(self):
+        alice = self.srv.register("alice", PW)
+
+        async def go():
+            a = await login(self.srv, alice + "/a", PW)
+            a.send_message(mto="nobody@localhost", mbody="hello?", mtype="chat")
+            m = await a.next_message(body=False)
+            self.assertEqual(m["type"], "error")
+            self.assertEqual(m["error"]["condition"], "service-unavailable")
+            a.send_message(mto="someone@remote.example", mbody="hello?", mtype="chat")
+            m = await a.next_message(body=False)
+            self.assertEqual(m["type"], "error")
+            self.assertIn(m["error"]["condition"], ("remote-server-not-found",
+                                                    "service-unavailable"))
+            await logout(a)
+        run(go())
+
+
+class Iqs(XmppTest):
+    def test_disco_ping_version(self):
+        alice = self.srv.register("alice", PW)
+        bob = self.srv.register("bob", PW)
+
+        async def go():
+            a = await login(self.srv, alice + "/a", PW)
+            b = await login(self.srv, bob + "/b", PW)
+            info = await a["xep_0030"].get_info(jid="localhost")
+            feats = info["disco_info"]["features"]
+            for f in ("urn:xmpp:ping", "jabber:iq:version",
+                      "http://jabber.org/protocol/disco#info"):
+                self.assertIn(f, feats)
+            self.assertIn(("server", "im", None, None), [
+                (i[0], i[1], None, None) for i in info["disco_info"]["identities"]])
+            items = await a["xep_0030"].get_items(jid="localhost")
+            self.assertIsNotNone(items["disco_items"])
+            acct = await a["xep_0030"].get_info(jid=alice)
+            self.assertIn(("account", "registered"), [
+                (i[0], i[1]) for i in acct["disco_info"]["identities"]])
+            rtt = await a["xep_0199"].ping(jid="localhost", timeout=5)
+            self.assertLess(rtt, 5)
+            # a ping to bob's session reaches bob's client, which answers
+            rtt = await a["xep_0199"].ping(jid=bob + "/b", timeout=5)
+            self.assertLess(rtt, 5)
+            v = await a["xep_0092"].get_version("localhost")
+            self.assertEqual(v["software_version"]["name"], "xmpp-core")
+            # an IQ to a session that does not exist
+            with self.assertRaises(slixmpp_iq_error()) as e:
+                await a["xep_0199"].send_ping(bob + "/nowhere", timeout=5)
+            self.assertEqual(e.exception.iq["error"]["condition"], "service-unavailable")
+            await logout(a, b)
+        run(go())
+
+
+def slixmpp_iq_error():
+    from slixmpp.exceptions import IqError
+    return IqError
+
+
+class Api(XmppTest):
+    def test_token_is_required(self):
+        st, body = self.srv.api("GET", "accounts", token="")
+        self.assertEqual(st, 401)
+        st, body = self.srv.api("GET", "accounts", token="wrong")
+        self.assertEqual(st, 401)
+        self.assertEqual(body["error"], "wrong token")
+
+    def test_accounts_lifecycle(self):
+        self.srv.register("alice", PW)
+        st, body = self.srv.api("POST", "accounts", {"jid": "Alice@LOCALHOST", "password": "x"})
+        self.assertEqual(st, 409)  # the same account, normalised
+        st, body = self.srv.api("POST", "accounts", {"jid": "x@elsewhere.example",
+                                                     "password": "x"})
+        self.assertEqual(st, 400)
+        self.assertIn("not one of the hosts", body["error"])
+        st, body = self.srv.api("POST", "accounts", {"jid": "bad@@localhost", "password": "x"})
+        self.assertEqual(st, 400)
+        st, body = self.srv.api("POST", "accounts", b"{not json")
+        self.assertEqual(st, 400)
+        st, body = self.srv.api("GET", "accounts?host=localhost")
+        self.assertEqual((st, body["accounts"]), (200, ["alice@localhost"]))
+        st, _ = self.srv.api("PUT", "accounts/alice%40localhost/password",
+                             {"password": "new one"})
+        self.assertEqual(st, 204)
+
+        async def go():
+            c = await login(self.srv, "alice@localhost/x", "new one")
+            st, body = self.srv.api("GET", "sessions")
+            self.assertEqual(st, 200)
+            self.assertEqual([s["jid"] for s in body["sessions"]], ["alice@localhost/x"])
+            self.assertTrue(body["sessions"][0]["tls"])
+            st, body = self.srv.api("GET", "stats")
+            self.assertEqual(body["sessions"], 1)
+            self.assertEqual(body["accounts"], {"localhost": 1, "example.org": 0})
+            # deleting the account ends its session
+            st, _ = self.srv.api("DELETE", "accounts/alice@localhost")
+            self.assertEqual(st, 204)
+            await asyncio.wait_for(c.ended, 10)
+        run(go())
+        st, body = self.srv.api("DELETE", "accounts/alice@localhost")
+        self.assertEqual(st, 404)
+
+    def test_xmppctl(self):
+        ctl = os.path.join(suite.BIN, "xmppctl")
+        env = dict(os.environ, XMPPCTL_URL="http://127.0.0.1:%d" % self.srv.admin,
+                   XMPPCTL_TOKEN_FILE=self.srv.token_file)
+
+        def sh(*args, stdin=None):
+            return subprocess.run([ctl] + list(args), input=stdin, capture_output=True,
+                                  text=True, env=env, timeout=30)
+
+        r = sh("register", "dave@localhost", stdin="s3cret\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = sh("register", "dave@localhost", stdin="s3cret\n")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("exists already", r.stderr)
+        r = sh("accounts")
+        self.assertEqual(r.returncode, 2 if False else 1, r.stdout)  # two hosts: HOST needed
+        r = sh("accounts", "localhost")
+        self.assertEqual(r.stdout.split(), ["dave@localhost"])
+
+        async def go():
+            c = await login(self.srv, "dave@localhost/desk", "s3cret")
+            r = sh("sessions")
+            self.assertIn("dave@localhost/desk", r.stdout)
+            r = sh("kick", "dave@localhost/desk")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("1 session(s)", r.stdout)
+            await asyncio.wait_for(c.ended, 10)
+        run(go())
+        r = sh("unregister", "dave@localhost")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = sh("passwd", "dave@localhost", stdin="x\n")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("no such account", r.stderr)
+        r = subprocess.run([ctl, "-u", "http://127.0.0.1:1", "stats"], capture_output=True,
+                           text=True, env=env, timeout=30)
+        self.assertEqual(r.returncode, 3)
+
+
+class Shutdown(XmppTest):
+    def test_sigterm_ends_streams_with_system_shutdown(self):
+        alice = self.srv.register("alice", PW)
+        r = xmpp.Raw(self.srv)
+        try:
+            r.session(alice, PW)
+            self.srv.daemon.signal(signal.SIGTERM)
+            out = r.until("</stream:stream>")
+            self.assertIn("<system-shutdown xmlns='%s'/>" % xmpp.NS_STREAMS, out)
+            self.assertEqual(self.srv.daemon.proc.wait(timeout=20), 0)
+        finally:
+            r.close()
+        self.assertIn("drained; exiting", self.srv.output())
+
+
+if __name__ == "__main__":
+    unittest.main()

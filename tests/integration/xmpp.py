@@ -1,0 +1,297 @@
+"""xmpp.py - what the xmpp-core tests share: a server started with its own ports, accounts made
+through its admin API, clients (slixmpp, the real thing) and a raw XML stream for the tests that
+must send what no well-behaved client would.
+
+Run with /usr/bin/python3 (Debian's slixmpp)."""
+
+import asyncio
+import http.client
+import json
+import logging
+import os
+import re
+import socket
+import ssl
+import subprocess
+import time
+
+import suite
+
+logging.getLogger("slixmpp").setLevel(logging.CRITICAL)
+
+import slixmpp  # noqa: E402
+
+HOST = "localhost"
+NS_STREAMS = "urn:ietf:params:xml:ns:xmpp-streams"
+
+
+class Server:
+    """xmpp-core on free ports in tmp, with a token for the admin API."""
+
+    def __init__(self, tmp, extra="", workers=2, name="xmpp-core"):
+        self.tmp = tmp
+        self.cert, self.key = make_cert(tmp)
+        self.admin = suite.free_port()
+        self.c2s = suite.free_port()
+        self.tls = suite.free_port()
+        self.comp = suite.free_port()
+        self.token_file = os.path.join(tmp, "api.token")
+        with open(self.token_file, "w") as f:
+            f.write("test-token-%d\n" % os.getpid())
+        with open(os.path.join(tmp, "comp.secret"), "w") as f:
+            f.write("component-secret\n")
+        self.token = open(self.token_file).read().strip()
+        text = (
+            "log:\n  level: debug\n"
+            "admin:\n  listen: 127.0.0.1:%d\n"
+            "shutdown_timeout: 5s\n"
+            "tls:\n  certificate: %s\n  key: %s\n"
+            "hosts: [localhost, example.org]\n"
+            "workers: %d\n"
+            "storage:\n  path: %s/xmpp-core.db\n"
+            "api_token: %s\n"
+            "components:\n  listen: [\"127.0.0.1:%d\"]\n"
+            "  list:\n    - domain: push.localhost\n      secret: %s/comp.secret\n"
+            % (self.admin, self.cert, self.key, workers, tmp, self.token_file, self.comp, tmp))
+        text = merge_c2s(text, "c2s:\n  listen: [\"127.0.0.1:%d\"]\n  tls_listen: [\"127.0.0.1:%d\"]\n"
+                         % (self.c2s, self.tls), extra)
+        self.daemon = suite.Daemon(name, text, tmp)
+        suite.wait_http(self.admin, proc=self.daemon.proc)
+
+    def api(self, method, path, body=None, token=None):
+        """(status, parsed JSON or None) of one admin API request."""
+        c = http.client.HTTPConnection("127.0.0.1", self.admin, timeout=30)
+        headers = {"Authorization": "Bearer " + (token if token is not None else self.token)}
+        data = None
+        if body is not None:
+            data = json.dumps(body) if not isinstance(body, (bytes, str)) else body
+            headers["Content-Type"] = "application/json"
+        try:
+            c.request(method, "/api/v1/" + path, body=data, headers=headers)
+            r = c.getresponse()
+            text = r.read().decode()
+            return r.status, (json.loads(text) if text else None)
+        finally:
+            c.close()
+
+    def register(self, local, password="pw-" + "x" * 8, host=HOST):
+        status, body = self.api("POST", "accounts", {"jid": "%s@%s" % (local, host),
+                                                     "password": password})
+        assert status == 201, (status, body)
+        return "%s@%s" % (local, host)
+
+    def metrics(self):
+        return suite.http_get(self.admin, "/metrics")[2]
+
+    def metric(self, name, labels=None):
+        return suite.metric(self.metrics(), name, labels) or 0
+
+    def stop(self):
+        return self.daemon.stop()
+
+    def close(self):
+        self.daemon.close()
+
+    def output(self):
+        return self.daemon.output()
+
+
+def make_cert(directory):
+    """A certificate for localhost with the subjectAltName clients check."""
+    cert = os.path.join(directory, "xmpp.crt")
+    key = os.path.join(directory, "xmpp.key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "30", "-subj",
+                    "/CN=localhost", "-addext",
+                    "subjectAltName=DNS:localhost,DNS:example.org", "-keyout", key,
+                    "-out", cert], check=True, capture_output=True)
+    return cert, key
+
+
+def merge_c2s(text, c2s, extra):
+    """The configuration with the c2s section, extra's c2s keys added to it; extra's other
+    sections appended."""
+    m = re.search(r"^c2s:\n((?:  .*\n)*)", extra, re.M)
+    if m:
+        c2s += m.group(1)
+        extra = extra[:m.start()] + extra[m.end():]
+    return text + c2s + extra
+
+
+class Client(slixmpp.ClientXMPP):
+    """A slixmpp client that records what it receives."""
+
+    def __init__(self, jid, password, server, mech=None, cafile=None):
+        cfg = {"feature_mechanisms": {"use_mech": mech}} if mech else {}
+        super().__init__(jid, password, plugin_config=cfg)
+        self.test_server = server
+        self.ssl_context = ssl.create_default_context(cafile=cafile or server.cert)
+        for p in ("xep_0030", "xep_0092", "xep_0199", "xep_0203", "xep_0191", "xep_0077"):
+            self.register_plugin(p)
+        self.messages = asyncio.Queue()
+        self.presences = asyncio.Queue()
+        self.started = asyncio.get_event_loop().create_future()
+        self.ended = asyncio.get_event_loop().create_future()
+        self.stream_errors = []
+        self.add_event_handler("session_start", self._start)
+        self.add_event_handler("failed_all_auth", self._failed)
+        self.add_event_handler("message", lambda m: self.messages.put_nowait(m))
+        self.add_event_handler("presence", lambda p: self.presences.put_nowait(p))
+        self.add_event_handler("stream_error", lambda e: self.stream_errors.append(e))
+        self.add_event_handler("disconnected", self._gone)
+        self.add_event_handler("connection_failed", self._failed)
+
+    def _start(self, _):
+        if not self.started.done():
+            self.started.set_result(True)
+
+    def _failed(self, *_):
+        if not self.started.done():
+            self.started.set_result(False)
+
+    def _gone(self, *_):
+        if not self.started.done():
+            self.started.set_result(False)
+        if not self.ended.done():
+            self.ended.set_result(True)
+
+    async def next_message(self, timeout=5, body=True):
+        while True:
+            m = await asyncio.wait_for(self.messages.get(), timeout)
+            if not body or m["body"]:
+                return m
+
+    async def next_presence(self, ptype=None, timeout=5):
+        while True:
+            p = await asyncio.wait_for(self.presences.get(), timeout)
+            if ptype is None or p["type"] == ptype:
+                return p
+
+
+async def login(server, jid, password, mech=None, direct_tls=False, presence=True,
+                roster=True):
+    """A client with a session (and, by default, its roster and initial presence sent)."""
+    c = Client(jid, password, server, mech=mech)
+    if direct_tls:
+        c.enable_direct_tls = True
+        c.connect(("127.0.0.1", server.tls), use_ssl=True)
+    else:
+        c.connect(("127.0.0.1", server.c2s))
+    ok = await asyncio.wait_for(c.started, 15)
+    if not ok:
+        raise AssertionError("%s could not log in" % jid)
+    if roster:
+        await c.get_roster()
+    if presence:
+        c.send_presence()
+    return c
+
+
+async def logout(*clients):
+    for c in clients:
+        if not c.ended.done():
+            c.disconnect()
+    for c in clients:
+        try:
+            await asyncio.wait_for(c.ended, 10)
+        except asyncio.TimeoutError:
+            pass
+
+
+class Raw:
+    """A bare XML stream over a socket, for what no well-behaved client sends."""
+
+    def __init__(self, server, port=None, tls=False):
+        self.sock = socket.create_connection(("127.0.0.1", port or server.c2s), timeout=10)
+        self.server = server
+        if tls:
+            self._wrap()
+        self.buf = b""
+
+    def _wrap(self):
+        ctx = ssl.create_default_context(cafile=self.server.cert)
+        self.sock = ctx.wrap_socket(self.sock, server_hostname="localhost")
+
+    def send(self, data):
+        self.sock.sendall(data.encode() if isinstance(data, str) else data)
+
+    def open(self, to=HOST):
+        self.send("<?xml version='1.0'?><stream:stream to='%s' version='1.0' "
+                  "xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>" % to)
+        return self.until("</stream:features>")
+
+    def until(self, text, timeout=10):
+        """Read until text has arrived (or the peer closed); returns everything read so far."""
+        deadline = time.monotonic() + timeout
+        while text not in self.buf.decode(errors="replace"):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError("no %r within %ss; got %r" % (text, timeout, self.buf))
+            self.sock.settimeout(left)
+            try:
+                chunk = self.sock.recv(65536)
+            except (ConnectionResetError, ssl.SSLError):
+                chunk = b""
+            if not chunk:
+                break
+            self.buf += chunk
+        return self.buf.decode(errors="replace")
+
+    def closed(self, timeout=10):
+        """Whether the server closes the connection within timeout (reading what comes)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.sock.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                chunk = self.sock.recv(65536)
+            except socket.timeout:
+                return False
+            except (ConnectionResetError, ssl.SSLError, OSError):
+                return True
+            if not chunk:
+                return True
+            self.buf += chunk
+        return False
+
+    def starttls(self):
+        self.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+        self.until("<proceed")
+        self.buf = b""
+        self._wrap()
+
+    def plain(self, user, password):
+        import base64
+        data = base64.b64encode(("\0%s\0%s" % (user, password)).encode()).decode()
+        self.buf = b""
+        self.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>%s</auth>"
+                  % data)
+        out = self.until("</", 10)
+        return "<success" in out
+
+    def session(self, user, password, resource="raw"):
+        """STARTTLS, PLAIN, bind: a bound session. Returns the full JID."""
+        self.open()
+        self.starttls()
+        self.open()
+        assert self.plain(user.split("@")[0], password), self.buf
+        self.buf = b""
+        self.open()
+        self.buf = b""
+        self.send("<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
+                  "<resource>%s</resource></bind></iq>" % resource)
+        out = self.until("</iq>")
+        m = re.search(r"<jid>([^<]+)</jid>", out)
+        assert m, out
+        self.buf = b""
+        return m.group(1)
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def run(coro, timeout=120):
+    """Run one test's coroutine in a fresh event loop."""
+    return asyncio.run(asyncio.wait_for(coro, timeout))
