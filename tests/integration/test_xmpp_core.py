@@ -311,6 +311,103 @@ class Messages(XmppTest):
         run(go())
 
 
+async def befriend(a, b):
+    """Mutual subscription between two logged-in slixmpp clients."""
+    a.send_presence(pto=b.boundjid.bare, ptype="subscribe")
+    for _ in range(200):
+        if (a.client_roster[b.boundjid.bare]["subscription"] == "both" and
+                b.client_roster[a.boundjid.bare]["subscription"] == "both"):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("no mutual subscription")
+
+
+class Blocking(XmppTest):
+    def test_block_and_unblock(self):
+        alice = self.srv.register("alice", PW)
+        bob = self.srv.register("bob", PW)
+
+        async def go():
+            a = await login(self.srv, alice + "/a", PW)
+            a2 = await login(self.srv, alice + "/a2", PW)
+            b = await login(self.srv, bob + "/b", PW)
+            await befriend(a, b)
+            self.assertEqual(len((await a2["xep_0191"].get_blocked())["blocklist"]["items"]),
+                             0)
+            pushed = asyncio.get_event_loop().create_future()
+            a2.add_event_handler("blocked",
+                                 lambda iq: pushed.done() or pushed.set_result(iq))
+            await a["xep_0191"].block([bob])
+            # the other session that asked for the list hears of it
+            await asyncio.wait_for(pushed, 5)
+            # bob sees alice go away, from each of her available sessions
+            gone = set()
+            while len(gone) < 2:
+                p = await b.next_presence("unavailable")
+                if p["from"].bare == alice:
+                    gone.add(str(p["from"]))
+            self.assertEqual(gone, {alice + "/a", alice + "/a2"})
+            # bob's messages do not reach alice
+            b.send_message(mto=alice, mbody="are you there?", mtype="chat")
+            m = await b.next_message(body=False)
+            self.assertEqual(m["type"], "error")
+            self.assertEqual(m["error"]["condition"], "service-unavailable")
+            # alice cannot write to bob either, and is told why
+            a.send_message(mto=bob + "/b", mbody="hello?", mtype="chat")
+            m = await a.next_message(body=False)
+            self.assertEqual(m["type"], "error")
+            self.assertEqual(m["error"]["condition"], "not-acceptable")
+            self.assertIn("urn:xmpp:blocking:errors", str(m))
+            self.assertTrue(a.messages.empty() and a2.messages.empty())
+            await logout(a, a2)
+            # while alice is away bob's message is not kept for her either
+            b.send_message(mto=alice, mbody="later then", mtype="chat")
+            m = await b.next_message(body=False)
+            self.assertEqual(m["error"]["condition"], "service-unavailable")
+            # the list is kept
+            a = await login(self.srv, alice + "/a3", PW)
+            items = (await a["xep_0191"].get_blocked())["blocklist"]["items"]
+            self.assertEqual({str(j) for j in items}, {bob})
+            self.assertTrue(a.messages.empty())
+            # unblocking: bob sees alice again, and messages flow
+            await a["xep_0191"].unblock([bob])
+            while True:
+                p = await b.next_presence()
+                if p["from"].bare == alice and p["type"] == "available":
+                    break
+            b.send_message(mto=alice, mbody="welcome back", mtype="chat")
+            self.assertEqual((await a.next_message())["body"], "welcome back")
+            await logout(a, b)
+        run(go())
+
+    def test_domain_item_and_bad_request(self):
+        alice = self.srv.register("alice", PW)
+        carol = self.srv.register("carol", PW, host="example.org")
+
+        async def go():
+            a = await login(self.srv, alice + "/a", PW)
+            c = await login(self.srv, carol + "/c", PW)
+            await a["xep_0191"].block(["example.org"])
+            c.send_message(mto=alice, mbody="from the blocked domain", mtype="chat")
+            m = await c.next_message(body=False)
+            self.assertEqual(m["error"]["condition"], "service-unavailable")
+            # an empty block is a bad request; unblock with no items unblocks all
+            iq = a.make_iq_set()
+            iq.enable("blocklist")
+            iq.xml.remove(iq.xml[0])
+            import xml.etree.ElementTree as ET
+            iq.xml.append(ET.Element("{urn:xmpp:blocking}block"))
+            with self.assertRaises(slixmpp_iq_error()) as e:
+                await iq.send(timeout=5)
+            self.assertEqual(e.exception.iq["error"]["condition"], "bad-request")
+            await a["xep_0191"].unblock([])
+            self.assertEqual(len((await a["xep_0191"].get_blocked())["blocklist"]["items"]), 0)
+            c.send_message(mto=alice, mbody="now it works", mtype="chat")
+            self.assertEqual((await a.next_message())["body"], "now it works")
+            await logout(a, c)
+        run(go())
+
+
 class Iqs(XmppTest):
     def test_disco_ping_version(self):
         alice = self.srv.register("alice", PW)

@@ -272,6 +272,11 @@ static void test_offline_and_blocks(void **state)
 	r = run(&f, req(&f, XC_STORE_BLOCK_GET, "romeo@example.net"));
 	assert_int_equal(r->njids, 1);
 	xc_store_req_free(r);
+	/* the roster read brings the block list along */
+	r = run(&f, req(&f, XC_STORE_ROSTER_GET, "romeo@example.net"));
+	assert_int_equal(r->njids, 1);
+	assert_string_equal(r->jids[0], "tybalt@example.com");
+	xc_store_req_free(r);
 	assert_int_equal(run_err(&f, req(&f, XC_STORE_BLOCK_REMOVE, "romeo@example.net")), 0);
 	r = run(&f, req(&f, XC_STORE_BLOCK_GET, "romeo@example.net"));
 	assert_int_equal(r->njids, 0);

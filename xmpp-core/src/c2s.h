@@ -51,6 +51,7 @@ struct xc_c2s {
 	int priority;                 /* of the last available presence */
 	bool available;               /* sent available presence, not unavailable since */
 	bool interested;              /* asked for its roster: gets roster pushes */
+	bool blocklist_interested;    /* asked for its block list: gets its pushes */
 	struct cm_xml_node *presence; /* owned: its last available presence, for probes */
 	/* the shaper: bytes the client may still send now, refilled at c2s.rate */
 	uint64_t tokens;

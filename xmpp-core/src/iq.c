@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "c2s.h"
+#include "blocking.h"
 #include "cm/log.h"
 #include "roster.h"
 #include "router.h"
@@ -31,6 +32,7 @@ static const char *const server_features[] = {
     "jabber:iq:version",
     "urn:ietf:params:xml:ns:xmpp-session",
     NS_PING,
+    XC_NS_BLOCKING,
 };
 
 /* What the server does for an account (disco#info of a bare JID). */
@@ -188,6 +190,13 @@ void xc_iq_account(struct xc_shard *sh, const struct xc_jid *to, struct cm_xml_n
 			refuse(sh, iq, "auth", "forbidden"); /* nobody else's business */
 		else {
 			xc_roster_iq(sh, own, iq); /* takes iq */
+			return;
+		}
+	} else if (strcmp(q->ns, XC_NS_BLOCKING) == 0) {
+		if (!own)
+			refuse(sh, iq, "auth", "forbidden");
+		else {
+			xc_blocking_iq(sh, own, iq); /* takes iq */
 			return;
 		}
 	} else if (strcmp(type, "set") == 0 && strcmp(q->ns, NS_SESSION) == 0 && own) {

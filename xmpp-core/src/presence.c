@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blocking.h"
 #include "c2s.h"
 #include "cm/log.h"
 #include "offline.h"
@@ -78,6 +79,19 @@ static void send_current(struct xc_shard *sh, struct xc_user *u, const char *to)
  */
 
 /* The session's presence to its contacts and its own sessions, once the roster is there. */
+/* Whether u blocks the entity at jid (a string; XEP-0191). */
+static bool blocks(const struct xc_user *u, const char *jid)
+{
+	struct xc_jid j;
+	bool b;
+
+	if (!u->nblocked || !jid || xc_jid_parse(&j, jid, strlen(jid), NULL, 0) != 0)
+		return false;
+	b = xc_blocking_blocks(u, &j);
+	xc_jid_free(&j);
+	return b;
+}
+
 static void do_broadcast(struct xc_shard *sh, struct xc_user *u, struct cm_xml_node *st,
                          const char *full)
 {
@@ -108,6 +122,8 @@ static void do_broadcast(struct xc_shard *sh, struct xc_user *u, struct cm_xml_n
 		while ((n = cm_map_iter_next(&it)) != NULL) {
 			struct xc_contact *ct = cm_list_entry(n, struct xc_contact, node);
 
+			if (blocks(u, ct->item.contact))
+				continue; /* neither told nor asked */
 			if (sees_user(ct))
 				route_copy(sh, st, ct->item.contact, NULL);
 			if (initial && user_sees(ct))
@@ -302,8 +318,9 @@ static void do_inbound(struct xc_shard *sh, struct xc_user *u, struct cm_xml_nod
 	struct xc_c2s *c;
 	unsigned act;
 
-	if (u->rstate != XC_ROSTER_READY || !u->exists) {
-		cm_xml_node_free(st); /* no such account, or unknown now: not revealed */
+	if (u->rstate != XC_ROSTER_READY || !u->exists || blocks(u, cm_xml_attr(st, "from"))) {
+		/* no such account, unknown now, or blocked: nothing is revealed */
+		cm_xml_node_free(st);
 		return;
 	}
 	if (strcmp(type, "probe") == 0) {
@@ -342,6 +359,10 @@ void xc_presence_inbound(struct xc_shard *sh, const struct xc_jid *to, struct cm
 	    strcmp(type, "error") == 0) {
 		/* presence of others, and errors: to the session, or to every available one */
 		u = xc_user_find(sh, to);
+		if (u && u->rstate == XC_ROSTER_READY && blocks(u, cm_xml_attr(st, "from"))) {
+			cm_xml_node_free(st);
+			return;
+		}
 		if (u && !xc_jid_is_bare(to)) {
 			c = xc_session_find(sh, to);
 			if (c)

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "blocking.h"
 #include "c2s.h"
 #include "cm/log.h"
 #include "cm/metrics.h"
@@ -115,19 +116,37 @@ static void deliver_message_bare(struct xc_shard *sh, struct xc_user *u, struct 
 	cm_xml_node_free(st);
 }
 
-void xc_deliver(struct xc_shard *sh, struct cm_xml_node *st, const struct xc_jid *to)
+/* Deliver st to u (its roster and block list in memory, or their load failed). */
+static void deliver_loaded(struct xc_shard *sh, struct xc_user *u, struct cm_xml_node *st,
+                           const struct xc_jid *to)
 {
 	enum xc_kind kind = xc_stanza_kind(st);
-	struct xc_user *u = xc_user_find(sh, to);
 	const char *type = xc_stanza_type(st);
 	struct xc_c2s *c = NULL;
+	struct xc_jid from;
 
-	if (kind == XC_PRESENCE) {
-		xc_presence_inbound(sh, to, st); /* bare or full: the presence module's rules */
-		return;
+	if (u->rstate == XC_ROSTER_READY) {
+		if (!u->exists) {
+			/* no such account (RFC 6121 8.5.1) */
+			if (kind == XC_MESSAGE ||
+			    (kind == XC_IQ && type && strcmp(type, "get") == 0) ||
+			    (kind == XC_IQ && type && strcmp(type, "set") == 0))
+				xc_bounce(sh, st, "cancel", "service-unavailable");
+			cm_xml_node_free(st);
+			return;
+		}
+		if (u->nblocked && xc_stanza_jid(st, "from", &from) == 0) {
+			bool blocked = xc_blocking_blocks(u, &from);
+
+			xc_jid_free(&from);
+			if (blocked) {
+				xc_blocking_refuse_inbound(sh, st);
+				return;
+			}
+		}
 	}
 	if (!xc_jid_is_bare(to)) {
-		c = u ? xc_session_find(sh, to) : NULL;
+		c = xc_session_find(sh, to);
 		if (c) {
 			send_to(sh, c, st);
 			cm_xml_node_free(st);
@@ -149,15 +168,49 @@ void xc_deliver(struct xc_shard *sh, struct cm_xml_node *st, const struct xc_jid
 	case XC_MESSAGE:
 		deliver_message_bare(sh, u, st);
 		break;
-	case XC_PRESENCE:
-		xc_presence_inbound(sh, to, st);
-		break;
 	case XC_IQ:
 		xc_iq_account(sh, to, st); /* the server answers for the account */
 		break;
 	default:
 		cm_xml_node_free(st);
 	}
+}
+
+/* After the load: the recipient's JID comes back as text. */
+static void deliver_later(struct xc_shard *sh, struct xc_user *u, struct cm_xml_node *st,
+                          const char *to)
+{
+	struct xc_jid j;
+
+	if (xc_jid_parse(&j, to, strlen(to), NULL, 0) != 0) {
+		cm_xml_node_free(st);
+		return;
+	}
+	deliver_loaded(sh, u, st, &j);
+	xc_jid_free(&j);
+}
+
+void xc_deliver(struct xc_shard *sh, struct cm_xml_node *st, const struct xc_jid *to)
+{
+	struct xc_user *u;
+
+	if (xc_stanza_kind(st) == XC_PRESENCE) {
+		xc_presence_inbound(sh, to, st); /* bare or full: the presence module's rules */
+		return;
+	}
+	/* who the user is and whom it blocks must be known first: at once for users with
+	 * sessions, after a store read for the others */
+	u = xc_user_get(sh, to);
+	if (!u) {
+		xc_bounce(sh, st, "wait", "resource-constraint");
+		cm_xml_node_free(st);
+		return;
+	}
+	if (u->rstate == XC_ROSTER_READY && cm_list_empty(&u->waiting))
+		deliver_loaded(sh, u, st, to);
+	else
+		xc_user_with_roster(sh, u, st, deliver_later, to->s);
+	xc_user_put(sh, u);
 }
 
 /* --- between shards ----------------------------------------------------------------------------

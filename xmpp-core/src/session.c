@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "blocking.h"
 #include "c2s.h"
 #include "cm/log.h"
 #include "cm/metrics.h"
@@ -82,6 +83,15 @@ static void bind_error(struct xc_c2s *c, const struct cm_xml_node *iq, const cha
 		xc_c2s_send(c, e);
 		cm_xml_node_free(e);
 	}
+}
+
+static void roster_ready(struct xc_shard *sh, struct xc_user *u, struct cm_xml_node *st,
+                         const char *arg)
+{
+	(void)sh;
+	(void)u;
+	(void)arg;
+	cm_xml_node_free(st);
 }
 
 void xc_session_bind(struct xc_c2s *c, const struct cm_xml_node *iq)
@@ -181,6 +191,8 @@ void xc_session_bind(struct xc_c2s *c, const struct cm_xml_node *iq)
 	xc_c2s_send(c, result);
 	cm_xml_node_free(result);
 	cm_stream_timer(c->s, sh->srv->cfg->c2s.idle_timeout);
+	/* the roster and block list are needed for anything delivered to the session: read now */
+	xc_user_with_roster(sh, u, NULL, roster_ready, NULL);
 	CM_LOGD("c2s", "%s: session of %s", cm_stream_peer_name(c->s), c->jid.s);
 }
 
@@ -196,6 +208,18 @@ void xc_session_unbind(struct xc_c2s *c)
 	c->u = NULL;
 	cm_metrics_gauge_add(sh->srv->m.sessions, -1);
 	xc_user_put(sh, u);
+}
+
+static bool outbound_blocked(struct xc_c2s *c, const struct cm_xml_node *st)
+{
+	struct xc_jid to;
+	bool blocked;
+
+	if (xc_stanza_jid(st, "to", &to) != 0)
+		return false; /* the router answers a bad 'to' */
+	blocked = xc_blocking_blocks(c->u, &to);
+	xc_jid_free(&to);
+	return blocked;
 }
 
 void xc_session_from_client(struct xc_c2s *c, struct cm_xml_node *st)
@@ -225,6 +249,11 @@ void xc_session_from_client(struct xc_c2s *c, struct cm_xml_node *st)
 			cm_xml_node_free(st);
 			return;
 		}
+	}
+	/* XEP-0191: nothing goes to an entity the user blocks */
+	if (cm_xml_attr(st, "to") && c->u && c->u->nblocked && outbound_blocked(c, st)) {
+		xc_blocking_refuse_outbound(sh, c, st);
+		return;
 	}
 	if (kind == XC_PRESENCE && cm_xml_attr(st, "to")) {
 		xc_presence_outbound(sh, c, st);

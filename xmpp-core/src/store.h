@@ -37,7 +37,8 @@ enum xc_store_op {
 	XC_STORE_ACCOUNT_DELETE,    /* user -> -ENOENT; the user's roster, offline messages and
 	                             * block list go with the account */
 	XC_STORE_ACCOUNT_LIST,      /* key: a host -> jids (bare JIDs of its users), sorted */
-	XC_STORE_ROSTER_GET,        /* user -> found (the account exists), version, items */
+	XC_STORE_ROSTER_GET,        /* user -> found (the account exists), version, items, and
+	                             * jids: the block list */
 	XC_STORE_ROSTER_PUT,        /* user, item -> version (the roster's new version) */
 	XC_STORE_ROSTER_DELETE,     /* user, key (contact) -> version; -ENOENT */
 	XC_STORE_OFFLINE_PUT,       /* user, stanza, stamp, limit -> -EDQUOT when full, -ENOENT

@@ -439,7 +439,12 @@ static int roster_get(struct sq *q, struct xc_store_req *r)
 		it->st.approved = sqlite3_column_int(p, 6) != 0;
 		it->st.listed = sqlite3_column_int(p, 7) != 0;
 	}
-	return rc == SQLITE_DONE ? 0 : db_fail(rc);
+	if (rc != SQLITE_DONE)
+		return db_fail(rc);
+	/* the block list comes with the roster: both are needed before anything is delivered */
+	p = prep(q, S_BLOCK_ALL);
+	bind_text(p, 1, r->user);
+	return collect_jids(q, p, r);
 }
 
 static int roster_put(struct sq *q, struct xc_store_req *r)

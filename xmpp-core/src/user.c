@@ -55,6 +55,24 @@ struct xc_user *xc_user_get(struct xc_shard *sh, const struct xc_jid *jid)
 	return u;
 }
 
+int xc_user_set_blocked(struct xc_user *u, char *const *jids, size_t n)
+{
+	struct xc_jid *v = n ? calloc(n, sizeof(*v)) : NULL;
+	size_t k = 0;
+
+	if (n && !v)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		if (xc_jid_parse(&v[k], jids[i], strlen(jids[i]), NULL, 0) == 0)
+			k++; /* what the store holds was valid when it was written */
+	for (size_t i = 0; i < u->nblocked; i++)
+		xc_jid_free(&u->blocked[i]);
+	free(u->blocked);
+	u->blocked = v;
+	u->nblocked = k;
+	return 0;
+}
+
 static void contact_free(struct xc_contact *ct)
 {
 	struct xc_roster_item *it = &ct->item;
@@ -88,6 +106,7 @@ void xc_user_put(struct xc_shard *sh, struct xc_user *u)
 	cm_map_remove(&sh->users, &u->node);
 	roster_clear(u);
 	cm_map_close(&u->roster);
+	xc_user_set_blocked(u, NULL, 0);
 	xc_jid_free(&u->bare);
 	free(u);
 }
@@ -163,6 +182,7 @@ static void on_loaded(struct xc_store_req *r)
 	} else {
 		u->exists = r->found;
 		u->roster_version = r->version;
+		xc_user_set_blocked(u, r->jids, r->njids);
 		for (size_t i = 0; i < r->nitems; i++) {
 			struct xc_contact *ct = calloc(1, sizeof(*ct));
 

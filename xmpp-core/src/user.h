@@ -40,6 +40,8 @@ struct xc_user {
 	bool exists;          /* the account exists (known once the roster is loaded) */
 	struct cm_map roster; /* of struct xc_contact, once loaded */
 	uint64_t roster_version;
+	struct xc_jid *blocked; /* owned array: the block list (XEP-0191), with the roster */
+	size_t nblocked;
 	struct cm_list waiting; /* of struct xc_wait: work for when the roster is loaded */
 	unsigned busy;          /* store requests on their way that come back to this user */
 };
@@ -58,6 +60,10 @@ typedef void (*xc_user_fn)(struct xc_shard *sh, struct xc_user *u, struct cm_xml
                            const char *arg);
 void xc_user_with_roster(struct xc_shard *sh, struct xc_user *u, struct cm_xml_node *st,
                          xc_user_fn fn, const char *arg);
+
+/* Replace the block list with n JIDs (strings, not consumed; those that do not parse are left
+ * out). 0 or -ENOMEM (the old list stays). */
+int xc_user_set_blocked(struct xc_user *u, char *const *jids, size_t n);
 
 /* The roster entry for contact (a bare JID), or NULL. */
 struct xc_contact *xc_roster_find(struct xc_user *u, const char *contact);
