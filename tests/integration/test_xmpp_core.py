@@ -408,6 +408,82 @@ class Blocking(XmppTest):
         run(go())
 
 
+class Registration(XmppTest):
+    extra = "registration:\n  enabled: true\n  per_ip_per_hour: 2\n"
+
+    def test_register_login_change_password_remove(self):
+        # (slixmpp 1.8 holds back IQs before its session, so the form is filled in raw)
+        self.assertIn("type='result'", self.raw_register("newbie", "first pw"))
+
+        async def go():
+            c = await login(self.srv, "newbie@localhost/r", "first pw")
+            form = await c["xep_0077"].get_registration()
+            self.assertEqual(form["register"]["username"], "newbie")
+            self.assertTrue(form["register"]["registered"])
+            await c["xep_0077"].change_password("second pw")
+            await logout(c)
+            with self.assertRaises(AssertionError):
+                await login(self.srv, "newbie@localhost", "first pw")
+            c = await login(self.srv, "newbie@localhost/again", "second pw")
+            other = await login(self.srv, "newbie@localhost/other", "second pw")
+            await c["xep_0077"].cancel_registration()
+            # every session of the account ends
+            await asyncio.wait_for(c.ended, 10)
+            await asyncio.wait_for(other.ended, 10)
+        run(go())
+        st, body = self.srv.api("GET", "accounts?host=localhost")
+        self.assertEqual(body["accounts"], [])
+
+    def raw_register(self, user, password="pw"):
+        r = xmpp.Raw(self.srv)
+        try:
+            r.open()
+            r.starttls()
+            features = r.open()
+            self.assertIn("<register xmlns='http://jabber.org/features/iq-register'/>", features)
+            r.buf = b""
+            r.send("<iq type='set' id='reg1'><query xmlns='jabber:iq:register'>"
+                   "<username>%s</username><password>%s</password></query></iq>"
+                   % (user, password))
+            out = r.until("id='reg1'")
+            if "type='error'" in out:
+                out = r.until("</iq>")
+            return out
+        finally:
+            r.close()
+
+    def test_limits(self):
+        self.assertIn("type='result'", self.raw_register("one"))
+        out = self.raw_register("one")
+        self.assertIn("<conflict", out)
+        out = self.raw_register("bad@name")
+        self.assertIn("<not-acceptable", out)
+        self.assertIn("type='result'", self.raw_register("two"))
+        # the address has had its two accounts this hour
+        out = self.raw_register("three")
+        self.assertIn("<policy-violation", out)
+        st, body = self.srv.api("GET", "accounts?host=localhost")
+        self.assertEqual(body["accounts"], ["one@localhost", "two@localhost"])
+
+
+class RegistrationOff(XmppTest):
+    def test_not_offered(self):
+        r = xmpp.Raw(self.srv)
+        try:
+            r.open()
+            r.starttls()
+            features = r.open()
+            self.assertNotIn("iq-register", features)
+            r.buf = b""
+            r.send("<iq type='set' id='reg1'><query xmlns='jabber:iq:register'>"
+                   "<username>x</username><password>y</password></query></iq>")
+            self.assertIn("<service-unavailable", r.until("</iq>"))
+            st, body = self.srv.api("GET", "accounts?host=localhost")
+            self.assertEqual(body["accounts"], [])
+        finally:
+            r.close()
+
+
 class Iqs(XmppTest):
     def test_disco_ping_version(self):
         alice = self.srv.register("alice", PW)

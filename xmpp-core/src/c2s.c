@@ -15,6 +15,7 @@
 #include "cm/stream.h"
 #include "cm/tls.h"
 #include "router.h"
+#include "register.h"
 #include "sasl.h"
 #include "server.h"
 #include "session.h"
@@ -137,6 +138,8 @@ static void send_features(struct xc_c2s *c)
 		}
 		if (!r && (secure || !cfg_of(c)->c2s.require_tls || !c->sh->srv->tls))
 			r = xc_sasl_features(c, f);
+		if (!r && xc_register_offered(c))
+			r = cm_xml_node_new_child(NULL, f, "register", XC_NS_REGISTER_FEAT);
 	}
 	if (!r)
 		r = xc_c2s_send(c, f);
@@ -445,7 +448,10 @@ static int on_stanza(void *arg, struct cm_xml_node *st)
 			r = starttls(c, st);
 		else if (strcmp(st->ns, NS_SASL) == 0)
 			r = sasl_element(c, st);
-		else {
+		else if (xc_stanza_kind(st) == XC_IQ && cm_xml_child(st, "query", XC_NS_REGISTER)) {
+			xc_register_preauth(c, st); /* takes st */
+			return 0;
+		} else {
 			xc_c2s_stream_error(c, "not-authorized", "authenticate first");
 			r = STOP;
 		}
@@ -483,6 +489,7 @@ static void conn_free(struct xc_c2s *c)
 	if (c->st == XC_C2S_BOUND || c->u)
 		xc_session_unbind(c);
 	xc_sasl_free(c->sasl);
+	xc_register_detach(c);
 	cm_xml_parser_free(c->xp);
 	cm_xml_node_free(c->presence);
 	xc_jid_free(&c->jid);

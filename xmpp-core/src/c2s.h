@@ -21,6 +21,7 @@ struct cm_stream;
 struct cm_xml_parser;
 struct xc_shard;
 struct xc_sasl;
+struct xc_register;
 struct xc_user;
 
 enum xc_c2s_state {
@@ -43,6 +44,7 @@ struct xc_c2s {
 	const char *host;             /* borrowed from the configuration: the 'to' of the stream */
 	char id[17];                  /* the stream id */
 	struct xc_sasl *sasl;         /* owned: the exchange under way */
+	struct xc_register *reg;      /* borrowed: a registration change on its way (register.c) */
 	char *user;                   /* owned: the authenticated local part */
 	struct xc_jid jid;            /* owned: the full JID once bound */
 	struct xc_user *u;            /* borrowed once bound: its user on the home shard */

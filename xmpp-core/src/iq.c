@@ -10,6 +10,7 @@
 #include "c2s.h"
 #include "blocking.h"
 #include "cm/log.h"
+#include "register.h"
 #include "roster.h"
 #include "router.h"
 #include "server.h"
@@ -33,6 +34,7 @@ static const char *const server_features[] = {
     "urn:ietf:params:xml:ns:xmpp-session",
     NS_PING,
     XC_NS_BLOCKING,
+    XC_NS_REGISTER,
 };
 
 /* What the server does for an account (disco#info of a bare JID). */
@@ -163,6 +165,19 @@ void xc_iq_server(struct xc_shard *sh, const struct xc_jid *to, struct cm_xml_no
 			reply(sh, iq, v);
 	} else if (strcmp(type, "set") == 0 && strcmp(q->ns, NS_SESSION) == 0) {
 		reply(sh, iq, NULL); /* RFC 3921's session: nothing left to do */
+	} else if (strcmp(q->ns, XC_NS_REGISTER) == 0) {
+		/* some clients ask the server about their own account */
+		struct xc_jid from = {0};
+		struct xc_c2s *own = NULL;
+
+		if (xc_stanza_jid(iq, "from", &from) == 0 && !xc_jid_empty(&from))
+			own = xc_session_find(sh, &from);
+		xc_jid_free(&from);
+		if (own) {
+			xc_register_iq(sh, own, iq); /* takes iq */
+			return;
+		}
+		refuse(sh, iq, "auth", "forbidden");
 	} else {
 		refuse(sh, iq, "cancel", "service-unavailable");
 	}
@@ -190,6 +205,13 @@ void xc_iq_account(struct xc_shard *sh, const struct xc_jid *to, struct cm_xml_n
 			refuse(sh, iq, "auth", "forbidden"); /* nobody else's business */
 		else {
 			xc_roster_iq(sh, own, iq); /* takes iq */
+			return;
+		}
+	} else if (strcmp(q->ns, XC_NS_REGISTER) == 0) {
+		if (!own)
+			refuse(sh, iq, "auth", "forbidden");
+		else {
+			xc_register_iq(sh, own, iq); /* takes iq */
 			return;
 		}
 	} else if (strcmp(q->ns, XC_NS_BLOCKING) == 0) {

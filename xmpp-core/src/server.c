@@ -354,7 +354,8 @@ int xc_server_start(struct xc_server **out, struct cm_daemon *d, const struct xc
 		return r;
 	}
 	r = cm_srclimit_alloc(&srv->per_source, (unsigned)cfg->c2s.connections_per_source);
-	r = r ? r : xc_throttle_alloc(&srv->throttle);
+	r = r ? r : xc_throttle_alloc(&srv->throttle, 60000);
+	r = r ? r : xc_throttle_alloc(&srv->reg_throttle, 3600000);
 	r = r ? r : make_scope(srv);
 	if (r)
 		return r;
@@ -471,6 +472,7 @@ void xc_server_free(struct xc_server *srv)
 	free(srv->shards);
 	cm_srclimit_free(srv->per_source);
 	xc_throttle_free(srv->throttle);
+	xc_throttle_free(srv->reg_throttle);
 	cm_xml_node_free(srv->scope);
 	cm_tls_free(srv->tls);
 	xc_admin_api_free(srv->api);

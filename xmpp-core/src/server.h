@@ -65,13 +65,14 @@ struct xc_server {
 	struct cm_workers *workers;  /* borrowed: the framework owns them */
 	struct xc_shard **shards;    /* owned array of nshards */
 	unsigned nshards;
-	uint64_t home_key[2];           /* keys xc_home() */
-	unsigned char decoy_secret[32]; /* salts for SCRAM answers about unknown users */
-	struct cm_srclimit *per_source; /* owned: c2s connections per source address */
-	struct xc_throttle *throttle;   /* owned: failed logins per address and per account */
-	struct cm_xml_node *scope;      /* owned: <stream:stream xmlns='jabber:client'>, the scope
-	                                 * stanzas are written in */
-	struct xc_admin_api *api;       /* owned: accounts and sessions on the admin port */
+	uint64_t home_key[2];             /* keys xc_home() */
+	unsigned char decoy_secret[32];   /* salts for SCRAM answers about unknown users */
+	struct cm_srclimit *per_source;   /* owned: c2s connections per source address */
+	struct xc_throttle *throttle;     /* owned: failed logins per address and per account */
+	struct xc_throttle *reg_throttle; /* owned: in-band registrations per address, per hour */
+	struct cm_xml_node *scope;        /* owned: <stream:stream xmlns='jabber:client'>, the scope
+	                                   * stanzas are written in */
+	struct xc_admin_api *api;         /* owned: accounts and sessions on the admin port */
 	struct xc_metrics m;
 	atomic_uint_fast64_t next_id; /* stream ids and generated resources */
 	bool stopping;

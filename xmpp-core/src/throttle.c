@@ -9,11 +9,9 @@
 #include "cm/list.h"
 #include "cm/map.h"
 
-#define WINDOW_MS 60000
-
 struct entry {
 	struct cm_map_node node;
-	uint64_t window; /* now_ms / WINDOW_MS when counted */
+	uint64_t window; /* now_ms / t->window_ms when counted */
 	unsigned n;
 	char key[];
 };
@@ -22,9 +20,10 @@ struct xc_throttle {
 	uv_mutex_t lock;
 	struct cm_map keys;
 	uint64_t swept; /* the window last swept */
+	uint64_t window_ms;
 };
 
-int xc_throttle_alloc(struct xc_throttle **out)
+int xc_throttle_alloc(struct xc_throttle **out, uint64_t window_ms)
 {
 	struct xc_throttle *t = calloc(1, sizeof(*t));
 	int r;
@@ -32,6 +31,7 @@ int xc_throttle_alloc(struct xc_throttle **out)
 	*out = NULL;
 	if (!t)
 		return -ENOMEM;
+	t->window_ms = window_ms ? window_ms : 1;
 	r = cm_map_init(&t->keys, 64);
 	if (r) {
 		free(t);
@@ -85,7 +85,7 @@ static struct entry *find(struct xc_throttle *t, const char *key, uint64_t h)
 
 bool xc_throttle_blocked(struct xc_throttle *t, const char *key, unsigned limit, uint64_t now_ms)
 {
-	uint64_t h = cm_map_hash(&t->keys, key, strlen(key)), w = now_ms / WINDOW_MS;
+	uint64_t h = cm_map_hash(&t->keys, key, strlen(key)), w = now_ms / t->window_ms;
 	struct entry *e;
 	bool blocked;
 
@@ -98,7 +98,7 @@ bool xc_throttle_blocked(struct xc_throttle *t, const char *key, unsigned limit,
 
 void xc_throttle_fail(struct xc_throttle *t, const char *key, uint64_t now_ms)
 {
-	uint64_t h = cm_map_hash(&t->keys, key, strlen(key)), w = now_ms / WINDOW_MS;
+	uint64_t h = cm_map_hash(&t->keys, key, strlen(key)), w = now_ms / t->window_ms;
 	size_t len = strlen(key);
 	struct entry *e;
 

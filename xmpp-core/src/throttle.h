@@ -1,5 +1,6 @@
-/* throttle.h - failed logins counted per key (a source address, an account) in one-minute
- * windows, shared by all shards.
+/* throttle.h - events (failed logins, registrations) counted per key (a source address, an
+ * account) in fixed windows (a minute for logins, an hour for registrations), shared by all
+ * shards.
  *
  * A key over its limit in the current window is throttled until the window ends; the table
  * forgets a key when its window is over, so its size follows the failures of the last minute,
@@ -12,14 +13,14 @@
 
 struct xc_throttle;
 
-/* 0, -ENOMEM, -EIO. */
-int xc_throttle_alloc(struct xc_throttle **out);
+/* A table counting in windows of window_ms. 0, -ENOMEM, -EIO. */
+int xc_throttle_alloc(struct xc_throttle **out, uint64_t window_ms);
 void xc_throttle_free(struct xc_throttle *t); /* accepts NULL */
 
-/* Whether key (a string) has reached limit failures in the window now_ms falls in. */
+/* Whether key (a string) has reached limit events in the window now_ms falls in. */
 bool xc_throttle_blocked(struct xc_throttle *t, const char *key, unsigned limit, uint64_t now_ms);
 
-/* Count one failure for key. Without memory the failure is not counted. */
+/* Count one event for key. Without memory it is not counted. */
 void xc_throttle_fail(struct xc_throttle *t, const char *key, uint64_t now_ms);
 
 #endif
