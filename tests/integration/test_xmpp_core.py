@@ -519,6 +519,36 @@ class Iqs(XmppTest):
         run(go())
 
 
+class Caps(XmppTest):
+    def test_caps_hash_matches_disco(self):
+        import base64
+        import hashlib
+        import re
+        r = xmpp.Raw(self.srv)
+        try:
+            features = r.open()
+        finally:
+            r.close()
+        m = re.search(r"<c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='([^']+)' "
+                      r"ver='([^']+)'/>", features)
+        self.assertIsNotNone(m, features)
+        node, ver = m.group(1), m.group(2)
+        alice = self.srv.register("alice", PW)
+
+        async def go():
+            a = await login(self.srv, alice + "/a", PW)
+            info = await a["xep_0030"].get_info(jid="localhost", node=node + "#" + ver)
+            di = info["disco_info"]
+            self.assertEqual(di["node"], node + "#" + ver)
+            # XEP-0115 5.1, computed here from what disco#info says
+            s = "".join("%s/%s/%s/%s<" % (c, t, l or "", n or "")
+                        for c, t, l, n in sorted(di["identities"]))
+            s += "".join(f + "<" for f in sorted(di["features"]))
+            self.assertEqual(base64.b64encode(hashlib.sha1(s.encode()).digest()).decode(), ver)
+            await logout(a)
+        run(go())
+
+
 def slixmpp_iq_error():
     from slixmpp.exceptions import IqError
     return IqError

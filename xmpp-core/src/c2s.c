@@ -14,6 +14,7 @@
 #include "cm/metrics.h"
 #include "cm/stream.h"
 #include "cm/tls.h"
+#include "iq.h"
 #include "router.h"
 #include "register.h"
 #include "sasl.h"
@@ -140,6 +141,13 @@ static void send_features(struct xc_c2s *c)
 			r = xc_sasl_features(c, f);
 		if (!r && xc_register_offered(c))
 			r = cm_xml_node_new_child(NULL, f, "register", XC_NS_REGISTER_FEAT);
+	}
+	/* XEP-0115: what the server can do, as a hash a client may have cached */
+	if (!r && c->st != XC_C2S_HEADER) {
+		r = cm_xml_node_new_child(&n, f, "c", XC_NS_CAPS);
+		r = r ? r : cm_xml_node_set_attr(n, "hash", "sha-1");
+		r = r ? r : cm_xml_node_set_attr(n, "node", XC_CAPS_NODE);
+		r = r ? r : cm_xml_node_set_attr(n, "ver", c->sh->srv->caps_ver);
 	}
 	if (!r)
 		r = xc_c2s_send(c, f);

@@ -8,6 +8,8 @@
 #include <string.h>
 
 #include "c2s.h"
+#include "cm/buf.h"
+#include "cm/crypto.h"
 #include "blocking.h"
 #include "cm/log.h"
 #include "register.h"
@@ -77,6 +79,37 @@ static struct cm_xml_node *disco_info(const char *category, const char *type, co
 		return NULL;
 	}
 	return q;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+int xc_iq_caps_ver(char *out, size_t len)
+{
+	const char *sorted[sizeof(server_features) / sizeof(server_features[0])];
+	unsigned char digest[CM_SHA1_LEN];
+	struct cm_buf s, b64;
+	int r;
+
+	/* XEP-0115 5.1: identities, then features, each followed by '<', features sorted */
+	memcpy(sorted, server_features, sizeof(sorted));
+	qsort(sorted, sizeof(sorted) / sizeof(sorted[0]), sizeof(sorted[0]), cmp_str);
+	cm_buf_init(&s, 0);
+	cm_buf_init(&b64, 0);
+	r = cm_buf_puts(&s, "server/im//xmpp-core<");
+	for (size_t i = 0; i < sizeof(sorted) / sizeof(sorted[0]) && !r; i++)
+		r = cm_buf_printf(&s, "%s<", sorted[i]);
+	r = r ? r : cm_crypto_sha1(s.data, s.len, digest);
+	r = r ? r : cm_crypto_b64_encode(&b64, digest, sizeof(digest), CM_B64_STD);
+	if (!r && b64.len + 1 > len)
+		r = -ENOBUFS;
+	if (!r)
+		memcpy(out, b64.data, b64.len + 1);
+	cm_buf_free(&s);
+	cm_buf_free(&b64);
+	return r;
 }
 
 static const struct cm_xml_node *only_child(const struct cm_xml_node *iq)

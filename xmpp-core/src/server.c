@@ -21,6 +21,7 @@
 #include "cm/stream.h"
 #include "cm/tls.h"
 #include "component.h"
+#include "iq.h"
 #include "sasl.h"
 #include "store.h"
 #include "throttle.h"
@@ -357,6 +358,7 @@ int xc_server_start(struct xc_server **out, struct cm_daemon *d, const struct xc
 	r = r ? r : xc_throttle_alloc(&srv->throttle, 60000);
 	r = r ? r : xc_throttle_alloc(&srv->reg_throttle, 3600000);
 	r = r ? r : make_scope(srv);
+	r = r ? r : xc_iq_caps_ver(srv->caps_ver, sizeof(srv->caps_ver));
 	if (r)
 		return r;
 	r = xc_store_open(&srv->store, &sc, err, sizeof(err));

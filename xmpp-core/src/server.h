@@ -73,6 +73,7 @@ struct xc_server {
 	struct cm_xml_node *scope;        /* owned: <stream:stream xmlns='jabber:client'>, the scope
 	                                   * stanzas are written in */
 	struct xc_admin_api *api;         /* owned: accounts and sessions on the admin port */
+	char caps_ver[32];                /* XEP-0115 hash of the server's features */
 	struct xc_metrics m;
 	atomic_uint_fast64_t next_id; /* stream ids and generated resources */
 	bool stopping;
