@@ -411,6 +411,14 @@ int cm_stream_write(struct cm_stream *s, const void *data, size_t len)
 	if (len == 0)
 		return 0;
 	unsent = cm_stream_unsent(s);
+	if (unsent + len > s->o.max_unsent && s->st == STREAM_OPEN && s->out.len) {
+		/* what this turn queued may simply not have been offered to the kernel yet: only
+		 * what it will not take counts against the limit */
+		flush(s);
+		if (s->st != STREAM_OPEN)
+			return -ESHUTDOWN;
+		unsent = cm_stream_unsent(s);
+	}
 	if (unsent + len > s->o.max_unsent)
 		return -ENOBUFS;
 	if (cm_buf_append(&s->out, data, len) != 0) {

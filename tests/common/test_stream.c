@@ -434,6 +434,28 @@ static void test_water_marks(void **state)
 	water_marks(*(const int *)*state);
 }
 
+/* A burst larger than max_unsent in one turn is not refused while the kernel takes it: the limit
+ * is on what waits, not on what one turn produces. */
+static void test_burst_within_a_turn(void **state)
+{
+	struct fix f;
+	struct cm_listener_config lc = {0};
+	static char chunk[4096];
+
+	(void)state;
+	fix_open(&f, &lc);
+	lc.stream.high_water = 8 * 1024;
+	lc.stream.max_unsent = 16 * 1024;
+	relisten(&f, &lc);
+	memset(chunk, 'b', sizeof(chunk));
+	connect_cli(&f, 0, NULL);
+	RUN_UNTIL(f.cli[0].connected && f.nsrv == 1);
+	for (int i = 0; i < 16; i++) /* 64 KiB without a turn of the loop */
+		assert_int_equal(cm_stream_write(f.srv[0].s, chunk, sizeof(chunk)), 0);
+	RUN_UNTIL(f.cli[0].in.len == 16 * sizeof(chunk));
+	fix_close(&f);
+}
+
 /* Over TLS, a reader that pauses mid-read has plaintext left in the session; resuming hands it
  * over, in order, without reading the socket for it. */
 static void test_pause_resume_tls(void **state)
@@ -647,6 +669,7 @@ int main(void)
 	    cmocka_unit_test_prestate(test_water_marks, (void *)&with_tls),
 	    cmocka_unit_test(test_pause_resume_tls),
 	    cmocka_unit_test(test_close_delivers),
+	    cmocka_unit_test(test_burst_within_a_turn),
 	    cmocka_unit_test(test_abort_resets),
 	    cmocka_unit_test(test_connect_failures),
 	    cmocka_unit_test(test_listener_limits),

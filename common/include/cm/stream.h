@@ -70,7 +70,8 @@ struct cm_stream_opts {
 	uint64_t linger_ms;      /* graceful close; 0: 2 s */
 	size_t high_water;       /* unsent bytes that make the stream full; 0: 256 KiB */
 	size_t low_water;        /* ...and writable again under; 0: high_water / 4 */
-	size_t max_unsent;       /* writes beyond this fail with -ENOBUFS; 0: 4 * high_water */
+	size_t max_unsent;       /* writes beyond this fail with -ENOBUFS (once what is queued
+	                          * was offered to the kernel); 0: 4 * high_water */
 	bool nodelay;            /* TCP_NODELAY (default off: set it for request/response) */
 	const char *log_mod;     /* borrowed (static string): the log module for this stream */
 };
