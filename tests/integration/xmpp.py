@@ -201,8 +201,13 @@ async def logout(*clients):
 class Raw:
     """A bare XML stream over a socket, for what no well-behaved client sends."""
 
-    def __init__(self, server, port=None, tls=False):
-        self.sock = socket.create_connection(("127.0.0.1", port or server.c2s), timeout=10)
+    def __init__(self, server, port=None, tls=False, rcvbuf=None):
+        self.sock = socket.socket()
+        if rcvbuf:
+            # before connecting, so that the window the server sees stays small
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.settimeout(10)
+        self.sock.connect(("127.0.0.1", port or server.c2s))
         self.server = server
         if tls:
             self._wrap()

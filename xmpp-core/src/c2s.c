@@ -419,6 +419,7 @@ static int bound_stanza(struct xc_c2s *c, struct cm_xml_node *st)
 
 	if (kind == XC_OTHER) {
 		xc_c2s_stream_error(c, "unsupported-stanza-type", st->name);
+		cm_xml_node_free(st);
 		return STOP;
 	}
 	/* RFC 6120 8.1.2.1: a 'from' that is not the session's own is a stream error */
@@ -431,11 +432,13 @@ static int bound_stanza(struct xc_c2s *c, struct cm_xml_node *st)
 		xc_jid_free(&f);
 		if (!ok) {
 			xc_c2s_stream_error(c, "invalid-from", NULL);
+			cm_xml_node_free(st);
 			return STOP;
 		}
 	}
 	if (cm_xml_node_set_attr(st, "from", c->jid.s) != 0) {
 		xc_c2s_stream_error(c, "internal-server-error", NULL);
+		cm_xml_node_free(st);
 		return STOP;
 	}
 	cm_metrics_inc(kind == XC_MESSAGE    ? c->sh->srv->m.in_message
