@@ -554,6 +554,36 @@ def slixmpp_iq_error():
     return IqError
 
 
+class Libstrophe(XmppTest):
+    """libstrophe (C, Debian's libstrophe-dev) logs in and exchanges a message with slixmpp."""
+
+    def test_chat(self):
+        src = os.path.join(os.path.dirname(__file__), "peers", "strophe_chat.c")
+        exe = os.path.join(self.tmp, "strophe_chat")
+        flags = subprocess.run(["pkg-config", "--cflags", "--libs", "libstrophe"],
+                               capture_output=True, text=True, check=True).stdout.split()
+        subprocess.run(["cc", "-o", exe, src] + flags, check=True)
+        alice = self.srv.register("alice", PW)
+        bob = self.srv.register("bob", PW)
+
+        async def go():
+            b = await login(self.srv, bob + "/b", PW)
+            proc = await asyncio.create_subprocess_exec(
+                exe, alice + "/strophe", PW, str(self.srv.c2s), self.srv.cert, bob,
+                "hello from libstrophe", stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE)
+            m = await b.next_message(timeout=15)
+            self.assertEqual(m["body"], "hello from libstrophe")
+            self.assertEqual(str(m["from"]), alice + "/strophe")
+            b.send_message(mto=m["from"], mbody="hello from slixmpp", mtype="chat")
+            out, err = await asyncio.wait_for(proc.communicate(), 15)
+            self.assertEqual(proc.returncode, 0, err.decode())
+            self.assertEqual(out.decode().strip(), "%s/b: hello from slixmpp" % bob)
+            self.assertIn("secured: 1", err.decode())
+            await logout(b)
+        run(go())
+
+
 class Api(XmppTest):
     def test_token_is_required(self):
         st, body = self.srv.api("GET", "accounts", token="")
