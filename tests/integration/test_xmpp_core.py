@@ -52,6 +52,45 @@ class Login(XmppTest):
             self.assertEqual(self.srv.metric("xmpp_logins_total",
                                              {"mechanism": mech, "result": "ok"}), 1, mech)
 
+    def test_scram_plus_binds_to_the_channel(self):
+        self.srv.register("alice", PW)
+        for mech in ("SCRAM-SHA-256", "SCRAM-SHA-1"):
+            r = xmpp.Raw(self.srv)
+            try:
+                r.open()
+                r.starttls()
+                r.open()
+                ok, out = r.scram("alice", PW, mech, cb_type="tls-server-end-point")
+                self.assertTrue(ok, out)
+            finally:
+                r.close()
+        # data that is not this channel's: a man in the middle is refused
+        r = xmpp.Raw(self.srv)
+        try:
+            r.open()
+            r.starttls()
+            r.open()
+            ok, out = r.scram("alice", PW, cb_type="tls-server-end-point", cb_data=b"x" * 32)
+            self.assertFalse(ok)
+            self.assertIn("not-authorized", out)
+        finally:
+            r.close()
+        self.assertEqual(self.srv.metric("xmpp_logins_total",
+                                         {"mechanism": "SCRAM-SHA-256", "result": "ok"}), 1)
+
+    def test_strict_channel_binding_refuses_a_downgrade(self):
+        # (on this server strictness is off: "y" is taken; see StrictChannelBinding)
+        self.srv.register("alice", PW)
+        r = xmpp.Raw(self.srv)
+        try:
+            r.open()
+            r.starttls()
+            r.open()
+            ok, out = r.scram("alice", PW, gs2_flag="y,,")
+            self.assertTrue(ok, out)
+        finally:
+            r.close()
+
     def test_direct_tls(self):
         jid = self.srv.register("alice", PW)
 
@@ -148,6 +187,27 @@ class Login(XmppTest):
             self.assertTrue(b.is_connected())
             await logout(b)
         run(go())
+
+
+class StrictChannelBinding(XmppTest):
+    extra = "auth:\n  strict_channel_binding: true\n"
+
+    def test_y_flag_is_a_downgrade(self):
+        self.srv.register("alice", PW)
+        r = xmpp.Raw(self.srv)
+        try:
+            r.open()
+            r.starttls()
+            r.open()
+            ok, out = r.scram("alice", PW, gs2_flag="y,,")
+            self.assertFalse(ok)
+            # a client that tried -PLUS with a type the server lacks may fall back to "y"
+            ok, out = r.scram("alice", PW, cb_type="tls-unique", cb_data=b"u" * 12)
+            self.assertFalse(ok)
+            ok, out = r.scram("alice", PW, gs2_flag="y,,")
+            self.assertTrue(ok, out)
+        finally:
+            r.close()
 
 
 class Roster(XmppTest):

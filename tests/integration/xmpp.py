@@ -273,6 +273,54 @@ class Raw:
         out = self.until("</", 10)
         return "<success" in out
 
+    def scram(self, user, password, mech="SCRAM-SHA-256", cb_type=None, cb_data=None,
+              gs2_flag=None):
+        """A SCRAM exchange (RFC 5802) done by hand; with cb_type, the -PLUS form bound to
+        cb_data (default: the right data for tls-server-end-point). Returns (ok, what the server
+        said last)."""
+        import base64
+        import hashlib
+        import hmac
+        import os as _os
+        h = hashlib.sha256 if "256" in mech else hashlib.sha1
+        if cb_type and cb_data is None and cb_type == "tls-server-end-point":
+            cb_data = hashlib.sha256(self.sock.getpeercert(binary_form=True)).digest()
+        gs2 = ("p=%s,," % cb_type) if cb_type else (gs2_flag or "n,,")
+        nonce = base64.b64encode(_os.urandom(18)).decode()
+        first_bare = "n=%s,r=%s" % (user, nonce)
+        self.buf = b""
+        self.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='%s'>%s</auth>"
+                  % (mech + ("-PLUS" if cb_type else ""),
+                     base64.b64encode((gs2 + first_bare).encode()).decode()))
+        out = self.until("</", 10)
+        m = re.search(r"<challenge[^>]*>([^<]*)</challenge>", out)
+        if not m:
+            return False, out
+        server_first = base64.b64decode(m.group(1)).decode()
+        attrs = dict(kv.split("=", 1) for kv in server_first.split(","))
+        salted = hashlib.pbkdf2_hmac(h().name, password.encode(), base64.b64decode(attrs["s"]),
+                                     int(attrs["i"]))
+        client_key = hmac.new(salted, b"Client Key", h).digest()
+        stored = h(client_key).digest()
+        cbind = base64.b64encode(gs2.encode() + (cb_data or b"")).decode()
+        final_bare = "c=%s,r=%s" % (cbind, attrs["r"])
+        auth_msg = "%s,%s,%s" % (first_bare, server_first, final_bare)
+        sig = hmac.new(stored, auth_msg.encode(), h).digest()
+        proof = bytes(a ^ b for a, b in zip(client_key, sig))
+        self.buf = b""
+        self.send("<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>%s</response>"
+                  % base64.b64encode(("%s,p=%s" % (final_bare, base64.b64encode(proof)
+                                                   .decode())).encode()).decode())
+        out = self.until("</", 10)
+        if "<success" not in out:
+            return False, out
+        # the server proves it knows the password too
+        m = re.search(r"<success[^>]*>([^<]*)</success>", out)
+        server_key = hmac.new(salted, b"Server Key", h).digest()
+        want = "v=" + base64.b64encode(hmac.new(server_key, auth_msg.encode(), h).digest()
+                                       ).decode()
+        return base64.b64decode(m.group(1)).decode() == want, out
+
     def session(self, user, password, resource="raw"):
         """STARTTLS, PLAIN, bind: a bound session. Returns the full JID."""
         self.open()

@@ -390,7 +390,7 @@ int xc_scram_client_final(struct xc_scram *s, const char *msg, size_t len, struc
 	if (!(v = attr(&p, end, 'c', &n)))
 		return fail(s, err, errlen, -EPROTO, "no channel binding attribute");
 	if (!binding_matches(s, v, n))
-		return fail(s, err, errlen, -EPROTO, "channel bindings do not match");
+		return fail(s, err, errlen, -EACCES, "channel bindings do not match");
 	if (!(v = attr(&p, end, 'r', &n)) || n != strlen(s->nonce) || memcmp(v, s->nonce, n))
 		return fail(s, err, errlen, -EPROTO, "the nonce does not match");
 	/* extensions may follow; the proof is the last attribute */

@@ -117,8 +117,9 @@ int xc_scram_server_first(struct xc_scram *s, const struct xc_scram_creds *creds
                           const char *snonce, struct cm_buf *out);
 
 /* Take client-final-message and verify the proof; on success append server-final-message
- * ("v=...") to out. 0, -EACCES (wrong proof), -EPROTO (malformed, nonce or channel binding
- * mismatch: err says which), -ENOMEM, -EIO. */
+ * ("v=...") to out. 0, -EACCES (wrong proof, or channel binding data that is not this
+ * connection's: a man in the middle), -EPROTO (malformed, nonce mismatch: err says which),
+ * -ENOMEM, -EIO. */
 int xc_scram_client_final(struct xc_scram *s, const char *msg, size_t len, struct cm_buf *out,
                           char *err, size_t errlen);
 
