@@ -116,11 +116,16 @@ $(OUT)/obj/%.o: %.c
 
 # Sources generated from files under docs/ (one source for what a daemon serves), by module.
 GEN_SRCS_platypus := build/gen/platypus_openapi.c
-GEN_SRCS    := $(GEN_SRCS_platypus)
+GEN_SRCS_xmpp-core := build/gen/xmpp_core_api.c
+GEN_SRCS    := $(GEN_SRCS_platypus) $(GEN_SRCS_xmpp-core)
 
 build/gen/platypus_openapi.c: docs/platypus-openapi.json scripts/embed.sh
 	@mkdir -p $(@D)
 	scripts/embed.sh pp_rest_openapi $< >$@.tmp && mv $@.tmp $@
+
+build/gen/xmpp_core_api.c: docs/xmpp-core-api.json scripts/embed.sh
+	@mkdir -p $(@D)
+	scripts/embed.sh xc_admin_api_openapi $< >$@.tmp && mv $@.tmp $@
 
 $(OUT)/obj/gen/%.o: build/gen/%.c
 	@mkdir -p $(@D)
@@ -166,13 +171,20 @@ UNIT_SRCS_IN := $(wildcard systemd/*.service.in)
 
 install: build
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR)
-	install -m 0755 $(BINS) $(DESTDIR)$(BINDIR)/
+	install -m 0755 $(BINS) $(OUT)/bin/xmppctl $(DESTDIR)$(BINDIR)/
+	install -m 0644 docs/man/xmppctl.8 $(DESTDIR)$(MANDIR)/man8/xmppctl.8
 	for d in $(DAEMONS); do \
 	  install -d $(DESTDIR)$(SYSCONFDIR)/$$d; \
 	  if [ -e $(DESTDIR)$(SYSCONFDIR)/$$d/$$d.yaml ]; then \
 	    echo "keeping the existing $(DESTDIR)$(SYSCONFDIR)/$$d/$$d.yaml"; \
 	  else install -m 0644 config/$$d.yaml $(DESTDIR)$(SYSCONFDIR)/$$d/$$d.yaml; fi; \
 	  install -m 0644 docs/man/$$d.8 $(DESTDIR)$(MANDIR)/man8/$$d.8; \
+	done
+	# xmpp-core's secrets: made once, random, readable by root only (the unit hands them over)
+	for f in api.token push-component.secret; do \
+	  if [ ! -e $(DESTDIR)$(SYSCONFDIR)/xmpp-core/$$f ]; then \
+	    (umask 077; head -c 32 /dev/urandom | base64 > $(DESTDIR)$(SYSCONFDIR)/xmpp-core/$$f); \
+	  fi; \
 	done
 	for u in $(UNIT_SRCS_IN); do \
 	  sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' $$u \

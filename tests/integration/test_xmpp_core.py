@@ -352,6 +352,10 @@ class Messages(XmppTest):
         self.assertEqual(self.srv.metric("xmpp_offline_messages_total",
                                          {"result": "delivered"}), 3)
         self.assertEqual(self.srv.metric("xmpp_offline_messages_total", {"result": "refused"}), 1)
+        # the three came back in one go; the store answered every request it was given
+        self.assertEqual(self.srv.metric("xmpp_offline_queue_messages_count"), 1)
+        self.assertEqual(self.srv.metric("xmpp_offline_queue_messages_sum"), 3)
+        self.assertGreater(self.srv.metric("xmpp_store_latency_seconds_count"), 5)
 
     def test_to_nobody_bounces(self):
         alice = self.srv.register("alice", PW)
@@ -651,6 +655,22 @@ class Api(XmppTest):
         st, body = self.srv.api("GET", "accounts", token="wrong")
         self.assertEqual(st, 401)
         self.assertEqual(body["error"], "wrong token")
+
+    def test_openapi_document_matches_the_routes(self):
+        st, doc = self.srv.api("GET", "openapi.json")
+        self.assertEqual(st, 200)
+        with open(os.path.join(suite.TOP, "docs", "xmpp-core-api.json")) as f:
+            import json
+            self.assertEqual(doc, json.load(f))
+        # every documented path answers something other than "no such route"
+        for path in doc["paths"]:
+            concrete = path.replace("{jid}", "nobody@localhost")
+            method = sorted(doc["paths"][path])[0].upper()
+            st, body = self.srv.api(method, concrete.lstrip("/"),
+                                    body={} if method in ("POST", "PUT") else None)
+            self.assertNotEqual(st, 404 if "no such route" in str(body) else -1, path)
+        st, body = self.srv.api("GET", "nothing-here")
+        self.assertEqual(st, 404)
 
     def test_accounts_lifecycle(self):
         self.srv.register("alice", PW)

@@ -18,5 +18,17 @@ for d in icicle platypus xmpp-core; do
 	test -f "$root/etc/$d/$d.yaml"
 	test -f "$root/usr/share/man/man8/$d.8"
 done
+test -x "$root/usr/bin/xmppctl"
+test -f "$root/usr/share/man/man8/xmppctl.8"
+# xmpp-core's secrets exist, random, readable by root only
+for f in api.token push-component.secret; do
+	test -s "$root/etc/xmpp-core/$f"
+	[ "$(stat -c %a "$root/etc/xmpp-core/$f")" = 600 ]
+done
+! cmp -s "$root/etc/xmpp-core/api.token" "$root/etc/xmpp-core/push-component.secret"
+# a second install keeps them
+token=$(cat "$root/etc/xmpp-core/api.token")
+make --no-print-directory -s install PREFIX=/usr DESTDIR="$root" >/dev/null
+[ "$(cat "$root/etc/xmpp-core/api.token")" = "$token" ]
 MANPATH="$root/usr/share/man" systemd-analyze verify "$root"/check/*.service
 echo "verified: $(ls "$root/check")"

@@ -31,6 +31,9 @@
 #define API_PREFIX   "/api/v1/"
 #define PASSWORD_MAX 1023 /* bytes; SASLprep'd passwords longer than this are refused */
 
+/* docs/xmpp-core-api.json, embedded by the build (scripts/embed.sh) */
+extern const char xc_admin_api_openapi[];
+
 struct xc_admin_api {
 	struct xc_server *srv; /* borrowed */
 	unsigned char *token;  /* owned, NULL: the API is off */
@@ -727,6 +730,9 @@ static int on_request(void *arg, struct cm_http_req *req)
 		sessions(a, req, rest + 8);
 	else if (strcmp(rest, "stats") == 0)
 		stats(a, req);
+	else if (strcmp(rest, "openapi.json") == 0)
+		cm_http_respond(req, 200, "application/json", xc_admin_api_openapi,
+		                strlen(xc_admin_api_openapi));
 	else
 		respond_error(req, 404, "no such route: see xmppctl(8) or docs/xmpp-core-api.json");
 	return 0;

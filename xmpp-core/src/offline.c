@@ -179,6 +179,8 @@ static void on_take(struct xc_store_req *r)
 	}
 	/* the messages were taken out of the store: whoever is there now gets them, and if
 	 * nobody is, they go back in */
+	if (r->nmsgs)
+		cm_metrics_observe(sh->srv->m.offline_queue, (double)r->nmsgs);
 	for (size_t i = 0; i < r->nmsgs; i++) {
 		struct cm_xml_node *st = revive(sh, &r->msgs[i]);
 

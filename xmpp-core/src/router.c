@@ -223,6 +223,9 @@ static void on_route_msg(struct cm_loop *l, struct cm_msg *m)
 	struct cm_xml_node *st = rm->stanza;
 	struct xc_jid to;
 
+	if (sh)
+		cm_metrics_observe(sh->srv->m.route_latency,
+		                   (double)(mono_ns() - rm->read_ns) / 1e9);
 	free(rm);
 	if (cm_loop_stopping(l) || xc_stanza_jid(st, "to", &to) != 0) {
 		cm_xml_node_free(st);

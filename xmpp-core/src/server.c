@@ -58,6 +58,8 @@ void xc_new_id(struct xc_server *srv, char out[17])
 /* --- metrics ------------------------------------------------------------------------------------
  */
 
+static const double queue_buckets[] = {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000};
+
 static const double route_buckets[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
                                        0.01,   0.025,   0.05,   0.1,   0.25,   1};
 
@@ -115,6 +117,12 @@ static const struct cm_metric_def metric_defs[] = {
     CM_METRIC_HISTOGRAM_DEF(struct xc_metrics, route_latency, "xmpp_route_latency_seconds",
                             "From a stanza read to its delivery on another shard.", route_buckets,
                             sizeof(route_buckets) / sizeof(route_buckets[0]), NULL),
+    CM_METRIC_HISTOGRAM_DEF(struct xc_metrics, store_latency, "xmpp_store_latency_seconds",
+                            "A store request, from submission to its answer (queue included).",
+                            route_buckets, sizeof(route_buckets) / sizeof(route_buckets[0]), NULL),
+    CM_METRIC_HISTOGRAM_DEF(struct xc_metrics, offline_queue, "xmpp_offline_queue_messages",
+                            "Offline messages handed over at once to a user coming back.",
+                            queue_buckets, sizeof(queue_buckets) / sizeof(queue_buckets[0]), NULL),
 };
 #undef M
 
@@ -361,6 +369,7 @@ int xc_server_start(struct xc_server **out, struct cm_daemon *d, const struct xc
 	r = r ? r : xc_iq_caps_ver(srv->caps_ver, sizeof(srv->caps_ver));
 	if (r)
 		return r;
+	sc.latency = srv->m.store_latency;
 	r = xc_store_open(&srv->store, &sc, err, sizeof(err));
 	if (r) {
 		CM_LOGE("store", "cannot open the store: %s", err);

@@ -55,6 +55,7 @@ struct xc_metrics {
 	struct cm_counter *slow_readers_cut;
 	struct cm_histogram *route_latency; /* seconds from a stanza read to its delivery */
 	struct cm_histogram *store_latency; /* seconds a store request took, queue included */
+	struct cm_histogram *offline_queue; /* messages handed over at once to a user back online */
 };
 
 struct xc_server {

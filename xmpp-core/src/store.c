@@ -9,6 +9,7 @@
 
 #include "cm/err.h"
 #include "cm/log.h"
+#include "cm/metrics.h"
 
 #define DEF_BATCH 256
 
@@ -23,6 +24,7 @@ struct xc_store {
 	size_t depth;         /* under lock */
 	bool stopping;        /* under lock */
 	bool started;
+	struct cm_histogram *latency; /* borrowed */
 };
 
 static uint64_t now_ns(void)
@@ -98,6 +100,8 @@ static void deliver(struct cm_loop *l, struct cm_msg *m)
 	struct xc_store_req *r = cm_list_entry(m, struct xc_store_req, msg);
 
 	(void)l;
+	if (r->latency)
+		cm_metrics_observe(r->latency, (double)(now_ns() - r->queued_ns) / 1e9);
 	r->done(r);
 }
 
@@ -180,6 +184,7 @@ int xc_store_open(struct xc_store **out, const struct xc_store_config *cfg, char
 		return -ENOMEM;
 	st->be = cfg->backend;
 	st->batch_max = cfg->batch_max ? cfg->batch_max : DEF_BATCH;
+	st->latency = cfg->latency;
 	cm_list_init(&st->queue);
 	rc = st->be->open(&st->db, cfg->where, err, errlen);
 	if (rc) {
@@ -213,6 +218,7 @@ int xc_store_submit(struct xc_store *st, struct xc_store_req *r)
 	int rc = 0;
 
 	r->queued_ns = now_ns();
+	r->latency = st->latency;
 	uv_mutex_lock(&st->lock);
 	if (st->stopping) {
 		rc = -ESHUTDOWN;

@@ -88,7 +88,8 @@ struct xc_store_req {
 	struct xc_offline_msg *msgs; /* owned array */
 	size_t nmsgs;
 	uint64_t count;
-	uint64_t queued_ns; /* for the latency metric */
+	uint64_t queued_ns;           /* for the latency metric */
+	struct cm_histogram *latency; /* borrowed: the store's histogram */
 	/* the store's */
 	struct cm_list link;
 	struct cm_msg msg;
@@ -117,10 +118,14 @@ struct xc_store_backend {
 
 extern const struct xc_store_backend xc_store_sqlite;
 
+struct cm_histogram;
+
 struct xc_store_config {
 	const struct xc_store_backend *backend;
 	const char *where;  /* SQLite: the database file */
 	unsigned batch_max; /* requests per transaction at most; 0: 256 */
+	/* borrowed, may be NULL: observes each request's seconds from submission to its done */
+	struct cm_histogram *latency;
 };
 
 /* Open the database (creating the schema) and start the store's thread. 0, or a negative
