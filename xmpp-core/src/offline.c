@@ -168,12 +168,12 @@ static void on_take(struct xc_store_req *r)
 	if (xc_jid_parse(&j, r->user, strlen(r->user), NULL, 0) == 0)
 		u = xc_user_find(sh, &j);
 	xc_jid_free(&j);
-	if (u)
-		u->busy--;
 	if (r->err) {
 		CM_LOGW("offline", "cannot read the messages kept for %s: %s", r->user,
 		        strerror(-r->err));
 		xc_store_req_free(r);
+		if (u)
+			u->busy--;
 		xc_user_put(sh, u);
 		return;
 	}
@@ -200,6 +200,9 @@ static void on_take(struct xc_store_req *r)
 		}
 	}
 	xc_store_req_free(r);
+	/* (storing again may get and release u: the take held it until here) */
+	if (u)
+		u->busy--;
 	xc_user_put(sh, u);
 }
 

@@ -389,5 +389,5 @@ void xc_presence_inbound(struct xc_shard *sh, const struct xc_jid *to, struct cm
 	}
 	xc_user_with_roster(sh, u, st, do_inbound, bare.s);
 	xc_jid_free(&bare);
-	xc_user_put(sh, u);
+	xc_user_release(sh, u);
 }

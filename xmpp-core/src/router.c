@@ -210,7 +210,7 @@ void xc_deliver(struct xc_shard *sh, struct cm_xml_node *st, const struct xc_jid
 		deliver_loaded(sh, u, st, to);
 	else
 		xc_user_with_roster(sh, u, st, deliver_later, to->s);
-	xc_user_put(sh, u);
+	xc_user_release(sh, u);
 }
 
 /* --- between shards ----------------------------------------------------------------------------

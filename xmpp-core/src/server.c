@@ -214,8 +214,7 @@ static int worker_init(struct cm_loop *l, void *arg)
 	size_t n = cfg->c2s.listen.n + (srv->tls ? cfg->c2s.tls_listen.n : 0);
 	int r;
 
-	sh->loop = l;
-	l->data = sh;
+	xc_shard_attach(sh, l);
 	sh->listeners = calloc(n + 1, sizeof(*sh->listeners));
 	sh->lctx = calloc(n + 1, sizeof(*sh->lctx));
 	if (!sh->listeners || !sh->lctx)
@@ -330,33 +329,26 @@ static int start_api(struct xc_server *srv)
 	return xc_admin_api_alloc(&srv->api, cm_admin_http(adm), srv, t->data, t->len);
 }
 
-int xc_server_start(struct xc_server **out, struct cm_daemon *d, const struct xc_config *cfg)
+int xc_server_init(struct xc_server **out, const struct xc_config *cfg, struct cm_metrics *metrics,
+                   unsigned nshards)
 {
 	struct xc_store_config sc = {.backend = &xc_store_sqlite, .where = cfg->storage.path};
-	struct cm_worker_ops ops = {.init = worker_init, .stop = worker_stop};
 	struct xc_server *srv = calloc(1, sizeof(*srv));
 	char err[CM_ERR_MAX];
 	uint64_t seed = 0;
-	long n;
 	int r;
 
 	*out = srv;
 	if (!srv)
 		return -ENOMEM;
-	srv->daemon = d;
 	srv->cfg = cfg;
-	r = cm_daemon_tls_open(d, "c2s", &cfg->tls, "xmpp-client", &srv->tls);
-	if (r)
-		return r;
-	if (!srv->tls)
-		CM_LOGW("c2s", "no tls.certificate: clients connect without TLS (tests only)");
 	r = cm_crypto_random(srv->home_key, sizeof(srv->home_key));
 	r = r ? r : cm_crypto_random(srv->decoy_secret, sizeof(srv->decoy_secret));
 	r = r ? r : cm_crypto_random(&seed, sizeof(seed));
 	if (r)
 		return r;
 	atomic_init(&srv->next_id, seed >> 1);
-	r = cm_metrics_register(cm_daemon_metrics(d), &srv->m, metric_defs,
+	r = cm_metrics_register(metrics, &srv->m, metric_defs,
 	                        sizeof(metric_defs) / sizeof(metric_defs[0]), err, sizeof(err));
 	if (r) {
 		CM_LOGE("xmpp", "%s", err);
@@ -376,8 +368,7 @@ int xc_server_start(struct xc_server **out, struct cm_daemon *d, const struct xc
 		return r;
 	}
 	CM_LOGI("store", "accounts and messages in %s", cfg->storage.path);
-	n = cfg->workers > 0 ? cfg->workers : sysconf(_SC_NPROCESSORS_ONLN);
-	srv->nshards = n > 0 ? (unsigned)n : 1;
+	srv->nshards = nshards ? nshards : 1;
 	srv->shards = calloc(srv->nshards, sizeof(*srv->shards));
 	if (!srv->shards)
 		return -ENOMEM;
@@ -395,6 +386,31 @@ int xc_server_start(struct xc_server **out, struct cm_daemon *d, const struct xc
 		if (r)
 			return r;
 	}
+	return 0;
+}
+
+void xc_shard_attach(struct xc_shard *sh, struct cm_loop *l)
+{
+	sh->loop = l;
+	l->data = sh;
+}
+
+int xc_server_start(struct xc_server **out, struct cm_daemon *d, const struct xc_config *cfg)
+{
+	struct cm_worker_ops ops = {.init = worker_init, .stop = worker_stop};
+	struct xc_server *srv;
+	long n = cfg->workers > 0 ? cfg->workers : sysconf(_SC_NPROCESSORS_ONLN);
+	int r = xc_server_init(out, cfg, cm_daemon_metrics(d), n > 0 ? (unsigned)n : 1);
+
+	srv = *out;
+	if (r)
+		return r;
+	srv->daemon = d;
+	r = cm_daemon_tls_open(d, "c2s", &cfg->tls, "xmpp-client", &srv->tls);
+	if (r)
+		return r;
+	if (!srv->tls)
+		CM_LOGW("c2s", "no tls.certificate: clients connect without TLS (tests only)");
 	ops.arg = srv;
 	r = cm_daemon_workers(d, srv->nshards, &ops, &srv->workers);
 	if (r)
@@ -460,6 +476,7 @@ static void shard_free(struct xc_shard *sh)
 		struct xc_user *u = cm_list_entry(n, struct xc_user, node);
 
 		u->busy = 0;
+		u->held = 0;
 		cm_list_init(&u->waiting);
 		cm_list_init(&u->sessions);
 		u->rstate = XC_ROSTER_NONE;

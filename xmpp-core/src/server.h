@@ -105,8 +105,19 @@ struct xc_shard {
 	bool drained;  /* every connection of the shard is gone (counted in srv->draining) */
 };
 
-/* Start the server: open the store, start the workers with their listeners. On failure, what
- * was made is in *out for xc_server_free(). 0 or a negative errno (logged). */
+/* The server without a daemon around it: configuration (borrowed), metrics registered in
+ * metrics (borrowed), the store opened, nshards shards without loops yet. What the daemon
+ * builds on, and what tests and fuzz targets drive on a loop of their own. On failure, what was
+ * made is in *out for xc_server_free(). 0 or a negative errno (logged). */
+int xc_server_init(struct xc_server **out, const struct xc_config *cfg, struct cm_metrics *metrics,
+                   unsigned nshards);
+
+/* Give shard sh its loop l (l->data becomes sh). On l's thread from then on. */
+void xc_shard_attach(struct xc_shard *sh, struct cm_loop *l);
+
+/* Start the server: xc_server_init(), the TLS context, the workers with their listeners, the
+ * account API. On failure, what was made is in *out for xc_server_free(). 0 or a negative errno
+ * (logged). */
 int xc_server_start(struct xc_server **out, struct cm_daemon *d, const struct xc_config *cfg);
 
 /* Stop taking connections and end every stream with system-shutdown; cm_daemon_stopped() follows

@@ -135,7 +135,7 @@ void xc_session_bind(struct xc_c2s *c, const struct cm_xml_node *iq)
 		case XC_CONFLICT_REFUSE:
 			free(res);
 			xc_jid_free(&c->jid);
-			xc_user_put(sh, u);
+			xc_user_release(sh, u);
 			bind_error(c, iq, "cancel", "conflict");
 			return;
 		case XC_CONFLICT_KICK_OLD:
@@ -155,7 +155,7 @@ void xc_session_bind(struct xc_c2s *c, const struct cm_xml_node *iq)
 		xc_new_id(sh->srv, gen);
 		xc_jid_free(&c->jid);
 		if (xc_jid_make(&c->jid, c->user, c->host, gen, NULL, 0) != 0) {
-			xc_user_put(sh, u);
+			xc_user_release(sh, u);
 			bind_error(c, iq, "wait", "resource-constraint");
 			return;
 		}
@@ -164,7 +164,7 @@ void xc_session_bind(struct xc_c2s *c, const struct cm_xml_node *iq)
 		r = xc_jid_make(&c->jid, c->user, c->host, res, NULL, 0);
 		if (r) {
 			free(res);
-			xc_user_put(sh, u);
+			xc_user_release(sh, u);
 			bind_error(c, iq, "modify", "bad-request");
 			return;
 		}
@@ -179,7 +179,7 @@ void xc_session_bind(struct xc_c2s *c, const struct cm_xml_node *iq)
 	if (r) {
 		cm_xml_node_free(result);
 		xc_jid_free(&c->jid);
-		xc_user_put(sh, u);
+		xc_user_release(sh, u);
 		bind_error(c, iq, "wait", "resource-constraint");
 		return;
 	}
@@ -187,6 +187,7 @@ void xc_session_bind(struct xc_c2s *c, const struct cm_xml_node *iq)
 	c->st = XC_C2S_BOUND;
 	c->since = (int64_t)time(NULL);
 	cm_list_insert_tail(&u->sessions, &c->user_link);
+	xc_user_release(sh, u); /* the session holds it now */
 	cm_metrics_gauge_add(sh->srv->m.sessions, 1);
 	xc_c2s_send(c, result);
 	cm_xml_node_free(result);

@@ -39,8 +39,10 @@ struct xc_user *xc_user_get(struct xc_shard *sh, const struct xc_jid *jid)
 {
 	struct xc_user *u = xc_user_find(sh, jid);
 
-	if (u)
+	if (u) {
+		u->held++;
 		return u;
+	}
 	u = calloc(1, sizeof(*u));
 	if (!u)
 		return NULL;
@@ -52,7 +54,16 @@ struct xc_user *xc_user_get(struct xc_shard *sh, const struct xc_jid *jid)
 	cm_list_init(&u->sessions);
 	cm_list_init(&u->waiting);
 	cm_map_insert(&sh->users, &u->node, key_hash(sh, &u->bare));
+	u->held = 1;
 	return u;
+}
+
+void xc_user_release(struct xc_shard *sh, struct xc_user *u)
+{
+	if (!u)
+		return;
+	u->held--;
+	xc_user_put(sh, u);
 }
 
 int xc_user_set_blocked(struct xc_user *u, char *const *jids, size_t n)
@@ -100,8 +111,8 @@ static void roster_clear(struct xc_user *u)
 
 void xc_user_put(struct xc_shard *sh, struct xc_user *u)
 {
-	if (!u || !cm_list_empty(&u->sessions) || !cm_list_empty(&u->waiting) || u->busy ||
-	    u->rstate == XC_ROSTER_LOADING)
+	if (!u || u->held || !cm_list_empty(&u->sessions) || !cm_list_empty(&u->waiting) ||
+	    u->busy || u->rstate == XC_ROSTER_LOADING)
 		return;
 	cm_map_remove(&sh->users, &u->node);
 	roster_clear(u);
@@ -175,7 +186,6 @@ static void on_loaded(struct xc_store_req *r)
 		return;
 	}
 	xc_jid_free(&j);
-	u->busy--;
 	if (r->err) {
 		CM_LOGW("roster", "cannot read the roster of %s: %s", r->user, strerror(-r->err));
 		u->rstate = XC_ROSTER_NONE;
@@ -197,7 +207,9 @@ static void on_loaded(struct xc_store_req *r)
 		u->rstate = XC_ROSTER_READY;
 	}
 	xc_store_req_free(r);
+	/* the waiting work may get and release u itself: the load holds it until the end */
 	run_waiting(sh, u);
+	u->busy--;
 	xc_user_put(sh, u);
 }
 
@@ -252,12 +264,13 @@ static void on_stored(struct xc_store_req *r)
 		u = xc_user_find(s->sh, &j);
 	xc_jid_free(&j);
 	if (u) {
-		u->busy--;
 		if (r->err)
 			CM_LOGW("roster", "cannot write the roster of %s: %s", r->user,
 			        strerror(-r->err));
+		/* done may get and release u: the write holds it until the end */
 		if (s->done)
 			s->done(s->sh, u, r->err, r->version, s->arg);
+		u->busy--;
 		xc_user_put(s->sh, u);
 	}
 	xc_store_req_free(r);

@@ -44,13 +44,19 @@ struct xc_user {
 	size_t nblocked;
 	struct cm_list waiting; /* of struct xc_wait: work for when the roster is loaded */
 	unsigned busy;          /* store requests on their way that come back to this user */
+	unsigned held;          /* xc_user_get()s not yet released */
 };
 
-/* The user on this shard, or NULL / created (NULL without memory). */
+/* The user on this shard, or NULL (find). */
 struct xc_user *xc_user_find(struct xc_shard *sh, const struct xc_jid *jid);
-struct xc_user *xc_user_get(struct xc_shard *sh, const struct xc_jid *jid);
 
-/* Drop u from memory if nothing needs it any more. */
+/* The user, created when it is not in memory, and held until xc_user_release() (gets nest:
+ * delivering a stanza may get the same user again). NULL without memory. */
+struct xc_user *xc_user_get(struct xc_shard *sh, const struct xc_jid *jid);
+void xc_user_release(struct xc_shard *sh, struct xc_user *u);
+
+/* Drop u from memory if nothing needs it any more: not held, no session, no waiting work, no
+ * store request on its way. */
 void xc_user_put(struct xc_shard *sh, struct xc_user *u);
 
 /* Run fn(sh, u, st, arg) once u's roster is in memory: now, or after the load (in the order
