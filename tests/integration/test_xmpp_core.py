@@ -271,6 +271,27 @@ class Roster(XmppTest):
             await logout(a, b)
         run(go())
 
+    def test_directed_presence_ends_with_the_session(self):
+        alice = self.srv.register("alice", PW)
+        bob = self.srv.register("bob", PW)
+
+        async def go():
+            a = await login(self.srv, alice + "/a", PW)
+            b = await login(self.srv, bob + "/b", PW)
+            # no subscription: only what alice sends bob directly reaches him
+            a.send_presence(pto=bob, pstatus="just for you")
+            while True:
+                p = await b.next_presence()
+                if p["from"].bare == alice:
+                    break
+            self.assertEqual(p["status"], "just for you")
+            # alice's session ends: bob is told, since he saw her available
+            await logout(a)
+            p = await b.next_presence("unavailable")
+            self.assertEqual(str(p["from"]), alice + "/a")
+            await logout(b)
+        run(go())
+
     def test_roster_set_push_and_remove(self):
         alice = self.srv.register("alice", PW)
 

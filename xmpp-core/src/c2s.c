@@ -16,6 +16,7 @@
 #include "cm/tls.h"
 #include "iq.h"
 #include "router.h"
+#include "presence.h"
 #include "register.h"
 #include "sasl.h"
 #include "server.h"
@@ -503,6 +504,7 @@ static void conn_free(struct xc_c2s *c)
 	xc_register_detach(c);
 	cm_xml_parser_free(c->xp);
 	cm_xml_node_free(c->presence);
+	xc_presence_forget_directed(c);
 	xc_jid_free(&c->jid);
 	free(c->user);
 	free(c);

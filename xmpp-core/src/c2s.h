@@ -55,6 +55,8 @@ struct xc_c2s {
 	bool interested;              /* asked for its roster: gets roster pushes */
 	bool blocklist_interested;    /* asked for its block list: gets its pushes */
 	struct cm_xml_node *presence; /* owned: its last available presence, for probes */
+	char **directed;              /* owned: where it sent directed presence (RFC 6121 4.6) */
+	size_t ndirected;
 	/* the shaper: bytes the client may still send now, refilled at c2s.rate */
 	uint64_t tokens;
 	uint64_t tokens_at; /* loop ms of the last refill */

@@ -17,6 +17,8 @@
 #include "subscription.h"
 #include "user.h"
 
+#define MAX_DIRECTED 1000 /* JIDs a session may have sent directed presence to */
+
 static bool sees_user(const struct xc_contact *ct)
 {
 	return ct->item.st.sub == XC_SUB_FROM || ct->item.st.sub == XC_SUB_BOTH;
@@ -131,6 +133,10 @@ static void do_broadcast(struct xc_shard *sh, struct xc_user *u, struct cm_xml_n
 		}
 	}
 	if (unavailable) {
+		/* those it told of itself by directed presence hear it go too (RFC 6121 4.6.3) */
+		for (size_t i = 0; i < c->ndirected; i++)
+			route_copy(sh, st, c->directed[i], NULL);
+		xc_presence_forget_directed(c);
 		c->available = false;
 		cm_xml_node_free(c->presence);
 		c->presence = NULL;
@@ -278,6 +284,41 @@ static void do_outbound(struct xc_shard *sh, struct xc_user *u, struct cm_xml_no
 	xc_route(sh, st);
 }
 
+void xc_presence_forget_directed(struct xc_c2s *c)
+{
+	for (size_t i = 0; i < c->ndirected; i++)
+		free(c->directed[i]);
+	free(c->directed);
+	c->directed = NULL;
+	c->ndirected = 0;
+}
+
+/* Remember (available) or forget (unavailable) that c sent its presence to to. At most
+ * MAX_DIRECTED are remembered: a client cannot make the server hold without end. */
+static void track_directed(struct xc_c2s *c, const char *to, bool available, bool unavailable)
+{
+	struct xc_jid j;
+	size_t i;
+
+	if (!to || (!available && !unavailable) || xc_jid_parse(&j, to, strlen(to), NULL, 0) != 0)
+		return;
+	for (i = 0; i < c->ndirected && strcmp(c->directed[i], j.s) != 0; i++)
+		;
+	if (unavailable && i < c->ndirected) {
+		free(c->directed[i]);
+		c->directed[i] = c->directed[--c->ndirected];
+	} else if (available && i == c->ndirected && c->ndirected < MAX_DIRECTED) {
+		char **nd = realloc(c->directed, (c->ndirected + 1) * sizeof(*nd));
+
+		if (nd) {
+			c->directed = nd;
+			if ((nd[c->ndirected] = strdup(j.s)) != NULL)
+				c->ndirected++;
+		}
+	}
+	xc_jid_free(&j);
+}
+
 void xc_presence_outbound(struct xc_shard *sh, struct xc_c2s *c, struct cm_xml_node *st)
 {
 	const char *type = xc_stanza_type(st);
@@ -285,7 +326,10 @@ void xc_presence_outbound(struct xc_shard *sh, struct xc_c2s *c, struct cm_xml_n
 	struct xc_jid to;
 
 	if (event_of(type, true, &e) != 0) {
-		/* directed presence, probes and errors go on as they are */
+		/* directed presence, probes and errors go on as they are; where available presence
+		 * went is remembered, for the unavailable one at the end */
+		track_directed(c, cm_xml_attr(st, "to"), strcmp(type, "available") == 0,
+		               strcmp(type, "unavailable") == 0);
 		xc_route(sh, st);
 		return;
 	}

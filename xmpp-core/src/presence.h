@@ -28,4 +28,7 @@ void xc_presence_inbound(struct xc_shard *sh, const struct xc_jid *to, struct cm
 /* Session c goes away: if it was available, its contacts see it leave. */
 void xc_presence_gone(struct xc_shard *sh, struct xc_c2s *c);
 
+/* Forget where session c sent directed presence (it is going). */
+void xc_presence_forget_directed(struct xc_c2s *c);
+
 #endif
