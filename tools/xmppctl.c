@@ -33,6 +33,7 @@ struct ctl {
 	const char *url;
 	const char *token_file;
 	const char *password_file;
+	const char *redirect; /* kick: see-other-host */
 	char token[512];
 	bool json;
 };
@@ -288,7 +289,9 @@ static int delete_jid(struct ctl *c, const char *what, const char *jid)
 	int r = 0;
 
 	cm_buf_init(&path, 0);
-	if (cm_buf_printf(&path, "%s/", what) || path_escape(&path, jid)) {
+	if (cm_buf_printf(&path, "%s/", what) || path_escape(&path, jid) ||
+	    (c->redirect && strcmp(what, "sessions") == 0 &&
+	     (cm_buf_puts(&path, "?see_other_host=") || path_escape(&path, c->redirect)))) {
 		cm_buf_free(&path);
 		return EXIT_REFUSED;
 	}
@@ -350,6 +353,7 @@ int main(int argc, char **argv)
 	    {"token-file", required_argument, NULL, 't'},
 	    {"password-file", required_argument, NULL, 'p'},
 	    {"json", no_argument, NULL, 'j'},
+	    {"see-other-host", required_argument, NULL, 'r'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
@@ -376,6 +380,9 @@ int main(int argc, char **argv)
 			break;
 		case 'j':
 			c.json = true;
+			break;
+		case 'r':
+			c.redirect = optarg;
 			break;
 		case 'h':
 			usage(stdout);

@@ -766,6 +766,24 @@ class Api(XmppTest):
         self.assertEqual(r.returncode, 3)
 
 
+class Redirect(XmppTest):
+    def test_kick_with_see_other_host(self):
+        alice = self.srv.register("alice", PW)
+        r = xmpp.Raw(self.srv)
+        try:
+            r.session(alice, PW)
+            st, body = self.srv.api("DELETE", "sessions/alice@localhost?see_other_host="
+                                              "node2.example:5222")
+            self.assertEqual((st, body["kicked"]), (200, 1))
+            out = r.until("</stream:stream>")
+            self.assertIn("<see-other-host xmlns='%s'>node2.example:5222</see-other-host>"
+                          % xmpp.NS_STREAMS, out)
+        finally:
+            r.close()
+        st, body = self.srv.api("DELETE", "sessions/alice@localhost?see_other_host=%3Cx%3E")
+        self.assertEqual(st, 400)
+
+
 class Shutdown(XmppTest):
     def test_sigterm_ends_streams_with_system_shutdown(self):
         alice = self.srv.register("alice", PW)

@@ -8,6 +8,7 @@
  */
 #include "admin_api.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
 #include <stdbool.h>
@@ -144,7 +145,7 @@ struct tour {
 	unsigned kicked;   /* OP_KICK */
 	unsigned total;    /* OP_STATS: sessions counted */
 	const char *cond;  /* OP_KICK: the stream error condition (a constant) */
-	const char *text;  /* OP_KICK: its text (a constant) */
+	char *text;        /* owned: its text (or, for see-other-host, where to go) */
 };
 
 static void tour_step(struct cm_loop *l, struct cm_msg *m);
@@ -212,6 +213,7 @@ static void tour_step(struct cm_loop *l, struct cm_msg *m)
 
 static void tour_free(struct tour *t)
 {
+	free(t->text);
 	xc_jid_free(&t->who);
 	json_decref(t->sessions);
 	free(t);
@@ -258,7 +260,10 @@ static int tour_start(struct op *o, const char *jid, const char *cond, const cha
 		return -ENOMEM;
 	t->o = o;
 	t->cond = cond;
-	t->text = text;
+	if (text && !(t->text = strdup(text))) {
+		free(t);
+		return -ENOMEM;
+	}
 	if (jid && xc_jid_parse(&t->who, jid, strlen(jid), NULL, 0) != 0) {
 		free(t);
 		return -EINVAL;
@@ -638,6 +643,35 @@ static void account_one(struct xc_admin_api *a, struct cm_http_req *req, const c
 	}
 }
 
+/* The query's see_other_host=HOST[:PORT] into out ("" when absent). False when it is there but
+ * not a host name or address with an optional port. */
+static bool redirect_target(const char *q, char *out, size_t cap)
+{
+	static const char key[] = "see_other_host=";
+	const char *v = strstr(q, key);
+	size_t n;
+	long l;
+
+	out[0] = '\0';
+	if (!v)
+		return true;
+	if (v != q && v[-1] != '&')
+		return true;
+	v += sizeof(key) - 1;
+	n = strcspn(v, "&");
+	if (n == 0 || n >= cap || n > 255)
+		return false;
+	memcpy(out, v, n);
+	out[n] = '\0';
+	l = cm_http_unescape(out, out, NULL);
+	if (l <= 0)
+		return false;
+	for (long i = 0; i < l; i++)
+		if (!isalnum((unsigned char)out[i]) && !strchr(".-:[]", out[i]))
+			return false;
+	return true;
+}
+
 /* GET sessions; DELETE sessions/JID (bare: every session of the account) */
 static void sessions(struct xc_admin_api *a, struct cm_http_req *req, const char *rest)
 {
@@ -646,6 +680,7 @@ static void sessions(struct xc_admin_api *a, struct cm_http_req *req, const char
 	char err[CM_ERR_MAX];
 	struct xc_jid j = {0};
 	struct op *o;
+	char target[256];
 	long len;
 
 	if (!*rest) {
@@ -680,11 +715,19 @@ static void sessions(struct xc_admin_api *a, struct cm_http_req *req, const char
 		return;
 	}
 	free(raw);
+	if (!redirect_target(cm_http_req_query(req), target, sizeof(target))) {
+		xc_jid_free(&j);
+		respond_error(req, 400,
+		              "see_other_host must be host or host:port (letters, digits, "
+		              "'.', '-', ':', brackets; at most 255 bytes)");
+		return;
+	}
 	o = op_new(a, req, OP_KICK);
 	if (o)
 		o->jid = strdup(j.s);
 	if (!o || !o->jid ||
-	    tour_start(o, j.s, "policy-violation", "the administrator closed this session") != 0) {
+	    tour_start(o, j.s, target[0] ? "see-other-host" : "policy-violation",
+	               target[0] ? target : "the administrator closed this session") != 0) {
 		if (o)
 			op_fail(o, 500, "out of memory");
 		else

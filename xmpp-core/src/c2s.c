@@ -107,12 +107,21 @@ void xc_c2s_stream_error(struct xc_c2s *c, const char *condition, const char *te
 	        condition, text ? ": " : "", text ? text : "");
 	send_header(c);
 	cm_buf_init(&b, 0);
-	if (cm_buf_printf(&b, "<stream:error><%s xmlns='%s'/>", condition, XC_NS_STREAMS) == 0 &&
-	    (!text || (cm_buf_printf(&b, "<text xmlns='%s'>", XC_NS_STREAMS) == 0 &&
-	               cm_xml_escape_text(&b, text, strlen(text)) == 0 &&
-	               cm_buf_puts(&b, "</text>") == 0)) &&
-	    cm_buf_puts(&b, "</stream:error></stream:stream>") == 0)
+	if (text && strcmp(condition, "see-other-host") == 0) {
+		/* RFC 6120 4.9.3.19: the element holds where to go */
+		if (cm_buf_printf(&b, "<stream:error><see-other-host xmlns='%s'>", XC_NS_STREAMS) ==
+		        0 &&
+		    cm_xml_escape_text(&b, text, strlen(text)) == 0 &&
+		    cm_buf_puts(&b, "</see-other-host></stream:error></stream:stream>") == 0)
+			xc_c2s_send_raw(c, b.data, b.len);
+	} else if (cm_buf_printf(&b, "<stream:error><%s xmlns='%s'/>", condition, XC_NS_STREAMS) ==
+	               0 &&
+	           (!text || (cm_buf_printf(&b, "<text xmlns='%s'>", XC_NS_STREAMS) == 0 &&
+	                      cm_xml_escape_text(&b, text, strlen(text)) == 0 &&
+	                      cm_buf_puts(&b, "</text>") == 0)) &&
+	           cm_buf_puts(&b, "</stream:error></stream:stream>") == 0) {
 		xc_c2s_send_raw(c, b.data, b.len);
+	}
 	cm_buf_free(&b);
 	if (c->st != XC_C2S_CLOSING && c->s) {
 		c->st = XC_C2S_CLOSING;

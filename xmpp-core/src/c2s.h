@@ -81,7 +81,9 @@ int xc_c2s_send(struct xc_c2s *c, const struct cm_xml_node *stanza);
 int xc_c2s_send_raw(struct xc_c2s *c, const char *xml, size_t len);
 
 /* End the stream with an RFC 6120 stream error (condition: "conflict", "policy-violation"...;
- * text may be NULL) and close the connection. */
+ * text may be NULL) and close the connection. For "see-other-host", text is where the client
+ * is to reconnect ("host" or "host:port"), as the condition carries it (RFC 6120 4.9.3.19): how
+ * a node of a cluster sends its clients to another. */
 void xc_c2s_stream_error(struct xc_c2s *c, const char *condition, const char *text);
 
 /* End every stream of the shard with system-shutdown (the daemon stops): gracefully, or at once
