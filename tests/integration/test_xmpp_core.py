@@ -91,6 +91,23 @@ class Login(XmppTest):
         finally:
             r.close()
 
+    def test_plain_after_a_password_change(self):
+        # PLAIN logins are remembered once checked; a new password makes the old one fail
+        jid = self.srv.register("alice", PW)
+
+        async def go():
+            for _ in range(3):
+                c = await login(self.srv, jid + "/p", PW, mech="PLAIN", presence=False)
+                await logout(c)
+            st, _ = self.srv.api("PUT", "accounts/alice@localhost/password",
+                                 {"password": "new pw"})
+            self.assertEqual(st, 204)
+            with self.assertRaises(AssertionError):
+                await login(self.srv, jid + "/p", PW, mech="PLAIN", presence=False)
+            c = await login(self.srv, jid + "/p", "new pw", mech="PLAIN", presence=False)
+            await logout(c)
+        run(go())
+
     def test_direct_tls(self):
         jid = self.srv.register("alice", PW)
 

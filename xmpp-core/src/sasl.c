@@ -15,6 +15,7 @@
 #include "cm/stream.h"
 #include "cm/tls.h"
 #include "scram.h"
+#include "plain_cache.h"
 #include "server.h"
 #include "store.h"
 #include "throttle.h"
@@ -258,6 +259,36 @@ static void scram_continue(struct xc_sasl *s, const struct xc_scram_creds *creds
 	cm_buf_free(&out);
 }
 
+/* PLAIN: the password against the stored keys - by one HMAC when this shard saw it right
+ * before (plain_cache.h), else by PBKDF2. An unknown user costs the same PBKDF2, against decoy
+ * keys, so that the time taken does not tell whether the account exists. 0, -EACCES, or
+ * another negative errno. */
+static int plain_check(struct xc_sasl *s, const struct xc_store_req *r)
+{
+	struct xc_shard *sh = s->c->sh;
+	struct xc_server *srv = sh->srv;
+	struct xc_scram_creds decoy;
+	const struct xc_scram_creds *cr = &r->creds[XC_SCRAM_SHA256];
+	unsigned char mac[XC_PLAIN_MAC];
+	size_t len = strlen(s->password);
+	bool have_mac = false;
+	int rc;
+
+	if (!r->found) {
+		xc_scram_decoy(XC_SCRAM_SHA256, srv->decoy_secret, sizeof(srv->decoy_secret),
+		               s->user, (uint32_t)srv->cfg->auth.scram_iterations, &decoy);
+		rc = xc_scram_creds_check(XC_SCRAM_SHA256, &decoy, s->password, len);
+		return rc == 0 || rc == -EACCES ? -EACCES : rc;
+	}
+	have_mac = xc_plain_cache_mac(&sh->plain, r->user, cr, s->password, len, mac) == 0;
+	if (have_mac && xc_plain_cache_has(&sh->plain, mac))
+		return 0;
+	rc = xc_scram_creds_check(XC_SCRAM_SHA256, cr, s->password, len);
+	if (rc == 0 && have_mac)
+		xc_plain_cache_add(&sh->plain, mac);
+	return rc;
+}
+
 static void on_account(struct xc_store_req *r)
 {
 	struct xc_sasl *s = r->arg;
@@ -277,9 +308,7 @@ static void on_account(struct xc_store_req *r)
 		return;
 	}
 	if (s->mech == XC_SASL_PLAIN) {
-		rc = r->found ? xc_scram_creds_check(XC_SCRAM_SHA256, &r->creds[XC_SCRAM_SHA256],
-		                                     s->password, strlen(s->password))
-		              : -EACCES;
+		rc = plain_check(s, r);
 		xc_store_req_free(r);
 		if (rc == 0)
 			succeed(s, NULL, 0);

@@ -58,6 +58,8 @@ void xc_new_id(struct xc_server *srv, char out[17])
 /* --- metrics ------------------------------------------------------------------------------------
  */
 
+#define PLAIN_CACHE_MAX 100000 /* verified PLAIN logins remembered per shard (~100 bytes each) */
+
 static const double queue_buckets[] = {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000};
 
 static const double route_buckets[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
@@ -383,6 +385,7 @@ int xc_server_init(struct xc_server **out, const struct xc_config *cfg, struct c
 		cm_list_init(&sh->comps);
 		srv->shards[i] = sh;
 		r = cm_map_init(&sh->users, 1024);
+		r = r ? r : xc_plain_cache_init(&sh->plain, PLAIN_CACHE_MAX);
 		if (r)
 			return r;
 	}
@@ -483,6 +486,7 @@ static void shard_free(struct xc_shard *sh)
 		xc_user_put(sh, u);
 	}
 	cm_map_close(&sh->users);
+	xc_plain_cache_close(&sh->plain);
 	free(sh->listeners);
 	free(sh->lctx);
 	free(sh->comp_listeners);

@@ -27,6 +27,7 @@
 #include "cm/map.h"
 #include "cm/xml.h"
 #include "jid.h"
+#include "plain_cache.h"
 #include "xc.h"
 
 struct cm_daemon;
@@ -101,6 +102,7 @@ struct xc_shard {
 	struct cm_list comps;            /* of struct xc_comp: component connections (shard 0) */
 	struct cm_listener **comp_listeners; /* owned (shard 0) */
 	size_t ncomp_listeners;
+	struct xc_plain_cache plain; /* PLAIN logins this shard checked (plain_cache.h) */
 	bool stopping; /* draining: no new connections, the open ones are told to go */
 	bool drained;  /* every connection of the shard is gone (counted in srv->draining) */
 };
