@@ -88,6 +88,37 @@ int cm_loop_post(struct cm_loop *l, struct cm_msg *m)
 	return rc;
 }
 
+struct call {
+	struct cm_msg m;
+	void (*fn)(void *arg);
+	void *arg;
+};
+
+static void on_call(struct cm_loop *l, struct cm_msg *m)
+{
+	struct call *c = cm_list_entry(m, struct call, m);
+
+	(void)l;
+	c->fn(c->arg);
+	free(c);
+}
+
+int cm_loop_call(struct cm_loop *l, void (*fn)(void *arg), void *arg)
+{
+	struct call *c = malloc(sizeof(*c));
+	int r;
+
+	if (!c)
+		return -ENOMEM;
+	c->m.fn = on_call;
+	c->fn = fn;
+	c->arg = arg;
+	r = cm_loop_post(l, &c->m);
+	if (r)
+		free(c);
+	return r;
+}
+
 /* --- the timer wheel ---------------------------------------------------------------------------
  */
 

@@ -119,6 +119,37 @@ static void test_close_runs_waiting(void **state)
 	assert_int_equal(uv_loop_close(&uv), 0);
 }
 
+static void add_one(void *arg)
+{
+	(*(int *)arg)++;
+}
+
+/* cm_loop_call: a pointer's worth of work, run on the loop (and at its close, when it is
+ * still waiting); refused once the loop is closed. */
+static void test_call(void **state)
+{
+	uv_loop_t uv;
+	struct cm_loop l;
+	int n = 0;
+
+	(void)state;
+	assert_int_equal(uv_loop_init(&uv), 0);
+	assert_int_equal(cm_loop_init(&l, &uv, 0), 0);
+	cm_loop_keep_alive(&l, true);
+	assert_int_equal(cm_loop_call(&l, add_one, &n), 0);
+	assert_int_equal(cm_loop_call(&l, add_one, &n), 0);
+	assert_int_equal(n, 0);
+	uv_run(&uv, UV_RUN_ONCE);
+	assert_int_equal(n, 2);
+	assert_int_equal(cm_loop_call(&l, add_one, &n), 0);
+	cm_loop_close(&l, NULL);
+	assert_int_equal(n, 3);
+	assert_int_equal(cm_loop_call(&l, add_one, &n), -ESHUTDOWN);
+	assert_int_equal(uv_run(&uv, UV_RUN_DEFAULT), 0);
+	cm_loop_free(&l);
+	assert_int_equal(uv_loop_close(&uv), 0);
+}
+
 /* --- timers on the loop's wheel -------------------------------------------------------------- */
 
 struct ttimer {
@@ -309,6 +340,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_mailbox_threads),
 	    cmocka_unit_test(test_close_runs_waiting),
+	    cmocka_unit_test(test_call),
 	    cmocka_unit_test(test_loop_timers),
 	    cmocka_unit_test(test_workers),
 	    cmocka_unit_test(test_workers_leak_and_failure),

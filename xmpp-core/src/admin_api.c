@@ -483,22 +483,6 @@ static json_t *body_json(struct cm_http_req *req)
 	return j;
 }
 
-/* SCRAM keys for password, for every hash (the password is not kept). */
-static int make_creds(struct xc_admin_api *a, const char *password,
-                      struct xc_scram_creds creds[XC_SCRAM_NHASH])
-{
-	uint32_t iter = (uint32_t)a->srv->cfg->auth.scram_iterations;
-
-	for (int h = 0; h < XC_SCRAM_NHASH; h++) {
-		int r = xc_scram_creds_make((enum xc_scram_hash)h, password, strlen(password), iter,
-		                            NULL, 0, &creds[h]);
-
-		if (r)
-			return r;
-	}
-	return 0;
-}
-
 /* --- routes -------------------------------------------------------------------------------------
  */
 
@@ -561,7 +545,10 @@ static void accounts_root(struct xc_admin_api *a, struct cm_http_req *req)
 	json_decref(body);
 	o = op_new(a, req, OP_REGISTER);
 	r = o ? store_req(o, XC_STORE_ACCOUNT_CREATE, jid) : NULL;
-	if (!r || (rc = make_creds(a, pw, r->creds)) != 0 || submit(o, r) != 0) {
+	if (!r ||
+	    (rc = xc_scram_creds_make_all(
+	         pw, strlen(pw), (uint32_t)a->srv->cfg->auth.scram_iterations, r->creds)) != 0 ||
+	    submit(o, r) != 0) {
 		xc_store_req_free(r);
 		if (o) {
 			o->jid = jid;
@@ -626,7 +613,11 @@ static void account_one(struct xc_admin_api *a, struct cm_http_req *req, const c
 		o->jid = jid;
 	r = o ? store_req(o, pw_route ? XC_STORE_ACCOUNT_SET_CREDS : XC_STORE_ACCOUNT_DELETE, jid)
 	      : NULL;
-	if (!r || (pw && (rc = make_creds(a, pw, r->creds)) != 0) || submit(o, r) != 0) {
+	if (!r ||
+	    (pw &&
+	     (rc = xc_scram_creds_make_all(
+	          pw, strlen(pw), (uint32_t)a->srv->cfg->auth.scram_iterations, r->creds)) != 0) ||
+	    submit(o, r) != 0) {
 		xc_store_req_free(r);
 		if (o)
 			op_fail(o, rc == -EINVAL ? 400 : 503,

@@ -165,34 +165,25 @@ static void on_stored(struct xc_store_req *r)
 
 /* Push the change (a copy of the <block/> or <unblock/> element) to every session that asked
  * for the list (XEP-0191 3.3, 3.4). */
+static bool wants_blocklist(const struct xc_c2s *c)
+{
+	return c->blocklist_interested;
+}
+
 static void push(struct xc_user *u, const struct cm_xml_node *what)
 {
 	struct cm_xml_node *iq = NULL, *copy = NULL;
-	struct xc_c2s *c;
-	char id[17];
 	int r = cm_xml_node_new(&iq, "iq", CM_XML_NS_CLIENT);
 
 	r = r ? r : cm_xml_node_set_attr(iq, "type", "set");
 	r = r ? r : cm_xml_node_copy(&copy, what);
+	r = r ? r : cm_xml_node_add_child(iq, copy);
 	if (r) {
 		cm_xml_node_free(iq);
 		cm_xml_node_free(copy);
 		return;
 	}
-	if (cm_xml_node_add_child(iq, copy) != 0) {
-		cm_xml_node_free(iq);
-		cm_xml_node_free(copy);
-		return;
-	}
-	xc_user_foreach_session(u, c)
-	{
-		if (!c->blocklist_interested)
-			continue;
-		xc_new_id(c->sh->srv, id);
-		if (cm_xml_node_set_attr(iq, "id", id) == 0 &&
-		    cm_xml_node_set_attr(iq, "to", c->jid.s) == 0)
-			xc_c2s_send(c, iq);
-	}
+	xc_session_push(u, iq, wants_blocklist);
 	cm_xml_node_free(iq);
 }
 

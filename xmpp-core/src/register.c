@@ -94,20 +94,6 @@ static const char *field(const struct cm_xml_node *q, const char *name)
 	return n ? cm_xml_text(n) : NULL;
 }
 
-static int make_creds(const struct xc_c2s *c, const char *password,
-                      struct xc_scram_creds creds[XC_SCRAM_NHASH])
-{
-	uint32_t iter = (uint32_t)cfg_of(c)->auth.scram_iterations;
-
-	for (int h = 0; h < XC_SCRAM_NHASH; h++) {
-		int r = xc_scram_creds_make((enum xc_scram_hash)h, password, strlen(password), iter,
-		                            NULL, 0, &creds[h]);
-		if (r)
-			return r;
-	}
-	return 0;
-}
-
 /* --- the store's answers ------------------------------------------------------------------------
  */
 
@@ -184,7 +170,8 @@ static int submit(struct xc_c2s *c, struct xc_register *g, enum xc_store_op op,
 	int rc = r ? xc_store_req_set(&r->user, g->bare) : -ENOMEM;
 
 	if (!rc && password)
-		rc = make_creds(c, password, r->creds);
+		rc = xc_scram_creds_make_all(password, strlen(password),
+		                             (uint32_t)cfg_of(c)->auth.scram_iterations, r->creds);
 	rc = rc ? rc : xc_store_submit(c->sh->srv->store, r);
 	if (rc) {
 		xc_store_req_free(r);

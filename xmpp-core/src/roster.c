@@ -40,13 +40,17 @@ static int item_xml(struct cm_xml_node *parent, const struct xc_roster_item *it,
 	return r;
 }
 
+static bool wants_roster(const struct xc_c2s *c)
+{
+	return c->interested;
+}
+
 void xc_roster_push(struct xc_shard *sh, struct xc_user *u, const struct xc_contact *ct,
                     const char *contact)
 {
 	struct xc_roster_item gone = {.contact = (char *)contact};
 	struct cm_xml_node *iq = NULL, *q;
-	struct xc_c2s *c;
-	char ver[24], id[24];
+	char ver[24];
 	int r;
 
 	(void)sh;
@@ -61,15 +65,7 @@ void xc_roster_push(struct xc_shard *sh, struct xc_user *u, const struct xc_cont
 		return;
 	}
 	/* RFC 6121 2.1.6: to every interested session, each with its own id */
-	xc_user_foreach_session(u, c)
-	{
-		if (!c->interested)
-			continue;
-		xc_new_id(c->sh->srv, id);
-		if (cm_xml_node_set_attr(iq, "id", id) == 0 &&
-		    cm_xml_node_set_attr(iq, "to", c->jid.s) == 0)
-			xc_c2s_send(c, iq);
-	}
+	xc_session_push(u, iq, wants_roster);
 	cm_xml_node_free(iq);
 }
 

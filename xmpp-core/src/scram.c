@@ -98,6 +98,19 @@ int xc_scram_creds_make(enum xc_scram_hash h, const char *password, size_t len, 
 	return rc;
 }
 
+int xc_scram_creds_make_all(const char *password, size_t len, uint32_t iter,
+                            struct xc_scram_creds out[XC_SCRAM_NHASH])
+{
+	for (int h = 0; h < XC_SCRAM_NHASH; h++) {
+		int r = xc_scram_creds_make((enum xc_scram_hash)h, password, len, iter, NULL, 0,
+		                            &out[h]);
+
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
 int xc_scram_creds_check(enum xc_scram_hash h, const struct xc_scram_creds *c, const char *password,
                          size_t len)
 {

@@ -56,6 +56,11 @@ size_t xc_scram_key_len(enum xc_scram_hash h);
 int xc_scram_creds_make(enum xc_scram_hash h, const char *password, size_t len, uint32_t iter,
                         const unsigned char *salt, size_t salt_len, struct xc_scram_creds *out);
 
+/* Credentials for every hash (XC_SCRAM_NHASH), each with its own fresh salt: what an account
+ * stores. Same returns as xc_scram_creds_make(). */
+int xc_scram_creds_make_all(const char *password, size_t len, uint32_t iter,
+                            struct xc_scram_creds out[XC_SCRAM_NHASH]);
+
 /* PLAIN: 0 when password matches c, -EACCES when it does not; -EINVAL, -EIO, -ENOMEM. */
 int xc_scram_creds_check(enum xc_scram_hash h, const struct xc_scram_creds *c, const char *password,
                          size_t len);

@@ -229,32 +229,11 @@ static int worker_init(struct cm_loop *l, void *arg)
 	return r;
 }
 
-/* The message that tells the main loop the drain is over. It holds the daemon, not the server:
- * it may run after the server is freed (cm_daemon_stopped() is then a no-op). */
-struct drained_msg {
-	struct cm_msg m;
-	struct cm_daemon *d;
-};
-
-static void on_drained(struct cm_loop *l, struct cm_msg *m)
+/* On the main loop: the drain is over. The call holds the daemon, not the server: it may run
+ * after the server is freed (cm_daemon_stopped() is then a no-op). */
+static void on_drained(void *d)
 {
-	struct drained_msg *dm = cm_list_entry(m, struct drained_msg, m);
-
-	(void)l;
-	cm_daemon_stopped(dm->d);
-	free(dm);
-}
-
-static void post_drained(struct cm_daemon *d)
-{
-	struct drained_msg *dm = calloc(1, sizeof(*dm));
-
-	if (!dm)
-		return; /* the drain timeout ends the wait */
-	dm->d = d;
-	dm->m.fn = on_drained;
-	if (cm_loop_post(cm_daemon_main_loop(d), &dm->m) != 0)
-		free(dm);
+	cm_daemon_stopped(d);
 }
 
 /* On the worker's thread: the drain has reached this shard, or the shard had nothing left. */
@@ -266,7 +245,8 @@ static void shard_drained(struct xc_shard *sh)
 		return;
 	sh->drained = true;
 	if (atomic_fetch_sub(&srv->draining, 1) == 1)
-		post_drained(srv->daemon);
+		(void)cm_loop_call(cm_daemon_main_loop(srv->daemon), on_drained, srv->daemon);
+	/* (without memory, the drain timeout ends the wait) */
 }
 
 void xc_shard_conn_gone(struct xc_shard *sh)
@@ -430,18 +410,9 @@ int xc_server_start(struct xc_server **out, struct cm_daemon *d, const struct xc
 /* --- stopping ----------------------------------------------------------------------------------
  */
 
-struct drain_msg {
-	struct cm_msg m;
-	struct xc_shard *sh;
-};
-
-static void on_drain_msg(struct cm_loop *l, struct cm_msg *m)
+static void on_drain(void *sh)
 {
-	struct drain_msg *dm = cm_list_entry(m, struct drain_msg, m);
-
-	(void)l;
-	shard_drain(dm->sh);
-	free(dm);
+	shard_drain(sh);
 }
 
 void xc_server_stop(struct xc_server *srv)
@@ -452,18 +423,10 @@ void xc_server_stop(struct xc_server *srv)
 		return;
 	}
 	atomic_store(&srv->draining, srv->nshards);
-	for (unsigned i = 0; i < srv->nshards; i++) {
-		struct drain_msg *dm = calloc(1, sizeof(*dm));
-
-		if (dm) {
-			dm->sh = srv->shards[i];
-			dm->m.fn = on_drain_msg;
-			if (cm_loop_post(srv->shards[i]->loop, &dm->m) == 0)
-				continue;
-			free(dm);
-		}
-		/* the worker's own stop closes that shard; the drain timeout ends the wait */
-	}
+	for (unsigned i = 0; i < srv->nshards; i++)
+		(void)cm_loop_call(srv->shards[i]->loop, on_drain, srv->shards[i]);
+	/* (a shard that could not be told is closed by its worker's stop; the drain timeout ends
+	 * the wait) */
 }
 
 static void shard_free(struct xc_shard *sh)

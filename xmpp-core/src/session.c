@@ -33,6 +33,23 @@ struct xc_c2s *xc_session_find(struct xc_shard *sh, const struct xc_jid *jid)
 	return NULL;
 }
 
+void xc_session_push(struct xc_user *u, struct cm_xml_node *iq,
+                     bool (*want)(const struct xc_c2s *c))
+{
+	struct xc_c2s *c;
+	char id[17];
+
+	xc_user_foreach_session(u, c)
+	{
+		if (!want(c))
+			continue;
+		xc_new_id(c->sh->srv, id);
+		if (cm_xml_node_set_attr(iq, "id", id) == 0 &&
+		    cm_xml_node_set_attr(iq, "to", c->jid.s) == 0)
+			xc_c2s_send(c, iq);
+	}
+}
+
 unsigned xc_session_kick(struct xc_shard *sh, const struct xc_jid *jid, const char *condition,
                          const char *text)
 {

@@ -8,6 +8,8 @@
 #ifndef XC_SESSION_H
 #define XC_SESSION_H
 
+#include <stdbool.h>
+
 #include "cm/xml.h"
 
 struct xc_c2s;
@@ -29,6 +31,11 @@ void xc_session_from_client(struct xc_c2s *c, struct cm_xml_node *st);
  * (condition and text, constants). Returns how many were ended. */
 unsigned xc_session_kick(struct xc_shard *sh, const struct xc_jid *jid, const char *condition,
                          const char *text);
+
+/* Send the IQ set iq (not consumed) to every session of u that want() accepts, each with its own
+ * id and its full JID as 'to': a push (RFC 6121 2.1.6, XEP-0191 3.3). */
+void xc_session_push(struct xc_user *u, struct cm_xml_node *iq,
+                     bool (*want)(const struct xc_c2s *c));
 
 /* The session of full JID jid on this shard (its home), or NULL. */
 struct xc_c2s *xc_session_find(struct xc_shard *sh, const struct xc_jid *jid);

@@ -103,6 +103,12 @@ static inline bool cm_loop_stopping(const struct cm_loop *l)
  * -ESHUTDOWN when l is closing (m stays the caller's). */
 int cm_loop_post(struct cm_loop *l, struct cm_msg *m);
 
+/* Run fn(arg) on l's thread soon after, through a message allocated here (for the odd call that
+ * carries nothing but a pointer; frequent traffic embeds its own struct cm_msg). When l is
+ * closing, fn still runs with the rest of its mailbox. 0, -ENOMEM, or -ESHUTDOWN when l is
+ * closed already (fn does not run). Safe from any thread. */
+int cm_loop_call(struct cm_loop *l, void (*fn)(void *arg), void *arg);
+
 /* The loop's timer wheel: arm and cancel timers with cm_wheel_add()/cm_wheel_del() on
  * &l->wheel, then call cm_loop_wheel_kick() so the driving timer follows. A timer's callback is
  * the one given to cm_loop_timer_init(). */
