@@ -353,9 +353,14 @@ static void hs_input(struct cm_ws_conn *c, const char *data, size_t len)
 
 /* Hand input to wslay: what c->in holds first, then data (borrowed). What wslay does not take
  * now (the output is stuck, a partial header) is kept in c->in. */
+static bool held(const struct cm_ws_conn *c)
+{
+	return c->in_paused || c->user_paused;
+}
+
 static void frame_input(struct cm_ws_conn *c, const char *data, size_t len)
 {
-	bool own = c->in.len > 0 || c->in_paused;
+	bool own = c->in.len > 0 || held(c);
 	size_t used;
 	int r;
 
@@ -363,7 +368,7 @@ static void frame_input(struct cm_ws_conn *c, const char *data, size_t len)
 		tx_end(c, -ENOMEM, true);
 		return;
 	}
-	if (c->in_paused)
+	if (held(c))
 		return;
 	if (own) {
 		data = c->in.data;
@@ -382,7 +387,7 @@ static void frame_input(struct cm_ws_conn *c, const char *data, size_t len)
 		tx_end(c, -ENOMEM, true);
 		return;
 	}
-	if (c->in_paused && c->s)
+	if (held(c) && c->s)
 		cm_stream_pause(c->s);
 	after_input(c);
 }
@@ -397,7 +402,7 @@ void cm_ws__kick(struct cm_loop *l, struct cm_msg *m)
 		cm_ws__conn_free(c);
 		return;
 	}
-	if (cm_loop_stopping(l) || !open_or_closing(c) || c->in_paused || !c->in.len)
+	if (cm_loop_stopping(l) || !open_or_closing(c) || held(c) || !c->in.len)
 		return;
 	c->depth++;
 	frame_input(c, NULL, 0);
@@ -436,9 +441,9 @@ static void on_writable(struct cm_stream *s)
 	progress(c);
 	if (open_or_closing(c) && c->in_paused && !cm_ws__tx_full(c)) {
 		c->in_paused = false;
-		if (c->in.len)
+		if (c->in.len && !c->user_paused)
 			frame_input(c, NULL, 0);
-		if (open_or_closing(c) && !c->in_paused)
+		if (open_or_closing(c) && !held(c))
 			cm_stream_resume(c->s);
 	}
 	if (c->st == CM_WS_OPEN && !cm_ws__framer_want_write(c) && !cm_ws__tx_full(c) &&
@@ -566,4 +571,28 @@ bool cm_ws_secured(const struct cm_ws_conn *c)
 const char *cm_ws_protocol(const struct cm_ws_conn *c)
 {
 	return c->protocol ? c->protocol : "";
+}
+
+/* --- the caller's pause ----------------------------------------------------------------------- */
+
+void cm_ws_pause(struct cm_ws_conn *c)
+{
+	if (!open_or_closing(c) || c->user_paused)
+		return;
+	c->user_paused = true;
+	if (c->s)
+		cm_stream_pause(c->s);
+}
+
+void cm_ws_resume(struct cm_ws_conn *c)
+{
+	if (!c->user_paused)
+		return;
+	c->user_paused = false;
+	if (!open_or_closing(c) || c->in_paused || !c->s)
+		return;
+	cm_stream_resume(c->s);
+	/* what arrived meanwhile is handed over from the loop, never from within this call */
+	if (c->in.len && !c->kicking && cm_loop_post(cm_stream_loop(c->s), &c->kick) == 0)
+		c->kicking = true;
 }

@@ -28,7 +28,7 @@ static ssize_t would_block(wslay_event_context_ptr ctx)
 
 static bool reading(const struct cm_ws_conn *c)
 {
-	return (c->st == CM_WS_OPEN || c->st == CM_WS_CLOSING) && !c->in_paused;
+	return (c->st == CM_WS_OPEN || c->st == CM_WS_CLOSING) && !c->in_paused && !c->user_paused;
 }
 
 /* Read the header at the start of f's input and set frame_left to the frame's size. 0, -EAGAIN

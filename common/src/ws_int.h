@@ -61,6 +61,7 @@ struct cm_ws_conn {
 	struct cm_buf in; /* input not handed to wslay yet: the head, then bytes held back */
 	char *protocol;   /* owned; NULL: none */
 	bool in_paused;   /* input held back while the output is stuck (the stream paused) */
+	bool user_paused; /* input held back because the caller asked (cm_ws_pause()) */
 	bool we_closed;   /* cm_ws_close() started the close */
 	/* cm_ws_close()'s frame waits for the messages queued before it (wslay would send it
 	 * ahead of them and drop them) */

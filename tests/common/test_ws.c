@@ -713,6 +713,37 @@ static void test_messages(void **state)
 	fix_close(&f);
 }
 
+/* The caller's pause: nothing more is handed over until the resume, and what came meanwhile
+ * follows it, in order, from the loop (not from within cm_ws_resume()). */
+static void test_pause_resume(void **state)
+{
+	struct fix f;
+
+	(void)state;
+	fix_open(&f);
+	ws_open(0, false);
+	cli_frame(0, true, 1, "one", 3);
+	RUN_UNTIL(f.srv[0].nmsg == 1);
+	cm_ws_pause(f.srv[0].c);
+	cm_ws_pause(f.srv[0].c); /* twice is once */
+	cli_frame(0, true, 1, "two", 3);
+	cli_frame(0, true, 1, "three", 5);
+	spin(50);
+	assert_int_equal(f.srv[0].nmsg, 1);
+	cm_ws_resume(f.srv[0].c);
+	assert_int_equal(f.srv[0].nmsg, 1);
+	RUN_UNTIL(f.srv[0].nmsg == 3);
+	assert_int_equal(f.srv[0].msgs.len, strlen("one|two|three|"));
+	assert_memory_equal(f.srv[0].msgs.data, "one|two|three|", f.srv[0].msgs.len);
+	cm_ws_resume(f.srv[0].c); /* not paused: nothing happens */
+	/* output goes on while paused */
+	cm_ws_pause(f.srv[0].c);
+	assert_int_equal(cm_ws_send_text(f.srv[0].c, "out", 3), 0);
+	expect_frame(0, 1, "out", 3);
+	cm_ws_resume(f.srv[0].c);
+	fix_close(&f);
+}
+
 static void test_fragments(void **state)
 {
 	struct fix f;
@@ -1290,6 +1321,7 @@ int main(void)
 	    cmocka_unit_test(test_handshake_refused),
 	    cmocka_unit_test(test_handshake_deadline),
 	    cmocka_unit_test(test_messages),
+	    cmocka_unit_test(test_pause_resume),
 	    cmocka_unit_test(test_fragments),
 	    cmocka_unit_test(test_ping_pong),
 	    cmocka_unit_test(test_too_big),

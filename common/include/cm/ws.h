@@ -155,6 +155,12 @@ void cm_ws_abort(struct cm_ws_conn *c, int err);
  * deadlines. */
 void cm_ws_timer(struct cm_ws_conn *c, uint64_t ms);
 
+/* Stop reading the peer (a rate limit), and start again: frames already read wait, and are
+ * handed over from the loop after the resume, never from within it. Only while open or closing;
+ * independent of the pause cm_ws makes itself while its output is stuck. */
+void cm_ws_pause(struct cm_ws_conn *c);
+void cm_ws_resume(struct cm_ws_conn *c);
+
 /* Output not yet on the wire: what waits in cm_ws and what the stream has not sent. */
 size_t cm_ws_queued(const struct cm_ws_conn *c);
 
