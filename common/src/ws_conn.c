@@ -261,6 +261,8 @@ void cm_ws_timer(struct cm_ws_conn *c, uint64_t ms)
 {
 	if (c->st == CM_WS_OPEN)
 		tx_timer(c, ms);
+	else if (c->st == CM_WS_HANDSHAKE)
+		c->open_timer_ms = ms; /* from the open event: the handshake's deadline runs now */
 }
 
 /* --- the handshake ---------------------------------------------------------------------------- */
@@ -342,7 +344,7 @@ static void hs_input(struct cm_ws_conn *c, const char *data, size_t len)
 		return;
 	}
 	c->st = CM_WS_OPEN;
-	tx_timer(c, 0);
+	tx_timer(c, c->open_timer_ms);
 	/* a client need not wait for the 101 before its first frames */
 	in_consume(c, end);
 	if (c->in.len)

@@ -58,11 +58,12 @@ struct cm_ws_conn {
 	uint64_t handshake_ms, close_ms;
 	enum cm_ws__state st;
 	struct cm_ws__framer fr;
-	struct cm_buf in; /* input not handed to wslay yet: the head, then bytes held back */
-	char *protocol;   /* owned; NULL: none */
-	bool in_paused;   /* input held back while the output is stuck (the stream paused) */
-	bool user_paused; /* input held back because the caller asked (cm_ws_pause()) */
-	bool we_closed;   /* cm_ws_close() started the close */
+	struct cm_buf in;       /* input not handed to wslay yet: the head, then bytes held back */
+	char *protocol;         /* owned; NULL: none */
+	bool in_paused;         /* input held back while the output is stuck (the stream paused) */
+	bool user_paused;       /* input held back because the caller asked (cm_ws_pause()) */
+	uint64_t open_timer_ms; /* cm_ws_timer() from the open event: armed once open */
+	bool we_closed;         /* cm_ws_close() started the close */
 	/* cm_ws_close()'s frame waits for the messages queued before it (wslay would send it
 	 * ahead of them and drop them) */
 	bool close_pending;

@@ -78,6 +78,7 @@ struct fix {
 	int nsrv;
 	int refuse;           /* what open returns */
 	int require_protocol; /* open refuses a connection without one (400) */
+	uint64_t open_timer;  /* open arms the connection's timer */
 	uint16_t port;
 	uv_timer_t guard;
 	int timed_out;
@@ -109,6 +110,8 @@ static int s_open(struct cm_ws_conn *c, const char *target, const char *protocol
 	assert_int_equal(cm_ws_close(c, 1000, NULL), -ENOTCONN);
 	if (F->require_protocol && !protocol)
 		return 400;
+	if (F->open_timer)
+		cm_ws_timer(c, F->open_timer); /* armed once open */
 	return F->refuse;
 }
 
@@ -1012,6 +1015,11 @@ static void test_timer(void **state)
 	cm_ws_timer(f.srv[1].c, 150);
 	expect_end(1, -ETIMEDOUT);
 	assert_int_equal(f.srv[1].timeouts, 1);
+	/* armed from the open event: it runs from the 101 on (a deadline for the first message) */
+	f.open_timer = 100;
+	ws_open(2, false);
+	expect_end(2, -ETIMEDOUT);
+	assert_int_equal(f.srv[2].timeouts, 1);
 	fix_close(&f);
 }
 

@@ -151,8 +151,9 @@ int cm_ws_close(struct cm_ws_conn *c, int code, const char *reason);
 void cm_ws_abort(struct cm_ws_conn *c, int err);
 
 /* Arm the connection's timer (an idle timeout, a keep-alive ping): the timeout event after ms
- * (0 disarms). Only while open: the handshake and the close use the same timer for their own
- * deadlines. */
+ * (0 disarms). While open; from the open event it is armed once the connection is open (a
+ * deadline for the first message). Not while closing: the handshake and the close use the same
+ * timer for their own deadlines. */
 void cm_ws_timer(struct cm_ws_conn *c, uint64_t ms);
 
 /* Stop reading the peer (a rate limit), and start again: frames already read wait, and are
