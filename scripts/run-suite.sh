@@ -60,7 +60,8 @@ demo_accounts() {
 	done <"$accounts"
 	echo "run: demo accounts (JID password), also in $accounts:"
 	sed 's/^/run:   /' "$accounts"
-	echo "run: log in with any XMPP client on 127.0.0.1:5222 (STARTTLS) or 5223 (direct TLS);"
+	echo "run: log in with any XMPP client on 127.0.0.1:5222 (STARTTLS) or 5223 (direct TLS),"
+	echo "run: or from a browser client at wss://127.0.0.1:5443/xmpp-websocket;"
 	echo "run: the certificate is self-signed ($run/credentials/tls.crt)."
 }
 

@@ -35,6 +35,7 @@ class Server:
         self.c2s = suite.free_port()
         self.tls = suite.free_port()
         self.comp = suite.free_port()
+        self.ws = suite.free_port()
         self.token_file = os.path.join(tmp, "api.token")
         with open(self.token_file, "w") as f:
             f.write("test-token-%d\n" % os.getpid())
@@ -53,6 +54,8 @@ class Server:
             "components:\n  listen: [\"127.0.0.1:%d\"]\n"
             "  list:\n    - domain: push.localhost\n      secret: %s/comp.secret\n"
             % (self.admin, self.cert, self.key, workers, tmp, self.token_file, self.comp, tmp))
+        if "websocket:" not in extra:
+            text += "websocket:\n  listen: [\"127.0.0.1:%d\"]\n" % self.ws
         text = merge_c2s(text, "c2s:\n  listen: [\"127.0.0.1:%d\"]\n  tls_listen: [\"127.0.0.1:%d\"]\n"
                          % (self.c2s, self.tls), extra)
         self.daemon = suite.Daemon(name, text, tmp)

@@ -171,9 +171,8 @@ static void tour_post(struct tour *t)
 
 static void session_json(struct tour *t, struct xc_c2s *c)
 {
-	json_t *s = json_pack("{ss ss sb sI}", "jid", c->jid.s, "address",
-	                      c->s ? cm_stream_peer_name(c->s) : "", "tls",
-	                      c->s && cm_stream_secured(c->s), "since", (json_int_t)c->since);
+	json_t *s = json_pack("{ss ss sb sI}", "jid", c->jid.s, "address", xc_c2s_peer(c), "tls",
+	                      xc_c2s_secured(c), "since", (json_int_t)c->since);
 
 	if (s)
 		json_array_append_new(t->sessions, s);

@@ -1,6 +1,6 @@
 /* c2s.c - client streams (c2s.h): header and features, STARTTLS, the SASL elements, the move to
  * the user's home shard, binding, the shaper, keepalive and stream errors. */
-#include "c2s.h"
+#include "c2s_int.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -14,6 +14,7 @@
 #include "cm/metrics.h"
 #include "cm/stream.h"
 #include "cm/tls.h"
+#include "cm/ws.h"
 #include "iq.h"
 #include "router.h"
 #include "presence.h"
@@ -23,12 +24,14 @@
 #include "session.h"
 #include "stanza.h"
 
-#define NS_TLS     "urn:ietf:params:xml:ns:xmpp-tls"
-#define NS_SASL    "urn:ietf:params:xml:ns:xmpp-sasl"
-#define NS_BIND    "urn:ietf:params:xml:ns:xmpp-bind"
-#define NS_SESSION "urn:ietf:params:xml:ns:xmpp-session"
-#define NS_PING    "urn:xmpp:ping"
-#define STOP       (-EINTR) /* a parser callback asks feed to stop: the rest of the input goes */
+#define NS_TLS        "urn:ietf:params:xml:ns:xmpp-tls"
+#define NS_SASL       "urn:ietf:params:xml:ns:xmpp-sasl"
+#define NS_BIND       "urn:ietf:params:xml:ns:xmpp-bind"
+#define NS_SESSION    "urn:ietf:params:xml:ns:xmpp-session"
+#define NS_PING       "urn:xmpp:ping"
+#define STOP          (-EINTR) /* a parser callback asks feed to stop: the rest of the input goes */
+#define MOVE_RETRY_MS 50       /* a connection that cannot move yet tries again after this */
+#define MOVE_TRIES    100      /* ... this many times at most */
 
 static const struct cm_stream_events events;
 
@@ -45,22 +48,92 @@ static const struct xc_config *cfg_of(const struct xc_c2s *c)
 	return c->sh->srv->cfg;
 }
 
+/* --- the transport: a TCP stream (with TLS or not), or a WebSocket connection ------------ */
+
+static bool live(const struct xc_c2s *c)
+{
+	return c->s || c->ws;
+}
+
+struct cm_stream *xc_c2s_stream(const struct xc_c2s *c)
+{
+	return c->ws ? cm_ws_stream(c->ws) : c->s;
+}
+
+const char *xc_c2s_peer(const struct xc_c2s *c)
+{
+	if (c->ws)
+		return cm_ws_peer_name(c->ws);
+	return c->s ? cm_stream_peer_name(c->s) : "?";
+}
+
+bool xc_c2s_secured(const struct xc_c2s *c)
+{
+	if (c->ws) /* websocket.tls false: a TLS proxy in front, on loopback */
+		return cm_ws_secured(c->ws) || !cfg_of(c)->websocket.tls;
+	return c->s && cm_stream_secured(c->s);
+}
+
+void xc_c2s_timer(struct xc_c2s *c, uint64_t ms)
+{
+	if (c->ws)
+		cm_ws_timer(c->ws, ms);
+	else if (c->s)
+		cm_stream_timer(c->s, ms);
+}
+
+static void t_pause(struct xc_c2s *c)
+{
+	if (c->ws)
+		cm_ws_pause(c->ws);
+	else if (c->s)
+		cm_stream_pause(c->s);
+}
+
+static void t_resume(struct xc_c2s *c)
+{
+	if (c->ws)
+		cm_ws_resume(c->ws);
+	else if (c->s)
+		cm_stream_resume(c->s);
+}
+
+/* Graceful: what is queued goes out first. */
+static void t_close(struct xc_c2s *c)
+{
+	if (c->ws) {
+		if (cm_ws_close(c->ws, CM_WS_NORMAL, NULL) != 0)
+			cm_ws_abort(c->ws, -ECONNRESET);
+	} else if (c->s) {
+		cm_stream_close(c->s, 0);
+	}
+}
+
+static void t_abort(struct xc_c2s *c, int err)
+{
+	if (c->ws)
+		cm_ws_abort(c->ws, err);
+	else if (c->s)
+		cm_stream_abort(c->s, err, false);
+}
+
 /* --- output ------------------------------------------------------------------------------- */
 
 int xc_c2s_send_raw(struct xc_c2s *c, const char *xml, size_t len)
 {
 	int r;
 
-	if (!c->s || c->st == XC_C2S_CLOSING)
+	if (!live(c) || c->st == XC_C2S_CLOSING)
 		return -ESHUTDOWN;
-	r = cm_stream_write(c->s, xml, len);
-	if (r == -ENOBUFS) {
+	/* over WebSocket each call is one message, one whole element (RFC 7395 3.3.3) */
+	r = c->ws ? cm_ws_send_text(c->ws, xml, len) : cm_stream_write(c->s, xml, len);
+	if (r == -ENOBUFS || r == -EMSGSIZE) {
 		/* a client that does not read is cut, not buffered without end */
 		cm_metrics_inc(c->sh->srv->m.slow_readers_cut);
 		CM_LOGI("c2s", "%s: does not read what it is sent; closing",
-		        c->jid.s ? c->jid.s : cm_stream_peer_name(c->s));
+		        c->jid.s ? c->jid.s : xc_c2s_peer(c));
 		c->st = XC_C2S_CLOSING;
-		cm_stream_abort(c->s, -ENOBUFS, false);
+		t_abort(c, -ENOBUFS);
 	}
 	return r;
 }
@@ -71,7 +144,8 @@ int xc_c2s_send(struct xc_c2s *c, const struct cm_xml_node *stanza)
 	int r;
 
 	cm_buf_init(&b, 0);
-	r = cm_xml_write(&b, stanza, c->sh->srv->scope);
+	/* in a stream, in its scope; over WebSocket each element declares its namespaces */
+	r = cm_xml_write(&b, stanza, c->ws ? NULL : c->sh->srv->scope);
 	if (!r)
 		r = xc_c2s_send_raw(c, b.data, b.len);
 	cm_buf_free(&b);
@@ -88,6 +162,8 @@ static int send_header(struct xc_c2s *c)
 		return 0;
 	c->header_sent = true;
 	xc_new_id(c->sh->srv, c->id);
+	if (c->ws)
+		return xc_c2s__ws_header(c);
 	n = snprintf(buf, sizeof(buf),
 	             "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
 	             "xmlns:stream='http://etherx.jabber.org/streams' id='%s' from='%s' "
@@ -100,12 +176,20 @@ void xc_c2s_stream_error(struct xc_c2s *c, const char *condition, const char *te
 {
 	struct cm_buf b;
 
-	if (c->st == XC_C2S_CLOSING || !c->s)
+	if (c->st == XC_C2S_CLOSING || !live(c))
 		return;
 	cm_metrics_inc(c->sh->srv->m.stream_errors);
-	CM_LOGD("c2s", "%s: stream error %s%s%s", c->jid.s ? c->jid.s : cm_stream_peer_name(c->s),
-	        condition, text ? ": " : "", text ? text : "");
+	CM_LOGD("c2s", "%s: stream error %s%s%s", c->jid.s ? c->jid.s : xc_c2s_peer(c), condition,
+	        text ? ": " : "", text ? text : "");
 	send_header(c);
+	if (c->ws) {
+		xc_c2s__ws_error(c, condition, text);
+		if (c->st != XC_C2S_CLOSING && live(c)) {
+			c->st = XC_C2S_CLOSING;
+			t_close(c);
+		}
+		return;
+	}
 	cm_buf_init(&b, 0);
 	if (text && strcmp(condition, "see-other-host") == 0) {
 		/* RFC 6120 4.9.3.19: the element holds where to go */
@@ -123,9 +207,9 @@ void xc_c2s_stream_error(struct xc_c2s *c, const char *condition, const char *te
 		xc_c2s_send_raw(c, b.data, b.len);
 	}
 	cm_buf_free(&b);
-	if (c->st != XC_C2S_CLOSING && c->s) {
+	if (c->st != XC_C2S_CLOSING && live(c)) {
 		c->st = XC_C2S_CLOSING;
-		cm_stream_close(c->s, 0);
+		t_close(c);
 	}
 }
 
@@ -134,7 +218,7 @@ void xc_c2s_stream_error(struct xc_c2s *c, const char *condition, const char *te
 static void send_features(struct xc_c2s *c)
 {
 	struct cm_xml_node *f = NULL, *n, *x;
-	bool secure = cm_stream_secured(c->s);
+	bool secure = xc_c2s_secured(c);
 	int r = cm_xml_node_new(&f, "stream:features", CM_XML_NS_STREAM);
 
 	if (!r && c->st == XC_C2S_AUTHED) {
@@ -142,7 +226,7 @@ static void send_features(struct xc_c2s *c)
 		r = r ? r : cm_xml_node_new_child(&n, f, "session", NS_SESSION);
 		r = r ? r : cm_xml_node_new_child(NULL, n, "optional", NULL);
 	} else if (!r) {
-		if (!secure && c->sh->srv->tls) {
+		if (!secure && c->sh->srv->tls && !c->ws) {
 			r = cm_xml_node_new_child(&n, f, "starttls", NS_TLS);
 			if (!r && cfg_of(c)->c2s.require_tls)
 				r = cm_xml_node_new_child(&x, n, "required", NULL);
@@ -202,10 +286,13 @@ static int on_close(void *arg)
 	struct xc_c2s *c = arg;
 
 	/* the client ends its stream: end ours, then the connection */
-	if (c->st != XC_C2S_CLOSING && c->s) {
-		xc_c2s_send_raw(c, "</stream:stream>", 16);
+	if (c->st != XC_C2S_CLOSING && live(c)) {
+		if (c->ws)
+			xc_c2s__ws_end(c);
+		else
+			xc_c2s_send_raw(c, "</stream:stream>", 16);
 		c->st = XC_C2S_CLOSING;
-		cm_stream_close(c->s, 0);
+		t_close(c);
 	}
 	return STOP;
 }
@@ -224,6 +311,11 @@ static int starttls(struct xc_c2s *c, const struct cm_xml_node *st)
 	static const char failure[] = "<failure xmlns='" NS_TLS "'/></stream:stream>";
 	static const char proceed[] = "<proceed xmlns='" NS_TLS "'/>";
 
+	if (c->ws) {
+		/* over WebSocket, TLS is the HTTP connection's business (RFC 7395 3.6) */
+		xc_c2s_stream_error(c, "policy-violation", "no STARTTLS over WebSocket");
+		return STOP;
+	}
 	if (strcmp(st->name, "starttls") != 0 || cm_stream_is_tls(c->s) || !c->sh->srv->tls) {
 		xc_c2s_send_raw(c, failure, sizeof(failure) - 1);
 		c->st = XC_C2S_CLOSING;
@@ -247,7 +339,7 @@ static int starttls(struct xc_c2s *c, const struct cm_xml_node *st)
 
 static int sasl_element(struct xc_c2s *c, const struct cm_xml_node *st)
 {
-	if (cfg_of(c)->c2s.require_tls && c->sh->srv->tls && !cm_stream_secured(c->s)) {
+	if (cfg_of(c)->c2s.require_tls && c->sh->srv->tls && !xc_c2s_secured(c)) {
 		xc_c2s__sasl_failure(c, "encryption-required", NULL);
 		return 0;
 	}
@@ -309,7 +401,8 @@ void xc_c2s__sasl_success(struct xc_c2s *c, const char *user, const void *data, 
 	c->sasl = NULL;
 	c->st = XC_C2S_AUTHED;
 	c->header_sent = false;
-	CM_LOGD("c2s", "%s: authenticated as %s@%s", cm_stream_peer_name(c->s), c->user, c->host);
+	c->ws_open = false;
+	CM_LOGD("c2s", "%s: authenticated as %s@%s", xc_c2s_peer(c), c->user, c->host);
 	post_move(c);
 }
 
@@ -319,7 +412,8 @@ void xc_c2s__sasl_success(struct xc_c2s *c, const char *user, const void *data, 
 struct move_msg {
 	struct cm_msg m;
 	struct xc_c2s *c;
-	struct cm_stream_parcel *parcel;
+	struct cm_stream_parcel *parcel; /* a TCP connection */
+	struct cm_ws_parcel *ws_parcel;  /* a WebSocket one */
 };
 
 static void conn_free(struct xc_c2s *c);
@@ -332,14 +426,18 @@ static void on_moved(struct cm_loop *l, struct cm_msg *m)
 	int r;
 
 	c->sh = sh;
+	c->moving = false;
 	cm_list_insert_tail(&sh->conns, &c->link);
 	if (sh->stopping || cm_loop_stopping(l)) {
 		cm_stream_parcel_free(mm->parcel);
+		cm_ws_parcel_free(mm->ws_parcel);
 		free(mm);
 		conn_free(c);
 		return;
 	}
-	r = cm_stream_import(&c->s, l, mm->parcel, &events, c);
+	r = mm->ws_parcel
+	        ? cm_ws_import(&c->ws, l, mm->ws_parcel, &sh->srv->ws_cfg, xc_c2s__ws_events(), c)
+	        : cm_stream_import(&c->s, l, mm->parcel, &events, c);
 	free(mm);
 	if (r) {
 		CM_LOGW("c2s", "%s@%s: cannot continue on shard %u: %s", c->user, c->host, sh->idx,
@@ -347,10 +445,11 @@ static void on_moved(struct cm_loop *l, struct cm_msg *m)
 		conn_free(c);
 		return;
 	}
-	cm_stream_timer(c->s, cfg_of(c)->c2s.login_timeout);
+	xc_c2s_timer(c, cfg_of(c)->c2s.login_timeout);
 }
 
-/* After <success/>: go home (or stay, when this is home). */
+/* After <success/>: go home (or stay, when this is home). Reading waits meanwhile: nothing of
+ * the restarted stream may be handled on a shard that is not the user's. */
 static void post_move(struct xc_c2s *c)
 {
 	struct xc_server *srv = c->sh->srv;
@@ -360,30 +459,43 @@ static void post_move(struct xc_c2s *c)
 	struct move_msg *mm;
 	int r;
 
-	if (home == c->sh->idx)
+	if (home == c->sh->idx) {
+		if (c->moving) {
+			c->moving = false;
+			t_resume(c);
+		}
 		return;
+	}
+	if (!c->moving) {
+		c->moving = true;
+		c->move_tries = 0;
+		t_pause(c);
+	}
 	mm = calloc(1, sizeof(*mm));
 	if (!mm) {
 		xc_c2s_stream_error(c, "internal-server-error", NULL);
 		return;
 	}
-	r = cm_stream_export(c->s, &mm->parcel);
-	if (r == -EAGAIN) {
-		/* the <success/> is still on its way: the writable event tries again */
+	r = c->ws ? cm_ws_export(c->ws, &mm->ws_parcel) : cm_stream_export(c->s, &mm->parcel);
+	if (r == -EAGAIN && ++c->move_tries < MOVE_TRIES) {
+		/* the <success/> is still on its way: the timer tries again */
 		free(mm);
+		xc_c2s_timer(c, MOVE_RETRY_MS);
 		return;
 	}
 	if (r) {
 		free(mm);
-		xc_c2s_stream_error(c, "internal-server-error", NULL);
+		xc_c2s_stream_error(c, "internal-server-error", "the session could not move");
 		return;
 	}
 	c->s = NULL;
+	c->ws = NULL;
 	cm_list_remove(&c->link);
 	mm->c = c;
 	mm->m.fn = on_moved;
 	if (cm_loop_post(srv->shards[home]->loop, &mm->m) != 0) {
 		cm_stream_parcel_free(mm->parcel);
+		cm_ws_parcel_free(mm->ws_parcel);
 		free(mm);
 		cm_list_insert_tail(&c->sh->conns, &c->link);
 		conn_free(c);
@@ -516,26 +628,21 @@ static void conn_free(struct xc_c2s *c)
 	xc_presence_forget_directed(c);
 	xc_jid_free(&c->jid);
 	free(c->user);
+	cm_metrics_gauge_add(c->ws ? srv->m.ws_connections : srv->m.connections, -1);
 	free(c);
-	cm_metrics_gauge_add(srv->m.connections, -1);
 	xc_shard_conn_gone(sh);
 }
 
-static void on_closed(struct cm_stream *s, int err)
+void xc_c2s__closed(struct xc_c2s *c, int err)
 {
-	struct xc_c2s *c = cm_stream_data(s);
-
-	CM_LOGD("c2s", "%s: closed%s%s", c->jid.s ? c->jid.s : cm_stream_peer_name(s),
-	        err ? ": " : "", err ? strerror(-err) : "");
-	c->s = NULL;
+	CM_LOGD("c2s", "%s: closed%s%s", c->jid.s ? c->jid.s : xc_c2s_peer(c), err ? ": " : "",
+	        err ? strerror(-err) : "");
 	c->st = XC_C2S_CLOSING;
 	conn_free(c);
 }
 
-/* Feed what arrived to the parser, stopping where a callback asked to. */
-static void on_read(struct cm_stream *s, const char *data, size_t len)
+void xc_c2s__input(struct xc_c2s *c, const char *data, size_t len)
 {
-	struct xc_c2s *c = cm_stream_data(s);
 	const struct xc_c2s_config *cc = &cfg_of(c)->c2s;
 	int r;
 
@@ -544,7 +651,7 @@ static void on_read(struct cm_stream *s, const char *data, size_t len)
 	c->pings_out = 0;
 	c->read_ns = mono_ns();
 	if (c->st == XC_C2S_BOUND)
-		cm_stream_timer(s, cc->idle_timeout);
+		xc_c2s_timer(c, cc->idle_timeout);
 	/* the shaper: a client sending faster than c2s.rate is read more slowly */
 	if (cc->rate) {
 		uint64_t now = uv_now(c->sh->loop->uv), burst = cc->rate * 2;
@@ -556,13 +663,14 @@ static void on_read(struct cm_stream *s, const char *data, size_t len)
 		c->tokens = c->tokens > len ? c->tokens - len : 0;
 		if (c->tokens == 0 && c->st == XC_C2S_BOUND) {
 			c->shaped = true;
-			cm_stream_pause(s);
-			cm_stream_timer(s, len * 1000 / cc->rate + 1);
+			t_pause(c);
+			xc_c2s_timer(c, len * 1000 / cc->rate + 1);
 		}
 	}
 	r = cm_xml_parser_feed(c->xp, data, len);
 	if (r == STOP && c->st != XC_C2S_CLOSING) {
 		/* a restart (STARTTLS, SASL): the next bytes begin a new stream */
+		c->ws_open = false;
 		if (cm_xml_parser_reset(c->xp) != 0)
 			xc_c2s_stream_error(c, "internal-server-error", NULL);
 	} else if (r == -EBADMSG || r == -ENOMEM) {
@@ -570,6 +678,55 @@ static void on_read(struct cm_stream *s, const char *data, size_t len)
 		if (c->st != XC_C2S_CLOSING)
 			xc_c2s_stream_error(c, "internal-server-error", NULL);
 	}
+}
+
+void xc_c2s__timeout(struct xc_c2s *c)
+{
+	const struct xc_c2s_config *cc = &cfg_of(c)->c2s;
+	char buf[160];
+	int n;
+
+	if (c->st == XC_C2S_AUTHED && c->moving) {
+		post_move(c); /* the move waits for the <success/> to be on the wire */
+		return;
+	}
+	if (c->st != XC_C2S_BOUND) {
+		xc_c2s_stream_error(c, "connection-timeout", "no session in time");
+		return;
+	}
+	if (c->shaped) {
+		/* the shaper's pause is over */
+		c->shaped = false;
+		t_resume(c);
+		xc_c2s_timer(c, cc->idle_timeout);
+		return;
+	}
+	if (c->pings_out) {
+		xc_c2s_stream_error(c, "connection-timeout", "no answer to a ping");
+		return;
+	}
+	/* quiet for idle_timeout: ask (XEP-0199); an answer or anything else counts */
+	c->pings_out++;
+	n = snprintf(buf, sizeof(buf),
+	             "<iq %stype='get' id='ka-%s' to='%s'><ping xmlns='" NS_PING "'/></iq>",
+	             c->ws ? "xmlns='jabber:client' " : "", c->id, c->jid.s);
+	xc_c2s_send_raw(c, buf, (size_t)n);
+	xc_c2s_timer(c, cc->idle_timeout);
+}
+
+/* --- TCP ------------------------------------------------------------------------------------ */
+
+static void on_closed(struct cm_stream *s, int err)
+{
+	struct xc_c2s *c = cm_stream_data(s);
+
+	c->s = NULL;
+	xc_c2s__closed(c, err);
+}
+
+static void on_read(struct cm_stream *s, const char *data, size_t len)
+{
+	xc_c2s__input(cm_stream_data(s), data, len);
 }
 
 static void on_eof(struct cm_stream *s)
@@ -587,55 +744,20 @@ static void on_secured(struct cm_stream *s)
 	c->starttls_pending = false;
 }
 
-static void on_writable(struct cm_stream *s)
-{
-	struct xc_c2s *c = cm_stream_data(s);
-
-	if (c->st == XC_C2S_AUTHED && c->user && !c->u)
-		post_move(c); /* the move waited for the <success/> to be sent */
-}
-
 static void on_timeout(struct cm_stream *s)
 {
-	struct xc_c2s *c = cm_stream_data(s);
-	const struct xc_c2s_config *cc = &cfg_of(c)->c2s;
-	char buf[128];
-	int n;
-
-	if (c->st != XC_C2S_BOUND) {
-		xc_c2s_stream_error(c, "connection-timeout", "no session in time");
-		return;
-	}
-	if (c->shaped) {
-		/* the shaper's pause is over */
-		c->shaped = false;
-		cm_stream_resume(s);
-		cm_stream_timer(s, cc->idle_timeout);
-		return;
-	}
-	if (c->pings_out) {
-		xc_c2s_stream_error(c, "connection-timeout", "no answer to a ping");
-		return;
-	}
-	/* quiet for idle_timeout: ask (XEP-0199); an answer or anything else counts */
-	c->pings_out++;
-	n = snprintf(buf, sizeof(buf),
-	             "<iq type='get' id='ka-%s' to='%s'><ping xmlns='" NS_PING "'/></iq>", c->id,
-	             c->jid.s);
-	xc_c2s_send_raw(c, buf, (size_t)n);
-	cm_stream_timer(s, cc->idle_timeout);
+	xc_c2s__timeout(cm_stream_data(s));
 }
 
 static const struct cm_stream_events events = {
     .read = on_read,
     .eof = on_eof,
     .secured = on_secured,
-    .writable = on_writable,
     .timeout = on_timeout,
     .closed = on_closed,
 };
 
-void xc_c2s_accept(struct xc_shard *sh, struct cm_stream *s, bool direct_tls)
+struct xc_c2s *xc_c2s__new(struct xc_shard *sh)
 {
 	const struct xc_c2s_config *cc = &sh->srv->cfg->c2s;
 	struct cm_xml_parser_cfg pc = {
@@ -648,26 +770,34 @@ void xc_c2s_accept(struct xc_shard *sh, struct cm_stream *s, bool direct_tls)
 	};
 	struct xc_c2s *c = calloc(1, sizeof(*c));
 
-	if (!c) {
-		cm_stream_abort(s, -ENOMEM, true);
-		return;
-	}
+	if (!c)
+		return NULL;
 	pc.arg = c;
 	if (cm_xml_parser_alloc(&c->xp, &pc) != 0) {
 		free(c);
-		cm_stream_abort(s, -ENOMEM, true);
-		return;
+		return NULL;
 	}
 	c->sh = sh;
-	c->s = s;
-	c->direct_tls = direct_tls;
 	c->tokens = cc->rate * 2;
 	c->tokens_at = uv_now(sh->loop->uv);
 	cm_list_init(&c->user_link);
 	cm_list_insert_tail(&sh->conns, &c->link);
+	return c;
+}
+
+void xc_c2s_accept(struct xc_shard *sh, struct cm_stream *s, bool direct_tls)
+{
+	struct xc_c2s *c = xc_c2s__new(sh);
+
+	if (!c) {
+		cm_stream_abort(s, -ENOMEM, true);
+		return;
+	}
+	c->s = s;
+	c->direct_tls = direct_tls;
 	cm_metrics_gauge_add(sh->srv->m.connections, 1);
 	cm_stream_start(s, &events, c);
-	cm_stream_timer(s, cc->login_timeout);
+	cm_stream_timer(s, sh->srv->cfg->c2s.login_timeout);
 }
 
 void xc_c2s_close_all(struct xc_shard *sh, bool now)
@@ -678,9 +808,9 @@ void xc_c2s_close_all(struct xc_shard *sh, bool now)
 	{
 		struct xc_c2s *c = cm_list_entry(n, struct xc_c2s, link);
 
-		if (c->s && c->st != XC_C2S_CLOSING)
+		if (live(c) && c->st != XC_C2S_CLOSING)
 			xc_c2s_stream_error(c, "system-shutdown", NULL);
-		if (c->s && now)
-			cm_stream_abort(c->s, -ESHUTDOWN, false);
+		if (live(c) && now)
+			t_abort(c, -ESHUTDOWN);
 	}
 }

@@ -18,6 +18,7 @@
 #include "jid.h"
 
 struct cm_stream;
+struct cm_ws_conn;
 struct cm_xml_parser;
 struct xc_shard;
 struct xc_sasl;
@@ -33,9 +34,13 @@ enum xc_c2s_state {
 };
 
 struct xc_c2s {
-	struct xc_shard *sh;      /* borrowed: the shard it lives on now */
-	struct cm_list link;      /* in sh->conns */
-	struct cm_stream *s;      /* the transport (NULL while moving between shards) */
+	struct xc_shard *sh;   /* borrowed: the shard it lives on now */
+	struct cm_list link;   /* in sh->conns */
+	struct cm_stream *s;   /* the transport: a TCP stream (NULL while moving, or WebSocket) */
+	struct cm_ws_conn *ws; /* ... or a WebSocket connection (RFC 7395) */
+	bool ws_open;          /* WebSocket: the client's <open/> began the current stream */
+	bool moving;           /* authenticated, on its way home: reading waits */
+	int move_tries;
 	struct cm_xml_parser *xp; /* owned */
 	enum xc_c2s_state st;
 	bool header_sent;             /* our <stream:stream> went out */
@@ -65,12 +70,20 @@ struct xc_c2s {
 	int pings_out;      /* whitespace-keepalive probes unanswered */
 };
 
-/* listen.c: open the c2s listeners of a shard (on the main thread, before workers start). */
-int xc_c2s_listen(struct xc_shard *sh);
-
 /* Take a connection a listener accepted. */
-struct cm_stream;
 void xc_c2s_accept(struct xc_shard *sh, struct cm_stream *s, bool direct_tls);
+
+/* Take a connection a WebSocket listener accepted: the HTTP handshake comes first (c2s_ws.c). */
+void xc_c2s_accept_ws(struct xc_shard *sh, struct cm_stream *s);
+
+/* About the transport, whichever it is: the TCP stream underneath (for its address, TLS session
+ * and channel binding; NULL once gone), the peer's address for logs, whether it is encrypted. */
+struct cm_stream *xc_c2s_stream(const struct xc_c2s *c);
+const char *xc_c2s_peer(const struct xc_c2s *c);
+bool xc_c2s_secured(const struct xc_c2s *c);
+
+/* Arm the connection's timer (idle, login) for ms. */
+void xc_c2s_timer(struct xc_c2s *c, uint64_t ms);
 
 /* Send a stanza (not consumed) on a bound or authenticated stream. A client that does not read
  * what it is sent beyond c2s.max_queued is cut with a policy-violation stream error. 0, or a

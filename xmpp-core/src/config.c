@@ -115,6 +115,51 @@ static const struct cm_cfg_schema c2s_schema = {
     .validate = c2s_validate,
 };
 
+static void websocket_validate(void *obj, struct cm_cfg_check *chk)
+{
+	const struct xc_websocket_config *w = obj;
+
+	check_addrs(chk, "listen", &w->listen);
+	if (w->path && w->path[0] != '/')
+		cm_cfg_check_error(chk, "path", "\"%s\" must start with /", w->path);
+}
+
+static const struct cm_cfg_field websocket_fields[] = {
+    {.key = "listen",
+     .type = CM_CFG_STRLIST,
+     .offset = offsetof(struct xc_websocket_config, listen),
+     .def = "[\"127.0.0.1:5443\"]",
+     .doc = "XMPP over WebSocket (RFC 7395) listeners, IP:PORT each, for browser clients; "
+            "empty: none"},
+    {.key = "path",
+     .type = CM_CFG_STRING,
+     .offset = offsetof(struct xc_websocket_config, path),
+     .def = "/xmpp-websocket",
+     .doc = "the URL path of the WebSocket endpoint"},
+    {.key = "tls",
+     .type = CM_CFG_BOOL,
+     .offset = offsetof(struct xc_websocket_config, tls),
+     .def = "true",
+     .doc = "TLS on the WebSocket listener with the tls: certificate (wss://); false only for a "
+            "loopback listener behind a TLS-terminating proxy, whose connections then count "
+            "as encrypted"},
+    {.key = "max_message",
+     .type = CM_CFG_SIZE,
+     .offset = offsetof(struct xc_websocket_config, max_message),
+     .def = "256k",
+     .min = 4096,
+     .max = 16 << 20,
+     .doc = "largest WebSocket message (one stanza) a client may send"},
+};
+
+static const struct cm_cfg_schema websocket_schema = {
+    .name = "websocket",
+    .size = sizeof(struct xc_websocket_config),
+    .fields = websocket_fields,
+    .nfields = sizeof(websocket_fields) / sizeof(websocket_fields[0]),
+    .validate = websocket_validate,
+};
+
 static const struct cm_cfg_field auth_fields[] = {
     {.key = "scram_iterations",
      .type = CM_CFG_INT,
@@ -314,6 +359,11 @@ static const struct cm_cfg_field fields[] = {
      .offset = offsetof(struct xc_config, c2s),
      .sub = &c2s_schema,
      .doc = "client connections"},
+    {.key = "websocket",
+     .type = CM_CFG_SECTION,
+     .offset = offsetof(struct xc_config, websocket),
+     .sub = &websocket_schema,
+     .doc = "XMPP over WebSocket, for browsers"},
     {.key = "auth",
      .type = CM_CFG_SECTION,
      .offset = offsetof(struct xc_config, auth),

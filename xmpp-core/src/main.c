@@ -23,6 +23,12 @@ static int xc_reload(struct cm_daemon *d, void *state, const void *newcfg)
 	const struct xc_config *cfg = newcfg;
 	int r = srv->tls ? cm_daemon_tls_reload(d, "c2s", srv->tls) : 0;
 
+	if (srv->ws_tls) {
+		int r2 = cm_daemon_tls_reload(d, "websocket", srv->ws_tls);
+
+		r = r ? r : r2;
+	}
+
 	/* the certificate paths are those given at start; the API token is read again */
 	if (srv->api) {
 		int r2 = xc_admin_api_set_token(srv->api, cfg->api_token.data, cfg->api_token.len);

@@ -40,8 +40,8 @@ bool xc_register_offered(const struct xc_c2s *c)
 {
 	const struct xc_config *cfg = cfg_of(c);
 
-	return cfg->registration.enabled && c->s &&
-	       (cm_stream_secured(c->s) || !cfg->c2s.require_tls || !c->sh->srv->tls);
+	return cfg->registration.enabled && xc_c2s_stream(c) &&
+	       (xc_c2s_secured(c) || !cfg->c2s.require_tls || !c->sh->srv->tls);
 }
 
 /* Answer an IQ to an unauthenticated stream: no addresses, the stream is the context. */
@@ -239,7 +239,7 @@ void xc_register_preauth(struct xc_c2s *c, struct cm_xml_node *iq)
 		cm_xml_node_free(iq);
 		return;
 	}
-	if (c->s && cm_stream_peer(c->s, &ss, &len) == 0)
+	if (xc_c2s_stream(c) && cm_stream_peer(xc_c2s_stream(c), &ss, &len) == 0)
 		cm_srclimit_format((struct sockaddr *)&ss, src, sizeof(src));
 	if (xc_throttle_blocked(c->sh->srv->reg_throttle, src,
 	                        (unsigned)cfg->registration.per_ip_per_hour,

@@ -46,14 +46,15 @@ static struct xc_server *srv_of(const struct xc_c2s *c)
 
 static bool secure(const struct xc_c2s *c)
 {
-	return c->s && cm_stream_secured(c->s);
+	return xc_c2s_secured(c);
 }
 
 /* What the connection can bind to: the number of types put in cb (0 without TLS). */
 static size_t channel_bindings(const struct xc_c2s *c, struct xc_scram_cb cb[XC_SCRAM_CB_MAX])
 {
 	static const char *const types[XC_SCRAM_CB_MAX] = {"tls-exporter", "tls-server-end-point"};
-	struct cm_tls_conn *t = c->s ? cm_stream_tls(c->s) : NULL;
+	struct cm_stream *st = xc_c2s_stream(c);
+	struct cm_tls_conn *t = st ? cm_stream_tls(st) : NULL;
 	size_t n = 0;
 
 	memset(cb, 0, XC_SCRAM_CB_MAX * sizeof(*cb));
@@ -113,11 +114,11 @@ static struct xc_sasl *sasl_new(struct xc_c2s *c)
 	if (!s)
 		return NULL;
 	s->c = c;
-	if (c->s) {
+	if (xc_c2s_stream(c)) {
 		struct sockaddr_storage ss;
 		socklen_t len;
 
-		if (cm_stream_peer(c->s, &ss, &len) == 0)
+		if (cm_stream_peer(xc_c2s_stream(c), &ss, &len) == 0)
 			cm_srclimit_format((struct sockaddr *)&ss, s->src, sizeof(s->src));
 	}
 	c->sasl = s;

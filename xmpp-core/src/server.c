@@ -71,6 +71,8 @@ static const struct cm_metric_def metric_defs[] = {
                         "listener", "c2s"),
     CM_METRIC_GAUGE_DEF(struct xc_metrics, connections, "xmpp_connections",
                         "Client connections, bound or not.", "listener", "c2s"),
+    CM_METRIC_GAUGE_DEF(struct xc_metrics, ws_connections, "xmpp_connections",
+                        "Client connections, bound or not.", "listener", "websocket"),
     CM_METRIC_COUNTER_DEF(struct xc_metrics, logins_ok[XC_SASL_PLAIN], "xmpp_logins_total",
                           "Logins by mechanism and result.", "mechanism", "PLAIN", "result", "ok"),
     CM_METRIC_COUNTER_DEF(struct xc_metrics, logins_ok[XC_SASL_SCRAM_SHA1], "xmpp_logins_total",
@@ -135,7 +137,10 @@ static void on_c2s_accept(struct cm_listener *ln, struct cm_stream *s)
 {
 	struct xc_listener_ctx *lx = cm_listener_data(ln);
 
-	xc_c2s_accept(lx->sh, s, lx->direct_tls);
+	if (lx->websocket)
+		xc_c2s_accept_ws(lx->sh, s);
+	else
+		xc_c2s_accept(lx->sh, s, lx->direct_tls);
 }
 
 static void on_c2s_refused(struct cm_listener *ln, enum cm_listener_refusal why,
@@ -169,7 +174,10 @@ static void release(void *arg, const struct sockaddr *peer)
 	cm_srclimit_release(arg, peer);
 }
 
-static int listen_list(struct xc_shard *sh, const struct cm_cfg_strlist *l, bool tls)
+/* The listeners of one list: cleartext (tls NULL) or TLS from the first byte, XMPP streams or
+ * WebSocket (websocket). */
+static int listen_list(struct xc_shard *sh, const struct cm_cfg_strlist *l, struct cm_tls *tls,
+                       bool websocket)
 {
 	const struct xc_config *cfg = sh->srv->cfg;
 
@@ -179,10 +187,11 @@ static int listen_list(struct xc_shard *sh, const struct cm_cfg_strlist *l, bool
 		struct cm_listener_config lc = {
 		    .reuseport = true,
 		    .max_conns = (unsigned)cfg->c2s.max_connections,
-		    .stream = {.tls = tls ? sh->srv->tls : NULL,
+		    .stream = {.tls = tls,
 		               .handshake_ms = cfg->c2s.login_timeout,
 		               .high_water = 64 * 1024,
-		               .max_unsent = cfg->c2s.max_queued,
+		               /* cm_ws queues above the stream's high-water mark itself */
+		               .max_unsent = websocket ? 128 * 1024 : cfg->c2s.max_queued,
 		               .nodelay = true,
 		               .log_mod = "c2s"},
 		    .source_admit = admit,
@@ -196,7 +205,8 @@ static int listen_list(struct xc_shard *sh, const struct cm_cfg_strlist *l, bool
 		lc.addr = (struct sockaddr *)&a.sa;
 		lc.addrlen = a.salen;
 		lx->sh = sh;
-		lx->direct_tls = tls;
+		lx->direct_tls = tls != NULL;
+		lx->websocket = websocket;
 		r = cm_listener_open(&sh->listeners[sh->nlisteners], sh->loop, &lc, &c2s_events,
 		                     lx);
 		if (r) {
@@ -208,12 +218,21 @@ static int listen_list(struct xc_shard *sh, const struct cm_cfg_strlist *l, bool
 	return 0;
 }
 
+/* WebSocket listeners: configured, and with their certificate unless a proxy does TLS. */
+static bool ws_enabled(const struct xc_server *srv)
+{
+	const struct xc_websocket_config *w = &srv->cfg->websocket;
+
+	return w->listen.n > 0 && (!w->tls || srv->ws_tls);
+}
+
 static int worker_init(struct cm_loop *l, void *arg)
 {
 	struct xc_server *srv = arg;
 	const struct xc_config *cfg = srv->cfg;
 	struct xc_shard *sh = srv->shards[l->index - 1];
-	size_t n = cfg->c2s.listen.n + (srv->tls ? cfg->c2s.tls_listen.n : 0);
+	size_t n = cfg->c2s.listen.n + (srv->tls ? cfg->c2s.tls_listen.n : 0) +
+	           (ws_enabled(srv) ? cfg->websocket.listen.n : 0);
 	int r;
 
 	xc_shard_attach(sh, l);
@@ -221,9 +240,11 @@ static int worker_init(struct cm_loop *l, void *arg)
 	sh->lctx = calloc(n + 1, sizeof(*sh->lctx));
 	if (!sh->listeners || !sh->lctx)
 		return -ENOMEM;
-	r = listen_list(sh, &cfg->c2s.listen, false);
+	r = listen_list(sh, &cfg->c2s.listen, NULL, false);
 	if (!r && srv->tls)
-		r = listen_list(sh, &cfg->c2s.tls_listen, true);
+		r = listen_list(sh, &cfg->c2s.tls_listen, srv->tls, false);
+	if (!r && ws_enabled(srv))
+		r = listen_list(sh, &cfg->websocket.listen, srv->ws_tls, true);
 	if (!r && sh->idx == 0)
 		r = xc_component_listen(sh);
 	return r;
@@ -311,6 +332,8 @@ static int start_api(struct xc_server *srv)
 	return xc_admin_api_alloc(&srv->api, cm_admin_http(adm), srv, t->data, t->len);
 }
 
+static const char *const ws_protocols[] = {"xmpp", NULL};
+
 int xc_server_init(struct xc_server **out, const struct xc_config *cfg, struct cm_metrics *metrics,
                    unsigned nshards)
 {
@@ -324,6 +347,14 @@ int xc_server_init(struct xc_server **out, const struct xc_config *cfg, struct c
 	if (!srv)
 		return -ENOMEM;
 	srv->cfg = cfg;
+	srv->ws_cfg = (struct cm_ws_config){
+	    .path = cfg->websocket.path,
+	    .protocols = ws_protocols,
+	    .handshake_ms = cfg->c2s.login_timeout,
+	    .max_message = cfg->websocket.max_message,
+	    .max_queued = cfg->c2s.max_queued,
+	    .log_mod = "websocket",
+	};
 	r = cm_crypto_random(srv->home_key, sizeof(srv->home_key));
 	r = r ? r : cm_crypto_random(srv->decoy_secret, sizeof(srv->decoy_secret));
 	r = r ? r : cm_crypto_random(&seed, sizeof(seed));
@@ -394,6 +425,15 @@ int xc_server_start(struct xc_server **out, struct cm_daemon *d, const struct xc
 		return r;
 	if (!srv->tls)
 		CM_LOGW("c2s", "no tls.certificate: clients connect without TLS (tests only)");
+	if (cfg->websocket.listen.n && cfg->websocket.tls) {
+		r = cm_daemon_tls_open(d, "websocket", &cfg->tls, "http/1.1", &srv->ws_tls);
+		if (r)
+			return r;
+		if (!srv->ws_tls)
+			CM_LOGW("websocket",
+			        "no tls.certificate: the WebSocket listeners stay closed "
+			        "(websocket.tls is true)");
+	}
 	ops.arg = srv;
 	r = cm_daemon_workers(d, srv->nshards, &ops, &srv->workers);
 	if (r)
@@ -403,6 +443,9 @@ int xc_server_start(struct xc_server **out, struct cm_daemon *d, const struct xc
 		        cfg->c2s.require_tls ? " required" : "");
 	for (size_t i = 0; srv->tls && i < cfg->c2s.tls_listen.n; i++)
 		CM_LOGI("c2s", "clients on %s (direct TLS)", cfg->c2s.tls_listen.v[i]);
+	for (size_t i = 0; ws_enabled(srv) && i < cfg->websocket.listen.n; i++)
+		CM_LOGI("websocket", "browsers on %s://%s%s", srv->ws_tls ? "wss" : "ws",
+		        cfg->websocket.listen.v[i], cfg->websocket.path);
 	CM_LOGI("xmpp", "serving %zu host(s) on %u worker(s)", cfg->hosts.n, srv->nshards);
 	return start_api(srv);
 }
@@ -470,6 +513,7 @@ void xc_server_free(struct xc_server *srv)
 	xc_throttle_free(srv->reg_throttle);
 	cm_xml_node_free(srv->scope);
 	cm_tls_free(srv->tls);
+	cm_tls_free(srv->ws_tls);
 	xc_admin_api_free(srv->api);
 	free(srv);
 }

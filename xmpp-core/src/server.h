@@ -25,6 +25,7 @@
 #include "cm/log.h"
 #include "cm/loop.h"
 #include "cm/map.h"
+#include "cm/ws.h"
 #include "cm/xml.h"
 #include "jid.h"
 #include "plain_cache.h"
@@ -47,6 +48,7 @@ struct xc_admin_api;
 struct xc_metrics {
 	struct cm_gauge *sessions;                        /* bound c2s sessions */
 	struct cm_gauge *connections;                     /* c2s connections, bound or not */
+	struct cm_gauge *ws_connections;                  /* WebSocket connections */
 	struct cm_counter *logins_ok[4], *logins_fail[4]; /* by mechanism (xc_sasl_mech) */
 	struct cm_counter *auth_throttled;
 	struct cm_counter *in_message, *in_presence, *in_iq;
@@ -63,6 +65,8 @@ struct xc_server {
 	struct cm_daemon *daemon;    /* borrowed */
 	const struct xc_config *cfg; /* borrowed from the framework */
 	struct cm_tls *tls;          /* owned; NULL without a certificate (then no TLS at all) */
+	struct cm_tls *ws_tls;       /* owned: the WebSocket listeners' (ALPN http/1.1); NULL */
+	struct cm_ws_config ws_cfg;  /* the WebSocket listeners' (read-only once started) */
 	struct xc_store *store;      /* owned */
 	struct cm_workers *workers;  /* borrowed: the framework owns them */
 	struct xc_shard **shards;    /* owned array of nshards */
@@ -86,6 +90,7 @@ struct xc_server {
 struct xc_listener_ctx {
 	struct xc_shard *sh;
 	bool direct_tls;
+	bool websocket;
 };
 
 /* One worker loop's share of the work. Everything in it belongs to that loop's thread. */

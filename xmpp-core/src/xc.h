@@ -29,6 +29,13 @@ struct xc_c2s_config {
 	int resource_conflict;            /* enum xc_conflict */
 };
 
+struct xc_websocket_config {
+	struct cm_cfg_strlist listen; /* "IP:PORT": XMPP over WebSocket (RFC 7395) */
+	char *path;                   /* the HTTP path served ("/xmpp-websocket") */
+	bool tls;                     /* TLS on the listener (false: a TLS proxy in front) */
+	uint64_t max_message;         /* bytes: the largest WebSocket message taken */
+};
+
 struct xc_auth_config {
 	long long scram_iterations;
 	long long failures_per_ip; /* failed logins from one address per minute */
@@ -67,6 +74,7 @@ struct xc_config {
 	struct cm_cfg_strlist hosts;
 	long long workers; /* 0: one per CPU */
 	struct xc_c2s_config c2s;
+	struct xc_websocket_config websocket;
 	struct xc_auth_config auth;
 	struct xc_storage_config storage;
 	struct xc_offline_config offline;
