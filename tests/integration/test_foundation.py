@@ -30,7 +30,8 @@ def own_ports(name, tmp):
         return ""
     return ("storage:\n  path: %s/xmpp-core.db\nc2s:\n  listen: [\"127.0.0.1:%d\"]\n"
             "  tls_listen: [\"127.0.0.1:%d\"]\ncomponents:\n  listen: [\"127.0.0.1:%d\"]\n"
-            % (tmp, suite.free_port(), suite.free_port(), suite.free_port()))
+            "websocket:\n  listen: [\"127.0.0.1:%d\"]\n"
+            % (tmp, suite.free_port(), suite.free_port(), suite.free_port(), suite.free_port()))
 
 
 class CommandLine(unittest.TestCase):
