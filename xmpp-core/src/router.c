@@ -14,6 +14,7 @@
 #include "iq.h"
 #include "offline.h"
 #include "presence.h"
+#include "rules.h"
 #include "server.h"
 #include "session.h"
 #include "stanza.h"
@@ -62,57 +63,36 @@ static void send_to(struct xc_shard *sh, struct xc_c2s *c, const struct cm_xml_n
 	                                     : sh->srv->m.out_iq);
 }
 
-/* The available sessions a message to the bare JID goes to: those of the highest non-negative
- * priority (RFC 6121 8.5.2.1.1). 0 when none. */
-static int best_priority(struct xc_user *u, int *best)
-{
-	struct xc_c2s *c;
-	int n = 0;
-
-	*best = -129;
-	xc_user_foreach_session(u, c)
-	{
-		if (!c->available || c->priority < 0)
-			continue;
-		if (c->priority > *best) {
-			*best = c->priority;
-			n = 0;
-		}
-		if (c->priority == *best)
-			n++;
-	}
-	return n;
-}
+#define SESSIONS_MAX 64 /* sessions of one user the rules look at (more are very rare) */
 
 static void deliver_message_bare(struct xc_shard *sh, struct xc_user *u, struct cm_xml_node *st)
 {
-	const char *type = xc_stanza_type(st);
-	struct xc_c2s *c;
-	int best, n = u ? best_priority(u, &best) : 0;
+	struct xc_rule_session rs[SESSIONS_MAX];
+	struct xc_c2s *cs[SESSIONS_MAX], *c;
+	bool chosen[SESSIONS_MAX];
+	size_t n = 0;
 
-	if (strcmp(type, "error") == 0 && n == 0) {
-		cm_xml_node_free(st);
-		return;
+	xc_user_foreach_session(u, c) if (n < SESSIONS_MAX)
+	{
+		rs[n] =
+		    (struct xc_rule_session){.available = c->available, .priority = c->priority};
+		cs[n++] = c;
 	}
-	if (strcmp(type, "groupchat") == 0) {
-		xc_bounce(sh, st, "cancel", "service-unavailable");
-		cm_xml_node_free(st);
-		return;
-	}
-	if (strcmp(type, "headline") == 0) {
-		/* to every available resource of non-negative priority; none: dropped */
-		if (u)
-			xc_user_foreach_session(u, c) if (c->available && c->priority >= 0)
-			    send_to(sh, c, st);
-		cm_xml_node_free(st);
-		return;
-	}
-	if (n == 0) {
-		/* normal, chat (and error): nobody to take it now */
+	switch (xc_rule_message_bare(xc_stanza_type(st), rs, n, chosen)) {
+	case XC_RULE_DELIVER:
+		for (size_t i = 0; i < n; i++)
+			if (chosen[i])
+				send_to(sh, cs[i], st);
+		break;
+	case XC_RULE_OFFLINE:
 		xc_offline_store(sh, st); /* takes st */
 		return;
+	case XC_RULE_BOUNCE:
+		xc_bounce(sh, st, "cancel", "service-unavailable");
+		break;
+	default:
+		break;
 	}
-	xc_user_foreach_session(u, c) if (c->available && c->priority == best) send_to(sh, c, st);
 	cm_xml_node_free(st);
 }
 
@@ -147,20 +127,19 @@ static void deliver_loaded(struct xc_shard *sh, struct xc_user *u, struct cm_xml
 	}
 	if (!xc_jid_is_bare(to)) {
 		c = xc_session_find(sh, to);
-		if (c) {
+		switch (xc_rule_full(kind, type, c != NULL)) {
+		case XC_RULE_DELIVER:
 			send_to(sh, c, st);
-			cm_xml_node_free(st);
+			break;
+		case XC_RULE_AS_BARE:
+			deliver_message_bare(sh, u, st); /* takes st */
 			return;
-		}
-		/* no such resource (RFC 6121 8.5.3.2) */
-		if (kind == XC_MESSAGE &&
-		    (strcmp(type, "normal") == 0 || strcmp(type, "chat") == 0 ||
-		     strcmp(type, "headline") == 0)) {
-			deliver_message_bare(sh, u, st);
-			return;
-		}
-		if (kind == XC_IQ)
+		case XC_RULE_BOUNCE:
 			xc_bounce(sh, st, "cancel", "service-unavailable");
+			break;
+		default:
+			break;
+		}
 		cm_xml_node_free(st);
 		return;
 	}
