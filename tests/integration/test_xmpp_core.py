@@ -288,6 +288,37 @@ class Roster(XmppTest):
             await logout(a, b)
         run(go())
 
+    def test_pre_approval(self):
+        # RFC 6121 3.4: alice approves bob before he asks; his request is then answered for
+        # her, and she is not asked
+        alice = self.srv.register("alice", PW)
+        bob = self.srv.register("bob", PW)
+
+        async def go():
+            a = xmpp.Client(alice + "/a", PW, self.srv)
+            a.roster.auto_authorize = None
+            a.roster.auto_subscribe = False
+            asked = []
+            a.add_event_handler("presence_subscribe", lambda p: asked.append(p))
+            a.connect(("127.0.0.1", self.srv.c2s))
+            self.assertTrue(await asyncio.wait_for(a.started, 15))
+            self.assertIn("preapproval", a.features)
+            await a.get_roster()
+            a.send_presence()
+            a.send_presence(pto=bob, ptype="subscribed")
+            await asyncio.sleep(0.3)
+            b = await login(self.srv, bob + "/b", PW)
+            b.send_presence(pto=alice, ptype="subscribe")
+            for _ in range(100):
+                if b.client_roster[alice]["subscription"] == "to":
+                    break
+                await asyncio.sleep(0.05)
+            self.assertEqual(b.client_roster[alice]["subscription"], "to")
+            self.assertEqual(a.client_roster[bob]["subscription"], "from")
+            self.assertEqual(asked, [])
+            await logout(a, b)
+        run(go())
+
     def test_directed_presence_ends_with_the_session(self):
         alice = self.srv.register("alice", PW)
         bob = self.srv.register("bob", PW)
@@ -781,6 +812,36 @@ class Api(XmppTest):
         r = subprocess.run([ctl, "-u", "http://127.0.0.1:1", "stats"], capture_output=True,
                            text=True, env=env, timeout=30)
         self.assertEqual(r.returncode, 3)
+
+
+class KeepAlive(XmppTest):
+    extra = "c2s:\n  idle_timeout: 1s\n"
+
+    def test_quiet_sessions_are_pinged(self):
+        alice = self.srv.register("alice", PW)
+        bob = self.srv.register("bob", PW)
+
+        async def go():
+            # slixmpp answers the server's pings: its session stays
+            a = await login(self.srv, alice + "/a", PW)
+            # a client that answers nothing is asked once, then let go
+            r = xmpp.Raw(self.srv)
+            try:
+                r.session(bob, PW)
+                t0 = asyncio.get_event_loop().time()
+                out = await asyncio.get_event_loop().run_in_executor(
+                    None, r.until, "</stream:stream>", 10)
+                self.assertRegex(out, r"<iq [^>]*type='get' id='ka-[^']+'[^>]*><ping "
+                                      r"xmlns='urn:xmpp:ping'/></iq>")
+                self.assertIn("<connection-timeout", out)
+                self.assertGreaterEqual(asyncio.get_event_loop().time() - t0, 1.5)
+            finally:
+                r.close()
+            self.assertTrue(a.is_connected())
+            a.send_message(mto=alice + "/a", mbody="still here", mtype="chat")
+            self.assertEqual((await a.next_message())["body"], "still here")
+            await logout(a)
+        run(go())
 
 
 class Redirect(XmppTest):

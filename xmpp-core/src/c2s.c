@@ -225,6 +225,9 @@ static void send_features(struct xc_c2s *c)
 		r = cm_xml_node_new_child(NULL, f, "bind", NS_BIND);
 		r = r ? r : cm_xml_node_new_child(&n, f, "session", NS_SESSION);
 		r = r ? r : cm_xml_node_new_child(NULL, n, "optional", NULL);
+		/* RFC 6121 2.6 and 3.4: roster versions and subscription pre-approval */
+		r = r ? r : cm_xml_node_new_child(NULL, f, "ver", "urn:xmpp:features:rosterver");
+		r = r ? r : cm_xml_node_new_child(NULL, f, "sub", "urn:xmpp:features:pre-approval");
 	} else if (!r) {
 		if (!secure && c->sh->srv->tls && !c->ws) {
 			r = cm_xml_node_new_child(&n, f, "starttls", NS_TLS);
