@@ -374,6 +374,11 @@ static void flush(struct cm_stream *s)
 				return;
 			}
 		}
+		/* closing: the close_notify goes after the last plaintext, never before it */
+		if (s->st == STREAM_LINGER && s->secured && !s->tls_shut) {
+			s->tls_shut = true;
+			cm_tls_conn_shutdown(s->tls);
+		}
 		n = cm_tls_conn_pending(s->tls);
 		if (n) {
 			data = malloc(n);
@@ -692,8 +697,6 @@ void cm_stream_close(struct cm_stream *s, int err)
 	s->paused = false;
 	cm_loop_timer_stop(s->l, &s->t_proto);
 	cm_stream__sys_timer(s, s->o.linger_ms);
-	if (s->tls && s->secured)
-		cm_tls_conn_shutdown(s->tls);
 	/* keep reading, to discard what the peer still sends until it closes */
 	if (!s->eof)
 		cm_stream__read_start(s);

@@ -53,6 +53,7 @@ struct cm_stream {
 	int err;  /* the first failure, or what close was given */
 	int refs; /* the handle's close callback, a pending resolution */
 	bool client, reading, paused, eof, full, secured, shut_sent, shut_done;
+	bool tls_shut;  /* our close_notify is queued (after the last plaintext) */
 	bool want_pump; /* TLS plaintext may be waiting for a resumed reader */
 	bool in_pump;   /* handing plaintext over now */
 	bool handshaking;

@@ -462,18 +462,24 @@ static void test_pause_resume_tls(void **state)
 	fix_close(&f);
 }
 
-/* A graceful close right after a large write delivers all of it, then the end. */
-static void test_close_delivers(void **state)
+/* A graceful close right after a large write delivers all of it, then the end - with TLS too,
+ * where the close_notify must follow the last of the data. */
+static void close_delivers(bool tls)
 {
 	struct fix f;
 	struct cm_listener_config lc = {0};
 	static char big[300000];
 
-	(void)state;
 	fix_open(&f, &lc);
+	if (tls) {
+		lc.stream.tls = f.srv_tls;
+		relisten(&f, &lc);
+	}
 	memset(big, 'z', sizeof(big));
-	connect_cli(&f, 0, NULL);
+	connect_cli(&f, 0, tls ? f.cli_tls : NULL);
 	RUN_UNTIL(f.cli[0].connected && f.nsrv == 1);
+	if (tls)
+		RUN_UNTIL(cm_stream_secured(f.srv[0].s));
 	assert_int_equal(cm_stream_write(f.srv[0].s, big, sizeof(big)), 0);
 	cm_stream_close(f.srv[0].s, 0);
 	f.cli[0].close_on_eof = 1;
@@ -482,6 +488,13 @@ static void test_close_delivers(void **state)
 	assert_int_equal(f.cli[0].eof, 1);
 	assert_int_equal(f.srv[0].err, 0);
 	fix_close(&f);
+}
+
+static void test_close_delivers(void **state)
+{
+	(void)state;
+	close_delivers(false);
+	close_delivers(true);
 }
 
 static void test_abort_resets(void **state)
