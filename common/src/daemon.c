@@ -299,7 +299,10 @@ static void on_close_done(struct cm_daemon *d)
 {
 	d->close_done = true;
 	uv_timer_stop(&d->close_guard);
-	uv_stop(&d->loop);
+	/* only a running loop is stopped: a stop asked of an idle loop would cut the next run
+	 * short (the one that runs the last close callbacks) */
+	if (d->close_running)
+		uv_stop(&d->loop);
 }
 
 static void on_close_guard(uv_timer_t *t)
@@ -319,8 +322,11 @@ static void close_daemon(struct cm_daemon *d)
 	d->close_done = false;
 	uv_timer_start(&d->close_guard, on_close_guard, CLOSE_GUARD_MS, 0);
 	d->spec->close(d, d->state, on_close_done);
-	if (!d->close_done)
+	if (!d->close_done) {
+		d->close_running = true;
 		uv_run(&d->loop, UV_RUN_DEFAULT);
+		d->close_running = false;
+	}
 	uv_timer_stop(&d->close_guard);
 }
 

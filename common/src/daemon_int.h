@@ -31,6 +31,7 @@ struct cm_daemon {
 	uv_timer_t drain;
 	uv_timer_t close_guard; /* bounds the spec's close() */
 	bool close_done;
+	bool close_running; /* the loop runs for the daemon's close() */
 	enum daemon_phase phase;
 	int exit_status;
 	struct cm_counter *reload_ok, *reload_failed;
