@@ -104,7 +104,7 @@ static int platypus_start(struct cm_daemon *d, const void *cfgp, void **state)
 	dc.retry.base_ms = cfg->dispatch.backoff_min;
 	dc.retry.max_ms = cfg->dispatch.backoff_max;
 	dc.metrics = cm_daemon_metrics(d);
-	r = pp_dispatch_alloc(&s->dispatch, cm_daemon_loop(d), &dc);
+	r = pp_dispatch_alloc(&s->dispatch, cm_daemon_main_loop(d), &dc);
 	if (r)
 		return r;
 	r = pp_providers_open(&s->prov, d, cfg, s->dispatch);

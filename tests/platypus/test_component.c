@@ -23,6 +23,7 @@
 #include "cm/buf.h"
 #include "cm/crypto.h"
 #include "cm/log.h"
+#include "cm/loop.h"
 #include "cm/xml.h"
 #include "platypus/src/component.h"
 #include "platypus/src/dispatch.h"
@@ -321,6 +322,7 @@ static void *server_main(void *arg)
 
 struct world {
 	uv_loop_t loop;
+	struct cm_loop cl; /* the loop's context: the dispatcher's retries */
 	struct pp_dispatch *d;
 	struct pp_component *c;
 	uv_timer_t stop_timer, guard;
@@ -414,8 +416,9 @@ static void run_conversation(int wrong_secret_first)
 	assert_int_equal(pthread_create(&th, NULL, server_main, &sc), 0);
 
 	assert_int_equal(uv_loop_init(&w.loop), 0);
+	assert_int_equal(cm_loop_init(&w.cl, &w.loop, 0), 0);
 	app.provider = &w.loop;
-	assert_int_equal(pp_dispatch_alloc(&w.d, &w.loop, &dc), 0);
+	assert_int_equal(pp_dispatch_alloc(&w.d, &w.cl, &dc), 0);
 	assert_int_equal(pp_dispatch_add_app(w.d, &app), 0);
 	assert_int_equal(pp_component_alloc(&w.c, &w.loop, w.d, &cc), 0);
 	uv_timer_init(&w.loop, &w.stop_timer);
@@ -428,7 +431,9 @@ static void run_conversation(int wrong_secret_first)
 	pthread_join(th, NULL);
 	pp_component_free(w.c);
 	pp_dispatch_free(w.d);
+	cm_loop_close(&w.cl, NULL);
 	uv_run(&w.loop, UV_RUN_DEFAULT);
+	cm_loop_free(&w.cl);
 	assert_int_equal(uv_loop_close(&w.loop), 0);
 	close(sc.srv.lfd);
 

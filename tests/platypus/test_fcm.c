@@ -15,6 +15,7 @@
 #include "cm/buf.h"
 #include "cm/jwt.h"
 #include "cm/log.h"
+#include "cm/loop.h"
 #include "cm/metrics.h"
 #include "platypus/src/dispatch.h"
 #include "platypus/src/fcm.h"
@@ -280,6 +281,7 @@ struct ffx {
 	struct mock mock;
 	char sa_path[64];
 	uv_loop_t loop;
+	struct cm_loop cl; /* the loop's context: the dispatcher's retries */
 	struct cm_metrics *metrics;
 	struct pp_fcm_account account;
 	struct pp_fcm *fcm;
@@ -338,6 +340,7 @@ static struct ffx *ffx_open(const char *key_override)
 	assert_int_equal(pp_fcm_account_load(&x->account, json, len, err, sizeof(err)), 0);
 	free(json);
 	assert_int_equal(uv_loop_init(&x->loop), 0);
+	assert_int_equal(cm_loop_init(&x->cl, &x->loop, 0), 0);
 	assert_int_equal(cm_metrics_alloc(&x->metrics), 0);
 	snprintf(base, sizeof(base), "https://%s:%d", ffx_host, x->mock.port);
 	fc.base_url = base;
@@ -345,7 +348,7 @@ static struct ffx *ffx_open(const char *key_override)
 	fc.metrics = x->metrics;
 	assert_int_equal(pp_fcm_alloc(&x->fcm, &x->loop, &fc), 0);
 	dc.metrics = x->metrics;
-	assert_int_equal(pp_dispatch_alloc(&x->d, &x->loop, &dc), 0);
+	assert_int_equal(pp_dispatch_alloc(&x->d, &x->cl, &dc), 0);
 	a.provider = x->fcm;
 	assert_int_equal(pp_dispatch_add_app(x->d, &a), 0);
 	return x;
@@ -369,7 +372,9 @@ static void ffx_close(struct ffx *x)
 	pp_fcm_close(x->fcm, true, ffx_closed, x);
 	while (!x->closed)
 		uv_run(&x->loop, UV_RUN_ONCE);
+	cm_loop_close(&x->cl, NULL);
 	uv_run(&x->loop, UV_RUN_DEFAULT);
+	cm_loop_free(&x->cl);
 	assert_int_equal(uv_loop_close(&x->loop), 0);
 	assert_int_equal(mock_stop(&x->mock), 0);
 	pp_fcm_account_close(&x->account);
