@@ -8,11 +8,11 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
-#include <uv.h>
 
 #include "notif.h"
 
 struct cm_buf;
+struct cm_loop;
 struct cm_jwt_key;
 struct cm_metrics;
 
@@ -84,7 +84,9 @@ struct pp_fcm_config {
 	struct cm_metrics *metrics;  /* borrowed, may be NULL */
 };
 
-int pp_fcm_alloc(struct pp_fcm **out, uv_loop_t *loop, const struct pp_fcm_config *cfg);
+/* A client on loop l (borrowed). 0, -EINVAL, -ENOMEM, or the metrics registry's error
+ * (logged). */
+int pp_fcm_alloc(struct pp_fcm **out, struct cm_loop *l, const struct pp_fcm_config *cfg);
 
 /* One attempt, in the dispatcher's pp_send_fn shape (provider is the client): 0 and cb later
  * exactly once (never from within), or a negative errno with *now filled. */

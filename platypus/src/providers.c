@@ -164,7 +164,7 @@ static int open_fcm(struct pp_providers *p, struct cm_daemon *d, struct fcm_app 
 	fc.request_timeout_ms = f->request_timeout;
 	fc.max_in_flight = (unsigned)f->max_in_flight;
 	fc.metrics = cm_daemon_metrics(d);
-	r = pp_fcm_alloc(&app->client, cm_daemon_loop(d), &fc);
+	r = pp_fcm_alloc(&app->client, cm_daemon_main_loop(d), &fc);
 	if (r)
 		return r;
 	p->open++;

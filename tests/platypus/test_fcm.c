@@ -281,7 +281,7 @@ struct ffx {
 	struct mock mock;
 	char sa_path[64];
 	uv_loop_t loop;
-	struct cm_loop cl; /* the loop's context: the dispatcher's retries */
+	struct cm_loop cl; /* the loop's context: the client's tick and the dispatcher's retries */
 	struct cm_metrics *metrics;
 	struct pp_fcm_account account;
 	struct pp_fcm *fcm;
@@ -346,7 +346,7 @@ static struct ffx *ffx_open(const char *key_override)
 	fc.base_url = base;
 	fc.account = &x->account;
 	fc.metrics = x->metrics;
-	assert_int_equal(pp_fcm_alloc(&x->fcm, &x->loop, &fc), 0);
+	assert_int_equal(pp_fcm_alloc(&x->fcm, &x->cl, &fc), 0);
 	dc.metrics = x->metrics;
 	assert_int_equal(pp_dispatch_alloc(&x->d, &x->cl, &dc), 0);
 	a.provider = x->fcm;
@@ -372,8 +372,9 @@ static void ffx_close(struct ffx *x)
 	pp_fcm_close(x->fcm, true, ffx_closed, x);
 	while (!x->closed)
 		uv_run(&x->loop, UV_RUN_ONCE);
+	/* Closed: the client's handles are gone; one pass closes the loop's own. */
 	cm_loop_close(&x->cl, NULL);
-	uv_run(&x->loop, UV_RUN_DEFAULT);
+	assert_int_equal(uv_run(&x->loop, UV_RUN_NOWAIT), 0);
 	cm_loop_free(&x->cl);
 	assert_int_equal(uv_loop_close(&x->loop), 0);
 	assert_int_equal(mock_stop(&x->mock), 0);
@@ -650,7 +651,7 @@ static int flow_scenario(void *arg)
 	if (r)
 		return r;
 	cfg.metrics = m;
-	r = pp_fcm_alloc(&fcm, &x->loop, &cfg);
+	r = pp_fcm_alloc(&fcm, &x->cl, &cfg);
 	if (r)
 		goto out;
 	res.outcome = PP_OUT_COUNT; /* none yet */
