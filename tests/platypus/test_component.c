@@ -322,7 +322,7 @@ static void *server_main(void *arg)
 
 struct world {
 	uv_loop_t loop;
-	struct cm_loop cl; /* the loop's context: the dispatcher's retries */
+	struct cm_loop cl; /* the loop's context: the component's stream, the retry timer */
 	struct pp_dispatch *d;
 	struct pp_component *c;
 	uv_timer_t stop_timer, guard;
@@ -420,7 +420,7 @@ static void run_conversation(int wrong_secret_first)
 	app.provider = &w.loop;
 	assert_int_equal(pp_dispatch_alloc(&w.d, &w.cl, &dc), 0);
 	assert_int_equal(pp_dispatch_add_app(w.d, &app), 0);
-	assert_int_equal(pp_component_alloc(&w.c, &w.loop, w.d, &cc), 0);
+	assert_int_equal(pp_component_alloc(&w.c, &w.cl, w.d, &cc), 0);
 	uv_timer_init(&w.loop, &w.stop_timer);
 	w.stop_timer.data = &w;
 	uv_timer_start(&w.stop_timer, on_stop_timer, 5, 5);
@@ -429,10 +429,11 @@ static void run_conversation(int wrong_secret_first)
 	while (!w.drained && uv_run(&w.loop, UV_RUN_ONCE))
 		;
 	pthread_join(th, NULL);
+	/* Drained: the stream has ended; nothing of the component's is left open. */
 	pp_component_free(w.c);
 	pp_dispatch_free(w.d);
 	cm_loop_close(&w.cl, NULL);
-	uv_run(&w.loop, UV_RUN_DEFAULT);
+	assert_int_equal(uv_run(&w.loop, UV_RUN_NOWAIT), 0);
 	cm_loop_free(&w.cl);
 	assert_int_equal(uv_loop_close(&w.loop), 0);
 	close(sc.srv.lfd);
