@@ -7,11 +7,11 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
-#include <uv.h>
 
 #include "notif.h"
 
 struct cm_buf;
+struct cm_loop;
 struct cm_jwt_key;
 struct cm_metrics;
 
@@ -122,7 +122,7 @@ struct pp_apns_pool_config {
 	unsigned max_connections; /* 0: 1 */
 	unsigned max_streams;     /* per connection, under the server's limit; 0: 1000 */
 	uint64_t connect_timeout_ms, request_timeout_ms, ping_interval_ms, ping_timeout_ms;
-	uint64_t tick_ms;                        /* 0: 1000 */
+	uint64_t tick_ms;                        /* 0: 1000 (on the loop's timer wheel) */
 	uint64_t backoff_min_ms, backoff_max_ms; /* reconnect delays; 0: 1 s, 60 s */
 	struct cm_metrics *metrics;              /* borrowed, may be NULL */
 };
@@ -134,7 +134,7 @@ typedef pp_attempt_cb pp_apns_done_cb;
  * provider tokens), then up to the server's limit; reconnects with exponential backoff and
  * jitter (never more than one connection being opened at a time: no storms). Requests that
  * a connection could not carry (refused, GOAWAY, never sent) move to another connection. */
-int pp_apns_pool_alloc(struct pp_apns_pool **out, uv_loop_t *loop,
+int pp_apns_pool_alloc(struct pp_apns_pool **out, struct cm_loop *l,
                        const struct pp_apns_pool_config *cfg);
 
 /* Send one notification (validated) as one attempt: built now (payload limits, headers),
@@ -164,9 +164,10 @@ void pp_apns_pool_credentials_changed(struct pp_apns_pool *p);
 unsigned pp_apns_pool_connections(const struct pp_apns_pool *p, unsigned *usable);
 
 /* Stop: queued attempts end now (failed, shutdown), those in flight are let finish (graceful)
- * or cancelled, connections close; done(arg) is called once every connection is gone, and p
- * is freed right after it returns. Called again with graceful false while a graceful close is
- * under way, it cancels what is still in flight (done and arg of the first call stay). */
+ * or cancelled, connections close; once every connection is gone p is freed and done(arg) is
+ * called (never from within this call). Called again with graceful false while a graceful
+ * close is under way, it cancels what is still in flight (done and arg of the first call
+ * stay). */
 void pp_apns_pool_close(struct pp_apns_pool *p, bool graceful, void (*done)(void *arg), void *arg);
 
 #endif

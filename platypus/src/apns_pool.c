@@ -10,15 +10,16 @@
 #include <string.h>
 
 #include "cm/crypto.h"
+#include "cm/list.h"
 #include "cm/log.h"
-#include "pp_uv.h"
+#include "cm/loop.h"
 #include "cm/metrics.h"
 #include "h2.h"
 
 #define EXPIRE_SCAN_MAX 256 /* queued attempts looked at per tick */
 
 struct job {
-	struct job *prev, *next; /* in the queue */
+	struct cm_list link; /* in the queue, while queued */
 	struct pp_apns_pool *p;
 	struct pconn *conn;     /* while in flight */
 	struct pp_apns_msg msg; /* owned */
@@ -32,7 +33,7 @@ struct job {
 };
 
 struct pconn {
-	struct pconn *next;
+	struct cm_list link; /* in the pool's connections */
 	struct pp_apns_pool *p;
 	struct pp_h2_conn *h2; /* owned until its closed event */
 	bool ready;            /* the server's SETTINGS came */
@@ -41,13 +42,13 @@ struct pconn {
 };
 
 struct pp_apns_pool {
-	uv_loop_t *loop;
-	uv_timer_t timer;
+	struct cm_loop *loop;      /* borrowed */
+	struct cm_loop_timer tick; /* queue expiry, reconnect after the backoff */
 	struct pp_apns_pool_config cfg;
 	struct pp_h2_events ev;
-	struct job *qhead, *qtail; /* owned: waiting for a connection */
-	unsigned nqueued, ninflight;
-	struct pconn *conns; /* owned */
+	struct cm_list queue; /* owned jobs waiting for a connection, oldest first */
+	unsigned ninflight;   /* jobs submitted to a connection */
+	struct cm_list conns; /* owned pconn */
 	unsigned nconns;
 	unsigned failures;     /* consecutive connections that never became ready */
 	uint64_t next_connect; /* backoff: no new connection before (uv_now time) */
@@ -63,44 +64,18 @@ struct pp_apns_pool {
 
 static void dispatch(struct pp_apns_pool *p);
 
+static uint64_t now_ms(const struct pp_apns_pool *p)
+{
+	return uv_now(p->loop->uv);
+}
+
 /* --- queue -------------------------------------------------------------------------------- */
 
-static void q_push_tail(struct pp_apns_pool *p, struct job *j)
+static struct job *q_first(const struct pp_apns_pool *p)
 {
-	j->next = NULL;
-	j->prev = p->qtail;
-	if (p->qtail)
-		p->qtail->next = j;
-	else
-		p->qhead = j;
-	p->qtail = j;
-	p->nqueued++;
-}
+	struct cm_list *n = cm_list_first(&p->queue);
 
-static void q_push_head(struct pp_apns_pool *p, struct job *j)
-{
-	j->prev = NULL;
-	j->next = p->qhead;
-	if (p->qhead)
-		p->qhead->prev = j;
-	else
-		p->qtail = j;
-	p->qhead = j;
-	p->nqueued++;
-}
-
-static void q_remove(struct pp_apns_pool *p, struct job *j)
-{
-	if (j->prev)
-		j->prev->next = j->next;
-	else
-		p->qhead = j->next;
-	if (j->next)
-		j->next->prev = j->prev;
-	else
-		p->qtail = j->prev;
-	j->prev = j->next = NULL;
-	p->nqueued--;
+	return n ? cm_list_entry(n, struct job, link) : NULL;
 }
 
 /* End an attempt: the callback may send again or close the pool. */
@@ -172,42 +147,41 @@ static void conn_goaway(struct pp_h2_conn *h2, uint32_t code, const char *debug,
 	dispatch(pc->p);
 }
 
-static void pool_final(uv_handle_t *h)
+/* The pool is closed: its last connection is gone. p is freed here. */
+static void pool_final(struct pp_apns_pool *p)
 {
-	struct pp_apns_pool *p = h->data;
+	void (*done)(void *arg) = p->done;
+	void *arg = p->done_arg;
 
-	if (p->done)
-		p->done(p->done_arg);
+	cm_loop_timer_stop(p->loop, &p->tick);
 	free(p);
+	if (done)
+		done(arg);
 }
 
 static void conn_closed(struct pp_h2_conn *h2, int err, bool ever_ready, void *arg)
 {
-	struct pconn *pc = arg, **pp;
+	struct pconn *pc = arg;
 	struct pp_apns_pool *p = pc->p;
 
 	(void)h2;
-	for (pp = &p->conns; *pp; pp = &(*pp)->next)
-		if (*pp == pc) {
-			*pp = pc->next;
-			break;
-		}
+	cm_list_remove(&pc->link);
 	p->nconns--;
 	update_gauge(p);
 	free(pc);
 	if (!ever_ready && !p->closing) {
 		p->failures++;
-		p->next_connect = uv_now(p->loop) + backoff_ms(p);
+		p->next_connect = now_ms(p) + backoff_ms(p);
 		cm_metrics_inc(p->m_connect_fail);
 		CM_LOGW("apns", "%s: connection to %s:%u failed (%s); next try in %llu ms",
 		        p->cfg.name, p->cfg.host, p->cfg.port, strerror(-err),
-		        (unsigned long long)(p->next_connect - uv_now(p->loop)));
+		        (unsigned long long)(p->next_connect - now_ms(p)));
 	} else if (err && err != -ECANCELED && !p->closing) {
 		CM_LOGI("apns", "%s: connection closed: %s", p->cfg.name, strerror(-err));
 	}
 	if (p->closing) {
 		if (!p->nconns)
-			pp_uv_close((uv_handle_t *)&p->timer, pool_final);
+			pool_final(p);
 		return;
 	}
 	dispatch(p);
@@ -237,13 +211,12 @@ static void connect_one(struct pp_apns_pool *p)
 		/* A connection that failed to start: back off as from one that failed later. */
 		free(pc);
 		p->failures++;
-		p->next_connect = uv_now(p->loop) + backoff_ms(p);
+		p->next_connect = now_ms(p) + backoff_ms(p);
 		cm_metrics_inc(p->m_connect_fail);
 		CM_LOGW("apns", "%s: cannot start a connection: %s", p->cfg.name, strerror(-r));
 		return;
 	}
-	pc->next = p->conns;
-	p->conns = pc;
+	cm_list_insert_head(&p->conns, &pc->link);
 	p->nconns++;
 	update_gauge(p);
 }
@@ -263,9 +236,15 @@ static unsigned room(const struct pconn *pc)
 
 static struct pconn *pick(struct pp_apns_pool *p)
 {
-	for (struct pconn *pc = p->conns; pc; pc = pc->next)
+	struct cm_list *n;
+
+	cm_list_foreach(n, &p->conns)
+	{
+		struct pconn *pc = cm_list_entry(n, struct pconn, link);
+
 		if (room(pc))
 			return pc;
+	}
 	return NULL;
 }
 
@@ -274,21 +253,25 @@ static struct pconn *pick(struct pp_apns_pool *p)
 static void maybe_connect(struct pp_apns_pool *p)
 {
 	unsigned live = 0;
+	struct cm_list *n;
 
-	if (p->closing || !p->qhead)
+	if (p->closing || cm_list_empty(&p->queue))
 		return;
-	for (struct pconn *pc = p->conns; pc; pc = pc->next) {
+	cm_list_foreach(n, &p->conns)
+	{
+		struct pconn *pc = cm_list_entry(n, struct pconn, link);
+
 		if (pc->goaway)
 			continue;
 		if (!pc->ready)
 			return; /* one is being opened */
 		if (!pc->authenticated)
 			return; /* it opens up after its first success */
-		if (pc->h2 && pp_h2_peer_max_streams(pc->h2) <= 1)
+		if (pp_h2_peer_max_streams(pc->h2) <= 1)
 			return; /* APNs raises the limit right after the first success: wait */
 		live++;
 	}
-	if (live >= p->cfg.max_connections || uv_now(p->loop) < p->next_connect)
+	if (live >= p->cfg.max_connections || now_ms(p) < p->next_connect)
 		return;
 	connect_one(p);
 }
@@ -315,7 +298,7 @@ static bool token_refused(struct pp_apns_pool *p, struct job *j, const char *rea
 	if (current && t->jwt)
 		pp_apns_token_refused(t);
 	j->auth_retried = true;
-	q_push_head(p, j);
+	cm_list_insert_head(&p->queue, &j->link);
 	return true;
 }
 
@@ -332,7 +315,7 @@ static void job_done(void *arg, int err, const struct pp_h2_resp *resp)
 	if (err == -EAGAIN && !p->closing) {
 		/* Not processed by the server: another connection takes it, first in line. */
 		cm_metrics_inc(p->m_moved);
-		q_push_head(p, j);
+		cm_list_insert_head(&p->queue, &j->link);
 		dispatch(p);
 		return;
 	}
@@ -420,29 +403,29 @@ static int submit(struct pp_apns_pool *p, struct pconn *pc, struct job *j)
  * through after the backoff as the check, with a new token. */
 static void refused_jobs(struct pp_apns_pool *p)
 {
-	struct job *check = NULL, *j;
+	struct job *check = NULL, *j = q_first(p);
 	struct pp_result r;
 
-	if (p->qhead && p->qhead->check) {
-		check = p->qhead; /* waiting for a connection, or moved back */
-		q_remove(p, check);
-	} else if (p->qhead && pp_creds_check_due(&p->creds)) {
-		check = p->qhead;
-		q_remove(p, check);
+	if (j && j->check) {
+		check = j; /* waiting for a connection, or moved back */
+		cm_list_remove(&check->link);
+	} else if (j && pp_creds_check_due(&p->creds)) {
+		check = j;
+		cm_list_remove(&check->link);
 		check->check = true;
 		if (p->cfg.token)
 			pp_apns_token_refused(p->cfg.token);
 	}
 	pp_creds_fail_result(&p->creds, &r);
-	while ((j = p->qhead) && !p->closing) {
-		q_remove(p, j);
+	while ((j = q_first(p)) && !p->closing) {
+		cm_list_remove(&j->link);
 		snprintf(r.id, sizeof(r.id), "%s", j->msg.apns_id);
 		job_finish(j, &r, -1);
 	}
 	if (check && p->closing)
 		job_fail(check, PP_OUT_FAILED, PP_CAUSE_SHUTDOWN, "shutting down");
 	else if (check)
-		q_push_head(p, check);
+		cm_list_insert_head(&p->queue, &check->link);
 }
 
 static void dispatch(struct pp_apns_pool *p)
@@ -457,12 +440,11 @@ static void dispatch(struct pp_apns_pool *p)
 	p->dispatching = true;
 	if (p->creds.refused)
 		refused_jobs(p);
-	while (p->qhead && (pc = pick(p))) {
-		j = p->qhead;
-		q_remove(p, j);
+	while ((j = q_first(p)) && (pc = pick(p))) {
+		cm_list_remove(&j->link);
 		r = submit(p, pc, j);
 		if (r == -EAGAIN) {
-			q_push_head(p, j);
+			cm_list_insert_head(&p->queue, &j->link);
 			break;
 		}
 		if (r) {
@@ -476,30 +458,37 @@ static void dispatch(struct pp_apns_pool *p)
 	p->dispatching = false;
 }
 
-static void tick(uv_timer_t *t)
+/* Every tick_ms while the pool is open: attempts that waited too long for a connection end,
+ * and a connection is opened once the backoff is over. */
+static void on_tick(struct cm_loop_timer *t)
 {
-	struct pp_apns_pool *p = t->data;
-	uint64_t now = uv_now(p->loop);
-	struct job *j = p->qhead, *next;
+	struct pp_apns_pool *p = cm_list_entry(t, struct pp_apns_pool, tick);
+	uint64_t now = now_ms(p);
+	struct cm_list *n = p->queue.next;
 	unsigned scanned = 0;
 
-	/* Attempts that waited too long for a connection. */
-	while (j && scanned++ < EXPIRE_SCAN_MAX && !p->closing) {
-		next = j->next;
+	if (p->closing) {
+		pool_final(p); /* closed without a connection: see pp_apns_pool_close() */
+		return;
+	}
+	cm_loop_timer_start(p->loop, &p->tick, p->cfg.tick_ms);
+	while (n != &p->queue && scanned++ < EXPIRE_SCAN_MAX && !p->closing) {
+		struct job *j = cm_list_entry(n, struct job, link);
+
+		n = n->next;
 		if (j->deadline <= now) {
-			q_remove(p, j);
+			cm_list_remove(&j->link);
 			job_fail(j, PP_OUT_FAILED,
 			         p->failures ? PP_CAUSE_CONNECT : PP_CAUSE_TIMEOUT,
 			         p->failures ? "unable to connect" : "no connection in time");
 			/* the callback may have queued or removed jobs: start over */
-			next = p->qhead;
+			n = p->queue.next;
 		}
-		j = next;
 	}
 	dispatch(p);
 }
 
-int pp_apns_pool_alloc(struct pp_apns_pool **out, uv_loop_t *loop,
+int pp_apns_pool_alloc(struct pp_apns_pool **out, struct cm_loop *l,
                        const struct pp_apns_pool_config *cfg)
 {
 	struct pp_apns_pool *p;
@@ -511,8 +500,11 @@ int pp_apns_pool_alloc(struct pp_apns_pool **out, uv_loop_t *loop,
 	p = calloc(1, sizeof(*p));
 	if (!p)
 		return -ENOMEM;
-	p->loop = loop;
+	p->loop = l;
 	p->cfg = *cfg;
+	cm_list_init(&p->queue);
+	cm_list_init(&p->conns);
+	cm_loop_timer_init(&p->tick, on_tick);
 	if (pp_apns_id_seed(&p->ids)) {
 		free(p);
 		return -EIO;
@@ -530,7 +522,7 @@ int pp_apns_pool_alloc(struct pp_apns_pool **out, uv_loop_t *loop,
 	p->ev.writable = conn_writable;
 	p->ev.goaway = conn_goaway;
 	p->ev.closed = conn_closed;
-	if (pp_creds_init(&p->creds, loop, "apns", cfg->name, cfg->metrics)) {
+	if (pp_creds_init(&p->creds, l->uv, "apns", cfg->name, cfg->metrics)) {
 		free(p);
 		return -ENOMEM;
 	}
@@ -558,9 +550,7 @@ int pp_apns_pool_alloc(struct pp_apns_pool **out, uv_loop_t *loop,
 			return r;
 		}
 	}
-	uv_timer_init(loop, &p->timer);
-	p->timer.data = p;
-	uv_timer_start(&p->timer, tick, p->cfg.tick_ms, p->cfg.tick_ms);
+	cm_loop_timer_start(l, &p->tick, p->cfg.tick_ms);
 	*out = p;
 	return 0;
 }
@@ -599,10 +589,10 @@ int pp_apns_pool_send(struct pp_apns_pool *p, const struct pp_notif *n, uint64_t
 	j->cb = cb;
 	j->arg = arg;
 	j->deadline = deadline_ms;
-	q_push_tail(p, j);
+	cm_list_insert_tail(&p->queue, &j->link);
 	if (p->creds.refused)
 		/* It fails at once, but never from within this call: on the next tick, now. */
-		uv_timer_start(&p->timer, tick, 0, p->cfg.tick_ms);
+		cm_loop_timer_start(p->loop, &p->tick, 0);
 	else
 		dispatch(p);
 	return 0;
@@ -616,7 +606,15 @@ int pp_apns_send(void *pool, const struct pp_notif *n, uint64_t deadline_ms, pp_
 
 unsigned pp_apns_pool_pending(const struct pp_apns_pool *p)
 {
-	return p->nqueued + p->ninflight;
+	const struct cm_list *n;
+	unsigned queued = 0;
+
+	/* For /health: a walk of at most dispatch.queue_max jobs, no count kept on the way. */
+	cm_list_foreach(n, &p->queue)
+	{
+		queued++;
+	}
+	return queued + p->ninflight;
 }
 
 bool pp_apns_pool_credentials_ok(const struct pp_apns_pool *p)
@@ -626,23 +624,43 @@ bool pp_apns_pool_credentials_ok(const struct pp_apns_pool *p)
 
 void pp_apns_pool_credentials_changed(struct pp_apns_pool *p)
 {
+	struct cm_list *n;
+
 	pp_creds_reset(&p->creds);
-	for (struct job *j = p->qhead; j; j = j->next)
-		j->check = false;
+	cm_list_foreach(n, &p->queue)
+	{
+		cm_list_entry(n, struct job, link)->check = false;
+	}
 	if (!p->closing)
-		uv_timer_start(&p->timer, tick, 0, p->cfg.tick_ms);
+		cm_loop_timer_start(p->loop, &p->tick, 0);
 }
 
 unsigned pp_apns_pool_connections(const struct pp_apns_pool *p, unsigned *usable)
 {
 	unsigned u = 0;
+	struct cm_list *n;
 
-	for (const struct pconn *pc = p->conns; pc; pc = pc->next)
-		if (pc->h2 && !pc->goaway && pp_h2_usable(pc->h2))
+	cm_list_foreach(n, &p->conns)
+	{
+		const struct pconn *pc = cm_list_entry(n, struct pconn, link);
+
+		if (!pc->goaway && pp_h2_usable(pc->h2))
 			u++;
+	}
 	if (usable)
 		*usable = u;
 	return p->nconns;
+}
+
+/* Close every connection; each may end (and be unlinked) during the call. */
+static void close_conns(struct pp_apns_pool *p, bool graceful)
+{
+	struct cm_list *n, *next;
+
+	cm_list_foreach_safe(n, next, &p->conns)
+	{
+		pp_h2_conn_close(cm_list_entry(n, struct pconn, link)->h2, graceful);
+	}
 }
 
 void pp_apns_pool_close(struct pp_apns_pool *p, bool graceful, void (*done)(void *arg), void *arg)
@@ -652,23 +670,20 @@ void pp_apns_pool_close(struct pp_apns_pool *p, bool graceful, void (*done)(void
 	if (p->closing) {
 		/* Again, not graceful: what is still in flight is cancelled now. */
 		if (!graceful)
-			for (struct pconn *pc = p->conns, *next; pc; pc = next) {
-				next = pc->next;
-				pp_h2_conn_close(pc->h2, false);
-			}
+			close_conns(p, false);
 		return;
 	}
 	p->closing = true;
 	p->done = done;
 	p->done_arg = arg;
-	while ((j = p->qhead)) {
-		q_remove(p, j);
+	cm_loop_timer_stop(p->loop, &p->tick);
+	while ((j = q_first(p))) {
+		cm_list_remove(&j->link);
 		job_fail(j, PP_OUT_FAILED, PP_CAUSE_SHUTDOWN, "shutting down");
 	}
-	for (struct pconn *pc = p->conns, *next; pc; pc = next) {
-		next = pc->next;
-		pp_h2_conn_close(pc->h2, graceful);
-	}
+	close_conns(p, graceful);
+	/* The last connection's closed event ends the pool; without one, the next tick does
+	 * (never from within this call: the caller may still be using p). */
 	if (!p->nconns)
-		pp_uv_close((uv_handle_t *)&p->timer, pool_final);
+		cm_loop_timer_start(p->loop, &p->tick, 0);
 }

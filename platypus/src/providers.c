@@ -118,7 +118,7 @@ static int open_apns(struct pp_providers *p, struct cm_daemon *d, struct apns_ap
 	pc.request_timeout_ms = a->request_timeout;
 	pc.ping_interval_ms = a->ping_interval;
 	pc.metrics = cm_daemon_metrics(d);
-	r = pp_apns_pool_alloc(&app->pool, cm_daemon_loop(d), &pc);
+	r = pp_apns_pool_alloc(&app->pool, cm_daemon_main_loop(d), &pc);
 	if (r)
 		return r;
 	p->open++;
@@ -358,14 +358,13 @@ void pp_providers_free(struct pp_providers *p)
 {
 	if (!p)
 		return;
-	/* Anything still open closes at once; its memory goes in libuv close callbacks, which
-	 * must no longer report here. */
-	for (size_t i = 0; i < p->napns; i++)
-		if (p->apns[i].pool && !p->apns[i].closing)
-			pp_apns_pool_close(p->apns[i].pool, false, NULL, NULL);
-	for (size_t i = 0; i < p->nfcm; i++)
-		if (p->fcm[i].client && !p->fcm[i].closing)
-			pp_fcm_close(p->fcm[i].client, false, NULL, NULL);
+	/* Whoever opens closes: pp_providers_close() is over by now. A pool or client still open
+	 * would call back into this memory. */
+	if (p->open) {
+		CM_LOGE("platypus", "%u providers still open when freed; keeping their memory",
+		        p->open);
+		return;
+	}
 	for (size_t i = 0; i < p->napns; i++)
 		cm_tls_free(p->apns[i].tls);
 	for (size_t i = 0; i < p->nslots; i++)
