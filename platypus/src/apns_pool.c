@@ -1,7 +1,7 @@
 /* apns_pool.c - persistent HTTP/2 connections to APNs for one app: queueing, stream limits,
  * provider-token headers, one new token and one resend after a refused token, fail-fast while
  * the token is refused (creds.c), moving unanswered requests, reconnect with backoff. */
-#include "apns.h"
+#include "apns_int.h"
 #include "creds.h"
 
 #include <errno.h>
@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cm/crypto.h"
+#include "cm/err.h"
 #include "cm/list.h"
 #include "cm/log.h"
 #include "cm/loop.h"
@@ -41,6 +42,11 @@ struct pconn {
 	bool goaway;
 };
 
+struct pool_metrics {
+	struct cm_gauge *conns;
+	struct cm_counter *connect_fail, *token_refresh, *moved;
+};
+
 struct pp_apns_pool {
 	struct cm_loop *loop;      /* borrowed */
 	struct cm_loop_timer tick; /* queue expiry, reconnect after the backoff */
@@ -57,8 +63,7 @@ struct pp_apns_pool {
 	void (*done)(void *arg);
 	void *done_arg;
 	struct pp_creds creds; /* a refused provider token: fail fast, check with backoff */
-	struct cm_gauge *m_conns;
-	struct cm_counter *m_connect_fail, *m_token_refresh, *m_moved;
+	struct pool_metrics m;
 	struct pp_apns_idgen ids;
 };
 
@@ -86,7 +91,7 @@ static void job_finish(struct job *j, const struct pp_result *r, long long retry
 	if (j->check)
 		pp_creds_check_ended(&j->p->creds); /* unless its answer said something */
 	out.attempts = j->sent;
-	pp_apns_msg_free(&j->msg);
+	pp_apns__msg_free(&j->msg);
 	j->cb(j->arg, &out, retry_after);
 	free(j);
 }
@@ -105,7 +110,7 @@ static void job_fail(struct job *j, enum pp_outcome o, enum pp_cause c, const ch
 
 static void update_gauge(struct pp_apns_pool *p)
 {
-	cm_metrics_set(p->m_conns, (double)p->nconns);
+	cm_metrics_set(p->m.conns, (double)p->nconns);
 }
 
 static uint64_t backoff_ms(const struct pp_apns_pool *p)
@@ -172,7 +177,7 @@ static void conn_closed(struct pp_h2_conn *h2, int err, bool ever_ready, void *a
 	if (!ever_ready && !p->closing) {
 		p->failures++;
 		p->next_connect = now_ms(p) + backoff_ms(p);
-		cm_metrics_inc(p->m_connect_fail);
+		cm_metrics_inc(p->m.connect_fail);
 		CM_LOGW("apns", "%s: connection to %s:%u failed (%s); next try in %llu ms",
 		        p->cfg.name, p->cfg.host, p->cfg.port, strerror(-err),
 		        (unsigned long long)(p->next_connect - now_ms(p)));
@@ -212,7 +217,7 @@ static void connect_one(struct pp_apns_pool *p)
 		free(pc);
 		p->failures++;
 		p->next_connect = now_ms(p) + backoff_ms(p);
-		cm_metrics_inc(p->m_connect_fail);
+		cm_metrics_inc(p->m.connect_fail);
 		CM_LOGW("apns", "%s: cannot start a connection: %s", p->cfg.name, strerror(-r));
 		return;
 	}
@@ -314,7 +319,7 @@ static void job_done(void *arg, int err, const struct pp_h2_resp *resp)
 	memset(&r, 0, sizeof(r));
 	if (err == -EAGAIN && !p->closing) {
 		/* Not processed by the server: another connection takes it, first in line. */
-		cm_metrics_inc(p->m_moved);
+		cm_metrics_inc(p->m.moved);
 		cm_list_insert_head(&p->queue, &j->link);
 		dispatch(p);
 		return;
@@ -333,7 +338,7 @@ static void job_done(void *arg, int err, const struct pp_h2_resp *resp)
 			dispatch(p);
 		return;
 	}
-	pp_apns_result(&r, resp->status, resp->body, resp->body_len);
+	pp_apns__result(&r, resp->status, resp->body, resp->body_len);
 	snprintf(r.id, sizeof(r.id), "%s", *resp->apns_id ? resp->apns_id : j->msg.apns_id);
 	/* Any answer but an authentication refusal means the provider token was accepted: the
 	 * server's stream limit applies from now on. */
@@ -351,7 +356,7 @@ static void job_done(void *arg, int err, const struct pp_h2_resp *resp)
 	           (!p->cfg.token || j->token_gen == p->cfg.token->generated)) {
 		/* APNs took the current token (or certificate), whatever it thought of the rest. */
 		if (p->cfg.token)
-			pp_apns_token_accepted(p->cfg.token, j->token_gen);
+			pp_apns__token_accepted(p->cfg.token, j->token_gen);
 		pp_creds_accepted(&p->creds);
 	}
 	job_finish(j, &r, resp->retry_after_s);
@@ -369,11 +374,11 @@ static int submit(struct pp_apns_pool *p, struct pconn *pc, struct job *j)
 	int r;
 
 	if (p->cfg.token) {
-		tok = pp_apns_token_get(p->cfg.token, time(NULL), &refreshed);
+		tok = pp_apns__token_get(p->cfg.token, time(NULL), &refreshed);
 		if (!tok || strlen(tok) + 8 > sizeof(auth))
 			return -EIO;
 		if (refreshed)
-			cm_metrics_inc(p->m_token_refresh);
+			cm_metrics_inc(p->m.token_refresh);
 		snprintf(auth, sizeof(auth), "bearer %s", tok);
 		h[n++] = (struct pp_h2_header){"authorization", auth};
 		j->token_gen = p->cfg.token->generated;
@@ -488,6 +493,36 @@ static void on_tick(struct cm_loop_timer *t)
 	dispatch(p);
 }
 
+/* The pool's series, labelled with its app. 0 or the registry's error (logged); the series
+ * stay with the registry whatever happens: nothing to undo. */
+static int pool_metrics(struct pp_apns_pool *p)
+{
+	const char *app = p->cfg.name;
+	const struct cm_metric_def defs[] = {
+	    CM_METRIC_GAUGE_DEF(struct pool_metrics, conns, "platypus_apns_connections",
+	                        "open HTTP/2 connections to APNs", "app", app),
+	    CM_METRIC_COUNTER_DEF(
+	        struct pool_metrics, connect_fail, "platypus_apns_connect_failures_total",
+	        "connections to APNs that failed before becoming ready", "app", app),
+	    CM_METRIC_COUNTER_DEF(struct pool_metrics, token_refresh,
+	                          "platypus_apns_token_refreshes_total",
+	                          "provider tokens made (ES256 JWT)", "app", app),
+	    CM_METRIC_COUNTER_DEF(struct pool_metrics, moved, "platypus_apns_requests_moved_total",
+	                          "requests a connection did not process, sent on another", "app",
+	                          app),
+	};
+	char err[CM_ERR_MAX];
+	int r;
+
+	if (!p->cfg.metrics)
+		return 0;
+	r = cm_metrics_register(p->cfg.metrics, &p->m, defs, sizeof(defs) / sizeof(defs[0]), err,
+	                        sizeof(err));
+	if (r)
+		CM_LOGE("apns", "%s: %s", app, err);
+	return r;
+}
+
 int pp_apns_pool_alloc(struct pp_apns_pool **out, struct cm_loop *l,
                        const struct pp_apns_pool_config *cfg)
 {
@@ -505,7 +540,7 @@ int pp_apns_pool_alloc(struct pp_apns_pool **out, struct cm_loop *l,
 	cm_list_init(&p->queue);
 	cm_list_init(&p->conns);
 	cm_loop_timer_init(&p->tick, on_tick);
-	if (pp_apns_id_seed(&p->ids)) {
+	if (pp_apns__id_seed(&p->ids)) {
 		free(p);
 		return -EIO;
 	}
@@ -522,33 +557,11 @@ int pp_apns_pool_alloc(struct pp_apns_pool **out, struct cm_loop *l,
 	p->ev.writable = conn_writable;
 	p->ev.goaway = conn_goaway;
 	p->ev.closed = conn_closed;
-	if (pp_creds_init(&p->creds, l->uv, "apns", cfg->name, cfg->metrics)) {
+	r = pp_creds_init(&p->creds, l->uv, "apns", cfg->name, cfg->metrics);
+	r = r ? r : pool_metrics(p);
+	if (r) {
 		free(p);
-		return -ENOMEM;
-	}
-	if (cfg->metrics) {
-		/* The series stay with the registry whatever happens: nothing to undo. */
-		r = cm_metrics_gauge(cfg->metrics, &p->m_conns, "platypus_apns_connections",
-		                     "open HTTP/2 connections to APNs", "app", cfg->name, NULL);
-		r = r ? r
-		      : cm_metrics_counter(cfg->metrics, &p->m_connect_fail,
-		                           "platypus_apns_connect_failures_total",
-		                           "connections to APNs that failed before becoming ready",
-		                           "app", cfg->name, NULL);
-		r = r ? r
-		      : cm_metrics_counter(cfg->metrics, &p->m_token_refresh,
-		                           "platypus_apns_token_refreshes_total",
-		                           "provider tokens made (ES256 JWT)", "app", cfg->name,
-		                           NULL);
-		r = r ? r
-		      : cm_metrics_counter(cfg->metrics, &p->m_moved,
-		                           "platypus_apns_requests_moved_total",
-		                           "requests a connection did not process, sent on another",
-		                           "app", cfg->name, NULL);
-		if (r) {
-			free(p);
-			return r;
-		}
+		return r;
 	}
 	cm_loop_timer_start(l, &p->tick, p->cfg.tick_ms);
 	*out = p;
@@ -559,7 +572,7 @@ int pp_apns_pool_send(struct pp_apns_pool *p, const struct pp_notif *n, uint64_t
                       pp_apns_done_cb cb, void *arg, struct pp_result *now)
 {
 	struct job *j;
-	char err[128] = "";
+	char err[PP_REASON_MAX] = "";
 	int r;
 
 	memset(now, 0, sizeof(*now));
@@ -572,7 +585,7 @@ int pp_apns_pool_send(struct pp_apns_pool *p, const struct pp_notif *n, uint64_t
 		pp_result_set(now, PP_OUT_FAILED, PP_CAUSE_INTERNAL, 0, "out of memory");
 		return -ENOMEM;
 	}
-	r = pp_apns_msg_build(&j->msg, n, p->cfg.default_topic, time(NULL), err, sizeof(err));
+	r = pp_apns__msg_build(&j->msg, n, p->cfg.default_topic, time(NULL), err, sizeof(err));
 	if (r) {
 		free(j);
 		pp_result_set(now, PP_OUT_REJECTED,
@@ -584,7 +597,7 @@ int pp_apns_pool_send(struct pp_apns_pool *p, const struct pp_notif *n, uint64_t
 			now->outcome = PP_OUT_FAILED;
 		return r;
 	}
-	pp_apns_id_next(&p->ids, j->msg.apns_id);
+	pp_apns__id_next(&p->ids, j->msg.apns_id);
 	j->p = p;
 	j->cb = cb;
 	j->arg = arg;

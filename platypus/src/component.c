@@ -1,6 +1,6 @@
 /* component.c - the XEP-0114 connection to an XMPP server on a cm_stream: connect, stream
  * header, handshake, IQs in, replies out, reconnection with backoff, drain on stop. */
-#include "component.h"
+#include "component_int.h"
 #include "dispatch.h"
 #include "notif.h"
 
@@ -318,7 +318,7 @@ static void handle_publish(struct conn *k, const struct cm_xml_node *iq)
 		return;
 	}
 	pp_notif_init(&n);
-	r = pp_push_parse(iq, &n, &secret, err, sizeof(err));
+	r = pp_component__push_parse(iq, &n, &secret, err, sizeof(err));
 	if (r == -ENOMEM) {
 		reply(k, id, from, to, "wait", "resource-constraint", "out of memory");
 		goto out;

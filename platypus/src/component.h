@@ -70,13 +70,4 @@ void pp_component_close(struct pp_component *c, void (*done)(void *arg), void *a
  * outcome owed has come. Accepts NULL. */
 void pp_component_free(struct pp_component *c);
 
-/* --- the XEP-0357 mapping (component_push.c), separate so it can be tested alone ---------- */
-
-/* Read a pubsub publish IQ carrying a urn:xmpp:push:0 notification into n (initialised by the
- * caller). *secret receives the publish-options "secret" value (borrowed from iq) or NULL.
- * 0, or -EINVAL with a precise reason in err ("publish-options: service must be apns or fcm"),
- * or -ENOENT when iq is not a push publish at all. */
-int pp_push_parse(const struct cm_xml_node *iq, struct pp_notif *n, const char **secret, char *err,
-                  size_t errlen);
-
 #endif

@@ -3,7 +3,7 @@
  * multiplexing, the OAuth2 token fetched before the
  * sends that need it, one new token and one resend after a 401, fail-fast while the credentials
  * are refused (creds.c). The only file of platypus that includes libcurl. */
-#include "fcm.h"
+#include "fcm_int.h"
 #include "creds.h"
 
 #include <errno.h>
@@ -71,7 +71,6 @@ struct pp_fcm {
 	bool oom_pending;      /* a transfer is marked oom: check_done() ends it */
 	unsigned token_failures;
 	uint64_t token_retry_at;
-	char token_error[160];
 	bool grant_for_401;    /* the grant under way replaces a token FCM refused */
 	bool token_after_401;  /* the current access token replaced one FCM refused */
 	struct pp_creds creds; /* refused credentials: fail fast, check with backoff */
@@ -366,19 +365,21 @@ static void token_start(struct pp_fcm *f)
 	r->kind = REQ_TOKEN;
 	cm_buf_init(&r->body, 0);
 	cm_buf_init(&r->resp, 0);
-	rc = pp_fcm_assertion_form(f->cfg.account, time(NULL), &r->body);
+	rc = pp_fcm__assertion_form(f->cfg.account, time(NULL), &r->body);
 	if (!rc) {
 		r->hdrs =
 		    curl_slist_append(NULL, "Content-Type: application/x-www-form-urlencoded");
 		rc = r->hdrs ? start(f, r, f->cfg.account->token_uri) : -ENOMEM;
 	}
 	if (rc) {
-		char err[160];
+		char err[CM_ERR_MAX];
 
-		snprintf(err, sizeof(err), "cannot request an access token: %s", strerror(-rc));
 		req_free(r);
 		/* Our side failed (memory, signing): transient, tried again after the backoff. */
-		token_failed(f, -EAGAIN, err);
+		token_failed(f,
+		             cm_errf(err, sizeof(err), -EAGAIN,
+		                     "cannot request an access token: %s", strerror(-rc)),
+		             err);
 		return;
 	}
 	f->token_req = r;
@@ -386,16 +387,16 @@ static void token_start(struct pp_fcm *f)
 
 static void token_done(struct pp_fcm *f, struct req *r, CURLcode cc, long status)
 {
-	char err[160] = "";
+	char err[CM_ERR_MAX] = "";
 	int rc;
 
 	f->token_req = NULL;
-	if (cc != CURLE_OK) {
-		snprintf(err, sizeof(err), "token endpoint: %s", curl_easy_strerror(cc));
-		rc = -EAGAIN;
-	} else
-		rc = pp_fcm_account_grant(f->cfg.account, (int)status, r->resp.data, r->resp.len,
-		                          time(NULL), err, sizeof(err));
+	if (cc != CURLE_OK)
+		rc = cm_errf(err, sizeof(err), -EAGAIN, "token endpoint: %s",
+		             curl_easy_strerror(cc));
+	else
+		rc = pp_fcm__account_grant(f->cfg.account, (int)status, r->resp.data, r->resp.len,
+		                           time(NULL), err, sizeof(err));
 	req_free(r);
 	if (!rc) {
 		f->token_failures = 0;
@@ -409,7 +410,7 @@ static void token_done(struct pp_fcm *f, struct req *r, CURLcode cc, long status
 	token_failed(f, rc, err);
 }
 
-/* A token request failed (rc from pp_fcm_account_grant(), -EAGAIN for our own failures): count
+/* A token request failed (rc from pp_fcm__account_grant(), -EAGAIN for our own failures): count
  * it and back off. When Google refused our credentials they are refused: what waits for a token
  * fails (the check at once, the queue on the next pump). */
 static void token_failed(struct pp_fcm *f, int rc, const char *err)
@@ -425,7 +426,6 @@ static void token_failed(struct pp_fcm *f, int rc, const char *err)
 			d *= 2;
 		f->token_retry_at = now_ms(f) + (d > 60000 ? 60000 : d);
 	}
-	snprintf(f->token_error, sizeof(f->token_error), "%s", err);
 	if (rc != -EACCES && rc != -EBADMSG) {
 		CM_LOGW("fcm", "%s: %s", f->cfg.name, err);
 		return;
@@ -456,7 +456,7 @@ static bool unauthenticated(struct pp_fcm *f, struct req *r)
 	if (r->auth_retried || f->creds.refused)
 		return false;
 	if (current && a->access_token) {
-		pp_fcm_account_forget(a);
+		pp_fcm__account_forget(a);
 		f->grant_for_401 = true;
 	}
 	r->auth_retried = true;
@@ -485,7 +485,7 @@ static void send_done(struct pp_fcm *f, struct req *r, CURLcode cc, long status)
 			c = PP_CAUSE_TIMEOUT;
 		pp_result_set(&res, PP_OUT_FAILED, c, 0, curl_easy_strerror(cc));
 	} else {
-		pp_fcm_result(&res, (int)status, r->resp.data, r->resp.len);
+		pp_fcm__result(&res, (int)status, r->resp.data, r->resp.len);
 		if (res.cause == PP_CAUSE_AUTH && !strcmp(res.reason, "UNAUTHENTICATED")) {
 			if (unauthenticated(f, r))
 				return;
@@ -620,7 +620,7 @@ static void refused_pump(struct pp_fcm *f)
 		cm_list_remove(&r->link);
 		r->check = true;
 		f->check_req = r;
-		pp_fcm_account_forget(f->cfg.account);
+		pp_fcm__account_forget(f->cfg.account);
 		f->token_retry_at = 0;
 	}
 	while ((r = req_first(&f->queue))) {
@@ -632,7 +632,7 @@ static void refused_pump(struct pp_fcm *f)
 	r = f->check_req;
 	if (!r)
 		return;
-	token = pp_fcm_access_token(f->cfg.account, time(NULL));
+	token = pp_fcm__access_token(f->cfg.account, time(NULL));
 	if (!token) {
 		token_start(f);
 		return;
@@ -660,7 +660,7 @@ static void pump(struct pp_fcm *f)
 	}
 	if (cm_list_empty(&f->queue))
 		return;
-	token = pp_fcm_access_token(f->cfg.account, time(NULL));
+	token = pp_fcm__access_token(f->cfg.account, time(NULL));
 	if (!token) {
 		token_start(f);
 		return;
@@ -814,7 +814,7 @@ int pp_fcm_send(void *fcm, const struct pp_notif *n, uint64_t deadline_ms, pp_at
 	r->deadline = deadline_ms;
 	cm_buf_init(&r->body, 0);
 	cm_buf_init(&r->resp, 0);
-	if (pp_fcm_message(n, &r->body)) {
+	if (pp_fcm__message(n, &r->body)) {
 		req_free(r);
 		pp_result_set(now, PP_OUT_FAILED, PP_CAUSE_INTERNAL, 0, "out of memory");
 		return -ENOMEM;

@@ -11,6 +11,7 @@
 #include "apns.h"
 #include "cm/buf.h"
 #include "cm/crypto.h"
+#include "cm/err.h"
 #include "cm/log.h"
 #include "cm/tls.h"
 #include "dispatch.h"
@@ -58,7 +59,7 @@ static const char *tags_of(const struct cm_cfg_strlist *l, size_t i)
 
 static struct token_slot *token_for(struct pp_providers *p, const struct platypus_apns_config *a)
 {
-	char err[256];
+	char err[CM_ERR_MAX];
 
 	for (size_t i = 0; i < p->nslots; i++)
 		if (!strcmp(p->slots[i].team, a->team_id) && !strcmp(p->slots[i].kid, a->key_id))
@@ -89,7 +90,7 @@ static int open_apns(struct pp_providers *p, struct cm_daemon *d, struct apns_ap
 	struct pp_apns_pool_config pc = {0};
 	const char *tags[17] = {0};
 	struct pp_app_desc desc = {0};
-	char err[512];
+	char err[CM_ERR_MAX];
 	int r;
 
 	app->owner = p;
@@ -145,7 +146,7 @@ static int open_fcm(struct pp_providers *p, struct cm_daemon *d, struct fcm_app 
 	struct pp_fcm_config fc = {0};
 	const char *tags[17] = {0};
 	struct pp_app_desc desc = {0};
-	char err[256];
+	char err[CM_ERR_MAX];
 	int r;
 
 	app->owner = p;
@@ -212,7 +213,7 @@ int pp_providers_reload(struct pp_providers *p, const struct platypus_config *ne
 {
 	const struct platypus_apns_config *na = newcfg->apns.items;
 	const struct platypus_fcm_config *nf = newcfg->fcm.items;
-	char err[512];
+	char err[CM_ERR_MAX];
 	int rc = 0, r;
 
 	for (size_t i = 0; i < p->napns; i++) {

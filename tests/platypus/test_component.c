@@ -25,7 +25,7 @@
 #include "cm/log.h"
 #include "cm/loop.h"
 #include "cm/xml.h"
-#include "platypus/src/component.h"
+#include "platypus/src/component_int.h"
 #include "platypus/src/dispatch.h"
 #include "platypus/src/notif.h"
 
@@ -526,7 +526,7 @@ static void test_mapping(void **state)
 	                          "<field var='priority'><value>high</value></field>"
 	                          "<field var='secret'><value>x</value></field>"));
 	pp_notif_init(&n);
-	assert_int_equal(pp_push_parse(iq, &n, &secret, err, sizeof(err)), 0);
+	assert_int_equal(pp_component__push_parse(iq, &n, &secret, err, sizeof(err)), 0);
 	assert_int_equal(n.service, PP_SVC_APNS);
 	assert_int_equal(n.mode, PP_MODE_DEV);
 	assert_int_equal(n.priority, PP_PRIO_HIGH);
@@ -546,7 +546,7 @@ static void test_mapping(void **state)
 	                          "<field var='silent'><value>true</value></field>"
 	                          "<field var='voip'><value>1</value></field>"));
 	pp_notif_init(&n);
-	assert_int_equal(pp_push_parse(iq, &n, &secret, err, sizeof(err)), 0);
+	assert_int_equal(pp_component__push_parse(iq, &n, &secret, err, sizeof(err)), 0);
 	assert_false(n.has_alert);
 	assert_true(n.voip);
 	assert_null(secret);
@@ -559,7 +559,7 @@ static void test_mapping(void **state)
 	iq = parse_one(
 	    publish_iq("m3", TOKEN_OK, "<field var='mode'><value>staging</value></field>"));
 	pp_notif_init(&n);
-	assert_int_equal(pp_push_parse(iq, &n, &secret, err, sizeof(err)), -EINVAL);
+	assert_int_equal(pp_component__push_parse(iq, &n, &secret, err, sizeof(err)), -EINVAL);
 	assert_string_equal(err, "mode: must be prod or dev");
 	pp_notif_free(&n);
 	cm_xml_node_free(iq);
@@ -568,7 +568,7 @@ static void test_mapping(void **state)
 	               "<publish node='x'><item><entry xmlns='urn:example'/></item></publish>"
 	               "</pubsub></iq>");
 	pp_notif_init(&n);
-	assert_int_equal(pp_push_parse(iq, &n, &secret, err, sizeof(err)), -ENOENT);
+	assert_int_equal(pp_component__push_parse(iq, &n, &secret, err, sizeof(err)), -ENOENT);
 	pp_notif_free(&n);
 	cm_xml_node_free(iq);
 }
@@ -603,7 +603,7 @@ static void test_prosody_publish(void **state)
 	    "<field var='topic'><value>com.example.app</value></field></x></publish-options>"
 	    "</pubsub></iq>");
 	pp_notif_init(&n);
-	assert_int_equal(pp_push_parse(iq, &n, &secret, err, sizeof(err)), 0);
+	assert_int_equal(pp_component__push_parse(iq, &n, &secret, err, sizeof(err)), 0);
 	assert_int_equal(n.service, PP_SVC_APNS);
 	assert_int_equal(n.mode, PP_MODE_PROD);
 	assert_string_equal(n.token, TOKEN_OK);
