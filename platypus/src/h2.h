@@ -13,9 +13,12 @@
  * above its last_stream_id, refused streams, requests never sent) complete with -EAGAIN so the
  * caller may send them elsewhere at once.
  *
- * Every submitted request completes exactly once through its callback, and the connection's
- * closed event fires exactly once, after every request has completed, from a libuv close
- * callback; the connection's memory is freed right after that event returns.
+ * Every submitted request completes exactly once through its callback, never from within the
+ * pp_h2_submit() that submitted it. Those still open when the connection ends (a failure,
+ * pp_h2_conn_close()) complete from the stream's closed event, never from within a call of this
+ * module, right before the connection's own closed event. That fires exactly once, after every
+ * request has completed, from a libuv close callback; the connection's memory is freed right
+ * after it returns.
  *
  * Single-threaded: every call from the loop's thread. Callbacks may call any function of this
  * module, including pp_h2_conn_close() on the connection that calls them.
