@@ -18,7 +18,12 @@
 #define HIGH_WATER   (1u << 20) /* stop making frames while this much is unsent */
 #define MAX_REQ_HDRS 16
 #define FLUSH_BATCH  32 /* requests submitted in one turn that go out without waiting for more */
-#define EXPIRE_MAX   64 /* requests timed out per tick; the rest on the next one */
+/* Frames queued in the stream that go out without waiting for the end of the turn: the
+ * requests submitted while a read is handled (each answer frees a stream, which the pool fills
+ * at once) are made in one go when the read is over, and would otherwise wait whole in the
+ * stream, then again as TLS records, before the first byte is written. */
+#define FLUSH_BYTES (64 * 1024)
+#define EXPIRE_MAX  64 /* requests timed out per tick; the rest on the next one */
 
 static void pump(struct pp_h2_conn *c);
 
@@ -132,6 +137,11 @@ static void pump(struct pp_h2_conn *c)
 		r = n < 0 ? -EPROTO : cm_stream_write(c->s, data, (size_t)n);
 		if (r)
 			break;
+		c->queued += (size_t)n;
+		if (c->queued >= FLUSH_BYTES) {
+			c->queued = 0;
+			cm_stream_flush(c->s);
+		}
 	}
 	c->in_pump = false;
 	if (r) {
@@ -378,11 +388,14 @@ int pp_h2_submit(struct pp_h2_conn *c, const char *method, const char *path,
 	/* Frames go to the stream now and out with the rest of the turn's output; a large batch
 	 * goes out in parts of FLUSH_BATCH, so that the server works on the first while we make
 	 * the rest. Nothing unsent means the last batch went out. */
-	if (cm_stream_unsent(c->s) == 0)
+	if (cm_stream_unsent(c->s) == 0) {
 		c->unflushed = 0;
+		c->queued = 0;
+	}
 	pump(c);
 	if (!c->dead && ++c->unflushed >= FLUSH_BATCH) {
 		c->unflushed = 0;
+		c->queued = 0;
 		cm_stream_flush(c->s);
 	}
 	return 0;

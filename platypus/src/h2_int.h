@@ -57,6 +57,7 @@ struct pp_h2_conn {
 	struct cm_list streams; /* owned h2_stream, in submission order */
 	unsigned nstreams;
 	unsigned unflushed; /* requests submitted since the output last went out */
+	size_t queued;      /* bytes of frames given to the stream since then */
 	uint64_t connect_deadline;
 	uint64_t last_rx;
 	uint64_t ping_sent; /* 0: none outstanding */
