@@ -29,6 +29,10 @@
 /* A server that stops reading our replies gets cut off rather than grow our memory: replies
  * beyond this much unsent are refused by the stream (-ENOBUFS) and the connection closes. */
 #define MAX_UNSENT (4u << 20)
+/* Publishes in care at once: beyond, the stream is not read (the server's publishes wait in
+ * its socket, not in our memory) until half of them have their outcome. Far more than a
+ * provider pipeline needs to stay busy (its rate times its round trip). */
+#define PENDING_HIGH 1024
 /* Refused publishes are logged once per this long at most: any user can send them. */
 #define FORBIDDEN_LOG_MS 60000
 
@@ -42,6 +46,7 @@ struct conn {
 	struct cm_xml_node *scope; /* owned: our own stream header, for writing stanzas */
 	enum conn_state state;
 	unsigned gen;
+	bool paused; /* not read while PENDING_HIGH publishes wait */
 };
 
 /* An IQ handed to the dispatcher, waiting for its outcome. */
@@ -187,6 +192,10 @@ static void on_outcome(void *arg, const struct pp_result *r)
 
 	cm_list_remove(&p->link);
 	c->npending--;
+	if (c->conn && c->conn->paused && c->npending <= PENDING_HIGH / 2) {
+		c->conn->paused = false;
+		cm_stream_resume(c->conn->s);
+	}
 	pp_result_xmpp(r, &type, &condition);
 	if (c->conn && c->conn->gen == p->gen && c->conn->state == CONN_READY) {
 		reply(c->conn, p->id, p->from, p->to, type, condition, type ? r->reason : NULL);
@@ -357,7 +366,10 @@ static void handle_publish(struct conn *k, const struct cm_xml_node *iq)
 		goto out;
 	}
 	cm_list_insert_tail(&c->pending, &p->link);
-	c->npending++;
+	if (++c->npending >= PENDING_HIGH && !k->paused) {
+		k->paused = true;
+		cm_stream_pause(k->s); /* the rest of this read is still handled */
+	}
 out:
 	pp_notif_free(&n);
 }
