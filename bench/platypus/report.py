@@ -89,8 +89,10 @@ def compare_base(runs, a):
     def ratio(x, y, nd=2):
         return f"{x / y:.{nd}f}" if x is not None and y else "–"
 
+    rev = sh("git -C %s rev-parse --short HEAD" % os.path.dirname(os.path.abspath(a.base)))
     out = [
-        f"This build against `PLATYPUS_BASE` ({a.base}), the same configuration on the same "
+        f"This build ({sh('git rev-parse --short HEAD') or '?'}) against `PLATYPUS_BASE` "
+        f"({a.base}{', built from ' + rev if rev else ''}), the same configuration on the same "
         "mock, each sender run right after this build's in every round (medians; ratio = this "
         "build ÷ base; platypus CPU is its user + system time per 10,000 notifications):",
         "",
