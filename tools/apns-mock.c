@@ -19,6 +19,7 @@
  */
 #include "cm/buf.h"
 #include "cm/jwt.h"
+#include "cm/list.h"
 #include "cm/tls.h"
 
 #include <arpa/inet.h>
@@ -110,14 +111,14 @@ struct conn {
 	int closing;
 	int reading;
 	int authenticated; /* the streams limit has been raised */
-	struct stream
-	    *streams;      /* owned: freed on close, or with the session (which does not tell) */
+	struct cm_list
+	    streams;       /* owned: freed on close, or with the session (which does not tell) */
 	struct delayed *q; /* ring of delayed answers */
 	size_t q_cap, q_head, q_len;
 };
 
 struct stream {
-	struct stream *prev, *next; /* the connection's open streams */
+	struct cm_list link; /* in the connection's open streams */
 	int32_t id;
 	unsigned method_post : 1, has_path : 1, has_topic : 1, push_type_ok : 1, voip : 1,
 	    answered : 1;
@@ -461,10 +462,7 @@ static int on_begin_headers(nghttp2_session *h2, const nghttp2_frame *f, void *u
 	if (!s)
 		return NGHTTP2_ERR_CALLBACK_FAILURE;
 	s->id = f->hd.stream_id;
-	s->next = c->streams;
-	if (c->streams)
-		c->streams->prev = s;
-	c->streams = s;
+	cm_list_insert_head(&c->streams, &s->link);
 	nghttp2_session_set_stream_user_data(h2, s->id, s);
 	return 0;
 }
@@ -531,26 +529,21 @@ static int on_frame_recv(nghttp2_session *h2, const nghttp2_frame *f, void *user
 	return delay_push(c, s->id) == 0 ? 0 : NGHTTP2_ERR_CALLBACK_FAILURE;
 }
 
-static void stream_free(struct conn *c, struct stream *s)
+static void stream_free(struct stream *s)
 {
-	if (s->prev)
-		s->prev->next = s->next;
-	else
-		c->streams = s->next;
-	if (s->next)
-		s->next->prev = s->prev;
+	cm_list_remove(&s->link);
 	free(s);
 }
 
 static int on_stream_close(nghttp2_session *h2, int32_t id, uint32_t code, void *user)
 {
-	struct conn *c = user;
 	struct stream *s = nghttp2_session_get_stream_user_data(h2, id);
 
+	(void)user;
 	(void)code;
 	if (s) {
 		nghttp2_session_set_stream_user_data(h2, id, NULL);
-		stream_free(c, s);
+		stream_free(s);
 	}
 	return 0;
 }
@@ -572,12 +565,13 @@ static int on_frame_send(nghttp2_session *h2, const nghttp2_frame *f, void *user
 static void conn_handle_closed(uv_handle_t *h)
 {
 	struct conn *c = h->data;
+	struct cm_list *n;
 
 	if (--c->handles > 0)
 		return;
 	nghttp2_session_del(c->h2);
-	while (c->streams)
-		stream_free(c, c->streams);
+	while ((n = cm_list_first(&c->streams)) != NULL)
+		stream_free(cm_list_entry(n, struct stream, link));
 	cm_tls_conn_free(c->tls);
 	free(c->q);
 	free(c);
@@ -788,6 +782,7 @@ static void on_connection(uv_stream_t *server, int status)
 	if (!c)
 		return;
 	c->w = w;
+	cm_list_init(&c->streams);
 	uv_tcp_init(&w->loop, &c->tcp);
 	uv_timer_init(&w->loop, &c->timer);
 	c->tcp.data = c;

@@ -73,6 +73,58 @@ def mock_cost(runs):
             "requests/s with every core to itself: it is not what limits any sender here.")
 
 
+def compare_base(runs, a):
+    """This build against PLATYPUS_BASE, sender by sender, from the same rounds: medians of each,
+    and this build's over the base's."""
+    ok = lambda n: [r for r in runs.get(n, []) if r.get("rc") == 0 and r.get("ok")]
+
+    def plat_cpu_10k(rs):
+        v = []
+        for r in rs:
+            w = list((r.get("watch") or {}).values())
+            if len(w) > 1 and isinstance(w[1].get("cpu_s"), (int, float)) and r.get("ok"):
+                v.append(w[1]["cpu_s"] / r["ok"] * 10000)
+        return statistics.median(v) if v else None
+
+    def ratio(x, y, nd=2):
+        return f"{x / y:.{nd}f}" if x is not None and y else "–"
+
+    rev = sh("git -C %s rev-parse --short HEAD" % os.path.dirname(os.path.abspath(a.base)))
+    out = [
+        f"This build ({sh('git rev-parse --short HEAD') or '?'}) against `PLATYPUS_BASE` "
+        f"({a.base}{', built from ' + rev if rev else ''}), the same configuration on the same "
+        "mock, each sender run right after this build's in every round (medians; ratio = this "
+        "build ÷ base; platypus CPU is its user + system time per 10,000 notifications):",
+        "",
+        "| sender | notifications/s: this, base, ratio | p50 ms: this, base | p99 ms: this, base "
+        "| platypus CPU s per 10k: this, base, ratio | platypus peak RSS MB: this, base | "
+        "runs ok |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for new, base, label in (
+            ("platypus", "base", "REST, h2load -c 8 -m 100 (saturation)"),
+            ("platypus-latency", "base-latency", f"REST at {a.lat_rate:,}/s"),
+            ("platypus-component", "base-component", "component, 2000 in flight (saturation)"),
+            ("platypus-component-latency", "base-component-latency",
+             f"component at {a.lat_rate:,}/s")):
+        n, b = ok(new), ok(base)
+        if not n or not b:
+            out.append(f"| {label} | failed ({len(n)}/{len(runs.get(new, []))} and "
+                       f"{len(b)}/{len(runs.get(base, []))} runs ok) | | | | | |")
+            continue
+        nr, br = med(n, "rate"), med(b, "rate")
+        nc, bc = plat_cpu_10k(n), plat_cpu_10k(b)
+        nh, bh = watched(n, 1, "VmHWM"), watched(b, 1, "VmHWM")
+        out.append(
+            f"| {label} | {fmt(nr)}, {fmt(br)}, **{ratio(nr, br)}** | "
+            f"{fmt(med(n, 'p50_ms'), 2)}, {fmt(med(b, 'p50_ms'), 2)} | "
+            f"{fmt(med(n, 'p99_ms'), 2)}, {fmt(med(b, 'p99_ms'), 2)} | "
+            f"{fmt(nc, 3)}, {fmt(bc, 3)}, **{ratio(nc, bc)}** | "
+            f"{fmt(nh / 1024 if nh else None, 1)}, {fmt(bh / 1024 if bh else None, 1)} | "
+            f"{len(n)}/{len(runs.get(new, []))}, {len(b)}/{len(runs.get(base, []))} |")
+    return out
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--results", required=True)
@@ -87,6 +139,7 @@ def main():
     p.add_argument("--ceiling", default="")
     p.add_argument("--load", default="")
     p.add_argument("--load-after", default="")
+    p.add_argument("--base", default="", help="PLATYPUS_BASE: the binary compared with")
     p.add_argument("--print", action="store_true")
     a = p.parse_args()
 
@@ -189,6 +242,8 @@ def main():
                                                                          "p99_ms")
         lines += ["", f"The same through the component at {a.lat_rate:,}/s: p50 {c50:+.2f} ms, "
                   f"p99 {c99:+.2f} ms (an upper bound: the Python sender's own delays count)."]
+    if a.base and a.platypus == "measured":
+        lines += [""] + compare_base(runs, a)
     m = re.search(r"2xx (\d+)", a.mock_line)
     sent = sum(r.get("ok") or 0 for v in runs.values() for r in v)
     if m and int(m.group(1)) < sent:

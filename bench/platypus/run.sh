@@ -19,6 +19,10 @@
 # QUICK=1: one short round of each (about a minute). KEEP=1: keep the work directory.
 # MOCK_ARGS: extra apns-mock options (e.g. "--latency-ms 20").
 # NO_DOCS=1: print the section instead of writing docs/benchmarks.md.
+# PLATYPUS_BASE=path: another platypus binary (an earlier build, e.g. from a scratch worktree)
+#   started beside this one on the same configuration and mock; its REST and component senders
+#   run in the same rounds, right after this build's, and the section compares the two (medians
+#   and ratios). On this shared machine builds compare only within one run.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -45,9 +49,11 @@ comp_port=""
 work=$(mktemp -d /tmp/bench-platypus.XXXXXX)
 results=$work/results.jsonl
 : >"$results"
-mock_pid="" plat_pid=""
+mock_pid="" plat_pid="" base_pid=""
+watch_pid="" # the platypus process a sender drives, watched like the mock
 cleanup() {
 	if [ -n "$plat_pid" ]; then kill -TERM "$plat_pid" 2>/dev/null || true; wait "$plat_pid" 2>/dev/null || true; fi
+	if [ -n "$base_pid" ]; then kill -TERM "$base_pid" 2>/dev/null || true; wait "$base_pid" 2>/dev/null || true; fi
 	if [ -n "$mock_pid" ]; then kill -TERM "$mock_pid" 2>/dev/null || true; wait "$mock_pid" 2>/dev/null || true; fi
 	if [ "${KEEP:-0}" = 1 ]; then echo "bench: work directory kept: $work"; else rm -rf "$work"; fi
 }
@@ -95,7 +101,7 @@ measure() {
 	local name=$1
 	shift
 	$py "$here/measure.py" --name "$name" --watch "$mock_pid" \
-		${plat_pid:+--watch "$plat_pid"} "$@" >>"$results" || echo "bench: $name failed" >&2
+		${watch_pid:+--watch "$watch_pid"} "$@" >>"$results" || echo "bench: $name failed" >&2
 	tail -n 1 "$results" | $py -c 'import json, sys
 r = json.loads(sys.stdin.read())
 print("  %-16s %9s/s  ok %-8s p50 %-6s p99 %-7s ms  sender CPU %5s s RSS %6s kB  rc %s" % (
@@ -142,69 +148,112 @@ senders="sender_ceiling sender_latency sender_aioapns sender_node_apn"
 # answer 200 (the mock's counters at exit show that the notifications reached it).
 platypus_status="not measured yet"
 free_port() { $py -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-# bench_platypus: start build/bin/platypus on the bench config and probe it; when it delivers,
-# add its senders to the rounds (platypus keeps running through them: its CPU and RSS are
-# watched like the mock's), REST and component inbound both.
-rest_h2load=()
+printf '%s' "$COMP_SECRET" >"$work/component.secret"
+printf '%s' '{"service":"apns","topic":"com.example.app","alert":{"title":"Hello","body":"A benchmark notification"}}' \
+	>"$work/rest.json"
+# start_platypus NAME BINARY: start BINARY on the bench config (its own ports) and probe it.
+# Sets started_pid, started_rest and started_comp; 0 when it delivers, else 1 with
+# platypus_status saying why (and nothing left running).
+start_platypus() {
+	local name=$1 binary=$2 rest_port admin_port comp i code=""
+	rest_port=$(free_port)
+	admin_port=$(free_port)
+	comp=$(free_port)
+	sed -e "s|@MOCK_PORT@|$mock_port|g" -e "s|@REST_PORT@|$rest_port|g" \
+		-e "s|@ADMIN_PORT@|$admin_port|g" -e "s|@KEYS@|$keys|g" -e "s|@WORK@|$work|g" \
+		-e "s|@COMP_PORT@|$comp|g" "$here/platypus.yaml.in" >"$work/$name.yaml"
+	if ! "$binary" -c "$work/$name.yaml" --check-config >"$work/$name-check.log" 2>&1; then
+		platypus_status="not measured yet: $binary --check-config refuses bench/platypus/platypus.yaml.in: $(head -n 1 "$work/$name-check.log" | sed 's/^[^:]*:\([0-9]*:\)/line \1/' | head -c 120)"
+		return 1
+	fi
+	"$binary" -c "$work/$name.yaml" >"$work/$name.log" 2>&1 &
+	started_pid=$!
+	for i in $(seq 50); do
+		code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'content-type: application/json' \
+			--data-binary @"$work/rest.json" "http://127.0.0.1:$rest_port/v3/notification/$DEVICE" || true)
+		[ "$code" = 200 ] && break
+		kill -0 "$started_pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if [ "${code:-}" != 200 ]; then
+		platypus_status="not measured yet: POST /v3/notification to $binary answered ${code:-nothing}"
+		kill -TERM "$started_pid" 2>/dev/null || true
+		wait "$started_pid" 2>/dev/null || true
+		started_pid=""
+		return 1
+	fi
+	started_rest=$rest_port
+	started_comp=$comp
+	return 0
+}
+# bench_platypus: start build/bin/platypus (and PLATYPUS_BASE) and, when it delivers, add its
+# senders to the rounds (platypus keeps running through them: its CPU and RSS are watched like
+# the mock's), REST and component inbound both.
+rest_h2load=() base_h2load=() base_comp_port=""
 bench_platypus() {
-	local rest_port admin_port i code=""
 	if [ ! -x "$bin/platypus" ] || [ ! -f "$here/platypus.yaml.in" ]; then
 		platypus_status="not measured yet: no build/bin/platypus or bench/platypus/platypus.yaml.in"
 		return 0
 	fi
 	need curl "Debian package curl"
-	rest_port=$(free_port)
-	admin_port=$(free_port)
-	comp_port=$(free_port)
-	printf '%s' "$COMP_SECRET" >"$work/component.secret"
-	sed -e "s|@MOCK_PORT@|$mock_port|g" -e "s|@REST_PORT@|$rest_port|g" \
-		-e "s|@ADMIN_PORT@|$admin_port|g" -e "s|@KEYS@|$keys|g" -e "s|@WORK@|$work|g" \
-		-e "s|@COMP_PORT@|$comp_port|g" "$here/platypus.yaml.in" >"$work/platypus.yaml"
-	if ! "$bin/platypus" -c "$work/platypus.yaml" --check-config >"$work/platypus-check.log" 2>&1; then
-		platypus_status="not measured yet: build/bin/platypus --check-config refuses bench/platypus/platypus.yaml.in: $(head -n 1 "$work/platypus-check.log" | sed 's/^[^:]*:\([0-9]*:\)/line \1/' | head -c 120)"
-		return 0
-	fi
-	"$bin/platypus" -c "$work/platypus.yaml" >"$work/platypus.log" 2>&1 &
-	plat_pid=$!
-	printf '%s' '{"service":"apns","topic":"com.example.app","alert":{"title":"Hello","body":"A benchmark notification"}}' \
-		>"$work/rest.json"
-	for i in $(seq 50); do
-		code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'content-type: application/json' \
-			--data-binary @"$work/rest.json" "http://127.0.0.1:$rest_port/v3/notification/$DEVICE" || true)
-		[ "$code" = 200 ] && break
-		kill -0 "$plat_pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	if [ "${code:-}" != 200 ]; then
-		platypus_status="not measured yet: POST /v3/notification answered ${code:-nothing}"
-		kill -TERM "$plat_pid" 2>/dev/null || true
-		wait "$plat_pid" 2>/dev/null || true
-		plat_pid=""
-		return 0
-	fi
+	start_platypus platypus "$bin/platypus" || return 0
+	plat_pid=$started_pid
+	comp_port=$started_comp
 	platypus_status=measured
 	rest_h2load=(-H 'content-type: application/json' -d "$work/rest.json"
-		"http://127.0.0.1:$rest_port/v3/notification/$DEVICE")
+		"http://127.0.0.1:$started_rest/v3/notification/$DEVICE")
 	senders="$senders sender_platypus sender_platypus_latency sender_component"
 	senders="$senders sender_component_latency"
+	if [ -n "${PLATYPUS_BASE:-}" ]; then
+		if ! start_platypus base "$PLATYPUS_BASE"; then
+			echo "bench: PLATYPUS_BASE: $platypus_status" >&2
+			exit 1
+		fi
+		base_pid=$started_pid
+		base_comp_port=$started_comp
+		base_h2load=(-H 'content-type: application/json' -d "$work/rest.json"
+			"http://127.0.0.1:$started_rest/v3/notification/$DEVICE")
+		# each right after this build's: both see the same moment's load
+		senders="sender_ceiling sender_latency sender_aioapns sender_node_apn"
+		senders="$senders sender_platypus sender_base sender_platypus_latency"
+		senders="$senders sender_base_latency sender_component sender_base_component"
+		senders="$senders sender_component_latency sender_base_component_latency"
+	fi
 }
-sender_platypus() { # (d) REST inbound, at saturation
-	measure platypus -- h2load -t 1 -c 8 -m 100 -n "$PLAT_N" "${rest_h2load[@]}"
+# The platypus senders: NAME TARGET... for this build ("platypus*") and the base ("base*").
+rest_saturation() { # (d) REST inbound, at saturation
+	local name=$1
+	shift
+	measure "$name" -- h2load -t 1 -c 8 -m 100 -n "$PLAT_N" "$@"
 }
-sender_platypus_latency() { # (d) at half the target rate: minus the direct latency = added
-	measure platypus-latency --h2load-log "$work/h2load-plat.log" -- \
+rest_latency() { # (d) at half the target rate: minus the direct latency = added
+	local name=$1
+	shift
+	measure "$name" --h2load-log "$work/h2load-$name.log" -- \
 		h2load -t 1 -c 4 -m 100 --rps $((LAT_RATE / 4)) -D "$LAT_S" \
-		--log-file="$work/h2load-plat.log" "${rest_h2load[@]}"
+		--log-file="$work/h2load-$name.log" "$@"
 }
-sender_component() { # (e) XEP-0114 inbound: platypus reconnects to each run's listener
-	measure platypus-component -- $py "$here/component_send.py" --port "$comp_port" \
+component_saturation() { # (e) XEP-0114 inbound: platypus reconnects to each run's listener
+	measure "$1" -- $py "$here/component_send.py" --port "$2" \
 		--secret "$COMP_SECRET" --domain push.example.com --count "$COMP_N" --inflight 2000 \
 		--token "$DEVICE" --topic "$TOPIC"
 }
-sender_component_latency() { # (e) at half the target rate
-	measure platypus-component-latency -- $py "$here/component_send.py" --port "$comp_port" \
+component_latency() { # (e) at half the target rate
+	measure "$1" -- $py "$here/component_send.py" --port "$2" \
 		--secret "$COMP_SECRET" --domain push.example.com --count $((LAT_RATE * LAT_S)) \
 		--inflight 5000 --rate "$LAT_RATE" --token "$DEVICE" --topic "$TOPIC"
+}
+sender_platypus() { watch_pid=$plat_pid rest_saturation platypus "${rest_h2load[@]}"; }
+sender_platypus_latency() { watch_pid=$plat_pid rest_latency platypus-latency "${rest_h2load[@]}"; }
+sender_component() { watch_pid=$plat_pid component_saturation platypus-component "$comp_port"; }
+sender_component_latency() {
+	watch_pid=$plat_pid component_latency platypus-component-latency "$comp_port"
+}
+sender_base() { watch_pid=$base_pid rest_saturation base "${base_h2load[@]}"; }
+sender_base_latency() { watch_pid=$base_pid rest_latency base-latency "${base_h2load[@]}"; }
+sender_base_component() { watch_pid=$base_pid component_saturation base-component "$base_comp_port"; }
+sender_base_component_latency() {
+	watch_pid=$base_pid component_latency base-component-latency "$base_comp_port"
 }
 
 loadavg_before=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -217,11 +266,13 @@ for round in $(seq "$ROUNDS"); do
 	done
 done
 loadavg_after=$(cut -d' ' -f1-3 /proc/loadavg)
-if [ -n "$plat_pid" ]; then
-	kill -TERM "$plat_pid" 2>/dev/null || true
-	wait "$plat_pid" 2>/dev/null || true
-	plat_pid=""
-fi
+for pid in "$plat_pid" "$base_pid"; do
+	if [ -n "$pid" ]; then
+		kill -TERM "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	fi
+done
+plat_pid="" base_pid=""
 
 kill -TERM "$mock_pid"
 wait "$mock_pid" || echo "bench: the mock exited $?" >&2
@@ -231,9 +282,10 @@ echo "bench: mock: $(tail -n 1 "$work/mock.out")"
 cmd="bench/platypus/run.sh"
 [ "$QUICK" = 1 ] && cmd="QUICK=1 bench/platypus/run.sh"
 [ -n "${MOCK_ARGS:-}" ] && cmd="MOCK_ARGS='$MOCK_ARGS' $cmd"
+[ -n "${PLATYPUS_BASE:-}" ] && cmd="PLATYPUS_BASE=$PLATYPUS_BASE $cmd"
 $py "$here/report.py" --results "$results" --doc "$top/docs/benchmarks.md" --command "$cmd" \
 	--rounds "$ROUNDS" --platypus "$platypus_status" --mock-line "$(tail -n 1 "$work/mock.out")" \
 	--lat-rate "$LAT_RATE" --aioapns "$AIOAPNS_N ×, $AIOAPNS_INFLIGHT in flight, $AIOAPNS_CONNS connections" \
 	--node "$NODE_N ×, $NODE_INFLIGHT in flight" --ceiling "$CEIL_N ×, h2load -t 2 -c 8 -m 100" \
 	--load "$loadavg_before" --load-after "$loadavg_after" \
-	${NO_DOCS:+--print}
+	${PLATYPUS_BASE:+--base "$PLATYPUS_BASE"} ${NO_DOCS:+--print}

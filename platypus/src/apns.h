@@ -1,5 +1,6 @@
-/* apns.h - Apple Push Notification service: request building (payload and headers), the
- * ES256 provider token shared per team, and the pool of HTTP/2 connections per app. */
+/* apns.h - Apple Push Notification service: the ES256 provider token shared per team, and the
+ * pool of HTTP/2 connections per app. Request building (payload, headers, apns-id) and what an
+ * answer means are the module's own business: apns_int.h. */
 #ifndef PP_APNS_H
 #define PP_APNS_H
 
@@ -7,56 +8,13 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
-#include <uv.h>
 
 #include "notif.h"
 
 struct cm_buf;
+struct cm_loop;
 struct cm_jwt_key;
 struct cm_metrics;
-
-#define PP_APNS_PAYLOAD_MAX      4096
-#define PP_APNS_PAYLOAD_MAX_VOIP 5120
-
-/* One APNs request, ready for HTTP/2. All strings are inside the struct except body. */
-struct pp_apns_msg {
-	char *body; /* owned (free()): the JSON payload */
-	size_t body_len;
-	char path[16 + PP_APNS_TOKEN_MAX + 1]; /* "/3/device/<token>" */
-	char topic[PP_TOPIC_MAX + 8];          /* with ".voip" for calls */
-	const char *push_type;                 /* static: "alert", "background", "voip" */
-	char priority[4];                      /* "10", "5" */
-	char expiration[24];                   /* unix seconds; "" = header not sent */
-	char collapse_id[PP_COLLAPSE_MAX + 1]; /* "" = header not sent */
-	char apns_id[37];                      /* UUID, lower case; set by pp_apns_id_next() */
-};
-
-/* apns-id values: UUIDs (version 4 layout) that are unique within the generator, without a
- * trip to the random generator per notification. The first 66 bits are random per generator,
- * the last 56 a counter from a random start: unique for 2^56 notifications; they need not be
- * unpredictable (they only label a request for Apple's logs and ours). */
-struct pp_apns_idgen {
-	uint64_t hi, lo;
-};
-
-/* Seed g from the system's random generator. 0, -EIO. */
-int pp_apns_id_seed(struct pp_apns_idgen *g);
-/* The next id of g into out. */
-void pp_apns_id_next(struct pp_apns_idgen *g, char out[37]);
-
-/* Build the request for n (validated) at wall time now. default_topic (borrowed) is the app's
- * bundle id used when n has none. 0; -EINVAL (no topic at all; err says so); -EMSGSIZE (the
- * payload is over 4096 bytes, 5120 for VoIP; err gives the size); -ENOMEM. On failure msg
- * holds nothing to free. */
-int pp_apns_msg_build(struct pp_apns_msg *msg, const struct pp_notif *n, const char *default_topic,
-                      time_t now, char *err, size_t errlen);
-
-void pp_apns_msg_free(struct pp_apns_msg *msg); /* accepts NULL */
-
-/* Map an APNs answer (HTTP status and body {"reason": ...}) to a result, without retry policy:
- * 200 delivered; 410 dead; 400/403/404/405/413 rejected; 429/5xx failed (the retry layer decides
- * whether to try again). body may be NULL. */
-void pp_apns_result(struct pp_result *r, int status, const char *body, size_t len);
 
 /* --- provider token ------------------------------------------------------------------------ */
 
@@ -86,21 +44,11 @@ int pp_apns_token_init(struct pp_apns_token *t, const char *pem, size_t len, con
                        const char *team_id, unsigned refresh_s, char *err, size_t errlen);
 void pp_apns_token_close(struct pp_apns_token *t);
 
-/* The token to send at wall time now: made on first use, remade once it is refresh_s old (or
- * stale and at least 20 minutes old, or over 60 minutes old whatever happens). Borrowed until
- * the next call. NULL when signing fails (logged). *refreshed (may be NULL) is set when this
- * call made a new token. */
-const char *pp_apns_token_get(struct pp_apns_token *t, time_t now, bool *refreshed);
-
 /* APNs refused the current token (ExpiredProviderToken, InvalidProviderToken): forget it, so
  * that the next get makes a new one whatever the age (a refused token never counted as the
  * connection's token, so the 20-minute rule does not stand in the way); that one is marked
  * remade. */
 void pp_apns_token_refused(struct pp_apns_token *t);
-
-/* APNs accepted a request made with token number gen: when it is the current one, it is no
- * longer a remade token on probation. */
-void pp_apns_token_accepted(struct pp_apns_token *t, uint64_t gen);
 
 /* SIGHUP: a new key (PEM). When it differs, the token is marked stale (replaced as soon as the
  * 20-minute rule allows). 0, -EINVAL (the old key stays), -ENOMEM. */
@@ -122,7 +70,7 @@ struct pp_apns_pool_config {
 	unsigned max_connections; /* 0: 1 */
 	unsigned max_streams;     /* per connection, under the server's limit; 0: 1000 */
 	uint64_t connect_timeout_ms, request_timeout_ms, ping_interval_ms, ping_timeout_ms;
-	uint64_t tick_ms;                        /* 0: 1000 */
+	uint64_t tick_ms;                        /* 0: 1000 (on the loop's timer wheel) */
 	uint64_t backoff_min_ms, backoff_max_ms; /* reconnect delays; 0: 1 s, 60 s */
 	struct cm_metrics *metrics;              /* borrowed, may be NULL */
 };
@@ -134,7 +82,7 @@ typedef pp_attempt_cb pp_apns_done_cb;
  * provider tokens), then up to the server's limit; reconnects with exponential backoff and
  * jitter (never more than one connection being opened at a time: no storms). Requests that
  * a connection could not carry (refused, GOAWAY, never sent) move to another connection. */
-int pp_apns_pool_alloc(struct pp_apns_pool **out, uv_loop_t *loop,
+int pp_apns_pool_alloc(struct pp_apns_pool **out, struct cm_loop *l,
                        const struct pp_apns_pool_config *cfg);
 
 /* Send one notification (validated) as one attempt: built now (payload limits, headers),
@@ -164,9 +112,10 @@ void pp_apns_pool_credentials_changed(struct pp_apns_pool *p);
 unsigned pp_apns_pool_connections(const struct pp_apns_pool *p, unsigned *usable);
 
 /* Stop: queued attempts end now (failed, shutdown), those in flight are let finish (graceful)
- * or cancelled, connections close; done(arg) is called once every connection is gone, and p
- * is freed right after it returns. Called again with graceful false while a graceful close is
- * under way, it cancels what is still in flight (done and arg of the first call stay). */
+ * or cancelled, connections close; once every connection is gone p is freed and done(arg) is
+ * called (never from within this call). Called again with graceful false while a graceful
+ * close is under way, it cancels what is still in flight (done and arg of the first call
+ * stay). */
 void pp_apns_pool_close(struct pp_apns_pool *p, bool graceful, void (*done)(void *arg), void *arg);
 
 #endif

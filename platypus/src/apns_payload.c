@@ -1,12 +1,13 @@
 /* apns_payload.c - an APNs request from a notification: JSON payload (jansson), headers, size
  * limits, push-type and priority rules; and the meaning of APNs answers. */
-#include "apns.h"
+#include "apns_int.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cm/err.h"
 #include "cm/crypto.h"
 
 static int set_str(json_t *obj, const char *key, const char *val)
@@ -52,7 +53,7 @@ fail:
 	return NULL;
 }
 
-int pp_apns_id_seed(struct pp_apns_idgen *g)
+int pp_apns__id_seed(struct pp_apns_idgen *g)
 {
 	uint64_t r[2];
 
@@ -63,7 +64,7 @@ int pp_apns_id_seed(struct pp_apns_idgen *g)
 	return 0;
 }
 
-void pp_apns_id_next(struct pp_apns_idgen *g, char out[37])
+void pp_apns__id_next(struct pp_apns_idgen *g, char out[37])
 {
 	static const char digits[] = "0123456789abcdef";
 	uint64_t hi = g->hi, lo;
@@ -89,8 +90,8 @@ void pp_apns_id_next(struct pp_apns_idgen *g, char out[37])
 	*o = '\0';
 }
 
-int pp_apns_msg_build(struct pp_apns_msg *msg, const struct pp_notif *n, const char *default_topic,
-                      time_t now, char *err, size_t errlen)
+int pp_apns__msg_build(struct pp_apns_msg *msg, const struct pp_notif *n, const char *default_topic,
+                       time_t now, char *err, size_t errlen)
 {
 	const char *topic = n->topic ? n->topic : default_topic;
 	json_t *root = NULL, *aps;
@@ -99,13 +100,12 @@ int pp_apns_msg_build(struct pp_apns_msg *msg, const struct pp_notif *n, const c
 
 	memset(msg, 0, sizeof(*msg));
 	if (!topic || !*topic) {
-		snprintf(err, errlen, "topic: none given and the app has no default topic");
-		return -EINVAL;
+		return cm_errf(err, errlen, -EINVAL,
+		               "topic: none given and the app has no default topic");
 	}
 	tlen = strlen(topic);
 	if (tlen > PP_TOPIC_MAX || strlen(n->token) > PP_APNS_TOKEN_MAX) {
-		snprintf(err, errlen, "topic or token too long");
-		return -EINVAL;
+		return cm_errf(err, errlen, -EINVAL, "topic or token too long");
 	}
 	if (n->voip) {
 		msg->push_type = "voip";
@@ -150,18 +150,17 @@ int pp_apns_msg_build(struct pp_apns_msg *msg, const struct pp_notif *n, const c
 	msg->body_len = strlen(msg->body);
 	limit = n->voip ? PP_APNS_PAYLOAD_MAX_VOIP : PP_APNS_PAYLOAD_MAX;
 	if (msg->body_len > limit) {
-		snprintf(err, errlen, "payload: %zu bytes, over the APNs limit of %zu",
-		         msg->body_len, limit);
-		r = -EMSGSIZE;
+		r = cm_errf(err, errlen, -EMSGSIZE,
+		            "payload: %zu bytes, over the APNs limit of %zu", msg->body_len, limit);
 	}
 out:
 	json_decref(root);
 	if (r)
-		pp_apns_msg_free(msg);
+		pp_apns__msg_free(msg);
 	return r;
 }
 
-void pp_apns_msg_free(struct pp_apns_msg *msg)
+void pp_apns__msg_free(struct pp_apns_msg *msg)
 {
 	if (!msg)
 		return;
@@ -170,7 +169,7 @@ void pp_apns_msg_free(struct pp_apns_msg *msg)
 	msg->body_len = 0;
 }
 
-void pp_apns_result(struct pp_result *r, int status, const char *body, size_t len)
+void pp_apns__result(struct pp_result *r, int status, const char *body, size_t len)
 {
 	const char *reason = NULL;
 	json_t *root = NULL;

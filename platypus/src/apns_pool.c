@@ -1,7 +1,7 @@
 /* apns_pool.c - persistent HTTP/2 connections to APNs for one app: queueing, stream limits,
  * provider-token headers, one new token and one resend after a refused token, fail-fast while
  * the token is refused (creds.c), moving unanswered requests, reconnect with backoff. */
-#include "apns.h"
+#include "apns_int.h"
 #include "creds.h"
 
 #include <errno.h>
@@ -10,15 +10,17 @@
 #include <string.h>
 
 #include "cm/crypto.h"
+#include "cm/err.h"
+#include "cm/list.h"
 #include "cm/log.h"
-#include "pp_uv.h"
+#include "cm/loop.h"
 #include "cm/metrics.h"
 #include "h2.h"
 
 #define EXPIRE_SCAN_MAX 256 /* queued attempts looked at per tick */
 
 struct job {
-	struct job *prev, *next; /* in the queue */
+	struct cm_list link; /* in the queue, while queued */
 	struct pp_apns_pool *p;
 	struct pconn *conn;     /* while in flight */
 	struct pp_apns_msg msg; /* owned */
@@ -32,7 +34,7 @@ struct job {
 };
 
 struct pconn {
-	struct pconn *next;
+	struct cm_list link; /* in the pool's connections */
 	struct pp_apns_pool *p;
 	struct pp_h2_conn *h2; /* owned until its closed event */
 	bool ready;            /* the server's SETTINGS came */
@@ -40,14 +42,19 @@ struct pconn {
 	bool goaway;
 };
 
+struct pool_metrics {
+	struct cm_gauge *conns;
+	struct cm_counter *connect_fail, *token_refresh, *moved;
+};
+
 struct pp_apns_pool {
-	uv_loop_t *loop;
-	uv_timer_t timer;
+	struct cm_loop *loop;      /* borrowed */
+	struct cm_loop_timer tick; /* queue expiry, reconnect after the backoff */
 	struct pp_apns_pool_config cfg;
 	struct pp_h2_events ev;
-	struct job *qhead, *qtail; /* owned: waiting for a connection */
-	unsigned nqueued, ninflight;
-	struct pconn *conns; /* owned */
+	struct cm_list queue; /* owned jobs waiting for a connection, oldest first */
+	unsigned ninflight;   /* jobs submitted to a connection */
+	struct cm_list conns; /* owned pconn */
 	unsigned nconns;
 	unsigned failures;     /* consecutive connections that never became ready */
 	uint64_t next_connect; /* backoff: no new connection before (uv_now time) */
@@ -56,51 +63,24 @@ struct pp_apns_pool {
 	void (*done)(void *arg);
 	void *done_arg;
 	struct pp_creds creds; /* a refused provider token: fail fast, check with backoff */
-	struct cm_gauge *m_conns;
-	struct cm_counter *m_connect_fail, *m_token_refresh, *m_moved;
+	struct pool_metrics m;
 	struct pp_apns_idgen ids;
 };
 
 static void dispatch(struct pp_apns_pool *p);
 
+static uint64_t now_ms(const struct pp_apns_pool *p)
+{
+	return uv_now(p->loop->uv);
+}
+
 /* --- queue -------------------------------------------------------------------------------- */
 
-static void q_push_tail(struct pp_apns_pool *p, struct job *j)
+static struct job *q_first(const struct pp_apns_pool *p)
 {
-	j->next = NULL;
-	j->prev = p->qtail;
-	if (p->qtail)
-		p->qtail->next = j;
-	else
-		p->qhead = j;
-	p->qtail = j;
-	p->nqueued++;
-}
+	struct cm_list *n = cm_list_first(&p->queue);
 
-static void q_push_head(struct pp_apns_pool *p, struct job *j)
-{
-	j->prev = NULL;
-	j->next = p->qhead;
-	if (p->qhead)
-		p->qhead->prev = j;
-	else
-		p->qtail = j;
-	p->qhead = j;
-	p->nqueued++;
-}
-
-static void q_remove(struct pp_apns_pool *p, struct job *j)
-{
-	if (j->prev)
-		j->prev->next = j->next;
-	else
-		p->qhead = j->next;
-	if (j->next)
-		j->next->prev = j->prev;
-	else
-		p->qtail = j->prev;
-	j->prev = j->next = NULL;
-	p->nqueued--;
+	return n ? cm_list_entry(n, struct job, link) : NULL;
 }
 
 /* End an attempt: the callback may send again or close the pool. */
@@ -111,7 +91,7 @@ static void job_finish(struct job *j, const struct pp_result *r, long long retry
 	if (j->check)
 		pp_creds_check_ended(&j->p->creds); /* unless its answer said something */
 	out.attempts = j->sent;
-	pp_apns_msg_free(&j->msg);
+	pp_apns__msg_free(&j->msg);
 	j->cb(j->arg, &out, retry_after);
 	free(j);
 }
@@ -130,7 +110,7 @@ static void job_fail(struct job *j, enum pp_outcome o, enum pp_cause c, const ch
 
 static void update_gauge(struct pp_apns_pool *p)
 {
-	cm_metrics_set(p->m_conns, (double)p->nconns);
+	cm_metrics_set(p->m.conns, (double)p->nconns);
 }
 
 static uint64_t backoff_ms(const struct pp_apns_pool *p)
@@ -172,42 +152,41 @@ static void conn_goaway(struct pp_h2_conn *h2, uint32_t code, const char *debug,
 	dispatch(pc->p);
 }
 
-static void pool_final(uv_handle_t *h)
+/* The pool is closed: its last connection is gone. p is freed here. */
+static void pool_final(struct pp_apns_pool *p)
 {
-	struct pp_apns_pool *p = h->data;
+	void (*done)(void *arg) = p->done;
+	void *arg = p->done_arg;
 
-	if (p->done)
-		p->done(p->done_arg);
+	cm_loop_timer_stop(p->loop, &p->tick);
 	free(p);
+	if (done)
+		done(arg);
 }
 
 static void conn_closed(struct pp_h2_conn *h2, int err, bool ever_ready, void *arg)
 {
-	struct pconn *pc = arg, **pp;
+	struct pconn *pc = arg;
 	struct pp_apns_pool *p = pc->p;
 
 	(void)h2;
-	for (pp = &p->conns; *pp; pp = &(*pp)->next)
-		if (*pp == pc) {
-			*pp = pc->next;
-			break;
-		}
+	cm_list_remove(&pc->link);
 	p->nconns--;
 	update_gauge(p);
 	free(pc);
 	if (!ever_ready && !p->closing) {
 		p->failures++;
-		p->next_connect = uv_now(p->loop) + backoff_ms(p);
-		cm_metrics_inc(p->m_connect_fail);
+		p->next_connect = now_ms(p) + backoff_ms(p);
+		cm_metrics_inc(p->m.connect_fail);
 		CM_LOGW("apns", "%s: connection to %s:%u failed (%s); next try in %llu ms",
 		        p->cfg.name, p->cfg.host, p->cfg.port, strerror(-err),
-		        (unsigned long long)(p->next_connect - uv_now(p->loop)));
+		        (unsigned long long)(p->next_connect - now_ms(p)));
 	} else if (err && err != -ECANCELED && !p->closing) {
 		CM_LOGI("apns", "%s: connection closed: %s", p->cfg.name, strerror(-err));
 	}
 	if (p->closing) {
 		if (!p->nconns)
-			pp_uv_close((uv_handle_t *)&p->timer, pool_final);
+			pool_final(p);
 		return;
 	}
 	dispatch(p);
@@ -237,13 +216,12 @@ static void connect_one(struct pp_apns_pool *p)
 		/* A connection that failed to start: back off as from one that failed later. */
 		free(pc);
 		p->failures++;
-		p->next_connect = uv_now(p->loop) + backoff_ms(p);
-		cm_metrics_inc(p->m_connect_fail);
+		p->next_connect = now_ms(p) + backoff_ms(p);
+		cm_metrics_inc(p->m.connect_fail);
 		CM_LOGW("apns", "%s: cannot start a connection: %s", p->cfg.name, strerror(-r));
 		return;
 	}
-	pc->next = p->conns;
-	p->conns = pc;
+	cm_list_insert_head(&p->conns, &pc->link);
 	p->nconns++;
 	update_gauge(p);
 }
@@ -263,9 +241,15 @@ static unsigned room(const struct pconn *pc)
 
 static struct pconn *pick(struct pp_apns_pool *p)
 {
-	for (struct pconn *pc = p->conns; pc; pc = pc->next)
+	struct cm_list *n;
+
+	cm_list_foreach(n, &p->conns)
+	{
+		struct pconn *pc = cm_list_entry(n, struct pconn, link);
+
 		if (room(pc))
 			return pc;
+	}
 	return NULL;
 }
 
@@ -274,21 +258,25 @@ static struct pconn *pick(struct pp_apns_pool *p)
 static void maybe_connect(struct pp_apns_pool *p)
 {
 	unsigned live = 0;
+	struct cm_list *n;
 
-	if (p->closing || !p->qhead)
+	if (p->closing || cm_list_empty(&p->queue))
 		return;
-	for (struct pconn *pc = p->conns; pc; pc = pc->next) {
+	cm_list_foreach(n, &p->conns)
+	{
+		struct pconn *pc = cm_list_entry(n, struct pconn, link);
+
 		if (pc->goaway)
 			continue;
 		if (!pc->ready)
 			return; /* one is being opened */
 		if (!pc->authenticated)
 			return; /* it opens up after its first success */
-		if (pc->h2 && pp_h2_peer_max_streams(pc->h2) <= 1)
+		if (pp_h2_peer_max_streams(pc->h2) <= 1)
 			return; /* APNs raises the limit right after the first success: wait */
 		live++;
 	}
-	if (live >= p->cfg.max_connections || uv_now(p->loop) < p->next_connect)
+	if (live >= p->cfg.max_connections || now_ms(p) < p->next_connect)
 		return;
 	connect_one(p);
 }
@@ -315,7 +303,7 @@ static bool token_refused(struct pp_apns_pool *p, struct job *j, const char *rea
 	if (current && t->jwt)
 		pp_apns_token_refused(t);
 	j->auth_retried = true;
-	q_push_head(p, j);
+	cm_list_insert_head(&p->queue, &j->link);
 	return true;
 }
 
@@ -331,8 +319,8 @@ static void job_done(void *arg, int err, const struct pp_h2_resp *resp)
 	memset(&r, 0, sizeof(r));
 	if (err == -EAGAIN && !p->closing) {
 		/* Not processed by the server: another connection takes it, first in line. */
-		cm_metrics_inc(p->m_moved);
-		q_push_head(p, j);
+		cm_metrics_inc(p->m.moved);
+		cm_list_insert_head(&p->queue, &j->link);
 		dispatch(p);
 		return;
 	}
@@ -350,7 +338,7 @@ static void job_done(void *arg, int err, const struct pp_h2_resp *resp)
 			dispatch(p);
 		return;
 	}
-	pp_apns_result(&r, resp->status, resp->body, resp->body_len);
+	pp_apns__result(&r, resp->status, resp->body, resp->body_len);
 	snprintf(r.id, sizeof(r.id), "%s", *resp->apns_id ? resp->apns_id : j->msg.apns_id);
 	/* Any answer but an authentication refusal means the provider token was accepted: the
 	 * server's stream limit applies from now on. */
@@ -368,7 +356,7 @@ static void job_done(void *arg, int err, const struct pp_h2_resp *resp)
 	           (!p->cfg.token || j->token_gen == p->cfg.token->generated)) {
 		/* APNs took the current token (or certificate), whatever it thought of the rest. */
 		if (p->cfg.token)
-			pp_apns_token_accepted(p->cfg.token, j->token_gen);
+			pp_apns__token_accepted(p->cfg.token, j->token_gen);
 		pp_creds_accepted(&p->creds);
 	}
 	job_finish(j, &r, resp->retry_after_s);
@@ -386,11 +374,11 @@ static int submit(struct pp_apns_pool *p, struct pconn *pc, struct job *j)
 	int r;
 
 	if (p->cfg.token) {
-		tok = pp_apns_token_get(p->cfg.token, time(NULL), &refreshed);
+		tok = pp_apns__token_get(p->cfg.token, time(NULL), &refreshed);
 		if (!tok || strlen(tok) + 8 > sizeof(auth))
 			return -EIO;
 		if (refreshed)
-			cm_metrics_inc(p->m_token_refresh);
+			cm_metrics_inc(p->m.token_refresh);
 		snprintf(auth, sizeof(auth), "bearer %s", tok);
 		h[n++] = (struct pp_h2_header){"authorization", auth};
 		j->token_gen = p->cfg.token->generated;
@@ -420,29 +408,29 @@ static int submit(struct pp_apns_pool *p, struct pconn *pc, struct job *j)
  * through after the backoff as the check, with a new token. */
 static void refused_jobs(struct pp_apns_pool *p)
 {
-	struct job *check = NULL, *j;
+	struct job *check = NULL, *j = q_first(p);
 	struct pp_result r;
 
-	if (p->qhead && p->qhead->check) {
-		check = p->qhead; /* waiting for a connection, or moved back */
-		q_remove(p, check);
-	} else if (p->qhead && pp_creds_check_due(&p->creds)) {
-		check = p->qhead;
-		q_remove(p, check);
+	if (j && j->check) {
+		check = j; /* waiting for a connection, or moved back */
+		cm_list_remove(&check->link);
+	} else if (j && pp_creds_check_due(&p->creds)) {
+		check = j;
+		cm_list_remove(&check->link);
 		check->check = true;
 		if (p->cfg.token)
 			pp_apns_token_refused(p->cfg.token);
 	}
 	pp_creds_fail_result(&p->creds, &r);
-	while ((j = p->qhead) && !p->closing) {
-		q_remove(p, j);
+	while ((j = q_first(p)) && !p->closing) {
+		cm_list_remove(&j->link);
 		snprintf(r.id, sizeof(r.id), "%s", j->msg.apns_id);
 		job_finish(j, &r, -1);
 	}
 	if (check && p->closing)
 		job_fail(check, PP_OUT_FAILED, PP_CAUSE_SHUTDOWN, "shutting down");
 	else if (check)
-		q_push_head(p, check);
+		cm_list_insert_head(&p->queue, &check->link);
 }
 
 static void dispatch(struct pp_apns_pool *p)
@@ -457,12 +445,11 @@ static void dispatch(struct pp_apns_pool *p)
 	p->dispatching = true;
 	if (p->creds.refused)
 		refused_jobs(p);
-	while (p->qhead && (pc = pick(p))) {
-		j = p->qhead;
-		q_remove(p, j);
+	while ((j = q_first(p)) && (pc = pick(p))) {
+		cm_list_remove(&j->link);
 		r = submit(p, pc, j);
 		if (r == -EAGAIN) {
-			q_push_head(p, j);
+			cm_list_insert_head(&p->queue, &j->link);
 			break;
 		}
 		if (r) {
@@ -476,30 +463,67 @@ static void dispatch(struct pp_apns_pool *p)
 	p->dispatching = false;
 }
 
-static void tick(uv_timer_t *t)
+/* Every tick_ms while the pool is open: attempts that waited too long for a connection end,
+ * and a connection is opened once the backoff is over. */
+static void on_tick(struct cm_loop_timer *t)
 {
-	struct pp_apns_pool *p = t->data;
-	uint64_t now = uv_now(p->loop);
-	struct job *j = p->qhead, *next;
+	struct pp_apns_pool *p = cm_list_entry(t, struct pp_apns_pool, tick);
+	uint64_t now = now_ms(p);
+	struct cm_list *n = p->queue.next;
 	unsigned scanned = 0;
 
-	/* Attempts that waited too long for a connection. */
-	while (j && scanned++ < EXPIRE_SCAN_MAX && !p->closing) {
-		next = j->next;
+	if (p->closing) {
+		pool_final(p); /* closed without a connection: see pp_apns_pool_close() */
+		return;
+	}
+	cm_loop_timer_start(p->loop, &p->tick, p->cfg.tick_ms);
+	while (n != &p->queue && scanned++ < EXPIRE_SCAN_MAX && !p->closing) {
+		struct job *j = cm_list_entry(n, struct job, link);
+
+		n = n->next;
 		if (j->deadline <= now) {
-			q_remove(p, j);
+			cm_list_remove(&j->link);
 			job_fail(j, PP_OUT_FAILED,
 			         p->failures ? PP_CAUSE_CONNECT : PP_CAUSE_TIMEOUT,
 			         p->failures ? "unable to connect" : "no connection in time");
 			/* the callback may have queued or removed jobs: start over */
-			next = p->qhead;
+			n = p->queue.next;
 		}
-		j = next;
 	}
 	dispatch(p);
 }
 
-int pp_apns_pool_alloc(struct pp_apns_pool **out, uv_loop_t *loop,
+/* The pool's series, labelled with its app. 0 or the registry's error (logged); the series
+ * stay with the registry whatever happens: nothing to undo. */
+static int pool_metrics(struct pp_apns_pool *p)
+{
+	const char *app = p->cfg.name;
+	const struct cm_metric_def defs[] = {
+	    CM_METRIC_GAUGE_DEF(struct pool_metrics, conns, "platypus_apns_connections",
+	                        "open HTTP/2 connections to APNs", "app", app),
+	    CM_METRIC_COUNTER_DEF(
+	        struct pool_metrics, connect_fail, "platypus_apns_connect_failures_total",
+	        "connections to APNs that failed before becoming ready", "app", app),
+	    CM_METRIC_COUNTER_DEF(struct pool_metrics, token_refresh,
+	                          "platypus_apns_token_refreshes_total",
+	                          "provider tokens made (ES256 JWT)", "app", app),
+	    CM_METRIC_COUNTER_DEF(struct pool_metrics, moved, "platypus_apns_requests_moved_total",
+	                          "requests a connection did not process, sent on another", "app",
+	                          app),
+	};
+	char err[CM_ERR_MAX];
+	int r;
+
+	if (!p->cfg.metrics)
+		return 0;
+	r = cm_metrics_register(p->cfg.metrics, &p->m, defs, sizeof(defs) / sizeof(defs[0]), err,
+	                        sizeof(err));
+	if (r)
+		CM_LOGE("apns", "%s: %s", app, err);
+	return r;
+}
+
+int pp_apns_pool_alloc(struct pp_apns_pool **out, struct cm_loop *l,
                        const struct pp_apns_pool_config *cfg)
 {
 	struct pp_apns_pool *p;
@@ -511,9 +535,12 @@ int pp_apns_pool_alloc(struct pp_apns_pool **out, uv_loop_t *loop,
 	p = calloc(1, sizeof(*p));
 	if (!p)
 		return -ENOMEM;
-	p->loop = loop;
+	p->loop = l;
 	p->cfg = *cfg;
-	if (pp_apns_id_seed(&p->ids)) {
+	cm_list_init(&p->queue);
+	cm_list_init(&p->conns);
+	cm_loop_timer_init(&p->tick, on_tick);
+	if (pp_apns__id_seed(&p->ids)) {
 		free(p);
 		return -EIO;
 	}
@@ -530,37 +557,13 @@ int pp_apns_pool_alloc(struct pp_apns_pool **out, uv_loop_t *loop,
 	p->ev.writable = conn_writable;
 	p->ev.goaway = conn_goaway;
 	p->ev.closed = conn_closed;
-	if (pp_creds_init(&p->creds, loop, "apns", cfg->name, cfg->metrics)) {
+	r = pp_creds_init(&p->creds, l->uv, "apns", cfg->name, cfg->metrics);
+	r = r ? r : pool_metrics(p);
+	if (r) {
 		free(p);
-		return -ENOMEM;
+		return r;
 	}
-	if (cfg->metrics) {
-		/* The series stay with the registry whatever happens: nothing to undo. */
-		r = cm_metrics_gauge(cfg->metrics, &p->m_conns, "platypus_apns_connections",
-		                     "open HTTP/2 connections to APNs", "app", cfg->name, NULL);
-		r = r ? r
-		      : cm_metrics_counter(cfg->metrics, &p->m_connect_fail,
-		                           "platypus_apns_connect_failures_total",
-		                           "connections to APNs that failed before becoming ready",
-		                           "app", cfg->name, NULL);
-		r = r ? r
-		      : cm_metrics_counter(cfg->metrics, &p->m_token_refresh,
-		                           "platypus_apns_token_refreshes_total",
-		                           "provider tokens made (ES256 JWT)", "app", cfg->name,
-		                           NULL);
-		r = r ? r
-		      : cm_metrics_counter(cfg->metrics, &p->m_moved,
-		                           "platypus_apns_requests_moved_total",
-		                           "requests a connection did not process, sent on another",
-		                           "app", cfg->name, NULL);
-		if (r) {
-			free(p);
-			return r;
-		}
-	}
-	uv_timer_init(loop, &p->timer);
-	p->timer.data = p;
-	uv_timer_start(&p->timer, tick, p->cfg.tick_ms, p->cfg.tick_ms);
+	cm_loop_timer_start(l, &p->tick, p->cfg.tick_ms);
 	*out = p;
 	return 0;
 }
@@ -569,7 +572,7 @@ int pp_apns_pool_send(struct pp_apns_pool *p, const struct pp_notif *n, uint64_t
                       pp_apns_done_cb cb, void *arg, struct pp_result *now)
 {
 	struct job *j;
-	char err[128] = "";
+	char err[PP_REASON_MAX] = "";
 	int r;
 
 	memset(now, 0, sizeof(*now));
@@ -582,7 +585,7 @@ int pp_apns_pool_send(struct pp_apns_pool *p, const struct pp_notif *n, uint64_t
 		pp_result_set(now, PP_OUT_FAILED, PP_CAUSE_INTERNAL, 0, "out of memory");
 		return -ENOMEM;
 	}
-	r = pp_apns_msg_build(&j->msg, n, p->cfg.default_topic, time(NULL), err, sizeof(err));
+	r = pp_apns__msg_build(&j->msg, n, p->cfg.default_topic, time(NULL), err, sizeof(err));
 	if (r) {
 		free(j);
 		pp_result_set(now, PP_OUT_REJECTED,
@@ -594,15 +597,15 @@ int pp_apns_pool_send(struct pp_apns_pool *p, const struct pp_notif *n, uint64_t
 			now->outcome = PP_OUT_FAILED;
 		return r;
 	}
-	pp_apns_id_next(&p->ids, j->msg.apns_id);
+	pp_apns__id_next(&p->ids, j->msg.apns_id);
 	j->p = p;
 	j->cb = cb;
 	j->arg = arg;
 	j->deadline = deadline_ms;
-	q_push_tail(p, j);
+	cm_list_insert_tail(&p->queue, &j->link);
 	if (p->creds.refused)
 		/* It fails at once, but never from within this call: on the next tick, now. */
-		uv_timer_start(&p->timer, tick, 0, p->cfg.tick_ms);
+		cm_loop_timer_start(p->loop, &p->tick, 0);
 	else
 		dispatch(p);
 	return 0;
@@ -616,7 +619,15 @@ int pp_apns_send(void *pool, const struct pp_notif *n, uint64_t deadline_ms, pp_
 
 unsigned pp_apns_pool_pending(const struct pp_apns_pool *p)
 {
-	return p->nqueued + p->ninflight;
+	const struct cm_list *n;
+	unsigned queued = 0;
+
+	/* For /health: a walk of at most dispatch.queue_max jobs, no count kept on the way. */
+	cm_list_foreach(n, &p->queue)
+	{
+		queued++;
+	}
+	return queued + p->ninflight;
 }
 
 bool pp_apns_pool_credentials_ok(const struct pp_apns_pool *p)
@@ -626,23 +637,43 @@ bool pp_apns_pool_credentials_ok(const struct pp_apns_pool *p)
 
 void pp_apns_pool_credentials_changed(struct pp_apns_pool *p)
 {
+	struct cm_list *n;
+
 	pp_creds_reset(&p->creds);
-	for (struct job *j = p->qhead; j; j = j->next)
-		j->check = false;
+	cm_list_foreach(n, &p->queue)
+	{
+		cm_list_entry(n, struct job, link)->check = false;
+	}
 	if (!p->closing)
-		uv_timer_start(&p->timer, tick, 0, p->cfg.tick_ms);
+		cm_loop_timer_start(p->loop, &p->tick, 0);
 }
 
 unsigned pp_apns_pool_connections(const struct pp_apns_pool *p, unsigned *usable)
 {
 	unsigned u = 0;
+	struct cm_list *n;
 
-	for (const struct pconn *pc = p->conns; pc; pc = pc->next)
-		if (pc->h2 && !pc->goaway && pp_h2_usable(pc->h2))
+	cm_list_foreach(n, &p->conns)
+	{
+		const struct pconn *pc = cm_list_entry(n, struct pconn, link);
+
+		if (!pc->goaway && pp_h2_usable(pc->h2))
 			u++;
+	}
 	if (usable)
 		*usable = u;
 	return p->nconns;
+}
+
+/* Close every connection; each may end (and be unlinked) during the call. */
+static void close_conns(struct pp_apns_pool *p, bool graceful)
+{
+	struct cm_list *n, *next;
+
+	cm_list_foreach_safe(n, next, &p->conns)
+	{
+		pp_h2_conn_close(cm_list_entry(n, struct pconn, link)->h2, graceful);
+	}
 }
 
 void pp_apns_pool_close(struct pp_apns_pool *p, bool graceful, void (*done)(void *arg), void *arg)
@@ -652,23 +683,20 @@ void pp_apns_pool_close(struct pp_apns_pool *p, bool graceful, void (*done)(void
 	if (p->closing) {
 		/* Again, not graceful: what is still in flight is cancelled now. */
 		if (!graceful)
-			for (struct pconn *pc = p->conns, *next; pc; pc = next) {
-				next = pc->next;
-				pp_h2_conn_close(pc->h2, false);
-			}
+			close_conns(p, false);
 		return;
 	}
 	p->closing = true;
 	p->done = done;
 	p->done_arg = arg;
-	while ((j = p->qhead)) {
-		q_remove(p, j);
+	cm_loop_timer_stop(p->loop, &p->tick);
+	while ((j = q_first(p))) {
+		cm_list_remove(&j->link);
 		job_fail(j, PP_OUT_FAILED, PP_CAUSE_SHUTDOWN, "shutting down");
 	}
-	for (struct pconn *pc = p->conns, *next; pc; pc = next) {
-		next = pc->next;
-		pp_h2_conn_close(pc->h2, graceful);
-	}
+	close_conns(p, graceful);
+	/* The last connection's closed event ends the pool; without one, the next tick does
+	 * (never from within this call: the caller may still be using p). */
 	if (!p->nconns)
-		pp_uv_close((uv_handle_t *)&p->timer, pool_final);
+		cm_loop_timer_start(p->loop, &p->tick, 0);
 }

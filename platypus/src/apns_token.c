@@ -1,12 +1,13 @@
 /* apns_token.c - the APNs provider token (ES256 JWT) of one team: made once, shared by every
  * connection, refreshed between 20 and 60 minutes of age, never per request. */
-#include "apns.h"
+#include "apns_int.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cm/err.h"
 #include "cm/buf.h"
 #include "cm/crypto.h"
 #include "cm/jwt.h"
@@ -31,8 +32,8 @@ int pp_apns_token_init(struct pp_apns_token *t, const char *pem, size_t len, con
 
 	memset(t, 0, sizeof(*t));
 	if (!id_ok(key_id) || !id_ok(team_id)) {
-		snprintf(err, errlen, "key_id and team_id must be Apple's 10-character ids");
-		return -EINVAL;
+		return cm_errf(err, errlen, -EINVAL,
+		               "key_id and team_id must be Apple's 10-character ids");
 	}
 	r = cm_jwt_key_load(&t->key, CM_JWT_ES256, pem, len, err, errlen);
 	if (r)
@@ -40,8 +41,7 @@ int pp_apns_token_init(struct pp_apns_token *t, const char *pem, size_t len, con
 	if (cm_crypto_sha256(pem, len, t->pem_sha256)) {
 		cm_jwt_key_free(t->key);
 		t->key = NULL;
-		snprintf(err, errlen, "cannot hash the key");
-		return -EIO;
+		return cm_errf(err, errlen, -EIO, "cannot hash the key");
 	}
 	snprintf(t->key_id, sizeof(t->key_id), "%s", key_id);
 	snprintf(t->team_id, sizeof(t->team_id), "%s", team_id);
@@ -94,7 +94,7 @@ static int make(struct pp_apns_token *t, time_t now)
 	return 0;
 }
 
-const char *pp_apns_token_get(struct pp_apns_token *t, time_t now, bool *refreshed)
+const char *pp_apns__token_get(struct pp_apns_token *t, time_t now, bool *refreshed)
 {
 	time_t age = t->jwt ? now - t->iat : 0;
 	bool want;
@@ -130,7 +130,7 @@ void pp_apns_token_refused(struct pp_apns_token *t)
 	t->refusal_next = true;
 }
 
-void pp_apns_token_accepted(struct pp_apns_token *t, uint64_t gen)
+void pp_apns__token_accepted(struct pp_apns_token *t, uint64_t gen)
 {
 	if (gen == t->generated)
 		t->remade = false;
@@ -147,8 +147,7 @@ int pp_apns_token_rekey(struct pp_apns_token *t, const char *pem, size_t len, ch
 		return r;
 	if (cm_crypto_sha256(pem, len, sha)) {
 		cm_jwt_key_free(k);
-		snprintf(err, errlen, "cannot hash the key");
-		return -EIO;
+		return cm_errf(err, errlen, -EIO, "cannot hash the key");
 	}
 	if (!memcmp(sha, t->pem_sha256, sizeof(sha))) {
 		cm_jwt_key_free(k); /* unchanged: the current token stays */

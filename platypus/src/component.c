@@ -1,10 +1,10 @@
-/* component.c - the XEP-0114 connection to an XMPP server: connect, stream header, handshake,
- * IQs in, replies out, reconnection with backoff, drain on stop. */
-#include "component.h"
+/* component.c - the XEP-0114 connection to an XMPP server on a cm_stream: connect, stream
+ * header, handshake, IQs in, replies out, reconnection with backoff, drain on stop. */
+#include "component_int.h"
 #include "dispatch.h"
 #include "notif.h"
-#include "pp_uv.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,8 +13,12 @@
 
 #include "cm/buf.h"
 #include "cm/crypto.h"
+#include "cm/err.h"
+#include "cm/list.h"
 #include "cm/log.h"
+#include "cm/loop.h"
 #include "cm/metrics.h"
+#include "cm/stream.h"
 #include "cm/xml.h"
 
 #define NS_STANZAS "urn:ietf:params:xml:ns:xmpp-stanzas"
@@ -22,125 +26,87 @@
 #define NS_DISCO   "http://jabber.org/protocol/disco#info"
 #define NS_PING    "urn:xmpp:ping"
 #define NS_PUSH    "urn:xmpp:push:0"
-#define READ_CHUNK 16384
-/* A server that stops reading our replies gets cut off rather than grow our memory. */
-#define MAX_WRITE_QUEUE (4u << 20)
+/* A server that stops reading our replies gets cut off rather than grow our memory: replies
+ * beyond this much unsent are refused by the stream (-ENOBUFS) and the connection closes. */
+#define MAX_UNSENT (4u << 20)
+/* Publishes in care at once: beyond, the stream is not read (the server's publishes wait in
+ * its socket, not in our memory) until half of them have their outcome. Far more than a
+ * provider pipeline needs to stay busy (its rate times its round trip). */
+#define PENDING_HIGH 1024
 /* Refused publishes are logged once per this long at most: any user can send them. */
 #define FORBIDDEN_LOG_MS 60000
 
 enum conn_state { CONN_CONNECTING, CONN_HANDSHAKE, CONN_READY, CONN_CLOSING };
 
 struct conn {
-	struct pp_component *c; /* borrowed back-pointer; cleared when c lets go of the conn */
-	uv_tcp_t tcp;
-	uv_connect_t connect;
+	struct cm_list link;       /* in the component's connections, until the stream's end */
+	struct pp_component *c;    /* borrowed back-pointer */
+	struct cm_stream *s;       /* the transport; frees itself after its closed event */
 	struct cm_xml_parser *xp;  /* owned */
 	struct cm_xml_node *scope; /* owned: our own stream header, for writing stanzas */
 	enum conn_state state;
 	unsigned gen;
-	struct cm_buf out;     /* owned: written once per loop turn (the component's flusher) */
-	char rbuf[READ_CHUNK]; /* the parser copies what it keeps before on_read returns */
+	bool paused; /* not read while PENDING_HIGH publishes wait */
 };
 
 /* An IQ handed to the dispatcher, waiting for its outcome. */
 struct pending {
-	struct pending *prev, *next;
+	struct cm_list link; /* in the component's pending */
 	struct pp_component *c;
 	unsigned gen; /* the connection it arrived on: replies never cross to a new stream */
 	char *id, *from, *to;
 };
 
+struct component_metrics {
+	struct cm_gauge *connected;
+	struct cm_counter *connect_ok, *connect_failed, *publish, *disco, *ping, *other;
+	struct cm_counter *misaddressed, *dropped;
+	struct cm_counter *forbidden_full_jid, *forbidden_domain, *forbidden_secret;
+};
+
 struct pp_component {
-	uv_loop_t *loop;
+	struct cm_loop *loop;         /* borrowed */
 	struct pp_dispatch *dispatch; /* borrowed */
-	struct sockaddr_storage server;
+	char host[64];                /* the XMPP server: an address literal */
+	uint16_t port;
 	char *domain;
 	char **xmpp_domains; /* owned, each owned: who may publish (see component.h) */
 	size_t nxmpp_domains;
 	struct cm_buf secret, publish_secret;
 	uint64_t backoff_min, backoff_max, backoff;
-	uv_timer_t retry;
-	uv_prepare_t flusher; /* writes the current connection's output before the loop waits */
-	int handles;          /* retry and flusher, until their close callbacks */
-	struct conn *conn;    /* current connection or NULL */
+	struct cm_loop_timer retry; /* the next connection attempt */
+	struct conn *conn;          /* the current connection or NULL */
+	struct cm_list conns;       /* every connection whose stream has not ended yet */
 	unsigned gen;
-	struct pending *pending;
+	struct cm_list pending; /* owned */
 	unsigned npending;
-	int stopping, freeing;
-	void (*drained)(void *arg);
+	bool stopping;
+	bool closing;               /* pp_component_close(): owed publishes are not waited for */
+	void (*drained)(void *arg); /* pp_component_stop()'s or pp_component_close()'s */
 	void *drained_arg;
-	uint64_t forbidden_logged_at; /* uv_now of the last "publish refused" warning, 0: none */
+	uint64_t forbidden_logged_at; /* loop time of the last "publish refused" warning, 0: none */
 	unsigned forbidden_quiet;     /* refusals since then, not logged */
-	struct {
-		struct cm_gauge *connected;
-		struct cm_counter *connect_ok, *connect_failed, *publish, *disco, *ping, *other;
-		struct cm_counter *misaddressed, *dropped;
-		struct cm_counter *forbidden_full_jid, *forbidden_domain, *forbidden_secret;
-	} m;
+	struct component_metrics m;
 };
 
 static void conn_close(struct conn *k, const char *why);
 static void schedule_reconnect(struct pp_component *c);
+static void maybe_drained(struct pp_component *c);
 
 /* --- writing --------------------------------------------------------------------------------- */
 
-struct wreq {
-	uv_write_t req;
-	char *data; /* owned */
-};
-
-static void on_written(uv_write_t *req, int status)
-{
-	struct wreq *w = (struct wreq *)req;
-
-	(void)status; /* a failed write shows up as a read error or EOF too */
-	free(w->data);
-	free(w);
-}
-
-/* Hand what k gathered to the socket. */
-static int conn_flush(struct conn *k)
-{
-	struct wreq *w;
-	uv_buf_t b;
-	int r;
-
-	if (!k->out.len)
-		return 0;
-	w = malloc(sizeof(*w));
-	if (!w)
-		return -ENOMEM;
-	b = uv_buf_init(k->out.data, (unsigned)k->out.len);
-	w->data = cm_buf_steal(&k->out);
-	r = uv_write(&w->req, (uv_stream_t *)&k->tcp, &b, 1, on_written);
-	if (r) {
-		free(w->data);
-		free(w);
-	}
-	return r;
-}
-
-static void on_flusher(uv_prepare_t *p)
-{
-	struct pp_component *c = p->data;
-
-	uv_prepare_stop(p);
-	if (c->conn && c->conn->state != CONN_CLOSING && conn_flush(c->conn))
-		conn_close(c->conn, "cannot write to the XMPP server");
-}
-
-/* Queue data for k: replies to the IQs of one read leave in one write. */
+/* Queue data for k: the stream writes what a turn produced (the replies to the IQs of one read)
+ * at its end, in one write. Over MAX_UNSENT the server is not reading: the connection goes. */
 static int conn_send(struct conn *k, const char *data, size_t len)
 {
-	if (uv_stream_get_write_queue_size((uv_stream_t *)&k->tcp) + k->out.len > MAX_WRITE_QUEUE) {
+	int r;
+
+	if (k->state == CONN_CLOSING)
+		return -ESHUTDOWN;
+	r = cm_stream_write(k->s, data, len);
+	if (r == -ENOBUFS)
 		conn_close(k, "the XMPP server does not read our replies");
-		return -ENOBUFS;
-	}
-	if (cm_buf_append(&k->out, data, len))
-		return -ENOMEM;
-	if (k->c && !uv_is_active((uv_handle_t *)&k->c->flusher))
-		uv_prepare_start(&k->c->flusher, on_flusher);
-	return 0;
+	return r;
 }
 
 static int conn_send_node(struct conn *k, const struct cm_xml_node *n)
@@ -218,28 +184,18 @@ static void pending_free(struct pending *p)
 	free(p);
 }
 
-static void maybe_drained(struct pp_component *c);
-
-static void pending_unlink(struct pending *p)
-{
-	struct pp_component *c = p->c;
-
-	if (p->prev)
-		p->prev->next = p->next;
-	else
-		c->pending = p->next;
-	if (p->next)
-		p->next->prev = p->prev;
-	c->npending--;
-}
-
 static void on_outcome(void *arg, const struct pp_result *r)
 {
 	struct pending *p = arg;
 	struct pp_component *c = p->c;
 	const char *type, *condition;
 
-	pending_unlink(p);
+	cm_list_remove(&p->link);
+	c->npending--;
+	if (c->conn && c->conn->paused && c->npending <= PENDING_HIGH / 2) {
+		c->conn->paused = false;
+		cm_stream_resume(c->conn->s);
+	}
 	pp_result_xmpp(r, &type, &condition);
 	if (c->conn && c->conn->gen == p->gen && c->conn->state == CONN_READY) {
 		reply(c->conn, p->id, p->from, p->to, type, condition, type ? r->reason : NULL);
@@ -324,7 +280,7 @@ static void refuse_publish(struct conn *k, const char *id, const char *from, con
                            struct cm_counter *metric, const char *why)
 {
 	struct pp_component *c = k->c;
-	uint64_t now = uv_now(c->loop);
+	uint64_t now = uv_now(c->loop->uv);
 
 	cm_metrics_inc(metric);
 	if (c->forbidden_logged_at && now - c->forbidden_logged_at < FORBIDDEN_LOG_MS) {
@@ -371,7 +327,7 @@ static void handle_publish(struct conn *k, const struct cm_xml_node *iq)
 		return;
 	}
 	pp_notif_init(&n);
-	r = pp_push_parse(iq, &n, &secret, err, sizeof(err));
+	r = pp_component__push_parse(iq, &n, &secret, err, sizeof(err));
 	if (r == -ENOMEM) {
 		reply(k, id, from, to, "wait", "resource-constraint", "out of memory");
 		goto out;
@@ -409,11 +365,11 @@ static void handle_publish(struct conn *k, const struct cm_xml_node *iq)
 		      type ? condition : "internal-server-error", res.reason);
 		goto out;
 	}
-	p->next = c->pending;
-	if (c->pending)
-		c->pending->prev = p;
-	c->pending = p;
-	c->npending++;
+	cm_list_insert_tail(&c->pending, &p->link);
+	if (++c->npending >= PENDING_HIGH && !k->paused) {
+		k->paused = true;
+		cm_stream_pause(k->s); /* the rest of this read is still handled */
+	}
 out:
 	pp_notif_free(&n);
 }
@@ -594,24 +550,12 @@ static int on_close(void *arg)
 	return -ECONNRESET;
 }
 
-static void on_closed(uv_handle_t *h)
-{
-	struct conn *k = h->data;
-
-	cm_xml_parser_free(k->xp);
-	cm_xml_node_free(k->scope);
-	cm_buf_free(&k->out);
-	free(k);
-}
-
-/* Close k; when it is the current connection, forget it and plan the next one. why == NULL:
- * already logged. */
-static void conn_close(struct conn *k, const char *why)
+/* k is over as the current connection (why == NULL: already logged): count it, and plan the
+ * next one unless stopping. */
+static void conn_lost(struct conn *k, const char *why)
 {
 	struct pp_component *c = k->c;
 
-	if (k->state == CONN_CLOSING)
-		return;
 	if (why)
 		CM_LOGW("component", "connection to the XMPP server lost: %s", why);
 	if (k->state == CONN_READY)
@@ -619,39 +563,47 @@ static void conn_close(struct conn *k, const char *why)
 	else
 		cm_metrics_inc(c->m.connect_failed);
 	k->state = CONN_CLOSING;
-	conn_flush(k); /* what was said last (a closing stream tag) still goes out if it can */
-	pp_uv_close((uv_handle_t *)&k->tcp, on_closed);
-	if (c && c->conn == k) {
+	if (c->conn == k) {
 		c->conn = NULL;
 		if (!c->stopping)
 			schedule_reconnect(c);
-		else
-			maybe_drained(c);
 	}
 }
 
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+/* Close k: what is queued (a stream error, the end of our stream) still goes out, then the
+ * stream ends; its closed event releases k. */
+static void conn_close(struct conn *k, const char *why)
 {
-	struct conn *k = h->data;
-
-	(void)suggested;
-	*b = uv_buf_init(k->rbuf, sizeof(k->rbuf));
+	if (k->state == CONN_CLOSING)
+		return;
+	conn_lost(k, why);
+	cm_stream_close(k->s, 0);
 }
 
-static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+static void on_connected(struct cm_stream *s)
 {
-	struct conn *k = s->data;
+	struct conn *k = cm_stream_data(s);
+	struct cm_buf b;
+	int r;
+
+	cm_buf_init(&b, 0);
+	r = cm_buf_puts(&b, "<?xml version='1.0'?>");
+	r = r ? r : cm_xml_write_open(&b, k->scope, NULL);
+	r = r ? r : conn_send(k, b.data, b.len);
+	cm_buf_free(&b);
+	if (r && k->state != CONN_CLOSING)
+		conn_close(k, "cannot start the stream");
+}
+
+static void on_read(struct cm_stream *s, const char *data, size_t len)
+{
+	struct conn *k = cm_stream_data(s);
 	const char *cond, *detail = NULL;
 	int r;
 
-	if (n == 0 || k->state == CONN_CLOSING)
+	if (k->state == CONN_CLOSING)
 		return;
-	if (n < 0) {
-		conn_close(k, n == UV_EOF ? "the XMPP server closed the connection"
-		                          : uv_strerror((int)n));
-		return;
-	}
-	r = cm_xml_parser_feed(k->xp, b->base, (size_t)n);
+	r = cm_xml_parser_feed(k->xp, data, len);
 	if (r == -EBADMSG || r == -ENOMEM) {
 		cond = cm_xml_parser_error(k->xp, &detail);
 		CM_LOGE("component", "bad XML from the XMPP server: %s: %s", cond ? cond : "?",
@@ -665,27 +617,25 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 	}
 }
 
-static void on_connect(uv_connect_t *req, int status)
+static void on_eof(struct cm_stream *s)
 {
-	struct conn *k = req->data;
-	struct cm_buf b;
-	int r;
+	conn_close(cm_stream_data(s), "the XMPP server closed the connection");
+}
 
-	if (k->state == CONN_CLOSING)
-		return;
-	if (status) {
-		conn_close(k, uv_strerror(status));
-		return;
-	}
-	cm_buf_init(&b, 0);
-	r = cm_buf_puts(&b, "<?xml version='1.0'?>");
-	r = r ? r : cm_xml_write_open(&b, k->scope, NULL);
-	r = r ? r : conn_send(k, b.data, b.len);
-	cm_buf_free(&b);
-	if (r == 0)
-		r = uv_read_start((uv_stream_t *)&k->tcp, on_alloc, on_read);
-	if (r)
-		conn_close(k, "cannot start the stream");
+/* The stream is over. When it ended by itself (refused, reset, a failed write), that is the
+ * connection lost; either way k goes now. */
+static void on_closed(struct cm_stream *s, int err)
+{
+	struct conn *k = cm_stream_data(s);
+	struct pp_component *c = k->c;
+
+	if (k->state != CONN_CLOSING)
+		conn_lost(k, strerror(err ? -err : ECONNRESET));
+	cm_list_remove(&k->link);
+	cm_xml_parser_free(k->xp);
+	cm_xml_node_free(k->scope);
+	free(k);
+	maybe_drained(c);
 }
 
 /* Our stream header: <stream:stream xmlns='jabber:component:accept' to='domain'>. */
@@ -706,6 +656,18 @@ static int make_scope(struct cm_xml_node **out, const char *domain)
 
 static void connect_now(struct pp_component *c)
 {
+	static const struct cm_stream_events sev = {
+	    .read = on_read,
+	    .eof = on_eof,
+	    .connected = on_connected,
+	    .closed = on_closed,
+	};
+	const struct cm_stream_opts so = {
+	    .nodelay = true,
+	    .high_water = MAX_UNSENT / 4,
+	    .max_unsent = MAX_UNSENT,
+	    .log_mod = "component",
+	};
 	struct cm_xml_parser_cfg pc = {
 	    .content_ns = CM_XML_NS_COMPONENT,
 	    .open_cb = on_open,
@@ -721,32 +683,27 @@ static void connect_now(struct pp_component *c)
 	}
 	k->c = c;
 	k->gen = ++c->gen;
+	k->state = CONN_CONNECTING;
 	pc.arg = k;
 	r = cm_xml_parser_alloc(&k->xp, &pc);
 	r = r ? r : make_scope(&k->scope, c->domain);
-	if (r == 0)
-		r = uv_tcp_init(c->loop, &k->tcp);
+	r = r ? r : cm_stream_connect(&k->s, c->loop, c->host, c->port, &so, &sev, k);
 	if (r) {
+		CM_LOGW("component", "cannot connect to the XMPP server: %s", strerror(-r));
+		cm_metrics_inc(c->m.connect_failed);
 		cm_xml_parser_free(k->xp);
 		cm_xml_node_free(k->scope);
-		cm_buf_free(&k->out);
 		free(k);
 		schedule_reconnect(c);
 		return;
 	}
-	k->tcp.data = k;
-	k->connect.data = k;
-	k->state = CONN_CONNECTING;
+	cm_list_insert_tail(&c->conns, &k->link);
 	c->conn = k;
-	uv_tcp_nodelay(&k->tcp, 1);
-	r = uv_tcp_connect(&k->connect, &k->tcp, (const struct sockaddr *)&c->server, on_connect);
-	if (r)
-		conn_close(k, uv_strerror(r));
 }
 
-static void on_retry(uv_timer_t *t)
+static void on_retry(struct cm_loop_timer *t)
 {
-	connect_now(t->data);
+	connect_now(cm_list_entry(t, struct pp_component, retry));
 }
 
 /* Exponential backoff with jitter, so that a restarted XMPP server is not hit by every app
@@ -760,7 +717,7 @@ static void schedule_reconnect(struct pp_component *c)
 	delay = delay / 2 + (delay ? rnd % (delay / 2 + 1) : 0);
 	c->backoff = c->backoff * 2 > c->backoff_max ? c->backoff_max : c->backoff * 2;
 	CM_LOGI("component", "reconnecting in %llu ms", (unsigned long long)delay);
-	uv_timer_start(&c->retry, on_retry, delay, 0);
+	cm_loop_timer_start(c->loop, &c->retry, delay);
 }
 
 /* --- life cycle ------------------------------------------------------------------------------ */
@@ -810,92 +767,105 @@ static int copy_domains(struct pp_component *c, const struct pp_component_config
 	return 0;
 }
 
-int pp_component_alloc(struct pp_component **out, uv_loop_t *loop, struct pp_dispatch *d,
+#define IQS_DEF(member, kind)                                                                      \
+	CM_METRIC_COUNTER_DEF(struct component_metrics, member, "platypus_component_iqs_total",    \
+	                      "IQs received over XEP-0114 by kind", "kind", kind)
+#define CONNECTS_DEF(member, result)                                                               \
+	CM_METRIC_COUNTER_DEF(struct component_metrics, member,                                    \
+	                      "platypus_component_connects_total",                                 \
+	                      "XEP-0114 connection attempts by result", "result", result)
+#define FORBIDDEN_DEF(member, why)                                                                 \
+	CM_METRIC_COUNTER_DEF(struct component_metrics, member,                                    \
+	                      "platypus_component_publishes_forbidden_total",                      \
+	                      "publishes refused with auth/forbidden, by reason", "reason", why)
+
+static const struct cm_metric_def component_metric_defs[] = {
+    CM_METRIC_GAUGE_DEF(struct component_metrics, connected, "platypus_component_connected",
+                        "1 while the XEP-0114 stream is authenticated"),
+    CONNECTS_DEF(connect_ok, "ok"),
+    CONNECTS_DEF(connect_failed, "failed"),
+    IQS_DEF(publish, "publish"),
+    IQS_DEF(disco, "disco"),
+    IQS_DEF(ping, "ping"),
+    IQS_DEF(other, "other"),
+    IQS_DEF(misaddressed, "misaddressed"),
+    FORBIDDEN_DEF(forbidden_full_jid, "full_jid"),
+    FORBIDDEN_DEF(forbidden_domain, "domain"),
+    FORBIDDEN_DEF(forbidden_secret, "secret"),
+    CM_METRIC_COUNTER_DEF(struct component_metrics, dropped,
+                          "platypus_component_replies_dropped_total",
+                          "Outcomes whose stream was gone before the reply"),
+};
+
+/* The server's address as a literal cm_stream_connect() takes without resolving. */
+static int server_literal(struct pp_component *c, const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
+
+		c->port = ntohs(a->sin_port);
+		return uv_ip4_name(a, c->host, sizeof(c->host)) ? -EINVAL : 0;
+	}
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
+
+		c->port = ntohs(a->sin6_port);
+		return uv_ip6_name(a, c->host, sizeof(c->host)) ? -EINVAL : 0;
+	}
+	return -EINVAL;
+}
+
+static void component_free(struct pp_component *c)
+{
+	copy_secret(&c->secret, NULL, 0);
+	copy_secret(&c->publish_secret, NULL, 0);
+	free_domains(c);
+	free(c->domain);
+	free(c);
+}
+
+int pp_component_alloc(struct pp_component **out, struct cm_loop *l, struct pp_dispatch *d,
                        const struct pp_component_config *cfg)
 {
 	struct pp_component *c;
-	struct cm_metrics *m = cfg->metrics;
-	socklen_t len;
+	char err[CM_ERR_MAX];
 	int r = 0;
 
+	*out = NULL;
 	if (!cfg->server || !cfg->domain || !*cfg->domain || !cfg->secret_len)
 		return -EINVAL;
-	len = cfg->server->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-	                                         : sizeof(struct sockaddr_in);
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
-	c->loop = loop;
+	c->loop = l;
 	c->dispatch = d;
-	memcpy(&c->server, cfg->server, len);
+	cm_list_init(&c->conns);
+	cm_list_init(&c->pending);
+	cm_loop_timer_init(&c->retry, on_retry);
 	cm_buf_init(&c->secret, 0);
 	cm_buf_init(&c->publish_secret, 0);
 	c->backoff_min = cfg->reconnect_min_ms ? cfg->reconnect_min_ms : 500;
 	c->backoff_max = cfg->reconnect_max_ms ? cfg->reconnect_max_ms : 30000;
 	c->backoff = c->backoff_min;
 	c->domain = strdup(cfg->domain);
-	r = c->domain ? copy_domains(c, cfg) : -ENOMEM;
+	r = c->domain ? server_literal(c, cfg->server) : -ENOMEM;
+	r = r ? r : copy_domains(c, cfg);
 	if (r == 0 && pp_component_set_secrets(c, cfg->secret, cfg->secret_len, cfg->publish_secret,
 	                                       cfg->publish_secret_len) != 0)
 		r = -ENOMEM;
+	if (r == 0 && cfg->metrics) {
+		r = cm_metrics_register(cfg->metrics, &c->m, component_metric_defs,
+		                        sizeof(component_metric_defs) /
+		                            sizeof(component_metric_defs[0]),
+		                        err, sizeof(err));
+		if (r)
+			CM_LOGE("component", "%s", err);
+	}
 	if (r) {
-		free_domains(c);
-		free(c->domain);
-		cm_buf_free(&c->secret);
-		free(c);
+		component_free(c);
 		return r;
 	}
-	if (m) {
-		r = cm_metrics_gauge(m, &c->m.connected, "platypus_component_connected",
-		                     "1 while the XEP-0114 stream is authenticated", NULL);
-		r = r ? r
-		      : cm_metrics_counter(m, &c->m.connect_ok, "platypus_component_connects_total",
-		                           "XEP-0114 connection attempts by result", "result", "ok",
-		                           NULL);
-		r = r ? r
-		      : cm_metrics_counter(
-		            m, &c->m.connect_failed, "platypus_component_connects_total",
-		            "XEP-0114 connection attempts by result", "result", "failed", NULL);
-		r = r ? r
-		      : cm_metrics_counter(m, &c->m.publish, "platypus_component_iqs_total",
-		                           "IQs received over XEP-0114 by kind", "kind", "publish",
-		                           NULL);
-		r = r ? r
-		      : cm_metrics_counter(m, &c->m.disco, "platypus_component_iqs_total",
-		                           "IQs received over XEP-0114 by kind", "kind", "disco",
-		                           NULL);
-		r = r ? r
-		      : cm_metrics_counter(m, &c->m.ping, "platypus_component_iqs_total",
-		                           "IQs received over XEP-0114 by kind", "kind", "ping",
-		                           NULL);
-		r = r ? r
-		      : cm_metrics_counter(m, &c->m.other, "platypus_component_iqs_total",
-		                           "IQs received over XEP-0114 by kind", "kind", "other",
-		                           NULL);
-		r = r ? r
-		      : cm_metrics_counter(m, &c->m.misaddressed, "platypus_component_iqs_total",
-		                           "IQs received over XEP-0114 by kind", "kind",
-		                           "misaddressed", NULL);
-#define FORBIDDEN(var, why)                                                                        \
-	cm_metrics_counter(m, &c->m.var, "platypus_component_publishes_forbidden_total",           \
-	                   "publishes refused with auth/forbidden, by reason", "reason", why,      \
-	                   NULL)
-		r = r ? r : FORBIDDEN(forbidden_full_jid, "full_jid");
-		r = r ? r : FORBIDDEN(forbidden_domain, "domain");
-		r = r ? r : FORBIDDEN(forbidden_secret, "secret");
-#undef FORBIDDEN
-		r = r ? r
-		      : cm_metrics_counter(m, &c->m.dropped,
-		                           "platypus_component_replies_dropped_total",
-		                           "Outcomes whose stream was gone before the reply", NULL);
-	}
-	uv_timer_init(loop, &c->retry);
-	uv_prepare_init(loop, &c->flusher);
-	c->retry.data = c->flusher.data = c;
-	c->handles = 2;
 	*out = c;
-	if (r)
-		CM_LOGW("component", "some component metrics are missing: %s", strerror(-r));
 	connect_now(c);
 	return 0;
 }
@@ -925,69 +895,68 @@ int pp_component_connected(const struct pp_component *c)
 	return c->conn && c->conn->state == CONN_READY;
 }
 
+/* When stopping: once every publish is answered, the stream ends politely; once no stream is
+ * left, drained (maybe from within a call of this module: the caller keeps away from c). */
 static void maybe_drained(struct pp_component *c)
 {
 	void (*cb)(void *arg) = c->drained;
 
-	if (!c->stopping || c->npending)
+	if (!c->stopping || (c->npending && !c->closing))
 		return;
 	if (c->conn) {
-		/* everything answered: end the stream politely, then the connection */
 		if (c->conn->state == CONN_READY)
 			conn_send(c->conn, "</stream:stream>", 16);
-		conn_close(c->conn, NULL);
-		return; /* conn_close() calls back into here with c->conn cleared */
+		conn_close(c->conn, NULL); /* clears c->conn */
 	}
-	if (cb) {
-		c->drained = NULL;
-		cb(c->drained_arg);
-	}
+	if (!cm_list_empty(&c->conns) || !cb)
+		return;
+	c->drained = NULL;
+	cb(c->drained_arg);
 }
 
 void pp_component_stop(struct pp_component *c, void (*drained)(void *arg), void *arg)
 {
-	c->stopping = 1;
+	c->stopping = true;
 	c->drained = drained;
 	c->drained_arg = arg;
-	uv_timer_stop(&c->retry);
+	cm_loop_timer_stop(c->loop, &c->retry);
 	maybe_drained(c);
 }
 
-static void on_handle_closed(uv_handle_t *h)
+void pp_component_close(struct pp_component *c, void (*done)(void *arg), void *arg)
 {
-	struct pp_component *c = h->data;
+	struct cm_list *n;
 
-	if (--c->handles > 0)
-		return;
-	copy_secret(&c->secret, NULL, 0);
-	copy_secret(&c->publish_secret, NULL, 0);
-	free_domains(c);
-	free(c->domain);
-	free(c);
+	c->stopping = true;
+	c->closing = true;
+	c->drained = done;
+	c->drained_arg = arg;
+	cm_loop_timer_stop(c->loop, &c->retry);
+	if (c->conn)
+		conn_lost(c->conn, NULL);
+	/* Publishes still owed are answered into the void (counted as dropped). */
+	cm_list_foreach(n, &c->conns)
+	{
+		cm_stream_abort(cm_list_entry(n, struct conn, link)->s, -ECANCELED, false);
+	}
+	if (cm_list_empty(&c->conns) && done) {
+		c->drained = NULL;
+		done(arg);
+	}
 }
 
 void pp_component_free(struct pp_component *c)
 {
 	if (!c)
 		return;
-	c->stopping = 1;
-	c->drained = NULL;
 	/* Outcomes still owed hold a pointer to c: by contract the dispatcher has drained before
 	 * this. Should it not have, keep c alive (a leak) rather than let an outcome reach freed
-	 * memory, and say so. */
-	if (c->npending) {
-		CM_LOGE("component", "freed with %u outcomes still owed; keeping its memory",
-		        c->npending);
+	 * memory, and say so; the same for a stream still open. */
+	if (c->npending || !cm_list_empty(&c->conns)) {
+		CM_LOGE("component", "freed with %u outcomes still owed and %s; keeping its memory",
+		        c->npending, cm_list_empty(&c->conns) ? "no stream" : "its stream open");
 		return;
 	}
-	if (c->conn) {
-		c->conn->c = NULL;
-		if (c->conn->state != CONN_CLOSING) {
-			c->conn->state = CONN_CLOSING;
-			pp_uv_close((uv_handle_t *)&c->conn->tcp, on_closed);
-		}
-		c->conn = NULL;
-	}
-	pp_uv_close((uv_handle_t *)&c->flusher, on_handle_closed);
-	pp_uv_close((uv_handle_t *)&c->retry, on_handle_closed);
+	cm_loop_timer_stop(c->loop, &c->retry);
+	component_free(c);
 }

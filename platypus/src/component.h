@@ -11,8 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
-#include <uv.h>
 
+struct cm_loop;
 struct cm_metrics;
 struct cm_xml_node;
 struct pp_dispatch;
@@ -20,7 +20,7 @@ struct pp_notif;
 struct pp_component;
 
 struct pp_component_config {
-	const struct sockaddr *server; /* the XMPP server's component port; copied */
+	const struct sockaddr *server; /* the XMPP server's component port (IPv4 or IPv6); copied */
 	const char *domain;            /* the component's JID, e.g. "push.example.com"; copied */
 	const unsigned char *secret;   /* the component secret (handshake); copied */
 	size_t secret_len;
@@ -39,10 +39,12 @@ struct pp_component_config {
 	struct cm_metrics *metrics; /* borrowed, may be NULL */
 };
 
-/* Create the component and start connecting. d is borrowed and must outlive the component.
- * 0, -EINVAL (no server, domain or secret; no xmpp_domains and a domain without a parent),
- * -ENOMEM. */
-int pp_component_alloc(struct pp_component **out, uv_loop_t *loop, struct pp_dispatch *d,
+/* Create the component on loop l (borrowed) and start connecting: a cm_stream to the server
+ * (TCP_NODELAY; replies gathered and written once per loop turn), reconnected with backoff
+ * and jitter whenever it ends. d is borrowed and must outlive the component. 0, -EINVAL (no
+ * server, domain or secret; no xmpp_domains and a domain without a parent), -ENOMEM, or the
+ * metrics registry's error (logged). */
+int pp_component_alloc(struct pp_component **out, struct cm_loop *l, struct pp_dispatch *d,
                        const struct pp_component_config *cfg);
 
 /* Replace the secrets (SIGHUP); the next handshake uses the new component secret. 0 or -ENOMEM
@@ -54,20 +56,18 @@ int pp_component_set_secrets(struct pp_component *c, const unsigned char *secret
 int pp_component_connected(const struct pp_component *c);
 
 /* Stop: publishes that arrive now are refused with wait/resource-constraint, those in flight
- * are answered, then the stream is closed and drained(arg) is called (maybe from within). */
+ * are answered, then the stream ends (our closing tag, then the stream's graceful close) and,
+ * once it is over, drained(arg) is called (maybe from within). */
 void pp_component_stop(struct pp_component *c, void (*drained)(void *arg), void *arg);
 
-/* Free after drained (or at any time before the loop is closed): handles are closed and the
- * memory released from their close callbacks. Accepts NULL. */
+/* Close now: no reconnection, every stream aborted; done(arg) once the last one has ended
+ * (maybe from within). Outcomes still owed are dropped when they come (counted in
+ * platypus_component_replies_dropped_total). May follow pp_component_stop(), whose drained is
+ * then replaced by done. */
+void pp_component_close(struct pp_component *c, void (*done)(void *arg), void *arg);
+
+/* Free the memory, after drained or done (the component holds no handle then) and once every
+ * outcome owed has come. Accepts NULL. */
 void pp_component_free(struct pp_component *c);
-
-/* --- the XEP-0357 mapping (component_push.c), separate so it can be tested alone ---------- */
-
-/* Read a pubsub publish IQ carrying a urn:xmpp:push:0 notification into n (initialised by the
- * caller). *secret receives the publish-options "secret" value (borrowed from iq) or NULL.
- * 0, or -EINVAL with a precise reason in err ("publish-options: service must be apns or fcm"),
- * or -ENOENT when iq is not a push publish at all. */
-int pp_push_parse(const struct cm_xml_node *iq, struct pp_notif *n, const char **secret, char *err,
-                  size_t errlen);
 
 #endif

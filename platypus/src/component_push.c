@@ -1,7 +1,7 @@
 /* component_push.c - find the parts of a XEP-0357 publish IQ (the urn:xmpp:push:summary form and
  * the publish-options form) and hand their fields to the notification model
  * (pp_notif_from_push_form() in notif_in.c), which knows what the keys mean. */
-#include "component.h"
+#include "component_int.h"
 #include "notif.h"
 
 #include <errno.h>
@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cm/err.h"
 #include "cm/xml.h"
 
 #define NS_PUBSUB    "http://jabber.org/protocol/pubsub"
@@ -57,8 +58,8 @@ static int form_fields(const struct cm_xml_node *form, struct pp_field *out, siz
 	return (int)n;
 }
 
-int pp_push_parse(const struct cm_xml_node *iq, struct pp_notif *n, const char **secret, char *err,
-                  size_t errlen)
+int pp_component__push_parse(const struct cm_xml_node *iq, struct pp_notif *n, const char **secret,
+                             char *err, size_t errlen)
 {
 	const struct cm_xml_node *pubsub, *publish, *item, *notification, *opts_el, *opts;
 	struct pp_field o[MAX_FIELDS], s[MAX_FIELDS];
@@ -70,22 +71,19 @@ int pp_push_parse(const struct cm_xml_node *iq, struct pp_notif *n, const char *
 	item = publish ? cm_xml_child(publish, "item", NS_PUBSUB) : NULL;
 	notification = item ? cm_xml_child(item, "notification", NS_PUSH) : NULL;
 	if (!notification) {
-		snprintf(err, errlen, "not a XEP-0357 notification publish");
-		return -ENOENT;
+		return cm_errf(err, errlen, -ENOENT, "not a XEP-0357 notification publish");
 	}
 	opts_el = cm_xml_child(pubsub, "publish-options", NS_PUBSUB);
 	opts = opts_el ? find_form(opts_el, FORM_PUBOPTS) : NULL;
 	if (!opts) {
-		snprintf(err, errlen,
-		         "publish-options form missing: platypus needs device_id and "
-		         "service there");
-		return -EINVAL;
+		return cm_errf(err, errlen, -EINVAL,
+		               "publish-options form missing: platypus needs device_id and "
+		               "service there");
 	}
 	no = form_fields(opts, o, MAX_FIELDS);
 	ns = form_fields(find_form(notification, FORM_SUMMARY), s, MAX_FIELDS);
 	if (no < 0 || ns < 0) {
-		snprintf(err, errlen, "a form has more than %d fields", MAX_FIELDS);
-		return -EINVAL;
+		return cm_errf(err, errlen, -EINVAL, "a form has more than %d fields", MAX_FIELDS);
 	}
 	r = pp_notif_from_push_form(n, o, (size_t)no, s, (size_t)ns, err, errlen);
 	if (r == 0)

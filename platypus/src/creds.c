@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cm/crypto.h"
+#include "cm/err.h"
 #include "cm/log.h"
 #include "cm/metrics.h"
 
@@ -13,6 +14,14 @@ int pp_creds_init(struct pp_creds *c, uv_loop_t *loop, const char *service, cons
                   struct cm_metrics *m)
 {
 	bool fcm = !strcmp(service, "fcm");
+	const struct cm_metric_def defs[] = {
+	    CM_METRIC_GAUGE_DEF(struct pp_creds, m_ok, "platypus_app_credentials_ok",
+	                        "1 while the provider accepts the app's credentials, 0 while "
+	                        "notifications fail at once because it refuses them",
+	                        "service", service, "app", app),
+	};
+	char err[CM_ERR_MAX];
+	int r;
 
 	memset(c, 0, sizeof(*c));
 	c->loop = loop;
@@ -25,11 +34,11 @@ int pp_creds_init(struct pp_creds *c, uv_loop_t *loop, const char *service, cons
 	                "team, a clock far off), then reload (SIGHUP)";
 	if (!m)
 		return 0;
-	if (cm_metrics_gauge(m, &c->m_ok, "platypus_app_credentials_ok",
-	                     "1 while the provider accepts the app's credentials, 0 while "
-	                     "notifications fail at once because it refuses them",
-	                     "service", service, "app", app, NULL))
-		return -ENOMEM;
+	r = cm_metrics_register(m, c, defs, 1, err, sizeof(err));
+	if (r) {
+		CM_LOGE(c->module, "%s: %s", app, err);
+		return r;
+	}
 	cm_metrics_set(c->m_ok, 1);
 	return 0;
 }

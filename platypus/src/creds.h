@@ -39,7 +39,7 @@ struct pp_creds {
 };
 
 /* Initialise c (accepted) for app (borrowed) of service "apns" or "fcm"; the gauge goes into m
- * (may be NULL). 0 or -ENOMEM (no gauge; c still works). */
+ * (may be NULL). 0, or the registry's error (logged; c has no gauge but still works). */
 int pp_creds_init(struct pp_creds *c, uv_loop_t *loop, const char *service, const char *app,
                   struct cm_metrics *m);
 

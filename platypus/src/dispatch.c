@@ -8,14 +8,14 @@
 #include <string.h>
 
 #include "cm/crypto.h"
+#include "cm/err.h"
+#include "cm/list.h"
 #include "cm/log.h"
-#include "pp_uv.h"
+#include "cm/loop.h"
 #include "cm/metrics.h"
 
-#define RETRY_BATCH 256 /* retries started per timer run */
-
 struct app {
-	struct app *next;
+	struct cm_list link; /* in the dispatcher's apps, in registration order */
 	char *name;
 	enum pp_service service;
 	enum pp_mode mode;
@@ -24,12 +24,13 @@ struct app {
 	size_t ntags;
 	pp_send_fn send;
 	void *provider;
-	struct cm_counter *m_out[PP_OUT_COUNT];
+	struct cm_counter *m_out[PP_OUT_COUNT]; /* PP_OUT_BUSY stays NULL: never an outcome */
 	struct cm_counter *m_retries;
 };
 
 struct item {
-	struct item *next; /* in the retry list */
+	struct cm_list link;        /* in the retries, while waiting for the next attempt */
+	struct cm_loop_timer retry; /* that attempt, on the loop's timer wheel */
 	struct pp_dispatch *d;
 	struct app *app;
 	struct pp_notif n; /* owned */
@@ -39,34 +40,39 @@ struct item {
 	uint64_t deadline; /* no attempt starts after it */
 	bool ttl_bound;    /* the deadline is the notification's TTL */
 	unsigned attempts;
-	unsigned resent;   /* requests a provider repeated within an attempt (a refused token) */
-	uint64_t retry_at; /* while in the retry list */
+	unsigned resent; /* requests a provider repeated within an attempt (a refused token) */
 	struct pp_result last;
 };
 
+struct dispatch_metrics {
+	struct cm_histogram *latency[2]; /* by enum pp_service */
+	struct cm_counter *refused_busy, *refused_invalid, *refused_nopool, *refused_shutdown;
+	struct cm_gauge *depth;
+};
+
 struct pp_dispatch {
-	uv_loop_t *loop;
-	uv_timer_t timer; /* the earliest retry */
+	struct cm_loop *loop; /* borrowed */
 	struct pp_dispatch_config cfg;
-	struct app *apps;     /* owned */
-	struct item *retries; /* owned: waiting for their next attempt */
+	struct cm_list apps;    /* owned */
+	struct cm_list retries; /* owned items waiting for their next attempt */
 	unsigned depth;
 	bool stopping;
 	void (*drained)(void *arg);
 	void *drained_arg;
-	struct cm_histogram *m_latency[2];
-	struct cm_counter *m_refused_busy, *m_refused_invalid, *m_refused_nopool,
-	    *m_refused_shutdown;
-	struct cm_gauge *m_depth;
+	struct dispatch_metrics m;
 };
 
 static void attempt(struct item *it);
-static void retry_timer_cb(uv_timer_t *t);
+
+static uint64_t now_ms(const struct pp_dispatch *d)
+{
+	return uv_now(d->loop->uv);
+}
 
 static void depth_add(struct pp_dispatch *d, int delta)
 {
 	d->depth = (unsigned)((int)d->depth + delta);
-	cm_metrics_set(d->m_depth, (double)d->depth);
+	cm_metrics_set(d->m.depth, (double)d->depth);
 }
 
 static void app_free(struct app *a)
@@ -79,57 +85,115 @@ static void app_free(struct app *a)
 	free(a);
 }
 
-int pp_dispatch_alloc(struct pp_dispatch **out, uv_loop_t *loop,
+int pp_dispatch_alloc(struct pp_dispatch **out, struct cm_loop *l,
                       const struct pp_dispatch_config *cfg)
 {
+#define REFUSED_DEF(member, why)                                                                   \
+	CM_METRIC_COUNTER_DEF(struct dispatch_metrics, member,                                     \
+	                      "platypus_submissions_refused_total", "notifications not accepted",  \
+	                      "reason", why)
+#define LATENCY_DEF(svc, name)                                                                     \
+	CM_METRIC_HISTOGRAM_DEF(struct dispatch_metrics, latency[svc],                             \
+	                        "platypus_notification_duration_seconds",                          \
+	                        "from acceptance to outcome", cm_metrics_latency_buckets,          \
+	                        cm_metrics_latency_nbuckets, "service", name)
+	const struct cm_metric_def defs[] = {
+	    LATENCY_DEF(PP_SVC_APNS, "apns"),
+	    LATENCY_DEF(PP_SVC_FCM, "fcm"),
+	    REFUSED_DEF(refused_busy, "busy"),
+	    REFUSED_DEF(refused_invalid, "invalid"),
+	    REFUSED_DEF(refused_nopool, "no_matching_pool"),
+	    REFUSED_DEF(refused_shutdown, "shutdown"),
+	    CM_METRIC_GAUGE_DEF(struct dispatch_metrics, depth, "platypus_queue_depth",
+	                        "notifications accepted and not finished"),
+	};
+#undef REFUSED_DEF
+#undef LATENCY_DEF
 	struct pp_dispatch *d = calloc(1, sizeof(*d));
-	struct cm_metrics *m = cfg->metrics;
+	char err[CM_ERR_MAX];
+	int r;
 
 	*out = NULL;
 	if (!d)
 		return -ENOMEM;
-	d->loop = loop;
+	d->loop = l;
 	d->cfg = *cfg;
+	cm_list_init(&d->apps);
+	cm_list_init(&d->retries);
 	if (!d->cfg.queue_max)
 		d->cfg.queue_max = 10000;
 	if (!d->cfg.retry_window_ms)
 		d->cfg.retry_window_ms = 60000;
-	if (m) {
-		cm_metrics_histogram(m, &d->m_latency[PP_SVC_APNS],
-		                     "platypus_notification_duration_seconds",
-		                     "from acceptance to outcome", cm_metrics_latency_buckets,
-		                     cm_metrics_latency_nbuckets, "service", "apns", NULL);
-		cm_metrics_histogram(m, &d->m_latency[PP_SVC_FCM],
-		                     "platypus_notification_duration_seconds",
-		                     "from acceptance to outcome", cm_metrics_latency_buckets,
-		                     cm_metrics_latency_nbuckets, "service", "fcm", NULL);
-#define REFUSED(var, r)                                                                            \
-	cm_metrics_counter(m, &d->var, "platypus_submissions_refused_total",                       \
-	                   "notifications not accepted", "reason", r, NULL)
-		REFUSED(m_refused_busy, "busy");
-		REFUSED(m_refused_invalid, "invalid");
-		REFUSED(m_refused_nopool, "no_matching_pool");
-		REFUSED(m_refused_shutdown, "shutdown");
-#undef REFUSED
-		cm_metrics_gauge(m, &d->m_depth, "platypus_queue_depth",
-		                 "notifications accepted and not finished", NULL);
+	if (cfg->metrics) {
+		r = cm_metrics_register(cfg->metrics, &d->m, defs, sizeof(defs) / sizeof(defs[0]),
+		                        err, sizeof(err));
+		if (r) {
+			CM_LOGE("dispatch", "%s", err);
+			free(d);
+			return r;
+		}
 	}
-	uv_timer_init(loop, &d->timer);
-	d->timer.data = d;
 	*out = d;
 	return 0;
+}
+
+/* platypus_notifications_total{service,app,outcome} and platypus_retries_total{service,app}
+ * for a. 0 or the registry's error (logged). */
+static int app_metrics(struct pp_dispatch *d, struct app *a)
+{
+	const char *svc = pp_service_name(a->service);
+	char err[CM_ERR_MAX];
+	int r;
+
+#define OUTCOME_DEF(o)                                                                             \
+	CM_METRIC_COUNTER_DEF(struct app, m_out[o], "platypus_notifications_total",                \
+	                      "notifications by final outcome", "service", svc, "app", a->name,    \
+	                      "outcome", pp_outcome_name(o))
+	const struct cm_metric_def defs[] = {
+	    OUTCOME_DEF(PP_OUT_DELIVERED),
+	    OUTCOME_DEF(PP_OUT_DEAD),
+	    OUTCOME_DEF(PP_OUT_REJECTED),
+	    OUTCOME_DEF(PP_OUT_EXPIRED),
+	    OUTCOME_DEF(PP_OUT_FAILED),
+	    CM_METRIC_COUNTER_DEF(struct app, m_retries, "platypus_retries_total",
+	                          "attempts repeated after a transient failure", "service", svc,
+	                          "app", a->name),
+	};
+#undef OUTCOME_DEF
+
+	if (!d->cfg.metrics)
+		return 0;
+	r = cm_metrics_register(d->cfg.metrics, a, defs, sizeof(defs) / sizeof(defs[0]), err,
+	                        sizeof(err));
+	if (r)
+		CM_LOGE("dispatch", "app %s: %s", a->name, err);
+	return r;
+}
+
+static struct app *app_named(struct pp_dispatch *d, const char *name)
+{
+	struct cm_list *n;
+
+	cm_list_foreach(n, &d->apps)
+	{
+		struct app *a = cm_list_entry(n, struct app, link);
+
+		if (!strcmp(a->name, name))
+			return a;
+	}
+	return NULL;
 }
 
 int pp_dispatch_add_app(struct pp_dispatch *d, const struct pp_app_desc *desc)
 {
 	struct app *a;
 	size_t n = 0;
+	int r = -ENOMEM;
 
 	if (!desc->name || !desc->send)
 		return -EINVAL;
-	for (a = d->apps; a; a = a->next)
-		if (!strcmp(a->name, desc->name))
-			return -EEXIST;
+	if (app_named(d, desc->name))
+		return -EEXIST;
 	a = calloc(1, sizeof(*a));
 	if (!a)
 		return -ENOMEM;
@@ -139,38 +203,23 @@ int pp_dispatch_add_app(struct pp_dispatch *d, const struct pp_app_desc *desc)
 		n++;
 	a->tags = n ? calloc(n, sizeof(char *)) : NULL;
 	if (!a->name || (desc->topic && !a->topic) || (n && !a->tags))
-		goto nomem;
+		goto fail;
 	for (a->ntags = 0; a->ntags < n; a->ntags++)
 		if (!(a->tags[a->ntags] = strdup(desc->tags[a->ntags])))
-			goto nomem;
+			goto fail;
 	a->service = desc->service;
 	a->mode = desc->mode;
 	a->send = desc->send;
 	a->provider = desc->provider;
-	if (d->cfg.metrics) {
-		for (int o = 0; o < PP_OUT_COUNT; o++)
-			if (o != PP_OUT_BUSY)
-				cm_metrics_counter(
-				    d->cfg.metrics, &a->m_out[o], "platypus_notifications_total",
-				    "notifications by final outcome", "service",
-				    pp_service_name(a->service), "app", a->name, "outcome",
-				    pp_outcome_name((enum pp_outcome)o), NULL);
-		cm_metrics_counter(d->cfg.metrics, &a->m_retries, "platypus_retries_total",
-		                   "attempts repeated after a transient failure", "service",
-		                   pp_service_name(a->service), "app", a->name, NULL);
-	}
+	r = app_metrics(d, a);
+	if (r)
+		goto fail;
 	/* Keep the order of registration: the first match wins. */
-	{
-		struct app **pp = &d->apps;
-
-		while (*pp)
-			pp = &(*pp)->next;
-		*pp = a;
-	}
+	cm_list_insert_tail(&d->apps, &a->link);
 	return 0;
-nomem:
+fail:
 	app_free(a);
-	return -ENOMEM;
+	return r;
 }
 
 static bool has_tags(const struct app *a, const struct pp_notif *n)
@@ -202,8 +251,12 @@ static bool topic_matches(const struct app *a, const char *topic)
 static struct app *select_app(struct pp_dispatch *d, const struct pp_notif *n)
 {
 	struct app *first = NULL;
+	struct cm_list *l;
 
-	for (struct app *a = d->apps; a; a = a->next) {
+	cm_list_foreach(l, &d->apps)
+	{
+		struct app *a = cm_list_entry(l, struct app, link);
+
 		if (a->service != n->service || a->mode != n->mode)
 			continue;
 		if (n->app) {
@@ -236,14 +289,15 @@ static void finish(struct item *it, const struct pp_result *r)
 {
 	struct pp_dispatch *d = it->d;
 	struct pp_result fin = *r;
-	double secs = (double)(uv_now(d->loop) - it->accepted) / 1000.0;
+	uint64_t now = now_ms(d);
+	double secs = (double)(now - it->accepted) / 1000.0;
 
 	fin.attempts = it->attempts + it->resent;
 	/* A transient failure that ran into the notification's TTL is an expiry. */
-	if (fin.outcome == PP_OUT_FAILED && it->ttl_bound && uv_now(d->loop) >= it->deadline)
+	if (fin.outcome == PP_OUT_FAILED && it->ttl_bound && now >= it->deadline)
 		fin.outcome = PP_OUT_EXPIRED;
 	cm_metrics_inc(it->app->m_out[fin.outcome]);
-	cm_metrics_observe(d->m_latency[it->app->service], secs);
+	cm_metrics_observe(d->m.latency[it->app->service], secs);
 	CM_LOGD("dispatch", "%s %s: %s (%s, %d %s) after %u attempts",
 	        pp_service_name(it->app->service), it->app->name, pp_outcome_name(fin.outcome),
 	        fin.id, fin.status, fin.reason, fin.attempts);
@@ -254,47 +308,13 @@ static void finish(struct item *it, const struct pp_result *r)
 	maybe_drained(d);
 }
 
-static void arm_timer(struct pp_dispatch *d)
+/* A retry is due: out of the retries, into its next attempt. */
+static void on_retry(struct cm_loop_timer *t)
 {
-	uint64_t first = UINT64_MAX, now = uv_now(d->loop);
+	struct item *it = cm_list_entry(t, struct item, retry);
 
-	for (struct item *it = d->retries; it; it = it->next)
-		if (it->retry_at < first)
-			first = it->retry_at;
-	if (first == UINT64_MAX) {
-		uv_timer_stop(&d->timer);
-		return;
-	}
-	uv_timer_start(&d->timer, retry_timer_cb, first > now ? first - now : 0, 0);
-}
-
-static void retry_timer_cb(uv_timer_t *t)
-{
-	struct pp_dispatch *d = t->data;
-	uint64_t now = uv_now(d->loop);
-	struct item *due = NULL, **pp = &d->retries;
-	unsigned n = 0;
-
-	/* Take the due ones out first: attempts may add to the list. */
-	while (*pp && n < RETRY_BATCH) {
-		struct item *it = *pp;
-
-		if (it->retry_at <= now) {
-			*pp = it->next;
-			it->next = due;
-			due = it;
-			n++;
-		} else
-			pp = &it->next;
-	}
-	while (due) {
-		struct item *it = due;
-
-		due = it->next;
-		it->next = NULL;
-		attempt(it);
-	}
-	arm_timer(d);
+	cm_list_remove(&it->link);
+	attempt(it);
 }
 
 static void attempt_done(void *arg, const struct pp_result *r, long long retry_after_s)
@@ -311,7 +331,7 @@ static void attempt_done(void *arg, const struct pp_result *r, long long retry_a
 		cm_crypto_random(&rnd, sizeof(rnd));
 	delay = d->stopping ? -1
 	                    : pp_retry_delay(&d->cfg.retry, r, it->attempts, retry_after_s,
-	                                     uv_now(d->loop), it->deadline, rnd);
+	                                     now_ms(d), it->deadline, rnd);
 	if (delay < 0) {
 		finish(it, r);
 		return;
@@ -319,10 +339,9 @@ static void attempt_done(void *arg, const struct pp_result *r, long long retry_a
 	cm_metrics_inc(it->app->m_retries);
 	CM_LOGD("dispatch", "%s: %s %d %s: retry in %lld ms", it->app->name,
 	        pp_outcome_name(r->outcome), r->status, r->reason, delay);
-	it->retry_at = uv_now(d->loop) + (uint64_t)delay;
-	it->next = d->retries;
-	d->retries = it;
-	arm_timer(d);
+	/* Each waits on the loop's timer wheel: arming is O(1), whatever else is waiting. */
+	cm_list_insert_tail(&d->retries, &it->link);
+	cm_loop_timer_start(d->loop, &it->retry, (uint64_t)delay);
 }
 
 static void attempt(struct item *it)
@@ -352,25 +371,27 @@ int pp_dispatch_submit(struct pp_dispatch *d, struct pp_notif *n, pp_submit_cb c
 	struct item *it;
 	struct app *a;
 	char err[sizeof(r->reason)];
-	uint64_t now = uv_now(d->loop), window;
+	uint64_t now = now_ms(d), window;
 
 	if (d->stopping)
-		return refuse(r, d->m_refused_shutdown, PP_OUT_BUSY, PP_CAUSE_SHUTDOWN,
+		return refuse(r, d->m.refused_shutdown, PP_OUT_BUSY, PP_CAUSE_SHUTDOWN,
 		              "shutting down", -ESHUTDOWN);
 	if (d->depth >= d->cfg.queue_max)
-		return refuse(r, d->m_refused_busy, PP_OUT_BUSY, PP_CAUSE_BUSY, "queue full",
+		return refuse(r, d->m.refused_busy, PP_OUT_BUSY, PP_CAUSE_BUSY, "queue full",
 		              -EBUSY);
 	if (pp_notif_validate(n, err, sizeof(err)))
-		return refuse(r, d->m_refused_invalid, PP_OUT_REJECTED, PP_CAUSE_INVALID_REQUEST,
+		return refuse(r, d->m.refused_invalid, PP_OUT_REJECTED, PP_CAUSE_INVALID_REQUEST,
 		              err, -EINVAL);
 	a = select_app(d, n);
 	if (!a)
-		return refuse(r, d->m_refused_nopool, PP_OUT_REJECTED, PP_CAUSE_NO_POOL,
+		return refuse(r, d->m.refused_nopool, PP_OUT_REJECTED, PP_CAUSE_NO_POOL,
 		              "no matching pool", -ENOENT);
 	it = calloc(1, sizeof(*it));
 	if (!it)
 		return refuse(r, NULL, PP_OUT_FAILED, PP_CAUSE_INTERNAL, "out of memory", -ENOMEM);
 	it->d = d;
+	cm_list_init(&it->link);
+	cm_loop_timer_init(&it->retry, on_retry);
 	it->app = a;
 	it->cb = cb;
 	it->arg = arg;
@@ -398,7 +419,7 @@ int pp_dispatch_submit(struct pp_dispatch *d, struct pp_notif *n, pp_submit_cb c
 			*r = now_r;
 			if (now_r.cause == PP_CAUSE_INVALID_REQUEST ||
 			    now_r.cause == PP_CAUSE_PAYLOAD_TOO_LARGE)
-				cm_metrics_inc(d->m_refused_invalid);
+				cm_metrics_inc(d->m.refused_invalid);
 			return rc;
 		}
 	}
@@ -413,35 +434,27 @@ unsigned pp_dispatch_depth(const struct pp_dispatch *d)
 
 void pp_dispatch_stop(struct pp_dispatch *d, void (*drained)(void *arg), void *arg)
 {
-	struct item *it;
+	struct cm_list *n;
 
 	d->stopping = true;
 	d->drained = drained;
 	d->drained_arg = arg;
-	uv_timer_stop(&d->timer);
-	while ((it = d->retries)) {
-		d->retries = it->next;
-		it->next = NULL;
+	while ((n = cm_list_pop(&d->retries)) != NULL) {
+		struct item *it = cm_list_entry(n, struct item, link);
+
+		cm_loop_timer_stop(d->loop, &it->retry);
 		finish(it, &it->last);
 	}
 	maybe_drained(d);
 }
 
-static void dispatch_closed(uv_handle_t *h)
-{
-	struct pp_dispatch *d = h->data;
-	struct app *a;
-
-	while ((a = d->apps)) {
-		d->apps = a->next;
-		app_free(a);
-	}
-	free(d);
-}
-
 void pp_dispatch_free(struct pp_dispatch *d)
 {
+	struct cm_list *n;
+
 	if (!d)
 		return;
-	pp_uv_close((uv_handle_t *)&d->timer, dispatch_closed);
+	while ((n = cm_list_pop(&d->apps)) != NULL)
+		app_free(cm_list_entry(n, struct app, link));
+	free(d);
 }

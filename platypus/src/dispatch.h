@@ -18,11 +18,11 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <uv.h>
 
 #include "notif.h"
 #include "retry.h"
 
+struct cm_loop;
 struct cm_metrics;
 struct pp_dispatch;
 
@@ -52,10 +52,13 @@ struct pp_dispatch_config {
 /* Completion: r is borrowed for the call. */
 typedef void (*pp_submit_cb)(void *arg, const struct pp_result *r);
 
-int pp_dispatch_alloc(struct pp_dispatch **out, uv_loop_t *loop,
+/* A dispatcher on loop l (borrowed): its retries wait on l's timer wheel. 0, -ENOMEM, or the
+ * metrics registry's error (logged). */
+int pp_dispatch_alloc(struct pp_dispatch **out, struct cm_loop *l,
                       const struct pp_dispatch_config *cfg);
 
-/* Register an app. 0, -EINVAL, -ENOMEM, -EEXIST (the name is taken). */
+/* Register an app. 0, -EINVAL, -ENOMEM, -EEXIST (the name is taken), or the metrics registry's
+ * error (logged). */
 int pp_dispatch_add_app(struct pp_dispatch *d, const struct pp_app_desc *app);
 
 /* Submit n. On 0 the dispatcher took n's content (n is left initialised and empty) and cb(arg,
@@ -73,8 +76,8 @@ unsigned pp_dispatch_depth(const struct pp_dispatch *d);
  * others finish. drained(arg) is called once nothing is left (maybe from within this call). */
 void pp_dispatch_stop(struct pp_dispatch *d, void (*drained)(void *arg), void *arg);
 
-/* Free. Nothing may be in care (after drained, or never started); the timer is closed and the
- * memory released in its close callback. Accepts NULL. */
+/* Free. Nothing may be in care (after drained, or never started). The dispatcher holds no
+ * handle: its retries are timers of the loop's wheel. Accepts NULL. */
 void pp_dispatch_free(struct pp_dispatch *d);
 
 #endif

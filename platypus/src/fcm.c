@@ -1,8 +1,9 @@
 /* fcm.c - the FCM HTTP v1 client: libcurl multi driven by the libuv loop (uv_poll per socket,
- * one uv_timer for curl's timeouts), HTTP/2 multiplexing, the OAuth2 token fetched before the
+ * one uv_timer for curl's timeouts, which must be able to fire on the next loop pass), HTTP/2
+ * multiplexing, the OAuth2 token fetched before the
  * sends that need it, one new token and one resend after a 401, fail-fast while the credentials
  * are refused (creds.c). The only file of platypus that includes libcurl. */
-#include "fcm.h"
+#include "fcm_int.h"
 #include "creds.h"
 
 #include <errno.h>
@@ -12,8 +13,10 @@
 #include <curl/curl.h>
 
 #include "cm/buf.h"
+#include "cm/err.h"
+#include "cm/list.h"
 #include "cm/log.h"
-#include "pp_uv.h"
+#include "cm/loop.h"
 #include "cm/metrics.h"
 #include "retry.h"
 
@@ -24,7 +27,7 @@
 enum kind { REQ_SEND, REQ_TOKEN };
 
 struct req {
-	struct req *prev, *next; /* in the queue or the in-flight list */
+	struct cm_list link; /* in the queue or the in-flight list */
 	struct pp_fcm *f;
 	enum kind kind;
 	CURL *easy;               /* owned while in flight */
@@ -41,34 +44,33 @@ struct req {
 	unsigned sent;      /* requests made for it */
 };
 
-struct list {
-	struct req *head, *tail;
-	unsigned n;
-};
-
 struct sockctx {
 	uv_poll_t poll; /* first: the close callback frees the struct through it */
 	curl_socket_t fd;
 	struct pp_fcm *f;
-	struct sockctx *prev, *next; /* in f->socks while curl uses the socket */
+	struct cm_list link; /* in f->socks while curl uses the socket */
+};
+
+struct fcm_metrics {
+	struct cm_counter *grants, *grant_fail;
 };
 
 struct pp_fcm {
-	uv_loop_t *loop;
-	uv_timer_t ctimer; /* curl's */
-	uv_timer_t tick;   /* expiry of queued sends */
-	CURLM *multi;      /* owned */
+	struct cm_loop *loop;      /* borrowed */
+	uv_timer_t ctimer;         /* curl's */
+	struct cm_loop_timer tick; /* expiry of queued sends */
+	CURLM *multi;              /* owned */
 	struct pp_fcm_config cfg;
-	char *send_url;        /* owned */
-	char *ca_file;         /* owned, may be NULL */
-	struct list queue;     /* sends waiting for a token or room */
-	struct list inflight;  /* sends on the wire */
+	char *send_url;          /* owned */
+	char *ca_file;           /* owned, may be NULL */
+	struct cm_list queue;    /* sends waiting for a token or room */
+	struct cm_list inflight; /* sends on the wire */
+	unsigned ninflight;
 	struct req *token_req; /* the token request on the wire, or NULL */
-	struct sockctx *socks; /* polled sockets */
+	struct cm_list socks;  /* polled sockets */
 	bool oom_pending;      /* a transfer is marked oom: check_done() ends it */
 	unsigned token_failures;
 	uint64_t token_retry_at;
-	char token_error[160];
 	bool grant_for_401;    /* the grant under way replaces a token FCM refused */
 	bool token_after_401;  /* the current access token replaced one FCM refused */
 	struct pp_creds creds; /* refused credentials: fail fast, check with backoff */
@@ -77,48 +79,35 @@ struct pp_fcm {
 	int refs; /* handles whose close callback is still to come */
 	void (*done)(void *arg);
 	void *done_arg;
-	struct cm_counter *m_grants, *m_grant_fail;
+	struct fcm_metrics m;
 };
 
 static void pump(struct pp_fcm *f);
 static void check_done(struct pp_fcm *f);
 
-static void list_push(struct list *l, struct req *r)
+static uint64_t now_ms(const struct pp_fcm *f)
 {
-	r->next = NULL;
-	r->prev = l->tail;
-	if (l->tail)
-		l->tail->next = r;
-	else
-		l->head = r;
-	l->tail = r;
-	l->n++;
+	return uv_now(f->loop->uv);
 }
 
-static void list_push_head(struct list *l, struct req *r)
+static struct req *req_first(const struct cm_list *l)
 {
-	r->prev = NULL;
-	r->next = l->head;
-	if (l->head)
-		l->head->prev = r;
-	else
-		l->tail = r;
-	l->head = r;
-	l->n++;
+	struct cm_list *n = cm_list_first(l);
+
+	return n ? cm_list_entry(n, struct req, link) : NULL;
 }
 
-static void list_remove(struct list *l, struct req *r)
+/* r goes on the wire (after start() or send_start()): counted against max_in_flight. */
+static void inflight_add(struct pp_fcm *f, struct req *r)
 {
-	if (r->prev)
-		r->prev->next = r->next;
-	else
-		l->head = r->next;
-	if (r->next)
-		r->next->prev = r->prev;
-	else
-		l->tail = r->prev;
-	r->prev = r->next = NULL;
-	l->n--;
+	cm_list_insert_tail(&f->inflight, &r->link);
+	f->ninflight++;
+}
+
+static void inflight_remove(struct pp_fcm *f, struct req *r)
+{
+	cm_list_remove(&r->link);
+	f->ninflight--;
 }
 
 static void req_free(struct req *r)
@@ -204,16 +193,11 @@ static void poll_cb(uv_poll_t *h, int status, int events)
 	check_done(f);
 }
 
-static void sock_close(struct pp_fcm *f, struct sockctx *sc)
+static void sock_close(struct sockctx *sc)
 {
-	if (sc->prev)
-		sc->prev->next = sc->next;
-	else
-		f->socks = sc->next;
-	if (sc->next)
-		sc->next->prev = sc->prev;
+	cm_list_remove(&sc->link);
 	uv_poll_stop(&sc->poll);
-	pp_uv_close((uv_handle_t *)&sc->poll, handle_closed);
+	uv_close((uv_handle_t *)&sc->poll, handle_closed);
 }
 
 static int sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socketp)
@@ -224,14 +208,14 @@ static int sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socket
 
 	if (what == CURL_POLL_REMOVE) {
 		if (sc) {
-			sock_close(f, sc);
+			sock_close(sc);
 			curl_multi_assign(f->multi, s, NULL);
 		}
 		return 0;
 	}
 	if (!sc) {
 		sc = calloc(1, sizeof(*sc));
-		if (sc && uv_poll_init_socket(f->loop, &sc->poll, s)) {
+		if (sc && uv_poll_init_socket(f->loop->uv, &sc->poll, s)) {
 			free(sc);
 			sc = NULL;
 		}
@@ -251,10 +235,7 @@ static int sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socket
 		sc->f = f;
 		sc->poll.data = f;
 		f->refs++;
-		sc->next = f->socks;
-		if (f->socks)
-			f->socks->prev = sc;
-		f->socks = sc;
+		cm_list_insert_tail(&f->socks, &sc->link);
 		curl_multi_assign(f->multi, s, sc);
 	}
 	if (what & CURL_POLL_IN)
@@ -358,8 +339,8 @@ static void fail_queue(struct pp_fcm *f, enum pp_outcome o, enum pp_cause c, con
 {
 	struct req *r;
 
-	while ((r = f->queue.head)) {
-		list_remove(&f->queue, r);
+	while ((r = req_first(&f->queue))) {
+		cm_list_remove(&r->link);
 		send_fail(r, o, c, why);
 		if (f->torn_down)
 			return;
@@ -373,7 +354,7 @@ static void token_start(struct pp_fcm *f)
 	struct req *r;
 	int rc;
 
-	if (f->token_req || f->closing || uv_now(f->loop) < f->token_retry_at)
+	if (f->token_req || f->closing || now_ms(f) < f->token_retry_at)
 		return;
 	r = calloc(1, sizeof(*r));
 	if (!r) {
@@ -384,19 +365,21 @@ static void token_start(struct pp_fcm *f)
 	r->kind = REQ_TOKEN;
 	cm_buf_init(&r->body, 0);
 	cm_buf_init(&r->resp, 0);
-	rc = pp_fcm_assertion_form(f->cfg.account, time(NULL), &r->body);
+	rc = pp_fcm__assertion_form(f->cfg.account, time(NULL), &r->body);
 	if (!rc) {
 		r->hdrs =
 		    curl_slist_append(NULL, "Content-Type: application/x-www-form-urlencoded");
 		rc = r->hdrs ? start(f, r, f->cfg.account->token_uri) : -ENOMEM;
 	}
 	if (rc) {
-		char err[160];
+		char err[CM_ERR_MAX];
 
-		snprintf(err, sizeof(err), "cannot request an access token: %s", strerror(-rc));
 		req_free(r);
 		/* Our side failed (memory, signing): transient, tried again after the backoff. */
-		token_failed(f, -EAGAIN, err);
+		token_failed(f,
+		             cm_errf(err, sizeof(err), -EAGAIN,
+		                     "cannot request an access token: %s", strerror(-rc)),
+		             err);
 		return;
 	}
 	f->token_req = r;
@@ -404,22 +387,22 @@ static void token_start(struct pp_fcm *f)
 
 static void token_done(struct pp_fcm *f, struct req *r, CURLcode cc, long status)
 {
-	char err[160] = "";
+	char err[CM_ERR_MAX] = "";
 	int rc;
 
 	f->token_req = NULL;
-	if (cc != CURLE_OK) {
-		snprintf(err, sizeof(err), "token endpoint: %s", curl_easy_strerror(cc));
-		rc = -EAGAIN;
-	} else
-		rc = pp_fcm_account_grant(f->cfg.account, (int)status, r->resp.data, r->resp.len,
-		                          time(NULL), err, sizeof(err));
+	if (cc != CURLE_OK)
+		rc = cm_errf(err, sizeof(err), -EAGAIN, "token endpoint: %s",
+		             curl_easy_strerror(cc));
+	else
+		rc = pp_fcm__account_grant(f->cfg.account, (int)status, r->resp.data, r->resp.len,
+		                           time(NULL), err, sizeof(err));
 	req_free(r);
 	if (!rc) {
 		f->token_failures = 0;
 		f->token_after_401 = f->grant_for_401;
 		f->grant_for_401 = false;
-		cm_metrics_inc(f->m_grants);
+		cm_metrics_inc(f->m.grants);
 		CM_LOGD("fcm", "%s: access token granted", f->cfg.name);
 		return;
 	}
@@ -427,23 +410,22 @@ static void token_done(struct pp_fcm *f, struct req *r, CURLcode cc, long status
 	token_failed(f, rc, err);
 }
 
-/* A token request failed (rc from pp_fcm_account_grant(), -EAGAIN for our own failures): count
+/* A token request failed (rc from pp_fcm__account_grant(), -EAGAIN for our own failures): count
  * it and back off. When Google refused our credentials they are refused: what waits for a token
  * fails (the check at once, the queue on the next pump). */
 static void token_failed(struct pp_fcm *f, int rc, const char *err)
 {
 	struct req *r = f->check_req;
 
-	cm_metrics_inc(f->m_grant_fail);
+	cm_metrics_inc(f->m.grant_fail);
 	f->token_failures++;
 	{
 		uint64_t d = 1000;
 
 		for (unsigned i = 1; i < f->token_failures && d < 60000; i++)
 			d *= 2;
-		f->token_retry_at = uv_now(f->loop) + (d > 60000 ? 60000 : d);
+		f->token_retry_at = now_ms(f) + (d > 60000 ? 60000 : d);
 	}
-	snprintf(f->token_error, sizeof(f->token_error), "%s", err);
 	if (rc != -EACCES && rc != -EBADMSG) {
 		CM_LOGW("fcm", "%s: %s", f->cfg.name, err);
 		return;
@@ -474,14 +456,14 @@ static bool unauthenticated(struct pp_fcm *f, struct req *r)
 	if (r->auth_retried || f->creds.refused)
 		return false;
 	if (current && a->access_token) {
-		pp_fcm_account_forget(a);
+		pp_fcm__account_forget(a);
 		f->grant_for_401 = true;
 	}
 	r->auth_retried = true;
 	curl_easy_cleanup(r->easy);
 	r->easy = NULL;
 	cm_buf_reset(&r->resp);
-	list_push_head(&f->queue, r);
+	cm_list_insert_head(&f->queue, &r->link);
 	return true;
 }
 
@@ -490,7 +472,7 @@ static void send_done(struct pp_fcm *f, struct req *r, CURLcode cc, long status)
 	struct pp_result res;
 
 	memset(&res, 0, sizeof(res));
-	list_remove(&f->inflight, r);
+	inflight_remove(f, r);
 	if (cc != CURLE_OK && r->oom) {
 		pp_result_set(&res, PP_OUT_FAILED, PP_CAUSE_INTERNAL, 0, "out of memory");
 	} else if (cc != CURLE_OK) {
@@ -503,7 +485,7 @@ static void send_done(struct pp_fcm *f, struct req *r, CURLcode cc, long status)
 			c = PP_CAUSE_TIMEOUT;
 		pp_result_set(&res, PP_OUT_FAILED, c, 0, curl_easy_strerror(cc));
 	} else {
-		pp_fcm_result(&res, (int)status, r->resp.data, r->resp.len);
+		pp_fcm__result(&res, (int)status, r->resp.data, r->resp.len);
 		if (res.cause == PP_CAUSE_AUTH && !strcmp(res.reason, "UNAUTHENTICATED")) {
 			if (unauthenticated(f, r))
 				return;
@@ -525,8 +507,8 @@ static void teardown(struct pp_fcm *f)
 
 	if (f->torn_down)
 		return;
-	while ((r = f->inflight.head)) {
-		list_remove(&f->inflight, r);
+	while ((r = req_first(&f->inflight))) {
+		inflight_remove(f, r);
 		curl_multi_remove_handle(f->multi, r->easy);
 		send_fail(r, PP_OUT_FAILED, PP_CAUSE_SHUTDOWN, "shutting down");
 	}
@@ -539,30 +521,32 @@ static void teardown(struct pp_fcm *f)
 	curl_multi_cleanup(f->multi);
 	f->multi = NULL;
 	/* Sockets curl did not report removed on cleanup. */
-	while (f->socks)
-		sock_close(f, f->socks);
-	f->refs += 2;
-	pp_uv_close((uv_handle_t *)&f->ctimer, handle_closed);
-	pp_uv_close((uv_handle_t *)&f->tick, handle_closed);
+	while (!cm_list_empty(&f->socks))
+		sock_close(cm_list_entry(cm_list_first(&f->socks), struct sockctx, link));
+	cm_loop_timer_stop(f->loop, &f->tick);
+	f->refs++;
+	uv_close((uv_handle_t *)&f->ctimer, handle_closed);
 }
 
 /* End the transfers marked oom (outside curl's callbacks): a send fails (internal), a token
  * request counts as failed and is tried again after the backoff. */
 static void abort_oom(struct pp_fcm *f)
 {
-	struct req *r, *next;
+	struct cm_list *n;
+	struct req *r;
 
 	f->oom_pending = false;
-	for (r = f->inflight.head; r; r = next) {
-		next = r->next;
+	for (n = f->inflight.next; n != &f->inflight;) {
+		r = cm_list_entry(n, struct req, link);
+		n = n->next;
 		if (!r->oom)
 			continue;
-		list_remove(&f->inflight, r);
+		inflight_remove(f, r);
 		curl_multi_remove_handle(f->multi, r->easy);
 		send_fail(r, PP_OUT_FAILED, PP_CAUSE_INTERNAL, "out of memory");
 		if (f->torn_down)
 			return;
-		next = f->inflight.head; /* the callback may have changed the list */
+		n = f->inflight.next; /* the callback may have changed the list */
 	}
 	r = f->token_req;
 	if (r && r->oom) {
@@ -599,7 +583,7 @@ static void check_done(struct pp_fcm *f)
 		abort_oom(f);
 	if (f->torn_down)
 		return;
-	if (f->closing && !f->inflight.n && !f->queue.n && !f->check_req)
+	if (f->closing && !f->ninflight && cm_list_empty(&f->queue) && !f->check_req)
 		teardown(f);
 	else
 		pump(f);
@@ -631,16 +615,16 @@ static void refused_pump(struct pp_fcm *f)
 	const char *token;
 	struct req *r;
 
-	if (!f->check_req && f->queue.head && pp_creds_check_due(&f->creds)) {
-		r = f->queue.head;
-		list_remove(&f->queue, r);
+	if (!f->check_req && !cm_list_empty(&f->queue) && pp_creds_check_due(&f->creds)) {
+		r = req_first(&f->queue);
+		cm_list_remove(&r->link);
 		r->check = true;
 		f->check_req = r;
-		pp_fcm_account_forget(f->cfg.account);
+		pp_fcm__account_forget(f->cfg.account);
 		f->token_retry_at = 0;
 	}
-	while ((r = f->queue.head)) {
-		list_remove(&f->queue, r);
+	while ((r = req_first(&f->queue))) {
+		cm_list_remove(&r->link);
 		send_refused(f, r);
 		if (f->torn_down)
 			return;
@@ -648,7 +632,7 @@ static void refused_pump(struct pp_fcm *f)
 	r = f->check_req;
 	if (!r)
 		return;
-	token = pp_fcm_access_token(f->cfg.account, time(NULL));
+	token = pp_fcm__access_token(f->cfg.account, time(NULL));
 	if (!token) {
 		token_start(f);
 		return;
@@ -659,7 +643,7 @@ static void refused_pump(struct pp_fcm *f)
 		send_fail(r, PP_OUT_FAILED, PP_CAUSE_INTERNAL, "internal error");
 		return;
 	}
-	list_push(&f->inflight, r);
+	inflight_add(f, r);
 }
 
 static void pump(struct pp_fcm *f)
@@ -674,15 +658,15 @@ static void pump(struct pp_fcm *f)
 		refused_pump(f);
 		return;
 	}
-	if (!f->queue.head)
+	if (cm_list_empty(&f->queue))
 		return;
-	token = pp_fcm_access_token(f->cfg.account, time(NULL));
+	token = pp_fcm__access_token(f->cfg.account, time(NULL));
 	if (!token) {
 		token_start(f);
 		return;
 	}
-	while ((r = f->queue.head) && f->inflight.n < f->cfg.max_in_flight) {
-		list_remove(&f->queue, r);
+	while (f->ninflight < f->cfg.max_in_flight && (r = req_first(&f->queue))) {
+		cm_list_remove(&r->link);
 		rc = send_start(f, r, token);
 		if (rc) {
 			send_fail(r, PP_OUT_FAILED, PP_CAUSE_INTERNAL, "internal error");
@@ -690,27 +674,29 @@ static void pump(struct pp_fcm *f)
 				return;
 			continue;
 		}
-		list_push(&f->inflight, r);
+		inflight_add(f, r);
 	}
 }
 
-static void tick_cb(uv_timer_t *t)
+static void on_tick(struct cm_loop_timer *t)
 {
-	struct pp_fcm *f = t->data;
-	uint64_t now = uv_now(f->loop);
-	struct req *r = f->queue.head, *next;
+	struct pp_fcm *f = cm_list_entry(t, struct pp_fcm, tick);
+	uint64_t now = now_ms(f);
+	struct cm_list *n = f->queue.next;
 	unsigned scanned = 0;
+	struct req *r;
 
-	while (r && scanned++ < EXPIRE_SCAN_MAX && !f->torn_down) {
-		next = r->next;
+	cm_loop_timer_start(f->loop, &f->tick, TICK_MS);
+	while (n != &f->queue && scanned++ < EXPIRE_SCAN_MAX && !f->torn_down) {
+		r = cm_list_entry(n, struct req, link);
+		n = n->next;
 		if (r->deadline <= now) {
-			list_remove(&f->queue, r);
+			cm_list_remove(&r->link);
 			send_fail(r, PP_OUT_FAILED,
 			          f->token_failures ? PP_CAUSE_CONNECT : PP_CAUSE_TIMEOUT,
 			          f->token_failures ? "no access token" : "no room in time");
-			next = f->queue.head;
+			n = f->queue.next; /* the callback may have changed the queue */
 		}
-		r = next;
 	}
 	r = f->check_req;
 	if (r && !f->torn_down && r->deadline <= now) {
@@ -722,11 +708,30 @@ static void tick_cb(uv_timer_t *t)
 		pump(f);
 }
 
-int pp_fcm_alloc(struct pp_fcm **out, uv_loop_t *loop, const struct pp_fcm_config *cfg)
+/* The client's metrics. 0 or the registry's error, named in err. */
+static int fcm_metrics(struct pp_fcm *f, char *err, size_t errlen)
+{
+	const struct cm_metric_def defs[] = {
+	    CM_METRIC_COUNTER_DEF(struct fcm_metrics, grants, "platypus_fcm_token_refreshes_total",
+	                          "OAuth2 access tokens obtained", "app", f->cfg.name),
+	    CM_METRIC_COUNTER_DEF(struct fcm_metrics, grant_fail,
+	                          "platypus_fcm_token_failures_total",
+	                          "OAuth2 token requests that failed", "app", f->cfg.name),
+	};
+
+	if (!f->cfg.metrics)
+		return 0;
+	return cm_metrics_register(f->cfg.metrics, &f->m, defs, sizeof(defs) / sizeof(defs[0]), err,
+	                           errlen);
+}
+
+int pp_fcm_alloc(struct pp_fcm **out, struct cm_loop *l, const struct pp_fcm_config *cfg)
 {
 	struct pp_fcm *f;
 	const char *base = cfg->base_url ? cfg->base_url : "https://fcm.googleapis.com";
 	struct cm_buf url;
+	char err[CM_ERR_MAX];
+	int r;
 
 	*out = NULL;
 	if (!cfg->name || !cfg->account || !cfg->account->project_id)
@@ -738,37 +743,40 @@ int pp_fcm_alloc(struct pp_fcm **out, uv_loop_t *loop, const struct pp_fcm_confi
 		curl_global_cleanup();
 		return -ENOMEM;
 	}
-	f->loop = loop;
+	f->loop = l;
 	f->cfg = *cfg;
+	cm_list_init(&f->queue);
+	cm_list_init(&f->inflight);
+	cm_list_init(&f->socks);
+	cm_loop_timer_init(&f->tick, on_tick);
 	if (!f->cfg.request_timeout_ms)
 		f->cfg.request_timeout_ms = 30000;
 	if (!f->cfg.max_in_flight)
 		f->cfg.max_in_flight = 1000;
 	cm_buf_init(&url, 0);
-	/* The series stay with the registry whatever happens: nothing to undo. */
-	if ((cfg->metrics &&
-	     (cm_metrics_counter(cfg->metrics, &f->m_grants, "platypus_fcm_token_refreshes_total",
-	                         "OAuth2 access tokens obtained", "app", cfg->name, NULL) ||
-	      cm_metrics_counter(cfg->metrics, &f->m_grant_fail,
-	                         "platypus_fcm_token_failures_total",
-	                         "OAuth2 token requests that failed", "app", cfg->name, NULL))) ||
-	    pp_creds_init(&f->creds, loop, "fcm", cfg->name, cfg->metrics) ||
-	    cm_buf_printf(&url, "%s/v1/projects/%s/messages:send", base,
-	                  cfg->account->project_id)) {
-		free(f);
-		curl_global_cleanup();
-		return -ENOMEM;
+	r = fcm_metrics(f, err, sizeof(err));
+	if (r)
+		CM_LOGE("fcm", "%s: %s", cfg->name, err);
+	r = r ? r : pp_creds_init(&f->creds, l->uv, "fcm", cfg->name, cfg->metrics);
+	r = r ? r
+	      : cm_buf_printf(&url, "%s/v1/projects/%s/messages:send", base,
+	                      cfg->account->project_id);
+	if (r == 0) {
+		f->send_url = cm_buf_steal(&url);
+		f->ca_file = cfg->ca_file ? strdup(cfg->ca_file) : NULL;
+		f->multi = curl_multi_init();
+		if (!f->send_url || !f->multi || (cfg->ca_file && !f->ca_file))
+			r = -ENOMEM;
 	}
-	f->send_url = cm_buf_steal(&url);
-	f->ca_file = cfg->ca_file ? strdup(cfg->ca_file) : NULL;
-	f->multi = curl_multi_init();
-	if (!f->multi || (cfg->ca_file && !f->ca_file)) {
+	if (r) {
+		/* The series stay with the registry whatever happens: nothing to undo there. */
 		curl_multi_cleanup(f->multi);
+		cm_buf_free(&url);
 		free(f->ca_file);
 		free(f->send_url);
 		free(f);
 		curl_global_cleanup();
-		return -ENOMEM;
+		return r;
 	}
 	curl_multi_setopt(f->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
 	curl_multi_setopt(f->multi, CURLMOPT_SOCKETDATA, f);
@@ -776,10 +784,9 @@ int pp_fcm_alloc(struct pp_fcm **out, uv_loop_t *loop, const struct pp_fcm_confi
 	curl_multi_setopt(f->multi, CURLMOPT_TIMERDATA, f);
 	curl_multi_setopt(f->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
 	curl_multi_setopt(f->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 4L);
-	uv_timer_init(loop, &f->ctimer);
-	uv_timer_init(loop, &f->tick);
-	f->ctimer.data = f->tick.data = f;
-	uv_timer_start(&f->tick, tick_cb, TICK_MS, TICK_MS);
+	uv_timer_init(l->uv, &f->ctimer);
+	f->ctimer.data = f;
+	cm_loop_timer_start(l, &f->tick, TICK_MS);
 	*out = f;
 	return 0;
 }
@@ -807,15 +814,15 @@ int pp_fcm_send(void *fcm, const struct pp_notif *n, uint64_t deadline_ms, pp_at
 	r->deadline = deadline_ms;
 	cm_buf_init(&r->body, 0);
 	cm_buf_init(&r->resp, 0);
-	if (pp_fcm_message(n, &r->body)) {
+	if (pp_fcm__message(n, &r->body)) {
 		req_free(r);
 		pp_result_set(now, PP_OUT_FAILED, PP_CAUSE_INTERNAL, 0, "out of memory");
 		return -ENOMEM;
 	}
-	list_push(&f->queue, r);
+	cm_list_insert_tail(&f->queue, &r->link);
 	if (f->creds.refused)
 		/* It fails at once, but never from within this call: on the next tick, now. */
-		uv_timer_start(&f->tick, tick_cb, 0, TICK_MS);
+		cm_loop_timer_start(f->loop, &f->tick, 0);
 	else
 		pump(f);
 	return 0;
@@ -823,7 +830,15 @@ int pp_fcm_send(void *fcm, const struct pp_notif *n, uint64_t deadline_ms, pp_at
 
 unsigned pp_fcm_pending(const struct pp_fcm *f)
 {
-	return f->queue.n + f->inflight.n + (f->check_req ? 1 : 0);
+	const struct cm_list *n;
+	unsigned queued = 0;
+
+	/* For /health: a walk of at most dispatch.queue_max sends, no count kept on the way. */
+	cm_list_foreach(n, &f->queue)
+	{
+		queued++;
+	}
+	return queued + f->ninflight + (f->check_req ? 1 : 0);
 }
 
 bool pp_fcm_credentials_ok(const struct pp_fcm *f)
@@ -842,10 +857,10 @@ void pp_fcm_credentials_changed(struct pp_fcm *f)
 	if (r) {
 		f->check_req = NULL;
 		r->check = false;
-		list_push_head(&f->queue, r);
+		cm_list_insert_head(&f->queue, &r->link);
 	}
 	if (!f->closing)
-		uv_timer_start(&f->tick, tick_cb, 0, TICK_MS);
+		cm_loop_timer_start(f->loop, &f->tick, 0);
 }
 
 void pp_fcm_close(struct pp_fcm *f, bool graceful, void (*done)(void *arg), void *arg)
@@ -868,6 +883,6 @@ void pp_fcm_close(struct pp_fcm *f, bool graceful, void (*done)(void *arg), void
 			return;
 	}
 	fail_queue(f, PP_OUT_FAILED, PP_CAUSE_SHUTDOWN, "shutting down");
-	if (!graceful || !f->inflight.n)
+	if (!graceful || !f->ninflight)
 		teardown(f);
 }

@@ -1,5 +1,5 @@
 /* fcm_auth.c - the FCM service account: key file, RS256 assertion, access-token cache. */
-#include "fcm.h"
+#include "fcm_int.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -7,6 +7,7 @@
 #include <string.h>
 #include <jansson.h>
 
+#include "cm/err.h"
 #include "cm/buf.h"
 #include "cm/jwt.h"
 
@@ -19,8 +20,7 @@ static int take_str(json_t *root, const char *key, bool required, char **out, ch
 	if (!v && !required)
 		return 0;
 	if (!json_is_string(v) || !json_string_length(v)) {
-		snprintf(err, errlen, "%s: missing or not a non-empty string", key);
-		return -EINVAL;
+		return cm_errf(err, errlen, -EINVAL, "%s: missing or not a non-empty string", key);
 	}
 	*out = strdup(json_string_value(v));
 	return *out ? 0 : -ENOMEM;
@@ -37,14 +37,13 @@ int pp_fcm_account_load(struct pp_fcm_account *a, const char *json, size_t len, 
 	memset(a, 0, sizeof(*a));
 	root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &je);
 	if (!json_is_object(root)) {
-		snprintf(err, errlen, "not a JSON object (line %d: %s)", je.line, je.text);
 		json_decref(root);
-		return -EINVAL;
+		return cm_errf(err, errlen, -EINVAL, "not a JSON object (line %d: %s)", je.line,
+		               je.text);
 	}
 	if (!json_is_string(json_object_get(root, "type")) ||
 	    strcmp(json_string_value(json_object_get(root, "type")), "service_account")) {
-		snprintf(err, errlen, "type: must be \"service_account\"");
-		r = -EINVAL;
+		r = cm_errf(err, errlen, -EINVAL, "type: must be \"service_account\"");
 		goto out;
 	}
 	if ((r = take_str(root, "project_id", true, &a->project_id, err, errlen)) ||
@@ -56,13 +55,11 @@ int pp_fcm_account_load(struct pp_fcm_account *a, const char *json, size_t len, 
 	for (const char *p = a->project_id; *p; p++)
 		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' ||
 		      *p == ':' || *p == '.')) {
-			snprintf(err, errlen, "project_id: not a Google project id");
-			r = -EINVAL;
+			r = cm_errf(err, errlen, -EINVAL, "project_id: not a Google project id");
 			goto out;
 		}
 	if (strncmp(a->token_uri, "https://", 8)) {
-		snprintf(err, errlen, "token_uri: must be an https:// URL");
-		r = -EINVAL;
+		r = cm_errf(err, errlen, -EINVAL, "token_uri: must be an https:// URL");
 		goto out;
 	}
 	{
@@ -70,7 +67,7 @@ int pp_fcm_account_load(struct pp_fcm_account *a, const char *json, size_t len, 
 
 		r = cm_jwt_key_load(&a->key, CM_JWT_RS256, pem, strlen(pem), kerr, sizeof(kerr));
 		if (r)
-			snprintf(err, errlen, "private_key: %s", kerr);
+			cm_errf(err, errlen, r, "private_key: %s", kerr);
 	}
 out:
 	if (pem) {
@@ -95,7 +92,7 @@ void pp_fcm_account_close(struct pp_fcm_account *a)
 	memset(a, 0, sizeof(*a));
 }
 
-int pp_fcm_assertion_form(const struct pp_fcm_account *a, time_t now, struct cm_buf *out)
+int pp_fcm__assertion_form(const struct pp_fcm_account *a, time_t now, struct cm_buf *out)
 {
 	struct cm_buf claims, jwt;
 	size_t start = out->len;
@@ -127,8 +124,8 @@ int pp_fcm_assertion_form(const struct pp_fcm_account *a, time_t now, struct cm_
 	return r;
 }
 
-int pp_fcm_account_grant(struct pp_fcm_account *a, int status, const char *body, size_t len,
-                         time_t now, char *err, size_t errlen)
+int pp_fcm__account_grant(struct pp_fcm_account *a, int status, const char *body, size_t len,
+                          time_t now, char *err, size_t errlen)
 {
 	json_t *root = body && len ? json_loadb(body, len, 0, NULL) : NULL;
 	json_t *tok, *exp;
@@ -140,23 +137,23 @@ int pp_fcm_account_grant(struct pp_fcm_account *a, int status, const char *body,
 		const char *e = json_string_value(json_object_get(root, "error"));
 		const char *d = json_string_value(json_object_get(root, "error_description"));
 
-		snprintf(err, errlen, "token endpoint %d: %s%s%s", status, e ? e : "?",
-		         d ? ": " : "", d ? d : "");
-		r = status == 429 || status >= 500 || status == 0 ? -EAGAIN : -EACCES;
+		r = cm_errf(
+		    err, errlen, status == 429 || status >= 500 || status == 0 ? -EAGAIN : -EACCES,
+		    "token endpoint %d: %s%s%s", status, e ? e : "?", d ? ": " : "", d ? d : "");
 		goto out;
 	}
 	tok = json_object_get(root, "access_token");
 	exp = json_object_get(root, "expires_in");
 	if (!json_is_string(tok) || !json_string_length(tok) || !json_is_integer(exp) ||
 	    json_integer_value(exp) <= 0 || strpbrk(json_string_value(tok), "\r\n")) {
-		snprintf(err, errlen, "token endpoint: no access_token/expires_in in the answer");
-		r = -EBADMSG;
+		r = cm_errf(err, errlen, -EBADMSG,
+		            "token endpoint: no access_token/expires_in in the answer");
 		goto out;
 	}
 	t = strdup(json_string_value(tok));
 	if (!t) {
-		snprintf(err, errlen, "token endpoint: out of memory for the access token");
-		r = -ENOMEM;
+		r = cm_errf(err, errlen, -ENOMEM,
+		            "token endpoint: out of memory for the access token");
 		goto out;
 	}
 	free(a->access_token);
@@ -175,12 +172,12 @@ out:
 	return r;
 }
 
-const char *pp_fcm_access_token(const struct pp_fcm_account *a, time_t now)
+const char *pp_fcm__access_token(const struct pp_fcm_account *a, time_t now)
 {
 	return a->access_token && now < a->expires ? a->access_token : NULL;
 }
 
-void pp_fcm_account_forget(struct pp_fcm_account *a)
+void pp_fcm__account_forget(struct pp_fcm_account *a)
 {
 	free(a->access_token);
 	a->access_token = NULL;

@@ -1,5 +1,5 @@
 /* fcm_msg.c - the FCM HTTP v1 message for a notification, and the meaning of FCM's answers. */
-#include "fcm.h"
+#include "fcm_int.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -113,7 +113,7 @@ static json_t *apns_block(const struct pp_notif *n, int *r)
 	return apns;
 }
 
-int pp_fcm_message(const struct pp_notif *n, struct cm_buf *out)
+int pp_fcm__message(const struct pp_notif *n, struct cm_buf *out)
 {
 	json_t *root = json_object(), *msg = json_object(), *android = json_object(), *part;
 	const struct pp_alert *a = &n->alert;
@@ -185,7 +185,7 @@ static const char *fcm_code(json_t *err)
 	return NULL;
 }
 
-void pp_fcm_result(struct pp_result *r, int status, const char *body, size_t len)
+void pp_fcm__result(struct pp_result *r, int status, const char *body, size_t len)
 {
 	json_t *root = body && len ? json_loadb(body, len, 0, NULL) : NULL;
 	json_t *err = json_object_get(root, "error");

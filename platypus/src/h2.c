@@ -1,10 +1,9 @@
-/* h2.c - HTTP/2 client connection over TLS (cm_tls_conn) on a libuv TCP handle: connecting,
- * I/O, streams and the API of h2.h. The nghttp2 session's callbacks are in h2_session.c; only
- * these two files include nghttp2. */
+/* h2.c - HTTP/2 client connection on a cm_stream: the stream's events, frames out, deadlines,
+ * streams and the API of h2.h. The nghttp2 session's callbacks are in h2_session.c; only these
+ * two files include nghttp2. */
 #include "h2.h"
 #include "h2_int.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,45 +11,36 @@
 
 #include "cm/buf.h"
 #include "cm/log.h"
-#include "pp_uv.h"
+#include "cm/loop.h"
+#include "cm/stream.h"
 #include "cm/tls.h"
 
-#define WRITE_HIGH   (1u << 20) /* stop producing frames while this much waits in the socket */
-#define RECORD_MAX   16000      /* frames gathered per TLS record (the TLS maximum is 16384) */
-#define PLAIN_BUF    16384
+#define HIGH_WATER   (1u << 20) /* stop making frames while this much is unsent */
 #define MAX_REQ_HDRS 16
 #define FLUSH_BATCH  32 /* requests submitted in one turn that go out without waiting for more */
+/* Frames queued in the stream that go out without waiting for the end of the turn: the
+ * requests submitted while a read is handled (each answer frees a stream, which the pool fills
+ * at once) are made in one go when the read is over, and would otherwise wait whole in the
+ * stream, then again as TLS records, before the first byte is written. */
+#define FLUSH_BYTES (64 * 1024)
+#define EXPIRE_MAX  64 /* requests timed out per tick; the rest on the next one */
 
-static void flush(struct pp_h2_conn *c);
-static void fail(struct pp_h2_conn *c, int err);
+static void pump(struct pp_h2_conn *c);
 
-static int map_uv(int e)
+static uint64_t now_ms(const struct pp_h2_conn *c)
 {
-	return e; /* libuv codes are negative errno on Unix */
+	return uv_now(c->loop->uv);
 }
 
 /* --- streams ------------------------------------------------------------------------------ */
-
-static void stream_unlink(struct pp_h2_conn *c, struct h2_stream *s)
-{
-	if (s->prev)
-		s->prev->next = s->next;
-	else
-		c->streams = s->next;
-	if (s->next)
-		s->next->prev = s->prev;
-	else
-		c->streams_tail = s->prev;
-	s->prev = s->next = NULL;
-	c->nstreams--;
-}
 
 void pp_h2__stream_finish(struct pp_h2_conn *c, struct h2_stream *s, int err)
 {
 	struct pp_h2_resp r = {0};
 
-	stream_unlink(c, s);
-	if (!c->dead && c->sess && s->id > 0)
+	cm_list_remove(&s->link);
+	c->nstreams--;
+	if (!c->dead && s->id > 0)
 		nghttp2_session_set_stream_user_data(c->sess, s->id, NULL);
 	if (!err) {
 		r.status = s->status;
@@ -72,42 +62,10 @@ int pp_h2__lost_error(const struct pp_h2_conn *c, const struct h2_stream *s, int
 	return err;
 }
 
-/* --- closing ------------------------------------------------------------------------------ */
+/* --- the end ------------------------------------------------------------------------------ */
 
-/* Drop one of the references held by handles and requests; the last one, once the handles are
- * closing, ends the connection. */
-static void unref(struct pp_h2_conn *c)
-{
-	if (--c->handles_open > 0 || c->st != ST_CLOSING)
-		return;
-	nghttp2_session_del(c->sess);
-	uv_freeaddrinfo(c->addrs);
-	cm_tls_conn_free(c->tls);
-	cm_buf_free(&c->out);
-	if (!c->quiet)
-		c->ev->closed(c, c->err, c->ever_ready, c->arg);
-	free(c);
-}
-
-static void handle_closed(uv_handle_t *h)
-{
-	unref(h->data);
-}
-
-static void close_handles(struct pp_h2_conn *c)
-{
-	if (c->st == ST_CLOSING)
-		return;
-	c->st = ST_CLOSING;
-	/* Held until the close callbacks (and a pending resolution) have run. */
-	c->handles_open += 3;
-	pp_uv_close((uv_handle_t *)&c->flusher, handle_closed);
-	pp_uv_close((uv_handle_t *)&c->timer, handle_closed);
-	pp_uv_close((uv_handle_t *)&c->tcp, handle_closed);
-}
-
-/* End the connection: every open stream completes (with -EAGAIN where the server cannot have
- * processed it), then the handles close. Safe to call from any callback. */
+/* Stop using the connection: no more calls into nghttp2, the stream closes at once. The open
+ * requests complete from the stream's closed event, never from within a call of this API. */
 static void fail(struct pp_h2_conn *c, int err)
 {
 	if (c->dead)
@@ -115,375 +73,141 @@ static void fail(struct pp_h2_conn *c, int err)
 	c->dead = true;
 	if (!c->err)
 		c->err = err;
-	while (c->streams)
-		pp_h2__stream_finish(c, c->streams,
-		                     pp_h2__lost_error(c, c->streams, err ? err : -ECONNRESET));
-	if (c->st == ST_RESOLVING) {
-		/* The resolution's callback runs (cancelled) and closes the handles. */
-		uv_cancel((uv_req_t *)&c->gai);
-		return;
-	}
-	close_handles(c);
+	cm_stream_abort(c->s, c->err, false);
 }
 
-/* --- I/O ---------------------------------------------------------------------------------- */
-
-struct wreq {
-	uv_write_t req;
-	struct pp_h2_conn *c;
-	char data[];
-};
-
-static void write_done(uv_write_t *req, int status)
-{
-	struct wreq *w = (struct wreq *)req;
-	struct pp_h2_conn *c = w->c;
-
-	free(w);
-	if (status == UV_ECANCELED)
-		return;
-	if (status < 0) {
-		fail(c, map_uv(status));
-		return;
-	}
-	if (!c->dead)
-		flush(c);
-}
-
-static void shutdown_done(uv_shutdown_t *req, int status)
-{
-	struct pp_h2_conn *c = req->data;
-
-	(void)status;
-	if (c->st != ST_CLOSING)
-		fail(c, 0);
-	unref(c);
-}
-
-/* Move TLS output to the socket. */
-static int push_tls(struct pp_h2_conn *c)
-{
-	size_t n;
-	struct wreq *w;
-	uv_buf_t b;
-	int r;
-
-	while ((n = cm_tls_conn_pending(c->tls)) > 0) {
-		w = malloc(sizeof(*w) + n);
-		if (!w)
-			return -ENOMEM;
-		w->c = c;
-		n = cm_tls_conn_take(c->tls, w->data, n);
-		b = uv_buf_init(w->data, (unsigned)n);
-		r = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, write_done);
-		if (r) {
-			free(w);
-			return map_uv(r);
-		}
-	}
-	return 0;
-}
-
-/* Encrypt the frames gathered in c->out as one record. false when the connection failed. */
-static bool seal_out(struct pp_h2_conn *c)
-{
-	int r = c->out.len ? cm_tls_conn_write(c->tls, c->out.data, c->out.len) : 0;
-
-	cm_buf_reset(&c->out);
-	if (r) {
-		fail(c, -EPROTO);
-		return false;
-	}
-	return !c->dead;
-}
-
-/* Take one chunk of frames from nghttp2 into c->out, sealing records as they fill up.
- * 1: took some, 0: nothing to send, -1: the connection failed. */
-static int gather(struct pp_h2_conn *c)
-{
-	const uint8_t *data;
-	ssize_t n = nghttp2_session_mem_send(c->sess, &data);
-
-	if (n == 0)
-		return 0;
-	if (n < 0) {
-		fail(c, -EPROTO);
-		return -1;
-	}
-	if (c->out.len && c->out.len + (size_t)n > RECORD_MAX && !seal_out(c))
-		return -1;
-	if (cm_buf_append(&c->out, data, (size_t)n)) {
-		fail(c, -ENOMEM);
-		return -1;
-	}
-	return 1;
-}
-
-/* Produce HTTP/2 frames and send them, unless the socket is backed up (write_done resumes).
- * Frames are gathered into records of up to RECORD_MAX bytes: a TLS record and a socket write
- * per frame cost both ends far more than the frames themselves. */
-static void flush(struct pp_h2_conn *c)
+/* A graceful close is over: GOAWAY, then the TLS close and the stream's own graceful end. */
+static void goodbye(struct pp_h2_conn *c)
 {
 	const uint8_t *data;
 	ssize_t n;
-	int r;
 
-	uv_prepare_stop(&c->flusher);
-	c->unflushed = 0;
-	/* Inside nghttp2_session_mem_recv: read_cb flushes when it is over. */
-	if (c->dead || c->st < ST_HANDSHAKE || c->in_recv)
-		return;
-	while (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) < WRITE_HIGH) {
-		r = gather(c);
-		if (r < 0)
-			return;
-		if (r == 0)
+	nghttp2_session_terminate_session(c->sess, NGHTTP2_NO_ERROR);
+	while ((n = nghttp2_session_mem_send(c->sess, &data)) > 0)
+		if (cm_stream_write(c->s, data, (size_t)n) != 0)
 			break;
+	c->dead = true;
+	cm_stream_close(c->s, 0);
+}
+
+static void on_closed(struct cm_stream *s, int err)
+{
+	struct pp_h2_conn *c = cm_stream_data(s);
+	struct cm_list *n;
+
+	if (!c->dead) {
+		/* the stream ended by itself: the peer, a failed read or write, TLS, connecting */
+		if (err == -EPROTO && cm_stream_tls(s))
+			CM_LOGW("h2", "%s: TLS: %s", c->authority,
+			        cm_tls_conn_error(cm_stream_tls(s)));
+		c->dead = true;
+		c->err = err ? err : -ECONNRESET;
 	}
-	if (!seal_out(c))
+	while ((n = cm_list_first(&c->streams)) != NULL) {
+		struct h2_stream *st = cm_list_entry(n, struct h2_stream, link);
+
+		pp_h2__stream_finish(c, st,
+		                     pp_h2__lost_error(c, st, c->err ? c->err : -ECONNRESET));
+	}
+	nghttp2_session_del(c->sess);
+	c->ev->closed(c, c->err, c->ever_ready, c->arg);
+	free(c);
+}
+
+/* --- output ------------------------------------------------------------------------------- */
+
+/* Move the frames nghttp2 has ready to the stream, until the stream is full (its writable event
+ * resumes). The stream gathers them and writes them as TLS records at the end of the turn: a
+ * record and a socket write per frame would cost both ends far more than the frames. */
+static void pump(struct pp_h2_conn *c)
+{
+	const uint8_t *data;
+	ssize_t n;
+	int r = 0;
+
+	/* Inside nghttp2_session_mem_recv the reader pumps when it is over; inside mem_send the
+	 * running loop takes the new frames too. */
+	if (c->dead || c->in_recv || c->in_pump || c->st == ST_CONNECTING)
 		return;
-	r = push_tls(c);
+	c->in_pump = true;
+	while (!c->dead && !cm_stream_full(c->s)) {
+		n = nghttp2_session_mem_send(c->sess, &data);
+		if (n == 0)
+			break;
+		r = n < 0 ? -EPROTO : cm_stream_write(c->s, data, (size_t)n);
+		if (r)
+			break;
+		c->queued += (size_t)n;
+		if (c->queued >= FLUSH_BYTES) {
+			c->queued = 0;
+			cm_stream_flush(c->s);
+		}
+	}
+	c->in_pump = false;
 	if (r) {
 		fail(c, r);
 		return;
 	}
-	/* A graceful close ends once nothing is in flight and everything went out. */
-	if (c->draining && !c->nstreams && !c->shutting && !nghttp2_session_want_write(c->sess)) {
-		c->shutting = true;
-		nghttp2_session_terminate_session(c->sess, NGHTTP2_NO_ERROR);
-		while ((n = nghttp2_session_mem_send(c->sess, &data)) > 0)
-			cm_tls_conn_write(c->tls, data, (size_t)n);
-		cm_tls_conn_shutdown(c->tls);
-		push_tls(c);
-		c->shut.data = c;
-		if (uv_shutdown(&c->shut, (uv_stream_t *)&c->tcp, shutdown_done) == 0)
-			c->handles_open++;
-		else
-			fail(c, 0);
+	/* A graceful close ends once nothing is in flight and everything is out. */
+	if (!c->dead && c->draining && !c->nstreams && !nghttp2_session_want_write(c->sess))
+		goodbye(c);
+}
+
+/* --- the stream's events ------------------------------------------------------------------ */
+
+static void on_connected(struct cm_stream *s)
+{
+	struct pp_h2_conn *c = cm_stream_data(s);
+
+	if (strcmp(cm_stream_alpn(s), "h2") != 0) {
+		CM_LOGW("h2", "%s: the server did not select ALPN h2", c->authority);
+		fail(c, -EPROTO);
+		return;
 	}
+	c->st = ST_HANDSHAKE;
+	c->last_rx = now_ms(c);
+	pump(c); /* the preface and our SETTINGS */
 }
 
-static void on_flusher(uv_prepare_t *p)
+static void on_read(struct cm_stream *s, const char *data, size_t len)
 {
-	flush(p->data);
-}
+	struct pp_h2_conn *c = cm_stream_data(s);
+	ssize_t rv;
 
-/* Send what was submitted before the loop waits again: requests submitted together (a batch of
- * notifications read from one socket) share TLS records and socket writes. A large batch goes
- * out in parts of FLUSH_BATCH, so that the server works on the first while we make the rest. */
-static void flush_soon(struct pp_h2_conn *c)
-{
 	if (c->dead)
 		return;
-	if (++c->unflushed >= FLUSH_BATCH) {
-		flush(c);
+	c->last_rx = now_ms(c);
+	c->in_recv = true;
+	rv = nghttp2_session_mem_recv(c->sess, (const uint8_t *)data, len);
+	c->in_recv = false;
+	if (c->dead)
+		return;
+	if (rv < 0) {
+		CM_LOGW("h2", "%s: HTTP/2: %s", c->authority, nghttp2_strerror((int)rv));
+		fail(c, -EPROTO);
 		return;
 	}
-	if (!uv_is_active((uv_handle_t *)&c->flusher))
-		uv_prepare_start(&c->flusher, on_flusher);
-}
-
-static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
-{
-	struct pp_h2_conn *c = h->data;
-
-	(void)hint;
-	*buf = uv_buf_init(c->rbuf, sizeof(c->rbuf));
-}
-
-static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
-{
-	struct pp_h2_conn *c = st->data;
-	unsigned char plain[PLAIN_BUF];
-	ssize_t n;
-
-	if (c->dead || nread == 0)
-		return;
-	if (nread < 0) {
-		fail(c, nread == UV_EOF ? -ECONNRESET : map_uv((int)nread));
-		return;
-	}
-	c->last_rx = uv_now(c->loop);
-	if (cm_tls_conn_feed(c->tls, buf->base, (size_t)nread)) {
-		fail(c, -ENOMEM);
-		return;
-	}
-	/* Bounded by what arrived: at most one read buffer of TLS records per wakeup. */
-	for (;;) {
-		n = cm_tls_conn_read(c->tls, plain, sizeof(plain));
-		if (n < 0) {
-			push_tls(c); /* the alert, if any */
-			if (n == -EPROTO)
-				CM_LOGW("h2", "%s: TLS: %s", c->authority,
-				        cm_tls_conn_error(c->tls));
-			fail(c, n == -ECONNRESET ? -ECONNRESET : -EPROTO);
-			return;
-		}
-		if (!c->alpn_checked && cm_tls_conn_established(c->tls)) {
-			c->alpn_checked = true;
-			if (strcmp(cm_tls_conn_alpn(c->tls), "h2")) {
-				CM_LOGW("h2", "%s: the server did not select ALPN h2",
-				        c->authority);
-				fail(c, -EPROTO);
-				return;
-			}
-		}
-		if (n == 0)
-			break;
-		c->in_recv = true;
-		ssize_t rv = nghttp2_session_mem_recv(c->sess, plain, (size_t)n);
-		c->in_recv = false;
-		if (c->dead)
-			return;
-		if (rv < 0) {
-			CM_LOGW("h2", "%s: HTTP/2: %s", c->authority, nghttp2_strerror((int)rv));
-			fail(c, -EPROTO);
-			return;
-		}
-	}
-	flush(c);
+	pump(c);
 	if (!c->dead && !nghttp2_session_want_read(c->sess) && !nghttp2_session_want_write(c->sess))
 		fail(c, c->goaway ? 0 : -ECONNRESET);
 }
 
-/* --- connecting --------------------------------------------------------------------------- */
-
-static void next_addr(struct pp_h2_conn *c, int err);
-
-static void connect_cb(uv_connect_t *req, int status)
+static void on_eof(struct cm_stream *s)
 {
-	struct pp_h2_conn *c = req->data;
-	int r;
-
-	free(req);
-	if (status == UV_ECANCELED || c->dead)
-		return;
-	if (status < 0) {
-		next_addr(c, map_uv(status));
-		return;
-	}
-	/* Connected: the other addresses are not needed any more. */
-	uv_freeaddrinfo(c->addrs);
-	c->addrs = c->addr = NULL;
-	c->st = ST_HANDSHAKE;
-	c->last_rx = uv_now(c->loop);
-	r = uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
-	if (!r)
-		r = pp_h2__session_open(c);
-	if (r) {
-		fail(c, r);
-		return;
-	}
-	flush(c); /* ClientHello, then the preface queued behind the handshake */
+	fail(cm_stream_data(s), -ECONNRESET);
 }
 
-static void addr_format(const struct sockaddr *sa, char *out, size_t len)
+static void on_writable(struct cm_stream *s)
 {
-	char ip[INET6_ADDRSTRLEN] = "?";
-
-	if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
-
-		uv_ip6_name(a, ip, sizeof(ip));
-		snprintf(out, len, "[%s]:%u", ip, ntohs(a->sin6_port));
-	} else if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
-
-		uv_ip4_name(a, ip, sizeof(ip));
-		snprintf(out, len, "%s:%u", ip, ntohs(a->sin_port));
-	} else
-		snprintf(out, len, "(family %d)", sa->sa_family);
+	pump(cm_stream_data(s));
 }
 
-/* Start connecting to c->addr. The time left is shared among the addresses still to try, so
- * that one that never answers (a broken IPv6 route, a dead host) leaves time for the others. */
-static void connect_addr(struct pp_h2_conn *c)
+/* The protocol's timer, every tick_ms: the first SETTINGS in time, PING, request deadlines. */
+static void on_timeout(struct cm_stream *s)
 {
-	uint64_t now = uv_now(c->loop);
-	unsigned left = 0;
-	uv_connect_t *cr;
-	int r;
-
-	for (const struct addrinfo *a = c->addr; a; a = a->ai_next)
-		left++;
-	addr_format(c->addr->ai_addr, c->addr_name, sizeof(c->addr_name));
-	c->addr_deadline =
-	    now + (c->connect_deadline > now ? (c->connect_deadline - now) / left : 0);
-	cr = malloc(sizeof(*cr));
-	if (!cr) {
-		fail(c, -ENOMEM);
-		return;
-	}
-	cr->data = c;
-	r = uv_tcp_connect(cr, &c->tcp, c->addr->ai_addr, connect_cb);
-	if (r) {
-		free(cr);
-		next_addr(c, map_uv(r));
-		return;
-	}
-	uv_tcp_nodelay(&c->tcp, 1);
-}
-
-/* The socket of the failed address is closed: connect a fresh one to the next address. */
-static void addr_closed(uv_handle_t *h)
-{
-	struct pp_h2_conn *c = h->data;
-
-	if (c->st == ST_CLOSING) { /* failed meanwhile: this was the last reference to the socket */
-		unref(c);
-		return;
-	}
-	c->handles_open--;
-	uv_tcp_init(c->loop, &c->tcp);
-	c->tcp.data = c;
-	connect_addr(c);
-}
-
-/* Connecting to c->addr failed with err (or took its share of the time): log it and go on with
- * the next address, or fail when none is left. A socket that failed to connect cannot try
- * again (nor change address family): the next address gets a new one once it is closed. */
-static void next_addr(struct pp_h2_conn *c, int err)
-{
-	if (!c->addr->ai_next || uv_is_closing((uv_handle_t *)&c->tcp)) {
-		CM_LOGW("h2", "%s: connect to %s: %s", c->authority, c->addr_name, strerror(-err));
-		fail(c, err);
-		return;
-	}
-	CM_LOGW("h2", "%s: connect to %s: %s; trying the next address", c->authority, c->addr_name,
-	        strerror(-err));
-	c->addr = c->addr->ai_next;
-	c->handles_open++; /* until addr_closed */
-	uv_close((uv_handle_t *)&c->tcp, addr_closed);
-}
-
-static void resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
-{
-	struct pp_h2_conn *c = req->data;
-
-	if (c->dead) {
-		uv_freeaddrinfo(res);
-		close_handles(c);
-		goto out;
-	}
-	if (status < 0 || !res) {
-		CM_LOGW("h2", "%s: cannot resolve: %s", c->authority, uv_strerror(status));
-		uv_freeaddrinfo(res);
-		c->st = ST_CONNECTING; /* so that fail() closes the handles */
-		fail(c, -EHOSTUNREACH);
-		goto out;
-	}
-	c->st = ST_CONNECTING;
-	c->addrs = c->addr = res;
-	connect_addr(c);
-out:
-	unref(c); /* the resolution's reference */
-}
-
-static void tick(uv_timer_t *t)
-{
-	struct pp_h2_conn *c = t->data;
-	uint64_t now = uv_now(c->loop);
-	unsigned budget = 64;
+	struct pp_h2_conn *c = cm_stream_data(s);
+	uint64_t now = now_ms(c);
+	struct cm_list *n;
 
 	if (c->dead)
 		return;
@@ -492,10 +216,9 @@ static void tick(uv_timer_t *t)
 			CM_LOGW("h2", "%s: not ready after %llu ms", c->authority,
 			        (unsigned long long)c->cfg.connect_timeout_ms);
 			fail(c, -ETIMEDOUT);
-		} else if (c->st == ST_CONNECTING && c->addr && c->addr->ai_next &&
-		           now >= c->addr_deadline && !uv_is_closing((uv_handle_t *)&c->tcp)) {
-			next_addr(c, -ETIMEDOUT);
+			return;
 		}
+		cm_stream_timer(s, c->cfg.tick_ms);
 		return;
 	}
 	if (c->ping_sent && now - c->ping_sent >= c->cfg.ping_timeout_ms) {
@@ -505,27 +228,37 @@ static void tick(uv_timer_t *t)
 	}
 	if (!c->ping_sent && now - c->last_rx >= c->cfg.ping_interval_ms)
 		pp_h2_ping(c);
-	/* Cancel requests past their deadline. The list is in submission order and every
-	 * request has the same timeout, so the expired ones are at the head. Bounded per tick. */
-	while (c->streams && c->streams->deadline <= now && budget--) {
-		struct h2_stream *s = c->streams;
+	/* Cancel requests past their deadline. The list is in submission order and every request
+	 * has the same timeout, so the expired ones are at the head. Bounded per tick. */
+	for (unsigned i = 0; i < EXPIRE_MAX && (n = cm_list_first(&c->streams)) != NULL; i++) {
+		struct h2_stream *st = cm_list_entry(n, struct h2_stream, link);
 
-		if (s->id > 0)
-			nghttp2_submit_rst_stream(c->sess, NGHTTP2_FLAG_NONE, s->id,
+		if (st->deadline > now || c->dead)
+			break;
+		if (st->id > 0)
+			nghttp2_submit_rst_stream(c->sess, NGHTTP2_FLAG_NONE, st->id,
 			                          NGHTTP2_CANCEL);
-		pp_h2__stream_finish(c, s, -ETIMEDOUT);
-		if (c->dead) /* the callback closed c */
-			return;
+		pp_h2__stream_finish(c, st, -ETIMEDOUT);
 	}
-	flush(c);
+	pump(c);
+	cm_stream_timer(s, c->cfg.tick_ms); /* a no-op once the stream is closing */
 }
 
-int pp_h2_conn_alloc(struct pp_h2_conn **out, uv_loop_t *loop, const struct pp_h2_config *cfg,
+/* --- API ---------------------------------------------------------------------------------- */
+
+int pp_h2_conn_alloc(struct pp_h2_conn **out, struct cm_loop *l, const struct pp_h2_config *cfg,
                      const struct pp_h2_events *ev, void *arg)
 {
+	static const struct cm_stream_events sev = {
+	    .read = on_read,
+	    .eof = on_eof,
+	    .connected = on_connected,
+	    .writable = on_writable,
+	    .timeout = on_timeout,
+	    .closed = on_closed,
+	};
+	struct cm_stream_opts so = {.nodelay = true, .high_water = HIGH_WATER, .log_mod = "h2"};
 	struct pp_h2_conn *c;
-	char port[8];
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_family = AF_UNSPEC};
 	int r;
 
 	*out = NULL;
@@ -535,10 +268,11 @@ int pp_h2_conn_alloc(struct pp_h2_conn **out, uv_loop_t *loop, const struct pp_h
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
-	c->loop = loop;
+	c->loop = l;
 	c->ev = ev;
 	c->arg = arg;
 	c->cfg = *cfg;
+	cm_list_init(&c->streams);
 	snprintf(c->host, sizeof(c->host), "%s", cfg->host);
 	snprintf(c->tls_name, sizeof(c->tls_name), "%s", cfg->tls_name ? cfg->tls_name : cfg->host);
 	c->cfg.host = c->host;
@@ -561,29 +295,22 @@ int pp_h2_conn_alloc(struct pp_h2_conn **out, uv_loop_t *loop, const struct pp_h
 		c->cfg.ping_timeout_ms = 10000;
 	if (!c->cfg.tick_ms)
 		c->cfg.tick_ms = 1000;
-	r = cm_tls_conn_alloc(&c->tls, cfg->tls, c->tls_name);
+	r = pp_h2__session_open(c);
 	if (r) {
 		free(c);
 		return r;
 	}
-	cm_buf_init(&c->out, 0);
-	uv_tcp_init(loop, &c->tcp);
-	uv_timer_init(loop, &c->timer);
-	uv_prepare_init(loop, &c->flusher);
-	c->tcp.data = c->timer.data = c->flusher.data = c->gai.data = c;
-	c->connect_deadline = uv_now(loop) + c->cfg.connect_timeout_ms;
-	uv_timer_start(&c->timer, tick, c->cfg.tick_ms, c->cfg.tick_ms);
-	snprintf(port, sizeof(port), "%u", cfg->port);
-	hints.ai_flags = AI_ADDRCONFIG;
-	r = uv_getaddrinfo(loop, &c->gai, resolved, c->host, port, &hints);
+	so.tls = cfg->tls;
+	so.server_name = c->tls_name;
+	so.connect_ms = c->cfg.connect_timeout_ms;
+	c->connect_deadline = uv_now(l->uv) + c->cfg.connect_timeout_ms;
+	r = cm_stream_connect(&c->s, l, c->host, cfg->port, &so, &sev, c);
 	if (r) {
-		/* Nothing fired yet: close quietly, without the closed event; the memory goes
-		 * in the close callbacks. */
-		c->quiet = c->dead = true;
-		close_handles(c);
-		return map_uv(r);
+		nghttp2_session_del(c->sess);
+		free(c);
+		return r;
 	}
-	c->handles_open = 1; /* the resolution */
+	cm_stream_timer(c->s, c->cfg.tick_ms);
 	*out = c;
 	return 0;
 }
@@ -636,7 +363,7 @@ int pp_h2_submit(struct pp_h2_conn *c, const char *method, const char *path,
 	s->arg = arg;
 	s->retry_after = -1;
 	cm_buf_init(&s->resp, 0);
-	s->deadline = uv_now(c->loop) + c->cfg.request_timeout_ms;
+	s->deadline = now_ms(c) + c->cfg.request_timeout_ms;
 #define NV(n_, v_)                                                                                 \
 	(nghttp2_nv){(uint8_t *)(n_), (uint8_t *)(v_), strlen(n_), strlen(v_), NGHTTP2_NV_FLAG_NONE}
 	nv[n++] = NV(":method", method);
@@ -655,15 +382,22 @@ int pp_h2_submit(struct pp_h2_conn *c, const char *method, const char *path,
 		return id == NGHTTP2_ERR_NOMEM ? -ENOMEM : -EINVAL;
 	}
 	s->id = id;
-	/* Append: the list stays in submission order for the timeout scan. */
-	s->prev = c->streams_tail;
-	if (c->streams_tail)
-		c->streams_tail->next = s;
-	else
-		c->streams = s;
-	c->streams_tail = s;
+	/* Appended: the list stays in submission order for the timeout scan. */
+	cm_list_insert_tail(&c->streams, &s->link);
 	c->nstreams++;
-	flush_soon(c);
+	/* Frames go to the stream now and out with the rest of the turn's output; a large batch
+	 * goes out in parts of FLUSH_BATCH, so that the server works on the first while we make
+	 * the rest. Nothing unsent means the last batch went out. */
+	if (cm_stream_unsent(c->s) == 0) {
+		c->unflushed = 0;
+		c->queued = 0;
+	}
+	pump(c);
+	if (!c->dead && ++c->unflushed >= FLUSH_BATCH) {
+		c->unflushed = 0;
+		c->queued = 0;
+		cm_stream_flush(c->s);
+	}
 	return 0;
 }
 
@@ -682,8 +416,6 @@ unsigned pp_h2_capacity(const struct pp_h2_conn *c)
 
 unsigned pp_h2_peer_max_streams(const struct pp_h2_conn *c)
 {
-	if (!c->sess)
-		return 1;
 	return nghttp2_session_get_remote_settings(c->sess,
 	                                           NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
 }
@@ -704,7 +436,7 @@ void pp_h2_conn_close(struct pp_h2_conn *c, bool graceful)
 		return;
 	if (graceful && !c->draining && c->st == ST_READY) {
 		c->draining = true;
-		flush(c);
+		pump(c);
 		return;
 	}
 	fail(c, -ECANCELED);
@@ -715,9 +447,9 @@ void pp_h2_ping(struct pp_h2_conn *c)
 	if (c->dead || c->st != ST_READY)
 		return;
 	if (nghttp2_submit_ping(c->sess, NGHTTP2_FLAG_NONE, NULL) == 0) {
-		c->ping_sent = uv_now(c->loop);
+		c->ping_sent = now_ms(c);
 		if (!c->ping_sent)
 			c->ping_sent = 1;
-		flush(c);
+		pump(c);
 	}
 }

@@ -1,9 +1,11 @@
-/* h2.h - an HTTP/2 client connection over TLS on a libuv TCP handle: the transport of the APNs
- * provider API. The only user of nghttp2 in platypus is h2.c.
+/* h2.h - an HTTP/2 client connection over TLS on a cm_stream: the transport of the APNs provider
+ * API. The only users of nghttp2 in platypus are h2.c and h2_session.c.
  *
- * A connection resolves its host, connects (trying the addresses in turn until one accepts, each
- * with its share of the connect timeout), runs TLS (ALPN "h2" required) through a
- * cm_tls_conn, and becomes ready when the server's first SETTINGS frame has arrived. Requests
+ * A connection is a cm_stream (cm/stream.h) that resolves its host, connects (trying the
+ * addresses in turn until one accepts, each with its share of the connect timeout) and runs TLS
+ * (ALPN "h2" required, the name verified); it becomes ready when the server's first SETTINGS
+ * frame has arrived. Frames go to the stream as they are made; the stream writes them once per
+ * loop turn as TLS records, and 32 requests submitted in one turn are written at once. Requests
  * are multiplexed up to the server's SETTINGS_MAX_CONCURRENT_STREAMS (pp_h2_capacity() says how
  * many more fit; submitting beyond it is refused, never queued). Idle connections are kept alive
  * with PING; a PING unanswered in time, a connect or TLS failure, or the peer closing ends the
@@ -11,9 +13,12 @@
  * above its last_stream_id, refused streams, requests never sent) complete with -EAGAIN so the
  * caller may send them elsewhere at once.
  *
- * Every submitted request completes exactly once through its callback, and the connection's
- * closed event fires exactly once, after every request has completed, from a libuv close
- * callback; the connection's memory is freed right after that event returns.
+ * Every submitted request completes exactly once through its callback, never from within the
+ * pp_h2_submit() that submitted it. Those still open when the connection ends (a failure,
+ * pp_h2_conn_close()) complete from the stream's closed event, never from within a call of this
+ * module, right before the connection's own closed event. That fires exactly once, after every
+ * request has completed, from a libuv close callback; the connection's memory is freed right
+ * after it returns.
  *
  * Single-threaded: every call from the loop's thread. Callbacks may call any function of this
  * module, including pp_h2_conn_close() on the connection that calls them.
@@ -24,8 +29,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <uv.h>
 
+struct cm_loop;
 struct cm_tls;
 struct pp_h2_conn;
 
@@ -40,7 +45,8 @@ struct pp_h2_config {
 	uint64_t request_timeout_ms; /* a request without an answer is cancelled; 0: 30 s */
 	uint64_t ping_interval_ms;   /* PING after this long without traffic; 0: 60 s */
 	uint64_t ping_timeout_ms;    /* ...which must be answered within; 0: 10 s */
-	uint64_t tick_ms;            /* timer granularity; 0: 1000 ms (tests use less) */
+	uint64_t tick_ms; /* how often deadlines are checked; 0: 1000 ms (tests use less; the loop's
+	                   * timer wheel rounds up to CM_LOOP_TICK_MS) */
 };
 
 struct pp_h2_header {
@@ -77,10 +83,10 @@ struct pp_h2_events {
 	void (*closed)(struct pp_h2_conn *c, int err, bool ever_ready, void *arg);
 };
 
-/* Start connecting. ev and arg are borrowed and must stay valid until the closed event. 0,
- * -EINVAL (bad config), -ENOMEM, or a libuv error from starting the resolution (no event will
- * fire then and nothing is left to free). */
-int pp_h2_conn_alloc(struct pp_h2_conn **out, uv_loop_t *loop, const struct pp_h2_config *cfg,
+/* Start connecting on loop l. ev and arg are borrowed and must stay valid until the closed
+ * event. 0, -EINVAL (bad config), -ENOMEM, or a libuv error from starting the resolution (no
+ * event will fire then and nothing is left to free). */
+int pp_h2_conn_alloc(struct pp_h2_conn **out, struct cm_loop *l, const struct pp_h2_config *cfg,
                      const struct pp_h2_events *ev, void *arg);
 
 /* Send a request. method/path/headers/body are copied. cb(arg, ...) is called exactly once,

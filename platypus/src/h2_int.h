@@ -1,32 +1,28 @@
-/* h2_int.h - what h2.c (connection, I/O, API) and h2_session.c (the nghttp2 session and its
+/* h2_int.h - what h2.c (connection, output, API) and h2_session.c (the nghttp2 session and its
  * callbacks) share. Private to those two files. */
 #ifndef PP_H2_INT_H
 #define PP_H2_INT_H
 
-#include <netdb.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <nghttp2/nghttp2.h>
-#include <uv.h>
 
 #include "cm/buf.h"
+#include "cm/list.h"
 #include "h2.h"
 
 #define RESP_BODY_MAX 65536
-#define READ_BUF      65536
 
 enum state {
-	ST_RESOLVING,
-	ST_CONNECTING,
-	ST_HANDSHAKE, /* TCP up: TLS, then the server's SETTINGS */
+	ST_CONNECTING, /* the stream resolves, connects and runs TLS */
+	ST_HANDSHAKE,  /* TLS up: our preface went out, waiting for the server's SETTINGS */
 	ST_READY,
-	ST_CLOSING, /* handles are being closed */
 };
 
 struct h2_stream {
-	struct h2_stream *prev, *next;
+	struct cm_list link; /* in the connection's streams, oldest first */
 	int32_t id;
-	bool sent; /* HEADERS went out */
+	bool sent; /* HEADERS went to the transport */
 	uint64_t deadline;
 	pp_h2_done_cb cb;
 	void *arg;
@@ -40,45 +36,31 @@ struct h2_stream {
 };
 
 struct pp_h2_conn {
-	uv_loop_t *loop;
-	uv_tcp_t tcp;
-	uv_timer_t timer;
-	uv_prepare_t flusher; /* sends what callers submitted, once per loop turn */
-	uv_getaddrinfo_t gai;
-	uv_shutdown_t shut;
-	int handles_open; /* close callbacks still to come (+ a pending getaddrinfo) */
+	struct cm_loop *loop; /* borrowed */
+	struct cm_stream *s;  /* the transport; freed by itself after its closed event */
 	enum state st;
 	bool ever_ready;
 	bool goaway;   /* received: no new streams */
 	bool draining; /* graceful close asked */
-	bool dead;     /* failed/closed: no more calls into nghttp2 */
-	bool alpn_checked;
-	bool shutting; /* uv_shutdown in progress */
-	bool quiet;    /* alloc failed: no closed event */
+	bool dead;     /* failed or closing: no more calls into nghttp2 */
+	bool in_recv;  /* inside nghttp2_session_mem_recv: output waits until it returns */
+	bool in_pump;  /* inside nghttp2_session_mem_send: the running pump takes new frames too */
 	int err;       /* first error */
 	int32_t goaway_last_id;
-	nghttp2_session *sess;   /* owned */
-	struct cm_tls_conn *tls; /* owned */
-	struct cm_buf out;       /* frames gathered for the next TLS record; owned */
+	nghttp2_session *sess; /* owned */
 	const struct pp_h2_events *ev;
 	void *arg;
 	struct pp_h2_config cfg; /* host/tls_name point into the strings below */
 	char host[256];
 	char tls_name[256];
 	char authority[300];
-	struct h2_stream *streams;      /* owned list of open streams, oldest first */
-	struct h2_stream *streams_tail; /* the newest: appending must not walk the list */
+	struct cm_list streams; /* owned h2_stream, in submission order */
 	unsigned nstreams;
-	unsigned unflushed; /* requests submitted since the last flush */
+	unsigned unflushed; /* requests submitted since the output last went out */
+	size_t queued;      /* bytes of frames given to the stream since then */
 	uint64_t connect_deadline;
-	struct addrinfo *addrs; /* owned: what the name resolved to, until connected */
-	struct addrinfo *addr;  /* the address being tried, in addrs */
-	uint64_t addr_deadline; /* when to give up on it for the next one */
-	char addr_name[64];     /* of addr, for logs: "192.0.2.1:443", "[2001:db8::1]:443" */
 	uint64_t last_rx;
 	uint64_t ping_sent; /* 0: none outstanding */
-	bool in_recv;       /* inside nghttp2_session_mem_recv */
-	char rbuf[READ_BUF];
 };
 
 /* Complete a stream: unlink, call back, free. The callback may do anything to c. */

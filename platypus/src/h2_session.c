@@ -1,5 +1,6 @@
 /* h2_session.c - the nghttp2 client session of an HTTP/2 connection (see h2.c): its creation
- * and the callbacks that turn frames into stream answers. */
+ * and the callbacks that turn frames into stream answers. The callbacks run inside
+ * nghttp2_session_mem_recv() (or mem_send()), where h2.c sends nothing itself. */
 #include "h2_int.h"
 
 #include <errno.h>
@@ -168,7 +169,10 @@ int pp_h2__session_open(struct pp_h2_conn *c)
 	nghttp2_session_callbacks_del(cbs);
 	if (r)
 		return -ENOMEM;
-	if (nghttp2_submit_settings(c->sess, NGHTTP2_FLAG_NONE, iv, 2))
+	if (nghttp2_submit_settings(c->sess, NGHTTP2_FLAG_NONE, iv, 2)) {
+		nghttp2_session_del(c->sess);
+		c->sess = NULL;
 		return -ENOMEM;
+	}
 	return 0;
 }

@@ -70,7 +70,7 @@ static int open_component(struct platypus *s, const struct platypus_config *cfg)
 
 	if (!c->enabled)
 		return 0;
-	r = pp_component_alloc(&s->component, cm_daemon_loop(s->daemon), s->dispatch, &cc);
+	r = pp_component_alloc(&s->component, cm_daemon_main_loop(s->daemon), s->dispatch, &cc);
 	if (r)
 		CM_LOGE("component", "cannot start the component: %s", strerror(-r));
 	else
@@ -80,6 +80,8 @@ static int open_component(struct platypus *s, const struct platypus_config *cfg)
 		        c->xmpp_domains.n > 1 ? " and the other xmpp_domains" : "");
 	return r;
 }
+
+static void force_close(struct cm_loop_timer *t);
 
 static int platypus_start(struct cm_daemon *d, const void *cfgp, void **state)
 {
@@ -93,8 +95,7 @@ static int platypus_start(struct cm_daemon *d, const void *cfgp, void **state)
 		return -ENOMEM;
 	s->daemon = d;
 	s->cfg = cfg;
-	uv_timer_init(cm_daemon_loop(d), &s->force);
-	s->force.data = s;
+	cm_loop_timer_init(&s->force, force_close);
 	r = cm_daemon_tls_open(d, "rest", &cfg->tls, "h2,http/1.1", &s->tls);
 	if (r)
 		return r;
@@ -104,17 +105,13 @@ static int platypus_start(struct cm_daemon *d, const void *cfgp, void **state)
 	dc.retry.base_ms = cfg->dispatch.backoff_min;
 	dc.retry.max_ms = cfg->dispatch.backoff_max;
 	dc.metrics = cm_daemon_metrics(d);
-	r = pp_dispatch_alloc(&s->dispatch, cm_daemon_loop(d), &dc);
+	r = pp_dispatch_alloc(&s->dispatch, cm_daemon_main_loop(d), &dc);
 	if (r)
 		return r;
 	r = pp_providers_open(&s->prov, d, cfg, s->dispatch);
-	/* The front ends submit to s->dispatch. */
+	/* The front ends submit to s->dispatch. On failure close() closes what was opened. */
 	r = r ? r : open_rest(s, cfg);
-	r = r ? r : open_component(s, cfg);
-	if (r && s->prov)
-		/* Close what was opened while the loop can still run the close callbacks. */
-		pp_providers_close(s->prov, false, NULL, NULL);
-	return r;
+	return r ? r : open_component(s, cfg);
 }
 
 static int platypus_reload(struct cm_daemon *d, void *state, const void *newcfg)
@@ -138,12 +135,18 @@ static int platypus_reload(struct cm_daemon *d, void *state, const void *newcfg)
 	return r ? r : r2;
 }
 
+static void maybe_closed(struct platypus *s);
+
+/* The REST listener and its connections are gone: in a stop, the last step. */
 static void http_closed(void *arg)
 {
 	struct platypus *s = arg;
 
-	pp_rest_free(s->rest);
-	s->rest = NULL;
+	s->http = NULL;
+	if (s->close_done) {
+		maybe_closed(s);
+		return;
+	}
 	CM_LOGI("platypus", "every notification has its outcome");
 	cm_daemon_stopped(s->daemon);
 }
@@ -152,32 +155,35 @@ static void http_closed(void *arg)
  * REST answers were all given with the outcomes; now its connections can go. */
 static void maybe_stopped(struct platypus *s)
 {
-	struct cm_http_server *http = s->http;
-
-	if (!s->drained || !s->closed)
+	if (!s->stopping || !s->drained || !s->prov_closed || s->close_done)
 		return;
-	uv_timer_stop(&s->force);
-	pp_dispatch_free(s->dispatch);
-	s->dispatch = NULL;
-	s->http = NULL;
-	cm_http_server_close(http, http_closed, s); /* with NULL, calls back at once */
+	cm_loop_timer_stop(cm_daemon_main_loop(s->daemon), &s->force);
+	if (s->http && !s->http_closing) {
+		s->http_closing = true;
+		cm_http_server_close(s->http, http_closed, s);
+		return;
+	}
+	if (!s->http)
+		http_closed(s);
 }
 
-/* The component answered every publish it had passed on and closed its stream. */
-static void component_drained(void *arg)
+/* The component's stream is over: it answered every publish it had passed on (a stop), or was
+ * closed (close). */
+static void component_closed(void *arg)
 {
 	struct platypus *s = arg;
 
-	pp_component_free(s->component);
-	s->component = NULL;
+	s->comp_closed = true;
+	maybe_closed(s);
 }
 
 static void providers_closed(void *arg)
 {
 	struct platypus *s = arg;
 
-	s->closed = true;
+	s->prov_closed = true;
 	maybe_stopped(s);
+	maybe_closed(s);
 }
 
 static void drained(void *arg)
@@ -188,9 +194,9 @@ static void drained(void *arg)
 	maybe_stopped(s);
 }
 
-static void force_close(uv_timer_t *t)
+static void force_close(struct cm_loop_timer *t)
 {
-	struct platypus *s = t->data;
+	struct platypus *s = cm_list_entry(t, struct platypus, force);
 
 	CM_LOGW("platypus", "stopping: cancelling the requests still in flight");
 	pp_providers_close(s->prov, false, NULL, NULL);
@@ -215,13 +221,14 @@ static void platypus_stop(struct cm_daemon *d, void *state)
 	if (s->http)
 		cm_http_server_stop_accepting(s->http);
 	if (s->component)
-		pp_component_stop(s->component, component_drained, s);
+		pp_component_stop(s->component, component_closed, s);
 	pp_dispatch_stop(s->dispatch, drained, s);
 	pp_providers_close(s->prov, true, providers_closed, s);
 	/* Requests still on the wire at 80% of shutdown_timeout are cancelled (outcome failed,
 	 * shutdown), so that everything is released before the framework gives up. */
-	if (!s->closed)
-		uv_timer_start(&s->force, force_close, s->cfg->shutdown_timeout * 4 / 5, 0);
+	if (!s->prov_closed)
+		cm_loop_timer_start(cm_daemon_main_loop(d), &s->force,
+		                    s->cfg->shutdown_timeout * 4 / 5);
 }
 
 static int platypus_health(void *state, struct cm_buf *details)
@@ -231,22 +238,40 @@ static int platypus_health(void *state, struct cm_buf *details)
 	return s->prov ? pp_providers_health(s->prov, details) : 0;
 }
 
-static void force_closed(uv_handle_t *h)
+/* Everything platypus opened is closed: the framework may go on. */
+static void maybe_closed(struct platypus *s)
 {
-	struct platypus *s = h->data;
+	void (*done)(struct cm_daemon * d) = s->close_done;
 
-	s->close_done(s->daemon);
+	if (!done || (s->prov && !s->prov_closed) || (s->component && !s->comp_closed) || s->http)
+		return;
+	s->close_done = NULL;
+	done(s->daemon);
 }
 
+/* After a stop (or a failed start): close whatever is still open - provider connections
+ * (in-flight requests are cancelled), the component's stream, the REST listener and its
+ * connections - while the loop runs their callbacks. done once every one has reported. */
 static void platypus_close(struct cm_daemon *d, void *state, void (*done)(struct cm_daemon *d))
 {
 	struct platypus *s = state;
 
-	(void)d;
 	s->close_done = done;
-	uv_close((uv_handle_t *)&s->force, force_closed);
+	cm_loop_timer_stop(cm_daemon_main_loop(d), &s->force);
+	if (s->prov && !s->prov_closed)
+		pp_providers_close(s->prov, false, providers_closed, s);
+	if (s->dispatch)
+		pp_dispatch_stop(s->dispatch, NULL, NULL); /* retries end with their last result */
+	if (s->component && !s->comp_closed)
+		pp_component_close(s->component, component_closed, s);
+	if (s->http && !s->http_closing) {
+		s->http_closing = true;
+		cm_http_server_close(s->http, http_closed, s);
+	}
+	maybe_closed(s);
 }
 
+/* Memory only: close() has closed every handle. */
 static void platypus_free(void *state)
 {
 	struct platypus *s = state;
@@ -255,8 +280,6 @@ static void platypus_free(void *state)
 		return;
 	pp_component_free(s->component);
 	pp_rest_free(s->rest);
-	if (s->http)
-		cm_http_server_close(s->http, NULL, NULL);
 	pp_providers_free(s->prov);
 	pp_dispatch_free(s->dispatch);
 	cm_tls_free(s->tls);

@@ -3,10 +3,11 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "cm/err.h"
 
 void pp_notif_init(struct pp_notif *n)
 {
@@ -120,18 +121,6 @@ const char *pp_mode_name(enum pp_mode m)
 	return m == PP_MODE_DEV ? "dev" : "prod";
 }
 
-__attribute__((format(printf, 3, 4))) static int bad(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -EINVAL;
-}
-
 int pp_quote_len(const char *s)
 {
 	size_t len = strlen(s);
@@ -201,11 +190,12 @@ static long utf8_text_len(const char *s, struct text_fault *f)
 static int bad_text(char *err, size_t errlen, const char *field, const struct text_fault *f)
 {
 	if (f->ctrl < 0)
-		return bad(err, errlen, "%s: not valid UTF-8 (at byte %zu)", field, f->at);
-	return bad(err, errlen,
-	           "%s: control character U+%04lX at byte %zu (of the control characters only "
-	           "tab, line feed and carriage return are allowed)",
-	           field, f->ctrl, f->at);
+		return cm_errf(err, errlen, -EINVAL, "%s: not valid UTF-8 (at byte %zu)", field,
+		               f->at);
+	return cm_errf(err, errlen, -EINVAL,
+	               "%s: control character U+%04lX at byte %zu (of the control characters only "
+	               "tab, line feed and carriage return are allowed)",
+	               field, f->ctrl, f->at);
 }
 
 static int check_text(const char *field, const char *s, size_t max, char *err, size_t errlen)
@@ -219,7 +209,8 @@ static int check_text(const char *field, const char *s, size_t max, char *err, s
 	if (len < 0)
 		return bad_text(err, errlen, field, &f);
 	if ((size_t)len > max)
-		return bad(err, errlen, "%s: %ld bytes, at most %zu allowed", field, len, max);
+		return cm_errf(err, errlen, -EINVAL, "%s: %ld bytes, at most %zu allowed", field,
+		               len, max);
 	return 0;
 }
 
@@ -228,30 +219,32 @@ static int check_token(const struct pp_notif *n, char *err, size_t errlen)
 	size_t len;
 
 	if (!n->token || !*n->token)
-		return bad(err, errlen, "token: missing device token");
+		return cm_errf(err, errlen, -EINVAL, "token: missing device token");
 	len = strlen(n->token);
 	if (n->service == PP_SVC_APNS) {
 		for (size_t i = 0; i < len; i++)
 			if (!isxdigit((unsigned char)n->token[i]))
-				return bad(
-				    err, errlen,
+				return cm_errf(
+				    err, errlen, -EINVAL,
 				    "token: APNs device tokens are hex digits, found '%c' at %zu",
 				    isprint((unsigned char)n->token[i]) ? n->token[i] : '?', i);
 		if (len < PP_APNS_TOKEN_MIN || len > PP_APNS_TOKEN_MAX || len % 2)
-			return bad(err, errlen,
-			           "token: %zu hex digits, APNs needs an even number from %d to %d",
-			           len, PP_APNS_TOKEN_MIN, PP_APNS_TOKEN_MAX);
+			return cm_errf(
+			    err, errlen, -EINVAL,
+			    "token: %zu hex digits, APNs needs an even number from %d to %d", len,
+			    PP_APNS_TOKEN_MIN, PP_APNS_TOKEN_MAX);
 		return 0;
 	}
 	if (len > PP_FCM_TOKEN_MAX)
-		return bad(err, errlen, "token: %zu characters, FCM tokens have at most %d", len,
-		           PP_FCM_TOKEN_MAX);
+		return cm_errf(err, errlen, -EINVAL,
+		               "token: %zu characters, FCM tokens have at most %d", len,
+		               PP_FCM_TOKEN_MAX);
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)n->token[i];
 
 		if (!isalnum(c) && c != '_' && c != ':' && c != '-')
-			return bad(
-			    err, errlen,
+			return cm_errf(
+			    err, errlen, -EINVAL,
 			    "token: FCM registration tokens use [A-Za-z0-9_:-], found '%c' at %zu",
 			    isprint(c) ? c : '?', i);
 	}
@@ -266,15 +259,15 @@ static int check_topic(const char *topic, char *err, size_t errlen)
 		return 0;
 	len = strlen(topic);
 	if (!len || len > PP_TOPIC_MAX)
-		return bad(err, errlen, "topic: %zu characters, must be 1 to %d", len,
-		           PP_TOPIC_MAX);
+		return cm_errf(err, errlen, -EINVAL, "topic: %zu characters, must be 1 to %d", len,
+		               PP_TOPIC_MAX);
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)topic[i];
 
 		if (!isalnum(c) && c != '.' && c != '-' && c != '_')
-			return bad(err, errlen,
-			           "topic: a bundle id has only [A-Za-z0-9._-], found '%c'",
-			           isprint(c) ? c : '?');
+			return cm_errf(err, errlen, -EINVAL,
+			               "topic: a bundle id has only [A-Za-z0-9._-], found '%c'",
+			               isprint(c) ? c : '?');
 	}
 	return 0;
 }
@@ -288,29 +281,32 @@ static int check_data(const struct pp_notif *n, char *err, size_t errlen)
 	if (!n->data)
 		return 0;
 	if (!json_is_object(n->data))
-		return bad(err, errlen, "data: must be a JSON object");
+		return cm_errf(err, errlen, -EINVAL, "data: must be a JSON object");
 	json_object_foreach(n->data, key, v)
 	{
 		struct text_fault f;
 
 		if (!*key)
-			return bad(err, errlen, "data: a key is empty");
+			return cm_errf(err, errlen, -EINVAL, "data: a key is empty");
 		if (utf8_text_len(key, &f) < 0)
 			return f.ctrl < 0
-			           ? bad(err, errlen, "data: a key is not valid UTF-8")
-			           : bad(err, errlen,
+			           ? cm_errf(err, errlen, -EINVAL, "data: a key is not valid UTF-8")
+			           : cm_errf(
+			                 err, errlen, -EINVAL,
 			                 "data: a key has control character U+%04lX at byte %zu",
 			                 f.ctrl, f.at);
 		if (n->service == PP_SVC_APNS && !strcmp(key, "aps"))
-			return bad(err, errlen, "data.aps: reserved by APNs");
+			return cm_errf(err, errlen, -EINVAL, "data.aps: reserved by APNs");
 		if (n->service == PP_SVC_FCM &&
 		    (!strcmp(key, "from") || !strcmp(key, "notification") ||
 		     !strcmp(key, "message_type") || !strncmp(key, "google.", 7) ||
 		     !strncmp(key, "gcm.", 4)))
-			return bad(err, errlen, "data.%.*s%s: reserved by FCM", PP_QUOTE(key));
+			return cm_errf(err, errlen, -EINVAL, "data.%.*s%s: reserved by FCM",
+			               PP_QUOTE(key));
 		if (n->service == PP_SVC_FCM && json_is_null(v))
-			return bad(err, errlen, "data.%.*s%s: FCM data values cannot be null",
-			           PP_QUOTE(key));
+			return cm_errf(err, errlen, -EINVAL,
+			               "data.%.*s%s: FCM data values cannot be null",
+			               PP_QUOTE(key));
 	}
 	return 0;
 }
@@ -320,19 +316,20 @@ int pp_notif_validate(const struct pp_notif *n, char *err, size_t errlen)
 	int r;
 
 	if (n->service != PP_SVC_APNS && n->service != PP_SVC_FCM)
-		return bad(err, errlen, "service: must be apns or fcm");
+		return cm_errf(err, errlen, -EINVAL, "service: must be apns or fcm");
 	if (n->mode != PP_MODE_PROD && n->mode != PP_MODE_DEV)
-		return bad(err, errlen, "mode: must be prod or dev");
+		return cm_errf(err, errlen, -EINVAL, "mode: must be prod or dev");
 	if (n->priority != PP_PRIO_DEFAULT && n->priority != PP_PRIO_NORMAL &&
 	    n->priority != PP_PRIO_HIGH)
-		return bad(err, errlen, "priority: must be normal or high");
+		return cm_errf(err, errlen, -EINVAL, "priority: must be normal or high");
 	if ((r = check_token(n, err, errlen)))
 		return r;
 	if (n->ttl < -1 || n->ttl > PP_TTL_MAX)
-		return bad(err, errlen, "time_to_live: %lld, must be 0 to %d seconds", n->ttl,
-		           PP_TTL_MAX);
+		return cm_errf(err, errlen, -EINVAL, "time_to_live: %lld, must be 0 to %d seconds",
+		               n->ttl, PP_TTL_MAX);
 	if (n->collapse_id && (!*n->collapse_id || strlen(n->collapse_id) > PP_COLLAPSE_MAX))
-		return bad(err, errlen, "collapse_id: must be 1 to %d bytes", PP_COLLAPSE_MAX);
+		return cm_errf(err, errlen, -EINVAL, "collapse_id: must be 1 to %d bytes",
+		               PP_COLLAPSE_MAX);
 	if ((r = check_text("collapse_id", n->collapse_id, PP_COLLAPSE_MAX, err, errlen)))
 		return r;
 	if ((r = check_topic(n->topic, err, errlen)))
@@ -348,11 +345,11 @@ int pp_notif_validate(const struct pp_notif *n, char *err, size_t errlen)
 		    (r = check_text("alert.sound", n->alert.sound, 256, err, errlen)))
 			return r;
 		if (n->alert.badge < -1 || n->alert.badge > 999999)
-			return bad(err, errlen, "alert.badge: %lld, must be 0 to 999999",
-			           n->alert.badge);
+			return cm_errf(err, errlen, -EINVAL,
+			               "alert.badge: %lld, must be 0 to 999999", n->alert.badge);
 	}
 	if (n->mutable_content && !n->has_alert)
-		return bad(err, errlen, "mutable_content: needs an alert");
+		return cm_errf(err, errlen, -EINVAL, "mutable_content: needs an alert");
 	if ((r = check_data(n, err, errlen)))
 		return r;
 	for (size_t i = 0; i < n->ntags; i++)

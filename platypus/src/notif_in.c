@@ -3,22 +3,11 @@
 #include "notif.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-__attribute__((format(printf, 3, 4))) static int bad(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -EINVAL;
-}
+#include "cm/err.h"
 
 /* A string member into *out (owned); absent is fine. */
 static int get_str(json_t *obj, const char *key, const char *prefix, char **out, char *err,
@@ -29,9 +18,9 @@ static int get_str(json_t *obj, const char *key, const char *prefix, char **out,
 	if (!v || json_is_null(v))
 		return 0;
 	if (!json_is_string(v))
-		return bad(err, errlen, "%s%s: must be a string", prefix, key);
+		return cm_errf(err, errlen, -EINVAL, "%s%s: must be a string", prefix, key);
 	if (strlen(json_string_value(v)) != json_string_length(v))
-		return bad(err, errlen, "%s%s: contains a NUL character", prefix, key);
+		return cm_errf(err, errlen, -EINVAL, "%s%s: contains a NUL character", prefix, key);
 	*out = strdup(json_string_value(v));
 	return *out ? 0 : -ENOMEM;
 }
@@ -49,7 +38,7 @@ static int parse_alert(struct pp_notif *n, json_t *a, char *err, size_t errlen)
 	int r;
 
 	if (!json_is_object(a))
-		return bad(err, errlen, "alert: must be an object");
+		return cm_errf(err, errlen, -EINVAL, "alert: must be an object");
 	n->has_alert = true;
 	if ((r = get_str(a, "title", "alert.", &n->alert.title, err, errlen)) ||
 	    (r = get_str(a, "body", "alert.", &n->alert.body, err, errlen)) ||
@@ -60,7 +49,8 @@ static int parse_alert(struct pp_notif *n, json_t *a, char *err, size_t errlen)
 	badge = json_object_get(a, "badge");
 	if (badge && !json_is_null(badge)) {
 		if (!json_is_integer(badge) || json_integer_value(badge) < 0)
-			return bad(err, errlen, "alert.badge: must be a non-negative integer");
+			return cm_errf(err, errlen, -EINVAL,
+			               "alert.badge: must be a non-negative integer");
 		n->alert.badge = json_integer_value(badge);
 	}
 	return 0;
@@ -72,9 +62,9 @@ static int parse_tags(struct pp_notif *n, json_t *tags, char *err, size_t errlen
 	json_t *t;
 
 	if (!json_is_array(tags))
-		return bad(err, errlen, "tags: must be an array of strings");
+		return cm_errf(err, errlen, -EINVAL, "tags: must be an array of strings");
 	if (json_array_size(tags) > 16)
-		return bad(err, errlen, "tags: at most 16");
+		return cm_errf(err, errlen, -EINVAL, "tags: at most 16");
 	if (!json_array_size(tags))
 		return 0;
 	n->tags = calloc(json_array_size(tags), sizeof(char *));
@@ -83,7 +73,7 @@ static int parse_tags(struct pp_notif *n, json_t *tags, char *err, size_t errlen
 	json_array_foreach(tags, i, t)
 	{
 		if (!json_is_string(t))
-			return bad(err, errlen, "tags[%zu]: must be a string", i);
+			return cm_errf(err, errlen, -EINVAL, "tags[%zu]: must be a string", i);
 		n->tags[i] = strdup(json_string_value(t));
 		if (!n->tags[i])
 			return -ENOMEM;
@@ -104,7 +94,7 @@ static int enum_of(json_t *root, const char *key, const char *a, const char *b, 
 	else if (json_is_string(v) && !strcmp(json_string_value(v), b))
 		*out = 1;
 	else
-		return bad(err, errlen, "%s: must be \"%s\" or \"%s\"", key, a, b);
+		return cm_errf(err, errlen, -EINVAL, "%s: must be \"%s\" or \"%s\"", key, a, b);
 	return 1;
 }
 
@@ -115,7 +105,7 @@ static int from_json(struct pp_notif *n, const char *device_id, json_t *root, ch
 	int r, e;
 
 	if (!json_is_object(root))
-		return bad(err, errlen, "the body must be a JSON object");
+		return cm_errf(err, errlen, -EINVAL, "the body must be a JSON object");
 	n->token = strdup(device_id);
 	if (!n->token)
 		return -ENOMEM;
@@ -123,7 +113,7 @@ static int from_json(struct pp_notif *n, const char *device_id, json_t *root, ch
 	if (r < 0)
 		return r;
 	if (r == 0)
-		return bad(err, errlen, "service: required (\"apns\" or \"fcm\")");
+		return cm_errf(err, errlen, -EINVAL, "service: required (\"apns\" or \"fcm\")");
 	n->service = e ? PP_SVC_FCM : PP_SVC_APNS;
 	r = enum_of(root, "mode", "prod", "dev", &e, err, errlen);
 	if (r < 0)
@@ -136,14 +126,16 @@ static int from_json(struct pp_notif *n, const char *device_id, json_t *root, ch
 	v = json_object_get(root, "time_to_live");
 	if (v && !json_is_null(v)) {
 		if (!json_is_integer(v) || json_integer_value(v) < 0)
-			return bad(err, errlen, "time_to_live: must be a non-negative integer");
+			return cm_errf(err, errlen, -EINVAL,
+			               "time_to_live: must be a non-negative integer");
 		n->ttl =
 		    json_integer_value(v) > PP_TTL_MAX ? PP_TTL_MAX + 1 : json_integer_value(v);
 	}
 	v = json_object_get(root, "mutable_content");
 	if (v && !json_is_null(v)) {
 		if (!json_is_boolean(v))
-			return bad(err, errlen, "mutable_content: must be true or false");
+			return cm_errf(err, errlen, -EINVAL,
+			               "mutable_content: must be true or false");
 		n->mutable_content = json_is_true(v);
 	}
 	if ((r = get_str(root, "topic", "", &n->topic, err, errlen)))
@@ -155,14 +147,14 @@ static int from_json(struct pp_notif *n, const char *device_id, json_t *root, ch
 	v = json_object_get(root, "data");
 	if (v && !json_is_null(v)) {
 		if (!json_is_object(v))
-			return bad(err, errlen, "data: must be an object");
+			return cm_errf(err, errlen, -EINVAL, "data: must be an object");
 		n->data = json_incref(v);
 	}
 	v = json_object_get(root, "alert");
 	if (v && !json_is_null(v) && (r = parse_alert(n, v, err, errlen)))
 		return r;
 	if (!n->has_alert && !n->data)
-		return bad(err, errlen, "alert or data: at least one is required");
+		return cm_errf(err, errlen, -EINVAL, "alert or data: at least one is required");
 	return 0;
 }
 
@@ -175,11 +167,11 @@ int pp_notif_from_mongoosepush(struct pp_notif *n, const char *device_id, const 
 
 	pp_notif_init(n);
 	if (!device_id || !*device_id)
-		return bad(err, errlen, "device_id: missing in the path");
+		return cm_errf(err, errlen, -EINVAL, "device_id: missing in the path");
 	root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &je);
 	if (!root)
-		return bad(err, errlen, "not JSON: %s (line %d, column %d)", je.text, je.line,
-		           je.column);
+		return cm_errf(err, errlen, -EINVAL, "not JSON: %s (line %d, column %d)", je.text,
+		               je.line, je.column);
 	r = from_json(n, device_id, root, err, errlen);
 	json_decref(root);
 	if (r)
@@ -224,12 +216,12 @@ int pp_notif_from_push_form(struct pp_notif *n, const struct pp_field *opts, siz
 	else if (!strcmp(v, "fcm"))
 		n->service = PP_SVC_FCM;
 	else {
-		bad(err, errlen, "service: must be apns or fcm");
+		cm_errf(err, errlen, -EINVAL, "service: must be apns or fcm");
 		goto out;
 	}
 	v = field(opts, nopts, "device_id");
 	if (!v || !*v) {
-		bad(err, errlen, "device_id: missing in the publish-options");
+		cm_errf(err, errlen, -EINVAL, "device_id: missing in the publish-options");
 		goto out;
 	}
 	if ((r = dup_to(&n->token, v)))
@@ -237,13 +229,13 @@ int pp_notif_from_push_form(struct pp_notif *n, const struct pp_field *opts, siz
 	r = -EINVAL;
 	v = field(opts, nopts, "mode");
 	if (v && strcmp(v, "prod") && strcmp(v, "dev")) {
-		bad(err, errlen, "mode: must be prod or dev");
+		cm_errf(err, errlen, -EINVAL, "mode: must be prod or dev");
 		goto out;
 	}
 	n->mode = v && !strcmp(v, "dev") ? PP_MODE_DEV : PP_MODE_PROD;
 	v = field(opts, nopts, "priority");
 	if (v && strcmp(v, "normal") && strcmp(v, "high")) {
-		bad(err, errlen, "priority: must be normal or high");
+		cm_errf(err, errlen, -EINVAL, "priority: must be normal or high");
 		goto out;
 	}
 	n->priority = !v ? PP_PRIO_DEFAULT : !strcmp(v, "high") ? PP_PRIO_HIGH : PP_PRIO_NORMAL;
@@ -275,7 +267,8 @@ int pp_notif_from_push_form(struct pp_notif *n, const struct pp_field *opts, siz
 			continue;
 		s = json_string(summary[i].value);
 		if (!s) {
-			r = bad(err, errlen, "%.*s%s: not valid UTF-8", PP_QUOTE(summary[i].var));
+			r = cm_errf(err, errlen, -EINVAL, "%.*s%s: not valid UTF-8",
+			            PP_QUOTE(summary[i].var));
 			goto out;
 		}
 		if (json_object_set_new(n->data, summary[i].var, s)) {

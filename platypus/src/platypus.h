@@ -5,9 +5,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include <uv.h>
-
 #include "cm/daemon.h"
+#include "cm/loop.h"
 
 struct cm_tls;
 struct pp_dispatch;
@@ -100,10 +99,12 @@ struct platypus {
 	struct cm_http_server *http;       /* owned: the REST listener, NULL when disabled */
 	struct pp_rest *rest;              /* owned: its routes */
 	struct pp_component *component;    /* owned, NULL when disabled */
-	int intake_open;                   /* front ends still draining (component) */
 	bool stopping;
-	bool drained, closed; /* the two halves of a stop */
-	uv_timer_t force;     /* ends a graceful stop before the framework's drain timeout */
+	bool drained;      /* the dispatcher has nothing in care: one half of a stop */
+	bool prov_closed;  /* every provider connection is closed: the other half */
+	bool comp_closed;  /* the component's stream is over (drained or closed) */
+	bool http_closing; /* cm_http_server_close() was called; http is NULL once it is done */
+	struct cm_loop_timer force; /* ends a graceful stop before the framework's drain timeout */
 	void (*close_done)(struct cm_daemon *d); /* the framework's, during close */
 };
 
@@ -120,8 +121,8 @@ int pp_providers_reload(struct pp_providers *p, const struct platypus_config *ne
  * cancels what a graceful close still waits for. */
 void pp_providers_close(struct pp_providers *p, bool graceful, void (*done)(void *arg), void *arg);
 
-/* Free what close left (credentials, TLS contexts). Pools not closed are closed at once. Accepts
- * NULL. */
+/* Free what close left (credentials, TLS contexts), once every pool and client is closed (a
+ * provider still open keeps its memory, with an error logged). Accepts NULL. */
 void pp_providers_free(struct pp_providers *p);
 
 /* Health: append JSON members describing each pool (connections, pending, credentials "ok" or

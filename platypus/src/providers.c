@@ -11,6 +11,7 @@
 #include "apns.h"
 #include "cm/buf.h"
 #include "cm/crypto.h"
+#include "cm/err.h"
 #include "cm/log.h"
 #include "cm/tls.h"
 #include "dispatch.h"
@@ -58,7 +59,7 @@ static const char *tags_of(const struct cm_cfg_strlist *l, size_t i)
 
 static struct token_slot *token_for(struct pp_providers *p, const struct platypus_apns_config *a)
 {
-	char err[256];
+	char err[CM_ERR_MAX];
 
 	for (size_t i = 0; i < p->nslots; i++)
 		if (!strcmp(p->slots[i].team, a->team_id) && !strcmp(p->slots[i].kid, a->key_id))
@@ -89,7 +90,7 @@ static int open_apns(struct pp_providers *p, struct cm_daemon *d, struct apns_ap
 	struct pp_apns_pool_config pc = {0};
 	const char *tags[17] = {0};
 	struct pp_app_desc desc = {0};
-	char err[512];
+	char err[CM_ERR_MAX];
 	int r;
 
 	app->owner = p;
@@ -118,7 +119,7 @@ static int open_apns(struct pp_providers *p, struct cm_daemon *d, struct apns_ap
 	pc.request_timeout_ms = a->request_timeout;
 	pc.ping_interval_ms = a->ping_interval;
 	pc.metrics = cm_daemon_metrics(d);
-	r = pp_apns_pool_alloc(&app->pool, cm_daemon_loop(d), &pc);
+	r = pp_apns_pool_alloc(&app->pool, cm_daemon_main_loop(d), &pc);
 	if (r)
 		return r;
 	p->open++;
@@ -145,7 +146,7 @@ static int open_fcm(struct pp_providers *p, struct cm_daemon *d, struct fcm_app 
 	struct pp_fcm_config fc = {0};
 	const char *tags[17] = {0};
 	struct pp_app_desc desc = {0};
-	char err[256];
+	char err[CM_ERR_MAX];
 	int r;
 
 	app->owner = p;
@@ -164,7 +165,7 @@ static int open_fcm(struct pp_providers *p, struct cm_daemon *d, struct fcm_app 
 	fc.request_timeout_ms = f->request_timeout;
 	fc.max_in_flight = (unsigned)f->max_in_flight;
 	fc.metrics = cm_daemon_metrics(d);
-	r = pp_fcm_alloc(&app->client, cm_daemon_loop(d), &fc);
+	r = pp_fcm_alloc(&app->client, cm_daemon_main_loop(d), &fc);
 	if (r)
 		return r;
 	p->open++;
@@ -212,7 +213,7 @@ int pp_providers_reload(struct pp_providers *p, const struct platypus_config *ne
 {
 	const struct platypus_apns_config *na = newcfg->apns.items;
 	const struct platypus_fcm_config *nf = newcfg->fcm.items;
-	char err[512];
+	char err[CM_ERR_MAX];
 	int rc = 0, r;
 
 	for (size_t i = 0; i < p->napns; i++) {
@@ -358,14 +359,13 @@ void pp_providers_free(struct pp_providers *p)
 {
 	if (!p)
 		return;
-	/* Anything still open closes at once; its memory goes in libuv close callbacks, which
-	 * must no longer report here. */
-	for (size_t i = 0; i < p->napns; i++)
-		if (p->apns[i].pool && !p->apns[i].closing)
-			pp_apns_pool_close(p->apns[i].pool, false, NULL, NULL);
-	for (size_t i = 0; i < p->nfcm; i++)
-		if (p->fcm[i].client && !p->fcm[i].closing)
-			pp_fcm_close(p->fcm[i].client, false, NULL, NULL);
+	/* Whoever opens closes: pp_providers_close() is over by now. A pool or client still open
+	 * would call back into this memory. */
+	if (p->open) {
+		CM_LOGE("platypus", "%u providers still open when freed; keeping their memory",
+		        p->open);
+		return;
+	}
 	for (size_t i = 0; i < p->napns; i++)
 		cm_tls_free(p->apns[i].tls);
 	for (size_t i = 0; i < p->nslots; i++)

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cm/err.h"
 #include "cm/buf.h"
 #include "cm/http.h"
 #include "cm/log.h"
@@ -137,10 +138,10 @@ static int decode_device_id(const char *raw, char *out, char *err, size_t errlen
 		hi = raw[i + 1] ? hexval(raw[i + 1]) : -1;
 		lo = hi >= 0 && raw[i + 2] ? hexval(raw[i + 2]) : -1;
 		if (hi < 0 || lo < 0 || (hi | lo) == 0) {
-			snprintf(err, errlen,
-			         "device_id: \"%.3s\" at %zu is not a percent-encoded character",
-			         raw + i, i);
-			return -EINVAL;
+			return cm_errf(
+			    err, errlen, -EINVAL,
+			    "device_id: \"%.3s\" at %zu is not a percent-encoded character",
+			    raw + i, i);
 		}
 		out[o++] = (char)(hi << 4 | lo);
 		i += 2;

@@ -44,7 +44,7 @@ static const struct cm_cfg_schema fake_schema = {
 
 /* What the fake daemon saw; reset by each test. */
 static struct {
-	int started, reloads, stops, frees;
+	int started, reloads, stops, frees, closes;
 	long long answer_at_start, answer_at_reload;
 	int fail_start;      /* start() returns -EADDRINUSE */
 	int never_drain;     /* stop() never calls cm_daemon_stopped() */
@@ -119,6 +119,18 @@ static void fake_free(void *state)
 	fake.frees++;
 }
 
+/* Close what start() opened and say so at once: the handle's close callback is still to come,
+ * and the framework must run the loop for it (LeakSanitizer reports the loop's memory if it
+ * does not). */
+static void fake_close_at_once(struct cm_daemon *d, void *state, void (*done)(struct cm_daemon *d))
+{
+	assert_ptr_equal(state, &fake);
+	fake.closes++;
+	if (!uv_is_closing((uv_handle_t *)&fake.tick))
+		uv_close((uv_handle_t *)&fake.tick, NULL);
+	done(d);
+}
+
 static const struct cm_daemon_spec fake_spec = {
     .name = "faked",
     .summary = "a daemon that exists only in this test",
@@ -149,6 +161,12 @@ static int run(int argc, const char **argv)
 {
 	optind = 0; /* glibc: rescan from scratch */
 	return cm_daemon_main(&fake_spec, argc, (char **)argv);
+}
+
+static int run_spec(const struct cm_daemon_spec *spec, int argc, const char **argv)
+{
+	optind = 0;
+	return cm_daemon_main(spec, argc, (char **)argv);
 }
 
 static void reset(void)
@@ -237,6 +255,25 @@ static void test_start_failure(void **state)
 	unlink(config_path);
 }
 
+/* A close() that calls done from within: nothing is left for the loop but close callbacks, and
+ * they run before the loop is closed. */
+static void test_close_done_at_once(void **state)
+{
+	const char *argv[] = {"faked", "-c", config_path};
+	struct cm_daemon_spec spec = fake_spec;
+
+	(void)state;
+	reset();
+	spec.close = fake_close_at_once;
+	write_config("log:\n  level: error\n");
+	fake.signals[0] = SIGTERM;
+	assert_int_equal(run_spec(&spec, 3, argv), 0);
+	assert_int_equal(fake.stops, 1);
+	assert_int_equal(fake.closes, 1);
+	assert_int_equal(fake.frees, 1);
+	unlink(config_path);
+}
+
 static void test_config_errors(void **state)
 {
 	const char *argv[] = {"faked", "-c", config_path};
@@ -282,6 +319,7 @@ int main(void)
 	    cmocka_unit_test(test_drain_timeout),
 	    cmocka_unit_test(test_second_signal_exits_at_once),
 	    cmocka_unit_test(test_start_failure),
+	    cmocka_unit_test(test_close_done_at_once),
 	    cmocka_unit_test(test_config_errors),
 	    cmocka_unit_test(test_command_line),
 	};

@@ -1,6 +1,6 @@
 /* fuzz_platypus_provider.c - libFuzzer target: what platypus parses from the providers and from
- * its credentials files: APNs answers (pp_apns_result), FCM send answers (pp_fcm_result), OAuth2
- * token endpoint answers (pp_fcm_account_grant), service-account JSON (pp_fcm_account_load) and
+ * its credentials files: APNs answers (pp_apns__result), FCM send answers (pp_fcm__result), OAuth2
+ * token endpoint answers (pp_fcm__account_grant), service-account JSON (pp_fcm_account_load) and
  * Retry-After values of both (pp_retry_after_parse).
  *
  * Input: byte 0 picks the parser, byte 1 is the HTTP status class/offset (for Retry-After: the
@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "platypus/src/apns.h"
-#include "platypus/src/fcm.h"
+#include "platypus/src/apns_int.h"
+#include "platypus/src/fcm_int.h"
 #include "platypus/src/retry.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -43,7 +43,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* % 5: the committed seeds (bytes 0 to 3) keep their meaning. */
 	switch (data[0] % 5) {
 	case 0:
-		pp_apns_result(&r, status, body, len);
+		pp_apns__result(&r, status, body, len);
 		check(&r);
 		if (status == 200 && r.outcome != PP_OUT_DELIVERED)
 			abort();
@@ -51,7 +51,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		break;
 	case 1:
-		pp_fcm_result(&r, status, body, len);
+		pp_fcm__result(&r, status, body, len);
 		check(&r);
 		if (status == 200 && r.outcome != PP_OUT_DELIVERED)
 			abort();
@@ -62,11 +62,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		int rc;
 
 		memset(&a, 0, sizeof(a));
-		rc = pp_fcm_account_grant(&a, status, body, len, 1000, err, sizeof(err));
+		rc = pp_fcm__account_grant(&a, status, body, len, 1000, err, sizeof(err));
 		if (rc != 0 && rc != -EACCES && rc != -EAGAIN && rc != -EBADMSG && rc != -ENOMEM)
 			abort();
 		if (rc == 0 &&
-		    (!a.access_token || a.expires <= 1000 || !pp_fcm_access_token(&a, 1000)))
+		    (!a.access_token || a.expires <= 1000 || !pp_fcm__access_token(&a, 1000)))
 			abort();
 		if (rc != 0 && a.access_token)
 			abort();

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "cm/xml.h"
-#include "platypus/src/component.h"
+#include "platypus/src/component_int.h"
 #include "platypus/src/notif.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -26,7 +26,7 @@ static int on_stanza(void *arg, struct cm_xml_node *st)
 
 	(void)arg;
 	pp_notif_init(&n);
-	if (pp_push_parse(st, &n, &secret, err, sizeof(err)) == 0)
+	if (pp_component__push_parse(st, &n, &secret, err, sizeof(err)) == 0)
 		pp_notif_validate(&n, err, sizeof(err));
 	pp_notif_free(&n);
 	cm_xml_node_free(st);

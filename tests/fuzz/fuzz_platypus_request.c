@@ -1,6 +1,6 @@
 /* fuzz_platypus_request.c - libFuzzer target: a MongoosePush v3 request body through the whole
  * outbound preparation: pp_notif_from_mongoosepush(), pp_notif_validate(), then the APNs request
- * (pp_apns_msg_build: payload limits) or the FCM v1 message (pp_fcm_message), and the copy the
+ * (pp_apns__msg_build: payload limits) or the FCM v1 message (pp_fcm__message), and the copy the
  * dispatcher takes. Invariants: errors are the documented codes with a message; a valid APNs
  * payload is JSON within its limit; an FCM message is JSON whose data values are strings. */
 #include <errno.h>
@@ -10,8 +10,8 @@
 #include <jansson.h>
 
 #include "cm/buf.h"
-#include "platypus/src/apns.h"
-#include "platypus/src/fcm.h"
+#include "platypus/src/apns_int.h"
+#include "platypus/src/fcm_int.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -22,7 +22,7 @@ static void check_apns(const struct pp_notif *n)
 	struct pp_apns_msg m;
 	char err[160] = "";
 	json_t *j;
-	int r = pp_apns_msg_build(&m, n, "com.example.app", 1700000000, err, sizeof(err));
+	int r = pp_apns__msg_build(&m, n, "com.example.app", 1700000000, err, sizeof(err));
 
 	if (r == -EMSGSIZE || r == -EINVAL) {
 		if (!err[0] || m.body)
@@ -37,7 +37,7 @@ static void check_apns(const struct pp_notif *n)
 	if (!json_is_object(json_object_get(j, "aps")))
 		abort();
 	json_decref(j);
-	pp_apns_msg_free(&m);
+	pp_apns__msg_free(&m);
 }
 
 static void check_fcm(const struct pp_notif *n)
@@ -47,7 +47,7 @@ static void check_fcm(const struct pp_notif *n)
 	const char *k;
 
 	cm_buf_init(&b, 0);
-	if (pp_fcm_message(n, &b))
+	if (pp_fcm__message(n, &b))
 		abort();
 	j = json_loads(b.data, 0, NULL);
 	d = json_object_get(json_object_get(j, "message"), "data");

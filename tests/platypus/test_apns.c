@@ -15,6 +15,7 @@
 
 #include "cm/buf.h"
 #include "cm/log.h"
+#include "cm/loop.h"
 #include "cm/metrics.h"
 #include "cm/tls.h"
 #include "platypus/src/apns.h"
@@ -31,6 +32,7 @@
 struct fx {
 	struct mock mock;
 	uv_loop_t loop;
+	struct cm_loop cl; /* the loop's context: streams and the timer wheel */
 	struct cm_tls *tls;
 	struct pp_apns_token token;
 	struct cm_metrics *metrics;
@@ -78,7 +80,7 @@ static void fx_pool(struct fx *f, struct pp_apns_pool_config *pc)
 	pc->metrics = f->metrics;
 	if (!pc->tick_ms)
 		pc->tick_ms = 20;
-	assert_int_equal(pp_apns_pool_alloc(&f->pool, &f->loop, pc), 0);
+	assert_int_equal(pp_apns_pool_alloc(&f->pool, &f->cl, pc), 0);
 }
 
 static struct fx *fx_open(const char *const *mock_args, bool token_auth)
@@ -89,6 +91,7 @@ static struct fx *fx_open(const char *const *mock_args, bool token_auth)
 
 	assert_int_equal(mock_start(&f->mock, "apns_mock.py", mock_args), 0);
 	assert_int_equal(uv_loop_init(&f->loop), 0);
+	assert_int_equal(cm_loop_init(&f->cl, &f->loop, 0), 0);
 	assert_int_equal(cm_metrics_alloc(&f->metrics), 0);
 	fx_tls(f, !token_auth);
 	if (token_auth) {
@@ -128,7 +131,10 @@ static void fx_close(struct fx *f)
 		run_until(f, &f->pool_closed, 5000);
 		assert_true(f->pool_closed);
 	}
-	uv_run(&f->loop, UV_RUN_NOWAIT);
+	/* Nothing of the pool's is left open: one pass closes the loop's own handles. */
+	cm_loop_close(&f->cl, NULL);
+	assert_int_equal(uv_run(&f->loop, UV_RUN_NOWAIT), 0);
+	cm_loop_free(&f->cl);
 	assert_int_equal(uv_loop_close(&f->loop), 0);
 	assert_int_equal(mock_stop(&f->mock), 0);
 	pp_apns_token_close(&f->token);
@@ -726,7 +732,7 @@ static int h2_setup_scenario(void *arg)
 	                          .connect_timeout_ms = 5000,
 	                          .tick_ms = 20};
 	struct pp_h2_conn *c;
-	int r = pp_h2_conn_alloc(&c, &f->loop, &hc, &ev, &x);
+	int r = pp_h2_conn_alloc(&c, &f->cl, &hc, &ev, &x);
 
 	if (r)
 		return r;
@@ -791,7 +797,7 @@ static int pool_send_scenario(void *arg)
 	if (r)
 		return r;
 	pc.metrics = m;
-	r = pp_apns_pool_alloc(&p, &f->loop, &pc);
+	r = pp_apns_pool_alloc(&p, &f->cl, &pc);
 	if (r)
 		goto out_metrics;
 	r = pp_apns_pool_send(p, &pcase->n, uv_now(&f->loop) + 5000, done_cb, &o, &now);

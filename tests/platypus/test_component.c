@@ -23,8 +23,9 @@
 #include "cm/buf.h"
 #include "cm/crypto.h"
 #include "cm/log.h"
+#include "cm/loop.h"
 #include "cm/xml.h"
-#include "platypus/src/component.h"
+#include "platypus/src/component_int.h"
 #include "platypus/src/dispatch.h"
 #include "platypus/src/notif.h"
 
@@ -321,6 +322,7 @@ static void *server_main(void *arg)
 
 struct world {
 	uv_loop_t loop;
+	struct cm_loop cl; /* the loop's context: the component's stream, the retry timer */
 	struct pp_dispatch *d;
 	struct pp_component *c;
 	uv_timer_t stop_timer, guard;
@@ -414,10 +416,11 @@ static void run_conversation(int wrong_secret_first)
 	assert_int_equal(pthread_create(&th, NULL, server_main, &sc), 0);
 
 	assert_int_equal(uv_loop_init(&w.loop), 0);
+	assert_int_equal(cm_loop_init(&w.cl, &w.loop, 0), 0);
 	app.provider = &w.loop;
-	assert_int_equal(pp_dispatch_alloc(&w.d, &w.loop, &dc), 0);
+	assert_int_equal(pp_dispatch_alloc(&w.d, &w.cl, &dc), 0);
 	assert_int_equal(pp_dispatch_add_app(w.d, &app), 0);
-	assert_int_equal(pp_component_alloc(&w.c, &w.loop, w.d, &cc), 0);
+	assert_int_equal(pp_component_alloc(&w.c, &w.cl, w.d, &cc), 0);
 	uv_timer_init(&w.loop, &w.stop_timer);
 	w.stop_timer.data = &w;
 	uv_timer_start(&w.stop_timer, on_stop_timer, 5, 5);
@@ -426,9 +429,12 @@ static void run_conversation(int wrong_secret_first)
 	while (!w.drained && uv_run(&w.loop, UV_RUN_ONCE))
 		;
 	pthread_join(th, NULL);
+	/* Drained: the stream has ended; nothing of the component's is left open. */
 	pp_component_free(w.c);
 	pp_dispatch_free(w.d);
-	uv_run(&w.loop, UV_RUN_DEFAULT);
+	cm_loop_close(&w.cl, NULL);
+	assert_int_equal(uv_run(&w.loop, UV_RUN_NOWAIT), 0);
+	cm_loop_free(&w.cl);
 	assert_int_equal(uv_loop_close(&w.loop), 0);
 	close(sc.srv.lfd);
 
@@ -461,6 +467,181 @@ static void test_wrong_secret_then_reconnect(void **state)
 {
 	(void)state;
 	run_conversation(1);
+}
+
+/* --- back-pressure ------------------------------------------------------------------------- */
+
+/* A provider that holds every attempt until released. */
+struct held {
+	pp_attempt_cb cb;
+	void *arg;
+};
+
+static struct held *held;
+static unsigned nheld;
+
+static int hold_send(void *provider, const struct pp_notif *n, uint64_t deadline_ms,
+                     pp_attempt_cb cb, void *arg, struct pp_result *now)
+{
+	(void)provider;
+	(void)n;
+	(void)deadline_ms;
+	(void)now;
+	held[nheld++] = (struct held){cb, arg};
+	return 0;
+}
+
+enum { FLOOD = 1500 };
+
+struct flood {
+	struct server srv;
+	int ok;
+	char failed_at[128];
+	unsigned results; /* replies of type result read */
+};
+
+/* The XMPP server: FLOOD publishes written in one go (the writes block while platypus does not
+ * read), then every reply read. */
+static void flood_converse(struct flood *fl)
+{
+	struct script scr;
+	struct script *sc = &scr;
+	char *all;
+	size_t len = 0, cap = (size_t)FLOOD * 2048;
+
+	memset(&scr, 0, sizeof(scr));
+	scr.srv = fl->srv;
+	STEP(server_accept(&scr.srv) == 0, "accept");
+	STEP(server_expect(&scr.srv, "to='" DOMAIN "'>", NULL, 0) == 0, "stream header");
+	handshake(sc, "sid-flood", 1);
+	STEP(scr.srv.fd >= 0, "handshake");
+	all = malloc(cap);
+	STEP(all != NULL, "memory");
+	for (unsigned i = 0; i < FLOOD; i++) {
+		char id[16];
+		const char *iq;
+
+		snprintf(id, sizeof(id), "f%u", i);
+		iq = publish_iq(id, TOKEN_OK, "<field var='secret'><value>pub</value></field>");
+		memcpy(all + len, iq, strlen(iq));
+		len += strlen(iq);
+	}
+	for (size_t off = 0; off < len;) {
+		ssize_t n = write(scr.srv.fd, all + off, len - off);
+
+		if (n <= 0)
+			break;
+		off += (size_t)n;
+	}
+	free(all);
+	/* replies: count them as they come, a window of the stream at a time */
+	for (;;) {
+		char buf[65536 + 16];
+		struct pollfd pf = {.fd = scr.srv.fd, .events = POLLIN};
+		static char tail[16];
+		size_t tl = strlen(tail);
+		ssize_t n;
+
+		if (fl->results == FLOOD || poll(&pf, 1, 5000) != 1)
+			break;
+		memcpy(buf, tail, tl);
+		n = read(scr.srv.fd, buf + tl, sizeof(buf) - 1 - tl);
+		if (n <= 0)
+			break;
+		buf[tl + (size_t)n] = '\0';
+		for (char *q = buf; (q = strstr(q, "type='result'")) != NULL; q++)
+			fl->results++;
+		/* a marker cut between two reads is found in the next one */
+		snprintf(tail, sizeof(tail), "%s", buf + tl + (size_t)n - (n < 12 ? n : 12));
+	}
+	fl->ok = fl->results == FLOOD;
+	close(scr.srv.fd);
+	snprintf(fl->failed_at, sizeof(fl->failed_at), "%s", scr.failed_at);
+}
+
+static void *flood_main(void *arg)
+{
+	flood_converse(arg);
+	return NULL;
+}
+
+/* A server that publishes faster than the providers answer: platypus takes about PENDING_HIGH
+ * (1024) publishes into its care, then stops reading the stream, so the rest waits in the
+ * sockets, not in its memory; once the outcomes come it reads on, and every publish is
+ * answered. */
+static void test_backpressure(void **state)
+{
+	static struct flood fl;
+	struct world w;
+	struct pp_app_desc app = {.name = "app",
+	                          .service = PP_SVC_APNS,
+	                          .mode = PP_MODE_PROD,
+	                          .topic = "com.example.app",
+	                          .send = hold_send};
+	struct pp_dispatch_config dc = {.queue_max = 2 * FLOOD};
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	struct pp_component_config cc = {.domain = DOMAIN,
+	                                 .secret = (const unsigned char *)SECRET,
+	                                 .secret_len = strlen(SECRET),
+	                                 .publish_secret = (const unsigned char *)"pub",
+	                                 .publish_secret_len = 3,
+	                                 .reconnect_min_ms = 20,
+	                                 .reconnect_max_ms = 40};
+	struct pp_result ok;
+	unsigned before;
+	pthread_t th;
+
+	(void)state;
+	memset(&fl, 0, sizeof(fl));
+	memset(&w, 0, sizeof(w));
+	held = calloc(FLOOD, sizeof(*held));
+	nheld = 0;
+	server_listen(&fl.srv);
+	sa.sin_port = htons(fl.srv.port);
+	cc.server = (const struct sockaddr *)&sa;
+	assert_int_equal(pthread_create(&th, NULL, flood_main, &fl), 0);
+	assert_int_equal(uv_loop_init(&w.loop), 0);
+	assert_int_equal(cm_loop_init(&w.cl, &w.loop, 0), 0);
+	assert_int_equal(pp_dispatch_alloc(&w.d, &w.cl, &dc), 0);
+	assert_int_equal(pp_dispatch_add_app(w.d, &app), 0);
+	assert_int_equal(pp_component_alloc(&w.c, &w.cl, w.d, &cc), 0);
+	/* until the care has stopped growing: reading stopped past PENDING_HIGH */
+	for (unsigned still = 0; still < 20;) {
+		before = pp_dispatch_depth(w.d);
+		for (uint64_t end = uv_now(&w.loop) + 20; uv_now(&w.loop) < end;)
+			uv_run(&w.loop, UV_RUN_NOWAIT);
+		still = pp_dispatch_depth(w.d) == before && before >= 1024 ? still + 1 : 0;
+	}
+	assert_true(pp_dispatch_depth(w.d) >= 1024);
+	assert_true(pp_dispatch_depth(w.d) < FLOOD); /* the rest waits in the sockets */
+	/* the outcomes come: reading goes on, and what it brings is answered at once */
+	memset(&ok, 0, sizeof(ok));
+	pp_result_set(&ok, PP_OUT_DELIVERED, PP_CAUSE_NONE, 200, NULL);
+	for (unsigned done = 0; done < FLOOD;) {
+		while (done < nheld) {
+			done++;
+			held[done - 1].cb(held[done - 1].arg, &ok, -1);
+		}
+		uv_run(&w.loop, UV_RUN_NOWAIT);
+		if (fl.ok || fl.failed_at[0])
+			break;
+	}
+	pthread_join(th, NULL);
+	assert_int_equal(nheld, FLOOD);
+	if (!fl.ok)
+		fail_msg("%u of %d replies (server: %s)", fl.results, FLOOD, fl.failed_at);
+	pp_component_close(w.c, NULL, NULL);
+	while (uv_run(&w.loop, UV_RUN_ONCE))
+		;
+	pp_component_free(w.c);
+	pp_dispatch_stop(w.d, NULL, NULL);
+	pp_dispatch_free(w.d);
+	cm_loop_close(&w.cl, NULL);
+	assert_int_equal(uv_run(&w.loop, UV_RUN_NOWAIT), 0);
+	cm_loop_free(&w.cl);
+	assert_int_equal(uv_loop_close(&w.loop), 0);
+	close(fl.srv.lfd);
+	free(held);
 }
 
 /* --- the mapping alone ----------------------------------------------------------------------- */
@@ -520,7 +701,7 @@ static void test_mapping(void **state)
 	                          "<field var='priority'><value>high</value></field>"
 	                          "<field var='secret'><value>x</value></field>"));
 	pp_notif_init(&n);
-	assert_int_equal(pp_push_parse(iq, &n, &secret, err, sizeof(err)), 0);
+	assert_int_equal(pp_component__push_parse(iq, &n, &secret, err, sizeof(err)), 0);
 	assert_int_equal(n.service, PP_SVC_APNS);
 	assert_int_equal(n.mode, PP_MODE_DEV);
 	assert_int_equal(n.priority, PP_PRIO_HIGH);
@@ -540,7 +721,7 @@ static void test_mapping(void **state)
 	                          "<field var='silent'><value>true</value></field>"
 	                          "<field var='voip'><value>1</value></field>"));
 	pp_notif_init(&n);
-	assert_int_equal(pp_push_parse(iq, &n, &secret, err, sizeof(err)), 0);
+	assert_int_equal(pp_component__push_parse(iq, &n, &secret, err, sizeof(err)), 0);
 	assert_false(n.has_alert);
 	assert_true(n.voip);
 	assert_null(secret);
@@ -553,7 +734,7 @@ static void test_mapping(void **state)
 	iq = parse_one(
 	    publish_iq("m3", TOKEN_OK, "<field var='mode'><value>staging</value></field>"));
 	pp_notif_init(&n);
-	assert_int_equal(pp_push_parse(iq, &n, &secret, err, sizeof(err)), -EINVAL);
+	assert_int_equal(pp_component__push_parse(iq, &n, &secret, err, sizeof(err)), -EINVAL);
 	assert_string_equal(err, "mode: must be prod or dev");
 	pp_notif_free(&n);
 	cm_xml_node_free(iq);
@@ -562,7 +743,7 @@ static void test_mapping(void **state)
 	               "<publish node='x'><item><entry xmlns='urn:example'/></item></publish>"
 	               "</pubsub></iq>");
 	pp_notif_init(&n);
-	assert_int_equal(pp_push_parse(iq, &n, &secret, err, sizeof(err)), -ENOENT);
+	assert_int_equal(pp_component__push_parse(iq, &n, &secret, err, sizeof(err)), -ENOENT);
 	pp_notif_free(&n);
 	cm_xml_node_free(iq);
 }
@@ -597,7 +778,7 @@ static void test_prosody_publish(void **state)
 	    "<field var='topic'><value>com.example.app</value></field></x></publish-options>"
 	    "</pubsub></iq>");
 	pp_notif_init(&n);
-	assert_int_equal(pp_push_parse(iq, &n, &secret, err, sizeof(err)), 0);
+	assert_int_equal(pp_component__push_parse(iq, &n, &secret, err, sizeof(err)), 0);
 	assert_int_equal(n.service, PP_SVC_APNS);
 	assert_int_equal(n.mode, PP_MODE_PROD);
 	assert_string_equal(n.token, TOKEN_OK);
@@ -617,10 +798,9 @@ static void test_prosody_publish(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_mapping),
-	    cmocka_unit_test(test_prosody_publish),
-	    cmocka_unit_test(test_conversation),
-	    cmocka_unit_test(test_wrong_secret_then_reconnect),
+	    cmocka_unit_test(test_mapping),      cmocka_unit_test(test_prosody_publish),
+	    cmocka_unit_test(test_conversation), cmocka_unit_test(test_wrong_secret_then_reconnect),
+	    cmocka_unit_test(test_backpressure),
 	};
 
 	cm_log_setup("test", CM_LOG_WARN, CM_LOG_TEXT, 2);

@@ -14,6 +14,7 @@
 
 #include "cm/buf.h"
 #include "cm/log.h"
+#include "cm/loop.h"
 #include "cm/metrics.h"
 #include "cm/tls.h"
 #include "platypus/src/apns.h"
@@ -151,7 +152,8 @@ struct script {
 
 struct fake {
 	uv_timer_t timer;
-	struct script script[16]; /* answers in order; past the end: delivered */
+	struct script script[16];    /* answers in order; past the end: delivered */
+	const struct script *always; /* when set: the answer to every attempt */
 	unsigned nscript, next;
 	unsigned sends;
 	bool hold; /* keep attempts in flight until released */
@@ -172,7 +174,9 @@ static void fake_fire(uv_timer_t *t)
 		struct script s;
 
 		memmove(f->pend, f->pend + 1, --f->npend * sizeof(f->pend[0]));
-		if (f->next < f->nscript)
+		if (f->always)
+			s = *f->always;
+		else if (f->next < f->nscript)
 			s = f->script[f->next++];
 		else {
 			memset(&s, 0, sizeof(s));
@@ -211,6 +215,7 @@ static void fake_script(struct fake *f, enum pp_outcome o, enum pp_cause c, int 
 
 struct dfx {
 	uv_loop_t loop;
+	struct cm_loop cl; /* the loop's context: the dispatcher's retries wait on its wheel */
 	struct cm_metrics *metrics;
 	struct pp_dispatch *d;
 	struct fake apns, apns_dev, fcm;
@@ -253,9 +258,10 @@ static struct dfx *dfx_open(unsigned queue_max, uint64_t window_ms)
 	struct pp_app_desc a3 = {.name = "android", .service = PP_SVC_FCM, .send = fake_send};
 
 	assert_int_equal(uv_loop_init(&x->loop), 0);
+	assert_int_equal(cm_loop_init(&x->cl, &x->loop, 0), 0);
 	assert_int_equal(cm_metrics_alloc(&x->metrics), 0);
 	c.metrics = x->metrics;
-	assert_int_equal(pp_dispatch_alloc(&x->d, &x->loop, &c), 0);
+	assert_int_equal(pp_dispatch_alloc(&x->d, &x->cl, &c), 0);
 	uv_timer_init(&x->loop, &x->apns.timer);
 	uv_timer_init(&x->loop, &x->apns_dev.timer);
 	uv_timer_init(&x->loop, &x->fcm.timer);
@@ -295,7 +301,9 @@ static void dfx_close(struct dfx *x)
 	uv_close((uv_handle_t *)&x->apns.timer, NULL);
 	uv_close((uv_handle_t *)&x->apns_dev.timer, NULL);
 	uv_close((uv_handle_t *)&x->fcm.timer, NULL);
-	uv_run(&x->loop, UV_RUN_DEFAULT);
+	cm_loop_close(&x->cl, NULL);
+	assert_int_equal(uv_run(&x->loop, UV_RUN_NOWAIT), 0);
+	cm_loop_free(&x->cl);
 	assert_int_equal(uv_loop_close(&x->loop), 0);
 	cm_metrics_free(x->metrics);
 	free(x);
@@ -557,6 +565,73 @@ static void test_expired(void **state)
 	dfx_close(x);
 }
 
+/* Submit count notifications whose first attempt fails with 503 and Retry-After 1 s, all
+ * answered at once (no retry can be due before every one waits). */
+static void submit_failing(struct dfx *x, struct got *g, int count)
+{
+	struct script s503;
+	struct pp_notif n;
+	struct pp_result r;
+
+	memset(&s503, 0, sizeof(s503));
+	pp_result_set(&s503.r, PP_OUT_FAILED, PP_CAUSE_PROVIDER, 503, "ServiceUnavailable");
+	s503.retry_after = 1;
+	x->apns.always = &s503;
+	x->apns.hold = true;
+	for (int i = 0; i < count; i++) {
+		apns_notif(&n);
+		assert_int_equal(pp_dispatch_submit(x->d, &n, got_cb, &g[i], &r), 0);
+	}
+	assert_int_equal(x->apns.npend, count);
+	x->apns.hold = false;
+	fake_fire(&x->apns.timer);
+	x->apns.always = NULL; /* from now on: delivered */
+	assert_int_equal(pp_dispatch_depth(x->d), count);
+}
+
+/* Many notifications waiting for their retry at once, each on its own timer: every one gets
+ * its second attempt, none is lost or repeated, and a stop ends those still waiting. */
+static void test_many_retries(void **state)
+{
+	enum { N = 60 };
+	struct dfx *x = dfx_open(N, 10000);
+	struct got g[N];
+	int done = 0;
+
+	(void)state;
+	memset(g, 0, sizeof(g));
+	submit_failing(x, g, N);
+	assert_int_equal(x->apns.sends, N);
+	for (uint64_t end = uv_now(&x->loop) + 5000; done < N && uv_now(&x->loop) < end;) {
+		uv_run(&x->loop, UV_RUN_ONCE);
+		done = 0;
+		for (int i = 0; i < N; i++)
+			done += g[i].n;
+	}
+	assert_int_equal(done, N);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(g[i].n, 1);
+		assert_int_equal(g[i].r.outcome, PP_OUT_DELIVERED);
+		assert_int_equal(g[i].r.attempts, 2);
+	}
+	assert_int_equal(x->apns.sends, 2 * N);
+	assert_int_equal(metric(x->metrics, "platypus_retries_total{service=\"apns\",app=\"ios\"}"),
+	                 N);
+
+	/* Retries still waiting when the stop comes: each ends at once with its last result. */
+	memset(g, 0, sizeof(g));
+	submit_failing(x, g, 10);
+	pp_dispatch_stop(x->d, drained, x);
+	assert_true(x->drained);
+	for (int i = 0; i < 10; i++) {
+		assert_int_equal(g[i].n, 1);
+		assert_int_equal(g[i].r.outcome, PP_OUT_FAILED);
+		assert_int_equal(g[i].r.status, 503);
+	}
+	assert_int_equal(x->apns.sends, 2 * N + 10);
+	dfx_close(x);
+}
+
 /* Drain: stop waits for what is in flight. */
 static void test_drain_waits(void **state)
 {
@@ -584,6 +659,7 @@ static void test_drain_waits(void **state)
 struct e2e {
 	struct mock mock;
 	uv_loop_t loop;
+	struct cm_loop cl;
 	struct cm_tls *tls;
 	struct pp_apns_token token;
 	struct pp_apns_pool *pool;
@@ -621,6 +697,7 @@ static struct e2e *e2e_open(void)
 
 	assert_int_equal(mock_start(&e->mock, "apns_mock.py", NULL), 0);
 	assert_int_equal(uv_loop_init(&e->loop), 0);
+	assert_int_equal(cm_loop_init(&e->cl, &e->loop, 0), 0);
 	assert_int_equal(cm_tls_client_alloc(&e->tls, &tc, err, sizeof(err)), 0);
 	f = fopen(KEYS "AuthKey_ABC123DEFG.p8", "rb");
 	len = fread(pem, 1, sizeof(pem), f);
@@ -631,8 +708,8 @@ static struct e2e *e2e_open(void)
 	pc.token = &e->token;
 	pc.tls = e->tls;
 	pc.port = (uint16_t)e->mock.port;
-	assert_int_equal(pp_apns_pool_alloc(&e->pool, &e->loop, &pc), 0);
-	assert_int_equal(pp_dispatch_alloc(&e->d, &e->loop, &dc), 0);
+	assert_int_equal(pp_apns_pool_alloc(&e->pool, &e->cl, &pc), 0);
+	assert_int_equal(pp_dispatch_alloc(&e->d, &e->cl, &dc), 0);
 	a.provider = e->pool;
 	assert_int_equal(pp_dispatch_add_app(e->d, &a), 0);
 	return e;
@@ -646,7 +723,10 @@ static void e2e_close(struct e2e *e)
 	pp_dispatch_free(e->d);
 	while (!e->pool_closed)
 		uv_run(&e->loop, UV_RUN_ONCE);
-	uv_run(&e->loop, UV_RUN_DEFAULT);
+	/* Nothing of the pool's is left open: one pass closes the loop's own handles. */
+	cm_loop_close(&e->cl, NULL);
+	assert_int_equal(uv_run(&e->loop, UV_RUN_NOWAIT), 0);
+	cm_loop_free(&e->cl);
 	assert_int_equal(uv_loop_close(&e->loop), 0);
 	assert_int_equal(mock_stop(&e->mock), 0);
 	pp_apns_token_close(&e->token);
@@ -740,6 +820,7 @@ int main(void)
 	    cmocka_unit_test(test_reasons_are_whole),
 	    cmocka_unit_test(test_retries),
 	    cmocka_unit_test(test_expired),
+	    cmocka_unit_test(test_many_retries),
 	    cmocka_unit_test(test_drain_waits),
 	    cmocka_unit_test(test_e2e_killed_connection_loses_nothing),
 	    cmocka_unit_test(test_e2e_retry_after_date),

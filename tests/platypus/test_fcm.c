@@ -15,9 +15,10 @@
 #include "cm/buf.h"
 #include "cm/jwt.h"
 #include "cm/log.h"
+#include "cm/loop.h"
 #include "cm/metrics.h"
 #include "platypus/src/dispatch.h"
-#include "platypus/src/fcm.h"
+#include "platypus/src/fcm_int.h"
 #include "tests/platypus/fake_resolver.h"
 #include "tests/platypus/mock_helper.h"
 #include "tests/support/alloc.h"
@@ -97,7 +98,7 @@ static void test_assertion_and_grant(void **state)
 	json = slurp(KEYS "service-account.json", &len);
 	assert_int_equal(pp_fcm_account_load(&a, json, len, err, sizeof(err)), 0);
 	cm_buf_init(&form, 0);
-	assert_int_equal(pp_fcm_assertion_form(&a, 1700000000, &form), 0);
+	assert_int_equal(pp_fcm__assertion_form(&a, 1700000000, &form), 0);
 	assert_memory_equal(form.data,
 	                    "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer"
 	                    "&assertion=",
@@ -114,39 +115,39 @@ static void test_assertion_and_grant(void **state)
 	                    "\"exp\":1700003600}");
 
 	/* The cache: until expires_in minus the margin. */
-	assert_null(pp_fcm_access_token(&a, 1000));
+	assert_null(pp_fcm__access_token(&a, 1000));
 	assert_int_equal(
-	    pp_fcm_account_grant(&a, 200, GRANT("ya29.x", 3599), 1000, err, sizeof(err)), 0);
-	assert_string_equal(pp_fcm_access_token(&a, 1000 + 3299 - 1), "ya29.x");
-	assert_null(pp_fcm_access_token(&a, 1000 + 3299));
+	    pp_fcm__account_grant(&a, 200, GRANT("ya29.x", 3599), 1000, err, sizeof(err)), 0);
+	assert_string_equal(pp_fcm__access_token(&a, 1000 + 3299 - 1), "ya29.x");
+	assert_null(pp_fcm__access_token(&a, 1000 + 3299));
 	/* A short life (600 s or less): half of it, at least a second. */
-	assert_int_equal(pp_fcm_account_grant(&a, 200, GRANT("ya29.y", 60), 1000, err, sizeof(err)),
-	                 0);
-	assert_non_null(pp_fcm_access_token(&a, 1029));
-	assert_null(pp_fcm_access_token(&a, 1030));
 	assert_int_equal(
-	    pp_fcm_account_grant(&a, 200, GRANT("ya29.y", 600), 1000, err, sizeof(err)), 0);
-	assert_non_null(pp_fcm_access_token(&a, 1299));
-	assert_null(pp_fcm_access_token(&a, 1300));
+	    pp_fcm__account_grant(&a, 200, GRANT("ya29.y", 60), 1000, err, sizeof(err)), 0);
+	assert_non_null(pp_fcm__access_token(&a, 1029));
+	assert_null(pp_fcm__access_token(&a, 1030));
 	assert_int_equal(
-	    pp_fcm_account_grant(&a, 200, GRANT("ya29.y", 601), 1000, err, sizeof(err)), 0);
-	assert_null(pp_fcm_access_token(&a, 1301)); /* 601 - 300 */
-	assert_int_equal(pp_fcm_account_grant(&a, 200, GRANT("ya29.y", 1), 1000, err, sizeof(err)),
+	    pp_fcm__account_grant(&a, 200, GRANT("ya29.y", 600), 1000, err, sizeof(err)), 0);
+	assert_non_null(pp_fcm__access_token(&a, 1299));
+	assert_null(pp_fcm__access_token(&a, 1300));
+	assert_int_equal(
+	    pp_fcm__account_grant(&a, 200, GRANT("ya29.y", 601), 1000, err, sizeof(err)), 0);
+	assert_null(pp_fcm__access_token(&a, 1301)); /* 601 - 300 */
+	assert_int_equal(pp_fcm__account_grant(&a, 200, GRANT("ya29.y", 1), 1000, err, sizeof(err)),
 	                 0);
-	assert_non_null(pp_fcm_access_token(&a, 1000));
-	assert_null(pp_fcm_access_token(&a, 1001));
-	pp_fcm_account_forget(&a);
-	assert_null(pp_fcm_access_token(&a, 1000));
+	assert_non_null(pp_fcm__access_token(&a, 1000));
+	assert_null(pp_fcm__access_token(&a, 1001));
+	pp_fcm__account_forget(&a);
+	assert_null(pp_fcm__access_token(&a, 1000));
 	/* Refusals. */
-	assert_int_equal(
-	    pp_fcm_account_grant(&a, 400,
-	                         STR("{\"error\":\"invalid_grant\",\"error_description\":\"Bad\"}"),
-	                         1000, err, sizeof(err)),
-	    -EACCES);
+	assert_int_equal(pp_fcm__account_grant(
+	                     &a, 400,
+	                     STR("{\"error\":\"invalid_grant\",\"error_description\":\"Bad\"}"),
+	                     1000, err, sizeof(err)),
+	                 -EACCES);
 	assert_string_equal(err, "token endpoint 400: invalid_grant: Bad");
-	assert_int_equal(pp_fcm_account_grant(&a, 503, "", 0, 1000, err, sizeof(err)), -EAGAIN);
+	assert_int_equal(pp_fcm__account_grant(&a, 503, "", 0, 1000, err, sizeof(err)), -EAGAIN);
 	assert_int_equal(
-	    pp_fcm_account_grant(&a, 200, STR("{\"access_token\":\"\"}"), 1000, err, sizeof(err)),
+	    pp_fcm__account_grant(&a, 200, STR("{\"access_token\":\"\"}"), 1000, err, sizeof(err)),
 	    -EBADMSG);
 	assert_int_equal(a.grants, 5);
 	cm_buf_free(&form);
@@ -178,7 +179,7 @@ static void test_message_shape(void **state)
 	/* Title and body in message.notification, data in message.data (for the tokens of iOS
 	 * and web apps too), Android's display options in android.notification, the badge and
 	 * thread for iOS apps in apns. */
-	assert_int_equal(pp_fcm_message(&n, &b), 0);
+	assert_int_equal(pp_fcm__message(&n, &b), 0);
 	assert_string_equal(
 	    b.data, "{\"message\":{\"token\":\"" FTOK "\",\"notification\":{\"title\":\"T\","
 	            "\"body\":\"B\"},\"data\":{\"s\":\"v\",\"i\":\"7\",\"b\":\"true\","
@@ -193,13 +194,13 @@ static void test_message_shape(void **state)
 	n.alert.badge = -1;
 	json_decref(n.data);
 	n.data = NULL;
-	assert_int_equal(pp_fcm_message(&n, &b), 0);
+	assert_int_equal(pp_fcm__message(&n, &b), 0);
 	assert_string_equal(b.data, "{\"message\":{\"token\":\"" FTOK "\",\"notification\":{"
 	                            "\"title\":\"T\",\"body\":\"B\"},\"android\":{\"priority\":"
 	                            "\"HIGH\",\"ttl\":\"3600s\",\"collapse_key\":\"c\"}}}");
 	cm_buf_reset(&b);
 	n.mutable_content = true;
-	assert_int_equal(pp_fcm_message(&n, &b), 0);
+	assert_int_equal(pp_fcm__message(&n, &b), 0);
 	assert_non_null(
 	    strstr(b.data, ",\"apns\":{\"payload\":{\"aps\":{\"mutable-content\":1}}}"));
 	cm_buf_reset(&b);
@@ -208,7 +209,7 @@ static void test_message_shape(void **state)
 	n.has_alert = false;
 	n.ttl = -1;
 	n.data = json_pack("{s:s}", "k", "v");
-	assert_int_equal(pp_fcm_message(&n, &b), 0);
+	assert_int_equal(pp_fcm__message(&n, &b), 0);
 	assert_null(strstr(b.data, "notification"));
 	assert_non_null(strstr(b.data, "\"data\":{\"k\":\"v\"}"));
 	assert_non_null(strstr(b.data, "\"priority\":\"NORMAL\""));
@@ -220,7 +221,7 @@ static void test_message_shape(void **state)
 	/* A call: HIGH, data only, nothing for APNs (FCM cannot make a VoIP push). */
 	n.has_alert = true;
 	n.voip = true;
-	assert_int_equal(pp_fcm_message(&n, &b), 0);
+	assert_int_equal(pp_fcm__message(&n, &b), 0);
 	assert_null(strstr(b.data, "notification"));
 	assert_null(strstr(b.data, "apns"));
 	assert_non_null(strstr(b.data, "\"priority\":\"HIGH\""));
@@ -234,7 +235,7 @@ static void check_result(int status, const char *body, enum pp_outcome o, enum p
 	struct pp_result r;
 
 	memset(&r, 0, sizeof(r));
-	pp_fcm_result(&r, status, body, body ? strlen(body) : 0);
+	pp_fcm__result(&r, status, body, body ? strlen(body) : 0);
 	assert_int_equal(r.outcome, o);
 	assert_int_equal(r.cause, c);
 	assert_string_equal(r.reason, reason);
@@ -250,7 +251,7 @@ static void test_result_mapping(void **state)
 
 	(void)state;
 	memset(&r, 0, sizeof(r));
-	pp_fcm_result(&r, 200, "{\"name\":\"projects/p/messages/0:1\"}", 34);
+	pp_fcm__result(&r, 200, "{\"name\":\"projects/p/messages/0:1\"}", 34);
 	assert_int_equal(r.outcome, PP_OUT_DELIVERED);
 	assert_string_equal(r.id, "projects/p/messages/0:1");
 	check_result(404, FCMERR(404, "UNREGISTERED"), PP_OUT_DEAD, PP_CAUSE_UNREGISTERED,
@@ -280,6 +281,7 @@ struct ffx {
 	struct mock mock;
 	char sa_path[64];
 	uv_loop_t loop;
+	struct cm_loop cl; /* the loop's context: the client's tick and the dispatcher's retries */
 	struct cm_metrics *metrics;
 	struct pp_fcm_account account;
 	struct pp_fcm *fcm;
@@ -338,14 +340,15 @@ static struct ffx *ffx_open(const char *key_override)
 	assert_int_equal(pp_fcm_account_load(&x->account, json, len, err, sizeof(err)), 0);
 	free(json);
 	assert_int_equal(uv_loop_init(&x->loop), 0);
+	assert_int_equal(cm_loop_init(&x->cl, &x->loop, 0), 0);
 	assert_int_equal(cm_metrics_alloc(&x->metrics), 0);
 	snprintf(base, sizeof(base), "https://%s:%d", ffx_host, x->mock.port);
 	fc.base_url = base;
 	fc.account = &x->account;
 	fc.metrics = x->metrics;
-	assert_int_equal(pp_fcm_alloc(&x->fcm, &x->loop, &fc), 0);
+	assert_int_equal(pp_fcm_alloc(&x->fcm, &x->cl, &fc), 0);
 	dc.metrics = x->metrics;
-	assert_int_equal(pp_dispatch_alloc(&x->d, &x->loop, &dc), 0);
+	assert_int_equal(pp_dispatch_alloc(&x->d, &x->cl, &dc), 0);
 	a.provider = x->fcm;
 	assert_int_equal(pp_dispatch_add_app(x->d, &a), 0);
 	return x;
@@ -369,7 +372,10 @@ static void ffx_close(struct ffx *x)
 	pp_fcm_close(x->fcm, true, ffx_closed, x);
 	while (!x->closed)
 		uv_run(&x->loop, UV_RUN_ONCE);
-	uv_run(&x->loop, UV_RUN_DEFAULT);
+	/* Closed: the client's handles are gone; one pass closes the loop's own. */
+	cm_loop_close(&x->cl, NULL);
+	assert_int_equal(uv_run(&x->loop, UV_RUN_NOWAIT), 0);
+	cm_loop_free(&x->cl);
 	assert_int_equal(uv_loop_close(&x->loop), 0);
 	assert_int_equal(mock_stop(&x->mock), 0);
 	pp_fcm_account_close(&x->account);
@@ -542,7 +548,7 @@ static int message_scenario(void *arg)
 	int r;
 
 	cm_buf_init(&b, 0);
-	r = pp_fcm_message(arg, &b);
+	r = pp_fcm__message(arg, &b);
 	if (!r && (!b.data || !strstr(b.data, "\"android\"")))
 		r = -EIO;
 	cm_buf_free(&b);
@@ -574,18 +580,18 @@ static int oauth_scenario(void *arg)
 	int r;
 
 	cm_buf_init(&form, 0);
-	pp_fcm_account_forget(a);
-	r = pp_fcm_assertion_form(a, 1700000000, &form);
+	pp_fcm__account_forget(a);
+	r = pp_fcm__assertion_form(a, 1700000000, &form);
 	if (!r && (!form.data || !strstr(form.data, "&assertion=")))
 		r = -EIO;
 	if (!r)
-		r = pp_fcm_account_grant(a, 200, GRANT("ya29.sweep", 3599), 1700000000, err,
-		                         sizeof(err));
-	if (!r && (!pp_fcm_access_token(a, 1700000000) ||
-	           strcmp(pp_fcm_access_token(a, 1700000000), "ya29.sweep")))
+		r = pp_fcm__account_grant(a, 200, GRANT("ya29.sweep", 3599), 1700000000, err,
+		                          sizeof(err));
+	if (!r && (!pp_fcm__access_token(a, 1700000000) ||
+	           strcmp(pp_fcm__access_token(a, 1700000000), "ya29.sweep")))
 		r = -EIO;
 	/* on failure, no token is left cached */
-	if (r && pp_fcm_access_token(a, 1700000000))
+	if (r && pp_fcm__access_token(a, 1700000000))
 		r = 0;
 	cm_buf_free(&form);
 	return r;
@@ -640,12 +646,12 @@ static int flow_scenario(void *arg)
 	int r;
 
 	snprintf(base, sizeof(base), "https://127.0.0.1:%d", x->mock.port);
-	pp_fcm_account_forget(&x->account);
+	pp_fcm__account_forget(&x->account);
 	r = cm_metrics_alloc(&m);
 	if (r)
 		return r;
 	cfg.metrics = m;
-	r = pp_fcm_alloc(&fcm, &x->loop, &cfg);
+	r = pp_fcm_alloc(&fcm, &x->cl, &cfg);
 	if (r)
 		goto out;
 	res.outcome = PP_OUT_COUNT; /* none yet */

@@ -12,7 +12,7 @@
 
 #include "cm/buf.h"
 #include "cm/jwt.h"
-#include "platypus/src/apns.h"
+#include "platypus/src/apns_int.h"
 #include "platypus/src/notif.h"
 #include "tests/support/alloc.h"
 
@@ -290,7 +290,7 @@ static void test_apns_msg_alert(void **state)
 	n.collapse_id = strdup("chat-1");
 	n.data = json_pack("{s:s}", "from", "alice@example.com");
 	assert_int_equal(pp_notif_validate(&n, err, sizeof(err)), 0);
-	assert_int_equal(pp_apns_msg_build(&m, &n, "com.example.app", 1000000, err, sizeof(err)),
+	assert_int_equal(pp_apns__msg_build(&m, &n, "com.example.app", 1000000, err, sizeof(err)),
 	                 0);
 	assert_string_equal(m.path, "/3/device/" TOKEN);
 	assert_string_equal(m.topic, "com.example.app");
@@ -312,18 +312,18 @@ static void test_apns_msg_alert(void **state)
 	assert_string_equal(
 	    json_string_value(json_object_get(json_object_get(j, "aps"), "category")), "MSG");
 	json_decref(j);
-	pp_apns_msg_free(&m);
+	pp_apns__msg_free(&m);
 
 	/* Normal priority, a topic of its own, ttl 0 = do not store. */
 	n.priority = PP_PRIO_NORMAL;
 	n.topic = strdup("org.example.other");
 	n.ttl = 0;
-	assert_int_equal(pp_apns_msg_build(&m, &n, "com.example.app", 1000000, err, sizeof(err)),
+	assert_int_equal(pp_apns__msg_build(&m, &n, "com.example.app", 1000000, err, sizeof(err)),
 	                 0);
 	assert_string_equal(m.priority, "5");
 	assert_string_equal(m.topic, "org.example.other");
 	assert_string_equal(m.expiration, "0");
-	pp_apns_msg_free(&m);
+	pp_apns__msg_free(&m);
 	pp_notif_free(&n);
 }
 
@@ -338,27 +338,27 @@ static void test_apns_msg_silent_voip(void **state)
 	n.token = strdup(TOKEN);
 	n.data = json_pack("{s:s}", "k", "v");
 	n.priority = PP_PRIO_HIGH; /* background must still go with 5 */
-	assert_int_equal(pp_apns_msg_build(&m, &n, "com.example.app", 1, err, sizeof(err)), 0);
+	assert_int_equal(pp_apns__msg_build(&m, &n, "com.example.app", 1, err, sizeof(err)), 0);
 	assert_string_equal(m.push_type, "background");
 	assert_string_equal(m.priority, "5");
 	assert_string_equal(m.expiration, "");
 	assert_string_equal(m.body, "{\"k\":\"v\",\"aps\":{\"content-available\":1}}");
-	pp_apns_msg_free(&m);
+	pp_apns__msg_free(&m);
 
 	n.voip = true;
-	assert_int_equal(pp_apns_msg_build(&m, &n, "com.example.app", 1, err, sizeof(err)), 0);
+	assert_int_equal(pp_apns__msg_build(&m, &n, "com.example.app", 1, err, sizeof(err)), 0);
 	assert_string_equal(m.push_type, "voip");
 	assert_string_equal(m.topic, "com.example.app.voip");
 	assert_string_equal(m.priority, "10");
 	assert_string_equal(m.body, "{\"k\":\"v\",\"aps\":{}}");
-	pp_apns_msg_free(&m);
+	pp_apns__msg_free(&m);
 	n.topic = strdup("com.example.app.voip");
-	assert_int_equal(pp_apns_msg_build(&m, &n, NULL, 1, err, sizeof(err)), 0);
+	assert_int_equal(pp_apns__msg_build(&m, &n, NULL, 1, err, sizeof(err)), 0);
 	assert_string_equal(m.topic, "com.example.app.voip");
-	pp_apns_msg_free(&m);
+	pp_apns__msg_free(&m);
 	free(n.topic);
 	n.topic = NULL;
-	assert_int_equal(pp_apns_msg_build(&m, &n, NULL, 1, err, sizeof(err)), -EINVAL);
+	assert_int_equal(pp_apns__msg_build(&m, &n, NULL, 1, err, sizeof(err)), -EINVAL);
 	assert_string_equal(err, "topic: none given and the app has no default topic");
 	pp_notif_free(&n);
 }
@@ -375,30 +375,30 @@ static void test_apns_msg_size_limits(void **state)
 	pp_notif_init(&n);
 	n.token = strdup(TOKEN);
 	n.data = json_pack("{s:s}", "k", "");
-	assert_int_equal(pp_apns_msg_build(&m, &n, "com.example.app", 1, err, sizeof(err)), 0);
+	assert_int_equal(pp_apns__msg_build(&m, &n, "com.example.app", 1, err, sizeof(err)), 0);
 	overhead = m.body_len;
-	pp_apns_msg_free(&m);
+	pp_apns__msg_free(&m);
 	big = malloc(8192);
 	memset(big, 'x', 8192);
 	big[PP_APNS_PAYLOAD_MAX - overhead] = 0;
 	json_object_set_new(n.data, "k", json_string(big));
-	assert_int_equal(pp_apns_msg_build(&m, &n, "com.example.app", 1, err, sizeof(err)), 0);
+	assert_int_equal(pp_apns__msg_build(&m, &n, "com.example.app", 1, err, sizeof(err)), 0);
 	assert_int_equal(m.body_len, PP_APNS_PAYLOAD_MAX);
-	pp_apns_msg_free(&m);
+	pp_apns__msg_free(&m);
 	memset(big, 'x', 8192);
 	big[PP_APNS_PAYLOAD_MAX - overhead + 1] = 0;
 	json_object_set_new(n.data, "k", json_string(big));
-	assert_int_equal(pp_apns_msg_build(&m, &n, "com.example.app", 1, err, sizeof(err)),
+	assert_int_equal(pp_apns__msg_build(&m, &n, "com.example.app", 1, err, sizeof(err)),
 	                 -EMSGSIZE);
 	assert_string_equal(err, "payload: 4097 bytes, over the APNs limit of 4096");
 	assert_null(m.body);
 	n.voip = true; /* 5120, and the body is 23 bytes shorter without content-available */
-	assert_int_equal(pp_apns_msg_build(&m, &n, "com.example.app", 1, err, sizeof(err)), 0);
-	pp_apns_msg_free(&m);
+	assert_int_equal(pp_apns__msg_build(&m, &n, "com.example.app", 1, err, sizeof(err)), 0);
+	pp_apns__msg_free(&m);
 	memset(big, 'x', 8192);
 	big[5200] = 0;
 	json_object_set_new(n.data, "k", json_string(big));
-	assert_int_equal(pp_apns_msg_build(&m, &n, "com.example.app", 1, err, sizeof(err)),
+	assert_int_equal(pp_apns__msg_build(&m, &n, "com.example.app", 1, err, sizeof(err)),
 	                 -EMSGSIZE);
 	free(big);
 	pp_notif_free(&n);
@@ -412,30 +412,30 @@ static void test_apns_result(void **state)
 
 	(void)state;
 	memset(&r, 0, sizeof(r));
-	pp_apns_result(&r, 200, NULL, 0);
+	pp_apns__result(&r, 200, NULL, 0);
 	assert_int_equal(r.outcome, PP_OUT_DELIVERED);
-	pp_apns_result(&r, 410, b410, strlen(b410));
+	pp_apns__result(&r, 410, b410, strlen(b410));
 	assert_int_equal(r.outcome, PP_OUT_DEAD);
 	assert_string_equal(r.reason, "Unregistered");
-	pp_apns_result(&r, 400, b400, strlen(b400));
+	pp_apns__result(&r, 400, b400, strlen(b400));
 	assert_int_equal(r.outcome, PP_OUT_REJECTED);
 	assert_int_equal(r.cause, PP_CAUSE_CONFIG); /* our request, not the device */
 	assert_string_equal(r.reason, "BadTopic");
-	pp_apns_result(&r, 400, "{\"reason\":\"BadDeviceToken\"}", 27);
+	pp_apns__result(&r, 400, "{\"reason\":\"BadDeviceToken\"}", 27);
 	assert_int_equal(r.cause, PP_CAUSE_BAD_NOTIFICATION);
-	pp_apns_result(&r, 400, "{\"reason\":\"SomethingNew\"}", 25);
+	pp_apns__result(&r, 400, "{\"reason\":\"SomethingNew\"}", 25);
 	assert_int_equal(r.cause, PP_CAUSE_BAD_NOTIFICATION);
-	pp_apns_result(&r, 413, "{", 1);
+	pp_apns__result(&r, 413, "{", 1);
 	assert_int_equal(r.cause, PP_CAUSE_PAYLOAD_TOO_LARGE);
 	assert_string_equal(r.reason, "");
-	pp_apns_result(&r, 403, "{\"reason\":\"InvalidProviderToken\"}", 33);
+	pp_apns__result(&r, 403, "{\"reason\":\"InvalidProviderToken\"}", 33);
 	assert_int_equal(r.cause, PP_CAUSE_AUTH);
-	pp_apns_result(&r, 429, NULL, 0);
+	pp_apns__result(&r, 429, NULL, 0);
 	assert_int_equal(r.outcome, PP_OUT_FAILED);
 	assert_int_equal(r.cause, PP_CAUSE_THROTTLED);
-	pp_apns_result(&r, 503, "{\"reason\":\"Shutdown\"}", 21);
+	pp_apns__result(&r, 503, "{\"reason\":\"Shutdown\"}", 21);
 	assert_int_equal(r.cause, PP_CAUSE_PROVIDER);
-	pp_apns_result(&r, 405, NULL, 0);
+	pp_apns__result(&r, 405, NULL, 0);
 	assert_int_equal(r.outcome, PP_OUT_REJECTED);
 }
 
@@ -466,12 +466,12 @@ static void test_apns_ids(void **state)
 	char prev[37] = "", id[37], other[37];
 
 	(void)state;
-	assert_int_equal(pp_apns_id_seed(&g1), 0);
-	assert_int_equal(pp_apns_id_seed(&g2), 0);
+	assert_int_equal(pp_apns__id_seed(&g1), 0);
+	assert_int_equal(pp_apns__id_seed(&g2), 0);
 	/* the counter wraps within its 56 bits, leaving the random top byte alone */
 	g1.lo |= 0x00fffffffffffff0u;
 	for (int i = 0; i < 64; i++) {
-		pp_apns_id_next(&g1, id);
+		pp_apns__id_next(&g1, id);
 		assert_int_equal(strlen(id), 36);
 		assert_true(id[8] == '-' && id[13] == '-' && id[18] == '-' && id[23] == '-');
 		assert_int_equal(id[14], '4');
@@ -483,7 +483,7 @@ static void test_apns_ids(void **state)
 			assert_memory_equal(id, prev, 21);
 		memcpy(prev, id, sizeof(prev));
 	}
-	pp_apns_id_next(&g2, other);
+	pp_apns__id_next(&g2, other);
 	assert_memory_not_equal(other, id, 21);
 }
 
@@ -500,19 +500,19 @@ static void test_token_schedule(void **state)
 	assert_int_equal(
 	    pp_apns_token_init(&t, pem, len, "ABC123DEFG", "DEF123GHIJ", 10, err, sizeof(err)), 0);
 	assert_int_equal(t.refresh_s, PP_APNS_TOKEN_MIN_AGE); /* clamped up */
-	tok = pp_apns_token_get(&t, 1000000, &refreshed);
+	tok = pp_apns__token_get(&t, 1000000, &refreshed);
 	assert_non_null(tok);
 	assert_true(refreshed);
 	verify_token(tok, 1000000);
 	tok1 = strdup(tok);
 	/* Shared and stable under 20 minutes, whatever happens. */
-	tok = pp_apns_token_get(&t, 1000000 + 1199, &refreshed);
+	tok = pp_apns__token_get(&t, 1000000 + 1199, &refreshed);
 	assert_false(refreshed);
 	assert_string_equal(tok, tok1);
 	/* A reload with the same key changes nothing. */
 	assert_int_equal(pp_apns_token_rekey(&t, pem, len, err, sizeof(err)), 0);
 	assert_false(t.stale);
-	tok = pp_apns_token_get(&t, 1000000 + 1200, &refreshed);
+	tok = pp_apns__token_get(&t, 1000000 + 1200, &refreshed);
 	assert_true(refreshed);
 	verify_token(tok, 1000000 + 1200);
 	assert_int_equal(t.generated, 2);
@@ -520,16 +520,16 @@ static void test_token_schedule(void **state)
 	 * remade until a request made with it is accepted. */
 	assert_false(t.remade);
 	pp_apns_token_refused(&t);
-	tok = pp_apns_token_get(&t, 1000000 + 1201, &refreshed);
+	tok = pp_apns__token_get(&t, 1000000 + 1201, &refreshed);
 	assert_true(refreshed);
 	assert_true(t.remade);
 	assert_int_equal(t.generated, 3);
-	pp_apns_token_accepted(&t, 2); /* an answer to a request with the old token */
+	pp_apns__token_accepted(&t, 2); /* an answer to a request with the old token */
 	assert_true(t.remade);
-	pp_apns_token_accepted(&t, 3);
+	pp_apns__token_accepted(&t, 3);
 	assert_false(t.remade);
 	/* The clock went back: assume the worst and remake. */
-	tok = pp_apns_token_get(&t, 1000, &refreshed);
+	tok = pp_apns__token_get(&t, 1000, &refreshed);
 	assert_true(refreshed);
 	free(tok1);
 	pp_apns_token_close(&t);
@@ -539,11 +539,11 @@ static void test_token_schedule(void **state)
 	    pp_apns_token_init(&t, pem, len, "ABC123DEFG", "DEF123GHIJ", 99999, err, sizeof(err)),
 	    0);
 	assert_int_equal(t.refresh_s, 3540);
-	pp_apns_token_get(&t, 5000, NULL);
+	pp_apns__token_get(&t, 5000, NULL);
 	assert_false(t.jwt == NULL);
-	pp_apns_token_get(&t, 5000 + 3539, &refreshed);
+	pp_apns__token_get(&t, 5000 + 3539, &refreshed);
 	assert_false(refreshed);
-	pp_apns_token_get(&t, 5000 + 3540, &refreshed);
+	pp_apns__token_get(&t, 5000 + 3540, &refreshed);
 	assert_true(refreshed);
 	pp_apns_token_close(&t);
 	free(pem);
@@ -562,12 +562,12 @@ static void test_token_rekey_waits_20_minutes(void **state)
 	assert_int_equal(
 	    pp_apns_token_init(&t, pem, len, "ABC123DEFG", "DEF123GHIJ", 3000, err, sizeof(err)),
 	    0);
-	pp_apns_token_get(&t, 100, NULL);
+	pp_apns__token_get(&t, 100, NULL);
 	assert_int_equal(pp_apns_token_rekey(&t, pem2, len2, err, sizeof(err)), 0);
 	assert_true(t.stale);
-	pp_apns_token_get(&t, 100 + 600, &refreshed);
+	pp_apns__token_get(&t, 100 + 600, &refreshed);
 	assert_false(refreshed);
-	pp_apns_token_get(&t, 100 + 1200, &refreshed);
+	pp_apns__token_get(&t, 100 + 1200, &refreshed);
 	assert_true(refreshed);
 	assert_false(t.stale);
 	/* A bad key on reload: refused, the current one stays. */
