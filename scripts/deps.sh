@@ -9,7 +9,7 @@ build_pkgs="build-essential pkg-config clang libclang-rt-14-dev libuv1-dev libss
   libnghttp2-dev libcurl4-openssl-dev libexpat1-dev libre-dev libcmocka-dev libyaml-dev
   libjansson-dev libhttp-parser-dev libsqlite3-dev libsystemd-dev libidn-dev libwslay-dev ca-certificates"
 test_pkgs="python3 systemd curl coturn python3-aioice python3-h2 python3-cryptography
-  python3-slixmpp nghttp2-client python3-aioapns prosody prosody-modules"
+  python3-slixmpp nghttp2-client python3-aioapns prosody prosody-modules ejabberd"
 
 case "${1:-build}" in
 build) want="$build_pkgs" ;;
