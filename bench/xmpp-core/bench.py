@@ -510,11 +510,21 @@ modules:
                 "--logs", d + "/logs", "--node", self.node]
 
     def command(self):
-        # ejabberdctl runs only as root (it then switches to the ejabberd user) or as ejabberd
         return self.ctl() + ["foreground"]
 
     def popen_args(self):
-        return {}
+        # ejabberdctl runs erl itself when it runs as the ejabberd user; as root it would go
+        # through su, whose pam_limits sets the file limit back to 1024 (ejabberd then stops
+        # accepting near 1,000 connections)
+        if os.geteuid() != 0:
+            return {}
+        pw = pwd.getpwnam("ejabberd")
+        return {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": []}
+
+    def env(self):
+        e = dict(os.environ)
+        e["HOME"] = self.dir  # its Erlang cookie lives here, not in /var/lib/ejabberd
+        return e
 
     def start(self):
         me = pwd.getpwuid(os.geteuid())[0]
@@ -740,27 +750,28 @@ def measure_chat(s, load, res):
     load.run("close")
 
 
-def one_round(name, workdir, cert, key, servers):
+def one_round(name, workdir, servers):
+    """Memory, logins and chat, each on a freshly started server, so that what one
+    measurement leaves behind (garbage, caches, a grown heap) does not weigh on the next."""
     s = servers[name]
     res = {}
-    try:
-        s.start()
-    except RuntimeError as e:
-        log(str(e))
-        return None
-    load = Load(s, workdir)
-    try:
-        load.run("online 1 100 starttls scram 20")  # warm-up
-        load.run("close")
-        measure_memory(s, load, res)
-        measure_logins(s, load, res)
-        measure_chat(s, load, res)
-    except (RuntimeError, ValueError, KeyError) as e:
-        log("%s: round failed: %s" % (name, e))
-        res = None
-    finally:
-        load.close()
-        s.stop()
+    for measure in (measure_memory, measure_logins, measure_chat):
+        try:
+            s.start()
+        except RuntimeError as e:
+            log(str(e))
+            return None
+        load = Load(s, workdir)
+        try:
+            load.run("online 1 100 starttls scram 20")  # warm-up
+            load.run("close")
+            measure(s, load, res)
+        except (RuntimeError, ValueError, KeyError) as e:
+            log("%s: round failed: %s" % (name, e))
+            return None
+        finally:
+            load.close()
+            s.stop()
     return res
 
 
@@ -1067,6 +1078,9 @@ def write_doc(text):
 
 
 def main():
+    # SIGTERM, SIGINT: unwind through the finally blocks, which stop every server we started
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: sys.exit(130))
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the servers inherit it
     if not os.access(LOAD, os.X_OK):
@@ -1120,7 +1134,7 @@ def main():
             turn = order[k:] + order[:k]
             for n in turn:
                 log("round %d/%d: %s" % (rnd + 1, ROUNDS, n))
-                r = one_round(n, workdir, cert, key, servers)
+                r = one_round(n, workdir, servers)
                 if r is not None:
                     results[n].append(r)
         big = None
