@@ -1133,7 +1133,7 @@ def main():
         cert, key = os.path.join(workdir, "cert.pem"), os.path.join(workdir, "key.pem")
         subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
                         "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert,
-                        "-days", "7", "-subj", "/CN=" + DOMAIN, "-addext",
+                        "-days", "365", "-subj", "/CN=" + DOMAIN, "-addext",
                         "subjectAltName=DNS:" + DOMAIN], check=True, capture_output=True)
         os.chmod(key, 0o644)  # a throwaway key, read by servers running as other users
         servers = {}
