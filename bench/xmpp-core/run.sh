@@ -1,0 +1,15 @@
+#!/bin/sh
+# run.sh - xmpp-core against Prosody and ejabberd (Debian's packages) on this machine: the same
+# accounts, the same load, interleaved rounds. Rewrites the xmpp-core section of
+# docs/benchmarks.md. Builds the load generator (xmpp-load.c, next to this file) into
+# build/bench/, then hands over to bench.py; see its header for the knobs (QUICK=1, ROUNDS=...).
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+out=$top/build/bench/xmpp-load
+mkdir -p "$top/build/bench"
+if [ ! -x "$out" ] || [ "$here/xmpp-load.c" -nt "$out" ]; then
+	${CC:-cc} -std=c11 -O2 -g -Wall -Wextra -Wshadow -Werror -o "$out" "$here/xmpp-load.c" \
+		-lssl -lcrypto
+fi
+exec /usr/bin/python3 "$here/bench.py" "$@"
