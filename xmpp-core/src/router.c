@@ -12,6 +12,7 @@
 #include "cm/metrics.h"
 #include "component.h"
 #include "iq.h"
+#include "mam.h"
 #include "offline.h"
 #include "presence.h"
 #include "rules.h"
@@ -125,6 +126,9 @@ static void deliver_loaded(struct xc_shard *sh, struct xc_user *u, struct cm_xml
 			}
 		}
 	}
+	/* archived (and given its stanza-id) once it is known to be the user's */
+	if (kind == XC_MESSAGE && u->rstate == XC_ROSTER_READY)
+		xc_mam_inbound(sh, u, st);
 	if (!xc_jid_is_bare(to)) {
 		c = xc_session_find(sh, to);
 		switch (xc_rule_full(kind, type, c != NULL)) {

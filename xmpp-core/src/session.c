@@ -13,6 +13,7 @@
 #include "cm/metrics.h"
 #include "cm/stream.h"
 #include "iq.h"
+#include "mam.h"
 #include "presence.h"
 #include "router.h"
 #include "server.h"
@@ -277,5 +278,7 @@ void xc_session_from_client(struct xc_c2s *c, struct cm_xml_node *st)
 		xc_presence_outbound(sh, c, st);
 		return;
 	}
+	if (kind == XC_MESSAGE && c->u)
+		xc_mam_outbound(c, st); /* the sender's archive */
 	xc_route(sh, st);
 }
