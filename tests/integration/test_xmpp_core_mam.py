@@ -1,6 +1,6 @@
 """xmpp-core's message archive (XEP-0313 with XEP-0359 stanza ids and XEP-0059 paging) and
-with a real client (slixmpp): two users, two resources, queries paged and filtered every
-way, preferences, hints."""
+message carbons (XEP-0280), with a real client (slixmpp): two users, two resources, queries
+paged and filtered every way, preferences, hints, and copies between a user's sessions."""
 
 import asyncio
 import os
@@ -22,17 +22,21 @@ PW = "correct horse"
 MAM = "urn:xmpp:mam:2"
 RSM = "http://jabber.org/protocol/rsm"
 SID = "urn:xmpp:sid:0"
+CARBONS = "urn:xmpp:carbons:2"
 FWD = "urn:xmpp:forward:0"
 
 
 async def login(server, jid, password=PW, presence=True):
     c = xmpp.Client(jid, password, server)
-    for p in ("xep_0059", "xep_0297", "xep_0313", "xep_0359"):
+    for p in ("xep_0059", "xep_0297", "xep_0313", "xep_0359", "xep_0280"):
         c.register_plugin(p)
     c.results = []
     c.register_handler(Callback("mam results", MatchXPath("{jabber:client}message/{%s}result"
                                                           % MAM),
                                 lambda m: c.results.append(m)))
+    c.carbons = asyncio.Queue()
+    c.add_event_handler("carbon_received", lambda m: c.carbons.put_nowait(("received", m)))
+    c.add_event_handler("carbon_sent", lambda m: c.carbons.put_nowait(("sent", m)))
     c.connect(("127.0.0.1", server.c2s))
     if not await asyncio.wait_for(c.started, 15):
         raise AssertionError("%s could not log in" % jid)
@@ -369,6 +373,8 @@ class Archive(Base):
             feats = info["disco_info"]["features"]
             for f in (MAM, MAM + "#extended", SID):
                 self.assertIn(f, feats)
+            info = await a["xep_0030"].get_info(jid="localhost")
+            self.assertIn(CARBONS, info["disco_info"]["features"])
             # somebody else's archive is not theirs to read
             b = await login(self.srv, self.bob + "/laptop")
             iq = b.make_iq_set(ito=self.alice)
@@ -397,6 +403,82 @@ class ArchiveOff(Base):
             info = await a["xep_0030"].get_info(jid=self.alice)
             self.assertNotIn(MAM, info["disco_info"]["features"])
             await logout(a, b)
+        run(go())
+
+
+class Carbons(Base):
+    def test_sent_and_received_copies(self):
+        async def go():
+            a1 = await login(self.srv, self.alice + "/phone")
+            a2 = await login(self.srv, self.alice + "/laptop")
+            a3 = await login(self.srv, self.alice + "/old")  # never enables carbons
+            b = await login(self.srv, self.bob + "/x")
+            await a1["xep_0280"].enable(timeout=10)
+            await a2["xep_0280"].enable(timeout=10)
+            # bob writes to the phone: the laptop gets a received copy, with the stanza-id
+            send(b, self.alice + "/phone", "to your phone")
+            m = await a1.next_message()
+            self.assertEqual(m["body"], "to your phone")
+            kind, cm = await asyncio.wait_for(a2.carbons.get(), 5)
+            self.assertEqual(kind, "received")
+            inner = cm["carbon_received"]
+            self.assertEqual(inner["body"], "to your phone")
+            self.assertEqual(str(cm["from"]), self.alice)
+            self.assertIsNotNone(inner.xml.find("{%s}stanza-id" % SID))
+            # the phone writes to bob: the laptop gets a sent copy
+            send(a1, self.bob, "from my phone")
+            kind, cm = await asyncio.wait_for(a2.carbons.get(), 5)
+            self.assertEqual(kind, "sent")
+            self.assertEqual(cm["carbon_sent"]["body"], "from my phone")
+            self.assertEqual(str(cm["carbon_sent"]["to"]), self.bob)
+            self.assertEqual((await b.next_message())["body"], "from my phone")
+            # private and no-copy: no copies
+            send(a1, self.bob, "private", extra="<private xmlns='%s'/>" % CARBONS)
+            send(a1, self.bob, "no copy", extra="<no-copy xmlns='urn:xmpp:hints'/>")
+            send(b, self.alice + "/phone", "private too",
+                 extra="<private xmlns='%s'/>" % CARBONS)
+            # a chat state without a body is copied, a headline is not
+            send(b, self.alice + "/phone", None, extra="<composing xmlns='http://jabber.org/"
+                                                       "protocol/chatstates'/>")
+            send(b, self.alice + "/phone", "headline", mtype="headline")
+            send(b, self.alice + "/phone", "last")
+            kinds = []
+            while True:
+                kind, cm = await asyncio.wait_for(a2.carbons.get(), 5)
+                inner = cm["carbon_" + kind]
+                kinds.append((kind, inner["body"] or "composing"))
+                if inner["body"] == "last":
+                    break
+            self.assertEqual(kinds, [("received", "composing"), ("received", "last")])
+            # the session without carbons saw none of it
+            self.assertTrue(a3.carbons.empty())
+            # disabled: no more copies
+            await a2["xep_0280"].disable(timeout=10)
+            send(b, self.alice + "/phone", "after disable")
+            send(a1, self.bob, "after disable too")
+            await a1.next_message()
+            await b.next_message()
+            await asyncio.sleep(0.5)
+            self.assertTrue(a2.carbons.empty())
+            await logout(a1, a2, a3, b)
+        run(go())
+
+    def test_message_to_the_bare_jid(self):
+        # delivered to the highest priority; the other session with carbons gets a copy
+        async def go():
+            a1 = await login(self.srv, self.alice + "/phone", presence=False)
+            a2 = await login(self.srv, self.alice + "/laptop", presence=False)
+            a1.send_presence(ppriority=10)
+            a2.send_presence(ppriority=1)
+            b = await login(self.srv, self.bob + "/x")
+            await a2["xep_0280"].enable(timeout=10)
+            await asyncio.sleep(0.3)
+            send(b, self.alice, "to the account")
+            self.assertEqual((await a1.next_message())["body"], "to the account")
+            kind, cm = await asyncio.wait_for(a2.carbons.get(), 5)
+            self.assertEqual((kind, cm["carbon_received"]["body"]),
+                             ("received", "to the account"))
+            await logout(a1, a2, b)
         run(go())
 
 

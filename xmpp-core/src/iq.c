@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "c2s.h"
+#include "carbons.h"
 #include "cm/buf.h"
 #include "cm/crypto.h"
 #include "blocking.h"
@@ -38,6 +39,7 @@ static const char *const server_features[] = {
     NS_PING,
     XC_NS_BLOCKING,
     XC_NS_REGISTER,
+    XC_NS_CARBONS,
 };
 
 /* What the server does for an account (disco#info of a bare JID); the archive's features
@@ -206,6 +208,19 @@ void xc_iq_server(struct xc_shard *sh, const struct xc_jid *to, struct cm_xml_no
 			reply(sh, iq, v);
 	} else if (strcmp(type, "set") == 0 && strcmp(q->ns, NS_SESSION) == 0) {
 		reply(sh, iq, NULL); /* RFC 3921's session: nothing left to do */
+	} else if (strcmp(q->ns, XC_NS_CARBONS) == 0) {
+		/* carbons are enabled with the server's address by some clients */
+		struct xc_jid from = {0};
+		struct xc_c2s *own = NULL;
+
+		if (xc_stanza_jid(iq, "from", &from) == 0 && !xc_jid_empty(&from))
+			own = xc_session_find(sh, &from);
+		xc_jid_free(&from);
+		if (own) {
+			xc_carbons_iq(sh, own, iq); /* takes iq */
+			return;
+		}
+		refuse(sh, iq, "auth", "forbidden");
 	} else if (strcmp(q->ns, XC_NS_REGISTER) == 0) {
 		/* some clients ask the server about their own account */
 		struct xc_jid from = {0};
@@ -267,6 +282,13 @@ void xc_iq_account(struct xc_shard *sh, const struct xc_jid *to, struct cm_xml_n
 			refuse(sh, iq, "auth", "forbidden");
 		else {
 			xc_mam_iq(sh, own, iq); /* takes iq */
+			return;
+		}
+	} else if (strcmp(q->ns, XC_NS_CARBONS) == 0) {
+		if (!own)
+			refuse(sh, iq, "auth", "forbidden");
+		else {
+			xc_carbons_iq(sh, own, iq); /* takes iq */
 			return;
 		}
 	} else if (strcmp(type, "set") == 0 && strcmp(q->ns, NS_SESSION) == 0 && own) {

@@ -9,6 +9,7 @@
 
 #include "blocking.h"
 #include "c2s.h"
+#include "carbons.h"
 #include "cm/log.h"
 #include "cm/metrics.h"
 #include "cm/stream.h"
@@ -278,7 +279,9 @@ void xc_session_from_client(struct xc_c2s *c, struct cm_xml_node *st)
 		xc_presence_outbound(sh, c, st);
 		return;
 	}
-	if (kind == XC_MESSAGE && c->u)
+	if (kind == XC_MESSAGE && c->u) {
 		xc_mam_outbound(c, st); /* the sender's archive */
+		xc_carbons_sent(c, st);
+	}
 	xc_route(sh, st);
 }
