@@ -428,8 +428,10 @@ static struct cm_xml_node *fin(const struct xc_store_req *r, size_t lo, size_t h
 		rc = rc ? rc
 		        : cm_xml_node_add_text(n, r->arch[hi - 1].id, strlen(r->arch[hi - 1].id));
 	}
-	rc = rc ? rc : cm_xml_node_new_child(&n, set, "count", NULL);
-	rc = rc ? rc : cm_xml_node_add_text(n, count, strlen(count));
+	if (r->found) { /* a count too large to be worth the work is left out */
+		rc = rc ? rc : cm_xml_node_new_child(&n, set, "count", NULL);
+		rc = rc ? rc : cm_xml_node_add_text(n, count, strlen(count));
+	}
 	if (rc) {
 		cm_xml_node_free(f);
 		return NULL;

@@ -53,7 +53,8 @@ enum xc_store_op {
 	                             * stanza, stamp_ms, with (the peer, full or bare JID);
 	                             * -EEXIST when the id is taken in that archive */
 	XC_STORE_ARCHIVE_QUERY,     /* user, query -> arch (one page, oldest first), complete,
-	                             * count; -ENOENT when an id the query names is not there */
+	                             * count and found (the count is exact: 10000 at most are
+	                             * counted); -ENOENT when an id the query names is not there */
 	XC_STORE_ARCHIVE_PREFS_PUT, /* user, prefs (replacing the user's) */
 	XC_STORE_ARCHIVE_PURGE,     /* stamp_ms, limit: the oldest rows before stamp_ms go, at most
 	                             * limit of them -> count (rows removed) */

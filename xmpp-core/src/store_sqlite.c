@@ -835,9 +835,13 @@ enum {
 };
 
 #define IDS_MAX 1000 /* ids one query may name (the module caps them at its page size) */
+/* Rows a query counts at most: counting is linear in the rows, and the store's thread is every
+ * shard's. Beyond, the count is left out (XEP-0059 makes it optional). */
+#define COUNT_MAX 10000
 
-/* The WHERE clause of a query into buf. The lower and upper bounds are exclusive positions;
- * "stamp >= x" comes first so that the index range starts there. */
+/* The WHERE clause of a query into buf. The lower and upper bounds are exclusive positions:
+ * their stamps are folded into the one range on stamp (bind_query()), so that the index range
+ * starts and ends there, and their ids settle the ties. */
 static int where(char *buf, size_t len, const struct xc_archive_query *aq, bool with_res, bool lo,
                  bool hi)
 {
@@ -851,15 +855,15 @@ static int where(char *buf, size_t len, const struct xc_archive_query *aq, bool 
 		return -ENOBUFS;
 	n = (size_t)k;
 	if (lo) {
-		k = snprintf(buf + n, len - n, " AND stamp >= ?%d AND (stamp > ?%d OR id > ?%d)",
-		             QP_LO_STAMP, QP_LO_STAMP, QP_LO_ID);
+		k = snprintf(buf + n, len - n, " AND (stamp > ?%d OR id > ?%d)", QP_LO_STAMP,
+		             QP_LO_ID);
 		if (k < 0 || (size_t)k >= len - n)
 			return -ENOBUFS;
 		n += (size_t)k;
 	}
 	if (hi) {
-		k = snprintf(buf + n, len - n, " AND stamp <= ?%d AND (stamp < ?%d OR id < ?%d)",
-		             QP_HI_STAMP, QP_HI_STAMP, QP_HI_ID);
+		k = snprintf(buf + n, len - n, " AND (stamp < ?%d OR id < ?%d)", QP_HI_STAMP,
+		             QP_HI_ID);
 		if (k < 0 || (size_t)k >= len - n)
 			return -ENOBUFS;
 		n += (size_t)k;
@@ -891,8 +895,8 @@ static void bind_query(sqlite3_stmt *p, const struct xc_store_req *r, const char
 		if (*res)
 			bind_text(p, QP_WITH_RES, res);
 	}
-	sqlite3_bind_int64(p, QP_START, aq->start_ms);
-	sqlite3_bind_int64(p, QP_END, aq->end_ms);
+	sqlite3_bind_int64(p, QP_START, lo && lo->stamp > aq->start_ms ? lo->stamp : aq->start_ms);
+	sqlite3_bind_int64(p, QP_END, hi && hi->stamp < aq->end_ms ? hi->stamp : aq->end_ms);
 	if (lo) {
 		sqlite3_bind_int64(p, QP_LO_STAMP, lo->stamp);
 		sqlite3_bind_int64(p, QP_LO_ID, lo->id);
@@ -954,14 +958,18 @@ static int archive_query(struct sq *q, struct xc_store_req *r)
 	rc = where(clause, sizeof(clause), aq, *res != '\0', has_lo, has_hi);
 	if (rc)
 		return rc;
-	snprintf(text, sizeof(text), "SELECT count(*) FROM archive WHERE %s", clause);
+	snprintf(text, sizeof(text),
+	         "SELECT count(*) FROM (SELECT 1 FROM archive WHERE %s LIMIT %d)", clause,
+	         COUNT_MAX + 1);
 	rc = prepare_once(q, text, &p);
 	if (rc)
 		return rc;
 	bind_query(p, r, bare, res, has_lo ? &lo : NULL, has_hi ? &hi : NULL);
 	rc = sqlite3_step(p);
-	if (rc == SQLITE_ROW)
+	if (rc == SQLITE_ROW) {
 		r->count = (uint64_t)sqlite3_column_int64(p, 0);
+		r->found = r->count <= COUNT_MAX;
+	}
 	sqlite3_finalize(p);
 	p = NULL;
 	if (rc != SQLITE_ROW)
