@@ -59,6 +59,7 @@ struct xc_c2s {
 	bool available;               /* sent available presence, not unavailable since */
 	bool interested;              /* asked for its roster: gets roster pushes */
 	bool blocklist_interested;    /* asked for its block list: gets its pushes */
+	bool carbons;                 /* enabled message carbons (XEP-0280, carbons.c) */
 	struct cm_xml_node *presence; /* owned: its last available presence, for probes */
 	char **directed;              /* owned: where it sent directed presence (RFC 6121 4.6) */
 	size_t ndirected;

@@ -230,6 +230,48 @@ static const struct cm_cfg_schema offline_schema = {
     .nfields = 1,
 };
 
+/* in the order of enum xc_archive_default */
+static const char *const archive_policy_values[] = {"always", "roster", "never", NULL};
+
+static const struct cm_cfg_field archive_fields[] = {
+    {.key = "enabled",
+     .type = CM_CFG_BOOL,
+     .offset = offsetof(struct xc_archive_config, enabled),
+     .def = "true",
+     .doc = "keep each user's one-to-one messages in an archive its clients can query "
+            "(XEP-0313)"},
+    {.key = "retention_days",
+     .type = CM_CFG_INT,
+     .offset = offsetof(struct xc_archive_config, retention_days),
+     .def = "0",
+     .min = 0,
+     .max = 36500,
+     .doc = "archived messages older than this many days are removed (checked hourly); 0: "
+            "kept for ever"},
+    {.key = "max_page",
+     .type = CM_CFG_INT,
+     .offset = offsetof(struct xc_archive_config, max_page),
+     .def = "100",
+     .min = 1,
+     .max = 1000,
+     .doc = "messages one archive query returns at most (a client asking for more gets this "
+            "many, and pages on)"},
+    {.key = "default",
+     .type = CM_CFG_ENUM,
+     .offset = offsetof(struct xc_archive_config, default_policy),
+     .def = "always",
+     .values = archive_policy_values,
+     .doc = "what is archived for a user who has set no preferences: always, roster (peers "
+            "in the roster only), never"},
+};
+
+static const struct cm_cfg_schema archive_schema = {
+    .name = "archive",
+    .size = sizeof(struct xc_archive_config),
+    .fields = archive_fields,
+    .nfields = sizeof(archive_fields) / sizeof(archive_fields[0]),
+};
+
 static const struct cm_cfg_field register_fields[] = {
     {.key = "enabled",
      .type = CM_CFG_BOOL,
@@ -379,6 +421,11 @@ static const struct cm_cfg_field fields[] = {
      .offset = offsetof(struct xc_config, offline),
      .sub = &offline_schema,
      .doc = "messages for users who are away (XEP-0160)"},
+    {.key = "archive",
+     .type = CM_CFG_SECTION,
+     .offset = offsetof(struct xc_config, archive),
+     .sub = &archive_schema,
+     .doc = "the message archive (XEP-0313)"},
     {.key = "registration",
      .type = CM_CFG_SECTION,
      .offset = offsetof(struct xc_config, registration),

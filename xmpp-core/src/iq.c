@@ -8,10 +8,12 @@
 #include <string.h>
 
 #include "c2s.h"
+#include "carbons.h"
 #include "cm/buf.h"
 #include "cm/crypto.h"
 #include "blocking.h"
 #include "cm/log.h"
+#include "mam.h"
 #include "register.h"
 #include "roster.h"
 #include "router.h"
@@ -37,12 +39,20 @@ static const char *const server_features[] = {
     NS_PING,
     XC_NS_BLOCKING,
     XC_NS_REGISTER,
+    XC_NS_CARBONS,
 };
 
-/* What the server does for an account (disco#info of a bare JID). */
+/* What the server does for an account (disco#info of a bare JID); the archive's features
+ * follow when it is on. */
 static const char *const account_features[] = {
     NS_DISCO_INFO,
     NS_DISCO_ITEMS,
+};
+
+static const char *const archive_features[] = {
+    XC_NS_MAM,
+    XC_NS_MAM_EXTENDED,
+    XC_NS_SID,
 };
 
 static void reply(struct xc_shard *sh, const struct cm_xml_node *iq, struct cm_xml_node *child)
@@ -198,6 +208,19 @@ void xc_iq_server(struct xc_shard *sh, const struct xc_jid *to, struct cm_xml_no
 			reply(sh, iq, v);
 	} else if (strcmp(type, "set") == 0 && strcmp(q->ns, NS_SESSION) == 0) {
 		reply(sh, iq, NULL); /* RFC 3921's session: nothing left to do */
+	} else if (strcmp(q->ns, XC_NS_CARBONS) == 0) {
+		/* carbons are enabled with the server's address by some clients */
+		struct xc_jid from = {0};
+		struct xc_c2s *own = NULL;
+
+		if (xc_stanza_jid(iq, "from", &from) == 0 && !xc_jid_empty(&from))
+			own = xc_session_find(sh, &from);
+		xc_jid_free(&from);
+		if (own) {
+			xc_carbons_iq(sh, own, iq); /* takes iq */
+			return;
+		}
+		refuse(sh, iq, "auth", "forbidden");
 	} else if (strcmp(q->ns, XC_NS_REGISTER) == 0) {
 		/* some clients ask the server about their own account */
 		struct xc_jid from = {0};
@@ -254,13 +277,37 @@ void xc_iq_account(struct xc_shard *sh, const struct xc_jid *to, struct cm_xml_n
 			xc_blocking_iq(sh, own, iq); /* takes iq */
 			return;
 		}
+	} else if (strcmp(q->ns, XC_NS_MAM) == 0) {
+		if (!own)
+			refuse(sh, iq, "auth", "forbidden");
+		else {
+			xc_mam_iq(sh, own, iq); /* takes iq */
+			return;
+		}
+	} else if (strcmp(q->ns, XC_NS_CARBONS) == 0) {
+		if (!own)
+			refuse(sh, iq, "auth", "forbidden");
+		else {
+			xc_carbons_iq(sh, own, iq); /* takes iq */
+			return;
+		}
 	} else if (strcmp(type, "set") == 0 && strcmp(q->ns, NS_SESSION) == 0 && own) {
 		reply(sh, iq, NULL);
 	} else if (strcmp(type, "get") == 0 && strcmp(q->ns, NS_DISCO_INFO) == 0) {
-		reply(sh, iq,
-		      disco_info("account", "registered", NULL, account_features,
-		                 sizeof(account_features) / sizeof(account_features[0]),
-		                 cm_xml_attr(q, "node")));
+		const size_t na = sizeof(account_features) / sizeof(account_features[0]);
+		const size_t nm = sizeof(archive_features) / sizeof(archive_features[0]);
+		const char *features[sizeof(account_features) / sizeof(account_features[0]) +
+		                     sizeof(archive_features) / sizeof(archive_features[0])];
+		size_t n = na;
+
+		memcpy(features, account_features, sizeof(account_features));
+		if (xc_mam_enabled(sh->srv->mam)) {
+			memcpy(features + na, archive_features, sizeof(archive_features));
+			n += nm;
+		}
+		reply(
+		    sh, iq,
+		    disco_info("account", "registered", NULL, features, n, cm_xml_attr(q, "node")));
 	} else if (strcmp(type, "get") == 0 && strcmp(q->ns, NS_DISCO_ITEMS) == 0) {
 		struct cm_xml_node *items;
 

@@ -8,10 +8,12 @@
 
 #include "blocking.h"
 #include "c2s.h"
+#include "carbons.h"
 #include "cm/log.h"
 #include "cm/metrics.h"
 #include "component.h"
 #include "iq.h"
+#include "mam.h"
 #include "offline.h"
 #include "presence.h"
 #include "rules.h"
@@ -79,11 +81,18 @@ static void deliver_message_bare(struct xc_shard *sh, struct xc_user *u, struct 
 		cs[n++] = c;
 	}
 	switch (xc_rule_message_bare(xc_stanza_type(st), rs, n, chosen)) {
-	case XC_RULE_DELIVER:
+	case XC_RULE_DELIVER: {
+		struct xc_c2s *got[SESSIONS_MAX];
+		size_t ngot = 0;
+
 		for (size_t i = 0; i < n; i++)
-			if (chosen[i])
+			if (chosen[i]) {
 				send_to(sh, cs[i], st);
+				got[ngot++] = cs[i];
+			}
+		xc_carbons_received(u, st, got, ngot);
 		break;
+	}
 	case XC_RULE_OFFLINE:
 		xc_offline_store(sh, st); /* takes st */
 		return;
@@ -125,11 +134,16 @@ static void deliver_loaded(struct xc_shard *sh, struct xc_user *u, struct cm_xml
 			}
 		}
 	}
+	/* archived (and given its stanza-id) once it is known to be the user's */
+	if (kind == XC_MESSAGE && u->rstate == XC_ROSTER_READY)
+		xc_mam_inbound(sh, u, st);
 	if (!xc_jid_is_bare(to)) {
 		c = xc_session_find(sh, to);
 		switch (xc_rule_full(kind, type, c != NULL)) {
 		case XC_RULE_DELIVER:
 			send_to(sh, c, st);
+			if (kind == XC_MESSAGE)
+				xc_carbons_received(u, st, &c, 1);
 			break;
 		case XC_RULE_AS_BARE:
 			deliver_message_bare(sh, u, st); /* takes st */

@@ -22,6 +22,7 @@
 #include "cm/tls.h"
 #include "component.h"
 #include "iq.h"
+#include "mam.h"
 #include "sasl.h"
 #include "store.h"
 #include "throttle.h"
@@ -247,6 +248,8 @@ static int worker_init(struct cm_loop *l, void *arg)
 		r = listen_list(sh, &cfg->websocket.listen, srv->ws_tls, true);
 	if (!r && sh->idx == 0)
 		r = xc_component_listen(sh);
+	if (!r && sh->idx == 0)
+		xc_mam_purge_start(srv->mam, sh);
 	return r;
 }
 
@@ -300,6 +303,7 @@ static void worker_stop(struct cm_loop *l, void *arg)
 	if (!sh)
 		return;
 	sh->drained = true; /* past the drain: nobody waits for it any more */
+	xc_mam_purge_stop(sh->srv->mam, sh);
 	shard_drain(sh);
 	xc_c2s_close_all(sh, true);
 	if (sh->idx == 0)
@@ -381,6 +385,9 @@ int xc_server_init(struct xc_server **out, const struct xc_config *cfg, struct c
 		return r;
 	}
 	CM_LOGI("store", "accounts and messages in %s", cfg->storage.path);
+	r = xc_mam_alloc(&srv->mam, srv, metrics);
+	if (r)
+		return r;
 	srv->nshards = nshards ? nshards : 1;
 	srv->shards = calloc(srv->nshards, sizeof(*srv->shards));
 	if (!srv->shards)
@@ -515,5 +522,6 @@ void xc_server_free(struct xc_server *srv)
 	cm_tls_free(srv->tls);
 	cm_tls_free(srv->ws_tls);
 	xc_admin_api_free(srv->api);
+	xc_mam_free(srv->mam);
 	free(srv);
 }

@@ -43,6 +43,7 @@ struct xc_shard;
 struct xc_c2s;
 struct xc_comp;
 struct xc_admin_api;
+struct xc_mam;
 
 /* Counters and gauges, registered once (xc_metrics_init), updated from any shard. */
 struct xc_metrics {
@@ -79,6 +80,7 @@ struct xc_server {
 	struct cm_xml_node *scope;        /* owned: <stream:stream xmlns='jabber:client'>, the scope
 	                                   * stanzas are written in */
 	struct xc_admin_api *api;         /* owned: accounts and sessions on the admin port */
+	struct xc_mam *mam;               /* owned: the message archive (mam.h) */
 	char caps_ver[32];                /* XEP-0115 hash of the server's features */
 	struct xc_metrics m;
 	atomic_uint_fast64_t next_id; /* stream ids and generated resources */

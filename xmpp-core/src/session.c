@@ -9,10 +9,12 @@
 
 #include "blocking.h"
 #include "c2s.h"
+#include "carbons.h"
 #include "cm/log.h"
 #include "cm/metrics.h"
 #include "cm/stream.h"
 #include "iq.h"
+#include "mam.h"
 #include "presence.h"
 #include "router.h"
 #include "server.h"
@@ -276,6 +278,10 @@ void xc_session_from_client(struct xc_c2s *c, struct cm_xml_node *st)
 	if (kind == XC_PRESENCE && cm_xml_attr(st, "to")) {
 		xc_presence_outbound(sh, c, st);
 		return;
+	}
+	if (kind == XC_MESSAGE && c->u) {
+		xc_mam_outbound(c, st); /* the sender's archive */
+		xc_carbons_sent(c, st);
 	}
 	xc_route(sh, st);
 }

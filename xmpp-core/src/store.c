@@ -62,10 +62,48 @@ static void item_free(struct xc_roster_item *it)
 	memset(it, 0, sizeof(*it));
 }
 
+static void strv_free(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+void xc_archive_query_clear(struct xc_archive_query *q)
+{
+	if (!q)
+		return;
+	free(q->with);
+	free(q->after_id);
+	free(q->before_id);
+	free(q->rsm_after);
+	free(q->rsm_before);
+	strv_free(q->ids, q->nids);
+	memset(q, 0, sizeof(*q));
+}
+
+void xc_archive_prefs_clear(struct xc_archive_prefs *p)
+{
+	if (!p)
+		return;
+	strv_free(p->always, p->nalways);
+	strv_free(p->never, p->nnever);
+	memset(p, 0, sizeof(*p));
+}
+
 void xc_store_req_free(struct xc_store_req *r)
 {
 	if (!r)
 		return;
+	free(r->with);
+	xc_archive_query_clear(r->query);
+	free(r->query);
+	xc_archive_prefs_clear(&r->prefs);
+	for (size_t i = 0; i < r->narch; i++) {
+		free(r->arch[i].id);
+		free(r->arch[i].stanza);
+	}
+	free(r->arch);
 	free(r->user);
 	free(r->key);
 	free(r->stanza);

@@ -48,6 +48,16 @@ enum xc_store_op {
 	XC_STORE_BLOCK_GET,         /* user -> jids */
 	XC_STORE_BLOCK_ADD,         /* user, jids */
 	XC_STORE_BLOCK_REMOVE,      /* user, jids (none: all) */
+	/* the message archive (XEP-0313); ROSTER_GET also brings the archiving preferences */
+	XC_STORE_ARCHIVE_PUT,       /* user (the archive's owner), key (the message's archive id),
+	                             * stanza, stamp_ms, with (the peer, full or bare JID);
+	                             * -EEXIST when the id is taken in that archive */
+	XC_STORE_ARCHIVE_QUERY,     /* user, query -> arch (one page, oldest first), complete,
+	                             * count and found (the count is exact: 10000 at most are
+	                             * counted); -ENOENT when an id the query names is not there */
+	XC_STORE_ARCHIVE_PREFS_PUT, /* user, prefs (replacing the user's) */
+	XC_STORE_ARCHIVE_PURGE,     /* stamp_ms, limit: the oldest rows before stamp_ms go, at most
+	                             * limit of them -> count (rows removed) */
 	XC_STORE_NOPS,
 };
 
@@ -62,6 +72,45 @@ struct xc_roster_item {
 struct xc_offline_msg {
 	int64_t stamp_ms; /* when it was stored (Unix ms), for the delay (XEP-0203) */
 	char *stanza;     /* the stanza as XML text */
+};
+
+/* Archiving preferences (XEP-0313 6): the default for a peer, and the bare JIDs always or never
+ * archived whatever the default says. */
+enum xc_archive_default {
+	XC_ARCHIVE_ALWAYS,
+	XC_ARCHIVE_ROSTER, /* peers in the roster (with a subscription either way) */
+	XC_ARCHIVE_NEVER,
+};
+
+struct xc_archive_prefs {
+	int def;       /* enum xc_archive_default */
+	char **always; /* owned: bare JIDs */
+	size_t nalways;
+	char **never; /* owned: bare JIDs */
+	size_t nnever;
+};
+
+/* One archive query, its filters resolved to what the store compares. Ids are the archive ids
+ * (XEP-0359 stanza-ids) of the owner's archive. */
+struct xc_archive_query {
+	char *with;       /* owned; NULL: any peer. A bare JID matches each of its resources */
+	int64_t start_ms; /* stamps from (inclusive); INT64_MIN: no bound */
+	int64_t end_ms;   /* stamps up to (inclusive); INT64_MAX: no bound */
+	char *after_id;   /* owned, NULL: only messages after it (a filter: counts) */
+	char *before_id;  /* owned, NULL: only messages before it (a filter: counts) */
+	char *rsm_after;  /* owned, NULL: the page starts after it (XEP-0059) */
+	char *rsm_before; /* owned, NULL: the page ends before it */
+	bool backward;    /* the page is the last max results (RSM <before/>, empty or not) */
+	char **ids;       /* owned: only these ids (none: no such filter) */
+	size_t nids;
+	unsigned max; /* results in the page; 0: only the count */
+};
+
+/* One archived message. */
+struct xc_archive_item {
+	char *id;         /* owned: its archive id */
+	int64_t stamp_ms; /* when it was archived (Unix ms) */
+	char *stanza;     /* owned: the message as XML text */
 };
 
 struct xc_store_req {
@@ -88,7 +137,15 @@ struct xc_store_req {
 	struct xc_offline_msg *msgs; /* owned array */
 	size_t nmsgs;
 	uint64_t count;
-	uint64_t queued_ns;           /* for the latency metric */
+	/* the archive's (XEP-0313) */
+	char *with;                     /* owned: ARCHIVE_PUT's peer */
+	struct xc_archive_query *query; /* owned: ARCHIVE_QUERY's */
+	struct xc_archive_prefs prefs;  /* owned strings: input (PREFS_PUT), output (ROSTER_GET) */
+	bool prefs_found;               /* ROSTER_GET: the user has preferences of its own */
+	struct xc_archive_item *arch;   /* owned array: ARCHIVE_QUERY's page */
+	size_t narch;
+	bool complete;      /* ARCHIVE_QUERY: the page reaches the end of the results its way */
+	uint64_t queued_ns; /* for the latency metric */
 	struct cm_histogram *latency; /* borrowed: the store's histogram */
 	/* the store's */
 	struct cm_list link;
@@ -102,6 +159,10 @@ struct xc_store_req *xc_store_req_new(enum xc_store_op op, struct cm_loop *loop,
 void xc_store_req_free(struct xc_store_req *r);
 /* Copy s into *field (freeing what was there). 0 or -ENOMEM. */
 int xc_store_req_set(char **field, const char *s);
+/* Release what a query or preferences own (the structs themselves are the caller's). Accept
+ * NULL. */
+void xc_archive_query_clear(struct xc_archive_query *q);
+void xc_archive_prefs_clear(struct xc_archive_prefs *p);
 
 /* A backend: a database behind the store's thread. Each function runs on that thread. */
 struct xc_store_backend {

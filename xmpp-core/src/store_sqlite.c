@@ -4,7 +4,12 @@
  * WAL journal, synchronous=NORMAL would lose the last transactions on power loss: FULL is used,
  * since a transaction covers a whole batch (the group commit pays the fsync once). Each request
  * runs inside a savepoint, so that one refused request (a name taken, a full offline queue)
- * leaves the rest of the batch alone. */
+ * leaves the rest of the batch alone.
+ *
+ * The message archive (XEP-0313) is one table ordered by (stamp, id): id is the row's integer
+ * key (AUTOINCREMENT, so a purged id is never handed out again), the archive id clients see is
+ * sid. Each query of a user's archive walks one index range: (owner, stamp) or, with a peer,
+ * (owner, with_bare, stamp); an archive id is found through (owner, sid). */
 #include "store.h"
 
 #include <errno.h>
@@ -33,7 +38,19 @@ static const char schema[] =
     "  stanza TEXT NOT NULL);"
     "CREATE INDEX IF NOT EXISTS offline_owner ON offline (owner, id);"
     "CREATE TABLE IF NOT EXISTS blocklist ("
-    "  owner TEXT NOT NULL, jid TEXT NOT NULL, PRIMARY KEY (owner, jid));";
+    "  owner TEXT NOT NULL, jid TEXT NOT NULL, PRIMARY KEY (owner, jid));"
+    "CREATE TABLE IF NOT EXISTS archive ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT, owner TEXT NOT NULL, sid TEXT NOT NULL,"
+    "  stamp INTEGER NOT NULL, with_bare TEXT NOT NULL, with_res TEXT NOT NULL,"
+    "  stanza TEXT NOT NULL);"
+    "CREATE UNIQUE INDEX IF NOT EXISTS archive_sid ON archive (owner, sid);"
+    "CREATE INDEX IF NOT EXISTS archive_time ON archive (owner, stamp);"
+    "CREATE INDEX IF NOT EXISTS archive_with ON archive (owner, with_bare, stamp);"
+    "CREATE INDEX IF NOT EXISTS archive_age ON archive (stamp);"
+    "CREATE TABLE IF NOT EXISTS archive_prefs (owner TEXT PRIMARY KEY, def INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS archive_prefs_jid ("
+    "  owner TEXT NOT NULL, jid TEXT NOT NULL, always INTEGER NOT NULL,"
+    "  PRIMARY KEY (owner, jid));";
 
 enum stmt {
 	S_ACC_GET,
@@ -56,6 +73,16 @@ enum stmt {
 	S_BLOCK_ADD,
 	S_BLOCK_DEL,
 	S_BLOCK_DEL_ALL,
+	S_ARCH_PUT,
+	S_ARCH_POS,
+	S_ARCH_DEL_ALL,
+	S_ARCH_PURGE,
+	S_PREFS_GET,
+	S_PREFS_JIDS,
+	S_PREFS_PUT,
+	S_PREFS_JID_PUT,
+	S_PREFS_DEL,
+	S_PREFS_JID_DEL,
 	S_SAVE,
 	S_RELEASE,
 	S_ROLLBACK_TO,
@@ -87,6 +114,19 @@ static const char *const sql[S_NSTMT] = {
     [S_BLOCK_ADD] = "INSERT OR IGNORE INTO blocklist (owner, jid) VALUES (?1, ?2)",
     [S_BLOCK_DEL] = "DELETE FROM blocklist WHERE owner = ?1 AND jid = ?2",
     [S_BLOCK_DEL_ALL] = "DELETE FROM blocklist WHERE owner = ?1",
+    [S_ARCH_PUT] = "INSERT OR IGNORE INTO archive (owner, sid, stamp, with_bare, with_res, "
+                   "stanza) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [S_ARCH_POS] = "SELECT stamp, id FROM archive WHERE owner = ?1 AND sid = ?2",
+    [S_ARCH_DEL_ALL] = "DELETE FROM archive WHERE owner = ?1",
+    [S_ARCH_PURGE] = "DELETE FROM archive WHERE id IN (SELECT id FROM archive WHERE stamp < ?1 "
+                     "ORDER BY stamp LIMIT ?2)",
+    [S_PREFS_GET] = "SELECT def FROM archive_prefs WHERE owner = ?1",
+    [S_PREFS_JIDS] = "SELECT jid, always FROM archive_prefs_jid WHERE owner = ?1 ORDER BY jid",
+    [S_PREFS_PUT] = "INSERT OR REPLACE INTO archive_prefs (owner, def) VALUES (?1, ?2)",
+    [S_PREFS_JID_PUT] = "INSERT OR REPLACE INTO archive_prefs_jid (owner, jid, always) "
+                        "VALUES (?1, ?2, ?3)",
+    [S_PREFS_DEL] = "DELETE FROM archive_prefs WHERE owner = ?1",
+    [S_PREFS_JID_DEL] = "DELETE FROM archive_prefs_jid WHERE owner = ?1",
     [S_SAVE] = "SAVEPOINT req",
     [S_RELEASE] = "RELEASE req",
     [S_ROLLBACK_TO] = "ROLLBACK TO req",
@@ -263,8 +303,9 @@ static int account_write(struct sq *q, struct xc_store_req *r, enum stmt s)
 
 static int delete_owned(struct sq *q, const char *owner)
 {
-	static const enum stmt all[] = {S_ROSTER_DEL_ALL, S_VER_DEL, S_OFF_DEL_ALL,
-	                                S_BLOCK_DEL_ALL};
+	static const enum stmt all[] = {S_ROSTER_DEL_ALL, S_VER_DEL,      S_OFF_DEL_ALL,
+	                                S_BLOCK_DEL_ALL,  S_ARCH_DEL_ALL, S_PREFS_DEL,
+	                                S_PREFS_JID_DEL};
 	int rc = 0;
 
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]) && !rc; i++) {
@@ -402,6 +443,8 @@ static int account_exists(struct sq *q, const char *jid, bool *yes)
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db_fail(rc);
 }
 
+static int prefs_get(struct sq *q, struct xc_store_req *r);
+
 static int roster_get(struct sq *q, struct xc_store_req *r)
 {
 	sqlite3_stmt *p;
@@ -444,7 +487,9 @@ static int roster_get(struct sq *q, struct xc_store_req *r)
 	/* the block list comes with the roster: both are needed before anything is delivered */
 	p = prep(q, S_BLOCK_ALL);
 	bind_text(p, 1, r->user);
-	return collect_jids(q, p, r);
+	rc = collect_jids(q, p, r);
+	/* and so are the archiving preferences: delivery decides what to archive */
+	return rc ? rc : prefs_get(q, r);
 }
 
 static int roster_put(struct sq *q, struct xc_store_req *r)
@@ -597,6 +642,398 @@ static int block_change(struct sq *q, struct xc_store_req *r, enum stmt one, boo
 	return rc;
 }
 
+/* --- the archive (XEP-0313) ------------------------------------------------------------------ */
+
+/* Append a copy of s to *v (n entries). 0 or -ENOMEM. */
+static int strv_push(char ***v, size_t *n, const char *s)
+{
+	char **nv = realloc(*v, (*n + 1) * sizeof(*nv));
+
+	if (!nv)
+		return -ENOMEM;
+	*v = nv;
+	nv[*n] = strdup(s);
+	if (!nv[*n])
+		return -ENOMEM;
+	(*n)++;
+	return 0;
+}
+
+static int prefs_get(struct sq *q, struct xc_store_req *r)
+{
+	sqlite3_stmt *p = prep(q, S_PREFS_GET);
+	int rc;
+
+	bind_text(p, 1, r->user);
+	rc = sqlite3_step(p);
+	if (rc == SQLITE_ROW) {
+		r->prefs_found = true;
+		r->prefs.def = sqlite3_column_int(p, 0);
+	} else if (rc != SQLITE_DONE) {
+		return db_fail(rc);
+	}
+	p = prep(q, S_PREFS_JIDS);
+	bind_text(p, 1, r->user);
+	while ((rc = sqlite3_step(p)) == SQLITE_ROW) {
+		const char *jid = (const char *)sqlite3_column_text(p, 0);
+		int e;
+
+		if (!jid)
+			return -ENOMEM;
+		if (sqlite3_column_int(p, 1))
+			e = strv_push(&r->prefs.always, &r->prefs.nalways, jid);
+		else
+			e = strv_push(&r->prefs.never, &r->prefs.nnever, jid);
+		if (e)
+			return e;
+	}
+	return rc == SQLITE_DONE ? 0 : db_fail(rc);
+}
+
+static int prefs_put(struct sq *q, struct xc_store_req *r)
+{
+	static const enum stmt clear[] = {S_PREFS_DEL, S_PREFS_JID_DEL};
+	sqlite3_stmt *p;
+	int rc = 0;
+
+	for (size_t i = 0; i < 2 && !rc; i++) {
+		p = prep(q, clear[i]);
+		bind_text(p, 1, r->user);
+		rc = exec1(p);
+	}
+	if (rc)
+		return rc;
+	p = prep(q, S_PREFS_PUT);
+	bind_text(p, 1, r->user);
+	sqlite3_bind_int(p, 2, r->prefs.def);
+	rc = exec1(p);
+	/* a JID in both lists ends up "never": the safer reading */
+	for (size_t i = 0; i < r->prefs.nalways + r->prefs.nnever && !rc; i++) {
+		bool always = i < r->prefs.nalways;
+
+		p = prep(q, S_PREFS_JID_PUT);
+		bind_text(p, 1, r->user);
+		bind_text(p, 2, always ? r->prefs.always[i] : r->prefs.never[i - r->prefs.nalways]);
+		sqlite3_bind_int(p, 3, always);
+		rc = exec1(p);
+	}
+	return rc;
+}
+
+/* A JID's bare part and resource ("" when none), in buf. */
+static int split_with(const char *jid, char *buf, size_t len, const char **bare, const char **res)
+{
+	char *slash;
+
+	if (!jid || strlen(jid) >= len)
+		return -EINVAL;
+	strcpy(buf, jid);
+	slash = strchr(buf, '/'); /* a bare JID holds no '/': the first one starts the resource */
+	*bare = buf;
+	*res = "";
+	if (slash) {
+		*slash = '\0';
+		*res = slash + 1;
+	}
+	return 0;
+}
+
+#define WITH_MAX (3 * 1024 + 3) /* a JID: three parts of at most 1023 bytes and @ and / */
+
+static int archive_put(struct sq *q, struct xc_store_req *r)
+{
+	char buf[WITH_MAX + 1];
+	const char *bare, *res;
+	sqlite3_stmt *p;
+	int rc;
+
+	if (!r->key || !r->stanza || split_with(r->with, buf, sizeof(buf), &bare, &res)) {
+		r->err = -EINVAL;
+		return 0;
+	}
+	p = prep(q, S_ARCH_PUT);
+	bind_text(p, 1, r->user);
+	bind_text(p, 2, r->key);
+	sqlite3_bind_int64(p, 3, r->stamp_ms);
+	bind_text(p, 4, bare);
+	bind_text(p, 5, res);
+	bind_text(p, 6, r->stanza);
+	rc = exec1(p);
+	if (!rc && sqlite3_changes(q->db) == 0)
+		r->err = -EEXIST;
+	return rc;
+}
+
+/* Where a message sits in the archive's order. */
+struct apos {
+	int64_t stamp, id;
+};
+
+static int apos_cmp(const struct apos *a, const struct apos *b)
+{
+	if (a->stamp != b->stamp)
+		return a->stamp < b->stamp ? -1 : 1;
+	return a->id < b->id ? -1 : a->id > b->id;
+}
+
+/* The position of archive id sid of owner: 0 and *found. */
+static int archive_pos(struct sq *q, const char *owner, const char *sid, struct apos *at,
+                       bool *found)
+{
+	sqlite3_stmt *p = prep(q, S_ARCH_POS);
+	int rc;
+
+	bind_text(p, 1, owner);
+	bind_text(p, 2, sid);
+	rc = sqlite3_step(p);
+	*found = rc == SQLITE_ROW;
+	if (*found) {
+		at->stamp = sqlite3_column_int64(p, 0);
+		at->id = sqlite3_column_int64(p, 1);
+	}
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db_fail(rc);
+}
+
+/* Narrow the exclusive bound *b (set: *has) by the message sid: above it (lower bound, the
+ * greater wins) or below it (upper bound, the smaller wins). -ENOENT in r->err when sid is not
+ * in the archive. */
+static int narrow(struct sq *q, struct xc_store_req *r, const char *sid, bool lower, struct apos *b,
+                  bool *has)
+{
+	struct apos at;
+	bool found;
+	int rc;
+
+	if (!sid)
+		return 0;
+	rc = archive_pos(q, r->user, sid, &at, &found);
+	if (rc)
+		return rc;
+	if (!found) {
+		r->err = -ENOENT;
+		return 0;
+	}
+	if (!*has || (lower ? apos_cmp(&at, b) > 0 : apos_cmp(&at, b) < 0))
+		*b = at;
+	*has = true;
+	return 0;
+}
+
+/* Parameters of the archive's queries, by number. */
+enum {
+	QP_OWNER = 1,
+	QP_WITH_BARE,
+	QP_WITH_RES,
+	QP_START,
+	QP_END,
+	QP_LO_STAMP,
+	QP_LO_ID,
+	QP_HI_STAMP,
+	QP_HI_ID,
+	QP_LIMIT,
+	QP_IDS, /* and on */
+};
+
+#define IDS_MAX 1000 /* ids one query may name (the module caps them at its page size) */
+/* Rows a query counts at most: counting is linear in the rows, and the store's thread is every
+ * shard's. Beyond, the count is left out (XEP-0059 makes it optional). */
+#define COUNT_MAX 10000
+
+/* The WHERE clause of a query into buf. The lower and upper bounds are exclusive positions:
+ * their stamps are folded into the one range on stamp (bind_query()), so that the index range
+ * starts and ends there, and their ids settle the ties. */
+static int where(char *buf, size_t len, const struct xc_archive_query *aq, bool with_res, bool lo,
+                 bool hi)
+{
+	size_t n;
+	int k;
+
+	k = snprintf(buf, len, "owner = ?%d%s%s AND stamp >= ?%d AND stamp <= ?%d", QP_OWNER,
+	             aq->with ? " AND with_bare = ?2" : "", with_res ? " AND with_res = ?3" : "",
+	             QP_START, QP_END);
+	if (k < 0 || (size_t)k >= len)
+		return -ENOBUFS;
+	n = (size_t)k;
+	if (lo) {
+		k = snprintf(buf + n, len - n, " AND (stamp > ?%d OR id > ?%d)", QP_LO_STAMP,
+		             QP_LO_ID);
+		if (k < 0 || (size_t)k >= len - n)
+			return -ENOBUFS;
+		n += (size_t)k;
+	}
+	if (hi) {
+		k = snprintf(buf + n, len - n, " AND (stamp < ?%d OR id < ?%d)", QP_HI_STAMP,
+		             QP_HI_ID);
+		if (k < 0 || (size_t)k >= len - n)
+			return -ENOBUFS;
+		n += (size_t)k;
+	}
+	for (size_t i = 0; i < aq->nids; i++) {
+		k = snprintf(buf + n, len - n, "%s?%zu", i ? ", " : " AND sid IN (",
+		             (size_t)QP_IDS + i);
+		if (k < 0 || (size_t)k >= len - n)
+			return -ENOBUFS;
+		n += (size_t)k;
+	}
+	if (aq->nids) {
+		if (len - n < 2)
+			return -ENOBUFS;
+		buf[n++] = ')';
+		buf[n] = '\0';
+	}
+	return 0;
+}
+
+static void bind_query(sqlite3_stmt *p, const struct xc_store_req *r, const char *bare,
+                       const char *res, const struct apos *lo, const struct apos *hi)
+{
+	const struct xc_archive_query *aq = r->query;
+
+	bind_text(p, QP_OWNER, r->user);
+	if (aq->with) {
+		bind_text(p, QP_WITH_BARE, bare);
+		if (*res)
+			bind_text(p, QP_WITH_RES, res);
+	}
+	sqlite3_bind_int64(p, QP_START, lo && lo->stamp > aq->start_ms ? lo->stamp : aq->start_ms);
+	sqlite3_bind_int64(p, QP_END, hi && hi->stamp < aq->end_ms ? hi->stamp : aq->end_ms);
+	if (lo) {
+		sqlite3_bind_int64(p, QP_LO_STAMP, lo->stamp);
+		sqlite3_bind_int64(p, QP_LO_ID, lo->id);
+	}
+	if (hi) {
+		sqlite3_bind_int64(p, QP_HI_STAMP, hi->stamp);
+		sqlite3_bind_int64(p, QP_HI_ID, hi->id);
+	}
+	for (size_t i = 0; i < aq->nids; i++)
+		bind_text(p, QP_IDS + (int)i, aq->ids[i]);
+}
+
+/* Prepare sql (not kept: a query's shape varies with its filters). */
+static int prepare_once(struct sq *q, const char *sql_text, sqlite3_stmt **p)
+{
+	int rc = sqlite3_prepare_v2(q->db, sql_text, -1, p, NULL);
+
+	return rc == SQLITE_OK ? 0 : db_fail(rc);
+}
+
+/* Reverse the page (a backward page is read newest first). */
+static void arch_reverse(struct xc_store_req *r)
+{
+	for (size_t i = 0; i < r->narch / 2; i++) {
+		struct xc_archive_item t = r->arch[i];
+
+		r->arch[i] = r->arch[r->narch - 1 - i];
+		r->arch[r->narch - 1 - i] = t;
+	}
+}
+
+static int archive_query(struct sq *q, struct xc_store_req *r)
+{
+	const struct xc_archive_query *aq = r->query;
+	char withbuf[WITH_MAX + 1], clause[512 + 16 * IDS_MAX], text[768 + 16 * IDS_MAX];
+	const char *bare = "", *res = "";
+	struct apos lo = {0, 0}, hi = {0, 0}, plo, phi;
+	bool has_lo = false, has_hi = false, has_plo, has_phi;
+	sqlite3_stmt *p = NULL;
+	int rc;
+
+	if (!aq || aq->nids > IDS_MAX ||
+	    (aq->with && split_with(aq->with, withbuf, sizeof(withbuf), &bare, &res))) {
+		r->err = -EINVAL;
+		return 0;
+	}
+	/* the filters' bounds (they count), then the page's (RSM: they do not) */
+	rc = narrow(q, r, aq->after_id, true, &lo, &has_lo);
+	rc = rc ? rc : narrow(q, r, aq->before_id, false, &hi, &has_hi);
+	plo = lo;
+	phi = hi;
+	has_plo = has_lo;
+	has_phi = has_hi;
+	rc = rc ? rc : narrow(q, r, aq->rsm_after, true, &plo, &has_plo);
+	rc = rc ? rc : narrow(q, r, aq->rsm_before, false, &phi, &has_phi);
+	if (rc || r->err)
+		return rc;
+	/* the count of the whole result set */
+	rc = where(clause, sizeof(clause), aq, *res != '\0', has_lo, has_hi);
+	if (rc)
+		return rc;
+	snprintf(text, sizeof(text),
+	         "SELECT count(*) FROM (SELECT 1 FROM archive WHERE %s LIMIT %d)", clause,
+	         COUNT_MAX + 1);
+	rc = prepare_once(q, text, &p);
+	if (rc)
+		return rc;
+	bind_query(p, r, bare, res, has_lo ? &lo : NULL, has_hi ? &hi : NULL);
+	rc = sqlite3_step(p);
+	if (rc == SQLITE_ROW) {
+		r->count = (uint64_t)sqlite3_column_int64(p, 0);
+		r->found = r->count <= COUNT_MAX;
+	}
+	sqlite3_finalize(p);
+	p = NULL;
+	if (rc != SQLITE_ROW)
+		return db_fail(rc);
+	if (aq->max == 0) {
+		r->complete = r->count == 0;
+		return 0;
+	}
+	/* the page, and one more to know whether it is the last */
+	rc = where(clause, sizeof(clause), aq, *res != '\0', has_plo, has_phi);
+	if (rc)
+		return rc;
+	snprintf(text, sizeof(text),
+	         "SELECT sid, stamp, stanza FROM archive WHERE %s ORDER BY stamp %s, id %s "
+	         "LIMIT ?%d",
+	         clause, aq->backward ? "DESC" : "ASC", aq->backward ? "DESC" : "ASC", QP_LIMIT);
+	rc = prepare_once(q, text, &p);
+	if (rc)
+		return rc;
+	bind_query(p, r, bare, res, has_plo ? &plo : NULL, has_phi ? &phi : NULL);
+	sqlite3_bind_int64(p, QP_LIMIT, (int64_t)aq->max + 1);
+	r->arch = calloc(aq->max, sizeof(*r->arch));
+	if (!r->arch) {
+		sqlite3_finalize(p);
+		return -ENOMEM;
+	}
+	r->complete = true;
+	while ((rc = sqlite3_step(p)) == SQLITE_ROW) {
+		struct xc_archive_item *it;
+
+		if (r->narch == aq->max) {
+			r->complete = false;
+			continue;
+		}
+		it = &r->arch[r->narch++];
+		it->id = col_dup(p, 0);
+		it->stamp_ms = sqlite3_column_int64(p, 1);
+		it->stanza = col_dup(p, 2);
+		if (!it->id || !it->stanza) {
+			sqlite3_finalize(p);
+			return -ENOMEM;
+		}
+	}
+	sqlite3_finalize(p);
+	if (rc != SQLITE_DONE)
+		return db_fail(rc);
+	if (aq->backward)
+		arch_reverse(r);
+	return 0;
+}
+
+static int archive_purge(struct sq *q, struct xc_store_req *r)
+{
+	sqlite3_stmt *p = prep(q, S_ARCH_PURGE);
+	int rc;
+
+	sqlite3_bind_int64(p, 1, r->stamp_ms);
+	sqlite3_bind_int64(p, 2, r->limit ? r->limit : 1000);
+	rc = exec1(p);
+	if (!rc)
+		r->count = (uint64_t)sqlite3_changes(q->db);
+	return rc;
+}
+
 static int dispatch(struct sq *q, struct xc_store_req *r)
 {
 	sqlite3_stmt *p;
@@ -632,6 +1069,14 @@ static int dispatch(struct sq *q, struct xc_store_req *r)
 		return block_change(q, r, S_BLOCK_ADD, false);
 	case XC_STORE_BLOCK_REMOVE:
 		return block_change(q, r, S_BLOCK_DEL, true);
+	case XC_STORE_ARCHIVE_PUT:
+		return archive_put(q, r);
+	case XC_STORE_ARCHIVE_QUERY:
+		return archive_query(q, r);
+	case XC_STORE_ARCHIVE_PREFS_PUT:
+		return prefs_put(q, r);
+	case XC_STORE_ARCHIVE_PURGE:
+		return archive_purge(q, r);
 	case XC_STORE_NOPS:
 		break;
 	}
@@ -648,7 +1093,7 @@ static int sq_run(void *db, struct xc_store_req *r)
 
 	if (rc)
 		return rc;
-	if (!r->user && r->op != XC_STORE_ACCOUNT_LIST) {
+	if (!r->user && r->op != XC_STORE_ACCOUNT_LIST && r->op != XC_STORE_ARCHIVE_PURGE) {
 		r->err = -EINVAL;
 	} else {
 		rc = dispatch(q, r);

@@ -7,6 +7,7 @@
 
 #include "c2s.h"
 #include "cm/log.h"
+#include "mam.h"
 #include "server.h"
 
 struct xc_wait {
@@ -118,6 +119,7 @@ void xc_user_put(struct xc_shard *sh, struct xc_user *u)
 	roster_clear(u);
 	cm_map_close(&u->roster);
 	xc_user_set_blocked(u, NULL, 0);
+	xc_mam_prefs_free(u->mam_prefs);
 	xc_jid_free(&u->bare);
 	free(u);
 }
@@ -193,6 +195,8 @@ static void on_loaded(struct xc_store_req *r)
 		u->exists = r->found;
 		u->roster_version = r->version;
 		xc_user_set_blocked(u, r->jids, r->njids);
+		xc_mam_prefs_free(u->mam_prefs);
+		u->mam_prefs = xc_mam_prefs_take(&r->prefs, r->prefs_found);
 		for (size_t i = 0; i < r->nitems; i++) {
 			struct xc_contact *ct = calloc(1, sizeof(*ct));
 

@@ -20,6 +20,7 @@
 
 struct xc_shard;
 struct xc_c2s;
+struct xc_mam_prefs;
 
 enum xc_roster_state {
 	XC_ROSTER_NONE,
@@ -42,9 +43,11 @@ struct xc_user {
 	uint64_t roster_version;
 	struct xc_jid *blocked; /* owned array: the block list (XEP-0191), with the roster */
 	size_t nblocked;
-	struct cm_list waiting; /* of struct xc_wait: work for when the roster is loaded */
-	unsigned busy;          /* store requests on their way that come back to this user */
-	unsigned held;          /* xc_user_get()s not yet released */
+	struct xc_mam_prefs *mam_prefs; /* owned: archiving preferences (mam.c), with the roster;
+	                                 * NULL: the server's default */
+	struct cm_list waiting;         /* of struct xc_wait: work for when the roster is loaded */
+	unsigned busy; /* store requests on their way that come back to this user */
+	unsigned held; /* xc_user_get()s not yet released */
 };
 
 /* The user on this shard, or NULL (find). */

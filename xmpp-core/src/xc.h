@@ -51,6 +51,13 @@ struct xc_offline_config {
 	long long max_per_user;
 };
 
+struct xc_archive_config {
+	bool enabled;             /* XEP-0313: one-to-one messages archived per user */
+	long long retention_days; /* archived messages older than this are removed; 0: kept */
+	long long max_page;       /* results in one page at most (and when a query asks none) */
+	int default_policy;       /* enum xc_archive_default: for users without preferences */
+};
+
 struct xc_register_config {
 	bool enabled;
 	long long per_ip_per_hour;
@@ -78,6 +85,7 @@ struct xc_config {
 	struct xc_auth_config auth;
 	struct xc_storage_config storage;
 	struct xc_offline_config offline;
+	struct xc_archive_config archive;
 	struct xc_register_config registration;
 	struct xc_components_config components;
 	bool hide_version;
