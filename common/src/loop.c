@@ -4,6 +4,7 @@
 #include "stream_int.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
@@ -177,6 +178,27 @@ void cm_loop_timer_stop(struct cm_loop *l, struct cm_loop_timer *t)
 	/* The driving timer may fire for nothing once; it then looks again. */
 }
 
+/* --- memory given back ------------------------------------------------------------------------ */
+
+#define TRIM_BYTES    (1024 * 1024)
+#define TRIM_DELAY_MS 1000
+
+static void on_trim(struct cm_loop_timer *t)
+{
+	struct cm_loop *l = cm_list_entry(t, struct cm_loop, trim);
+
+	l->freed = 0;
+	/* glibc returns whole free pages from anywhere in its heaps, not only from the top */
+	(void)malloc_trim(0);
+}
+
+void cm_loop_freed(struct cm_loop *l, size_t bytes)
+{
+	l->freed += bytes;
+	if (l->freed >= TRIM_BYTES && !l->stopping && !cm_loop_timer_active(&l->trim))
+		cm_loop_timer_start(l, &l->trim, TRIM_DELAY_MS);
+}
+
 /* --- life --------------------------------------------------------------------------------------
  */
 
@@ -193,6 +215,7 @@ int cm_loop_init(struct cm_loop *l, uv_loop_t *uv, unsigned index)
 	atomic_init(&l->posting, 0);
 	atomic_init(&l->closed, false);
 	cm_list_init(&l->flushq);
+	cm_loop_timer_init(&l->trim, on_trim);
 	l->rbuf = malloc(CM_LOOP_READ_BUF);
 	l->plainbuf = malloc(CM_LOOP_PLAIN_BUF);
 	if (!l->rbuf || !l->plainbuf) {

@@ -721,6 +721,14 @@ void cm_stream_close(struct cm_stream *s, int err)
 
 /* --- accessors ------------------------------------------------------------------------------- */
 
+void cm_stream_trim(struct cm_stream *s)
+{
+	if (s->out.len == 0)
+		cm_buf_free(&s->out);
+	if (s->tls && s->secured && s->st == STREAM_OPEN)
+		(void)cm_tls_conn_trim(s->tls); /* -EBUSY: in use, kept; -ENOMEM: kept too */
+}
+
 void cm_stream_timer(struct cm_stream *s, uint64_t ms)
 {
 	if (s->st == STREAM_CLOSING || s->st == STREAM_LINGER)

@@ -20,9 +20,20 @@ struct cm_tls_conn {
 	int established;
 	int failed; /* a TLS error happened: every later read or write says -EPROTO */
 	int closed; /* the peer's close_notify arrived */
-	char alpn[256];
-	char err[256];
+	char alpn[CM_TLS_ALPN_MAX + 1];
+	char *err; /* owned: why it failed, allocated then (a connection that never fails, the
+	            * usual one, keeps no room for it) */
 };
+
+#define ERR_LEN 256
+
+/* Room for the reason, or NULL (the reason is then lost, the failure is not). */
+static char *err_buf(struct cm_tls_conn *c)
+{
+	if (!c->err)
+		c->err = calloc(1, ERR_LEN);
+	return c->err;
+}
 
 /* Record why the session failed. A certificate verification failure is reported as such: the
  * queued OpenSSL error would only say "certificate verify failed". */
@@ -34,17 +45,21 @@ static void conn_set_error(struct cm_tls_conn *c, const char *what)
 	if (vr != X509_V_OK && (SSL_get_verify_mode(c->ssl) & SSL_VERIFY_PEER)) {
 		const char *host = X509_VERIFY_PARAM_get0_host(SSL_get0_param(c->ssl), 0);
 
-		if (vr == X509_V_ERR_HOSTNAME_MISMATCH && host)
-			snprintf(c->err, sizeof(c->err),
-			         "certificate verify failed: %s (expected %s)",
+		if (!err_buf(c))
+			;
+		else if (vr == X509_V_ERR_HOSTNAME_MISMATCH && host)
+			snprintf(c->err, ERR_LEN, "certificate verify failed: %s (expected %s)",
 			         X509_verify_cert_error_string(vr), host);
 		else
-			snprintf(c->err, sizeof(c->err), "certificate verify failed: %s",
+			snprintf(c->err, ERR_LEN, "certificate verify failed: %s",
 			         X509_verify_cert_error_string(vr));
 		ERR_clear_error();
 		return;
 	}
-	cm_ossl__errf(c->err, sizeof(c->err), "TLS %s failed", what);
+	if (err_buf(c))
+		cm_ossl__errf(c->err, ERR_LEN, "TLS %s failed", what);
+	else
+		ERR_clear_error();
 }
 
 /* Map an SSL_* failure to the header's convention. Would-block is not a failure. */
@@ -61,10 +76,11 @@ static int conn_result(struct cm_tls_conn *c, int r, const char *what)
 		return -ECONNRESET;
 	case SSL_ERROR_SYSCALL:
 		/* Memory BIOs have no errno: with nothing queued, the record stream just ended. */
-		if (!ERR_peek_error())
-			snprintf(c->err, sizeof(c->err), "TLS %s failed: unexpected end of stream",
-			         what);
-		else
+		if (!ERR_peek_error()) {
+			if (err_buf(c))
+				snprintf(c->err, ERR_LEN, "TLS %s failed: unexpected end of stream",
+				         what);
+		} else
 			conn_set_error(c, what);
 		c->failed = 1;
 		return -EPROTO;
@@ -91,8 +107,9 @@ static int write_all(struct cm_tls_conn *c, const void *data, size_t len)
 			/* Without partial writes and with memory BIOs a would-block cannot happen
 			 * here; treat it, like anything else unexpected, as a failure. */
 			if (rc == 0) {
-				snprintf(c->err, sizeof(c->err),
-				         "TLS write failed: unexpected would-block");
+				if (err_buf(c))
+					snprintf(c->err, ERR_LEN,
+					         "TLS write failed: unexpected would-block");
 				c->failed = 1;
 			}
 			return -EPROTO;
@@ -206,6 +223,7 @@ void cm_tls_conn_free(struct cm_tls_conn *c)
 		return;
 	SSL_free(c->ssl);
 	cm_buf_free(&c->queued);
+	free(c->err);
 	free(c);
 }
 
@@ -277,6 +295,30 @@ size_t cm_tls_conn_take(struct cm_tls_conn *c, void *buf, size_t len)
 	return n > 0 ? (size_t)n : 0;
 }
 
+int cm_tls_conn_trim(struct cm_tls_conn *c)
+{
+	BIO *in, *out;
+
+	if (!c->established || c->failed || c->queued.len || BIO_ctrl_pending(c->in) ||
+	    BIO_ctrl_pending(c->out) || SSL_has_pending(c->ssl))
+		return -EBUSY;
+	cm_buf_free(&c->queued);
+	/* a memory BIO never shrinks: fresh ones take the place of the two (SSL_set_bio frees
+	 * them), which allocate nothing more until bytes arrive */
+	in = BIO_new(BIO_s_mem());
+	out = BIO_new(BIO_s_mem());
+	if (!in || !out) {
+		BIO_free(in);
+		BIO_free(out);
+		ERR_clear_error();
+		return -ENOMEM;
+	}
+	SSL_set_bio(c->ssl, in, out);
+	c->in = in;
+	c->out = out;
+	return 0;
+}
+
 void cm_tls_conn_shutdown(struct cm_tls_conn *c)
 {
 	/* Before the handshake there is no session to close; the caller just drops the link. */
@@ -299,6 +341,8 @@ const char *cm_tls_conn_alpn(struct cm_tls_conn *c)
 
 const char *cm_tls_conn_error(const struct cm_tls_conn *c)
 {
+	if (!c->err)
+		return c->failed ? "TLS failed (no memory to say why)" : "";
 	return c->err;
 }
 

@@ -91,9 +91,9 @@ static int alpn_parse(struct cm_tls *t, const char *s, char *err, size_t errlen)
 		while (stop > p && (stop[-1] == ' ' || stop[-1] == '\t'))
 			stop--;
 		len = (size_t)(stop - p);
-		if (len == 0 || len > 255) {
-			cm_ossl__errf(err, errlen, "alpn \"%s\": protocol names are 1 to 255 bytes",
-			              s);
+		if (len == 0 || len > CM_TLS_ALPN_MAX) {
+			cm_ossl__errf(err, errlen, "alpn \"%s\": protocol names are 1 to %d bytes",
+			              s, CM_TLS_ALPN_MAX);
 			return -EINVAL;
 		}
 		t->alpn[n++] = (unsigned char)len;

@@ -66,6 +66,7 @@ struct cm_xml_parser {
 	long long event_end; /* end of the event that suspended expat */
 	int stopped;         /* a callback returned nonzero */
 	int in_feed;         /* feed() is running */
+	int priming;         /* unparking until the header was read again (nobody is told) */
 	unsigned gen;        /* bumped by every reset: a callback reset the parser */
 
 	int err;          /* -EBADMSG / -ENOMEM once failed */
@@ -299,6 +300,14 @@ static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **at
 
 	if (p->err)
 		return;
+	if (p->priming) {
+		/* the header written back by unpark(): already known, already checked */
+		cm_xml__nsdecls_free(p->decls);
+		p->decls = NULL;
+		p->ndecls = 0;
+		p->priming = 0; /* done */
+		return;
+	}
 	if (p->depth == 0) {
 		if (check_size(p))
 			return;
@@ -546,6 +555,21 @@ static void xp_free(void *ptr)
 
 static const XML_Memory_Handling_Suite mem_suite = {xp_malloc, xp_realloc, xp_free};
 
+/* A new expat parser for p. 0 or -ENOMEM (p->xp NULL). */
+static int create(struct cm_xml_parser *p)
+{
+	/* UTF-8 is forced (a declaration of another encoding is refused in on_xmldecl). Set
+	 * separately because parser creation ignores a failure to copy the encoding name. */
+	p->xp = XML_ParserCreate_MM(NULL, &mem_suite, (XML_Char[]){NS_SEP, '\0'});
+	if (!p->xp || XML_SetEncoding(p->xp, "UTF-8") != XML_STATUS_OK) {
+		XML_ParserFree(p->xp);
+		p->xp = NULL;
+		return -ENOMEM;
+	}
+	setup(p);
+	return 0;
+}
+
 int cm_xml_parser_alloc(struct cm_xml_parser **out, const struct cm_xml_parser_cfg *cfg)
 {
 	struct cm_xml_parser *p;
@@ -565,15 +589,10 @@ int cm_xml_parser_alloc(struct cm_xml_parser **out, const struct cm_xml_parser_c
 	if (!p->cfg.max_nodes)
 		p->cfg.max_nodes = CM_XML_DEFAULT_MAX_NODES;
 	cm_buf_init(&p->text, 0);
-	/* UTF-8 is forced (a declaration of another encoding is refused in on_xmldecl). Set
-	 * separately because parser creation ignores a failure to copy the encoding name. */
-	p->xp = XML_ParserCreate_MM(NULL, &mem_suite, (XML_Char[]){NS_SEP, '\0'});
-	if (!p->xp || XML_SetEncoding(p->xp, "UTF-8") != XML_STATUS_OK) {
-		XML_ParserFree(p->xp);
+	if (create(p)) {
 		free(p);
 		return -ENOMEM;
 	}
-	setup(p);
 	*out = p;
 	return 0;
 }
@@ -590,17 +609,81 @@ void cm_xml_parser_free(struct cm_xml_parser *p)
 
 int cm_xml_parser_reset(struct cm_xml_parser *p)
 {
+	int ok;
+
 	clear(p);
 	p->gen++;
 	/* XML_ParserReset ignores a failure to copy an encoding name; XML_SetEncoding reports it */
-	if (!XML_ParserReset(p->xp, NULL) || XML_SetEncoding(p->xp, "UTF-8") != XML_STATUS_OK) {
+	if (p->xp)
+		ok = XML_ParserReset(p->xp, NULL) &&
+		     XML_SetEncoding(p->xp, "UTF-8") == XML_STATUS_OK;
+	else
+		ok = create(p) == 0; /* parked */
+	if (!ok) {
 		p->err = -ENOMEM;
 		p->cond = cm_xml_err_internal_server_error;
 		snprintf(p->detail, sizeof(p->detail), "parser reset failed");
 		return -ENOMEM;
 	}
-	setup(p);
+	if (p->xp)
+		setup(p);
 	return 0;
+}
+
+int cm_xml_parser_park(struct cm_xml_parser *p)
+{
+	if (!p->xp)
+		return 0;
+	/* At rest: inside the stream, no stanza begun, every byte fed part of a complete event
+	 * (so expat holds no partial token), no callback owed, no failure. */
+	if (p->in_feed || p->err || p->stopped || p->closed || p->depth != 1 || p->pending ||
+	    p->stanza || p->fed != p->mark || !p->header)
+		return -EBUSY;
+	XML_ParserFree(p->xp);
+	p->xp = NULL;
+	cm_buf_free(&p->text);
+	cm_buf_init(&p->text, 0);
+	return 0;
+}
+
+int cm_xml_parser_parked(const struct cm_xml_parser *p)
+{
+	return p->xp == NULL;
+}
+
+/* A parked parser gets a new expat parser, which reads the stream header again (written back
+ * from p->header, with its namespace declarations) so that it stands where the old one stood:
+ * inside the stream, between stanzas. 0 or -ENOMEM. */
+static int unpark(struct cm_xml_parser *p)
+{
+	struct cm_buf hdr;
+	int rc = -ENOMEM;
+
+	cm_buf_init(&hdr, 0);
+	if (create(p))
+		goto out;
+	if (cm_xml_write_open(&hdr, p->header, NULL) || hdr.len > INT_MAX)
+		goto out;
+	p->priming = 1;
+	if (XML_Parse(p->xp, (const char *)hdr.data, (int)hdr.len, XML_FALSE) == XML_STATUS_OK &&
+	    !p->priming && !p->err)
+		rc = 0;
+	p->priming = 0;
+	/* positions count expat's bytes, the header's included */
+	p->fed = p->mark = p->event_end = (long long)hdr.len;
+out:
+	cm_buf_free(&hdr);
+	if (rc) {
+		XML_ParserFree(p->xp);
+		p->xp = NULL;
+		if (!p->err) {
+			p->err = -ENOMEM;
+			p->cond = cm_xml_err_internal_server_error;
+			snprintf(p->detail, sizeof(p->detail),
+			         "parser could not resume the stream");
+		}
+	}
+	return rc;
 }
 
 const char *cm_xml_parser_error(const struct cm_xml_parser *p, const char **detail)
@@ -664,6 +747,8 @@ int cm_xml_parser_feed(struct cm_xml_parser *p, const void *data, size_t len)
 		return p->err;
 	if (p->stopped)
 		return -EPIPE;
+	if (!p->xp && len > 0 && unpark(p))
+		return failed(p);
 	p->in_feed = 1;
 	while (len > 0) {
 		size_t slice = len < SLICE ? len : SLICE;

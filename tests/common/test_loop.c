@@ -171,6 +171,32 @@ static void on_ttimer(struct cm_loop_timer *lt)
 		cm_loop_close(t->l, NULL);
 }
 
+/* Freed memory is reported; past a megabyte, one trim a second later, for the lot. */
+static void test_freed(void **state)
+{
+	uv_loop_t uv;
+	struct cm_loop l;
+	uint64_t t0;
+
+	(void)state;
+	assert_int_equal(uv_loop_init(&uv), 0);
+	assert_int_equal(cm_loop_init(&l, &uv, 0), 0);
+	cm_loop_freed(&l, 100 * 1024);
+	assert_false(cm_loop_timer_active(&l.trim)); /* not worth it yet */
+	for (int i = 0; i < 10; i++)
+		cm_loop_freed(&l, 100 * 1024);
+	assert_true(cm_loop_timer_active(&l.trim));
+	t0 = uv_now(&uv);
+	while (cm_loop_timer_active(&l.trim))
+		assert_int_equal(uv_run(&uv, UV_RUN_ONCE) >= 0, 1);
+	assert_true(uv_now(&uv) - t0 >= 1000);
+	assert_int_equal(l.freed, 0);
+	cm_loop_close(&l, NULL);
+	assert_int_equal(uv_run(&uv, UV_RUN_DEFAULT), 0);
+	cm_loop_free(&l);
+	assert_int_equal(uv_loop_close(&uv), 0);
+}
+
 static void test_loop_timers(void **state)
 {
 	uv_loop_t uv;
@@ -342,6 +368,7 @@ int main(void)
 	    cmocka_unit_test(test_close_runs_waiting),
 	    cmocka_unit_test(test_call),
 	    cmocka_unit_test(test_loop_timers),
+	    cmocka_unit_test(test_freed),
 	    cmocka_unit_test(test_workers),
 	    cmocka_unit_test(test_workers_leak_and_failure),
 	};

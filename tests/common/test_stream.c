@@ -298,6 +298,13 @@ static void echo_roundtrip(int tls)
 	assert_string_equal(f.srv[0].in.data, "hello world");
 	if (tls)
 		assert_int_equal(f.srv[0].secured, 1);
+	/* idle: both ends give back their buffers, and the echo goes on */
+	cm_stream_trim(f.cli[0].s);
+	cm_stream_trim(f.srv[0].s);
+	assert_int_equal(cm_stream_write(f.cli[0].s, "!", 1), 0);
+	cm_stream_trim(f.cli[0].s); /* queued: kept */
+	RUN_UNTIL(f.cli[0].in.len == 12);
+	assert_string_equal(f.cli[0].in.data, "hello world!");
 	assert_string_equal(cm_stream_peer_name(f.srv[0].s), cm_stream_peer_name(f.srv[0].s));
 	assert_non_null(strstr(cm_stream_peer_name(f.srv[0].s), "127.0.0.1:"));
 	cm_stream_close(f.cli[0].s, 0);

@@ -173,7 +173,24 @@ static void test_handshake_and_data(void **state)
 	assert_string_equal(p.srv_got.data, "early ping");
 	assert_int_equal(p.cli_got.len, 8 + big.len);
 	assert_memory_equal(p.cli_got.data + 8, big.data, big.len);
+
+	/* idle: both give back their buffers, and the session goes on as before */
+	assert_int_equal(cm_tls_conn_trim(p.cli), 0);
+	assert_int_equal(cm_tls_conn_trim(p.srv), 0);
+	assert_int_equal(cm_tls_conn_write(p.cli, " again", 6), 0);
+	assert_int_equal(cm_tls_conn_trim(p.cli), -EBUSY); /* a record waits to be taken */
+	pump(&p);
+	assert_string_equal(p.srv_got.data, "early ping again");
+	assert_int_equal(cm_tls_conn_write(p.srv, big.data, big.len), 0);
+	pump(&p);
+	assert_int_equal(p.cli_got.len, 8 + 2 * big.len);
+	assert_memory_equal(p.cli_got.data + 8 + big.len, big.data, big.len);
 	cm_buf_free(&big);
+	pair_close(&p);
+
+	/* not before the handshake is done */
+	pair_open(&p, srv, cli, "localhost");
+	assert_int_equal(cm_tls_conn_trim(p.cli), -EBUSY);
 	pair_close(&p);
 
 	/* an IP address is checked against the certificate's IP SANs */
@@ -256,7 +273,10 @@ static void test_alpn_bad_config(void **state)
 	long_name[sizeof(long_name) - 1] = '\0';
 	sc.alpn = long_name;
 	assert_int_equal(cm_tls_client_alloc(&t, &sc, err, sizeof(err)), -EINVAL);
-	long_name[255] = '\0';
+	long_name[CM_TLS_ALPN_MAX + 1] = '\0';
+	assert_int_equal(cm_tls_client_alloc(&t, &sc, err, sizeof(err)), -EINVAL);
+	assert_contains(err, "1 to 31 bytes");
+	long_name[CM_TLS_ALPN_MAX] = '\0';
 	assert_int_equal(cm_tls_client_alloc(&t, &sc, err, sizeof(err)), 0);
 	cm_tls_free(t);
 }

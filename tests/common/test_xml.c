@@ -17,6 +17,8 @@
 
 /* --- recorded traffic --------------------------------------------------------------------- */
 
+#define HDR "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>"
+
 /* A client's side of a session after SASL (RFC 6120 examples, RFC 6121, XEP-0198, XEP-0357). */
 static const char client_stream[] =
     "<?xml version='1.0'?>"
@@ -395,6 +397,73 @@ static void test_split_every_byte(void **state)
 	check_splits(component_stream);
 }
 
+/* Parking between stanzas changes nothing a caller sees: doc fed a byte at a time, with a park
+ * tried after every byte, gives the same events as doc fed whole; parks succeed only at rest. */
+static void check_parked(const char *doc, int want_parks)
+{
+	struct rec whole, r;
+	size_t len = strlen(doc);
+	int parks = 0;
+
+	parse(&whole, doc, 0);
+	assert_int_equal(rec_init(&r, NULL), 0);
+	assert_int_equal(cm_xml_parser_park(r.p), -EBUSY); /* no header yet */
+	for (size_t i = 0; i < len; i++) {
+		int rc;
+
+		assert_int_equal(cm_xml_parser_feed(r.p, doc + i, 1), 0);
+		rc = cm_xml_parser_park(r.p);
+		assert_true(rc == 0 || rc == -EBUSY);
+		assert_int_equal(cm_xml_parser_parked(r.p), rc == 0);
+		if (rc == 0) {
+			parks++;
+			/* nothing is held back at rest: the byte just fed closed a tag or was space
+			 */
+			assert_true(doc[i] == '>' || doc[i] == ' ' || doc[i] == '\n');
+			assert_int_equal(cm_xml_parser_park(r.p), 0); /* again: harmless */
+		}
+	}
+	if (strcmp(r.log.data, whole.log.data))
+		fail_msg("parked:\n%s\nvs\n%s", r.log.data, whole.log.data);
+	assert_true(parks >= want_parks);
+	rec_free(&r);
+	rec_free(&whole);
+}
+
+static void test_park(void **state)
+{
+	struct rec r;
+	const char *detail = NULL;
+
+	(void)state;
+	check_parked(client_stream, 6);
+	check_parked(server_stream, 2); /* stanzas with the stream: prefix after a park */
+	/* mid-stanza, or with a partial token in expat: not at rest */
+	assert_int_equal(rec_init(&r, NULL), 0);
+	assert_int_equal(feed_str(&r, HDR "<message><body>hi"), 0);
+	assert_int_equal(cm_xml_parser_park(r.p), -EBUSY);
+	assert_int_equal(feed_str(&r, "</body></message><pres"), 0);
+	assert_int_equal(cm_xml_parser_park(r.p), -EBUSY);
+	assert_int_equal(feed_str(&r, "ence/>"), 0);
+	assert_int_equal(cm_xml_parser_park(r.p), 0);
+	/* limits and errors still hold after a park */
+	assert_int_equal(feed_str(&r, "<message><!-- no --></message>"), -EBADMSG);
+	assert_ptr_equal(cm_xml_parser_error(r.p, &detail), cm_xml_err_restricted_xml);
+	assert_int_equal(r.nstanzas, 2);
+	assert_int_equal(cm_xml_parser_park(r.p), -EBUSY); /* failed */
+	/* a reset while parked starts a new stream */
+	assert_int_equal(cm_xml_parser_reset(r.p), 0);
+	assert_int_equal(feed_str(&r, HDR "<iq type='get' id='1'/>"), 0);
+	assert_int_equal(cm_xml_parser_park(r.p), 0);
+	assert_int_equal(cm_xml_parser_reset(r.p), 0);
+	assert_int_equal(cm_xml_parser_parked(r.p), 0);
+	assert_int_equal(feed_str(&r, HDR "<iq type='get' id='2'/></stream:stream>"), 0);
+	assert_int_equal(r.opens, 3);
+	assert_int_equal(r.closes, 1);
+	assert_int_equal(r.nstanzas, 4);
+	rec_free(&r);
+}
+
 static void test_component(void **state)
 {
 	struct cm_xml_parser_cfg cfg = base_cfg;
@@ -680,8 +749,6 @@ static void test_namespace_edge(void **state)
 }
 
 /* --- hostile input -------------------------------------------------------------------------- */
-
-#define HDR "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>"
 
 static void test_restricted(void **state)
 {
@@ -1013,6 +1080,8 @@ static int parse_scenario(void *arg)
 		return err;
 	r.reset_after = "success";
 	err = cm_xml_parser_feed(r.p, doc, strlen(doc) / 2);
+	/* parked between the halves where it can be: unparking allocates too */
+	(void)cm_xml_parser_park(r.p);
 	if (!err)
 		err = cm_xml_parser_feed(r.p, doc + strlen(doc) / 2, strlen(doc) - strlen(doc) / 2);
 	if (err == -EBADMSG) {
@@ -1109,6 +1178,7 @@ int main(void)
 	    cmocka_unit_test(test_exchange),
 	    cmocka_unit_test(test_server_side),
 	    cmocka_unit_test(test_split_every_byte),
+	    cmocka_unit_test(test_park),
 	    cmocka_unit_test(test_component),
 	    cmocka_unit_test(test_roundtrip),
 	    cmocka_unit_test(test_escaping),

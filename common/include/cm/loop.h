@@ -47,6 +47,12 @@ struct cm_msg {
 #define CM_LOOP_PLAIN_BUF (16 * 1024) /* plaintext out of TLS at a time: one record */
 #define CM_LOOP_TICK_MS   50          /* resolution of the loop's timer wheel */
 
+/* A timer on the loop's wheel (below). */
+struct cm_loop_timer {
+	struct cm_wheel_timer wt;
+	void (*cb)(struct cm_loop_timer *t);
+};
+
 struct cm_loop {
 	uv_loop_t *uv;  /* borrowed (cm_loop_init) or owned (workers) */
 	unsigned index; /* 0 for the main loop; 1.. for workers */
@@ -72,6 +78,9 @@ struct cm_loop {
 	char *plainbuf;   /* owned: CM_LOOP_PLAIN_BUF */
 	unsigned handles; /* of ours whose close callback is still to come */
 	void (*closed_cb)(struct cm_loop *l);
+	/* memory given back (cm_loop_freed) */
+	size_t freed;
+	struct cm_loop_timer trim;
 };
 
 /* Make uv's context. uv is borrowed and must be initialised; its data pointer is taken. 0,
@@ -99,6 +108,13 @@ static inline bool cm_loop_stopping(const struct cm_loop *l)
 	return l->stopping;
 }
 
+/* Say that about bytes of memory were just freed on l, memory that a long-lived object kept
+ * (an idle connection giving back its buffers). The allocator keeps freed memory for reuse; once
+ * a megabyte or more has been freed, the loop asks it, a second later and once for the lot, to
+ * give whole free pages back to the system (malloc_trim), so that resident memory shows what
+ * is in use. */
+void cm_loop_freed(struct cm_loop *l, size_t bytes);
+
 /* Hand m to loop l: m->fn runs on l's thread soon after. Safe from any thread. 0, or
  * -ESHUTDOWN when l is closing (m stays the caller's). */
 int cm_loop_post(struct cm_loop *l, struct cm_msg *m);
@@ -112,10 +128,6 @@ int cm_loop_call(struct cm_loop *l, void (*fn)(void *arg), void *arg);
 /* The loop's timer wheel: arm and cancel timers with cm_wheel_add()/cm_wheel_del() on
  * &l->wheel, then call cm_loop_wheel_kick() so the driving timer follows. A timer's callback is
  * the one given to cm_loop_timer_init(). */
-struct cm_loop_timer {
-	struct cm_wheel_timer wt;
-	void (*cb)(struct cm_loop_timer *t);
-};
 
 static inline void cm_loop_timer_init(struct cm_loop_timer *t, void (*cb)(struct cm_loop_timer *))
 {

@@ -119,6 +119,12 @@ void cm_stream_pause(struct cm_stream *s);
  * turn, never from within this call. */
 void cm_stream_resume(struct cm_stream *s);
 
+/* Give back the memory of buffers an idle stream keeps for reuse (its plaintext queue's
+ * capacity, TLS's memory BIOs). For a protocol's idle timer: a connection that stays open for
+ * hours without traffic then costs little more than its TLS session. Nothing is lost: a stream
+ * with bytes still waiting is left as it is. */
+void cm_stream_trim(struct cm_stream *s);
+
 /* Arm the protocol's timer: the timeout event after ms (0 disarms). */
 void cm_stream_timer(struct cm_stream *s, uint64_t ms);
 

@@ -24,6 +24,8 @@
 struct cm_tls;
 struct cm_tls_conn;
 
+#define CM_TLS_ALPN_MAX 31 /* bytes of one ALPN protocol name */
+
 struct cm_tls_config {
 	/* PEM, leaf first, intermediates may follow. Server: required; client: optional (a client
 	 * certificate). */
@@ -33,7 +35,8 @@ struct cm_tls_config {
 	const char *key_file;
 	const char *chain_file; /* optional PEM intermediates */
 	const char *ca_file; /* optional PEM CAs to verify the peer; client default: system store */
-	/* Optional, comma-separated protocols in preference order ("h2,http/1.1"). Server: picks
+	/* Optional, comma-separated protocols in preference order ("h2,http/1.1"), each at most
+	 * CM_TLS_ALPN_MAX bytes (the registered names are all far shorter). Server: picks
 	 * the first of its own list that the client offers; when there is none the session goes on
 	 * without ALPN (cm_tls_conn_alpn() says "") and the application decides. Client: offers
 	 * the list. */
@@ -96,6 +99,12 @@ size_t cm_tls_conn_pending(struct cm_tls_conn *c);
 
 /* Move up to len pending bytes into buf; returns how many. */
 size_t cm_tls_conn_take(struct cm_tls_conn *c, void *buf, size_t len);
+
+/* Give back the memory of buffers kept for reuse while nothing waits in either direction (an
+ * idle connection): the memory BIOs keep the capacity of their largest burst. OpenSSL's own
+ * record buffers are released by SSL_MODE_RELEASE_BUFFERS. 0, -EBUSY (bytes waiting, or the
+ * handshake not done: nothing changed), -ENOMEM (nothing changed). */
+int cm_tls_conn_trim(struct cm_tls_conn *c);
 
 /* Queue a close_notify alert; a no-op before the handshake completes or after a failure. */
 void cm_tls_conn_shutdown(struct cm_tls_conn *c);
