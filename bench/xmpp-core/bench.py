@@ -40,6 +40,8 @@ Knobs (environment):
   LOGIN_CONC=50      logins in flight
   LOGIN_POOL=500     accounts the login-rate runs cycle through
   SOURCES=8          client source addresses 127.0.0.1 .. 127.0.0.SOURCES
+  MEM_QUIET=7        seconds of quiet before each memory reading (xmpp-core's c2s.trim_after
+                     is 5 s: a session quiet that long gives back its parser and buffers)
   BENCH_DOC=path     file to rewrite (default docs/benchmarks.md; "-" prints the section)
   KEEP=1             keep the work directory (configurations, logs, results.json)
   RENDER=results.json  rewrite the section from a kept run's results, measuring nothing
@@ -95,6 +97,7 @@ LOGIN_SECONDS = env_num("LOGIN_SECONDS", 5.0, 3.0)
 LOGIN_CONC = env_num("LOGIN_CONC", 50)
 LOGIN_POOL = env_num("LOGIN_POOL", 500, 200)
 SOURCES = env_num("SOURCES", 8)
+MEM_QUIET = env_num("MEM_QUIET", 7.0)
 SERVERS = [s.strip() for s in os.environ.get("SERVERS", "xmpp-core,prosody,ejabberd").split(",")
            if s.strip()]
 DOC = os.environ.get("BENCH_DOC") or os.path.join(TOP, "docs", "benchmarks.md")
@@ -628,10 +631,10 @@ def measure_memory(s, load, res):
     settle(1.0)
     rss0 = s.rss_kib()
     r1, _ = load.run("online 1 %d plain scram %d" % (n, LOGIN_CONC))
-    settle()
+    settle(MEM_QUIET)
     rss1 = s.rss_kib()
     r2, _ = load.run("online %d %d starttls scram %d" % (n + 1, n, LOGIN_CONC))
-    settle()
+    settle(MEM_QUIET)
     rss2 = s.rss_kib()
     load.run("close")
     res["mem_plain_kib"] = (rss1 - rss0) / r1["ok"] if r1["ok"] else None
@@ -802,7 +805,7 @@ def big_run(servers, sessions):
             done += r["ok"]
             if r["failed"]:
                 log("xmpp-core: %d of %d logins failed: %s" % (r["failed"], n, r["last_error"]))
-            settle()
+            settle(MEM_QUIET)
             points.append((done, s.rss_kib()))
             log("xmpp-core: %d idle TLS sessions: RSS %d KiB" % (done, points[-1][1]))
         took = time.monotonic() - t0
@@ -1065,9 +1068,10 @@ def section(results, notes, versions, started, conditions, big):
         "bisects %d times. Logins: %d at a time for %g s, each a new connection that ends its "
         "stream once online, cycling through %d accounts (the client keeps each account's "
         "salted password, as real clients do). Memory: VmRSS of the server's processes after "
-        "the sessions are up and 2 s of quiet, minus VmRSS before, per session."
+        "the sessions are up and %g s of quiet (xmpp-core gives back an idle session's parser and "
+        "buffers after 5 s, its c2s.trim_after), minus VmRSS before, per session."
         % (fmt(CHAT_USERS), STEP, DRAIN, fmt(START_RATE), CEIL_P99_MS, BISECT, LOGIN_CONC,
-           LOGIN_SECONDS, LOGIN_POOL),
+           LOGIN_SECONDS, LOGIN_POOL, MEM_QUIET),
         "",
         "Why not tsung: on two shared cores the load generator takes CPU from the server it "
         "measures, so it must cost much less per message than the servers do. Debian's tsung "

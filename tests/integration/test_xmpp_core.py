@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 import subprocess
+import time
 import sys
 import unittest
 
@@ -842,6 +843,45 @@ class KeepAlive(XmppTest):
             self.assertEqual((await a.next_message())["body"], "still here")
             await logout(a)
         run(go())
+
+
+class Trim(XmppTest):
+    extra = "c2s:\n  trim_after: 300ms\n  idle_timeout: 30s\n"
+
+    def test_quiet_sessions_give_back_their_parser_and_go_on(self):
+        alice = self.srv.register("alice", PW)
+        bob = self.srv.register("bob", PW)
+
+        async def go():
+            a = await login(self.srv, alice + "/a", PW)
+            b = await login(self.srv, bob + "/b", PW, direct_tls=True)
+            before = self.srv.metric("xmpp_c2s_trims_total")
+            await asyncio.sleep(1.0)  # both quiet for longer than trim_after
+            self.assertGreaterEqual(self.srv.metric("xmpp_c2s_trims_total"), before + 2)
+            for i in range(3):
+                a.send_message(mto=bob, mbody="hello %d" % i, mtype="chat")
+                self.assertEqual((await b.next_message())["body"], "hello %d" % i)
+                b.send_message(mto=alice + "/a", mbody="back %d" % i, mtype="chat")
+                self.assertEqual((await a.next_message())["body"], "back %d" % i)
+                await asyncio.sleep(0.5)
+            await logout(a, b)
+        run(go())
+
+    def test_half_a_stanza_is_kept_across_a_quiet_spell(self):
+        alice = self.srv.register("alice", PW)
+        r = xmpp.Raw(self.srv)
+        try:
+            r.session(alice, PW)
+            time.sleep(0.6)  # trimmed at rest
+            r.send("<iq type='get' id='v1'><query xmlns='jabber:iq:roster'/></iq>")
+            r.until("id='v1'")
+            r.send("<iq type='get' id='v2'><query xmlns='jabber:iq:ro")
+            time.sleep(0.6)  # mid-stanza: the parser is kept
+            r.send("ster'/></iq>")
+            out = r.until("id='v2'")
+            self.assertIn("jabber:iq:roster", out)
+        finally:
+            r.close()
 
 
 class Redirect(XmppTest):

@@ -61,7 +61,8 @@ class WsClient:
 class WebSocket(unittest.TestCase):
     def setUp(self):
         self.tmpdir = suite.tempdir()
-        self.srv = xmpp.Server(self.tmpdir.name)
+        # quiet sessions are trimmed (parser given back) within the tests
+        self.srv = xmpp.Server(self.tmpdir.name, extra="c2s:\n  trim_after: 300ms\n")
         self.ctx = ssl.create_default_context(cafile=self.srv.cert)
         self.url = "wss://localhost:%d/xmpp-websocket" % self.srv.ws
 
@@ -88,6 +89,8 @@ class WebSocket(unittest.TestCase):
                 w = WsClient(ws)
                 full = await w.session("alice", PW)
                 self.assertEqual(full, alice + "/browser")
+                await asyncio.sleep(0.8)  # quiet: trimmed, then on as before
+                self.assertGreaterEqual(self.srv.metric("xmpp_c2s_trims_total"), 1)
                 await ws.send("<presence xmlns='jabber:client'/>")
                 await ws.send("<message xmlns='jabber:client' to='%s' type='chat'>"
                               "<body>from the browser</body></message>" % bob)

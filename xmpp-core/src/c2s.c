@@ -82,6 +82,33 @@ void xc_c2s_timer(struct xc_c2s *c, uint64_t ms)
 		cm_stream_timer(c->s, ms);
 }
 
+/* About what an idle session gives back when it is trimmed (expat's state and buffers). */
+#define TRIM_FREED (12 * 1024)
+
+void xc_c2s_idle_timer(struct xc_c2s *c)
+{
+	const struct xc_c2s_config *cc = &cfg_of(c)->c2s;
+
+	c->trim_due = cc->trim_after && cc->trim_after < cc->idle_timeout;
+	xc_c2s_timer(c, c->trim_due ? cc->trim_after : cc->idle_timeout);
+}
+
+/* Quiet for c2s.trim_after: what the connection keeps for reuse goes back (the parser's expat
+ * state, ~10 KB; buffers' capacity; TLS's memory BIOs). Whatever is not at rest stays. */
+static void trim(struct xc_c2s *c)
+{
+	struct cm_stream *s = c->ws ? cm_ws_stream(c->ws) : c->s;
+	bool parked = cm_xml_parser_parked(c->xp);
+
+	(void)cm_xml_parser_park(c->xp); /* -EBUSY: a stanza half read, kept */
+	if (s)
+		cm_stream_trim(s);
+	if (!parked && cm_xml_parser_parked(c->xp)) {
+		cm_metrics_inc(c->sh->srv->m.trims);
+		cm_loop_freed(c->sh->loop, TRIM_FREED);
+	}
+}
+
 static void t_pause(struct xc_c2s *c)
 {
 	if (c->ws)
@@ -654,7 +681,7 @@ void xc_c2s__input(struct xc_c2s *c, const char *data, size_t len)
 	c->pings_out = 0;
 	c->read_ns = mono_ns();
 	if (c->st == XC_C2S_BOUND)
-		xc_c2s_timer(c, cc->idle_timeout);
+		xc_c2s_idle_timer(c);
 	/* the shaper: a client sending faster than c2s.rate is read more slowly */
 	if (cc->rate) {
 		uint64_t now = uv_now(c->sh->loop->uv), burst = cc->rate * 2;
@@ -701,7 +728,13 @@ void xc_c2s__timeout(struct xc_c2s *c)
 		/* the shaper's pause is over */
 		c->shaped = false;
 		t_resume(c);
-		xc_c2s_timer(c, cc->idle_timeout);
+		xc_c2s_idle_timer(c);
+		return;
+	}
+	if (c->trim_due) {
+		c->trim_due = false;
+		trim(c);
+		xc_c2s_timer(c, cc->idle_timeout - cc->trim_after);
 		return;
 	}
 	if (c->pings_out) {

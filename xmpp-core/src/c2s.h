@@ -69,7 +69,12 @@ struct xc_c2s {
 	bool shaped;        /* reading paused by the shaper */
 	uint64_t read_ns;   /* when the current input was read (monotonic), for latency */
 	int pings_out;      /* whitespace-keepalive probes unanswered */
+	bool trim_due;      /* the idle timer runs to c2s.trim_after, not to the ping */
 };
+
+/* A bound session's idle timer, from now: to c2s.trim_after first (when it comes before
+ * c2s.idle_timeout), when the session gives back its parser and buffers; then to the ping. */
+void xc_c2s_idle_timer(struct xc_c2s *c);
 
 /* Take a connection a listener accepted. */
 void xc_c2s_accept(struct xc_shard *sh, struct cm_stream *s, bool direct_tls);

@@ -87,6 +87,14 @@ static const struct cm_cfg_field c2s_fields[] = {
      .max = 86400000,
      .doc = "a session that sends nothing (not even whitespace) for this long is pinged, "
             "then closed"},
+    {.key = "trim_after",
+     .type = CM_CFG_DURATION,
+     .offset = offsetof(struct xc_c2s_config, trim_after),
+     .def = "5s",
+     .min = 0,
+     .max = 86400000,
+     .doc = "a session quiet for this long gives back what it keeps for parsing and buffering "
+            "(about 12 KB; the next stanza costs a few microseconds more); 0: never"},
     {.key = "rate",
      .type = CM_CFG_SIZE,
      .offset = offsetof(struct xc_c2s_config, rate),

@@ -119,6 +119,10 @@ static const struct cm_metric_def metric_defs[] = {
                           "Client streams closed because the client did not read what it was "
                           "sent.",
                           NULL),
+    CM_METRIC_COUNTER_DEF(struct xc_metrics, trims, "xmpp_c2s_trims_total",
+                          "Quiet client streams that gave back their parser and buffers "
+                          "(c2s.trim_after).",
+                          NULL),
     CM_METRIC_HISTOGRAM_DEF(struct xc_metrics, route_latency, "xmpp_route_latency_seconds",
                             "From a stanza read to its delivery on another shard.", route_buckets,
                             sizeof(route_buckets) / sizeof(route_buckets[0]), NULL),

@@ -57,6 +57,7 @@ struct xc_metrics {
 	struct cm_counter *stream_errors;
 	struct cm_counter *offline_stored, *offline_refused, *offline_delivered;
 	struct cm_counter *slow_readers_cut;
+	struct cm_counter *trims; /* quiet streams that gave back their parser (c2s.trim_after) */
 	struct cm_histogram *route_latency; /* seconds from a stanza read to its delivery */
 	struct cm_histogram *store_latency; /* seconds a store request took, queue included */
 	struct cm_histogram *offline_queue; /* messages handed over at once to a user back online */

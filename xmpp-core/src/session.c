@@ -210,7 +210,7 @@ void xc_session_bind(struct xc_c2s *c, const struct cm_xml_node *iq)
 	cm_metrics_gauge_add(sh->srv->m.sessions, 1);
 	xc_c2s_send(c, result);
 	cm_xml_node_free(result);
-	xc_c2s_timer(c, sh->srv->cfg->c2s.idle_timeout);
+	xc_c2s_idle_timer(c);
 	/* the roster and block list are needed for anything delivered to the session: read now */
 	xc_user_with_roster(sh, u, NULL, roster_ready, NULL);
 	CM_LOGD("c2s", "%s: session of %s", xc_c2s_peer(c), c->jid.s);

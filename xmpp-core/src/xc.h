@@ -24,6 +24,7 @@ struct xc_c2s_config {
 	long long connections_per_source; /* per source address, all workers */
 	uint64_t login_timeout;           /* ms from connect to a bound session */
 	uint64_t idle_timeout;            /* ms without input before a whitespace ping is due */
+	uint64_t trim_after;              /* ms without input before buffers are given back */
 	uint64_t rate;                    /* bytes/s a client may send (0: no shaper) */
 	uint64_t max_queued;              /* bytes waiting for a slow reader before it is cut */
 	int resource_conflict;            /* enum xc_conflict */
