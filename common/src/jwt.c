@@ -120,11 +120,47 @@ static int key_wrap(struct cm_jwt_key **out, EVP_PKEY *pkey, enum cm_jwt_alg alg
 	return 0;
 }
 
-int cm_jwt_key_load(struct cm_jwt_key **out, enum cm_jwt_alg alg, const char *pem, size_t len,
-                    char *err, size_t errlen)
+enum pem_kind { PEM_PRIVATE_KEY, PEM_PUBLIC_KEY, PEM_CERTIFICATE };
+
+/* The key of the first PEM block of that kind in pem (len bytes), a certificate's public key
+ * for PEM_CERTIFICATE, into *pkey (owned by the caller); NULL when there is none, with OpenSSL's
+ * queue saying why. 0, or -ENOMEM when not even the reader could be made. */
+static int pem_read(EVP_PKEY **pkey, const char *pem, size_t len, enum pem_kind kind, char *err,
+                    size_t errlen)
+{
+	BIO *bio = BIO_new_mem_buf(pem, (int)len);
+	X509 *cert;
+
+	*pkey = NULL;
+	if (!bio) {
+		cm_ossl__errf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	switch (kind) {
+	case PEM_PRIVATE_KEY:
+		*pkey = PEM_read_bio_PrivateKey(bio, NULL, cm_ossl__no_passphrase, NULL);
+		break;
+	case PEM_PUBLIC_KEY:
+		*pkey = PEM_read_bio_PUBKEY(bio, NULL, cm_ossl__no_passphrase, NULL);
+		break;
+	case PEM_CERTIFICATE:
+		cert = PEM_read_bio_X509(bio, NULL, cm_ossl__no_passphrase, NULL);
+		if (cert) {
+			*pkey = X509_get_pubkey(cert);
+			X509_free(cert);
+		}
+		break;
+	}
+	BIO_free(bio);
+	return 0;
+}
+
+/* Both loaders: a private key (priv) or a public one, which may also come from a certificate. */
+static int key_load(struct cm_jwt_key **out, enum cm_jwt_alg alg, const char *pem, size_t len,
+                    int priv, char *err, size_t errlen)
 {
 	EVP_PKEY *pkey;
-	BIO *bio;
+	int rc;
 
 	if (err && errlen)
 		err[0] = '\0';
@@ -133,65 +169,35 @@ int cm_jwt_key_load(struct cm_jwt_key **out, enum cm_jwt_alg alg, const char *pe
 		return -EINVAL;
 	}
 	*out = NULL;
-	bio = BIO_new_mem_buf(pem, (int)len);
-	if (!bio) {
-		cm_ossl__errf(err, errlen, "out of memory");
-		return -ENOMEM;
+	rc = pem_read(&pkey, pem, len, priv ? PEM_PRIVATE_KEY : PEM_PUBLIC_KEY, err, errlen);
+	if (rc == 0 && !pkey && !priv) {
+		/* Not a SubjectPublicKeyInfo: try a certificate. The first attempt's errors are
+		 * dropped so that the reason reported belongs to the last one. */
+		ERR_clear_error();
+		rc = pem_read(&pkey, pem, len, PEM_CERTIFICATE, err, errlen);
 	}
-	pkey = PEM_read_bio_PrivateKey(bio, NULL, cm_ossl__no_passphrase, NULL);
-	BIO_free(bio);
+	if (rc)
+		return rc;
 	if (!pkey) {
-		cm_ossl__errf(err, errlen, "no usable PEM private key");
+		cm_ossl__errf(err, errlen, "%s",
+		              priv ? "no usable PEM private key"
+		                   : "no usable PEM public key or certificate");
 		return -EINVAL;
 	}
 	ERR_clear_error();
-	return key_wrap(out, pkey, alg, 1, err, errlen);
+	return key_wrap(out, pkey, alg, priv, err, errlen);
+}
+
+int cm_jwt_key_load(struct cm_jwt_key **out, enum cm_jwt_alg alg, const char *pem, size_t len,
+                    char *err, size_t errlen)
+{
+	return key_load(out, alg, pem, len, 1, err, errlen);
 }
 
 int cm_jwt_pubkey_load(struct cm_jwt_key **out, enum cm_jwt_alg alg, const char *pem, size_t len,
                        char *err, size_t errlen)
 {
-	EVP_PKEY *pkey;
-	BIO *bio;
-
-	if (err && errlen)
-		err[0] = '\0';
-	if (!out || !pem || len > INT_MAX) {
-		cm_ossl__errf(err, errlen, "invalid arguments");
-		return -EINVAL;
-	}
-	*out = NULL;
-	bio = BIO_new_mem_buf(pem, (int)len);
-	if (!bio) {
-		cm_ossl__errf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
-	pkey = PEM_read_bio_PUBKEY(bio, NULL, cm_ossl__no_passphrase, NULL);
-	if (!pkey) {
-		X509 *cert;
-
-		/* Not a SubjectPublicKeyInfo: try a certificate. The first attempt's errors are
-		 * dropped so that the reason reported belongs to the last one. */
-		ERR_clear_error();
-		BIO_free(bio);
-		bio = BIO_new_mem_buf(pem, (int)len);
-		if (!bio) {
-			cm_ossl__errf(err, errlen, "out of memory");
-			return -ENOMEM;
-		}
-		cert = PEM_read_bio_X509(bio, NULL, cm_ossl__no_passphrase, NULL);
-		if (cert) {
-			pkey = X509_get_pubkey(cert);
-			X509_free(cert);
-		}
-	}
-	BIO_free(bio);
-	if (!pkey) {
-		cm_ossl__errf(err, errlen, "no usable PEM public key or certificate");
-		return -EINVAL;
-	}
-	ERR_clear_error();
-	return key_wrap(out, pkey, alg, 0, err, errlen);
+	return key_load(out, alg, pem, len, 0, err, errlen);
 }
 
 void cm_jwt_key_free(struct cm_jwt_key *k)

@@ -110,43 +110,17 @@ static int valid_device_id(const char *id)
 	return *id && strchr(id, '/') == NULL;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* The device id of the path percent-decoded into out (at least strlen(raw) + 1 bytes), as
  * MongoosePush does: FCM tokens hold ':', which clients encode as %3A. 0, or -EINVAL with err
  * naming the escape that is not one (or that would put a NUL in the token). */
 static int decode_device_id(const char *raw, char *out, char *err, size_t errlen)
 {
-	size_t i, o = 0;
+	size_t bad = 0;
 
-	for (i = 0; raw[i]; i++) {
-		int hi, lo;
-
-		if (raw[i] != '%') {
-			out[o++] = raw[i];
-			continue;
-		}
-		hi = raw[i + 1] ? hexval(raw[i + 1]) : -1;
-		lo = hi >= 0 && raw[i + 2] ? hexval(raw[i + 2]) : -1;
-		if (hi < 0 || lo < 0 || (hi | lo) == 0) {
-			return cm_errf(
-			    err, errlen, -EINVAL,
-			    "device_id: \"%.3s\" at %zu is not a percent-encoded character",
-			    raw + i, i);
-		}
-		out[o++] = (char)(hi << 4 | lo);
-		i += 2;
-	}
-	out[o] = '\0';
+	if (cm_http_unescape(raw, out, &bad) < 0)
+		return cm_errf(err, errlen, -EINVAL,
+		               "device_id: \"%.3s\" at %zu is not a percent-encoded character",
+		               raw + bad, bad);
 	return 0;
 }
 

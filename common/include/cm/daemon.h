@@ -7,8 +7,8 @@
  *     int main(int argc, char **argv) { return cm_daemon_main(&icicle_spec, argc, argv); }
  *
  * Its configuration struct embeds the shared sections (struct cm_daemon_log_config and
- * struct cm_daemon_admin_config) described by cm_daemon_log_schema / cm_daemon_admin_schema,
- * whose offsets the spec names.
+ * struct cm_daemon_admin_config) described by cm_daemon_log_schema and by an admin schema of
+ * its own made with CM_DAEMON_ADMIN_SCHEMA, whose offsets the spec names.
  *
  * Exit status: 0 after a clean stop, 1 when start-up or running fails, 2 for a usage or
  * configuration error.
@@ -52,8 +52,8 @@ struct cm_daemon_tls_config {
 };
 
 extern const struct cm_cfg_schema cm_daemon_log_schema;
-/* The admin schema has no default address: each daemon supplies its own port through
- * cm_daemon_admin_schema_for() in a static schema of its own; see CM_DAEMON_ADMIN_SCHEMA. */
+/* There is no shared admin schema: each daemon has its own default port, so it defines a
+ * static schema with CM_DAEMON_ADMIN_SCHEMA below. */
 extern const struct cm_cfg_schema cm_daemon_tls_schema;
 
 /* Define a static admin schema whose listen default is addr ("127.0.0.1:9641"). */

@@ -8,7 +8,7 @@
  *     reset (no TIME_WAIT left on our side);
  *   - a per-source hook: the listener asks source_admit() about the peer's address and tells
  *     source_release() when an admitted connection ends, so that one table of counts can serve
- *     every listener of a daemon (cm/netlimit.h is that table).
+ *     every listener of a daemon (cm/srclimit.h is that table).
  * Refusals are reported through the refused event (for metrics and rate-limited logs). When
  * accepting fails for want of memory the listener tries again shortly instead of going deaf;
  * libuv itself copes with running out of descriptors.

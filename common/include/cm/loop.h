@@ -125,9 +125,9 @@ int cm_loop_post(struct cm_loop *l, struct cm_msg *m);
  * closed already (fn does not run). Safe from any thread. */
 int cm_loop_call(struct cm_loop *l, void (*fn)(void *arg), void *arg);
 
-/* The loop's timer wheel: arm and cancel timers with cm_wheel_add()/cm_wheel_del() on
- * &l->wheel, then call cm_loop_wheel_kick() so the driving timer follows. A timer's callback is
- * the one given to cm_loop_timer_init(). */
+/* The loop's timer wheel: arm and cancel timers (struct cm_loop_timer, above) with
+ * cm_loop_timer_start()/cm_loop_timer_stop(), which keep the loop's one driving uv timer in step
+ * with l->wheel. A timer's callback is the one given to cm_loop_timer_init(). */
 
 static inline void cm_loop_timer_init(struct cm_loop_timer *t, void (*cb)(struct cm_loop_timer *))
 {
