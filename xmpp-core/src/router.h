@@ -6,8 +6,9 @@
  * (a remote domain: this server has no server-to-server links yet). On the home shard,
  * xc_deliver() applies the rules for bare and full JIDs: messages to the available resources of
  * highest non-negative priority or to offline storage, presence to all available resources, IQs
- * to a full JID or to the server acting for the account. The destination is an interface of its
- * own (struct xc_dest) so that a remote node can become one when xmpp-core runs in a cluster.
+ * to a full JID or to the server acting for the account. xc_route() is the one place that
+ * picks a destination and nothing past it assumes that the recipient's sessions live in this
+ * process: a remote node is one more destination there when xmpp-core runs in a cluster.
  */
 #ifndef XC_ROUTER_H
 #define XC_ROUTER_H

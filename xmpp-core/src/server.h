@@ -45,7 +45,7 @@ struct xc_comp;
 struct xc_admin_api;
 struct xc_mam;
 
-/* Counters and gauges, registered once (xc_metrics_init), updated from any shard. */
+/* Counters and gauges, registered once from the table in server.c, updated from any shard. */
 struct xc_metrics {
 	struct cm_gauge *sessions;                        /* bound c2s sessions */
 	struct cm_gauge *connections;                     /* c2s connections, bound or not */
