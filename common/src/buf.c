@@ -57,7 +57,16 @@ int cm_buf_reserve(struct cm_buf *b, size_t extra)
 
 int cm_buf_append(struct cm_buf *b, const void *p, size_t n)
 {
-	int err = cm_buf_reserve(b, n);
+	int err;
+
+	/* room already (the usual case for the many small pieces of a serialised stanza) */
+	if (n < b->cap - b->len && (!b->limit || b->len + n <= b->limit)) {
+		memcpy(b->data + b->len, p, n);
+		b->len += n;
+		b->data[b->len] = '\0';
+		return 0;
+	}
+	err = cm_buf_reserve(b, n);
 
 	if (err)
 		return err;

@@ -27,6 +27,15 @@ struct cm_tls_conn {
 
 #define ERR_LEN 256
 
+/* SSL_get_error() needs an empty error queue before the call it explains. Emptying it walks
+ * every slot of the queue, so it is done only when something is there (the usual case, on the
+ * path of every record, is an empty queue). */
+static void errors_clear(void)
+{
+	if (ERR_peek_error())
+		ERR_clear_error();
+}
+
 /* Room for the reason, or NULL (the reason is then lost, the failure is not). */
 static char *err_buf(struct cm_tls_conn *c)
 {
@@ -68,7 +77,7 @@ static int conn_result(struct cm_tls_conn *c, int r, const char *what)
 	switch (SSL_get_error(c->ssl, r)) {
 	case SSL_ERROR_WANT_READ:
 	case SSL_ERROR_WANT_WRITE: /* memory BIOs never push back; kept for completeness */
-		ERR_clear_error();
+		errors_clear();
 		return 0;
 	case SSL_ERROR_ZERO_RETURN:
 		c->closed = 1;
@@ -99,7 +108,7 @@ static int write_all(struct cm_tls_conn *c, const void *data, size_t len)
 		size_t chunk = len > INT_MAX ? INT_MAX : len, w = 0;
 		int r;
 
-		ERR_clear_error();
+		errors_clear();
 		r = SSL_write_ex(c->ssl, p, chunk, &w);
 		if (r != 1) {
 			int rc = conn_result(c, r, "write");
@@ -144,7 +153,7 @@ static int handshake(struct cm_tls_conn *c)
 {
 	int r;
 
-	ERR_clear_error();
+	errors_clear();
 	r = SSL_do_handshake(c->ssl);
 	if (r == 1)
 		return on_established(c);
@@ -262,7 +271,7 @@ ssize_t cm_tls_conn_read(struct cm_tls_conn *c, void *buf, size_t len)
 		return 0;
 	if (len > SSIZE_MAX)
 		len = SSIZE_MAX;
-	ERR_clear_error();
+	errors_clear();
 	r = SSL_read_ex(c->ssl, buf, len, &got);
 	if (r == 1)
 		return (ssize_t)got;

@@ -211,8 +211,13 @@ bool cm_xml__chars_valid(const char *s, size_t n)
 
 	for (size_t i = 0; i < n;) {
 		uint32_t c;
-		size_t len = cm_utf8_decode(u + i, n - i, &c);
+		size_t len;
 
+		if (u[i] >= 0x20 && u[i] < 0x80) {
+			i++; /* printable ASCII, the bulk of any stanza */
+			continue;
+		}
+		len = cm_utf8_decode(u + i, n - i, &c);
 		if (!len)
 			return false;
 		if (c < 0x20 && c != '\t' && c != '\n' && c != '\r')
