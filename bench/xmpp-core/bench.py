@@ -40,6 +40,8 @@ Knobs (environment):
   LOGIN_CONC=50      logins in flight
   LOGIN_POOL=500     accounts the login-rate runs cycle through
   SOURCES=8          client source addresses 127.0.0.1 .. 127.0.0.SOURCES
+  ARCHIVE=1          xmpp-core archives every message (XEP-0313; off by default here, since
+                     the peers are measured without an archive)
   MEM_QUIET=7        seconds of quiet before each memory reading (xmpp-core's c2s.trim_after
                      is 5 s: a session quiet that long gives back its parser and buffers)
   BENCH_DOC=path     file to rewrite (default docs/benchmarks.md; "-" prints the section)
@@ -98,6 +100,7 @@ LOGIN_CONC = env_num("LOGIN_CONC", 50)
 LOGIN_POOL = env_num("LOGIN_POOL", 500, 200)
 SOURCES = env_num("SOURCES", 8)
 MEM_QUIET = env_num("MEM_QUIET", 7.0)
+ARCHIVE = os.environ.get("ARCHIVE") == "1"
 SERVERS = [s.strip() for s in os.environ.get("SERVERS", "xmpp-core,prosody,ejabberd").split(",")
            if s.strip()]
 DOC = os.environ.get("BENCH_DOC") or os.path.join(TOP, "docs", "benchmarks.md")
@@ -345,7 +348,9 @@ storage:
 api_token: %(dir)s/api.token
 components:
   listen: []
-""" % {"admin": self.admin, "dir": self.dir, "domain": DOMAIN, "port": self.port,
+archive:
+  enabled: %(archive)s        # the peers archive nothing either (ARCHIVE=1: on)
+""" % {"archive": "true" if ARCHIVE else "false", "admin": self.admin, "dir": self.dir, "domain": DOMAIN, "port": self.port,
                 "tls": self.tls_port})
         chown_tree(self.dir, RUN_USER)
 
