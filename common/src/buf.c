@@ -61,7 +61,8 @@ int cm_buf_append(struct cm_buf *b, const void *p, size_t n)
 
 	/* room already (the usual case for the many small pieces of a serialised stanza) */
 	if (n < b->cap - b->len && (!b->limit || b->len + n <= b->limit)) {
-		memcpy(b->data + b->len, p, n);
+		if (n)
+			memcpy(b->data + b->len, p, n);
 		b->len += n;
 		b->data[b->len] = '\0';
 		return 0;
