@@ -276,6 +276,24 @@ class Expiry(SmTest):
             await logout(c)
         run(go())
 
+    def test_iq_to_an_expired_session_is_answered(self):
+        a = self.sender()
+        b = self.raw()
+        b.auth("bob", PW)
+        b.bind()
+        b.enable()
+        b.drop()
+        self.wait_metric("xmpp_sm_hibernated_sessions", None, 1)
+        a.buf = b""
+        a.send("<iq type='get' id='q1' to='bob@localhost/raw'>"
+               "<query xmlns='jabber:iq:version'/></iq>")
+        out = a.until("</iq>")
+        self.assertIn("type='error'", out)
+        self.assertIn("id='q1'", out)
+        self.assertIn("<service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>",
+                      out)
+        self.assertEqual(self.srv.metric("xmpp_sm_hibernated_sessions"), 0)
+
     def test_clean_close_with_unacked_goes_to_other_resource(self):
         a = self.sender()
         other = self.raw()
