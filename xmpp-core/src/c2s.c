@@ -22,6 +22,7 @@
 #include "sasl.h"
 #include "server.h"
 #include "session.h"
+#include "sm.h"
 #include "stanza.h"
 
 #define NS_TLS        "urn:ietf:params:xml:ns:xmpp-tls"
@@ -165,7 +166,7 @@ int xc_c2s_send_raw(struct xc_c2s *c, const char *xml, size_t len)
 	return r;
 }
 
-int xc_c2s_send(struct xc_c2s *c, const struct cm_xml_node *stanza)
+int xc_c2s__write(struct xc_c2s *c, const struct cm_xml_node *stanza)
 {
 	struct cm_buf b;
 	int r;
@@ -177,6 +178,14 @@ int xc_c2s_send(struct xc_c2s *c, const struct cm_xml_node *stanza)
 		r = xc_c2s_send_raw(c, b.data, b.len);
 	cm_buf_free(&b);
 	return r;
+}
+
+int xc_c2s_send(struct xc_c2s *c, const struct cm_xml_node *stanza)
+{
+	/* with stream management, a stanza is kept until the client acknowledges it */
+	if (c->sm && xc_stanza_kind(stanza) != XC_OTHER)
+		return xc_sm_send(c, stanza);
+	return xc_c2s__write(c, stanza);
 }
 
 /* Our <stream:stream>, once per stream. */
@@ -199,10 +208,14 @@ static int send_header(struct xc_c2s *c)
 	return xc_c2s_send_raw(c, buf, (size_t)n);
 }
 
-void xc_c2s_stream_error(struct xc_c2s *c, const char *condition, const char *text)
+void xc_c2s__stream_error_extra(struct xc_c2s *c, const char *condition, const char *text,
+                                const char *extra)
 {
 	struct cm_buf b;
 
+	/* a session cut for not answering may come back (XEP-0198); after any other error, not */
+	if (strcmp(condition, "connection-timeout") != 0)
+		xc_sm_ended(c);
 	if (c->st == XC_C2S_CLOSING || !live(c))
 		return;
 	cm_metrics_inc(c->sh->srv->m.stream_errors);
@@ -230,6 +243,7 @@ void xc_c2s_stream_error(struct xc_c2s *c, const char *condition, const char *te
 	           (!text || (cm_buf_printf(&b, "<text xmlns='%s'>", XC_NS_STREAMS) == 0 &&
 	                      cm_xml_escape_text(&b, text, strlen(text)) == 0 &&
 	                      cm_buf_puts(&b, "</text>") == 0)) &&
+	           (!extra || cm_buf_puts(&b, extra) == 0) &&
 	           cm_buf_puts(&b, "</stream:error></stream:stream>") == 0) {
 		xc_c2s_send_raw(c, b.data, b.len);
 	}
@@ -238,6 +252,11 @@ void xc_c2s_stream_error(struct xc_c2s *c, const char *condition, const char *te
 		c->st = XC_C2S_CLOSING;
 		t_close(c);
 	}
+}
+
+void xc_c2s_stream_error(struct xc_c2s *c, const char *condition, const char *text)
+{
+	xc_c2s__stream_error_extra(c, condition, text, NULL);
 }
 
 /* --- features ------------------------------------------------------------------------------ */
@@ -255,6 +274,9 @@ static void send_features(struct xc_c2s *c)
 		/* RFC 6121 2.6 and 3.4: roster versions and subscription pre-approval */
 		r = r ? r : cm_xml_node_new_child(NULL, f, "ver", "urn:xmpp:features:rosterver");
 		r = r ? r : cm_xml_node_new_child(NULL, f, "sub", "urn:xmpp:features:pre-approval");
+		/* XEP-0198: <enable/> after binding, or <resume/> instead */
+		if (!r && cfg_of(c)->sm.enabled)
+			r = cm_xml_node_new_child(NULL, f, "sm", XC_NS_SM);
 	} else if (!r) {
 		if (!secure && c->sh->srv->tls && !c->ws) {
 			r = cm_xml_node_new_child(&n, f, "starttls", NS_TLS);
@@ -315,7 +337,8 @@ static int on_close(void *arg)
 {
 	struct xc_c2s *c = arg;
 
-	/* the client ends its stream: end ours, then the connection */
+	/* the client ends its stream: end ours, then the connection; the session ends with it */
+	xc_sm_ended(c);
 	if (c->st != XC_C2S_CLOSING && live(c)) {
 		if (c->ws)
 			xc_c2s__ws_end(c);
@@ -605,6 +628,11 @@ static int on_stanza(void *arg, struct cm_xml_node *st)
 	struct xc_c2s *c = arg;
 	int r = 0;
 
+	if ((c->st == XC_C2S_AUTHED || c->st == XC_C2S_BOUND) && strcmp(st->ns, XC_NS_SM) == 0) {
+		r = xc_sm_element(c, st) != 0 ? STOP : 0;
+		cm_xml_node_free(st);
+		return r;
+	}
 	switch (c->st) {
 	case XC_C2S_OPEN:
 		if (strcmp(st->ns, NS_TLS) == 0)
@@ -625,6 +653,8 @@ static int on_stanza(void *arg, struct cm_xml_node *st)
 		cm_xml_node_free(st);
 		return r;
 	case XC_C2S_BOUND:
+		if (xc_stanza_kind(st) != XC_OTHER)
+			xc_sm_handled(c);
 		/* an answer to our keepalive ping is only a sign of life */
 		if (xc_stanza_kind(st) == XC_IQ && cm_xml_attr(st, "id") &&
 		    strncmp(cm_xml_attr(st, "id"), "ka-", 3) == 0 && cm_xml_attr(st, "type") &&
@@ -651,6 +681,7 @@ static void conn_free(struct xc_c2s *c)
 	cm_list_remove(&c->link);
 	if (c->st == XC_C2S_BOUND || c->u)
 		xc_session_unbind(c);
+	xc_sm_free(c); /* unacknowledged stanzas go elsewhere, the session unbound first */
 	xc_sasl_free(c->sasl);
 	xc_register_detach(c);
 	cm_xml_parser_free(c->xp);
@@ -658,15 +689,36 @@ static void conn_free(struct xc_c2s *c)
 	xc_presence_forget_directed(c);
 	xc_jid_free(&c->jid);
 	free(c->user);
-	cm_metrics_gauge_add(c->ws ? srv->m.ws_connections : srv->m.connections, -1);
+	if (!c->hibernated) /* a hibernated session's connection was counted gone already */
+		cm_metrics_gauge_add(c->ws ? srv->m.ws_connections : srv->m.connections, -1);
 	free(c);
 	xc_shard_conn_gone(sh);
+}
+
+void xc_c2s__release(struct xc_c2s *c)
+{
+	c->st = XC_C2S_CLOSING;
+	conn_free(c);
 }
 
 void xc_c2s__closed(struct xc_c2s *c, int err)
 {
 	CM_LOGD("c2s", "%s: closed%s%s", c->jid.s ? c->jid.s : xc_c2s_peer(c), err ? ": " : "",
 	        err ? strerror(-err) : "");
+	if (xc_sm_hibernate(c)) {
+		/* the session stays bound, without a connection, until resumed or timed out */
+		struct xc_metrics *m = &c->sh->srv->m;
+
+		cm_metrics_gauge_add(c->ws ? m->ws_connections : m->connections, -1);
+		c->hibernated = true;
+		c->st = XC_C2S_BOUND;
+		cm_list_remove(&c->link);
+		cm_list_init(&c->link);
+		cm_xml_parser_free(c->xp);
+		c->xp = NULL;
+		xc_shard_conn_gone(c->sh);
+		return;
+	}
 	c->st = XC_C2S_CLOSING;
 	conn_free(c);
 }
@@ -741,8 +793,13 @@ void xc_c2s__timeout(struct xc_c2s *c)
 		xc_c2s_stream_error(c, "connection-timeout", "no answer to a ping");
 		return;
 	}
-	/* quiet for idle_timeout: ask (XEP-0199); an answer or anything else counts */
+	/* quiet for idle_timeout: ask (XEP-0199; with stream management, for an <a/>, since the
+	 * client counts every stanza it gets); an answer or anything else counts */
 	c->pings_out++;
+	if (xc_sm_request(c) == 0) {
+		xc_c2s_timer(c, cc->idle_timeout);
+		return;
+	}
 	n = snprintf(buf, sizeof(buf),
 	             "<iq %stype='get' id='ka-%s' to='%s'><ping xmlns='" NS_PING "'/></iq>",
 	             c->ws ? "xmlns='jabber:client' " : "", c->id, c->jid.s);
@@ -840,6 +897,7 @@ void xc_c2s_close_all(struct xc_shard *sh, bool now)
 {
 	struct cm_list *n, *next;
 
+	xc_sm_close_all(sh);
 	cm_list_foreach_safe(n, next, &sh->conns)
 	{
 		struct xc_c2s *c = cm_list_entry(n, struct xc_c2s, link);

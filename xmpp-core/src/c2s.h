@@ -23,6 +23,7 @@ struct cm_xml_parser;
 struct xc_shard;
 struct xc_sasl;
 struct xc_register;
+struct xc_sm;
 struct xc_user;
 
 enum xc_c2s_state {
@@ -70,6 +71,9 @@ struct xc_c2s {
 	uint64_t read_ns;   /* when the current input was read (monotonic), for latency */
 	int pings_out;      /* whitespace-keepalive probes unanswered */
 	bool trim_due;      /* the idle timer runs to c2s.trim_after, not to the ping */
+	struct xc_sm *sm;   /* owned: stream management (sm.c); NULL until <enable/> */
+	bool hibernated;    /* the connection is gone and the session waits for its client: out
+	                     * of sh->conns, no transport, no parser (sm.c) */
 };
 
 /* A bound session's idle timer, from now: to c2s.trim_after first (when it comes before
@@ -113,5 +117,13 @@ void xc_c2s_close_all(struct xc_shard *sh, bool now);
 void xc_c2s__sasl_success(struct xc_c2s *c, const char *user, const void *data, size_t len);
 void xc_c2s__sasl_failure(struct xc_c2s *c, const char *condition, const char *text);
 void xc_c2s__sasl_challenge(struct xc_c2s *c, const void *data, size_t len);
+
+/* sm.c's: write a stanza (not consumed) without stream management's queue; end the stream with
+ * condition, text (may be NULL) and extra (XML written after the condition, may be NULL); free
+ * a connection that is not live (a hibernated session, or one whose session moved on). */
+int xc_c2s__write(struct xc_c2s *c, const struct cm_xml_node *stanza);
+void xc_c2s__stream_error_extra(struct xc_c2s *c, const char *condition, const char *text,
+                                const char *extra);
+void xc_c2s__release(struct xc_c2s *c);
 
 #endif

@@ -280,6 +280,46 @@ static const struct cm_cfg_schema archive_schema = {
     .nfields = sizeof(archive_fields) / sizeof(archive_fields[0]),
 };
 
+static const struct cm_cfg_field sm_fields[] = {
+    {.key = "enabled",
+     .type = CM_CFG_BOOL,
+     .offset = offsetof(struct xc_sm_config, enabled),
+     .def = "true",
+     .doc = "offer stream management (XEP-0198): acknowledgements, and sessions that survive "
+            "a dropped connection"},
+    {.key = "resume_timeout",
+     .type = CM_CFG_DURATION,
+     .offset = offsetof(struct xc_sm_config, resume_timeout),
+     .def = "5m",
+     .min = 1000,
+     .max = 86400000,
+     .doc = "how long a session whose connection dropped waits for its client to resume it; "
+            "then what it did not acknowledge goes to the user's other sessions or offline"},
+    {.key = "max_queue",
+     .type = CM_CFG_INT,
+     .offset = offsetof(struct xc_sm_config, max_queue),
+     .def = "1000",
+     .min = 1,
+     .max = 100000,
+     .doc = "stanzas a client may leave unacknowledged; beyond, its stream ends "
+            "(policy-violation) and they are delivered elsewhere"},
+    {.key = "ack_every",
+     .type = CM_CFG_INT,
+     .offset = offsetof(struct xc_sm_config, ack_every),
+     .def = "5",
+     .min = 1,
+     .max = 1000,
+     .doc = "the server asks for an acknowledgement after this many stanzas (and after a "
+            "quiet second)"},
+};
+
+static const struct cm_cfg_schema sm_schema = {
+    .name = "stream_management",
+    .size = sizeof(struct xc_sm_config),
+    .fields = sm_fields,
+    .nfields = sizeof(sm_fields) / sizeof(sm_fields[0]),
+};
+
 static const struct cm_cfg_field register_fields[] = {
     {.key = "enabled",
      .type = CM_CFG_BOOL,
@@ -434,6 +474,11 @@ static const struct cm_cfg_field fields[] = {
      .offset = offsetof(struct xc_config, archive),
      .sub = &archive_schema,
      .doc = "the message archive (XEP-0313)"},
+    {.key = "stream_management",
+     .type = CM_CFG_SECTION,
+     .offset = offsetof(struct xc_config, sm),
+     .sub = &sm_schema,
+     .doc = "stream management (XEP-0198)"},
     {.key = "registration",
      .type = CM_CFG_SECTION,
      .offset = offsetof(struct xc_config, registration),

@@ -74,6 +74,8 @@ static void on_put(struct xc_store_req *r)
 	cm_xml_node_free(pc->st);
 	free(pc);
 	xc_store_req_free(r);
+	sh->storing--;
+	xc_shard_conn_gone(sh);
 }
 
 void xc_offline_store(struct xc_shard *sh, struct cm_xml_node *st)
@@ -119,6 +121,8 @@ void xc_offline_store(struct xc_shard *sh, struct cm_xml_node *st)
 		r->limit = (unsigned)sh->srv->cfg->offline.max_per_user;
 		rc = xc_store_submit(sh->srv->store, r);
 	}
+	if (!rc)
+		sh->storing++;
 	xc_jid_free(&to);
 	cm_buf_free(&b);
 	if (rc) {

@@ -123,6 +123,17 @@ static const struct cm_metric_def metric_defs[] = {
                           "Quiet client streams that gave back their parser and buffers "
                           "(c2s.trim_after).",
                           NULL),
+    CM_METRIC_GAUGE_DEF(struct xc_metrics, sm_hibernated, "xmpp_sm_hibernated_sessions",
+                        "Sessions whose connection is gone, waiting to be resumed (XEP-0198).",
+                        NULL),
+    CM_METRIC_COUNTER_DEF(struct xc_metrics, sm_resumed_ok, "xmpp_sm_resumptions_total",
+                          "Stream resumptions (XEP-0198) by result.", "result", "ok"),
+    CM_METRIC_COUNTER_DEF(struct xc_metrics, sm_resumed_failed, "xmpp_sm_resumptions_total",
+                          "Stream resumptions (XEP-0198) by result.", "result", "failed"),
+    CM_METRIC_COUNTER_DEF(struct xc_metrics, sm_rerouted, "xmpp_sm_rerouted_total",
+                          "Stanzas a client never acknowledged, sent elsewhere when its session "
+                          "ended (other sessions, offline storage, an error to the sender).",
+                          NULL),
     CM_METRIC_HISTOGRAM_DEF(struct xc_metrics, route_latency, "xmpp_route_latency_seconds",
                             "From a stanza read to its delivery on another shard.", route_buckets,
                             sizeof(route_buckets) / sizeof(route_buckets[0]), NULL),
@@ -279,7 +290,7 @@ static void shard_drained(struct xc_shard *sh)
 
 void xc_shard_conn_gone(struct xc_shard *sh)
 {
-	if (sh->stopping && cm_list_empty(&sh->conns) && cm_list_empty(&sh->comps))
+	if (sh->stopping && cm_list_empty(&sh->conns) && cm_list_empty(&sh->comps) && !sh->storing)
 		shard_drained(sh);
 }
 
@@ -405,8 +416,10 @@ int xc_server_init(struct xc_server **out, const struct xc_config *cfg, struct c
 		sh->idx = i;
 		cm_list_init(&sh->conns);
 		cm_list_init(&sh->comps);
+		cm_list_init(&sh->sm_hibernated);
 		srv->shards[i] = sh;
 		r = cm_map_init(&sh->users, 1024);
+		r = r ? r : cm_map_init(&sh->sm_ids, 64);
 		r = r ? r : xc_plain_cache_init(&sh->plain, PLAIN_CACHE_MAX);
 		if (r)
 			return r;
@@ -503,6 +516,7 @@ static void shard_free(struct xc_shard *sh)
 		xc_user_put(sh, u);
 	}
 	cm_map_close(&sh->users);
+	cm_map_close(&sh->sm_ids); /* empty: the shard's stop ended every session */
 	xc_plain_cache_close(&sh->plain);
 	free(sh->listeners);
 	free(sh->lctx);

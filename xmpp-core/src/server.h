@@ -58,6 +58,9 @@ struct xc_metrics {
 	struct cm_counter *offline_stored, *offline_refused, *offline_delivered;
 	struct cm_counter *slow_readers_cut;
 	struct cm_counter *trims; /* quiet streams that gave back their parser (c2s.trim_after) */
+	struct cm_gauge *sm_hibernated; /* sessions waiting for their client to resume (XEP-0198) */
+	struct cm_counter *sm_resumed_ok, *sm_resumed_failed;
+	struct cm_counter *sm_rerouted;     /* unacknowledged stanzas of sessions that ended */
 	struct cm_histogram *route_latency; /* seconds from a stanza read to its delivery */
 	struct cm_histogram *store_latency; /* seconds a store request took, queue included */
 	struct cm_histogram *offline_queue; /* messages handed over at once to a user back online */
@@ -110,9 +113,14 @@ struct xc_shard {
 	struct cm_list comps;            /* of struct xc_comp: component connections (shard 0) */
 	struct cm_listener **comp_listeners; /* owned (shard 0) */
 	size_t ncomp_listeners;
-	struct xc_plain_cache plain; /* PLAIN logins this shard checked (plain_cache.h) */
+	struct xc_plain_cache plain;  /* PLAIN logins this shard checked (plain_cache.h) */
+	struct cm_map sm_ids;         /* of struct xc_sm (sm.c): resumable sessions, by id */
+	struct cm_list sm_hibernated; /* of struct xc_sm: sessions waiting for their client */
 	bool stopping; /* draining: no new connections, the open ones are told to go */
 	bool drained;  /* every connection of the shard is gone (counted in srv->draining) */
+	/* offline writes on their way: a drain waits for them (the sessions it ends hand their
+	 * unacknowledged messages over) */
+	unsigned storing;
 };
 
 /* The server without a daemon around it: configuration (borrowed), metrics registered in
@@ -135,8 +143,8 @@ int xc_server_start(struct xc_server **out, struct cm_daemon *d, const struct xc
  * wait). */
 void xc_server_stop(struct xc_server *srv);
 
-/* A shard's connection went away: when the shard is draining and it was the last, count the
- * shard as drained. On the shard's thread. */
+/* A shard's connection (or offline write) went away: when the shard is draining and it was the
+ * last, count the shard as drained. On the shard's thread. */
 void xc_shard_conn_gone(struct xc_shard *sh);
 
 /* After the workers stopped. Accepts NULL. */

@@ -230,6 +230,30 @@ void xc_session_unbind(struct xc_c2s *c)
 	xc_user_put(sh, u);
 }
 
+void xc_session_move(struct xc_c2s *dst, struct xc_c2s *src)
+{
+	dst->jid = src->jid;
+	src->jid = (struct xc_jid){0};
+	dst->u = src->u;
+	src->u = NULL;
+	cm_list_insert_after(&src->user_link, &dst->user_link);
+	cm_list_remove(&src->user_link);
+	cm_list_init(&src->user_link);
+	dst->since = src->since;
+	dst->priority = src->priority;
+	dst->available = src->available;
+	dst->interested = src->interested;
+	dst->blocklist_interested = src->blocklist_interested;
+	dst->carbons = src->carbons;
+	dst->presence = src->presence;
+	src->presence = NULL;
+	dst->directed = src->directed;
+	dst->ndirected = src->ndirected;
+	src->directed = NULL;
+	src->ndirected = 0;
+	dst->st = XC_C2S_BOUND;
+}
+
 static bool outbound_blocked(struct xc_c2s *c, const struct cm_xml_node *st)
 {
 	struct xc_jid to;

@@ -24,6 +24,11 @@ void xc_session_bind(struct xc_c2s *c, const struct cm_xml_node *iq);
  * the session was available). */
 void xc_session_unbind(struct xc_c2s *c);
 
+/* Stream resumption (XEP-0198): the session of connection src becomes connection dst's (its
+ * JID, its place among its user's sessions, presence, interests), as if dst had bound it; src
+ * keeps nothing of it. Both on the user's home shard. */
+void xc_session_move(struct xc_c2s *dst, struct xc_c2s *src);
+
 /* A stanza from bound client c, 'from' stamped. Takes st. */
 void xc_session_from_client(struct xc_c2s *c, struct cm_xml_node *st);
 

@@ -59,6 +59,13 @@ struct xc_archive_config {
 	int default_policy;       /* enum xc_archive_default: for users without preferences */
 };
 
+struct xc_sm_config {
+	bool enabled;            /* XEP-0198 offered */
+	uint64_t resume_timeout; /* ms a session whose connection dropped waits to be resumed */
+	long long max_queue;     /* unacknowledged stanzas before the stream is ended */
+	long long ack_every;     /* the server asks for an <a/> after this many stanzas */
+};
+
 struct xc_register_config {
 	bool enabled;
 	long long per_ip_per_hour;
@@ -87,6 +94,7 @@ struct xc_config {
 	struct xc_storage_config storage;
 	struct xc_offline_config offline;
 	struct xc_archive_config archive;
+	struct xc_sm_config sm;
 	struct xc_register_config registration;
 	struct xc_components_config components;
 	bool hide_version;
