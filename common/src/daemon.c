@@ -386,12 +386,17 @@ int cm_daemon__run(struct cm_daemon *d)
 
 	d->phase = PHASE_CLOSING;
 	close_daemon(d);
-	/* a handle a worker left open is named in the log by the workers themselves */
-	cm_workers_free(d->workers);
-	d->workers = NULL;
+	/* The workers stop first (a handle one left open is named in the log by the workers
+	 * themselves): from then on a post to one of their loops fails cleanly. Their memory goes
+	 * after free(), because a thread the daemon's state owns (a store, say) may still post to
+	 * them until free() stops it. */
+	if (d->workers)
+		(void)cm_workers_stop(d->workers);
 	if (d->spec->free)
 		d->spec->free(d->state);
 	d->state = NULL;
+	cm_workers_free(d->workers);
+	d->workers = NULL;
 	close_own(d);
 	(void)cm_loop_report_leaks(&d->loop, d->spec->name);
 	r = uv_loop_close(&d->loop);

@@ -528,7 +528,8 @@ void xc_server_free(struct xc_server *srv)
 {
 	if (!srv)
 		return;
-	/* the workers are stopped by now: nothing submits to the store any more */
+	/* the workers are stopped by now (their loops closed, not yet freed): nothing submits to
+	 * the store any more, and what it still hands back to a worker is refused and freed */
 	xc_store_close(srv->store);
 	for (unsigned i = 0; srv->shards && i < srv->nshards; i++)
 		shard_free(srv->shards[i]);
