@@ -109,6 +109,13 @@ class WebSocket(unittest.TestCase):
                 self.assertIn("<close", await w.until("<close"))
                 with self.assertRaises(websockets.exceptions.ConnectionClosed):
                     await w.recv()
+            # gone: counted off the WebSocket gauge, not the stream one
+            for _ in range(50):
+                if self.srv.metric("xmpp_connections", {"listener": "websocket"}) == 0:
+                    break
+                await asyncio.sleep(0.1)
+            self.assertEqual(self.srv.metric("xmpp_connections", {"listener": "websocket"}), 0)
+            self.assertEqual(self.srv.metric("xmpp_connections", {"listener": "c2s"}), 1)
             await logout(b)
         run(go())
 

@@ -690,7 +690,7 @@ static void conn_free(struct xc_c2s *c)
 	xc_jid_free(&c->jid);
 	free(c->user);
 	if (!c->hibernated) /* a hibernated session's connection was counted gone already */
-		cm_metrics_gauge_add(c->ws ? srv->m.ws_connections : srv->m.connections, -1);
+		cm_metrics_gauge_add(c->via_ws ? srv->m.ws_connections : srv->m.connections, -1);
 	free(c);
 	xc_shard_conn_gone(sh);
 }
@@ -709,7 +709,7 @@ void xc_c2s__closed(struct xc_c2s *c, int err)
 		/* the session stays bound, without a connection, until resumed or timed out */
 		struct xc_metrics *m = &c->sh->srv->m;
 
-		cm_metrics_gauge_add(c->ws ? m->ws_connections : m->connections, -1);
+		cm_metrics_gauge_add(c->via_ws ? m->ws_connections : m->connections, -1);
 		c->hibernated = true;
 		c->st = XC_C2S_BOUND;
 		cm_list_remove(&c->link);

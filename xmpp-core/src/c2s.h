@@ -40,6 +40,7 @@ struct xc_c2s {
 	struct cm_stream *s;   /* the transport: a TCP stream (NULL while moving, or WebSocket) */
 	struct cm_ws_conn *ws; /* ... or a WebSocket connection (RFC 7395) */
 	bool ws_open;          /* WebSocket: the client's <open/> began the current stream */
+	bool via_ws;           /* came over WebSocket (ws is NULL once that connection is gone) */
 	bool moving;           /* authenticated, on its way home: reading waits */
 	int move_tries;
 	struct cm_xml_parser *xp; /* owned */

@@ -207,6 +207,7 @@ void xc_c2s_accept_ws(struct xc_shard *sh, struct cm_stream *s)
 		cm_stream_abort(s, -ENOMEM, true);
 		return;
 	}
+	c->via_ws = true;
 	cm_metrics_gauge_add(sh->srv->m.ws_connections, 1);
 	r = cm_ws_accept(&c->ws, s, &sh->srv->ws_cfg, &ws_events, c);
 	if (r) {
