@@ -348,6 +348,8 @@ storage:
 api_token: %(dir)s/api.token
 components:
   listen: []
+websocket:
+  listen: []                  # not measured (and 5443 may be taken by a running suite)
 archive:
   enabled: %(archive)s        # the peers archive nothing either (ARCHIVE=1: on)
 """ % {"archive": "true" if ARCHIVE else "false", "admin": self.admin, "dir": self.dir, "domain": DOMAIN, "port": self.port,
