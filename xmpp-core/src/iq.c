@@ -63,6 +63,18 @@ static void reply(struct xc_shard *sh, const struct cm_xml_node *iq, struct cm_x
 		xc_route(sh, res);
 }
 
+/* The local session that sent iq (its 'from' is stamped), or NULL. */
+static struct xc_c2s *sender_session(struct xc_shard *sh, const struct cm_xml_node *iq)
+{
+	struct xc_jid from = {0};
+	struct xc_c2s *own = NULL;
+
+	if (xc_stanza_jid(iq, "from", &from) == 0 && !xc_jid_empty(&from))
+		own = xc_session_find(sh, &from);
+	xc_jid_free(&from);
+	return own;
+}
+
 static void refuse(struct xc_shard *sh, struct cm_xml_node *iq, const char *etype, const char *cond)
 {
 	xc_bounce(sh, iq, etype, cond);
@@ -208,32 +220,20 @@ void xc_iq_server(struct xc_shard *sh, const struct xc_jid *to, struct cm_xml_no
 			reply(sh, iq, v);
 	} else if (strcmp(type, "set") == 0 && strcmp(q->ns, NS_SESSION) == 0) {
 		reply(sh, iq, NULL); /* RFC 3921's session: nothing left to do */
-	} else if (strcmp(q->ns, XC_NS_CARBONS) == 0) {
-		/* carbons are enabled with the server's address by some clients */
-		struct xc_jid from = {0};
-		struct xc_c2s *own = NULL;
+	} else if (strcmp(q->ns, XC_NS_CARBONS) == 0 || strcmp(q->ns, XC_NS_REGISTER) == 0) {
+		/* carbons are enabled, and an account is asked about, with the server's address
+		 * by some clients: what the sender's own session may do */
+		struct xc_c2s *own = sender_session(sh, iq);
 
-		if (xc_stanza_jid(iq, "from", &from) == 0 && !xc_jid_empty(&from))
-			own = xc_session_find(sh, &from);
-		xc_jid_free(&from);
-		if (own) {
+		if (!own) {
+			refuse(sh, iq, "auth", "forbidden");
+		} else if (strcmp(q->ns, XC_NS_CARBONS) == 0) {
 			xc_carbons_iq(sh, own, iq); /* takes iq */
 			return;
-		}
-		refuse(sh, iq, "auth", "forbidden");
-	} else if (strcmp(q->ns, XC_NS_REGISTER) == 0) {
-		/* some clients ask the server about their own account */
-		struct xc_jid from = {0};
-		struct xc_c2s *own = NULL;
-
-		if (xc_stanza_jid(iq, "from", &from) == 0 && !xc_jid_empty(&from))
-			own = xc_session_find(sh, &from);
-		xc_jid_free(&from);
-		if (own) {
+		} else {
 			xc_register_iq(sh, own, iq); /* takes iq */
 			return;
 		}
-		refuse(sh, iq, "auth", "forbidden");
 	} else {
 		refuse(sh, iq, "cancel", "service-unavailable");
 	}
