@@ -269,6 +269,10 @@ ssize_t cm_tls_conn_read(struct cm_tls_conn *c, void *buf, size_t len)
 	}
 	if (len == 0)
 		return 0;
+	/* Nothing fed and nothing buffered: the read would only say it wants more. Asking costs
+	 * as much as decrypting a small record, once per record read. */
+	if (BIO_ctrl_pending(c->in) == 0 && !SSL_has_pending(c->ssl))
+		return 0;
 	if (len > SSIZE_MAX)
 		len = SSIZE_MAX;
 	errors_clear();
