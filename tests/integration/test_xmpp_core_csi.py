@@ -313,6 +313,27 @@ class WithStreamManagement(CsiTest):
         self.chatstate(a, to, "paused", "cs2")
         b2.until("cs2")
 
+    def test_a_session_that_ends_routes_what_was_held(self):
+        other = self.session("bob", "other")
+        other.send("<presence/>")
+        self.sync(other)
+        b = self.raw()
+        b.session("bob", PW, "raw")
+        b.send("<enable xmlns='%s'/>" % SM)  # not resumable: the session ends with the stream
+        b.until("<enabled")
+        b.send("<presence/><inactive xmlns='%s'/>" % CSI)
+        self.sync(b)
+        a = self.session("alice", "a")
+        self.chatstate(a, "bob@localhost/raw", "composing", "cs1")
+        self.sync(a)
+        self.assertNotIn("cs1", self.quiet(b, 0.3))
+        other.buf = b""
+        b.close()
+        # as a stanza the client never acknowledged: to the user's other session
+        out = other.until("id='cs1'")
+        self.assertIn("composing", out)
+        self.wait_metric("xmpp_sm_rerouted_total", 1)
+
 
 if __name__ == "__main__":
     unittest.main()
