@@ -15,6 +15,7 @@
 #include "cm/stream.h"
 #include "cm/tls.h"
 #include "cm/ws.h"
+#include "csi.h"
 #include "iq.h"
 #include "router.h"
 #include "presence.h"
@@ -180,12 +181,21 @@ int xc_c2s__write(struct xc_c2s *c, const struct cm_xml_node *stanza)
 	return r;
 }
 
-int xc_c2s_send(struct xc_c2s *c, const struct cm_xml_node *stanza)
+int xc_c2s__deliver(struct xc_c2s *c, const struct cm_xml_node *stanza)
 {
 	/* with stream management, a stanza is kept until the client acknowledges it */
 	if (c->sm && xc_stanza_kind(stanza) != XC_OTHER)
 		return xc_sm_send(c, stanza);
 	return xc_c2s__write(c, stanza);
+}
+
+int xc_c2s_send(struct xc_c2s *c, const struct cm_xml_node *stanza)
+{
+	/* an inactive client (XEP-0352) gets what can wait later; stream management counts a
+	 * stanza only when it leaves */
+	if (c->csi && xc_stanza_kind(stanza) != XC_OTHER)
+		return xc_csi_send(c, stanza);
+	return xc_c2s__deliver(c, stanza);
 }
 
 /* Our <stream:stream>, once per stream. */
@@ -277,6 +287,9 @@ static void send_features(struct xc_c2s *c)
 		/* XEP-0198: <enable/> after binding, or <resume/> instead */
 		if (!r && cfg_of(c)->sm.enabled)
 			r = cm_xml_node_new_child(NULL, f, "sm", XC_NS_SM);
+		/* XEP-0352: <active/> and <inactive/> from now on */
+		if (!r && cfg_of(c)->csi.enabled)
+			r = cm_xml_node_new_child(NULL, f, "csi", XC_NS_CSI);
 	} else if (!r) {
 		if (!secure && c->sh->srv->tls && !c->ws) {
 			r = cm_xml_node_new_child(&n, f, "starttls", NS_TLS);
@@ -340,6 +353,7 @@ static int on_close(void *arg)
 	/* the client ends its stream: end ours, then the connection; the session ends with it */
 	xc_sm_ended(c);
 	if (c->st != XC_C2S_CLOSING && live(c)) {
+		xc_csi_flush(c); /* what was held for it goes before our end */
 		if (c->ws)
 			xc_c2s__ws_end(c);
 		else
@@ -633,6 +647,13 @@ static int on_stanza(void *arg, struct cm_xml_node *st)
 		cm_xml_node_free(st);
 		return r;
 	}
+	/* XEP-0352 nonzas, once authenticated (before, they fall to "authenticate first") */
+	if ((c->st == XC_C2S_AUTHED || c->st == XC_C2S_BOUND) && cfg_of(c)->csi.enabled &&
+	    strcmp(st->ns, XC_NS_CSI) == 0) {
+		r = xc_csi_element(c, st) != 0 ? STOP : 0;
+		cm_xml_node_free(st);
+		return r;
+	}
 	switch (c->st) {
 	case XC_C2S_OPEN:
 		if (strcmp(st->ns, NS_TLS) == 0)
@@ -681,7 +702,8 @@ static void conn_free(struct xc_c2s *c)
 	cm_list_remove(&c->link);
 	if (c->st == XC_C2S_BOUND || c->u)
 		xc_session_unbind(c);
-	xc_sm_free(c); /* unacknowledged stanzas go elsewhere, the session unbound first */
+	xc_csi_drain(c); /* what was held joins the unacknowledged stanzas */
+	xc_sm_free(c);   /* unacknowledged stanzas go elsewhere, the session unbound first */
 	xc_sasl_free(c->sasl);
 	xc_register_detach(c);
 	cm_xml_parser_free(c->xp);
@@ -705,6 +727,9 @@ void xc_c2s__closed(struct xc_c2s *c, int err)
 {
 	CM_LOGD("c2s", "%s: closed%s%s", c->jid.s ? c->jid.s : xc_c2s_peer(c), err ? ": " : "",
 	        err ? strerror(-err) : "");
+	/* held stanzas are stream management's now: kept for a resumption, or routed again; the
+	 * next connection starts active */
+	xc_csi_drain(c);
 	if (xc_sm_hibernate(c)) {
 		/* the session stays bound, without a connection, until resumed or timed out */
 		struct xc_metrics *m = &c->sh->srv->m;

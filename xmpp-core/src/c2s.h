@@ -20,6 +20,7 @@
 struct cm_stream;
 struct cm_ws_conn;
 struct cm_xml_parser;
+struct xc_csi;
 struct xc_shard;
 struct xc_sasl;
 struct xc_register;
@@ -75,6 +76,8 @@ struct xc_c2s {
 	struct xc_sm *sm;   /* owned: stream management (sm.c); NULL until <enable/> */
 	bool hibernated;    /* the connection is gone and the session waits for its client: out
 	                     * of sh->conns, no transport, no parser (sm.c) */
+	struct xc_csi *csi; /* owned: what waits while the client is inactive (XEP-0352, csi.c);
+	                     * NULL while it is active */
 };
 
 /* A bound session's idle timer, from now: to c2s.trim_after first (when it comes before
@@ -118,6 +121,10 @@ void xc_c2s_close_all(struct xc_shard *sh, bool now);
 void xc_c2s__sasl_success(struct xc_c2s *c, const char *user, const void *data, size_t len);
 void xc_c2s__sasl_failure(struct xc_c2s *c, const char *condition, const char *text);
 void xc_c2s__sasl_challenge(struct xc_c2s *c, const void *data, size_t len);
+
+/* csi.c's: send a stanza (not consumed) as xc_c2s_send() does, but past client state
+ * indication: through stream management when it is on. */
+int xc_c2s__deliver(struct xc_c2s *c, const struct cm_xml_node *stanza);
 
 /* sm.c's: write a stanza (not consumed) without stream management's queue; end the stream with
  * condition, text (may be NULL) and extra (XML written after the condition, may be NULL); free

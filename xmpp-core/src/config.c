@@ -320,6 +320,30 @@ static const struct cm_cfg_schema sm_schema = {
     .nfields = sizeof(sm_fields) / sizeof(sm_fields[0]),
 };
 
+static const struct cm_cfg_field csi_fields[] = {
+    {.key = "enabled",
+     .type = CM_CFG_BOOL,
+     .offset = offsetof(struct xc_csi_config, enabled),
+     .def = "true",
+     .doc = "offer client state indication (XEP-0352): while a client says it is inactive, "
+            "presence updates and other stanzas that can wait are held"},
+    {.key = "max_held",
+     .type = CM_CFG_INT,
+     .offset = offsetof(struct xc_csi_config, max_held),
+     .def = "100",
+     .min = 1,
+     .max = 10000,
+     .doc = "stanzas held for an inactive client; when there are this many, they are all "
+            "sent"},
+};
+
+static const struct cm_cfg_schema csi_schema = {
+    .name = "csi",
+    .size = sizeof(struct xc_csi_config),
+    .fields = csi_fields,
+    .nfields = sizeof(csi_fields) / sizeof(csi_fields[0]),
+};
+
 static const struct cm_cfg_field register_fields[] = {
     {.key = "enabled",
      .type = CM_CFG_BOOL,
@@ -479,6 +503,11 @@ static const struct cm_cfg_field fields[] = {
      .offset = offsetof(struct xc_config, sm),
      .sub = &sm_schema,
      .doc = "stream management (XEP-0198)"},
+    {.key = "csi",
+     .type = CM_CFG_SECTION,
+     .offset = offsetof(struct xc_config, csi),
+     .sub = &csi_schema,
+     .doc = "client state indication (XEP-0352)"},
     {.key = "registration",
      .type = CM_CFG_SECTION,
      .offset = offsetof(struct xc_config, registration),

@@ -134,6 +134,14 @@ static const struct cm_metric_def metric_defs[] = {
                           "Stanzas a client never acknowledged, sent elsewhere when its session "
                           "ended (other sessions, offline storage, an error to the sender).",
                           NULL),
+    CM_METRIC_COUNTER_DEF(struct xc_metrics, csi_flushed, "xmpp_csi_flushed_total",
+                          "Stanzas held back while their client was inactive (XEP-0352), then "
+                          "sent.",
+                          NULL),
+    CM_METRIC_COUNTER_DEF(struct xc_metrics, csi_superseded, "xmpp_csi_superseded_total",
+                          "Presence updates held for an inactive client and dropped because a "
+                          "later one from the same sender replaced them.",
+                          NULL),
     CM_METRIC_HISTOGRAM_DEF(struct xc_metrics, route_latency, "xmpp_route_latency_seconds",
                             "From a stanza read to its delivery on another shard.", route_buckets,
                             sizeof(route_buckets) / sizeof(route_buckets[0]), NULL),

@@ -61,6 +61,8 @@ struct xc_metrics {
 	struct cm_gauge *sm_hibernated; /* sessions waiting for their client to resume (XEP-0198) */
 	struct cm_counter *sm_resumed_ok, *sm_resumed_failed;
 	struct cm_counter *sm_rerouted;     /* unacknowledged stanzas of sessions that ended */
+	struct cm_counter *csi_flushed;     /* held for an inactive client, then sent (XEP-0352) */
+	struct cm_counter *csi_superseded;  /* held presence replaced by a later one */
 	struct cm_histogram *route_latency; /* seconds from a stanza read to its delivery */
 	struct cm_histogram *store_latency; /* seconds a store request took, queue included */
 	struct cm_histogram *offline_queue; /* messages handed over at once to a user back online */

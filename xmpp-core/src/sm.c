@@ -15,6 +15,7 @@
 #include "cm/loop.h"
 #include "cm/map.h"
 #include "cm/metrics.h"
+#include "csi.h"
 #include "offline.h"
 #include "router.h"
 #include "rules.h"
@@ -230,6 +231,9 @@ static int resume(struct xc_c2s *c, const struct cm_xml_node *el)
 		return 0;
 	}
 	old = s->c;
+	/* a half-open connection may hold stanzas for an inactive client: they go out again with
+	 * the unacknowledged ones, on a stream that starts active */
+	xc_csi_drain(old);
 	xc_session_move(c, old);
 	old->sm = NULL;
 	c->sm = s;
@@ -335,6 +339,16 @@ int xc_sm_send(struct xc_c2s *c, const struct cm_xml_node *stanza)
 	else if (!cm_loop_timer_active(&s->timer))
 		cm_loop_timer_start(c->sh->loop, &s->timer, ACK_IDLE_MS);
 	return r;
+}
+
+void xc_sm_keep(struct xc_c2s *c, struct cm_xml_node *st)
+{
+	int r = xc_sm_queue_push(&c->sm->q, st);
+
+	if (r) {
+		xc_bounce(c->sh, st, "wait", "resource-constraint");
+		cm_xml_node_free(st);
+	}
 }
 
 int xc_sm_request(struct xc_c2s *c)

@@ -90,6 +90,11 @@ void xc_sm_handled(struct xc_c2s *c);
  * writing returned (0 when only queued). A full queue ends the stream (policy-violation). */
 int xc_sm_send(struct xc_c2s *c, const struct cm_xml_node *stanza);
 
+/* Queue st (handed over) as sent without writing it: a stanza that was held back (csi.c) for
+ * a connection that is now gone. It is sent on resumption, or routed again when the session
+ * ends. Without memory the sender is answered resource-constraint. */
+void xc_sm_keep(struct xc_c2s *c, struct cm_xml_node *st);
+
 /* Ask the client for an acknowledgement now (the keepalive of a session with stream
  * management). 0, or -ENOENT when stream management is off. */
 int xc_sm_request(struct xc_c2s *c);

@@ -66,6 +66,11 @@ struct xc_sm_config {
 	long long ack_every;     /* the server asks for an <a/> after this many stanzas */
 };
 
+struct xc_csi_config {
+	bool enabled;       /* XEP-0352 offered */
+	long long max_held; /* stanzas held for an inactive client before they are all sent */
+};
+
 struct xc_register_config {
 	bool enabled;
 	long long per_ip_per_hour;
@@ -95,6 +100,7 @@ struct xc_config {
 	struct xc_offline_config offline;
 	struct xc_archive_config archive;
 	struct xc_sm_config sm;
+	struct xc_csi_config csi;
 	struct xc_register_config registration;
 	struct xc_components_config components;
 	bool hide_version;
