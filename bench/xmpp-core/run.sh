@@ -2,7 +2,8 @@
 # run.sh - xmpp-core against Prosody and ejabberd (Debian's packages) on this machine: the same
 # accounts, the same load, interleaved rounds. Rewrites the xmpp-core section of
 # docs/benchmarks.md. Builds the load generator (xmpp-load.c, next to this file) into
-# build/bench/, then hands over to bench.py; see its header for the knobs (QUICK=1, ROUNDS=...).
+# build/bench/, then hands over to bench.py; see its header for the knobs (QUICK=1, ROUNDS=...);
+# then mam_query.py measures archive queries on a million stored messages.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
@@ -12,4 +13,8 @@ if [ ! -x "$out" ] || [ "$here/xmpp-load.c" -nt "$out" ]; then
 	${CC:-cc} -std=c11 -O2 -g -Wall -Wextra -Wshadow -Werror -o "$out" "$here/xmpp-load.c" \
 		-lssl -lcrypto
 fi
-exec /usr/bin/python3 "$here/bench.py" "$@"
+/usr/bin/python3 "$here/bench.py" "$@"
+# the archive's query latency on a million stored messages (MAM=0 skips it; prints one JSON line)
+if [ "${MAM:-1}" != 0 ] && [ -z "${RENDER:-}" ]; then
+	/usr/bin/python3 "$here/mam_query.py"
+fi

@@ -1,7 +1,8 @@
 /* test_store.c - the store on SQLite: accounts, rosters with versions, offline messages with
  * their cap, block lists, a batch where one request is refused and the others stand, data that
- * survives a reopen, a schema from the future refused, and results delivered on the submitting
- * loop. */
+ * survives a reopen, a schema from the future refused, results delivered on the submitting
+ * loop, and writes nobody waits for: counted (failures too) on the store's thread, and not held
+ * back past a request that is waited for. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +17,7 @@
 #include <uv.h>
 
 #include "cm/err.h"
+#include "cm/metrics.h"
 #include "xmpp-core/src/store.h"
 
 struct fix {
@@ -314,6 +316,81 @@ static void test_batch_and_durability(void **state)
 	fix_close(&f);
 }
 
+struct put_counts {
+	struct cm_counter *ok, *failed;
+};
+
+static const struct cm_metric_def put_defs[] = {
+    CM_METRIC_COUNTER_DEF(struct put_counts, ok, "t_puts_total", "Puts.", "result", "ok"),
+    CM_METRIC_COUNTER_DEF(struct put_counts, failed, "t_puts_total", "Puts.", "result", "failed"),
+};
+
+/* An archive write without a done callback, counted in c. */
+static void put_unanswered(struct fix *f, struct put_counts *c, const char *sid, bool stanza)
+{
+	struct xc_store_req *r = xc_store_req_new(XC_STORE_ARCHIVE_PUT, NULL, NULL, NULL);
+
+	assert_non_null(r);
+	r->ok_total = c->ok;
+	r->failed_total = c->failed;
+	assert_int_equal(xc_store_req_set(&r->user, "juliet@h"), 0);
+	assert_int_equal(xc_store_req_set(&r->key, sid), 0);
+	assert_int_equal(xc_store_req_set(&r->with, "romeo@h/a"), 0);
+	if (stanza)
+		assert_int_equal(xc_store_req_set(&r->stanza, "<message/>"), 0);
+	r->stamp_ms = 1000;
+	assert_int_equal(xc_store_submit(f->st, r), 0);
+}
+
+/* Writes without a done: nothing comes back to the loop, a refused one (an id taken, no
+ * stanza) is counted as failed and the others stand; a long linger does not hold them, or the
+ * answered request after them, once that one is queued. */
+static void test_unanswered_writes(void **state)
+{
+	struct xc_store_config c = {.backend = &xc_store_sqlite, .linger_ms = 1000};
+	struct fix f;
+	struct cm_metrics *m;
+	struct put_counts pc;
+	struct xc_store_req *r;
+	struct xc_archive_query *q;
+	char err[CM_ERR_MAX];
+	uint64_t t0;
+
+	(void)state;
+	assert_int_equal(cm_metrics_alloc(&m), 0);
+	assert_int_equal(cm_metrics_register(m, &pc, put_defs, 2, err, sizeof(err)), 0);
+	fix_open(&f);
+	c.where = f.path;
+	xc_store_close(f.st);
+	if (xc_store_open(&f.st, &c, err, sizeof(err)) != 0)
+		fail_msg("open: %s", err);
+	put_unanswered(&f, &pc, "s1", true);
+	put_unanswered(&f, &pc, "s2", true);
+	put_unanswered(&f, &pc, "s1", true);  /* taken */
+	put_unanswered(&f, &pc, "s3", false); /* no stanza */
+	t0 = uv_hrtime();
+	r = req(&f, XC_STORE_ARCHIVE_QUERY, "juliet@h");
+	q = calloc(1, sizeof(*q));
+	assert_non_null(q);
+	q->start_ms = INT64_MIN;
+	q->end_ms = INT64_MAX;
+	q->max = 10;
+	r->query = q;
+	r = run(&f, r);
+	assert_true(uv_hrtime() - t0 < 500000000u); /* not the linger's second */
+	assert_int_equal(r->err, 0);
+	assert_int_equal(r->narch, 2);
+	assert_string_equal(r->arch[0].id, "s1");
+	assert_string_equal(r->arch[1].id, "s2");
+	xc_store_req_free(r);
+	/* counted before the answer after them was sent */
+	assert_int_equal(f.done, 1);
+	assert_int_equal(cm_metrics_counter_value(pc.ok), 2);
+	assert_int_equal(cm_metrics_counter_value(pc.failed), 2);
+	fix_close(&f);
+	cm_metrics_free(m);
+}
+
 static void test_open_errors(void **state)
 {
 	struct xc_store_config c = {.backend = &xc_store_sqlite, .where = "/nonexistent/dir/x.db"};
@@ -349,6 +426,7 @@ int main(void)
 	    cmocka_unit_test(test_roster_and_delete_cascade),
 	    cmocka_unit_test(test_offline_and_blocks),
 	    cmocka_unit_test(test_batch_and_durability),
+	    cmocka_unit_test(test_unanswered_writes),
 	    cmocka_unit_test(test_open_errors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -212,13 +212,21 @@ static const struct cm_cfg_field storage_fields[] = {
      .offset = offsetof(struct xc_storage_config, path),
      .def = "/var/lib/xmpp-core/xmpp-core.db",
      .doc = "the SQLite database (accounts, rosters, offline messages)"},
+    {.key = "linger_ms",
+     .type = CM_CFG_INT,
+     .offset = offsetof(struct xc_storage_config, linger_ms),
+     .def = "10",
+     .min = 0,
+     .max = 1000,
+     .doc = "how long archive writes nobody waits for may wait for others before their "
+            "commit, so that one fsync serves many (0: none); a waited-for write ends it"},
 };
 
 static const struct cm_cfg_schema storage_schema = {
     .name = "storage",
     .size = sizeof(struct xc_storage_config),
     .fields = storage_fields,
-    .nfields = 1,
+    .nfields = sizeof(storage_fields) / sizeof(storage_fields[0]),
 };
 
 static const struct cm_cfg_field offline_fields[] = {

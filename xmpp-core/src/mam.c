@@ -233,7 +233,8 @@ static bool attended(struct xc_shard *sh, const char *user)
 	return false;
 }
 
-static void on_put(struct xc_store_req *r, bool inbound)
+/* An archive write that was to be answered (archive()). */
+static void on_put_in(struct xc_store_req *r)
 {
 	struct xc_shard *sh = r->loop->data;
 	struct xc_mam *m = sh->srv->mam;
@@ -244,32 +245,33 @@ static void on_put(struct xc_store_req *r, bool inbound)
 		        strerror(-r->err));
 	} else {
 		cm_metrics_inc(m->m.archived);
-		if (inbound && m->ev.archived_unattended && !attended(sh, r->user))
+		if (m->ev.archived_unattended && !attended(sh, r->user))
 			m->ev.archived_unattended(m->ev.arg, sh, r->user, r->key, r->stanza);
 	}
 	xc_store_req_free(r);
 }
 
-static void on_put_in(struct xc_store_req *r)
-{
-	on_put(r, true);
-}
-
-static void on_put_out(struct xc_store_req *r)
-{
-	on_put(r, false);
-}
-
-/* Submit st for owner's archive under id, its peer with. 0 or a negative errno. */
+/* Submit st for owner's archive under id, its peer with. 0 or a negative errno.
+ *
+ * Nothing waits for an archive write, so most go without an answer: the store counts them and
+ * logs a failure on its thread, and no worker is woken for them. Only a message for a user
+ * without an available session comes back, for the archived_unattended event (whether the user
+ * is attended is decided now, as the message is delivered). */
 static int archive(struct xc_shard *sh, const char *owner, const char *id, const char *with,
                    const struct cm_xml_node *st, bool inbound)
 {
-	struct xc_store_req *r = xc_store_req_new(XC_STORE_ARCHIVE_PUT, sh->loop,
-	                                          inbound ? on_put_in : on_put_out, NULL);
+	struct xc_mam *m = sh->srv->mam;
+	bool answer = inbound && m->ev.archived_unattended && !attended(sh, owner);
+	struct xc_store_req *r =
+	    xc_store_req_new(XC_STORE_ARCHIVE_PUT, sh->loop, answer ? on_put_in : NULL, NULL);
 	struct cm_buf b;
 	int rc = r ? 0 : -ENOMEM;
 
 	cm_buf_init(&b, 0);
+	if (!rc && !answer) {
+		r->ok_total = m->m.archived;
+		r->failed_total = m->m.failed;
+	}
 	rc = rc ? rc : xc_store_req_set(&r->user, owner);
 	rc = rc ? rc : xc_store_req_set(&r->key, id);
 	rc = rc ? rc : xc_store_req_set(&r->with, with);

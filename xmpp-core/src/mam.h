@@ -14,9 +14,10 @@
  * stanza-id a sender put in a message in the name of one of our hosts is removed, archived or
  * not: nobody may forge the server's ids.
  *
- * Durability. An archive write is one store request like any other: it goes into the store's
- * next group commit, and the message is delivered without waiting for it (the recipient has it;
- * the archive has it once the transaction commits, before any later request of that shard).
+ * Durability. An archive write is a store request nobody waits for: it goes into one of the
+ * store's group commits (after at most storage.linger_ms, before any later request of that
+ * shard that is waited for), and the message is delivered without waiting for it. Nothing
+ * comes back to the shard unless the archived_unattended event needs it.
  *
  * Queries (an IQ set to the user's own bare JID) filter by peer (a bare JID matches every
  * resource, a full JID only itself), time (start, end), position (after-id, before-id) and ids,

@@ -11,7 +11,8 @@
 #include "cm/log.h"
 #include "cm/metrics.h"
 
-#define DEF_BATCH 256
+#define DEF_BATCH   256
+#define FAIL_LOG_MS 10000 /* a failed unanswered write is logged once per this at most */
 
 struct xc_store {
 	const struct xc_store_backend *be;
@@ -23,8 +24,19 @@ struct xc_store {
 	struct cm_list queue; /* under lock */
 	size_t depth;         /* under lock */
 	bool stopping;        /* under lock */
+	size_t answered;      /* under lock: queued requests with a done */
+	int wait;             /* under lock: what the thread waits for (enum wait) */
+	uint64_t linger_ns;   /* how long unanswered writes may wait for company */
 	bool started;
+	struct cm_log_limit fail_log; /* failed requests without done: one line per interval */
 	struct cm_histogram *latency; /* borrowed */
+};
+
+/* What the thread waits for: whom a submit must wake. */
+enum wait {
+	W_BUSY,   /* nothing: it takes the queue when its batch is done */
+	W_IDLE,   /* any request */
+	W_LINGER, /* a request with a done, or a full batch (or its linger ends) */
 };
 
 static uint64_t now_ns(void)
@@ -143,8 +155,33 @@ static void deliver(struct cm_loop *l, struct cm_msg *m)
 	r->done(r);
 }
 
-static void hand_back(struct xc_store_req *r)
+/* A request nobody waits for ends here, on the store's thread. */
+static void finish_unanswered(struct xc_store *st, struct xc_store_req *r)
 {
+	uint64_t held = 0;
+
+	if (!r->err) {
+		cm_metrics_inc(r->ok_total);
+	} else {
+		cm_metrics_inc(r->failed_total);
+		if (cm_log_limit_pass(&st->fail_log, now_ns() / 1000000u, FAIL_LOG_MS, &held))
+			CM_LOGW(
+			    "store",
+			    "a write (operation %d) for %s was not kept: %s (%llu more held back)",
+			    (int)r->op, r->user ? r->user : "-", strerror(-r->err),
+			    (unsigned long long)held);
+	}
+	if (r->latency)
+		cm_metrics_observe(r->latency, (double)(now_ns() - r->queued_ns) / 1e9);
+	xc_store_req_free(r);
+}
+
+static void hand_back(struct xc_store *st, struct xc_store_req *r)
+{
+	if (!r->done) {
+		finish_unanswered(st, r);
+		return;
+	}
 	r->msg.fn = deliver;
 	if (cm_loop_post(r->loop, &r->msg) != 0)
 		xc_store_req_free(r); /* its loop is gone: nobody to tell */
@@ -178,7 +215,22 @@ static void run_batch(struct xc_store *st, struct cm_list *batch)
 		}
 	}
 	while ((n = cm_list_pop(batch)) != NULL)
-		hand_back(cm_list_entry(n, struct xc_store_req, link));
+		hand_back(st, cm_list_entry(n, struct xc_store_req, link));
+}
+
+/* Under lock, with requests queued: when none of them is waited for, give others time to join
+ * them (at most linger_ns from now), so that one commit and its fsync serve many writes nobody
+ * waits for. A request that is waited for, a full batch or the store's close ends it at once. */
+static void linger(struct xc_store *st)
+{
+	uint64_t until = now_ns() + st->linger_ns, now;
+
+	st->wait = W_LINGER;
+	while (st->linger_ns && !st->stopping && st->answered == 0 && st->depth < st->batch_max &&
+	       (now = now_ns()) < until) {
+		if (uv_cond_timedwait(&st->wake, &st->lock, until - now) == UV_ETIMEDOUT)
+			break;
+	}
 }
 
 static void thread_main(void *arg)
@@ -192,13 +244,19 @@ static void thread_main(void *arg)
 		struct cm_list *node;
 
 		uv_mutex_lock(&st->lock);
-		while (cm_list_empty(&st->queue) && !st->stopping)
+		while (cm_list_empty(&st->queue) && !st->stopping) {
+			st->wait = W_IDLE;
 			uv_cond_wait(&st->wake, &st->lock);
+		}
+		linger(st);
+		st->wait = W_BUSY;
 		if (cm_list_empty(&st->queue)) {
 			uv_mutex_unlock(&st->lock);
 			break; /* stopping, and everything ran */
 		}
 		while (n < st->batch_max && (node = cm_list_pop(&st->queue)) != NULL) {
+			if (cm_list_entry(node, struct xc_store_req, link)->done)
+				st->answered--;
 			cm_list_insert_tail(&batch, node);
 			n++;
 		}
@@ -222,6 +280,7 @@ int xc_store_open(struct xc_store **out, const struct xc_store_config *cfg, char
 		return -ENOMEM;
 	st->be = cfg->backend;
 	st->batch_max = cfg->batch_max ? cfg->batch_max : DEF_BATCH;
+	st->linger_ns = (uint64_t)cfg->linger_ms * 1000000u;
 	st->latency = cfg->latency;
 	cm_list_init(&st->queue);
 	rc = st->be->open(&st->db, cfg->where, err, errlen);
@@ -263,7 +322,14 @@ int xc_store_submit(struct xc_store *st, struct xc_store_req *r)
 	} else {
 		cm_list_insert_tail(&st->queue, &r->link);
 		st->depth++;
-		uv_cond_signal(&st->wake);
+		if (r->done)
+			st->answered++;
+		/* a busy thread takes the queue when its batch is done: no wake-up to pay */
+		if (st->wait == W_IDLE ||
+		    (st->wait == W_LINGER && (r->done || st->depth >= st->batch_max))) {
+			st->wait = W_BUSY;
+			uv_cond_signal(&st->wake);
+		}
 	}
 	uv_mutex_unlock(&st->lock);
 	return rc;

@@ -8,6 +8,11 @@
  * flush per stanza. A request is acknowledged (done runs) only after its transaction has
  * committed: a message stored offline is on disk before the sender hears it was accepted.
  *
+ * A write nobody waits for (an archived copy of a delivered message) is submitted without a
+ * done callback: it goes into the same group commits, but nothing comes back to a loop. The
+ * store's thread frees it once its transaction has ended, counts it in one of the request's
+ * counters and logs a failure itself.
+ *
  * The embedded backend is SQLite (store_sqlite.c, the only file that includes sqlite3.h), in WAL
  * mode; a backend is a table of functions (struct xc_store_backend), which is where PostgreSQL
  * will plug in.
@@ -27,6 +32,7 @@
 #include "scram.h"
 #include "subscription.h"
 
+struct cm_counter;
 struct xc_store;
 struct xc_store_req;
 
@@ -116,11 +122,14 @@ struct xc_archive_item {
 struct xc_store_req {
 	/* set by the submitter */
 	enum xc_store_op op;
-	struct cm_loop *loop;                 /* borrowed: where done runs */
-	void (*done)(struct xc_store_req *r); /* owns r from then on */
+	struct cm_loop *loop;                 /* borrowed: where done runs (NULL without done) */
+	void (*done)(struct xc_store_req *r); /* owns r from then on; NULL: no answer (above) */
 	void *arg;                            /* borrowed */
-	char *user;                           /* owned */
-	char *key;                            /* owned */
+	/* borrowed, may be NULL: a request without done is counted in one of them on the store's
+	 * thread, once its transaction has ended */
+	struct cm_counter *ok_total, *failed_total;
+	char *user; /* owned */
+	char *key;  /* owned */
 	struct xc_scram_creds creds[XC_SCRAM_NHASH];
 	struct xc_roster_item item; /* owned strings */
 	char *stanza;               /* owned */
@@ -152,7 +161,8 @@ struct xc_store_req {
 	struct cm_msg msg;
 };
 
-/* A new request for op, whose done runs on loop. NULL on allocation failure. */
+/* A new request for op, whose done runs on loop (done NULL: nothing comes back, loop may be
+ * NULL). NULL on allocation failure. */
 struct xc_store_req *xc_store_req_new(enum xc_store_op op, struct cm_loop *loop,
                                       void (*done)(struct xc_store_req *r), void *arg);
 /* Release a request and everything it owns. Accepts NULL. */
@@ -185,6 +195,9 @@ struct xc_store_config {
 	const struct xc_store_backend *backend;
 	const char *where;  /* SQLite: the database file */
 	unsigned batch_max; /* requests per transaction at most; 0: 256 */
+	/* ms a batch of writes nobody waits for may wait for more before its commit (0: none);
+	 * a request with a done ends the wait */
+	unsigned linger_ms;
 	/* borrowed, may be NULL: observes each request's seconds from submission to its done */
 	struct cm_histogram *latency;
 };
@@ -194,8 +207,9 @@ struct xc_store_config {
 int xc_store_open(struct xc_store **out, const struct xc_store_config *cfg, char *err,
                   size_t errlen);
 
-/* Queue r. Its done runs on r->loop, once (r->err says how it went). 0, or -ESHUTDOWN when the
- * store is closing (r stays the caller's). Any thread. */
+/* Queue r. Its done runs on r->loop, once (r->err says how it went); without done, the store
+ * frees r after its transaction. 0, or -ESHUTDOWN when the store is closing (r stays the
+ * caller's). Any thread. */
 int xc_store_submit(struct xc_store *st, struct xc_store_req *r);
 
 /* Run what is queued, stop the thread and close the database. Requests still queued complete

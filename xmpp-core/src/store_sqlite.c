@@ -46,7 +46,9 @@ static const char schema[] =
     "CREATE UNIQUE INDEX IF NOT EXISTS archive_sid ON archive (owner, sid);"
     "CREATE INDEX IF NOT EXISTS archive_time ON archive (owner, stamp);"
     "CREATE INDEX IF NOT EXISTS archive_with ON archive (owner, with_bare, stamp);"
-    "CREATE INDEX IF NOT EXISTS archive_age ON archive (stamp);"
+    /* the purge walks the rows by id (archived in time order): no index on stamp alone to
+     * keep up on every insert (databases made before drop theirs) */
+    "DROP INDEX IF EXISTS archive_age;"
     "CREATE TABLE IF NOT EXISTS archive_prefs (owner TEXT PRIMARY KEY, def INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS archive_prefs_jid ("
     "  owner TEXT NOT NULL, jid TEXT NOT NULL, always INTEGER NOT NULL,"
@@ -119,7 +121,7 @@ static const char *const sql[S_NSTMT] = {
     [S_ARCH_POS] = "SELECT stamp, id FROM archive WHERE owner = ?1 AND sid = ?2",
     [S_ARCH_DEL_ALL] = "DELETE FROM archive WHERE owner = ?1",
     [S_ARCH_PURGE] = "DELETE FROM archive WHERE id IN (SELECT id FROM archive WHERE stamp < ?1 "
-                     "ORDER BY stamp LIMIT ?2)",
+                     "ORDER BY id LIMIT ?2)",
     [S_PREFS_GET] = "SELECT def FROM archive_prefs WHERE owner = ?1",
     [S_PREFS_JIDS] = "SELECT jid, always FROM archive_prefs_jid WHERE owner = ?1 ORDER BY jid",
     [S_PREFS_PUT] = "INSERT OR REPLACE INTO archive_prefs (owner, def) VALUES (?1, ?2)",
@@ -1086,10 +1088,18 @@ static int dispatch(struct sq *q, struct xc_store_req *r)
 
 /* --- the backend ------------------------------------------------------------------------------ */
 
+/* Whether op writes with one statement, refusing before it or with it changing nothing: it
+ * needs no savepoint of its own (a statement that fails is undone by SQLite itself). */
+static bool one_statement(enum xc_store_op op)
+{
+	return op == XC_STORE_ARCHIVE_PUT;
+}
+
 static int sq_run(void *db, struct xc_store_req *r)
 {
 	struct sq *q = db;
-	int rc = exec1(prep(q, S_SAVE));
+	bool save = !one_statement(r->op);
+	int rc = save ? exec1(prep(q, S_SAVE)) : 0;
 
 	if (rc)
 		return rc;
@@ -1103,7 +1113,7 @@ static int sq_run(void *db, struct xc_store_req *r)
 			rc = 0;
 		}
 	}
-	if (rc)
+	if (rc || !save)
 		return rc;
 	if (r->err && (rc = exec1(prep(q, S_ROLLBACK_TO))) != 0)
 		return rc;

@@ -45,7 +45,8 @@ struct xc_auth_config {
 };
 
 struct xc_storage_config {
-	char *path; /* the SQLite database */
+	char *path;          /* the SQLite database */
+	long long linger_ms; /* unanswered writes may wait this long for company (store.h) */
 };
 
 struct xc_offline_config {
