@@ -519,7 +519,7 @@ static void shard_free(struct xc_shard *sh)
 
 		u->busy = 0;
 		u->held = 0;
-		cm_list_init(&u->waiting);
+		xc_user_drop_waiting(u);
 		cm_list_init(&u->sessions);
 		u->rstate = XC_ROSTER_NONE;
 		xc_user_put(sh, u);

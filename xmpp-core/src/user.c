@@ -174,6 +174,19 @@ static void run_waiting(struct xc_shard *sh, struct xc_user *u)
 	}
 }
 
+void xc_user_drop_waiting(struct xc_user *u)
+{
+	struct cm_list *n;
+
+	while ((n = cm_list_pop(&u->waiting)) != NULL) {
+		struct xc_wait *w = cm_list_entry(n, struct xc_wait, link);
+
+		cm_xml_node_free(w->st);
+		free(w->arg);
+		free(w);
+	}
+}
+
 static void on_loaded(struct xc_store_req *r)
 {
 	struct xc_shard *sh = r->arg;

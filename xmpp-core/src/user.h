@@ -70,6 +70,10 @@ typedef void (*xc_user_fn)(struct xc_shard *sh, struct xc_user *u, struct cm_xml
 void xc_user_with_roster(struct xc_shard *sh, struct xc_user *u, struct cm_xml_node *st,
                          xc_user_fn fn, const char *arg);
 
+/* Free the work waiting for u's roster without running it: for a shard that stops before the
+ * store answers (the answer will never come). */
+void xc_user_drop_waiting(struct xc_user *u);
+
 /* Replace the block list with n JIDs (strings, not consumed; those that do not parse are left
  * out). 0 or -ENOMEM (the old list stays). */
 int xc_user_set_blocked(struct xc_user *u, char *const *jids, size_t n);
