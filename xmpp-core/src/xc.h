@@ -66,6 +66,13 @@ struct xc_sm_config {
 	long long ack_every;     /* the server asks for an <a/> after this many stanzas */
 };
 
+struct xc_pep_config {
+	bool enabled;         /* XEP-0163 on every account's bare JID */
+	long long max_items;  /* items a node keeps at most (what "max" means) */
+	uint64_t max_payload; /* bytes of one item's payload (and of a vCard) as XML */
+	long long max_nodes;  /* nodes per account */
+};
+
 struct xc_register_config {
 	bool enabled;
 	long long per_ip_per_hour;
@@ -95,6 +102,7 @@ struct xc_config {
 	struct xc_offline_config offline;
 	struct xc_archive_config archive;
 	struct xc_sm_config sm;
+	struct xc_pep_config pep;
 	struct xc_register_config registration;
 	struct xc_components_config components;
 	bool hide_version;
