@@ -1,6 +1,6 @@
 /* iq.c - IQs the server answers (iq.h): service discovery (XEP-0030) with entity capabilities
  * (XEP-0115) of the server, ping (XEP-0199), software version (XEP-0092), the roster and the
- * legacy session for the account; PEP (pep.c) is handed on. */
+ * legacy session for the account; PEP (pep.c) and vCards (vcard.c) are handed on. */
 #include "iq.h"
 
 #include <errno.h>
@@ -22,6 +22,7 @@
 #include "session.h"
 #include "stanza.h"
 #include "user.h"
+#include "vcard.h"
 
 #define NS_DISCO_INFO  "http://jabber.org/protocol/disco#info"
 #define NS_DISCO_ITEMS "http://jabber.org/protocol/disco#items"
@@ -48,6 +49,7 @@ static const char *const server_features[] = {
 static const char *const account_features[] = {
     NS_DISCO_INFO,
     NS_DISCO_ITEMS,
+    XC_NS_VCARD,
 };
 
 #define PEP_FEATURES_MAX 16
@@ -300,6 +302,9 @@ void xc_iq_account(struct xc_shard *sh, const struct xc_jid *to, struct cm_xml_n
 		}
 	} else if (strcmp(q->ns, XC_NS_PUBSUB) == 0 || strcmp(q->ns, XC_NS_PUBSUB_OWNER) == 0) {
 		xc_pep_iq(sh, xc_user_find(sh, to), own, iq); /* takes iq */
+		return;
+	} else if (strcmp(q->ns, XC_NS_VCARD) == 0) {
+		xc_vcard_iq(sh, to, own, iq); /* takes iq */
 		return;
 	} else if (strcmp(type, "set") == 0 && strcmp(q->ns, NS_SESSION) == 0 && own) {
 		reply(sh, iq, NULL);
