@@ -508,6 +508,7 @@ void xc_pep_presence(struct xc_shard *sh, const struct xc_jid *to, const struct 
 	struct xc_jid from = {0}, owner = {0};
 	const struct cm_xml_node *c;
 	const char *ver = NULL;
+	struct caps *known;
 	struct owner *o;
 	struct peer *p;
 
@@ -571,9 +572,10 @@ void xc_pep_presence(struct xc_shard *sh, const struct xc_jid *to, const struct 
 		o->n++;
 		ps->npeers++;
 	}
-	if (peer_caps(ps, p))
-		xc_pep__send_last(sh, owner.s, from.s);
-	else
+	known = peer_caps(ps, p);
+	if (known && known->n)
+		xc_pep__send_last(sh, owner.s, from.s); /* nothing to read when it wants nothing */
+	else if (!known)
 		learn(sh, ps, owner.s, from.s, ver, cm_xml_attr(c, "hash"), cm_xml_attr(c, "node"));
 out:
 	xc_jid_free(&from);
@@ -620,7 +622,8 @@ static void answered(struct xc_shard *sh, struct xc_pep_shard *ps, struct pendin
 		return;
 	}
 	caps_put(ps, key, nodes, n);
-	xc_pep__send_last(sh, pd->owner, pd->full);
+	if (n)
+		xc_pep__send_last(sh, pd->owner, pd->full);
 	if (!shared) {
 		ask_waiters(sh, ps, pd->ver);
 		return;
@@ -632,7 +635,8 @@ static void answered(struct xc_shard *sh, struct xc_pep_shard *ps, struct pendin
 		nx = l->next;
 		if (w->id[0] || strcmp(w->ver, pd->ver) != 0)
 			continue;
-		xc_pep__send_last(sh, w->owner, w->full);
+		if (n)
+			xc_pep__send_last(sh, w->owner, w->full);
 		cm_list_remove(&w->link);
 		pending_free(w);
 		ps->npending--;
