@@ -16,6 +16,7 @@
 #include <uv.h>
 
 #include "cm/err.h"
+#include "tests/support/alloc.h"
 #include "xmpp-core/src/pep.h"
 #include "xmpp-core/src/pep_int.h"
 #include "xmpp-core/src/stanza.h"
@@ -209,6 +210,34 @@ static void test_caps_hash(void **state)
 	          "<identity category='client' type='pc'/>"
 	          "<x xmlns='jabber:x:data' type='result'/></query>");
 	assert_int_equal(xc_pep__caps_hash(q, ver, sizeof(ver)), -ENOTSUP);
+	cm_xml_node_free(q);
+}
+
+/* Without memory: a clean error, nothing leaked. */
+static int caps_scenario(void *arg)
+{
+	const struct cm_xml_node *q = arg;
+	char **nodes, ver[64];
+	size_t n;
+	int r = xc_pep__notify_nodes(q, 16, &nodes, &n);
+
+	if (r)
+		return r;
+	for (size_t i = 0; i < n; i++)
+		free(nodes[i]);
+	free(nodes);
+	return xc_pep__caps_hash(q, ver, sizeof(ver));
+}
+
+static void test_caps_without_memory(void **state)
+{
+	struct cm_xml_node *q;
+
+	(void)state;
+	q = parse("<query xmlns='http://jabber.org/protocol/disco#info'>"
+	          "<identity category='client' type='phone' name='p'/>"
+	          "<feature var='a+notify'/><feature var='b+notify'/><feature var='c'/></query>");
+	assert_true(test_alloc_sweep(caps_scenario, q, 100) > 1);
 	cm_xml_node_free(q);
 }
 
@@ -536,6 +565,7 @@ int main(void)
 	    cmocka_unit_test(test_access),
 	    cmocka_unit_test(test_notify_nodes),
 	    cmocka_unit_test(test_caps_hash),
+	    cmocka_unit_test(test_caps_without_memory),
 	    cmocka_unit_test(test_store_publish_and_trim),
 	    cmocka_unit_test(test_store_last_and_account),
 	};
