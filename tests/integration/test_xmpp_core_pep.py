@@ -173,7 +173,7 @@ class Pep(Base):
                                                                          % DISCO_INFO)]
             self.assertIn(("pubsub", "pep"), ids)
             feats = [f.get("var") for f in q.findall("{%s}feature" % DISCO_INFO)]
-            for f in ("publish", "publish-options", "auto-create", "retrieve-items",
+            for f in ("publish", "publish-options", "auto-create", "retrieve-items", "config-node",
                       "persistent-items", "access-presence", "access-open",
                       "last-published", "delete-nodes", "retract-items"):
                 self.assertIn(PUBSUB + "#" + f, feats)
@@ -299,6 +299,21 @@ class Pep(Base):
                                                     options(access_model="roster"))),
                              ("not-acceptable", "unsupported-access-model",
                               "this access model is not supported"))
+            # what an OMEMO client does then: read the node's configuration, open it, publish
+            res = await pubsub(a, "<configure node='%s'/>" % META, itype="get", ns=OWNER)
+            x = res.xml.find("{%s}pubsub/{%s}configure/{jabber:x:data}x" % (OWNER, OWNER))
+            fields = {f.get("var"): f.findtext("{jabber:x:data}value")
+                      for f in x.findall("{jabber:x:data}field")}
+            self.assertEqual(fields["FORM_TYPE"], PUBSUB + "#node_config")
+            self.assertEqual(fields["pubsub#access_model"], "presence")
+            self.assertEqual(fields["pubsub#max_items"], "1")
+            await pubsub(a, "<configure node='%s'><x xmlns='jabber:x:data' type='submit'>"
+                            "<field var='FORM_TYPE' type='hidden'><value>%s#node_config</value>"
+                            "</field><field var='pubsub#access_model'><value>open</value>"
+                            "</field></x></configure>" % (META, PUBSUB), ns=OWNER)
+            await publish(a, META, metadata("3"), "3", options(access_model="open"))
+            self.assertEqual((await error_of(pubsub(a, "<configure node='none'/>", itype="get",
+                                                    ns=OWNER)))[0], "item-not-found")
             await logout(a)
         run(go())
 

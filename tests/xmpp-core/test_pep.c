@@ -46,7 +46,7 @@ static int options(const char *fields, struct xc_pep_cfg *cfg, const char **why)
 	x = parse(xml);
 	memset(cfg, 0, sizeof(*cfg));
 	*why = NULL;
-	r = xc_pep__options(x, cfg, why);
+	r = xc_pep__options(x, XC_PEP_FORM_PUBLISH, cfg, why);
 	cm_xml_node_free(x);
 	return r;
 }
@@ -112,12 +112,22 @@ static void test_options(void **state)
 	assert_string_equal(why, "pubsub#persist_items is a boolean");
 	/* not the right form */
 	x = parse("<x xmlns='jabber:x:data' type='submit'/>");
-	assert_int_equal(xc_pep__options(x, &cfg, &why), -EINVAL);
+	assert_int_equal(xc_pep__options(x, XC_PEP_FORM_PUBLISH, &cfg, &why), -EINVAL);
 	assert_string_equal(why, "the form's FORM_TYPE is not pubsub#publish-options");
 	cm_xml_node_free(x);
+	/* a node configuration form is no publish-options, and the reverse */
+	x = parse("<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'>"
+	          "<value>http://jabber.org/protocol/pubsub#node_config</value></field>"
+	          "<field var='pubsub#access_model'><value>open</value></field></x>");
+	assert_int_equal(xc_pep__options(x, XC_PEP_FORM_PUBLISH, &cfg, &why), -EINVAL);
+	memset(&cfg, 0, sizeof(cfg));
+	assert_int_equal(xc_pep__options(x, XC_PEP_FORM_CONFIG, &cfg, &why), 0);
+	assert_int_equal(cfg.set, XC_PEP_SET_ACCESS);
+	assert_int_equal(cfg.access, XC_PEP_OPEN);
+	cm_xml_node_free(x);
 	x = parse("<y xmlns='jabber:x:data'/>");
-	assert_int_equal(xc_pep__options(x, &cfg, &why), -EINVAL);
-	assert_string_equal(why, "publish-options holds a jabber:x:data form");
+	assert_int_equal(xc_pep__options(x, XC_PEP_FORM_PUBLISH, &cfg, &why), -EINVAL);
+	assert_string_equal(why, "the options are a jabber:x:data form");
 	cm_xml_node_free(x);
 }
 
@@ -417,6 +427,25 @@ static void test_store_publish_and_trim(void **state)
 	/* nodes per user */
 	assert_int_equal(publish(&f, "fifth", "x", 0, true, 1, 0, 256, 4), -EDQUOT);
 	assert_int_equal(publish(&f, "n", "i6", 0, true, 1, 0, 256, 4), 0); /* not a new node */
+	/* reconfigured: fewer items kept trims at once; what is not given stays */
+	r = req(&f, XC_STORE_PEP_CONFIGURE, OWNER, "big");
+	r->pep->cfg = (struct xc_pep_cfg){XC_PEP_PRESENCE, true, 2, XC_PEP_SET_MAX};
+	r->pep->max_items_cap = 4;
+	r = run(&f, r);
+	assert_int_equal(r->err, 0);
+	assert_int_equal(r->pep->cfg.access, XC_PEP_OPEN);
+	assert_int_equal(r->pep->cfg.max_items, 2);
+	xc_store_req_free(r);
+	ids_of(&f, "big", 0, ids, sizeof(ids));
+	assert_string_equal(ids, "m5,m4");
+	r = run(&f, req(&f, XC_STORE_PEP_CONFIGURE, OWNER, "big")); /* nothing set: read */
+	assert_int_equal(r->err, 0);
+	assert_int_equal(r->pep->cfg.max_items, 2);
+	assert_true(r->pep->cfg.persist);
+	xc_store_req_free(r);
+	r = run(&f, req(&f, XC_STORE_PEP_CONFIGURE, OWNER, "none"));
+	assert_int_equal(r->err, -ENOENT);
+	xc_store_req_free(r);
 	/* by id, the missing left out */
 	r = req(&f, XC_STORE_PEP_ITEMS, OWNER, "n");
 	r->pep->ids = calloc(2, sizeof(char *));

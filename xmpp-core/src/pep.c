@@ -24,7 +24,6 @@
 
 #define NS_DATA          "jabber:x:data"
 #define NS_DISCO_ITEMS   "http://jabber.org/protocol/disco#items"
-#define NS_PUBLISH_OPTS  "http://jabber.org/protocol/pubsub#publish-options"
 #define MAX_IDS          64 /* item ids one items request may name */
 #define DEFAULT_MAX_KEPT 1  /* items a node keeps when its creator did not say */
 
@@ -55,10 +54,11 @@ static const struct cm_metric_def metric_defs[] = {
 static const char *const features[] = {
     XC_NS_PUBSUB "#access-open",      XC_NS_PUBSUB "#access-presence",
     XC_NS_PUBSUB "#access-whitelist", XC_NS_PUBSUB "#auto-create",
-    XC_NS_PUBSUB "#delete-items",     XC_NS_PUBSUB "#delete-nodes",
-    XC_NS_PUBSUB "#last-published",   XC_NS_PUBSUB "#persistent-items",
-    XC_NS_PUBSUB "#publish",          XC_NS_PUBSUB "#publish-options",
-    XC_NS_PUBSUB "#retract-items",    XC_NS_PUBSUB "#retrieve-items",
+    XC_NS_PUBSUB "#config-node",      XC_NS_PUBSUB "#delete-items",
+    XC_NS_PUBSUB "#delete-nodes",     XC_NS_PUBSUB "#last-published",
+    XC_NS_PUBSUB "#persistent-items", XC_NS_PUBSUB "#publish",
+    XC_NS_PUBSUB "#publish-options",  XC_NS_PUBSUB "#retract-items",
+    XC_NS_PUBSUB "#retrieve-items",
 };
 
 int xc_pep_alloc(struct xc_pep **out, struct xc_server *srv, struct cm_metrics *metrics)
@@ -154,17 +154,20 @@ static bool parse_max(const char *v, unsigned *out)
 	return true;
 }
 
-int xc_pep__options(const struct cm_xml_node *form, struct xc_pep_cfg *cfg, const char **why)
+int xc_pep__options(const struct cm_xml_node *form, const char *form_type, struct xc_pep_cfg *cfg,
+                    const char **why)
 {
 	const char *ft = cm_xml_form_field(form, "FORM_TYPE");
 	const char *v;
 
 	if (strcmp(form->name, "x") != 0 || strcmp(form->ns, NS_DATA) != 0) {
-		*why = "publish-options holds a jabber:x:data form";
+		*why = "the options are a jabber:x:data form";
 		return -EINVAL;
 	}
-	if (!ft || strcmp(ft, NS_PUBLISH_OPTS) != 0) {
-		*why = "the form's FORM_TYPE is not pubsub#publish-options";
+	if (!ft || strcmp(ft, form_type) != 0) {
+		*why = strcmp(form_type, XC_PEP_FORM_PUBLISH) == 0
+		           ? "the form's FORM_TYPE is not pubsub#publish-options"
+		           : "the form's FORM_TYPE is not pubsub#node_config";
 		return -EINVAL;
 	}
 	if ((v = cm_xml_form_field(form, "pubsub#access_model")) != NULL) {
@@ -576,6 +579,59 @@ out:
 	xc_store_req_free(r);
 }
 
+/* The node's configuration as a form (XEP-0060 8.2.1). */
+static struct cm_xml_node *config_form(const char *node, const struct xc_pep_cfg *cfg)
+{
+	struct cm_xml_node *ps = NULL, *conf, *x, *o, *v;
+	char max[16];
+	int r = cm_xml_node_new(&ps, "pubsub", XC_NS_PUBSUB_OWNER);
+
+	if (cfg->max_items == XC_PEP_MAX_ITEMS)
+		snprintf(max, sizeof(max), "max");
+	else
+		snprintf(max, sizeof(max), "%u", cfg->max_items);
+	r = r ? r : cm_xml_node_new_child(&conf, ps, "configure", NULL);
+	r = r ? r : cm_xml_node_set_attr(conf, "node", node);
+	r = r ? r : cm_xml_node_new_child(&x, conf, "x", NS_DATA);
+	r = r ? r : cm_xml_node_set_attr(x, "type", "form");
+	r = r ? r : cm_xml_form_add_field(x, "FORM_TYPE", "hidden", XC_PEP_FORM_CONFIG);
+	r = r ? r
+	      : cm_xml_form_add_field(
+	            x, "pubsub#access_model", "list-single",
+	            access_names[cfg->access >= 0 && cfg->access < 3 ? cfg->access : 0]);
+	for (size_t i = 0; !r && i < sizeof(access_names) / sizeof(access_names[0]); i++) {
+		r = cm_xml_node_new_child(&o, x->last, "option", NULL);
+		r = r ? r : cm_xml_node_new_child(&v, o, "value", NULL);
+		r = r ? r : cm_xml_node_add_text(v, access_names[i], strlen(access_names[i]));
+	}
+	r = r ? r
+	      : cm_xml_form_add_field(x, "pubsub#persist_items", "boolean",
+	                              cfg->persist ? "true" : "false");
+	r = r ? r : cm_xml_form_add_field(x, "pubsub#max_items", "text-single", max);
+	if (r) {
+		cm_xml_node_free(ps);
+		return NULL;
+	}
+	return ps;
+}
+
+static void on_configured(struct xc_store_req *r)
+{
+	struct op_ctx *o = r->arg;
+	struct xc_shard *sh = r->loop->data;
+
+	if (r->err == -ENOENT)
+		refuse(sh, o->iq, "cancel", "item-not-found", NULL, "no such node");
+	else if (r->err)
+		refuse(sh, o->iq, "wait", "internal-server-error", NULL, NULL);
+	else if (o->notify) /* a set */
+		reply(sh, o->iq, NULL);
+	else
+		reply(sh, o->iq, config_form(r->key, &r->pep->cfg));
+	op_free(o);
+	xc_store_req_free(r);
+}
+
 /* The parts of a publish request, checked (hostile input: every bound is the server's). */
 static int read_publish(struct xc_shard *sh, const struct cm_xml_node *pub,
                         const struct cm_xml_node *opts, struct xc_pep_req *pr, char **payload_xml,
@@ -615,7 +671,7 @@ static int read_publish(struct xc_shard *sh, const struct cm_xml_node *pub,
 		const struct cm_xml_node *form = only_element(opts, &many);
 
 		if (form) {
-			rc = xc_pep__options(form, &pr->cfg, why);
+			rc = xc_pep__options(form, XC_PEP_FORM_PUBLISH, &pr->cfg, why);
 			if (rc) {
 				*cond = rc == -ENOTSUP ? "not-acceptable" : "bad-request";
 				*app =
@@ -842,6 +898,29 @@ void xc_pep_iq(struct xc_shard *sh, struct xc_user *u, struct xc_c2s *own, struc
 		}
 		op = XC_STORE_PEP_DELETE;
 		done = on_deleted;
+	} else if (strcmp(ps->ns, XC_NS_PUBSUB_OWNER) == 0 && strcmp(act->name, "configure") == 0 &&
+	           strcmp(act->ns, XC_NS_PUBSUB_OWNER) == 0) {
+		const struct cm_xml_node *form = only_element(act, &many);
+
+		if (!own) {
+			refuse(sh, iq, "auth", "forbidden", NULL,
+			       "only the owner configures a node");
+			goto out;
+		}
+		if (set && (!form || many)) {
+			refuse(sh, iq, "modify", "bad-request", NULL, "configure holds one form");
+			goto out;
+		}
+		if (set && (rc = xc_pep__options(form, XC_PEP_FORM_CONFIG, &pr->cfg, &why)) != 0) {
+			refuse(sh, iq, "modify", rc == -ENOTSUP ? "not-acceptable" : "bad-request",
+			       rc == -ENOTSUP ? "unsupported-access-model" : "invalid-options",
+			       why);
+			goto out;
+		}
+		o->notify = set; /* on_configured: a set is answered empty */
+		pr->max_items_cap = (unsigned)cfg->max_items;
+		op = XC_STORE_PEP_CONFIGURE;
+		done = on_configured;
 	} else {
 		refuse(sh, iq, "cancel", "feature-not-implemented", NULL, NULL);
 		goto out;

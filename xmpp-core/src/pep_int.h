@@ -14,10 +14,15 @@ struct xc_shard;
 #define XC_PEP_NODE_MAX 1023 /* bytes in a node name or an item id */
 #define XC_PEP_NOTIFY   "+notify"
 
-/* Read a publish-options form (jabber:x:data, FORM_TYPE pubsub#publish-options) into cfg (its
- * set says which options it gave). 0, or -EINVAL with *why (a constant) saying what is wrong,
- * -ENOTSUP for an access model this server has not (why says which). */
-int xc_pep__options(const struct cm_xml_node *form, struct xc_pep_cfg *cfg, const char **why);
+#define XC_PEP_FORM_PUBLISH "http://jabber.org/protocol/pubsub#publish-options"
+#define XC_PEP_FORM_CONFIG  "http://jabber.org/protocol/pubsub#node_config"
+
+/* Read a publish-options or node configuration form (jabber:x:data whose FORM_TYPE is
+ * form_type) into cfg (its set says which options it gave; other fields are left alone).
+ * 0, or -EINVAL with *why (a constant) saying what is wrong, -ENOTSUP for an access model this
+ * server has not (why says which). */
+int xc_pep__options(const struct cm_xml_node *form, const char *form_type, struct xc_pep_cfg *cfg,
+                    const char **why);
 
 /* Whether a requester may read a node of this access model: owner (the account's own session),
  * sees (a contact with a subscription to the owner's presence). */

@@ -71,8 +71,11 @@ enum xc_store_op {
 	XC_STORE_PEP_LAST,    /* user (owner), key (a contact's bare JID) -> pep->items: each
 	                       * node's newest item, pep->sees (the contact has a subscription to
 	                       * the owner's presence and is not blocked by its bare JID) */
-	XC_STORE_VCARD_GET,   /* user -> found, stanza (the vCard as XML text) */
-	XC_STORE_VCARD_SET,   /* user, stanza */
+	XC_STORE_PEP_CONFIGURE, /* user, key (node), pep->cfg: the fields in cfg.set are changed
+	                         * (the items trimmed to what it keeps, within max_items_cap),
+	                         * none: read -> pep->cfg (the node's); -ENOENT */
+	XC_STORE_VCARD_GET,     /* user -> found, stanza (the vCard as XML text) */
+	XC_STORE_VCARD_SET,     /* user, stanza */
 	XC_STORE_NOPS,
 };
 

@@ -1091,6 +1091,7 @@ static int dispatch(struct sq *q, struct xc_store_req *r)
 	case XC_STORE_PEP_DELETE:
 	case XC_STORE_PEP_NODES:
 	case XC_STORE_PEP_LAST:
+	case XC_STORE_PEP_CONFIGURE:
 	case XC_STORE_VCARD_GET:
 	case XC_STORE_VCARD_SET:
 		return pep_dispatch(q, r);
@@ -1268,6 +1269,7 @@ enum pstmt {
 	P_VCARD_GET,
 	P_VCARD_PUT,
 	P_VCARD_DEL,
+	P_NODE_SET,
 	P_END,
 };
 _Static_assert(P_END <= P_NSTMT, "struct sq has room for every PEP statement");
@@ -1300,6 +1302,8 @@ static const char *const pep_sql[P_END] = {
     [P_VCARD_GET] = "SELECT vcard FROM vcards WHERE owner = ?1",
     [P_VCARD_PUT] = "INSERT OR REPLACE INTO vcards (owner, vcard) VALUES (?1, ?2)",
     [P_VCARD_DEL] = "DELETE FROM vcards WHERE owner = ?1",
+    [P_NODE_SET] = "UPDATE pep_nodes SET access = ?3, persist = ?4, max_items = ?5 WHERE "
+                   "owner = ?1 AND node = ?2",
 };
 
 static int pep_open(struct sq *q)
@@ -1533,6 +1537,43 @@ static int pep_last(struct sq *q, struct xc_store_req *r)
 	return rc == SQLITE_DONE ? 0 : db_fail(rc);
 }
 
+static int pep_configure(struct sq *q, struct xc_store_req *r)
+{
+	struct xc_pep_req *pr = r->pep;
+	struct xc_pep_cfg want = pr->cfg;
+	sqlite3_stmt *p;
+	bool found;
+	int rc;
+
+	if (!r->key) {
+		r->err = -EINVAL;
+		return 0;
+	}
+	if ((rc = node_get(q, r->user, r->key, &pr->cfg, &found)) != 0)
+		return rc;
+	if (!found) {
+		r->err = -ENOENT;
+		return 0;
+	}
+	if (!want.set)
+		return 0;
+	if (want.set & XC_PEP_SET_ACCESS)
+		pr->cfg.access = want.access;
+	if (want.set & XC_PEP_SET_PERSIST)
+		pr->cfg.persist = want.persist;
+	if (want.set & XC_PEP_SET_MAX)
+		pr->cfg.max_items = want.max_items;
+	p = pprep2(q, P_NODE_SET, r->user, r->key);
+	sqlite3_bind_int(p, 3, pr->cfg.access);
+	sqlite3_bind_int(p, 4, pr->cfg.persist);
+	sqlite3_bind_int64(p, 5, pr->cfg.max_items);
+	if ((rc = exec1(p)) != 0)
+		return rc;
+	p = pprep2(q, P_ITEM_TRIM, r->user, r->key);
+	sqlite3_bind_int64(p, 3, node_keeps(&pr->cfg, pr->max_items_cap ? pr->max_items_cap : 1));
+	return exec1(p);
+}
+
 static int pep_dispatch(struct sq *q, struct xc_store_req *r)
 {
 	sqlite3_stmt *p;
@@ -1584,6 +1625,8 @@ static int pep_dispatch(struct sq *q, struct xc_store_req *r)
 		return rc == SQLITE_DONE ? 0 : db_fail(rc);
 	case XC_STORE_PEP_LAST:
 		return pep_last(q, r);
+	case XC_STORE_PEP_CONFIGURE:
+		return pep_configure(q, r);
 	case XC_STORE_VCARD_GET:
 		p = pprep2(q, P_VCARD_GET, r->user, NULL);
 		rc = sqlite3_step(p);
