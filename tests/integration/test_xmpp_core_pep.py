@@ -408,6 +408,26 @@ class Pep(Base):
     extra = "pep:\n  max_payload: 2k\n  max_nodes: 3\n"
 
 
+class PepOff(Base):
+    extra = "pep:\n  enabled: false\n"
+
+    def test_off(self):
+        async def go():
+            a = await login(self.srv, self.alice + "/phone", interests=[DEVICES])
+            b = await login(self.srv, self.bob + "/laptop", interests=[DEVICES])
+            await befriend(a, b)
+            info = await a["xep_0030"].get_info(jid=self.alice, local=False)
+            q = info.xml.find("{%s}query" % DISCO_INFO)
+            feats = [f.get("var") for f in q.findall("{%s}feature" % DISCO_INFO)]
+            self.assertNotIn(PUBSUB + "#publish", feats)
+            self.assertEqual((await error_of(publish(a, DEVICES, devices(1))))[0],
+                             "service-unavailable")
+            res = await b["xep_0030"].get_items(jid=self.alice)
+            self.assertEqual(len(res.xml.find("{%s}query" % DISCO_ITEMS)), 0)
+            await logout(a, b)
+        run(go())
+
+
 class Vcard(Base):
     def test_set_and_get(self):
         async def go():

@@ -512,7 +512,7 @@ void xc_pep_presence(struct xc_shard *sh, const struct xc_jid *to, const struct 
 	struct owner *o;
 	struct peer *p;
 
-	if (!available && strcmp(type, "unavailable") != 0)
+	if (!xc_pep_enabled(sh->srv->pep) || (!available && strcmp(type, "unavailable") != 0))
 		return;
 	if (xc_stanza_jid(st, "from", &from) != 0 || xc_jid_is_bare(&from) ||
 	    xc_jid_bare_equal(&from, to) || xc_jid_copy(&owner, to, true) != 0)
