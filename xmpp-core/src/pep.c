@@ -10,8 +10,8 @@
 
 #include "blocking.h"
 #include "c2s.h"
-#include "cm/err.h"
 #include "cm/buf.h"
+#include "cm/err.h"
 #include "cm/log.h"
 #include "cm/metrics.h"
 #include "pep_int.h"
