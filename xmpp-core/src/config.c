@@ -288,6 +288,45 @@ static const struct cm_cfg_schema archive_schema = {
     .nfields = sizeof(archive_fields) / sizeof(archive_fields[0]),
 };
 
+static const struct cm_cfg_field pep_fields[] = {
+    {.key = "enabled",
+     .type = CM_CFG_BOOL,
+     .offset = offsetof(struct xc_pep_config, enabled),
+     .def = "true",
+     .doc = "personal eventing (XEP-0163) on every account's bare JID: OMEMO keys, avatars "
+            "(XEP-0084), nicknames and the like, published and pushed to contacts"},
+    {.key = "max_items",
+     .type = CM_CFG_INT,
+     .offset = offsetof(struct xc_pep_config, max_items),
+     .def = "256",
+     .min = 1,
+     .max = 10000,
+     .doc = "items one node keeps at most (a node configured with max_items 'max' keeps this "
+            "many; the oldest go first)"},
+    {.key = "max_payload",
+     .type = CM_CFG_SIZE,
+     .offset = offsetof(struct xc_pep_config, max_payload),
+     .def = "128k",
+     .min = 1024,
+     .max = 16 << 20,
+     .doc = "largest payload of one item, and largest vCard (XEP-0054), as XML; a larger one "
+            "is refused"},
+    {.key = "max_nodes",
+     .type = CM_CFG_INT,
+     .offset = offsetof(struct xc_pep_config, max_nodes),
+     .def = "256",
+     .min = 1,
+     .max = 100000,
+     .doc = "nodes one account may have; a publish that would make one more is refused"},
+};
+
+static const struct cm_cfg_schema pep_schema = {
+    .name = "pep",
+    .size = sizeof(struct xc_pep_config),
+    .fields = pep_fields,
+    .nfields = sizeof(pep_fields) / sizeof(pep_fields[0]),
+};
+
 static const struct cm_cfg_field sm_fields[] = {
     {.key = "enabled",
      .type = CM_CFG_BOOL,
@@ -516,6 +555,11 @@ static const struct cm_cfg_field fields[] = {
      .offset = offsetof(struct xc_config, csi),
      .sub = &csi_schema,
      .doc = "client state indication (XEP-0352)"},
+    {.key = "pep",
+     .type = CM_CFG_SECTION,
+     .offset = offsetof(struct xc_config, pep),
+     .sub = &pep_schema,
+     .doc = "personal eventing (XEP-0163) and vCards (XEP-0054)"},
     {.key = "registration",
      .type = CM_CFG_SECTION,
      .offset = offsetof(struct xc_config, registration),

@@ -1,6 +1,6 @@
 /* iq.c - IQs the server answers (iq.h): service discovery (XEP-0030) with entity capabilities
  * (XEP-0115) of the server, ping (XEP-0199), software version (XEP-0092), the roster and the
- * legacy session for the account. */
+ * legacy session for the account; PEP (pep.c) and vCards (vcard.c) are handed on. */
 #include "iq.h"
 
 #include <errno.h>
@@ -14,6 +14,7 @@
 #include "blocking.h"
 #include "cm/log.h"
 #include "mam.h"
+#include "pep.h"
 #include "register.h"
 #include "roster.h"
 #include "router.h"
@@ -21,6 +22,7 @@
 #include "session.h"
 #include "stanza.h"
 #include "user.h"
+#include "vcard.h"
 
 #define NS_DISCO_INFO  "http://jabber.org/protocol/disco#info"
 #define NS_DISCO_ITEMS "http://jabber.org/protocol/disco#items"
@@ -47,7 +49,10 @@ static const char *const server_features[] = {
 static const char *const account_features[] = {
     NS_DISCO_INFO,
     NS_DISCO_ITEMS,
+    XC_NS_VCARD,
 };
+
+#define PEP_FEATURES_MAX 16
 
 static const char *const archive_features[] = {
     XC_NS_MAM,
@@ -248,6 +253,10 @@ void xc_iq_account(struct xc_shard *sh, const struct xc_jid *to, struct cm_xml_n
 	struct xc_jid from = {0};
 	struct xc_c2s *own = NULL;
 
+	type = cm_xml_attr(iq, "type");
+	if (type && (strcmp(type, "result") == 0 || strcmp(type, "error") == 0) &&
+	    xc_pep_answer(sh, iq))
+		return; /* a contact told PEP its capabilities */
 	if (!valid_request(sh, iq, &type, &q)) {
 		cm_xml_node_free(iq);
 		return;
@@ -291,13 +300,21 @@ void xc_iq_account(struct xc_shard *sh, const struct xc_jid *to, struct cm_xml_n
 			xc_carbons_iq(sh, own, iq); /* takes iq */
 			return;
 		}
+	} else if (strcmp(q->ns, XC_NS_PUBSUB) == 0 || strcmp(q->ns, XC_NS_PUBSUB_OWNER) == 0) {
+		xc_pep_iq(sh, xc_user_find(sh, to), own, iq); /* takes iq */
+		return;
+	} else if (strcmp(q->ns, XC_NS_VCARD) == 0) {
+		xc_vcard_iq(sh, to, own, iq); /* takes iq */
+		return;
 	} else if (strcmp(type, "set") == 0 && strcmp(q->ns, NS_SESSION) == 0 && own) {
 		reply(sh, iq, NULL);
 	} else if (strcmp(type, "get") == 0 && strcmp(q->ns, NS_DISCO_INFO) == 0) {
 		const size_t na = sizeof(account_features) / sizeof(account_features[0]);
 		const size_t nm = sizeof(archive_features) / sizeof(archive_features[0]);
 		const char *features[sizeof(account_features) / sizeof(account_features[0]) +
-		                     sizeof(archive_features) / sizeof(archive_features[0])];
+		                     sizeof(archive_features) / sizeof(archive_features[0]) +
+		                     PEP_FEATURES_MAX];
+		struct cm_xml_node *info, *id;
 		size_t n = na;
 
 		memcpy(features, account_features, sizeof(account_features));
@@ -305,14 +322,22 @@ void xc_iq_account(struct xc_shard *sh, const struct xc_jid *to, struct cm_xml_n
 			memcpy(features + na, archive_features, sizeof(archive_features));
 			n += nm;
 		}
-		reply(
-		    sh, iq,
-		    disco_info("account", "registered", NULL, features, n, cm_xml_attr(q, "node")));
+		if (xc_pep_enabled(sh->srv->pep))
+			n += xc_pep_features(features + n, PEP_FEATURES_MAX);
+		info =
+		    disco_info("account", "registered", NULL, features, n, cm_xml_attr(q, "node"));
+		/* the account is a PEP service too (XEP-0163 4) */
+		if (info && xc_pep_enabled(sh->srv->pep) &&
+		    (cm_xml_node_new_child(&id, info, "identity", NULL) != 0 ||
+		     cm_xml_node_set_attr(id, "category", "pubsub") != 0 ||
+		     cm_xml_node_set_attr(id, "type", "pep") != 0)) {
+			cm_xml_node_free(info);
+			info = NULL;
+		}
+		reply(sh, iq, info);
 	} else if (strcmp(type, "get") == 0 && strcmp(q->ns, NS_DISCO_ITEMS) == 0) {
-		struct cm_xml_node *items;
-
-		if (cm_xml_node_new(&items, "query", NS_DISCO_ITEMS) == 0)
-			reply(sh, iq, items);
+		xc_pep_disco_items(sh, xc_user_find(sh, to), own, iq); /* takes iq */
+		return;
 	} else if (strcmp(type, "get") == 0 && strcmp(q->ns, NS_PING) == 0) {
 		reply(sh, iq, NULL);
 	} else {

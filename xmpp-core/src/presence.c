@@ -9,6 +9,7 @@
 #include "c2s.h"
 #include "cm/log.h"
 #include "offline.h"
+#include "pep.h"
 #include "roster.h"
 #include "router.h"
 #include "server.h"
@@ -407,6 +408,7 @@ void xc_presence_inbound(struct xc_shard *sh, const struct xc_jid *to, struct cm
 			cm_xml_node_free(st);
 			return;
 		}
+		xc_pep_presence(sh, to, st); /* what the contact wants to hear of */
 		if (u && !xc_jid_is_bare(to)) {
 			c = xc_session_find(sh, to);
 			if (c)

@@ -23,6 +23,7 @@
 #include "component.h"
 #include "iq.h"
 #include "mam.h"
+#include "pep.h"
 #include "sasl.h"
 #include "store.h"
 #include "throttle.h"
@@ -410,6 +411,7 @@ int xc_server_init(struct xc_server **out, const struct xc_config *cfg, struct c
 	}
 	CM_LOGI("store", "accounts and messages in %s", cfg->storage.path);
 	r = xc_mam_alloc(&srv->mam, srv, metrics);
+	r = r ? r : xc_pep_alloc(&srv->pep, srv, metrics);
 	if (r)
 		return r;
 	srv->nshards = nshards ? nshards : 1;
@@ -527,6 +529,7 @@ static void shard_free(struct xc_shard *sh)
 	cm_map_close(&sh->users);
 	cm_map_close(&sh->sm_ids); /* empty: the shard's stop ended every session */
 	xc_plain_cache_close(&sh->plain);
+	xc_pep_shard_close(sh);
 	free(sh->listeners);
 	free(sh->lctx);
 	free(sh->comp_listeners);
@@ -551,5 +554,6 @@ void xc_server_free(struct xc_server *srv)
 	cm_tls_free(srv->ws_tls);
 	xc_admin_api_free(srv->api);
 	xc_mam_free(srv->mam);
+	xc_pep_free(srv->pep);
 	free(srv);
 }

@@ -129,6 +129,7 @@ void xc_store_req_free(struct xc_store_req *r)
 	for (size_t i = 0; i < r->nmsgs; i++)
 		free(r->msgs[i].stanza);
 	free(r->msgs);
+	xc_pep_req_free(r->pep);
 	free(r);
 }
 
@@ -359,4 +360,22 @@ void xc_store_close(struct xc_store *st)
 	uv_cond_destroy(&st->wake);
 	uv_mutex_destroy(&st->lock);
 	free(st);
+}
+
+/* --- personal eventing (XEP-0163) ------------------------------------------------------------- */
+
+void xc_pep_req_free(struct xc_pep_req *p)
+{
+	if (!p)
+		return;
+	free(p->item_id);
+	free(p->payload);
+	strv_free(p->ids, p->nids);
+	for (size_t i = 0; i < p->nitems; i++) {
+		free(p->items[i].node);
+		free(p->items[i].id);
+		free(p->items[i].payload);
+	}
+	free(p->items);
+	free(p);
 }

@@ -35,6 +35,7 @@
 struct cm_counter;
 struct xc_store;
 struct xc_store_req;
+struct xc_pep_req;
 
 enum xc_store_op {
 	XC_STORE_ACCOUNT_GET,       /* user -> found, creds */
@@ -64,6 +65,23 @@ enum xc_store_op {
 	XC_STORE_ARCHIVE_PREFS_PUT, /* user, prefs (replacing the user's) */
 	XC_STORE_ARCHIVE_PURGE,     /* stamp_ms, limit: the oldest rows before stamp_ms go, at most
 	                             * limit of them -> count (rows removed) */
+	/* personal eventing (XEP-0163) and vcard-temp (XEP-0054): r->pep carries the rest */
+	XC_STORE_PEP_PUBLISH, /* user, key (node), pep (item, cfg, limits) -> pep->cfg (the node's),
+	                       * pep->created; -ECANCELED when the options given do not match the
+	                       * node's, -EDQUOT when the user has max_nodes nodes already */
+	XC_STORE_PEP_ITEMS,   /* user, key (node), pep (ids or max) -> pep->items (newest first),
+	                       * pep->cfg; -ENOENT without such a node */
+	XC_STORE_PEP_RETRACT, /* user, key (node), pep->item_id -> pep->cfg; -ENOENT */
+	XC_STORE_PEP_DELETE,  /* user, key (node) -> -ENOENT; its items go with it */
+	XC_STORE_PEP_NODES,   /* user -> pep->items (node and access model, no payload) */
+	XC_STORE_PEP_LAST,    /* user (owner), key (a contact's bare JID) -> pep->items: each
+	                       * node's newest item, pep->sees (the contact has a subscription to
+	                       * the owner's presence and is not blocked by its bare JID) */
+	XC_STORE_PEP_CONFIGURE, /* user, key (node), pep->cfg: the fields in cfg.set are changed
+	                         * (the items trimmed to what it keeps, within max_items_cap),
+	                         * none: read -> pep->cfg (the node's); -ENOENT */
+	XC_STORE_VCARD_GET,     /* user -> found, stanza (the vCard as XML text) */
+	XC_STORE_VCARD_SET,     /* user, stanza */
 	XC_STORE_NOPS,
 };
 
@@ -156,6 +174,8 @@ struct xc_store_req {
 	bool complete;      /* ARCHIVE_QUERY: the page reaches the end of the results its way */
 	uint64_t queued_ns; /* for the latency metric */
 	struct cm_histogram *latency; /* borrowed: the store's histogram */
+	/* personal eventing (XEP-0163) and vcard-temp (XEP-0054) */
+	struct xc_pep_req *pep; /* owned: the PEP ops' input and results */
 	/* the store's */
 	struct cm_list link;
 	struct cm_msg msg;
@@ -218,5 +238,51 @@ void xc_store_close(struct xc_store *st);
 
 /* Requests queued and not yet run (for metrics). */
 size_t xc_store_depth(struct xc_store *st);
+
+/* --- personal eventing (XEP-0163): the PEP ops' data (r->pep) ------------------------------ */
+
+/* A PEP node's access model (XEP-0060 4.5). */
+enum xc_pep_access {
+	XC_PEP_PRESENCE,  /* contacts subscribed to the owner's presence (the default) */
+	XC_PEP_OPEN,      /* anyone */
+	XC_PEP_WHITELIST, /* the owner only (no list is kept yet) */
+};
+
+/* A node's configuration, or publish-options: set says which fields a request gave. */
+#define XC_PEP_SET_ACCESS  1u
+#define XC_PEP_SET_PERSIST 2u
+#define XC_PEP_SET_MAX     4u
+#define XC_PEP_MAX_ITEMS   0 /* max_items "max": the server's cap */
+struct xc_pep_cfg {
+	int access;         /* enum xc_pep_access */
+	bool persist;       /* pubsub#persist_items (false: only the newest item is kept) */
+	unsigned max_items; /* XC_PEP_MAX_ITEMS: the cap (pep.max_items) */
+	unsigned set;       /* XC_PEP_SET_*: for publish-options */
+};
+
+struct xc_pep_item {
+	char *node;    /* owned */
+	char *id;      /* owned */
+	char *payload; /* owned: XML text; NULL in PEP_NODES */
+	int access;    /* enum xc_pep_access: the node's */
+};
+
+struct xc_pep_req {
+	struct xc_pep_cfg cfg; /* PUBLISH: the options given, then the node's */
+	char *item_id;         /* owned: PUBLISH's, RETRACT's */
+	char *payload;         /* owned: PUBLISH's XML text */
+	char **ids;            /* owned: ITEMS: only these ids (none: the newest max) */
+	size_t nids;
+	unsigned max;              /* ITEMS: newest items at most */
+	unsigned max_items_cap;    /* PUBLISH: items per node at most */
+	unsigned max_nodes;        /* PUBLISH: nodes per user at most */
+	bool created;              /* PUBLISH: the node was made */
+	bool sees;                 /* LAST */
+	struct xc_pep_item *items; /* owned array */
+	size_t nitems;
+};
+
+/* Release what p owns and p. Accepts NULL. */
+void xc_pep_req_free(struct xc_pep_req *p);
 
 #endif

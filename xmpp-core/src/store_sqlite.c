@@ -134,10 +134,18 @@ static const char *const sql[S_NSTMT] = {
     [S_ROLLBACK_TO] = "ROLLBACK TO req",
 };
 
+#define P_NSTMT 20 /* statements of the PEP and vCard block (its enum pstmt) */
+
 struct sq {
 	sqlite3 *db;
 	sqlite3_stmt *st[S_NSTMT];
+	sqlite3_stmt *pst[P_NSTMT]; /* the PEP and vCard block's, at the end of the file */
 };
+
+static int pep_open(struct sq *q);
+static void pep_close(struct sq *q);
+static int pep_delete_owned(struct sq *q, const char *owner);
+static int pep_dispatch(struct sq *q, struct xc_store_req *r);
 
 /* A code of SQLite as a negative errno: the database failed. */
 static int db_fail(int rc)
@@ -316,7 +324,7 @@ static int delete_owned(struct sq *q, const char *owner)
 		bind_text(p, 1, owner);
 		rc = exec1(p);
 	}
-	return rc;
+	return rc ? rc : pep_delete_owned(q, owner);
 }
 
 static int account_delete(struct sq *q, struct xc_store_req *r)
@@ -1079,6 +1087,16 @@ static int dispatch(struct sq *q, struct xc_store_req *r)
 		return prefs_put(q, r);
 	case XC_STORE_ARCHIVE_PURGE:
 		return archive_purge(q, r);
+	case XC_STORE_PEP_PUBLISH:
+	case XC_STORE_PEP_ITEMS:
+	case XC_STORE_PEP_RETRACT:
+	case XC_STORE_PEP_DELETE:
+	case XC_STORE_PEP_NODES:
+	case XC_STORE_PEP_LAST:
+	case XC_STORE_PEP_CONFIGURE:
+	case XC_STORE_VCARD_GET:
+	case XC_STORE_VCARD_SET:
+		return pep_dispatch(q, r);
 	case XC_STORE_NOPS:
 		break;
 	}
@@ -1153,6 +1171,7 @@ static void sq_close(void *db)
 		return;
 	for (int i = 0; i < S_NSTMT; i++)
 		sqlite3_finalize(q->st[i]);
+	pep_close(q);
 	sqlite3_close(q->db);
 	free(q);
 }
@@ -1203,6 +1222,8 @@ static int sq_open(void **out, const char *where, char *err, size_t errlen)
 		if (sqlite3_prepare_v3(q->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &q->st[i],
 		                       NULL) != SQLITE_OK)
 			rc = cm_errf(err, errlen, -EIO, "%s: %s", where, sqlite3_errmsg(q->db));
+	if (!rc && (rc = pep_open(q)) != 0)
+		rc = cm_errf(err, errlen, rc, "%s: %s", where, sqlite3_errmsg(q->db));
 	if (rc) {
 		sq_close(q);
 		return rc;
@@ -1220,3 +1241,422 @@ const struct xc_store_backend xc_store_sqlite = {
     .rollback = sq_rollback,
     .run = sq_run,
 };
+
+/* --- personal eventing (XEP-0163) and vcard-temp (XEP-0054) ----------------------------------
+ *
+ * Nodes are rows of pep_nodes, keyed by (owner, node); their items are rows of pep_items in
+ * publication order (seq), so the newest item of a node is its highest seq. A republished id
+ * moves to the front. vCards are one row per owner. The tables are created on open whatever the
+ * database's age (IF NOT EXISTS), so they need no schema version of their own. */
+
+static const char pep_schema[] =
+    "CREATE TABLE IF NOT EXISTS pep_nodes ("
+    "  owner TEXT NOT NULL, node TEXT NOT NULL, access INTEGER NOT NULL,"
+    "  persist INTEGER NOT NULL, max_items INTEGER NOT NULL, PRIMARY KEY (owner, node));"
+    "CREATE TABLE IF NOT EXISTS pep_items ("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT, owner TEXT NOT NULL, node TEXT NOT NULL,"
+    "  item TEXT NOT NULL, payload TEXT NOT NULL);"
+    "CREATE UNIQUE INDEX IF NOT EXISTS pep_items_id ON pep_items (owner, node, item);"
+    "CREATE INDEX IF NOT EXISTS pep_items_node ON pep_items (owner, node, seq);"
+    "CREATE TABLE IF NOT EXISTS vcards (owner TEXT PRIMARY KEY, vcard TEXT NOT NULL);";
+
+enum pstmt {
+	P_NODE_GET,
+	P_NODE_PUT,
+	P_NODE_COUNT,
+	P_NODE_DEL,
+	P_NODE_ALL,
+	P_NODE_DEL_ALL,
+	P_ITEM_DEL,
+	P_ITEM_PUT,
+	P_ITEM_TRIM,
+	P_ITEM_NEWEST,
+	P_ITEM_ONE,
+	P_ITEM_DEL_NODE,
+	P_ITEM_DEL_ALL,
+	P_LAST,
+	P_SEES,
+	P_VCARD_GET,
+	P_VCARD_PUT,
+	P_VCARD_DEL,
+	P_NODE_SET,
+	P_END,
+};
+_Static_assert(P_END <= P_NSTMT, "struct sq has room for every PEP statement");
+
+static const char *const pep_sql[P_END] = {
+    [P_NODE_GET] = "SELECT access, persist, max_items FROM pep_nodes WHERE owner = ?1 AND "
+                   "node = ?2",
+    [P_NODE_PUT] = "INSERT INTO pep_nodes (owner, node, access, persist, max_items) "
+                   "VALUES (?1, ?2, ?3, ?4, ?5)",
+    [P_NODE_COUNT] = "SELECT count(*) FROM pep_nodes WHERE owner = ?1",
+    [P_NODE_DEL] = "DELETE FROM pep_nodes WHERE owner = ?1 AND node = ?2",
+    [P_NODE_ALL] = "SELECT node, access FROM pep_nodes WHERE owner = ?1 ORDER BY node",
+    [P_NODE_DEL_ALL] = "DELETE FROM pep_nodes WHERE owner = ?1",
+    [P_ITEM_DEL] = "DELETE FROM pep_items WHERE owner = ?1 AND node = ?2 AND item = ?3",
+    [P_ITEM_PUT] = "INSERT INTO pep_items (owner, node, item, payload) VALUES (?1, ?2, ?3, ?4)",
+    [P_ITEM_TRIM] = "DELETE FROM pep_items WHERE owner = ?1 AND node = ?2 AND seq NOT IN "
+                    "(SELECT seq FROM pep_items WHERE owner = ?1 AND node = ?2 "
+                    "ORDER BY seq DESC LIMIT ?3)",
+    [P_ITEM_NEWEST] = "SELECT item, payload FROM pep_items WHERE owner = ?1 AND node = ?2 "
+                      "ORDER BY seq DESC LIMIT ?3",
+    [P_ITEM_ONE] = "SELECT item, payload FROM pep_items WHERE owner = ?1 AND node = ?2 AND "
+                   "item = ?3",
+    [P_ITEM_DEL_NODE] = "DELETE FROM pep_items WHERE owner = ?1 AND node = ?2",
+    [P_ITEM_DEL_ALL] = "DELETE FROM pep_items WHERE owner = ?1",
+    [P_LAST] = "SELECT n.node, n.access, i.item, i.payload FROM pep_nodes n JOIN pep_items i "
+               "ON i.seq = (SELECT max(seq) FROM pep_items WHERE owner = n.owner AND "
+               "node = n.node) WHERE n.owner = ?1 ORDER BY n.node",
+    [P_SEES] = "SELECT sub FROM roster WHERE owner = ?1 AND contact = ?2 AND NOT EXISTS "
+               "(SELECT 1 FROM blocklist WHERE owner = ?1 AND jid = ?2)",
+    [P_VCARD_GET] = "SELECT vcard FROM vcards WHERE owner = ?1",
+    [P_VCARD_PUT] = "INSERT OR REPLACE INTO vcards (owner, vcard) VALUES (?1, ?2)",
+    [P_VCARD_DEL] = "DELETE FROM vcards WHERE owner = ?1",
+    [P_NODE_SET] = "UPDATE pep_nodes SET access = ?3, persist = ?4, max_items = ?5 WHERE "
+                   "owner = ?1 AND node = ?2",
+};
+
+static int pep_open(struct sq *q)
+{
+	int rc = sq_exec(q, pep_schema);
+
+	for (int i = 0; i < P_END && !rc; i++)
+		if (sqlite3_prepare_v3(q->db, pep_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &q->pst[i],
+		                       NULL) != SQLITE_OK)
+			rc = -EIO;
+	return rc;
+}
+
+static void pep_close(struct sq *q)
+{
+	for (int i = 0; i < P_END; i++)
+		sqlite3_finalize(q->pst[i]);
+}
+
+static sqlite3_stmt *pprep(struct sq *q, enum pstmt s)
+{
+	sqlite3_stmt *p = q->pst[s];
+
+	sqlite3_reset(p);
+	sqlite3_clear_bindings(p);
+	return p;
+}
+
+/* A statement bound to (owner, node). */
+static sqlite3_stmt *pprep2(struct sq *q, enum pstmt s, const char *owner, const char *node)
+{
+	sqlite3_stmt *p = pprep(q, s);
+
+	bind_text(p, 1, owner);
+	if (node)
+		bind_text(p, 2, node);
+	return p;
+}
+
+static int pep_delete_owned(struct sq *q, const char *owner)
+{
+	static const enum pstmt all[] = {P_NODE_DEL_ALL, P_ITEM_DEL_ALL, P_VCARD_DEL};
+	int rc = 0;
+
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]) && !rc; i++)
+		rc = exec1(pprep2(q, all[i], owner, NULL));
+	return rc;
+}
+
+/* Append an item to p->items (strings copied; payload may be NULL). 0 or -ENOMEM. */
+static int pep_push(struct xc_pep_req *p, const char *node, const char *id, const char *payload,
+                    int access)
+{
+	struct xc_pep_item *v = realloc(p->items, (p->nitems + 1) * sizeof(*v));
+	struct xc_pep_item *it;
+
+	if (!v)
+		return -ENOMEM;
+	p->items = v;
+	it = &v[p->nitems];
+	memset(it, 0, sizeof(*it));
+	it->access = access;
+	it->node = strdup(node ? node : "");
+	it->id = strdup(id ? id : "");
+	it->payload = payload ? strdup(payload) : NULL;
+	p->nitems++;
+	if (!it->node || !it->id || (payload && !it->payload))
+		return -ENOMEM;
+	return 0;
+}
+
+/* The node's configuration into *cfg; false (and 0) when there is no such node. */
+static int node_get(struct sq *q, const char *owner, const char *node, struct xc_pep_cfg *cfg,
+                    bool *found)
+{
+	sqlite3_stmt *p = pprep2(q, P_NODE_GET, owner, node);
+	int rc = sqlite3_step(p);
+
+	*found = rc == SQLITE_ROW;
+	if (rc == SQLITE_ROW) {
+		cfg->access = sqlite3_column_int(p, 0);
+		cfg->persist = sqlite3_column_int(p, 1) != 0;
+		cfg->max_items = (unsigned)sqlite3_column_int64(p, 2);
+		return 0;
+	}
+	return rc == SQLITE_DONE ? 0 : db_fail(rc);
+}
+
+/* Items a node keeps: one when it does not persist them (the last published item is still
+ * sent to contacts coming online), else its max_items within the cap. */
+static unsigned node_keeps(const struct xc_pep_cfg *cfg, unsigned cap)
+{
+	if (!cfg->persist)
+		return 1;
+	if (cfg->max_items == XC_PEP_MAX_ITEMS || cfg->max_items > cap)
+		return cap;
+	return cfg->max_items;
+}
+
+static int pep_publish(struct sq *q, struct xc_store_req *r)
+{
+	struct xc_pep_req *pr = r->pep;
+	struct xc_pep_cfg have;
+	bool found;
+	sqlite3_stmt *p;
+	int rc;
+
+	if (!r->key || !pr->item_id || !pr->payload) {
+		r->err = -EINVAL;
+		return 0;
+	}
+	if ((rc = node_get(q, r->user, r->key, &have, &found)) != 0)
+		return rc;
+	if (found) {
+		/* publish-options are preconditions on an existing node (XEP-0060 7.1.5) */
+		const struct xc_pep_cfg *want = &pr->cfg;
+
+		if (((want->set & XC_PEP_SET_ACCESS) && want->access != have.access) ||
+		    ((want->set & XC_PEP_SET_PERSIST) && want->persist != have.persist) ||
+		    ((want->set & XC_PEP_SET_MAX) && want->max_items != have.max_items)) {
+			pr->cfg = have;
+			r->err = -ECANCELED;
+			return 0;
+		}
+		pr->cfg = have;
+	} else {
+		uint64_t n = 0;
+
+		p = pprep2(q, P_NODE_COUNT, r->user, NULL);
+		rc = sqlite3_step(p);
+		if (rc != SQLITE_ROW)
+			return db_fail(rc);
+		n = (uint64_t)sqlite3_column_int64(p, 0);
+		if (pr->max_nodes && n >= pr->max_nodes) {
+			r->err = -EDQUOT;
+			return 0;
+		}
+		p = pprep2(q, P_NODE_PUT, r->user, r->key);
+		sqlite3_bind_int(p, 3, pr->cfg.access);
+		sqlite3_bind_int(p, 4, pr->cfg.persist);
+		sqlite3_bind_int64(p, 5, pr->cfg.max_items);
+		if ((rc = exec1(p)) != 0)
+			return rc;
+		pr->created = true;
+	}
+	p = pprep2(q, P_ITEM_DEL, r->user, r->key);
+	bind_text(p, 3, pr->item_id);
+	if ((rc = exec1(p)) != 0)
+		return rc;
+	p = pprep2(q, P_ITEM_PUT, r->user, r->key);
+	bind_text(p, 3, pr->item_id);
+	bind_text(p, 4, pr->payload);
+	if ((rc = exec1(p)) != 0)
+		return rc;
+	p = pprep2(q, P_ITEM_TRIM, r->user, r->key);
+	sqlite3_bind_int64(p, 3, node_keeps(&pr->cfg, pr->max_items_cap ? pr->max_items_cap : 1));
+	return exec1(p);
+}
+
+/* Rows of (item, payload) into pr->items. */
+static int collect_items(sqlite3_stmt *p, struct xc_pep_req *pr, const char *node, int access)
+{
+	int rc;
+
+	while ((rc = sqlite3_step(p)) == SQLITE_ROW) {
+		int e = pep_push(pr, node, (const char *)sqlite3_column_text(p, 0),
+		                 (const char *)sqlite3_column_text(p, 1), access);
+
+		if (e)
+			return e;
+	}
+	return rc == SQLITE_DONE ? 0 : db_fail(rc);
+}
+
+static int pep_items(struct sq *q, struct xc_store_req *r)
+{
+	struct xc_pep_req *pr = r->pep;
+	bool found;
+	sqlite3_stmt *p;
+	int rc;
+
+	if (!r->key) {
+		r->err = -EINVAL;
+		return 0;
+	}
+	if ((rc = node_get(q, r->user, r->key, &pr->cfg, &found)) != 0)
+		return rc;
+	if (!found) {
+		r->err = -ENOENT;
+		return 0;
+	}
+	if (pr->nids) {
+		for (size_t i = 0; i < pr->nids && !rc; i++) {
+			p = pprep2(q, P_ITEM_ONE, r->user, r->key);
+			bind_text(p, 3, pr->ids[i]);
+			rc = collect_items(p, pr, r->key, pr->cfg.access);
+		}
+		return rc;
+	}
+	p = pprep2(q, P_ITEM_NEWEST, r->user, r->key);
+	sqlite3_bind_int64(p, 3, pr->max ? (sqlite3_int64)pr->max : -1);
+	return collect_items(p, pr, r->key, pr->cfg.access);
+}
+
+static int pep_last(struct sq *q, struct xc_store_req *r)
+{
+	struct xc_pep_req *pr = r->pep;
+	sqlite3_stmt *p;
+	int rc;
+
+	if (r->key) {
+		p = pprep2(q, P_SEES, r->user, r->key);
+		rc = sqlite3_step(p);
+		if (rc == SQLITE_ROW) {
+			int sub = sqlite3_column_int(p, 0);
+
+			pr->sees = sub == XC_SUB_FROM || sub == XC_SUB_BOTH;
+		} else if (rc != SQLITE_DONE) {
+			return db_fail(rc);
+		}
+	}
+	p = pprep2(q, P_LAST, r->user, NULL);
+	while ((rc = sqlite3_step(p)) == SQLITE_ROW) {
+		int e = pep_push(pr, (const char *)sqlite3_column_text(p, 0),
+		                 (const char *)sqlite3_column_text(p, 2),
+		                 (const char *)sqlite3_column_text(p, 3), sqlite3_column_int(p, 1));
+
+		if (e)
+			return e;
+	}
+	return rc == SQLITE_DONE ? 0 : db_fail(rc);
+}
+
+static int pep_configure(struct sq *q, struct xc_store_req *r)
+{
+	struct xc_pep_req *pr = r->pep;
+	struct xc_pep_cfg want = pr->cfg;
+	sqlite3_stmt *p;
+	bool found;
+	int rc;
+
+	if (!r->key) {
+		r->err = -EINVAL;
+		return 0;
+	}
+	if ((rc = node_get(q, r->user, r->key, &pr->cfg, &found)) != 0)
+		return rc;
+	if (!found) {
+		r->err = -ENOENT;
+		return 0;
+	}
+	if (!want.set)
+		return 0;
+	if (want.set & XC_PEP_SET_ACCESS)
+		pr->cfg.access = want.access;
+	if (want.set & XC_PEP_SET_PERSIST)
+		pr->cfg.persist = want.persist;
+	if (want.set & XC_PEP_SET_MAX)
+		pr->cfg.max_items = want.max_items;
+	p = pprep2(q, P_NODE_SET, r->user, r->key);
+	sqlite3_bind_int(p, 3, pr->cfg.access);
+	sqlite3_bind_int(p, 4, pr->cfg.persist);
+	sqlite3_bind_int64(p, 5, pr->cfg.max_items);
+	if ((rc = exec1(p)) != 0)
+		return rc;
+	p = pprep2(q, P_ITEM_TRIM, r->user, r->key);
+	sqlite3_bind_int64(p, 3, node_keeps(&pr->cfg, pr->max_items_cap ? pr->max_items_cap : 1));
+	return exec1(p);
+}
+
+static int pep_dispatch(struct sq *q, struct xc_store_req *r)
+{
+	sqlite3_stmt *p;
+	bool found;
+	int rc;
+
+	if (!r->pep && r->op != XC_STORE_VCARD_GET && r->op != XC_STORE_VCARD_SET) {
+		r->err = -EINVAL;
+		return 0;
+	}
+	switch (r->op) {
+	case XC_STORE_PEP_PUBLISH:
+		return pep_publish(q, r);
+	case XC_STORE_PEP_ITEMS:
+		return pep_items(q, r);
+	case XC_STORE_PEP_RETRACT:
+		if (!r->key || !r->pep->item_id) {
+			r->err = -EINVAL;
+			return 0;
+		}
+		if ((rc = node_get(q, r->user, r->key, &r->pep->cfg, &found)) != 0)
+			return rc;
+		p = pprep2(q, P_ITEM_DEL, r->user, r->key);
+		bind_text(p, 3, r->pep->item_id);
+		rc = exec1(p);
+		if (!rc && (!found || sqlite3_changes(q->db) == 0))
+			r->err = -ENOENT;
+		return rc;
+	case XC_STORE_PEP_DELETE:
+		if (!r->key) {
+			r->err = -EINVAL;
+			return 0;
+		}
+		rc = exec1(pprep2(q, P_NODE_DEL, r->user, r->key));
+		if (!rc && sqlite3_changes(q->db) == 0) {
+			r->err = -ENOENT;
+			return 0;
+		}
+		return rc ? rc : exec1(pprep2(q, P_ITEM_DEL_NODE, r->user, r->key));
+	case XC_STORE_PEP_NODES:
+		p = pprep2(q, P_NODE_ALL, r->user, NULL);
+		while ((rc = sqlite3_step(p)) == SQLITE_ROW) {
+			int e = pep_push(r->pep, (const char *)sqlite3_column_text(p, 0), NULL,
+			                 NULL, sqlite3_column_int(p, 1));
+
+			if (e)
+				return e;
+		}
+		return rc == SQLITE_DONE ? 0 : db_fail(rc);
+	case XC_STORE_PEP_LAST:
+		return pep_last(q, r);
+	case XC_STORE_PEP_CONFIGURE:
+		return pep_configure(q, r);
+	case XC_STORE_VCARD_GET:
+		p = pprep2(q, P_VCARD_GET, r->user, NULL);
+		rc = sqlite3_step(p);
+		if (rc == SQLITE_ROW) {
+			r->found = true;
+			r->stanza = col_dup(p, 0);
+			return r->stanza ? 0 : -ENOMEM;
+		}
+		return rc == SQLITE_DONE ? 0 : db_fail(rc);
+	case XC_STORE_VCARD_SET:
+		if (!r->stanza) {
+			r->err = -EINVAL;
+			return 0;
+		}
+		p = pprep2(q, P_VCARD_PUT, r->user, NULL);
+		bind_text(p, 2, r->stanza);
+		return exec1(p);
+	default:
+		break;
+	}
+	r->err = -EINVAL;
+	return 0;
+}

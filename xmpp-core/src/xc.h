@@ -72,6 +72,13 @@ struct xc_csi_config {
 	long long max_held; /* stanzas held for an inactive client before they are all sent */
 };
 
+struct xc_pep_config {
+	bool enabled;         /* XEP-0163 on every account's bare JID */
+	long long max_items;  /* items a node keeps at most (what "max" means) */
+	uint64_t max_payload; /* bytes of one item's payload (and of a vCard) as XML */
+	long long max_nodes;  /* nodes per account */
+};
+
 struct xc_register_config {
 	bool enabled;
 	long long per_ip_per_hour;
@@ -102,6 +109,7 @@ struct xc_config {
 	struct xc_archive_config archive;
 	struct xc_sm_config sm;
 	struct xc_csi_config csi;
+	struct xc_pep_config pep;
 	struct xc_register_config registration;
 	struct xc_components_config components;
 	bool hide_version;
