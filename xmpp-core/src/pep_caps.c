@@ -448,9 +448,12 @@ static int ask(struct xc_shard *sh, struct pending *pd, const char *capsnode)
 	r = r ? r : cm_xml_node_set_attr(iq, "id", pd->id);
 	r = r ? r : xc_stanza_set_addrs(iq, pd->full, pd->owner);
 	r = r ? r : cm_xml_node_new_child(&q, iq, "query", NS_DISCO_INFO);
-	if (!r && capsnode && strlen(capsnode) + strlen(pd->ver) + 2 <= sizeof(node)) {
-		snprintf(node, sizeof(node), "%s#%s", capsnode, pd->ver);
-		r = cm_xml_node_set_attr(q, "node", node);
+	if (!r && capsnode) {
+		int n = snprintf(node, sizeof(node), "%s#%s", capsnode, pd->ver);
+
+		/* a node that does not fit is not asked for by name: the plain question is valid */
+		if (n > 0 && (size_t)n < sizeof(node))
+			r = cm_xml_node_set_attr(q, "node", node);
 	}
 	if (r) {
 		cm_xml_node_free(iq);
