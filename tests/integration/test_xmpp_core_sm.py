@@ -296,6 +296,28 @@ class Expiry(SmTest):
             a.close()
         self.assertEqual(self.srv.stop(), 0, self.srv.output())
 
+    def test_stored_twice_keeps_one_delay(self):
+        # offline, delivered to a session that never acknowledges it, stored again when that
+        # session expires: delivered once more with the first <delay/> only
+        a = self.sender()
+        self.say(a, "bob@localhost", "while-away")
+        self.wait_metric("xmpp_offline_messages_total", {"result": "stored"}, 1)
+        b = self.raw()
+        b.auth("bob", PW)
+        b.bind()
+        b.enable()
+        b.send("<presence/>")
+        first = b.until("while-away")
+        self.assertEqual(first.count("<delay "), 1, first)
+        b.drop()
+        self.wait_metric("xmpp_offline_messages_total", {"result": "stored"}, 2)
+        c = self.raw()
+        c.session("bob", PW, "again")
+        c.send("<presence/>")
+        out = c.until("</message>")
+        self.assertIn("while-away", out)
+        self.assertEqual(out.count("<delay "), 1, out)
+
     def test_iq_to_an_expired_session_is_answered(self):
         a = self.sender()
         b = self.raw()

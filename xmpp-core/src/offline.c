@@ -136,7 +136,24 @@ void xc_offline_store(struct xc_shard *sh, struct cm_xml_node *st)
 /* --- delivery ----------------------------------------------------------------------------------
  */
 
-/* A stored message as it is sent: parsed again, with <delay/> saying when it arrived. */
+/* Whether st carries a <delay/> this server added. */
+static bool our_delay(struct xc_shard *sh, const struct cm_xml_node *st)
+{
+	const struct xc_config *cfg = sh->srv->cfg;
+
+	for (const struct cm_xml_node *d = cm_xml_child(st, "delay", NS_DELAY); d;
+	     d = cm_xml_child_next(d, "delay", NS_DELAY)) {
+		const char *from = cm_xml_attr(d, "from");
+
+		for (size_t i = 0; from && i < cfg->hosts.n; i++)
+			if (strcmp(from, cfg->hosts.v[i]) == 0)
+				return true;
+	}
+	return false;
+}
+
+/* A stored message as it is sent: parsed again, with <delay/> saying when it arrived (unless
+ * it has ours already). */
 static struct cm_xml_node *revive(struct xc_shard *sh, const struct xc_offline_msg *m)
 {
 	struct cm_xml_node *st, *d;
@@ -149,6 +166,10 @@ static struct cm_xml_node *revive(struct xc_shard *sh, const struct xc_offline_m
 	r = xc_stanza_parse(m->stanza, strlen(m->stanza), &st);
 	if (r)
 		return NULL;
+	/* stored once before (delivered, not acknowledged, stored again): its first <delay/>
+	 * already says when it arrived */
+	if (our_delay(sh, st))
+		return st;
 	gmtime_r(&t, &tm);
 	n = strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
 	snprintf(stamp + n, sizeof(stamp) - n, ".%03dZ", (int)(m->stamp_ms % 1000));
