@@ -19,6 +19,7 @@
 #include "xmpp-core/src/mam.h"
 #include "xmpp-core/src/mam_int.h"
 #include "xmpp-core/src/stanza.h"
+#include "tests/support/store_fix.h"
 #include "xmpp-core/src/store.h"
 
 /* --- times ------------------------------------------------------------------------------------ */
@@ -406,10 +407,7 @@ static void test_archivable(void **state)
 /* --- the archive on SQLite -------------------------------------------------------------------- */
 
 struct fix {
-	uv_loop_t uv;
-	struct cm_loop l;
-	struct xc_store *st;
-	char dir[64], path[128];
+	struct store_fix s; /* the database and the loop of its answers */
 	int done;
 	struct xc_store_req *last;
 	char ids[40][17];
@@ -427,15 +425,15 @@ static struct xc_store_req *run(struct fix *f, struct xc_store_req *r)
 {
 	int want = f->done + 1;
 
-	assert_int_equal(xc_store_submit(f->st, r), 0);
+	assert_int_equal(xc_store_submit(f->s.st, r), 0);
 	while (f->done < want)
-		uv_run(&f->uv, UV_RUN_ONCE);
+		uv_run(&f->s.uv, UV_RUN_ONCE);
 	return f->last;
 }
 
 static struct xc_store_req *req(struct fix *f, enum xc_store_op op, const char *user)
 {
-	struct xc_store_req *r = xc_store_req_new(op, &f->l, on_done, f);
+	struct xc_store_req *r = xc_store_req_new(op, &f->s.l, on_done, f);
 
 	assert_non_null(r);
 	if (user)
@@ -463,19 +461,10 @@ static void put(struct fix *f, const char *owner, const char *id, const char *wi
  * or nurse@capulet.lit (others), at 1000 + 10 * i ms (two share a stamp: 20 and 21). */
 static void fix_open(struct fix *f)
 {
-	struct xc_store_config c = {.backend = &xc_store_sqlite};
-	char err[CM_ERR_MAX], body[16];
+	char body[16];
 
 	memset(f, 0, sizeof(*f));
-	strcpy(f->dir, "/tmp/test_mam.XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	snprintf(f->path, sizeof(f->path), "%s/xmpp.db", f->dir);
-	assert_int_equal(uv_loop_init(&f->uv), 0);
-	assert_int_equal(cm_loop_init(&f->l, &f->uv, 0), 0);
-	cm_loop_keep_alive(&f->l, true);
-	c.where = f->path;
-	if (xc_store_open(&f->st, &c, err, sizeof(err)) != 0)
-		fail_msg("open: %s", err);
+	store_fix_open(&f->s, "test_mam");
 	for (int i = 0; i < 30; i++) {
 		snprintf(f->ids[i], sizeof(f->ids[i]), "id%02d", i);
 		snprintf(body, sizeof(body), "m%02d", i);
@@ -491,15 +480,7 @@ static void fix_open(struct fix *f)
 
 static void fix_close(struct fix *f)
 {
-	char cmd[160];
-
-	xc_store_close(f->st);
-	cm_loop_close(&f->l, NULL);
-	assert_int_equal(uv_run(&f->uv, UV_RUN_DEFAULT), 0);
-	cm_loop_free(&f->l);
-	assert_int_equal(uv_loop_close(&f->uv), 0);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
-	assert_int_equal(system(cmd), 0);
+	store_fix_close(&f->s);
 }
 
 static struct xc_archive_query *new_query(unsigned max)

@@ -20,6 +20,7 @@
 #include "xmpp-core/src/pep.h"
 #include "xmpp-core/src/pep_int.h"
 #include "xmpp-core/src/stanza.h"
+#include "tests/support/store_fix.h"
 #include "xmpp-core/src/store.h"
 
 static struct cm_xml_node *parse(const char *xml)
@@ -254,10 +255,7 @@ static void test_caps_without_memory(void **state)
 /* --- the nodes on SQLite --------------------------------------------------------------------- */
 
 struct fix {
-	uv_loop_t uv;
-	struct cm_loop l;
-	struct xc_store *st;
-	char dir[64], path[128];
+	struct store_fix s; /* the database and the loop of its answers */
 	int done;
 	struct xc_store_req *last;
 };
@@ -272,38 +270,19 @@ static void on_done(struct xc_store_req *r)
 
 static void fix_open(struct fix *f)
 {
-	struct xc_store_config c = {.backend = &xc_store_sqlite};
-	char err[CM_ERR_MAX];
-
 	memset(f, 0, sizeof(*f));
-	strcpy(f->dir, "/tmp/test_pep.XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	snprintf(f->path, sizeof(f->path), "%s/xmpp.db", f->dir);
-	assert_int_equal(uv_loop_init(&f->uv), 0);
-	assert_int_equal(cm_loop_init(&f->l, &f->uv, 0), 0);
-	cm_loop_keep_alive(&f->l, true);
-	c.where = f->path;
-	if (xc_store_open(&f->st, &c, err, sizeof(err)) != 0)
-		fail_msg("open: %s", err);
+	store_fix_open(&f->s, "test_pep");
 }
 
 static void fix_close(struct fix *f)
 {
-	char cmd[160];
-
-	xc_store_close(f->st);
-	cm_loop_close(&f->l, NULL);
-	assert_int_equal(uv_run(&f->uv, UV_RUN_DEFAULT), 0);
-	cm_loop_free(&f->l);
-	assert_int_equal(uv_loop_close(&f->uv), 0);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
-	assert_int_equal(system(cmd), 0);
+	store_fix_close(&f->s);
 }
 
 static struct xc_store_req *req(struct fix *f, enum xc_store_op op, const char *user,
                                 const char *node)
 {
-	struct xc_store_req *r = xc_store_req_new(op, &f->l, on_done, f);
+	struct xc_store_req *r = xc_store_req_new(op, &f->s.l, on_done, f);
 
 	assert_non_null(r);
 	assert_int_equal(xc_store_req_set(&r->user, user), 0);
@@ -318,9 +297,9 @@ static struct xc_store_req *run(struct fix *f, struct xc_store_req *r)
 {
 	int want = f->done + 1;
 
-	assert_int_equal(xc_store_submit(f->st, r), 0);
+	assert_int_equal(xc_store_submit(f->s.st, r), 0);
 	while (f->done < want)
-		uv_run(&f->uv, UV_RUN_ONCE);
+		uv_run(&f->s.uv, UV_RUN_ONCE);
 	return f->last;
 }
 
@@ -492,7 +471,7 @@ static void test_store_publish_and_trim(void **state)
 
 static void put_contact(struct fix *f, const char *contact, int sub)
 {
-	struct xc_store_req *r = xc_store_req_new(XC_STORE_ROSTER_PUT, &f->l, on_done, f);
+	struct xc_store_req *r = xc_store_req_new(XC_STORE_ROSTER_PUT, &f->s.l, on_done, f);
 
 	assert_int_equal(xc_store_req_set(&r->user, OWNER), 0);
 	assert_int_equal(xc_store_req_set(&r->item.contact, contact), 0);
@@ -514,8 +493,9 @@ static void test_store_last_and_account(void **state)
 
 	(void)state;
 	fix_open(&f);
-	assert_int_equal(run(&f, xc_store_req_new(XC_STORE_ACCOUNT_CREATE, &f.l, on_done, &f))->err,
-	                 -EINVAL); /* no user */
+	assert_int_equal(
+	    run(&f, xc_store_req_new(XC_STORE_ACCOUNT_CREATE, &f.s.l, on_done, &f))->err,
+	    -EINVAL); /* no user */
 	xc_store_req_free(f.last);
 	r = req(&f, XC_STORE_ACCOUNT_CREATE, OWNER, NULL);
 	assert_int_equal(run(&f, r)->err, 0);
@@ -544,7 +524,7 @@ static void test_store_last_and_account(void **state)
 	assert_int_equal(r->pep->nitems, 2);
 	xc_store_req_free(r);
 	/* blocked: no longer */
-	r = xc_store_req_new(XC_STORE_BLOCK_ADD, &f.l, on_done, &f);
+	r = xc_store_req_new(XC_STORE_BLOCK_ADD, &f.s.l, on_done, &f);
 	assert_int_equal(xc_store_req_set(&r->user, OWNER), 0);
 	r->jids = calloc(1, sizeof(char *));
 	r->jids[0] = strdup("romeo@example.net");
@@ -580,7 +560,7 @@ static void test_store_last_and_account(void **state)
 	assert_false(r->found);
 	xc_store_req_free(r);
 	/* a PEP op without its data is refused, not run */
-	r = xc_store_req_new(XC_STORE_PEP_NODES, &f.l, on_done, &f);
+	r = xc_store_req_new(XC_STORE_PEP_NODES, &f.s.l, on_done, &f);
 	assert_int_equal(xc_store_req_set(&r->user, OWNER), 0);
 	assert_int_equal(run(&f, r)->err, -EINVAL);
 	xc_store_req_free(r);

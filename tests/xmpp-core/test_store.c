@@ -18,13 +18,11 @@
 
 #include "cm/err.h"
 #include "cm/metrics.h"
+#include "tests/support/store_fix.h"
 #include "xmpp-core/src/store.h"
 
 struct fix {
-	uv_loop_t uv;
-	struct cm_loop l;
-	struct xc_store *st;
-	char dir[64], path[128];
+	struct store_fix s; /* the database and the loop of its answers */
 	int done;
 	uv_thread_t loop_thread;
 };
@@ -37,54 +35,35 @@ static void on_done(struct xc_store_req *r)
 	struct fix *f = r->arg;
 
 	/* results come back on the loop that submitted */
-	assert_ptr_equal(cm_loop_of(r->loop->uv), &f->l);
+	assert_ptr_equal(cm_loop_of(r->loop->uv), &f->s.l);
 	last[nlast++ % 16] = r;
 	f->done++;
 }
 
 static void fix_open(struct fix *f)
 {
-	struct xc_store_config c = {.backend = &xc_store_sqlite};
-	char err[CM_ERR_MAX];
-
 	memset(f, 0, sizeof(*f));
-	strcpy(f->dir, "/tmp/test_store.XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	snprintf(f->path, sizeof(f->path), "%s/xmpp.db", f->dir);
-	assert_int_equal(uv_loop_init(&f->uv), 0);
-	assert_int_equal(cm_loop_init(&f->l, &f->uv, 0), 0);
-	cm_loop_keep_alive(&f->l, true); /* the loop waits for the store's answers */
-	c.where = f->path;
-	if (xc_store_open(&f->st, &c, err, sizeof(err)) != 0)
-		fail_msg("open: %s", err);
+	store_fix_open(&f->s, "test_store");
 }
 
 static void reopen(struct fix *f)
 {
-	struct xc_store_config c = {.backend = &xc_store_sqlite, .where = f->path};
+	struct xc_store_config c = {.backend = &xc_store_sqlite, .where = f->s.path};
 	char err[CM_ERR_MAX];
 
-	xc_store_close(f->st);
-	if (xc_store_open(&f->st, &c, err, sizeof(err)) != 0)
+	xc_store_close(f->s.st);
+	if (xc_store_open(&f->s.st, &c, err, sizeof(err)) != 0)
 		fail_msg("reopen: %s", err);
 }
 
 static void fix_close(struct fix *f)
 {
-	char cmd[160];
-
-	xc_store_close(f->st);
-	cm_loop_close(&f->l, NULL);
-	assert_int_equal(uv_run(&f->uv, UV_RUN_DEFAULT), 0);
-	cm_loop_free(&f->l);
-	assert_int_equal(uv_loop_close(&f->uv), 0);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
-	assert_int_equal(system(cmd), 0);
+	store_fix_close(&f->s);
 }
 
 static struct xc_store_req *req(struct fix *f, enum xc_store_op op, const char *user)
 {
-	struct xc_store_req *r = xc_store_req_new(op, &f->l, on_done, f);
+	struct xc_store_req *r = xc_store_req_new(op, &f->s.l, on_done, f);
 
 	assert_non_null(r);
 	if (user)
@@ -97,9 +76,9 @@ static struct xc_store_req *run(struct fix *f, struct xc_store_req *r)
 {
 	int want = f->done + 1;
 
-	assert_int_equal(xc_store_submit(f->st, r), 0);
+	assert_int_equal(xc_store_submit(f->s.st, r), 0);
 	while (f->done < want)
-		uv_run(&f->uv, UV_RUN_ONCE);
+		uv_run(&f->s.uv, UV_RUN_ONCE);
 	return last[(nlast - 1) % 16];
 }
 
@@ -298,10 +277,10 @@ static void test_batch_and_durability(void **state)
 	fix_open(&f);
 	for (int i = 0; i < 5; i++) {
 		r[i] = req(&f, XC_STORE_ACCOUNT_CREATE, users[i]);
-		assert_int_equal(xc_store_submit(f.st, r[i]), 0);
+		assert_int_equal(xc_store_submit(f.s.st, r[i]), 0);
 	}
 	while (f.done < 5)
-		uv_run(&f.uv, UV_RUN_ONCE);
+		uv_run(&f.s.uv, UV_RUN_ONCE);
 	for (int i = 0; i < 5; i++) {
 		assert_int_equal(r[i]->err, i == 2 ? -EEXIST : 0);
 		xc_store_req_free(r[i]);
@@ -312,7 +291,7 @@ static void test_batch_and_durability(void **state)
 	r[0] = run(&f, r[0]);
 	assert_int_equal(r[0]->njids, 4);
 	xc_store_req_free(r[0]);
-	assert_int_equal(xc_store_depth(f.st), 0);
+	assert_int_equal(xc_store_depth(f.s.st), 0);
 	fix_close(&f);
 }
 
@@ -339,7 +318,7 @@ static void put_unanswered(struct fix *f, struct put_counts *c, const char *sid,
 	if (stanza)
 		assert_int_equal(xc_store_req_set(&r->stanza, "<message/>"), 0);
 	r->stamp_ms = 1000;
-	assert_int_equal(xc_store_submit(f->st, r), 0);
+	assert_int_equal(xc_store_submit(f->s.st, r), 0);
 }
 
 /* Writes without a done: nothing comes back to the loop, a refused one (an id taken, no
@@ -360,9 +339,9 @@ static void test_unanswered_writes(void **state)
 	assert_int_equal(cm_metrics_alloc(&m), 0);
 	assert_int_equal(cm_metrics_register(m, &pc, put_defs, 2, err, sizeof(err)), 0);
 	fix_open(&f);
-	c.where = f.path;
-	xc_store_close(f.st);
-	if (xc_store_open(&f.st, &c, err, sizeof(err)) != 0)
+	c.where = f.s.path;
+	xc_store_close(f.s.st);
+	if (xc_store_open(&f.s.st, &c, err, sizeof(err)) != 0)
 		fail_msg("open: %s", err);
 	put_unanswered(&f, &pc, "s1", true);
 	put_unanswered(&f, &pc, "s2", true);
