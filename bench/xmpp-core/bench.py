@@ -53,18 +53,19 @@ Run with /usr/bin/python3; only the standard library is used."""
 import http.client
 import json
 import os
-import platform
 import pwd
 import resource
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from benchlib import fmt, machine, median, write_section  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.abspath(os.path.join(HERE, "..", ".."))
@@ -825,28 +826,10 @@ def big_run(servers, sessions):
 
 # --- the report ---------------------------------------------------------------------------------
 
-def median(xs):
-    xs = [x for x in xs if x is not None]
-    return statistics.median(xs) if xs else None
 
 
-def fmt(v, digits=0):
-    if v is None:
-        return "n/a"
-    return "{:,.{}f}".format(v, digits)
 
 
-def machine():
-    model = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return "%d x %s, Linux %s" % (os.cpu_count() or 0, model, platform.release())
 
 
 def cpu_pressure():
@@ -1133,17 +1116,7 @@ def targets(med):
 
 
 def write_doc(text):
-    if DOC == "-":
-        sys.stdout.write(text)
-        return
-    old = open(DOC).read() if os.path.exists(DOC) else "# Benchmarks\n"
-    if BEGIN in old and END in old:
-        new = old[:old.index(BEGIN)] + text + old[old.index(END) + len(END) + 1:]
-    else:
-        new = old.rstrip("\n") + "\n\n" + text
-    with open(DOC, "w") as f:
-        f.write(new)
-    log("wrote %s" % DOC)
+    write_section(DOC, BEGIN, END, text, log)
 
 
 def main():

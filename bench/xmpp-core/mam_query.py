@@ -11,7 +11,6 @@ Run with /usr/bin/python3."""
 import json
 import os
 import random
-import re
 import socket
 import sqlite3
 import subprocess
