@@ -58,7 +58,19 @@ class Server:
             text += "websocket:\n  listen: [\"127.0.0.1:%d\"]\n" % self.ws
         text = merge_c2s(text, "c2s:\n  listen: [\"127.0.0.1:%d\"]\n  tls_listen: [\"127.0.0.1:%d\"]\n"
                          % (self.c2s, self.tls), extra)
+        self.name, self.text = name, text
         self.daemon = suite.Daemon(name, text, tmp)
+        suite.wait_http(self.admin, proc=self.daemon.proc)
+
+    def restart(self):
+        """Start the server again on the same configuration, ports and storage (after it
+        stopped, or was killed); the earlier run's output is kept in <name>.log.<n>."""
+        self.daemon.close()
+        n = 1
+        while os.path.exists("%s.%d" % (self.daemon.log_path, n)):
+            n += 1
+        os.rename(self.daemon.log_path, "%s.%d" % (self.daemon.log_path, n))
+        self.daemon = suite.Daemon(self.name, self.text, self.tmp)
         suite.wait_http(self.admin, proc=self.daemon.proc)
 
     def api(self, method, path, body=None, token=None):

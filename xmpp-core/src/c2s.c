@@ -25,6 +25,7 @@
 #include "session.h"
 #include "sm.h"
 #include "stanza.h"
+#include "ticket.h"
 
 #define NS_TLS        "urn:ietf:params:xml:ns:xmpp-tls"
 #define NS_SASL       "urn:ietf:params:xml:ns:xmpp-sasl"
@@ -676,6 +677,16 @@ static int on_stanza(void *arg, struct cm_xml_node *st)
 	case XC_C2S_BOUND:
 		if (xc_stanza_kind(st) != XC_OTHER)
 			xc_sm_handled(c);
+		if (c->sm && xc_stanza_kind(st) == XC_MESSAGE) {
+			/* its <a/> waits until what it causes is safe (ticket.h) */
+			struct xc_shard *sh = c->sh;
+			struct xc_ticket_scope sc;
+
+			xc_sm_scope(c, &sc);
+			r = bound_stanza(c, st); /* takes st; c may be gone after */
+			xc_ticket_leave(sh, &sc);
+			return r;
+		}
 		/* an answer to our keepalive ping is only a sign of life */
 		if (xc_stanza_kind(st) == XC_IQ && cm_xml_attr(st, "id") &&
 		    strncmp(cm_xml_attr(st, "id"), "ka-", 3) == 0 && cm_xml_attr(st, "type") &&

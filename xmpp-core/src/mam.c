@@ -18,6 +18,7 @@
 #include "session.h"
 #include "stanza.h"
 #include "store.h"
+#include "ticket.h"
 #include "user.h"
 
 #define NS_HINTS "urn:xmpp:hints"
@@ -279,6 +280,7 @@ static int archive(struct xc_shard *sh, const char *owner, const char *id, const
 	if (!rc) {
 		r->stanza = cm_buf_steal(&b);
 		r->stamp_ms = wall_ms();
+		r->ticket = xc_ticket_hold(sh);
 		rc = xc_store_submit(sh->srv->store, r);
 	}
 	cm_buf_free(&b);

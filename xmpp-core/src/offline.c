@@ -15,6 +15,7 @@
 #include "server.h"
 #include "stanza.h"
 #include "store.h"
+#include "ticket.h"
 #include "user.h"
 
 #define NS_DELAY "urn:xmpp:delay"
@@ -119,6 +120,7 @@ void xc_offline_store(struct xc_shard *sh, struct cm_xml_node *st)
 		r->stanza = cm_buf_steal(&b);
 		r->stamp_ms = wall_ms();
 		r->limit = (unsigned)sh->srv->cfg->offline.max_per_user;
+		r->ticket = xc_ticket_hold(sh);
 		rc = xc_store_submit(sh->srv->store, r);
 	}
 	if (!rc)

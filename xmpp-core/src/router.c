@@ -20,6 +20,7 @@
 #include "server.h"
 #include "session.h"
 #include "stanza.h"
+#include "ticket.h"
 #include "user.h"
 
 static uint64_t mono_ns(void)
@@ -214,14 +215,17 @@ static void on_route_msg(struct cm_loop *l, struct cm_msg *m)
 	struct xc_route_msg *rm = cm_list_entry(m, struct xc_route_msg, m);
 	struct xc_shard *sh = l->data;
 	struct cm_xml_node *st = rm->stanza;
+	struct xc_ticket_scope sc;
 	struct xc_jid to;
 
 	if (sh)
 		cm_metrics_observe(sh->srv->m.route_latency,
 		                   (double)(mono_ns() - rm->read_ns) / 1e9);
+	xc_ticket_enter(sh, &sc, rm->ticket);
 	free(rm);
 	if (cm_loop_stopping(l) || xc_stanza_jid(st, "to", &to) != 0) {
 		cm_xml_node_free(st);
+		xc_ticket_leave(sh, &sc);
 		return;
 	}
 	if (!xc_jid_empty(&to) && xc_local_host(sh->srv, xc_jid_domain(&to), to.dlen))
@@ -229,6 +233,7 @@ static void on_route_msg(struct cm_loop *l, struct cm_msg *m)
 	else
 		xc_component_deliver(sh, st, &to);
 	xc_jid_free(&to);
+	xc_ticket_leave(sh, &sc);
 }
 
 static void post(struct xc_shard *sh, unsigned target, struct cm_xml_node *st)
@@ -242,8 +247,10 @@ static void post(struct xc_shard *sh, unsigned target, struct cm_xml_node *st)
 	}
 	rm->stanza = st;
 	rm->read_ns = mono_ns();
+	rm->ticket = xc_ticket_hold(sh);
 	rm->m.fn = on_route_msg;
 	if (cm_loop_post(sh->srv->shards[target]->loop, &rm->m) != 0) {
+		xc_ticket_put(sh, rm->ticket);
 		free(rm);
 		cm_xml_node_free(st); /* the server is stopping */
 	}

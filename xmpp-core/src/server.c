@@ -135,6 +135,10 @@ static const struct cm_metric_def metric_defs[] = {
                           "Stanzas a client never acknowledged, sent elsewhere when its session "
                           "ended (other sessions, offline storage, an error to the sender).",
                           NULL),
+    CM_METRIC_COUNTER_DEF(struct xc_metrics, sm_acks_held, "xmpp_sm_acks_held_total",
+                          "Acknowledgements (XEP-0198 <a/>) that waited until the messages they "
+                          "count were stored or delivered.",
+                          NULL),
     CM_METRIC_COUNTER_DEF(struct xc_metrics, csi_flushed, "xmpp_csi_flushed_total",
                           "Stanzas held back while their client was inactive (XEP-0352), then "
                           "sent.",

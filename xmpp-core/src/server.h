@@ -40,6 +40,8 @@ struct cm_workers;
 struct xc_store;
 struct xc_throttle;
 struct xc_shard;
+struct xc_ticket;
+struct xc_ticket_scope;
 struct xc_c2s;
 struct xc_comp;
 struct xc_admin_api;
@@ -63,6 +65,7 @@ struct xc_metrics {
 	struct cm_gauge *sm_hibernated; /* sessions waiting for their client to resume (XEP-0198) */
 	struct cm_counter *sm_resumed_ok, *sm_resumed_failed;
 	struct cm_counter *sm_rerouted;     /* unacknowledged stanzas of sessions that ended */
+	struct cm_counter *sm_acks_held;    /* <a/> answers that waited for tickets (ticket.h) */
 	struct cm_counter *csi_flushed;     /* held for an inactive client, then sent (XEP-0352) */
 	struct cm_counter *csi_superseded;  /* held presence replaced by a later one */
 	struct cm_histogram *route_latency; /* seconds from a stanza read to its delivery */
@@ -128,6 +131,7 @@ struct xc_shard {
 	/* offline writes on their way: a drain waits for them (the sessions it ends hand their
 	 * unacknowledged messages over) */
 	unsigned storing;
+	struct xc_ticket_scope *tk; /* what the shard handles now (ticket.h); NULL outside */
 };
 
 /* The server without a daemon around it: configuration (borrowed), metrics registered in
@@ -171,6 +175,7 @@ struct xc_route_msg {
 	struct cm_msg m;
 	struct cm_xml_node *stanza; /* owned */
 	uint64_t read_ns;           /* when it was read, for the latency metric */
+	struct xc_ticket *ticket;   /* a reference, or NULL (ticket.h) */
 };
 
 #endif

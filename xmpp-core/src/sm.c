@@ -22,6 +22,7 @@
 #include "server.h"
 #include "session.h"
 #include "stanza.h"
+#include "ticket.h"
 #include "user.h"
 
 #define ID_BYTES     16   /* random bytes in a resumption id (written in hex) */
@@ -42,7 +43,28 @@ struct xc_sm {
 	bool ended;         /* neither hibernated nor resumed any more */
 	uint32_t r_at;      /* q.sent when the last <r/> went out */
 	uint64_t resume_ms; /* how long a hibernated session waits for its client */
+	/* acknowledgements wait for what the client's messages caused (ticket.h) */
+	struct cm_list tickets; /* of struct xc_ticket (link): on their way, oldest first */
+	bool ack_owed;          /* an <r/> is answered once the stanzas up to owed_h are safe */
+	uint32_t owed_h;
 };
+
+/* The client's stanzas the server has handled and whose work is safe: all of them, or those
+ * before the oldest ticket still on its way. */
+static uint32_t safe_h(const struct xc_sm *s)
+{
+	if (cm_list_empty(&s->tickets))
+		return s->q.handled;
+	return cm_list_entry(s->tickets.next, struct xc_ticket, link)->seq - 1;
+}
+
+static void send_ack(struct xc_sm *s, uint32_t h)
+{
+	char buf[96];
+	int n = snprintf(buf, sizeof(buf), "<a xmlns='" XC_NS_SM "' h='%" PRIu32 "'/>", h);
+
+	xc_c2s_send_raw(s->c, buf, (size_t)n);
+}
 
 static const struct xc_sm_config *cfg_of(const struct xc_c2s *c)
 {
@@ -139,6 +161,7 @@ static int enable(struct xc_c2s *c, const struct cm_xml_node *el)
 	xc_sm_queue_init(&s->q);
 	s->c = c;
 	cm_list_init(&s->link);
+	cm_list_init(&s->tickets);
 	cm_loop_timer_init(&s->timer, on_timer);
 	/* a client may ask for a shorter wait than ours, not a longer one */
 	if (xc_sm_parse_h(cm_xml_attr(el, "max"), &want) == 0 && want > 0 && want < secs)
@@ -238,6 +261,7 @@ static int resume(struct xc_c2s *c, const struct cm_xml_node *el)
 	old->sm = NULL;
 	c->sm = s;
 	s->c = c;
+	s->ack_owed = false; /* <resumed/> tells the count */
 	cm_loop_timer_stop(c->sh->loop, &s->timer);
 	if (s->hibernated) {
 		s->hibernated = false;
@@ -271,9 +295,6 @@ static int resume(struct xc_c2s *c, const struct cm_xml_node *el)
 
 int xc_sm_element(struct xc_c2s *c, const struct cm_xml_node *el)
 {
-	char buf[96];
-	int n;
-
 	if (strcmp(el->name, "enable") == 0)
 		return enable(c, el);
 	if (strcmp(el->name, "resume") == 0)
@@ -285,9 +306,14 @@ int xc_sm_element(struct xc_c2s *c, const struct cm_xml_node *el)
 			send_failed(c, "unexpected-request", NULL);
 			return 0;
 		}
-		n = snprintf(buf, sizeof(buf), "<a xmlns='" XC_NS_SM "' h='%" PRIu32 "'/>",
-		             c->sm->q.handled);
-		xc_c2s_send_raw(c, buf, (size_t)n);
+		if (safe_h(c->sm) == c->sm->q.handled) {
+			send_ack(c->sm, c->sm->q.handled);
+		} else {
+			/* some of it is on its way to the disk: answered when it is there */
+			c->sm->ack_owed = true;
+			c->sm->owed_h = c->sm->q.handled;
+			cm_metrics_inc(c->sh->srv->m.sm_acks_held);
+		}
 		return 0;
 	}
 	xc_c2s_stream_error(c, "unsupported-stanza-type", NULL);
@@ -300,6 +326,31 @@ void xc_sm_handled(struct xc_c2s *c)
 {
 	if (c->sm)
 		xc_sm_queue_handled(&c->sm->q);
+}
+
+void xc_sm_scope(struct xc_c2s *c, struct xc_ticket_scope *sc)
+{
+	struct xc_ticket *t = c->sm ? xc_ticket_new(c->sh, c->sm, c->sm->q.handled) : NULL;
+
+	xc_ticket_enter(c->sh, sc, t);
+}
+
+void xc_sm_ticket_add(struct xc_sm *s, struct xc_ticket *t)
+{
+	cm_list_insert_tail(&s->tickets, &t->link);
+}
+
+void xc_sm_ticket_done(struct xc_sm *s)
+{
+	uint32_t h;
+
+	if (!s->ack_owed || s->hibernated)
+		return;
+	h = safe_h(s);
+	if ((int32_t)(h - s->owed_h) < 0)
+		return;
+	s->ack_owed = false;
+	send_ack(s, h);
 }
 
 int xc_sm_send(struct xc_c2s *c, const struct cm_xml_node *stanza)
@@ -497,6 +548,8 @@ void xc_sm_free(struct xc_c2s *c)
 	while ((st = xc_sm_queue_pop(&s->q)) != NULL)
 		reroute(c, st);
 	xc_sm_queue_close(&s->q);
+	while (!cm_list_empty(&s->tickets))
+		xc_ticket_forget(cm_list_entry(s->tickets.next, struct xc_ticket, link));
 	free(s);
 }
 

@@ -25,6 +25,8 @@
 
 struct xc_c2s;
 struct xc_shard;
+struct xc_ticket;
+struct xc_ticket_scope;
 
 /* --- counters and the queue (sm_queue.c) -------------------------------------------------- */
 
@@ -84,6 +86,15 @@ int xc_sm_element(struct xc_c2s *c, const struct cm_xml_node *el);
 
 /* A stanza from the client was handled: counted when stream management is on. */
 void xc_sm_handled(struct xc_c2s *c);
+
+/* Enter the ticket scope (ticket.h) of the message c just counted as handled: what the
+ * message causes is safe before an <a/> counts it. Leave it with xc_ticket_leave(). Without
+ * stream management the scope carries no ticket. */
+void xc_sm_scope(struct xc_c2s *c, struct xc_ticket_scope *sc);
+
+/* For tickets (ticket.c): t (borrowed) is on its way for session s; and one came home. */
+void xc_sm_ticket_add(struct xc_sm *s, struct xc_ticket *t);
+void xc_sm_ticket_done(struct xc_sm *s);
 
 /* Send stanza (not consumed) on a session with stream management: a copy is queued until the
  * client acknowledges it, then it is written, unless the session is hibernated. Returns what

@@ -10,6 +10,7 @@
 #include "cm/err.h"
 #include "cm/log.h"
 #include "cm/metrics.h"
+#include "ticket.h"
 
 #define DEF_BATCH   256
 #define FAIL_LOG_MS 10000 /* a failed unanswered write is logged once per this at most */
@@ -107,6 +108,7 @@ void xc_store_req_free(struct xc_store_req *r)
 {
 	if (!r)
 		return;
+	xc_ticket_put(NULL, r->ticket);
 	free(r->with);
 	xc_archive_query_clear(r->query);
 	free(r->query);
@@ -179,6 +181,9 @@ static void finish_unanswered(struct xc_store *st, struct xc_store_req *r)
 
 static void hand_back(struct xc_store *st, struct xc_store_req *r)
 {
+	/* committed (or failed for good): the acknowledgement that waited may go */
+	xc_ticket_put(NULL, r->ticket);
+	r->ticket = NULL;
 	if (!r->done) {
 		finish_unanswered(st, r);
 		return;

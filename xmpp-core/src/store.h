@@ -36,6 +36,7 @@ struct cm_counter;
 struct xc_store;
 struct xc_store_req;
 struct xc_pep_req;
+struct xc_ticket;
 
 enum xc_store_op {
 	XC_STORE_ACCOUNT_GET,       /* user -> found, creds */
@@ -176,6 +177,9 @@ struct xc_store_req {
 	struct cm_histogram *latency; /* borrowed: the store's histogram */
 	/* personal eventing (XEP-0163) and vcard-temp (XEP-0054) */
 	struct xc_pep_req *pep; /* owned: the PEP ops' input and results */
+	/* a reference (ticket.h) released once the request's transaction has ended: a client's
+	 * acknowledgement waits for it. NULL: none */
+	struct xc_ticket *ticket;
 	/* the store's */
 	struct cm_list link;
 	struct cm_msg msg;

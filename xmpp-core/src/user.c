@@ -9,12 +9,14 @@
 #include "cm/log.h"
 #include "mam.h"
 #include "server.h"
+#include "ticket.h"
 
 struct xc_wait {
 	struct cm_list link;
 	struct cm_xml_node *st; /* owned */
 	xc_user_fn fn;
-	char *arg; /* owned copy */
+	char *arg;                /* owned copy */
+	struct xc_ticket *ticket; /* a reference, or NULL (ticket.h) */
 };
 
 static uint64_t key_hash(struct xc_shard *sh, const struct xc_jid *jid)
@@ -167,8 +169,11 @@ static void run_waiting(struct xc_shard *sh, struct xc_user *u)
 
 	while ((n = cm_list_pop(&u->waiting)) != NULL) {
 		struct xc_wait *w = cm_list_entry(n, struct xc_wait, link);
+		struct xc_ticket_scope sc;
 
+		xc_ticket_enter(sh, &sc, w->ticket);
 		w->fn(sh, u, w->st, w->arg);
+		xc_ticket_leave(sh, &sc);
 		free(w->arg);
 		free(w);
 	}
@@ -182,6 +187,7 @@ void xc_user_drop_waiting(struct xc_user *u)
 		struct xc_wait *w = cm_list_entry(n, struct xc_wait, link);
 
 		cm_xml_node_free(w->st);
+		xc_ticket_put(NULL, w->ticket);
 		free(w->arg);
 		free(w);
 	}
@@ -248,6 +254,7 @@ void xc_user_with_roster(struct xc_shard *sh, struct xc_user *u, struct cm_xml_n
 	}
 	w->st = st;
 	w->fn = fn;
+	w->ticket = xc_ticket_hold(sh);
 	cm_list_insert_tail(&u->waiting, &w->link);
 	if (u->rstate != XC_ROSTER_NONE)
 		return;
