@@ -3,7 +3,8 @@
 # accounts, the same load, interleaved rounds. Rewrites the xmpp-core section of
 # docs/benchmarks.md. Builds the load generator (xmpp-load.c, next to this file) into
 # build/bench/, then hands over to bench.py; see its header for the knobs (QUICK=1, ROUNDS=...);
-# then mam_query.py measures archive queries on a million stored messages.
+# then mam_query.py measures archive queries on a million stored messages and resume.py the
+# resumption of 10,000 hibernated sessions (XEP-0198) next to Prosody's.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
@@ -17,4 +18,9 @@ fi
 # the archive's query latency on a million stored messages (MAM=0 skips it; prints one JSON line)
 if [ "${MAM:-1}" != 0 ] && [ -z "${RENDER:-}" ]; then
 	/usr/bin/python3 "$here/mam_query.py"
+fi
+# 10,000 hibernated sessions resumed at once, xmpp-core and Prosody (RESUME=0 skips it; one JSON
+# line per server)
+if [ "${RESUME:-1}" != 0 ] && [ -z "${RENDER:-}" ]; then
+	/usr/bin/python3 "$here/resume.py"
 fi

@@ -24,6 +24,14 @@
  *                                      arrival, so a client that falls behind is not hidden
  *   close                              end every online session's stream and wait for the server
  *                                      to close (at most 10 s)
+ *   sm                                 every online session enables resumable stream management
+ *                                      (XEP-0198) and counts what it receives from then on
+ *   drop                               every online session with stream management loses its
+ *                                      connection (closed without </stream:stream>), as a phone
+ *                                      does in a tunnel; the server keeps the sessions
+ *   resume SEC MECH CONC               each dropped session comes back: connect, TLS, SASL and
+ *                                      <resume/> with its id and count, at most CONC in flight;
+ *                                      timed like logins (a resumed session is online again)
  *   quit
  *
  * The parser is not a general XML parser: it cuts the server's stream into top-level elements by
@@ -74,12 +82,15 @@ enum state {
 	ST_SASL,       /* <auth/> or <response/> sent */
 	ST_BIND,       /* bind IQ sent */
 	ST_ROSTER,     /* session IQ, roster get and presence sent: waiting for the roster */
+	ST_RESUME,     /* <resume/> sent (a dropped session coming back) */
 	ST_ONLINE,     /* a session */
 	ST_CLOSING,    /* our </stream:stream> sent: waiting for the server to close */
 	ST_DEAD,       /* closed; freed after the current batch of events */
 };
 
-enum kind { K_ONLINE, K_CHURN };
+enum kind { K_ONLINE, K_CHURN, K_RESUME };
+
+#define SM_ID_MAX 64
 
 struct conn {
 	int fd;
@@ -94,7 +105,10 @@ struct conn {
 	bool want_out; /* EPOLLOUT armed */
 	bool dirty;    /* in the flush list */
 	bool session;  /* the server advertised the legacy session */
-	uint64_t t0;   /* when the login started (ns) */
+	bool sm;       /* stream management is on: h counts what arrived */
+	uint32_t h;
+	char sm_id[SM_ID_MAX + 1];
+	uint64_t t0; /* when the login started (ns) */
 	uint64_t t_close;
 	int online_idx; /* in the online array, or -1 */
 	/* input: plaintext, cut into elements */
@@ -148,6 +162,14 @@ static struct {
 	uint64_t chat_sent, chat_recv, chat_err, chat_late_max;
 	uint32_t *lat_us;
 	size_t nlat, lat_cap;
+	/* stream management: sessions enabled, and those dropped (to be resumed) */
+	unsigned long sm_ok, sm_failed;
+	struct dropped {
+		int user;
+		uint32_t h;
+		char id[SM_ID_MAX + 1];
+	} * dropped, *resuming; /* resuming: what conn_start() is to resume */
+	size_t ndropped, dropped_cap;
 	char last_error[256];
 	bool debug; /* XMPP_LOAD_DEBUG=1: every element in and every write out, on stderr */
 } g;
@@ -492,6 +514,11 @@ static void conn_start(enum kind kind, int user, enum sec sec, enum mech mech)
 	c->sec = sec;
 	c->mech = mech;
 	c->online_idx = -1;
+	if (kind == K_RESUME) {
+		memcpy(c->sm_id, g.resuming->id, sizeof(c->sm_id));
+		c->h = g.resuming->h;
+		c->sm = true;
+	}
 	c->t0 = now_ns();
 	c->st = ST_CONNECTING;
 	list_add(&g.logging, c);
@@ -823,6 +850,10 @@ static void element(struct conn *c, const char *p, size_t len)
 			c->st = ST_PROCEED;
 		} else if (!c->authed) {
 			send_auth(c);
+		} else if (c->kind == K_RESUME) {
+			sendf(c, "<resume xmlns='urn:xmpp:sm:3' previd='%s' h='%" PRIu32 "'/>",
+			      c->sm_id, c->h);
+			c->st = ST_RESUME;
 		} else {
 			c->session = find(p, len, "urn:ietf:params:xml:ns:xmpp-session") != NULL;
 			SEND_LIT(c, "<iq type='set' id='bind'><bind "
@@ -881,7 +912,39 @@ static void element(struct conn *c, const char *p, size_t len)
 			went_online(c);
 		}
 		return;
+	case ST_RESUME:
+		if (starts(p, len, "<resumed"))
+			went_online(c);
+		else if (starts(p, len, "<failed"))
+			conn_close(c, "resume failed");
+		return;
 	case ST_ONLINE:
+		if (c->sm && (starts(p, len, "<message") || starts(p, len, "<presence") ||
+		              starts(p, len, "<iq")))
+			c->h++;
+		if (starts(p, len, "<r ") || starts(p, len, "<r/")) {
+			sendf(c, "<a xmlns='urn:xmpp:sm:3' h='%" PRIu32 "'/>", c->h);
+			return;
+		}
+		if (starts(p, len, "<enabled")) {
+			size_t il;
+			const char *id = attr(p, len, "id", &il);
+
+			if (id && il <= SM_ID_MAX) {
+				memcpy(c->sm_id, id, il);
+				c->sm_id[il] = '\0';
+				c->sm = true;
+				c->h = 0;
+				g.sm_ok++;
+			} else {
+				g.sm_failed++;
+			}
+			return;
+		}
+		if (starts(p, len, "<failed")) {
+			g.sm_failed++;
+			return;
+		}
 		if (starts(p, len, "<message"))
 			on_message(c, p, len);
 		else if (starts(p, len, "<iq") &&
@@ -1281,6 +1344,80 @@ static void cmd_close(void)
 	fflush(stdout);
 }
 
+/* Every online session asks for resumable stream management; wait for the answers (10 s). */
+static void cmd_sm(void)
+{
+	uint64_t t0 = now_ns(), end = t0 + 10ull * 1000000000ull;
+	size_t n = g.nonline;
+
+	g.sm_ok = g.sm_failed = 0;
+	for (size_t i = 0; i < n; i++)
+		SEND_LIT(g.online[i], "<enable xmlns='urn:xmpp:sm:3' resume='true'/>");
+	flush_all();
+	while (g.sm_ok + g.sm_failed < n && now_ns() < end) {
+		poll_once(10);
+		expire(now_ns());
+	}
+	printf("{\"cmd\":\"sm\",\"ok\":%lu,\"failed\":%lu,\"seconds\":%.3f}\n", g.sm_ok,
+	       g.sm_failed, (now_ns() - t0) / 1e9);
+	fflush(stdout);
+}
+
+/* Every online session with stream management loses its connection; remember how to resume. */
+static void cmd_drop(void)
+{
+	size_t n = 0;
+
+	g.ndropped = 0;
+	for (size_t i = g.nonline; i-- > 0;) {
+		struct conn *c = g.online[i];
+
+		if (!c->sm)
+			continue;
+		if (g.ndropped == g.dropped_cap) {
+			g.dropped_cap = g.dropped_cap ? 2 * g.dropped_cap : 1024;
+			g.dropped = xrealloc(g.dropped, g.dropped_cap * sizeof(*g.dropped));
+		}
+		g.dropped[g.ndropped].user = c->user;
+		g.dropped[g.ndropped].h = c->h;
+		memcpy(g.dropped[g.ndropped].id, c->sm_id, sizeof(c->sm_id));
+		g.ndropped++;
+		conn_close(c, NULL); /* no </stream:stream>: the server sees the connection go */
+		n++;
+	}
+	reap();
+	printf("{\"cmd\":\"drop\",\"dropped\":%zu}\n", n);
+	fflush(stdout);
+}
+
+/* The dropped sessions come back with <resume/>, at most conc at once. */
+static void cmd_resume(enum sec sec, enum mech mech, int conc)
+{
+	uint64_t t0 = now_ns(), last = t0;
+	double cpu0 = cpu_s();
+	size_t next = 0;
+
+	reset_counters();
+	g.cmd_inflight = 0;
+	while (next < g.ndropped || g.cmd_inflight > 0) {
+		uint64_t now;
+
+		while (next < g.ndropped && g.cmd_inflight < conc) {
+			g.resuming = &g.dropped[next++];
+			conn_start(K_RESUME, g.resuming->user, sec, mech);
+		}
+		flush_all();
+		poll_once(10);
+		now = now_ns();
+		if (now - last > 100000000ull) {
+			expire(now);
+			last = now;
+		}
+	}
+	g.ndropped = 0;
+	print_login_stats("resume", (now_ns() - t0) / 1e9, cpu_s() - cpu0);
+}
+
 static int parse_sec(const char *s)
 {
 	if (strcmp(s, "plain") == 0)
@@ -1465,6 +1602,13 @@ int main(int argc, char **argv)
 			cmd_chat(r, s, dr);
 		} else if (strcmp(a[0], "close") == 0)
 			cmd_close();
+		else if (strcmp(a[0], "sm") == 0)
+			cmd_sm();
+		else if (strcmp(a[0], "drop") == 0)
+			cmd_drop();
+		else if (strcmp(a[0], "resume") == 0 &&
+		         sscanf(line, "resume %31s %31s %d", s1, s2, &i3) == 3)
+			cmd_resume(parse_sec(s1), parse_mech(s2), i3);
 		else if (strcmp(a[0], "quit") == 0)
 			break;
 		else
