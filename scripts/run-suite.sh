@@ -25,7 +25,7 @@ if [ ! -s "$run/credentials/tls.key" ]; then
 	chmod 0600 "$run/credentials/tls.key"
 fi
 if [ ! -s "$run/credentials/turn-secret" ]; then
-	# the TURN REST secret icicle checks credentials with (xmpp-core will issue them with it)
+	# the TURN REST secret icicle checks credentials with and xmpp-core issues them with
 	head -c 32 /dev/urandom | base64 >"$run/credentials/turn-secret"
 	chmod 0600 "$run/credentials/turn-secret"
 fi
