@@ -130,7 +130,7 @@ class LogProvider(unittest.TestCase):
         suite.assert_clean(self, self.daemon.output())
 
     def test_refused_in_production(self):
-        binary = os.path.join(os.environ.get("SUITE_BIN", "build/asan/bin"), "platypus")
+        binary = os.path.join(suite.BIN, "platypus")
         path = os.path.join(self.dir, "p.yaml")
         base = config(suite.free_port(), suite.free_port(), self.log)
         cases = [

@@ -214,7 +214,7 @@ class ExtDiscoOff(unittest.TestCase):
                 srv.close()
 
     def test_secret_file_errors(self):
-        binary = os.path.join(os.environ.get("SUITE_BIN", "build/asan/bin"), "xmpp-core")
+        binary = os.path.join(suite.BIN, "xmpp-core")
         with suite.tempdir() as tmp:
             empty = os.path.join(tmp, "empty")
             comments = os.path.join(tmp, "comments")
