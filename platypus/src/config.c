@@ -4,6 +4,8 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "notif.h"
+
 CM_DAEMON_ADMIN_SCHEMA(admin_schema, "127.0.0.1:9642");
 
 static const char *const modes[] = {"prod", "dev", NULL};
@@ -11,6 +13,10 @@ static const char *const modes[] = {"prod", "dev", NULL};
 #define APNS(f) offsetof(struct platypus_apns_config, f)
 #define FCM(f)  offsetof(struct platypus_fcm_config, f)
 #define DISP(f) offsetof(struct platypus_dispatch_config, f)
+#define LOGA(f) offsetof(struct platypus_log_app_config, f)
+
+/* in the order of enum pp_service */
+static const char *const services[] = {"apns", "fcm", NULL};
 
 static bool is_apple_id(const char *s)
 {
@@ -396,6 +402,70 @@ static const struct cm_cfg_schema component_schema = {
     .validate = validate_component,
 };
 
+static const struct cm_cfg_field log_app_fields[] = {
+    {.key = "name",
+     .type = CM_CFG_STRING,
+     .offset = LOGA(name),
+     .flags = CM_CFG_REQUIRED,
+     .doc = "the app's name: metrics label, pool selection by app"},
+    {.key = "service",
+     .type = CM_CFG_ENUM,
+     .offset = LOGA(service),
+     .flags = CM_CFG_REQUIRED,
+     .values = services,
+     .doc = "the notifications it takes in place of a real provider: apns or fcm"},
+    {.key = "mode",
+     .type = CM_CFG_ENUM,
+     .offset = LOGA(mode),
+     .def = "dev",
+     .values = modes,
+     .doc = "the mode notifications must ask for to use this app"},
+    {.key = "tags",
+     .type = CM_CFG_STRLIST,
+     .offset = LOGA(tags),
+     .def = "[]",
+     .doc = "tags a notification may ask for"},
+    {.key = "file",
+     .type = CM_CFG_PATH,
+     .offset = LOGA(file),
+     .doc = "file each notification is appended to as one JSON line (created 0600); unset: "
+            "the daemon's log"},
+};
+
+static const struct cm_cfg_schema log_app_schema = {
+    .name = "log_app",
+    .size = sizeof(struct platypus_log_app_config),
+    .fields = log_app_fields,
+    .nfields = sizeof(log_app_fields) / sizeof(log_app_fields[0]),
+};
+
+/* A log app delivers nothing: in production it would swallow real users' notifications. */
+static void validate_production(const struct platypus_config *c, struct cm_cfg_check *chk)
+{
+	const struct platypus_apns_config *a = c->apns.items;
+	const struct platypus_fcm_config *f = c->fcm.items;
+	const char *prod = NULL;
+
+	if (!c->log_apps.n)
+		return;
+	for (size_t i = 0; i < c->apns.n && !prod; i++)
+		if (a[i].mode == PP_MODE_PROD)
+			prod = a[i].name;
+	for (size_t i = 0; i < c->fcm.n && !prod; i++)
+		if (f[i].mode == PP_MODE_PROD)
+			prod = f[i].name;
+	if (c->production)
+		cm_cfg_check_error(
+		    chk, "log_apps",
+		    "the log provider is for development only: set production: false "
+		    "to use it");
+	else if (prod)
+		cm_cfg_check_error(chk, "log_apps",
+		                   "the log provider is for development only, and app \"%s\" is in "
+		                   "mode prod (production)",
+		                   prod);
+}
+
 static void validate_top(void *obj, struct cm_cfg_check *chk)
 {
 	struct platypus_config *c = obj;
@@ -407,18 +477,30 @@ static void validate_top(void *obj, struct cm_cfg_check *chk)
 	const struct platypus_apns_config *a = c->apns.items;
 	const struct platypus_fcm_config *f = c->fcm.items;
 
-	/* App names are unique across both services: they name pools in metrics and requests. */
-	for (size_t i = 0; i < c->apns.n + c->fcm.n; i++) {
-		const char *ni = i < c->apns.n ? a[i].name : f[i - c->apns.n].name;
+	const struct platypus_log_app_config *l = c->log_apps.items;
+	size_t n = c->apns.n + c->fcm.n + c->log_apps.n;
 
-		for (size_t k = i + 1; k < c->apns.n + c->fcm.n; k++) {
-			const char *nk = k < c->apns.n ? a[k].name : f[k - c->apns.n].name;
+	/* App names are unique across every service: they name pools in metrics and requests. */
+	for (size_t i = 0; i < n; i++) {
+		const char *ni = i < c->apns.n              ? a[i].name
+		                 : i < c->apns.n + c->fcm.n ? f[i - c->apns.n].name
+		                                            : l[i - c->apns.n - c->fcm.n].name;
+
+		for (size_t k = i + 1; k < n; k++) {
+			const char *nk = k < c->apns.n ? a[k].name
+			                 : k < c->apns.n + c->fcm.n
+			                     ? f[k - c->apns.n].name
+			                     : l[k - c->apns.n - c->fcm.n].name;
 
 			if (ni && nk && !strcmp(ni, nk))
-				cm_cfg_check_error(chk, k < c->apns.n ? "apns" : "fcm",
+				cm_cfg_check_error(chk,
+				                   k < c->apns.n              ? "apns"
+				                   : k < c->apns.n + c->fcm.n ? "fcm"
+				                                              : "log_apps",
 				                   "app name \"%s\" is used twice", nk);
 		}
 	}
+	validate_production(c, chk);
 }
 
 static const struct cm_cfg_field fields[] = {
@@ -445,6 +527,19 @@ static const struct cm_cfg_field fields[] = {
      .sub = &fcm_schema,
      .def = "[]",
      .doc = "FCM apps (HTTP v1), each with its service account"},
+    {.key = "log_apps",
+     .type = CM_CFG_LIST,
+     .offset = offsetof(struct platypus_config, log_apps),
+     .sub = &log_app_schema,
+     .def = "[]",
+     .doc = "DEVELOPMENT ONLY: apps whose provider writes each notification as a JSON line "
+            "instead of sending it (refused in production mode)"},
+    {.key = "production",
+     .type = CM_CFG_BOOL,
+     .offset = offsetof(struct platypus_config, production),
+     .def = "true",
+     .doc = "production mode: log_apps are refused; false only on a development machine "
+            "(any apns or fcm app in mode prod also counts as production)"},
     {.key = "rest",
      .type = CM_CFG_SECTION,
      .offset = offsetof(struct platypus_config, rest),

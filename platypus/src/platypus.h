@@ -45,6 +45,16 @@ struct platypus_fcm_config {
 	long long max_in_flight;
 };
 
+/* A `log_apps:` list item: a development app whose provider writes each notification it would
+ * send as one JSON line (devlog.h) instead of sending it. Refused in production (config.c). */
+struct platypus_log_app_config {
+	char *name;
+	int service; /* enum pp_service: the notifications it takes */
+	int mode;    /* enum pp_mode */
+	struct cm_cfg_strlist tags;
+	char *file; /* NULL: the daemon's own log */
+};
+
 struct platypus_dispatch_config {
 	long long queue_max;
 	uint64_t retry_window;
@@ -80,8 +90,10 @@ struct platypus_config {
 	uint64_t shutdown_timeout; /* ms */
 	struct cm_daemon_tls_config tls;
 	struct platypus_dispatch_config dispatch;
-	struct cm_cfg_list apns; /* of struct platypus_apns_config */
-	struct cm_cfg_list fcm;  /* of struct platypus_fcm_config */
+	struct cm_cfg_list apns;     /* of struct platypus_apns_config */
+	struct cm_cfg_list fcm;      /* of struct platypus_fcm_config */
+	struct cm_cfg_list log_apps; /* of struct platypus_log_app_config (development only) */
+	bool production; /* production mode: no log_apps (also implied by any prod-mode app) */
 	struct platypus_rest_config rest;
 	struct platypus_component_config component;
 };

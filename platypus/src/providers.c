@@ -1,6 +1,7 @@
 /* providers.c - the apps of the configuration turned into providers: APNs provider tokens
  * (one per team and key, shared by the apps that use it), TLS client contexts, APNs pools, FCM
- * service accounts and clients; their registration with the dispatcher, reload and close. */
+ * service accounts and clients, development log providers (devlog.h); their registration with
+ * the dispatcher, reload and close. */
 #include "platypus.h"
 
 #include <errno.h>
@@ -9,6 +10,7 @@
 #include <string.h>
 
 #include "apns.h"
+#include "devlog.h"
 #include "cm/buf.h"
 #include "cm/crypto.h"
 #include "cm/err.h"
@@ -40,7 +42,17 @@ struct fcm_app {
 	struct pp_fcm *client;               /* owned until closed */
 };
 
+struct log_app {
+	struct pp_providers *owner;
+	bool closing;
+	const struct platypus_log_app_config *cfg;
+	struct pp_devlog *devlog; /* owned */
+	bool open;                /* not yet closed */
+};
+
 struct pp_providers {
+	struct log_app *logs;
+	size_t nlogs;
 	struct token_slot *slots;
 	size_t nslots;
 	struct apns_app *apns;
@@ -183,6 +195,46 @@ static int open_fcm(struct pp_providers *p, struct cm_daemon *d, struct fcm_app 
 	return r;
 }
 
+static int open_log(struct pp_providers *p, struct cm_daemon *d, struct log_app *app,
+                    const struct platypus_log_app_config *l, struct pp_dispatch *disp)
+{
+	struct pp_devlog_config dc = {
+	    .name = l->name,
+	    .service = (enum pp_service)l->service,
+	    .file = l->file,
+	};
+	const char *tags[17] = {0};
+	struct pp_app_desc desc = {0};
+	char err[CM_ERR_MAX];
+	int r;
+
+	app->owner = p;
+	app->cfg = l;
+	r = pp_devlog_alloc(&app->devlog, cm_daemon_main_loop(d), &dc, err, sizeof(err));
+	if (r) {
+		CM_LOGE("devlog", "%s: %s", l->name, err);
+		return r;
+	}
+	app->open = true;
+	p->open++;
+	for (size_t i = 0; i < 16 && tags_of(&l->tags, i); i++)
+		tags[i] = tags_of(&l->tags, i);
+	desc.name = l->name;
+	desc.service = dc.service;
+	desc.mode = (enum pp_mode)l->mode;
+	desc.tags = tags;
+	desc.send = pp_devlog_send;
+	desc.provider = app->devlog;
+	r = pp_dispatch_add_app(disp, &desc);
+	if (!r)
+		CM_LOGW("devlog",
+		        "%s: DEVELOPMENT log provider for %s (%s mode): notifications are written "
+		        "to %s, never sent",
+		        l->name, pp_service_name(dc.service), pp_mode_name(desc.mode),
+		        l->file ? l->file : "the log");
+	return r;
+}
+
 int pp_providers_open(struct pp_providers **out, struct cm_daemon *d,
                       const struct platypus_config *cfg, struct pp_dispatch *disp)
 {
@@ -197,13 +249,17 @@ int pp_providers_open(struct pp_providers **out, struct cm_daemon *d,
 	p->slots = calloc(cfg->apns.n + 1, sizeof(*p->slots));
 	p->apns = calloc(cfg->apns.n + 1, sizeof(*p->apns));
 	p->fcm = calloc(cfg->fcm.n + 1, sizeof(*p->fcm));
-	if (!p->slots || !p->apns || !p->fcm)
+	p->logs = calloc(cfg->log_apps.n + 1, sizeof(*p->logs));
+	if (!p->slots || !p->apns || !p->fcm || !p->logs)
 		return -ENOMEM;
 	for (size_t i = 0; i < cfg->apns.n && !r; i++, p->napns++)
 		r = open_apns(p, d, &p->apns[i], &a[i], disp);
 	for (size_t i = 0; i < cfg->fcm.n && !r; i++, p->nfcm++)
 		r = open_fcm(p, d, &p->fcm[i], &f[i], disp);
-	if (!r && !cfg->apns.n && !cfg->fcm.n)
+	for (size_t i = 0; i < cfg->log_apps.n && !r; i++, p->nlogs++)
+		r = open_log(p, d, &p->logs[i],
+		             (const struct platypus_log_app_config *)cfg->log_apps.items + i, disp);
+	if (!r && !cfg->apns.n && !cfg->fcm.n && !cfg->log_apps.n)
 		CM_LOGW("platypus", "no apps configured (apns:, fcm:): every notification will be "
 		                    "refused with no_matching_pool");
 	return r;
@@ -314,6 +370,14 @@ static void apns_closed(void *arg)
 	one_closed(app->owner);
 }
 
+static void log_closed(void *arg)
+{
+	struct log_app *app = arg;
+
+	app->open = false;
+	one_closed(app->owner);
+}
+
 static void fcm_closed(void *arg)
 {
 	struct fcm_app *app = arg;
@@ -353,6 +417,15 @@ void pp_providers_close(struct pp_providers *p, bool graceful, void (*done)(void
 		app->closing = true;
 		pp_fcm_close(app->client, graceful, fcm_closed, app);
 	}
+	for (size_t i = 0; i < p->nlogs; i++) {
+		struct log_app *app = &p->logs[i];
+
+		/* what it owes is posted already: graceful or not, it ends once that has run */
+		if (!app->open || app->closing)
+			continue;
+		app->closing = true;
+		pp_devlog_close(app->devlog, log_closed, app);
+	}
 }
 
 void pp_providers_free(struct pp_providers *p)
@@ -372,6 +445,9 @@ void pp_providers_free(struct pp_providers *p)
 		pp_apns_token_close(&p->slots[i].token);
 	for (size_t i = 0; i < p->nfcm; i++)
 		pp_fcm_account_close(&p->fcm[i].account);
+	for (size_t i = 0; i < p->nlogs; i++)
+		pp_devlog_free(p->logs[i].devlog);
+	free(p->logs);
 	free(p->slots);
 	free(p->apns);
 	free(p->fcm);
@@ -417,6 +493,12 @@ int pp_providers_health(struct pp_providers *p, struct cm_buf *out)
 		cm_buf_printf(out, "{\"service\":\"fcm\",\"pending\":%u,\"credentials\":\"%s\"}",
 		              p->fcm[i].client ? pp_fcm_pending(p->fcm[i].client) : 0,
 		              ok ? "ok" : "refused");
+		first = false;
+	}
+	for (size_t i = 0; i < p->nlogs; i++) {
+		json_name(out, p->logs[i].cfg->name, first);
+		cm_buf_printf(out, "{\"service\":\"%s\",\"provider\":\"log\"}",
+		              pp_service_name((enum pp_service)p->logs[i].cfg->service));
 		first = false;
 	}
 	cm_buf_puts(out, "}");

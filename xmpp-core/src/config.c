@@ -477,6 +477,103 @@ static const struct cm_cfg_schema components_schema = {
     .validate = components_validate,
 };
 
+static void turn_server_validate(void *obj, struct cm_cfg_check *chk)
+{
+	const struct xc_turn_server_config *t = obj;
+
+	if (t->host && (!t->host[0] || strpbrk(t->host, " \t/'\"<>&")))
+		cm_cfg_check_error(chk, "host", "\"%s\" is not a host name or address", t->host);
+	for (size_t i = 0; i < t->transports.n; i++)
+		if (strcmp(t->transports.v[i], "udp") != 0 &&
+		    strcmp(t->transports.v[i], "tcp") != 0)
+			cm_cfg_check_error(chk, "transports", "\"%s\": expected udp or tcp",
+			                   t->transports.v[i]);
+	if (t->transports.n == 0 && !t->stun && !t->turns_port)
+		cm_cfg_check_error(chk, "transports",
+		                   "the server offers nothing (no transport, "
+		                   "no stun, no turns_port)");
+}
+
+static const struct cm_cfg_field turn_server_fields[] = {
+    {.key = "host",
+     .type = CM_CFG_STRING,
+     .offset = offsetof(struct xc_turn_server_config, host),
+     .flags = CM_CFG_REQUIRED,
+     .doc = "the name or address clients reach the TURN server at (turn.example.com)"},
+    {.key = "port",
+     .type = CM_CFG_INT,
+     .offset = offsetof(struct xc_turn_server_config, port),
+     .def = "3478",
+     .min = 1,
+     .max = 65535,
+     .doc = "its STUN/TURN port, UDP and TCP"},
+    {.key = "transports",
+     .type = CM_CFG_STRLIST,
+     .offset = offsetof(struct xc_turn_server_config, transports),
+     .def = "[udp, tcp]",
+     .doc = "TURN transports offered on port: udp, tcp"},
+    {.key = "stun",
+     .type = CM_CFG_BOOL,
+     .offset = offsetof(struct xc_turn_server_config, stun),
+     .def = "true",
+     .doc = "offer it as a STUN server too (UDP, on port)"},
+    {.key = "turns_port",
+     .type = CM_CFG_INT,
+     .offset = offsetof(struct xc_turn_server_config, turns_port),
+     .def = "0",
+     .min = 0,
+     .max = 65535,
+     .doc = "its TURN over TLS port (5349), offered as type turns; 0: not offered"},
+};
+
+static const struct cm_cfg_schema turn_server_schema = {
+    .name = "server",
+    .size = sizeof(struct xc_turn_server_config),
+    .fields = turn_server_fields,
+    .nfields = sizeof(turn_server_fields) / sizeof(turn_server_fields[0]),
+    .validate = turn_server_validate,
+};
+
+static void extdisco_validate(void *obj, struct cm_cfg_check *chk)
+{
+	const struct xc_extdisco_config *x = obj;
+
+	if (x->servers.n && !x->secret_file.path)
+		cm_cfg_check_error(chk, "secret_file",
+		                   "needed when servers are listed: the TURN REST secret the "
+		                   "servers check credentials with");
+}
+
+static const struct cm_cfg_field extdisco_fields[] = {
+    {.key = "secret_file",
+     .type = CM_CFG_SECRET,
+     .offset = offsetof(struct xc_extdisco_config, secret_file),
+     .doc = "file holding the TURN REST shared secret, the same file as icicle's "
+            "auth.secret_file (its first line that is neither empty nor a # comment issues "
+            "credentials; read at start)"},
+    {.key = "lifetime",
+     .type = CM_CFG_DURATION,
+     .offset = offsetof(struct xc_extdisco_config, lifetime),
+     .def = "1d",
+     .min = 60000,
+     .max = 30LL * 86400000,
+     .doc = "how long the TURN credentials handed out stay valid"},
+    {.key = "servers",
+     .type = CM_CFG_LIST,
+     .offset = offsetof(struct xc_extdisco_config, servers),
+     .sub = &turn_server_schema,
+     .doc = "STUN/TURN servers (icicle) handed to clients by XEP-0215, with credentials; "
+            "empty: XEP-0215 is off"},
+};
+
+static const struct cm_cfg_schema extdisco_schema = {
+    .name = "extdisco",
+    .size = sizeof(struct xc_extdisco_config),
+    .fields = extdisco_fields,
+    .nfields = sizeof(extdisco_fields) / sizeof(extdisco_fields[0]),
+    .validate = extdisco_validate,
+};
+
 static void top_validate(void *obj, struct cm_cfg_check *chk)
 {
 	const struct xc_config *c = obj;
@@ -572,6 +669,11 @@ static const struct cm_cfg_field fields[] = {
      .offset = offsetof(struct xc_config, components),
      .sub = &components_schema,
      .doc = "external components (XEP-0114), platypus among them"},
+    {.key = "extdisco",
+     .type = CM_CFG_SECTION,
+     .offset = offsetof(struct xc_config, extdisco),
+     .sub = &extdisco_schema,
+     .doc = "external services (XEP-0215): STUN/TURN servers and their credentials for calls"},
     {.key = "hide_version",
      .type = CM_CFG_BOOL,
      .offset = offsetof(struct xc_config, hide_version),

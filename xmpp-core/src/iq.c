@@ -1,6 +1,7 @@
 /* iq.c - IQs the server answers (iq.h): service discovery (XEP-0030) with entity capabilities
  * (XEP-0115) of the server, ping (XEP-0199), software version (XEP-0092), the roster and the
- * legacy session for the account; PEP (pep.c) and vCards (vcard.c) are handed on. */
+ * legacy session for the account; PEP (pep.c), vCards (vcard.c) and external services
+ * (extdisco.c) are handed on. */
 #include "iq.h"
 
 #include <errno.h>
@@ -13,6 +14,7 @@
 #include "cm/crypto.h"
 #include "blocking.h"
 #include "cm/log.h"
+#include "extdisco.h"
 #include "mam.h"
 #include "pep.h"
 #include "register.h"
@@ -108,25 +110,38 @@ static struct cm_xml_node *disco_info(const char *category, const char *type, co
 	return q;
 }
 
+#define SERVER_FEATURES_MAX (sizeof(server_features) / sizeof(server_features[0]) + 1)
+
+/* The server's features into out (SERVER_FEATURES_MAX); how many. */
+static size_t server_feature_list(const char **out, bool extdisco)
+{
+	size_t n = sizeof(server_features) / sizeof(server_features[0]);
+
+	memcpy(out, server_features, sizeof(server_features));
+	if (extdisco)
+		out[n++] = XC_NS_EXTDISCO;
+	return n;
+}
+
 static int cmp_str(const void *a, const void *b)
 {
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-int xc_iq_caps_ver(char *out, size_t len)
+int xc_iq_caps_ver(char *out, size_t len, bool extdisco)
 {
-	const char *sorted[sizeof(server_features) / sizeof(server_features[0])];
+	const char *sorted[SERVER_FEATURES_MAX];
+	size_t n = server_feature_list(sorted, extdisco);
 	unsigned char digest[CM_SHA1_LEN];
 	struct cm_buf s, b64;
 	int r;
 
 	/* XEP-0115 5.1: identities, then features, each followed by '<', features sorted */
-	memcpy(sorted, server_features, sizeof(sorted));
-	qsort(sorted, sizeof(sorted) / sizeof(sorted[0]), sizeof(sorted[0]), cmp_str);
+	qsort(sorted, n, sizeof(sorted[0]), cmp_str);
 	cm_buf_init(&s, 0);
 	cm_buf_init(&b64, 0);
 	r = cm_buf_puts(&s, "server/im//xmpp-core<");
-	for (size_t i = 0; i < sizeof(sorted) / sizeof(sorted[0]) && !r; i++)
+	for (size_t i = 0; i < n && !r; i++)
 		r = cm_buf_printf(&s, "%s<", sorted[i]);
 	r = r ? r : cm_crypto_sha1(s.data, s.len, digest);
 	r = r ? r : cm_crypto_b64_encode(&b64, digest, sizeof(digest), CM_B64_STD);
@@ -186,10 +201,14 @@ void xc_iq_server(struct xc_shard *sh, const struct xc_jid *to, struct cm_xml_no
 	if (!valid_request(sh, iq, &type, &q))
 		goto out;
 	if (strcmp(type, "get") == 0 && strcmp(q->ns, NS_DISCO_INFO) == 0) {
+		const char *features[SERVER_FEATURES_MAX];
+		size_t n = server_feature_list(features, xc_extdisco_enabled(sh->srv->extdisco));
+
 		reply(sh, iq,
-		      disco_info("server", "im", "xmpp-core", server_features,
-		                 sizeof(server_features) / sizeof(server_features[0]),
-		                 cm_xml_attr(q, "node")));
+		      disco_info("server", "im", "xmpp-core", features, n, cm_xml_attr(q, "node")));
+	} else if (strcmp(q->ns, XC_NS_EXTDISCO) == 0) {
+		xc_extdisco_iq(sh, sender_session(sh, iq), iq); /* takes iq */
+		return;
 	} else if (strcmp(type, "get") == 0 && strcmp(q->ns, NS_DISCO_ITEMS) == 0) {
 		struct cm_xml_node *items = NULL, *it;
 		int r = cm_xml_node_new(&items, "query", NS_DISCO_ITEMS);

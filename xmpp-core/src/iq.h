@@ -4,6 +4,7 @@
 #ifndef XC_IQ_H
 #define XC_IQ_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "cm/xml.h"
@@ -18,9 +19,10 @@ void xc_iq_server(struct xc_shard *sh, const struct xc_jid *to, struct cm_xml_no
 /* An IQ to the bare JID to of a local user, on its home shard. Takes iq. */
 void xc_iq_account(struct xc_shard *sh, const struct xc_jid *to, struct cm_xml_node *iq);
 
-/* The XEP-0115 verification string of the server's disco#info (identity and features), as
- * advertised in its stream features; out gets at most len bytes. 0, -ENOMEM, -ENOBUFS. */
-int xc_iq_caps_ver(char *out, size_t len);
+/* The XEP-0115 verification string of the server's disco#info (identity and features, with
+ * XEP-0215's when extdisco), as advertised in its stream features; out gets at most len bytes.
+ * 0, -ENOMEM, -ENOBUFS. */
+int xc_iq_caps_ver(char *out, size_t len, bool extdisco);
 
 #define XC_NS_CAPS   "http://jabber.org/protocol/caps"
 #define XC_CAPS_NODE "https://xmpp-core.invalid/caps"

@@ -21,6 +21,7 @@
 #include "cm/stream.h"
 #include "cm/tls.h"
 #include "component.h"
+#include "extdisco.h"
 #include "iq.h"
 #include "mam.h"
 #include "pep.h"
@@ -403,7 +404,15 @@ int xc_server_init(struct xc_server **out, const struct xc_config *cfg, struct c
 	r = r ? r : xc_throttle_alloc(&srv->throttle, 60000);
 	r = r ? r : xc_throttle_alloc(&srv->reg_throttle, 3600000);
 	r = r ? r : make_scope(srv);
-	r = r ? r : xc_iq_caps_ver(srv->caps_ver, sizeof(srv->caps_ver));
+	if (r)
+		return r;
+	r = xc_extdisco_alloc(&srv->extdisco, &cfg->extdisco, metrics, err, sizeof(err));
+	if (r) {
+		CM_LOGE("extdisco", "%s", err);
+		return r;
+	}
+	r = xc_iq_caps_ver(srv->caps_ver, sizeof(srv->caps_ver),
+	                   xc_extdisco_enabled(srv->extdisco));
 	if (r)
 		return r;
 	sc.latency = srv->m.store_latency;
@@ -559,5 +568,6 @@ void xc_server_free(struct xc_server *srv)
 	xc_admin_api_free(srv->api);
 	xc_mam_free(srv->mam);
 	xc_pep_free(srv->pep);
+	xc_extdisco_free(srv->extdisco);
 	free(srv);
 }

@@ -48,6 +48,7 @@ struct xc_admin_api;
 struct xc_mam;
 struct xc_pep;
 struct xc_pep_shard;
+struct xc_extdisco;
 
 /* Counters and gauges, registered once from the table in server.c, updated from any shard. */
 struct xc_metrics {
@@ -93,6 +94,7 @@ struct xc_server {
 	struct xc_admin_api *api;         /* owned: accounts and sessions on the admin port */
 	struct xc_mam *mam;               /* owned: the message archive (mam.h) */
 	struct xc_pep *pep;               /* owned: personal eventing (pep.h) */
+	struct xc_extdisco *extdisco;     /* owned: STUN/TURN services (extdisco.h) */
 	char caps_ver[32];                /* XEP-0115 hash of the server's features */
 	struct xc_metrics m;
 	atomic_uint_fast64_t next_id; /* stream ids and generated resources */

@@ -94,6 +94,21 @@ struct xc_components_config {
 	struct cm_cfg_list list;      /* of struct xc_component_config */
 };
 
+/* One STUN/TURN server handed out by XEP-0215 (an icicle). */
+struct xc_turn_server_config {
+	char *host;                       /* name or address clients reach it at */
+	long long port;                   /* STUN and TURN over UDP and TCP */
+	struct cm_cfg_strlist transports; /* "udp", "tcp": TURN transports offered */
+	bool stun;                        /* offer it as a STUN server too */
+	long long turns_port;             /* TURN over TLS; 0: not offered */
+};
+
+struct xc_extdisco_config {
+	struct cm_secret secret_file; /* the TURN REST secret(s) shared with icicle; first used */
+	uint64_t lifetime;            /* ms a credential is valid */
+	struct cm_cfg_list servers;   /* of struct xc_turn_server_config; empty: XEP-0215 off */
+};
+
 struct xc_config {
 	struct cm_daemon_log_config log;
 	struct cm_daemon_admin_config admin;
@@ -112,6 +127,7 @@ struct xc_config {
 	struct xc_pep_config pep;
 	struct xc_register_config registration;
 	struct xc_components_config components;
+	struct xc_extdisco_config extdisco;
 	bool hide_version;
 	struct cm_secret api_token; /* the admin API's bearer token (xmppctl); unset: API off */
 };
