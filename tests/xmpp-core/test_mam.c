@@ -12,10 +12,12 @@
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <sqlite3.h>
 #include <uv.h>
 
 #include "cm/err.h"
 #include "tests/support/alloc.h"
+#include "xmpp-core/src/archive_id.h"
 #include "xmpp-core/src/mam.h"
 #include "xmpp-core/src/mam_int.h"
 #include "xmpp-core/src/stanza.h"
@@ -411,6 +413,7 @@ struct fix {
 	int done;
 	struct xc_store_req *last;
 	char ids[40][17];
+	bool numbered; /* ids handed out by the store (archive_id.h), or older ones ("id05") */
 };
 
 static void on_done(struct xc_store_req *r)
@@ -458,15 +461,21 @@ static void put(struct fix *f, const char *owner, const char *id, const char *wi
 }
 
 /* Thirty messages for juliet: i with romeo@montague.lit/phone (even) or /laptop (i % 3 == 1)
- * or nurse@capulet.lit (others), at 1000 + 10 * i ms (two share a stamp: 20 and 21). */
-static void fix_open(struct fix *f)
+ * or nurse@capulet.lit (others), at 1000 + 10 * i ms (two share a stamp: 20 and 21). Their ids
+ * are the store's when state says so (a test's prestate), else those of an older archive. */
+static void fix_open(struct fix *f, void **state)
 {
 	char body[16];
+	char other[17];
 
 	memset(f, 0, sizeof(*f));
+	f->numbered = state && *state;
 	store_fix_open(&f->s, "test_mam");
 	for (int i = 0; i < 30; i++) {
-		snprintf(f->ids[i], sizeof(f->ids[i]), "id%02d", i);
+		if (f->numbered)
+			xc_store_archive_id(f->s.st, f->ids[i]);
+		else
+			snprintf(f->ids[i], sizeof(f->ids[i]), "id%02d", i);
 		snprintf(body, sizeof(body), "m%02d", i);
 		put(f, "juliet@capulet.lit", f->ids[i],
 		    i % 2 == 0   ? "romeo@montague.lit/phone"
@@ -475,7 +484,11 @@ static void fix_open(struct fix *f)
 		    1000 + 10 * i - (i == 21 ? 10 : 0), body);
 	}
 	/* someone else's archive, which no query of juliet's sees */
-	put(f, "romeo@montague.lit", "id00", "juliet@capulet.lit/balcony", 1000, "other");
+	if (f->numbered)
+		xc_store_archive_id(f->s.st, other);
+	else
+		strcpy(other, "id00");
+	put(f, "romeo@montague.lit", other, "juliet@capulet.lit/balcony", 1000, "other");
 }
 
 static void fix_close(struct fix *f)
@@ -520,25 +533,24 @@ static void test_archive_paging(void **state)
 	struct xc_archive_query *q;
 	char got[400];
 
-	(void)state;
-	fix_open(&f);
+	fix_open(&f, state);
 	/* forward: 30 in pages of 12 */
 	r = ask(&f, new_query(12), got);
 	assert_string_equal(got, "m00,m01,m02,m03,m04,m05,m06,m07,m08,m09,m10,m11");
 	assert_false(r->complete);
 	assert_int_equal(r->count, 30);
-	assert_string_equal(r->arch[0].id, "id00");
+	assert_string_equal(r->arch[0].id, f.ids[0]);
 	assert_int_equal(r->arch[3].stamp_ms, 1030);
 	xc_store_req_free(r);
 	q = new_query(12);
-	q->rsm_after = strdup("id11");
+	q->rsm_after = strdup(f.ids[11]);
 	r = ask(&f, q, got);
 	/* the stamps order the archive: m21 was archived at m20's time, after it */
 	assert_string_equal(got, "m12,m13,m14,m15,m16,m17,m18,m19,m20,m21,m22,m23");
 	assert_false(r->complete);
 	xc_store_req_free(r);
 	q = new_query(12);
-	q->rsm_after = strdup("id23");
+	q->rsm_after = strdup(f.ids[23]);
 	r = ask(&f, q, got);
 	assert_string_equal(got, "m24,m25,m26,m27,m28,m29");
 	assert_true(r->complete);
@@ -553,15 +565,15 @@ static void test_archive_paging(void **state)
 	xc_store_req_free(r);
 	q = new_query(4);
 	q->backward = true;
-	q->rsm_before = strdup("id03");
+	q->rsm_before = strdup(f.ids[3]);
 	r = ask(&f, q, got);
 	assert_string_equal(got, "m00,m01,m02");
 	assert_true(r->complete);
 	xc_store_req_free(r);
 	/* after and before together: the range between */
 	q = new_query(10);
-	q->rsm_after = strdup("id19");
-	q->rsm_before = strdup("id22");
+	q->rsm_after = strdup(f.ids[19]);
+	q->rsm_before = strdup(f.ids[22]);
 	r = ask(&f, q, got);
 	assert_string_equal(got, "m20,m21");
 	assert_int_equal(r->count, 30); /* RSM does not change the count */
@@ -587,8 +599,7 @@ static void test_archive_filters(void **state)
 	struct xc_archive_query *q;
 	char got[400];
 
-	(void)state;
-	fix_open(&f);
+	fix_open(&f, state);
 	/* with a bare JID: every resource */
 	q = new_query(100);
 	q->with = strdup("nurse@capulet.lit");
@@ -624,14 +635,14 @@ static void test_archive_filters(void **state)
 	xc_store_req_free(r);
 	/* after-id and before-id are filters: they count */
 	q = new_query(100);
-	q->after_id = strdup("id25");
+	q->after_id = strdup(f.ids[25]);
 	r = ask(&f, q, got);
 	assert_string_equal(got, "m26,m27,m28,m29");
 	assert_int_equal(r->count, 4);
 	xc_store_req_free(r);
 	q = new_query(2);
-	q->after_id = strdup("id10");
-	q->before_id = strdup("id15");
+	q->after_id = strdup(f.ids[10]);
+	q->before_id = strdup(f.ids[15]);
 	q->with = strdup("nurse@capulet.lit");
 	r = ask(&f, q, got);
 	assert_string_equal(got, "m11");
@@ -639,16 +650,16 @@ static void test_archive_filters(void **state)
 	xc_store_req_free(r);
 	/* both an after-id and an RSM after: the later bound wins */
 	q = new_query(2);
-	q->after_id = strdup("id20");
-	q->rsm_after = strdup("id05");
+	q->after_id = strdup(f.ids[20]);
+	q->rsm_after = strdup(f.ids[5]);
 	r = ask(&f, q, got);
 	assert_string_equal(got, "m21,m22");
 	xc_store_req_free(r);
 	/* ids, in the archive's order; those it does not hold are not an error */
 	q = new_query(100);
 	q->ids = calloc(3, sizeof(char *));
-	q->ids[0] = strdup("id17");
-	q->ids[1] = strdup("id02");
+	q->ids[0] = strdup(f.ids[17]);
+	q->ids[1] = strdup(f.ids[2]);
 	q->ids[2] = strdup("missing");
 	q->nids = 3;
 	r = ask(&f, q, got);
@@ -677,11 +688,10 @@ static void test_archive_ids_prefs_purge_delete(void **state)
 	struct xc_store_req *r;
 	char got[400];
 
-	(void)state;
-	fix_open(&f);
+	fix_open(&f, state);
 	/* an id is unique within its archive */
 	r = req(&f, XC_STORE_ARCHIVE_PUT, "juliet@capulet.lit");
-	xc_store_req_set(&r->key, "id05");
+	xc_store_req_set(&r->key, f.ids[5]);
 	xc_store_req_set(&r->with, "a@b");
 	xc_store_req_set(&r->stanza, "<message/>");
 	r = run(&f, r);
@@ -742,6 +752,182 @@ static void test_archive_ids_prefs_purge_delete(void **state)
 	fix_close(&f);
 }
 
+/* --- archive ids ------------------------------------------------------------------------------ */
+
+static const int numbered = 1; /* a prestate: the fixture's ids are the store's */
+
+static void test_archive_id_codec(void **state)
+{
+	uint64_t k1[2] = {1, 2}, k2[2] = {1, 3}, n;
+	char a[17], b[17], prev[17] = "";
+	int sorted = 0;
+
+	(void)state;
+	for (uint64_t i = 0; i < 1000; i++) {
+		uint64_t v = i * 0x9e3779b97f4a7c15ull;
+
+		xc_archive_id_encode(k1, v, a);
+		assert_int_equal(strlen(a), 16);
+		assert_int_equal(xc_archive_id_decode(k1, a, &n), 0);
+		assert_true(n == v);
+		/* another database's key: another id, which does not decode to the row */
+		xc_archive_id_encode(k2, v, b);
+		assert_string_not_equal(a, b);
+		assert_int_equal(xc_archive_id_decode(k2, a, &n), 0);
+		assert_false(n == v);
+	}
+	/* consecutive rows do not show as consecutive ids */
+	for (uint64_t i = 1; i <= 100; i++) {
+		xc_archive_id_encode(k1, i, a);
+		sorted += strcmp(prev, a) < 0;
+		strcpy(prev, a);
+	}
+	assert_true(sorted < 100);
+	assert_int_equal(xc_archive_id_decode(k1, "0123456789ABCDEF", &n), -EINVAL);
+	assert_int_equal(xc_archive_id_decode(k1, "0123456789abcde", &n), -EINVAL);
+	assert_int_equal(xc_archive_id_decode(k1, "0123456789abcdef0", &n), -EINVAL);
+	assert_int_equal(xc_archive_id_decode(k1, "0123456789abcdeg", &n), -EINVAL);
+	assert_int_equal(xc_archive_id_decode(k1, "", &n), -EINVAL);
+}
+
+/* The store's ids go on from where the last run stopped, even for ids handed out and never
+ * written; a reopened database decodes the ids of its rows with its own key. */
+static void test_archive_numbering_survives(void **state)
+{
+	struct fix f;
+	struct xc_store_req *r;
+	struct xc_store_config c = {.backend = &xc_store_sqlite};
+	char err[CM_ERR_MAX], lost[17], again[17], got[400];
+	uint64_t key[2] = {0, 0}, n_lost = 0, n_again = 0;
+	struct xc_archive_query *q;
+	sqlite3 *db;
+	sqlite3_stmt *p;
+
+	void *st = (void *)&numbered;
+
+	(void)state;
+	fix_open(&f, &st);
+	xc_store_archive_id(f.s.st, lost); /* never written: the server died */
+	xc_store_close(f.s.st);
+	c.where = f.s.path;
+	if (xc_store_open(&f.s.st, &c, err, sizeof(err)) != 0)
+		fail_msg("open: %s", err);
+	xc_store_archive_id(f.s.st, again);
+	assert_int_equal(sqlite3_open(f.s.path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db,
+	                                    "SELECT value FROM meta WHERE key IN "
+	                                    "('archive_key0', 'archive_key1') ORDER BY key",
+	                                    -1, &p, NULL),
+	                 SQLITE_OK);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(sqlite3_step(p), SQLITE_ROW);
+		key[i] = (uint64_t)sqlite3_column_int64(p, 0);
+	}
+	sqlite3_finalize(p);
+	sqlite3_close(db);
+	assert_int_equal(xc_archive_id_decode(key, lost, &n_lost), 0);
+	assert_int_equal(xc_archive_id_decode(key, again, &n_again), 0);
+	assert_true(n_again > n_lost);
+	/* the rows written before are found by their ids after the reopening */
+	q = new_query(10);
+	q->ids = calloc(2, sizeof(char *));
+	q->ids[0] = strdup(f.ids[17]);
+	q->ids[1] = strdup(f.ids[2]);
+	q->nids = 2;
+	r = ask(&f, q, got);
+	assert_string_equal(got, "m02,m17");
+	xc_store_req_free(r);
+	/* and a new one takes its place after them */
+	put(&f, "juliet@capulet.lit", again, "nurse@capulet.lit", 5000, "new");
+	q = new_query(2);
+	q->after_id = strdup(f.ids[29]);
+	r = ask(&f, q, got);
+	assert_string_equal(got, "new");
+	assert_string_equal(r->arch[0].id, again);
+	xc_store_req_free(r);
+	fix_close(&f);
+}
+
+/* A database made when archive ids were random strings: its rows keep their ids, new rows get
+ * the store's, and queries mix both in time order. */
+static void test_archive_older_database(void **state)
+{
+	struct fix f;
+	struct xc_store_req *r;
+	struct xc_store_config c = {.backend = &xc_store_sqlite};
+	struct xc_archive_query *q;
+	char err[CM_ERR_MAX], got[400], id[17];
+	sqlite3 *db;
+
+	(void)state;
+	memset(&f, 0, sizeof(f));
+	store_fix_open(&f.s, "test_mam_old");
+	xc_store_close(f.s.st);
+	unlink(f.s.path);
+	assert_int_equal(sqlite3_open(f.s.path, &db), SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_exec(
+	        db,
+	        "PRAGMA journal_mode=WAL;"
+	        "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+	        "INSERT INTO meta VALUES ('schema', 1);"
+	        "CREATE TABLE archive (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	        " owner TEXT NOT NULL, sid TEXT NOT NULL, stamp INTEGER NOT NULL,"
+	        " with_bare TEXT NOT NULL, with_res TEXT NOT NULL, stanza TEXT NOT NULL);"
+	        "CREATE UNIQUE INDEX archive_sid ON archive (owner, sid);"
+	        "CREATE INDEX archive_time ON archive (owner, stamp);"
+	        "CREATE INDEX archive_with ON archive (owner, with_bare, stamp);"
+	        "INSERT INTO archive (owner, sid, stamp, with_bare, with_res, stanza) VALUES"
+	        " ('juliet@capulet.lit', 'ghijklmnopqrstuv', 100, 'nurse@capulet.lit', '',"
+	        "  '<message><body>o01</body></message>'),"
+	        " ('juliet@capulet.lit', '0123456789ghijkl', 300, 'nurse@capulet.lit', '',"
+	        "  '<message><body>o03</body></message>');",
+	        NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+	c.where = f.s.path;
+	if (xc_store_open(&f.s.st, &c, err, sizeof(err)) != 0)
+		fail_msg("open: %s", err);
+	xc_store_archive_id(f.s.st, id);
+	put(&f, "juliet@capulet.lit", id, "nurse@capulet.lit", 200, "n02");
+	r = ask(&f, new_query(10), got);
+	assert_string_equal(got, "o01,n02,o03");
+	assert_string_equal(r->arch[0].id, "ghijklmnopqrstuv");
+	assert_string_equal(r->arch[1].id, id);
+	assert_string_equal(r->arch[2].id, "0123456789ghijkl");
+	xc_store_req_free(r);
+	/* both kinds as bounds and in an ids filter */
+	q = new_query(10);
+	q->after_id = strdup("ghijklmnopqrstuv");
+	q->before_id = strdup("0123456789ghijkl");
+	r = ask(&f, q, got);
+	assert_string_equal(got, "n02");
+	xc_store_req_free(r);
+	q = new_query(10);
+	q->rsm_after = strdup(id);
+	r = ask(&f, q, got);
+	assert_string_equal(got, "o03");
+	xc_store_req_free(r);
+	q = new_query(10);
+	q->ids = calloc(2, sizeof(char *));
+	q->ids[0] = strdup("0123456789ghijkl");
+	q->ids[1] = strdup(id);
+	q->nids = 2;
+	r = ask(&f, q, got);
+	assert_string_equal(got, "n02,o03");
+	xc_store_req_free(r);
+	/* an older id is still unique in its archive (older ids were drawn from 0-9a-v: those
+	 * with a letter beyond f can never be taken for one of ours) */
+	r = req(&f, XC_STORE_ARCHIVE_PUT, "juliet@capulet.lit");
+	xc_store_req_set(&r->key, "ghijklmnopqrstuv");
+	xc_store_req_set(&r->with, "a@b");
+	xc_store_req_set(&r->stanza, "<message/>");
+	r = run(&f, r);
+	assert_int_equal(r->err, -EEXIST);
+	xc_store_req_free(r);
+	fix_close(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -756,6 +942,12 @@ int main(void)
 	    cmocka_unit_test(test_archive_paging),
 	    cmocka_unit_test(test_archive_filters),
 	    cmocka_unit_test(test_archive_ids_prefs_purge_delete),
+	    cmocka_unit_test_prestate(test_archive_paging, (void *)&numbered),
+	    cmocka_unit_test_prestate(test_archive_filters, (void *)&numbered),
+	    cmocka_unit_test_prestate(test_archive_ids_prefs_purge_delete, (void *)&numbered),
+	    cmocka_unit_test(test_archive_id_codec),
+	    cmocka_unit_test(test_archive_numbering_survives),
+	    cmocka_unit_test(test_archive_older_database),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -306,7 +306,7 @@ void xc_mam_inbound(struct xc_shard *sh, struct xc_user *u, struct cm_xml_node *
 		return;
 	}
 	if (wanted(m, u, &from)) {
-		xc_new_id(sh->srv, id);
+		xc_store_archive_id(sh->srv->store, id);
 		/* archived as received; the id goes on what is delivered */
 		if (archive(sh, u->bare.s, id, from.s, st, true) == 0 &&
 		    (cm_xml_node_new_child(&sid, st, "stanza-id", XC_NS_SID) != 0 ||
@@ -337,7 +337,7 @@ void xc_mam_outbound(struct xc_c2s *c, struct cm_xml_node *st)
 	 * message to the user's own account is archived once, as received) */
 	if (to.llen && xc_local_host(sh->srv, xc_jid_domain(&to), to.dlen) &&
 	    !xc_jid_bare_equal(&to, &c->u->bare) && wanted(m, c->u, &to)) {
-		xc_new_id(sh->srv, id);
+		xc_store_archive_id(sh->srv->store, id);
 		(void)archive(sh, c->u->bare.s, id, to.s, st, false); /* counted when it fails */
 	}
 	xc_jid_free(&to);

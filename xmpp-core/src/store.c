@@ -2,6 +2,7 @@
 #include "store.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -9,6 +10,7 @@
 
 #include "cm/err.h"
 #include "cm/log.h"
+#include "archive_id.h"
 #include "cm/metrics.h"
 #include "ticket.h"
 
@@ -31,6 +33,9 @@ struct xc_store {
 	bool started;
 	struct cm_log_limit fail_log; /* failed requests without done: one line per interval */
 	struct cm_histogram *latency; /* borrowed */
+	/* archive ids (archive_id.h): the next row number, and the database's key */
+	_Atomic uint64_t arch_next;
+	uint64_t arch_key[2];
 };
 
 /* What the thread waits for: whom a submit must wake. */
@@ -294,6 +299,19 @@ int xc_store_open(struct xc_store **out, const struct xc_store_config *cfg, char
 		free(st);
 		return rc;
 	}
+	if (st->be->archive_ids) {
+		uint64_t next = 0;
+
+		rc = st->be->archive_ids(st->db, &next, st->arch_key);
+		if (rc) {
+			st->be->close(st->db);
+			free(st);
+			return cm_errf(err, errlen, rc,
+			               "%s: cannot read the archive's numbering: %s", cfg->where,
+			               strerror(-rc));
+		}
+		atomic_init(&st->arch_next, next);
+	}
 	if (uv_mutex_init(&st->lock) != 0) {
 		st->be->close(st->db);
 		free(st);
@@ -339,6 +357,11 @@ int xc_store_submit(struct xc_store *st, struct xc_store_req *r)
 	}
 	uv_mutex_unlock(&st->lock);
 	return rc;
+}
+
+void xc_store_archive_id(struct xc_store *st, char out[17])
+{
+	xc_archive_id_encode(st->arch_key, atomic_fetch_add(&st->arch_next, 1), out);
 }
 
 size_t xc_store_depth(struct xc_store *st)

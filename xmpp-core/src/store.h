@@ -57,9 +57,9 @@ enum xc_store_op {
 	XC_STORE_BLOCK_ADD,         /* user, jids */
 	XC_STORE_BLOCK_REMOVE,      /* user, jids (none: all) */
 	/* the message archive (XEP-0313); ROSTER_GET also brings the archiving preferences */
-	XC_STORE_ARCHIVE_PUT,       /* user (the archive's owner), key (the message's archive id),
-	                             * stanza, stamp_ms, with (the peer, full or bare JID);
-	                             * -EEXIST when the id is taken in that archive */
+	XC_STORE_ARCHIVE_PUT,       /* user (the archive's owner), key (the message's archive id,
+	                             * from xc_store_archive_id()), stanza, stamp_ms, with (the
+	                             * peer, full or bare JID); -EEXIST when the id is taken */
 	XC_STORE_ARCHIVE_QUERY,     /* user, query -> arch (one page, oldest first), complete,
 	                             * count and found (the count is exact: 10000 at most are
 	                             * counted); -ENOENT when an id the query names is not there */
@@ -209,6 +209,10 @@ struct xc_store_backend {
 	/* Run r (fills its results and r->err; a failed request does not abort the transaction
 	 * unless the return is nonzero: the database itself failed). */
 	int (*run)(void *db, struct xc_store_req *r);
+	/* After open, before the thread starts: the next archive row number to hand out (above
+	 * every one handed out before, even by a run that crashed) and the key of the database's
+	 * archive ids (archive_id.h). */
+	int (*archive_ids)(void *db, uint64_t *next, uint64_t key[2]);
 };
 
 extern const struct xc_store_backend xc_store_sqlite;
@@ -242,6 +246,10 @@ void xc_store_close(struct xc_store *st);
 
 /* Requests queued and not yet run (for metrics). */
 size_t xc_store_depth(struct xc_store *st);
+
+/* A new archive id (archive_id.h) for a message about to be archived: its row's number, never
+ * handed out before. Safe from any thread. */
+void xc_store_archive_id(struct xc_store *st, char out[17]);
 
 /* --- personal eventing (XEP-0163): the PEP ops' data (r->pep) ------------------------------ */
 

@@ -7,9 +7,13 @@
  * leaves the rest of the batch alone.
  *
  * The message archive (XEP-0313) is one table ordered by (stamp, id): id is the row's integer
- * key (AUTOINCREMENT, so a purged id is never handed out again), the archive id clients see is
- * sid. Each query of a user's archive walks one index range: (owner, stamp) or, with a peer,
- * (owner, with_bare, stamp); an archive id is found through (owner, sid). */
+ * key, handed out by the store before the row is written (archive_ids(): above every id used
+ * before, kept in meta as a high-water mark that runs ahead of the ids, so a purged or crashed
+ * id is never handed out again), and the archive id clients see is that number under the
+ * database's permutation (archive_id.h): no index is kept up for it. Rows of archives made
+ * before carry their random id in sid, found through a partial index that new rows (sid '')
+ * stay out of. Each query of a user's archive walks one index range: (owner, stamp) or, with a
+ * peer, (owner, with_bare, stamp). */
 #include "store.h"
 
 #include <errno.h>
@@ -18,6 +22,8 @@
 #include <string.h>
 #include <sqlite3.h>
 
+#include "archive_id.h"
+#include "cm/crypto.h"
 #include "cm/err.h"
 
 #define SCHEMA_VERSION 1
@@ -40,10 +46,13 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS blocklist ("
     "  owner TEXT NOT NULL, jid TEXT NOT NULL, PRIMARY KEY (owner, jid));"
     "CREATE TABLE IF NOT EXISTS archive ("
-    "  id INTEGER PRIMARY KEY AUTOINCREMENT, owner TEXT NOT NULL, sid TEXT NOT NULL,"
+    "  id INTEGER PRIMARY KEY, owner TEXT NOT NULL, sid TEXT NOT NULL DEFAULT '',"
     "  stamp INTEGER NOT NULL, with_bare TEXT NOT NULL, with_res TEXT NOT NULL,"
     "  stanza TEXT NOT NULL);"
-    "CREATE UNIQUE INDEX IF NOT EXISTS archive_sid ON archive (owner, sid);"
+    /* ids are row numbers now (archive_id.h): only the older rows' random ids are indexed
+     * (databases made before rebuild theirs once) */
+    "DROP INDEX IF EXISTS archive_sid;"
+    "CREATE UNIQUE INDEX IF NOT EXISTS archive_sid_old ON archive (owner, sid) WHERE sid <> '';"
     "CREATE INDEX IF NOT EXISTS archive_time ON archive (owner, stamp);"
     "CREATE INDEX IF NOT EXISTS archive_with ON archive (owner, with_bare, stamp);"
     /* the purge walks the rows by id (archived in time order): no index on stamp alone to
@@ -77,6 +86,10 @@ enum stmt {
 	S_BLOCK_DEL_ALL,
 	S_ARCH_PUT,
 	S_ARCH_POS,
+	S_ARCH_POS_ID,
+	S_META_SET,
+	S_META_GET,
+	S_ARCH_MAX,
 	S_ARCH_DEL_ALL,
 	S_ARCH_PURGE,
 	S_PREFS_GET,
@@ -116,9 +129,13 @@ static const char *const sql[S_NSTMT] = {
     [S_BLOCK_ADD] = "INSERT OR IGNORE INTO blocklist (owner, jid) VALUES (?1, ?2)",
     [S_BLOCK_DEL] = "DELETE FROM blocklist WHERE owner = ?1 AND jid = ?2",
     [S_BLOCK_DEL_ALL] = "DELETE FROM blocklist WHERE owner = ?1",
-    [S_ARCH_PUT] = "INSERT OR IGNORE INTO archive (owner, sid, stamp, with_bare, with_res, "
-                   "stanza) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    [S_ARCH_POS] = "SELECT stamp, id FROM archive WHERE owner = ?1 AND sid = ?2",
+    [S_ARCH_PUT] = "INSERT OR IGNORE INTO archive (id, owner, sid, stamp, with_bare, with_res, "
+                   "stanza) VALUES (?7, ?1, ?2, ?3, ?4, ?5, ?6)",
+    [S_ARCH_POS] = "SELECT stamp, id FROM archive WHERE owner = ?1 AND sid = ?2 AND sid <> ''",
+    [S_ARCH_POS_ID] = "SELECT stamp FROM archive WHERE id = ?1 AND owner = ?2 AND sid = ''",
+    [S_META_SET] = "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+    [S_META_GET] = "SELECT value FROM meta WHERE key = ?1",
+    [S_ARCH_MAX] = "SELECT max(id) FROM archive",
     [S_ARCH_DEL_ALL] = "DELETE FROM archive WHERE owner = ?1",
     [S_ARCH_PURGE] = "DELETE FROM archive WHERE id IN (SELECT id FROM archive WHERE stamp < ?1 "
                      "ORDER BY id LIMIT ?2)",
@@ -140,7 +157,13 @@ struct sq {
 	sqlite3 *db;
 	sqlite3_stmt *st[S_NSTMT];
 	sqlite3_stmt *pst[P_NSTMT]; /* the PEP and vCard block's, at the end of the file */
+	uint64_t arch_key[2];       /* the archive ids' (archive_id.h) */
+	int64_t arch_hw; /* the high-water mark of archive row numbers, as kept in meta */
 };
+
+/* Row numbers the high-water mark runs ahead of the ids handed out; it moves again when they
+ * come within half of it, in the transaction of the row that comes that close. */
+#define ARCH_HW_STEP 65536
 
 static int pep_open(struct sq *q);
 static void pep_close(struct sq *q);
@@ -750,20 +773,58 @@ static int split_with(const char *jid, char *buf, size_t len, const char **bare,
 
 #define WITH_MAX (3 * 1024 + 3) /* a JID: three parts of at most 1023 bytes and @ and / */
 
+static int meta_set(struct sq *q, const char *key, int64_t value)
+{
+	sqlite3_stmt *p = prep(q, S_META_SET);
+
+	bind_text(p, 1, key);
+	sqlite3_bind_int64(p, 2, value);
+	return exec1(p);
+}
+
+/* A meta value: 0 and *found. */
+static int meta_get(struct sq *q, const char *key, int64_t *value, bool *found)
+{
+	sqlite3_stmt *p = prep(q, S_META_GET);
+	int rc;
+
+	bind_text(p, 1, key);
+	rc = sqlite3_step(p);
+	*found = rc == SQLITE_ROW;
+	if (*found)
+		*value = sqlite3_column_int64(p, 0);
+	sqlite3_reset(p);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db_fail(rc);
+}
+
 static int archive_put(struct sq *q, struct xc_store_req *r)
 {
 	char buf[WITH_MAX + 1];
 	const char *bare, *res;
 	sqlite3_stmt *p;
+	uint64_t num;
+	bool numbered;
 	int rc;
 
 	if (!r->key || !r->stanza || split_with(r->with, buf, sizeof(buf), &bare, &res)) {
 		r->err = -EINVAL;
 		return 0;
 	}
+	/* an id of ours names its row; any other is kept as it is (what older archives hold) */
+	numbered = xc_archive_id_decode(q->arch_key, r->key, &num) == 0 && num > 0 &&
+	           num <= (uint64_t)INT64_MAX - ARCH_HW_STEP;
+	if (numbered && (int64_t)num > q->arch_hw - ARCH_HW_STEP / 2) {
+		if ((rc = meta_set(q, "archive_hw", (int64_t)num + ARCH_HW_STEP)) != 0)
+			return rc;
+		q->arch_hw = (int64_t)num + ARCH_HW_STEP;
+	}
 	p = prep(q, S_ARCH_PUT);
 	bind_text(p, 1, r->user);
-	bind_text(p, 2, r->key);
+	bind_text(p, 2, numbered ? "" : r->key);
+	if (numbered)
+		sqlite3_bind_int64(p, 7, (int64_t)num);
+	else
+		sqlite3_bind_null(p, 7);
 	sqlite3_bind_int64(p, 3, r->stamp_ms);
 	bind_text(p, 4, bare);
 	bind_text(p, 5, res);
@@ -790,9 +851,28 @@ static int apos_cmp(const struct apos *a, const struct apos *b)
 static int archive_pos(struct sq *q, const char *owner, const char *sid, struct apos *at,
                        bool *found)
 {
-	sqlite3_stmt *p = prep(q, S_ARCH_POS);
+	sqlite3_stmt *p;
+	uint64_t num;
 	int rc;
 
+	if (xc_archive_id_decode(q->arch_key, sid, &num) == 0 && num <= INT64_MAX) {
+		p = prep(q, S_ARCH_POS_ID);
+		sqlite3_bind_int64(p, 1, (int64_t)num);
+		bind_text(p, 2, owner);
+		rc = sqlite3_step(p);
+		*found = rc == SQLITE_ROW;
+		if (*found) {
+			at->stamp = sqlite3_column_int64(p, 0);
+			at->id = (int64_t)num;
+		}
+		sqlite3_reset(p);
+		if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+			return db_fail(rc);
+		if (*found)
+			return 0;
+	}
+	/* an id of an older archive */
+	p = prep(q, S_ARCH_POS);
 	bind_text(p, 1, owner);
 	bind_text(p, 2, sid);
 	rc = sqlite3_step(p);
@@ -878,24 +958,30 @@ static int where(char *buf, size_t len, const struct xc_archive_query *aq, bool 
 			return -ENOBUFS;
 		n += (size_t)k;
 	}
-	for (size_t i = 0; i < aq->nids; i++) {
-		k = snprintf(buf + n, len - n, "%s?%zu", i ? ", " : " AND sid IN (",
-		             (size_t)QP_IDS + i);
-		if (k < 0 || (size_t)k >= len - n)
-			return -ENOBUFS;
-		n += (size_t)k;
+	/* each id twice: as a row number (NULL when it is not one of ours), and as an older id */
+	for (int older = 0; older < 2 && aq->nids; older++) {
+		for (size_t i = 0; i < aq->nids; i++) {
+			k = snprintf(buf + n, len - n, "%s?%zu",
+			             i       ? ", "
+			             : older ? ")) OR (sid <> '' AND sid IN ("
+			                     : " AND ((sid = '' AND id IN (",
+			             (size_t)QP_IDS + 2 * i + (size_t)older);
+			if (k < 0 || (size_t)k >= len - n)
+				return -ENOBUFS;
+			n += (size_t)k;
+		}
 	}
 	if (aq->nids) {
-		if (len - n < 2)
+		if (len - n < 4)
 			return -ENOBUFS;
-		buf[n++] = ')';
-		buf[n] = '\0';
+		memcpy(buf + n, ")))", 4);
 	}
 	return 0;
 }
 
-static void bind_query(sqlite3_stmt *p, const struct xc_store_req *r, const char *bare,
-                       const char *res, const struct apos *lo, const struct apos *hi)
+static void bind_query(const struct sq *q, sqlite3_stmt *p, const struct xc_store_req *r,
+                       const char *bare, const char *res, const struct apos *lo,
+                       const struct apos *hi)
 {
 	const struct xc_archive_query *aq = r->query;
 
@@ -915,8 +1001,15 @@ static void bind_query(sqlite3_stmt *p, const struct xc_store_req *r, const char
 		sqlite3_bind_int64(p, QP_HI_STAMP, hi->stamp);
 		sqlite3_bind_int64(p, QP_HI_ID, hi->id);
 	}
-	for (size_t i = 0; i < aq->nids; i++)
-		bind_text(p, QP_IDS + (int)i, aq->ids[i]);
+	for (size_t i = 0; i < aq->nids; i++) {
+		uint64_t num;
+
+		if (xc_archive_id_decode(q->arch_key, aq->ids[i], &num) == 0 && num <= INT64_MAX)
+			sqlite3_bind_int64(p, QP_IDS + 2 * (int)i, (int64_t)num);
+		else
+			sqlite3_bind_null(p, QP_IDS + 2 * (int)i);
+		bind_text(p, QP_IDS + 2 * (int)i + 1, aq->ids[i]);
+	}
 }
 
 /* Prepare sql (not kept: a query's shape varies with its filters). */
@@ -941,7 +1034,7 @@ static void arch_reverse(struct xc_store_req *r)
 static int archive_query(struct sq *q, struct xc_store_req *r)
 {
 	const struct xc_archive_query *aq = r->query;
-	char withbuf[WITH_MAX + 1], clause[512 + 16 * IDS_MAX], text[768 + 16 * IDS_MAX];
+	char withbuf[WITH_MAX + 1], clause[512 + 32 * IDS_MAX], text[768 + 32 * IDS_MAX];
 	const char *bare = "", *res = "";
 	struct apos lo = {0, 0}, hi = {0, 0}, plo, phi;
 	bool has_lo = false, has_hi = false, has_plo, has_phi;
@@ -974,7 +1067,7 @@ static int archive_query(struct sq *q, struct xc_store_req *r)
 	rc = prepare_once(q, text, &p);
 	if (rc)
 		return rc;
-	bind_query(p, r, bare, res, has_lo ? &lo : NULL, has_hi ? &hi : NULL);
+	bind_query(q, p, r, bare, res, has_lo ? &lo : NULL, has_hi ? &hi : NULL);
 	rc = sqlite3_step(p);
 	if (rc == SQLITE_ROW) {
 		r->count = (uint64_t)sqlite3_column_int64(p, 0);
@@ -993,13 +1086,13 @@ static int archive_query(struct sq *q, struct xc_store_req *r)
 	if (rc)
 		return rc;
 	snprintf(text, sizeof(text),
-	         "SELECT sid, stamp, stanza FROM archive WHERE %s ORDER BY stamp %s, id %s "
+	         "SELECT sid, id, stamp, stanza FROM archive WHERE %s ORDER BY stamp %s, id %s "
 	         "LIMIT ?%d",
 	         clause, aq->backward ? "DESC" : "ASC", aq->backward ? "DESC" : "ASC", QP_LIMIT);
 	rc = prepare_once(q, text, &p);
 	if (rc)
 		return rc;
-	bind_query(p, r, bare, res, has_plo ? &plo : NULL, has_phi ? &phi : NULL);
+	bind_query(q, p, r, bare, res, has_plo ? &plo : NULL, has_phi ? &phi : NULL);
 	sqlite3_bind_int64(p, QP_LIMIT, (int64_t)aq->max + 1);
 	r->arch = calloc(aq->max, sizeof(*r->arch));
 	if (!r->arch) {
@@ -1015,9 +1108,14 @@ static int archive_query(struct sq *q, struct xc_store_req *r)
 			continue;
 		}
 		it = &r->arch[r->narch++];
-		it->id = col_dup(p, 0);
-		it->stamp_ms = sqlite3_column_int64(p, 1);
-		it->stanza = col_dup(p, 2);
+		if (sqlite3_column_bytes(p, 0) > 0) {
+			it->id = col_dup(p, 0); /* an older archive's id */
+		} else if ((it->id = malloc(XC_ARCHIVE_ID_LEN + 1)) != NULL) {
+			xc_archive_id_encode(q->arch_key, (uint64_t)sqlite3_column_int64(p, 1),
+			                     it->id);
+		}
+		it->stamp_ms = sqlite3_column_int64(p, 2);
+		it->stanza = col_dup(p, 3);
 		if (!it->id || !it->stanza) {
 			sqlite3_finalize(p);
 			return -ENOMEM;
@@ -1232,6 +1330,45 @@ static int sq_open(void **out, const char *where, char *err, size_t errlen)
 	return 0;
 }
 
+/* The archive's numbering: the key of its ids, drawn once per database, and the next row
+ * number, above every row and above the high-water mark, which moves on at once. */
+static int sq_archive_ids(void *db, uint64_t *next, uint64_t key[2])
+{
+	struct sq *q = db;
+	int64_t v[2], hw = 0, max = 0;
+	bool found[2], hw_found;
+	sqlite3_stmt *p;
+	int rc;
+
+	rc = meta_get(q, "archive_key0", &v[0], &found[0]);
+	rc = rc ? rc : meta_get(q, "archive_key1", &v[1], &found[1]);
+	if (rc)
+		return rc;
+	if (!found[0] || !found[1]) {
+		if (cm_crypto_random(v, sizeof(v)) != 0)
+			return -EIO;
+		rc = meta_set(q, "archive_key0", v[0]);
+		rc = rc ? rc : meta_set(q, "archive_key1", v[1]);
+		if (rc)
+			return rc;
+	}
+	q->arch_key[0] = key[0] = (uint64_t)v[0];
+	q->arch_key[1] = key[1] = (uint64_t)v[1];
+	rc = meta_get(q, "archive_hw", &hw, &hw_found);
+	if (rc)
+		return rc;
+	p = prep(q, S_ARCH_MAX);
+	rc = sqlite3_step(p);
+	if (rc == SQLITE_ROW)
+		max = sqlite3_column_int64(p, 0);
+	sqlite3_reset(p);
+	if (rc != SQLITE_ROW)
+		return db_fail(rc);
+	*next = (uint64_t)(max > hw ? max : hw) + 1;
+	q->arch_hw = (int64_t)*next + ARCH_HW_STEP;
+	return meta_set(q, "archive_hw", q->arch_hw);
+}
+
 const struct xc_store_backend xc_store_sqlite = {
     .name = "sqlite",
     .open = sq_open,
@@ -1240,6 +1377,7 @@ const struct xc_store_backend xc_store_sqlite = {
     .commit = sq_commit,
     .rollback = sq_rollback,
     .run = sq_run,
+    .archive_ids = sq_archive_ids,
 };
 
 /* --- personal eventing (XEP-0163) and vcard-temp (XEP-0054) ----------------------------------
