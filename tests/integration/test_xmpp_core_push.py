@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "mock"))
 import suite  # noqa: E402
 import xmpp  # noqa: E402
-from mockproc import Mock, apns_app_yaml  # noqa: E402
+from mockproc import KEYS, Mock, apns_app_yaml  # noqa: E402
 from xmpp import login, logout, run  # noqa: E402
 
 PW = "correct horse"
@@ -85,11 +85,17 @@ class PushBase(unittest.TestCase):
     push = ("push:\n  coalesce: 1500ms\n  rewake: 0s\n  privacy: full\n"
             "stream_management:\n  resume_timeout: 5s\n")
 
+    fcm = False
+
     def setUp(self):
         self.tmpdir = suite.tempdir()
         self.tmp = self.tmpdir.name
         self.mock = Mock("apns_mock.py", "--topics", TOPIC + "," + TOPIC + ".voip")
         self.addCleanup(self.mock.stop)
+        if self.fcm:
+            self.sa = os.path.join(self.tmp, "service-account.json")
+            self.fcm_mock = Mock("fcm_mock.py", "--write-service-account", self.sa)
+            self.addCleanup(self.fcm_mock.stop)
         self.pp = None
         self.raws = []
         self.srv = xmpp.Server(self.tmp, self.push)
@@ -115,6 +121,13 @@ component:
   reconnect_max: 500ms
 apns:
 """ % (self.pp_admin, self.srv.comp, APP, self.tmp) + apns_app_yaml(self.mock.port, TOPIC)
+        if self.fcm:
+            text += """fcm:
+  - name: android
+    service_account: %s
+    base_url: https://127.0.0.1:%d
+    ca_file: %s/ca.pem
+""" % (self.sa, self.fcm_mock.port, KEYS)
         self.pp = suite.Daemon("platypus", text, self.tmp)
         suite.wait_http(self.pp_admin, proc=self.pp.proc)
         deadline = time.monotonic() + 20
@@ -343,6 +356,33 @@ class Journey(PushBase):
         self.assertEqual(self.metric("xmpp_push_sent_total"), 0)
         self.say(a, self.bob, "real")
         self.assertEqual(len(self.pushes(wait=1, timeout=10)), 1)
+
+
+class Android(PushBase):
+    """An Android app registered with its FCM token is woken through the FCM mock."""
+    fcm = True
+    push = "push:\n  rewake: 0s\n  privacy: sender\n"
+
+    def test_fcm_registration(self):
+        token = "cZ1xY2z3:APA91bH-abc_def0123456789ABCDEFGHIJKLMNOP"
+        form = ("<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>"
+                "http://jabber.org/protocol/pubsub#publish-options</value></field>"
+                "<field var='service'><value>fcm</value></field>"
+                "<field var='device_id'><value>%s</value></field></x>" % token)
+        self.enable_and_leave(form=form)
+        a = self.raw().start("alice", "desk")
+        self.say(a, self.bob, "hello android")
+        got = [r for r in self.fcm_mock.control.requests(wait=2, timeout=15, answered=True)
+               if r["path"].endswith(":send")]
+        self.assertEqual(len(got), 1, got)
+        self.assertEqual(got[0]["status"], 200, got[0])
+        m = got[0]["json"]["message"]
+        self.assertEqual(m["token"], token)
+        self.assertEqual(m["data"]["message-count"], "1")
+        self.assertEqual(m["data"]["last-message-sender"], self.alice)
+        self.assertNotIn("last-message-body", m["data"])  # privacy sender: no body
+        self.assertEqual(m["notification"]["title"], self.alice)
+        self.assertEqual(self.pushes(), [])  # nothing went to APNs
 
 
 class Privacy(PushBase):
