@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <curl/curl.h>
 
 #include "c2s.h"
 #include "cm/buf.h"
@@ -82,6 +83,7 @@ struct flight {
 	struct reg *reg; /* borrowed; NULL once the registration is gone */
 	char *jid;       /* owned: whom it went to (an answer must come from there) */
 	struct cm_loop_timer timeout;
+	struct xc_push_post *post; /* the REST hand-off's transfer, until it is done */
 };
 
 enum load_state { LOAD_NONE, LOAD_RUNNING, LOAD_DONE };
@@ -112,6 +114,8 @@ struct xc_push_shard {
 	uint64_t next_id;
 	struct cm_loop_timer sweep;
 	uint64_t hash_key[2];
+	struct xc_push_http *http; /* owned: the REST hand-off's client, once needed */
+	bool stopping;
 };
 
 static const struct cm_metric_def metric_defs[] = {
@@ -191,6 +195,11 @@ int xc_push_alloc(struct xc_push **out, struct xc_server *srv, struct cm_metrics
 		free(p);
 		return r;
 	}
+	if (p->cfg->rest.n && curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
+		CM_LOGE("push", "cannot initialise libcurl for push.rest");
+		free(p);
+		return -ENOMEM;
+	}
 	if (p->cfg->enabled && srv->mam) {
 		struct xc_mam_events ev = {.archived_unattended = on_archived, .arg = p};
 
@@ -202,6 +211,8 @@ int xc_push_alloc(struct xc_push **out, struct xc_server *srv, struct cm_metrics
 
 void xc_push_free(struct xc_push *p)
 {
+	if (p && p->cfg->rest.n)
+		curl_global_cleanup();
 	free(p);
 }
 
@@ -263,6 +274,8 @@ static void user_free(struct push_user *u)
 
 static void flight_free(struct flight *fl)
 {
+	if (fl->post)
+		xc_push_post_cancel(fl->ps->http, fl->post);
 	cm_loop_timer_stop(fl->ps->sh->loop, &fl->timeout);
 	cm_list_remove(&fl->link);
 	if (fl->reg)
@@ -339,8 +352,29 @@ void xc_push_shard_close(struct xc_shard *sh)
 	}
 	cm_map_close(&ps->users);
 	cm_loop_timer_stop(sh->loop, &ps->sweep);
+	xc_push_http_free(ps->http);
 	free(ps);
 	sh->push = NULL;
+}
+
+void xc_push_shard_stop(struct xc_shard *sh)
+{
+	struct xc_push_shard *ps = sh->push;
+	struct cm_list *p;
+
+	if (!ps)
+		return;
+	ps->stopping = true;
+	cm_list_foreach(p, &ps->flights)
+	{
+		struct flight *fl = cm_list_entry(p, struct flight, link);
+
+		if (fl->post) {
+			xc_push_post_cancel(ps->http, fl->post);
+			fl->post = NULL;
+		}
+	}
+	xc_push_http_stop(ps->http);
 }
 
 static struct push_user *user_find(struct xc_push_shard *ps, const char *bare)
@@ -423,35 +457,96 @@ static int write_publish(struct cm_buf *b, const struct reg *g, const char *id)
 	return r ? r : cm_buf_puts(b, "</pubsub></iq>");
 }
 
+/* The REST hand-off for user's host, or NULL. */
+static const struct xc_push_rest_config *rest_for(const struct xc_shard *sh, const char *user)
+{
+	const struct cm_cfg_list *l = &cfg_of(sh)->rest;
+	const char *at = strchr(user, '@');
+
+	for (size_t i = 0; at && i < l->n; i++) {
+		const struct xc_push_rest_config *rc =
+		    (const struct xc_push_rest_config *)l->items + i;
+
+		if (strcmp(rc->host, at + 1) == 0)
+			return rc;
+	}
+	return NULL;
+}
+
+static void finish(struct flight *fl, int o, const char *condition);
+static void remove_reg(struct xc_shard *sh, struct push_user *u, const char *jid, const char *node,
+                       struct cm_counter *why);
+
+static void on_posted(void *arg, long status, const char *err);
+
+/* Hand g's push to the REST API of rc: fl's transfer. 0, or a negative errno (logged). */
+static int post_push(struct reg *g, struct flight *fl, const struct xc_push_rest_config *rc)
+{
+	struct xc_push_shard *ps = g->u->ps;
+	struct xc_shard *sh = ps->sh;
+	char *device = NULL, *json = NULL;
+	const char *why = NULL;
+	int r;
+
+	r = xc_push_rest_body(g->form, cfg_of(sh), g->b.count, g->u->sender, g->u->body,
+	                      g->b.urgent, &device, &json, &why);
+	if (r == -EINVAL) {
+		/* this registration can never be pushed through the API */
+		CM_LOGW("push", "%s: registration %s node %s cannot go to %s: %s; removed",
+		        g->u->bare, g->jid, g->node, rc->url, why);
+		cm_metrics_inc(metrics_of(sh)->failed_rejected);
+		remove_reg(sh, g->u, g->jid, g->node, metrics_of(sh)->disabled_rejected);
+		return r;
+	}
+	if (!r && !ps->http && (r = xc_push_http_open(&ps->http, sh->loop)) != 0)
+		CM_LOGW("push", "cannot start the REST client: %s", strerror(-r));
+	if (!r)
+		r = xc_push_http_post(ps->http, rc, device, json, cfg_of(sh)->timeout, on_posted,
+		                      fl, &fl->post);
+	if (r && r != -EINVAL)
+		CM_LOGW("push", "%s: cannot post a push to %s: %s", g->u->bare, rc->url,
+		        strerror(-r));
+	free(device);
+	free(json);
+	return r;
+}
+
 static void send_push(struct reg *g)
 {
 	struct xc_push_shard *ps = g->u->ps;
 	struct xc_shard *sh = ps->sh;
 	const struct xc_push_config *cfg = cfg_of(sh);
+	const struct xc_push_rest_config *rc = rest_for(sh, g->u->bare);
 	struct cm_xml_node *iq = NULL;
 	struct flight *fl;
 	struct cm_buf b;
 	bool urgent = g->b.urgent;
 	int r;
 
+	if (ps->stopping)
+		return;
 	cm_buf_init(&b, 0);
 	fl = calloc(1, sizeof(*fl));
-	r = fl && (fl->jid = strdup(g->jid)) ? 0 : -ENOMEM;
+	r = fl && (fl->jid = strdup(rc ? rc->url : g->jid)) ? 0 : -ENOMEM;
 	if (!r) {
 		snprintf(fl->id, sizeof(fl->id), ID_PREFIX "%u-%" PRIu64, sh->idx, ++ps->next_id);
-		r = write_publish(&b, g, fl->id);
+		fl->ps = ps;
+		if (rc)
+			r = post_push(g, fl, rc);
+		else
+			r = write_publish(&b, g, fl->id);
 	}
-	r = r ? r : xc_stanza_parse(b.data, b.len, &iq);
+	if (!r && !rc)
+		r = xc_stanza_parse(b.data, b.len, &iq);
 	cm_buf_free(&b);
 	if (r) {
-		CM_LOGW("push", "%s: cannot build a push for %s: %s", g->u->bare, g->jid,
-		        strerror(-r));
+		if (r != -EINVAL || !rc)
+			CM_LOGW("push", "%s: cannot build a push: %s", g->u->bare, strerror(-r));
 		if (fl)
 			free(fl->jid);
 		free(fl);
 		return;
 	}
-	fl->ps = ps;
 	fl->reg = g;
 	g->fl = fl;
 	cm_list_insert_tail(&ps->flights, &fl->link);
@@ -461,9 +556,11 @@ static void send_push(struct reg *g)
 	if (cfg->rewake && !g->b.rewoken)
 		cm_loop_timer_start(sh->loop, &g->rewake, cfg->rewake);
 	cm_metrics_inc(metrics_of(sh)->sent);
-	CM_LOGI("push", "%s: push %s to %s node %s (%u message%s%s)", g->u->bare, fl->id, g->jid,
-	        g->node, g->b.count, g->b.count == 1 ? "" : "s", urgent ? ", a call" : "");
-	xc_route(sh, iq); /* takes iq */
+	CM_LOGI("push", "%s: push %s to %s node %s%s (%u message%s%s)", g->u->bare, fl->id, g->jid,
+	        g->node, rc ? " by REST" : "", g->b.count, g->b.count == 1 ? "" : "s",
+	        urgent ? ", a call" : "");
+	if (iq)
+		xc_route(sh, iq); /* takes iq */
 }
 
 /* --- registrations in memory ----------------------------------------------------------------- */
@@ -789,7 +886,7 @@ static void remove_reg(struct xc_shard *sh, struct push_user *u, const char *jid
 
 enum outcome { OUT_OK, OUT_WAIT, OUT_TIMEOUT, OUT_UNROUTABLE, OUT_REJECTED };
 
-static void finish(struct flight *fl, enum outcome o, const char *condition)
+static void finish(struct flight *fl, int o, const char *condition)
 {
 	struct xc_shard *sh = fl->ps->sh;
 	const struct xc_push_config *cfg = cfg_of(sh);
@@ -833,6 +930,30 @@ static void finish(struct flight *fl, enum outcome o, const char *condition)
 static void on_flight_timeout(struct cm_loop_timer *t)
 {
 	finish(cm_list_entry(t, struct flight, timeout), OUT_TIMEOUT, NULL);
+}
+
+/* The REST API answered (or did not). 410: the token is gone; 429 and 5xx: try later; any
+ * other refusal says the registration cannot be pushed. */
+static void on_posted(void *arg, long status, const char *err)
+{
+	struct flight *fl = arg;
+	char cond[64];
+	int o;
+
+	fl->post = NULL; /* done with it */
+	if (status >= 200 && status < 300)
+		o = OUT_OK;
+	else if (status == 0)
+		o = OUT_UNROUTABLE;
+	else if (status == 429 || status >= 500)
+		o = OUT_WAIT;
+	else
+		o = OUT_REJECTED;
+	if (status)
+		snprintf(cond, sizeof(cond), "HTTP %ld", status);
+	else
+		snprintf(cond, sizeof(cond), "%.60s", err ? err : "no answer");
+	finish(fl, o, o == OUT_OK ? NULL : cond);
 }
 
 /* The condition of an error stanza, or NULL. */

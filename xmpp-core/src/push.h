@@ -22,7 +22,10 @@
  * How. An IQ set from the user's bare JID to the app server's JID (routed as any stanza: to a
  * component such as platypus, or an error back), answered within push.timeout. A result is
  * success; a wait error, no answer in time, or a routing failure is transient (push.max_failures
- * in a row remove the registration); any other error removes the registration at once.
+ * in a row remove the registration); any other error removes the registration at once. For a
+ * host listed in push.rest the push is a POST to a MongoosePush v3 API instead (platypus's REST
+ * front end): 2xx is success; 429, 5xx, no answer are transient; 410 (the token is gone) and
+ * any other status remove the registration.
  *
  * Sessions. While an account has a registration, its hibernated sessions stay resumable for
  * push.resume_timeout, so that the woken app finds its session.
@@ -31,6 +34,7 @@
 #define XC_PUSH_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "cm/buf.h"
@@ -97,6 +101,46 @@ void xc_push_burst_back(struct xc_push_burst *b);
 int xc_push_summary_write(struct cm_buf *out, const struct xc_push_config *cfg, unsigned count,
                           const char *sender, const char *body, bool urgent);
 
+/* How many bytes of s (len bytes, valid UTF-8 or not) fit in max without cutting a character;
+ * an invalid sequence ends the text there. */
+size_t xc_push_utf8_prefix(const char *s, size_t len, size_t max);
+
+/* The REST hand-off (push_rest_body.c): from a registration's publish-options form (XML text)
+ * and the summary, the device token (*device_id, for /v3/notification/{device_id}) and the
+ * MongoosePush v3 body (*json): service, mode, priority, topic (its .voip form for a call),
+ * alert (title: the sender or "New message"; body as the policy allows; none when the form
+ * says silent) and data (the summary's fields), both owned by the caller. 0, or -EINVAL with
+ * *why saying what the registration lacks (no form, no device_id), or -ENOMEM. */
+int xc_push_rest_body(const char *form, const struct xc_push_config *cfg, unsigned count,
+                      const char *sender, const char *body, bool urgent, char **device_id,
+                      char **json, const char **why);
+
+/* --- the REST hand-off's HTTP client (push_rest.c): one per shard, on its loop ------------ */
+
+struct xc_push_http;
+struct xc_push_post;
+struct xc_push_rest_config;
+struct cm_loop;
+
+/* status: the HTTP status (0 when there was no answer); err: why there was none, or NULL. */
+typedef void (*xc_push_post_done)(void *arg, long status, const char *err);
+
+/* A client whose transfers run on loop (borrowed). *out owned by the caller. 0 or -ENOMEM. */
+int xc_push_http_open(struct xc_push_http **out, struct cm_loop *loop);
+/* On the loop's thread before it closes: every transfer is dropped (no done), the sockets'
+ * handles closed. */
+void xc_push_http_stop(struct xc_push_http *h);
+void xc_push_http_free(struct xc_push_http *h); /* stops it first; accepts NULL */
+
+/* POST json to rc->url + /v3/notification/ + device_id (escaped), within timeout_ms; done runs
+ * once on the loop (not when cancelled). *out is the transfer, the caller's until done runs.
+ * 0, -ENOMEM, -EINVAL, -ESHUTDOWN. */
+int xc_push_http_post(struct xc_push_http *h, const struct xc_push_rest_config *rc,
+                      const char *device_id, const char *json, uint64_t timeout_ms,
+                      xc_push_post_done done, void *arg, struct xc_push_post **out);
+/* Drop transfer p before its done ran. */
+void xc_push_post_cancel(struct xc_push_http *h, struct xc_push_post *p);
+
 /* --- the module (push.c) -------------------------------------------------------------------- */
 
 struct xc_push;
@@ -112,6 +156,9 @@ bool xc_push_enabled(const struct xc_push *p);
 
 /* Shard 0, once started: count the stored registrations for the gauge. */
 void xc_push_start(struct xc_push *p, struct xc_shard *sh);
+
+/* The shard's loop stops: no more pushes, REST transfers dropped (on the shard's thread). */
+void xc_push_shard_stop(struct xc_shard *sh);
 
 /* Free the shard's push state (after its loop stopped). */
 void xc_push_shard_close(struct xc_shard *sh);

@@ -1,9 +1,50 @@
 /* push_config.c - the push section of xmpp-core's configuration (xc.h). */
 #include <stddef.h>
+#include <string.h>
 
 #include "xc.h"
 
 static const char *const privacy_values[] = {"none", "sender", "placeholder", "full", NULL};
+
+static void rest_validate(void *obj, struct cm_cfg_check *chk)
+{
+	const struct xc_push_rest_config *r = obj;
+
+	if (r->url && strncmp(r->url, "http://", 7) != 0 && strncmp(r->url, "https://", 8) != 0)
+		cm_cfg_check_error(chk, "url", "\"%s\" is not an http:// or https:// URL", r->url);
+}
+
+static const struct cm_cfg_field rest_fields[] = {
+    {.key = "host",
+     .type = CM_CFG_STRING,
+     .offset = offsetof(struct xc_push_rest_config, host),
+     .flags = CM_CFG_REQUIRED,
+     .doc = "the XMPP host (one of hosts) whose users' pushes go to this API instead of an "
+            "IQ to the app server"},
+    {.key = "url",
+     .type = CM_CFG_STRING,
+     .flags = CM_CFG_REQUIRED,
+     .offset = offsetof(struct xc_push_rest_config, url),
+     .doc = "base URL of a MongoosePush v3 API (platypus's REST front end): pushes are POSTed "
+            "to URL/v3/notification/DEVICE_ID"},
+    {.key = "ca_file",
+     .type = CM_CFG_FILE,
+     .offset = offsetof(struct xc_push_rest_config, ca_file),
+     .doc = "CA certificates that verify the API's certificate (unset: the system's)"},
+    {.key = "verify",
+     .type = CM_CFG_BOOL,
+     .offset = offsetof(struct xc_push_rest_config, verify),
+     .def = "true",
+     .doc = "verify the API's certificate and name; false only for tests"},
+};
+
+static const struct cm_cfg_schema rest_schema = {
+    .name = "rest",
+    .size = sizeof(struct xc_push_rest_config),
+    .fields = rest_fields,
+    .nfields = sizeof(rest_fields) / sizeof(rest_fields[0]),
+    .validate = rest_validate,
+};
 
 static const struct cm_cfg_field push_fields[] = {
     {.key = "enabled",
@@ -71,6 +112,13 @@ static const struct cm_cfg_field push_fields[] = {
      .max = 259200000,
      .doc = "how long a hibernated session (XEP-0198) of an account with a push registration "
             "stays resumable, so that the woken app finds its session"},
+    {.key = "rest",
+     .type = CM_CFG_LIST,
+     .offset = offsetof(struct xc_push_config, rest),
+     .sub = &rest_schema,
+     .doc = "hosts whose pushes are POSTed to a MongoosePush v3 REST API (platypus) instead of "
+            "sent as XEP-0357 IQs; the registration's publish-options give the device_id, "
+            "service, mode, topic, priority"},
 };
 
 const struct cm_cfg_schema xc_push_schema = {

@@ -143,9 +143,7 @@ static int field(struct cm_buf *out, const char *var, const char *value, size_t 
 	return r ? r : cm_buf_puts(out, "</value></field>");
 }
 
-/* How many bytes of s (len bytes, valid UTF-8 or not) fit in max without cutting a character;
- * an invalid sequence ends the text there. */
-static size_t utf8_prefix(const char *s, size_t len, size_t max)
+size_t xc_push_utf8_prefix(const char *s, size_t len, size_t max)
 {
 	size_t at = 0;
 
@@ -180,7 +178,7 @@ int xc_push_summary_write(struct cm_buf *out, const struct xc_push_config *cfg, 
 		r = field(out, "last-message-body", cfg->placeholder, strlen(cfg->placeholder));
 	if (!r && cfg->privacy == XC_PUSH_PRIVACY_FULL && body && *body)
 		r = field(out, "last-message-body", body,
-		          utf8_prefix(body, strlen(body), XC_PUSH_BODY_MAX));
+		          xc_push_utf8_prefix(body, strlen(body), XC_PUSH_BODY_MAX));
 	if (!r && urgent)
 		r = field(out, "jingle-message", "propose", strlen("propose"));
 	r = r ? r : cm_buf_puts(out, "</x>");

@@ -331,6 +331,7 @@ static void worker_stop(struct cm_loop *l, void *arg)
 		return;
 	sh->drained = true; /* past the drain: nobody waits for it any more */
 	xc_mam_purge_stop(sh->srv->mam, sh);
+	xc_push_shard_stop(sh);
 	shard_drain(sh);
 	xc_c2s_close_all(sh, true);
 	if (sh->idx == 0)

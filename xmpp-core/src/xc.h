@@ -87,6 +87,14 @@ enum xc_push_privacy {
 	XC_PUSH_PRIVACY_FULL,        /* the sender and the message's body */
 };
 
+/* The REST hand-off of one host's pushes (MongoosePush v3, e.g. platypus's REST front end). */
+struct xc_push_rest_config {
+	char *host;    /* the XMPP host whose users' pushes go this way */
+	char *url;     /* the API's base URL: http(s)://HOST[:PORT][/PREFIX] */
+	char *ca_file; /* CA bundle that verifies the API's certificate; NULL: the system's */
+	bool verify;   /* verify the API's certificate and name (false: tests only) */
+};
+
 struct xc_push_config {
 	bool enabled;                /* XEP-0357 offered on every account */
 	long long max_registrations; /* per account; enabling one more replaces the oldest */
@@ -97,6 +105,7 @@ struct xc_push_config {
 	uint64_t timeout;            /* ms the app server has to answer a push */
 	long long max_failures;      /* transient failures in a row before a registration goes */
 	uint64_t resume_timeout;     /* ms a hibernated session of an account with push waits */
+	struct cm_cfg_list rest;     /* of struct xc_push_rest_config: hosts that push by REST */
 };
 
 extern const struct cm_cfg_schema xc_push_schema; /* push_config.c */
