@@ -385,6 +385,91 @@ class Android(PushBase):
         self.assertEqual(self.pushes(), [])  # nothing went to APNs
 
 
+class Rest(PushBase):
+    """push.rest: the pushes of host localhost are POSTed to platypus's MongoosePush v3 API
+    (plain HTTP on loopback here) instead of going as IQs to its component."""
+    push = "push:\n  coalesce: 1500ms\n  rewake: 0s\n  privacy: full\n"
+
+    def setUp(self):
+        self.rest_port = suite.free_port()
+        self.push = type(self).push + (
+            "  rest:\n    - host: localhost\n      url: http://127.0.0.1:%d/\n"
+            % self.rest_port)
+        super().setUp()
+
+    def start_platypus(self):
+        self.pp_admin = suite.free_port()
+        text = """log:
+  level: debug
+admin:
+  listen: 127.0.0.1:%d
+shutdown_timeout: 5s
+rest:
+  enabled: true
+  listen: 127.0.0.1:%d
+  tls: false
+apns:
+""" % (self.pp_admin, self.rest_port) + apns_app_yaml(self.mock.port, TOPIC)
+        self.pp = suite.Daemon("platypus", text, self.tmp)
+        suite.wait_http(self.pp_admin, proc=self.pp.proc)
+
+    def test_rest_hand_off(self):
+        self.enable_and_leave()
+        a = self.raw().start("alice", "desk")
+        for i in range(3):
+            self.say(a, self.bob, "rest %d" % i)
+        got = self.pushes(wait=1, timeout=10)
+        self.assertEqual(len(got), 1, got)
+        rec = got[0]
+        self.assertEqual(rec["status"], 200, rec)
+        self.assertEqual(rec["device_token"], TOKEN)
+        self.assertEqual(dict(rec["headers"])["apns-push-type"], "alert")
+        self.assertEqual(rec["json"]["aps"]["alert"], {"title": self.alice, "body": "rest 0"})
+        self.assertEqual(rec["json"]["message-count"], "1")
+        self.assertIn("by REST", self.srv.output())
+        self.wait_metric("xmpp_push_results_total", {"result": "ok"}, 1)
+        time.sleep(2.5)
+        self.assertEqual(len(self.pushes()), 1)  # one per burst, as with IQs
+
+        # a call goes to the VoIP topic
+        a.send("<message to='%s' type='chat' id='call-1'><propose xmlns="
+               "'urn:xmpp:jingle-message:0' id='c1'/></message>" % self.bob)
+        got = self.pushes(since=rec["seq"], wait=1, timeout=10)
+        self.assertEqual(len(got), 1, got)
+        self.assertEqual(dict(got[0]["headers"])["apns-push-type"], "voip")
+        self.assertEqual(dict(got[0]["headers"])["apns-topic"], TOPIC + ".voip")
+
+        # 503 keeps the registration
+        self.mock.control.post("/fail", {"status": 503, "count": None})
+        time.sleep(2)
+        self.say(a, self.bob, "try later")
+        deadline = time.monotonic() + 60
+        while (self.metric("xmpp_push_results_total", {"result": "wait"}) +
+               self.metric("xmpp_push_results_total", {"result": "timeout"})) == 0:
+            self.assertLess(time.monotonic(), deadline, self.srv.output())
+            time.sleep(0.2)
+        self.assertEqual(self.metric("xmpp_push_registrations"), 1)
+
+        # 410 removes it
+        self.mock.control.post("/reset")
+        self.mock.control.post("/dead", {"token": TOKEN})
+        time.sleep(2)
+        self.say(a, self.bob, "gone?")
+        self.wait_metric("xmpp_push_registrations_removed_total", {"reason": "rejected"}, 1)
+        self.wait_metric("xmpp_push_registrations", None, 0)
+        self.assertIn("HTTP 410", self.srv.output())
+
+    def test_registration_without_device_id_is_removed(self):
+        form = ("<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>"
+                "http://jabber.org/protocol/pubsub#publish-options</value></field></x>")
+        self.enable_and_leave(form=form)
+        a = self.raw().start("alice", "desk")
+        self.say(a, self.bob, "hello")
+        self.wait_metric("xmpp_push_registrations", None, 0)
+        self.assertIn("no device_id", self.srv.output())
+        self.assertEqual(self.pushes(), [])
+
+
 class Privacy(PushBase):
     """The default policy: a push tells nothing about who wrote or what."""
     push = "push:\n  coalesce: 1s\n  rewake: 2s\n"
