@@ -237,6 +237,76 @@ static void test_summary_cap(void **state)
 	cm_buf_free(&b);
 }
 
+/* --- the REST hand-off's body --------------------------------------------------------------- */
+
+#define OPTS(extra)                                                                                \
+	"<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>"                    \
+	"http://jabber.org/protocol/pubsub#publish-options</value></field>" extra "</x>"
+
+static char *rest(const char *form, int privacy, const char *body, bool urgent, int want,
+                  const char *want_device)
+{
+	struct xc_push_config cfg = {.privacy = privacy, .placeholder = (char *)"New message"};
+	char *device = NULL, *json = NULL;
+	const char *why = NULL;
+
+	assert_int_equal(xc_push_rest_body(form, &cfg, 2, "romeo@example.com", body, urgent,
+	                                   &device, &json, &why),
+	                 want);
+	if (want) {
+		assert_null(device);
+		assert_null(json);
+		assert_non_null(why);
+		return NULL;
+	}
+	assert_string_equal(device, want_device);
+	free(device);
+	return json;
+}
+
+static void test_rest_body(void **state)
+{
+	char *j;
+
+	(void)state;
+	j = rest(OPTS("<field var='device_id'><value>abc</value></field><field var='service'>"
+	              "<value>fcm</value></field><field var='mode'><value>dev</value></field>"),
+	         XC_PUSH_PRIVACY_FULL, "hi", false, 0, "abc");
+	assert_string_equal(j, "{\"service\":\"fcm\",\"mode\":\"dev\",\"alert\":{\"title\":"
+	                       "\"romeo@example.com\",\"body\":\"hi\"},\"data\":{\"message-count\":"
+	                       "\"2\",\"last-message-sender\":\"romeo@example.com\",\"last-message-"
+	                       "body\":\"hi\"}}");
+	free(j);
+	/* the default policy: a neutral alert, the count only; apns when no service is named */
+	j = rest(OPTS("<field var='device_id'><value>abc</value></field>"), XC_PUSH_PRIVACY_NONE,
+	         "secret", false, 0, "abc");
+	assert_string_equal(j, "{\"service\":\"apns\",\"alert\":{\"title\":\"New message\"},"
+	                       "\"data\":{\"message-count\":\"2\"}}");
+	free(j);
+	/* a call: high priority, the VoIP topic, jingle-message; silent: no alert */
+	j = rest(OPTS("<field var='device_id'><value>abc</value></field><field var='topic'><value>"
+	              "com.example.app</value></field><field var='silent'><value>true</value>"
+	              "</field>"),
+	         XC_PUSH_PRIVACY_PLACEHOLDER, "x", true, 0, "abc");
+	assert_string_equal(j, "{\"service\":\"apns\",\"priority\":\"high\",\"topic\":"
+	                       "\"com.example.app.voip\",\"data\":{\"message-count\":\"2\","
+	                       "\"last-message-body\":\"New message\",\"jingle-message\":"
+	                       "\"propose\"}}");
+	free(j);
+	/* a topic that is the VoIP one already stays */
+	j = rest(OPTS("<field var='device_id'><value>abc</value></field><field var='topic'><value>"
+	              "com.example.app.voip</value></field>"),
+	         XC_PUSH_PRIVACY_NONE, NULL, true, 0, "abc");
+	assert_non_null(strstr(j, "\"topic\":\"com.example.app.voip\""));
+	free(j);
+	/* unusable registrations */
+	rest(NULL, XC_PUSH_PRIVACY_NONE, NULL, false, -EINVAL, NULL);
+	rest(OPTS(""), XC_PUSH_PRIVACY_NONE, NULL, false, -EINVAL, NULL);
+	rest(OPTS("<field var='device_id'><value></value></field>"), XC_PUSH_PRIVACY_NONE, NULL,
+	     false, -EINVAL, NULL);
+	rest("<not a form", XC_PUSH_PRIVACY_NONE, NULL, false, -EINVAL, NULL);
+}
+
 /* --- registrations in the store ------------------------------------------------------------- */
 
 struct fix {
@@ -389,7 +459,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_classify),    cmocka_unit_test(test_body),
 	    cmocka_unit_test(test_burst),       cmocka_unit_test(test_summary),
-	    cmocka_unit_test(test_summary_cap), cmocka_unit_test(test_store),
+	    cmocka_unit_test(test_summary_cap), cmocka_unit_test(test_rest_body),
+	    cmocka_unit_test(test_store),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
