@@ -576,5 +576,31 @@ class Registrations(PushBase):
         self.assertEqual(sorted(n for _, n in sent), sorted(nodes))
 
 
+class ConfigErrors(unittest.TestCase):
+    """push.rest names a host that is served and an http(s) URL; push.privacy is one of four."""
+
+    def check(self, text, expected):
+        with suite.tempdir() as tmp:
+            path = os.path.join(tmp, "c.yaml")
+            with open(path, "w") as f:
+                f.write(text)
+            r = suite.run([os.path.join(suite.BIN, "xmpp-core"), "-c", path,
+                           "--check-config"])
+            suite.assert_clean(self, r.stderr)
+            self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+            self.assertIn(expected.replace("FILE", path), r.stderr)
+
+    def test_errors(self):
+        self.check("hosts: [localhost]\npush:\n  rest:\n    - host: other.org\n"
+                   "      url: http://127.0.0.1:8443\n",
+                   'FILE:3: push.rest: host "other.org" is not one of the hosts served')
+        self.check("hosts: [localhost]\npush:\n  rest:\n    - host: localhost\n"
+                   "      url: ftp://127.0.0.1\n",
+                   'FILE:5: push.rest[0].url: "ftp://127.0.0.1" is not an http:// or https:// '
+                   "URL")
+        self.check("push:\n  privacy: everything\n", "FILE:2: push.privacy:")
+        self.check("push:\n  max_registrations: 0\n", "FILE:2: push.max_registrations:")
+
+
 if __name__ == "__main__":
     unittest.main()
