@@ -593,6 +593,17 @@ static void top_validate(void *obj, struct cm_cfg_check *chk)
 			    c->hosts.v[i]);
 		xc_jid_free(&j);
 	}
+	for (size_t i = 0; i < c->push.rest.n; i++) {
+		const struct xc_push_rest_config *r =
+		    (const struct xc_push_rest_config *)c->push.rest.items + i;
+		size_t k = 0;
+
+		while (k < c->hosts.n && strcmp(c->hosts.v[k], r->host) != 0)
+			k++;
+		if (k == c->hosts.n)
+			cm_cfg_check_error(chk, "push.rest",
+			                   "host \"%s\" is not one of the hosts served", r->host);
+	}
 }
 
 static const struct cm_cfg_field fields[] = {
@@ -659,6 +670,11 @@ static const struct cm_cfg_field fields[] = {
      .offset = offsetof(struct xc_config, pep),
      .sub = &pep_schema,
      .doc = "personal eventing (XEP-0163) and vCards (XEP-0054)"},
+    {.key = "push",
+     .type = CM_CFG_SECTION,
+     .offset = offsetof(struct xc_config, push),
+     .sub = &xc_push_schema,
+     .doc = "push notifications (XEP-0357) through an app server such as platypus"},
     {.key = "registration",
      .type = CM_CFG_SECTION,
      .offset = offsetof(struct xc_config, registration),

@@ -17,6 +17,7 @@
 #include "extdisco.h"
 #include "mam.h"
 #include "pep.h"
+#include "push.h"
 #include "register.h"
 #include "roster.h"
 #include "router.h"
@@ -274,6 +275,9 @@ void xc_iq_account(struct xc_shard *sh, const struct xc_jid *to, struct cm_xml_n
 
 	type = cm_xml_attr(iq, "type");
 	if (type && (strcmp(type, "result") == 0 || strcmp(type, "error") == 0) &&
+	    xc_push_answer(sh, iq))
+		return; /* an app server answered a push */
+	if (type && (strcmp(type, "result") == 0 || strcmp(type, "error") == 0) &&
 	    xc_pep_answer(sh, iq))
 		return; /* a contact told PEP its capabilities */
 	if (!valid_request(sh, iq, &type, &q)) {
@@ -319,6 +323,9 @@ void xc_iq_account(struct xc_shard *sh, const struct xc_jid *to, struct cm_xml_n
 			xc_carbons_iq(sh, own, iq); /* takes iq */
 			return;
 		}
+	} else if (strcmp(q->ns, XC_NS_PUSH) == 0) {
+		xc_push_iq(sh, own, iq); /* takes iq */
+		return;
 	} else if (strcmp(q->ns, XC_NS_PUBSUB) == 0 || strcmp(q->ns, XC_NS_PUBSUB_OWNER) == 0) {
 		xc_pep_iq(sh, xc_user_find(sh, to), own, iq); /* takes iq */
 		return;
@@ -332,7 +339,7 @@ void xc_iq_account(struct xc_shard *sh, const struct xc_jid *to, struct cm_xml_n
 		const size_t nm = sizeof(archive_features) / sizeof(archive_features[0]);
 		const char *features[sizeof(account_features) / sizeof(account_features[0]) +
 		                     sizeof(archive_features) / sizeof(archive_features[0]) +
-		                     PEP_FEATURES_MAX];
+		                     PEP_FEATURES_MAX + 1];
 		struct cm_xml_node *info, *id;
 		size_t n = na;
 
@@ -343,6 +350,8 @@ void xc_iq_account(struct xc_shard *sh, const struct xc_jid *to, struct cm_xml_n
 		}
 		if (xc_pep_enabled(sh->srv->pep))
 			n += xc_pep_features(features + n, PEP_FEATURES_MAX);
+		if (xc_push_enabled(sh->srv->push))
+			features[n++] = XC_NS_PUSH;
 		info =
 		    disco_info("account", "registered", NULL, features, n, cm_xml_attr(q, "node"));
 		/* the account is a PEP service too (XEP-0163 4) */

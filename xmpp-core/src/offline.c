@@ -11,6 +11,7 @@
 #include "cm/buf.h"
 #include "cm/log.h"
 #include "cm/metrics.h"
+#include "push.h"
 #include "router.h"
 #include "server.h"
 #include "stanza.h"
@@ -60,6 +61,7 @@ static void on_put(struct xc_store_req *r)
 
 	if (r->err == 0) {
 		cm_metrics_inc(sh->srv->m.offline_stored);
+		xc_push_offline_stored(sh, r->user, pc->st);
 	} else {
 		cm_metrics_inc(sh->srv->m.offline_refused);
 		if (r->err == -EDQUOT)
@@ -237,6 +239,7 @@ void xc_offline_deliver(struct xc_shard *sh, struct xc_c2s *c)
 {
 	struct xc_store_req *r = xc_store_req_new(XC_STORE_OFFLINE_TAKE, sh->loop, on_take, sh);
 
+	xc_push_back(sh, c->u->bare.s);
 	if (!r || xc_store_req_set(&r->user, c->u->bare.s) != 0 ||
 	    xc_store_submit(sh->srv->store, r) != 0) {
 		xc_store_req_free(r);

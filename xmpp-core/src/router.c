@@ -16,6 +16,7 @@
 #include "mam.h"
 #include "offline.h"
 #include "presence.h"
+#include "push.h"
 #include "rules.h"
 #include "server.h"
 #include "session.h"
@@ -136,8 +137,10 @@ static void deliver_loaded(struct xc_shard *sh, struct xc_user *u, struct cm_xml
 		}
 	}
 	/* archived (and given its stanza-id) once it is known to be the user's */
-	if (kind == XC_MESSAGE && u->rstate == XC_ROSTER_READY)
+	if (kind == XC_MESSAGE && u->rstate == XC_ROSTER_READY) {
 		xc_mam_inbound(sh, u, st);
+		xc_push_inbound(sh, u->bare.s, st); /* a call wakes the phone whatever follows */
+	}
 	if (!xc_jid_is_bare(to)) {
 		c = xc_session_find(sh, to);
 		switch (xc_rule_full(kind, type, c != NULL)) {

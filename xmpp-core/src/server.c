@@ -25,6 +25,7 @@
 #include "iq.h"
 #include "mam.h"
 #include "pep.h"
+#include "push.h"
 #include "sasl.h"
 #include "store.h"
 #include "throttle.h"
@@ -279,6 +280,8 @@ static int worker_init(struct cm_loop *l, void *arg)
 		r = xc_component_listen(sh);
 	if (!r && sh->idx == 0)
 		xc_mam_purge_start(srv->mam, sh);
+	if (!r && sh->idx == 0)
+		xc_push_start(srv->push, sh);
 	return r;
 }
 
@@ -333,6 +336,7 @@ static void worker_stop(struct cm_loop *l, void *arg)
 		return;
 	sh->drained = true; /* past the drain: nobody waits for it any more */
 	xc_mam_purge_stop(sh->srv->mam, sh);
+	xc_push_shard_stop(sh);
 	shard_drain(sh);
 	xc_c2s_close_all(sh, true);
 	if (sh->idx == 0)
@@ -425,6 +429,7 @@ int xc_server_init(struct xc_server **out, const struct xc_config *cfg, struct c
 	CM_LOGI("store", "accounts and messages in %s", cfg->storage.path);
 	r = xc_mam_alloc(&srv->mam, srv, metrics);
 	r = r ? r : xc_pep_alloc(&srv->pep, srv, metrics);
+	r = r ? r : xc_push_alloc(&srv->push, srv, metrics);
 	if (r)
 		return r;
 	srv->nshards = nshards ? nshards : 1;
@@ -543,6 +548,7 @@ static void shard_free(struct xc_shard *sh)
 	cm_map_close(&sh->sm_ids); /* empty: the shard's stop ended every session */
 	xc_plain_cache_close(&sh->plain);
 	xc_pep_shard_close(sh);
+	xc_push_shard_close(sh);
 	free(sh->listeners);
 	free(sh->lctx);
 	free(sh->comp_listeners);
@@ -569,5 +575,6 @@ void xc_server_free(struct xc_server *srv)
 	xc_mam_free(srv->mam);
 	xc_pep_free(srv->pep);
 	xc_extdisco_free(srv->extdisco);
+	xc_push_free(srv->push);
 	free(srv);
 }

@@ -49,6 +49,8 @@ struct xc_mam;
 struct xc_pep;
 struct xc_pep_shard;
 struct xc_extdisco;
+struct xc_push;
+struct xc_push_shard;
 
 /* Counters and gauges, registered once from the table in server.c, updated from any shard. */
 struct xc_metrics {
@@ -95,6 +97,7 @@ struct xc_server {
 	struct xc_mam *mam;               /* owned: the message archive (mam.h) */
 	struct xc_pep *pep;               /* owned: personal eventing (pep.h) */
 	struct xc_extdisco *extdisco;     /* owned: STUN/TURN services (extdisco.h) */
+	struct xc_push *push;             /* owned: push notifications (push.h) */
 	char caps_ver[32];                /* XEP-0115 hash of the server's features */
 	struct xc_metrics m;
 	atomic_uint_fast64_t next_id; /* stream ids and generated resources */
@@ -127,6 +130,8 @@ struct xc_shard {
 	struct cm_map sm_ids;         /* of struct xc_sm (sm.c): resumable sessions, by id */
 	struct cm_list sm_hibernated; /* of struct xc_sm: sessions waiting for their client */
 	struct xc_pep_shard *pep;     /* owned (pep_caps.c): contacts' capabilities; NULL until
+	                               * needed */
+	struct xc_push_shard *push;   /* owned (push.c): users' push registrations; NULL until
 	                               * needed */
 	bool stopping; /* draining: no new connections, the open ones are told to go */
 	bool drained;  /* every connection of the shard is gone (counted in srv->draining) */

@@ -17,6 +17,7 @@
 #include "cm/metrics.h"
 #include "csi.h"
 #include "offline.h"
+#include "push.h"
 #include "router.h"
 #include "rules.h"
 #include "server.h"
@@ -275,6 +276,8 @@ static int resume(struct xc_c2s *c, const struct cm_xml_node *el)
 		                    "the session was resumed on another connection");
 	}
 	cm_metrics_inc(srv->m.sm_resumed_ok);
+	if (c->u)
+		xc_push_back(c->sh, c->u->bare.s);
 	n = snprintf(buf, sizeof(buf),
 	             "<resumed xmlns='" XC_NS_SM "' previd='%s' h='%" PRIu32 "'/>", s->id,
 	             s->q.handled);
@@ -412,9 +415,8 @@ int xc_sm_request(struct xc_c2s *c)
 
 void xc_sm_queued_while_hibernated(struct xc_c2s *c, const struct cm_xml_node *st)
 {
-	/* the push module (XEP-0357) wakes the client from here */
-	(void)st;
 	CM_LOGD("sm", "%s: a stanza waits for the client (%zu)", c->jid.s, c->sm->q.n);
+	xc_push_queued_hibernated(c, st); /* XEP-0357 wakes the client */
 }
 
 int xc_sm_set_resume_timeout(struct xc_c2s *c, uint64_t ms)
@@ -453,6 +455,7 @@ bool xc_sm_hibernate(struct xc_c2s *c)
 	cm_list_insert_tail(&c->sh->sm_hibernated, &s->link);
 	cm_loop_timer_start(c->sh->loop, &s->timer, s->resume_ms);
 	cm_metrics_gauge_add(c->sh->srv->m.sm_hibernated, 1);
+	xc_push_hibernating(c); /* with push enabled it waits longer */
 	CM_LOGD("sm", "%s: connection lost; the session waits %" PRIu64 " ms, %zu stanzas queued",
 	        c->jid.s, s->resume_ms, s->q.n);
 	return true;

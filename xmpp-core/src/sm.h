@@ -126,12 +126,12 @@ void xc_sm_free(struct xc_c2s *c);
  * again. */
 void xc_sm_close_all(struct xc_shard *sh);
 
-/* For the push module (XEP-0357): stanza st (borrowed) was queued for hibernated session c.
- * Nothing else happens here yet. */
+/* Stanza st (borrowed) was queued for hibernated session c: push (XEP-0357, push.h) hears of
+ * it. */
 void xc_sm_queued_while_hibernated(struct xc_c2s *c, const struct cm_xml_node *st);
 
 /* For the push module: how long hibernated session c waits for its client, in ms, from now on
- * (the push issue extends it while a push registration exists). -ENOENT without resumption. */
+ * (push.c extends it while the account has a push registration). -ENOENT without resumption. */
 int xc_sm_set_resume_timeout(struct xc_c2s *c, uint64_t ms);
 
 #endif

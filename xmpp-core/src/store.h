@@ -83,6 +83,17 @@ enum xc_store_op {
 	                         * none: read -> pep->cfg (the node's); -ENOENT */
 	XC_STORE_VCARD_GET,     /* user -> found, stanza (the vCard as XML text) */
 	XC_STORE_VCARD_SET,     /* user, stanza */
+	/* push registrations (XEP-0357), keyed by (user, app server JID, node) */
+	XC_STORE_PUSH_ENABLE,  /* user, key (the app server's JID), with (node), stanza (the
+	                        * publish-options form as XML text, or NULL), stamp_ms, limit (per
+	                        * user): the same key and node are replaced; beyond limit the
+	                        * oldest go -> push (the user's registrations now), count (how many
+	                        * went to make room), found (it replaced one of the same key and
+	                        * node) */
+	XC_STORE_PUSH_DISABLE, /* user, key, with (NULL: every node of key) -> push (what is left),
+	                        * count (removed) */
+	XC_STORE_PUSH_LIST,    /* user -> push, oldest first */
+	XC_STORE_PUSH_COUNT,   /* no user -> count: the registrations of every user */
 	XC_STORE_NOPS,
 };
 
@@ -92,6 +103,14 @@ struct xc_roster_item {
 	char **groups; /* ngroups strings */
 	size_t ngroups;
 	struct xc_sub_state st;
+};
+
+/* One push registration (XEP-0357). */
+struct xc_push_reg {
+	char *jid;          /* owned: the app server */
+	char *node;         /* owned */
+	char *form;         /* owned: the publish-options form as given (XML text), or NULL */
+	int64_t created_ms; /* when it was enabled (Unix ms) */
 };
 
 struct xc_offline_msg {
@@ -176,7 +195,9 @@ struct xc_store_req {
 	uint64_t queued_ns; /* for the latency metric */
 	struct cm_histogram *latency; /* borrowed: the store's histogram */
 	/* personal eventing (XEP-0163) and vcard-temp (XEP-0054) */
-	struct xc_pep_req *pep; /* owned: the PEP ops' input and results */
+	struct xc_pep_req *pep;   /* owned: the PEP ops' input and results */
+	struct xc_push_reg *push; /* owned array: the PUSH ops' results */
+	size_t npush;
 	/* a reference (ticket.h) released once the request's transaction has ended: a client's
 	 * acknowledgement waits for it. NULL: none */
 	struct xc_ticket *ticket;

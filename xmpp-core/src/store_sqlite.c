@@ -1,6 +1,9 @@
 /* store_sqlite.c - the SQLite backend of the store (store.h); the only file that includes
  * sqlite3.h. Runs on the store's thread only.
  *
+ * Push registrations (XEP-0357) are a block of their own, store_sqlite_push.c, which is the
+ * other file that includes sqlite3.h.
+ *
  * WAL journal, synchronous=NORMAL would lose the last transactions on power loss: FULL is used,
  * since a transaction covers a whole batch (the group commit pays the fsync once). Each request
  * runs inside a savepoint, so that one refused request (a name taken, a full offline queue)
@@ -25,6 +28,7 @@
 #include "archive_id.h"
 #include "cm/crypto.h"
 #include "cm/err.h"
+#include "store_sqlite_int.h"
 
 #define SCHEMA_VERSION 1
 
@@ -158,7 +162,8 @@ struct sq {
 	sqlite3_stmt *st[S_NSTMT];
 	sqlite3_stmt *pst[P_NSTMT]; /* the PEP and vCard block's, at the end of the file */
 	uint64_t arch_key[2];       /* the archive ids' (archive_id.h) */
-	int64_t arch_hw; /* the high-water mark of archive row numbers, as kept in meta */
+	int64_t arch_hw;         /* the high-water mark of archive row numbers, as kept in meta */
+	struct xc_sq_push *push; /* push registrations (store_sqlite_push.c) */
 };
 
 /* Row numbers the high-water mark runs ahead of the ids handed out; it moves again when they
@@ -347,7 +352,8 @@ static int delete_owned(struct sq *q, const char *owner)
 		bind_text(p, 1, owner);
 		rc = exec1(p);
 	}
-	return rc ? rc : pep_delete_owned(q, owner);
+	rc = rc ? rc : pep_delete_owned(q, owner);
+	return rc ? rc : xc_sq_push_delete_owned(q->push, owner);
 }
 
 static int account_delete(struct sq *q, struct xc_store_req *r)
@@ -1195,6 +1201,11 @@ static int dispatch(struct sq *q, struct xc_store_req *r)
 	case XC_STORE_VCARD_GET:
 	case XC_STORE_VCARD_SET:
 		return pep_dispatch(q, r);
+	case XC_STORE_PUSH_ENABLE:
+	case XC_STORE_PUSH_DISABLE:
+	case XC_STORE_PUSH_LIST:
+	case XC_STORE_PUSH_COUNT:
+		return xc_sq_push_run(q->push, r);
 	case XC_STORE_NOPS:
 		break;
 	}
@@ -1219,7 +1230,8 @@ static int sq_run(void *db, struct xc_store_req *r)
 
 	if (rc)
 		return rc;
-	if (!r->user && r->op != XC_STORE_ACCOUNT_LIST && r->op != XC_STORE_ARCHIVE_PURGE) {
+	if (!r->user && r->op != XC_STORE_ACCOUNT_LIST && r->op != XC_STORE_ARCHIVE_PURGE &&
+	    r->op != XC_STORE_PUSH_COUNT) {
 		r->err = -EINVAL;
 	} else {
 		rc = dispatch(q, r);
@@ -1270,6 +1282,7 @@ static void sq_close(void *db)
 	for (int i = 0; i < S_NSTMT; i++)
 		sqlite3_finalize(q->st[i]);
 	pep_close(q);
+	xc_sq_push_close(q->push);
 	sqlite3_close(q->db);
 	free(q);
 }
@@ -1321,6 +1334,8 @@ static int sq_open(void **out, const char *where, char *err, size_t errlen)
 		                       NULL) != SQLITE_OK)
 			rc = cm_errf(err, errlen, -EIO, "%s: %s", where, sqlite3_errmsg(q->db));
 	if (!rc && (rc = pep_open(q)) != 0)
+		rc = cm_errf(err, errlen, rc, "%s: %s", where, sqlite3_errmsg(q->db));
+	if (!rc && (rc = xc_sq_push_open(&q->push, q->db)) != 0)
 		rc = cm_errf(err, errlen, rc, "%s: %s", where, sqlite3_errmsg(q->db));
 	if (rc) {
 		sq_close(q);

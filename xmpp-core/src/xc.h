@@ -79,6 +79,37 @@ struct xc_pep_config {
 	long long max_nodes;  /* nodes per account */
 };
 
+/* What a push notification (XEP-0357) tells the app server, and so Apple or Google. */
+enum xc_push_privacy {
+	XC_PUSH_PRIVACY_NONE,        /* the message count only */
+	XC_PUSH_PRIVACY_SENDER,      /* and the sender's bare JID */
+	XC_PUSH_PRIVACY_PLACEHOLDER, /* the count and a fixed text as the body, no sender */
+	XC_PUSH_PRIVACY_FULL,        /* the sender and the message's body */
+};
+
+/* The REST hand-off of one host's pushes (MongoosePush v3, e.g. platypus's REST front end). */
+struct xc_push_rest_config {
+	char *host;    /* the XMPP host whose users' pushes go this way */
+	char *url;     /* the API's base URL: http(s)://HOST[:PORT][/PREFIX] */
+	char *ca_file; /* CA bundle that verifies the API's certificate; NULL: the system's */
+	bool verify;   /* verify the API's certificate and name (false: tests only) */
+};
+
+struct xc_push_config {
+	bool enabled;                /* XEP-0357 offered on every account */
+	long long max_registrations; /* per account; enabling one more replaces the oldest */
+	int privacy;                 /* enum xc_push_privacy */
+	char *placeholder;           /* the body under privacy placeholder */
+	uint64_t coalesce;           /* ms: events this close together make one push */
+	uint64_t rewake;             /* ms after a push with no client back: push once more; 0 */
+	uint64_t timeout;            /* ms the app server has to answer a push */
+	long long max_failures;      /* transient failures in a row before a registration goes */
+	uint64_t resume_timeout;     /* ms a hibernated session of an account with push waits */
+	struct cm_cfg_list rest;     /* of struct xc_push_rest_config: hosts that push by REST */
+};
+
+extern const struct cm_cfg_schema xc_push_schema; /* push_config.c */
+
 struct xc_register_config {
 	bool enabled;
 	long long per_ip_per_hour;
@@ -125,6 +156,7 @@ struct xc_config {
 	struct xc_sm_config sm;
 	struct xc_csi_config csi;
 	struct xc_pep_config pep;
+	struct xc_push_config push;
 	struct xc_register_config registration;
 	struct xc_components_config components;
 	struct xc_extdisco_config extdisco;
