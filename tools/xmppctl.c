@@ -40,32 +40,35 @@ struct ctl {
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-	        "Usage: xmppctl [OPTIONS] COMMAND [ARGS]\n"
-	        "Manage the accounts and sessions of a running xmpp-core.\n"
-	        "\n"
-	        "Commands:\n"
-	        "  register JID      create an account (password from --password-file or stdin)\n"
-	        "  unregister JID    delete an account, its roster and offline messages; its\n"
-	        "                    sessions are closed\n"
-	        "  passwd JID        set a new password (from --password-file or stdin)\n"
-	        "  accounts [HOST]   list the accounts of HOST (needed when several are served)\n"
-	        "  sessions          list the connected sessions\n"
-	        "  kick JID          close the sessions of JID (bare) or that one (full)\n"
-	        "  stats             accounts per host and sessions\n"
-	        "\n"
-	        "Options:\n"
-	        "  -u, --url URL            the admin port (default: $XMPPCTL_URL or " DEFAULT_URL
-	        ")\n"
-	        "  -t, --token-file FILE    the api_token file (default: $XMPPCTL_TOKEN_FILE or\n"
-	        "                           " DEFAULT_TOKEN ")\n"
-	        "  -p, --password-file FILE read the password from FILE (first line)\n"
-	        "      --json               print the server's JSON answer as it is\n"
-	        "  -h, --help               print this help and exit\n"
-	        "  -V, --version            print the version and exit\n"
-	        "\n"
-	        "Exit status: 0 done, 1 refused by the server, 2 usage, 3 server unreachable.\n"
-	        "See xmppctl(8).\n");
+	fprintf(
+	    f,
+	    "Usage: xmppctl [OPTIONS] COMMAND [ARGS]\n"
+	    "Manage the accounts and sessions of a running xmpp-core.\n"
+	    "\n"
+	    "Commands:\n"
+	    "  register JID      create an account (password from --password-file or stdin)\n"
+	    "  unregister JID    delete an account, its roster and offline messages; its\n"
+	    "                    sessions are closed\n"
+	    "  passwd JID        set a new password (from --password-file or stdin)\n"
+	    "  accounts [HOST]   list the accounts of HOST (needed when several are served)\n"
+	    "  sessions          list the connected sessions\n"
+	    "  kick JID          close the sessions of JID (bare) or that one (full)\n"
+	    "  stats             accounts per host and sessions\n"
+	    "  fast-revoke JID [AGENT-ID]\n"
+	    "                    revoke the FAST tokens (XEP-0484) of an account, or of one of\n"
+	    "                    its clients: its next login needs the password\n"
+	    "\n"
+	    "Options:\n"
+	    "  -u, --url URL            the admin port (default: $XMPPCTL_URL or " DEFAULT_URL ")\n"
+	    "  -t, --token-file FILE    the api_token file (default: $XMPPCTL_TOKEN_FILE or\n"
+	    "                           " DEFAULT_TOKEN ")\n"
+	    "  -p, --password-file FILE read the password from FILE (first line)\n"
+	    "      --json               print the server's JSON answer as it is\n"
+	    "  -h, --help               print this help and exit\n"
+	    "  -V, --version            print the version and exit\n"
+	    "\n"
+	    "Exit status: 0 done, 1 refused by the server, 2 usage, 3 server unreachable.\n"
+	    "See xmppctl(8).\n");
 }
 
 /* The first line of f, without its newline, into buf. 0, or -1 when there is none. */
@@ -310,6 +313,34 @@ static int delete_jid(struct ctl *c, const char *what, const char *jid)
 	return r;
 }
 
+/* fast-revoke: DELETE fast-tokens/JID[?agent=ID] */
+static int fast_revoke(struct ctl *c, const char *jid, const char *agent)
+{
+	struct cm_buf path;
+	json_t *answer;
+	long st;
+	int r = 0;
+
+	cm_buf_init(&path, 0);
+	if (cm_buf_puts(&path, "fast-tokens/") || path_escape(&path, jid) ||
+	    (agent && (cm_buf_puts(&path, "?agent=") || path_escape(&path, agent)))) {
+		cm_buf_free(&path);
+		return EXIT_REFUSED;
+	}
+	st = call(c, "DELETE", path.data, NULL, &answer);
+	cm_buf_free(&path);
+	if (st == 200 && c->json)
+		print_json(answer);
+	else if (st == 200)
+		printf("%lld FAST token(s) of %s%s%s revoked\n",
+		       (long long)json_integer_value(json_object_get(answer, "revoked")), jid,
+		       agent ? ", client " : "", agent ? agent : "");
+	else
+		r = refused(st, answer);
+	json_decref(answer);
+	return r;
+}
+
 static int get(struct ctl *c, const char *path, const char *cmd)
 {
 	json_t *answer, *v;
@@ -402,9 +433,10 @@ int main(int argc, char **argv)
 	cmd = argv[optind];
 	arg = optind + 1 < argc ? argv[optind + 1] : NULL;
 	nargs = argc - optind - 1;
-	if (nargs > 1 ||
-	    (!arg && (!strcmp(cmd, "register") || !strcmp(cmd, "unregister") ||
-	              !strcmp(cmd, "passwd") || !strcmp(cmd, "kick"))) ||
+	if ((nargs > 1 && !(nargs == 2 && !strcmp(cmd, "fast-revoke"))) ||
+	    (!arg &&
+	     (!strcmp(cmd, "register") || !strcmp(cmd, "unregister") || !strcmp(cmd, "passwd") ||
+	      !strcmp(cmd, "kick") || !strcmp(cmd, "fast-revoke"))) ||
 	    (arg && (!strcmp(cmd, "sessions") || !strcmp(cmd, "stats")))) {
 		fprintf(stderr, "xmppctl: wrong arguments for %s (see --help)\n", cmd);
 		return EXIT_USAGE;
@@ -419,6 +451,8 @@ int main(int argc, char **argv)
 		r = delete_jid(&c, "accounts", arg);
 	} else if (!strcmp(cmd, "kick")) {
 		r = delete_jid(&c, "sessions", arg);
+	} else if (!strcmp(cmd, "fast-revoke")) {
+		r = fast_revoke(&c, arg, nargs == 2 ? argv[optind + 2] : NULL);
 	} else if (!strcmp(cmd, "accounts")) {
 		cm_buf_init(&path, 0);
 		r = cm_buf_puts(&path, "accounts");

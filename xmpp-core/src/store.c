@@ -7,6 +7,7 @@
 #include <time.h>
 #include <uv.h>
 
+#include "cm/crypto.h"
 #include "cm/err.h"
 #include "cm/log.h"
 #include "cm/metrics.h"
@@ -130,6 +131,10 @@ void xc_store_req_free(struct xc_store_req *r)
 		free(r->msgs[i].stanza);
 	free(r->msgs);
 	xc_pep_req_free(r->pep);
+	if (r->fast) {
+		cm_crypto_wipe(r->fast, sizeof(*r->fast));
+		free(r->fast);
+	}
 	free(r);
 }
 
