@@ -168,6 +168,25 @@ class Login(Sasl2Test):
         self.assertEqual(self.srv.metric("xmpp_sm_resumptions_total", {"result": "ok"}), 1)
         self.assertEqual(self.srv.metric("xmpp_fast_tokens_total", {"event": "issued"}), 1)
 
+    def test_inline_inactive_holds_what_can_wait(self):
+        c = self.client()
+        ok, out = c.scram("alice", PW, tag="phone", inactive=True)
+        self.assertTrue(ok, out)
+        full = re.search(r"<authorization-identifier>([^<]+)<", out).group(1)
+        c.until("</stream:features>")
+        c.buf = b""
+        b = self.raw()
+        b.session("bob", PW, "b")
+        b.send("<message to='%s' type='chat' id='s1'><composing "
+               "xmlns='http://jabber.org/protocol/chatstates'/></message>" % full)
+        # a chat state waits while the client is inactive...
+        self.assertFalse(c.closed(1.0))
+        self.assertNotIn("composing", c.buf.decode())
+        # ...and goes, first, before the message that matters
+        b.send("<message to='%s' type='chat' id='s2'><body>hello</body></message>" % full)
+        got = c.until("hello")
+        self.assertLess(got.index("composing"), got.index("hello"))
+
     def test_failed_resume_binds_instead(self):
         c, token, _ = self.token()
         ok, out = self.fast(token, tag="phone", resume=("0" * 32, 0))[1:]
