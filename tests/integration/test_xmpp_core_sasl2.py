@@ -385,6 +385,81 @@ class Revocation(Sasl2Test):
         self.assertEqual(st, 405, body)
 
 
+class WebSocketLogin(Sasl2Test):
+    def test_sasl2_plain_and_fast_over_websocket(self):
+        import asyncio
+        import hmac
+        import ssl
+        import websockets
+        framing = "urn:ietf:params:xml:ns:xmpp-framing"
+        ctx = ssl.create_default_context(cafile=self.srv.cert)
+        url = "wss://localhost:%d/xmpp-websocket" % self.srv.ws
+
+        async def recv(ws, pattern):
+            while True:
+                m = await asyncio.wait_for(ws.recv(), 10)
+                if re.search(pattern, m):
+                    return m
+
+        async def login(mech, initial, extra):
+            ws = await websockets.connect(url, ssl=ctx, subprotocols=["xmpp"])
+            await ws.send("<open xmlns='%s' to='localhost' version='1.0'/>" % framing)
+            f = await recv(ws, "<authentication")
+            await ws.send("<authenticate xmlns='%s' mechanism='%s'><initial-response>%s"
+                          "</initial-response><user-agent id='%s'/><bind xmlns='%s'>"
+                          "<tag>web</tag></bind>%s</authenticate>"
+                          % (NS_SASL2, mech, base64.b64encode(initial).decode(), AGENT,
+                             NS_BIND2, extra))
+            out = await recv(ws, "<success|<failure")
+            return ws, f, out
+
+        async def go():
+            ws, f, out = await login("PLAIN", b"\0alice\0" + PW.encode(),
+                                     "<request-token xmlns='%s' mechanism='HT-SHA-256-NONE'/>"
+                                     % NS_FAST)
+            self.assertIn("<success", out)
+            self.assertIn("/%s<" % resource_for("web", AGENT), out)
+            token = sasl2_token(out)[0]
+            # the features come in a message of their own, and the session works
+            await recv(ws, "<stream:features")
+            await ws.send("<message xmlns='jabber:client' to='%s' type='chat'><body>from the "
+                          "browser</body></message>" % self.bob)
+            await ws.close()
+            mac = hmac.new(token.encode(), b"Initiator", hashlib.sha256).digest()
+            ws, _, out = await login("HT-SHA-256-NONE", b"alice\0" + mac, "")
+            self.assertIn("<success", out)
+            self.assertIn("<bound xmlns='%s'" % NS_BIND2, out)
+            await ws.close()
+        xmpp.run(go())
+
+
+class Throttle(Sasl2Test):
+    extra = "auth:\n  failures_per_user: 2\n"
+
+    def test_failed_fast_logins_count_like_wrong_passwords(self):
+        _, t, _ = self.token()
+        for _ in range(2):
+            c, ok, out = self.fast("B" * 44)
+            self.assertFalse(ok)
+            self.assertIn("<not-authorized", out)
+        # the right token now waits like the right password would
+        c, ok, out = self.fast(t)
+        self.assertFalse(ok)
+        self.assertIn("<temporary-auth-failure", out)
+        self.assertGreaterEqual(self.srv.metric("xmpp_logins_throttled_total"), 1)
+        c = self.client()
+        ok, out = c.scram("alice", PW)
+        self.assertFalse(ok)
+        self.assertIn("<temporary-auth-failure", out)
+
+    def test_five_failures_end_the_stream(self):
+        c = self.client(agent="x-client")
+        for i in range(5):
+            ok, out = c.fast("nobody%d" % i, "C" * 44)
+            self.assertFalse(ok)
+        self.assertIn("policy-violation", c.until("</stream:stream>"))
+
+
 class Expiry(Sasl2Test):
     extra = "fast:\n  token_lifetime: 2s\n  rotate_before: 0s\n"
 

@@ -231,8 +231,8 @@ static void on_updated(struct xc_store_req *r)
 			fast_fail(s, "temporary-auth-failure", "the token store failed", false);
 			return;
 		}
-		cm_crypto_wipe(&s->fresh,
-		               sizeof(s->fresh)); /* a password login without its token */
+		/* a password login goes on without its token */
+		cm_crypto_wipe(&s->fresh, sizeof(s->fresh));
 	}
 	if (used)
 		cm_metrics_inc(srv_of(s->c)->m.logins_ok[XC_SASL_HT]);
@@ -344,6 +344,11 @@ void xc_sasl2_arrived(struct xc_c2s *c)
 
 	if (!s || !s->finishing)
 		return;
+	if (c->st != XC_C2S_AUTHED) { /* the stream ended on its way home */
+		c->sasl2 = NULL;
+		xc_sasl2_free(s);
+		return;
+	}
 	cm_buf_init(&in, 0);
 	cm_buf_init(&out, 0);
 	if (s->resume)
