@@ -243,6 +243,18 @@ class Login(Sasl2Test):
         self.assertIn("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>", out)
         self.assertTrue(self.raw().session("bob", PW, "p").endswith("/p"))
 
+    def test_scram_plus_with_channel_binding(self):
+        c = self.client()
+        ok, out = c.scram("alice", PW, cb_data=c.endpoint(), tag="t")
+        self.assertTrue(ok, out)
+        self.assertEqual(self.srv.metric("xmpp_logins_total", {"mechanism": "SCRAM-SHA-256",
+                                                              "result": "ok"}), 1)
+        # bound to other data: refused
+        c2 = self.client()
+        ok, out = c2.scram("alice", PW, cb_data=b"\x01" * 32)
+        self.assertFalse(ok)
+        self.assertIn("<not-authorized", out)
+
     def test_malformed_requests_fail_with_their_reason(self):
         c = self.client()
         c.element("<authenticate xmlns='%s'/>" % NS_SASL2)

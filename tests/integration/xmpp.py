@@ -430,20 +430,23 @@ class Sasl2(Raw):
                 raise AssertionError("closed without a SASL2 outcome; got %r" % text)
             self.buf += chunk
 
-    def scram(self, user, password, mech="SCRAM-SHA-256", **inline):
-        """A SCRAM login over SASL2. Returns (ok, the <success/> or <failure/>); ok also means
-        the server's signature in <additional-data/> was right."""
+    def scram(self, user, password, mech="SCRAM-SHA-256", cb_data=None, **inline):
+        """A SCRAM login over SASL2; with cb_data, SCRAM-...-PLUS bound to it as
+        tls-server-end-point. Returns (ok, the <success/> or <failure/>); ok also means the
+        server's signature in <additional-data/> was right."""
         import base64
         import hashlib
         import hmac
         h = hashlib.sha256 if "256" in mech else hashlib.sha1
+        gs2 = "p=tls-server-end-point,," if cb_data is not None else "n,,"
         nonce = base64.b64encode(os.urandom(18)).decode()
         first_bare = "n=%s,r=%s" % (user, nonce)
         self.buf = b""
         self.element("<authenticate xmlns='%s' mechanism='%s'><initial-response>%s"
                      "</initial-response>%s</authenticate>"
-                     % (NS_SASL2, mech, base64.b64encode(("n,," + first_bare).encode())
-                        .decode(), self.inline(**inline)))
+                     % (NS_SASL2, mech + ("-PLUS" if cb_data is not None else ""),
+                        base64.b64encode((gs2 + first_bare).encode()).decode(),
+                        self.inline(**inline)))
         kind, out = self.outcome()
         if kind != "challenge":
             return False, out
@@ -452,7 +455,8 @@ class Sasl2(Raw):
         salted = hashlib.pbkdf2_hmac(h().name, password.encode(), base64.b64decode(attrs["s"]),
                                      int(attrs["i"]))
         client_key = hmac.new(salted, b"Client Key", h).digest()
-        final_bare = "c=biws,r=%s" % attrs["r"]
+        cbind = base64.b64encode(gs2.encode() + (cb_data or b"")).decode()
+        final_bare = "c=%s,r=%s" % (cbind, attrs["r"])
         auth_msg = "%s,%s,%s" % (first_bare, server_first, final_bare)
         sig = hmac.new(h(client_key).digest(), auth_msg.encode(), h).digest()
         proof = base64.b64encode(bytes(a ^ b for a, b in zip(client_key, sig))).decode()
