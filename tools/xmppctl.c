@@ -40,35 +40,35 @@ struct ctl {
 
 static void usage(FILE *f)
 {
-	fprintf(
-	    f,
-	    "Usage: xmppctl [OPTIONS] COMMAND [ARGS]\n"
-	    "Manage the accounts and sessions of a running xmpp-core.\n"
-	    "\n"
-	    "Commands:\n"
-	    "  register JID      create an account (password from --password-file or stdin)\n"
-	    "  unregister JID    delete an account, its roster and offline messages; its\n"
-	    "                    sessions are closed\n"
-	    "  passwd JID        set a new password (from --password-file or stdin)\n"
-	    "  accounts [HOST]   list the accounts of HOST (needed when several are served)\n"
-	    "  sessions          list the connected sessions\n"
-	    "  kick JID          close the sessions of JID (bare) or that one (full)\n"
-	    "  stats             accounts per host and sessions\n"
-	    "  fast-revoke JID [AGENT-ID]\n"
-	    "                    revoke the FAST tokens (XEP-0484) of an account, or of one of\n"
-	    "                    its clients: its next login needs the password\n"
-	    "\n"
-	    "Options:\n"
-	    "  -u, --url URL            the admin port (default: $XMPPCTL_URL or " DEFAULT_URL ")\n"
-	    "  -t, --token-file FILE    the api_token file (default: $XMPPCTL_TOKEN_FILE or\n"
-	    "                           " DEFAULT_TOKEN ")\n"
-	    "  -p, --password-file FILE read the password from FILE (first line)\n"
-	    "      --json               print the server's JSON answer as it is\n"
-	    "  -h, --help               print this help and exit\n"
-	    "  -V, --version            print the version and exit\n"
-	    "\n"
-	    "Exit status: 0 done, 1 refused by the server, 2 usage, 3 server unreachable.\n"
-	    "See xmppctl(8).\n");
+	fprintf(f,
+	        "Usage: xmppctl [OPTIONS] COMMAND [ARGS]\n"
+	        "Manage the accounts and sessions of a running xmpp-core.\n"
+	        "\n"
+	        "Commands:\n"
+	        "  register JID      create an account (password from --password-file or stdin)\n"
+	        "  unregister JID    delete an account, its roster and offline messages; its\n"
+	        "                    sessions are closed\n"
+	        "  passwd JID        set a new password (from --password-file or stdin)\n"
+	        "  accounts [HOST]   list the accounts of HOST (needed when several are served)\n"
+	        "  sessions          list the connected sessions\n"
+	        "  kick JID          close the sessions of JID (bare) or that one (full)\n"
+	        "  stats             accounts per host and sessions\n"
+	        "  fast-revoke JID [AGENT-ID]\n"
+	        "                    revoke the FAST tokens (XEP-0484) of an account, or of one\n"
+	        "                    of its clients: its next login needs the password\n"
+	        "\n"
+	        "Options:\n"
+	        "  -u, --url URL            the admin port (default: $XMPPCTL_URL or " DEFAULT_URL
+	        ")\n"
+	        "  -t, --token-file FILE    the api_token file (default: $XMPPCTL_TOKEN_FILE or\n"
+	        "                           " DEFAULT_TOKEN ")\n"
+	        "  -p, --password-file FILE read the password from FILE (first line)\n"
+	        "      --json               print the server's JSON answer as it is\n"
+	        "  -h, --help               print this help and exit\n"
+	        "  -V, --version            print the version and exit\n"
+	        "\n"
+	        "Exit status: 0 done, 1 refused by the server, 2 usage, 3 server unreachable.\n"
+	        "See xmppctl(8).\n");
 }
 
 /* The first line of f, without its newline, into buf. 0, or -1 when there is none. */

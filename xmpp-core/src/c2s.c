@@ -279,8 +279,7 @@ static void send_features(struct xc_c2s *c)
 	int r = cm_xml_node_new(&f, "stream:features", CM_XML_NS_STREAM);
 
 	if (!r && c->st == XC_C2S_BOUND) {
-		/* after a SASL2 login that bound or resumed (XEP-0388: no restart, features again)
-		 */
+		/* after a SASL2 login that bound or resumed (XEP-0388: features, no restart) */
 		if (!c->sm && cfg_of(c)->sm.enabled)
 			r = cm_xml_node_new_child(NULL, f, "sm", XC_NS_SM);
 		if (!r && cfg_of(c)->csi.enabled)
