@@ -53,6 +53,9 @@ static void usage(FILE *f)
 	        "  sessions          list the connected sessions\n"
 	        "  kick JID          close the sessions of JID (bare) or that one (full)\n"
 	        "  stats             accounts per host and sessions\n"
+	        "  fast-revoke JID [AGENT-ID]\n"
+	        "                    revoke the FAST tokens (XEP-0484) of an account, or of one\n"
+	        "                    of its clients: its next login needs the password\n"
 	        "\n"
 	        "Options:\n"
 	        "  -u, --url URL            the admin port (default: $XMPPCTL_URL or " DEFAULT_URL
@@ -310,6 +313,34 @@ static int delete_jid(struct ctl *c, const char *what, const char *jid)
 	return r;
 }
 
+/* fast-revoke: DELETE fast-tokens/JID[?agent=ID] */
+static int fast_revoke(struct ctl *c, const char *jid, const char *agent)
+{
+	struct cm_buf path;
+	json_t *answer;
+	long st;
+	int r = 0;
+
+	cm_buf_init(&path, 0);
+	if (cm_buf_puts(&path, "fast-tokens/") || path_escape(&path, jid) ||
+	    (agent && (cm_buf_puts(&path, "?agent=") || path_escape(&path, agent)))) {
+		cm_buf_free(&path);
+		return EXIT_REFUSED;
+	}
+	st = call(c, "DELETE", path.data, NULL, &answer);
+	cm_buf_free(&path);
+	if (st == 200 && c->json)
+		print_json(answer);
+	else if (st == 200)
+		printf("%lld FAST token(s) of %s%s%s revoked\n",
+		       (long long)json_integer_value(json_object_get(answer, "revoked")), jid,
+		       agent ? ", client " : "", agent ? agent : "");
+	else
+		r = refused(st, answer);
+	json_decref(answer);
+	return r;
+}
+
 static int get(struct ctl *c, const char *path, const char *cmd)
 {
 	json_t *answer, *v;
@@ -402,9 +433,10 @@ int main(int argc, char **argv)
 	cmd = argv[optind];
 	arg = optind + 1 < argc ? argv[optind + 1] : NULL;
 	nargs = argc - optind - 1;
-	if (nargs > 1 ||
-	    (!arg && (!strcmp(cmd, "register") || !strcmp(cmd, "unregister") ||
-	              !strcmp(cmd, "passwd") || !strcmp(cmd, "kick"))) ||
+	if ((nargs > 1 && !(nargs == 2 && !strcmp(cmd, "fast-revoke"))) ||
+	    (!arg &&
+	     (!strcmp(cmd, "register") || !strcmp(cmd, "unregister") || !strcmp(cmd, "passwd") ||
+	      !strcmp(cmd, "kick") || !strcmp(cmd, "fast-revoke"))) ||
 	    (arg && (!strcmp(cmd, "sessions") || !strcmp(cmd, "stats")))) {
 		fprintf(stderr, "xmppctl: wrong arguments for %s (see --help)\n", cmd);
 		return EXIT_USAGE;
@@ -419,6 +451,8 @@ int main(int argc, char **argv)
 		r = delete_jid(&c, "accounts", arg);
 	} else if (!strcmp(cmd, "kick")) {
 		r = delete_jid(&c, "sessions", arg);
+	} else if (!strcmp(cmd, "fast-revoke")) {
+		r = fast_revoke(&c, arg, nargs == 2 ? argv[optind + 2] : NULL);
 	} else if (!strcmp(cmd, "accounts")) {
 		cm_buf_init(&path, 0);
 		r = cm_buf_puts(&path, "accounts");

@@ -10,6 +10,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -23,6 +24,7 @@
 #include "cm/err.h"
 #include "cm/http.h"
 #include "cm/log.h"
+#include "cm/metrics.h"
 #include "cm/stream.h"
 #include "scram.h"
 #include "server.h"
@@ -85,6 +87,7 @@ enum op_kind {
 	OP_SESSIONS,
 	OP_KICK,
 	OP_STATS,
+	OP_FAST_REVOKE,
 };
 
 struct op {
@@ -333,12 +336,26 @@ static void on_stored(struct xc_store_req *r)
 			op_done(o);
 		}
 		break;
+	case OP_FAST_REVOKE:
+		if (r->err) {
+			op_fail(o, 500, "the store failed");
+			break;
+		}
+		cm_metrics_add(o->api->srv->m.fast_revoked, r->count);
+		CM_LOGI("api", "%" PRIu64 " FAST tokens of %s%s%s revoked", r->count, o->jid,
+		        r->key ? ", client " : "", r->key ? r->key : "");
+		respond_json(o->req, 200,
+		             json_pack("{ss sI}", "jid", o->jid, "revoked", (json_int_t)r->count));
+		op_done(o);
+		break;
 	case OP_PASSWORD:
 		if (r->err == -ENOENT)
 			op_fail(o, 404, "no such account");
 		else if (r->err)
 			op_fail(o, 500, "the store failed");
 		else {
+			if (r->count)
+				cm_metrics_add(o->api->srv->m.fast_revoked, r->count);
 			CM_LOGI("api", "password of %s changed", o->jid);
 			cm_http_respond(o->req, 204, NULL, NULL, 0);
 			op_done(o);
@@ -633,6 +650,84 @@ static void account_one(struct xc_admin_api *a, struct cm_http_req *req, const c
 	}
 }
 
+/* The query's agent=ID into out ("" when absent, percent-decoded). False when it is there but
+ * not a user-agent id (1 to 128 printable ASCII characters without spaces). */
+static bool agent_param(const char *q, char *out, size_t cap)
+{
+	static const char key[] = "agent=";
+	const char *v = q ? strstr(q, key) : NULL;
+	size_t n;
+	long l;
+
+	out[0] = '\0';
+	if (!v || (v != q && v[-1] != '&'))
+		return true;
+	v += sizeof(key) - 1;
+	n = strcspn(v, "&");
+	if (n == 0 || n >= cap)
+		return false;
+	memcpy(out, v, n);
+	out[n] = '\0';
+	l = cm_http_unescape(out, out, NULL);
+	if (l <= 0 || l > 128)
+		return false;
+	for (long i = 0; i < l; i++)
+		if ((unsigned char)out[i] < 0x21 || (unsigned char)out[i] > 0x7e)
+			return false;
+	return true;
+}
+
+/* DELETE fast-tokens/JID[?agent=ID]: the FAST tokens (XEP-0484) of an account, or of one of
+ * its clients, are revoked: the next login of that client needs the password. */
+static void fast_tokens(struct xc_admin_api *a, struct cm_http_req *req, const char *rest)
+{
+	char *raw = strdup(rest), *jid = NULL;
+	char agent[3 * 128 + 1];
+	struct xc_store_req *r = NULL;
+	struct op *o;
+	long l;
+
+	if (!raw) {
+		respond_error(req, 500, "out of memory");
+		return;
+	}
+	if (strcmp(cm_http_req_method(req), "DELETE") != 0) {
+		free(raw);
+		respond_error(req, 405, "fast-tokens/JID takes DELETE");
+		return;
+	}
+	if ((l = cm_http_unescape(raw, raw, NULL)) < 0) {
+		free(raw);
+		respond_error(req, 400, "the JID in the path is not correctly percent-encoded");
+		return;
+	}
+	if (!account_jid(a, req, raw, (size_t)l, &jid)) {
+		free(raw);
+		return;
+	}
+	free(raw);
+	if (!agent_param(cm_http_req_query(req), agent, sizeof(agent))) {
+		free(jid);
+		respond_error(req, 400,
+		              "agent must be a user-agent id: 1 to 128 printable ASCII "
+		              "characters without spaces, percent-encoded");
+		return;
+	}
+	o = op_new(a, req, OP_FAST_REVOKE);
+	if (o)
+		o->jid = jid;
+	r = o ? store_req(o, XC_STORE_FAST_REVOKE, jid) : NULL;
+	if (!r || (agent[0] && xc_store_req_set(&r->key, agent) != 0) || submit(o, r) != 0) {
+		xc_store_req_free(r);
+		if (o)
+			op_fail(o, 503, "the store is not available");
+		else {
+			free(jid);
+			respond_error(req, 500, "out of memory");
+		}
+	}
+}
+
 /* The query's see_other_host=HOST[:PORT] into out ("" when absent). False when it is there but
  * not a host name or address with an optional port. */
 static bool redirect_target(const char *q, char *out, size_t cap)
@@ -763,6 +858,8 @@ static int on_request(void *arg, struct cm_http_req *req)
 		sessions(a, req, rest + 8);
 	else if (strcmp(rest, "stats") == 0)
 		stats(a, req);
+	else if (strncmp(rest, "fast-tokens/", 12) == 0 && rest[12])
+		fast_tokens(a, req, rest + 12);
 	else if (strcmp(rest, "openapi.json") == 0)
 		cm_http_respond(req, 200, "application/json", xc_admin_api_openapi,
 		                strlen(xc_admin_api_openapi));

@@ -21,6 +21,7 @@
 #include "presence.h"
 #include "register.h"
 #include "sasl.h"
+#include "sasl2.h"
 #include "server.h"
 #include "session.h"
 #include "sm.h"
@@ -278,7 +279,13 @@ static void send_features(struct xc_c2s *c)
 	bool secure = xc_c2s_secured(c);
 	int r = cm_xml_node_new(&f, "stream:features", CM_XML_NS_STREAM);
 
-	if (!r && c->st == XC_C2S_AUTHED) {
+	if (!r && c->st == XC_C2S_BOUND) {
+		/* after a SASL2 login that bound or resumed (XEP-0388: features, no restart) */
+		if (!c->sm && cfg_of(c)->sm.enabled)
+			r = cm_xml_node_new_child(NULL, f, "sm", XC_NS_SM);
+		if (!r && cfg_of(c)->csi.enabled)
+			r = cm_xml_node_new_child(NULL, f, "csi", XC_NS_CSI);
+	} else if (!r && c->st == XC_C2S_AUTHED) {
 		r = cm_xml_node_new_child(NULL, f, "bind", NS_BIND);
 		r = r ? r : cm_xml_node_new_child(&n, f, "session", NS_SESSION);
 		r = r ? r : cm_xml_node_new_child(NULL, n, "optional", NULL);
@@ -297,8 +304,10 @@ static void send_features(struct xc_c2s *c)
 			if (!r && cfg_of(c)->c2s.require_tls)
 				r = cm_xml_node_new_child(&x, n, "required", NULL);
 		}
-		if (!r && (secure || !cfg_of(c)->c2s.require_tls || !c->sh->srv->tls))
+		if (!r && (secure || !cfg_of(c)->c2s.require_tls || !c->sh->srv->tls)) {
 			r = xc_sasl_features(c, f);
+			r = r ? r : xc_sasl2_features(c, f);
+		}
 		if (!r && xc_register_offered(c))
 			r = cm_xml_node_new_child(NULL, f, "register", XC_NS_REGISTER_FEAT);
 	}
@@ -314,6 +323,11 @@ static void send_features(struct xc_c2s *c)
 	cm_xml_node_free(f);
 	if (r == -ENOMEM)
 		xc_c2s_stream_error(c, "internal-server-error", NULL);
+}
+
+void xc_c2s__features(struct xc_c2s *c)
+{
+	send_features(c);
 }
 
 /* --- the stream header ---------------------------------------------------------------------- */
@@ -411,6 +425,10 @@ static int sasl_element(struct xc_c2s *c, const struct cm_xml_node *st)
 		xc_c2s__sasl_failure(c, "encryption-required", NULL);
 		return 0;
 	}
+	if (c->sasl2) { /* back to RFC 6120 SASL after a SASL2 attempt */
+		xc_sasl2_free(c->sasl2);
+		c->sasl2 = NULL;
+	}
 	if (strcmp(st->name, "auth") == 0)
 		xc_sasl_auth(c, st);
 	else if (strcmp(st->name, "response") == 0)
@@ -421,6 +439,16 @@ static int sasl_element(struct xc_c2s *c, const struct cm_xml_node *st)
 		xc_c2s_stream_error(c, "unsupported-stanza-type", NULL);
 	/* after <success/> the stream restarts: nothing more of this input is parsed here */
 	return c->st == XC_C2S_OPEN ? 0 : STOP;
+}
+
+/* SASL2 (sasl2.c): no restart after success, so the parser goes on */
+static int sasl2_element(struct xc_c2s *c, const struct cm_xml_node *st)
+{
+	if (cfg_of(c)->c2s.require_tls && c->sh->srv->tls && !xc_c2s_secured(c)) {
+		xc_sasl2_failure(c, "encryption-required", "STARTTLS first");
+		return 0;
+	}
+	return xc_sasl2_element(c, st) != 0 ? STOP : 0;
 }
 
 static void send_sasl(struct xc_c2s *c, const char *name, const void *data, size_t len,
@@ -439,6 +467,10 @@ static void send_sasl(struct xc_c2s *c, const char *name, const void *data, size
 
 void xc_c2s__sasl_challenge(struct xc_c2s *c, const void *data, size_t len)
 {
+	if (c->sasl2) {
+		xc_sasl2_challenge(c, data, len);
+		return;
+	}
 	send_sasl(c, "challenge", data, len, false);
 }
 
@@ -447,7 +479,10 @@ void xc_c2s__sasl_failure(struct xc_c2s *c, const char *condition, const char *t
 	char buf[256];
 	int n;
 
-	(void)text;
+	if (c->sasl2) {
+		xc_sasl2_failure(c, condition, text);
+		return;
+	}
 	n = snprintf(buf, sizeof(buf), "<failure xmlns='%s'><%s/></failure>", NS_SASL, condition);
 	xc_c2s_send_raw(c, buf, (size_t)n);
 }
@@ -456,6 +491,10 @@ static void post_move(struct xc_c2s *c);
 
 void xc_c2s__sasl_success(struct xc_c2s *c, const char *user, const void *data, size_t len)
 {
+	if (c->sasl2) {
+		xc_sasl2_success(c, (char *)user, data, len);
+		return;
+	}
 	send_sasl(c, "success", data, len, false);
 	/* the client restarts its stream (RFC 6120 6.4.6); never called from inside the parser */
 	if (cm_xml_parser_reset(c->xp) != 0) {
@@ -471,6 +510,16 @@ void xc_c2s__sasl_success(struct xc_c2s *c, const char *user, const void *data, 
 	c->header_sent = false;
 	c->ws_open = false;
 	CM_LOGD("c2s", "%s: authenticated as %s@%s", xc_c2s_peer(c), c->user, c->host);
+	post_move(c);
+}
+
+void xc_c2s__authed(struct xc_c2s *c, char *user)
+{
+	/* SASL2: the stream goes on without a restart (the parser keeps its state) */
+	free(c->user);
+	c->user = user;
+	c->st = XC_C2S_AUTHED;
+	CM_LOGD("c2s", "%s: authenticated as %s@%s (SASL2)", xc_c2s_peer(c), c->user, c->host);
 	post_move(c);
 }
 
@@ -514,6 +563,7 @@ static void on_moved(struct cm_loop *l, struct cm_msg *m)
 		return;
 	}
 	xc_c2s_timer(c, cfg_of(c)->c2s.login_timeout);
+	xc_sasl2_arrived(c); /* a SASL2 login finishes at home */
 }
 
 /* After <success/>: go home (or stay, when this is home). Reading waits meanwhile: nothing of
@@ -532,6 +582,7 @@ static void post_move(struct xc_c2s *c)
 			c->moving = false;
 			t_resume(c);
 		}
+		xc_sasl2_arrived(c);
 		return;
 	}
 	if (!c->moving) {
@@ -643,6 +694,12 @@ static int on_stanza(void *arg, struct cm_xml_node *st)
 	struct xc_c2s *c = arg;
 	int r = 0;
 
+	if (xc_sasl2_finishing(c)) {
+		/* XEP-0388: nothing from the client until <success/> */
+		xc_c2s_stream_error(c, "policy-violation", "wait for the SASL2 outcome");
+		cm_xml_node_free(st);
+		return STOP;
+	}
 	if ((c->st == XC_C2S_AUTHED || c->st == XC_C2S_BOUND) && strcmp(st->ns, XC_NS_SM) == 0) {
 		r = xc_sm_element(c, st) != 0 ? STOP : 0;
 		cm_xml_node_free(st);
@@ -661,6 +718,8 @@ static int on_stanza(void *arg, struct cm_xml_node *st)
 			r = starttls(c, st);
 		else if (strcmp(st->ns, NS_SASL) == 0)
 			r = sasl_element(c, st);
+		else if (strcmp(st->ns, XC_NS_SASL2) == 0)
+			r = sasl2_element(c, st);
 		else if (xc_stanza_kind(st) == XC_IQ && cm_xml_child(st, "query", XC_NS_REGISTER)) {
 			xc_register_preauth(c, st); /* takes st */
 			return 0;
@@ -716,6 +775,7 @@ static void conn_free(struct xc_c2s *c)
 	xc_csi_drain(c); /* what was held joins the unacknowledged stanzas */
 	xc_sm_free(c);   /* unacknowledged stanzas go elsewhere, the session unbound first */
 	xc_sasl_free(c->sasl);
+	xc_sasl2_free(c->sasl2);
 	xc_register_detach(c);
 	cm_xml_parser_free(c->xp);
 	cm_xml_node_free(c->presence);

@@ -23,6 +23,7 @@ struct cm_xml_parser;
 struct xc_csi;
 struct xc_shard;
 struct xc_sasl;
+struct xc_sasl2;
 struct xc_register;
 struct xc_sm;
 struct xc_user;
@@ -52,6 +53,7 @@ struct xc_c2s {
 	const char *host;             /* borrowed from the configuration: the 'to' of the stream */
 	char id[17];                  /* the stream id */
 	struct xc_sasl *sasl;         /* owned: the exchange under way */
+	struct xc_sasl2 *sasl2;       /* owned: a SASL2 login under way (sasl2.c); NULL */
 	struct xc_register *reg;      /* borrowed: a registration change on its way (register.c) */
 	char *user;                   /* owned: the authenticated local part */
 	struct xc_jid jid;            /* owned: the full JID once bound */
@@ -121,6 +123,12 @@ void xc_c2s_close_all(struct xc_shard *sh, bool now);
 void xc_c2s__sasl_success(struct xc_c2s *c, const char *user, const void *data, size_t len);
 void xc_c2s__sasl_failure(struct xc_c2s *c, const char *condition, const char *text);
 void xc_c2s__sasl_challenge(struct xc_c2s *c, const void *data, size_t len);
+
+/* sasl2.c's: the client is authenticated as user (taken) without a stream restart: the
+ * connection moves home, where xc_sasl2_arrived() finishes the login; and the features of the
+ * stream as it is now. */
+void xc_c2s__authed(struct xc_c2s *c, char *user);
+void xc_c2s__features(struct xc_c2s *c);
 
 /* csi.c's: send a stanza (not consumed) as xc_c2s_send() does, but past client state
  * indication: through stream management when it is on. */

@@ -329,6 +329,38 @@ static const struct cm_cfg_schema pep_schema = {
     .nfields = sizeof(pep_fields) / sizeof(pep_fields[0]),
 };
 
+static const struct cm_cfg_field fast_fields[] = {
+    {.key = "enabled",
+     .type = CM_CFG_BOOL,
+     .offset = offsetof(struct xc_fast_config, enabled),
+     .def = "true",
+     .doc = "offer FAST tokens (XEP-0484) with SASL2: a client that logged in with its password "
+            "gets a token and logs in with it in one round trip (HT-SHA-256-NONE, -ENDP)"},
+    {.key = "token_lifetime",
+     .type = CM_CFG_DURATION,
+     .offset = offsetof(struct xc_fast_config, token_lifetime),
+     .def = "14d",
+     .min = 1000,
+     .max = 31536000000LL,
+     .doc = "how long a FAST token is valid after it was issued; a client away longer logs "
+            "in with its password again"},
+    {.key = "rotate_before",
+     .type = CM_CFG_DURATION,
+     .offset = offsetof(struct xc_fast_config, rotate_before),
+     .def = "2d",
+     .min = 0,
+     .max = 31536000000LL,
+     .doc = "a login with a token that expires sooner than this gets a new token (the old one "
+            "works until the new one is used); 0: only when the client asks"},
+};
+
+static const struct cm_cfg_schema fast_schema = {
+    .name = "fast",
+    .size = sizeof(struct xc_fast_config),
+    .fields = fast_fields,
+    .nfields = sizeof(fast_fields) / sizeof(fast_fields[0]),
+};
+
 static const struct cm_cfg_field sm_fields[] = {
     {.key = "enabled",
      .type = CM_CFG_BOOL,
@@ -640,6 +672,11 @@ static const struct cm_cfg_field fields[] = {
      .offset = offsetof(struct xc_config, auth),
      .sub = &auth_schema,
      .doc = "authentication"},
+    {.key = "fast",
+     .type = CM_CFG_SECTION,
+     .offset = offsetof(struct xc_config, fast),
+     .sub = &fast_schema,
+     .doc = "FAST tokens (XEP-0484) for reconnecting in one round trip"},
     {.key = "storage",
      .type = CM_CFG_SECTION,
      .offset = offsetof(struct xc_config, storage),

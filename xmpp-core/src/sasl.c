@@ -24,7 +24,8 @@
 #define NS_SASL_CB   "urn:xmpp:sasl-cb:0"
 #define MAX_ATTEMPTS 5 /* failed exchanges on one stream before it is closed */
 
-const char *const xc_sasl_mech_names[XC_SASL_NMECH] = {"PLAIN", "SCRAM-SHA-1", "SCRAM-SHA-256"};
+const char *const xc_sasl_mech_names[XC_SASL_NMECH] = {"PLAIN", "SCRAM-SHA-1", "SCRAM-SHA-256",
+                                                       "HT-SHA-256"};
 
 struct xc_sasl {
 	struct xc_c2s *c; /* borrowed; NULL once the connection went away */
@@ -71,17 +72,12 @@ static bool plain_allowed(const struct xc_c2s *c)
 	return secure(c) || srv_of(c)->cfg->c2s.plain_cleartext;
 }
 
-int xc_sasl_features(struct xc_c2s *c, struct cm_xml_node *features)
+size_t xc_sasl_mechanisms(const struct xc_c2s *c, const char *names[XC_SASL_LIST_MAX])
 {
 	struct xc_scram_cb cb[XC_SCRAM_CB_MAX];
-	struct cm_xml_node *mechs, *m, *cbs;
-	size_t ncb = channel_bindings(c, cb);
-	bool plus = ncb > 0;
-	const char *names[6];
 	size_t n = 0;
-	int r;
 
-	if (plus) {
+	if (channel_bindings(c, cb) > 0) {
 		names[n++] = "SCRAM-SHA-256-PLUS";
 		names[n++] = "SCRAM-SHA-1-PLUS";
 	}
@@ -89,6 +85,19 @@ int xc_sasl_features(struct xc_c2s *c, struct cm_xml_node *features)
 	names[n++] = "SCRAM-SHA-1";
 	if (plain_allowed(c))
 		names[n++] = "PLAIN";
+	return n;
+}
+
+int xc_sasl_features(struct xc_c2s *c, struct cm_xml_node *features)
+{
+	struct xc_scram_cb cb[XC_SCRAM_CB_MAX];
+	struct cm_xml_node *mechs, *m, *cbs;
+	size_t ncb = channel_bindings(c, cb);
+	bool plus = ncb > 0;
+	const char *names[XC_SASL_LIST_MAX];
+	size_t n = xc_sasl_mechanisms(c, names);
+	int r;
+
 	r = cm_xml_node_new_child(&mechs, features, "mechanisms", NS_SASL);
 	for (size_t i = 0; i < n && !r; i++) {
 		r = cm_xml_node_new_child(&m, mechs, "mechanism", NULL);
@@ -114,13 +123,7 @@ static struct xc_sasl *sasl_new(struct xc_c2s *c)
 	if (!s)
 		return NULL;
 	s->c = c;
-	if (xc_c2s_stream(c)) {
-		struct sockaddr_storage ss;
-		socklen_t len;
-
-		if (cm_stream_peer(xc_c2s_stream(c), &ss, &len) == 0)
-			cm_srclimit_format((struct sockaddr *)&ss, s->src, sizeof(s->src));
-	}
+	xc_sasl_source(c, s->src, sizeof(s->src));
 	c->sasl = s;
 	return s;
 }
@@ -156,22 +159,38 @@ static uint64_t now_ms(const struct xc_c2s *c)
 	return uv_now(c->sh->loop->uv);
 }
 
+void xc_sasl_source(const struct xc_c2s *c, char *out, size_t len)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+
+	out[0] = '\0';
+	if (xc_c2s_stream(c) && cm_stream_peer(xc_c2s_stream(c), &ss, &sl) == 0)
+		cm_srclimit_format((struct sockaddr *)&ss, out, len);
+}
+
+void xc_sasl_count_failure(struct xc_c2s *c, const char *src, const char *user)
+{
+	struct xc_server *srv = srv_of(c);
+	char key[XC_JID_PART_MAX + 16];
+
+	if (src && src[0])
+		xc_throttle_fail(srv->throttle, src, now_ms(c));
+	if (user) {
+		snprintf(key, sizeof(key), "%s@%s", user, c->host);
+		xc_throttle_fail(srv->throttle, key, now_ms(c));
+	}
+}
+
 /* The exchange failed: count it (per mechanism, per source, per account) and tell the client. */
 static void fail(struct xc_sasl *s, const char *condition, bool counts)
 {
 	struct xc_c2s *c = s->c;
 	struct xc_server *srv = srv_of(c);
-	char key[XC_JID_PART_MAX + 16];
 
 	cm_metrics_inc(srv->m.logins_fail[s->mech]);
-	if (counts) {
-		if (s->src[0])
-			xc_throttle_fail(srv->throttle, s->src, now_ms(c));
-		if (s->user) {
-			snprintf(key, sizeof(key), "%s@%s", s->user, c->host);
-			xc_throttle_fail(srv->throttle, key, now_ms(c));
-		}
-	}
+	if (counts)
+		xc_sasl_count_failure(c, s->src, s->user);
 	CM_LOGD("sasl", "%s: %s failed (%s)%s%s", s->src, xc_sasl_mech_names[s->mech], condition,
 	        s->user ? " for " : "", s->user ? s->user : "");
 	reset(s);
@@ -184,15 +203,14 @@ static void fail(struct xc_sasl *s, const char *condition, bool counts)
 	xc_c2s__sasl_failure(c, condition, NULL);
 }
 
-static bool throttled(struct xc_sasl *s, const char *user)
+bool xc_sasl_blocked(struct xc_c2s *c, const char *src, const char *user)
 {
-	struct xc_c2s *c = s->c;
 	struct xc_server *srv = srv_of(c);
 	const struct xc_auth_config *a = &srv->cfg->auth;
 	char key[XC_JID_PART_MAX + 16];
 
-	if (s->src[0] &&
-	    xc_throttle_blocked(srv->throttle, s->src, (unsigned)a->failures_per_ip, now_ms(c)))
+	if (src && src[0] &&
+	    xc_throttle_blocked(srv->throttle, src, (unsigned)a->failures_per_ip, now_ms(c)))
 		return true;
 	if (user) {
 		snprintf(key, sizeof(key), "%s@%s", user, c->host);
@@ -201,6 +219,11 @@ static bool throttled(struct xc_sasl *s, const char *user)
 			return true;
 	}
 	return false;
+}
+
+static bool throttled(struct xc_sasl *s, const char *user)
+{
+	return xc_sasl_blocked(s->c, s->src, user);
 }
 
 static void succeed(struct xc_sasl *s, const void *data, size_t len)
@@ -420,11 +443,9 @@ static void first_message(struct xc_sasl *s, const char *data, size_t len)
 		fail(s, "temporary-auth-failure", false);
 }
 
-/* Base64 text of an element into out ("=" is empty). 0 or -EINVAL. */
-static int decode(const struct cm_xml_node *n, struct cm_buf *out)
+/* Base64 text into out ("=" is empty). 0 or -EINVAL. */
+static int decode_text(const char *t, struct cm_buf *out)
 {
-	const char *t = cm_xml_text(n);
-
 	if (!t)
 		return -EINVAL;
 	if (strcmp(t, "=") == 0 || !*t)
@@ -432,9 +453,19 @@ static int decode(const struct cm_xml_node *n, struct cm_buf *out)
 	return cm_crypto_b64_decode(out, t, strlen(t), CM_B64_STD);
 }
 
+/* Base64 text of an element into out. */
+static int decode(const struct cm_xml_node *n, struct cm_buf *out)
+{
+	return decode_text(cm_xml_text(n), out);
+}
+
 void xc_sasl_auth(struct xc_c2s *c, const struct cm_xml_node *auth)
 {
-	const char *mech = cm_xml_attr(auth, "mechanism");
+	xc_sasl_begin(c, cm_xml_attr(auth, "mechanism"), cm_xml_text(auth));
+}
+
+void xc_sasl_begin(struct xc_c2s *c, const char *mech, const char *initial)
+{
 	struct xc_sasl *s = sasl_new(c);
 	struct xc_scram_cb cb[XC_SCRAM_CB_MAX];
 	size_t ncb;
@@ -478,14 +509,14 @@ void xc_sasl_auth(struct xc_c2s *c, const struct cm_xml_node *auth)
 		    NULL);
 		return;
 	}
-	t = cm_xml_text(auth);
+	t = initial;
 	if (!t || !*t) {
 		/* no initial response: ask for it with an empty challenge */
 		xc_c2s__sasl_challenge(c, NULL, 0);
 		return;
 	}
 	cm_buf_init(&in, 8192);
-	if (decode(auth, &in) != 0) {
+	if (decode_text(t, &in) != 0) {
 		cm_buf_free(&in);
 		fail(s, "incorrect-encoding", false);
 		return;

@@ -59,6 +59,10 @@ struct xc_metrics {
 	struct cm_gauge *ws_connections;                  /* WebSocket connections */
 	struct cm_counter *logins_ok[4], *logins_fail[4]; /* by mechanism (xc_sasl_mech) */
 	struct cm_counter *auth_throttled;
+	struct cm_counter *sasl2_logins; /* logins over SASL2 (XEP-0388), any mechanism */
+	struct cm_counter *bind2_bound;  /* resources bound inline (XEP-0386) */
+	struct cm_counter *fast_issued;  /* FAST tokens issued (XEP-0484) */
+	struct cm_counter *fast_revoked; /* FAST tokens revoked (admin API, password change) */
 	struct cm_counter *in_message, *in_presence, *in_iq;
 	struct cm_counter *out_message, *out_presence, *out_iq;
 	struct cm_counter *stream_errors;

@@ -113,50 +113,43 @@ static void roster_ready(struct xc_shard *sh, struct xc_user *u, struct cm_xml_n
 	cm_xml_node_free(st);
 }
 
-void xc_session_bind(struct xc_c2s *c, const struct cm_xml_node *iq)
+/* Bind c to resource res (Resourceprep'd, owned; NULL: a generated one). A session holding it
+ * already is settled by c2s.resource_conflict, or replaced when kick is true. 0, or a negative
+ * errno with *etype and *cond the error to answer (-EEXIST: refused as a conflict). */
+static int bind_resource(struct xc_c2s *c, char *res, bool kick, const char **etype,
+                         const char **cond)
 {
 	struct xc_shard *sh = c->sh;
-	const struct cm_xml_node *b = cm_xml_child(iq, "bind", NS_BIND);
-	const struct cm_xml_node *rn = cm_xml_child(b, "resource", NULL);
-	const char *asked = rn ? cm_xml_text(rn) : NULL;
-	char *res = NULL, gen[17];
-	struct cm_xml_node *result = NULL, *bn, *jn;
 	struct xc_c2s *old;
 	struct xc_user *u;
+	char gen[17];
 	int r;
 
-	if (!cm_xml_attr(iq, "id")) {
-		bind_error(c, iq, "modify", "bad-request");
-		return;
-	}
-	if (asked && *asked) {
-		if (xc_jid_resourceprep(asked, strlen(asked), &res, NULL, 0) != 0) {
-			bind_error(c, iq, "modify", "bad-request");
-			return;
-		}
-	}
+	*etype = "modify";
+	*cond = "bad-request";
 	if (xc_jid_make(&c->jid, c->user, c->host, res ? res : "x", NULL, 0) != 0) {
 		free(res);
-		bind_error(c, iq, "modify", "bad-request");
-		return;
+		return -EINVAL;
 	}
 	u = xc_user_get(sh, &c->jid);
 	if (!u) {
 		free(res);
 		xc_jid_free(&c->jid);
-		bind_error(c, iq, "wait", "resource-constraint");
-		return;
+		*etype = "wait";
+		*cond = "resource-constraint";
+		return -ENOMEM;
 	}
 	/* RFC 6120 7.7.2.2: a resource in use */
 	old = res ? by_resource(u, res) : NULL;
 	if (old) {
-		switch (sh->srv->cfg->c2s.resource_conflict) {
+		switch (kick ? XC_CONFLICT_KICK_OLD : sh->srv->cfg->c2s.resource_conflict) {
 		case XC_CONFLICT_REFUSE:
 			free(res);
 			xc_jid_free(&c->jid);
 			xc_user_release(sh, u);
-			bind_error(c, iq, "cancel", "conflict");
-			return;
+			*etype = "cancel";
+			*cond = "conflict";
+			return -EEXIST;
 		case XC_CONFLICT_KICK_OLD:
 			/* the old session may be the user's last: keep u while it goes */
 			u->busy++;
@@ -175,8 +168,9 @@ void xc_session_bind(struct xc_c2s *c, const struct cm_xml_node *iq)
 		xc_jid_free(&c->jid);
 		if (xc_jid_make(&c->jid, c->user, c->host, gen, NULL, 0) != 0) {
 			xc_user_release(sh, u);
-			bind_error(c, iq, "wait", "resource-constraint");
-			return;
+			*etype = "wait";
+			*cond = "resource-constraint";
+			return -ENOMEM;
 		}
 	} else if (strcmp(xc_jid_resource(&c->jid), res) != 0) {
 		xc_jid_free(&c->jid);
@@ -184,36 +178,74 @@ void xc_session_bind(struct xc_c2s *c, const struct cm_xml_node *iq)
 		if (r) {
 			free(res);
 			xc_user_release(sh, u);
-			bind_error(c, iq, "modify", "bad-request");
-			return;
+			return r;
 		}
 	}
 	free(res);
-	r = cm_xml_node_new(&result, "iq", CM_XML_NS_CLIENT);
-	r = r ? r : cm_xml_node_set_attr(result, "type", "result");
-	r = r ? r : cm_xml_node_set_attr(result, "id", cm_xml_attr(iq, "id"));
-	r = r ? r : cm_xml_node_new_child(&bn, result, "bind", NS_BIND);
-	r = r ? r : cm_xml_node_new_child(&jn, bn, "jid", NULL);
-	r = r ? r : cm_xml_node_add_text(jn, c->jid.s, strlen(c->jid.s));
-	if (r) {
-		cm_xml_node_free(result);
-		xc_jid_free(&c->jid);
-		xc_user_release(sh, u);
-		bind_error(c, iq, "wait", "resource-constraint");
-		return;
-	}
 	c->u = u;
 	c->st = XC_C2S_BOUND;
 	c->since = (int64_t)time(NULL);
 	cm_list_insert_tail(&u->sessions, &c->user_link);
 	xc_user_release(sh, u); /* the session holds it now */
 	cm_metrics_gauge_add(sh->srv->m.sessions, 1);
-	xc_c2s_send(c, result);
-	cm_xml_node_free(result);
 	xc_c2s_idle_timer(c);
 	/* the roster and block list are needed for anything delivered to the session: read now */
 	xc_user_with_roster(sh, u, NULL, roster_ready, NULL);
 	CM_LOGD("c2s", "%s: session of %s", xc_c2s_peer(c), c->jid.s);
+	return 0;
+}
+
+int xc_session_bind_resource(struct xc_c2s *c, const char *res)
+{
+	const char *etype, *cond;
+	char *own = res ? strdup(res) : NULL;
+
+	if (res && !own)
+		return -ENOMEM;
+	return bind_resource(c, own, true, &etype, &cond);
+}
+
+void xc_session_bind(struct xc_c2s *c, const struct cm_xml_node *iq)
+{
+	const struct cm_xml_node *b = cm_xml_child(iq, "bind", NS_BIND);
+	const struct cm_xml_node *rn = cm_xml_child(b, "resource", NULL);
+	const char *asked = rn ? cm_xml_text(rn) : NULL;
+	const char *etype, *cond;
+	struct cm_xml_node *result = NULL, *bn, *jn;
+	char *res = NULL;
+	int r;
+
+	if (!cm_xml_attr(iq, "id")) {
+		bind_error(c, iq, "modify", "bad-request");
+		return;
+	}
+	if (asked && *asked) {
+		if (xc_jid_resourceprep(asked, strlen(asked), &res, NULL, 0) != 0) {
+			bind_error(c, iq, "modify", "bad-request");
+			return;
+		}
+	}
+	r = cm_xml_node_new(&result, "iq", CM_XML_NS_CLIENT);
+	r = r ? r : cm_xml_node_set_attr(result, "type", "result");
+	r = r ? r : cm_xml_node_set_attr(result, "id", cm_xml_attr(iq, "id"));
+	r = r ? r : cm_xml_node_new_child(&bn, result, "bind", NS_BIND);
+	r = r ? r : cm_xml_node_new_child(&jn, bn, "jid", NULL);
+	if (r) {
+		free(res);
+		cm_xml_node_free(result);
+		bind_error(c, iq, "wait", "resource-constraint");
+		return;
+	}
+	if (bind_resource(c, res, false, &etype, &cond) != 0) {
+		cm_xml_node_free(result);
+		bind_error(c, iq, etype, cond);
+		return;
+	}
+	if (cm_xml_node_add_text(jn, c->jid.s, strlen(c->jid.s)) == 0)
+		xc_c2s_send(c, result);
+	else
+		xc_c2s_stream_error(c, "internal-server-error", NULL);
+	cm_xml_node_free(result);
 }
 
 void xc_session_unbind(struct xc_c2s *c)

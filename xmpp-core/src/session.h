@@ -20,6 +20,11 @@ struct xc_user;
 /* The client's bind IQ (state AUTHED, on the user's home shard). Answers it. */
 void xc_session_bind(struct xc_c2s *c, const struct cm_xml_node *iq);
 
+/* Bind c (authenticated, on the user's home shard) to resource res (Resourceprep'd already;
+ * NULL: a generated one), without an IQ: Bind2 (XEP-0386, bind2.c). A session holding that
+ * resource is replaced: the resource is the same client instance's. 0 or a negative errno. */
+int xc_session_bind_resource(struct xc_c2s *c, const char *res);
+
 /* The connection is going away: leave the user's sessions (unavailable presence goes out if
  * the session was available). */
 void xc_session_unbind(struct xc_c2s *c);

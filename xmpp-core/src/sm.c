@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "c2s.h"
+#include "cm/buf.h"
 #include "cm/crypto.h"
 #include "cm/log.h"
 #include "cm/loop.h"
@@ -72,22 +73,35 @@ static const struct xc_sm_config *cfg_of(const struct xc_c2s *c)
 	return &c->sh->srv->cfg->sm;
 }
 
+/* <failed/> with condition (and our h once there is a session) into out. */
+static void failed_xml(struct cm_buf *out, const char *condition, const struct xc_sm *s)
+{
+	if (s)
+		cm_buf_printf(out,
+		              "<failed xmlns='" XC_NS_SM "' h='%" PRIu32
+		              "'><%s xmlns='" XC_NS_STANZAS "'/></failed>",
+		              s->q.handled, condition);
+	else
+		cm_buf_printf(
+		    out, "<failed xmlns='" XC_NS_SM "'><%s xmlns='" XC_NS_STANZAS "'/></failed>",
+		    condition);
+}
+
+/* Send out (what an element is answered with), then empty it. */
+static void send_buf(struct xc_c2s *c, struct cm_buf *out)
+{
+	if (out->len)
+		xc_c2s_send_raw(c, out->data, out->len);
+	cm_buf_free(out);
+}
+
 static void send_failed(struct xc_c2s *c, const char *condition, const struct xc_sm *s)
 {
-	char buf[256];
-	int n;
+	struct cm_buf b;
 
-	if (s)
-		n = snprintf(buf, sizeof(buf),
-		             "<failed xmlns='" XC_NS_SM "' h='%" PRIu32
-		             "'><%s xmlns='" XC_NS_STANZAS "'/></failed>",
-		             s->q.handled, condition);
-	else
-		n = snprintf(buf, sizeof(buf),
-		             "<failed xmlns='" XC_NS_SM "'><%s xmlns='" XC_NS_STANZAS
-		             "'/></failed>",
-		             condition);
-	xc_c2s_send_raw(c, buf, (size_t)n);
+	cm_buf_init(&b, 0);
+	failed_xml(&b, condition, s);
+	send_buf(c, &b);
 }
 
 static void request(struct xc_sm *s)
@@ -139,7 +153,8 @@ static void on_timer(struct cm_loop_timer *t)
 
 /* --- the elements --------------------------------------------------------------------------- */
 
-static int enable(struct xc_c2s *c, const struct cm_xml_node *el)
+/* <enable/>: its answer (<enabled/> or <failed/>) into out. */
+static void enable(struct xc_c2s *c, const struct cm_xml_node *el, struct cm_buf *out)
 {
 	const struct xc_sm_config *sc = cfg_of(c);
 	const char *resume = cm_xml_attr(el, "resume");
@@ -147,17 +162,15 @@ static int enable(struct xc_c2s *c, const struct cm_xml_node *el)
 	unsigned char raw[ID_BYTES];
 	struct xc_sm *s;
 	uint32_t want;
-	char buf[256];
-	int n;
 
 	if (c->st != XC_C2S_BOUND || c->sm || !sc->enabled) {
-		send_failed(c, "unexpected-request", NULL);
-		return 0;
+		failed_xml(out, "unexpected-request", NULL);
+		return;
 	}
 	s = calloc(1, sizeof(*s));
 	if (!s) {
-		send_failed(c, "resource-constraint", NULL);
-		return 0;
+		failed_xml(out, "resource-constraint", NULL);
+		return;
 	}
 	xc_sm_queue_init(&s->q);
 	s->c = c;
@@ -179,15 +192,12 @@ static int enable(struct xc_c2s *c, const struct cm_xml_node *el)
 	}
 	c->sm = s;
 	if (s->resumable)
-		n = snprintf(buf, sizeof(buf),
-		             "<enabled xmlns='" XC_NS_SM "' id='%s' resume='true' max='%" PRIu64
-		             "'/>",
-		             s->id, secs);
+		cm_buf_printf(
+		    out, "<enabled xmlns='" XC_NS_SM "' id='%s' resume='true' max='%" PRIu64 "'/>",
+		    s->id, secs);
 	else
-		n = snprintf(buf, sizeof(buf), "<enabled xmlns='" XC_NS_SM "'/>");
-	xc_c2s_send_raw(c, buf, (size_t)n);
+		cm_buf_puts(out, "<enabled xmlns='" XC_NS_SM "'/>");
 	CM_LOGD("sm", "%s: stream management on%s", c->jid.s, s->resumable ? ", resumable" : "");
-	return 0;
 }
 
 static int ack(struct xc_c2s *c, const struct cm_xml_node *el)
@@ -226,19 +236,18 @@ static bool same_account(const struct xc_c2s *old, const struct xc_c2s *c)
 	       memcmp(old->jid.s + ul + 1, c->host, hl) == 0;
 }
 
-static int resume(struct xc_c2s *c, const struct cm_xml_node *el)
+/* <resume/>: the session of previd moves to c, and the answer (<resumed/> or <failed/>) goes
+ * into out. 1 when resumed (the queue is then to be sent again: replay()), 0 when not. */
+static int resume(struct xc_c2s *c, const struct cm_xml_node *el, struct cm_buf *out)
 {
 	struct xc_server *srv = c->sh->srv;
 	const char *previd = cm_xml_attr(el, "previd");
 	struct xc_sm *s = NULL;
 	struct xc_c2s *old;
-	struct cm_list *p;
-	char buf[160];
 	uint32_t h;
-	int n;
 
 	if (c->st != XC_C2S_AUTHED) {
-		send_failed(c, "unexpected-request", NULL);
+		failed_xml(out, "unexpected-request", NULL);
 		return 0;
 	}
 	if (previd && cfg_of(c)->enabled)
@@ -246,12 +255,12 @@ static int resume(struct xc_c2s *c, const struct cm_xml_node *el)
 	/* another account's session is as unknown as an expired one */
 	if (!s || s->ended || !same_account(s->c, c)) {
 		cm_metrics_inc(srv->m.sm_resumed_failed);
-		send_failed(c, "item-not-found", NULL);
+		failed_xml(out, "item-not-found", NULL);
 		return 0;
 	}
 	if (xc_sm_parse_h(cm_xml_attr(el, "h"), &h) != 0 || xc_sm_queue_ack(&s->q, h) != 0) {
 		cm_metrics_inc(srv->m.sm_resumed_failed);
-		send_failed(c, "bad-request", s);
+		failed_xml(out, "bad-request", s);
 		return 0;
 	}
 	old = s->c;
@@ -278,11 +287,17 @@ static int resume(struct xc_c2s *c, const struct cm_xml_node *el)
 	cm_metrics_inc(srv->m.sm_resumed_ok);
 	if (c->u)
 		xc_push_back(c->sh, c->u->bare.s);
-	n = snprintf(buf, sizeof(buf),
-	             "<resumed xmlns='" XC_NS_SM "' previd='%s' h='%" PRIu32 "'/>", s->id,
-	             s->q.handled);
-	xc_c2s_send_raw(c, buf, (size_t)n);
-	/* what the client has not acknowledged, again, under the numbers it had */
+	cm_buf_printf(out, "<resumed xmlns='" XC_NS_SM "' previd='%s' h='%" PRIu32 "'/>", s->id,
+	              s->q.handled);
+	return 1;
+}
+
+/* After <resumed/>: what the client has not acknowledged, again, under the numbers it had. */
+static void replay(struct xc_c2s *c)
+{
+	struct xc_sm *s = c->sm;
+	struct cm_list *p;
+
 	cm_list_foreach(p, &s->q.items)
 	{
 		if (xc_c2s__write(c, cm_list_entry(p, struct xc_sm_item, link)->st) != 0)
@@ -293,15 +308,41 @@ static int resume(struct xc_c2s *c, const struct cm_xml_node *el)
 	xc_c2s_idle_timer(c);
 	CM_LOGD("sm", "%s: resumed by %s, %zu stanzas sent again", c->jid.s, xc_c2s_peer(c),
 	        s->q.n);
-	return 0;
+}
+
+int xc_sm_resume_inline(struct xc_c2s *c, const struct cm_xml_node *el, struct cm_buf *out)
+{
+	return resume(c, el, out);
+}
+
+void xc_sm_resumed(struct xc_c2s *c)
+{
+	if (c->sm)
+		replay(c);
+}
+
+void xc_sm_enable_inline(struct xc_c2s *c, const struct cm_xml_node *el, struct cm_buf *out)
+{
+	enable(c, el, out);
 }
 
 int xc_sm_element(struct xc_c2s *c, const struct cm_xml_node *el)
 {
-	if (strcmp(el->name, "enable") == 0)
-		return enable(c, el);
-	if (strcmp(el->name, "resume") == 0)
-		return resume(c, el);
+	struct cm_buf out;
+
+	if (strcmp(el->name, "enable") == 0 || strcmp(el->name, "resume") == 0) {
+		int resumed = 0;
+
+		cm_buf_init(&out, 0);
+		if (strcmp(el->name, "enable") == 0)
+			enable(c, el, &out);
+		else
+			resumed = resume(c, el, &out);
+		send_buf(c, &out);
+		if (resumed)
+			replay(c);
+		return 0;
+	}
 	if (strcmp(el->name, "a") == 0)
 		return ack(c, el);
 	if (strcmp(el->name, "r") == 0) {

@@ -84,6 +84,16 @@ struct xc_sm;
  * 0 to go on reading, or a negative errno when the stream ended. */
 int xc_sm_element(struct xc_c2s *c, const struct cm_xml_node *el);
 
+/* Inline in a SASL2 <authenticate/> (sasl2.c; XEP-0388, XEP-0386), on the home shard: the
+ * answers go into out instead of onto the stream. <resume/> (c authenticated, not bound): 1
+ * when the session moved to c - then, once the answer is written, xc_sm_resumed() sends the
+ * unacknowledged stanzas again - or 0 (out holds <failed/>). <enable/> (c bound): out gets
+ * <enabled/> or <failed/>. */
+struct cm_buf;
+int xc_sm_resume_inline(struct xc_c2s *c, const struct cm_xml_node *el, struct cm_buf *out);
+void xc_sm_resumed(struct xc_c2s *c);
+void xc_sm_enable_inline(struct xc_c2s *c, const struct cm_xml_node *el, struct cm_buf *out);
+
 /* A stanza from the client was handled: counted when stream management is on. */
 void xc_sm_handled(struct xc_c2s *c);
 

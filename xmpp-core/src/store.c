@@ -8,6 +8,7 @@
 #include <time.h>
 #include <uv.h>
 
+#include "cm/crypto.h"
 #include "cm/err.h"
 #include "cm/log.h"
 #include "archive_id.h"
@@ -143,6 +144,10 @@ void xc_store_req_free(struct xc_store_req *r)
 		free(r->push[i].form);
 	}
 	free(r->push);
+	if (r->fast) {
+		cm_crypto_wipe(r->fast, sizeof(*r->fast));
+		free(r->fast);
+	}
 	free(r);
 }
 

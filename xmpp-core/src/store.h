@@ -37,6 +37,7 @@ struct xc_store;
 struct xc_store_req;
 struct xc_pep_req;
 struct xc_ticket;
+struct xc_fast_req;
 
 enum xc_store_op {
 	XC_STORE_ACCOUNT_GET,       /* user -> found, creds */
@@ -94,6 +95,15 @@ enum xc_store_op {
 	                        * count (removed) */
 	XC_STORE_PUSH_LIST,    /* user -> push, oldest first */
 	XC_STORE_PUSH_COUNT,   /* no user -> count: the registrations of every user */
+	/* FAST tokens (XEP-0484): r->fast carries the rest; key is the client's user-agent id */
+	XC_STORE_FAST_GET,    /* user, key -> fast->slot (both slots; unset ones have no token) */
+	XC_STORE_FAST_UPDATE, /* user, key, fast: the token used (fast->used, fast->count) is
+	                       * checked again and becomes the current one, and/or fast->fresh goes
+	                       * into the new slot -> -ESTALE when the token used is gone or its
+	                       * count was seen already (a replay) */
+	XC_STORE_FAST_REVOKE, /* user, key (NULL: every client of the user) -> count (removed);
+	                       * ACCOUNT_SET_CREDS and ACCOUNT_DELETE revoke the user's tokens too
+	                       */
 	XC_STORE_NOPS,
 };
 
@@ -201,6 +211,7 @@ struct xc_store_req {
 	/* a reference (ticket.h) released once the request's transaction has ended: a client's
 	 * acknowledgement waits for it. NULL: none */
 	struct xc_ticket *ticket;
+	struct xc_fast_req *fast; /* owned: the FAST ops' (wiped when freed) */
 	/* the store's */
 	struct cm_list link;
 	struct cm_msg msg;
@@ -317,5 +328,35 @@ struct xc_pep_req {
 
 /* Release what p owns and p. Accepts NULL. */
 void xc_pep_req_free(struct xc_pep_req *p);
+
+/* --- FAST tokens (XEP-0484): the FAST ops' data (r->fast) ------------------------------------
+ * A client (an account and a user-agent id) has two slots, as the XEP's implementation notes
+ * have them: the token in use (current) and the one issued last and not used yet (new). */
+
+#define XC_FAST_TOKEN_MAX 64 /* characters of a token (base64 of its random bytes) */
+#define XC_FAST_MECH_MAX  24
+
+enum xc_fast_slot {
+	XC_FAST_CURRENT,
+	XC_FAST_NEW,
+	XC_FAST_NSLOT,
+};
+
+struct xc_fast_token {
+	bool set;
+	char token[XC_FAST_TOKEN_MAX + 1];
+	char mech[XC_FAST_MECH_MAX + 1]; /* the mechanism it was issued for */
+	int64_t expiry;                  /* Unix seconds */
+	uint32_t count;                  /* the highest count a login with it gave (0: none) */
+};
+
+struct xc_fast_req {
+	struct xc_fast_token slot[XC_FAST_NSLOT]; /* GET's result */
+	int used; /* UPDATE: the slot whose token was used, -1: none */
+	char used_token[XC_FAST_TOKEN_MAX + 1];
+	uint32_t count;             /* UPDATE: the login's count (0: none given) */
+	bool invalidate;            /* UPDATE: the token used goes instead of becoming current */
+	struct xc_fast_token fresh; /* UPDATE: a token to put in the new slot (set: there is) */
+};
 
 #endif

@@ -174,6 +174,9 @@ static int pep_open(struct sq *q);
 static void pep_close(struct sq *q);
 static int pep_delete_owned(struct sq *q, const char *owner);
 static int pep_dispatch(struct sq *q, struct xc_store_req *r);
+static int fast_open(struct sq *q);
+static int fast_revoke(struct sq *q, const char *owner, const char *agent, uint64_t *n);
+static int fast_dispatch(struct sq *q, struct xc_store_req *r);
 
 /* A code of SQLite as a negative errno: the database failed. */
 static int db_fail(int rc)
@@ -353,7 +356,8 @@ static int delete_owned(struct sq *q, const char *owner)
 		rc = exec1(p);
 	}
 	rc = rc ? rc : pep_delete_owned(q, owner);
-	return rc ? rc : xc_sq_push_delete_owned(q->push, owner);
+	rc = rc ? rc : xc_sq_push_delete_owned(q->push, owner);
+	return rc ? rc : fast_revoke(q, owner, NULL, NULL);
 }
 
 static int account_delete(struct sq *q, struct xc_store_req *r)
@@ -1157,8 +1161,12 @@ static int dispatch(struct sq *q, struct xc_store_req *r)
 		return account_get(q, r);
 	case XC_STORE_ACCOUNT_CREATE:
 		return account_write(q, r, S_ACC_INSERT);
-	case XC_STORE_ACCOUNT_SET_CREDS:
-		return account_write(q, r, S_ACC_UPDATE);
+	case XC_STORE_ACCOUNT_SET_CREDS: {
+		/* a new password ends every FAST token of the account */
+		int rc = account_write(q, r, S_ACC_UPDATE);
+
+		return rc || r->err ? rc : fast_revoke(q, r->user, NULL, &r->count);
+	}
 	case XC_STORE_ACCOUNT_DELETE:
 		return account_delete(q, r);
 	case XC_STORE_ACCOUNT_LIST:
@@ -1206,6 +1214,10 @@ static int dispatch(struct sq *q, struct xc_store_req *r)
 	case XC_STORE_PUSH_LIST:
 	case XC_STORE_PUSH_COUNT:
 		return xc_sq_push_run(q->push, r);
+	case XC_STORE_FAST_GET:
+	case XC_STORE_FAST_UPDATE:
+	case XC_STORE_FAST_REVOKE:
+		return fast_dispatch(q, r);
 	case XC_STORE_NOPS:
 		break;
 	}
@@ -1333,7 +1345,7 @@ static int sq_open(void **out, const char *where, char *err, size_t errlen)
 		if (sqlite3_prepare_v3(q->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &q->st[i],
 		                       NULL) != SQLITE_OK)
 			rc = cm_errf(err, errlen, -EIO, "%s: %s", where, sqlite3_errmsg(q->db));
-	if (!rc && (rc = pep_open(q)) != 0)
+	if (!rc && ((rc = pep_open(q)) != 0 || (rc = fast_open(q)) != 0))
 		rc = cm_errf(err, errlen, rc, "%s: %s", where, sqlite3_errmsg(q->db));
 	if (!rc && (rc = xc_sq_push_open(&q->push, q->db)) != 0)
 		rc = cm_errf(err, errlen, rc, "%s: %s", where, sqlite3_errmsg(q->db));
@@ -1812,4 +1824,167 @@ static int pep_dispatch(struct sq *q, struct xc_store_req *r)
 	}
 	r->err = -EINVAL;
 	return 0;
+}
+
+/* --- FAST tokens (XEP-0484) ---------------------------------------------------------------------
+ *
+ * One row per (owner, agent, slot): slot 0 holds the token in use, slot 1 the one issued last and
+ * not used yet. The secret is stored as it is: the HT mechanisms key an HMAC with it, so a hash
+ * of it would not do; the file's permissions are its protection, as for the rest of the store.
+ * Logins are rare next to stanzas: the statements are prepared when used. */
+
+static const char fast_schema[] =
+    "CREATE TABLE IF NOT EXISTS fast_tokens ("
+    "  owner TEXT NOT NULL, agent TEXT NOT NULL, slot INTEGER NOT NULL, token TEXT NOT NULL,"
+    "  mech TEXT NOT NULL, expiry INTEGER NOT NULL, count INTEGER NOT NULL,"
+    "  PRIMARY KEY (owner, agent, slot));";
+
+static int fast_open(struct sq *q)
+{
+	return sq_exec(q, fast_schema);
+}
+
+/* Run sql bound to owner, agent (NULL: not bound) and up to two integers. */
+static int fast_exec(struct sq *q, const char *sql_text, const char *owner, const char *agent,
+                     int64_t a, int64_t b)
+{
+	sqlite3_stmt *p;
+	int rc = prepare_once(q, sql_text, &p);
+
+	if (rc)
+		return rc;
+	bind_text(p, 1, owner);
+	if (agent)
+		bind_text(p, 2, agent);
+	sqlite3_bind_int64(p, 3, a);
+	sqlite3_bind_int64(p, 4, b);
+	rc = exec1(p);
+	sqlite3_finalize(p);
+	return rc;
+}
+
+static int fast_revoke(struct sq *q, const char *owner, const char *agent, uint64_t *n)
+{
+	int rc = fast_exec(q,
+	                   agent ? "DELETE FROM fast_tokens WHERE owner = ?1 AND agent = ?2"
+	                         : "DELETE FROM fast_tokens WHERE owner = ?1",
+	                   owner, agent, 0, 0);
+
+	if (!rc && n)
+		*n = (uint64_t)sqlite3_changes(q->db);
+	return rc;
+}
+
+static void copy_col(char *dst, size_t cap, sqlite3_stmt *p, int i)
+{
+	const unsigned char *t = sqlite3_column_text(p, i);
+
+	snprintf(dst, cap, "%s", t ? (const char *)t : "");
+}
+
+static int fast_get(struct sq *q, struct xc_store_req *r)
+{
+	struct xc_fast_req *f = r->fast;
+	sqlite3_stmt *p;
+	int rc = prepare_once(q,
+	                      "SELECT slot, token, mech, expiry, count FROM fast_tokens "
+	                      "WHERE owner = ?1 AND agent = ?2",
+	                      &p);
+
+	if (rc)
+		return rc;
+	bind_text(p, 1, r->user);
+	bind_text(p, 2, r->key);
+	while ((rc = sqlite3_step(p)) == SQLITE_ROW) {
+		int slot = sqlite3_column_int(p, 0);
+		struct xc_fast_token *t;
+
+		if (slot < 0 || slot >= XC_FAST_NSLOT)
+			continue;
+		t = &f->slot[slot];
+		t->set = true;
+		copy_col(t->token, sizeof(t->token), p, 1);
+		copy_col(t->mech, sizeof(t->mech), p, 2);
+		t->expiry = sqlite3_column_int64(p, 3);
+		t->count = (uint32_t)sqlite3_column_int64(p, 4);
+	}
+	sqlite3_finalize(p);
+	return rc == SQLITE_DONE ? 0 : db_fail(rc);
+}
+
+static int fast_update(struct sq *q, struct xc_store_req *r)
+{
+	struct xc_fast_req *f = r->fast;
+	sqlite3_stmt *p;
+	int rc;
+
+	if (f->used >= 0) {
+		/* the token is still there and this count is new for it (two logins with one
+		 * token may race each other through the shards: the store decides) */
+		rc = prepare_once(
+		    q,
+		    "UPDATE fast_tokens SET count = ?5 WHERE owner = ?1 AND agent = ?2 "
+		    "AND slot = ?3 AND token = ?4 AND (?5 = 0 OR count < ?5)",
+		    &p);
+		if (rc)
+			return rc;
+		bind_text(p, 1, r->user);
+		bind_text(p, 2, r->key);
+		sqlite3_bind_int(p, 3, f->used);
+		bind_text(p, 4, f->used_token);
+		sqlite3_bind_int64(p, 5, f->count);
+		rc = exec1(p);
+		sqlite3_finalize(p);
+		if (rc)
+			return rc;
+		if (sqlite3_changes(q->db) == 0) {
+			r->err = -ESTALE;
+			return 0;
+		}
+		if (f->invalidate) /* the client logs out: none of its tokens stays */
+			rc = fast_revoke(q, r->user, r->key, NULL);
+		else if (f->used == XC_FAST_NEW)
+			/* the new token was used: it becomes current, the older one goes */
+			rc =
+			    fast_exec(q,
+			              "DELETE FROM fast_tokens WHERE owner = ?1 AND agent = ?2 AND "
+			              "slot = ?3",
+			              r->user, r->key, XC_FAST_CURRENT, 0);
+		if (!rc && !f->invalidate && f->used == XC_FAST_NEW)
+			rc = fast_exec(q,
+			               "UPDATE fast_tokens SET slot = ?3 WHERE owner = ?1 AND "
+			               "agent = ?2 AND slot = ?4",
+			               r->user, r->key, XC_FAST_CURRENT, XC_FAST_NEW);
+		if (rc)
+			return rc;
+	}
+	if (!f->fresh.set)
+		return 0;
+	/* a token issued and never used is replaced by the fresher one (the XEP's SHOULD) */
+	rc = prepare_once(q,
+	                  "INSERT OR REPLACE INTO fast_tokens (owner, agent, slot, token, mech, "
+	                  "expiry, count) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0)",
+	                  &p);
+	if (rc)
+		return rc;
+	bind_text(p, 1, r->user);
+	bind_text(p, 2, r->key);
+	sqlite3_bind_int(p, 3, XC_FAST_NEW);
+	bind_text(p, 4, f->fresh.token);
+	bind_text(p, 5, f->fresh.mech);
+	sqlite3_bind_int64(p, 6, f->fresh.expiry);
+	rc = exec1(p);
+	sqlite3_finalize(p);
+	return rc;
+}
+
+static int fast_dispatch(struct sq *q, struct xc_store_req *r)
+{
+	if (r->op == XC_STORE_FAST_REVOKE)
+		return fast_revoke(q, r->user, r->key, &r->count);
+	if (!r->fast || !r->key) {
+		r->err = -EINVAL;
+		return 0;
+	}
+	return r->op == XC_STORE_FAST_GET ? fast_get(q, r) : fast_update(q, r);
 }

@@ -44,6 +44,12 @@ struct xc_auth_config {
 	bool strict_channel_binding; /* refuse "y" when -PLUS was offered (RFC 5802) */
 };
 
+struct xc_fast_config {
+	bool enabled;            /* XEP-0484 tokens offered with SASL2 */
+	uint64_t token_lifetime; /* ms a token is valid after it was issued */
+	uint64_t rotate_before;  /* ms: a login with a token this close to expiry gets a new one */
+};
+
 struct xc_storage_config {
 	char *path;          /* the SQLite database */
 	long long linger_ms; /* unanswered writes may wait this long for company (store.h) */
@@ -150,6 +156,7 @@ struct xc_config {
 	struct xc_c2s_config c2s;
 	struct xc_websocket_config websocket;
 	struct xc_auth_config auth;
+	struct xc_fast_config fast;
 	struct xc_storage_config storage;
 	struct xc_offline_config offline;
 	struct xc_archive_config archive;
