@@ -6,8 +6,9 @@
 
 #include "cm/map.h"
 
-#define ROUNDS 4 /* a balanced Feistel network: four rounds make a good pseudorandom permutation   \
-	          */
+#define ROUNDS                                                                                     \
+	4 /* a balanced Feistel network: four rounds make a good pseudorandom permutation          \
+	   */
 
 /* Round i's function of one half: SipHash under the key, of the round and the half. */
 static uint32_t round_fn(const uint64_t key[2], unsigned i, uint32_t half)
