@@ -51,56 +51,56 @@ static const char *lookup_above(const struct cm_xml_node *n, const struct cm_xml
 	return prefix ? NULL : "";
 }
 
+/* What a byte becomes in text (bit 1) and in an attribute value (bit 2), when it is not itself:
+ * markup, a CR (it would read back as LF), and in attributes quotes and the whitespace that
+ * attribute-value normalisation would turn into spaces. */
+#define ESC_TEXT 1
+#define ESC_ATTR 2
+static const unsigned char esc_class[256] = {
+    ['&'] = ESC_TEXT | ESC_ATTR, ['<'] = ESC_TEXT | ESC_ATTR,
+    ['>'] = ESC_TEXT | ESC_ATTR, ['\r'] = ESC_TEXT | ESC_ATTR,
+    ['\''] = ESC_ATTR,           ['"'] = ESC_ATTR,
+    ['\t'] = ESC_ATTR,           ['\n'] = ESC_ATTR,
+};
+
+static const char *esc_ref(char c)
+{
+	switch (c) {
+	case '&':
+		return "&amp;";
+	case '<':
+		return "&lt;";
+	case '>':
+		return "&gt;";
+	case '\r':
+		return "&#13;";
+	case '\'':
+		return "&apos;";
+	case '"':
+		return "&quot;";
+	case '\t':
+		return "&#9;";
+	default: /* '\n' */
+		return "&#10;";
+	}
+}
+
 static int escape(struct cm_buf *out, const char *s, size_t n, bool attr)
 {
-	size_t run = 0;
-	int err = 0;
+	const unsigned char mask = attr ? ESC_ATTR : ESC_TEXT;
+	size_t i = 0, run;
+	int err;
 
-	for (size_t i = 0; i < n && !err; i++) {
-		const char *rep;
-
-		switch (s[i]) {
-		case '&':
-			rep = "&amp;";
-			break;
-		case '<':
-			rep = "&lt;";
-			break;
-		case '>':
-			rep = "&gt;";
-			break;
-		case '\r':
-			/* a raw CR would read back as LF (end-of-line handling) */
-			rep = "&#13;";
-			break;
-		case '\'':
-			rep = attr ? "&apos;" : NULL;
-			break;
-		case '"':
-			rep = attr ? "&quot;" : NULL;
-			break;
-		case '\t':
-			/* attribute-value normalisation would turn these into spaces */
-			rep = attr ? "&#9;" : NULL;
-			break;
-		case '\n':
-			rep = attr ? "&#10;" : NULL;
-			break;
-		default:
-			rep = NULL;
-		}
-		if (!rep) {
-			run++;
-			continue;
-		}
-		err = cm_buf_append(out, s + i - run, run);
-		if (!err)
-			err = cm_buf_puts(out, rep);
-		run = 0;
+	for (;;) {
+		/* the longest run that stays as it is, copied at once */
+		for (run = i; run < n && !(esc_class[(unsigned char)s[run]] & mask); run++)
+			;
+		if ((err = cm_buf_append(out, s + i, run - i)) != 0 || run == n)
+			return err;
+		if ((err = cm_buf_puts(out, esc_ref(s[run]))) != 0)
+			return err;
+		i = run + 1;
 	}
-	if (!err)
-		err = cm_buf_append(out, s + n - run, run);
-	return err;
 }
 
 static void rollback(struct cm_buf *out, size_t len)

@@ -179,6 +179,65 @@ static void test_ascii_matches_libidn(void **state)
 	}
 }
 
+/* The one-allocation way for ASCII JIDs gives what preparing part by part and joining gives,
+ * success or failure, on random JIDs with and without each part. */
+static void test_ascii_jid_matches_parts(void **state)
+{
+	uint32_t seed = 777;
+
+	(void)state;
+	for (int n = 0; n < 100000; n++) {
+		char part[3][16], in[64];
+		size_t len[3];
+		struct xc_jid fast, slow;
+		char *pp[3] = {NULL, NULL, NULL};
+		int a, b = 0;
+		bool has_l = n % 4 != 0, has_r = n % 3 != 0;
+
+		for (int k = 0; k < 3; k++) {
+			len[k] = (size_t)(n / 7 % 5) + (size_t)k % 2;
+			for (size_t i = 0; i < len[k]; i++) {
+				seed = seed * 1103515245u + 12345u;
+				/* letters and digits mostly; sometimes '.', or any printable byte
+				 */
+				if ((seed >> 16) % 6)
+					part[k][i] = "abcXYZ019-_"[(seed >> 8) % 11];
+				else if ((seed >> 16) % 5)
+					part[k][i] = '.';
+				else
+					part[k][i] = (char)(0x20 + (seed >> 8) % 95);
+				if (part[k][i] == '@' || part[k][i] == '/')
+					part[k][i] = 'q';
+			}
+			part[k][len[k]] = '\0';
+		}
+		snprintf(in, sizeof(in), "%s%s%s%s%s", has_l ? part[0] : "", has_l ? "@" : "",
+		         part[1], has_r ? "/" : "", has_r ? part[2] : "");
+		a = xc_jid_parse(&fast, in, strlen(in), NULL, 0);
+		if (has_l)
+			b = prep(NODE, part[0], len[0], &pp[0], NULL, 0);
+		if (!b)
+			b = prep(DOMAIN, part[1], len[1], &pp[1], NULL, 0);
+		if (!b && has_r)
+			b = prep(RESOURCE, part[2], len[2], &pp[2], NULL, 0);
+		memset(&slow, 0, sizeof(slow));
+		if (!b)
+			b = join(&slow, pp[0], pp[1], pp[2]);
+		if ((a == 0) != (b == 0))
+			fail_msg("%s: one allocation %d, part by part %d", in, a, b);
+		if (a == 0) {
+			assert_string_equal(fast.s, slow.s);
+			assert_int_equal(fast.llen, slow.llen);
+			assert_int_equal(fast.dlen, slow.dlen);
+			assert_int_equal(fast.rlen, slow.rlen);
+		}
+		xc_jid_free(&fast);
+		xc_jid_free(&slow);
+		for (int k = 0; k < 3; k++)
+			free(pp[k]);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -186,6 +245,7 @@ int main(void)
 	    cmocka_unit_test(test_lengths),
 	    cmocka_unit_test(test_make_copy_compare),
 	    cmocka_unit_test(test_ascii_matches_libidn),
+	    cmocka_unit_test(test_ascii_jid_matches_parts),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
