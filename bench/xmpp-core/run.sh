@@ -4,7 +4,8 @@
 # docs/benchmarks.md. Builds the load generator (xmpp-load.c, next to this file) into
 # build/bench/, then hands over to bench.py; see its header for the knobs (QUICK=1, ROUNDS=...);
 # then mam_query.py measures archive queries on a million stored messages and resume.py the
-# resumption of 10,000 hibernated sessions (XEP-0198) next to Prosody's.
+# resumption of 10,000 hibernated sessions (XEP-0198) next to Prosody's, and fast_vs_scram.py
+# what a FAST token (XEP-0484) saves over a SCRAM login.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
@@ -23,4 +24,8 @@ fi
 # line per server)
 if [ "${RESUME:-1}" != 0 ] && [ -z "${RENDER:-}" ]; then
 	/usr/bin/python3 "$here/resume.py"
+fi
+# a FAST token's reconnection against a SCRAM login (FAST=0 skips it; prints a small table)
+if [ "${FAST:-1}" != 0 ] && [ -z "${RENDER:-}" ]; then
+	/usr/bin/python3 "$top/bench/xmpp-core/fast_vs_scram.py"
 fi

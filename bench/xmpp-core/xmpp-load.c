@@ -1344,19 +1344,25 @@ static void cmd_close(void)
 	fflush(stdout);
 }
 
-/* Every online session asks for resumable stream management; wait for the answers (10 s). */
+/* Every online session asks for resumable stream management; wait for the answers, as long as
+ * they keep coming (until 10 s pass without one). */
 static void cmd_sm(void)
 {
-	uint64_t t0 = now_ns(), end = t0 + 10ull * 1000000000ull;
+	uint64_t t0 = now_ns(), last = t0;
 	size_t n = g.nonline;
+	unsigned long seen = 0;
 
 	g.sm_ok = g.sm_failed = 0;
 	for (size_t i = 0; i < n; i++)
 		SEND_LIT(g.online[i], "<enable xmlns='urn:xmpp:sm:3' resume='true'/>");
 	flush_all();
-	while (g.sm_ok + g.sm_failed < n && now_ns() < end) {
+	while (g.sm_ok + g.sm_failed < n && now_ns() - last < 10ull * 1000000000ull) {
 		poll_once(10);
 		expire(now_ns());
+		if (g.sm_ok + g.sm_failed != seen) {
+			seen = g.sm_ok + g.sm_failed;
+			last = now_ns();
+		}
 	}
 	printf("{\"cmd\":\"sm\",\"ok\":%lu,\"failed\":%lu,\"seconds\":%.3f}\n", g.sm_ok,
 	       g.sm_failed, (now_ns() - t0) / 1e9);
