@@ -306,6 +306,29 @@ static void test_caps_without_memory(void **state)
 	cm_xml_node_free(q);
 }
 
+static int groups_scenario(void *arg)
+{
+	struct xc_pep_cfg cfg = {0};
+	const char *why = NULL;
+	int r = xc_pep__options(arg, XC_PEP_FORM_PUBLISH, &cfg, &why);
+
+	free(cfg.groups);
+	return r;
+}
+
+/* roster_groups_allowed read without memory: refused, nothing leaked */
+static void test_groups_without_memory(void **state)
+{
+	struct cm_xml_node *x = parse(FORM_HEAD "<field var='pubsub#access_model'><value>roster"
+	                                        "</value></field><field var='pubsub#roster_groups_"
+	                                        "allowed'><value>b</value><value>a</value></field>"
+	                                        "</x>");
+
+	(void)state;
+	assert_true(test_alloc_sweep(groups_scenario, x, 100) >= 1);
+	cm_xml_node_free(x);
+}
+
 /* --- the nodes on SQLite --------------------------------------------------------------------- */
 
 struct fix {
@@ -791,6 +814,7 @@ int main(void)
 	    cmocka_unit_test(test_notify_nodes),
 	    cmocka_unit_test(test_caps_hash),
 	    cmocka_unit_test(test_caps_without_memory),
+	    cmocka_unit_test(test_groups_without_memory),
 	    cmocka_unit_test(test_store_publish_and_trim),
 	    cmocka_unit_test(test_store_last_and_account),
 	    cmocka_unit_test(test_store_roster_groups),

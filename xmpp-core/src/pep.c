@@ -1207,9 +1207,14 @@ void xc_pep_iq(struct xc_shard *sh, struct xc_user *u, struct xc_c2s *own, struc
 		}
 		if (is_set &&
 		    (rc = xc_pep__options(form, XC_PEP_FORM_CONFIG, &pr->cfg, &why)) != 0) {
-			refuse(sh, iq, "modify", rc == -ENOTSUP ? "not-acceptable" : "bad-request",
-			       rc == -ENOTSUP ? "unsupported-access-model" : "invalid-options",
-			       why);
+			if (rc == -ENOMEM)
+				refuse(sh, iq, "wait", "resource-constraint", NULL, NULL);
+			else
+				refuse(sh, iq, "modify",
+				       rc == -ENOTSUP ? "not-acceptable" : "bad-request",
+				       rc == -ENOTSUP ? "unsupported-access-model"
+				                      : "invalid-options",
+				       why);
 			goto out;
 		}
 		o->notify = is_set; /* on_configured: a set is answered empty */
