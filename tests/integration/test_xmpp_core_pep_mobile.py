@@ -11,11 +11,13 @@ import xml.etree.ElementTree as ET
 
 sys.path.insert(0, os.path.dirname(__file__))
 from test_xmpp_core_pep import (  # noqa: E402
-    Base, DEVICES, DISCO_ITEMS, META, OWNER, PUBSUB, befriend, devices, error_of, items,
+    Base, DEVICES, DISCO_INFO, DISCO_ITEMS, META, OWNER, PUBSUB, befriend, devices, error_of, items,
     login, metadata, next_event, no_event, options, publish, pubsub)
 from xmpp import logout, run  # noqa: E402
 
 from slixmpp.exceptions import IqError  # noqa: E402
+from slixmpp.xmlstream.handler import Callback  # noqa: E402
+from slixmpp.xmlstream.matcher import MatchXPath  # noqa: E402
 
 RSM = "http://jabber.org/protocol/rsm"
 BUNDLE = "eu.siacs.conversations.axolotl.bundles:4242"
@@ -52,14 +54,27 @@ async def page(c, owner, node, max_=None, after=None, extra=""):
             st.findtext("{%s}count" % RSM))
 
 
+async def login_learnt(server, jid, interests):
+    """login(), then wait until the server has asked the new session's capabilities (a hash no
+    other session has announced) and had the answer."""
+    c = await login(server, jid, interests, presence=False)
+    asked = asyncio.Event()
+    c.register_handler(Callback("caps asked", MatchXPath("{jabber:client}iq/{%s}query"
+                                                         % DISCO_INFO),
+                                lambda iq: asked.set() if iq["type"] == "get" else None))
+    c.send_presence()
+    await asyncio.wait_for(asked.wait(), 15)
+    await asyncio.sleep(0.5)  # the answer on its way back
+    return c
+
+
 class OwnDevices(Base):
     def test_own_resources_follow_their_capabilities(self):
         async def go():
             phone = await login(self.srv, self.alice + "/phone", interests=[DEVICES])
             laptop = await login(self.srv, self.alice + "/laptop", interests=[DEVICES])
             # a session whose capabilities ask for locations, not for devices
-            tab = await login(self.srv, self.alice + "/tab", interests=[GEO])
-            await asyncio.sleep(0.8)  # the server learns the sessions' capabilities
+            tab = await login_learnt(self.srv, self.alice + "/tab", [GEO])
             await publish(phone, DEVICES, devices(1, 2), "current",
                           options(access_model="open"))
             # the other device and the publishing one hear of it: OMEMO's device list
