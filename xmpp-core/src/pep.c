@@ -47,8 +47,8 @@ static const struct cm_metric_def metric_defs[] = {
                           "Items published to PEP nodes (XEP-0163), by result.", "result",
                           "refused"),
     CM_METRIC_COUNTER_DEF(struct pep_metrics, notifications, "xmpp_pep_notifications_total",
-                          "PEP event notifications sent (publications, retractions and last "
-                          "items for contacts coming online).",
+                          "PEP event notifications sent (publications, retractions, node "
+                          "deletions and last items for resources coming online).",
                           NULL),
 };
 
