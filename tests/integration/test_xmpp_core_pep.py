@@ -1,7 +1,9 @@
 """xmpp-core's personal eventing (XEP-0163 with XEP-0060's publish-options) and vCards
 (XEP-0054), with a real client (slixmpp): OMEMO device lists and XEP-0084 avatars published,
 contacts notified through their entity capabilities (XEP-0115), the last item for a contact that
-comes online, the access models, node limits, and hostile requests answered precisely."""
+comes online (a contact's, or another of the owner's own), the access models (roster groups
+included), node deletion told, result set paging of items, node limits, and hostile requests
+answered precisely."""
 
 import asyncio
 import os
@@ -64,12 +66,16 @@ def metadata(sha):
             "height='1'/></metadata>" % (META, sha))
 
 
-def options(**fields):
+def options(groups=None, **fields):
+    """publish-options with the fields given, and roster_groups_allowed when groups is a list."""
     out = ("<publish-options><x xmlns='jabber:x:data' type='submit'>"
            "<field var='FORM_TYPE' type='hidden'><value>%s#publish-options</value></field>"
            % PUBSUB)
     for var, v in fields.items():
         out += "<field var='pubsub#%s'><value>%s</value></field>" % (var, v)
+    if groups is not None:
+        out += ("<field var='pubsub#roster_groups_allowed'>%s</field>"
+                % "".join("<value>%s</value>" % g for g in groups))
     return out + "</x></publish-options>"
 
 
@@ -110,9 +116,13 @@ async def error_of(coro):
 
 
 async def next_event(c, node, timeout=5):
-    """The next notification about node: (item id, payload element) or ('retract', id)."""
+    """The next notification about node: (item id, payload element), ('retract', id) or
+    ('delete', None)."""
     while True:
         m = await asyncio.wait_for(c.events.get(), timeout)
+        d = m.xml.find("{%s}event/{%s}delete" % (EVENT, EVENT))
+        if d is not None and d.get("node") == node:
+            return "delete", None
         its = m.xml.find("{%s}event/{%s}items" % (EVENT, EVENT))
         if its is None or its.get("node") != node:
             continue
@@ -296,9 +306,9 @@ class Pep(Base):
             cond = await error_of(publish(a, META, metadata("3"), "3", options(max_items="max")))
             self.assertEqual(cond[:2], ("conflict", "precondition-not-met"))
             self.assertEqual(await error_of(publish(a, META, metadata("3"), "3",
-                                                    options(access_model="roster"))),
+                                                    options(access_model="authorize"))),
                              ("not-acceptable", "unsupported-access-model",
-                              "this access model is not supported"))
+                              "the authorize access model is not supported"))
             # what an OMEMO client does then: read the node's configuration, open it, publish
             res = await pubsub(a, "<configure node='%s'/>" % META, itype="get", ns=OWNER)
             x = res.xml.find("{%s}pubsub/{%s}configure/{jabber:x:data}x" % (OWNER, OWNER))
@@ -319,8 +329,8 @@ class Pep(Base):
 
     def test_max_items_retract_and_delete(self):
         async def go():
-            a = await login(self.srv, self.alice + "/phone")
             node = "urn:xmpp:bookmarks:1"
+            a = await login(self.srv, self.alice + "/phone", interests=[node])
             for i in range(4):
                 await publish(a, node, "<conference xmlns='%s' name='r%d'/>" % (node, i),
                               "room%d" % i, options(max_items=3, persist_items="true"))

@@ -39,7 +39,7 @@ static struct cm_xml_node *parse(const char *xml)
 
 static int options(const char *fields, struct xc_pep_cfg *cfg, const char **why)
 {
-	char xml[1024];
+	char xml[4096];
 	struct cm_xml_node *x;
 	int r;
 
@@ -84,11 +84,52 @@ static void test_options(void **state)
 	            &why),
 	    0);
 	assert_int_equal(cfg.access, XC_PEP_WHITELIST);
+	/* roster, with its groups: sorted, each once, each followed by a line break */
+	assert_int_equal(
+	    options("<field var='pubsub#access_model'><value>roster</value></field>"
+	            "<field var='pubsub#roster_groups_allowed' type='list-multi'>"
+	            "<value>Friends</value><value>Family</value><value>Friends</value></field>",
+	            &cfg, &why),
+	    0);
+	assert_int_equal(cfg.access, XC_PEP_ROSTER);
+	assert_int_equal(cfg.set, XC_PEP_SET_ACCESS | XC_PEP_SET_GROUPS);
+	assert_string_equal(cfg.groups, "Family\nFriends\n");
+	free(cfg.groups);
+	/* an empty list: no group (the owner only) */
+	assert_int_equal(
+	    options("<field var='pubsub#roster_groups_allowed' type='list-multi'/>", &cfg, &why),
+	    0);
+	assert_int_equal(cfg.set, XC_PEP_SET_GROUPS);
+	assert_string_equal(cfg.groups, "");
+	free(cfg.groups);
+	static const char *const bad_groups[] = {
+	    "<value/>", "<value>a\nb</value>",
+	    "<value>x</value></field><field var='pubsub#roster_groups_allowed'><value>y</value>"};
+	for (size_t i = 0; i < sizeof(bad_groups) / sizeof(bad_groups[0]); i++) {
+		char f[256];
+
+		snprintf(f, sizeof(f), "<field var='pubsub#roster_groups_allowed'>%s</field>",
+		         bad_groups[i]);
+		assert_int_equal(options(f, &cfg, &why), -EINVAL);
+		assert_non_null(why);
+		free(cfg.groups);
+	}
+	{
+		char many[2048] = "<field var='pubsub#roster_groups_allowed'>";
+
+		for (int i = 0; i < 65; i++)
+			snprintf(many + strlen(many), sizeof(many) - strlen(many),
+			         "<value>g%d</value>", i);
+		strcat(many, "</field>");
+		assert_int_equal(options(many, &cfg, &why), -EINVAL);
+		assert_string_equal(why, "too many groups in pubsub#roster_groups_allowed");
+	}
 	/* what this server has not, and what is no access model at all */
 	assert_int_equal(
-	    options("<field var='pubsub#access_model'><value>roster</value></field>", &cfg, &why),
+	    options("<field var='pubsub#access_model'><value>authorize</value></field>", &cfg,
+	            &why),
 	    -ENOTSUP);
-	assert_string_equal(why, "this access model is not supported");
+	assert_string_equal(why, "the authorize access model is not supported");
 	assert_int_equal(
 	    options("<field var='pubsub#access_model'><value>public</value></field>", &cfg, &why),
 	    -EINVAL);
@@ -138,17 +179,30 @@ static void test_access(void **state)
 {
 	(void)state;
 	/* the owner reads everything */
-	assert_true(xc_pep__may_read(XC_PEP_PRESENCE, true, false));
-	assert_true(xc_pep__may_read(XC_PEP_WHITELIST, true, false));
+	assert_true(xc_pep__may_read(XC_PEP_PRESENCE, true, false, false));
+	assert_true(xc_pep__may_read(XC_PEP_WHITELIST, true, false, false));
 	/* open: anyone */
-	assert_true(xc_pep__may_read(XC_PEP_OPEN, false, false));
+	assert_true(xc_pep__may_read(XC_PEP_OPEN, false, false, false));
 	/* presence: those who see the owner's presence */
-	assert_true(xc_pep__may_read(XC_PEP_PRESENCE, false, true));
-	assert_false(xc_pep__may_read(XC_PEP_PRESENCE, false, false));
+	assert_true(xc_pep__may_read(XC_PEP_PRESENCE, false, true, false));
+	assert_false(xc_pep__may_read(XC_PEP_PRESENCE, false, false, false));
 	/* whitelist: nobody else, contact or not */
-	assert_false(xc_pep__may_read(XC_PEP_WHITELIST, false, true));
+	assert_false(xc_pep__may_read(XC_PEP_WHITELIST, false, true, false));
+	/* roster: the contacts in the node's groups, whatever their subscription */
+	assert_true(xc_pep__may_read(XC_PEP_ROSTER, false, false, true));
+	assert_false(xc_pep__may_read(XC_PEP_ROSTER, false, true, false));
+	assert_true(xc_pep__may_read(XC_PEP_ROSTER, true, false, false));
 	/* an access model this build does not know (a newer database): closed */
-	assert_false(xc_pep__may_read(17, false, true));
+	assert_false(xc_pep__may_read(17, false, true, true));
+	/* membership: one shared name is enough; names are whole lines */
+	assert_true(xc_pep__member("Family\nFriends\n", "Work\nFriends\n"));
+	assert_false(xc_pep__member("Family\nFriends\n", "Work\nFriend\n"));
+	assert_false(xc_pep__member("Family\n", "Fam\n"));
+	assert_false(xc_pep__member("Family\n", "Family and more\n"));
+	assert_false(xc_pep__member(NULL, "Family\n"));
+	assert_false(xc_pep__member("Family\n", NULL));
+	assert_false(xc_pep__member("", ""));
+	assert_false(xc_pep__member("\n", "\n")); /* no empty name */
 }
 
 /* --- capabilities ---------------------------------------------------------------------------- */
@@ -252,6 +306,29 @@ static void test_caps_without_memory(void **state)
 	cm_xml_node_free(q);
 }
 
+static int groups_scenario(void *arg)
+{
+	struct xc_pep_cfg cfg = {0};
+	const char *why = NULL;
+	int r = xc_pep__options(arg, XC_PEP_FORM_PUBLISH, &cfg, &why);
+
+	free(cfg.groups);
+	return r;
+}
+
+/* roster_groups_allowed read without memory: refused, nothing leaked */
+static void test_groups_without_memory(void **state)
+{
+	struct cm_xml_node *x = parse(FORM_HEAD "<field var='pubsub#access_model'><value>roster"
+	                                        "</value></field><field var='pubsub#roster_groups_"
+	                                        "allowed'><value>b</value><value>a</value></field>"
+	                                        "</x>");
+
+	(void)state;
+	assert_true(test_alloc_sweep(groups_scenario, x, 100) >= 1);
+	cm_xml_node_free(x);
+}
+
 /* --- the nodes on SQLite --------------------------------------------------------------------- */
 
 struct fix {
@@ -314,7 +391,7 @@ static int publish(struct fix *f, const char *node, const char *id, int access, 
 	int e;
 
 	snprintf(payload, sizeof(payload), "<x xmlns='urn:test'>%s</x>", id);
-	r->pep->cfg = (struct xc_pep_cfg){access, persist, max_items, set};
+	r->pep->cfg = (struct xc_pep_cfg){access, persist, max_items, set, NULL};
 	r->pep->item_id = strdup(id);
 	r->pep->payload = strdup(payload);
 	r->pep->max_items_cap = cap;
@@ -408,7 +485,7 @@ static void test_store_publish_and_trim(void **state)
 	assert_int_equal(publish(&f, "n", "i6", 0, true, 1, 0, 256, 4), 0); /* not a new node */
 	/* reconfigured: fewer items kept trims at once; what is not given stays */
 	r = req(&f, XC_STORE_PEP_CONFIGURE, OWNER, "big");
-	r->pep->cfg = (struct xc_pep_cfg){XC_PEP_PRESENCE, true, 2, XC_PEP_SET_MAX};
+	r->pep->cfg = (struct xc_pep_cfg){XC_PEP_PRESENCE, true, 2, XC_PEP_SET_MAX, NULL};
 	r->pep->max_items_cap = 4;
 	r = run(&f, r);
 	assert_int_equal(r->err, 0);
@@ -567,6 +644,168 @@ static void test_store_last_and_account(void **state)
 	fix_close(&f);
 }
 
+static void put_grouped(struct fix *f, const char *contact, const char *group)
+{
+	struct xc_store_req *r = xc_store_req_new(XC_STORE_ROSTER_PUT, &f->s.l, on_done, f);
+
+	assert_int_equal(xc_store_req_set(&r->user, OWNER), 0);
+	assert_int_equal(xc_store_req_set(&r->item.contact, contact), 0);
+	r->item.groups = calloc(1, sizeof(char *));
+	r->item.groups[0] = strdup(group);
+	r->item.ngroups = 1;
+	r = run(f, r);
+	assert_int_equal(r->err, 0);
+	xc_store_req_free(r);
+}
+
+/* A roster node's groups kept, checked as a precondition, read back by every op that needs
+ * them, and gone with the node (whose configuration its deletion answers). */
+static void test_store_roster_groups(void **state)
+{
+	struct fix f;
+	struct xc_store_req *r;
+
+	(void)state;
+	fix_open(&f);
+	r = req(&f, XC_STORE_PEP_PUBLISH, OWNER, "r");
+	r->pep->cfg =
+	    (struct xc_pep_cfg){XC_PEP_ROSTER, true, 1, XC_PEP_SET_ACCESS | XC_PEP_SET_GROUPS,
+	                        strdup("Family\nFriends\n")};
+	r->pep->item_id = strdup("1");
+	r->pep->payload = strdup("<x xmlns='urn:test'/>");
+	r->pep->max_items_cap = 8;
+	assert_int_equal(run(&f, r)->err, 0);
+	assert_string_equal(r->pep->cfg.groups, "Family\nFriends\n");
+	xc_store_req_free(r);
+	/* other groups than the node's: not met */
+	r = req(&f, XC_STORE_PEP_PUBLISH, OWNER, "r");
+	r->pep->cfg = (struct xc_pep_cfg){0, true, 1, XC_PEP_SET_GROUPS, strdup("Family\n")};
+	r->pep->item_id = strdup("2");
+	r->pep->payload = strdup("<x xmlns='urn:test'/>");
+	assert_int_equal(run(&f, r)->err, -ECANCELED);
+	xc_store_req_free(r);
+	r = run(&f, req(&f, XC_STORE_PEP_ITEMS, OWNER, "r"));
+	assert_int_equal(r->pep->cfg.access, XC_PEP_ROSTER);
+	assert_string_equal(r->pep->cfg.groups, "Family\nFriends\n");
+	assert_int_equal(r->pep->nitems, 1);
+	xc_store_req_free(r);
+	put_grouped(&f, "romeo@example.net", "Friends");
+	r = last_for(&f, "romeo@example.net");
+	assert_int_equal(r->pep->nitems, 1);
+	assert_string_equal(r->pep->items[0].groups, "Family\nFriends\n");
+	assert_string_equal(r->pep->contact_groups, "Friends\n");
+	assert_true(xc_pep__member(r->pep->items[0].groups, r->pep->contact_groups));
+	xc_store_req_free(r);
+	r = last_for(&f, "tybalt@example.com"); /* not in the roster */
+	assert_null(r->pep->contact_groups);
+	xc_store_req_free(r);
+	r = run(&f, req(&f, XC_STORE_PEP_NODES, OWNER, NULL));
+	assert_int_equal(r->pep->nitems, 1);
+	assert_string_equal(r->pep->items[0].groups, "Family\nFriends\n");
+	xc_store_req_free(r);
+	/* reconfigured to one group; then to none */
+	r = req(&f, XC_STORE_PEP_CONFIGURE, OWNER, "r");
+	r->pep->cfg = (struct xc_pep_cfg){0, true, 1, XC_PEP_SET_GROUPS, strdup("Work\n")};
+	assert_int_equal(run(&f, r)->err, 0);
+	assert_string_equal(r->pep->cfg.groups, "Work\n");
+	xc_store_req_free(r);
+	r = run(&f, req(&f, XC_STORE_PEP_CONFIGURE, OWNER, "r"));
+	assert_string_equal(r->pep->cfg.groups, "Work\n");
+	assert_int_equal(r->pep->cfg.access, XC_PEP_ROSTER);
+	xc_store_req_free(r);
+	r = req(&f, XC_STORE_PEP_CONFIGURE, OWNER, "r");
+	r->pep->cfg = (struct xc_pep_cfg){0, true, 1, XC_PEP_SET_GROUPS, strdup("")};
+	assert_int_equal(run(&f, r)->err, 0);
+	xc_store_req_free(r);
+	r = run(&f, req(&f, XC_STORE_PEP_CONFIGURE, OWNER, "r"));
+	assert_null(r->pep->cfg.groups);
+	xc_store_req_free(r);
+	/* deleted: the answer has what the node was; a new node of that name has no groups */
+	r = req(&f, XC_STORE_PEP_CONFIGURE, OWNER, "r");
+	r->pep->cfg = (struct xc_pep_cfg){0, true, 1, XC_PEP_SET_GROUPS, strdup("Work\n")};
+	assert_int_equal(run(&f, r)->err, 0);
+	xc_store_req_free(r);
+	r = run(&f, req(&f, XC_STORE_PEP_DELETE, OWNER, "r"));
+	assert_int_equal(r->err, 0);
+	assert_int_equal(r->pep->cfg.access, XC_PEP_ROSTER);
+	assert_string_equal(r->pep->cfg.groups, "Work\n");
+	xc_store_req_free(r);
+	r = run(&f, req(&f, XC_STORE_PEP_DELETE, OWNER, "r"));
+	assert_int_equal(r->err, -ENOENT);
+	xc_store_req_free(r);
+	assert_int_equal(publish(&f, "r", "1", 0, true, 1, 0, 8, 10), 0);
+	r = run(&f, req(&f, XC_STORE_PEP_ITEMS, OWNER, "r"));
+	assert_int_equal(r->pep->cfg.access, XC_PEP_PRESENCE);
+	assert_null(r->pep->cfg.groups);
+	xc_store_req_free(r);
+	fix_close(&f);
+}
+
+/* A page of items (XEP-0059): max after an id, newest first, with the count and the index. */
+static struct xc_store_req *page(struct fix *f, unsigned max, const char *after)
+{
+	struct xc_store_req *r = req(f, XC_STORE_PEP_ITEMS, OWNER, "p");
+
+	r->pep->rsm = true;
+	r->pep->max = max;
+	r->pep->after = after ? strdup(after) : NULL;
+	return run(f, r);
+}
+
+static void test_store_pages(void **state)
+{
+	struct fix f;
+	struct xc_store_req *r;
+
+	(void)state;
+	fix_open(&f);
+	for (int i = 0; i < 5; i++) {
+		char id[16];
+
+		snprintf(id, sizeof(id), "p%d", i);
+		assert_int_equal(publish(&f, "p", id, 0, true, 10, XC_PEP_SET_MAX, 10, 10), 0);
+	}
+	r = page(&f, 2, NULL);
+	assert_int_equal(r->err, 0);
+	assert_int_equal(r->pep->nitems, 2);
+	assert_string_equal(r->pep->items[0].id, "p4");
+	assert_string_equal(r->pep->items[1].id, "p3");
+	assert_int_equal(r->pep->count, 5);
+	assert_int_equal(r->pep->index, 0);
+	xc_store_req_free(r);
+	r = page(&f, 2, "p3");
+	assert_int_equal(r->pep->nitems, 2);
+	assert_string_equal(r->pep->items[0].id, "p2");
+	assert_string_equal(r->pep->items[1].id, "p1");
+	assert_int_equal(r->pep->index, 2);
+	xc_store_req_free(r);
+	r = page(&f, 2, "p1");
+	assert_int_equal(r->pep->nitems, 1);
+	assert_string_equal(r->pep->items[0].id, "p0");
+	assert_int_equal(r->pep->index, 4);
+	xc_store_req_free(r);
+	r = page(&f, 2, "p0"); /* past the end: empty */
+	assert_int_equal(r->err, 0);
+	assert_int_equal(r->pep->nitems, 0);
+	assert_int_equal(r->pep->count, 5);
+	xc_store_req_free(r);
+	r = page(&f, 0, NULL); /* the count only */
+	assert_int_equal(r->pep->nitems, 0);
+	assert_int_equal(r->pep->count, 5);
+	xc_store_req_free(r);
+	r = page(&f, 2, "gone");
+	assert_int_equal(r->err, -ESRCH);
+	xc_store_req_free(r);
+	/* a republished item moves to the front of the pages */
+	assert_int_equal(publish(&f, "p", "p1", 0, true, 10, 0, 10, 10), 0);
+	r = page(&f, 3, NULL);
+	assert_string_equal(r->pep->items[0].id, "p1");
+	assert_string_equal(r->pep->items[1].id, "p4");
+	assert_string_equal(r->pep->items[2].id, "p3");
+	xc_store_req_free(r);
+	fix_close(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -575,8 +814,11 @@ int main(void)
 	    cmocka_unit_test(test_notify_nodes),
 	    cmocka_unit_test(test_caps_hash),
 	    cmocka_unit_test(test_caps_without_memory),
+	    cmocka_unit_test(test_groups_without_memory),
 	    cmocka_unit_test(test_store_publish_and_trim),
 	    cmocka_unit_test(test_store_last_and_account),
+	    cmocka_unit_test(test_store_roster_groups),
+	    cmocka_unit_test(test_store_pages),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -24,7 +24,9 @@
 
 #define NS_DATA          "jabber:x:data"
 #define NS_DISCO_ITEMS   "http://jabber.org/protocol/disco#items"
+#define NS_RSM           "http://jabber.org/protocol/rsm"
 #define MAX_IDS          64 /* item ids one items request may name */
+#define MAX_GROUPS       64 /* names in one roster_groups_allowed */
 #define DEFAULT_MAX_KEPT 1  /* items a node keeps when its creator did not say */
 
 struct pep_metrics {
@@ -45,20 +47,20 @@ static const struct cm_metric_def metric_defs[] = {
                           "Items published to PEP nodes (XEP-0163), by result.", "result",
                           "refused"),
     CM_METRIC_COUNTER_DEF(struct pep_metrics, notifications, "xmpp_pep_notifications_total",
-                          "PEP event notifications sent (publications, retractions and last "
-                          "items for contacts coming online).",
+                          "PEP event notifications sent (publications, retractions, node "
+                          "deletions and last items for resources coming online).",
                           NULL),
 };
 
 /* What the account's disco#info says of PEP (XEP-0163 and the XEP-0060 features it uses). */
 static const char *const features[] = {
-    XC_NS_PUBSUB "#access-open",      XC_NS_PUBSUB "#access-presence",
-    XC_NS_PUBSUB "#access-whitelist", XC_NS_PUBSUB "#auto-create",
-    XC_NS_PUBSUB "#config-node",      XC_NS_PUBSUB "#delete-items",
-    XC_NS_PUBSUB "#delete-nodes",     XC_NS_PUBSUB "#last-published",
-    XC_NS_PUBSUB "#persistent-items", XC_NS_PUBSUB "#publish",
-    XC_NS_PUBSUB "#publish-options",  XC_NS_PUBSUB "#retract-items",
-    XC_NS_PUBSUB "#retrieve-items",
+    XC_NS_PUBSUB "#access-open",    XC_NS_PUBSUB "#access-presence",
+    XC_NS_PUBSUB "#access-roster",  XC_NS_PUBSUB "#access-whitelist",
+    XC_NS_PUBSUB "#auto-create",    XC_NS_PUBSUB "#config-node",
+    XC_NS_PUBSUB "#delete-items",   XC_NS_PUBSUB "#delete-nodes",
+    XC_NS_PUBSUB "#last-published", XC_NS_PUBSUB "#persistent-items",
+    XC_NS_PUBSUB "#publish",        XC_NS_PUBSUB "#publish-options",
+    XC_NS_PUBSUB "#retract-items",  XC_NS_PUBSUB "#retrieve-items",
 };
 
 int xc_pep_alloc(struct xc_pep **out, struct xc_server *srv, struct cm_metrics *metrics)
@@ -105,9 +107,11 @@ size_t xc_pep_features(const char **out, size_t max)
 
 /* --- decisions (pep_int.h) ------------------------------------------------------------------- */
 
-static const char *const access_names[] = {"presence", "open", "whitelist"};
+/* enum xc_pep_access's names, in its order */
+static const char *const access_names[] = {"presence", "open", "whitelist", "roster"};
+#define NACCESS (sizeof(access_names) / sizeof(access_names[0]))
 
-bool xc_pep__may_read(int access, bool owner, bool sees)
+bool xc_pep__may_read(int access, bool owner, bool sees, bool member)
 {
 	if (owner)
 		return true;
@@ -116,9 +120,114 @@ bool xc_pep__may_read(int access, bool owner, bool sees)
 		return true;
 	case XC_PEP_PRESENCE:
 		return sees;
+	case XC_PEP_ROSTER:
+		return member;
 	default:
 		return false; /* a whitelist kept empty: the owner only */
 	}
+}
+
+/* Whether the name s (l bytes) is one of set's (names each followed by '\n'; NULL: none). */
+static bool has_name(const char *set, const char *s, size_t l)
+{
+	for (const char *p = set; p && *p;) {
+		const char *e = strchr(p, '\n');
+		size_t n = e ? (size_t)(e - p) : strlen(p);
+
+		if (n == l && memcmp(p, s, l) == 0)
+			return true;
+		p += e ? n + 1 : n;
+	}
+	return false;
+}
+
+bool xc_pep__member(const char *allowed, const char *groups)
+{
+	for (const char *p = groups; p && *p;) {
+		const char *e = strchr(p, '\n');
+		size_t n = e ? (size_t)(e - p) : strlen(p);
+
+		if (n && has_name(allowed, p, n))
+			return true;
+		p += e ? n + 1 : n;
+	}
+	return false;
+}
+
+/* Whether the roster item it is in one of allowed's groups. */
+static bool item_member(const struct xc_roster_item *it, const char *allowed)
+{
+	for (size_t i = 0; i < it->ngroups; i++)
+		if (has_name(allowed, it->groups[i], strlen(it->groups[i])))
+			return true;
+	return false;
+}
+
+/* The roster item's groups as the store keeps them (each followed by '\n'); NULL without
+ * memory. */
+static char *groups_joined(const struct xc_roster_item *it)
+{
+	struct cm_buf b;
+
+	cm_buf_init(&b, 0);
+	for (size_t i = 0; i < it->ngroups; i++)
+		if (cm_buf_printf(&b, "%s\n", it->groups[i]) != 0) {
+			cm_buf_free(&b);
+			return NULL;
+		}
+	if (!b.data)
+		return strdup("");
+	return b.data; /* NUL-terminated */
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* pubsub#roster_groups_allowed (a list-multi field) into cfg->groups: the names sorted, without
+ * repeats, each followed by '\n'. */
+static int read_groups(const struct cm_xml_node *field, struct xc_pep_cfg *cfg, const char **why)
+{
+	const char *v[MAX_GROUPS];
+	size_t n = 0, len = 1, off = 0;
+	char *out;
+
+	for (const struct cm_xml_node *k = cm_xml_child(field, "value", NULL); k;
+	     k = cm_xml_child_next(k, "value", NULL)) {
+		const char *g = cm_xml_text(k);
+
+		if (!g || !*g || strlen(g) > XC_PEP_NODE_MAX || strchr(g, '\n')) {
+			*why =
+			    "a roster group in pubsub#roster_groups_allowed is empty, too long or "
+			    "has a line break";
+			return -EINVAL;
+		}
+		if (n == MAX_GROUPS) {
+			*why = "too many groups in pubsub#roster_groups_allowed";
+			return -EINVAL;
+		}
+		v[n++] = g;
+	}
+	qsort(v, n, sizeof(*v), cmp_str);
+	for (size_t i = 0; i < n; i++)
+		len += strlen(v[i]) + 1;
+	if (!(out = malloc(len)))
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		size_t l = strlen(v[i]);
+
+		if (i > 0 && strcmp(v[i], v[i - 1]) == 0)
+			continue;
+		memcpy(out + off, v[i], l);
+		out[off + l] = '\n';
+		off += l + 1;
+	}
+	out[off] = '\0';
+	free(cfg->groups);
+	cfg->groups = out;
+	cfg->set |= XC_PEP_SET_GROUPS;
+	return 0;
 }
 
 static bool parse_bool(const char *v, bool *out)
@@ -173,18 +282,33 @@ int xc_pep__options(const struct cm_xml_node *form, const char *form_type, struc
 	if ((v = cm_xml_form_field(form, "pubsub#access_model")) != NULL) {
 		size_t i;
 
-		for (i = 0; i < sizeof(access_names) / sizeof(access_names[0]); i++)
+		for (i = 0; i < NACCESS; i++)
 			if (strcmp(v, access_names[i]) == 0)
 				break;
-		if (i == sizeof(access_names) / sizeof(access_names[0])) {
-			*why = strcmp(v, "roster") == 0 || strcmp(v, "authorize") == 0
-			           ? "this access model is not supported"
+		if (i == NACCESS) {
+			/* authorize needs subscription requests the owner approves: not kept here
+			 */
+			*why = strcmp(v, "authorize") == 0
+			           ? "the authorize access model is not supported"
 			           : "unknown pubsub#access_model";
-			return strcmp(v, "roster") == 0 || strcmp(v, "authorize") == 0 ? -ENOTSUP
-			                                                               : -EINVAL;
+			return strcmp(v, "authorize") == 0 ? -ENOTSUP : -EINVAL;
 		}
 		cfg->access = (int)i;
 		cfg->set |= XC_PEP_SET_ACCESS;
+	}
+	for (const struct cm_xml_node *f = cm_xml_child(form, "field", NS_DATA); f;
+	     f = cm_xml_child_next(f, "field", NS_DATA)) {
+		const char *var = cm_xml_attr(f, "var");
+		int rc;
+
+		if (!var || strcmp(var, "pubsub#roster_groups_allowed") != 0)
+			continue;
+		if (cfg->set & XC_PEP_SET_GROUPS) {
+			*why = "pubsub#roster_groups_allowed is given twice";
+			return -EINVAL;
+		}
+		if ((rc = read_groups(f, cfg, why)) != 0)
+			return rc;
 	}
 	if ((v = cm_xml_form_field(form, "pubsub#persist_items")) != NULL) {
 		if (!parse_bool(v, &cfg->persist)) {
@@ -295,7 +419,8 @@ static int add_item(struct cm_xml_node *parent, const char *id, const char *payl
 struct notify_ctx {
 	const struct cm_xml_node *msg; /* borrowed: the notification, 'to' set per recipient */
 	struct xc_user *u;             /* borrowed, may be NULL: the owner */
-	bool roster;                   /* only contacts the roster lets see the owner's presence */
+	int access;                    /* the node's: which contacts may hear of it */
+	const char *groups;            /* borrowed: the node's roster_groups_allowed */
 	unsigned sent;
 };
 
@@ -318,6 +443,26 @@ static bool contact_sees(struct xc_user *u, const char *full)
 	return yes;
 }
 
+/* Whether the resource full's bare JID is in the owner u's roster, in one of allowed's
+ * groups. */
+static bool contact_member(struct xc_user *u, const char *full, const char *allowed)
+{
+	struct xc_jid j, bare;
+	struct xc_contact *ct;
+	bool yes = false;
+
+	if (!u || u->rstate != XC_ROSTER_READY ||
+	    xc_jid_parse(&j, full, strlen(full), NULL, 0) != 0)
+		return false;
+	if (xc_jid_copy(&bare, &j, true) == 0) {
+		ct = xc_roster_find(u, bare.s);
+		yes = ct && item_member(&ct->item, allowed);
+		xc_jid_free(&bare);
+	}
+	xc_jid_free(&j);
+	return yes;
+}
+
 static bool blocked(struct xc_user *u, const char *full)
 {
 	struct xc_jid j;
@@ -330,13 +475,11 @@ static bool blocked(struct xc_user *u, const char *full)
 	return b;
 }
 
-static void send_copy(struct xc_shard *sh, const char *to, void *arg)
+/* A copy of the notification to to. */
+static void deliver(struct xc_shard *sh, const char *to, struct notify_ctx *n)
 {
-	struct notify_ctx *n = arg;
 	struct cm_xml_node *m;
 
-	if ((n->roster && !contact_sees(n->u, to)) || blocked(n->u, to))
-		return;
 	if (cm_xml_node_copy(&m, n->msg) != 0)
 		return;
 	if (cm_xml_node_set_attr(m, "to", to) != 0) {
@@ -347,23 +490,39 @@ static void send_copy(struct xc_shard *sh, const char *to, void *arg)
 	n->sent++;
 }
 
-/* Tell the owner's available sessions, and the contacts that may read the node and want its
- * notifications (peers: false for the owner's sessions only). msg is borrowed. */
-static void notify(struct xc_shard *sh, const struct xc_jid *owner, const char *node, int access,
-                   bool peers, const struct cm_xml_node *msg)
+/* A contact's resource (foreach_peer: its capabilities ask for the node): told when the node's
+ * access model lets it read the node and the owner does not block it. */
+static void send_copy(struct xc_shard *sh, const char *to, void *arg)
 {
-	struct notify_ctx n = {.msg = msg, .u = xc_user_find(sh, owner)};
+	struct notify_ctx *n = arg;
+
+	if (blocked(n->u, to))
+		return;
+	if ((n->access == XC_PEP_PRESENCE && !contact_sees(n->u, to)) ||
+	    (n->access == XC_PEP_ROSTER && !contact_member(n->u, to, n->groups)))
+		return;
+	deliver(sh, to, n);
+}
+
+/* Tell the owner's available sessions that want the node's notifications (pep_caps.c: those
+ * whose capabilities ask for it, or that announced none), and the contacts that may read the
+ * node (cfg: its configuration) and want its notifications. msg is borrowed. */
+static void notify(struct xc_shard *sh, const struct xc_jid *owner, const char *node,
+                   const struct xc_pep_cfg *cfg, const struct cm_xml_node *msg)
+{
+	struct notify_ctx n = {
+	    .msg = msg, .u = xc_user_find(sh, owner), .access = cfg->access, .groups = cfg->groups};
 	struct xc_c2s *c;
 
 	if (n.u) {
-		xc_user_foreach_session(n.u, c) if (c->available) send_copy(sh, c->jid.s, &n);
+		xc_user_foreach_session(n.u, c)
+		{
+			if (c->available && xc_pep__own_wants(sh, owner->s, c->jid.s, node))
+				deliver(sh, c->jid.s, &n);
+		}
 	}
-	if (peers && access == XC_PEP_OPEN) {
+	if (cfg->access != XC_PEP_WHITELIST)
 		xc_pep__foreach_peer(sh, owner->s, node, send_copy, &n);
-	} else if (peers && access == XC_PEP_PRESENCE) {
-		n.roster = true;
-		xc_pep__foreach_peer(sh, owner->s, node, send_copy, &n);
-	}
 	cm_metrics_add(sh->srv->pep->m.notifications, n.sent);
 }
 
@@ -374,6 +533,9 @@ struct op_ctx {
 	struct cm_xml_node *iq;   /* owned */
 	struct xc_jid owner;      /* owned: the account's bare JID */
 	bool is_owner, sees;      /* who asks */
+	char *groups;             /* owned, may be NULL: the asker's roster groups ('\n' after each)
+	                           * when the owner has it in the roster and does not block it */
+	bool rsm;                 /* ITEMS: answered with a result set (XEP-0059) */
 	bool notify;              /* RETRACT: tell the subscribers */
 	struct cm_xml_node *item; /* owned: PUBLISH's payload, for the notification */
 };
@@ -385,6 +547,7 @@ static void op_free(struct op_ctx *o)
 	cm_xml_node_free(o->iq);
 	cm_xml_node_free(o->item);
 	xc_jid_free(&o->owner);
+	free(o->groups);
 	free(o);
 }
 
@@ -448,7 +611,7 @@ static void on_published(struct xc_store_req *r)
 	    cm_xml_node_set_attr(it, "id", r->pep->item_id) == 0 &&
 	    cm_xml_node_add_child(it, o->item) == 0) {
 		o->item = NULL; /* the message's now */
-		notify(sh, &o->owner, r->key, r->pep->cfg.access, true, msg);
+		notify(sh, &o->owner, r->key, &r->pep->cfg, msg);
 	}
 	cm_xml_node_free(msg);
 out:
@@ -467,15 +630,49 @@ static size_t answer_budget(const struct xc_server *srv)
 
 /* Refuse o's request when the requester may not read a node of that access model; true when
  * it was refused. */
-static bool denied(struct xc_shard *sh, const struct op_ctx *o, int access)
+static bool denied(struct xc_shard *sh, const struct op_ctx *o, const struct xc_pep_cfg *cfg)
 {
-	if (xc_pep__may_read(access, o->is_owner, o->sees))
+	if (xc_pep__may_read(cfg->access, o->is_owner, o->sees,
+	                     xc_pep__member(cfg->groups, o->groups)))
 		return false;
-	if (access == XC_PEP_PRESENCE)
+	if (cfg->access == XC_PEP_PRESENCE)
 		refuse(sh, o->iq, "auth", "not-authorized", "presence-subscription-required", NULL);
+	else if (cfg->access == XC_PEP_ROSTER)
+		refuse(sh, o->iq, "auth", "not-authorized", "not-in-roster-group", NULL);
 	else
 		refuse(sh, o->iq, "cancel", "not-allowed", "closed-node", NULL);
 	return true;
+}
+
+/* XEP-0059's <set/> after items (the page sent, as cut by the answer's budget): first (with
+ * its index) and last when the page has items, and the node's count. */
+static int add_page(struct cm_xml_node *ps, const struct cm_xml_node *items,
+                    const struct xc_pep_req *pr)
+{
+	const struct cm_xml_node *first = NULL, *last = NULL;
+	struct cm_xml_node *set, *e;
+	char num[24];
+	int rc;
+
+	for (const struct cm_xml_node *k = items->children; k; k = k->next)
+		if (k->kind == CM_XML_ELEMENT) {
+			first = first ? first : k;
+			last = k;
+		}
+	rc = cm_xml_node_new_child(&set, ps, "set", NS_RSM);
+	if (!rc && first) {
+		const char *f = cm_xml_attr(first, "id"), *l = cm_xml_attr(last, "id");
+
+		snprintf(num, sizeof(num), "%llu", (unsigned long long)pr->index);
+		rc = cm_xml_node_new_child(&e, set, "first", NULL);
+		rc = rc ? rc : cm_xml_node_set_attr(e, "index", num);
+		rc = rc ? rc : cm_xml_node_add_text(e, f, strlen(f));
+		rc = rc ? rc : cm_xml_node_new_child(&e, set, "last", NULL);
+		rc = rc ? rc : cm_xml_node_add_text(e, l, strlen(l));
+	}
+	snprintf(num, sizeof(num), "%llu", (unsigned long long)pr->count);
+	rc = rc ? rc : cm_xml_node_new_child(&e, set, "count", NULL);
+	return rc ? rc : cm_xml_node_add_text(e, num, strlen(num));
 }
 
 static void on_items(struct xc_store_req *r)
@@ -490,12 +687,16 @@ static void on_items(struct xc_store_req *r)
 		refuse(sh, o->iq, "cancel", "item-not-found", NULL, "no such node");
 		goto out;
 	}
-	if (r->err) {
+	if (r->err && r->err != -ESRCH) {
 		refuse(sh, o->iq, "wait", "internal-server-error", NULL, NULL);
 		goto out;
 	}
-	if (denied(sh, o, r->pep->cfg.access))
+	if (denied(sh, o, &r->pep->cfg))
 		goto out;
+	if (r->err == -ESRCH) { /* told only to those who may read the node */
+		refuse(sh, o->iq, "cancel", "item-not-found", NULL, "no such item to page after");
+		goto out;
+	}
 	rc = cm_xml_node_new(&res, "pubsub", XC_NS_PUBSUB);
 	rc = rc ? rc : cm_xml_node_new_child(&items, res, "items", NULL);
 	rc = rc ? rc : cm_xml_node_set_attr(items, "node", r->key);
@@ -510,6 +711,8 @@ static void on_items(struct xc_store_req *r)
 		if (rc == -EBADMSG)
 			rc = 0; /* stored by an older build? left out */
 	}
+	if (!rc && o->rsm)
+		rc = add_page(res, items, r->pep);
 	if (rc) {
 		cm_xml_node_free(res);
 		refuse(sh, o->iq, "wait", "resource-constraint", NULL, NULL);
@@ -541,7 +744,7 @@ static void on_retracted(struct xc_store_req *r)
 	msg = event_new(o->owner.s, r->key, &items);
 	if (msg && cm_xml_node_new_child(&rt, items, "retract", NULL) == 0 &&
 	    cm_xml_node_set_attr(rt, "id", r->pep->item_id) == 0)
-		notify(sh, &o->owner, r->key, r->pep->cfg.access, true, msg);
+		notify(sh, &o->owner, r->key, &r->pep->cfg, msg);
 	cm_xml_node_free(msg);
 out:
 	op_free(o);
@@ -564,7 +767,8 @@ static void on_deleted(struct xc_store_req *r)
 		goto out;
 	}
 	reply(sh, o->iq, NULL);
-	/* the owner's other sessions hear of it; the node's readers are not known any more */
+	/* those who heard of its items hear that it is gone (XEP-0060 8.4.2): the store answered
+	 * with the node's configuration as it was */
 	rc = cm_xml_node_new(&m, "message", CM_XML_NS_CLIENT);
 	rc = rc ? rc : cm_xml_node_set_attr(m, "type", "headline");
 	rc = rc ? rc : cm_xml_node_set_attr(m, "from", o->owner.s);
@@ -572,7 +776,7 @@ static void on_deleted(struct xc_store_req *r)
 	rc = rc ? rc : cm_xml_node_new_child(&d, ev, "delete", NULL);
 	rc = rc ? rc : cm_xml_node_set_attr(d, "node", r->key);
 	if (!rc)
-		notify(sh, &o->owner, r->key, XC_PEP_WHITELIST, false, m);
+		notify(sh, &o->owner, r->key, &r->pep->cfg, m);
 	cm_xml_node_free(m);
 out:
 	op_free(o);
@@ -582,7 +786,7 @@ out:
 /* The node's configuration as a form (XEP-0060 8.2.1). */
 static struct cm_xml_node *config_form(const char *node, const struct xc_pep_cfg *cfg)
 {
-	struct cm_xml_node *ps = NULL, *conf, *x, *o, *v;
+	struct cm_xml_node *ps = NULL, *conf, *x, *o, *v, *f;
 	char max[16];
 	int r = cm_xml_node_new(&ps, "pubsub", XC_NS_PUBSUB_OWNER);
 
@@ -598,8 +802,9 @@ static struct cm_xml_node *config_form(const char *node, const struct xc_pep_cfg
 	r = r ? r
 	      : cm_xml_form_add_field(
 	            x, "pubsub#access_model", "list-single",
-	            access_names[cfg->access >= 0 && cfg->access < 3 ? cfg->access : 0]);
-	for (size_t i = 0; !r && i < sizeof(access_names) / sizeof(access_names[0]); i++) {
+	            access_names[cfg->access >= 0 && (size_t)cfg->access < NACCESS ? cfg->access
+	                                                                           : 0]);
+	for (size_t i = 0; !r && i < NACCESS; i++) {
 		r = cm_xml_node_new_child(&o, x->last, "option", NULL);
 		r = r ? r : cm_xml_node_new_child(&v, o, "value", NULL);
 		r = r ? r : cm_xml_node_add_text(v, access_names[i], strlen(access_names[i]));
@@ -608,6 +813,17 @@ static struct cm_xml_node *config_form(const char *node, const struct xc_pep_cfg
 	      : cm_xml_form_add_field(x, "pubsub#persist_items", "boolean",
 	                              cfg->persist ? "true" : "false");
 	r = r ? r : cm_xml_form_add_field(x, "pubsub#max_items", "text-single", max);
+	r = r ? r : cm_xml_node_new_child(&f, x, "field", NULL);
+	r = r ? r : cm_xml_node_set_attr(f, "var", "pubsub#roster_groups_allowed");
+	r = r ? r : cm_xml_node_set_attr(f, "type", "list-multi");
+	for (const char *g = cfg->groups; !r && g && *g;) {
+		const char *e = strchr(g, '\n');
+		size_t n = e ? (size_t)(e - g) : strlen(g);
+
+		r = cm_xml_node_new_child(&v, f, "value", NULL);
+		r = r ? r : cm_xml_node_add_text(v, g, n);
+		g += e ? n + 1 : n;
+	}
 	if (r) {
 		cm_xml_node_free(ps);
 		return NULL;
@@ -721,11 +937,65 @@ static int read_publish(struct xc_shard *sh, const struct cm_xml_node *pub,
 	return 0;
 }
 
-/* An items request's ids or max_items into pr. */
+/* A result set request (XEP-0059: max and after; before and index are not) into pr.
+ * -EINVAL or -ENOTSUP with *why, -ENOMEM. */
+static int read_rsm(const struct xc_pep_config *cfg, const struct cm_xml_node *set,
+                    struct xc_pep_req *pr, const char **why)
+{
+	bool max = false;
+
+	pr->rsm = true;
+	pr->max = (unsigned)cfg->max_items;
+	for (const struct cm_xml_node *k = set->children; k; k = k->next) {
+		const char *t;
+
+		if (k->kind != CM_XML_ELEMENT || strcmp(k->ns, NS_RSM) != 0)
+			continue;
+		t = cm_xml_text(k);
+		if (strcmp(k->name, "max") == 0) {
+			unsigned long n = 0;
+
+			if (max || !t || !*t || strlen(t) > 9 ||
+			    strspn(t, "0123456789") != strlen(t)) {
+				*why = max ? "the result set's max is given twice"
+				           : "the result set's max is a number";
+				return -EINVAL;
+			}
+			n = strtoul(t, NULL, 10);
+			pr->max = n < (unsigned long)cfg->max_items ? (unsigned)n
+			                                            : (unsigned)cfg->max_items;
+			max = true;
+		} else if (strcmp(k->name, "after") == 0) {
+			if (pr->after || !name_ok(t)) {
+				*why = pr->after ? "the result set's after is given twice"
+				                 : "the result set's after is an item id";
+				return -EINVAL;
+			}
+			if (!(pr->after = strdup(t)))
+				return -ENOMEM;
+		} else if (strcmp(k->name, "before") == 0 || strcmp(k->name, "index") == 0) {
+			*why = "items are paged from the newest on: before and index are not "
+			       "supported";
+			return -ENOTSUP;
+		}
+	}
+	return 0;
+}
+
+/* An items request's ids or max_items, or its result set (set, may be NULL), into pr. */
 static int read_items(const struct xc_pep_config *cfg, const struct cm_xml_node *items,
-                      struct xc_pep_req *pr, const char **why)
+                      const struct cm_xml_node *set, struct xc_pep_req *pr, const char **why)
 {
 	const char *mx = cm_xml_attr(items, "max_items");
+
+	if (set) {
+		if (mx || cm_xml_child(items, "item", XC_NS_PUBSUB)) {
+			*why =
+			    "a result set pages the node's items: no max_items or item ids with it";
+			return -EINVAL;
+		}
+		return read_rsm(cfg, set, pr, why);
+	}
 
 	if (mx) {
 		unsigned n;
@@ -762,18 +1032,24 @@ static int read_items(const struct xc_pep_config *cfg, const struct cm_xml_node 
 	return 0;
 }
 
-/* The one action of a pubsub element (and its publish-options); false when it is not one. */
+/* The one action of a pubsub element (and its publish-options, its result set); false when
+ * it is not one. */
 static bool read_action(const struct cm_xml_node *ps, const struct cm_xml_node **action,
-                        const struct cm_xml_node **opts)
+                        const struct cm_xml_node **opts, const struct cm_xml_node **set)
 {
 	*action = NULL;
 	*opts = NULL;
+	*set = NULL;
 	for (const struct cm_xml_node *k = ps->children; k; k = k->next) {
 		if (k->kind != CM_XML_ELEMENT)
 			continue;
 		if (strcmp(k->name, "publish-options") == 0 && strcmp(k->ns, XC_NS_PUBSUB) == 0 &&
 		    !*opts) {
 			*opts = k;
+			continue;
+		}
+		if (strcmp(k->name, "set") == 0 && strcmp(k->ns, NS_RSM) == 0 && !*set) {
+			*set = k;
 			continue;
 		}
 		if (*action)
@@ -787,8 +1063,8 @@ void xc_pep_iq(struct xc_shard *sh, struct xc_user *u, struct xc_c2s *own, struc
 {
 	const struct xc_pep_config *cfg = &sh->srv->cfg->pep;
 	const char *type = xc_stanza_type(iq);
-	bool set = strcmp(type, "set") == 0, many;
-	const struct cm_xml_node *ps = only_element(iq, &many), *act, *opts;
+	bool is_set = strcmp(type, "set") == 0, many;
+	const struct cm_xml_node *ps = only_element(iq, &many), *act, *opts, *set;
 	const char *node, *why = NULL, *cond = "bad-request", *app = NULL;
 	struct xc_pep_req *pr = NULL;
 	struct op_ctx *o = NULL;
@@ -801,7 +1077,7 @@ void xc_pep_iq(struct xc_shard *sh, struct xc_user *u, struct xc_c2s *own, struc
 		refuse(sh, iq, "cancel", "service-unavailable", NULL, NULL);
 		goto out;
 	}
-	if (!ps || !read_action(ps, &act, &opts)) {
+	if (!ps || !read_action(ps, &act, &opts, &set)) {
 		refuse(sh, iq, "modify", "bad-request", NULL, "pubsub holds one action");
 		goto out;
 	}
@@ -822,16 +1098,27 @@ void xc_pep_iq(struct xc_shard *sh, struct xc_user *u, struct xc_c2s *own, struc
 		struct xc_jid from, bare;
 
 		if (xc_stanza_jid(iq, "from", &from) == 0 && xc_jid_copy(&bare, &from, true) == 0) {
+			bool ok = !xc_blocking_blocks(u, &from);
+
 			ct = xc_roster_find(u, bare.s);
 			o->sees =
-			    ct &&
-			    (ct->item.st.sub == XC_SUB_FROM || ct->item.st.sub == XC_SUB_BOTH) &&
-			    !xc_blocking_blocks(u, &from);
+			    ct && ok &&
+			    (ct->item.st.sub == XC_SUB_FROM || ct->item.st.sub == XC_SUB_BOTH);
+			if (ct && ok && !(o->groups = groups_joined(&ct->item))) {
+				xc_jid_free(&bare);
+				xc_jid_free(&from);
+				refuse(sh, iq, "wait", "resource-constraint", NULL, NULL);
+				goto out;
+			}
 			xc_jid_free(&bare);
 		}
 		xc_jid_free(&from);
 	}
-	if (strcmp(ps->ns, XC_NS_PUBSUB) == 0 && set && strcmp(act->name, "publish") == 0 &&
+	if (set && strcmp(act->name, "items") != 0) {
+		refuse(sh, iq, "modify", "bad-request", NULL, "a result set pages items only");
+		goto out;
+	}
+	if (strcmp(ps->ns, XC_NS_PUBSUB) == 0 && is_set && strcmp(act->name, "publish") == 0 &&
 	    strcmp(act->ns, XC_NS_PUBSUB) == 0) {
 		const struct cm_xml_node *payload;
 
@@ -853,23 +1140,30 @@ void xc_pep_iq(struct xc_shard *sh, struct xc_user *u, struct xc_c2s *own, struc
 		}
 		op = XC_STORE_PEP_PUBLISH;
 		done = on_published;
-	} else if (strcmp(ps->ns, XC_NS_PUBSUB) == 0 && !set && strcmp(act->name, "items") == 0 &&
-	           strcmp(act->ns, XC_NS_PUBSUB) == 0) {
+	} else if (strcmp(ps->ns, XC_NS_PUBSUB) == 0 && !is_set &&
+	           strcmp(act->name, "items") == 0 && strcmp(act->ns, XC_NS_PUBSUB) == 0) {
 		if (opts) {
 			refuse(sh, iq, "modify", "bad-request", NULL,
 			       "publish-options without publish");
 			goto out;
 		}
-		rc = read_items(cfg, act, pr, &why);
+		rc = read_items(cfg, act, set, pr, &why);
 		if (rc) {
-			refuse(sh, iq, rc == -ENOMEM ? "wait" : "modify",
-			       rc == -ENOMEM ? "resource-constraint" : "bad-request", NULL, why);
+			refuse(sh, iq,
+			       rc == -ENOMEM    ? "wait"
+			       : rc == -ENOTSUP ? "cancel"
+			                        : "modify",
+			       rc == -ENOMEM    ? "resource-constraint"
+			       : rc == -ENOTSUP ? "feature-not-implemented"
+			                        : "bad-request",
+			       NULL, why);
 			goto out;
 		}
+		o->rsm = pr->rsm;
 		op = XC_STORE_PEP_ITEMS;
 		done = on_items;
-	} else if (strcmp(ps->ns, XC_NS_PUBSUB) == 0 && set && strcmp(act->name, "retract") == 0 &&
-	           strcmp(act->ns, XC_NS_PUBSUB) == 0) {
+	} else if (strcmp(ps->ns, XC_NS_PUBSUB) == 0 && is_set &&
+	           strcmp(act->name, "retract") == 0 && strcmp(act->ns, XC_NS_PUBSUB) == 0) {
 		const struct cm_xml_node *it = only_element(act, &many);
 		const char *id = it && strcmp(it->name, "item") == 0 ? cm_xml_attr(it, "id") : NULL;
 		const char *nf = cm_xml_attr(act, "notify");
@@ -890,7 +1184,7 @@ void xc_pep_iq(struct xc_shard *sh, struct xc_user *u, struct xc_c2s *own, struc
 		o->notify = nf && (strcmp(nf, "1") == 0 || strcmp(nf, "true") == 0);
 		op = XC_STORE_PEP_RETRACT;
 		done = on_retracted;
-	} else if (strcmp(ps->ns, XC_NS_PUBSUB_OWNER) == 0 && set &&
+	} else if (strcmp(ps->ns, XC_NS_PUBSUB_OWNER) == 0 && is_set &&
 	           strcmp(act->name, "delete") == 0 && strcmp(act->ns, XC_NS_PUBSUB_OWNER) == 0) {
 		if (!own) {
 			refuse(sh, iq, "auth", "forbidden", NULL, "only the owner deletes a node");
@@ -907,17 +1201,23 @@ void xc_pep_iq(struct xc_shard *sh, struct xc_user *u, struct xc_c2s *own, struc
 			       "only the owner configures a node");
 			goto out;
 		}
-		if (set && (!form || many)) {
+		if (is_set && (!form || many)) {
 			refuse(sh, iq, "modify", "bad-request", NULL, "configure holds one form");
 			goto out;
 		}
-		if (set && (rc = xc_pep__options(form, XC_PEP_FORM_CONFIG, &pr->cfg, &why)) != 0) {
-			refuse(sh, iq, "modify", rc == -ENOTSUP ? "not-acceptable" : "bad-request",
-			       rc == -ENOTSUP ? "unsupported-access-model" : "invalid-options",
-			       why);
+		if (is_set &&
+		    (rc = xc_pep__options(form, XC_PEP_FORM_CONFIG, &pr->cfg, &why)) != 0) {
+			if (rc == -ENOMEM)
+				refuse(sh, iq, "wait", "resource-constraint", NULL, NULL);
+			else
+				refuse(sh, iq, "modify",
+				       rc == -ENOTSUP ? "not-acceptable" : "bad-request",
+				       rc == -ENOTSUP ? "unsupported-access-model"
+				                      : "invalid-options",
+				       why);
 			goto out;
 		}
-		o->notify = set; /* on_configured: a set is answered empty */
+		o->notify = is_set; /* on_configured: a set is answered empty */
 		pr->max_items_cap = (unsigned)cfg->max_items;
 		op = XC_STORE_PEP_CONFIGURE;
 		done = on_configured;
@@ -952,7 +1252,8 @@ static void on_nodes(struct xc_store_req *r)
 	for (size_t i = 0; !rc && i < r->pep->nitems; i++) {
 		const struct xc_pep_item *n = &r->pep->items[i];
 
-		if (!xc_pep__may_read(n->access, o->is_owner, o->sees))
+		if (!xc_pep__may_read(n->access, o->is_owner, o->sees,
+		                      xc_pep__member(n->groups, o->groups)))
 			continue;
 		rc = cm_xml_node_new_child(&it, q, "item", NULL);
 		rc = rc ? rc : cm_xml_node_set_attr(it, "jid", o->owner.s);
@@ -990,8 +1291,21 @@ void xc_pep_disco_items(struct xc_shard *sh, struct xc_user *u, struct xc_c2s *o
 	if (!own && u->rstate == XC_ROSTER_READY) {
 		struct xc_jid from = {0};
 
-		if (xc_stanza_jid(iq, "from", &from) == 0 && !xc_jid_empty(&from))
-			o->sees = contact_sees(u, from.s) && !xc_blocking_blocks(u, &from);
+		if (xc_stanza_jid(iq, "from", &from) == 0 && !xc_jid_empty(&from) &&
+		    !xc_blocking_blocks(u, &from)) {
+			struct xc_jid bare;
+			struct xc_contact *ct = NULL;
+
+			o->sees = contact_sees(u, from.s);
+			if (xc_jid_copy(&bare, &from, true) == 0) {
+				ct = xc_roster_find(u, bare.s);
+				xc_jid_free(&bare);
+			}
+			if (ct && !(o->groups = groups_joined(&ct->item))) {
+				xc_jid_free(&from);
+				goto fail;
+			}
+		}
 		xc_jid_free(&from);
 	}
 	o->iq = iq;
@@ -1007,24 +1321,27 @@ fail:
 	cm_xml_node_free(iq);
 }
 
-/* --- the last items, for a contact coming online --------------------------------------------- */
+/* --- the last items, for a resource coming online ------------------------------------------- */
 
 struct last_ctx {
 	char *owner; /* owned: bare JID */
-	char *full;  /* owned: the contact's resource */
+	char *full;  /* owned: the contact's resource, or one of the owner's */
 };
 
 static void on_last(struct xc_store_req *r)
 {
 	struct last_ctx *l = r->arg;
 	struct xc_shard *sh = r->loop->data;
+	size_t ol = strlen(l->owner);
+	bool own = strncmp(l->full, l->owner, ol) == 0 && l->full[ol] == '/';
 	unsigned sent = 0;
 
 	for (size_t i = 0; !r->err && i < r->pep->nitems; i++) {
 		const struct xc_pep_item *it = &r->pep->items[i];
 		struct cm_xml_node *msg, *items;
 
-		if (!xc_pep__may_read(it->access, false, r->pep->sees) ||
+		if (!xc_pep__may_read(it->access, own, r->pep->sees,
+		                      xc_pep__member(it->groups, r->pep->contact_groups)) ||
 		    !xc_pep__wants(sh, l->owner, l->full, it->node))
 			continue;
 		msg = event_new(l->owner, it->node, &items);

@@ -2,11 +2,13 @@
  *
  * Nodes and items live in the store (store.h's PEP ops), created by the first publish to a node
  * (with the configuration its publish-options ask for, XEP-0060 7.1.5, or the defaults:
- * presence access, persistent items, one item kept). Who hears of a publication: the owner's
- * available sessions, and the contacts the node's access model admits whose entity capabilities
- * (XEP-0115) include NODE+notify. A contact's capabilities are learnt from the presence it sends
- * the owner (pep_caps.c: disco#info asked once per unknown hash and cached on the shard); a
- * contact that comes online is sent each node's last item it would have been notified of.
+ * presence access, persistent items, one item kept). Who hears of a publication, a retraction
+ * or a node's deletion: the owner's available sessions whose entity capabilities (XEP-0115)
+ * include NODE+notify (or that announced none), and the contacts the node's access model admits
+ * whose capabilities include it. Capabilities are learnt from the presence a contact sends the
+ * owner, or one of the owner's sessions broadcasts (pep_caps.c: disco#info asked once per
+ * unknown hash and cached on the shard); a resource that comes online is sent each node's last
+ * item it would have been notified of.
  *
  * Everything runs on the owner's home shard. Ownership: every function that takes an IQ takes it
  * (frees it or hands it on). */
@@ -61,6 +63,12 @@ bool xc_pep_answer(struct xc_shard *sh, struct cm_xml_node *iq);
 /* An available or unavailable presence (st, borrowed) from a contact reaches the account to
  * (its home is this shard): its capabilities are learnt and the last items sent. */
 void xc_pep_presence(struct xc_shard *sh, const struct xc_jid *to, const struct cm_xml_node *st);
+
+/* The account's own session full (its home is this shard) sent an available or unavailable
+ * presence (st, borrowed) to its contacts: its capabilities are learnt, so that it is sent the
+ * notifications it asks for (XEP-0163 4.3), and the last items when it comes online. */
+void xc_pep_own_presence(struct xc_shard *sh, const struct xc_jid *full,
+                         const struct cm_xml_node *st);
 
 /* Release the shard's PEP state (capabilities cache, contacts heard from). On the shard's thread,
  * when it stops. */

@@ -1,8 +1,9 @@
 /* pep_caps.c - which contacts want which PEP notifications: their entity capabilities (XEP-0115)
  * learnt from the presence they send, asked once per unknown hash, cached on the shard.
  *
- * Per shard: the contacts' resources whose available presence reached each local account (who
- * may be notified, and whose last items were sent already), a cache from capabilities hash to
+ * Per shard: the contacts' resources whose available presence reached each local account, and
+ * the account's own resources that announced capabilities (who may be notified, and whose last
+ * items were sent already), a cache from capabilities hash to
  * the nodes it asks notifications for, and the disco#info questions on their way. All three are
  * bounded (a contact cannot make the server hold without end); what does not fit is not learnt,
  * and the contact only misses notifications. A hash whose answer matches it (SHA-1, no extended
@@ -53,6 +54,7 @@ struct peer {
 	struct cm_list link; /* in its owner's peers */
 	char *full;          /* owned */
 	char *ver;           /* owned: the hash it announced */
+	bool own;            /* one of the owner's own resources */
 };
 
 struct owner {
@@ -421,7 +423,7 @@ void xc_pep__foreach_peer(struct xc_shard *sh, const char *owner, const char *no
 	for (struct cm_list *l = o->peers.next; l != &o->peers; l = l->next) {
 		struct peer *p = cm_list_entry(l, struct peer, link);
 
-		if (caps_wants(peer_caps(ps, p), node))
+		if (!p->own && caps_wants(peer_caps(ps, p), node))
 			fn(sh, p->full, arg);
 	}
 }
@@ -433,6 +435,16 @@ bool xc_pep__wants(struct xc_shard *sh, const char *owner, const char *full, con
 	struct peer *p = o ? peer_find(o, full) : NULL;
 
 	return p && caps_wants(peer_caps(ps, p), node);
+}
+
+bool xc_pep__own_wants(struct xc_shard *sh, const char *owner, const char *full, const char *node)
+{
+	struct xc_pep_shard *ps = sh->pep;
+	struct owner *o = ps ? owner_find(ps, owner) : NULL;
+	struct peer *p = o ? peer_find(o, full) : NULL;
+	struct caps *c = p ? peer_caps(ps, p) : NULL;
+
+	return !c || caps_wants(c, node);
 }
 
 /* Ask full what its capabilities are, from owner (the PEP service asks, XEP-0115 6.3). */
@@ -503,28 +515,22 @@ static void learn(struct xc_shard *sh, struct xc_pep_shard *ps, const char *owne
 	ps->npending++;
 }
 
-void xc_pep_presence(struct xc_shard *sh, const struct xc_jid *to, const struct cm_xml_node *st)
+/* The resource from (a contact's, or own: one of the owner's) sent presence st, of type
+ * available or not, that reached owner (a bare JID). */
+static void heard(struct xc_shard *sh, const struct xc_jid *owner, const struct xc_jid *from,
+                  bool own, bool available, const struct cm_xml_node *st)
 {
-	const char *type = xc_stanza_type(st);
-	bool available = strcmp(type, "available") == 0;
-	struct xc_pep_shard *ps;
-	struct xc_jid from = {0}, owner = {0};
+	struct xc_pep_shard *ps = available ? shard_state(sh) : sh->pep;
 	const struct cm_xml_node *c;
 	const char *ver = NULL;
 	struct caps *known;
 	struct owner *o;
 	struct peer *p;
 
-	if (!xc_pep_enabled(sh->srv->pep) || (!available && strcmp(type, "unavailable") != 0))
-		return;
-	if (xc_stanza_jid(st, "from", &from) != 0 || xc_jid_is_bare(&from) ||
-	    xc_jid_bare_equal(&from, to) || xc_jid_copy(&owner, to, true) != 0)
-		goto out;
-	ps = available ? shard_state(sh) : sh->pep;
 	if (!ps)
-		goto out;
-	o = owner_find(ps, owner.s);
-	p = o ? peer_find(o, from.s) : NULL;
+		return;
+	o = owner_find(ps, owner->s);
+	p = o ? peer_find(o, from->s) : NULL;
 	c = available ? cm_xml_child(st, "c", XC_NS_CAPS) : NULL;
 	if (c)
 		ver = cm_xml_attr(c, "ver");
@@ -532,25 +538,25 @@ void xc_pep_presence(struct xc_shard *sh, const struct xc_jid *to, const struct 
 		/* gone, or without capabilities: nothing to notify it of */
 		if (p)
 			peer_drop(ps, o, p);
-		goto out;
+		return;
 	}
 	if (p && strcmp(p->ver, ver) == 0)
-		goto out; /* a presence update: its last items were sent already */
+		return; /* a presence update: its last items were sent already */
 	if (p) {
 		char *nv = strdup(ver);
 
 		if (!nv)
-			goto out;
+			return;
 		free(p->ver);
 		p->ver = nv;
 	} else {
 		if (ps->npeers >= PEERS_MAX || (o && o->n >= PEERS_PER_OWNER))
-			goto out;
+			return;
 		if (!o) {
 			o = calloc(1, sizeof(*o));
-			if (!o || !(o->bare = strdup(owner.s))) {
+			if (!o || !(o->bare = strdup(owner->s))) {
 				free(o);
-				goto out;
+				return;
 			}
 			cm_list_init(&o->peers);
 			cm_map_insert(&ps->owners, &o->node,
@@ -558,8 +564,9 @@ void xc_pep_presence(struct xc_shard *sh, const struct xc_jid *to, const struct 
 		}
 		p = calloc(1, sizeof(*p));
 		if (p) {
-			p->full = strdup(from.s);
+			p->full = strdup(from->s);
 			p->ver = strdup(ver);
+			p->own = own;
 		}
 		if (!p || !p->full || !p->ver) {
 			if (p)
@@ -569,7 +576,7 @@ void xc_pep_presence(struct xc_shard *sh, const struct xc_jid *to, const struct 
 				free(o->bare);
 				free(o);
 			}
-			goto out;
+			return;
 		}
 		cm_list_insert_tail(&o->peers, &p->link);
 		o->n++;
@@ -577,11 +584,40 @@ void xc_pep_presence(struct xc_shard *sh, const struct xc_jid *to, const struct 
 	}
 	known = peer_caps(ps, p);
 	if (known && known->n)
-		xc_pep__send_last(sh, owner.s, from.s); /* nothing to read when it wants nothing */
+		xc_pep__send_last(sh, owner->s,
+		                  from->s); /* nothing to read when it wants nothing */
 	else if (!known)
-		learn(sh, ps, owner.s, from.s, ver, cm_xml_attr(c, "hash"), cm_xml_attr(c, "node"));
-out:
+		learn(sh, ps, owner->s, from->s, ver, cm_xml_attr(c, "hash"),
+		      cm_xml_attr(c, "node"));
+}
+
+void xc_pep_presence(struct xc_shard *sh, const struct xc_jid *to, const struct cm_xml_node *st)
+{
+	const char *type = xc_stanza_type(st);
+	bool available = strcmp(type, "available") == 0;
+	struct xc_jid from = {0}, owner = {0};
+
+	if (!xc_pep_enabled(sh->srv->pep) || (!available && strcmp(type, "unavailable") != 0))
+		return;
+	if (xc_stanza_jid(st, "from", &from) == 0 && !xc_jid_is_bare(&from) &&
+	    !xc_jid_bare_equal(&from, to) && xc_jid_copy(&owner, to, true) == 0)
+		heard(sh, &owner, &from, false, available, st);
 	xc_jid_free(&from);
+	xc_jid_free(&owner);
+}
+
+void xc_pep_own_presence(struct xc_shard *sh, const struct xc_jid *full,
+                         const struct cm_xml_node *st)
+{
+	const char *type = xc_stanza_type(st);
+	bool available = strcmp(type, "available") == 0;
+	struct xc_jid owner = {0};
+
+	if (!xc_pep_enabled(sh->srv->pep) || (!available && strcmp(type, "unavailable") != 0) ||
+	    xc_jid_is_bare(full))
+		return;
+	if (xc_jid_copy(&owner, full, true) == 0)
+		heard(sh, &owner, full, true, available, st);
 	xc_jid_free(&owner);
 }
 

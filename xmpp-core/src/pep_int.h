@@ -25,8 +25,12 @@ int xc_pep__options(const struct cm_xml_node *form, const char *form_type, struc
                     const char **why);
 
 /* Whether a requester may read a node of this access model: owner (the account's own session),
- * sees (a contact with a subscription to the owner's presence). */
-bool xc_pep__may_read(int access, bool owner, bool sees);
+ * sees (a contact with a subscription to the owner's presence), member (a contact in one of the
+ * node's roster_groups_allowed). */
+bool xc_pep__may_read(int access, bool owner, bool sees, bool member);
+
+/* Whether one of groups is one of allowed (both: names each followed by '\n', NULL: none). */
+bool xc_pep__member(const char *allowed, const char *groups);
 
 /* The nodes a disco#info answer (a <query/>, borrowed) asks notifications for (features
  * NODE+notify), into *nodes (owned array of owned strings, *n of them). At most max nodes are
@@ -43,11 +47,16 @@ typedef void (*xc_pep__peer_fn)(struct xc_shard *sh, const char *full, void *arg
 void xc_pep__foreach_peer(struct xc_shard *sh, const char *owner, const char *node,
                           xc_pep__peer_fn fn, void *arg);
 
-/* Whether the contact resource full, heard by owner, asks for node's notifications. */
+/* Whether the contact resource full, heard by owner, asks for node's notifications (full may
+ * be one of the owner's resources too). */
 bool xc_pep__wants(struct xc_shard *sh, const char *owner, const char *full, const char *node);
 
-/* Send full (a contact's resource) the newest item of each of owner's nodes it may read and
- * asks notifications for (pep.c). */
+/* Whether the owner's resource full is to hear of node: its capabilities ask for the node, or
+ * it announced none, or they are not learnt yet (it is not left out meanwhile). */
+bool xc_pep__own_wants(struct xc_shard *sh, const char *owner, const char *full, const char *node);
+
+/* Send full (a contact's resource, or one of the owner's) the newest item of each of owner's
+ * nodes it may read and asks notifications for (pep.c). */
 void xc_pep__send_last(struct xc_shard *sh, const char *owner, const char *full);
 
 #endif

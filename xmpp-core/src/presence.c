@@ -120,6 +120,7 @@ static void do_broadcast(struct xc_shard *sh, struct xc_user *u, struct cm_xml_n
 		if (other->available || other == c)
 			xc_c2s_send(other, st);
 	}
+	xc_pep_own_presence(sh, &c->jid, st); /* what this session wants to hear of */
 	if (u->rstate == XC_ROSTER_READY) {
 		cm_map_iter_init(&it, &u->roster);
 		while ((n = cm_map_iter_next(&it)) != NULL) {

@@ -409,8 +409,12 @@ void xc_pep_req_free(struct xc_pep_req *p)
 		return;
 	free(p->item_id);
 	free(p->payload);
+	free(p->cfg.groups);
+	free(p->contact_groups);
+	free(p->after);
 	strv_free(p->ids, p->nids);
 	for (size_t i = 0; i < p->nitems; i++) {
+		free(p->items[i].groups);
 		free(p->items[i].node);
 		free(p->items[i].id);
 		free(p->items[i].payload);

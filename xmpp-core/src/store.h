@@ -71,14 +71,18 @@ enum xc_store_op {
 	XC_STORE_PEP_PUBLISH, /* user, key (node), pep (item, cfg, limits) -> pep->cfg (the node's),
 	                       * pep->created; -ECANCELED when the options given do not match the
 	                       * node's, -EDQUOT when the user has max_nodes nodes already */
-	XC_STORE_PEP_ITEMS,   /* user, key (node), pep (ids or max) -> pep->items (newest first),
-	                       * pep->cfg; -ENOENT without such a node */
+	XC_STORE_PEP_ITEMS,   /* user, key (node), pep (ids, or max and the page's after) ->
+	                       * pep->items (newest first), pep->cfg, pep->count and pep->index
+	                       * (with rsm); -ENOENT without such a node, -ESRCH without the
+	                       * after item */
 	XC_STORE_PEP_RETRACT, /* user, key (node), pep->item_id -> pep->cfg; -ENOENT */
-	XC_STORE_PEP_DELETE,  /* user, key (node) -> -ENOENT; its items go with it */
-	XC_STORE_PEP_NODES,   /* user -> pep->items (node and access model, no payload) */
+	XC_STORE_PEP_DELETE,  /* user, key (node) -> pep->cfg (the node's, as it was); -ENOENT;
+	                       * its items go with it */
+	XC_STORE_PEP_NODES,   /* user -> pep->items (node, access model, groups, no payload) */
 	XC_STORE_PEP_LAST,    /* user (owner), key (a contact's bare JID) -> pep->items: each
 	                       * node's newest item, pep->sees (the contact has a subscription to
-	                       * the owner's presence and is not blocked by its bare JID) */
+	                       * the owner's presence and is not blocked by its bare JID),
+	                       * pep->contact_groups (its roster groups, when not blocked) */
 	XC_STORE_PEP_CONFIGURE, /* user, key (node), pep->cfg: the fields in cfg.set are changed
 	                         * (the items trimmed to what it keeps, within max_items_cap),
 	                         * none: read -> pep->cfg (the node's); -ENOENT */
@@ -290,18 +294,22 @@ enum xc_pep_access {
 	XC_PEP_PRESENCE,  /* contacts subscribed to the owner's presence (the default) */
 	XC_PEP_OPEN,      /* anyone */
 	XC_PEP_WHITELIST, /* the owner only (no list is kept yet) */
+	XC_PEP_ROSTER,    /* contacts in the owner's roster groups of roster_groups_allowed */
 };
 
 /* A node's configuration, or publish-options: set says which fields a request gave. */
 #define XC_PEP_SET_ACCESS  1u
 #define XC_PEP_SET_PERSIST 2u
 #define XC_PEP_SET_MAX     4u
+#define XC_PEP_SET_GROUPS  8u
 #define XC_PEP_MAX_ITEMS   0 /* max_items "max": the server's cap */
 struct xc_pep_cfg {
 	int access;         /* enum xc_pep_access */
 	bool persist;       /* pubsub#persist_items (false: only the newest item is kept) */
 	unsigned max_items; /* XC_PEP_MAX_ITEMS: the cap (pep.max_items) */
 	unsigned set;       /* XC_PEP_SET_*: for publish-options */
+	char *groups;       /* owned, may be NULL (none): pubsub#roster_groups_allowed, sorted,
+	                     * each name followed by '\n' (as the roster table keeps groups) */
 };
 
 struct xc_pep_item {
@@ -309,6 +317,7 @@ struct xc_pep_item {
 	char *id;      /* owned */
 	char *payload; /* owned: XML text; NULL in PEP_NODES */
 	int access;    /* enum xc_pep_access: the node's */
+	char *groups;  /* owned, may be NULL: the node's roster_groups_allowed (LAST, NODES) */
 };
 
 struct xc_pep_req {
@@ -322,6 +331,10 @@ struct xc_pep_req {
 	unsigned max_nodes;        /* PUBLISH: nodes per user at most */
 	bool created;              /* PUBLISH: the node was made */
 	bool sees;                 /* LAST */
+	char *contact_groups;      /* owned, LAST: the contact's roster groups ('\n' after each) */
+	char *after;               /* owned, ITEMS: the page starts after this item (RSM) */
+	bool rsm;                  /* ITEMS: count and index wanted (max 0: the count only) */
+	uint64_t count, index;     /* ITEMS with rsm: the node's items, the page's first's place */
 	struct xc_pep_item *items; /* owned array */
 	size_t nitems;
 };

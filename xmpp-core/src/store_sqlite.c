@@ -155,7 +155,7 @@ static const char *const sql[S_NSTMT] = {
     [S_ROLLBACK_TO] = "ROLLBACK TO req",
 };
 
-#define P_NSTMT 20 /* statements of the PEP and vCard block (its enum pstmt) */
+#define P_NSTMT 28 /* statements of the PEP and vCard block (its enum pstmt) */
 
 struct sq {
 	sqlite3 *db;
@@ -1411,8 +1411,10 @@ const struct xc_store_backend xc_store_sqlite = {
  *
  * Nodes are rows of pep_nodes, keyed by (owner, node); their items are rows of pep_items in
  * publication order (seq), so the newest item of a node is its highest seq. A republished id
- * moves to the front. vCards are one row per owner. The tables are created on open whatever the
- * database's age (IF NOT EXISTS), so they need no schema version of their own. */
+ * moves to the front. A node's roster_groups_allowed is a row of pep_node_groups (the names, each
+ * followed by '\n', as the roster's groups column has them). vCards are one row per owner. The
+ * tables are created on open whatever the database's age (IF NOT EXISTS), so they need no schema
+ * version of their own. */
 
 static const char pep_schema[] =
     "CREATE TABLE IF NOT EXISTS pep_nodes ("
@@ -1423,6 +1425,8 @@ static const char pep_schema[] =
     "  item TEXT NOT NULL, payload TEXT NOT NULL);"
     "CREATE UNIQUE INDEX IF NOT EXISTS pep_items_id ON pep_items (owner, node, item);"
     "CREATE INDEX IF NOT EXISTS pep_items_node ON pep_items (owner, node, seq);"
+    "CREATE TABLE IF NOT EXISTS pep_node_groups ("
+    "  owner TEXT NOT NULL, node TEXT NOT NULL, groups TEXT NOT NULL, PRIMARY KEY (owner, node));"
     "CREATE TABLE IF NOT EXISTS vcards (owner TEXT PRIMARY KEY, vcard TEXT NOT NULL);";
 
 enum pstmt {
@@ -1445,18 +1449,27 @@ enum pstmt {
 	P_VCARD_PUT,
 	P_VCARD_DEL,
 	P_NODE_SET,
+	P_GROUPS_PUT,
+	P_GROUPS_DEL,
+	P_GROUPS_DEL_ALL,
+	P_ITEM_SEQ,
+	P_ITEM_BEFORE,
+	P_ITEM_COUNT,
 	P_END,
 };
 _Static_assert(P_END <= P_NSTMT, "struct sq has room for every PEP statement");
 
 static const char *const pep_sql[P_END] = {
-    [P_NODE_GET] = "SELECT access, persist, max_items FROM pep_nodes WHERE owner = ?1 AND "
-                   "node = ?2",
+    [P_NODE_GET] = "SELECT n.access, n.persist, n.max_items, g.groups FROM pep_nodes n "
+                   "LEFT JOIN pep_node_groups g ON g.owner = n.owner AND g.node = n.node "
+                   "WHERE n.owner = ?1 AND n.node = ?2",
     [P_NODE_PUT] = "INSERT INTO pep_nodes (owner, node, access, persist, max_items) "
                    "VALUES (?1, ?2, ?3, ?4, ?5)",
     [P_NODE_COUNT] = "SELECT count(*) FROM pep_nodes WHERE owner = ?1",
     [P_NODE_DEL] = "DELETE FROM pep_nodes WHERE owner = ?1 AND node = ?2",
-    [P_NODE_ALL] = "SELECT node, access FROM pep_nodes WHERE owner = ?1 ORDER BY node",
+    [P_NODE_ALL] = "SELECT n.node, n.access, g.groups FROM pep_nodes n LEFT JOIN "
+                   "pep_node_groups g ON g.owner = n.owner AND g.node = n.node "
+                   "WHERE n.owner = ?1 ORDER BY n.node",
     [P_NODE_DEL_ALL] = "DELETE FROM pep_nodes WHERE owner = ?1",
     [P_ITEM_DEL] = "DELETE FROM pep_items WHERE owner = ?1 AND node = ?2 AND item = ?3",
     [P_ITEM_PUT] = "INSERT INTO pep_items (owner, node, item, payload) VALUES (?1, ?2, ?3, ?4)",
@@ -1469,16 +1482,26 @@ static const char *const pep_sql[P_END] = {
                    "item = ?3",
     [P_ITEM_DEL_NODE] = "DELETE FROM pep_items WHERE owner = ?1 AND node = ?2",
     [P_ITEM_DEL_ALL] = "DELETE FROM pep_items WHERE owner = ?1",
-    [P_LAST] = "SELECT n.node, n.access, i.item, i.payload FROM pep_nodes n JOIN pep_items i "
-               "ON i.seq = (SELECT max(seq) FROM pep_items WHERE owner = n.owner AND "
-               "node = n.node) WHERE n.owner = ?1 ORDER BY n.node",
-    [P_SEES] = "SELECT sub FROM roster WHERE owner = ?1 AND contact = ?2 AND NOT EXISTS "
+    [P_LAST] = "SELECT n.node, n.access, i.item, i.payload, g.groups FROM pep_nodes n "
+               "JOIN pep_items i ON i.seq = (SELECT max(seq) FROM pep_items WHERE "
+               "owner = n.owner AND node = n.node) LEFT JOIN pep_node_groups g ON "
+               "g.owner = n.owner AND g.node = n.node WHERE n.owner = ?1 ORDER BY n.node",
+    [P_SEES] = "SELECT sub, groups FROM roster WHERE owner = ?1 AND contact = ?2 AND NOT EXISTS "
                "(SELECT 1 FROM blocklist WHERE owner = ?1 AND jid = ?2)",
     [P_VCARD_GET] = "SELECT vcard FROM vcards WHERE owner = ?1",
     [P_VCARD_PUT] = "INSERT OR REPLACE INTO vcards (owner, vcard) VALUES (?1, ?2)",
     [P_VCARD_DEL] = "DELETE FROM vcards WHERE owner = ?1",
     [P_NODE_SET] = "UPDATE pep_nodes SET access = ?3, persist = ?4, max_items = ?5 WHERE "
                    "owner = ?1 AND node = ?2",
+    [P_GROUPS_PUT] = "INSERT OR REPLACE INTO pep_node_groups (owner, node, groups) "
+                     "VALUES (?1, ?2, ?3)",
+    [P_GROUPS_DEL] = "DELETE FROM pep_node_groups WHERE owner = ?1 AND node = ?2",
+    [P_GROUPS_DEL_ALL] = "DELETE FROM pep_node_groups WHERE owner = ?1",
+    [P_ITEM_SEQ] = "SELECT seq FROM pep_items WHERE owner = ?1 AND node = ?2 AND item = ?3",
+    [P_ITEM_BEFORE] = "SELECT item, payload FROM pep_items WHERE owner = ?1 AND node = ?2 AND "
+                      "seq < ?3 ORDER BY seq DESC LIMIT ?4",
+    [P_ITEM_COUNT] = "SELECT count(*) FROM pep_items WHERE owner = ?1 AND node = ?2 AND "
+                     "seq >= ?3",
 };
 
 static int pep_open(struct sq *q)
@@ -1520,7 +1543,8 @@ static sqlite3_stmt *pprep2(struct sq *q, enum pstmt s, const char *owner, const
 
 static int pep_delete_owned(struct sq *q, const char *owner)
 {
-	static const enum pstmt all[] = {P_NODE_DEL_ALL, P_ITEM_DEL_ALL, P_VCARD_DEL};
+	static const enum pstmt all[] = {P_NODE_DEL_ALL, P_ITEM_DEL_ALL, P_GROUPS_DEL_ALL,
+	                                 P_VCARD_DEL};
 	int rc = 0;
 
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]) && !rc; i++)
@@ -1530,7 +1554,7 @@ static int pep_delete_owned(struct sq *q, const char *owner)
 
 /* Append an item to p->items (strings copied; payload may be NULL). 0 or -ENOMEM. */
 static int pep_push(struct xc_pep_req *p, const char *node, const char *id, const char *payload,
-                    int access)
+                    int access, const char *groups)
 {
 	struct xc_pep_item *v = realloc(p->items, (p->nitems + 1) * sizeof(*v));
 	struct xc_pep_item *it;
@@ -1544,13 +1568,15 @@ static int pep_push(struct xc_pep_req *p, const char *node, const char *id, cons
 	it->node = strdup(node ? node : "");
 	it->id = strdup(id ? id : "");
 	it->payload = payload ? strdup(payload) : NULL;
+	it->groups = groups ? strdup(groups) : NULL;
 	p->nitems++;
-	if (!it->node || !it->id || (payload && !it->payload))
+	if (!it->node || !it->id || (payload && !it->payload) || (groups && !it->groups))
 		return -ENOMEM;
 	return 0;
 }
 
-/* The node's configuration into *cfg; false (and 0) when there is no such node. */
+/* The node's configuration into *cfg (cfg->groups replaced: the caller frees what it held
+ * before, if anything); false (and 0) when there is no such node. */
 static int node_get(struct sq *q, const char *owner, const char *node, struct xc_pep_cfg *cfg,
                     bool *found)
 {
@@ -1558,10 +1584,13 @@ static int node_get(struct sq *q, const char *owner, const char *node, struct xc
 	int rc = sqlite3_step(p);
 
 	*found = rc == SQLITE_ROW;
+	cfg->groups = NULL;
 	if (rc == SQLITE_ROW) {
 		cfg->access = sqlite3_column_int(p, 0);
 		cfg->persist = sqlite3_column_int(p, 1) != 0;
 		cfg->max_items = (unsigned)sqlite3_column_int64(p, 2);
+		if (sqlite3_column_type(p, 3) != SQLITE_NULL && !(cfg->groups = col_dup(p, 3)))
+			return -ENOMEM;
 		return 0;
 	}
 	return rc == SQLITE_DONE ? 0 : db_fail(rc);
@@ -1578,10 +1607,27 @@ static unsigned node_keeps(const struct xc_pep_cfg *cfg, unsigned cap)
 	return cfg->max_items;
 }
 
+/* The node's roster_groups_allowed: groups (none when NULL or empty). */
+static int groups_put(struct sq *q, const char *owner, const char *node, const char *groups)
+{
+	sqlite3_stmt *p;
+
+	if (!groups || !*groups)
+		return exec1(pprep2(q, P_GROUPS_DEL, owner, node));
+	p = pprep2(q, P_GROUPS_PUT, owner, node);
+	bind_text(p, 3, groups);
+	return exec1(p);
+}
+
+static bool same_groups(const char *a, const char *b)
+{
+	return strcmp(a ? a : "", b ? b : "") == 0;
+}
+
 static int pep_publish(struct sq *q, struct xc_store_req *r)
 {
 	struct xc_pep_req *pr = r->pep;
-	struct xc_pep_cfg have;
+	struct xc_pep_cfg have = {0};
 	bool found;
 	sqlite3_stmt *p;
 	int rc;
@@ -1596,14 +1642,18 @@ static int pep_publish(struct sq *q, struct xc_store_req *r)
 		/* publish-options are preconditions on an existing node (XEP-0060 7.1.5) */
 		const struct xc_pep_cfg *want = &pr->cfg;
 
-		if (((want->set & XC_PEP_SET_ACCESS) && want->access != have.access) ||
+		bool differ =
+		    ((want->set & XC_PEP_SET_ACCESS) && want->access != have.access) ||
 		    ((want->set & XC_PEP_SET_PERSIST) && want->persist != have.persist) ||
-		    ((want->set & XC_PEP_SET_MAX) && want->max_items != have.max_items)) {
-			pr->cfg = have;
+		    ((want->set & XC_PEP_SET_MAX) && want->max_items != have.max_items) ||
+		    ((want->set & XC_PEP_SET_GROUPS) && !same_groups(want->groups, have.groups));
+
+		free(pr->cfg.groups);
+		pr->cfg = have; /* its groups handed over */
+		if (differ) {
 			r->err = -ECANCELED;
 			return 0;
 		}
-		pr->cfg = have;
 	} else {
 		uint64_t n = 0;
 
@@ -1620,7 +1670,8 @@ static int pep_publish(struct sq *q, struct xc_store_req *r)
 		sqlite3_bind_int(p, 3, pr->cfg.access);
 		sqlite3_bind_int(p, 4, pr->cfg.persist);
 		sqlite3_bind_int64(p, 5, pr->cfg.max_items);
-		if ((rc = exec1(p)) != 0)
+		if ((rc = exec1(p)) != 0 ||
+		    (rc = groups_put(q, r->user, r->key, pr->cfg.groups)) != 0)
 			return rc;
 		pr->created = true;
 	}
@@ -1645,12 +1696,60 @@ static int collect_items(sqlite3_stmt *p, struct xc_pep_req *pr, const char *nod
 
 	while ((rc = sqlite3_step(p)) == SQLITE_ROW) {
 		int e = pep_push(pr, node, (const char *)sqlite3_column_text(p, 0),
-		                 (const char *)sqlite3_column_text(p, 1), access);
+		                 (const char *)sqlite3_column_text(p, 1), access, NULL);
 
 		if (e)
 			return e;
 	}
 	return rc == SQLITE_DONE ? 0 : db_fail(rc);
+}
+
+/* The number of the node's items from seq on into *n. */
+static int count_from(struct sq *q, const char *owner, const char *node, sqlite3_int64 seq,
+                      uint64_t *n)
+{
+	sqlite3_stmt *p = pprep2(q, P_ITEM_COUNT, owner, node);
+	int rc;
+
+	sqlite3_bind_int64(p, 3, seq);
+	rc = sqlite3_step(p);
+	if (rc != SQLITE_ROW)
+		return db_fail(rc);
+	*n = (uint64_t)sqlite3_column_int64(p, 0);
+	return 0;
+}
+
+/* A page of items (XEP-0059), newest first: pr->max of them after pr->after (or from the
+ * newest), the node's count and the page's first item's index. */
+static int items_page(struct sq *q, struct xc_store_req *r)
+{
+	struct xc_pep_req *pr = r->pep;
+	sqlite3_int64 below = INT64_MAX;
+	sqlite3_stmt *p;
+	int rc;
+
+	if ((rc = count_from(q, r->user, r->key, 0, &pr->count)) != 0)
+		return rc;
+	pr->index = 0;
+	if (pr->after) {
+		p = pprep2(q, P_ITEM_SEQ, r->user, r->key);
+		bind_text(p, 3, pr->after);
+		rc = sqlite3_step(p);
+		if (rc == SQLITE_DONE) {
+			r->err = -ESRCH;
+			pr->count = 0;
+			return 0;
+		}
+		if (rc != SQLITE_ROW)
+			return db_fail(rc);
+		below = sqlite3_column_int64(p, 0);
+		if ((rc = count_from(q, r->user, r->key, below, &pr->index)) != 0)
+			return rc;
+	}
+	p = pprep2(q, P_ITEM_BEFORE, r->user, r->key);
+	sqlite3_bind_int64(p, 3, below);
+	sqlite3_bind_int64(p, 4, (sqlite3_int64)pr->max);
+	return collect_items(p, pr, r->key, pr->cfg.access);
 }
 
 static int pep_items(struct sq *q, struct xc_store_req *r)
@@ -1678,9 +1777,12 @@ static int pep_items(struct sq *q, struct xc_store_req *r)
 		}
 		return rc;
 	}
-	p = pprep2(q, P_ITEM_NEWEST, r->user, r->key);
-	sqlite3_bind_int64(p, 3, pr->max ? (sqlite3_int64)pr->max : -1);
-	return collect_items(p, pr, r->key, pr->cfg.access);
+	if (!pr->rsm) {
+		p = pprep2(q, P_ITEM_NEWEST, r->user, r->key);
+		sqlite3_bind_int64(p, 3, pr->max ? (sqlite3_int64)pr->max : -1);
+		return collect_items(p, pr, r->key, pr->cfg.access);
+	}
+	return items_page(q, r);
 }
 
 static int pep_last(struct sq *q, struct xc_store_req *r)
@@ -1696,6 +1798,8 @@ static int pep_last(struct sq *q, struct xc_store_req *r)
 			int sub = sqlite3_column_int(p, 0);
 
 			pr->sees = sub == XC_SUB_FROM || sub == XC_SUB_BOTH;
+			if (!(pr->contact_groups = col_dup(p, 1)))
+				return -ENOMEM;
 		} else if (rc != SQLITE_DONE) {
 			return db_fail(rc);
 		}
@@ -1704,7 +1808,8 @@ static int pep_last(struct sq *q, struct xc_store_req *r)
 	while ((rc = sqlite3_step(p)) == SQLITE_ROW) {
 		int e = pep_push(pr, (const char *)sqlite3_column_text(p, 0),
 		                 (const char *)sqlite3_column_text(p, 2),
-		                 (const char *)sqlite3_column_text(p, 3), sqlite3_column_int(p, 1));
+		                 (const char *)sqlite3_column_text(p, 3), sqlite3_column_int(p, 1),
+		                 (const char *)sqlite3_column_text(p, 4));
 
 		if (e)
 			return e;
@@ -1720,18 +1825,27 @@ static int pep_configure(struct sq *q, struct xc_store_req *r)
 	bool found;
 	int rc;
 
+	pr->cfg.groups = NULL; /* want's now */
 	if (!r->key) {
 		r->err = -EINVAL;
+		free(want.groups);
 		return 0;
 	}
-	if ((rc = node_get(q, r->user, r->key, &pr->cfg, &found)) != 0)
-		return rc;
-	if (!found) {
+	rc = node_get(q, r->user, r->key, &pr->cfg, &found);
+	if (!rc && !found)
 		r->err = -ENOENT;
-		return 0;
+	if (rc || !found || !want.set) {
+		free(want.groups);
+		return rc;
 	}
-	if (!want.set)
-		return 0;
+	if (want.set & XC_PEP_SET_GROUPS) {
+		free(pr->cfg.groups);
+		pr->cfg.groups = want.groups;
+		want.groups = NULL;
+		if ((rc = groups_put(q, r->user, r->key, pr->cfg.groups)) != 0)
+			return rc;
+	}
+	free(want.groups);
 	if (want.set & XC_PEP_SET_ACCESS)
 		pr->cfg.access = want.access;
 	if (want.set & XC_PEP_SET_PERSIST)
@@ -1782,17 +1896,21 @@ static int pep_dispatch(struct sq *q, struct xc_store_req *r)
 			r->err = -EINVAL;
 			return 0;
 		}
-		rc = exec1(pprep2(q, P_NODE_DEL, r->user, r->key));
-		if (!rc && sqlite3_changes(q->db) == 0) {
+		if ((rc = node_get(q, r->user, r->key, &r->pep->cfg, &found)) != 0)
+			return rc;
+		if (!found) {
 			r->err = -ENOENT;
 			return 0;
 		}
+		rc = exec1(pprep2(q, P_NODE_DEL, r->user, r->key));
+		rc = rc ? rc : exec1(pprep2(q, P_GROUPS_DEL, r->user, r->key));
 		return rc ? rc : exec1(pprep2(q, P_ITEM_DEL_NODE, r->user, r->key));
 	case XC_STORE_PEP_NODES:
 		p = pprep2(q, P_NODE_ALL, r->user, NULL);
 		while ((rc = sqlite3_step(p)) == SQLITE_ROW) {
 			int e = pep_push(r->pep, (const char *)sqlite3_column_text(p, 0), NULL,
-			                 NULL, sqlite3_column_int(p, 1));
+			                 NULL, sqlite3_column_int(p, 1),
+			                 (const char *)sqlite3_column_text(p, 2));
 
 			if (e)
 				return e;
