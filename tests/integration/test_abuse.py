@@ -309,8 +309,9 @@ class Http2RapidResetChurn(unittest.TestCase):
 
     def test_churn_under_sanitizers(self):
         # the same attack on the sanitizer build: no memory error, no leak, /health answered
-        # (the sanitizer build is several times slower: a looser bound)
-        self.run_churn(limit_kb=None, health_s=2.0)
+        # (the sanitizer build is several times slower, and CI machines are shared: a looser
+        # bound; the release build's run above holds the tight one)
+        self.run_churn(limit_kb=None, health_s=5.0)
 
     def run_churn(self, limit_kb, health_s):
         tmp = suite.tempdir()
