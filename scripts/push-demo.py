@@ -23,12 +23,11 @@ import time
 
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 NS_PUSH = "urn:xmpp:push:0"
-APP_SERVER = "push.localhost"
 NODE = "push-demo"
 DEVICE = "feedface" * 8  # an APNs device token (64 hex digits); the log provider sends nothing
 
 
-def enable_stanza(device, topic):
+def enable_stanza(app_server, device, topic):
     return ("<enable xmlns='%s' jid='%s' node='%s'>"
             "<x xmlns='jabber:x:data' type='submit'>"
             "<field var='FORM_TYPE'><value>http://jabber.org/protocol/pubsub#publish-options"
@@ -36,7 +35,7 @@ def enable_stanza(device, topic):
             "<field var='service'><value>apns</value></field>"
             "<field var='device_id'><value>%s</value></field>"
             "<field var='topic'><value>%s</value></field>"
-            "</x></enable>") % (NS_PUSH, APP_SERVER, NODE, device, topic)
+            "</x></enable>") % (NS_PUSH, app_server, NODE, device, topic)
 
 
 def parse_args():
@@ -46,12 +45,16 @@ def parse_args():
                    help="make run's directory (default: $SUITE_RUN_DIR or build/run)")
     p.add_argument("--accounts", help="'JID password' lines, the first two are used "
                    "(default: RUN_DIR/credentials/demo-accounts)")
-    p.add_argument("--cafile", help="the certificate xmpp-core presents "
+    p.add_argument("--cafile", help="the certificate xmpp-core presents, or its CA "
                    "(default: RUN_DIR/credentials/tls.crt)")
+    p.add_argument("--system-ca", action="store_true",
+                   help="verify xmpp-core's certificate with the system's CAs instead")
     p.add_argument("--push-log", help="the log provider's file "
                    "(default: RUN_DIR/state/push.log)")
     p.add_argument("--host", default="127.0.0.1", help="xmpp-core's address (127.0.0.1)")
     p.add_argument("--port", type=int, default=5222, help="its STARTTLS port (5222)")
+    p.add_argument("--app-server", default="push.localhost",
+                   help="platypus's component domain (push.localhost)")
     p.add_argument("--topic", default="com.example.app", help="the app's APNs topic")
     p.add_argument("--timeout", type=float, default=15, help="seconds to wait for the push")
     a = p.parse_args()
@@ -78,11 +81,12 @@ def accounts(path):
 
 
 async def session(args, jid, password, work):
-    """Log in as jid (STARTTLS, trusting only cafile), run work(client), log out."""
+    """Log in as jid (STARTTLS, trusting cafile or the system's CAs), run work(client), log
+    out."""
     import slixmpp
     c = slixmpp.ClientXMPP(jid, password)
     c.register_plugin("xep_0199")
-    c.ssl_context = ssl.create_default_context(cafile=args.cafile)
+    c.ssl_context = ssl.create_default_context(cafile=None if args.system_ca else args.cafile)
     loop = asyncio.get_running_loop()
     started, failed = loop.create_future(), loop.create_future()
     c.add_event_handler("session_start", lambda _: started.done() or started.set_result(1))
@@ -116,12 +120,12 @@ def push_lines(path, offset):
 async def demo(args):
     from slixmpp.xmlstream import ET
     (user1, pw1), (user2, pw2) = accounts(args.accounts)
-    enable = enable_stanza(DEVICE, args.topic)
+    enable = enable_stanza(args.app_server, DEVICE, args.topic)
 
     async def enable_push(c):
         c.send_presence()  # online, as an app is when it registers
         print("1. %s enables push to %s, sending:\n   <iq type='set'>%s</iq>"
-              % (user1, APP_SERVER, enable))
+              % (user1, args.app_server, enable))
         iq = c.make_iq_set()
         iq.append(ET.fromstring(enable))
         await iq.send(timeout=10)  # raises on an error answer
@@ -140,7 +144,7 @@ async def demo(args):
     if not await session(args, user2, pw2, write):
         return 2
     print("3. xmpp-core stores the message offline and pushes to %s; platypus's log provider "
-          "writes\n   what it would send to Apple to %s:" % (APP_SERVER, args.push_log))
+          "writes\n   what it would send to Apple to %s:" % (args.app_server, args.push_log))
     deadline = time.monotonic() + args.timeout
     while time.monotonic() < deadline:
         lines = [ln for ln in push_lines(args.push_log, offset) if DEVICE in ln]
