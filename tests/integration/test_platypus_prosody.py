@@ -224,8 +224,9 @@ class Prosody:
 class XmppCore:
     """xmpp-core in directory d, configured as the Prosody above is: client streams without
     TLS allowed (the clients here do not start it), the sender and the body in pushes, hibernated
-    sessions kept 60 s. Accounts are made through its admin API once it runs, and stay in its
-    store across restarts."""
+    sessions kept 60 s, no second push when nobody comes back (Prosody makes none); bursts as
+    xmpp-core's defaults have them (push.coalesce 2 s). Accounts are made through its admin API
+    once it runs, and stay in its store across restarts."""
 
     CONFIG = ("c2s:\n  require_tls: false\n"
               "stream_management:\n  resume_timeout: 60s\n"
