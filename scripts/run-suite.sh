@@ -126,6 +126,11 @@ demo_accounts() {
 	echo "run: push: platypus is xmpp-core's component push.localhost; it sends nothing and"
 	echo "run: writes each notification as a JSON line to $run/state/push.log"
 	echo "run: (MongoosePush REST API: https://127.0.0.1:8443/v3/notification/TOKEN)."
+	demo="/usr/bin/python3 $top/scripts/push-demo.py"
+	[ "$run" = "$top/build/run" ] || demo="$demo --run-dir $run"
+	echo "run: to see a push appear, run in another terminal:  $demo"
+	echo "run: (alice enables push and logs out, bob writes to her, and the JSON line platypus"
+	echo "run: writes to push.log is printed; or watch it with: tail -f $run/state/push.log)."
 	echo "run: configuration used: $run/config/*.yaml"
 }
 

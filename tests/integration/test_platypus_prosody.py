@@ -1,13 +1,15 @@
-"""platypus as the XEP-0357 app server of a real Prosody (Debian's `prosody` 0.12 with
-mod_cloud_notify from `prosody-modules`), over a real XEP-0114 component stream, to the strict
-APNs mock.
+"""platypus as the XEP-0357 app server of a real XMPP server, over a real XEP-0114 component
+stream, to the strict APNs mock. The same journey runs against two servers: Debian's Prosody
+0.12 with mod_cloud_notify from `prosody-modules` (ProsodyInterop), and xmpp-core with its push
+module (XmppCoreInterop).
 
-Each test starts its own Prosody (foreground, data, log and configuration in a temporary
-directory, loopback ports only), platypus connected to Prosody's component port, and the APNs
-mock. Two slixmpp clients play the users: alice enables push towards platypus with the
-publish-options MongooseIM's clients send, and goes away; bob writes to her; Prosody publishes
-to platypus, platypus pushes to the mock and answers Prosody, and Prosody acts on the answer
-(keeps or removes alice's registration)."""
+Each test starts its own server (data, log and configuration in a temporary directory, loopback
+ports only), platypus connected to the server's component port, and the APNs mock. Two slixmpp
+clients play the users: alice enables push towards platypus with the publish-options
+MongooseIM's clients send, and goes away; bob writes to her; the server publishes to platypus,
+platypus pushes to the mock and answers the server, and the server acts on the answer (keeps or
+removes alice's registration). What each server shows of that (Prosody in its log, xmpp-core in
+its metrics) is read by the server's class; the journey's steps are the same for both."""
 
 import asyncio
 import logging
@@ -122,6 +124,9 @@ class Prosody:
         os.makedirs(os.path.join(d, "certs"))
         with open(self.cfg, "w") as f:
             f.write(prosody_config(d, self.c2s, self.component, suite.free_port()))
+        self.secret_file = os.path.join(d, "component.secret")
+        with open(self.secret_file, "w") as f:
+            f.write(SECRET + "\n")
         self.proc = None
         self.mark = 0
 
@@ -161,6 +166,48 @@ class Prosody:
         with open(os.path.join(self.dir, "prosody.out")) as f:
             return f.read()
 
+    # What the journey looks for, in Prosody's log (mod_smacks' and mod_cloud_notify's lines).
+
+    def wait_hibernated(self):
+        self.wait_log("Session going into hibernation")
+
+    def assert_queued_in_session(self, test):
+        """The message for the hibernated session stayed in its queue and was pushed."""
+        log = self.log()
+        test.assertIn("for newly smacks queued stanzas (now in timer)", log)
+        test.assertNotIn("Saved to offline storage", log)
+
+    def assert_push_answered_ok(self, test):
+        test.assertNotIn("Got error", self.log())
+        test.assertNotIn("Received push error", self.log())
+
+    def wait_component_gone(self):
+        self.wait_log("component disconnected: %s" % PUSH)
+
+    def wait_push_unroutable(self):
+        """A push found no app server: Prosody answers itself with a wait error."""
+        self.wait_log("Got error <wait:remote-server-timeout")
+
+    def assert_registration_kept(self, test):
+        test.assertNotIn("Disabling push notifications", self.log())
+
+    def wait_registration_removed(self):
+        self.wait_log("Got error <cancel:item-not-found")
+        self.wait_log("Disabling push notifications for identifier '%s<%s'" % (PUSH, NODE))
+
+    def pushes_sent(self):
+        return self.log().count("Sending important push notification")
+
+    def wait_transient_failure(self, test):
+        self.wait_log("Got error <wait:")
+        test.assertIn("NOT increasing error count", self.log())
+
+    def finish(self, test):
+        """The journey's end: nothing of Prosody's to check beyond its log."""
+
+    def close(self):
+        """(stop() has let go of everything.)"""
+
     def stop(self):
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -172,6 +219,129 @@ class Prosody:
         if self.proc:
             self.out.close()
         self.proc = None
+
+
+class XmppCore:
+    """xmpp-core in directory d, configured as the Prosody above is: client streams without
+    TLS allowed (the clients here do not start it), the sender and the body in pushes, hibernated
+    sessions kept 60 s, no second push when nobody comes back (Prosody makes none); bursts as
+    xmpp-core's defaults have them (push.coalesce 2 s). Accounts are made through its admin API
+    once it runs, and stay in its store across restarts."""
+
+    CONFIG = ("c2s:\n  require_tls: false\n"
+              "stream_management:\n  resume_timeout: 60s\n"
+              "push:\n  privacy: full\n  rewake: 0s\n")
+
+    def __init__(self, d):
+        self.dir = d
+        self.srv = None
+        self.accounts = []
+        self.stopped = True
+        self.earlier_runs = ""  # the output of runs before a restart
+
+    @property
+    def c2s(self):
+        return self.srv.c2s
+
+    @property
+    def component(self):
+        return self.srv.comp
+
+    @property
+    def secret_file(self):
+        return os.path.join(self.dir, "comp.secret")  # written by xmpp.Server
+
+    def register(self, user, password):
+        self.accounts.append((user, password))
+
+    def start(self):
+        import xmpp  # slixmpp: loaded when used, as in Users
+        if self.srv is None:
+            self.srv = xmpp.Server(self.dir, self.CONFIG)
+            for user, password in self.accounts:
+                self.srv.register(user, password, host=DOMAIN)
+        else:
+            self.earlier_runs += self.srv.output()
+            self.srv.restart()
+        self.stopped = False
+
+    def stop(self):
+        """SIGTERM and wait; returns the exit status (None if it was not running)."""
+        if self.srv is None or self.stopped:
+            return None
+        self.stopped = True
+        return self.srv.stop()
+
+    def log(self):
+        return self.srv.output() if self.srv else ""
+
+    def metric(self, name, labels=None):
+        return self.srv.metric(name, labels)
+
+    def wait(self, what, cond, timeout=TIMEOUT):
+        deadline = time.monotonic() + timeout
+        while not cond():
+            if self.srv.daemon.proc.poll() is not None:
+                raise AssertionError("xmpp-core exited with %s:\n%s"
+                                     % (self.srv.daemon.proc.returncode, self.log()[-6000:]))
+            if time.monotonic() > deadline:
+                raise AssertionError("xmpp-core: no %s within %ss:\n%s"
+                                     % (what, timeout, self.log()[-6000:]))
+            time.sleep(0.05)
+
+    def wait_metric(self, name, labels, value):
+        self.wait("%s%s = %s" % (name, labels or "", value),
+                  lambda: self.metric(name, labels) == value)
+
+    def results(self, result):
+        return self.metric("xmpp_push_results_total", {"result": result})
+
+    # What the journey looks for, in xmpp-core's metrics (and its log where they say nothing).
+
+    def wait_hibernated(self):
+        self.wait_metric("xmpp_sm_hibernated_sessions", None, 1)
+
+    def assert_queued_in_session(self, test):
+        test.assertEqual(self.metric("xmpp_sm_hibernated_sessions"), 1)
+        test.assertEqual(self.metric("xmpp_offline_messages_total", {"result": "stored"}), 0)
+
+    def assert_push_answered_ok(self, test):
+        self.wait_metric("xmpp_push_results_total", {"result": "ok"}, 1)
+        for result in ("wait", "timeout", "unroutable", "rejected"):
+            test.assertEqual(self.results(result), 0, result)
+
+    def wait_component_gone(self):
+        self.wait("component's end", lambda: "%s disconnected" % PUSH in self.log())
+
+    def wait_push_unroutable(self):
+        """A push found no app server: the router's error counts as a transient failure."""
+        self.wait("unroutable push", lambda: self.results("unroutable") >= 1)
+
+    def assert_registration_kept(self, test):
+        test.assertEqual(self.metric("xmpp_push_registrations"), 1)
+        for reason in ("rejected", "failures", "replaced"):
+            test.assertEqual(self.metric("xmpp_push_registrations_removed_total",
+                                         {"reason": reason}), 0, reason)
+
+    def wait_registration_removed(self):
+        self.wait_metric("xmpp_push_results_total", {"result": "rejected"}, 1)
+        self.wait_metric("xmpp_push_registrations_removed_total", {"reason": "rejected"}, 1)
+        self.wait_metric("xmpp_push_registrations", None, 0)
+
+    def pushes_sent(self):
+        return self.metric("xmpp_push_sent_total")
+
+    def wait_transient_failure(self, test):
+        self.wait_metric("xmpp_push_results_total", {"result": "wait"}, 1)
+
+    def finish(self, test):
+        """The journey's end: xmpp-core stops cleanly, without a sanitizer report."""
+        test.assertEqual(self.stop(), 0, self.log()[-6000:])
+        suite.assert_clean(test, self.earlier_runs + self.log())
+
+    def close(self):
+        if self.srv:
+            self.srv.close()
 
 
 class Users:
@@ -283,29 +453,27 @@ class Users:
             asyncio.set_event_loop(None)
 
 
-@unittest.skipUnless(PROSODY and os.path.exists(CLOUD_NOTIFY),
-                     "prosody and prosody-modules (mod_cloud_notify) are not installed; "
-                     "scripts/deps.sh test installs them")
-class ProsodyInterop(unittest.TestCase):
+class Interop:
+    """The journey; a subclass names the XMPP server's class (Prosody or XmppCore)."""
+
+    server_class = None
+
     def setUp(self):
         self.tmp = suite.tempdir()
         self.dir = self.tmp.name
         self.mock = self.daemon = self.users = None
-        self.prosody = Prosody(self.dir)
+        self.server = self.server_class(self.dir)
         self.addCleanup(self.cleanup)
-        self.prosody.register("alice", "alice-pw")
-        self.prosody.register("bob", "bob-pw")
-        self.prosody.start()
+        self.server.register("alice", "alice-pw")
+        self.server.register("bob", "bob-pw")
+        self.server.start()
         self.mock = Mock("apns_mock.py", "--topics", TOPIC + "," + TOPIC + ".voip")
-        secret = os.path.join(self.dir, "component.secret")
-        with open(secret, "w") as f:
-            f.write(SECRET + "\n")
         self.admin = suite.free_port()
         self.daemon = suite.Daemon("platypus", platypus_config(
-            self.admin, self.mock, self.prosody.component, secret), self.dir)
+            self.admin, self.mock, self.server.component, self.server.secret_file), self.dir)
         suite.wait_http(self.admin, proc=self.daemon.proc)
         self.wait_metric("platypus_component_connected", None, 1)
-        self.users = Users(self.prosody.c2s)
+        self.users = Users(self.server.c2s)
 
     def cleanup(self):
         if self.users:
@@ -314,12 +482,13 @@ class ProsodyInterop(unittest.TestCase):
             self.daemon.close()
         if self.mock:
             self.mock.stop()
-        self.prosody.stop()
+        self.server.stop()
+        self.server.close()
         self.tmp.cleanup()
 
     def diagnostics(self):
-        return "\n--- platypus:\n%s\n--- prosody:\n%s" % (self.daemon.output()[-6000:],
-                                                        self.prosody.log()[-6000:])
+        return "\n--- platypus:\n%s\n--- %s:\n%s" % (
+            self.daemon.output()[-6000:], type(self.server).__name__, self.server.log()[-6000:])
 
     def metric(self, name, labels=None):
         return suite.metric(suite.http_get(self.admin, "/metrics")[2], name, labels)
@@ -352,7 +521,7 @@ class ProsodyInterop(unittest.TestCase):
         if smacks:
             self.users.available(alice)
             self.users.drop(alice)
-            self.prosody.wait_log("Session going into hibernation")
+            self.server.wait_hibernated()
         else:
             self.users.logout(alice)
 
@@ -366,6 +535,7 @@ class ProsodyInterop(unittest.TestCase):
         self.users = None
         self.assertEqual(self.daemon.stop(), 0)
         suite.assert_clean(self, self.daemon.output())
+        self.server.finish(self)
 
     def test_offline_message_is_pushed(self):
         self.alice_enables_push_and_leaves(TOKEN)
@@ -387,29 +557,27 @@ class ProsodyInterop(unittest.TestCase):
         self.assertEqual(self.metric("platypus_component_replies_dropped_total"), 0)
         self.assertEqual(rec["json"]["message-count"], "1")  # the summary travels as data
         self.assertNotIn("pending-subscription-count", rec["json"])  # sent without a value
-        self.assertNotIn("Got error", self.prosody.log())
-        self.assertNotIn("Received push error", self.prosody.log())
+        self.server.assert_push_answered_ok(self)
         self.stop()
 
     def test_hibernated_session_is_pushed(self):
         """alice's phone loses its connection: the stanza waits in her hibernated stream
-        management session, and Prosody wakes the phone through platypus."""
+        management session, and the server wakes the phone through platypus."""
         self.alice_enables_push_and_leaves(TOKEN, smacks=True)
         self.bob_writes()
         rec = self.pushes(1)[0]
         self.assertEqual(rec["status"], 200)
         self.assertEqual(rec["json"]["aps"]["alert"]["body"], BODY)
         self.wait_metric("platypus_notifications_total", {"outcome": "delivered"}, 1)
-        log = self.prosody.log()
-        self.assertIn("for newly smacks queued stanzas (now in timer)", log)
-        self.assertNotIn("Saved to offline storage", log)
+        self.server.assert_queued_in_session(self)
         self.stop()
 
-    def test_prosody_restart(self):
-        """Prosody goes away and comes back: platypus reconnects on its own and pushes again."""
-        self.prosody.stop()
+    def test_server_restart(self):
+        """The server goes away and comes back: platypus reconnects on its own and pushes
+        again."""
+        self.server.stop()
         self.wait_metric("platypus_component_connected", None, 0)
-        self.prosody.start()
+        self.server.start()
         self.wait_metric("platypus_component_connected", None, 1)
         self.assertEqual(self.metric("platypus_component_connects_total", {"result": "ok"}), 2)
         self.alice_enables_push_and_leaves(TOKEN)
@@ -418,20 +586,19 @@ class ProsodyInterop(unittest.TestCase):
         self.stop()
 
     def test_platypus_down_keeps_the_registration(self):
-        """While platypus is away, Prosody answers its own pushes with a wait error
-        (remote-server-timeout): alice's registration survives and works once platypus is
-        back."""
+        """While platypus is away, the server's pushes find no app server, a transient failure
+        (Prosody answers itself with a wait error, remote-server-timeout): alice's registration
+        survives and works once platypus is back."""
         self.alice_enables_push_and_leaves(TOKEN)
         self.assertEqual(self.daemon.stop(), 0)
         suite.assert_clean(self, self.daemon.output())
         self.daemon.close()
-        self.prosody.wait_log("component disconnected: %s" % PUSH)
+        self.server.wait_component_gone()
         self.bob_writes("nobody home")
-        self.prosody.wait_log("Got error <wait:remote-server-timeout")
-        self.assertNotIn("Disabling push notifications", self.prosody.log())
+        self.server.wait_push_unroutable()
+        self.server.assert_registration_kept(self)
         self.daemon = suite.Daemon("platypus", platypus_config(
-            self.admin, self.mock, self.prosody.component,
-            os.path.join(self.dir, "component.secret")), self.dir)
+            self.admin, self.mock, self.server.component, self.server.secret_file), self.dir)
         suite.wait_http(self.admin, proc=self.daemon.proc)
         self.wait_metric("platypus_component_connected", None, 1)
         self.bob_writes("back again")
@@ -440,8 +607,8 @@ class ProsodyInterop(unittest.TestCase):
         self.assertEqual(rec["json"]["aps"]["alert"]["body"], "back again")
         self.stop()
 
-    def test_disco_and_ping_through_prosody(self):
-        """IQs a client addresses to the app server reach platypus through Prosody, and the
+    def test_disco_and_ping_through_the_server(self):
+        """IQs a client addresses to the app server reach platypus through the server, and the
         answers find their way back to the client's full JID."""
         bob = self.users.login("bob@%s/desk" % DOMAIN, "bob-pw")
         info = self.users.disco_info(bob, PUSH)
@@ -464,14 +631,12 @@ class ProsodyInterop(unittest.TestCase):
         self.bob_writes()
         rec = self.pushes(1, token=DEAD, settle=0)[0]
         self.assertEqual(rec["status"], 410)
-        # platypus: cancel/item-not-found; Prosody drops alice's registration
-        self.prosody.wait_log("Got error <cancel:item-not-found")
-        self.prosody.wait_log("Disabling push notifications for identifier '%s<%s'"
-                              % (PUSH, NODE))
+        # platypus: cancel/item-not-found; the server drops alice's registration
+        self.server.wait_registration_removed()
         self.wait_metric("platypus_notifications_total", {"outcome": "dead_token"}, 1)
         self.bob_writes("are you there?")
         self.pushes(1, token=DEAD)
-        self.assertEqual(self.prosody.log().count("Sending important push notification"), 1)
+        self.assertEqual(self.server.pushes_sent(), 1)
         self.assertEqual(self.metric("platypus_component_iqs_total", {"kind": "publish"}), 1)
         self.stop()
 
@@ -479,9 +644,8 @@ class ProsodyInterop(unittest.TestCase):
         self.mock.control.post("/fail", {"status": 503, "count": 2})
         self.alice_enables_push_and_leaves(TOKEN)
         self.bob_writes()
-        self.prosody.wait_log("Got error <wait:")
-        self.assertIn("NOT increasing error count", self.prosody.log())
-        self.assertNotIn("Disabling push notifications", self.prosody.log())
+        self.server.wait_transient_failure(self)
+        self.server.assert_registration_kept(self)
         self.wait_metric("platypus_notifications_total", {"outcome": "failed"}, 1)
         # the registration is still there: the next message is pushed and delivered
         self.bob_writes("second try")
@@ -490,6 +654,19 @@ class ProsodyInterop(unittest.TestCase):
         self.assertEqual([r["status"] for r in recs], [503, 503, 200], self.diagnostics())
         self.assertEqual(recs[-1]["json"]["aps"]["alert"]["body"], "second try")
         self.stop()
+
+
+@unittest.skipUnless(PROSODY and os.path.exists(CLOUD_NOTIFY),
+                     "prosody and prosody-modules (mod_cloud_notify) are not installed; "
+                     "scripts/deps.sh test installs them")
+class ProsodyInterop(Interop, unittest.TestCase):
+    server_class = Prosody
+
+
+@unittest.skipUnless(os.path.exists(os.path.join(suite.BIN, "xmpp-core")),
+                     "xmpp-core is not built in SUITE_BIN")
+class XmppCoreInterop(Interop, unittest.TestCase):
+    server_class = XmppCore
 
 
 if __name__ == "__main__":

@@ -121,7 +121,7 @@ static void test_burst(void **state)
 	assert_int_equal(b.unsent, 0);
 	/* what follows while it is in flight, or within the window, waits */
 	assert_int_equal(xc_push_burst_event(&b, 10100, w, 1, false), XC_PUSH_HOLD);
-	assert_int_equal(xc_push_burst_answered(&b), XC_PUSH_HOLD);
+	assert_int_equal(xc_push_burst_answered(&b, true), XC_PUSH_HOLD);
 	assert_int_equal(xc_push_burst_event(&b, 11500, w, 1, false), XC_PUSH_HOLD);
 	/* a trickle extends the burst: 11500 + 2000 is not reached */
 	assert_int_equal(xc_push_burst_event(&b, 13000, w, 1, false), XC_PUSH_HOLD);
@@ -133,13 +133,13 @@ static void test_burst(void **state)
 	assert_int_equal(b.count, 5);
 	/* a call does not wait for the window, only for the answer in flight */
 	assert_int_equal(xc_push_burst_event(&b, 15100, w, 1, true), XC_PUSH_HOLD);
-	assert_int_equal(xc_push_burst_answered(&b), XC_PUSH_SEND);
+	assert_int_equal(xc_push_burst_answered(&b, true), XC_PUSH_SEND);
 	xc_push_burst_sent(&b);
 	assert_false(b.urgent);
-	assert_int_equal(xc_push_burst_answered(&b), XC_PUSH_HOLD);
+	assert_int_equal(xc_push_burst_answered(&b, true), XC_PUSH_HOLD);
 	assert_int_equal(xc_push_burst_event(&b, 15200, w, 1, true), XC_PUSH_SEND);
 	xc_push_burst_sent(&b);
-	assert_int_equal(xc_push_burst_answered(&b), XC_PUSH_HOLD);
+	assert_int_equal(xc_push_burst_answered(&b, true), XC_PUSH_HOLD);
 	/* the second wake: once per absence, never while a push is in flight */
 	b.in_flight = true;
 	assert_int_equal(xc_push_burst_rewake(&b), XC_PUSH_HOLD);
@@ -157,8 +157,36 @@ static void test_burst(void **state)
 	xc_push_burst_back(&b);
 	assert_int_equal(xc_push_burst_event(&b, 1, 0, 1, false), XC_PUSH_SEND);
 	xc_push_burst_sent(&b);
-	xc_push_burst_answered(&b);
+	xc_push_burst_answered(&b, true);
 	assert_int_equal(xc_push_burst_event(&b, 1, 0, 1, false), XC_PUSH_SEND);
+}
+
+/* A push the app server did not take woke nobody: the next message does not wait for the
+ * failed push's window, but what came while it was in flight waits for that next push. */
+static void test_burst_after_a_failed_push(void **state)
+{
+	struct xc_push_burst b = {0};
+	const uint64_t w = 2000;
+
+	(void)state;
+	assert_int_equal(xc_push_burst_event(&b, 10000, w, 1, false), XC_PUSH_SEND);
+	xc_push_burst_sent(&b);
+	assert_int_equal(xc_push_burst_event(&b, 10100, w, 1, false), XC_PUSH_HOLD);
+	assert_int_equal(xc_push_burst_answered(&b, false), XC_PUSH_HOLD);
+	assert_int_equal(b.unsent, 1);
+	assert_int_equal(xc_push_burst_event(&b, 10200, w, 1, false), XC_PUSH_SEND);
+	xc_push_burst_sent(&b);
+	assert_int_equal(b.count, 3);
+	assert_int_equal(b.unsent, 0);
+	/* taken: the window holds again */
+	assert_int_equal(xc_push_burst_answered(&b, true), XC_PUSH_HOLD);
+	assert_int_equal(xc_push_burst_event(&b, 10300, w, 1, false), XC_PUSH_HOLD);
+	/* a call that came during a failed push still goes once it is answered */
+	b = (struct xc_push_burst){0};
+	assert_int_equal(xc_push_burst_event(&b, 20000, w, 1, false), XC_PUSH_SEND);
+	xc_push_burst_sent(&b);
+	assert_int_equal(xc_push_burst_event(&b, 20100, w, 1, true), XC_PUSH_HOLD);
+	assert_int_equal(xc_push_burst_answered(&b, false), XC_PUSH_SEND);
 }
 
 /* --- the summary ------------------------------------------------------------------------------ */
@@ -457,10 +485,10 @@ static void test_store(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_classify),    cmocka_unit_test(test_body),
-	    cmocka_unit_test(test_burst),       cmocka_unit_test(test_summary),
-	    cmocka_unit_test(test_summary_cap), cmocka_unit_test(test_rest_body),
-	    cmocka_unit_test(test_store),
+	    cmocka_unit_test(test_classify),  cmocka_unit_test(test_body),
+	    cmocka_unit_test(test_burst),     cmocka_unit_test(test_burst_after_a_failed_push),
+	    cmocka_unit_test(test_summary),   cmocka_unit_test(test_summary_cap),
+	    cmocka_unit_test(test_rest_body), cmocka_unit_test(test_store),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -923,7 +923,7 @@ static void finish(struct flight *fl, int o, const char *condition)
 		        g->u->bare, g->jid, names[o], condition ? ": " : "",
 		        condition ? condition : "", g->failures);
 	}
-	if (xc_push_burst_answered(&g->b) == XC_PUSH_SEND)
+	if (xc_push_burst_answered(&g->b, o == OUT_OK) == XC_PUSH_SEND)
 		send_push(g);
 }
 

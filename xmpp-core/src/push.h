@@ -85,8 +85,11 @@ enum xc_push_step xc_push_burst_event(struct xc_push_burst *b, uint64_t now, uin
                                       unsigned n, bool urgent);
 /* A push carrying everything counted so far went out. */
 void xc_push_burst_sent(struct xc_push_burst *b);
-/* Its answer came (or did not in time): an urgent message that arrived meanwhile goes now. */
-enum xc_push_step xc_push_burst_answered(struct xc_push_burst *b);
+/* Its answer came (or did not in time): an urgent message that arrived meanwhile goes now.
+ * woken: the app server took the push. When it did not, nobody was woken, so the burst ends:
+ * the next message is pushed at once instead of joining the failed push's window (what arrived
+ * meanwhile waits for that push, so a failing app server is not sent one push per answer). */
+enum xc_push_step xc_push_burst_answered(struct xc_push_burst *b, bool woken);
 /* push.rewake passed after a push and no client came back: push once more per absence. */
 enum xc_push_step xc_push_burst_rewake(struct xc_push_burst *b);
 /* A client of the account is back: the count starts again. */

@@ -112,9 +112,11 @@ void xc_push_burst_sent(struct xc_push_burst *b)
 	b->in_flight = true;
 }
 
-enum xc_push_step xc_push_burst_answered(struct xc_push_burst *b)
+enum xc_push_step xc_push_burst_answered(struct xc_push_burst *b, bool woken)
 {
 	b->in_flight = false;
+	if (!woken)
+		b->quiet_until = 0;
 	return b->urgent && b->unsent ? XC_PUSH_SEND : XC_PUSH_HOLD;
 }
 
