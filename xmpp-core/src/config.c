@@ -470,8 +470,9 @@ static const struct cm_cfg_field component_fields[] = {
     {.key = "secret",
      .type = CM_CFG_SECRET,
      .offset = offsetof(struct xc_component_config, secret),
-     .flags = CM_CFG_REQUIRED | CM_CFG_RELOAD,
-     .doc = "file holding the handshake secret shared with the component"},
+     .flags = CM_CFG_REQUIRED,
+     .doc = "file holding the handshake secret shared with the component (read at start: a "
+            "new secret needs a restart)"},
 };
 
 static const struct cm_cfg_schema component_schema = {
