@@ -495,7 +495,11 @@ dispatch:
         res = correlate(arrivals, sends)
         delta = {k: metric_sum(m1, k) - metric_sum(m0, k) for k in (
             "xmpp_push_sent_total", "xmpp_push_coalesced_total")}
+        failed = {k: int(m1.get('xmpp_push_results_total{result="%s"}' % k, 0) -
+                         m0.get('xmpp_push_results_total{result="%s"}' % k, 0))
+                  for k in ("wait", "timeout", "unroutable", "rejected")}
         res.update(path=path, round=rnd, sent=sent, sender_errors=errors,
+                   failed_at_xmpp_core={k: v for k, v in failed.items() if v},
                    pacing_lag_ms=round(lag, 1),
                    pushes_by_xmpp_core=int(delta["xmpp_push_sent_total"]),
                    coalesced=int(delta["xmpp_push_coalesced_total"]),

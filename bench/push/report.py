@@ -52,6 +52,16 @@ def push_table(rows):
             fmt(median([r["xmpp_core_cpu_ms_per_push"] for r in rs]), 2),
             fmt(median([r["platypus_cpu_ms_per_push"] for r in rs]), 2),
             "n/a" if p99 is None else ("yes" if p99 < TARGET_P99_MS else "**no**"))
+    failed = {}
+    for r in rows:
+        for k, v in r.get("failed_at_xmpp_core", {}).items():
+            failed.setdefault(r["path"], {}).setdefault(k, 0)
+            failed[r["path"]][k] += v
+    for p in paths:
+        if p in failed:
+            text += ("\nPushes xmpp-core counted as failed on the %s path, all rounds: %s "
+                     "(`xmpp_push_results_total`; a failed push is not retried).\n" % (
+                         p, ", ".join("%s %s" % (fmt(v), k) for k, v in sorted(failed[p].items()))))
     text += "\nEach round (p50 / p99 / max ms, pushes received):\n\n"
     for p in paths:
         text += "- %s: %s\n" % (p, "; ".join(
