@@ -11,9 +11,15 @@
  * --max-streams. --latency-ms delays every answer (one timer per connection: answers leave in
  * arrival order). SIGTERM/SIGINT: prints the counters on stdout and exits 0.
  *
+ * --arrivals FILE appends one line per complete request, when its last frame is read (before
+ * any --latency-ms delay): "<wall clock in microseconds> <device token or -> <status>", the
+ * status being the answer the request will get. The push benchmark (bench/push) correlates it
+ * with what it sent; nothing else is checked differently.
+ *
  *   apns-mock [--host 127.0.0.1] [--port 2197] [--threads 2] [--latency-ms 0]
  *             [--cert F] [--key F] [--public-key F] [--key-id ABC123DEFG] [--team-id DEF123GHIJ]
- *             [--max-streams 1000] [--initial-streams 1] [--token-max-age 3600] [--verbose]
+ *             [--max-streams 1000] [--initial-streams 1] [--token-max-age 3600]
+ *             [--arrivals FILE] [--verbose]
  *
  * The first line on stdout is "listening HOST:PORT" once every thread accepts connections.
  */
@@ -58,6 +64,8 @@ struct config {
 	uint32_t max_streams, initial_streams;
 	long token_max_age, clock_skew;
 	int verbose;
+	const char *arrivals_path;
+	FILE *arrivals;             /* owned by main; NULL without --arrivals; stdio locks it */
 	struct cm_tls *tls;         /* owned by main */
 	struct cm_jwt_key *jwt_key; /* owned by main */
 };
@@ -74,6 +82,7 @@ struct token_entry {
 
 struct counters {
 	uint64_t requests, ok, client_err, connections, refused;
+	uint64_t arrivals_lost; /* --arrivals lines that could not be written */
 };
 
 /* One per thread. Only that thread touches it until it has been joined. */
@@ -128,6 +137,7 @@ struct stream {
 	size_t body_off;
 	char body[64];
 	char apns_id[40];
+	char device[65]; /* the path's token once it is well formed, else empty */
 };
 
 /* --- provider tokens ----------------------------------------------------------------------- */
@@ -266,6 +276,8 @@ static void check_path(struct stream *s, const uint8_t *v, size_t n)
 			s->path_err = 401;
 			return;
 		}
+	memcpy(s->device, v, n);
+	s->device[n] = '\0';
 }
 
 static int is_push_type(const uint8_t *v, size_t n, int *voip)
@@ -511,6 +523,20 @@ static int on_data_chunk(nghttp2_session *h2, uint8_t flags, int32_t id, const u
 	return 0;
 }
 
+/* --arrivals: the request's line, stamped now. A line that cannot be written is counted. */
+static void log_arrival(struct worker *w, struct stream *s)
+{
+	struct timespec ts;
+	const char *reason;
+	int status = decide(s, &reason);
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	if (fprintf(w->cfg->arrivals, "%lld %s %d\n",
+	            (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000,
+	            s->device[0] ? s->device : "-", status) < 0)
+		w->n.arrivals_lost++;
+}
+
 static int on_frame_recv(nghttp2_session *h2, const nghttp2_frame *f, void *user)
 {
 	struct conn *c = user;
@@ -522,6 +548,8 @@ static int on_frame_recv(nghttp2_session *h2, const nghttp2_frame *f, void *user
 	s = nghttp2_session_get_stream_user_data(h2, f->hd.stream_id);
 	if (!s || s->answered)
 		return 0;
+	if (c->w->cfg->arrivals)
+		log_arrival(c->w, s);
 	if (c->w->cfg->latency_ms == 0) {
 		answer(c, s);
 		return 0;
@@ -899,7 +927,7 @@ static void usage(void)
 	    "usage: apns-mock [--host H] [--port P] [--threads N] [--latency-ms MS]\n"
 	    "                 [--cert F] [--key F] [--public-key F] [--key-id K] [--team-id T]\n"
 	    "                 [--max-streams N] [--initial-streams N] [--token-max-age S] "
-	    "[--verbose]\n");
+	    "[--arrivals F] [--verbose]\n");
 }
 
 static int parse_num(const char *s, long min, long max, long *out)
@@ -940,6 +968,8 @@ static int parse_args(struct config *cfg, int argc, char **argv)
 			cfg->key_id = v;
 		else if (strcmp(a, "--team-id") == 0)
 			cfg->team_id = v;
+		else if (strcmp(a, "--arrivals") == 0)
+			cfg->arrivals_path = v;
 		else if (strcmp(a, "--port") == 0 && parse_num(v, 0, 65535, &n) == 0)
 			cfg->port = (int)n;
 		else if (strcmp(a, "--threads") == 0 && parse_num(v, 1, MAX_THREADS, &n) == 0)
@@ -1017,6 +1047,12 @@ int main(int argc, char **argv)
 		cm_tls_free(cfg.tls);
 		return 1;
 	}
+	if (cfg.arrivals_path && !(cfg.arrivals = fopen(cfg.arrivals_path, "a"))) {
+		fprintf(stderr, "apns-mock: %s: %s\n", cfg.arrivals_path, strerror(errno));
+		cm_jwt_key_free(cfg.jwt_key);
+		cm_tls_free(cfg.tls);
+		return 1;
+	}
 	ws = calloc((size_t)cfg.threads, sizeof(*ws));
 	if (!ws)
 		goto out;
@@ -1068,13 +1104,21 @@ out:
 		total.client_err += ws[i].n.client_err;
 		total.connections += ws[i].n.connections;
 		total.refused += ws[i].n.refused;
+		total.arrivals_lost += ws[i].n.arrivals_lost;
 	}
+	if (cfg.arrivals && fclose(cfg.arrivals) != 0)
+		total.arrivals_lost++;
 	if (rc == 0)
 		printf("requests %llu 2xx %llu 4xx %llu connections %llu refused %llu\n",
 		       (unsigned long long)total.requests, (unsigned long long)total.ok,
 		       (unsigned long long)total.client_err, (unsigned long long)total.connections,
 		       (unsigned long long)total.refused);
 	fflush(stdout);
+	if (total.arrivals_lost) {
+		fprintf(stderr, "apns-mock: %s: %llu arrival line(s) not written\n",
+		        cfg.arrivals_path, (unsigned long long)total.arrivals_lost);
+		rc = 1;
+	}
 	free(ws);
 	cm_jwt_key_free(cfg.jwt_key);
 	cm_tls_free(cfg.tls);

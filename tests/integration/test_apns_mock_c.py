@@ -1,7 +1,8 @@
 """test_apns_mock_c.py - smoke test of the benchmark's C mock APNs (tools/apns-mock.c): it
 answers a valid request 200 with an apns-id, refuses a bad path, an oversized payload and a badly
 signed provider token with Apple's statuses and reasons, raises the stream limit after the first
-success, and exits 0 on SIGTERM with its counters. The strict checks are the Python mock's job
+success, logs each request's arrival time, device token and status with --arrivals (what the
+push benchmark correlates), and exits 0 on SIGTERM with its counters. The strict checks are the Python mock's job
 (test_mock_apns.py); this only guards the benchmark against a mock that accepts anything."""
 
 import os
@@ -9,6 +10,7 @@ import select
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import unittest
 
@@ -31,10 +33,14 @@ class CMockAPNsTest(unittest.TestCase):
         exe = os.path.join(BIN, "apns-mock")
         if not os.access(exe, os.X_OK):
             raise unittest.SkipTest("%s is not built" % exe)
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.arrivals = os.path.join(cls.tmp.name, "arrivals.log")
+        cls.started_us = time.time_ns() // 1000
         cls.proc = subprocess.Popen(
             [exe, "--port", "0", "--threads", "2",
              "--cert", os.path.join(KEYS, "server.pem"), "--key", os.path.join(KEYS, "server.key"),
-             "--public-key", os.path.join(KEYS, "AuthKey_ABC123DEFG.pub.pem")],
+             "--public-key", os.path.join(KEYS, "AuthKey_ABC123DEFG.pub.pem"),
+             "--arrivals", cls.arrivals],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         line = b""
         deadline = time.monotonic() + 10
@@ -57,6 +63,7 @@ class CMockAPNsTest(unittest.TestCase):
         if cls.proc.poll() is None:
             cls.proc.kill()
             cls.proc.wait()
+        cls.tmp.cleanup()
 
     def client(self):
         c = H2Client(self.port, os.path.join(KEYS, "ca.pem"))
@@ -112,6 +119,20 @@ class CMockAPNsTest(unittest.TestCase):
         out, err = self.proc.communicate(timeout=10)
         self.assertEqual(self.proc.returncode, 0, err)
         self.assertIn(b"requests ", out)
+        requests = int(out.split(b"requests ", 1)[1].split()[0])
+        ended_us = time.time_ns() // 1000
+        with open(self.arrivals) as f:
+            lines = [line.split() for line in f]
+        self.assertEqual(len(lines), requests, lines)
+        for when, _, _ in lines:
+            self.assertTrue(self.started_us <= int(when) <= ended_us, lines)
+        got = [(dev, int(status)) for _, dev, status in lines]
+        token = PATH.rsplit("/", 1)[1]
+        self.assertEqual(got.count((token, 200)), 5, got)  # test_1: 4, test_3: the voip one
+        self.assertIn(("-", 404), got)  # test_2: no device path
+        self.assertIn(("-", 400), got)  # test_2: a malformed token
+        self.assertIn((token, 413), got)
+        self.assertEqual(got.count((token, 403)), 3, got)
         self.assertNotIn(b"ERROR: AddressSanitizer", err)
         self.assertNotIn(b"runtime error", err)
 

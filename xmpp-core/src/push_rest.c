@@ -1,7 +1,10 @@
 /* push_rest.c - the REST hand-off's HTTP client (push.h): POSTs to a MongoosePush v3 API with
  * libcurl's multi interface, driven by one shard's loop (a uv_poll per socket curl uses, curl's
- * timeout on the loop's timer wheel). Only the status of an answer matters; its body is read
- * and dropped. */
+ * timeout on a uv timer of its own). Only the status of an answer matters; its body is read
+ * and dropped.
+ *
+ * curl's timeout is not on the loop's timer wheel: curl starts each new transfer from a 0 ms
+ * timeout, and the wheel's 50 ms ticks (CM_LOOP_TICK_MS) would hold every push that long. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +36,7 @@ struct xc_push_post {
 struct xc_push_http {
 	struct cm_loop *loop; /* borrowed */
 	CURLM *multi;
-	struct cm_loop_timer timer; /* curl's timeout */
+	uv_timer_t *timer; /* owned: curl's timeout; freed by its close callback */
 	struct cm_list socks;
 	struct cm_list posts;
 	bool stopping;
@@ -81,7 +84,7 @@ static void check_done(struct xc_push_http *h)
 
 static void handle_closed(uv_handle_t *hd)
 {
-	free(hd); /* struct sockctx starts with its uv_poll_t */
+	free(hd); /* a struct sockctx (it starts with its uv_poll_t) or the curl timer */
 }
 
 static void poll_cb(uv_poll_t *hd, int status, int events)
@@ -142,9 +145,9 @@ static int sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socket
 	return 0;
 }
 
-static void on_timer(struct cm_loop_timer *t)
+static void on_timer(uv_timer_t *t)
 {
-	struct xc_push_http *h = cm_list_entry(t, struct xc_push_http, timer);
+	struct xc_push_http *h = t->data;
 	int running;
 
 	curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
@@ -159,9 +162,9 @@ static int timer_cb(CURLM *m, long ms, void *userp)
 	if (h->stopping)
 		return 0;
 	if (ms < 0)
-		cm_loop_timer_stop(h->loop, &h->timer);
-	else /* never from inside curl: 0 runs on a later turn */
-		cm_loop_timer_start(h->loop, &h->timer, (uint64_t)ms);
+		uv_timer_stop(h->timer);
+	else /* never from inside curl: 0 runs on the loop's next turn */
+		uv_timer_start(h->timer, on_timer, (uint64_t)ms, 0);
 	return 0;
 }
 
@@ -175,19 +178,25 @@ static size_t drop_body(char *p, size_t size, size_t n, void *arg)
 int xc_push_http_open(struct xc_push_http **out, struct cm_loop *loop)
 {
 	struct xc_push_http *h = calloc(1, sizeof(*h));
+	int r = 0;
 
 	*out = NULL;
 	if (!h)
 		return -ENOMEM;
-	h->multi = curl_multi_init();
-	if (!h->multi) {
+	h->timer = malloc(sizeof(*h->timer));
+	if (!h->timer || (r = uv_timer_init(loop->uv, h->timer)) != 0 ||
+	    !(h->multi = curl_multi_init())) {
+		if (h->timer && r == 0) /* its close callback frees it */
+			uv_close((uv_handle_t *)h->timer, handle_closed);
+		else
+			free(h->timer);
 		free(h);
-		return -ENOMEM;
+		return r ? r : -ENOMEM;
 	}
+	h->timer->data = h;
 	h->loop = loop;
 	cm_list_init(&h->socks);
 	cm_list_init(&h->posts);
-	cm_loop_timer_init(&h->timer, on_timer);
 	curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
 	curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
 	curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
@@ -203,7 +212,8 @@ void xc_push_http_stop(struct xc_push_http *h)
 	if (!h || h->stopping)
 		return;
 	h->stopping = true;
-	cm_loop_timer_stop(h->loop, &h->timer);
+	uv_close((uv_handle_t *)h->timer, handle_closed); /* stops it */
+	h->timer = NULL;
 	/* the polls go while their sockets are still open; curl closes them next */
 	while ((l = cm_list_first(&h->socks)) != NULL)
 		sock_close(cm_list_entry(l, struct sockctx, link));
