@@ -1,6 +1,5 @@
-/* fcm.c - the FCM HTTP v1 client: libcurl multi driven by the libuv loop (uv_poll per socket,
- * one uv_timer for curl's timeouts, which must be able to fire on the next loop pass), HTTP/2
- * multiplexing, the OAuth2 token fetched before the
+/* fcm.c - the FCM HTTP v1 client: libcurl multi on the loop (cm_curl: a uv_poll per socket, a
+ * uv_timer for curl's timeouts), HTTP/2 multiplexing, the OAuth2 token fetched before the
  * sends that need it, one new token and one resend after a 401, fail-fast while the credentials
  * are refused (creds.c). The only file of platypus that includes libcurl. */
 #include "fcm_int.h"
@@ -13,6 +12,7 @@
 #include <curl/curl.h>
 
 #include "cm/buf.h"
+#include "cm/curl.h"
 #include "cm/err.h"
 #include "cm/list.h"
 #include "cm/log.h"
@@ -44,22 +44,14 @@ struct req {
 	unsigned sent;      /* requests made for it */
 };
 
-struct sockctx {
-	uv_poll_t poll; /* first: the close callback frees the struct through it */
-	curl_socket_t fd;
-	struct pp_fcm *f;
-	struct cm_list link; /* in f->socks while curl uses the socket */
-};
-
 struct fcm_metrics {
 	struct cm_counter *grants, *grant_fail;
 };
 
 struct pp_fcm {
 	struct cm_loop *loop;      /* borrowed */
-	uv_timer_t ctimer;         /* curl's */
 	struct cm_loop_timer tick; /* expiry of queued sends */
-	CURLM *multi;              /* owned */
+	struct cm_curl *curl;      /* owned: libcurl multi on the loop */
 	struct pp_fcm_config cfg;
 	char *send_url;          /* owned */
 	char *ca_file;           /* owned, may be NULL */
@@ -67,8 +59,6 @@ struct pp_fcm {
 	struct cm_list inflight; /* sends on the wire */
 	unsigned ninflight;
 	struct req *token_req; /* the token request on the wire, or NULL */
-	struct cm_list socks;  /* polled sockets */
-	bool oom_pending;      /* a transfer is marked oom: check_done() ends it */
 	unsigned token_failures;
 	uint64_t token_retry_at;
 	bool grant_for_401;    /* the grant under way replaces a token FCM refused */
@@ -76,14 +66,13 @@ struct pp_fcm {
 	struct pp_creds creds; /* refused credentials: fail fast, check with backoff */
 	struct req *check_req; /* the check, waiting for its access token */
 	bool closing, torn_down;
-	int refs; /* handles whose close callback is still to come */
 	void (*done)(void *arg);
 	void *done_arg;
 	struct fcm_metrics m;
 };
 
 static void pump(struct pp_fcm *f);
-static void check_done(struct pp_fcm *f);
+static void transfer_done(CURL *e, CURLcode cc, void *arg);
 
 static uint64_t now_ms(const struct pp_fcm *f)
 {
@@ -151,121 +140,22 @@ static void send_fail(struct req *r, enum pp_outcome o, enum pp_cause c, const c
 	send_finish(r, &res);
 }
 
-/* --- curl on libuv ------------------------------------------------------------------------ */
+/* --- transfers (on cm_curl) --------------------------------------------------------------- */
 
-static void unref(struct pp_fcm *f)
+/* The client's handles are closed (after teardown()): the rest goes, then the owner hears. */
+static void curl_drained(void *arg)
 {
+	struct pp_fcm *f = arg;
 	void (*done)(void *) = f->done;
-	void *arg = f->done_arg;
+	void *darg = f->done_arg;
 
-	if (--f->refs > 0 || !f->torn_down)
-		return;
+	cm_curl_free(f->curl);
 	free(f->send_url);
 	free(f->ca_file);
 	free(f);
 	curl_global_cleanup();
 	if (done)
-		done(arg);
-}
-
-static void handle_closed(uv_handle_t *h)
-{
-	struct pp_fcm *f = h->data;
-
-	if (h->type == UV_POLL)
-		free(h); /* struct sockctx starts with its uv_poll_t */
-	unref(f);
-}
-
-static void poll_cb(uv_poll_t *h, int status, int events)
-{
-	struct sockctx *sc = (struct sockctx *)h;
-	struct pp_fcm *f = sc->f;
-	int flags = 0, running;
-
-	if (status < 0)
-		flags = CURL_CSELECT_ERR;
-	if (events & UV_READABLE)
-		flags |= CURL_CSELECT_IN;
-	if (events & UV_WRITABLE)
-		flags |= CURL_CSELECT_OUT;
-	curl_multi_socket_action(f->multi, sc->fd, flags, &running);
-	check_done(f);
-}
-
-static void sock_close(struct sockctx *sc)
-{
-	cm_list_remove(&sc->link);
-	uv_poll_stop(&sc->poll);
-	uv_close((uv_handle_t *)&sc->poll, handle_closed);
-}
-
-static int sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socketp)
-{
-	struct pp_fcm *f = userp;
-	struct sockctx *sc = socketp;
-	int ev = 0;
-
-	if (what == CURL_POLL_REMOVE) {
-		if (sc) {
-			sock_close(sc);
-			curl_multi_assign(f->multi, s, NULL);
-		}
-		return 0;
-	}
-	if (!sc) {
-		sc = calloc(1, sizeof(*sc));
-		if (sc && uv_poll_init_socket(f->loop->uv, &sc->poll, s)) {
-			free(sc);
-			sc = NULL;
-		}
-		if (!sc) {
-			/* Not -1: that would leave the whole multi handle dead. This transfer
-			 * cannot be watched: check_done() ends it once curl has returned. */
-			struct req *r = NULL;
-
-			curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&r);
-			if (r) {
-				r->oom = true;
-				f->oom_pending = true;
-			}
-			return 0;
-		}
-		sc->fd = s;
-		sc->f = f;
-		sc->poll.data = f;
-		f->refs++;
-		cm_list_insert_tail(&f->socks, &sc->link);
-		curl_multi_assign(f->multi, s, sc);
-	}
-	if (what & CURL_POLL_IN)
-		ev |= UV_READABLE;
-	if (what & CURL_POLL_OUT)
-		ev |= UV_WRITABLE;
-	uv_poll_start(&sc->poll, ev, poll_cb);
-	return 0;
-}
-
-static void ctimer_cb(uv_timer_t *t)
-{
-	struct pp_fcm *f = t->data;
-	int running;
-
-	curl_multi_socket_action(f->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-	check_done(f);
-}
-
-static int timer_cb(CURLM *m, long timeout_ms, void *userp)
-{
-	struct pp_fcm *f = userp;
-
-	(void)m;
-	if (timeout_ms < 0)
-		uv_timer_stop(&f->ctimer);
-	else
-		/* Never act from inside curl: a zero timeout runs on the next loop pass. */
-		uv_timer_start(&f->ctimer, ctimer_cb, (uint64_t)timeout_ms, 0);
-	return 0;
+		done(darg);
 }
 
 static size_t write_cb(char *p, size_t size, size_t n, void *userp)
@@ -317,7 +207,6 @@ static int start(struct pp_fcm *f, struct req *r, const char *url)
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
-	curl_easy_setopt(e, CURLOPT_PRIVATE, r);
 	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
 	curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
@@ -325,7 +214,7 @@ static int start(struct pp_fcm *f, struct req *r, const char *url)
 	curl_easy_setopt(e, CURLOPT_USERAGENT, "platypus/" SUITE_VERSION);
 	if (f->ca_file)
 		curl_easy_setopt(e, CURLOPT_CAINFO, f->ca_file);
-	if (curl_multi_add_handle(f->multi, e) != CURLM_OK) {
+	if (cm_curl_add(f->curl, e, transfer_done, r)) {
 		curl_easy_cleanup(e);
 		r->easy = NULL;
 		return -ENOMEM;
@@ -509,78 +398,36 @@ static void teardown(struct pp_fcm *f)
 		return;
 	while ((r = req_first(&f->inflight))) {
 		inflight_remove(f, r);
-		curl_multi_remove_handle(f->multi, r->easy);
+		cm_curl_cancel(f->curl, r->easy);
 		send_fail(r, PP_OUT_FAILED, PP_CAUSE_SHUTDOWN, "shutting down");
 	}
 	if (f->token_req) {
-		curl_multi_remove_handle(f->multi, f->token_req->easy);
+		cm_curl_cancel(f->curl, f->token_req->easy);
 		req_free(f->token_req);
 		f->token_req = NULL;
 	}
 	f->torn_down = true;
-	curl_multi_cleanup(f->multi);
-	f->multi = NULL;
-	/* Sockets curl did not report removed on cleanup. */
-	while (!cm_list_empty(&f->socks))
-		sock_close(cm_list_entry(cm_list_first(&f->socks), struct sockctx, link));
 	cm_loop_timer_stop(f->loop, &f->tick);
-	f->refs++;
-	uv_close((uv_handle_t *)&f->ctimer, handle_closed);
+	/* The sockets' polls and curl's timer close; f goes once they have (curl_drained()). */
+	cm_curl_stop(f->curl, curl_drained, f);
 }
 
-/* End the transfers marked oom (outside curl's callbacks): a send fails (internal), a token
- * request counts as failed and is tried again after the backoff. */
-static void abort_oom(struct pp_fcm *f)
+/* A transfer ended (on the loop, outside curl's callbacks). A socket that could not be watched
+ * (CURLE_OUT_OF_MEMORY) ends a send as out of memory; a token request counts as failed and is
+ * tried again after the backoff. Then the next sends go, or the close ends. */
+static void transfer_done(CURL *e, CURLcode cc, void *arg)
 {
-	struct cm_list *n;
-	struct req *r;
+	struct req *r = arg;
+	struct pp_fcm *f = r->f;
+	long status = 0;
 
-	f->oom_pending = false;
-	for (n = f->inflight.next; n != &f->inflight;) {
-		r = cm_list_entry(n, struct req, link);
-		n = n->next;
-		if (!r->oom)
-			continue;
-		inflight_remove(f, r);
-		curl_multi_remove_handle(f->multi, r->easy);
-		send_fail(r, PP_OUT_FAILED, PP_CAUSE_INTERNAL, "out of memory");
-		if (f->torn_down)
-			return;
-		n = f->inflight.next; /* the callback may have changed the list */
-	}
-	r = f->token_req;
-	if (r && r->oom) {
-		f->token_req = NULL;
-		curl_multi_remove_handle(f->multi, r->easy);
-		req_free(r);
-		token_failed(f, -EAGAIN, "token request: out of memory");
-	}
-}
-
-/* Collect finished transfers (outside curl's callbacks). */
-static void check_done(struct pp_fcm *f)
-{
-	CURLMsg *m;
-	int left;
-
-	while (!f->torn_down && (m = curl_multi_info_read(f->multi, &left))) {
-		struct req *r = NULL;
-		long status = 0;
-		CURLcode cc;
-
-		if (m->msg != CURLMSG_DONE)
-			continue;
-		cc = m->data.result;
-		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
-		curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE, &status);
-		curl_multi_remove_handle(f->multi, m->easy_handle);
-		if (r->kind == REQ_TOKEN)
-			token_done(f, r, cc, status);
-		else
-			send_done(f, r, cc, status);
-	}
-	if (!f->torn_down && f->oom_pending)
-		abort_oom(f);
+	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+	if (cc == CURLE_OUT_OF_MEMORY)
+		r->oom = true;
+	if (r->kind == REQ_TOKEN)
+		token_done(f, r, cc, status);
+	else
+		send_done(f, r, cc, status);
 	if (f->torn_down)
 		return;
 	if (f->closing && !f->ninflight && cm_list_empty(&f->queue) && !f->check_req)
@@ -747,7 +594,6 @@ int pp_fcm_alloc(struct pp_fcm **out, struct cm_loop *l, const struct pp_fcm_con
 	f->cfg = *cfg;
 	cm_list_init(&f->queue);
 	cm_list_init(&f->inflight);
-	cm_list_init(&f->socks);
 	cm_loop_timer_init(&f->tick, on_tick);
 	if (!f->cfg.request_timeout_ms)
 		f->cfg.request_timeout_ms = 30000;
@@ -764,13 +610,13 @@ int pp_fcm_alloc(struct pp_fcm **out, struct cm_loop *l, const struct pp_fcm_con
 	if (r == 0) {
 		f->send_url = cm_buf_steal(&url);
 		f->ca_file = cfg->ca_file ? strdup(cfg->ca_file) : NULL;
-		f->multi = curl_multi_init();
-		if (!f->send_url || !f->multi || (cfg->ca_file && !f->ca_file))
+		if (!f->send_url || (cfg->ca_file && !f->ca_file))
 			r = -ENOMEM;
 	}
+	/* Last: once it is open, only its close (asynchronous) undoes it. */
+	r = r ? r : cm_curl_alloc(&f->curl, l);
 	if (r) {
 		/* The series stay with the registry whatever happens: nothing to undo there. */
-		curl_multi_cleanup(f->multi);
 		cm_buf_free(&url);
 		free(f->ca_file);
 		free(f->send_url);
@@ -778,14 +624,8 @@ int pp_fcm_alloc(struct pp_fcm **out, struct cm_loop *l, const struct pp_fcm_con
 		curl_global_cleanup();
 		return r;
 	}
-	curl_multi_setopt(f->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
-	curl_multi_setopt(f->multi, CURLMOPT_SOCKETDATA, f);
-	curl_multi_setopt(f->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-	curl_multi_setopt(f->multi, CURLMOPT_TIMERDATA, f);
-	curl_multi_setopt(f->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
-	curl_multi_setopt(f->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 4L);
-	uv_timer_init(l->uv, &f->ctimer);
-	f->ctimer.data = f;
+	curl_multi_setopt(cm_curl_multi(f->curl), CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+	curl_multi_setopt(cm_curl_multi(f->curl), CURLMOPT_MAX_HOST_CONNECTIONS, 4L);
 	cm_loop_timer_start(l, &f->tick, TICK_MS);
 	*out = f;
 	return 0;

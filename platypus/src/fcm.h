@@ -1,5 +1,5 @@
 /* fcm.h - Firebase Cloud Messaging HTTP v1: the service account (fcm_auth.c) and the client on
- * libcurl multi driven by the libuv loop (fcm.c, the only file that includes libcurl). The
+ * libcurl multi driven by the loop (fcm.c on cm_curl, the only file that includes libcurl). The
  * OAuth2 exchange, the v1 message and the meaning of answers (fcm_msg.c) are the module's own
  * business: fcm_int.h. */
 #ifndef PP_FCM_H
