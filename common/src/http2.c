@@ -4,9 +4,11 @@
 #include "http_int.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <nghttp2/nghttp2.h>
 
@@ -15,7 +17,17 @@ struct cm_http_h2 {
 	struct cm_http_conn *c; /* borrowed: owns this session */
 	size_t head_max, body_max;
 	unsigned opened; /* streams opened by the input being processed */
+	/* resets of streams still open (CVE-2023-44487): a token bucket */
+	double reset_tokens;
+	uint64_t reset_at_ms; /* when the bucket was last filled */
 };
+
+/* Resets a client may send for streams the server has not finished: RESET_BURST at once, then
+ * RESET_RATE a second (nghttp2's own defaults, which it applies to every RST_STREAM: also to
+ * those of streams answered already, which libcurl sends after each answer and which cost
+ * nothing here, so nghttp2's limiter is lifted and this one counts only the others). */
+#define RESET_BURST 1000.0
+#define RESET_RATE  33.0
 
 /* nghttp2's codes become errnos here, where they enter. */
 static int h2_errno(ssize_t rv)
@@ -155,6 +167,29 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id, const ui
 	return 0;
 }
 
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* One more reset of an open stream: whether the bucket had a token for it. */
+static bool reset_allowed(struct cm_http_h2 *h)
+{
+	uint64_t now = mono_ms();
+
+	h->reset_tokens += (double)(now - h->reset_at_ms) / 1000.0 * RESET_RATE;
+	if (h->reset_tokens > RESET_BURST)
+		h->reset_tokens = RESET_BURST;
+	h->reset_at_ms = now;
+	if (h->reset_tokens < 1.0)
+		return false;
+	h->reset_tokens -= 1.0;
+	return true;
+}
+
 static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame, void *ud)
 {
 	struct cm_http_h2 *h = ud;
@@ -164,6 +199,12 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame, void *u
 
 	if (h->c->state == CM_HTTP_CONN_CLOSING)
 		return NGHTTP2_ERR_CALLBACK_FAILURE;
+	if (frame->hd.type == NGHTTP2_RST_STREAM) {
+		/* a stream closed here already costs nothing: only the others count */
+		if (stream_req(s, frame->hd.stream_id) && !reset_allowed(h))
+			nghttp2_session_terminate_session(s, NGHTTP2_ENHANCE_YOUR_CALM);
+		return 0;
+	}
 	if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA)
 		return 0;
 	req = stream_req(s, frame->hd.stream_id);
@@ -270,6 +311,10 @@ int cm_http__h2_alloc(struct cm_http_h2 **out, struct cm_http_conn *c,
 	 * (a few hundred bytes each, up to max_streams of them: 290 KB per connection after 900
 	 * rapid resets). */
 	nghttp2_option_set_no_closed_streams(opt, 1);
+	/* resets are counted in on_frame_recv(), where it is known whether the stream was open */
+	nghttp2_option_set_stream_reset_rate_limit(opt, 1ull << 30, 1ull << 30);
+	h->reset_tokens = RESET_BURST;
+	h->reset_at_ms = mono_ms();
 	if (nghttp2_session_server_new2(&h->s, cb, h, opt) != 0)
 		goto out;
 	iv[0] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, lim->max_streams};

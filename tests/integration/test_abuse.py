@@ -360,5 +360,104 @@ class Http2RapidResetChurn(unittest.TestCase):
             pp.stop(self)
 
 
+class H2Client:
+    """HTTP/2 in cleartext (prior knowledge) spoken by hand: requests, and what comes back
+    frame by frame."""
+
+    # HPACK: :method GET, :scheme http, :path /healthcheck, :authority localhost (literals)
+    BLOCK = bytes([0x82, 0x86]) + b"\x44\x0c/healthcheck" + b"\x41\x09localhost"
+
+    def __init__(self, port):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.buf = b""
+        self.goaway = None
+        self.sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + h2_frame(4, 0, 0))
+
+    def frames(self):
+        """The frames read so far and those that arrive now: (type, flags, stream)."""
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("closed by the server")
+        self.buf += chunk
+        out = []
+        while len(self.buf) >= 9:
+            n = struct.unpack("!I", b"\0" + self.buf[:3])[0]
+            if len(self.buf) < 9 + n:
+                break
+            kind, flags = self.buf[3], self.buf[4]
+            sid = struct.unpack("!I", self.buf[5:9])[0] & 0x7fffffff
+            payload = self.buf[9:9 + n]
+            self.buf = self.buf[9 + n:]
+            if kind == 4 and not flags & 1:
+                self.sock.sendall(h2_frame(4, 1, 0))  # SETTINGS ACK
+            if kind == 7:
+                self.goaway = struct.unpack("!I", payload[4:8])[0]
+            out.append((kind, flags, sid))
+        return out
+
+    def get_all(self, sids):
+        """GET /healthcheck on each stream of sids at once; wait for every answer to end."""
+        self.sock.sendall(b"".join(h2_frame(1, 0x5, sid, self.BLOCK) for sid in sids))
+        left = set(sids)
+        while left:
+            for kind, flags, sid in self.frames():
+                if kind in (0, 1) and flags & 1:
+                    left.discard(sid)
+                if self.goaway is not None:
+                    raise AssertionError("GOAWAY (error %d) with %d streams unanswered"
+                                         % (self.goaway, len(left)))
+
+
+class Http2ResetsOfAnsweredStreams(unittest.TestCase):
+    """libcurl (Debian 12's 7.88) sends RST_STREAM for every stream once its answer is in. Those
+    cost the server nothing and must not count as a rapid-reset attack; resets of streams still
+    open do, and end the connection past the limit."""
+
+    def setUp(self):
+        self.tmp = suite.tempdir()
+        self.pp = Platypus(self.tmp.name)
+
+    def tearDown(self):
+        try:
+            self.pp.stop(self)
+        finally:
+            self.tmp.cleanup()
+
+    def test_a_reset_after_each_answer_is_not_an_attack(self):
+        c = H2Client(self.pp.rest)
+        sid = 1
+        for _ in range(50):  # 2,500 streams, more than twice the limit's burst
+            sids = [sid + 2 * i for i in range(50)]
+            sid += 100
+            c.get_all(sids)
+            # STREAM_CLOSED, as curl does, for streams the server has closed already
+            c.sock.sendall(b"".join(h2_frame(3, 0, s, struct.pack("!I", 5)) for s in sids))
+        c.get_all([sid])  # still served
+        self.assertIsNone(c.goaway)
+        c.sock.close()
+
+    def test_rapid_resets_still_end_the_connection(self):
+        s = connect_from("127.0.0.1", self.pp.rest)
+        s.sendall(rapid_reset_blob(1500))
+        got = b""
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                chunk = s.recv(65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            got += chunk
+        s.close()
+        # a GOAWAY frame (type 7) among what came back, and then the end of the connection
+        kinds, i = [], 0
+        while i + 9 <= len(got):
+            n = struct.unpack("!I", b"\0" + got[i:i + 3])[0]
+            kinds.append(got[i + 3])
+            i += 9 + n
+        self.assertIn(7, kinds)
+
+
 if __name__ == "__main__":
     unittest.main()
