@@ -179,7 +179,7 @@ static int fast_revoke(struct sq *q, const char *owner, const char *agent, uint6
 static int fast_dispatch(struct sq *q, struct xc_store_req *r);
 
 /* A code of SQLite as a negative errno: the database failed. */
-static int db_fail(int rc)
+int xc_sq_fail(int rc)
 {
 	switch (rc & 0xff) {
 	case SQLITE_NOMEM:
@@ -213,7 +213,7 @@ static int exec1(sqlite3_stmt *p)
 {
 	int rc = sqlite3_step(p);
 
-	return rc == SQLITE_DONE ? 0 : db_fail(rc);
+	return rc == SQLITE_DONE ? 0 : xc_sq_fail(rc);
 }
 
 static char *col_dup(sqlite3_stmt *p, int i)
@@ -312,7 +312,7 @@ static int account_get(struct sq *q, struct xc_store_req *r)
 	if (rc == SQLITE_DONE)
 		return 0;
 	if (rc != SQLITE_ROW)
-		return db_fail(rc);
+		return xc_sq_fail(rc);
 	r->found = true;
 	if (creds_unpack(sqlite3_column_blob(p, 0), (size_t)sqlite3_column_bytes(p, 0), r->creds))
 		return -EIO; /* a damaged row */
@@ -408,7 +408,7 @@ static int collect_jids(struct sq *q, sqlite3_stmt *p, struct xc_store_req *r)
 			return -ENOMEM;
 		r->jids[r->njids++] = s;
 	}
-	return rc == SQLITE_DONE ? 0 : db_fail(rc);
+	return rc == SQLITE_DONE ? 0 : xc_sq_fail(rc);
 }
 
 static int account_list(struct sq *q, struct xc_store_req *r)
@@ -427,7 +427,7 @@ static int version_get(struct sq *q, const char *owner, uint64_t *v)
 	bind_text(p, 1, owner);
 	rc = sqlite3_step(p);
 	*v = rc == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(p, 0) : 0;
-	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db_fail(rc);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : xc_sq_fail(rc);
 }
 
 static int version_bump(struct sq *q, struct xc_store_req *r)
@@ -483,7 +483,7 @@ static int account_exists(struct sq *q, const char *jid, bool *yes)
 	bind_text(p, 2, u);
 	rc = sqlite3_step(p);
 	*yes = rc == SQLITE_ROW;
-	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db_fail(rc);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : xc_sq_fail(rc);
 }
 
 static int prefs_get(struct sq *q, struct xc_store_req *r);
@@ -526,7 +526,7 @@ static int roster_get(struct sq *q, struct xc_store_req *r)
 		it->st.listed = sqlite3_column_int(p, 7) != 0;
 	}
 	if (rc != SQLITE_DONE)
-		return db_fail(rc);
+		return xc_sq_fail(rc);
 	/* the block list comes with the roster: both are needed before anything is delivered */
 	p = prep(q, S_BLOCK_ALL);
 	bind_text(p, 1, r->user);
@@ -601,7 +601,7 @@ static int offline_count(struct sq *q, const char *owner, uint64_t *n)
 	bind_text(p, 1, owner);
 	rc = sqlite3_step(p);
 	if (rc != SQLITE_ROW)
-		return db_fail(rc);
+		return xc_sq_fail(rc);
 	*n = (uint64_t)sqlite3_column_int64(p, 0);
 	return 0;
 }
@@ -659,7 +659,7 @@ static int offline_take(struct sq *q, struct xc_store_req *r)
 		r->nmsgs++;
 	}
 	if (rc != SQLITE_DONE)
-		return db_fail(rc);
+		return xc_sq_fail(rc);
 	p = prep(q, S_OFF_DEL_ALL);
 	bind_text(p, 1, r->user);
 	return exec1(p);
@@ -713,7 +713,7 @@ static int prefs_get(struct sq *q, struct xc_store_req *r)
 		r->prefs_found = true;
 		r->prefs.def = sqlite3_column_int(p, 0);
 	} else if (rc != SQLITE_DONE) {
-		return db_fail(rc);
+		return xc_sq_fail(rc);
 	}
 	p = prep(q, S_PREFS_JIDS);
 	bind_text(p, 1, r->user);
@@ -730,7 +730,7 @@ static int prefs_get(struct sq *q, struct xc_store_req *r)
 		if (e)
 			return e;
 	}
-	return rc == SQLITE_DONE ? 0 : db_fail(rc);
+	return rc == SQLITE_DONE ? 0 : xc_sq_fail(rc);
 }
 
 static int prefs_put(struct sq *q, struct xc_store_req *r)
@@ -804,7 +804,7 @@ static int meta_get(struct sq *q, const char *key, int64_t *value, bool *found)
 	if (*found)
 		*value = sqlite3_column_int64(p, 0);
 	sqlite3_reset(p);
-	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db_fail(rc);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : xc_sq_fail(rc);
 }
 
 static int archive_put(struct sq *q, struct xc_store_req *r)
@@ -877,7 +877,7 @@ static int archive_pos(struct sq *q, const char *owner, const char *sid, struct 
 		}
 		sqlite3_reset(p);
 		if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-			return db_fail(rc);
+			return xc_sq_fail(rc);
 		if (*found)
 			return 0;
 	}
@@ -891,7 +891,7 @@ static int archive_pos(struct sq *q, const char *owner, const char *sid, struct 
 		at->stamp = sqlite3_column_int64(p, 0);
 		at->id = sqlite3_column_int64(p, 1);
 	}
-	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db_fail(rc);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : xc_sq_fail(rc);
 }
 
 /* Narrow the exclusive bound *b (set: *has) by the message sid: above it (lower bound, the
@@ -1027,7 +1027,7 @@ static int prepare_once(struct sq *q, const char *sql_text, sqlite3_stmt **p)
 {
 	int rc = sqlite3_prepare_v2(q->db, sql_text, -1, p, NULL);
 
-	return rc == SQLITE_OK ? 0 : db_fail(rc);
+	return rc == SQLITE_OK ? 0 : xc_sq_fail(rc);
 }
 
 /* Reverse the page (a backward page is read newest first). */
@@ -1086,7 +1086,7 @@ static int archive_query(struct sq *q, struct xc_store_req *r)
 	sqlite3_finalize(p);
 	p = NULL;
 	if (rc != SQLITE_ROW)
-		return db_fail(rc);
+		return xc_sq_fail(rc);
 	if (aq->max == 0) {
 		r->complete = r->count == 0;
 		return 0;
@@ -1133,7 +1133,7 @@ static int archive_query(struct sq *q, struct xc_store_req *r)
 	}
 	sqlite3_finalize(p);
 	if (rc != SQLITE_DONE)
-		return db_fail(rc);
+		return xc_sq_fail(rc);
 	if (aq->backward)
 		arch_reverse(r);
 	return 0;
@@ -1264,7 +1264,7 @@ static int sq_exec(struct sq *q, const char *s)
 {
 	int rc = sqlite3_exec(q->db, s, NULL, NULL, NULL);
 
-	return rc == SQLITE_OK ? 0 : db_fail(rc);
+	return rc == SQLITE_OK ? 0 : xc_sq_fail(rc);
 }
 
 static int sq_begin(void *db)
@@ -1390,7 +1390,7 @@ static int sq_archive_ids(void *db, uint64_t *next, uint64_t key[2])
 		max = sqlite3_column_int64(p, 0);
 	sqlite3_reset(p);
 	if (rc != SQLITE_ROW)
-		return db_fail(rc);
+		return xc_sq_fail(rc);
 	*next = (uint64_t)(max > hw ? max : hw) + 1;
 	q->arch_hw = (int64_t)*next + ARCH_HW_STEP;
 	return meta_set(q, "archive_hw", q->arch_hw);
@@ -1593,7 +1593,7 @@ static int node_get(struct sq *q, const char *owner, const char *node, struct xc
 			return -ENOMEM;
 		return 0;
 	}
-	return rc == SQLITE_DONE ? 0 : db_fail(rc);
+	return rc == SQLITE_DONE ? 0 : xc_sq_fail(rc);
 }
 
 /* Items a node keeps: one when it does not persist them (the last published item is still
@@ -1660,7 +1660,7 @@ static int pep_publish(struct sq *q, struct xc_store_req *r)
 		p = pprep2(q, P_NODE_COUNT, r->user, NULL);
 		rc = sqlite3_step(p);
 		if (rc != SQLITE_ROW)
-			return db_fail(rc);
+			return xc_sq_fail(rc);
 		n = (uint64_t)sqlite3_column_int64(p, 0);
 		if (pr->max_nodes && n >= pr->max_nodes) {
 			r->err = -EDQUOT;
@@ -1701,7 +1701,7 @@ static int collect_items(sqlite3_stmt *p, struct xc_pep_req *pr, const char *nod
 		if (e)
 			return e;
 	}
-	return rc == SQLITE_DONE ? 0 : db_fail(rc);
+	return rc == SQLITE_DONE ? 0 : xc_sq_fail(rc);
 }
 
 /* The number of the node's items from seq on into *n. */
@@ -1714,7 +1714,7 @@ static int count_from(struct sq *q, const char *owner, const char *node, sqlite3
 	sqlite3_bind_int64(p, 3, seq);
 	rc = sqlite3_step(p);
 	if (rc != SQLITE_ROW)
-		return db_fail(rc);
+		return xc_sq_fail(rc);
 	*n = (uint64_t)sqlite3_column_int64(p, 0);
 	return 0;
 }
@@ -1741,7 +1741,7 @@ static int items_page(struct sq *q, struct xc_store_req *r)
 			return 0;
 		}
 		if (rc != SQLITE_ROW)
-			return db_fail(rc);
+			return xc_sq_fail(rc);
 		below = sqlite3_column_int64(p, 0);
 		if ((rc = count_from(q, r->user, r->key, below, &pr->index)) != 0)
 			return rc;
@@ -1801,7 +1801,7 @@ static int pep_last(struct sq *q, struct xc_store_req *r)
 			if (!(pr->contact_groups = col_dup(p, 1)))
 				return -ENOMEM;
 		} else if (rc != SQLITE_DONE) {
-			return db_fail(rc);
+			return xc_sq_fail(rc);
 		}
 	}
 	p = pprep2(q, P_LAST, r->user, NULL);
@@ -1814,7 +1814,7 @@ static int pep_last(struct sq *q, struct xc_store_req *r)
 		if (e)
 			return e;
 	}
-	return rc == SQLITE_DONE ? 0 : db_fail(rc);
+	return rc == SQLITE_DONE ? 0 : xc_sq_fail(rc);
 }
 
 static int pep_configure(struct sq *q, struct xc_store_req *r)
@@ -1915,7 +1915,7 @@ static int pep_dispatch(struct sq *q, struct xc_store_req *r)
 			if (e)
 				return e;
 		}
-		return rc == SQLITE_DONE ? 0 : db_fail(rc);
+		return rc == SQLITE_DONE ? 0 : xc_sq_fail(rc);
 	case XC_STORE_PEP_LAST:
 		return pep_last(q, r);
 	case XC_STORE_PEP_CONFIGURE:
@@ -1928,7 +1928,7 @@ static int pep_dispatch(struct sq *q, struct xc_store_req *r)
 			r->stanza = col_dup(p, 0);
 			return r->stanza ? 0 : -ENOMEM;
 		}
-		return rc == SQLITE_DONE ? 0 : db_fail(rc);
+		return rc == SQLITE_DONE ? 0 : xc_sq_fail(rc);
 	case XC_STORE_VCARD_SET:
 		if (!r->stanza) {
 			r->err = -EINVAL;
@@ -2027,7 +2027,7 @@ static int fast_get(struct sq *q, struct xc_store_req *r)
 		t->count = (uint32_t)sqlite3_column_int64(p, 4);
 	}
 	sqlite3_finalize(p);
-	return rc == SQLITE_DONE ? 0 : db_fail(rc);
+	return rc == SQLITE_DONE ? 0 : xc_sq_fail(rc);
 }
 
 static int fast_update(struct sq *q, struct xc_store_req *r)

@@ -7,6 +7,9 @@ struct sqlite3;
 struct xc_store_req;
 struct xc_sq_push;
 
+/* A result code of SQLite as a negative errno: the database failed (store_sqlite.c). */
+int xc_sq_fail(int rc);
+
 /* Create the table on db (borrowed; kept until xc_sq_push_close) and prepare the statements.
  * 0 or a negative errno (sqlite3_errmsg(db) says why). */
 int xc_sq_push_open(struct xc_sq_push **out, struct sqlite3 *db);

@@ -45,21 +45,6 @@ struct xc_sq_push {
 	sqlite3_stmt *st[Q_N];
 };
 
-static int fail(int rc)
-{
-	switch (rc & 0xff) {
-	case SQLITE_NOMEM:
-		return -ENOMEM;
-	case SQLITE_FULL:
-		return -ENOSPC;
-	case SQLITE_BUSY:
-	case SQLITE_LOCKED:
-		return -EBUSY;
-	default:
-		return -EIO;
-	}
-}
-
 static sqlite3_stmt *prep(struct xc_sq_push *p, int s, const char *owner)
 {
 	sqlite3_stmt *st = p->st[s];
@@ -75,7 +60,7 @@ static int exec1(sqlite3_stmt *st)
 {
 	int rc = sqlite3_step(st);
 
-	return rc == SQLITE_DONE ? 0 : fail(rc);
+	return rc == SQLITE_DONE ? 0 : xc_sq_fail(rc);
 }
 
 static char *col_dup(sqlite3_stmt *st, int i)
@@ -112,7 +97,7 @@ static int list(struct xc_sq_push *p, struct xc_store_req *r)
 		if (!g->jid || !g->node || (!g->form && sqlite3_column_type(st, 2) != SQLITE_NULL))
 			return -ENOMEM;
 	}
-	return rc == SQLITE_DONE ? 0 : fail(rc);
+	return rc == SQLITE_DONE ? 0 : xc_sq_fail(rc);
 }
 
 static int count_owner(struct xc_sq_push *p, const char *owner, uint64_t *n)
@@ -123,7 +108,7 @@ static int count_owner(struct xc_sq_push *p, const char *owner, uint64_t *n)
 	*n = 0;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
 		(*n)++;
-	return rc == SQLITE_DONE ? 0 : fail(rc);
+	return rc == SQLITE_DONE ? 0 : xc_sq_fail(rc);
 }
 
 static int enable(struct xc_sq_push *p, struct xc_store_req *r)
@@ -194,7 +179,7 @@ int xc_sq_push_run(struct xc_sq_push *p, struct xc_store_req *r)
 		st = prep(p, Q_COUNT_ALL, NULL);
 		rc = sqlite3_step(st);
 		if (rc != SQLITE_ROW)
-			return fail(rc);
+			return xc_sq_fail(rc);
 		r->count = (uint64_t)sqlite3_column_int64(st, 0);
 		return 0;
 	default:
@@ -229,7 +214,7 @@ int xc_sq_push_open(struct xc_sq_push **out, struct sqlite3 *db)
 	rc = sqlite3_exec(db, schema, NULL, NULL, NULL);
 	if (rc != SQLITE_OK) {
 		free(p);
-		return fail(rc);
+		return xc_sq_fail(rc);
 	}
 	for (int i = 0; i < Q_N; i++)
 		if (sqlite3_prepare_v3(db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &p->st[i],
