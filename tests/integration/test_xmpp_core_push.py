@@ -9,7 +9,9 @@ import asyncio
 import json
 import os
 import re
+import socket
 import sys
+import threading
 import time
 import unittest
 
@@ -469,6 +471,88 @@ apns:
         self.assertIn("no device_id", self.srv.output())
         self.assertEqual(self.pushes(), [])
 
+
+
+class DropFirst(threading.Thread):
+    """A TCP relay on port front to port back that reads the first connection's request and
+    closes it unanswered (a connection lost under a request, as its client sees it), then
+    relays every later connection."""
+
+    def __init__(self, front, back):
+        super().__init__(daemon=True)
+        self.back = back
+        self.lsock = socket.socket()
+        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.lsock.bind(("127.0.0.1", front))
+        self.lsock.listen(16)
+        self.accepted = 0
+
+    def run(self):
+        while True:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            if self.accepted == 1:
+                c.settimeout(10)
+                try:
+                    c.recv(65536)
+                except OSError:
+                    pass
+                c.close()
+                continue
+            u = socket.create_connection(("127.0.0.1", self.back))
+            for a, b in ((c, u), (u, c)):
+                threading.Thread(target=self.pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def pipe(a, b):
+        try:
+            while True:
+                d = a.recv(65536)
+                if not d:
+                    break
+                b.sendall(d)
+        except OSError:
+            pass
+        for x in (a, b):
+            try:
+                x.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self):
+        self.lsock.close()
+
+
+class RestLostConnection(Rest):
+    """A POST whose connection is lost before any answer is sent again at once on a new
+    connection: the phone is woken all the same, and nothing is counted as failed."""
+    test_rest_hand_off = None  # Rest's tests run once, in Rest
+    test_registration_without_device_id_is_removed = None
+
+    def start_platypus(self):
+        front = self.rest_port  # what xmpp-core posts to
+        self.rest_port = suite.free_port()
+        super().start_platypus()
+        self.relay = DropFirst(front, self.rest_port)
+        self.relay.start()
+        self.addCleanup(self.relay.close)
+
+    def test_a_lost_connection_is_tried_again(self):
+        self.enable_and_leave()
+        a = self.raw().start("alice", "desk")
+        self.say(a, self.bob, "are you there?")
+        got = self.pushes(wait=1, timeout=15)
+        self.assertEqual(len(got), 1, got)
+        self.assertEqual(got[0]["status"], 200, got[0])
+        self.assertEqual(got[0]["json"]["aps"]["alert"]["body"], "are you there?")
+        self.wait_metric("xmpp_push_results_total", {"result": "ok"}, 1)
+        self.assertEqual(self.metric("xmpp_push_results_total", {"result": "unroutable"}), 0)
+        self.assertEqual(self.metric("xmpp_push_registrations"), 1)
+        self.assertGreaterEqual(self.relay.accepted, 2)
+        self.assertIn("sending it again", self.srv.output())
 
 class Privacy(PushBase):
     """The default policy: a push tells nothing about who wrote or what."""

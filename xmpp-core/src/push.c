@@ -80,6 +80,7 @@ struct flight {
 	struct cm_list link; /* in push_shard.flights */
 	struct xc_push_shard *ps;
 	char id[32];
+	bool again;      /* the REST hand-off's transfer failed once and was sent again */
 	struct reg *reg; /* borrowed; NULL once the registration is gone */
 	char *jid;       /* owned: whom it went to (an answer must come from there) */
 	struct cm_loop_timer timeout;
@@ -941,6 +942,18 @@ static void on_posted(void *arg, long status, const char *err)
 	int o;
 
 	fl->post = NULL; /* done with it */
+	if (status == 0 && !fl->again && fl->reg && !fl->ps->stopping) {
+		/* no answer at all: the connection was lost under it (an HTTP/2 GOAWAY, a reset),
+		 * most likely before the app server saw it; once more at once, on a new connection,
+		 * within the same timeout, rather than leave the phone asleep */
+		const struct xc_push_rest_config *rc = rest_for(fl->ps->sh, fl->reg->u->bare);
+
+		fl->again = true;
+		CM_LOGI("push", "%s: push %s to %s got no answer (%s); sending it again",
+		        fl->reg->u->bare, fl->id, fl->jid, err ? err : "no answer");
+		if (rc && post_push(fl->reg, fl, rc) == 0)
+			return;
+	}
 	if (status >= 200 && status < 300)
 		o = OUT_OK;
 	else if (status == 0)
