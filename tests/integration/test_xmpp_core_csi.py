@@ -11,7 +11,6 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-import suite  # noqa: E402
 import xmpp  # noqa: E402
 
 PW = "correct horse"
@@ -20,32 +19,14 @@ SM = "urn:xmpp:sm:3"
 CHATSTATES = "http://jabber.org/protocol/chatstates"
 
 
-class CsiTest(unittest.TestCase):
-    extra = ""
-
+class CsiTest(xmpp.ServerCase):
     def setUp(self):
-        self.tmpdir = suite.tempdir()
-        self.tmp = self.tmpdir.name
-        self.srv = xmpp.Server(self.tmp, self.extra)
+        super().setUp()
         self.srv.register("alice", PW)
         self.srv.register("bob", PW)
-        self.raws = []
-
-    def tearDown(self):
-        try:
-            for r in self.raws:
-                r.close()
-            if self.srv.daemon.proc.poll() is None:
-                self.assertEqual(self.srv.stop(), 0, self.srv.output())
-            suite.assert_clean(self, self.srv.output())
-        finally:
-            self.srv.close()
-            self.tmpdir.cleanup()
 
     def raw(self):
-        r = xmpp.Raw(self.srv)
-        self.raws.append(r)
-        return r
+        return self.keep(xmpp.Raw(self.srv))
 
     def session(self, user, resource):
         r = self.raw()

@@ -15,7 +15,6 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-import suite  # noqa: E402
 import xmpp  # noqa: E402
 from test_xmpp_core_sm import Sm  # noqa: E402
 
@@ -99,30 +98,12 @@ class Reader(threading.Thread):
             pass
 
 
-class KillTest(unittest.TestCase):
-    def setUp(self):
-        self.tmpdir = suite.tempdir()
-        self.tmp = self.tmpdir.name
-        # room enough that no quota refuses a message: the test is about crashes
-        self.srv = xmpp.Server(self.tmp, "stream_management:\n  max_queue: 100000\n"
-                               "offline:\n  max_per_user: 100000\n")
-        self.raws = []
-
-    def tearDown(self):
-        try:
-            for r in self.raws:
-                r.close()
-            if self.srv.daemon.proc.poll() is None:
-                self.assertEqual(self.srv.stop(), 0, self.srv.output())
-            suite.assert_clean(self, self.srv.output())
-        finally:
-            self.srv.close()
-            self.tmpdir.cleanup()
+class KillTest(xmpp.ServerCase):
+    # room enough that no quota refuses a message: the test is about crashes
+    extra = "stream_management:\n  max_queue: 100000\noffline:\n  max_per_user: 100000\n"
 
     def raw(self):
-        r = Sm(self.srv)
-        self.raws.append(r)
-        return r
+        return self.keep(Sm(self.srv))
 
     def session(self, user, sm=False, resume=False):
         r = self.raw()

@@ -15,7 +15,6 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-import suite  # noqa: E402
 import xmpp  # noqa: E402
 from xmpp import NS_SASL2, NS_BIND2, NS_FAST, NS_SM, sasl2_token  # noqa: E402
 
@@ -28,38 +27,19 @@ def resource_for(tag, agent):
     return "%s.%s" % (tag, hashlib.sha256(agent.encode()).hexdigest()[:8])
 
 
-class Sasl2Test(unittest.TestCase):
-    extra = ""
-
+class Sasl2Test(xmpp.ServerCase):
     def setUp(self):
-        self.tmpdir = suite.tempdir()
-        self.tmp = self.tmpdir.name
-        self.srv = xmpp.Server(self.tmp, self.extra)
+        super().setUp()
         self.alice = self.srv.register("alice", PW)
         self.bob = self.srv.register("bob", PW)
-        self.conns = []
-
-    def tearDown(self):
-        try:
-            for r in self.conns:
-                r.close()
-            if self.srv.daemon.proc.poll() is None:
-                self.assertEqual(self.srv.stop(), 0, self.srv.output())
-            suite.assert_clean(self, self.srv.output())
-        finally:
-            self.srv.close()
-            self.tmpdir.cleanup()
 
     def client(self, agent=AGENT, **kw):
-        c = xmpp.Sasl2(self.srv, agent=agent, **kw)
-        self.conns.append(c)
+        c = self.keep(xmpp.Sasl2(self.srv, agent=agent, **kw))
         c.features()
         return c
 
     def raw(self):
-        r = xmpp.Raw(self.srv)
-        self.conns.append(r)
-        return r
+        return self.keep(xmpp.Raw(self.srv))
 
     def token(self, mech="HT-SHA-256-NONE", agent=AGENT, **inline):
         """A password login that asks for a token; returns (client, token, success)."""
@@ -86,8 +66,7 @@ class Sasl2Test(unittest.TestCase):
 
 class Features(Sasl2Test):
     def test_offered_over_tls_with_inline_features(self):
-        c = xmpp.Sasl2(self.srv)
-        self.conns.append(c)
+        c = self.keep(xmpp.Sasl2(self.srv))
         f = c.features()
         m = re.search(r"<authentication xmlns='%s'>(.*?)</authentication>" % NS_SASL2, f, re.S)
         self.assertTrue(m, f)

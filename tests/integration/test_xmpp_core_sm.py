@@ -10,7 +10,6 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-import suite  # noqa: E402
 import xmpp  # noqa: E402
 from xmpp import login, logout, run  # noqa: E402
 
@@ -59,32 +58,14 @@ class Sm(xmpp.Raw):
         self.close()
 
 
-class SmTest(unittest.TestCase):
-    extra = ""
-
+class SmTest(xmpp.ServerCase):
     def setUp(self):
-        self.tmpdir = suite.tempdir()
-        self.tmp = self.tmpdir.name
-        self.srv = xmpp.Server(self.tmp, self.extra)
+        super().setUp()
         self.alice = self.srv.register("alice", PW)
         self.bob = self.srv.register("bob", PW)
-        self.raws = []
-
-    def tearDown(self):
-        try:
-            for r in self.raws:
-                r.close()
-            if self.srv.daemon.proc.poll() is None:
-                self.assertEqual(self.srv.stop(), 0, self.srv.output())
-            suite.assert_clean(self, self.srv.output())
-        finally:
-            self.srv.close()
-            self.tmpdir.cleanup()
 
     def raw(self):
-        r = Sm(self.srv)
-        self.raws.append(r)
-        return r
+        return self.keep(Sm(self.srv))
 
     def sender(self):
         """alice, on a plain session, to send messages with."""

@@ -14,6 +14,7 @@ import socket
 import ssl
 import subprocess
 import time
+import unittest
 
 import suite
 
@@ -109,6 +110,35 @@ class Server:
 
     def output(self):
         return self.daemon.output()
+
+
+class ServerCase(unittest.TestCase):
+    """A test with its own xmpp-core (configured with the class's extra YAML) in a fresh
+    directory; the connections it keeps (keep()) are closed, and the server stopped and its
+    output checked for sanitizer reports, when the test ends."""
+    extra = ""
+
+    def setUp(self):
+        self.tmpdir = suite.tempdir()
+        self.tmp = self.tmpdir.name
+        self.srv = Server(self.tmp, self.extra)
+        self.kept = []
+
+    def keep(self, conn):
+        """conn (anything with close()), closed at the end of the test; returned."""
+        self.kept.append(conn)
+        return conn
+
+    def tearDown(self):
+        try:
+            for c in self.kept:
+                c.close()
+            if self.srv.daemon.proc.poll() is None:
+                self.assertEqual(self.srv.stop(), 0, self.srv.output())
+            suite.assert_clean(self, self.srv.output())
+        finally:
+            self.srv.close()
+            self.tmpdir.cleanup()
 
 
 def make_cert(directory):
