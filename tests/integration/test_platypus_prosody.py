@@ -373,6 +373,10 @@ class Users:
                                 started.set_result(True))
             c.add_event_handler("failed_auth", lambda _: failed.done() or
                                 failed.set_result("authentication failed"))
+            # what happened on the way, for the message should the login never end
+            for ev in ("connected", "connection_failed", "disconnected", "stream_negotiated",
+                       "session_bind", "session_start", "sm_enabled", "sm_failed"):
+                c.add_event_handler(ev, lambda _, ev=ev: seen.append(ev))
             c.connect(("127.0.0.1", self.port), force_starttls=False, disable_starttls=True)
             done, _ = await asyncio.wait([started, failed], return_when=asyncio.FIRST_COMPLETED)
             if failed in done:
@@ -382,7 +386,12 @@ class Users:
                 while not c.plugin["xep_0198"].sm_id:
                     await asyncio.sleep(0.02)
             return c
-        c = self.run(go())
+        seen = []
+        try:
+            c = self.run(go())
+        except asyncio.TimeoutError:
+            raise AssertionError("%s: no session within %d s; events: %s"
+                                 % (jid, TIMEOUT, ", ".join(seen) or "none")) from None
         self.clients.append(c)
         return c
 
