@@ -2,6 +2,8 @@
 #include "cm/loop.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -65,7 +67,11 @@ static void run_dry(struct worker *w)
 static void thread_main(void *arg)
 {
 	struct worker *w = arg;
+	char name[16];
 
+	/* "worker 1", ...: what top -H, ps -L and perf show (the loop's id) */
+	snprintf(name, sizeof(name), "worker %u", w->l.index);
+	(void)pthread_setname_np(pthread_self(), name);
 	uv_run(&w->uv, UV_RUN_DEFAULT);
 	run_dry(w);
 }

@@ -416,6 +416,13 @@ struct fix {
 	bool numbered; /* ids handed out by the store (archive_id.h), or older ones ("id05") */
 };
 
+/* A test's prestate, bits of: */
+enum {
+	NUMBERED = 1, /* the fixture's ids are the store's */
+	FOLDED = 2,   /* its rows are folded into the archive's indexes (the store reopened) */
+	HALF = 4,     /* only its first half is (the rest written after the reopening) */
+};
+
 static void on_done(struct xc_store_req *r)
 {
 	struct fix *f = r->arg;
@@ -460,18 +467,52 @@ static void put(struct fix *f, const char *owner, const char *id, const char *wi
 	xc_store_req_free(r);
 }
 
+/* Close the store and open it again on the same file: the rows written are folded into the
+ * archive's indexes (at the close, and at the opening any a crash left). */
+static void reopen(struct fix *f)
+{
+	struct xc_store_config c = {.backend = &xc_store_sqlite, .where = f->s.path};
+	char err[CM_ERR_MAX];
+
+	xc_store_close(f->s.st);
+	if (xc_store_open(&f->s.st, &c, err, sizeof(err)) != 0)
+		fail_msg("open: %s", err);
+}
+
+/* Rows of the archive not folded into its indexes. */
+static int unfolded(struct fix *f)
+{
+	sqlite3 *db;
+	sqlite3_stmt *p;
+	int n;
+
+	assert_int_equal(sqlite3_open(f->s.path, &db), SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_prepare_v2(db, "SELECT count(*) FROM archive WHERE indexed = 0", -1, &p, NULL),
+	    SQLITE_OK);
+	assert_int_equal(sqlite3_step(p), SQLITE_ROW);
+	n = sqlite3_column_int(p, 0);
+	sqlite3_finalize(p);
+	sqlite3_close(db);
+	return n;
+}
+
 /* Thirty messages for juliet: i with romeo@montague.lit/phone (even) or /laptop (i % 3 == 1)
  * or nurse@capulet.lit (others), at 1000 + 10 * i ms (two share a stamp: 20 and 21). Their ids
- * are the store's when state says so (a test's prestate), else those of an older archive. */
+ * are the store's when the test's prestate says NUMBERED, else those of an older archive; with
+ * FOLDED, they are folded into the indexes (with HALF, the first fifteen only), else not. */
 static void fix_open(struct fix *f, void **state)
 {
+	int how = state && *state ? *(const int *)*state : 0;
 	char body[16];
 	char other[17];
 
 	memset(f, 0, sizeof(*f));
-	f->numbered = state && *state;
+	f->numbered = how & NUMBERED;
 	store_fix_open(&f->s, "test_mam");
 	for (int i = 0; i < 30; i++) {
+		if ((how & HALF) && i == 15)
+			reopen(f);
 		if (f->numbered)
 			xc_store_archive_id(f->s.st, f->ids[i]);
 		else
@@ -489,6 +530,9 @@ static void fix_open(struct fix *f, void **state)
 	else
 		strcpy(other, "id00");
 	put(f, "romeo@montague.lit", other, "juliet@capulet.lit/balcony", 1000, "other");
+	if ((how & FOLDED) && !(how & HALF))
+		reopen(f);
+	assert_int_equal(unfolded(f), (how & FOLDED) ? ((how & HALF) ? 16 : 0) : 31);
 }
 
 static void fix_close(struct fix *f)
@@ -754,7 +798,9 @@ static void test_archive_ids_prefs_purge_delete(void **state)
 
 /* --- archive ids ------------------------------------------------------------------------------ */
 
-static const int numbered = 1; /* a prestate: the fixture's ids are the store's */
+static const int numbered = NUMBERED;
+static const int folded = FOLDED, numbered_folded = NUMBERED | FOLDED,
+                 numbered_half = NUMBERED | FOLDED | HALF;
 
 static void test_archive_id_codec(void **state)
 {
@@ -845,6 +891,71 @@ static void test_archive_numbering_survives(void **state)
 	assert_string_equal(got, "new");
 	assert_string_equal(r->arch[0].id, again);
 	xc_store_req_free(r);
+	fix_close(&f);
+}
+
+/* Rows a crash left unfolded are folded when the store opens; rows enough are folded on the
+ * way, between batches. */
+static void test_archive_crash_leftovers(void **state)
+{
+	void *how = (void *)&numbered_folded;
+	struct fix f;
+	struct xc_store_req *r;
+	char got[400], id[17];
+	sqlite3 *db;
+
+	(void)state;
+	fix_open(&f, &how);
+	xc_store_close(f.s.st);
+	assert_int_equal(sqlite3_open(f.s.path, &db), SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_exec(db, "UPDATE archive SET indexed = 0 WHERE id % 3 = 0", NULL, NULL, NULL),
+	    SQLITE_OK);
+	assert_true(sqlite3_changes(db) >= 10);
+	sqlite3_close(db);
+	f.s.st = NULL;
+	reopen(&f);
+	assert_int_equal(unfolded(&f), 0);
+	r = ask(&f, new_query(0), got);
+	assert_int_equal(r->count, 30);
+	xc_store_req_free(r);
+	/* a fold's worth (FOLD_ROWS) of rows nobody waits for */
+	for (int i = 0; i < 8192; i++) {
+		r = xc_store_req_new(XC_STORE_ARCHIVE_PUT, &f.s.l, NULL, NULL);
+		assert_non_null(r);
+		xc_store_archive_id(f.s.st, id);
+		assert_int_equal(xc_store_req_set(&r->user, "juliet@capulet.lit"), 0);
+		assert_int_equal(xc_store_req_set(&r->key, id), 0);
+		assert_int_equal(xc_store_req_set(&r->with, "nurse@capulet.lit"), 0);
+		assert_int_equal(
+		    xc_store_req_set(&r->stanza, "<message><body>new</body></message>"), 0);
+		r->stamp_ms = 10000 + i;
+		assert_int_equal(xc_store_submit(f.s.st, r), 0);
+	}
+	r = ask(&f, new_query(0), got);
+	assert_int_equal(r->count, 30 + 8192);
+	xc_store_req_free(r);
+	/* (the fold runs after the batch that answered: one more round trip) */
+	xc_store_req_free(ask(&f, new_query(0), got));
+	assert_int_equal(unfolded(&f), 0);
+	fix_close(&f);
+}
+
+/* An idle store folds what waits once the first row has waited FOLD_MS (5 s). */
+static void test_archive_fold_when_idle(void **state)
+{
+	struct fix f;
+	char got[400];
+	int left = 31;
+
+	(void)state;
+	fix_open(&f, NULL); /* 31 rows, not folded */
+	for (int i = 0; i < 80 && left; i++) {
+		uv_sleep(100);
+		left = unfolded(&f);
+	}
+	assert_int_equal(left, 0);
+	xc_store_req_free(ask(&f, new_query(0), got));
 	fix_close(&f);
 }
 
@@ -945,6 +1056,14 @@ int main(void)
 	    cmocka_unit_test_prestate(test_archive_paging, (void *)&numbered),
 	    cmocka_unit_test_prestate(test_archive_filters, (void *)&numbered),
 	    cmocka_unit_test_prestate(test_archive_ids_prefs_purge_delete, (void *)&numbered),
+	    cmocka_unit_test_prestate(test_archive_paging, (void *)&folded),
+	    cmocka_unit_test_prestate(test_archive_filters, (void *)&numbered_folded),
+	    cmocka_unit_test_prestate(test_archive_ids_prefs_purge_delete, (void *)&folded),
+	    cmocka_unit_test_prestate(test_archive_paging, (void *)&numbered_half),
+	    cmocka_unit_test_prestate(test_archive_filters, (void *)&numbered_half),
+	    cmocka_unit_test_prestate(test_archive_ids_prefs_purge_delete, (void *)&numbered_half),
+	    cmocka_unit_test(test_archive_crash_leftovers),
+	    cmocka_unit_test(test_archive_fold_when_idle),
 	    cmocka_unit_test(test_archive_id_codec),
 	    cmocka_unit_test(test_archive_numbering_survives),
 	    cmocka_unit_test(test_archive_older_database),

@@ -2,6 +2,8 @@
 #include "store.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -214,8 +216,16 @@ static void run_batch(struct xc_store *st, struct cm_list *batch)
 {
 	const struct xc_store_backend *be = st->be;
 	struct cm_list *n;
-	int rc = be->begin(st->db);
+	bool waited = false;
+	int rc;
 
+	cm_list_foreach(n, batch)
+	{
+		struct xc_store_req *r = cm_list_entry(n, struct xc_store_req, link);
+
+		waited = waited || r->done || r->ticket;
+	}
+	rc = be->begin(st->db, waited);
 	cm_list_foreach(n, batch)
 	{
 		struct xc_store_req *r = cm_list_entry(n, struct xc_store_req, link);
@@ -240,6 +250,14 @@ static void run_batch(struct xc_store *st, struct cm_list *batch)
 		hand_back(st, cm_list_entry(n, struct xc_store_req, link));
 }
 
+/* The backend's own work; when it wants to be called again (0: after the next batch). */
+static uint64_t maintain(struct xc_store *st)
+{
+	unsigned ms = st->be->maintain ? st->be->maintain(st->db) : 0;
+
+	return ms ? now_ns() + (uint64_t)ms * 1000000u : 0;
+}
+
 /* Under lock, with requests queued: when none of them is waited for, give others time to join
  * them (at most linger_ns from now), so that one commit and its fsync serve many writes nobody
  * waits for. A request that is waited for, a full batch or the store's close ends it at once. */
@@ -259,16 +277,33 @@ static void thread_main(void *arg)
 {
 	struct xc_store *st = arg;
 	struct cm_list batch;
+	uint64_t due = 0; /* when the backend's maintenance wants to run (0: after a batch) */
 
+	/* what top -H, ps -L and perf show */
+	(void)pthread_setname_np(pthread_self(), "store");
 	cm_list_init(&batch);
 	for (;;) {
 		unsigned n = 0;
 		struct cm_list *node;
+		uint64_t now;
 
 		uv_mutex_lock(&st->lock);
 		while (cm_list_empty(&st->queue) && !st->stopping) {
 			st->wait = W_IDLE;
-			uv_cond_wait(&st->wake, &st->lock);
+			if (!due) {
+				uv_cond_wait(&st->wake, &st->lock);
+			} else if ((now = now_ns()) >= due ||
+			           uv_cond_timedwait(&st->wake, &st->lock, due - now) ==
+			               UV_ETIMEDOUT) {
+				break;
+			}
+		}
+		if (cm_list_empty(&st->queue) && !st->stopping) {
+			/* idle, and the backend's time came */
+			st->wait = W_BUSY;
+			uv_mutex_unlock(&st->lock);
+			due = maintain(st);
+			continue;
 		}
 		linger(st);
 		st->wait = W_BUSY;
@@ -285,6 +320,7 @@ static void thread_main(void *arg)
 		st->depth -= n;
 		uv_mutex_unlock(&st->lock);
 		run_batch(st, &batch);
+		due = maintain(st);
 	}
 }
 

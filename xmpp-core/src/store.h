@@ -11,7 +11,9 @@
  * A write nobody waits for (an archived copy of a delivered message) is submitted without a
  * done callback: it goes into the same group commits, but nothing comes back to a loop. The
  * store's thread frees it once its transaction has ended, counts it in one of the request's
- * counters and logs a failure itself.
+ * counters and logs a failure itself. A transaction of such writes only may be committed
+ * without its flush to disk (safe from a crash of the server, not yet from one of the machine):
+ * the next commit that is waited for flushes it, or one at most a second later.
  *
  * The embedded backend is SQLite (store_sqlite.c, the only file that includes sqlite3.h), in WAL
  * mode; a backend is a table of functions (struct xc_store_backend), which is where PostgreSQL
@@ -239,7 +241,10 @@ struct xc_store_backend {
 	const char *name;
 	int (*open)(void **db, const char *where, char *err, size_t errlen);
 	void (*close)(void *db);
-	int (*begin)(void *db);
+	/* waited: a request of the transaction is waited for (a done, or an acknowledgement's
+	 * ticket): its commit must be on disk when commit returns. Otherwise the backend may leave
+	 * the flush to a later commit, within a bound it states (SQLite: SYNC_LATE_MS). */
+	int (*begin)(void *db, bool waited);
 	int (*commit)(void *db);
 	void (*rollback)(void *db);
 	/* Run r (fills its results and r->err; a failed request does not abort the transaction
@@ -249,6 +254,11 @@ struct xc_store_backend {
 	 * every one handed out before, even by a run that crashed) and the key of the database's
 	 * archive ids (archive_id.h). */
 	int (*archive_ids)(void *db, uint64_t *next, uint64_t key[2]);
+	/* May be NULL: work of the backend's own that nobody waits for (SQLite: the archive's
+	 * fold, the flush of commits left unflushed), called after each batch's requests went back
+	 * and, when the store is idle, once the time it asked for has passed. Returns the ms after
+	 * which it wants to be called again (0: not before the next batch). */
+	unsigned (*maintain)(void *db);
 };
 
 extern const struct xc_store_backend xc_store_sqlite;
