@@ -111,6 +111,17 @@ PEER_ACCOUNTS = max(2 * MEM_SESSIONS, CHAT_USERS, LOGIN_POOL)
 RUN_USER = "nobody"  # when root, the servers run as this user (ejabberd: as ejabberd)
 
 
+def make_cert(workdir):
+    """A throwaway self-signed ECDSA P-256 certificate for DOMAIN in workdir: (cert, key)."""
+    cert, key = os.path.join(workdir, "cert.pem"), os.path.join(workdir, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert,
+                    "-days", "365", "-subj", "/CN=" + DOMAIN, "-addext",
+                    "subjectAltName=DNS:" + DOMAIN], check=True, capture_output=True)
+    os.chmod(key, 0o644)  # read by servers running as other users
+    return cert, key
+
+
 def log(msg):
     print("bench/xmpp-core: " + msg, flush=True)
 
@@ -1139,12 +1150,7 @@ def main():
     big_sessions = min(BIG_SESSIONS, hard - 500)
     with tempfile.TemporaryDirectory(prefix="xmpp-core-bench-") as workdir:
         os.chmod(workdir, 0o755)
-        cert, key = os.path.join(workdir, "cert.pem"), os.path.join(workdir, "key.pem")
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                        "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert,
-                        "-days", "365", "-subj", "/CN=" + DOMAIN, "-addext",
-                        "subjectAltName=DNS:" + DOMAIN], check=True, capture_output=True)
-        os.chmod(key, 0o644)  # a throwaway key, read by servers running as other users
+        cert, key = make_cert(workdir)
         servers = {}
         for n in SERVERS:
             if n == "xmpp-core" and not os.access(os.path.join(BIN, "xmpp-core"), os.X_OK):

@@ -13,7 +13,6 @@ import os
 import random
 import socket
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -109,12 +108,7 @@ def main():
     rnd = random.Random(2)
     with tempfile.TemporaryDirectory(prefix="xmpp-core-mam-") as wd:
         os.chmod(wd, 0o755)
-        cert, key = os.path.join(wd, "cert.pem"), os.path.join(wd, "key.pem")
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                        "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert,
-                        "-days", "365", "-subj", "/CN=" + B.DOMAIN], check=True,
-                       capture_output=True)
-        os.chmod(key, 0o644)
+        cert, key = B.make_cert(wd)
         s = B.XmppCore(wd, cert, key)
         s.start()
         try:

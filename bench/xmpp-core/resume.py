@@ -16,7 +16,6 @@ import json
 import os
 import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -76,12 +75,7 @@ def main():
         return 1
     with tempfile.TemporaryDirectory(prefix="xmpp-core-resume-") as workdir:
         os.chmod(workdir, 0o755)
-        cert, key = os.path.join(workdir, "cert.pem"), os.path.join(workdir, "key.pem")
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                        "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert,
-                        "-days", "365", "-subj", "/CN=" + B.DOMAIN, "-addext",
-                        "subjectAltName=DNS:" + B.DOMAIN], check=True, capture_output=True)
-        os.chmod(key, 0o644)
+        cert, key = B.make_cert(workdir)
         for name in SERVERS:
             if name == "prosody" and not shutil.which("prosody"):
                 print(json.dumps({"server": name, "note": "not installed"}))

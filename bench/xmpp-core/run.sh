@@ -5,7 +5,8 @@
 # build/bench/, then hands over to bench.py; see its header for the knobs (QUICK=1, ROUNDS=...);
 # then mam_query.py measures archive queries on a million stored messages and resume.py the
 # resumption of 10,000 hibernated sessions (XEP-0198) next to Prosody's, and fast_vs_scram.py
-# what a FAST token (XEP-0484) saves over a SCRAM login.
+# what a FAST token (XEP-0484) saves over a SCRAM login, and archive_cost.py what archiving every
+# message costs per routed message.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
@@ -28,4 +29,9 @@ fi
 # a FAST token's reconnection against a SCRAM login (FAST=0 skips it; prints a small table)
 if [ "${FAST:-1}" != 0 ] && [ -z "${RENDER:-}" ]; then
 	/usr/bin/python3 "$top/bench/xmpp-core/fast_vs_scram.py"
+fi
+# the chat load's CPU per routed message with the archive off and on (ARCHIVE_COST=0 skips it;
+# prints a small table)
+if [ "${ARCHIVE_COST:-1}" != 0 ] && [ -z "${RENDER:-}" ]; then
+	/usr/bin/python3 "$here/archive_cost.py"
 fi
