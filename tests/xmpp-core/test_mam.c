@@ -941,6 +941,24 @@ static void test_archive_crash_leftovers(void **state)
 	fix_close(&f);
 }
 
+/* Queries that read the rows waiting beside the indexes have them folded after FOLD_QUERIES
+ * (64) of them. */
+static void test_archive_fold_after_queries(void **state)
+{
+	struct fix f;
+	char got[400];
+
+	(void)state;
+	fix_open(&f, NULL); /* 31 rows, not folded */
+	for (int i = 0; i < 63; i++)
+		xc_store_req_free(ask(&f, new_query(1), got));
+	assert_int_equal(unfolded(&f), 31);
+	xc_store_req_free(ask(&f, new_query(1), got)); /* the 64th: the fold after its batch */
+	xc_store_req_free(ask(&f, new_query(1), got));
+	assert_int_equal(unfolded(&f), 0);
+	fix_close(&f);
+}
+
 /* An idle store folds what waits once the first row has waited FOLD_MS (5 s). */
 static void test_archive_fold_when_idle(void **state)
 {
@@ -1064,6 +1082,7 @@ int main(void)
 	    cmocka_unit_test_prestate(test_archive_ids_prefs_purge_delete, (void *)&numbered_half),
 	    cmocka_unit_test(test_archive_crash_leftovers),
 	    cmocka_unit_test(test_archive_fold_when_idle),
+	    cmocka_unit_test(test_archive_fold_after_queries),
 	    cmocka_unit_test(test_archive_id_codec),
 	    cmocka_unit_test(test_archive_numbering_survives),
 	    cmocka_unit_test(test_archive_older_database),

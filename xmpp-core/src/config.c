@@ -217,11 +217,13 @@ static const struct cm_cfg_field storage_fields[] = {
     {.key = "linger_ms",
      .type = CM_CFG_INT,
      .offset = offsetof(struct xc_storage_config, linger_ms),
-     .def = "10",
+     .def = "25",
      .min = 0,
      .max = 1000,
-     .doc = "how long archive writes nobody waits for may wait for others before their "
-            "commit, so that one fsync serves many (0: none); a waited-for write ends it"},
+     .doc = "how long writes nobody waits for (archived copies; the acknowledgement of a "
+            "stream-managed client's message may wait for them) may wait for others before "
+            "their commit, so that one commit serves many (0: none); a write somebody waits "
+            "for ends it"},
 };
 
 static const struct cm_cfg_schema storage_schema = {
