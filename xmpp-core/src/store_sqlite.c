@@ -1245,8 +1245,10 @@ static int archive_fold(struct sq *q)
 		        q->arch_unfolded, sqlite3_errmsg(q->db));
 		return rc;
 	}
-	CM_LOGD("store", "folded %d archived messages into the archive's indexes in %.1f ms",
-	        sqlite3_changes(q->db), (double)(uv_hrtime() - t0) / 1e6);
+	if (sqlite3_changes(q->db) > 0)
+		CM_LOGD("store",
+		        "folded %d archived messages into the archive's indexes in %.1f ms",
+		        sqlite3_changes(q->db), (double)(uv_hrtime() - t0) / 1e6);
 	q->arch_unfolded = 0;
 	q->arch_unfolded_reads = 0;
 	return 0;
