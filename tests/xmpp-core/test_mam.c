@@ -959,6 +959,47 @@ static void test_archive_fold_after_queries(void **state)
 	fix_close(&f);
 }
 
+/* Run sql on the fixture's database through a connection of the test's own. */
+static void sql_exec(struct fix *f, const char *sql)
+{
+	sqlite3 *db;
+
+	assert_int_equal(sqlite3_open(f->s.path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+}
+
+/* A fold that fails leaves the rows where queries find them, and is not tried again before
+ * FOLD_MS (5 s) have passed: a broken database is not hammered after every batch. */
+static void test_archive_fold_fails(void **state)
+{
+	struct fix f;
+	struct xc_store_req *r;
+	char got[400];
+	int left = 31;
+
+	(void)state;
+	fix_open(&f, NULL); /* 31 rows, not folded */
+	sql_exec(&f, "CREATE TRIGGER refuse BEFORE UPDATE OF indexed ON archive "
+	             "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;");
+	for (int i = 0; i < 65; i++) /* the 64th asks for a fold, which fails */
+		xc_store_req_free(ask(&f, new_query(1), got));
+	assert_int_equal(unfolded(&f), 31);
+	r = ask(&f, new_query(0), got);
+	assert_int_equal(r->count, 30);
+	xc_store_req_free(r);
+	sql_exec(&f, "DROP TRIGGER refuse");
+	xc_store_req_free(ask(&f, new_query(1), got));
+	xc_store_req_free(ask(&f, new_query(1), got));
+	assert_int_equal(unfolded(&f), 31); /* not at once */
+	for (int i = 0; i < 80 && left; i++) {
+		uv_sleep(100);
+		left = unfolded(&f);
+	}
+	assert_int_equal(left, 0);
+	fix_close(&f);
+}
+
 /* An idle store folds what waits once the first row has waited FOLD_MS (5 s). */
 static void test_archive_fold_when_idle(void **state)
 {
@@ -1083,6 +1124,7 @@ int main(void)
 	    cmocka_unit_test(test_archive_crash_leftovers),
 	    cmocka_unit_test(test_archive_fold_when_idle),
 	    cmocka_unit_test(test_archive_fold_after_queries),
+	    cmocka_unit_test(test_archive_fold_fails),
 	    cmocka_unit_test(test_archive_id_codec),
 	    cmocka_unit_test(test_archive_numbering_survives),
 	    cmocka_unit_test(test_archive_older_database),

@@ -214,6 +214,7 @@ struct sq {
 	unsigned arch_unfolded;
 	uint64_t arch_unfolded_since_ms;
 	unsigned arch_unfolded_reads; /* queries that read them */
+	uint64_t fold_retry_ms;       /* after a failed fold, no other before then */
 	bool sync_full;               /* synchronous=FULL now, else NORMAL (sq_begin()) */
 	bool unsynced;                /* a NORMAL commit since the last flush */
 	uint64_t synced_ms;           /* the last flush: a FULL commit or a checkpoint */
@@ -1239,10 +1240,12 @@ static int archive_fold(struct sq *q)
 	rc = rc ? rc : exec1(prep(q, S_ARCH_FOLD));
 	rc = rc ? rc : sq_exec(q, "COMMIT");
 	if (rc) {
+		CM_LOGE("store",
+		        "folding %u archived messages into the archive's indexes: %s (they stay "
+		        "where queries find them; next try in %d s)",
+		        q->arch_unfolded, sqlite3_errmsg(q->db), FOLD_MS / 1000);
 		if (!sqlite3_get_autocommit(q->db))
 			(void)sq_exec(q, "ROLLBACK");
-		CM_LOGE("store", "folding %u archived messages into the archive's indexes: %s",
-		        q->arch_unfolded, sqlite3_errmsg(q->db));
 		return rc;
 	}
 	if (sqlite3_changes(q->db) > 0)
@@ -1260,7 +1263,9 @@ static void flush_late(struct sq *q)
 	int rc = sqlite3_wal_checkpoint_v2(q->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
 
 	if (rc != SQLITE_OK) {
-		CM_LOGE("store", "flushing the database to disk: %s", sqlite3_errmsg(q->db));
+		CM_LOGE("store", "flushing the database to disk: %s (next try in %d s)",
+		        sqlite3_errmsg(q->db), SYNC_LATE_MS / 1000);
+		q->synced_ms = now_ms(); /* not again at once */
 		return;
 	}
 	q->unsynced = false;
@@ -1278,18 +1283,23 @@ static unsigned until(uint64_t now, uint64_t t0, uint64_t span)
 static unsigned sq_maintain(void *db)
 {
 	struct sq *q = db;
-	uint64_t now = now_ms();
+	uint64_t now = now_ms(), at;
 	unsigned next = 0, t;
 
-	if (q->arch_unfolded >= FOLD_ROWS ||
-	    (q->arch_unfolded && (now - q->arch_unfolded_since_ms >= FOLD_MS ||
-	                          q->arch_unfolded_reads >= FOLD_QUERIES)))
-		(void)archive_fold(q);
+	/* (after a failed fold, none before fold_retry_ms: a broken disk gets one line per try) */
+	if (q->arch_unfolded && now >= q->fold_retry_ms &&
+	    (q->arch_unfolded >= FOLD_ROWS || now - q->arch_unfolded_since_ms >= FOLD_MS ||
+	     q->arch_unfolded_reads >= FOLD_QUERIES) &&
+	    archive_fold(q) != 0)
+		q->fold_retry_ms = now + FOLD_MS;
 	if (q->unsynced && now - q->synced_ms >= SYNC_LATE_MS)
 		flush_late(q);
 	now = now_ms();
-	if (q->arch_unfolded)
-		next = until(now, q->arch_unfolded_since_ms, FOLD_MS);
+	if (q->arch_unfolded) {
+		at = q->arch_unfolded_since_ms + FOLD_MS;
+		at = at > q->fold_retry_ms ? at : q->fold_retry_ms;
+		next = at > now ? (unsigned)(at - now) : 1;
+	}
 	if (q->unsynced && (t = until(now, q->synced_ms, SYNC_LATE_MS)) < (next ? next : UINT_MAX))
 		next = t;
 	return next;
