@@ -224,6 +224,15 @@ static const struct cm_cfg_field storage_fields[] = {
             "stream-managed client's message may wait for them) may wait for others before "
             "their commit, so that one commit serves many (0: none); a write somebody waits "
             "for ends it"},
+    {.key = "cache_mb",
+     .type = CM_CFG_INT,
+     .offset = offsetof(struct xc_storage_config, cache_mb),
+     .def = "64",
+     .min = 1,
+     .max = 65536,
+     .doc = "MiB of the database's pages kept in memory (SQLite's page cache): the archive's "
+            "index pages every user's new messages go to stay there instead of being read "
+            "again"},
 };
 
 static const struct cm_cfg_schema storage_schema = {

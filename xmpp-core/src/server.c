@@ -435,6 +435,7 @@ int xc_server_init(struct xc_server **out, const struct xc_config *cfg, struct c
 		return r;
 	sc.latency = srv->m.store_latency;
 	sc.linger_ms = (unsigned)cfg->storage.linger_ms;
+	sc.cache_mb = (unsigned)cfg->storage.cache_mb;
 	r = xc_store_open(&srv->store, &sc, err, sizeof(err));
 	if (r) {
 		CM_LOGE("store", "cannot open the store: %s", err);

@@ -341,7 +341,7 @@ int xc_store_open(struct xc_store **out, const struct xc_store_config *cfg, char
 	st->linger_ns = (uint64_t)cfg->linger_ms * 1000000u;
 	st->latency = cfg->latency;
 	cm_list_init(&st->queue);
-	rc = st->be->open(&st->db, cfg->where, err, errlen);
+	rc = st->be->open(&st->db, cfg->where, cfg->cache_mb ? cfg->cache_mb : 64, err, errlen);
 	if (rc) {
 		free(st);
 		return rc;

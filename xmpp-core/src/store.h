@@ -239,7 +239,8 @@ void xc_archive_prefs_clear(struct xc_archive_prefs *p);
 /* A backend: a database behind the store's thread. Each function runs on that thread. */
 struct xc_store_backend {
 	const char *name;
-	int (*open)(void **db, const char *where, char *err, size_t errlen);
+	/* where: the database (SQLite: its file); cache_mb: the memory it may keep pages in */
+	int (*open)(void **db, const char *where, unsigned cache_mb, char *err, size_t errlen);
 	void (*close)(void *db);
 	/* waited: a request of the transaction is waited for (a done, or an acknowledgement's
 	 * ticket): its commit must be on disk when commit returns. Otherwise the backend may leave
@@ -272,6 +273,7 @@ struct xc_store_config {
 	/* ms a batch of writes nobody waits for may wait for more before its commit (0: none);
 	 * a request with a done ends the wait */
 	unsigned linger_ms;
+	unsigned cache_mb; /* the database's page cache (0: 64 MiB) */
 	/* borrowed, may be NULL: observes each request's seconds from submission to its done */
 	struct cm_histogram *latency;
 };

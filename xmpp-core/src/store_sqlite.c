@@ -106,6 +106,13 @@ static const char schema_archive_indexes[] =
  * about a hundred such reads), so that a storm of queries does not pay it again and again. */
 #define FOLD_QUERIES 64
 
+/* Pages in the WAL before a commit copies them into the database (SQLite's default: 1,000).
+ * Each page is copied once however often it changed since the last checkpoint: the tail pages
+ * of the users' ranges in the archive's indexes change all the time (measured at 4,000 archived
+ * messages a second, 240,000 rows: the store's thread used a third less with 10,000, and half
+ * with the larger page cache too). The WAL grows to about 40 MB between checkpoints. */
+#define CHECKPOINT_PAGES 10000
+
 /* A commit nobody waits for is flushed to disk at the latest this long after the last flush. */
 #define SYNC_LATE_MS 1000
 
@@ -1500,8 +1507,9 @@ static void sq_close(void *db)
 	free(q);
 }
 
-static int sq_open(void **out, const char *where, char *err, size_t errlen)
+static int sq_open(void **out, const char *where, unsigned cache_mb, char *err, size_t errlen)
 {
+	char pragmas[160];
 	struct sq *q;
 	int rc, version = 0;
 	sqlite3_stmt *p;
@@ -1523,8 +1531,11 @@ static int sq_open(void **out, const char *where, char *err, size_t errlen)
 	}
 	sqlite3_busy_timeout(q->db, 5000);
 	q->sync_full = true;
-	rc = sq_exec(q, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; "
-	                "PRAGMA foreign_keys=ON;");
+	snprintf(pragmas, sizeof(pragmas),
+	         "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; "
+	         "PRAGMA cache_size=-%u; PRAGMA wal_autocheckpoint=%d;",
+	         cache_mb * 1024u, CHECKPOINT_PAGES);
+	rc = sq_exec(q, pragmas);
 	rc = rc ? rc : sq_exec(q, schema);
 	rc = rc ? rc : archive_column(q);
 	rc = rc ? rc : sq_exec(q, schema_archive_indexes);

@@ -53,6 +53,7 @@ struct xc_fast_config {
 struct xc_storage_config {
 	char *path;          /* the SQLite database */
 	long long linger_ms; /* unanswered writes may wait this long for company (store.h) */
+	long long cache_mb;  /* the database's page cache */
 };
 
 struct xc_offline_config {
