@@ -6,7 +6,7 @@
 # then mam_query.py measures archive queries on a million stored messages and resume.py the
 # resumption of 10,000 hibernated sessions (XEP-0198) next to Prosody's, and fast_vs_scram.py
 # what a FAST token (XEP-0484) saves over a SCRAM login, and archive_cost.py what archiving every
-# message costs per routed message.
+# message costs per routed message (archive_growth.py: as the archive grows).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
@@ -34,4 +34,9 @@ fi
 # prints a small table)
 if [ "${ARCHIVE_COST:-1}" != 0 ] && [ -z "${RENDER:-}" ]; then
 	/usr/bin/python3 "$here/archive_cost.py"
+fi
+# the same with the archive growing: one server, consecutive steps at 4,000 msg/s
+# (ARCHIVE_GROWTH=0 skips it; prints a small table)
+if [ "${ARCHIVE_GROWTH:-1}" != 0 ] && [ -z "${RENDER:-}" ]; then
+	/usr/bin/python3 "$here/archive_growth.py"
 fi
