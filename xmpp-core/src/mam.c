@@ -220,18 +220,24 @@ static bool wanted(const struct xc_mam *m, struct xc_user *u, const struct xc_ji
 }
 
 /* Whether u has a session that would have been handed a message now. */
+static bool user_attended(struct xc_user *u)
+{
+	struct xc_c2s *c;
+
+	xc_user_foreach_session(u, c) if (c->available) return true;
+	return false;
+}
+
+/* The same for the user of that bare JID, if loaded. */
 static bool attended(struct xc_shard *sh, const char *user)
 {
 	struct xc_jid j;
 	struct xc_user *u = NULL;
-	struct xc_c2s *c;
 
 	if (xc_jid_parse(&j, user, strlen(user), NULL, 0) == 0)
 		u = xc_user_find(sh, &j);
 	xc_jid_free(&j);
-	if (u)
-		xc_user_foreach_session(u, c) if (c->available) return true;
-	return false;
+	return u && user_attended(u);
 }
 
 /* An archive write that was to be answered (archive()). */
@@ -256,13 +262,12 @@ static void on_put_in(struct xc_store_req *r)
  *
  * Nothing waits for an archive write, so most go without an answer: the store counts them and
  * logs a failure on its thread, and no worker is woken for them. Only a message for a user
- * without an available session comes back, for the archived_unattended event (whether the user
- * is attended is decided now, as the message is delivered). */
+ * without an available session comes back (answer, decided by the caller as the message is
+ * delivered), for the archived_unattended event. */
 static int archive(struct xc_shard *sh, const char *owner, const char *id, const char *with,
-                   const struct cm_xml_node *st, bool inbound)
+                   const struct cm_xml_node *st, bool answer)
 {
 	struct xc_mam *m = sh->srv->mam;
-	bool answer = inbound && m->ev.archived_unattended && !attended(sh, owner);
 	struct xc_store_req *r =
 	    xc_store_req_new(XC_STORE_ARCHIVE_PUT, sh->loop, answer ? on_put_in : NULL, NULL);
 	struct cm_buf b;
@@ -308,7 +313,8 @@ void xc_mam_inbound(struct xc_shard *sh, struct xc_user *u, struct cm_xml_node *
 	if (wanted(m, u, &from)) {
 		xc_store_archive_id(sh->srv->store, id);
 		/* archived as received; the id goes on what is delivered */
-		if (archive(sh, u->bare.s, id, from.s, st, true) == 0 &&
+		if (archive(sh, u->bare.s, id, from.s, st,
+		            m->ev.archived_unattended && !user_attended(u)) == 0 &&
 		    (cm_xml_node_new_child(&sid, st, "stanza-id", XC_NS_SID) != 0 ||
 		     cm_xml_node_set_attr(sid, "by", u->bare.s) != 0 ||
 		     cm_xml_node_set_attr(sid, "id", id) != 0))
