@@ -1261,6 +1261,8 @@ static int archive_fold(struct sq *q)
 		        sqlite3_changes(q->db), (double)(uv_hrtime() - t0) / 1e6);
 	q->arch_unfolded = 0;
 	q->arch_unfolded_reads = 0;
+	if (!q->sync_full)
+		q->unsynced = true; /* committed as the last batch was: flushed as it will be */
 	return 0;
 }
 
