@@ -54,13 +54,7 @@ def main():
             os.chmod(d, 0o755)
             B.ARCHIVE, B.BIN = archive, bindir  # read when the configuration is written
             s = B.XmppCore(d, cert, key)
-            s.start()
-            try:
-                failed = s.register(1, B.CHAT_USERS)
-            finally:
-                s.stop()
-            if failed:
-                raise RuntimeError("%d accounts could not be created" % failed)
+            s.create_accounts(B.CHAT_USERS)
             servers.append((s, bindir))
         for rnd in range(rounds):
             order = list(range(len(variants)))

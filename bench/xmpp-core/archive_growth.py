@@ -44,13 +44,7 @@ def main():
         os.chmod(wd, 0o755)
         cert, key = B.make_cert(wd)
         s = B.XmppCore(wd, cert, key)
-        s.start()
-        try:
-            failed = s.register(1, B.CHAT_USERS)
-        finally:
-            s.stop()
-        if failed:
-            raise RuntimeError("%d accounts could not be created" % failed)
+        s.create_accounts(B.CHAT_USERS)
         s.start()
         load = B.Load(s, wd)
         try:

@@ -288,6 +288,16 @@ class Server:
     def register(self, first, count):
         raise NotImplementedError
 
+    def create_accounts(self, count):
+        """Start, create u1 ... u<count>, stop; RuntimeError when any could not be made."""
+        self.start()
+        try:
+            failed = self.register(1, count)
+        finally:
+            self.stop()
+        if failed:
+            raise RuntimeError("%s: %d accounts could not be created" % (self.name, failed))
+
     def version(self):
         return ""
 
