@@ -281,6 +281,8 @@ static int archive(struct xc_shard *sh, const char *owner, const char *id, const
 	rc = rc ? rc : xc_store_req_set(&r->user, owner);
 	rc = rc ? rc : xc_store_req_set(&r->key, id);
 	rc = rc ? rc : xc_store_req_set(&r->with, with);
+	/* room for a usual message at once, not four reallocations on the way */
+	rc = rc ? rc : cm_buf_reserve(&b, 512);
 	rc = rc ? rc : cm_xml_write(&b, st, sh->srv->scope);
 	if (!rc) {
 		r->stanza = cm_buf_steal(&b);
