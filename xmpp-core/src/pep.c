@@ -424,43 +424,39 @@ struct notify_ctx {
 	unsigned sent;
 };
 
-/* Whether the owner u lets the resource full see its presence, and does not block it. */
-static bool contact_sees(struct xc_user *u, const char *full)
+/* The owner u's roster entry for the bare JID of the resource full, if u's roster is loaded
+ * and has one. */
+static const struct xc_contact *contact_of(struct xc_user *u, const char *full)
 {
 	struct xc_jid j, bare;
-	struct xc_contact *ct;
-	bool yes = false;
+	const struct xc_contact *ct = NULL;
 
 	if (!u || u->rstate != XC_ROSTER_READY ||
 	    xc_jid_parse(&j, full, strlen(full), NULL, 0) != 0)
-		return false;
+		return NULL;
 	if (xc_jid_copy(&bare, &j, true) == 0) {
 		ct = xc_roster_find(u, bare.s);
-		yes = ct && (ct->item.st.sub == XC_SUB_FROM || ct->item.st.sub == XC_SUB_BOTH);
 		xc_jid_free(&bare);
 	}
 	xc_jid_free(&j);
-	return yes;
+	return ct;
+}
+
+/* Whether the owner u lets the resource full see its presence. */
+static bool contact_sees(struct xc_user *u, const char *full)
+{
+	const struct xc_contact *ct = contact_of(u, full);
+
+	return ct && (ct->item.st.sub == XC_SUB_FROM || ct->item.st.sub == XC_SUB_BOTH);
 }
 
 /* Whether the resource full's bare JID is in the owner u's roster, in one of allowed's
  * groups. */
 static bool contact_member(struct xc_user *u, const char *full, const char *allowed)
 {
-	struct xc_jid j, bare;
-	struct xc_contact *ct;
-	bool yes = false;
+	const struct xc_contact *ct = contact_of(u, full);
 
-	if (!u || u->rstate != XC_ROSTER_READY ||
-	    xc_jid_parse(&j, full, strlen(full), NULL, 0) != 0)
-		return false;
-	if (xc_jid_copy(&bare, &j, true) == 0) {
-		ct = xc_roster_find(u, bare.s);
-		yes = ct && item_member(&ct->item, allowed);
-		xc_jid_free(&bare);
-	}
-	xc_jid_free(&j);
-	return yes;
+	return ct && item_member(&ct->item, allowed);
 }
 
 static bool blocked(struct xc_user *u, const char *full)
