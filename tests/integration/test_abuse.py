@@ -17,7 +17,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(__file__))
 import suite  # noqa: E402
 import turn  # noqa: E402
-from test_icicle import Icicle, SECRET  # noqa: E402
+from test_icicle import Icicle  # noqa: E402
 
 ATTACKER = "127.0.0.2"
 

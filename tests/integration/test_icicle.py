@@ -2,7 +2,6 @@
 on loopback, driven by real clients (coturn's turnutils_stunclient / turnutils_uclient /
 turnutils_peer, python3-aioice) and by a raw TURN client (turn.py) for the security cases."""
 
-import asyncio
 import base64
 import hashlib
 import hmac

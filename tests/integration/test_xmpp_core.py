@@ -18,22 +18,8 @@ from xmpp import login, logout, run  # noqa: E402
 PW = "correct horse"
 
 
-class XmppTest(unittest.TestCase):
-    extra = ""
-
-    def setUp(self):
-        self.tmpdir = suite.tempdir()
-        self.tmp = self.tmpdir.name
-        self.srv = xmpp.Server(self.tmp, self.extra)
-
-    def tearDown(self):
-        try:
-            if self.srv.daemon.proc.poll() is None:
-                self.assertEqual(self.srv.stop(), 0, self.srv.output())
-            suite.assert_clean(self, self.srv.output())
-        finally:
-            self.srv.close()
-            self.tmpdir.cleanup()
+class XmppTest(xmpp.ServerCase):
+    pass
 
 
 class Login(XmppTest):

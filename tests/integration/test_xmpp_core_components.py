@@ -60,20 +60,7 @@ class Component:
         self.sock.close()
 
 
-class Components(unittest.TestCase):
-    def setUp(self):
-        self.tmpdir = suite.tempdir()
-        self.srv = xmpp.Server(self.tmpdir.name)
-
-    def tearDown(self):
-        try:
-            if self.srv.daemon.proc.poll() is None:
-                self.assertEqual(self.srv.stop(), 0, self.srv.output())
-            suite.assert_clean(self, self.srv.output())
-        finally:
-            self.srv.close()
-            self.tmpdir.cleanup()
-
+class Components(xmpp.ServerCase):
     def test_handshake_and_stanzas_both_ways(self):
         alice = self.srv.register("alice", PW)
         k = Component(self.srv.comp)

@@ -4,7 +4,6 @@ credentials it gets allocate relays on a real icicle sharing the secret file, wi
 client and with coturn's turnutils_uclient; a tampered password does not. Also: who may ask,
 <credentials/>, metrics, and the configuration errors about the secret file."""
 
-import asyncio
 import os
 import subprocess
 import sys

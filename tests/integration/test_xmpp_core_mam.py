@@ -10,7 +10,6 @@ import unittest
 import xml.etree.ElementTree as ET
 
 sys.path.insert(0, os.path.dirname(__file__))
-import suite  # noqa: E402
 import xmpp  # noqa: E402
 from xmpp import logout, run  # noqa: E402
 
@@ -117,24 +116,11 @@ def send(c, to, body=None, mtype="chat", extra=""):
     m.send()
 
 
-class Base(unittest.TestCase):
-    extra = ""
-
+class Base(xmpp.ServerCase):
     def setUp(self):
-        self.tmpdir = suite.tempdir()
-        self.tmp = self.tmpdir.name
-        self.srv = xmpp.Server(self.tmp, self.extra)
+        super().setUp()
         self.alice = self.srv.register("alice", PW)
         self.bob = self.srv.register("bob", PW)
-
-    def tearDown(self):
-        try:
-            if self.srv.daemon.proc.poll() is None:
-                self.assertEqual(self.srv.stop(), 0, self.srv.output())
-            suite.assert_clean(self, self.srv.output())
-        finally:
-            self.srv.close()
-            self.tmpdir.cleanup()
 
     async def wait_archived(self, n):
         deadline = time.monotonic() + 10

@@ -5,7 +5,6 @@ sent to it wakes it through the mock: one notification per burst, the fields the
 allows, a call as a VoIP push, a dead token that removes the registration, a transient failure
 that keeps it; a hibernated stream management session is woken and resumed."""
 
-import asyncio
 import json
 import os
 import re
