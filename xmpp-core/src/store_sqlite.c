@@ -1162,18 +1162,18 @@ static int archive_query(struct sq *q, struct xc_store_req *r)
 	rc = where(clause, sizeof(clause), aq, *res != '\0', has_lo, has_hi);
 	if (rc)
 		return rc;
-	if (q->arch_unfolded)
+	if (q->arch_unfolded) {
 		q->arch_unfolded_reads++;
-	if (q->arch_unfolded)
 		snprintf(text, sizeof(text),
 		         "SELECT count(*) FROM (SELECT 1 FROM archive WHERE (%s) AND indexed = 1 "
 		         "UNION ALL SELECT 1 FROM archive WHERE (%s) AND indexed = 0 LIMIT %d)",
 		         clause, clause, COUNT_MAX + 1);
-	else
+	} else {
 		snprintf(text, sizeof(text),
 		         "SELECT count(*) FROM (SELECT 1 FROM archive WHERE (%s) AND indexed = 1 "
 		         "LIMIT %d)",
 		         clause, COUNT_MAX + 1);
+	}
 	rc = prepare_once(q, text, &p);
 	if (rc)
 		return rc;
