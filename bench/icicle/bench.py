@@ -82,18 +82,24 @@ def log(msg):
     print("bench/icicle: " + msg, flush=True)
 
 
+_GIVEN_PORTS = set()  # handed out already: bind(0) may give one port to two calls in a row
+
+
 def free_port():
-    """A port free for both UDP and TCP on 127.0.0.1 right now."""
+    """A port free for both UDP and TCP on 127.0.0.1 right now, never the same one twice."""
     while True:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
             u.bind(("127.0.0.1", 0))
             port = u.getsockname()[1]
+            if port in _GIVEN_PORTS:
+                continue
             with socket.socket() as t:
                 try:
                     t.bind(("127.0.0.1", port))
-                    return port
                 except OSError:
                     continue
+        _GIVEN_PORTS.add(port)
+        return port
 
 
 def pinned(args, cpu):

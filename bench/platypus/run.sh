@@ -147,7 +147,12 @@ senders="sender_ceiling sender_latency sender_aioapns sender_node_apn"
 # @REST_PORT@, @ADMIN_PORT@, @KEYS@ and @WORK@ filled in; the probe is one POST that must
 # answer 200 (the mock's counters at exit show that the notifications reached it).
 platypus_status="not measured yet"
-free_port() { $py -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+# free_ports N: N distinct free TCP ports on 127.0.0.1, one per line (the sockets stay bound until
+# all N are chosen, so the kernel cannot hand one port out twice).
+free_ports() { $py -c 'import socket, sys
+s = [socket.socket() for _ in range(int(sys.argv[1]))]
+for x in s: x.bind(("127.0.0.1", 0))
+print("\n".join(str(x.getsockname()[1]) for x in s))' "$1"; }
 printf '%s' "$COMP_SECRET" >"$work/component.secret"
 printf '%s' '{"service":"apns","topic":"com.example.app","alert":{"title":"Hello","body":"A benchmark notification"}}' \
 	>"$work/rest.json"
@@ -156,9 +161,7 @@ printf '%s' '{"service":"apns","topic":"com.example.app","alert":{"title":"Hello
 # platypus_status saying why (and nothing left running).
 start_platypus() {
 	local name=$1 binary=$2 rest_port admin_port comp i code=""
-	rest_port=$(free_port)
-	admin_port=$(free_port)
-	comp=$(free_port)
+	{ read -r rest_port; read -r admin_port; read -r comp; } < <(free_ports 3)
 	sed -e "s|@MOCK_PORT@|$mock_port|g" -e "s|@REST_PORT@|$rest_port|g" \
 		-e "s|@ADMIN_PORT@|$admin_port|g" -e "s|@KEYS@|$keys|g" -e "s|@WORK@|$work|g" \
 		-e "s|@COMP_PORT@|$comp|g" "$here/platypus.yaml.in" >"$work/$name.yaml"

@@ -126,10 +126,18 @@ def log(msg):
     print("bench/xmpp-core: " + msg, flush=True)
 
 
+_GIVEN_PORTS = set()  # handed out already: bind(0) may give one port to two calls in a row
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free TCP port on 127.0.0.1, never the same one twice in this process."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _GIVEN_PORTS:
+            _GIVEN_PORTS.add(port)
+            return port
 
 
 def wait_port(port, proc, timeout):

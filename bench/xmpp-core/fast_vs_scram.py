@@ -47,7 +47,7 @@ class Server:
                 "c2s:\n  listen: [\"127.0.0.1:%d\"]\n  tls_listen: [\"127.0.0.1:%d\"]\n"
                 % (self.admin, self.cert, self.key, tmp, self.token_file, self.c2s, self.tls))
         self.daemon = suite.Daemon("xmpp-core", text, tmp)
-        suite.wait_http(self.admin, proc=self.daemon.proc)
+        suite.wait_http(self.admin, daemon=self.daemon)
 
     api = xmpp.Server.api
     register = xmpp.Server.register

@@ -22,11 +22,20 @@ SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime e
                    "WARNING: AddressSanitizer", "left open at exit")
 
 
+# Ports this process handed out already. The kernel may give the same free port to two
+# bind(0) calls in a row; a daemon configured with it twice would fail to start.
+_GIVEN_PORTS = set()
+
+
 def free_port():
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port on 127.0.0.1 that nothing listens on right now, never the same one twice."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _GIVEN_PORTS:
+            _GIVEN_PORTS.add(port)
+            return port
 
 
 def make_cert(directory, days=30, name="tls"):
@@ -150,15 +159,20 @@ def http_get(port, path, method="GET", timeout=5):
         c.close()
 
 
-def wait_http(port, path="/health", timeout=15, proc=None):
-    """Poll until the admin port answers; returns (status, headers, body)."""
+def wait_http(port, path="/health", timeout=15, proc=None, daemon=None):
+    """Poll until the admin port answers; returns (status, headers, body). With a Daemon, a
+    start-up that fails says what the daemon printed."""
+    if daemon is not None:
+        proc = daemon.proc
     deadline = time.monotonic() + timeout
     while True:
         try:
             return http_get(port, path)
         except OSError:
             if proc is not None and proc.poll() is not None:
-                raise AssertionError("daemon exited with %s before answering" % proc.returncode)
+                raise AssertionError("daemon exited with %s before answering%s"
+                                     % (proc.returncode,
+                                        ":\n" + daemon.output() if daemon else ""))
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.05)

@@ -179,8 +179,8 @@ class Platypus:
                 "rest:\n  enabled: true\n  listen: 127.0.0.1:%d\n  tls: false\n%s"
                 % (self.admin, self.rest, extra))
         self.daemon = suite.Daemon("platypus", text, tmp)
-        suite.wait_http(self.admin, proc=self.daemon.proc)
-        suite.wait_http(self.rest, "/healthcheck", proc=self.daemon.proc)
+        suite.wait_http(self.admin, daemon=self.daemon)
+        suite.wait_http(self.rest, "/healthcheck", daemon=self.daemon)
 
     def metric(self, name, labels=None):
         return suite.metric(suite.http_get(self.admin, "/metrics")[2], name, labels) or 0

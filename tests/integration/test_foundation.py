@@ -226,7 +226,7 @@ class Lifecycle(unittest.TestCase):
             port = suite.free_port()
             d = suite.Daemon("icicle", config(port), tmp)
             try:
-                suite.wait_http(port, proc=d.proc)
+                suite.wait_http(port, daemon=d)
                 d.signal(signal.SIGINT)
                 self.assertEqual(d.proc.wait(timeout=20), 0)
                 suite.assert_clean(self, d.output())
@@ -286,7 +286,7 @@ class Lifecycle(unittest.TestCase):
             text = config(port).replace("level: debug", "level: info\n  format: json")
             d = suite.Daemon("platypus", text, tmp)
             try:
-                suite.wait_http(port, proc=d.proc)
+                suite.wait_http(port, daemon=d)
                 self.assertEqual(d.stop(), 0)
                 lines = d.output().strip().splitlines()
                 self.assertGreater(len(lines), 2)

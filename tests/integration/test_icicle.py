@@ -66,7 +66,7 @@ class Icicle:
         if allow_loopback:
             text += "filter:\n  allow: [127.0.0.1/32, \"::1/128\"]\n"
         self.daemon = suite.Daemon("icicle", text + extra, tmp)
-        suite.wait_http(self.admin, proc=self.daemon.proc)
+        suite.wait_http(self.admin, daemon=self.daemon)
         self.wait_udp()
 
     def wait_udp(self):

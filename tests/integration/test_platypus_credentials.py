@@ -60,7 +60,7 @@ class Credentials(unittest.TestCase):
         self.admin, self.rest = suite.free_port(), suite.free_port()
         self.daemon = suite.Daemon("platypus", config(self.admin, self.rest, self.apns, self.fcm,
                                                       sa), self.dir)
-        suite.wait_http(self.admin, proc=self.daemon.proc)
+        suite.wait_http(self.admin, daemon=self.daemon)
 
     def tearDown(self):
         self.daemon.close()

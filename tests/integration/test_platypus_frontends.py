@@ -187,7 +187,7 @@ class Frontends(unittest.TestCase):
             comp = (self.xmpp.port, secret)
         self.daemon = suite.Daemon("platypus", config(self.admin, self.rest, self.mock, comp,
                                                       fcm), self.dir)
-        suite.wait_http(self.admin, proc=self.daemon.proc)
+        suite.wait_http(self.admin, daemon=self.daemon)
         if component:
             self.xmpp.accept()
 
@@ -352,7 +352,7 @@ class Frontends(unittest.TestCase):
         text = config(self.admin, self.rest, self.mock).replace("  tls: false\n", "")
         text += "tls:\n  certificate: %s\n  key: %s\n" % (cert, key)
         self.daemon = suite.Daemon("platypus", text, self.dir)
-        suite.wait_http(self.admin, proc=self.daemon.proc)
+        suite.wait_http(self.admin, daemon=self.daemon)
         for proto in ("--http2", "--http1.1"):
             r = subprocess.run(["curl", "-sS", proto, "--cacert", cert, "-o", "/dev/null",
                                 "-w", "%{http_code} %{http_version}",

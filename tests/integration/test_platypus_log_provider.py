@@ -77,7 +77,7 @@ class LogProvider(unittest.TestCase):
             f.write(SECRET + "\n")
         self.daemon = suite.Daemon("platypus", config(self.admin, self.rest, self.log,
                                                       (self.xmpp.port, secret)), self.dir)
-        suite.wait_http(self.admin, proc=self.daemon.proc)
+        suite.wait_http(self.admin, daemon=self.daemon)
         self.xmpp.accept()
 
     def test_rest_and_component(self):

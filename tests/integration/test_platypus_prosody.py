@@ -480,7 +480,7 @@ class Interop:
         self.admin = suite.free_port()
         self.daemon = suite.Daemon("platypus", platypus_config(
             self.admin, self.mock, self.server.component, self.server.secret_file), self.dir)
-        suite.wait_http(self.admin, proc=self.daemon.proc)
+        suite.wait_http(self.admin, daemon=self.daemon)
         self.wait_metric("platypus_component_connected", None, 1)
         self.users = Users(self.server.c2s)
 
@@ -608,7 +608,7 @@ class Interop:
         self.server.assert_registration_kept(self)
         self.daemon = suite.Daemon("platypus", platypus_config(
             self.admin, self.mock, self.server.component, self.server.secret_file), self.dir)
-        suite.wait_http(self.admin, proc=self.daemon.proc)
+        suite.wait_http(self.admin, daemon=self.daemon)
         self.wait_metric("platypus_component_connected", None, 1)
         self.bob_writes("back again")
         rec = self.pushes(1)[0]

@@ -77,7 +77,7 @@ class PlatypusProviders(unittest.TestCase):
         d = suite.Daemon("platypus", config(self.admin, self.apns.port, self.fcm.port, self.dir,
                                             extra), self.dir)
         self.addCleanup(d.close)
-        suite.wait_http(self.admin, proc=d.proc)
+        suite.wait_http(self.admin, daemon=d)
         return d
 
     def test_health_metrics_reload_and_drain(self):

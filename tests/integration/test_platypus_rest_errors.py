@@ -87,7 +87,7 @@ class RestHttpErrors(unittest.TestCase):
                 "rest:\n  enabled: true\n  listen: 127.0.0.1:%d\n  tls: false\n  max_body: 4k\n"
                 % (cls.admin, cls.rest))
         cls.daemon = suite.Daemon("platypus", text, cls.tmpdir.name)
-        suite.wait_http(cls.admin, proc=cls.daemon.proc)
+        suite.wait_http(cls.admin, daemon=cls.daemon)
 
     @classmethod
     def tearDownClass(cls):

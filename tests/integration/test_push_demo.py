@@ -73,7 +73,7 @@ log_apps:
     mode: prod
     file: %s
 """ % (self.pp_admin, self.srv.comp, self.tmp, self.push_log), self.tmp)
-        suite.wait_http(self.pp_admin, proc=self.pp.proc)
+        suite.wait_http(self.pp_admin, daemon=self.pp)
         deadline = time.monotonic() + 20
         while "push.localhost connected" not in self.srv.output():
             self.assertLess(time.monotonic(), deadline, self.srv.output())

@@ -164,7 +164,7 @@ component:
   reconnect_min: 100ms
   reconnect_max: 500ms
 """ % (admin, srv.comp, tmp), tmp)
-                suite.wait_http(admin, proc=pp.proc)
+                suite.wait_http(admin, daemon=pp)
                 deadline = time.monotonic() + 15
                 while "push.localhost connected" not in srv.output():
                     self.assertLess(time.monotonic(), deadline, srv.output())

@@ -130,7 +130,7 @@ apns:
     ca_file: %s/ca.pem
 """ % (self.sa, self.fcm_mock.port, KEYS)
         self.pp = suite.Daemon("platypus", text, self.tmp)
-        suite.wait_http(self.pp_admin, proc=self.pp.proc)
+        suite.wait_http(self.pp_admin, daemon=self.pp)
         deadline = time.monotonic() + 20
         while "%s connected" % APP not in self.srv.output():
             self.assertLess(time.monotonic(), deadline, self.srv.output())
@@ -412,7 +412,7 @@ rest:
 apns:
 """ % (self.pp_admin, self.rest_port) + apns_app_yaml(self.mock.port, TOPIC)
         self.pp = suite.Daemon("platypus", text, self.tmp)
-        suite.wait_http(self.pp_admin, proc=self.pp.proc)
+        suite.wait_http(self.pp_admin, daemon=self.pp)
 
     def test_rest_hand_off(self):
         self.enable_and_leave()

@@ -61,7 +61,7 @@ class Server:
                          % (self.c2s, self.tls), extra)
         self.name, self.text = name, text
         self.daemon = suite.Daemon(name, text, tmp)
-        suite.wait_http(self.admin, proc=self.daemon.proc)
+        suite.wait_http(self.admin, daemon=self.daemon)
 
     def restart(self):
         """Start the server again on the same configuration, ports and storage (after it
@@ -72,7 +72,7 @@ class Server:
             n += 1
         os.rename(self.daemon.log_path, "%s.%d" % (self.daemon.log_path, n))
         self.daemon = suite.Daemon(self.name, self.text, self.tmp)
-        suite.wait_http(self.admin, proc=self.daemon.proc)
+        suite.wait_http(self.admin, daemon=self.daemon)
 
     def api(self, method, path, body=None, token=None):
         """(status, parsed JSON or None) of one admin API request."""
