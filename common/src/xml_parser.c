@@ -651,6 +651,11 @@ int cm_xml_parser_parked(const struct cm_xml_parser *p)
 	return p->xp == NULL;
 }
 
+int cm_xml_parser_feeding(const struct cm_xml_parser *p)
+{
+	return p->in_feed;
+}
+
 /* A parked parser gets a new expat parser, which reads the stream header again (written back
  * from p->header, with its namespace declarations) so that it stands where the old one stood:
  * inside the stream, between stanzas. 0 or -ENOMEM. */

@@ -85,6 +85,7 @@ struct rec {
 	int stop_rc;             /* returned by the stanza callback when nonzero */
 	int feed_inside;         /* try to feed from the callback */
 	int feed_rc;
+	int feeding; /* what cm_xml_parser_feeding() said in the last stanza callback */
 };
 
 static int on_open(void *arg, const struct cm_xml_node *h)
@@ -115,6 +116,7 @@ static int on_stanza(void *arg, struct cm_xml_node *s)
 		err = cm_xml_write(&r->log, s, r->header);
 	if (!err)
 		err = cm_buf_puts(&r->log, "\n");
+	r->feeding = cm_xml_parser_feeding(r->p);
 	if (r->feed_inside)
 		r->feed_rc = cm_xml_parser_feed(r->p, "x", 1);
 	if (r->reset_after && !strcmp(s->name, r->reset_after))
@@ -1016,8 +1018,13 @@ static void test_stop_and_reentry(void **state)
 	assert_int_equal(r.nstanzas, 2);
 
 	r.feed_inside = 1;
+	assert_int_equal(cm_xml_parser_feeding(r.p), 0);
 	assert_int_equal(feed_str(&r, "<d/>"), 0);
 	assert_int_equal(r.feed_rc, -EBUSY);
+	/* inside the callback the feed was under way (so nobody hands the parser over), after it
+	 * not */
+	assert_int_equal(r.feeding, 1);
+	assert_int_equal(cm_xml_parser_feeding(r.p), 0);
 	assert_int_equal(feed_str(&r, ""), 0);
 	rec_free(&r);
 

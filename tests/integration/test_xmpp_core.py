@@ -39,6 +39,40 @@ class Login(XmppTest):
             self.assertEqual(self.srv.metric("xmpp_logins_total",
                                              {"mechanism": mech, "result": "ok"}), 1, mech)
 
+    def test_scram_logins_move_home_whole(self):
+        """SCRAM's last step is answered while the parser still delivers it, and the
+        connection then moves to its user's home shard: only once that read is over, so that
+        the stream the client restarts at once is read whole on the other worker. Many logins of
+        users at home on both workers, four at a time; every one binds, and the daemon stops
+        clean (no leak, no parser error)."""
+        from concurrent.futures import ThreadPoolExecutor
+        users = ["u%d" % i for i in range(8)]
+        for u in users:
+            self.srv.register(u, PW)
+
+        def one(i):
+            r = xmpp.Raw(self.srv)
+            try:
+                r.open()
+                r.starttls()
+                r.open()
+                ok, out = r.scram(users[i % len(users)], PW)
+                self.assertTrue(ok, out)
+                r.buf = b""
+                r.open()
+                r.send("<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
+                       "<resource>r%d</resource></bind></iq>" % i)
+                out = r.until("</iq>")
+                self.assertIn("<jid>%s@localhost/r%d</jid>" % (users[i % len(users)], i), out)
+            finally:
+                r.close()
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(one, range(48)))
+        self.assertEqual(self.srv.metric("xmpp_logins_total",
+                                         {"mechanism": "SCRAM-SHA-256", "result": "ok"}), 48)
+        out = self.srv.output()
+        self.assertNotIn("stream error", out)
+
     def test_scram_plus_binds_to_the_channel(self):
         self.srv.register("alice", PW)
         for mech in ("SCRAM-SHA-256", "SCRAM-SHA-1"):

@@ -496,7 +496,8 @@ void xc_c2s__sasl_success(struct xc_c2s *c, const char *user, const void *data, 
 		return;
 	}
 	send_sasl(c, "success", data, len, false);
-	/* the client restarts its stream (RFC 6120 6.4.6); never called from inside the parser */
+	/* the client restarts its stream (RFC 6120 6.4.6); from inside the parser's stanza callback
+	 * too (SCRAM's last step), which the reset allows */
 	if (cm_xml_parser_reset(c->xp) != 0) {
 		free((char *)user);
 		xc_c2s_stream_error(c, "internal-server-error", NULL);
@@ -589,6 +590,13 @@ static void post_move(struct xc_c2s *c)
 		c->moving = true;
 		c->move_tries = 0;
 		t_pause(c);
+	}
+	if (cm_xml_parser_feeding(c->xp)) {
+		/* authenticated by a stanza the parser is still delivering (SCRAM's last step,
+		 * SASL2): the home shard would feed the parser while this one is still inside it.
+		 * The timer moves the connection once this read is over. */
+		xc_c2s_timer(c, 1);
+		return;
 	}
 	mm = calloc(1, sizeof(*mm));
 	if (!mm) {

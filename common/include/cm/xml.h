@@ -278,6 +278,9 @@ int cm_xml_parser_reset(struct cm_xml_parser *p);
 int cm_xml_parser_park(struct cm_xml_parser *p);
 /* Whether the parser is parked. */
 int cm_xml_parser_parked(const struct cm_xml_parser *p);
+/* Whether a feed() is under way (a callback runs inside it): whoever would hand the parser to
+ * another thread waits until it has returned. */
+int cm_xml_parser_feeding(const struct cm_xml_parser *p);
 
 /* The stream error condition (a cm_xml_err_* constant) or NULL if none; *detail (if detail is
  * not NULL) receives a borrowed one-line explanation with line and column, valid until the next
