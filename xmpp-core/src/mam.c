@@ -30,6 +30,7 @@
 #define DAY_MS         (86400 * 1000LL)
 #define BARE_MAX       (2 * 1023 + 2) /* a bare JID and its NUL */
 #define PAGE_BYTES_MIN (64 * 1024)    /* see page_budget() */
+#define SCRATCH_KEEP   (16 * 1024)    /* the shard's buffer keeps at most this between uses */
 
 struct mam_metrics {
 	struct cm_counter *archived, *failed;
@@ -268,32 +269,35 @@ static int archive(struct xc_shard *sh, const char *owner, const char *id, const
                    const struct cm_xml_node *st, bool answer)
 {
 	struct xc_mam *m = sh->srv->mam;
-	struct xc_store_req *r =
-	    xc_store_req_new(XC_STORE_ARCHIVE_PUT, sh->loop, answer ? on_put_in : NULL, NULL);
-	struct cm_buf b;
-	int rc = r ? 0 : -ENOMEM;
+	struct cm_buf *b = &sh->scratch;
+	struct xc_store_req *r = NULL;
+	int rc;
 
-	cm_buf_init(&b, 0);
-	if (!rc && !answer) {
-		r->ok_total = m->m.archived;
-		r->failed_total = m->m.failed;
-	}
-	rc = rc ? rc : xc_store_req_set(&r->user, owner);
-	rc = rc ? rc : xc_store_req_set(&r->key, id);
-	rc = rc ? rc : xc_store_req_set(&r->with, with);
-	/* room for a usual message at once, not four reallocations on the way */
-	rc = rc ? rc : cm_buf_reserve(&b, 512);
-	rc = rc ? rc : cm_xml_write(&b, st, sh->srv->scope);
+	/* serialised into the shard's buffer, then copied into the request's one allocation */
+	cm_buf_reset(b);
+	rc = cm_xml_write(b, st, sh->srv->scope);
 	if (!rc) {
-		r->stanza = cm_buf_steal(&b);
+		r = xc_store_req_archive(sh->loop, answer ? on_put_in : NULL, owner, id, with,
+		                         b->data, b->len);
+		rc = r ? 0 : -ENOMEM;
+	}
+	/* a large message's room is not kept for the shard's life */
+	if (b->cap > SCRATCH_KEEP) {
+		cm_buf_free(b);
+		cm_buf_init(b, 0);
+	}
+	if (!rc) {
+		if (!answer) {
+			r->ok_total = m->m.archived;
+			r->failed_total = m->m.failed;
+		}
 		r->stamp_ms = wall_ms();
 		r->ticket = xc_ticket_hold(sh);
 		rc = xc_store_submit(sh->srv->store, r);
 	}
-	cm_buf_free(&b);
 	if (rc) {
 		xc_store_req_free(r);
-		cm_metrics_inc(sh->srv->mam->m.failed);
+		cm_metrics_inc(m->m.failed);
 	}
 	return rc;
 }

@@ -461,6 +461,7 @@ int xc_server_init(struct xc_server **out, const struct xc_config *cfg, struct c
 		cm_list_init(&sh->conns);
 		cm_list_init(&sh->comps);
 		cm_list_init(&sh->sm_hibernated);
+		cm_buf_init(&sh->scratch, 0);
 		srv->shards[i] = sh;
 		r = cm_map_init(&sh->users, 1024);
 		r = r ? r : cm_map_init(&sh->sm_ids, 64);
@@ -562,6 +563,7 @@ static void shard_free(struct xc_shard *sh)
 	cm_map_close(&sh->users);
 	cm_map_close(&sh->sm_ids); /* empty: the shard's stop ended every session */
 	xc_plain_cache_close(&sh->plain);
+	cm_buf_free(&sh->scratch);
 	xc_pep_shard_close(sh);
 	xc_push_shard_close(sh);
 	free(sh->listeners);

@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "cm/buf.h"
 #include "cm/list.h"
 #include "cm/log.h"
 #include "cm/loop.h"
@@ -143,6 +144,9 @@ struct xc_shard {
 	 * unacknowledged messages over) */
 	unsigned storing;
 	struct xc_ticket_scope *tk; /* what the shard handles now (ticket.h); NULL outside */
+	/* a buffer for the time of one call (reset before use, never kept across a return):
+	 * what is serialised only to be copied elsewhere (an archived copy) */
+	struct cm_buf scratch;
 };
 
 /* The server without a daemon around it: configuration (borrowed), metrics registered in

@@ -73,6 +73,45 @@ struct xc_store_req *xc_store_req_new(enum xc_store_op op, struct cm_loop *loop,
 	return r;
 }
 
+/* Copy n bytes of s behind *at as a string; returns the copy. */
+static char *pack(char **at, const char *s, size_t n)
+{
+	char *d = *at;
+
+	memcpy(d, s, n);
+	d[n] = '\0';
+	*at = d + n + 1;
+	return d;
+}
+
+struct xc_store_req *xc_store_req_archive(struct cm_loop *loop,
+                                          void (*done)(struct xc_store_req *r), const char *owner,
+                                          const char *id, const char *with, const char *stanza,
+                                          size_t len)
+{
+	size_t lo = strlen(owner), li = strlen(id), lw = strlen(with);
+	size_t size = sizeof(struct xc_store_req) + lo + li + lw + len + 4;
+	struct xc_store_req *r = malloc(size);
+	char *at;
+
+	if (!r)
+		return NULL;
+	/* only the request is cleared: the strings are written over at once */
+	memset(r, 0, sizeof(*r));
+	r->op = XC_STORE_ARCHIVE_PUT;
+	r->loop = loop;
+	r->done = done;
+	cm_list_init(&r->link);
+	r->packed = true;
+	at = (char *)(r + 1);
+	r->user = pack(&at, owner, lo);
+	r->key = pack(&at, id, li);
+	r->with = pack(&at, with, lw);
+	r->stanza = pack(&at, stanza, len);
+	r->stanza_len = len;
+	return r;
+}
+
 static void item_free(struct xc_roster_item *it)
 {
 	free(it->contact);
@@ -117,7 +156,12 @@ void xc_store_req_free(struct xc_store_req *r)
 	if (!r)
 		return;
 	xc_ticket_put(NULL, r->ticket);
-	free(r->with);
+	if (!r->packed) {
+		free(r->with);
+		free(r->user);
+		free(r->key);
+		free(r->stanza);
+	}
 	xc_archive_query_clear(r->query);
 	free(r->query);
 	xc_archive_prefs_clear(&r->prefs);
@@ -126,9 +170,6 @@ void xc_store_req_free(struct xc_store_req *r)
 		free(r->arch[i].stanza);
 	}
 	free(r->arch);
-	free(r->user);
-	free(r->key);
-	free(r->stanza);
 	item_free(&r->item);
 	for (size_t i = 0; i < r->njids; i++)
 		free(r->jids[i]);

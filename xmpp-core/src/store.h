@@ -187,6 +187,10 @@ struct xc_store_req {
 	struct xc_scram_creds creds[XC_SCRAM_NHASH];
 	struct xc_roster_item item; /* owned strings */
 	char *stanza;               /* owned */
+	size_t stanza_len;          /* of stanza when known (0: up to its NUL) */
+	/* user, key, with and stanza live in r's own block (xc_store_req_archive()): not freed
+	 * apart, and not to be replaced with xc_store_req_set() */
+	bool packed;
 	int64_t stamp_ms;
 	unsigned limit;
 	char **jids; /* owned: input (block add/remove) or output (block get, account list) */
@@ -227,6 +231,14 @@ struct xc_store_req {
  * NULL). NULL on allocation failure. */
 struct xc_store_req *xc_store_req_new(enum xc_store_op op, struct cm_loop *loop,
                                       void (*done)(struct xc_store_req *r), void *arg);
+/* An archive write (XC_STORE_ARCHIVE_PUT) in one allocation: owner (user), id (key), the peer
+ * (with) and the stanza's len bytes are copied behind the request itself, so that a message's
+ * copy costs one allocation on the worker and one free on the store's thread. NULL on
+ * allocation failure. */
+struct xc_store_req *xc_store_req_archive(struct cm_loop *loop,
+                                          void (*done)(struct xc_store_req *r), const char *owner,
+                                          const char *id, const char *with, const char *stanza,
+                                          size_t len);
 /* Release a request and everything it owns. Accepts NULL. */
 void xc_store_req_free(struct xc_store_req *r);
 /* Copy s into *field (freeing what was there). 0 or -ENOMEM. */

@@ -906,7 +906,10 @@ static int archive_put(struct sq *q, struct xc_store_req *r)
 	sqlite3_bind_int64(p, 3, r->stamp_ms);
 	bind_text(p, 4, bare);
 	bind_text(p, 5, res);
-	bind_text(p, 6, r->stanza);
+	/* its length when the request knows it: a message need not be read twice */
+	sqlite3_bind_text(p, 6, r->stanza,
+	                  r->stanza_len && r->stanza_len <= INT_MAX ? (int)r->stanza_len : -1,
+	                  SQLITE_STATIC);
 	rc = exec1(p);
 	if (!rc && sqlite3_changes(q->db) == 0)
 		r->err = -EEXIST;
