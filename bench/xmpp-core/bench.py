@@ -66,6 +66,9 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from benchlib import fmt, machine, median, write_section  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests",
+                                "integration"))
+from suite import free_port  # noqa: E402,F401  (never the same port twice; bench.free_port too)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.abspath(os.path.join(HERE, "..", ".."))
@@ -124,20 +127,6 @@ def make_cert(workdir):
 
 def log(msg):
     print("bench/xmpp-core: " + msg, flush=True)
-
-
-_GIVEN_PORTS = set()  # handed out already: bind(0) may give one port to two calls in a row
-
-
-def free_port():
-    """A free TCP port on 127.0.0.1, never the same one twice in this process."""
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port not in _GIVEN_PORTS:
-            _GIVEN_PORTS.add(port)
-            return port
 
 
 def wait_port(port, proc, timeout):
