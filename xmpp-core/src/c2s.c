@@ -863,6 +863,12 @@ void xc_c2s__input(struct xc_c2s *c, const char *data, size_t len)
 		/* on_parse_error() sent the stream error */
 		if (c->st != XC_C2S_CLOSING)
 			xc_c2s_stream_error(c, "internal-server-error", NULL);
+	} else if (r != 0 && r != STOP && r != -EPIPE && c->st != XC_C2S_CLOSING) {
+		/* input the parser did not take (it cannot happen: a feed from inside the parser,
+		 * or held back input) is never dropped without the client hearing of it */
+		CM_LOGE("c2s", "%s: the parser did not take %zu bytes (%s); closing",
+		        xc_c2s_peer(c), len, strerror(-r));
+		xc_c2s_stream_error(c, "internal-server-error", NULL);
 	}
 }
 
