@@ -6,7 +6,8 @@ Each round starts each variant afresh (its own database, which keeps what earlie
 archived), logs CHAT_USERS sessions in over STARTTLS, warms up for a second, then runs STEPS
 chat steps of bench.py's kind (STEP seconds at RATE msg/s each, every message to the bare JID of
 a random online user; server CPU = utime + stime of its processes over the step, divided by the
-messages delivered). Rounds alternate the order of the variants.
+messages delivered; of it, the thread named "store" on its own, from /proc/PID/task). Rounds
+alternate the order of the variants.
 
 Knobs (environment):
   ROUNDS=4          rounds
@@ -30,6 +31,20 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench as B  # noqa: E402
 
 
+def store_ticks(pid):
+    """utime + stime, in clock ticks, of the server's thread named "store"; None without one."""
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                st = f.read()
+        except OSError:
+            continue
+        if st[st.index("(") + 1:st.rindex(")")] == "store":
+            fields = st.rsplit(")", 1)[1].split()
+            return int(fields[11]) + int(fields[12])
+    return None
+
+
 def main():
     rounds = int(os.environ.get("ROUNDS", "4"))
     steps = int(os.environ.get("STEPS", "3"))
@@ -44,6 +59,7 @@ def main():
     load0 = os.getloadavg()
     cpu = {v: [] for v in range(len(variants))}
     p99 = {v: [] for v in range(len(variants))}
+    store = {v: [] for v in range(len(variants))}  # the store thread's share, µs per message
     with tempfile.TemporaryDirectory(prefix="xmpp-core-archive-") as wd:
         os.chmod(wd, 0o755)
         cert, key = B.make_cert(wd)
@@ -73,11 +89,15 @@ def main():
                             r["ok"], B.CHAT_USERS))
                     load.run("chat %d 1 %g" % (rate, B.DRAIN))  # warm-up, not counted
                     for _ in range(steps):
+                        t0 = store_ticks(s.main_pid())
                         x = B.chat_step(s, load, rate, "%s, archive %s: " % (
                             variants[v][0], "on" if variants[v][2] else "off"))
+                        t1 = store_ticks(s.main_pid())
                         if x["delivered"]:
                             cpu[v].append(x["cpu_us_per_msg"])
                             p99[v].append(x["p99_us"] / 1000)
+                            if t0 is not None and t1 is not None and x["received"]:
+                                store[v].append((t1 - t0) * 1e6 / B.CLK_TCK / x["received"])
                 finally:
                     load.close()
                     s.stop()
@@ -90,20 +110,21 @@ def main():
                                                   B.STEP, rate, B.CHAT_USERS))
     print()
     print("| build | archive | server CPU per routed message (µs), median | each step | "
-          "p99 latency (ms), median | / archive off |")
-    print("|---|---|---:|---|---:|---:|")
+          "of it the store's thread (µs), median | p99 latency (ms), median | / archive off |")
+    print("|---|---|---:|---|---:|---:|---:|")
     for v, (name, _, archive) in enumerate(variants):
         if med[v] is None:
-            print("| %s | %s | — | every step failed | — | — |" % (
+            print("| %s | %s | — | every step failed | — | — | — |" % (
                 name, "on" if archive else "off"))
             continue
-        print("| %s | %s | %.0f | %s | %.1f | %s |" % (
+        print("| %s | %s | %.0f | %s | %s | %.1f | %s |" % (
             name, "on" if archive else "off", med[v], ", ".join("%.0f" % c for c in cpu[v]),
+            "%.0f" % statistics.median(store[v]) if store[v] else "—",
             statistics.median(p99[v]), "%.2f" % (med[v] / off) if off else "—"))
     print()
     print(json.dumps({"started": started, "rate": rate, "rounds": rounds, "steps": steps,
                       "variants": [{"build": n, "bin": b, "archive": a, "cpu_us": cpu[v],
-                                    "median_us": med[v]}
+                                    "median_us": med[v], "store_thread_us": store[v]}
                                    for v, (n, b, a) in enumerate(variants)]}))
     return 0 if off and med[1] else 1
 
