@@ -496,9 +496,10 @@ void xc_c2s__sasl_success(struct xc_c2s *c, const char *user, const void *data, 
 		return;
 	}
 	send_sasl(c, "success", data, len, false);
-	/* the client restarts its stream (RFC 6120 6.4.6); from inside the parser's stanza callback
-	 * too (SCRAM's last step), which the reset allows */
-	if (cm_xml_parser_reset(c->xp) != 0) {
+	/* the client restarts its stream (RFC 6120 6.4.6). From inside the parser's stanza callback
+	 * (SCRAM's last step) sasl_element() stops the feed and xc_c2s__input() resets the parser
+	 * once it has returned; from a store answer (PLAIN) it is reset here. */
+	if (!cm_xml_parser_feeding(c->xp) && cm_xml_parser_reset(c->xp) != 0) {
 		free((char *)user);
 		xc_c2s_stream_error(c, "internal-server-error", NULL);
 		return;

@@ -58,18 +58,25 @@ static uint64_t now_ns(void)
 
 /* --- requests --------------------------------------------------------------------------------- */
 
-struct xc_store_req *xc_store_req_new(enum xc_store_op op, struct cm_loop *loop,
-                                      void (*done)(struct xc_store_req *r), void *arg)
+/* A cleared request for op (r's own fields only). */
+static void req_init(struct xc_store_req *r, enum xc_store_op op, struct cm_loop *loop,
+                     void (*done)(struct xc_store_req *r), void *arg)
 {
-	struct xc_store_req *r = calloc(1, sizeof(*r));
-
-	if (!r)
-		return NULL;
+	memset(r, 0, sizeof(*r));
 	r->op = op;
 	r->loop = loop;
 	r->done = done;
 	r->arg = arg;
 	cm_list_init(&r->link);
+}
+
+struct xc_store_req *xc_store_req_new(enum xc_store_op op, struct cm_loop *loop,
+                                      void (*done)(struct xc_store_req *r), void *arg)
+{
+	struct xc_store_req *r = malloc(sizeof(*r));
+
+	if (r)
+		req_init(r, op, loop, done, arg);
 	return r;
 }
 
@@ -97,11 +104,7 @@ struct xc_store_req *xc_store_req_archive(struct cm_loop *loop,
 	if (!r)
 		return NULL;
 	/* only the request is cleared: the strings are written over at once */
-	memset(r, 0, sizeof(*r));
-	r->op = XC_STORE_ARCHIVE_PUT;
-	r->loop = loop;
-	r->done = done;
-	cm_list_init(&r->link);
+	req_init(r, XC_STORE_ARCHIVE_PUT, loop, done, NULL);
 	r->packed = true;
 	at = (char *)(r + 1);
 	r->user = pack(&at, owner, lo);
