@@ -488,22 +488,41 @@ static void reopen(struct fix *f)
 		fail_msg("open: %s", err);
 }
 
-/* Rows of the archive not folded into its indexes. */
-static int unfolded(struct fix *f)
+/* An integer sql selects from the fixture's database, through a connection of the test's own. */
+static int sql_int(struct fix *f, const char *sql)
 {
 	sqlite3 *db;
 	sqlite3_stmt *p;
 	int n;
 
 	assert_int_equal(sqlite3_open(f->s.path, &db), SQLITE_OK);
-	assert_int_equal(
-	    sqlite3_prepare_v2(db, "SELECT count(*) FROM archive WHERE indexed = 0", -1, &p, NULL),
-	    SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &p, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(p), SQLITE_ROW);
 	n = sqlite3_column_int(p, 0);
 	sqlite3_finalize(p);
 	sqlite3_close(db);
 	return n;
+}
+
+#define FOLDED_ID "(SELECT value FROM meta WHERE key = 'archive_folded')"
+
+/* Rows of the archive above the fold (their keys not written yet). Every row below it has its
+ * two keys, and no key is left without its row. */
+static int unfolded(struct fix *f)
+{
+	int keyed = sql_int(f, "SELECT count(*) FROM archive WHERE id <= " FOLDED_ID);
+
+	assert_int_equal(sql_int(f, "SELECT count(*) FROM archive_ix_time"), keyed);
+	assert_int_equal(sql_int(f, "SELECT count(*) FROM archive_ix_with"), keyed);
+	assert_int_equal(sql_int(f, "SELECT count(*) FROM archive_ix_time x JOIN archive a "
+	                            "ON a.id = x.id AND a.stamp = x.stamp"),
+	                 keyed);
+	assert_int_equal(sql_int(f, "SELECT count(*) FROM archive_ix_with x JOIN archive a "
+	                            "ON a.id = x.id AND a.stamp = x.stamp "
+	                            "JOIN archive_jid j ON j.id = x.owner AND j.jid = a.owner "
+	                            "JOIN archive_jid k ON k.id = x.peer AND k.jid = a.with_bare"),
+	                 keyed);
+	return sql_int(f, "SELECT count(*) FROM archive WHERE id > " FOLDED_ID);
 }
 
 /* Thirty messages for juliet: i with romeo@montague.lit/phone (even) or /laptop (i % 3 == 1)
@@ -794,12 +813,15 @@ static void test_archive_ids_prefs_purge_delete(void **state)
 	assert_string_equal(got, "m10,m11,m12");
 	assert_int_equal(r->count, 20);
 	xc_store_req_free(r);
+	(void)unfolded(&f); /* the keys of the rows gone went with them */
 	/* the account goes: its archive and preferences with it */
 	assert_int_equal(run(&f, req(&f, XC_STORE_ACCOUNT_DELETE, "juliet@capulet.lit"))->err, 0);
 	xc_store_req_free(f.last);
 	r = ask(&f, new_query(3), got);
 	assert_int_equal(r->count, 0);
 	xc_store_req_free(r);
+	(void)unfolded(&f);
+	assert_int_equal(sql_int(&f, "SELECT count(*) FROM archive"), 0);
 	r = run(&f, req(&f, XC_STORE_ROSTER_GET, "juliet@capulet.lit"));
 	assert_false(r->prefs_found);
 	xc_store_req_free(r);
@@ -917,12 +939,18 @@ static void test_archive_crash_leftovers(void **state)
 	(void)state;
 	fix_open(&f, &how);
 	xc_store_close(f.s.st);
+	/* as a crash leaves it: rows above the fold, written after the last one */
 	assert_int_equal(sqlite3_open(f.s.path, &db), SQLITE_OK);
-	assert_int_equal(
-	    sqlite3_exec(db, "UPDATE archive SET indexed = 0 WHERE id % 3 = 0", NULL, NULL, NULL),
-	    SQLITE_OK);
-	assert_true(sqlite3_changes(db) >= 10);
+	assert_int_equal(sqlite3_exec(db,
+	                              "UPDATE meta SET value = (SELECT min(id) + 9 FROM archive) "
+	                              "WHERE key = 'archive_folded';"
+	                              "DELETE FROM archive_ix_time WHERE id > " FOLDED_ID ";"
+	                              "DELETE FROM archive_ix_with WHERE id > " FOLDED_ID ";",
+	                              NULL, NULL, NULL),
+	                 SQLITE_OK);
+	assert_int_equal(sqlite3_changes(db), 21);
 	sqlite3_close(db);
+	assert_int_equal(unfolded(&f), 21);
 	f.s.st = NULL;
 	reopen(&f);
 	assert_int_equal(unfolded(&f), 0);
@@ -988,7 +1016,7 @@ static void test_archive_fold_fails(void **state)
 
 	(void)state;
 	fix_open(&f, NULL); /* 31 rows, not folded */
-	sql_exec(&f, "CREATE TRIGGER refuse BEFORE UPDATE OF indexed ON archive "
+	sql_exec(&f, "CREATE TRIGGER refuse BEFORE INSERT ON archive_ix_with "
 	             "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;");
 	for (int i = 0; i < 65; i++) /* the 64th asks for a fold, which fails */
 		xc_store_req_free(ask(&f, new_query(1), got));
@@ -1026,46 +1054,50 @@ static void test_archive_fold_when_idle(void **state)
 	fix_close(&f);
 }
 
+/* Open the store on a database that sql made (an older xmpp-core's), as the fixture f. */
+static void open_made(struct fix *f, const char *name, const char *sql)
+{
+	struct xc_store_config c = {.backend = &xc_store_sqlite};
+	char err[CM_ERR_MAX];
+	sqlite3 *db;
+
+	memset(f, 0, sizeof(*f));
+	store_fix_open(&f->s, name);
+	xc_store_close(f->s.st);
+	unlink(f->s.path);
+	assert_int_equal(sqlite3_open(f->s.path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	c.where = f->s.path;
+	if (xc_store_open(&f->s.st, &c, err, sizeof(err)) != 0)
+		fail_msg("open: %s", err);
+}
+
 /* A database made when archive ids were random strings: its rows keep their ids, new rows get
  * the store's, and queries mix both in time order. */
 static void test_archive_older_database(void **state)
 {
 	struct fix f;
 	struct xc_store_req *r;
-	struct xc_store_config c = {.backend = &xc_store_sqlite};
 	struct xc_archive_query *q;
-	char err[CM_ERR_MAX], got[400], id[17];
-	sqlite3 *db;
+	char got[400], id[17];
 
 	(void)state;
-	memset(&f, 0, sizeof(f));
-	store_fix_open(&f.s, "test_mam_old");
-	xc_store_close(f.s.st);
-	unlink(f.s.path);
-	assert_int_equal(sqlite3_open(f.s.path, &db), SQLITE_OK);
-	assert_int_equal(
-	    sqlite3_exec(
-	        db,
-	        "PRAGMA journal_mode=WAL;"
-	        "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
-	        "INSERT INTO meta VALUES ('schema', 1);"
-	        "CREATE TABLE archive (id INTEGER PRIMARY KEY AUTOINCREMENT,"
-	        " owner TEXT NOT NULL, sid TEXT NOT NULL, stamp INTEGER NOT NULL,"
-	        " with_bare TEXT NOT NULL, with_res TEXT NOT NULL, stanza TEXT NOT NULL);"
-	        "CREATE UNIQUE INDEX archive_sid ON archive (owner, sid);"
-	        "CREATE INDEX archive_time ON archive (owner, stamp);"
-	        "CREATE INDEX archive_with ON archive (owner, with_bare, stamp);"
-	        "INSERT INTO archive (owner, sid, stamp, with_bare, with_res, stanza) VALUES"
-	        " ('juliet@capulet.lit', 'ghijklmnopqrstuv', 100, 'nurse@capulet.lit', '',"
-	        "  '<message><body>o01</body></message>'),"
-	        " ('juliet@capulet.lit', '0123456789ghijkl', 300, 'nurse@capulet.lit', '',"
-	        "  '<message><body>o03</body></message>');",
-	        NULL, NULL, NULL),
-	    SQLITE_OK);
-	sqlite3_close(db);
-	c.where = f.s.path;
-	if (xc_store_open(&f.s.st, &c, err, sizeof(err)) != 0)
-		fail_msg("open: %s", err);
+	open_made(&f, "test_mam_old",
+	          "PRAGMA journal_mode=WAL;"
+	          "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+	          "INSERT INTO meta VALUES ('schema', 1);"
+	          "CREATE TABLE archive (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	          " owner TEXT NOT NULL, sid TEXT NOT NULL, stamp INTEGER NOT NULL,"
+	          " with_bare TEXT NOT NULL, with_res TEXT NOT NULL, stanza TEXT NOT NULL);"
+	          "CREATE UNIQUE INDEX archive_sid ON archive (owner, sid);"
+	          "CREATE INDEX archive_time ON archive (owner, stamp);"
+	          "CREATE INDEX archive_with ON archive (owner, with_bare, stamp);"
+	          "INSERT INTO archive (owner, sid, stamp, with_bare, with_res, stanza) VALUES"
+	          " ('juliet@capulet.lit', 'ghijklmnopqrstuv', 100, 'nurse@capulet.lit', '',"
+	          "  '<message><body>o01</body></message>'),"
+	          " ('juliet@capulet.lit', '0123456789ghijkl', 300, 'nurse@capulet.lit', '',"
+	          "  '<message><body>o03</body></message>');");
 	xc_store_archive_id(f.s.st, id);
 	put(&f, "juliet@capulet.lit", id, "nurse@capulet.lit", 200, "n02");
 	r = ask(&f, new_query(10), got);
@@ -1106,6 +1138,119 @@ static void test_archive_older_database(void **state)
 	fix_close(&f);
 }
 
+/* A row whose id was handed out before the last row of a fold but that reached the store after
+ * it (two workers' queues run in their own order) has its keys written with it. */
+static void test_archive_late_row(void **state)
+{
+	void *how = (void *)&numbered_folded;
+	struct xc_archive_query *q;
+	struct xc_store_req *r;
+	struct fix f;
+	char got[400], early[17], later[17];
+
+	(void)state;
+	fix_open(&f, &how);
+	xc_store_archive_id(f.s.st, early);
+	xc_store_archive_id(f.s.st, later);
+	put(&f, "juliet@capulet.lit", later, "nurse@capulet.lit", 2000, "lat");
+	reopen(&f); /* the fold takes it */
+	assert_int_equal(unfolded(&f), 0);
+	put(&f, "juliet@capulet.lit", early, "tybalt@capulet.lit/sword", 1990, "ear");
+	assert_int_equal(unfolded(&f), 0);
+	q = new_query(5);
+	q->after_id = strdup(f.ids[29]);
+	r = ask(&f, q, got);
+	assert_string_equal(got, "ear,lat");
+	assert_string_equal(r->arch[0].id, early);
+	xc_store_req_free(r);
+	q = new_query(5);
+	q->with = strdup("tybalt@capulet.lit");
+	r = ask(&f, q, got);
+	assert_string_equal(got, "ear");
+	assert_int_equal(r->count, 1);
+	xc_store_req_free(r);
+	fix_close(&f);
+}
+
+/* A database of the layout before (the keys were partial indexes on the rows, kept up through a
+ * column indexed, some rows not in them yet): every row gets its keys when it opens, its
+ * indexes go, and queries find the rows in order and by peer. */
+static void test_archive_layout_before(void **state)
+{
+	struct xc_archive_query *q;
+	struct xc_store_req *r;
+	struct fix f;
+	char got[400];
+
+	(void)state;
+	open_made(
+	    &f, "test_mam_before",
+	    "PRAGMA journal_mode=WAL;"
+	    "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+	    "INSERT INTO meta VALUES ('schema', 1);"
+	    "CREATE TABLE archive (id INTEGER PRIMARY KEY, owner TEXT NOT NULL,"
+	    " sid TEXT NOT NULL DEFAULT '', stamp INTEGER NOT NULL, with_bare TEXT NOT NULL,"
+	    " with_res TEXT NOT NULL, stanza TEXT NOT NULL,"
+	    " indexed INTEGER NOT NULL DEFAULT 1);"
+	    "CREATE UNIQUE INDEX archive_sid_old ON archive (owner, sid) WHERE sid <> '';"
+	    "CREATE INDEX archive_by_time ON archive (owner, stamp) WHERE indexed = 1;"
+	    "CREATE INDEX archive_by_with ON archive (owner, with_bare, stamp)"
+	    " WHERE indexed = 1;"
+	    "CREATE INDEX archive_unfolded ON archive (id) WHERE indexed = 0;"
+	    "INSERT INTO archive (id, owner, sid, stamp, with_bare, with_res, stanza, indexed)"
+	    " VALUES"
+	    " (1, 'juliet@capulet.lit', 'ghijklmnopqrstuv', 100, 'nurse@capulet.lit', '',"
+	    "  '<message><body>b01</body></message>', 1),"
+	    " (2, 'romeo@montague.lit', 'hijklmnopqrstuvg', 150, 'juliet@capulet.lit', 'x',"
+	    "  '<message><body>other</body></message>', 1),"
+	    " (3, 'juliet@capulet.lit', 'ijklmnopqrstuvgh', 300, 'romeo@montague.lit', 'a',"
+	    "  '<message><body>b03</body></message>', 0),"
+	    " (4, 'juliet@capulet.lit', 'jklmnopqrstuvghi', 200, 'nurse@capulet.lit', '',"
+	    "  '<message><body>b02</body></message>', 0);"
+	    /* more than a fold reads at once (FOLD_CHUNK, 65,536) */
+	    "WITH RECURSIVE n(i) AS (SELECT 5 UNION ALL SELECT i + 1 FROM n WHERE i < 70004)"
+	    " INSERT INTO archive (id, owner, stamp, with_bare, with_res, stanza, indexed)"
+	    " SELECT i, 'benvolio@montague.lit', 1000 + i, 'mercutio' || (i % 7) || "
+	    "'@verona.lit',"
+	    "  '', '<message/>', i % 2 FROM n;");
+	assert_int_equal(unfolded(&f), 0);
+	assert_int_equal(sql_int(&f, "SELECT count(*) FROM archive_ix_time"), 70004);
+	assert_int_equal(sql_int(&f, "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND "
+	                             "name IN ('archive_by_time', 'archive_by_with', "
+	                             "'archive_unfolded')"),
+	                 0);
+	r = ask(&f, new_query(10), got);
+	assert_string_equal(got, "b01,b02,b03");
+	assert_string_equal(r->arch[1].id, "jklmnopqrstuvghi");
+	xc_store_req_free(r);
+	q = new_query(10);
+	q->with = strdup("nurse@capulet.lit");
+	r = ask(&f, q, got);
+	assert_string_equal(got, "b01,b02");
+	xc_store_req_free(r);
+	q = new_query(10);
+	q->with = strdup("romeo@montague.lit/a");
+	r = ask(&f, q, got);
+	assert_string_equal(got, "b03");
+	xc_store_req_free(r);
+	/* and once only: the next opening finds it done */
+	reopen(&f);
+	assert_int_equal(sql_int(&f, "SELECT value FROM meta WHERE key = 'archive_folded'"), 70004);
+	assert_int_equal(sql_int(&f, "SELECT count(*) FROM archive_ix_with"), 70004);
+	r = req(&f, XC_STORE_ARCHIVE_QUERY, "benvolio@montague.lit");
+	r->query = q = new_query(2);
+	q->with = strdup("mercutio3@verona.lit");
+	q->backward = true;
+	r = run(&f, r);
+	assert_int_equal(r->err, 0);
+	assert_int_equal(r->count, 10000); /* one in seven of 70,000 */
+	assert_int_equal(r->narch, 2);
+	assert_int_equal(r->arch[1].stamp_ms, 1000 + 70003);
+	assert_int_equal(r->arch[0].stamp_ms, 1000 + 69996);
+	xc_store_req_free(r);
+	fix_close(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1136,6 +1281,8 @@ int main(void)
 	    cmocka_unit_test(test_archive_id_codec),
 	    cmocka_unit_test(test_archive_numbering_survives),
 	    cmocka_unit_test(test_archive_older_database),
+	    cmocka_unit_test(test_archive_late_row),
+	    cmocka_unit_test(test_archive_layout_before),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,24 +14,8 @@
  * runs inside a savepoint, so that one refused request (a name taken, a full offline queue)
  * leaves the rest of the batch alone.
  *
- * The message archive (XEP-0313) is one table ordered by (stamp, id): id is the row's integer
- * key, handed out by the store before the row is written (archive_ids(): above every id used
- * before, kept in meta as a high-water mark that runs ahead of the ids, so a purged or crashed
- * id is never handed out again), and the archive id clients see is that number under the
- * database's permutation (archive_id.h): no index is kept up for it. Rows of archives made
- * before carry their random id in sid, found through a partial index that new rows (sid '')
- * stay out of. Each query of a user's archive walks one index range: (owner, stamp) or, with a
- * peer, (owner, with_bare, stamp).
- *
- * Those two indexes are kept up in batches. A row is written with indexed = 0, which keeps it
- * out of both (they are partial) and puts it in a small index of its own on id, whose entries
- * are appended; a fold (archive_fold()) sets indexed = 1 on every such row in one transaction,
- * once FOLD_ROWS rows wait, the oldest has waited FOLD_MS or FOLD_QUERIES queries read them
- * beside the indexes, when the store closes and when it opens (rows a crash left). Written
- * one by one, each row would dirty a leaf page in each of the two indexes (the users' ranges
- * are all over them) and every commit would write those pages again; folded by thousands, the
- * rows of one user share their leaves. Until the fold, a query reads the waiting rows too (the
- * second half of a UNION ALL, through their index). */
+ * The message archive (XEP-0313) is a block of its own too, store_sqlite_archive.c, with its
+ * tables of keys written in batches (the fold) and its queries. */
 #include "store.h"
 
 #include <errno.h>
@@ -42,8 +26,6 @@
 #include <sqlite3.h>
 #include <uv.h>
 
-#include "archive_id.h"
-#include "cm/crypto.h"
 #include "cm/err.h"
 #include "cm/log.h"
 #include "store_sqlite_int.h"
@@ -67,48 +49,14 @@ static const char schema[] =
     "CREATE INDEX IF NOT EXISTS offline_owner ON offline (owner, id);"
     "CREATE TABLE IF NOT EXISTS blocklist ("
     "  owner TEXT NOT NULL, jid TEXT NOT NULL, PRIMARY KEY (owner, jid));"
-    "CREATE TABLE IF NOT EXISTS archive ("
-    "  id INTEGER PRIMARY KEY, owner TEXT NOT NULL, sid TEXT NOT NULL DEFAULT '',"
-    "  stamp INTEGER NOT NULL, with_bare TEXT NOT NULL, with_res TEXT NOT NULL,"
-    "  stanza TEXT NOT NULL, indexed INTEGER NOT NULL DEFAULT 1);"
-    /* ids are row numbers now (archive_id.h): only the older rows' random ids are indexed
-     * (databases made before rebuild theirs once) */
-    "DROP INDEX IF EXISTS archive_sid;"
-    "CREATE UNIQUE INDEX IF NOT EXISTS archive_sid_old ON archive (owner, sid) WHERE sid <> '';"
-    /* the purge walks the rows by id (archived in time order): no index on stamp alone to
-     * keep up on every insert (databases made before drop theirs) */
-    "DROP INDEX IF EXISTS archive_age;"
     "CREATE TABLE IF NOT EXISTS archive_prefs (owner TEXT PRIMARY KEY, def INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS archive_prefs_jid ("
     "  owner TEXT NOT NULL, jid TEXT NOT NULL, always INTEGER NOT NULL,"
     "  PRIMARY KEY (owner, jid));";
 
-/* After the archive has its column indexed (archives made before gain it: archive_column()):
- * its two indexes are partial, on the rows folded (databases made before rebuild theirs once
- * under new names), and the rows waiting for the fold have their own. */
-static const char schema_archive_indexes[] =
-    "DROP INDEX IF EXISTS archive_time;"
-    "DROP INDEX IF EXISTS archive_with;"
-    "CREATE INDEX IF NOT EXISTS archive_by_time ON archive (owner, stamp) WHERE indexed = 1;"
-    "CREATE INDEX IF NOT EXISTS archive_by_with ON archive (owner, with_bare, stamp)"
-    "  WHERE indexed = 1;"
-    "CREATE INDEX IF NOT EXISTS archive_unfolded ON archive (id) WHERE indexed = 0;";
-
-/* A fold waits for this many rows at most, or for the oldest of them to be FOLD_MS old. The
- * fewer folds, the more rows share each leaf page they dirty (measured with this schema and
- * 200,000 rows archived: about a third less CPU per archived message folding 10,000 rows at a
- * time, nothing saved at 2,000); the more rows wait, the longer a fold holds the store's
- * thread and the more a query reads beside the indexes. */
-#define FOLD_ROWS 8192
-#define FOLD_MS   5000
-/* Queries that read the rows waiting, after which they are folded sooner: each such query
- * reads all of them (about 2 ms for 8,192 rows beside 300,000 folded; a fold of as many costs
- * about a hundred such reads), so that a storm of queries does not pay it again and again. */
-#define FOLD_QUERIES 64
-
 /* Pages in the WAL before a commit copies them into the database (SQLite's default: 1,000).
  * Each page is copied once however often it changed since the last checkpoint: the tail pages
- * of the users' ranges in the archive's indexes change all the time (measured at 4,000 archived
+ * of the users' ranges in the archive's keys change all the time (measured at 4,000 archived
  * messages a second, 240,000 rows: the store's thread used a third less with 10,000, and half
  * with the larger page cache too). The WAL grows to about 40 MB between checkpoints. */
 #define CHECKPOINT_PAGES 10000
@@ -137,16 +85,6 @@ enum stmt {
 	S_BLOCK_ADD,
 	S_BLOCK_DEL,
 	S_BLOCK_DEL_ALL,
-	S_ARCH_PUT,
-	S_ARCH_POS,
-	S_ARCH_POS_ID,
-	S_META_SET,
-	S_META_GET,
-	S_ARCH_MAX,
-	S_ARCH_DEL_ALL,
-	S_ARCH_DEL_UNFOLDED,
-	S_ARCH_FOLD,
-	S_ARCH_PURGE,
 	S_PREFS_GET,
 	S_PREFS_JIDS,
 	S_PREFS_PUT,
@@ -184,18 +122,6 @@ static const char *const sql[S_NSTMT] = {
     [S_BLOCK_ADD] = "INSERT OR IGNORE INTO blocklist (owner, jid) VALUES (?1, ?2)",
     [S_BLOCK_DEL] = "DELETE FROM blocklist WHERE owner = ?1 AND jid = ?2",
     [S_BLOCK_DEL_ALL] = "DELETE FROM blocklist WHERE owner = ?1",
-    [S_ARCH_PUT] = "INSERT OR IGNORE INTO archive (id, owner, sid, stamp, with_bare, with_res, "
-                   "stanza, indexed) VALUES (?7, ?1, ?2, ?3, ?4, ?5, ?6, 0)",
-    [S_ARCH_POS] = "SELECT stamp, id FROM archive WHERE owner = ?1 AND sid = ?2 AND sid <> ''",
-    [S_ARCH_POS_ID] = "SELECT stamp FROM archive WHERE id = ?1 AND owner = ?2 AND sid = ''",
-    [S_META_SET] = "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
-    [S_META_GET] = "SELECT value FROM meta WHERE key = ?1",
-    [S_ARCH_MAX] = "SELECT max(id) FROM archive",
-    [S_ARCH_DEL_ALL] = "DELETE FROM archive WHERE owner = ?1 AND indexed = 1",
-    [S_ARCH_DEL_UNFOLDED] = "DELETE FROM archive WHERE indexed = 0 AND owner = ?1",
-    [S_ARCH_FOLD] = "UPDATE archive SET indexed = 1 WHERE indexed = 0",
-    [S_ARCH_PURGE] = "DELETE FROM archive WHERE id IN (SELECT id FROM archive WHERE stamp < ?1 "
-                     "ORDER BY id LIMIT ?2)",
     [S_PREFS_GET] = "SELECT def FROM archive_prefs WHERE owner = ?1",
     [S_PREFS_JIDS] = "SELECT jid, always FROM archive_prefs_jid WHERE owner = ?1 ORDER BY jid",
     [S_PREFS_PUT] = "INSERT OR REPLACE INTO archive_prefs (owner, def) VALUES (?1, ?2)",
@@ -214,23 +140,12 @@ struct sq {
 	sqlite3 *db;
 	sqlite3_stmt *st[S_NSTMT];
 	sqlite3_stmt *pst[P_NSTMT]; /* the PEP and vCard block's, at the end of the file */
-	uint64_t arch_key[2];       /* the archive ids' (archive_id.h) */
-	int64_t arch_hw; /* the high-water mark of archive row numbers, as kept in meta */
-	/* archive rows written since the last fold (an upper bound: some may have been rolled
-	 * back), and when the first of them was */
-	unsigned arch_unfolded;
-	uint64_t arch_unfolded_since_ms;
-	unsigned arch_unfolded_reads; /* queries that read them */
-	uint64_t fold_retry_ms;       /* after a failed fold, no other before then */
-	bool sync_full;               /* synchronous=FULL now, else NORMAL (sq_begin()) */
-	bool unsynced;                /* a NORMAL commit since the last flush */
-	uint64_t synced_ms;           /* the last flush: a FULL commit or a checkpoint */
-	struct xc_sq_push *push;      /* push registrations (store_sqlite_push.c) */
+	bool sync_full;             /* synchronous=FULL now, else NORMAL (sq_begin()) */
+	bool unsynced;              /* a NORMAL commit since the last flush */
+	uint64_t synced_ms;         /* the last flush: a FULL commit or a checkpoint */
+	struct xc_sq_push *push;    /* push registrations (store_sqlite_push.c) */
+	struct xc_sq_arch *arch;    /* the message archive (store_sqlite_archive.c) */
 };
-
-/* Row numbers the high-water mark runs ahead of the ids handed out; it moves again when they
- * come within half of it, in the transaction of the row that comes that close. */
-#define ARCH_HW_STEP 65536
 
 static int sq_exec(struct sq *q, const char *s);
 static int pep_open(struct sq *q);
@@ -407,9 +322,8 @@ static int account_write(struct sq *q, struct xc_store_req *r, enum stmt s)
 
 static int delete_owned(struct sq *q, const char *owner)
 {
-	static const enum stmt all[] = {S_ROSTER_DEL_ALL, S_VER_DEL,      S_OFF_DEL_ALL,
-	                                S_BLOCK_DEL_ALL,  S_ARCH_DEL_ALL, S_ARCH_DEL_UNFOLDED,
-	                                S_PREFS_DEL,      S_PREFS_JID_DEL};
+	static const enum stmt all[] = {S_ROSTER_DEL_ALL, S_VER_DEL,   S_OFF_DEL_ALL,
+	                                S_BLOCK_DEL_ALL,  S_PREFS_DEL, S_PREFS_JID_DEL};
 	int rc = 0;
 
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]) && !rc; i++) {
@@ -418,6 +332,7 @@ static int delete_owned(struct sq *q, const char *owner)
 		bind_text(p, 1, owner);
 		rc = exec1(p);
 	}
+	rc = rc ? rc : xc_sq_arch_delete_owned(q->arch, owner);
 	rc = rc ? rc : pep_delete_owned(q, owner);
 	rc = rc ? rc : xc_sq_push_delete_owned(q->push, owner);
 	return rc ? rc : fast_revoke(q, owner, NULL, NULL);
@@ -748,7 +663,7 @@ static int block_change(struct sq *q, struct xc_store_req *r, enum stmt one, boo
 	return rc;
 }
 
-/* --- the archive (XEP-0313) ------------------------------------------------------------------ */
+/* --- the archiving preferences (XEP-0313); the archive is store_sqlite_archive.c's ----------- */
 
 /* Append a copy of s to *v (n entries). 0 or -ENOMEM. */
 static int strv_push(char ***v, size_t *n, const char *s)
@@ -826,447 +741,9 @@ static int prefs_put(struct sq *q, struct xc_store_req *r)
 	return rc;
 }
 
-/* A JID's bare part and resource ("" when none), in buf. */
-static int split_with(const char *jid, char *buf, size_t len, const char **bare, const char **res)
-{
-	char *slash;
-
-	if (!jid || strlen(jid) >= len)
-		return -EINVAL;
-	strcpy(buf, jid);
-	slash = strchr(buf, '/'); /* a bare JID holds no '/': the first one starts the resource */
-	*bare = buf;
-	*res = "";
-	if (slash) {
-		*slash = '\0';
-		*res = slash + 1;
-	}
-	return 0;
-}
-
-#define WITH_MAX (3 * 1024 + 3) /* a JID: three parts of at most 1023 bytes and @ and / */
-
-static int meta_set(struct sq *q, const char *key, int64_t value)
-{
-	sqlite3_stmt *p = prep(q, S_META_SET);
-
-	bind_text(p, 1, key);
-	sqlite3_bind_int64(p, 2, value);
-	return exec1(p);
-}
-
-/* A meta value: 0 and *found. */
-static int meta_get(struct sq *q, const char *key, int64_t *value, bool *found)
-{
-	sqlite3_stmt *p = prep(q, S_META_GET);
-	int rc;
-
-	bind_text(p, 1, key);
-	rc = sqlite3_step(p);
-	*found = rc == SQLITE_ROW;
-	if (*found)
-		*value = sqlite3_column_int64(p, 0);
-	sqlite3_reset(p);
-	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : xc_sq_fail(rc);
-}
-
 static uint64_t now_ms(void)
 {
 	return uv_hrtime() / 1000000u;
-}
-
-static int archive_put(struct sq *q, struct xc_store_req *r)
-{
-	char buf[WITH_MAX + 1];
-	const char *bare, *res;
-	sqlite3_stmt *p;
-	uint64_t num;
-	bool numbered;
-	int rc;
-
-	if (!r->key || !r->stanza || split_with(r->with, buf, sizeof(buf), &bare, &res)) {
-		r->err = -EINVAL;
-		return 0;
-	}
-	/* an id of ours names its row; any other is kept as it is (what older archives hold) */
-	numbered = xc_archive_id_decode(q->arch_key, r->key, &num) == 0 && num > 0 &&
-	           num <= (uint64_t)INT64_MAX - ARCH_HW_STEP;
-	if (numbered && (int64_t)num > q->arch_hw - ARCH_HW_STEP / 2) {
-		if ((rc = meta_set(q, "archive_hw", (int64_t)num + ARCH_HW_STEP)) != 0)
-			return rc;
-		q->arch_hw = (int64_t)num + ARCH_HW_STEP;
-	}
-	p = prep(q, S_ARCH_PUT);
-	bind_text(p, 1, r->user);
-	bind_text(p, 2, numbered ? "" : r->key);
-	if (numbered)
-		sqlite3_bind_int64(p, 7, (int64_t)num);
-	else
-		sqlite3_bind_null(p, 7);
-	sqlite3_bind_int64(p, 3, r->stamp_ms);
-	bind_text(p, 4, bare);
-	bind_text(p, 5, res);
-	/* its length when the request knows it: a message need not be read twice */
-	sqlite3_bind_text(p, 6, r->stanza,
-	                  r->stanza_len && r->stanza_len <= INT_MAX ? (int)r->stanza_len : -1,
-	                  SQLITE_STATIC);
-	rc = exec1(p);
-	if (!rc && sqlite3_changes(q->db) == 0)
-		r->err = -EEXIST;
-	else if (!rc && q->arch_unfolded++ == 0)
-		q->arch_unfolded_since_ms = now_ms();
-	return rc;
-}
-
-/* Where a message sits in the archive's order. */
-struct apos {
-	int64_t stamp, id;
-};
-
-static int apos_cmp(const struct apos *a, const struct apos *b)
-{
-	if (a->stamp != b->stamp)
-		return a->stamp < b->stamp ? -1 : 1;
-	return a->id < b->id ? -1 : a->id > b->id;
-}
-
-/* The position of archive id sid of owner: 0 and *found. */
-static int archive_pos(struct sq *q, const char *owner, const char *sid, struct apos *at,
-                       bool *found)
-{
-	sqlite3_stmt *p;
-	uint64_t num;
-	int rc;
-
-	if (xc_archive_id_decode(q->arch_key, sid, &num) == 0 && num <= INT64_MAX) {
-		p = prep(q, S_ARCH_POS_ID);
-		sqlite3_bind_int64(p, 1, (int64_t)num);
-		bind_text(p, 2, owner);
-		rc = sqlite3_step(p);
-		*found = rc == SQLITE_ROW;
-		if (*found) {
-			at->stamp = sqlite3_column_int64(p, 0);
-			at->id = (int64_t)num;
-		}
-		sqlite3_reset(p);
-		if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-			return xc_sq_fail(rc);
-		if (*found)
-			return 0;
-	}
-	/* an id of an older archive */
-	p = prep(q, S_ARCH_POS);
-	bind_text(p, 1, owner);
-	bind_text(p, 2, sid);
-	rc = sqlite3_step(p);
-	*found = rc == SQLITE_ROW;
-	if (*found) {
-		at->stamp = sqlite3_column_int64(p, 0);
-		at->id = sqlite3_column_int64(p, 1);
-	}
-	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : xc_sq_fail(rc);
-}
-
-/* Narrow the exclusive bound *b (set: *has) by the message sid: above it (lower bound, the
- * greater wins) or below it (upper bound, the smaller wins). -ENOENT in r->err when sid is not
- * in the archive. */
-static int narrow(struct sq *q, struct xc_store_req *r, const char *sid, bool lower, struct apos *b,
-                  bool *has)
-{
-	struct apos at;
-	bool found;
-	int rc;
-
-	if (!sid)
-		return 0;
-	rc = archive_pos(q, r->user, sid, &at, &found);
-	if (rc)
-		return rc;
-	if (!found) {
-		r->err = -ENOENT;
-		return 0;
-	}
-	if (!*has || (lower ? apos_cmp(&at, b) > 0 : apos_cmp(&at, b) < 0))
-		*b = at;
-	*has = true;
-	return 0;
-}
-
-/* Parameters of the archive's queries, by number. */
-enum {
-	QP_OWNER = 1,
-	QP_WITH_BARE,
-	QP_WITH_RES,
-	QP_START,
-	QP_END,
-	QP_LO_STAMP,
-	QP_LO_ID,
-	QP_HI_STAMP,
-	QP_HI_ID,
-	QP_LIMIT,
-	QP_IDS, /* and on */
-};
-
-#define IDS_MAX 1000 /* ids one query may name (the module caps them at its page size) */
-/* Rows a query counts at most: counting is linear in the rows, and the store's thread is every
- * shard's. Beyond, the count is left out (XEP-0059 makes it optional). */
-#define COUNT_MAX 10000
-/* The longest WHERE clause: the filters and every id twice. */
-#define CLAUSE_MAX (512 + 32 * IDS_MAX)
-
-/* The WHERE clause of a query into buf. The lower and upper bounds are exclusive positions:
- * their stamps are folded into the one range on stamp (bind_query()), so that the index range
- * starts and ends there, and their ids settle the ties. */
-static int where(char *buf, size_t len, const struct xc_archive_query *aq, bool with_res, bool lo,
-                 bool hi)
-{
-	size_t n;
-	int k;
-
-	k = snprintf(buf, len, "owner = ?%d%s%s AND stamp >= ?%d AND stamp <= ?%d", QP_OWNER,
-	             aq->with ? " AND with_bare = ?2" : "", with_res ? " AND with_res = ?3" : "",
-	             QP_START, QP_END);
-	if (k < 0 || (size_t)k >= len)
-		return -ENOBUFS;
-	n = (size_t)k;
-	if (lo) {
-		k = snprintf(buf + n, len - n, " AND (stamp > ?%d OR id > ?%d)", QP_LO_STAMP,
-		             QP_LO_ID);
-		if (k < 0 || (size_t)k >= len - n)
-			return -ENOBUFS;
-		n += (size_t)k;
-	}
-	if (hi) {
-		k = snprintf(buf + n, len - n, " AND (stamp < ?%d OR id < ?%d)", QP_HI_STAMP,
-		             QP_HI_ID);
-		if (k < 0 || (size_t)k >= len - n)
-			return -ENOBUFS;
-		n += (size_t)k;
-	}
-	/* each id twice: as a row number (NULL when it is not one of ours), and as an older id */
-	for (int older = 0; older < 2 && aq->nids; older++) {
-		for (size_t i = 0; i < aq->nids; i++) {
-			k = snprintf(buf + n, len - n, "%s?%zu",
-			             i       ? ", "
-			             : older ? ")) OR (sid <> '' AND sid IN ("
-			                     : " AND ((sid = '' AND id IN (",
-			             (size_t)QP_IDS + 2 * i + (size_t)older);
-			if (k < 0 || (size_t)k >= len - n)
-				return -ENOBUFS;
-			n += (size_t)k;
-		}
-	}
-	if (aq->nids) {
-		if (len - n < 4)
-			return -ENOBUFS;
-		memcpy(buf + n, ")))", 4);
-	}
-	return 0;
-}
-
-static void bind_query(const struct sq *q, sqlite3_stmt *p, const struct xc_store_req *r,
-                       const char *bare, const char *res, const struct apos *lo,
-                       const struct apos *hi)
-{
-	const struct xc_archive_query *aq = r->query;
-
-	bind_text(p, QP_OWNER, r->user);
-	if (aq->with) {
-		bind_text(p, QP_WITH_BARE, bare);
-		if (*res)
-			bind_text(p, QP_WITH_RES, res);
-	}
-	sqlite3_bind_int64(p, QP_START, lo && lo->stamp > aq->start_ms ? lo->stamp : aq->start_ms);
-	sqlite3_bind_int64(p, QP_END, hi && hi->stamp < aq->end_ms ? hi->stamp : aq->end_ms);
-	if (lo) {
-		sqlite3_bind_int64(p, QP_LO_STAMP, lo->stamp);
-		sqlite3_bind_int64(p, QP_LO_ID, lo->id);
-	}
-	if (hi) {
-		sqlite3_bind_int64(p, QP_HI_STAMP, hi->stamp);
-		sqlite3_bind_int64(p, QP_HI_ID, hi->id);
-	}
-	for (size_t i = 0; i < aq->nids; i++) {
-		uint64_t num;
-
-		if (xc_archive_id_decode(q->arch_key, aq->ids[i], &num) == 0 && num <= INT64_MAX)
-			sqlite3_bind_int64(p, QP_IDS + 2 * (int)i, (int64_t)num);
-		else
-			sqlite3_bind_null(p, QP_IDS + 2 * (int)i);
-		bind_text(p, QP_IDS + 2 * (int)i + 1, aq->ids[i]);
-	}
-}
-
-/* Prepare sql (not kept: a query's shape varies with its filters). */
-static int prepare_once(struct sq *q, const char *sql_text, sqlite3_stmt **p)
-{
-	int rc = sqlite3_prepare_v2(q->db, sql_text, -1, p, NULL);
-
-	return rc == SQLITE_OK ? 0 : xc_sq_fail(rc);
-}
-
-/* The query of a page into buf (large enough: twice the clause and some): the rows folded into
- * the indexes, and when some wait for the fold, theirs beside. */
-static void page_text(char *buf, size_t len, const char *clause, bool unfolded, bool backward)
-{
-	const char *dir = backward ? "DESC" : "ASC";
-
-	if (unfolded)
-		snprintf(buf, len,
-		         "SELECT sid, id, stamp, stanza FROM archive WHERE (%s) AND indexed = 1 "
-		         "UNION ALL SELECT sid, id, stamp, stanza FROM archive WHERE (%s) AND "
-		         "indexed = 0 ORDER BY stamp %s, id %s LIMIT ?%d",
-		         clause, clause, dir, dir, QP_LIMIT);
-	else
-		snprintf(buf, len,
-		         "SELECT sid, id, stamp, stanza FROM archive WHERE (%s) AND indexed = 1 "
-		         "ORDER BY stamp %s, id %s LIMIT ?%d",
-		         clause, dir, dir, QP_LIMIT);
-}
-
-/* Reverse the page (a backward page is read newest first). */
-static void arch_reverse(struct xc_store_req *r)
-{
-	for (size_t i = 0; i < r->narch / 2; i++) {
-		struct xc_archive_item t = r->arch[i];
-
-		r->arch[i] = r->arch[r->narch - 1 - i];
-		r->arch[r->narch - 1 - i] = t;
-	}
-}
-
-static int archive_query(struct sq *q, struct xc_store_req *r)
-{
-	const struct xc_archive_query *aq = r->query;
-	char withbuf[WITH_MAX + 1], clause[CLAUSE_MAX], text[2 * CLAUSE_MAX + 512];
-	const char *bare = "", *res = "";
-	struct apos lo = {0, 0}, hi = {0, 0}, plo, phi;
-	bool has_lo = false, has_hi = false, has_plo, has_phi;
-	sqlite3_stmt *p = NULL;
-	int rc;
-
-	if (!aq || aq->nids > IDS_MAX ||
-	    (aq->with && split_with(aq->with, withbuf, sizeof(withbuf), &bare, &res))) {
-		r->err = -EINVAL;
-		return 0;
-	}
-	/* the filters' bounds (they count), then the page's (RSM: they do not) */
-	rc = narrow(q, r, aq->after_id, true, &lo, &has_lo);
-	rc = rc ? rc : narrow(q, r, aq->before_id, false, &hi, &has_hi);
-	plo = lo;
-	phi = hi;
-	has_plo = has_lo;
-	has_phi = has_hi;
-	rc = rc ? rc : narrow(q, r, aq->rsm_after, true, &plo, &has_plo);
-	rc = rc ? rc : narrow(q, r, aq->rsm_before, false, &phi, &has_phi);
-	if (rc || r->err)
-		return rc;
-	/* the count of the whole result set */
-	rc = where(clause, sizeof(clause), aq, *res != '\0', has_lo, has_hi);
-	if (rc)
-		return rc;
-	if (q->arch_unfolded) {
-		q->arch_unfolded_reads++;
-		snprintf(text, sizeof(text),
-		         "SELECT count(*) FROM (SELECT 1 FROM archive WHERE (%s) AND indexed = 1 "
-		         "UNION ALL SELECT 1 FROM archive WHERE (%s) AND indexed = 0 LIMIT %d)",
-		         clause, clause, COUNT_MAX + 1);
-	} else {
-		snprintf(text, sizeof(text),
-		         "SELECT count(*) FROM (SELECT 1 FROM archive WHERE (%s) AND indexed = 1 "
-		         "LIMIT %d)",
-		         clause, COUNT_MAX + 1);
-	}
-	rc = prepare_once(q, text, &p);
-	if (rc)
-		return rc;
-	bind_query(q, p, r, bare, res, has_lo ? &lo : NULL, has_hi ? &hi : NULL);
-	rc = sqlite3_step(p);
-	if (rc == SQLITE_ROW) {
-		r->count = (uint64_t)sqlite3_column_int64(p, 0);
-		r->found = r->count <= COUNT_MAX;
-	}
-	sqlite3_finalize(p);
-	p = NULL;
-	if (rc != SQLITE_ROW)
-		return xc_sq_fail(rc);
-	if (aq->max == 0) {
-		r->complete = r->count == 0;
-		return 0;
-	}
-	/* the page, and one more to know whether it is the last */
-	rc = where(clause, sizeof(clause), aq, *res != '\0', has_plo, has_phi);
-	if (rc)
-		return rc;
-	page_text(text, sizeof(text), clause, q->arch_unfolded != 0, aq->backward);
-	rc = prepare_once(q, text, &p);
-	if (rc)
-		return rc;
-	bind_query(q, p, r, bare, res, has_plo ? &plo : NULL, has_phi ? &phi : NULL);
-	sqlite3_bind_int64(p, QP_LIMIT, (int64_t)aq->max + 1);
-	r->arch = calloc(aq->max, sizeof(*r->arch));
-	if (!r->arch) {
-		sqlite3_finalize(p);
-		return -ENOMEM;
-	}
-	r->complete = true;
-	while ((rc = sqlite3_step(p)) == SQLITE_ROW) {
-		struct xc_archive_item *it;
-
-		if (r->narch == aq->max) {
-			r->complete = false;
-			continue;
-		}
-		it = &r->arch[r->narch++];
-		if (sqlite3_column_bytes(p, 0) > 0) {
-			it->id = col_dup(p, 0); /* an older archive's id */
-		} else if ((it->id = malloc(XC_ARCHIVE_ID_LEN + 1)) != NULL) {
-			xc_archive_id_encode(q->arch_key, (uint64_t)sqlite3_column_int64(p, 1),
-			                     it->id);
-		}
-		it->stamp_ms = sqlite3_column_int64(p, 2);
-		it->stanza = col_dup(p, 3);
-		if (!it->id || !it->stanza) {
-			sqlite3_finalize(p);
-			return -ENOMEM;
-		}
-	}
-	sqlite3_finalize(p);
-	if (rc != SQLITE_DONE)
-		return xc_sq_fail(rc);
-	if (aq->backward)
-		arch_reverse(r);
-	return 0;
-}
-
-/* Fold the rows written since the last fold into the archive's indexes, in a transaction of
- * its own (outside any batch). On failure they stay where they are, still found by queries,
- * and the next fold takes them. */
-static int archive_fold(struct sq *q)
-{
-	uint64_t t0 = uv_hrtime();
-	int rc = sq_exec(q, "BEGIN IMMEDIATE");
-
-	rc = rc ? rc : exec1(prep(q, S_ARCH_FOLD));
-	rc = rc ? rc : sq_exec(q, "COMMIT");
-	if (rc) {
-		CM_LOGE("store",
-		        "folding %u archived messages into the archive's indexes: %s (they stay "
-		        "where queries find them; next try in %d s)",
-		        q->arch_unfolded, sqlite3_errmsg(q->db), FOLD_MS / 1000);
-		if (!sqlite3_get_autocommit(q->db))
-			(void)sq_exec(q, "ROLLBACK");
-		return rc;
-	}
-	if (sqlite3_changes(q->db) > 0)
-		CM_LOGD("store",
-		        "folded %d archived messages into the archive's indexes in %.1f ms",
-		        sqlite3_changes(q->db), (double)(uv_hrtime() - t0) / 1e6);
-	q->arch_unfolded = 0;
-	q->arch_unfolded_reads = 0;
-	if (!q->sync_full)
-		q->unsynced = true; /* committed as the last batch was: flushed as it will be */
-	return 0;
 }
 
 /* Flush what commits nobody waited for left unflushed: a checkpoint flushes the WAL first. */
@@ -1290,57 +767,26 @@ static unsigned until(uint64_t now, uint64_t t0, uint64_t span)
 	return now - t0 >= span ? 1 : (unsigned)(t0 + span - now);
 }
 
-/* After each batch, and when idle at the time asked: fold when enough rows wait or the first
- * has waited long enough; flush late commits when the last flush is old enough. */
+/* After each batch, and when idle at the time asked: the archive's fold when it is due; flush
+ * late commits when the last flush is old enough. */
 static unsigned sq_maintain(void *db)
 {
 	struct sq *q = db;
-	uint64_t now = now_ms(), at;
-	unsigned next = 0, t;
+	uint64_t now;
+	unsigned next, t;
+	bool folded;
 
-	/* (after a failed fold, none before fold_retry_ms: a broken disk gets one line per try) */
-	if (q->arch_unfolded && now >= q->fold_retry_ms &&
-	    (q->arch_unfolded >= FOLD_ROWS || now - q->arch_unfolded_since_ms >= FOLD_MS ||
-	     q->arch_unfolded_reads >= FOLD_QUERIES) &&
-	    archive_fold(q) != 0)
-		q->fold_retry_ms = now + FOLD_MS;
-	if (q->unsynced && now - q->synced_ms >= SYNC_LATE_MS)
-		flush_late(q);
+	next = xc_sq_arch_maintain(q->arch, &folded);
+	if (folded && !q->sync_full)
+		q->unsynced = true; /* committed as the last batch was: flushed as it will be */
 	now = now_ms();
-	if (q->arch_unfolded) {
-		at = q->arch_unfolded_since_ms + FOLD_MS;
-		at = at > q->fold_retry_ms ? at : q->fold_retry_ms;
-		next = at > now ? (unsigned)(at - now) : 1;
+	if (q->unsynced && now - q->synced_ms >= SYNC_LATE_MS) {
+		flush_late(q);
+		now = now_ms();
 	}
 	if (q->unsynced && (t = until(now, q->synced_ms, SYNC_LATE_MS)) < (next ? next : UINT_MAX))
 		next = t;
 	return next;
-}
-
-/* Archives made before the fold have no column indexed: their rows are all in the indexes. */
-static int archive_column(struct sq *q)
-{
-	sqlite3_stmt *p;
-
-	if (sqlite3_prepare_v2(q->db, "SELECT indexed FROM archive LIMIT 0", -1, &p, NULL) ==
-	    SQLITE_OK) {
-		sqlite3_finalize(p);
-		return 0;
-	}
-	return sq_exec(q, "ALTER TABLE archive ADD COLUMN indexed INTEGER NOT NULL DEFAULT 1");
-}
-
-static int archive_purge(struct sq *q, struct xc_store_req *r)
-{
-	sqlite3_stmt *p = prep(q, S_ARCH_PURGE);
-	int rc;
-
-	sqlite3_bind_int64(p, 1, r->stamp_ms);
-	sqlite3_bind_int64(p, 2, r->limit ? r->limit : 1000);
-	rc = exec1(p);
-	if (!rc)
-		r->count = (uint64_t)sqlite3_changes(q->db);
-	return rc;
 }
 
 static int dispatch(struct sq *q, struct xc_store_req *r)
@@ -1383,13 +829,11 @@ static int dispatch(struct sq *q, struct xc_store_req *r)
 	case XC_STORE_BLOCK_REMOVE:
 		return block_change(q, r, S_BLOCK_DEL, true);
 	case XC_STORE_ARCHIVE_PUT:
-		return archive_put(q, r);
 	case XC_STORE_ARCHIVE_QUERY:
-		return archive_query(q, r);
+	case XC_STORE_ARCHIVE_PURGE:
+		return xc_sq_arch_run(q->arch, r);
 	case XC_STORE_ARCHIVE_PREFS_PUT:
 		return prefs_put(q, r);
-	case XC_STORE_ARCHIVE_PURGE:
-		return archive_purge(q, r);
 	case XC_STORE_PEP_PUBLISH:
 	case XC_STORE_PEP_ITEMS:
 	case XC_STORE_PEP_RETRACT:
@@ -1502,8 +946,7 @@ static void sq_close(void *db)
 
 	if (!q)
 		return;
-	if (q->arch_unfolded && q->st[S_ARCH_FOLD])
-		(void)archive_fold(q);
+	xc_sq_arch_close(q->arch); /* (first: it folds what waits) */
 	for (int i = 0; i < S_NSTMT; i++)
 		sqlite3_finalize(q->st[i]);
 	pep_close(q);
@@ -1542,8 +985,6 @@ static int sq_open(void **out, const char *where, unsigned cache_mb, char *err, 
 	         cache_mb * 1024u, CHECKPOINT_PAGES);
 	rc = sq_exec(q, pragmas);
 	rc = rc ? rc : sq_exec(q, schema);
-	rc = rc ? rc : archive_column(q);
-	rc = rc ? rc : sq_exec(q, schema_archive_indexes);
 	if (rc)
 		rc = cm_errf(err, errlen, rc, "%s: %s", where, sqlite3_errmsg(q->db));
 	if (!rc && sqlite3_prepare_v2(q->db, "SELECT value FROM meta WHERE key = 'schema'", -1, &p,
@@ -1569,8 +1010,7 @@ static int sq_open(void **out, const char *where, unsigned cache_mb, char *err, 
 		rc = cm_errf(err, errlen, rc, "%s: %s", where, sqlite3_errmsg(q->db));
 	if (!rc && (rc = xc_sq_push_open(&q->push, q->db)) != 0)
 		rc = cm_errf(err, errlen, rc, "%s: %s", where, sqlite3_errmsg(q->db));
-	/* the rows a crash left unfolded */
-	if (!rc && (rc = archive_fold(q)) != 0)
+	if (!rc && (rc = xc_sq_arch_open(&q->arch, q->db)) != 0)
 		rc = cm_errf(err, errlen, rc, "%s: %s", where, sqlite3_errmsg(q->db));
 	if (rc) {
 		sq_close(q);
@@ -1580,43 +1020,11 @@ static int sq_open(void **out, const char *where, unsigned cache_mb, char *err, 
 	return 0;
 }
 
-/* The archive's numbering: the key of its ids, drawn once per database, and the next row
- * number, above every row and above the high-water mark, which moves on at once. */
 static int sq_archive_ids(void *db, uint64_t *next, uint64_t key[2])
 {
 	struct sq *q = db;
-	int64_t v[2], hw = 0, max = 0;
-	bool found[2], hw_found;
-	sqlite3_stmt *p;
-	int rc;
 
-	rc = meta_get(q, "archive_key0", &v[0], &found[0]);
-	rc = rc ? rc : meta_get(q, "archive_key1", &v[1], &found[1]);
-	if (rc)
-		return rc;
-	if (!found[0] || !found[1]) {
-		if (cm_crypto_random(v, sizeof(v)) != 0)
-			return -EIO;
-		rc = meta_set(q, "archive_key0", v[0]);
-		rc = rc ? rc : meta_set(q, "archive_key1", v[1]);
-		if (rc)
-			return rc;
-	}
-	q->arch_key[0] = key[0] = (uint64_t)v[0];
-	q->arch_key[1] = key[1] = (uint64_t)v[1];
-	rc = meta_get(q, "archive_hw", &hw, &hw_found);
-	if (rc)
-		return rc;
-	p = prep(q, S_ARCH_MAX);
-	rc = sqlite3_step(p);
-	if (rc == SQLITE_ROW)
-		max = sqlite3_column_int64(p, 0);
-	sqlite3_reset(p);
-	if (rc != SQLITE_ROW)
-		return xc_sq_fail(rc);
-	*next = (uint64_t)(max > hw ? max : hw) + 1;
-	q->arch_hw = (int64_t)*next + ARCH_HW_STEP;
-	return meta_set(q, "archive_hw", q->arch_hw);
+	return xc_sq_arch_ids(q->arch, next, key);
 }
 
 const struct xc_store_backend xc_store_sqlite = {
@@ -2184,6 +1592,14 @@ static const char fast_schema[] =
 static int fast_open(struct sq *q)
 {
 	return sq_exec(q, fast_schema);
+}
+
+/* Prepare sql_text (not kept). */
+static int prepare_once(struct sq *q, const char *sql_text, sqlite3_stmt **p)
+{
+	int rc = sqlite3_prepare_v2(q->db, sql_text, -1, p, NULL);
+
+	return rc == SQLITE_OK ? 0 : xc_sq_fail(rc);
 }
 
 /* Run sql bound to owner, agent (NULL: not bound) and up to two integers. */

@@ -1,11 +1,16 @@
-/* store_sqlite_int.h - what the SQLite backend (store_sqlite.c) shares with its block of push
- * registrations (store_sqlite_push.c). Runs on the store's thread only. */
+/* store_sqlite_int.h - what the SQLite backend (store_sqlite.c) shares with its blocks: push
+ * registrations (store_sqlite_push.c) and the message archive (store_sqlite_archive.c). Runs
+ * on the store's thread only. */
 #ifndef XC_STORE_SQLITE_INT_H
 #define XC_STORE_SQLITE_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
 
 struct sqlite3;
 struct xc_store_req;
 struct xc_sq_push;
+struct xc_sq_arch;
 
 /* A result code of SQLite as a negative errno: the database failed (store_sqlite.c). */
 int xc_sq_fail(int rc);
@@ -21,5 +26,27 @@ int xc_sq_push_run(struct xc_sq_push *p, struct xc_store_req *r);
 
 /* Remove every registration of owner (its account is deleted). 0 or the database failure. */
 int xc_sq_push_delete_owned(struct xc_sq_push *p, const char *owner);
+
+/* The archive's tables on db (borrowed; kept until xc_sq_arch_close; its meta table exists):
+ * created, moved from the layouts before, and the keys a crash left unwritten written. 0 or a
+ * negative errno (sqlite3_errmsg(db) says why). */
+int xc_sq_arch_open(struct xc_sq_arch **out, struct sqlite3 *db);
+/* Writes the keys still waiting, then frees a. Accepts NULL. */
+void xc_sq_arch_close(struct xc_sq_arch *a);
+
+/* Run a XC_STORE_ARCHIVE_PUT, _QUERY or _PURGE request, inside the batch's transaction: r->err
+ * and its results are set; the return is nonzero only when the database itself failed. */
+int xc_sq_arch_run(struct xc_sq_arch *a, struct xc_store_req *r);
+
+/* Remove owner's whole archive (its account is deleted). 0 or the database failure. */
+int xc_sq_arch_delete_owned(struct xc_sq_arch *a, const char *owner);
+
+/* Outside any transaction: the fold, when it is due (*committed: it committed a transaction).
+ * Returns the ms after which it is due again, 0 when nothing waits. */
+unsigned xc_sq_arch_maintain(struct xc_sq_arch *a, bool *committed);
+
+/* The next archive row number to hand out and the key of the archive's ids (the backend's
+ * archive_ids). */
+int xc_sq_arch_ids(struct xc_sq_arch *a, uint64_t *next, uint64_t key[2]);
 
 #endif
