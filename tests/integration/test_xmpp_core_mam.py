@@ -320,13 +320,30 @@ class Archive(Base):
             await self.wait_archived(3)  # carol's, alice's, bob's of alice's
             p = await query(b, "")
             self.assertEqual(p.bodies, ["from alice"])
+            # default 'roster': alice goes into bob's roster, carol does not
+            iq = b.make_iq_set()
+            iq.append(ET.fromstring("<prefs xmlns='%s' default='roster'/>" % MAM))
+            await iq.send(timeout=10)
+            iq = b.make_iq_set()
+            iq.append(ET.fromstring("<query xmlns='jabber:iq:roster'><item jid='%s'/></query>"
+                                    % self.alice))
+            await iq.send(timeout=10)
+            send(c, self.bob, "from carol again")
+            m = await b.next_message()
+            self.assertIsNone(m.xml.find("{%s}stanza-id" % SID))
+            send(a, self.bob, "from alice again")
+            m = await b.next_message()
+            self.assertIsNotNone(m.xml.find("{%s}stanza-id" % SID))
+            await self.wait_archived(6)  # carol's twice, alice's twice, bob's of alice's twice
+            p = await query(b, "")
+            self.assertEqual(p.bodies, ["from alice", "from alice again"])
             # they are kept across sessions
             await logout(b)
             b = await login(self.srv, self.bob + "/laptop")
             iq = b.make_iq_get()
             iq.append(ET.fromstring("<prefs xmlns='%s'/>" % MAM))
             res = await iq.send(timeout=10)
-            self.assertEqual(res.xml.find("{%s}prefs" % MAM).get("default"), "never")
+            self.assertEqual(res.xml.find("{%s}prefs" % MAM).get("default"), "roster")
             await logout(a, b, c)
         run(go())
 

@@ -209,15 +209,20 @@ void xc_mam_strip_ids(const struct xc_server *srv, struct cm_xml_node *st)
 /* Whether u's preferences archive a message with peer. */
 static bool wanted(const struct xc_mam *m, struct xc_user *u, const struct xc_jid *peer)
 {
+	const struct xc_archive_prefs *p;
 	char bare[BARE_MAX];
 	size_t len = xc_jid_bare_len(peer);
+	bool in_roster;
 
 	if (len >= sizeof(bare))
 		return false;
 	memcpy(bare, peer->s, len);
 	bare[len] = '\0';
-	return xc_mam__wanted(u->mam_prefs ? &u->mam_prefs->p : NULL, m->cfg->default_policy, bare,
-	                      xc_roster_find(u, bare) != NULL);
+	p = u->mam_prefs ? &u->mam_prefs->p : NULL;
+	/* the roster is looked up only when the policy that applies asks it */
+	in_roster = (p ? p->def : m->cfg->default_policy) == XC_ARCHIVE_ROSTER &&
+	            xc_roster_find(u, bare) != NULL;
+	return xc_mam__wanted(p, m->cfg->default_policy, bare, in_roster);
 }
 
 /* Whether u has a session that would have been handed a message now. */
