@@ -91,6 +91,8 @@ enum stmt {
 	S_PREFS_JID_PUT,
 	S_PREFS_DEL,
 	S_PREFS_JID_DEL,
+	S_BEGIN,
+	S_COMMIT,
 	S_SAVE,
 	S_RELEASE,
 	S_ROLLBACK_TO,
@@ -132,6 +134,9 @@ static const char *const sql[S_NSTMT] = {
     [S_SAVE] = "SAVEPOINT req",
     [S_RELEASE] = "RELEASE req",
     [S_ROLLBACK_TO] = "ROLLBACK TO req",
+    /* every batch's: parsed once */
+    [S_BEGIN] = "BEGIN IMMEDIATE",
+    [S_COMMIT] = "COMMIT",
 };
 
 #define P_NSTMT 28 /* statements of the PEP and vCard block (its enum pstmt) */
@@ -192,6 +197,16 @@ static int exec1(sqlite3_stmt *p)
 	int rc = sqlite3_step(p);
 
 	return rc == SQLITE_DONE ? 0 : xc_sq_fail(rc);
+}
+
+/* exec1(), the statement reset after it: nothing of it stays active (a COMMIT that failed must
+ * not stand in the way of the ROLLBACK after it). */
+static int exec_once(sqlite3_stmt *p)
+{
+	int rc = exec1(p);
+
+	sqlite3_reset(p);
+	return rc;
 }
 
 static char *col_dup(sqlite3_stmt *p, int i)
@@ -915,13 +930,13 @@ static int sq_begin(void *db, bool waited)
 			return rc;
 		q->sync_full = full;
 	}
-	return sq_exec(q, "BEGIN IMMEDIATE");
+	return exec_once(prep(q, S_BEGIN));
 }
 
 static int sq_commit(void *db)
 {
 	struct sq *q = db;
-	int rc = sq_exec(q, "COMMIT");
+	int rc = exec_once(prep(q, S_COMMIT));
 
 	if (!rc && q->sync_full) {
 		q->synced_ms = now_ms();
