@@ -8,6 +8,8 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "cm/log.h"
 
@@ -18,7 +20,12 @@
 /* --- the mailbox: an intrusive multi-producer, single-consumer queue ---------------------------
  * Producers swap their node into tail, then link the previous tail to it. Between those two steps
  * the consumer sees a tail that cannot be reached yet; it stops there, and the producer's wake-up,
- * sent after linking, brings it back. */
+ * sent after linking, brings it back.
+ *
+ * The wake-up: a producer that finds wake_pending clear sets it and writes the eventfd; the
+ * consumer reads the eventfd, clears the flag, and only then empties the queue. A message
+ * linked before the clear is found by that pass; one linked after it finds the flag clear and
+ * wakes the loop again (at worst a wake-up with nothing left to run). */
 
 static void mq_push(struct cm_loop *l, struct cm_msg *m)
 {
@@ -55,6 +62,16 @@ static struct cm_msg *mq_pop(struct cm_loop *l)
 	return NULL;
 }
 
+/* Wake the loop unless a wake-up is pending already. Any thread. */
+static void wake(struct cm_loop *l)
+{
+	static const uint64_t one = 1;
+
+	/* (the eventfd's counter cannot overflow: the loop reads it to 0 each wake-up) */
+	if (!atomic_exchange(&l->wake_pending, true) && write(l->wake_fd, &one, sizeof(one)) < 0)
+		atomic_store(&l->wake_pending, false);
+}
+
 static void run_mail(struct cm_loop *l, unsigned budget)
 {
 	struct cm_msg *m;
@@ -66,12 +83,19 @@ static void run_mail(struct cm_loop *l, unsigned budget)
 	}
 	/* Bounded work per wake-up: what is left waits for the next turn. */
 	if (n == budget && !l->stopping)
-		uv_async_send(&l->wake);
+		wake(l);
 }
 
-static void on_wake(uv_async_t *a)
+static void on_wake(uv_poll_t *p, int status, int events)
 {
-	run_mail(a->data, MAILBOX_BUDGET);
+	struct cm_loop *l = p->data;
+	uint64_t n;
+
+	(void)events;
+	if (status == 0 && read(l->wake_fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		CM_LOGE("loop", "reading the wake-up of loop %u: %s", l->index, strerror(errno));
+	atomic_exchange(&l->wake_pending, false);
+	run_mail(l, MAILBOX_BUDGET);
 }
 
 int cm_loop_post(struct cm_loop *l, struct cm_msg *m)
@@ -83,7 +107,7 @@ int cm_loop_post(struct cm_loop *l, struct cm_msg *m)
 		rc = -ESHUTDOWN;
 	} else {
 		mq_push(l, m);
-		uv_async_send(&l->wake);
+		wake(l);
 	}
 	atomic_fetch_sub(&l->posting, 1);
 	return rc;
@@ -209,6 +233,8 @@ int cm_loop_init(struct cm_loop *l, uv_loop_t *uv, unsigned index)
 	memset(l, 0, sizeof(*l));
 	l->uv = uv;
 	l->index = index;
+	l->wake_fd = -1;
+	atomic_init(&l->wake_pending, false);
 	l->head = &l->stub;
 	atomic_init(&l->tail, &l->stub);
 	atomic_init(&l->stub.next, NULL);
@@ -225,10 +251,17 @@ int cm_loop_init(struct cm_loop *l, uv_loop_t *uv, unsigned index)
 	rc = cm_wheel_init(&l->wheel, WHEEL_SLOTS, CM_LOOP_TICK_MS, uv_now(uv));
 	if (rc)
 		goto fail;
-	rc = uv_async_init(uv, &l->wake, on_wake);
+	l->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (l->wake_fd < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	rc = uv_poll_init(uv, &l->wake, l->wake_fd);
 	if (rc)
 		goto fail;
-	/* From here on every handle is initialised and must be closed, never failed over. */
+	/* From here on every handle is initialised and must be closed, never failed over
+	 * (uv_poll_start() refuses only arguments, and these are fixed). */
+	(void)uv_poll_start(&l->wake, UV_READABLE, on_wake);
 	uv_timer_init(uv, &l->wheel_timer);
 	uv_prepare_init(uv, &l->flush_prepare);
 	uv_check_init(uv, &l->flush_check);
@@ -237,6 +270,9 @@ int cm_loop_init(struct cm_loop *l, uv_loop_t *uv, unsigned index)
 	uv->data = l;
 	return 0;
 fail:
+	if (l->wake_fd >= 0)
+		close(l->wake_fd);
+	l->wake_fd = -1;
 	cm_wheel_close(&l->wheel);
 	free(l->rbuf);
 	free(l->plainbuf);
@@ -287,6 +323,10 @@ void cm_loop_free(struct cm_loop *l)
 	free(l->rbuf);
 	free(l->plainbuf);
 	l->rbuf = l->plainbuf = NULL;
+	/* (its handle is closed: the close is over) */
+	if (l->wake_fd >= 0)
+		close(l->wake_fd);
+	l->wake_fd = -1;
 }
 
 /* --- leaks --------------------------------------------------------------------------------- */

@@ -1,6 +1,7 @@
 /* test_loop.c - cm/loop.h: the mailbox under several producer threads (nothing lost, order kept
- * per producer), posts refused after close, the loop's timers, worker threads (start, messages
- * both ways, stop, leak reports, an init that fails). */
+ * per producer; bursts, and posts that leave the loop idle between them), posts refused after
+ * close, the loop's timers, worker threads (start, messages both ways, stop, leak reports, an init
+ * that fails). */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -30,6 +31,7 @@ struct mbox_fix {
 	struct tmsg *msgs; /* PRODUCERS * PER */
 	int next[PRODUCERS];
 	int got, out_of_order;
+	int sparse; /* producers yield after each post, so the loop often waits with none left */
 	uv_thread_t th[PRODUCERS];
 };
 
@@ -57,16 +59,27 @@ static void producer(void *arg)
 		t->seq = i;
 		t->m.fn = on_msg;
 		assert_int_equal(cm_loop_post(&mbox->l, &t->m), 0);
+		if (mbox->sparse && i % mbox->sparse == 0)
+			uv_sleep(0);
 	}
+}
+
+/* A lost wake-up would leave the loop waiting for ever: the test fails instead. */
+static void on_watchdog(uv_timer_t *t)
+{
+	(void)t;
+	fail_msg("the loop got %d of %d messages in 30 s: a wake-up was lost", mbox->got,
+	         PRODUCERS * PER);
 }
 
 static void test_mailbox_threads(void **state)
 {
 	struct mbox_fix f;
 	struct tmsg late = {.m.fn = on_msg};
+	uv_timer_t watchdog;
 
-	(void)state;
 	memset(&f, 0, sizeof(f));
+	f.sparse = state && *state ? *(const int *)*state : 0;
 	mbox = &f;
 	f.msgs = calloc(PRODUCERS * PER, sizeof(*f.msgs));
 	assert_non_null(f.msgs);
@@ -74,9 +87,14 @@ static void test_mailbox_threads(void **state)
 	assert_int_equal(cm_loop_init(&f.l, &f.uv, 0), 0);
 	assert_ptr_equal(cm_loop_of(&f.uv), &f.l);
 	cm_loop_keep_alive(&f.l, true); /* the loop waits for the producers */
+	assert_int_equal(uv_timer_init(&f.uv, &watchdog), 0);
+	assert_int_equal(uv_timer_start(&watchdog, on_watchdog, 30000, 0), 0);
+	uv_unref((uv_handle_t *)&watchdog);
 	for (int i = 0; i < PRODUCERS; i++)
 		assert_int_equal(uv_thread_create(&f.th[i], producer, (void *)(intptr_t)i), 0);
 	/* the loop runs until the last message closes the context */
+	assert_int_equal(uv_run(&f.uv, UV_RUN_DEFAULT), 0);
+	uv_close((uv_handle_t *)&watchdog, NULL);
 	assert_int_equal(uv_run(&f.uv, UV_RUN_DEFAULT), 0);
 	for (int i = 0; i < PRODUCERS; i++)
 		uv_thread_join(&f.th[i]);
@@ -361,10 +379,14 @@ static void test_workers_leak_and_failure(void **state)
 	assert_int_equal(st.stops, 2); /* stop for each worker whose init ran */
 }
 
+static const int every_post = 1, every_64th = 64;
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_mailbox_threads),
+	    cmocka_unit_test_prestate(test_mailbox_threads, (void *)&every_post),
+	    cmocka_unit_test_prestate(test_mailbox_threads, (void *)&every_64th),
 	    cmocka_unit_test(test_close_runs_waiting),
 	    cmocka_unit_test(test_call),
 	    cmocka_unit_test(test_loop_timers),

@@ -3,7 +3,11 @@
  * struct cm_loop is what the suite keeps per event loop, beside libuv's own uv_loop_t:
  *   - a mailbox: any thread posts a message (struct cm_msg, embedded in the sender's struct);
  *     the loop's thread runs it. Posting takes no lock (an intrusive multi-producer queue) and
- *     wakes the loop with a uv_async_t, so many messages cost one wake-up;
+ *     wakes the loop through an eventfd only when no wake-up is pending yet (an atomic flag the
+ *     loop clears before it empties the mailbox), so many messages cost one wake-up, and
+ *     neither side ever waits for the other (libuv's uv_async_t makes its loop spin while a
+ *     sender is inside uv_async_send(), which a preempted sender on a busy machine turns into
+ *     milliseconds of spinning and sched_yield());
  *   - a timer wheel (cm/wheel.h) for the many deadlines of connections, driven by one timer;
  *   - what cm_stream shares per loop: the queue of streams with output to send at the end of
  *     the turn and the read buffers (each read is handled before the next one, so one buffer
@@ -58,7 +62,9 @@ struct cm_loop {
 	unsigned index; /* 0 for the main loop; 1.. for workers */
 	void *data;     /* the owner's per-loop context; borrowed */
 	/* mailbox */
-	uv_async_t wake;
+	uv_poll_t wake;              /* on wake_fd */
+	int wake_fd;                 /* an eventfd; -1 before init */
+	atomic_bool wake_pending;    /* a wake-up is on its way: posts need not send another */
 	struct cm_msg *_Atomic tail; /* producers swap themselves in here */
 	struct cm_msg *head;         /* the consumer's end */
 	struct cm_msg stub;
