@@ -877,8 +877,10 @@ static int dispatch(struct sq *q, struct xc_store_req *r)
 
 /* --- the backend ------------------------------------------------------------------------------ */
 
-/* Whether op writes with one statement, refusing before it or with it changing nothing: it
- * needs no savepoint of its own (a statement that fails is undone by SQLite itself). */
+/* Whether op refuses only before it writes or with its one insert changing nothing: it needs no
+ * savepoint of its own (a statement that fails is undone by SQLite itself, and what an archive
+ * write does after its insert, a late row's keys, fails only when the database does, which
+ * rolls the whole batch back). */
 static bool one_statement(enum xc_store_op op)
 {
 	return op == XC_STORE_ARCHIVE_PUT;
