@@ -654,9 +654,10 @@ enum {
 /* One query's shape. */
 struct qshape {
 	const struct xc_archive_query *aq;
-	bool with_res; /* the peer is a full JID */
-	bool lo, hi;   /* exclusive bounds (struct apos) */
-	bool keyed;    /* the rows with keys (x, joined to their rows a), else those waiting */
+	const char *bare, *res;     /* the peer's parts (res "" for a bare JID); borrowed */
+	int64_t owner_no, peer_no;  /* their numbers in archive_jid (0: none yet) */
+	const struct apos *lo, *hi; /* exclusive bounds; NULL: none */
+	bool keyed; /* the rows with keys (x, joined to their rows a), else those waiting */
 };
 
 static int put_text(char *buf, size_t len, size_t *n, const char *fmt, ...)
@@ -697,7 +698,7 @@ static int where(char *buf, size_t len, const struct qshape *s)
 		              aq->with ? " AND a.with_bare = ?2" : "");
 	rc = rc ? rc
 	        : put_text(buf, len, &n, "%s AND %sstamp >= ?%d AND %sstamp <= ?%d",
-	                   s->with_res ? " AND a.with_res = ?3" : "", t, QP_START, t, QP_END);
+	                   *s->res ? " AND a.with_res = ?3" : "", t, QP_START, t, QP_END);
 	if (!rc && s->lo)
 		rc = put_text(buf, len, &n, " AND (%sstamp > ?%d OR %sid > ?%d)", t, QP_LO_STAMP, t,
 		              QP_LO_ID);
@@ -732,19 +733,19 @@ static const char *from(const struct qshape *s, bool join)
 }
 
 static void bind_query(const struct xc_sq_arch *a, sqlite3_stmt *p, const struct xc_store_req *r,
-                       const char *bare, const char *res, int64_t owner_no, int64_t peer_no,
-                       const struct apos *lo, const struct apos *hi)
+                       const struct qshape *s)
 {
 	const struct xc_archive_query *aq = r->query;
+	const struct apos *lo = s->lo, *hi = s->hi;
 
 	bind_text(p, QP_OWNER, r->user);
-	sqlite3_bind_int64(p, QP_OWNER_NO, owner_no);
+	sqlite3_bind_int64(p, QP_OWNER_NO, s->owner_no);
 	sqlite3_bind_int64(p, QP_FOLDED, a->folded);
 	if (aq->with) {
-		bind_text(p, QP_WITH_BARE, bare);
-		sqlite3_bind_int64(p, QP_PEER_NO, peer_no);
-		if (*res)
-			bind_text(p, QP_WITH_RES, res);
+		bind_text(p, QP_WITH_BARE, s->bare);
+		sqlite3_bind_int64(p, QP_PEER_NO, s->peer_no);
+		if (*s->res)
+			bind_text(p, QP_WITH_RES, s->res);
 	}
 	sqlite3_bind_int64(p, QP_START, lo && lo->stamp > aq->start_ms ? lo->stamp : aq->start_ms);
 	sqlite3_bind_int64(p, QP_END, hi && hi->stamp < aq->end_ms ? hi->stamp : aq->end_ms);
@@ -774,7 +775,7 @@ static int query_text(struct xc_sq_arch *a, char *buf, size_t len, struct qshape
 	const char *dir = s->aq->backward ? "DESC" : "ASC";
 	char keyed[CLAUSE_MAX], waiting[CLAUSE_MAX];
 	/* a count reads the rows only when a filter needs them */
-	bool join = page || s->with_res || s->aq->nids;
+	bool join = page || *s->res || s->aq->nids;
 	bool both = a->unfolded != 0;
 	size_t n = 0;
 	int rc;
@@ -814,6 +815,19 @@ static int prepare_once(struct xc_sq_arch *a, const char *text, sqlite3_stmt **p
 	int rc = sqlite3_prepare_v2(a->db, text, -1, p, NULL);
 
 	return rc == SQLITE_OK ? 0 : xc_sq_fail(rc);
+}
+
+/* A count (page false) or a page of the query r asks, in the shape s, prepared and bound. */
+static int query_prepare(struct xc_sq_arch *a, const struct xc_store_req *r, struct qshape *s,
+                         bool page, sqlite3_stmt **p)
+{
+	char text[2 * CLAUSE_MAX + 512];
+	int rc = query_text(a, text, sizeof(text), s, page);
+
+	rc = rc ? rc : prepare_once(a, text, p);
+	if (!rc)
+		bind_query(a, *p, r, s);
+	return rc;
 }
 
 /* Reverse the page (a backward page is read newest first). */
@@ -868,23 +882,20 @@ static int read_page(struct xc_sq_arch *a, sqlite3_stmt *p, struct xc_store_req 
 static int archive_query(struct xc_sq_arch *a, struct xc_store_req *r)
 {
 	const struct xc_archive_query *aq = r->query;
-	char withbuf[WITH_MAX + 1], text[2 * CLAUSE_MAX + 512];
-	const char *bare = "", *res = "";
+	char withbuf[WITH_MAX + 1];
 	struct apos lo = {0, 0}, hi = {0, 0}, plo, phi;
 	bool has_lo = false, has_hi = false, has_plo, has_phi;
-	struct qshape s = {.aq = aq};
-	int64_t owner_no = 0, peer_no = 0;
+	struct qshape s = {.aq = aq, .bare = "", .res = ""};
 	sqlite3_stmt *p = NULL;
 	int rc;
 
 	if (!aq || aq->nids > IDS_MAX ||
-	    (aq->with && split_with(aq->with, withbuf, sizeof(withbuf), &bare, &res))) {
+	    (aq->with && split_with(aq->with, withbuf, sizeof(withbuf), &s.bare, &s.res))) {
 		r->err = -EINVAL;
 		return 0;
 	}
-	s.with_res = *res != '\0';
-	rc = jid_no(a, r->user, false, false, &owner_no);
-	rc = rc || !aq->with ? rc : jid_no(a, bare, false, false, &peer_no);
+	rc = jid_no(a, r->user, false, false, &s.owner_no);
+	rc = rc || !aq->with ? rc : jid_no(a, s.bare, false, false, &s.peer_no);
 	/* the filters' bounds (they count), then the page's (RSM: they do not) */
 	rc = rc ? rc : narrow(a, r, aq->after_id, true, &lo, &has_lo);
 	rc = rc ? rc : narrow(a, r, aq->before_id, false, &hi, &has_hi);
@@ -899,13 +910,10 @@ static int archive_query(struct xc_sq_arch *a, struct xc_store_req *r)
 	if (a->unfolded)
 		a->unfolded_reads++;
 	/* the count of the whole result set */
-	s.lo = has_lo;
-	s.hi = has_hi;
-	rc = query_text(a, text, sizeof(text), &s, false);
-	rc = rc ? rc : prepare_once(a, text, &p);
-	if (rc)
+	s.lo = has_lo ? &lo : NULL;
+	s.hi = has_hi ? &hi : NULL;
+	if ((rc = query_prepare(a, r, &s, false, &p)) != 0)
 		return rc;
-	bind_query(a, p, r, bare, res, owner_no, peer_no, has_lo ? &lo : NULL, has_hi ? &hi : NULL);
 	rc = sqlite3_step(p);
 	if (rc == SQLITE_ROW) {
 		r->count = (uint64_t)sqlite3_column_int64(p, 0);
@@ -920,14 +928,10 @@ static int archive_query(struct xc_sq_arch *a, struct xc_store_req *r)
 		return 0;
 	}
 	/* the page, and one more to know whether it is the last */
-	s.lo = has_plo;
-	s.hi = has_phi;
-	rc = query_text(a, text, sizeof(text), &s, true);
-	rc = rc ? rc : prepare_once(a, text, &p);
-	if (rc)
+	s.lo = has_plo ? &plo : NULL;
+	s.hi = has_phi ? &phi : NULL;
+	if ((rc = query_prepare(a, r, &s, true, &p)) != 0)
 		return rc;
-	bind_query(a, p, r, bare, res, owner_no, peer_no, has_plo ? &plo : NULL,
-	           has_phi ? &phi : NULL);
 	sqlite3_bind_int64(p, QP_LIMIT, (int64_t)aq->max + 1);
 	rc = read_page(a, p, r);
 	sqlite3_finalize(p);
