@@ -488,18 +488,27 @@ static void reopen(struct fix *f)
 		fail_msg("open: %s", err);
 }
 
-/* An integer sql selects from the fixture's database, through a connection of the test's own. */
-static int sql_int(struct fix *f, const char *sql)
+/* The integer sql selects, on db. */
+static int db_int(sqlite3 *db, const char *sql)
 {
-	sqlite3 *db;
 	sqlite3_stmt *p;
 	int n;
 
-	assert_int_equal(sqlite3_open(f->s.path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &p, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(p), SQLITE_ROW);
 	n = sqlite3_column_int(p, 0);
 	sqlite3_finalize(p);
+	return n;
+}
+
+/* An integer sql selects from the fixture's database, through a connection of the test's own. */
+static int sql_int(struct fix *f, const char *sql)
+{
+	sqlite3 *db;
+	int n;
+
+	assert_int_equal(sqlite3_open(f->s.path, &db), SQLITE_OK);
+	n = db_int(db, sql);
 	sqlite3_close(db);
 	return n;
 }
@@ -507,22 +516,30 @@ static int sql_int(struct fix *f, const char *sql)
 #define FOLDED_ID "(SELECT value FROM meta WHERE key = 'archive_folded')"
 
 /* Rows of the archive above the fold (their keys not written yet). Every row below it has its
- * two keys, and no key is left without its row. */
+ * two keys, and no key is left without its row. Read in one transaction: the store's thread
+ * may fold between two reads otherwise. */
 static int unfolded(struct fix *f)
 {
-	int keyed = sql_int(f, "SELECT count(*) FROM archive WHERE id <= " FOLDED_ID);
+	sqlite3 *db;
+	int keyed, n;
 
-	assert_int_equal(sql_int(f, "SELECT count(*) FROM archive_ix_time"), keyed);
-	assert_int_equal(sql_int(f, "SELECT count(*) FROM archive_ix_with"), keyed);
-	assert_int_equal(sql_int(f, "SELECT count(*) FROM archive_ix_time x JOIN archive a "
+	assert_int_equal(sqlite3_open(f->s.path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "BEGIN", NULL, NULL, NULL), SQLITE_OK);
+	keyed = db_int(db, "SELECT count(*) FROM archive WHERE id <= " FOLDED_ID);
+	assert_int_equal(db_int(db, "SELECT count(*) FROM archive_ix_time"), keyed);
+	assert_int_equal(db_int(db, "SELECT count(*) FROM archive_ix_with"), keyed);
+	assert_int_equal(db_int(db, "SELECT count(*) FROM archive_ix_time x JOIN archive a "
 	                            "ON a.id = x.id AND a.stamp = x.stamp"),
 	                 keyed);
-	assert_int_equal(sql_int(f, "SELECT count(*) FROM archive_ix_with x JOIN archive a "
+	assert_int_equal(db_int(db, "SELECT count(*) FROM archive_ix_with x JOIN archive a "
 	                            "ON a.id = x.id AND a.stamp = x.stamp "
 	                            "JOIN archive_jid j ON j.id = x.owner AND j.jid = a.owner "
 	                            "JOIN archive_jid k ON k.id = x.peer AND k.jid = a.with_bare"),
 	                 keyed);
-	return sql_int(f, "SELECT count(*) FROM archive WHERE id > " FOLDED_ID);
+	n = db_int(db, "SELECT count(*) FROM archive WHERE id > " FOLDED_ID);
+	assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	return n;
 }
 
 /* Thirty messages for juliet: i with romeo@montague.lit/phone (even) or /laptop (i % 3 == 1)
