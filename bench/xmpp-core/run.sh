@@ -6,7 +6,9 @@
 # then mam_query.py measures archive queries on a million stored messages and resume.py the
 # resumption of 10,000 hibernated sessions (XEP-0198) next to Prosody's, and fast_vs_scram.py
 # what a FAST token (XEP-0484) saves over a SCRAM login, and archive_cost.py what archiving every
-# message costs per routed message (archive_growth.py: as the archive grows).
+# message costs per routed message (archive_growth.py: as the archive grows); idle_tls.py holds
+# 100,000 idle TLS sessions over as many processes as the open-file limit asks and measures their
+# memory, and syscost (syscost.c) what the kernel calls under a routed message cost here.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
@@ -15,6 +17,10 @@ mkdir -p "$top/build/bench"
 if [ ! -x "$out" ] || [ "$here/xmpp-load.c" -nt "$out" ]; then
 	${CC:-cc} -std=c11 -O2 -g -Wall -Wextra -Wshadow -Werror -o "$out" "$here/xmpp-load.c" \
 		-lssl -lcrypto
+fi
+if [ ! -x "$top/build/bench/syscost" ] || [ "$here/syscost.c" -nt "$top/build/bench/syscost" ]; then
+	${CC:-cc} -std=c11 -O2 -g -Wall -Wextra -Wshadow -Werror -o "$top/build/bench/syscost" \
+		"$here/syscost.c"
 fi
 /usr/bin/python3 "$here/bench.py" "$@"
 # the archive's query latency on a million stored messages (MAM=0 skips it; prints one JSON line)
@@ -39,4 +45,13 @@ fi
 # (ARCHIVE_GROWTH=0 skips it; prints a small table)
 if [ "${ARCHIVE_GROWTH:-1}" != 0 ] && [ -z "${RENDER:-}" ]; then
 	/usr/bin/python3 "$here/archive_growth.py"
+fi
+# 100,000 idle TLS sessions and their memory (IDLE=0 skips it; rewrites its section of
+# docs/benchmarks.md)
+if [ "${IDLE:-1}" != 0 ] && [ -z "${RENDER:-}" ]; then
+	/usr/bin/python3 "$here/idle_tls.py"
+fi
+# the kernel's price of one message's system calls on this machine (prints one JSON line)
+if [ -z "${RENDER:-}" ]; then
+	"$top/build/bench/syscost"
 fi

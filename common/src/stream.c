@@ -726,7 +726,7 @@ void cm_stream_trim(struct cm_stream *s)
 	if (s->out.len == 0)
 		cm_buf_free(&s->out);
 	if (s->tls && s->secured && s->st == STREAM_OPEN)
-		(void)cm_tls_conn_trim(s->tls); /* -EBUSY: in use, kept; -ENOMEM: kept too */
+		(void)cm_tls_conn_trim(s->tls); /* -EBUSY: in use, kept */
 }
 
 void cm_stream_timer(struct cm_stream *s, uint64_t ms)

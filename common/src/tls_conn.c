@@ -14,7 +14,8 @@
 
 struct cm_tls_conn {
 	SSL *ssl;             /* owned; owns both BIOs */
-	BIO *in;              /* borrowed from ssl: bytes from the peer, fed by the caller */
+	BIO *in;              /* borrowed from ssl: bytes from the peer, fed by the caller; NULL
+	                       * (and out too) while trimmed, until bytes move again */
 	BIO *out;             /* borrowed from ssl: bytes for the peer, taken by the caller */
 	struct cm_buf queued; /* plaintext written before the handshake completed */
 	int established;
@@ -34,6 +35,29 @@ static void errors_clear(void)
 {
 	if (ERR_peek_error())
 		ERR_clear_error();
+}
+
+/* A fresh pair of memory BIOs for ssl, which frees the pair it had, if any. 0 or -ENOMEM. */
+static int bios_new(struct cm_tls_conn *c)
+{
+	BIO *in = BIO_new(BIO_s_mem()), *out = BIO_new(BIO_s_mem());
+
+	if (!in || !out) {
+		BIO_free(in);
+		BIO_free(out);
+		ERR_clear_error();
+		return -ENOMEM;
+	}
+	SSL_set_bio(c->ssl, in, out);
+	c->in = in;
+	c->out = out;
+	return 0;
+}
+
+/* A trimmed session gets its BIOs back before any byte moves. */
+static int bios_ready(struct cm_tls_conn *c)
+{
+	return c->in ? 0 : bios_new(c);
 }
 
 /* Room for the reason, or NULL (the reason is then lost, the failure is not). */
@@ -198,14 +222,8 @@ int cm_tls_conn_alloc(struct cm_tls_conn **out, struct cm_tls *t, const char *se
 	SSL_CTX_free(ctx);
 	if (!c->ssl)
 		goto fail;
-	c->in = BIO_new(BIO_s_mem());
-	c->out = BIO_new(BIO_s_mem());
-	if (!c->in || !c->out) {
-		BIO_free(c->in);
-		BIO_free(c->out);
+	if (bios_new(c) != 0)
 		goto fail;
-	}
-	SSL_set_bio(c->ssl, c->in, c->out);
 	if (t->server) {
 		SSL_set_accept_state(c->ssl);
 	} else {
@@ -240,6 +258,8 @@ int cm_tls_conn_feed(struct cm_tls_conn *c, const void *data, size_t len)
 {
 	const char *p = data;
 
+	if (len && bios_ready(c) != 0)
+		return -ENOMEM;
 	while (len > 0) {
 		int chunk = len > INT_MAX ? INT_MAX : (int)len;
 
@@ -271,7 +291,7 @@ ssize_t cm_tls_conn_read(struct cm_tls_conn *c, void *buf, size_t len)
 		return 0;
 	/* Nothing fed and nothing buffered: the read would only say it wants more. Asking costs
 	 * as much as decrypting a small record, once per record read. */
-	if (BIO_ctrl_pending(c->in) == 0 && !SSL_has_pending(c->ssl))
+	if (!c->in || (BIO_ctrl_pending(c->in) == 0 && !SSL_has_pending(c->ssl)))
 		return 0;
 	if (len > SSIZE_MAX)
 		len = SSIZE_MAX;
@@ -290,19 +310,21 @@ int cm_tls_conn_write(struct cm_tls_conn *c, const void *data, size_t len)
 		return 0;
 	if (!c->established)
 		return cm_buf_append(&c->queued, data, len);
+	if (bios_ready(c) != 0)
+		return -ENOMEM;
 	return write_all(c, data, len);
 }
 
 size_t cm_tls_conn_pending(struct cm_tls_conn *c)
 {
-	return BIO_ctrl_pending(c->out);
+	return c->out ? BIO_ctrl_pending(c->out) : 0;
 }
 
 size_t cm_tls_conn_take(struct cm_tls_conn *c, void *buf, size_t len)
 {
 	int n;
 
-	if (len == 0)
+	if (len == 0 || !c->out)
 		return 0;
 	n = BIO_read(c->out, buf, len > INT_MAX ? INT_MAX : (int)len);
 	return n > 0 ? (size_t)n : 0;
@@ -310,32 +332,25 @@ size_t cm_tls_conn_take(struct cm_tls_conn *c, void *buf, size_t len)
 
 int cm_tls_conn_trim(struct cm_tls_conn *c)
 {
-	BIO *in, *out;
-
+	if (!c->in)
+		return 0; /* trimmed already */
 	if (!c->established || c->failed || c->queued.len || BIO_ctrl_pending(c->in) ||
 	    BIO_ctrl_pending(c->out) || SSL_has_pending(c->ssl))
 		return -EBUSY;
 	cm_buf_free(&c->queued);
-	/* a memory BIO never shrinks: fresh ones take the place of the two (SSL_set_bio frees
-	 * them), which allocate nothing more until bytes arrive */
-	in = BIO_new(BIO_s_mem());
-	out = BIO_new(BIO_s_mem());
-	if (!in || !out) {
-		BIO_free(in);
-		BIO_free(out);
-		ERR_clear_error();
-		return -ENOMEM;
-	}
-	SSL_set_bio(c->ssl, in, out);
-	c->in = in;
-	c->out = out;
+	/* a memory BIO never shrinks, and even empty the pair costs about 600 bytes with its
+	 * locks: an idle session keeps none (SSL_set_bio frees them); the next byte to move,
+	 * either way, gets a fresh pair */
+	SSL_set_bio(c->ssl, NULL, NULL);
+	c->in = NULL;
+	c->out = NULL;
 	return 0;
 }
 
 void cm_tls_conn_shutdown(struct cm_tls_conn *c)
 {
 	/* Before the handshake there is no session to close; the caller just drops the link. */
-	if (!c->established || c->failed)
+	if (!c->established || c->failed || bios_ready(c) != 0)
 		return;
 	ERR_clear_error();
 	SSL_shutdown(c->ssl);

@@ -141,6 +141,7 @@ static void test_handshake_and_data(void **state)
 	struct cm_tls *srv = server_ctx(&srv_cfg), *cli = client_ctx(&cli_cfg);
 	struct pair p;
 	struct cm_buf big;
+	char buf[64];
 
 	(void)state;
 	pair_open(&p, srv, cli, "localhost");
@@ -186,6 +187,18 @@ static void test_handshake_and_data(void **state)
 	assert_int_equal(p.cli_got.len, 8 + 2 * big.len);
 	assert_memory_equal(p.cli_got.data + 8 + big.len, big.data, big.len);
 	cm_buf_free(&big);
+
+	/* trimmed, a session has nothing to give and nothing to read, a second trim is no
+	 * error, and its close_notify still reaches the peer */
+	assert_int_equal(cm_tls_conn_trim(p.cli), 0);
+	assert_int_equal(cm_tls_conn_trim(p.srv), 0);
+	assert_int_equal(cm_tls_conn_trim(p.srv), 0);
+	assert_int_equal(cm_tls_conn_pending(p.srv), 0);
+	assert_int_equal(cm_tls_conn_read(p.srv, buf, sizeof(buf)), 0);
+	cm_tls_conn_shutdown(p.srv);
+	assert_true(cm_tls_conn_pending(p.srv) > 0);
+	pump(&p);
+	assert_int_equal(p.cli_rc, -ECONNRESET);
 	pair_close(&p);
 
 	/* not before the handshake is done */

@@ -101,9 +101,10 @@ size_t cm_tls_conn_pending(struct cm_tls_conn *c);
 size_t cm_tls_conn_take(struct cm_tls_conn *c, void *buf, size_t len);
 
 /* Give back the memory of buffers kept for reuse while nothing waits in either direction (an
- * idle connection): the memory BIOs keep the capacity of their largest burst. OpenSSL's own
- * record buffers are released by SSL_MODE_RELEASE_BUFFERS. 0, -EBUSY (bytes waiting, or the
- * handshake not done: nothing changed), -ENOMEM (nothing changed). */
+ * idle connection): the two memory BIOs go, with the capacity of their largest burst, and come
+ * back when the next byte moves (feed, write, shutdown). OpenSSL's own record buffers are
+ * released by SSL_MODE_RELEASE_BUFFERS. 0 (also when trimmed already), -EBUSY (bytes waiting,
+ * or the handshake not done: nothing changed). */
 int cm_tls_conn_trim(struct cm_tls_conn *c);
 
 /* Queue a close_notify alert; a no-op before the handshake completes or after a failure. */
