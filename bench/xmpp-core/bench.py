@@ -1127,6 +1127,12 @@ def targets(med):
         a, b = x["mem_plain"] / p["mem_plain"], x["mem_tls"] / p["mem_tls"]
         t.append("memory per idle session ≤ half of Prosody's: %s over plain TCP (%.2f of "
                  "it), %s over TLS (%.2f)" % (verdict(a <= 0.5), a, verdict(b <= 0.5), b))
+    if x.get("half_p99") is not None:
+        t.append("p99 routing latency < 5 ms at half the saturation rate: %s (%s ms at %s "
+                 "msg/s)" % (verdict(x["half_p99"] < 5000), fmt(x["half_p99"] / 1000, 1),
+                             fmt(x.get("half_rate"))))
+    t.append("100,000 idle TLS sessions in under 2 GB: measured by `idle_tls.py`, its own "
+             "section below")
     if t:
         out.append("The issue's targets for xmpp-core, against these medians: " +
                    "; ".join(t) + ".")
