@@ -8,7 +8,8 @@
 # what a FAST token (XEP-0484) saves over a SCRAM login, and archive_cost.py what archiving every
 # message costs per routed message (archive_growth.py: as the archive grows); idle_tls.py holds
 # 100,000 idle TLS sessions over as many processes as the open-file limit asks and measures their
-# memory, and syscost (syscost.c) what the kernel calls under a routed message cost here.
+# memory, syscost (syscost.c) what the kernel calls under a routed message cost here, and
+# workers.py the chat load with one worker loop against two.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
@@ -45,6 +46,11 @@ fi
 # (ARCHIVE_GROWTH=0 skips it; prints a small table)
 if [ "${ARCHIVE_GROWTH:-1}" != 0 ] && [ -z "${RENDER:-}" ]; then
 	/usr/bin/python3 "$here/archive_growth.py"
+fi
+# the chat load with one worker loop and with two: what the hand-off between loops costs
+# (WORKERS=0 skips it; prints a small table)
+if [ "${WORKERS:-1}" != 0 ] && [ -z "${RENDER:-}" ]; then
+	/usr/bin/python3 "$here/workers.py"
 fi
 # 100,000 idle TLS sessions and their memory (IDLE=0 skips it; rewrites its section of
 # docs/benchmarks.md)
