@@ -20,7 +20,7 @@ if [ ! -x "$out" ] || [ "$here/xmpp-load.c" -nt "$out" ]; then
 		-lssl -lcrypto
 fi
 if [ ! -x "$top/build/bench/syscost" ] || [ "$here/syscost.c" -nt "$top/build/bench/syscost" ]; then
-	${CC:-cc} -std=c11 -O2 -g -Wall -Wextra -Wshadow -Werror -o "$top/build/bench/syscost" \
+	${CC:-cc} -std=c11 -O2 -g -Wall -Wextra -Wshadow -Werror -o "$top/build/bench/syscost" -pthread \
 		"$here/syscost.c"
 fi
 /usr/bin/python3 "$here/bench.py" "$@"

@@ -3,10 +3,14 @@
  * A chat message costs a server at least one read() from its sender's socket and one write()
  * to its recipient's, plus its share of epoll_wait() and of the wake-ups between loops. This
  * measures each alone, on loopback TCP with messages of a chat stanza's size, in the calling
- * thread's CPU time over batches (no clock read inside a batch), and prints one JSON line.
+ * thread's CPU time over batches (no clock read inside a batch); then what waking a sleeping
+ * thread costs: two threads passing a token back and forth through two eventfds, each blocked
+ * in epoll_wait() until its turn (as a worker loop sleeps), in the process's CPU time per
+ * hand-over. Prints one JSON line.
  * Built and run by bench/xmpp-core/run.sh; docs/benchmarks.md quotes it. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -48,6 +52,61 @@ static double median(double *v, int n)
 {
 	qsort(v, (size_t)n, sizeof(*v), cmp);
 	return v[n / 2];
+}
+
+#define PINGS 20000
+
+struct pong {
+	int in, out; /* eventfds: wait on in, answer on out */
+};
+
+/* Wait for the token in epoll_wait(), take it, hand it back: PINGS times. */
+static void *pong_run(void *arg)
+{
+	struct pong *p = arg;
+	struct epoll_event ee = {.events = EPOLLIN}, got;
+	int ep = epoll_create1(0);
+	uint64_t v;
+
+	if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, p->in, &ee))
+		die("epoll");
+	for (int i = 0; i < PINGS; i++) {
+		if (epoll_wait(ep, &got, 1, -1) != 1 || read(p->in, &v, sizeof(v)) != sizeof(v) ||
+		    write(p->out, &v, sizeof(v)) != sizeof(v))
+			die("pong");
+	}
+	close(ep);
+	return NULL;
+}
+
+/* CPU time of the whole process per hand-over of a token between two sleeping threads. */
+static double wake_us(void)
+{
+	int a = eventfd(0, 0), b = eventfd(0, 0);
+	struct pong p = {.in = a, .out = b};
+	struct epoll_event ee = {.events = EPOLLIN}, got;
+	struct timespec t0, t1;
+	int ep = epoll_create1(0);
+	uint64_t v = 1;
+	pthread_t th;
+
+	if (a < 0 || b < 0 || ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, b, &ee))
+		die("eventfd");
+	if (pthread_create(&th, NULL, pong_run, &p))
+		die("pthread_create");
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t0);
+	for (int i = 0; i < PINGS; i++) {
+		if (write(a, &v, sizeof(v)) != sizeof(v) || epoll_wait(ep, &got, 1, -1) != 1 ||
+		    read(b, &v, sizeof(v)) != sizeof(v))
+			die("ping");
+	}
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t1);
+	pthread_join(th, NULL);
+	close(a);
+	close(b);
+	close(ep);
+	return ((double)(t1.tv_sec - t0.tv_sec) * 1e6 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e3) /
+	       (2.0 * PINGS);
 }
 
 int main(void)
@@ -111,8 +170,8 @@ int main(void)
 		n[k] = (cpu_us() - t) / BATCH;
 	}
 	printf("{\"bytes\": %d, \"write_us\": %.2f, \"read_us\": %.2f, \"epoll_wait_us\": %.2f, "
-	       "\"eventfd_us\": %.2f, \"null_syscall_us\": %.2f}\n",
+	       "\"eventfd_us\": %.2f, \"null_syscall_us\": %.2f, \"wake_us\": %.2f}\n",
 	       MSG, median(w, ROUNDS), median(r, ROUNDS), median(e, ROUNDS), median(f, ROUNDS),
-	       median(n, ROUNDS));
+	       median(n, ROUNDS), wake_us());
 	return 0;
 }
