@@ -188,14 +188,17 @@ static void test_handshake_and_data(void **state)
 	assert_memory_equal(p.cli_got.data + 8 + big.len, big.data, big.len);
 	cm_buf_free(&big);
 
-	/* trimmed, a session has nothing to give and nothing to read, a second trim is no
-	 * error, and its close_notify still reaches the peer */
+	/* trimmed, a session keeps no BIOs, has nothing to give and nothing to read, a second
+	 * trim is no error, and its close_notify still reaches the peer (through a new pair) */
 	assert_int_equal(cm_tls_conn_trim(p.cli), 0);
 	assert_int_equal(cm_tls_conn_trim(p.srv), 0);
+	assert_null(SSL_get_rbio(cm_tls_conn_ssl(p.srv)));
+	assert_null(SSL_get_wbio(cm_tls_conn_ssl(p.srv)));
 	assert_int_equal(cm_tls_conn_trim(p.srv), 0);
 	assert_int_equal(cm_tls_conn_pending(p.srv), 0);
 	assert_int_equal(cm_tls_conn_read(p.srv, buf, sizeof(buf)), 0);
 	cm_tls_conn_shutdown(p.srv);
+	assert_non_null(SSL_get_wbio(cm_tls_conn_ssl(p.srv)));
 	assert_true(cm_tls_conn_pending(p.srv) > 0);
 	pump(&p);
 	assert_int_equal(p.cli_rc, -ECONNRESET);
