@@ -169,14 +169,21 @@ int xc_c2s_send_raw(struct xc_c2s *c, const char *xml, size_t len)
 	return r;
 }
 
+/* Bytes reserved for one serialised stanza: most chat stanzas fit, and glibc keeps blocks up to
+ * this size in its per-thread cache. */
+#define WRITE_RESERVE 1000
+
 int xc_c2s__write(struct xc_c2s *c, const struct cm_xml_node *stanza)
 {
 	struct cm_buf b;
 	int r;
 
 	cm_buf_init(&b, 0);
-	/* in a stream, in its scope; over WebSocket each element declares its namespaces */
-	r = cm_xml_write(&b, stanza, c->ws ? NULL : c->sh->srv->scope);
+	/* room for a usual stanza at once, rather than growing through 64, 128, 256 and 512
+	 * bytes; in a stream, in its scope; over WebSocket each element declares its namespaces */
+	r = cm_buf_reserve(&b, WRITE_RESERVE);
+	if (!r)
+		r = cm_xml_write(&b, stanza, c->ws ? NULL : c->sh->srv->scope);
 	if (!r)
 		r = xc_c2s_send_raw(c, b.data, b.len);
 	cm_buf_free(&b);

@@ -130,12 +130,26 @@ static void fan_out(struct xc_user *u, const char *dir, const struct cm_xml_node
 	cm_xml_node_free(w);
 }
 
+/* Has u a session with carbons on, other than those in skip? */
+static bool any_taker(struct xc_user *u, struct xc_c2s *const *skip, size_t nskip)
+{
+	struct xc_c2s *c;
+
+	xc_user_foreach_session(u, c)
+	{
+		if (c->carbons && !got_it(c, skip, nskip))
+			return true;
+	}
+	return false;
+}
+
 void xc_carbons_sent(struct xc_c2s *c, const struct cm_xml_node *st)
 {
 	struct xc_jid to;
 	bool own;
 
-	if (!c->u)
+	/* the usual case, nobody to copy to, is settled before 'to' is parsed */
+	if (!c->u || !any_taker(c->u, &c, 1))
 		return;
 	/* to the user's own account: its sessions get the message itself */
 	if (xc_stanza_jid(st, "to", &to) != 0)

@@ -219,19 +219,16 @@ static void on_route_msg(struct cm_loop *l, struct cm_msg *m)
 	struct xc_shard *sh = l->data;
 	struct cm_xml_node *st = rm->stanza;
 	struct xc_ticket_scope sc;
-	struct xc_jid to;
+	struct xc_jid to = rm->to; /* taken */
 
 	if (sh)
 		cm_metrics_observe(sh->srv->m.route_latency,
 		                   (double)(mono_ns() - rm->read_ns) / 1e9);
 	xc_ticket_enter(sh, &sc, rm->ticket);
 	free(rm);
-	if (cm_loop_stopping(l) || xc_stanza_jid(st, "to", &to) != 0) {
+	if (cm_loop_stopping(l))
 		cm_xml_node_free(st);
-		xc_ticket_leave(sh, &sc);
-		return;
-	}
-	if (!xc_jid_empty(&to) && xc_local_host(sh->srv, xc_jid_domain(&to), to.dlen))
+	else if (!xc_jid_empty(&to) && xc_local_host(sh->srv, xc_jid_domain(&to), to.dlen))
 		xc_deliver(sh, st, &to);
 	else
 		xc_component_deliver(sh, st, &to);
@@ -239,7 +236,9 @@ static void on_route_msg(struct cm_loop *l, struct cm_msg *m)
 	xc_ticket_leave(sh, &sc);
 }
 
-static void post(struct xc_shard *sh, unsigned target, struct cm_xml_node *st)
+/* Hand st, addressed to *to (parsed from its 'to' already), to shard target. Takes st and the
+ * JID's string: *to is left empty. */
+static void post(struct xc_shard *sh, unsigned target, struct cm_xml_node *st, struct xc_jid *to)
 {
 	struct xc_route_msg *rm = malloc(sizeof(*rm));
 
@@ -249,11 +248,14 @@ static void post(struct xc_shard *sh, unsigned target, struct cm_xml_node *st)
 		return;
 	}
 	rm->stanza = st;
+	rm->to = *to;
+	*to = (struct xc_jid){0};
 	rm->read_ns = mono_ns();
 	rm->ticket = xc_ticket_hold(sh);
 	rm->m.fn = on_route_msg;
 	if (cm_loop_post(sh->srv->shards[target]->loop, &rm->m) != 0) {
 		xc_ticket_put(sh, rm->ticket);
+		xc_jid_free(&rm->to);
 		free(rm);
 		cm_xml_node_free(st); /* the server is stopping */
 	}
@@ -308,7 +310,7 @@ void xc_route(struct xc_shard *sh, struct cm_xml_node *st)
 		if (home == sh->idx)
 			xc_deliver(sh, st, &to);
 		else
-			post(sh, home, st);
+			post(sh, home, st, &to);
 		xc_jid_free(&to);
 		return;
 	}
@@ -316,7 +318,7 @@ void xc_route(struct xc_shard *sh, struct cm_xml_node *st)
 		if (sh->idx == 0)
 			xc_component_deliver(sh, st, &to);
 		else
-			post(sh, 0, st);
+			post(sh, 0, st, &to);
 		xc_jid_free(&to);
 		return;
 	}

@@ -189,6 +189,7 @@ void xc_new_id(struct xc_server *srv, char out[17]);
 struct xc_route_msg {
 	struct cm_msg m;
 	struct cm_xml_node *stanza; /* owned */
+	struct xc_jid to;           /* owned: the stanza's 'to', parsed by the sender's shard */
 	uint64_t read_ns;           /* when it was read, for the latency metric */
 	struct xc_ticket *ticket;   /* a reference, or NULL (ticket.h) */
 };
