@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -569,6 +570,83 @@ static void test_escaping(void **state)
 	assert_int_equal(cm_xml_write(&b, n, NULL), -ENOBUFS);
 	assert_string_equal(b.data, "ab");
 	cm_xml_node_free(n);
+	cm_buf_free(&b);
+}
+
+/* The escaping of one byte, as a reference written out separately from the writer's scan. */
+static const char *ref_escape(char c, bool attr)
+{
+	switch (c) {
+	case '&':
+		return "&amp;";
+	case '<':
+		return "&lt;";
+	case '>':
+		return "&gt;";
+	case '\r':
+		return "&#13;";
+	case '\'':
+		return attr ? "&apos;" : NULL;
+	case '"':
+		return attr ? "&quot;" : NULL;
+	case '\t':
+		return attr ? "&#9;" : NULL;
+	case '\n':
+		return attr ? "&#10;" : NULL;
+	default:
+		return NULL;
+	}
+}
+
+/* Long strings are scanned sixteen bytes at a time: every byte that needs escaping, at every
+ * offset of a block and in the tail after the last whole block, and runs of them across block
+ * boundaries, come out as the byte-by-byte reference says. */
+static void test_escaping_long(void **state)
+{
+	static const char special[] = "&<>\r'\"\t\n";
+	char in[80], want[80 * 6 + 1];
+	struct cm_buf b;
+
+	(void)state;
+	cm_buf_init(&b, 0);
+	for (size_t len = 1; len < sizeof(in); len += 7) {
+		for (size_t pos = 0; pos < len; pos++) {
+			for (size_t k = 0; k < sizeof(special) - 1; k++) {
+				for (int attr = 0; attr < 2; attr++) {
+					size_t w = 0;
+
+					memset(in, 'a', len);
+					in[pos] = special[k];
+					if (pos + 17 < len)
+						in[pos + 17] =
+						    special[(k + 1) % (sizeof(special) - 1)];
+					for (size_t i = 0; i < len; i++) {
+						const char *r = ref_escape(in[i], attr);
+
+						if (r) {
+							memcpy(want + w, r, strlen(r));
+							w += strlen(r);
+						} else {
+							want[w++] = in[i];
+						}
+					}
+					want[w] = '\0';
+					cm_buf_reset(&b);
+					assert_int_equal(attr ? cm_xml_escape_attr(&b, in, len)
+					                      : cm_xml_escape_text(&b, in, len),
+					                 0);
+					assert_int_equal(b.len, w);
+					assert_memory_equal(b.data, want, w);
+				}
+			}
+		}
+	}
+	/* nothing to escape in a long string: one copy */
+	memset(in, 'z', sizeof(in));
+	cm_buf_reset(&b);
+	assert_int_equal(cm_xml_escape_attr(&b, in, sizeof(in)), 0);
+	assert_int_equal(b.len, sizeof(in));
+	assert_memory_equal(b.data, in, sizeof(in));
 	cm_buf_free(&b);
 }
 
@@ -1189,6 +1267,7 @@ int main(void)
 	    cmocka_unit_test(test_component),
 	    cmocka_unit_test(test_roundtrip),
 	    cmocka_unit_test(test_escaping),
+	    cmocka_unit_test(test_escaping_long),
 	    cmocka_unit_test(test_build_stream),
 	    cmocka_unit_test(test_build_edit),
 	    cmocka_unit_test(test_namespace_edge),
