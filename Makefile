@@ -63,7 +63,7 @@ FUZZ_BINS   := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRCS))
 TEST_WRAP   := -Wl,--wrap=malloc -Wl,--wrap=calloc -Wl,--wrap=realloc -Wl,--wrap=strdup \
                -Wl,--wrap=strndup
 
-.PHONY: all build asan run test unit integration fuzz bench deps deps-test install clean \
+.PHONY: all build asan run test unit integration fuzz bench deps deps-test deps-bench install clean \
         format check-format help
 
 all: build
@@ -82,6 +82,9 @@ deps:
 
 deps-test:
 	@scripts/deps.sh test
+
+deps-bench:
+	@scripts/deps.sh bench
 
 build: $(BINS) $(EXTRA_BINS)
 
@@ -104,7 +107,7 @@ fuzz: deps
 	@$(MAKE) --no-print-directory $(FUZZ_BINS)
 	@tests/fuzz/run-fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BINS)
 
-bench: deps deps-test
+bench: deps deps-test deps-bench
 	@$(MAKE) --no-print-directory build
 	@bench/run.sh
 

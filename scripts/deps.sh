@@ -11,11 +11,13 @@ build_pkgs="build-essential pkg-config clang libclang-rt-14-dev libuv1-dev libss
 test_pkgs="python3 systemd curl coturn python3-aioice python3-h2 python3-cryptography
   python3-slixmpp nghttp2-client python3-aioapns prosody prosody-modules libstrophe-dev
   python3-websockets ejabberd nftables iproute2"
+bench_pkgs="valgrind"
 
 case "${1:-build}" in
 build) want="$build_pkgs" ;;
 test) want="$test_pkgs" ;;
-*) echo "usage: $0 build|test" >&2; exit 64 ;;
+bench) want="$bench_pkgs" ;;
+*) echo "usage: $0 build|test|bench" >&2; exit 64 ;;
 esac
 
 missing=""

@@ -8,8 +8,9 @@
 # what a FAST token (XEP-0484) saves over a SCRAM login, and archive_cost.py what archiving every
 # message costs per routed message (archive_growth.py: as the archive grows); idle_tls.py holds
 # 100,000 idle TLS sessions over as many processes as the open-file limit asks and measures their
-# memory, syscost (syscost.c) what the kernel calls under a routed message cost here, and
-# workers.py the chat load with one worker loop against two.
+# memory, syscost (syscost.c) what the kernel calls under a routed message cost here,
+# workers.py the chat load with one worker loop against two, and instructions.py the user-space
+# instructions of a routed message (callgrind). builds.py, not run here, compares builds.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
@@ -56,6 +57,11 @@ fi
 # docs/benchmarks.md)
 if [ "${IDLE:-1}" != 0 ] && [ -z "${RENDER:-}" ]; then
 	/usr/bin/python3 "$here/idle_tls.py"
+fi
+# user-space instructions per routed message, by library, counted by callgrind (INSTRUCTIONS=0
+# skips it; prints a small table and one JSON line)
+if [ "${INSTRUCTIONS:-1}" != 0 ] && [ -z "${RENDER:-}" ]; then
+	/usr/bin/python3 "$here/instructions.py"
 fi
 # the kernel's price of one message's system calls on this machine (prints one JSON line)
 if [ -z "${RENDER:-}" ]; then

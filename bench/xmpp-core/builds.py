@@ -1,0 +1,85 @@
+#!/usr/bin/python3
+"""builds.py - the chat load of bench.py against two or more builds of xmpp-core, interleaved.
+
+For a change to the hot path: CPU per routed message and p99 at a few rates, each build with a
+fresh server per round, the order of the builds reversed every other round, so that the
+machine's slow minutes fall on every build alike. The archive is off, as in bench.py's table.
+Prints a table of medians with each round's figure (docs/benchmarks.md quotes such tables).
+
+  BUILDS=before:/tmp/before/build/bin,after:build/bin   (required: name:directory of the
+                                                          binaries, two or more)
+  RATES=1000,16000,32000  ROUNDS=4
+
+A build of an older commit, beside the working tree:
+  git worktree add /tmp/before <commit> && make -C /tmp/before build
+"""
+import os
+import statistics
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench as B  # noqa: E402
+from benchlib import fmt  # noqa: E402
+
+RATES = [int(x) for x in os.environ.get("RATES", "1000,16000,32000").split(",")]
+ROUNDS = int(os.environ.get("ROUNDS", "4"))
+
+
+def builds():
+    spec = os.environ.get("BUILDS", "")
+    out = []
+    for item in spec.split(","):
+        name, sep, path = item.partition(":")
+        if not sep or not name or not path:
+            raise SystemExit("builds.py: BUILDS=name:dir,name:dir (got %r)" % spec)
+        path = os.path.abspath(path)
+        if not os.access(os.path.join(path, "xmpp-core"), os.X_OK):
+            raise SystemExit("builds.py: no xmpp-core binary in " + path)
+        out.append((name, path))
+    if len(out) < 2:
+        raise SystemExit("builds.py: BUILDS names at least two builds")
+    return out
+
+
+def one(name, path, res):
+    B.BIN = path
+    with tempfile.TemporaryDirectory(prefix="xmpp-core-builds-") as wd:
+        os.chmod(wd, 0o755)
+        cert, key = B.make_cert(wd)
+        s = B.XmppCore(wd, cert, key)
+        s.create_accounts(B.CHAT_USERS)
+        s.start()
+        load = B.Load(s, wd)
+        try:
+            load.run("online 1 %d starttls scram 50" % B.CHAT_USERS)
+            load.run("chat 1000 1 10")  # warm-up
+            for r in RATES:
+                x = B.chat_step(s, load, r, name + " ")
+                res[(name, r)].append((x["cpu_us_per_msg"], x["p99_us"] / 1000))
+        finally:
+            load.close()
+            s.stop()
+
+
+def main():
+    bs = builds()
+    B.ARCHIVE = False
+    res = {(n, r): [] for n, _ in bs for r in RATES}
+    for k in range(ROUNDS):
+        for name, path in (bs if k % 2 == 0 else bs[::-1]):
+            one(name, path, res)
+    print("| rate (msg/s) | build | CPU per message (µs), median (rounds) | p99 (ms), median |")
+    print("|---:|---|---:|---:|")
+    for r in RATES:
+        for name, _ in bs:
+            v = [c for c, _ in res[(name, r)]]
+            p = [q for _, q in res[(name, r)]]
+            print("| %s | %s | %s (%s) | %s |" % (
+                fmt(r), name, fmt(statistics.median(v)), ", ".join(fmt(c) for c in v),
+                fmt(statistics.median(p), 1)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
