@@ -11,7 +11,6 @@ Run: /usr/bin/python3 bench/xmpp-core/archive_growth.py
 import json
 import os
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench as B  # noqa: E402
@@ -40,30 +39,20 @@ def main():
     if os.environ.get("GROWTH_BIN"):
         B.BIN = os.environ["GROWTH_BIN"]
     out = []
-    with tempfile.TemporaryDirectory(prefix="xmpp-core-growth-") as wd:
-        os.chmod(wd, 0o755)
-        cert, key = B.make_cert(wd)
-        s = B.XmppCore(wd, cert, key)
-        s.create_accounts(B.CHAT_USERS)
-        s.start()
-        load = B.Load(s, wd)
-        try:
-            load.run("online 1 %d starttls scram %d" % (B.CHAT_USERS, B.LOGIN_CONC))
-            rows = 0
-            for i in range(steps):
-                a = store_ticks(s.main_pid())
-                r = B.chat_step(s, load, rate, "step %d: " % (i + 1))
-                b = store_ticks(s.main_pid())
-                got = r["received"] or 1
-                rows += 2 * r["received"]
-                step = {"step": i + 1, "rows_after": rows, "server_us": r["cpu_us_per_msg"]}
-                if a and b:
-                    step["store_user_us"] = (b[0] - a[0]) * 1e6 / tick / got
-                    step["store_sys_us"] = (b[1] - a[1]) * 1e6 / tick / got
-                out.append(step)
-        finally:
-            load.close()
-            s.stop()
+    with B.chat_server("xmpp-core-growth-") as (s, load):
+        load.run("online 1 %d starttls scram %d" % (B.CHAT_USERS, B.LOGIN_CONC))
+        rows = 0
+        for i in range(steps):
+            a = store_ticks(s.main_pid())
+            r = B.chat_step(s, load, rate, "step %d: " % (i + 1))
+            b = store_ticks(s.main_pid())
+            got = r["received"] or 1
+            rows += 2 * r["received"]
+            step = {"step": i + 1, "rows_after": rows, "server_us": r["cpu_us_per_msg"]}
+            if a and b:
+                step["store_user_us"] = (b[0] - a[0]) * 1e6 / tick / got
+                step["store_sys_us"] = (b[1] - a[1]) * 1e6 / tick / got
+            out.append(step)
     print()
     print("| step | rows the steps archived so far | server CPU per routed message (µs) | "
           "store thread, user + system (µs) |")

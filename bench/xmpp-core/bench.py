@@ -50,6 +50,7 @@ Knobs (environment):
 
 Run with /usr/bin/python3; only the standard library is used."""
 
+import contextlib
 import http.client
 import json
 import os
@@ -636,6 +637,9 @@ class Load:
         return json.loads(line), c1 - c0
 
     def close(self):
+        """Stop the load generator; a second call does nothing."""
+        if self.proc is None:
+            return
         try:
             self.proc.stdin.write("quit\n")
             self.proc.stdin.flush()
@@ -643,6 +647,32 @@ class Load:
         except (OSError, subprocess.TimeoutExpired):
             self.proc.kill()
             self.proc.wait()
+        self.proc = None
+
+
+@contextlib.contextmanager
+def chat_server(prefix, cls=None, configure=None):
+    """A fresh xmpp-core in a temporary directory (prefix names it) with bench.py's
+    configuration, CHAT_USERS accounts, started, and a load generator for it: yields (server,
+    load). configure(server) may change the configuration before the accounts are made; cls
+    replaces XmppCore (a subclass that runs the server differently). Both are stopped on the way
+    out, the directory removed after."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as wd:
+        os.chmod(wd, 0o755)
+        cert, key = make_cert(wd)
+        s = (cls or XmppCore)(wd, cert, key)
+        if configure:
+            configure(s)
+        s.create_accounts(CHAT_USERS)
+        s.start()
+        try:
+            load = Load(s, wd)
+            try:
+                yield s, load
+            finally:
+                load.close()
+        finally:
+            s.stop()
 
 
 def settle(seconds=2.0):

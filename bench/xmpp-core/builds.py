@@ -16,7 +16,6 @@ A build of an older commit, beside the working tree:
 import os
 import statistics
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench as B  # noqa: E402
@@ -44,22 +43,12 @@ def builds():
 
 def one(name, path, res):
     B.BIN = path
-    with tempfile.TemporaryDirectory(prefix="xmpp-core-builds-") as wd:
-        os.chmod(wd, 0o755)
-        cert, key = B.make_cert(wd)
-        s = B.XmppCore(wd, cert, key)
-        s.create_accounts(B.CHAT_USERS)
-        s.start()
-        load = B.Load(s, wd)
-        try:
-            load.run("online 1 %d starttls scram 50" % B.CHAT_USERS)
-            load.run("chat 1000 1 10")  # warm-up
-            for r in RATES:
-                x = B.chat_step(s, load, r, name + " ")
-                res[(name, r)].append((x["cpu_us_per_msg"], x["p99_us"] / 1000))
-        finally:
-            load.close()
-            s.stop()
+    with B.chat_server("xmpp-core-builds-") as (s, load):
+        load.run("online 1 %d starttls scram 50" % B.CHAT_USERS)
+        load.run("chat 1000 1 10")  # warm-up
+        for r in RATES:
+            x = B.chat_step(s, load, r, name + " ")
+            res[(name, r)].append((x["cpu_us_per_msg"], x["p99_us"] / 1000))
 
 
 def main():

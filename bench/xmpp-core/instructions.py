@@ -22,7 +22,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench as B  # noqa: E402
@@ -61,25 +60,16 @@ def costs(path):
 def run(messages):
     """Self costs of the server's process over a run with that many messages, and how many
     arrived."""
-    with tempfile.TemporaryDirectory(prefix="xmpp-core-instructions-") as wd:
-        os.chmod(wd, 0o755)
-        cert, key = B.make_cert(wd)
-        s = Callgrind(wd, cert, key)
-        s.create_accounts(USERS)
-        s.start()
-        load = B.Load(s, wd)
-        got = 0
-        try:
-            r, _ = load.run("online 1 %d starttls scram 20" % USERS)
-            if r["ok"] < USERS:
-                raise RuntimeError("only %d of %d sessions logged in" % (r["ok"], USERS))
-            load.run("chat 100 1 10")  # the same warm-up in both runs
-            if messages:
-                r = B.chat_step(s, load, RATE, "callgrind ", None)
-                got = r["received"]
-        finally:
-            load.close()
-            s.stop()
+    got = 0
+    with B.chat_server("xmpp-core-instructions-", cls=Callgrind) as (s, load):
+        r, _ = load.run("online 1 %d starttls scram 20" % USERS)
+        if r["ok"] < USERS:
+            raise RuntimeError("only %d of %d sessions logged in" % (r["ok"], USERS))
+        load.run("chat 100 1 10")  # the same warm-up in both runs
+        if messages:
+            got = B.chat_step(s, load, RATE, "callgrind ", None)["received"]
+        load.close()
+        s.stop()  # callgrind writes its counts as the server exits
         # the server's own process is the last to exit (account creation runs before it)
         outs = sorted(glob.glob(os.path.join(s.dir, "callgrind.out.*")), key=os.path.getmtime)
         if not outs:

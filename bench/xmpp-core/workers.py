@@ -11,7 +11,6 @@ two alternating. Prints a small table (docs/benchmarks.md quotes it).
 import os
 import statistics
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench as B  # noqa: E402
@@ -21,27 +20,19 @@ ROUNDS = int(os.environ.get("ROUNDS", "3"))
 
 
 def one(workers, res):
-    with tempfile.TemporaryDirectory(prefix="xmpp-core-workers-") as wd:
-        os.chmod(wd, 0o755)
-        cert, key = B.make_cert(wd)
-        s = B.XmppCore(wd, cert, key)
+    def configure(s):
         text = open(s.cfg).read()
         if "workers: 0 " not in text:
             raise RuntimeError("bench.py's configuration no longer sets workers: 0")
         with open(s.cfg, "w") as f:
             f.write(text.replace("workers: 0 ", "workers: %d " % workers))
-        s.create_accounts(B.CHAT_USERS)
-        s.start()
-        load = B.Load(s, wd)
-        try:
-            load.run("online 1 %d starttls scram 50" % B.CHAT_USERS)
-            load.run("chat 1000 1 10")  # warm-up
-            for r in RATES:
-                x = B.chat_step(s, load, r, "%d worker(s) " % workers)
-                res[(workers, r)].append((x["cpu_us_per_msg"], x["p99_us"] / 1000))
-        finally:
-            load.close()
-            s.stop()
+
+    with B.chat_server("xmpp-core-workers-", configure=configure) as (s, load):
+        load.run("online 1 %d starttls scram 50" % B.CHAT_USERS)
+        load.run("chat 1000 1 10")  # warm-up
+        for r in RATES:
+            x = B.chat_step(s, load, r, "%d worker(s) " % workers)
+            res[(workers, r)].append((x["cpu_us_per_msg"], x["p99_us"] / 1000))
 
 
 def main():
