@@ -110,6 +110,12 @@ static bool got_it(const struct xc_c2s *c, struct xc_c2s *const *got, size_t ngo
 	return false;
 }
 
+/* Does session c take a carbon copy: carbons on, and not one of those in skip? */
+static bool takes(const struct xc_c2s *c, struct xc_c2s *const *skip, size_t nskip)
+{
+	return c->carbons && !got_it(c, skip, nskip);
+}
+
 /* Copy st, wrapped in dir, to every session of u with carbons on but those in skip. */
 static void fan_out(struct xc_user *u, const char *dir, const struct cm_xml_node *st,
                     struct xc_c2s *const *skip, size_t nskip)
@@ -119,7 +125,7 @@ static void fan_out(struct xc_user *u, const char *dir, const struct cm_xml_node
 
 	xc_user_foreach_session(u, c)
 	{
-		if (!c->carbons || got_it(c, skip, nskip))
+		if (!takes(c, skip, nskip))
 			continue;
 		/* built for the first taker only: most messages have none */
 		if (!w && (!xc_carbons_eligible(st) || !(w = wrap(u->bare.s, dir, st))))
@@ -137,7 +143,7 @@ static bool any_taker(struct xc_user *u, struct xc_c2s *const *skip, size_t nski
 
 	xc_user_foreach_session(u, c)
 	{
-		if (c->carbons && !got_it(c, skip, nskip))
+		if (takes(c, skip, nskip))
 			return true;
 	}
 	return false;
