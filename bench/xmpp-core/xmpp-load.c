@@ -21,7 +21,12 @@
  *                                      next online session in turn to a random other online user
  *                                      (bare JID); then up to DRAIN s for the last ones to arrive.
  *                                      Latency: from the message's scheduled send time to its
- *                                      arrival, so a client that falls behind is not hidden
+ *                                      arrival, so a client that falls behind is not hidden;
+ *                                      and, apart, the wire latency: from the clock read just
+ *                                      before the batch that carries it is written to the
+ *                                      moment the kernel queued the server's copy on the
+ *                                      recipient's socket (SO_TIMESTAMPNS), which leaves out
+ *                                      the client's own delays in sending and reading
  *   close                              end every online session's stream and wait for the server
  *                                      to close (at most 10 s)
  *   sm                                 every online session enables resumable stream management
@@ -54,6 +59,7 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -110,7 +116,8 @@ struct conn {
 	char sm_id[SM_ID_MAX + 1];
 	uint64_t t0; /* when the login started (ns) */
 	uint64_t t_close;
-	int online_idx; /* in the online array, or -1 */
+	uint64_t rx_real_ns; /* kernel time (CLOCK_REALTIME) of the newest bytes read, or 0 */
+	int online_idx;      /* in the online array, or -1 */
 	/* input: plaintext, cut into elements */
 	char *in;
 	size_t in_len, in_cap, scan, elem;
@@ -162,6 +169,9 @@ static struct {
 	uint64_t chat_sent, chat_recv, chat_err, chat_late_max;
 	uint32_t *lat_us;
 	size_t nlat, lat_cap;
+	uint32_t *wire_us; /* from the sender's write to the kernel's arrival at the recipient */
+	size_t nwire, wire_cap;
+	BIO_METHOD *bio_ts; /* a socket BIO that keeps the kernel's receive timestamps */
 	/* stream management: sessions enabled, and those dropped (to be resumed) */
 	unsigned long sm_ok, sm_failed;
 	struct dropped {
@@ -180,6 +190,82 @@ static uint64_t now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t real_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts); /* the clock of the kernel's receive timestamps */
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* recv() that also notes when the kernel queued the newest of the bytes it returns (TCP gives
+ * the timestamp of the last segment read, so for every byte read it is that byte's arrival or
+ * later: a latency computed from it is never too short). */
+static ssize_t recv_ts(struct conn *c, void *buf, size_t len)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(struct timespec))];
+		struct cmsghdr align;
+	} ctl;
+	struct iovec iov = {.iov_base = buf, .iov_len = len};
+	struct msghdr mh = {.msg_iov = &iov,
+	                    .msg_iovlen = 1,
+	                    .msg_control = ctl.buf,
+	                    .msg_controllen = sizeof(ctl.buf)};
+	ssize_t n = recvmsg(c->fd, &mh, 0);
+
+	if (n > 0) {
+		/* without a timestamp, what these bytes carry is left out of the wire latency */
+		c->rx_real_ns = 0;
+		for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+			if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_TIMESTAMPNS) {
+				struct timespec ts;
+
+				memcpy(&ts, CMSG_DATA(cm), sizeof(ts));
+				c->rx_real_ns =
+				    (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+			}
+		}
+	}
+	return n;
+}
+
+/* The BIO under each TLS session: a socket BIO whose reads go through recv_ts(). */
+static int bio_ts_read(BIO *b, char *out, int len)
+{
+	ssize_t n = recv_ts(BIO_get_data(b), out, (size_t)len);
+
+	BIO_clear_retry_flags(b);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		BIO_set_retry_read(b);
+	return (int)n;
+}
+
+static int bio_ts_write(BIO *b, const char *in, int len)
+{
+	struct conn *c = BIO_get_data(b);
+	ssize_t n = send(c->fd, in, (size_t)len, MSG_NOSIGNAL);
+
+	BIO_clear_retry_flags(b);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		BIO_set_retry_write(b);
+	return (int)n;
+}
+
+static long bio_ts_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+	(void)b;
+	(void)num;
+	(void)ptr;
+	return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+}
+
+static int bio_ts_create(BIO *b)
+{
+	BIO_set_init(b, 1);
+	return 1;
 }
 
 static double cpu_s(void)
@@ -465,11 +551,16 @@ static void send_header(struct conn *c)
 
 static int tls_start(struct conn *c)
 {
+	BIO *bio;
+
 	c->ssl = SSL_new(g.ctx);
-	if (!c->ssl || !SSL_set_fd(c->ssl, c->fd)) {
+	bio = c->ssl ? BIO_new(g.bio_ts) : NULL;
+	if (!bio) {
 		conn_close(c, "SSL_new failed");
 		return -1;
 	}
+	BIO_set_data(bio, c);
+	SSL_set_bio(c->ssl, bio, bio); /* the session owns the BIO */
 	SSL_set_tlsext_host_name(c->ssl, g.domain);
 	SSL_set_connect_state(c->ssl);
 	c->st = ST_HANDSHAKE;
@@ -533,6 +624,7 @@ static void conn_start(enum kind kind, int user, enum sec sec, enum mech mech)
 		return;
 	}
 	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	setsockopt(c->fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one));
 	if (g.sources > 1) {
 		/* several source addresses: 28k ephemeral ports each towards one server port */
 		setsockopt(c->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
@@ -779,7 +871,6 @@ static void on_message(struct conn *c, const char *p, size_t len)
 	const char *type = attr(p, len, "type", &tl), *b = find(p, len, "<body");
 	const char *t;
 
-	(void)c;
 	if (type && tl == 5 && memcmp(type, "error", 5) == 0) {
 		g.chat_err++;
 		return;
@@ -790,11 +881,19 @@ static void on_message(struct conn *c, const char *p, size_t len)
 	if (!t || (size_t)(t + 3 - p) >= len || t[1] != 't' || t[2] != '=')
 		return;
 	{
-		uint64_t sent = strtoull(t + 3, NULL, 10), now = now_ns();
+		char *e;
+		uint64_t sent = strtoull(t + 3, &e, 10), now = now_ns();
 
 		g.chat_recv++;
 		u32_push(&g.lat_us, &g.nlat, &g.lat_cap,
 		         (uint32_t)(now > sent ? (now - sent) / 1000 : 0));
+		if (e[0] == ' ' && e[1] == 'w' && e[2] == '=' && c->rx_real_ns) {
+			uint64_t wall = strtoull(e + 3, NULL, 10);
+
+			u32_push(
+			    &g.wire_us, &g.nwire, &g.wire_cap,
+			    (uint32_t)(c->rx_real_ns > wall ? (c->rx_real_ns - wall) / 1000 : 0));
+		}
 	}
 }
 
@@ -1077,7 +1176,7 @@ static void on_readable(struct conn *c)
 			}
 			n = r;
 		} else {
-			n = recv(c->fd, buf, sizeof(buf), 0);
+			n = recv_ts(c, buf, sizeof(buf));
 			if (n < 0) {
 				if (errno == EAGAIN || errno == EINTR)
 					break;
@@ -1264,14 +1363,16 @@ static void cmd_chat(double rate, double secs, double drain)
 	memset(body_pad, 'x', sizeof(body_pad) - 1);
 	body_pad[sizeof(body_pad) - 1] = '\0';
 	g.chat_sent = g.chat_recv = g.chat_err = g.chat_late_max = 0;
-	g.nlat = 0;
+	g.nlat = g.nwire = 0;
 	if (n < 2) {
 		printf("{\"cmd\":\"chat\",\"error\":\"fewer than 2 sessions online\"}\n");
 		fflush(stdout);
 		return;
 	}
 	while (seq < total) {
-		uint64_t now = now_ns(), due = (now - t0) / interval_ns + 1;
+		/* the wall clock for the wire latency, read before the batch is built: never later
+		 * than the write that carries a message */
+		uint64_t now = now_ns(), due = (now - t0) / interval_ns + 1, wall = real_ns();
 
 		if (due > total)
 			due = total;
@@ -1288,8 +1389,8 @@ static void cmd_chat(double rate, double secs, double drain)
 			snprintf(to, sizeof(to), g.user_fmt, g.online[ti]->user);
 			sendf(from,
 			      "<message to='%s@%s' type='chat' id='m%" PRIu64 "'><body>t=%" PRIu64
-			      " %s</body></message>",
-			      to, g.domain, seq, sched, body_pad);
+			      " w=%" PRIu64 " %s</body></message>",
+			      to, g.domain, seq, sched, wall, body_pad);
 			if (now - sched > g.chat_late_max)
 				g.chat_late_max = now - sched;
 			g.chat_sent++;
@@ -1311,17 +1412,21 @@ static void cmd_chat(double rate, double secs, double drain)
 		double took = (now_ns() - t0) / 1e9;
 
 		qsort(g.lat_us, g.nlat, sizeof(*g.lat_us), cmp_u32);
+		qsort(g.wire_us, g.nwire, sizeof(*g.wire_us), cmp_u32);
 		printf("{\"cmd\":\"chat\",\"rate\":%.0f,\"seconds\":%.3f,\"sent\":%" PRIu64
 		       ",\"received\":%" PRIu64 ",\"errors\":%" PRIu64
 		       ",\"sent_per_s\":%.1f,\"p50_us\":%u,\"p90_us\":%u,\"p99_us\":%u,"
 		       "\"p999_us\":%u,\"max_us\":%u,\"late_max_us\":%" PRIu64
 		       ",\"client_cpu_s\":%.3f,\"client_cpu_send_s\":%.3f,\"took_s\":%.3f,"
-		       "\"online\":%zu}\n",
+		       "\"online\":%zu,\"wire_n\":%zu,\"wire_p50_us\":%u,\"wire_p90_us\":%u,"
+		       "\"wire_p99_us\":%u,\"wire_max_us\":%u}\n",
 		       rate, secs, g.chat_sent, g.chat_recv, g.chat_err, g.chat_sent / secs,
 		       pct(g.lat_us, g.nlat, 0.5), pct(g.lat_us, g.nlat, 0.9),
 		       pct(g.lat_us, g.nlat, 0.99), pct(g.lat_us, g.nlat, 0.999),
 		       g.nlat ? g.lat_us[g.nlat - 1] : 0, g.chat_late_max / 1000, cpu_s() - cpu0,
-		       cpu_send, took, g.nonline);
+		       cpu_send, took, g.nonline, g.nwire, pct(g.wire_us, g.nwire, 0.5),
+		       pct(g.wire_us, g.nwire, 0.9), pct(g.wire_us, g.nwire, 0.99),
+		       g.nwire ? g.wire_us[g.nwire - 1] : 0);
 		fflush(stdout);
 	}
 	(void)n;
@@ -1571,6 +1676,12 @@ int main(int argc, char **argv)
 	g.ctx = SSL_CTX_new(TLS_client_method());
 	if (!g.ctx)
 		die("SSL_CTX_new failed");
+	g.bio_ts = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "socket-ts");
+	if (!g.bio_ts || !BIO_meth_set_read(g.bio_ts, bio_ts_read) ||
+	    !BIO_meth_set_write(g.bio_ts, bio_ts_write) ||
+	    !BIO_meth_set_ctrl(g.bio_ts, bio_ts_ctrl) ||
+	    !BIO_meth_set_create(g.bio_ts, bio_ts_create))
+		die("BIO_meth_new failed");
 	SSL_CTX_set_verify(g.ctx, SSL_VERIFY_NONE, NULL);
 	/* idle sessions by the ten thousand: no buffers held between records */
 	SSL_CTX_set_mode(g.ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
