@@ -3,8 +3,9 @@
  *
  * The input's first byte picks the mechanism (hash, -PLUS or not, -PLUS offered or not); the
  * rest is split at its first NUL into client-first and client-final. The exchange must end in
- * DONE or FAILED with one of the documented codes; a random proof never succeeds (the keys come
- * from a password the input cannot know). Any breach abort()s. */
+ * DONE or FAILED with one of the documented codes (-EOPNOTSUPP only for a client-first that asks
+ * a -PLUS mechanism for a channel binding type other than the one offered); a random proof
+ * never succeeds (the keys come from a password the input cannot know). Any breach abort()s. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -29,6 +30,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct cm_buf out;
 	char err[CM_ERR_MAX];
 	const uint8_t *nul;
+	uint8_t flags;
 	int rc;
 
 	if (!ready) {
@@ -40,9 +42,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (size < 1)
 		return 0;
-	h = (data[0] & 1) ? XC_SCRAM_SHA256 : XC_SCRAM_SHA1;
+	flags = data[0];
+	h = (flags & 1) ? XC_SCRAM_SHA256 : XC_SCRAM_SHA1;
 	memset(cb.data, 0x5a, sizeof(cb.data));
-	xc_scram_init(&s, h, data[0] & 2, data[0] & 4, (data[0] & 8) ? &cb : NULL, 1);
+	xc_scram_init(&s, h, flags & 2, flags & 4, (flags & 8) ? &cb : NULL, 1);
 	data++;
 	size--;
 	nul = memchr(data, 0, size);
@@ -52,7 +55,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	clen = nul ? size - flen - 1 : 0;
 	cm_buf_init(&out, 0);
 	rc = xc_scram_client_first(&s, first, flen, err, sizeof(err));
-	if (rc == 0) {
+	if (rc == -EOPNOTSUPP) {
+		size_t tl = strlen(cb.type);
+		int offered = (flags & 8) && flen > 2 + tl && memcmp(first + 2, cb.type, tl) == 0 &&
+		              first[2 + tl] == ',';
+
+		if (!s.plus || flen < 2 || first[0] != 'p' || first[1] != '=' || offered)
+			abort();
+		rc = -EPROTO; /* checked: from here on, a refusal like the others */
+	} else if (rc == 0) {
 		if (!s.user || !s.user[0] || s.st != XC_SCRAM_WANT_CREDS)
 			abort();
 		if (xc_scram_server_first(&s, &creds[h], NULL, &out) != 0)
