@@ -762,9 +762,9 @@ def chat_step(s, load, rate, tag="", steps=None):
         "server %.1f us CPU/msg (%.0f %% of a core), client %.0f %%, late %.1f ms, CPU pressure "
         "%.0f %%: %s" % (
             s.name, tag, rate, got, r["sent"], r["errors"], r["p50_us"] / 1000,
-            r["p99_us"] / 1000, r.get("wire_p99_us", 0) / 1000, r["cpu_us_per_msg"] or 0, 100 * cpu / max(r["took_s"], 1e-9),
-            100 * r["client_cpu"], r["late_max_us"] / 1000, 100 * (r["psi"] or 0),
-            "ok" if r["ok"] else "not kept up"))
+            r["p99_us"] / 1000, r["wire_p99_us"] / 1000, r["cpu_us_per_msg"] or 0,
+            100 * cpu / max(r["took_s"], 1e-9), 100 * r["client_cpu"], r["late_max_us"] / 1000,
+            100 * (r["psi"] or 0), "ok" if r["ok"] else "not kept up"))
     if not r["ok"]:
         quiesce(s)
     if steps is not None:
