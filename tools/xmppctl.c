@@ -18,6 +18,8 @@
 
 #include "cm/buf.h"
 #include "cm/crypto.h"
+#include "cm/err.h"
+#include "xmpp-core/src/prosody.h"
 
 #define DEFAULT_URL   "http://127.0.0.1:5280"
 #define DEFAULT_TOKEN "/etc/xmpp-core/api.token"
@@ -36,6 +38,7 @@ struct ctl {
 	const char *redirect; /* kick: see-other-host */
 	char token[512];
 	bool json;
+	bool dry_run; /* import-prosody: read and check, send nothing */
 };
 
 static void usage(FILE *f)
@@ -56,6 +59,10 @@ static void usage(FILE *f)
 	        "  fast-revoke JID [AGENT-ID]\n"
 	        "                    revoke the FAST tokens (XEP-0484) of an account, or of one\n"
 	        "                    of its clients: its next login needs the password\n"
+	        "  import-prosody FILE [HOST]\n"
+	        "                    bring the accounts of a Prosody SQLite store over, with\n"
+	        "                    their passwords (SCRAM-SHA-1 keys), rosters and block\n"
+	        "                    lists; accounts that exist already are left as they are\n"
 	        "\n"
 	        "Options:\n"
 	        "  -u, --url URL            the admin port (default: $XMPPCTL_URL or " DEFAULT_URL
@@ -64,6 +71,7 @@ static void usage(FILE *f)
 	        "                           " DEFAULT_TOKEN ")\n"
 	        "  -p, --password-file FILE read the password from FILE (first line)\n"
 	        "      --json               print the server's JSON answer as it is\n"
+	        "  -n, --dry-run            import-prosody: read and check, send nothing\n"
 	        "  -h, --help               print this help and exit\n"
 	        "  -V, --version            print the version and exit\n"
 	        "\n"
@@ -341,6 +349,125 @@ static int fast_revoke(struct ctl *c, const char *jid, const char *agent)
 	return r;
 }
 
+/* import-prosody: each account of each host (or of host) read from Prosody's store and sent to
+ * the import route. Exit status 1 when one or more could not be imported. */
+static int import_prosody(struct ctl *c, const char *file, const char *host)
+{
+	struct xc_prosody *p;
+	char err[CM_ERR_MAX];
+	char **hosts = NULL, **users = NULL;
+	size_t nhosts = 0, nusers = 0, done = 0, there = 0, failed = 0, sha1_only = 0, nnotes = 0;
+	int rc = xc_prosody_open(&p, file, err, sizeof(err));
+
+	if (rc) {
+		fprintf(stderr, "xmppctl: %s\n", err);
+		return EXIT_USAGE;
+	}
+	if (host)
+		hosts = calloc(1, sizeof(*hosts));
+	if (host && hosts && (hosts[0] = strdup(host)) != NULL)
+		nhosts = 1;
+	else if (host || xc_prosody_hosts(p, &hosts, &nhosts, err, sizeof(err)) != 0) {
+		fprintf(stderr, "xmppctl: %s\n", host ? "out of memory" : err);
+		xc_prosody_list_free(hosts, host ? 0 : nhosts);
+		xc_prosody_close(p);
+		return EXIT_REFUSED;
+	}
+	for (size_t h = 0; h < nhosts; h++) {
+		if (xc_prosody_users(p, hosts[h], &users, &nusers, err, sizeof(err)) != 0) {
+			fprintf(stderr, "xmppctl: %s\n", err);
+			failed++;
+			continue;
+		}
+		if (nusers == 0)
+			fprintf(stderr, "xmppctl: %s has no accounts in %s\n", hosts[h], file);
+		for (size_t u = 0; u < nusers; u++) {
+			struct xc_prosody_notes notes = {0};
+			json_t *answer = NULL, *doc;
+			char *text = NULL;
+			long st = 0;
+
+			rc = xc_prosody_account(p, hosts[h], users[u], &text, &notes, err,
+			                        sizeof(err));
+			if (rc) {
+				printf("%s@%s\tnot imported: %s\n", users[u], hosts[h], err);
+				failed++;
+			} else {
+				doc = json_loads(text, 0, NULL);
+				if (!json_object_get(doc, "password"))
+					sha1_only++;
+				if (!c->dry_run)
+					st = call(c, "POST", "import", text, &answer);
+				if (c->dry_run)
+					printf("%s@%s\twould be imported: %zu contact(s), %zu "
+					       "request(s), %zu "
+					       "blocked\n",
+					       users[u], hosts[h],
+					       json_array_size(json_object_get(doc, "roster")),
+					       json_array_size(json_object_get(doc, "requests")),
+					       json_array_size(json_object_get(doc, "blocklist")));
+				else if (st == 201)
+					printf("%s\timported: %lld contact(s), %lld request(s), "
+					       "%lld blocked\n",
+					       json_string_value(json_object_get(answer, "jid")),
+					       (long long)json_integer_value(
+					           json_object_get(answer, "roster")),
+					       (long long)json_integer_value(
+					           json_object_get(answer, "requests")),
+					       (long long)json_integer_value(
+					           json_object_get(answer, "blocklist")));
+				else if (st == 409)
+					printf("%s@%s\talready there: left as it is\n", users[u],
+					       hosts[h]);
+				else if (st < 0) {
+					json_decref(doc);
+					cm_crypto_wipe(text, strlen(text));
+					free(text);
+					xc_prosody_notes_free(&notes);
+					failed += nusers - u;
+					break;
+				} else
+					printf("%s@%s\tnot imported: %s (HTTP %ld)\n", users[u],
+					       hosts[h],
+					       json_string_value(json_object_get(answer, "error"))
+					           ? json_string_value(
+					                 json_object_get(answer, "error"))
+					           : "refused",
+					       st);
+				if (c->dry_run || st == 201)
+					done++;
+				else if (st == 409)
+					there++;
+				else
+					failed++;
+				json_decref(doc);
+				json_decref(answer);
+				cm_crypto_wipe(text, strlen(text));
+				free(text);
+			}
+			for (size_t i = 0; i < notes.n; i++)
+				printf("  note: %s\n", notes.v[i]);
+			nnotes += notes.n;
+			xc_prosody_notes_free(&notes);
+		}
+		xc_prosody_list_free(users, nusers);
+		users = NULL;
+	}
+	xc_prosody_list_free(hosts, nhosts);
+	xc_prosody_close(p);
+	printf("%zu %s, %zu already there, %zu not imported; %zu note(s)\n", done,
+	       c->dry_run ? "to import" : "imported", there, failed, nnotes);
+	if (sha1_only)
+		printf(
+		    "%zu account(s) came with SCRAM-SHA-1 keys only (Prosody keeps no others): "
+		    "until each has logged in once with PLAIN (or had its password changed), set\n"
+		    "  auth: { disabled_mechanisms: [SCRAM-SHA-256, SCRAM-SHA-256-PLUS] }\n"
+		    "so that clients choose SCRAM-SHA-1; `xmppctl stats` counts the accounts still "
+		    "without SCRAM-SHA-256 keys.\n",
+		    sha1_only);
+	return failed ? EXIT_REFUSED : 0;
+}
+
 static int get(struct ctl *c, const char *path, const char *cmd)
 {
 	json_t *answer, *v;
@@ -372,6 +499,8 @@ static int get(struct ctl *c, const char *path, const char *cmd)
 		       (long long)json_integer_value(json_object_get(answer, "sessions")));
 		json_object_foreach(json_object_get(answer, "accounts"), k, v)
 		    printf("accounts\t%s\t%lld\n", k, (long long)json_integer_value(v));
+		json_object_foreach(json_object_get(answer, "accounts_missing_keys"), k, v) printf(
+		    "accounts_missing_keys\t%s\t%lld\n", k, (long long)json_integer_value(v));
 	}
 	json_decref(answer);
 	return r;
@@ -385,6 +514,7 @@ int main(int argc, char **argv)
 	    {"password-file", required_argument, NULL, 'p'},
 	    {"json", no_argument, NULL, 'j'},
 	    {"see-other-host", required_argument, NULL, 'r'},
+	    {"dry-run", no_argument, NULL, 'n'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
@@ -398,7 +528,7 @@ int main(int argc, char **argv)
 	struct cm_buf path;
 	int o, r, nargs;
 
-	while ((o = getopt_long(argc, argv, "u:t:p:hV", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "u:t:p:nhV", opts, NULL)) != -1) {
 		switch (o) {
 		case 'u':
 			c.url = optarg;
@@ -414,6 +544,9 @@ int main(int argc, char **argv)
 			break;
 		case 'r':
 			c.redirect = optarg;
+			break;
+		case 'n':
+			c.dry_run = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -433,14 +566,17 @@ int main(int argc, char **argv)
 	cmd = argv[optind];
 	arg = optind + 1 < argc ? argv[optind + 1] : NULL;
 	nargs = argc - optind - 1;
-	if ((nargs > 1 && !(nargs == 2 && !strcmp(cmd, "fast-revoke"))) ||
-	    (!arg &&
-	     (!strcmp(cmd, "register") || !strcmp(cmd, "unregister") || !strcmp(cmd, "passwd") ||
-	      !strcmp(cmd, "kick") || !strcmp(cmd, "fast-revoke"))) ||
+	if ((nargs > 1 &&
+	     !(nargs == 2 && (!strcmp(cmd, "fast-revoke") || !strcmp(cmd, "import-prosody")))) ||
+	    (!arg && (!strcmp(cmd, "register") || !strcmp(cmd, "unregister") ||
+	              !strcmp(cmd, "passwd") || !strcmp(cmd, "kick") ||
+	              !strcmp(cmd, "fast-revoke") || !strcmp(cmd, "import-prosody"))) ||
 	    (arg && (!strcmp(cmd, "sessions") || !strcmp(cmd, "stats")))) {
 		fprintf(stderr, "xmppctl: wrong arguments for %s (see --help)\n", cmd);
 		return EXIT_USAGE;
 	}
+	if (!strcmp(cmd, "import-prosody") && c.dry_run)
+		return import_prosody(&c, arg, nargs == 2 ? argv[optind + 2] : NULL);
 	if (load_token(&c) != 0)
 		return EXIT_USAGE;
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
@@ -453,6 +589,8 @@ int main(int argc, char **argv)
 		r = delete_jid(&c, "sessions", arg);
 	} else if (!strcmp(cmd, "fast-revoke")) {
 		r = fast_revoke(&c, arg, nargs == 2 ? argv[optind + 2] : NULL);
+	} else if (!strcmp(cmd, "import-prosody")) {
+		r = import_prosody(&c, arg, nargs == 2 ? argv[optind + 2] : NULL);
 	} else if (!strcmp(cmd, "accounts")) {
 		cm_buf_init(&path, 0);
 		r = cm_buf_puts(&path, "accounts");

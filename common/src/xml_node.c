@@ -229,6 +229,11 @@ bool cm_xml__chars_valid(const char *s, size_t n)
 	return true;
 }
 
+bool cm_xml_text_valid(const char *s, size_t n)
+{
+	return cm_xml__chars_valid(s, n);
+}
+
 /* Builders accept ASCII names only: every name XMPP uses, and a set that every XML parser
  * (expat included, whose name tables predate XML 1.0 5th edition) reads back. */
 static bool ncname_valid(const char *s, size_t n)

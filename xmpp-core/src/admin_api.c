@@ -26,6 +26,7 @@
 #include "cm/log.h"
 #include "cm/metrics.h"
 #include "cm/stream.h"
+#include "import.h"
 #include "scram.h"
 #include "server.h"
 #include "session.h"
@@ -88,6 +89,7 @@ enum op_kind {
 	OP_KICK,
 	OP_STATS,
 	OP_FAST_REVOKE,
+	OP_IMPORT,
 };
 
 struct op {
@@ -336,6 +338,17 @@ static void on_stored(struct xc_store_req *r)
 			op_done(o);
 		}
 		break;
+	case OP_IMPORT:
+		if (r->err == -EEXIST)
+			op_fail(o, 409, "the account exists already: it was left as it is");
+		else if (r->err)
+			op_fail(o, 500, "the store failed");
+		else {
+			CM_LOGI("api", "account %s imported", o->jid);
+			respond_json(o->req, 201, json_incref(o->result));
+			op_done(o);
+		}
+		break;
 	case OP_FAST_REVOKE:
 		if (r->err) {
 			op_fail(o, 500, "the store failed");
@@ -393,6 +406,8 @@ static void on_stored(struct xc_store_req *r)
 		}
 		json_object_set_new(json_object_get(o->result, "accounts"), o->host,
 		                    json_integer((json_int_t)r->njids));
+		json_object_set_new(json_object_get(o->result, "accounts_missing_keys"), o->host,
+		                    json_integer((json_int_t)r->count));
 		stats_next_host(o);
 		break;
 	default:
@@ -650,6 +665,66 @@ static void account_one(struct xc_admin_api *a, struct cm_http_req *req, const c
 	}
 }
 
+/* POST import: an account brought over from another server, with its roster and block list
+ * (import.h). */
+static void import(struct xc_admin_api *a, struct cm_http_req *req)
+{
+	struct xc_import_summary sum;
+	struct xc_store_req *r;
+	char err[CM_ERR_MAX];
+	const char *text, *at;
+	struct op *o;
+	json_t *hashes;
+	size_t len;
+	int rc;
+
+	if (strcmp(cm_http_req_method(req), "POST") != 0) {
+		respond_error(req, 405, "import takes POST");
+		return;
+	}
+	o = op_new(a, req, OP_IMPORT);
+	r = o ? store_req(o, XC_STORE_ACCOUNT_IMPORT, NULL) : NULL;
+	if (!r) {
+		if (o)
+			op_fail(o, 500, "out of memory");
+		else
+			respond_error(req, 500, "out of memory");
+		return;
+	}
+	text = cm_http_req_body(req, &len);
+	rc = xc_import_parse(text, len, (uint32_t)a->srv->cfg->auth.scram_iterations, r, &sum, err,
+	                     sizeof(err));
+	at = r->user ? strchr(r->user, '@') : NULL;
+	if (!rc && (!at || !xc_local_host(a->srv, at + 1, strlen(at + 1)))) {
+		snprintf(err, sizeof(err), "%s is not one of the hosts served", at ? at + 1 : "?");
+		rc = -EINVAL;
+	}
+	if (!rc && !(o->jid = strdup(r->user)))
+		rc = -ENOMEM;
+	hashes = rc ? NULL : json_array();
+	for (int h = 0; hashes && h < XC_SCRAM_NHASH; h++)
+		if (sum.hashes & (1u << h))
+			json_array_append_new(
+			    hashes, json_string(xc_scram_mech_name((enum xc_scram_hash)h)));
+	if (!rc &&
+	    !(o->result = json_pack("{ss so sI sI sI}", "jid", r->user, "scram", hashes, "roster",
+	                            (json_int_t)sum.roster, "requests", (json_int_t)sum.requests,
+	                            "blocklist", (json_int_t)sum.blocked)))
+		rc = -ENOMEM;
+	if (!rc && submit(o, r) != 0)
+		rc = -ESHUTDOWN;
+	if (rc) {
+		xc_store_req_free(r);
+		op_fail(o,
+		        rc == -EINVAL   ? 400
+		        : rc == -ENOMEM ? 500
+		                        : 503,
+		        rc == -EINVAL   ? err
+		        : rc == -ENOMEM ? "out of memory"
+		                        : "the store is not available");
+	}
+}
+
 /* The query's agent=ID into out ("" when absent, percent-decoded). False when it is there but
  * not a user-agent id (1 to 128 printable ASCII characters without spaces). */
 static bool agent_param(const char *q, char *out, size_t cap)
@@ -831,8 +906,9 @@ static void stats(struct xc_admin_api *a, struct cm_http_req *req)
 	}
 	o = op_new(a, req, OP_STATS);
 	if (o)
-		o->result = json_pack("{so sI}", "accounts", json_object(), "shards",
-		                      (json_int_t)a->srv->nshards);
+		o->result =
+		    json_pack("{so so sI}", "accounts", json_object(), "accounts_missing_keys",
+		              json_object(), "shards", (json_int_t)a->srv->nshards);
 	if (!o || !o->result || tour_start(o, NULL, NULL, NULL) != 0) {
 		if (o)
 			op_fail(o, 500, "out of memory");
@@ -856,6 +932,8 @@ static int on_request(void *arg, struct cm_http_req *req)
 		account_one(a, req, rest + 9);
 	else if (strcmp(rest, "sessions") == 0 || strncmp(rest, "sessions/", 9) == 0)
 		sessions(a, req, rest + 8);
+	else if (strcmp(rest, "import") == 0)
+		import(a, req);
 	else if (strcmp(rest, "stats") == 0)
 		stats(a, req);
 	else if (strncmp(rest, "fast-tokens/", 12) == 0 && rest[12])

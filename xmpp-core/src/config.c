@@ -199,13 +199,58 @@ static const struct cm_cfg_field auth_fields[] = {
      .doc = "refuse a SCRAM client that says it could bind to the TLS channel but believes the "
             "server cannot (gs2 flag y) while -PLUS is offered, as RFC 5802 asks; off because "
             "clients that only know tls-unique say so on TLS 1.3"},
+    {.key = "disabled_mechanisms",
+     .type = CM_CFG_STRLIST,
+     .offset = offsetof(struct xc_auth_config, disabled_mechanisms),
+     .def = "[]",
+     .doc = "SASL mechanisms neither offered nor accepted, of PLAIN, SCRAM-SHA-1, "
+            "SCRAM-SHA-1-PLUS, SCRAM-SHA-256, SCRAM-SHA-256-PLUS: after an import from "
+            "Prosody (SCRAM-SHA-1 keys only), the SCRAM-SHA-256 pair, until the imported "
+            "accounts have logged in with PLAIN (xmppctl stats counts those left)"},
 };
+
+/* Whether name is listed in the strlist. */
+static bool strlist_has(const struct cm_cfg_strlist *l, const char *name)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (strcmp(l->v[i], name) == 0)
+			return true;
+	return false;
+}
+
+static void auth_validate(void *obj, struct cm_cfg_check *chk)
+{
+	static const char *const known[] = {"PLAIN", "SCRAM-SHA-1", "SCRAM-SHA-1-PLUS",
+	                                    "SCRAM-SHA-256", "SCRAM-SHA-256-PLUS"};
+	const struct xc_auth_config *a = obj;
+	const struct cm_cfg_strlist *off = &a->disabled_mechanisms;
+	size_t n = sizeof(known) / sizeof(known[0]);
+
+	for (size_t i = 0; i < off->n; i++) {
+		size_t k = 0;
+
+		while (k < n && strcmp(off->v[i], known[k]) != 0)
+			k++;
+		if (k == n)
+			cm_cfg_check_error(
+			    chk, "disabled_mechanisms",
+			    "\"%s\" is not one of PLAIN, SCRAM-SHA-1, SCRAM-SHA-1-PLUS, "
+			    "SCRAM-SHA-256, SCRAM-SHA-256-PLUS",
+			    off->v[i]);
+	}
+	/* the -PLUS variants need TLS, and PLAIN does unless a listener allows cleartext */
+	if (strlist_has(off, "SCRAM-SHA-1") && strlist_has(off, "SCRAM-SHA-256"))
+		cm_cfg_check_error(chk, "disabled_mechanisms",
+		                   "SCRAM-SHA-1 or SCRAM-SHA-256 must stay enabled: the -PLUS "
+		                   "variants and PLAIN need TLS");
+}
 
 static const struct cm_cfg_schema auth_schema = {
     .name = "auth",
     .size = sizeof(struct xc_auth_config),
     .fields = auth_fields,
     .nfields = sizeof(auth_fields) / sizeof(auth_fields[0]),
+    .validate = auth_validate,
 };
 
 static const struct cm_cfg_field storage_fields[] = {

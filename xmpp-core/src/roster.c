@@ -16,9 +16,9 @@
 #include "user.h"
 
 #define NS_ROSTER      "jabber:iq:roster"
-#define MAX_ITEMS      1000 /* contacts in one roster */
-#define MAX_GROUPS     32   /* groups of one contact */
-#define MAX_NAME_BYTES 1024
+#define MAX_ITEMS      XC_ROSTER_MAX_ITEMS
+#define MAX_GROUPS     XC_ROSTER_MAX_GROUPS
+#define MAX_NAME_BYTES XC_ROSTER_MAX_NAME
 
 /* <item jid name subscription [ask] [approved]><group/>...</item> under parent. */
 static int item_xml(struct cm_xml_node *parent, const struct xc_roster_item *it, bool removed)

@@ -4,6 +4,10 @@
 
 #include "cm/xml.h"
 
+#define XC_ROSTER_MAX_ITEMS  1000 /* contacts in one roster */
+#define XC_ROSTER_MAX_GROUPS 32   /* groups of one contact */
+#define XC_ROSTER_MAX_NAME   1024 /* bytes of a contact's name or of a group's */
+
 struct xc_shard;
 struct xc_user;
 struct xc_c2s;

@@ -67,6 +67,17 @@ static size_t channel_bindings(const struct xc_c2s *c, struct xc_scram_cb cb[XC_
 	return n;
 }
 
+/* The mechanism (by its SASL name) is listed in auth.disabled_mechanisms. */
+static bool disabled(const struct xc_c2s *c, const char *name)
+{
+	const struct cm_cfg_strlist *off = &srv_of(c)->cfg->auth.disabled_mechanisms;
+
+	for (size_t i = 0; i < off->n; i++)
+		if (strcmp(off->v[i], name) == 0)
+			return true;
+	return false;
+}
+
 static bool plain_allowed(const struct xc_c2s *c)
 {
 	return secure(c) || srv_of(c)->cfg->c2s.plain_cleartext;
@@ -77,14 +88,15 @@ size_t xc_sasl_mechanisms(const struct xc_c2s *c, const char *names[XC_SASL_LIST
 	struct xc_scram_cb cb[XC_SCRAM_CB_MAX];
 	size_t n = 0;
 
-	if (channel_bindings(c, cb) > 0) {
-		names[n++] = "SCRAM-SHA-256-PLUS";
-		names[n++] = "SCRAM-SHA-1-PLUS";
+	static const char *const order[] = {"SCRAM-SHA-256-PLUS", "SCRAM-SHA-1-PLUS",
+	                                    "SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN"};
+	bool plus = channel_bindings(c, cb) > 0;
+
+	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+		if ((i < 2 && !plus) || (i == 4 && !plain_allowed(c)) || disabled(c, order[i]))
+			continue;
+		names[n++] = order[i];
 	}
-	names[n++] = "SCRAM-SHA-256";
-	names[n++] = "SCRAM-SHA-1";
-	if (plain_allowed(c))
-		names[n++] = "PLAIN";
 	return n;
 }
 
@@ -292,7 +304,9 @@ static int plain_check(struct xc_sasl *s, const struct xc_store_req *r)
 	struct xc_shard *sh = s->c->sh;
 	struct xc_server *srv = sh->srv;
 	struct xc_scram_creds decoy;
-	const struct xc_scram_creds *cr = &r->creds[XC_SCRAM_SHA256];
+	/* an account brought over with SCRAM-SHA-1 keys only is checked against those */
+	enum xc_scram_hash h = r->creds[XC_SCRAM_SHA256].iter ? XC_SCRAM_SHA256 : XC_SCRAM_SHA1;
+	const struct xc_scram_creds *cr = &r->creds[h];
 	unsigned char mac[XC_PLAIN_MAC];
 	size_t len = strlen(s->password);
 	bool have_mac = false;
@@ -307,10 +321,45 @@ static int plain_check(struct xc_sasl *s, const struct xc_store_req *r)
 	have_mac = xc_plain_cache_mac(&sh->plain, r->user, cr, s->password, len, mac) == 0;
 	if (have_mac && xc_plain_cache_has(&sh->plain, mac))
 		return 0;
-	rc = xc_scram_creds_check(XC_SCRAM_SHA256, cr, s->password, len);
+	if (cr->iter == 0)
+		return -EACCES; /* no keys at all: nothing can match */
+	rc = xc_scram_creds_check(h, cr, s->password, len);
 	if (rc == 0 && have_mac)
 		xc_plain_cache_add(&sh->plain, mac);
 	return rc;
+}
+
+/* After a PLAIN login, keys for the hashes the account lacks (an account imported with
+ * SCRAM-SHA-1 keys only), now that the password is known. The write waits for nobody: a
+ * failure is counted and logged by the store, and the next PLAIN login tries again. */
+static void complete_keys(struct xc_sasl *s, const struct xc_store_req *r)
+{
+	struct xc_server *srv = srv_of(s->c);
+	struct xc_store_req *w;
+	bool missing = false;
+	int rc = 0;
+
+	for (int h = 0; h < XC_SCRAM_NHASH; h++)
+		missing = missing || r->creds[h].iter == 0;
+	if (!missing)
+		return;
+	w = xc_store_req_new(XC_STORE_ACCOUNT_ADD_CREDS, NULL, NULL, NULL);
+	if (!w || xc_store_req_set(&w->user, r->user) != 0)
+		rc = -ENOMEM;
+	for (int h = 0; h < XC_SCRAM_NHASH && !rc; h++)
+		if (r->creds[h].iter == 0)
+			rc = xc_scram_creds_make(
+			    (enum xc_scram_hash)h, s->password, strlen(s->password),
+			    (uint32_t)srv->cfg->auth.scram_iterations, NULL, 0, &w->creds[h]);
+	if (!rc)
+		rc = xc_store_submit(srv->store, w);
+	if (rc) {
+		CM_LOGW("sasl", "cannot complete the keys of %s: %s", r->user, strerror(-rc));
+		xc_store_req_free(w);
+		return;
+	}
+	CM_LOGI("sasl", "%s logged in with PLAIN: its missing SCRAM keys are being stored",
+	        r->user);
 }
 
 static void on_account(struct xc_store_req *r)
@@ -333,6 +382,8 @@ static void on_account(struct xc_store_req *r)
 	}
 	if (s->mech == XC_SASL_PLAIN) {
 		rc = plain_check(s, r);
+		if (rc == 0)
+			complete_keys(s, r);
 		xc_store_req_free(r);
 		if (rc == 0)
 			succeed(s, NULL, 0);
@@ -342,7 +393,14 @@ static void on_account(struct xc_store_req *r)
 		return;
 	}
 	h = s->mech == XC_SASL_SCRAM_SHA1 ? XC_SCRAM_SHA1 : XC_SCRAM_SHA256;
-	if (!r->found) {
+	if (r->found && r->creds[h].iter == 0)
+		CM_LOGI(
+		    "sasl",
+		    "%s: %s has no %s keys (an account brought over with SCRAM-SHA-1 keys only); "
+		    "it gains them at its first PLAIN login or password change: until then "
+		    "list %s in auth.disabled_mechanisms",
+		    s->src, r->user, xc_scram_mech_name(h), xc_scram_mech_name(h));
+	if (!r->found || r->creds[h].iter == 0) {
 		struct xc_server *srv = srv_of(s->c);
 
 		xc_scram_decoy(h, srv->decoy_secret, sizeof(srv->decoy_secret), s->user,
@@ -484,6 +542,12 @@ void xc_sasl_begin(struct xc_c2s *c, const char *mech, const char *initial)
 		mech = "";
 	ncb = channel_bindings(c, cb);
 	has_cb = ncb > 0;
+	if (disabled(c, mech)) {
+		s->mech = XC_SASL_PLAIN;
+		reset(s);
+		xc_c2s__sasl_failure(c, "invalid-mechanism", NULL);
+		return;
+	}
 	if (strcmp(mech, "PLAIN") == 0 && plain_allowed(c)) {
 		s->mech = XC_SASL_PLAIN;
 	} else if (strcmp(mech, "SCRAM-SHA-256") == 0 || strcmp(mech, "SCRAM-SHA-1") == 0 ||

@@ -34,10 +34,12 @@ enum xc_scram_hash {
 	XC_SCRAM_NHASH,
 };
 
-#define XC_SCRAM_KEY_MAX  32 /* SHA-256 */
-#define XC_SCRAM_SALT_MAX 32
+#define XC_SCRAM_KEY_MAX  32   /* SHA-256 */
+#define XC_SCRAM_SALT_MAX 64   /* Prosody's salts are 36-character UUIDs */
 #define XC_SCRAM_MSG_MAX  4096 /* longest client message taken */
 
+/* One hash's keys. iter 0: the account has none for this hash (an account brought over from
+ * a server that kept only SCRAM-SHA-1 keys), and a login by that hash fails. */
 struct xc_scram_creds {
 	uint32_t iter;
 	uint8_t salt_len;

@@ -47,7 +47,14 @@ enum xc_store_op {
 	XC_STORE_ACCOUNT_SET_CREDS, /* user, creds -> -ENOENT */
 	XC_STORE_ACCOUNT_DELETE,    /* user -> -ENOENT; the user's roster, offline messages and
 	                             * block list go with the account */
-	XC_STORE_ACCOUNT_LIST,      /* key: a host -> jids (bare JIDs of its users), sorted */
+	XC_STORE_ACCOUNT_LIST,      /* key: a host -> jids (bare JIDs of its users), sorted;
+	                             * count: those without keys for every hash (imported) */
+	XC_STORE_ACCOUNT_IMPORT,    /* user, creds (a hash whose iter is 0 is left without keys),
+	                             * items (the roster, pending requests included), jids (the
+	                             * block list): all or nothing -> -EEXIST when taken */
+	XC_STORE_ACCOUNT_ADD_CREDS, /* user, creds: the hashes the account has no keys for get
+	                             * those of creds whose iter is not 0; the others stay (no
+	                             * FAST token is revoked) -> count (hashes added); -ENOENT */
 	XC_STORE_ROSTER_GET,        /* user -> found (the account exists), version, items, and
 	                             * jids: the block list */
 	XC_STORE_ROSTER_PUT,        /* user, item -> version (the roster's new version) */

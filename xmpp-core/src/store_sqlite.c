@@ -26,6 +26,7 @@
 #include <sqlite3.h>
 #include <uv.h>
 
+#include "cm/crypto.h"
 #include "cm/err.h"
 #include "cm/log.h"
 #include "store_sqlite_int.h"
@@ -70,6 +71,7 @@ enum stmt {
 	S_ACC_UPDATE,
 	S_ACC_DELETE,
 	S_ACC_LIST,
+	S_ACC_CREDS_ALL,
 	S_ROSTER_ALL,
 	S_ROSTER_PUT,
 	S_ROSTER_DEL,
@@ -106,6 +108,7 @@ static const char *const sql[S_NSTMT] = {
     [S_ACC_UPDATE] = "UPDATE accounts SET creds = ?3 WHERE host = ?1 AND user = ?2",
     [S_ACC_DELETE] = "DELETE FROM accounts WHERE host = ?1 AND user = ?2",
     [S_ACC_LIST] = "SELECT user || '@' || host FROM accounts WHERE host = ?1 ORDER BY user",
+    [S_ACC_CREDS_ALL] = "SELECT creds FROM accounts WHERE host = ?1",
     [S_ROSTER_ALL] = "SELECT contact, name, groups, sub, ask, pending_in, approved, listed "
                      "FROM roster WHERE owner = ?1 ORDER BY contact",
     [S_ROSTER_PUT] = "INSERT OR REPLACE INTO roster (owner, contact, name, groups, sub, ask, "
@@ -408,8 +411,28 @@ static int account_list(struct sq *q, struct xc_store_req *r)
 {
 	sqlite3_stmt *p = prep(q, S_ACC_LIST);
 
+	int rc;
+
 	bind_text(p, 1, r->key);
-	return collect_jids(q, p, r);
+	rc = collect_jids(q, p, r);
+	if (rc)
+		return rc;
+	/* and how many lack the keys of a hash (brought over with SCRAM-SHA-1 keys only) */
+	r->count = 0;
+	p = prep(q, S_ACC_CREDS_ALL);
+	bind_text(p, 1, r->key);
+	while ((rc = sqlite3_step(p)) == SQLITE_ROW) {
+		struct xc_scram_creds c[XC_SCRAM_NHASH];
+
+		if (creds_unpack(sqlite3_column_blob(p, 0), (size_t)sqlite3_column_bytes(p, 0), c))
+			continue; /* a damaged row: its owner's logins say so */
+		for (int h = 0; h < XC_SCRAM_NHASH; h++)
+			if (c[h].iter == 0) {
+				r->count++;
+				break;
+			}
+	}
+	return rc == SQLITE_DONE ? 0 : xc_sq_fail(rc);
 }
 
 static int version_get(struct sq *q, const char *owner, uint64_t *v)
@@ -528,9 +551,9 @@ static int roster_get(struct sq *q, struct xc_store_req *r)
 	return rc ? rc : prefs_get(q, r);
 }
 
-static int roster_put(struct sq *q, struct xc_store_req *r)
+/* One roster item of r->user: it is r->item, or one of an import's items. */
+static int roster_put_item(struct sq *q, struct xc_store_req *r, const struct xc_roster_item *it)
 {
-	const struct xc_roster_item *it = &r->item;
 	size_t glen = 0, off = 0;
 	sqlite3_stmt *p;
 	char *groups;
@@ -567,6 +590,53 @@ static int roster_put(struct sq *q, struct xc_store_req *r)
 	rc = exec1(p);
 	free(groups);
 	return rc ? rc : version_bump(q, r);
+}
+
+static int roster_put(struct sq *q, struct xc_store_req *r)
+{
+	return roster_put_item(q, r, &r->item);
+}
+
+/* An account brought over from another server, with its roster and block list, in the
+ * request's savepoint: a refusal (r->err) undoes what was written. */
+static int account_import(struct sq *q, struct xc_store_req *r)
+{
+	int rc = account_write(q, r, S_ACC_INSERT);
+
+	for (size_t i = 0; i < r->nitems && !rc && !r->err; i++)
+		rc = roster_put_item(q, r, &r->items[i]);
+	for (size_t i = 0; i < r->njids && !rc && !r->err; i++) {
+		sqlite3_stmt *p = prep(q, S_BLOCK_ADD);
+
+		bind_text(p, 1, r->user);
+		bind_text(p, 2, r->jids[i]);
+		rc = exec1(p);
+	}
+	return rc;
+}
+
+/* Keys for the hashes the account lacks, from r->creds; those it has stay as they are. */
+static int account_add_creds(struct sq *q, struct xc_store_req *r)
+{
+	struct xc_scram_creds given[XC_SCRAM_NHASH];
+	int rc;
+
+	memcpy(given, r->creds, sizeof(given));
+	rc = account_get(q, r);
+	if (rc || r->err)
+		return rc;
+	if (!r->found) {
+		r->err = -ENOENT;
+		return 0;
+	}
+	r->count = 0;
+	for (int h = 0; h < XC_SCRAM_NHASH; h++)
+		if (r->creds[h].iter == 0 && given[h].iter != 0) {
+			r->creds[h] = given[h];
+			r->count++;
+		}
+	cm_crypto_wipe(given, sizeof(given));
+	return r->count ? account_write(q, r, S_ACC_UPDATE) : 0;
 }
 
 static int roster_delete(struct sq *q, struct xc_store_req *r)
@@ -823,6 +893,10 @@ static int dispatch(struct sq *q, struct xc_store_req *r)
 		return account_delete(q, r);
 	case XC_STORE_ACCOUNT_LIST:
 		return account_list(q, r);
+	case XC_STORE_ACCOUNT_IMPORT:
+		return account_import(q, r);
+	case XC_STORE_ACCOUNT_ADD_CREDS:
+		return account_add_creds(q, r);
 	case XC_STORE_ROSTER_GET:
 		return roster_get(q, r);
 	case XC_STORE_ROSTER_PUT:

@@ -42,6 +42,7 @@ struct xc_auth_config {
 	long long failures_per_ip; /* failed logins from one address per minute */
 	long long failures_per_user;
 	bool strict_channel_binding; /* refuse "y" when -PLUS was offered (RFC 5802) */
+	struct cm_cfg_strlist disabled_mechanisms; /* SASL names neither offered nor taken */
 };
 
 struct xc_fast_config {

@@ -17,6 +17,7 @@
 #ifndef CM_XML_H
 #define CM_XML_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct cm_buf;
@@ -202,6 +203,10 @@ int cm_xml_write_close(struct cm_buf *out, const struct cm_xml_node *n);
  * caller passes valid UTF-8. 0, -ENOMEM, -ENOBUFS; out unchanged on failure. */
 int cm_xml_escape_text(struct cm_buf *out, const char *s, size_t n);
 int cm_xml_escape_attr(struct cm_buf *out, const char *s, size_t n);
+
+/* True when the n bytes of s are valid UTF-8 made only of characters XML 1.0 allows (no C0
+ * control but tab, newline and return; no U+FFFE, U+FFFF): text a builder will take. */
+bool cm_xml_text_valid(const char *s, size_t n);
 
 /* ------------------------------------------------------------------------------------------ */
 /* The stream parser                                                                          */

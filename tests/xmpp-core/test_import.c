@@ -1,0 +1,363 @@
+/* test_import.c - the import document checked (import.h) and Prosody's rows turned into one
+ * (prosody.h), with the database side on a file made here as Prosody's SQL store lays it out. */
+#include <errno.h>
+#include <jansson.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "cm/err.h"
+#include "xmpp-core/src/import.h"
+#include "xmpp-core/src/prosody.h"
+#include "xmpp-core/src/store.h"
+
+/* --- the document ------------------------------------------------------------------------ */
+
+/* SCRAM-SHA-1 keys of 20 bytes: 0x01... and 0x02..., salt "salt" */
+#define KEYS                                                                                       \
+	"\"scram\":{\"SCRAM-SHA-1\":{\"iterations\":4096,\"salt\":\"c2FsdA==\","                   \
+	"\"stored_key\":\"AQEBAQEBAQEBAQEBAQEBAQEBAQE=\","                                         \
+	"\"server_key\":\"AgICAgICAgICAgICAgICAgICAgI=\"}}"
+
+static int parse(const char *doc, struct xc_store_req **out, struct xc_import_summary *sum,
+                 char *err)
+{
+	struct xc_store_req *r = xc_store_req_new(XC_STORE_ACCOUNT_IMPORT, NULL, NULL, NULL);
+	int rc;
+
+	assert_non_null(r);
+	rc = xc_import_parse(doc, strlen(doc), 4096, r, sum, err, CM_ERR_MAX);
+	if (out)
+		*out = r;
+	else
+		xc_store_req_free(r);
+	return rc;
+}
+
+static void refused(const char *doc, const char *why)
+{
+	char err[CM_ERR_MAX] = "";
+	struct xc_import_summary sum;
+
+	assert_int_equal(parse(doc, NULL, &sum, err), -EINVAL);
+	if (!strstr(err, why))
+		fail_msg("%s: said \"%s\", not \"%s\"", doc, err, why);
+}
+
+static void test_document(void **state)
+{
+	struct xc_import_summary sum;
+	struct xc_store_req *r;
+	char err[CM_ERR_MAX];
+
+	(void)state;
+	assert_int_equal(
+	    parse("{\"jid\":\"Alice@Example.ORG\"," KEYS
+	          ",\"roster\":[{\"jid\":\"Bob@example.org\",\"name\":\"Bobby\",\"groups\":[\"A\","
+	          "\"B\"],\"subscription\":\"both\"},{\"jid\":\"carol@example.org\",\"ask\":true,"
+	          "\"pending_in\":true}],\"requests\":[\"dave@example.org\"],"
+	          "\"blocklist\":[\"evil.example\",\"Spam@Evil.Example\",\"spam@evil.example\"]}",
+	          &r, &sum, err),
+	    0);
+	assert_string_equal(r->user, "alice@example.org");
+	assert_int_equal(r->creds[XC_SCRAM_SHA1].iter, 4096);
+	assert_int_equal(r->creds[XC_SCRAM_SHA1].salt_len, 4);
+	assert_memory_equal(r->creds[XC_SCRAM_SHA1].salt, "salt", 4);
+	assert_int_equal(r->creds[XC_SCRAM_SHA1].stored_key[19], 1);
+	assert_int_equal(r->creds[XC_SCRAM_SHA1].server_key[0], 2);
+	assert_int_equal(r->creds[XC_SCRAM_SHA256].iter, 0);
+	assert_int_equal(sum.hashes, 1u << XC_SCRAM_SHA1);
+	assert_int_equal(r->nitems, 3);
+	assert_string_equal(r->items[0].contact, "bob@example.org");
+	assert_string_equal(r->items[0].name, "Bobby");
+	assert_int_equal(r->items[0].ngroups, 2);
+	assert_int_equal(r->items[0].st.sub, XC_SUB_BOTH);
+	assert_true(r->items[0].st.listed);
+	assert_true(r->items[1].st.out && r->items[1].st.in && r->items[1].st.listed);
+	assert_true(r->items[2].st.in);
+	assert_false(r->items[2].st.listed);
+	assert_int_equal(sum.roster, 2);
+	assert_int_equal(sum.requests, 1);
+	/* the same JID written two ways is one entry */
+	assert_int_equal(r->njids, 2);
+	assert_int_equal(sum.blocked, 2);
+	xc_store_req_free(r);
+
+	/* a password gives keys for every hash */
+	assert_int_equal(parse("{\"jid\":\"a@b.example\",\"password\":\"pencil\"}", &r, &sum, err),
+	                 0);
+	assert_int_equal(sum.hashes, 3);
+	assert_int_equal(xc_scram_creds_check(XC_SCRAM_SHA256, &r->creds[1], "pencil", 6), 0);
+	xc_store_req_free(r);
+}
+
+static void test_document_refused(void **state)
+{
+	(void)state;
+	refused("[]", "the body must be a JSON object");
+	refused("{\"jid\":\"a@b.example\"", "the body must be a JSON object");
+	refused("{\"jid\":\"a@b.example\",\"password\":\"x\",\"extra\":1}",
+	        "unknown member \"extra\"");
+	refused("{\"password\":\"x\"}", "\"jid\" (a string) is required");
+	refused("{\"jid\":\"b.example\",\"password\":\"x\"}", "must be a bare JID (user@host)");
+	refused("{\"jid\":\"a@b.example\"}", "one of \"password\" and \"scram\"");
+	refused("{\"jid\":\"a@b.example\",\"password\":\"\"}", "1 to 1023 bytes");
+	refused("{\"jid\":\"a@b.example\",\"password\":\"\\u0007\"}", "SASLprep prohibits");
+	refused("{\"jid\":\"a@b.example\",\"scram\":{}}", "SCRAM-SHA-1 and/or SCRAM-SHA-256");
+	refused("{\"jid\":\"a@b.example\",\"scram\":{\"SCRAM-SHA-1\":{\"iterations\":1}}}",
+	        "\"salt\" (base64) is required");
+	refused("{\"jid\":\"a@b.example\",\"scram\":{\"SCRAM-SHA-256\":{\"iterations\":1,"
+	        "\"salt\":\"c2FsdA==\",\"stored_key\":\"AQEBAQEBAQEBAQEBAQEBAQEBAQE=\","
+	        "\"server_key\":\"AQEBAQEBAQEBAQEBAQEBAQEBAQE=\"}}}",
+	        "\"stored_key\" must be 32 bytes");
+	refused("{\"jid\":\"a@b.example\",\"scram\":{\"SCRAM-SHA-1\":{\"iterations\":1,"
+	        "\"salt\":\"!!\",\"stored_key\":\"\",\"server_key\":\"\"}}}",
+	        "\"salt\" must be 1 to 64 bytes");
+	refused("{\"jid\":\"a@b.example\",\"scram\":{\"SCRAM-SHA-1\":{\"iterations\":1.5}}}",
+	        "\"iterations\" must be an integer");
+	refused("{\"jid\":\"a@b.example\",\"scram\":{\"SCRAM-SHA-1\":{\"rounds\":1}}}",
+	        "unknown member \"rounds\"");
+	refused("{\"jid\":\"a@b.example\"," KEYS ",\"roster\":{}}", "must be arrays");
+	refused("{\"jid\":\"a@b.example\"," KEYS ",\"roster\":[1]}",
+	        "roster[0]: must be an object");
+	refused("{\"jid\":\"a@b.example\"," KEYS ",\"roster\":[{\"jid\":\"c@d/e\"}]}",
+	        "roster[0]: \"c@d/e\" must be a bare JID");
+	refused("{\"jid\":\"a@b.example\"," KEYS ",\"roster\":[{\"jid\":\"c@d\",\"ask\":1}]}",
+	        "\"ask\" must be true or false");
+	refused("{\"jid\":\"a@b.example\"," KEYS
+	        ",\"roster\":[{\"jid\":\"c@d\",\"subscription\":\"to\",\"ask\":true}]}",
+	        "\"ask\" with subscription to");
+	refused("{\"jid\":\"a@b.example\"," KEYS
+	        ",\"roster\":[{\"jid\":\"c@d\",\"subscription\":\"both\",\"approved\":true}]}",
+	        "\"approved\" with subscription both");
+	refused("{\"jid\":\"a@b.example\"," KEYS ",\"roster\":[{\"jid\":\"c@d\",\"name\":5}]}",
+	        "\"name\" must be a string");
+	refused("{\"jid\":\"a@b.example\"," KEYS
+	        ",\"roster\":[{\"jid\":\"c@d\",\"groups\":[\"\"]}]}",
+	        "each group must be 1 to 1024 bytes");
+	refused("{\"jid\":\"a@b.example\"," KEYS
+	        ",\"roster\":[{\"jid\":\"c@d\"},{\"jid\":\"C@D\"}]}",
+	        "roster[1]: c@d is named twice");
+	refused("{\"jid\":\"a@b.example\"," KEYS ",\"requests\":[\"c@d\",\"c@d\"]}",
+	        "requests[1]: c@d is named twice");
+	refused("{\"jid\":\"a@b.example\"," KEYS ",\"requests\":[7]}",
+	        "requests[0]: must be a string");
+	refused("{\"jid\":\"a@b.example\"," KEYS ",\"blocklist\":\"x\"}", "\"blocklist\" must be");
+	refused("{\"jid\":\"a@b.example\"," KEYS ",\"blocklist\":[\"a@@b\"]}", "blocklist[0]:");
+}
+
+/* --- Prosody's rows ---------------------------------------------------------------------- */
+
+static const struct xc_prosody_row alice[] = {
+    {"accounts", "iteration_count", "number", "10000"},
+    {"accounts", "salt", "string", "030ff17f-6310-41f3-a658-c1cd310ff57a"},
+    {"accounts", "server_key", "string", "a9f819e3ac31dc7bdd2a60bb011f175288125f84"},
+    {"accounts", "stored_key", "string", "17cced3855de35912cfbd3292c2c4c77d4ad9d14"},
+    {"blocklist", "", "json", "{\"__hash\":[false,{\"created\":1}]}"},
+    {"blocklist", "spam@evil.example", "number", "1796534207"},
+    {"pep", "urn:xmpp:vcard4", "json", "{}"},
+    {"pep", "urn:xmpp:avatar:data", "json", "{}"},
+    {"roster", "", "json",
+     "{\"__hash\":[false,{\"version\":6,\"pending\":{\"carol@example.org\":{},"
+     "\"dave@example.org\":true,\"erin@example.org\":{}}}]}"},
+    {"roster", "bob@example.org", "json",
+     "{\"name\":\"Bobby\",\"subscription\":\"both\",\"groups\":{\"Work\":true}}"},
+    {"roster", "carol@example.org", "json",
+     "{\"subscription\":\"none\",\"ask\":\"subscribe\",\"groups\":{}}"},
+    {"roster", "erin@example.org", "json", "{\"subscription\":\"from\",\"groups\":{}}"},
+    {"roster", "frank@example.org", "json", "{\"subscription\":\"sideways\"}"},
+    {"roster", "gina@example.org", "json", "not json"},
+    {"roster", "hal@example.org", "json", "{\"subscription\":\"to\",\"ask\":\"subscribe\"}"},
+};
+
+static bool has_note(const struct xc_prosody_notes *n, const char *text)
+{
+	for (size_t i = 0; i < n->n; i++)
+		if (strstr(n->v[i], text))
+			return true;
+	return false;
+}
+
+static json_t *find(json_t *roster, const char *jid)
+{
+	for (size_t i = 0; i < json_array_size(roster); i++)
+		if (!strcmp(json_string_value(json_object_get(json_array_get(roster, i), "jid")),
+		            jid))
+			return json_array_get(roster, i);
+	return NULL;
+}
+
+static void test_prosody_rows(void **state)
+{
+	struct xc_prosody_notes notes = {0};
+	struct xc_import_summary sum;
+	struct xc_store_req *r;
+	char err[CM_ERR_MAX], *doc;
+	json_t *d, *roster, *it;
+
+	(void)state;
+	assert_int_equal(xc_prosody_doc("alice@example.org", alice, sizeof(alice) / sizeof(*alice),
+	                                &doc, &notes, err, sizeof(err)),
+	                 0);
+	d = json_loads(doc, 0, NULL);
+	assert_non_null(d);
+	roster = json_object_get(d, "roster");
+	assert_int_equal(json_array_size(roster), 4); /* bob, carol, erin, hal */
+	it = find(roster, "bob@example.org");
+	assert_string_equal(json_string_value(json_object_get(it, "name")), "Bobby");
+	assert_string_equal(json_string_value(json_array_get(json_object_get(it, "groups"), 0)),
+	                    "Work");
+	it = find(roster, "carol@example.org");
+	assert_true(json_is_true(json_object_get(it, "ask")));
+	assert_true(json_is_true(json_object_get(it, "pending_in")));
+	/* erin sees alice already: her request is dropped, with a note */
+	assert_null(json_object_get(find(roster, "erin@example.org"), "pending_in"));
+	assert_true(has_note(&notes, "contact erin@example.org: a pending request was dropped"));
+	/* hal is seen already: the ask goes */
+	assert_true(json_is_false(json_object_get(find(roster, "hal@example.org"), "ask")));
+	assert_true(has_note(&notes, "contact hal@example.org: the pending subscription request"));
+	assert_true(has_note(&notes, "contact frank@example.org left behind: subscription"));
+	assert_true(has_note(&notes, "roster entry \"gina@example.org\" left behind"));
+	assert_true(has_note(&notes, "store \"pep\" left behind (2 value(s))"));
+	/* dave only asked (0.11's pending: true) */
+	assert_string_equal(json_string_value(json_array_get(json_object_get(d, "requests"), 0)),
+	                    "dave@example.org");
+	assert_int_equal(json_array_size(json_object_get(d, "blocklist")), 1);
+	/* and the server takes the document: keys as Prosody had them */
+	assert_int_equal(parse(doc, &r, &sum, err), 0);
+	assert_int_equal(r->creds[XC_SCRAM_SHA1].iter, 10000);
+	assert_int_equal(r->creds[XC_SCRAM_SHA1].salt_len, 36);
+	assert_int_equal(r->creds[XC_SCRAM_SHA1].stored_key[0], 0x17);
+	assert_int_equal(r->creds[XC_SCRAM_SHA1].server_key[19], 0x84);
+	assert_int_equal(sum.roster, 4);
+	assert_int_equal(sum.requests, 1);
+	xc_store_req_free(r);
+	json_decref(d);
+	free(doc);
+	xc_prosody_notes_free(&notes);
+}
+
+static void test_prosody_credentials(void **state)
+{
+	struct xc_prosody_notes notes = {0};
+	char err[CM_ERR_MAX], *doc;
+	struct xc_prosody_row rows[4] = {
+	    {"accounts", "password", "string", "plain-kept"},
+	};
+	json_t *d;
+
+	(void)state;
+	/* plaintext storage: the password itself */
+	assert_int_equal(xc_prosody_doc("a@b", rows, 1, &doc, &notes, err, sizeof(err)), 0);
+	d = json_loads(doc, 0, NULL);
+	assert_string_equal(json_string_value(json_object_get(d, "password")), "plain-kept");
+	assert_null(json_object_get(d, "scram"));
+	json_decref(d);
+	free(doc);
+	/* incomplete or damaged keys */
+	rows[0] = (struct xc_prosody_row){"accounts", "salt", "string", "s"};
+	assert_int_equal(xc_prosody_doc("a@b", rows, 1, &doc, &notes, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "neither a password nor the four SCRAM-SHA-1 values"));
+	assert_null(doc);
+	rows[1] = (struct xc_prosody_row){"accounts", "iteration_count", "number", "many"};
+	rows[2] = (struct xc_prosody_row){"accounts", "stored_key", "string", "00"};
+	rows[3] = (struct xc_prosody_row){"accounts", "server_key", "string", "00"};
+	assert_int_equal(xc_prosody_doc("a@b", rows, 4, &doc, &notes, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "iteration_count \"many\" is not a count"));
+	rows[1].value = "4096";
+	assert_int_equal(xc_prosody_doc("a@b", rows, 4, &doc, &notes, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "40 hex digits"));
+	rows[2].value = "17cced3855de35912cfbd3292c2c4c77d4ad9d1g";
+	rows[3].value = "17cced3855de35912cfbd3292c2c4c77d4ad9d14";
+	assert_int_equal(xc_prosody_doc("a@b", rows, 4, &doc, &notes, err, sizeof(err)), -EINVAL);
+	rows[2].value = rows[3].value;
+	assert_int_equal(xc_prosody_doc("a@b", rows, 4, &doc, &notes, err, sizeof(err)), 0);
+	free(doc);
+	assert_int_equal(notes.n, 0);
+	xc_prosody_notes_free(&notes);
+}
+
+/* --- the database ------------------------------------------------------------------------ */
+
+static void sql(sqlite3 *db, const char *s)
+{
+	char *e = NULL;
+
+	if (sqlite3_exec(db, s, NULL, NULL, &e) != SQLITE_OK)
+		fail_msg("%s: %s", s, e);
+}
+
+static void test_prosody_database(void **state)
+{
+	char dir[] = "/tmp/test_import.XXXXXX", path[64], err[CM_ERR_MAX], cmd[96], *doc;
+	struct xc_prosody_notes notes = {0};
+	struct xc_prosody *p;
+	char **list;
+	size_t n;
+	sqlite3 *db;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/prosody.sqlite", dir);
+	assert_int_equal(xc_prosody_open(&p, path, err, sizeof(err)), -ENOENT);
+	assert_non_null(strstr(err, "cannot open"));
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	sql(db, "CREATE TABLE other (x)");
+	assert_int_equal(xc_prosody_open(&p, path, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "is not Prosody's SQL store"));
+	sql(db,
+	    "CREATE TABLE prosody (host TEXT, user TEXT, store TEXT, key TEXT, type TEXT, "
+	    "value TEXT);"
+	    "CREATE TABLE prosodyarchive (sort_id INTEGER PRIMARY KEY, host TEXT, user TEXT, "
+	    "store TEXT, key TEXT, \"when\" INTEGER, \"with\" TEXT, type TEXT, value TEXT);"
+	    "INSERT INTO prosody VALUES ('b.example','zed','accounts','password','string','z'),"
+	    " ('a.example','amy','accounts','password','string','a'),"
+	    " ('a.example','amy','roster','bo@a.example','json','{\"subscription\":\"to\"}'),"
+	    " ('a.example','amy','vcard','','json','{}'),"
+	    " ('a.example','','accounts','x','string','host data'),"
+	    " ('a.example','ann','accounts','password','string','n');"
+	    "INSERT INTO prosodyarchive (host, user, store, key, \"when\", \"with\", type, value)"
+	    " VALUES ('a.example','amy','archive','1',1,'bo@a.example','xml','<message/>'),"
+	    " ('a.example','amy','archive','2',2,'bo@a.example','xml','<message/>');");
+	sqlite3_close(db);
+	assert_int_equal(xc_prosody_open(&p, path, err, sizeof(err)), 0);
+	assert_int_equal(xc_prosody_hosts(p, &list, &n, err, sizeof(err)), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(list[0], "a.example");
+	assert_string_equal(list[1], "b.example");
+	xc_prosody_list_free(list, n);
+	assert_int_equal(xc_prosody_users(p, "a.example", &list, &n, err, sizeof(err)), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(list[0], "amy");
+	assert_string_equal(list[1], "ann");
+	xc_prosody_list_free(list, n);
+	assert_int_equal(xc_prosody_account(p, "a.example", "amy", &doc, &notes, err, sizeof(err)),
+	                 0);
+	assert_non_null(strstr(doc, "\"jid\":\"amy@a.example\""));
+	assert_non_null(strstr(doc, "bo@a.example"));
+	assert_true(has_note(&notes, "amy@a.example: store \"vcard\" left behind (1 value(s))"));
+	assert_true(has_note(&notes, "amy@a.example: archive \"archive\" left behind (2 item(s))"));
+	free(doc);
+	xc_prosody_notes_free(&notes);
+	xc_prosody_close(p);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_document),         cmocka_unit_test(test_document_refused),
+	    cmocka_unit_test(test_prosody_rows),     cmocka_unit_test(test_prosody_credentials),
+	    cmocka_unit_test(test_prosody_database),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,175 @@
+/* test_store_import.c - the store's side of an import: an account with its roster and block list
+ * written all or nothing, keys added for the hashes an account lacks, and the count of such
+ * accounts. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include <uv.h>
+
+#include "tests/support/store_fix.h"
+#include "xmpp-core/src/store.h"
+
+static struct xc_store_req *answer;
+
+static void on_done(struct xc_store_req *r)
+{
+	answer = r;
+}
+
+/* Submit r and wait for its answer (free it with xc_store_req_free). */
+static struct xc_store_req *run(struct store_fix *f, struct xc_store_req *r)
+{
+	answer = NULL;
+	assert_int_equal(xc_store_submit(f->st, r), 0);
+	while (!answer)
+		uv_run(&f->uv, UV_RUN_ONCE);
+	return answer;
+}
+
+static struct xc_store_req *req(struct store_fix *f, enum xc_store_op op, const char *user)
+{
+	struct xc_store_req *r = xc_store_req_new(op, &f->l, on_done, NULL);
+
+	assert_non_null(r);
+	if (user)
+		assert_int_equal(xc_store_req_set(&r->user, user), 0);
+	return r;
+}
+
+/* An import of user with SCRAM-SHA-1 keys only, a roster of contacts, one request, and
+ * blocked JIDs. */
+static struct xc_store_req *import_req(struct store_fix *f, const char *user, const char *dup)
+{
+	struct xc_store_req *r = req(f, XC_STORE_ACCOUNT_IMPORT, user);
+	const char *contacts[] = {"bob@example.org", "carol@example.org", dup};
+	size_t n = dup ? 3 : 2;
+
+	assert_int_equal(xc_scram_creds_make(XC_SCRAM_SHA1, "secret", 6, 4096,
+	                                     (const unsigned char *)"salt", 4,
+	                                     &r->creds[XC_SCRAM_SHA1]),
+	                 0);
+	r->items = calloc(n, sizeof(*r->items));
+	assert_non_null(r->items);
+	for (size_t i = 0; i < n; i++) {
+		r->items[i].contact = strdup(contacts[i]);
+		r->items[i].st = (struct xc_sub_state){.sub = XC_SUB_BOTH, .listed = true};
+	}
+	r->items[1].st = (struct xc_sub_state){.sub = XC_SUB_NONE, .in = true};
+	r->nitems = n;
+	r->jids = calloc(1, sizeof(*r->jids));
+	r->jids[0] = strdup("spam@evil.example");
+	r->njids = 1;
+	return r;
+}
+
+static void test_import_all_or_nothing(void **state)
+{
+	struct store_fix f;
+	struct xc_store_req *r;
+
+	(void)state;
+	store_fix_open(&f, "test_store_import");
+	r = run(&f, import_req(&f, "alice@example.org", NULL));
+	assert_int_equal(r->err, 0);
+	xc_store_req_free(r);
+	r = run(&f, req(&f, XC_STORE_ROSTER_GET, "alice@example.org"));
+	assert_true(r->found);
+	assert_int_equal(r->nitems, 2);
+	for (size_t i = 0; i < r->nitems; i++) {
+		if (strcmp(r->items[i].contact, "carol@example.org") == 0) {
+			assert_true(r->items[i].st.in);
+			assert_false(r->items[i].st.listed);
+		} else {
+			assert_int_equal(r->items[i].st.sub, XC_SUB_BOTH);
+			assert_true(r->items[i].st.listed);
+		}
+	}
+	assert_int_equal(r->njids, 1);
+	assert_string_equal(r->jids[0], "spam@evil.example");
+	xc_store_req_free(r);
+	/* the account exists: nothing of the second import is written */
+	r = run(&f, import_req(&f, "alice@example.org", "dave@example.org"));
+	assert_int_equal(r->err, -EEXIST);
+	xc_store_req_free(r);
+	r = run(&f, req(&f, XC_STORE_ROSTER_GET, "alice@example.org"));
+	assert_int_equal(r->nitems, 2);
+	xc_store_req_free(r);
+	/* SHA-1 keys only: SHA-256 has none */
+	r = run(&f, req(&f, XC_STORE_ACCOUNT_GET, "alice@example.org"));
+	assert_true(r->found);
+	assert_int_equal(r->creds[XC_SCRAM_SHA256].iter, 0);
+	assert_int_equal(r->creds[XC_SCRAM_SHA1].salt_len, 4);
+	assert_int_equal(xc_scram_creds_check(XC_SCRAM_SHA1, &r->creds[XC_SCRAM_SHA1], "secret", 6),
+	                 0);
+	xc_store_req_free(r);
+	store_fix_close(&f);
+}
+
+static void test_add_creds_and_count(void **state)
+{
+	struct store_fix f;
+	struct xc_store_req *r;
+	struct xc_scram_creds sha1;
+
+	(void)state;
+	store_fix_open(&f, "test_store_import");
+	xc_store_req_free(run(&f, import_req(&f, "alice@example.org", NULL)));
+	xc_store_req_free(run(&f, import_req(&f, "bob@example.org", NULL)));
+	r = req(&f, XC_STORE_ACCOUNT_LIST, NULL);
+	assert_int_equal(xc_store_req_set(&r->key, "example.org"), 0);
+	r = run(&f, r);
+	assert_int_equal(r->njids, 2);
+	assert_int_equal(r->count, 2);
+	xc_store_req_free(r);
+	r = run(&f, req(&f, XC_STORE_ACCOUNT_GET, "alice@example.org"));
+	sha1 = r->creds[XC_SCRAM_SHA1];
+	xc_store_req_free(r);
+
+	/* both hashes offered: only the missing one is taken */
+	r = req(&f, XC_STORE_ACCOUNT_ADD_CREDS, "alice@example.org");
+	assert_int_equal(xc_scram_creds_make_all("secret", 6, 4096, r->creds), 0);
+	r = run(&f, r);
+	assert_int_equal(r->err, 0);
+	assert_int_equal(r->count, 1);
+	xc_store_req_free(r);
+	r = run(&f, req(&f, XC_STORE_ACCOUNT_GET, "alice@example.org"));
+	assert_memory_equal(&r->creds[XC_SCRAM_SHA1], &sha1, sizeof(sha1));
+	assert_int_equal(
+	    xc_scram_creds_check(XC_SCRAM_SHA256, &r->creds[XC_SCRAM_SHA256], "secret", 6), 0);
+	xc_store_req_free(r);
+	/* once more: nothing is missing, nothing changes */
+	r = req(&f, XC_STORE_ACCOUNT_ADD_CREDS, "alice@example.org");
+	assert_int_equal(xc_scram_creds_make_all("other", 5, 4096, r->creds), 0);
+	r = run(&f, r);
+	assert_int_equal(r->count, 0);
+	xc_store_req_free(r);
+	r = run(&f, req(&f, XC_STORE_ACCOUNT_GET, "alice@example.org"));
+	assert_int_equal(
+	    xc_scram_creds_check(XC_SCRAM_SHA256, &r->creds[XC_SCRAM_SHA256], "secret", 6), 0);
+	xc_store_req_free(r);
+	r = run(&f, req(&f, XC_STORE_ACCOUNT_ADD_CREDS, "ghost@example.org"));
+	assert_int_equal(r->err, -ENOENT);
+	xc_store_req_free(r);
+	/* one of the two is complete now */
+	r = req(&f, XC_STORE_ACCOUNT_LIST, NULL);
+	assert_int_equal(xc_store_req_set(&r->key, "example.org"), 0);
+	r = run(&f, r);
+	assert_int_equal(r->count, 1);
+	xc_store_req_free(r);
+	store_fix_close(&f);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_import_all_or_nothing),
+	    cmocka_unit_test(test_add_creds_and_count),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

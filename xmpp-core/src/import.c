@@ -1,0 +1,423 @@
+/* import.c - the import document checked and turned into a store request (import.h). */
+#include "import.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cm/buf.h"
+#include "cm/crypto.h"
+#include "cm/err.h"
+#include "cm/xml.h"
+#include "jid.h"
+#include "roster.h"
+#include "scram.h"
+#include "store.h"
+
+#define PASSWORD_MAX 1023 /* bytes, as the admin API's accounts route */
+
+/* Refuse a member of o that is not one of the names (NULL-terminated list). */
+static int only_members(const json_t *o, const char *const *names, const char *where, char *err,
+                        size_t errlen)
+{
+	const char *k;
+	json_t *v;
+
+	json_object_foreach((json_t *)o, k, v)
+	{
+		size_t i = 0;
+
+		while (names[i] && strcmp(names[i], k) != 0)
+			i++;
+		if (!names[i])
+			return cm_errf(err, errlen, -EINVAL, "%s: unknown member \"%s\"", where, k);
+	}
+	return 0;
+}
+
+/* A bare JID (with or without a local part) from s, normalised, into *out. */
+static int bare_jid(const char *s, bool need_local, char **out, const char *where, char *err,
+                    size_t errlen)
+{
+	char why[CM_ERR_MAX];
+	struct xc_jid j;
+	int rc = xc_jid_parse(&j, s, strlen(s), why, sizeof(why));
+
+	if (rc == -ENOMEM)
+		return rc;
+	if (rc)
+		return cm_errf(err, errlen, -EINVAL, "%s: \"%s\" is not a JID: %s", where, s, why);
+	if (j.rlen || (need_local && !j.llen)) {
+		xc_jid_free(&j);
+		return cm_errf(err, errlen, -EINVAL, "%s: \"%s\" must be a bare JID%s", where, s,
+		               need_local ? " (user@host)" : "");
+	}
+	*out = j.s; /* takes the string */
+	return 0;
+}
+
+/* Base64 member key of o, exactly want bytes (or 1 to max when want is 0), into out. */
+static int b64_member(const json_t *o, const char *key, size_t want, size_t max, unsigned char *out,
+                      size_t *outlen, const char *where, char *err, size_t errlen)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+	struct cm_buf b;
+	int rc;
+
+	if (!s)
+		return cm_errf(err, errlen, -EINVAL, "%s: \"%s\" (base64) is required", where, key);
+	cm_buf_init(&b, 256);
+	rc = cm_crypto_b64_decode(&b, s, strlen(s), CM_B64_STD);
+	if (rc == -ENOMEM) {
+		cm_buf_free(&b);
+		return rc;
+	}
+	if (rc || (want && b.len != want) || (!want && (b.len == 0 || b.len > max))) {
+		cm_buf_free(&b);
+		if (want)
+			return cm_errf(err, errlen, -EINVAL,
+			               "%s: \"%s\" must be %zu bytes in base64", where, key, want);
+		return cm_errf(err, errlen, -EINVAL, "%s: \"%s\" must be 1 to %zu bytes in base64",
+		               where, key, max);
+	}
+	memcpy(out, b.data, b.len);
+	if (outlen)
+		*outlen = b.len;
+	cm_buf_free(&b);
+	return 0;
+}
+
+/* "scram": {"SCRAM-SHA-1": {...}, "SCRAM-SHA-256": {...}} into r->creds. */
+static int parse_scram(const json_t *scram, struct xc_store_req *r, unsigned *hashes, char *err,
+                       size_t errlen)
+{
+	static const char *const fields[] = {"iterations", "salt", "stored_key", "server_key",
+	                                     NULL};
+	const char *k;
+	json_t *v;
+	int rc;
+
+	if (!json_is_object(scram) || json_object_size(scram) == 0)
+		return cm_errf(err, errlen, -EINVAL,
+		               "scram: an object with SCRAM-SHA-1 and/or SCRAM-SHA-256 keys");
+	json_object_foreach((json_t *)scram, k, v)
+	{
+		enum xc_scram_hash h;
+		struct xc_scram_creds *c;
+		json_int_t it;
+		size_t kl, salt_len = 0;
+		char where[48];
+
+		if (strcmp(k, "SCRAM-SHA-1") == 0)
+			h = XC_SCRAM_SHA1;
+		else if (strcmp(k, "SCRAM-SHA-256") == 0)
+			h = XC_SCRAM_SHA256;
+		else
+			return cm_errf(err, errlen, -EINVAL,
+			               "scram: \"%s\" is not SCRAM-SHA-1 or SCRAM-SHA-256", k);
+		snprintf(where, sizeof(where), "scram.%s", k);
+		if (!json_is_object(v))
+			return cm_errf(err, errlen, -EINVAL, "%s: must be an object", where);
+		if ((rc = only_members(v, fields, where, err, errlen)) != 0)
+			return rc;
+		c = &r->creds[h];
+		kl = xc_scram_key_len(h);
+		it = json_integer_value(json_object_get(v, "iterations"));
+		if (!json_is_integer(json_object_get(v, "iterations")) || it < 1 ||
+		    it > XC_IMPORT_MAX_ITERATIONS)
+			return cm_errf(err, errlen, -EINVAL,
+			               "%s: \"iterations\" must be an integer from 1 to %d", where,
+			               XC_IMPORT_MAX_ITERATIONS);
+		if ((rc = b64_member(v, "salt", 0, XC_SCRAM_SALT_MAX, c->salt, &salt_len, where,
+		                     err, errlen)) != 0 ||
+		    (rc = b64_member(v, "stored_key", kl, kl, c->stored_key, NULL, where, err,
+		                     errlen)) != 0 ||
+		    (rc = b64_member(v, "server_key", kl, kl, c->server_key, NULL, where, err,
+		                     errlen)) != 0)
+			return rc;
+		c->iter = (uint32_t)it;
+		c->salt_len = (uint8_t)salt_len;
+		*hashes |= 1u << h;
+	}
+	return 0;
+}
+
+/* Text that XML can carry, 1 to XC_ROSTER_MAX_NAME bytes (what a client could have set). */
+static int name_ok(const char *s, const char *what, const char *where, char *err, size_t errlen)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > XC_ROSTER_MAX_NAME || !cm_xml_text_valid(s, n))
+		return cm_errf(err, errlen, -EINVAL,
+		               "%s: %s must be 1 to %d bytes of text XML can carry", where, what,
+		               XC_ROSTER_MAX_NAME);
+	return 0;
+}
+
+static int parse_sub(const char *s, enum xc_sub *out)
+{
+	static const char *const names[] = {"none", "to", "from", "both"};
+
+	for (int i = 0; i < 4; i++)
+		if (strcmp(s, names[i]) == 0) {
+			*out = (enum xc_sub)i;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+/* A member that, when present, must be a boolean. */
+static int flag(const json_t *o, const char *key, bool *out, const char *where, char *err,
+                size_t errlen)
+{
+	const json_t *v = json_object_get(o, key);
+
+	*out = false;
+	if (!v)
+		return 0;
+	if (!json_is_boolean(v))
+		return cm_errf(err, errlen, -EINVAL, "%s: \"%s\" must be true or false", where,
+		               key);
+	*out = json_is_true(v);
+	return 0;
+}
+
+/* One roster entry into it. */
+static int parse_item(const json_t *o, struct xc_roster_item *it, const char *where, char *err,
+                      size_t errlen)
+{
+	static const char *const fields[] = {"jid", "name",     "groups",     "subscription",
+	                                     "ask", "approved", "pending_in", NULL};
+	const json_t *groups = json_object_get(o, "groups"), *name = json_object_get(o, "name");
+	const json_t *sub = json_object_get(o, "subscription");
+	const char *jid = json_string_value(json_object_get(o, "jid"));
+	struct xc_sub_state *st = &it->st;
+	int rc;
+
+	if (!json_is_object(o))
+		return cm_errf(err, errlen, -EINVAL, "%s: must be an object", where);
+	if ((rc = only_members(o, fields, where, err, errlen)) != 0)
+		return rc;
+	if (!jid)
+		return cm_errf(err, errlen, -EINVAL, "%s: \"jid\" (a string) is required", where);
+	if ((rc = bare_jid(jid, false, &it->contact, where, err, errlen)) != 0)
+		return rc;
+	if (name && !json_is_null(name)) {
+		if (!json_is_string(name))
+			return cm_errf(err, errlen, -EINVAL, "%s: \"name\" must be a string",
+			               where);
+		if (json_string_length(name) > 0) {
+			if ((rc = name_ok(json_string_value(name), "\"name\"", where, err, errlen)))
+				return rc;
+			if (!(it->name = strdup(json_string_value(name))))
+				return -ENOMEM;
+		}
+	}
+	if (groups && (!json_is_array(groups) || json_array_size(groups) > XC_ROSTER_MAX_GROUPS))
+		return cm_errf(err, errlen, -EINVAL,
+		               "%s: \"groups\" must be an array of %d at most", where,
+		               XC_ROSTER_MAX_GROUPS);
+	if (groups && json_array_size(groups) &&
+	    !(it->groups = calloc(json_array_size(groups), sizeof(*it->groups))))
+		return -ENOMEM;
+	for (size_t i = 0; groups && i < json_array_size(groups); i++) {
+		const char *g = json_string_value(json_array_get(groups, i));
+
+		if (!g)
+			return cm_errf(err, errlen, -EINVAL, "%s: each group must be a string",
+			               where);
+		if ((rc = name_ok(g, "each group", where, err, errlen)) != 0)
+			return rc;
+		for (size_t k = 0; k < it->ngroups; k++)
+			if (strcmp(it->groups[k], g) == 0)
+				return cm_errf(err, errlen, -EINVAL, "%s: group \"%s\" twice",
+				               where, g);
+		if (!(it->groups[it->ngroups] = strdup(g)))
+			return -ENOMEM;
+		it->ngroups++;
+	}
+	st->sub = XC_SUB_NONE;
+	if (sub && (!json_is_string(sub) || parse_sub(json_string_value(sub), &st->sub) != 0))
+		return cm_errf(err, errlen, -EINVAL,
+		               "%s: \"subscription\" must be none, to, from or both", where);
+	if ((rc = flag(o, "ask", &st->out, where, err, errlen)) != 0 ||
+	    (rc = flag(o, "approved", &st->approved, where, err, errlen)) != 0 ||
+	    (rc = flag(o, "pending_in", &st->in, where, err, errlen)) != 0)
+		return rc;
+	/* the states RFC 6121 Appendix A can reach (subscription.h) */
+	if (st->out && (st->sub == XC_SUB_TO || st->sub == XC_SUB_BOTH))
+		return cm_errf(err, errlen, -EINVAL,
+		               "%s: \"ask\" with subscription %s: the contact's presence is seen "
+		               "already",
+		               where, xc_sub_name(st->sub));
+	if ((st->in || st->approved) && (st->sub == XC_SUB_FROM || st->sub == XC_SUB_BOTH))
+		return cm_errf(
+		    err, errlen, -EINVAL,
+		    "%s: \"%s\" with subscription %s: the contact sees the user's presence "
+		    "already",
+		    where, st->in ? "pending_in" : "approved", xc_sub_name(st->sub));
+	st->listed = true;
+	return 0;
+}
+
+/* The contact (normalised) is named once only across the roster and the requests. */
+static int unique_contact(const struct xc_store_req *r, size_t upto, const char *where, char *err,
+                          size_t errlen)
+{
+	const char *c = r->items[upto].contact;
+
+	for (size_t i = 0; i < upto; i++)
+		if (strcmp(r->items[i].contact, c) == 0)
+			return cm_errf(
+			    err, errlen, -EINVAL,
+			    "%s: %s is named twice (a pending request of a listed contact "
+			    "is its \"pending_in\")",
+			    where, c);
+	return 0;
+}
+
+static int parse_roster(const json_t *roster, const json_t *requests, struct xc_store_req *r,
+                        struct xc_import_summary *sum, char *err, size_t errlen)
+{
+	size_t nr = roster ? json_array_size(roster) : 0;
+	size_t nq = requests ? json_array_size(requests) : 0;
+	char where[64];
+	int rc;
+
+	if ((roster && !json_is_array(roster)) || (requests && !json_is_array(requests)))
+		return cm_errf(err, errlen, -EINVAL, "\"roster\" and \"requests\" must be arrays");
+	if (nr + nq > XC_ROSTER_MAX_ITEMS)
+		return cm_errf(err, errlen, -EINVAL,
+		               "%zu contacts and requests: a roster holds %d at most", nr + nq,
+		               XC_ROSTER_MAX_ITEMS);
+	if (nr + nq && !(r->items = calloc(nr + nq, sizeof(*r->items))))
+		return -ENOMEM;
+	for (size_t i = 0; i < nr; i++) {
+		snprintf(where, sizeof(where), "roster[%zu]", i);
+		rc = parse_item(json_array_get(roster, i), &r->items[i], where, err, errlen);
+		r->nitems = i + 1; /* what was filled is freed with r */
+		if (rc || (rc = unique_contact(r, i, where, err, errlen)) != 0)
+			return rc;
+	}
+	for (size_t i = 0; i < nq; i++) {
+		struct xc_roster_item *it = &r->items[nr + i];
+		const char *s = json_string_value(json_array_get(requests, i));
+
+		snprintf(where, sizeof(where), "requests[%zu]", i);
+		if (!s)
+			return cm_errf(err, errlen, -EINVAL, "%s: must be a string (a JID)", where);
+		if ((rc = bare_jid(s, false, &it->contact, where, err, errlen)) != 0)
+			return rc;
+		r->nitems = nr + i + 1;
+		it->st = (struct xc_sub_state){.sub = XC_SUB_NONE, .in = true};
+		if ((rc = unique_contact(r, nr + i, where, err, errlen)) != 0)
+			return rc;
+	}
+	sum->roster = nr;
+	sum->requests = nq;
+	return 0;
+}
+
+static int parse_blocklist(const json_t *list, struct xc_store_req *r,
+                           struct xc_import_summary *sum, char *err, size_t errlen)
+{
+	size_t n = json_array_size(list);
+
+	if (!json_is_array(list) || n > XC_IMPORT_MAX_BLOCKED)
+		return cm_errf(err, errlen, -EINVAL,
+		               "\"blocklist\" must be an array of %d JIDs at most",
+		               XC_IMPORT_MAX_BLOCKED);
+	if (n && !(r->jids = calloc(n, sizeof(*r->jids))))
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		const char *s = json_string_value(json_array_get(list, i));
+		char why[CM_ERR_MAX], *dup = NULL;
+		struct xc_jid j;
+		int rc;
+
+		if (!s)
+			return cm_errf(err, errlen, -EINVAL,
+			               "blocklist[%zu]: must be a string (a JID)", i);
+		rc = xc_jid_parse(&j, s, strlen(s), why, sizeof(why));
+		if (rc == -ENOMEM)
+			return rc;
+		if (rc)
+			return cm_errf(err, errlen, -EINVAL,
+			               "blocklist[%zu]: \"%s\" is not a JID: %s", i, s, why);
+		for (size_t k = 0; k < r->njids && !dup; k++)
+			if (strcmp(r->jids[k], j.s) == 0)
+				dup = r->jids[k];
+		if (dup) { /* the same JID written twice: one entry */
+			xc_jid_free(&j);
+			continue;
+		}
+		r->jids[r->njids++] = j.s; /* takes the string */
+	}
+	sum->blocked = r->njids;
+	return 0;
+}
+
+static int parse_doc(const json_t *doc, uint32_t iter, struct xc_store_req *r,
+                     struct xc_import_summary *sum, char *err, size_t errlen)
+{
+	static const char *const fields[] = {"jid",      "password",  "scram", "roster",
+	                                     "requests", "blocklist", NULL};
+	const char *jid = json_string_value(json_object_get(doc, "jid"));
+	const json_t *pw = json_object_get(doc, "password"), *scram = json_object_get(doc, "scram");
+	const json_t *list;
+	int rc;
+
+	if ((rc = only_members(doc, fields, "the document", err, errlen)) != 0)
+		return rc;
+	if (!jid)
+		return cm_errf(err, errlen, -EINVAL, "\"jid\" (a string) is required");
+	if ((rc = bare_jid(jid, true, &r->user, "jid", err, errlen)) != 0)
+		return rc;
+	if (!pw == !scram)
+		return cm_errf(err, errlen, -EINVAL,
+		               "one of \"password\" and \"scram\" is required, not both");
+	if (pw) {
+		const char *p = json_string_value(pw);
+
+		if (!p || json_string_length(pw) == 0 || json_string_length(pw) > PASSWORD_MAX ||
+		    strlen(p) != json_string_length(pw))
+			return cm_errf(err, errlen, -EINVAL,
+			               "\"password\" must be a string of 1 to %d bytes",
+			               PASSWORD_MAX);
+		rc = xc_scram_creds_make_all(p, strlen(p), iter, r->creds);
+		if (rc == -EINVAL)
+			return cm_errf(err, errlen, rc,
+			               "the password has characters SASLprep prohibits");
+		if (rc)
+			return rc;
+		sum->hashes = (1u << XC_SCRAM_NHASH) - 1;
+	} else if ((rc = parse_scram(scram, r, &sum->hashes, err, errlen)) != 0)
+		return rc;
+	if ((rc = parse_roster(json_object_get(doc, "roster"), json_object_get(doc, "requests"), r,
+	                       sum, err, errlen)) != 0)
+		return rc;
+	if ((list = json_object_get(doc, "blocklist")) != NULL &&
+	    (rc = parse_blocklist(list, r, sum, err, errlen)) != 0)
+		return rc;
+	return 0;
+}
+
+int xc_import_parse(const char *text, size_t len, uint32_t iter, struct xc_store_req *r,
+                    struct xc_import_summary *sum, char *err, size_t errlen)
+{
+	json_error_t e;
+	json_t *doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &e);
+	int rc;
+
+	memset(sum, 0, sizeof(*sum));
+	if (!doc || !json_is_object(doc)) {
+		json_decref(doc);
+		return cm_errf(err, errlen, -EINVAL, "the body must be a JSON object%s%s",
+		               doc ? "" : ": ", doc ? "" : e.text);
+	}
+	rc = parse_doc(doc, iter, r, sum, err, errlen);
+	json_decref(doc);
+	return rc;
+}

@@ -1,0 +1,46 @@
+/* import.h - an account brought over from another server, as the admin API's import route
+ * takes it: one JSON document per account, checked here and turned into a store request
+ * (XC_STORE_ACCOUNT_IMPORT). xmppctl import-prosody writes these documents from a Prosody
+ * database; docs/xmpp-core-api.json describes them.
+ *
+ *   {"jid": "alice@example.org",
+ *    "scram": {"SCRAM-SHA-1": {"iterations": 10000, "salt": B64, "stored_key": B64,
+ *                              "server_key": B64}},          (or "password": "...")
+ *    "roster": [{"jid": "bob@example.org", "name": "Bob", "groups": ["Friends"],
+ *                "subscription": "both", "ask": false, "approved": false,
+ *                "pending_in": false}],
+ *    "requests": ["carol@example.org"],   subscription requests from contacts not listed
+ *    "blocklist": ["spam@example.net"]}
+ *
+ * The document is untrusted input: every member is checked (types, JIDs normalised, the
+ * subscription states RFC 6121 allows, the roster's limits, text XML can carry), and a member
+ * this version does not know is refused rather than dropped, so that nothing handed over is
+ * lost without a word.
+ */
+#ifndef XC_IMPORT_H
+#define XC_IMPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct xc_store_req;
+
+#define XC_IMPORT_MAX_BLOCKED    10000 /* JIDs of one block list */
+#define XC_IMPORT_MAX_ITERATIONS 10000000
+
+/* What an import holds, for the answer and the log. */
+struct xc_import_summary {
+	size_t roster;   /* contacts listed */
+	size_t requests; /* pending requests of contacts not listed */
+	size_t blocked;
+	unsigned hashes; /* bit 1 << enum xc_scram_hash for each hash with keys */
+};
+
+/* Check the len bytes of text (a JSON object) and fill r, a fresh XC_STORE_ACCOUNT_IMPORT
+ * request: its user (the account's bare JID, normalised: the caller checks that its host is
+ * served), creds (keys made from a password with iter iterations), items and jids. 0;
+ * -EINVAL with err saying which member is wrong and why; -ENOMEM. */
+int xc_import_parse(const char *text, size_t len, uint32_t iter, struct xc_store_req *r,
+                    struct xc_import_summary *sum, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,508 @@
+/* prosody.c - Prosody's SQL store read into import documents (prosody.h). */
+#include "prosody.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sqlite3.h>
+
+#include "cm/buf.h"
+#include "cm/crypto.h"
+#include "cm/err.h"
+
+#define SHA1_LEN 20
+
+/* --- notes -------------------------------------------------------------------------------- */
+
+void xc_prosody_notes_free(struct xc_prosody_notes *notes)
+{
+	for (size_t i = 0; i < notes->n; i++)
+		free(notes->v[i]);
+	free(notes->v);
+	notes->v = NULL;
+	notes->n = 0;
+}
+
+static int note(struct xc_prosody_notes *notes, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int note(struct xc_prosody_notes *notes, const char *fmt, ...)
+{
+	char **nv = realloc(notes->v, (notes->n + 1) * sizeof(*nv));
+	va_list ap;
+	int len;
+
+	if (!nv)
+		return -ENOMEM;
+	notes->v = nv;
+	va_start(ap, fmt);
+	len = vasprintf(&nv[notes->n], fmt, ap);
+	va_end(ap);
+	if (len < 0)
+		return -ENOMEM;
+	notes->n++;
+	return 0;
+}
+
+/* --- one account's rows ------------------------------------------------------------------- */
+
+/* Lowercase or uppercase hex, exactly want bytes, into out. */
+static bool unhex(const char *s, unsigned char *out, size_t want)
+{
+	if (strlen(s) != 2 * want)
+		return false;
+	for (size_t i = 0; i < want; i++) {
+		int v = 0;
+
+		for (int k = 0; k < 2; k++) {
+			char c = s[2 * i + (size_t)k];
+			int d = c >= '0' && c <= '9'   ? c - '0'
+			        : c >= 'a' && c <= 'f' ? c - 'a' + 10
+			        : c >= 'A' && c <= 'F' ? c - 'A' + 10
+			                               : -1;
+
+			if (d < 0)
+				return false;
+			v = v * 16 + d;
+		}
+		out[i] = (unsigned char)v;
+	}
+	return true;
+}
+
+/* base64 of n bytes as a new JSON string (NULL on allocation failure). */
+static json_t *b64(const void *data, size_t n)
+{
+	struct cm_buf b;
+	json_t *j = NULL;
+
+	cm_buf_init(&b, 0);
+	if (cm_crypto_b64_encode(&b, data, n, CM_B64_STD) == 0 && cm_buf_append(&b, "", 1) == 0)
+		j = json_string(b.data);
+	cm_buf_free(&b);
+	return j;
+}
+
+struct account_rows {
+	const char *password, *salt, *iter, *stored, *server;
+};
+
+/* The credentials into doc: the password when Prosody kept it, else the SCRAM-SHA-1 keys. */
+static int credentials(json_t *doc, const struct account_rows *a, char *err, size_t errlen)
+{
+	unsigned char stored[SHA1_LEN], server[SHA1_LEN];
+	json_t *keys;
+	char *end = NULL;
+	long long iter;
+	size_t salt_len;
+
+	if (a->password)
+		return json_object_set_new(doc, "password", json_string(a->password)) ? -ENOMEM : 0;
+	if (!a->salt || !a->iter || !a->stored || !a->server)
+		return cm_errf(err, errlen, -EINVAL,
+		               "neither a password nor the four SCRAM-SHA-1 values (salt, "
+		               "iteration_count, stored_key, server_key) are stored");
+	iter = strtoll(a->iter, &end, 10);
+	salt_len = strlen(a->salt);
+	if (end == a->iter || *end || iter < 1 || iter > 10000000)
+		return cm_errf(err, errlen, -EINVAL, "iteration_count \"%.40s\" is not a count",
+		               a->iter);
+	if (salt_len == 0 || salt_len > 64)
+		return cm_errf(err, errlen, -EINVAL, "the salt is %zu bytes (1 to 64 are taken)",
+		               salt_len);
+	if (!unhex(a->stored, stored, SHA1_LEN) || !unhex(a->server, server, SHA1_LEN))
+		return cm_errf(err, errlen, -EINVAL,
+		               "stored_key and server_key must be 40 hex digits (SHA-1)");
+	keys = json_pack("{s{sI so so so}}", "SCRAM-SHA-1", "iterations", (json_int_t)iter, "salt",
+	                 b64(a->salt, salt_len), "stored_key", b64(stored, SHA1_LEN), "server_key",
+	                 b64(server, SHA1_LEN));
+	cm_crypto_wipe(stored, sizeof(stored));
+	cm_crypto_wipe(server, sizeof(server));
+	return !keys || json_object_set_new(doc, "scram", keys) ? -ENOMEM : 0;
+}
+
+/* Prosody's JSON for a table whose keys are not all strings: {"__hash": [k1, v1, k2, v2...]}.
+ * The value of the key false (the roster's and the block list's own data), or NULL. */
+static json_t *false_key(json_t *v)
+{
+	json_t *h = json_object_get(v, "__hash");
+
+	for (size_t i = 0; i + 1 < json_array_size(h); i += 2)
+		if (json_is_false(json_array_get(h, i)))
+			return json_array_get(h, i + 1);
+	return NULL;
+}
+
+static const char *const sub_names[] = {"none", "to", "from", "both"};
+
+/* One roster row (contact key, Prosody's item) as an item of the document's roster. */
+static int roster_item(json_t *roster, const char *contact, json_t *v, const char *jid,
+                       struct xc_prosody_notes *notes)
+{
+	const char *sub = json_string_value(json_object_get(v, "subscription"));
+	const char *ask = json_string_value(json_object_get(v, "ask"));
+	const char *name = json_string_value(json_object_get(v, "name"));
+	json_t *groups = json_object_get(v, "groups"), *g, *item, *list = json_array();
+	const char *k;
+	bool seen, known = false;
+
+	if (!list)
+		return -ENOMEM;
+	for (int s = 0; s < 4 && sub; s++)
+		known = known || strcmp(sub, sub_names[s]) == 0;
+	if (!known) {
+		json_decref(list);
+		return note(notes,
+		            "%s: contact %s left behind: subscription \"%s\" is not one of none, "
+		            "to, from, both",
+		            jid, contact, sub ? sub : "(none)");
+	}
+	/* groups: {"name": true} (0.11, 0.12) or ["name"] */
+	if (json_is_object(groups)) {
+		json_object_foreach(groups, k, g)
+		{
+			if (json_array_append_new(list, json_string(k))) {
+				json_decref(list);
+				return -ENOMEM;
+			}
+		}
+	} else if (json_is_array(groups)) {
+		for (size_t i = 0; i < json_array_size(groups); i++)
+			if (json_is_string(json_array_get(groups, i)) &&
+			    json_array_append(list, json_array_get(groups, i))) {
+				json_decref(list);
+				return -ENOMEM;
+			}
+	}
+	seen = !strcmp(sub, "to") || !strcmp(sub, "both");
+	item = json_pack("{ss ss so sb}", "jid", contact, "subscription", sub, "groups", list,
+	                 "ask", ask && !strcmp(ask, "subscribe") && !seen);
+	if (item && name && *name && json_object_set_new(item, "name", json_string(name))) {
+		json_decref(item);
+		return -ENOMEM;
+	}
+	if (item && json_is_true(json_object_get(v, "approved")) && strcmp(sub, "from") &&
+	    strcmp(sub, "both"))
+		json_object_set_new(item, "approved", json_true());
+	if (!item || json_array_append_new(roster, item))
+		return -ENOMEM;
+	if (ask && !strcmp(ask, "subscribe") && seen)
+		return note(notes,
+		            "%s: contact %s: the pending subscription request was dropped (the "
+		            "subscription is %s already)",
+		            jid, contact, sub);
+	return 0;
+}
+
+/* The pending requests (contacts who asked to see the user's presence): on the roster item
+ * when the contact is listed, else in "requests". */
+static int pending(json_t *roster, json_t *requests, json_t *pend, const char *jid,
+                   struct xc_prosody_notes *notes)
+{
+	const char *contact, *sub;
+	json_t *v;
+	int rc = 0;
+
+	json_object_foreach(pend, contact, v)
+	{
+		json_t *item = NULL;
+
+		for (size_t i = 0; i < json_array_size(roster) && !item; i++)
+			if (!strcmp(json_string_value(
+			                json_object_get(json_array_get(roster, i), "jid")),
+			            contact))
+				item = json_array_get(roster, i);
+		if (!item) {
+			if (json_array_append_new(requests, json_string(contact)))
+				return -ENOMEM;
+			continue;
+		}
+		sub = json_string_value(json_object_get(item, "subscription"));
+		if (!strcmp(sub, "from") || !strcmp(sub, "both"))
+			rc = note(notes,
+			          "%s: contact %s: a pending request was dropped (it sees the "
+			          "user's presence already)",
+			          jid, contact);
+		else
+			rc = json_object_set_new(item, "pending_in", json_true()) ? -ENOMEM : 0;
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+int xc_prosody_doc(const char *jid, const struct xc_prosody_row *rows, size_t n, char **doc,
+                   struct xc_prosody_notes *notes, char *err, size_t errlen)
+{
+	struct account_rows a = {0};
+	json_t *d = json_pack("{ss s[] s[] s[]}", "jid", jid, "roster", "requests", "blocklist");
+	json_t *roster = json_object_get(d, "roster"), *requests = json_object_get(d, "requests");
+	json_t *blocked = json_object_get(d, "blocklist"), *pend = NULL;
+	const char *other = NULL;
+	size_t nother = 0;
+	int rc = 0;
+
+	*doc = NULL;
+	if (!d)
+		return -ENOMEM;
+	for (size_t i = 0; i < n && !rc; i++) {
+		const struct xc_prosody_row *r = &rows[i];
+
+		if (!strcmp(r->store, "accounts")) {
+			const char **slot = !strcmp(r->key, "password")          ? &a.password
+			                    : !strcmp(r->key, "salt")            ? &a.salt
+			                    : !strcmp(r->key, "iteration_count") ? &a.iter
+			                    : !strcmp(r->key, "stored_key")      ? &a.stored
+			                    : !strcmp(r->key, "server_key")      ? &a.server
+			                                                         : NULL;
+			if (slot)
+				*slot = r->value;
+			else if (strcmp(r->key, "updated") != 0) /* when the keys were last set */
+				rc = note(notes, "%s: account value \"%s\" left behind", jid,
+				          r->key);
+		} else if (!strcmp(r->store, "roster")) {
+			json_t *v = strcmp(r->type, "json") ? NULL : json_loads(r->value, 0, NULL);
+
+			if (!json_is_object(v))
+				rc = note(notes,
+				          "%s: roster entry \"%s\" left behind: not a JSON object",
+				          jid, r->key);
+			else if (!*r->key) {
+				json_t *own = false_key(v);
+
+				if (json_is_object(json_object_get(own, "pending"))) {
+					json_decref(pend);
+					pend = json_incref(json_object_get(own, "pending"));
+				}
+			} else
+				rc = roster_item(roster, r->key, v, jid, notes);
+			json_decref(v);
+		} else if (!strcmp(r->store, "blocklist")) {
+			if (*r->key && json_array_append_new(blocked, json_string(r->key)))
+				rc = -ENOMEM;
+		} else {
+			/* another store: counted, and named once per store */
+			if (!other || strcmp(other, r->store) != 0) {
+				if (other)
+					rc = note(notes,
+					          "%s: store \"%s\" left behind (%zu value(s))",
+					          jid, other, nother);
+				other = r->store;
+				nother = 0;
+			}
+			nother++;
+		}
+	}
+	if (!rc && other)
+		rc = note(notes, "%s: store \"%s\" left behind (%zu value(s))", jid, other, nother);
+	if (!rc && pend)
+		rc = pending(roster, requests, pend, jid, notes);
+	if (!rc)
+		rc = credentials(d, &a, err, errlen);
+	if (!rc && !(*doc = json_dumps(d, JSON_COMPACT)))
+		rc = -ENOMEM;
+	if (rc == -ENOMEM)
+		cm_errf(err, errlen, rc, "out of memory");
+	json_decref(pend);
+	json_decref(d);
+	return rc;
+}
+
+/* --- the database ------------------------------------------------------------------------- */
+
+struct xc_prosody {
+	sqlite3 *db;
+};
+
+static int db_fail(struct xc_prosody *p, char *err, size_t errlen)
+{
+	return cm_errf(err, errlen, -EIO, "the Prosody database: %s", sqlite3_errmsg(p->db));
+}
+
+int xc_prosody_open(struct xc_prosody **out, const char *path, char *err, size_t errlen)
+{
+	struct xc_prosody *p = calloc(1, sizeof(*p));
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	*out = NULL;
+	if (!p)
+		return cm_errf(err, errlen, -ENOMEM, "out of memory");
+	rc = sqlite3_open_v2(path, &p->db, SQLITE_OPEN_READONLY, NULL);
+	if (rc != SQLITE_OK) {
+		rc = cm_errf(err, errlen, -ENOENT, "cannot open %s: %s", path,
+		             p->db ? sqlite3_errmsg(p->db) : "out of memory");
+		xc_prosody_close(p);
+		return rc;
+	}
+	sqlite3_busy_timeout(p->db, 5000);
+	rc = sqlite3_prepare_v2(p->db,
+	                        "SELECT host, user, store, key, type, value FROM prosody LIMIT 1",
+	                        -1, &st, NULL);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_OK) {
+		rc = cm_errf(
+		    err, errlen, -EINVAL,
+		    "%s is not Prosody's SQL store (no table prosody(host, user, store, key, "
+		    "type, value)): %s",
+		    path, sqlite3_errmsg(p->db));
+		xc_prosody_close(p);
+		return rc;
+	}
+	*out = p;
+	return 0;
+}
+
+void xc_prosody_close(struct xc_prosody *p)
+{
+	if (!p)
+		return;
+	sqlite3_close(p->db);
+	free(p);
+}
+
+void xc_prosody_list_free(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* The first column of each row of sql (one text parameter, or none) into a list. */
+static int text_list(struct xc_prosody *p, const char *sql, const char *param, char ***out,
+                     size_t *n, char *err, size_t errlen)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	if (sqlite3_prepare_v2(p->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return db_fail(p, err, errlen);
+	if (param)
+		sqlite3_bind_text(st, 1, param, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *s = (const char *)sqlite3_column_text(st, 0);
+		char **nv = realloc(*out, (*n + 1) * sizeof(*nv));
+
+		if (!nv || !(nv[*n] = strdup(s ? s : ""))) {
+			if (nv)
+				*out = nv;
+			sqlite3_finalize(st);
+			return cm_errf(err, errlen, -ENOMEM, "out of memory");
+		}
+		*out = nv;
+		(*n)++;
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : db_fail(p, err, errlen);
+}
+
+int xc_prosody_hosts(struct xc_prosody *p, char ***hosts, size_t *n, char *err, size_t errlen)
+{
+	return text_list(
+	    p,
+	    "SELECT DISTINCT host FROM prosody WHERE store = 'accounts' AND user != '' "
+	    "ORDER BY host",
+	    NULL, hosts, n, err, errlen);
+}
+
+int xc_prosody_users(struct xc_prosody *p, const char *host, char ***users, size_t *n, char *err,
+                     size_t errlen)
+{
+	return text_list(p,
+	                 "SELECT DISTINCT user FROM prosody WHERE host = ?1 AND store = 'accounts' "
+	                 "AND user != '' ORDER BY user",
+	                 host, users, n, err, errlen);
+}
+
+/* Notes for what the account has in the archive table (messages, offline messages, PEP items):
+ * none of it is carried over. A database without that table has none. */
+static int archived(struct xc_prosody *p, const char *host, const char *user, const char *jid,
+                    struct xc_prosody_notes *notes)
+{
+	sqlite3_stmt *st;
+	int rc = 0;
+
+	if (sqlite3_prepare_v2(p->db,
+	                       "SELECT store, count(*) FROM prosodyarchive WHERE host = ?1 AND "
+	                       "user = ?2 GROUP BY store ORDER BY store",
+	                       -1, &st, NULL) != SQLITE_OK)
+		return 0;
+	sqlite3_bind_text(st, 1, host, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, user, -1, SQLITE_STATIC);
+	while (!rc && sqlite3_step(st) == SQLITE_ROW)
+		rc = note(notes, "%s: archive \"%s\" left behind (%lld item(s))", jid,
+		          (const char *)sqlite3_column_text(st, 0),
+		          (long long)sqlite3_column_int64(st, 1));
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int xc_prosody_account(struct xc_prosody *p, const char *host, const char *user, char **doc,
+                       struct xc_prosody_notes *notes, char *err, size_t errlen)
+{
+	struct xc_prosody_row *rows = NULL;
+	sqlite3_stmt *st;
+	size_t n = 0;
+	char *jid = NULL;
+	int rc, step;
+
+	*doc = NULL;
+	if (asprintf(&jid, "%s@%s", user, host) < 0)
+		return cm_errf(err, errlen, -ENOMEM, "out of memory");
+	if (sqlite3_prepare_v2(p->db,
+	                       "SELECT store, key, type, value FROM prosody WHERE host = ?1 AND "
+	                       "user = ?2 ORDER BY store, key",
+	                       -1, &st, NULL) != SQLITE_OK) {
+		free(jid);
+		return db_fail(p, err, errlen);
+	}
+	sqlite3_bind_text(st, 1, host, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, user, -1, SQLITE_STATIC);
+	rc = 0;
+	while (!rc && (step = sqlite3_step(st)) == SQLITE_ROW) {
+		struct xc_prosody_row *nr = realloc(rows, (n + 1) * sizeof(*nr));
+		char *f[4];
+
+		if (!nr) {
+			rc = -ENOMEM;
+			break;
+		}
+		rows = nr;
+		for (int k = 0; k < 4; k++) {
+			const unsigned char *t = sqlite3_column_text(st, k);
+
+			f[k] = strdup(t ? (const char *)t : "");
+		}
+		rows[n] = (struct xc_prosody_row){f[0], f[1], f[2], f[3]};
+		n++;
+		if (!f[0] || !f[1] || !f[2] || !f[3])
+			rc = -ENOMEM;
+	}
+	if (!rc && step != SQLITE_DONE)
+		rc = db_fail(p, err, errlen);
+	sqlite3_finalize(st);
+	if (rc == -ENOMEM)
+		cm_errf(err, errlen, rc, "out of memory");
+	if (!rc)
+		rc = xc_prosody_doc(jid, rows, n, doc, notes, err, errlen);
+	if (!rc)
+		rc = archived(p, host, user, jid, notes);
+	for (size_t i = 0; i < n; i++) {
+		free((char *)rows[i].store);
+		free((char *)rows[i].key);
+		free((char *)rows[i].type);
+		if (rows[i].value) {
+			cm_crypto_wipe((char *)rows[i].value, strlen(rows[i].value));
+			free((char *)rows[i].value);
+		}
+	}
+	free(rows);
+	free(jid);
+	return rc;
+}
