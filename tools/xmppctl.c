@@ -1,7 +1,8 @@
 /* xmppctl.c - manage xmpp-core's accounts and sessions through its admin API (xmppctl(8)).
  *
  * It talks to the running server over HTTP on the admin port (loopback by default), with the
- * bearer token from the api_token file; it never opens the database itself. Passwords are read
+ * bearer token from the api_token file; it never opens xmpp-core's database itself (import-prosody
+ * reads Prosody's, read-only). Passwords are read
  * from a file or standard input, never from the command line.
  */
 #include <curl/curl.h>

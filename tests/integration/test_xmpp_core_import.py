@@ -449,5 +449,28 @@ class ImportRoute(xmpp.ServerCase):
         xmpp.run(go())
 
 
+class DisabledMechanismsConfig(unittest.TestCase):
+    """auth.disabled_mechanisms names only known mechanisms and leaves a SCRAM one."""
+
+    def test_checked(self):
+        with suite.tempdir() as tmp:
+            path = os.path.join(tmp, "x.yaml")
+            for value, said in (("[SCRAM-SHA-512]", '"SCRAM-SHA-512" is not one of PLAIN'),
+                                ("[SCRAM-SHA-1, SCRAM-SHA-256]",
+                                 "SCRAM-SHA-1 or SCRAM-SHA-256 must stay enabled"),
+                                ("[SCRAM-SHA-256, SCRAM-SHA-256-PLUS, PLAIN]", None)):
+                with open(path, "w") as f:
+                    f.write("hosts: [localhost]\nauth:\n  disabled_mechanisms: %s\n" % value)
+                r = subprocess.run([os.path.join(suite.BIN, "xmpp-core"), "-c", path,
+                                    "--check-config"], capture_output=True, text=True,
+                                   timeout=30)
+                if said is None:
+                    self.assertNotIn("disabled_mechanisms", r.stdout + r.stderr)
+                else:
+                    self.assertNotEqual(r.returncode, 0, value)
+                    self.assertIn("auth.disabled_mechanisms", r.stdout + r.stderr)
+                    self.assertIn(said, r.stdout + r.stderr)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -1,0 +1,113 @@
+/* fuzz_import.c - libFuzzer target: the import document (xc_import_parse()) and Prosody's rows
+ * turned into one (xc_prosody_doc()).
+ *
+ * The first byte chooses: even, the rest is a document for the import route; odd, the rest is
+ * rows of Prosody's table, one per line as store TAB key TAB type TAB value, whose document (if
+ * one comes out) then goes to the import route as xmppctl sends it. Results must be documented
+ * codes; a document accepted must hold a bare account JID, no more contacts than a roster holds
+ * and only the subscription states RFC 6121 allows; a document written from rows must be a JSON
+ * object naming the account. Anything else abort()s. */
+#include <errno.h>
+#include <jansson.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cm/err.h"
+#include "xmpp-core/src/import.h"
+#include "xmpp-core/src/prosody.h"
+#include "xmpp-core/src/roster.h"
+#include "xmpp-core/src/store.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define ROWS_MAX 64
+
+static void check_import(const char *text, size_t len)
+{
+	struct xc_store_req *r = xc_store_req_new(XC_STORE_ACCOUNT_IMPORT, NULL, NULL, NULL);
+	struct xc_import_summary sum;
+	char err[CM_ERR_MAX];
+	int rc;
+
+	if (!r)
+		return;
+	/* one iteration: a password in the document costs no real PBKDF2 here */
+	rc = xc_import_parse(text, len, 1, r, &sum, err, sizeof(err));
+	if (rc != 0 && rc != -EINVAL && rc != -ENOMEM)
+		abort();
+	if (rc == 0) {
+		if (!r->user || !strchr(r->user, '@') || strchr(r->user, '/') || !sum.hashes)
+			abort();
+		if (r->nitems > XC_ROSTER_MAX_ITEMS || sum.roster + sum.requests != r->nitems ||
+		    sum.blocked != r->njids)
+			abort();
+		for (size_t i = 0; i < r->nitems; i++) {
+			const struct xc_sub_state *s = &r->items[i].st;
+			bool seen = s->sub == XC_SUB_TO || s->sub == XC_SUB_BOTH;
+			bool sees = s->sub == XC_SUB_FROM || s->sub == XC_SUB_BOTH;
+
+			if ((s->out && seen) || ((s->in || s->approved) && sees) ||
+			    r->items[i].ngroups > XC_ROSTER_MAX_GROUPS || !r->items[i].contact)
+				abort();
+		}
+		for (int h = 0; h < XC_SCRAM_NHASH; h++)
+			if ((sum.hashes & (1u << h)) && r->creds[h].iter == 0)
+				abort();
+	}
+	xc_store_req_free(r);
+}
+
+static void check_rows(const char *text, size_t len)
+{
+	struct xc_prosody_row rows[ROWS_MAX];
+	struct xc_prosody_notes notes = {0};
+	char *copy = malloc(len + 1), *line, *save = NULL, *doc = NULL;
+	char err[CM_ERR_MAX];
+	size_t n = 0;
+	int rc;
+
+	if (!copy)
+		return;
+	memcpy(copy, text, len);
+	copy[len] = '\0';
+	for (line = strtok_r(copy, "\n", &save); line && n < ROWS_MAX;
+	     line = strtok_r(NULL, "\n", &save)) {
+		char *f[4] = {line, NULL, NULL, NULL};
+
+		for (int k = 1; k < 4 && f[k - 1]; k++) {
+			f[k] = strchr(f[k - 1], '\t');
+			if (f[k])
+				*f[k]++ = '\0';
+		}
+		rows[n++] = (struct xc_prosody_row){f[0], f[1] ? f[1] : "", f[2] ? f[2] : "",
+		                                    f[3] ? f[3] : ""};
+	}
+	rc = xc_prosody_doc("user@example.org", rows, n, &doc, &notes, err, sizeof(err));
+	if (rc != 0 && rc != -EINVAL && rc != -ENOMEM)
+		abort();
+	if (rc == 0) {
+		json_t *d = json_loads(doc, 0, NULL);
+
+		if (!json_is_object(d) ||
+		    strcmp(json_string_value(json_object_get(d, "jid")) ?: "", "user@example.org"))
+			abort();
+		json_decref(d);
+		check_import(doc, strlen(doc));
+	} else if (doc)
+		abort();
+	free(doc);
+	xc_prosody_notes_free(&notes);
+	free(copy);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	if (size == 0 || size > 1 << 16)
+		return 0;
+	if (data[0] & 1)
+		check_rows((const char *)data + 1, size - 1);
+	else
+		check_import((const char *)data + 1, size - 1);
+	return 0;
+}
