@@ -350,123 +350,126 @@ static int fast_revoke(struct ctl *c, const char *jid, const char *agent)
 	return r;
 }
 
+/* import-prosody's tally */
+struct tally {
+	size_t done, there, failed, sha1_only, notes;
+	bool unreachable;
+};
+
+/* "N contact(s), ..." of a document (dry run) or of the server's answer, which count alike. */
+static void counts(const char *jid, const char *what, json_t *j, bool answer)
+{
+	static const char *const keys[] = {"roster", "requests", "blocklist", "offline"};
+	long long n[4];
+
+	for (int i = 0; i < 4; i++) {
+		json_t *v = json_object_get(j, keys[i]);
+
+		n[i] = answer ? (long long)json_integer_value(v) : (long long)json_array_size(v);
+	}
+	printf("%s\t%s: %lld contact(s), %lld request(s), %lld blocked, %lld offline message(s)\n",
+	       jid, what, n[0], n[1], n[2], n[3]);
+}
+
+/* One account: read, sent (unless a dry run), told. */
+static void import_one(struct ctl *c, struct xc_prosody *p, const char *host, const char *user,
+                       struct tally *t)
+{
+	struct xc_prosody_notes notes = {0};
+	json_t *answer = NULL, *doc = NULL;
+	char err[CM_ERR_MAX], jid[2048];
+	char *text = NULL;
+	long st = 0;
+
+	snprintf(jid, sizeof(jid), "%s@%s", user, host);
+	if (xc_prosody_account(p, host, user, &text, &notes, err, sizeof(err)) != 0) {
+		printf("%s\tnot imported: %s\n", jid, err);
+		t->failed++;
+	} else {
+		doc = json_loads(text, 0, NULL);
+		if (!c->dry_run)
+			st = call(c, "POST", "import", text, &answer);
+		if (c->dry_run || st == 201) {
+			counts(jid, c->dry_run ? "would be imported" : "imported",
+			       c->dry_run ? doc : answer, !c->dry_run);
+			t->done++;
+			t->sha1_only += !json_object_get(doc, "password");
+		} else if (st == 409) {
+			printf("%s\talready there: left as it is\n", jid);
+			t->there++;
+		} else if (st < 0) {
+			t->unreachable = true; /* said on stderr: the next accounts are not tried */
+			t->failed++;
+		} else {
+			const char *why = json_string_value(json_object_get(answer, "error"));
+
+			printf("%s\tnot imported: %s (HTTP %ld)\n", jid, why ? why : "refused", st);
+			t->failed++;
+		}
+		cm_crypto_wipe(text, strlen(text));
+	}
+	for (size_t i = 0; i < notes.n; i++)
+		printf("  note: %s\n", notes.v[i]);
+	t->notes += notes.n;
+	xc_prosody_notes_free(&notes);
+	json_decref(doc);
+	json_decref(answer);
+	free(text);
+}
+
 /* import-prosody: each account of each host (or of host) read from Prosody's store and sent to
  * the import route. Exit status 1 when one or more could not be imported. */
 static int import_prosody(struct ctl *c, const char *file, const char *host)
 {
+	struct tally t = {0};
 	struct xc_prosody *p;
 	char err[CM_ERR_MAX];
 	char **hosts = NULL, **users = NULL;
-	size_t nhosts = 0, nusers = 0, done = 0, there = 0, failed = 0, sha1_only = 0, nnotes = 0;
-	int rc = xc_prosody_open(&p, file, err, sizeof(err));
+	size_t nhosts = 0, nusers = 0;
 
-	if (rc) {
+	if (xc_prosody_open(&p, file, err, sizeof(err)) != 0) {
 		fprintf(stderr, "xmppctl: %s\n", err);
 		return EXIT_USAGE;
 	}
-	if (host)
+	if (host) {
 		hosts = calloc(1, sizeof(*hosts));
-	if (host && hosts && (hosts[0] = strdup(host)) != NULL)
-		nhosts = 1;
-	else if (host || xc_prosody_hosts(p, &hosts, &nhosts, err, sizeof(err)) != 0) {
-		fprintf(stderr, "xmppctl: %s\n", host ? "out of memory" : err);
-		xc_prosody_list_free(hosts, host ? 0 : nhosts);
-		xc_prosody_close(p);
-		return EXIT_REFUSED;
+		if (hosts && (hosts[0] = strdup(host)) != NULL)
+			nhosts = 1;
+	} else if (xc_prosody_hosts(p, &hosts, &nhosts, err, sizeof(err)) != 0) {
+		fprintf(stderr, "xmppctl: %s\n", err);
+		t.failed++;
 	}
-	for (size_t h = 0; h < nhosts; h++) {
+	if (host && !nhosts) {
+		fprintf(stderr, "xmppctl: out of memory\n");
+		t.failed++;
+	}
+	for (size_t h = 0; h < nhosts && !t.unreachable; h++) {
 		if (xc_prosody_users(p, hosts[h], &users, &nusers, err, sizeof(err)) != 0) {
 			fprintf(stderr, "xmppctl: %s\n", err);
-			failed++;
+			t.failed++;
 			continue;
 		}
 		if (nusers == 0)
 			fprintf(stderr, "xmppctl: %s has no accounts in %s\n", hosts[h], file);
-		for (size_t u = 0; u < nusers; u++) {
-			struct xc_prosody_notes notes = {0};
-			json_t *answer = NULL, *doc;
-			char *text = NULL;
-			long st = 0;
-
-			rc = xc_prosody_account(p, hosts[h], users[u], &text, &notes, err,
-			                        sizeof(err));
-			if (rc) {
-				printf("%s@%s\tnot imported: %s\n", users[u], hosts[h], err);
-				failed++;
-			} else {
-				doc = json_loads(text, 0, NULL);
-				if (!json_object_get(doc, "password"))
-					sha1_only++;
-				if (!c->dry_run)
-					st = call(c, "POST", "import", text, &answer);
-				if (c->dry_run)
-					printf("%s@%s\twould be imported: %zu contact(s), %zu "
-					       "request(s), %zu "
-					       "blocked\n",
-					       users[u], hosts[h],
-					       json_array_size(json_object_get(doc, "roster")),
-					       json_array_size(json_object_get(doc, "requests")),
-					       json_array_size(json_object_get(doc, "blocklist")));
-				else if (st == 201)
-					printf("%s\timported: %lld contact(s), %lld request(s), "
-					       "%lld blocked\n",
-					       json_string_value(json_object_get(answer, "jid")),
-					       (long long)json_integer_value(
-					           json_object_get(answer, "roster")),
-					       (long long)json_integer_value(
-					           json_object_get(answer, "requests")),
-					       (long long)json_integer_value(
-					           json_object_get(answer, "blocklist")));
-				else if (st == 409)
-					printf("%s@%s\talready there: left as it is\n", users[u],
-					       hosts[h]);
-				else if (st < 0) {
-					json_decref(doc);
-					cm_crypto_wipe(text, strlen(text));
-					free(text);
-					xc_prosody_notes_free(&notes);
-					failed += nusers - u;
-					break;
-				} else
-					printf("%s@%s\tnot imported: %s (HTTP %ld)\n", users[u],
-					       hosts[h],
-					       json_string_value(json_object_get(answer, "error"))
-					           ? json_string_value(
-					                 json_object_get(answer, "error"))
-					           : "refused",
-					       st);
-				if (c->dry_run || st == 201)
-					done++;
-				else if (st == 409)
-					there++;
-				else
-					failed++;
-				json_decref(doc);
-				json_decref(answer);
-				cm_crypto_wipe(text, strlen(text));
-				free(text);
-			}
-			for (size_t i = 0; i < notes.n; i++)
-				printf("  note: %s\n", notes.v[i]);
-			nnotes += notes.n;
-			xc_prosody_notes_free(&notes);
-		}
+		for (size_t u = 0; u < nusers && !t.unreachable; u++)
+			import_one(c, p, hosts[h], users[u], &t);
 		xc_prosody_list_free(users, nusers);
-		users = NULL;
 	}
 	xc_prosody_list_free(hosts, nhosts);
 	xc_prosody_close(p);
-	printf("%zu %s, %zu already there, %zu not imported; %zu note(s)\n", done,
-	       c->dry_run ? "to import" : "imported", there, failed, nnotes);
-	if (sha1_only)
+	if (t.unreachable)
+		return EXIT_UNREACHABLE;
+	printf("%zu %s, %zu already there, %zu not imported; %zu note(s)\n", t.done,
+	       c->dry_run ? "to import" : "imported", t.there, t.failed, t.notes);
+	if (t.sha1_only)
 		printf(
 		    "%zu account(s) came with SCRAM-SHA-1 keys only (Prosody keeps no others): "
 		    "until each has logged in once with PLAIN (or had its password changed), set\n"
 		    "  auth: { disabled_mechanisms: [SCRAM-SHA-256, SCRAM-SHA-256-PLUS] }\n"
 		    "so that clients choose SCRAM-SHA-1; `xmppctl stats` counts the accounts still "
 		    "without SCRAM-SHA-256 keys.\n",
-		    sha1_only);
-	return failed ? EXIT_REFUSED : 0;
+		    t.sha1_only);
+	return t.failed ? EXIT_REFUSED : 0;
 }
 
 static int get(struct ctl *c, const char *path, const char *cmd)

@@ -2,11 +2,12 @@
  * turned into one (xc_prosody_doc()).
  *
  * The first byte chooses: even, the rest is a document for the import route; odd, the rest is
- * rows of Prosody's table, one per line as store TAB key TAB type TAB value, whose document (if
- * one comes out) then goes to the import route as xmppctl sends it. Results must be documented
- * codes; a document accepted must hold a bare account JID, no more contacts than a roster holds
- * and only the subscription states RFC 6121 allows; a document written from rows must be a JSON
- * object naming the account. Anything else abort()s. */
+ * rows of Prosody's table, one per line as store TAB key TAB type TAB value (store "~offline":
+ * an offline message, its key the time it came), whose document (if one comes out) then goes to the
+ * import route as xmppctl sends it. Results must be documented codes; a document accepted must hold
+ * a bare account JID, no more contacts than a roster holds and only the subscription states RFC
+ * 6121 allows; a document written from rows must be a JSON object naming the account. Anything else
+ * abort()s. */
 #include <errno.h>
 #include <jansson.h>
 #include <stdint.h>
@@ -33,15 +34,22 @@ static void check_import(const char *text, size_t len)
 	if (!r)
 		return;
 	/* one iteration: a password in the document costs no real PBKDF2 here */
-	rc = xc_import_parse(text, len, 1, r, &sum, err, sizeof(err));
+	static const struct xc_import_limits lim = {
+	    .iter = 1, .max_offline = 8, .max_stanza = 4096};
+
+	rc = xc_import_parse(text, len, &lim, r, &sum, err, sizeof(err));
 	if (rc != 0 && rc != -EINVAL && rc != -ENOMEM)
 		abort();
 	if (rc == 0) {
 		if (!r->user || !strchr(r->user, '@') || strchr(r->user, '/') || !sum.hashes)
 			abort();
 		if (r->nitems > XC_ROSTER_MAX_ITEMS || sum.roster + sum.requests != r->nitems ||
-		    sum.blocked != r->njids)
+		    sum.blocked != r->njids || sum.offline != r->nmsgs ||
+		    r->nmsgs > lim.max_offline)
 			abort();
+		for (size_t i = 0; i < r->nmsgs; i++)
+			if (!r->msgs[i].stanza || strncmp(r->msgs[i].stanza, "<message", 8) != 0)
+				abort();
 		for (size_t i = 0; i < r->nitems; i++) {
 			const struct xc_sub_state *s = &r->items[i].st;
 			bool seen = s->sub == XC_SUB_TO || s->sub == XC_SUB_BOTH;
@@ -61,17 +69,18 @@ static void check_import(const char *text, size_t len)
 static void check_rows(const char *text, size_t len)
 {
 	struct xc_prosody_row rows[ROWS_MAX];
+	struct xc_prosody_item items[ROWS_MAX];
 	struct xc_prosody_notes notes = {0};
 	char *copy = malloc(len + 1), *line, *save = NULL, *doc = NULL;
 	char err[CM_ERR_MAX];
-	size_t n = 0;
+	size_t n = 0, nitems = 0;
 	int rc;
 
 	if (!copy)
 		return;
 	memcpy(copy, text, len);
 	copy[len] = '\0';
-	for (line = strtok_r(copy, "\n", &save); line && n < ROWS_MAX;
+	for (line = strtok_r(copy, "\n", &save); line && n < ROWS_MAX && nitems < ROWS_MAX;
 	     line = strtok_r(NULL, "\n", &save)) {
 		char *f[4] = {line, NULL, NULL, NULL};
 
@@ -80,10 +89,15 @@ static void check_rows(const char *text, size_t len)
 			if (f[k])
 				*f[k]++ = '\0';
 		}
-		rows[n++] = (struct xc_prosody_row){f[0], f[1] ? f[1] : "", f[2] ? f[2] : "",
-		                                    f[3] ? f[3] : ""};
+		if (strcmp(f[0], "~offline") == 0)
+			items[nitems++] = (struct xc_prosody_item){
+			    f[1] ? atoll(f[1]) : 0, f[2] ? f[2] : "", f[3] ? f[3] : ""};
+		else
+			rows[n++] = (struct xc_prosody_row){f[0], f[1] ? f[1] : "",
+			                                    f[2] ? f[2] : "", f[3] ? f[3] : ""};
 	}
-	rc = xc_prosody_doc("user@example.org", rows, n, &doc, &notes, err, sizeof(err));
+	rc = xc_prosody_doc("user@example.org", rows, n, items, nitems, &doc, &notes, err,
+	                    sizeof(err));
 	if (rc != 0 && rc != -EINVAL && rc != -ENOMEM)
 		abort();
 	if (rc == 0) {

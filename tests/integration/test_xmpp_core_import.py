@@ -57,7 +57,8 @@ legacy_ssl_ports = {{ }}
 c2s_require_encryption = false
 allow_unencrypted_plain_auth = true
 storage = "internal"
-modules_enabled = {{ "roster", "saslauth", "disco", "ping", "blocklist", "vcard_legacy" }}
+modules_enabled = {{ "roster", "saslauth", "disco", "ping", "blocklist", "vcard_legacy",
+                    "offline" }}
 modules_disabled = {{ "s2s" }}
 
 VirtualHost "{hashed}"
@@ -69,7 +70,7 @@ VirtualHost "{plain}"
 
 
 def migrator_config(d):
-    stores = '"accounts", "roster", "blocklist", "pep-pubsub"'
+    stores = '"accounts", "roster", "blocklist", "offline-archive", "pep-pubsub"'
     return """input {{
 	hosts = {{ ["{hashed}"] = {{ {s} }}; ["{plain}"] = {{ {s} }} }};
 	type = "internal";
@@ -160,8 +161,8 @@ class Prosody:
 
     async def make_state(self):
         """alice and bob see each other (bob named and grouped in alice's roster); alice asks
-        carol, who is away; carol asks bob, who does not answer; alice blocks two JIDs; dave
-        (on the host that keeps passwords) asks alice."""
+        carol, who is away; carol asks bob, who does not answer; alice blocks two JIDs and
+        writes to dave (on the host that keeps passwords), who has not come yet."""
         a = await self.login("alice")
         b = await self.login("bob")
         a.send_presence()
@@ -175,15 +176,15 @@ class Prosody:
         a.send_presence(pto="bob@%s" % HASHED, ptype="subscribed")
         a.send_presence(pto="carol@%s" % HASHED, ptype="subscribe")
         await a["xep_0191"].block(["spam@evil.example", "evil.example/bot"])
+        a.send_message(mto="dave@%s" % PLAIN, mbody="see you on the new server", mtype="chat")
         vc = a["xep_0054"].make_vcard()
         vc["FN"] = "Alice Liddell"
         await a["xep_0054"].publish_vcard(vc)
         await asyncio.sleep(0.3)
         c = await self.login("carol")
         c.send_presence(pto="bob@%s" % HASHED, ptype="subscribe")
-        d = await self.login("dave", PLAIN)
         await asyncio.sleep(0.5)
-        for x in (a, b, c, d):
+        for x in (a, b, c):
             x.disconnect()
         await asyncio.sleep(0.5)
 
@@ -244,10 +245,12 @@ class ImportFromProsody(xmpp.ServerCase):
 
     def test_accounts_rosters_and_block_lists_come_over(self):
         out = self.import_all()
-        self.assertIn("alice@example.org\timported: 2 contact(s), 0 request(s), 2 blocked", out)
+        self.assertIn("alice@example.org\timported: 2 contact(s), 0 request(s), 2 blocked, "
+                      "0 offline message(s)", out)
         self.assertIn("bob@example.org\timported: 1 contact(s), 1 request(s), 0 blocked", out)
         self.assertIn("carol@example.org\timported: 1 contact(s), 1 request(s), 0 blocked", out)
-        self.assertIn("dave@localhost\timported", out)
+        self.assertIn("dave@localhost\timported: 0 contact(s), 0 request(s), 0 blocked, "
+                      "1 offline message(s)", out)
         self.assertIn("4 imported, 0 already there, 0 not imported", out)
         # what is left behind is named: alice's vCard lives in her PEP on Prosody 0.12
         self.assertIn('note: alice@example.org: store "pep" left behind', out)
@@ -287,7 +290,14 @@ class ImportFromProsody(xmpp.ServerCase):
             a.send_message(mto="bob@example.org", mbody="moved in", mtype="chat")
             m = await b.next_message()
             self.assertEqual(m["body"], "moved in")
-            await xmpp.logout(a, b, c)
+            # dave gets what alice wrote him on Prosody, stamped when Prosody kept it
+            d = await xmpp.login(self.srv, "dave@localhost", DAVE)
+            m = await d.next_message()
+            self.assertEqual(m["body"], "see you on the new server")
+            self.assertEqual(m["from"].bare, "alice@example.org")
+            age = time.time() - m["delay"]["stamp"].timestamp()
+            self.assertTrue(0 < age < 600, age)
+            await xmpp.logout(a, b, c, d)
         xmpp.run(go())
 
     def test_sha256_keys_come_with_a_plain_login(self):
@@ -343,7 +353,7 @@ class ImportFromProsody(xmpp.ServerCase):
         r = suite.run([XMPPCTL, "--dry-run", "import-prosody", self.db, HASHED])
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertIn("alice@example.org\twould be imported: 2 contact(s), 0 request(s), "
-                      "2 blocked", r.stdout)
+                      "2 blocked, 0 offline message(s)", r.stdout)
         self.assertIn("3 to import, 0 already there, 0 not imported", r.stdout)
         self.assertNotIn("dave", r.stdout)
         self.assertEqual(self.srv.api("GET", "accounts?host=example.org")[1]["accounts"], [])
@@ -436,7 +446,7 @@ class ImportRoute(xmpp.ServerCase):
         self.assertEqual(st, 201, body)
         self.assertEqual(body, {"jid": "grace@localhost",
                                 "scram": ["SCRAM-SHA-1", "SCRAM-SHA-256"], "roster": 1,
-                                "requests": 1, "blocklist": 1})
+                                "requests": 1, "blocklist": 1, "offline": 0})
 
         async def go():
             g = await xmpp.login(self.srv, "grace@localhost", "graces-password")

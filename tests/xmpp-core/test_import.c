@@ -26,6 +26,8 @@
 	"\"stored_key\":\"AQEBAQEBAQEBAQEBAQEBAQEBAQE=\","                                         \
 	"\"server_key\":\"AgICAgICAgICAgICAgICAgICAgI=\"}}"
 
+static const struct xc_import_limits limits = {.iter = 4096, .max_offline = 2, .max_stanza = 200};
+
 static int parse(const char *doc, struct xc_store_req **out, struct xc_import_summary *sum,
                  char *err)
 {
@@ -33,7 +35,7 @@ static int parse(const char *doc, struct xc_store_req **out, struct xc_import_su
 	int rc;
 
 	assert_non_null(r);
-	rc = xc_import_parse(doc, strlen(doc), 4096, r, sum, err, CM_ERR_MAX);
+	rc = xc_import_parse(doc, strlen(doc), &limits, r, sum, err, CM_ERR_MAX);
 	if (out)
 		*out = r;
 	else
@@ -88,6 +90,22 @@ static void test_document(void **state)
 	/* the same JID written two ways is one entry */
 	assert_int_equal(r->njids, 2);
 	assert_int_equal(sum.blocked, 2);
+	xc_store_req_free(r);
+
+	/* offline messages: parsed, checked, written again by our writer */
+	assert_int_equal(
+	    parse("{\"jid\":\"a@b.example\",\"password\":\"p\",\"offline\":[{\"stamp_ms\":1000,"
+	          "\"stanza\":\"<message xmlns=\\\"jabber:client\\\" to=\\\"A@b.example/x\\\" "
+	          "type=\\\"chat\\\"><body>hi &amp; bye</body></message>\"}]}",
+	          &r, &sum, err),
+	    0);
+	assert_int_equal(sum.offline, 1);
+	assert_int_equal(r->nmsgs, 1);
+	assert_int_equal(r->msgs[0].stamp_ms, 1000);
+	assert_string_equal(
+	    r->msgs[0].stanza,
+	    "<message xmlns='jabber:client' to='A@b.example/x' type='chat'><body>hi "
+	    "&amp; bye</body></message>");
 	xc_store_req_free(r);
 
 	/* a password gives keys for every hash */
@@ -151,6 +169,34 @@ static void test_document_refused(void **state)
 	        "requests[0]: must be a string");
 	refused("{\"jid\":\"a@b.example\"," KEYS ",\"blocklist\":\"x\"}", "\"blocklist\" must be");
 	refused("{\"jid\":\"a@b.example\"," KEYS ",\"blocklist\":[\"a@@b\"]}", "blocklist[0]:");
+	refused("{\"jid\":\"a@b.example\"," KEYS ",\"offline\":{}}",
+	        "\"offline\" must be an array");
+	refused("{\"jid\":\"a@b.example\"," KEYS ",\"offline\":[1,2,3]}",
+	        "3 offline messages: offline.max_per_user keeps 2");
+	refused("{\"jid\":\"a@b.example\"," KEYS ",\"offline\":[{\"stanza\":\"<message/>\"}]}",
+	        "\"stamp_ms\" (when it arrived, Unix ms) is required");
+	refused("{\"jid\":\"a@b.example\"," KEYS
+	        ",\"offline\":[{\"stamp_ms\":1,\"stanza\":\"<iq/>\"}]}",
+	        "is not one <message/>");
+	refused("{\"jid\":\"a@b.example\"," KEYS
+	        ",\"offline\":[{\"stamp_ms\":1,\"stanza\":\"<message to='a@b.example'>\"}]}",
+	        "is not one <message/>");
+	refused("{\"jid\":\"a@b.example\"," KEYS
+	        ",\"offline\":[{\"stamp_ms\":1,\"stanza\":\"<message/><message/>\"}]}",
+	        "is not one <message/>");
+	refused("{\"jid\":\"a@b.example\"," KEYS
+	        ",\"offline\":[{\"stamp_ms\":1,\"stanza\":\"<message to='c@b.example'/>\"}]}",
+	        "offline[0]: the message must be addressed to a@b.example");
+	refused("{\"jid\":\"a@b.example\"," KEYS
+	        ",\"offline\":[{\"stamp_ms\":1,\"stanza\":\"<message to='a@b.example' "
+	        "type='error'/>\"}]}",
+	        "and not be an error");
+	refused("{\"jid\":\"a@b.example\"," KEYS
+	        ",\"offline\":[{\"stamp_ms\":1,\"stanza\":\"<message to='a@b.example'><body>"
+	        "0123456789012345678901234567890123456789012345678901234567890123456789012345678901"
+	        "234567890123456789012345678901234567890123456789012345678901234567890123456789"
+	        "</body></message>\"}]}",
+	        "\"stanza\" must be 1 to 200 bytes");
 }
 
 /* --- Prosody's rows ---------------------------------------------------------------------- */
@@ -175,6 +221,13 @@ static const struct xc_prosody_row alice[] = {
     {"roster", "frank@example.org", "json", "{\"subscription\":\"sideways\"}"},
     {"roster", "gina@example.org", "json", "not json"},
     {"roster", "hal@example.org", "json", "{\"subscription\":\"to\",\"ask\":\"subscribe\"}"},
+};
+
+static const struct xc_prosody_item alice_offline[] = {
+    {1796533960, "xml",
+     "<message xmlns='jabber:client' to='alice@example.org' from='bob@example.org/x' "
+     "type='chat'><body>are you there?</body></message>"},
+    {1796533961, "json", "{}"},
 };
 
 static bool has_note(const struct xc_prosody_notes *n, const char *text)
@@ -204,7 +257,7 @@ static void test_prosody_rows(void **state)
 
 	(void)state;
 	assert_int_equal(xc_prosody_doc("alice@example.org", alice, sizeof(alice) / sizeof(*alice),
-	                                &doc, &notes, err, sizeof(err)),
+	                                alice_offline, 2, &doc, &notes, err, sizeof(err)),
 	                 0);
 	d = json_loads(doc, 0, NULL);
 	assert_non_null(d);
@@ -230,6 +283,11 @@ static void test_prosody_rows(void **state)
 	assert_string_equal(json_string_value(json_array_get(json_object_get(d, "requests"), 0)),
 	                    "dave@example.org");
 	assert_int_equal(json_array_size(json_object_get(d, "blocklist")), 1);
+	/* the offline message, its stamp in ms; the other noted */
+	it = json_array_get(json_object_get(d, "offline"), 0);
+	assert_int_equal(json_integer_value(json_object_get(it, "stamp_ms")), 1796533960000);
+	assert_int_equal(json_array_size(json_object_get(d, "offline")), 1);
+	assert_true(has_note(&notes, "an offline message of type \"json\" left behind"));
 	/* and the server takes the document: keys as Prosody had them */
 	assert_int_equal(parse(doc, &r, &sum, err), 0);
 	assert_int_equal(r->creds[XC_SCRAM_SHA1].iter, 10000);
@@ -238,6 +296,7 @@ static void test_prosody_rows(void **state)
 	assert_int_equal(r->creds[XC_SCRAM_SHA1].server_key[19], 0x84);
 	assert_int_equal(sum.roster, 4);
 	assert_int_equal(sum.requests, 1);
+	assert_int_equal(sum.offline, 1);
 	xc_store_req_free(r);
 	json_decref(d);
 	free(doc);
@@ -255,7 +314,8 @@ static void test_prosody_credentials(void **state)
 
 	(void)state;
 	/* plaintext storage: the password itself */
-	assert_int_equal(xc_prosody_doc("a@b", rows, 1, &doc, &notes, err, sizeof(err)), 0);
+	assert_int_equal(xc_prosody_doc("a@b", rows, 1, NULL, 0, &doc, &notes, err, sizeof(err)),
+	                 0);
 	d = json_loads(doc, 0, NULL);
 	assert_string_equal(json_string_value(json_object_get(d, "password")), "plain-kept");
 	assert_null(json_object_get(d, "scram"));
@@ -263,22 +323,27 @@ static void test_prosody_credentials(void **state)
 	free(doc);
 	/* incomplete or damaged keys */
 	rows[0] = (struct xc_prosody_row){"accounts", "salt", "string", "s"};
-	assert_int_equal(xc_prosody_doc("a@b", rows, 1, &doc, &notes, err, sizeof(err)), -EINVAL);
+	assert_int_equal(xc_prosody_doc("a@b", rows, 1, NULL, 0, &doc, &notes, err, sizeof(err)),
+	                 -EINVAL);
 	assert_non_null(strstr(err, "neither a password nor the four SCRAM-SHA-1 values"));
 	assert_null(doc);
 	rows[1] = (struct xc_prosody_row){"accounts", "iteration_count", "number", "many"};
 	rows[2] = (struct xc_prosody_row){"accounts", "stored_key", "string", "00"};
 	rows[3] = (struct xc_prosody_row){"accounts", "server_key", "string", "00"};
-	assert_int_equal(xc_prosody_doc("a@b", rows, 4, &doc, &notes, err, sizeof(err)), -EINVAL);
+	assert_int_equal(xc_prosody_doc("a@b", rows, 4, NULL, 0, &doc, &notes, err, sizeof(err)),
+	                 -EINVAL);
 	assert_non_null(strstr(err, "iteration_count \"many\" is not a count"));
 	rows[1].value = "4096";
-	assert_int_equal(xc_prosody_doc("a@b", rows, 4, &doc, &notes, err, sizeof(err)), -EINVAL);
+	assert_int_equal(xc_prosody_doc("a@b", rows, 4, NULL, 0, &doc, &notes, err, sizeof(err)),
+	                 -EINVAL);
 	assert_non_null(strstr(err, "40 hex digits"));
 	rows[2].value = "17cced3855de35912cfbd3292c2c4c77d4ad9d1g";
 	rows[3].value = "17cced3855de35912cfbd3292c2c4c77d4ad9d14";
-	assert_int_equal(xc_prosody_doc("a@b", rows, 4, &doc, &notes, err, sizeof(err)), -EINVAL);
+	assert_int_equal(xc_prosody_doc("a@b", rows, 4, NULL, 0, &doc, &notes, err, sizeof(err)),
+	                 -EINVAL);
 	rows[2].value = rows[3].value;
-	assert_int_equal(xc_prosody_doc("a@b", rows, 4, &doc, &notes, err, sizeof(err)), 0);
+	assert_int_equal(xc_prosody_doc("a@b", rows, 4, NULL, 0, &doc, &notes, err, sizeof(err)),
+	                 0);
 	free(doc);
 	assert_int_equal(notes.n, 0);
 	xc_prosody_notes_free(&notes);
@@ -325,7 +390,8 @@ static void test_prosody_database(void **state)
 	    " ('a.example','ann','accounts','password','string','n');"
 	    "INSERT INTO prosodyarchive (host, user, store, key, \"when\", \"with\", type, value)"
 	    " VALUES ('a.example','amy','archive','1',1,'bo@a.example','xml','<message/>'),"
-	    " ('a.example','amy','archive','2',2,'bo@a.example','xml','<message/>');");
+	    " ('a.example','amy','archive','2',2,'bo@a.example','xml','<message/>'),"
+	    " ('a.example','amy','offline','3',7,'','xml','<message to=\"amy@a.example\"/>');");
 	sqlite3_close(db);
 	assert_int_equal(xc_prosody_open(&p, path, err, sizeof(err)), 0);
 	assert_int_equal(xc_prosody_hosts(p, &list, &n, err, sizeof(err)), 0);
@@ -344,6 +410,8 @@ static void test_prosody_database(void **state)
 	assert_non_null(strstr(doc, "bo@a.example"));
 	assert_true(has_note(&notes, "amy@a.example: store \"vcard\" left behind (1 value(s))"));
 	assert_true(has_note(&notes, "amy@a.example: archive \"archive\" left behind (2 item(s))"));
+	assert_false(has_note(&notes, "\"offline\" left behind"));
+	assert_non_null(strstr(doc, "\"offline\":[{\"stamp_ms\":7000,"));
 	free(doc);
 	xc_prosody_notes_free(&notes);
 	xc_prosody_close(p);

@@ -64,6 +64,13 @@ static struct xc_store_req *import_req(struct store_fix *f, const char *user, co
 	r->jids = calloc(1, sizeof(*r->jids));
 	r->jids[0] = strdup("spam@evil.example");
 	r->njids = 1;
+	r->msgs = calloc(2, sizeof(*r->msgs));
+	for (int i = 0; i < 2; i++) {
+		r->msgs[i].stamp_ms = 1000 * (i + 1);
+		r->msgs[i].stanza = strdup(i ? "<message to='x'><body>2</body></message>"
+		                             : "<message to='x'><body>1</body></message>");
+	}
+	r->nmsgs = 2;
 	return r;
 }
 
@@ -92,12 +99,21 @@ static void test_import_all_or_nothing(void **state)
 	assert_int_equal(r->njids, 1);
 	assert_string_equal(r->jids[0], "spam@evil.example");
 	xc_store_req_free(r);
+	/* the offline messages, oldest first, with their stamps */
+	r = run(&f, req(&f, XC_STORE_OFFLINE_TAKE, "alice@example.org"));
+	assert_int_equal(r->nmsgs, 2);
+	assert_int_equal(r->msgs[0].stamp_ms, 1000);
+	assert_string_equal(r->msgs[1].stanza, "<message to='x'><body>2</body></message>");
+	xc_store_req_free(r);
 	/* the account exists: nothing of the second import is written */
 	r = run(&f, import_req(&f, "alice@example.org", "dave@example.org"));
 	assert_int_equal(r->err, -EEXIST);
 	xc_store_req_free(r);
 	r = run(&f, req(&f, XC_STORE_ROSTER_GET, "alice@example.org"));
 	assert_int_equal(r->nitems, 2);
+	xc_store_req_free(r);
+	r = run(&f, req(&f, XC_STORE_OFFLINE_COUNT, "alice@example.org"));
+	assert_int_equal(r->count, 0);
 	xc_store_req_free(r);
 	/* SHA-1 keys only: SHA-256 has none */
 	r = run(&f, req(&f, XC_STORE_ACCOUNT_GET, "alice@example.org"));

@@ -669,6 +669,11 @@ static void account_one(struct xc_admin_api *a, struct cm_http_req *req, const c
  * (import.h). */
 static void import(struct xc_admin_api *a, struct cm_http_req *req)
 {
+	const struct xc_import_limits lim = {
+	    .iter = (uint32_t)a->srv->cfg->auth.scram_iterations,
+	    .max_offline = (size_t)a->srv->cfg->offline.max_per_user,
+	    .max_stanza = (size_t)a->srv->cfg->c2s.max_stanza,
+	};
 	struct xc_import_summary sum;
 	struct xc_store_req *r;
 	char err[CM_ERR_MAX];
@@ -692,8 +697,7 @@ static void import(struct xc_admin_api *a, struct cm_http_req *req)
 		return;
 	}
 	text = cm_http_req_body(req, &len);
-	rc = xc_import_parse(text, len, (uint32_t)a->srv->cfg->auth.scram_iterations, r, &sum, err,
-	                     sizeof(err));
+	rc = xc_import_parse(text, len, &lim, r, &sum, err, sizeof(err));
 	at = r->user ? strchr(r->user, '@') : NULL;
 	if (!rc && (!at || !xc_local_host(a->srv, at + 1, strlen(at + 1)))) {
 		snprintf(err, sizeof(err), "%s is not one of the hosts served", at ? at + 1 : "?");
@@ -706,10 +710,10 @@ static void import(struct xc_admin_api *a, struct cm_http_req *req)
 		if (sum.hashes & (1u << h))
 			json_array_append_new(
 			    hashes, json_string(xc_scram_mech_name((enum xc_scram_hash)h)));
-	if (!rc &&
-	    !(o->result = json_pack("{ss so sI sI sI}", "jid", r->user, "scram", hashes, "roster",
-	                            (json_int_t)sum.roster, "requests", (json_int_t)sum.requests,
-	                            "blocklist", (json_int_t)sum.blocked)))
+	if (!rc && !(o->result = json_pack(
+	                 "{ss so sI sI sI sI}", "jid", r->user, "scram", hashes, "roster",
+	                 (json_int_t)sum.roster, "requests", (json_int_t)sum.requests, "blocklist",
+	                 (json_int_t)sum.blocked, "offline", (json_int_t)sum.offline)))
 		rc = -ENOMEM;
 	if (!rc && submit(o, r) != 0)
 		rc = -ESHUTDOWN;

@@ -14,6 +14,7 @@
 #include "jid.h"
 #include "roster.h"
 #include "scram.h"
+#include "stanza.h"
 #include "store.h"
 
 #define PASSWORD_MAX 1023 /* bytes, as the admin API's accounts route */
@@ -359,11 +360,104 @@ static int parse_blocklist(const json_t *list, struct xc_store_req *r,
 	return 0;
 }
 
-static int parse_doc(const json_t *doc, uint32_t iter, struct xc_store_req *r,
+/* One offline message: it parses as a message to the account, and is kept as our writer
+ * writes it. */
+static int parse_offline_one(const json_t *o, const struct xc_import_limits *lim,
+                             const struct cm_xml_node *scope, struct xc_store_req *r,
+                             struct xc_offline_msg *m, const char *where, char *err, size_t errlen)
+{
+	static const char *const fields[] = {"stamp_ms", "stanza", NULL};
+	const json_t *stamp = json_object_get(o, "stamp_ms");
+	const char *text = json_string_value(json_object_get(o, "stanza"));
+	struct cm_xml_node *st = NULL;
+	struct xc_jid to = {0};
+	struct cm_buf b;
+	const char *t;
+	int rc;
+
+	if (!json_is_object(o))
+		return cm_errf(err, errlen, -EINVAL, "%s: must be an object", where);
+	if ((rc = only_members(o, fields, where, err, errlen)) != 0)
+		return rc;
+	if (!json_is_integer(stamp) || json_integer_value(stamp) < 0)
+		return cm_errf(err, errlen, -EINVAL,
+		               "%s: \"stamp_ms\" (when it arrived, Unix ms) is required", where);
+	if (!text || strlen(text) == 0 || strlen(text) > lim->max_stanza)
+		return cm_errf(err, errlen, -EINVAL,
+		               "%s: \"stanza\" must be 1 to %zu bytes (c2s.max_stanza)", where,
+		               lim->max_stanza);
+	rc = xc_stanza_parse(text, strlen(text), &st);
+	if (rc == -ENOMEM)
+		return rc;
+	if (rc || strcmp(st->name, "message") != 0 || strcmp(st->ns, CM_XML_NS_CLIENT) != 0) {
+		cm_xml_node_free(st);
+		return cm_errf(err, errlen, -EINVAL,
+		               "%s: \"stanza\" is not one <message/> in XML (jabber:client)",
+		               where);
+	}
+	t = cm_xml_attr(st, "type");
+	if ((t && strcmp(t, "error") == 0) || !cm_xml_attr(st, "to") ||
+	    xc_jid_parse(&to, cm_xml_attr(st, "to"), strlen(cm_xml_attr(st, "to")), NULL, 0) ||
+	    xc_jid_bare_len(&to) != strlen(r->user) ||
+	    memcmp(to.s, r->user, xc_jid_bare_len(&to)) != 0) {
+		xc_jid_free(&to);
+		cm_xml_node_free(st);
+		return cm_errf(err, errlen, -EINVAL,
+		               "%s: the message must be addressed to %s, and not be an error",
+		               where, r->user);
+	}
+	xc_jid_free(&to);
+	cm_buf_init(&b, 0);
+	rc = cm_xml_write(&b, st, scope);
+	cm_xml_node_free(st);
+	if (rc) {
+		cm_buf_free(&b);
+		return rc == -ENOMEM
+		           ? rc
+		           : cm_errf(err, errlen, -EINVAL, "%s: cannot be written", where);
+	}
+	m->stanza = cm_buf_steal(&b);
+	m->stamp_ms = (int64_t)json_integer_value(stamp);
+	return m->stanza ? 0 : -ENOMEM;
+}
+
+static int parse_offline(const json_t *list, const struct xc_import_limits *lim,
+                         struct xc_store_req *r, struct xc_import_summary *sum, char *err,
+                         size_t errlen)
+{
+	size_t n = json_array_size(list);
+	struct cm_xml_node *scope = NULL;
+	char where[48];
+	int rc = 0;
+
+	if (!json_is_array(list))
+		return cm_errf(err, errlen, -EINVAL, "\"offline\" must be an array");
+	if (n > lim->max_offline)
+		return cm_errf(err, errlen, -EINVAL,
+		               "%zu offline messages: offline.max_per_user keeps %zu", n,
+		               lim->max_offline);
+	if (n == 0)
+		return 0;
+	if (!(r->msgs = calloc(n, sizeof(*r->msgs))))
+		return -ENOMEM;
+	rc = cm_xml_node_new(&scope, "stream:stream", CM_XML_NS_STREAM);
+	rc = rc ? rc : cm_xml_node_declare_ns(scope, NULL, CM_XML_NS_CLIENT);
+	for (size_t i = 0; i < n && !rc; i++) {
+		snprintf(where, sizeof(where), "offline[%zu]", i);
+		rc = parse_offline_one(json_array_get(list, i), lim, scope, r, &r->msgs[i], where,
+		                       err, errlen);
+		r->nmsgs = i + 1;
+	}
+	cm_xml_node_free(scope);
+	sum->offline = rc ? 0 : n;
+	return rc;
+}
+
+static int parse_doc(const json_t *doc, const struct xc_import_limits *lim, struct xc_store_req *r,
                      struct xc_import_summary *sum, char *err, size_t errlen)
 {
-	static const char *const fields[] = {"jid",      "password",  "scram", "roster",
-	                                     "requests", "blocklist", NULL};
+	static const char *const fields[] = {"jid",      "password",  "scram",   "roster",
+	                                     "requests", "blocklist", "offline", NULL};
 	const char *jid = json_string_value(json_object_get(doc, "jid"));
 	const json_t *pw = json_object_get(doc, "password"), *scram = json_object_get(doc, "scram");
 	const json_t *list;
@@ -386,7 +480,7 @@ static int parse_doc(const json_t *doc, uint32_t iter, struct xc_store_req *r,
 			return cm_errf(err, errlen, -EINVAL,
 			               "\"password\" must be a string of 1 to %d bytes",
 			               PASSWORD_MAX);
-		rc = xc_scram_creds_make_all(p, strlen(p), iter, r->creds);
+		rc = xc_scram_creds_make_all(p, strlen(p), lim->iter, r->creds);
 		if (rc == -EINVAL)
 			return cm_errf(err, errlen, rc,
 			               "the password has characters SASLprep prohibits");
@@ -401,11 +495,14 @@ static int parse_doc(const json_t *doc, uint32_t iter, struct xc_store_req *r,
 	if ((list = json_object_get(doc, "blocklist")) != NULL &&
 	    (rc = parse_blocklist(list, r, sum, err, errlen)) != 0)
 		return rc;
+	if ((list = json_object_get(doc, "offline")) != NULL &&
+	    (rc = parse_offline(list, lim, r, sum, err, errlen)) != 0)
+		return rc;
 	return 0;
 }
 
-int xc_import_parse(const char *text, size_t len, uint32_t iter, struct xc_store_req *r,
-                    struct xc_import_summary *sum, char *err, size_t errlen)
+int xc_import_parse(const char *text, size_t len, const struct xc_import_limits *lim,
+                    struct xc_store_req *r, struct xc_import_summary *sum, char *err, size_t errlen)
 {
 	json_error_t e;
 	json_t *doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &e);
@@ -417,7 +514,7 @@ int xc_import_parse(const char *text, size_t len, uint32_t iter, struct xc_store
 		return cm_errf(err, errlen, -EINVAL, "the body must be a JSON object%s%s",
 		               doc ? "" : ": ", doc ? "" : e.text);
 	}
-	rc = parse_doc(doc, iter, r, sum, err, errlen);
+	rc = parse_doc(doc, lim, r, sum, err, errlen);
 	json_decref(doc);
 	return rc;
 }

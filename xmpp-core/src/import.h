@@ -10,10 +10,14 @@
  *                "subscription": "both", "ask": false, "approved": false,
  *                "pending_in": false}],
  *    "requests": ["carol@example.org"],   subscription requests from contacts not listed
- *    "blocklist": ["spam@example.net"]}
+ *    "blocklist": ["spam@example.net"],
+ *    "offline": [{"stamp_ms": 1796533960000, "stanza": "<message to='alice@example.org' ...>"}]}
+ *                                         messages kept for the user while away, oldest first
  *
  * The document is untrusted input: every member is checked (types, JIDs normalised, the
- * subscription states RFC 6121 allows, the roster's limits, text XML can carry), and a member
+ * subscription states RFC 6121 allows, the roster's limits, text XML can carry, offline messages
+ * that parse as messages to the account within the stanza size, written again by our own
+ * writer), and a member
  * this version does not know is refused rather than dropped, so that nothing handed over is
  * lost without a word.
  */
@@ -28,19 +32,28 @@ struct xc_store_req;
 #define XC_IMPORT_MAX_BLOCKED    10000 /* JIDs of one block list */
 #define XC_IMPORT_MAX_ITERATIONS 10000000
 
+/* The server's limits a document must keep to. */
+struct xc_import_limits {
+	uint32_t iter;      /* PBKDF2 iterations for keys made from a password */
+	size_t max_offline; /* offline messages of one user (offline.max_per_user) */
+	size_t max_stanza;  /* bytes of one of them (c2s.max_stanza) */
+};
+
 /* What an import holds, for the answer and the log. */
 struct xc_import_summary {
 	size_t roster;   /* contacts listed */
 	size_t requests; /* pending requests of contacts not listed */
 	size_t blocked;
+	size_t offline;
 	unsigned hashes; /* bit 1 << enum xc_scram_hash for each hash with keys */
 };
 
-/* Check the len bytes of text (a JSON object) and fill r, a fresh XC_STORE_ACCOUNT_IMPORT
- * request: its user (the account's bare JID, normalised: the caller checks that its host is
- * served), creds (keys made from a password with iter iterations), items and jids. 0;
- * -EINVAL with err saying which member is wrong and why; -ENOMEM. */
-int xc_import_parse(const char *text, size_t len, uint32_t iter, struct xc_store_req *r,
-                    struct xc_import_summary *sum, char *err, size_t errlen);
+/* Check the len bytes of text (a JSON object) against lim and fill r, a fresh
+ * XC_STORE_ACCOUNT_IMPORT request: its user (the account's bare JID, normalised: the caller
+ * checks that its host is served), creds, items, jids and msgs. 0; -EINVAL with err saying
+ * which member is wrong and why; -ENOMEM. */
+int xc_import_parse(const char *text, size_t len, const struct xc_import_limits *lim,
+                    struct xc_store_req *r, struct xc_import_summary *sum, char *err,
+                    size_t errlen);
 
 #endif

@@ -235,7 +235,32 @@ static int pending(json_t *roster, json_t *requests, json_t *pend, const char *j
 	return 0;
 }
 
-int xc_prosody_doc(const char *jid, const struct xc_prosody_row *rows, size_t n, char **doc,
+/* The offline messages into the document's "offline", oldest first. */
+static int offline_msgs(json_t *doc, const struct xc_prosody_item *items, size_t n, const char *jid,
+                        struct xc_prosody_notes *notes)
+{
+	json_t *list = json_array();
+	int rc = list ? 0 : -ENOMEM;
+
+	for (size_t i = 0; i < n && !rc; i++) {
+		if (strcmp(items[i].type, "xml") != 0 || items[i].when < 0) {
+			rc = note(notes, "%s: an offline message of type \"%s\" left behind", jid,
+			          items[i].type);
+			continue;
+		}
+		if (json_array_append_new(list, json_pack("{sI ss}", "stamp_ms",
+		                                          (json_int_t)items[i].when * 1000,
+		                                          "stanza", items[i].value)))
+			rc = -ENOMEM;
+	}
+	if (!rc && json_array_size(list) && json_object_set(doc, "offline", list))
+		rc = -ENOMEM;
+	json_decref(list);
+	return rc;
+}
+
+int xc_prosody_doc(const char *jid, const struct xc_prosody_row *rows, size_t n,
+                   const struct xc_prosody_item *offline, size_t noffline, char **doc,
                    struct xc_prosody_notes *notes, char *err, size_t errlen)
 {
 	struct account_rows a = {0};
@@ -301,6 +326,8 @@ int xc_prosody_doc(const char *jid, const struct xc_prosody_row *rows, size_t n,
 		rc = note(notes, "%s: store \"%s\" left behind (%zu value(s))", jid, other, nother);
 	if (!rc && pend)
 		rc = pending(roster, requests, pend, jid, notes);
+	if (!rc && noffline)
+		rc = offline_msgs(d, offline, noffline, jid, notes);
 	if (!rc)
 		rc = credentials(d, &a, err, errlen);
 	if (!rc && !(*doc = json_dumps(d, JSON_COMPACT)))
@@ -430,7 +457,7 @@ static int archived(struct xc_prosody *p, const char *host, const char *user, co
 
 	if (sqlite3_prepare_v2(p->db,
 	                       "SELECT store, count(*) FROM prosodyarchive WHERE host = ?1 AND "
-	                       "user = ?2 GROUP BY store ORDER BY store",
+	                       "user = ?2 AND store != 'offline' GROUP BY store ORDER BY store",
 	                       -1, &st, NULL) != SQLITE_OK)
 		return 0;
 	sqlite3_bind_text(st, 1, host, -1, SQLITE_STATIC);
@@ -443,9 +470,59 @@ static int archived(struct xc_prosody *p, const char *host, const char *user, co
 	return rc;
 }
 
+static void items_free(struct xc_prosody_item *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free((char *)v[i].type);
+		free((char *)v[i].value);
+	}
+	free(v);
+}
+
+/* The account's offline messages, oldest first. A database without the archive table (a
+ * Prosody that never stored any) has none. 0 or -ENOMEM. */
+static int read_offline(struct xc_prosody *p, const char *host, const char *user,
+                        struct xc_prosody_item **out, size_t *n)
+{
+	sqlite3_stmt *st;
+	int rc = 0;
+
+	*out = NULL;
+	*n = 0;
+	if (sqlite3_prepare_v2(
+	        p->db,
+	        "SELECT \"when\", type, value FROM prosodyarchive WHERE host = ?1 AND "
+	        "user = ?2 AND store = 'offline' ORDER BY sort_id",
+	        -1, &st, NULL) != SQLITE_OK)
+		return 0;
+	sqlite3_bind_text(st, 1, host, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, user, -1, SQLITE_STATIC);
+	while (!rc && sqlite3_step(st) == SQLITE_ROW) {
+		struct xc_prosody_item *nv = realloc(*out, (*n + 1) * sizeof(*nv));
+		const unsigned char *t = sqlite3_column_text(st, 1),
+		                    *v = sqlite3_column_text(st, 2);
+
+		if (!nv) {
+			rc = -ENOMEM;
+			break;
+		}
+		*out = nv;
+		nv[*n] = (struct xc_prosody_item){sqlite3_column_int64(st, 0),
+		                                  strdup(t ? (const char *)t : ""),
+		                                  strdup(v ? (const char *)v : "")};
+		(*n)++;
+		if (!nv[*n - 1].type || !nv[*n - 1].value)
+			rc = -ENOMEM;
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
 int xc_prosody_account(struct xc_prosody *p, const char *host, const char *user, char **doc,
                        struct xc_prosody_notes *notes, char *err, size_t errlen)
 {
+	struct xc_prosody_item *offline = NULL;
+	size_t noffline = 0;
 	struct xc_prosody_row *rows = NULL;
 	sqlite3_stmt *st;
 	size_t n = 0;
@@ -489,8 +566,10 @@ int xc_prosody_account(struct xc_prosody *p, const char *host, const char *user,
 	sqlite3_finalize(st);
 	if (rc == -ENOMEM)
 		cm_errf(err, errlen, rc, "out of memory");
+	if (!rc && (rc = read_offline(p, host, user, &offline, &noffline)) != 0)
+		cm_errf(err, errlen, rc, "out of memory");
 	if (!rc)
-		rc = xc_prosody_doc(jid, rows, n, doc, notes, err, errlen);
+		rc = xc_prosody_doc(jid, rows, n, offline, noffline, doc, notes, err, errlen);
 	if (!rc)
 		rc = archived(p, host, user, jid, notes);
 	for (size_t i = 0; i < n; i++) {
@@ -503,6 +582,7 @@ int xc_prosody_account(struct xc_prosody *p, const char *host, const char *user,
 		}
 	}
 	free(rows);
+	items_free(offline, noffline);
 	free(jid);
 	return rc;
 }

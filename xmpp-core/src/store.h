@@ -51,7 +51,8 @@ enum xc_store_op {
 	                             * count: those without keys for every hash (imported) */
 	XC_STORE_ACCOUNT_IMPORT,    /* user, creds (a hash whose iter is 0 is left without keys),
 	                             * items (the roster, pending requests included), jids (the
-	                             * block list): all or nothing -> -EEXIST when taken */
+	                             * block list), msgs (offline messages, oldest first): all or
+	                             * nothing -> -EEXIST when taken */
 	XC_STORE_ACCOUNT_ADD_CREDS, /* user, creds: the hashes the account has no keys for get
 	                             * those of creds whose iter is not 0; the others stay (no
 	                             * FAST token is revoked) -> count (hashes added); -ENOENT */

@@ -612,6 +612,14 @@ static int account_import(struct sq *q, struct xc_store_req *r)
 		bind_text(p, 2, r->jids[i]);
 		rc = exec1(p);
 	}
+	for (size_t i = 0; i < r->nmsgs && !rc && !r->err; i++) {
+		sqlite3_stmt *p = prep(q, S_OFF_PUT);
+
+		bind_text(p, 1, r->user);
+		sqlite3_bind_int64(p, 2, r->msgs[i].stamp_ms);
+		bind_text(p, 3, r->msgs[i].stanza);
+		rc = exec1(p);
+	}
 	return rc;
 }
 
