@@ -360,15 +360,21 @@ struct tally {
 static void counts(const char *jid, const char *what, json_t *j, bool answer)
 {
 	static const char *const keys[] = {"roster", "requests", "blocklist", "offline"};
-	long long n[4];
+	long long n[5] = {0};
 
 	for (int i = 0; i < 4; i++) {
 		json_t *v = json_object_get(j, keys[i]);
 
 		n[i] = answer ? (long long)json_integer_value(v) : (long long)json_array_size(v);
 	}
-	printf("%s\t%s: %lld contact(s), %lld request(s), %lld blocked, %lld offline message(s)\n",
-	       jid, what, n[0], n[1], n[2], n[3]);
+	if (answer)
+		n[4] = (long long)json_integer_value(json_object_get(j, "pep_items"));
+	for (size_t i = 0; !answer && i < json_array_size(json_object_get(j, "pep")); i++)
+		n[4] += (long long)json_array_size(
+		    json_object_get(json_array_get(json_object_get(j, "pep"), i), "items"));
+	printf("%s\t%s: %lld contact(s), %lld request(s), %lld blocked, %lld offline message(s), "
+	       "%lld PEP item(s)\n",
+	       jid, what, n[0], n[1], n[2], n[3], n[4]);
 }
 
 /* One account: read, sent (unless a dry run), told. */

@@ -3,11 +3,11 @@
  *
  * The first byte chooses: even, the rest is a document for the import route; odd, the rest is
  * rows of Prosody's table, one per line as store TAB key TAB type TAB value (store "~offline":
- * an offline message, its key the time it came), whose document (if one comes out) then goes to the
- * import route as xmppctl sends it. Results must be documented codes; a document accepted must hold
- * a bare account JID, no more contacts than a roster holds and only the subscription states RFC
- * 6121 allows; a document written from rows must be a JSON object naming the account. Anything else
- * abort()s. */
+ * an offline message, its key the time it came; "~pep_NODE": an item of NODE), whose document (if
+ * one comes out) then goes to the import route as xmppctl sends it. Results must be documented
+ * codes; a document accepted must hold a bare account JID, no more contacts than a roster holds and
+ * only the subscription states RFC 6121 allows; a document written from rows must be a JSON object
+ * naming the account. Anything else abort()s. */
 #include <errno.h>
 #include <jansson.h>
 #include <stdint.h>
@@ -34,8 +34,12 @@ static void check_import(const char *text, size_t len)
 	if (!r)
 		return;
 	/* one iteration: a password in the document costs no real PBKDF2 here */
-	static const struct xc_import_limits lim = {
-	    .iter = 1, .max_offline = 8, .max_stanza = 4096};
+	static const struct xc_import_limits lim = {.iter = 1,
+	                                            .max_offline = 8,
+	                                            .max_stanza = 4096,
+	                                            .max_nodes = 8,
+	                                            .max_items = 4,
+	                                            .max_payload = 4096};
 
 	rc = xc_import_parse(text, len, &lim, r, &sum, err, sizeof(err));
 	if (rc != 0 && rc != -EINVAL && rc != -ENOMEM)
@@ -50,6 +54,16 @@ static void check_import(const char *text, size_t len)
 		for (size_t i = 0; i < r->nmsgs; i++)
 			if (!r->msgs[i].stanza || strncmp(r->msgs[i].stanza, "<message", 8) != 0)
 				abort();
+		for (size_t i = 0; r->pep && i < r->pep->nitems; i++) {
+			const struct xc_pep_item *it = &r->pep->items[i];
+
+			if (!it->node || !it->id || !it->payload || it->payload[0] != '<' ||
+			    strlen(it->payload) > lim.max_payload || it->access < 0 ||
+			    it->access > 3 || (it->access == XC_PEP_ROSTER) != (it->groups != NULL))
+				abort();
+		}
+		if (sum.pep_items != (r->pep ? r->pep->nitems : 0) || sum.pep_nodes > lim.max_nodes)
+			abort();
 		for (size_t i = 0; i < r->nitems; i++) {
 			const struct xc_sub_state *s = &r->items[i].st;
 			bool seen = s->sub == XC_SUB_TO || s->sub == XC_SUB_BOTH;
@@ -90,8 +104,12 @@ static void check_rows(const char *text, size_t len)
 				*f[k]++ = '\0';
 		}
 		if (strcmp(f[0], "~offline") == 0)
+			items[nitems++] =
+			    (struct xc_prosody_item){"offline", "1", f[1] ? atoll(f[1]) : 0,
+			                             f[2] ? f[2] : "", f[3] ? f[3] : ""};
+		else if (strncmp(f[0], "~pep_", 5) == 0)
 			items[nitems++] = (struct xc_prosody_item){
-			    f[1] ? atoll(f[1]) : 0, f[2] ? f[2] : "", f[3] ? f[3] : ""};
+			    f[0] + 1, f[1] ? f[1] : "", 0, f[2] ? f[2] : "", f[3] ? f[3] : ""};
 		else
 			rows[n++] = (struct xc_prosody_row){f[0], f[1] ? f[1] : "",
 			                                    f[2] ? f[2] : "", f[3] ? f[3] : ""};

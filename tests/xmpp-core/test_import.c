@@ -26,7 +26,12 @@
 	"\"stored_key\":\"AQEBAQEBAQEBAQEBAQEBAQEBAQE=\","                                         \
 	"\"server_key\":\"AgICAgICAgICAgICAgICAgICAgI=\"}}"
 
-static const struct xc_import_limits limits = {.iter = 4096, .max_offline = 2, .max_stanza = 200};
+static const struct xc_import_limits limits = {.iter = 4096,
+                                               .max_offline = 2,
+                                               .max_stanza = 200,
+                                               .max_nodes = 2,
+                                               .max_items = 3,
+                                               .max_payload = 100};
 
 static int parse(const char *doc, struct xc_store_req **out, struct xc_import_summary *sum,
                  char *err)
@@ -197,6 +202,33 @@ static void test_document_refused(void **state)
 	        "234567890123456789012345678901234567890123456789012345678901234567890123456789"
 	        "</body></message>\"}]}",
 	        "\"stanza\" must be 1 to 200 bytes");
+	/* PEP */
+#define NODE(x) "{\"jid\":\"a@b.example\"," KEYS ",\"pep\":[" x "]}"
+#define ITEM    "{\"id\":\"1\",\"payload\":\"<x xmlns='y'/>\"}"
+	refused(NODE("{\"node\":\"n\",\"items\":[" ITEM "]},{\"node\":\"n\",\"items\":[" ITEM "]}"),
+	        "pep[1]: node n is named twice");
+	refused(NODE("{},{},{}"), "\"pep\" must be an array of 2 nodes at most");
+	refused(NODE("{\"node\":\"n\",\"access\":\"authorize\",\"items\":[" ITEM "]}"),
+	        "\"access\" must be presence, open, whitelist or roster");
+	refused(NODE("{\"node\":\"n\",\"groups\":[\"g\"],\"items\":[" ITEM "]}"),
+	        "\"groups\" go with access \"roster\" only");
+	refused(NODE("{\"node\":\"n\",\"access\":\"roster\",\"items\":[" ITEM "]}"),
+	        "access \"roster\" takes \"groups\"");
+	refused(NODE("{\"node\":\"n\",\"items\":[]}"), "\"items\" must be an array of 1 to 1");
+	refused(NODE("{\"node\":\"n\",\"max_items\":\"max\",\"items\":[" ITEM "," ITEM "]}"),
+	        "pep[0].items[1]: item 1 is named twice");
+	refused(NODE("{\"node\":\"n\",\"max_items\":4,\"items\":[" ITEM "]}"),
+	        "\"max_items\" must be \"max\" or 1 to 3 (pep.max_items)");
+	refused(NODE("{\"node\":\"n\",\"items\":[{\"id\":\"1\",\"payload\":\"<a><b></a>\"}]}"),
+	        "\"payload\" is not one XML element");
+	refused(NODE("{\"node\":\"n\",\"items\":[{\"id\":\"1\",\"payload\":\"<a>"
+	             "0123456789012345678901234567890123456789012345678901234567890123456789"
+	             "0123456789012345678901234567890123456789</a>\"}]}"),
+	        "the payload is over 100 bytes (pep.max_payload)");
+	refused(NODE("{\"node\":\"\",\"items\":[" ITEM "]}"),
+	        "\"node\" must be 1 to 1023 bytes of text");
+#undef ITEM
+#undef NODE
 }
 
 /* --- Prosody's rows ---------------------------------------------------------------------- */
@@ -208,8 +240,11 @@ static const struct xc_prosody_row alice[] = {
     {"accounts", "stored_key", "string", "17cced3855de35912cfbd3292c2c4c77d4ad9d14"},
     {"blocklist", "", "json", "{\"__hash\":[false,{\"created\":1}]}"},
     {"blocklist", "spam@evil.example", "number", "1796534207"},
-    {"pep", "urn:xmpp:vcard4", "json", "{}"},
     {"pep", "urn:xmpp:avatar:data", "json", "{}"},
+    {"pep", "urn:xmpp:bookmarks:1", "json",
+     "{\"config\":{\"access_model\":\"whitelist\",\"max_items\":\"max\"}}"},
+    {"pep", "urn:xmpp:vcard4", "json", "{\"config\":{\"_defaults_only\":true}}"},
+    {"pep", "x-secret", "json", "{\"config\":{\"access_model\":\"authorize\"}}"},
     {"roster", "", "json",
      "{\"__hash\":[false,{\"version\":6,\"pending\":{\"carol@example.org\":{},"
      "\"dave@example.org\":true,\"erin@example.org\":{}}}]}"},
@@ -223,11 +258,19 @@ static const struct xc_prosody_row alice[] = {
     {"roster", "hal@example.org", "json", "{\"subscription\":\"to\",\"ask\":\"subscribe\"}"},
 };
 
-static const struct xc_prosody_item alice_offline[] = {
-    {1796533960, "xml",
+static const struct xc_prosody_item alice_items[] = {
+    {"offline", "1", 1796533960, "xml",
      "<message xmlns='jabber:client' to='alice@example.org' from='bob@example.org/x' "
      "type='chat'><body>are you there?</body></message>"},
-    {1796533961, "json", "{}"},
+    {"offline", "2", 1796533961, "json", "{}"},
+    {"pep_urn:xmpp:bookmarks:1", "room1@muc.example", 5, "xml",
+     "<conference xmlns='urn:xmpp:bookmarks:1' autojoin='true'/>"},
+    {"pep_urn:xmpp:bookmarks:1", "room2@muc.example", 6, "xml",
+     "<conference xmlns='urn:xmpp:bookmarks:1'/>"},
+    {"pep_urn:xmpp:vcard4", "old", 7, "xml", "<vcard xmlns='urn:ietf:params:xml:ns:vcard-4.0'/>"},
+    {"pep_urn:xmpp:vcard4", "current", 8, "xml",
+     "<vcard xmlns='urn:ietf:params:xml:ns:vcard-4.0'><fn><text>Alice</text></fn></vcard>"},
+    {"pep_x-secret", "1", 9, "xml", "<secret xmlns='x'/>"},
 };
 
 static bool has_note(const struct xc_prosody_notes *n, const char *text)
@@ -257,7 +300,8 @@ static void test_prosody_rows(void **state)
 
 	(void)state;
 	assert_int_equal(xc_prosody_doc("alice@example.org", alice, sizeof(alice) / sizeof(*alice),
-	                                alice_offline, 2, &doc, &notes, err, sizeof(err)),
+	                                alice_items, sizeof(alice_items) / sizeof(*alice_items),
+	                                &doc, &notes, err, sizeof(err)),
 	                 0);
 	d = json_loads(doc, 0, NULL);
 	assert_non_null(d);
@@ -278,7 +322,26 @@ static void test_prosody_rows(void **state)
 	assert_true(has_note(&notes, "contact hal@example.org: the pending subscription request"));
 	assert_true(has_note(&notes, "contact frank@example.org left behind: subscription"));
 	assert_true(has_note(&notes, "roster entry \"gina@example.org\" left behind"));
-	assert_true(has_note(&notes, "store \"pep\" left behind (2 value(s))"));
+	assert_true(has_note(&notes, "PEP node urn:xmpp:avatar:data has no items: not carried"));
+	assert_true(has_note(&notes, "PEP node x-secret left behind: access model \"authorize\""));
+	/* PEP: bookmarks as configured, both items; vCard4 with Prosody's defaults keeps one, the
+	 * newest */
+	it = json_object_get(d, "pep");
+	assert_int_equal(json_array_size(it), 2);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(it, 0), "access")),
+	                    "whitelist");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(it, 0), "max_items")),
+	                    "max");
+	assert_int_equal(json_array_size(json_object_get(json_array_get(it, 0), "items")), 2);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(it, 1), "access")),
+	                    "presence");
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(it, 1), "max_items")),
+	                 1);
+	assert_string_equal(
+	    json_string_value(json_object_get(
+	        json_array_get(json_object_get(json_array_get(it, 1), "items"), 0), "id")),
+	    "current");
+	assert_true(has_note(&notes, "PEP node urn:xmpp:vcard4: the 1 oldest item(s) left behind"));
 	/* dave only asked (0.11's pending: true) */
 	assert_string_equal(json_string_value(json_array_get(json_object_get(d, "requests"), 0)),
 	                    "dave@example.org");
@@ -287,7 +350,7 @@ static void test_prosody_rows(void **state)
 	it = json_array_get(json_object_get(d, "offline"), 0);
 	assert_int_equal(json_integer_value(json_object_get(it, "stamp_ms")), 1796533960000);
 	assert_int_equal(json_array_size(json_object_get(d, "offline")), 1);
-	assert_true(has_note(&notes, "an offline message of type \"json\" left behind"));
+	assert_true(has_note(&notes, "an item of \"offline\" (type json) left behind"));
 	/* and the server takes the document: keys as Prosody had them */
 	assert_int_equal(parse(doc, &r, &sum, err), 0);
 	assert_int_equal(r->creds[XC_SCRAM_SHA1].iter, 10000);
@@ -297,6 +360,15 @@ static void test_prosody_rows(void **state)
 	assert_int_equal(sum.roster, 4);
 	assert_int_equal(sum.requests, 1);
 	assert_int_equal(sum.offline, 1);
+	assert_int_equal(sum.pep_nodes, 2);
+	assert_int_equal(sum.pep_items, 3);
+	assert_int_equal(r->pep->nitems, 3);
+	assert_string_equal(r->pep->items[0].node, "urn:xmpp:bookmarks:1");
+	assert_int_equal(r->pep->items[0].access, XC_PEP_WHITELIST);
+	assert_int_equal(r->pep->items[0].max_items, XC_PEP_MAX_ITEMS);
+	assert_string_equal(r->pep->items[2].payload,
+	                    "<vcard xmlns='urn:ietf:params:xml:ns:vcard-4.0'><fn><text>Alice</text>"
+	                    "</fn></vcard>");
 	xc_store_req_free(r);
 	json_decref(d);
 	free(doc);

@@ -71,6 +71,21 @@ static struct xc_store_req *import_req(struct store_fix *f, const char *user, co
 		                             : "<message to='x'><body>1</body></message>");
 	}
 	r->nmsgs = 2;
+	r->pep = calloc(1, sizeof(*r->pep));
+	r->pep->items = calloc(2, sizeof(*r->pep->items));
+	for (int i = 0; i < 2; i++) {
+		struct xc_pep_item *it = &r->pep->items[i];
+
+		it->node = strdup("urn:xmpp:bookmarks:1");
+		it->id = strdup(i ? "room2" : "room1");
+		it->payload =
+		    strdup(i ? "<conference xmlns='urn:xmpp:bookmarks:1'/>"
+		             : "<conference xmlns='urn:xmpp:bookmarks:1' autojoin='true'/>");
+		it->access = XC_PEP_WHITELIST;
+		it->persist = true;
+		it->max_items = XC_PEP_MAX_ITEMS;
+	}
+	r->pep->nitems = 2;
 	return r;
 }
 
@@ -104,6 +119,19 @@ static void test_import_all_or_nothing(void **state)
 	assert_int_equal(r->nmsgs, 2);
 	assert_int_equal(r->msgs[0].stamp_ms, 1000);
 	assert_string_equal(r->msgs[1].stanza, "<message to='x'><body>2</body></message>");
+	xc_store_req_free(r);
+	/* the PEP node, as configured, with both items (newest first) */
+	r = req(&f, XC_STORE_PEP_ITEMS, "alice@example.org");
+	assert_int_equal(xc_store_req_set(&r->key, "urn:xmpp:bookmarks:1"), 0);
+	r->pep = calloc(1, sizeof(*r->pep));
+	r->pep->max = 10;
+	r = run(&f, r);
+	assert_int_equal(r->err, 0);
+	assert_int_equal(r->pep->cfg.access, XC_PEP_WHITELIST);
+	assert_int_equal(r->pep->nitems, 2);
+	assert_string_equal(r->pep->items[0].id, "room2");
+	assert_string_equal(r->pep->items[1].payload,
+	                    "<conference xmlns='urn:xmpp:bookmarks:1' autojoin='true'/>");
 	xc_store_req_free(r);
 	/* the account exists: nothing of the second import is written */
 	r = run(&f, import_req(&f, "alice@example.org", "dave@example.org"));

@@ -673,6 +673,9 @@ static void import(struct xc_admin_api *a, struct cm_http_req *req)
 	    .iter = (uint32_t)a->srv->cfg->auth.scram_iterations,
 	    .max_offline = (size_t)a->srv->cfg->offline.max_per_user,
 	    .max_stanza = (size_t)a->srv->cfg->c2s.max_stanza,
+	    .max_nodes = (size_t)a->srv->cfg->pep.max_nodes,
+	    .max_items = (size_t)a->srv->cfg->pep.max_items,
+	    .max_payload = (size_t)a->srv->cfg->pep.max_payload,
 	};
 	struct xc_import_summary sum;
 	struct xc_store_req *r;
@@ -711,9 +714,10 @@ static void import(struct xc_admin_api *a, struct cm_http_req *req)
 			json_array_append_new(
 			    hashes, json_string(xc_scram_mech_name((enum xc_scram_hash)h)));
 	if (!rc && !(o->result = json_pack(
-	                 "{ss so sI sI sI sI}", "jid", r->user, "scram", hashes, "roster",
+	                 "{ss so sI sI sI sI sI sI}", "jid", r->user, "scram", hashes, "roster",
 	                 (json_int_t)sum.roster, "requests", (json_int_t)sum.requests, "blocklist",
-	                 (json_int_t)sum.blocked, "offline", (json_int_t)sum.offline)))
+	                 (json_int_t)sum.blocked, "offline", (json_int_t)sum.offline, "pep_nodes",
+	                 (json_int_t)sum.pep_nodes, "pep_items", (json_int_t)sum.pep_items)))
 		rc = -ENOMEM;
 	if (!rc && submit(o, r) != 0)
 		rc = -ESHUTDOWN;

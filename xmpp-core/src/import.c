@@ -453,11 +453,201 @@ static int parse_offline(const json_t *list, const struct xc_import_limits *lim,
 	return rc;
 }
 
+/* Roster groups for a node of the roster access model: sorted, each followed by '\n'. */
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static int node_groups(const json_t *groups, char **out, const char *where, char *err,
+                       size_t errlen)
+{
+	size_t n = json_array_size(groups), len = 0;
+	const char **v;
+	char *s;
+	int rc = 0;
+
+	if (!json_is_array(groups) || n == 0 || n > XC_ROSTER_MAX_GROUPS)
+		return cm_errf(err, errlen, -EINVAL,
+		               "%s: access \"roster\" takes \"groups\", 1 to %d roster groups",
+		               where, XC_ROSTER_MAX_GROUPS);
+	if (!(v = calloc(n, sizeof(*v))))
+		return -ENOMEM;
+	for (size_t i = 0; i < n && !rc; i++) {
+		v[i] = json_string_value(json_array_get(groups, i));
+		if (!v[i])
+			rc =
+			    cm_errf(err, errlen, -EINVAL, "%s: each group must be a string", where);
+		else if ((rc = name_ok(v[i], "each group", where, err, errlen)) == 0)
+			len += strlen(v[i]) + 1;
+	}
+	if (!rc) {
+		qsort(v, n, sizeof(*v), cmp_str);
+		s = *out = malloc(len + 1);
+		for (size_t i = 0; s && i < n; i++)
+			s += sprintf(s, "%s\n", v[i]);
+		rc = *out ? 0 : -ENOMEM;
+	}
+	free(v);
+	return rc;
+}
+
+/* One PEP node with its items, appended to r->pep->items. */
+static int parse_node(const json_t *o, const struct xc_import_limits *lim, struct xc_store_req *r,
+                      struct xc_import_summary *sum, const char *where, char *err, size_t errlen)
+{
+	static const char *const fields[] = {"node",      "access", "groups", "persist",
+	                                     "max_items", "items",  NULL};
+	static const char *const models[] = {"presence", "open", "whitelist", "roster"};
+	const char *node = json_string_value(json_object_get(o, "node"));
+	const char *access = json_string_value(json_object_get(o, "access"));
+	const json_t *items = json_object_get(o, "items"), *max = json_object_get(o, "max_items");
+	struct xc_pep_req *pr = r->pep;
+	struct xc_pep_item proto = {.access = XC_PEP_PRESENCE, .persist = true, .max_items = 1};
+	size_t n = json_array_size(items), keeps, first = pr->nitems;
+	struct xc_pep_item *nv;
+	int rc;
+
+	if (!json_is_object(o))
+		return cm_errf(err, errlen, -EINVAL, "%s: must be an object", where);
+	if ((rc = only_members(o, fields, where, err, errlen)) != 0)
+		return rc;
+	if (!node || !*node || strlen(node) > 1023 || !cm_xml_text_valid(node, strlen(node)))
+		return cm_errf(err, errlen, -EINVAL, "%s: \"node\" must be 1 to 1023 bytes of text",
+		               where);
+	for (size_t i = 0; i < first; i++)
+		if (strcmp(pr->items[i].node, node) == 0)
+			return cm_errf(err, errlen, -EINVAL, "%s: node %s is named twice", where,
+			               node);
+	if (access) {
+		int m = 0;
+
+		while (m < 4 && strcmp(access, models[m]) != 0)
+			m++;
+		if (m == 4)
+			return cm_errf(err, errlen, -EINVAL,
+			               "%s: \"access\" must be presence, open, whitelist or roster",
+			               where);
+		proto.access = m; /* the order of enum xc_pep_access */
+	}
+	if ((rc = flag(o, "persist", &proto.persist, where, err, errlen)) != 0)
+		return rc;
+	if (!json_object_get(o, "persist"))
+		proto.persist = true;
+	if (max && json_is_string(max) && strcmp(json_string_value(max), "max") == 0)
+		proto.max_items = XC_PEP_MAX_ITEMS;
+	else if (max && (!json_is_integer(max) || json_integer_value(max) < 1 ||
+	                 json_integer_value(max) > (json_int_t)lim->max_items))
+		return cm_errf(err, errlen, -EINVAL,
+		               "%s: \"max_items\" must be \"max\" or 1 to %zu (pep.max_items)",
+		               where, lim->max_items);
+	else if (max)
+		proto.max_items = (unsigned)json_integer_value(max);
+	keeps = !proto.persist                        ? 1
+	        : proto.max_items == XC_PEP_MAX_ITEMS ? lim->max_items
+	                                              : proto.max_items;
+	if (!json_is_array(items) || n == 0 || n > keeps)
+		return cm_errf(err, errlen, -EINVAL,
+		               "%s: \"items\" must be an array of 1 to %zu (what the node keeps)",
+		               where, keeps);
+	if (proto.access != XC_PEP_ROSTER && json_object_get(o, "groups"))
+		return cm_errf(err, errlen, -EINVAL,
+		               "%s: \"groups\" go with access \"roster\" only", where);
+	if (proto.access == XC_PEP_ROSTER &&
+	    (rc = node_groups(json_object_get(o, "groups"), &proto.groups, where, err, errlen)))
+		return rc;
+	if (!(nv = realloc(pr->items, (first + n) * sizeof(*nv)))) {
+		free(proto.groups);
+		return -ENOMEM;
+	}
+	pr->items = nv;
+	for (size_t i = 0; i < n; i++) {
+		const json_t *it = json_array_get(items, i);
+		static const char *const ifields[] = {"id", "payload", NULL};
+		const char *id = json_string_value(json_object_get(it, "id"));
+		const char *pl = json_string_value(json_object_get(it, "payload"));
+		struct xc_pep_item *dst = &pr->items[pr->nitems];
+		struct cm_xml_node *x = NULL;
+		struct cm_buf b;
+		char w[96];
+
+		snprintf(w, sizeof(w), "%s.items[%zu]", where, i);
+		*dst = proto;
+		dst->groups = NULL;
+		dst->node = strdup(node);
+		pr->nitems++; /* freed with r from here on */
+		if (!dst->node || (proto.groups && !(dst->groups = strdup(proto.groups))))
+			rc = -ENOMEM;
+		else if (!json_is_object(it))
+			rc = cm_errf(err, errlen, -EINVAL, "%s: must be an object", w);
+		else if ((rc = only_members(it, ifields, w, err, errlen)) != 0)
+			;
+		else if (!id || !*id || strlen(id) > 1023 || !cm_xml_text_valid(id, strlen(id)))
+			rc = cm_errf(err, errlen, -EINVAL,
+			             "%s: \"id\" must be 1 to 1023 bytes of text", w);
+		else if (!(dst->id = strdup(id)))
+			rc = -ENOMEM;
+		for (size_t k = first; !rc && k + 1 < pr->nitems; k++)
+			if (strcmp(pr->items[k].id, id) == 0)
+				rc = cm_errf(err, errlen, -EINVAL, "%s: item %s is named twice", w,
+				             id);
+		if (!rc && (!pl || strlen(pl) > 2 * lim->max_payload))
+			rc = cm_errf(err, errlen, -EINVAL, "%s: \"payload\" (XML text) is required",
+			             w);
+		if (!rc && (rc = xc_stanza_parse(pl, strlen(pl), &x)) != 0 && rc != -ENOMEM)
+			rc = cm_errf(err, errlen, -EINVAL, "%s: \"payload\" is not one XML element",
+			             w);
+		if (rc)
+			break;
+		cm_buf_init(&b, 0);
+		rc = cm_xml_write(&b, x, NULL);
+		cm_xml_node_free(x);
+		if (!rc && b.len > lim->max_payload)
+			rc = cm_errf(err, errlen, -EINVAL,
+			             "%s: the payload is over %zu bytes (pep.max_payload)", w,
+			             lim->max_payload);
+		if (rc) {
+			cm_buf_free(&b);
+			break;
+		}
+		dst->payload = cm_buf_steal(&b);
+		if (!dst->payload)
+			rc = -ENOMEM;
+	}
+	free(proto.groups);
+	if (!rc) {
+		sum->pep_nodes++;
+		sum->pep_items += n;
+	}
+	return rc;
+}
+
+static int parse_pep(const json_t *list, const struct xc_import_limits *lim, struct xc_store_req *r,
+                     struct xc_import_summary *sum, char *err, size_t errlen)
+{
+	char where[48];
+	int rc = 0;
+
+	if (!json_is_array(list) || json_array_size(list) > lim->max_nodes)
+		return cm_errf(err, errlen, -EINVAL,
+		               "\"pep\" must be an array of %zu nodes at most (pep.max_nodes)",
+		               lim->max_nodes);
+	if (json_array_size(list) == 0)
+		return 0;
+	if (!(r->pep = calloc(1, sizeof(*r->pep))))
+		return -ENOMEM;
+	for (size_t i = 0; i < json_array_size(list) && !rc; i++) {
+		snprintf(where, sizeof(where), "pep[%zu]", i);
+		rc = parse_node(json_array_get(list, i), lim, r, sum, where, err, errlen);
+	}
+	return rc;
+}
+
 static int parse_doc(const json_t *doc, const struct xc_import_limits *lim, struct xc_store_req *r,
                      struct xc_import_summary *sum, char *err, size_t errlen)
 {
-	static const char *const fields[] = {"jid",      "password",  "scram",   "roster",
-	                                     "requests", "blocklist", "offline", NULL};
+	static const char *const fields[] = {"jid",       "password", "scram", "roster", "requests",
+	                                     "blocklist", "offline",  "pep",   NULL};
 	const char *jid = json_string_value(json_object_get(doc, "jid"));
 	const json_t *pw = json_object_get(doc, "password"), *scram = json_object_get(doc, "scram");
 	const json_t *list;
@@ -497,6 +687,9 @@ static int parse_doc(const json_t *doc, const struct xc_import_limits *lim, stru
 		return rc;
 	if ((list = json_object_get(doc, "offline")) != NULL &&
 	    (rc = parse_offline(list, lim, r, sum, err, errlen)) != 0)
+		return rc;
+	if ((list = json_object_get(doc, "pep")) != NULL &&
+	    (rc = parse_pep(list, lim, r, sum, err, errlen)) != 0)
 		return rc;
 	return 0;
 }

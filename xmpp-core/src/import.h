@@ -11,13 +11,16 @@
  *                "pending_in": false}],
  *    "requests": ["carol@example.org"],   subscription requests from contacts not listed
  *    "blocklist": ["spam@example.net"],
- *    "offline": [{"stamp_ms": 1796533960000, "stanza": "<message to='alice@example.org' ...>"}]}
+ *    "offline": [{"stamp_ms": 1796533960000, "stanza": "<message to='alice@example.org' ...>"}],
  *                                         messages kept for the user while away, oldest first
+ *    "pep": [{"node": "urn:xmpp:avatar:metadata", "access": "presence", "persist": true,
+ *             "max_items": 1, "items": [{"id": "5f2a", "payload": "<metadata ...>"}]}]}
+ *                                         personal eventing nodes, items oldest first
  *
  * The document is untrusted input: every member is checked (types, JIDs normalised, the
  * subscription states RFC 6121 allows, the roster's limits, text XML can carry, offline messages
- * that parse as messages to the account within the stanza size, written again by our own
- * writer), and a member
+ * that parse as messages to the account within the stanza size, PEP payloads that parse as one
+ * element within pep.max_payload, both written again by our own writer), and a member
  * this version does not know is refused rather than dropped, so that nothing handed over is
  * lost without a word.
  */
@@ -37,6 +40,9 @@ struct xc_import_limits {
 	uint32_t iter;      /* PBKDF2 iterations for keys made from a password */
 	size_t max_offline; /* offline messages of one user (offline.max_per_user) */
 	size_t max_stanza;  /* bytes of one of them (c2s.max_stanza) */
+	size_t max_nodes;   /* PEP nodes of one account (pep.max_nodes) */
+	size_t max_items;   /* items one node keeps at most (pep.max_items) */
+	size_t max_payload; /* bytes of one item's payload (pep.max_payload) */
 };
 
 /* What an import holds, for the answer and the log. */
@@ -45,6 +51,7 @@ struct xc_import_summary {
 	size_t requests; /* pending requests of contacts not listed */
 	size_t blocked;
 	size_t offline;
+	size_t pep_nodes, pep_items;
 	unsigned hashes; /* bit 1 << enum xc_scram_hash for each hash with keys */
 };
 

@@ -13,6 +13,7 @@
 #include "cm/buf.h"
 #include "cm/crypto.h"
 #include "cm/err.h"
+#include "cm/utf8.h"
 
 #define SHA1_LEN 20
 
@@ -49,6 +50,12 @@ static int note(struct xc_prosody_notes *notes, const char *fmt, ...)
 }
 
 /* --- one account's rows ------------------------------------------------------------------- */
+
+/* Text that can go into the document (JSON strings are UTF-8). */
+static bool utf8(const char *s)
+{
+	return cm_utf8_valid(s, strlen(s));
+}
 
 /* Lowercase or uppercase hex, exactly want bytes, into out. */
 static bool unhex(const char *s, unsigned char *out, size_t want)
@@ -235,34 +242,137 @@ static int pending(json_t *roster, json_t *requests, json_t *pend, const char *j
 	return 0;
 }
 
-/* The offline messages into the document's "offline", oldest first. */
-static int offline_msgs(json_t *doc, const struct xc_prosody_item *items, size_t n, const char *jid,
-                        struct xc_prosody_notes *notes)
+/* One PEP node's entry of the document, from its configuration as Prosody keeps it (NULL: the
+ * defaults of Prosody's PEP: presence, persistent, one item). NULL when the node cannot be
+ * carried (noted). */
+static json_t *pep_node(const char *node, json_t *cfg, const char *jid,
+                        struct xc_prosody_notes *notes, int *rc)
 {
-	json_t *list = json_array();
-	int rc = list ? 0 : -ENOMEM;
+	static const char *const models[] = {"presence", "open", "whitelist", "roster"};
+	const char *access = json_string_value(json_object_get(cfg, "access_model"));
+	json_t *persist = json_object_get(cfg, "persist_items");
+	json_t *max = json_object_get(cfg, "max_items"), *n;
+	json_t *groups = json_object_get(cfg, "roster_groups_allowed");
+	bool known = !access;
+
+	for (int m = 0; m < 4 && access; m++)
+		known = known || strcmp(access, models[m]) == 0;
+	if (known && access && !strcmp(access, "roster") && !json_array_size(groups)) {
+		*rc = note(notes, "%s: PEP node %s left behind: access model roster without groups",
+		           jid, node);
+		return NULL;
+	}
+	if (!known) {
+		*rc = note(notes,
+		           "%s: PEP node %s left behind: access model \"%s\" is not one of "
+		           "presence, open, whitelist, roster",
+		           jid, node, access);
+		return NULL;
+	}
+	n = json_pack("{ss ss sb s[]}", "node", node, "access", access ? access : "presence",
+	              "persist", persist ? json_is_true(persist) : true, "items");
+	if (n && json_is_string(max) && !strcmp(json_string_value(max), "max"))
+		json_object_set_new(n, "max_items", json_string("max"));
+	else if (n && json_is_integer(max) && json_integer_value(max) > 0)
+		json_object_set(n, "max_items", max);
+	else if (n)
+		json_object_set_new(n, "max_items", json_integer(1));
+	if (n && access && !strcmp(access, "roster"))
+		json_object_set(n, "groups", groups);
+	if (!n)
+		*rc = -ENOMEM;
+	return n;
+}
+
+/* The archive items: offline messages into "offline", PEP items into their nodes of "pep"
+ * (configured as the "pep" store's rows say, in cfgs). */
+static int archive_items(json_t *doc, json_t *cfgs, const struct xc_prosody_item *items, size_t n,
+                         const char *jid, struct xc_prosody_notes *notes)
+{
+	json_t *offline = json_array(), *pep = json_array(), *node = NULL;
+	const char *name = NULL;
+	int rc = offline && pep ? 0 : -ENOMEM;
 
 	for (size_t i = 0; i < n && !rc; i++) {
-		if (strcmp(items[i].type, "xml") != 0 || items[i].when < 0) {
-			rc = note(notes, "%s: an offline message of type \"%s\" left behind", jid,
-			          items[i].type);
+		const struct xc_prosody_item *it = &items[i];
+		bool is_pep = !strncmp(it->store, "pep_", 4) && it->store[4];
+
+		if (!utf8(it->store) || !utf8(it->key) || !utf8(it->value)) {
+			rc = note(notes, "%s: an archived item that is not UTF-8 left behind", jid);
 			continue;
 		}
-		if (json_array_append_new(list, json_pack("{sI ss}", "stamp_ms",
-		                                          (json_int_t)items[i].when * 1000,
-		                                          "stanza", items[i].value)))
+		if ((strcmp(it->store, "offline") && !is_pep) || strcmp(it->type, "xml")) {
+			rc = note(notes, "%s: an item of \"%s\" (type %s) left behind", jid,
+			          it->store, it->type);
+			continue;
+		}
+		if (!is_pep) {
+			if (json_array_append_new(
+			        offline, json_pack("{sI ss}", "stamp_ms",
+			                           (json_int_t)(it->when > 0 ? it->when : 0) * 1000,
+			                           "stanza", it->value)))
+				rc = -ENOMEM;
+			continue;
+		}
+		if (!name || strcmp(name, it->store + 4) != 0) {
+			name = it->store + 4;
+			node = pep_node(name, json_object_get(cfgs, name), jid, notes, &rc);
+			if (node && json_array_append_new(pep, node))
+				rc = -ENOMEM;
+		}
+		if (node && json_array_append_new(
+		                json_object_get(node, "items"),
+		                json_pack("{ss ss}", "id", it->key, "payload", it->value)))
 			rc = -ENOMEM;
 	}
-	if (!rc && json_array_size(list) && json_object_set(doc, "offline", list))
+	/* a node keeps max_items: the newest of what Prosody holds */
+	for (size_t i = 0; i < json_array_size(pep) && !rc; i++) {
+		json_t *nd = json_array_get(pep, i), *its = json_object_get(nd, "items");
+		json_int_t keep = json_is_false(json_object_get(nd, "persist"))
+		                      ? 1
+		                      : json_integer_value(json_object_get(nd, "max_items"));
+
+		if (keep > 0 && (json_int_t)json_array_size(its) > keep) {
+			rc = note(
+			    notes,
+			    "%s: PEP node %s: the %zu oldest item(s) left behind (it keeps %lld)",
+			    jid, json_string_value(json_object_get(nd, "node")),
+			    json_array_size(its) - (size_t)keep, (long long)keep);
+			while (!rc && (json_int_t)json_array_size(its) > keep)
+				json_array_remove(its, 0);
+		}
+	}
+	/* nodes Prosody knows without items: nothing to carry, but say so */
+	{
+		const char *k;
+		json_t *v;
+
+		json_object_foreach(cfgs, k, v)
+		{
+			bool found = false;
+
+			for (size_t i = 0; i < n && !found; i++)
+				found = !strncmp(items[i].store, "pep_", 4) &&
+				        !strcmp(items[i].store + 4, k);
+			if (!found && !rc)
+				rc = note(notes, "%s: PEP node %s has no items: not carried", jid,
+				          k);
+		}
+	}
+	if (!rc && json_array_size(offline) && json_object_set(doc, "offline", offline))
 		rc = -ENOMEM;
-	json_decref(list);
+	if (!rc && json_array_size(pep) && json_object_set(doc, "pep", pep))
+		rc = -ENOMEM;
+	json_decref(offline);
+	json_decref(pep);
 	return rc;
 }
 
 int xc_prosody_doc(const char *jid, const struct xc_prosody_row *rows, size_t n,
-                   const struct xc_prosody_item *offline, size_t noffline, char **doc,
+                   const struct xc_prosody_item *items, size_t nitems, char **doc,
                    struct xc_prosody_notes *notes, char *err, size_t errlen)
 {
+	json_t *cfgs = json_object(); /* PEP nodes' configurations */
 	struct account_rows a = {0};
 	json_t *d = json_pack("{ss s[] s[] s[]}", "jid", jid, "roster", "requests", "blocklist");
 	json_t *roster = json_object_get(d, "roster"), *requests = json_object_get(d, "requests");
@@ -277,6 +387,10 @@ int xc_prosody_doc(const char *jid, const struct xc_prosody_row *rows, size_t n,
 	for (size_t i = 0; i < n && !rc; i++) {
 		const struct xc_prosody_row *r = &rows[i];
 
+		if (!utf8(r->store) || !utf8(r->key) || !utf8(r->value)) {
+			rc = note(notes, "%s: a value that is not UTF-8 left behind", jid);
+			continue;
+		}
 		if (!strcmp(r->store, "accounts")) {
 			const char **slot = !strcmp(r->key, "password")          ? &a.password
 			                    : !strcmp(r->key, "salt")            ? &a.salt
@@ -306,6 +420,17 @@ int xc_prosody_doc(const char *jid, const struct xc_prosody_row *rows, size_t n,
 			} else
 				rc = roster_item(roster, r->key, v, jid, notes);
 			json_decref(v);
+		} else if (!strcmp(r->store, "pep")) {
+			json_t *v = strcmp(r->type, "json") ? NULL : json_loads(r->value, 0, NULL);
+
+			json_t *cfg = json_object_get(v, "config");
+
+			/* a node without a configuration has Prosody's defaults */
+			if (json_object_set_new(cfgs, r->key,
+			                        json_is_object(cfg) ? json_incref(cfg)
+			                                            : json_object()))
+				rc = -ENOMEM;
+			json_decref(v);
 		} else if (!strcmp(r->store, "blocklist")) {
 			if (*r->key && json_array_append_new(blocked, json_string(r->key)))
 				rc = -ENOMEM;
@@ -326,8 +451,8 @@ int xc_prosody_doc(const char *jid, const struct xc_prosody_row *rows, size_t n,
 		rc = note(notes, "%s: store \"%s\" left behind (%zu value(s))", jid, other, nother);
 	if (!rc && pend)
 		rc = pending(roster, requests, pend, jid, notes);
-	if (!rc && noffline)
-		rc = offline_msgs(d, offline, noffline, jid, notes);
+	if (!rc)
+		rc = archive_items(d, cfgs, items, nitems, jid, notes);
 	if (!rc)
 		rc = credentials(d, &a, err, errlen);
 	if (!rc && !(*doc = json_dumps(d, JSON_COMPACT)))
@@ -335,6 +460,7 @@ int xc_prosody_doc(const char *jid, const struct xc_prosody_row *rows, size_t n,
 	if (rc == -ENOMEM)
 		cm_errf(err, errlen, rc, "out of memory");
 	json_decref(pend);
+	json_decref(cfgs);
 	json_decref(d);
 	return rc;
 }
@@ -457,7 +583,8 @@ static int archived(struct xc_prosody *p, const char *host, const char *user, co
 
 	if (sqlite3_prepare_v2(p->db,
 	                       "SELECT store, count(*) FROM prosodyarchive WHERE host = ?1 AND "
-	                       "user = ?2 AND store != 'offline' GROUP BY store ORDER BY store",
+	                       "user = ?2 AND store != 'offline' AND store NOT LIKE 'pep\\_%' "
+	                       "ESCAPE '\\' GROUP BY store ORDER BY store",
 	                       -1, &st, NULL) != SQLITE_OK)
 		return 0;
 	sqlite3_bind_text(st, 1, host, -1, SQLITE_STATIC);
@@ -473,45 +600,50 @@ static int archived(struct xc_prosody *p, const char *host, const char *user, co
 static void items_free(struct xc_prosody_item *v, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
+		free((char *)v[i].store);
+		free((char *)v[i].key);
 		free((char *)v[i].type);
 		free((char *)v[i].value);
 	}
 	free(v);
 }
 
-/* The account's offline messages, oldest first. A database without the archive table (a
- * Prosody that never stored any) has none. 0 or -ENOMEM. */
-static int read_offline(struct xc_prosody *p, const char *host, const char *user,
-                        struct xc_prosody_item **out, size_t *n)
+/* The account's offline messages and PEP items, each store's oldest first. A database without
+ * the archive table (a Prosody that never stored any) has none. 0 or -ENOMEM. */
+static int read_items(struct xc_prosody *p, const char *host, const char *user,
+                      struct xc_prosody_item **out, size_t *n)
 {
 	sqlite3_stmt *st;
 	int rc = 0;
 
 	*out = NULL;
 	*n = 0;
-	if (sqlite3_prepare_v2(
-	        p->db,
-	        "SELECT \"when\", type, value FROM prosodyarchive WHERE host = ?1 AND "
-	        "user = ?2 AND store = 'offline' ORDER BY sort_id",
-	        -1, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(p->db,
+	                       "SELECT store, key, \"when\", type, value FROM prosodyarchive WHERE "
+	                       "host = ?1 AND user = ?2 AND (store = 'offline' OR store LIKE "
+	                       "'pep\\_%' ESCAPE '\\') ORDER BY store, sort_id",
+	                       -1, &st, NULL) != SQLITE_OK)
 		return 0;
 	sqlite3_bind_text(st, 1, host, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, user, -1, SQLITE_STATIC);
 	while (!rc && sqlite3_step(st) == SQLITE_ROW) {
 		struct xc_prosody_item *nv = realloc(*out, (*n + 1) * sizeof(*nv));
-		const unsigned char *t = sqlite3_column_text(st, 1),
-		                    *v = sqlite3_column_text(st, 2);
+		char *f[4];
 
 		if (!nv) {
 			rc = -ENOMEM;
 			break;
 		}
 		*out = nv;
-		nv[*n] = (struct xc_prosody_item){sqlite3_column_int64(st, 0),
-		                                  strdup(t ? (const char *)t : ""),
-		                                  strdup(v ? (const char *)v : "")};
+		for (int k = 0; k < 4; k++) {
+			const unsigned char *t = sqlite3_column_text(st, k < 2 ? k : k + 1);
+
+			f[k] = strdup(t ? (const char *)t : "");
+		}
+		nv[*n] =
+		    (struct xc_prosody_item){f[0], f[1], sqlite3_column_int64(st, 2), f[2], f[3]};
 		(*n)++;
-		if (!nv[*n - 1].type || !nv[*n - 1].value)
+		if (!f[0] || !f[1] || !f[2] || !f[3])
 			rc = -ENOMEM;
 	}
 	sqlite3_finalize(st);
@@ -521,8 +653,8 @@ static int read_offline(struct xc_prosody *p, const char *host, const char *user
 int xc_prosody_account(struct xc_prosody *p, const char *host, const char *user, char **doc,
                        struct xc_prosody_notes *notes, char *err, size_t errlen)
 {
-	struct xc_prosody_item *offline = NULL;
-	size_t noffline = 0;
+	struct xc_prosody_item *items = NULL;
+	size_t nitems = 0;
 	struct xc_prosody_row *rows = NULL;
 	sqlite3_stmt *st;
 	size_t n = 0;
@@ -566,10 +698,10 @@ int xc_prosody_account(struct xc_prosody *p, const char *host, const char *user,
 	sqlite3_finalize(st);
 	if (rc == -ENOMEM)
 		cm_errf(err, errlen, rc, "out of memory");
-	if (!rc && (rc = read_offline(p, host, user, &offline, &noffline)) != 0)
+	if (!rc && (rc = read_items(p, host, user, &items, &nitems)) != 0)
 		cm_errf(err, errlen, rc, "out of memory");
 	if (!rc)
-		rc = xc_prosody_doc(jid, rows, n, offline, noffline, doc, notes, err, errlen);
+		rc = xc_prosody_doc(jid, rows, n, items, nitems, doc, notes, err, errlen);
 	if (!rc)
 		rc = archived(p, host, user, jid, notes);
 	for (size_t i = 0; i < n; i++) {
@@ -582,7 +714,7 @@ int xc_prosody_account(struct xc_prosody *p, const char *host, const char *user,
 		}
 	}
 	free(rows);
-	items_free(offline, noffline);
+	items_free(items, nitems);
 	free(jid);
 	return rc;
 }

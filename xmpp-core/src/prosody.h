@@ -10,7 +10,9 @@
  *   roster     contacts (subscription, ask, name, groups) and the pending requests
  *   blocklist  blocked JIDs (XEP-0191)
  *   offline    the messages kept for the user while away (XEP-0160), with when they came
- * Everything else the account has (vCard, PEP, private XML, the message archive) is named
+ *   pep        personal eventing nodes (vCard4, avatar, nickname, bookmarks, OMEMO keys...) with
+ *              their access model, how many items they keep and those items
+ * Everything else the account has (private XML, the message archive...) is named
  * in the notes as left behind, with a count, and so is any state of the three that could not be
  * carried as it was (a request from a contact who already has a subscription): nothing is dropped
  * without a word.
@@ -29,9 +31,11 @@ struct xc_prosody_row {
 	const char *store, *key, *type, *value;
 };
 
-/* One item of Prosody's archive table for the account: when it was stored (Unix seconds), its
- * type ("xml" for a stanza) and value. */
+/* One item of Prosody's archive table for the account: its store ("offline", "pep_" and the
+ * node's name), key (the item's id), when it was stored (Unix seconds), type ("xml") and value
+ * (the stanza, or the item's payload). */
 struct xc_prosody_item {
+	const char *store, *key;
 	long long when;
 	const char *type, *value;
 };
@@ -45,13 +49,13 @@ struct xc_prosody_notes {
 void xc_prosody_notes_free(struct xc_prosody_notes *notes);
 
 /* The import document of jid (user@host) from its n rows, those of a store together (a store's
- * rows apart are noted apart), and its noffline offline messages, oldest first. *doc gets the
- * JSON text
+ * rows apart are noted apart), and its nitems archive items, those of a store together, oldest
+ * first. *doc gets the JSON text
  * (owned; it may hold a password or keys: wipe it). Rows of stores other than the three are
  * noted, not read. 0; -EINVAL when the account cannot be carried over (no password and no
  * complete SCRAM-SHA-1 keys: err says what is missing); -ENOMEM. */
 int xc_prosody_doc(const char *jid, const struct xc_prosody_row *rows, size_t n,
-                   const struct xc_prosody_item *offline, size_t noffline, char **doc,
+                   const struct xc_prosody_item *items, size_t nitems, char **doc,
                    struct xc_prosody_notes *notes, char *err, size_t errlen);
 
 struct xc_prosody;
@@ -69,8 +73,8 @@ int xc_prosody_hosts(struct xc_prosody *p, char ***hosts, size_t *n, char *err, 
 int xc_prosody_users(struct xc_prosody *p, const char *host, char ***users, size_t *n, char *err,
                      size_t errlen);
 
-/* The import document of user@host (as xc_prosody_doc()), with notes for its archived items
- * left behind (messages, PEP items). */
+/* The import document of user@host (as xc_prosody_doc()), with notes for the archives left
+ * behind (the message archive, MUC logs...). */
 int xc_prosody_account(struct xc_prosody *p, const char *host, const char *user, char **doc,
                        struct xc_prosody_notes *notes, char *err, size_t errlen);
 

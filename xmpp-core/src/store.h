@@ -51,8 +51,10 @@ enum xc_store_op {
 	                             * count: those without keys for every hash (imported) */
 	XC_STORE_ACCOUNT_IMPORT,    /* user, creds (a hash whose iter is 0 is left without keys),
 	                             * items (the roster, pending requests included), jids (the
-	                             * block list), msgs (offline messages, oldest first): all or
-	                             * nothing -> -EEXIST when taken */
+	                             * block list), msgs (offline messages, oldest first), pep
+	                             * (NULL, or its items: PEP nodes made with the first item of
+	                             * each, items oldest first): all or nothing -> -EEXIST when
+	                             * taken */
 	XC_STORE_ACCOUNT_ADD_CREDS, /* user, creds: the hashes the account has no keys for get
 	                             * those of creds whose iter is not 0; the others stay (no
 	                             * FAST token is revoked) -> count (hashes added); -ENOENT */
@@ -349,7 +351,11 @@ struct xc_pep_item {
 	char *id;      /* owned */
 	char *payload; /* owned: XML text; NULL in PEP_NODES */
 	int access;    /* enum xc_pep_access: the node's */
-	char *groups;  /* owned, may be NULL: the node's roster_groups_allowed (LAST, NODES) */
+	char *groups;  /* owned, may be NULL: the node's roster_groups_allowed (LAST, NODES,
+	                * ACCOUNT_IMPORT) */
+	/* ACCOUNT_IMPORT: the node's pubsub#persist_items and max_items (XC_PEP_MAX_ITEMS: max) */
+	bool persist;
+	unsigned max_items;
 };
 
 struct xc_pep_req {

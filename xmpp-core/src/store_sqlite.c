@@ -157,6 +157,7 @@ struct sq {
 
 static int sq_exec(struct sq *q, const char *s);
 static int pep_open(struct sq *q);
+static int pep_import(struct sq *q, const char *owner, const struct xc_pep_req *pr);
 static void pep_close(struct sq *q);
 static int pep_delete_owned(struct sq *q, const char *owner);
 static int pep_dispatch(struct sq *q, struct xc_store_req *r);
@@ -612,6 +613,8 @@ static int account_import(struct sq *q, struct xc_store_req *r)
 		bind_text(p, 2, r->jids[i]);
 		rc = exec1(p);
 	}
+	if (!rc && !r->err && r->pep)
+		rc = pep_import(q, r->user, r->pep);
 	for (size_t i = 0; i < r->nmsgs && !rc && !r->err; i++) {
 		sqlite3_stmt *p = prep(q, S_OFF_PUT);
 
@@ -1348,6 +1351,33 @@ static int groups_put(struct sq *q, const char *owner, const char *node, const c
 	p = pprep2(q, P_GROUPS_PUT, owner, node);
 	bind_text(p, 3, groups);
 	return exec1(p);
+}
+
+/* An account's PEP nodes brought over (ACCOUNT_IMPORT): each node made as its first item says,
+ * then the items in the order given (oldest first). */
+static int pep_import(struct sq *q, const char *owner, const struct xc_pep_req *pr)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i < pr->nitems && !rc; i++) {
+		const struct xc_pep_item *it = &pr->items[i];
+		sqlite3_stmt *p;
+
+		if (i == 0 || strcmp(it->node, pr->items[i - 1].node) != 0) {
+			p = pprep2(q, P_NODE_PUT, owner, it->node);
+			sqlite3_bind_int(p, 3, it->access);
+			sqlite3_bind_int(p, 4, it->persist);
+			sqlite3_bind_int64(p, 5, it->max_items);
+			if ((rc = exec1(p)) != 0 ||
+			    (rc = groups_put(q, owner, it->node, it->groups)) != 0)
+				return rc;
+		}
+		p = pprep2(q, P_ITEM_PUT, owner, it->node);
+		bind_text(p, 3, it->id);
+		bind_text(p, 4, it->payload);
+		rc = exec1(p);
+	}
+	return rc;
 }
 
 static bool same_groups(const char *a, const char *b)
