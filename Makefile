@@ -165,7 +165,8 @@ build/fuzz/%: tests/fuzz/%.c $(foreach m,$(MODULES),$(call mod_srcs,$(m))) $(GEN
 	@mkdir -p $(@D)
 	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -DSUITE_VERSION='"$(VERSION)"' -I. -Icommon/include \
 	  $(foreach m,$(DAEMONS),-I$(m)/src) -Icommon/src $(PKG_CFLAGS) -g -O1 \
-	  -fsanitize=fuzzer,address,undefined $^ $(PKG_LIBS) -o $@
+	  -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined $^ $(PKG_LIBS) \
+	  -o $@
 
 # systemd units are templates (systemd/*.service.in); install fills in the paths.
 UNIT_SRCS_IN := $(wildcard systemd/*.service.in)

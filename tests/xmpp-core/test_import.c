@@ -179,7 +179,7 @@ static void test_document_refused(void **state)
 	refused("{\"jid\":\"a@b.example\"," KEYS ",\"offline\":[1,2,3]}",
 	        "3 offline messages: offline.max_per_user keeps 2");
 	refused("{\"jid\":\"a@b.example\"," KEYS ",\"offline\":[{\"stanza\":\"<message/>\"}]}",
-	        "\"stamp_ms\" (when it arrived, Unix ms) is required");
+	        "\"stamp_ms\" (when it arrived, Unix ms, before the year 10000) is");
 	refused("{\"jid\":\"a@b.example\"," KEYS
 	        ",\"offline\":[{\"stamp_ms\":1,\"stanza\":\"<iq/>\"}]}",
 	        "is not one <message/>");

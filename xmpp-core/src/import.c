@@ -379,9 +379,13 @@ static int parse_offline_one(const json_t *o, const struct xc_import_limits *lim
 		return cm_errf(err, errlen, -EINVAL, "%s: must be an object", where);
 	if ((rc = only_members(o, fields, where, err, errlen)) != 0)
 		return rc;
-	if (!json_is_integer(stamp) || json_integer_value(stamp) < 0)
-		return cm_errf(err, errlen, -EINVAL,
-		               "%s: \"stamp_ms\" (when it arrived, Unix ms) is required", where);
+	if (!json_is_integer(stamp) || json_integer_value(stamp) < 0 ||
+	    json_integer_value(stamp) > XC_IMPORT_MAX_STAMP_MS)
+		return cm_errf(
+		    err, errlen, -EINVAL,
+		    "%s: \"stamp_ms\" (when it arrived, Unix ms, before the year 10000) is "
+		    "required",
+		    where);
 	if (!text || strlen(text) == 0 || strlen(text) > lim->max_stanza)
 		return cm_errf(err, errlen, -EINVAL,
 		               "%s: \"stanza\" must be 1 to %zu bytes (c2s.max_stanza)", where,

@@ -34,6 +34,7 @@ struct xc_store_req;
 
 #define XC_IMPORT_MAX_BLOCKED    10000 /* JIDs of one block list */
 #define XC_IMPORT_MAX_ITERATIONS 10000000
+#define XC_IMPORT_MAX_STAMP_MS   253402300799999LL /* 9999-12-31T23:59:59.999Z */
 
 /* The server's limits a document must keep to. */
 struct xc_import_limits {

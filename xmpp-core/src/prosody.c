@@ -14,6 +14,7 @@
 #include "cm/crypto.h"
 #include "cm/err.h"
 #include "cm/utf8.h"
+#include "import.h"
 
 #define SHA1_LEN 20
 
@@ -50,6 +51,14 @@ static int note(struct xc_prosody_notes *notes, const char *fmt, ...)
 }
 
 /* --- one account's rows ------------------------------------------------------------------- */
+
+/* A time Prosody wrote, in seconds, within what the import takes (years 1970 to 9999). */
+static long long stamp_s(long long when)
+{
+	return when < 0                               ? 0
+	       : when > XC_IMPORT_MAX_STAMP_MS / 1000 ? XC_IMPORT_MAX_STAMP_MS / 1000
+	                                              : when;
+}
 
 /* Text that can go into the document (JSON strings are UTF-8). */
 static bool utf8(const char *s)
@@ -307,10 +316,10 @@ static int archive_items(json_t *doc, json_t *cfgs, const struct xc_prosody_item
 			continue;
 		}
 		if (!is_pep) {
-			if (json_array_append_new(
-			        offline, json_pack("{sI ss}", "stamp_ms",
-			                           (json_int_t)(it->when > 0 ? it->when : 0) * 1000,
-			                           "stanza", it->value)))
+			if (json_array_append_new(offline,
+			                          json_pack("{sI ss}", "stamp_ms",
+			                                    (json_int_t)stamp_s(it->when) * 1000,
+			                                    "stanza", it->value)))
 				rc = -ENOMEM;
 			continue;
 		}
