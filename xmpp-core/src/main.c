@@ -64,6 +64,7 @@ static void xc_close(struct cm_daemon *d, void *state, void (*done)(struct cm_da
 	struct xc_server *srv = state;
 	struct close_wait *w = srv ? malloc(sizeof(*w)) : NULL;
 
+	xc_server_close(srv); /* a drain that timed out may have left its wait for the store */
 	if (!w) {
 		done(d);
 		return;

@@ -301,9 +301,33 @@ static int worker_init(struct cm_loop *l, void *arg)
 
 /* On the main loop: the drain is over. The call holds the daemon, not the server: it may run
  * after the server is freed (cm_daemon_stopped() is then a no-op). */
-static void on_drained(void *d)
+/* On the main loop, once every shard is drained: the store may still owe answers to writes the
+ * sessions made before they went (a roster change, a PEP publish), and to what those answers
+ * start; they run on the shards' loops, which are still up. The daemon stops when none is owed
+ * (within its drain timeout), so that no answer finds its loop gone. */
+static void store_settled(struct cm_loop_timer *t)
 {
-	cm_daemon_stopped(d);
+	struct xc_server *srv = cm_list_entry(t, struct xc_server, settle);
+
+	if (xc_store_owed(srv->store) == 0) {
+		cm_daemon_stopped(srv->daemon);
+		return;
+	}
+	cm_loop_timer_start(cm_daemon_main_loop(srv->daemon), &srv->settle, 5);
+}
+
+static void on_drained(void *arg)
+{
+	struct xc_server *srv = arg;
+
+	cm_loop_timer_init(&srv->settle, store_settled);
+	store_settled(&srv->settle);
+}
+
+void xc_server_close(struct xc_server *srv)
+{
+	if (srv && cm_loop_timer_active(&srv->settle))
+		cm_loop_timer_stop(cm_daemon_main_loop(srv->daemon), &srv->settle);
 }
 
 /* On the worker's thread: the drain has reached this shard, or the shard had nothing left. */
@@ -315,7 +339,7 @@ static void shard_drained(struct xc_shard *sh)
 		return;
 	sh->drained = true;
 	if (atomic_fetch_sub(&srv->draining, 1) == 1)
-		(void)cm_loop_call(cm_daemon_main_loop(srv->daemon), on_drained, srv->daemon);
+		(void)cm_loop_call(cm_daemon_main_loop(srv->daemon), on_drained, srv);
 	/* (without memory, the drain timeout ends the wait) */
 }
 

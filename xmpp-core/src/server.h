@@ -108,6 +108,8 @@ struct xc_server {
 	atomic_uint_fast64_t next_id; /* stream ids and generated resources */
 	bool stopping;
 	atomic_uint draining; /* the drain (xc_server_stop): shards with connections left */
+	/* main loop: once the shards are drained, the stop waits for the store's last answers */
+	struct cm_loop_timer settle;
 };
 
 /* What a listener's callbacks need to know. */
@@ -165,9 +167,13 @@ void xc_shard_attach(struct xc_shard *sh, struct cm_loop *l);
 int xc_server_start(struct xc_server **out, struct cm_daemon *d, const struct xc_config *cfg);
 
 /* Stop taking connections and end every stream with system-shutdown; cm_daemon_stopped() follows
- * on the main loop once every connection has closed (the daemon's drain timeout bounds the
- * wait). */
+ * on the main loop once every connection has closed and the store owes no answer (the daemon's
+ * drain timeout bounds the wait). */
 void xc_server_stop(struct xc_server *srv);
+
+/* The daemon closes (main loop): end a wait for the store that the drain timeout cut short.
+ * Accepts NULL. */
+void xc_server_close(struct xc_server *srv);
 
 /* A shard's connection (or offline write) went away: when the shard is draining and it was the
  * last, count the shard as drained. On the shard's thread. */

@@ -31,6 +31,7 @@ struct xc_store {
 	size_t depth;         /* under lock */
 	bool stopping;        /* under lock */
 	size_t answered;      /* under lock: queued requests with a done */
+	atomic_size_t owed;   /* requests with a done submitted and not yet answered */
 	int wait;             /* under lock: what the thread waits for (enum wait) */
 	uint64_t linger_ns;   /* how long unanswered writes may wait for company */
 	bool started;
@@ -214,10 +215,13 @@ static void deliver(struct cm_loop *l, struct cm_msg *m)
 {
 	struct xc_store_req *r = cm_list_entry(m, struct xc_store_req, msg);
 
+	struct xc_store *st = r->store;
+
 	(void)l;
 	if (r->latency)
 		cm_metrics_observe(r->latency, (double)(now_ns() - r->queued_ns) / 1e9);
-	r->done(r);
+	r->done(r); /* which owns r from here */
+	atomic_fetch_sub(&st->owed, 1);
 }
 
 /* A request nobody waits for ends here, on the store's thread. */
@@ -251,8 +255,10 @@ static void hand_back(struct xc_store *st, struct xc_store_req *r)
 		return;
 	}
 	r->msg.fn = deliver;
-	if (cm_loop_post(r->loop, &r->msg) != 0)
+	if (cm_loop_post(r->loop, &r->msg) != 0) {
 		xc_store_req_free(r); /* its loop is gone: nobody to tell */
+		atomic_fetch_sub(&st->owed, 1);
+	}
 }
 
 /* Run one batch in one transaction. A failure of the database fails the whole batch. */
@@ -437,8 +443,11 @@ int xc_store_submit(struct xc_store *st, struct xc_store_req *r)
 	} else {
 		cm_list_insert_tail(&st->queue, &r->link);
 		st->depth++;
-		if (r->done)
+		if (r->done) {
 			st->answered++;
+			r->store = st;
+			atomic_fetch_add(&st->owed, 1);
+		}
 		/* a busy thread takes the queue when its batch is done: no wake-up to pay */
 		if (st->wait == W_IDLE ||
 		    (st->wait == W_LINGER && (r->done || st->depth >= st->batch_max))) {
@@ -453,6 +462,11 @@ int xc_store_submit(struct xc_store *st, struct xc_store_req *r)
 void xc_store_archive_id(struct xc_store *st, char out[17])
 {
 	xc_archive_id_encode(st->arch_key, atomic_fetch_add(&st->arch_next, 1), out);
+}
+
+size_t xc_store_owed(struct xc_store *st)
+{
+	return atomic_load(&st->owed);
 }
 
 size_t xc_store_depth(struct xc_store *st)

@@ -235,6 +235,7 @@ struct xc_store_req {
 	/* the store's */
 	struct cm_list link;
 	struct cm_msg msg;
+	struct xc_store *store; /* borrowed: the store answering it (with a done) */
 };
 
 /* A new request for op, whose done runs on loop (done NULL: nothing comes back, loop may be
@@ -316,6 +317,10 @@ void xc_store_close(struct xc_store *st);
 
 /* Requests queued and not yet run (for metrics). */
 size_t xc_store_depth(struct xc_store *st);
+
+/* Requests with a done submitted whose done has not yet returned (any thread). A stop waits for
+ * none to be owed before the loops go. */
+size_t xc_store_owed(struct xc_store *st);
 
 /* A new archive id (archive_id.h) for a message about to be archived: its row's number, never
  * handed out before. Safe from any thread. */
