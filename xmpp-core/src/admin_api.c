@@ -344,7 +344,16 @@ static void on_stored(struct xc_store_req *r)
 		else if (r->err)
 			op_fail(o, 500, "the store failed");
 		else {
-			CM_LOGI("api", "account %s imported", o->jid);
+			CM_LOGI(
+			    "api",
+			    "account %s imported: %lld contact(s), %lld request(s), %lld blocked, "
+			    "%lld offline message(s), %lld PEP item(s)",
+			    o->jid,
+			    (long long)json_integer_value(json_object_get(o->result, "roster")),
+			    (long long)json_integer_value(json_object_get(o->result, "requests")),
+			    (long long)json_integer_value(json_object_get(o->result, "blocklist")),
+			    (long long)json_integer_value(json_object_get(o->result, "offline")),
+			    (long long)json_integer_value(json_object_get(o->result, "pep_items")));
 			respond_json(o->req, 201, json_incref(o->result));
 			op_done(o);
 		}

@@ -496,6 +496,61 @@ static int node_groups(const json_t *groups, char **out, const char *where, char
 	return rc;
 }
 
+/* One item of a PEP node, appended to pr->items (made like proto); the node's items start at
+ * first. */
+static int pep_item(const json_t *it, const struct xc_import_limits *lim, const char *node,
+                    const struct xc_pep_item *proto, struct xc_pep_req *pr, size_t first,
+                    const char *w, char *err, size_t errlen)
+{
+	static const char *const fields[] = {"id", "payload", NULL};
+	const char *id = json_string_value(json_object_get(it, "id"));
+	const char *pl = json_string_value(json_object_get(it, "payload"));
+	struct xc_pep_item *dst = &pr->items[pr->nitems];
+	struct cm_xml_node *x = NULL;
+	struct cm_buf b;
+	int rc;
+
+	*dst = *proto;
+	dst->groups = NULL;
+	dst->node = strdup(node);
+	pr->nitems++; /* freed with the request from here on */
+	if (!dst->node || (proto->groups && !(dst->groups = strdup(proto->groups))))
+		return -ENOMEM;
+	if (!json_is_object(it))
+		return cm_errf(err, errlen, -EINVAL, "%s: must be an object", w);
+	if ((rc = only_members(it, fields, w, err, errlen)) != 0)
+		return rc;
+	if (!id || !*id || strlen(id) > 1023 || !cm_xml_text_valid(id, strlen(id)))
+		return cm_errf(err, errlen, -EINVAL, "%s: \"id\" must be 1 to 1023 bytes of text",
+		               w);
+	for (size_t k = first; k + 1 < pr->nitems; k++)
+		if (strcmp(pr->items[k].id, id) == 0)
+			return cm_errf(err, errlen, -EINVAL, "%s: item %s is named twice", w, id);
+	if (!(dst->id = strdup(id)))
+		return -ENOMEM;
+	if (!pl)
+		return cm_errf(err, errlen, -EINVAL, "%s: \"payload\" (XML text) is required", w);
+	if (strlen(pl) > 2 * lim->max_payload) /* far too long to fit once written again */
+		return cm_errf(err, errlen, -EINVAL,
+		               "%s: the payload is over %zu bytes (pep.max_payload)", w,
+		               lim->max_payload);
+	if ((rc = xc_stanza_parse(pl, strlen(pl), &x)) != 0)
+		return rc == -ENOMEM ? rc
+		                     : cm_errf(err, errlen, -EINVAL,
+		                               "%s: \"payload\" is not one XML element", w);
+	cm_buf_init(&b, 0);
+	rc = cm_xml_write(&b, x, NULL);
+	cm_xml_node_free(x);
+	if (!rc && b.len > lim->max_payload)
+		rc = cm_errf(err, errlen, -EINVAL,
+		             "%s: the payload is over %zu bytes (pep.max_payload)", w,
+		             lim->max_payload);
+	if (!rc && !(dst->payload = cm_buf_steal(&b)))
+		rc = -ENOMEM;
+	cm_buf_free(&b);
+	return rc;
+}
+
 /* One PEP node with its items, appended to r->pep->items. */
 static int parse_node(const json_t *o, const struct xc_import_limits *lim, struct xc_store_req *r,
                       struct xc_import_summary *sum, const char *where, char *err, size_t errlen)
@@ -565,58 +620,12 @@ static int parse_node(const json_t *o, const struct xc_import_limits *lim, struc
 		return -ENOMEM;
 	}
 	pr->items = nv;
-	for (size_t i = 0; i < n; i++) {
-		const json_t *it = json_array_get(items, i);
-		static const char *const ifields[] = {"id", "payload", NULL};
-		const char *id = json_string_value(json_object_get(it, "id"));
-		const char *pl = json_string_value(json_object_get(it, "payload"));
-		struct xc_pep_item *dst = &pr->items[pr->nitems];
-		struct cm_xml_node *x = NULL;
-		struct cm_buf b;
+	for (size_t i = 0; i < n && !rc; i++) {
 		char w[96];
 
 		snprintf(w, sizeof(w), "%s.items[%zu]", where, i);
-		*dst = proto;
-		dst->groups = NULL;
-		dst->node = strdup(node);
-		pr->nitems++; /* freed with r from here on */
-		if (!dst->node || (proto.groups && !(dst->groups = strdup(proto.groups))))
-			rc = -ENOMEM;
-		else if (!json_is_object(it))
-			rc = cm_errf(err, errlen, -EINVAL, "%s: must be an object", w);
-		else if ((rc = only_members(it, ifields, w, err, errlen)) != 0)
-			;
-		else if (!id || !*id || strlen(id) > 1023 || !cm_xml_text_valid(id, strlen(id)))
-			rc = cm_errf(err, errlen, -EINVAL,
-			             "%s: \"id\" must be 1 to 1023 bytes of text", w);
-		else if (!(dst->id = strdup(id)))
-			rc = -ENOMEM;
-		for (size_t k = first; !rc && k + 1 < pr->nitems; k++)
-			if (strcmp(pr->items[k].id, id) == 0)
-				rc = cm_errf(err, errlen, -EINVAL, "%s: item %s is named twice", w,
-				             id);
-		if (!rc && (!pl || strlen(pl) > 2 * lim->max_payload))
-			rc = cm_errf(err, errlen, -EINVAL, "%s: \"payload\" (XML text) is required",
-			             w);
-		if (!rc && (rc = xc_stanza_parse(pl, strlen(pl), &x)) != 0 && rc != -ENOMEM)
-			rc = cm_errf(err, errlen, -EINVAL, "%s: \"payload\" is not one XML element",
-			             w);
-		if (rc)
-			break;
-		cm_buf_init(&b, 0);
-		rc = cm_xml_write(&b, x, NULL);
-		cm_xml_node_free(x);
-		if (!rc && b.len > lim->max_payload)
-			rc = cm_errf(err, errlen, -EINVAL,
-			             "%s: the payload is over %zu bytes (pep.max_payload)", w,
-			             lim->max_payload);
-		if (rc) {
-			cm_buf_free(&b);
-			break;
-		}
-		dst->payload = cm_buf_steal(&b);
-		if (!dst->payload)
-			rc = -ENOMEM;
+		rc = pep_item(json_array_get(items, i), lim, node, &proto, pr, first, w, err,
+		              errlen);
 	}
 	free(proto.groups);
 	if (!rc) {

@@ -15,6 +15,7 @@
 #include "cm/err.h"
 #include "cm/utf8.h"
 #include "import.h"
+#include "scram.h"
 
 #define SHA1_LEN 20
 
@@ -127,9 +128,9 @@ static int credentials(json_t *doc, const struct account_rows *a, char *err, siz
 	if (end == a->iter || *end || iter < 1 || iter > 10000000)
 		return cm_errf(err, errlen, -EINVAL, "iteration_count \"%.40s\" is not a count",
 		               a->iter);
-	if (salt_len == 0 || salt_len > 64)
-		return cm_errf(err, errlen, -EINVAL, "the salt is %zu bytes (1 to 64 are taken)",
-		               salt_len);
+	if (salt_len == 0 || salt_len > XC_SCRAM_SALT_MAX)
+		return cm_errf(err, errlen, -EINVAL, "the salt is %zu bytes (1 to %d are taken)",
+		               salt_len, XC_SCRAM_SALT_MAX);
 	if (!unhex(a->stored, stored, SHA1_LEN) || !unhex(a->server, server, SHA1_LEN))
 		return cm_errf(err, errlen, -EINVAL,
 		               "stored_key and server_key must be 40 hex digits (SHA-1)");
