@@ -221,7 +221,8 @@ static long call(const struct ctl *c, const char *method, const char *path, cons
 	if (out.len && !*answer) {
 		fprintf(stderr, "xmppctl: the server's answer (HTTP %ld) is not JSON: %.200s\n",
 		        status, out.data);
-		status = -1;
+		if (status < 400)
+			status = -1; /* an error keeps its status: the text said why */
 	}
 done:
 	curl_slist_free_all(hdr);
@@ -405,6 +406,12 @@ static void import_one(struct ctl *c, struct xc_prosody *p, const char *host, co
 			t->there++;
 		} else if (st < 0) {
 			t->unreachable = true; /* said on stderr: the next accounts are not tried */
+			t->failed++;
+		} else if (st == 413) {
+			printf("%s\tnot imported: its document (%zu bytes) is over what the admin "
+			       "port "
+			       "reads\n",
+			       jid, strlen(text));
 			t->failed++;
 		} else {
 			const char *why = json_string_value(json_object_get(answer, "error"));

@@ -212,7 +212,8 @@ static int open_admin(struct cm_daemon *d)
 	struct cm_admin_config c = {
 	    .daemon = d->spec->name,
 	    .version = SUITE_VERSION,
-	    .limits = {.max_connections_per_source = (unsigned)ac->connections_per_source},
+	    .limits = {.max_connections_per_source = (unsigned)ac->connections_per_source,
+	               .max_body_bytes = d->spec->admin_max_body},
 	};
 	int r;
 

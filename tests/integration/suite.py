@@ -65,6 +65,17 @@ def run(args, env=None, timeout=30):
     return subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=e)
 
 
+def terminate(proc, timeout=10):
+    """SIGTERM to proc (a Popen) if it still runs, SIGKILL after timeout seconds; reaped."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def assert_clean(testcase, text):
     for mark in SANITIZER_MARKS:
         testcase.assertNotIn(mark, text, "sanitizer report in daemon output:\n" + text)

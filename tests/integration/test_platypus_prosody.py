@@ -15,7 +15,6 @@ import asyncio
 import logging
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -209,14 +208,8 @@ class Prosody:
         """(stop() has let go of everything.)"""
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
         if self.proc:
+            suite.terminate(self.proc)
             self.out.close()
         self.proc = None
 

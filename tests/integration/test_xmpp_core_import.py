@@ -12,9 +12,10 @@ alone."""
 
 import asyncio
 import base64
+import http.client
+import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -139,14 +140,8 @@ class Prosody:
             time.sleep(0.05)
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
         if self.proc:
+            suite.terminate(self.proc)
             self.out.close()
         self.proc = None
 
@@ -429,6 +424,36 @@ class ImportRoute(xmpp.ServerCase):
                           {k: v for k, v in doc.items() if k != "requests"})
         # nothing of the refused documents was stored
         self.assertEqual(self.srv.api("GET", "accounts?host=localhost")[1]["accounts"], [])
+
+    def test_large_accounts(self):
+        """A full roster with a full offline store (about 1 MB) comes in one document; one over
+        the admin port's 8 MiB is refused before it is read."""
+        doc = {"jid": "big@localhost", "password": "pw-big",
+               "roster": [{"jid": "c%d@localhost" % i, "name": "Contact %d" % i,
+                           "groups": ["Friends", "Work"], "subscription": "both"}
+                          for i in range(1000)],
+               "offline": [{"stamp_ms": 1000 + i,
+                            "stanza": "<message to='big@localhost' type='chat'><body>%d %s"
+                                      "</body></message>" % (i, "x" * 900)}
+                           for i in range(1000)]}
+        st, body = self.srv.api("POST", "import", doc)
+        self.assertEqual(st, 201, body)
+        self.assertEqual((body["roster"], body["offline"]), (1000, 1000))
+        huge = json.dumps({"jid": "huge@localhost", "password": "pw",
+                           "offline": [{"stamp_ms": 1, "stanza": "<message to='huge@localhost'>"
+                                        "<body>%s</body></message>" % ("y" * 200000)}] * 45})
+        c = http.client.HTTPConnection("127.0.0.1", self.srv.admin, timeout=30)
+        c.request("POST", "/api/v1/import", body=huge,
+                  headers={"Authorization": "Bearer " + self.srv.token})
+        self.assertEqual(c.getresponse().status, 413)
+        c.close()
+
+        async def go():
+            b = await xmpp.login(self.srv, "big@localhost", "pw-big", roster=False)
+            first = await b.next_message()
+            self.assertTrue(first["body"].startswith("0 "), first["body"][:20])
+            await xmpp.logout(b)
+        xmpp.run(go())
 
     def test_an_existing_account_is_left_alone(self):
         self.srv.register("frank", password="franks-own")

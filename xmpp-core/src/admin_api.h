@@ -12,6 +12,10 @@
 
 #include <stddef.h>
 
+/* The admin port's largest request body: an import document (import.h) with its roster,
+ * offline messages and PEP items. */
+#define XC_ADMIN_MAX_BODY (8u << 20)
+
 struct cm_http_server;
 struct xc_server;
 struct xc_admin_api;

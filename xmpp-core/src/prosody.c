@@ -583,22 +583,35 @@ int xc_prosody_users(struct xc_prosody *p, const char *host, char ***users, size
 	                 host, users, n, err, errlen);
 }
 
-/* Notes for what the account has in the archive table (messages, offline messages, PEP items):
- * none of it is carried over. A database without that table has none. */
+/* sql prepared with the account's host and user bound to ?1 and ?2 (both outlive it); NULL
+ * when it cannot be (a database without the archive table, for the queries of that table). */
+static sqlite3_stmt *account_query(struct xc_prosody *p, const char *sql, const char *host,
+                                   const char *user)
+{
+	sqlite3_stmt *st;
+
+	if (sqlite3_prepare_v2(p->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return NULL;
+	sqlite3_bind_text(st, 1, host, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, user, -1, SQLITE_STATIC);
+	return st;
+}
+
+/* Notes for the archives the account has that are not carried over (the message archive, MUC
+ * logs...). A database without the archive table has none. */
 static int archived(struct xc_prosody *p, const char *host, const char *user, const char *jid,
                     struct xc_prosody_notes *notes)
 {
-	sqlite3_stmt *st;
+	sqlite3_stmt *st =
+	    account_query(p,
+	                  "SELECT store, count(*) FROM prosodyarchive WHERE host = ?1 "
+	                  "AND user = ?2 AND store != 'offline' AND store NOT LIKE "
+	                  "'pep\\_%' ESCAPE '\\' GROUP BY store ORDER BY store",
+	                  host, user);
 	int rc = 0;
 
-	if (sqlite3_prepare_v2(p->db,
-	                       "SELECT store, count(*) FROM prosodyarchive WHERE host = ?1 AND "
-	                       "user = ?2 AND store != 'offline' AND store NOT LIKE 'pep\\_%' "
-	                       "ESCAPE '\\' GROUP BY store ORDER BY store",
-	                       -1, &st, NULL) != SQLITE_OK)
+	if (!st)
 		return 0;
-	sqlite3_bind_text(st, 1, host, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, user, -1, SQLITE_STATIC);
 	while (!rc && sqlite3_step(st) == SQLITE_ROW)
 		rc = note(notes, "%s: archive \"%s\" left behind (%lld item(s))", jid,
 		          (const char *)sqlite3_column_text(st, 0),
@@ -623,19 +636,18 @@ static void items_free(struct xc_prosody_item *v, size_t n)
 static int read_items(struct xc_prosody *p, const char *host, const char *user,
                       struct xc_prosody_item **out, size_t *n)
 {
-	sqlite3_stmt *st;
+	sqlite3_stmt *st = account_query(
+	    p,
+	    "SELECT store, key, \"when\", type, value FROM prosodyarchive WHERE host = ?1 AND "
+	    "user = ?2 AND (store = 'offline' OR store LIKE 'pep\\_%' ESCAPE '\\') ORDER BY "
+	    "store, sort_id",
+	    host, user);
 	int rc = 0;
 
 	*out = NULL;
 	*n = 0;
-	if (sqlite3_prepare_v2(p->db,
-	                       "SELECT store, key, \"when\", type, value FROM prosodyarchive WHERE "
-	                       "host = ?1 AND user = ?2 AND (store = 'offline' OR store LIKE "
-	                       "'pep\\_%' ESCAPE '\\') ORDER BY store, sort_id",
-	                       -1, &st, NULL) != SQLITE_OK)
+	if (!st)
 		return 0;
-	sqlite3_bind_text(st, 1, host, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, user, -1, SQLITE_STATIC);
 	while (!rc && sqlite3_step(st) == SQLITE_ROW) {
 		struct xc_prosody_item *nv = realloc(*out, (*n + 1) * sizeof(*nv));
 		char *f[4];
@@ -674,15 +686,14 @@ int xc_prosody_account(struct xc_prosody *p, const char *host, const char *user,
 	*doc = NULL;
 	if (asprintf(&jid, "%s@%s", user, host) < 0)
 		return cm_errf(err, errlen, -ENOMEM, "out of memory");
-	if (sqlite3_prepare_v2(p->db,
-	                       "SELECT store, key, type, value FROM prosody WHERE host = ?1 AND "
-	                       "user = ?2 ORDER BY store, key",
-	                       -1, &st, NULL) != SQLITE_OK) {
+	st = account_query(p,
+	                   "SELECT store, key, type, value FROM prosody WHERE host = ?1 AND user = "
+	                   "?2 ORDER BY store, key",
+	                   host, user);
+	if (!st) {
 		free(jid);
 		return db_fail(p, err, errlen);
 	}
-	sqlite3_bind_text(st, 1, host, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, user, -1, SQLITE_STATIC);
 	rc = 0;
 	while (!rc && (step = sqlite3_step(st)) == SQLITE_ROW) {
 		struct xc_prosody_row *nr = realloc(rows, (n + 1) * sizeof(*nr));
