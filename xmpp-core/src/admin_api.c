@@ -674,8 +674,8 @@ static void account_one(struct xc_admin_api *a, struct cm_http_req *req, const c
 	}
 }
 
-/* POST import: an account brought over from another server, with its roster and block list
- * (import.h). */
+/* POST import: an account brought over from another server, with its roster, requests, block
+ * list, offline messages and PEP nodes (import.h), written all or nothing. */
 static void import(struct xc_admin_api *a, struct cm_http_req *req)
 {
 	const struct xc_import_limits lim = {
