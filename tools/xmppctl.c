@@ -374,8 +374,11 @@ static void counts(const char *jid, const char *what, json_t *j, bool answer)
 		n[4] += (long long)json_array_size(
 		    json_object_get(json_array_get(json_object_get(j, "pep"), i), "items"));
 	printf("%s\t%s: %lld contact(s), %lld request(s), %lld blocked, %lld offline message(s), "
-	       "%lld PEP item(s)\n",
-	       jid, what, n[0], n[1], n[2], n[3], n[4]);
+	       "%lld PEP item(s)%s\n",
+	       jid, what, n[0], n[1], n[2], n[3], n[4],
+	       (answer ? json_is_true(json_object_get(j, "vcard")) : !!json_object_get(j, "vcard"))
+	           ? ", a vCard"
+	           : "");
 }
 
 /* One account: read, sent (unless a dry run), told. */

@@ -64,6 +64,10 @@ static void check_import(const char *text, size_t len)
 		}
 		if (sum.pep_items != (r->pep ? r->pep->nitems : 0) || sum.pep_nodes > lim.max_nodes)
 			abort();
+		if (sum.vcard != (r->stanza != NULL) ||
+		    (r->stanza &&
+		     (strncmp(r->stanza, "<vCard", 6) != 0 || strlen(r->stanza) > lim.max_payload)))
+			abort();
 		for (size_t i = 0; i < r->nitems; i++) {
 			const struct xc_sub_state *s = &r->items[i].st;
 			bool seen = s->sub == XC_SUB_TO || s->sub == XC_SUB_BOTH;

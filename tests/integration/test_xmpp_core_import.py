@@ -32,6 +32,7 @@ XMPPCTL = os.path.join(suite.BIN, "xmppctl")
 HASHED, PLAIN = "example.org", "localhost"  # Prosody's hosts: keys only, and passwords kept
 PASSWORDS = {"alice": "alice-on-prosody", "bob": "bob-on-prosody", "carol": "carol-on-prosody"}
 DAVE = "dave-on-prosody"
+ERIN = "erin-on-prosody"  # on the plain host too, whose vCards mod_vcard keeps
 SHA256_OFF = "auth:\n  disabled_mechanisms: [SCRAM-SHA-256, SCRAM-SHA-256-PLUS]\n"
 
 
@@ -67,11 +68,13 @@ VirtualHost "{hashed}"
 
 VirtualHost "{plain}"
     authentication = "internal_plain"
+    modules_enabled = {{ "roster", "saslauth", "disco", "ping", "blocklist", "vcard",
+                        "offline" }}
 """.format(d=d, c2s=c2s, hashed=HASHED, plain=PLAIN)
 
 
 def migrator_config(d):
-    stores = '"accounts", "roster", "blocklist", "offline-archive", "pep-pubsub"'
+    stores = '"accounts", "roster", "blocklist", "vcard", "offline-archive", "pep-pubsub"'
     return """input {{
 	hosts = {{ ["{hashed}"] = {{ {s} }}; ["{plain}"] = {{ {s} }} }};
 	type = "internal";
@@ -147,7 +150,7 @@ class Prosody:
 
     async def login(self, user, host=HASHED):
         c = ProsodyClient("%s@%s" % (user, host),
-                          PASSWORDS.get(user, DAVE))
+                          PASSWORDS.get(user, {"dave": DAVE, "erin": ERIN}.get(user)))
         c.connect(("127.0.0.1", self.c2s))
         if not await asyncio.wait_for(c.started, 15):
             raise AssertionError("%s could not log in to Prosody" % user)
@@ -178,8 +181,14 @@ class Prosody:
         await asyncio.sleep(0.3)
         c = await self.login("carol")
         c.send_presence(pto="bob@%s" % HASHED, ptype="subscribe")
+        e = await self.login("erin", PLAIN)
+        vc = e["xep_0054"].make_vcard()
+        vc["FN"] = "Erin Example"
+        vc["PHOTO"]["TYPE"] = "image/png"
+        vc["PHOTO"]["BINVAL"] = b"\x89PNG not really"
+        await e["xep_0054"].publish_vcard(vc)
         await asyncio.sleep(0.5)
-        for x in (a, b, c):
+        for x in (a, b, c, e):
             x.disconnect()
         await asyncio.sleep(0.5)
 
@@ -210,6 +219,7 @@ class ImportFromProsody(xmpp.ServerCase):
         for u, pw in PASSWORDS.items():
             p.register(u, HASHED, pw)
         p.register("dave", PLAIN, DAVE)
+        p.register("erin", PLAIN, ERIN)
         p.start()
         try:
             xmpp.run(p.make_state())
@@ -246,12 +256,15 @@ class ImportFromProsody(xmpp.ServerCase):
         self.assertIn("carol@example.org\timported: 1 contact(s), 1 request(s), 0 blocked", out)
         self.assertIn("dave@localhost\timported: 0 contact(s), 0 request(s), 0 blocked, "
                       "1 offline message(s), 0 PEP item(s)", out)
-        self.assertIn("4 imported, 0 already there, 0 not imported", out)
+        # (Prosody publishes the avatar of erin's vCard to PEP too: those items come along)
+        self.assertRegex(out, "erin@localhost\timported: 0 contact\\(s\\), 0 request\\(s\\), "
+                              "0 blocked, 0 offline message\\(s\\), [0-9]+ PEP item\\(s\\), a vCard\n")
+        self.assertIn("5 imported, 0 already there, 0 not imported", out)
         self.assertNotIn("note:", out)  # nothing of what these users have is left behind
         self.assertIn("3 account(s) came with SCRAM-SHA-1 keys only", out)
         # a second run changes nothing
         again = self.import_all()
-        self.assertIn("0 imported, 4 already there, 0 not imported", again)
+        self.assertIn("0 imported, 5 already there, 0 not imported", again)
 
         async def go():
             # the Prosody password, by SCRAM-SHA-1: the only SCRAM offered here
@@ -266,10 +279,17 @@ class ImportFromProsody(xmpp.ServerCase):
             self.assertTrue(carol["pending_out"])
             # her vCard (Prosody 0.12 keeps vcard-temp as vCard4 in PEP) came with her
             a.register_plugin("xep_0060")
+            a.register_plugin("xep_0054")
             got = await a["xep_0060"].get_items(jid="alice@example.org", node="urn:xmpp:vcard4")
             vcards = list(got["pubsub"]["items"])
             self.assertEqual(len(vcards), 1)
             self.assertIn("Alice Liddell", str(vcards[0]))
+            # and as vcard-temp, made from it; erin's as mod_vcard kept it, photo included
+            mine = await a["xep_0054"].get_vcard("alice@example.org")
+            self.assertEqual(mine["vcard_temp"]["FN"], "Alice Liddell")
+            hers = await a["xep_0054"].get_vcard("erin@localhost")
+            self.assertEqual(hers["vcard_temp"]["FN"], "Erin Example")
+            self.assertEqual(hers["vcard_temp"]["PHOTO"]["BINVAL"], b"\x89PNG not really")
             blocked = await a["xep_0191"].get_blocked()
             self.assertEqual(sorted(str(j) for j in blocked["blocklist"]["items"]),
                              ["evil.example/bot", "spam@evil.example"])
@@ -385,8 +405,10 @@ class ImportRoute(xmpp.ServerCase):
     def test_bad_documents_are_refused_precisely(self):
         ok = {"jid": "eve@localhost", "scram": self.KEYS}
         cases = [
-            ({"jid": "eve@localhost", "scram": self.KEYS, "vcard": "x"},
-             'unknown member "vcard"'),
+            ({"jid": "eve@localhost", "scram": self.KEYS, "avatar": "x"},
+             'unknown member "avatar"'),
+            ({"jid": "eve@localhost", "scram": self.KEYS, "vcard": "<vcard/>"},
+             "\"vcard\" is not one <vCard xmlns='vcard-temp'/>"),
             ({"jid": "eve@localhost"}, 'one of "password" and "scram" is required'),
             ({"jid": "eve@localhost", "password": "x", "scram": self.KEYS}, "not both"),
             ({"jid": "eve@elsewhere.example", "password": "x"}, "not one of the hosts served"),
@@ -477,7 +499,7 @@ class ImportRoute(xmpp.ServerCase):
         self.assertEqual(body, {"jid": "grace@localhost",
                                 "scram": ["SCRAM-SHA-1", "SCRAM-SHA-256"], "roster": 1,
                                 "requests": 1, "blocklist": 1, "offline": 0, "pep_nodes": 0,
-                                "pep_items": 0})
+                                "pep_items": 0, "vcard": False})
 
         async def go():
             g = await xmpp.login(self.srv, "grace@localhost", "graces-password")

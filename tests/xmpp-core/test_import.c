@@ -16,6 +16,7 @@
 #include "cm/err.h"
 #include "xmpp-core/src/import.h"
 #include "xmpp-core/src/prosody.h"
+#include "xmpp-core/src/prosody_int.h"
 #include "xmpp-core/src/store.h"
 
 /* --- the document ------------------------------------------------------------------------ */
@@ -111,6 +112,15 @@ static void test_document(void **state)
 	    r->msgs[0].stanza,
 	    "<message xmlns='jabber:client' to='A@b.example/x' type='chat'><body>hi "
 	    "&amp; bye</body></message>");
+	xc_store_req_free(r);
+
+	/* a vCard, written again */
+	assert_int_equal(parse("{\"jid\":\"a@b.example\",\"password\":\"p\",\"vcard\":\"<vCard "
+	                       "xmlns=\\\"vcard-temp\\\"><FN>A</FN></vCard>\"}",
+	                       &r, &sum, err),
+	                 0);
+	assert_true(sum.vcard);
+	assert_string_equal(r->stanza, "<vCard xmlns='vcard-temp'><FN>A</FN></vCard>");
 	xc_store_req_free(r);
 
 	/* a password gives keys for every hash */
@@ -229,6 +239,12 @@ static void test_document_refused(void **state)
 	        "\"node\" must be 1 to 1023 bytes of text");
 #undef ITEM
 #undef NODE
+	refused("{\"jid\":\"a@b.example\"," KEYS ",\"vcard\":7}",
+	        "\"vcard\" must be a vCard in XML");
+	refused("{\"jid\":\"a@b.example\"," KEYS ",\"vcard\":\"<vCard xmlns='vcard-temp'><DESC>"
+	        "01234567890123456789012345678901234567890123456789012345678901234567890123456789"
+	        "01234567890123456789</DESC></vCard>\"}",
+	        "\"vcard\" is over 100 bytes (pep.max_payload) as written");
 }
 
 /* --- Prosody's rows ---------------------------------------------------------------------- */
@@ -421,6 +437,82 @@ static void test_prosody_credentials(void **state)
 	xc_prosody_notes_free(&notes);
 }
 
+/* --- vcard-temp from what Prosody keeps ---------------------------------------------------- */
+
+static void test_prosody_vcards(void **state)
+{
+	char *xml = NULL;
+	json_t *t;
+
+	(void)state;
+	/* mod_vcard's stored stanza, attributes and nesting kept */
+	t = json_loads("[{\"name\":\"FN\",\"attr\":{\"xmlns\":\"vcard-temp\"},\"__array\":[\"Bob "
+	               "&amp; co\"]},{\"name\":\"PHOTO\",\"attr\":{\"xmlns\":\"vcard-temp\"},"
+	               "\"__array\":[{\"name\":\"TYPE\",\"attr\":{},\"__array\":[\"image/png\"]},"
+	               "{\"name\":\"BINVAL\",\"attr\":{\"xmlns\":\"vcard-temp\"},\"__array\":"
+	               "[\"iVBO\"]}]},{\"name\":\"X-X\",\"attr\":{\"xmlns\":\"x\",\"k\":\"v\"}}]",
+	               0, NULL);
+	assert_int_equal(xc_prosody__vcard_from_table(t, &xml), 0);
+	assert_string_equal(xml, "<vCard xmlns='vcard-temp'><FN>Bob &amp;amp; co</FN><PHOTO><TYPE>"
+	                         "image/png</TYPE><BINVAL>iVBO</BINVAL></PHOTO><X-X xmlns='x' "
+	                         "k='v'/></vCard>");
+	free(xml);
+	json_decref(t);
+	/* what is not a stanza: a name XML cannot take, a number, too deep */
+	t = json_loads("[{\"name\":\"a b\",\"attr\":{}}]", 0, NULL);
+	assert_int_equal(xc_prosody__vcard_from_table(t, &xml), -EINVAL);
+	json_decref(t);
+	t = json_loads("[7]", 0, NULL);
+	assert_int_equal(xc_prosody__vcard_from_table(t, &xml), -EINVAL);
+	json_decref(t);
+	{
+		char deep[2048] = "[";
+
+		for (int i = 0; i < 20; i++)
+			strcat(deep, "{\"name\":\"a\",\"__array\":[");
+		strcat(deep, "\"x\"");
+		for (int i = 0; i < 20; i++)
+			strcat(deep, "]}");
+		strcat(deep, "]");
+		t = json_loads(deep, 0, NULL);
+		assert_non_null(t);
+		assert_int_equal(xc_prosody__vcard_from_table(t, &xml), -EINVAL);
+		json_decref(t);
+	}
+	assert_null(xml);
+
+	/* mod_vcard_legacy's vCard4, and the avatar as PHOTO */
+	assert_int_equal(
+	    xc_prosody__vcard_from_vcard4(
+	        "<vcard xmlns='urn:ietf:params:xml:ns:vcard-4.0'><fn><text>Alice</text></fn><n>"
+	        "<surname>Liddell</surname><given>Alice</given><additional/></n><nickname><text>al"
+	        "</text></nickname><email><text>a@example.org</text></email><tel><uri>tel:+1-555"
+	        "</uri></tel><impp><uri>xmpp:alice@example.org</uri></impp><adr><locality>Oxford"
+	        "</locality><country>UK</country></adr><org><text>Wonderland</text></org><gender>"
+	        "<sex>F</sex></gender></vcard>",
+	        "iVBO", "image/png", &xml),
+	    0);
+	assert_string_equal(xml,
+	                    "<vCard xmlns='vcard-temp'><FN>Alice</FN><N><FAMILY>Liddell</FAMILY>"
+	                    "<GIVEN>Alice</GIVEN></N><NICKNAME>al</NICKNAME><EMAIL><INTERNET/>"
+	                    "<USERID>a@example.org</USERID></EMAIL><TEL><NUMBER>+1-555</NUMBER>"
+	                    "</TEL><JABBERID>alice@example.org</JABBERID><ADR><LOCALITY>Oxford"
+	                    "</LOCALITY><CTRY>UK</CTRY></ADR><ORG><ORGNAME>Wonderland</ORGNAME>"
+	                    "</ORG><PHOTO><TYPE>image/png</TYPE><BINVAL>iVBO</BINVAL></PHOTO>"
+	                    "</vCard>");
+	free(xml);
+	/* an avatar alone; a payload that is not vCard4 */
+	assert_int_equal(xc_prosody__vcard_from_vcard4(NULL, "iVBO", NULL, &xml), 0);
+	assert_string_equal(xml, "<vCard xmlns='vcard-temp'><PHOTO><TYPE>image/png</TYPE><BINVAL>"
+	                         "iVBO</BINVAL></PHOTO></vCard>");
+	free(xml);
+	assert_int_equal(
+	    xc_prosody__vcard_from_vcard4("<vCard xmlns='vcard-temp'/>", NULL, NULL, &xml),
+	    -EINVAL);
+	assert_int_equal(xc_prosody__vcard_from_vcard4("<vcard", NULL, NULL, &xml), -EINVAL);
+	assert_null(xml);
+}
+
 /* --- the database ------------------------------------------------------------------------ */
 
 static void sql(sqlite3 *db, const char *s)
@@ -480,7 +572,7 @@ static void test_prosody_database(void **state)
 	                 0);
 	assert_non_null(strstr(doc, "\"jid\":\"amy@a.example\""));
 	assert_non_null(strstr(doc, "bo@a.example"));
-	assert_true(has_note(&notes, "amy@a.example: store \"vcard\" left behind (1 value(s))"));
+	assert_true(has_note(&notes, "amy@a.example: the vCard left behind"));
 	assert_true(has_note(&notes, "amy@a.example: archive \"archive\" left behind (2 item(s))"));
 	assert_false(has_note(&notes, "\"offline\" left behind"));
 	assert_non_null(strstr(doc, "\"offline\":[{\"stamp_ms\":7000,"));
@@ -496,7 +588,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_document),         cmocka_unit_test(test_document_refused),
 	    cmocka_unit_test(test_prosody_rows),     cmocka_unit_test(test_prosody_credentials),
-	    cmocka_unit_test(test_prosody_database),
+	    cmocka_unit_test(test_prosody_database), cmocka_unit_test(test_prosody_vcards),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -86,6 +86,7 @@ static struct xc_store_req *import_req(struct store_fix *f, const char *user, co
 		it->max_items = XC_PEP_MAX_ITEMS;
 	}
 	r->pep->nitems = 2;
+	r->stanza = strdup("<vCard xmlns='vcard-temp'><FN>Alice</FN></vCard>");
 	return r;
 }
 
@@ -132,6 +133,11 @@ static void test_import_all_or_nothing(void **state)
 	assert_string_equal(r->pep->items[0].id, "room2");
 	assert_string_equal(r->pep->items[1].payload,
 	                    "<conference xmlns='urn:xmpp:bookmarks:1' autojoin='true'/>");
+	xc_store_req_free(r);
+	/* the vCard */
+	r = run(&f, req(&f, XC_STORE_VCARD_GET, "alice@example.org"));
+	assert_true(r->found);
+	assert_string_equal(r->stanza, "<vCard xmlns='vcard-temp'><FN>Alice</FN></vCard>");
 	xc_store_req_free(r);
 	/* the account exists: nothing of the second import is written */
 	r = run(&f, import_req(&f, "alice@example.org", "dave@example.org"));

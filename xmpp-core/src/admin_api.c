@@ -723,10 +723,11 @@ static void import(struct xc_admin_api *a, struct cm_http_req *req)
 			json_array_append_new(
 			    hashes, json_string(xc_scram_mech_name((enum xc_scram_hash)h)));
 	if (!rc && !(o->result = json_pack(
-	                 "{ss so sI sI sI sI sI sI}", "jid", r->user, "scram", hashes, "roster",
+	                 "{ss so sI sI sI sI sI sI sb}", "jid", r->user, "scram", hashes, "roster",
 	                 (json_int_t)sum.roster, "requests", (json_int_t)sum.requests, "blocklist",
 	                 (json_int_t)sum.blocked, "offline", (json_int_t)sum.offline, "pep_nodes",
-	                 (json_int_t)sum.pep_nodes, "pep_items", (json_int_t)sum.pep_items)))
+	                 (json_int_t)sum.pep_nodes, "pep_items", (json_int_t)sum.pep_items, "vcard",
+	                 sum.vcard)))
 		rc = -ENOMEM;
 	if (!rc && submit(o, r) != 0)
 		rc = -ESHUTDOWN;

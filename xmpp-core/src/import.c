@@ -16,6 +16,7 @@
 #include "scram.h"
 #include "stanza.h"
 #include "store.h"
+#include "vcard.h"
 
 #define PASSWORD_MAX 1023 /* bytes, as the admin API's accounts route */
 
@@ -656,11 +657,47 @@ static int parse_pep(const json_t *list, const struct xc_import_limits *lim, str
 	return rc;
 }
 
+/* "vcard": one <vCard xmlns='vcard-temp'/>, kept as our writer writes it, as vcard.c keeps what
+ * a client sets. */
+static int parse_vcard(const json_t *v, const struct xc_import_limits *lim, struct xc_store_req *r,
+                       struct xc_import_summary *sum, char *err, size_t errlen)
+{
+	const char *text = json_string_value(v);
+	struct cm_xml_node *x = NULL;
+	struct cm_buf b;
+	int rc;
+
+	if (!text || strlen(text) > 2 * lim->max_payload)
+		return cm_errf(
+		    err, errlen, -EINVAL,
+		    "\"vcard\" must be a vCard in XML of %zu bytes at most (pep.max_payload)",
+		    lim->max_payload);
+	if ((rc = xc_stanza_parse(text, strlen(text), &x)) == -ENOMEM)
+		return rc;
+	if (rc || strcmp(x->name, "vCard") != 0 || strcmp(x->ns, XC_NS_VCARD) != 0) {
+		cm_xml_node_free(x);
+		return cm_errf(err, errlen, -EINVAL, "\"vcard\" is not one <vCard xmlns='%s'/>",
+		               XC_NS_VCARD);
+	}
+	cm_buf_init(&b, 0);
+	rc = cm_xml_write(&b, x, NULL);
+	cm_xml_node_free(x);
+	if (!rc && b.len > lim->max_payload)
+		rc = cm_errf(err, errlen, -EINVAL,
+		             "\"vcard\" is over %zu bytes (pep.max_payload) as written",
+		             lim->max_payload);
+	if (!rc && !(r->stanza = cm_buf_steal(&b)))
+		rc = -ENOMEM;
+	cm_buf_free(&b);
+	sum->vcard = rc == 0;
+	return rc;
+}
+
 static int parse_doc(const json_t *doc, const struct xc_import_limits *lim, struct xc_store_req *r,
                      struct xc_import_summary *sum, char *err, size_t errlen)
 {
 	static const char *const fields[] = {"jid",       "password", "scram", "roster", "requests",
-	                                     "blocklist", "offline",  "pep",   NULL};
+	                                     "blocklist", "offline",  "pep",   "vcard",  NULL};
 	const char *jid = json_string_value(json_object_get(doc, "jid"));
 	const json_t *pw = json_object_get(doc, "password"), *scram = json_object_get(doc, "scram");
 	const json_t *list;
@@ -703,6 +740,9 @@ static int parse_doc(const json_t *doc, const struct xc_import_limits *lim, stru
 		return rc;
 	if ((list = json_object_get(doc, "pep")) != NULL &&
 	    (rc = parse_pep(list, lim, r, sum, err, errlen)) != 0)
+		return rc;
+	if ((list = json_object_get(doc, "vcard")) != NULL &&
+	    (rc = parse_vcard(list, lim, r, sum, err, errlen)) != 0)
 		return rc;
 	return 0;
 }

@@ -14,19 +14,22 @@
  *    "offline": [{"stamp_ms": 1796533960000, "stanza": "<message to='alice@example.org' ...>"}],
  *                                         messages kept for the user while away, oldest first
  *    "pep": [{"node": "urn:xmpp:avatar:metadata", "access": "presence", "persist": true,
- *             "max_items": 1, "items": [{"id": "5f2a", "payload": "<metadata ...>"}]}]}
+ *             "max_items": 1, "items": [{"id": "5f2a", "payload": "<metadata ...>"}]}],
  *                                         personal eventing nodes, items oldest first
+ *    "vcard": "<vCard xmlns='vcard-temp'>...</vCard>"}      the vcard-temp vCard (XEP-0054)
  *
  * The document is untrusted input: every member is checked (types, JIDs normalised, the
  * subscription states RFC 6121 allows, the roster's limits, text XML can carry, offline messages
- * that parse as messages to the account within the stanza size, PEP payloads that parse as one
- * element within pep.max_payload, both written again by our own writer), and a member
+ * that parse as messages to the account within the stanza size, PEP payloads and the vCard that
+ * parse as one element within pep.max_payload, all written again by our own writer), and a
+ * member
  * this version does not know is refused rather than dropped, so that nothing handed over is
  * lost without a word.
  */
 #ifndef XC_IMPORT_H
 #define XC_IMPORT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -53,6 +56,7 @@ struct xc_import_summary {
 	size_t blocked;
 	size_t offline;
 	size_t pep_nodes, pep_items;
+	bool vcard;
 	unsigned hashes; /* bit 1 << enum xc_scram_hash for each hash with keys */
 };
 

@@ -15,7 +15,9 @@
 #include "cm/err.h"
 #include "cm/utf8.h"
 #include "import.h"
+#include "prosody_int.h"
 #include "scram.h"
+#include "stanza.h"
 
 #define SHA1_LEN 20
 
@@ -378,11 +380,75 @@ static int archive_items(json_t *doc, json_t *cfgs, const struct xc_prosody_item
 	return rc;
 }
 
+/* The newest item of PEP node node among the archive items (each store's oldest first), or
+ * NULL. */
+static const struct xc_prosody_item *newest(const struct xc_prosody_item *items, size_t n,
+                                            const char *node)
+{
+	const struct xc_prosody_item *last = NULL;
+
+	for (size_t i = 0; i < n; i++)
+		if (!strncmp(items[i].store, "pep_", 4) && !strcmp(items[i].store + 4, node) &&
+		    !strcmp(items[i].type, "xml"))
+			last = &items[i];
+	return last;
+}
+
+/* The avatar (XEP-0084) as vcard-temp wants it: its data's base64 and its type, or NULLs. */
+static int avatar(const struct xc_prosody_item *items, size_t n, char **b64, char **type)
+{
+	const struct xc_prosody_item *d = newest(items, n, "urn:xmpp:avatar:data");
+	const struct xc_prosody_item *m = newest(items, n, "urn:xmpp:avatar:metadata");
+	struct cm_xml_node *x = NULL;
+	const char *t;
+
+	*b64 = *type = NULL;
+	if (d && xc_stanza_parse(d->value, strlen(d->value), &x) == 0 && (t = cm_xml_text(x)) &&
+	    *t && !(*b64 = strdup(t))) {
+		cm_xml_node_free(x);
+		return -ENOMEM;
+	}
+	cm_xml_node_free(x);
+	x = NULL;
+	if (*b64 && m && xc_stanza_parse(m->value, strlen(m->value), &x) == 0 &&
+	    (t = cm_xml_attr(cm_xml_child(x, "info", NULL), "type")) && !(*type = strdup(t))) {
+		cm_xml_node_free(x);
+		return -ENOMEM;
+	}
+	cm_xml_node_free(x);
+	return 0;
+}
+
+/* The document's "vcard": mod_vcard's stored stanza (table: the "" row of its store), else one
+ * made from the vCard4 and avatar mod_vcard_legacy keeps in PEP. */
+static int vcard(json_t *doc, const json_t *table, const struct xc_prosody_item *items, size_t n,
+                 const char *jid, struct xc_prosody_notes *notes)
+{
+	const struct xc_prosody_item *v4 = newest(items, n, "urn:xmpp:vcard4");
+	char *xml = NULL, *b64 = NULL, *type = NULL;
+	int rc;
+
+	if (table)
+		rc = xc_prosody__vcard_from_table(table, &xml);
+	else if ((rc = avatar(items, n, &b64, &type)) == 0 && (v4 || b64))
+		rc = xc_prosody__vcard_from_vcard4(v4 ? v4->value : NULL, b64, type, &xml);
+	free(b64);
+	free(type);
+	if (rc == -EINVAL)
+		return note(notes, "%s: the vCard left behind: it is not one this reader can take",
+		            jid);
+	if (!rc && xml && json_object_set_new(doc, "vcard", json_string(xml)))
+		rc = -ENOMEM;
+	free(xml);
+	return rc;
+}
+
 int xc_prosody_doc(const char *jid, const struct xc_prosody_row *rows, size_t n,
                    const struct xc_prosody_item *items, size_t nitems, char **doc,
                    struct xc_prosody_notes *notes, char *err, size_t errlen)
 {
 	json_t *cfgs = json_object(); /* PEP nodes' configurations */
+	json_t *vtable = NULL;        /* mod_vcard's stored stanza */
 	struct account_rows a = {0};
 	json_t *d = json_pack("{ss s[] s[] s[]}", "jid", jid, "roster", "requests", "blocklist");
 	json_t *roster = json_object_get(d, "roster"), *requests = json_object_get(d, "requests");
@@ -430,6 +496,12 @@ int xc_prosody_doc(const char *jid, const struct xc_prosody_row *rows, size_t n,
 			} else
 				rc = roster_item(roster, r->key, v, jid, notes);
 			json_decref(v);
+		} else if (!strcmp(r->store, "vcard")) {
+			/* the stanza's children under the key ""; its name and xmlns are vCard's */
+			if (!*r->key && !strcmp(r->type, "json")) {
+				json_decref(vtable);
+				vtable = json_loads(r->value, 0, NULL);
+			}
 		} else if (!strcmp(r->store, "pep")) {
 			json_t *v = strcmp(r->type, "json") ? NULL : json_loads(r->value, 0, NULL);
 
@@ -464,12 +536,15 @@ int xc_prosody_doc(const char *jid, const struct xc_prosody_row *rows, size_t n,
 	if (!rc)
 		rc = archive_items(d, cfgs, items, nitems, jid, notes);
 	if (!rc)
+		rc = vcard(d, vtable, items, nitems, jid, notes);
+	if (!rc)
 		rc = credentials(d, &a, err, errlen);
 	if (!rc && !(*doc = json_dumps(d, JSON_COMPACT)))
 		rc = -ENOMEM;
 	if (rc == -ENOMEM)
 		cm_errf(err, errlen, rc, "out of memory");
 	json_decref(pend);
+	json_decref(vtable);
 	json_decref(cfgs);
 	json_decref(d);
 	return rc;

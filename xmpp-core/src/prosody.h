@@ -12,6 +12,8 @@
  *   offline    the messages kept for the user while away (XEP-0160), with when they came
  *   pep        personal eventing nodes (vCard4, avatar, nickname, bookmarks, OMEMO keys...) with
  *              their access model, how many items they keep and those items
+ *   vcard      mod_vcard's vcard-temp, or one made from mod_vcard_legacy's vCard4 and avatar
+ *              (prosody_vcard.c)
  * Everything else the account has (private XML, the message archive...) is named
  * in the notes as left behind, with a count, and so is any state of the three that could not be
  * carried as it was (a request from a contact who already has a subscription): nothing is dropped

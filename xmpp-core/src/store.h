@@ -53,8 +53,8 @@ enum xc_store_op {
 	                             * items (the roster, pending requests included), jids (the
 	                             * block list), msgs (offline messages, oldest first), pep
 	                             * (NULL, or its items: PEP nodes made with the first item of
-	                             * each, items oldest first): all or nothing -> -EEXIST when
-	                             * taken */
+	                             * each, items oldest first), stanza (NULL, or the vcard-temp
+	                             * vCard): all or nothing -> -EEXIST when taken */
 	XC_STORE_ACCOUNT_ADD_CREDS, /* user, creds: the hashes the account has no keys for get
 	                             * those of creds whose iter is not 0; the others stay (no
 	                             * FAST token is revoked) -> count (hashes added); -ENOENT */

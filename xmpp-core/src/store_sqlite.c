@@ -158,6 +158,7 @@ struct sq {
 static int sq_exec(struct sq *q, const char *s);
 static int pep_open(struct sq *q);
 static int pep_import(struct sq *q, const char *owner, const struct xc_pep_req *pr);
+static int vcard_import(struct sq *q, const char *owner, const char *vcard);
 static void pep_close(struct sq *q);
 static int pep_delete_owned(struct sq *q, const char *owner);
 static int pep_dispatch(struct sq *q, struct xc_store_req *r);
@@ -615,6 +616,8 @@ static int account_import(struct sq *q, struct xc_store_req *r)
 	}
 	if (!rc && !r->err && r->pep)
 		rc = pep_import(q, r->user, r->pep);
+	if (!rc && !r->err && r->stanza)
+		rc = vcard_import(q, r->user, r->stanza);
 	for (size_t i = 0; i < r->nmsgs && !rc && !r->err; i++) {
 		sqlite3_stmt *p = prep(q, S_OFF_PUT);
 
@@ -1378,6 +1381,15 @@ static int pep_import(struct sq *q, const char *owner, const struct xc_pep_req *
 		rc = exec1(p);
 	}
 	return rc;
+}
+
+/* An account's vcard-temp brought over (ACCOUNT_IMPORT). */
+static int vcard_import(struct sq *q, const char *owner, const char *vcard)
+{
+	sqlite3_stmt *p = pprep2(q, P_VCARD_PUT, owner, NULL);
+
+	bind_text(p, 2, vcard);
+	return exec1(p);
 }
 
 static bool same_groups(const char *a, const char *b)
