@@ -1,9 +1,9 @@
 /* xmppctl.c - manage xmpp-core's accounts and sessions through its admin API (xmppctl(8)).
  *
  * It talks to the running server over HTTP on the admin port (loopback by default), with the
- * bearer token from the api_token file; it never opens xmpp-core's database itself (import-prosody
- * reads Prosody's, read-only). Passwords are read
- * from a file or standard input, never from the command line.
+ * bearer token from the api_token file; it never opens xmpp-core's database itself
+ * (import-prosody reads Prosody's, read-only). Passwords are read from a file or standard input,
+ * never from the command line.
  */
 #include <curl/curl.h>
 #include <errno.h>
@@ -56,14 +56,17 @@ static void usage(FILE *f)
 	        "  accounts [HOST]   list the accounts of HOST (needed when several are served)\n"
 	        "  sessions          list the connected sessions\n"
 	        "  kick JID          close the sessions of JID (bare) or that one (full)\n"
-	        "  stats             accounts per host and sessions\n"
+	        "  stats             accounts per host (and those without keys for every\n"
+	        "                    SCRAM hash: imported, not yet logged in with PLAIN) and\n"
+	        "                    sessions\n"
 	        "  fast-revoke JID [AGENT-ID]\n"
 	        "                    revoke the FAST tokens (XEP-0484) of an account, or of one\n"
 	        "                    of its clients: its next login needs the password\n"
 	        "  import-prosody FILE [HOST]\n"
 	        "                    bring the accounts of a Prosody SQLite store over, with\n"
-	        "                    their passwords (SCRAM-SHA-1 keys), rosters and block\n"
-	        "                    lists; accounts that exist already are left as they are\n"
+	        "                    their passwords (SCRAM-SHA-1 keys), rosters, block lists,\n"
+	        "                    offline messages, PEP and vCards; accounts that exist\n"
+	        "                    already are left as they are (see xmppctl(8))\n"
 	        "\n"
 	        "Options:\n"
 	        "  -u, --url URL            the admin port (default: $XMPPCTL_URL or " DEFAULT_URL
