@@ -322,10 +322,16 @@ static int parse_roster(const json_t *roster, const json_t *requests, struct xc_
 	return 0;
 }
 
+/* qsort's order of strings */
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
 static int parse_blocklist(const json_t *list, struct xc_store_req *r,
                            struct xc_import_summary *sum, char *err, size_t errlen)
 {
-	size_t n = json_array_size(list);
+	size_t n = json_array_size(list), kept = 0;
 
 	if (!json_is_array(list) || n > XC_IMPORT_MAX_BLOCKED)
 		return cm_errf(err, errlen, -EINVAL,
@@ -335,7 +341,7 @@ static int parse_blocklist(const json_t *list, struct xc_store_req *r,
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {
 		const char *s = json_string_value(json_array_get(list, i));
-		char why[CM_ERR_MAX], *dup = NULL;
+		char why[CM_ERR_MAX];
 		struct xc_jid j;
 		int rc;
 
@@ -348,16 +354,20 @@ static int parse_blocklist(const json_t *list, struct xc_store_req *r,
 		if (rc)
 			return cm_errf(err, errlen, -EINVAL,
 			               "blocklist[%zu]: \"%s\" is not a JID: %s", i, s, why);
-		for (size_t k = 0; k < r->njids && !dup; k++)
-			if (strcmp(r->jids[k], j.s) == 0)
-				dup = r->jids[k];
-		if (dup) { /* the same JID written twice: one entry */
-			xc_jid_free(&j);
-			continue;
-		}
 		r->jids[r->njids++] = j.s; /* takes the string */
 	}
-	sum->blocked = r->njids;
+	/* the same JID written twice (after normalisation) is one entry: sorted, neighbours */
+	if (n)
+		qsort(r->jids, n, sizeof(*r->jids), cmp_str);
+	for (size_t i = 0; i < r->njids; i++) {
+		if (kept && strcmp(r->jids[kept - 1], r->jids[i]) == 0) {
+			free(r->jids[i]);
+			continue;
+		}
+		r->jids[kept++] = r->jids[i];
+	}
+	r->njids = kept;
+	sum->blocked = kept;
 	return 0;
 }
 
@@ -459,11 +469,6 @@ static int parse_offline(const json_t *list, const struct xc_import_limits *lim,
 }
 
 /* Roster groups for a node of the roster access model: sorted, each followed by '\n'. */
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 static int node_groups(const json_t *groups, char **out, const char *where, char *err,
                        size_t errlen)
 {
