@@ -346,3 +346,11 @@ void cm_cfg__field_free(const struct cm_cfg_field *f, void *dst)
 		break;
 	}
 }
+
+bool cm_cfg_strlist_has(const struct cm_cfg_strlist *l, const char *s)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (strcmp(l->v[i], s) == 0)
+			return true;
+	return false;
+}

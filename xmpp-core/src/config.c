@@ -209,15 +209,6 @@ static const struct cm_cfg_field auth_fields[] = {
             "accounts have logged in with PLAIN (xmppctl stats counts those left)"},
 };
 
-/* Whether name is listed in the strlist. */
-static bool strlist_has(const struct cm_cfg_strlist *l, const char *name)
-{
-	for (size_t i = 0; i < l->n; i++)
-		if (strcmp(l->v[i], name) == 0)
-			return true;
-	return false;
-}
-
 static void auth_validate(void *obj, struct cm_cfg_check *chk)
 {
 	static const char *const known[] = {"PLAIN", "SCRAM-SHA-1", "SCRAM-SHA-1-PLUS",
@@ -239,7 +230,7 @@ static void auth_validate(void *obj, struct cm_cfg_check *chk)
 			    off->v[i]);
 	}
 	/* the -PLUS variants need TLS, and PLAIN does unless a listener allows cleartext */
-	if (strlist_has(off, "SCRAM-SHA-1") && strlist_has(off, "SCRAM-SHA-256"))
+	if (cm_cfg_strlist_has(off, "SCRAM-SHA-1") && cm_cfg_strlist_has(off, "SCRAM-SHA-256"))
 		cm_cfg_check_error(chk, "disabled_mechanisms",
 		                   "SCRAM-SHA-1 or SCRAM-SHA-256 must stay enabled: the -PLUS "
 		                   "variants and PLAIN need TLS");

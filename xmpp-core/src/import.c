@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,13 +21,16 @@
 
 #define PASSWORD_MAX 1023 /* bytes, as the admin API's accounts route */
 
-/* Refuse a member of o that is not one of the names (NULL-terminated list). */
-static int only_members(const json_t *o, const char *const *names, const char *where, char *err,
-                        size_t errlen)
+/* o must be an object whose members are among names (a NULL-terminated list): a member this
+ * version does not know is refused, not dropped. */
+static int object_of(const json_t *o, const char *const *names, const char *where, char *err,
+                     size_t errlen)
 {
 	const char *k;
 	json_t *v;
 
+	if (!json_is_object(o))
+		return cm_errf(err, errlen, -EINVAL, "%s: must be an object", where);
 	json_object_foreach((json_t *)o, k, v)
 	{
 		size_t i = 0;
@@ -37,6 +41,24 @@ static int only_members(const json_t *o, const char *const *names, const char *w
 			return cm_errf(err, errlen, -EINVAL, "%s: unknown member \"%s\"", where, k);
 	}
 	return 0;
+}
+
+/* x as our writer writes it (scope: where it will stand, NULL for a root), at most max bytes,
+ * into *out (owned). 0, -EMSGSIZE (longer), -EINVAL (a tree the writer refuses), -ENOMEM. */
+static int written_again(const struct cm_xml_node *x, const struct cm_xml_node *scope, size_t max,
+                         char **out)
+{
+	struct cm_buf b;
+	int rc;
+
+	cm_buf_init(&b, 0);
+	rc = cm_xml_write(&b, x, scope);
+	if (!rc && b.len > max)
+		rc = -EMSGSIZE;
+	if (!rc && !(*out = cm_buf_steal(&b)))
+		rc = -ENOMEM;
+	cm_buf_free(&b);
+	return rc;
 }
 
 /* A bare JID (with or without a local part) from s, normalised, into *out. */
@@ -120,9 +142,7 @@ static int parse_scram(const json_t *scram, struct xc_store_req *r, unsigned *ha
 			return cm_errf(err, errlen, -EINVAL,
 			               "scram: \"%s\" is not SCRAM-SHA-1 or SCRAM-SHA-256", k);
 		snprintf(where, sizeof(where), "scram.%s", k);
-		if (!json_is_object(v))
-			return cm_errf(err, errlen, -EINVAL, "%s: must be an object", where);
-		if ((rc = only_members(v, fields, where, err, errlen)) != 0)
+		if ((rc = object_of(v, fields, where, err, errlen)) != 0)
 			return rc;
 		c = &r->creds[h];
 		kl = xc_scram_key_len(h);
@@ -198,9 +218,7 @@ static int parse_item(const json_t *o, struct xc_roster_item *it, const char *wh
 	struct xc_sub_state *st = &it->st;
 	int rc;
 
-	if (!json_is_object(o))
-		return cm_errf(err, errlen, -EINVAL, "%s: must be an object", where);
-	if ((rc = only_members(o, fields, where, err, errlen)) != 0)
+	if ((rc = object_of(o, fields, where, err, errlen)) != 0)
 		return rc;
 	if (!jid)
 		return cm_errf(err, errlen, -EINVAL, "%s: \"jid\" (a string) is required", where);
@@ -382,13 +400,10 @@ static int parse_offline_one(const json_t *o, const struct xc_import_limits *lim
 	const char *text = json_string_value(json_object_get(o, "stanza"));
 	struct cm_xml_node *st = NULL;
 	struct xc_jid to = {0};
-	struct cm_buf b;
 	const char *t;
 	int rc;
 
-	if (!json_is_object(o))
-		return cm_errf(err, errlen, -EINVAL, "%s: must be an object", where);
-	if ((rc = only_members(o, fields, where, err, errlen)) != 0)
+	if ((rc = object_of(o, fields, where, err, errlen)) != 0)
 		return rc;
 	if (!json_is_integer(stamp) || json_integer_value(stamp) < 0 ||
 	    json_integer_value(stamp) > XC_IMPORT_MAX_STAMP_MS)
@@ -422,18 +437,14 @@ static int parse_offline_one(const json_t *o, const struct xc_import_limits *lim
 		               where, r->user);
 	}
 	xc_jid_free(&to);
-	cm_buf_init(&b, 0);
-	rc = cm_xml_write(&b, st, scope);
+	rc = written_again(st, scope, SIZE_MAX, &m->stanza);
 	cm_xml_node_free(st);
-	if (rc) {
-		cm_buf_free(&b);
+	if (rc)
 		return rc == -ENOMEM
 		           ? rc
 		           : cm_errf(err, errlen, -EINVAL, "%s: cannot be written", where);
-	}
-	m->stanza = cm_buf_steal(&b);
 	m->stamp_ms = (int64_t)json_integer_value(stamp);
-	return m->stanza ? 0 : -ENOMEM;
+	return 0;
 }
 
 static int parse_offline(const json_t *list, const struct xc_import_limits *lim,
@@ -513,7 +524,6 @@ static int pep_item(const json_t *it, const struct xc_import_limits *lim, const 
 	const char *pl = json_string_value(json_object_get(it, "payload"));
 	struct xc_pep_item *dst = &pr->items[pr->nitems];
 	struct cm_xml_node *x = NULL;
-	struct cm_buf b;
 	int rc;
 
 	*dst = *proto;
@@ -522,9 +532,7 @@ static int pep_item(const json_t *it, const struct xc_import_limits *lim, const 
 	pr->nitems++; /* freed with the request from here on */
 	if (!dst->node || (proto->groups && !(dst->groups = strdup(proto->groups))))
 		return -ENOMEM;
-	if (!json_is_object(it))
-		return cm_errf(err, errlen, -EINVAL, "%s: must be an object", w);
-	if ((rc = only_members(it, fields, w, err, errlen)) != 0)
+	if ((rc = object_of(it, fields, w, err, errlen)) != 0)
 		return rc;
 	if (!id || !*id || strlen(id) > 1023 || !cm_xml_text_valid(id, strlen(id)))
 		return cm_errf(err, errlen, -EINVAL, "%s: \"id\" must be 1 to 1023 bytes of text",
@@ -544,17 +552,14 @@ static int pep_item(const json_t *it, const struct xc_import_limits *lim, const 
 		return rc == -ENOMEM ? rc
 		                     : cm_errf(err, errlen, -EINVAL,
 		                               "%s: \"payload\" is not one XML element", w);
-	cm_buf_init(&b, 0);
-	rc = cm_xml_write(&b, x, NULL);
+	rc = written_again(x, NULL, lim->max_payload, &dst->payload);
 	cm_xml_node_free(x);
-	if (!rc && b.len > lim->max_payload)
-		rc = cm_errf(err, errlen, -EINVAL,
-		             "%s: the payload is over %zu bytes (pep.max_payload)", w,
-		             lim->max_payload);
-	if (!rc && !(dst->payload = cm_buf_steal(&b)))
-		rc = -ENOMEM;
-	cm_buf_free(&b);
-	return rc;
+	if (rc == -EMSGSIZE)
+		return cm_errf(err, errlen, -EINVAL,
+		               "%s: the payload is over %zu bytes (pep.max_payload)", w,
+		               lim->max_payload);
+	return rc == -EINVAL ? cm_errf(err, errlen, rc, "%s: the payload cannot be written", w)
+	                     : rc;
 }
 
 /* One PEP node with its items, appended to r->pep->items. */
@@ -573,9 +578,7 @@ static int parse_node(const json_t *o, const struct xc_import_limits *lim, struc
 	struct xc_pep_item *nv;
 	int rc;
 
-	if (!json_is_object(o))
-		return cm_errf(err, errlen, -EINVAL, "%s: must be an object", where);
-	if ((rc = only_members(o, fields, where, err, errlen)) != 0)
+	if ((rc = object_of(o, fields, where, err, errlen)) != 0)
 		return rc;
 	if (!node || !*node || strlen(node) > 1023 || !cm_xml_text_valid(node, strlen(node)))
 		return cm_errf(err, errlen, -EINVAL, "%s: \"node\" must be 1 to 1023 bytes of text",
@@ -669,7 +672,6 @@ static int parse_vcard(const json_t *v, const struct xc_import_limits *lim, stru
 {
 	const char *text = json_string_value(v);
 	struct cm_xml_node *x = NULL;
-	struct cm_buf b;
 	int rc;
 
 	if (!text || strlen(text) > 2 * lim->max_payload)
@@ -684,16 +686,14 @@ static int parse_vcard(const json_t *v, const struct xc_import_limits *lim, stru
 		return cm_errf(err, errlen, -EINVAL, "\"vcard\" is not one <vCard xmlns='%s'/>",
 		               XC_NS_VCARD);
 	}
-	cm_buf_init(&b, 0);
-	rc = cm_xml_write(&b, x, NULL);
+	rc = written_again(x, NULL, lim->max_payload, &r->stanza);
 	cm_xml_node_free(x);
-	if (!rc && b.len > lim->max_payload)
-		rc = cm_errf(err, errlen, -EINVAL,
-		             "\"vcard\" is over %zu bytes (pep.max_payload) as written",
-		             lim->max_payload);
-	if (!rc && !(r->stanza = cm_buf_steal(&b)))
-		rc = -ENOMEM;
-	cm_buf_free(&b);
+	if (rc == -EMSGSIZE)
+		return cm_errf(err, errlen, -EINVAL,
+		               "\"vcard\" is over %zu bytes (pep.max_payload) as written",
+		               lim->max_payload);
+	if (rc == -EINVAL)
+		return cm_errf(err, errlen, rc, "\"vcard\" cannot be written");
 	sum->vcard = rc == 0;
 	return rc;
 }
@@ -708,7 +708,7 @@ static int parse_doc(const json_t *doc, const struct xc_import_limits *lim, stru
 	const json_t *list;
 	int rc;
 
-	if ((rc = only_members(doc, fields, "the document", err, errlen)) != 0)
+	if ((rc = object_of(doc, fields, "the document", err, errlen)) != 0)
 		return rc;
 	if (!jid)
 		return cm_errf(err, errlen, -EINVAL, "\"jid\" (a string) is required");

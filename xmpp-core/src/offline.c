@@ -149,9 +149,8 @@ static bool our_delay(struct xc_shard *sh, const struct cm_xml_node *st)
 	     d = cm_xml_child_next(d, "delay", NS_DELAY)) {
 		const char *from = cm_xml_attr(d, "from");
 
-		for (size_t i = 0; from && i < cfg->hosts.n; i++)
-			if (strcmp(from, cfg->hosts.v[i]) == 0)
-				return true;
+		if (from && cm_cfg_strlist_has(&cfg->hosts, from))
+			return true;
 	}
 	return false;
 }

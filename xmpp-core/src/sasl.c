@@ -70,12 +70,7 @@ static size_t channel_bindings(const struct xc_c2s *c, struct xc_scram_cb cb[XC_
 /* The mechanism (by its SASL name) is listed in auth.disabled_mechanisms. */
 static bool disabled(const struct xc_c2s *c, const char *name)
 {
-	const struct cm_cfg_strlist *off = &srv_of(c)->cfg->auth.disabled_mechanisms;
-
-	for (size_t i = 0; i < off->n; i++)
-		if (strcmp(off->v[i], name) == 0)
-			return true;
-	return false;
+	return cm_cfg_strlist_has(&srv_of(c)->cfg->auth.disabled_mechanisms, name);
 }
 
 static bool plain_allowed(const struct xc_c2s *c)
@@ -527,7 +522,7 @@ void xc_sasl_begin(struct xc_c2s *c, const char *mech, const char *initial)
 	struct xc_sasl *s = sasl_new(c);
 	struct xc_scram_cb cb[XC_SCRAM_CB_MAX];
 	size_t ncb;
-	bool has_cb, plus = false, strict;
+	bool has_cb, plus = false, strict, off;
 	struct cm_buf in;
 	const char *t;
 
@@ -542,17 +537,13 @@ void xc_sasl_begin(struct xc_c2s *c, const char *mech, const char *initial)
 		mech = "";
 	ncb = channel_bindings(c, cb);
 	has_cb = ncb > 0;
-	if (disabled(c, mech)) {
+	off = disabled(c, mech);
+	if (!off && strcmp(mech, "PLAIN") == 0 && plain_allowed(c)) {
 		s->mech = XC_SASL_PLAIN;
-		reset(s);
-		xc_c2s__sasl_failure(c, "invalid-mechanism", NULL);
-		return;
-	}
-	if (strcmp(mech, "PLAIN") == 0 && plain_allowed(c)) {
-		s->mech = XC_SASL_PLAIN;
-	} else if (strcmp(mech, "SCRAM-SHA-256") == 0 || strcmp(mech, "SCRAM-SHA-1") == 0 ||
-	           (has_cb && (strcmp(mech, "SCRAM-SHA-256-PLUS") == 0 ||
-	                       strcmp(mech, "SCRAM-SHA-1-PLUS") == 0))) {
+	} else if (!off &&
+	           (strcmp(mech, "SCRAM-SHA-256") == 0 || strcmp(mech, "SCRAM-SHA-1") == 0 ||
+	            (has_cb && (strcmp(mech, "SCRAM-SHA-256-PLUS") == 0 ||
+	                        strcmp(mech, "SCRAM-SHA-1-PLUS") == 0)))) {
 		plus = strstr(mech, "-PLUS") != NULL;
 		s->mech = strncmp(mech, "SCRAM-SHA-256", 13) == 0 ? XC_SASL_SCRAM_SHA256
 		                                                  : XC_SASL_SCRAM_SHA1;
@@ -568,9 +559,10 @@ void xc_sasl_begin(struct xc_c2s *c, const char *mech, const char *initial)
 	} else {
 		s->mech = XC_SASL_PLAIN;
 		reset(s);
-		xc_c2s__sasl_failure(
-		    c, strcmp(mech, "PLAIN") == 0 ? "encryption-required" : "invalid-mechanism",
-		    NULL);
+		xc_c2s__sasl_failure(c,
+		                     !off && strcmp(mech, "PLAIN") == 0 ? "encryption-required"
+		                                                        : "invalid-mechanism",
+		                     NULL);
 		return;
 	}
 	t = initial;

@@ -70,6 +70,9 @@ struct cm_cfg_strlist {
 	size_t n;
 };
 
+/* Whether s is one of l's strings (compared exactly). */
+bool cm_cfg_strlist_has(const struct cm_cfg_strlist *l, const char *s);
+
 struct cm_cfg_list {
 	void *items; /* owned: n items of field.sub->size bytes each */
 	size_t n;
