@@ -229,3 +229,15 @@ int cm_listener_address(const struct cm_listener *ln, struct sockaddr_storage *s
 		*len = (socklen_t)n;
 	return r;
 }
+
+int cm_listener_warn_caps(const char *mod, const char *source_key, long long per_source,
+                          const char *worker_key, long long per_worker)
+{
+	if (per_worker <= 0 || (per_source > 0 && per_source < per_worker))
+		return 0;
+	CM_LOGW(mod,
+	        "%s (%lld%s) is not below %s (%lld): one source address can fill a worker, and "
+	        "every other client the kernel hands to that worker is refused",
+	        source_key, per_source, per_source > 0 ? "" : ", no limit", worker_key, per_worker);
+	return 1;
+}

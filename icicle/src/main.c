@@ -8,6 +8,7 @@
 
 #include "cm/buf.h"
 #include "cm/err.h"
+#include "cm/listener.h"
 #include "cm/log.h"
 #include "cm/loop.h"
 #include "cm/metrics.h"
@@ -103,6 +104,9 @@ static int icicle_start(struct cm_daemon *d, const void *cfgp, void **state)
 	if (rc != 0)
 		return rc; /* what failed was logged by the worker */
 	CM_LOGI("icicle", "%u worker thread(s) serving", cm_workers_count(ic->workers));
+	(void)cm_listener_warn_caps(
+	    "listen", "quotas.connections_per_source", cfg->quotas.connections_per_source,
+	    "quotas.connections_per_worker", cfg->quotas.connections_per_worker);
 	return 0;
 }
 

@@ -607,6 +607,19 @@ static void test_listener_limits(void **state)
 	fix_close(&f);
 }
 
+/* A warning when one source may fill a worker's listener: at its size or above it, or with no cap
+ * of its own; none below it, nor when the worker takes any number. */
+static void test_listener_warn_caps(void **state)
+{
+	(void)state;
+	assert_int_equal(cm_listener_warn_caps("t", "source", 100, "worker", 100), 1);
+	assert_int_equal(cm_listener_warn_caps("t", "source", 101, "worker", 100), 1);
+	assert_int_equal(cm_listener_warn_caps("t", "source", 0, "worker", 100), 1);
+	assert_int_equal(cm_listener_warn_caps("t", "source", 99, "worker", 100), 0);
+	assert_int_equal(cm_listener_warn_caps("t", "source", 100, "worker", 0), 0);
+	assert_int_equal(cm_listener_warn_caps("t", "source", 0, "worker", 0), 0);
+}
+
 /* A server stream moves to another loop mid-conversation: TLS goes on where it was, the
  * connection still counts against its source until it closes over there. */
 static void test_move_to_another_loop(void **state)
@@ -680,6 +693,7 @@ int main(void)
 	    cmocka_unit_test(test_abort_resets),
 	    cmocka_unit_test(test_connect_failures),
 	    cmocka_unit_test(test_listener_limits),
+	    cmocka_unit_test(test_listener_warn_caps),
 	    cmocka_unit_test(test_move_to_another_loop),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -134,10 +134,13 @@ class IcicleSlowClients(unittest.TestCase):
                                             {"deadline": "tls_handshake"}), 1)
 
     def test_one_source_cannot_hold_every_slot(self):
-        # two workers of 100 connections each; the attacker, from one address, tries 260 slow
-        # connections, and gets the default connections_per_source (100) across both workers
+        # two workers of 150 connections each; the attacker, from one address, tries 260 slow
+        # connections, and gets the default connections_per_source (100) across both workers.
+        # The kernel hands each connection to a worker by a hash, so one source must stay below
+        # a worker's size: at 100 each, a worker slow to accept could see the attacker take all
+        # of its slots, and the clients hashed to it refused (the daemon warns of that setting).
         self.ic = Icicle(self.tmpdir.name, threads=2,
-                         extra="quotas:\n  connections_per_worker: 100\n")
+                         extra="quotas:\n  connections_per_worker: 150\n")
         for _ in range(260):
             s = connect_from(ATTACKER, self.ic.port)
             if s is not None:
@@ -167,6 +170,14 @@ class IcicleSlowClients(unittest.TestCase):
         out = self.ic.daemon.output()
         self.assertLessEqual(out.count("connections_per_source"), 3, out[-3000:])
         self.assertIn("connections_per_source", out)
+        self.assertNotIn("can fill a worker", out)
+
+    def test_a_source_as_large_as_a_worker_is_warned_of(self):
+        self.ic = Icicle(self.tmpdir.name, threads=2,
+                         extra="quotas:\n  connections_per_worker: 100\n")
+        out = self.ic.daemon.output()
+        self.assertIn("quotas.connections_per_source (100) is not below "
+                      "quotas.connections_per_worker (100)", out)
 
 
 class Platypus:

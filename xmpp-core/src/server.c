@@ -540,6 +540,9 @@ int xc_server_start(struct xc_server **out, struct cm_daemon *d, const struct xc
 		CM_LOGI("websocket", "browsers on %s://%s%s", srv->ws_tls ? "wss" : "ws",
 		        cfg->websocket.listen.v[i], cfg->websocket.path);
 	CM_LOGI("xmpp", "serving %zu host(s) on %u worker(s)", cfg->hosts.n, srv->nshards);
+	(void)cm_listener_warn_caps("c2s", "c2s.connections_per_source",
+	                            cfg->c2s.connections_per_source, "c2s.max_connections",
+	                            cfg->c2s.max_connections);
 	return start_api(srv);
 }
 

@@ -72,4 +72,11 @@ unsigned cm_listener_count(const struct cm_listener *ln); /* accepted streams al
 /* The bound address (the port chosen when 0 was asked). 0 or a libuv error. */
 int cm_listener_address(const struct cm_listener *ln, struct sockaddr_storage *ss, socklen_t *len);
 
+/* Log a warning (under mod) when one source address may hold as many connections as one
+ * worker's listener takes (per_source and per_worker, 0 for no limit, named by their keys): the
+ * kernel hands each connection to a worker by a hash of its addresses, and a worker one source
+ * has filled refuses every other client it is handed. 1 when warned, else 0. */
+int cm_listener_warn_caps(const char *mod, const char *source_key, long long per_source,
+                          const char *worker_key, long long per_worker);
+
 #endif
