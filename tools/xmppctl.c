@@ -2,8 +2,8 @@
  *
  * It talks to the running server over HTTP on the admin port (loopback by default), with the
  * bearer token from the api_token file; it never opens xmpp-core's database itself
- * (import-prosody reads Prosody's, read-only). Passwords are read from a file or standard input,
- * never from the command line.
+ * (import-prosody reads Prosody's, read-only; import-xep227 export files). Passwords are read from
+ * a file or standard input, never from the command line.
  */
 #include <curl/curl.h>
 #include <errno.h>
@@ -21,6 +21,7 @@
 #include "cm/crypto.h"
 #include "cm/err.h"
 #include "xmpp-core/src/prosody.h"
+#include "xmpp-core/src/xep227.h"
 
 #define DEFAULT_URL   "http://127.0.0.1:5280"
 #define DEFAULT_TOKEN "/etc/xmpp-core/api.token"
@@ -67,6 +68,9 @@ static void usage(FILE *f)
 	        "                    their passwords (SCRAM-SHA-1 keys), rosters, block lists,\n"
 	        "                    offline messages, PEP and vCards; accounts that exist\n"
 	        "                    already are left as they are (see xmppctl(8))\n"
+	        "  import-xep227 PATH [HOST]\n"
+	        "                    the same from XEP-0227 files (ejabberd's export_piefxis,\n"
+	        "                    Prosody's xep0227 store): a file, or a directory of them\n"
 	        "\n"
 	        "Options:\n"
 	        "  -u, --url URL            the admin port (default: $XMPPCTL_URL or " DEFAULT_URL
@@ -75,7 +79,7 @@ static void usage(FILE *f)
 	        "                           " DEFAULT_TOKEN ")\n"
 	        "  -p, --password-file FILE read the password from FILE (first line)\n"
 	        "      --json               print the server's JSON answer as it is\n"
-	        "  -n, --dry-run            import-prosody: read and check, send nothing\n"
+	        "  -n, --dry-run            import-*: read and check, send nothing\n"
 	        "  -h, --help               print this help and exit\n"
 	        "  -V, --version            print the version and exit\n"
 	        "\n"
@@ -384,19 +388,16 @@ static void counts(const char *jid, const char *what, json_t *j, bool answer)
 	           : "");
 }
 
-/* One account: read, sent (unless a dry run), told. */
-static void import_one(struct ctl *c, struct xc_prosody *p, const char *host, const char *user,
-                       struct tally *t)
+/* One account's document (NULL: it could not be made, why says why) sent unless a dry run,
+ * and told with its notes. */
+static void send_doc(struct ctl *c, const char *jid, const char *text, const char *why,
+                     const struct xc_import_notes *notes, struct tally *t)
 {
-	struct xc_prosody_notes notes = {0};
 	json_t *answer = NULL, *doc = NULL;
-	char err[CM_ERR_MAX], jid[2048];
-	char *text = NULL;
 	long st = 0;
 
-	snprintf(jid, sizeof(jid), "%s@%s", user, host);
-	if (xc_prosody_account(p, host, user, &text, &notes, err, sizeof(err)) != 0) {
-		printf("%s\tnot imported: %s\n", jid, err);
+	if (!text) {
+		printf("%s\tnot imported: %s\n", jid, why);
 		t->failed++;
 	} else {
 		doc = json_loads(text, 0, NULL);
@@ -406,7 +407,9 @@ static void import_one(struct ctl *c, struct xc_prosody *p, const char *host, co
 			counts(jid, c->dry_run ? "would be imported" : "imported",
 			       c->dry_run ? doc : answer, !c->dry_run);
 			t->done++;
-			t->sha1_only += !json_object_get(doc, "password");
+			t->sha1_only +=
+			    !json_object_get(doc, "password") &&
+			    !json_object_get(json_object_get(doc, "scram"), "SCRAM-SHA-256");
 		} else if (st == 409) {
 			printf("%s\talready there: left as it is\n", jid);
 			t->there++;
@@ -415,25 +418,88 @@ static void import_one(struct ctl *c, struct xc_prosody *p, const char *host, co
 			t->failed++;
 		} else if (st == 413) {
 			printf("%s\tnot imported: its document (%zu bytes) is over what the admin "
-			       "port "
-			       "reads\n",
+			       "port reads\n",
 			       jid, strlen(text));
 			t->failed++;
 		} else {
-			const char *why = json_string_value(json_object_get(answer, "error"));
+			const char *e = json_string_value(json_object_get(answer, "error"));
 
-			printf("%s\tnot imported: %s (HTTP %ld)\n", jid, why ? why : "refused", st);
+			printf("%s\tnot imported: %s (HTTP %ld)\n", jid, e ? e : "refused", st);
 			t->failed++;
 		}
-		cm_crypto_wipe(text, strlen(text));
 	}
-	for (size_t i = 0; i < notes.n; i++)
-		printf("  note: %s\n", notes.v[i]);
-	t->notes += notes.n;
-	xc_prosody_notes_free(&notes);
+	for (size_t i = 0; i < notes->n; i++)
+		printf("  note: %s\n", notes->v[i]);
+	t->notes += notes->n;
 	json_decref(doc);
 	json_decref(answer);
+}
+
+/* One Prosody account: read, sent, told. */
+static void import_one(struct ctl *c, struct xc_prosody *p, const char *host, const char *user,
+                       struct tally *t)
+{
+	struct xc_import_notes notes = {0};
+	char err[CM_ERR_MAX], jid[2048];
+	char *text = NULL;
+
+	snprintf(jid, sizeof(jid), "%s@%s", user, host);
+	if (xc_prosody_account(p, host, user, &text, &notes, err, sizeof(err)) != 0)
+		text = NULL;
+	send_doc(c, jid, text, err, &notes, t);
+	if (text)
+		cm_crypto_wipe(text, strlen(text));
+	xc_import_notes_free(&notes);
 	free(text);
+}
+
+/* The last lines of an import, and its exit status. */
+static int summary(const struct ctl *c, const struct tally *t, const char *sha1_why)
+{
+	printf("%zu %s, %zu already there, %zu not imported; %zu note(s)\n", t->done,
+	       c->dry_run ? "to import" : "imported", t->there, t->failed, t->notes);
+	if (t->sha1_only)
+		printf("%zu account(s) came with SCRAM-SHA-1 keys only (%s): until each has logged "
+		       "in once with PLAIN (or had its password changed), set\n"
+		       "  auth: { disabled_mechanisms: [SCRAM-SHA-256, SCRAM-SHA-256-PLUS] }\n"
+		       "so that clients choose SCRAM-SHA-1; `xmppctl stats` counts the accounts "
+		       "still without SCRAM-SHA-256 keys.\n",
+		       t->sha1_only, sha1_why);
+	return t->failed ? EXIT_REFUSED : 0;
+}
+
+/* import-xep227: each account as read */
+struct xep227_run {
+	struct ctl *c;
+	struct tally t;
+};
+
+static int xep227_account(void *arg, const struct xc_xep227_account *a)
+{
+	struct xep227_run *run = arg;
+
+	send_doc(run->c, a->jid, a->doc, a->err, a->notes, &run->t);
+	return run->t.unreachable ? -EHOSTUNREACH : 0;
+}
+
+/* import-xep227: the accounts of an XEP-0227 file or directory (of host, or all) sent to the
+ * import route. Exit status 1 when one or more could not be imported. */
+static int import_xep227(struct ctl *c, const char *path, const char *host)
+{
+	struct xep227_run run = {.c = c};
+	char err[CM_ERR_MAX];
+	int rc = xc_xep227_read(path, host, xep227_account, &run, err, sizeof(err));
+
+	if (run.t.unreachable)
+		return EXIT_UNREACHABLE;
+	if (rc) {
+		fprintf(stderr, "xmppctl: %s\n", rc == -ENOMEM ? "out of memory" : err);
+		return EXIT_USAGE;
+	}
+	if (run.t.done + run.t.there + run.t.failed == 0)
+		fprintf(stderr, "xmppctl: no accounts%s%s in %s\n", host ? " of " : "",
+		        host ? host : "", path);
+	return summary(c, &run.t, "the file holds no others");
 }
 
 /* import-prosody: each account of each host (or of host) read from Prosody's store and sent to
@@ -478,17 +544,7 @@ static int import_prosody(struct ctl *c, const char *file, const char *host)
 	xc_prosody_close(p);
 	if (t.unreachable)
 		return EXIT_UNREACHABLE;
-	printf("%zu %s, %zu already there, %zu not imported; %zu note(s)\n", t.done,
-	       c->dry_run ? "to import" : "imported", t.there, t.failed, t.notes);
-	if (t.sha1_only)
-		printf(
-		    "%zu account(s) came with SCRAM-SHA-1 keys only (Prosody keeps no others): "
-		    "until each has logged in once with PLAIN (or had its password changed), set\n"
-		    "  auth: { disabled_mechanisms: [SCRAM-SHA-256, SCRAM-SHA-256-PLUS] }\n"
-		    "so that clients choose SCRAM-SHA-1; `xmppctl stats` counts the accounts still "
-		    "without SCRAM-SHA-256 keys.\n",
-		    t.sha1_only);
-	return t.failed ? EXIT_REFUSED : 0;
+	return summary(c, &t, "Prosody keeps no others");
 }
 
 static int get(struct ctl *c, const char *path, const char *cmd)
@@ -590,16 +646,20 @@ int main(int argc, char **argv)
 	arg = optind + 1 < argc ? argv[optind + 1] : NULL;
 	nargs = argc - optind - 1;
 	if ((nargs > 1 &&
-	     !(nargs == 2 && (!strcmp(cmd, "fast-revoke") || !strcmp(cmd, "import-prosody")))) ||
-	    (!arg && (!strcmp(cmd, "register") || !strcmp(cmd, "unregister") ||
-	              !strcmp(cmd, "passwd") || !strcmp(cmd, "kick") ||
-	              !strcmp(cmd, "fast-revoke") || !strcmp(cmd, "import-prosody"))) ||
+	     !(nargs == 2 && (!strcmp(cmd, "fast-revoke") || !strcmp(cmd, "import-prosody") ||
+	                      !strcmp(cmd, "import-xep227")))) ||
+	    (!arg &&
+	     (!strcmp(cmd, "register") || !strcmp(cmd, "unregister") || !strcmp(cmd, "passwd") ||
+	      !strcmp(cmd, "kick") || !strcmp(cmd, "fast-revoke") ||
+	      !strcmp(cmd, "import-prosody") || !strcmp(cmd, "import-xep227"))) ||
 	    (arg && (!strcmp(cmd, "sessions") || !strcmp(cmd, "stats")))) {
 		fprintf(stderr, "xmppctl: wrong arguments for %s (see --help)\n", cmd);
 		return EXIT_USAGE;
 	}
 	if (!strcmp(cmd, "import-prosody") && c.dry_run)
 		return import_prosody(&c, arg, nargs == 2 ? argv[optind + 2] : NULL);
+	if (!strcmp(cmd, "import-xep227") && c.dry_run)
+		return import_xep227(&c, arg, nargs == 2 ? argv[optind + 2] : NULL);
 	if (load_token(&c) != 0)
 		return EXIT_USAGE;
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
@@ -614,6 +674,8 @@ int main(int argc, char **argv)
 		r = fast_revoke(&c, arg, nargs == 2 ? argv[optind + 2] : NULL);
 	} else if (!strcmp(cmd, "import-prosody")) {
 		r = import_prosody(&c, arg, nargs == 2 ? argv[optind + 2] : NULL);
+	} else if (!strcmp(cmd, "import-xep227")) {
+		r = import_xep227(&c, arg, nargs == 2 ? argv[optind + 2] : NULL);
 	} else if (!strcmp(cmd, "accounts")) {
 		cm_buf_init(&path, 0);
 		r = cm_buf_puts(&path, "accounts");

@@ -88,7 +88,7 @@ static void check_rows(const char *text, size_t len)
 {
 	struct xc_prosody_row rows[ROWS_MAX];
 	struct xc_prosody_item items[ROWS_MAX];
-	struct xc_prosody_notes notes = {0};
+	struct xc_import_notes notes = {0};
 	char *copy = malloc(len + 1), *line, *save = NULL, *doc = NULL;
 	char err[CM_ERR_MAX];
 	size_t n = 0, nitems = 0;
@@ -133,7 +133,7 @@ static void check_rows(const char *text, size_t len)
 	} else if (doc)
 		abort();
 	free(doc);
-	xc_prosody_notes_free(&notes);
+	xc_import_notes_free(&notes);
 	free(copy);
 }
 

@@ -289,7 +289,7 @@ static const struct xc_prosody_item alice_items[] = {
     {"pep_x-secret", "1", 9, "xml", "<secret xmlns='x'/>"},
 };
 
-static bool has_note(const struct xc_prosody_notes *n, const char *text)
+static bool has_note(const struct xc_import_notes *n, const char *text)
 {
 	for (size_t i = 0; i < n->n; i++)
 		if (strstr(n->v[i], text))
@@ -308,7 +308,7 @@ static json_t *find(json_t *roster, const char *jid)
 
 static void test_prosody_rows(void **state)
 {
-	struct xc_prosody_notes notes = {0};
+	struct xc_import_notes notes = {0};
 	struct xc_import_summary sum;
 	struct xc_store_req *r;
 	char err[CM_ERR_MAX], *doc;
@@ -388,12 +388,12 @@ static void test_prosody_rows(void **state)
 	xc_store_req_free(r);
 	json_decref(d);
 	free(doc);
-	xc_prosody_notes_free(&notes);
+	xc_import_notes_free(&notes);
 }
 
 static void test_prosody_credentials(void **state)
 {
-	struct xc_prosody_notes notes = {0};
+	struct xc_import_notes notes = {0};
 	char err[CM_ERR_MAX], *doc;
 	struct xc_prosody_row rows[4] = {
 	    {"accounts", "password", "string", "plain-kept"},
@@ -434,7 +434,7 @@ static void test_prosody_credentials(void **state)
 	                 0);
 	free(doc);
 	assert_int_equal(notes.n, 0);
-	xc_prosody_notes_free(&notes);
+	xc_import_notes_free(&notes);
 }
 
 /* --- vcard-temp from what Prosody keeps ---------------------------------------------------- */
@@ -526,7 +526,7 @@ static void sql(sqlite3 *db, const char *s)
 static void test_prosody_database(void **state)
 {
 	char dir[] = "/tmp/test_import.XXXXXX", path[64], err[CM_ERR_MAX], cmd[96], *doc;
-	struct xc_prosody_notes notes = {0};
+	struct xc_import_notes notes = {0};
 	struct xc_prosody *p;
 	char **list;
 	size_t n;
@@ -577,7 +577,7 @@ static void test_prosody_database(void **state)
 	assert_false(has_note(&notes, "\"offline\" left behind"));
 	assert_non_null(strstr(doc, "\"offline\":[{\"stamp_ms\":7000,"));
 	free(doc);
-	xc_prosody_notes_free(&notes);
+	xc_import_notes_free(&notes);
 	xc_prosody_close(p);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	assert_int_equal(system(cmd), 0);

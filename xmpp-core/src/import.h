@@ -60,6 +60,18 @@ struct xc_import_summary {
 	unsigned hashes; /* bit 1 << enum xc_scram_hash for each hash with keys */
 };
 
+/* What a converter of another server's data (prosody.c, xep227.c) left behind or changed, one
+ * line each, for the operator. */
+struct xc_import_notes {
+	char **v; /* owned, each owned */
+	size_t n;
+};
+
+/* Add a line. 0 or -ENOMEM. */
+int xc_import_note(struct xc_import_notes *notes, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void xc_import_notes_free(struct xc_import_notes *notes);
+
 /* Check the len bytes of text (a JSON object) against lim and fill r, a fresh
  * XC_STORE_ACCOUNT_IMPORT request: its user (the account's bare JID, normalised: the caller
  * checks that its host is served), creds, items, jids and msgs. 0; -EINVAL with err saying

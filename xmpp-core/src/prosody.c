@@ -21,38 +21,6 @@
 
 #define SHA1_LEN 20
 
-/* --- notes -------------------------------------------------------------------------------- */
-
-void xc_prosody_notes_free(struct xc_prosody_notes *notes)
-{
-	for (size_t i = 0; i < notes->n; i++)
-		free(notes->v[i]);
-	free(notes->v);
-	notes->v = NULL;
-	notes->n = 0;
-}
-
-static int note(struct xc_prosody_notes *notes, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static int note(struct xc_prosody_notes *notes, const char *fmt, ...)
-{
-	char **nv = realloc(notes->v, (notes->n + 1) * sizeof(*nv));
-	va_list ap;
-	int len;
-
-	if (!nv)
-		return -ENOMEM;
-	notes->v = nv;
-	va_start(ap, fmt);
-	len = vasprintf(&nv[notes->n], fmt, ap);
-	va_end(ap);
-	if (len < 0)
-		return -ENOMEM;
-	notes->n++;
-	return 0;
-}
-
 /* --- one account's rows ------------------------------------------------------------------- */
 
 /* A time Prosody wrote, in seconds, within what the import takes (years 1970 to 9999). */
@@ -94,7 +62,7 @@ static bool unhex(const char *s, unsigned char *out, size_t want)
 }
 
 /* base64 of n bytes as a new JSON string (NULL on allocation failure). */
-static json_t *b64(const void *data, size_t n)
+json_t *xc_prosody__b64(const void *data, size_t n)
 {
 	struct cm_buf b;
 	json_t *j = NULL;
@@ -137,8 +105,9 @@ static int credentials(json_t *doc, const struct account_rows *a, char *err, siz
 		return cm_errf(err, errlen, -EINVAL,
 		               "stored_key and server_key must be 40 hex digits (SHA-1)");
 	keys = json_pack("{s{sI so so so}}", "SCRAM-SHA-1", "iterations", (json_int_t)iter, "salt",
-	                 b64(a->salt, salt_len), "stored_key", b64(stored, SHA1_LEN), "server_key",
-	                 b64(server, SHA1_LEN));
+	                 xc_prosody__b64(a->salt, salt_len), "stored_key",
+	                 xc_prosody__b64(stored, SHA1_LEN), "server_key",
+	                 xc_prosody__b64(server, SHA1_LEN));
 	cm_crypto_wipe(stored, sizeof(stored));
 	cm_crypto_wipe(server, sizeof(server));
 	return !keys || json_object_set_new(doc, "scram", keys) ? -ENOMEM : 0;
@@ -159,8 +128,8 @@ static json_t *false_key(json_t *v)
 static const char *const sub_names[] = {"none", "to", "from", "both"};
 
 /* One roster row (contact key, Prosody's item) as an item of the document's roster. */
-static int roster_item(json_t *roster, const char *contact, json_t *v, const char *jid,
-                       struct xc_prosody_notes *notes)
+int xc_prosody__roster_item(json_t *roster, const char *contact, json_t *v, const char *jid,
+                            struct xc_import_notes *notes)
 {
 	const char *sub = json_string_value(json_object_get(v, "subscription"));
 	const char *ask = json_string_value(json_object_get(v, "ask"));
@@ -175,10 +144,11 @@ static int roster_item(json_t *roster, const char *contact, json_t *v, const cha
 		known = known || strcmp(sub, sub_names[s]) == 0;
 	if (!known) {
 		json_decref(list);
-		return note(notes,
-		            "%s: contact %s left behind: subscription \"%s\" is not one of none, "
-		            "to, from, both",
-		            jid, contact, sub ? sub : "(none)");
+		return xc_import_note(
+		    notes,
+		    "%s: contact %s left behind: subscription \"%s\" is not one of none, "
+		    "to, from, both",
+		    jid, contact, sub ? sub : "(none)");
 	}
 	/* groups: {"name": true} (0.11, 0.12) or ["name"] */
 	if (json_is_object(groups)) {
@@ -210,17 +180,18 @@ static int roster_item(json_t *roster, const char *contact, json_t *v, const cha
 	if (!item || json_array_append_new(roster, item))
 		return -ENOMEM;
 	if (ask && !strcmp(ask, "subscribe") && seen)
-		return note(notes,
-		            "%s: contact %s: the pending subscription request was dropped (the "
-		            "subscription is %s already)",
-		            jid, contact, sub);
+		return xc_import_note(
+		    notes,
+		    "%s: contact %s: the pending subscription request was dropped (the "
+		    "subscription is %s already)",
+		    jid, contact, sub);
 	return 0;
 }
 
 /* The pending requests (contacts who asked to see the user's presence): on the roster item
  * when the contact is listed, else in "requests". */
-static int pending(json_t *roster, json_t *requests, json_t *pend, const char *jid,
-                   struct xc_prosody_notes *notes)
+int xc_prosody__pending(json_t *roster, json_t *requests, json_t *pend, const char *jid,
+                        struct xc_import_notes *notes)
 {
 	const char *contact, *sub;
 	json_t *v;
@@ -242,10 +213,11 @@ static int pending(json_t *roster, json_t *requests, json_t *pend, const char *j
 		}
 		sub = json_string_value(json_object_get(item, "subscription"));
 		if (!strcmp(sub, "from") || !strcmp(sub, "both"))
-			rc = note(notes,
-			          "%s: contact %s: a pending request was dropped (it sees the "
-			          "user's presence already)",
-			          jid, contact);
+			rc = xc_import_note(
+			    notes,
+			    "%s: contact %s: a pending request was dropped (it sees the "
+			    "user's presence already)",
+			    jid, contact);
 		else
 			rc = json_object_set_new(item, "pending_in", json_true()) ? -ENOMEM : 0;
 		if (rc)
@@ -257,8 +229,8 @@ static int pending(json_t *roster, json_t *requests, json_t *pend, const char *j
 /* One PEP node's entry of the document, from its configuration as Prosody keeps it (NULL: the
  * defaults of Prosody's PEP: presence, persistent, one item). NULL when the node cannot be
  * carried (noted). */
-static json_t *pep_node(const char *node, json_t *cfg, const char *jid,
-                        struct xc_prosody_notes *notes, int *rc)
+json_t *xc_prosody__pep_node(const char *node, json_t *cfg, const char *jid,
+                             struct xc_import_notes *notes, int *rc)
 {
 	static const char *const models[] = {"presence", "open", "whitelist", "roster"};
 	const char *access = json_string_value(json_object_get(cfg, "access_model"));
@@ -270,15 +242,17 @@ static json_t *pep_node(const char *node, json_t *cfg, const char *jid,
 	for (int m = 0; m < 4 && access; m++)
 		known = known || strcmp(access, models[m]) == 0;
 	if (known && access && !strcmp(access, "roster") && !json_array_size(groups)) {
-		*rc = note(notes, "%s: PEP node %s left behind: access model roster without groups",
-		           jid, node);
+		*rc = xc_import_note(
+		    notes, "%s: PEP node %s left behind: access model roster without groups", jid,
+		    node);
 		return NULL;
 	}
 	if (!known) {
-		*rc = note(notes,
-		           "%s: PEP node %s left behind: access model \"%s\" is not one of "
-		           "presence, open, whitelist, roster",
-		           jid, node, access);
+		*rc =
+		    xc_import_note(notes,
+		                   "%s: PEP node %s left behind: access model \"%s\" is not one of "
+		                   "presence, open, whitelist, roster",
+		                   jid, node, access);
 		return NULL;
 	}
 	n = json_pack("{ss ss sb s[]}", "node", node, "access", access ? access : "presence",
@@ -296,10 +270,33 @@ static json_t *pep_node(const char *node, json_t *cfg, const char *jid,
 	return n;
 }
 
+int xc_prosody__pep_trim(json_t *pep, const char *jid, struct xc_import_notes *notes)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i < json_array_size(pep) && !rc; i++) {
+		json_t *nd = json_array_get(pep, i), *its = json_object_get(nd, "items");
+		json_int_t keep = json_is_false(json_object_get(nd, "persist"))
+		                      ? 1
+		                      : json_integer_value(json_object_get(nd, "max_items"));
+
+		if (keep > 0 && (json_int_t)json_array_size(its) > keep) {
+			rc = xc_import_note(
+			    notes,
+			    "%s: PEP node %s: the %zu oldest item(s) left behind (it keeps %lld)",
+			    jid, json_string_value(json_object_get(nd, "node")),
+			    json_array_size(its) - (size_t)keep, (long long)keep);
+			while (!rc && (json_int_t)json_array_size(its) > keep)
+				json_array_remove(its, 0);
+		}
+	}
+	return rc;
+}
+
 /* The archive items: offline messages into "offline", PEP items into their nodes of "pep"
  * (configured as the "pep" store's rows say, in cfgs). */
 static int archive_items(json_t *doc, json_t *cfgs, const struct xc_prosody_item *items, size_t n,
-                         const char *jid, struct xc_prosody_notes *notes)
+                         const char *jid, struct xc_import_notes *notes)
 {
 	json_t *offline = json_array(), *pep = json_array(), *node = NULL;
 	const char *name = NULL;
@@ -310,12 +307,13 @@ static int archive_items(json_t *doc, json_t *cfgs, const struct xc_prosody_item
 		bool is_pep = !strncmp(it->store, "pep_", 4) && it->store[4];
 
 		if (!utf8(it->store) || !utf8(it->key) || !utf8(it->value)) {
-			rc = note(notes, "%s: an archived item that is not UTF-8 left behind", jid);
+			rc = xc_import_note(
+			    notes, "%s: an archived item that is not UTF-8 left behind", jid);
 			continue;
 		}
 		if ((strcmp(it->store, "offline") && !is_pep) || strcmp(it->type, "xml")) {
-			rc = note(notes, "%s: an item of \"%s\" (type %s) left behind", jid,
-			          it->store, it->type);
+			rc = xc_import_note(notes, "%s: an item of \"%s\" (type %s) left behind",
+			                    jid, it->store, it->type);
 			continue;
 		}
 		if (!is_pep) {
@@ -328,7 +326,8 @@ static int archive_items(json_t *doc, json_t *cfgs, const struct xc_prosody_item
 		}
 		if (!name || strcmp(name, it->store + 4) != 0) {
 			name = it->store + 4;
-			node = pep_node(name, json_object_get(cfgs, name), jid, notes, &rc);
+			node = xc_prosody__pep_node(name, json_object_get(cfgs, name), jid, notes,
+			                            &rc);
 			if (node && json_array_append_new(pep, node))
 				rc = -ENOMEM;
 		}
@@ -338,22 +337,8 @@ static int archive_items(json_t *doc, json_t *cfgs, const struct xc_prosody_item
 			rc = -ENOMEM;
 	}
 	/* a node keeps max_items: the newest of what Prosody holds */
-	for (size_t i = 0; i < json_array_size(pep) && !rc; i++) {
-		json_t *nd = json_array_get(pep, i), *its = json_object_get(nd, "items");
-		json_int_t keep = json_is_false(json_object_get(nd, "persist"))
-		                      ? 1
-		                      : json_integer_value(json_object_get(nd, "max_items"));
-
-		if (keep > 0 && (json_int_t)json_array_size(its) > keep) {
-			rc = note(
-			    notes,
-			    "%s: PEP node %s: the %zu oldest item(s) left behind (it keeps %lld)",
-			    jid, json_string_value(json_object_get(nd, "node")),
-			    json_array_size(its) - (size_t)keep, (long long)keep);
-			while (!rc && (json_int_t)json_array_size(its) > keep)
-				json_array_remove(its, 0);
-		}
-	}
+	if (!rc)
+		rc = xc_prosody__pep_trim(pep, jid, notes);
 	/* nodes Prosody knows without items: nothing to carry, but say so */
 	{
 		const char *k;
@@ -367,8 +352,8 @@ static int archive_items(json_t *doc, json_t *cfgs, const struct xc_prosody_item
 				found = !strncmp(items[i].store, "pep_", 4) &&
 				        !strcmp(items[i].store + 4, k);
 			if (!found && !rc)
-				rc = note(notes, "%s: PEP node %s has no items: not carried", jid,
-				          k);
+				rc = xc_import_note(
+				    notes, "%s: PEP node %s has no items: not carried", jid, k);
 		}
 	}
 	if (!rc && json_array_size(offline) && json_object_set(doc, "offline", offline))
@@ -422,7 +407,7 @@ static int avatar(const struct xc_prosody_item *items, size_t n, char **b64, cha
 /* The document's "vcard": mod_vcard's stored stanza (table: the "" row of its store), else one
  * made from the vCard4 and avatar mod_vcard_legacy keeps in PEP. */
 static int vcard(json_t *doc, const json_t *table, const struct xc_prosody_item *items, size_t n,
-                 const char *jid, struct xc_prosody_notes *notes)
+                 const char *jid, struct xc_import_notes *notes)
 {
 	const struct xc_prosody_item *v4 = newest(items, n, "urn:xmpp:vcard4");
 	char *xml = NULL, *b64 = NULL, *type = NULL;
@@ -435,8 +420,8 @@ static int vcard(json_t *doc, const json_t *table, const struct xc_prosody_item 
 	free(b64);
 	free(type);
 	if (rc == -EINVAL)
-		return note(notes, "%s: the vCard left behind: it is not one this reader can take",
-		            jid);
+		return xc_import_note(
+		    notes, "%s: the vCard left behind: it is not one this reader can take", jid);
 	if (!rc && xml && json_object_set_new(doc, "vcard", json_string(xml)))
 		rc = -ENOMEM;
 	free(xml);
@@ -445,7 +430,7 @@ static int vcard(json_t *doc, const json_t *table, const struct xc_prosody_item 
 
 int xc_prosody_doc(const char *jid, const struct xc_prosody_row *rows, size_t n,
                    const struct xc_prosody_item *items, size_t nitems, char **doc,
-                   struct xc_prosody_notes *notes, char *err, size_t errlen)
+                   struct xc_import_notes *notes, char *err, size_t errlen)
 {
 	json_t *cfgs = json_object(); /* PEP nodes' configurations */
 	json_t *vtable = NULL;        /* mod_vcard's stored stanza */
@@ -464,7 +449,8 @@ int xc_prosody_doc(const char *jid, const struct xc_prosody_row *rows, size_t n,
 		const struct xc_prosody_row *r = &rows[i];
 
 		if (!utf8(r->store) || !utf8(r->key) || !utf8(r->value)) {
-			rc = note(notes, "%s: a value that is not UTF-8 left behind", jid);
+			rc =
+			    xc_import_note(notes, "%s: a value that is not UTF-8 left behind", jid);
 			continue;
 		}
 		if (!strcmp(r->store, "accounts")) {
@@ -477,15 +463,15 @@ int xc_prosody_doc(const char *jid, const struct xc_prosody_row *rows, size_t n,
 			if (slot)
 				*slot = r->value;
 			else if (strcmp(r->key, "updated") != 0) /* when the keys were last set */
-				rc = note(notes, "%s: account value \"%s\" left behind", jid,
-				          r->key);
+				rc = xc_import_note(notes, "%s: account value \"%s\" left behind",
+				                    jid, r->key);
 		} else if (!strcmp(r->store, "roster")) {
 			json_t *v = strcmp(r->type, "json") ? NULL : json_loads(r->value, 0, NULL);
 
 			if (!json_is_object(v))
-				rc = note(notes,
-				          "%s: roster entry \"%s\" left behind: not a JSON object",
-				          jid, r->key);
+				rc = xc_import_note(
+				    notes, "%s: roster entry \"%s\" left behind: not a JSON object",
+				    jid, r->key);
 			else if (!*r->key) {
 				json_t *own = false_key(v);
 
@@ -494,7 +480,7 @@ int xc_prosody_doc(const char *jid, const struct xc_prosody_row *rows, size_t n,
 					pend = json_incref(json_object_get(own, "pending"));
 				}
 			} else
-				rc = roster_item(roster, r->key, v, jid, notes);
+				rc = xc_prosody__roster_item(roster, r->key, v, jid, notes);
 			json_decref(v);
 		} else if (!strcmp(r->store, "vcard")) {
 			/* the stanza's children under the key ""; its name and xmlns are vCard's */
@@ -520,9 +506,9 @@ int xc_prosody_doc(const char *jid, const struct xc_prosody_row *rows, size_t n,
 			/* another store: counted, and named once per store */
 			if (!other || strcmp(other, r->store) != 0) {
 				if (other)
-					rc = note(notes,
-					          "%s: store \"%s\" left behind (%zu value(s))",
-					          jid, other, nother);
+					rc = xc_import_note(
+					    notes, "%s: store \"%s\" left behind (%zu value(s))",
+					    jid, other, nother);
 				other = r->store;
 				nother = 0;
 			}
@@ -530,9 +516,10 @@ int xc_prosody_doc(const char *jid, const struct xc_prosody_row *rows, size_t n,
 		}
 	}
 	if (!rc && other)
-		rc = note(notes, "%s: store \"%s\" left behind (%zu value(s))", jid, other, nother);
+		rc = xc_import_note(notes, "%s: store \"%s\" left behind (%zu value(s))", jid,
+		                    other, nother);
 	if (!rc && pend)
-		rc = pending(roster, requests, pend, jid, notes);
+		rc = xc_prosody__pending(roster, requests, pend, jid, notes);
 	if (!rc)
 		rc = archive_items(d, cfgs, items, nitems, jid, notes);
 	if (!rc)
@@ -675,7 +662,7 @@ static sqlite3_stmt *account_query(struct xc_prosody *p, const char *sql, const 
 /* Notes for the archives the account has that are not carried over (the message archive, MUC
  * logs...). A database without the archive table has none. */
 static int archived(struct xc_prosody *p, const char *host, const char *user, const char *jid,
-                    struct xc_prosody_notes *notes)
+                    struct xc_import_notes *notes)
 {
 	sqlite3_stmt *st =
 	    account_query(p,
@@ -688,9 +675,9 @@ static int archived(struct xc_prosody *p, const char *host, const char *user, co
 	if (!st)
 		return 0;
 	while (!rc && sqlite3_step(st) == SQLITE_ROW)
-		rc = note(notes, "%s: archive \"%s\" left behind (%lld item(s))", jid,
-		          (const char *)sqlite3_column_text(st, 0),
-		          (long long)sqlite3_column_int64(st, 1));
+		rc = xc_import_note(notes, "%s: archive \"%s\" left behind (%lld item(s))", jid,
+		                    (const char *)sqlite3_column_text(st, 0),
+		                    (long long)sqlite3_column_int64(st, 1));
 	sqlite3_finalize(st);
 	return rc;
 }
@@ -748,7 +735,7 @@ static int read_items(struct xc_prosody *p, const char *host, const char *user,
 }
 
 int xc_prosody_account(struct xc_prosody *p, const char *host, const char *user, char **doc,
-                       struct xc_prosody_notes *notes, char *err, size_t errlen)
+                       struct xc_import_notes *notes, char *err, size_t errlen)
 {
 	struct xc_prosody_item *items = NULL;
 	size_t nitems = 0;

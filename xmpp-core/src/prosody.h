@@ -27,6 +27,8 @@
 
 #include <stddef.h>
 
+#include "import.h"
+
 /* One row of Prosody's key-value table for the account: its store, key, type ("string",
  * "number", "boolean", "json", "xml") and value, as text. */
 struct xc_prosody_row {
@@ -42,14 +44,6 @@ struct xc_prosody_item {
 	const char *type, *value;
 };
 
-/* What was left behind or changed, one line each. */
-struct xc_prosody_notes {
-	char **v; /* owned, each owned */
-	size_t n;
-};
-
-void xc_prosody_notes_free(struct xc_prosody_notes *notes);
-
 /* The import document of jid (user@host) from its n rows, those of a store together (a store's
  * rows apart are noted apart), and its nitems archive items, those of a store together, oldest
  * first. *doc gets the JSON text
@@ -58,7 +52,7 @@ void xc_prosody_notes_free(struct xc_prosody_notes *notes);
  * complete SCRAM-SHA-1 keys: err says what is missing); -ENOMEM. */
 int xc_prosody_doc(const char *jid, const struct xc_prosody_row *rows, size_t n,
                    const struct xc_prosody_item *items, size_t nitems, char **doc,
-                   struct xc_prosody_notes *notes, char *err, size_t errlen);
+                   struct xc_import_notes *notes, char *err, size_t errlen);
 
 struct xc_prosody;
 
@@ -78,7 +72,7 @@ int xc_prosody_users(struct xc_prosody *p, const char *host, char ***users, size
 /* The import document of user@host (as xc_prosody_doc()), with notes for the archives left
  * behind (the message archive, MUC logs...). */
 int xc_prosody_account(struct xc_prosody *p, const char *host, const char *user, char **doc,
-                       struct xc_prosody_notes *notes, char *err, size_t errlen);
+                       struct xc_import_notes *notes, char *err, size_t errlen);
 
 /* Free a list from xc_prosody_hosts() or xc_prosody_users(). */
 void xc_prosody_list_free(char **v, size_t n);

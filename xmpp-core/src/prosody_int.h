@@ -4,6 +4,8 @@
 
 #include <jansson.h>
 
+#include "import.h"
+
 /* vcard-temp from mod_vcard's stored stanza: children is the JSON array Prosody keeps under the
  * key "" of the vcard store (each element {"name", "attr", "__array": [children]}, text as
  * strings). *out: the <vCard xmlns='vcard-temp'/> as XML text (owned). 0, -EINVAL (not a
@@ -15,5 +17,31 @@ int xc_prosody__vcard_from_table(const json_t *children, char **out);
  * as PHOTO. Properties vcard-temp has no place for are left out. Same returns. */
 int xc_prosody__vcard_from_vcard4(const char *vcard4, const char *photo_b64, const char *photo_type,
                                   char **out);
+
+/* The pieces of a document that xep227_doc.c builds alike, from what XEP-0227 writes in
+ * Prosody's shapes: */
+
+/* base64 of n bytes as a new JSON string (NULL on allocation failure). */
+json_t *xc_prosody__b64(const void *data, size_t n);
+
+/* One contact (bare JID contact) as an item of roster, from an object of Prosody's roster item
+ * ({"subscription", "ask", "name", "groups", "approved"}); what cannot be carried is noted under
+ * jid. 0 or -ENOMEM. */
+int xc_prosody__roster_item(json_t *roster, const char *contact, json_t *v, const char *jid,
+                            struct xc_import_notes *notes);
+
+/* The requests not answered (the keys of the object pend): on the roster's item of the contact,
+ * else into requests. 0 or -ENOMEM. */
+int xc_prosody__pending(json_t *roster, json_t *requests, json_t *pend, const char *jid,
+                        struct xc_import_notes *notes);
+
+/* A PEP node's entry (with an empty "items"), configured as cfg says in Prosody's names
+ * (access_model, persist_items, max_items, roster_groups_allowed; NULL: defaults). NULL when
+ * the node cannot be carried (noted; *rc set on failure to note). */
+json_t *xc_prosody__pep_node(const char *node, json_t *cfg, const char *jid,
+                             struct xc_import_notes *notes, int *rc);
+
+/* Each node of pep keeps the newest of its items, as many as it keeps (noted). 0 or -ENOMEM. */
+int xc_prosody__pep_trim(json_t *pep, const char *jid, struct xc_import_notes *notes);
 
 #endif

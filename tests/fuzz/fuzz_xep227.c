@@ -1,0 +1,67 @@
+/* fuzz_xep227.c - libFuzzer target: XEP-0227 text read into import documents
+ * (xc_xep227_read_buf()), each document then checked by the import route as xmppctl would send
+ * it. The reader must answer 0 or -EINVAL (with a message naming the file) or -ENOMEM; an
+ * account handed on has a JID and either a JSON object naming it or a reason; the route may
+ * refuse a document, but only with -EINVAL or -ENOMEM. Anything else abort()s. */
+#include <errno.h>
+#include <jansson.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cm/err.h"
+#include "xmpp-core/src/import.h"
+#include "xmpp-core/src/store.h"
+#include "xmpp-core/src/xep227.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static int check(void *arg, const struct xc_xep227_account *a)
+{
+	/* one iteration: a password in a document costs no real PBKDF2 here */
+	static const struct xc_import_limits lim = {.iter = 1,
+	                                            .max_offline = 8,
+	                                            .max_stanza = 4096,
+	                                            .max_nodes = 8,
+	                                            .max_items = 4,
+	                                            .max_payload = 4096};
+	struct xc_import_summary sum;
+	struct xc_store_req *r;
+	char err[CM_ERR_MAX];
+	json_t *doc;
+	int rc;
+
+	(void)arg;
+	if (!a->jid || !a->file || !a->notes)
+		abort();
+	if (!a->doc) {
+		if (!a->err || !*a->err)
+			abort();
+		return 0;
+	}
+	doc = json_loads(a->doc, 0, NULL);
+	if (!doc || !json_is_string(json_object_get(doc, "jid")) ||
+	    strcmp(json_string_value(json_object_get(doc, "jid")), a->jid) != 0)
+		abort();
+	json_decref(doc);
+	if (!(r = xc_store_req_new(XC_STORE_ACCOUNT_IMPORT, NULL, NULL, NULL)))
+		return 0;
+	rc = xc_import_parse(a->doc, strlen(a->doc), &lim, r, &sum, err, sizeof(err));
+	if (rc != 0 && rc != -EINVAL && rc != -ENOMEM)
+		abort();
+	xc_store_req_free(r);
+	return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	char err[CM_ERR_MAX] = "";
+	int rc = xc_xep227_read_buf((const char *)data, size, "fuzz.xml", NULL, check, NULL, err,
+	                            sizeof(err));
+
+	if (rc != 0 && rc != -EINVAL && rc != -ENOMEM && rc != -E2BIG)
+		abort();
+	if (rc == -EINVAL && !strstr(err, "fuzz.xml"))
+		abort();
+	return 0;
+}

@@ -1,0 +1,459 @@
+/* test_xep227.c - XEP-0227 files read into import documents (xep227.h): what ejabberd's
+ * export_piefxis and Prosody's xep0227 store write, checked against what the import route
+ * takes; the scan's refusals; files, includes and directories. */
+#include <errno.h>
+#include <jansson.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "cm/crypto.h"
+#include "cm/err.h"
+#include "xmpp-core/src/import.h"
+#include "xmpp-core/src/store.h"
+#include "xmpp-core/src/xep227.h"
+
+#define HEAD "<?xml version='1.0' encoding='UTF-8'?><server-data xmlns='urn:xmpp:pie:0'>"
+#define TAIL "</server-data>"
+
+/* SCRAM-SHA-1 of "pencil" (RFC 5802's example): salt QSXCR+Q6sek8bf92, 4096 iterations */
+#define SALT_B64   "QSXCR+Q6sek8bf92"
+#define STORED_B64 "6dlGYMOdZcOPutkcNY8U2g7vK9Y="
+#define SERVER_B64 "D+CSWLOshSulAsxiupA+qs2/fTE="
+/* the same as ejabberd writes them: base64 of the base64 */
+#define SALT_B64B64   "UVNYQ1IrUTZzZWs4YmY5Mg=="
+#define STORED_B64B64 "NmRsR1lNT2RaY09QdXRrY05ZOFUyZzd2SzlZPQ=="
+#define SERVER_B64B64 "RCtDU1dMT3NoU3VsQXN4aXVwQStxczIvZlRFPQ=="
+
+#define SCRAM1(salt, stored, server)                                                               \
+	"<scram-credentials xmlns='urn:xmpp:pie:0#scram' mechanism='SCRAM-SHA-1'>"                 \
+	"<iter-count>4096</iter-count><salt>" salt "</salt><server-key>" server                    \
+	"</server-key><stored-key>" stored "</stored-key></scram-credentials>"
+
+/* What the reader handed on. */
+struct got {
+	size_t n;
+	char *jid[8];
+	json_t *doc[8];
+	char *err[8];
+	char *notes[8]; /* joined, "|" between */
+};
+
+static int collect(void *arg, const struct xc_xep227_account *a)
+{
+	struct got *g = arg;
+	size_t i = g->n++;
+	size_t len = 1;
+
+	assert_true(i < 8);
+	g->jid[i] = strdup(a->jid);
+	g->doc[i] = a->doc ? json_loads(a->doc, 0, NULL) : NULL;
+	if (a->doc)
+		assert_non_null(g->doc[i]);
+	g->err[i] = a->doc ? NULL : strdup(a->err);
+	for (size_t k = 0; k < a->notes->n; k++)
+		len += strlen(a->notes->v[k]) + 1;
+	g->notes[i] = calloc(1, len);
+	for (size_t k = 0; k < a->notes->n; k++) {
+		strcat(g->notes[i], a->notes->v[k]);
+		strcat(g->notes[i], "|");
+	}
+	return 0;
+}
+
+static void got_free(struct got *g)
+{
+	for (size_t i = 0; i < g->n; i++) {
+		free(g->jid[i]);
+		json_decref(g->doc[i]);
+		free(g->err[i]);
+		free(g->notes[i]);
+	}
+	memset(g, 0, sizeof(*g));
+}
+
+static int read_text(const char *text, const char *host, struct got *g, char *err)
+{
+	memset(g, 0, sizeof(*g));
+	return xc_xep227_read_buf(text, strlen(text), "test.xml", host, collect, g, err,
+	                          CM_ERR_MAX);
+}
+
+/* The document as the import route checks it, with room for what these tests hold. */
+static void route_takes(json_t *doc)
+{
+	static const struct xc_import_limits lim = {.iter = 4096,
+	                                            .max_offline = 10,
+	                                            .max_stanza = 4096,
+	                                            .max_nodes = 10,
+	                                            .max_items = 10,
+	                                            .max_payload = 4096};
+	struct xc_store_req *r = xc_store_req_new(XC_STORE_ACCOUNT_IMPORT, NULL, NULL, NULL);
+	struct xc_import_summary sum;
+	char err[CM_ERR_MAX] = "", *text = json_dumps(doc, 0);
+
+	assert_non_null(r);
+	assert_non_null(text);
+	if (xc_import_parse(text, strlen(text), &lim, r, &sum, err, sizeof(err)) != 0)
+		fail_msg("the route refuses %s: %s", text, err);
+	free(text);
+	xc_store_req_free(r);
+}
+
+static const char *str(json_t *doc, const char *path)
+{
+	return json_string_value(json_object_get(doc, path));
+}
+
+/* ejabberd's export: keys twice in base64, the server's delay on the offline message, private
+ * XML left behind. */
+static void test_ejabberd_user(void **state)
+{
+	const char *text = HEAD "<host jid='example.test'><user name='alice'>" SCRAM1(
+	    SALT_B64B64, STORED_B64B64,
+	    SERVER_B64B64) "<offline-messages><message to='alice@example.test' "
+	                   "from='bob@example.test' type='chat' id='1' "
+	                   "xmlns='jabber:client'><delay from='example.test' "
+	                   "stamp='2026-12-06T08:06:05.101884Z' xmlns='urn:xmpp:delay'>Offline "
+	                   "storage</delay><body>kept &amp; away</body></message>"
+	                   "</offline-messages><vCard xmlns='vcard-temp'><FN>Alice "
+	                   "L</FN></vCard><query xmlns='jabber:iq:roster'><item "
+	                   "subscription='both' name='Bobby' "
+	                   "jid='bob@example.test'><group>Friends</group><group>Work</group>"
+	                   "</item><item subscription='none' ask='subscribe' "
+	                   "jid='carol@example.test'/></query><query "
+	                   "xmlns='jabber:iq:private'><storage "
+	                   "xmlns='storage:bookmarks'/></query></user></host>" TAIL;
+	char err[CM_ERR_MAX] = "";
+	struct got g;
+	json_t *d, *k, *it, *off;
+
+	(void)state;
+	assert_int_equal(read_text(text, NULL, &g, err), 0);
+	assert_int_equal(g.n, 1);
+	assert_string_equal(g.jid[0], "alice@example.test");
+	d = g.doc[0];
+	assert_non_null(d);
+	assert_string_equal(str(d, "jid"), "alice@example.test");
+	k = json_object_get(json_object_get(d, "scram"), "SCRAM-SHA-1");
+	assert_int_equal(json_integer_value(json_object_get(k, "iterations")), 4096);
+	assert_string_equal(str(k, "salt"), SALT_B64);
+	assert_string_equal(str(k, "stored_key"), STORED_B64);
+	assert_string_equal(str(k, "server_key"), SERVER_B64);
+	it = json_array_get(json_object_get(d, "roster"), 0);
+	assert_string_equal(str(it, "jid"), "bob@example.test");
+	assert_string_equal(str(it, "name"), "Bobby");
+	assert_string_equal(str(it, "subscription"), "both");
+	assert_int_equal(json_array_size(json_object_get(it, "groups")), 2);
+	it = json_array_get(json_object_get(d, "roster"), 1);
+	assert_true(json_is_true(json_object_get(it, "ask")));
+	off = json_array_get(json_object_get(d, "offline"), 0);
+	/* 2026-12-06T08:06:05.101Z */
+	assert_int_equal(json_integer_value(json_object_get(off, "stamp_ms")), 1796544365101LL);
+	assert_null(strstr(str(off, "stanza"), "delay"));
+	assert_non_null(strstr(str(off, "stanza"), "<body>kept &amp; away</body>"));
+	assert_non_null(strstr(str(off, "stanza"), "xmlns='jabber:client'"));
+	assert_string_equal(str(d, "vcard"), "<vCard xmlns='vcard-temp'><FN>Alice L</FN></vCard>");
+	assert_non_null(strstr(g.notes[0], "private XML storage (XEP-0049) left behind: 1"));
+	route_takes(d);
+	got_free(&g);
+}
+
+/* Prosody's: keys once in base64 for two hashes, a request not answered, PEP with its form. */
+static void test_prosody_user(void **state)
+{
+	const char *text = HEAD "<host jid='example.org'><user name='bob'>" SCRAM1(
+	    SALT_B64, STORED_B64,
+	    SERVER_B64) "<scram-credentials xmlns='urn:xmpp:pie:0#scram' "
+	                "mechanism='SCRAM-SHA-256'><iter-count>4096</iter-count>"
+	                "<salt>W22ZaJ0SNY7soEsUEjb6gQ==</salt>"
+	                "<server-key>wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=</server-key>"
+	                "<stored-key>WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=</stored-key>"
+	                "</scram-credentials><query xmlns='jabber:iq:roster' version='3'>"
+	                "<item jid='alice@example.org' subscription='to'/></query>"
+	                "<presence xmlns='jabber:client' type='subscribe' "
+	                "from='alice@example.org'/><presence xmlns='jabber:client' "
+	                "type='subscribe' from='carol@example.org'/>"
+	                "<pubsub xmlns='http://jabber.org/protocol/pubsub#owner'>"
+	                "<configure node='urn:xmpp:avatar:metadata'><x xmlns='jabber:x:data' "
+	                "type='submit'><field var='pubsub#access_model'><value>whitelist"
+	                "</value></field><field var='pubsub#max_items'><value>2</value>"
+	                "</field></x></configure><configure node='empty'/></pubsub>"
+	                "<pubsub xmlns='http://jabber.org/protocol/pubsub'><items "
+	                "node='urn:xmpp:avatar:metadata'><item id='a'><metadata "
+	                "xmlns='urn:xmpp:avatar:metadata'/></item><item id='b'><metadata "
+	                "xmlns='urn:xmpp:avatar:metadata'><info id='b' "
+	                "bytes='1'/></metadata></item><item id='c'><metadata "
+	                "xmlns='urn:xmpp:avatar:metadata'/></item></items></pubsub>"
+	                "<archive xmlns='urn:xmpp:pie:0#mam'><result/><result/></archive>"
+	                "<unknown xmlns='urn:example'/></user></host>" TAIL;
+	char err[CM_ERR_MAX] = "";
+	struct got g;
+	json_t *d, *node, *items;
+
+	(void)state;
+	assert_int_equal(read_text(text, NULL, &g, err), 0);
+	assert_int_equal(g.n, 1);
+	d = g.doc[0];
+	assert_non_null(d);
+	assert_string_equal(
+	    str(json_object_get(json_object_get(d, "scram"), "SCRAM-SHA-256"), "salt"),
+	    "W22ZaJ0SNY7soEsUEjb6gQ==");
+	assert_string_equal(
+	    str(json_object_get(json_object_get(d, "scram"), "SCRAM-SHA-1"), "salt"), SALT_B64);
+	/* alice is listed: her request is on her item; carol is not: a request */
+	assert_true(json_is_true(
+	    json_object_get(json_array_get(json_object_get(d, "roster"), 0), "pending_in")));
+	assert_string_equal(json_string_value(json_array_get(json_object_get(d, "requests"), 0)),
+	                    "carol@example.org");
+	node = json_array_get(json_object_get(d, "pep"), 0);
+	assert_string_equal(str(node, "node"), "urn:xmpp:avatar:metadata");
+	assert_string_equal(str(node, "access"), "whitelist");
+	assert_int_equal(json_integer_value(json_object_get(node, "max_items")), 2);
+	items = json_object_get(node, "items");
+	assert_int_equal(json_array_size(items), 2); /* the newest two */
+	assert_string_equal(str(json_array_get(items, 0), "id"), "b");
+	assert_non_null(strstr(str(json_array_get(items, 0), "payload"), "<info id='b'"));
+	assert_non_null(strstr(g.notes[0], "the 1 oldest item(s) left behind (it keeps 2)"));
+	assert_non_null(strstr(g.notes[0], "PEP node empty has no items"));
+	assert_non_null(strstr(g.notes[0], "the message archive left behind: 2 message(s)"));
+	assert_non_null(strstr(g.notes[0], "<unknown xmlns='urn:example'/> left behind"));
+	route_takes(d);
+	got_free(&g);
+}
+
+/* A password kept in the clear; ejabberd's block list in a privacy list; other rules noted;
+ * a message written in the format's namespace, without a stamp or a to. */
+static void test_password_privacy_offline(void **state)
+{
+	const char *text =
+	    HEAD "<host jid='example.org'><user name='carol' password='pencil'>"
+	         "<query xmlns='jabber:iq:privacy'><list name='Blocked contacts'>"
+	         "<item type='jid' value='spam@evil.example' action='deny' order='1'/>"
+	         "<item type='jid' value='evil.example' action='deny' order='2'/>"
+	         "<item type='jid' value='half@evil.example' action='deny' order='3'><message/>"
+	         "</item></list><list name='work'><item action='allow' order='1'/></list>"
+	         "</query><offline-messages><message from='x@example.org'><body>hi</body>"
+	         "</message><presence from='x@example.org'/></offline-messages></user></host>" TAIL;
+	char err[CM_ERR_MAX] = "";
+	struct got g;
+	json_t *d, *b, *off;
+
+	(void)state;
+	assert_int_equal(read_text(text, NULL, &g, err), 0);
+	d = g.doc[0];
+	assert_string_equal(str(d, "password"), "pencil");
+	assert_null(json_object_get(d, "scram"));
+	b = json_object_get(d, "blocklist");
+	assert_int_equal(json_array_size(b), 2);
+	assert_string_equal(json_string_value(json_array_get(b, 1)), "evil.example");
+	assert_non_null(strstr(g.notes[0], "2 privacy rule(s) of 2 list(s) left behind"));
+	off = json_array_get(json_object_get(d, "offline"), 0);
+	assert_non_null(strstr(str(off, "stanza"), "to='carol@example.org'"));
+	assert_non_null(strstr(str(off, "stanza"), "xmlns='jabber:client'"));
+	assert_true(json_integer_value(json_object_get(off, "stamp_ms")) > 1700000000000LL);
+	assert_non_null(strstr(g.notes[0], "an offline <presence/>"));
+	route_takes(d);
+	got_free(&g);
+}
+
+/* An account that cannot come says why, and the others still come. */
+static void test_accounts_refused(void **state)
+{
+	static const struct {
+		const char *user, *why;
+	} cases[] = {
+	    {"<user name='a'/>", "neither a password nor SCRAM-SHA-1 or SCRAM-SHA-256 keys"},
+	    {"<user name='a'>" SCRAM1(SALT_B64, "AAAA", SERVER_B64) "</user>",
+	     "<stored-key/> must be 20 bytes in base64"},
+	    {"<user name='a'>" SCRAM1(SALT_B64, STORED_B64, "not base64!") "</user>",
+	     "<server-key/> must be 20 bytes"},
+	    {"<user name='a'>" SCRAM1("", STORED_B64, SERVER_B64) "</user>",
+	     "<salt/> must be 1 to 64 bytes"},
+	    {"<user name='a'><scram-credentials xmlns='urn:xmpp:pie:0#scram' "
+	     "mechanism='SCRAM-SHA-1'><iter-count>0</iter-count></scram-credentials></user>",
+	     "<iter-count/> must be 1 to"},
+	    {"<user name='a'><scram-credentials xmlns='urn:xmpp:pie:0#scram' "
+	     "mechanism='SCRAM-SHA-1'><iter-count>12x</iter-count></scram-credentials></user>",
+	     "<iter-count/> must be 1 to"},
+	    {"<user password='x'/>", "a <user/> without a name"},
+	    {"<user name='a' password='x'><!-- a comment --></user>", "its XML is refused"},
+	};
+	char text[2048], err[CM_ERR_MAX];
+	struct got g;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(text, sizeof(text),
+		         HEAD "<host jid='h.example'>%s<user name='ok' password='p'/></host>" TAIL,
+		         cases[i].user);
+		assert_int_equal(read_text(text, NULL, &g, err), 0);
+		assert_int_equal(g.n, 2);
+		assert_null(g.doc[0]);
+		if (!strstr(g.err[0], cases[i].why))
+			fail_msg("case %zu: said \"%s\", not \"%s\"", i, g.err[0], cases[i].why);
+		assert_non_null(g.doc[1]);
+		assert_string_equal(g.jid[1], "ok@h.example");
+		got_free(&g);
+	}
+	/* a mechanism this server does not know is noted, not fatal when another is there */
+	assert_int_equal(read_text(HEAD "<host jid='h.example'><user name='a' password='p'>"
+	                                "<scram-credentials xmlns='urn:xmpp:pie:0#scram' "
+	                                "mechanism='SCRAM-SHA-512'/></user></host>" TAIL,
+	                           NULL, &g, err),
+	                 0);
+	assert_non_null(g.doc[0]);
+	got_free(&g);
+}
+
+/* Files that are not XEP-0227, or not well-formed, are refused whole, with the line. */
+static void test_files_refused(void **state)
+{
+	static const struct {
+		const char *text, *why;
+	} cases[] = {
+	    {"<rss/>", "not XEP-0227: the root must be"},
+	    {"<server-data xmlns='urn:other'/>", "not XEP-0227"},
+	    {"", "empty"},
+	    {HEAD "<host jid='h'><user name='a' password='p'>" TAIL, "mismatched tag"},
+	    {"<!DOCTYPE x [<!ENTITY a 'b'>]>" HEAD TAIL, "document type declaration"},
+	    {HEAD "<host><user name='a' password='p'/></host>" TAIL, "a <host/> without a jid"},
+	    {HEAD "<user name='a' password='p'/>" TAIL, "XEP-0227 has no place for here: user"},
+	    {HEAD "<host jid='h'><roster/></host>" TAIL, "has no place for here: roster"},
+	    {HEAD "<xi:include xmlns:xi='http://www.w3.org/2001/XInclude' href='h.xml'/>" TAIL,
+	     "<xi:include href='h.xml'/>: not here"},
+	    {HEAD "<xi:include xmlns:xi='http://www.w3.org/2001/XInclude' href='../h.xml'/>" TAIL,
+	     "must name a file beside this one"},
+	};
+	char err[CM_ERR_MAX];
+	struct got g;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		err[0] = '\0';
+		assert_int_equal(read_text(cases[i].text, NULL, &g, err), -EINVAL);
+		assert_int_equal(g.n, 0); /* nothing handed on */
+		if (!strstr(err, cases[i].why) || !strstr(err, "test.xml"))
+			fail_msg("case %zu: said \"%s\", not \"%s\"", i, err, cases[i].why);
+	}
+}
+
+/* Only the host asked for; a prefixed user; namespaces declared around a user reach it. */
+static void test_hosts_and_namespaces(void **state)
+{
+	const char *text =
+	    "<pie:server-data xmlns:pie='urn:xmpp:pie:0' xmlns:r='jabber:iq:roster'>"
+	    "<pie:host jid='a.example'><pie:user name='one' password='p'><r:query><r:item "
+	    "jid='two@a.example' subscription='both'/></r:query></pie:user></pie:host>"
+	    "<pie:host jid='b.example'><pie:user name='three' password='p'/></pie:host>"
+	    "</pie:server-data>";
+	char err[CM_ERR_MAX];
+	struct got g;
+
+	(void)state;
+	assert_int_equal(read_text(text, NULL, &g, err), 0);
+	assert_int_equal(g.n, 2);
+	assert_int_equal(json_array_size(json_object_get(g.doc[0], "roster")), 1);
+	assert_string_equal(g.jid[1], "three@b.example");
+	got_free(&g);
+	assert_int_equal(read_text(text, "b.example", &g, err), 0);
+	assert_int_equal(g.n, 1);
+	assert_string_equal(g.jid[0], "three@b.example");
+	got_free(&g);
+}
+
+static void write_file(const char *dir, const char *name, const char *text)
+{
+	char path[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+/* ejabberd's layout (a main file including a host file) and Prosody's (a file per account) in
+ * one directory, and a host file nobody includes: each account once. */
+static void test_directory(void **state)
+{
+	char dir[] = "/tmp/test_xep227.XXXXXX", err[CM_ERR_MAX] = "", path[600];
+	struct got g = {0};
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	write_file(dir, "1-main.xml",
+	           "<server-data xmlns='urn:xmpp:pie:0' "
+	           "xmlns:xi='http://www.w3.org/2001/XInclude'><xi:include "
+	           "href='2-host.xml'/></server-data>");
+	write_file(dir, "2-host.xml",
+	           "<?xml version='1.0'?><host xmlns='urn:xmpp:pie:0' jid='e.example'>"
+	           "<user name='ej' password='p'/></host>");
+	write_file(dir, "3-alone.xml",
+	           "<host xmlns='urn:xmpp:pie:0' jid='f.example'><user name='al' "
+	           "password='p'/></host>");
+	write_file(dir, "pr@p.example.xml",
+	           HEAD "<host jid='p.example'><user name='pr' password='p'/></host>" TAIL);
+	write_file(dir, "notes.txt", "not read");
+	assert_int_equal(xc_xep227_read(dir, NULL, collect, &g, err, sizeof(err)), 0);
+	assert_int_equal(g.n, 3);
+	assert_string_equal(g.jid[0], "ej@e.example");
+	assert_string_equal(g.jid[1], "al@f.example");
+	assert_string_equal(g.jid[2], "pr@p.example");
+	got_free(&g);
+	/* the main file alone pulls its include in */
+	snprintf(path, sizeof(path), "%s/1-main.xml", dir);
+	assert_int_equal(xc_xep227_read(path, NULL, collect, &g, err, sizeof(err)), 0);
+	assert_int_equal(g.n, 1);
+	got_free(&g);
+	/* a file in the directory that is not XEP-0227: nothing handed on */
+	write_file(dir, "0-bad.xml", "<html/>");
+	assert_int_equal(xc_xep227_read(dir, NULL, collect, &g, err, sizeof(err)), -EINVAL);
+	assert_int_equal(g.n, 0);
+	assert_non_null(strstr(err, "0-bad.xml"));
+	snprintf(path, sizeof(path), "%s/0-bad.xml", dir);
+	unlink(path);
+	/* an include that is not there */
+	write_file(dir, "1-main.xml",
+	           "<server-data xmlns='urn:xmpp:pie:0' "
+	           "xmlns:xi='http://www.w3.org/2001/XInclude'><xi:include "
+	           "href='missing.xml'/></server-data>");
+	snprintf(path, sizeof(path), "%s/1-main.xml", dir);
+	assert_int_equal(xc_xep227_read(path, NULL, collect, &g, err, sizeof(err)), -ENOENT);
+	assert_non_null(strstr(err, "missing.xml"));
+	assert_int_equal(g.n, 0);
+	assert_int_equal(xc_xep227_read("/nonexistent/x.xml", NULL, collect, &g, err, sizeof(err)),
+	                 -ENOENT);
+	for (size_t i = 0; i < 5; i++) {
+		static const char *const names[] = {"1-main.xml", "2-host.xml", "3-alone.xml",
+		                                    "pr@p.example.xml", "notes.txt"};
+
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		assert_int_equal(unlink(path), 0);
+	}
+	assert_int_equal(rmdir(dir), 0);
+	got_free(&g);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_ejabberd_user),
+	    cmocka_unit_test(test_prosody_user),
+	    cmocka_unit_test(test_password_privacy_offline),
+	    cmocka_unit_test(test_accounts_refused),
+	    cmocka_unit_test(test_files_refused),
+	    cmocka_unit_test(test_hosts_and_namespaces),
+	    cmocka_unit_test(test_directory),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,65 @@
+/* xep227.h - accounts in XEP-0227's portable format (urn:xmpp:pie:0) read into import documents
+ * (import.h), for xmppctl import-xep227: how an ejabberd (`ejabberdctl export_piefxis`), a
+ * Prosody (prosody-migrator to its xep0227 store) or another server hands its users over.
+ *
+ * A source is a file whose root is <server-data> (hosts written in it, or pulled in with
+ * <xi:include href='name'/> of a file beside it whose root is <host>: what ejabberd writes), a
+ * file whose root is <host>, or a directory, of which every *.xml file whose root is
+ * <server-data> is read (Prosody writes one per account); a <host> file there is read through
+ * the file that includes it. Every file is checked whole (well-formed, no DTD, the format's
+ * elements where they belong) before any account of the source is handed on.
+ *
+ * Per account, what comes over: the password (the plaintext password attribute) or the SCRAM
+ * keys (<scram-credentials xmlns='urn:xmpp:pie:0#scram'>, SCRAM-SHA-1 and SCRAM-SHA-256; ejabberd
+ * writes its base64 twice, which is undone), the roster (jabber:iq:roster), the requests not
+ * answered (<presence type='subscribe'/>), the block list (the items of a privacy list that
+ * block a JID outright: how ejabberd keeps XEP-0191's list), the offline messages (stamped by
+ * the server's <delay/>), the vcard-temp vCard and the PEP nodes with their items
+ * (http://jabber.org/protocol/pubsub#owner and pubsub, as Prosody writes them). The rest (private
+ * XML, the message archive, other privacy rules, elements this reader does not know) is named in
+ * the notes with a count: nothing is dropped without a word.
+ */
+#ifndef XC_XEP227_H
+#define XC_XEP227_H
+
+#include <stddef.h>
+
+#include "import.h"
+
+struct cm_xml_node;
+
+#define XC_XEP227_NS       "urn:xmpp:pie:0"
+#define XC_XEP227_NS_SCRAM "urn:xmpp:pie:0#scram"
+
+/* One account as read. */
+struct xc_xep227_account {
+	const char *jid; /* user@host as the file writes it (the route normalises it) */
+	const char *doc; /* the import document (JSON text; may hold a password or keys), or NULL */
+	const char *err; /* why there is no document */
+	const char *file; /* the file it came from */
+	const struct xc_import_notes *notes;
+};
+
+/* Called for each account, in the order of the files and in each file's order; a nonzero return
+ * stops the reading and is returned by it. The account is borrowed for the call. */
+typedef int (*xc_xep227_fn)(void *arg, const struct xc_xep227_account *a);
+
+/* Read the source at path (a file or a directory, above) and call fn for each account of host
+ * (NULL: of every host). 0, fn's nonzero return, or a negative errno with err saying which file
+ * and why (not there, not XEP-0227, not well-formed, an include that is not a file beside it);
+ * on such an error no account has been handed on. */
+int xc_xep227_read(const char *path, const char *host, xc_xep227_fn fn, void *arg, char *err,
+                   size_t errlen);
+
+/* The same for the len bytes of one file's text, named name in messages; an xi:include is an
+ * error here (fuzzing and tests). */
+int xc_xep227_read_buf(const char *data, size_t len, const char *name, const char *host,
+                       xc_xep227_fn fn, void *arg, char *err, size_t errlen);
+
+/* The import document of the <user/> element user (a tree in XC_XEP227_NS) of host: *doc gets
+ * the JSON text (owned; wipe it), notes what is left behind. 0; -EINVAL when the account
+ * cannot be carried (no name, no password and no usable keys: err says which); -ENOMEM. */
+int xc_xep227_doc(const char *host, const struct cm_xml_node *user, char **doc,
+                  struct xc_import_notes *notes, char *err, size_t errlen);
+
+#endif
