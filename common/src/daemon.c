@@ -212,8 +212,7 @@ static int open_admin(struct cm_daemon *d)
 	struct cm_admin_config c = {
 	    .daemon = d->spec->name,
 	    .version = SUITE_VERSION,
-	    .limits = {.max_connections_per_source = (unsigned)ac->connections_per_source,
-	               .max_body_bytes = d->spec->admin_max_body},
+	    .limits = {.max_connections_per_source = (unsigned)ac->connections_per_source},
 	};
 	int r;
 

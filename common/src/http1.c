@@ -146,8 +146,10 @@ static int on_headers_complete(http_parser *hp)
 	expect = cm_http_req_header(req, "expect");
 	req->expect_continue =
 	    expect && strcasecmp(expect, "100-continue") == 0 && req->version == 11;
-	/* Refuse a declared oversize body before reading any of it. */
-	if ((hp->flags & F_CONTENTLENGTH) && hp->content_length > p->body_max)
+	/* The path's limit; a declared oversize body is refused before any of it is read. */
+	req->body_max = p->c ? cm_http__body_max(p->c->srv, req->path) : p->body_max;
+	req->body.limit = req->body_max; /* a chunked body is cut off at the limit */
+	if ((hp->flags & F_CONTENTLENGTH) && hp->content_length > req->body_max)
 		return fail(p, -EFBIG);
 	/* Stop here so the caller can measure the head exactly. */
 	http_parser_pause(hp, 1);

@@ -15,7 +15,7 @@
 struct cm_http_h2 {
 	nghttp2_session *s;     /* owned */
 	struct cm_http_conn *c; /* borrowed: owns this session */
-	size_t head_max, body_max;
+	size_t head_max;
 	unsigned opened; /* streams opened by the input being processed */
 	/* resets of streams still open (CVE-2023-44487): a token bucket */
 	double reset_tokens;
@@ -152,7 +152,7 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id, const ui
 		return NGHTTP2_ERR_CALLBACK_FAILURE;
 	if (!req || req->state != CM_HTTP_REQ_RECEIVING || req->err_status || req->refused)
 		return 0; /* answered early or refused: the rest of the body is dropped */
-	if (req->body.len + len > h->body_max) {
+	if (req->body.len + len > req->body_max) {
 		/* answer now; the stream is reset (NO_ERROR) once the answer is out */
 		req->err_status = 413;
 		req->state = CM_HTTP_REQ_READY;
@@ -217,8 +217,9 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame, void *u
 			return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 		if (!req->err_status && (!req->method[0] || !req->path))
 			req->err_status = 400;
+		req->body_max = cm_http__body_max(h->c->srv, req->path);
 		cl = cm_http_req_header(req, "content-length");
-		if (!req->err_status && cl && strtoull(cl, NULL, 10) > h->body_max)
+		if (!req->err_status && cl && strtoull(cl, NULL, 10) > req->body_max)
 			req->err_status = 413; /* refused before the body is sent */
 		if (req->err_status) {
 			req->body_done = end ? 1u : 0u;
@@ -295,7 +296,6 @@ int cm_http__h2_alloc(struct cm_http_h2 **out, struct cm_http_conn *c,
 		return -ENOMEM;
 	h->c = c;
 	h->head_max = lim->max_header_bytes;
-	h->body_max = lim->max_body_bytes;
 	if (nghttp2_session_callbacks_new(&cb) != 0)
 		goto out;
 	nghttp2_session_callbacks_set_on_begin_headers_callback(cb, on_begin_headers);

@@ -75,6 +75,7 @@ struct cm_http_req {
 	struct cm_http_header *hdrs;  /* built by cm_http__req_finish(); owned array into hbuf */
 	size_t head_bytes;            /* HTTP/2: decoded header bytes counted against the limit */
 	struct cm_buf body;           /* owned; NUL-terminated */
+	size_t body_max;              /* its path's limit, known once the head is complete */
 	struct http_route *route;     /* borrowed from the server; NULL: none matched */
 	int err_status;               /* nonzero: the server answers this error itself */
 	unsigned head : 1;            /* a HEAD request */
@@ -280,6 +281,13 @@ struct http_route {
 	void *arg; /* borrowed */
 };
 
+/* A path whose requests may carry bodies of their own size (cm_http_body_limit()). */
+struct http_body_limit {
+	struct http_body_limit *next;
+	char *path; /* owned */
+	size_t bytes;
+};
+
 struct cm_http_server {
 	uv_loop_t *loop;              /* borrowed */
 	struct cm_metrics *metrics;   /* borrowed; may be NULL */
@@ -289,7 +297,8 @@ struct cm_http_server {
 	const char *mod;              /* borrowed: log module */
 	struct cm_http_header *extra; /* owned copies, names lower-case */
 	size_t nextra;
-	struct http_route *routes; /* owned list; nodes live as long as the server */
+	struct http_route *routes;           /* owned list; nodes live as long as the server */
+	struct http_body_limit *body_limits; /* owned list: paths with a limit of their own */
 	struct cm_gauge *m_conns;
 	struct cm_counter *m_rejected, *m_rejected_source, *m_streams_refused;
 	struct cm_srclimit *per_source; /* owned: connections per source address */
@@ -328,6 +337,8 @@ void cm_http__dispatch(struct cm_http_conn *c, struct cm_http_req *req);
  * prefix. NULL when none. */
 struct http_route *cm_http__route_find(struct cm_http_server *srv, const char *path,
                                        const char **rest);
+/* The largest body a request for path may carry: its own limit, else the server's. */
+size_t cm_http__body_max(const struct cm_http_server *srv, const char *path);
 
 /* Store the server's own answer to req: status with a short body (text, or what the server's
  * error formatter makes of it). 0, -ENOMEM. */

@@ -21,7 +21,13 @@
 static void server_free(struct cm_http_server *srv)
 {
 	struct http_route *r;
+	struct http_body_limit *bl;
 
+	while ((bl = srv->body_limits) != NULL) {
+		srv->body_limits = bl->next;
+		free(bl->path);
+		free(bl);
+	}
 	while ((r = srv->routes) != NULL) {
 		srv->routes = r->next;
 		free(r->path);
@@ -167,6 +173,37 @@ struct http_route *cm_http__route_find(struct cm_http_server *srv, const char *p
 	if (best)
 		*rest = path + best->len;
 	return best;
+}
+
+size_t cm_http__body_max(const struct cm_http_server *srv, const char *path)
+{
+	for (const struct http_body_limit *bl = srv->body_limits; bl && path; bl = bl->next)
+		if (strcmp(bl->path, path) == 0)
+			return bl->bytes;
+	return srv->lim.max_body_bytes;
+}
+
+int cm_http_body_limit(struct cm_http_server *srv, const char *path, size_t bytes)
+{
+	struct http_body_limit *bl;
+
+	if (!path || path[0] != '/' || bytes == 0 || bytes > SIZE_MAX / 2)
+		return -EINVAL;
+	for (bl = srv->body_limits; bl && strcmp(bl->path, path) != 0; bl = bl->next)
+		;
+	if (!bl) {
+		if (!(bl = calloc(1, sizeof(*bl))) || !(bl->path = strdup(path))) {
+			free(bl);
+			return -ENOMEM;
+		}
+		bl->next = srv->body_limits;
+		srv->body_limits = bl;
+	}
+	bl->bytes = bytes;
+	/* a connection may hold a head and the largest body while it arrives */
+	if (srv->lim.max_receiving_bytes < srv->lim.max_header_bytes + bytes)
+		srv->lim.max_receiving_bytes = srv->lim.max_header_bytes + bytes;
+	return 0;
 }
 
 /* Is method one of the comma-separated list? */

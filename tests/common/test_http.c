@@ -998,6 +998,67 @@ static void test_h1_limits(void **state)
 	free(text);
 }
 
+/* A path with a body limit of its own takes what every other path refuses, declared or
+ * chunked, with or without a query; beyond its own limit it refuses too. */
+static void test_h1_path_body_limit(void **state)
+{
+	static struct response r;
+	struct cm_http_limits lim = {.max_body_bytes = 100};
+	struct fx f;
+	struct client c;
+	char body[1600], head[128];
+	char *text;
+
+	(void)state;
+	fx_init(&f, &lim, 0);
+	assert_int_equal(cm_http_body_limit(f.srv, "/v3/large", 1000), 0);
+	assert_int_equal(cm_http_body_limit(f.srv, "nope", 1000), -EINVAL);
+	assert_int_equal(cm_http_body_limit(f.srv, "/v3/x", 0), -EINVAL);
+	memset(body, 'b', sizeof(body));
+	for (int i = 0; i < 4; i++) {
+		static const char *const paths[] = {"/v3/large", "/v3/large?q=1", "/v3/other",
+		                                    "/v3/large"};
+		static const size_t lens[] = {900, 900, 101, 1001};
+		static const int want[] = {200, 200, 413, 413};
+
+		client_open(&c, &f, NULL);
+		snprintf(head, sizeof(head), "POST %s HTTP/1.1\r\nContent-Length: %zu\r\n\r\n",
+		         paths[i], lens[i]);
+		client_send(&c, head);
+		if (want[i] == 200) {
+			char *b = strndup(body, lens[i]);
+
+			client_send(&c, b);
+			free(b);
+		}
+		read_response(&f, &c, &r, 0);
+		if (r.status != want[i])
+			fail_msg("%s with %zu bytes: %d, not %d", paths[i], lens[i], r.status,
+			         want[i]);
+		if (want[i] == 200)
+			assert_non_null(strstr(r.body, " v=11 [bbbb"));
+		client_close(&c);
+	}
+	/* chunked: 900 bytes taken on the path, cut at 100 elsewhere */
+	for (int i = 0; i < 2; i++) {
+		char *b = strndup(body, 900);
+
+		client_open(&c, &f, NULL);
+		client_send(&c,
+		            i ? "POST /v3/other HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+		              : "POST /v3/large HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n");
+		client_send(&c, "384\r\n");
+		client_send(&c, b);
+		client_send(&c, "\r\n0\r\n\r\n");
+		free(b);
+		read_response(&f, &c, &r, 0);
+		assert_int_equal(r.status, i ? 413 : 200);
+		client_close(&c);
+	}
+	fx_done(&f, &text);
+	free(text);
+}
+
 /* More pipelined requests than may be in flight, and big answers past the write high-water
  * mark: held back, then answered in order. */
 static void test_h1_backpressure(void **state)
@@ -1583,6 +1644,33 @@ static void test_h2_limits(void **state)
 	fx_done(&f, NULL);
 }
 
+/* HTTP/2: the path's own limit, and the server's everywhere else. */
+static void test_h2_path_body_limit(void **state)
+{
+	struct fx f;
+	struct h2c h;
+	static char big[900];
+	int a, b, c;
+
+	(void)state;
+	fx_init(&f, &(struct cm_http_limits){.max_body_bytes = 200}, 0);
+	assert_int_equal(cm_http_body_limit(f.srv, "/v3/large", 800), 0);
+	h2c_open(&h, &f, NULL);
+	h2c_pump_for(&f, &h, 20);
+	memset(big, 'z', sizeof(big));
+	a = h2c_request(&h, "POST", "/v3/large", big, 700);
+	h2c_wait_closed(&f, &h, a);
+	assert_int_equal(h.st[a].status, 200);
+	b = h2c_request(&h, "POST", "/v3/other", big, 700);
+	h2c_wait_closed(&f, &h, b);
+	assert_int_equal(h.st[b].status, 413);
+	c = h2c_request(&h, "POST", "/v3/large", big, sizeof(big));
+	h2c_wait_closed(&f, &h, c);
+	assert_int_equal(h.st[c].status, 413);
+	h2c_close(&h);
+	fx_done(&f, NULL);
+}
+
 /* Graceful stop on HTTP/2: GOAWAY, the streams in flight complete, then the connection ends. */
 static ssize_t c_never(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len, uint32_t *flags,
                        nghttp2_data_source *src, void *ud)
@@ -1957,20 +2045,36 @@ static void test_unescape(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_unescape),        cmocka_unit_test(test_parse_requests),
-	    cmocka_unit_test(test_parse_errors),    cmocka_unit_test(test_parse_limits),
-	    cmocka_unit_test(test_parse_protocol),  cmocka_unit_test(test_format),
-	    cmocka_unit_test(test_alloc_parse),     cmocka_unit_test(test_h1_sync),
-	    cmocka_unit_test(test_h1_async_order),  cmocka_unit_test(test_h1_disconnect),
-	    cmocka_unit_test(test_h1_continue),     cmocka_unit_test(test_h1_limits),
-	    cmocka_unit_test(test_h1_backpressure), cmocka_unit_test(test_h1_idle),
-	    cmocka_unit_test(test_source_cap),      cmocka_unit_test(test_error_body),
-	    cmocka_unit_test(test_h1_graceful),     cmocka_unit_test(test_h1_close_with_held),
-	    cmocka_unit_test(test_h2c_basic),       cmocka_unit_test(test_h2_tls_basic),
-	    cmocka_unit_test(test_h2_async),        cmocka_unit_test(test_h2_burst),
-	    cmocka_unit_test(test_h2_limits),       cmocka_unit_test(test_h2_receiving_budget),
-	    cmocka_unit_test(test_h2_graceful),     cmocka_unit_test(test_h2_disconnect),
-	    cmocka_unit_test(test_tls_h1),          cmocka_unit_test(test_curl),
+	    cmocka_unit_test(test_unescape),
+	    cmocka_unit_test(test_parse_requests),
+	    cmocka_unit_test(test_parse_errors),
+	    cmocka_unit_test(test_parse_limits),
+	    cmocka_unit_test(test_parse_protocol),
+	    cmocka_unit_test(test_format),
+	    cmocka_unit_test(test_alloc_parse),
+	    cmocka_unit_test(test_h1_sync),
+	    cmocka_unit_test(test_h1_async_order),
+	    cmocka_unit_test(test_h1_disconnect),
+	    cmocka_unit_test(test_h1_continue),
+	    cmocka_unit_test(test_h1_limits),
+	    cmocka_unit_test(test_h1_path_body_limit),
+	    cmocka_unit_test(test_h1_backpressure),
+	    cmocka_unit_test(test_h1_idle),
+	    cmocka_unit_test(test_source_cap),
+	    cmocka_unit_test(test_error_body),
+	    cmocka_unit_test(test_h1_graceful),
+	    cmocka_unit_test(test_h1_close_with_held),
+	    cmocka_unit_test(test_h2c_basic),
+	    cmocka_unit_test(test_h2_tls_basic),
+	    cmocka_unit_test(test_h2_async),
+	    cmocka_unit_test(test_h2_burst),
+	    cmocka_unit_test(test_h2_limits),
+	    cmocka_unit_test(test_h2_path_body_limit),
+	    cmocka_unit_test(test_h2_receiving_budget),
+	    cmocka_unit_test(test_h2_graceful),
+	    cmocka_unit_test(test_h2_disconnect),
+	    cmocka_unit_test(test_tls_h1),
+	    cmocka_unit_test(test_curl),
 	    cmocka_unit_test(test_alloc_mem),
 	};
 

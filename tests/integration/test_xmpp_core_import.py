@@ -449,7 +449,8 @@ class ImportRoute(xmpp.ServerCase):
 
     def test_large_accounts(self):
         """A full roster with a full offline store (about 1 MB) comes in one document; one over
-        the admin port's 8 MiB is refused before it is read."""
+        the import route's 8 MiB is refused before it is read, and the other admin routes
+        refuse what is over 64 KiB."""
         doc = {"jid": "big@localhost", "password": "pw-big",
                "roster": [{"jid": "c%d@localhost" % i, "name": "Contact %d" % i,
                            "groups": ["Friends", "Work"], "subscription": "both"}
@@ -469,6 +470,14 @@ class ImportRoute(xmpp.ServerCase):
                   headers={"Authorization": "Bearer " + self.srv.token})
         self.assertEqual(c.getresponse().status, 413)
         c.close()
+        # only the import route reads that much: every other admin route keeps 64 KiB, token
+        # or not
+        for path in ("/api/v1/accounts", "/api/v1/importx", "/api/v1/sessions"):
+            c = http.client.HTTPConnection("127.0.0.1", self.srv.admin, timeout=30)
+            c.request("POST", path, body=json.dumps({"jid": "x@localhost", "pad": "z" * 70000}),
+                      headers={"Authorization": "Bearer " + self.srv.token})
+            self.assertEqual(c.getresponse().status, 413, path)
+            c.close()
 
         async def go():
             b = await xmpp.login(self.srv, "big@localhost", "pw-big", roster=False)

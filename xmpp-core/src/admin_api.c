@@ -999,8 +999,10 @@ int xc_admin_api_alloc(struct xc_admin_api **out, struct cm_http_server *http,
 	r = xc_admin_api_set_token(a, token, len);
 	if (r)
 		return r;
-	return cm_http_route(http, API_PREFIX, CM_HTTP_PREFIX, "GET, POST, PUT, DELETE", on_request,
-	                     a);
+	r = cm_http_body_limit(http, API_PREFIX "import", XC_ADMIN_MAX_BODY);
+	return r ? r
+	         : cm_http_route(http, API_PREFIX, CM_HTTP_PREFIX, "GET, POST, PUT, DELETE",
+	                         on_request, a);
 }
 
 void xc_admin_api_close(struct xc_admin_api *a, void (*done)(void *arg), void *arg)

@@ -12,8 +12,8 @@
 
 #include <stddef.h>
 
-/* The admin port's largest request body: an import document (import.h) with its roster,
- * offline messages and PEP items. */
+/* The largest body of POST /api/v1/import: an import document (import.h) with its roster,
+ * offline messages and PEP items. Every other admin route reads 64 KiB at most. */
 #define XC_ADMIN_MAX_BODY (8u << 20)
 
 struct cm_http_server;

@@ -86,7 +86,6 @@ static const struct cm_daemon_spec xc_spec = {
     .log_offset = offsetof(struct xc_config, log),
     .admin_offset = offsetof(struct xc_config, admin),
     .drain_offset = offsetof(struct xc_config, shutdown_timeout),
-    .admin_max_body = XC_ADMIN_MAX_BODY,
     .start = xc_start,
     .reload = xc_reload,
     .stop = xc_stop,

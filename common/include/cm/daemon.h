@@ -115,9 +115,6 @@ struct cm_daemon_spec {
 	size_t admin_offset; /* offsetof(config, admin) */
 	size_t
 	    drain_offset; /* offsetof(config, shutdown_timeout): a DURATION field (uint64_t ms) */
-	/* Largest request body the admin port reads (0: 64 KiB), for a daemon whose admin routes
-	 * take large documents; bodies are read before a route checks its token. */
-	size_t admin_max_body;
 
 	/* Start serving. cfg is the loaded configuration, owned by the framework and valid until
 	 * after free(). *state receives the daemon's own context. Return 0 or a negative errno

@@ -126,6 +126,14 @@ enum {
 int cm_http_route(struct cm_http_server *srv, const char *path, unsigned flags, const char *methods,
                   cm_http_handler h, void *arg);
 
+/* Let requests for exactly path (copied; the path without its query) carry bodies of up to
+ * bytes, where limits.max_body_bytes holds for every other path: a route that takes large
+ * documents leaves the others as small as they were, for whoever reaches the port. A larger
+ * body is refused with 413 as soon as its length is known (before any of it is read when the
+ * head declares it). Setting a path again replaces its limit.
+ * 0, -EINVAL, -ENOMEM. */
+int cm_http_body_limit(struct cm_http_server *srv, const char *path, size_t bytes);
+
 /* Formats the body of an answer the server gives itself, without a handler: 400 (malformed
  * request), 404 (no route), 405 (a method the route does not take; the Allow header is the
  * server's), 413 (body over the limit), 431 (head over the limit), 500 (a handler failed, or an
