@@ -93,16 +93,17 @@ static void file_free(struct file *f)
 /* --- the scan --------------------------------------------------------------------------------
  */
 
-/* Stop the scan with rc and a message naming the file and the line. */
-static void fail(struct scan *s, int rc, const char *what, const char *detail)
+/* Stop the scan with rc and a message naming the file and the line. Returns rc. */
+static int fail(struct scan *s, int rc, const char *what, const char *detail)
 {
 	if (s->rc)
-		return;
+		return rc;
 	s->rc = rc;
 	cm_errf(s->err, s->errlen, rc, "%s: line %lu: %s%s%s", s->f->path,
 	        (unsigned long)XML_GetCurrentLineNumber(s->xp), what, detail ? " " : "",
 	        detail ? detail : "");
 	XML_StopParser(s->xp, XML_FALSE);
+	return rc;
 }
 
 /* name as expat gives it ("uri<SEP>local", or "local") split; *ns "" when none. */
@@ -205,17 +206,17 @@ static int add_include(struct scan *s, const char *href)
 	return 0;
 }
 
-static void on_start(void *arg, const char *name, const char **atts)
+/* An element starts at depth d: it must be one of the format's where it stands. */
+static int start(struct scan *s, int d, const char *name, const char **atts)
 {
-	struct scan *s = arg;
-	int d = ++s->depth, rc = 0;
+	int rc = 0;
 
 	if (s->rc)
-		return;
+		return s->rc;
 	if (d > MAX_DEPTH)
 		return fail(s, -EINVAL, "elements nested too deep", NULL);
 	if (s->user_depth)
-		return; /* inside a user: the stream parser checks it */
+		return 0; /* inside a user: the stream parser checks it */
 	if (d == 1 && is(name, XC_XEP227_NS, "server-data")) {
 		s->f->root = ROOT_SERVER;
 	} else if ((d == 1 || (d == 2 && s->f->root == ROOT_SERVER)) &&
@@ -227,7 +228,7 @@ static void on_start(void *arg, const char *name, const char **atts)
 		if (d == 1 && s->peek) {
 			s->peeked = true;
 			XML_StopParser(s->xp, XML_FALSE);
-			return;
+			return 0;
 		}
 		if (!jid || !*jid)
 			return fail(s, -EINVAL, "a <host/> without a jid", NULL);
@@ -259,6 +260,15 @@ static void on_start(void *arg, const char *name, const char **atts)
 		                   : "an element XEP-0227 has no place for here:",
 		            local);
 	}
+	return 0;
+}
+
+static void on_start(void *arg, const char *name, const char **atts)
+{
+	struct scan *s = arg;
+	int d = ++s->depth;
+
+	(void)start(s, d, name, atts);
 }
 
 static void on_end(void *arg, const char *name)
@@ -284,8 +294,10 @@ static void on_ns_start(void *arg, const char *prefix, const char *uri)
 
 	if (s->rc)
 		return;
-	if (!(v = realloc(s->ns, (s->nns + 1) * sizeof(*v))))
-		return fail(s, -ENOMEM, "out of memory", NULL);
+	if (!(v = realloc(s->ns, (s->nns + 1) * sizeof(*v)))) {
+		(void)fail(s, -ENOMEM, "out of memory", NULL);
+		return;
+	}
 	s->ns = v;
 	v[s->nns].depth = s->depth + 1;
 	v[s->nns].prefix = prefix ? strdup(prefix) : NULL;
@@ -293,7 +305,8 @@ static void on_ns_start(void *arg, const char *prefix, const char *uri)
 	if ((prefix && !v[s->nns].prefix) || !v[s->nns].uri) {
 		free(v[s->nns].prefix);
 		free(v[s->nns].uri);
-		return fail(s, -ENOMEM, "out of memory", NULL);
+		(void)fail(s, -ENOMEM, "out of memory", NULL);
+		return;
 	}
 	s->nns++;
 }
@@ -314,7 +327,7 @@ static void on_doctype(void *arg, const char *name, const char *sysid, const cha
                        int has_internal)
 {
 	(void)name, (void)sysid, (void)pubid, (void)has_internal;
-	fail(arg, -EINVAL, "a document type declaration (DTD) is refused", NULL);
+	(void)fail(arg, -EINVAL, "a document type declaration (DTD) is refused", NULL);
 }
 
 /* Scan f whole (peek: only the root of a <host/> file); only_host NULL: every host's users. 0
