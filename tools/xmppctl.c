@@ -360,7 +360,7 @@ static int fast_revoke(struct ctl *c, const char *jid, const char *agent)
 
 /* import-prosody's tally */
 struct tally {
-	size_t done, there, failed, sha1_only, notes;
+	size_t done, there, failed, sha1_only, sha256_only, notes;
 	bool unreachable;
 };
 
@@ -407,9 +407,12 @@ static void send_doc(struct ctl *c, const char *jid, const char *text, const cha
 			counts(jid, c->dry_run ? "would be imported" : "imported",
 			       c->dry_run ? doc : answer, !c->dry_run);
 			t->done++;
-			t->sha1_only +=
-			    !json_object_get(doc, "password") &&
-			    !json_object_get(json_object_get(doc, "scram"), "SCRAM-SHA-256");
+			if (!json_object_get(doc, "password")) {
+				json_t *k = json_object_get(doc, "scram");
+
+				t->sha1_only += !json_object_get(k, "SCRAM-SHA-256");
+				t->sha256_only += !json_object_get(k, "SCRAM-SHA-1");
+			}
 		} else if (st == 409) {
 			printf("%s\talready there: left as it is\n", jid);
 			t->there++;
@@ -465,6 +468,13 @@ static int summary(const struct ctl *c, const struct tally *t, const char *sha1_
 		       "so that clients choose SCRAM-SHA-1; `xmppctl stats` counts the accounts "
 		       "still without SCRAM-SHA-256 keys.\n",
 		       t->sha1_only, sha1_why);
+	if (t->sha256_only)
+		printf("%zu account(s) came with SCRAM-SHA-256 keys only: they log in with "
+		       "SCRAM-SHA-256, or with PLAIN, which stores their SCRAM-SHA-1 keys%s\n",
+		       t->sha256_only,
+		       t->sha1_only ? "; while SCRAM-SHA-256 is disabled for the accounts above, "
+		                      "PLAIN is all they have"
+		                    : "");
 	return t->failed ? EXIT_REFUSED : 0;
 }
 

@@ -192,6 +192,10 @@ static void test_prosody_user(void **state)
 	                "xmlns='urn:xmpp:avatar:metadata'><info id='b' "
 	                "bytes='1'/></metadata></item><item id='c'><metadata "
 	                "xmlns='urn:xmpp:avatar:metadata'/></item></items></pubsub>"
+	                "<pubsub xmlns='http://jabber.org/protocol/pubsub'><items "
+	                "node='urn:xmpp:vcard4'><item id='current'><vcard "
+	                "xmlns='urn:ietf:params:xml:ns:vcard-4.0'><fn><text>Bob "
+	                "B</text></fn></vcard></item></items></pubsub>"
 	                "<archive xmlns='urn:xmpp:pie:0#mam'><result/><result/></archive>"
 	                "<unknown xmlns='urn:example'/></user></host>" TAIL;
 	char err[CM_ERR_MAX] = "";
@@ -222,6 +226,8 @@ static void test_prosody_user(void **state)
 	assert_string_equal(str(json_array_get(items, 0), "id"), "b");
 	assert_non_null(strstr(str(json_array_get(items, 0), "payload"), "<info id='b'"));
 	assert_non_null(strstr(g.notes[0], "the 1 oldest item(s) left behind (it keeps 2)"));
+	/* no vcard-temp in the file: one made from the vCard4, as mod_vcard_legacy shows it */
+	assert_non_null(strstr(str(d, "vcard"), "<FN>Bob B</FN>"));
 	assert_non_null(strstr(g.notes[0], "PEP node empty has no items"));
 	assert_non_null(strstr(g.notes[0], "the message archive left behind: 2 message(s)"));
 	assert_non_null(strstr(g.notes[0], "<unknown xmlns='urn:example'/> left behind"));
@@ -320,7 +326,9 @@ static void test_files_refused(void **state)
 		const char *text, *why;
 	} cases[] = {
 	    {"<rss/>", "not XEP-0227: the root must be"},
-	    {"<server-data xmlns='urn:other'/>", "not XEP-0227"},
+	    {"<server-data xmlns='urn:other'/>",
+	     "<server-data/> must be in the namespace urn:xmpp:pie:0, not in 'urn:other'"},
+	    {"<host jid='x'/>", "<host/> must be in the namespace urn:xmpp:pie:0, not in ''"},
 	    {"", "empty"},
 	    {HEAD "<host jid='h'><user name='a' password='p'>" TAIL, "mismatched tag"},
 	    {"<!DOCTYPE x [<!ENTITY a 'b'>]>" HEAD TAIL, "document type declaration"},

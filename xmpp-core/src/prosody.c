@@ -379,46 +379,22 @@ static const struct xc_prosody_item *newest(const struct xc_prosody_item *items,
 	return last;
 }
 
-/* The avatar (XEP-0084) as vcard-temp wants it: its data's base64 and its type, or NULLs. */
-static int avatar(const struct xc_prosody_item *items, size_t n, char **b64, char **type)
-{
-	const struct xc_prosody_item *d = newest(items, n, "urn:xmpp:avatar:data");
-	const struct xc_prosody_item *m = newest(items, n, "urn:xmpp:avatar:metadata");
-	struct cm_xml_node *x = NULL;
-	const char *t;
-
-	*b64 = *type = NULL;
-	if (d && xc_stanza_parse(d->value, strlen(d->value), &x) == 0 && (t = cm_xml_text(x)) &&
-	    *t && !(*b64 = strdup(t))) {
-		cm_xml_node_free(x);
-		return -ENOMEM;
-	}
-	cm_xml_node_free(x);
-	x = NULL;
-	if (*b64 && m && xc_stanza_parse(m->value, strlen(m->value), &x) == 0 &&
-	    (t = cm_xml_attr(cm_xml_child(x, "info", NULL), "type")) && !(*type = strdup(t))) {
-		cm_xml_node_free(x);
-		return -ENOMEM;
-	}
-	cm_xml_node_free(x);
-	return 0;
-}
-
 /* The document's "vcard": mod_vcard's stored stanza (table: the "" row of its store), else one
  * made from the vCard4 and avatar mod_vcard_legacy keeps in PEP. */
 static int vcard(json_t *doc, const json_t *table, const struct xc_prosody_item *items, size_t n,
                  const char *jid, struct xc_import_notes *notes)
 {
 	const struct xc_prosody_item *v4 = newest(items, n, "urn:xmpp:vcard4");
-	char *xml = NULL, *b64 = NULL, *type = NULL;
+	const struct xc_prosody_item *d = newest(items, n, "urn:xmpp:avatar:data");
+	const struct xc_prosody_item *m = newest(items, n, "urn:xmpp:avatar:metadata");
+	char *xml = NULL;
 	int rc;
 
 	if (table)
 		rc = xc_prosody__vcard_from_table(table, &xml);
-	else if ((rc = avatar(items, n, &b64, &type)) == 0 && (v4 || b64))
-		rc = xc_prosody__vcard_from_vcard4(v4 ? v4->value : NULL, b64, type, &xml);
-	free(b64);
-	free(type);
+	else
+		rc = xc_prosody__vcard_from_pep(v4 ? v4->value : NULL, d ? d->value : NULL,
+		                                m ? m->value : NULL, &xml);
 	if (rc == -EINVAL)
 		return xc_import_note(
 		    notes, "%s: the vCard left behind: it is not one this reader can take", jid);

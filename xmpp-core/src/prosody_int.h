@@ -18,6 +18,12 @@ int xc_prosody__vcard_from_table(const json_t *children, char **out);
 int xc_prosody__vcard_from_vcard4(const char *vcard4, const char *photo_b64, const char *photo_type,
                                   char **out);
 
+/* The same from the payloads of the newest items of the PEP nodes urn:xmpp:vcard4,
+ * urn:xmpp:avatar:data and urn:xmpp:avatar:metadata (each NULL when there is none); *out stays
+ * NULL when there is neither a vCard4 nor an avatar. Same returns. */
+int xc_prosody__vcard_from_pep(const char *vcard4, const char *avatar_data, const char *avatar_meta,
+                               char **out);
+
 /* The pieces of a document that xep227_doc.c builds alike, from what XEP-0227 writes in
  * Prosody's shapes: */
 

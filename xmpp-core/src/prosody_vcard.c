@@ -206,3 +206,40 @@ int xc_prosody__vcard_from_vcard4(const char *vcard4, const char *photo_b64, con
 	cm_xml_node_free(vc);
 	return rc;
 }
+
+/* The avatar (XEP-0084) as vcard-temp wants it: its data's base64 and its type, or NULLs. */
+static int avatar(const char *data, const char *meta, char **b64, char **type)
+{
+	struct cm_xml_node *x = NULL;
+	const char *t;
+
+	*b64 = *type = NULL;
+	if (data && xc_stanza_parse(data, strlen(data), &x) == 0 && (t = cm_xml_text(x)) && *t &&
+	    !(*b64 = strdup(t))) {
+		cm_xml_node_free(x);
+		return -ENOMEM;
+	}
+	cm_xml_node_free(x);
+	x = NULL;
+	if (*b64 && meta && xc_stanza_parse(meta, strlen(meta), &x) == 0 &&
+	    (t = cm_xml_attr(cm_xml_child(x, "info", NULL), "type")) && !(*type = strdup(t))) {
+		cm_xml_node_free(x);
+		return -ENOMEM;
+	}
+	cm_xml_node_free(x);
+	return 0;
+}
+
+int xc_prosody__vcard_from_pep(const char *vcard4, const char *avatar_data, const char *avatar_meta,
+                               char **out)
+{
+	char *b64 = NULL, *type = NULL;
+	int rc = avatar(avatar_data, avatar_meta, &b64, &type);
+
+	*out = NULL;
+	if (!rc && (vcard4 || b64))
+		rc = xc_prosody__vcard_from_vcard4(vcard4, b64, type, out);
+	free(b64);
+	free(type);
+	return rc;
+}

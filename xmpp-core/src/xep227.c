@@ -251,14 +251,23 @@ static int start(struct scan *s, int d, const char *name, const char **atts)
 		if ((!s->only_host || !strcmp(s->only_host, s->host)) && add_user(s) != 0)
 			return fail(s, -ENOMEM, "out of memory", NULL);
 	} else {
-		const char *ns, *local = local_name(name, &ns, &(size_t){0});
+		const char *ns;
+		size_t nslen;
+		const char *local = local_name(name, &ns, &nslen);
+		char what[CM_ERR_MAX];
 
-		(void)ns;
-		return fail(s, -EINVAL,
-		            d == 1 ? "not XEP-0227: the root must be <server-data "
-		                     "xmlns='urn:xmpp:pie:0'/> or <host/>, not"
-		                   : "an element XEP-0227 has no place for here:",
-		            local);
+		if (d == 1 && (!strcmp(local, "server-data") || !strcmp(local, "host")))
+			snprintf(what, sizeof(what),
+			         "not XEP-0227: <%s/> must be in the namespace " XC_XEP227_NS
+			         ", not in '%.*s'",
+			         local, (int)(nslen > 200 ? 200 : nslen), ns);
+		else
+			snprintf(what, sizeof(what), "%s %.200s",
+			         d == 1 ? "not XEP-0227: the root must be <server-data "
+			                  "xmlns='" XC_XEP227_NS "'/> or <host/>, not"
+			                : "an element XEP-0227 has no place for here:",
+			         local);
+		return fail(s, -EINVAL, what, NULL);
 	}
 	return 0;
 }

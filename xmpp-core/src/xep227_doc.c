@@ -367,15 +367,17 @@ static json_t *form_value(const struct cm_xml_node *form, const char *var, bool 
 }
 
 /* A node's configuration form in Prosody's names (what xc_prosody__pep_node() reads). */
-static json_t *node_config(const struct cm_xml_node *owner, const char *node)
+static json_t *node_config(const struct cm_xml_node *user, const char *node)
 {
-	const struct cm_xml_node *c, *form = NULL;
+	const struct cm_xml_node *form = NULL;
 	json_t *cfg, *v;
 
-	for (c = cm_xml_child(owner, "configure", NS_PUBSUB_OWNER); c && !form;
-	     c = cm_xml_child_next(c, "configure", NS_PUBSUB_OWNER))
-		if (cm_xml_attr(c, "node") && !strcmp(cm_xml_attr(c, "node"), node))
-			form = cm_xml_child(c, "x", CM_XML_NS_DATA);
+	for (const struct cm_xml_node *o = cm_xml_child(user, "pubsub", NS_PUBSUB_OWNER);
+	     o && !form; o = cm_xml_child_next(o, "pubsub", NS_PUBSUB_OWNER))
+		for (const struct cm_xml_node *c = cm_xml_child(o, "configure", NS_PUBSUB_OWNER);
+		     c && !form; c = cm_xml_child_next(c, "configure", NS_PUBSUB_OWNER))
+			if (cm_xml_attr(c, "node") && !strcmp(cm_xml_attr(c, "node"), node))
+				form = cm_xml_child(c, "x", CM_XML_NS_DATA);
 	if (!form || !(cfg = json_object()))
 		return NULL;
 	if ((v = form_value(form, "pubsub#access_model", false)) != NULL)
@@ -403,64 +405,82 @@ static json_t *node_config(const struct cm_xml_node *owner, const char *node)
 	return cfg;
 }
 
-/* PEP: each <items node=''/> of <pubsub/>, configured by <pubsub#owner/>'s <configure/>; a
- * node configured without items is noted (nothing to carry). */
-static int pep(struct conv *cv, const struct cm_xml_node *user)
+/* One <items node=''/>: the node, configured as the user's <pubsub#owner/> says, with its items
+ * (oldest first). */
+static int pep_items(struct conv *cv, const struct cm_xml_node *user, const struct cm_xml_node *its)
 {
-	const struct cm_xml_node *ps = cm_xml_child(user, "pubsub", NS_PUBSUB);
-	const struct cm_xml_node *owner = cm_xml_child(user, "pubsub", NS_PUBSUB_OWNER);
+	const char *name = cm_xml_attr(its, "node");
+	json_t *cfg, *node;
 	int rc = 0;
 
-	for (const struct cm_xml_node *its = cm_xml_child(ps, "items", NS_PUBSUB); its && !rc;
-	     its = cm_xml_child_next(its, "items", NS_PUBSUB)) {
-		const char *name = cm_xml_attr(its, "node");
-		json_t *cfg, *node;
+	if (!name || !*name)
+		return xc_import_note(cv->notes, "%s: PEP items without a node left behind",
+		                      cv->jid);
+	cfg = node_config(user, name);
+	node = xc_prosody__pep_node(name, cfg, cv->jid, cv->notes, &rc);
+	json_decref(cfg);
+	if (!node)
+		return rc;
+	for (const struct cm_xml_node *it = cm_xml_child(its, "item", NS_PUBSUB); it && !rc;
+	     it = cm_xml_child_next(it, "item", NS_PUBSUB)) {
+		const struct cm_xml_node *payload = cm_xml_child(it, NULL, NULL);
+		const char *id = cm_xml_attr(it, "id");
+		json_t *p;
 
-		if (!name || !*name) {
-			rc = xc_import_note(cv->notes, "%s: PEP items without a node left behind",
-			                    cv->jid);
+		if (!id || !payload || count_children(it) != 1) {
+			rc = xc_import_note(
+			    cv->notes,
+			    "%s: PEP node %s: an item without an id or one payload left "
+			    "behind",
+			    cv->jid, name);
 			continue;
 		}
-		cfg = node_config(owner, name);
-		node = xc_prosody__pep_node(name, cfg, cv->jid, cv->notes, &rc);
-		json_decref(cfg);
-		if (!node)
-			continue;
-		for (const struct cm_xml_node *it = cm_xml_child(its, "item", NS_PUBSUB); it && !rc;
-		     it = cm_xml_child_next(it, "item", NS_PUBSUB)) {
-			const struct cm_xml_node *payload = cm_xml_child(it, NULL, NULL);
-			const char *id = cm_xml_attr(it, "id");
-			json_t *p;
-
-			if (!id || !payload || count_children(it) != 1) {
-				rc = xc_import_note(cv->notes,
-				                    "%s: PEP node %s: an item without an id or one "
-				                    "payload left behind",
-				                    cv->jid, name);
-				continue;
-			}
-			if ((p = written(cv, payload, "a PEP payload", &rc)) != NULL &&
-			    json_array_append_new(json_object_get(node, "items"),
-			                          json_pack("{ss so}", "id", id, "payload", p)))
-				rc = -ENOMEM;
-		}
-		if (!rc && json_array_append_new(cv->pep, node))
+		if ((p = written(cv, payload, "a PEP payload", &rc)) != NULL &&
+		    json_array_append_new(json_object_get(node, "items"),
+		                          json_pack("{ss so}", "id", id, "payload", p)))
 			rc = -ENOMEM;
-		else if (rc)
-			json_decref(node);
 	}
-	for (const struct cm_xml_node *c = cm_xml_child(owner, "configure", NS_PUBSUB_OWNER);
-	     c && !rc; c = cm_xml_child_next(c, "configure", NS_PUBSUB_OWNER)) {
-		const char *name = cm_xml_attr(c, "node");
-		bool found = false;
+	if (rc) {
+		json_decref(node);
+		return rc;
+	}
+	return json_array_append_new(cv->pep, node) ? -ENOMEM : 0;
+}
 
+/* Whether some <items/> of the user's <pubsub/> elements is node's. */
+static bool has_items(const struct cm_xml_node *user, const char *node)
+{
+	for (const struct cm_xml_node *ps = cm_xml_child(user, "pubsub", NS_PUBSUB); ps;
+	     ps = cm_xml_child_next(ps, "pubsub", NS_PUBSUB))
+		for (const struct cm_xml_node *its = cm_xml_child(ps, "items", NS_PUBSUB); its;
+		     its = cm_xml_child_next(its, "items", NS_PUBSUB))
+			if (cm_xml_attr(its, "node") && !strcmp(cm_xml_attr(its, "node"), node))
+				return true;
+	return false;
+}
+
+/* PEP: each <items node=''/> of the <pubsub/> elements, configured by <pubsub#owner/>'s
+ * <configure/>; a node configured without items is noted (nothing to carry). */
+static int pep(struct conv *cv, const struct cm_xml_node *user)
+{
+	int rc = 0;
+
+	for (const struct cm_xml_node *ps = cm_xml_child(user, "pubsub", NS_PUBSUB); ps && !rc;
+	     ps = cm_xml_child_next(ps, "pubsub", NS_PUBSUB))
 		for (const struct cm_xml_node *its = cm_xml_child(ps, "items", NS_PUBSUB);
-		     its && name && !found; its = cm_xml_child_next(its, "items", NS_PUBSUB))
-			found = cm_xml_attr(its, "node") && !strcmp(cm_xml_attr(its, "node"), name);
-		if (!found)
-			rc = xc_import_note(cv->notes, "%s: PEP node %s has no items: not carried",
-			                    cv->jid, name ? name : "(no name)");
-	}
+		     its && !rc; its = cm_xml_child_next(its, "items", NS_PUBSUB))
+			rc = pep_items(cv, user, its);
+	for (const struct cm_xml_node *o = cm_xml_child(user, "pubsub", NS_PUBSUB_OWNER); o && !rc;
+	     o = cm_xml_child_next(o, "pubsub", NS_PUBSUB_OWNER))
+		for (const struct cm_xml_node *c = cm_xml_child(o, "configure", NS_PUBSUB_OWNER);
+		     c && !rc; c = cm_xml_child_next(c, "configure", NS_PUBSUB_OWNER)) {
+			const char *name = cm_xml_attr(c, "node");
+
+			if (!name || !has_items(user, name))
+				rc = xc_import_note(cv->notes,
+				                    "%s: PEP node %s has no items: not carried",
+				                    cv->jid, name ? name : "(no name)");
+		}
 	return rc ? rc : xc_prosody__pep_trim(cv->pep, cv->jid, cv->notes);
 }
 
@@ -510,6 +530,44 @@ static int children(struct conv *cv, const struct cm_xml_node *user)
 	return rc;
 }
 
+/* The payload of the newest item of PEP node name in the document's "pep", or NULL. */
+static const char *newest_payload(const json_t *pep, const char *name)
+{
+	for (size_t i = 0; i < json_array_size(pep); i++) {
+		const json_t *n = json_array_get(pep, i), *its = json_object_get(n, "items");
+
+		if (!strcmp(json_string_value(json_object_get(n, "node")), name) &&
+		    json_array_size(its))
+			return json_string_value(json_object_get(
+			    json_array_get(its, json_array_size(its) - 1), "payload"));
+	}
+	return NULL;
+}
+
+/* Without a vcard-temp vCard, one made from the vCard4 and avatar in PEP, as Prosody's
+ * mod_vcard_legacy keeps them (and as import-prosody makes it). */
+static int vcard_from_pep(struct conv *cv)
+{
+	char *xml = NULL;
+	int rc;
+
+	if (json_object_get(cv->doc, "vcard"))
+		return 0;
+	rc = xc_prosody__vcard_from_pep(newest_payload(cv->pep, "urn:xmpp:vcard4"),
+	                                newest_payload(cv->pep, "urn:xmpp:avatar:data"),
+	                                newest_payload(cv->pep, "urn:xmpp:avatar:metadata"), &xml);
+	if (rc == -EINVAL)
+		return xc_import_note(
+		    cv->notes,
+		    "%s: no vcard-temp vCard made from the vCard4: it is not one this "
+		    "reader can take",
+		    cv->jid);
+	if (!rc && xml && json_object_set_new(cv->doc, "vcard", json_string(xml)))
+		rc = -ENOMEM;
+	free(xml);
+	return rc;
+}
+
 int xc_xep227_doc(const char *host, const struct cm_xml_node *user, char **doc,
                   struct xc_import_notes *notes, char *err, size_t errlen)
 {
@@ -537,6 +595,7 @@ int xc_xep227_doc(const char *host, const struct cm_xml_node *user, char **doc,
 	         : credentials(&cv, user, err, errlen);
 	rc = rc ? rc : children(&cv, user);
 	rc = rc ? rc : pep(&cv, user);
+	rc = rc ? rc : vcard_from_pep(&cv);
 	rc = rc ? rc : xc_prosody__pending(cv.roster, cv.requests, cv.pend, jid, notes);
 	if (!rc &&
 	    ((json_array_size(cv.roster) && json_object_set(cv.doc, "roster", cv.roster)) ||
