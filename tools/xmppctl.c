@@ -41,6 +41,7 @@ struct ctl {
 	char token[512];
 	bool json;
 	bool dry_run; /* import-prosody: read and check, send nothing */
+	long timeout; /* seconds a request may take (0: 60) */
 };
 
 static void usage(FILE *f)
@@ -63,6 +64,8 @@ static void usage(FILE *f)
 	        "  fast-revoke JID [AGENT-ID]\n"
 	        "                    revoke the FAST tokens (XEP-0484) of an account, or of one\n"
 	        "                    of its clients: its next login needs the password\n"
+	        "  backup [NAME]     a copy of the database, made while the server runs, in\n"
+	        "                    storage.backup_dir (NAME.db, or one with the time)\n"
 	        "  import-prosody FILE [HOST]\n"
 	        "                    bring the accounts of a Prosody SQLite store over, with\n"
 	        "                    their passwords (SCRAM-SHA-1 keys), rosters, block lists,\n"
@@ -208,7 +211,7 @@ static long call(const struct ctl *c, const char *method, const char *path, cons
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, &out);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT, 60L);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT, c->timeout ? c->timeout : 60L);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
 	if (body) {
@@ -352,6 +355,35 @@ static int fast_revoke(struct ctl *c, const char *jid, const char *agent)
 		printf("%lld FAST token(s) of %s%s%s revoked\n",
 		       (long long)json_integer_value(json_object_get(answer, "revoked")), jid,
 		       agent ? ", client " : "", agent ? agent : "");
+	else
+		r = refused(st, answer);
+	json_decref(answer);
+	return r;
+}
+
+/* backup [NAME]: a copy of the database, written by the server beside its writes. */
+static int backup(struct ctl *c, const char *name)
+{
+	json_t *answer, *body = name ? json_pack("{ss}", "name", name) : json_object();
+	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	long st;
+	int r = 0;
+
+	json_decref(body);
+	if (!text) {
+		fprintf(stderr, "xmppctl: out of memory\n");
+		return EXIT_REFUSED;
+	}
+	c->timeout = 3600; /* the copy of a large database takes a while */
+	st = call(c, "POST", "backup", text, &answer);
+	free(text);
+	if (st == 201 && c->json)
+		print_json(answer);
+	else if (st == 201)
+		printf("backup written: %s (%lld bytes in %lld ms)\n",
+		       json_string_value(json_object_get(answer, "path")),
+		       (long long)json_integer_value(json_object_get(answer, "bytes")),
+		       (long long)json_integer_value(json_object_get(answer, "ms")));
 	else
 		r = refused(st, answer);
 	json_decref(answer);
@@ -684,6 +716,8 @@ int main(int argc, char **argv)
 		r = fast_revoke(&c, arg, nargs == 2 ? argv[optind + 2] : NULL);
 	} else if (!strcmp(cmd, "import-prosody")) {
 		r = import_prosody(&c, arg, nargs == 2 ? argv[optind + 2] : NULL);
+	} else if (!strcmp(cmd, "backup")) {
+		r = backup(&c, arg);
 	} else if (!strcmp(cmd, "import-xep227")) {
 		r = import_xep227(&c, arg, nargs == 2 ? argv[optind + 2] : NULL);
 	} else if (!strcmp(cmd, "accounts")) {

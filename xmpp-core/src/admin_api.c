@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backup.h"
 #include "c2s.h"
 #include "cm/buf.h"
 #include "cm/crypto.h"
@@ -90,6 +91,7 @@ enum op_kind {
 	OP_STATS,
 	OP_FAST_REVOKE,
 	OP_IMPORT,
+	OP_BACKUP,
 };
 
 struct op {
@@ -914,6 +916,59 @@ static void sessions(struct xc_admin_api *a, struct cm_http_req *req, const char
 	xc_jid_free(&j);
 }
 
+/* POST backup: a copy of the database (backup.h), answered once it is written. */
+static void backup_done(void *arg, const struct xc_backup_result *res)
+{
+	struct op *o = arg;
+
+	if (res->rc == 0)
+		respond_json(o->req, 201,
+		             json_pack("{ss sI sI}", "path", res->path, "bytes",
+		                       (json_int_t)res->bytes, "ms", (json_int_t)res->ms));
+	else
+		respond_error(o->req, res->rc == -EEXIST ? 409 : 500, "%s", res->err);
+	op_done(o);
+}
+
+static void backup(struct xc_admin_api *a, struct cm_http_req *req)
+{
+	const char *name = NULL;
+	char err[CM_ERR_MAX];
+	json_t *j = NULL;
+	struct op *o;
+	size_t len;
+	int rc;
+
+	if (strcmp(cm_http_req_method(req), "POST") != 0) {
+		respond_error(req, 405, "backup takes POST");
+		return;
+	}
+	(void)cm_http_req_body(req, &len);
+	if (len) {
+		if (!(j = body_json(req)))
+			return;
+		name = json_string_value(json_object_get(j, "name"));
+		if (json_object_size(j) != (name ? 1u : 0u)) {
+			respond_error(req, 400, "the body is {} or {\"name\": \"...\"}");
+			json_decref(j);
+			return;
+		}
+	}
+	if (!(o = op_new(a, req, OP_BACKUP))) {
+		respond_error(req, 500, "out of memory");
+		json_decref(j);
+		return;
+	}
+	rc = xc_backup_start(a->srv, name, backup_done, o, err, sizeof(err));
+	json_decref(j);
+	if (rc)
+		op_fail(o,
+		        rc == -EINVAL  ? 400
+		        : rc == -EBUSY ? 409
+		                       : 500,
+		        rc == -ENOMEM ? "out of memory" : err);
+}
+
 static void stats(struct xc_admin_api *a, struct cm_http_req *req)
 {
 	struct op *o;
@@ -954,6 +1009,8 @@ static int on_request(void *arg, struct cm_http_req *req)
 		import(a, req);
 	else if (strcmp(rest, "stats") == 0)
 		stats(a, req);
+	else if (strcmp(rest, "backup") == 0)
+		backup(a, req);
 	else if (strncmp(rest, "fast-tokens/", 12) == 0 && rest[12])
 		fast_tokens(a, req, rest + 12);
 	else if (strcmp(rest, "openapi.json") == 0)

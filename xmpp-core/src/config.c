@@ -250,6 +250,12 @@ static const struct cm_cfg_field storage_fields[] = {
      .offset = offsetof(struct xc_storage_config, path),
      .def = "/var/lib/xmpp-core/xmpp-core.db",
      .doc = "the SQLite database (accounts, rosters, offline messages, archives)"},
+    {.key = "backup_dir",
+     .type = CM_CFG_PATH,
+     .offset = offsetof(struct xc_storage_config, backup_dir),
+     .doc = "where `xmppctl backup` (POST /api/v1/backup) writes copies of the database, made "
+            "while the server runs (not set: the directory `backups` beside `path`, made on "
+            "the first backup)"},
     {.key = "linger_ms",
      .type = CM_CFG_INT,
      .offset = offsetof(struct xc_storage_config, linger_ms),

@@ -172,6 +172,17 @@ static const struct cm_metric_def metric_defs[] = {
     CM_METRIC_HISTOGRAM_DEF(struct xc_metrics, offline_queue, "xmpp_offline_queue_messages",
                             "Offline messages handed over at once to a user coming back.",
                             queue_buckets, sizeof(queue_buckets) / sizeof(queue_buckets[0]), NULL),
+    CM_METRIC_COUNTER_DEF(struct xc_metrics, backups_ok, "xmpp_backups_total",
+                          "Backups of the database (POST /api/v1/backup) by result.", "result",
+                          "ok"),
+    CM_METRIC_COUNTER_DEF(struct xc_metrics, backups_failed, "xmpp_backups_total",
+                          "Backups of the database (POST /api/v1/backup) by result.", "result",
+                          "failed"),
+    CM_METRIC_GAUGE_DEF(struct xc_metrics, backup_last,
+                        "xmpp_backup_last_success_timestamp_seconds",
+                        "When the last backup of the database was written (Unix time; 0: none "
+                        "since the start).",
+                        NULL),
 };
 #undef M
 

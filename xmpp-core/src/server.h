@@ -79,6 +79,8 @@ struct xc_metrics {
 	struct cm_histogram *route_latency; /* seconds from a stanza read to its delivery */
 	struct cm_histogram *store_latency; /* seconds a store request took, queue included */
 	struct cm_histogram *offline_queue; /* messages handed over at once to a user back online */
+	struct cm_counter *backups_ok, *backups_failed; /* backup.h */
+	struct cm_gauge *backup_last;                   /* Unix time of the last backup written */
 };
 
 struct xc_server {
@@ -107,6 +109,8 @@ struct xc_server {
 	struct xc_metrics m;
 	atomic_uint_fast64_t next_id; /* stream ids and generated resources */
 	bool stopping;
+	bool backup_running;  /* main loop: backup.h's job is under way */
+	double backup_last;   /* main loop: what backup_last says */
 	atomic_uint draining; /* the drain (xc_server_stop): shards with connections left */
 	/* main loop: once the shards are drained, the stop waits for the store's last answers */
 	struct cm_loop_timer settle;

@@ -22,7 +22,8 @@
 
 struct xc_store {
 	const struct xc_store_backend *be;
-	void *db; /* the backend's; touched by the thread only once started */
+	void *db;    /* the backend's; touched by the thread only once started */
+	char *where; /* owned: the database, for the backend's backup */
 	unsigned batch_max;
 	uv_thread_t thread;
 	uv_mutex_t lock;
@@ -391,8 +392,13 @@ int xc_store_open(struct xc_store **out, const struct xc_store_config *cfg, char
 	st->linger_ns = (uint64_t)cfg->linger_ms * 1000000u;
 	st->latency = cfg->latency;
 	cm_list_init(&st->queue);
+	if (!(st->where = strdup(cfg->where ? cfg->where : ""))) {
+		free(st);
+		return -ENOMEM;
+	}
 	rc = st->be->open(&st->db, cfg->where, cfg->cache_mb ? cfg->cache_mb : 64, err, errlen);
 	if (rc) {
+		free(st->where);
 		free(st);
 		return rc;
 	}
@@ -402,6 +408,7 @@ int xc_store_open(struct xc_store **out, const struct xc_store_config *cfg, char
 		rc = st->be->archive_ids(st->db, &next, st->arch_key);
 		if (rc) {
 			st->be->close(st->db);
+			free(st->where);
 			free(st);
 			return cm_errf(err, errlen, rc,
 			               "%s: cannot read the archive's numbering: %s", cfg->where,
@@ -411,12 +418,14 @@ int xc_store_open(struct xc_store **out, const struct xc_store_config *cfg, char
 	}
 	if (uv_mutex_init(&st->lock) != 0) {
 		st->be->close(st->db);
+		free(st->where);
 		free(st);
 		return -ENOMEM;
 	}
 	if (uv_cond_init(&st->wake) != 0) {
 		uv_mutex_destroy(&st->lock);
 		st->be->close(st->db);
+		free(st->where);
 		free(st);
 		return -ENOMEM;
 	}
@@ -492,7 +501,16 @@ void xc_store_close(struct xc_store *st)
 	st->be->close(st->db);
 	uv_cond_destroy(&st->wake);
 	uv_mutex_destroy(&st->lock);
+	free(st->where);
 	free(st);
+}
+
+int xc_store_backup(struct xc_store *st, const char *dest, uint64_t *bytes, char *err,
+                    size_t errlen)
+{
+	if (!st->be->backup)
+		return cm_errf(err, errlen, -ENOTSUP, "the %s store has no backup", st->be->name);
+	return st->be->backup(st->where, dest, bytes, err, errlen);
 }
 
 /* --- personal eventing (XEP-0163) ------------------------------------------------------------- */

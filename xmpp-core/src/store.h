@@ -278,6 +278,12 @@ struct xc_store_backend {
 	 * every one handed out before, even by a run that crashed) and the key of the database's
 	 * archive ids (archive_id.h). */
 	int (*archive_ids)(void *db, uint64_t *next, uint64_t key[2]);
+	/* May be NULL (no backup of its own). Copy the database at where into the new file dest
+	 * (refused if it exists), as it was at one moment, while the store's thread goes on
+	 * writing: runs on any other thread, with a connection of its own. *bytes: the copy's
+	 * size. 0, -EEXIST, or a negative errno with err saying why. */
+	int (*backup)(const char *where, const char *dest, uint64_t *bytes, char *err,
+	              size_t errlen);
 	/* May be NULL: work of the backend's own that nobody waits for (SQLite: the archive's
 	 * fold, the flush of commits left unflushed), called after each batch's requests went back
 	 * and, when the store is idle, once the time it asked for has passed. Returns the ms after
@@ -321,6 +327,11 @@ size_t xc_store_depth(struct xc_store *st);
 /* Requests with a done submitted whose done has not yet returned (any thread). A stop waits for
  * none to be owed before the loops go. */
 size_t xc_store_owed(struct xc_store *st);
+
+/* The backend's backup (above) of the store's database into the new file dest, from any
+ * thread but the store's. -ENOTSUP when the backend has none. */
+int xc_store_backup(struct xc_store *st, const char *dest, uint64_t *bytes, char *err,
+                    size_t errlen);
 
 /* A new archive id (archive_id.h) for a message about to be archived: its row's number, never
  * handed out before. Safe from any thread. */

@@ -19,10 +19,13 @@
 #include "store.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <sqlite3.h>
 #include <uv.h>
 
@@ -1132,6 +1135,82 @@ static int sq_archive_ids(void *db, uint64_t *next, uint64_t key[2])
 	return xc_sq_arch_ids(q->arch, next, key);
 }
 
+/* The backup: SQLite's online backup from a read-only connection of its own, all pages in one
+ * step (one read transaction: in WAL mode a snapshot, which the store's writer does not wait
+ * for), into dest's ".part" file made here (mode 0600, never one that exists), synced, then
+ * renamed to dest and the directory synced. */
+static int sq_backup(const char *where, const char *dest, uint64_t *bytes, char *err, size_t errlen)
+{
+	sqlite3 *src = NULL, *dst = NULL;
+	sqlite3_backup *b;
+	struct stat st;
+	char *part = NULL, *dir = NULL, *slash;
+	int fd, rc = 0, step;
+
+	*bytes = 0;
+	if (access(dest, F_OK) == 0)
+		return cm_errf(err, errlen, -EEXIST, "%s exists already", dest);
+	if (asprintf(&part, "%s.part", dest) < 0)
+		return -ENOMEM;
+	fd = open(part, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		rc = cm_errf(err, errlen, -errno, "%s: %s", part, strerror(errno));
+		free(part);
+		return rc;
+	}
+	close(fd);
+	if (sqlite3_open_v2(where, &src, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
+	    sqlite3_open_v2(part, &dst, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
+		rc = cm_errf(err, errlen, -EIO, "%s", sqlite3_errmsg(dst ? dst : src));
+		goto out;
+	}
+	sqlite3_busy_timeout(src, 5000);
+	if (!(b = sqlite3_backup_init(dst, "main", src, "main"))) {
+		rc = cm_errf(err, errlen, -EIO, "%s", sqlite3_errmsg(dst));
+		goto out;
+	}
+	step = sqlite3_backup_step(b, -1);
+	if (sqlite3_backup_finish(b) != SQLITE_OK || step != SQLITE_DONE) {
+		rc = cm_errf(err, errlen, step == SQLITE_NOMEM ? -ENOMEM : -EIO, "%s",
+		             step != SQLITE_DONE ? sqlite3_errstr(step) : sqlite3_errmsg(dst));
+		goto out;
+	}
+	if (sqlite3_close(dst) != SQLITE_OK) {
+		rc = cm_errf(err, errlen, -EIO, "%s: closing the copy failed", part);
+		dst = NULL;
+		goto out;
+	}
+	dst = NULL;
+	/* on disk before it takes its name, and the name on disk before the answer */
+	fd = open(part, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fsync(fd) != 0 || fstat(fd, &st) != 0)
+		rc = cm_errf(err, errlen, -errno, "%s: %s", part, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	if (!rc && rename(part, dest) != 0)
+		rc = cm_errf(err, errlen, -errno, "%s: %s", dest, strerror(errno));
+	if (!rc && (dir = strdup(dest)) != NULL) {
+		slash = strrchr(dir, '/');
+		if (slash)
+			*(slash == dir ? slash + 1 : slash) = '\0';
+		fd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd >= 0) {
+			(void)fsync(fd);
+			close(fd);
+		}
+	}
+	if (!rc)
+		*bytes = (uint64_t)st.st_size;
+out:
+	sqlite3_close(dst);
+	sqlite3_close(src);
+	if (rc)
+		unlink(part);
+	free(part);
+	free(dir);
+	return rc;
+}
+
 const struct xc_store_backend xc_store_sqlite = {
     .name = "sqlite",
     .open = sq_open,
@@ -1142,6 +1221,7 @@ const struct xc_store_backend xc_store_sqlite = {
     .rollback = sq_rollback,
     .run = sq_run,
     .archive_ids = sq_archive_ids,
+    .backup = sq_backup,
 };
 
 /* --- personal eventing (XEP-0163) and vcard-temp (XEP-0054) ----------------------------------

@@ -53,6 +53,7 @@ struct xc_fast_config {
 
 struct xc_storage_config {
 	char *path;          /* the SQLite database */
+	char *backup_dir;    /* backup.h's directory; NULL: "backups" beside path */
 	long long linger_ms; /* unanswered writes may wait this long for company (store.h) */
 	long long cache_mb;  /* the database's page cache */
 };
