@@ -1014,7 +1014,8 @@ static void test_h1_path_body_limit(void **state)
 	assert_int_equal(cm_http_body_limit(f.srv, "/v3/large", 1000), 0);
 	assert_int_equal(cm_http_body_limit(f.srv, "nope", 1000), -EINVAL);
 	assert_int_equal(cm_http_body_limit(f.srv, "/v3/x", 0), -EINVAL);
-	memset(body, 'b', sizeof(body));
+	memset(body, 'b', sizeof(body) - 1);
+	body[sizeof(body) - 1] = '\0';
 	for (int i = 0; i < 4; i++) {
 		static const char *const paths[] = {"/v3/large", "/v3/large?q=1", "/v3/other",
 		                                    "/v3/large"};
