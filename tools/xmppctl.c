@@ -7,12 +7,14 @@
  */
 #include <curl/curl.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -64,6 +66,9 @@ static void usage(FILE *f)
 	        "  fast-revoke JID [AGENT-ID]\n"
 	        "                    revoke the FAST tokens (XEP-0484) of an account, or of one\n"
 	        "                    of its clients: its next login needs the password\n"
+	        "  export-xep227 DIR [HOST]\n"
+	        "                    write each account (of HOST, or all) as an XEP-0227 file\n"
+	        "                    DIR/JID.xml, for import-xep227, ejabberd or Prosody\n"
 	        "  backup [NAME]     a copy of the database, made while the server runs, in\n"
 	        "                    storage.backup_dir (NAME.db, or one with the time)\n"
 	        "  import-prosody FILE [HOST]\n"
@@ -544,6 +549,119 @@ static int import_xep227(struct ctl *c, const char *path, const char *host)
 	return summary(c, &run.t, "the file holds no others");
 }
 
+/* export-xep227: one account's file, DIR/JID.xml, made here (never over one that exists). */
+static int export_one(struct ctl *c, const char *dir, const char *jid, struct tally *t)
+{
+	struct cm_buf path, xml;
+	json_t *answer = NULL;
+	char err[CM_ERR_MAX], *doc = NULL;
+	long st;
+	int fd = -1, rc = 0;
+
+	cm_buf_init(&path, 0);
+	cm_buf_init(&xml, 0);
+	if (cm_buf_puts(&path, "export/") || path_escape(&path, jid)) {
+		cm_buf_free(&path);
+		return -ENOMEM;
+	}
+	st = call(c, "GET", path.data, NULL, &answer);
+	if (st < 0) {
+		t->unreachable = true;
+		rc = -EHOSTUNREACH;
+	} else if (st != 200) {
+		const char *why = json_string_value(json_object_get(answer, "error"));
+
+		printf("%s\tnot exported: %s (HTTP %ld)\n", jid, why ? why : "refused", st);
+		t->failed++;
+	} else if (!(doc = json_dumps(answer, JSON_COMPACT)) ||
+	           xc_xep227_file(doc, &xml, err, sizeof(err)) != 0) {
+		printf("%s\tnot exported: %s\n", jid, doc ? err : "out of memory");
+		t->failed++;
+	} else {
+		path.len = 0;
+		if (cm_buf_printf(&path, "%s/%s.xml", dir, jid) == 0)
+			fd = open(path.data, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd < 0 || write(fd, xml.data, xml.len) != (ssize_t)xml.len || fsync(fd) != 0) {
+			printf("%s\tnot exported: %s: %s\n", jid, path.data, strerror(errno));
+			t->failed++;
+		} else {
+			counts(jid, "exported", answer, false);
+			t->done++;
+		}
+		if (fd >= 0)
+			close(fd);
+	}
+	if (doc)
+		cm_crypto_wipe(doc, strlen(doc));
+	if (xml.data)
+		cm_crypto_wipe(xml.data, xml.len);
+	free(doc);
+	cm_buf_free(&xml);
+	cm_buf_free(&path);
+	json_decref(answer);
+	return rc;
+}
+
+/* export-xep227 DIR [HOST]: every account of HOST (or of every host served) written as an
+ * XEP-0227 file of its own in DIR (made, mode 0700, when missing), the way Prosody lays them
+ * out: what import-xep227, ejabberd's import_piefxis and prosody-migrator read. */
+static int export_xep227(struct ctl *c, const char *dir, const char *host)
+{
+	json_t *stats = NULL, *hosts, *list = NULL;
+	struct tally t = {0};
+	const char *h;
+	json_t *v;
+	long st;
+
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+		fprintf(stderr, "xmppctl: %s: %s\n", dir, strerror(errno));
+		return EXIT_USAGE;
+	}
+	if (host) {
+		hosts = json_pack("{si}", host, 1);
+	} else {
+		if ((st = call(c, "GET", "stats", NULL, &stats)) != 200)
+			return st < 0 ? EXIT_UNREACHABLE : refused(st, stats);
+		hosts = json_incref(json_object_get(stats, "accounts"));
+	}
+	json_object_foreach(hosts, h, v)
+	{
+		struct cm_buf path;
+
+		cm_buf_init(&path, 0);
+		if (cm_buf_puts(&path, "accounts?host=") || path_escape(&path, h)) {
+			cm_buf_free(&path);
+			break;
+		}
+		st = call(c, "GET", path.data, NULL, &list);
+		cm_buf_free(&path);
+		if (st != 200) {
+			int r = st < 0 ? EXIT_UNREACHABLE : refused(st, list);
+
+			json_decref(list);
+			json_decref(hosts);
+			json_decref(stats);
+			return r;
+		}
+		for (size_t i = 0;
+		     i < json_array_size(json_object_get(list, "accounts")) && !t.unreachable; i++)
+			(void)export_one(
+			    c, dir,
+			    json_string_value(json_array_get(json_object_get(list, "accounts"), i)),
+			    &t);
+		json_decref(list);
+		list = NULL;
+		if (t.unreachable)
+			break;
+	}
+	json_decref(hosts);
+	json_decref(stats);
+	if (t.unreachable)
+		return EXIT_UNREACHABLE;
+	printf("%zu exported, %zu not exported, into %s\n", t.done, t.failed, dir);
+	return t.failed ? EXIT_REFUSED : 0;
+}
+
 /* import-prosody: each account of each host (or of host) read from Prosody's store and sent to
  * the import route. Exit status 1 when one or more could not be imported. */
 static int import_prosody(struct ctl *c, const char *file, const char *host)
@@ -689,7 +807,7 @@ int main(int argc, char **argv)
 	nargs = argc - optind - 1;
 	if ((nargs > 1 &&
 	     !(nargs == 2 && (!strcmp(cmd, "fast-revoke") || !strcmp(cmd, "import-prosody") ||
-	                      !strcmp(cmd, "import-xep227")))) ||
+	                      !strcmp(cmd, "import-xep227") || !strcmp(cmd, "export-xep227")))) ||
 	    (!arg &&
 	     (!strcmp(cmd, "register") || !strcmp(cmd, "unregister") || !strcmp(cmd, "passwd") ||
 	      !strcmp(cmd, "kick") || !strcmp(cmd, "fast-revoke") ||
@@ -716,6 +834,8 @@ int main(int argc, char **argv)
 		r = fast_revoke(&c, arg, nargs == 2 ? argv[optind + 2] : NULL);
 	} else if (!strcmp(cmd, "import-prosody")) {
 		r = import_prosody(&c, arg, nargs == 2 ? argv[optind + 2] : NULL);
+	} else if (!strcmp(cmd, "export-xep227")) {
+		r = export_xep227(&c, arg, nargs == 2 ? argv[optind + 2] : NULL);
 	} else if (!strcmp(cmd, "backup")) {
 		r = backup(&c, arg);
 	} else if (!strcmp(cmd, "import-xep227")) {

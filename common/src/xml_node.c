@@ -491,6 +491,19 @@ int cm_xml_node_declare_ns(struct cm_xml_node *n, const char *prefix, const char
 	return 0;
 }
 
+void cm_xml_node_undeclare_ns(struct cm_xml_node *n, const char *prefix)
+{
+	for (struct cm_xml_nsdecl **pp = n ? &n->nsdecls : NULL; pp && *pp; pp = &(*pp)->next) {
+		struct cm_xml_nsdecl *cur = *pp;
+
+		if (prefix ? cur->prefix && !strcmp(cur->prefix, prefix) : !cur->prefix) {
+			*pp = cur->next;
+			free(cur);
+			return;
+		}
+	}
+}
+
 /* --- copy ----------------------------------------------------------------------------------- */
 
 /* A copy of n alone: element with attributes and declarations, or text; no children. */

@@ -784,6 +784,25 @@ static void test_build_edit(void **state)
 	assert_int_equal(cm_xml_write(&b, other, NULL), 0);
 	assert_string_equal(b.data, "<message xmlns='jabber:client'><query "
 	                            "xmlns='jabber:iq:roster'/></message>");
+	/* undeclared: written in a client stream's scope without it; alone, it is declared */
+	{
+		struct cm_xml_node *scope = NULL;
+
+		assert_int_equal(cm_xml_node_new(&scope, "stream:stream", CM_XML_NS_STREAM), 0);
+		assert_int_equal(cm_xml_node_declare_ns(scope, NULL, CM_XML_NS_CLIENT), 0);
+		cm_buf_reset(&b);
+		assert_int_equal(cm_xml_write(&b, other, scope), 0);
+		assert_non_null(strstr(b.data, "<message xmlns='jabber:client'>"));
+		cm_xml_node_undeclare_ns(other, NULL);
+		cm_xml_node_undeclare_ns(other, "absent"); /* nothing to do */
+		cm_buf_reset(&b);
+		assert_int_equal(cm_xml_write(&b, other, scope), 0);
+		assert_string_equal(b.data, "<message><query xmlns='jabber:iq:roster'/></message>");
+		cm_buf_reset(&b);
+		assert_int_equal(cm_xml_write(&b, other, NULL), 0);
+		assert_non_null(strstr(b.data, "<message xmlns='jabber:client'>"));
+		cm_xml_node_free(scope);
+	}
 
 	cm_xml_node_free(other);
 	cm_xml_node_free(iq);

@@ -6,12 +6,15 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 #include <uv.h>
 
 #include "tests/support/store_fix.h"
+#include "xmpp-core/src/import.h"
+#include "xmpp-core/src/scram.h"
 #include "xmpp-core/src/store.h"
 
 static struct xc_store_req *answer;
@@ -67,8 +70,9 @@ static struct xc_store_req *import_req(struct store_fix *f, const char *user, co
 	r->msgs = calloc(2, sizeof(*r->msgs));
 	for (int i = 0; i < 2; i++) {
 		r->msgs[i].stamp_ms = 1000 * (i + 1);
-		r->msgs[i].stanza = strdup(i ? "<message to='x'><body>2</body></message>"
-		                             : "<message to='x'><body>1</body></message>");
+		r->msgs[i].stanza =
+		    strdup(i ? "<message to='alice@example.org'><body>2</body></message>"
+		             : "<message to='alice@example.org'><body>1</body></message>");
 	}
 	r->nmsgs = 2;
 	r->pep = calloc(1, sizeof(*r->pep));
@@ -119,7 +123,8 @@ static void test_import_all_or_nothing(void **state)
 	r = run(&f, req(&f, XC_STORE_OFFLINE_TAKE, "alice@example.org"));
 	assert_int_equal(r->nmsgs, 2);
 	assert_int_equal(r->msgs[0].stamp_ms, 1000);
-	assert_string_equal(r->msgs[1].stanza, "<message to='x'><body>2</body></message>");
+	assert_string_equal(r->msgs[1].stanza,
+	                    "<message to='alice@example.org'><body>2</body></message>");
 	xc_store_req_free(r);
 	/* the PEP node, as configured, with both items (newest first) */
 	r = req(&f, XC_STORE_PEP_ITEMS, "alice@example.org");
@@ -156,6 +161,68 @@ static void test_import_all_or_nothing(void **state)
 	assert_int_equal(r->creds[XC_SCRAM_SHA1].salt_len, 4);
 	assert_int_equal(xc_scram_creds_check(XC_SCRAM_SHA1, &r->creds[XC_SCRAM_SHA1], "secret", 6),
 	                 0);
+	xc_store_req_free(r);
+	store_fix_close(&f);
+}
+
+/* What an import wrote comes back out, in one read, as the document the import route takes:
+ * the messages kept offline stay kept. */
+static void test_export(void **state)
+{
+	static const struct xc_import_limits lim = {.iter = 4096,
+	                                            .max_offline = 10,
+	                                            .max_stanza = 4096,
+	                                            .max_nodes = 10,
+	                                            .max_items = 10,
+	                                            .max_payload = 4096};
+	struct xc_import_summary sum;
+	struct store_fix f;
+	struct xc_store_req *r, *again;
+	char *doc = NULL, err[256] = "";
+	size_t dropped = 9;
+
+	(void)state;
+	store_fix_open(&f, "test_store_export");
+	r = run(&f, import_req(&f, "alice@example.org", NULL));
+	assert_int_equal(r->err, 0);
+	xc_store_req_free(r);
+	r = run(&f, req(&f, XC_STORE_ACCOUNT_EXPORT, "alice@example.org"));
+	assert_int_equal(r->err, 0);
+	assert_int_equal(r->nitems, 2);
+	assert_int_equal(r->njids, 1);
+	assert_int_equal(r->nmsgs, 2);
+	assert_non_null(r->pep);
+	assert_int_equal(r->pep->nitems, 2);
+	assert_string_equal(r->pep->items[0].id, "room1"); /* oldest first */
+	assert_string_equal(r->stanza, "<vCard xmlns='vcard-temp'><FN>Alice</FN></vCard>");
+	assert_int_equal(xc_import_doc(r, &doc, &dropped), 0);
+	assert_int_equal(dropped, 0);
+	assert_non_null(strstr(doc, "\"requests\":[\"carol@example.org\"]"));
+	assert_non_null(strstr(doc, "\"max_items\":\"max\""));
+	assert_non_null(strstr(doc, "\"access\":\"whitelist\""));
+	assert_null(strstr(doc, "SCRAM-SHA-256")); /* it has no keys for it */
+	xc_store_req_free(r);
+	/* the document parses as an import of the same account, with what was written */
+	again = xc_store_req_new(XC_STORE_ACCOUNT_IMPORT, NULL, NULL, NULL);
+	assert_non_null(again);
+	if (xc_import_parse(doc, strlen(doc), &lim, again, &sum, err, sizeof(err)) != 0)
+		fail_msg("%s: %s", doc, err);
+	assert_int_equal(sum.roster, 1);
+	assert_int_equal(sum.requests, 1);
+	assert_int_equal(sum.blocked, 1);
+	assert_int_equal(sum.offline, 2);
+	assert_int_equal(sum.pep_items, 2);
+	assert_true(sum.vcard);
+	assert_int_equal(
+	    xc_scram_creds_check(XC_SCRAM_SHA1, &again->creds[XC_SCRAM_SHA1], "secret", 6), 0);
+	xc_store_req_free(again);
+	free(doc);
+	/* still kept offline; and no such account */
+	r = run(&f, req(&f, XC_STORE_OFFLINE_COUNT, "alice@example.org"));
+	assert_int_equal(r->count, 2);
+	xc_store_req_free(r);
+	r = run(&f, req(&f, XC_STORE_ACCOUNT_EXPORT, "nobody@example.org"));
+	assert_int_equal(r->err, -ENOENT);
 	xc_store_req_free(r);
 	store_fix_close(&f);
 }
@@ -219,6 +286,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_import_all_or_nothing),
 	    cmocka_unit_test(test_add_creds_and_count),
+	    cmocka_unit_test(test_export),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "cm/buf.h"
 #include "cm/crypto.h"
 #include "cm/err.h"
 #include "xmpp-core/src/import.h"
@@ -451,6 +452,92 @@ static void test_directory(void **state)
 	got_free(&g);
 }
 
+/* A document's roster items without the flags that are false (absent means false). */
+static void drop_false(json_t *doc)
+{
+	json_t *roster = json_object_get(doc, "roster");
+
+	for (size_t i = 0; i < json_array_size(roster); i++) {
+		json_t *it = json_array_get(roster, i);
+		static const char *const flags[] = {"ask", "approved", "pending_in"};
+
+		for (int f = 0; f < 3; f++)
+			if (json_is_false(json_object_get(it, flags[f])))
+				json_object_del(it, flags[f]);
+	}
+}
+
+/* An account's document written as a file (xc_xep227_file()) reads back as the same document:
+ * what export-xep227 writes, import-xep227 brings back as it was. */
+static void test_round_trip(void **state)
+{
+	static const char doc[] =
+	    "{\"jid\":\"alice@example.org\","
+	    "\"scram\":{\"SCRAM-SHA-1\":{\"iterations\":4096,\"salt\":\"" SALT_B64 "\","
+	    "\"stored_key\":\"" STORED_B64 "\",\"server_key\":\"" SERVER_B64 "\"},"
+	    "\"SCRAM-SHA-256\":{\"iterations\":4096,\"salt\":\"W22ZaJ0SNY7soEsUEjb6gQ==\","
+	    "\"stored_key\":\"WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=\","
+	    "\"server_key\":\"wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=\"}},"
+	    "\"roster\":[{\"jid\":\"bob@example.org\",\"groups\":[\"Friends\",\"Work & Play\"],"
+	    "\"subscription\":\"both\",\"ask\":false,\"approved\":false,\"pending_in\":false,"
+	    "\"name\":\"Bob <B>\"},{\"jid\":\"carol@example.org\",\"groups\":[],"
+	    "\"subscription\":\"none\",\"ask\":true,\"approved\":true,\"pending_in\":true}],"
+	    "\"requests\":[\"dave@example.org\"],\"blocklist\":[\"evil.example\","
+	    "\"spam@evil.example\"],"
+	    "\"offline\":[{\"stamp_ms\":1796544365101,\"stanza\":\"<message "
+	    "xmlns='jabber:client' to='alice@example.org' from='bob@example.org' "
+	    "type='chat'><body>hi &amp; bye</body></message>\"}],"
+	    "\"pep\":[{\"node\":\"urn:xmpp:avatar:metadata\",\"access\":\"roster\","
+	    "\"persist\":true,\"items\":[{\"id\":\"a\",\"payload\":\"<metadata "
+	    "xmlns='urn:xmpp:avatar:metadata'/>\"},{\"id\":\"b\",\"payload\":\"<metadata "
+	    "xmlns='urn:xmpp:avatar:metadata'><info id='b' bytes='1'/></metadata>\"}],"
+	    "\"max_items\":\"max\",\"groups\":[\"Friends\"]},{\"node\":\"urn:xmpp:vcard4\","
+	    "\"access\":\"open\",\"persist\":false,\"items\":[{\"id\":\"current\","
+	    "\"payload\":\"<vcard xmlns='urn:ietf:params:xml:ns:vcard-4.0'><fn><text>Alice</text>"
+	    "</fn></vcard>\"}],\"max_items\":1}],"
+	    "\"vcard\":\"<vCard xmlns='vcard-temp'><FN>Alice</FN></vCard>\"}";
+	struct cm_buf xml;
+	char err[CM_ERR_MAX] = "";
+	json_t *want = json_loads(doc, 0, NULL), *got;
+	const char *key;
+	json_t *v;
+	struct got g;
+
+	(void)state;
+	assert_non_null(want);
+	cm_buf_init(&xml, 0);
+	assert_int_equal(xc_xep227_file(doc, &xml, err, sizeof(err)), 0);
+	assert_int_equal(
+	    xc_xep227_read_buf(xml.data, xml.len, "out.xml", NULL, collect, &g, err, sizeof(err)),
+	    0);
+	assert_int_equal(g.n, 1);
+	got = g.doc[0];
+	assert_non_null(got);
+	assert_string_equal(g.notes[0], "");
+	drop_false(want);
+	drop_false(got);
+	json_object_foreach(want, key, v)
+	{
+		if (!json_equal(v, json_object_get(got, key))) {
+			char *a = json_dumps(v, JSON_SORT_KEYS),
+			     *b = json_dumps(json_object_get(got, key), JSON_SORT_KEYS);
+
+			fail_msg("%s: wrote %s, read %s", key, a, b ? b : "(none)");
+		}
+	}
+	assert_int_equal(json_object_size(got), json_object_size(want));
+	route_takes(got);
+	got_free(&g);
+	json_decref(want);
+	/* what is not an account's document */
+	xml.len = 0;
+	assert_int_equal(xc_xep227_file("{\"jid\":\"nobody\"}", &xml, err, sizeof(err)), -EINVAL);
+	assert_int_equal(
+	    xc_xep227_file("{\"jid\":\"a@b\",\"vcard\":\"<x\"}", &xml, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "a@b"));
+	cm_buf_free(&xml);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -461,6 +548,7 @@ int main(void)
 	    cmocka_unit_test(test_files_refused),
 	    cmocka_unit_test(test_hosts_and_namespaces),
 	    cmocka_unit_test(test_directory),
+	    cmocka_unit_test(test_round_trip),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -92,6 +92,7 @@ enum op_kind {
 	OP_FAST_REVOKE,
 	OP_IMPORT,
 	OP_BACKUP,
+	OP_EXPORT,
 };
 
 struct op {
@@ -360,6 +361,26 @@ static void on_stored(struct xc_store_req *r)
 			op_done(o);
 		}
 		break;
+	case OP_EXPORT: {
+		char *doc = NULL;
+		size_t dropped = 0;
+
+		if (r->err == -ENOENT)
+			op_fail(o, 404, "no such account");
+		else if (r->err)
+			op_fail(o, 500, "the store failed");
+		else if (xc_import_doc(r, &doc, &dropped) != 0)
+			op_fail(o, 500, "out of memory");
+		else {
+			CM_LOGI("api", "account %s exported%s", o->jid,
+			        dropped ? " (pre-approvals without a roster item left out)" : "");
+			cm_http_respond(o->req, 200, "application/json", doc, strlen(doc));
+			cm_crypto_wipe(doc, strlen(doc));
+			free(doc);
+			op_done(o);
+		}
+		break;
+	}
 	case OP_FAST_REVOKE:
 		if (r->err) {
 			op_fail(o, 500, "the store failed");
@@ -916,6 +937,48 @@ static void sessions(struct xc_admin_api *a, struct cm_http_req *req, const char
 	xc_jid_free(&j);
 }
 
+/* GET export/JID: the account as the import route takes it (import.h), read at one moment. */
+static void export_one(struct xc_admin_api *a, struct cm_http_req *req, const char *rest)
+{
+	char *raw = strdup(rest), *jid = NULL;
+	struct xc_store_req *r = NULL;
+	struct op *o;
+	long l;
+
+	if (!raw) {
+		respond_error(req, 500, "out of memory");
+		return;
+	}
+	if (strcmp(cm_http_req_method(req), "GET") != 0) {
+		free(raw);
+		respond_error(req, 405, "export/JID takes GET");
+		return;
+	}
+	if ((l = cm_http_unescape(raw, raw, NULL)) < 0) {
+		free(raw);
+		respond_error(req, 400, "the JID in the path is not correctly percent-encoded");
+		return;
+	}
+	if (!account_jid(a, req, raw, (size_t)l, &jid)) {
+		free(raw);
+		return;
+	}
+	free(raw);
+	o = op_new(a, req, OP_EXPORT);
+	if (o)
+		o->jid = jid;
+	r = o ? store_req(o, XC_STORE_ACCOUNT_EXPORT, jid) : NULL;
+	if (!r || submit(o, r) != 0) {
+		xc_store_req_free(r);
+		if (o)
+			op_fail(o, 503, "the store is not available");
+		else {
+			free(jid);
+			respond_error(req, 500, "out of memory");
+		}
+	}
+}
+
 /* POST backup: a copy of the database (backup.h), answered once it is written. */
 static void backup_done(void *arg, const struct xc_backup_result *res)
 {
@@ -1011,6 +1074,8 @@ static int on_request(void *arg, struct cm_http_req *req)
 		stats(a, req);
 	else if (strcmp(rest, "backup") == 0)
 		backup(a, req);
+	else if (strncmp(rest, "export/", 7) == 0 && rest[7])
+		export_one(a, req, rest + 7);
 	else if (strncmp(rest, "fast-tokens/", 12) == 0 && rest[12])
 		fast_tokens(a, req, rest + 12);
 	else if (strcmp(rest, "openapi.json") == 0)

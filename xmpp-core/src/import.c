@@ -437,6 +437,7 @@ static int parse_offline_one(const json_t *o, const struct xc_import_limits *lim
 		               where, r->user);
 	}
 	xc_jid_free(&to);
+	cm_xml_node_undeclare_ns(st, NULL); /* the client stream's: kept as delivered, without it */
 	rc = written_again(st, scope, SIZE_MAX, &m->stanza);
 	cm_xml_node_free(st);
 	if (rc)
@@ -766,6 +767,178 @@ int xc_import_parse(const char *text, size_t len, const struct xc_import_limits 
 		               doc ? "" : ": ", doc ? "" : e.text);
 	}
 	rc = parse_doc(doc, lim, r, sum, err, errlen);
+	json_decref(doc);
+	return rc;
+}
+
+/* --- the document of an account (XC_STORE_ACCOUNT_EXPORT) --------------------------------- */
+
+/* base64 of n bytes as a new JSON string (NULL on allocation failure). */
+static json_t *b64_string(const unsigned char *data, size_t n)
+{
+	struct cm_buf b;
+	json_t *j = NULL;
+
+	cm_buf_init(&b, 0);
+	if (cm_crypto_b64_encode(&b, data, n, CM_B64_STD) == 0)
+		j = json_stringn(b.data, b.len);
+	cm_buf_free(&b);
+	return j;
+}
+
+/* "a\nb\n" (groups as the store keeps a node's) as an array. */
+static json_t *split_lines(const char *s)
+{
+	json_t *a = json_array();
+
+	while (a && s && *s) {
+		const char *nl = strchr(s, '\n');
+		size_t n = nl ? (size_t)(nl - s) : strlen(s);
+
+		if (n && json_array_append_new(a, json_stringn(s, n))) {
+			json_decref(a);
+			return NULL;
+		}
+		s += n + (nl != NULL);
+	}
+	return a;
+}
+
+static json_t *doc_scram(const struct xc_store_req *r)
+{
+	json_t *o = json_object();
+
+	for (int h = 0; o && h < XC_SCRAM_NHASH; h++) {
+		const struct xc_scram_creds *c = &r->creds[h];
+		size_t kl = xc_scram_key_len((enum xc_scram_hash)h);
+		json_t *k;
+
+		if (c->iter == 0)
+			continue;
+		k = json_pack("{sI so so so}", "iterations", (json_int_t)c->iter, "salt",
+		              b64_string(c->salt, c->salt_len), "stored_key",
+		              b64_string(c->stored_key, kl), "server_key",
+		              b64_string(c->server_key, kl));
+		if (!k || json_object_set_new(o, xc_scram_mech_name((enum xc_scram_hash)h), k)) {
+			json_decref(o);
+			return NULL;
+		}
+	}
+	return o;
+}
+
+static int doc_roster(const struct xc_store_req *r, json_t *doc, size_t *dropped)
+{
+	json_t *roster = json_array(), *requests = json_array();
+	int rc = !roster || !requests ? -ENOMEM : 0;
+
+	for (size_t i = 0; i < r->nitems && !rc; i++) {
+		const struct xc_roster_item *it = &r->items[i];
+		json_t *o, *groups;
+
+		if (!it->st.listed) {
+			if (it->st.in)
+				rc = json_array_append_new(requests, json_string(it->contact))
+				         ? -ENOMEM
+				         : 0;
+			else
+				(*dropped)++;
+			continue;
+		}
+		groups = json_array();
+		for (size_t g = 0; groups && g < it->ngroups; g++)
+			if (json_array_append_new(groups, json_string(it->groups[g]))) {
+				json_decref(groups);
+				groups = NULL;
+			}
+		o = json_pack("{ss so ss sb sb sb}", "jid", it->contact, "groups", groups,
+		              "subscription", xc_sub_name(it->st.sub), "ask", it->st.out,
+		              "approved", it->st.approved, "pending_in", it->st.in);
+		if (o && it->name && json_object_set_new(o, "name", json_string(it->name)))
+			rc = -ENOMEM;
+		if (!o || json_array_append_new(roster, o))
+			rc = -ENOMEM;
+	}
+	if (!rc && ((json_array_size(roster) && json_object_set(doc, "roster", roster)) ||
+	            (json_array_size(requests) && json_object_set(doc, "requests", requests))))
+		rc = -ENOMEM;
+	json_decref(roster);
+	json_decref(requests);
+	return rc;
+}
+
+static json_t *doc_pep(const struct xc_pep_req *pr)
+{
+	static const char *const models[] = {"presence", "open", "whitelist", "roster"};
+	json_t *list = json_array(), *node = NULL;
+
+	for (size_t i = 0; list && i < pr->nitems; i++) {
+		const struct xc_pep_item *it = &pr->items[i];
+		int m = it->access >= 0 && it->access < 4 ? it->access : XC_PEP_PRESENCE;
+
+		if (i == 0 || strcmp(it->node, pr->items[i - 1].node) != 0) {
+			node = json_pack("{ss ss sb s[]}", "node", it->node, "access", models[m],
+			                 "persist", it->persist, "items");
+			if (node && json_object_set_new(node, "max_items",
+			                                it->max_items == XC_PEP_MAX_ITEMS
+			                                    ? json_string("max")
+			                                    : json_integer(it->max_items)))
+				node = (json_decref(node), NULL);
+			if (node && m == XC_PEP_ROSTER &&
+			    json_object_set_new(node, "groups", split_lines(it->groups)))
+				node = (json_decref(node), NULL);
+			if (!node || json_array_append_new(list, node)) {
+				json_decref(list);
+				return NULL;
+			}
+		}
+		if (json_array_append_new(
+		        json_object_get(node, "items"),
+		        json_pack("{ss ss}", "id", it->id, "payload", it->payload))) {
+			json_decref(list);
+			return NULL;
+		}
+	}
+	return list;
+}
+
+int xc_import_doc(const struct xc_store_req *r, char **out, size_t *dropped)
+{
+	json_t *doc = json_pack("{ss}", "jid", r->user), *v;
+	int rc = doc ? 0 : -ENOMEM;
+
+	*out = NULL;
+	*dropped = 0;
+	if (!rc && (!(v = doc_scram(r)) || json_object_set_new(doc, "scram", v)))
+		rc = -ENOMEM;
+	rc = rc ? rc : doc_roster(r, doc, dropped);
+	if (!rc && r->njids) {
+		json_t *b = json_array();
+
+		for (size_t i = 0; b && i < r->njids; i++)
+			if (json_array_append_new(b, json_string(r->jids[i])))
+				b = (json_decref(b), NULL);
+		if (!b || json_object_set_new(doc, "blocklist", b))
+			rc = -ENOMEM;
+	}
+	if (!rc && r->nmsgs) {
+		json_t *m = json_array();
+
+		for (size_t i = 0; m && i < r->nmsgs; i++)
+			if (json_array_append_new(m, json_pack("{sI ss}", "stamp_ms",
+			                                       (json_int_t)r->msgs[i].stamp_ms,
+			                                       "stanza", r->msgs[i].stanza)))
+				m = (json_decref(m), NULL);
+		if (!m || json_object_set_new(doc, "offline", m))
+			rc = -ENOMEM;
+	}
+	if (!rc && r->pep && r->pep->nitems &&
+	    (!(v = doc_pep(r->pep)) || json_object_set_new(doc, "pep", v)))
+		rc = -ENOMEM;
+	if (!rc && r->stanza && json_object_set_new(doc, "vcard", json_string(r->stanza)))
+		rc = -ENOMEM;
+	if (!rc && !(*out = json_dumps(doc, JSON_COMPACT)))
+		rc = -ENOMEM;
 	json_decref(doc);
 	return rc;
 }

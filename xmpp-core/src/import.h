@@ -60,6 +60,12 @@ struct xc_import_summary {
 	unsigned hashes; /* bit 1 << enum xc_scram_hash for each hash with keys */
 };
 
+/* The document of an account read by XC_STORE_ACCOUNT_EXPORT (r): what xc_import_parse() takes,
+ * so that an account can leave and come back as it was. *out: JSON text (owned; it holds the
+ * SCRAM keys: wipe it). What the document has no place for (a contact's pre-approval without a
+ * roster item) is counted in *dropped. 0 or -ENOMEM. */
+int xc_import_doc(const struct xc_store_req *r, char **out, size_t *dropped);
+
 /* What a converter of another server's data (prosody.c, xep227.c) left behind or changed, one
  * line each, for the operator. */
 struct xc_import_notes {

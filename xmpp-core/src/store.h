@@ -58,6 +58,10 @@ enum xc_store_op {
 	XC_STORE_ACCOUNT_ADD_CREDS, /* user, creds: the hashes the account has no keys for get
 	                             * those of creds whose iter is not 0; the others stay (no
 	                             * FAST token is revoked) -> count (hashes added); -ENOENT */
+	XC_STORE_ACCOUNT_EXPORT,    /* user -> what ACCOUNT_IMPORT takes, read in one
+	                             * transaction: creds, items, jids, msgs (not taken), pep (its
+	                             * nodes' items, oldest first, NULL without any), stanza (the
+	                             * vCard, or NULL); -ENOENT */
 	XC_STORE_ROSTER_GET,        /* user -> found (the account exists), version, items, and
 	                             * jids: the block list */
 	XC_STORE_ROSTER_PUT,        /* user, item -> version (the roster's new version) */

@@ -161,6 +161,7 @@ struct sq {
 static int sq_exec(struct sq *q, const char *s);
 static int pep_open(struct sq *q);
 static int pep_import(struct sq *q, const char *owner, const struct xc_pep_req *pr);
+static int pep_export(struct sq *q, struct xc_store_req *r);
 static int vcard_import(struct sq *q, const char *owner, const char *vcard);
 static void pep_close(struct sq *q);
 static int pep_delete_owned(struct sq *q, const char *owner);
@@ -656,6 +657,24 @@ static int account_add_creds(struct sq *q, struct xc_store_req *r)
 	return r->count ? account_write(q, r, S_ACC_UPDATE) : 0;
 }
 
+static int offline_read(struct sq *q, struct xc_store_req *r);
+
+/* What an import would write, read back in the batch's transaction: one moment's account. */
+static int account_export(struct sq *q, struct xc_store_req *r)
+{
+	int rc = account_get(q, r);
+
+	if (rc || r->err)
+		return rc;
+	if (!r->found) {
+		r->err = -ENOENT;
+		return 0;
+	}
+	rc = roster_get(q, r); /* the block list comes with it */
+	rc = rc ? rc : offline_read(q, r);
+	return rc ? rc : pep_export(q, r);
+}
+
 static int roster_delete(struct sq *q, struct xc_store_req *r)
 {
 	sqlite3_stmt *p = prep(q, S_ROSTER_DEL);
@@ -715,7 +734,8 @@ static int offline_put(struct sq *q, struct xc_store_req *r)
 	return rc;
 }
 
-static int offline_take(struct sq *q, struct xc_store_req *r)
+/* The user's offline messages into r->msgs, oldest first. */
+static int offline_read(struct sq *q, struct xc_store_req *r)
 {
 	sqlite3_stmt *p = prep(q, S_OFF_ALL);
 	size_t cap = 0;
@@ -738,8 +758,16 @@ static int offline_take(struct sq *q, struct xc_store_req *r)
 			return -ENOMEM;
 		r->nmsgs++;
 	}
-	if (rc != SQLITE_DONE)
-		return xc_sq_fail(rc);
+	return rc == SQLITE_DONE ? 0 : xc_sq_fail(rc);
+}
+
+static int offline_take(struct sq *q, struct xc_store_req *r)
+{
+	sqlite3_stmt *p;
+	int rc = offline_read(q, r);
+
+	if (rc)
+		return rc;
 	p = prep(q, S_OFF_DEL_ALL);
 	bind_text(p, 1, r->user);
 	return exec1(p);
@@ -912,6 +940,8 @@ static int dispatch(struct sq *q, struct xc_store_req *r)
 		return account_list(q, r);
 	case XC_STORE_ACCOUNT_IMPORT:
 		return account_import(q, r);
+	case XC_STORE_ACCOUNT_EXPORT:
+		return account_export(q, r);
 	case XC_STORE_ACCOUNT_ADD_CREDS:
 		return account_add_creds(q, r);
 	case XC_STORE_ROSTER_GET:
@@ -1470,6 +1500,66 @@ static int vcard_import(struct sq *q, const char *owner, const char *vcard)
 
 	bind_text(p, 2, vcard);
 	return exec1(p);
+}
+
+/* ACCOUNT_EXPORT's PEP: each node's items with the node's configuration (as pep_import()
+ * takes them), and the vCard. */
+static int pep_export(struct sq *q, struct xc_store_req *r)
+{
+	static const char export_sql[] =
+	    "SELECT n.node, n.access, n.persist, n.max_items, g.groups, i.item, i.payload "
+	    "FROM pep_nodes n JOIN pep_items i ON i.owner = n.owner AND i.node = n.node "
+	    "LEFT JOIN pep_node_groups g ON g.owner = n.owner AND g.node = n.node "
+	    "WHERE n.owner = ?1 ORDER BY n.node, i.seq";
+	sqlite3_stmt *p = NULL;
+	size_t cap = 0;
+	int rc;
+
+	if (sqlite3_prepare_v2(q->db, export_sql, -1, &p, NULL) != SQLITE_OK)
+		return xc_sq_fail(sqlite3_errcode(q->db));
+	bind_text(p, 1, r->user);
+	while ((rc = sqlite3_step(p)) == SQLITE_ROW) {
+		struct xc_pep_req *pr = r->pep;
+		struct xc_pep_item *it;
+
+		if (!pr && !(pr = r->pep = calloc(1, sizeof(*pr)))) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+		if (pr->nitems == cap) {
+			size_t ncap = cap ? cap * 2 : 8;
+			struct xc_pep_item *ni = realloc(pr->items, ncap * sizeof(*ni));
+
+			if (!ni) {
+				rc = SQLITE_NOMEM;
+				break;
+			}
+			pr->items = ni;
+			cap = ncap;
+		}
+		it = &pr->items[pr->nitems++];
+		memset(it, 0, sizeof(*it));
+		it->node = col_dup(p, 0);
+		it->access = sqlite3_column_int(p, 1);
+		it->persist = sqlite3_column_int(p, 2) != 0;
+		it->max_items = (unsigned)sqlite3_column_int64(p, 3);
+		it->groups = sqlite3_column_type(p, 4) == SQLITE_NULL ? NULL : col_dup(p, 4);
+		it->id = col_dup(p, 5);
+		it->payload = col_dup(p, 6);
+		if (!it->node || !it->id || !it->payload ||
+		    (sqlite3_column_type(p, 4) != SQLITE_NULL && !it->groups)) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+	}
+	sqlite3_finalize(p);
+	if (rc != SQLITE_DONE)
+		return xc_sq_fail(rc);
+	p = pprep2(q, P_VCARD_GET, r->user, NULL);
+	rc = sqlite3_step(p);
+	if (rc == SQLITE_ROW && !(r->stanza = col_dup(p, 0)))
+		return -ENOMEM;
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : xc_sq_fail(rc);
 }
 
 static bool same_groups(const char *a, const char *b)

@@ -62,4 +62,12 @@ int xc_xep227_read_buf(const char *data, size_t len, const char *name, const cha
 int xc_xep227_doc(const char *host, const struct cm_xml_node *user, char **doc,
                   struct xc_import_notes *notes, char *err, size_t errlen);
 
+struct cm_buf;
+
+/* The XEP-0227 file of one account (the whole of it: declaration, <server-data/>, its <host/>
+ * and <user/>) from its import document (xc_import_doc()), appended to out: the shapes this
+ * reader reads, ejabberd's for the block list and offline messages, Prosody's for PEP. 0,
+ * -EINVAL (not an account's document, or text in it that does not parse: err says), -ENOMEM. */
+int xc_xep227_file(const char *doc, struct cm_buf *out, char *err, size_t errlen);
+
 #endif

@@ -121,6 +121,11 @@ int cm_xml_node_remove_attr(struct cm_xml_node *n, const char *name);
  * -ENOMEM. */
 int cm_xml_node_declare_ns(struct cm_xml_node *n, const char *prefix, const char *uri);
 
+/* Remove the declaration of prefix (NULL: the default namespace) written on n, if any: the
+ * writer then declares what n needs by itself, and nothing its scope has already (a stanza
+ * that came with xmlns='jabber:client' is written without it inside a client stream). */
+void cm_xml_node_undeclare_ns(struct cm_xml_node *n, const char *prefix);
+
 /* Move n and every element of its subtree in namespace from into namespace to (declarations of
  * from follow), as a server does between the component and client namespaces (XEP-0114).
  * to must outlive the tree: a string constant. */

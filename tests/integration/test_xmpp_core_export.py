@@ -1,0 +1,189 @@
+"""Leaving xmpp-core, or copying accounts elsewhere: `xmppctl export-xep227 DIR` writes each
+account as an XEP-0227 file (DIR/user@host.xml, as Prosody lays them out). A second xmpp-core
+takes the files with `xmppctl import-xep227` and then holds the same accounts, read back through
+the admin API field by field; a real Prosody 0.12 (Debian's) takes them with prosody-migrator
+(its xep0227 store as the input) and its users log in there with the passwords they had here
+and find their contacts."""
+
+import asyncio
+import os
+import subprocess
+import sys
+import unittest
+import xml.etree.ElementTree as ET
+
+sys.path.insert(0, os.path.dirname(__file__))
+import suite  # noqa: E402
+import test_xmpp_core_import as prosody  # noqa: E402  (its Prosody and clients)
+import test_xmpp_core_xep227 as xep227  # noqa: E402  (its migrator reading a directory)
+import xmpp  # noqa: E402
+
+XMPPCTL = os.path.join(suite.BIN, "xmppctl")
+HOST = "example.org"  # what Prosody's hashed host is in test_xmpp_core_import
+PW = {"alice": "alice-here", "bob": "bob-here", "carol": "carol-here"}
+PIE = "{urn:xmpp:pie:0}"
+
+
+def xmppctl(srv, *args):
+    return suite.run([XMPPCTL, "-u", "http://127.0.0.1:%d" % srv.admin, "-t", srv.token_file]
+                     + list(args), timeout=120)
+
+
+async def make_state(srv):
+    """alice and bob see each other (bob named and grouped); carol asks alice, who does not
+    answer; alice blocks a JID, sets her vCard, and bob writes to dave, who is away."""
+    alice, bob, carol = ("%s@%s" % (u, HOST) for u in ("alice", "bob", "carol"))
+    a = await xmpp.login(srv, alice, PW["alice"])
+    b = await xmpp.login(srv, bob, PW["bob"])
+    await a.update_roster(bob, name="Bobby", groups=["Friends"])
+    a.send_presence(pto=bob, ptype="subscribe")
+    await prosody.presence_from(b, "subscribe", alice)
+    b.send_presence(pto=alice, ptype="subscribed")
+    b.send_presence(pto=alice, ptype="subscribe")
+    await prosody.presence_from(a, "subscribe", bob)
+    a.send_presence(pto=bob, ptype="subscribed")
+    await a["xep_0191"].block(["spam@evil.example"])
+    a.register_plugin("xep_0054")
+    vc = a["xep_0054"].make_vcard()
+    vc["FN"] = "Alice Here"
+    await a["xep_0054"].publish_vcard(vc)
+    b.send_message(mto="dave@localhost", mbody="for dave, later", mtype="chat")
+    c = await xmpp.login(srv, carol, PW["carol"])
+    # carol's request stays unanswered: alice's client does not answer it
+    a.auto_authorize = None
+    c.send_presence(pto=alice, ptype="subscribe")
+    await prosody.presence_from(a, "subscribe", carol)
+    await asyncio.sleep(0.3)
+    await xmpp.logout(a, b, c)
+
+
+class Export(xmpp.ServerCase):
+
+    def setUp(self):
+        super().setUp()
+        for u, pw in PW.items():
+            self.srv.register(u, pw, host=HOST)
+        self.srv.register("dave", "dave-here", host="localhost")
+        xmpp.run(make_state(self.srv))
+        self.out = os.path.join(self.tmp, "export")
+
+    def exported(self, srv, jid):
+        st, doc = srv.api("GET", "export/" + jid)
+        self.assertEqual(st, 200, doc)
+        return doc
+
+    def test_export_and_back(self):
+        r = xmppctl(self.srv, "export-xep227", self.out)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("alice@example.org\texported: 1 contact(s), 1 request(s), 1 blocked, "
+                      "0 offline message(s), 0 PEP item(s), a vCard\n", r.stdout)
+        self.assertIn("dave@localhost\texported: 0 contact(s), 0 request(s), 0 blocked, "
+                      "1 offline message(s), 0 PEP item(s)\n", r.stdout)
+        self.assertIn("4 exported, 0 not exported", r.stdout)
+        self.assertEqual(sorted(os.listdir(self.out)),
+                         ["alice@example.org.xml", "bob@example.org.xml",
+                          "carol@example.org.xml", "dave@localhost.xml"])
+        self.assertEqual(os.stat(self.out).st_mode & 0o777, 0o700)
+        self.assertEqual(os.stat(os.path.join(self.out, "alice@example.org.xml")).st_mode
+                         & 0o777, 0o600)
+        # XEP-0227 as the others write it
+        root = ET.parse(os.path.join(self.out, "alice@example.org.xml")).getroot()
+        self.assertEqual(root.tag, PIE + "server-data")
+        user = root.find(PIE + "host/" + PIE + "user")
+        self.assertEqual(user.get("name"), "alice")
+        self.assertEqual(sorted(s.get("mechanism") for s in
+                                user.findall("{urn:xmpp:pie:0#scram}scram-credentials")),
+                         ["SCRAM-SHA-1", "SCRAM-SHA-256"])
+        self.assertEqual([p.get("from") for p in user.findall("{jabber:client}presence")],
+                         ["carol@example.org"])
+        # never over a file that is there
+        again = xmppctl(self.srv, "export-xep227", self.out)
+        self.assertEqual(again.returncode, 1, again.stdout)
+        self.assertIn("alice@example.org\tnot exported: %s/alice@example.org.xml: File exists"
+                      % self.out, again.stdout)
+
+        # a second xmpp-core takes them, and holds the same accounts
+        tmp2 = suite.tempdir()
+        self.addCleanup(tmp2.cleanup)
+        other = xmpp.Server(tmp2.name)
+        self.addCleanup(other.close)
+        r = xmppctl(other, "import-xep227", self.out)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("4 imported, 0 already there, 0 not imported; 0 note(s)", r.stdout)
+        for jid in ("alice@example.org", "bob@example.org", "carol@example.org",
+                    "dave@localhost"):
+            self.maxDiff = None
+            self.assertEqual(self.exported(other, jid), self.exported(self.srv, jid), jid)
+
+        async def there():
+            a = await xmpp.login(other, "alice@example.org", PW["alice"])
+            bob = a.client_roster["bob@example.org"]
+            self.assertEqual((bob["subscription"], bob["name"], bob["groups"]),
+                             ("both", "Bobby", ["Friends"]))
+            d = await xmpp.login(other, "dave@localhost", "dave-here")
+            m = await d.next_message()
+            self.assertEqual(m["body"], "for dave, later")
+            self.assertEqual(m["from"].bare, "bob@example.org")
+            await xmpp.logout(a, d)
+        xmpp.run(there())
+        self.assertEqual(other.stop(), 0, other.output())
+        suite.assert_clean(self, other.output())
+
+    def test_an_account_that_is_not_there(self):
+        st, body = self.srv.api("GET", "export/nobody@example.org")
+        self.assertEqual(st, 404, body)
+        st, body = self.srv.api("GET", "export/nobody@elsewhere.example")
+        self.assertEqual(st, 400, body)
+        st, body = self.srv.api("POST", "export/alice@example.org", {})
+        self.assertEqual(st, 405, body)
+        r = xmppctl(self.srv, "export-xep227", self.out, "elsewhere.example")
+        self.assertNotEqual(r.returncode, 0, r.stdout)
+
+    @unittest.skipUnless(xep227.have_prosody(), "needs prosody (scripts/deps.sh test)")
+    def test_prosody_takes_them(self):
+        r = xmppctl(self.srv, "export-xep227", self.out, HOST)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("3 exported", r.stdout)
+        d = os.path.join(self.tmp, "prosody")
+        os.makedirs(d)
+        p = prosody.Prosody(d)
+        cfg = os.path.join(d, "migrator.cfg.lua")
+        with open(cfg, "w") as f:
+            f.write("""input {{
+	hosts = {{ ["{h}"] = {{ "accounts", "roster", "vcard" }} }};
+	type = "xep0227";
+}}
+output {{
+	type = "internal";
+	path = "{d}/data";
+}}
+""".format(h=HOST, d=d))
+        if os.geteuid() == 0:  # the migrator runs as Prosody's user when started as root
+            os.chmod(self.tmp, 0o711)
+            subprocess.run(["chown", "-R", "prosody:prosody", d, self.out], check=True)
+        m = suite.run(xep227.migrator_writing_to(d, self.out) + ["--config=" + cfg, "input",
+                                                                  "output"], timeout=60)
+        self.assertEqual(m.returncode, 0, m.stdout + m.stderr)
+        self.assertTrue(os.listdir(os.path.join(d, "data")), m.stdout + m.stderr)
+        p.start()
+        self.addCleanup(p.stop)
+
+        async def on_prosody():
+            c = prosody.ProsodyClient("alice@" + HOST, PW["alice"])
+            c.connect(("127.0.0.1", p.c2s))
+            self.assertTrue(await asyncio.wait_for(c.started, 15), p.log()[-3000:])
+            await c.get_roster()
+            bob = c.client_roster["bob@example.org"]
+            self.assertEqual((bob["subscription"], bob["name"]), ("both", "Bobby"))
+            self.assertEqual(list(bob["groups"]), ["Friends"])
+            c.disconnect()
+            # a wrong password does not
+            w = prosody.ProsodyClient("bob@" + HOST, "not-bobs")
+            w.connect(("127.0.0.1", p.c2s))
+            self.assertFalse(await asyncio.wait_for(w.started, 15))
+            w.disconnect()
+        xmpp.run(on_prosody())
+
+
+if __name__ == "__main__":
+    unittest.main()
