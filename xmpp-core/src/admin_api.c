@@ -506,6 +506,34 @@ static bool account_jid(struct xc_admin_api *a, struct cm_http_req *req, const c
 	return true;
 }
 
+/* The account a route names in the rest of its path (percent-encoded), for a route (named for
+ * the answers) that takes method only: true with *jid (owned, normalised, on a host served),
+ * or false once the request is answered. */
+static bool path_account(struct xc_admin_api *a, struct cm_http_req *req, const char *rest,
+                         const char *method, const char *route, char **jid)
+{
+	char *raw;
+	long l;
+	bool ok;
+
+	if (strcmp(cm_http_req_method(req), method) != 0) {
+		respond_error(req, 405, "%s/JID takes %s", route, method);
+		return false;
+	}
+	if (!(raw = strdup(rest))) {
+		respond_error(req, 500, "out of memory");
+		return false;
+	}
+	if ((l = cm_http_unescape(raw, raw, NULL)) < 0) {
+		free(raw);
+		respond_error(req, 400, "the JID in the path is not correctly percent-encoded");
+		return false;
+	}
+	ok = account_jid(a, req, raw, (size_t)l, jid);
+	free(raw);
+	return ok;
+}
+
 /* The password member of a JSON body into *out (freed by the caller), SASLprep'd and turned into
  * keys later. Answers the request and returns false when there is none that is usable. */
 static bool body_password(struct cm_http_req *req, json_t *body, char **out)
@@ -797,31 +825,12 @@ static bool agent_param(const char *q, char *out, size_t cap)
  * its clients, are revoked: the next login of that client needs the password. */
 static void fast_tokens(struct xc_admin_api *a, struct cm_http_req *req, const char *rest)
 {
-	char *raw = strdup(rest), *jid = NULL;
-	char agent[3 * 128 + 1];
+	char agent[3 * 128 + 1], *jid = NULL;
 	struct xc_store_req *r = NULL;
 	struct op *o;
-	long l;
 
-	if (!raw) {
-		respond_error(req, 500, "out of memory");
+	if (!path_account(a, req, rest, "DELETE", "fast-tokens", &jid))
 		return;
-	}
-	if (strcmp(cm_http_req_method(req), "DELETE") != 0) {
-		free(raw);
-		respond_error(req, 405, "fast-tokens/JID takes DELETE");
-		return;
-	}
-	if ((l = cm_http_unescape(raw, raw, NULL)) < 0) {
-		free(raw);
-		respond_error(req, 400, "the JID in the path is not correctly percent-encoded");
-		return;
-	}
-	if (!account_jid(a, req, raw, (size_t)l, &jid)) {
-		free(raw);
-		return;
-	}
-	free(raw);
 	if (!agent_param(cm_http_req_query(req), agent, sizeof(agent))) {
 		free(jid);
 		respond_error(req, 400,
@@ -940,30 +949,12 @@ static void sessions(struct xc_admin_api *a, struct cm_http_req *req, const char
 /* GET export/JID: the account as the import route takes it (import.h), read at one moment. */
 static void export_one(struct xc_admin_api *a, struct cm_http_req *req, const char *rest)
 {
-	char *raw = strdup(rest), *jid = NULL;
 	struct xc_store_req *r = NULL;
 	struct op *o;
-	long l;
+	char *jid = NULL;
 
-	if (!raw) {
-		respond_error(req, 500, "out of memory");
+	if (!path_account(a, req, rest, "GET", "export", &jid))
 		return;
-	}
-	if (strcmp(cm_http_req_method(req), "GET") != 0) {
-		free(raw);
-		respond_error(req, 405, "export/JID takes GET");
-		return;
-	}
-	if ((l = cm_http_unescape(raw, raw, NULL)) < 0) {
-		free(raw);
-		respond_error(req, 400, "the JID in the path is not correctly percent-encoded");
-		return;
-	}
-	if (!account_jid(a, req, raw, (size_t)l, &jid)) {
-		free(raw);
-		return;
-	}
-	free(raw);
 	o = op_new(a, req, OP_EXPORT);
 	if (o)
 		o->jid = jid;
