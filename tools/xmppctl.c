@@ -549,6 +549,24 @@ static int import_xep227(struct ctl *c, const char *path, const char *host)
 	return summary(c, &run.t, "the file holds no others");
 }
 
+/* All of len bytes to fd, then to disk. 0 or -1 with errno. */
+static int write_all(int fd, const char *p, size_t len)
+{
+	while (len) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			errno = n < 0 ? errno : EIO;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return fsync(fd);
+}
+
 /* export-xep227: one account's file, DIR/JID.xml, made here (never over one that exists). */
 static int export_one(struct ctl *c, const char *dir, const char *jid, struct tally *t)
 {
@@ -581,7 +599,7 @@ static int export_one(struct ctl *c, const char *dir, const char *jid, struct ta
 		path.len = 0;
 		if (cm_buf_printf(&path, "%s/%s.xml", dir, jid) == 0)
 			fd = open(path.data, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-		if (fd < 0 || write(fd, xml.data, xml.len) != (ssize_t)xml.len || fsync(fd) != 0) {
+		if (fd < 0 || write_all(fd, xml.data, xml.len) != 0) {
 			printf("%s\tnot exported: %s: %s\n", jid, path.data, strerror(errno));
 			t->failed++;
 		} else {
