@@ -31,7 +31,8 @@
 #define BLOCKED_LIST    "Blocked contacts" /* the privacy list ejabberd keeps XEP-0191's in */
 
 struct conv {
-	const char *jid; /* user@host */
+	const char *jid;           /* user@host */
+	struct cm_xml_node *scope; /* <stream:stream xmlns='jabber:client'>: offline messages' */
 	const char *host;
 	json_t *doc;
 	json_t *roster, *requests, *pend, *blocked, *offline, *pep;
@@ -256,28 +257,30 @@ static int request(struct conv *cv, const struct cm_xml_node *p)
 	return json_object_set_new(cv->pend, from, json_true()) ? -ENOMEM : 0;
 }
 
-/* The stamp of an offline message (the server's <delay/>, which goes: delivery adds ours), or
- * now. Unix ms within what the import takes. */
+/* The stamp of an offline message, Unix ms within what the import takes: the first the server
+ * itself wrote (a <delay/> from its host, or from no one), else the first from elsewhere, else
+ * now. The server's own go (delivery adds ours); those from elsewhere stay. */
 static int64_t offline_stamp(struct conv *cv, struct cm_xml_node *m)
 {
-	struct cm_xml_node *d = cm_xml_child(m, "delay", NS_DELAY), *ours = NULL;
-	int64_t ms = -1;
+	struct cm_xml_node *d = cm_xml_child(m, "delay", NS_DELAY), *next;
+	int64_t ms, ours = -1, other = -1;
 
-	for (; d; d = cm_xml_child_next(d, "delay", NS_DELAY)) {
+	for (; d; d = next) {
 		const char *from = cm_xml_attr(d, "from");
+		bool server = !from || !strcmp(from, cv->host);
 
-		if (!from || !strcmp(from, cv->host)) {
-			ours = d;
-			break;
+		next = cm_xml_child_next(d, "delay", NS_DELAY);
+		if (xc_mam__parse_time(cm_xml_attr(d, "stamp"), &ms) == 0) {
+			ms = ms < 0 ? 0 : ms > XC_IMPORT_MAX_STAMP_MS ? XC_IMPORT_MAX_STAMP_MS : ms;
+			if (server && ours < 0)
+				ours = ms;
+			else if (!server && other < 0)
+				other = ms;
 		}
+		if (server)
+			cm_xml_node_free(d);
 	}
-	if (!ours)
-		ours = cm_xml_child(m, "delay", NS_DELAY);
-	if (!ours || xc_mam__parse_time(cm_xml_attr(ours, "stamp"), &ms) != 0)
-		return (int64_t)time(NULL) * 1000;
-	if (!cm_xml_attr(ours, "from") || !strcmp(cm_xml_attr(ours, "from"), cv->host))
-		cm_xml_node_free(ours);
-	return ms < 0 ? 0 : ms > XC_IMPORT_MAX_STAMP_MS ? XC_IMPORT_MAX_STAMP_MS : ms;
+	return ours >= 0 ? ours : other >= 0 ? other : (int64_t)time(NULL) * 1000;
 }
 
 /* <offline-messages/>: each <message/> (in jabber:client; one written in the format's namespace
@@ -300,12 +303,15 @@ static int offline(struct conv *cv, const struct cm_xml_node *om)
 		}
 		if ((rc = cm_xml_node_copy(&c, m)) != 0)
 			break;
-		cm_xml_node_rename_ns(c, XC_XEP227_NS, CM_XML_NS_CLIENT);
+		if (!strcmp(c->ns, XC_XEP227_NS))
+			cm_xml_node_rename_ns(c, XC_XEP227_NS, CM_XML_NS_CLIENT);
+		cm_xml_node_undeclare_ns(c, NULL);
 		ms = offline_stamp(cv, c);
 		if (!cm_xml_attr(c, "to"))
 			rc = cm_xml_node_set_attr(c, "to", cv->jid);
 		cm_buf_init(&b, 0);
-		rc = rc ? rc : cm_xml_write(&b, c, NULL);
+		/* as a client stream holds it: what has no namespace says so (xmlns='') */
+		rc = rc ? rc : cm_xml_write(&b, c, cv->scope);
 		if (!rc &&
 		    json_array_append_new(cv->offline, json_pack("{sI ss}", "stamp_ms",
 		                                                 (json_int_t)ms, "stanza", b.data)))
@@ -579,6 +585,10 @@ int xc_xep227_doc(const char *host, const struct cm_xml_node *user, char **doc,
 	*doc = NULL;
 	if (!name || !*name)
 		return cm_errf(err, errlen, -EINVAL, "a <user/> without a name");
+	if (strpbrk(name, "@/"))
+		return cm_errf(err, errlen, -EINVAL,
+		               "a <user/> named \"%.64s\": a JID's local part has no '@' or '/'",
+		               name);
 	if (asprintf(&jid, "%s@%s", name, host) < 0)
 		return -ENOMEM;
 	cv.jid = jid;
@@ -589,8 +599,13 @@ int xc_xep227_doc(const char *host, const struct cm_xml_node *user, char **doc,
 	cv.blocked = json_array();
 	cv.offline = json_array();
 	cv.pep = json_array();
-	rc = !cv.doc || !cv.roster || !cv.requests || !cv.pend || !cv.blocked || !cv.offline ||
-	             !cv.pep
+	if (cm_xml_node_new(&cv.scope, "stream:stream", CM_XML_NS_STREAM) != 0 ||
+	    cm_xml_node_declare_ns(cv.scope, NULL, CM_XML_NS_CLIENT) != 0) {
+		cm_xml_node_free(cv.scope);
+		cv.scope = NULL;
+	}
+	rc = !cv.scope || !cv.doc || !cv.roster || !cv.requests || !cv.pend || !cv.blocked ||
+	             !cv.offline || !cv.pep
 	         ? -ENOMEM
 	         : credentials(&cv, user, err, errlen);
 	rc = rc ? rc : children(&cv, user);
@@ -613,6 +628,7 @@ int xc_xep227_doc(const char *host, const struct cm_xml_node *user, char **doc,
 	json_decref(cv.offline);
 	json_decref(cv.pep);
 	json_decref(cv.doc);
+	cm_xml_node_free(cv.scope);
 	free(jid);
 	return rc;
 }
