@@ -42,8 +42,9 @@ struct ctl {
 	const char *redirect; /* kick: see-other-host */
 	char token[512];
 	bool json;
-	bool dry_run; /* import-prosody: read and check, send nothing */
-	long timeout; /* seconds a request may take (0: 60) */
+	bool dry_run;  /* import-prosody: read and check, send nothing */
+	bool ejabberd; /* export-xep227: SCRAM values as ejabberd reads them */
+	long timeout;  /* seconds a request may take (0: 60) */
 };
 
 static void usage(FILE *f)
@@ -88,6 +89,8 @@ static void usage(FILE *f)
 	        "  -p, --password-file FILE read the password from FILE (first line)\n"
 	        "      --json               print the server's JSON answer as it is\n"
 	        "  -n, --dry-run            import-*: read and check, send nothing\n"
+	        "  -E, --ejabberd           export-xep227: SCRAM salts and keys as ejabberd reads\n"
+	        "                           them (base64 twice)\n"
 	        "  -h, --help               print this help and exit\n"
 	        "  -V, --version            print the version and exit\n"
 	        "\n"
@@ -592,7 +595,8 @@ static int export_one(struct ctl *c, const char *dir, const char *jid, struct ta
 		printf("%s\tnot exported: %s (HTTP %ld)\n", jid, why ? why : "refused", st);
 		t->failed++;
 	} else if (!(doc = json_dumps(answer, JSON_COMPACT)) ||
-	           xc_xep227_file(doc, &xml, err, sizeof(err)) != 0) {
+	           xc_xep227_file(doc, c->ejabberd ? XC_XEP227_EJABBERD : 0, &xml, err,
+	                          sizeof(err)) != 0) {
 		printf("%s\tnot exported: %s\n", jid, doc ? err : "out of memory");
 		t->failed++;
 	} else {
@@ -772,6 +776,7 @@ int main(int argc, char **argv)
 	    {"json", no_argument, NULL, 'j'},
 	    {"see-other-host", required_argument, NULL, 'r'},
 	    {"dry-run", no_argument, NULL, 'n'},
+	    {"ejabberd", no_argument, NULL, 'E'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
@@ -785,7 +790,7 @@ int main(int argc, char **argv)
 	struct cm_buf path;
 	int o, r, nargs;
 
-	while ((o = getopt_long(argc, argv, "u:t:p:nhV", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "u:t:p:nEhV", opts, NULL)) != -1) {
 		switch (o) {
 		case 'u':
 			c.url = optarg;
@@ -804,6 +809,9 @@ int main(int argc, char **argv)
 			break;
 		case 'n':
 			c.dry_run = true;
+			break;
+		case 'E':
+			c.ejabberd = true;
 			break;
 		case 'h':
 			usage(stdout);

@@ -42,8 +42,9 @@ static int again(void *arg, const struct xc_xep227_account *a)
 	return 0;
 }
 
-/* What export-xep227 would write of the document reads back as the same document. */
-static void round_trip(const char *text)
+/* What export-xep227 would write of the document (flags: for ejabberd or not) reads back as the
+ * same document. */
+static void round_trip(const char *text, unsigned flags)
 {
 	struct cm_buf xml;
 	char err[CM_ERR_MAX];
@@ -51,7 +52,7 @@ static void round_trip(const char *text)
 	int rc;
 
 	cm_buf_init(&xml, 0);
-	rc = xc_xep227_file(text, &xml, err, sizeof(err));
+	rc = xc_xep227_file(text, flags, &xml, err, sizeof(err));
 	if (rc == -ENOMEM || !first) {
 		json_decref(first);
 		cm_buf_free(&xml);
@@ -112,7 +113,8 @@ static int check(void *arg, const struct xc_xep227_account *a)
 	    strcmp(json_string_value(json_object_get(doc, "jid")), a->jid) != 0)
 		abort();
 	json_decref(doc);
-	round_trip(a->doc);
+	round_trip(a->doc, 0);
+	round_trip(a->doc, XC_XEP227_EJABBERD);
 	if (!(r = xc_store_req_new(XC_STORE_ACCOUNT_IMPORT, NULL, NULL, NULL)))
 		return 0;
 	rc = xc_import_parse(a->doc, strlen(a->doc), &lim, r, &sum, err, sizeof(err));

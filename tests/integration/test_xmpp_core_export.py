@@ -3,7 +3,8 @@ account as an XEP-0227 file (DIR/user@host.xml, as Prosody lays them out). A sec
 takes the files with `xmppctl import-xep227` and then holds the same accounts, read back through
 the admin API field by field; a real Prosody 0.12 (Debian's) takes them with prosody-migrator
 (its xep0227 store as the input) and its users log in there with the passwords they had here
-and find their contacts."""
+and find their contacts; so do those of a real ejabberd 23.01 which took them with
+import_piefxis, written for it (--ejabberd: its SCRAM values in base64 twice)."""
 
 import asyncio
 import os
@@ -14,6 +15,7 @@ import xml.etree.ElementTree as ET
 
 sys.path.insert(0, os.path.dirname(__file__))
 import suite  # noqa: E402
+import ejabberd  # noqa: E402
 import test_xmpp_core_import as prosody  # noqa: E402  (its Prosody and clients)
 import test_xmpp_core_xep227 as xep227  # noqa: E402  (its migrator reading a directory)
 import xmpp  # noqa: E402
@@ -183,6 +185,47 @@ output {{
             self.assertFalse(await asyncio.wait_for(w.started, 15))
             w.disconnect()
         xmpp.run(on_prosody())
+
+
+    @unittest.skipUnless(ejabberd.why_not() is None, ejabberd.why_not() or "")
+    def test_ejabberd_takes_them(self):
+        self.srv.register("erin", "erin-here", host=HOST)
+        r = xmppctl(self.srv, "--ejabberd", "export-xep227", self.out, HOST)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        # erin as the format itself writes keys (base64 once): what --ejabberd is for
+        single = os.path.join(self.tmp, "single")
+        r = xmppctl(self.srv, "export-xep227", single, HOST)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        os.replace(os.path.join(single, "erin@%s.xml" % HOST),
+                   os.path.join(self.out, "erin@%s.xml" % HOST))
+        e = ejabberd.Ejabberd(os.path.join(self.tmp, "ejabberd"), [HOST])
+        e.start()
+        self.addCleanup(e.stop)
+        ejabberd.give(self.out)
+        for name in sorted(os.listdir(self.out)):
+            m = e.ctl("import_piefxis", os.path.join(self.out, name))
+            self.assertEqual(m.returncode, 0, m.stdout + m.stderr + e.log())
+        st, roster = e.api("get_roster", {"user": "alice", "host": HOST})
+        self.assertEqual(st, 200, roster)
+        bob = [i for i in roster if i["jid"] == "bob@" + HOST]
+        self.assertEqual([(i["subscription"], i["nick"], i["group"]) for i in bob],
+                         [("both", "Bobby", "Friends")])
+
+        async def on_ejabberd(user, password):
+            c = xep227.PeerClient("%s@%s" % (user, HOST), password)
+            c.connect(("127.0.0.1", e.c2s))
+            try:
+                return await asyncio.wait_for(c.started, 10)
+            except asyncio.TimeoutError:
+                return False
+            finally:
+                c.disconnect()
+        # the keys work there: her password logs in (by SCRAM-SHA-1 or SCRAM-SHA-256), a wrong
+        # one does not
+        self.assertTrue(xmpp.run(on_ejabberd("alice", PW["alice"])), e.log())
+        self.assertFalse(xmpp.run(on_ejabberd("bob", "not-bobs")))
+        # keys in base64 once: ejabberd 23.01 takes the file, and the password no longer works
+        self.assertFalse(xmpp.run(on_ejabberd("erin", "erin-here")))
 
 
 if __name__ == "__main__":

@@ -64,10 +64,18 @@ int xc_xep227_doc(const char *host, const struct cm_xml_node *user, char **doc,
 
 struct cm_buf;
 
+/* Flags of xc_xep227_file(). */
+enum {
+	/* SCRAM salts and keys in base64 twice, as ejabberd (23.01) writes them and reads them
+	 * back: the format's own single base64 leaves an account imported there unable to log in
+	 * by SCRAM. This reader takes both. */
+	XC_XEP227_EJABBERD = 1,
+};
+
 /* The XEP-0227 file of one account (the whole of it: declaration, <server-data/>, its <host/>
  * and <user/>) from its import document (xc_import_doc()), appended to out: the shapes this
  * reader reads, ejabberd's for the block list and offline messages, Prosody's for PEP. 0,
  * -EINVAL (not an account's document, or text in it that does not parse: err says), -ENOMEM. */
-int xc_xep227_file(const char *doc, struct cm_buf *out, char *err, size_t errlen);
+int xc_xep227_file(const char *doc, unsigned flags, struct cm_buf *out, char *err, size_t errlen);
 
 #endif

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cm/buf.h"
+#include "cm/crypto.h"
 #include "cm/err.h"
 #include "cm/xml.h"
 #include "mam_int.h"
@@ -52,7 +53,22 @@ static int xml_child(struct cm_xml_node *parent, const char *text, struct cm_xml
 	return 0;
 }
 
-static int credentials(struct cm_xml_node *user, const json_t *scram)
+/* A SCRAM value's text: its base64, or (ejabberd) the base64 of that. */
+static int scram_text(struct cm_xml_node *sc, const char *name, const char *b64, bool twice)
+{
+	struct cm_buf b;
+	int rc;
+
+	if (!twice)
+		return text_child(sc, name, NULL, b64 ? b64 : "");
+	cm_buf_init(&b, 0);
+	rc = b64 ? cm_crypto_b64_encode(&b, b64, strlen(b64), CM_B64_STD) : 0;
+	rc = rc ? rc : text_child(sc, name, NULL, b.data ? b.data : "");
+	cm_buf_free(&b);
+	return rc;
+}
+
+static int credentials(struct cm_xml_node *user, const json_t *scram, bool twice)
 {
 	const char *mech;
 	json_t *k;
@@ -69,14 +85,14 @@ static int credentials(struct cm_xml_node *user, const json_t *scram)
 		rc = rc ? rc : cm_xml_node_set_attr(sc, "mechanism", mech);
 		rc = rc ? rc : text_child(sc, "iter-count", NULL, iter);
 		rc = rc ? rc
-		        : text_child(sc, "salt", NULL,
-		                     json_string_value(json_object_get(k, "salt")));
+		        : scram_text(sc, "salt", json_string_value(json_object_get(k, "salt")),
+		                     twice);
 		rc = rc ? rc
-		        : text_child(sc, "server-key", NULL,
-		                     json_string_value(json_object_get(k, "server_key")));
+		        : scram_text(sc, "server-key",
+		                     json_string_value(json_object_get(k, "server_key")), twice);
 		rc = rc ? rc
-		        : text_child(sc, "stored-key", NULL,
-		                     json_string_value(json_object_get(k, "stored_key")));
+		        : scram_text(sc, "stored-key",
+		                     json_string_value(json_object_get(k, "stored_key")), twice);
 		if (rc)
 			break;
 	}
@@ -277,7 +293,7 @@ static int pep(struct cm_xml_node *user, const json_t *nodes)
 	return rc;
 }
 
-int xc_xep227_file(const char *doc, struct cm_buf *out, char *err, size_t errlen)
+int xc_xep227_file(const char *doc, unsigned flags, struct cm_buf *out, char *err, size_t errlen)
 {
 	json_t *d = json_loads(doc, 0, NULL);
 	const char *jid = json_string_value(json_object_get(d, "jid")), *at;
@@ -301,7 +317,7 @@ int xc_xep227_file(const char *doc, struct cm_buf *out, char *err, size_t errlen
 	if (!rc && json_object_get(d, "password"))
 		rc = cm_xml_node_set_attr(user, "password",
 		                          json_string_value(json_object_get(d, "password")));
-	rc = rc ? rc : credentials(user, json_object_get(d, "scram"));
+	rc = rc ? rc : credentials(user, json_object_get(d, "scram"), flags & XC_XEP227_EJABBERD);
 	rc = rc ? rc : roster(user, d, jid);
 	rc = rc ? rc : blocklist(user, json_object_get(d, "blocklist"));
 	rc = rc ? rc : offline(user, json_object_get(d, "offline"), at + 1);
