@@ -109,7 +109,11 @@ class BackupTest(xmpp.ServerCase):
         self.srv.restart()
         have = accounts(self.srv)
         self.assertTrue({alice, bob} | made_before <= have, sorted(made_before - have))
-        self.assertFalse(have - ({alice, bob} | made_after), "accounts made after the answer")
+        # nothing made after the answer; the registrar has one request out at a time, which the
+        # copy may hold before its answer reached the registrar
+        in_flight = {"w%d@localhost" % len(made_after)}
+        self.assertTrue(have - ({alice, bob} | made_after) <= in_flight,
+                        sorted(have - ({alice, bob} | made_after)))
 
         async def after():
             b = await xmpp.login(self.srv, bob, "pw-bob")
