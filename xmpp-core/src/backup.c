@@ -48,11 +48,6 @@ int xc_backup_name_ok(const char *name)
 	return 1;
 }
 
-int xc_backup_running(const struct xc_server *srv)
-{
-	return srv->backup_running;
-}
-
 /* The directory of backups: storage.backup_dir, or "backups" beside the database. Owned. */
 static char *backup_dir(const struct xc_config *cfg)
 {

@@ -32,7 +32,4 @@ int xc_backup_name_ok(const char *name);
 int xc_backup_start(struct xc_server *srv, const char *name, xc_backup_done done, void *arg,
                     char *err, size_t errlen);
 
-/* Whether a backup is under way (the stop waits for it). */
-int xc_backup_running(const struct xc_server *srv);
-
 #endif

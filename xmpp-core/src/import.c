@@ -773,8 +773,7 @@ int xc_import_parse(const char *text, size_t len, const struct xc_import_limits 
 
 /* --- the document of an account (XC_STORE_ACCOUNT_EXPORT) --------------------------------- */
 
-/* base64 of n bytes as a new JSON string (NULL on allocation failure). */
-static json_t *b64_string(const unsigned char *data, size_t n)
+json_t *xc_import_b64(const void *data, size_t n)
 {
 	struct cm_buf b;
 	json_t *j = NULL;
@@ -816,9 +815,9 @@ static json_t *doc_scram(const struct xc_store_req *r)
 		if (c->iter == 0)
 			continue;
 		k = json_pack("{sI so so so}", "iterations", (json_int_t)c->iter, "salt",
-		              b64_string(c->salt, c->salt_len), "stored_key",
-		              b64_string(c->stored_key, kl), "server_key",
-		              b64_string(c->server_key, kl));
+		              xc_import_b64(c->salt, c->salt_len), "stored_key",
+		              xc_import_b64(c->stored_key, kl), "server_key",
+		              xc_import_b64(c->server_key, kl));
 		if (!k || json_object_set_new(o, xc_scram_mech_name((enum xc_scram_hash)h), k)) {
 			json_decref(o);
 			return NULL;

@@ -33,6 +33,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 struct xc_store_req;
 
 #define XC_IMPORT_MAX_BLOCKED    10000 /* JIDs of one block list */
@@ -65,6 +67,10 @@ struct xc_import_summary {
  * SCRAM keys: wipe it). What the document has no place for (a contact's pre-approval without a
  * roster item) is counted in *dropped. 0 or -ENOMEM. */
 int xc_import_doc(const struct xc_store_req *r, char **out, size_t *dropped);
+
+/* base64 of n bytes as a new JSON string, as documents carry keys and salts (NULL on allocation
+ * failure). */
+json_t *xc_import_b64(const void *data, size_t n);
 
 /* What a converter of another server's data (prosody.c, xep227.c) left behind or changed, one
  * line each, for the operator. */

@@ -61,19 +61,6 @@ static bool unhex(const char *s, unsigned char *out, size_t want)
 	return true;
 }
 
-/* base64 of n bytes as a new JSON string (NULL on allocation failure). */
-json_t *xc_prosody__b64(const void *data, size_t n)
-{
-	struct cm_buf b;
-	json_t *j = NULL;
-
-	cm_buf_init(&b, 0);
-	if (cm_crypto_b64_encode(&b, data, n, CM_B64_STD) == 0 && cm_buf_append(&b, "", 1) == 0)
-		j = json_string(b.data);
-	cm_buf_free(&b);
-	return j;
-}
-
 struct account_rows {
 	const char *password, *salt, *iter, *stored, *server;
 };
@@ -105,9 +92,9 @@ static int credentials(json_t *doc, const struct account_rows *a, char *err, siz
 		return cm_errf(err, errlen, -EINVAL,
 		               "stored_key and server_key must be 40 hex digits (SHA-1)");
 	keys = json_pack("{s{sI so so so}}", "SCRAM-SHA-1", "iterations", (json_int_t)iter, "salt",
-	                 xc_prosody__b64(a->salt, salt_len), "stored_key",
-	                 xc_prosody__b64(stored, SHA1_LEN), "server_key",
-	                 xc_prosody__b64(server, SHA1_LEN));
+	                 xc_import_b64(a->salt, salt_len), "stored_key",
+	                 xc_import_b64(stored, SHA1_LEN), "server_key",
+	                 xc_import_b64(server, SHA1_LEN));
 	cm_crypto_wipe(stored, sizeof(stored));
 	cm_crypto_wipe(server, sizeof(server));
 	return !keys || json_object_set_new(doc, "scram", keys) ? -ENOMEM : 0;

@@ -27,9 +27,6 @@ int xc_prosody__vcard_from_pep(const char *vcard4, const char *avatar_data, cons
 /* The pieces of a document that xep227_doc.c builds alike, from what XEP-0227 writes in
  * Prosody's shapes: */
 
-/* base64 of n bytes as a new JSON string (NULL on allocation failure). */
-json_t *xc_prosody__b64(const void *data, size_t n);
-
 /* One contact (bare JID contact) as an item of roster, from an object of Prosody's roster item
  * ({"subscription", "ask", "name", "groups", "approved"}); what cannot be carried is noted under
  * jid. 0 or -ENOMEM. */

@@ -130,9 +130,9 @@ static int scram_creds(struct conv *cv, const struct cm_xml_node *sc, json_t *cr
 		             mech, XC_SCRAM_SALT_MAX);
 	if (!rc) {
 		o = json_pack("{sI so so so}", "iterations", (json_int_t)iter, "salt",
-		              xc_prosody__b64(salt.data, salt.len), "stored_key",
-		              xc_prosody__b64(stored.data, stored.len), "server_key",
-		              xc_prosody__b64(server.data, server.len));
+		              xc_import_b64(salt.data, salt.len), "stored_key",
+		              xc_import_b64(stored.data, stored.len), "server_key",
+		              xc_import_b64(server.data, server.len));
 		rc = !o || json_object_set_new(creds, mech, o) ? -ENOMEM : 0;
 	}
 	if (stored.data)
