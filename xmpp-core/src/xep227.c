@@ -642,9 +642,10 @@ static int xml_name(const struct dirent *e)
 	return e->d_name[0] != '.' && n > 4 && !strcmp(e->d_name + n - 4, ".xml");
 }
 
-/* A directory: first each file's root (and a <server-data/> file whole, with what it
- * includes), so that nothing is handed on from a directory with a file that is not XEP-0227;
- * then the <server-data/> files and the <host/> files none of them includes. */
+/* A directory: first each file's root (a <server-data/> file is scanned whole, for the files it
+ * includes; that scan is expat's alone and is made again when the file is read), so that
+ * nothing is handed on from a directory with a file that is not XEP-0227; then, in name order,
+ * the <server-data/> files and the <host/> files none of them includes. */
 static int read_dir(const char *dir, const char *host, xc_xep227_fn fn, void *arg, char *err,
                     size_t errlen)
 {

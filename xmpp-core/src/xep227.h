@@ -6,8 +6,9 @@
  * <xi:include href='name'/> of a file beside it whose root is <host>: what ejabberd writes), a
  * file whose root is <host>, or a directory, of which every *.xml file whose root is
  * <server-data> is read (Prosody writes one per account); a <host> file there is read through
- * the file that includes it. Every file is checked whole (well-formed, no DTD, the format's
- * elements where they belong) before any account of the source is handed on.
+ * the file that includes it, or alone when none does. Each file, with what it includes, is
+ * checked whole (well-formed, no DTD, the format's elements where they belong) before any of its
+ * accounts is handed on; in a directory, every file's root is checked before anything is.
  *
  * Per account, what comes over: the password (the plaintext password attribute) or the SCRAM
  * keys (<scram-credentials xmlns='urn:xmpp:pie:0#scram'>, SCRAM-SHA-1 and SCRAM-SHA-256; ejabberd
