@@ -408,7 +408,10 @@ struct tally {
 static void counts(const char *jid, const char *what, json_t *j, bool answer)
 {
 	static const char *const keys[] = {"roster", "requests", "blocklist", "offline"};
-	long long n[5] = {0};
+	json_t *priv = json_object_get(j, "private");
+	long long n[5] = {0}, np = answer ? (long long)json_integer_value(priv)
+	                                  : (long long)json_array_size(priv);
+	char more[64] = "";
 
 	for (int i = 0; i < 4; i++) {
 		json_t *v = json_object_get(j, keys[i]);
@@ -420,12 +423,15 @@ static void counts(const char *jid, const char *what, json_t *j, bool answer)
 	for (size_t i = 0; !answer && i < json_array_size(json_object_get(j, "pep")); i++)
 		n[4] += (long long)json_array_size(
 		    json_object_get(json_array_get(json_object_get(j, "pep"), i), "items"));
+	if (np)
+		snprintf(more, sizeof(more), ", %lld private XML element(s)", np);
 	printf("%s\t%s: %lld contact(s), %lld request(s), %lld blocked, %lld offline message(s), "
-	       "%lld PEP item(s)%s\n",
+	       "%lld PEP item(s)%s%s\n",
 	       jid, what, n[0], n[1], n[2], n[3], n[4],
 	       (answer ? json_is_true(json_object_get(j, "vcard")) : !!json_object_get(j, "vcard"))
 	           ? ", a vCard"
-	           : "");
+	           : "",
+	       more);
 }
 
 /* One account's document (NULL: it could not be made, why says why) sent unless a dry run,

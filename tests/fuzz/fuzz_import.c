@@ -39,7 +39,9 @@ static void check_import(const char *text, size_t len)
 	                                            .max_stanza = 4096,
 	                                            .max_nodes = 8,
 	                                            .max_items = 4,
-	                                            .max_payload = 4096};
+	                                            .max_payload = 4096,
+	                                            .max_private = 4,
+	                                            .max_private_bytes = 1024};
 
 	rc = xc_import_parse(text, len, &lim, r, &sum, err, sizeof(err));
 	if (rc != 0 && rc != -EINVAL && rc != -ENOMEM)
@@ -68,6 +70,18 @@ static void check_import(const char *text, size_t len)
 		    (r->stanza &&
 		     (strncmp(r->stanza, "<vCard", 6) != 0 || strlen(r->stanza) > lim.max_payload)))
 			abort();
+		if (sum.private_ns != r->npriv || r->npriv > lim.max_private)
+			abort();
+		for (size_t i = 0; i < r->npriv; i++) {
+			const struct xc_private_item *p = &r->priv[i];
+
+			if (!p->ns || !*p->ns || !p->xml || p->xml[0] != '<' ||
+			    strlen(p->xml) > lim.max_private_bytes)
+				abort();
+			for (size_t j = 0; j < i; j++)
+				if (strcmp(r->priv[j].ns, p->ns) == 0)
+					abort();
+		}
 		for (size_t i = 0; i < r->nitems; i++) {
 			const struct xc_sub_state *s = &r->items[i].st;
 			bool seen = s->sub == XC_SUB_TO || s->sub == XC_SUB_BOTH;

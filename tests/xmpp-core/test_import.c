@@ -32,7 +32,9 @@ static const struct xc_import_limits limits = {.iter = 4096,
                                                .max_stanza = 200,
                                                .max_nodes = 2,
                                                .max_items = 3,
-                                               .max_payload = 100};
+                                               .max_payload = 100,
+                                               .max_private = 2,
+                                               .max_private_bytes = 100};
 
 static int parse(const char *doc, struct xc_store_req **out, struct xc_import_summary *sum,
                  char *err)
@@ -306,6 +308,53 @@ static json_t *find(json_t *roster, const char *jid)
 	return NULL;
 }
 
+/* "private": each element written again by our writer, one per namespace, within the limits. */
+static void test_document_private(void **state)
+{
+	struct xc_import_summary sum;
+	struct xc_store_req *r;
+	char err[CM_ERR_MAX];
+
+	(void)state;
+	assert_int_equal(
+	    parse("{\"jid\":\"alice@example.org\"," KEYS
+	          ",\"private\":[\"<p:prefs xmlns:p='urn:x:prefs' p:mode=\\\"dark\\\"/>\","
+	          "\"<storage xmlns='storage:bookmarks'><conference jid='a@b'/></storage>\"]}",
+	          &r, &sum, err),
+	    0);
+	assert_int_equal(sum.private_ns, 2);
+	assert_int_equal(r->npriv, 2);
+	assert_string_equal(r->priv[0].ns, "urn:x:prefs");
+	assert_string_equal(r->priv[0].xml, "<p:prefs xmlns:p='urn:x:prefs' p:mode='dark'/>");
+	assert_string_equal(r->priv[1].ns, "storage:bookmarks");
+	assert_string_equal(r->priv[1].xml,
+	                    "<storage xmlns='storage:bookmarks'><conference jid='a@b'/></storage>");
+	xc_store_req_free(r);
+	refused("{\"jid\":\"a@example.org\"," KEYS ",\"private\":{}}",
+	        "\"private\" must be an array");
+	refused("{\"jid\":\"a@example.org\"," KEYS ",\"private\":[1]}",
+	        "private[0] must be an element");
+	refused("{\"jid\":\"a@example.org\"," KEYS ",\"private\":[\"<x/>\"]}",
+	        "private[0] is not one element in a namespace of its own");
+	refused("{\"jid\":\"a@example.org\"," KEYS
+	        ",\"private\":[\"<x xmlns='jabber:iq:private'/>\"]}",
+	        "namespace of its own");
+	refused("{\"jid\":\"a@example.org\"," KEYS
+	        ",\"private\":[\"<x xmlns='u'/><y xmlns='v'/>\"]}",
+	        "private[0] is not one element");
+	refused("{\"jid\":\"a@example.org\"," KEYS
+	        ",\"private\":[\"<x xmlns='u'/>\",\"<y xmlns='u'/>\"]}",
+	        "private[1]: a second element in the namespace u");
+	refused("{\"jid\":\"a@example.org\"," KEYS
+	        ",\"private\":[\"<x xmlns='u'/>\",\"<y xmlns='v'/>\",\"<z xmlns='w'/>\"]}",
+	        "has 3 elements; an account keeps 2 at most (private_storage.max_namespaces)");
+	refused("{\"jid\":\"a@example.org\"," KEYS ",\"private\":[\"<x "
+	        "xmlns='u'>"
+	        "0123456789012345678901234567890123456789012345678901234567890123456789012345678901"
+	        "234567890123456789</x>\"]}",
+	        "private[0] is over 100 bytes (private_storage.max_bytes) as written");
+}
+
 static void test_prosody_rows(void **state)
 {
 	struct xc_import_notes notes = {0};
@@ -513,6 +562,8 @@ static void test_prosody_vcards(void **state)
 	assert_null(xml);
 }
 
+/* --- Prosody's private XML (mod_private) -------------------------------------------------- */
+
 /* --- the database ------------------------------------------------------------------------ */
 
 static void sql(sqlite3 *db, const char *s)
@@ -586,9 +637,13 @@ static void test_prosody_database(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_document),         cmocka_unit_test(test_document_refused),
-	    cmocka_unit_test(test_prosody_rows),     cmocka_unit_test(test_prosody_credentials),
-	    cmocka_unit_test(test_prosody_database), cmocka_unit_test(test_prosody_vcards),
+	    cmocka_unit_test(test_document),
+	    cmocka_unit_test(test_document_refused),
+	    cmocka_unit_test(test_document_private),
+	    cmocka_unit_test(test_prosody_rows),
+	    cmocka_unit_test(test_prosody_credentials),
+	    cmocka_unit_test(test_prosody_database),
+	    cmocka_unit_test(test_prosody_vcards),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

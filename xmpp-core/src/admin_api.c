@@ -736,6 +736,8 @@ static void import(struct xc_admin_api *a, struct cm_http_req *req)
 	    .max_nodes = (size_t)a->srv->cfg->pep.max_nodes,
 	    .max_items = (size_t)a->srv->cfg->pep.max_items,
 	    .max_payload = (size_t)a->srv->cfg->pep.max_payload,
+	    .max_private = (size_t)a->srv->cfg->private_xml.max_namespaces,
+	    .max_private_bytes = (size_t)a->srv->cfg->private_xml.max_bytes,
 	};
 	struct xc_import_summary sum;
 	struct xc_store_req *r;
@@ -773,12 +775,13 @@ static void import(struct xc_admin_api *a, struct cm_http_req *req)
 		if (sum.hashes & (1u << h))
 			json_array_append_new(
 			    hashes, json_string(xc_scram_mech_name((enum xc_scram_hash)h)));
-	if (!rc && !(o->result = json_pack(
-	                 "{ss so sI sI sI sI sI sI sb}", "jid", r->user, "scram", hashes, "roster",
-	                 (json_int_t)sum.roster, "requests", (json_int_t)sum.requests, "blocklist",
-	                 (json_int_t)sum.blocked, "offline", (json_int_t)sum.offline, "pep_nodes",
-	                 (json_int_t)sum.pep_nodes, "pep_items", (json_int_t)sum.pep_items, "vcard",
-	                 sum.vcard)))
+	if (!rc &&
+	    !(o->result = json_pack(
+	          "{ss so sI sI sI sI sI sI sb sI}", "jid", r->user, "scram", hashes, "roster",
+	          (json_int_t)sum.roster, "requests", (json_int_t)sum.requests, "blocklist",
+	          (json_int_t)sum.blocked, "offline", (json_int_t)sum.offline, "pep_nodes",
+	          (json_int_t)sum.pep_nodes, "pep_items", (json_int_t)sum.pep_items, "vcard",
+	          sum.vcard, "private", (json_int_t)sum.private_ns)))
 		rc = -ENOMEM;
 	if (!rc && submit(o, r) != 0)
 		rc = -ESHUTDOWN;

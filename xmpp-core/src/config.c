@@ -382,6 +382,37 @@ static const struct cm_cfg_schema pep_schema = {
     .nfields = sizeof(pep_fields) / sizeof(pep_fields[0]),
 };
 
+static const struct cm_cfg_field private_fields[] = {
+    {.key = "enabled",
+     .type = CM_CFG_BOOL,
+     .offset = offsetof(struct xc_private_config, enabled),
+     .def = "true",
+     .doc = "private XML storage (XEP-0049): settings and bookmarks a client keeps on the "
+            "server, readable by the account's own sessions only"},
+    {.key = "max_bytes",
+     .type = CM_CFG_SIZE,
+     .offset = offsetof(struct xc_private_config, max_bytes),
+     .def = "128k",
+     .min = 1024,
+     .max = 16 << 20,
+     .doc = "largest element kept, as XML; a larger one is refused"},
+    {.key = "max_namespaces",
+     .type = CM_CFG_INT,
+     .offset = offsetof(struct xc_private_config, max_namespaces),
+     .def = "64",
+     .min = 1,
+     .max = 10000,
+     .doc = "elements (one per namespace) one account keeps; a set that would keep one more "
+            "is refused"},
+};
+
+static const struct cm_cfg_schema private_schema = {
+    .name = "private_storage",
+    .size = sizeof(struct xc_private_config),
+    .fields = private_fields,
+    .nfields = sizeof(private_fields) / sizeof(private_fields[0]),
+};
+
 static const struct cm_cfg_field fast_fields[] = {
     {.key = "enabled",
      .type = CM_CFG_BOOL,
@@ -761,6 +792,11 @@ static const struct cm_cfg_field fields[] = {
      .offset = offsetof(struct xc_config, pep),
      .sub = &pep_schema,
      .doc = "personal eventing (XEP-0163) and vCards (XEP-0054)"},
+    {.key = "private_storage",
+     .type = CM_CFG_SECTION,
+     .offset = offsetof(struct xc_config, private_xml),
+     .sub = &private_schema,
+     .doc = "private XML storage (XEP-0049)"},
     {.key = "push",
      .type = CM_CFG_SECTION,
      .offset = offsetof(struct xc_config, push),

@@ -17,6 +17,7 @@
 #include "scram.h"
 #include "stanza.h"
 #include "store.h"
+#include "private.h"
 #include "vcard.h"
 
 #define PASSWORD_MAX 1023 /* bytes, as the admin API's accounts route */
@@ -699,11 +700,74 @@ static int parse_vcard(const json_t *v, const struct xc_import_limits *lim, stru
 	return rc;
 }
 
+/* "private": private XML (XEP-0049), one element per namespace, each kept as our writer writes
+ * it, as private.c keeps what a client sets. */
+static int parse_private(const json_t *list, const struct xc_import_limits *lim,
+                         struct xc_store_req *r, struct xc_import_summary *sum, char *err,
+                         size_t errlen)
+{
+	if (!json_is_array(list))
+		return cm_errf(err, errlen, -EINVAL,
+		               "\"private\" must be an array of XML elements");
+	if (json_array_size(list) > lim->max_private)
+		return cm_errf(err, errlen, -EINVAL,
+		               "\"private\" has %zu elements; an account keeps %zu at most "
+		               "(private_storage.max_namespaces)",
+		               json_array_size(list), lim->max_private);
+	for (size_t i = 0; i < json_array_size(list); i++) {
+		const char *text = json_string_value(json_array_get(list, i));
+		struct cm_xml_node *x = NULL;
+		char *xml = NULL;
+		int rc;
+
+		if (!text || strlen(text) > 2 * lim->max_private_bytes)
+			return cm_errf(
+			    err, errlen, -EINVAL,
+			    "private[%zu] must be an element in XML of %zu bytes at most "
+			    "(private_storage.max_bytes)",
+			    i, lim->max_private_bytes);
+		if ((rc = xc_stanza_parse(text, strlen(text), &x)) == -ENOMEM)
+			return rc;
+		if (rc || xc_private_ns_reserved(x->ns)) {
+			cm_xml_node_free(x);
+			return cm_errf(err, errlen, -EINVAL,
+			               "private[%zu] is not one element in a namespace of its own",
+			               i);
+		}
+		for (size_t j = 0; j < r->npriv; j++)
+			if (strcmp(r->priv[j].ns, x->ns) == 0) {
+				rc = cm_errf(err, errlen, -EINVAL,
+				             "private[%zu]: a second element in the namespace %s",
+				             i, x->ns);
+				cm_xml_node_free(x);
+				return rc;
+			}
+		rc = written_again(x, NULL, lim->max_private_bytes, &xml);
+		if (!rc)
+			rc = xc_store_req_add_private(r, x->ns, xml);
+		cm_xml_node_free(x);
+		free(xml);
+		if (rc == -EMSGSIZE)
+			return cm_errf(
+			    err, errlen, -EINVAL,
+			    "private[%zu] is over %zu bytes (private_storage.max_bytes) as "
+			    "written",
+			    i, lim->max_private_bytes);
+		if (rc == -EINVAL)
+			return cm_errf(err, errlen, rc, "private[%zu] cannot be written", i);
+		if (rc)
+			return rc;
+	}
+	sum->private_ns = r->npriv;
+	return 0;
+}
+
 static int parse_doc(const json_t *doc, const struct xc_import_limits *lim, struct xc_store_req *r,
                      struct xc_import_summary *sum, char *err, size_t errlen)
 {
-	static const char *const fields[] = {"jid",       "password", "scram", "roster", "requests",
-	                                     "blocklist", "offline",  "pep",   "vcard",  NULL};
+	static const char *const fields[] = {"jid",      "password",  "scram",   "roster",
+	                                     "requests", "blocklist", "offline", "pep",
+	                                     "vcard",    "private",   NULL};
 	const char *jid = json_string_value(json_object_get(doc, "jid"));
 	const json_t *pw = json_object_get(doc, "password"), *scram = json_object_get(doc, "scram");
 	const json_t *list;
@@ -749,6 +813,9 @@ static int parse_doc(const json_t *doc, const struct xc_import_limits *lim, stru
 		return rc;
 	if ((list = json_object_get(doc, "vcard")) != NULL &&
 	    (rc = parse_vcard(list, lim, r, sum, err, errlen)) != 0)
+		return rc;
+	if ((list = json_object_get(doc, "private")) != NULL &&
+	    (rc = parse_private(list, lim, r, sum, err, errlen)) != 0)
 		return rc;
 	return 0;
 }
@@ -936,6 +1003,15 @@ int xc_import_doc(const struct xc_store_req *r, char **out, size_t *dropped)
 		rc = -ENOMEM;
 	if (!rc && r->stanza && json_object_set_new(doc, "vcard", json_string(r->stanza)))
 		rc = -ENOMEM;
+	if (!rc && r->npriv) {
+		json_t *a = json_array();
+
+		for (size_t i = 0; a && i < r->npriv; i++)
+			if (r->priv[i].xml && json_array_append_new(a, json_string(r->priv[i].xml)))
+				a = (json_decref(a), NULL);
+		if (!a || json_object_set_new(doc, "private", a))
+			rc = -ENOMEM;
+	}
 	if (!rc && !(*out = json_dumps(doc, JSON_COMPACT)))
 		rc = -ENOMEM;
 	json_decref(doc);

@@ -16,12 +16,15 @@
  *    "pep": [{"node": "urn:xmpp:avatar:metadata", "access": "presence", "persist": true,
  *             "max_items": 1, "items": [{"id": "5f2a", "payload": "<metadata ...>"}]}],
  *                                         personal eventing nodes, items oldest first
- *    "vcard": "<vCard xmlns='vcard-temp'>...</vCard>"}      the vcard-temp vCard (XEP-0054)
+ *    "vcard": "<vCard xmlns='vcard-temp'>...</vCard>",      the vcard-temp vCard (XEP-0054)
+ *    "private": ["<storage xmlns='storage:bookmarks'>...</storage>"]}
+ *                                         private XML (XEP-0049), one element per namespace
  *
  * The document is untrusted input: every member is checked (types, JIDs normalised, the
  * subscription states RFC 6121 allows, the roster's limits, text XML can carry, offline messages
  * that parse as messages to the account within the stanza size, PEP payloads and the vCard that
- * parse as one element within pep.max_payload, all written again by our own writer), and a
+ * parse as one element within pep.max_payload, private XML elements each in a namespace of its
+ * own within private_storage.max_bytes, all written again by our own writer), and a
  * member
  * this version does not know is refused rather than dropped, so that nothing handed over is
  * lost without a word.
@@ -49,6 +52,9 @@ struct xc_import_limits {
 	size_t max_nodes;   /* PEP nodes of one account (pep.max_nodes) */
 	size_t max_items;   /* items one node keeps at most (pep.max_items) */
 	size_t max_payload; /* bytes of one item's payload (pep.max_payload) */
+	/* private XML elements of one account (private_storage.max_namespaces), and bytes of one
+	 * of them (private_storage.max_bytes) */
+	size_t max_private, max_private_bytes;
 };
 
 /* What an import holds, for the answer and the log. */
@@ -59,7 +65,8 @@ struct xc_import_summary {
 	size_t offline;
 	size_t pep_nodes, pep_items;
 	bool vcard;
-	unsigned hashes; /* bit 1 << enum xc_scram_hash for each hash with keys */
+	size_t private_ns; /* private XML elements (one per namespace) */
+	unsigned hashes;   /* bit 1 << enum xc_scram_hash for each hash with keys */
 };
 
 /* The document of an account read by XC_STORE_ACCOUNT_EXPORT (r): what xc_import_parse() takes,

@@ -1,7 +1,7 @@
 /* iq.c - IQs the server answers (iq.h): service discovery (XEP-0030) with entity capabilities
  * (XEP-0115) of the server, ping (XEP-0199), software version (XEP-0092), the roster and the
- * legacy session for the account; PEP (pep.c), vCards (vcard.c) and external services
- * (extdisco.c) are handed on. */
+ * legacy session for the account; PEP (pep.c), vCards (vcard.c), private XML (private.c) and
+ * external services (extdisco.c) are handed on. */
 #include "iq.h"
 
 #include <errno.h>
@@ -17,6 +17,7 @@
 #include "extdisco.h"
 #include "mam.h"
 #include "pep.h"
+#include "private.h"
 #include "push.h"
 #include "register.h"
 #include "roster.h"
@@ -331,6 +332,9 @@ void xc_iq_account(struct xc_shard *sh, const struct xc_jid *to, struct cm_xml_n
 		return;
 	} else if (strcmp(q->ns, XC_NS_VCARD) == 0) {
 		xc_vcard_iq(sh, to, own, iq); /* takes iq */
+		return;
+	} else if (strcmp(q->ns, XC_NS_PRIVATE) == 0 && sh->srv->cfg->private_xml.enabled) {
+		xc_private_iq(sh, to, own, iq); /* takes iq */
 		return;
 	} else if (strcmp(type, "set") == 0 && strcmp(q->ns, NS_SESSION) == 0 && own) {
 		reply(sh, iq, NULL);

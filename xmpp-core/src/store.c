@@ -192,6 +192,11 @@ void xc_store_req_free(struct xc_store_req *r)
 		free(r->push[i].form);
 	}
 	free(r->push);
+	for (size_t i = 0; i < r->npriv; i++) {
+		free(r->priv[i].ns);
+		free(r->priv[i].xml);
+	}
+	free(r->priv);
 	if (r->fast) {
 		cm_crypto_wipe(r->fast, sizeof(*r->fast));
 		free(r->fast);
@@ -207,6 +212,25 @@ int xc_store_req_set(char **field, const char *s)
 		return -ENOMEM;
 	free(*field);
 	*field = d;
+	return 0;
+}
+
+int xc_store_req_add_private(struct xc_store_req *r, const char *ns, const char *xml)
+{
+	struct xc_private_item *v = realloc(r->priv, (r->npriv + 1) * sizeof(*v));
+	char *n, *x = NULL;
+
+	if (!v)
+		return -ENOMEM;
+	r->priv = v;
+	n = strdup(ns);
+	if (!n || (xml && !(x = strdup(xml)))) {
+		free(n);
+		return -ENOMEM;
+	}
+	v[r->npriv].ns = n;
+	v[r->npriv].xml = x;
+	r->npriv++;
 	return 0;
 }
 

@@ -15,9 +15,9 @@
  * without its flush to disk (safe from a crash of the server, not yet from one of the machine):
  * the next commit that is waited for flushes it, or one at most a second later.
  *
- * The embedded backend is SQLite (store_sqlite.c, the only file that includes sqlite3.h), in WAL
- * mode; a backend is a table of functions (struct xc_store_backend), which is where PostgreSQL
- * will plug in.
+ * The embedded backend is SQLite (store_sqlite.c and its blocks store_sqlite_*.c, the store's
+ * only files that include sqlite3.h), in WAL mode; a backend is a table of functions (struct
+ * xc_store_backend), which is where PostgreSQL will plug in.
  *
  * Users are bare JIDs ("user@host"), normalised by the caller. Strings in requests are owned by
  * the request (xc_store_req_free() releases them, and the results).
@@ -54,14 +54,15 @@ enum xc_store_op {
 	                             * block list), msgs (offline messages, oldest first), pep
 	                             * (NULL, or its items: PEP nodes made with the first item of
 	                             * each, items oldest first), stanza (NULL, or the vcard-temp
-	                             * vCard): all or nothing -> -EEXIST when taken */
+	                             * vCard), priv (private XML): all or nothing -> -EEXIST when
+	                             * taken */
 	XC_STORE_ACCOUNT_ADD_CREDS, /* user, creds: the hashes the account has no keys for get
 	                             * those of creds whose iter is not 0; the others stay (no
 	                             * FAST token is revoked) -> count (hashes added); -ENOENT */
 	XC_STORE_ACCOUNT_EXPORT,    /* user -> what ACCOUNT_IMPORT takes, read in one
 	                             * transaction: creds, items, jids, msgs (not taken), pep (its
 	                             * nodes' items, oldest first, NULL without any), stanza (the
-	                             * vCard, or NULL); -ENOENT */
+	                             * vCard, or NULL), priv (by namespace); -ENOENT */
 	XC_STORE_ROSTER_GET,        /* user -> found (the account exists), version, items, and
 	                             * jids: the block list */
 	XC_STORE_ROSTER_PUT,        /* user, item -> version (the roster's new version) */
@@ -104,6 +105,12 @@ enum xc_store_op {
 	                         * none: read -> pep->cfg (the node's); -ENOENT */
 	XC_STORE_VCARD_GET,     /* user -> found, stanza (the vCard as XML text) */
 	XC_STORE_VCARD_SET,     /* user, stanza */
+	/* private XML storage (XEP-0049): one element per (user, namespace) */
+	XC_STORE_PRIVATE_GET, /* user, priv (the namespaces asked, xml NULL) -> each priv's xml,
+	                       * NULL where none is kept */
+	XC_STORE_PRIVATE_SET, /* user, priv (each namespace's element, xml NULL: removed), limit
+	                       * (namespaces one user keeps at most): all or nothing -> -EDQUOT
+	                       * when the new namespaces would go past limit */
 	/* push registrations (XEP-0357), keyed by (user, app server JID, node) */
 	XC_STORE_PUSH_ENABLE,  /* user, key (the app server's JID), with (node), stanza (the
 	                        * publish-options form as XML text, or NULL), stamp_ms, limit (per
@@ -133,6 +140,12 @@ struct xc_roster_item {
 	char **groups; /* ngroups strings */
 	size_t ngroups;
 	struct xc_sub_state st;
+};
+
+/* One element of private XML storage (XEP-0049). */
+struct xc_private_item {
+	char *ns;  /* owned: its namespace */
+	char *xml; /* owned: the element as XML text, or NULL (none kept; to be removed) */
 };
 
 /* One push registration (XEP-0357). */
@@ -232,6 +245,8 @@ struct xc_store_req {
 	struct xc_pep_req *pep;   /* owned: the PEP ops' input and results */
 	struct xc_push_reg *push; /* owned array: the PUSH ops' results */
 	size_t npush;
+	struct xc_private_item *priv; /* owned array: the PRIVATE ops', ACCOUNT_IMPORT/EXPORT's */
+	size_t npriv;
 	/* a reference (ticket.h) released once the request's transaction has ended: a client's
 	 * acknowledgement waits for it. NULL: none */
 	struct xc_ticket *ticket;
@@ -258,6 +273,8 @@ struct xc_store_req *xc_store_req_archive(struct cm_loop *loop,
 void xc_store_req_free(struct xc_store_req *r);
 /* Copy s into *field (freeing what was there). 0 or -ENOMEM. */
 int xc_store_req_set(char **field, const char *s);
+/* Append a private XML element to r->priv (xml may be NULL), ns and xml copied. 0 or -ENOMEM. */
+int xc_store_req_add_private(struct xc_store_req *r, const char *ns, const char *xml);
 /* Release what a query or preferences own (the structs themselves are the caller's). Accept
  * NULL. */
 void xc_archive_query_clear(struct xc_archive_query *q);

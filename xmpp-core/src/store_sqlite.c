@@ -155,6 +155,7 @@ struct sq {
 	bool unsynced;              /* a NORMAL commit since the last flush */
 	uint64_t synced_ms;         /* the last flush: a FULL commit or a checkpoint */
 	struct xc_sq_push *push;    /* push registrations (store_sqlite_push.c) */
+	struct xc_sq_private *priv; /* private XML (store_sqlite_private.c) */
 	struct xc_sq_arch *arch;    /* the message archive (store_sqlite_archive.c) */
 };
 
@@ -359,6 +360,7 @@ static int delete_owned(struct sq *q, const char *owner)
 	rc = rc ? rc : xc_sq_arch_delete_owned(q->arch, owner);
 	rc = rc ? rc : pep_delete_owned(q, owner);
 	rc = rc ? rc : xc_sq_push_delete_owned(q->push, owner);
+	rc = rc ? rc : xc_sq_private_delete_owned(q->priv, owner);
 	return rc ? rc : fast_revoke(q, owner, NULL, NULL);
 }
 
@@ -622,6 +624,8 @@ static int account_import(struct sq *q, struct xc_store_req *r)
 		rc = pep_import(q, r->user, r->pep);
 	if (!rc && !r->err && r->stanza)
 		rc = vcard_import(q, r->user, r->stanza);
+	if (!rc && !r->err)
+		rc = xc_sq_private_import(q->priv, r);
 	for (size_t i = 0; i < r->nmsgs && !rc && !r->err; i++) {
 		sqlite3_stmt *p = prep(q, S_OFF_PUT);
 
@@ -672,6 +676,7 @@ static int account_export(struct sq *q, struct xc_store_req *r)
 	}
 	rc = roster_get(q, r); /* the block list comes with it */
 	rc = rc ? rc : offline_read(q, r);
+	rc = rc ? rc : xc_sq_private_export(q->priv, r);
 	return rc ? rc : pep_export(q, r);
 }
 
@@ -985,6 +990,9 @@ static int dispatch(struct sq *q, struct xc_store_req *r)
 	case XC_STORE_PUSH_LIST:
 	case XC_STORE_PUSH_COUNT:
 		return xc_sq_push_run(q->push, r);
+	case XC_STORE_PRIVATE_GET:
+	case XC_STORE_PRIVATE_SET:
+		return xc_sq_private_run(q->priv, r);
 	case XC_STORE_FAST_GET:
 	case XC_STORE_FAST_UPDATE:
 	case XC_STORE_FAST_REVOKE:
@@ -1089,6 +1097,7 @@ static void sq_close(void *db)
 		sqlite3_finalize(q->st[i]);
 	pep_close(q);
 	xc_sq_push_close(q->push);
+	xc_sq_private_close(q->priv);
 	sqlite3_close(q->db);
 	free(q);
 }
@@ -1147,6 +1156,8 @@ static int sq_open(void **out, const char *where, unsigned cache_mb, char *err, 
 	if (!rc && ((rc = pep_open(q)) != 0 || (rc = fast_open(q)) != 0))
 		rc = cm_errf(err, errlen, rc, "%s: %s", where, sqlite3_errmsg(q->db));
 	if (!rc && (rc = xc_sq_push_open(&q->push, q->db)) != 0)
+		rc = cm_errf(err, errlen, rc, "%s: %s", where, sqlite3_errmsg(q->db));
+	if (!rc && (rc = xc_sq_private_open(&q->priv, q->db)) != 0)
 		rc = cm_errf(err, errlen, rc, "%s: %s", where, sqlite3_errmsg(q->db));
 	if (!rc && (rc = xc_sq_arch_open(&q->arch, q->db)) != 0)
 		rc = cm_errf(err, errlen, rc, "%s: %s", where, sqlite3_errmsg(q->db));

@@ -1,6 +1,6 @@
 /* store_sqlite_int.h - what the SQLite backend (store_sqlite.c) shares with its blocks: push
- * registrations (store_sqlite_push.c) and the message archive (store_sqlite_archive.c). Runs
- * on the store's thread only. */
+ * registrations (store_sqlite_push.c), private XML (store_sqlite_private.c) and the message
+ * archive (store_sqlite_archive.c). Runs on the store's thread only. */
 #ifndef XC_STORE_SQLITE_INT_H
 #define XC_STORE_SQLITE_INT_H
 
@@ -11,6 +11,7 @@ struct sqlite3;
 struct xc_store_req;
 struct xc_sq_push;
 struct xc_sq_arch;
+struct xc_sq_private;
 
 /* A result code of SQLite as a negative errno: the database failed (store_sqlite.c). */
 int xc_sq_fail(int rc);
@@ -26,6 +27,23 @@ int xc_sq_push_run(struct xc_sq_push *p, struct xc_store_req *r);
 
 /* Remove every registration of owner (its account is deleted). 0 or the database failure. */
 int xc_sq_push_delete_owned(struct xc_sq_push *p, const char *owner);
+
+/* Create the private XML table on db (borrowed; kept until xc_sq_private_close) and prepare
+ * the statements. 0 or a negative errno (sqlite3_errmsg(db) says why). */
+int xc_sq_private_open(struct xc_sq_private **out, struct sqlite3 *db);
+void xc_sq_private_close(struct xc_sq_private *p); /* accepts NULL */
+
+/* Run a XC_STORE_PRIVATE_GET or _SET request: r->err and its results are set; the return is
+ * nonzero only when the database itself failed. */
+int xc_sq_private_run(struct xc_sq_private *p, struct xc_store_req *r);
+
+/* ACCOUNT_IMPORT's private XML (r->priv) written for r->user; ACCOUNT_EXPORT's read into
+ * r->priv, by namespace. 0 or the database failure (-ENOMEM when reading ran out). */
+int xc_sq_private_import(struct xc_sq_private *p, const struct xc_store_req *r);
+int xc_sq_private_export(struct xc_sq_private *p, struct xc_store_req *r);
+
+/* Remove every element of owner (its account is deleted). 0 or the database failure. */
+int xc_sq_private_delete_owned(struct xc_sq_private *p, const char *owner);
 
 /* The archive's tables on db (borrowed; kept until xc_sq_arch_close; its meta table exists):
  * created, moved from the layouts before, and the keys a crash left unwritten written. 0 or a

@@ -88,6 +88,13 @@ struct xc_pep_config {
 	long long max_nodes;  /* nodes per account */
 };
 
+/* Private XML storage (XEP-0049). */
+struct xc_private_config {
+	bool enabled;
+	uint64_t max_bytes;       /* of one element, as XML */
+	long long max_namespaces; /* elements (one per namespace) per account */
+};
+
 /* What a push notification (XEP-0357) tells the app server, and so Apple or Google. */
 enum xc_push_privacy {
 	XC_PUSH_PRIVACY_NONE,        /* the message count only */
@@ -166,6 +173,7 @@ struct xc_config {
 	struct xc_sm_config sm;
 	struct xc_csi_config csi;
 	struct xc_pep_config pep;
+	struct xc_private_config private_xml;
 	struct xc_push_config push;
 	struct xc_register_config registration;
 	struct xc_components_config components;
