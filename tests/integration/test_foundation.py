@@ -86,6 +86,11 @@ class ConfigErrors(unittest.TestCase):
     def test_unknown_key(self):
         self.check("log:\n  level: info\n  colour: red\n", ["FILE:3: log.colour: unknown key"])
 
+    def test_contact_address_not_a_uri(self):
+        self.check("contact:\n  abuse: [\"abuse@example.org\"]\n  support: [\"https://x\"]\n",
+                   ["FILE:2: contact.abuse: \"abuse@example.org\" is not a URI"],
+                   daemon="xmpp-core")
+
     def test_wrong_type(self):
         self.check("shutdown_timeout: [1, 2]\n", ["FILE:1: shutdown_timeout:"])
         self.check("log:\n  level: loud\n", ["FILE:2: log.level:", "error", "debug"])

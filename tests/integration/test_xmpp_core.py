@@ -703,6 +703,44 @@ class Caps(XmppTest):
         run(go())
 
 
+class ContactAddresses(XmppTest):
+    """XEP-0157: the configured addresses in the server's disco#info, as the serverinfo form,
+    and the caps hash in the stream features counting it: slixmpp's own XEP-0115 code (forms
+    included) computes the same hash from the answer."""
+    extra = ("contact:\n  abuse: [\"mailto:abuse@localhost\", \"xmpp:abuse@localhost\"]\n"
+             "  support: [\"https://localhost/help\"]\n")
+
+    def test_served_and_hashed(self):
+        import re
+        r = xmpp.Raw(self.srv)
+        try:
+            features = r.open()
+        finally:
+            r.close()
+        m = re.search(r"<c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='([^']+)' "
+                      r"ver='([^']+)'/>", features)
+        self.assertIsNotNone(m, features)
+        ver = m.group(2)
+        alice = self.srv.register("alice", PW)
+
+        async def go():
+            a = await login(self.srv, alice + "/a", PW)
+            a.register_plugin("xep_0115")
+            info = await a["xep_0030"].get_info(jid="localhost")
+            di = info["disco_info"]
+            form = di["form"]
+            self.assertEqual(form["type"], "result")
+            values = form.get_values()
+            self.assertEqual(values["FORM_TYPE"], ["http://jabber.org/network/serverinfo"])
+            self.assertEqual(values["abuse-addresses"],
+                             ["mailto:abuse@localhost", "xmpp:abuse@localhost"])
+            self.assertEqual(values["support-addresses"], ["https://localhost/help"])
+            self.assertNotIn("admin-addresses", values)
+            self.assertEqual(a["xep_0115"].generate_verstring(di, "sha-1"), ver)
+            await logout(a)
+        run(go())
+
+
 def slixmpp_iq_error():
     from slixmpp.exceptions import IqError
     return IqError

@@ -413,6 +413,92 @@ static const struct cm_cfg_schema private_schema = {
     .nfields = sizeof(private_fields) / sizeof(private_fields[0]),
 };
 
+/* A URI by RFC 3986's shape: a scheme (a letter, then letters, digits, "+", "-", ".") and
+ * something after its colon, printable ASCII without spaces. */
+static bool uri_like(const char *s)
+{
+	const char *p = s;
+
+	if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')))
+		return false;
+	while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+	       *p == '+' || *p == '-' || *p == '.')
+		p++;
+	if (*p != ':' || !p[1])
+		return false;
+	for (p++; *p; p++)
+		if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f)
+			return false;
+	return true;
+}
+
+static void contact_validate(void *obj, struct cm_cfg_check *chk)
+{
+	const struct xc_contact_config *c = obj;
+
+	for (int k = 0; k < XC_CONTACT_NKINDS; k++)
+		for (size_t i = 0; i < c->addrs[k].n; i++)
+			if (!uri_like(c->addrs[k].v[i]))
+				cm_cfg_check_error(chk, xc_contact_kinds[k],
+				                   "\"%s\" is not a URI (mailto:..., xmpp:..., "
+				                   "https://...)",
+				                   c->addrs[k].v[i]);
+}
+
+const char *const xc_contact_kinds[XC_CONTACT_NKINDS] = {
+    [XC_CONTACT_ABUSE] = "abuse",       [XC_CONTACT_ADMIN] = "admin",
+    [XC_CONTACT_FEEDBACK] = "feedback", [XC_CONTACT_SALES] = "sales",
+    [XC_CONTACT_SECURITY] = "security", [XC_CONTACT_STATUS] = "status",
+    [XC_CONTACT_SUPPORT] = "support",
+};
+
+static const struct cm_cfg_field contact_fields[] = {
+    {.key = "abuse",
+     .type = CM_CFG_STRLIST,
+     .offset = offsetof(struct xc_contact_config, addrs[XC_CONTACT_ABUSE]),
+     .def = "[]",
+     .doc = "where to report abuse of the service (spam from its users), as URIs: "
+            "mailto:abuse@example.org, xmpp:abuse@example.org"},
+    {.key = "admin",
+     .type = CM_CFG_STRLIST,
+     .offset = offsetof(struct xc_contact_config, addrs[XC_CONTACT_ADMIN]),
+     .def = "[]",
+     .doc = "the service's administrators, as URIs"},
+    {.key = "feedback",
+     .type = CM_CFG_STRLIST,
+     .offset = offsetof(struct xc_contact_config, addrs[XC_CONTACT_FEEDBACK]),
+     .def = "[]",
+     .doc = "where to send feedback, as URIs"},
+    {.key = "sales",
+     .type = CM_CFG_STRLIST,
+     .offset = offsetof(struct xc_contact_config, addrs[XC_CONTACT_SALES]),
+     .def = "[]",
+     .doc = "sales, as URIs"},
+    {.key = "security",
+     .type = CM_CFG_STRLIST,
+     .offset = offsetof(struct xc_contact_config, addrs[XC_CONTACT_SECURITY]),
+     .def = "[]",
+     .doc = "where to report security issues, as URIs"},
+    {.key = "status",
+     .type = CM_CFG_STRLIST,
+     .offset = offsetof(struct xc_contact_config, addrs[XC_CONTACT_STATUS]),
+     .def = "[]",
+     .doc = "where the service's status is told (a status page), as URIs"},
+    {.key = "support",
+     .type = CM_CFG_STRLIST,
+     .offset = offsetof(struct xc_contact_config, addrs[XC_CONTACT_SUPPORT]),
+     .def = "[]",
+     .doc = "where users get help, as URIs"},
+};
+
+static const struct cm_cfg_schema contact_schema = {
+    .name = "contact",
+    .size = sizeof(struct xc_contact_config),
+    .fields = contact_fields,
+    .nfields = sizeof(contact_fields) / sizeof(contact_fields[0]),
+    .validate = contact_validate,
+};
+
 static const struct cm_cfg_field fast_fields[] = {
     {.key = "enabled",
      .type = CM_CFG_BOOL,
@@ -817,6 +903,12 @@ static const struct cm_cfg_field fields[] = {
      .offset = offsetof(struct xc_config, extdisco),
      .sub = &extdisco_schema,
      .doc = "external services (XEP-0215): STUN/TURN servers and their credentials for calls"},
+    {.key = "contact",
+     .type = CM_CFG_SECTION,
+     .offset = offsetof(struct xc_config, contact),
+     .sub = &contact_schema,
+     .doc = "the service's contact addresses (XEP-0157), shown by clients in its server "
+            "information"},
     {.key = "hide_version",
      .type = CM_CFG_BOOL,
      .offset = offsetof(struct xc_config, hide_version),

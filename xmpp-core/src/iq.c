@@ -5,10 +5,12 @@
 #include "iq.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "c2s.h"
+#include "caps.h"
 #include "carbons.h"
 #include "cm/buf.h"
 #include "cm/crypto.h"
@@ -28,7 +30,7 @@
 #include "user.h"
 #include "vcard.h"
 
-#define NS_DISCO_INFO  "http://jabber.org/protocol/disco#info"
+#define NS_DISCO_INFO  XC_NS_DISCO_INFO
 #define NS_DISCO_ITEMS "http://jabber.org/protocol/disco#items"
 #define NS_PING        "urn:xmpp:ping"
 #define NS_VERSION     "jabber:iq:version"
@@ -125,34 +127,60 @@ static size_t server_feature_list(const char **out, bool extdisco)
 	return n;
 }
 
-static int cmp_str(const void *a, const void *b)
+#define NS_SERVERINFO "http://jabber.org/network/serverinfo"
+
+/* The contact addresses (XEP-0157) as a form added to info; none configured: no form. */
+static int contact_form(struct cm_xml_node *info, const struct xc_contact_config *c)
 {
-	return strcmp(*(const char *const *)a, *(const char *const *)b);
+	struct cm_xml_node *x = NULL, *f, *v;
+	bool any = false;
+	int r = 0;
+
+	for (int k = 0; k < XC_CONTACT_NKINDS; k++)
+		any = any || c->addrs[k].n;
+	if (!any)
+		return 0;
+	r = cm_xml_node_new_child(&x, info, "x", XC_NS_DATA);
+	r = r ? r : cm_xml_node_set_attr(x, "type", "result");
+	r = r ? r : cm_xml_form_add_field(x, "FORM_TYPE", "hidden", NS_SERVERINFO);
+	for (int k = 0; k < XC_CONTACT_NKINDS && !r; k++) {
+		char var[32];
+
+		if (!c->addrs[k].n)
+			continue;
+		snprintf(var, sizeof(var), "%s-addresses", xc_contact_kinds[k]);
+		r = cm_xml_node_new_child(&f, x, "field", NULL);
+		r = r ? r : cm_xml_node_set_attr(f, "var", var);
+		r = r ? r : cm_xml_node_set_attr(f, "type", "list-multi");
+		for (size_t i = 0; i < c->addrs[k].n && !r; i++) {
+			r = cm_xml_node_new_child(&v, f, "value", NULL);
+			r = r ? r
+			      : cm_xml_node_add_text(v, c->addrs[k].v[i], strlen(c->addrs[k].v[i]));
+		}
+	}
+	return r;
 }
 
-int xc_iq_caps_ver(char *out, size_t len, bool extdisco)
+/* The server's disco#info: its identity, features and contact addresses. NULL on failure. */
+static struct cm_xml_node *server_info(const struct xc_config *cfg, bool extdisco, const char *node)
 {
-	const char *sorted[SERVER_FEATURES_MAX];
-	size_t n = server_feature_list(sorted, extdisco);
-	unsigned char digest[CM_SHA1_LEN];
-	struct cm_buf s, b64;
-	int r;
+	const char *features[SERVER_FEATURES_MAX];
+	size_t n = server_feature_list(features, extdisco);
+	struct cm_xml_node *q = disco_info("server", "im", "xmpp-core", features, n, node);
 
-	/* XEP-0115 5.1: identities, then features, each followed by '<', features sorted */
-	qsort(sorted, n, sizeof(sorted[0]), cmp_str);
-	cm_buf_init(&s, 0);
-	cm_buf_init(&b64, 0);
-	r = cm_buf_puts(&s, "server/im//xmpp-core<");
-	for (size_t i = 0; i < n && !r; i++)
-		r = cm_buf_printf(&s, "%s<", sorted[i]);
-	r = r ? r : cm_crypto_sha1(s.data, s.len, digest);
-	r = r ? r : cm_crypto_b64_encode(&b64, digest, sizeof(digest), CM_B64_STD);
-	if (!r && b64.len + 1 > len)
-		r = -ENOBUFS;
-	if (!r)
-		memcpy(out, b64.data, b64.len + 1);
-	cm_buf_free(&s);
-	cm_buf_free(&b64);
+	if (q && contact_form(q, &cfg->contact) != 0) {
+		cm_xml_node_free(q);
+		q = NULL;
+	}
+	return q;
+}
+
+int xc_iq_caps_ver(char *out, size_t len, const struct xc_config *cfg, bool extdisco)
+{
+	struct cm_xml_node *q = server_info(cfg, extdisco, NULL);
+	int r = q ? xc_caps_ver(q, out, len) : -ENOMEM;
+
+	cm_xml_node_free(q);
 	return r;
 }
 
@@ -203,11 +231,9 @@ void xc_iq_server(struct xc_shard *sh, const struct xc_jid *to, struct cm_xml_no
 	if (!valid_request(sh, iq, &type, &q))
 		goto out;
 	if (strcmp(type, "get") == 0 && strcmp(q->ns, NS_DISCO_INFO) == 0) {
-		const char *features[SERVER_FEATURES_MAX];
-		size_t n = server_feature_list(features, xc_extdisco_enabled(sh->srv->extdisco));
-
 		reply(sh, iq,
-		      disco_info("server", "im", "xmpp-core", features, n, cm_xml_attr(q, "node")));
+		      server_info(cfg, xc_extdisco_enabled(sh->srv->extdisco),
+		                  cm_xml_attr(q, "node")));
 	} else if (strcmp(q->ns, XC_NS_EXTDISCO) == 0) {
 		xc_extdisco_iq(sh, sender_session(sh, iq), iq); /* takes iq */
 		return;

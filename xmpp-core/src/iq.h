@@ -12,6 +12,7 @@
 
 struct xc_shard;
 struct xc_c2s;
+struct xc_config;
 
 /* An IQ to the server's domain to. Takes iq. */
 void xc_iq_server(struct xc_shard *sh, const struct xc_jid *to, struct cm_xml_node *iq);
@@ -20,9 +21,9 @@ void xc_iq_server(struct xc_shard *sh, const struct xc_jid *to, struct cm_xml_no
 void xc_iq_account(struct xc_shard *sh, const struct xc_jid *to, struct cm_xml_node *iq);
 
 /* The XEP-0115 verification string of the server's disco#info (identity and features, with
- * XEP-0215's when extdisco), as advertised in its stream features; out gets at most len bytes.
- * 0, -ENOMEM, -ENOBUFS. */
-int xc_iq_caps_ver(char *out, size_t len, bool extdisco);
+ * XEP-0215's when extdisco, and the contact addresses of cfg as an extended form), as
+ * advertised in its stream features; out gets at most len bytes. 0, -ENOMEM, -ENOBUFS. */
+int xc_iq_caps_ver(char *out, size_t len, const struct xc_config *cfg, bool extdisco);
 
 #define XC_NS_CAPS   "http://jabber.org/protocol/caps"
 #define XC_CAPS_NODE "https://xmpp-core.invalid/caps"

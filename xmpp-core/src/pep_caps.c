@@ -6,16 +6,16 @@
  * items were sent already), a cache from capabilities hash to
  * the nodes it asks notifications for, and the disco#info questions on their way. All three are
  * bounded (a contact cannot make the server hold without end); what does not fit is not learnt,
- * and the contact only misses notifications. A hash whose answer matches it (SHA-1, no extended
- * forms) is shared by every contact announcing it; an answer that does not verify counts for
- * the resource that gave it only, so one contact cannot poison what others are sent. */
+ * and the contact only misses notifications. A hash whose answer matches it (SHA-1, its extended
+ * forms counted: caps.c) is shared by every contact announcing it; an answer that does not verify
+ * counts for the resource that gave it only, so one contact cannot poison what others are sent. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "caps.h"
 #include "cm/buf.h"
-#include "cm/crypto.h"
 #include "cm/log.h"
 #include "pep.h"
 #include "pep_int.h"
@@ -23,8 +23,7 @@
 #include "server.h"
 #include "stanza.h"
 
-#define NS_DISCO_INFO "http://jabber.org/protocol/disco#info"
-#define NS_DATA       "jabber:x:data"
+#define NS_DISCO_INFO XC_NS_DISCO_INFO
 
 #define CAPS_MAX        1024   /* hashes cached per shard */
 #define PENDING_MAX     256    /* disco#info questions on their way per shard */
@@ -32,7 +31,6 @@
 #define PEERS_PER_OWNER 2000   /* ... per account */
 #define NOTIFY_MAX      256    /* +notify nodes kept per hash */
 #define VER_MAX         128    /* bytes in a hash (a SHA-512 in base64 is 88) */
-#define HASH_ITEMS_MAX  1024   /* identities and features a verified answer may have */
 #define ID_PREFIX       "pepcaps-"
 
 struct caps {
@@ -286,90 +284,6 @@ fail:
 		free(v[i]);
 	free(v);
 	return -ENOMEM;
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-int xc_pep__caps_hash(const struct cm_xml_node *query, char *out, size_t len)
-{
-	char **ids = NULL, **feats = NULL;
-	size_t ni = 0, nf = 0;
-	unsigned char digest[CM_SHA1_LEN];
-	struct cm_buf s, b64;
-	int r = 0;
-
-	if (cm_xml_child(query, "x", NS_DATA))
-		return -ENOTSUP;
-	ids = calloc(HASH_ITEMS_MAX, sizeof(*ids));
-	feats = calloc(HASH_ITEMS_MAX, sizeof(*feats));
-	cm_buf_init(&s, 0);
-	cm_buf_init(&b64, 0);
-	if (!ids || !feats) {
-		r = -ENOMEM;
-		goto out;
-	}
-	for (const struct cm_xml_node *c = query->children; c && !r; c = c->next) {
-		if (c->kind != CM_XML_ELEMENT || strcmp(c->ns, NS_DISCO_INFO) != 0)
-			continue;
-		if (strcmp(c->name, "identity") == 0) {
-			const char *cat = cm_xml_attr(c, "category"),
-			           *type = cm_xml_attr(c, "type");
-			const char *lang = cm_xml_lang(c), *name = cm_xml_attr(c, "name");
-			struct cm_buf one;
-
-			if (ni == HASH_ITEMS_MAX) {
-				r = -ENOTSUP;
-				break;
-			}
-			cm_buf_init(&one, 0);
-			r = cm_buf_printf(&one, "%s/%s/%s/%s", cat ? cat : "", type ? type : "",
-			                  lang ? lang : "", name ? name : "");
-			ids[ni] = r ? NULL : strndup(one.data, one.len);
-			cm_buf_free(&one);
-			if (!r && !ids[ni])
-				r = -ENOMEM;
-			if (!r)
-				ni++;
-		} else if (strcmp(c->name, "feature") == 0 && cm_xml_attr(c, "var")) {
-			if (nf == HASH_ITEMS_MAX) {
-				r = -ENOTSUP;
-				break;
-			}
-			feats[nf] = strdup(cm_xml_attr(c, "var"));
-			if (!feats[nf])
-				r = -ENOMEM;
-			else
-				nf++;
-		}
-	}
-	if (r)
-		goto out;
-	/* XEP-0115 5.1: identities then features, each sorted, each followed by '<' */
-	qsort(ids, ni, sizeof(*ids), cmp_str);
-	qsort(feats, nf, sizeof(*feats), cmp_str);
-	for (size_t i = 0; i < ni && !r; i++)
-		r = cm_buf_printf(&s, "%s<", ids[i]);
-	for (size_t i = 0; i < nf && !r; i++)
-		r = cm_buf_printf(&s, "%s<", feats[i]);
-	r = r ? r : cm_crypto_sha1(s.data ? s.data : "", s.len, digest);
-	r = r ? r : cm_crypto_b64_encode(&b64, digest, sizeof(digest), CM_B64_STD);
-	if (!r && b64.len + 1 > len)
-		r = -ENOBUFS;
-	if (!r)
-		memcpy(out, b64.data, b64.len + 1);
-out:
-	for (size_t i = 0; i < ni; i++)
-		free(ids[i]);
-	for (size_t i = 0; i < nf; i++)
-		free(feats[i]);
-	free(ids);
-	free(feats);
-	cm_buf_free(&s);
-	cm_buf_free(&b64);
-	return r;
 }
 
 /* --- contacts heard from --------------------------------------------------------------------- */
@@ -651,8 +565,8 @@ static void answered(struct xc_shard *sh, struct xc_pep_shard *ps, struct pendin
 		ask_waiters(sh, ps, pd->ver);
 		return;
 	}
-	shared = strcmp(pd->hash, "sha-1") == 0 &&
-	         xc_pep__caps_hash(query, mine, sizeof(mine)) == 0 && strcmp(mine, pd->ver) == 0;
+	shared = strcmp(pd->hash, "sha-1") == 0 && xc_caps_ver(query, mine, sizeof(mine)) == 0 &&
+	         strcmp(mine, pd->ver) == 0;
 	key = shared ? strdup(pd->ver) : private_key(pd->ver, pd->full);
 	if (!key) {
 		for (size_t i = 0; i < n; i++)

@@ -37,10 +37,6 @@ bool xc_pep__member(const char *allowed, const char *groups);
  * kept, each at most XC_PEP_NODE_MAX bytes. 0 or -ENOMEM. */
 int xc_pep__notify_nodes(const struct cm_xml_node *query, size_t max, char ***nodes, size_t *n);
 
-/* The XEP-0115 verification string's SHA-1 (base64) of a disco#info answer into out (len
- * bytes). -ENOTSUP when the answer has extended forms (not verified here), -ENOBUFS, -ENOMEM. */
-int xc_pep__caps_hash(const struct cm_xml_node *query, char *out, size_t len);
-
 /* Call fn(sh, full, arg) for each contact resource (full JID) whose available presence reached
  * owner and whose capabilities ask for node's notifications. */
 typedef void (*xc_pep__peer_fn)(struct xc_shard *sh, const char *full, void *arg);

@@ -464,7 +464,7 @@ int xc_server_init(struct xc_server **out, const struct xc_config *cfg, struct c
 		CM_LOGE("extdisco", "%s", err);
 		return r;
 	}
-	r = xc_iq_caps_ver(srv->caps_ver, sizeof(srv->caps_ver),
+	r = xc_iq_caps_ver(srv->caps_ver, sizeof(srv->caps_ver), cfg,
 	                   xc_extdisco_enabled(srv->extdisco));
 	if (r)
 		return r;

@@ -88,6 +88,25 @@ struct xc_pep_config {
 	long long max_nodes;  /* nodes per account */
 };
 
+/* Contact addresses of the service (XEP-0157), by kind: URIs (mailto:, xmpp:, https:...). */
+enum xc_contact_kind {
+	XC_CONTACT_ABUSE,
+	XC_CONTACT_ADMIN,
+	XC_CONTACT_FEEDBACK,
+	XC_CONTACT_SALES,
+	XC_CONTACT_SECURITY,
+	XC_CONTACT_STATUS,
+	XC_CONTACT_SUPPORT,
+	XC_CONTACT_NKINDS,
+};
+
+struct xc_contact_config {
+	struct cm_cfg_strlist addrs[XC_CONTACT_NKINDS];
+};
+
+/* The kinds' names, as the configuration and XEP-0157's fields ("KIND-addresses") have them. */
+extern const char *const xc_contact_kinds[XC_CONTACT_NKINDS];
+
 /* Private XML storage (XEP-0049). */
 struct xc_private_config {
 	bool enabled;
@@ -178,6 +197,7 @@ struct xc_config {
 	struct xc_register_config registration;
 	struct xc_components_config components;
 	struct xc_extdisco_config extdisco;
+	struct xc_contact_config contact;
 	bool hide_version;
 	struct cm_secret api_token; /* the admin API's bearer token (xmppctl); unset: API off */
 };
