@@ -741,6 +741,44 @@ class ContactAddresses(XmppTest):
         run(go())
 
 
+class TimeAndUptime(XmppTest):
+    """XEP-0202 entity time and XEP-0012 uptime of the server, asked by slixmpp's plugins."""
+
+    def test_time_and_uptime(self):
+        import datetime
+        alice = self.srv.register("alice", PW)
+
+        async def go():
+            a = await login(self.srv, alice + "/a", PW)
+            for p in ("xep_0202", "xep_0012"):
+                a.register_plugin(p)
+            info = await a["xep_0030"].get_info(jid="localhost")
+            self.assertIn("urn:xmpp:time", info["disco_info"]["features"])
+            self.assertIn("jabber:iq:last", info["disco_info"]["features"])
+            before = datetime.datetime.now(datetime.timezone.utc)
+            t = await a["xep_0202"].get_entity_time("localhost")
+            after = datetime.datetime.now(datetime.timezone.utc)
+            raw = t.xml.find("{urn:xmpp:time}time")
+            self.assertRegex(raw.findtext("{urn:xmpp:time}utc"),
+                             r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+            self.assertRegex(raw.findtext("{urn:xmpp:time}tzo"), r"^[+-]\d\d:\d\d$")
+            # (slixmpp's own reader of <utc/> appends a second Z, so it is read here)
+            utc = datetime.datetime.strptime(raw.findtext("{urn:xmpp:time}utc"),
+                                             "%Y-%m-%dT%H:%M:%SZ").replace(
+                                                 tzinfo=datetime.timezone.utc)
+            self.assertLessEqual(before - datetime.timedelta(seconds=1), utc)
+            self.assertLessEqual(utc, after + datetime.timedelta(seconds=1))
+            last = await a["xep_0012"].get_last_activity("localhost")
+            up = last["last_activity"]["seconds"]
+            self.assertGreaterEqual(up, 0)
+            self.assertLess(up, 600)
+            await asyncio.sleep(1.1)
+            last = await a["xep_0012"].get_last_activity("localhost")
+            self.assertGreaterEqual(last["last_activity"]["seconds"], up + 1)
+            await logout(a)
+        run(go())
+
+
 def slixmpp_iq_error():
     from slixmpp.exceptions import IqError
     return IqError

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "c2s.h"
 #include "caps.h"
@@ -37,14 +38,19 @@
 #define NS_ROSTER      "jabber:iq:roster"
 #define NS_SESSION     "urn:ietf:params:xml:ns:xmpp-session"
 
-/* What the server itself supports (disco#info of the domain), sorted as XEP-0115 wants. */
+#define NS_TIME "urn:xmpp:time"
+#define NS_LAST "jabber:iq:last"
+
+/* What the server itself supports (disco#info of the domain). */
 static const char *const server_features[] = {
     NS_DISCO_INFO,
     NS_DISCO_ITEMS,
     "jabber:iq:roster",
     "jabber:iq:version",
+    NS_LAST,
     "urn:ietf:params:xml:ns:xmpp-session",
     NS_PING,
+    NS_TIME,
     XC_NS_BLOCKING,
     XC_NS_REGISTER,
     XC_NS_CARBONS,
@@ -184,6 +190,56 @@ int xc_iq_caps_ver(char *out, size_t len, const struct xc_config *cfg, bool extd
 	return r;
 }
 
+/* <time xmlns='urn:xmpp:time'/> (XEP-0202): now in UTC, and the offset of the server's zone.
+ * NULL on failure. */
+static struct cm_xml_node *entity_time(void)
+{
+	struct cm_xml_node *t = NULL, *n;
+	struct timespec ts;
+	struct tm local;
+	char utc[40], tzo[24];
+	long off;
+	int r;
+
+	/* whole seconds, as XEP-0202's examples have it: some clients read no fraction */
+	clock_gettime(CLOCK_REALTIME, &ts);
+	if (!gmtime_r(&ts.tv_sec, &local) ||
+	    strftime(utc, sizeof(utc), "%Y-%m-%dT%H:%M:%SZ", &local) == 0)
+		return NULL;
+	off = localtime_r(&ts.tv_sec, &local) ? local.tm_gmtoff / 60 : 0; /* minutes */
+	snprintf(tzo, sizeof(tzo), "%c%02ld:%02ld", off < 0 ? '-' : '+', labs(off) / 60,
+	         labs(off) % 60);
+	r = cm_xml_node_new(&t, "time", NS_TIME);
+	r = r ? r : cm_xml_node_new_child(&n, t, "tzo", NULL);
+	r = r ? r : cm_xml_node_add_text(n, tzo, strlen(tzo));
+	r = r ? r : cm_xml_node_new_child(&n, t, "utc", NULL);
+	r = r ? r : cm_xml_node_add_text(n, utc, strlen(utc));
+	if (r) {
+		cm_xml_node_free(t);
+		return NULL;
+	}
+	return t;
+}
+
+/* <query xmlns='jabber:iq:last' seconds/> to the server (XEP-0012 4): its uptime. NULL on
+ * failure. */
+static struct cm_xml_node *uptime(const struct xc_server *srv)
+{
+	struct cm_xml_node *q = NULL;
+	char secs[24];
+	int r;
+
+	snprintf(secs, sizeof(secs), "%llu",
+	         (unsigned long long)((uv_hrtime() - srv->started_ns) / 1000000000u));
+	r = cm_xml_node_new(&q, "query", NS_LAST);
+	r = r ? r : cm_xml_node_set_attr(q, "seconds", secs);
+	if (r) {
+		cm_xml_node_free(q);
+		return NULL;
+	}
+	return q;
+}
+
 static const struct cm_xml_node *only_child(const struct cm_xml_node *iq)
 {
 	const struct cm_xml_node *c = NULL;
@@ -256,6 +312,12 @@ void xc_iq_server(struct xc_shard *sh, const struct xc_jid *to, struct cm_xml_no
 	} else if (strcmp(type, "get") == 0 && strcmp(q->ns, NS_PING) == 0 &&
 	           strcmp(q->name, "ping") == 0) {
 		reply(sh, iq, NULL);
+	} else if (strcmp(type, "get") == 0 && strcmp(q->ns, NS_TIME) == 0 &&
+	           strcmp(q->name, "time") == 0) {
+		reply(sh, iq, entity_time());
+	} else if (strcmp(type, "get") == 0 && strcmp(q->ns, NS_LAST) == 0 &&
+	           strcmp(q->name, "query") == 0) {
+		reply(sh, iq, uptime(sh->srv));
 	} else if (strcmp(type, "get") == 0 && strcmp(q->ns, NS_VERSION) == 0) {
 		struct cm_xml_node *v = NULL, *n;
 		int r = cm_xml_node_new(&v, "query", NS_VERSION);

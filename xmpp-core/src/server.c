@@ -433,6 +433,7 @@ int xc_server_init(struct xc_server **out, const struct xc_config *cfg, struct c
 	if (!srv)
 		return -ENOMEM;
 	srv->cfg = cfg;
+	srv->started_ns = uv_hrtime();
 	srv->ws_cfg = (struct cm_ws_config){
 	    .path = cfg->websocket.path,
 	    .protocols = ws_protocols,

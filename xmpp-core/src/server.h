@@ -106,6 +106,7 @@ struct xc_server {
 	struct xc_extdisco *extdisco;     /* owned: STUN/TURN services (extdisco.h) */
 	struct xc_push *push;             /* owned: push notifications (push.h) */
 	char caps_ver[32];                /* XEP-0115 hash of the server's features */
+	uint64_t started_ns;              /* uv_hrtime() at start: the uptime (XEP-0012) */
 	struct xc_metrics m;
 	atomic_uint_fast64_t next_id; /* stream ids and generated resources */
 	bool stopping;
