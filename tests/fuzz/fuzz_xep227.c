@@ -2,7 +2,8 @@
  * (xc_xep227_read_buf()), each document then checked by the import route as xmppctl would send
  * it. The reader must answer 0 or -EINVAL (with a message naming the file) or -ENOMEM; an
  * account handed on has a JID and either a JSON object naming it or a reason; its document,
- * written as export-xep227 writes it (xc_xep227_file()) and read again, is the same document;
+ * written as export-xep227 writes it (xc_xep227_file()) and read again, is the same document
+ * (private XML included);
  * the route may refuse a document, but only with -EINVAL or -ENOMEM. Anything else abort()s. */
 #include <errno.h>
 #include <jansson.h>
@@ -93,7 +94,9 @@ static int check(void *arg, const struct xc_xep227_account *a)
 	                                            .max_stanza = 4096,
 	                                            .max_nodes = 8,
 	                                            .max_items = 4,
-	                                            .max_payload = 4096};
+	                                            .max_payload = 4096,
+	                                            .max_private = 4,
+	                                            .max_private_bytes = 4096};
 	struct xc_import_summary sum;
 	struct xc_store_req *r;
 	char err[CM_ERR_MAX];

@@ -3,8 +3,9 @@ account as an XEP-0227 file (DIR/user@host.xml, as Prosody lays them out). A sec
 takes the files with `xmppctl import-xep227` and then holds the same accounts, read back through
 the admin API field by field; a real Prosody 0.12 (Debian's) takes them with prosody-migrator
 (its xep0227 store as the input) and its users log in there with the passwords they had here
-and find their contacts; so do those of a real ejabberd 23.01 which took them with
-import_piefxis, written for it (--ejabberd: its SCRAM values in base64 twice)."""
+and find their contacts and private XML (XEP-0049, read with an IQ get); so do those of a real
+ejabberd 23.01 which took them with import_piefxis, written for it (--ejabberd: its SCRAM values
+in base64 twice)."""
 
 import asyncio
 import os
@@ -33,7 +34,8 @@ def xmppctl(srv, *args):
 
 async def make_state(srv):
     """alice and bob see each other (bob named and grouped); carol asks alice, who does not
-    answer; alice blocks a JID, sets her vCard, and bob writes to dave, who is away."""
+    answer; alice blocks a JID, sets her vCard and a roster note in private XML (XEP-0049), and
+    bob writes to dave, who is away."""
     alice, bob, carol = ("%s@%s" % (u, HOST) for u in ("alice", "bob", "carol"))
     a = await xmpp.login(srv, alice, PW["alice"])
     b = await xmpp.login(srv, bob, PW["bob"])
@@ -49,6 +51,7 @@ async def make_state(srv):
     vc = a["xep_0054"].make_vcard()
     vc["FN"] = "Alice Here"
     await a["xep_0054"].publish_vcard(vc)
+    await prosody.private_set(a, prosody.notes_xml())
     b.send_message(mto="dave@localhost", mbody="for dave, later", mtype="chat")
     c = await xmpp.login(srv, carol, PW["carol"])
     # carol's request stays unanswered: alice's client does not answer it
@@ -78,7 +81,8 @@ class Export(xmpp.ServerCase):
         r = xmppctl(self.srv, "export-xep227", self.out)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertIn("alice@example.org\texported: 1 contact(s), 1 request(s), 1 blocked, "
-                      "0 offline message(s), 0 PEP item(s), a vCard\n", r.stdout)
+                      "0 offline message(s), 0 PEP item(s), a vCard, 1 private XML "
+                      "element(s)\n", r.stdout)
         self.assertIn("dave@localhost\texported: 0 contact(s), 0 request(s), 0 blocked, "
                       "1 offline message(s), 0 PEP item(s)\n", r.stdout)
         self.assertIn("4 exported, 0 not exported", r.stdout)
@@ -98,6 +102,10 @@ class Export(xmpp.ServerCase):
                          ["SCRAM-SHA-1", "SCRAM-SHA-256"])
         self.assertEqual([p.get("from") for p in user.findall("{jabber:client}presence")],
                          ["carol@example.org"])
+        # private XML where XEP-0227 puts it, each element in its namespace
+        note = user.find("{jabber:iq:private}query/{storage:rosternotes}notes/"
+                         "{storage:rosternotes}note")
+        self.assertEqual((note.get("jid"), note.text), ("bob@example.org", prosody.NOTE))
         # never over a file that is there
         again = xmppctl(self.srv, "export-xep227", self.out)
         self.assertEqual(again.returncode, 1, again.stdout)
@@ -116,12 +124,14 @@ class Export(xmpp.ServerCase):
                     "dave@localhost"):
             self.maxDiff = None
             self.assertEqual(self.exported(other, jid), self.exported(self.srv, jid), jid)
+        self.assertEqual(len(self.exported(other, "alice@example.org")["private"]), 1)
 
         async def there():
             a = await xmpp.login(other, "alice@example.org", PW["alice"])
             bob = a.client_roster["bob@example.org"]
             self.assertEqual((bob["subscription"], bob["name"], bob["groups"]),
                              ("both", "Bobby", ["Friends"]))
+            self.assertEqual(await prosody.private_note(a), prosody.NOTE)
             d = await xmpp.login(other, "dave@localhost", "dave-here")
             m = await d.next_message()
             self.assertEqual(m["body"], "for dave, later")
@@ -152,7 +162,7 @@ class Export(xmpp.ServerCase):
         cfg = os.path.join(d, "migrator.cfg.lua")
         with open(cfg, "w") as f:
             f.write("""input {{
-	hosts = {{ ["{h}"] = {{ "accounts", "roster", "vcard" }} }};
+	hosts = {{ ["{h}"] = {{ "accounts", "roster", "vcard", "private" }} }};
 	type = "xep0227";
 }}
 output {{
@@ -178,6 +188,8 @@ output {{
             bob = c.client_roster["bob@example.org"]
             self.assertEqual((bob["subscription"], bob["name"]), ("both", "Bobby"))
             self.assertEqual(list(bob["groups"]), ["Friends"])
+            # her private XML, read from Prosody's mod_private
+            self.assertEqual(await prosody.private_note(c), prosody.NOTE)
             c.disconnect()
             # a wrong password does not
             w = prosody.ProsodyClient("bob@" + HOST, "not-bobs")
@@ -223,6 +235,17 @@ output {{
         # the keys work there: her password logs in (by SCRAM-SHA-1 or SCRAM-SHA-256), a wrong
         # one does not
         self.assertTrue(xmpp.run(on_ejabberd("alice", PW["alice"])), e.log())
+
+        async def note_on_ejabberd():
+            c = xep227.PeerClient("alice@" + HOST, PW["alice"])
+            c.connect(("127.0.0.1", e.c2s))
+            self.assertTrue(await asyncio.wait_for(c.started, 10), e.log()[-3000:])
+            try:
+                return await prosody.private_note(c)
+            finally:
+                c.disconnect()
+        # her private XML, read from ejabberd's mod_private
+        self.assertEqual(xmpp.run(note_on_ejabberd()), prosody.NOTE)
         self.assertFalse(xmpp.run(on_ejabberd("bob", "not-bobs")))
         # keys in base64 once: ejabberd 23.01 takes the file, and the password no longer works
         self.assertFalse(xmpp.run(on_ejabberd("erin", "erin-here")))

@@ -3,7 +3,8 @@ pending subscription requests and a block list by real clients (slixmpp), stoppe
 file store copied into SQLite with prosody-migrator as docs/xmpp-core.md tells an operator to;
 `xmppctl import-prosody` brings the accounts over into a running xmpp-core. The users then log
 in to xmpp-core with the passwords they had on Prosody, which xmpp-core never saw: the
-SCRAM-SHA-1 keys Prosody kept are enough. Their rosters, requests and block lists are there.
+SCRAM-SHA-1 keys Prosody kept are enough. Their rosters, requests and block lists are there, and
+so is the private XML (XEP-0049) they kept: read back with an IQ get as on Prosody.
 A PLAIN login gives an account its SCRAM-SHA-256 keys, after which SCRAM-SHA-256 can be offered
 again.
 
@@ -34,6 +35,37 @@ PASSWORDS = {"alice": "alice-on-prosody", "bob": "bob-on-prosody", "carol": "car
 DAVE = "dave-on-prosody"
 ERIN = "erin-on-prosody"  # on the plain host too, whose vCards mod_vcard keeps
 SHA256_OFF = "auth:\n  disabled_mechanisms: [SCRAM-SHA-256, SCRAM-SHA-256-PLUS]\n"
+PRIVATE = "jabber:iq:private"
+NOTES = "storage:rosternotes"  # XEP-0145's roster notes, kept in private XML
+NOTE = "met at work & <after>"  # alice's note on bob, text XML escapes
+
+
+def notes_xml(note=NOTE, about="bob@example.org"):
+    """A <notes/> element of XEP-0145 with one note."""
+    return ("<notes xmlns='%s'><note jid='%s' cdate='2024-01-02T03:04:05Z'>%s</note></notes>"
+            % (NOTES, about, note.replace("&", "&amp;").replace("<", "&lt;")))
+
+
+async def private_set(client, xml):
+    """Keep the element xml in client's private XML storage (XEP-0049)."""
+    iq = client.make_iq_set()
+    iq.append(xmpp.slixmpp.xmlstream.ET.fromstring("<query xmlns='%s'>%s</query>"
+                                                   % (PRIVATE, xml)))
+    await iq.send(timeout=10)
+
+
+async def private_note(client, about="bob@example.org"):
+    """The text of the roster note on about that client's server keeps for it in private XML,
+    read with an IQ get (<notes xmlns='storage:rosternotes'/> asked), or None."""
+    iq = client.make_iq_get()
+    iq.append(xmpp.slixmpp.xmlstream.ET.fromstring("<query xmlns='%s'><notes xmlns='%s'/>"
+                                                   "</query>" % (PRIVATE, NOTES)))
+    res = await iq.send(timeout=10)
+    notes = res.xml.find("{%s}query/{%s}notes" % (PRIVATE, NOTES))
+    for n in (notes if notes is not None else []):
+        if n.tag == "{%s}note" % NOTES and n.get("jid") == about:
+            return n.text
+    return None
 
 
 def have_peers():
@@ -60,7 +92,7 @@ c2s_require_encryption = false
 allow_unencrypted_plain_auth = true
 storage = "internal"
 modules_enabled = {{ "roster", "saslauth", "disco", "ping", "blocklist", "vcard_legacy",
-                    "offline" }}
+                    "offline", "private" }}
 modules_disabled = {{ "s2s" }}
 
 VirtualHost "{hashed}"
@@ -69,12 +101,13 @@ VirtualHost "{hashed}"
 VirtualHost "{plain}"
     authentication = "internal_plain"
     modules_enabled = {{ "roster", "saslauth", "disco", "ping", "blocklist", "vcard",
-                        "offline" }}
+                        "offline", "private" }}
 """.format(d=d, c2s=c2s, hashed=HASHED, plain=PLAIN)
 
 
 def migrator_config(d):
-    stores = '"accounts", "roster", "blocklist", "vcard", "offline-archive", "pep-pubsub"'
+    stores = ('"accounts", "roster", "blocklist", "vcard", "offline-archive", "pep-pubsub", '
+              '"private"')
     return """input {{
 	hosts = {{ ["{hashed}"] = {{ {s} }}; ["{plain}"] = {{ {s} }} }};
 	type = "internal";
@@ -159,8 +192,9 @@ class Prosody:
 
     async def make_state(self):
         """alice and bob see each other (bob named and grouped in alice's roster); alice asks
-        carol, who is away; carol asks bob, who does not answer; alice blocks two JIDs and
-        writes to dave (on the host that keeps passwords), who has not come yet."""
+        carol, who is away; carol asks bob, who does not answer; alice blocks two JIDs,
+        keeps a roster note on bob in private XML (XEP-0049) and writes to dave (on the host
+        that keeps passwords), who has not come yet."""
         a = await self.login("alice")
         b = await self.login("bob")
         a.send_presence()
@@ -178,6 +212,7 @@ class Prosody:
         vc = a["xep_0054"].make_vcard()
         vc["FN"] = "Alice Liddell"
         await a["xep_0054"].publish_vcard(vc)
+        await private_set(a, notes_xml())
         await asyncio.sleep(0.3)
         c = await self.login("carol")
         c.send_presence(pto="bob@%s" % HASHED, ptype="subscribe")
@@ -251,7 +286,8 @@ class ImportFromProsody(xmpp.ServerCase):
     def test_accounts_rosters_and_block_lists_come_over(self):
         out = self.import_all()
         self.assertIn("alice@example.org\timported: 2 contact(s), 0 request(s), 2 blocked, "
-                      "0 offline message(s), 1 PEP item(s)", out)
+                      "0 offline message(s), 1 PEP item(s), a vCard, 1 private XML "
+                      "element(s)\n", out)
         self.assertIn("bob@example.org\timported: 1 contact(s), 1 request(s), 0 blocked", out)
         self.assertIn("carol@example.org\timported: 1 contact(s), 1 request(s), 0 blocked", out)
         self.assertIn("dave@localhost\timported: 0 contact(s), 0 request(s), 0 blocked, "
@@ -293,6 +329,8 @@ class ImportFromProsody(xmpp.ServerCase):
             blocked = await a["xep_0191"].get_blocked()
             self.assertEqual(sorted(str(j) for j in blocked["blocklist"]["items"]),
                              ["evil.example/bot", "spam@evil.example"])
+            # her private XML, as she kept it on Prosody
+            self.assertEqual(await private_note(a), NOTE)
             # carol was away when alice asked: the request waits for her, as on Prosody
             c = xmpp.Client("carol@example.org", PASSWORDS["carol"], self.srv)
             c.connect(("127.0.0.1", self.srv.c2s))
@@ -373,7 +411,8 @@ class ImportFromProsody(xmpp.ServerCase):
         r = suite.run([XMPPCTL, "--dry-run", "import-prosody", self.db, HASHED])
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertIn("alice@example.org\twould be imported: 2 contact(s), 0 request(s), "
-                      "2 blocked, 0 offline message(s), 1 PEP item(s)", r.stdout)
+                      "2 blocked, 0 offline message(s), 1 PEP item(s), a vCard, 1 private XML "
+                      "element(s)\n", r.stdout)
         self.assertIn("3 to import, 0 already there, 0 not imported", r.stdout)
         self.assertNotIn("dave", r.stdout)
         self.assertEqual(self.srv.api("GET", "accounts?host=example.org")[1]["accounts"], [])
@@ -508,7 +547,7 @@ class ImportRoute(xmpp.ServerCase):
         self.assertEqual(body, {"jid": "grace@localhost",
                                 "scram": ["SCRAM-SHA-1", "SCRAM-SHA-256"], "roster": 1,
                                 "requests": 1, "blocklist": 1, "offline": 0, "pep_nodes": 0,
-                                "pep_items": 0, "vcard": False})
+                                "pep_items": 0, "vcard": False, "private": 0})
 
         async def go():
             g = await xmpp.login(self.srv, "grace@localhost", "graces-password")

@@ -183,15 +183,17 @@ class Private(xmpp.ServerCase):
         run(go())
 
     def test_import_export_and_delete(self):
+        # (an empty element, as ejabberd exports an account without bookmarks, is nothing)
         doc = {"jid": "carol@localhost", "password": PW,
                "private": [bookmarks("imported@conference.localhost"),
-                           "<notes xmlns='%s'><note jid='x@y'>n</note></notes>" % NOTES]}
+                           "<notes xmlns='%s'><note jid='x@y'>n</note></notes>" % NOTES,
+                           "<metacontacts xmlns='storage:metacontacts'/>"]}
         st, body = self.srv.api("POST", "import", doc)
         self.assertEqual(st, 201, body)
         self.assertEqual(body["private"], 2)
         # refused documents: bad elements are named
         for bad, word in (([1], "private[0]"), (["<x/>"], "namespace"),
-                          (["<a xmlns='x:1'/>", "<b xmlns='x:1'/>"], "second element"),
+                          (["<a xmlns='x:1'>1</a>", "<b xmlns='x:1'>2</b>"], "second element"),
                           (["<a xmlns='x:%d'/>" % i for i in range(4)], "max_namespaces"),
                           (["<a xmlns='x:1'>%s</a>" % ("z" * 3000)], "max_bytes"),
                           ("<a xmlns='x:1'/>", "array")):

@@ -7,7 +7,7 @@ xi:include, its SCRAM keys base64-encoded twice). A real Prosody 0.12 is given i
 test_xmpp_core_import.py's clients and written out by prosody-migrator to its xep0227 store (one
 file per account, vCards kept in PEP). `xmppctl import-xep227` brings either over into a running
 xmpp-core: the users log in with the passwords they had, which xmpp-core never saw, and find what
-they had. Also here: what is not XEP-0227 is refused whole, and an account that cannot be carried
+they had, their private XML (XEP-0049) included, read back with an IQ get. Also here: what is not XEP-0227 is refused whole, and an account that cannot be carried
 is named while the others come over."""
 
 import asyncio
@@ -104,8 +104,7 @@ async def make_ejabberd_state(e):
     vc = a["xep_0054"].make_vcard()
     vc["FN"] = "Alice Liddell"
     await a["xep_0054"].publish_vcard(vc)  # (after the message: it has been handled too)
-    await a.iq_set("<query xmlns='jabber:iq:private'><notes xmlns='storage:rosternotes'>"
-                   "<note jid='bob@example.org'>met at work</note></notes></query>")
+    await prosody.private_set(a, prosody.notes_xml())
     await b.iq_set("<query xmlns='jabber:iq:privacy'><list name='quiet'><item type='jid' "
                    "value='noisy@example.org' action='deny' order='1'><message/></item>"
                    "</list></query>")
@@ -211,7 +210,9 @@ class ImportFromEjabberd(xmpp.ServerCase):
                           for i in lists[0]],
                          [("jid", "spam@evil.example", "deny", 0),
                           ("jid", "evil.example/bot", "deny", 0)])
-        self.assertIsNotNone(alice.find("{jabber:iq:private}query"))
+        note = alice.find("{jabber:iq:private}query/{storage:rosternotes}notes/"
+                          "{storage:rosternotes}note")
+        self.assertEqual((note.get("jid"), note.text), ("bob@example.org", prosody.NOTE))
         self.assertEqual(alice.findtext("{vcard-temp}vCard/{vcard-temp}FN"), "Alice Liddell")
         bobs = users["bob@example.org"].findall("{jabber:iq:privacy}query/"
                                                "{jabber:iq:privacy}list")
@@ -226,8 +227,9 @@ class ImportFromEjabberd(xmpp.ServerCase):
         out = r.stdout
         alice = account_block(out, "alice@example.org")
         self.assertIn("alice@example.org\timported: 2 contact(s), 0 request(s), 2 blocked, "
-                      "0 offline message(s), 0 PEP item(s), a vCard\n", alice)
-        self.assertRegex(alice, r"  note: .*private", "her private XML is left behind")
+                      "0 offline message(s), 0 PEP item(s), a vCard, 1 private XML "
+                      "element(s)\n", alice)
+        self.assertNotRegex(alice, r"  note: .*private", "her private XML comes over")
         bob = account_block(out, "bob@example.org")
         self.assertIn("bob@example.org\timported: 1 contact(s), 1 request(s), 0 blocked, "
                       "0 offline message(s), 0 PEP item(s)\n", bob)
@@ -266,6 +268,8 @@ class ImportFromEjabberd(xmpp.ServerCase):
             a.register_plugin("xep_0054")
             mine = await a["xep_0054"].get_vcard("alice@example.org")
             self.assertEqual(mine["vcard_temp"]["FN"], "Alice Liddell")
+            # her private XML, as she kept it on ejabberd
+            self.assertEqual(await prosody.private_note(a), prosody.NOTE)
             # carol was away when alice asked: the request waits for her
             c = await xmpp.login(self.srv, "carol@example.org", EJ_PASSWORDS["carol"])
             await prosody.presence_from(c, "subscribe", "alice@example.org")
@@ -305,7 +309,8 @@ class ImportFromEjabberd(xmpp.ServerCase):
                 self.assertEqual(len(re.findall(r"^%s\t" % re.escape(jid), r.stdout, re.M)),
                                  1, (path, r.stdout))
             self.assertIn("alice@example.org\twould be imported: 2 contact(s), 0 request(s), "
-                          "2 blocked, 0 offline message(s), 0 PEP item(s), a vCard", r.stdout)
+                          "2 blocked, 0 offline message(s), 0 PEP item(s), a vCard, 1 private "
+                          "XML element(s)\n", r.stdout)
             self.assertIn("4 to import, 0 already there, 0 not imported", r.stdout)
         self.assertEqual(accounts(self.srv, "example.org"), [])
         self.assertEqual(accounts(self.srv, "localhost"), [])
@@ -422,10 +427,14 @@ class ImportFromProsody(xmpp.ServerCase):
         items = alice.findall(PUBSUB + "pubsub/" + PUBSUB + "items")
         self.assertEqual([(i.get("node"), [x.get("id") for x in i]) for i in items],
                          [("urn:xmpp:vcard4", ["current"])])
+        # her roster note in private XML, the element as she set it
+        note = alice.find("{jabber:iq:private}query/{storage:rosternotes}notes/"
+                          "{storage:rosternotes}note")
+        self.assertEqual((note.get("jid"), note.text), ("bob@example.org", prosody.NOTE))
         # no block list (alice had two), no vcard-temp (kept as vCard4 in PEP here)
         self.assertEqual([c.tag for c in alice],
                          ["{urn:xmpp:pie:0#scram}scram-credentials", "{jabber:iq:roster}query",
-                          OWNER + "pubsub", PUBSUB + "pubsub"])
+                          "{jabber:iq:private}query", OWNER + "pubsub", PUBSUB + "pubsub"])
 
     def test_accounts_come_over(self):
         r = xmppctl(self.srv, "import-xep227", self.out)
@@ -433,7 +442,8 @@ class ImportFromProsody(xmpp.ServerCase):
         out = r.stdout
         # Prosody's xep0227 store has no block lists and no offline messages
         self.assertIn("alice@example.org\timported: 2 contact(s), 0 request(s), 0 blocked, "
-                      "0 offline message(s), 1 PEP item(s)", out)
+                      "0 offline message(s), 1 PEP item(s), a vCard, 1 private XML "
+                      "element(s)\n", out)
         self.assertIn("bob@example.org\timported: 1 contact(s), 1 request(s), 0 blocked", out)
         self.assertIn("carol@example.org\timported: 1 contact(s), 1 request(s), 0 blocked", out)
         self.assertIn("dave@localhost\timported: 0 contact(s), 0 request(s), 0 blocked, "
@@ -459,6 +469,8 @@ class ImportFromProsody(xmpp.ServerCase):
             a.register_plugin("xep_0054")
             mine = await a["xep_0054"].get_vcard("alice@example.org")
             self.assertEqual(mine["vcard_temp"]["FN"], "Alice Liddell")
+            # her private XML, as she kept it on Prosody
+            self.assertEqual(await prosody.private_note(a), prosody.NOTE)
             # erin's avatar, both nodes, and the plaintext password of her host
             e = await xmpp.login(self.srv, "erin@localhost", prosody.ERIN)
             e.register_plugin("xep_0060")
@@ -550,11 +562,12 @@ class Xep227Files(xmpp.ServerCase):
             "<server-data xmlns='urn:xmpp:pie:0'><host jid='localhost'>"
             # keys of the wrong length (a server key of 12 bytes)
             "<user name='mallory'>%s</user>"
-            # SCRAM-SHA-256 keys, base64 once as the XEP writes them, and what has no place here
+            # SCRAM-SHA-256 keys, base64 once as the XEP writes them, private XML (one element
+            # without a namespace of its own, which cannot be kept), and what has no place here
             "<user name='grace'>%s"
             "<query xmlns='jabber:iq:roster'><item jid='heidi@localhost' subscription='to' "
             "name='Heidi'><group>Team</group></item></query>"
-            "<query xmlns='jabber:iq:private'><x xmlns='a:private'/></query>"
+            "<query xmlns='jabber:iq:private'><x xmlns='a:private' n='1'>kept</x><y/></query>"
             "<archive xmlns='urn:xmpp:pie:0#mam'><result xmlns='urn:xmpp:mam:2' id='1'>"
             "<forwarded xmlns='urn:xmpp:forward:0'><delay xmlns='urn:xmpp:delay' "
             "stamp='2024-01-02T03:04:05Z'/><message xmlns='jabber:client' to='grace@localhost' "
@@ -574,9 +587,11 @@ class Xep227Files(xmpp.ServerCase):
         self.assertRegex(r.stdout, r"(?m)^ivan@elsewhere.example\tnot imported: .*not one of "
                                    r"the hosts served")
         self.assertIn("grace@localhost\timported: 1 contact(s), 0 request(s), 0 blocked, "
-                      "0 offline message(s), 0 PEP item(s)\n", r.stdout)
+                      "0 offline message(s), 0 PEP item(s), 1 private XML element(s)\n",
+                      r.stdout)
         grace = account_block(r.stdout, "grace@localhost")
-        self.assertRegex(grace, r"  note: .*private")
+        self.assertRegex(grace, r"  note: grace@localhost: private XML storage \(XEP-0049\): 1 "
+                                r"element\(s\) left behind: in no namespace")
         self.assertRegex(grace, r"  note: .*archive")
         self.assertIn("heidi@localhost\timported: 0 contact(s)", r.stdout)
         self.assertIn("2 imported, 0 already there, 2 not imported", r.stdout)
@@ -598,6 +613,11 @@ class Xep227Files(xmpp.ServerCase):
             h = g.client_roster["heidi@localhost"]
             self.assertEqual((h["subscription"], h["name"], h["groups"]),
                              ("to", "Heidi", ["Team"]))
+            iq = g.make_iq_get()
+            iq.append(ET.fromstring("<query xmlns='jabber:iq:private'><x xmlns='a:private'/>"
+                                    "</query>"))
+            x = (await iq.send(timeout=10)).xml.find("{jabber:iq:private}query/{a:private}x")
+            self.assertEqual((x.get("n"), x.text), ("1", "kept"))
             await xmpp.logout(g)
         xmpp.run(go())
 

@@ -330,6 +330,15 @@ static void test_document_private(void **state)
 	assert_string_equal(r->priv[1].xml,
 	                    "<storage xmlns='storage:bookmarks'><conference jid='a@b'/></storage>");
 	xc_store_req_free(r);
+	/* an element with nothing in it is nothing to keep (as a client's set of it removes) */
+	assert_int_equal(parse("{\"jid\":\"alice@example.org\"," KEYS
+	                       ",\"private\":[\"<storage xmlns='storage:bookmarks'/>\","
+	                       "\"<p xmlns='u' a='1'/>\"]}",
+	                       &r, &sum, err),
+	                 0);
+	assert_int_equal(sum.private_ns, 1);
+	assert_string_equal(r->priv[0].ns, "u");
+	xc_store_req_free(r);
 	refused("{\"jid\":\"a@example.org\"," KEYS ",\"private\":{}}",
 	        "\"private\" must be an array");
 	refused("{\"jid\":\"a@example.org\"," KEYS ",\"private\":[1]}",
@@ -343,7 +352,7 @@ static void test_document_private(void **state)
 	        ",\"private\":[\"<x xmlns='u'/><y xmlns='v'/>\"]}",
 	        "private[0] is not one element");
 	refused("{\"jid\":\"a@example.org\"," KEYS
-	        ",\"private\":[\"<x xmlns='u'/>\",\"<y xmlns='u'/>\"]}",
+	        ",\"private\":[\"<x xmlns='u'>1</x>\",\"<y xmlns='u'>2</y>\"]}",
 	        "private[1]: a second element in the namespace u");
 	refused("{\"jid\":\"a@example.org\"," KEYS
 	        ",\"private\":[\"<x xmlns='u'/>\",\"<y xmlns='v'/>\",\"<z xmlns='w'/>\"]}",
@@ -564,6 +573,81 @@ static void test_prosody_vcards(void **state)
 
 /* --- Prosody's private XML (mod_private) -------------------------------------------------- */
 
+/* Rows as Prosody 0.12's mod_private and prosody-migrator write them (the first two taken from
+ * a real one), in the order the database gives them (by key), and what no server wrote. */
+static const struct xc_prosody_row private_rows[] = {
+    {"accounts", "password", "string", "pw"},
+    {"private", "attr:urn:attr", "json",
+     "{\"name\":\"attr\",\"attr\":{\"xmlns\":\"urn:attr\",\"urn:ns\\u0001x\":\"1\"}}"},
+    {"private", "bad:urn:bad", "json", "[1,2]"},
+    {"private", "notes:storage:rosternotes", "json",
+     "{\"name\":\"notes\",\"attr\":{\"xmlns\":\"storage:rosternotes\"},\"__array\":[{\"name\":"
+     "\"note\",\"attr\":{\"xmlns\":\"storage:rosternotes\",\"cdate\":\"2024\",\"jid\":"
+     "\"bob@example.org\"},\"__array\":[\"met at work & <x>\"]}]}"},
+    {"private", "prefs:urn:xml", "xml", "<prefs xmlns='urn:xml'><a/></prefs>"},
+    {"private", "query:jabber:iq:private", "json",
+     "{\"name\":\"query\",\"attr\":{\"xmlns\":\"jabber:iq:private\"},\"__array\":[\"x\"]}"},
+    {"private", "storage:storage:bookmarks", "json",
+     "{\"name\":\"storage\",\"attr\":{\"xmlns\":\"storage:bookmarks\"},\"__array\":[{\"name\":"
+     "\"conference\",\"attr\":{\"name\":\"R\",\"xmlns\":\"storage:bookmarks\",\"autojoin\":"
+     "\"true\",\"jid\":\"r@muc\"},\"__array\":[{\"name\":\"nick\",\"attr\":{\"xmlns\":"
+     "\"storage:bookmarks\"},\"__array\":[\"al\"]}]},{\"name\":\"y\",\"attr\":{\"a\":\"1\","
+     "\"xmlns\":\"urn:other\"},\"__array\":[\"t\",{\"name\":\"z\",\"attr\":{\"xmlns\":"
+     "\"storage:bookmarks\"}},\"u\"]}]}"},
+    {"private", "text:urn:text", "string", "hello"},
+    {"private", "x:storage:bookmarks", "json",
+     "{\"name\":\"x\",\"attr\":{\"xmlns\":\"storage:bookmarks\"},\"__array\":[\"y\"]}"},
+};
+
+/* Each element of mod_private's store into "private", by namespace; a note, with a count, for
+ * each reason some could not come; and the server takes what came. */
+static void test_prosody_private(void **state)
+{
+	static const struct xc_import_limits lim = {
+	    .iter = 4096, .max_private = 8, .max_private_bytes = 1024};
+	struct xc_import_notes notes = {0};
+	struct xc_import_summary sum;
+	struct xc_store_req *r;
+	char err[CM_ERR_MAX], *doc;
+	json_t *d, *priv;
+
+	(void)state;
+	assert_int_equal(xc_prosody_doc("amy@a.example", private_rows,
+	                                sizeof(private_rows) / sizeof(*private_rows), NULL, 0, &doc,
+	                                &notes, err, sizeof(err)),
+	                 0);
+	d = json_loads(doc, 0, NULL);
+	assert_non_null(d);
+	priv = json_object_get(d, "private");
+	assert_int_equal(json_array_size(priv), 3);
+	assert_string_equal(json_string_value(json_array_get(priv, 0)),
+	                    "<storage xmlns='storage:bookmarks'><conference name='R' "
+	                    "autojoin='true' jid='r@muc'><nick>al</nick></conference><y "
+	                    "xmlns='urn:other' a='1'>t<z xmlns='storage:bookmarks'/>u</y>"
+	                    "</storage>");
+	assert_string_equal(json_string_value(json_array_get(priv, 1)),
+	                    "<notes xmlns='storage:rosternotes'><note cdate='2024' "
+	                    "jid='bob@example.org'>met at work &amp; &lt;x&gt;</note></notes>");
+	assert_string_equal(json_string_value(json_array_get(priv, 2)),
+	                    "<prefs xmlns='urn:xml'><a/></prefs>");
+	assert_true(has_note(&notes, "amy@a.example: private XML storage (XEP-0049): 1 element(s) "
+	                             "left behind: in no namespace, in jabber:iq:private"));
+	assert_true(has_note(&notes, "1 element(s) left behind: in a namespace an element before"));
+	/* a JSON that is no element, a string, a namespaced attribute */
+	assert_true(has_note(&notes, "3 element(s) left behind: not one element our writer"));
+	assert_false(has_note(&notes, "store \"private\""));
+	assert_int_equal(notes.n, 3);
+	r = xc_store_req_new(XC_STORE_ACCOUNT_IMPORT, NULL, NULL, NULL);
+	assert_non_null(r);
+	if (xc_import_parse(doc, strlen(doc), &lim, r, &sum, err, sizeof(err)) != 0)
+		fail_msg("the route refuses %s: %s", doc, err);
+	assert_int_equal(sum.private_ns, 3);
+	xc_store_req_free(r);
+	json_decref(d);
+	free(doc);
+	xc_import_notes_free(&notes);
+}
+
 /* --- the database ------------------------------------------------------------------------ */
 
 static void sql(sqlite3 *db, const char *s)
@@ -644,6 +728,7 @@ int main(void)
 	    cmocka_unit_test(test_prosody_credentials),
 	    cmocka_unit_test(test_prosody_database),
 	    cmocka_unit_test(test_prosody_vcards),
+	    cmocka_unit_test(test_prosody_private),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

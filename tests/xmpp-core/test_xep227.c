@@ -95,7 +95,9 @@ static void route_takes(json_t *doc)
 	                                            .max_stanza = 4096,
 	                                            .max_nodes = 10,
 	                                            .max_items = 10,
-	                                            .max_payload = 4096};
+	                                            .max_payload = 4096,
+	                                            .max_private = 10,
+	                                            .max_private_bytes = 4096};
 	struct xc_store_req *r = xc_store_req_new(XC_STORE_ACCOUNT_IMPORT, NULL, NULL, NULL);
 	struct xc_import_summary sum;
 	char err[CM_ERR_MAX] = "", *text = json_dumps(doc, 0);
@@ -114,7 +116,7 @@ static const char *str(json_t *doc, const char *path)
 }
 
 /* ejabberd's export: keys twice in base64, the server's delay on the offline message, private
- * XML left behind. */
+ * XML carried. */
 static void test_ejabberd_user(void **state)
 {
 	const char *text = HEAD "<host jid='example.test'><user name='alice'>" SCRAM1(
@@ -162,7 +164,11 @@ static void test_ejabberd_user(void **state)
 	assert_non_null(strstr(str(off, "stanza"), "<body>kept &amp; away</body>"));
 	assert_null(strstr(str(off, "stanza"), "xmlns")); /* kept as a client stream holds it */
 	assert_string_equal(str(d, "vcard"), "<vCard xmlns='vcard-temp'><FN>Alice L</FN></vCard>");
-	assert_non_null(strstr(g.notes[0], "private XML storage (XEP-0049) left behind: 1"));
+	it = json_object_get(d, "private");
+	assert_int_equal(json_array_size(it), 1);
+	assert_string_equal(json_string_value(json_array_get(it, 0)),
+	                    "<storage xmlns='storage:bookmarks'/>");
+	assert_null(strstr(g.notes[0], "private"));
 	route_takes(d);
 	got_free(&g);
 }
@@ -268,6 +274,65 @@ static void test_password_privacy_offline(void **state)
 	assert_true(json_integer_value(json_object_get(off, "stamp_ms")) > 1700000000000LL);
 	assert_non_null(strstr(g.notes[0], "an offline <presence/>"));
 	route_takes(d);
+	got_free(&g);
+}
+
+/* Private XML (XEP-0049) from one <query/> or more: each element with its namespace declared,
+ * by namespace; what cannot be kept is counted in a note for each reason. */
+static void test_private_xml(void **state)
+{
+	char deep[40 * 12 + 64], *p = deep, err[CM_ERR_MAX] = "", text[2048];
+	struct got g;
+	json_t *priv;
+
+	(void)state;
+	/* 34 levels: past the stream parser's 32, which the import parses each element with */
+	p += sprintf(p, "<deep xmlns='urn:deep'>");
+	for (int i = 0; i < 33; i++)
+		p += sprintf(p, "<d>");
+	for (int i = 0; i < 33; i++)
+		p += sprintf(p, "</d>");
+	sprintf(p, "</deep>");
+	snprintf(text, sizeof(text),
+	         HEAD "<host jid='example.org'><user name='pat' password='p'>"
+	              "<query xmlns='jabber:iq:private'>\n  <storage xmlns='storage:bookmarks'>"
+	              "<conference jid='r@muc.example' autojoin='true'><nick>pat</nick>"
+	              "</conference></storage><notes xmlns='storage:rosternotes'><note "
+	              "jid='bob@example.org'>met &amp; liked</note></notes>"
+	              /* no namespace of its own (jabber:iq:private's), a stream's, one taken */
+	              "<x/><m xmlns='jabber:client'/><other xmlns='storage:bookmarks'/></query>"
+	              "<query xmlns='jabber:iq:private'><p:prefs xmlns:p='urn:example:prefs' "
+	              "p:a='1'><p:b/></p:prefs>%s</query></user></host>" TAIL,
+	         deep);
+	assert_int_equal(read_text(text, NULL, &g, err), 0);
+	assert_int_equal(g.n, 1);
+	priv = json_object_get(g.doc[0], "private");
+	assert_int_equal(json_array_size(priv), 3);
+	assert_string_equal(json_string_value(json_array_get(priv, 0)),
+	                    "<storage xmlns='storage:bookmarks'><conference jid='r@muc.example' "
+	                    "autojoin='true'><nick>pat</nick></conference></storage>");
+	assert_string_equal(json_string_value(json_array_get(priv, 1)),
+	                    "<notes xmlns='storage:rosternotes'><note jid='bob@example.org'>met "
+	                    "&amp; liked</note></notes>");
+	assert_string_equal(json_string_value(json_array_get(priv, 2)),
+	                    "<p:prefs xmlns:p='urn:example:prefs' p:a='1'><p:b/></p:prefs>");
+	assert_non_null(strstr(g.notes[0], "private XML storage (XEP-0049): 2 element(s) left "
+	                                   "behind: in no namespace, in jabber:iq:private or in a "
+	                                   "stream's"));
+	assert_non_null(strstr(g.notes[0], "1 element(s) left behind: in a namespace an element "
+	                                   "before it has"));
+	assert_non_null(strstr(g.notes[0], "1 element(s) left behind: not one element our writer "
+	                                   "and the stream parser take"));
+	route_takes(g.doc[0]);
+	got_free(&g);
+	/* nothing that can be kept: no "private" at all, and the note */
+	assert_int_equal(read_text(HEAD "<host jid='example.org'><user name='pat' password='p'>"
+	                                "<query xmlns='jabber:iq:private'><x/></query></user>"
+	                                "</host>" TAIL,
+	                           NULL, &g, err),
+	                 0);
+	assert_null(json_object_get(g.doc[0], "private"));
+	assert_non_null(strstr(g.notes[0], "1 element(s) left behind: in no namespace"));
 	got_free(&g);
 }
 
@@ -496,7 +561,11 @@ static void test_round_trip(void **state)
 	    "\"access\":\"open\",\"persist\":false,\"items\":[{\"id\":\"current\","
 	    "\"payload\":\"<vcard xmlns='urn:ietf:params:xml:ns:vcard-4.0'><fn><text>Alice</text>"
 	    "</fn></vcard>\"}],\"max_items\":1}],"
-	    "\"vcard\":\"<vCard xmlns='vcard-temp'><FN>Alice</FN></vCard>\"}";
+	    "\"vcard\":\"<vCard xmlns='vcard-temp'><FN>Alice</FN></vCard>\","
+	    "\"private\":[\"<storage xmlns='storage:bookmarks'><conference jid='r@muc.example' "
+	    "autojoin='true'><nick>Al &amp; Co</nick></conference></storage>\",\"<notes "
+	    "xmlns='storage:rosternotes'><note jid='bob@example.org'>met at work</note></notes>\","
+	    "\"<p:prefs xmlns:p='urn:example:prefs' p:a='1'><b xmlns=''/></p:prefs>\"]}";
 	struct cm_buf xml;
 	char err[CM_ERR_MAX] = "";
 	json_t *want = json_loads(doc, 0, NULL), *got;
@@ -534,10 +603,15 @@ static void test_round_trip(void **state)
 	assert_int_equal(xc_xep227_file(doc, XC_XEP227_EJABBERD, &xml, err, sizeof(err)), 0);
 	assert_non_null(strstr(xml.data, "<salt>" SALT_B64B64 "</salt>"));
 	assert_non_null(strstr(xml.data, "<stored-key>" STORED_B64B64 "</stored-key>"));
+	/* private XML as XEP-0227 has it, which ejabberd's import_piefxis sets */
+	assert_non_null(strstr(xml.data, "<query xmlns='jabber:iq:private'><storage "
+	                                 "xmlns='storage:bookmarks'>"));
 	assert_int_equal(
 	    xc_xep227_read_buf(xml.data, xml.len, "out.xml", NULL, collect, &g, err, sizeof(err)),
 	    0);
 	assert_true(json_equal(json_object_get(g.doc[0], "scram"), json_object_get(want, "scram")));
+	assert_true(
+	    json_equal(json_object_get(g.doc[0], "private"), json_object_get(want, "private")));
 	got_free(&g);
 	json_decref(want);
 	/* what is not an account's document */
@@ -557,6 +631,7 @@ int main(void)
 	    cmocka_unit_test(test_ejabberd_user),
 	    cmocka_unit_test(test_prosody_user),
 	    cmocka_unit_test(test_password_privacy_offline),
+	    cmocka_unit_test(test_private_xml),
 	    cmocka_unit_test(test_accounts_refused),
 	    cmocka_unit_test(test_files_refused),
 	    cmocka_unit_test(test_hosts_and_namespaces),

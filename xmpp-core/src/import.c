@@ -742,8 +742,10 @@ static int parse_private(const json_t *list, const struct xc_import_limits *lim,
 				cm_xml_node_free(x);
 				return rc;
 			}
+		/* an element with nothing in it is what a client reading the namespace gets when
+		 * nothing is kept (a set of it removes what is): nothing to keep */
 		rc = written_again(x, NULL, lim->max_private_bytes, &xml);
-		if (!rc)
+		if (!rc && (x->attrs || x->children))
 			rc = xc_store_req_add_private(r, x->ns, xml);
 		cm_xml_node_free(x);
 		free(xml);

@@ -19,6 +19,7 @@
  *    "vcard": "<vCard xmlns='vcard-temp'>...</vCard>",      the vcard-temp vCard (XEP-0054)
  *    "private": ["<storage xmlns='storage:bookmarks'>...</storage>"]}
  *                                         private XML (XEP-0049), one element per namespace
+ *                                         (one with nothing in it is nothing to keep)
  *
  * The document is untrusted input: every member is checked (types, JIDs normalised, the
  * subscription states RFC 6121 allows, the roster's limits, text XML can carry, offline messages

@@ -14,7 +14,9 @@
 #include "cm/crypto.h"
 #include "cm/err.h"
 #include "cm/utf8.h"
+#include "cm/xml.h"
 #include "import.h"
+#include "private.h"
 #include "prosody_int.h"
 #include "scram.h"
 #include "stanza.h"
@@ -280,6 +282,107 @@ int xc_prosody__pep_trim(json_t *pep, const char *jid, struct xc_import_notes *n
 	return rc;
 }
 
+int xc_prosody__private_add(struct xc_prosody__private *p, const struct cm_xml_node *el)
+{
+	struct cm_xml_node *back = NULL;
+	struct cm_buf b;
+	int rc;
+
+	if (xc_private_ns_reserved(el->ns)) {
+		p->reserved++;
+		return 0;
+	}
+	if (p->byns && json_object_get(p->byns, el->ns)) {
+		p->twice++;
+		return 0;
+	}
+	if (!p->byns && !(p->byns = json_object()))
+		return -ENOMEM;
+	cm_buf_init(&b, 0);
+	rc = cm_xml_write(&b, el, NULL);
+	/* the import parses it as a stanza: what it would refuse stays here, noted */
+	rc = rc ? rc : xc_stanza_parse(b.data, b.len, &back);
+	cm_xml_node_free(back);
+	if (!rc && json_object_set_new(p->byns, el->ns, json_string(b.data)))
+		rc = -ENOMEM;
+	cm_buf_free(&b);
+	if (rc && rc != -ENOMEM) {
+		p->unfit++;
+		rc = 0;
+	}
+	return rc;
+}
+
+static int by_name(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The elements of p into a new array, by namespace (NULL without memory). */
+static json_t *private_sorted(const struct xc_prosody__private *p)
+{
+	size_t n = json_object_size(p->byns), k = 0;
+	const char **names = calloc(n ? n : 1, sizeof(*names));
+	json_t *list = json_array(), *v;
+	const char *ns;
+
+	if (!names || !list) {
+		free(names);
+		json_decref(list);
+		return NULL;
+	}
+	json_object_foreach(p->byns, ns, v)
+	{
+		names[k++] = ns;
+	}
+	qsort(names, n, sizeof(*names), by_name);
+	for (k = 0; k < n && list; k++)
+		if (json_array_append(list, json_object_get(p->byns, names[k]))) {
+			json_decref(list);
+			list = NULL;
+		}
+	free(names);
+	return list;
+}
+
+/* One note for the n elements left behind for why (none: no note). */
+static int private_note(struct xc_import_notes *notes, const char *jid, size_t n, const char *why)
+{
+	return n ? xc_import_note(notes,
+	                          "%s: private XML storage (XEP-0049): %zu element(s) left "
+	                          "behind: %s",
+	                          jid, n, why)
+	         : 0;
+}
+
+int xc_prosody__private_put(const struct xc_prosody__private *p, json_t *doc, const char *jid,
+                            struct xc_import_notes *notes)
+{
+	json_t *list;
+	int rc;
+
+	if (json_object_size(p->byns) &&
+	    (!(list = private_sorted(p)) || json_object_set_new(doc, "private", list)))
+		return -ENOMEM;
+	rc = private_note(notes, jid, p->reserved,
+	                  "in no namespace, in jabber:iq:private or in a stream's "
+	                  "(jabber:client, jabber:server...)");
+	rc = rc ? rc
+	        : private_note(notes, jid, p->twice,
+	                       "in a namespace an element before it has (one element per "
+	                       "namespace: the first is kept)");
+	return rc ? rc
+	          : private_note(notes, jid, p->unfit,
+	                         "not one element our writer and the stream parser take (a "
+	                         "stored value that is no element, or past the parser's limits)");
+}
+
+void xc_prosody__private_close(struct xc_prosody__private *p)
+{
+	json_decref(p->byns);
+	p->byns = NULL;
+}
+
 /* The archive items: offline messages into "offline", PEP items into their nodes of "pep"
  * (configured as the "pep" store's rows say, in cfgs). */
 static int archive_items(json_t *doc, json_t *cfgs, const struct xc_prosody_item *items, size_t n,
@@ -391,12 +494,40 @@ static int vcard(json_t *doc, const json_t *table, const struct xc_prosody_item 
 	return rc;
 }
 
+/* One row of mod_private's store (its key "name:namespace"): the element, as Prosody's JSON of
+ * a preserialized stanza (or as XML), into p. 0 or -ENOMEM. */
+static int private_row(struct xc_prosody__private *p, const struct xc_prosody_row *r)
+{
+	struct cm_xml_node *el = NULL;
+	json_t *v;
+	int rc;
+
+	if (!strcmp(r->type, "json")) {
+		v = json_loads(r->value, 0, NULL);
+		rc = v ? xc_prosody__element_from_table(v, &el) : -EINVAL;
+		json_decref(v);
+	} else if (!strcmp(r->type, "xml"))
+		rc = xc_stanza_parse(r->value, strlen(r->value), &el);
+	else
+		rc = -EINVAL;
+	if (rc == -ENOMEM)
+		return rc;
+	if (rc) {
+		p->unfit++;
+		return 0;
+	}
+	rc = xc_prosody__private_add(p, el);
+	cm_xml_node_free(el);
+	return rc;
+}
+
 int xc_prosody_doc(const char *jid, const struct xc_prosody_row *rows, size_t n,
                    const struct xc_prosody_item *items, size_t nitems, char **doc,
                    struct xc_import_notes *notes, char *err, size_t errlen)
 {
 	json_t *cfgs = json_object(); /* PEP nodes' configurations */
 	json_t *vtable = NULL;        /* mod_vcard's stored stanza */
+	struct xc_prosody__private priv = {0};
 	struct account_rows a = {0};
 	json_t *d = json_pack("{ss s[] s[] s[]}", "jid", jid, "roster", "requests", "blocklist");
 	json_t *roster = json_object_get(d, "roster"), *requests = json_object_get(d, "requests");
@@ -465,6 +596,8 @@ int xc_prosody_doc(const char *jid, const struct xc_prosody_row *rows, size_t n,
 		} else if (!strcmp(r->store, "blocklist")) {
 			if (*r->key && json_array_append_new(blocked, json_string(r->key)))
 				rc = -ENOMEM;
+		} else if (!strcmp(r->store, "private")) {
+			rc = private_row(&priv, r);
 		} else {
 			/* another store: counted, and named once per store */
 			if (!other || strcmp(other, r->store) != 0) {
@@ -488,11 +621,14 @@ int xc_prosody_doc(const char *jid, const struct xc_prosody_row *rows, size_t n,
 	if (!rc)
 		rc = vcard(d, vtable, items, nitems, jid, notes);
 	if (!rc)
+		rc = xc_prosody__private_put(&priv, d, jid, notes);
+	if (!rc)
 		rc = credentials(d, &a, err, errlen);
 	if (!rc && !(*doc = json_dumps(d, JSON_COMPACT)))
 		rc = -ENOMEM;
 	if (rc == -ENOMEM)
 		cm_errf(err, errlen, rc, "out of memory");
+	xc_prosody__private_close(&priv);
 	json_decref(pend);
 	json_decref(vtable);
 	json_decref(cfgs);

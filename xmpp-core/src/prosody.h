@@ -3,7 +3,7 @@
  *
  * The source is Prosody's SQL store in an SQLite file (Prosody 0.11 to 0.12: the "prosody" and
  * "prosodyarchive" tables), opened read-only; a server on the internal file store is first copied
- * into one with prosody-migrator (docs/xmpp-core.md says how). Per account, three stores carry
+ * into one with prosody-migrator (docs/xmpp-core.md says how). Per account, these stores carry
  * over:
  *   accounts   the SCRAM-SHA-1 keys Prosody keeps (salt, iteration count, StoredKey, ServerKey
  *              in hex) or, with plaintext storage, the password
@@ -14,10 +14,14 @@
  *              their access model, how many items they keep and those items
  *   vcard      mod_vcard's vcard-temp, or one made from mod_vcard_legacy's vCard4 and avatar
  *              (prosody_vcard.c)
- * Everything else the account has (private XML, the message archive...) is named
- * in the notes as left behind, with a count, and so is any state of the three that could not be
- * carried as it was (a request from a contact who already has a subscription): nothing is dropped
- * without a word.
+ *   private    mod_private's private XML (XEP-0049): one row per element (key "name:namespace",
+ *              the element as Prosody's JSON of a preserialized stanza), each written again as
+ *              XML by our writer, one element per namespace
+ * Everything else the account has (the message archive, MUC logs...) is named in the notes as
+ * left behind, with a count, and so is any state of these that could not be carried as it was
+ * (a request from a contact who already has a subscription; a private element in no namespace
+ * of its own, in a namespace another has, or past the stream parser's limits): nothing is
+ * dropped without a word.
  *
  * The conversion of an account's rows (xc_prosody_doc()) is apart from the database, so that it
  * can be tested and fuzzed on rows made up.
@@ -47,7 +51,7 @@ struct xc_prosody_item {
 /* The import document of jid (user@host) from its n rows, those of a store together (a store's
  * rows apart are noted apart), and its nitems archive items, those of a store together, oldest
  * first. *doc gets the JSON text
- * (owned; it may hold a password or keys: wipe it). Rows of stores other than the three are
+ * (owned; it may hold a password or keys: wipe it). Rows of stores other than those above are
  * noted, not read. 0; -EINVAL when the account cannot be carried over (no password and no
  * complete SCRAM-SHA-1 keys: err says what is missing); -ENOMEM. */
 int xc_prosody_doc(const char *jid, const struct xc_prosody_row *rows, size_t n,

@@ -1,7 +1,8 @@
 /* prosody_vcard.c - a user's vcard-temp (XEP-0054) made from what Prosody keeps: the stanza
  * mod_vcard stored (as Prosody's JSON of a preserialized stanza), or, with mod_vcard_legacy
- * (Prosody 0.12's default), the vCard4 (RFC 6351, XEP-0292) and the avatar (XEP-0084) in PEP.
- * prosody.c calls these; prosody_int.h declares them. */
+ * (Prosody 0.12's default), the vCard4 (RFC 6351, XEP-0292) and the avatar (XEP-0084) in PEP;
+ * and any other element kept in that JSON (mod_private's). prosody.c calls these;
+ * prosody_int.h declares them. */
 #include <errno.h>
 #include <jansson.h>
 #include <stdbool.h>
@@ -17,6 +18,9 @@
 #define NS_VCARD4     "urn:ietf:params:xml:ns:vcard-4.0"
 #define DEPTH_MAX     16 /* levels of a stored vCard followed; deeper is not a vCard */
 #define XML_VCARD_MAX (1u << 20)
+/* levels of another stored element followed: the stream parser's, which the import parses it
+ * with */
+#define DEPTH_MAX_ELEMENT CM_XML_DEFAULT_MAX_DEPTH
 
 /* tree as text (owned, into *out). 0, -EINVAL, -ENOMEM. */
 static int written(const struct cm_xml_node *tree, char **out)
@@ -34,9 +38,12 @@ static int written(const struct cm_xml_node *tree, char **out)
 
 /* --- mod_vcard: {"name": N, "attr": {...}, "__array": [children]} per element ------------- */
 
-static int add_children(struct cm_xml_node *parent, const json_t *children, int depth);
+static int add_children(struct cm_xml_node *parent, const json_t *children, int depth, int max);
 
-static int add_element(struct cm_xml_node *parent, const json_t *el, int depth)
+/* el as a new element: under parent, or (parent NULL) as a root into *out. Its namespace is
+ * attr's xmlns, else its parent's; depth is its level, max the deepest taken. */
+static int add_element(struct cm_xml_node *parent, const json_t *el, int depth, int max,
+                       struct cm_xml_node **out)
 {
 	const char *name = json_string_value(json_object_get(el, "name"));
 	const json_t *attr = json_object_get(el, "attr");
@@ -46,20 +53,23 @@ static int add_element(struct cm_xml_node *parent, const json_t *el, int depth)
 	json_t *v;
 	int rc;
 
-	if (!name || depth > DEPTH_MAX)
+	if (!name || depth > max)
 		return -EINVAL;
-	if ((rc = cm_xml_node_new_child(&n, parent, name, ns)) != 0)
+	rc = parent ? cm_xml_node_new_child(&n, parent, name, ns) : cm_xml_node_new(&n, name, ns);
+	if (rc)
 		return rc;
+	if (out)
+		*out = n;
 	json_object_foreach((json_t *)attr, k, v)
 	{
 		if (strcmp(k, "xmlns") != 0 && json_is_string(v) &&
 		    (rc = cm_xml_node_set_attr(n, k, json_string_value(v))) != 0)
 			return rc;
 	}
-	return add_children(n, json_object_get(el, "__array"), depth + 1);
+	return add_children(n, json_object_get(el, "__array"), depth + 1, max);
 }
 
-static int add_children(struct cm_xml_node *parent, const json_t *children, int depth)
+static int add_children(struct cm_xml_node *parent, const json_t *children, int depth, int max)
 {
 	int rc = 0;
 
@@ -70,7 +80,7 @@ static int add_children(struct cm_xml_node *parent, const json_t *children, int 
 			rc = cm_xml_node_add_text(parent, json_string_value(c),
 			                          json_string_length(c));
 		else if (json_is_object(c))
-			rc = add_element(parent, c, depth);
+			rc = add_element(parent, c, depth, max, NULL);
 		else
 			rc = -EINVAL;
 	}
@@ -86,10 +96,28 @@ int xc_prosody__vcard_from_table(const json_t *children, char **out)
 	if (!json_is_array(children))
 		return -EINVAL;
 	rc = cm_xml_node_new(&root, "vCard", XC_NS_VCARD);
-	rc = rc ? rc : add_children(root, children, 1);
+	rc = rc ? rc : add_children(root, children, 1, DEPTH_MAX);
 	rc = rc ? rc : written(root, out);
 	cm_xml_node_free(root);
 	return rc;
+}
+
+int xc_prosody__element_from_table(const json_t *el, struct cm_xml_node **out)
+{
+	struct cm_xml_node *root = NULL;
+	int rc;
+
+	*out = NULL;
+	/* a root in a namespace: Prosody writes every element's xmlns */
+	if (!json_is_string(json_object_get(json_object_get(el, "attr"), "xmlns")))
+		return -EINVAL;
+	rc = add_element(NULL, el, 1, DEPTH_MAX_ELEMENT, &root);
+	if (rc) {
+		cm_xml_node_free(root);
+		return rc;
+	}
+	*out = root;
+	return 0;
 }
 
 /* --- mod_vcard_legacy: vCard4 and the avatar in PEP ---------------------------------------- */

@@ -15,10 +15,12 @@
  * writes its base64 twice, which is undone), the roster (jabber:iq:roster), the requests not
  * answered (<presence type='subscribe'/>), the block list (the items of a privacy list that
  * block a JID outright: how ejabberd keeps XEP-0191's list), the offline messages (stamped by
- * the server's <delay/>), the vcard-temp vCard and the PEP nodes with their items
- * (http://jabber.org/protocol/pubsub#owner and pubsub, as Prosody writes them). The rest (private
- * XML, the message archive, other privacy rules, elements this reader does not know) is named in
- * the notes with a count: nothing is dropped without a word.
+ * the server's <delay/>), the vcard-temp vCard, the PEP nodes with their items
+ * (http://jabber.org/protocol/pubsub#owner and pubsub, as Prosody writes them) and private XML
+ * (the elements of <query xmlns='jabber:iq:private'/>, XEP-0049: each written again with its
+ * namespace declared, one per namespace). The rest (the message archive, other privacy rules,
+ * elements this reader does not know, private elements that cannot be kept) is named in the
+ * notes with a count: nothing is dropped without a word.
  */
 #ifndef XC_XEP227_H
 #define XC_XEP227_H
@@ -75,7 +77,8 @@ enum {
 
 /* The XEP-0227 file of one account (the whole of it: declaration, <server-data/>, its <host/>
  * and <user/>) from its import document (xc_import_doc()), appended to out: the shapes this
- * reader reads, ejabberd's for the block list and offline messages, Prosody's for PEP. 0,
+ * reader reads, ejabberd's for the block list and offline messages, Prosody's for PEP, the
+ * XEP's own <query xmlns='jabber:iq:private'/> for private XML (which both read). 0,
  * -EINVAL (not an account's document, or text in it that does not parse: err says), -ENOMEM. */
 int xc_xep227_file(const char *doc, unsigned flags, struct cm_buf *out, char *err, size_t errlen);
 

@@ -1,6 +1,6 @@
 /* xep227_doc.c - one XEP-0227 <user/> turned into an import document (xep227.h). The roster,
- * requests and PEP nodes go through the pieces prosody.c uses (prosody_int.h), so that both
- * importers carry and note alike. */
+ * requests, PEP nodes and private XML go through the pieces prosody.c uses (prosody_int.h), so
+ * that both importers carry and note alike. */
 #include "xep227.h"
 
 #include <errno.h>
@@ -36,6 +36,7 @@ struct conv {
 	const char *host;
 	json_t *doc;
 	json_t *roster, *requests, *pend, *blocked, *offline, *pep;
+	struct xc_prosody__private priv; /* private XML (XEP-0049) */
 	struct xc_import_notes *notes;
 };
 
@@ -490,6 +491,18 @@ static int pep(struct conv *cv, const struct cm_xml_node *user)
 	return rc ? rc : xc_prosody__pep_trim(cv->pep, cv->jid, cv->notes);
 }
 
+/* <query xmlns='jabber:iq:private'/>: each element kept in private XML storage (XEP-0049),
+ * through the piece prosody.c takes mod_private's rows with. Text between them is layout. */
+static int private_xml(struct conv *cv, const struct cm_xml_node *q)
+{
+	int rc = 0;
+
+	for (const struct cm_xml_node *el = cm_xml_child(q, NULL, NULL); el && !rc;
+	     el = cm_xml_child_next(el, NULL, NULL))
+		rc = xc_prosody__private_add(&cv->priv, el);
+	return rc;
+}
+
 /* Every child of <user/>, each to its place or into the notes. */
 static int children(struct conv *cv, const struct cm_xml_node *user)
 {
@@ -521,10 +534,7 @@ static int children(struct conv *cv, const struct cm_xml_node *user)
 		           (!strcmp(ns, NS_PUBSUB) || !strcmp(ns, NS_PUBSUB_OWNER)))
 			continue; /* read by pep() */
 		else if (!strcmp(name, "query") && !strcmp(ns, NS_PRIVATE))
-			rc = xc_import_note(cv->notes,
-			                    "%s: private XML storage (XEP-0049) left behind: %zu "
-			                    "element(s)",
-			                    cv->jid, count_children(c));
+			rc = private_xml(cv, c);
 		else if (!strcmp(name, "archive") && !strcmp(ns, NS_MAM))
 			rc = xc_import_note(cv->notes,
 			                    "%s: the message archive left behind: %zu message(s)",
@@ -612,6 +622,7 @@ int xc_xep227_doc(const char *host, const struct cm_xml_node *user, char **doc,
 	rc = rc ? rc : pep(&cv, user);
 	rc = rc ? rc : vcard_from_pep(&cv);
 	rc = rc ? rc : xc_prosody__pending(cv.roster, cv.requests, cv.pend, jid, notes);
+	rc = rc ? rc : xc_prosody__private_put(&cv.priv, cv.doc, jid, notes);
 	if (!rc &&
 	    ((json_array_size(cv.roster) && json_object_set(cv.doc, "roster", cv.roster)) ||
 	     (json_array_size(cv.requests) && json_object_set(cv.doc, "requests", cv.requests)) ||
@@ -627,6 +638,7 @@ int xc_xep227_doc(const char *host, const struct cm_xml_node *user, char **doc,
 	json_decref(cv.blocked);
 	json_decref(cv.offline);
 	json_decref(cv.pep);
+	xc_prosody__private_close(&cv.priv);
 	json_decref(cv.doc);
 	cm_xml_node_free(cv.scope);
 	free(jid);

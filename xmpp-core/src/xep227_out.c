@@ -19,6 +19,7 @@
 
 #define NS_ROSTER       "jabber:iq:roster"
 #define NS_PRIVACY      "jabber:iq:privacy"
+#define NS_PRIVATE      "jabber:iq:private"
 #define NS_VCARD        "vcard-temp"
 #define NS_DELAY        "urn:xmpp:delay"
 #define NS_PUBSUB       "http://jabber.org/protocol/pubsub"
@@ -211,6 +212,22 @@ static int offline(struct cm_xml_node *user, const json_t *list, const char *hos
 	return rc;
 }
 
+/* Private XML (XEP-0049): the elements (each in its own namespace, by namespace) in one
+ * <query xmlns='jabber:iq:private'/>, where XEP-0227 puts them and ejabberd's import_piefxis
+ * and Prosody's xep0227 store read them. */
+static int private_xml(struct cm_xml_node *user, const json_t *list)
+{
+	struct cm_xml_node *q;
+	int rc;
+
+	if (!json_array_size(list))
+		return 0;
+	rc = cm_xml_node_new_child(&q, user, "query", NS_PRIVATE);
+	for (size_t i = 0; i < json_array_size(list) && !rc; i++)
+		rc = xml_child(q, json_string_value(json_array_get(list, i)), NULL);
+	return rc;
+}
+
 /* A form field with its values. */
 static int field(struct cm_xml_node *form, const char *var, const char *const *values, size_t n)
 {
@@ -321,6 +338,7 @@ int xc_xep227_file(const char *doc, unsigned flags, struct cm_buf *out, char *er
 	rc = rc ? rc : roster(user, d, jid);
 	rc = rc ? rc : blocklist(user, json_object_get(d, "blocklist"));
 	rc = rc ? rc : offline(user, json_object_get(d, "offline"), at + 1);
+	rc = rc ? rc : private_xml(user, json_object_get(d, "private"));
 	if (!rc && json_object_get(d, "vcard"))
 		rc = xml_child(user, json_string_value(json_object_get(d, "vcard")), NULL);
 	rc = rc ? rc : pep(user, json_object_get(d, "pep"));
