@@ -42,9 +42,11 @@ struct ctl {
 	const char *redirect; /* kick: see-other-host */
 	char token[512];
 	bool json;
-	bool dry_run;  /* import-prosody: read and check, send nothing */
-	bool ejabberd; /* export-xep227: SCRAM values as ejabberd reads them */
-	long timeout;  /* seconds a request may take (0: 60) */
+	bool dry_run;        /* import-prosody: read and check, send nothing */
+	bool ejabberd;       /* export-xep227: SCRAM values as ejabberd reads them */
+	const char *subject; /* announce: NULL or the subject */
+	const char *host;    /* announce: NULL (every host) or the one told */
+	long timeout;        /* seconds a request may take (0: 60) */
 };
 
 static void usage(FILE *f)
@@ -72,6 +74,8 @@ static void usage(FILE *f)
 	        "                    DIR/JID.xml, for import-xep227, ejabberd or Prosody\n"
 	        "  backup [NAME]     a copy of the database, made while the server runs, in\n"
 	        "                    storage.backup_dir (NAME.db, or one with the time)\n"
+	        "  announce TEXT     send TEXT as a headline message to every session connected\n"
+	        "                    now (of --host, or of every host), from the server\n"
 	        "  import-prosody FILE [HOST]\n"
 	        "                    bring the accounts of a Prosody SQLite store over, with\n"
 	        "                    their passwords (SCRAM-SHA-1 keys), rosters, block lists,\n"
@@ -91,6 +95,8 @@ static void usage(FILE *f)
 	        "  -n, --dry-run            import-*: read and check, send nothing\n"
 	        "  -E, --ejabberd           export-xep227: SCRAM salts and keys as ejabberd reads\n"
 	        "                           them (base64 twice)\n"
+	        "  -s, --subject TEXT       announce: the message's subject\n"
+	        "      --host HOST          announce: only the sessions of HOST\n"
 	        "  -h, --help               print this help and exit\n"
 	        "  -V, --version            print the version and exit\n"
 	        "\n"
@@ -363,6 +369,37 @@ static int fast_revoke(struct ctl *c, const char *jid, const char *agent)
 		printf("%lld FAST token(s) of %s%s%s revoked\n",
 		       (long long)json_integer_value(json_object_get(answer, "revoked")), jid,
 		       agent ? ", client " : "", agent ? agent : "");
+	else
+		r = refused(st, answer);
+	json_decref(answer);
+	return r;
+}
+
+/* announce TEXT: a headline message to every session bound now. */
+static int announce(struct ctl *c, const char *text)
+{
+	json_t *answer, *body = json_pack("{ss}", "body", text);
+	char *req = NULL;
+	long st;
+	int r = 0;
+
+	if (body && c->subject && json_object_set_new(body, "subject", json_string(c->subject)))
+		json_decref(body), body = NULL;
+	if (body && c->host && json_object_set_new(body, "host", json_string(c->host)))
+		json_decref(body), body = NULL;
+	req = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	json_decref(body);
+	if (!req) {
+		fprintf(stderr, "xmppctl: the text must be UTF-8 (and memory was short?)\n");
+		return EXIT_USAGE;
+	}
+	st = call(c, "POST", "announce", req, &answer);
+	free(req);
+	if (st == 200 && c->json)
+		print_json(answer);
+	else if (st == 200)
+		printf("announced to %lld session(s)\n",
+		       (long long)json_integer_value(json_object_get(answer, "sent")));
 	else
 		r = refused(st, answer);
 	json_decref(answer);
@@ -783,6 +820,8 @@ int main(int argc, char **argv)
 	    {"see-other-host", required_argument, NULL, 'r'},
 	    {"dry-run", no_argument, NULL, 'n'},
 	    {"ejabberd", no_argument, NULL, 'E'},
+	    {"subject", required_argument, NULL, 's'},
+	    {"host", required_argument, NULL, 'H'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
@@ -796,7 +835,7 @@ int main(int argc, char **argv)
 	struct cm_buf path;
 	int o, r, nargs;
 
-	while ((o = getopt_long(argc, argv, "u:t:p:nEhV", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "u:t:p:nEs:hV", opts, NULL)) != -1) {
 		switch (o) {
 		case 'u':
 			c.url = optarg;
@@ -818,6 +857,12 @@ int main(int argc, char **argv)
 			break;
 		case 'E':
 			c.ejabberd = true;
+			break;
+		case 's':
+			c.subject = optarg;
+			break;
+		case 'H':
+			c.host = optarg;
 			break;
 		case 'h':
 			usage(stdout);
@@ -842,7 +887,7 @@ int main(int argc, char **argv)
 	                      !strcmp(cmd, "import-xep227") || !strcmp(cmd, "export-xep227")))) ||
 	    (!arg &&
 	     (!strcmp(cmd, "register") || !strcmp(cmd, "unregister") || !strcmp(cmd, "passwd") ||
-	      !strcmp(cmd, "kick") || !strcmp(cmd, "fast-revoke") ||
+	      !strcmp(cmd, "kick") || !strcmp(cmd, "fast-revoke") || !strcmp(cmd, "announce") ||
 	      !strcmp(cmd, "import-prosody") || !strcmp(cmd, "import-xep227"))) ||
 	    (arg && (!strcmp(cmd, "sessions") || !strcmp(cmd, "stats")))) {
 		fprintf(stderr, "xmppctl: wrong arguments for %s (see --help)\n", cmd);
@@ -870,6 +915,8 @@ int main(int argc, char **argv)
 		r = export_xep227(&c, arg, nargs == 2 ? argv[optind + 2] : NULL);
 	} else if (!strcmp(cmd, "backup")) {
 		r = backup(&c, arg);
+	} else if (!strcmp(cmd, "announce")) {
+		r = announce(&c, arg);
 	} else if (!strcmp(cmd, "import-xep227")) {
 		r = import_xep227(&c, arg, nargs == 2 ? argv[optind + 2] : NULL);
 	} else if (!strcmp(cmd, "accounts")) {

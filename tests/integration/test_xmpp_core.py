@@ -3,6 +3,7 @@ subscriptions, presence, messages online and offline, the IQs the server answers
 API that xmppctl uses."""
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -909,6 +910,64 @@ class Api(XmppTest):
         r = subprocess.run([ctl, "-u", "http://127.0.0.1:1", "stats"], capture_output=True,
                            text=True, env=env, timeout=30)
         self.assertEqual(r.returncode, 3)
+
+
+class Announce(XmppTest):
+    """An announcement (POST /api/v1/announce, xmppctl announce) reaches every bound session,
+    on each shard, from its own host's address; --host narrows it; a connection not yet bound
+    is not counted; bad requests are refused precisely."""
+
+    def test_announce(self):
+        ctl = os.path.join(suite.BIN, "xmppctl")
+        env = dict(os.environ, XMPPCTL_URL="http://127.0.0.1:%d" % self.srv.admin,
+                   XMPPCTL_TOKEN_FILE=self.srv.token_file)
+        alice = self.srv.register("alice", PW)
+        bob = self.srv.register("bob", PW, host="example.org")
+
+        def sh(*args):
+            return subprocess.run([ctl] + list(args), capture_output=True, text=True, env=env,
+                                  timeout=30)
+
+        async def go():
+            clients = [await login(self.srv, alice + "/%d" % i, PW) for i in range(3)]
+            b = await login(self.srv, bob + "/b", PW)
+            raw = self.keep(xmpp.Raw(self.srv))  # connected, not bound: not told
+            raw.open()
+            r = sh("announce", "-s", "Maintenance", "down at 22:00 UTC for 5 minutes & back")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("announced to 4 session(s)", r.stdout)
+            for c, host in [(c, "localhost") for c in clients] + [(b, "example.org")]:
+                m = await c.next_message(timeout=10)
+                self.assertEqual(m["type"], "headline")
+                self.assertEqual(m["from"].full, host)
+                self.assertEqual(m["subject"], "Maintenance")
+                self.assertEqual(m["body"], "down at 22:00 UTC for 5 minutes & back")
+            r = sh("--json", "--host", "localhost", "announce", "only here")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(json.loads(r.stdout), {"sent": 3})
+            for c in clients:
+                self.assertEqual((await c.next_message(timeout=10))["body"], "only here")
+            with self.assertRaises(asyncio.TimeoutError):
+                await b.next_message(timeout=1)
+            await logout(b, *clients)
+        run(go())
+        for method, body, status, word in (
+                ("GET", None, 405, "POST"),
+                ("POST", {}, 400, "\"body\""),
+                ("POST", {"body": ""}, 400, "\"body\""),
+                ("POST", {"body": "x" * 5000}, 400, "4096"),
+                ("POST", {"body": "bell\u0007"}, 400, "XML can carry"),
+                ("POST", {"body": "x", "subject": 3}, 400, "\"subject\""),
+                ("POST", {"body": "x", "host": "elsewhere.example"}, 400, "hosts served"),
+                ("POST", {"body": "x", "to": "a@localhost"}, 400, "unknown member")):
+            st, answer = self.srv.api(method, "announce", body)
+            self.assertEqual(st, status, (body, answer))
+            self.assertIn(word, answer["error"])
+        st, _ = self.srv.api("POST", "announce", {"body": "x"}, token="wrong")
+        self.assertEqual(st, 401)
+        st, answer = self.srv.api("POST", "announce", {"body": "nobody here"})
+        self.assertEqual((st, answer), (200, {"sent": 0}))
+        self.assertIn("an announcement went to 0 session(s) of every host", self.srv.output())
 
 
 class KeepAlive(XmppTest):

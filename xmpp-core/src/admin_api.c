@@ -28,9 +28,11 @@
 #include "cm/metrics.h"
 #include "cm/stream.h"
 #include "import.h"
+#include "router.h"
 #include "scram.h"
 #include "server.h"
 #include "session.h"
+#include "stanza.h"
 #include "store.h"
 
 #define API_PREFIX   "/api/v1/"
@@ -93,6 +95,7 @@ enum op_kind {
 	OP_IMPORT,
 	OP_BACKUP,
 	OP_EXPORT,
+	OP_ANNOUNCE,
 };
 
 struct op {
@@ -153,7 +156,11 @@ struct tour {
 	unsigned kicked;   /* OP_KICK */
 	unsigned total;    /* OP_STATS: sessions counted */
 	const char *cond;  /* OP_KICK: the stream error condition (a constant) */
-	char *text;        /* owned: its text (or, for see-other-host, where to go) */
+	char *text;        /* owned: its text (or, for see-other-host, where to go); OP_ANNOUNCE:
+	                    * the body */
+	char *subject;     /* owned, OP_ANNOUNCE: NULL or the subject */
+	const char *host;  /* OP_ANNOUNCE: NULL (every host) or the one whose sessions hear it */
+	unsigned sent;     /* OP_ANNOUNCE: sessions sent the announcement */
 };
 
 static void tour_step(struct cm_loop *l, struct cm_msg *m);
@@ -186,6 +193,57 @@ static void session_json(struct tour *t, struct xc_c2s *c)
 		json_array_append_new(t->sessions, s);
 }
 
+/* <message type='headline' from=host to=full><subject/><body/></message>: NULL on failure. */
+static struct cm_xml_node *announcement(const struct tour *t, const char *host, const char *full,
+                                        unsigned long long n)
+{
+	struct cm_xml_node *m = NULL, *c;
+	char id[32];
+	int r = cm_xml_node_new(&m, "message", "jabber:client");
+
+	snprintf(id, sizeof(id), "announce-%llu", n);
+	r = r ? r : cm_xml_node_set_attr(m, "type", "headline");
+	r = r ? r : cm_xml_node_set_attr(m, "id", id);
+	r = r ? r : xc_stanza_set_addrs(m, full, host);
+	if (!r && t->subject) {
+		r = cm_xml_node_new_child(&c, m, "subject", NULL);
+		r = r ? r : cm_xml_node_add_text(c, t->subject, strlen(t->subject));
+	}
+	r = r ? r : cm_xml_node_new_child(&c, m, "body", NULL);
+	r = r ? r : cm_xml_node_add_text(c, t->text, strlen(t->text));
+	if (r) {
+		cm_xml_node_free(m);
+		return NULL;
+	}
+	return m;
+}
+
+/* Each bound session of the shard (of t->host, or of every host) is sent the announcement,
+ * from its own host's address. */
+static void announce_shard(struct xc_shard *sh, struct tour *t)
+{
+	struct cm_list *n;
+
+	cm_list_foreach(n, &sh->conns)
+	{
+		struct xc_c2s *c = cm_list_entry(n, struct xc_c2s, link);
+		char host[XC_JID_PART_MAX + 1];
+		struct cm_xml_node *m;
+
+		if (c->st != XC_C2S_BOUND || c->jid.dlen >= sizeof(host))
+			continue;
+		memcpy(host, xc_jid_domain(&c->jid), c->jid.dlen);
+		host[c->jid.dlen] = '\0';
+		if (t->host && strcmp(t->host, host) != 0)
+			continue;
+		m = announcement(t, host, c->jid.s, (unsigned long long)t->sent + 1);
+		if (!m)
+			continue;
+		xc_route(sh, m);
+		t->sent++;
+	}
+}
+
 static void tour_step(struct cm_loop *l, struct cm_msg *m)
 {
 	struct tour *t = cm_list_entry(m, struct tour, m);
@@ -211,6 +269,9 @@ static void tour_step(struct cm_loop *l, struct cm_msg *m)
 		case OP_UNREGISTER:
 			t->kicked += xc_session_kick(sh, &t->who, t->cond, t->text);
 			break;
+		case OP_ANNOUNCE:
+			announce_shard(sh, t);
+			break;
 		default:
 			break;
 		}
@@ -221,6 +282,7 @@ static void tour_step(struct cm_loop *l, struct cm_msg *m)
 static void tour_free(struct tour *t)
 {
 	free(t->text);
+	free(t->subject);
 	xc_jid_free(&t->who);
 	json_decref(t->sessions);
 	free(t);
@@ -251,6 +313,12 @@ static void tour_home(struct cm_loop *l, struct cm_msg *m)
 	case OP_STATS:
 		json_object_set_new(o->result, "sessions", json_integer(t->total));
 		stats_next_host(o);
+		break;
+	case OP_ANNOUNCE:
+		CM_LOGI("api", "an announcement went to %u session(s) of %s", t->sent,
+		        t->host ? t->host : "every host");
+		respond_json(o->req, 200, json_pack("{si}", "sent", t->sent));
+		op_done(o);
 		break;
 	default:
 		break;
@@ -1047,6 +1115,95 @@ static void stats(struct xc_admin_api *a, struct cm_http_req *req)
 	}
 }
 
+#define ANNOUNCE_MAX 4096 /* bytes of an announcement's body, and of its subject */
+
+/* A string member of the announcement: absent (NULL, when optional), or text XML can carry of
+ * 1 to ANNOUNCE_MAX bytes. False when answered. */
+static bool announce_text(struct cm_http_req *req, const json_t *body, const char *key,
+                          bool required, char **out)
+{
+	const json_t *v = json_object_get(body, key);
+	const char *s = json_string_value(v);
+	size_t n = json_string_length(v);
+
+	*out = NULL;
+	if (!v && !required)
+		return true;
+	if (!s || n == 0 || n > ANNOUNCE_MAX || strlen(s) != n || !cm_xml_text_valid(s, n)) {
+		respond_error(req, 400, "\"%s\" must be text of 1 to %d bytes that XML can carry",
+		              key, ANNOUNCE_MAX);
+		return false;
+	}
+	if (!(*out = strdup(s))) {
+		respond_error(req, 500, "out of memory");
+		return false;
+	}
+	return true;
+}
+
+/* POST announce {"body", "subject"?, "host"?}: a headline message to every session bound now */
+static void announce(struct xc_admin_api *a, struct cm_http_req *req)
+{
+	static const char *const keys[] = {"body", "subject", "host", NULL};
+	const char *host = NULL, *k;
+	char *text = NULL, *subject = NULL;
+	struct tour *t;
+	struct op *o;
+	json_t *body, *v;
+
+	if (strcmp(cm_http_req_method(req), "POST") != 0) {
+		respond_error(req, 405, "announce takes POST");
+		return;
+	}
+	if (!(body = body_json(req)))
+		return;
+	json_object_foreach(body, k, v)
+	{
+		bool known = false;
+
+		for (size_t i = 0; keys[i]; i++)
+			known = known || strcmp(k, keys[i]) == 0;
+		if (!known) {
+			respond_error(req, 400, "unknown member \"%s\" (body, subject, host)", k);
+			json_decref(body);
+			return;
+		}
+	}
+	if ((v = json_object_get(body, "host")) != NULL) {
+		const char *h = json_string_value(v);
+
+		host = h ? xc_local_host(a->srv, h, strlen(h)) : NULL;
+		if (!host) {
+			respond_error(req, 400, "\"host\" must be one of the hosts served");
+			json_decref(body);
+			return;
+		}
+	}
+	if (!announce_text(req, body, "body", true, &text) ||
+	    !announce_text(req, body, "subject", false, &subject)) {
+		free(text);
+		json_decref(body);
+		return;
+	}
+	json_decref(body);
+	o = op_new(a, req, OP_ANNOUNCE);
+	t = o ? calloc(1, sizeof(*t)) : NULL;
+	if (!t) {
+		free(text);
+		free(subject);
+		if (o)
+			op_fail(o, 500, "out of memory");
+		else
+			respond_error(req, 500, "out of memory");
+		return;
+	}
+	t->o = o;
+	t->text = text;
+	t->subject = subject;
+	t->host = host;
+	tour_post(t);
+}
+
 static int on_request(void *arg, struct cm_http_req *req)
 {
 	struct xc_admin_api *a = arg;
@@ -1068,6 +1225,8 @@ static int on_request(void *arg, struct cm_http_req *req)
 		stats(a, req);
 	else if (strcmp(rest, "backup") == 0)
 		backup(a, req);
+	else if (strcmp(rest, "announce") == 0)
+		announce(a, req);
 	else if (strncmp(rest, "export/", 7) == 0 && rest[7])
 		export_one(a, req, rest + 7);
 	else if (strncmp(rest, "fast-tokens/", 12) == 0 && rest[12])
