@@ -10,6 +10,7 @@ import subprocess
 import time
 import sys
 import unittest
+import xml.etree.ElementTree as ET
 
 sys.path.insert(0, os.path.dirname(__file__))
 import suite  # noqa: E402
@@ -778,6 +779,72 @@ class TimeAndUptime(XmppTest):
             self.assertGreaterEqual(last["last_activity"]["seconds"], up + 1)
             await logout(a)
         run(go())
+
+
+class LastActivity(XmppTest):
+    """XEP-0012 for accounts: the time since a contact's last available session went and the
+    status it left with, told to those its presence reaches (and to itself), forbidden to
+    others (and bounced once blocked), 0 seconds while online, kept across a restart."""
+
+    def test_last_activity(self):
+        alice = self.srv.register("alice", PW)
+        bob = self.srv.register("bob", PW)
+        carol = self.srv.register("carol", PW)
+
+        async def last(c, jid):
+            iq = c.make_iq_get(ito=jid)
+            iq.append(ET.fromstring("<query xmlns='jabber:iq:last'/>"))
+            try:
+                res = await iq.send(timeout=10)
+            except slixmpp_iq_error() as e:
+                return e.iq["error"]["condition"], None
+            q = res.xml.find("{jabber:iq:last}query")
+            return int(q.get("seconds")), q.text
+
+        async def go():
+            a = await login(self.srv, alice + "/a", PW)
+            b = await login(self.srv, bob + "/b", PW)
+            c = await login(self.srv, carol + "/c", PW)
+            # no logout known yet: bob is online, alice sees him: 0
+            await befriend(a, b)
+            self.assertEqual(await last(a, bob), (0, None))
+            b.send_presence(ptype="unavailable", pstatus="gone fishing")
+            await b.disconnect()
+            await asyncio.sleep(1.2)
+            secs, status = await last(a, bob)
+            self.assertGreaterEqual(secs, 1)
+            self.assertLess(secs, 60)
+            self.assertEqual(status, "gone fishing")
+            # carol has no subscription to bob's presence
+            self.assertEqual(await last(c, bob), ("forbidden", None))
+            # an account that does not exist: what the router answers any IQ to one
+            self.assertEqual(await last(c, "nobody@localhost"), ("service-unavailable", None))
+            # bob's own other session asks about his account while online: 0
+            b2 = await login(self.srv, bob + "/b2", PW)
+            self.assertEqual(await last(b2, bob), (0, None))
+            self.assertEqual(await last(a, bob), (0, None))
+            await logout(b2)
+            await asyncio.sleep(0.3)
+            secs, status = await last(a, bob)
+            self.assertIsNone(status, "the last session left without a status")
+            await logout(a, c)
+        run(go())
+        self.srv.restart()
+
+        async def again():
+            a = await login(self.srv, alice + "/a", PW)
+            secs, _ = await last(a, bob)
+            self.assertLess(secs, 600)
+            # bob blocks alice: she is told no more (her IQs to him bounce, XEP-0191 3.3)
+            b = await login(self.srv, bob + "/b", PW)
+            await b["xep_0191"].block([alice])
+            await logout(b)
+            await asyncio.sleep(0.3)
+            self.assertEqual(await last(a, bob), ("service-unavailable", None))
+            info = await a["xep_0030"].get_info(jid=alice)
+            self.assertIn("jabber:iq:last", info["disco_info"]["features"])
+            await logout(a)
+        run(again())
 
 
 def slixmpp_iq_error():

@@ -23,6 +23,8 @@ struct store_fix {
 	struct cm_loop l; /* answers come back here: run uv until they have */
 	struct xc_store *st;
 	char dir[64], path[128];
+	int done;                  /* answers come back (store_fix_run()) */
+	struct xc_store_req *last; /* the last answer */
 };
 
 /* A new directory /tmp/NAME.XXXXXX with the database xmpp.db in it, opened. */
@@ -41,6 +43,48 @@ static inline void store_fix_open(struct store_fix *f, const char *name)
 	c.where = f->path;
 	if (xc_store_open(&f->st, &c, err, sizeof(err)) != 0)
 		fail_msg("open: %s", err);
+}
+
+static inline void store_fix_on_done(struct xc_store_req *r)
+{
+	struct store_fix *f = r->arg;
+
+	f->last = r;
+	f->done++;
+}
+
+/* A request for op about user (may be NULL), answered to the fixture. */
+static inline struct xc_store_req *store_fix_req(struct store_fix *f, enum xc_store_op op,
+                                                 const char *user)
+{
+	struct xc_store_req *r = xc_store_req_new(op, &f->l, store_fix_on_done, f);
+
+	assert_non_null(r);
+	if (user)
+		assert_int_equal(xc_store_req_set(&r->user, user), 0);
+	return r;
+}
+
+/* Submit r (made by store_fix_req()), wait for its answer and return it (the caller frees it). */
+static inline struct xc_store_req *store_fix_run(struct store_fix *f, struct xc_store_req *r)
+{
+	int want = f->done + 1;
+
+	assert_int_equal(xc_store_submit(f->st, r), 0);
+	while (f->done < want)
+		uv_run(&f->uv, UV_RUN_ONCE);
+	return f->last;
+}
+
+/* The same, for r->err only (r is freed). */
+static inline int store_fix_err(struct store_fix *f, struct xc_store_req *r)
+{
+	int e;
+
+	r = store_fix_run(f, r);
+	e = r->err;
+	xc_store_req_free(r);
+	return e;
 }
 
 /* Close the store and the loop, and remove the directory. */

@@ -1,7 +1,7 @@
 /* iq.c - IQs the server answers (iq.h): service discovery (XEP-0030) with entity capabilities
  * (XEP-0115) of the server, ping (XEP-0199), software version (XEP-0092), the roster and the
- * legacy session for the account; PEP (pep.c), vCards (vcard.c), private XML (private.c) and
- * external services (extdisco.c) are handed on. */
+ * legacy session for the account; PEP (pep.c), vCards (vcard.c), private XML (private.c), last
+ * activity (last.c) and external services (extdisco.c) are handed on. */
 #include "iq.h"
 
 #include <errno.h>
@@ -18,6 +18,7 @@
 #include "blocking.h"
 #include "cm/log.h"
 #include "extdisco.h"
+#include "last.h"
 #include "mam.h"
 #include "pep.h"
 #include "private.h"
@@ -61,6 +62,7 @@ static const char *const server_features[] = {
 static const char *const account_features[] = {
     NS_DISCO_INFO,
     NS_DISCO_ITEMS,
+    XC_NS_LAST,
     XC_NS_VCARD,
 };
 
@@ -420,6 +422,9 @@ void xc_iq_account(struct xc_shard *sh, const struct xc_jid *to, struct cm_xml_n
 		return;
 	} else if (strcmp(q->ns, XC_NS_VCARD) == 0) {
 		xc_vcard_iq(sh, to, own, iq); /* takes iq */
+		return;
+	} else if (strcmp(q->ns, XC_NS_LAST) == 0) {
+		xc_last_iq(sh, to, own, iq); /* takes iq */
 		return;
 	} else if (strcmp(q->ns, XC_NS_PRIVATE) == 0 && sh->srv->cfg->private_xml.enabled) {
 		xc_private_iq(sh, to, own, iq); /* takes iq */

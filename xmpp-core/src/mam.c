@@ -76,14 +76,6 @@ static const struct cm_metric_def metric_defs[] = {
                             sizeof(latency_buckets) / sizeof(latency_buckets[0]), NULL),
 };
 
-static int64_t wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static uint64_t mono_ns(void)
 {
 	struct timespec ts;
@@ -296,7 +288,7 @@ static int archive(struct xc_shard *sh, const char *owner, const char *id, const
 			r->ok_total = m->m.archived;
 			r->failed_total = m->m.failed;
 		}
-		r->stamp_ms = wall_ms();
+		r->stamp_ms = xc_wall_ms();
 		r->ticket = xc_ticket_hold(sh);
 		rc = xc_store_submit(sh->srv->store, r);
 	}
@@ -723,7 +715,7 @@ static void purge_submit(struct xc_mam *m)
 	    xc_store_req_new(XC_STORE_ARCHIVE_PURGE, sh->loop, on_purged, NULL);
 
 	if (r) {
-		r->stamp_ms = wall_ms() - m->cfg->retention_days * DAY_MS;
+		r->stamp_ms = xc_wall_ms() - m->cfg->retention_days * DAY_MS;
 		r->limit = PURGE_STEP;
 		if (xc_store_submit(sh->srv->store, r) == 0)
 			return;

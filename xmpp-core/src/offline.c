@@ -21,14 +21,6 @@
 
 #define NS_DELAY "urn:xmpp:delay"
 
-static int64_t wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Worth keeping: a body, or anything but chat states and receipts alone (XEP-0160 2). A message
  * of type error or headline never is. */
 static bool worth_storing(const struct cm_xml_node *st)
@@ -120,7 +112,7 @@ void xc_offline_store(struct xc_shard *sh, struct cm_xml_node *st)
 	}
 	if (!rc) {
 		r->stanza = cm_buf_steal(&b);
-		r->stamp_ms = wall_ms();
+		r->stamp_ms = xc_wall_ms();
 		r->limit = (unsigned)sh->srv->cfg->offline.max_per_user;
 		r->ticket = xc_ticket_hold(sh);
 		rc = xc_store_submit(sh->srv->store, r);

@@ -8,6 +8,7 @@
 #include "blocking.h"
 #include "c2s.h"
 #include "cm/log.h"
+#include "last.h"
 #include "offline.h"
 #include "pep.h"
 #include "roster.h"
@@ -100,7 +101,7 @@ static void do_broadcast(struct xc_shard *sh, struct xc_user *u, struct cm_xml_n
 {
 	struct xc_jid from = {0};
 	struct xc_c2s *c = NULL, *other;
-	bool initial, unavailable = strcmp(xc_stanza_type(st), "unavailable") == 0;
+	bool initial, unavailable = strcmp(xc_stanza_type(st), "unavailable") == 0, others = false;
 	struct cm_map_iter it;
 	struct cm_map_node *n;
 
@@ -142,6 +143,12 @@ static void do_broadcast(struct xc_shard *sh, struct xc_user *u, struct cm_xml_n
 		c->available = false;
 		cm_xml_node_free(c->presence);
 		c->presence = NULL;
+		xc_user_foreach_session(u, other)
+		{
+			others = others || other->available;
+		}
+		if (!others)
+			xc_last_gone(sh, u, st); /* the account's last available session went */
 		cm_xml_node_free(st);
 		return;
 	}

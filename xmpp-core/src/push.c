@@ -155,14 +155,6 @@ static uint64_t mono_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static int64_t wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static const struct xc_push_config *cfg_of(const struct xc_shard *sh)
 {
 	return &sh->srv->cfg->push;
@@ -1116,7 +1108,7 @@ static int submit_change(struct xc_shard *sh, enum xc_store_op op, const char *u
 	if (!rc) {
 		r->stanza = form; /* handed over */
 		form = NULL;
-		r->stamp_ms = wall_ms();
+		r->stamp_ms = xc_wall_ms();
 		r->limit = (unsigned)cfg_of(sh)->max_registrations;
 		rc = xc_store_submit(sh->srv->store, r);
 	}

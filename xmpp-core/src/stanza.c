@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <time.h>
 
 enum xc_kind xc_stanza_kind(const struct cm_xml_node *n)
 {
@@ -174,4 +175,12 @@ int xc_stanza_parse(const char *xml, size_t len, struct cm_xml_node **out)
 		return r == -ENOMEM ? -ENOMEM : -EBADMSG;
 	}
 	return 0;
+}
+
+int64_t xc_wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }

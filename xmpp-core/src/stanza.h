@@ -4,6 +4,7 @@
 #define XC_STANZA_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "cm/xml.h"
 #include "jid.h"
@@ -45,6 +46,10 @@ struct cm_xml_node *xc_iq_result(const struct cm_xml_node *iq, struct cm_xml_nod
 /* Parse one stanza written as XML text in the jabber:client namespace (as the offline store
  * keeps them) into *out (owned by the caller). 0, -EBADMSG, -ENOMEM. */
 int xc_stanza_parse(const char *xml, size_t len, struct cm_xml_node **out);
+
+/* The time of day as Unix ms (CLOCK_REALTIME): what stamps (delays, archive rows, last
+ * activity) are made of. */
+int64_t xc_wall_ms(void);
 
 /* Set to/from on a stanza (NULL removes). 0 or -ENOMEM. */
 int xc_stanza_set_addrs(struct cm_xml_node *n, const char *to, const char *from);

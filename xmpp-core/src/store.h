@@ -111,6 +111,12 @@ enum xc_store_op {
 	XC_STORE_PRIVATE_SET, /* user, priv (each namespace's element, xml NULL: removed), limit
 	                       * (namespaces one user keeps at most): all or nothing -> -EDQUOT
 	                       * when the new namespaces would go past limit */
+	/* last activity (XEP-0012): when the account's last available session went */
+	XC_STORE_LAST_SET, /* user, stamp_ms, stanza (the status it left with, or NULL) */
+	XC_STORE_LAST_GET, /* user, key (who asks: a bare JID; NULL: the account itself) ->
+	                    * found (key may know: it is sent the account's presence, not blocked,
+	                    * or it is the account), stamp_ms (0: none known), stanza (the status,
+	                    * or NULL) */
 	/* push registrations (XEP-0357), keyed by (user, app server JID, node) */
 	XC_STORE_PUSH_ENABLE,  /* user, key (the app server's JID), with (node), stanza (the
 	                        * publish-options form as XML text, or NULL), stamp_ms, limit (per

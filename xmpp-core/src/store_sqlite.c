@@ -156,6 +156,7 @@ struct sq {
 	uint64_t synced_ms;         /* the last flush: a FULL commit or a checkpoint */
 	struct xc_sq_push *push;    /* push registrations (store_sqlite_push.c) */
 	struct xc_sq_private *priv; /* private XML (store_sqlite_private.c) */
+	struct xc_sq_last *last;    /* last activity (store_sqlite_last.c) */
 	struct xc_sq_arch *arch;    /* the message archive (store_sqlite_archive.c) */
 };
 
@@ -361,6 +362,7 @@ static int delete_owned(struct sq *q, const char *owner)
 	rc = rc ? rc : pep_delete_owned(q, owner);
 	rc = rc ? rc : xc_sq_push_delete_owned(q->push, owner);
 	rc = rc ? rc : xc_sq_private_delete_owned(q->priv, owner);
+	rc = rc ? rc : xc_sq_last_delete_owned(q->last, owner);
 	return rc ? rc : fast_revoke(q, owner, NULL, NULL);
 }
 
@@ -993,6 +995,9 @@ static int dispatch(struct sq *q, struct xc_store_req *r)
 	case XC_STORE_PRIVATE_GET:
 	case XC_STORE_PRIVATE_SET:
 		return xc_sq_private_run(q->priv, r);
+	case XC_STORE_LAST_SET:
+	case XC_STORE_LAST_GET:
+		return xc_sq_last_run(q->last, r);
 	case XC_STORE_FAST_GET:
 	case XC_STORE_FAST_UPDATE:
 	case XC_STORE_FAST_REVOKE:
@@ -1098,6 +1103,7 @@ static void sq_close(void *db)
 	pep_close(q);
 	xc_sq_push_close(q->push);
 	xc_sq_private_close(q->priv);
+	xc_sq_last_close(q->last);
 	sqlite3_close(q->db);
 	free(q);
 }
@@ -1158,6 +1164,8 @@ static int sq_open(void **out, const char *where, unsigned cache_mb, char *err, 
 	if (!rc && (rc = xc_sq_push_open(&q->push, q->db)) != 0)
 		rc = cm_errf(err, errlen, rc, "%s: %s", where, sqlite3_errmsg(q->db));
 	if (!rc && (rc = xc_sq_private_open(&q->priv, q->db)) != 0)
+		rc = cm_errf(err, errlen, rc, "%s: %s", where, sqlite3_errmsg(q->db));
+	if (!rc && (rc = xc_sq_last_open(&q->last, q->db)) != 0)
 		rc = cm_errf(err, errlen, rc, "%s: %s", where, sqlite3_errmsg(q->db));
 	if (!rc && (rc = xc_sq_arch_open(&q->arch, q->db)) != 0)
 		rc = cm_errf(err, errlen, rc, "%s: %s", where, sqlite3_errmsg(q->db));
@@ -1344,8 +1352,7 @@ static const char *const pep_sql[P_END] = {
                "JOIN pep_items i ON i.seq = (SELECT max(seq) FROM pep_items WHERE "
                "owner = n.owner AND node = n.node) LEFT JOIN pep_node_groups g ON "
                "g.owner = n.owner AND g.node = n.node WHERE n.owner = ?1 ORDER BY n.node",
-    [P_SEES] = "SELECT sub, groups FROM roster WHERE owner = ?1 AND contact = ?2 AND NOT EXISTS "
-               "(SELECT 1 FROM blocklist WHERE owner = ?1 AND jid = ?2)",
+    [P_SEES] = XC_SQ_SEES_SQL,
     [P_VCARD_GET] = "SELECT vcard FROM vcards WHERE owner = ?1",
     [P_VCARD_PUT] = "INSERT OR REPLACE INTO vcards (owner, vcard) VALUES (?1, ?2)",
     [P_VCARD_DEL] = "DELETE FROM vcards WHERE owner = ?1",

@@ -1,6 +1,7 @@
 /* store_sqlite_int.h - what the SQLite backend (store_sqlite.c) shares with its blocks: push
- * registrations (store_sqlite_push.c), private XML (store_sqlite_private.c) and the message
- * archive (store_sqlite_archive.c). Runs on the store's thread only. */
+ * registrations (store_sqlite_push.c), private XML (store_sqlite_private.c), last activity
+ * (store_sqlite_last.c) and the message archive (store_sqlite_archive.c). Runs on the store's
+ * thread only. */
 #ifndef XC_STORE_SQLITE_INT_H
 #define XC_STORE_SQLITE_INT_H
 
@@ -12,6 +13,13 @@ struct xc_store_req;
 struct xc_sq_push;
 struct xc_sq_arch;
 struct xc_sq_private;
+struct xc_sq_last;
+
+/* The roster row of contact (?2) in owner's (?1) roster unless owner blocks the contact's bare
+ * JID: its subscription (0) and groups (1). Whom the owner's presence reaches. */
+#define XC_SQ_SEES_SQL                                                                             \
+	"SELECT sub, groups FROM roster WHERE owner = ?1 AND contact = ?2 AND NOT EXISTS "         \
+	"(SELECT 1 FROM blocklist WHERE owner = ?1 AND jid = ?2)"
 
 /* A result code of SQLite as a negative errno: the database failed (store_sqlite.c). */
 int xc_sq_fail(int rc);
@@ -44,6 +52,18 @@ int xc_sq_private_export(struct xc_sq_private *p, struct xc_store_req *r);
 
 /* Remove every element of owner (its account is deleted). 0 or the database failure. */
 int xc_sq_private_delete_owned(struct xc_sq_private *p, const char *owner);
+
+/* Create the last activity table on db (borrowed; kept until xc_sq_last_close) and prepare
+ * the statements. 0 or a negative errno (sqlite3_errmsg(db) says why). */
+int xc_sq_last_open(struct xc_sq_last **out, struct sqlite3 *db);
+void xc_sq_last_close(struct xc_sq_last *l); /* accepts NULL */
+
+/* Run a XC_STORE_LAST_SET or _GET request: r->err and its results are set; the return is
+ * nonzero only when the database itself failed. */
+int xc_sq_last_run(struct xc_sq_last *l, struct xc_store_req *r);
+
+/* Forget owner's last activity (its account is deleted). 0 or the database failure. */
+int xc_sq_last_delete_owned(struct xc_sq_last *l, const char *owner);
 
 /* The archive's tables on db (borrowed; kept until xc_sq_arch_close; its meta table exists):
  * created, moved from the layouts before, and the keys a crash left unwritten written. 0 or a
