@@ -2,6 +2,7 @@
 #include "caps.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -86,11 +87,37 @@ static int field_values(const struct cm_xml_node *field, struct strs *out)
 	return r;
 }
 
+/* A field's part of the string: "var<" and its values sorted, each followed by '<', kept as
+ * "var\1part" so that sorting the parts sorts them by var. */
+static int field_part(const struct cm_xml_node *f, const char *var, struct strs *parts)
+{
+	struct strs vals = {0};
+	struct cm_buf b;
+	int r;
+
+	cm_buf_init(&b, 0);
+	r = field_values(f, &vals);
+	r = r ? r : cm_buf_printf(&b, "%s%c%s<", var, '\1', var);
+	r = r ? r : strs_put(&b, &vals);
+	r = r ? r : strs_add(parts, b.data, b.len);
+	strs_free(&vals);
+	cm_buf_free(&b);
+	return r;
+}
+
+/* Whether two "var\1part" strings are of the same var. */
+static bool same_var(const char *a, const char *b)
+{
+	size_t n = strcspn(a, "\1");
+
+	return strncmp(a, b, n) == 0 && b[n] == '\1';
+}
+
 /* One form's part of the string (XEP-0115 5.1 step 7) into *out (owned), keyed by its
  * FORM_TYPE in *type (owned). *out NULL: the form does not count (no hidden FORM_TYPE). */
 static int form_part(const struct cm_xml_node *x, char **type, char **out)
 {
-	struct strs vars = {0}, vals = {0};
+	struct strs fields = {0}, vals = {0};
 	const struct cm_xml_node *ft = NULL;
 	struct cm_buf b;
 	int r = 0;
@@ -108,7 +135,7 @@ static int form_part(const struct cm_xml_node *x, char **type, char **out)
 				r = -EINVAL;
 			ft = f;
 		} else {
-			r = strs_add(&vars, var, strlen(var));
+			r = field_part(f, var, &fields);
 		}
 	}
 	if (r || !ft || !cm_xml_attr(ft, "type") || strcmp(cm_xml_attr(ft, "type"), "hidden") != 0)
@@ -119,26 +146,18 @@ static int form_part(const struct cm_xml_node *x, char **type, char **out)
 			r = -EINVAL; /* two different FORM_TYPEs */
 	if (r || vals.n == 0)
 		goto out;
-	r = strs_sort_unique(&vars);
+	if (fields.n > 1)
+		qsort(fields.v, fields.n, sizeof(*fields.v), cmp_str);
+	for (size_t i = 1; i < fields.n && !r; i++)
+		if (same_var(fields.v[i - 1], fields.v[i]))
+			r = -EINVAL; /* a field twice */
 	r = r ? r : cm_buf_puts(&b, vals.v[0]);
 	r = r ? r : cm_buf_puts(&b, "<");
+	for (size_t i = 0; i < fields.n && !r; i++)
+		r = cm_buf_puts(&b, strchr(fields.v[i], '\1') + 1);
 	*type = r ? NULL : strdup(vals.v[0]);
 	if (!r && !*type)
 		r = -ENOMEM;
-	/* each field (sorted by var): its var, then its values sorted */
-	for (size_t i = 0; i < vars.n && !r; i++) {
-		const struct cm_xml_node *f;
-
-		for (f = cm_xml_child(x, "field", XC_NS_DATA); f;
-		     f = cm_xml_child_next(f, "field", XC_NS_DATA))
-			if (cm_xml_attr(f, "var") && strcmp(cm_xml_attr(f, "var"), vars.v[i]) == 0)
-				break;
-		strs_free(&vals);
-		r = cm_buf_puts(&b, vars.v[i]);
-		r = r ? r : cm_buf_puts(&b, "<");
-		r = r ? r : field_values(f, &vals);
-		r = r ? r : strs_put(&b, &vals);
-	}
 	if (!r && !(*out = cm_buf_steal(&b)))
 		r = -ENOMEM;
 out:
@@ -146,7 +165,7 @@ out:
 		free(*type);
 		*type = NULL;
 	}
-	strs_free(&vars);
+	strs_free(&fields);
 	strs_free(&vals);
 	cm_buf_free(&b);
 	return r;

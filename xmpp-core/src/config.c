@@ -401,7 +401,7 @@ static const struct cm_cfg_field private_fields[] = {
      .offset = offsetof(struct xc_private_config, max_namespaces),
      .def = "64",
      .min = 1,
-     .max = 10000,
+     .max = 1000,
      .doc = "elements (one per namespace) one account keeps; a set that would keep one more "
             "is refused"},
 };

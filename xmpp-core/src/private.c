@@ -68,6 +68,9 @@ static const struct refusal *collect(struct xc_shard *sh, const struct cm_xml_no
 	                                    "the query holds no element to keep or read"};
 	const struct xc_private_config *cfg = &sh->srv->cfg->private_xml;
 	struct cm_buf b;
+
+	/* (each namespace compared with those before it: max_namespaces, at most 1000, bounds
+	 * the work) */
 	for (const struct cm_xml_node *c = q->children; c; c = c->next) {
 		if (c->kind != CM_XML_ELEMENT)
 			continue;
