@@ -308,17 +308,7 @@ static void test_groups_without_memory(void **state)
 
 struct fix {
 	struct store_fix s; /* the database and the loop of its answers */
-	int done;
-	struct xc_store_req *last;
 };
-
-static void on_done(struct xc_store_req *r)
-{
-	struct fix *f = r->arg;
-
-	f->last = r;
-	f->done++;
-}
 
 static void fix_open(struct fix *f)
 {
@@ -334,7 +324,7 @@ static void fix_close(struct fix *f)
 static struct xc_store_req *req(struct fix *f, enum xc_store_op op, const char *user,
                                 const char *node)
 {
-	struct xc_store_req *r = xc_store_req_new(op, &f->s.l, on_done, f);
+	struct xc_store_req *r = xc_store_req_new(op, &f->s.l, store_fix_on_done, &f->s);
 
 	assert_non_null(r);
 	assert_int_equal(xc_store_req_set(&r->user, user), 0);
@@ -347,12 +337,7 @@ static struct xc_store_req *req(struct fix *f, enum xc_store_op op, const char *
 
 static struct xc_store_req *run(struct fix *f, struct xc_store_req *r)
 {
-	int want = f->done + 1;
-
-	assert_int_equal(xc_store_submit(f->s.st, r), 0);
-	while (f->done < want)
-		uv_run(&f->s.uv, UV_RUN_ONCE);
-	return f->last;
+	return store_fix_run(&f->s, r);
 }
 
 #define OWNER "juliet@example.com"
@@ -523,7 +508,8 @@ static void test_store_publish_and_trim(void **state)
 
 static void put_contact(struct fix *f, const char *contact, int sub)
 {
-	struct xc_store_req *r = xc_store_req_new(XC_STORE_ROSTER_PUT, &f->s.l, on_done, f);
+	struct xc_store_req *r =
+	    xc_store_req_new(XC_STORE_ROSTER_PUT, &f->s.l, store_fix_on_done, &f->s);
 
 	assert_int_equal(xc_store_req_set(&r->user, OWNER), 0);
 	assert_int_equal(xc_store_req_set(&r->item.contact, contact), 0);
@@ -546,12 +532,13 @@ static void test_store_last_and_account(void **state)
 	(void)state;
 	fix_open(&f);
 	assert_int_equal(
-	    run(&f, xc_store_req_new(XC_STORE_ACCOUNT_CREATE, &f.s.l, on_done, &f))->err,
+	    run(&f, xc_store_req_new(XC_STORE_ACCOUNT_CREATE, &f.s.l, store_fix_on_done, &f.s))
+	        ->err,
 	    -EINVAL); /* no user */
-	xc_store_req_free(f.last);
+	xc_store_req_free(f.s.last);
 	r = req(&f, XC_STORE_ACCOUNT_CREATE, OWNER, NULL);
 	assert_int_equal(run(&f, r)->err, 0);
-	xc_store_req_free(f.last);
+	xc_store_req_free(f.s.last);
 	assert_int_equal(publish(&f, "a", "a1", XC_PEP_OPEN, true, 5, XC_PEP_SET_ACCESS, 256, 10),
 	                 0);
 	assert_int_equal(publish(&f, "a", "a2", 0, true, 5, 0, 256, 10), 0);
@@ -576,13 +563,13 @@ static void test_store_last_and_account(void **state)
 	assert_int_equal(r->pep->nitems, 2);
 	xc_store_req_free(r);
 	/* blocked: no longer */
-	r = xc_store_req_new(XC_STORE_BLOCK_ADD, &f.s.l, on_done, &f);
+	r = xc_store_req_new(XC_STORE_BLOCK_ADD, &f.s.l, store_fix_on_done, &f.s);
 	assert_int_equal(xc_store_req_set(&r->user, OWNER), 0);
 	r->jids = calloc(1, sizeof(char *));
 	r->jids[0] = strdup("romeo@example.net");
 	r->njids = 1;
 	assert_int_equal(run(&f, r)->err, 0);
-	xc_store_req_free(f.last);
+	xc_store_req_free(f.s.last);
 	r = last_for(&f, "romeo@example.net");
 	assert_false(r->pep->sees);
 	xc_store_req_free(r);
@@ -612,7 +599,7 @@ static void test_store_last_and_account(void **state)
 	assert_false(r->found);
 	xc_store_req_free(r);
 	/* a PEP op without its data is refused, not run */
-	r = xc_store_req_new(XC_STORE_PEP_NODES, &f.s.l, on_done, &f);
+	r = xc_store_req_new(XC_STORE_PEP_NODES, &f.s.l, store_fix_on_done, &f.s);
 	assert_int_equal(xc_store_req_set(&r->user, OWNER), 0);
 	assert_int_equal(run(&f, r)->err, -EINVAL);
 	xc_store_req_free(r);
@@ -621,7 +608,8 @@ static void test_store_last_and_account(void **state)
 
 static void put_grouped(struct fix *f, const char *contact, const char *group)
 {
-	struct xc_store_req *r = xc_store_req_new(XC_STORE_ROSTER_PUT, &f->s.l, on_done, f);
+	struct xc_store_req *r =
+	    xc_store_req_new(XC_STORE_ROSTER_PUT, &f->s.l, store_fix_on_done, &f->s);
 
 	assert_int_equal(xc_store_req_set(&r->user, OWNER), 0);
 	assert_int_equal(xc_store_req_set(&r->item.contact, contact), 0);

@@ -339,33 +339,18 @@ static void test_rest_body(void **state)
 
 struct fix {
 	struct store_fix s;
-	int done;
-	struct xc_store_req *last;
 };
-
-static void on_done(struct xc_store_req *r)
-{
-	struct fix *f = r->arg;
-
-	f->last = r;
-	f->done++;
-}
 
 static struct xc_store_req *run(struct fix *f, struct xc_store_req *r)
 {
-	int want = f->done + 1;
-
-	assert_int_equal(xc_store_submit(f->s.st, r), 0);
-	while (f->done < want)
-		uv_run(&f->s.uv, UV_RUN_ONCE);
-	return f->last;
+	return store_fix_run(&f->s, r);
 }
 
 static struct xc_store_req *push_req(struct fix *f, enum xc_store_op op, const char *user,
                                      const char *jid, const char *node, const char *form,
                                      int64_t stamp)
 {
-	struct xc_store_req *r = xc_store_req_new(op, &f->s.l, on_done, f);
+	struct xc_store_req *r = xc_store_req_new(op, &f->s.l, store_fix_on_done, &f->s);
 
 	assert_non_null(r);
 	if (user)
