@@ -391,8 +391,101 @@ class Archive(Base):
                                                 {"result": "error"}), 8)
 
 
+def msg(frm, to, body, extra=""):
+    return ("<message from='%s' to='%s' type='chat' id='m-%s'><body>%s</body>%s</message>"
+            % (frm, to, abs(hash(body)), body, extra))
+
+
+class ArchiveImport(Base):
+    """POST /api/v1/archive (what xmppctl import-prosody sends after an account): messages
+    from another server's archive, with their stamps, found by archive queries in order,
+    filed under the right peer, with ids of this server's; refusals precise, nothing
+    half-written."""
+
+    def test_import_then_query(self):
+        t0 = 1767225600000  # 2026-01-01T00:00:00Z
+        rows = [
+            {"stamp_ms": t0, "stanza": msg(self.alice + "/phone", self.bob, "hello bob")},
+            {"stamp_ms": t0 + 1500, "stanza": msg(self.bob + "/pc", self.alice, "hi alice",
+                                                  "<stanza-id xmlns='%s' by='%s' id='old-1'/>"
+                                                  % (SID, self.alice))},
+            {"stamp_ms": t0 + 60000, "stanza": msg(self.alice + "/phone",
+                                                   "carol@example.org", "and carol")},
+        ]
+        st, body = self.srv.api("POST", "archive", {"jid": self.alice, "messages": rows})
+        self.assertEqual((st, body), (201, {"jid": self.alice, "archived": 3}), body)
+
+        async def go():
+            a = await login(self.srv, self.alice + "/phone")
+            p = await query(a, "")
+            self.assertEqual(p.bodies, ["hello bob", "hi alice", "and carol"])
+            self.assertEqual(p.stamps, ["2026-01-01T00:00:00.000Z", "2026-01-01T00:00:01.500Z",
+                                        "2026-01-01T00:01:00.000Z"])
+            self.assertNotIn("old-1", p.ids)
+            # filed under the peer: with bob, two; with carol, one
+            p = await query(a, form(**{"with": self.bob}))
+            self.assertEqual(p.bodies, ["hello bob", "hi alice"])
+            p = await query(a, form(**{"with": "carol@example.org"}))
+            self.assertEqual(p.bodies, ["and carol"])
+            # what comes after the import is archived after it
+            b = await login(self.srv, self.bob + "/pc")
+            send(b, self.alice, "new here")
+            await a.next_message()
+            await self.wait_archived(1)
+            p = await query(a, "")
+            self.assertEqual(p.bodies[-1], "new here")
+            self.assertEqual(p.count, 4)
+            await logout(a, b)
+        run(go())
+
+    def test_refusals(self):
+        good = {"stamp_ms": 1, "stanza": msg(self.alice + "/x", self.bob, "ok")}
+        cases = [
+            ({"jid": self.alice}, 400, "\"messages\""),
+            ({"jid": self.alice, "messages": []}, 400, "1 to 5000"),
+            ({"jid": self.alice, "messages": [good] * 5001}, 400, "1 to 5000"),
+            ({"jid": "nobody@elsewhere.example", "messages": [good]}, 400, "of a host served"),
+            ({"jid": self.alice + "/res", "messages": [good]}, 400, "not an account"),
+            ({"jid": self.alice, "messages": [good], "extra": 1}, 400, "unknown member"),
+            ({"jid": self.alice, "messages": [good, {"stamp_ms": -1, "stanza": good["stanza"]}]},
+             400, "messages[1]: \"stamp_ms\""),
+            ({"jid": self.alice, "messages": [{"stamp_ms": 1, "stanza": "<presence/>"}]},
+             400, "messages[0]: \"stanza\" is not one <message/>"),
+            ({"jid": self.alice, "messages": [{"stamp_ms": 1, "stanza": "<message"}]},
+             400, "messages[0]: \"stanza\" is not one <message/>"),
+            ({"jid": self.alice, "messages": [{"stamp_ms": 1, "stanza": msg(
+                "x@example.org", "y@example.org", "not hers")}]}, 400,
+             "neither its 'from' nor its 'to' is alice@localhost"),
+            ({"jid": self.alice, "messages": [{"stamp_ms": 1, "stanza": good["stanza"],
+                                               "with": "bob@localhost"}]},
+             400, "messages[0]: unknown member \"with\""),
+            ({"jid": "nobody@localhost", "messages": [{"stamp_ms": 1, "stanza": msg(
+                "nobody@localhost/x", self.bob, "from nobody")}]}, 404, "no such account"),
+        ]
+        for doc, status, word in cases:
+            st, body = self.srv.api("POST", "archive", doc)
+            self.assertEqual(st, status, (str(doc)[:80], body))
+            self.assertIn(word, body["error"], str(doc)[:80])
+        st, body = self.srv.api("GET", "archive")
+        self.assertEqual(st, 405)
+
+        # nothing of those was written
+        async def go():
+            a = await login(self.srv, self.alice + "/phone")
+            p = await query(a, "")
+            self.assertEqual(p.count, 0)
+            await logout(a)
+        run(go())
+
+
 class ArchiveOff(Base):
     extra = "archive:\n  enabled: false\n"
+
+    def test_import_refused(self):
+        st, body = self.srv.api("POST", "archive", {"jid": self.alice, "messages": [
+            {"stamp_ms": 1, "stanza": msg(self.alice, self.bob, "x")}]})
+        self.assertEqual(st, 409)
+        self.assertIn("archive.enabled", body["error"])
 
     def test_nothing_archived_nor_offered(self):
         async def go():

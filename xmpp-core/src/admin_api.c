@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "archive_import.h"
 #include "backup.h"
 #include "c2s.h"
 #include "cm/buf.h"
@@ -28,6 +29,7 @@
 #include "cm/metrics.h"
 #include "cm/stream.h"
 #include "import.h"
+#include "mam.h"
 #include "router.h"
 #include "scram.h"
 #include "server.h"
@@ -96,6 +98,7 @@ enum op_kind {
 	OP_BACKUP,
 	OP_EXPORT,
 	OP_ANNOUNCE,
+	OP_ARCHIVE,
 };
 
 struct op {
@@ -106,6 +109,9 @@ struct op {
 	const char *host; /* borrowed from the configuration (OP_LIST, OP_STATS) */
 	size_t host_idx;  /* OP_STATS: the host being counted */
 	json_t *result;   /* owned: what is being gathered */
+	/* OP_ARCHIVE: the messages (owned), and how many are on their way, written, failed */
+	struct xc_archive_batch batch;
+	size_t pending, archived, failed;
 };
 
 static struct op *op_new(struct xc_admin_api *a, struct cm_http_req *req, enum op_kind kind)
@@ -127,6 +133,7 @@ static void op_done(struct op *o)
 	struct xc_admin_api *a = o->api;
 
 	json_decref(o->result);
+	xc_archive_batch_clear(&o->batch);
 	free(o->jid);
 	free(o);
 	if (--a->inflight == 0 && a->closed) {
@@ -392,6 +399,68 @@ static void stats_next_host(struct op *o)
 	}
 }
 
+/* One of an OP_ARCHIVE's holds goes (a message answered, or the submission over); the last
+ * answers the request. */
+static void archive_settle(struct op *o)
+{
+	if (--o->pending)
+		return;
+	CM_LOGI("api", "%zu message(s) archived for %s%s", o->archived, o->jid,
+	        o->failed ? ", some could not be" : "");
+	if (o->failed)
+		respond_error(o->req, 500,
+		              "%zu of %zu message(s) could not be written (the store failed); the "
+		              "others were archived",
+		              o->failed, o->batch.n);
+	else
+		respond_json(
+		    o->req, 201,
+		    json_pack("{ss sI}", "jid", o->jid, "archived", (json_int_t)o->archived));
+	op_done(o);
+}
+
+/* The archive's answer about one message of an OP_ARCHIVE. */
+static void on_archived(struct xc_store_req *r)
+{
+	struct op *o = r->arg;
+
+	if (r->err)
+		o->failed++;
+	else
+		o->archived++;
+	xc_store_req_free(r);
+	archive_settle(o);
+}
+
+/* The account exists: each message goes to its archive, in order, with an archive id of
+ * this server's. */
+static void archive_rows(struct op *o)
+{
+	struct xc_server *srv = o->api->srv;
+
+	o->pending = 1; /* held until every message is submitted */
+	for (size_t i = 0; i < o->batch.n; i++) {
+		const struct xc_archive_row *row = &o->batch.rows[i];
+		struct xc_store_req *r;
+		char id[17];
+
+		xc_store_archive_id(srv->store, id);
+		r = xc_store_req_archive(cm_daemon_main_loop(srv->daemon), on_archived, o->jid, id,
+		                         row->with, row->stanza, row->len);
+		if (r) {
+			r->arg = o;
+			r->stamp_ms = row->stamp_ms;
+		}
+		if (!r || xc_store_submit(srv->store, r) != 0) {
+			xc_store_req_free(r);
+			o->failed++;
+			continue;
+		}
+		o->pending++;
+	}
+	archive_settle(o);
+}
+
 static void on_stored(struct xc_store_req *r)
 {
 	struct op *o = r->arg;
@@ -498,6 +567,14 @@ static void on_stored(struct xc_store_req *r)
 			json_array_append_new(list, json_string(r->jids[i]));
 		respond_json(o->req, 200, json_pack("{ss so}", "host", o->host, "accounts", list));
 		op_done(o);
+		break;
+	case OP_ARCHIVE:
+		if (r->err)
+			op_fail(o, 500, "the store failed");
+		else if (!r->found)
+			op_fail(o, 404, "no such account");
+		else
+			archive_rows(o);
 		break;
 	case OP_STATS:
 		if (r->err) {
@@ -1204,6 +1281,45 @@ static void announce(struct xc_admin_api *a, struct cm_http_req *req)
 	tour_post(t);
 }
 
+/* POST archive {"jid", "messages"}: an account's archived messages from another server */
+static void archive(struct xc_admin_api *a, struct cm_http_req *req)
+{
+	struct xc_store_req *r;
+	char err[CM_ERR_MAX];
+	const char *text;
+	struct op *o;
+	size_t len;
+	int rc;
+
+	if (strcmp(cm_http_req_method(req), "POST") != 0) {
+		respond_error(req, 405, "archive takes POST");
+		return;
+	}
+	if (!xc_mam_enabled(a->srv->mam)) {
+		respond_error(req, 409, "the archive is off (archive.enabled)");
+		return;
+	}
+	if (!(o = op_new(a, req, OP_ARCHIVE))) {
+		respond_error(req, 500, "out of memory");
+		return;
+	}
+	text = cm_http_req_body(req, &len);
+	rc = xc_archive_import_parse(text, len, a->srv, (size_t)a->srv->cfg->c2s.max_stanza,
+	                             &o->batch, err, sizeof(err));
+	if (rc) {
+		op_fail(o, rc == -EINVAL ? 400 : 500, rc == -EINVAL ? err : "out of memory");
+		return;
+	}
+	/* the messages go once the account is known to exist */
+	r = (o->jid = strdup(o->batch.user)) ? store_req(o, XC_STORE_ACCOUNT_GET, o->jid) : NULL;
+	if (!r)
+		op_fail(o, 500, "out of memory");
+	else if (submit(o, r) != 0) {
+		xc_store_req_free(r);
+		op_fail(o, 503, "the store is not available");
+	}
+}
+
 static int on_request(void *arg, struct cm_http_req *req)
 {
 	struct xc_admin_api *a = arg;
@@ -1227,6 +1343,8 @@ static int on_request(void *arg, struct cm_http_req *req)
 		backup(a, req);
 	else if (strcmp(rest, "announce") == 0)
 		announce(a, req);
+	else if (strcmp(rest, "archive") == 0)
+		archive(a, req);
 	else if (strncmp(rest, "export/", 7) == 0 && rest[7])
 		export_one(a, req, rest + 7);
 	else if (strncmp(rest, "fast-tokens/", 12) == 0 && rest[12])
@@ -1275,6 +1393,7 @@ int xc_admin_api_alloc(struct xc_admin_api **out, struct cm_http_server *http,
 	if (r)
 		return r;
 	r = cm_http_body_limit(http, API_PREFIX "import", XC_ADMIN_MAX_BODY);
+	r = r ? r : cm_http_body_limit(http, API_PREFIX "archive", XC_ADMIN_MAX_BODY);
 	return r ? r
 	         : cm_http_route(http, API_PREFIX, CM_HTTP_PREFIX, "GET, POST, PUT, DELETE",
 	                         on_request, a);
