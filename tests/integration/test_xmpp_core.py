@@ -675,20 +675,25 @@ class Iqs(XmppTest):
         run(go())
 
 
+def stream_caps(test):
+    """(node, ver) of the caps (XEP-0115) in the server's stream features."""
+    import re
+    r = xmpp.Raw(test.srv)
+    try:
+        features = r.open()
+    finally:
+        r.close()
+    m = re.search(r"<c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='([^']+)' "
+                  r"ver='([^']+)'/>", features)
+    test.assertIsNotNone(m, features)
+    return m.group(1), m.group(2)
+
+
 class Caps(XmppTest):
     def test_caps_hash_matches_disco(self):
         import base64
         import hashlib
-        import re
-        r = xmpp.Raw(self.srv)
-        try:
-            features = r.open()
-        finally:
-            r.close()
-        m = re.search(r"<c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='([^']+)' "
-                      r"ver='([^']+)'/>", features)
-        self.assertIsNotNone(m, features)
-        node, ver = m.group(1), m.group(2)
+        node, ver = stream_caps(self)
         alice = self.srv.register("alice", PW)
 
         async def go():
@@ -713,16 +718,7 @@ class ContactAddresses(XmppTest):
              "  support: [\"https://localhost/help\"]\n")
 
     def test_served_and_hashed(self):
-        import re
-        r = xmpp.Raw(self.srv)
-        try:
-            features = r.open()
-        finally:
-            r.close()
-        m = re.search(r"<c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='([^']+)' "
-                      r"ver='([^']+)'/>", features)
-        self.assertIsNotNone(m, features)
-        ver = m.group(2)
+        _, ver = stream_caps(self)
         alice = self.srv.register("alice", PW)
 
         async def go():

@@ -110,11 +110,10 @@ static int message(const json_t *m, size_t i, const struct xc_server *srv, size_
 		               "messages[%zu]: \"stanza\" must be a message in XML of %zu bytes at "
 		               "most (c2s.max_stanza)",
 		               i, max_stanza);
-	rc = xc_stanza_parse(text, strlen(text), &st);
+	rc = xc_message_parse(text, strlen(text), &st);
 	if (rc == -ENOMEM)
 		return rc;
-	if (rc || strcmp(st->name, "message") != 0 || strcmp(st->ns, CM_XML_NS_CLIENT) != 0) {
-		cm_xml_node_free(st);
+	if (rc) {
 		return cm_errf(err, errlen, -EINVAL,
 		               "messages[%zu]: \"stanza\" is not one <message/> of jabber:client",
 		               i);

@@ -417,11 +417,10 @@ static int parse_offline_one(const json_t *o, const struct xc_import_limits *lim
 		return cm_errf(err, errlen, -EINVAL,
 		               "%s: \"stanza\" must be 1 to %zu bytes (c2s.max_stanza)", where,
 		               lim->max_stanza);
-	rc = xc_stanza_parse(text, strlen(text), &st);
+	rc = xc_message_parse(text, strlen(text), &st);
 	if (rc == -ENOMEM)
 		return rc;
-	if (rc || strcmp(st->name, "message") != 0 || strcmp(st->ns, CM_XML_NS_CLIENT) != 0) {
-		cm_xml_node_free(st);
+	if (rc) {
 		return cm_errf(err, errlen, -EINVAL,
 		               "%s: \"stanza\" is not one <message/> in XML (jabber:client)",
 		               where);

@@ -184,3 +184,15 @@ int64_t xc_wall_ms(void)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
+
+int xc_message_parse(const char *xml, size_t len, struct cm_xml_node **out)
+{
+	int rc = xc_stanza_parse(xml, len, out);
+
+	if (!rc && (strcmp((*out)->name, "message") != 0 || strcmp((*out)->ns, CM_XML_NS_CLIENT))) {
+		cm_xml_node_free(*out);
+		*out = NULL;
+		rc = -EBADMSG;
+	}
+	return rc;
+}

@@ -47,6 +47,10 @@ struct cm_xml_node *xc_iq_result(const struct cm_xml_node *iq, struct cm_xml_nod
  * keeps them) into *out (owned by the caller). 0, -EBADMSG, -ENOMEM. */
 int xc_stanza_parse(const char *xml, size_t len, struct cm_xml_node **out);
 
+/* The same for a stanza that must be one <message/> of jabber:client: -EBADMSG for anything
+ * else (nothing kept). */
+int xc_message_parse(const char *xml, size_t len, struct cm_xml_node **out);
+
 /* The time of day as Unix ms (CLOCK_REALTIME): what stamps (delays, archive rows, last
  * activity) are made of. */
 int64_t xc_wall_ms(void);
