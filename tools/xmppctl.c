@@ -43,6 +43,7 @@ struct ctl {
 	char token[512];
 	bool json;
 	bool dry_run;        /* import-prosody: read and check, send nothing */
+	size_t max_stanza;   /* import-prosody: bytes of an archived message (c2s.max_stanza) */
 	bool ejabberd;       /* export-xep227: SCRAM values as ejabberd reads them */
 	const char *subject; /* announce: NULL or the subject */
 	const char *host;    /* announce: NULL (every host) or the one told */
@@ -79,8 +80,9 @@ static void usage(FILE *f)
 	        "  import-prosody FILE [HOST]\n"
 	        "                    bring the accounts of a Prosody SQLite store over, with\n"
 	        "                    their passwords (SCRAM-SHA-1 keys), rosters, block lists,\n"
-	        "                    offline messages, PEP and vCards; accounts that exist\n"
-	        "                    already are left as they are (see xmppctl(8))\n"
+	        "                    offline messages, PEP, vCards and message archives\n"
+	        "                    (mod_mam); accounts that exist already are left as they\n"
+	        "                    are, archive included (see xmppctl(8))\n"
 	        "  import-xep227 PATH [HOST]\n"
 	        "                    the same from XEP-0227 files (ejabberd's export_piefxis,\n"
 	        "                    Prosody's xep0227 store): a file, or a directory of them\n"
@@ -93,6 +95,8 @@ static void usage(FILE *f)
 	        "  -p, --password-file FILE read the password from FILE (first line)\n"
 	        "      --json               print the server's JSON answer as it is\n"
 	        "  -n, --dry-run            import-*: read and check, send nothing\n"
+	        "      --max-stanza BYTES   import-prosody: archived messages over BYTES are left\n"
+	        "                           behind (default 256k: the server's c2s.max_stanza)\n"
 	        "  -E, --ejabberd           export-xep227: SCRAM salts and keys as ejabberd reads\n"
 	        "                           them (base64 twice)\n"
 	        "  -s, --subject TEXT       announce: the message's subject\n"
@@ -438,6 +442,7 @@ static int backup(struct ctl *c, const char *name)
 /* import-prosody's tally */
 struct tally {
 	size_t done, there, failed, sha1_only, sha256_only, notes;
+	size_t archived; /* messages of archives (mod_mam) sent, or that would be */
 	bool unreachable;
 };
 
@@ -472,11 +477,13 @@ static void counts(const char *jid, const char *what, json_t *j, bool answer)
 }
 
 /* One account's document (NULL: it could not be made, why says why) sent unless a dry run,
- * and told with its notes. */
-static void send_doc(struct ctl *c, const char *jid, const char *text, const char *why,
+ * and told with its notes. true when the import route made the account (in a dry run: when the
+ * document was made). */
+static bool send_doc(struct ctl *c, const char *jid, const char *text, const char *why,
                      const struct xc_import_notes *notes, struct tally *t)
 {
 	json_t *answer = NULL, *doc = NULL;
+	bool made = false;
 	long st = 0;
 
 	if (!text) {
@@ -490,6 +497,7 @@ static void send_doc(struct ctl *c, const char *jid, const char *text, const cha
 			counts(jid, c->dry_run ? "would be imported" : "imported",
 			       c->dry_run ? doc : answer, !c->dry_run);
 			t->done++;
+			made = true;
 			if (!json_object_get(doc, "password")) {
 				json_t *k = json_object_get(doc, "scram");
 
@@ -519,24 +527,114 @@ static void send_doc(struct ctl *c, const char *jid, const char *text, const cha
 	t->notes += notes->n;
 	json_decref(doc);
 	json_decref(answer);
+	return made;
 }
 
-/* One Prosody account: read, sent, told. */
+/* import-prosody: the requests of one account's archive (xc_prosody_mam_cb) */
+struct archive_run {
+	struct ctl *c;
+	long status;    /* of the request refused (-1: the server could not be reached) */
+	json_t *answer; /* its answer */
+};
+
+static int send_archive(void *arg, const char *body, size_t len, size_t n)
+{
+	struct archive_run *run = arg;
+	json_t *answer = NULL;
+	long st;
+
+	(void)len;
+	if (run->c->dry_run)
+		return 0;
+	st = call(run->c, "POST", "archive", body, &answer);
+	if (st == 201 && json_integer_value(json_object_get(answer, "archived")) == (json_int_t)n) {
+		json_decref(answer);
+		return 0;
+	}
+	run->status = st == 201 ? 0 : st; /* 0: it said it archived another count */
+	run->answer = answer;
+	return -ECANCELED;
+}
+
+/* One account's archive (mod_mam), right after the import route made the account (the archive
+ * route appends: never for an account that was there): sent in requests, or counted in a dry
+ * run, and told on a line of its own with its notes. A refused request fails the account. */
+static void import_archive(struct ctl *c, struct xc_prosody *p, const char *host, const char *user,
+                           const char *jid, struct tally *t)
+{
+	const struct xc_prosody_mam_limits lim = {c->max_stanza, XC_PROSODY_MAM_MAX_MESSAGES,
+	                                          XC_PROSODY_MAM_MAX_BODY};
+	struct archive_run run = {.c = c};
+	struct xc_import_notes notes = {0};
+	struct xc_prosody_mam *m = NULL;
+	char err[CM_ERR_MAX] = "out of memory";
+	size_t sent = 0, left = 0;
+	int rc = xc_prosody_mam_alloc(&m, jid, &lim, send_archive, &run);
+
+	if (rc == -EINVAL)
+		snprintf(err, sizeof(err), "not an account's JID");
+	rc = rc ? rc : xc_prosody_mam_read(p, host, user, m, err, sizeof(err));
+	xc_prosody_mam_counts(m, &sent, &left);
+	t->archived += sent;
+	if (!rc && (sent || left)) {
+		printf("%s\tarchive: %zu message(s)%s\n", jid, sent,
+		       c->dry_run ? " to import" : "");
+	} else if (rc == -ECANCELED && run.status == 409) {
+		/* the operator turned the archive off: nothing of it is wanted, the account is */
+		printf("%s\tarchive left behind: the server's archive is off (archive.enabled)\n",
+		       jid);
+		t->archived -= sent;
+	} else if (rc) {
+		const char *why = json_string_value(json_object_get(run.answer, "error"));
+
+		if (rc != -ECANCELED)
+			printf("%s\tarchive not imported: %s\n", jid, err);
+		else if (run.status < 0)
+			printf("%s\tarchive not imported: the server could not be reached\n", jid);
+		else if (run.status == 0)
+			printf("%s\tarchive not imported: the server archived another count than "
+			       "was sent\n",
+			       jid);
+		else
+			printf("%s\tarchive not imported: %s (HTTP %ld)\n", jid,
+			       why ? why : "refused", run.status);
+		if (!c->dry_run)
+			printf("%s\tthe account was imported with %zu of its archived messages: "
+			       "unregister it and import it again to bring the whole archive\n",
+			       jid, sent);
+		t->unreachable = rc == -ECANCELED && run.status < 0;
+		t->done--;
+		t->failed++;
+	}
+	if (m && xc_prosody_mam_notes(m, &notes) != 0)
+		printf("  note: out of memory for the notes of the archive\n");
+	for (size_t i = 0; i < notes.n; i++)
+		printf("  note: %s\n", notes.v[i]);
+	t->notes += notes.n;
+	xc_import_notes_free(&notes);
+	xc_prosody_mam_free(m);
+	json_decref(run.answer);
+}
+
+/* One Prosody account: read, sent, told; then its archive. */
 static void import_one(struct ctl *c, struct xc_prosody *p, const char *host, const char *user,
                        struct tally *t)
 {
 	struct xc_import_notes notes = {0};
 	char err[CM_ERR_MAX], jid[2048];
 	char *text = NULL;
+	bool made;
 
 	snprintf(jid, sizeof(jid), "%s@%s", user, host);
 	if (xc_prosody_account(p, host, user, &text, &notes, err, sizeof(err)) != 0)
 		text = NULL;
-	send_doc(c, jid, text, err, &notes, t);
+	made = send_doc(c, jid, text, err, &notes, t);
 	if (text)
 		cm_crypto_wipe(text, strlen(text));
 	xc_import_notes_free(&notes);
 	free(text);
+	if (made)
+		import_archive(c, p, host, user, jid, t);
 }
 
 /* The last lines of an import, and its exit status. */
@@ -544,6 +642,9 @@ static int summary(const struct ctl *c, const struct tally *t, const char *sha1_
 {
 	printf("%zu %s, %zu already there, %zu not imported; %zu note(s)\n", t->done,
 	       c->dry_run ? "to import" : "imported", t->there, t->failed, t->notes);
+	if (t->archived)
+		printf("%zu archived message(s) %s\n", t->archived,
+		       c->dry_run ? "to import" : "imported");
 	if (t->sha1_only)
 		printf("%zu account(s) came with SCRAM-SHA-1 keys only (%s): until each has logged "
 		       "in once with PLAIN (or had its password changed), set\n"
@@ -810,6 +911,29 @@ static int get(struct ctl *c, const char *path, const char *cmd)
 	return r;
 }
 
+/* A size as the configuration writes them ("262144", "256k", "1m") within what c2s.max_stanza
+ * takes. 0 or -1. */
+static int parse_size(const char *s, size_t *out)
+{
+	char *end = NULL;
+	unsigned long long v;
+
+	if (*s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || v > (16ULL << 20))
+		return -1;
+	if (*end == 'k' || *end == 'K')
+		v <<= 10, end++;
+	else if (*end == 'm' || *end == 'M')
+		v <<= 20, end++;
+	if (*end || v < 4096 || v > (16ULL << 20))
+		return -1;
+	*out = (size_t)v;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -819,6 +943,7 @@ int main(int argc, char **argv)
 	    {"json", no_argument, NULL, 'j'},
 	    {"see-other-host", required_argument, NULL, 'r'},
 	    {"dry-run", no_argument, NULL, 'n'},
+	    {"max-stanza", required_argument, NULL, 'M'},
 	    {"ejabberd", no_argument, NULL, 'E'},
 	    {"subject", required_argument, NULL, 's'},
 	    {"host", required_argument, NULL, 'H'},
@@ -830,6 +955,7 @@ int main(int argc, char **argv)
 	    .url = getenv("XMPPCTL_URL") ? getenv("XMPPCTL_URL") : DEFAULT_URL,
 	    .token_file =
 	        getenv("XMPPCTL_TOKEN_FILE") ? getenv("XMPPCTL_TOKEN_FILE") : DEFAULT_TOKEN,
+	    .max_stanza = 256 << 10,
 	};
 	const char *cmd, *arg;
 	struct cm_buf path;
@@ -854,6 +980,15 @@ int main(int argc, char **argv)
 			break;
 		case 'n':
 			c.dry_run = true;
+			break;
+		case 'M':
+			if (parse_size(optarg, &c.max_stanza) != 0) {
+				fprintf(stderr,
+				        "xmppctl: --max-stanza takes bytes from 4096 to 16m (a "
+				        "number, k or m after it), not \"%s\"\n",
+				        optarg);
+				return EXIT_USAGE;
+			}
 			break;
 		case 'E':
 			c.ejabberd = true;

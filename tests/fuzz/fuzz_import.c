@@ -3,11 +3,13 @@
  *
  * The first byte chooses: even, the rest is a document for the import route; odd, the rest is
  * rows of Prosody's table, one per line as store TAB key TAB type TAB value (store "~offline":
- * an offline message, its key the time it came; "~pep_NODE": an item of NODE), whose document (if
- * one comes out) then goes to the import route as xmppctl sends it. Results must be documented
- * codes; a document accepted must hold a bare account JID, no more contacts than a roster holds and
- * only the subscription states RFC 6121 allows; a document written from rows must be a JSON object
- * naming the account. Anything else abort()s. */
+ * an offline message, its key the time it came; "~pep_NODE": an item of NODE; "~archive": a
+ * message of mod_mam's archive, its key the time), whose document (if one comes out) then goes
+ * to the import route as xmppctl sends it, and whose archive goes through the cutter: each
+ * message sent, in requests of JSON holding what they say, or left behind. Results must be
+ * documented codes; a document accepted must hold a bare account JID, no more contacts than a
+ * roster holds and only the subscription states RFC 6121 allows; a document written from rows must
+ * be a JSON object naming the account. Anything else abort()s. */
 #include <errno.h>
 #include <jansson.h>
 #include <stdint.h>
@@ -98,6 +100,51 @@ static void check_import(const char *text, size_t len)
 	xc_store_req_free(r);
 }
 
+/* The archive cutter's requests: JSON of the account with n messages, each a stamp and a
+ * message. */
+static int check_request(void *arg, const char *body, size_t len, size_t n)
+{
+	json_t *d = json_loadb(body, len, 0, NULL), *list = json_object_get(d, "messages");
+
+	(void)arg;
+	if (!json_is_object(d) ||
+	    strcmp(json_string_value(json_object_get(d, "jid")) ?: "", "user@example.org") ||
+	    json_array_size(list) != n || n == 0 || n > 4 || len > 64 * 1024)
+		abort();
+	for (size_t i = 0; i < n; i++) {
+		const json_t *m = json_array_get(list, i);
+		const char *st = json_string_value(json_object_get(m, "stanza"));
+
+		if (!json_is_integer(json_object_get(m, "stamp_ms")) || !st ||
+		    strncmp(st, "<message", 8) != 0 || strlen(st) > 4096)
+			abort();
+	}
+	json_decref(d);
+	return 0;
+}
+
+/* The items of the store "archive" through the cutter: every one is sent or left behind. */
+static void check_archive(const struct xc_prosody_item *items, size_t n)
+{
+	static const struct xc_prosody_mam_limits lim = {4096, 4, 64 * 1024};
+	struct xc_prosody_mam *m = NULL;
+	size_t mine = 0, sent, left;
+	int rc = xc_prosody_mam_alloc(&m, "user@example.org", &lim, check_request, NULL);
+
+	for (size_t i = 0; i < n && !rc; i++)
+		if (strcmp(items[i].store, XC_PROSODY_MAM_STORE) == 0) {
+			mine++;
+			rc = xc_prosody_mam_add(m, &items[i]);
+		}
+	rc = rc ? rc : xc_prosody_mam_end(m);
+	if (rc && rc != -ENOMEM)
+		abort();
+	xc_prosody_mam_counts(m, &sent, &left);
+	if (!rc && sent + left != mine)
+		abort();
+	xc_prosody_mam_free(m);
+}
+
 static void check_rows(const char *text, size_t len)
 {
 	struct xc_prosody_row rows[ROWS_MAX];
@@ -125,6 +172,10 @@ static void check_rows(const char *text, size_t len)
 			items[nitems++] =
 			    (struct xc_prosody_item){"offline", "1", f[1] ? atoll(f[1]) : 0,
 			                             f[2] ? f[2] : "", f[3] ? f[3] : ""};
+		else if (strcmp(f[0], "~archive") == 0)
+			items[nitems++] = (struct xc_prosody_item){
+			    XC_PROSODY_MAM_STORE, "k", f[1] ? atoll(f[1]) : 0, f[2] ? f[2] : "",
+			    f[3] ? f[3] : ""};
 		else if (strncmp(f[0], "~pep_", 5) == 0)
 			items[nitems++] = (struct xc_prosody_item){
 			    f[0] + 1, f[1] ? f[1] : "", 0, f[2] ? f[2] : "", f[3] ? f[3] : ""};
@@ -132,6 +183,7 @@ static void check_rows(const char *text, size_t len)
 			rows[n++] = (struct xc_prosody_row){f[0], f[1] ? f[1] : "",
 			                                    f[2] ? f[2] : "", f[3] ? f[3] : ""};
 	}
+	check_archive(items, nitems);
 	rc = xc_prosody_doc("user@example.org", rows, n, items, nitems, &doc, &notes, err,
 	                    sizeof(err));
 	if (rc != 0 && rc != -EINVAL && rc != -ENOMEM)

@@ -8,6 +8,11 @@ so is the private XML (XEP-0049) they kept: read back with an IQ get as on Proso
 A PLAIN login gives an account its SCRAM-SHA-256 keys, after which SCRAM-SHA-256 can be offered
 again.
 
+The Prosody keeps its message archive (mod_mam) in SQLite already (its sql store, into the file
+the migrator then fills): alice and bob chat there, and after the import each finds, in a MAM
+query (XEP-0313) to xmpp-core, what Prosody's own answered: the same messages, in the same
+order, with the same times.
+
 Also here: the import route refuses bad documents precisely and leaves existing accounts
 alone."""
 
@@ -21,10 +26,15 @@ import subprocess
 import sys
 import time
 import unittest
+import xml.etree.ElementTree as ET
+from datetime import datetime
 
 sys.path.insert(0, os.path.dirname(__file__))
 import suite  # noqa: E402
 import xmpp  # noqa: E402
+
+from slixmpp.xmlstream.handler import Callback  # noqa: E402
+from slixmpp.xmlstream.matcher import MatchXPath  # noqa: E402
 
 PROSODY = shutil.which("prosody") or "/usr/bin/prosody"
 PROSODYCTL = shutil.which("prosodyctl") or "/usr/bin/prosodyctl"
@@ -38,6 +48,13 @@ SHA256_OFF = "auth:\n  disabled_mechanisms: [SCRAM-SHA-256, SCRAM-SHA-256-PLUS]\
 PRIVATE = "jabber:iq:private"
 NOTES = "storage:rosternotes"  # XEP-0145's roster notes, kept in private XML
 NOTE = "met at work & <after>"  # alice's note on bob, text XML escapes
+MAM = "urn:xmpp:mam:2"
+# alice and bob's chat on Prosody: sender, receiver, body (one as large as a stanza of 5 KB:
+# over the smallest c2s.max_stanza xmpp-core takes)
+CHAT = [("alice", "bob", "hello bob"), ("bob", "alice", "hi alice"),
+        ("alice", "bob", "moving to xmpp-core <tonight> & all, \"quoted\""),
+        ("bob", "alice", "x" * 5000), ("alice", "bob", "good: see you there"),
+        ("bob", "alice", "bye \u2764")]
 
 
 def notes_xml(note=NOTE, about="bob@example.org"):
@@ -68,6 +85,32 @@ async def private_note(client, about="bob@example.org"):
     return None
 
 
+async def archive_of(client):
+    """(body, stamp in Unix seconds) of each message of client's archive, oldest first, as its
+    server answers a query for all of it (XEP-0313; fewer messages than a page)."""
+    got = []
+    qid = "all-%d" % time.monotonic_ns()
+    client.register_handler(Callback(qid, MatchXPath("{jabber:client}message/{%s}result" % MAM),
+                                     lambda m: got.append(m.xml)))
+    iq = client.make_iq_set()
+    iq.append(ET.fromstring("<query xmlns='%s' queryid='%s'/>" % (MAM, qid)))
+    res = await iq.send(timeout=10)
+    await asyncio.sleep(0.1)
+    client.remove_handler(qid)
+    fin = res.xml.find("{%s}fin" % MAM)
+    assert fin is not None and fin.get("complete") == "true", "more than a page"
+    out = []
+    for m in got:
+        r = m.find("{%s}result" % MAM)
+        if r.get("queryid") != qid:
+            continue
+        fwd = r.find("{urn:xmpp:forward:0}forwarded")
+        stamp = fwd.find("{urn:xmpp:delay}delay").get("stamp").replace("Z", "+00:00")
+        out.append((fwd.find("{jabber:client}message").findtext("{jabber:client}body"),
+                    datetime.fromisoformat(stamp).timestamp()))
+    return out
+
+
 def have_peers():
     """Prosody, and the SQLite driver its migrator writes with (lua-dbi-sqlite3)."""
     r = subprocess.run(["dpkg-query", "-W", "-f=${Status}", "lua-dbi-sqlite3"],
@@ -90,9 +133,13 @@ c2s_direct_tls_ports = {{ }}
 legacy_ssl_ports = {{ }}
 c2s_require_encryption = false
 allow_unencrypted_plain_auth = true
-storage = "internal"
+default_storage = "internal"
+-- mod_mam's archive in SQLite (the migrator copies the other stores into the same file)
+storage = {{ archive = "sql" }}
+sql = {{ driver = "SQLite3", database = "{d}/prosody.sqlite" }}
+archive_expires_after = "never"
 modules_enabled = {{ "roster", "saslauth", "disco", "ping", "blocklist", "vcard_legacy",
-                    "offline", "private" }}
+                    "offline", "private", "mam" }}
 modules_disabled = {{ "s2s" }}
 
 VirtualHost "{hashed}"
@@ -101,7 +148,7 @@ VirtualHost "{hashed}"
 VirtualHost "{plain}"
     authentication = "internal_plain"
     modules_enabled = {{ "roster", "saslauth", "disco", "ping", "blocklist", "vcard",
-                        "offline", "private" }}
+                        "offline", "private", "mam" }}
 """.format(d=d, c2s=c2s, hashed=HASHED, plain=PLAIN)
 
 
@@ -134,6 +181,8 @@ class ProsodyClient(xmpp.slixmpp.ClientXMPP):
         self.auto_authorize = None  # the users answer requests themselves, or leave them
         self.auto_subscribe = False
         self.started = asyncio.get_event_loop().create_future()
+        self.messages = asyncio.Queue()
+        self.add_event_handler("message", self.messages.put_nowait)
         self.add_event_handler("session_start", lambda _: self.started.set_result(True))
         self.add_event_handler("failed_all_auth",
                                lambda _: self.started.done() or self.started.set_result(False))
@@ -227,6 +276,28 @@ class Prosody:
             x.disconnect()
         await asyncio.sleep(0.5)
 
+    async def chat(self):
+        """alice and bob chat (CHAT), each message received before the next, some seconds
+        apart; what Prosody's archive then answers each of them, and when each message was sent
+        (body: Unix time). (dave stays away: his offline message waits for him.)"""
+        users = {u: await self.login(u) for u in ("alice", "bob")}
+        for c in users.values():
+            c.send_presence()  # available: messages to the bare JID reach the session
+        await asyncio.sleep(0.3)
+        sent = {}
+        for i, (frm, to, body) in enumerate(CHAT):
+            if i % 2 == 0:
+                await asyncio.sleep(1.1)  # stamps of more than one second
+            sent[body] = time.time()
+            users[frm].send_message(mto="%s@%s" % (to, HASHED), mbody=body, mtype="chat")
+            m = await asyncio.wait_for(users[to].messages.get(), 10)
+            assert m["body"] == body, m
+        archives = {u: await archive_of(c) for u, c in users.items()}
+        for c in users.values():
+            c.disconnect()
+        await asyncio.sleep(0.5)
+        return archives, sent
+
 
 async def presence_from(client, ptype, sender):
     """The next presence of ptype from sender (bare JID); the clients answer requests on
@@ -258,6 +329,7 @@ class ImportFromProsody(xmpp.ServerCase):
         p.start()
         try:
             xmpp.run(p.make_state())
+            cls.archives, cls.sent = xmpp.run(p.chat())
         finally:
             p.stop()
         with open(os.path.join(d, "migrator.cfg.lua"), "w") as f:
@@ -358,6 +430,83 @@ class ImportFromProsody(xmpp.ServerCase):
             await xmpp.logout(a, b, c, d)
         xmpp.run(go())
 
+    def test_message_archives_come_over(self):
+        alice, bob = self.archives["alice"], self.archives["bob"]
+        # what Prosody answered: alice's message to dave, then the chat, which bob has too
+        chat = [body for _, _, body in CHAT]
+        self.assertEqual([b for b, _ in alice], ["see you on the new server"] + chat)
+        self.assertEqual([b for b, _ in bob], chat)
+        out = self.import_all()
+        self.assertIn("alice@example.org\tarchive: %d message(s)\n" % len(alice), out)
+        self.assertIn("bob@example.org\tarchive: %d message(s)\n" % len(bob), out)
+        self.assertIn("dave@localhost\tarchive: 1 message(s)\n", out)
+        self.assertNotIn("carol@example.org\tarchive", out)  # she has none
+        self.assertIn("\n%d archived message(s) imported\n" % (len(alice) + len(bob) + 1), out)
+        self.assertNotIn("note:", out)
+        # a second run finds the accounts there: their archives are not sent again
+        again = self.import_all()
+        self.assertIn("0 imported, 5 already there, 0 not imported", again)
+        self.assertNotIn("\tarchive", again)
+        self.assertNotIn("archived message", again)
+
+        async def go():
+            for user, want in (("alice", alice), ("bob", bob)):
+                c = await xmpp.login(self.srv, "%s@%s" % (user, HASHED), PASSWORDS[user])
+                got = await archive_of(c)
+                self.assertEqual([b for b, _ in got], [b for b, _ in want], user)
+                for (body, stamp), (_, theirs) in zip(got, want):
+                    self.assertEqual(stamp, theirs, (user, body[:20]))  # Prosody's second
+                    if body in self.sent:  # and within a second of when it was sent
+                        self.assertTrue(-0.5 < self.sent[body] - stamp < 1.0,
+                                        (user, body[:20], self.sent[body], stamp))
+                await xmpp.logout(c)
+            d = await xmpp.login(self.srv, "dave@localhost", DAVE)
+            self.assertEqual([b for b, _ in await archive_of(d)], ["see you on the new server"])
+            await xmpp.logout(d)
+        xmpp.run(go())
+
+    def test_a_refused_archive_fails_the_account(self):
+        """A server that takes stanzas of 4 KiB refuses the request with bob's message of 5 KB:
+        alice and bob are imported without their archives and fail, saying what to do; after
+        that, --max-stanza leaves the message behind, named, and the rest comes. A server
+        whose archive is off leaves every archive behind and takes the accounts."""
+        self.srv.text = self.srv.text.replace("c2s:\n", "c2s:\n  max_stanza: 4096\n", 1)
+        self.srv.stop()
+        self.srv.restart()
+        r = self.xmppctl("import-prosody", self.db, HASHED)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        for user in ("alice", "bob"):
+            self.assertRegex(r.stdout, "%s@example.org\tarchive not imported: messages\\[[0-9]+\\]"
+                                       ".*c2s.max_stanza.*\\(HTTP 400\\)\n" % user)
+            self.assertIn("%s@example.org\tthe account was imported with 0 of its archived "
+                          "messages: unregister it and import it again to bring the whole "
+                          "archive\n" % user, r.stdout)
+        self.assertIn("1 imported, 0 already there, 2 not imported", r.stdout)
+        for user in ("alice", "bob"):
+            self.assertEqual(self.srv.api("DELETE", "accounts/%s@%s" % (user, HASHED))[0], 204)
+        r = self.xmppctl("--max-stanza", "4k", "import-prosody", self.db, HASHED)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        for user in ("alice", "bob"):
+            self.assertIn("%s@example.org\tarchive: %d message(s)\n  note: %s@example.org: "
+                          "message archive (mod_mam): 1 message(s) left behind: over 4096 "
+                          "bytes (c2s.max_stanza)\n"
+                          % (user, len(self.archives[user]) - 1, user), r.stdout)
+        self.assertIn("2 imported, 1 already there, 0 not imported; 2 note(s)", r.stdout)
+        r = self.xmppctl("--max-stanza", "1k", "import-prosody", self.db)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("--max-stanza takes bytes from 4096", r.stderr)
+
+        self.srv.text += "archive:\n  enabled: false\n"
+        self.srv.stop()
+        self.srv.restart()
+        # an archive the server does not keep is left behind, the accounts come all the same
+        r = self.xmppctl("import-prosody", self.db, PLAIN)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("dave@localhost\tarchive left behind: the server's archive is off "
+                      "(archive.enabled)\n", r.stdout)
+        self.assertIn("2 imported, 0 already there, 0 not imported", r.stdout)
+        self.assertNotIn("archived message(s) imported", r.stdout)
+
     def test_sha256_keys_come_with_a_plain_login(self):
         self.import_all()
         _, stats = self.srv.api("GET", "stats")
@@ -414,6 +563,11 @@ class ImportFromProsody(xmpp.ServerCase):
                       "2 blocked, 0 offline message(s), 1 PEP item(s), a vCard, 1 private XML "
                       "element(s)\n", r.stdout)
         self.assertIn("3 to import, 0 already there, 0 not imported", r.stdout)
+        for user in ("alice", "bob"):
+            self.assertIn("%s@example.org\tarchive: %d message(s) to import\n"
+                          % (user, len(self.archives[user])), r.stdout)
+        self.assertIn("\n%d archived message(s) to import\n"
+                      % (len(self.archives["alice"]) + len(self.archives["bob"])), r.stdout)
         self.assertNotIn("dave", r.stdout)
         self.assertEqual(self.srv.api("GET", "accounts?host=example.org")[1]["accounts"], [])
 

@@ -16,6 +16,7 @@
 #include "cm/utf8.h"
 #include "cm/xml.h"
 #include "import.h"
+#include "jid.h"
 #include "private.h"
 #include "prosody_int.h"
 #include "scram.h"
@@ -636,6 +637,249 @@ int xc_prosody_doc(const char *jid, const struct xc_prosody_row *rows, size_t n,
 	return rc;
 }
 
+/* --- mod_mam's archive, cut into requests of the archive route --------------------------- */
+
+/* Why a message stays behind: one note each. */
+enum mam_why {
+	MAM_NOT_MESSAGE,
+	MAM_NOT_XML,
+	MAM_NOT_THEIRS,
+	MAM_OVER_STANZA,
+	MAM_OVER_BODY,
+	MAM_NWHY,
+};
+
+struct xc_prosody_mam {
+	struct xc_jid user; /* the account, normalised */
+	struct xc_prosody_mam_limits lim;
+	xc_prosody_mam_cb cb; /* borrowed, with arg */
+	void *arg;
+	struct cm_xml_node *scope; /* owned: a client stream's header, in which the route writes */
+	struct cm_buf body;        /* the request being filled, without its last "]}" */
+	size_t head;               /* bytes of {"jid": ..., "messages": [ */
+	size_t n;                  /* messages in body */
+	size_t sent;               /* taken by the callback */
+	size_t left[MAM_NWHY];
+	int failed; /* the callback's error: nothing more goes */
+};
+
+int xc_prosody_mam_alloc(struct xc_prosody_mam **out, const char *jid,
+                         const struct xc_prosody_mam_limits *lim, xc_prosody_mam_cb cb, void *arg)
+{
+	struct xc_prosody_mam *m;
+	int rc;
+
+	*out = NULL;
+	if (lim->max_messages == 0 || lim->max_stanza == 0)
+		return -EINVAL;
+	if (!(m = calloc(1, sizeof(*m))))
+		return -ENOMEM;
+	m->lim = *lim;
+	m->cb = cb;
+	m->arg = arg;
+	cm_buf_init(&m->body, 0);
+	rc = xc_jid_parse(&m->user, jid, strlen(jid), NULL, 0);
+	if (!rc && (!m->user.llen || m->user.rlen))
+		rc = -EINVAL;
+	/* as the server's: <stream:stream xmlns='jabber:client'> */
+	rc = rc ? rc : cm_xml_node_new(&m->scope, "stream:stream", CM_XML_NS_STREAM);
+	rc = rc ? rc : cm_xml_node_declare_ns(m->scope, NULL, CM_XML_NS_CLIENT);
+	rc = rc ? rc : cm_buf_puts(&m->body, "{\"jid\":\"");
+	rc = rc ? rc : cm_buf_json_escape(&m->body, m->user.s, strlen(m->user.s));
+	rc = rc ? rc : cm_buf_puts(&m->body, "\",\"messages\":[");
+	/* a request must hold one message at least */
+	if (!rc && m->body.len + 2 >= lim->max_body)
+		rc = -EINVAL;
+	if (rc) {
+		xc_prosody_mam_free(m);
+		return rc;
+	}
+	m->head = m->body.len;
+	*out = m;
+	return 0;
+}
+
+void xc_prosody_mam_free(struct xc_prosody_mam *m)
+{
+	if (!m)
+		return;
+	xc_jid_free(&m->user);
+	cm_xml_node_free(m->scope);
+	cm_buf_free(&m->body);
+	free(m);
+}
+
+void xc_prosody_mam_counts(const struct xc_prosody_mam *m, size_t *sent, size_t *left)
+{
+	*sent = m ? m->sent : 0;
+	*left = 0;
+	for (int w = 0; m && w < MAM_NWHY; w++)
+		*left += m->left[w];
+}
+
+/* The request being filled to the callback, and a new one begun. */
+static int mam_flush(struct xc_prosody_mam *m)
+{
+	int rc;
+
+	if (m->failed || m->n == 0)
+		return m->failed;
+	rc = cm_buf_puts(&m->body, "]}");
+	if (rc)
+		return rc;
+	rc = m->cb(m->arg, m->body.data, m->body.len, m->n);
+	if (rc) {
+		m->failed = rc;
+		return rc;
+	}
+	m->sent += m->n;
+	m->n = 0;
+	m->body.len = m->head; /* the head stays */
+	m->body.data[m->head] = '\0';
+	return 0;
+}
+
+int xc_prosody_mam_end(struct xc_prosody_mam *m)
+{
+	return mam_flush(m);
+}
+
+/* The 'to' and 'from' of message st as the route reads them; *why set when it would refuse
+ * them, and *add_to when 'to' was taken off a message to the account (Prosody's router does). 0
+ * or -ENOMEM. */
+static int mam_addrs(const struct xc_prosody_mam *m, const struct cm_xml_node *st, int *why,
+                     bool *add_to)
+{
+	struct xc_jid from = {0}, to = {0};
+	bool mine_from, mine_to;
+	int rc = xc_stanza_jid(st, "from", &from);
+
+	rc = rc ? rc : xc_stanza_jid(st, "to", &to);
+	if (rc == -ENOMEM)
+		goto out;
+	mine_from = !rc && !xc_jid_empty(&from) && xc_jid_bare_equal(&from, &m->user);
+	mine_to = !rc && !xc_jid_empty(&to) && xc_jid_bare_equal(&to, &m->user);
+	/* the other side is the archive's peer: it must be there, but for a 'to' taken off */
+	*add_to = mine_from && xc_jid_empty(&to);
+	if (!(mine_from || mine_to) || (!mine_from && xc_jid_empty(&from)))
+		*why = MAM_NOT_THEIRS;
+	rc = 0;
+out:
+	xc_jid_free(&from);
+	xc_jid_free(&to);
+	return rc;
+}
+
+/* Check the stanza of it as the archive route will: *why set when it would refuse it; *fixed
+ * (owned) the stanza to send instead of its own when 'to' was put back. 0 or -ENOMEM. */
+static int mam_stanza(const struct xc_prosody_mam *m, const struct xc_prosody_item *it,
+                      char **fixed, int *why)
+{
+	size_t len = strlen(it->value);
+	struct cm_xml_node *st = NULL;
+	bool add_to = false;
+	struct cm_buf b;
+	int rc;
+
+	*fixed = NULL;
+	if (strcmp(it->type, "xml") != 0) {
+		*why = MAM_NOT_MESSAGE;
+		return 0;
+	}
+	if (len > m->lim.max_stanza) {
+		*why = MAM_OVER_STANZA;
+		return 0;
+	}
+	rc = utf8(it->value) ? xc_stanza_parse(it->value, len, &st) : -EBADMSG;
+	if (rc == -ENOMEM)
+		return rc;
+	if (rc) {
+		*why = MAM_NOT_XML;
+		rc = 0;
+	} else if (strcmp(st->name, "message") != 0 || strcmp(st->ns, CM_XML_NS_CLIENT) != 0)
+		*why = MAM_NOT_MESSAGE;
+	else
+		rc = mam_addrs(m, st, why, &add_to);
+	if (!rc && *why < 0 && add_to)
+		rc = cm_xml_node_set_attr(st, "to", m->user.s);
+	if (rc || *why >= 0) {
+		cm_xml_node_free(st);
+		return rc;
+	}
+	/* the route writes it again with our writer: that, too, must keep to max_stanza */
+	cm_buf_init(&b, 0);
+	rc = cm_xml_write(&b, st, m->scope);
+	cm_xml_node_free(st);
+	if (rc == -EINVAL)
+		*why = MAM_NOT_XML;
+	else if (!rc && b.len > m->lim.max_stanza)
+		*why = MAM_OVER_STANZA;
+	else if (!rc && add_to && !(*fixed = cm_buf_steal(&b)))
+		rc = -ENOMEM;
+	cm_buf_free(&b);
+	return rc == -EINVAL ? 0 : rc;
+}
+
+int xc_prosody_mam_add(struct xc_prosody_mam *m, const struct xc_prosody_item *it)
+{
+	char *fixed = NULL;
+	const char *text;
+	struct cm_buf item;
+	int why = -1, rc;
+
+	if (m->failed)
+		return m->failed;
+	if ((rc = mam_stanza(m, it, &fixed, &why)) != 0)
+		return rc;
+	if (why >= 0) {
+		m->left[why]++;
+		return 0;
+	}
+	text = fixed ? fixed : it->value;
+	cm_buf_init(&item, 0);
+	rc = cm_buf_printf(&item, "{\"stamp_ms\":%lld,\"stanza\":\"", stamp_s(it->when) * 1000);
+	rc = rc ? rc : cm_buf_json_escape(&item, text, strlen(text));
+	rc = rc ? rc : cm_buf_puts(&item, "\"}");
+	free(fixed);
+	/* with the comma before it and the "]}" after it */
+	if (!rc && m->head + item.len + 2 > m->lim.max_body)
+		m->left[MAM_OVER_BODY]++;
+	else if (!rc) {
+		if (m->n == m->lim.max_messages || m->body.len + 1 + item.len + 2 > m->lim.max_body)
+			rc = mam_flush(m);
+		rc = rc ? rc : cm_buf_append(&m->body, ",", m->n ? 1 : 0);
+		rc = rc ? rc : cm_buf_append(&m->body, item.data, item.len);
+		m->n += !rc;
+	}
+	cm_buf_free(&item);
+	return rc;
+}
+
+int xc_prosody_mam_notes(const struct xc_prosody_mam *m, struct xc_import_notes *notes)
+{
+	char over_stanza[96], over_body[96];
+	const char *why[MAM_NWHY] = {
+	    "not a <message/> of jabber:client",
+	    "not XML the stream parser takes",
+	    "neither its 'from' nor its 'to' is the account's (with the other side a JID)",
+	    over_stanza,
+	    over_body,
+	};
+	int rc = 0;
+
+	snprintf(over_stanza, sizeof(over_stanza), "over %zu bytes (c2s.max_stanza)",
+	         m->lim.max_stanza);
+	snprintf(over_body, sizeof(over_body), "alone over the %zu bytes of a request",
+	         m->lim.max_body);
+	for (int w = 0; w < MAM_NWHY && !rc; w++)
+		if (m->left[w])
+			rc = xc_import_note(notes,
+			                    "%s: message archive (mod_mam): %zu message(s) left "
+			                    "behind: %s",
+			                    m->user.s, m->left[w], why[w]);
+	return rc;
+}
+
 /* --- the database ------------------------------------------------------------------------- */
 
 struct xc_prosody {
@@ -758,16 +1002,17 @@ static sqlite3_stmt *account_query(struct xc_prosody *p, const char *sql, const 
 	return st;
 }
 
-/* Notes for the archives the account has that are not carried over (the message archive, MUC
- * logs...). A database without the archive table has none. */
+/* Notes for the archives the account has that are not carried over (MUC logs...; mod_mam's
+ * comes through xc_prosody_mam_read()). A database without the archive table has none. */
 static int archived(struct xc_prosody *p, const char *host, const char *user, const char *jid,
                     struct xc_import_notes *notes)
 {
 	sqlite3_stmt *st =
 	    account_query(p,
 	                  "SELECT store, count(*) FROM prosodyarchive WHERE host = ?1 "
-	                  "AND user = ?2 AND store != 'offline' AND store NOT LIKE "
-	                  "'pep\\_%' ESCAPE '\\' GROUP BY store ORDER BY store",
+	                  "AND user = ?2 AND store NOT IN ('offline', '" XC_PROSODY_MAM_STORE
+	                  "') AND store NOT LIKE 'pep\\_%' ESCAPE '\\' GROUP BY store "
+	                  "ORDER BY store",
 	                  host, user);
 	int rc = 0;
 
@@ -830,6 +1075,45 @@ static int read_items(struct xc_prosody *p, const char *host, const char *user,
 			rc = -ENOMEM;
 	}
 	sqlite3_finalize(st);
+	return rc;
+}
+
+int xc_prosody_mam_read(struct xc_prosody *p, const char *host, const char *user,
+                        struct xc_prosody_mam *m, char *err, size_t errlen)
+{
+	/* "when" first: Prosody's clock may have gone back between two of them */
+	sqlite3_stmt *st =
+	    account_query(p,
+	                  "SELECT key, \"when\", type, value FROM prosodyarchive "
+	                  "WHERE host = ?1 AND user = ?2 AND store = '" XC_PROSODY_MAM_STORE
+	                  "' ORDER BY \"when\", sort_id",
+	                  host, user);
+	int rc = 0, step = SQLITE_DONE;
+
+	if (!st)
+		return xc_prosody_mam_end(m);
+	while (!rc && (step = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *f[3];
+
+		for (int k = 0; k < 3 && !rc; k++) {
+			const unsigned char *t = sqlite3_column_text(st, k ? k + 1 : 0);
+
+			/* (no text for a value that is there: sqlite3 ran out of memory) */
+			if (!t && sqlite3_column_type(st, k ? k + 1 : 0) != SQLITE_NULL)
+				rc = -ENOMEM;
+			f[k] = t ? (const char *)t : "";
+		}
+		if (!rc)
+			rc = xc_prosody_mam_add(
+			    m, &(struct xc_prosody_item){XC_PROSODY_MAM_STORE, f[0],
+			                                 sqlite3_column_int64(st, 1), f[1], f[2]});
+	}
+	if (!rc && step != SQLITE_DONE)
+		rc = db_fail(p, err, errlen);
+	sqlite3_finalize(st);
+	rc = rc ? rc : xc_prosody_mam_end(m);
+	if (rc == -ENOMEM)
+		cm_errf(err, errlen, rc, "out of memory");
 	return rc;
 }
 
