@@ -556,11 +556,18 @@ static int send_archive(void *arg, const char *body, size_t len, size_t n)
 	return -ECANCELED;
 }
 
-/* One account's archive (mod_mam), right after the import route made the account (the archive
- * route appends: never for an account that was there): sent in requests, or counted in a dry
- * run, and told on a line of its own with its notes. A refused request fails the account. */
-static void import_archive(struct ctl *c, struct xc_prosody *p, const char *host, const char *user,
-                           const char *jid, struct tally *t)
+/* Where an account's archive is read from: feed(src, m, err, errlen) hands every message to m
+ * (the last request included); *skipped counts those it could not read as messages. */
+struct archive_src {
+	int (*feed)(void *src, struct xc_prosody_mam *m, size_t *skipped, char *err, size_t errlen);
+	void *src;
+};
+
+/* One account's archive, right after the import route made the account (the archive route
+ * appends: never for an account that was there): sent in requests, or counted in a dry run,
+ * and told on a line of its own with its notes. A refused request fails the account. */
+static void import_archive(struct ctl *c, const struct archive_src *src, const char *jid,
+                           struct tally *t)
 {
 	const struct xc_prosody_mam_limits lim = {c->max_stanza, XC_PROSODY_MAM_MAX_MESSAGES,
 	                                          XC_PROSODY_MAM_MAX_BODY};
@@ -568,15 +575,21 @@ static void import_archive(struct ctl *c, struct xc_prosody *p, const char *host
 	struct xc_import_notes notes = {0};
 	struct xc_prosody_mam *m = NULL;
 	char err[CM_ERR_MAX] = "out of memory";
-	size_t sent = 0, left = 0;
+	size_t sent = 0, left = 0, skipped = 0;
 	int rc = xc_prosody_mam_alloc(&m, jid, &lim, send_archive, &run);
 
 	if (rc == -EINVAL)
 		snprintf(err, sizeof(err), "not an account's JID");
-	rc = rc ? rc : xc_prosody_mam_read(p, host, user, m, err, sizeof(err));
+	rc = rc ? rc : src->feed(src->src, m, &skipped, err, sizeof(err));
+	if (skipped &&
+	    xc_import_note(&notes,
+	                   "%s: the message archive: %zu item(s) left behind: no message, or no "
+	                   "time it was archived at",
+	                   jid, skipped) != 0)
+		rc = rc ? rc : -ENOMEM;
 	xc_prosody_mam_counts(m, &sent, &left);
 	t->archived += sent;
-	if (!rc && (sent || left)) {
+	if (!rc && (sent || left || skipped)) {
 		printf("%s\tarchive: %zu message(s)%s\n", jid, sent,
 		       c->dry_run ? " to import" : "");
 	} else if (rc == -ECANCELED && run.status == 409) {
@@ -616,6 +629,21 @@ static void import_archive(struct ctl *c, struct xc_prosody *p, const char *host
 	json_decref(run.answer);
 }
 
+/* import-prosody's archive source: mod_mam's rows of user@host */
+struct prosody_src {
+	struct xc_prosody *p;
+	const char *host, *user;
+};
+
+static int prosody_feed(void *arg, struct xc_prosody_mam *m, size_t *skipped, char *err,
+                        size_t errlen)
+{
+	struct prosody_src *s = arg;
+
+	*skipped = 0; /* (the cutter counts what it leaves behind) */
+	return xc_prosody_mam_read(s->p, s->host, s->user, m, err, errlen);
+}
+
 /* One Prosody account: read, sent, told; then its archive. */
 static void import_one(struct ctl *c, struct xc_prosody *p, const char *host, const char *user,
                        struct tally *t)
@@ -633,8 +661,12 @@ static void import_one(struct ctl *c, struct xc_prosody *p, const char *host, co
 		cm_crypto_wipe(text, strlen(text));
 	xc_import_notes_free(&notes);
 	free(text);
-	if (made)
-		import_archive(c, p, host, user, jid, t);
+	if (made) {
+		struct prosody_src ps = {p, host, user};
+		const struct archive_src src = {prosody_feed, &ps};
+
+		import_archive(c, &src, jid, t);
+	}
 }
 
 /* The last lines of an import, and its exit status. */
@@ -668,11 +700,23 @@ struct xep227_run {
 	struct tally t;
 };
 
+/* import-xep227's archive source: the account's <archive/> */
+static int xep227_feed(void *arg, struct xc_prosody_mam *m, size_t *skipped, char *err,
+                       size_t errlen)
+{
+	(void)err, (void)errlen;
+	return xc_xep227_archive(arg, m, skipped);
+}
+
 static int xep227_account(void *arg, const struct xc_xep227_account *a)
 {
 	struct xep227_run *run = arg;
 
-	send_doc(run->c, a->jid, a->doc, a->err, a->notes, &run->t);
+	if (send_doc(run->c, a->jid, a->doc, a->err, a->notes, &run->t) && a->archive) {
+		const struct archive_src src = {xep227_feed, (void *)a->archive};
+
+		import_archive(run->c, &src, a->jid, &run->t);
+	}
 	return run->t.unreachable ? -EHOSTUNREACH : 0;
 }
 

@@ -3,7 +3,8 @@
  * it. The reader must answer 0 or -EINVAL (with a message naming the file) or -ENOMEM; an
  * account handed on has a JID and either a JSON object naming it or a reason; its document,
  * written as export-xep227 writes it (xc_xep227_file()) and read again, is the same document
- * (private XML included);
+ * (private XML included); an account's archive goes through the archive route's cutter, each of
+ * its results sent, left behind or counted as skipped;
  * the route may refuse a document, but only with -EINVAL or -ENOMEM. Anything else abort()s. */
 #include <errno.h>
 #include <jansson.h>
@@ -14,7 +15,9 @@
 
 #include "cm/buf.h"
 #include "cm/err.h"
+#include "cm/xml.h"
 #include "xmpp-core/src/import.h"
+#include "xmpp-core/src/prosody.h"
 #include "xmpp-core/src/store.h"
 #include "xmpp-core/src/xep227.h"
 
@@ -86,6 +89,46 @@ static void round_trip(const char *text, unsigned flags)
 	cm_buf_free(&xml);
 }
 
+/* An archive request the cutter made of an account's <archive/>: JSON of n messages. */
+static int archive_request(void *arg, const char *body, size_t len, size_t n)
+{
+	json_t *d = json_loadb(body, len, 0, NULL), *list = json_object_get(d, "messages");
+
+	(void)arg;
+	if (!json_is_object(d) || json_array_size(list) != n || n == 0 || n > 4)
+		abort();
+	for (size_t i = 0; i < n; i++) {
+		const char *st =
+		    json_string_value(json_object_get(json_array_get(list, i), "stanza"));
+
+		if (!st || strncmp(st, "<message", 8) != 0 || strlen(st) > 4096 ||
+		    !json_is_integer(json_object_get(json_array_get(list, i), "stamp_ms")))
+			abort();
+	}
+	json_decref(d);
+	return 0;
+}
+
+/* The account's archive through the cutter: every result sent, left behind or skipped. */
+static void check_archive(const struct xc_xep227_account *a)
+{
+	static const struct xc_prosody_mam_limits lim = {4096, 4, 64 * 1024};
+	struct xc_prosody_mam *m = NULL;
+	size_t skipped = 0, sent, left, results = 0;
+	int rc;
+
+	for (const struct cm_xml_node *r = cm_xml_child(a->archive, "result", "urn:xmpp:mam:2"); r;
+	     r = cm_xml_child_next(r, "result", "urn:xmpp:mam:2"))
+		results++;
+	if (xc_prosody_mam_alloc(&m, a->jid, &lim, archive_request, NULL) != 0)
+		return; /* (a name the cutter takes for no account's) */
+	rc = xc_xep227_archive(a->archive, m, &skipped);
+	xc_prosody_mam_counts(m, &sent, &left);
+	if ((rc && rc != -ENOMEM) || (!rc && sent + left + skipped != results))
+		abort();
+	xc_prosody_mam_free(m);
+}
+
 static int check(void *arg, const struct xc_xep227_account *a)
 {
 	/* one iteration: a password in a document costs no real PBKDF2 here */
@@ -106,6 +149,8 @@ static int check(void *arg, const struct xc_xep227_account *a)
 	(void)arg;
 	if (!a->jid || !a->file || !a->notes)
 		abort();
+	if (a->archive)
+		check_archive(a);
 	if (!a->doc) {
 		if (!a->err || !*a->err)
 			abort();

@@ -22,6 +22,9 @@ import sys
 import unittest
 import xml.etree.ElementTree as ET
 
+from slixmpp.xmlstream.handler import Callback
+from slixmpp.xmlstream.matcher import MatchXPath
+
 sys.path.insert(0, os.path.dirname(__file__))
 import ejabberd  # noqa: E402
 import suite  # noqa: E402
@@ -592,7 +595,9 @@ class Xep227Files(xmpp.ServerCase):
         grace = account_block(r.stdout, "grace@localhost")
         self.assertRegex(grace, r"  note: grace@localhost: private XML storage \(XEP-0049\): 1 "
                                 r"element\(s\) left behind: in no namespace")
-        self.assertRegex(grace, r"  note: .*archive")
+        # her archive comes after her, through the archive route
+        self.assertIn("grace@localhost\tarchive: 1 message(s)\n", r.stdout)
+        self.assertNotRegex(grace, r"  note: .*archive")
         self.assertIn("heidi@localhost\timported: 0 contact(s)", r.stdout)
         self.assertIn("2 imported, 0 already there, 2 not imported", r.stdout)
         self.assertEqual(sorted(accounts(self.srv, "localhost")),
@@ -618,6 +623,22 @@ class Xep227Files(xmpp.ServerCase):
                                     "</query>"))
             x = (await iq.send(timeout=10)).xml.find("{jabber:iq:private}query/{a:private}x")
             self.assertEqual((x.get("n"), x.text), ("1", "kept"))
+            # the archived message, with its time, found by an archive query
+            results = []
+            g.register_handler(Callback("mam", MatchXPath("{jabber:client}message/"
+                                                          "{urn:xmpp:mam:2}result"),
+                                        results.append))
+            iq = g.make_iq_set()
+            iq.append(ET.fromstring("<query xmlns='urn:xmpp:mam:2' queryid='q'/>"))
+            await iq.send(timeout=10)
+            await asyncio.sleep(0.2)
+            self.assertEqual(len(results), 1)
+            fwd = results[0].xml.find("{urn:xmpp:mam:2}result/{urn:xmpp:forward:0}forwarded")
+            self.assertEqual(fwd.find("{urn:xmpp:delay}delay").get("stamp"),
+                             "2024-01-02T03:04:05.000Z")
+            m = fwd.find("{jabber:client}message")
+            self.assertEqual((m.get("from"), m.findtext("{jabber:client}body")),
+                             ("heidi@localhost", "old"))
             await xmpp.logout(g)
         xmpp.run(go())
 

@@ -552,6 +552,7 @@ static int one_user(const char *file, const char *text, size_t len, const char *
 		a.jid = jid;
 		a.doc = doc;
 		a.err = err;
+		a.archive = tree ? cm_xml_child(tree, "archive", XC_XEP227_NS "#mam") : NULL;
 		rc = fn(arg, &a);
 	}
 	if (doc)

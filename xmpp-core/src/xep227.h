@@ -18,9 +18,10 @@
  * the server's <delay/>), the vcard-temp vCard, the PEP nodes with their items
  * (http://jabber.org/protocol/pubsub#owner and pubsub, as Prosody writes them) and private XML
  * (the elements of <query xmlns='jabber:iq:private'/>, XEP-0049: each written again with its
- * namespace declared, one per namespace). The rest (the message archive, other privacy rules,
- * elements this reader does not know, private elements that cannot be kept) is named in the
- * notes with a count: nothing is dropped without a word.
+ * namespace declared, one per namespace); the message archive comes after the account, through
+ * the archive route (xc_xep227_archive()). The rest (other privacy rules, elements this reader
+ * does not know, private elements that cannot be kept) is named in the notes with a count:
+ * nothing is dropped without a word.
  */
 #ifndef XC_XEP227_H
 #define XC_XEP227_H
@@ -41,6 +42,9 @@ struct xc_xep227_account {
 	const char *err; /* why there is no document */
 	const char *file; /* the file it came from */
 	const struct xc_import_notes *notes;
+	/* its <archive xmlns='urn:xmpp:pie:0#mam'/> (the message archive, as Prosody's xep0227
+	 * store writes it), or NULL: for xc_xep227_archive() once the account is made */
+	const struct cm_xml_node *archive;
 };
 
 /* Called for each account, in the order of the files and in each file's order; a nonzero return
@@ -64,6 +68,16 @@ int xc_xep227_read_buf(const char *data, size_t len, const char *name, const cha
  * cannot be carried (no name, no password and no usable keys: err says which); -ENOMEM. */
 int xc_xep227_doc(const char *host, const struct cm_xml_node *user, char **doc,
                   struct xc_import_notes *notes, char *err, size_t errlen);
+
+struct xc_prosody_mam;
+
+/* The messages of archive (an account's <archive xmlns='urn:xmpp:pie:0#mam'/>: each a
+ * <result xmlns='urn:xmpp:mam:2'> holding <forwarded xmlns='urn:xmpp:forward:0'> with the
+ * <delay/> of when it was archived and the <message/>) into m, the cutter of the archive
+ * route's requests (prosody.h), oldest first as the file has them, the last request included.
+ * A result without its message or a time that parses is counted in *skipped. 0, -ENOMEM or the
+ * cutter's callback's error. */
+int xc_xep227_archive(const struct cm_xml_node *archive, struct xc_prosody_mam *m, size_t *skipped);
 
 struct cm_buf;
 

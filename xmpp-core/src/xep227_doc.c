@@ -17,6 +17,7 @@
 #include "cm/err.h"
 #include "cm/xml.h"
 #include "mam_int.h"
+#include "prosody.h"
 #include "prosody_int.h"
 #include "scram.h"
 
@@ -536,9 +537,7 @@ static int children(struct conv *cv, const struct cm_xml_node *user)
 		else if (!strcmp(name, "query") && !strcmp(ns, NS_PRIVATE))
 			rc = private_xml(cv, c);
 		else if (!strcmp(name, "archive") && !strcmp(ns, NS_MAM))
-			rc = xc_import_note(cv->notes,
-			                    "%s: the message archive left behind: %zu message(s)",
-			                    cv->jid, count_children(c));
+			continue; /* the archive route's, after the account (xc_xep227_archive()) */
 		else
 			rc = xc_import_note(cv->notes, "%s: <%s xmlns='%s'/> left behind", cv->jid,
 			                    name, ns);
@@ -643,4 +642,51 @@ int xc_xep227_doc(const char *host, const struct cm_xml_node *user, char **doc,
 	cm_xml_node_free(cv.scope);
 	free(jid);
 	return rc;
+}
+
+/* --- the message archive (<archive xmlns='urn:xmpp:pie:0#mam'/>) --------------------------- */
+
+#define NS_MAM2    "urn:xmpp:mam:2"
+#define NS_FORWARD "urn:xmpp:forward:0"
+
+/* One <result/>: its message written as text, as the cutter reads Prosody's rows, and when it
+ * was archived (Unix seconds, the cutter's unit). 0, -EINVAL (no message or time), -ENOMEM. */
+static int archive_item(const struct cm_xml_node *result, struct cm_buf *b, long long *when)
+{
+	const struct cm_xml_node *fwd = cm_xml_child(result, "forwarded", NS_FORWARD);
+	const struct cm_xml_node *delay = fwd ? cm_xml_child(fwd, "delay", NS_DELAY) : NULL;
+	const struct cm_xml_node *msg = fwd ? cm_xml_child(fwd, "message", CM_XML_NS_CLIENT) : NULL;
+	int64_t ms;
+
+	if (!msg || !delay || xc_mam__parse_time(cm_xml_attr(delay, "stamp"), &ms) != 0 || ms < 0)
+		return -EINVAL;
+	*when = (long long)(ms / 1000);
+	cm_buf_reset(b);
+	return cm_xml_write(b, msg, NULL) == -ENOMEM ? -ENOMEM : 0;
+}
+
+int xc_xep227_archive(const struct cm_xml_node *archive, struct xc_prosody_mam *m, size_t *skipped)
+{
+	struct cm_buf b;
+	int rc = 0;
+
+	*skipped = 0;
+	cm_buf_init(&b, 0);
+	for (const struct cm_xml_node *r = cm_xml_child(archive, "result", NS_MAM2); r && !rc;
+	     r = cm_xml_child_next(r, "result", NS_MAM2)) {
+		struct xc_prosody_item it = {XC_PROSODY_MAM_STORE, cm_xml_attr(r, "id"), 0, "xml",
+		                             ""};
+
+		rc = archive_item(r, &b, &it.when);
+		if (rc == -EINVAL || (!rc && !b.data)) {
+			(*skipped)++;
+			rc = 0;
+			continue;
+		}
+		it.key = it.key ? it.key : "";
+		it.value = b.data;
+		rc = rc ? rc : xc_prosody_mam_add(m, &it);
+	}
+	cm_buf_free(&b);
+	return rc ? rc : xc_prosody_mam_end(m);
 }
