@@ -43,7 +43,8 @@ struct ctl {
 	char token[512];
 	bool json;
 	bool dry_run;        /* import-prosody: read and check, send nothing */
-	size_t max_stanza;   /* import-prosody: bytes of an archived message (c2s.max_stanza) */
+	size_t max_stanza;   /* import-*: bytes of an archived message (c2s.max_stanza) */
+	bool max_stanza_set; /* given with --max-stanza, else asked of the server */
 	bool ejabberd;       /* export-xep227: SCRAM values as ejabberd reads them */
 	const char *subject; /* announce: NULL or the subject */
 	const char *host;    /* announce: NULL (every host) or the one told */
@@ -95,8 +96,9 @@ static void usage(FILE *f)
 	        "  -p, --password-file FILE read the password from FILE (first line)\n"
 	        "      --json               print the server's JSON answer as it is\n"
 	        "  -n, --dry-run            import-*: read and check, send nothing\n"
-	        "      --max-stanza BYTES   import-prosody: archived messages over BYTES are left\n"
-	        "                           behind (default 256k: the server's c2s.max_stanza)\n"
+	        "      --max-stanza BYTES   import-*: archived messages over BYTES are left\n"
+	        "                           behind (default: the server's c2s.max_stanza, as its\n"
+	        "                           stats say; 256k in a dry run)\n"
 	        "  -E, --ejabberd           export-xep227: SCRAM salts and keys as ejabberd reads\n"
 	        "                           them (base64 twice)\n"
 	        "  -s, --subject TEXT       announce: the message's subject\n"
@@ -955,6 +957,21 @@ static int get(struct ctl *c, const char *path, const char *cmd)
 	return r;
 }
 
+/* import-*: the server's c2s.max_stanza (its stats' limits), which archived messages are cut
+ * to, unless --max-stanza said. A server that does not say keeps the default. */
+static void learn_limits(struct ctl *c)
+{
+	json_t *answer = NULL, *v;
+
+	if (c->max_stanza_set || c->dry_run)
+		return;
+	if (call(c, "GET", "stats", NULL, &answer) == 200 &&
+	    json_is_integer(v = json_object_get(json_object_get(answer, "limits"), "max_stanza")) &&
+	    json_integer_value(v) >= 4096)
+		c->max_stanza = (size_t)json_integer_value(v);
+	json_decref(answer);
+}
+
 /* A size as the configuration writes them ("262144", "256k", "1m") within what c2s.max_stanza
  * takes. 0 or -1. */
 static int parse_size(const char *s, size_t *out)
@@ -1026,6 +1043,7 @@ int main(int argc, char **argv)
 			c.dry_run = true;
 			break;
 		case 'M':
+			c.max_stanza_set = true;
 			if (parse_size(optarg, &c.max_stanza) != 0) {
 				fprintf(stderr,
 				        "xmppctl: --max-stanza takes bytes from 4096 to 16m (a "
@@ -1089,6 +1107,7 @@ int main(int argc, char **argv)
 	} else if (!strcmp(cmd, "fast-revoke")) {
 		r = fast_revoke(&c, arg, nargs == 2 ? argv[optind + 2] : NULL);
 	} else if (!strcmp(cmd, "import-prosody")) {
+		learn_limits(&c);
 		r = import_prosody(&c, arg, nargs == 2 ? argv[optind + 2] : NULL);
 	} else if (!strcmp(cmd, "export-xep227")) {
 		r = export_xep227(&c, arg, nargs == 2 ? argv[optind + 2] : NULL);
@@ -1097,6 +1116,7 @@ int main(int argc, char **argv)
 	} else if (!strcmp(cmd, "announce")) {
 		r = announce(&c, arg);
 	} else if (!strcmp(cmd, "import-xep227")) {
+		learn_limits(&c);
 		r = import_xep227(&c, arg, nargs == 2 ? argv[optind + 2] : NULL);
 	} else if (!strcmp(cmd, "accounts")) {
 		cm_buf_init(&path, 0);

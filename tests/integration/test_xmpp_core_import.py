@@ -466,14 +466,26 @@ class ImportFromProsody(xmpp.ServerCase):
         xmpp.run(go())
 
     def test_a_refused_archive_fails_the_account(self):
-        """A server that takes stanzas of 4 KiB refuses the request with bob's message of 5 KB:
-        alice and bob are imported without their archives and fail, saying what to do; after
-        that, --max-stanza leaves the message behind, named, and the rest comes. A server
-        whose archive is off leaves every archive behind and takes the accounts."""
+        """A server that takes stanzas of 4 KiB: xmppctl asks it its limit (its stats) and
+        leaves bob's message of 5 KB behind, named, and the rest comes. Told a larger limit
+        with --max-stanza, it sends that message, the server refuses the request, and alice and
+        bob are imported without their archives and fail, saying what to do. A server whose
+        archive is off leaves every archive behind and takes the accounts."""
         self.srv.text = self.srv.text.replace("c2s:\n", "c2s:\n  max_stanza: 4096\n", 1)
         self.srv.stop()
         self.srv.restart()
+        self.assertEqual(self.srv.api("GET", "stats")[1]["limits"], {"max_stanza": 4096})
         r = self.xmppctl("import-prosody", self.db, HASHED)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        for user in ("alice", "bob"):
+            self.assertIn("%s@example.org\tarchive: %d message(s)\n  note: %s@example.org: "
+                          "message archive (mod_mam): 1 message(s) left behind: over 4096 "
+                          "bytes (c2s.max_stanza)\n"
+                          % (user, len(self.archives[user]) - 1, user), r.stdout)
+        self.assertIn("3 imported, 0 already there, 0 not imported; 2 note(s)", r.stdout)
+        for user in ("alice", "bob"):
+            self.assertEqual(self.srv.api("DELETE", "accounts/%s@%s" % (user, HASHED))[0], 204)
+        r = self.xmppctl("--max-stanza", "1m", "import-prosody", self.db, HASHED)
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
         for user in ("alice", "bob"):
             self.assertRegex(r.stdout, "%s@example.org\tarchive not imported: messages\\[[0-9]+\\]"
@@ -481,17 +493,7 @@ class ImportFromProsody(xmpp.ServerCase):
             self.assertIn("%s@example.org\tthe account was imported with 0 of its archived "
                           "messages: unregister it and import it again to bring the whole "
                           "archive\n" % user, r.stdout)
-        self.assertIn("1 imported, 0 already there, 2 not imported", r.stdout)
-        for user in ("alice", "bob"):
-            self.assertEqual(self.srv.api("DELETE", "accounts/%s@%s" % (user, HASHED))[0], 204)
-        r = self.xmppctl("--max-stanza", "4k", "import-prosody", self.db, HASHED)
-        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-        for user in ("alice", "bob"):
-            self.assertIn("%s@example.org\tarchive: %d message(s)\n  note: %s@example.org: "
-                          "message archive (mod_mam): 1 message(s) left behind: over 4096 "
-                          "bytes (c2s.max_stanza)\n"
-                          % (user, len(self.archives[user]) - 1, user), r.stdout)
-        self.assertIn("2 imported, 1 already there, 0 not imported; 2 note(s)", r.stdout)
+        self.assertIn("0 imported, 1 already there, 2 not imported", r.stdout)
         r = self.xmppctl("--max-stanza", "1k", "import-prosody", self.db)
         self.assertEqual(r.returncode, 2)
         self.assertIn("--max-stanza takes bytes from 4096", r.stderr)

@@ -1181,9 +1181,10 @@ static void stats(struct xc_admin_api *a, struct cm_http_req *req)
 	}
 	o = op_new(a, req, OP_STATS);
 	if (o)
-		o->result =
-		    json_pack("{so so sI}", "accounts", json_object(), "accounts_missing_keys",
-		              json_object(), "shards", (json_int_t)a->srv->nshards);
+		o->result = json_pack("{so so sI s{sI}}", "accounts", json_object(),
+		                      "accounts_missing_keys", json_object(), "shards",
+		                      (json_int_t)a->srv->nshards, "limits", "max_stanza",
+		                      (json_int_t)a->srv->cfg->c2s.max_stanza);
 	if (!o || !o->result || tour_start(o, NULL, NULL, NULL) != 0) {
 		if (o)
 			op_fail(o, 500, "out of memory");
