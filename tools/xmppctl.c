@@ -761,6 +761,48 @@ static int write_all(int fd, const char *p, size_t len)
 }
 
 /* export-xep227: one account's file, DIR/JID.xml, made here (never over one that exists). */
+/* export-xep227: jid's archive, page by page, into doc's "archive" (the messages with their
+ * ids and times, oldest first). The HTTP status that stopped it (200 when all came; -1: the
+ * server could not be reached), why in *why (owned by the caller, may be NULL). */
+static long fetch_archive(struct ctl *c, const char *jid, json_t *doc, json_t **why)
+{
+	json_t *all = json_array(), *page = NULL;
+	const char *after = NULL;
+	struct cm_buf path;
+	long st = 200;
+
+	cm_buf_init(&path, 0);
+	*why = NULL;
+	for (bool done = false; all && !done && st == 200;) {
+		const json_t *msgs;
+
+		path.len = 0;
+		if (cm_buf_puts(&path, "archive/") || path_escape(&path, jid) ||
+		    (after && cm_buf_printf(&path, "?after=%s", after))) {
+			st = 500;
+			break;
+		}
+		json_decref(page);
+		page = NULL;
+		st = call(c, "GET", path.data, NULL, &page);
+		msgs = json_object_get(page, "messages");
+		if (st != 200 || !json_is_array(msgs))
+			break;
+		json_array_extend(all, (json_t *)msgs);
+		done = json_is_true(json_object_get(page, "complete")) || !json_array_size(msgs);
+		after = json_string_value(
+		    json_object_get(json_array_get(msgs, json_array_size(msgs) - 1), "id"));
+	}
+	if (st == 200 && json_array_size(all) && json_object_set(doc, "archive", all))
+		st = 500;
+	if (st != 200)
+		*why = json_incref(json_object_get(page, "error"));
+	json_decref(page);
+	json_decref(all);
+	cm_buf_free(&path);
+	return st;
+}
+
 static int export_one(struct ctl *c, const char *dir, const char *jid, struct tally *t)
 {
 	struct cm_buf path, xml;
@@ -776,9 +818,22 @@ static int export_one(struct ctl *c, const char *dir, const char *jid, struct ta
 		return -ENOMEM;
 	}
 	st = call(c, "GET", path.data, NULL, &answer);
+	if (st == 200 && !c->ejabberd) {
+		json_t *why = NULL;
+		long ast = fetch_archive(c, jid, answer, &why);
+
+		if (ast != 200) {
+			printf("%s\tnot exported: its archive: %s (HTTP %ld)\n", jid,
+			       json_string_value(why) ? json_string_value(why) : "refused", ast);
+			st = ast < 0 ? ast : 0; /* told */
+		}
+		json_decref(why);
+	}
 	if (st < 0) {
 		t->unreachable = true;
 		rc = -EHOSTUNREACH;
+	} else if (st == 0) {
+		t->failed++;
 	} else if (st != 200) {
 		const char *why = json_string_value(json_object_get(answer, "error"));
 
@@ -798,6 +853,9 @@ static int export_one(struct ctl *c, const char *dir, const char *jid, struct ta
 			t->failed++;
 		} else {
 			counts(jid, "exported", answer, false);
+			if (json_array_size(json_object_get(answer, "archive")))
+				printf("%s\tarchive: %zu message(s)\n", jid,
+				       json_array_size(json_object_get(answer, "archive")));
 			t->done++;
 		}
 		if (fd >= 0)

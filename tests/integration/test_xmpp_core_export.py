@@ -14,6 +14,9 @@ import sys
 import unittest
 import xml.etree.ElementTree as ET
 
+from slixmpp.xmlstream.handler import Callback
+from slixmpp.xmlstream.matcher import MatchXPath
+
 sys.path.insert(0, os.path.dirname(__file__))
 import suite  # noqa: E402
 import ejabberd  # noqa: E402
@@ -52,6 +55,9 @@ async def make_state(srv):
     vc["FN"] = "Alice Here"
     await a["xep_0054"].publish_vcard(vc)
     await prosody.private_set(a, prosody.notes_xml())
+    # a chat both archive
+    a.send_message(mto=bob, mbody="kept in both archives", mtype="chat")
+    await b.next_message()
     b.send_message(mto="dave@localhost", mbody="for dave, later", mtype="chat")
     c = await xmpp.login(srv, carol, PW["carol"])
     # carol's request stays unanswered: alice's client does not answer it
@@ -60,6 +66,23 @@ async def make_state(srv):
     await prosody.presence_from(a, "subscribe", carol)
     await asyncio.sleep(0.3)
     await xmpp.logout(a, b, c)
+
+
+async def archive_of(c):
+    """(body, stamp) of each message of c's archive (XEP-0313), oldest first."""
+    results = []
+    c.register_handler(Callback("mam", MatchXPath("{jabber:client}message/{urn:xmpp:mam:2}result"),
+                                results.append))
+    iq = c.make_iq_set()
+    iq.append(ET.fromstring("<query xmlns='urn:xmpp:mam:2' queryid='q'/>"))
+    await iq.send(timeout=10)
+    await asyncio.sleep(0.2)
+    out = []
+    for m in results:
+        fwd = m.xml.find("{urn:xmpp:mam:2}result/{urn:xmpp:forward:0}forwarded")
+        out.append((fwd.find("{jabber:client}message").findtext("{jabber:client}body"),
+                    fwd.find("{urn:xmpp:delay}delay").get("stamp")))
+    return out
 
 
 class Export(xmpp.ServerCase):
@@ -85,6 +108,8 @@ class Export(xmpp.ServerCase):
                       "element(s)\n", r.stdout)
         self.assertIn("dave@localhost\texported: 0 contact(s), 0 request(s), 0 blocked, "
                       "1 offline message(s), 0 PEP item(s)\n", r.stdout)
+        self.assertIn("alice@example.org\tarchive: 1 message(s)\n", r.stdout)
+        self.assertIn("bob@example.org\tarchive: 2 message(s)\n", r.stdout)
         self.assertIn("4 exported, 0 not exported", r.stdout)
         self.assertEqual(sorted(os.listdir(self.out)),
                          ["alice@example.org.xml", "bob@example.org.xml",
@@ -106,6 +131,23 @@ class Export(xmpp.ServerCase):
         note = user.find("{jabber:iq:private}query/{storage:rosternotes}notes/"
                          "{storage:rosternotes}note")
         self.assertEqual((note.get("jid"), note.text), ("bob@example.org", prosody.NOTE))
+        # the archive, as Prosody's xep0227 store writes it
+        res = user.findall("{urn:xmpp:pie:0#mam}archive/{urn:xmpp:mam:2}result")
+        self.assertEqual(len(res), 1)
+        self.assertEqual(res[0].find("{urn:xmpp:forward:0}forwarded/{jabber:client}message")
+                         .findtext("{jabber:client}body"), "kept in both archives")
+
+        async def archives(srv):
+            out = []
+            for u in ("alice", "bob"):
+                c = await xmpp.login(srv, "%s@example.org" % u, PW[u])
+                out.append(await archive_of(c))
+                await xmpp.logout(c)
+            return out
+        before = xmpp.run(archives(self.srv))
+        self.assertEqual([[b for b, _ in a] for a in before],
+                         [["kept in both archives"],
+                          ["kept in both archives", "for dave, later"]])
         # never over a file that is there
         again = xmppctl(self.srv, "export-xep227", self.out)
         self.assertEqual(again.returncode, 1, again.stdout)
@@ -120,6 +162,11 @@ class Export(xmpp.ServerCase):
         r = xmppctl(other, "import-xep227", self.out)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertIn("4 imported, 0 already there, 0 not imported; 0 note(s)", r.stdout)
+        self.assertIn("4 archived message(s) imported", r.stdout)  # dave has bob's too
+        # the archives came, stamps to the second (XEP-0227's own <delay/>s keep no more)
+        after = xmpp.run(archives(other))
+        self.assertEqual([[(b, t[:19]) for b, t in a] for a in after],
+                         [[(b, t[:19]) for b, t in a] for a in before])
         for jid in ("alice@example.org", "bob@example.org", "carol@example.org",
                     "dave@localhost"):
             self.maxDiff = None

@@ -414,6 +414,25 @@ class ArchiveImport(Base):
         ]
         st, body = self.srv.api("POST", "archive", {"jid": self.alice, "messages": rows})
         self.assertEqual((st, body), (201, {"jid": self.alice, "archived": 3}), body)
+        # read back as export-xep227 pages through it: oldest first, then after an id
+        st, page = self.srv.api("GET", "archive/" + self.alice)
+        self.assertEqual(st, 200, page)
+        self.assertTrue(page["complete"])
+        self.assertEqual([m["stamp_ms"] for m in page["messages"]],
+                         [t0, t0 + 1500, t0 + 60000])
+        self.assertIn("hi alice", page["messages"][1]["stanza"])
+        self.assertNotIn("old-1", page["messages"][1]["stanza"])
+        st, rest = self.srv.api("GET", "archive/%s?after=%s" % (self.alice,
+                                                               page["messages"][0]["id"]))
+        self.assertEqual([m["id"] for m in rest["messages"]],
+                         [m["id"] for m in page["messages"][1:]])
+        for path, status in (("archive/%s?after=nosuchid" % self.alice, 404),
+                             ("archive/%s?after=a%%20b" % self.alice, 400),
+                             ("archive/%s?max=3" % self.alice, 400),
+                             ("archive/not-a-jid@", 400)):
+            st, body = self.srv.api("GET", path)
+            self.assertEqual(st, status, (path, body))
+        self.assertEqual(self.srv.api("DELETE", "archive/" + self.alice)[0], 405)
 
         async def go():
             a = await login(self.srv, self.alice + "/phone")

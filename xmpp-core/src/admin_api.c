@@ -99,6 +99,7 @@ enum op_kind {
 	OP_EXPORT,
 	OP_ANNOUNCE,
 	OP_ARCHIVE,
+	OP_ARCHIVE_READ,
 };
 
 struct op {
@@ -568,6 +569,30 @@ static void on_stored(struct xc_store_req *r)
 		respond_json(o->req, 200, json_pack("{ss so}", "host", o->host, "accounts", list));
 		op_done(o);
 		break;
+	case OP_ARCHIVE_READ: {
+		json_t *msgs = json_array(), *page = NULL;
+
+		for (size_t i = 0; msgs && i < r->narch; i++)
+			if (json_array_append_new(msgs, json_pack("{ss sI ss}", "id", r->arch[i].id,
+			                                          "stamp_ms",
+			                                          (json_int_t)r->arch[i].stamp_ms,
+			                                          "stanza", r->arch[i].stanza)))
+				msgs = (json_decref(msgs), NULL);
+		if (r->err == -ENOENT)
+			op_fail(o, 404, "no message of that id in the archive (after=)");
+		else if (r->err)
+			op_fail(o, 500, "the store failed");
+		else if (!msgs || !(page = json_pack("{ss so sb}", "jid", o->jid, "messages", msgs,
+		                                     "complete", r->complete)))
+			op_fail(o, 500, "out of memory");
+		else {
+			msgs = NULL; /* the page's */
+			respond_json(o->req, 200, page);
+			op_done(o);
+		}
+		json_decref(msgs);
+		break;
+	}
 	case OP_ARCHIVE:
 		if (r->err)
 			op_fail(o, 500, "the store failed");
@@ -1282,6 +1307,58 @@ static void announce(struct xc_admin_api *a, struct cm_http_req *req)
 	tour_post(t);
 }
 
+#define ARCHIVE_PAGE 1000 /* messages of one GET archive/JID */
+
+/* GET archive/JID[?after=ID]: a page of the account's archive, oldest first (for
+ * xmppctl export-xep227) */
+static void archive_read(struct xc_admin_api *a, struct cm_http_req *req, const char *rest)
+{
+	const char *q = cm_http_req_query(req);
+	struct xc_store_req *r;
+	char *jid = NULL, after[65] = "";
+	struct op *o;
+	size_t n;
+
+	if (strncmp(q, "after=", 6) == 0) {
+		n = strcspn(q + 6, "&");
+		if (n == 0 || n >= sizeof(after) ||
+		    strspn(q + 6, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		                  "abcdefghijklmnopqrstuvwxyz0123456789-_") < n) {
+			respond_error(req, 400, "?after= takes the id of an archived message");
+			return;
+		}
+		memcpy(after, q + 6, n);
+	} else if (*q) {
+		respond_error(req, 400, "archive/JID takes ?after=ID only");
+		return;
+	}
+	if (!path_account(a, req, rest, "GET", "archive", &jid))
+		return;
+	o = op_new(a, req, OP_ARCHIVE_READ);
+	if (!o) {
+		free(jid);
+		respond_error(req, 500, "out of memory");
+		return;
+	}
+	o->jid = jid;
+	r = store_req(o, XC_STORE_ARCHIVE_QUERY, jid);
+	if (r && !(r->query = calloc(1, sizeof(*r->query))))
+		r = (xc_store_req_free(r), NULL);
+	if (r) {
+		r->query->start_ms = INT64_MIN;
+		r->query->end_ms = INT64_MAX;
+		r->query->max = ARCHIVE_PAGE;
+		if (*after && !(r->query->rsm_after = strdup(after)))
+			r = (xc_store_req_free(r), NULL);
+	}
+	if (!r)
+		op_fail(o, 500, "out of memory");
+	else if (submit(o, r) != 0) {
+		xc_store_req_free(r);
+		op_fail(o, 503, "the store is not available");
+	}
+}
+
 /* POST archive {"jid", "messages"}: an account's archived messages from another server */
 static void archive(struct xc_admin_api *a, struct cm_http_req *req)
 {
@@ -1346,6 +1423,8 @@ static int on_request(void *arg, struct cm_http_req *req)
 		announce(a, req);
 	else if (strcmp(rest, "archive") == 0)
 		archive(a, req);
+	else if (strncmp(rest, "archive/", 8) == 0 && rest[8])
+		archive_read(a, req, rest + 8);
 	else if (strncmp(rest, "export/", 7) == 0 && rest[7])
 		export_one(a, req, rest + 7);
 	else if (strncmp(rest, "fast-tokens/", 12) == 0 && rest[12])

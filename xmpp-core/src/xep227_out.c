@@ -228,6 +228,37 @@ static int private_xml(struct cm_xml_node *user, const json_t *list)
 	return rc;
 }
 
+/* The message archive (not in an import document: xmppctl export-xep227 adds it, as
+ * "archive": [{"id", "stamp_ms", "stanza"}], from the archive route) as Prosody's xep0227 store
+ * writes it: <archive xmlns='urn:xmpp:pie:0#mam'/> with a <result/> per message, oldest first,
+ * each with its time in a <delay/>. */
+static int archive(struct cm_xml_node *user, const json_t *list)
+{
+	struct cm_xml_node *a;
+	int rc;
+
+	if (!json_array_size(list))
+		return 0;
+	rc = cm_xml_node_new_child(&a, user, "archive", XC_XEP227_NS "#mam");
+	for (size_t i = 0; i < json_array_size(list) && !rc; i++) {
+		const json_t *m = json_array_get(list, i);
+		struct cm_xml_node *res, *fwd, *d;
+		const char *id = json_string_value(json_object_get(m, "id"));
+		char stamp[40];
+
+		xc_mam__format_time((int64_t)json_integer_value(json_object_get(m, "stamp_ms")),
+		                    stamp, sizeof(stamp));
+		rc = cm_xml_node_new_child(&res, a, "result", "urn:xmpp:mam:2");
+		rc = rc ? rc : (id ? cm_xml_node_set_attr(res, "id", id) : 0);
+		rc = rc ? rc : cm_xml_node_new_child(&fwd, res, "forwarded", "urn:xmpp:forward:0");
+		rc = rc ? rc : cm_xml_node_new_child(&d, fwd, "delay", NS_DELAY);
+		rc = rc ? rc : cm_xml_node_set_attr(d, "stamp", stamp);
+		rc =
+		    rc ? rc : xml_child(fwd, json_string_value(json_object_get(m, "stanza")), NULL);
+	}
+	return rc;
+}
+
 /* A form field with its values. */
 static int field(struct cm_xml_node *form, const char *var, const char *const *values, size_t n)
 {
@@ -342,6 +373,7 @@ int xc_xep227_file(const char *doc, unsigned flags, struct cm_buf *out, char *er
 	if (!rc && json_object_get(d, "vcard"))
 		rc = xml_child(user, json_string_value(json_object_get(d, "vcard")), NULL);
 	rc = rc ? rc : pep(user, json_object_get(d, "pep"));
+	rc = rc ? rc : archive(user, json_object_get(d, "archive"));
 	rc = rc ? rc : cm_buf_puts(out, "<?xml version='1.0' encoding='UTF-8'?>\n");
 	rc = rc ? rc : cm_xml_write(out, root, NULL);
 	rc = rc ? rc : cm_buf_puts(out, "\n");
