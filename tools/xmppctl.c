@@ -97,8 +97,8 @@ static void usage(FILE *f)
 	        "      --json               print the server's JSON answer as it is\n"
 	        "  -n, --dry-run            import-*: read and check, send nothing\n"
 	        "      --max-stanza BYTES   import-*: archived messages over BYTES are left\n"
-	        "                           behind (default: the server's c2s.max_stanza, as its\n"
-	        "                           stats say; 256k in a dry run)\n"
+	        "                           behind (default: the server's c2s.max_stanza, as it\n"
+	        "                           says; 256k in a dry run)\n"
 	        "  -E, --ejabberd           export-xep227: SCRAM salts and keys as ejabberd reads\n"
 	        "                           them (base64 twice)\n"
 	        "  -s, --subject TEXT       announce: the message's subject\n"
@@ -1015,7 +1015,7 @@ static int get(struct ctl *c, const char *path, const char *cmd)
 	return r;
 }
 
-/* import-*: the server's c2s.max_stanza (its stats' limits), which archived messages are cut
+/* import-*: the server's c2s.max_stanza (its limits route), which archived messages are cut
  * to, unless --max-stanza said. A server that does not say keeps the default. */
 static void learn_limits(struct ctl *c)
 {
@@ -1023,8 +1023,8 @@ static void learn_limits(struct ctl *c)
 
 	if (c->max_stanza_set || c->dry_run)
 		return;
-	if (call(c, "GET", "stats", NULL, &answer) == 200 &&
-	    json_is_integer(v = json_object_get(json_object_get(answer, "limits"), "max_stanza")) &&
+	if (call(c, "GET", "limits", NULL, &answer) == 200 &&
+	    json_is_integer(v = json_object_get(answer, "max_stanza")) &&
 	    json_integer_value(v) >= 4096)
 		c->max_stanza = (size_t)json_integer_value(v);
 	json_decref(answer);

@@ -466,7 +466,7 @@ class ImportFromProsody(xmpp.ServerCase):
         xmpp.run(go())
 
     def test_a_refused_archive_fails_the_account(self):
-        """A server that takes stanzas of 4 KiB: xmppctl asks it its limit (its stats) and
+        """A server that takes stanzas of 4 KiB: xmppctl asks it its limit and
         leaves bob's message of 5 KB behind, named, and the rest comes. Told a larger limit
         with --max-stanza, it sends that message, the server refuses the request, and alice and
         bob are imported without their archives and fail, saying what to do. A server whose
@@ -474,7 +474,8 @@ class ImportFromProsody(xmpp.ServerCase):
         self.srv.text = self.srv.text.replace("c2s:\n", "c2s:\n  max_stanza: 4096\n", 1)
         self.srv.stop()
         self.srv.restart()
-        self.assertEqual(self.srv.api("GET", "stats")[1]["limits"], {"max_stanza": 4096})
+        self.assertEqual(self.srv.api("GET", "limits"), (200, {"max_stanza": 4096}))
+        self.assertEqual(self.srv.api("POST", "limits", {})[0], 405)
         r = self.xmppctl("import-prosody", self.db, HASHED)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         for user in ("alice", "bob"):

@@ -1206,16 +1206,27 @@ static void stats(struct xc_admin_api *a, struct cm_http_req *req)
 	}
 	o = op_new(a, req, OP_STATS);
 	if (o)
-		o->result = json_pack("{so so sI s{sI}}", "accounts", json_object(),
-		                      "accounts_missing_keys", json_object(), "shards",
-		                      (json_int_t)a->srv->nshards, "limits", "max_stanza",
-		                      (json_int_t)a->srv->cfg->c2s.max_stanza);
+		o->result =
+		    json_pack("{so so sI}", "accounts", json_object(), "accounts_missing_keys",
+		              json_object(), "shards", (json_int_t)a->srv->nshards);
 	if (!o || !o->result || tour_start(o, NULL, NULL, NULL) != 0) {
 		if (o)
 			op_fail(o, 500, "out of memory");
 		else
 			respond_error(req, 500, "out of memory");
 	}
+}
+
+/* GET limits: what a document sent to the import and archive routes is held to, answered at
+ * once (xmppctl import-* cut archives to it) */
+static void limits(struct xc_admin_api *a, struct cm_http_req *req)
+{
+	if (strcmp(cm_http_req_method(req), "GET") != 0) {
+		respond_error(req, 405, "limits takes GET");
+		return;
+	}
+	respond_json(req, 200,
+	             json_pack("{sI}", "max_stanza", (json_int_t)a->srv->cfg->c2s.max_stanza));
 }
 
 #define ANNOUNCE_MAX 4096 /* bytes of an announcement's body, and of its subject */
@@ -1417,6 +1428,8 @@ static int on_request(void *arg, struct cm_http_req *req)
 		import(a, req);
 	else if (strcmp(rest, "stats") == 0)
 		stats(a, req);
+	else if (strcmp(rest, "limits") == 0)
+		limits(a, req);
 	else if (strcmp(rest, "backup") == 0)
 		backup(a, req);
 	else if (strcmp(rest, "announce") == 0)
