@@ -53,6 +53,7 @@ static void on_got(struct xc_store_req *r)
 	struct xc_jid to = {0};
 	const struct xc_user *u;
 	bool online = false;
+	int64_t ago_ms;
 	char secs[24];
 	int rc = 0;
 
@@ -82,11 +83,8 @@ static void on_got(struct xc_store_req *r)
 		                    "no logout of this account is known", NULL);
 		goto answer;
 	}
-	snprintf(secs, sizeof(secs), "%lld",
-	         online
-	             ? 0LL
-	             : (long long)((xc_wall_ms() > r->stamp_ms ? xc_wall_ms() - r->stamp_ms : 0) /
-	                           1000));
+	ago_ms = online ? 0 : xc_wall_ms() - r->stamp_ms;
+	snprintf(secs, sizeof(secs), "%lld", (long long)(ago_ms > 0 ? ago_ms / 1000 : 0));
 	rc = cm_xml_node_new(&q, "query", XC_NS_LAST);
 	rc = rc ? rc : cm_xml_node_set_attr(q, "seconds", secs);
 	if (!rc && !online && r->stanza)
