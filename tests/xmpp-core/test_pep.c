@@ -519,6 +519,20 @@ static void put_contact(struct fix *f, const char *contact, int sub)
 	xc_store_req_free(r);
 }
 
+#define SHA1_ABC "a9993e364706816aba3e25717850c26c9cd0d89d"
+
+/* ROSTER_GET's avatar for OWNER ("?" for not known; static: one at a time) */
+static const char *avatar_of(struct fix *f)
+{
+	static char out[64];
+	struct xc_store_req *r = run(f, req(f, XC_STORE_ROSTER_GET, OWNER, NULL));
+
+	assert_int_equal(r->err, 0);
+	snprintf(out, sizeof(out), "%s", r->avatar ? r->avatar : "?");
+	xc_store_req_free(r);
+	return out;
+}
+
 static struct xc_store_req *last_for(struct fix *f, const char *contact)
 {
 	return run(f, req(f, XC_STORE_PEP_LAST, OWNER, contact));
@@ -577,14 +591,30 @@ static void test_store_last_and_account(void **state)
 	r = run(&f, req(&f, XC_STORE_VCARD_GET, OWNER, NULL));
 	assert_false(r->found);
 	xc_store_req_free(r);
+	assert_string_equal(avatar_of(&f), ""); /* no vCard: no avatar */
 	r = req(&f, XC_STORE_VCARD_SET, OWNER, NULL);
 	r->stanza = strdup("<vCard xmlns='vcard-temp'><FN>J</FN></vCard>");
+	assert_int_equal(run(&f, r)->err, -EINVAL); /* without the PHOTO's hash */
+	xc_store_req_free(r);
+	r = req(&f, XC_STORE_VCARD_SET, OWNER, NULL);
+	r->stanza = strdup("<vCard xmlns='vcard-temp'><FN>J</FN></vCard>");
+	assert_int_equal(xc_store_req_set(&r->avatar, SHA1_ABC), 0);
 	assert_int_equal(run(&f, r)->err, 0);
 	xc_store_req_free(r);
 	r = run(&f, req(&f, XC_STORE_VCARD_GET, OWNER, NULL));
 	assert_true(r->found);
 	assert_string_equal(r->stanza, "<vCard xmlns='vcard-temp'><FN>J</FN></vCard>");
 	xc_store_req_free(r);
+	/* the hash comes with the roster; a hash learnt later does not replace one set */
+	assert_string_equal(avatar_of(&f), SHA1_ABC);
+	r = req(&f, XC_STORE_VCARD_HASH, OWNER, NULL);
+	assert_int_equal(run(&f, r)->err, -EINVAL);
+	xc_store_req_free(r);
+	r = req(&f, XC_STORE_VCARD_HASH, OWNER, NULL);
+	assert_int_equal(xc_store_req_set(&r->avatar, ""), 0);
+	assert_int_equal(run(&f, r)->err, 0);
+	xc_store_req_free(r);
+	assert_string_equal(avatar_of(&f), SHA1_ABC);
 	/* the account goes, its nodes, items and vCard with it */
 	r = req(&f, XC_STORE_ACCOUNT_DELETE, OWNER, NULL);
 	assert_int_equal(run(&f, r)->err, 0);
@@ -598,6 +628,7 @@ static void test_store_last_and_account(void **state)
 	r = run(&f, req(&f, XC_STORE_VCARD_GET, OWNER, NULL));
 	assert_false(r->found);
 	xc_store_req_free(r);
+	assert_string_equal(avatar_of(&f), "");
 	/* a PEP op without its data is refused, not run */
 	r = xc_store_req_new(XC_STORE_PEP_NODES, &f.s.l, store_fix_on_done, &f.s);
 	assert_int_equal(xc_store_req_set(&r->user, OWNER), 0);

@@ -343,6 +343,9 @@ static const struct cm_cfg_schema archive_schema = {
     .nfields = sizeof(archive_fields) / sizeof(archive_fields[0]),
 };
 
+/* enum xc_avatar_mode's names, in its order */
+static const char *const vcard_avatar_values[] = {"open", "all", "off", NULL};
+
 static const struct cm_cfg_field pep_fields[] = {
     {.key = "enabled",
      .type = CM_CFG_BOOL,
@@ -373,6 +376,16 @@ static const struct cm_cfg_field pep_fields[] = {
      .min = 1,
      .max = 100000,
      .doc = "nodes one account may have; a publish that would make one more is refused"},
+    {.key = "vcard_avatars",
+     .type = CM_CFG_ENUM,
+     .offset = offsetof(struct xc_pep_config, vcard_avatars),
+     .def = "open",
+     .values = vcard_avatar_values,
+     .doc = "avatars kept the same both ways (XEP-0398): a vCard's PHOTO is published as a PEP "
+            "avatar (XEP-0084), a PEP avatar becomes the vCard's PHOTO, which anyone may read, "
+            "and presence carries its hash (XEP-0153). open: only an avatar whose PEP data node "
+            "is open to all becomes the PHOTO (a private one takes it out); all: every one; "
+            "off: the two stay apart and presence is left as sent"},
 };
 
 static const struct cm_cfg_schema pep_schema = {

@@ -15,6 +15,7 @@
 #include "carbons.h"
 #include "cm/buf.h"
 #include "cm/crypto.h"
+#include "avatar.h"
 #include "blocking.h"
 #include "cm/log.h"
 #include "extdisco.h"
@@ -436,7 +437,7 @@ void xc_iq_account(struct xc_shard *sh, const struct xc_jid *to, struct cm_xml_n
 		const size_t nm = sizeof(archive_features) / sizeof(archive_features[0]);
 		const char *features[sizeof(account_features) / sizeof(account_features[0]) +
 		                     sizeof(archive_features) / sizeof(archive_features[0]) +
-		                     PEP_FEATURES_MAX + 1];
+		                     PEP_FEATURES_MAX + 2];
 		struct cm_xml_node *info, *id;
 		size_t n = na;
 
@@ -449,6 +450,9 @@ void xc_iq_account(struct xc_shard *sh, const struct xc_jid *to, struct cm_xml_n
 			n += xc_pep_features(features + n, PEP_FEATURES_MAX);
 		if (xc_push_enabled(sh->srv->push))
 			features[n++] = XC_NS_PUSH;
+		/* the avatar is copied to the vCard, which anyone may read (XEP-0398 2) */
+		if (xc_pep_enabled(sh->srv->pep) && xc_avatar_mode(sh) != XC_AVATAR_OFF)
+			features[n++] = XC_NS_AVATAR_CONV;
 		info =
 		    disco_info("account", "registered", NULL, features, n, cm_xml_attr(q, "node"));
 		/* the account is a PEP service too (XEP-0163 4) */

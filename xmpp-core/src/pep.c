@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "avatar.h"
 #include "blocking.h"
 #include "c2s.h"
 #include "cm/buf.h"
@@ -534,6 +535,10 @@ struct op_ctx {
 	bool rsm;                 /* ITEMS: answered with a result set (XEP-0059) */
 	bool notify;              /* RETRACT: tell the subscribers */
 	struct cm_xml_node *item; /* owned: PUBLISH's payload, for the notification */
+	/* the server's own requests (iq NULL): what runs at the end */
+	xc_pep_done_fn done;
+	xc_pep_item_fn got;
+	void *done_arg;
 };
 
 static void op_free(struct op_ctx *o)
@@ -579,6 +584,10 @@ static void on_published(struct xc_store_req *r)
 	struct cm_xml_node *res = NULL, *pub, *it, *items, *msg;
 	int rc;
 
+	if (r->err && !o->iq) {
+		cm_metrics_inc(p->m.refused);
+		goto out;
+	}
 	if (r->err) {
 		cm_metrics_inc(p->m.refused);
 		if (r->err == -ECANCELED)
@@ -597,11 +606,16 @@ static void on_published(struct xc_store_req *r)
 	rc = rc ? rc : cm_xml_node_set_attr(pub, "node", r->key);
 	rc = rc ? rc : cm_xml_node_new_child(&it, pub, "item", NULL);
 	rc = rc ? rc : cm_xml_node_set_attr(it, "id", r->pep->item_id);
-	if (rc) {
+	if (rc || !o->iq) {
 		cm_xml_node_free(res);
 		res = NULL;
 	}
-	reply(sh, o->iq, res);
+	if (o->iq) {
+		reply(sh, o->iq, res);
+		/* a client's new avatar: the vCard follows (XEP-0398) */
+		if (strcmp(r->key, XC_NS_AVATAR_META) == 0)
+			xc_avatar_pep_published(sh, &o->owner, o->item);
+	}
 	msg = event_new(o->owner.s, r->key, &items);
 	if (msg && cm_xml_node_new_child(&it, items, "item", NULL) == 0 &&
 	    cm_xml_node_set_attr(it, "id", r->pep->item_id) == 0 &&
@@ -611,6 +625,8 @@ static void on_published(struct xc_store_req *r)
 	}
 	cm_xml_node_free(msg);
 out:
+	if (o->done)
+		o->done(sh, r->err, o->done_arg);
 	op_free(o);
 	xc_store_req_free(r);
 }
@@ -1233,6 +1249,85 @@ out:
 	xc_pep_req_free(pr);
 	op_free(o);
 	cm_xml_node_free(iq);
+}
+
+/* --- the server's own requests (avatar.c) ---------------------------------------------------- */
+
+void xc_pep_publish_for(struct xc_shard *sh, const char *owner, const char *node, const char *id,
+                        struct cm_xml_node *payload, int access, xc_pep_done_fn done, void *arg)
+{
+	const struct xc_pep_config *cfg = &sh->srv->cfg->pep;
+	struct op_ctx *o = calloc(1, sizeof(*o));
+	struct xc_pep_req *pr = calloc(1, sizeof(*pr));
+	struct cm_buf b;
+	int rc = o && pr ? 0 : -ENOMEM;
+
+	cm_buf_init(&b, 0);
+	rc = rc ? rc : xc_jid_parse(&o->owner, owner, strlen(owner), NULL, 0);
+	rc = rc ? rc : cm_xml_write(&b, payload, NULL);
+	if (!rc && (!b.data || !(pr->item_id = strdup(id))))
+		rc = -ENOMEM;
+	if (!rc) {
+		pr->payload = b.data; /* handed over */
+		cm_buf_init(&b, 0);
+		pr->cfg.access = access; /* for a node made now; an existing one keeps its own */
+		pr->cfg.persist = true;
+		pr->cfg.max_items = DEFAULT_MAX_KEPT;
+		pr->max_items_cap = (unsigned)cfg->max_items;
+		pr->max_nodes = (unsigned)cfg->max_nodes;
+		o->item = payload;
+		payload = NULL;
+		o->done = done;
+		o->done_arg = arg;
+		rc = submit(sh, XC_STORE_PEP_PUBLISH, owner, node, pr, on_published, o);
+		pr = NULL; /* submit's either way */
+	}
+	cm_buf_free(&b);
+	cm_xml_node_free(payload);
+	xc_pep_req_free(pr);
+	if (rc) {
+		if (o)
+			o->done = NULL;
+		op_free(o);
+		if (done)
+			done(sh, rc, arg);
+	}
+}
+
+static void on_item_read(struct xc_store_req *r)
+{
+	struct op_ctx *o = r->arg;
+	struct xc_shard *sh = r->loop->data;
+	const struct xc_pep_item *it = r->pep && r->pep->nitems ? &r->pep->items[0] : NULL;
+	int err = r->err ? r->err : it && it->payload ? 0 : -ENOENT;
+
+	o->got(sh, err, r->pep ? r->pep->cfg.access : XC_PEP_PRESENCE, err ? NULL : it->payload,
+	       o->done_arg);
+	op_free(o);
+	xc_store_req_free(r);
+}
+
+void xc_pep_read_item(struct xc_shard *sh, const char *owner, const char *node, const char *id,
+                      xc_pep_item_fn got, void *arg)
+{
+	struct op_ctx *o = calloc(1, sizeof(*o));
+	struct xc_pep_req *pr = calloc(1, sizeof(*pr));
+	int rc = o && pr ? 0 : -ENOMEM;
+
+	if (!rc && (!(pr->ids = calloc(1, sizeof(*pr->ids))) || !(pr->ids[0] = strdup(id))))
+		rc = -ENOMEM;
+	if (!rc) {
+		pr->nids = 1;
+		o->got = got;
+		o->done_arg = arg;
+		rc = submit(sh, XC_STORE_PEP_ITEMS, owner, node, pr, on_item_read, o);
+		pr = NULL;
+	}
+	xc_pep_req_free(pr);
+	if (rc) {
+		op_free(o);
+		got(sh, rc, XC_PEP_PRESENCE, NULL, arg);
+	}
 }
 
 /* --- disco#items of the account -------------------------------------------------------------- */

@@ -70,6 +70,23 @@ void xc_pep_presence(struct xc_shard *sh, const struct xc_jid *to, const struct 
 void xc_pep_own_presence(struct xc_shard *sh, const struct xc_jid *full,
                          const struct cm_xml_node *st);
 
+/* The server's own requests (avatar.c), without an IQ. done and got run on this shard with the
+ * store's result (0 or a negative errno). */
+typedef void (*xc_pep_done_fn)(struct xc_shard *sh, int err, void *arg);
+typedef void (*xc_pep_item_fn)(struct xc_shard *sh, int err, int access, const char *payload,
+                               void *arg);
+
+/* Publish payload (taken) as item id of owner's (a bare JID) node, on the owner's behalf: a node
+ * made for it gets access model access (enum xc_pep_access) and the defaults; the owner's
+ * sessions and the contacts hear of it as of a client's publish. done may be NULL. */
+void xc_pep_publish_for(struct xc_shard *sh, const char *owner, const char *node, const char *id,
+                        struct cm_xml_node *payload, int access, xc_pep_done_fn done, void *arg);
+
+/* Read item id of owner's node, whoever may read it: got runs with its payload (XML text,
+ * borrowed for the call) and the node's access model; -ENOENT without such a node or item. */
+void xc_pep_read_item(struct xc_shard *sh, const char *owner, const char *node, const char *id,
+                      xc_pep_item_fn got, void *arg);
+
 /* Release the shard's PEP state (capabilities cache, contacts heard from). On the shard's thread,
  * when it stops. */
 void xc_pep_shard_close(struct xc_shard *sh);

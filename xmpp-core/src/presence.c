@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "avatar.h"
 #include "blocking.h"
 #include "c2s.h"
 #include "cm/log.h"
@@ -115,6 +116,11 @@ static void do_broadcast(struct xc_shard *sh, struct xc_user *u, struct cm_xml_n
 	initial = !c->available && !unavailable;
 	if (!unavailable)
 		c->available = true; /* before probes are answered (they may come back at once) */
+	if (!unavailable && xc_avatar_mode(sh) != XC_AVATAR_OFF && u->rstate == XC_ROSTER_READY &&
+	    xc_avatar_stamp(st, u->avatar, NULL) != 0) {
+		cm_xml_node_free(st);
+		return;
+	}
 	/* to the user's own available sessions, this one included (RFC 6121 4.2.2, 4.4.2) */
 	xc_user_foreach_session(u, other)
 	{
@@ -339,6 +345,13 @@ void xc_presence_outbound(struct xc_shard *sh, struct xc_c2s *c, struct cm_xml_n
 		 * went is remembered, for the unavailable one at the end */
 		track_directed(c, cm_xml_attr(st, "to"), strcmp(type, "available") == 0,
 		               strcmp(type, "unavailable") == 0);
+		/* the avatar's hash goes into directed presence too (XEP-0398 4) */
+		if (strcmp(type, "available") == 0 && xc_avatar_mode(sh) != XC_AVATAR_OFF && c->u &&
+		    c->u->rstate == XC_ROSTER_READY &&
+		    xc_avatar_stamp(st, c->u->avatar, NULL) != 0) {
+			cm_xml_node_free(st);
+			return;
+		}
 		xc_route(sh, st);
 		return;
 	}

@@ -24,6 +24,7 @@
 #include "extdisco.h"
 #include "iq.h"
 #include "mam.h"
+#include "avatar.h"
 #include "pep.h"
 #include "push.h"
 #include "sasl.h"
@@ -480,6 +481,7 @@ int xc_server_init(struct xc_server **out, const struct xc_config *cfg, struct c
 	CM_LOGI("store", "accounts and messages in %s", cfg->storage.path);
 	r = xc_mam_alloc(&srv->mam, srv, metrics);
 	r = r ? r : xc_pep_alloc(&srv->pep, srv, metrics);
+	r = r ? r : xc_avatars_alloc(&srv->avatars, metrics);
 	r = r ? r : xc_push_alloc(&srv->push, srv, metrics);
 	if (r)
 		return r;
@@ -630,6 +632,7 @@ void xc_server_free(struct xc_server *srv)
 	xc_admin_api_free(srv->api);
 	xc_mam_free(srv->mam);
 	xc_pep_free(srv->pep);
+	xc_avatars_free(srv->avatars);
 	xc_extdisco_free(srv->extdisco);
 	xc_push_free(srv->push);
 	free(srv);

@@ -47,6 +47,7 @@ struct xc_c2s;
 struct xc_comp;
 struct xc_admin_api;
 struct xc_mam;
+struct xc_avatars;
 struct xc_pep;
 struct xc_pep_shard;
 struct xc_extdisco;
@@ -103,6 +104,7 @@ struct xc_server {
 	struct xc_admin_api *api;         /* owned: accounts and sessions on the admin port */
 	struct xc_mam *mam;               /* owned: the message archive (mam.h) */
 	struct xc_pep *pep;               /* owned: personal eventing (pep.h) */
+	struct xc_avatars *avatars;       /* owned: avatar conversions' metrics (avatar.h) */
 	struct xc_extdisco *extdisco;     /* owned: STUN/TURN services (extdisco.h) */
 	struct xc_push *push;             /* owned: push notifications (push.h) */
 	char caps_ver[32];                /* XEP-0115 hash of the server's features */

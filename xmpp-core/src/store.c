@@ -186,6 +186,7 @@ void xc_store_req_free(struct xc_store_req *r)
 		free(r->msgs[i].stanza);
 	free(r->msgs);
 	xc_pep_req_free(r->pep);
+	free(r->avatar);
 	for (size_t i = 0; i < r->npush; i++) {
 		free(r->push[i].jid);
 		free(r->push[i].node);

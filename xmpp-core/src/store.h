@@ -63,8 +63,10 @@ enum xc_store_op {
 	                             * transaction: creds, items, jids, msgs (not taken), pep (its
 	                             * nodes' items, oldest first, NULL without any), stanza (the
 	                             * vCard, or NULL), priv (by namespace); -ENOENT */
-	XC_STORE_ROSTER_GET,        /* user -> found (the account exists), version, items, and
-	                             * jids: the block list */
+	XC_STORE_ROSTER_GET,        /* user -> found (the account exists), version, items,
+	                             * jids: the block list, and avatar: the hash of the vCard's
+	                             * PHOTO ("" for none, NULL when a vCard is kept but its hash
+	                             * is not: xc_avatar_learn()) */
 	XC_STORE_ROSTER_PUT,        /* user, item -> version (the roster's new version) */
 	XC_STORE_ROSTER_DELETE,     /* user, key (contact) -> version; -ENOENT */
 	XC_STORE_OFFLINE_PUT,       /* user, stanza, stamp, limit -> -EDQUOT when full, -ENOENT
@@ -104,7 +106,9 @@ enum xc_store_op {
 	                         * (the items trimmed to what it keeps, within max_items_cap),
 	                         * none: read -> pep->cfg (the node's); -ENOENT */
 	XC_STORE_VCARD_GET,     /* user -> found, stanza (the vCard as XML text) */
-	XC_STORE_VCARD_SET,     /* user, stanza */
+	XC_STORE_VCARD_SET,     /* user, stanza, avatar (the hash of its PHOTO, "" for none) */
+	XC_STORE_VCARD_HASH,    /* user, avatar: the hash of the vCard's PHOTO, kept unless one
+	                         * is kept already (a VCARD_SET came first) */
 	/* private XML storage (XEP-0049): one element per (user, namespace) */
 	XC_STORE_PRIVATE_GET, /* user, priv (the namespaces asked, xml NULL) -> each priv's xml,
 	                       * NULL where none is kept */
@@ -248,7 +252,8 @@ struct xc_store_req {
 	uint64_t queued_ns; /* for the latency metric */
 	struct cm_histogram *latency; /* borrowed: the store's histogram */
 	/* personal eventing (XEP-0163) and vcard-temp (XEP-0054) */
-	struct xc_pep_req *pep;   /* owned: the PEP ops' input and results */
+	struct xc_pep_req *pep; /* owned: the PEP ops' input and results */
+	char *avatar;           /* owned: VCARD_SET's and VCARD_HASH's input, ROSTER_GET's output */
 	struct xc_push_reg *push; /* owned array: the PUSH ops' results */
 	size_t npush;
 	struct xc_private_item *priv; /* owned array: the PRIVATE ops', ACCOUNT_IMPORT/EXPORT's */

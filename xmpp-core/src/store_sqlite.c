@@ -145,7 +145,7 @@ static const char *const sql[S_NSTMT] = {
     [S_COMMIT] = "COMMIT",
 };
 
-#define P_NSTMT 28 /* statements of the PEP and vCard block (its enum pstmt) */
+#define P_NSTMT 32 /* statements of the PEP and vCard block (its enum pstmt) */
 
 struct sq {
 	sqlite3 *db;
@@ -513,6 +513,7 @@ static int account_exists(struct sq *q, const char *jid, bool *yes)
 }
 
 static int prefs_get(struct sq *q, struct xc_store_req *r);
+static int photo_get(struct sq *q, struct xc_store_req *r);
 
 static int roster_get(struct sq *q, struct xc_store_req *r)
 {
@@ -558,7 +559,9 @@ static int roster_get(struct sq *q, struct xc_store_req *r)
 	bind_text(p, 1, r->user);
 	rc = collect_jids(q, p, r);
 	/* and so are the archiving preferences: delivery decides what to archive */
-	return rc ? rc : prefs_get(q, r);
+	rc = rc ? rc : prefs_get(q, r);
+	/* and the avatar's hash, for the presence the user sends */
+	return rc ? rc : photo_get(q, r);
 }
 
 /* One roster item of r->user: it is r->item, or one of an import's items. */
@@ -986,6 +989,7 @@ static int dispatch(struct sq *q, struct xc_store_req *r)
 	case XC_STORE_PEP_CONFIGURE:
 	case XC_STORE_VCARD_GET:
 	case XC_STORE_VCARD_SET:
+	case XC_STORE_VCARD_HASH:
 		return pep_dispatch(q, r);
 	case XC_STORE_PUSH_ENABLE:
 	case XC_STORE_PUSH_DISABLE:
@@ -1293,7 +1297,8 @@ static const char pep_schema[] =
     "CREATE INDEX IF NOT EXISTS pep_items_node ON pep_items (owner, node, seq);"
     "CREATE TABLE IF NOT EXISTS pep_node_groups ("
     "  owner TEXT NOT NULL, node TEXT NOT NULL, groups TEXT NOT NULL, PRIMARY KEY (owner, node));"
-    "CREATE TABLE IF NOT EXISTS vcards (owner TEXT PRIMARY KEY, vcard TEXT NOT NULL);";
+    "CREATE TABLE IF NOT EXISTS vcards (owner TEXT PRIMARY KEY, vcard TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS vcard_photos (owner TEXT PRIMARY KEY, hash TEXT NOT NULL);";
 
 enum pstmt {
 	P_NODE_GET,
@@ -1314,6 +1319,10 @@ enum pstmt {
 	P_VCARD_GET,
 	P_VCARD_PUT,
 	P_VCARD_DEL,
+	P_PHOTO_GET,
+	P_PHOTO_PUT,
+	P_PHOTO_ADD,
+	P_PHOTO_DEL,
 	P_NODE_SET,
 	P_GROUPS_PUT,
 	P_GROUPS_DEL,
@@ -1356,6 +1365,11 @@ static const char *const pep_sql[P_END] = {
     [P_VCARD_GET] = "SELECT vcard FROM vcards WHERE owner = ?1",
     [P_VCARD_PUT] = "INSERT OR REPLACE INTO vcards (owner, vcard) VALUES (?1, ?2)",
     [P_VCARD_DEL] = "DELETE FROM vcards WHERE owner = ?1",
+    [P_PHOTO_GET] = "SELECT p.hash FROM vcards v LEFT JOIN vcard_photos p ON p.owner = v.owner "
+                    "WHERE v.owner = ?1",
+    [P_PHOTO_PUT] = "INSERT OR REPLACE INTO vcard_photos (owner, hash) VALUES (?1, ?2)",
+    [P_PHOTO_ADD] = "INSERT OR IGNORE INTO vcard_photos (owner, hash) VALUES (?1, ?2)",
+    [P_PHOTO_DEL] = "DELETE FROM vcard_photos WHERE owner = ?1",
     [P_NODE_SET] = "UPDATE pep_nodes SET access = ?3, persist = ?4, max_items = ?5 WHERE "
                    "owner = ?1 AND node = ?2",
     [P_GROUPS_PUT] = "INSERT OR REPLACE INTO pep_node_groups (owner, node, groups) "
@@ -1406,10 +1420,25 @@ static sqlite3_stmt *pprep2(struct sq *q, enum pstmt s, const char *owner, const
 	return p;
 }
 
+/* ROSTER_GET's avatar: the hash kept with the vCard; "" without a vCard, NULL when there is a
+ * vCard but no hash. */
+static int photo_get(struct sq *q, struct xc_store_req *r)
+{
+	sqlite3_stmt *p = pprep2(q, P_PHOTO_GET, r->user, NULL);
+	int rc = sqlite3_step(p);
+
+	if (rc == SQLITE_ROW && sqlite3_column_type(p, 0) == SQLITE_NULL)
+		return 0;
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return xc_sq_fail(rc);
+	r->avatar = rc == SQLITE_ROW ? col_dup(p, 0) : strdup("");
+	return r->avatar ? 0 : -ENOMEM;
+}
+
 static int pep_delete_owned(struct sq *q, const char *owner)
 {
 	static const enum pstmt all[] = {P_NODE_DEL_ALL, P_ITEM_DEL_ALL, P_GROUPS_DEL_ALL,
-	                                 P_VCARD_DEL};
+	                                 P_VCARD_DEL, P_PHOTO_DEL};
 	int rc = 0;
 
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]) && !rc; i++)
@@ -1830,7 +1859,8 @@ static int pep_dispatch(struct sq *q, struct xc_store_req *r)
 	bool found;
 	int rc;
 
-	if (!r->pep && r->op != XC_STORE_VCARD_GET && r->op != XC_STORE_VCARD_SET) {
+	if (!r->pep && r->op != XC_STORE_VCARD_GET && r->op != XC_STORE_VCARD_SET &&
+	    r->op != XC_STORE_VCARD_HASH) {
 		r->err = -EINVAL;
 		return 0;
 	}
@@ -1891,12 +1921,25 @@ static int pep_dispatch(struct sq *q, struct xc_store_req *r)
 		}
 		return rc == SQLITE_DONE ? 0 : xc_sq_fail(rc);
 	case XC_STORE_VCARD_SET:
-		if (!r->stanza) {
+		if (!r->stanza || !r->avatar) {
 			r->err = -EINVAL;
 			return 0;
 		}
 		p = pprep2(q, P_VCARD_PUT, r->user, NULL);
 		bind_text(p, 2, r->stanza);
+		rc = exec1(p);
+		if (rc)
+			return rc;
+		p = pprep2(q, P_PHOTO_PUT, r->user, NULL);
+		bind_text(p, 2, r->avatar);
+		return exec1(p);
+	case XC_STORE_VCARD_HASH:
+		if (!r->avatar) {
+			r->err = -EINVAL;
+			return 0;
+		}
+		p = pprep2(q, P_PHOTO_ADD, r->user, NULL);
+		bind_text(p, 2, r->avatar);
 		return exec1(p);
 	default:
 		break;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "avatar.h"
 #include "c2s.h"
 #include "cm/log.h"
 #include "mam.h"
@@ -122,6 +123,7 @@ void xc_user_put(struct xc_shard *sh, struct xc_user *u)
 	cm_map_close(&u->roster);
 	xc_user_set_blocked(u, NULL, 0);
 	xc_mam_prefs_free(u->mam_prefs);
+	free(u->avatar);
 	xc_jid_free(&u->bare);
 	free(u);
 }
@@ -216,6 +218,9 @@ static void on_loaded(struct xc_store_req *r)
 		xc_user_set_blocked(u, r->jids, r->njids);
 		xc_mam_prefs_free(u->mam_prefs);
 		u->mam_prefs = xc_mam_prefs_take(&r->prefs, r->prefs_found);
+		free(u->avatar);
+		u->avatar = r->avatar; /* handed over */
+		r->avatar = NULL;
 		for (size_t i = 0; i < r->nitems; i++) {
 			struct xc_contact *ct = calloc(1, sizeof(*ct));
 
@@ -228,6 +233,8 @@ static void on_loaded(struct xc_store_req *r)
 			    cm_map_hash(&u->roster, ct->item.contact, strlen(ct->item.contact)));
 		}
 		u->rstate = XC_ROSTER_READY;
+		if (!u->avatar)
+			xc_avatar_learn(sh, u); /* a vCard from before the hashes were kept */
 	}
 	xc_store_req_free(r);
 	/* the waiting work may get and release u itself: the load holds it until the end */

@@ -45,9 +45,11 @@ struct xc_user {
 	size_t nblocked;
 	struct xc_mam_prefs *mam_prefs; /* owned: archiving preferences (mam.c), with the roster;
 	                                 * NULL: the server's default */
-	struct cm_list waiting;         /* of struct xc_wait: work for when the roster is loaded */
-	unsigned busy; /* store requests on their way that come back to this user */
-	unsigned held; /* xc_user_get()s not yet released */
+	char *avatar; /* owned: the hash of the vCard's PHOTO (avatar.h), "" for none; with the
+	               * roster; NULL: not known */
+	struct cm_list waiting; /* of struct xc_wait: work for when the roster is loaded */
+	unsigned busy;          /* store requests on their way that come back to this user */
+	unsigned held;          /* xc_user_get()s not yet released */
 };
 
 /* The user on this shard, or NULL (find). */

@@ -86,6 +86,7 @@ struct xc_pep_config {
 	long long max_items;  /* items a node keeps at most (what "max" means) */
 	uint64_t max_payload; /* bytes of one item's payload (and of a vCard) as XML */
 	long long max_nodes;  /* nodes per account */
+	int vcard_avatars;    /* enum xc_avatar_mode (avatar.h) */
 };
 
 /* Contact addresses of the service (XEP-0157), by kind: URIs (mailto:, xmpp:, https:...). */
