@@ -141,6 +141,18 @@ enum xc_store_op {
 	XC_STORE_FAST_REVOKE, /* user, key (NULL: every client of the user) -> count (removed);
 	                       * ACCOUNT_SET_CREDS and ACCOUNT_DELETE revoke the user's tokens too
 	                       */
+	/* HTTP File Upload (XEP-0363): one row per slot handed out */
+	XC_STORE_UPLOAD_RESERVE, /* user, key (the slot id), count (its bytes), stamp_ms (now),
+	                          * quota (bytes the user may be handed in 24 hours): the slot is
+	                          * kept unless the user's slots of the last 24 hours and this one
+	                          * would hold more than quota -> -EDQUOT (nothing kept), -EEXIST
+	                          * (the slot id is taken); count (either way: the bytes of the
+	                          * user's slots of the last 24 hours, this one included when kept),
+	                          * stamp_ms (-EDQUOT: when the oldest of them turns 24 hours old,
+	                          * for the client to try again then) */
+	XC_STORE_UPLOAD_PURGE,   /* stamp_ms, limit: the slots handed out before stamp_ms go, the
+	                          * oldest first, at most limit of them -> jids (their slot ids,
+	                          * for their files to go too), count (how many) */
 	XC_STORE_NOPS,
 };
 
@@ -262,6 +274,7 @@ struct xc_store_req {
 	 * acknowledgement waits for it. NULL: none */
 	struct xc_ticket *ticket;
 	struct xc_fast_req *fast; /* owned: the FAST ops' (wiped when freed) */
+	uint64_t quota;           /* UPLOAD_RESERVE's: bytes a user may be handed in 24 hours */
 	/* the store's */
 	struct cm_list link;
 	struct cm_msg msg;

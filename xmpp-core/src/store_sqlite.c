@@ -157,6 +157,7 @@ struct sq {
 	struct xc_sq_push *push;    /* push registrations (store_sqlite_push.c) */
 	struct xc_sq_private *priv; /* private XML (store_sqlite_private.c) */
 	struct xc_sq_last *last;    /* last activity (store_sqlite_last.c) */
+	struct xc_sq_upload *up;    /* HTTP File Upload slots (store_sqlite_upload.c) */
 	struct xc_sq_arch *arch;    /* the message archive (store_sqlite_archive.c) */
 };
 
@@ -1002,6 +1003,9 @@ static int dispatch(struct sq *q, struct xc_store_req *r)
 	case XC_STORE_LAST_SET:
 	case XC_STORE_LAST_GET:
 		return xc_sq_last_run(q->last, r);
+	case XC_STORE_UPLOAD_RESERVE:
+	case XC_STORE_UPLOAD_PURGE:
+		return xc_sq_upload_run(q->up, r);
 	case XC_STORE_FAST_GET:
 	case XC_STORE_FAST_UPDATE:
 	case XC_STORE_FAST_REVOKE:
@@ -1033,7 +1037,7 @@ static int sq_run(void *db, struct xc_store_req *r)
 	if (rc)
 		return rc;
 	if (!r->user && r->op != XC_STORE_ACCOUNT_LIST && r->op != XC_STORE_ARCHIVE_PURGE &&
-	    r->op != XC_STORE_PUSH_COUNT) {
+	    r->op != XC_STORE_PUSH_COUNT && r->op != XC_STORE_UPLOAD_PURGE) {
 		r->err = -EINVAL;
 	} else {
 		rc = dispatch(q, r);
@@ -1108,6 +1112,7 @@ static void sq_close(void *db)
 	xc_sq_push_close(q->push);
 	xc_sq_private_close(q->priv);
 	xc_sq_last_close(q->last);
+	xc_sq_upload_close(q->up);
 	sqlite3_close(q->db);
 	free(q);
 }
@@ -1170,6 +1175,8 @@ static int sq_open(void **out, const char *where, unsigned cache_mb, char *err, 
 	if (!rc && (rc = xc_sq_private_open(&q->priv, q->db)) != 0)
 		rc = cm_errf(err, errlen, rc, "%s: %s", where, sqlite3_errmsg(q->db));
 	if (!rc && (rc = xc_sq_last_open(&q->last, q->db)) != 0)
+		rc = cm_errf(err, errlen, rc, "%s: %s", where, sqlite3_errmsg(q->db));
+	if (!rc && (rc = xc_sq_upload_open(&q->up, q->db)) != 0)
 		rc = cm_errf(err, errlen, rc, "%s: %s", where, sqlite3_errmsg(q->db));
 	if (!rc && (rc = xc_sq_arch_open(&q->arch, q->db)) != 0)
 		rc = cm_errf(err, errlen, rc, "%s: %s", where, sqlite3_errmsg(q->db));

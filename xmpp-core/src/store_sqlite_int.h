@@ -1,7 +1,7 @@
 /* store_sqlite_int.h - what the SQLite backend (store_sqlite.c) shares with its blocks: push
  * registrations (store_sqlite_push.c), private XML (store_sqlite_private.c), last activity
- * (store_sqlite_last.c) and the message archive (store_sqlite_archive.c). Runs on the store's
- * thread only. */
+ * (store_sqlite_last.c), HTTP File Upload slots (store_sqlite_upload.c) and the message archive
+ * (store_sqlite_archive.c). Runs on the store's thread only. */
 #ifndef XC_STORE_SQLITE_INT_H
 #define XC_STORE_SQLITE_INT_H
 
@@ -14,6 +14,7 @@ struct xc_sq_push;
 struct xc_sq_arch;
 struct xc_sq_private;
 struct xc_sq_last;
+struct xc_sq_upload;
 
 /* The roster row of contact (?2) in owner's (?1) roster unless owner blocks the contact's bare
  * JID: its subscription (0) and groups (1). Whom the owner's presence reaches. */
@@ -64,6 +65,16 @@ int xc_sq_last_run(struct xc_sq_last *l, struct xc_store_req *r);
 
 /* Forget owner's last activity (its account is deleted). 0 or the database failure. */
 int xc_sq_last_delete_owned(struct xc_sq_last *l, const char *owner);
+
+/* Create the upload slots' table on db (borrowed; kept until xc_sq_upload_close) and prepare
+ * the statements. 0 or a negative errno (sqlite3_errmsg(db) says why). */
+int xc_sq_upload_open(struct xc_sq_upload **out, struct sqlite3 *db);
+void xc_sq_upload_close(struct xc_sq_upload *u); /* accepts NULL */
+
+/* Run a XC_STORE_UPLOAD_RESERVE or _PURGE request (_PURGE has no user): r->err and its results
+ * are set; the return is nonzero only when the database itself failed. A deleted account's
+ * slots stay until purged (their files live until they expire): there is no delete_owned. */
+int xc_sq_upload_run(struct xc_sq_upload *u, struct xc_store_req *r);
 
 /* The archive's tables on db (borrowed; kept until xc_sq_arch_close; its meta table exists):
  * created, moved from the layouts before, and the keys a crash left unwritten written. 0 or a
