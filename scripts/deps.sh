@@ -10,7 +10,7 @@ build_pkgs="build-essential pkg-config clang libclang-rt-14-dev libuv1-dev libss
   libjansson-dev libhttp-parser-dev libsqlite3-dev libsystemd-dev libidn-dev libwslay-dev ca-certificates"
 test_pkgs="python3 systemd curl coturn python3-aioice python3-h2 python3-cryptography
   python3-slixmpp nghttp2-client python3-aioapns prosody prosody-modules libstrophe-dev
-  python3-websockets ejabberd nftables iproute2 lua-dbi-sqlite3"
+  python3-websockets ejabberd nftables iproute2 lua-dbi-sqlite3 python3-aiohttp"
 bench_pkgs="valgrind"
 
 case "${1:-build}" in

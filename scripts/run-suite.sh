@@ -40,7 +40,8 @@ export CREDENTIALS_DIRECTORY="$run/credentials" STATE_DIRECTORY="$run/state"
 
 # The run's configuration: the examples plus the development wiring.
 {
-	cat "$top/config/xmpp-core.yaml"
+	# the example's upload service (off) is turned on: photos and files in chats (XEP-0363)
+	sed '/^upload:/,/^$/ s/^  enabled: false/  enabled: true/' "$top/config/xmpp-core.yaml"
 	cat <<'EOF'
 
 # --- added by make run: icicle's TURN credentials for clients (XEP-0215) ---
@@ -121,6 +122,7 @@ demo_accounts() {
 	echo "run: log in with any XMPP client on 127.0.0.1:5222 (STARTTLS) or 5223 (direct TLS),"
 	echo "run: or from a browser client at wss://127.0.0.1:5443/xmpp-websocket;"
 	echo "run: the certificate is self-signed ($run/credentials/tls.crt)."
+	echo "run: photos and files: clients find upload.localhost; files go to https://localhost:5281"
 	echo "run: calls: clients get STUN/TURN servers and credentials from xmpp-core (XEP-0215);"
 	echo "run: icicle relays on 127.0.0.1:3478 (UDP, TCP) and 5349 (TLS)."
 	echo "run: push: platypus is xmpp-core's component push.localhost; it sends nothing and"

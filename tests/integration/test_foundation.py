@@ -2,11 +2,13 @@
 admin /health and /metrics, systemd readiness and watchdog, SIGHUP reload, SIGTERM stop, and
 `make run`'s script starting the whole suite."""
 
+import http.client
 import json
 import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -310,7 +312,7 @@ class MakeRun(unittest.TestCase):
     def test_suite_starts_and_stops(self):
         ports = {"xmpp-core": 5280, "platypus": 9642, "icicle": 9641}
         # every TCP port of the example configurations: one in use makes a daemon exit
-        for p in list(ports.values()) + [3478, 5222, 5223, 5347, 5349, 5443, 8443]:
+        for p in list(ports.values()) + [3478, 5222, 5223, 5281, 5347, 5349, 5443, 8443]:
             with socket.socket() as s:
                 if s.connect_ex(("127.0.0.1", p)) == 0:
                     self.skipTest("port %d is in use on this machine" % p)
@@ -343,6 +345,14 @@ class MakeRun(unittest.TestCase):
                         break
                     time.sleep(0.1)
                 self.assertEqual(listed.stdout.split(), jids)
+                # the upload service's files listener (XEP-0363), over TLS with the run's
+                # certificate
+                ctx = ssl.create_default_context(
+                    cafile=os.path.join(tmp, "credentials", "tls.crt"))
+                c = http.client.HTTPSConnection("localhost", 5281, context=ctx, timeout=10)
+                c.request("GET", "/upload/nothing-here/x")
+                self.assertEqual(c.getresponse().status, 404)
+                c.close()
                 os.killpg(proc.pid, signal.SIGINT)
                 out, _ = proc.communicate(timeout=30)
                 self.assertEqual(proc.returncode, 0, out)

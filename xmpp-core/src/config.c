@@ -395,6 +395,94 @@ static const struct cm_cfg_schema pep_schema = {
     .nfields = sizeof(pep_fields) / sizeof(pep_fields[0]),
 };
 
+static void upload_validate(void *obj, struct cm_cfg_check *chk)
+{
+	const struct xc_upload_config *u = obj;
+
+	check_addrs(chk, "listen", &u->listen);
+	if (u->enabled && u->listen.n == 0)
+		cm_cfg_check_error(chk, "listen", "is empty: the files need a listener");
+	if (u->url && *u->url && strncmp(u->url, "https://", 8) != 0 &&
+	    strncmp(u->url, "http://", 7) != 0)
+		cm_cfg_check_error(chk, "url", "\"%s\" is not an http:// or https:// URL", u->url);
+	if (u->daily_quota < u->max_file_size)
+		cm_cfg_check_error(
+		    chk, "daily_quota",
+		    "is smaller than max_file_size: no file that large could be sent");
+}
+
+static const struct cm_cfg_field upload_fields[] = {
+    {.key = "enabled",
+     .type = CM_CFG_BOOL,
+     .offset = offsetof(struct xc_upload_config, enabled),
+     .def = "false",
+     .doc = "HTTP File Upload (XEP-0363) at upload.HOST for every host: how clients send photos "
+            "and files in chats (the bytes go over HTTPS to listen, the message carries a "
+            "link)"},
+    {.key = "listen",
+     .type = CM_CFG_STRLIST,
+     .offset = offsetof(struct xc_upload_config, listen),
+     .def = "[\"127.0.0.1:5281\"]",
+     .doc = "HTTPS listeners (with the tls: certificate), IP:PORT each, where files are put and "
+            "fetched"},
+    {.key = "url",
+     .type = CM_CFG_STRING,
+     .offset = offsetof(struct xc_upload_config, url),
+     .def = "",
+     .doc = "the base URL clients reach the listener at (a proxy in front, another name or "
+            "port); empty: https://HOST:PORT, with the first host and listen's first port"},
+    {.key = "path",
+     .type = CM_CFG_PATH,
+     .offset = offsetof(struct xc_upload_config, path),
+     .def = "",
+     .doc = "directory of the files (made at start, mode 0700); empty: uploads beside the "
+            "store's file"},
+    {.key = "max_file_size",
+     .type = CM_CFG_SIZE,
+     .offset = offsetof(struct xc_upload_config, max_file_size),
+     .def = "10M",
+     .min = 1024,
+     .max = 1ULL << 30,
+     .doc = "largest file; each connection of the listener may hold one this large in memory "
+            "while it arrives"},
+    {.key = "daily_quota",
+     .type = CM_CFG_SIZE,
+     .offset = offsetof(struct xc_upload_config, daily_quota),
+     .def = "100M",
+     .min = 1024,
+     .max = 1ULL << 40,
+     .doc = "bytes of files one user may be handed slots for in 24 hours"},
+    {.key = "expire_after",
+     .type = CM_CFG_DURATION,
+     .offset = offsetof(struct xc_upload_config, expire_after),
+     .def = "7d",
+     .min = 1000,
+     .max = 3650ULL * 86400000,
+     .doc = "how long a file is kept (removed within the hour after)"},
+    {.key = "slot_ttl",
+     .type = CM_CFG_DURATION,
+     .offset = offsetof(struct xc_upload_config, slot_ttl),
+     .def = "5m",
+     .min = 10000,
+     .max = 86400000,
+     .doc = "how long a slot's PUT URL may be used (a restart also ends it)"},
+    {.key = "max_connections",
+     .type = CM_CFG_INT,
+     .offset = offsetof(struct xc_upload_config, max_connections),
+     .def = "32",
+     .min = 1,
+     .max = 100000,
+     .doc = "connections of the listener at once (a quarter of them per source address)"},
+};
+
+static const struct cm_cfg_schema upload_schema = {
+    .name = "upload",
+    .size = sizeof(struct xc_upload_config),
+    .fields = upload_fields,
+    .nfields = sizeof(upload_fields) / sizeof(upload_fields[0]),
+    .validate = upload_validate,
+};
+
 static const struct cm_cfg_field private_fields[] = {
     {.key = "enabled",
      .type = CM_CFG_BOOL,
@@ -891,6 +979,11 @@ static const struct cm_cfg_field fields[] = {
      .offset = offsetof(struct xc_config, pep),
      .sub = &pep_schema,
      .doc = "personal eventing (XEP-0163) and vCards (XEP-0054)"},
+    {.key = "upload",
+     .type = CM_CFG_SECTION,
+     .offset = offsetof(struct xc_config, upload),
+     .sub = &upload_schema,
+     .doc = "HTTP File Upload (XEP-0363)"},
     {.key = "private_storage",
      .type = CM_CFG_SECTION,
      .offset = offsetof(struct xc_config, private_xml),

@@ -32,6 +32,7 @@
 #include "stanza.h"
 #include "user.h"
 #include "vcard.h"
+#include "upload.h"
 
 #define NS_DISCO_INFO  XC_NS_DISCO_INFO
 #define NS_DISCO_ITEMS "http://jabber.org/protocol/disco#items"
@@ -74,14 +75,6 @@ static const char *const archive_features[] = {
     XC_NS_MAM_EXTENDED,
     XC_NS_SID,
 };
-
-static void reply(struct xc_shard *sh, const struct cm_xml_node *iq, struct cm_xml_node *child)
-{
-	struct cm_xml_node *res = xc_iq_result(iq, child);
-
-	if (res)
-		xc_route(sh, res);
-}
 
 /* The local session that sent iq (its 'from' is stamped), or NULL. */
 static struct xc_c2s *sender_session(struct xc_shard *sh, const struct cm_xml_node *iq)
@@ -290,7 +283,7 @@ void xc_iq_server(struct xc_shard *sh, const struct xc_jid *to, struct cm_xml_no
 	if (!valid_request(sh, iq, &type, &q))
 		goto out;
 	if (strcmp(type, "get") == 0 && strcmp(q->ns, NS_DISCO_INFO) == 0) {
-		reply(sh, iq,
+		xc_reply(sh, iq,
 		      server_info(cfg, xc_extdisco_enabled(sh->srv->extdisco),
 		                  cm_xml_attr(q, "node")));
 	} else if (strcmp(q->ns, XC_NS_EXTDISCO) == 0) {
@@ -299,6 +292,7 @@ void xc_iq_server(struct xc_shard *sh, const struct xc_jid *to, struct cm_xml_no
 	} else if (strcmp(type, "get") == 0 && strcmp(q->ns, NS_DISCO_ITEMS) == 0) {
 		struct cm_xml_node *items = NULL, *it;
 		int r = cm_xml_node_new(&items, "query", NS_DISCO_ITEMS);
+		char up[XC_JID_PART_MAX + 16];
 
 		/* the components are items of the server */
 		for (size_t i = 0; !r && i < cfg->components.list.n; i++) {
@@ -308,19 +302,25 @@ void xc_iq_server(struct xc_shard *sh, const struct xc_jid *to, struct cm_xml_no
 			r = cm_xml_node_new_child(&it, items, "item", NULL);
 			r = r ? r : cm_xml_node_set_attr(it, "jid", cc->domain);
 		}
+		/* and the upload service of this host (XEP-0363) */
+		if (!r && xc_upload_service(sh->srv, to->s, up, sizeof(up))) {
+			r = cm_xml_node_new_child(&it, items, "item", NULL);
+			r = r ? r : cm_xml_node_set_attr(it, "jid", up);
+			r = r ? r : cm_xml_node_set_attr(it, "name", "HTTP File Upload");
+		}
 		if (r)
 			cm_xml_node_free(items);
 		else
-			reply(sh, iq, items);
+			xc_reply(sh, iq, items);
 	} else if (strcmp(type, "get") == 0 && strcmp(q->ns, NS_PING) == 0 &&
 	           strcmp(q->name, "ping") == 0) {
-		reply(sh, iq, NULL);
+		xc_reply(sh, iq, NULL);
 	} else if (strcmp(type, "get") == 0 && strcmp(q->ns, NS_TIME) == 0 &&
 	           strcmp(q->name, "time") == 0) {
-		reply(sh, iq, entity_time());
+		xc_reply(sh, iq, entity_time());
 	} else if (strcmp(type, "get") == 0 && strcmp(q->ns, NS_LAST) == 0 &&
 	           strcmp(q->name, "query") == 0) {
-		reply(sh, iq, uptime(sh->srv));
+		xc_reply(sh, iq, uptime(sh->srv));
 	} else if (strcmp(type, "get") == 0 && strcmp(q->ns, NS_VERSION) == 0) {
 		struct cm_xml_node *v = NULL, *n;
 		int r = cm_xml_node_new(&v, "query", NS_VERSION);
@@ -334,9 +334,9 @@ void xc_iq_server(struct xc_shard *sh, const struct xc_jid *to, struct cm_xml_no
 		if (r)
 			cm_xml_node_free(v);
 		else
-			reply(sh, iq, v);
+			xc_reply(sh, iq, v);
 	} else if (strcmp(type, "set") == 0 && strcmp(q->ns, NS_SESSION) == 0) {
-		reply(sh, iq, NULL); /* RFC 3921's session: nothing left to do */
+		xc_reply(sh, iq, NULL); /* RFC 3921's session: nothing left to do */
 	} else if (strcmp(q->ns, XC_NS_CARBONS) == 0 || strcmp(q->ns, XC_NS_REGISTER) == 0) {
 		/* carbons are enabled, and an account is asked about, with the server's address
 		 * by some clients: what the sender's own session may do */
@@ -431,7 +431,7 @@ void xc_iq_account(struct xc_shard *sh, const struct xc_jid *to, struct cm_xml_n
 		xc_private_iq(sh, to, own, iq); /* takes iq */
 		return;
 	} else if (strcmp(type, "set") == 0 && strcmp(q->ns, NS_SESSION) == 0 && own) {
-		reply(sh, iq, NULL);
+		xc_reply(sh, iq, NULL);
 	} else if (strcmp(type, "get") == 0 && strcmp(q->ns, NS_DISCO_INFO) == 0) {
 		const size_t na = sizeof(account_features) / sizeof(account_features[0]);
 		const size_t nm = sizeof(archive_features) / sizeof(archive_features[0]);
@@ -463,12 +463,12 @@ void xc_iq_account(struct xc_shard *sh, const struct xc_jid *to, struct cm_xml_n
 			cm_xml_node_free(info);
 			info = NULL;
 		}
-		reply(sh, iq, info);
+		xc_reply(sh, iq, info);
 	} else if (strcmp(type, "get") == 0 && strcmp(q->ns, NS_DISCO_ITEMS) == 0) {
 		xc_pep_disco_items(sh, xc_user_find(sh, to), own, iq); /* takes iq */
 		return;
 	} else if (strcmp(type, "get") == 0 && strcmp(q->ns, NS_PING) == 0) {
-		reply(sh, iq, NULL);
+		xc_reply(sh, iq, NULL);
 	} else {
 		refuse(sh, iq, "cancel", "service-unavailable");
 	}

@@ -7,6 +7,7 @@
 #include "admin_api.h"
 #include "cm/daemon.h"
 #include "server.h"
+#include "upload.h"
 
 static int xc_start(struct cm_daemon *d, const void *cfg, void **state)
 {
@@ -29,6 +30,12 @@ static int xc_reload(struct cm_daemon *d, void *state, const void *newcfg)
 		r = r ? r : r2;
 	}
 
+	if (srv->upload) {
+		int r2 = xc_upload_reload(srv->upload);
+
+		r = r ? r : r2;
+	}
+
 	/* the certificate paths are those given at start; the API token is read again */
 	if (srv->api) {
 		int r2 = xc_admin_api_set_token(srv->api, cfg->api_token.data, cfg->api_token.len);
@@ -47,6 +54,7 @@ static void xc_stop(struct cm_daemon *d, void *state)
 struct close_wait {
 	struct cm_daemon *d;
 	void (*done)(struct cm_daemon *d);
+	struct xc_server *srv;
 };
 
 static void api_closed(void *arg)
@@ -55,6 +63,14 @@ static void api_closed(void *arg)
 
 	w->done(w->d);
 	free(w);
+}
+
+/* The upload listener is closed and its file jobs are over: the API next. */
+static void upload_closed(void *arg)
+{
+	struct close_wait *w = arg;
+
+	xc_admin_api_close(w->srv->api, api_closed, w);
 }
 
 /* The shards' handles belong to the workers, which close them in their own stop; what is left
@@ -71,7 +87,8 @@ static void xc_close(struct cm_daemon *d, void *state, void (*done)(struct cm_da
 	}
 	w->d = d;
 	w->done = done;
-	xc_admin_api_close(srv->api, api_closed, w);
+	w->srv = srv;
+	xc_upload_close(srv->upload, upload_closed, w);
 }
 
 static void xc_free(void *state)

@@ -347,14 +347,6 @@ static void refuse(struct xc_shard *sh, const struct cm_xml_node *iq, const char
 	xc_route(sh, e);
 }
 
-static void reply(struct xc_shard *sh, const struct cm_xml_node *iq, struct cm_xml_node *child)
-{
-	struct cm_xml_node *res = xc_iq_result(iq, child);
-
-	if (res)
-		xc_route(sh, res);
-}
-
 /* A node name or item id: not empty, bounded. */
 static bool name_ok(const char *s)
 {
@@ -611,7 +603,7 @@ static void on_published(struct xc_store_req *r)
 		res = NULL;
 	}
 	if (o->iq) {
-		reply(sh, o->iq, res);
+		xc_reply(sh, o->iq, res);
 		/* a client's new avatar: the vCard follows (XEP-0398) */
 		if (strcmp(r->key, XC_NS_AVATAR_META) == 0)
 			xc_avatar_pep_published(sh, &o->owner, o->item);
@@ -730,7 +722,7 @@ static void on_items(struct xc_store_req *r)
 		refuse(sh, o->iq, "wait", "resource-constraint", NULL, NULL);
 		goto out;
 	}
-	reply(sh, o->iq, res);
+	xc_reply(sh, o->iq, res);
 out:
 	op_free(o);
 	xc_store_req_free(r);
@@ -750,7 +742,7 @@ static void on_retracted(struct xc_store_req *r)
 		refuse(sh, o->iq, "wait", "internal-server-error", NULL, NULL);
 		goto out;
 	}
-	reply(sh, o->iq, NULL);
+	xc_reply(sh, o->iq, NULL);
 	if (!o->notify)
 		goto out;
 	msg = event_new(o->owner.s, r->key, &items);
@@ -778,7 +770,7 @@ static void on_deleted(struct xc_store_req *r)
 		refuse(sh, o->iq, "wait", "internal-server-error", NULL, NULL);
 		goto out;
 	}
-	reply(sh, o->iq, NULL);
+	xc_reply(sh, o->iq, NULL);
 	/* those who heard of its items hear that it is gone (XEP-0060 8.4.2): the store answered
 	 * with the node's configuration as it was */
 	rc = cm_xml_node_new(&m, "message", CM_XML_NS_CLIENT);
@@ -853,9 +845,9 @@ static void on_configured(struct xc_store_req *r)
 	else if (r->err)
 		refuse(sh, o->iq, "wait", "internal-server-error", NULL, NULL);
 	else if (o->notify) /* a set */
-		reply(sh, o->iq, NULL);
+		xc_reply(sh, o->iq, NULL);
 	else
-		reply(sh, o->iq, config_form(r->key, &r->pep->cfg));
+		xc_reply(sh, o->iq, config_form(r->key, &r->pep->cfg));
 	op_free(o);
 	xc_store_req_free(r);
 }
@@ -1354,7 +1346,7 @@ static void on_nodes(struct xc_store_req *r)
 		cm_xml_node_free(q);
 		refuse(sh, o->iq, "wait", "internal-server-error", NULL, NULL);
 	} else {
-		reply(sh, o->iq, q);
+		xc_reply(sh, o->iq, q);
 	}
 	op_free(o);
 	xc_store_req_free(r);
@@ -1370,7 +1362,7 @@ void xc_pep_disco_items(struct xc_shard *sh, struct xc_user *u, struct xc_c2s *o
 	if (!xc_pep_enabled(sh->srv->pep) || !u ||
 	    cm_xml_attr(cm_xml_child(iq, "query", NULL), "node")) {
 		if (cm_xml_node_new(&q, "query", NS_DISCO_ITEMS) == 0)
-			reply(sh, iq, q);
+			xc_reply(sh, iq, q);
 		cm_xml_node_free(iq);
 		return;
 	}

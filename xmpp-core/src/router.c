@@ -23,6 +23,7 @@
 #include "stanza.h"
 #include "ticket.h"
 #include "user.h"
+#include "upload.h"
 
 static uint64_t mono_ns(void)
 {
@@ -30,6 +31,14 @@ static uint64_t mono_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void xc_reply(struct xc_shard *sh, const struct cm_xml_node *iq, struct cm_xml_node *child)
+{
+	struct cm_xml_node *res = xc_iq_result(iq, child);
+
+	if (res)
+		xc_route(sh, res);
 }
 
 void xc_bounce(struct xc_shard *sh, const struct cm_xml_node *st, const char *etype,
@@ -319,6 +328,11 @@ void xc_route(struct xc_shard *sh, struct cm_xml_node *st)
 			xc_component_deliver(sh, st, &to);
 		else
 			post(sh, 0, st, &to);
+		xc_jid_free(&to);
+		return;
+	}
+	if (xc_upload_domain(srv, xc_jid_domain(&to), to.dlen)) {
+		xc_upload_stanza(sh, st, &to); /* takes st; on this shard: nothing to share */
 		xc_jid_free(&to);
 		return;
 	}

@@ -29,4 +29,8 @@ void xc_deliver(struct xc_shard *sh, struct cm_xml_node *st, const struct xc_jid
 void xc_bounce(struct xc_shard *sh, const struct cm_xml_node *st, const char *etype,
                const char *condition);
 
+/* Send the result of iq (not consumed) back to its sender, child (may be NULL) under it, taken;
+ * nothing without memory. */
+void xc_reply(struct xc_shard *sh, const struct cm_xml_node *iq, struct cm_xml_node *child);
+
 #endif

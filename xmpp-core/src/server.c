@@ -31,6 +31,7 @@
 #include "store.h"
 #include "throttle.h"
 #include "user.h"
+#include "upload.h"
 
 unsigned xc_home(const struct xc_server *srv, const char *bare, size_t len)
 {
@@ -419,6 +420,33 @@ static int start_api(struct xc_server *srv)
 	return xc_admin_api_alloc(&srv->api, cm_admin_http(adm), srv, t->data, t->len);
 }
 
+/* The base URL of upload slots: upload.url without its trailing '/', or https://HOST:PORT with
+ * the first host and the first listener's port. */
+static int upload_base(struct xc_server *srv)
+{
+	const struct xc_upload_config *u = &srv->cfg->upload;
+	const char *l, *port;
+	size_t n;
+
+	if (!u->enabled)
+		return 0;
+	if (u->url && *u->url) {
+		n = strlen(u->url);
+		while (n > 0 && u->url[n - 1] == '/')
+			n--;
+		srv->upload_base = strndup(u->url, n);
+		return srv->upload_base ? 0 : -ENOMEM;
+	}
+	l = u->listen.n ? u->listen.v[0] : "";
+	port = strrchr(l, ':');
+	if (asprintf(&srv->upload_base, "https://%s:%s", srv->cfg->hosts.v[0],
+	             port ? port + 1 : "443") < 0) {
+		srv->upload_base = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
 static const char *const ws_protocols[] = {"xmpp", NULL};
 
 int xc_server_init(struct xc_server **out, const struct xc_config *cfg, struct cm_metrics *metrics,
@@ -445,6 +473,8 @@ int xc_server_init(struct xc_server **out, const struct xc_config *cfg, struct c
 	};
 	r = cm_crypto_random(srv->home_key, sizeof(srv->home_key));
 	r = r ? r : cm_crypto_random(srv->decoy_secret, sizeof(srv->decoy_secret));
+	r = r ? r : cm_crypto_random(srv->upload_key, sizeof(srv->upload_key));
+	r = r ? r : upload_base(srv);
 	r = r ? r : cm_crypto_random(&seed, sizeof(seed));
 	if (r)
 		return r;
@@ -541,6 +571,10 @@ int xc_server_start(struct xc_server **out, struct cm_daemon *d, const struct xc
 			        "no tls.certificate: the WebSocket listeners stay closed "
 			        "(websocket.tls is true)");
 	}
+	/* before the workers: their shards count slots in its metrics */
+	r = xc_upload_alloc(&srv->upload, srv, d, cm_daemon_metrics(d));
+	if (r)
+		return r;
 	ops.arg = srv;
 	r = cm_daemon_workers(d, srv->nshards, &ops, &srv->workers);
 	if (r)
@@ -554,6 +588,9 @@ int xc_server_start(struct xc_server **out, struct cm_daemon *d, const struct xc
 		CM_LOGI("websocket", "browsers on %s://%s%s", srv->ws_tls ? "wss" : "ws",
 		        cfg->websocket.listen.v[i], cfg->websocket.path);
 	CM_LOGI("xmpp", "serving %zu host(s) on %u worker(s)", cfg->hosts.n, srv->nshards);
+	r = xc_upload_start(srv->upload);
+	if (r)
+		return r;
 	(void)cm_listener_warn_caps("c2s", "c2s.connections_per_source",
 	                            cfg->c2s.connections_per_source, "c2s.max_connections",
 	                            cfg->c2s.max_connections);
@@ -633,6 +670,8 @@ void xc_server_free(struct xc_server *srv)
 	xc_mam_free(srv->mam);
 	xc_pep_free(srv->pep);
 	xc_avatars_free(srv->avatars);
+	free(srv->upload_base);
+	xc_upload_free(srv->upload);
 	xc_extdisco_free(srv->extdisco);
 	xc_push_free(srv->push);
 	free(srv);

@@ -49,6 +49,7 @@ struct xc_admin_api;
 struct xc_mam;
 struct xc_avatars;
 struct xc_pep;
+struct xc_upload;
 struct xc_pep_shard;
 struct xc_extdisco;
 struct xc_push;
@@ -96,6 +97,9 @@ struct xc_server {
 	unsigned nshards;
 	uint64_t home_key[2];             /* keys xc_home() */
 	unsigned char decoy_secret[32];   /* salts for SCRAM answers about unknown users */
+	unsigned char upload_key[32];     /* signs upload slots (upload.h), made at start */
+	char *upload_base;                /* owned: the base URL of upload slots, NULL: off */
+	struct xc_upload *upload;         /* owned: the files' side of upload.h, NULL: off */
 	struct cm_srclimit *per_source;   /* owned: c2s connections per source address */
 	struct xc_throttle *throttle;     /* owned: failed logins per address and per account */
 	struct xc_throttle *reg_throttle; /* owned: in-band registrations per address, per hour */

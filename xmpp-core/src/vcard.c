@@ -23,14 +23,6 @@ static void refuse(struct xc_shard *sh, const struct cm_xml_node *iq, const char
 		xc_route(sh, e);
 }
 
-static void reply(struct xc_shard *sh, const struct cm_xml_node *iq, struct cm_xml_node *child)
-{
-	struct cm_xml_node *res = xc_iq_result(iq, child);
-
-	if (res)
-		xc_route(sh, res);
-}
-
 static void on_got(struct xc_store_req *r)
 {
 	struct cm_xml_node *iq = r->arg, *v = NULL;
@@ -44,7 +36,7 @@ static void on_got(struct xc_store_req *r)
 	if (rc)
 		refuse(sh, iq, "wait", "internal-server-error", NULL);
 	else
-		reply(sh, iq, v);
+		xc_reply(sh, iq, v);
 	cm_xml_node_free(iq);
 	xc_store_req_free(r);
 }
@@ -65,7 +57,7 @@ static void on_set(struct xc_store_req *r)
 	if (r->err) {
 		refuse(sh, x->iq, "wait", "internal-server-error", NULL);
 	} else {
-		reply(sh, x->iq, NULL);
+		xc_reply(sh, x->iq, NULL);
 		/* the PEP avatar and the presence follow (avatar.h) */
 		if (xc_jid_parse(&j, r->user, strlen(r->user), NULL, 0) == 0) {
 			if ((u = xc_user_find(sh, &j)) != NULL)

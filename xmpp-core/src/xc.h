@@ -89,6 +89,20 @@ struct xc_pep_config {
 	int vcard_avatars;    /* enum xc_avatar_mode (avatar.h) */
 };
 
+/* HTTP File Upload (XEP-0363): upload.h */
+struct xc_upload_config {
+	bool enabled;
+	struct cm_cfg_strlist
+	    listen;                /* "IP:PORT": the HTTPS listener the files go to and come from */
+	char *url;                 /* the base URL clients reach it at; "": https://HOST:PORT */
+	char *path;                /* the files' directory; "": "uploads" beside the store */
+	uint64_t max_file_size;    /* bytes of one file */
+	uint64_t daily_quota;      /* bytes of slots one user is handed in 24 hours */
+	uint64_t expire_after;     /* ms a file is kept */
+	uint64_t slot_ttl;         /* ms a PUT URL stays valid */
+	long long max_connections; /* of the listener */
+};
+
 /* Contact addresses of the service (XEP-0157), by kind: URIs (mailto:, xmpp:, https:...). */
 enum xc_contact_kind {
 	XC_CONTACT_ABUSE,
@@ -199,6 +213,7 @@ struct xc_config {
 	struct xc_components_config components;
 	struct xc_extdisco_config extdisco;
 	struct xc_contact_config contact;
+	struct xc_upload_config upload;
 	bool hide_version;
 	struct cm_secret api_token; /* the admin API's bearer token (xmppctl); unset: API off */
 };

@@ -1,0 +1,684 @@
+/* upload_http.c - the files of HTTP File Upload (upload.h): an HTTPS listener on the main loop
+ * that takes one PUT per slot and serves GET and HEAD, the files on disk (written and read on
+ * libuv's thread pool, never on the loop), and their expiry.
+ *
+ * A file is one regular file named by its slot id in the directory: a first line with its media
+ * type, a second with its name, then its bytes. It is written under a temporary name and linked
+ * into place, so a GET never sees half a file and a second PUT of the slot finds it taken. */
+#include "upload.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "cm/buf.h"
+#include "cm/cfg.h"
+#include "cm/crypto.h"
+#include "cm/daemon.h"
+#include "cm/err.h"
+#include "cm/http.h"
+#include "cm/log.h"
+#include "cm/loop.h"
+#include "cm/metrics.h"
+#include "cm/tls.h"
+#include "server.h"
+#include "stanza.h"
+#include "store.h"
+#include "upload_int.h"
+#include "xc.h"
+
+#define SWEEP_MS    3600000 /* how often expired files are looked for */
+#define SWEEP_BATCH 1000    /* slots one sweep request removes at most */
+#define IDLE_MS     300000  /* a phone on a slow link may take this long to send a file */
+#define OCTETS      "application/octet-stream"
+
+struct xc_upload {
+	struct xc_server *srv; /* borrowed */
+	struct cm_daemon *d;   /* borrowed */
+	struct cm_loop *loop;  /* borrowed: the main loop */
+	const struct xc_upload_config *cfg;
+	struct cm_tls *tls;           /* owned */
+	struct cm_http_server **http; /* owned: one per listen address */
+	size_t nhttp, open_http;
+	char *dir; /* owned */
+	struct upload_metrics m;
+	uv_timer_t sweep;
+	bool timer_open;
+	unsigned pending; /* file jobs and store requests on their way */
+	bool closing;
+	void (*done)(void *arg);
+	void *done_arg;
+};
+
+static const struct cm_metric_def metric_defs[] = {
+    CM_METRIC_COUNTER_DEF(struct upload_metrics, slot_ok, "xmpp_upload_slots_total",
+                          "Upload slots asked for (XEP-0363), by result.", "result", "ok"),
+    CM_METRIC_COUNTER_DEF(struct upload_metrics, slot_too_large, "xmpp_upload_slots_total",
+                          "Upload slots asked for (XEP-0363), by result.", "result", "too_large"),
+    CM_METRIC_COUNTER_DEF(struct upload_metrics, slot_quota, "xmpp_upload_slots_total",
+                          "Upload slots asked for (XEP-0363), by result.", "result", "quota"),
+    CM_METRIC_COUNTER_DEF(struct upload_metrics, slot_bad, "xmpp_upload_slots_total",
+                          "Upload slots asked for (XEP-0363), by result.", "result", "bad_request"),
+    CM_METRIC_COUNTER_DEF(struct upload_metrics, slot_refused, "xmpp_upload_slots_total",
+                          "Upload slots asked for (XEP-0363), by result.", "result", "refused"),
+    CM_METRIC_COUNTER_DEF(struct upload_metrics, put_ok, "xmpp_upload_puts_total",
+                          "Files put to upload slots, by result.", "result", "ok"),
+    CM_METRIC_COUNTER_DEF(struct upload_metrics, put_bad_sig, "xmpp_upload_puts_total",
+                          "Files put to upload slots, by result.", "result", "bad_signature"),
+    CM_METRIC_COUNTER_DEF(struct upload_metrics, put_expired, "xmpp_upload_puts_total",
+                          "Files put to upload slots, by result.", "result", "expired"),
+    CM_METRIC_COUNTER_DEF(struct upload_metrics, put_mismatch, "xmpp_upload_puts_total",
+                          "Files put to upload slots, by result.", "result", "bad_url"),
+    CM_METRIC_COUNTER_DEF(struct upload_metrics, put_exists, "xmpp_upload_puts_total",
+                          "Files put to upload slots, by result.", "result", "exists"),
+    CM_METRIC_COUNTER_DEF(struct upload_metrics, put_failed, "xmpp_upload_puts_total",
+                          "Files put to upload slots, by result.", "result", "failed"),
+    CM_METRIC_COUNTER_DEF(struct upload_metrics, get_ok, "xmpp_upload_gets_total",
+                          "Uploaded files fetched (GET and HEAD), by result.", "result", "ok"),
+    CM_METRIC_COUNTER_DEF(struct upload_metrics, get_missing, "xmpp_upload_gets_total",
+                          "Uploaded files fetched (GET and HEAD), by result.", "result",
+                          "not_found"),
+    CM_METRIC_COUNTER_DEF(struct upload_metrics, bytes_in, "xmpp_upload_bytes_total",
+                          "Bytes of uploaded files, by direction.", "direction", "in"),
+    CM_METRIC_COUNTER_DEF(struct upload_metrics, bytes_out, "xmpp_upload_bytes_total",
+                          "Bytes of uploaded files, by direction.", "direction", "out"),
+    CM_METRIC_COUNTER_DEF(struct upload_metrics, expired, "xmpp_upload_expired_total",
+                          "Upload slots and their files removed after upload.expire_after.", NULL),
+};
+
+struct upload_metrics *xc_upload__metrics(const struct xc_server *srv)
+{
+	return srv->upload ? &srv->upload->m : NULL;
+}
+
+/* Every answer says: no sniffing, nothing active, fetchable from web clients' pages. */
+static const struct cm_http_header common_headers[] = {
+    {"X-Content-Type-Options", "nosniff"},
+    {"Content-Security-Policy", "default-src 'none'; sandbox"},
+    {"Access-Control-Allow-Origin", "*"},
+    {"Access-Control-Allow-Methods", "GET, HEAD, PUT, OPTIONS"},
+    {"Access-Control-Allow-Headers", "Content-Type"},
+};
+#define NCOMMON (sizeof(common_headers) / sizeof(common_headers[0]))
+
+static void respond(struct cm_http_req *req, int status, const char *text)
+{
+	(void)cm_http_respond_headers(req, status, NULL, common_headers, NCOMMON, text,
+	                              text ? strlen(text) : 0);
+}
+
+/* --- jobs on the thread pool -------------------------------------------------------------------
+ */
+
+enum job_kind { JOB_PUT, JOB_GET, JOB_UNLINK };
+
+struct job {
+	uv_work_t work;
+	struct xc_upload *u;
+	enum job_kind kind;
+	struct cm_http_req *req; /* owned until answered (PUT, GET) */
+	char slot[XC_UPLOAD_SLOT_LEN + 1];
+	char *name;       /* owned: the name in the URL */
+	const char *type; /* PUT: the type served (borrowed from req, or a constant) */
+	const char *body; /* PUT: borrowed from req */
+	size_t len;       /* PUT: of body; GET: of the file's bytes */
+	char **slots;     /* UNLINK: owned */
+	size_t nslots;
+	int err;    /* the work's result: 0 or a negative errno */
+	char *data; /* GET: owned: the whole file */
+	size_t off; /* GET: where the bytes start in data */
+	char file_type[XC_UPLOAD_TYPE_MAX + 1];
+	bool head;
+};
+
+static void job_free(struct job *j)
+{
+	free(j->name);
+	for (size_t i = 0; i < j->nslots; i++)
+		free(j->slots[i]);
+	free(j->slots);
+	free(j->data);
+	free(j);
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return w < 0 ? -errno : -EIO;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* The file of a slot: written under ".SLOT.part", then linked to SLOT (which must not exist). */
+static void put_work(struct job *j)
+{
+	char part[PATH_MAX], final[PATH_MAX];
+	int fd, rc;
+
+	snprintf(part, sizeof(part), "%s/.%s.part", j->u->dir, j->slot);
+	snprintf(final, sizeof(final), "%s/%s", j->u->dir, j->slot);
+	if (access(final, F_OK) == 0) {
+		j->err = -EEXIST;
+		return;
+	}
+	fd = open(part, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0) {
+		j->err = -errno; /* EEXIST: the same slot is being put right now */
+		return;
+	}
+	rc = write_all(fd, j->type, strlen(j->type));
+	rc = rc ? rc : write_all(fd, "\n", 1);
+	rc = rc ? rc : write_all(fd, j->name, strlen(j->name));
+	rc = rc ? rc : write_all(fd, "\n", 1);
+	rc = rc ? rc : write_all(fd, j->body, j->len);
+	if (close(fd) != 0 && !rc)
+		rc = -errno;
+	if (!rc && link(part, final) != 0)
+		rc = -errno;
+	(void)unlink(part);
+	j->err = rc;
+}
+
+/* A slot's file read whole: its type and name lines checked, the bytes after them. */
+static void get_work(struct job *j)
+{
+	char path[PATH_MAX], *nl1, *nl2;
+	size_t cap = j->u->cfg->max_file_size + XC_UPLOAD_TYPE_MAX + XC_UPLOAD_NAME_MAX + 2;
+	struct stat st;
+	ssize_t got;
+	size_t have = 0;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", j->u->dir, j->slot);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		j->err = -errno;
+		return;
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > cap ||
+	    !(j->data = malloc((size_t)st.st_size + 1))) {
+		j->err = -EIO;
+		close(fd);
+		return;
+	}
+	while (have < (size_t)st.st_size) {
+		got = read(fd, j->data + have, (size_t)st.st_size - have);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0)
+			break;
+		have += (size_t)got;
+	}
+	close(fd);
+	j->data[have] = '\0';
+	nl1 = memchr(j->data, '\n', have);
+	nl2 = nl1 ? memchr(nl1 + 1, '\n', have - (size_t)(nl1 + 1 - j->data)) : NULL;
+	if (have != (size_t)st.st_size || !nl1 || !nl2 ||
+	    (size_t)(nl1 - j->data) > XC_UPLOAD_TYPE_MAX) {
+		j->err = -EIO;
+		return;
+	}
+	memcpy(j->file_type, j->data, (size_t)(nl1 - j->data));
+	j->file_type[nl1 - j->data] = '\0';
+	/* the name in the URL is the file's: another name is another URL, not found */
+	if ((size_t)(nl2 - nl1 - 1) != strlen(j->name) ||
+	    memcmp(nl1 + 1, j->name, (size_t)(nl2 - nl1 - 1)) != 0) {
+		j->err = -ENOENT;
+		return;
+	}
+	j->off = (size_t)(nl2 + 1 - j->data);
+	j->len = have - j->off;
+	j->err = 0;
+}
+
+static void unlink_work(struct job *j)
+{
+	char path[PATH_MAX];
+
+	for (size_t i = 0; i < j->nslots; i++) {
+		snprintf(path, sizeof(path), "%s/%s", j->u->dir, j->slots[i]);
+		if (unlink(path) != 0 && errno != ENOENT)
+			j->err = -errno;
+	}
+}
+
+static void work_cb(uv_work_t *w)
+{
+	struct job *j = w->data;
+
+	switch (j->kind) {
+	case JOB_PUT:
+		put_work(j);
+		break;
+	case JOB_GET:
+		get_work(j);
+		break;
+	case JOB_UNLINK:
+		unlink_work(j);
+		break;
+	}
+}
+
+static void maybe_done(struct xc_upload *u);
+
+/* Whether a file's type may be served as it is to a browser: images, audio and video are shown
+ * inline, everything else is offered as a download. */
+static bool inline_type(const char *t)
+{
+	return strncmp(t, "image/", 6) == 0 || strncmp(t, "audio/", 6) == 0 ||
+	       strncmp(t, "video/", 6) == 0;
+}
+
+static void after_work(uv_work_t *w, int status)
+{
+	struct job *j = w->data;
+	struct xc_upload *u = j->u;
+
+	if (status == UV_ECANCELED && !j->err)
+		j->err = -ECANCELED;
+	switch (j->kind) {
+	case JOB_PUT:
+		if (!j->err) {
+			cm_metrics_inc(u->m.put_ok);
+			cm_metrics_add(u->m.bytes_in, j->len);
+			CM_LOGD("upload", "slot %s: %zu bytes kept", j->slot, j->len);
+			respond(j->req, 201, "created\n");
+		} else if (j->err == -EEXIST) {
+			cm_metrics_inc(u->m.put_exists);
+			respond(j->req, 409, "this slot has its file already\n");
+		} else {
+			cm_metrics_inc(u->m.put_failed);
+			CM_LOGE("upload", "slot %s: cannot write its file in %s: %s", j->slot,
+			        u->dir, strerror(-j->err));
+			respond(j->req, 500, "the file could not be kept\n");
+		}
+		break;
+	case JOB_GET:
+		if (j->err) {
+			if (j->err != -ENOENT)
+				CM_LOGW("upload", "slot %s: cannot read its file: %s", j->slot,
+				        strerror(-j->err));
+			cm_metrics_inc(u->m.get_missing);
+			respond(j->req, 404, "no such file\n");
+		} else {
+			struct cm_http_header h[NCOMMON + 2];
+
+			memcpy(h, common_headers, sizeof(common_headers));
+			h[NCOMMON] = (struct cm_http_header){
+			    "Content-Disposition",
+			    inline_type(j->file_type) ? "inline" : "attachment"};
+			h[NCOMMON + 1] = (struct cm_http_header){
+			    "Cache-Control", "public, max-age=86400, immutable"};
+			cm_metrics_inc(u->m.get_ok);
+			if (!j->head)
+				cm_metrics_add(u->m.bytes_out, j->len);
+			(void)cm_http_respond_headers(j->req, 200, j->file_type, h, NCOMMON + 2,
+			                              j->data + j->off, j->len);
+		}
+		break;
+	case JOB_UNLINK:
+		if (j->err)
+			CM_LOGW("upload", "cannot remove expired files in %s: %s", u->dir,
+			        strerror(-j->err));
+		cm_metrics_add(u->m.expired, j->nslots);
+		break;
+	}
+	job_free(j);
+	u->pending--;
+	maybe_done(u);
+}
+
+static int queue(struct job *j)
+{
+	int rc;
+
+	j->work.data = j;
+	rc = uv_queue_work(j->u->loop->uv, &j->work, work_cb, after_work);
+	if (rc == 0)
+		j->u->pending++;
+	return rc;
+}
+
+/* --- requests ----------------------------------------------------------------------------------
+ */
+
+static void put(struct xc_upload *u, struct cm_http_req *req, struct job *j)
+{
+	const char *query = cm_http_req_query(req),
+	           *ctype = cm_http_req_header(req, "content-type");
+	char sig[XC_UPLOAD_SIG_LEN + 1], want[XC_UPLOAD_SIG_LEN + 1];
+	int64_t expiry;
+	bool ok = false;
+
+	j->body = cm_http_req_body(req, &j->len);
+	if (xc_upload_query(query, &expiry, sig) != 0) {
+		cm_metrics_inc(u->m.put_mismatch);
+		respond(req, 403, "this URL is not an upload slot's\n");
+		goto out;
+	}
+	if (expiry < xc_wall_ms() / 1000) {
+		cm_metrics_inc(u->m.put_expired);
+		respond(req, 403, "this upload slot has expired: ask for another\n");
+		goto out;
+	}
+	/* the slot named a type, which the PUT must carry; or it named none, and any is taken and
+	 * served as bytes */
+	if (j->len > 0 && ctype && xc_upload_type_ok(ctype) &&
+	    xc_upload_sign(u->srv->upload_key, j->slot, j->name, j->len, ctype, expiry, want) ==
+	        0 &&
+	    cm_crypto_equal(sig, want, XC_UPLOAD_SIG_LEN)) {
+		ok = true;
+		j->type = ctype;
+	} else if (j->len > 0 &&
+	           xc_upload_sign(u->srv->upload_key, j->slot, j->name, j->len, NULL, expiry,
+	                          want) == 0 &&
+	           cm_crypto_equal(sig, want, XC_UPLOAD_SIG_LEN)) {
+		ok = true;
+		j->type = OCTETS;
+	}
+	if (!ok) {
+		cm_metrics_inc(u->m.put_bad_sig);
+		respond(req, 403,
+		        "the slot is for another file: its name, size (Content-Length) and type "
+		        "(Content-Type) must be those asked for\n");
+		goto out;
+	}
+	j->kind = JOB_PUT;
+	j->req = req;
+	if (queue(j) != 0) {
+		cm_metrics_inc(u->m.put_failed);
+		respond(req, 503, "try again\n");
+		goto out;
+	}
+	return;
+out:
+	job_free(j);
+}
+
+static int on_request(void *arg, struct cm_http_req *req)
+{
+	struct xc_upload *u = arg;
+	const char *method = cm_http_req_method(req);
+	struct job *j;
+
+	if (strcmp(method, "OPTIONS") == 0) {
+		respond(req, 204, NULL); /* a web client's preflight */
+		return 0;
+	}
+	j = calloc(1, sizeof(*j));
+	if (!j)
+		return -ENOMEM;
+	j->u = u;
+	if (xc_upload_path(cm_http_req_rest(req), j->slot, &j->name) != 0) {
+		job_free(j);
+		if (strcmp(method, "PUT") == 0)
+			cm_metrics_inc(u->m.put_mismatch);
+		respond(req, 404, "no such file\n");
+		return 0;
+	}
+	if (strcmp(method, "PUT") == 0) {
+		put(u, req, j);
+		return 0;
+	}
+	j->kind = JOB_GET;
+	j->head = strcmp(method, "HEAD") == 0;
+	j->req = req;
+	if (queue(j) != 0) {
+		job_free(j);
+		respond(req, 503, "try again\n");
+	}
+	return 0;
+}
+
+/* --- expiry ------------------------------------------------------------------------------------
+ */
+
+static void sweep(struct xc_upload *u);
+
+static void on_purged(struct xc_store_req *r)
+{
+	struct xc_upload *u = r->arg;
+	bool more = false;
+
+	u->pending--;
+	if (r->err) {
+		CM_LOGW("upload", "cannot look for expired files: %s", strerror(-r->err));
+	} else if (r->njids && !u->closing) {
+		struct job *j = calloc(1, sizeof(*j));
+
+		if (j) {
+			j->u = u;
+			j->kind = JOB_UNLINK;
+			j->slots = r->jids; /* handed over */
+			j->nslots = r->njids;
+			r->jids = NULL;
+			r->njids = 0;
+			if (queue(j) != 0)
+				job_free(j);
+		}
+		more = r->count >= SWEEP_BATCH;
+	}
+	xc_store_req_free(r);
+	if (more)
+		sweep(u); /* the rest of a large batch */
+	maybe_done(u);
+}
+
+static void sweep(struct xc_upload *u)
+{
+	struct xc_store_req *r;
+
+	if (u->closing)
+		return;
+	r = xc_store_req_new(XC_STORE_UPLOAD_PURGE, u->loop, on_purged, u);
+	if (!r)
+		return;
+	r->stamp_ms = xc_wall_ms() - (int64_t)u->cfg->expire_after;
+	r->limit = SWEEP_BATCH;
+	if (xc_store_submit(u->srv->store, r) != 0) {
+		xc_store_req_free(r);
+		return;
+	}
+	u->pending++;
+}
+
+static void on_sweep(uv_timer_t *t)
+{
+	sweep(t->data);
+}
+
+/* --- the service ----------------------------------------------------------------------------- */
+
+/* upload.path, or "uploads" beside the store's file. */
+static char *files_dir(const struct xc_config *cfg)
+{
+	const char *slash;
+	char *out = NULL;
+
+	if (cfg->upload.path && *cfg->upload.path)
+		return strdup(cfg->upload.path);
+	slash = strrchr(cfg->storage.path, '/');
+	if (!slash)
+		return strdup("uploads");
+	if (asprintf(&out, "%.*s/uploads", (int)(slash - cfg->storage.path), cfg->storage.path) < 0)
+		return NULL;
+	return out;
+}
+
+int xc_upload_alloc(struct xc_upload **out, struct xc_server *srv, struct cm_daemon *d,
+                    struct cm_metrics *metrics)
+{
+	const struct xc_upload_config *cfg = &srv->cfg->upload;
+	struct xc_upload *u;
+	char err[CM_ERR_MAX];
+	int r;
+
+	*out = NULL;
+	if (!cfg->enabled)
+		return 0;
+	u = calloc(1, sizeof(*u));
+	if (!u)
+		return -ENOMEM;
+	u->srv = srv;
+	u->d = d;
+	u->cfg = cfg;
+	u->loop = cm_daemon_main_loop(d);
+	u->dir = files_dir(srv->cfg);
+	u->http = calloc(cfg->listen.n ? cfg->listen.n : 1, sizeof(*u->http));
+	if (!u->dir || !u->http) {
+		xc_upload_free(u);
+		return -ENOMEM;
+	}
+	r = cm_metrics_register(metrics, &u->m, metric_defs,
+	                        sizeof(metric_defs) / sizeof(metric_defs[0]), err, sizeof(err));
+	if (r) {
+		CM_LOGE("upload", "metrics: %s", err);
+		xc_upload_free(u);
+		return r;
+	}
+	r = cm_daemon_tls_open(d, "upload", &srv->cfg->tls, "h2,http/1.1", &u->tls);
+	if (!r && !u->tls) {
+		CM_LOGE("upload", "upload.enabled needs tls.certificate: files go over HTTPS");
+		r = -EINVAL;
+	}
+	if (r) {
+		xc_upload_free(u);
+		return r;
+	}
+	*out = u;
+	return 0;
+}
+
+int xc_upload_start(struct xc_upload *u)
+{
+	const struct xc_upload_config *cfg;
+	struct cm_http_config hc = {.metrics_prefix = "upload_http", .log_module = "upload"};
+	int r;
+
+	if (!u)
+		return 0;
+	cfg = u->cfg;
+	hc.tls = u->tls;
+	hc.limits.max_body_bytes = cfg->max_file_size;
+	hc.limits.max_connections = (unsigned)cfg->max_connections;
+	hc.limits.idle_timeout_ms = IDLE_MS;
+	hc.limits.max_streams = 4;
+	hc.limits.max_receiving_bytes = cfg->max_file_size + 65536;
+	if (mkdir(u->dir, 0700) != 0 && errno != EEXIST) {
+		r = -errno;
+		CM_LOGE("upload", "cannot make %s: %s", u->dir, strerror(-r));
+		return r;
+	}
+	if (access(u->dir, W_OK | X_OK) != 0) {
+		r = -errno;
+		CM_LOGE("upload", "cannot write into %s: %s", u->dir, strerror(-r));
+		return r;
+	}
+	for (size_t i = 0; i < cfg->listen.n; i++) {
+		struct cm_cfg_addr a = {0};
+		char e[CM_ERR_MAX];
+
+		r = cm_cfg_parse_addr(cfg->listen.v[i], &a, e, sizeof(e));
+		r = r ? r
+		      : cm_http_server_alloc(&u->http[i], u->loop->uv,
+		                             i == 0 ? cm_daemon_metrics(u->d) : NULL, &hc);
+		if (!r)
+			u->nhttp = u->open_http = i + 1;
+		r = r ? r
+		      : cm_http_route(u->http[i], XC_UPLOAD_PREFIX, CM_HTTP_PREFIX,
+		                      "GET, HEAD, PUT, OPTIONS", on_request, u);
+		r = r ? r : cm_http_server_listen(u->http[i], (const struct sockaddr *)&a.sa);
+		if (r) {
+			CM_LOGE("upload", "cannot listen on %s: %s", cfg->listen.v[i],
+			        strerror(-r));
+			return r;
+		}
+		CM_LOGI("upload", "files on https://%s%s (slots at upload.HOST, URLs under %s)",
+		        cfg->listen.v[i], XC_UPLOAD_PREFIX, u->srv->upload_base);
+	}
+	r = uv_timer_init(u->loop->uv, &u->sweep);
+	if (r)
+		return r;
+	u->timer_open = true;
+	u->sweep.data = u;
+	uv_unref((uv_handle_t *)&u->sweep);
+	sweep(u); /* what expired while the server was down */
+	return uv_timer_start(&u->sweep, on_sweep, SWEEP_MS, SWEEP_MS);
+}
+
+int xc_upload_reload(struct xc_upload *u)
+{
+	return u && u->tls ? cm_daemon_tls_reload(u->d, "upload", u->tls) : 0;
+}
+
+static void maybe_done(struct xc_upload *u)
+{
+	void (*done)(void *arg) = u->done;
+
+	if (!u->closing || u->pending || u->open_http || u->timer_open || !done)
+		return;
+	u->done = NULL;
+	done(u->done_arg);
+}
+
+static void on_http_closed(void *arg)
+{
+	struct xc_upload *u = arg;
+
+	u->open_http--;
+	maybe_done(u);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+	struct xc_upload *u = h->data;
+
+	u->timer_open = false;
+	maybe_done(u);
+}
+
+void xc_upload_close(struct xc_upload *u, void (*done)(void *arg), void *arg)
+{
+	if (!u) {
+		done(arg);
+		return;
+	}
+	u->closing = true;
+	u->done = done;
+	u->done_arg = arg;
+	for (size_t i = 0; i < u->nhttp; i++) {
+		struct cm_http_server *h = u->http[i];
+
+		u->http[i] = NULL;
+		if (h)
+			cm_http_server_close(h, on_http_closed, u);
+	}
+	u->nhttp = 0;
+	if (u->timer_open)
+		uv_close((uv_handle_t *)&u->sweep, on_timer_closed);
+	maybe_done(u);
+}
+
+void xc_upload_free(struct xc_upload *u)
+{
+	if (!u)
+		return;
+	cm_tls_free(u->tls);
+	free(u->http);
+	free(u->dir);
+	free(u);
+}
