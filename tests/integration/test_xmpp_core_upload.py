@@ -242,6 +242,21 @@ class Upload(Base):
         run(go())
 
 
+class DiskFull(Base):
+    more = "  min_free_space: 1000000G\n"  # more than this machine has free
+
+    def test_no_room(self):
+        async def go():
+            a = await login(self.srv, self.alice + "/phone")
+            cond, text, _ = await refusal(a["xep_0363"].request_slot(SERVICE, "x.png", 10))
+            self.assertEqual(cond, "resource-constraint")
+            self.assertIn("no room", text)
+            await logout(a)
+        run(go())
+        self.assertEqual(self.metric("xmpp_upload_slots_total", "disk_full"), 1)
+        self.assertEqual(self.metric("xmpp_upload_slots_total", "ok"), 0)
+
+
 class Expiry(Base):
     more = "  expire_after: 1s\n"
 

@@ -452,6 +452,14 @@ static const struct cm_cfg_field upload_fields[] = {
      .min = 1024,
      .max = 1ULL << 40,
      .doc = "bytes of files one user may be handed slots for in 24 hours"},
+    {.key = "min_free_space",
+     .type = CM_CFG_SIZE,
+     .offset = offsetof(struct xc_upload_config, min_free_space),
+     .def = "1G",
+     .max = 1ULL << 50,
+     .doc = "space the files' file system keeps free: a slot whose file would leave less is "
+            "refused (resource-constraint), whatever the users' quotas (many accounts cannot "
+            "fill the disk)"},
     {.key = "expire_after",
      .type = CM_CFG_DURATION,
      .offset = offsetof(struct xc_upload_config, expire_after),

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <time.h>
 
 #include "cm/buf.h"
@@ -192,6 +193,19 @@ static void on_reserved(struct xc_store_req *r)
 	xc_store_req_free(r);
 }
 
+/* Whether the files' file system keeps upload.min_free_space free with size more bytes in it
+ * (a statvfs(), which asks the kernel only). A directory that cannot be asked is taken to have
+ * room: the PUT will tell. */
+static bool room_for(const struct xc_server *srv, uint64_t size)
+{
+	const char *dir = xc_upload__dir(srv);
+	struct statvfs v;
+
+	if (!dir || statvfs(dir, &v) != 0)
+		return true;
+	return (uint64_t)v.f_bavail * v.f_frsize >= size + srv->cfg->upload.min_free_space;
+}
+
 /* A slot request from sender (a local user's full JID). Takes iq. */
 static void request(struct xc_shard *sh, const struct xc_jid *sender, struct cm_xml_node *iq,
                     const struct cm_xml_node *req)
@@ -226,6 +240,12 @@ static void request(struct xc_shard *sh, const struct xc_jid *sender, struct cm_
 	if (rc) {
 		COUNT(sh->srv, slot_bad);
 		refuse(sh, iq, "modify", "bad-request", why, NULL);
+		goto out;
+	}
+	if (!room_for(sh->srv, size)) {
+		COUNT(sh->srv, slot_disk_full);
+		refuse(sh, iq, "wait", "resource-constraint",
+		       "the server has no room for more files now", NULL);
 		goto out;
 	}
 	s = calloc(1, sizeof(*s));

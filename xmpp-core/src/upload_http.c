@@ -68,6 +68,8 @@ static const struct cm_metric_def metric_defs[] = {
                           "Upload slots asked for (XEP-0363), by result.", "result", "bad_request"),
     CM_METRIC_COUNTER_DEF(struct upload_metrics, slot_refused, "xmpp_upload_slots_total",
                           "Upload slots asked for (XEP-0363), by result.", "result", "refused"),
+    CM_METRIC_COUNTER_DEF(struct upload_metrics, slot_disk_full, "xmpp_upload_slots_total",
+                          "Upload slots asked for (XEP-0363), by result.", "result", "disk_full"),
     CM_METRIC_COUNTER_DEF(struct upload_metrics, put_ok, "xmpp_upload_puts_total",
                           "Files put to upload slots, by result.", "result", "ok"),
     CM_METRIC_COUNTER_DEF(struct upload_metrics, put_bad_sig, "xmpp_upload_puts_total",
@@ -96,6 +98,11 @@ static const struct cm_metric_def metric_defs[] = {
 struct upload_metrics *xc_upload__metrics(const struct xc_server *srv)
 {
 	return srv->upload ? &srv->upload->m : NULL;
+}
+
+const char *xc_upload__dir(const struct xc_server *srv)
+{
+	return srv->upload ? srv->upload->dir : NULL;
 }
 
 /* Every answer says: no sniffing, nothing active, fetchable from web clients' pages. */

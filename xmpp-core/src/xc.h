@@ -93,13 +93,14 @@ struct xc_pep_config {
 struct xc_upload_config {
 	bool enabled;
 	struct cm_cfg_strlist
-	    listen;                /* "IP:PORT": the HTTPS listener the files go to and come from */
-	char *url;                 /* the base URL clients reach it at; "": https://HOST:PORT */
-	char *path;                /* the files' directory; "": "uploads" beside the store */
-	uint64_t max_file_size;    /* bytes of one file */
-	uint64_t daily_quota;      /* bytes of slots one user is handed in 24 hours */
-	uint64_t expire_after;     /* ms a file is kept */
-	uint64_t slot_ttl;         /* ms a PUT URL stays valid */
+	    listen;              /* "IP:PORT": the HTTPS listener the files go to and come from */
+	char *url;               /* the base URL clients reach it at; "": https://HOST:PORT */
+	char *path;              /* the files' directory; "": "uploads" beside the store */
+	uint64_t max_file_size;  /* bytes of one file */
+	uint64_t daily_quota;    /* bytes of slots one user is handed in 24 hours */
+	uint64_t min_free_space; /* bytes the files' file system keeps free: slots refused below */
+	uint64_t expire_after;   /* ms a file is kept */
+	uint64_t slot_ttl;       /* ms a PUT URL stays valid */
 	long long max_connections; /* of the listener */
 };
 
