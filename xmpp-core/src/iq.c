@@ -284,8 +284,8 @@ void xc_iq_server(struct xc_shard *sh, const struct xc_jid *to, struct cm_xml_no
 		goto out;
 	if (strcmp(type, "get") == 0 && strcmp(q->ns, NS_DISCO_INFO) == 0) {
 		xc_reply(sh, iq,
-		      server_info(cfg, xc_extdisco_enabled(sh->srv->extdisco),
-		                  cm_xml_attr(q, "node")));
+		         server_info(cfg, xc_extdisco_enabled(sh->srv->extdisco),
+		                     cm_xml_attr(q, "node")));
 	} else if (strcmp(q->ns, XC_NS_EXTDISCO) == 0) {
 		xc_extdisco_iq(sh, sender_session(sh, iq), iq); /* takes iq */
 		return;
