@@ -270,6 +270,12 @@ class Expiry(Base):
         self.assertEqual(fetch(self.srv, put, "PUT", b"gone", {"Content-Type": "text/plain"})[0],
                          201)
         self.assertEqual(fetch(self.srv, get)[2], b"gone")
+        # what a crash in the middle of a PUT leaves: gone once an hour old
+        uploads = os.path.join(self.tmp, "uploads")
+        for name, age in ((".old.part", 7200), (".new.part", 0)):
+            with open(os.path.join(uploads, name), "wb") as f:
+                f.write(b"half")
+            os.utime(os.path.join(uploads, name), (time.time() - age, time.time() - age))
         time.sleep(1.2)
         # the sweep runs at start, then hourly
         self.srv.restart()
@@ -278,7 +284,7 @@ class Expiry(Base):
                 break
             time.sleep(0.1)
         self.assertEqual(fetch(self.srv, get)[0], 404)
-        self.assertEqual(os.listdir(os.path.join(self.tmp, "uploads")), [])
+        self.assertEqual(os.listdir(uploads), [".new.part"])
         self.assertEqual(self.srv.metric("xmpp_upload_expired_total"), 1)
 
 

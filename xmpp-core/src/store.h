@@ -151,8 +151,8 @@ enum xc_store_op {
 	                          * stamp_ms (-EDQUOT: when the oldest of them turns 24 hours old,
 	                          * for the client to try again then) */
 	XC_STORE_UPLOAD_PURGE,   /* stamp_ms, limit: the slots handed out before stamp_ms go, the
-	                          * oldest first, at most limit of them -> jids (their slot ids,
-	                          * for their files to go too), count (how many) */
+	                          * oldest first, at most limit of them -> jids (their slot ids),
+	                          * count (how many); their files go by their own age */
 	XC_STORE_NOPS,
 };
 

@@ -1,10 +1,10 @@
 /* store_sqlite_upload.c - HTTP File Upload (XEP-0363) slots in the SQLite backend
  * (store_sqlite_int.h): one row per slot handed out, its id, owner, bytes and when. The bytes
- * of an owner's slots of the last 24 hours are its quota's use; the purge takes the slots whose
- * files have expired, for those files to go too. The rows are not removed when their owner's
- * account is deleted: the files live on until they expire, and their rows with them (the purge
- * still has to name them). The table is created on open whatever the database's age (IF NOT
- * EXISTS), so it needs no schema version of its own. */
+ * of an owner's slots of the last 24 hours are its quota's use; the purge takes the slots the
+ * quota no longer counts (the files go by their own age, upload_http.c). The rows are not
+ * removed when their owner's account is deleted: they count until they are purged. The table is
+ * created on open whatever the database's age (IF NOT EXISTS), so it needs no schema version of
+ * its own. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>

@@ -60,12 +60,8 @@ static void refuse(struct xc_shard *sh, const struct cm_xml_node *iq, const char
 	struct cm_xml_node *e = xc_stanza_error(iq, etype, cond, text, NULL);
 	struct cm_xml_node *err = e ? cm_xml_child(e, "error", NULL) : NULL;
 
-	if (e && app && (!err || cm_xml_node_add_child(err, app) != 0)) {
-		cm_xml_node_free(e);
-		e = NULL;
-	} else {
-		app = NULL; /* the error's now */
-	}
+	if (err && app && cm_xml_node_add_child(err, app) == 0)
+		app = NULL; /* the error's now (without it, the error still goes) */
 	cm_xml_node_free(app);
 	if (e)
 		xc_route(sh, e);

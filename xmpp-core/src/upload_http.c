@@ -8,6 +8,7 @@
 #include "upload.h"
 
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -34,9 +35,11 @@
 #include "upload_int.h"
 #include "xc.h"
 
-#define SWEEP_MS    3600000 /* how often expired files are looked for */
-#define SWEEP_BATCH 1000    /* slots one sweep request removes at most */
-#define IDLE_MS     300000  /* a phone on a slow link may take this long to send a file */
+#define SWEEP_MS    3600000  /* how often expired files are looked for */
+#define SWEEP_BATCH 1000     /* slot rows one purge request removes at most */
+#define DAY_MS      86400000 /* slot rows are kept this long at least: the quota counts them */
+#define PART_MS     3600000  /* a file still being written is older than this only after a crash */
+#define IDLE_MS     300000   /* a phone on a slow link may take this long to send a file */
 #define OCTETS      "application/octet-stream"
 
 struct xc_upload {
@@ -92,7 +95,8 @@ static const struct cm_metric_def metric_defs[] = {
     CM_METRIC_COUNTER_DEF(struct upload_metrics, bytes_out, "xmpp_upload_bytes_total",
                           "Bytes of uploaded files, by direction.", "direction", "out"),
     CM_METRIC_COUNTER_DEF(struct upload_metrics, expired, "xmpp_upload_expired_total",
-                          "Upload slots and their files removed after upload.expire_after.", NULL),
+                          "Uploaded files removed upload.expire_after after they were written.",
+                          NULL),
 };
 
 struct upload_metrics *xc_upload__metrics(const struct xc_server *srv)
@@ -124,7 +128,7 @@ static void respond(struct cm_http_req *req, int status, const char *text)
 /* --- jobs on the thread pool -------------------------------------------------------------------
  */
 
-enum job_kind { JOB_PUT, JOB_GET, JOB_UNLINK };
+enum job_kind { JOB_PUT, JOB_GET, JOB_SCAN };
 
 struct job {
 	uv_work_t work;
@@ -132,15 +136,16 @@ struct job {
 	enum job_kind kind;
 	struct cm_http_req *req; /* owned until answered (PUT, GET) */
 	char slot[XC_UPLOAD_SLOT_LEN + 1];
-	char *name;       /* owned: the name in the URL */
-	const char *type; /* PUT: the type served (borrowed from req, or a constant) */
-	const char *body; /* PUT: borrowed from req */
-	size_t len;       /* PUT: of body; GET: of the file's bytes */
-	char **slots;     /* UNLINK: owned */
-	size_t nslots;
-	int err;    /* the work's result: 0 or a negative errno */
-	char *data; /* GET: owned: the whole file */
-	size_t off; /* GET: where the bytes start in data */
+	char *name;             /* owned: the name in the URL */
+	const char *type;       /* PUT: the type served (borrowed from req, or a constant) */
+	const char *body;       /* PUT: borrowed from req */
+	size_t len;             /* PUT: of body; GET: of the file's bytes */
+	int64_t cutoff_ms;      /* SCAN: files last written before this go */
+	int64_t part_cutoff_ms; /* SCAN: and unfinished ones (".SLOT.part") before this */
+	size_t removed;         /* SCAN: how many went */
+	int err;                /* the work's result: 0 or a negative errno */
+	char *data;             /* GET: owned: the whole file */
+	size_t off;             /* GET: where the bytes start in data */
 	char file_type[XC_UPLOAD_TYPE_MAX + 1];
 	bool head;
 };
@@ -148,9 +153,6 @@ struct job {
 static void job_free(struct job *j)
 {
 	free(j->name);
-	for (size_t i = 0; i < j->nslots; i++)
-		free(j->slots[i]);
-	free(j->slots);
 	free(j->data);
 	free(j);
 }
@@ -252,15 +254,36 @@ static void get_work(struct job *j)
 	j->err = 0;
 }
 
-static void unlink_work(struct job *j)
+/* Expired files: those last written before the cutoff, and the temporary files of PUTs a crash
+ * cut short (an hour old). Every entry is looked at without following links. */
+static void scan_work(struct job *j)
 {
-	char path[PATH_MAX];
+	DIR *d = opendir(j->u->dir);
+	struct dirent *e;
 
-	for (size_t i = 0; i < j->nslots; i++) {
-		snprintf(path, sizeof(path), "%s/%s", j->u->dir, j->slots[i]);
-		if (unlink(path) != 0 && errno != ENOENT)
-			j->err = -errno;
+	if (!d) {
+		j->err = -errno;
+		return;
 	}
+	while ((e = readdir(d)) != NULL) {
+		bool part = e->d_name[0] == '.';
+		int64_t cut = part ? j->part_cutoff_ms : j->cutoff_ms;
+		struct stat st;
+
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
+		    fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+		    !S_ISREG(st.st_mode))
+			continue;
+		if ((int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000 >= cut)
+			continue;
+		if (unlinkat(dirfd(d), e->d_name, 0) == 0) {
+			if (!part)
+				j->removed++;
+		} else if (errno != ENOENT) {
+			j->err = -errno;
+		}
+	}
+	closedir(d);
 }
 
 static void work_cb(uv_work_t *w)
@@ -274,8 +297,8 @@ static void work_cb(uv_work_t *w)
 	case JOB_GET:
 		get_work(j);
 		break;
-	case JOB_UNLINK:
-		unlink_work(j);
+	case JOB_SCAN:
+		scan_work(j);
 		break;
 	}
 }
@@ -337,11 +360,13 @@ static void after_work(uv_work_t *w, int status)
 			                              j->data + j->off, j->len);
 		}
 		break;
-	case JOB_UNLINK:
+	case JOB_SCAN:
 		if (j->err)
-			CM_LOGW("upload", "cannot remove expired files in %s: %s", u->dir,
+			CM_LOGW("upload", "cannot remove every expired file in %s: %s", u->dir,
 			        strerror(-j->err));
-		cm_metrics_add(u->m.expired, j->nslots);
+		if (j->removed)
+			CM_LOGI("upload", "%zu expired file(s) removed", j->removed);
+		cm_metrics_add(u->m.expired, j->removed);
 		break;
 	}
 	job_free(j);
@@ -454,39 +479,28 @@ static int on_request(void *arg, struct cm_http_req *req)
 /* --- expiry ------------------------------------------------------------------------------------
  */
 
-static void sweep(struct xc_upload *u);
+static void purge(struct xc_upload *u);
 
 static void on_purged(struct xc_store_req *r)
 {
 	struct xc_upload *u = r->arg;
-	bool more = false;
+	bool more = !r->err && r->count >= SWEEP_BATCH;
 
 	u->pending--;
-	if (r->err) {
-		CM_LOGW("upload", "cannot look for expired files: %s", strerror(-r->err));
-	} else if (r->njids && !u->closing) {
-		struct job *j = calloc(1, sizeof(*j));
-
-		if (j) {
-			j->u = u;
-			j->kind = JOB_UNLINK;
-			j->slots = r->jids; /* handed over */
-			j->nslots = r->njids;
-			r->jids = NULL;
-			r->njids = 0;
-			if (queue(j) != 0)
-				job_free(j);
-		}
-		more = r->count >= SWEEP_BATCH;
-	}
+	if (r->err)
+		CM_LOGW("upload", "cannot remove old upload slots: %s", strerror(-r->err));
 	xc_store_req_free(r);
 	if (more)
-		sweep(u); /* the rest of a large batch */
+		purge(u); /* the rest of a large batch */
 	maybe_done(u);
 }
 
-static void sweep(struct xc_upload *u)
+/* The slot rows the quota no longer counts, and whose files are gone (the files go by their
+ * own age: scan_work). */
+static void purge(struct xc_upload *u)
 {
+	int64_t keep =
+	    (int64_t)u->cfg->expire_after > DAY_MS ? (int64_t)u->cfg->expire_after : DAY_MS;
 	struct xc_store_req *r;
 
 	if (u->closing)
@@ -494,13 +508,31 @@ static void sweep(struct xc_upload *u)
 	r = xc_store_req_new(XC_STORE_UPLOAD_PURGE, u->loop, on_purged, u);
 	if (!r)
 		return;
-	r->stamp_ms = xc_wall_ms() - (int64_t)u->cfg->expire_after;
+	r->stamp_ms = xc_wall_ms() - keep;
 	r->limit = SWEEP_BATCH;
 	if (xc_store_submit(u->srv->store, r) != 0) {
 		xc_store_req_free(r);
 		return;
 	}
 	u->pending++;
+}
+
+static void sweep(struct xc_upload *u)
+{
+	struct job *j;
+
+	if (u->closing)
+		return;
+	purge(u);
+	j = calloc(1, sizeof(*j));
+	if (!j)
+		return;
+	j->u = u;
+	j->kind = JOB_SCAN;
+	j->cutoff_ms = xc_wall_ms() - (int64_t)u->cfg->expire_after;
+	j->part_cutoff_ms = xc_wall_ms() - PART_MS;
+	if (queue(j) != 0)
+		job_free(j);
 }
 
 static void on_sweep(uv_timer_t *t)
