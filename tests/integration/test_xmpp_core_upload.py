@@ -10,6 +10,7 @@ import http.client
 import io
 import os
 import ssl
+import subprocess
 import sys
 import time
 import unittest
@@ -226,6 +227,27 @@ class Upload(Base):
         self.assertEqual(self.metric("xmpp_upload_puts_total", "expired"), 1)
         self.assertEqual(self.metric("xmpp_upload_puts_total", "exists"), 1)
         self.assertEqual(self.metric("xmpp_upload_puts_total", "ok"), 2)
+
+    def test_http2(self):
+        """curl over HTTP/2 (ALPN h2), as a browser or a phone's HTTP stack may."""
+        async def go():
+            a = await login(self.srv, self.alice + "/phone")
+            urls = await slot(a, "report.pdf", 5000, "application/pdf")
+            await logout(a)
+            return urls
+        put, get = run(go())
+        src, dst = os.path.join(self.tmp, "src"), os.path.join(self.tmp, "dst")
+        with open(src, "wb") as f:
+            f.write(os.urandom(5000))
+        curl = ["curl", "-sS", "--http2", "--cacert", self.srv.cert,
+                "-w", "%{http_version} %{http_code}"]
+        r = subprocess.run(curl + ["-X", "PUT", "-H", "Content-Type: application/pdf",
+                                   "--data-binary", "@" + src, put], capture_output=True, text=True)
+        self.assertTrue(r.stdout.endswith("2 201"), (r.stdout, r.stderr))
+        r = subprocess.run(curl + ["-o", dst, get], capture_output=True, text=True)
+        self.assertEqual(r.stdout, "2 200", r.stderr)
+        with open(src, "rb") as a, open(dst, "rb") as b:
+            self.assertEqual(a.read(), b.read())
 
     def test_only_local_users_and_iqs(self):
         async def go():
