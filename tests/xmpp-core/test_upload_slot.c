@@ -76,11 +76,32 @@ static void test_name_problem(void **state)
 	assert_null(xc_upload_name_problem(".profile"));
 	assert_null(xc_upload_name_problem("a..b"));
 	assert_null(xc_upload_name_problem("100%.txt"));
-	assert_null(xc_upload_name_problem("\xc2\x80")); /* U+0080: not in the refused ranges */
+	assert_null(xc_upload_name_problem("\xc2\xa0x"));    /* U+00A0, past the C1 controls */
+	assert_null(xc_upload_name_problem("\xe2\x80\xa9")); /* U+2029 is not a bidi control */
+	assert_null(xc_upload_name_problem("\xd8\x9d"));     /* U+061D, beside the Arabic mark */
 	assert_null(xc_upload_name_problem(repeat("a", 255)));
 	assert_null(xc_upload_name_problem(repeat("\xe2\x82\xac", 85))); /* 85 euro signs: 255 */
 
 	assert_string_equal(xc_upload_name_problem(NULL), "the file name is missing");
+	/* characters that make a name read as another: C1 controls and bidi formatting */
+	{
+		static const char *const disguised[] = {
+		    "\xc2\x80",                 /* U+0080 */
+		    "a\xc2\x9f.png",            /* U+009F */
+		    "photo\xe2\x80\xaegnp.exe", /* U+202E RIGHT-TO-LEFT OVERRIDE */
+		    "\xe2\x80\xaa",
+		    "\xe2\x80\x8e",
+		    "\xe2\x80\x8f", /* U+202A, U+200E, U+200F */
+		    "x\xe2\x81\xa6",
+		    "x\xe2\x81\xa9", /* U+2066, U+2069 */
+		    "\xd8\x9c.txt",  /* U+061C ARABIC LETTER MARK */
+		};
+
+		for (size_t i = 0; i < sizeof(disguised) / sizeof(disguised[0]); i++)
+			assert_string_equal(xc_upload_name_problem(disguised[i]),
+			                    "the file name has a C1 control or a bidirectional "
+			                    "formatting character");
+	}
 	assert_string_equal(xc_upload_name_problem(""), "the file name is empty");
 	assert_string_equal(xc_upload_name_problem(repeat("a", 256)), "the file name is too long");
 	assert_string_equal(xc_upload_name_problem(repeat("a", 1000)), "the file name is too long");

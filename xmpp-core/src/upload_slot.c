@@ -63,6 +63,30 @@ static bool parse_decimal(const char *s, size_t n, uint64_t lim, uint64_t *v)
 	return true;
 }
 
+/* Whether the n bytes of UTF-8 at s hold a character that can make a name look like another
+ * where it is shown: a C1 control (U+0080..U+009F) or a bidirectional formatting character
+ * (U+061C, U+200E, U+200F, U+202A..U+202E, U+2066..U+2069), with which "gnp.exe" can be made
+ * to read as an image's name. s is valid UTF-8. */
+static bool disguising(const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	for (size_t i = 0; i + 1 < n; i++) {
+		if (p[i] == 0xc2 && p[i + 1] >= 0x80 && p[i + 1] <= 0x9f)
+			return true;
+		if (p[i] == 0xd8 && p[i + 1] == 0x9c)
+			return true;
+		if (i + 2 < n && p[i] == 0xe2 && p[i + 1] == 0x80 &&
+		    (p[i + 2] == 0x8e || p[i + 2] == 0x8f ||
+		     (p[i + 2] >= 0xaa && p[i + 2] <= 0xae)))
+			return true;
+		if (i + 2 < n && p[i] == 0xe2 && p[i + 1] == 0x81 && p[i + 2] >= 0xa6 &&
+		    p[i + 2] <= 0xa9)
+			return true;
+	}
+	return false;
+}
+
 const char *xc_upload_name_problem(const char *name)
 {
 	size_t n;
@@ -85,6 +109,8 @@ const char *xc_upload_name_problem(const char *name)
 		if (c == '/' || c == '\\')
 			return "the file name has a slash or a backslash";
 	}
+	if (disguising(name, n))
+		return "the file name has a C1 control or a bidirectional formatting character";
 	if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
 		return "the file name is a dot or two";
 	return NULL;
