@@ -15,7 +15,6 @@ sys.path.insert(0, os.path.dirname(__file__))
 import xmpp  # noqa: E402
 from xmpp import logout, run  # noqa: E402
 
-from slixmpp.exceptions import IqError  # noqa: E402
 from slixmpp.xmlstream.handler import Callback  # noqa: E402
 from slixmpp.xmlstream.matcher import MatchXPath  # noqa: E402
 
@@ -103,15 +102,9 @@ async def items(c, owner, node, inner="", max_items=None):
 
 async def error_of(coro):
     """(condition, pubsub#errors condition or None, text) of the error the request got."""
-    try:
-        await coro
-    except IqError as e:
-        err = e.iq.xml.find("{jabber:client}error")
-        cond = [ch.tag.split("}")[1] for ch in err if ch.tag.startswith("{%s}" % STANZAS)
-                and not ch.tag.endswith("}text")][0]
-        app = [ch.tag.split("}")[1] for ch in err if ch.tag.startswith("{%s}" % ERRORS)]
-        return cond, (app[0] if app else None), err.findtext("{%s}text" % STANZAS)
-    raise AssertionError("the request was not refused")
+    err, cond = await xmpp.refused(coro)
+    app = [ch.tag.split("}")[1] for ch in err if ch.tag.startswith("{%s}" % ERRORS)]
+    return cond, (app[0] if app else None), err.findtext("{%s}text" % STANZAS)
 
 
 async def next_event(c, node, timeout=5):

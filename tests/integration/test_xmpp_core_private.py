@@ -13,7 +13,6 @@ sys.path.insert(0, os.path.dirname(__file__))
 import xmpp  # noqa: E402
 from xmpp import logout, run  # noqa: E402
 
-from slixmpp.exceptions import IqError  # noqa: E402
 
 PW = "correct horse"
 PRIVATE = "jabber:iq:private"
@@ -48,14 +47,8 @@ async def private(c, inner, itype="get", to=None):
 
 async def refusal(coro):
     """(error type, condition, text) of the error the request got."""
-    try:
-        await coro
-    except IqError as e:
-        err = e.iq.xml.find("{jabber:client}error")
-        cond = [ch.tag.split("}")[1] for ch in err if ch.tag.startswith("{%s}" % STANZAS)
-                and not ch.tag.endswith("}text")][0]
-        return err.get("type"), cond, err.findtext("{%s}text" % STANZAS)
-    raise AssertionError("the request was not refused")
+    err, cond = await xmpp.refused(coro)
+    return err.get("type"), cond, err.findtext("{%s}text" % STANZAS)
 
 
 def rooms_of(q):

@@ -22,7 +22,6 @@ import suite  # noqa: E402
 import xmpp  # noqa: E402
 from xmpp import logout, run  # noqa: E402
 
-from slixmpp.exceptions import IqError  # noqa: E402
 
 PW = "correct horse"
 NS = "urn:xmpp:http:upload:0"
@@ -61,15 +60,9 @@ async def slot(c, name, size, ctype="image/png"):
 
 async def refusal(coro):
     """(condition, text, the upload-specific element or None) of a refused request."""
-    try:
-        await coro
-    except IqError as e:
-        err = e.iq.xml.find("{jabber:client}error")
-        cond = [ch.tag.split("}")[1] for ch in err if ch.tag.startswith("{%s}" % STANZAS)
-                and not ch.tag.endswith("}text")][0]
-        app = [ch for ch in err if ch.tag.startswith("{%s}" % NS)]
-        return cond, err.findtext("{%s}text" % STANZAS), (app[0] if app else None)
-    raise AssertionError("not refused")
+    err, cond = await xmpp.refused(coro)
+    app = [ch for ch in err if ch.tag.startswith("{%s}" % NS)]
+    return cond, err.findtext("{%s}text" % STANZAS), (app[0] if app else None)
 
 
 async def raw_request(c, attrs):

@@ -21,6 +21,7 @@ import suite
 logging.getLogger("slixmpp").setLevel(logging.CRITICAL)
 
 import slixmpp  # noqa: E402
+from slixmpp.exceptions import IqError  # noqa: E402
 
 HOST = "localhost"
 NS_STREAMS = "urn:ietf:params:xml:ns:xmpp-streams"
@@ -540,6 +541,21 @@ def sasl2_token(success):
     """(token, expiry) of the FAST <token/> in a <success/>, or None."""
     m = re.search(r"<token xmlns='%s' expiry='([^']+)' token='([^']+)'/>" % NS_FAST, success)
     return (m.group(2), m.group(1)) if m else None
+
+
+STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
+
+
+async def refused(coro):
+    """(the <error/> element, its RFC 6120 condition) of the IQ error the request coro got;
+    AssertionError when it was answered with a result."""
+    try:
+        await coro
+    except IqError as e:
+        err = e.iq.xml.find("{jabber:client}error")
+        return err, [ch.tag.split("}")[1] for ch in err if ch.tag.startswith("{%s}" % STANZAS)
+                     and not ch.tag.endswith("}text")][0]
+    raise AssertionError("the request was not refused")
 
 
 def run(coro, timeout=120):
