@@ -20,6 +20,7 @@ import xml.etree.ElementTree as ET
 sys.path.insert(0, os.path.dirname(__file__))
 import suite  # noqa: E402
 import xmpp  # noqa: E402
+from test_xmpp_core_components import Component  # noqa: E402
 from xmpp import logout, run  # noqa: E402
 
 
@@ -69,6 +70,21 @@ async def raw_request(c, attrs):
     iq = c.make_iq_get(ito=SERVICE)
     iq.append(ET.fromstring("<request xmlns='%s' %s/>" % (NS, attrs)))
     return await iq.send(timeout=10)
+
+
+def reply_to(k, iq_id, timeout=5):
+    """The answer to the IQ iq_id a raw component connection k sent, from its id to </iq>."""
+    start = k.until("id='%s'" % iq_id).index("id='%s'" % iq_id)
+    deadline = time.monotonic() + timeout
+    while "</iq>" not in k.buf.decode(errors="replace")[start:]:
+        if time.monotonic() > deadline:
+            raise AssertionError("no whole answer to %s: %r" % (iq_id, k.buf[start:]))
+        k.sock.settimeout(0.5)
+        chunk = k.sock.recv(65536)
+        if not chunk:
+            break
+        k.buf += chunk
+    return k.buf.decode(errors="replace")[start:].split("</iq>")[0]
 
 
 class Base(xmpp.ServerCase):
@@ -255,6 +271,15 @@ class Upload(Base):
             self.assertEqual((await refusal(iq.send(timeout=10)))[0], "service-unavailable")
             await logout(a)
         run(go())
+        # a component is not one of this server's users, nor is anyone at its domain
+        k = self.keep(Component(self.srv.comp))
+        k.until("<handshake/>")
+        for i, sender in enumerate(("push.localhost", "bot@push.localhost/x")):
+            k.send("<iq type='get' id='c%d' from='%s' to='%s'><request xmlns='%s' filename='x' "
+                   "size='1'/></iq>" % (i, sender, SERVICE, NS))
+            self.assertIn("<forbidden", reply_to(k, "c%d" % i))
+        self.assertEqual(self.metric("xmpp_upload_slots_total", "refused"), 2)
+        self.assertEqual(self.metric("xmpp_upload_slots_total", "ok"), 0)
 
 
 class DiskFull(Base):
