@@ -151,6 +151,10 @@ static int on_headers_complete(http_parser *hp)
 	req->body.limit = req->body_max; /* a chunked body is cut off at the limit */
 	if ((hp->flags & F_CONTENTLENGTH) && hp->content_length > req->body_max)
 		return fail(p, -EFBIG);
+	/* the server's own verdict on the head, before the body is read (then the connection
+	 * closes: the body stays unread) */
+	if (p->c && (req->err_status = cm_http__head_check(p->c->srv, req)) != 0)
+		return fail(p, -EACCES);
 	/* Stop here so the caller can measure the head exactly. */
 	http_parser_pause(hp, 1);
 	return 0;

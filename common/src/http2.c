@@ -221,6 +221,8 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame, void *u
 		cl = cm_http_req_header(req, "content-length");
 		if (!req->err_status && cl && strtoull(cl, NULL, 10) > req->body_max)
 			req->err_status = 413; /* refused before the body is sent */
+		if (!req->err_status)
+			req->err_status = cm_http__head_check(h->c->srv, req);
 		if (req->err_status) {
 			req->body_done = end ? 1u : 0u;
 			req->state = CM_HTTP_REQ_READY;

@@ -411,7 +411,8 @@ static void h1_failed(struct cm_http_conn *c, int err)
 			return;
 		}
 	}
-	req->err_status = status;
+	if (!req->err_status)
+		req->err_status = status; /* (a head check gave its own) */
 	req->close_after = 1;
 	cm_http__conn_link(c, req);
 	c->h1_stop = 1;

@@ -147,6 +147,10 @@ int cm_http__h1_wants_continue(const struct cm_http_h1 *p);
 /* The HTTP status that answers a cm_http__h1_feed() error. */
 int cm_http__h1_error_status(int err);
 
+/* The server's head check of req (cm_http_server_set_head_check()): 0, or the status to answer
+ * at once (400..599). */
+int cm_http__head_check(const struct cm_http_server *srv, const struct cm_http_req *req);
+
 /* Append req's stored response to out: status line, Content-Type, Content-Length (unless 1xx,
  * 204, 304), the handler's headers, extra (nextra), "Connection: close" when close (or
  * "keep-alive" to an HTTP/1.0 client that stays), then the body unless HEAD. 0, -ENOMEM. */
@@ -307,6 +311,8 @@ struct cm_http_server {
 	struct http_count_cache other_counts; /* requests that matched no route */
 	cm_http_error_fn error_fn;            /* may be NULL: the server's own text */
 	void *error_arg;                      /* borrowed */
+	cm_http_head_fn head_fn;              /* may be NULL: every head is taken */
+	void *head_arg;                       /* borrowed */
 
 	struct cm_listener *ln; /* owned; NULL until listening; closes asynchronously */
 	uv_timer_t trim;        /* malloc_trim() once a burst of connections has gone */

@@ -229,10 +229,14 @@ static const char *error_text(int status)
 	switch (status) {
 	case 400:
 		return "bad request\n";
+	case 403:
+		return "forbidden\n";
 	case 404:
 		return "not found\n";
 	case 405:
 		return "method not allowed\n";
+	case 411:
+		return "length required\n";
 	case 413:
 		return "request body too large\n";
 	case 431:
@@ -274,6 +278,22 @@ void cm_http_server_set_error_body(struct cm_http_server *srv, cm_http_error_fn 
 {
 	srv->error_fn = fn;
 	srv->error_arg = arg;
+}
+
+void cm_http_server_set_head_check(struct cm_http_server *srv, cm_http_head_fn fn, void *arg)
+{
+	srv->head_fn = fn;
+	srv->head_arg = arg;
+}
+
+int cm_http__head_check(const struct cm_http_server *srv, const struct cm_http_req *req)
+{
+	int status;
+
+	if (!srv || !srv->head_fn)
+		return 0;
+	status = srv->head_fn(srv->head_arg, req);
+	return status == 0 || (status >= 400 && status <= 599) ? status : 500;
 }
 
 /* Answer req with the server's own response and send it. */

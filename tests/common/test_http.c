@@ -952,6 +952,69 @@ static void test_h1_continue(void **state)
 	fx_done(&f, NULL);
 }
 
+/* The head check of test_head_check: /v3/secret is refused (403) unless the request says
+ * "x-ok: yes"; it counts its calls. */
+static int head_check(void *arg, const struct cm_http_req *req)
+{
+	int *calls = arg;
+	const char *ok = cm_http_req_header(req, "x-ok");
+
+	(*calls)++;
+	if (strcmp(cm_http_req_path(req), "/v3/secret") != 0)
+		return 0;
+	if (cm_http_req_query(req)[0])
+		return 777; /* not a status: answered 500 */
+	return ok && strcmp(ok, "yes") == 0 ? 0 : 403;
+}
+
+/* A head refused before its body: no 100 Continue, the answer, and the connection's end; taken,
+ * the body is read as ever. */
+static void test_h1_head_check(void **state)
+{
+	static struct response r;
+	struct fx f;
+	struct client c;
+	int calls = 0;
+
+	(void)state;
+	fx_init(&f, &(struct cm_http_limits){.max_body_bytes = 1 << 20}, 0);
+	cm_http_server_set_head_check(f.srv, head_check, &calls);
+	client_open(&c, &f, NULL);
+	client_send(&c, "PUT /v3/secret HTTP/1.1\r\nContent-Length: 900000\r\n"
+	                "Expect: 100-continue\r\n\r\n");
+	read_response(&f, &c, &r, 0);
+	assert_int_equal(r.status, 403);
+	assert_string_equal(r.body, "forbidden\n");
+	client_wait(&f, &c, has_eof, NULL);
+	client_close(&c);
+	/* without Expect, the body on its way: refused all the same, and nothing of it read */
+	client_open(&c, &f, NULL);
+	client_send(&c, "PUT /v3/secret HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc");
+	read_response(&f, &c, &r, 0);
+	assert_int_equal(r.status, 403);
+	client_wait(&f, &c, has_eof, NULL);
+	client_close(&c);
+	/* a verdict that is not a status is a 500 */
+	client_open(&c, &f, NULL);
+	client_send(&c, "GET /v3/secret?x HTTP/1.1\r\n\r\n");
+	read_response(&f, &c, &r, 0);
+	assert_int_equal(r.status, 500);
+	client_close(&c);
+	/* taken: 100 Continue, the body, the route's answer, and the connection stays */
+	client_open(&c, &f, NULL);
+	client_send(&c, "PUT /v3/secret HTTP/1.1\r\nContent-Length: 5\r\nx-ok: yes\r\n"
+	                "Expect: 100-continue\r\n\r\n");
+	read_response(&f, &c, &r, 0);
+	assert_int_equal(r.status, 100);
+	client_send(&c, "hello");
+	expect_body(&f, &c, 200, "PUT /v3/secret ? rest=secret x=- v=11 [hello]");
+	client_send(&c, "GET /echo HTTP/1.1\r\n\r\n");
+	expect_body(&f, &c, 200, "GET /echo ? rest= x=- v=11 []");
+	client_close(&c);
+	assert_int_equal(calls, 5);
+	fx_done(&f, NULL);
+}
+
 static void test_h1_limits(void **state)
 {
 	static struct response r;
@@ -1672,6 +1735,31 @@ static void test_h2_path_body_limit(void **state)
 	fx_done(&f, NULL);
 }
 
+/* HTTP/2: a refused head is answered and its stream ends; the connection goes on. */
+static void test_h2_head_check(void **state)
+{
+	struct fx f;
+	struct h2c h;
+	static char big[5000];
+	int calls = 0, a, b;
+
+	(void)state;
+	fx_init(&f, &(struct cm_http_limits){.max_body_bytes = 1 << 20}, 0);
+	cm_http_server_set_head_check(f.srv, head_check, &calls);
+	h2c_open(&h, &f, NULL);
+	h2c_pump_for(&f, &h, 20);
+	memset(big, 'q', sizeof(big));
+	a = h2c_request(&h, "PUT", "/v3/secret", big, sizeof(big));
+	h2c_wait_closed(&f, &h, a);
+	assert_int_equal(h.st[a].status, 403);
+	b = h2c_request(&h, "POST", "/v3/other", big, 10);
+	h2c_wait_closed(&f, &h, b);
+	assert_int_equal(h.st[b].status, 200);
+	assert_int_equal(calls, 2);
+	h2c_close(&h);
+	fx_done(&f, NULL);
+}
+
 /* Graceful stop on HTTP/2: GOAWAY, the streams in flight complete, then the connection ends. */
 static ssize_t c_never(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len, uint32_t *flags,
                        nghttp2_data_source *src, void *ud)
@@ -2046,36 +2134,22 @@ static void test_unescape(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_unescape),
-	    cmocka_unit_test(test_parse_requests),
-	    cmocka_unit_test(test_parse_errors),
-	    cmocka_unit_test(test_parse_limits),
-	    cmocka_unit_test(test_parse_protocol),
-	    cmocka_unit_test(test_format),
-	    cmocka_unit_test(test_alloc_parse),
-	    cmocka_unit_test(test_h1_sync),
-	    cmocka_unit_test(test_h1_async_order),
-	    cmocka_unit_test(test_h1_disconnect),
-	    cmocka_unit_test(test_h1_continue),
-	    cmocka_unit_test(test_h1_limits),
-	    cmocka_unit_test(test_h1_path_body_limit),
-	    cmocka_unit_test(test_h1_backpressure),
-	    cmocka_unit_test(test_h1_idle),
-	    cmocka_unit_test(test_source_cap),
-	    cmocka_unit_test(test_error_body),
-	    cmocka_unit_test(test_h1_graceful),
-	    cmocka_unit_test(test_h1_close_with_held),
-	    cmocka_unit_test(test_h2c_basic),
-	    cmocka_unit_test(test_h2_tls_basic),
-	    cmocka_unit_test(test_h2_async),
-	    cmocka_unit_test(test_h2_burst),
-	    cmocka_unit_test(test_h2_limits),
-	    cmocka_unit_test(test_h2_path_body_limit),
-	    cmocka_unit_test(test_h2_receiving_budget),
-	    cmocka_unit_test(test_h2_graceful),
-	    cmocka_unit_test(test_h2_disconnect),
-	    cmocka_unit_test(test_tls_h1),
-	    cmocka_unit_test(test_curl),
+	    cmocka_unit_test(test_unescape),        cmocka_unit_test(test_parse_requests),
+	    cmocka_unit_test(test_parse_errors),    cmocka_unit_test(test_parse_limits),
+	    cmocka_unit_test(test_parse_protocol),  cmocka_unit_test(test_format),
+	    cmocka_unit_test(test_alloc_parse),     cmocka_unit_test(test_h1_sync),
+	    cmocka_unit_test(test_h1_async_order),  cmocka_unit_test(test_h1_disconnect),
+	    cmocka_unit_test(test_h1_continue),     cmocka_unit_test(test_h1_head_check),
+	    cmocka_unit_test(test_h1_limits),       cmocka_unit_test(test_h1_path_body_limit),
+	    cmocka_unit_test(test_h1_backpressure), cmocka_unit_test(test_h1_idle),
+	    cmocka_unit_test(test_source_cap),      cmocka_unit_test(test_error_body),
+	    cmocka_unit_test(test_h1_graceful),     cmocka_unit_test(test_h1_close_with_held),
+	    cmocka_unit_test(test_h2c_basic),       cmocka_unit_test(test_h2_tls_basic),
+	    cmocka_unit_test(test_h2_async),        cmocka_unit_test(test_h2_burst),
+	    cmocka_unit_test(test_h2_limits),       cmocka_unit_test(test_h2_path_body_limit),
+	    cmocka_unit_test(test_h2_head_check),   cmocka_unit_test(test_h2_receiving_budget),
+	    cmocka_unit_test(test_h2_graceful),     cmocka_unit_test(test_h2_disconnect),
+	    cmocka_unit_test(test_tls_h1),          cmocka_unit_test(test_curl),
 	    cmocka_unit_test(test_alloc_mem),
 	};
 

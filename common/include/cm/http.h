@@ -149,6 +149,17 @@ typedef const char *(*cm_http_error_fn)(void *arg, const struct cm_http_req *req
  * answers errors in its own format (platypus's {"reason": ...}) answers these in it too. */
 void cm_http_server_set_error_body(struct cm_http_server *srv, cm_http_error_fn fn, void *arg);
 
+/* Looks at a request's head (method, path, query, headers) once it is complete and before any
+ * of its body is read: 0 reads the body and hands the request to its route; a status (400..599;
+ * anything else counts as 500) is answered at once with the server's own answer (its body from
+ * cm_http_server_set_error_body()), and the body is never read: HTTP/1.1 closes the connection
+ * after the answer, HTTP/2 resets the stream. So a route taking large bodies can refuse the
+ * requests it would refuse anyway before they cost their body's memory. req is borrowed for the
+ * call and not to be answered here; cm_http_req_rest() says nothing yet (routes are matched
+ * later). */
+typedef int (*cm_http_head_fn)(void *arg, const struct cm_http_req *req);
+/* Set (fn NULL: clear) the server's head check; arg is borrowed. */
+void cm_http_server_set_head_check(struct cm_http_server *srv, cm_http_head_fn fn, void *arg);
 /* Bind and listen. 0, -EALREADY, -EINVAL (closing) or a libuv error (-EADDRINUSE, ...). */
 int cm_http_server_listen(struct cm_http_server *srv, const struct sockaddr *addr);
 
