@@ -197,6 +197,24 @@ class Upload(Base):
             self.assertEqual(status, 403)
             self.assertIn(b"expired", body)
             self.assertEqual(fetch(self.srv, get)[0], 404)  # nothing kept by any of those
+            # refused from the head alone, before the body is sent (a client without a slot
+            # cannot make the listener hold a file's worth of memory): a 60 KB PUT that
+            # waits for "100 Continue" hears 403 at once; one without Content-Length, 411
+            u = urllib.parse.urlsplit(put)
+            ctx = ssl.create_default_context(cafile=self.srv.cert)
+            for headers, want in (({"Content-Length": "60000", "Expect": "100-continue",
+                                    "Content-Type": "text/plain"}, 403),
+                                  ({"Transfer-Encoding": "chunked",
+                                    "Content-Type": "text/plain"}, 411)):
+                c = http.client.HTTPSConnection(u.hostname, u.port, context=ctx, timeout=5)
+                c.putrequest("PUT", u.path + "?" + u.query, skip_accept_encoding=True)
+                for k, v in headers.items():
+                    c.putheader(k, v)
+                c.endheaders()
+                r = c.getresponse()
+                self.assertEqual(r.status, want)
+                self.assertIn(b"Content-Length" if want == 411 else b"another file", r.read())
+                c.close()
             # the real one, once
             self.assertEqual(fetch(self.srv, put, "PUT", b"hello", hdr)[0], 201)
             self.assertEqual(fetch(self.srv, put, "PUT", b"hello", hdr)[0], 409)
@@ -232,7 +250,8 @@ class Upload(Base):
         self.assertEqual(self.metric("xmpp_upload_slots_total", "too_large"), 1)
         self.assertEqual(self.metric("xmpp_upload_slots_total", "bad_request"), 9)
         self.assertEqual(self.metric("xmpp_upload_slots_total", "quota"), 1)
-        self.assertEqual(self.metric("xmpp_upload_puts_total", "bad_signature"), 4)
+        self.assertEqual(self.metric("xmpp_upload_puts_total", "bad_signature"), 5)
+        self.assertEqual(self.metric("xmpp_upload_puts_total", "bad_url"), 1)  # the 411
         self.assertEqual(self.metric("xmpp_upload_puts_total", "expired"), 1)
         self.assertEqual(self.metric("xmpp_upload_puts_total", "exists"), 1)
         self.assertEqual(self.metric("xmpp_upload_puts_total", "ok"), 2)

@@ -388,57 +388,132 @@ static int queue(struct job *j)
 /* --- requests ----------------------------------------------------------------------------------
  */
 
-static void put(struct xc_upload *u, struct cm_http_req *req, struct job *j)
+/* What a PUT may be: whether its URL is a slot's for a file of len bytes and the type ctype
+ * (may be NULL). 0 with *type (what the file is served as: ctype, or bytes when the slot named
+ * no type), or the status to answer (403, 404) with *why and the counter to count it in. Each
+ * check is the server's own: the head check asks with the declared Content-Length, before the
+ * body is read, and the handler again with the body itself. */
+static int put_verdict(struct xc_upload *u, const char *slot, const char *name, const char *query,
+                       uint64_t len, const char *ctype, const char **type, const char **why,
+                       struct cm_counter **ctr)
 {
-	const char *query = cm_http_req_query(req),
-	           *ctype = cm_http_req_header(req, "content-type");
 	char sig[XC_UPLOAD_SIG_LEN + 1], want[XC_UPLOAD_SIG_LEN + 1];
+	const unsigned char *key = u->srv->upload_key;
 	int64_t expiry;
-	bool ok = false;
 
-	j->body = cm_http_req_body(req, &j->len);
 	if (xc_upload_query(query, &expiry, sig) != 0) {
-		cm_metrics_inc(u->m.put_mismatch);
-		respond(req, 403, "this URL is not an upload slot's\n");
-		goto out;
+		*why = "this URL is not an upload slot's\n";
+		*ctr = u->m.put_mismatch;
+		return 403;
 	}
 	if (expiry < xc_wall_ms() / 1000) {
-		cm_metrics_inc(u->m.put_expired);
-		respond(req, 403, "this upload slot has expired: ask for another\n");
-		goto out;
+		*why = "this upload slot has expired: ask for another\n";
+		*ctr = u->m.put_expired;
+		return 403;
 	}
 	/* the slot named a type, which the PUT must carry; or it named none, and any is taken and
 	 * served as bytes */
-	if (j->len > 0 && ctype && xc_upload_type_ok(ctype) &&
-	    xc_upload_sign(u->srv->upload_key, j->slot, j->name, j->len, ctype, expiry, want) ==
-	        0 &&
+	if (len > 0 && ctype && xc_upload_type_ok(ctype) &&
+	    xc_upload_sign(key, slot, name, len, ctype, expiry, want) == 0 &&
 	    cm_crypto_equal(sig, want, XC_UPLOAD_SIG_LEN)) {
-		ok = true;
-		j->type = ctype;
-	} else if (j->len > 0 &&
-	           xc_upload_sign(u->srv->upload_key, j->slot, j->name, j->len, NULL, expiry,
-	                          want) == 0 &&
-	           cm_crypto_equal(sig, want, XC_UPLOAD_SIG_LEN)) {
-		ok = true;
-		j->type = OCTETS;
+		*type = ctype;
+		return 0;
 	}
-	if (!ok) {
-		cm_metrics_inc(u->m.put_bad_sig);
-		respond(req, 403,
-		        "the slot is for another file: its name, size (Content-Length) and type "
-		        "(Content-Type) must be those asked for\n");
-		goto out;
+	if (len > 0 && xc_upload_sign(key, slot, name, len, NULL, expiry, want) == 0 &&
+	    cm_crypto_equal(sig, want, XC_UPLOAD_SIG_LEN)) {
+		*type = OCTETS;
+		return 0;
+	}
+	*why = "the slot is for another file: its name, size (Content-Length) and type "
+	       "(Content-Type) must be those asked for\n";
+	*ctr = u->m.put_bad_sig;
+	return 403;
+}
+
+/* The verdict on a PUT's head: its path and declared length as well. 0 or a status, *why. */
+static int head_verdict(struct xc_upload *u, const struct cm_http_req *req, const char **why,
+                        struct cm_counter **ctr)
+{
+	const char *path = cm_http_req_path(req), *clen = cm_http_req_header(req, "content-length");
+	char slot[XC_UPLOAD_SLOT_LEN + 1], *name = NULL, *end;
+	const char *type;
+	unsigned long long len;
+	int status;
+
+	if (strncmp(path, XC_UPLOAD_PREFIX, strlen(XC_UPLOAD_PREFIX)) != 0)
+		return 0; /* not a file's: the router answers */
+	if (xc_upload_path(path + strlen(XC_UPLOAD_PREFIX), slot, &name) != 0) {
+		*why = "no such file\n";
+		*ctr = u->m.put_mismatch;
+		return 404;
+	}
+	errno = 0;
+	len = clen && *clen >= '0' && *clen <= '9' ? strtoull(clen, &end, 10) : 0;
+	if (!clen || *clen < '0' || *clen > '9' || *end || errno) {
+		free(name);
+		*why = "a PUT says its Content-Length\n";
+		*ctr = u->m.put_mismatch;
+		return 411;
+	}
+	status = put_verdict(u, slot, name, cm_http_req_query(req), len,
+	                     cm_http_req_header(req, "content-type"), &type, why, ctr);
+	free(name);
+	return status;
+}
+
+/* cm_http's head check: a PUT that would be refused is refused before its body arrives, so that
+ * whoever has no slot cannot make the listener hold a file's worth of memory. */
+static int on_head(void *arg, const struct cm_http_req *req)
+{
+	struct xc_upload *u = arg;
+	struct cm_counter *ctr = NULL;
+	const char *why = NULL;
+	int status;
+
+	if (strcmp(cm_http_req_method(req), "PUT") != 0)
+		return 0;
+	status = head_verdict(u, req, &why, &ctr);
+	if (status && ctr)
+		cm_metrics_inc(ctr);
+	return status;
+}
+
+/* The server's own answers say why, for the PUTs the head check refused. */
+static const char *error_text(void *arg, const struct cm_http_req *req, int status,
+                              struct cm_buf *out)
+{
+	struct xc_upload *u = arg;
+	struct cm_counter *ctr;
+	const char *why = NULL;
+
+	if (strcmp(cm_http_req_method(req), "PUT") != 0 || !cm_http_req_path(req) ||
+	    head_verdict(u, req, &why, &ctr) != status || !why || cm_buf_puts(out, why) != 0)
+		return NULL;
+	return "text/plain; charset=utf-8";
+}
+
+static void put(struct xc_upload *u, struct cm_http_req *req, struct job *j)
+{
+	struct cm_counter *ctr = NULL;
+	const char *why = NULL;
+	int status;
+
+	j->body = cm_http_req_body(req, &j->len);
+	status = put_verdict(u, j->slot, j->name, cm_http_req_query(req), j->len,
+	                     cm_http_req_header(req, "content-type"), &j->type, &why, &ctr);
+	if (status) {
+		cm_metrics_inc(ctr);
+		respond(req, status, why);
+		job_free(j);
+		return;
 	}
 	j->kind = JOB_PUT;
 	j->req = req;
 	if (queue(j) != 0) {
 		cm_metrics_inc(u->m.put_failed);
 		respond(req, 503, "try again\n");
-		goto out;
+		job_free(j);
 	}
-	return;
-out:
-	job_free(j);
 }
 
 static int on_request(void *arg, struct cm_http_req *req)
@@ -637,6 +712,10 @@ int xc_upload_start(struct xc_upload *u)
 		                             i == 0 ? cm_daemon_metrics(u->d) : NULL, &hc);
 		if (!r)
 			u->nhttp = u->open_http = i + 1;
+		if (!r) {
+			cm_http_server_set_head_check(u->http[i], on_head, u);
+			cm_http_server_set_error_body(u->http[i], error_text, u);
+		}
 		r = r ? r
 		      : cm_http_route(u->http[i], XC_UPLOAD_PREFIX, CM_HTTP_PREFIX,
 		                      "GET, HEAD, PUT, OPTIONS", on_request, u);
