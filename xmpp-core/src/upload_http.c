@@ -1,21 +1,14 @@
-/* upload_http.c - the files of HTTP File Upload (upload.h): an HTTPS listener on the main loop
- * that takes one PUT per slot and serves GET and HEAD, the files on disk (written and read on
- * libuv's thread pool, never on the loop), and their expiry.
- *
- * A file is one regular file named by its slot id in the directory: a first line with its media
- * type, a second with its name, then its bytes. It is written under a temporary name and linked
- * into place, so a GET never sees half a file and a second PUT of the slot finds it taken. */
+/* upload_http.c - the files' side of HTTP File Upload (upload.h): an HTTPS listener on the main
+ * loop that takes one PUT per slot (checked from its head, before its body is read) and serves
+ * GET and HEAD, the jobs that write, read and sweep the files on libuv's thread pool (the files
+ * themselves: upload_files.c), their expiry, and the service's metrics. */
 #include "upload.h"
 
 #include <errno.h>
-#include <dirent.h>
-#include <fcntl.h>
 #include <inttypes.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -157,150 +150,29 @@ static void job_free(struct job *j)
 	free(j);
 }
 
-static int write_all(int fd, const char *p, size_t n)
+/* The work of a job, on the thread pool: plain calls of upload_files.c. */
+static void do_work(struct job *j)
 {
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return w < 0 ? -errno : -EIO;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-/* The file of a slot: written under ".SLOT.part", then linked to SLOT (which must not exist). */
-static void put_work(struct job *j)
-{
-	char part[PATH_MAX], final[PATH_MAX];
-	int fd, rc;
-
-	snprintf(part, sizeof(part), "%s/.%s.part", j->u->dir, j->slot);
-	snprintf(final, sizeof(final), "%s/%s", j->u->dir, j->slot);
-	if (access(final, F_OK) == 0) {
-		j->err = -EEXIST;
-		return;
-	}
-	fd = open(part, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0) {
-		j->err = -errno; /* EEXIST: the same slot is being put right now */
-		return;
-	}
-	rc = write_all(fd, j->type, strlen(j->type));
-	rc = rc ? rc : write_all(fd, "\n", 1);
-	rc = rc ? rc : write_all(fd, j->name, strlen(j->name));
-	rc = rc ? rc : write_all(fd, "\n", 1);
-	rc = rc ? rc : write_all(fd, j->body, j->len);
-	if (close(fd) != 0 && !rc)
-		rc = -errno;
-	if (!rc && link(part, final) != 0)
-		rc = -errno;
-	(void)unlink(part);
-	j->err = rc;
-}
-
-/* A slot's file read whole: its type and name lines checked, the bytes after them. */
-static void get_work(struct job *j)
-{
-	char path[PATH_MAX], *nl1, *nl2;
 	size_t cap = j->u->cfg->max_file_size + XC_UPLOAD_TYPE_MAX + XC_UPLOAD_NAME_MAX + 2;
-	struct stat st;
-	ssize_t got;
-	size_t have = 0;
-	int fd;
 
-	snprintf(path, sizeof(path), "%s/%s", j->u->dir, j->slot);
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0) {
-		j->err = -errno;
-		return;
+	switch (j->kind) {
+	case JOB_PUT:
+		j->err = xc_upload__file_put(j->u->dir, j->slot, j->type, j->name, j->body, j->len);
+		break;
+	case JOB_GET:
+		j->err = xc_upload__file_get(j->u->dir, j->slot, j->name, cap, &j->data, &j->off,
+		                             &j->len, j->file_type);
+		break;
+	case JOB_SCAN:
+		j->err =
+		    xc_upload__file_sweep(j->u->dir, j->cutoff_ms, j->part_cutoff_ms, &j->removed);
+		break;
 	}
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > cap ||
-	    !(j->data = malloc((size_t)st.st_size + 1))) {
-		j->err = -EIO;
-		close(fd);
-		return;
-	}
-	while (have < (size_t)st.st_size) {
-		got = read(fd, j->data + have, (size_t)st.st_size - have);
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got <= 0)
-			break;
-		have += (size_t)got;
-	}
-	close(fd);
-	j->data[have] = '\0';
-	nl1 = memchr(j->data, '\n', have);
-	nl2 = nl1 ? memchr(nl1 + 1, '\n', have - (size_t)(nl1 + 1 - j->data)) : NULL;
-	if (have != (size_t)st.st_size || !nl1 || !nl2 ||
-	    (size_t)(nl1 - j->data) > XC_UPLOAD_TYPE_MAX) {
-		j->err = -EIO;
-		return;
-	}
-	memcpy(j->file_type, j->data, (size_t)(nl1 - j->data));
-	j->file_type[nl1 - j->data] = '\0';
-	/* the name in the URL is the file's: another name is another URL, not found */
-	if ((size_t)(nl2 - nl1 - 1) != strlen(j->name) ||
-	    memcmp(nl1 + 1, j->name, (size_t)(nl2 - nl1 - 1)) != 0) {
-		j->err = -ENOENT;
-		return;
-	}
-	j->off = (size_t)(nl2 + 1 - j->data);
-	j->len = have - j->off;
-	j->err = 0;
-}
-
-/* Expired files: those last written before the cutoff, and the temporary files of PUTs a crash
- * cut short (an hour old). Every entry is looked at without following links. */
-static void scan_work(struct job *j)
-{
-	DIR *d = opendir(j->u->dir);
-	struct dirent *e;
-
-	if (!d) {
-		j->err = -errno;
-		return;
-	}
-	while ((e = readdir(d)) != NULL) {
-		bool part = e->d_name[0] == '.';
-		int64_t cut = part ? j->part_cutoff_ms : j->cutoff_ms;
-		struct stat st;
-
-		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
-		    fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
-		    !S_ISREG(st.st_mode))
-			continue;
-		if ((int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000 >= cut)
-			continue;
-		if (unlinkat(dirfd(d), e->d_name, 0) == 0) {
-			if (!part)
-				j->removed++;
-		} else if (errno != ENOENT) {
-			j->err = -errno;
-		}
-	}
-	closedir(d);
 }
 
 static void work_cb(uv_work_t *w)
 {
-	struct job *j = w->data;
-
-	switch (j->kind) {
-	case JOB_PUT:
-		put_work(j);
-		break;
-	case JOB_GET:
-		get_work(j);
-		break;
-	case JOB_SCAN:
-		scan_work(j);
-		break;
-	}
+	do_work(w->data);
 }
 
 static void maybe_done(struct xc_upload *u);
@@ -571,7 +443,7 @@ static void on_purged(struct xc_store_req *r)
 }
 
 /* The slot rows the quota no longer counts, and whose files are gone (the files go by their
- * own age: scan_work). */
+ * own age: xc_upload__file_sweep). */
 static void purge(struct xc_upload *u)
 {
 	int64_t keep =
