@@ -101,6 +101,21 @@ static void path(const char *s)
 	free(name);
 }
 
+/* A Range header against files of a few sizes: a range is inside the file, first to last. */
+static void range(const char *s)
+{
+	static const size_t lens[] = {0, 1, 100, (size_t)1 << 40};
+
+	for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+		size_t first = 0, last = 0;
+		int r = xc_upload_range(s, lens[i], &first, &last);
+
+		check(r >= -1 && r <= 1);
+		check(r != 1 || (first <= last && last < lens[i]));
+		check(r != -1 || lens[i] > 0);
+	}
+}
+
 static void query(const char *s)
 {
 	char sig[XC_UPLOAD_SIG_LEN + 1], sig2[XC_UPLOAD_SIG_LEN + 1], again[128];
@@ -192,6 +207,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	s[size] = '\0';
 	path(s);
 	query(s);
+	range(s);
 	name_and_type(s);
 	free(s);
 	if (xc_stanza_parse((const char *)data, size, &n) != 0)

@@ -143,11 +143,23 @@ class Upload(Base):
         self.assertEqual(h["content-disposition"], "inline")
         status, h, body = fetch(self.srv, url, "HEAD")
         self.assertEqual((status, h["content-length"], body), (200, str(len(PHOTO)), b""))
+        self.assertEqual(h["accept-ranges"], "bytes")
+        # a download cut short goes on where it stopped (one range, RFC 9110 14)
+        for rng, want, part in (("bytes=1000-1999", 206, PHOTO[1000:2000]),
+                                ("bytes=39000-", 206, PHOTO[39000:]),
+                                ("bytes=-10", 206, PHOTO[-10:]),
+                                ("bytes=0-9,20-29", 200, PHOTO),
+                                ("bytes=40000-", 416, b"")):
+            status, h, body = fetch(self.srv, url, headers={"Range": rng})
+            self.assertEqual((status, body), (want, part), rng)
+        self.assertEqual(h["content-range"], "bytes */%d" % len(PHOTO))
+        status, h, _ = fetch(self.srv, url, headers={"Range": "bytes=1000-1999"})
+        self.assertEqual(h["content-range"], "bytes 1000-1999/%d" % len(PHOTO))
         # the same file after a restart (the slots' key is new, the links stay)
         self.srv.restart()
         self.assertEqual(fetch(self.srv, url)[2], PHOTO)
         self.assertEqual(self.metric("xmpp_upload_slots_total", "ok"), 0)  # a new process
-        self.assertEqual(self.metric("xmpp_upload_gets_total", "ok"), 1)
+        self.assertEqual(self.metric("xmpp_upload_gets_total", "ok"), 1)  # since the restart
 
     def test_refusals(self):
         async def go():

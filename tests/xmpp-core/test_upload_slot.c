@@ -504,6 +504,48 @@ static void query_bad(const char *q)
 	assert_string_equal(sig, "unchanged");
 }
 
+/* xc_upload_range("bytes=...") on a 100-byte file: "first-last", or "whole", or "416". */
+static const char *range_of(const char *hdr, size_t len)
+{
+	static char out[32];
+	size_t first = 7, last = 7;
+	int r = xc_upload_range(hdr, len, &first, &last);
+
+	if (r < 0)
+		return "416";
+	if (r == 0)
+		return "whole";
+	snprintf(out, sizeof(out), "%zu-%zu", first, last);
+	return out;
+}
+
+static void test_range(void **state)
+{
+	(void)state;
+	assert_string_equal(range_of("bytes=0-9", 100), "0-9");
+	assert_string_equal(range_of("bytes=10-", 100), "10-99");
+	assert_string_equal(range_of("bytes=90-500", 100), "90-99"); /* cut at the end */
+	assert_string_equal(range_of("bytes=-5", 100), "95-99");
+	assert_string_equal(range_of("bytes=-500", 100), "0-99");
+	assert_string_equal(range_of("bytes=99-99", 100), "99-99");
+	/* past the end, or no bytes at all */
+	assert_string_equal(range_of("bytes=100-", 100), "416");
+	assert_string_equal(range_of("bytes=100-200", 100), "416");
+	assert_string_equal(range_of("bytes=-0", 100), "416");
+	/* what a server may ignore: the whole file */
+	assert_string_equal(range_of(NULL, 100), "whole");
+	assert_string_equal(range_of("", 100), "whole");
+	assert_string_equal(range_of("items=0-9", 100), "whole");
+	assert_string_equal(range_of("bytes=0-9,20-29", 100), "whole");
+	assert_string_equal(range_of("bytes=9-0", 100), "whole");
+	assert_string_equal(range_of("bytes=-", 100), "whole");
+	assert_string_equal(range_of("bytes=a-b", 100), "whole");
+	assert_string_equal(range_of("bytes= 0-9", 100), "whole");
+	assert_string_equal(range_of("bytes=0-9x", 100), "whole");
+	assert_string_equal(range_of("bytes=99999999999999999999-", 100), "whole");
+	assert_string_equal(range_of("bytes=-5", 0), "whole"); /* an empty file is sent whole */
+}
+
 static void test_query(void **state)
 {
 	(void)state;
@@ -637,15 +679,11 @@ static void test_without_memory(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_name_problem),
-	    cmocka_unit_test(test_type_ok),
-	    cmocka_unit_test(test_request),
-	    cmocka_unit_test(test_sign),
-	    cmocka_unit_test(test_url),
-	    cmocka_unit_test(test_path),
-	    cmocka_unit_test(test_query),
-	    cmocka_unit_test(test_round_trip),
-	    cmocka_unit_test(test_without_memory),
+	    cmocka_unit_test(test_name_problem), cmocka_unit_test(test_type_ok),
+	    cmocka_unit_test(test_request),      cmocka_unit_test(test_sign),
+	    cmocka_unit_test(test_url),          cmocka_unit_test(test_path),
+	    cmocka_unit_test(test_query),        cmocka_unit_test(test_range),
+	    cmocka_unit_test(test_round_trip),   cmocka_unit_test(test_without_memory),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

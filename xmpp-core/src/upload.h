@@ -80,6 +80,12 @@ int xc_upload_path(const char *rest, char slot[XC_UPLOAD_SLOT_LEN + 1], char **n
 /* A PUT URL's query: "e=EXPIRY&s=SIG" in either order, nothing else. 0 or -EINVAL. */
 int xc_upload_query(const char *query, int64_t *expiry, char sig[XC_UPLOAD_SIG_LEN + 1]);
 
+/* A GET's Range header (RFC 9110 14.1.2) against a file of len bytes: 1 with the bytes *first to
+ * *last (inclusive) for one satisfiable range ("bytes=A-B", "bytes=A-", "bytes=-N"); 0 to send
+ * the whole file (no header, another unit, several ranges, one that does not parse: a range a
+ * server may ignore; or an empty file); -1 when the one range starts past the end (416). */
+int xc_upload_range(const char *range, size_t len, size_t *first, size_t *last);
+
 /* --- the service (upload.c, upload_http.c) ---------------------------------------------------- */
 
 /* The HTTP side: the listener, the files, the expiry. */

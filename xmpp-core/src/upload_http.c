@@ -185,6 +185,41 @@ static bool inline_type(const char *t)
 	       strncmp(t, "video/", 6) == 0;
 }
 
+/* Answer a GET or HEAD with the file j read: whole, or the one range it asks for (206, 416). */
+static void serve(struct job *j)
+{
+	const char *range = cm_http_req_header(j->req, "range");
+	struct cm_http_header h[NCOMMON + 4];
+	size_t n = NCOMMON, first = 0, last = j->len ? j->len - 1 : 0;
+	char cr[64];
+	int part = j->len ? xc_upload_range(range, j->len, &first, &last) : 0, status = 200;
+
+	memcpy(h, common_headers, sizeof(common_headers));
+	h[n++] = (struct cm_http_header){"Accept-Ranges", "bytes"};
+	h[n++] = (struct cm_http_header){"Content-Disposition",
+	                                 inline_type(j->file_type) ? "inline" : "attachment"};
+	h[n++] = (struct cm_http_header){"Cache-Control", "public, max-age=86400, immutable"};
+	if (part < 0) {
+		snprintf(cr, sizeof(cr), "bytes */%zu", j->len);
+		h[n++] = (struct cm_http_header){"Content-Range", cr};
+		(void)cm_http_respond_headers(j->req, 416, NULL, h, n, NULL, 0);
+		return;
+	}
+	if (part > 0) {
+		status = 206;
+		snprintf(cr, sizeof(cr), "bytes %zu-%zu/%zu", first, last, j->len);
+		h[n++] = (struct cm_http_header){"Content-Range", cr};
+	} else {
+		first = 0;
+		last = j->len ? j->len - 1 : 0;
+	}
+	cm_metrics_inc(j->u->m.get_ok);
+	if (!j->head && j->len)
+		cm_metrics_add(j->u->m.bytes_out, last - first + 1);
+	(void)cm_http_respond_headers(j->req, status, j->file_type, h, n, j->data + j->off + first,
+	                              j->len ? last - first + 1 : 0);
+}
+
 static void after_work(uv_work_t *w, int status)
 {
 	struct job *j = w->data;
@@ -217,19 +252,7 @@ static void after_work(uv_work_t *w, int status)
 			cm_metrics_inc(u->m.get_missing);
 			respond(j->req, 404, "no such file\n");
 		} else {
-			struct cm_http_header h[NCOMMON + 2];
-
-			memcpy(h, common_headers, sizeof(common_headers));
-			h[NCOMMON] = (struct cm_http_header){
-			    "Content-Disposition",
-			    inline_type(j->file_type) ? "inline" : "attachment"};
-			h[NCOMMON + 1] = (struct cm_http_header){
-			    "Cache-Control", "public, max-age=86400, immutable"};
-			cm_metrics_inc(u->m.get_ok);
-			if (!j->head)
-				cm_metrics_add(u->m.bytes_out, j->len);
-			(void)cm_http_respond_headers(j->req, 200, j->file_type, h, NCOMMON + 2,
-			                              j->data + j->off, j->len);
+			serve(j);
 		}
 		break;
 	case JOB_SCAN:

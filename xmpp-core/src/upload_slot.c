@@ -299,6 +299,38 @@ int xc_upload_path(const char *rest, char slot[XC_UPLOAD_SLOT_LEN + 1], char **n
 	return 0;
 }
 
+int xc_upload_range(const char *range, size_t len, size_t *first, size_t *last)
+{
+	const char *p, *dash;
+	uint64_t a = 0, b = 0;
+	bool have_a, have_b;
+
+	if (!range || len == 0 || strncmp(range, "bytes=", 6) != 0)
+		return 0; /* (an empty file has no range to ask for: it is sent whole) */
+	p = range + 6;
+	dash = strchr(p, '-');
+	if (!dash || strchr(p, ','))
+		return 0; /* not one range: the whole file */
+	have_a = dash > p;
+	have_b = dash[1] != '\0';
+	if ((have_a && !parse_decimal(p, (size_t)(dash - p), UINT64_MAX, &a)) ||
+	    (have_b && !parse_decimal(dash + 1, strlen(dash + 1), UINT64_MAX, &b)) ||
+	    (!have_a && !have_b) || (have_a && have_b && b < a))
+		return 0;
+	if (!have_a) { /* the last b bytes */
+		if (b == 0)
+			return -1;
+		*first = b >= len ? 0 : len - (size_t)b;
+		*last = len - 1;
+		return 1;
+	}
+	if (a >= len)
+		return -1;
+	*first = (size_t)a;
+	*last = have_b && b < len ? (size_t)b : len - 1;
+	return 1;
+}
+
 int xc_upload_query(const char *query, int64_t *expiry, char sig[XC_UPLOAD_SIG_LEN + 1])
 {
 	const char *p = query, *s = NULL;
