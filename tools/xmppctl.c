@@ -78,6 +78,9 @@ static void usage(FILE *f)
 	        "                    storage.backup_dir (NAME.db, or one with the time)\n"
 	        "  announce TEXT     send TEXT as a headline message to every session connected\n"
 	        "                    now (of --host, or of every host), from the server\n"
+	        "  upload-delete URL|SLOT\n"
+	        "                    remove an uploaded file (XEP-0363) at once, by its link\n"
+	        "                    or its slot id\n"
 	        "  import-prosody FILE [HOST]\n"
 	        "                    bring the accounts of a Prosody SQLite store over, with\n"
 	        "                    their passwords (SCRAM-SHA-1 keys), rosters, block lists,\n"
@@ -324,6 +327,40 @@ static int set_password(struct ctl *c, const char *jid, bool create)
 }
 
 /* unregister and kick: DELETE on a JID */
+/* The slot of an upload's link (".../upload/SLOT/NAME"), or arg itself. */
+static int upload_delete(struct ctl *c, const char *arg)
+{
+	const char *p = strstr(arg, "/upload/");
+	char slot[32];
+	struct cm_buf path;
+	json_t *answer;
+	size_t n;
+	long st;
+	int r = 0;
+
+	p = p ? p + 8 : arg;
+	n = strcspn(p, "/?#");
+	if (n >= sizeof(slot)) {
+		fprintf(stderr, "xmppctl: no slot id in \"%s\"\n", arg);
+		return EXIT_USAGE;
+	}
+	memcpy(slot, p, n);
+	slot[n] = '\0';
+	cm_buf_init(&path, 0);
+	if (cm_buf_puts(&path, "uploads/") || path_escape(&path, slot)) {
+		cm_buf_free(&path);
+		return EXIT_REFUSED;
+	}
+	st = call(c, "DELETE", path.data, NULL, &answer);
+	cm_buf_free(&path);
+	if (st == 204)
+		printf("upload %s removed\n", slot);
+	else
+		r = refused(st, answer);
+	json_decref(answer);
+	return r;
+}
+
 static int delete_jid(struct ctl *c, const char *what, const char *jid)
 {
 	struct cm_buf path;
@@ -1143,7 +1180,8 @@ int main(int argc, char **argv)
 	    (!arg &&
 	     (!strcmp(cmd, "register") || !strcmp(cmd, "unregister") || !strcmp(cmd, "passwd") ||
 	      !strcmp(cmd, "kick") || !strcmp(cmd, "fast-revoke") || !strcmp(cmd, "announce") ||
-	      !strcmp(cmd, "import-prosody") || !strcmp(cmd, "import-xep227"))) ||
+	      !strcmp(cmd, "upload-delete") || !strcmp(cmd, "import-prosody") ||
+	      !strcmp(cmd, "import-xep227"))) ||
 	    (arg && (!strcmp(cmd, "sessions") || !strcmp(cmd, "stats")))) {
 		fprintf(stderr, "xmppctl: wrong arguments for %s (see --help)\n", cmd);
 		return EXIT_USAGE;
@@ -1173,6 +1211,8 @@ int main(int argc, char **argv)
 		r = backup(&c, arg);
 	} else if (!strcmp(cmd, "announce")) {
 		r = announce(&c, arg);
+	} else if (!strcmp(cmd, "upload-delete")) {
+		r = upload_delete(&c, arg);
 	} else if (!strcmp(cmd, "import-xep227")) {
 		learn_limits(&c);
 		r = import_xep227(&c, arg, nargs == 2 ? argv[optind + 2] : NULL);

@@ -104,6 +104,12 @@ class Base(xmpp.ServerCase):
         os.environ.pop("SSL_CERT_FILE", None)
         super().tearDown()
 
+    def ctl(self, *args):
+        env = dict(os.environ, XMPPCTL_URL="http://127.0.0.1:%d" % self.srv.admin,
+                   XMPPCTL_TOKEN_FILE=self.srv.token_file)
+        return subprocess.run([os.path.join(suite.BIN, "xmppctl")] + list(args),
+                              capture_output=True, text=True, env=env, timeout=30)
+
     def metric(self, name, result):
         return self.srv.metric(name, {"result": result})
 
@@ -160,6 +166,18 @@ class Upload(Base):
         self.assertEqual(fetch(self.srv, url)[2], PHOTO)
         self.assertEqual(self.metric("xmpp_upload_slots_total", "ok"), 0)  # a new process
         self.assertEqual(self.metric("xmpp_upload_gets_total", "ok"), 1)  # since the restart
+        # taken down by the operator (abuse): by its link, at once; then it is not there
+        r = self.ctl("upload-delete", url)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("removed", r.stdout)
+        self.assertEqual(fetch(self.srv, url)[0], 404)
+        r = self.ctl("upload-delete", url)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("no such file", r.stderr)
+        r = self.ctl("upload-delete", "not-a-slot")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("not a slot id", r.stderr)
+        self.assertEqual(self.srv.api("GET", "uploads/" + "A" * 24)[0], 405)
 
     def test_refusals(self):
         async def go():
@@ -311,6 +329,25 @@ class Upload(Base):
             self.assertIn("<forbidden", reply_to(k, "c%d" % i))
         self.assertEqual(self.metric("xmpp_upload_slots_total", "refused"), 2)
         self.assertEqual(self.metric("xmpp_upload_slots_total", "ok"), 0)
+
+
+class Off(xmpp.ServerCase):
+    """upload.enabled false (the default): no service, no route."""
+
+    def test_off(self):
+        self.srv.register("alice", PW)
+
+        async def go():
+            a = await login(self.srv, "alice@localhost/phone")
+            items = await a["xep_0030"].get_items(jid="localhost")
+            self.assertNotIn(SERVICE, [i[0] for i in items["disco_items"]["items"]])
+            cond, _, _ = await refusal(a["xep_0363"].request_slot(SERVICE, "x.png", 10))
+            self.assertEqual(cond, "remote-server-not-found")
+            await logout(a)
+        run(go())
+        status, body = self.srv.api("DELETE", "uploads/" + "A" * 24)
+        self.assertEqual(status, 409)
+        self.assertIn("upload.enabled", body["error"])
 
 
 class DiskFull(Base):

@@ -112,6 +112,13 @@ static void test_put_and_get(void **state)
 	    0);
 	assert_int_equal(len, 0);
 	free(data);
+	/* taken down: the file and an unfinished one of the slot go; then there is none */
+	make("." SLOT ".part", "half", 0);
+	assert_int_equal(xc_upload__file_remove(dir, SLOT), 0);
+	assert_false(exists(SLOT));
+	assert_false(exists("." SLOT ".part"));
+	assert_int_equal(xc_upload__file_remove(dir, SLOT), -ENOENT);
+	assert_int_equal(xc_upload__file_put(dir, SLOT, "image/png", "again.png", "x", 1), 0);
 	/* no such directory */
 	assert_int_equal(xc_upload__file_put("/nonexistent/dir", SLOT, "a/b", "n", "x", 1),
 	                 -ENOENT);

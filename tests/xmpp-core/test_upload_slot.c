@@ -522,6 +522,14 @@ static const char *range_of(const char *hdr, size_t len)
 static void test_range(void **state)
 {
 	(void)state;
+	/* (slot ids, which the admin API's uploads/SLOT takes) */
+	assert_true(xc_upload_slot_ok("AAAAAAAAAAAAAAAAAAAAAAAA"));
+	assert_true(xc_upload_slot_ok("09azAZ-_09azAZ-_09azAZ-_"));
+	assert_false(xc_upload_slot_ok("AAAAAAAAAAAAAAAAAAAAAAA"));
+	assert_false(xc_upload_slot_ok("AAAAAAAAAAAAAAAAAAAAAAAAA"));
+	assert_false(xc_upload_slot_ok("AAAAAAAAAAAAAAAAAAAAAAA="));
+	assert_false(xc_upload_slot_ok("AAAAAAAAAAAAAAAAAAAAAA/."));
+	assert_false(xc_upload_slot_ok(NULL));
 	assert_string_equal(range_of("bytes=0-9", 100), "0-9");
 	assert_string_equal(range_of("bytes=10-", 100), "10-99");
 	assert_string_equal(range_of("bytes=90-500", 100), "90-99"); /* cut at the end */

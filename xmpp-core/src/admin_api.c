@@ -36,6 +36,7 @@
 #include "session.h"
 #include "stanza.h"
 #include "store.h"
+#include "upload.h"
 
 #define API_PREFIX   "/api/v1/"
 #define PASSWORD_MAX 1023 /* bytes; SASLprep'd passwords longer than this are refused */
@@ -100,6 +101,7 @@ enum op_kind {
 	OP_ANNOUNCE,
 	OP_ARCHIVE,
 	OP_ARCHIVE_READ,
+	OP_UPLOAD_DELETE,
 };
 
 struct op {
@@ -1409,6 +1411,49 @@ static void archive(struct xc_admin_api *a, struct cm_http_req *req)
 	}
 }
 
+/* --- uploaded files (XEP-0363) -------------------------------------------------------------- */
+
+static void on_upload_removed(void *arg, int err)
+{
+	struct op *o = arg;
+
+	if (!err) {
+		cm_http_respond(o->req, 204, NULL, NULL, 0);
+		op_done(o);
+	} else {
+		op_fail(o, err == -ENOENT ? 404 : 500,
+		        err == -ENOENT ? "no such file" : "the file could not be removed");
+	}
+}
+
+/* DELETE uploads/SLOT: a file taken down (abuse, a user's request), at once. */
+static void upload_delete(struct xc_admin_api *a, struct cm_http_req *req, const char *slot)
+{
+	struct op *o;
+	int rc;
+
+	if (strcmp(cm_http_req_method(req), "DELETE") != 0) {
+		respond_error(req, 405, "uploads/SLOT takes DELETE");
+		return;
+	}
+	if (!a->srv->upload) {
+		respond_error(req, 409, "HTTP File Upload is off (upload.enabled)");
+		return;
+	}
+	if (!xc_upload_slot_ok(slot)) {
+		respond_error(req, 400, "\"%.64s\" is not a slot id (24 base64url characters)",
+		              slot);
+		return;
+	}
+	if (!(o = op_new(a, req, OP_UPLOAD_DELETE))) {
+		respond_error(req, 500, "out of memory");
+		return;
+	}
+	rc = xc_upload_remove(a->srv->upload, slot, on_upload_removed, o);
+	if (rc)
+		op_fail(o, 500, "out of memory");
+}
+
 static int on_request(void *arg, struct cm_http_req *req)
 {
 	struct xc_admin_api *a = arg;
@@ -1440,6 +1485,8 @@ static int on_request(void *arg, struct cm_http_req *req)
 		archive_read(a, req, rest + 8);
 	else if (strncmp(rest, "export/", 7) == 0 && rest[7])
 		export_one(a, req, rest + 7);
+	else if (strncmp(rest, "uploads/", 8) == 0 && rest[8])
+		upload_delete(a, req, rest + 8);
 	else if (strncmp(rest, "fast-tokens/", 12) == 0 && rest[12])
 		fast_tokens(a, req, rest + 12);
 	else if (strcmp(rest, "openapi.json") == 0)

@@ -77,6 +77,9 @@ int xc_upload_url(struct cm_buf *out, const char *base, const char *slot, const 
  * xc_upload_name_problem() refuses), -ENOMEM. */
 int xc_upload_path(const char *rest, char slot[XC_UPLOAD_SLOT_LEN + 1], char **name);
 
+/* Whether slot is a slot id: XC_UPLOAD_SLOT_LEN base64url characters. */
+bool xc_upload_slot_ok(const char *slot);
+
 /* A PUT URL's query: "e=EXPIRY&s=SIG" in either order, nothing else. 0 or -EINVAL. */
 int xc_upload_query(const char *query, int64_t *expiry, char sig[XC_UPLOAD_SIG_LEN + 1]);
 
@@ -106,6 +109,12 @@ int xc_upload_reload(struct xc_upload *u);
 void xc_upload_close(struct xc_upload *u, void (*done)(void *arg), void *arg);
 /* Release what is left, once closed and the workers are gone. Accepts NULL. */
 void xc_upload_free(struct xc_upload *u);
+
+/* Remove slot's file now (an operator's call: the admin API's DELETE /api/v1/uploads/SLOT), on
+ * the main loop: done(arg, err) runs there once it is gone (0), or -ENOENT when there is no such
+ * file, or another negative errno. -EINVAL (not a slot id) or -ENOMEM at once, done not run. */
+int xc_upload_remove(struct xc_upload *u, const char *slot, void (*done)(void *arg, int err),
+                     void *arg);
 
 /* Whether the domain (len bytes) is an upload service of this server: "upload." and one of its
  * hosts, when upload.enabled. */

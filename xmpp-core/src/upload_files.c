@@ -108,6 +108,17 @@ int xc_upload__file_get(const char *dir, const char *slot, const char *name, siz
 	return 0;
 }
 
+int xc_upload__file_remove(const char *dir, const char *slot)
+{
+	char path[PATH_MAX];
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/.%s.part", dir, slot) >= sizeof(path))
+		return -ENAMETOOLONG;
+	(void)unlink(path); /* a PUT of it on its way fails to link: gone as well */
+	snprintf(path, sizeof(path), "%s/%s", dir, slot);
+	return unlink(path) == 0 ? 0 : -errno;
+}
+
 int xc_upload__file_sweep(const char *dir, int64_t cutoff_ms, int64_t part_cutoff_ms,
                           size_t *removed)
 {

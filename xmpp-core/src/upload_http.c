@@ -121,7 +121,7 @@ static void respond(struct cm_http_req *req, int status, const char *text)
 /* --- jobs on the thread pool -------------------------------------------------------------------
  */
 
-enum job_kind { JOB_PUT, JOB_GET, JOB_SCAN };
+enum job_kind { JOB_PUT, JOB_GET, JOB_SCAN, JOB_REMOVE };
 
 struct job {
 	uv_work_t work;
@@ -141,6 +141,8 @@ struct job {
 	size_t off;             /* GET: where the bytes start in data */
 	char file_type[XC_UPLOAD_TYPE_MAX + 1];
 	bool head;
+	void (*done)(void *arg, int err); /* REMOVE: the operator's callback */
+	void *done_arg;
 };
 
 static void job_free(struct job *j)
@@ -166,6 +168,9 @@ static void do_work(struct job *j)
 	case JOB_SCAN:
 		j->err =
 		    xc_upload__file_sweep(j->u->dir, j->cutoff_ms, j->part_cutoff_ms, &j->removed);
+		break;
+	case JOB_REMOVE:
+		j->err = xc_upload__file_remove(j->u->dir, j->slot);
 		break;
 	}
 }
@@ -262,6 +267,11 @@ static void after_work(uv_work_t *w, int status)
 		if (j->removed)
 			CM_LOGI("upload", "%zu expired file(s) removed", j->removed);
 		cm_metrics_add(u->m.expired, j->removed);
+		break;
+	case JOB_REMOVE:
+		if (!j->err)
+			CM_LOGI("upload", "slot %s: its file removed by the operator", j->slot);
+		j->done(j->done_arg, j->err);
 		break;
 	}
 	job_free(j);
@@ -442,6 +452,27 @@ static int on_request(void *arg, struct cm_http_req *req)
 	if (queue(j) != 0) {
 		job_free(j);
 		respond(req, 503, "try again\n");
+	}
+	return 0;
+}
+
+int xc_upload_remove(struct xc_upload *u, const char *slot, void (*done)(void *arg, int err),
+                     void *arg)
+{
+	struct job *j;
+
+	if (!xc_upload_slot_ok(slot))
+		return -EINVAL;
+	if (!(j = calloc(1, sizeof(*j))))
+		return -ENOMEM;
+	j->u = u;
+	j->kind = JOB_REMOVE;
+	memcpy(j->slot, slot, XC_UPLOAD_SLOT_LEN + 1);
+	j->done = done;
+	j->done_arg = arg;
+	if (queue(j) != 0) {
+		job_free(j);
+		return -ENOMEM;
 	}
 	return 0;
 }

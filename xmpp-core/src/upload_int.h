@@ -42,6 +42,10 @@ int xc_upload__file_put(const char *dir, const char *slot, const char *type, con
 int xc_upload__file_get(const char *dir, const char *slot, const char *name, size_t cap,
                         char **data, size_t *off, size_t *len, char type[XC_UPLOAD_TYPE_MAX + 1]);
 
+/* Remove slot's file from dir (its unfinished one too). 0, -ENOENT (none), or another negative
+ * errno. */
+int xc_upload__file_remove(const char *dir, const char *slot);
+
 /* Remove the files of dir last written before cutoff_ms (Unix ms) and the unfinished ones
  * (".*") before part_cutoff_ms; nothing else (links, directories) is touched. *removed: how many
  * finished files went. 0 or the last error. */

@@ -269,6 +269,12 @@ int xc_upload_url(struct cm_buf *out, const char *base, const char *slot, const 
 	return rc;
 }
 
+bool xc_upload_slot_ok(const char *slot)
+{
+	return slot && strnlen(slot, XC_UPLOAD_SLOT_LEN + 1) == XC_UPLOAD_SLOT_LEN &&
+	       all_b64url(slot, XC_UPLOAD_SLOT_LEN);
+}
+
 int xc_upload_path(const char *rest, char slot[XC_UPLOAD_SLOT_LEN + 1], char **name)
 {
 	const char *enc;
