@@ -5,16 +5,20 @@
  *
  * - Slots (upload.c, on the shards): a local user's request is checked (a file name, a size up
  *   to upload.max_file_size, a media type), counted against its quota (upload.daily_quota bytes
- *   of slots in 24 hours, in the store), and answered with the URLs. The PUT URL carries the
- *   slot's expiry and an HMAC-SHA256 of the slot id, name, size, type and expiry under a key
- *   made at start and known only to this process: the HTTP side needs no state to trust a PUT,
- *   and a slot cannot be stretched to another size, type or file.
- * - Files (upload_http.c, on the main loop): an HTTPS listener (upload.listen) takes one PUT
- *   per slot (the signature, the expiry, Content-Length equal to the size and Content-Type to
- *   the type checked before anything is written; a second PUT is 409) and serves GET and HEAD
- *   with the type, "nosniff" and a sandboxing Content-Security-Policy. Files go after
- *   upload.expire_after, with their slots.
- * - Names, URLs and signatures (upload_slot.c): plain functions, unit-tested and fuzzed. */
+ *   of slots in 24 hours, in the store) and the disk's free space (upload.min_free_space), and
+ *   answered with the URLs. The PUT URL carries the slot's expiry and an HMAC-SHA256 of the slot
+ *   id, name, size, type and expiry under a key made at start and known only to this process:
+ *   the HTTP side needs no state to trust a PUT, and a slot cannot be stretched to another size,
+ *   type or file.
+ * - The listener (upload_http.c, on the main loop): HTTPS on upload.listen takes one PUT per
+ *   slot, checked from its head before its body is read (the signature, the expiry,
+ *   Content-Length equal to the size, Content-Type to the type; a second PUT is 409), and serves
+ *   GET and HEAD, one byte range at most, with the type, "nosniff" and a sandboxing
+ *   Content-Security-Policy. Files go upload.expire_after after they were written; an operator
+ *   removes one at once with xc_upload_remove().
+ * - The files on disk (upload_files.c): plain blocking calls for libuv's thread pool.
+ * - Names, URLs, signatures and ranges (upload_slot.c): plain functions, unit-tested and fuzzed.
+ */
 #ifndef XC_UPLOAD_H
 #define XC_UPLOAD_H
 
