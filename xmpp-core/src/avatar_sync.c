@@ -78,15 +78,12 @@ enum xc_avatar_mode xc_avatar_mode(const struct xc_shard *sh)
 	return (enum xc_avatar_mode)sh->srv->cfg->pep.vcard_avatars;
 }
 
-static void count(struct xc_shard *sh, size_t off)
-{
-	struct xc_avatars *a = sh->srv->avatars;
-
-	if (a)
-		cm_metrics_inc(*(struct cm_counter **)((char *)&a->m + off));
-}
-
-#define COUNT(sh, field) count((sh), offsetof(struct avatar_metrics, field))
+/* Count in one of the conversions' counters (none on a server made without them). */
+#define COUNT(sh, field)                                                                           \
+	do {                                                                                       \
+		if ((sh)->srv->avatars)                                                            \
+			cm_metrics_inc((sh)->srv->avatars->m.field);                               \
+	} while (0)
 
 /* --- presence -------------------------------------------------------------------------------- */
 
@@ -122,8 +119,9 @@ static void changed(struct xc_shard *sh, struct xc_user *u, const char *hash)
 	free(old);
 }
 
-/* The account (bare JID) has the avatar hash now, if it is in memory with its roster. */
-static void changed_for(struct xc_shard *sh, const char *owner, const char *hash)
+/* The account (bare JID) has the avatar hash now, if it is in memory with its roster (and,
+ * only_unknown, has none known: a hash learnt does not overwrite one set meanwhile). */
+static void changed_for(struct xc_shard *sh, const char *owner, const char *hash, bool only_unknown)
 {
 	struct xc_jid j;
 	struct xc_user *u;
@@ -132,7 +130,7 @@ static void changed_for(struct xc_shard *sh, const char *owner, const char *hash
 		return;
 	u = xc_user_find(sh, &j);
 	/* not READY: a load on its way reads the new hash (the store answers in order) */
-	if (u && u->rstate == XC_ROSTER_READY)
+	if (u && u->rstate == XC_ROSTER_READY && (!only_unknown || !u->avatar))
 		changed(sh, u, hash);
 	xc_jid_free(&j);
 }
@@ -166,7 +164,7 @@ static void on_photo_stored(struct xc_store_req *r)
 		        strerror(-r->err));
 	} else {
 		COUNT(sh, to_vcard);
-		changed_for(sh, t->owner, t->avatar.hash);
+		changed_for(sh, t->owner, t->avatar.hash, false);
 	}
 	to_vcard_free(t);
 	xc_store_req_free(r);
@@ -412,17 +410,7 @@ static void on_learn_read(struct xc_store_req *r)
 	if (!w || xc_store_req_set(&w->user, r->user) != 0 ||
 	    xc_store_req_set(&w->avatar, a.hash) != 0 || xc_store_submit(sh->srv->store, w) != 0)
 		xc_store_req_free(w);
-	{
-		struct xc_jid j;
-		struct xc_user *u;
-
-		if (xc_jid_parse(&j, r->user, strlen(r->user), NULL, 0) == 0) {
-			u = xc_user_find(sh, &j);
-			if (u && u->rstate == XC_ROSTER_READY && !u->avatar)
-				changed(sh, u, a.hash);
-			xc_jid_free(&j);
-		}
-	}
+	changed_for(sh, r->user, a.hash, true);
 	xc_avatar_clear(&a);
 	xc_store_req_free(r);
 }

@@ -43,15 +43,14 @@ bool xc_upload_service(const struct xc_server *srv, const char *host, char *out,
 	return n > 0 && (size_t)n < size;
 }
 
-static void count(const struct xc_server *srv, size_t off)
-{
-	struct upload_metrics *m = xc_upload__metrics(srv);
-
-	if (m)
-		cm_metrics_inc(*(struct cm_counter **)((char *)m + off));
-}
-
-#define COUNT(srv, field) count((srv), offsetof(struct upload_metrics, field))
+/* Count in one of the service's counters (none while upload is off). */
+#define COUNT(srv, field)                                                                          \
+	do {                                                                                       \
+		struct upload_metrics *m_ = xc_upload__metrics(srv);                               \
+                                                                                                   \
+		if (m_)                                                                            \
+			cm_metrics_inc(m_->field);                                                 \
+	} while (0)
 
 /* An error to iq, with an upload-specific element (app, may be NULL; taken) in <error/>. */
 static void refuse(struct xc_shard *sh, const struct cm_xml_node *iq, const char *etype,
