@@ -12,6 +12,8 @@ run to run: the total moves by about 2 %. The kernel's share is not counted (see
 
   CHAT_USERS=200  MESSAGES=3000  RATE=1000  TOP=25 (functions listed)
   SUITE_BIN=dir   the build to measure (default build/bin)
+  KEEP=dir        keep both runs' callgrind outputs there (base.out, full.out), for
+                  `callgrind_annotate --tree=caller` and the like
 
 Needs valgrind (`make bench` installs it). Prints a table and one JSON line.
 """
@@ -74,6 +76,10 @@ def run(messages):
         outs = sorted(glob.glob(os.path.join(s.dir, "callgrind.out.*")), key=os.path.getmtime)
         if not outs:
             raise RuntimeError("callgrind wrote nothing in " + s.dir)
+        keep = os.environ.get("KEEP")
+        if keep:
+            os.makedirs(keep, exist_ok=True)
+            shutil.copy(outs[-1], os.path.join(keep, "full.out" if messages else "base.out"))
         return costs(outs[-1]), got
 
 

@@ -11,6 +11,36 @@
 
 /* --- allocation ----------------------------------------------------------------------------- */
 
+/* Every node, attribute and declaration is one allocation with its strings behind it: from
+ * malloc, or from a pack (cm_xml_pack) when an arena is given. */
+struct arena {
+	char *p, *end;
+};
+
+#define ALIGN _Alignof(struct cm_xml_node)
+_Static_assert(_Alignof(struct cm_xml_attr) <= ALIGN && _Alignof(struct cm_xml_nsdecl) <= ALIGN,
+               "a pack aligns every item for a node");
+
+static size_t aligned(size_t n)
+{
+	return (n + ALIGN - 1) & ~(size_t)(ALIGN - 1);
+}
+
+/* size bytes from malloc (a NULL) or from the arena (NULL if it has too few left). */
+static void *take(struct arena *a, size_t size)
+{
+	void *m;
+
+	if (!a)
+		return malloc(size);
+	size = aligned(size);
+	if ((size_t)(a->end - a->p) < size)
+		return NULL;
+	m = a->p;
+	a->p += size;
+	return m;
+}
+
 /* Copy s[0..n) plus a NUL to *pp and advance *pp; returns where the copy starts. */
 static char *put(char **pp, const char *s, size_t n)
 {
@@ -23,11 +53,15 @@ static char *put(char **pp, const char *s, size_t n)
 	return start;
 }
 
-struct cm_xml_node *cm_xml__elem_alloc(const char *prefix, size_t plen, const char *name,
-                                       size_t nlen, const char *ns, size_t nslen)
+static size_t elem_size(size_t plen, bool prefixed, size_t nlen, size_t nslen)
 {
-	size_t size = sizeof(struct cm_xml_node) + nlen + 1 + nslen + 1 + (prefix ? plen + 1 : 0);
-	struct cm_xml_node *n = malloc(size);
+	return sizeof(struct cm_xml_node) + nlen + 1 + nslen + 1 + (prefixed ? plen + 1 : 0);
+}
+
+static struct cm_xml_node *elem_alloc(struct arena *a, const char *prefix, size_t plen,
+                                      const char *name, size_t nlen, const char *ns, size_t nslen)
+{
+	struct cm_xml_node *n = take(a, elem_size(plen, prefix != NULL, nlen, nslen));
 	char *p;
 
 	if (!n)
@@ -42,10 +76,17 @@ struct cm_xml_node *cm_xml__elem_alloc(const char *prefix, size_t plen, const ch
 	return n;
 }
 
-/* A text node holding a followed by b. */
-static struct cm_xml_node *text_alloc2(const char *a, size_t alen, const char *b, size_t blen)
+struct cm_xml_node *cm_xml__elem_alloc(const char *prefix, size_t plen, const char *name,
+                                       size_t nlen, const char *ns, size_t nslen)
 {
-	struct cm_xml_node *n = malloc(sizeof(*n) + alen + blen + 1);
+	return elem_alloc(NULL, prefix, plen, name, nlen, ns, nslen);
+}
+
+/* A text node holding a followed by b. */
+static struct cm_xml_node *text_alloc2(struct arena *ar, const char *a, size_t alen, const char *b,
+                                       size_t blen)
+{
+	struct cm_xml_node *n = take(ar, sizeof(*n) + alen + blen + 1);
 	char *p;
 
 	if (!n)
@@ -65,20 +106,23 @@ static struct cm_xml_node *text_alloc2(const char *a, size_t alen, const char *b
 
 struct cm_xml_node *cm_xml__text_alloc(const char *text, size_t len)
 {
-	return text_alloc2(text, len, NULL, 0);
+	return text_alloc2(NULL, text, len, NULL, 0);
 }
 
-struct cm_xml_attr *cm_xml__attr_alloc(const char *prefix, size_t plen, const char *name,
-                                       size_t nlen, const char *ns, size_t nslen, const char *value,
-                                       size_t vlen)
+static size_t attr_size(size_t plen, size_t nlen, bool qualified, size_t nslen, size_t vlen)
 {
-	size_t size = sizeof(struct cm_xml_attr) + nlen + 1 + vlen + 1;
-	struct cm_xml_attr *a;
+	return sizeof(struct cm_xml_attr) + nlen + 1 + vlen + 1 +
+	       (qualified ? nslen + 1 + plen + 1 : 0);
+}
+
+static struct cm_xml_attr *attr_alloc(struct arena *ar, const char *prefix, size_t plen,
+                                      const char *name, size_t nlen, const char *ns, size_t nslen,
+                                      const char *value, size_t vlen)
+{
+	struct cm_xml_attr *a =
+	    take(ar, attr_size(prefix ? plen : 0, nlen, ns != NULL, nslen, vlen));
 	char *p;
 
-	if (ns)
-		size += nslen + 1 + plen + 1;
-	a = malloc(size);
 	if (!a)
 		return NULL;
 	memset(a, 0, sizeof(*a));
@@ -92,10 +136,22 @@ struct cm_xml_attr *cm_xml__attr_alloc(const char *prefix, size_t plen, const ch
 	return a;
 }
 
-struct cm_xml_nsdecl *cm_xml__nsdecl_alloc(const char *prefix, const char *uri)
+struct cm_xml_attr *cm_xml__attr_alloc(const char *prefix, size_t plen, const char *name,
+                                       size_t nlen, const char *ns, size_t nslen, const char *value,
+                                       size_t vlen)
+{
+	return attr_alloc(NULL, prefix, plen, name, nlen, ns, nslen, value, vlen);
+}
+
+static size_t nsdecl_size(const char *prefix, const char *uri)
+{
+	return sizeof(struct cm_xml_nsdecl) + strlen(uri) + 1 + (prefix ? strlen(prefix) + 1 : 0);
+}
+
+static struct cm_xml_nsdecl *nsdecl_alloc(struct arena *ar, const char *prefix, const char *uri)
 {
 	size_t plen = prefix ? strlen(prefix) : 0, ulen = strlen(uri);
-	struct cm_xml_nsdecl *d = malloc(sizeof(*d) + ulen + 1 + (prefix ? plen + 1 : 0));
+	struct cm_xml_nsdecl *d = take(ar, nsdecl_size(prefix, uri));
 	char *p;
 
 	if (!d)
@@ -106,6 +162,11 @@ struct cm_xml_nsdecl *cm_xml__nsdecl_alloc(const char *prefix, const char *uri)
 	if (prefix)
 		d->prefix = put(&p, prefix, plen);
 	return d;
+}
+
+struct cm_xml_nsdecl *cm_xml__nsdecl_alloc(const char *prefix, const char *uri)
+{
+	return nsdecl_alloc(NULL, prefix, uri);
 }
 
 void cm_xml__append(struct cm_xml_node *parent, struct cm_xml_node *child)
@@ -368,7 +429,7 @@ int cm_xml_node_add_text(struct cm_xml_node *parent, const char *text, size_t le
 	/* merge: a new node replaces the old one in place */
 	if (old->text_len > SIZE_MAX / 2 || len > SIZE_MAX / 2)
 		return -ENOMEM;
-	t = text_alloc2(old->text, old->text_len, text, len);
+	t = text_alloc2(NULL, old->text, old->text_len, text, len);
 	if (!t)
 		return -ENOMEM;
 	cm_xml_node_remove(old);
@@ -506,56 +567,57 @@ void cm_xml_node_undeclare_ns(struct cm_xml_node *n, const char *prefix)
 
 /* --- copy ----------------------------------------------------------------------------------- */
 
-/* A copy of n alone: element with attributes and declarations, or text; no children. */
-static struct cm_xml_node *copy_one(const struct cm_xml_node *n)
+/* A copy of n alone: element with attributes and declarations, or text; no children. From
+ * malloc when ar is NULL; in the arena otherwise (where nothing is freed on failure). */
+static struct cm_xml_node *copy_one(struct arena *ar, const struct cm_xml_node *n)
 {
 	struct cm_xml_node *c;
 	struct cm_xml_attr **ap;
 	struct cm_xml_nsdecl **dp;
 
 	if (n->kind == CM_XML_TEXT)
-		return cm_xml__text_alloc(n->text, n->text_len);
-	c = cm_xml__elem_alloc(n->prefix, n->prefix ? strlen(n->prefix) : 0, n->name,
-	                       strlen(n->name), n->ns, strlen(n->ns));
+		return text_alloc2(ar, n->text, n->text_len, NULL, 0);
+	c = elem_alloc(ar, n->prefix, n->prefix ? strlen(n->prefix) : 0, n->name, strlen(n->name),
+	               n->ns, strlen(n->ns));
 	if (!c)
 		return NULL;
 	ap = &c->attrs;
 	for (const struct cm_xml_attr *a = n->attrs; a; a = a->next) {
-		*ap = cm_xml__attr_alloc(a->prefix, a->prefix ? strlen(a->prefix) : 0, a->name,
-		                         strlen(a->name), a->ns, a->ns ? strlen(a->ns) : 0,
-		                         a->value, strlen(a->value));
+		*ap = attr_alloc(ar, a->prefix, a->prefix ? strlen(a->prefix) : 0, a->name,
+		                 strlen(a->name), a->ns, a->ns ? strlen(a->ns) : 0, a->value,
+		                 strlen(a->value));
 		if (!*ap)
 			goto fail;
 		ap = &(*ap)->next;
 	}
 	dp = &c->nsdecls;
 	for (const struct cm_xml_nsdecl *d = n->nsdecls; d; d = d->next) {
-		*dp = cm_xml__nsdecl_alloc(d->prefix, d->uri);
+		*dp = nsdecl_alloc(ar, d->prefix, d->uri);
 		if (!*dp)
 			goto fail;
 		dp = &(*dp)->next;
 	}
 	return c;
 fail:
-	cm_xml_node_free(c);
+	if (!ar)
+		cm_xml_node_free(c);
 	return NULL;
 }
 
-int cm_xml_node_copy(struct cm_xml_node **out, const struct cm_xml_node *n)
+/* Deep copy of n as a root, from malloc or in the arena; NULL when out of memory or room. */
+static struct cm_xml_node *copy_tree(struct arena *ar, const struct cm_xml_node *n)
 {
 	const struct cm_xml_node *src = n;
-	struct cm_xml_node *root, *dst;
+	struct cm_xml_node *root, *dst, *c;
 
-	root = copy_one(n);
+	root = copy_one(ar, n);
 	if (!root)
-		return -ENOMEM;
+		return NULL;
 	dst = root;
 	/* walk the source in document order, mirroring each step in the copy */
 	for (;;) {
 		if (src->children) {
-			struct cm_xml_node *c = copy_one(src->children);
-
-			if (!c)
+			if (!(c = copy_one(ar, src->children)))
 				goto fail;
 			cm_xml__append(dst, c);
 			src = src->children;
@@ -568,21 +630,70 @@ int cm_xml_node_copy(struct cm_xml_node **out, const struct cm_xml_node *n)
 		}
 		if (src == n)
 			break;
-		{
-			struct cm_xml_node *c = copy_one(src->next);
-
-			if (!c)
-				goto fail;
-			cm_xml__append(dst->parent, c);
-			src = src->next;
-			dst = c;
-		}
+		if (!(c = copy_one(ar, src->next)))
+			goto fail;
+		cm_xml__append(dst->parent, c);
+		src = src->next;
+		dst = c;
 	}
-	*out = root;
-	return 0;
+	return root;
 fail:
-	cm_xml_node_free(root);
-	return -ENOMEM;
+	if (!ar)
+		cm_xml_node_free(root);
+	return NULL;
+}
+
+int cm_xml_node_copy(struct cm_xml_node **out, const struct cm_xml_node *n)
+{
+	*out = copy_tree(NULL, n);
+	return *out ? 0 : -ENOMEM;
+}
+
+/* What copy_one() takes from an arena for n. */
+static size_t pack_one_size(const struct cm_xml_node *n)
+{
+	size_t size;
+
+	if (n->kind == CM_XML_TEXT)
+		return aligned(sizeof(*n) + n->text_len + 1);
+	size = aligned(elem_size(n->prefix ? strlen(n->prefix) : 0, n->prefix != NULL,
+	                         strlen(n->name), strlen(n->ns)));
+	for (const struct cm_xml_attr *a = n->attrs; a; a = a->next)
+		size +=
+		    aligned(attr_size(a->prefix ? strlen(a->prefix) : 0, strlen(a->name),
+		                      a->ns != NULL, a->ns ? strlen(a->ns) : 0, strlen(a->value)));
+	for (const struct cm_xml_nsdecl *d = n->nsdecls; d; d = d->next)
+		size += aligned(nsdecl_size(d->prefix, d->uri));
+	return size;
+}
+
+size_t cm_xml_pack_size(const struct cm_xml_node *n)
+{
+	const struct cm_xml_node *cur = n;
+	size_t size = 0;
+
+	/* the same document order as copy_tree() */
+	for (;;) {
+		size += pack_one_size(cur);
+		if (cur->children) {
+			cur = cur->children;
+			continue;
+		}
+		while (cur != n && !cur->next)
+			cur = cur->parent;
+		if (cur == n)
+			return size;
+		cur = cur->next;
+	}
+}
+
+const struct cm_xml_node *cm_xml_pack(const struct cm_xml_node *n, void *mem, size_t size)
+{
+	struct arena ar = {(char *)mem, (char *)mem + size};
+
+	if ((uintptr_t)mem % ALIGN)
+		return NULL;
+	return copy_tree(&ar, n);
 }
 
 /* --- queries -------------------------------------------------------------------------------- */

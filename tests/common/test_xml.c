@@ -537,6 +537,72 @@ static void test_roundtrip(void **state)
 	    "</x:y></s:stream>");
 }
 
+/* cm_xml_pack(): every stanza of doc packed into a block of exactly the size asked for, equal
+ * to the original and written the same; a copy out of the pack outlives the original; a block
+ * one byte short or misaligned is refused. */
+static void check_pack(const char *doc)
+{
+	struct rec a;
+	struct cm_buf want, got;
+
+	parse(&a, doc, 0);
+	cm_buf_init(&want, 0);
+	cm_buf_init(&got, 0);
+	for (int i = 0; i < a.nstanzas; i++) {
+		struct cm_xml_node *st = a.stanzas[i], *copy = NULL;
+		const struct cm_xml_node *packed, *inner = st->children ? st->children : st;
+		size_t size = cm_xml_pack_size(st);
+		char *mem = malloc(size + 16), *inner_mem;
+
+		assert_non_null(mem);
+		assert_null(cm_xml_pack(st, mem, size - 1));
+		assert_null(cm_xml_pack(st, mem + 1, size));
+		packed = cm_xml_pack(st, mem, size);
+		assert_non_null(packed);
+		assert_ptr_equal(packed, mem);
+		assert_null(packed->parent);
+		assert_true(tree_equal(packed, st));
+		cm_buf_reset(&want);
+		cm_buf_reset(&got);
+		assert_int_equal(cm_xml_write(&want, st, a.header), 0);
+		assert_int_equal(cm_xml_write(&got, packed, a.header), 0);
+		assert_string_equal(got.data, want.data);
+		/* a subtree packs alone, as a root */
+		inner_mem = malloc(cm_xml_pack_size(inner));
+		assert_non_null(inner_mem);
+		assert_true(
+		    tree_equal(cm_xml_pack(inner, inner_mem, cm_xml_pack_size(inner)), inner));
+		free(inner_mem);
+		/* the copy out of the pack is the receiver's own */
+		assert_int_equal(cm_xml_node_copy(&copy, packed), 0);
+		free(mem);
+		cm_buf_reset(&got);
+		assert_int_equal(cm_xml_write(&got, copy, a.header), 0);
+		assert_string_equal(got.data, want.data);
+		assert_int_equal(cm_xml_node_set_attr(copy, "from", "a@b.example/c"), 0);
+		cm_xml_node_free(copy);
+	}
+	cm_buf_free(&want);
+	cm_buf_free(&got);
+	rec_free(&a);
+}
+
+static void test_pack(void **state)
+{
+	(void)state;
+	check_pack(client_stream);
+	check_pack(server_stream);
+	check_pack("<stream:stream xmlns='jabber:client' "
+	           "xmlns:stream='http://etherx.jabber.org/streams'>"
+	           "<message to='juliet@capulet.lit' type='chat' id='m1' xml:lang='en'>"
+	           "<body>t=1 &amp; &lt;w&gt; \xc3\xa9</body><x:y xmlns:x='urn:x' x:a='1' b='2' "
+	           "xmlns:z='urn:z' z:c='3'><x:w/><v xmlns=''>\r\n&#13;\t</v>"
+	           "<u xmlns='urn:u' a='&#9;&apos;&quot;'/></x:y>"
+	           "<active xmlns='http://jabber.org/protocol/chatstates'/></message>"
+	           "<presence/>"
+	           "</stream:stream>");
+}
+
 static void test_escaping(void **state)
 {
 	struct cm_buf b;
@@ -1285,6 +1351,7 @@ int main(void)
 	    cmocka_unit_test(test_park),
 	    cmocka_unit_test(test_component),
 	    cmocka_unit_test(test_roundtrip),
+	    cmocka_unit_test(test_pack),
 	    cmocka_unit_test(test_escaping),
 	    cmocka_unit_test(test_escaping_long),
 	    cmocka_unit_test(test_build_stream),

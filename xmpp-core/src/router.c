@@ -226,18 +226,31 @@ static void on_route_msg(struct cm_loop *l, struct cm_msg *m)
 {
 	struct xc_route_msg *rm = cm_list_entry(m, struct xc_route_msg, m);
 	struct xc_shard *sh = l->data;
-	struct cm_xml_node *st = rm->stanza;
+	struct cm_xml_node *st = NULL;
 	struct xc_ticket_scope sc;
-	struct xc_jid to = rm->to; /* taken */
+	struct xc_jid to = {0};
 
 	if (sh)
 		cm_metrics_observe(sh->srv->m.route_latency,
 		                   (double)(mono_ns() - rm->read_ns) / 1e9);
 	xc_ticket_enter(sh, &sc, rm->ticket);
-	free(rm);
-	if (cm_loop_stopping(l))
+	if (cm_loop_stopping(l)) {
+		free(rm);
+		xc_ticket_leave(sh, &sc);
+		return;
+	}
+	/* this shard's own copies, so that the allocation below is the only one freed here that
+	 * another shard made */
+	if (cm_xml_node_copy(&st, rm->stanza) != 0 || xc_jid_copy(&to, &rm->to, false) != 0) {
+		CM_LOGW("router", "out of memory copying a stanza from another shard: bounced");
+		xc_bounce(sh, rm->stanza, "wait", "resource-constraint");
 		cm_xml_node_free(st);
-	else if (!xc_jid_empty(&to) && xc_local_host(sh->srv, xc_jid_domain(&to), to.dlen))
+		free(rm);
+		xc_ticket_leave(sh, &sc);
+		return;
+	}
+	free(rm);
+	if (!xc_jid_empty(&to) && xc_local_host(sh->srv, xc_jid_domain(&to), to.dlen))
 		xc_deliver(sh, st, &to);
 	else
 		xc_component_deliver(sh, st, &to);
@@ -245,28 +258,40 @@ static void on_route_msg(struct cm_loop *l, struct cm_msg *m)
 	xc_ticket_leave(sh, &sc);
 }
 
-/* Hand st, addressed to *to (parsed from its 'to' already), to shard target. Takes st and the
- * JID's string: *to is left empty. */
-static void post(struct xc_shard *sh, unsigned target, struct cm_xml_node *st, struct xc_jid *to)
+/* Hand st, addressed to *to (parsed from its 'to' already), to shard target, packed with the
+ * JID into one allocation (struct xc_route_msg). Takes st; *to stays the caller's. */
+static void post(struct xc_shard *sh, unsigned target, struct cm_xml_node *st,
+                 const struct xc_jid *to)
 {
-	struct xc_route_msg *rm = malloc(sizeof(*rm));
+	size_t head = (sizeof(struct xc_route_msg) + _Alignof(max_align_t) - 1) &
+	              ~(size_t)(_Alignof(max_align_t) - 1);
+	size_t pack = cm_xml_pack_size(st), jlen = to->s ? xc_jid_len(to) + 1 : 0;
+	struct xc_route_msg *rm = malloc(head + pack + jlen);
 
 	if (!rm) {
 		xc_bounce(sh, st, "wait", "resource-constraint");
 		cm_xml_node_free(st);
 		return;
 	}
-	rm->stanza = st;
+	rm->stanza = cm_xml_pack(st, (char *)rm + head, pack);
+	if (!rm->stanza) { /* cannot happen: pack is the size cm_xml_pack() takes */
+		xc_bounce(sh, st, "wait", "internal-server-error");
+		cm_xml_node_free(st);
+		free(rm);
+		return;
+	}
 	rm->to = *to;
-	*to = (struct xc_jid){0};
+	if (jlen) {
+		rm->to.s = (char *)rm + head + pack;
+		memcpy(rm->to.s, to->s, jlen);
+	}
+	cm_xml_node_free(st); /* freed here, where it was allocated */
 	rm->read_ns = mono_ns();
 	rm->ticket = xc_ticket_hold(sh);
 	rm->m.fn = on_route_msg;
 	if (cm_loop_post(sh->srv->shards[target]->loop, &rm->m) != 0) {
 		xc_ticket_put(sh, rm->ticket);
-		xc_jid_free(&rm->to);
-		free(rm);
-		cm_xml_node_free(st); /* the server is stopping */
+		free(rm); /* the server is stopping */
 	}
 }
 

@@ -203,12 +203,16 @@ const char *xc_local_host(const struct xc_server *srv, const char *domain, size_
 void xc_new_id(struct xc_server *srv, char out[17]);
 
 /* A stanza posted to another shard (router.c): ownership of the tree goes with it. */
+/* A stanza on its way to another shard: one allocation, with the stanza packed (cm_xml_pack)
+ * and the parsed 'to' behind the struct. The receiving shard copies both out into its own
+ * allocations and frees the whole; no shard frees what another allocated piece by piece. */
 struct xc_route_msg {
 	struct cm_msg m;
-	struct cm_xml_node *stanza; /* owned */
-	struct xc_jid to;           /* owned: the stanza's 'to', parsed by the sender's shard */
-	uint64_t read_ns;           /* when it was read, for the latency metric */
-	struct xc_ticket *ticket;   /* a reference, or NULL (ticket.h) */
+	const struct cm_xml_node *stanza; /* the pack's root, in this allocation */
+	struct xc_jid to;         /* the stanza's 'to', parsed by the sender's shard; its string is
+	                             in this allocation (not owned: not to be freed) */
+	uint64_t read_ns;         /* when it was read, for the latency metric */
+	struct xc_ticket *ticket; /* a reference, or NULL (ticket.h) */
 };
 
 #endif

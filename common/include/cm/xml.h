@@ -137,6 +137,20 @@ void cm_xml_node_remove(struct cm_xml_node *n);
 /* Deep copy of n (a root copy: parent NULL). *out is owned by the caller. 0 or -ENOMEM. */
 int cm_xml_node_copy(struct cm_xml_node **out, const struct cm_xml_node *n);
 
+/* A deep copy of n inside one block of memory, to hand a tree to another thread. A tree
+ * allocated on one thread and freed on another costs malloc more than both threads' own trees:
+ * glibc's per-thread caches take only so many chunks freed by a foreign thread before each free
+ * goes to the allocating thread's arena, under its lock. So the sender packs (one block, its own
+ * tree freed at home) and the receiver copies out of the pack with cm_xml_node_copy() into its
+ * own allocations, then frees the block.
+ *
+ * cm_xml_pack_size() is the bytes the pack of n needs; cm_xml_pack() builds it in mem (size
+ * bytes, aligned as malloc aligns) and returns its root (inside mem), or NULL when size is too
+ * small or mem misaligned. The packed tree is read-only: none of its nodes may be changed or
+ * freed; it lives as long as mem. */
+size_t cm_xml_pack_size(const struct cm_xml_node *n);
+const struct cm_xml_node *cm_xml_pack(const struct cm_xml_node *n, void *mem, size_t size);
+
 /* Free n and its subtree, detaching it from its parent first. Accepts NULL. */
 void cm_xml_node_free(struct cm_xml_node *n);
 
