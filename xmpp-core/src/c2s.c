@@ -669,9 +669,8 @@ static int authed_stanza(struct xc_c2s *c, struct cm_xml_node *st)
 }
 
 /* BOUND: the stanza goes to the router with the session's full JID stamped on it. */
-static int bound_stanza(struct xc_c2s *c, struct cm_xml_node *st)
+static int bound_stanza(struct xc_c2s *c, struct cm_xml_node *st, enum xc_kind kind)
 {
-	enum xc_kind kind = xc_stanza_kind(st);
 	const char *from = cm_xml_attr(st, "from");
 
 	if (kind == XC_OTHER) {
@@ -749,28 +748,31 @@ static int on_stanza(void *arg, struct cm_xml_node *st)
 		r = authed_stanza(c, st);
 		cm_xml_node_free(st);
 		return r;
-	case XC_C2S_BOUND:
-		if (xc_stanza_kind(st) != XC_OTHER)
+	case XC_C2S_BOUND: {
+		enum xc_kind kind = xc_stanza_kind(st);
+
+		if (kind != XC_OTHER)
 			xc_sm_handled(c);
-		if (c->sm && xc_stanza_kind(st) == XC_MESSAGE) {
+		if (c->sm && kind == XC_MESSAGE) {
 			/* its <a/> waits until what it causes is safe (ticket.h) */
 			struct xc_shard *sh = c->sh;
 			struct xc_ticket_scope sc;
 
 			xc_sm_scope(c, &sc);
-			r = bound_stanza(c, st); /* takes st; c may be gone after */
+			r = bound_stanza(c, st, kind); /* takes st; c may be gone after */
 			xc_ticket_leave(sh, &sc);
 			return r;
 		}
 		/* an answer to our keepalive ping is only a sign of life */
-		if (xc_stanza_kind(st) == XC_IQ && cm_xml_attr(st, "id") &&
+		if (kind == XC_IQ && cm_xml_attr(st, "id") &&
 		    strncmp(cm_xml_attr(st, "id"), "ka-", 3) == 0 && cm_xml_attr(st, "type") &&
 		    (strcmp(cm_xml_attr(st, "type"), "result") == 0 ||
 		     strcmp(cm_xml_attr(st, "type"), "error") == 0)) {
 			cm_xml_node_free(st);
 			return 0;
 		}
-		return bound_stanza(c, st); /* takes st */
+		return bound_stanza(c, st, kind); /* takes st */
+	}
 	default:
 		cm_xml_node_free(st);
 		return STOP;
