@@ -42,6 +42,7 @@ Knobs (environment):
   LOGIN_CONC=50      logins in flight
   LOGIN_POOL=500     accounts the login-rate runs cycle through
   SOURCES=8          client source addresses 127.0.0.1 .. 127.0.0.SOURCES
+  WORKERS=0          xmpp-core's worker loops (0: its default, one per CPU)
   ARCHIVE=1          xmpp-core archives every message (XEP-0313; off by default here, since
                      the peers are measured without an archive)
   MEM_QUIET=7        seconds of quiet before each memory reading (xmpp-core's c2s.trim_after
@@ -108,6 +109,7 @@ LOGIN_POOL = env_num("LOGIN_POOL", 500, 200)
 SOURCES = env_num("SOURCES", 8)
 MEM_QUIET = env_num("MEM_QUIET", 7.0)
 ARCHIVE = os.environ.get("ARCHIVE") == "1"
+WORKERS = env_num("WORKERS", 0)
 SERVERS = [s.strip() for s in os.environ.get("SERVERS", "xmpp-core,prosody,ejabberd").split(",")
            if s.strip()]
 DOC = os.environ.get("BENCH_DOC") or os.path.join(TOP, "docs", "benchmarks.md")
@@ -353,7 +355,7 @@ tls:
   certificate: %(dir)s/tls.crt
   key: %(dir)s/tls.key
 hosts: [%(domain)s]
-workers: 0                    # one per CPU
+workers: %(workers)d                    # 0: one per CPU (the default)
 c2s:
   listen: ["127.0.0.1:%(port)d"]
   tls_listen: ["127.0.0.1:%(tls)d"]
@@ -374,7 +376,7 @@ websocket:
   listen: []                  # not measured (and 5443 may be taken by a running suite)
 archive:
   enabled: %(archive)s        # the peers archive nothing either (ARCHIVE=1: on)
-""" % {"archive": "true" if ARCHIVE else "false", "admin": self.admin, "dir": self.dir, "domain": DOMAIN, "port": self.port,
+""" % {"archive": "true" if ARCHIVE else "false", "workers": WORKERS, "admin": self.admin, "dir": self.dir, "domain": DOMAIN, "port": self.port,
                 "tls": self.tls_port})
         chown_tree(self.dir, RUN_USER)
 
@@ -1285,6 +1287,8 @@ def main():
             "CPU pressure (PSI some, avg60) %s %% before and %s %% after."
             % (os.cpu_count() or 0, " ".join("%.2f" % v for v in load0),
                " ".join("%.2f" % v for v in load1), psi0 or "n/a", psi1 or "n/a"))
+        if WORKERS:
+            conditions += " xmpp-core with workers: %d (WORKERS), not its default of one per CPU." % WORKERS
         run = {"results": results, "big": big, "notes": notes, "versions": versions,
                "started": started, "conditions": conditions}
         with open(os.path.join(workdir, "results.json"), "w") as f:
