@@ -26,7 +26,7 @@ static size_t aligned(size_t n)
 	return (n + ALIGN - 1) & ~(size_t)(ALIGN - 1);
 }
 
-/* size bytes from malloc (a NULL) or from the arena (NULL if it has too few left). */
+/* size bytes: from malloc when a is NULL, else from the arena (NULL when it has too few left). */
 static void *take(struct arena *a, size_t size)
 {
 	void *m;

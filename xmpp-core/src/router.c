@@ -275,7 +275,7 @@ static void post(struct xc_shard *sh, unsigned target, struct cm_xml_node *st,
 	}
 	rm->stanza = cm_xml_pack(st, (char *)rm + head, pack);
 	if (!rm->stanza) { /* cannot happen: pack is the size cm_xml_pack() takes */
-		xc_bounce(sh, st, "wait", "internal-server-error");
+		xc_bounce(sh, st, "cancel", "internal-server-error");
 		cm_xml_node_free(st);
 		free(rm);
 		return;
