@@ -10,7 +10,7 @@
  *     size limit is checked between pieces before expat reaches a syntax error);
  *   - every error carries a known condition and a detail with the position;
  *   - every stanza serialises, and parses back (inside its stream header) to the same tree;
- *     a copy is equal to the original;
+ *     a copy is equal to the original, and so is a pack (cm_xml_pack) and a copy out of it;
  *   - a stanza named <restart/> resets the parser from its callback, and the rest of the input
  *     is a new stream. */
 #include <errno.h>
@@ -122,6 +122,23 @@ static void roundtrip(const struct cm_xml_node *header, const struct cm_xml_node
 	if (cm_xml_node_copy(&copy, s) || !tree_equal(s, copy))
 		abort();
 	cm_xml_node_free(copy);
+	/* a pack takes exactly the size it asks for, is equal, and copies out equal */
+	{
+		size_t size = cm_xml_pack_size(s);
+		char *mem = malloc(size);
+		const struct cm_xml_node *packed;
+
+		if (!mem)
+			abort();
+		if (size && cm_xml_pack(s, mem, size - 1))
+			abort();
+		packed = cm_xml_pack(s, mem, size);
+		if (!packed || !tree_equal(s, packed) || cm_xml_node_copy(&copy, packed) ||
+		    !tree_equal(s, copy))
+			abort();
+		free(mem);
+		cm_xml_node_free(copy);
+	}
 	cm_xml_node_free(b.stanza);
 	cm_xml_parser_free(p);
 	cm_buf_free(&out);
