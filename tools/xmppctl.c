@@ -326,8 +326,8 @@ static int set_password(struct ctl *c, const char *jid, bool create)
 	return r;
 }
 
-/* unregister and kick: DELETE on a JID */
-/* The slot of an upload's link (".../upload/SLOT/NAME"), or arg itself. */
+/* upload-delete: DELETE on the slot of an upload's link (".../upload/SLOT/NAME"), or of arg
+ * itself. */
 static int upload_delete(struct ctl *c, const char *arg)
 {
 	const char *p = strstr(arg, "/upload/");
@@ -361,6 +361,7 @@ static int upload_delete(struct ctl *c, const char *arg)
 	return r;
 }
 
+/* unregister and kick: DELETE on a JID */
 static int delete_jid(struct ctl *c, const char *what, const char *jid)
 {
 	struct cm_buf path;

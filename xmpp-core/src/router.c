@@ -235,25 +235,20 @@ static void on_route_msg(struct cm_loop *l, struct cm_msg *m)
 		                   (double)(mono_ns() - rm->read_ns) / 1e9);
 	xc_ticket_enter(sh, &sc, rm->ticket);
 	if (cm_loop_stopping(l)) {
-		free(rm);
-		xc_ticket_leave(sh, &sc);
-		return;
-	}
-	/* this shard's own copies, so that the allocation below is the only one freed here that
-	 * another shard made */
-	if (cm_xml_node_copy(&st, rm->stanza) != 0 || xc_jid_copy(&to, &rm->to, false) != 0) {
+		/* dropped with the loop */
+	} else if (cm_xml_node_copy(&st, rm->stanza) != 0 ||
+	           xc_jid_copy(&to, &rm->to, false) != 0) {
+		/* (the copies are this shard's own: the block is the one thing freed here that
+		 * another shard allocated) */
 		CM_LOGW("router", "out of memory copying a stanza from another shard: bounced");
 		xc_bounce(sh, rm->stanza, "wait", "resource-constraint");
 		cm_xml_node_free(st);
-		free(rm);
-		xc_ticket_leave(sh, &sc);
-		return;
+	} else if (!xc_jid_empty(&to) && xc_local_host(sh->srv, xc_jid_domain(&to), to.dlen)) {
+		xc_deliver(sh, st, &to);
+	} else {
+		xc_component_deliver(sh, st, &to);
 	}
 	free(rm);
-	if (!xc_jid_empty(&to) && xc_local_host(sh->srv, xc_jid_domain(&to), to.dlen))
-		xc_deliver(sh, st, &to);
-	else
-		xc_component_deliver(sh, st, &to);
 	xc_jid_free(&to);
 	xc_ticket_leave(sh, &sc);
 }

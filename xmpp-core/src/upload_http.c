@@ -197,7 +197,7 @@ static void serve(struct job *j)
 	struct cm_http_header h[NCOMMON + 4];
 	size_t n = NCOMMON, first = 0, last = j->len ? j->len - 1 : 0;
 	char cr[64];
-	int part = j->len ? xc_upload_range(range, j->len, &first, &last) : 0, status = 200;
+	int part = xc_upload_range(range, j->len, &first, &last), status = 200;
 
 	memcpy(h, common_headers, sizeof(common_headers));
 	h[n++] = (struct cm_http_header){"Accept-Ranges", "bytes"};
@@ -214,9 +214,6 @@ static void serve(struct job *j)
 		status = 206;
 		snprintf(cr, sizeof(cr), "bytes %zu-%zu/%zu", first, last, j->len);
 		h[n++] = (struct cm_http_header){"Content-Range", cr};
-	} else {
-		first = 0;
-		last = j->len ? j->len - 1 : 0;
 	}
 	cm_metrics_inc(j->u->m.get_ok);
 	if (!j->head && j->len)
