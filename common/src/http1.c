@@ -387,11 +387,11 @@ int cm_http__h1_format(struct cm_buf *out, const struct cm_http_req *req, int cl
 		err = put_name(out, p);
 		err = err ? err : cm_buf_printf(out, ": %s\r\n", v);
 		if (i == 0 && !err && !bodiless) /* after Content-Type, as the admin server did */
-			err = cm_buf_printf(out, "Content-Length: %zu\r\n", req->rbody.len);
+			err = cm_buf_printf(out, "Content-Length: %zu\r\n", req->rlen);
 		p = v + strlen(v) + 1;
 	}
 	if (!err && req->nrhdrs == 0 && !bodiless)
-		err = cm_buf_printf(out, "Content-Length: %zu\r\n", req->rbody.len);
+		err = cm_buf_printf(out, "Content-Length: %zu\r\n", req->rlen);
 	if (!err && (close || req->version == 10))
 		err = cm_buf_printf(out, "Connection: %s\r\n", close ? "close" : "keep-alive");
 	for (size_t i = 0; !err && i < nextra; i++) {

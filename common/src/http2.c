@@ -395,7 +395,7 @@ int cm_http__h2_submit(struct cm_http_h2 *h, struct cm_http_req *req)
 	if (!nv)
 		return -ENOMEM;
 	snprintf(status, sizeof(status), "%d", req->status);
-	snprintf(length, sizeof(length), "%zu", req->rbody.len);
+	snprintf(length, sizeof(length), "%zu", req->rlen);
 	nv[n++] = make_nv(":status", status);
 	if (!bodiless)
 		nv[n++] = make_nv("content-length", length);

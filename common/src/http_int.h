@@ -92,7 +92,8 @@ struct cm_http_req {
 	int status;
 	struct cm_buf rhdrs; /* "name\0value\0" pairs, content-type first; owned */
 	size_t nrhdrs;
-	struct cm_buf rbody; /* owned */
+	struct cm_buf rbody; /* owned; empty for HEAD, which sends no body */
+	size_t rlen;         /* the body's length: rbody's, or what a GET would have sent */
 	size_t roff;         /* HTTP/2: bytes of rbody handed to nghttp2 */
 };
 

@@ -139,12 +139,15 @@ int cm_http__req_store(struct cm_http_req *req, int status, const char *content_
 	err = add_rhdr(req, "content-type", content_type ? content_type : CM_HTTP_TEXT);
 	for (size_t i = 0; !err && i < nheaders; i++)
 		err = add_rhdr(req, headers[i].name, headers[i].value);
-	if (!err && len)
+	req->rlen = len;
+	/* a HEAD answer says the length and sends nothing: its body is never kept */
+	if (!err && len && !req->head)
 		err = cm_buf_append(&req->rbody, body, len);
 	if (err) {
 		/* keep the status; drop what could not be stored, but say what the body is */
 		cm_buf_free(&req->rhdrs);
 		cm_buf_free(&req->rbody);
+		req->rlen = 0;
 		req->nrhdrs = 0;
 		if (add_rhdr(req, "content-type", CM_HTTP_TEXT) != 0)
 			req->nrhdrs = 0;

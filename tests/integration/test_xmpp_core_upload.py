@@ -306,6 +306,10 @@ class Upload(Base):
         self.assertEqual(r.stdout, "2 200", r.stderr)
         with open(src, "rb") as a, open(dst, "rb") as b:
             self.assertEqual(a.read(), b.read())
+        # HEAD over HTTP/2: the length, no body
+        r = subprocess.run(curl + ["-I", get], capture_output=True, text=True)
+        self.assertTrue(r.stdout.endswith("2 200"), (r.stdout, r.stderr))
+        self.assertIn("\ncontent-length: 5000\n", r.stdout.lower())
 
     def test_only_local_users_and_iqs(self):
         async def go():

@@ -20,6 +20,7 @@
 
 #define SLOT  "AAAAAAAAAAAAAAAAAAAAAAAA"
 #define SLOT2 "BBBBBBBBBBBBBBBBBBBBBBBB"
+#define SLOT3 "HHHHHHHHHHHHHHHHHHHHHHHH"
 
 static char dir[64];
 
@@ -81,15 +82,35 @@ static void test_put_and_get(void **state)
 	assert_int_equal(
 	    xc_upload__file_put(dir, SLOT, "image/png", "a photo.png", bytes, sizeof(bytes)), 0);
 	assert_int_equal(
-	    xc_upload__file_get(dir, SLOT, "a photo.png", 1000, &data, &off, &len, type), 0);
+	    xc_upload__file_get(dir, SLOT, "a photo.png", 1000, false, &data, &off, &len, type), 0);
 	assert_string_equal(type, "image/png");
 	assert_int_equal(len, sizeof(bytes));
 	assert_memory_equal(data + off, bytes, sizeof(bytes));
 	free(data);
+	/* a HEAD: the same type and length from the two lines alone, of a file larger than them */
+	{
+		char big[4096];
+		size_t hoff = 0, hlen = 0;
+
+		memset(big, 'x', sizeof(big));
+		assert_int_equal(
+		    xc_upload__file_put(dir, SLOT3, "video/mp4", "clip.mp4", big, sizeof(big)), 0);
+		assert_int_equal(xc_upload__file_get(dir, SLOT3, "clip.mp4", 1 << 20, true, &data,
+		                                     &hoff, &hlen, type),
+		                 0);
+		assert_string_equal(type, "video/mp4");
+		assert_int_equal(hlen, sizeof(big));
+		assert_int_equal(hoff, strlen("video/mp4\nclip.mp4\n"));
+		assert_true(strlen(data) < sizeof(big)); /* the bytes were not read */
+		free(data);
+		assert_int_equal(xc_upload__file_get(dir, SLOT3, "other.mp4", 1 << 20, true, &data,
+		                                     &hoff, &hlen, type),
+		                 -ENOENT);
+	}
 	/* once: a second file for the slot is refused, and the first stays */
 	assert_int_equal(xc_upload__file_put(dir, SLOT, "text/plain", "x", "other", 5), -EEXIST);
 	assert_int_equal(
-	    xc_upload__file_get(dir, SLOT, "a photo.png", 1000, &data, &off, &len, type), 0);
+	    xc_upload__file_get(dir, SLOT, "a photo.png", 1000, false, &data, &off, &len, type), 0);
 	assert_int_equal(len, sizeof(bytes));
 	free(data);
 	assert_false(exists("." SLOT ".part"));
@@ -98,18 +119,20 @@ static void test_put_and_get(void **state)
 	assert_int_equal(xc_upload__file_put(dir, SLOT2, "text/plain", "y", "abc", 3), -EEXIST);
 	/* another name is another URL; no file; too large to read */
 	assert_int_equal(
-	    xc_upload__file_get(dir, SLOT, "a photo.jpg", 1000, &data, &off, &len, type), -ENOENT);
+	    xc_upload__file_get(dir, SLOT, "a photo.jpg", 1000, false, &data, &off, &len, type),
+	    -ENOENT);
 	assert_null(data);
-	assert_int_equal(xc_upload__file_get(dir, SLOT2, "y", 1000, &data, &off, &len, type),
+	assert_int_equal(xc_upload__file_get(dir, SLOT2, "y", 1000, false, &data, &off, &len, type),
 	                 -ENOENT);
-	assert_int_equal(xc_upload__file_get(dir, SLOT, "a photo.png", 10, &data, &off, &len, type),
-	                 -EIO);
+	assert_int_equal(
+	    xc_upload__file_get(dir, SLOT, "a photo.png", 10, false, &data, &off, &len, type),
+	    -EIO);
 	/* an empty file is one */
 	assert_int_equal(
 	    xc_upload__file_put(dir, "CCCCCCCCCCCCCCCCCCCCCCCC", "text/plain", "e", "", 0), 0);
-	assert_int_equal(
-	    xc_upload__file_get(dir, "CCCCCCCCCCCCCCCCCCCCCCCC", "e", 100, &data, &off, &len, type),
-	    0);
+	assert_int_equal(xc_upload__file_get(dir, "CCCCCCCCCCCCCCCCCCCCCCCC", "e", 100, false,
+	                                     &data, &off, &len, type),
+	                 0);
 	assert_int_equal(len, 0);
 	free(data);
 	/* taken down: the file and an unfinished one of the slot go; then there is none */
@@ -134,20 +157,20 @@ static void test_not_ours(void **state)
 	path_of(p, sizeof(p), "DDDDDDDDDDDDDDDDDDDDDDDD");
 	assert_int_equal(symlink("/etc/passwd", p), 0);
 	assert_int_equal(xc_upload__file_get(dir, "DDDDDDDDDDDDDDDDDDDDDDDD", "passwd", 1 << 20,
-	                                     &data, &off, &len, type),
+	                                     false, &data, &off, &len, type),
 	                 -EIO);
 	path_of(p, sizeof(p), "EEEEEEEEEEEEEEEEEEEEEEEE");
 	assert_int_equal(mkdir(p, 0700), 0);
-	assert_int_equal(xc_upload__file_get(dir, "EEEEEEEEEEEEEEEEEEEEEEEE", "x", 1 << 20, &data,
-	                                     &off, &len, type),
+	assert_int_equal(xc_upload__file_get(dir, "EEEEEEEEEEEEEEEEEEEEEEEE", "x", 1 << 20, false,
+	                                     &data, &off, &len, type),
 	                 -EIO);
 	make("FFFFFFFFFFFFFFFFFFFFFFFF", "text/plain no newline", 0);
-	assert_int_equal(xc_upload__file_get(dir, "FFFFFFFFFFFFFFFFFFFFFFFF", "x", 1 << 20, &data,
-	                                     &off, &len, type),
+	assert_int_equal(xc_upload__file_get(dir, "FFFFFFFFFFFFFFFFFFFFFFFF", "x", 1 << 20, false,
+	                                     &data, &off, &len, type),
 	                 -EIO);
 	make("GGGGGGGGGGGGGGGGGGGGGGGG", "text/plain\nonly one line", 0);
 	assert_int_equal(xc_upload__file_get(dir, "GGGGGGGGGGGGGGGGGGGGGGGG", "only one line",
-	                                     1 << 20, &data, &off, &len, type),
+	                                     1 << 20, false, &data, &off, &len, type),
 	                 -EIO);
 	assert_null(data);
 }

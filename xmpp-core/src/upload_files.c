@@ -59,11 +59,12 @@ int xc_upload__file_put(const char *dir, const char *slot, const char *type, con
 }
 
 int xc_upload__file_get(const char *dir, const char *slot, const char *name, size_t cap,
-                        char **data, size_t *off, size_t *len, char type[XC_UPLOAD_TYPE_MAX + 1])
+                        bool head_only, char **data, size_t *off, size_t *len,
+                        char type[XC_UPLOAD_TYPE_MAX + 1])
 {
 	char path[PATH_MAX], *d, *nl1, *nl2;
 	struct stat st;
-	size_t have = 0;
+	size_t have = 0, want;
 	ssize_t got;
 	int fd;
 
@@ -73,13 +74,20 @@ int xc_upload__file_get(const char *dir, const char *slot, const char *name, siz
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		return errno == ELOOP ? -EIO : -errno;
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > cap ||
-	    !(d = malloc((size_t)st.st_size + 1))) {
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > cap) {
 		close(fd);
 		return -EIO;
 	}
-	while (have < (size_t)st.st_size) {
-		got = read(fd, d + have, (size_t)st.st_size - have);
+	/* a HEAD needs the two lines only, which are at most this long */
+	want = (size_t)st.st_size;
+	if (head_only && want > XC_UPLOAD_TYPE_MAX + XC_UPLOAD_NAME_MAX + 2)
+		want = XC_UPLOAD_TYPE_MAX + XC_UPLOAD_NAME_MAX + 2;
+	if (!(d = malloc(want + 1))) {
+		close(fd);
+		return -EIO;
+	}
+	while (have < want) {
+		got = read(fd, d + have, want - have);
 		if (got < 0 && errno == EINTR)
 			continue;
 		if (got <= 0)
@@ -90,7 +98,7 @@ int xc_upload__file_get(const char *dir, const char *slot, const char *name, siz
 	d[have] = '\0';
 	nl1 = memchr(d, '\n', have);
 	nl2 = nl1 ? memchr(nl1 + 1, '\n', have - (size_t)(nl1 + 1 - d)) : NULL;
-	if (have != (size_t)st.st_size || !nl1 || !nl2 || (size_t)(nl1 - d) > XC_UPLOAD_TYPE_MAX) {
+	if (have != want || !nl1 || !nl2 || (size_t)(nl1 - d) > XC_UPLOAD_TYPE_MAX) {
 		free(d);
 		return -EIO; /* not one of ours, or cut short */
 	}
@@ -104,7 +112,7 @@ int xc_upload__file_get(const char *dir, const char *slot, const char *name, siz
 	type[nl1 - d] = '\0';
 	*data = d;
 	*off = (size_t)(nl2 + 1 - d);
-	*len = have - *off;
+	*len = (size_t)st.st_size - *off;
 	return 0;
 }
 

@@ -137,7 +137,7 @@ struct job {
 	int64_t part_cutoff_ms; /* SCAN: and unfinished ones (".SLOT.part") before this */
 	size_t removed;         /* SCAN: how many went */
 	int err;                /* the work's result: 0 or a negative errno */
-	char *data;             /* GET: owned: the whole file */
+	char *data;             /* GET: owned: the whole file (HEAD: its two lines) */
 	size_t off;             /* GET: where the bytes start in data */
 	char file_type[XC_UPLOAD_TYPE_MAX + 1];
 	bool head;
@@ -162,8 +162,8 @@ static void do_work(struct job *j)
 		j->err = xc_upload__file_put(j->u->dir, j->slot, j->type, j->name, j->body, j->len);
 		break;
 	case JOB_GET:
-		j->err = xc_upload__file_get(j->u->dir, j->slot, j->name, cap, &j->data, &j->off,
-		                             &j->len, j->file_type);
+		j->err = xc_upload__file_get(j->u->dir, j->slot, j->name, cap, j->head, &j->data,
+		                             &j->off, &j->len, j->file_type);
 		break;
 	case JOB_SCAN:
 		j->err =
@@ -218,7 +218,9 @@ static void serve(struct job *j)
 	cm_metrics_inc(j->u->m.get_ok);
 	if (!j->head && j->len)
 		cm_metrics_add(j->u->m.bytes_out, last - first + 1);
-	(void)cm_http_respond_headers(j->req, status, j->file_type, h, n, j->data + j->off + first,
+	/* (a HEAD has no bytes read: cm_http sends the length only) */
+	(void)cm_http_respond_headers(j->req, status, j->file_type, h, n,
+	                              j->head ? NULL : j->data + j->off + first,
 	                              j->len ? last - first + 1 : 0);
 }
 

@@ -36,11 +36,13 @@ int xc_upload__file_put(const char *dir, const char *slot, const char *type, con
                         const char *body, size_t len);
 
 /* Read slot's file whole, if its name is name and it holds at most cap bytes: 0 with *data (owned,
- * NUL-terminated), the file's bytes at *off, *len of them, and its type. -ENOENT (no such file,
- * or another name), -EIO (not a file of ours: a link, another kind, too large, its lines
- * missing), -ENOMEM is -EIO too. */
+ * NUL-terminated), the file's bytes at *off, *len of them, and its type. With head_only (a HEAD),
+ * only the type and name lines are read: *len is still the bytes' count, *data holds none of
+ * them. -ENOENT (no such file, or another name), -EIO (not a file of ours: a link, another kind,
+ * too large, its lines missing), -ENOMEM is -EIO too. */
 int xc_upload__file_get(const char *dir, const char *slot, const char *name, size_t cap,
-                        char **data, size_t *off, size_t *len, char type[XC_UPLOAD_TYPE_MAX + 1]);
+                        bool head_only, char **data, size_t *off, size_t *len,
+                        char type[XC_UPLOAD_TYPE_MAX + 1]);
 
 /* Remove slot's file from dir (its unfinished one too). 0, -ENOENT (none), or another negative
  * errno. */

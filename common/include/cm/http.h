@@ -208,8 +208,9 @@ void cm_http_req_set_cancel(struct cm_http_req *req, cm_http_cancel_fn fn, void 
 
 /* Answer req and release it. status 200..599 (anything else answers 500 and returns -EINVAL);
  * content_type NULL gives "text/plain; charset=utf-8"; body (len bytes, may be NULL when 0) and
- * headers are copied. HEAD requests get the headers only, with the body's Content-Length; 204
- * and 304 carry no body. 0, -ECONNRESET (the client had gone: nothing sent), -EINVAL, -ENOMEM
+ * headers are copied. HEAD requests get the headers only, with the body's Content-Length (len:
+ * for HEAD, body may be NULL and is not read, so a handler need not produce it); 204 and 304
+ * carry no body. 0, -ECONNRESET (the client had gone: nothing sent), -EINVAL, -ENOMEM
  * (a bare 500 was sent instead, if possible). req is invalid after the call, whatever it
  * returns. */
 int cm_http_respond(struct cm_http_req *req, int status, const char *content_type, const void *body,
