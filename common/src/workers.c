@@ -3,9 +3,12 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -64,6 +67,62 @@ static void run_dry(struct worker *w)
 	w->leaks = cm_loop_report_leaks(&w->uv, "workers");
 }
 
+/* The kernel's struct sched_attr in its first published layout (48 bytes): glibc before 2.41
+ * wraps neither call, and <linux/sched/types.h> cannot be included beside <pthread.h>. */
+struct slice_attr {
+	uint32_t size, policy;
+	uint64_t flags;
+	int32_t nice;
+	uint32_t priority;
+	uint64_t runtime; /* for a fair policy: the slice, ns (Linux 6.12 and later) */
+	uint64_t deadline, period;
+};
+
+#define SLICE_RESET_ON_FORK 0x01 /* SCHED_FLAG_RESET_ON_FORK */
+
+static int slice_get(struct slice_attr *a)
+{
+	memset(a, 0, sizeof(*a));
+	return syscall(SYS_sched_getattr, 0, a, (unsigned)sizeof(*a), 0) == 0 ? 0 : -errno;
+}
+
+/* On a worker's thread: ask for the configured slice, keeping the thread's policy and nice
+ * value as they are (the unit's Nice= or CPUSchedulingPolicy=). The first worker reports. */
+static void ask_slice(struct worker *w)
+{
+	uint64_t want = (uint64_t)w->ws->ops.slice_us * 1000;
+	struct slice_attr a;
+	int r;
+
+	if (want == 0)
+		return;
+	r = slice_get(&a);
+	if (r == 0 && a.policy != SCHED_OTHER && a.policy != SCHED_BATCH)
+		return; /* a real-time or idle policy is the operator's choice */
+	if (r == 0) {
+		a.size = sizeof(a);
+		a.flags &= SLICE_RESET_ON_FORK;
+		a.runtime = want;
+		a.deadline = a.period = 0;
+		r = syscall(SYS_sched_setattr, 0, &a, 0) == 0 ? 0 : -errno;
+	}
+	if (r == 0)
+		r = slice_get(&a);
+	if (w->l.index != 1)
+		return;
+	if (r)
+		CM_LOGW("workers", "cannot ask the scheduler for a %u us time slice: %s",
+		        w->ws->ops.slice_us, strerror(-r));
+	else if (a.runtime == 0)
+		CM_LOGI("workers",
+		        "this kernel keeps its own time slices (a %u us slice needs Linux "
+		        "6.12 or later)",
+		        w->ws->ops.slice_us);
+	else
+		CM_LOGI("workers", "workers run with a %llu us time slice",
+		        (unsigned long long)(a.runtime / 1000));
+}
+
 static void thread_main(void *arg)
 {
 	struct worker *w = arg;
@@ -72,6 +131,7 @@ static void thread_main(void *arg)
 	/* "worker 1", ...: what top -H, ps -L and perf show (the loop's id) */
 	snprintf(name, sizeof(name), "worker %u", w->l.index);
 	(void)pthread_setname_np(pthread_self(), name);
+	ask_slice(w);
 	uv_run(&w->uv, UV_RUN_DEFAULT);
 	run_dry(w);
 }

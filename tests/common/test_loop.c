@@ -1,14 +1,19 @@
 /* test_loop.c - cm/loop.h: the mailbox under several producer threads (nothing lost, order kept
  * per producer; bursts, and posts that leave the loop idle between them), posts refused after
  * close, the loop's timers, worker threads (start, messages both ways, stop, leak reports, an init
- * that fails). */
+ * that fails, the time slice they ask for). */
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <cmocka.h>
 #include <uv.h>
 
@@ -379,6 +384,165 @@ static void test_workers_leak_and_failure(void **state)
 	assert_int_equal(st.stops, 2); /* stop for each worker whose init ran */
 }
 
+/* --- the time slice a worker asks for ---------------------------------------------------------
+ * Read back with sched_getattr() on the worker's own thread. The kernel reports a fair thread's
+ * slice from Linux 6.12 on; before, it reports 0 and only the nice value is checked. */
+
+struct kernel_sched_attr { /* the kernel's struct sched_attr, first layout */
+	uint32_t size, policy;
+	uint64_t flags;
+	int32_t nice;
+	uint32_t priority;
+	uint64_t runtime, deadline, period;
+};
+
+static uint64_t thread_slice_ns(void)
+{
+	struct kernel_sched_attr a;
+
+	memset(&a, 0, sizeof(a));
+	if (syscall(SYS_sched_getattr, 0, &a, (unsigned)sizeof(a), 0) != 0)
+		return UINT64_MAX;
+	return a.runtime;
+}
+
+struct slice_probe {
+	struct cm_msg m;
+	struct cm_loop *main;
+	atomic_int *answered;
+	uint64_t slice_ns; /* the worker's, as the kernel reports it */
+	int nice;          /* the worker's */
+	int post_rc;
+};
+
+struct slice_run {
+	unsigned slice_us; /* asked for */
+	int nice;          /* the starting thread's, inherited by the workers */
+	int rc;            /* the first failure of the run, or 0 */
+	uint64_t starter_ns;
+	struct slice_probe probe[2];
+};
+
+static void on_slice_answer(struct cm_loop *l, struct cm_msg *m)
+{
+	struct slice_probe *p = cm_list_entry(m, struct slice_probe, m);
+
+	(void)l;
+	atomic_fetch_add(p->answered, 1);
+}
+
+static void on_slice_probe(struct cm_loop *l, struct cm_msg *m)
+{
+	struct slice_probe *p = cm_list_entry(m, struct slice_probe, m);
+
+	(void)l;
+	p->slice_ns = thread_slice_ns();
+	errno = 0;
+	p->nice = getpriority(PRIO_PROCESS, 0); /* Linux: the calling thread's */
+	if (errno)
+		p->nice = -100;
+	p->m.fn = on_slice_answer;
+	p->post_rc = cm_loop_post(p->main, &p->m);
+}
+
+/* On a thread of its own (its nice value changes): start two workers, probe each, stop. cmocka
+ * asserts only on the test's thread, so failures are recorded in run->rc. */
+static void *slice_starter(void *arg)
+{
+	struct slice_run *run = arg;
+	struct cm_worker_ops ops = {.slice_us = run->slice_us};
+	struct cm_workers *ws;
+	struct cm_loop main;
+	atomic_int answered;
+	uv_loop_t uv;
+
+	atomic_init(&answered, 0);
+	if (setpriority(PRIO_PROCESS, 0, run->nice) != 0) {
+		run->rc = -errno;
+		return NULL;
+	}
+	run->starter_ns = thread_slice_ns();
+	if ((run->rc = uv_loop_init(&uv)) != 0)
+		return NULL;
+	if ((run->rc = cm_loop_init(&main, &uv, 0)) != 0)
+		goto out_uv;
+	cm_loop_keep_alive(&main, true);
+	if ((run->rc = cm_workers_start(&ws, 2, &ops)) != 0)
+		goto out_main;
+	for (unsigned i = 0; i < 2; i++) {
+		struct slice_probe *p = &run->probe[i];
+
+		p->main = &main;
+		p->answered = &answered;
+		p->m.fn = on_slice_probe;
+		if (run->rc == 0)
+			run->rc = cm_loop_post(cm_workers_loop(ws, i), &p->m);
+		else
+			atomic_fetch_add(&answered, 1);
+	}
+	while (atomic_load(&answered) < 2)
+		uv_run(&uv, UV_RUN_ONCE);
+	for (unsigned i = 0; i < 2 && run->rc == 0; i++)
+		run->rc = run->probe[i].post_rc;
+	if (cm_workers_stop(ws) != 0 && run->rc == 0)
+		run->rc = -EBUSY;
+	cm_workers_free(ws);
+out_main:
+	cm_loop_close(&main, NULL);
+	(void)uv_run(&uv, UV_RUN_DEFAULT);
+	cm_loop_free(&main);
+out_uv:
+	if (uv_loop_close(&uv) != 0 && run->rc == 0)
+		run->rc = -EBUSY;
+	return NULL;
+}
+
+static void run_slice(struct slice_run *run)
+{
+	pthread_t th;
+
+	assert_int_equal(pthread_create(&th, NULL, slice_starter, run), 0);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(run->rc, 0);
+	assert_int_not_equal(run->starter_ns, UINT64_MAX);
+}
+
+static void test_workers_slice(void **state)
+{
+	int base;
+	struct slice_run asked, dflt;
+
+	(void)state;
+	errno = 0;
+	base = getpriority(PRIO_PROCESS, 0);
+	assert_int_equal(errno, 0);
+	memset(&asked, 0, sizeof(asked));
+	asked.slice_us = 300;
+	asked.nice = base < 17 ? base + 2 : base; /* raising it needs no privilege */
+	run_slice(&asked);
+	for (unsigned i = 0; i < 2; i++) {
+		/* the nice value the workers inherited is kept */
+		assert_int_equal(asked.probe[i].nice, asked.nice);
+		if (asked.starter_ns == 0) /* before Linux 6.12: no slice to read back */
+			assert_int_equal(asked.probe[i].slice_ns, 0);
+		else
+			assert_int_equal(asked.probe[i].slice_ns, 300000);
+	}
+	if (asked.starter_ns == 0)
+		printf("[ info ] this kernel reports no fair slice: only the nice value was "
+		       "checked\n");
+	else
+		assert_int_not_equal(asked.starter_ns, 300000); /* only the workers asked */
+
+	memset(&dflt, 0, sizeof(dflt)); /* slice_us 0: the kernel's default, like the starter's */
+	dflt.nice = base;
+	run_slice(&dflt);
+	for (unsigned i = 0; i < 2; i++) {
+		assert_int_equal(dflt.probe[i].nice, base);
+		assert_true(dflt.probe[i].slice_ns == dflt.starter_ns);
+	}
+}
+
 static const int every_post = 1, every_64th = 64;
 
 int main(void)
@@ -393,6 +557,7 @@ int main(void)
 	    cmocka_unit_test(test_freed),
 	    cmocka_unit_test(test_workers),
 	    cmocka_unit_test(test_workers_leak_and_failure),
+	    cmocka_unit_test(test_workers_slice),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

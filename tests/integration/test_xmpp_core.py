@@ -1102,6 +1102,40 @@ class Trim(XmppTest):
             r.close()
 
 
+def sched_slice_ns(tid):
+    """A thread's fair time slice as sched_getattr() reports it (0 before Linux 6.12)."""
+    import ctypes
+    import struct
+    libc = ctypes.CDLL(None, use_errno=True)
+    buf = ctypes.create_string_buffer(48)
+    nr = {"x86_64": 315, "aarch64": 275}[os.uname().machine]  # SYS_sched_getattr
+    if libc.syscall(nr, tid, buf, 48, 0) != 0:
+        raise OSError(ctypes.get_errno(), "sched_getattr")
+    return struct.unpack("IIQiIQQQ", buf.raw)[5]
+
+
+class WorkerSlice(XmppTest):
+    extra = "worker_slice_us: 250\n"
+
+    def test_workers_ask_for_their_slice(self):
+        pid = self.srv.daemon.proc.pid
+        workers = {}
+        for tid in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+                name = f.read().strip()
+            if name.startswith("worker "):
+                workers[name] = sched_slice_ns(int(tid))
+        self.assertEqual(sorted(workers), ["worker 1", "worker 2"])
+        main = sched_slice_ns(pid)
+        if main == 0:  # a kernel before 6.12 takes no slice request, and says so
+            self.assertEqual(set(workers.values()), {0})
+            self.assertIn("keeps its own time slices", self.srv.daemon.output())
+        else:
+            self.assertEqual(set(workers.values()), {250000})
+            self.assertNotEqual(main, 250000)  # the main loop keeps the kernel's default
+            self.assertIn("workers run with a 250 us time slice", self.srv.daemon.output())
+
+
 class Redirect(XmppTest):
     def test_kick_with_see_other_host(self):
         alice = self.srv.register("alice", PW)

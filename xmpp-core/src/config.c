@@ -937,6 +937,15 @@ static const struct cm_cfg_field fields[] = {
      .min = 0,
      .max = 256,
      .doc = "event loops serving clients (0: one per CPU)"},
+    {.key = "worker_slice_us",
+     .type = CM_CFG_INT,
+     .offset = offsetof(struct xc_config, worker_slice_us),
+     .def = "100",
+     .min = 0,
+     .max = 100000,
+     .doc = "time slice (microseconds) each worker asks of the kernel's scheduler, so that a "
+            "loop woken by a client runs before a busy process's longer slice ends (Linux 6.12 "
+            "and later; the kernel takes at least 100; 0: the kernel's default)"},
     {.key = "c2s",
      .type = CM_CFG_SECTION,
      .offset = offsetof(struct xc_config, c2s),

@@ -576,6 +576,7 @@ int xc_server_start(struct xc_server **out, struct cm_daemon *d, const struct xc
 	if (r)
 		return r;
 	ops.arg = srv;
+	ops.slice_us = (unsigned)cfg->worker_slice_us;
 	r = cm_daemon_workers(d, srv->nshards, &ops, &srv->workers);
 	if (r)
 		return r;

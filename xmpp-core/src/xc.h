@@ -197,7 +197,8 @@ struct xc_config {
 	uint64_t shutdown_timeout; /* ms */
 	struct cm_daemon_tls_config tls;
 	struct cm_cfg_strlist hosts;
-	long long workers; /* 0: one per CPU */
+	long long workers;         /* 0: one per CPU */
+	long long worker_slice_us; /* asked of the fair scheduler; 0: the kernel's default */
 	struct xc_c2s_config c2s;
 	struct xc_websocket_config websocket;
 	struct xc_auth_config auth;

@@ -163,6 +163,11 @@ struct cm_worker_ops {
 	 * the loop must run dry. */
 	void (*stop)(struct cm_loop *l, void *arg);
 	void *arg; /* borrowed */
+	/* The time slice, in microseconds, each worker thread asks of the kernel's fair scheduler
+	 * (0: the kernel's default; it clamps to 100..100,000). A short slice lets a loop woken by
+	 * a socket run before a busy task's longer slice ends, without a larger share of the CPU.
+	 * Linux 6.12 and later honour it; earlier kernels keep their own (logged once). */
+	unsigned slice_us;
 };
 
 /* Start n workers (0: one per online CPU). ops is copied. 0, -ENOMEM, or what init or libuv
