@@ -15,7 +15,9 @@ measures, for each in turn:
            (utime + stime of its processes, /proc/PID/stat) over each step divided by the
            messages delivered gives the CPU per routed message. Latency twice: from when a
            message was due (the load generator's delays included), and on the wire, from the
-           sender's write to the kernel's receive timestamp of the server's copy
+           sender's write to the kernel's receive timestamp of the server's copy. Each step's
+           log line also says how long the server's threads waited for a CPU while runnable,
+           per message (/proc/PID/task/TID/schedstat): the machine's share of that latency
 
 After the rounds, xmpp-core alone holds BIG_SESSIONS idle TLS sessions (as many as the file
 descriptor limit allows) for the RSS at that size, and the extrapolation to 100,000.
@@ -184,6 +186,25 @@ def proc_cpu(pids):
         except (OSError, IndexError):
             pass
     return total / CLK_TCK
+
+
+def proc_runq_wait(pids):
+    """Seconds the threads of processes spent runnable but waiting for a CPU
+    (/proc/PID/task/TID/schedstat, second field), or None without schedstats."""
+    total, seen = 0, False
+    for pid in pids:
+        try:
+            tids = os.listdir("/proc/%d/task" % pid)
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
+                    total += int(f.read().split()[1])
+                seen = True
+            except (OSError, IndexError, ValueError):
+                pass
+    return total / 1e9 if seen else None
 
 
 def proc_rss_kib(pids):
@@ -750,28 +771,33 @@ def psi_total():
 
 
 def chat_step(s, load, rate, tag="", steps=None):
-    p0 = psi_total()
+    p0, w0 = psi_total(), proc_runq_wait(s.pids())
     r, cpu = load.run("chat %d %g %g" % (rate, STEP, DRAIN))
-    p1 = psi_total()
+    p1, w1 = psi_total(), proc_runq_wait(s.pids())
     r["psi"] = (p1 - p0) / 1e6 / r["took_s"] if p0 is not None and p1 is not None else None
     got = r["received"]
     r["server_cpu_s"] = cpu
     r["cpu_us_per_msg"] = cpu * 1e6 / got if got else None
+    # how long the server's threads waited for a CPU while runnable, per message: the part of
+    # its latency that is the machine's contention, not its own work
+    r["runq_wait_us_per_msg"] = ((w1 - w0) * 1e6 / got if got and w0 is not None
+                                 and w1 is not None else None)
     r["delivered"] = got >= 0.999 * r["sent"] and r["errors"] == 0
     r["ok"] = r["delivered"] and r["p99_us"] <= CEIL_P99_MS * 1000
     r["client_cpu"] = r["client_cpu_s"] / max(r["took_s"], 1e-9)
     log("%s: %s%6d msg/s: received %d/%d errors %d p50 %.1f ms p99 %.1f ms (wire %.1f ms), "
-        "server %.1f us CPU/msg (%.0f %% of a core), client %.0f %%, late %.1f ms, CPU pressure "
-        "%.0f %%: %s" % (
+        "server %.1f us CPU/msg (%.0f %% of a core), %.1f us/msg waiting for a CPU, client "
+        "%.0f %%, late %.1f ms, CPU pressure %.0f %%: %s" % (
             s.name, tag, rate, got, r["sent"], r["errors"], r["p50_us"] / 1000,
             r["p99_us"] / 1000, r["wire_p99_us"] / 1000, r["cpu_us_per_msg"] or 0,
-            100 * cpu / max(r["took_s"], 1e-9), 100 * r["client_cpu"], r["late_max_us"] / 1000,
-            100 * (r["psi"] or 0), "ok" if r["ok"] else "not kept up"))
+            100 * cpu / max(r["took_s"], 1e-9), r["runq_wait_us_per_msg"] or 0,
+            100 * r["client_cpu"], r["late_max_us"] / 1000, 100 * (r["psi"] or 0),
+            "ok" if r["ok"] else "not kept up"))
     if not r["ok"]:
         quiesce(s)
     if steps is not None:
         steps.append({"rate": rate, "cpu_us": r["cpu_us_per_msg"], "p99_us": r["p99_us"],
-                      "ok": r["ok"]})
+                      "runq_us": r["runq_wait_us_per_msg"], "ok": r["ok"]})
     return r
 
 
