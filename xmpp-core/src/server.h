@@ -202,10 +202,9 @@ const char *xc_local_host(const struct xc_server *srv, const char *domain, size_
 /* A fresh identifier (stream ids, generated resources): 16 characters, unique per process. */
 void xc_new_id(struct xc_server *srv, char out[17]);
 
-/* A stanza posted to another shard (router.c): ownership of the tree goes with it. */
-/* A stanza on its way to another shard: one allocation, with the stanza packed (cm_xml_pack)
- * and the parsed 'to' behind the struct. The receiving shard copies both out into its own
- * allocations and frees the whole; no shard frees what another allocated piece by piece. */
+/* A stanza on its way to another shard (router.c): one allocation, with the stanza packed
+ * (cm_xml_pack) and the parsed 'to' behind the struct. The receiving shard copies both out into its
+ * own allocations and frees the whole; no shard frees what another allocated piece by piece. */
 struct xc_route_msg {
 	struct cm_msg m;
 	const struct cm_xml_node *stanza; /* the pack's root, in this allocation */
