@@ -381,14 +381,8 @@ static void flush(struct cm_stream *s)
 			s->tls_shut = true;
 			cm_tls_conn_shutdown(s->tls);
 		}
-		n = cm_tls_conn_pending(s->tls);
-		if (n) {
-			data = malloc(n);
-			if (!data) {
-				cm_stream__fail(s, -ENOMEM);
-				return;
-			}
-			n = cm_tls_conn_take(s->tls, data, n);
+		data = cm_tls_conn_take_all(s->tls, &n);
+		if (data) {
 			r = send_raw(s, data, n);
 			if (r) {
 				cm_stream__fail(s, r);

@@ -294,7 +294,7 @@ static int build_ctx(const struct cm_tls *t, SSL_CTX **out, time_t *not_after, c
 	                             SSL_OP_CIPHER_SERVER_PREFERENCE);
 	/* Idle XMPP and TURN sessions are the common case: give their buffers back. */
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
-	/* Records come from a memory BIO already read from the socket: take what is there in one
+	/* Records come from a buffer already read from the socket: take what is there in one
 	 * read instead of a header and then a body, for each record. */
 	SSL_CTX_set_read_ahead(ctx, 1);
 	SSL_CTX_set_default_passwd_cb(ctx, cm_ossl__no_passphrase);

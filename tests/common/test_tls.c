@@ -224,6 +224,66 @@ static void test_handshake_and_data(void **state)
 }
 
 /* ALPN negotiated with the given client list; returns the client's view, checks both agree. */
+/* Output taken whole, without a copy; input fed while earlier input is still half read, and a
+ * record fed a byte at a time. */
+static void test_take_all_and_partial_input(void **state)
+{
+	struct cm_tls *srv = server_ctx(&srv_cfg), *cli = client_ctx(&cli_cfg);
+	struct pair p;
+	struct cm_buf big, got;
+	char buf[1000], *out;
+	size_t n, half;
+	ssize_t r;
+
+	(void)state;
+	pair_open(&p, srv, cli, "localhost");
+	pump(&p);
+	assert_true(cm_tls_conn_established(p.cli));
+	cm_buf_init(&big, 0);
+	cm_buf_init(&got, 0);
+	for (int i = 0; i < 100000; i++)
+		assert_int_equal(cm_buf_append(&big, &"abcdefghijklmnopq"[i % 17], 1), 0);
+	assert_int_equal(cm_tls_conn_write(p.srv, big.data, big.len), 0);
+	n = cm_tls_conn_pending(p.srv);
+	assert_true(n > big.len); /* several records, each with its header and tag */
+	out = cm_tls_conn_take_all(p.srv, &half);
+	assert_non_null(out);
+	assert_int_equal(half, n);
+	assert_int_equal(cm_tls_conn_pending(p.srv), 0);
+	assert_null(cm_tls_conn_take_all(p.srv, &n));
+	assert_int_equal(n, 0);
+
+	/* half of it, one read (OpenSSL takes part of what waits), then the rest */
+	n = half;
+	half = n / 2;
+	assert_int_equal(cm_tls_conn_feed(p.cli, out, half), 0);
+	r = cm_tls_conn_read(p.cli, buf, sizeof(buf));
+	assert_true(r > 0);
+	assert_int_equal(cm_buf_append(&got, buf, (size_t)r), 0);
+	assert_int_equal(cm_tls_conn_feed(p.cli, out + half, n - half), 0);
+	assert_int_equal(drain(p.cli, &got), 0);
+	assert_int_equal(got.len, big.len);
+	assert_memory_equal(got.data, big.data, big.len);
+	free(out);
+
+	/* a record a byte at a time: nothing to read until its last byte */
+	assert_int_equal(cm_tls_conn_write(p.srv, "tiny", 4), 0);
+	out = cm_tls_conn_take_all(p.srv, &n);
+	assert_non_null(out);
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(cm_tls_conn_feed(p.cli, out + i, 1), 0);
+		r = cm_tls_conn_read(p.cli, buf, sizeof(buf));
+		assert_int_equal(r, i + 1 < n ? 0 : 4);
+	}
+	assert_memory_equal(buf, "tiny", 4);
+	free(out);
+	cm_buf_free(&big);
+	cm_buf_free(&got);
+	pair_close(&p);
+	cm_tls_free(srv);
+	cm_tls_free(cli);
+}
+
 static void alpn_case(struct cm_tls *srv, const char *client_alpn, const char *want)
 {
 	struct cm_tls_config cc = cli_cfg;
@@ -968,6 +1028,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_handshake_and_data),
+	    cmocka_unit_test(test_take_all_and_partial_input),
 	    cmocka_unit_test(test_alpn),
 	    cmocka_unit_test(test_alpn_bad_config),
 	    cmocka_unit_test(test_verify_failures),

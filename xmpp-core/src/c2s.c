@@ -98,7 +98,8 @@ void xc_c2s_idle_timer(struct xc_c2s *c)
 }
 
 /* Quiet for c2s.trim_after: what the connection keeps for reuse goes back (the parser's expat
- * state, ~10 KB of heap; buffers' capacity; TLS's memory BIOs). Whatever is not at rest stays. */
+ * state, ~10 KB of heap; buffers' capacity; TLS's BIO and buffers). Whatever is not at rest
+ * stays. */
 static void trim(struct xc_c2s *c)
 {
 	struct cm_stream *s = c->ws ? cm_ws_stream(c->ws) : c->s;

@@ -4,7 +4,7 @@
  * rest the same way for all of them:
  *   - accepted (cm/listener.h) or outgoing (cm_stream_connect(): a name is resolved and its
  *     addresses tried in turn, sharing the connect timeout);
- *   - TLS through cm_tls_conn's memory BIOs: at once, or from cm_stream_starttls() on;
+ *   - TLS through cm_tls_conn: at once, or from cm_stream_starttls() on;
  *   - input: each read is handed over as plaintext and must be consumed (or copied) by the
  *     read event; cm_stream_pause() / cm_stream_resume() stop and restart reading. The read
  *     buffers belong to the loop (cm/loop.h), not to the stream: an idle stream holds none;
@@ -120,7 +120,7 @@ void cm_stream_pause(struct cm_stream *s);
 void cm_stream_resume(struct cm_stream *s);
 
 /* Give back the memory of buffers an idle stream keeps for reuse (its plaintext queue's
- * capacity, TLS's memory BIOs). For a protocol's idle timer: a connection that stays open for
+ * capacity, TLS's BIO and buffers). For a protocol's idle timer: a connection that stays open for
  * hours without traffic then costs little more than its TLS session. Nothing is lost: a stream
  * with bytes still waiting is left as it is. */
 void cm_stream_trim(struct cm_stream *s);

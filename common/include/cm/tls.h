@@ -6,7 +6,7 @@
  * never drops a connection. Creating a connection and reloading may happen on different
  * threads.
  *
- * struct cm_tls_conn drives one TLS session over memory BIOs: the caller feeds bytes read from
+ * struct cm_tls_conn drives one TLS session over buffers it keeps: the caller feeds bytes read from
  * the network, reads plaintext, writes plaintext, and sends what cm_tls_conn_take() returns. It
  * knows nothing of sockets or event loops, so the same code serves libuv streams, STARTTLS
  * upgrades and tests.
@@ -100,9 +100,13 @@ size_t cm_tls_conn_pending(struct cm_tls_conn *c);
 /* Move up to len pending bytes into buf; returns how many. */
 size_t cm_tls_conn_take(struct cm_tls_conn *c, void *buf, size_t len);
 
+/* All pending bytes at once, without a copy: the buffer they are in, which the caller now owns
+ * (free() it), and their count in *len; NULL with *len 0 when nothing is pending. */
+char *cm_tls_conn_take_all(struct cm_tls_conn *c, size_t *len);
+
 /* Give back the memory of buffers kept for reuse while nothing waits in either direction (an
- * idle connection): the two memory BIOs go, with the capacity of their largest burst, and come
- * back when the next byte moves (feed, write, shutdown). OpenSSL's own record buffers are
+ * idle connection): the BIO and the input buffer go, with the capacity of their largest burst,
+ * and come back when the next byte moves (feed, write, shutdown). OpenSSL's own record buffers are
  * released by SSL_MODE_RELEASE_BUFFERS. 0 (also when trimmed already), -EBUSY (bytes waiting,
  * or the handshake not done: nothing changed). */
 int cm_tls_conn_trim(struct cm_tls_conn *c);
