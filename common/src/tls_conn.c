@@ -436,8 +436,18 @@ size_t cm_tls_conn_take(struct cm_tls_conn *c, void *buf, size_t len)
 
 char *cm_tls_conn_take_all(struct cm_tls_conn *c, size_t *len)
 {
+	char *p;
+
 	*len = c->tx.len;
-	return *len ? cm_buf_steal(&c->tx) : NULL;
+	if (!*len)
+		return NULL;
+	/* the buffer grew by doubling: a large one may hold twice what it carries while it waits
+	 * for a slow reader, whose limit counts bytes; the spare room goes back (in place) */
+	if (c->tx.cap - c->tx.len > 4096 && (p = realloc(c->tx.data, c->tx.len + 1)) != NULL) {
+		c->tx.data = p;
+		c->tx.cap = c->tx.len + 1;
+	}
+	return cm_buf_steal(&c->tx);
 }
 
 int cm_tls_conn_trim(struct cm_tls_conn *c)
