@@ -15,7 +15,7 @@
 
 struct cm_tls_conn {
 	SSL *ssl;             /* owned; owns the BIO */
-	BIO *bio;             /* borrowed from ssl, both ways (bufs_bio below); NULL while trimmed,
+	BIO *bio;             /* borrowed from ssl, both ways (the BIO below); NULL while trimmed,
 	                       * until bytes move again */
 	struct cm_buf rx;     /* bytes from the peer, fed by the caller, not yet read by OpenSSL */
 	size_t rx_off;        /* of which the first rx_off bytes were read already */
@@ -461,8 +461,8 @@ int cm_tls_conn_trim(struct cm_tls_conn *c)
 	cm_buf_free(&c->rx);
 	cm_buf_free(&c->tx);
 	c->rx_off = 0;
-	/* even empty, the BIO costs about 150 bytes with its lock: an idle session keeps none
-	 * (SSL_set_bio frees it); the next byte to move, either way, gets a fresh one */
+	/* even with no bytes, the BIO is an allocation with a lock of its own: an idle session
+	 * keeps none (SSL_set_bio frees it); the next byte to move, either way, gets a fresh one */
 	SSL_set_bio(c->ssl, NULL, NULL);
 	c->bio = NULL;
 	return 0;

@@ -6,10 +6,10 @@
  * never drops a connection. Creating a connection and reloading may happen on different
  * threads.
  *
- * struct cm_tls_conn drives one TLS session over buffers it keeps: the caller feeds bytes read from
- * the network, reads plaintext, writes plaintext, and sends what cm_tls_conn_take() returns. It
- * knows nothing of sockets or event loops, so the same code serves libuv streams, STARTTLS
- * upgrades and tests.
+ * struct cm_tls_conn drives one TLS session over buffers it keeps: the caller feeds bytes read
+ * from the network, reads plaintext, writes plaintext, and sends what cm_tls_conn_take() or
+ * cm_tls_conn_take_all() returns. It knows nothing of sockets or event loops, so the same code
+ * serves libuv streams, STARTTLS upgrades and tests.
  *
  * Defaults: TLS 1.2 minimum, no compression, no renegotiation, server cipher preference.
  */
@@ -105,8 +105,8 @@ size_t cm_tls_conn_take(struct cm_tls_conn *c, void *buf, size_t len);
 char *cm_tls_conn_take_all(struct cm_tls_conn *c, size_t *len);
 
 /* Give back the memory of buffers kept for reuse while nothing waits in either direction (an
- * idle connection): the BIO and the input buffer go, with the capacity of their largest burst,
- * and come back when the next byte moves (feed, write, shutdown). OpenSSL's own record buffers are
+ * idle connection): the BIO and both buffers go, with the capacity of their largest burst, and
+ * come back when the next byte moves (feed, write, shutdown). OpenSSL's own record buffers are
  * released by SSL_MODE_RELEASE_BUFFERS. 0 (also when trimmed already), -EBUSY (bytes waiting,
  * or the handshake not done: nothing changed). */
 int cm_tls_conn_trim(struct cm_tls_conn *c);
