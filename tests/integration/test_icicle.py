@@ -145,9 +145,9 @@ class Interop(unittest.TestCase):
     def check_uclient(self, args, n=30, clients=2):
         out, totals, lost = uclient(self.ic, self.peer, args, n, clients)
         if not totals and "Cannot complete Allocation" in out:
-            # Seen once in about thirty runs of the suite, on a loaded machine, and not since
-            # reproduced: the client gave up before an allocation answered. What icicle counted
-            # goes to the log, and the client runs once more; a second failure fails the test.
+            # Seen once in a clean-clone run of the suite, and not reproduced since: the client
+            # gave up before an allocation answered. What icicle counted goes to the log, and
+            # the client runs once more; a second failure fails the test.
             counts = "\n".join(line for line in self.ic.metrics().splitlines()
                                 if line.startswith(("icicle_allocations", "icicle_quota",
                                                     "icicle_requests", "icicle_auth",
