@@ -770,11 +770,24 @@ def psi_total():
         return None
 
 
+def steal_ticks():
+    """The time the hypervisor ran something else while this machine's CPUs had work (the
+    steal column of /proc/stat, all CPUs), in clock ticks, or None."""
+    try:
+        with open("/proc/stat") as f:
+            return int(f.readline().split()[8])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def chat_step(s, load, rate, tag="", steps=None):
-    p0, w0 = psi_total(), proc_runq_wait(s.pids())
+    p0, w0, st0 = psi_total(), proc_runq_wait(s.pids()), steal_ticks()
     r, cpu = load.run("chat %d %g %g" % (rate, STEP, DRAIN))
-    p1, w1 = psi_total(), proc_runq_wait(s.pids())
+    p1, w1, st1 = psi_total(), proc_runq_wait(s.pids()), steal_ticks()
     r["psi"] = (p1 - p0) / 1e6 / r["took_s"] if p0 is not None and p1 is not None else None
+    # the share of the machine's CPU time the host gave to others: the noise no server controls
+    r["steal"] = ((st1 - st0) / os.sysconf("SC_CLK_TCK") / r["took_s"] / os.cpu_count()
+                  if st0 is not None and st1 is not None else None)
     got = r["received"]
     r["server_cpu_s"] = cpu
     r["cpu_us_per_msg"] = cpu * 1e6 / got if got else None
@@ -787,17 +800,18 @@ def chat_step(s, load, rate, tag="", steps=None):
     r["client_cpu"] = r["client_cpu_s"] / max(r["took_s"], 1e-9)
     log("%s: %s%6d msg/s: received %d/%d errors %d p50 %.1f ms p99 %.1f ms (wire %.1f ms), "
         "server %.1f us CPU/msg (%.0f %% of a core), %.1f us/msg waiting for a CPU, client "
-        "%.0f %%, late %.1f ms, CPU pressure %.0f %%: %s" % (
+        "%.0f %%, late %.1f ms, CPU pressure %.0f %%, steal %.1f %%: %s" % (
             s.name, tag, rate, got, r["sent"], r["errors"], r["p50_us"] / 1000,
             r["p99_us"] / 1000, r["wire_p99_us"] / 1000, r["cpu_us_per_msg"] or 0,
             100 * cpu / max(r["took_s"], 1e-9), r["runq_wait_us_per_msg"] or 0,
             100 * r["client_cpu"], r["late_max_us"] / 1000, 100 * (r["psi"] or 0),
+            100 * (r["steal"] or 0),
             "ok" if r["ok"] else "not kept up"))
     if not r["ok"]:
         quiesce(s)
     if steps is not None:
         steps.append({"rate": rate, "cpu_us": r["cpu_us_per_msg"], "p99_us": r["p99_us"],
-                      "runq_us": r["runq_wait_us_per_msg"], "ok": r["ok"]})
+                      "runq_us": r["runq_wait_us_per_msg"], "steal": r["steal"], "ok": r["ok"]})
     return r
 
 
@@ -1048,8 +1062,10 @@ def section(results, notes, versions, started, conditions, big):
     # each round's values for the figures the machine moves most
     per_round = []
     for n in names:
-        per_round.append("%s: ceilings %s msg/s, CPU at %s msg/s %s µs, logins/s (SCRAM) %s" % (
-            LABELS[n], ", ".join(fmt(r.get("ceiling")) for r in results[n]), fmt(EQUAL_RATE),
+        per_round.append("%s: ceilings %s msg/s (steal %s %%), CPU at %s msg/s %s µs, logins/s "
+                         "(SCRAM) %s" % (
+            LABELS[n], ", ".join(fmt(r.get("ceiling")) for r in results[n]),
+            ", ".join(fmt(pctv(get(r, "ceil", "steal")), 1) for r in results[n]), fmt(EQUAL_RATE),
             ", ".join(fmt(get(r, "eq", "cpu_us_per_msg"), 1) for r in results[n]),
             ", ".join(fmt(r.get("logins_scram")) for r in results[n])))
     lines.append("Each round: " + "; ".join(per_round) + ".")
@@ -1057,11 +1073,14 @@ def section(results, notes, versions, started, conditions, big):
     halves = []
     for n in names:
         halves.append("%s: %s" % (LABELS[n], ", ".join(
-            "%s/s %s (wire %s)" % (fmt(get(r, "half", "rate")),
-                                   fmt(us(get(r, "half", "p99_us")), 1),
-                                   fmt(us(get(r, "half", "wire_p99_us")), 1))
+            "%s/s %s (wire %s, steal %s %%)" % (fmt(get(r, "half", "rate")),
+                                                fmt(us(get(r, "half", "p99_us")), 1),
+                                                fmt(us(get(r, "half", "wire_p99_us")), 1),
+                                                fmt(pctv(get(r, "half", "steal")), 1))
             for r in results[n])))
-    lines.append("p99 (ms) at half the ceiling, each round: " + "; ".join(halves) + ".")
+    lines.append("p99 (ms) at half the ceiling, each round, with the host's steal during the "
+                 "step (the share of this machine's CPU time its host gave to other guests): " +
+                 "; ".join(halves) + ".")
     lines.append("")
     curve = []
     for n in names:
@@ -1251,6 +1270,7 @@ def main():
         return 1
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     load0, psi0 = os.getloadavg(), cpu_pressure()
+    steal0, t_start = steal_ticks(), time.monotonic()
     notes, versions = {}, {}
     big_sessions = min(BIG_SESSIONS, hard - 500)
     with tempfile.TemporaryDirectory(prefix="xmpp-core-bench-") as workdir:
@@ -1306,13 +1326,17 @@ def main():
             if not results[n]:
                 del results[n]
                 notes.setdefault(n, "every round failed (see the log of bench/xmpp-core/run.sh)")
-        load1, psi1 = os.getloadavg(), cpu_pressure()
+        load1, psi1, steal1 = os.getloadavg(), cpu_pressure(), steal_ticks()
+        steal = ("%.1f" % (100 * (steal1 - steal0) / os.sysconf("SC_CLK_TCK") /
+                           (time.monotonic() - t_start) / (os.cpu_count() or 1))
+                 if steal0 is not None and steal1 is not None else "n/a")
         conditions = (
             "Load generator and server share the machine's %d cores (not pinned); the machine "
             "is shared with other work: load average (1, 5, 15 min) %s before and %s after, "
-            "CPU pressure (PSI some, avg60) %s %% before and %s %% after."
+            "CPU pressure (PSI some, avg60) %s %% before and %s %% after; over the whole run "
+            "the host gave %s %% of this machine's CPU time to other guests (steal)."
             % (os.cpu_count() or 0, " ".join("%.2f" % v for v in load0),
-               " ".join("%.2f" % v for v in load1), psi0 or "n/a", psi1 or "n/a"))
+               " ".join("%.2f" % v for v in load1), psi0 or "n/a", psi1 or "n/a", steal))
         if WORKERS:
             conditions += " xmpp-core with workers: %d (WORKERS), not its default of one per CPU." % WORKERS
         run = {"results": results, "big": big, "notes": notes, "versions": versions,

@@ -2,8 +2,9 @@
 """builds.py - the chat load of bench.py against one or more builds of xmpp-core, interleaved.
 
 For a change to the hot path: CPU per routed message, p99 from the schedule and p99 on the wire
-(xmpp-load's two latencies), and how long the server's threads waited for a CPU while runnable
-(schedstat: the machine's contention), at a few rates, each build with a fresh server per round,
+(xmpp-load's two latencies), how long the server's threads waited for a CPU while runnable
+(schedstat: the machine's contention) and the host's steal (/proc/stat: the CPU time the
+hypervisor gave to other guests), at a few rates, each build with a fresh server per round,
 the order of the builds reversed every other round, so that the machine's slow minutes fall on
 every build alike. With one build: the same figures at fixed rates, as the table's ceiling search
 does not give them. The archive is off, as in bench.py's table. Prints a table of medians with
@@ -52,7 +53,8 @@ def one(name, path, res):
         for r in RATES:
             x = B.chat_step(s, load, r, name + " ")
             res[(name, r)].append((x["cpu_us_per_msg"], x["p99_us"] / 1000,
-                                   x["wire_p99_us"] / 1000, x["runq_wait_us_per_msg"] or 0))
+                                   x["wire_p99_us"] / 1000, x["runq_wait_us_per_msg"] or 0,
+                                   100 * (x["steal"] or 0)))
 
 
 def main():
@@ -64,8 +66,9 @@ def main():
             one(name, path, res)
     print("| rate (msg/s) | build | CPU per message (µs), median (rounds) | p99 from the "
           "schedule (ms), median (rounds) | p99 on the wire (ms), median (rounds) | server "
-          "threads waiting for a CPU (µs per message), median (rounds) |")
-    print("|---:|---|---|---|---|---|")
+          "threads waiting for a CPU (µs per message), median (rounds) | the host's steal (% of "
+          "the machine's CPU time), median (rounds) |")
+    print("|---:|---|---|---|---|---|---|")
 
     def cell(v, digits):
         return "%s (%s)" % (fmt(statistics.median(v), digits),
@@ -74,9 +77,9 @@ def main():
     for r in RATES:
         for name, _ in bs:
             cols = list(zip(*res[(name, r)]))
-            print("| %s | %s | %s | %s | %s | %s |" % (fmt(r), name, cell(cols[0], 0),
-                                                       cell(cols[1], 1), cell(cols[2], 1),
-                                                       cell(cols[3], 1)))
+            print("| %s | %s | %s | %s | %s | %s | %s |" % (
+                fmt(r), name, cell(cols[0], 0), cell(cols[1], 1), cell(cols[2], 1),
+                cell(cols[3], 1), cell(cols[4], 1)))
     return 0
 
 
