@@ -9,7 +9,8 @@
 # message costs per routed message (archive_growth.py: as the archive grows); idle_tls.py holds
 # 100,000 idle TLS sessions over as many processes as the open-file limit asks and measures their
 # memory, syscost (syscost.c) what the kernel calls under a routed message cost here,
-# workers.py the chat load with one worker loop against two, and instructions.py the user-space
+# workers.py the chat load with one worker loop against two, rates.py the system calls and
+# context switches behind a routed message at each rate, and instructions.py the user-space
 # instructions of a routed message (callgrind). builds.py, not run here, compares builds.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
@@ -52,6 +53,11 @@ fi
 # (WORKERS=0 skips it; prints a small table)
 if [ "${WORKERS:-1}" != 0 ] && [ -z "${RENDER:-}" ]; then
 	/usr/bin/python3 "$here/workers.py"
+fi
+# the chat load at a few rates: what a routed message costs in user and system time, system
+# calls and context switches at each (RATES_COST=0 skips it; prints a small table)
+if [ "${RATES_COST:-1}" != 0 ] && [ -z "${RENDER:-}" ]; then
+	/usr/bin/python3 "$here/rates.py"
 fi
 # 100,000 idle TLS sessions and their memory (IDLE=0 skips it; rewrites its section of
 # docs/benchmarks.md)

@@ -1,0 +1,80 @@
+#!/usr/bin/python3
+"""rates.py - why a routed message costs xmpp-core less CPU the higher the rate: bench.py's chat
+load at a few rates on one server, and for each step what the server's threads spent per
+delivered message, from /proc alone (no perf):
+
+  user and system CPU time (µs)        /proc/PID/task/*/stat
+  read and write system calls           /proc/PID/io (syscr, syscw: every call of the read and
+                                        write families, the mailbox's eventfd included)
+  context switches, voluntary (the      /proc/PID/task/*/status
+  thread waited for work) and not
+  (the scheduler took the CPU)
+
+and the wire p99 and the host's steal during the step. Prints a small table (docs/benchmarks.md
+quotes it). The archive is off, as in bench.py's table.
+
+  RATES=4000,16000,30000,48000,64000
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench as B  # noqa: E402
+from benchlib import fmt  # noqa: E402
+
+RATES = [int(x) for x in os.environ.get("RATES", "4000,16000,30000,48000,64000").split(",")]
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def counters(pid):
+    """user s, system s, read calls, write calls, voluntary and involuntary switches."""
+    user = system = vol = invol = 0
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+                for line in f:
+                    if line.startswith("voluntary_ctxt_switches:"):
+                        vol += int(line.split()[1])
+                    elif line.startswith("nonvoluntary_ctxt_switches:"):
+                        invol += int(line.split()[1])
+        except OSError:
+            continue  # a thread that ended in between
+        user += int(fields[11])
+        system += int(fields[12])
+    io = {}
+    with open("/proc/%d/io" % pid) as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            io[k] = int(v)
+    return [user / TICK, system / TICK, io["syscr"], io["syscw"], vol, invol]
+
+
+def main():
+    B.ARCHIVE = False
+    rows = []
+    with B.chat_server("xmpp-core-rates-") as (s, load):
+        load.run("online 1 %d starttls scram 50" % B.CHAT_USERS)
+        load.run("chat 1000 1 10")  # warm-up
+        pid = s.pids()[0]
+        for rate in RATES:
+            c0 = counters(pid)
+            x = B.chat_step(s, load, rate)
+            c1 = counters(pid)
+            n = x["received"] or 1
+            d = [(b - a) / n for a, b in zip(c0, c1)]
+            rows.append((rate, d, x))
+    print("| rate (msg/s) | user CPU (µs) | system CPU (µs) | reads | writes | switches, "
+          "voluntary | switches, involuntary | p99 on the wire (ms) | steal (%) |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for rate, d, x in rows:
+        print("| %s%s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            fmt(rate), "" if x["ok"] else " (not kept up)", fmt(d[0] * 1e6, 1),
+            fmt(d[1] * 1e6, 1), fmt(d[2], 2), fmt(d[3], 2), fmt(d[4], 3), fmt(d[5], 3),
+            fmt(x["wire_p99_us"] / 1000, 1), fmt(100 * (x["steal"] or 0), 1)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
