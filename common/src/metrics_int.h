@@ -79,6 +79,7 @@ struct cm_metrics_family {
 struct cm_metrics {
 	pthread_mutex_t lock; /* guards the family and series lists, not the values */
 	struct cm_metrics_family *first, *last;
+	uint64_t cpu_wait_ns; /* process_cpu_wait_seconds_total's highest reading; under lock */
 };
 
 /* Register (or find) a counter series whose value fn(arg) computes at scrape time; the varargs

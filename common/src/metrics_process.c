@@ -214,8 +214,59 @@ static double start_time(void *arg)
 	return (double)btime + (double)st.starttime / clk_tck();
 }
 
+/* The time this process's threads spent runnable but waiting for a CPU, ns: the second field of
+ * each /proc/self/task/TID/schedstat. -ENOENT on a kernel without schedstats. */
+static int cpu_wait_ns(uint64_t *out)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+	uint64_t sum = 0;
+	int seen = 0;
+
+	if (!d)
+		return -errno;
+	while ((e = readdir(d)) != NULL) {
+		char path[64], buf[128], *p, *end;
+		unsigned long long v;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%.20s/schedstat", e->d_name);
+		if (read_small(path, buf, sizeof(buf)) <= 0)
+			continue;     /* the thread ended in between, or no schedstats */
+		p = strchr(buf, ' '); /* after the time on a CPU */
+		if (!p)
+			continue;
+		v = strtoull(p + 1, &end, 10);
+		if (end == p + 1)
+			continue;
+		sum += v;
+		seen = 1;
+	}
+	closedir(d);
+	if (!seen)
+		return -ENOENT;
+	*out = sum;
+	return 0;
+}
+
+/* A thread that ends takes its share with it; the counter keeps the highest sum it reported,
+ * so that it never goes down (arg: the registry, whose lock the renderer holds). */
+static double cpu_wait_seconds(void *arg)
+{
+	struct cm_metrics *m = arg;
+	uint64_t ns;
+
+	if (cpu_wait_ns(&ns))
+		return NAN;
+	if (ns > m->cpu_wait_ns)
+		m->cpu_wait_ns = ns;
+	return (double)m->cpu_wait_ns / 1e9;
+}
+
 int cm_metrics_add_process(struct cm_metrics *m)
 {
+	uint64_t ns;
 	int r;
 
 	r = cm_metrics__counter_fn(m, "process_cpu_seconds_total",
@@ -238,5 +289,13 @@ int cm_metrics_add_process(struct cm_metrics *m)
 	      : cm_metrics_gauge_fn(m, "process_start_time_seconds",
 	                            "Start time of the process since unix epoch in seconds.",
 	                            start_time, NULL, NULL);
+	/* only where the kernel keeps schedstats (CONFIG_SCHED_INFO) */
+	if (r == 0 && cpu_wait_ns(&ns) == 0)
+		r = cm_metrics__counter_fn(
+		    m, "process_cpu_wait_seconds_total",
+		    "Time the process's threads spent runnable but waiting for "
+		    "a CPU, in seconds (a rise is contention for the machine's "
+		    "CPUs, not slower work).",
+		    cpu_wait_seconds, m, NULL);
 	return r;
 }

@@ -3,12 +3,15 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <setjmp.h>
 #include <cmocka.h>
 
@@ -578,6 +581,90 @@ static void test_process(void **state)
 	cm_metrics_free(m);
 }
 
+/* --- process_cpu_wait_seconds_total: more busy threads than CPUs must wait for one ---------- */
+
+struct spinner {
+	pthread_t t;
+	atomic_int *spun;
+	atomic_bool *release;
+};
+
+static void *spin_then_wait(void *arg)
+{
+	struct spinner *sp = arg;
+	struct timespec now, until, nap = {0, 1000000};
+	volatile unsigned long x = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_nsec += 150000000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
+	do {
+		for (int i = 0; i < 10000; i++)
+			x = x + (unsigned long)i;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+	} while (now.tv_sec < until.tv_sec ||
+	         (now.tv_sec == until.tv_sec && now.tv_nsec < until.tv_nsec));
+	/* stay alive (asleep) until the scrape: a thread that ends takes its wait with it */
+	atomic_fetch_add(sp->spun, 1);
+	while (!atomic_load(sp->release))
+		nanosleep(&nap, NULL);
+	return NULL;
+}
+
+static void test_process_cpu_wait(void **state)
+{
+	struct cm_metrics *m;
+	struct spinner sp[64];
+	atomic_int spun = 0;
+	atomic_bool release = false;
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	int n;
+	char *text;
+	double before, during, after;
+
+	(void)state;
+	assert_int_equal(cm_metrics_alloc(&m), 0);
+	assert_int_equal(cm_metrics_add_process(m), 0);
+	text = render(m);
+	if (!strstr(text, "# TYPE process_cpu_wait_seconds_total counter\n")) {
+		free(text);
+		cm_metrics_free(m);
+		skip(); /* a kernel without schedstats: the metric is left out, not NaN */
+	}
+	before = sample(text, "process_cpu_wait_seconds_total");
+	free(text);
+	assert_true(before >= 0);
+	/* twice as many spinning threads as CPUs, plus one: each must wait for a CPU */
+	n = (int)(cpus > 0 && cpus < 31 ? 2 * cpus + 1 : 63);
+	for (int i = 0; i < n; i++) {
+		sp[i].spun = &spun;
+		sp[i].release = &release;
+		assert_int_equal(pthread_create(&sp[i].t, NULL, spin_then_wait, &sp[i]), 0);
+	}
+	while (atomic_load(&spun) < n) {
+		struct timespec nap = {0, 1000000};
+
+		nanosleep(&nap, NULL);
+	}
+	text = render(m);
+	during = sample(text, "process_cpu_wait_seconds_total");
+	free(text);
+	atomic_store(&release, true);
+	for (int i = 0; i < n; i++)
+		pthread_join(sp[i].t, NULL);
+	/* n threads of 150 ms on fewer CPUs: at least a few ms of waiting in all */
+	assert_true(during > before + 0.005);
+	/* the spinners are gone, and their share with them: the counter does not go down */
+	text = render(m);
+	after = sample(text, "process_cpu_wait_seconds_total");
+	free(text);
+	assert_true(after >= during);
+	cm_metrics_free(m);
+}
+
 static void test_null_handles(void **state)
 {
 	(void)state;
@@ -736,16 +823,27 @@ static void test_register_table(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_counter),         cmocka_unit_test(test_gauge),
-	    cmocka_unit_test(test_gauge_fn),        cmocka_unit_test(test_names),
-	    cmocka_unit_test(test_too_many_labels), cmocka_unit_test(test_clashes),
-	    cmocka_unit_test(test_bounds),          cmocka_unit_test(test_histogram),
-	    cmocka_unit_test(test_latency_buckets), cmocka_unit_test(test_escaping),
-	    cmocka_unit_test(test_exposition),      cmocka_unit_test(test_fmt_double),
-	    cmocka_unit_test(test_threads),         cmocka_unit_test(test_threads_register),
-	    cmocka_unit_test(test_process),         cmocka_unit_test(test_null_handles),
-	    cmocka_unit_test(test_render_limit),    cmocka_unit_test(test_alloc_registration),
-	    cmocka_unit_test(test_alloc_render),    cmocka_unit_test(test_register_table),
+	    cmocka_unit_test(test_counter),
+	    cmocka_unit_test(test_gauge),
+	    cmocka_unit_test(test_gauge_fn),
+	    cmocka_unit_test(test_names),
+	    cmocka_unit_test(test_too_many_labels),
+	    cmocka_unit_test(test_clashes),
+	    cmocka_unit_test(test_bounds),
+	    cmocka_unit_test(test_histogram),
+	    cmocka_unit_test(test_latency_buckets),
+	    cmocka_unit_test(test_escaping),
+	    cmocka_unit_test(test_exposition),
+	    cmocka_unit_test(test_fmt_double),
+	    cmocka_unit_test(test_threads),
+	    cmocka_unit_test(test_threads_register),
+	    cmocka_unit_test(test_process),
+	    cmocka_unit_test(test_process_cpu_wait),
+	    cmocka_unit_test(test_null_handles),
+	    cmocka_unit_test(test_render_limit),
+	    cmocka_unit_test(test_alloc_registration),
+	    cmocka_unit_test(test_alloc_render),
+	    cmocka_unit_test(test_register_table),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -111,7 +111,9 @@ void cm_metrics_observe(struct cm_histogram *h, double v);
 
 /* Register the standard process_* metrics (process_cpu_seconds_total, _resident_memory_bytes,
  * _virtual_memory_bytes, _open_fds, _max_fds, _start_time_seconds), read from /proc at scrape
- * time (NaN if /proc cannot be read). Once per registry: a second call gives -EEXIST. */
+ * time (NaN if /proc cannot be read), and process_cpu_wait_seconds_total, the threads' time
+ * runnable but waiting for a CPU, where the kernel keeps schedstats. Once per registry: a
+ * second call gives -EEXIST. */
 int cm_metrics_add_process(struct cm_metrics *m);
 
 /* Append the whole registry in text exposition format. 0 or -ENOMEM/-ENOBUFS, and then out is
