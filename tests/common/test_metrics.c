@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -617,11 +618,12 @@ static void *spin_then_wait(void *arg)
 static void test_process_cpu_wait(void **state)
 {
 	struct cm_metrics *m;
-	struct spinner sp[64];
+	struct spinner sp[3];
 	atomic_int spun = 0;
 	atomic_bool release = false;
-	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-	int n;
+	cpu_set_t mine, one;
+	pthread_attr_t attr;
+	int n = 3, cpu = 0;
 	char *text;
 	double before, during, after;
 
@@ -637,13 +639,20 @@ static void test_process_cpu_wait(void **state)
 	before = sample(text, "process_cpu_wait_seconds_total");
 	free(text);
 	assert_true(before >= 0);
-	/* twice as many spinning threads as CPUs, plus one: each must wait for a CPU */
-	n = (int)(cpus > 0 && cpus < 31 ? 2 * cpus + 1 : 63);
+	/* three spinning threads on one CPU, whatever the machine's size: each must wait */
+	assert_int_equal(sched_getaffinity(0, sizeof(mine), &mine), 0);
+	while (cpu < CPU_SETSIZE - 1 && !CPU_ISSET(cpu, &mine))
+		cpu++;
+	CPU_ZERO(&one);
+	CPU_SET(cpu, &one);
+	assert_int_equal(pthread_attr_init(&attr), 0);
+	assert_int_equal(pthread_attr_setaffinity_np(&attr, sizeof(one), &one), 0);
 	for (int i = 0; i < n; i++) {
 		sp[i].spun = &spun;
 		sp[i].release = &release;
-		assert_int_equal(pthread_create(&sp[i].t, NULL, spin_then_wait, &sp[i]), 0);
+		assert_int_equal(pthread_create(&sp[i].t, &attr, spin_then_wait, &sp[i]), 0);
 	}
+	pthread_attr_destroy(&attr);
 	while (atomic_load(&spun) < n) {
 		struct timespec nap = {0, 1000000};
 
@@ -655,7 +664,7 @@ static void test_process_cpu_wait(void **state)
 	atomic_store(&release, true);
 	for (int i = 0; i < n; i++)
 		pthread_join(sp[i].t, NULL);
-	/* n threads of 150 ms on fewer CPUs: at least a few ms of waiting in all */
+	/* three threads of 150 ms on one CPU: about 200 ms of waiting in all */
 	assert_true(during > before + 0.005);
 	/* the spinners are gone, and their share with them: the counter does not go down */
 	text = render(m);
