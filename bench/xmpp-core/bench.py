@@ -780,14 +780,21 @@ def steal_ticks():
         return None
 
 
+def steal_share(ticks0, ticks1, seconds):
+    """The share of the machine's CPU time the host gave to other guests between two
+    steal_ticks() readings taken seconds apart, or None."""
+    if ticks0 is None or ticks1 is None or seconds <= 0:
+        return None
+    return (ticks1 - ticks0) / os.sysconf("SC_CLK_TCK") / seconds / (os.cpu_count() or 1)
+
+
 def chat_step(s, load, rate, tag="", steps=None):
     p0, w0, st0 = psi_total(), proc_runq_wait(s.pids()), steal_ticks()
     r, cpu = load.run("chat %d %g %g" % (rate, STEP, DRAIN))
     p1, w1, st1 = psi_total(), proc_runq_wait(s.pids()), steal_ticks()
     r["psi"] = (p1 - p0) / 1e6 / r["took_s"] if p0 is not None and p1 is not None else None
     # the share of the machine's CPU time the host gave to others: the noise no server controls
-    r["steal"] = ((st1 - st0) / os.sysconf("SC_CLK_TCK") / r["took_s"] / os.cpu_count()
-                  if st0 is not None and st1 is not None else None)
+    r["steal"] = steal_share(st0, st1, r["took_s"])
     got = r["received"]
     r["server_cpu_s"] = cpu
     r["cpu_us_per_msg"] = cpu * 1e6 / got if got else None
@@ -1327,9 +1334,8 @@ def main():
                 del results[n]
                 notes.setdefault(n, "every round failed (see the log of bench/xmpp-core/run.sh)")
         load1, psi1, steal1 = os.getloadavg(), cpu_pressure(), steal_ticks()
-        steal = ("%.1f" % (100 * (steal1 - steal0) / os.sysconf("SC_CLK_TCK") /
-                           (time.monotonic() - t_start) / (os.cpu_count() or 1))
-                 if steal0 is not None and steal1 is not None else "n/a")
+        steal = steal_share(steal0, steal1, time.monotonic() - t_start)
+        steal = "n/a" if steal is None else "%.1f" % (100 * steal)
         conditions = (
             "Load generator and server share the machine's %d cores (not pinned); the machine "
             "is shared with other work: load average (1, 5, 15 min) %s before and %s after, "

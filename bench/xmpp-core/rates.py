@@ -13,7 +13,8 @@ delivered message, from /proc alone (no perf):
 and the wire p99 and the host's steal during the step. Prints a small table (docs/benchmarks.md
 quotes it). The archive is off, as in bench.py's table.
 
-  RATES=4000,16000,30000,48000,64000
+  COST_RATES=4000,16000,30000,48000,64000   (its own name: run.sh runs workers.py, whose RATES
+                                            are other rates, in the same environment)
 """
 import os
 import sys
@@ -22,7 +23,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench as B  # noqa: E402
 from benchlib import fmt  # noqa: E402
 
-RATES = [int(x) for x in os.environ.get("RATES", "4000,16000,30000,48000,64000").split(",")]
+RATES = [int(x) for x in
+         os.environ.get("COST_RATES", "4000,16000,30000,48000,64000").split(",")]
 TICK = os.sysconf("SC_CLK_TCK")
 
 

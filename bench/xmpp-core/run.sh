@@ -55,7 +55,8 @@ if [ "${WORKERS:-1}" != 0 ] && [ -z "${RENDER:-}" ]; then
 	/usr/bin/python3 "$here/workers.py"
 fi
 # the chat load at a few rates: what a routed message costs in user and system time, system
-# calls and context switches at each (RATES_COST=0 skips it; prints a small table)
+# calls and context switches at each (RATES_COST=0 skips it, COST_RATES=... sets the rates;
+# prints a small table)
 if [ "${RATES_COST:-1}" != 0 ] && [ -z "${RENDER:-}" ]; then
 	/usr/bin/python3 "$here/rates.py"
 fi
