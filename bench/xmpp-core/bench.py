@@ -180,17 +180,22 @@ def tree(pid):
     return out
 
 
-def proc_cpu(pids):
-    """utime + stime of processes (all threads), in seconds."""
-    total = 0
+def proc_times(pids):
+    """(utime, stime) of processes (all their threads, the ended ones too), in seconds."""
+    user = system = 0
     for pid in pids:
         try:
             with open("/proc/%d/stat" % pid) as f:
                 fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
+            user, system = user + int(fields[11]), system + int(fields[12])
         except (OSError, IndexError):
             pass
-    return total / CLK_TCK
+    return user / CLK_TCK, system / CLK_TCK
+
+
+def proc_cpu(pids):
+    """utime + stime of processes (all threads), in seconds."""
+    return sum(proc_times(pids))
 
 
 def proc_runq_wait(pids):

@@ -3,7 +3,7 @@
 load at a few rates on one server, and for each step what the server's threads spent per
 delivered message, from /proc alone (no perf):
 
-  user and system CPU time (µs)        /proc/PID/task/*/stat
+  user and system CPU time (µs)        /proc/PID/stat
   read and write system calls           /proc/PID/io (syscr, syscw: every call of the read and
                                         write families, the mailbox's eventfd included)
   context switches, voluntary (the      /proc/PID/task/*/status
@@ -25,16 +25,16 @@ from benchlib import fmt  # noqa: E402
 
 RATES = [int(x) for x in
          os.environ.get("COST_RATES", "4000,16000,30000,48000,64000").split(",")]
-TICK = os.sysconf("SC_CLK_TCK")
 
 
 def counters(pid):
-    """user s, system s, read calls, write calls, voluntary and involuntary switches."""
-    user = system = vol = invol = 0
+    """user s, system s (the process's, ended threads included), read calls, write calls,
+    voluntary and involuntary switches (summed over the threads: /proc/PID/status counts only
+    the first thread's)."""
+    user, system = B.proc_times([pid])
+    vol = invol = 0
     for tid in os.listdir("/proc/%d/task" % pid):
         try:
-            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
             with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
                 for line in f:
                     if line.startswith("voluntary_ctxt_switches:"):
@@ -43,14 +43,12 @@ def counters(pid):
                         invol += int(line.split()[1])
         except OSError:
             continue  # a thread that ended in between
-        user += int(fields[11])
-        system += int(fields[12])
     io = {}
     with open("/proc/%d/io" % pid) as f:
         for line in f:
             k, _, v = line.partition(":")
             io[k] = int(v)
-    return [user / TICK, system / TICK, io["syscr"], io["syscw"], vol, invol]
+    return [user, system, io["syscr"], io["syscw"], vol, invol]
 
 
 def main():
