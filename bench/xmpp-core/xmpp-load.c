@@ -23,10 +23,13 @@
  *                                      Latency: from the message's scheduled send time to its
  *                                      arrival, so a client that falls behind is not hidden;
  *                                      and, apart, the wire latency: from the clock read just
- *                                      before the batch that carries it is written to the
+ *                                      before the write that carries the message to the
  *                                      moment the kernel queued the server's copy on the
  *                                      recipient's socket (SO_TIMESTAMPNS), which leaves out
- *                                      the client's own delays in sending and reading
+ *                                      the client's own delays in sending and reading; and
+ *                                      the batch wire latency, which runs from the clock read
+ *                                      before the batch of sends that holds the message was
+ *                                      built (before 2026-12-07, the only wire latency)
  *   close                              end every online session's stream and wait for the server
  *                                      to close (at most 10 s)
  *   sm                                 every online session enables resumable stream management
@@ -169,8 +172,11 @@ static struct {
 	uint64_t chat_sent, chat_recv, chat_err, chat_late_max;
 	uint32_t *lat_us;
 	size_t nlat, lat_cap;
-	uint32_t *wire_us; /* from the sender's write to the kernel's arrival at the recipient */
+	uint32_t *wire_us; /* from the clock read before the write that carries a message to the
+	                    * kernel's arrival of the server's copy at the recipient */
 	size_t nwire, wire_cap;
+	uint32_t *bwire_us; /* the same from the clock read before the message's batch was built */
+	size_t nbwire, bwire_cap;
 	BIO_METHOD *bio_ts; /* a socket BIO that keeps the kernel's receive timestamps */
 	/* stream management: sessions enabled, and those dropped (to be resumed) */
 	unsigned long sm_ok, sm_failed;
@@ -400,10 +406,33 @@ static void sendf(struct conn *c, const char *fmt, ...)
 
 static void conn_close(struct conn *c, const char *why);
 
+/* A chat message carries WRITE_MARK in its body until the write that carries it: then the wall
+ * clock, read just before that write, takes the mark's digits (zero-padded nanoseconds). */
+#define WRITE_MARK "x=zzzzzzzzzzzzzzzzzzz"
+
+static void stamp_writes(struct conn *c)
+{
+	char *p = c->out, *end = c->out + c->out_len;
+	uint64_t now = 0;
+
+	while (p < end && (p = memmem(p, (size_t)(end - p), WRITE_MARK, sizeof(WRITE_MARK) - 1))) {
+		char digits[24];
+
+		if (!now)
+			now = real_ns();
+		snprintf(digits, sizeof(digits), "%019" PRIu64, now);
+		memcpy(p + 2, digits, 19);
+		p += sizeof(WRITE_MARK) - 1;
+	}
+}
+
 /* Write what is queued; 0, or -1 when the connection failed (and was closed). */
 static int flush(struct conn *c)
 {
 	size_t off = 0;
+
+	if (c->out_len)
+		stamp_writes(c);
 
 	while (off < c->out_len) {
 		ssize_t n;
@@ -888,11 +917,18 @@ static void on_message(struct conn *c, const char *p, size_t len)
 		u32_push(&g.lat_us, &g.nlat, &g.lat_cap,
 		         (uint32_t)(now > sent ? (now - sent) / 1000 : 0));
 		if (e[0] == ' ' && e[1] == 'w' && e[2] == '=' && c->rx_real_ns) {
-			uint64_t wall = strtoull(e + 3, NULL, 10);
+			uint64_t batch = strtoull(e + 3, &e, 10), written;
 
 			u32_push(
-			    &g.wire_us, &g.nwire, &g.wire_cap,
-			    (uint32_t)(c->rx_real_ns > wall ? (c->rx_real_ns - wall) / 1000 : 0));
+			    &g.bwire_us, &g.nbwire, &g.bwire_cap,
+			    (uint32_t)(c->rx_real_ns > batch ? (c->rx_real_ns - batch) / 1000 : 0));
+			if (e[0] == ' ' && e[1] == 'x' && e[2] == '=' && e[3] != 'z') {
+				written = strtoull(e + 3, NULL, 10);
+				u32_push(&g.wire_us, &g.nwire, &g.wire_cap,
+				         (uint32_t)(c->rx_real_ns > written
+				                        ? (c->rx_real_ns - written) / 1000
+				                        : 0));
+			}
 		}
 	}
 }
@@ -1358,20 +1394,20 @@ static void cmd_chat(double rate, double secs, double drain)
 	uint64_t end_drain, interval_ns = (uint64_t)(1e9 / rate);
 	double cpu0 = cpu_s(), cpu_send;
 	size_t n = g.nonline;
-	char body_pad[48];
+	char body_pad[26]; /* the stanza keeps the length it had before the write stamp came */
 
 	memset(body_pad, 'x', sizeof(body_pad) - 1);
 	body_pad[sizeof(body_pad) - 1] = '\0';
 	g.chat_sent = g.chat_recv = g.chat_err = g.chat_late_max = 0;
-	g.nlat = g.nwire = 0;
+	g.nlat = g.nwire = g.nbwire = 0;
 	if (n < 2) {
 		printf("{\"cmd\":\"chat\",\"error\":\"fewer than 2 sessions online\"}\n");
 		fflush(stdout);
 		return;
 	}
 	while (seq < total) {
-		/* the wall clock for the wire latency, read before the batch is built: never later
-		 * than the write that carries a message */
+		/* the wall clock for the batch wire latency, read before the batch is built; the
+		 * wire latency's own clock is read at each write (stamp_writes()) */
 		uint64_t now = now_ns(), due = (now - t0) / interval_ns + 1, wall = real_ns();
 
 		if (due > total)
@@ -1389,7 +1425,7 @@ static void cmd_chat(double rate, double secs, double drain)
 			snprintf(to, sizeof(to), g.user_fmt, g.online[ti]->user);
 			sendf(from,
 			      "<message to='%s@%s' type='chat' id='m%" PRIu64 "'><body>t=%" PRIu64
-			      " w=%" PRIu64 " %s</body></message>",
+			      " w=%" PRIu64 " " WRITE_MARK " %s</body></message>",
 			      to, g.domain, seq, sched, wall, body_pad);
 			if (now - sched > g.chat_late_max)
 				g.chat_late_max = now - sched;
@@ -1413,20 +1449,25 @@ static void cmd_chat(double rate, double secs, double drain)
 
 		qsort(g.lat_us, g.nlat, sizeof(*g.lat_us), cmp_u32);
 		qsort(g.wire_us, g.nwire, sizeof(*g.wire_us), cmp_u32);
+		qsort(g.bwire_us, g.nbwire, sizeof(*g.bwire_us), cmp_u32);
 		printf("{\"cmd\":\"chat\",\"rate\":%.0f,\"seconds\":%.3f,\"sent\":%" PRIu64
 		       ",\"received\":%" PRIu64 ",\"errors\":%" PRIu64
 		       ",\"sent_per_s\":%.1f,\"p50_us\":%u,\"p90_us\":%u,\"p99_us\":%u,"
 		       "\"p999_us\":%u,\"max_us\":%u,\"late_max_us\":%" PRIu64
 		       ",\"client_cpu_s\":%.3f,\"client_cpu_send_s\":%.3f,\"took_s\":%.3f,"
 		       "\"online\":%zu,\"wire_n\":%zu,\"wire_p50_us\":%u,\"wire_p90_us\":%u,"
-		       "\"wire_p99_us\":%u,\"wire_max_us\":%u}\n",
+		       "\"wire_p99_us\":%u,\"wire_max_us\":%u,\"batch_wire_n\":%zu,"
+		       "\"batch_wire_p50_us\":%u,\"batch_wire_p90_us\":%u,\"batch_wire_p99_us\":%u,"
+		       "\"batch_wire_max_us\":%u}\n",
 		       rate, secs, g.chat_sent, g.chat_recv, g.chat_err, g.chat_sent / secs,
 		       pct(g.lat_us, g.nlat, 0.5), pct(g.lat_us, g.nlat, 0.9),
 		       pct(g.lat_us, g.nlat, 0.99), pct(g.lat_us, g.nlat, 0.999),
 		       g.nlat ? g.lat_us[g.nlat - 1] : 0, g.chat_late_max / 1000, cpu_s() - cpu0,
 		       cpu_send, took, g.nonline, g.nwire, pct(g.wire_us, g.nwire, 0.5),
 		       pct(g.wire_us, g.nwire, 0.9), pct(g.wire_us, g.nwire, 0.99),
-		       g.nwire ? g.wire_us[g.nwire - 1] : 0);
+		       g.nwire ? g.wire_us[g.nwire - 1] : 0, g.nbwire,
+		       pct(g.bwire_us, g.nbwire, 0.5), pct(g.bwire_us, g.nbwire, 0.9),
+		       pct(g.bwire_us, g.nbwire, 0.99), g.nbwire ? g.bwire_us[g.nbwire - 1] : 0);
 		fflush(stdout);
 	}
 	(void)n;
