@@ -665,19 +665,39 @@ class Load:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def run(self, cmd, timeout=600):
-        """(the tool's JSON answer, server CPU seconds during the command)."""
+        """(the tool's JSON answer, server CPU seconds during the command); timeout as in
+        answer()."""
         c0 = self.server.cpu()
         self.send(cmd)
-        r = self.answer()
+        r = self.answer(timeout)
         return r, self.server.cpu() - c0
 
     def send(self, cmd):
+        self.last_cmd = cmd
         self.proc.stdin.write(cmd + "\n")
         self.proc.stdin.flush()
 
-    def answer(self):
-        line = self.proc.stdout.readline()
+    def answer(self, timeout=600):
+        """The answer to the command sent last. A generator that gives none within timeout
+        seconds is killed, which ends the read: one that hangs fails its step instead of
+        hanging the bench."""
+        fired = threading.Event()
+
+        def kill():
+            fired.set()
+            self.proc.kill()
+
+        timer = threading.Timer(timeout, kill)
+        timer.daemon = True
+        timer.start()
+        try:
+            line = self.proc.stdout.readline()
+        finally:
+            timer.cancel()
         if not line:
+            if fired.is_set():
+                raise RuntimeError("xmpp-load gave no answer to \"%s\" in %g s, and was "
+                                   "killed" % (self.last_cmd, timeout))
             raise RuntimeError("xmpp-load exited: %s" % self.proc.stderr.read()[-500:])
         return json.loads(line)
 
