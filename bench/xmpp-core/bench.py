@@ -1332,7 +1332,7 @@ def targets(med):
                  "it), %s over TLS (%.2f)" % (verdict(a <= 0.5), a, verdict(b <= 0.5), b))
     if x.get("half_wire_p99") is not None:
         t.append("p99 routing latency < 5 ms at half the saturation rate: %s (%s ms at %s "
-                 "msg/s from the sender's write to the copy's arrival, row 6; %s ms counted "
+                 "msg/s on the wire, row 6, which says from which clock; %s ms counted "
                  "from when each message was due, with the load generator's own delays, "
                  "row 4)" % (verdict(x["half_wire_p99"] < 5000),
                              fmt(x["half_wire_p99"] / 1000, 1), fmt(x.get("half_rate")),
