@@ -681,11 +681,13 @@ class Load:
         """The answer to the command sent last. A generator that gives none within timeout
         seconds is killed, which ends the read: one that hangs fails its step instead of
         hanging the bench."""
-        fired = threading.Event()
+        lock, waiting, fired = threading.Lock(), [True], [False]
 
         def kill():
-            fired.set()
-            self.proc.kill()
+            with lock:  # not once the answer is in: the generator then stays usable
+                if waiting[0]:
+                    fired[0] = True
+                    self.proc.kill()
 
         timer = threading.Timer(timeout, kill)
         timer.daemon = True
@@ -693,9 +695,11 @@ class Load:
         try:
             line = self.proc.stdout.readline()
         finally:
+            with lock:
+                waiting[0] = False
             timer.cancel()
         if not line:
-            if fired.is_set():
+            if fired[0]:
                 raise RuntimeError("xmpp-load gave no answer to \"%s\" in %g s, and was "
                                    "killed" % (self.last_cmd, timeout))
             raise RuntimeError("xmpp-load exited: %s" % self.proc.stderr.read()[-500:])
